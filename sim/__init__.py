@@ -1,0 +1,1 @@
+"""pdsim: simulate progressive-delivery policies before production does."""

@@ -1,0 +1,246 @@
+"""The policy contract: observations in, actions out, state passed through.
+
+A policy is a pure state machine in the style of Gymnasium's ``FuncEnv``:
+``step(state, observation) -> (new_state, actions)``. It never imports simpy, never
+sees raw requests and never mutates its inputs, so the same object can be driven by the
+simulator, by a recorded metric series (``pdsim replay``) or by a unit test with
+hand-written observations. ``check_policy`` verifies that contract for any policy, the
+way scikit-learn's ``check_estimator`` does for estimators.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+#: Value of a metric query that returned nothing (Prometheus: empty vector or NaN).
+NO_DATA = None
+
+
+@dataclass(frozen=True)
+class Routes:
+    """What the router is doing now, as the controller reads it back (``GetRoutes``).
+
+    Attributes:
+        canary_weight: percent of live traffic sent to the canary (0-100).
+        mirrored: whether the canary receives a mirrored copy of primary traffic.
+    """
+
+    canary_weight: int = 0
+    mirrored: bool = False
+
+    @property
+    def primary_weight(self) -> int:
+        return 100 - self.canary_weight
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Readiness of a workload as Kubernetes reports it.
+
+    Attributes:
+        ready: available replicas meet the ready threshold.
+        unready_since: when the ``MinimumReplicasUnavailable`` condition was last
+            updated (seconds since t=0), or None when ready. Flagger compares this
+            with ``progressDeadlineSeconds`` (``pkg/canary/deployment_ready.go``).
+    """
+
+    ready: bool = True
+    unready_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything a policy may see at one tick.
+
+    Attributes:
+        t: seconds since the new revision was applied.
+        tick: 1-based tick number.
+        metrics: metric name -> value, or ``NO_DATA`` (None) when the query returned
+            nothing. The simulator passes a lazy mapping that evaluates a query only
+            when the policy reads it; values never depend on whether they were read.
+        routes: the router's current state.
+        canary: canary workload readiness.
+        primary: primary workload readiness.
+        webhooks: scripted webhook outcomes by hook type or name (True = 2xx).
+    """
+
+    t: float
+    tick: int
+    metrics: Mapping[str, float | None] = field(default_factory=dict)
+    routes: Routes = Routes()
+    canary: Readiness = Readiness()
+    primary: Readiness = Readiness()
+    webhooks: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Route ``canary_weight`` percent of live traffic to the canary (rest to primary)."""
+
+    canary_weight: int
+    mirrored: bool = False
+
+
+@dataclass(frozen=True)
+class Promote:
+    """Copy the canary's spec to the primary: from now on the new version serves all
+    traffic that reaches the primary. This is the promotion *decision*."""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Abandon the release: all traffic back to the (unchanged) primary."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ScaleUp:
+    """Scale the canary from zero: its pods start, readiness is measured from now."""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The rollout reached a terminal phase (canary scaled to zero)."""
+
+    phase: str
+
+
+Action = SetWeights | Promote | Rollback | ScaleUp | Finish
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """A query the policy will read each tick.
+
+    Attributes:
+        name: the key under which the value appears in ``Observation.metrics``.
+        signal: what is measured: ``request-success-rate`` (percent 0-100) or
+            ``request-duration`` (p99 in ms).
+        window_s: the PromQL range (``[1m]``) in seconds.
+        min: lower bound of the passing range (None: unbounded).
+        max: upper bound of the passing range (None: unbounded).
+    """
+
+    name: str
+    signal: str
+    window_s: float
+    min: float | None = None
+    max: float | None = None
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the world and ``pdsim replay`` need from a policy."""
+
+    name: str
+    terminal_phases: frozenset[str]
+
+    def initial_state(self) -> Any: ...
+
+    def step(self, state: Any, obs: Observation) -> tuple[Any, tuple[Action, ...]]: ...
+
+    def next_tick(self, state: Any, t: float) -> float | None:
+        """Time of the next tick after ``t``, or None when the policy is done."""
+        ...
+
+    def queries(self) -> Sequence[MetricQuery]: ...
+
+    def status(self, state: Any) -> dict[str, Any]:
+        """The controller's status fields for the trace (phase, canary_weight, ...)."""
+        ...
+
+
+class PolicyContractError(AssertionError):
+    """A policy broke the contract that ``check_policy`` verifies."""
+
+
+def _random_observation(rng: np.random.Generator, t: float, tick: int, queries: Sequence[MetricQuery],
+                        routes: Routes) -> Observation:
+    metrics: dict[str, float | None] = {}
+    for q in queries:
+        u = rng.random()
+        if u < 0.15:
+            metrics[q.name] = NO_DATA
+        elif u < 0.2:
+            metrics[q.name] = math.nan
+        elif q.signal == "request-success-rate":
+            metrics[q.name] = float(rng.choice([100.0, 99.9, 99.0, 95.0, 50.0, 0.0]))
+        else:
+            metrics[q.name] = float(rng.choice([1.0, 50.0, 300.0, 500.0, 5000.0]))
+    canary_ready = bool(rng.random() > 0.1)
+    return Observation(
+        t=t, tick=tick, metrics=metrics, routes=routes,
+        canary=Readiness(canary_ready, None if canary_ready else max(0.0, t - float(rng.integers(0, 1200)))),
+        primary=Readiness(bool(rng.random() > 0.05)),
+        webhooks={},
+    )
+
+
+def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, seed: int = 0) -> None:
+    """Verify the policy contract on random observation sequences.
+
+    Checks, for every tick of every episode:
+
+    * purity: ``step`` does not mutate its state argument, and the same
+      ``(state, observation)`` always gives the same result;
+    * weights: every ``SetWeights`` routes 0-100 percent;
+    * terminal phases are absorbing: once ``status(state)["phase"]`` is terminal, later
+      steps return an equal state and no actions, and ``next_tick`` returns None;
+    * ``next_tick`` moves time strictly forward.
+
+    Args:
+        policy: the policy under test.
+        episodes: random episodes to run.
+        max_ticks: ticks per episode at most.
+        seed: seed of the generator that draws observations.
+
+    Raises:
+        PolicyContractError: naming the broken rule, the episode and the tick.
+    """
+    rng = np.random.default_rng(seed)
+    queries = list(policy.queries())
+    for episode in range(episodes):
+        state = policy.initial_state()
+        routes = Routes()
+        t = 0.0
+        for tick in range(1, max_ticks + 1):
+            nt = policy.next_tick(state, t)
+            phase = policy.status(state)["phase"]
+            if phase in policy.terminal_phases:
+                if nt is not None:
+                    raise PolicyContractError(f"episode {episode} tick {tick}: next_tick after terminal phase {phase}")
+                nt = t + 60.0
+            elif nt is None or nt <= t:
+                raise PolicyContractError(f"episode {episode} tick {tick}: next_tick({t}) = {nt} does not move forward")
+            t = nt
+            obs = _random_observation(rng, t, tick, queries, routes)
+            before = copy.deepcopy(state)
+            new_state, actions = policy.step(state, obs)
+            if state != before:
+                raise PolicyContractError(f"episode {episode} tick {tick}: step mutated its state argument")
+            again = policy.step(before, obs)
+            if again != (new_state, actions):
+                raise PolicyContractError(f"episode {episode} tick {tick}: step is not deterministic")
+            if phase in policy.terminal_phases and (new_state != state or actions):
+                raise PolicyContractError(
+                    f"episode {episode} tick {tick}: terminal phase {phase} is not absorbing")
+            for a in actions:
+                if isinstance(a, SetWeights):
+                    if not 0 <= a.canary_weight <= 100:
+                        raise PolicyContractError(
+                            f"episode {episode} tick {tick}: weight {a.canary_weight} outside 0-100")
+                    routes = Routes(a.canary_weight, a.mirrored)
+                elif isinstance(a, Rollback):
+                    routes = Routes()
+            status = policy.status(new_state)
+            weight = status.get("canary_weight", 0)
+            if not 0 <= weight <= 100:
+                raise PolicyContractError(f"episode {episode} tick {tick}: status weight {weight} outside 0-100")
+            state = new_state

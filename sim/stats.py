@@ -1,0 +1,327 @@
+"""Interval estimates and run-record summaries for pdsim.
+
+Every rate pdsim reports carries a Wilson score interval and every quantile a
+distribution-free (order-statistic) interval, so that a reader can tell a real
+difference between policies from Monte Carlo noise. Nothing here prints and
+nothing draws random numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+
+__all__ = [
+    "wilson_interval",
+    "rate",
+    "quantile_interval",
+    "mean_interval",
+    "summarize_records",
+    "format_summary_table",
+]
+
+#: Record fields summarised with quantiles and a mean (NaN/None values are skipped).
+_QUANTITIES = ("detection_time_s", "decision_time_s", "excess_errors", "users_affected")
+_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95}
+
+
+def _check_confidence(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    return float(confidence)
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion.
+
+    Args:
+        k: Number of successes, ``0 <= k <= n``.
+        n: Number of trials, ``n >= 0``.
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(low, high)``. ``n == 0`` gives ``(0.0, 1.0)``; ``k == 0`` gives a low
+        of exactly 0.0 and ``k == n`` a high of exactly 1.0.
+
+    Raises:
+        ValueError: On negative counts, ``k > n`` or a confidence outside (0, 1).
+    """
+    confidence = _check_confidence(confidence)
+    k, n = int(k), int(n)
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    z = float(_st.norm.ppf(0.5 + confidence / 2.0))
+    p = k / n
+    z2n = z * z / n
+    center = (p + z2n / 2.0) / (1.0 + z2n)
+    half = z / (1.0 + z2n) * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n))
+    # The closed form reaches the edges only up to rounding; pin them exactly so
+    # that "0 of n" never reports a tiny negative or positive lower bound.
+    low = 0.0 if k == 0 else max(0.0, center - half)
+    high = 1.0 if k == n else min(1.0, center + half)
+    return low, high
+
+
+def rate(k: int, n: int, confidence: float = 0.95) -> dict:
+    """A proportion with its Wilson interval.
+
+    Args:
+        k: Number of successes.
+        n: Number of trials.
+        confidence: Two-sided confidence level.
+
+    Returns:
+        ``{"rate", "low", "high", "k", "n"}``; ``rate`` is None when ``n == 0``
+        (low/high are then the uninformative ``0.0``/``1.0``).
+    """
+    low, high = wilson_interval(k, n, confidence)
+    k, n = int(k), int(n)
+    return {"rate": (k / n) if n else None, "low": low, "high": high, "k": k, "n": n}
+
+
+def _order_stat_ranks(n: int, q: float, alpha: float) -> tuple[int, int]:
+    """1-based ranks ``(l, u)`` with ``P(X_(l) <= xi_q <= X_(u)) >= 1 - alpha``.
+
+    The count B of observations below ``xi_q`` is Binomial(n, q), and
+    ``X_(l) <= xi_q <= X_(u)`` holds exactly when ``l <= B <= u - 1`` (continuous
+    case; ties only raise coverage). Rank 0 means "no lower bound", rank
+    ``n + 1`` "no upper bound".
+    """
+    j = np.arange(n + 1)
+    cdf = _st.binom.cdf(j, n, q)
+    sf = _st.binom.sf(j, n, q)  # P(B > j), computed directly to keep tail precision
+
+    def lower(a: float) -> int:
+        # Largest l with P(B <= l - 1) <= a; cdf is monotone so count the hits.
+        return int(np.count_nonzero(cdf <= a))
+
+    def upper(a: float) -> int:
+        # Smallest u with P(B >= u) = sf(u - 1) <= a.
+        hits = np.flatnonzero(sf <= a)
+        return int(hits[0]) + 1 if hits.size else n + 1
+
+    lo, up = lower(alpha / 2.0), upper(alpha / 2.0)
+    # When one side cannot be bounded it contributes no miss probability, so the
+    # whole alpha may go to the other side; still guarantees the coverage.
+    if lo == 0 and up <= n:
+        up = upper(alpha)
+    elif up > n and lo >= 1:
+        lo = lower(alpha)
+    return lo, up
+
+
+def quantile_interval(values: np.ndarray, q: float, confidence: float = 0.95) -> dict:
+    """Sample quantile with a distribution-free order-statistic interval.
+
+    Args:
+        values: Observations; NaNs are ignored.
+        q: Quantile level in [0, 1].
+        confidence: Two-sided confidence level.
+
+    Returns:
+        ``{"value", "low", "high", "n"}``. ``value`` uses numpy's 'linear'
+        method. A side that n is too small to bound is ``-inf``/``+inf``. With
+        no observations value/low/high are None.
+
+    Raises:
+        ValueError: If ``q`` is outside [0, 1] or confidence outside (0, 1).
+    """
+    alpha = 1.0 - _check_confidence(confidence)
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
+    x = np.asarray(values, dtype=float).ravel()
+    x = np.sort(x[~np.isnan(x)])
+    n = int(x.size)
+    if n == 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    lo, up = _order_stat_ranks(n, q, alpha)
+    return {
+        "value": float(np.quantile(x, q, method="linear")),
+        "low": float(x[lo - 1]) if lo >= 1 else -math.inf,
+        "high": float(x[up - 1]) if up <= n else math.inf,
+        "n": n,
+    }
+
+
+def mean_interval(values: np.ndarray, confidence: float = 0.95) -> dict:
+    """Sample mean with a Student-t interval.
+
+    Args:
+        values: Observations; NaNs are ignored.
+        confidence: Two-sided confidence level.
+
+    Returns:
+        ``{"value", "low", "high", "n"}``; low/high are None when ``n < 2`` and
+        value is None when ``n == 0``.
+    """
+    confidence = _check_confidence(confidence)
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[~np.isnan(x)]
+    n = int(x.size)
+    if n == 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    mean = float(x.mean())
+    if n < 2:
+        return {"value": mean, "low": None, "high": None, "n": n}
+    half = float(_st.t.ppf(0.5 + confidence / 2.0, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    return {"value": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def _json_num(v: Any) -> Any:
+    """Plain Python number, or None for missing/non-finite values (JSON has no NaN/inf)."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _clean(d: dict) -> dict:
+    return {key: _json_num(val) for key, val in d.items()}
+
+
+def _bools(df: pd.DataFrame, col: str) -> np.ndarray:
+    # Missing values (None/NaN) count as False rather than raising: a record that
+    # does not say a release was bad is not evidence that it was.
+    if col not in df:
+        return np.zeros(len(df), dtype=bool)
+    return np.array([bool(v) if v is not None and v == v else False for v in df[col]], dtype=bool)
+
+
+def _floats(df: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in df:
+        return np.full(len(df), np.nan)
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+
+
+def _quantity(x: np.ndarray, confidence: float, quantiles: bool = True) -> dict:
+    out = {}
+    if quantiles:
+        for name, q in _QUANTILES.items():
+            out[name] = _clean(quantile_interval(x, q, confidence))
+    out["mean"] = _clean(mean_interval(x, confidence))
+    return out
+
+
+def summarize_records(
+    records: pd.DataFrame | Sequence[Mapping], confidence: float = 0.95
+) -> dict:
+    """Build the ``summary`` object of pdsim's ``--json`` output.
+
+    Args:
+        records: Run records (a DataFrame or a sequence of mappings) following
+            the run-record contract (outcome, release_bad, times, counts, ...).
+        confidence: Confidence level of every interval.
+
+    Returns:
+        A JSON-serialisable dict (plain ints/floats/None, never NaN or inf) with
+        ``runs``, ``confidence``, the outcome rates, ``false_rollback_rate``,
+        ``detection_rate``, ``missed_rate`` and interval summaries of
+        detection/decision time, excess errors, users affected and canary
+        requests. Quantity intervals that cannot be bounded are None.
+    """
+    df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+    n = len(df)
+    outcome = (
+        df["outcome"].astype(str).to_numpy() if "outcome" in df else np.array([], dtype=str)
+    )
+    bad = _bools(df, "release_bad")
+    rolled_back = outcome == "rolled_back"
+    summary: dict[str, Any] = {"runs": n, "confidence": float(confidence)}
+    for name in ("promoted", "rolled_back", "unfinished"):
+        summary[name] = rate(int(np.count_nonzero(outcome == name)), n, confidence)
+    # Counting inside the conditioning set keeps k <= n even if a record is
+    # inconsistent (e.g. false_rollback set on a bad release).
+    good = ~bad
+    summary["false_rollback_rate"] = rate(
+        int(np.count_nonzero(_bools(df, "false_rollback") & good)), int(good.sum()), confidence
+    )
+    summary["detection_rate"] = rate(
+        int(np.count_nonzero(rolled_back & bad)), int(bad.sum()), confidence
+    )
+    summary["missed_rate"] = rate(
+        int(np.count_nonzero(_bools(df, "missed") & bad)), int(bad.sum()), confidence
+    )
+    for col in _QUANTITIES:
+        summary[col] = _quantity(_floats(df, col), confidence)
+    summary["canary_requests"] = _quantity(_floats(df, "canary_requests"), confidence, False)
+    return summary
+
+
+_RATE_ROWS = (
+    "promoted", "rolled_back", "unfinished", "false_rollback_rate", "detection_rate", "missed_rate",
+)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100.0 * v:.1f}%"
+
+
+def _secs(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    # Sub-10 s times need a decimal to be distinguishable; longer ones do not.
+    return f"{v:.1f}s" if abs(v) < 10 else f"{v:.0f}s"
+
+
+def _count(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if v == round(v):
+        return f"{v:.0f}"  # whole counts (order statistics, often) need no decimals
+    return f"{v:.1f}" if abs(v) >= 1 else f"{v:.2f}"
+
+
+def _with_ci(d: Mapping | None, fmt: Any) -> str:
+    if not d or d.get("value") is None:
+        return "n/a"
+    return f"{fmt(d['value'])} [{fmt(d.get('low'))}, {fmt(d.get('high'))}]"
+
+
+def format_summary_table(summary: dict) -> str:
+    """Render a summary from :func:`summarize_records` as a fixed-width table.
+
+    Args:
+        summary: The dict returned by :func:`summarize_records`.
+
+    Returns:
+        Multi-line text: one line per rate (value, interval, k/n), then one line
+        per quantity (p50/p90/p95 and mean, each with its interval). "n/a" marks
+        undefined values. No trailing newline.
+    """
+    conf = summary.get("confidence", 0.95)
+    ci = f"{100 * conf:g}% CI"
+    lines = [f"runs: {summary.get('runs', 0)}", ""]
+    lines.append(f"{'rate':<22}{'  value [' + ci + ']':<28}k/n")
+    for name in _RATE_ROWS:
+        r = summary.get(name)
+        if r is None:
+            continue
+        # Right-align the value so the percent signs line up down the column.
+        cell = f"{_pct(r.get('rate')):>6}"
+        if r.get("rate") is not None:
+            cell += f" [{_pct(r['low'])}, {_pct(r['high'])}]"
+        lines.append(f"{name:<22}{cell:<28}{r['k']}/{r['n']}")
+    lines.append("")
+    cols = ("p50", "p90", "p95", "mean")
+    lines.append(f"{'quantity':<20}" + "".join(f"{c:<26}" for c in cols).rstrip())
+    for name in (*_QUANTITIES, "canary_requests"):
+        block = summary.get(name)
+        if block is None:
+            continue
+        fmt = _secs if name.endswith("_s") else _count
+        cells = [_with_ci(block.get(c), fmt) if c in block else "-" for c in cols]
+        lines.append(f"{name:<20}" + "".join(f"{c:<26}" for c in cells).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,345 @@
+"""Tests for sim.yamlio and sim.errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from pathlib import Path
+
+import pytest
+
+from sim import yamlio
+from sim.errors import InputError, field_path
+from sim.yamlio import MAX_BYTES, YamlDoc, load_yaml, load_yaml_all, loads_yaml
+
+SCENARIO = """\
+# demo scenario
+name: demo
+policy:
+  kind: flagger
+  flagger:
+    interval: 1m
+    analysis:
+      threshold: 5
+      maxWeight: 50
+      stepWeight: 10
+      metrics:
+        - name: request-success-rate
+          thresholdRange: {min: 99}
+        - name: latency
+          interval: 30s
+"""
+
+LOL = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "x.yaml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_error(path: Path, line: int) -> InputError:
+    """Load path, expect an InputError at line, return it."""
+    with pytest.raises(InputError) as info:
+        load_yaml(path)
+    err = info.value
+    text = str(err)
+    assert text.startswith(f"{path}:{line}: "), text
+    assert "\n" not in text and "\r" not in text
+    assert err.line == line
+    return err
+
+
+# --- InputError / field_path -------------------------------------------------
+
+
+def test_input_error_full_form():
+    err = InputError("s.yaml", 9, "policy.maxWeight", "must be at most 100", 150)
+    assert str(err) == "s.yaml:9: policy.maxWeight: must be at most 100 (got 150)"
+    assert (err.file, err.line, err.field, err.message, err.got) == (
+        "s.yaml", 9, "policy.maxWeight", "must be at most 100", 150)
+
+
+def test_input_error_optional_parts():
+    assert str(InputError("s.yaml", None, None, "file is empty")) == "s.yaml:1: file is empty"
+    assert str(InputError("s.yaml", 3, "", "bad")) == "s.yaml:3: bad"
+    assert str(InputError("f", 2, "a", "bad", None)) == "f:2: a: bad (got None)"
+
+
+@pytest.mark.parametrize(
+    ("got", "rendered"),
+    [("abc", "abc"), ("", "''"), ("a\nb\rc", "a b c"), ([1, 2], "[1, 2]"),
+     ("x" * 100, "x" * 57 + "...")],
+)
+def test_input_error_got_rendering(got, rendered):
+    assert str(InputError("f", 1, None, "m", got)) == f"f:1: m (got {rendered})"
+
+
+def test_input_error_is_always_one_line():
+    err = InputError("a\nb.yaml", 1, "x\ny", "two\nlines\u2028here", "v\r\n")
+    assert str(err).splitlines() == [str(err)]
+
+
+def test_input_error_pickles():
+    for err in (InputError("f", 2, "a.b", "bad", 3), InputError("f", None, None, "bad")):
+        clone = pickle.loads(pickle.dumps(err))
+        assert str(clone) == str(err) and clone.got == err.got
+
+
+def test_field_path():
+    assert field_path(("policy", "steps", 2, "weight")) == "policy.steps[2].weight"
+    assert field_path(()) == ""
+    assert field_path([0, "a"]) == "[0].a"
+
+
+# --- good input --------------------------------------------------------------
+
+
+def test_data_and_line_numbers(tmp_path):
+    doc = load_yaml(write(tmp_path, SCENARIO))
+    assert isinstance(doc, YamlDoc)
+    assert doc.data["policy"]["flagger"]["analysis"]["maxWeight"] == 50
+    assert doc.file == str(tmp_path / "x.yaml")
+    lines = doc.lines
+    assert lines[("name",)] == 2
+    assert lines[("policy",)] == 3
+    assert lines[("policy", "flagger", "analysis", "maxWeight")] == 9
+    assert lines[("policy", "flagger", "analysis", "metrics", 0)] == 12
+    assert lines[("policy", "flagger", "analysis", "metrics", 0, "thresholdRange", "min")] == 13
+    assert lines[("policy", "flagger", "analysis", "metrics", 1)] == 14
+    assert lines[("policy", "flagger", "analysis", "metrics", 1, "interval")] == 15
+
+
+def test_line_of_uses_deepest_known_prefix():
+    doc = loads_yaml(SCENARIO)
+    assert doc.line_of(("policy", "flagger", "analysis", "nope", 3)) == 7
+    assert doc.line_of(["policy", "flagger", "interval"]) == 6
+    assert doc.line_of(("missing",)) == doc.lines[()] == 2
+    assert YamlDoc(None, "f", {}).line_of(("a",)) == 1
+
+
+def test_scalar_types_follow_yaml_1_1():
+    doc = loads_yaml("i: 3\nf: 1.5\nb: yes\nn: ~\ns: '3'\nt: 2024-05-01\n"
+                     "ts: 2024-05-01 10:00:00\nd: 15s\nk: {1: one}\n")
+    assert doc.data == {"i": 3, "f": 1.5, "b": True, "n": None, "s": "3",
+                        "t": "2024-05-01", "ts": "2024-05-01T10:00:00", "d": "15s",
+                        "k": {1: "one"}}
+
+
+def test_anchors_aliases_and_merge_keys():
+    doc = loads_yaml(
+        "defaults: &defaults\n"      # 1
+        "  interval: 1m\n"           # 2
+        "  threshold: 5\n"           # 3
+        "other: &other {threshold: 9, maxWeight: 30}\n"  # 4
+        "a:\n"                       # 5
+        "  <<: *defaults\n"          # 6
+        "  threshold: 10\n"          # 7
+        "b:\n"                       # 8
+        "  <<: [*defaults, *other]\n"  # 9
+        "steps:\n"                   # 10
+        "  - *defaults\n"            # 11
+        "  - *other\n"               # 12
+    )
+    data = doc.data
+    assert data["a"] == {"interval": "1m", "threshold": 10}
+    # First listed merge source wins over later ones.
+    assert data["b"] == {"interval": "1m", "threshold": 5, "maxWeight": 30}
+    assert data["steps"] == [data["defaults"], data["other"]]
+    assert data["steps"][0] is not data["defaults"]  # plain, independent copies
+    assert doc.lines[("a", "threshold")] == 7
+    assert doc.lines[("a", "interval")] == 2  # merged in: where it was written
+    assert doc.lines[("steps", 1)] == 12      # the alias, not the anchor
+
+
+def test_multi_document(tmp_path):
+    path = write(tmp_path, "a: 1\n---\nb:\n  - 2\n---\n- x\n")
+    docs = load_yaml_all(path)
+    assert [d.data for d in docs] == [{"a": 1}, {"b": [2]}, ["x"]]
+    assert docs[1].lines[("b", 0)] == 4
+    assert all(d.file == str(path) for d in docs)
+    with pytest.raises(InputError, match=r":1: file is empty$"):
+        load_yaml_all(write(tmp_path, "# nothing\n", "empty.yaml"))
+
+
+def test_utf8_bom_and_pathlike(tmp_path):
+    path = write(tmp_path, "\ufeffname: ok\n")
+    assert load_yaml(path).data == {"name": "ok"}
+    assert load_yaml(str(path)).data == {"name": "ok"}
+
+
+# --- bad input ---------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    err = load_error(tmp_path / "nope.yaml", 1)
+    assert "cannot read file: No such file or directory" in str(err)
+    assert err.field is None
+
+
+def test_directory(tmp_path):
+    assert "cannot read file" in str(load_error(tmp_path, 1))
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
+def test_unreadable(tmp_path):
+    path = write(tmp_path, "a: 1\n")
+    path.chmod(0)
+    assert "Permission denied" in str(load_error(path, 1))
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n", "# only a comment\n\n# another\n"])
+def test_empty(tmp_path, text):
+    assert str(load_error(write(tmp_path, text), 1)).endswith(": file is empty")
+
+
+def test_what_is_used_in_messages(tmp_path):
+    with pytest.raises(InputError, match="scenario file is empty"):
+        load_yaml(write(tmp_path, ""), what="scenario file")
+
+
+@pytest.mark.parametrize(
+    ("raw", "line"),
+    [(b"a: 1\nb: 2\nc: \x00\x01\x02\n", 3), (b"a: 1\nb: \xff\xfe\n", 2),
+     (b"\x89PNG\r\n\x1a\n\x00\x00", 1)],
+)
+def test_binary(tmp_path, raw, line):
+    err = load_error(write(tmp_path, raw), line)
+    assert "not a text file (binary or not UTF-8)" in str(err)
+
+
+def test_control_character(tmp_path):
+    assert "control character" in str(load_error(write(tmp_path, "a: 1\nb: \x07\n"), 2))
+
+
+def test_too_large(tmp_path):
+    path = write(tmp_path, b"a: " + b"x" * MAX_BYTES + b"\n")
+    assert "too large" in str(load_error(path, 1))
+
+
+def test_syntax_error(tmp_path):
+    err = load_error(write(tmp_path, "a: 1\nb: 2\nc: d: e\n"), 3)
+    assert str(err) == f"{tmp_path / 'x.yaml'}:3: YAML syntax error: mapping values are not allowed here"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("a: [1, 2\nb: 3\n", 2), ("a: 'open\n", 2), ("a: 1\n- b\n", 2),
+     ("a: *undefined\n", 1), ("a: &x 1\nb: &x 2\n", 2), ("a: 1\n\tb: 2\n", 2)],
+)
+def test_other_syntax_errors(tmp_path, text, line):
+    assert "YAML syntax error" in str(load_error(write(tmp_path, text), line))
+
+
+def test_python_tag_rejected_and_not_executed(tmp_path, capfd):
+    marker = tmp_path / "pwned"
+    text = (f'ok: 1\nx: !!python/object/apply:os.system ["touch {marker}"]\n'
+            'y: !!python/object/apply:os.system ["echo hi"]\n')
+    err = load_error(write(tmp_path, text), 2)
+    assert "unsupported YAML tag !!python/object/apply:os.system" in str(err)
+    assert not marker.exists()
+    assert "hi" not in capfd.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [("a: 1\nb: !!python/name:os.system\n", 2, "!!python/name:os.system"),
+     ("a: !!binary aGk=\n", 1, "!!binary"),
+     ("a: !!set {x}\n", 1, "!!set"),
+     ("a:\n  - !custom 3\n", 2, "!custom"),
+     ("a: !!map x\n", 1, "cannot be used on a scalar"),
+     ("a: !!int abc\n", 1, "not a valid !!int"),
+     ("a:\n  <<: !!python/object:os.X {b: 1}\n", 2, "unsupported YAML tag !!python/object:os.X"),
+     ("!!python/object/new:dict {}\n", 1, "!!python/object/new:dict")],
+)
+def test_unsupported_tags(tmp_path, text, line, fragment):
+    assert fragment in str(load_error(write(tmp_path, text), line))
+
+
+def test_alias_bomb_rejected_quickly(tmp_path):
+    path = write(tmp_path, LOL)
+    start = time.perf_counter()
+    err = load_error(path, 6)  # `f` is the first node expanding past the limit
+    assert time.perf_counter() - start < 1.0
+    assert "possible alias bomb" in str(err)
+
+
+def test_merge_key_bomb_rejected(tmp_path):
+    lines = ["a0: &a0 {k: v}"]
+    for i in range(1, 12):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} {{<<: [{refs}], k{i}: v}}")
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="alias bomb"):
+        load_yaml(write(tmp_path, "\n".join(lines) + "\n"))
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("a: &a [1, *a]\n", 1), ("a: &a\n  b:\n    c: *a\n", 3), ("a: &a {<<: *a}\n", 1)],
+)
+def test_recursive_alias(tmp_path, text, line):
+    assert "recursive alias" in str(load_error(write(tmp_path, text), line))
+
+
+@pytest.mark.parametrize("depth", [250, 1000])  # our cap; PyYAML's own recursion
+def test_deep_nesting_is_an_input_error(tmp_path, depth):
+    err = load_error(write(tmp_path, "a: " + "[" * depth + "]" * depth + "\n"), 1)
+    assert "nested too deeply" in str(err)
+
+
+def test_duplicate_key(tmp_path):
+    err = load_error(write(tmp_path, "policy:\n  name: a\n  kind: b\n  name: c\n"), 4)
+    assert str(err).endswith(": policy.name: duplicate key 'name'")
+
+
+def test_merge_does_not_count_as_duplicate():
+    assert loads_yaml("d: &d {x: 1}\ne:\n  <<: *d\n  x: 2\n").data["e"] == {"x": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "line"), [("? [1, 2]\n: x\n", 1), ("a:\n  ? {b: 1}\n  : x\n", 2), ("{[1]: x}\n", 1)]
+)
+def test_non_scalar_key(tmp_path, text, line):
+    assert "mapping key must be a plain value" in str(load_error(write(tmp_path, text), line))
+
+
+def test_bad_merge_value(tmp_path):
+    assert "merge key" in str(load_error(write(tmp_path, "a:\n  <<: 3\n"), 2))
+
+
+def test_single_loader_rejects_several_documents(tmp_path):
+    err = load_error(write(tmp_path, "a: 1\n---\nb: 2\n"), 2)
+    assert "another one" in str(err)
+
+
+def test_loads_yaml_errors_use_given_name():
+    with pytest.raises(InputError) as info:
+        loads_yaml("a: 1\na: 2\n", file="<stdin>")
+    assert str(info.value) == "<stdin>:2: a: duplicate key 'a'"
+
+
+def test_alias_budget_counts_only_nodes_added_by_aliases(monkeypatch):
+    # Shrink the budget instead of writing a 100k-node file (pure-Python parse).
+    monkeypatch.setattr(yamlio, "MAX_NODES", 50)
+    big = "".join(f"- {{n: {i}}}\n" for i in range(100))  # ~300 nodes, no aliases
+    assert len(loads_yaml(big).data) == 100
+    assert len(loads_yaml("a: &a [1, 2, 3]\nb: [" + "*a, " * 10 + "]\n").data["b"]) == 10
+    with pytest.raises(InputError, match="alias bomb"):
+        loads_yaml("a: &a [1, 2, 3]\nb: [" + "*a, " * 20 + "]\n")
