@@ -217,3 +217,10 @@ def run_rollout(scenario: Scenario, policy: Policy, seed: int, *, run_index: int
                 trace: bool = False) -> RunResult:
     """Simulate one rollout. Same seed, same result."""
     return World(scenario, policy, seed, exact=exact, trace=trace).run(run_index)
+
+
+def run_rollouts(scenario: Scenario, policy: Policy, seeds: list[int], *, run_indexes: list[int] | None = None,
+                 exact: bool = False, trace: bool = False) -> list[RunResult]:
+    """Simulate several rollouts (one per seed); each result depends on its seed only."""
+    idx = run_indexes if run_indexes is not None else list(range(len(seeds)))
+    return [run_rollout(scenario, policy, s, run_index=k, exact=exact, trace=trace) for s, k in zip(seeds, idx)]
