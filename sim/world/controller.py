@@ -1,29 +1,36 @@
-"""The simpy glue: one rollout of one policy in one simulated world.
+"""The simpy glue: rollouts of one policy in one simulated world, many at a time.
 
-The environment schedules only the events that matter: policy ticks, the canary (and,
-after promotion, the primary) becoming ready, and the horizon. Traffic between events is
-drawn in bulk by the fast path, or request by request in the exact mode; both write the
-same telemetry and ledger. At each tick the controller brings traffic up to now, builds
-the observation (metrics evaluated lazily), calls ``policy.step`` and applies the
-actions to the router. It is the only place where world and policy meet.
+Each rollout is a simpy process that ticks its policy: at a tick it asks the traffic
+server for the observation, calls ``policy.step`` and applies the actions (routes,
+scale-up, promotion, rollback). The environment schedules only the events that matter:
+policy ticks, workloads becoming ready, the horizon. Traffic between ticks is drawn in
+bulk by the fast path, or request by request in the exact mode.
+
+Runs of a batch share one environment. The traffic server collects every run that
+ticks at time t, then, once all of them have asked (a zero-delay event queued behind
+them), serves them together: one vectorised pass over traffic and metric queries.
+Each run still draws from its own random streams in its own order, so its result
+depends on its seed only, never on its batch-mates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import simpy
 
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
 from sim.policies.base import (Finish, Observation, Policy, Promote, Readiness, Rollback, ScaleUp,
                                SetWeights)
-from sim.rng import streams
+from sim.rng import Streams, streams
 from sim.scenario import Scenario
 from sim.world.faults import ReleaseModel
 from sim.world.fast import FastTraffic
 from sim.world.router import Router
-from sim.world.telemetry import LazyMetrics, Telemetry
+from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction, build_population
 from sim.world.users import count_users
 
@@ -87,52 +94,93 @@ def action_json(a: Any) -> dict[str, Any]:
     return {"action": type(a).__name__}
 
 
+@dataclass
+class _Run:
+    """Per-rollout bookkeeping of the world."""
+
+    seed: int
+    index: int
+    rng: Streams
+    canary: Workload = field(default_factory=lambda: Workload(ready=False))  # scaled to zero at first
+    primary: Workload = field(default_factory=Workload)
+    outcome: str = UNFINISHED
+    decision_time: float | None = None
+    rollback_reason: str = ""
+    ticks: int = 0
+    final_phase: str = ""
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TrafficServer:
+    """Serves observations to all runs that tick at the same time, in one pass."""
+
+    def __init__(self, world: "World") -> None:
+        self.world = world
+        self.waiting: list[tuple[int, simpy.Event]] = []
+
+    def observe(self, run: int) -> simpy.Event:
+        """An event that fires with run ``run``'s metric values at the current time."""
+        ev = self.world.env.event()
+        if not self.waiting:
+            # Queued behind every event already scheduled for now, i.e. after all runs
+            # ticking now have asked.
+            self.world.env.timeout(0).callbacks.append(self._serve)
+        self.waiting.append((run, ev))
+        return ev
+
+    def _serve(self, _: simpy.Event) -> None:
+        w = self.world
+        batch, self.waiting = self.waiting, []
+        runs = np.array([r for r, _ in batch])
+        account = np.array([w.runs[r].decision_time is None for r in runs])
+        w.traffic.advance(runs, w.env.now, account)
+        values = {q.name: w.telemetry.query(q, runs, w.env.now) for q in w.queries}
+        for i, (_, ev) in enumerate(batch):
+            ev.succeed({name: (None if np.isnan(v[i]) else float(v[i])) for name, v in values.items()})
+
+
 class World:
-    """One simulated rollout.
+    """A batch of rollouts of one policy in one scenario.
 
     Args:
         scenario: what is simulated.
         policy: the decision maker.
-        seed: the run seed (see ``sim.rng``).
-        exact: serve requests one by one as simpy events (validation mode).
+        seeds: one run seed per rollout (see ``sim.rng``).
+        run_indexes: the ``run`` field of each record (default 0, 1, ...).
+        exact: serve requests one by one as simpy events (one run at a time).
         trace: record one line per tick.
     """
 
-    def __init__(self, scenario: Scenario, policy: Policy, seed: int, *, exact: bool = False,
-                 trace: bool = False) -> None:
+    def __init__(self, scenario: Scenario, policy: Policy, seeds: Sequence[int], *,
+                 run_indexes: Sequence[int] | None = None, exact: bool = False, trace: bool = False) -> None:
         self.scenario = scenario
         self.policy = policy
-        self.seed = seed
         self.trace_on = trace
-        self.rngs = streams(seed)
+        idx = list(run_indexes) if run_indexes is not None else list(range(len(seeds)))
+        self.runs = [_Run(seed=s, index=k, rng=streams(s)) for s, k in zip(seeds, idx)]
         self.env = simpy.Environment()
         prepared = prepare(scenario)
-        self.population = prepared.population
-        self.release = prepared.release
-        self.router = Router(self.population.n_cohorts)
+        self.population, self.release = prepared.population, prepared.release
+        self.router = Router(len(self.runs), self.population.n_cohorts)
         tel = scenario.telemetry
         missing = None
         if tel.missing_scrapes > 0:
-            n = int(scenario.horizon / tel.scrape_interval) + 2
-            missing = self.rngs["telemetry"].random(n) < tel.missing_scrapes
-        self.telemetry = Telemetry(scenario.horizon, tel.scrape_interval, tel.lag, missing, tel.buckets_ms)
-        rate = prepared.rate
+            k = int(np.ceil(scenario.horizon / tel.scrape_interval)) + 2
+            missing = np.stack([r.rng["telemetry"].random(k) < tel.missing_scrapes for r in self.runs])
+        self.telemetry = Telemetry(len(self.runs), scenario.horizon, tel.scrape_interval, tel.lag, missing,
+                                   tel.buckets_ms)
         if exact:
+            if len(self.runs) != 1:
+                raise ValueError("the exact mode simulates one run at a time")
             from sim.world.exact import ExactTraffic
-            self.traffic: FastTraffic = ExactTraffic(self.env, rate, self.population, self.release, self.router,
-                                                     self.telemetry, self.rngs["exact"], tel.noise)
+            self.traffic: FastTraffic = ExactTraffic(self.env, prepared.rate, self.population, self.release,
+                                                     self.router, self.telemetry, [self.runs[0].rng["exact"]],
+                                                     tel.noise)
         else:
-            self.traffic = FastTraffic(rate, self.population, self.release, self.router, self.telemetry,
-                                       self.rngs["traffic"], tel.noise)
-        self.canary = Workload(ready=False)   # scaled to zero until the policy starts it
-        self.primary = Workload()
+            self.traffic = FastTraffic(prepared.rate, self.population, self.release, self.router, self.telemetry,
+                                       [r.rng["traffic"] for r in self.runs], tel.noise)
+        self.server = TrafficServer(self)
         self.queries = list(policy.queries())
-        self.outcome = UNFINISHED
-        self.decision_time: float | None = None
-        self.rollback_reason = ""
-        self.ticks = 0
-        self.final_phase = ""
-        self.lines: list[dict[str, Any]] = []
 
     # -- simpy processes ------------------------------------------------------------
 
@@ -145,82 +193,94 @@ class World:
         if not never:
             self.env.process(self._become_ready(w, startup_s))
 
-    def _controller(self):
-        state = self.policy.initial_state()
+    def _controller(self, r: int):
+        run = self.runs[r]
+        policy = self.policy
+        state = policy.initial_state()
         while True:
-            nt = self.policy.next_tick(state, self.env.now)
+            nt = policy.next_tick(state, self.env.now)
             if nt is None or nt > self.scenario.horizon:
                 break
             yield self.env.timeout(nt - self.env.now)
+            metrics = yield self.server.observe(r)
             now = self.env.now
-            self.ticks += 1
-            self.traffic.advance(now, account=self.decision_time is None)
-            metrics = LazyMetrics(self.telemetry, self.queries, now)
-            obs = Observation(t=now, tick=self.ticks, metrics=metrics, routes=self.router.routes,
-                              canary=self.canary.view(), primary=self.primary.view())
-            state, actions = self.policy.step(state, obs)
+            run.ticks += 1
+            obs = Observation(t=now, tick=run.ticks, metrics=metrics, routes=self.router.routes(r),
+                              canary=run.canary.view(), primary=run.primary.view())
+            state, actions = policy.step(state, obs)
             for a in actions:
-                self._apply(a, now)
-            status = self.policy.status(state)
-            self.final_phase = status["phase"]
+                self._apply(r, a, now)
+            status = policy.status(state)
+            run.final_phase = status["phase"]
             if self.trace_on:
-                self.lines.append({"t": now, "tick": self.ticks, **status,
-                                   "routed_weight": self.router.routes.canary_weight,
-                                   "actions": [action_json(a) for a in actions],
-                                   "metrics": {k: metrics[k] for k in metrics},
-                                   "event": getattr(state, "event", "")})
+                run.lines.append({"t": now, "tick": run.ticks, **status,
+                                  "routed_weight": self.router.routes(r).canary_weight,
+                                  "actions": [action_json(a) for a in actions], "metrics": metrics,
+                                  "event": getattr(state, "event", "")})
 
-    def _apply(self, a: Any, now: float) -> None:
+    def _apply(self, r: int, a: Any, now: float) -> None:
+        run = self.runs[r]
         if isinstance(a, SetWeights):
-            self.router.set(a.canary_weight, a.mirrored)
+            self.router.set(r, a.canary_weight, a.mirrored)
         elif isinstance(a, ScaleUp):
-            self._start(self.canary, self.scenario.release.startup, never=self.release.never_ready)
-        elif isinstance(a, Promote) and self.decision_time is None:
-            self.outcome, self.decision_time = PROMOTED, now
+            self._start(run.canary, self.scenario.release.startup, never=self.release.never_ready)
+        elif isinstance(a, Promote) and run.decision_time is None:
+            run.outcome, run.decision_time = PROMOTED, now
             # The primary's rolling update to the new spec; its pods need startup time.
-            self._start(self.primary, self.scenario.release.startup)
-            self.traffic.after_promotion(now, self.scenario.after_promotion)
-        elif isinstance(a, Rollback) and self.decision_time is None:
-            self.outcome, self.decision_time, self.rollback_reason = ROLLED_BACK, now, a.reason
+            self._start(run.primary, self.scenario.release.startup)
+            self.traffic.after_promotion(r, now, self.scenario.after_promotion)
+        elif isinstance(a, Rollback) and run.decision_time is None:
+            run.outcome, run.decision_time, run.rollback_reason = ROLLED_BACK, now, a.reason
 
-    # -- the run ------------------------------------------------------------------------
+    # -- the batch ----------------------------------------------------------------------
 
-    def run(self, run_index: int = 0) -> RunResult:
-        """Simulate until the policy finishes or the horizon, and summarise."""
-        self.env.process(self._controller())
+    def run(self) -> list[RunResult]:
+        """Simulate every rollout until its policy finishes or the horizon."""
+        for r in range(len(self.runs)):
+            self.env.process(self._controller(r))
         self.env.run(until=self.scenario.horizon)
-        if self.decision_time is None:
-            self.traffic.advance(self.scenario.horizon)
+        open_runs = np.array([r for r, run in enumerate(self.runs) if run.decision_time is None], dtype=int)
+        if len(open_runs):
+            self.traffic.advance(open_runs, self.scenario.horizon, np.ones(len(open_runs), dtype=bool))
         led = self.traffic.ledger
-        noise = self.scenario.telemetry.noise
-        exposed, affected = count_users(self.population, led.requests + led.after_requests,
-                                        led.excess + led.after_excess,
-                                        self.rngs["users"] if noise else None)
         if hasattr(self.traffic, "users_counts"):
             exposed, affected = self.traffic.users_counts()  # the exact mode knows its users
+        else:
+            rngs = [run.rng["users"] for run in self.runs] if self.scenario.telemetry.noise else None
+            exposed, affected = count_users(self.population, led.requests + led.after_requests,
+                                            led.excess + led.after_excess, rngs)
+        return [self._result(r, exposed[r], affected[r]) for r in range(len(self.runs))]
+
+    def _result(self, r: int, exposed: float, affected: float) -> RunResult:
+        run = self.runs[r]
+        led = self.traffic.ledger
         bad = self.scenario.release_bad
         onset = self.release.onset_s()
         record = RunRecord(
-            scenario=self.scenario.name, policy=self.policy.name, run=run_index, seed=self.seed,
-            outcome=self.outcome, release_bad=bad, decision_time_s=self.decision_time,
-            canary_requests=float(led.requests.sum()), canary_errors=float(led.errors.sum()),
-            excess_errors=float(led.excess.sum() + led.after_excess.sum()),
+            scenario=self.scenario.name, policy=self.policy.name, run=run.index, seed=run.seed,
+            outcome=run.outcome, release_bad=bad, decision_time_s=run.decision_time,
+            canary_requests=float(led.requests[r].sum()), canary_errors=float(led.errors[r].sum()),
+            excess_errors=float(led.excess[r].sum() + led.after_excess[r].sum()),
             users_exposed=float(exposed), users_affected=float(affected),
-            excess_errors_after_promotion=float(led.after_excess.sum()), fault_onset_s=onset,
-            final_phase=self.final_phase, ticks=self.ticks, rollback_reason=self.rollback_reason,
-            **decide(self.outcome, bad, self.decision_time, onset),
+            excess_errors_after_promotion=float(led.after_excess[r].sum()), fault_onset_s=onset,
+            final_phase=run.final_phase, ticks=run.ticks, rollback_reason=run.rollback_reason,
+            **decide(run.outcome, bad, run.decision_time, onset),
         )
-        return RunResult(record, self.lines)
+        return RunResult(record, run.lines)
+
+
+def run_rollouts(scenario: Scenario, policy: Policy, seeds: Sequence[int], *,
+                 run_indexes: Sequence[int] | None = None, exact: bool = False,
+                 trace: bool = False) -> list[RunResult]:
+    """Simulate rollouts, one per seed; each result depends on its own seed only."""
+    if exact and len(seeds) > 1:
+        idx = list(run_indexes) if run_indexes is not None else list(range(len(seeds)))
+        return [World(scenario, policy, [s], run_indexes=[k], exact=True, trace=trace).run()[0]
+                for s, k in zip(seeds, idx)]
+    return World(scenario, policy, seeds, run_indexes=run_indexes, exact=exact, trace=trace).run()
 
 
 def run_rollout(scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0, exact: bool = False,
                 trace: bool = False) -> RunResult:
     """Simulate one rollout. Same seed, same result."""
-    return World(scenario, policy, seed, exact=exact, trace=trace).run(run_index)
-
-
-def run_rollouts(scenario: Scenario, policy: Policy, seeds: list[int], *, run_indexes: list[int] | None = None,
-                 exact: bool = False, trace: bool = False) -> list[RunResult]:
-    """Simulate several rollouts (one per seed); each result depends on its seed only."""
-    idx = run_indexes if run_indexes is not None else list(range(len(seeds)))
-    return [run_rollout(scenario, policy, s, run_index=k, exact=exact, trace=trace) for s, k in zip(seeds, idx)]
+    return run_rollouts(scenario, policy, [seed], run_indexes=[run_index], exact=exact, trace=trace)[0]

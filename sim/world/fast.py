@@ -13,13 +13,16 @@ constant, so for each segment, version and cohort:
   over the histogram and binomial errors", drawn in ONE numpy call.
 
 Numpy's discrete samplers cost about 7 µs a call however many values they draw, so one
-interval's segments, versions, cohorts, buckets and outcomes go into a single call and
-a run's cost does not grow with the request rate.
+interval's segments, versions, cohorts, buckets and outcomes of a run go into a single
+call, and everything else is computed for all runs of a batch at once. Each run draws
+from its own generator, in an order fixed by its own history, so a run's result does
+not depend on the batch it was simulated in. A run's cost does not grow with the
+request rate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,61 +32,55 @@ from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction
 
 
-@dataclass
 class Ledger:
-    """What the candidate did to live users, per cohort (C,)."""
+    """What the candidate did to live users: arrays of shape (runs, cohorts)."""
 
-    requests: np.ndarray
-    errors: np.ndarray
-    excess: np.ndarray
-    after_requests: np.ndarray = field(default=None)  # type: ignore[assignment]
-    after_excess: np.ndarray = field(default=None)  # type: ignore[assignment]
-
-    @classmethod
-    def empty(cls, n_cohorts: int) -> "Ledger":
-        z = np.zeros(n_cohorts)
-        return cls(z.copy(), z.copy(), z.copy(), z.copy(), z.copy())
+    def __init__(self, runs: int, n_cohorts: int) -> None:
+        self.requests = np.zeros((runs, n_cohorts))
+        self.errors = np.zeros((runs, n_cohorts))
+        self.excess = np.zeros((runs, n_cohorts))
+        self.after_requests = np.zeros((runs, n_cohorts))
+        self.after_excess = np.zeros((runs, n_cohorts))
 
 
 class FastTraffic:
-    """Draws traffic segment by segment into telemetry and the ledger.
+    """Draws traffic segment by segment into telemetry and the ledger, for a batch of runs.
 
     Args:
         rate: λ(t).
         population: users and cohorts.
         release: fault models.
-        router: current routes.
+        router: current routes of every run.
         telemetry: scraped counters to fill.
-        rng: the run's traffic stream.
+        rngs: each run's traffic stream.
         noise: False makes every count its expectation (deterministic tests).
-        primary_histogram: also draw the primary's latency histogram (for judges that
-            compare versions); off, the primary's counts and errors only.
     """
 
     def __init__(self, rate: RateFunction, population: Population, release: ReleaseModel, router: Router,
-                 telemetry: Telemetry, rng: np.random.Generator, noise: bool = True,
-                 primary_histogram: bool = False) -> None:
+                 telemetry: Telemetry, rngs: Sequence[np.random.Generator], noise: bool = True) -> None:
         self.rate = rate
         self.population = population
         self.release = release
         self.router = router
         self.telemetry = telemetry
-        self.rng = rng
+        self.rngs = rngs
         self.noise = noise
-        self.primary_histogram = primary_histogram
-        self.t = 0.0
-        self.ledger = Ledger.empty(population.n_cohorts)
+        self.primary_histogram = telemetry.hist_primary is not None
+        self.t = np.zeros(len(rngs))
+        self.ledger = Ledger(len(rngs), population.n_cohorts)
         self._rate_cuts = np.array(rate.change_points())
         self._bounds = tuple(float(b) for b in telemetry.bounds_ms)
         self._base_probs = release.base_latency.bucket_probs(self._bounds)
         self._static_probs = np.broadcast_to(self._base_probs, (1, 2, 1, len(self._base_probs)))
 
-    # -- random draws, or their expectations ------------------------------------------
-
-    def _poisson(self, mean: np.ndarray) -> np.ndarray:
-        return self.rng.poisson(mean).astype(float) if self.noise else mean
-
-    # -- segments -------------------------------------------------------------------------
+    def _poisson(self, runs: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """One Poisson draw per row of ``mean`` (R, M), row i from run ``runs[i]``'s stream."""
+        if not self.noise:
+            return mean
+        out = np.empty_like(mean)
+        for i, r in enumerate(runs):
+            out[i] = self.rngs[r].poisson(mean[i])
+        return out
 
     def _cuts(self, t0: float, t1: float, scrapes: bool) -> tuple[np.ndarray, bool]:
         """Segment boundaries (t0, scrape times and change points inside, t1), and
@@ -116,68 +113,76 @@ class FastTraffic:
                 probs[i, 1, c] = dc.bucket_probs(self._bounds)
         return probs
 
-    def advance(self, t1: float, account: bool = True) -> None:
-        """Serve live traffic from ``self.t`` to ``t1`` under the router's current routes.
+    def advance(self, runs: np.ndarray, t1: float, account: np.ndarray) -> None:
+        """Serve live traffic of ``runs`` up to ``t1`` under their current routes.
 
         Args:
+            runs: run indexes.
             t1: end of the stretch.
-            account: count the candidate's requests in the ledger (False once the
-                rollout has decided: later damage is accounted by ``after_promotion``).
+            account: per run, count the candidate's requests in the ledger (False
+                once the rollout has decided: later damage is ``after_promotion``'s).
         """
-        if t1 <= self.t:
-            return
-        b, unique = self._cuts(self.t, t1, scrapes=True)
-        self.t = t1
+        t0s = self.t[runs]
+        for t0 in np.unique(t0s):  # runs in lockstep share one segment grid
+            sel = t0s == t0
+            if t0 < t1:
+                self._advance(runs[sel], float(t0), t1, account[sel])
+
+    def _advance(self, runs: np.ndarray, t0: float, t1: float, account: np.ndarray) -> None:
+        b, unique = self._cuts(t0, t1, scrapes=True)
+        self.t[runs] = t1
+        R = len(runs)
         cum = self.rate.cumulative(b)
-        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share        # (S, C)
-        r = self.router.canary_share()                                                    # (C,)
-        mean_c = cohort_lam * r
-        mean_p = cohort_lam - mean_c
+        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share       # (S, C)
+        mean_c = cohort_lam[None] * self.router.canary_share(runs)[:, None, :]          # (R, S, C)
+        mean_p = cohort_lam[None] - mean_c
         mid = 0.5 * (b[1:] + b[:-1])
-        canary_rate = mean_c.sum(axis=1) / np.diff(b) if self.release.has_load_faults else None
-        p_ref, p = self.release.error_probs(mid, canary_rate)                              # (S|1, C)
+        canary_rate = mean_c.sum(axis=2) / np.diff(b) if self.release.has_load_faults else None
+        p_ref, p = self.release.error_probs(mid, canary_rate)                             # (R|1, S|1, C)
         # Outcome probabilities of a canary request: ok, fail_both, excess.
         outcome = np.stack(np.broadcast_arrays(1.0 - p, np.minimum(p, p_ref), np.maximum(p - p_ref, 0.0)),
-                           axis=-1)                                                           # (S|1, C, 3)
-        probs = self._latency_probs(mid)                                                      # (S|1, 2, C|1, B)
-        cells_c = mean_c[:, :, None, None] * probs[:, 1, :, :, None] * outcome[:, :, None, :]   # (S, C, B, 3)
-        ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)              # (S|1, C, 2)
+                           axis=-1)                                                         # (R|1, S|1, C, 3)
+        ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)            # (R|1, S|1, C, 2)
+        probs = self._latency_probs(mid)[None]                                              # (1, S|1, 2, C|1, B)
+        cells_c = mean_c[..., None, None] * probs[:, :, 1, :, :, None] * outcome[..., None, :]   # (R, S, C, B, 3)
         if self.primary_histogram:
-            cells_p = mean_p[:, :, None, None] * probs[:, 0, :, :, None] * ok_fail_p[:, :, None, :]
+            cells_p = mean_p[..., None, None] * probs[:, :, 0, :, :, None] * ok_fail_p[..., None, :]
         else:
             # Nothing reads the primary's latency: draw its outcomes only (far fewer values).
-            cells_p = mean_p[:, :, None] * ok_fail_p                                          # (S, C, 2)
-        flat = self._poisson(np.concatenate([cells_c.ravel(), cells_p.ravel()]))
-        cc = flat[:cells_c.size].reshape(cells_c.shape)
-        cp = flat[cells_c.size:].reshape(cells_p.shape)
-        hist_c = cc.sum(axis=(1, 3))                                                          # (S, B)
-        fails_c = cc[..., 1:].sum(axis=2)                                                     # (S, C, 2)
+            cells_p = mean_p[..., None] * ok_fail_p                                         # (R, S, C, 2)
+        mc = cells_c[0].size
+        flat = self._poisson(runs, np.concatenate([cells_c.reshape(R, -1), cells_p.reshape(R, -1)], axis=1))
+        cc = flat[:, :mc].reshape(cells_c.shape)
+        cp = flat[:, mc:].reshape(cells_p.shape)
+        hist_c = cc.sum(axis=(2, 4))                                                        # (R, S, B)
+        fails_c = cc[..., 1:].sum(axis=3)                                                   # (R, S, C, 2)
         if self.primary_histogram:
-            hist_p = cp.sum(axis=(1, 3))
-            n_p, err_p = hist_p.sum(axis=1), cp[..., 1].sum(axis=(1, 2))
+            hist_p = cp.sum(axis=(2, 4))
+            n_p, err_p = hist_p.sum(axis=2), cp[..., 1].sum(axis=(2, 3))
         else:
-            hist_p = np.zeros_like(hist_c)
-            n_p, err_p = cp.sum(axis=(1, 2)), cp[..., 1].sum(axis=1)
-        n = np.stack([n_p, hist_c.sum(axis=1)], axis=1)                                      # (S, V)
-        err = np.stack([err_p, fails_c.sum(axis=(1, 2))], axis=1)                            # (S, V)
-        self.telemetry.counters.add(self.telemetry.slot_of(b[1:]), n, err,
-                                    np.stack([hist_p, hist_c], axis=1), unique)
-        if account:
-            self.ledger.requests += cc.sum(axis=(0, 2, 3))
-            self.ledger.errors += fails_c.sum(axis=(0, 2))
-            self.ledger.excess += fails_c[..., 1].sum(axis=0)
+            hist_p = None
+            n_p, err_p = cp.sum(axis=(2, 3)), cp[..., 1].sum(axis=2)
+        n = np.stack([n_p, hist_c.sum(axis=2)], axis=2)                                    # (R, S, V)
+        err = np.stack([err_p, fails_c.sum(axis=(2, 3))], axis=2)
+        self.telemetry.add(runs, self.telemetry.slot_of(b[1:]), n, err, hist_c, hist_p, unique)
+        acc = runs[account]
+        if len(acc):
+            self.ledger.requests[acc] += cc[account].sum(axis=(1, 3, 4))
+            self.ledger.errors[acc] += fails_c[account].sum(axis=(1, 3))
+            self.ledger.excess[acc] += fails_c[account][..., 1].sum(axis=1)
 
-    def after_promotion(self, t0: float, duration_s: float) -> None:
+    def after_promotion(self, run: int, t0: float, duration_s: float) -> None:
         """Damage of a promoted release: all live traffic on the new version for ``duration_s``."""
         if duration_s <= 0:
             return
         b, _ = self._cuts(t0, t0 + duration_s, scrapes=False)
         cum = self.rate.cumulative(b)
-        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share         # (S, C)
-        rate = cohort_lam.sum(axis=1) / np.diff(b) if self.release.has_load_faults else None
+        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share       # (S, C)
+        rate = (cohort_lam.sum(axis=1) / np.diff(b))[None] if self.release.has_load_faults else None
         p_ref, p = self.release.error_probs(0.5 * (b[1:] + b[:-1]), rate)
         # Requests that did not fail in excess, and excess failures: independent Poisson.
-        excess_p = np.broadcast_to(np.maximum(p - p_ref, 0.0), cohort_lam.shape)
-        draws = self._poisson(np.stack([cohort_lam * (1.0 - excess_p), cohort_lam * excess_p]))
-        self.ledger.after_requests += draws.sum(axis=(0, 1))
-        self.ledger.after_excess += draws[1].sum(axis=0)
+        excess_p = np.broadcast_to(np.maximum(p - p_ref, 0.0)[0], cohort_lam.shape)
+        mean = np.stack([cohort_lam * (1.0 - excess_p), cohort_lam * excess_p]).reshape(1, -1)
+        draws = self._poisson(np.array([run]), mean).reshape((2,) + cohort_lam.shape)
+        self.ledger.after_requests[run] += draws.sum(axis=(0, 1))
+        self.ledger.after_excess[run] += draws[1].sum(axis=0)

@@ -58,7 +58,7 @@ class ReleaseModel:
         self.has_load_faults = any(isinstance(f, LoadFault) for f in self.faults)
         #: No faults: both versions behave as the baseline at all times.
         self.static = not self.faults
-        self._static_p = np.full((1, self.n_cohorts), self.baseline.error_rate)
+        self._static_p = np.full((1, 1, self.n_cohorts), self.baseline.error_rate)
         # Fixed edges (delayed onsets, ends); flapping edges are generated per window.
         edges = [f.onset for f in self.faults if f.onset > 0]
         edges += [f.onset + f.duration for f in self.faults if f.duration is not None]
@@ -84,21 +84,22 @@ class ReleaseModel:
         return pts[0] if len(pts) == 1 else np.unique(np.concatenate(pts))
 
     def error_probs(self, mid: np.ndarray, canary_rate: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Error probability per segment and cohort: ``(primary, canary)``, shape (S, C)
-        (or (1, C) when constant).
+        """Error probability per run, segment and cohort: ``(primary, canary)``, shape
+        (R|1, S|1, C); the run axis is 1 unless load faults make it run-dependent.
 
         Args:
-            mid: segment midpoints (s).
-            canary_rate: the canary's request rate per segment (for load faults).
+            mid: segment midpoints (s), shape (S,).
+            canary_rate: the canary's request rate per run and segment (R, S), for load faults.
         """
         if self.static:
             return self._static_p, self._static_p
-        primary = np.full((len(mid), self.n_cohorts), self.baseline.error_rate)
+        primary = np.full((1, len(mid), self.n_cohorts), self.baseline.error_rate)
         primary = self._apply(primary, mid, "both", canary_rate)
-        canary = self._apply(primary.copy(), mid, "canary", canary_rate)
+        canary = self._apply(primary, mid, "canary", canary_rate)
         return primary, canary
 
     def _apply(self, p: np.ndarray, mid: np.ndarray, target: str, canary_rate: np.ndarray | None) -> np.ndarray:
+        cohorts = np.arange(self.n_cohorts)
         for f, cohort in zip(self.faults, self._cohort):
             if f.target != target or isinstance(f, (LatencyFault, NeverReadyFault)):
                 continue
@@ -109,14 +110,14 @@ class ReleaseModel:
                 new = np.maximum(p, f.rate) if f.rate is not None else np.minimum(1.0, p * f.factor)
             elif isinstance(f, LeakFault):
                 extra = np.minimum(f.max, f.per_hour * np.maximum(mid - f.onset, 0.0) / 3600.0)
-                new = 1.0 - (1.0 - p) * (1.0 - extra[:, None])
-            else:  # LoadFault: only above capacity
-                load = np.zeros(len(mid)) if canary_rate is None else canary_rate
+                new = 1.0 - (1.0 - p) * (1.0 - extra[None, :, None])
+            else:  # LoadFault: only above capacity (per run: it depends on that run's weight)
+                load = np.zeros((1, len(mid))) if canary_rate is None else canary_rate
                 over = load > f.capacity
                 shed = np.where(over, 1.0 - f.capacity / np.maximum(load, 1e-300), 0.0)
                 extra = np.where(over, f.rate if f.rate is not None else shed, 0.0)
-                new = 1.0 - (1.0 - p) * (1.0 - extra[:, None])
-            mask = on[:, None] if cohort is None else (on[:, None] & (np.arange(self.n_cohorts) == cohort)[None, :])
+                new = 1.0 - (1.0 - p) * (1.0 - extra[:, :, None])
+            mask = on[None, :, None] if cohort is None else (on[None, :, None] & (cohorts == cohort)[None, None, :])
             p = np.where(mask, new, p)
         return p
 

@@ -1,4 +1,4 @@
-"""The router: where each live request goes.
+"""The router: where each live request goes, for every run of a batch.
 
 A narrow interface in Flagger's spirit (``pkg/router``): policies set routes through
 actions, the world reads per-cohort canary shares from here. Weighted routing is not
@@ -14,19 +14,26 @@ from sim.policies.base import Routes
 
 
 class Router:
-    """Current routes and what they mean per cohort.
+    """Current routes of ``runs`` simulated rollouts.
 
     Args:
+        runs: rollouts in the batch.
         n_cohorts: cohorts including the default (index 0).
     """
 
-    def __init__(self, n_cohorts: int) -> None:
+    def __init__(self, runs: int, n_cohorts: int) -> None:
         self.n_cohorts = n_cohorts
-        self.routes = Routes()
+        self.weight = np.zeros(runs)
+        self._routes = [Routes()] * runs
 
-    def set(self, canary_weight: int, mirrored: bool = False) -> None:
-        self.routes = Routes(canary_weight, mirrored)
+    def routes(self, run: int) -> Routes:
+        """What ``GetRoutes`` returns for one run."""
+        return self._routes[run]
 
-    def canary_share(self) -> np.ndarray:
-        """Probability that a live request of each cohort goes to the canary, shape (C,)."""
-        return np.full(self.n_cohorts, self.routes.canary_weight / 100.0)
+    def set(self, run: int, canary_weight: int, mirrored: bool = False) -> None:
+        self._routes[run] = Routes(canary_weight, mirrored)
+        self.weight[run] = canary_weight
+
+    def canary_share(self, runs: np.ndarray) -> np.ndarray:
+        """P(a live request of each cohort goes to the canary), shape (len(runs), C)."""
+        return np.repeat((self.weight[runs] / 100.0)[:, None], self.n_cohorts, axis=1)

@@ -73,28 +73,3 @@ def _bucket_probs(dist: LatencyDist, bounds_ms: tuple[float, ...]) -> np.ndarray
     p[p < 0] = 0.0
     p.setflags(write=False)
     return p
-
-
-def histogram_quantile(q: float, bounds_ms: np.ndarray, counts: np.ndarray) -> float:
-    """Prometheus ``histogram_quantile`` over non-cumulative bucket counts.
-
-    ``counts`` has one entry per finite bound plus the +Inf bucket. Follows Prometheus'
-    ``bucketQuantile``: NaN on an empty histogram; linear interpolation inside the
-    bucket holding rank ``q·total``, from 0 for the first bucket; the upper bound of the
-    last finite bucket when the rank falls in +Inf.
-    """
-    total = float(counts.sum())
-    if total <= 0 or math.isnan(total):
-        return math.nan
-    cum = np.cumsum(counts)
-    rank = q * total
-    b = int(np.searchsorted(cum, rank, side="left"))
-    if b >= len(bounds_ms):
-        return float(bounds_ms[-1])
-    start = 0.0 if b == 0 else float(bounds_ms[b - 1])
-    before = 0.0 if b == 0 else float(cum[b - 1])
-    inside = float(counts[b])
-    end = float(bounds_ms[b])
-    if inside <= 0:
-        return end
-    return start + (end - start) * (rank - before) / inside

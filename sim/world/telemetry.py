@@ -7,17 +7,20 @@ and were not lost (missing scrapes); it needs at least two of them, and covers t
 requests between the first and the last. Ratios (success rate, histogram quantiles) are
 unaffected by ``rate``'s extrapolation, which scales numerator and denominator alike.
 No samples, or no requests in the window, is *no data* (Flagger: ``ErrNoValuesFound``).
+
+Queries are evaluated for all runs of a batch that tick at the same time in one
+vectorised step; they draw no random numbers, so computing a value nobody reads
+changes nothing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from sim.policies.base import MetricQuery
-from sim.world.service import histogram_quantile
 
 _EPS = 1e-9
 
@@ -25,115 +28,138 @@ _EPS = 1e-9
 PRIMARY, CANARY = 0, 1
 
 
-class Counters:
-    """Counter increments per scrape slot and version: slot k holds requests in ((k−1)S, kS].
-
-    Arrays are indexed ``[slot, version]`` (version 0 primary, 1 canary) so that one
-    interval of both versions is stored in three numpy operations.
-    """
-
-    def __init__(self, n_slots: int, n_buckets: int) -> None:
-        self.n = np.zeros((n_slots, 2))
-        self.err = np.zeros((n_slots, 2))
-        self.hist = np.zeros((n_slots, 2, n_buckets))
-
-    def add(self, slots: np.ndarray, n: np.ndarray, err: np.ndarray, hist: np.ndarray, unique: bool) -> None:
-        if unique:
-            self.n[slots] += n
-            self.err[slots] += err
-            self.hist[slots] += hist
-        else:
-            # Several segments in one slot (cut by a fault edge or a rate step).
-            np.add.at(self.n, slots, n)
-            np.add.at(self.err, slots, err)
-            np.add.at(self.hist, slots, hist)
-
-
 class Telemetry:
-    """Scraped counters of both versions and the queries on them.
+    """Scraped counters of both versions, for every run of a batch, and queries on them.
+
+    Arrays are indexed ``[run, slot, version]``: slot k holds the increments of requests
+    in ((k−1)S, kS]; version 0 is the primary, 1 the canary. Latency histograms are kept
+    for the canary, and for the primary only when asked (judges comparing versions).
 
     Args:
+        runs: rollouts in the batch.
         horizon_s: last time anything is recorded.
         scrape_s: scrape interval.
         lag_s: ingestion lag.
-        missing: per-slot mask of lost scrapes (None: none lost).
+        missing: (runs, slots) mask of lost scrapes, or None when none are lost.
         bounds_ms: finite histogram bucket bounds.
+        primary_histogram: keep the primary's latency histogram too.
     """
 
-    def __init__(self, horizon_s: float, scrape_s: float, lag_s: float, missing: np.ndarray | None,
-                 bounds_ms: Sequence[float]) -> None:
+    def __init__(self, runs: int, horizon_s: float, scrape_s: float, lag_s: float, missing: np.ndarray | None,
+                 bounds_ms: Sequence[float], primary_histogram: bool = False) -> None:
         self.scrape_s = scrape_s
         self.lag_s = lag_s
         self.n_slots = int(math.ceil(horizon_s / scrape_s)) + 2
         self.missing = missing
         self.bounds_ms = np.asarray(bounds_ms, dtype=float)
-        self.counters = Counters(self.n_slots, len(bounds_ms) + 1)
+        self.primary_histogram = primary_histogram
+        # Slots are allocated as time advances: most rollouts decide long before the
+        # horizon, and first-touching a horizon-sized array costs more than the run.
+        self._alloc(runs, min(self.n_slots, 64))
+
+    def _alloc(self, runs: int, slots: int) -> None:
+        nb = len(self.bounds_ms) + 1
+        old = getattr(self, "n", None)
+        new = {"n": np.zeros((runs, slots, 2)), "err": np.zeros((runs, slots, 2)),
+               "hist": np.zeros((runs, slots, nb)),
+               "hist_primary": np.zeros((runs, slots, nb)) if self.primary_histogram else None}
+        for name, arr in new.items():
+            if old is not None and arr is not None:
+                prev = getattr(self, name)
+                arr[:, :prev.shape[1]] = prev
+            setattr(self, name, arr)
+
+    def _ensure(self, slot: int) -> None:
+        if slot >= self.n.shape[1]:
+            self._alloc(self.n.shape[0], min(self.n_slots, max(2 * self.n.shape[1], slot + 1)))
 
     def slot_of(self, seg_end: np.ndarray) -> np.ndarray:
         return np.minimum(np.ceil(seg_end / self.scrape_s - _EPS).astype(np.int64), self.n_slots - 1)
 
-    def _span(self, t: float, window_s: float) -> tuple[int, int] | None:
-        """First and last usable sample of a range query, or None (fewer than two)."""
+    def add(self, runs: np.ndarray, slots: np.ndarray, n: np.ndarray, err: np.ndarray, hist: np.ndarray,
+            hist_primary: np.ndarray | None, unique: bool) -> None:
+        """Add increments of shape (runs, segments, ...) at the segments' slots."""
+        self._ensure(int(slots[-1]))
+        ix = (runs[:, None], slots[None, :])
+        if unique:
+            self.n[ix] += n
+            self.err[ix] += err
+            self.hist[ix] += hist
+            if self.hist_primary is not None and hist_primary is not None:
+                self.hist_primary[ix] += hist_primary
+        else:
+            # Several segments in one slot (cut by a fault edge or a rate step).
+            np.add.at(self.n, ix, n)
+            np.add.at(self.err, ix, err)
+            np.add.at(self.hist, ix, hist)
+            if self.hist_primary is not None and hist_primary is not None:
+                np.add.at(self.hist_primary, ix, hist_primary)
+
+    def span(self, run: int, t: float, window_s: float) -> tuple[int, int] | None:
+        """Slots covered by ``rate(...[window])`` at ``t``: (first, end) for slicing, or
+        None when fewer than two usable samples fall in the window."""
         s = self.scrape_s
-        hi = min(int(math.floor((t - self.lag_s) / s + _EPS)), self.n_slots - 1)
+        hi = min(int(math.floor((t - self.lag_s) / s + _EPS)), self.n.shape[1] - 1)
         lo = max(int(math.floor((t - window_s) / s + _EPS)) + 1, 0)
         if hi - lo < 1:
             return None
+        if self.missing is not None:
+            ok = np.flatnonzero(~self.missing[run, lo:hi + 1])
+            if len(ok) < 2:
+                return None
+            lo, hi = lo + int(ok[0]), lo + int(ok[-1])
+        return lo + 1, hi + 1
+
+    def window(self, runs: np.ndarray, t: float, window_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Canary requests, errors (R,) and histogram (R, B) in each run's query window
+        (requests 0 where the query has fewer than two samples)."""
+        R = len(runs)
         if self.missing is None:
-            return lo, hi
-        ok = np.flatnonzero(~self.missing[lo:hi + 1])
-        if len(ok) < 2:
-            return None
-        return lo + int(ok[0]), lo + int(ok[-1])
+            sp = self.span(0, t, window_s)
+            if sp is None:
+                return np.zeros(R), np.zeros(R), np.zeros((R, self.hist.shape[2]))
+            a, b = sp
+            return (self.n[runs, a:b, CANARY].sum(axis=1), self.err[runs, a:b, CANARY].sum(axis=1),
+                    self.hist[runs, a:b].sum(axis=1))
+        n, e, h = np.zeros(R), np.zeros(R), np.zeros((R, self.hist.shape[2]))
+        for i, r in enumerate(runs):
+            sp = self.span(int(r), t, window_s)
+            if sp is not None:
+                a, b = sp
+                n[i], e[i], h[i] = self.n[r, a:b, CANARY].sum(), self.err[r, a:b, CANARY].sum(), self.hist[r, a:b].sum(0)
+        return n, e, h
 
-    def window(self, version: int, t: float, window_s: float) -> tuple[float, float, np.ndarray] | None:
-        """Requests, errors and histogram that ``rate(...[window])`` covers at ``t``."""
-        span = self._span(t, window_s)
-        if span is None:
-            return None
-        a, b = span[0] + 1, span[1] + 1
-        c = self.counters
-        return float(c.n[a:b, version].sum()), float(c.err[a:b, version].sum()), c.hist[a:b, version].sum(axis=0)
-
-    def query(self, q: MetricQuery, t: float) -> float | None:
-        """Evaluate one builtin query for the canary at time ``t``; None = no data."""
-        w = self.window(CANARY, t, q.window_s)
-        if w is None or w[0] <= 0:
-            return None
-        n, err, hist = w
-        if q.signal == "request-success-rate":
-            return 100.0 * (n - err) / n
-        if q.signal == "request-duration":
-            v = histogram_quantile(0.99, self.bounds_ms, hist)
-            return None if math.isnan(v) else v
+    def query(self, q: MetricQuery, runs: np.ndarray, t: float) -> np.ndarray:
+        """One builtin query of the canary for several runs at ``t``; NaN = no data."""
+        n, err, hist = self.window(runs, t, q.window_s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if q.signal == "request-success-rate":
+                return np.where(n > 0, 100.0 * (n - err) / n, np.nan)
+            if q.signal == "request-duration":
+                return histogram_quantile_rows(0.99, self.bounds_ms, hist)
         raise ValueError(f"unknown signal {q.signal!r}")
 
 
-class LazyMetrics(Mapping[str, float | None]):
-    """Metric values at one tick, each evaluated the first time a policy reads it.
+def histogram_quantile_rows(q: float, bounds_ms: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``histogram_quantile`` (Prometheus ``bucketQuantile``) of each row of ``counts``.
 
-    Evaluation draws no random numbers, so reading or not reading a metric never
-    changes a run: the mapping behaves as if every value had been computed up front.
+    Rows are non-cumulative bucket counts (finite bounds, then +Inf). NaN for an empty
+    row; linear interpolation in the bucket holding rank q·total, from 0 in the first
+    bucket; the last finite bound when the rank falls in +Inf.
     """
-
-    def __init__(self, telemetry: Telemetry, queries: Sequence[MetricQuery], t: float) -> None:
-        self._telemetry = telemetry
-        self._queries = {q.name: q for q in queries}
-        self._t = t
-        self._cache: dict[str, float | None] = {}
-
-    def __getitem__(self, name: str) -> float | None:
-        if name not in self._cache:
-            self._cache[name] = self._telemetry.query(self._queries[name], self._t)
-        return self._cache[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._queries)
-
-    def __len__(self) -> int:
-        return len(self._queries)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
-
-    __hash__ = None  # type: ignore[assignment]
+    total = counts.sum(axis=1)
+    cum = np.cumsum(counts, axis=1)
+    rank = q * total
+    b = np.argmax(cum >= rank[:, None] - 1e-9 * np.maximum(total[:, None], 1.0), axis=1)
+    nb = len(bounds_ms)
+    inf_bucket = b >= nb
+    bi = np.minimum(b, nb - 1)
+    rows = np.arange(len(counts))
+    start = np.where(bi == 0, 0.0, bounds_ms[np.maximum(bi - 1, 0)])
+    before = np.where(bi == 0, 0.0, cum[rows, np.maximum(bi - 1, 0)])
+    inside = counts[rows, bi]
+    end = bounds_ms[bi]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = np.where(inside > 0, start + (end - start) * (rank - before) / inside, end)
+    val = np.where(inf_bucket, bounds_ms[-1], val)
+    return np.where(total > 0, val, np.nan)

@@ -12,6 +12,8 @@ the request rate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from sim.world.traffic import Population
@@ -19,64 +21,75 @@ from sim.world.traffic import Population
 _POISSON_LIMIT = 30.0  # expected collisions or empty boxes below this: Poisson regime
 
 
-def occupancy(rng: np.random.Generator | None, k: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Distinct boxes hit by ``k`` uniform draws into ``n`` boxes, elementwise.
+def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Distinct boxes hit by ``k`` uniform draws into ``n`` boxes, elementwise over (R, G).
 
     The occupancy distribution in its three regimes: when few collisions are expected
     (k ≪ n), D = k − Poisson(expected collisions); when few boxes stay empty (k ≫ n),
     D = n − Poisson(expected empties); in between, where both are large, a normal draw
-    with the exact mean and variance. Each approximation matches the exact mean and
-    is accurate in its regime (tested against exact sampling). ``rng=None`` returns
-    the expectation.
+    with the exact mean and variance. Each approximation matches the exact mean and is
+    accurate in its regime (tested against exact sampling). Row i draws from
+    ``rngs[i]``; ``rngs=None`` returns the expectation.
     """
     k = np.asarray(k, dtype=float)
     n = np.maximum(np.asarray(n, dtype=float), 1.0)
-    log_q = np.log1p(-1.0 / np.maximum(n, 1.0 + 1e-12))
-    qk = np.where(n > 1, np.exp(k * log_q), 0.0)
-    mean = np.where(n > 1, n * (1.0 - qk), np.minimum(k, 1.0))
-    mean = np.where(k > 0, mean, 0.0)
-    if rng is None:
-        return mean
+    many = n > 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qk = np.where(many, np.exp(k * np.log1p(-1.0 / np.where(many, n, 2.0))), 0.0)
+        mean = np.where(k > 0, np.where(many, n * (1.0 - qk), np.minimum(k, 1.0)), 0.0)
+        if rngs is None:
+            return mean
+        q2k = np.exp(k * np.log1p(-2.0 / np.where(n > 2, n, 3.0)))
+        var = np.where(n > 2, n * (n - 1) * q2k + n * qk - n * n * qk * qk, 0.0)
     collisions = np.maximum(k - mean, 0.0)
     empties = np.maximum(n - mean, 0.0)
-    var = np.where(n > 1, n * (n - 1) * np.exp(k * np.log1p(-2.0 / np.maximum(n, 2.0))) + n * qk
-                   - n * n * qk * qk, 0.0)
-    z = rng.standard_normal(len(k))
-    d_norm = np.round(mean + np.sqrt(np.maximum(var, 0.0)) * z)
-    d_coll = k - rng.poisson(np.where(collisions < _POISSON_LIMIT, collisions, 0.0))
-    d_empt = n - rng.poisson(np.where(empties < _POISSON_LIMIT, empties, 0.0))
-    d = np.where((collisions < _POISSON_LIMIT) & (collisions <= empties), d_coll,
-                 np.where(empties < _POISSON_LIMIT, d_empt, d_norm))
+    use_coll = (collisions < _POISSON_LIMIT) & (collisions <= empties)
+    use_empt = ~use_coll & (empties < _POISSON_LIMIT)
+    lam = np.concatenate([np.where(use_coll, collisions, 0.0), np.where(use_empt, empties, 0.0)], axis=1)
+    width = k.shape[1]
+    d = np.empty_like(k)
+    for i, rng in enumerate(rngs):  # each run's own stream, in a fixed order
+        pois = rng.poisson(lam[i])
+        z = rng.standard_normal(width)
+        d[i] = np.where(use_coll[i], k[i] - pois[:width],
+                        np.where(use_empt[i], n[i] - pois[width:],
+                                 np.round(mean[i] + np.sqrt(np.maximum(var[i], 0.0)) * z)))
     return np.clip(d, np.minimum(k, 1.0), np.minimum(k, n))
 
 
 def count_users(population: Population, requests: np.ndarray, excess: np.ndarray,
-                rng: np.random.Generator | None) -> tuple[float, float]:
-    """Users exposed and users affected, from per-cohort request and excess counts.
+                rngs: Sequence[np.random.Generator] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Users exposed and users affected per run, from per-cohort request and excess counts.
 
     Args:
         population: the user groups.
-        requests: candidate requests per cohort, shape (C,).
-        excess: excess failures per cohort, shape (C,); each <= requests.
-        rng: the run's users stream, or None for expectations (``noise: false``).
+        requests: candidate requests per run and cohort, shape (R, C).
+        excess: excess failures per run and cohort, shape (R, C); each <= requests.
+        rngs: each run's users stream, or None for expectations (``noise: false``).
+
+    Returns:
+        ``(users_exposed, users_affected)``, each of shape (R,).
     """
-    exposed = affected = 0.0
+    R = requests.shape[0]
+    exposed, affected = np.zeros(R), np.zeros(R)
     for c in range(population.n_cohorts):
-        k_total, x_total = float(requests[c]), float(excess[c])
-        if k_total <= 0:
+        if not (requests[:, c] > 0).any():
             continue
         sizes, p = population.groups_of(c)
-        if rng is None:
-            k, x = k_total * p, x_total * p
+        if rngs is None:
+            k, x = requests[:, c, None] * p, excess[:, c, None] * p
         else:
-            k = rng.multinomial(int(k_total), p)
-            x = (rng.multivariate_hypergeometric(k, int(x_total)) if x_total > 0
-                 else np.zeros_like(k))
-        d = occupancy(rng, k, sizes)
-        exposed += float(d.sum())
-        if x_total > 0:
-            # Excess failures land on requests this group sent, hence on its d exposed
-            # users (treated as equally likely).
-            hit = d > 0
-            affected += float(occupancy(rng, x[hit], d[hit]).sum())
+            k = np.zeros((R, len(p)))
+            x = np.zeros((R, len(p)))
+            for i, rng in enumerate(rngs):
+                if requests[i, c] > 0:
+                    k[i] = rng.multinomial(int(requests[i, c]), p)
+                    if excess[i, c] > 0:
+                        x[i] = rng.multivariate_hypergeometric(k[i].astype(np.int64), int(excess[i, c]),
+                                                               method="marginals")
+        d = occupancy(rngs, k, np.broadcast_to(sizes, k.shape))
+        exposed += d.sum(axis=1)
+        # Excess failures land on requests a group sent, hence on its d exposed users
+        # (treated as equally likely).
+        affected += np.where(d > 0, occupancy(rngs, x, np.maximum(d, 1.0)), 0.0).sum(axis=1)
     return exposed, affected

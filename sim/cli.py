@@ -1,0 +1,392 @@
+"""The ``pdsim`` command line (DESIGN.md section 6, a contract).
+
+Only this module prints. Exit codes: 0 success, 2 bad input (one line on stderr,
+``FILE:LINE: FIELD.PATH: message (got VALUE)``), 3 an internal error (one line, never a
+traceback; set ``PDSIM_DEBUG=1`` to see it), 130 interrupted (Ctrl-C; whatever was
+already written, e.g. finished ``--out`` chunks, is kept).
+
+The simulator itself (``sim.runner`` and the world behind it) is imported only by the
+commands that simulate, so ``pdsim validate`` and ``pdsim schema`` start fast.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from sim.errors import InputError
+
+#: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
+_POLICY_KEYS = frozenset({"flagger", "manifest"})
+#: Keys that only a scenario file has.
+_SCENARIO_KEYS = frozenset({"name", "traffic"})
+#: Keys of a Kubernetes manifest (a real Canary/Rollout): handed to the policy loader.
+_MANIFEST_KEYS = frozenset({"apiVersion", "kind"})
+_OUTCOMES = ("promoted", "rolled_back", "unfinished")
+_CHUNK_RE = re.compile(r"records-\d{5,}\.parquet")
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+# --- errors ------------------------------------------------------------------------------
+
+class CliError(click.ClickException):
+    """Bad command-line input that is not a file's content (e.g. an unwritable --out).
+
+    Shown as one line ``pdsim: message``; exit code 2.
+    """
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"pdsim: {_one_line(self.format_message())}", err=True)
+
+
+class _Interrupted(Exception):
+    """A KeyboardInterrupt carried past click's own handler (which would print)."""
+
+
+def _one_line(text: str) -> str:
+    return _LINE_BREAKS.sub(" ", text)
+
+
+def _internal_error(err: BaseException) -> int:
+    if os.environ.get("PDSIM_DEBUG"):
+        import traceback
+        traceback.print_exception(err)
+    click.echo(_one_line(f"pdsim: internal error: {type(err).__name__}: {err}"), err=True)
+    return 3
+
+
+class PdsimGroup(click.Group):
+    """A click group whose ``main`` maps every failure to one stderr line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except click.ClickException as err:
+            err.show()
+            code = err.exit_code
+        except (click.exceptions.Abort, _Interrupted, KeyboardInterrupt):
+            code = 130
+        except InputError as err:
+            click.echo(str(err), err=True)
+            code = 2
+        except Exception as err:  # noqa: BLE001 - the contract: never a traceback
+            code = _internal_error(err)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+# --- JSON and files ------------------------------------------------------------------------
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON data: NaN/inf become None, numpy scalars become Python numbers."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    item = getattr(value, "item", None)  # numpy scalar
+    if callable(item):
+        return _json_safe(item())
+    tolist = getattr(value, "tolist", None)  # numpy array
+    if callable(tolist):
+        return _json_safe(tolist())
+    return str(value)
+
+
+def _dumps(value: Any, **kw: Any) -> str:
+    return json.dumps(_json_safe(value), allow_nan=False, **kw)
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write through ``write(tmp_path)`` to a temporary name beside ``path``, then rename."""
+    # A plain name (not mkstemp) so the file gets the usual umask permissions.
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    _atomic_write(path, write)
+
+
+def _arrow_schema() -> Any:
+    """The Parquet schema of run records, from the RunRecord annotations.
+
+    Explicit types keep every chunk file's schema the same even when a chunk has only
+    nulls in a column (e.g. ``detection_time_s`` when nothing was rolled back).
+    """
+    import pyarrow as pa
+
+    from sim.outcomes import COLUMNS, RunRecord
+
+    hints = typing.get_type_hints(RunRecord)
+    base = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+    fields = []
+    for name in COLUMNS:
+        hint = hints.get(name)
+        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        fields.append(pa.field(name, base.get(args[0], pa.string()) if len(args) == 1 else pa.string()))
+    return pa.schema(fields)
+
+
+class ChunkWriter:
+    """Streams finished chunks of records to ``DIR/records-NNNNN.parquet``, atomically."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.dir = out_dir
+        self.files: list[Path] = []
+        self._schema = _arrow_schema()
+
+    def __call__(self, records: list[Any]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = [_json_safe(r.as_dict()) for r in records]
+        table = pa.Table.from_pylist(rows, schema=self._schema)
+        path = self.dir / f"records-{len(self.files):05d}.parquet"
+        _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        self.files.append(path)
+
+
+def _prepare_out_dir(out: str) -> Path:
+    """Create ``--out DIR``; drop result files of an earlier run so DIR holds only this one."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.iterdir():
+            if _CHUNK_RE.fullmatch(old.name) or old.name == "summary.json":
+                old.unlink()
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".pdsim-probe-")
+        probe.close()
+    except OSError as err:
+        raise CliError(f"cannot use --out {out}: {err.strerror or err}") from None
+    return path
+
+
+def _write_output(path: str, what: str, write: Callable[[Path], None]) -> None:
+    try:
+        write(Path(path))
+    except OSError as err:
+        raise CliError(f"cannot write {what} {path}: {err.strerror or err}") from None
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+def _print_version(ctx: click.Context) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("pdsim")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        v = "0+unknown"
+    click.echo(f"pdsim {v}")
+    ctx.exit(0)
+
+
+@click.group(cls=PdsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+              help="Show the version and exit.")
+def cli() -> None:
+    """pdsim: simulate progressive-delivery policies (Flagger, Argo) before production does."""
+
+
+def _load_run_inputs(scenario_path: str, policy_paths: tuple[str, ...]) -> tuple[Any, Any]:
+    from sim.policyfile import load_policy, scenario_policy
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    if policy_paths:
+        policy = load_policy(list(policy_paths))
+    elif scenario.policy is None:
+        raise InputError(scenario_path, 1, "policy", "the scenario has no policy; add `policy:` or pass --policy PATH")
+    else:
+        policy = scenario_policy(scenario)
+    return scenario, policy
+
+
+def _outcome_counts(records: Iterable[Any]) -> dict[str, int]:
+    counts = collections.Counter(r.outcome for r in records)
+    out = {k: int(counts.pop(k, 0)) for k in _OUTCOMES}
+    out.update({str(k): int(v) for k, v in sorted(counts.items())})  # never expected; never hidden
+    return out
+
+
+def _progress_bar(total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="rollouts", delay=0.5, file=sys.stderr, dynamic_ncols=True,
+                disable=not _isatty(sys.stderr), leave=False)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+@cli.command()
+@click.argument("scenario_path", metavar="SCENARIO.yaml", type=click.Path(dir_okay=False))
+@click.option("--policy", "policy_paths", multiple=True, type=click.Path(), metavar="PATH",
+              help="Policy file, manifest or directory (repeatable: the files combine into one "
+                   "policy). Default: the scenario's own `policy:`.")
+@click.option("--runs", type=click.IntRange(min=1), help="Number of rollouts. Default: the scenario's `runs`.")
+@click.option("--seed", type=click.IntRange(min=0), help="Root seed. Default: the scenario's `seed`.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; results are identical for any count.")
+@click.option("--exact", is_flag=True, help="Serve requests one by one (slow; validation mode).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (summary and records) on stdout.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write run 0's policy ticks as JSON Lines to FILE.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Stream records to DIR/records-NNNNN.parquet (one per finished chunk) "
+                   "and write DIR/summary.json.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=1000, hidden=True,
+              help="Rollouts per chunk file of --out.")
+def run(scenario_path: str, policy_paths: tuple[str, ...], runs: int | None, seed: int | None, workers: int,
+        exact: bool, as_json: bool, trace_path: str | None, out_dir: str | None, chunk_size: int) -> None:
+    """Simulate many rollouts of SCENARIO.yaml and summarise their outcomes."""
+    scenario, policy = _load_run_inputs(scenario_path, policy_paths)
+
+    from sim.rng import run_seed
+    from sim.runner import records_frame, run_batch, run_one
+    from sim.stats import format_summary_table, summarize_records
+
+    runs = scenario.runs if runs is None else runs
+    seed = scenario.seed if seed is None else seed
+    out = _prepare_out_dir(out_dir) if out_dir is not None else None
+
+    if trace_path is not None:
+        result = run_one(scenario, policy, run_seed(seed, 0, 0), run_index=0, exact=exact, trace=True)
+        text = "".join(_dumps(tick) + "\n" for tick in (result.trace or []))
+        _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
+
+    writer = ChunkWriter(out) if out is not None else None
+    bar = _progress_bar(runs)
+    try:
+        records = run_batch(scenario, policy, runs, seed, workers=workers, exact=exact,
+                            progress=bar.update, on_chunk=writer, chunk_size=chunk_size)
+    finally:
+        bar.close()
+
+    summary = summarize_records(records_frame(records))
+    head = {"scenario": scenario.name, "policy": policy.name, "runs": runs, "seed": seed,
+            "outcomes": _outcome_counts(records), "summary": summary}
+    if out is not None:
+        _write_output(str(out / "summary.json"), "summary",
+                      lambda p: _write_text(p, _dumps(head, indent=2) + "\n"))
+    if as_json:
+        click.echo(_dumps({**head, "records": [r.as_dict() for r in records]}))
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in head["outcomes"].items())
+    click.echo(f"scenario: {scenario.name}  policy: {policy.name}  runs: {runs}  seed: {seed}")
+    click.echo("")
+    click.echo(format_summary_table(summary))
+    click.echo("")
+    click.echo(f"outcomes: {counts}")
+    if out is not None and writer is not None:
+        click.echo(f"results: {len(writer.files)} chunk file(s) and summary.json in {out}")
+
+
+def _classify(path: str) -> str:
+    """``"scenario"`` or ``"policy"``, decided by the file's content.
+
+    Raises:
+        InputError: when the file cannot be read as YAML at all.
+    """
+    if os.path.isdir(path):
+        return "policy"  # a directory of policy files / manifests
+    from sim.yamlio import load_yaml_all
+
+    docs = load_yaml_all(path)
+    if len(docs) > 1:
+        return "policy"  # multi-document: a manifest bundle
+    data = docs[0].data
+    if not isinstance(data, dict) or not data:
+        return "scenario"  # the scenario loader reports what a scenario must be
+    keys = set(data)
+    if keys & _SCENARIO_KEYS:
+        return "scenario"
+    if keys <= _POLICY_KEYS or keys & _MANIFEST_KEYS:
+        return "policy"
+    return "scenario"  # a typo'd scenario still gets its field error
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def validate(files: tuple[str, ...]) -> int:
+    """Check scenario and policy files; exit 0 when all are valid, 2 otherwise.
+
+    Each error is one line on stderr: FILE:LINE: FIELD.PATH: message (got VALUE).
+    """
+    from sim.policyfile import load_policy
+    from sim.scenario import load_scenario
+
+    bad = 0
+    for path in files:
+        try:
+            if _classify(path) == "policy":
+                load_policy([path])
+                click.echo(f"{path}: ok (policy)")
+            else:
+                scenario = load_scenario(path)
+                click.echo(f"{path}: ok (scenario {scenario.name})")
+        except InputError as err:
+            click.echo(str(err), err=True)
+            bad += 1
+    return 2 if bad else 0
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files."""
+    from sim.scenario import Scenario
+
+    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console-script entry point (``pdsim``)."""
+    cli.main(args=argv, prog_name="pdsim")
+    raise AssertionError("unreachable: cli.main exits")  # pragma: no cover
+
+
+__all__ = ["cli", "main", "CliError"]
