@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # only for annotations; records are duck-typed (any object wi
 
 __all__ = [
     "ScenarioSection", "build_section", "render_report", "write_report", "describe_faults", "describe_policy",
-    "format_rate", "format_quantity",
+    "format_quantity", "quantity_parts",
 ]
 
 
@@ -124,31 +124,28 @@ def describe_policy(scenario: Scenario, policy: Policy) -> list[str]:
     return lines
 
 
-def _fmt_pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100.0 * v:.1f}%"
+def _q(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "…"  # the sample is too small to bound this side
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
-def format_rate(r: Mapping[str, Any] | None) -> str:
-    """``12.0% [9.1%, 15.6%] (36/300)``; ``n/a (0 runs)`` when undefined."""
-    if not r or r.get("rate") is None:
-        return f"n/a ({r.get('n', 0) if r else 0} runs)"
-    return f"{_fmt_pct(r['rate'])} [{_fmt_pct(r.get('low'))}, {_fmt_pct(r.get('high'))}] ({r['k']}/{r['n']})"
+def quantity_parts(block: Mapping[str, Any] | None) -> tuple[str, str]:
+    """``("480", "[470, 490]")`` from a ``{"value","low","high"}`` block.
 
-
-def format_quantity(block: Mapping[str, Any] | None, unit: str = "") -> str:
-    """``480 s [470, 490]`` from a ``{"value","low","high"}`` block; open ends as ``…``."""
+    ``("n/a", "")`` when there is no value; an unbounded side shows as ``…``.
+    """
     if not block or block.get("value") is None:
-        return "n/a"
+        return "n/a", ""
+    if block.get("low") is None and block.get("high") is None:
+        return _q(block["value"]), ""
+    return _q(block["value"]), f"[{_q(block.get('low'))}, {_q(block.get('high'))}]"
 
-    def one(v: Any) -> str:
-        if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            return "…"  # the sample is too small to bound this side
-        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
-    text = f"{one(block['value'])}{unit}"
-    if block.get("low") is not None or block.get("high") is not None:
-        text += f" [{one(block.get('low'))}, {one(block.get('high'))}]"
-    return text
+def format_quantity(block: Mapping[str, Any] | None) -> str:
+    """``480 [470, 490]``: a quantity with its interval on one line."""
+    value, ci = quantity_parts(block)
+    return f"{value} {ci}".strip()
 
 
 def _run0_line(rec: RunRecord) -> str:
@@ -194,8 +191,7 @@ def build_section(scenario: Scenario, policy: Policy, records: Sequence[RunRecor
 def _env() -> Environment:
     env = Environment(autoescape=True, loader=PackageLoader("sim", "templates"), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters["rate"] = format_rate
-    env.filters["qty"] = format_quantity
+    env.filters["qparts"] = quantity_parts
     return env
 
 

@@ -132,8 +132,7 @@ class TrafficServer:
         w = self.world
         batch, self.waiting = self.waiting, []
         runs = np.array([r for r, _ in batch])
-        account = np.array([w.runs[r].decision_time is None for r in runs])
-        w.traffic.advance(runs, w.env.now, account)
+        w.traffic.advance(runs, w.env.now)
         values = {q.name: w.telemetry.query(q, runs, w.env.now) for q in w.queries}
         for i, (_, ev) in enumerate(batch):
             ev.succeed({name: (None if np.isnan(v[i]) else float(v[i])) for name, v in values.items()})
@@ -200,7 +199,10 @@ class World:
         while True:
             nt = policy.next_tick(state, self.env.now)
             if nt is None or nt > self.scenario.horizon:
-                break
+                self._running -= 1
+                if self._running == 0:
+                    self._all_done.succeed()
+                return
             yield self.env.timeout(nt - self.env.now)
             metrics = yield self.server.observe(r)
             now = self.env.now
@@ -226,22 +228,28 @@ class World:
             self._start(run.canary, self.scenario.release.startup, never=self.release.never_ready)
         elif isinstance(a, Promote) and run.decision_time is None:
             run.outcome, run.decision_time = PROMOTED, now
+            self.traffic.decided(r)
             # The primary's rolling update to the new spec; its pods need startup time.
             self._start(run.primary, self.scenario.release.startup)
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
         elif isinstance(a, Rollback) and run.decision_time is None:
             run.outcome, run.decision_time, run.rollback_reason = ROLLED_BACK, now, a.reason
+            self.traffic.decided(r)
 
     # -- the batch ----------------------------------------------------------------------
 
     def run(self) -> list[RunResult]:
         """Simulate every rollout until its policy finishes or the horizon."""
+        self._running = len(self.runs)
+        self._all_done = self.env.event()
         for r in range(len(self.runs)):
             self.env.process(self._controller(r))
-        self.env.run(until=self.scenario.horizon)
+        # Stop when every policy has finished (the exact mode's arrivals would otherwise
+        # go on to the horizon) or at the horizon.
+        self.env.run(until=self.env.any_of([self._all_done, self.env.timeout(self.scenario.horizon)]))
         open_runs = np.array([r for r, run in enumerate(self.runs) if run.decision_time is None], dtype=int)
         if len(open_runs):
-            self.traffic.advance(open_runs, self.scenario.horizon, np.ones(len(open_runs), dtype=bool))
+            self.traffic.advance(open_runs, self.scenario.horizon)
         led = self.traffic.ledger
         if hasattr(self.traffic, "users_counts"):
             exposed, affected = self.traffic.users_counts()  # the exact mode knows its users

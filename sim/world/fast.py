@@ -68,6 +68,7 @@ class FastTraffic:
         self.primary_histogram = telemetry.hist_primary is not None
         self.t = np.zeros(len(rngs))
         self.ledger = Ledger(len(rngs), population.n_cohorts)
+        self.accounting = np.ones(len(rngs), dtype=bool)
         self._rate_cuts = np.array(rate.change_points())
         self._bounds = tuple(float(b) for b in telemetry.bounds_ms)
         self._base_probs = release.base_latency.bucket_probs(self._bounds)
@@ -113,20 +114,19 @@ class FastTraffic:
                 probs[i, 1, c] = dc.bucket_probs(self._bounds)
         return probs
 
-    def advance(self, runs: np.ndarray, t1: float, account: np.ndarray) -> None:
-        """Serve live traffic of ``runs`` up to ``t1`` under their current routes.
+    def decided(self, run: int) -> None:
+        """The rollout decided: its later traffic is no longer the canary's to account
+        (a promoted release's damage is ``after_promotion``'s)."""
+        self.accounting[run] = False
 
-        Args:
-            runs: run indexes.
-            t1: end of the stretch.
-            account: per run, count the candidate's requests in the ledger (False
-                once the rollout has decided: later damage is ``after_promotion``'s).
-        """
+    def advance(self, runs: np.ndarray, t1: float) -> None:
+        """Serve live traffic of ``runs`` up to ``t1`` under their current routes."""
         t0s = self.t[runs]
         for t0 in np.unique(t0s):  # runs in lockstep share one segment grid
             sel = t0s == t0
             if t0 < t1:
-                self._advance(runs[sel], float(t0), t1, account[sel])
+                group = runs[sel]
+                self._advance(group, float(t0), t1, self.accounting[group])
 
     def _advance(self, runs: np.ndarray, t0: float, t1: float, account: np.ndarray) -> None:
         b, unique = self._cuts(t0, t1, scrapes=True)

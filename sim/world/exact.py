@@ -1,0 +1,150 @@
+"""The per-request reference mode: every request is a simpy event.
+
+Slow on purpose. It exists to prove the fast path right: the same scenario served
+request by request — arrivals of a non-homogeneous Poisson process by thinning, a user
+drawn by activity, a route drawn from the router's current weight, one uniform that
+decides the outcome on both versions, a latency sampled from the version's
+distribution — must agree in distribution with the fast path's bulk draws. It writes the
+same telemetry and ledger and knows its users by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import simpy
+
+from sim.world.faults import ReleaseModel
+from sim.world.fast import Ledger
+from sim.world.router import Router
+from sim.world.telemetry import CANARY, PRIMARY, Telemetry
+from sim.world.traffic import Population, RateFunction
+
+_CHUNK = 4096  # random numbers drawn ahead, a chunk at a time
+
+
+class ExactTraffic:
+    """One run's traffic, request by request (the interface of ``FastTraffic``).
+
+    Args:
+        env: the simulation environment; arrivals are its events.
+        rate: λ(t).
+        population: users and cohorts.
+        release: fault models.
+        router: current routes (run 0).
+        telemetry: scraped counters to fill.
+        rngs: one generator (this mode simulates one run).
+        noise: ignored: requests are always random here.
+    """
+
+    def __init__(self, env: simpy.Environment, rate: RateFunction, population: Population,
+                 release: ReleaseModel, router: Router, telemetry: Telemetry,
+                 rngs: Sequence[np.random.Generator], noise: bool = True) -> None:
+        self.env = env
+        self.rate = rate
+        self.population = population
+        self.release = release
+        self.router = router
+        self.telemetry = telemetry
+        self.rng = rngs[0]
+        self.t = np.zeros(1)
+        self.ledger = Ledger(1, population.n_cohorts)
+        self.accounting = True
+        self.exposed: set[int] = set()
+        self.affected: set[int] = set()
+        self._bounds = telemetry.bounds_ms
+        # Users laid out group after group: group g holds ids offset[g] .. offset[g+1]-1.
+        self._offset = np.concatenate([[0], np.cumsum(population.users)])
+        share = population.users * population.weight
+        self._group_cdf = np.cumsum(share / share.sum())
+        self._buf = np.empty(0)
+        self._pos = 0
+        env.process(self._arrivals())
+
+    def _u(self) -> float:
+        """The next uniform of this run's stream (drawn in chunks for speed)."""
+        if self._pos >= len(self._buf):
+            self._buf, self._pos = self.rng.random(_CHUNK), 0
+        self._pos += 1
+        return float(self._buf[self._pos - 1])
+
+    def _user(self) -> tuple[int, int]:
+        g = min(int(np.searchsorted(self._group_cdf, self._u(), side="right")), len(self._group_cdf) - 1)
+        uid = int(self._offset[g] + min(int(self._u() * self.population.users[g]), self.population.users[g] - 1))
+        return uid, int(self.population.cohort[g])
+
+    def _arrivals(self):
+        # Thinning: candidates at the peak rate, each kept with probability λ(t)/peak.
+        peak = self.rate.max_rate(0.0, float("inf"))
+        if peak <= 0:
+            return
+        while True:
+            yield self.env.timeout(-np.log(1.0 - self._u()) / peak)
+            now = self.env.now
+            if self._u() * peak < float(self.rate.rate(now)):
+                self._serve(now)
+
+    def _serve(self, now: float) -> None:
+        uid, cohort = self._user()
+        weight = self.router.routes(0).canary_weight / 100.0
+        canary = self._u() < weight
+        mid = np.array([now])
+        load = np.array([[float(self.rate.rate(now)) * weight]]) if self.release.has_load_faults else None
+        p_ref, p = self.release.error_probs(mid, load)
+        p_ref_c, p_c = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
+        u = self._u()
+        lat_p, lat_c = self.release.latency(now, cohort)
+        dist = lat_c if canary else lat_p
+        latency = dist.shift + float(np.exp(dist.mu + dist.sigma * self.rng.standard_normal()))
+        bucket = int(np.searchsorted(self._bounds, latency, side="left"))  # le semantics
+        failed = u < (p_c if canary else p_ref_c)
+        slot = int(self.telemetry.slot_of(np.array([now]))[0])
+        tel = self.telemetry
+        tel._ensure(slot)
+        v = CANARY if canary else PRIMARY
+        tel.n[0, slot, v] += 1
+        tel.err[0, slot, v] += failed
+        if canary:
+            tel.hist[0, slot, bucket] += 1
+        elif tel.hist_primary is not None:
+            tel.hist_primary[0, slot, bucket] += 1
+        if canary and self.accounting:
+            excess = p_ref_c <= u < p_c
+            self.ledger.requests[0, cohort] += 1
+            self.ledger.errors[0, cohort] += failed
+            self.ledger.excess[0, cohort] += excess
+            self.exposed.add(uid)
+            if excess:
+                self.affected.add(uid)
+
+    # -- the FastTraffic interface -------------------------------------------------------
+
+    def advance(self, runs: np.ndarray, t1: float) -> None:
+        """Nothing to draw: requests up to now were served as they arrived."""
+        self.t[:] = t1
+
+    def decided(self, run: int) -> None:
+        self.accounting = False
+
+    def after_promotion(self, run: int, t0: float, duration_s: float) -> None:
+        """All traffic on the new version for ``duration_s``, request by request."""
+        t, peak = t0, self.rate.max_rate(0.0, float("inf"))
+        while peak > 0:
+            t += -np.log(1.0 - self._u()) / peak
+            if t >= t0 + duration_s:
+                break
+            if self._u() * peak >= float(self.rate.rate(t)):
+                continue
+            uid, cohort = self._user()
+            load = np.array([[float(self.rate.rate(t))]]) if self.release.has_load_faults else None
+            p_ref, p = self.release.error_probs(np.array([t]), load)
+            u = self._u()
+            self.ledger.after_requests[0, cohort] += 1
+            self.exposed.add(uid)
+            if float(p_ref[0, 0, cohort]) <= u < float(p[0, 0, cohort]):
+                self.ledger.after_excess[0, cohort] += 1
+                self.affected.add(uid)
+
+    def users_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([float(len(self.exposed))]), np.array([float(len(self.affected))])
