@@ -149,12 +149,17 @@ class FlaggerCanary:
         if state.phase in TERMINAL:
             return state, ()
 
-        # IsPrimaryReady. (The handleFailedPromotion branch for Promoting/Finalising is
-        # not reachable here: the simulated primary never misses its deadline.)
+        # IsPrimaryReady: a retriable wait does nothing; a passed deadline rolls back, or,
+        # once the primary holds the new spec (Promoting/Finalising), handleFailedPromotion
+        # sends all traffic to the canary, the only healthy copy, and fails.
         if not obs.primary.ready:
-            if self._deadline_passed(obs.primary, obs.t):
-                return self._rollback(state, "primary progress deadline exceeded")
-            return replace(state, event="waiting for the primary to be ready"), ()
+            if not self._deadline_passed(obs.primary, obs.t):
+                return replace(state, event="waiting for the primary to be ready"), ()
+            if state.phase in (PROMOTING, FINALISING):
+                failed = FlaggerState(phase=FAILED, canary_weight=TOTAL_WEIGHT,
+                                      event="Promotion failed, primary not ready")
+                return failed, (SetWeights(TOTAL_WEIGHT), Finish(FAILED))
+            return self._rollback(state, "primary progress deadline exceeded")
 
         # checkCanaryStatus: a new revision starts the analysis and returns.
         if state.phase == INITIALIZED:
@@ -202,10 +207,17 @@ class FlaggerCanary:
             if val is None or math.isnan(val):
                 # prometheus.go: empty result or NaN -> ErrNoValuesFound -> check fails
                 return False, f"Halt advancement no values found for metric {q.name}"
-            if q.min is not None and val < q.min:
-                return False, f"Halt advancement {q.name} {val:.2f} < {q.min:g}"
-            if q.max is not None and val > q.max:
-                return False, f"Halt advancement {q.name} {val:.2f} > {q.max:g}"
+            lo, hi = q.min, q.max
+            if q.signal == "request-duration":
+                # Observers return time.Duration(int64(value)) ms and the bounds are
+                # converted with time.Duration(bound): both truncated to whole ms.
+                val = float(math.trunc(val))
+                lo = None if lo is None else float(math.trunc(lo))
+                hi = None if hi is None else float(math.trunc(hi))
+            if lo is not None and val < lo:
+                return False, f"Halt advancement {q.name} {val:.2f} < {lo:g}"
+            if hi is not None and val > hi:
+                return False, f"Halt advancement {q.name} {val:.2f} > {hi:g}"
         return True, ""
 
     def _run_canary(self, state: FlaggerState, weight: int) -> tuple[FlaggerState, tuple[Action, ...]]:
