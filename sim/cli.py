@@ -235,10 +235,8 @@ def _load_run_inputs(scenario_path: str, policy_paths: tuple[str, ...]) -> tuple
     scenario = load_scenario(scenario_path)
     if policy_paths:
         policy = load_policy(list(policy_paths))
-    elif scenario.policy is None:
-        raise InputError(scenario_path, 1, "policy", "the scenario has no policy; add `policy:` or pass --policy PATH")
     else:
-        policy = scenario_policy(scenario)
+        policy = scenario_policy(scenario, scenario_path)
     return scenario, policy
 
 

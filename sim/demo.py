@@ -5,8 +5,9 @@ runs under its own policy and root seed, with ``min(scenario.runs, --runs)`` rol
 A scenario that fails to load or simulate becomes an error row in the page instead of
 stopping the others: one broken file should not hide the results of the rest.
 
-Exit status: 0 when every scenario was simulated, 2 when a scenario file was bad input
-or failed (the page is still written), 2 with no page when there is nothing to read.
+Exit status: 0 when every scenario was simulated; 2 when some scenario could not be
+loaded or simulated (the page is still written, with error rows); 2 and no page when
+there is no scenario directory or no scenario file in it.
 """
 
 from __future__ import annotations

@@ -93,7 +93,8 @@ def _metric_panel(ax: Axes, t: list[float], trace: Sequence[Mapping[str, Any]], 
     ax.set_ylim(lo, hi)
     band_lo = q.min if q.min is not None else lo
     band_hi = q.max if q.max is not None else hi
-    ax.axhspan(band_lo, band_hi, color=_C["green"], alpha=0.12, lw=0, label="passing range")
+    if bounds:  # a query without bounds always passes: no band to draw
+        ax.axhspan(band_lo, band_hi, color=_C["green"], alpha=0.12, lw=0, label="passing range")
     for b in bounds:
         ax.axhline(b, color=_C["green"], lw=1, ls="--")
     if finite:
@@ -106,13 +107,14 @@ def _metric_panel(ax: Axes, t: list[float], trace: Sequence[Mapping[str, Any]], 
             ax.plot(*zip(*bad), ls="none", marker="X", ms=6, color=_C["vermillion"], label="fail")
     nodata = [ti for ti, v in zip(t, values) if math.isnan(v)]
     if nodata:
-        # No data counts as a failed check in Flagger, so show where it happened.
+        # No data fails a Flagger check when the metric is judged, so show where it was.
         ax.plot(nodata, [lo + (hi - lo) * 0.06] * len(nodata), ls="none", marker="|", ms=10,
                 color=_C["black"], label="no data")
     ax.set_ylabel(metric_label(q))
     # Legends sit above their panel, outside the data, so they never hide a point.
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="x-small", ncol=4, frameon=False,
-              borderaxespad=0.1)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="x-small", ncol=4, frameon=False,
+                  borderaxespad=0.1)
 
 
 def _decisions(trace: Sequence[Mapping[str, Any]]) -> list[tuple[float, str]]:
@@ -189,8 +191,9 @@ def timeline_figure(trace: Sequence[Mapping[str, Any]], queries: Sequence[Metric
         top.annotate(f"{label} @ {m:.1f} min", xy=(m, 1.0), xycoords=("data", "axes fraction"),
                      xytext=(3 if right else -3, -4), textcoords="offset points", rotation=90,
                      ha="left" if right else "right", va="top", fontsize="small", color=colour)
-    top.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize="small", ncol=2, frameon=False,
-               borderaxespad=0.1)
+    if trace:  # an empty trace has nothing to name
+        top.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize="small", ncol=2, frameon=False,
+                   borderaxespad=0.1)
     for ax in axes:
         ax.grid(True, alpha=0.3)
     return fig

@@ -51,12 +51,17 @@ def load_policy(paths: list[str | os.PathLike[str]]) -> Policy:
     return build_policy(spec, name=path.stem)
 
 
-def scenario_policy(scenario: Scenario) -> Policy:
+def scenario_policy(scenario: Scenario, source: str | os.PathLike[str] | None = None) -> Policy:
     """The policy a scenario file carries.
+
+    Args:
+        scenario: the scenario.
+        source: the scenario's file, for the error message.
 
     Raises:
         InputError: when the scenario has no ``policy:`` and none was given.
     """
     if scenario.policy is None:
-        raise InputError(scenario.name, 1, "policy", "the scenario has no policy; pass --policy PATH")
-    return build_policy(scenario.policy, name="scenario-policy")
+        raise InputError(str(source) if source is not None else scenario.name, 1, "policy",
+                         "the scenario has no policy; pass --policy PATH")
+    return build_policy(scenario.policy, name=f"{scenario.name}/flagger-canary")

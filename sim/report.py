@@ -175,7 +175,7 @@ def build_section(scenario: Scenario, policy: Policy, records: Sequence[RunRecor
     summary = summarize_records([r.as_dict() for r in records])
     rec0 = records[0] if records else None
     run0 = _run0_line(rec0) if rec0 is not None else "no runs"
-    fig = timeline_figure(trace, list(policy.queries()), title=f"{scenario.name}: run 0 ({run0})",
+    fig = timeline_figure(trace, list(policy.queries()), title=f"{scenario.name}, run 0: {run0}",
                           fault_onset_s=rec0.fault_onset_s if rec0 is not None else None)
     panels = ", ".join(q.name for q in policy.queries())
     alt = (f"Timeline of run 0 of scenario {scenario.name}: canary weight over time"

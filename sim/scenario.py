@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, model_validator)
 
-from sim.errors import InputError
+from sim.errors import InputError, field_path
 from sim.policies.flagger_spec import FlaggerPolicySpec
 from sim.units import parse_duration, parse_latency_ms, parse_rate
 from sim.yamlio import YamlDoc, load_yaml
@@ -306,17 +306,6 @@ class Scenario(Model):
 
 # --- loading with line numbers -----------------------------------------------------------
 
-def field_path(loc: Sequence[Any]) -> str:
-    """``('release', 'faults', 0, 'rate')`` -> ``release.faults[0].rate``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
 def _data_loc(data: Any, loc: Sequence[Any], missing: bool) -> tuple[Any, ...]:
     """Keep only the parts of a pydantic error location that exist in the data.
 
@@ -341,7 +330,10 @@ def _data_loc(data: Any, loc: Sequence[Any], missing: bool) -> tuple[Any, ...]:
 
 def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequence[Any] = ()) -> InputError:
     """Turn the first pydantic error into one ``FILE:LINE: FIELD: message (got VALUE)``."""
-    first = err.errors(include_url=False)[0]
+    errors = err.errors(include_url=False)
+    # A typo'd required key yields "missing" for the right name and "unknown key" for the
+    # typo; the typo, at its own line, is what the user needs to see.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(prefix) + tuple(first["loc"])
     data_loc = _data_loc(doc.data, loc, first["type"] == "missing")
     msg = first["msg"]
