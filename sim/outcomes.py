@@ -8,7 +8,8 @@ Field meanings beyond the contract's wording:
   So ``excess_errors - excess_errors_after_promotion <= canary_errors <= canary_requests``.
 * ``users_exposed``/``users_affected`` count distinct users over the same span as
   ``excess_errors``: the canary phase and, once promoted, the ``after_promotion`` window.
-* ``detection_time_s`` is null when the rollback came before the fault's onset.
+* ``detection_time_s`` is null when the rollback came before the fault's onset, or the
+  release is not bad (``release.bad: false``): there was nothing to detect.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def decide(outcome: str, release_bad: bool, decision_time_s: float | None,
            fault_onset_s: float | None) -> dict:
     """Derived fields: detection time, false rollback, missed."""
     detection = None
-    if outcome == ROLLED_BACK and fault_onset_s is not None and decision_time_s is not None \
+    if outcome == ROLLED_BACK and release_bad and fault_onset_s is not None and decision_time_s is not None \
             and decision_time_s >= fault_onset_s:
         detection = decision_time_s - fault_onset_s
     return {

@@ -8,7 +8,8 @@ midpoint is its average over the segment: the fast path stays exact.
 How faults combine, per request:
 
 * ``error_rate`` with ``rate``: the error probability is at least ``rate``; with
-  ``factor``: it is multiplied. Several error-rate faults: the worst wins.
+  ``factor``: the baseline's is multiplied. Several error-rate faults: the worst wins,
+  whatever their order in the file.
 * ``leak`` and ``load``: independent extra causes of failure, 1 − (1−p)(1−x).
 * ``latency``: transforms of the latency distribution, applied in file order.
 * ``target: both`` faults act on the primary first; the canary starts from the
@@ -62,6 +63,8 @@ class ReleaseModel:
         # Fixed edges (delayed onsets, ends); flapping edges are generated per window.
         edges = [f.onset for f in self.faults if f.onset > 0]
         edges += [f.onset + f.duration for f in self.faults if f.duration is not None]
+        # A leak stops growing at its cap: cut there so segment midpoints stay exact.
+        edges += [f.onset + 3600.0 * f.max / f.per_hour for f in self.faults if isinstance(f, LeakFault)]
         self._edges = np.unique(np.array(edges, dtype=float))
         self._flapping = [f for f in self.faults if f.intermittent is not None]
 
@@ -100,25 +103,33 @@ class ReleaseModel:
 
     def _apply(self, p: np.ndarray, mid: np.ndarray, target: str, canary_rate: np.ndarray | None) -> np.ndarray:
         cohorts = np.arange(self.n_cohorts)
+        base = p
+        # Error-rate faults: the worst of those active in a cell wins, whatever the file
+        # order; a cell with none keeps the base probability.
+        worst = np.full(np.broadcast_shapes(p.shape, (1, len(mid), self.n_cohorts)), -np.inf)
+        extras: list[tuple[np.ndarray, np.ndarray]] = []  # independent extra failure causes
         for f, cohort in zip(self.faults, self._cohort):
             if f.target != target or isinstance(f, (LatencyFault, NeverReadyFault)):
                 continue
             on = _active(f, mid)
             if not on.any():
                 continue
+            mask = on[None, :, None] if cohort is None else (on[None, :, None] & (cohorts == cohort)[None, None, :])
             if isinstance(f, ErrorRateFault):
-                new = np.maximum(p, f.rate) if f.rate is not None else np.minimum(1.0, p * f.factor)
+                new = np.maximum(base, f.rate) if f.rate is not None else np.minimum(1.0, base * f.factor)
+                worst = np.where(mask, np.maximum(worst, new), worst)
             elif isinstance(f, LeakFault):
                 extra = np.minimum(f.max, f.per_hour * np.maximum(mid - f.onset, 0.0) / 3600.0)
-                new = 1.0 - (1.0 - p) * (1.0 - extra[None, :, None])
+                extras.append((mask, extra[None, :, None]))
             else:  # LoadFault: only above capacity (per run: it depends on that run's weight)
                 load = np.zeros((1, len(mid))) if canary_rate is None else canary_rate
                 over = load > f.capacity
                 shed = np.where(over, 1.0 - f.capacity / np.maximum(load, 1e-300), 0.0)
                 extra = np.where(over, f.rate if f.rate is not None else shed, 0.0)
-                new = 1.0 - (1.0 - p) * (1.0 - extra[:, :, None])
-            mask = on[None, :, None] if cohort is None else (on[None, :, None] & (cohorts == cohort)[None, None, :])
-            p = np.where(mask, new, p)
+                extras.append((mask, extra[:, :, None]))
+        p = np.where(worst > -np.inf, worst, base)
+        for mask, extra in extras:
+            p = np.where(mask, 1.0 - (1.0 - p) * (1.0 - extra), p)
         return p
 
     def latency(self, t: float, cohort: int) -> tuple[LatencyDist, LatencyDist]:

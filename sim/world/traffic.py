@@ -37,6 +37,14 @@ class RateFunction:
             widths = np.diff(self._step_at)
             self._step_cum = np.concatenate([[0.0], np.cumsum(widths * self._step_rate[:-1])])
         self._bursts = [(b.at, b.at + b.duration, b.factor) for b in profile.bursts]
+        # Overlapping bursts multiply: split time at every burst edge into pieces with one
+        # constant multiplier each, so the integral stays exact.
+        edges = sorted({x for a, b, _ in self._bursts for x in (a, b)})
+        self._pieces = []
+        for a, b in zip(edges, edges[1:]):
+            m = float(np.prod([f for s, e, f in self._bursts if s <= a and b <= e]))
+            if m != 1.0:
+                self._pieces.append((a, b, m))
 
     def _base_cum(self, t: np.ndarray) -> np.ndarray:
         p = self.profile
@@ -54,9 +62,9 @@ class RateFunction:
         """Λ(t): expected arrivals in [0, t)."""
         t = np.asarray(t, dtype=float)
         out = self._base_cum(t)
-        for a, b, f in self._bursts:
-            # A burst multiplies the base rate: add (f - 1) × the base integral inside it.
-            out = out + (f - 1.0) * (self._base_cum(np.clip(t, a, b)) - self._base_cum(np.asarray(a)))
+        for a, b, m in self._pieces:
+            # Inside a piece the base rate is multiplied: add (m - 1) × its base integral.
+            out = out + (m - 1.0) * (self._base_cum(np.clip(t, a, b)) - self._base_cum(np.asarray(a)))
         return out
 
     def rate(self, t: np.ndarray | float) -> np.ndarray:

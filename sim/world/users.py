@@ -73,23 +73,30 @@ def count_users(population: Population, requests: np.ndarray, excess: np.ndarray
     R = requests.shape[0]
     exposed, affected = np.zeros(R), np.zeros(R)
     for c in range(population.n_cohorts):
-        if not (requests[:, c] > 0).any():
+        # Only runs with requests in this cohort draw anything: whether a run draws must
+        # depend on that run alone, never on its batch-mates.
+        rows = np.flatnonzero(requests[:, c] > 0)
+        if not len(rows):
             continue
         sizes, p = population.groups_of(c)
-        if rngs is None:
-            k, x = requests[:, c, None] * p, excess[:, c, None] * p
+        sub = None if rngs is None else [rngs[i] for i in rows]
+        if sub is None:
+            k, x = requests[rows, c, None] * p, excess[rows, c, None] * p
         else:
-            k = np.zeros((R, len(p)))
-            x = np.zeros((R, len(p)))
-            for i, rng in enumerate(rngs):
-                if requests[i, c] > 0:
-                    k[i] = rng.multinomial(int(requests[i, c]), p)
-                    if excess[i, c] > 0:
-                        x[i] = rng.multivariate_hypergeometric(k[i].astype(np.int64), int(excess[i, c]),
-                                                               method="marginals")
-        d = occupancy(rngs, k, np.broadcast_to(sizes, k.shape))
-        exposed += d.sum(axis=1)
-        # Excess failures land on requests a group sent, hence on its d exposed users
-        # (treated as equally likely).
-        affected += np.where(d > 0, occupancy(rngs, x, np.maximum(d, 1.0)), 0.0).sum(axis=1)
+            k = np.zeros((len(rows), len(p)))
+            x = np.zeros((len(rows), len(p)))
+            for j, (i, rng) in enumerate(zip(rows, sub)):
+                k[j] = rng.multinomial(int(requests[i, c]), p)
+                if excess[i, c] > 0:
+                    x[j] = rng.multivariate_hypergeometric(k[j].astype(np.int64), int(excess[i, c]),
+                                                           method="marginals")
+        d = occupancy(sub, k, np.broadcast_to(sizes, k.shape))
+        exposed[rows] += d.sum(axis=1)
+        hit = np.flatnonzero(excess[rows, c] > 0)
+        if len(hit):
+            # Excess failures land on requests a group sent, hence on its d exposed users
+            # (treated as equally likely).
+            dh = d[hit]
+            a = occupancy(None if sub is None else [sub[j] for j in hit], x[hit], np.maximum(dh, 1.0))
+            affected[rows[hit]] += np.where(dh > 0, a, 0.0).sum(axis=1)
     return exposed, affected
