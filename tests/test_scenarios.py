@@ -1,0 +1,188 @@
+"""The bundled scenario library (``scenarios/*.yaml``).
+
+Every file must load, name itself after its file, say what it teaches, carry a policy
+and run. Each bundled scenario also has one behavioural test that encodes the lesson its
+description claims, with enough runs for a Wilson interval to make the claim, not a
+lucky draw, the thing under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord
+from sim.policyfile import scenario_policy
+from sim.runner import run_batch, run_one
+from sim.scenario import Scenario, load_scenario
+from sim.stats import wilson_interval
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_FILES = sorted(SCENARIO_DIR.glob("*.yaml"))
+IDS = [p.stem for p in SCENARIO_FILES]
+
+
+def _scenario(stem: str) -> Scenario:
+    return load_scenario(SCENARIO_DIR / f"{stem}.yaml")
+
+
+def _runs(stem: str, runs: int = 200) -> tuple[Scenario, list[RunRecord]]:
+    sc = _scenario(stem)
+    return sc, run_batch(sc, scenario_policy(sc), runs, sc.seed)
+
+
+def _low(k: int, n: int) -> float:
+    return wilson_interval(k, n)[0]
+
+
+def _high(k: int, n: int) -> float:
+    return wilson_interval(k, n)[1]
+
+
+def test_library_is_not_empty():
+    assert len(SCENARIO_FILES) >= 8, [p.name for p in SCENARIO_FILES]
+
+
+# --- every file ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=IDS)
+def test_scenario_file_is_complete(path: Path):
+    sc = load_scenario(path)
+    assert sc.name == path.stem
+    assert sc.description.strip()
+    assert sc.policy is not None
+    assert sc.runs >= 1
+    scenario_policy(sc)  # builds
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=IDS)
+def test_scenario_runs(path: Path):
+    sc = load_scenario(path)
+    policy = scenario_policy(sc)
+    records = run_batch(sc, policy, 5, sc.seed)
+    assert [r.run for r in records] == list(range(5))
+    for r in records:
+        assert r.scenario == sc.name
+        assert r.outcome in (PROMOTED, ROLLED_BACK, UNFINISHED)
+        assert r.release_bad == sc.release_bad
+    one = run_one(sc, policy, records[0].seed, trace=True)
+    assert one.record.outcome == records[0].outcome
+    assert one.trace
+
+
+# --- one lesson per bundled scenario ------------------------------------------------------
+
+def lesson_good_release() -> None:
+    # A good release is (almost) never rolled back: false rollback rate well under 5%.
+    sc, recs = _runs("good-release")
+    assert not sc.release_bad and not sc.release.faults
+    fr = sum(r.false_rollback for r in recs)
+    assert _high(fr, len(recs)) < 0.05, fr
+    assert sum(r.outcome == PROMOTED for r in recs) >= 0.95 * len(recs)
+
+
+def lesson_error_spike() -> None:
+    # Every run is rolled back, within (threshold + 1) x interval + the first two ticks.
+    _, recs = _runs("error-spike")
+    assert all(r.outcome == ROLLED_BACK for r in recs)
+    assert all(r.decision_time_s is not None and r.decision_time_s <= 600 for r in recs)
+    assert all(r.detection_time_s is not None and r.detection_time_s <= 600 for r in recs)
+
+
+def lesson_latency_regression() -> None:
+    # Caught by request-duration alone (the error rate is the baseline's).
+    sc, recs = _runs("latency-regression")
+    rb = sum(r.outcome == ROLLED_BACK for r in recs)
+    assert _low(rb, len(recs)) > 0.9, rb
+    # ... and a success-rate-only analysis would have promoted it.
+    data = sc.model_dump()
+    metrics = data["policy"]["flagger"]["analysis"]["metrics"]
+    data["policy"]["flagger"]["analysis"]["metrics"] = [m for m in metrics if m["name"] == "request-success-rate"]
+    sr_only = Scenario.model_validate(data)
+    recs = run_batch(sr_only, scenario_policy(sr_only), 100, sr_only.seed)
+    missed = sum(r.missed for r in recs)
+    assert _low(missed, len(recs)) > 0.9, missed
+
+
+def lesson_slow_leak() -> None:
+    # Sometimes caught (late), sometimes promoted and then hurting after promotion.
+    _, recs = _runs("slow-leak", 300)
+    n = len(recs)
+    rolled = [r for r in recs if r.outcome == ROLLED_BACK]
+    promoted = [r for r in recs if r.outcome == PROMOTED]
+    assert _low(len(rolled), n) > 0.2 and _low(len(promoted), n) > 0.2, (len(rolled), len(promoted))
+    # Late: no rollback as fast as a fault present from the start (error-spike: 480s).
+    assert min(r.decision_time_s for r in rolled) > 480
+    assert all(r.missed for r in promoted)
+    hurt = sorted(r.excess_errors_after_promotion for r in promoted)
+    assert hurt[len(hurt) // 2] > 1000  # the leak keeps growing for 30m at full traffic
+
+
+def lesson_low_traffic() -> None:
+    # A good release, rolled back because windows hold no data.
+    sc, recs = _runs("low-traffic")
+    assert not sc.release_bad
+    fr = [r for r in recs if r.false_rollback]
+    assert _low(len(fr), len(recs)) > 0.1, len(fr)
+    policy = scenario_policy(sc)
+    for r in fr[:10]:
+        trace = run_one(sc, policy, r.seed, trace=True).trace
+        analysed = [line for line in trace if line["phase"] == "Progressing" and line["canary_weight"] > 0]
+        assert any(v is None for line in analysed for v in line["metrics"].values()), trace
+
+
+def lesson_cohort_bug() -> None:
+    # The aggregated canary error rate stays under the bound: mostly promoted = missed.
+    _, recs = _runs("cohort-bug")
+    missed = sum(r.missed for r in recs)
+    assert _low(missed, len(recs)) > 0.8, missed
+    # The android users were hurt all the same.
+    assert all(r.users_affected > 0 for r in recs if r.missed)
+
+
+def lesson_load_dependent() -> None:
+    # Passes the early steps, fails only once the weight passed the capacity (35%).
+    sc, recs = _runs("load-dependent")
+    policy = scenario_policy(sc)
+    trace = run_one(sc, policy, recs[0].seed, trace=True).trace
+    t30 = min(line["t"] for line in trace if line["canary_weight"] >= 30)
+    assert all(r.outcome == ROLLED_BACK for r in recs)
+    assert all(r.decision_time_s > t30 for r in recs)
+    for r in recs[:10]:
+        trace = run_one(sc, policy, r.seed, trace=True).trace
+        first_fail = next(line for line in trace if line["failed_checks"] > 0)
+        assert first_fail["canary_weight"] > 35, first_fail
+
+
+def lesson_common_mode_outage() -> None:
+    # A dependency outage on both versions: the threshold checks roll back a good release.
+    sc, recs = _runs("common-mode-outage")
+    assert not sc.release_bad
+    assert any(f.target == "both" for f in sc.release.faults)
+    fr = sum(r.false_rollback for r in recs)
+    assert _low(fr, len(recs)) > 0.5, fr
+    # Excess errors are counted against the primary, which failed as often.
+    assert all(r.excess_errors == 0 for r in recs)
+
+
+LESSONS: dict[str, Callable[[], None]] = {
+    "good-release": lesson_good_release,
+    "error-spike": lesson_error_spike,
+    "latency-regression": lesson_latency_regression,
+    "slow-leak": lesson_slow_leak,
+    "low-traffic": lesson_low_traffic,
+    "cohort-bug": lesson_cohort_bug,
+    "load-dependent": lesson_load_dependent,
+    "common-mode-outage": lesson_common_mode_outage,
+}
+
+
+def test_every_bundled_scenario_has_a_lesson():
+    assert set(IDS) == set(LESSONS), "add a lesson test for each new scenario file"
+
+
+@pytest.mark.parametrize("stem", sorted(LESSONS))
+def test_scenario_lesson(stem: str):
+    LESSONS[stem]()
