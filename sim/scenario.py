@@ -230,32 +230,105 @@ Fault = Annotated[
 ]
 
 
+class Unready(Model):
+    """A workload unavailable from ``at`` for ``duration`` (None: for good)."""
+
+    workload: Literal["canary", "primary"]
+    at: Annotated[Duration, Field(ge=0)]
+    duration: Annotated[Duration, Field(gt=0)] | None = None
+
+
 class Release(Model):
     """The candidate: the baseline plus its faults (none: a good release).
 
-    ``startup`` is the time from scale-up to ready. ``bad`` overrides the ground truth
-    derived from the faults (a release is bad when a fault targets the canary).
+    ``startup`` is the time from the canary's scale-up to ready; ``primary_startup`` the
+    primary's rolling update to the promoted spec (default: ``startup``); ``unready``
+    scripts later outages of either workload. ``bad`` overrides the ground truth derived
+    from the faults (a release is bad when a fault targets the canary).
     """
 
     faults: list[Fault] = []
     startup: Annotated[Duration, Field(ge=0)] = 0.0
+    primary_startup: Annotated[Duration, Field(ge=0)] | None = None
+    unready: list[Unready] = []
     bad: bool | None = None
 
 
+class SeriesPoint(Model):
+    """From ``at`` on, the series reads ``value`` (null: no data)."""
+
+    at: Duration
+    value: float | None
+
+
+SIGNALS = ("success-rate", "error-rate", "latency-p50", "latency-p90", "latency-p95", "latency-p99",
+           "request-rate", "constant", "series")
+
+
+class MetricBinding(Model):
+    """What a custom metric (MetricTemplate or inline query) measures in the simulation.
+
+    ``success-rate``/``error-rate`` are percentages, ``latency-pNN`` milliseconds from
+    the histogram (as ``histogram_quantile``), ``request-rate`` requests/s, of the
+    ``version``'s live traffic over the query's window; ``constant`` is ``value``;
+    ``series`` is piecewise constant. The result is multiplied by ``scale`` (e.g. 0.01
+    for a query that returns a ratio rather than a percentage).
+    """
+
+    signal: Literal["success-rate", "error-rate", "latency-p50", "latency-p90", "latency-p95", "latency-p99",
+                    "request-rate", "constant", "series"]
+    version: Literal["canary", "primary"] = "canary"
+    scale: float = 1.0
+    value: float | None = None
+    series: list[SeriesPoint] = []
+
+    @model_validator(mode="after")
+    def _needs(self) -> "MetricBinding":
+        if self.signal == "constant" and self.value is None:
+            raise ValueError("a constant signal needs a value")
+        if self.signal == "series" and not self.series:
+            raise ValueError("a series signal needs series points")
+        return self
+
+
 class Telemetry(Model):
-    """The metrics pipeline a Prometheus-backed controller reads."""
+    """The metrics pipeline a Prometheus-backed controller reads.
+
+    ``metrics`` binds custom metrics (by metric name or MetricTemplate name) to
+    simulated signals.
+    """
 
     scrape_interval: Annotated[Duration, Field(gt=0)] = 15.0
     lag: Annotated[Duration, Field(ge=0)] = 0.0
     missing_scrapes: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     noise: bool = True
     buckets_ms: list[Annotated[float, Field(gt=0)]] = list(ISTIO_BUCKETS_MS)
+    metrics: dict[str, MetricBinding] = {}
 
     @model_validator(mode="after")
     def _buckets(self) -> "Telemetry":
         if any(b <= a for a, b in zip(self.buckets_ms, self.buckets_ms[1:])):
             raise ValueError("buckets_ms must increase")
         return self
+
+
+class WebhookScript(Model):
+    """Scripted outcomes of a webhook (keyed by hook name or type in ``webhooks:``).
+
+    A call fails when ``outcome`` is fail, among the first ``fail_first`` calls, before
+    ``fail_until``, from ``fail_from`` on, or with probability ``fail_probability``;
+    otherwise it passes (2xx). For a ``rollback`` hook, passing signals a rollback.
+    """
+
+    outcome: Literal["pass", "fail"] = "pass"
+    fail_first: Annotated[int, Field(ge=0)] = 0
+    fail_until: Duration | None = None
+    fail_from: Duration | None = None
+    fail_probability: Probability = 0.0
+
+
+def _script(v: Any) -> Any:
+    return {"outcome": v} if isinstance(v, str) else v
 
 
 class PolicySpec(Model):
@@ -284,6 +357,7 @@ class Scenario(Model):
     baseline: Baseline = Baseline()
     release: Release = Release()
     telemetry: Telemetry = Telemetry()
+    webhooks: dict[str, Annotated[WebhookScript, BeforeValidator(_script)]] = {}
     policy: PolicySpec | None = None
     runs: Annotated[int, Field(ge=1)] = 100
     seed: Annotated[int, Field(ge=0)] = 0

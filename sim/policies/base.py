@@ -27,12 +27,15 @@ class Routes:
     """What the router is doing now, as the controller reads it back (``GetRoutes``).
 
     Attributes:
-        canary_weight: percent of live traffic sent to the canary (0-100).
+        canary_weight: percent of live traffic sent to the canary (0-100); with
+            ``matched``, percent of the requests that match the A/B conditions.
         mirrored: whether the canary receives a mirrored copy of primary traffic.
+        matched: A/B routing: only requests matching ``analysis.match`` are weighted.
     """
 
     canary_weight: int = 0
     mirrored: bool = False
+    matched: bool = False
 
     @property
     def primary_weight(self) -> int:
@@ -67,7 +70,8 @@ class Observation:
         routes: the router's current state.
         canary: canary workload readiness.
         primary: primary workload readiness.
-        webhooks: scripted webhook outcomes by hook type or name (True = 2xx).
+        webhooks: scripted webhook outcomes by hook name or type (True = 2xx); a
+            hook with no entry takes its type's default (see the policy).
     """
 
     t: float
@@ -81,10 +85,17 @@ class Observation:
 
 @dataclass(frozen=True)
 class SetWeights:
-    """Route ``canary_weight`` percent of live traffic to the canary (rest to primary)."""
+    """Route ``canary_weight`` percent of live traffic to the canary (rest to primary).
+
+    ``mirrored``: ``mirror_percent`` of the primary's traffic is also copied to the
+    canary (responses discarded). ``matched``: A/B routing, the weight applies only to
+    requests that match the policy's conditions; the others stay on the primary.
+    """
 
     canary_weight: int
     mirrored: bool = False
+    matched: bool = False
+    mirror_percent: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -106,13 +117,33 @@ class ScaleUp:
 
 
 @dataclass(frozen=True)
+class HookCalled:
+    """The policy called a webhook (for the trace, for scripts that fail the first N
+    calls, and for load testers that start sending traffic to the canary).
+
+    Attributes:
+        name: the hook's name.
+        type: its type (``rollout``, ``confirm-promotion``, ...).
+        ok: the outcome the policy acted on.
+        load_rps: a load tester's request rate towards the canary (0: none).
+        load_s: for how long it sends.
+    """
+
+    name: str
+    type: str
+    ok: bool
+    load_rps: float = 0.0
+    load_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class Finish:
     """The rollout reached a terminal phase (canary scaled to zero)."""
 
     phase: str
 
 
-Action = SetWeights | Promote | Rollback | ScaleUp | Finish
+Action = SetWeights | Promote | Rollback | ScaleUp | HookCalled | Finish
 
 
 @dataclass(frozen=True)
@@ -121,11 +152,14 @@ class MetricQuery:
 
     Attributes:
         name: the key under which the value appears in ``Observation.metrics``.
-        signal: what is measured: ``request-success-rate`` (percent 0-100) or
-            ``request-duration`` (p99 in ms).
+        signal: what is measured: ``request-success-rate`` (percent 0-100),
+            ``request-duration`` (p99 in ms) or ``custom`` (a MetricTemplate or inline
+            query, whose simulated signal the scenario binds by ``bindings``).
         window_s: the PromQL range (``[1m]``) in seconds.
         min: lower bound of the passing range (None: unbounded).
         max: upper bound of the passing range (None: unbounded).
+        bindings: for ``custom``: names to look the binding up by, in order (the
+            metric's name, then its template's).
     """
 
     name: str
@@ -133,6 +167,7 @@ class MetricQuery:
     window_s: float
     min: float | None = None
     max: float | None = None
+    bindings: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -175,11 +210,14 @@ def _random_observation(rng: np.random.Generator, t: float, tick: int, queries: 
         else:
             metrics[q.name] = float(rng.choice([1.0, 50.0, 300.0, 500.0, 5000.0]))
     canary_ready = bool(rng.random() > 0.1)
+    hooks = {kind: bool(rng.random() > 0.2) for kind in
+             ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion")}
+    hooks["rollback"] = bool(rng.random() < 0.02)
     return Observation(
         t=t, tick=tick, metrics=metrics, routes=routes,
         canary=Readiness(canary_ready, None if canary_ready else max(0.0, t - float(rng.integers(0, 1200)))),
         primary=Readiness(bool(rng.random() > 0.05)),
-        webhooks={},
+        webhooks=hooks,
     )
 
 
@@ -236,7 +274,7 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
                     if not 0 <= a.canary_weight <= 100:
                         raise PolicyContractError(
                             f"episode {episode} tick {tick}: weight {a.canary_weight} outside 0-100")
-                    routes = Routes(a.canary_weight, a.mirrored)
+                    routes = Routes(a.canary_weight, a.mirrored, a.matched)
                 elif isinstance(a, Rollback):
                     routes = Routes()
             status = policy.status(new_state)

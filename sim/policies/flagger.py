@@ -3,24 +3,28 @@
 One call of ``FlaggerCanary.step`` is one run of Flagger's ``advanceCanary``
 (fluxcd/flagger ``pkg/controller/scheduler.go``), in the same order of work:
 
-1. primary readiness (``IsPrimaryReady``): retriable waits do nothing; a passed
-   progress deadline rolls back;
-2. ``checkCanaryStatus``: a new revision scales the canary up and starts
-   Progressing with weight, failed checks and iterations zeroed; no analysis that tick;
-3. canary readiness (``IsCanaryReady``), as for the primary;
-4. Promoting: ``runPromotionTrafficShift``; Finalising: scale down, Succeeded;
-5. ``failedChecks >= threshold`` in Progressing: rollback, at the start of the tick
-   *after* the threshold-th failure;
-6. the first step (weight 0, iterations 0) runs pre-rollout hooks only; later steps run
-   the analysis; a failure adds one to ``failedChecks`` (cumulative; nothing resets
-   it but ``SyncStatus``) and the tick ends with no traffic step;
-7. ``runCanary``: ``weight += nextStepWeight`` (can overshoot ``maxWeight``, capped at
-   100); once ``weight >= maxWeight``: ``Promote`` and phase Promoting.
+1. primary readiness (``IsPrimaryReady``, skipped with ``skipAnalysis``): retriable
+   waits do nothing; a passed deadline rolls back, or in Promoting/Finalising hands all
+   traffic to the canary and fails (``handleFailedPromotion``);
+2. ``GetRoutes``: the router's weights (the kubernetes provider's ``NopRouter`` reports
+   0/100 once iterations > 0);
+3. ``checkCanaryStatus``: from Initialized/Waiting, confirm-rollout hooks; on approval
+   the canary scales up and Progressing starts with weight, failed checks and
+   iterations zeroed; no analysis that tick;
+4. canary readiness (``IsCanaryReady``), as for the primary;
+5. ``skipAnalysis``: promote at once; rollback hooks (first 2xx rolls back);
+   Promoting: ``runPromotionTrafficShift``; Finalising: scale down, Succeeded;
+6. ``failedChecks >= threshold`` in Progressing/WaitingPromotion: rollback, at the start
+   of the tick *after* the threshold-th failure;
+7. the first step (weight 0, iterations 0, not mirrored) runs pre-rollout hooks only;
+   later steps run the analysis (rollout hooks, builtin and inline-query metrics, then
+   MetricTemplates); a failure adds one to ``failedChecks`` (cumulative) and ends the tick;
+8. the strategy: ``runAB``, ``runBlueGreen``, or confirm-traffic-increase + ``runCanary``.
 
 Status fields are written as Flagger writes them (``pkg/canary/status.go``):
 ``setStatusPhase`` zeroes ``canaryWeight`` and ``iterations`` for every phase but
-Progressing, Waiting and Promoting; a rollback syncs ``{Failed, weight 0}``, which zeroes
-``failedChecks`` too.
+Progressing, Waiting and Promoting (WaitingPromotion sets iterations to N−1); a rollback
+syncs ``{Failed, weight 0}``, which zeroes ``failedChecks`` too.
 """
 
 from __future__ import annotations
@@ -29,20 +33,18 @@ import math
 from dataclasses import dataclass, replace
 from functools import cached_property
 
-from sim.policies.base import (Action, Finish, MetricQuery, Observation, Promote, Readiness, Rollback,
-                               ScaleUp, SetWeights)
-from sim.policies.flagger_spec import FlaggerAnalysis, FlaggerPolicySpec
+from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Readiness,
+                               Rollback, Routes, ScaleUp, SetWeights)
+from sim.policies.flagger_spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec, FlaggerWebhook
 
 TOTAL_WEIGHT = 100
 MIN_INTERVAL_S = 10.0  # Canary.GetAnalysisInterval clamps shorter intervals to 10s
 
-INITIALIZED = "Initialized"
-PROGRESSING = "Progressing"
-PROMOTING = "Promoting"
-FINALISING = "Finalising"
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
+INITIALIZED, WAITING, PROGRESSING = "Initialized", "Waiting", "Progressing"
+WAITING_PROMOTION, PROMOTING, FINALISING = "WaitingPromotion", "Promoting", "Finalising"
+SUCCEEDED, FAILED = "Succeeded", "Failed"
 TERMINAL = frozenset({SUCCEEDED, FAILED})
+_KEEPS_WEIGHT = (PROGRESSING, WAITING, PROMOTING)  # setStatusPhase leaves weight/iterations
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,23 @@ class FlaggerState:
     event: str = ""
 
 
+class _Tick:
+    """The actions of one tick, in the order Flagger takes them."""
+
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+
+    def call(self, hook: FlaggerWebhook, obs: Observation) -> bool:
+        """``CallWebhook``: the scripted outcome, by hook name, then type, then default."""
+        default = hook.kind != "rollback"  # a rollback hook signals only when asked to
+        ok = obs.webhooks.get(hook.name, obs.webhooks.get(hook.kind, default))
+        load = hook.load_test_rate() if hook.kind in ("rollout", "pre-rollout") else None
+        self.actions.append(HookCalled(hook.name, hook.kind, ok, *(load or (0.0, 0.0))))
+        return ok
+
+
 class FlaggerCanary:
-    """Flagger's canary strategy (progressive traffic shifting) with builtin metrics.
+    """Flagger's analysis: canary, A/B testing, blue/green and mirroring strategies.
 
     Args:
         spec: the ``flagger:`` policy (``analysis`` plus Canary fields).
@@ -78,7 +95,11 @@ class FlaggerCanary:
 
     @property
     def analysis(self) -> FlaggerAnalysis:
-        return self.spec.analysis
+        return self.spec.analysis or FlaggerAnalysis()
+
+    @property
+    def skip_analysis(self) -> bool:
+        return self.spec.analysis is None or self.spec.skipAnalysis  # Canary.SkipAnalysis
 
     @property
     def interval_s(self) -> float:
@@ -87,6 +108,16 @@ class FlaggerCanary:
     @property
     def threshold(self) -> int:
         return self.analysis.threshold if self.analysis.threshold > 0 else 1
+
+    @property
+    def kubernetes(self) -> bool:
+        return self.spec.provider == "kubernetes"
+
+    @property
+    def _mirror_percent(self) -> float:
+        # Istio mirrorPercentage is set only when mirrorWeight > 0 (pkg/router/istio.go);
+        # unset, Istio mirrors everything.
+        return float(self.analysis.mirrorWeight or TOTAL_WEIGHT)
 
     def max_weight(self) -> int:
         """``maxWeight()``: last stepWeights entry (capped at 100), else maxWeight, else 100."""
@@ -113,22 +144,39 @@ class FlaggerCanary:
         return max_step
 
     def queries(self) -> list[MetricQuery]:
-        return list(self._queries)
+        return [q for _, q in self._checks]
 
     @cached_property
-    def _queries(self) -> tuple[MetricQuery, ...]:
-        # Derived lazily (not in __init__): constructors only store parameters.
-        out = []
+    def _checks(self) -> tuple[tuple[str, MetricQuery], ...]:
+        """Metric checks in Flagger's order: ``runBuiltinMetricChecks`` (builtins and
+        inline queries, in list order), then ``runMetricChecks`` (templateRef metrics).
+        Derived lazily, not in ``__init__``: constructors only store parameters."""
+        first, second = [], []
         for m in self.analysis.metrics:
-            lo = hi = None
-            if m.thresholdRange is not None:
-                lo, hi = m.thresholdRange.min, m.thresholdRange.max
-            elif m.name == "request-success-rate":
-                lo = m.threshold  # legacy: fails when threshold > value
-            else:
-                hi = m.threshold  # legacy: fails when value > threshold (ms)
-            out.append(MetricQuery(name=m.name, signal=m.name, window_s=m.interval, min=lo, max=hi))
-        return tuple(out)
+            lo, hi = (m.thresholdRange.min, m.thresholdRange.max) if m.thresholdRange else (None, None)
+            if m.thresholdRange is None and m.threshold is not None:
+                # Legacy: success rate fails when threshold > value, the rest when value > threshold.
+                lo, hi = (m.threshold, None) if m.name == "request-success-rate" and not m.custom \
+                    else (None, m.threshold)
+            if m.name in BUILTIN_METRICS:
+                first.append(("builtin", MetricQuery(m.name, m.name, m.interval, lo, hi)))
+            if m.query is not None:
+                first.append(("query", MetricQuery(m.name, "custom", m.interval, lo, hi, (m.name,))))
+            if m.templateRef is not None:
+                key = m.name if m.name not in BUILTIN_METRICS else f"{m.name}#template"
+                second.append(("template", MetricQuery(key, "custom", m.interval, lo, hi,
+                                                       (m.name, m.templateRef.name))))
+        return tuple(first + second)
+
+    def matches(self, headers: dict[str, str]) -> bool:
+        """Whether a request with these headers matches ``analysis.match`` (A/B routing):
+        any entry whose header conditions all hold. Header names are case-insensitive."""
+        low = {k.lower(): v for k, v in headers.items()}
+        return any(all(sm.matches(low.get(name.lower())) for name, sm in m.headers.items())
+                   for m in self.analysis.match)
+
+    def _hooks(self, *kinds: str) -> list[FlaggerWebhook]:
+        return [h for h in self.analysis.webhooks if h.kind in kinds]
 
     # -- the policy protocol ----------------------------------------------------------
 
@@ -136,9 +184,7 @@ class FlaggerCanary:
         return FlaggerState()
 
     def next_tick(self, state: FlaggerState, t: float) -> float | None:
-        if state.phase in TERMINAL:
-            return None
-        return t + self.interval_s
+        return None if state.phase in TERMINAL else t + self.interval_s
 
     def status(self, state: FlaggerState) -> dict[str, object]:
         return {"phase": state.phase, "canary_weight": state.canary_weight,
@@ -148,61 +194,100 @@ class FlaggerCanary:
         """One ``advanceCanary`` run. See the module docstring for the order of work."""
         if state.phase in TERMINAL:
             return state, ()
+        tick = _Tick()
+        new = self._advance(state, obs, tick)
+        return new, tuple(tick.actions)
 
-        # IsPrimaryReady: a retriable wait does nothing; a passed deadline rolls back, or,
-        # once the primary holds the new spec (Promoting/Finalising), handleFailedPromotion
-        # sends all traffic to the canary, the only healthy copy, and fails.
-        if not obs.primary.ready:
+    def _advance(self, s: FlaggerState, obs: Observation, tick: _Tick) -> FlaggerState:
+        if not self.skip_analysis and not obs.primary.ready:
             if not self._deadline_passed(obs.primary, obs.t):
-                return replace(state, event="waiting for the primary to be ready"), ()
-            if state.phase in (PROMOTING, FINALISING):
-                failed = FlaggerState(phase=FAILED, canary_weight=TOTAL_WEIGHT,
-                                      event="Promotion failed, primary not ready")
-                return failed, (SetWeights(TOTAL_WEIGHT), Finish(FAILED))
-            return self._rollback(state, "primary progress deadline exceeded")
+                return replace(s, event="waiting for the primary to be ready")
+            if s.phase in (PROMOTING, FINALISING):
+                # handleFailedPromotion: the canary is the only healthy copy.
+                tick.actions += [SetWeights(TOTAL_WEIGHT), Finish(FAILED)]
+                self._post_rollout(obs, tick)
+                return FlaggerState(FAILED, TOTAL_WEIGHT, event="Promotion failed, primary not ready")
+            return self._rollback(s, obs, tick, "primary progress deadline exceeded")
 
-        # checkCanaryStatus: a new revision starts the analysis and returns.
-        if state.phase == INITIALIZED:
-            started = FlaggerState(phase=PROGRESSING, event="New revision detected! Scaling up canary")
-            return started, (ScaleUp(),)
+        routes = self._routes(s, obs)
+        if s.phase in (INITIALIZED, WAITING):  # checkCanaryStatus
+            for hook in self._hooks("confirm-rollout"):
+                if not tick.call(hook, obs):
+                    return replace(self._set_phase(s, WAITING), event=f"waiting for approval {hook.name}")
+            tick.actions.append(ScaleUp())
+            return FlaggerState(PROGRESSING, event="New revision detected! Scaling up canary")
 
-        # IsCanaryReady: retriable waits count nothing; a passed deadline rolls back.
-        if not obs.canary.ready:
+        if not obs.canary.ready:  # IsCanaryReady
             if self._deadline_passed(obs.canary, obs.t):
-                return self._rollback(state, "canary progress deadline exceeded")
-            return replace(state, event="waiting for the canary to be ready"), ()
+                return self._rollback(s, obs, tick, "canary progress deadline exceeded")
+            return replace(s, event="waiting for the canary to be ready")
 
-        if state.phase == PROMOTING:
-            return self._promotion_traffic_shift(state, obs.routes.canary_weight)
-        if state.phase == FINALISING:
-            done = replace(state, phase=SUCCEEDED, canary_weight=0, iterations=0,
-                           event="Promotion completed! Scaling down canary")
-            return done, (Finish(SUCCEEDED),)
+        if self.skip_analysis:  # shouldSkipAnalysis
+            tick.actions += [SetWeights(0), Promote(), Finish(SUCCEEDED)]
+            self._post_rollout(obs, tick)
+            return replace(self._set_phase(s, SUCCEEDED), event="Promotion completed! Canary analysis was skipped")
+        if s.phase in (PROGRESSING, WAITING, WAITING_PROMOTION):
+            for hook in self._hooks("rollback"):
+                if tick.call(hook, obs):
+                    return self._rollback(s, obs, tick, f"rollback webhook {hook.name} invoked")
+        if s.phase == PROMOTING:
+            return self._promotion_traffic_shift(s, routes, tick)
+        if s.phase == FINALISING:
+            tick.actions.append(Finish(SUCCEEDED))
+            self._post_rollout(obs, tick)
+            return replace(self._set_phase(s, SUCCEEDED), event="Promotion completed! Scaling down canary")
+        if s.phase in (PROGRESSING, WAITING_PROMOTION) and s.failed_checks >= self.threshold:
+            return self._rollback(s, obs, tick, f"failed checks threshold reached {s.failed_checks}")
 
-        if state.failed_checks >= self.threshold:
-            return self._rollback(state, f"failed checks threshold reached {state.failed_checks}")
-
-        weight = obs.routes.canary_weight
-        if weight == 0 and state.iterations == 0:
-            pass  # first step: pre-rollout hooks only (none are modelled: they pass)
+        if routes.canary_weight == 0 and s.iterations == 0 and not (self.analysis.mirror and routes.mirrored):
+            ok, why = self._run_hooks(("pre-rollout",), obs, tick, "pre-rollout check")
         else:
-            ok, why = self._run_analysis(obs)
-            if not ok:
-                return replace(state, failed_checks=state.failed_checks + 1, event=why), ()
+            ok, why = self._run_hooks(("rollout",), obs, tick, "external check")
+            if ok:
+                ok, why = self._run_metrics(obs)
+        if not ok:
+            return replace(s, failed_checks=s.failed_checks + 1, event=why)
 
-        if self.next_step_weight(weight) > 0:
-            return self._run_canary(state, weight)
-        return replace(state, event=""), ()
+        strategy = self.spec.strategy()
+        if strategy == "ab-testing":
+            return self._run_ab(s, obs, tick)
+        if strategy == "blue-green":
+            return self._run_blue_green(s, obs, tick, routes)
+        if self.next_step_weight(routes.canary_weight) > 0:
+            if not routes.mirrored and s.phase not in (PROMOTING, WAITING_PROMOTION, FINALISING):
+                for hook in self._hooks("confirm-traffic-increase"):
+                    if not tick.call(hook, obs):
+                        return replace(s, event=f"waiting for traffic increase approval {hook.name}")
+            return self._run_canary(s, obs, tick, routes)
+        return replace(s, event="")
 
     # -- pieces of advanceCanary ----------------------------------------------------------
+
+    def _routes(self, s: FlaggerState, obs: Observation) -> Routes:
+        if self.kubernetes:  # NopRouter.GetRoutes
+            return Routes(TOTAL_WEIGHT if s.iterations > 0 else 0)
+        return obs.routes
+
+    def _set_phase(self, s: FlaggerState, phase: str) -> FlaggerState:
+        """``setStatusPhase`` (status.go)."""
+        if phase in _KEEPS_WEIGHT:
+            return replace(s, phase=phase)
+        iterations = self.spec.iterations() - 1 if phase == WAITING_PROMOTION else 0
+        return replace(s, phase=phase, canary_weight=0, iterations=iterations)
 
     def _deadline_passed(self, r: Readiness, t: float) -> bool:
         # deployment_ready.go: retriable = !from.Add(deadline).Before(now)
         return r.unready_since is not None and r.unready_since + self.spec.progressDeadlineSeconds < t
 
-    def _run_analysis(self, obs: Observation) -> tuple[bool, str]:
-        """``runBuiltinMetricChecks``: stop at the first failing metric."""
-        for q in self._queries:
+    def _run_hooks(self, kinds: tuple[str, ...], obs: Observation, tick: _Tick, what: str) -> tuple[bool, str]:
+        for hook in self._hooks(*kinds):
+            if not tick.call(hook, obs):
+                return False, f"Halt advancement {what} {hook.name} failed"
+        return True, ""
+
+    def _run_metrics(self, obs: Observation) -> tuple[bool, str]:
+        """``runBuiltinMetricChecks`` then ``runMetricChecks``: stop at the first failure."""
+        for _, q in self._checks:
             val = obs.metrics.get(q.name)
             if val is None or math.isnan(val):
                 # prometheus.go: empty result or NaN -> ErrNoValuesFound -> check fails
@@ -220,35 +305,94 @@ class FlaggerCanary:
                 return False, f"Halt advancement {q.name} {val:.2f} > {hi:g}"
         return True, ""
 
-    def _run_canary(self, state: FlaggerState, weight: int) -> tuple[FlaggerState, tuple[Action, ...]]:
-        """``runCanary``: step the weight up, or promote once at ``maxWeight``."""
-        if weight < self.max_weight():
-            new = min(TOTAL_WEIGHT, weight + self.next_step_weight(weight))
-            return (replace(state, canary_weight=new, event=f"Advance canary weight {new}"),
-                    (SetWeights(new),))
-        # Promote copies the canary spec to the primary; setStatusPhase(Promoting)
-        # keeps canaryWeight and iterations.
-        return replace(state, phase=PROMOTING, event="Copying canary spec to primary"), (Promote(),)
+    def _confirm_promotion(self, s: FlaggerState, obs: Observation, tick: _Tick) -> FlaggerState | None:
+        """``runConfirmPromotionHooks``: None when approved, else the waiting state."""
+        for hook in self._hooks("confirm-promotion"):
+            if not tick.call(hook, obs):
+                if s.phase != WAITING_PROMOTION:
+                    s = self._set_phase(s, WAITING_PROMOTION)
+                else:
+                    s = replace(s, iterations=self.spec.iterations() - 1)
+                return replace(s, event=f"waiting for promotion approval {hook.name}")
+        return None
 
-    def _promotion_traffic_shift(self, state: FlaggerState, weight: int) -> tuple[FlaggerState, tuple[Action, ...]]:
+    def _promote(self, s: FlaggerState, tick: _Tick) -> FlaggerState:
+        # Promote copies the canary spec to the primary; setStatusPhase(Promoting) keeps
+        # canaryWeight and iterations.
+        tick.actions.append(Promote())
+        return replace(self._set_phase(s, PROMOTING), event="Copying canary spec to primary")
+
+    def _run_canary(self, s: FlaggerState, obs: Observation, tick: _Tick, routes: Routes) -> FlaggerState:
+        """``runCanary``: step the weight up (one mirroring step first), or promote at max."""
+        weight = routes.canary_weight
+        if weight < self.max_weight():
+            step = self.next_step_weight(weight)
+            if self.analysis.mirror and weight == 0:
+                if not routes.mirrored:
+                    tick.actions.append(SetWeights(0, mirrored=True, mirror_percent=self._mirror_percent))
+                    return replace(s, canary_weight=0, event="Running mirror step 100/0")
+                new = step
+            else:
+                new = min(TOTAL_WEIGHT, weight + step)
+            tick.actions.append(SetWeights(new))
+            return replace(s, canary_weight=new, event=f"Advance canary weight {new}")
+        waiting = self._confirm_promotion(s, obs, tick)
+        return waiting if waiting is not None else self._promote(s, tick)
+
+    def _run_ab(self, s: FlaggerState, obs: Observation, tick: _Tick) -> FlaggerState:
+        """``runAB``: matched requests to the canary, one iteration per passing tick."""
+        n = self.spec.iterations()
+        if n > s.iterations:
+            tick.actions.append(SetWeights(TOTAL_WEIGHT, matched=True))
+            return replace(s, iterations=s.iterations + 1, event=f"Advance canary iteration {s.iterations + 1}/{n}")
+        waiting = self._confirm_promotion(s, obs, tick)
+        if waiting is not None:
+            return waiting
+        return self._promote(s, tick) if n == s.iterations else replace(s, event="")
+
+    def _run_blue_green(self, s: FlaggerState, obs: Observation, tick: _Tick, routes: Routes) -> FlaggerState:
+        """``runBlueGreen``: iterate with no live traffic, switch all of it, then promote."""
+        n = self.spec.iterations()
+        if n > s.iterations:
+            if not self.kubernetes and self.analysis.mirror and not routes.mirrored:
+                tick.actions.append(SetWeights(0, mirrored=True, mirror_percent=self._mirror_percent))
+            return replace(s, iterations=s.iterations + 1, event=f"Advance canary iteration {s.iterations + 1}/{n}")
+        waiting = self._confirm_promotion(s, obs, tick)
+        if waiting is not None:
+            return waiting
+        if n == s.iterations:
+            if not self.kubernetes:
+                tick.actions.append(SetWeights(TOTAL_WEIGHT))
+            return replace(s, iterations=s.iterations + 1, event="Routing all traffic to canary")
+        return self._promote(s, tick)
+
+    def _promotion_traffic_shift(self, s: FlaggerState, routes: Routes, tick: _Tick) -> FlaggerState:
         """``runPromotionTrafficShift``."""
         step = self.analysis.stepWeightPromotion
+        if self.kubernetes:
+            return replace(self._set_phase(s, FINALISING), event="Finalising")
         if step == 0:
-            return (replace(state, phase=FINALISING, canary_weight=0, iterations=0,
-                            event="Routing all traffic to primary"), (SetWeights(0),))
+            tick.actions.append(SetWeights(0))
+            return replace(self._set_phase(s, FINALISING), event="Routing all traffic to primary")
+        weight = routes.canary_weight
         if weight > 0:
             primary = min(TOTAL_WEIGHT, TOTAL_WEIGHT - weight + step)
             new = max(0, weight - step)
+            tick.actions.append(SetWeights(new))
             if primary == TOTAL_WEIGHT:
-                return (replace(state, phase=FINALISING, canary_weight=0, iterations=0,
-                                event=f"Advance primary weight {primary}"), (SetWeights(new),))
-            return (replace(state, canary_weight=new, event=f"Advance primary weight {primary}"),
-                    (SetWeights(new),))
+                return replace(self._set_phase(s, FINALISING), event=f"Advance primary weight {primary}")
+            return replace(s, canary_weight=new, event=f"Advance primary weight {primary}")
         # Flagger does nothing when the canary already has no traffic (and so never
         # reaches Finalising); reproduced as is.
-        return replace(state, event=""), ()
+        return replace(s, event="")
 
-    def _rollback(self, state: FlaggerState, reason: str) -> tuple[FlaggerState, tuple[Action, ...]]:
+    def _post_rollout(self, obs: Observation, tick: _Tick) -> None:
+        # Outcomes of post-rollout hooks are only logged (runPostRolloutHooks).
+        for hook in self._hooks("post-rollout"):
+            tick.call(hook, obs)
+
+    def _rollback(self, s: FlaggerState, obs: Observation, tick: _Tick, reason: str) -> FlaggerState:
         """``rollback()``: all traffic to primary, SyncStatus{Failed, weight 0}."""
-        failed = FlaggerState(phase=FAILED, event=f"Rolling back: {reason}")
-        return failed, (SetWeights(0), Rollback(reason), Finish(FAILED))
+        tick.actions += [SetWeights(0), Rollback(reason), Finish(FAILED)]
+        self._post_rollout(obs, tick)
+        return FlaggerState(FAILED, event=f"Rolling back: {reason}")

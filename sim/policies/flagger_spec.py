@@ -1,13 +1,16 @@
 """Pydantic models of Flagger's ``spec.analysis`` (and the Canary fields beside it).
 
 Keys are Flagger's own camelCase names so that a user can paste the ``analysis:`` block
-of a real Canary. Validation is stricter than Flagger's (which silently falls back to
-defaults on a bad duration): pdsim reports bad input instead of guessing.
+of a real Canary (``pkg/apis/flagger/v1beta1/canary.go``: ``CanaryAnalysis``,
+``CanaryMetric``, ``CanaryWebhook``). Validation is stricter than Flagger's (which falls
+back to defaults on a bad duration): pdsim reports bad input instead of guessing.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+import shlex
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -18,6 +21,12 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class _Loose(BaseModel):
+    """Kubernetes-side objects whose extra keys do not change decisions."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
 
 class ThresholdRange(_Model):
@@ -36,57 +45,162 @@ class ThresholdRange(_Model):
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 
 
+class TemplateRef(_Model):
+    name: str
+    namespace: str | None = None
+
+
 class FlaggerMetric(_Model):
     """One entry of ``analysis.metrics``.
 
-    ``interval`` is the PromQL range of the query (Flagger default ``1m``,
-    ``Canary.GetMetricInterval``). ``threshold`` is the legacy single bound:
-    success rate fails when ``threshold > value``, duration when ``value > threshold``
-    (``pkg/controller/scheduler_metrics.go``, ``runBuiltinMetricChecks``).
+    A builtin (``request-success-rate``, ``request-duration``), a MetricTemplate
+    (``templateRef``) or an inline PromQL ``query``. ``interval`` is the query range
+    (default ``1m``, ``Canary.GetMetricInterval``). ``threshold`` is the legacy bound:
+    success rate fails when ``threshold > value``, anything else when ``value >
+    threshold`` (``pkg/controller/scheduler_metrics.go``).
     """
 
     name: str
     thresholdRange: ThresholdRange | None = None
     threshold: float | None = None
     interval: Duration = 60.0
+    templateRef: TemplateRef | None = None
+    query: str | None = None
+    templateVariables: dict[str, str] = {}
 
     @model_validator(mode="after")
-    def _builtin(self) -> "FlaggerMetric":
-        if self.name not in BUILTIN_METRICS:
-            raise ValueError(
-                f"metric {self.name!r} is not a builtin ({', '.join(BUILTIN_METRICS)}); "
-                "custom metrics (templateRef/query) are not modelled yet")
-        if self.thresholdRange is None and self.threshold is None:
-            raise ValueError("needs thresholdRange (or the legacy threshold)")
+    def _kind(self) -> "FlaggerMetric":
+        if self.templateRef is None and self.query is None and self.name not in BUILTIN_METRICS:
+            raise ValueError(f"metric {self.name!r} is not a builtin ({', '.join(BUILTIN_METRICS)}) "
+                             "and has neither templateRef nor query")
         if self.interval <= 0:
             raise ValueError("interval must be positive")
         return self
 
+    @property
+    def custom(self) -> bool:
+        return self.templateRef is not None or self.query is not None
+
+
+HookType = Literal["confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase",
+                   "confirm-promotion", "post-rollout", "rollback", "event"]
+
+
+class FlaggerWebhook(_Model):
+    """``analysis.webhooks[]``. An empty ``type`` is a rollout hook (``runAnalysis``)."""
+
+    name: str
+    type: HookType | Literal[""] = "rollout"
+    url: str = ""
+    timeout: Duration = 10.0
+    muteAlert: bool = False
+    retries: int = 0
+    disableTLS: bool = False
+    metadata: dict[str, str] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.type or "rollout"
+
+    def load_test_rate(self) -> tuple[float, float] | None:
+        """Requests/s and duration (s) of a Flagger load-tester ``hey`` command, if any.
+
+        ``hey -z 1m -q 10 -c 2 URL`` sends ``q`` queries per second from each of ``c``
+        workers for ``z``; ``-n N`` without ``-z`` sends N requests in total.
+        """
+        cmd = (self.metadata or {}).get("cmd", "")
+        if not cmd.strip().startswith("hey"):
+            return None
+        try:
+            words = shlex.split(cmd)
+        except ValueError:
+            words = cmd.split()
+        opts: dict[str, str] = {}
+        for flag, value in zip(words, words[1:]):
+            if re.fullmatch(r"-[a-zA-Z]+", flag):
+                opts[flag] = value
+        workers = int(opts.get("-c", "50"))
+        qps = float(opts.get("-q", "0"))
+        duration = parse_duration(opts["-z"]) if "-z" in opts else None
+        if duration is None:
+            n = int(opts.get("-n", "200"))
+            rate = workers * qps if qps > 0 else float(n)  # unthrottled: all in about a second
+            return rate, max(n / rate, 1.0)
+        if qps <= 0:
+            return None  # unthrottled for a duration: the rate depends on latency; not modelled
+        return workers * qps, duration
+
+
+class StringMatch(_Model):
+    """An Istio ``StringMatch``: exactly one of exact, prefix, suffix, regex."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    suffix: str | None = None
+    regex: str | None = None
+
+    def matches(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.exact is not None:
+            return value == self.exact
+        if self.prefix is not None:
+            return value.startswith(self.prefix)
+        if self.suffix is not None:
+            return value.endswith(self.suffix)
+        if self.regex is not None:
+            return re.fullmatch(self.regex, value) is not None  # Envoy: full-string RE2 match
+        return False
+
+
+class HTTPMatch(_Loose):
+    """An Istio ``HTTPMatchRequest`` of ``analysis.match``: headers must all match."""
+
+    headers: dict[str, StringMatch] = {}
+
 
 class FlaggerAnalysis(_Model):
-    """Flagger ``spec.analysis`` for the canary (progressive traffic) strategy.
+    """Flagger ``spec.analysis``.
 
     Defaults are Flagger's: ``interval`` 60s (values under 10s run every 10s,
     ``Canary.GetAnalysisInterval``); ``threshold`` <= 0 means 1
     (``Canary.GetAnalysisThreshold``); ``maxWeight`` unset means 100
-    (``scheduler.go``, ``maxWeight``).
+    (``scheduler.go``, ``maxWeight``). The strategy follows ``DeploymentStrategy()``:
+    ``match`` with ``iterations`` is A/B testing, ``iterations`` alone blue/green,
+    anything else a canary.
     """
 
     interval: Duration = 60.0
     threshold: int = 0
+    iterations: Annotated[int, Field(ge=0)] = 0
+    mirror: bool = False
+    mirrorWeight: Annotated[int, Field(ge=0, le=100)] = 0
     maxWeight: Annotated[int, Field(ge=0, le=100)] | None = None
     stepWeight: Annotated[int, Field(ge=0, le=100)] = 0
     stepWeights: list[Annotated[int, Field(ge=0, le=100)]] = []
     stepWeightPromotion: Annotated[int, Field(ge=0, le=100)] = 0
+    primaryReadyThreshold: Annotated[int, Field(ge=0, le=100)] | None = None
+    canaryReadyThreshold: Annotated[int, Field(ge=0, le=100)] | None = None
     metrics: list[FlaggerMetric] = []
+    webhooks: list[FlaggerWebhook] = []
+    match: list[HTTPMatch] = []
+    alerts: list[dict[str, Any]] = []
+    sessionAffinity: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _steps(self) -> "FlaggerAnalysis":
-        if self.stepWeight == 0 and not self.stepWeights:
-            raise ValueError("stepWeight or stepWeights must be set: with neither the canary never advances")
         if any(b <= a for a, b in zip(self.stepWeights, self.stepWeights[1:])):
             raise ValueError(f"stepWeights must increase (got {self.stepWeights})")
         return self
+
+
+class MetricTemplateSpec(_Model):
+    """The parts of a Flagger ``MetricTemplate`` that matter here: its query and provider
+    type. Which simulated signal the query measures is bound in the scenario
+    (``telemetry.metrics``)."""
+
+    query: str = ""
+    provider: dict[str, Any] = {}
 
 
 class FlaggerPolicySpec(_Model):
@@ -94,7 +208,42 @@ class FlaggerPolicySpec(_Model):
 
     ``progressDeadlineSeconds`` (default 600) bounds how long a workload may stay
     unavailable before Flagger rolls back (``pkg/canary/deployment_ready.go``).
+    ``provider: kubernetes`` has no traffic shifting: blue/green only, with
+    ``iterations`` forced to 10 when unset (``advanceCanary``). ``metricTemplates``
+    holds the MetricTemplates referenced by ``templateRef`` (imported manifests fill it).
     """
 
-    analysis: FlaggerAnalysis
+    analysis: FlaggerAnalysis | None = None
     progressDeadlineSeconds: Annotated[int, Field(ge=0)] = 600
+    provider: str = "istio"
+    skipAnalysis: bool = False
+    metricTemplates: dict[str, MetricTemplateSpec] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> "FlaggerPolicySpec":
+        a = self.analysis
+        if a is None or self.skipAnalysis:
+            return self
+        canary = a.iterations == 0 and self.provider != "kubernetes"
+        if canary and a.stepWeight == 0 and not a.stepWeights:
+            raise ValueError("analysis: stepWeight or stepWeights must be set for a canary "
+                             "(with neither the canary never advances), or iterations for A/B and blue/green")
+        return self
+
+    def strategy(self) -> str:
+        """``Canary.DeploymentStrategy()``, after the kubernetes-provider overrides."""
+        a = self.analysis
+        if a is None:
+            return "canary"
+        if self.provider == "kubernetes":
+            return "blue-green"
+        if a.match and a.iterations > 0:
+            return "ab-testing"
+        if a.iterations > 0:
+            return "blue-green"
+        return "canary"
+
+    def iterations(self) -> int:
+        """Iterations the strategy runs (kubernetes: at least 10, ``advanceCanary``)."""
+        n = self.analysis.iterations if self.analysis is not None else 0
+        return 10 if self.provider == "kubernetes" and n < 1 else n

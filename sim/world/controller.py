@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import simpy
 
+from sim.errors import InputError
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
-from sim.policies.base import (Finish, Observation, Policy, Promote, Readiness, Rollback, ScaleUp,
+from sim.policies.base import (Finish, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp,
                                SetWeights)
 from sim.rng import Streams, streams
 from sim.scenario import Scenario
@@ -82,7 +83,15 @@ class RunResult:
 def action_json(a: Any) -> dict[str, Any]:
     """An action as it appears in the trace."""
     if isinstance(a, SetWeights):
-        return {"action": "set_weights", "canary_weight": a.canary_weight, "mirrored": a.mirrored}
+        out = {"action": "set_weights", "canary_weight": a.canary_weight, "mirrored": a.mirrored}
+        if a.matched:
+            out["matched"] = True
+        return out
+    if isinstance(a, HookCalled):
+        out = {"action": "webhook", "name": a.name, "type": a.type, "ok": a.ok}
+        if a.load_rps:
+            out["load_rps"], out["load_s"] = a.load_rps, a.load_s
+        return out
     if isinstance(a, Promote):
         return {"action": "promote"}
     if isinstance(a, Rollback):
@@ -109,6 +118,7 @@ class _Run:
     ticks: int = 0
     final_phase: str = ""
     lines: list[dict[str, Any]] = field(default_factory=list)
+    hook_calls: dict[str, int] = field(default_factory=dict)
 
 
 class TrafficServer:
@@ -160,14 +170,17 @@ class World:
         self.env = simpy.Environment()
         prepared = prepare(scenario)
         self.population, self.release = prepared.population, prepared.release
-        self.router = Router(len(self.runs), self.population.n_cohorts)
+        self.router = Router(len(self.runs), self._match_mask(), self.population.cohort_share)
         tel = scenario.telemetry
+        self.queries = list(policy.queries())
+        bindings = self._bindings()
         missing = None
         if tel.missing_scrapes > 0:
             k = int(np.ceil(scenario.horizon / tel.scrape_interval)) + 2
             missing = np.stack([r.rng["telemetry"].random(k) < tel.missing_scrapes for r in self.runs])
+        primary_hist = any(b.version == "primary" and b.signal.startswith("latency") for b in bindings.values())
         self.telemetry = Telemetry(len(self.runs), scenario.horizon, tel.scrape_interval, tel.lag, missing,
-                                   tel.buckets_ms)
+                                   tel.buckets_ms, primary_histogram=primary_hist, bindings=bindings)
         if exact:
             if len(self.runs) != 1:
                 raise ValueError("the exact mode simulates one run at a time")
@@ -179,7 +192,48 @@ class World:
             self.traffic = FastTraffic(prepared.rate, self.population, self.release, self.router, self.telemetry,
                                        [r.rng["traffic"] for r in self.runs], tel.noise)
         self.server = TrafficServer(self)
-        self.queries = list(policy.queries())
+
+    def _match_mask(self) -> np.ndarray:
+        """Which cohorts' requests match the policy's A/B conditions (cohort 0 sends no
+        special header or cookie)."""
+        matches = getattr(self.policy, "matches", None)
+        heads: list[dict[str, str]] = [{}]
+        for c in self.scenario.traffic.cohorts:
+            h: dict[str, str] = {}
+            if c.header:
+                name, _, value = c.header.partition(":")
+                h[name.strip()] = value.strip()
+            if c.cookie:
+                h["cookie"] = c.cookie
+            heads.append(h)
+        return np.array([bool(matches(h)) if matches else False for h in heads])
+
+    def _bindings(self) -> dict:
+        """The simulated signal behind every custom query (scenario ``telemetry.metrics``)."""
+        out = {}
+        table = self.scenario.telemetry.metrics
+        for q in self.queries:
+            if q.signal != "custom":
+                continue
+            key = next((k for k in q.bindings if k in table), None)
+            if key is None:
+                raise InputError(self.scenario.name, 1, "telemetry.metrics",
+                                 f"custom metric {q.name!r} needs a binding to a simulated signal under "
+                                 f"telemetry.metrics (by name: {' or '.join(q.bindings)})")
+            out[q.name] = table[key]
+        return out
+
+    def _webhooks(self, run: _Run, now: float) -> dict[str, bool]:
+        """Scripted webhook outcomes if called now (``webhooks:`` of the scenario)."""
+        out = {}
+        for key, script in self.scenario.webhooks.items():
+            fail = (script.outcome == "fail" or run.hook_calls.get(key, 0) < script.fail_first
+                    or (script.fail_until is not None and now < script.fail_until)
+                    or (script.fail_from is not None and now >= script.fail_from))
+            if script.fail_probability > 0:
+                fail |= bool(run.rng["hooks"].random() < script.fail_probability)
+            out[key] = not fail
+        return out
 
     # -- simpy processes ------------------------------------------------------------
 
@@ -191,6 +245,15 @@ class World:
         w.ready, w.unready_since = False, self.env.now
         if not never:
             self.env.process(self._become_ready(w, startup_s))
+
+    def _outage(self, run: _Run, workload: str, at: float, duration: float | None):
+        """A scripted outage (``release.unready``): unavailable from ``at`` for ``duration``."""
+        yield self.env.timeout(at)
+        w = run.canary if workload == "canary" else run.primary
+        w.ready, w.unready_since = False, self.env.now
+        if duration is not None:
+            yield self.env.timeout(duration)
+            w.ready, w.unready_since = True, None
 
     def _controller(self, r: int):
         run = self.runs[r]
@@ -208,7 +271,8 @@ class World:
             now = self.env.now
             run.ticks += 1
             obs = Observation(t=now, tick=run.ticks, metrics=metrics, routes=self.router.routes(r),
-                              canary=run.canary.view(), primary=run.primary.view())
+                              canary=run.canary.view(), primary=run.primary.view(),
+                              webhooks=self._webhooks(run, now) if self.scenario.webhooks else {})
             state, actions = policy.step(state, obs)
             for a in actions:
                 self._apply(r, a, now)
@@ -216,21 +280,27 @@ class World:
             run.final_phase = status["phase"]
             if self.trace_on:
                 run.lines.append({"t": now, "tick": run.ticks, **status,
-                                  "routed_weight": self.router.routes(r).canary_weight,
+                                  "routed_weight": self.router.routed_percent(r),
                                   "actions": [action_json(a) for a in actions], "metrics": metrics,
                                   "event": getattr(state, "event", "")})
 
     def _apply(self, r: int, a: Any, now: float) -> None:
         run = self.runs[r]
         if isinstance(a, SetWeights):
-            self.router.set(r, a.canary_weight, a.mirrored)
+            self.router.set(r, a)
+        elif isinstance(a, HookCalled):
+            for key in {a.name, a.type}:
+                run.hook_calls[key] = run.hook_calls.get(key, 0) + 1
+            if a.load_rps > 0:
+                self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
             self._start(run.canary, self.scenario.release.startup, never=self.release.never_ready)
         elif isinstance(a, Promote) and run.decision_time is None:
             run.outcome, run.decision_time = PROMOTED, now
             self.traffic.decided(r)
             # The primary's rolling update to the new spec; its pods need startup time.
-            self._start(run.primary, self.scenario.release.startup)
+            rel = self.scenario.release
+            self._start(run.primary, rel.primary_startup if rel.primary_startup is not None else rel.startup)
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
         elif isinstance(a, Rollback) and run.decision_time is None:
             run.outcome, run.decision_time, run.rollback_reason = ROLLED_BACK, now, a.reason
@@ -244,6 +314,8 @@ class World:
         self._all_done = self.env.event()
         for r in range(len(self.runs)):
             self.env.process(self._controller(r))
+            for u in self.scenario.release.unready:
+                self.env.process(self._outage(self.runs[r], u.workload, u.at, u.duration))
         # Stop when every policy has finished (the exact mode's arrivals would otherwise
         # go on to the horizon) or at the horizon.
         self.env.run(until=self.env.any_of([self._all_done, self.env.timeout(self.scenario.horizon)]))

@@ -69,6 +69,8 @@ class FastTraffic:
         self.t = np.zeros(len(rngs))
         self.ledger = Ledger(len(rngs), population.n_cohorts)
         self.accounting = np.ones(len(rngs), dtype=bool)
+        # Load testers sending to the canary, per run: (start, end, requests/s).
+        self.loads: list[list[tuple[float, float, float]]] = [[] for _ in rngs]
         self._rate_cuts = np.array(rate.change_points())
         self._bounds = tuple(float(b) for b in telemetry.bounds_ms)
         self._base_probs = release.base_latency.bucket_probs(self._bounds)
@@ -114,6 +116,26 @@ class FastTraffic:
                 probs[i, 1, c] = dc.bucket_probs(self._bounds)
         return probs
 
+    def start_load(self, run: int, t: float, rps: float, duration_s: float) -> None:
+        """A load tester (e.g. ``hey`` from a webhook) sends ``rps`` to the canary for a while."""
+        self.loads[run].append((t, t + duration_s, rps))
+
+    def _synthetic(self, runs: np.ndarray, b: np.ndarray, mean_p: np.ndarray) -> np.ndarray | None:
+        """Expected canary requests that are not live users' (R, S, C): mirrored copies of
+        primary-bound traffic and load-tester requests (cohort 0). None when there are none."""
+        mirror = self.router.mirror_share(runs)                                   # (R, 1)
+        has_load = any(self.loads[r] for r in runs)
+        if not has_load and not mirror.any():
+            return None
+        syn = mean_p * mirror[:, :, None] if mirror.any() else np.zeros_like(mean_p)
+        if has_load:
+            syn = syn.copy()
+            for i, r in enumerate(runs):
+                for start, end, rps in self.loads[r]:
+                    # Overlap of each segment with the load window, times the rate.
+                    syn[i, :, 0] += rps * np.clip(np.minimum(b[1:], end) - np.maximum(b[:-1], start), 0.0, None)
+        return syn
+
     def decided(self, run: int) -> None:
         """The rollout decided: its later traffic is no longer the canary's to account
         (a promoted release's damage is ``after_promotion``'s)."""
@@ -137,7 +159,11 @@ class FastTraffic:
         mean_c = cohort_lam[None] * self.router.canary_share(runs)[:, None, :]          # (R, S, C)
         mean_p = cohort_lam[None] - mean_c
         mid = 0.5 * (b[1:] + b[:-1])
-        canary_rate = mean_c.sum(axis=2) / np.diff(b) if self.release.has_load_faults else None
+        syn = self._synthetic(runs, b, mean_p)
+        canary_rate = None
+        if self.release.has_load_faults:  # mirrored and load-test requests load the canary too
+            load = mean_c if syn is None else mean_c + syn
+            canary_rate = load.sum(axis=2) / np.maximum(np.diff(b), 1e-9)
         p_ref, p = self.release.error_probs(mid, canary_rate)                             # (R|1, S|1, C)
         # Outcome probabilities of a canary request: ok, fail_both, excess.
         outcome = np.stack(np.broadcast_arrays(1.0 - p, np.minimum(p, p_ref), np.maximum(p - p_ref, 0.0)),
@@ -150,12 +176,22 @@ class FastTraffic:
         else:
             # Nothing reads the primary's latency: draw its outcomes only (far fewer values).
             cells_p = mean_p[..., None] * ok_fail_p                                         # (R, S, C, 2)
-        mc = cells_c[0].size
-        flat = self._poisson(runs, np.concatenate([cells_c.reshape(R, -1), cells_p.reshape(R, -1)], axis=1))
+        parts = [cells_c.reshape(R, -1), cells_p.reshape(R, -1)]
+        if syn is not None:
+            # Mirrored and load-test requests meet the canary's faults too; they reach its
+            # metrics but no user (responses discarded / synthetic clients).
+            cells_s = syn[..., None, None] * probs[:, :, 1, :, :, None] * outcome[..., None, :]
+            parts.append(cells_s.reshape(R, -1))
+        # Zero-mean cells draw nothing from a generator (numpy returns 0 for λ = 0 without
+        # consuming), so a run's stream never depends on which parts its batch-mates need.
+        flat = self._poisson(runs, np.concatenate(parts, axis=1))
+        mc, mp = cells_c[0].size, cells_p[0].size
         cc = flat[:, :mc].reshape(cells_c.shape)
-        cp = flat[:, mc:].reshape(cells_p.shape)
-        hist_c = cc.sum(axis=(2, 4))                                                        # (R, S, B)
+        cp = flat[:, mc:mc + mp].reshape(cells_p.shape)
+        seen = cc if syn is None else cc + flat[:, mc + mp:].reshape(cells_c.shape)
+        hist_c = seen.sum(axis=(2, 4))                                                      # (R, S, B)
         fails_c = cc[..., 1:].sum(axis=3)                                                   # (R, S, C, 2)
+        fails_seen = fails_c if syn is None else seen[..., 1:].sum(axis=3)
         if self.primary_histogram:
             hist_p = cp.sum(axis=(2, 4))
             n_p, err_p = hist_p.sum(axis=2), cp[..., 1].sum(axis=(2, 3))
@@ -163,7 +199,7 @@ class FastTraffic:
             hist_p = None
             n_p, err_p = cp.sum(axis=(2, 3)), cp[..., 1].sum(axis=2)
         n = np.stack([n_p, hist_c.sum(axis=2)], axis=2)                                    # (R, S, V)
-        err = np.stack([err_p, fails_c.sum(axis=(2, 3))], axis=2)
+        err = np.stack([err_p, fails_seen.sum(axis=(2, 3))], axis=2)
         self.telemetry.add(runs, self.telemetry.slot_of(b[1:]), n, err, hist_c, hist_p, unique)
         acc = runs[account]
         if len(acc):
@@ -178,7 +214,7 @@ class FastTraffic:
         b, _ = self._cuts(t0, t0 + duration_s, scrapes=False)
         cum = self.rate.cumulative(b)
         cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share       # (S, C)
-        rate = (cohort_lam.sum(axis=1) / np.diff(b))[None] if self.release.has_load_faults else None
+        rate = (cohort_lam.sum(axis=1) / np.maximum(np.diff(b), 1e-9))[None] if self.release.has_load_faults else None
         p_ref, p = self.release.error_probs(0.5 * (b[1:] + b[:-1]), rate)
         # Requests that did not fail in excess, and excess failures: independent Poisson.
         excess_p = np.broadcast_to(np.maximum(p - p_ref, 0.0)[0], cohort_lam.shape)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sim.policies.base import MetricQuery
+from sim.scenario import MetricBinding
 
 _EPS = 1e-9
 
@@ -43,16 +44,19 @@ class Telemetry:
         missing: (runs, slots) mask of lost scrapes, or None when none are lost.
         bounds_ms: finite histogram bucket bounds.
         primary_histogram: keep the primary's latency histogram too.
+        bindings: custom query name -> the simulated signal it measures.
     """
 
     def __init__(self, runs: int, horizon_s: float, scrape_s: float, lag_s: float, missing: np.ndarray | None,
-                 bounds_ms: Sequence[float], primary_histogram: bool = False) -> None:
+                 bounds_ms: Sequence[float], primary_histogram: bool = False,
+                 bindings: dict[str, MetricBinding] | None = None) -> None:
         self.scrape_s = scrape_s
         self.lag_s = lag_s
         self.n_slots = int(math.ceil(horizon_s / scrape_s)) + 2
         self.missing = missing
         self.bounds_ms = np.asarray(bounds_ms, dtype=float)
         self.primary_histogram = primary_histogram
+        self.bindings = bindings or {}
         # Slots are allocated as time advances: most rollouts decide long before the
         # horizon, and first-touching a horizon-sized array costs more than the run.
         self._alloc(runs, min(self.n_slots, 64))
@@ -110,34 +114,67 @@ class Telemetry:
             lo, hi = lo + int(ok[0]), lo + int(ok[-1])
         return lo + 1, hi + 1
 
-    def window(self, runs: np.ndarray, t: float, window_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Canary requests, errors (R,) and histogram (R, B) in each run's query window
-        (requests 0 where the query has fewer than two samples)."""
+    def window(self, runs: np.ndarray, t: float, window_s: float, version: int = CANARY
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Requests, errors (R,), latency histogram (R, B) and seconds covered (R,) of
+        ``version`` in each run's query window (all zero where the query has fewer than
+        two samples)."""
         R = len(runs)
+        hist = self.hist if version == CANARY else self.hist_primary
+        if hist is None:
+            raise ValueError("the primary's latency histogram is not kept (primary_histogram=False)")
         if self.missing is None:
             sp = self.span(0, t, window_s)
             if sp is None:
-                return np.zeros(R), np.zeros(R), np.zeros((R, self.hist.shape[2]))
+                return np.zeros(R), np.zeros(R), np.zeros((R, hist.shape[2])), np.zeros(R)
             a, b = sp
-            return (self.n[runs, a:b, CANARY].sum(axis=1), self.err[runs, a:b, CANARY].sum(axis=1),
-                    self.hist[runs, a:b].sum(axis=1))
-        n, e, h = np.zeros(R), np.zeros(R), np.zeros((R, self.hist.shape[2]))
+            return (self.n[runs, a:b, version].sum(axis=1), self.err[runs, a:b, version].sum(axis=1),
+                    hist[runs, a:b].sum(axis=1), np.full(R, (b - a) * self.scrape_s))
+        n, e, h, sec = np.zeros(R), np.zeros(R), np.zeros((R, hist.shape[2])), np.zeros(R)
         for i, r in enumerate(runs):
             sp = self.span(int(r), t, window_s)
             if sp is not None:
                 a, b = sp
-                n[i], e[i], h[i] = self.n[r, a:b, CANARY].sum(), self.err[r, a:b, CANARY].sum(), self.hist[r, a:b].sum(0)
-        return n, e, h
+                n[i], e[i] = self.n[r, a:b, version].sum(), self.err[r, a:b, version].sum()
+                h[i], sec[i] = hist[r, a:b].sum(0), (b - a) * self.scrape_s
+        return n, e, h, sec
 
     def query(self, q: MetricQuery, runs: np.ndarray, t: float) -> np.ndarray:
-        """One builtin query of the canary for several runs at ``t``; NaN = no data."""
-        n, err, hist = self.window(runs, t, q.window_s)
+        """One query for several runs at ``t``; NaN = no data."""
+        if q.signal == "custom":
+            return self._custom(q, self.bindings[q.name], runs, t)
+        n, err, hist, _ = self.window(runs, t, q.window_s)
         with np.errstate(invalid="ignore", divide="ignore"):
             if q.signal == "request-success-rate":
                 return np.where(n > 0, 100.0 * (n - err) / n, np.nan)
             if q.signal == "request-duration":
                 return histogram_quantile_rows(0.99, self.bounds_ms, hist)
         raise ValueError(f"unknown signal {q.signal!r}")
+
+    def _custom(self, q: MetricQuery, b: MetricBinding, runs: np.ndarray, t: float) -> np.ndarray:
+        """A custom metric bound to a simulated signal (see ``MetricBinding``)."""
+        R = len(runs)
+        if b.signal == "constant":
+            return np.full(R, b.value * b.scale)
+        if b.signal == "series":
+            value = None
+            for point in b.series:
+                if point.at <= t:
+                    value = point.value
+            return np.full(R, np.nan if value is None else value * b.scale)
+        version = CANARY if b.version == "canary" else PRIMARY
+        n, err, hist, seconds = self.window(runs, t, q.window_s, version)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if b.signal == "success-rate":
+                v = np.where(n > 0, 100.0 * (n - err) / n, np.nan)
+            elif b.signal == "error-rate":
+                v = np.where(n > 0, 100.0 * err / n, np.nan)
+            elif b.signal == "request-rate":
+                # rate() of a counter that did not move is 0, not no data.
+                v = np.where(seconds > 0, n / np.where(seconds > 0, seconds, 1.0), np.nan)
+            else:  # latency-pNN
+                v = histogram_quantile_rows(int(b.signal[-2:]) / 100.0, self.bounds_ms, hist)
+        return v * b.scale
 
 
 def histogram_quantile_rows(q: float, bounds_ms: np.ndarray, counts: np.ndarray) -> np.ndarray:
