@@ -60,6 +60,7 @@ class ExactTraffic:
         self._group_cdf = np.cumsum(share / share.sum())
         self._buf = np.empty(0)
         self._pos = 0
+        self.loads: list[tuple[float, float, float]] = []
         env.process(self._arrivals())
 
     def _u(self) -> float:
@@ -85,20 +86,25 @@ class ExactTraffic:
             if self._u() * peak < float(self.rate.rate(now)):
                 self._serve(now)
 
-    def _serve(self, now: float) -> None:
-        uid, cohort = self._user()
-        weight = self.router.routes(0).canary_weight / 100.0
-        canary = self._u() < weight
-        mid = np.array([now])
-        load = np.array([[float(self.rate.rate(now)) * weight]]) if self.release.has_load_faults else None
-        p_ref, p = self.release.error_probs(mid, load)
-        p_ref_c, p_c = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
-        u = self._u()
+    def _canary_load(self, now: float) -> np.ndarray | None:
+        """The canary's expected request rate now (live, mirrored, load tests), for load faults."""
+        if not self.release.has_load_faults:
+            return None
+        run = np.array([0])
+        live = float(self.rate.rate(now)) * self.population.cohort_share
+        share = self.router.canary_share(run)[0]
+        mirror = float(self.router.mirror_share(run)[0, 0])
+        tests = sum(rps for start, end, rps in self.loads if start <= now < end)
+        return np.array([[float((live * share).sum() + (live * (1 - share)).sum() * mirror + tests)]])
+
+    def _record(self, now: float, cohort: int, canary: bool, u: float) -> bool:
+        """One request's telemetry: outcome from ``u``, a latency draw. Returns failed."""
+        p_ref, p = self.release.error_probs(np.array([now]), self._canary_load(now))
+        failed = u < float((p if canary else p_ref)[0, 0, cohort])
         lat_p, lat_c = self.release.latency(now, cohort)
         dist = lat_c if canary else lat_p
         latency = dist.shift + float(np.exp(dist.mu + dist.sigma * self.rng.standard_normal()))
         bucket = int(np.searchsorted(self._bounds, latency, side="left"))  # le semantics
-        failed = u < (p_c if canary else p_ref_c)
         slot = int(self.telemetry.slot_of(np.array([now]))[0])
         tel = self.telemetry
         tel._ensure(slot)
@@ -109,7 +115,20 @@ class ExactTraffic:
             tel.hist[0, slot, bucket] += 1
         elif tel.hist_primary is not None:
             tel.hist_primary[0, slot, bucket] += 1
+        return failed
+
+    def _serve(self, now: float) -> None:
+        uid, cohort = self._user()
+        run = np.array([0])
+        canary = self._u() < float(self.router.canary_share(run)[0, cohort])
+        u = self._u()
+        failed = self._record(now, cohort, canary, u)
+        if not canary and self._u() < float(self.router.mirror_share(run)[0, 0]):
+            # A mirrored copy: the canary serves it too (its own outcome), nobody sees it.
+            self._record(now, cohort, True, self._u())
         if canary and self.accounting:
+            p_ref, p = self.release.error_probs(np.array([now]), self._canary_load(now))
+            p_ref_c, p_c = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
             excess = p_ref_c <= u < p_c
             self.ledger.requests[0, cohort] += 1
             self.ledger.errors[0, cohort] += failed
@@ -118,7 +137,19 @@ class ExactTraffic:
             if excess:
                 self.affected.add(uid)
 
+    def _load_test(self, end: float, rps: float):
+        """A load tester's requests: Poisson at ``rps`` until ``end``, to the canary only."""
+        while True:
+            yield self.env.timeout(-np.log(1.0 - self._u()) / rps)
+            if self.env.now >= end:
+                return
+            self._record(self.env.now, 0, True, self._u())
+
     # -- the FastTraffic interface -------------------------------------------------------
+
+    def start_load(self, run: int, t: float, rps: float, duration_s: float) -> None:
+        self.loads.append((t, t + duration_s, rps))
+        self.env.process(self._load_test(t + duration_s, rps))
 
     def advance(self, runs: np.ndarray, t1: float) -> None:
         """Nothing to draw: requests up to now were served as they arrived."""
