@@ -1,0 +1,387 @@
+"""Replay a policy against a recorded metric series (``pdsim replay``).
+
+The replay driver plays the world's part with recorded data instead of simulated
+traffic: the policy ticks on its own schedule (``policy.next_tick`` from t = 0) and at
+each tick reads, for every metric it queries, the latest recorded row at or before the
+tick. Nothing here simulates requests, so there is no blast radius, only the decision
+and the tick-by-tick trace, written exactly as ``pdsim run --trace`` writes it.
+
+Observations CSV (DESIGN.md section 6), header ``t,metric,value``, one row per sample::
+
+    t,metric,value
+    60,request-success-rate,99.9        # a metric value
+    120,request-success-rate,           # empty: no data (Prometheus returned nothing)
+    180,request-duration,NaN            # a NaN sample
+    0,webhook:confirm-promotion,fail    # hook outcome by hook name or type: pass/fail
+    300,webhook:confirm-promotion,pass
+    0,ready:canary,false                # workload readiness: true/false
+    240,ready:canary,true
+
+Rows may come in any order of ``t`` (they are sorted, stably: of two rows with the
+same ``t`` and key the later one in the file wins). Blank lines are skipped.
+
+What the driver models of the world, and what it does not:
+
+* routes: the mesh router starts at weight 0; ``SetWeights`` and ``Rollback`` change
+  what the next tick's ``Observation.routes`` reads back (``GetRoutes``);
+* readiness: the latest ``ready:canary`` / ``ready:primary`` row (default ready). When
+  unready, ``unready_since`` is the first ``false`` row of the current unready streak,
+  but never earlier than the workload's (re)start: the canary starts at ``ScaleUp``, the
+  primary's rolling update at ``Promote`` (as in the simulated world, whose progress
+  deadline also counts from the start of the pods);
+* webhooks: ``Observation.webhooks`` holds the latest ``webhook:<key>`` row of every
+  key recorded so far; keys without a row are absent (the policy applies its defaults);
+* the recorded values do not react to the policy's actions: a replay answers "what
+  would this policy have decided on these numbers", not "what would the numbers have
+  been under this policy". ``routed_weight`` is the router's weight as set by the
+  actions, whatever traffic the recording saw.
+
+The module is pure: no simpy (``sim.world.controller`` is imported lazily, only for the
+shared rendering of actions in the trace).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.errors import InputError
+from sim.policies.base import Observation, Policy, Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights
+
+__all__ = ["Observations", "ReplayResult", "Series", "load_observations", "replay",
+           "PROMOTED", "ROLLED_BACK", "UNFINISHED"]
+
+PROMOTED = "promoted"
+ROLLED_BACK = "rolled_back"
+UNFINISHED = "unfinished"
+
+COLUMNS = ("t", "metric", "value")
+WEBHOOK_PREFIX = "webhook:"
+READY_PREFIX = "ready:"
+WORKLOADS = ("canary", "primary")
+_WEBHOOK_VALUES = {"pass": True, "fail": False}
+_READY_VALUES = {"true": True, "false": False}
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Series:
+    """One recorded key's rows, sorted by time.
+
+    Attributes:
+        times: sample times (seconds since the revision was applied), ascending.
+        values: the value of each row.
+    """
+
+    times: tuple[float, ...]
+    values: tuple[Any, ...]
+
+    def at(self, t: float, default: Any = None) -> Any:
+        """The latest value at or before ``t``, else ``default``."""
+        i = bisect.bisect_right(self.times, t)
+        return self.values[i - 1] if i else default
+
+    def streak_start(self, t: float, value: Any) -> float | None:
+        """When the run of rows equal to ``value`` that holds at ``t`` began, or None
+        when the latest row at or before ``t`` is not ``value``."""
+        i = bisect.bisect_right(self.times, t)
+        if not i or self.values[i - 1] != value:
+            return None
+        j = i - 1
+        while j > 0 and self.values[j - 1] == value:
+            j -= 1
+        return self.times[j]
+
+
+@dataclass(frozen=True)
+class Observations:
+    """A recorded series: metric values, webhook outcomes and readiness over time.
+
+    Attributes:
+        metrics: metric name -> series of float values (None = no data, NaN = NaN).
+        webhooks: hook name or type -> series of outcomes (True = pass).
+        ready: ``canary`` / ``primary`` -> series of readiness (True = ready).
+        last_t: time of the last row of any kind (None when there are no rows).
+        source: the file it was read from ("" when built in code).
+    """
+
+    metrics: Mapping[str, Series] = field(default_factory=dict)
+    webhooks: Mapping[str, Series] = field(default_factory=dict)
+    ready: Mapping[str, Series] = field(default_factory=dict)
+    last_t: float | None = None
+    source: str = ""
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[float, str, Any]], source: str = "") -> "Observations":
+        """Build from ``(t, key, value)`` rows already typed: a metric's value is a float
+        or None (no data), a ``webhook:`` or ``ready:`` value a bool. Rows are sorted by
+        ``t``, stably.
+
+        Raises:
+            ValueError: a key or value of the wrong kind.
+        """
+        keyed: dict[tuple[str, str], list[tuple[float, Any]]] = {}
+        last: float | None = None
+        for t, key, value in sorted(rows, key=lambda r: r[0]):
+            t = float(t)
+            if not math.isfinite(t):
+                raise ValueError(f"time of {key} must be a finite number (got {t})")
+            kind, name = _split_key(key)
+            if kind == "metric":
+                if isinstance(value, bool) or not (value is None or isinstance(value, (int, float))):
+                    raise ValueError(f"value of metric {name} must be a number or None (got {value!r})")
+                value = None if value is None else float(value)
+            elif not isinstance(value, bool):
+                raise ValueError(f"value of {key} must be a bool (got {value!r})")
+            keyed.setdefault((kind, name), []).append((t, value))
+            last = t
+        groups: dict[str, dict[str, Series]] = {"metric": {}, "webhook": {}, "ready": {}}
+        for (kind, name), samples in keyed.items():
+            groups[kind][name] = Series(tuple(s[0] for s in samples), tuple(s[1] for s in samples))
+        return cls(metrics=groups["metric"], webhooks=groups["webhook"], ready=groups["ready"],
+                   last_t=last, source=source)
+
+    def metric(self, name: str, t: float) -> float | None:
+        """The latest value of metric ``name`` at or before ``t``; None = no data."""
+        series = self.metrics.get(name)
+        return None if series is None else series.at(t)
+
+    def webhooks_at(self, t: float) -> dict[str, bool]:
+        """Outcome of every hook key recorded at or before ``t`` (latest row each)."""
+        out = {}
+        for key, series in self.webhooks.items():
+            value = series.at(t, _MISSING)
+            if value is not _MISSING:
+                out[key] = value
+        return out
+
+    def readiness(self, workload: str, t: float, started_at: float | None = None) -> Readiness:
+        """Readiness of ``canary`` or ``primary`` at ``t`` (ready when nothing is recorded).
+
+        Args:
+            workload: ``canary`` or ``primary``.
+            t: the tick time.
+            started_at: when the workload's pods were last (re)started; the unready
+                streak is counted from no earlier than this.
+        """
+        series = self.ready.get(workload)
+        if series is None or series.at(t, True):
+            return Readiness(True, None)
+        since = series.streak_start(t, False)
+        if started_at is not None and since is not None:
+            since = max(since, started_at)
+        return Readiness(False, since)
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    """``("metric"|"webhook"|"ready", name)`` of a row's ``metric`` column.
+
+    Raises:
+        ValueError: an empty name after ``webhook:``, or ``ready:`` other than
+            ``canary``/``primary``.
+    """
+    if key.startswith(WEBHOOK_PREFIX):
+        name = key[len(WEBHOOK_PREFIX):].strip()
+        if not name:
+            raise ValueError("webhook: needs a hook name or type, e.g. webhook:confirm-promotion")
+        return "webhook", name
+    if key.startswith(READY_PREFIX):
+        name = key[len(READY_PREFIX):].strip()
+        if name not in WORKLOADS:
+            raise ValueError("must be ready:canary or ready:primary")
+        return "ready", name
+    if not key:
+        raise ValueError("must name a metric, webhook:<type-or-name> or ready:canary|primary")
+    return "metric", key
+
+
+def _read_text(file: str) -> str:
+    try:
+        with open(file, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise InputError(file, 1, None, f"cannot read observations: {err.strerror or err}") from None
+    except ValueError as err:  # e.g. an embedded NUL in the path
+        raise InputError(file, 1, None, f"cannot read observations: {err}") from None
+    nul = raw.find(b"\0")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        nul = err.start if nul < 0 else min(nul, err.start)
+    if nul >= 0:
+        raise InputError(file, raw.count(b"\n", 0, nul) + 1, None, "not a text CSV file (binary or not UTF-8)")
+    return text
+
+
+def load_observations(path: str | os.PathLike[str]) -> Observations:
+    """Read an observations CSV (``t,metric,value``; see the module docstring).
+
+    Raises:
+        InputError: ``FILE:LINE: FIELD: what is wrong (got VALUE)`` for the first bad row.
+    """
+    file = os.fspath(path)
+    text = _read_text(file)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[float, str, Any]] = []
+    try:
+        header: list[str] | None = None
+        for record in reader:
+            line = reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue  # blank line
+            if header is None:
+                header = [cell.strip() for cell in record]
+                missing = [c for c in COLUMNS if c not in header]
+                if missing:
+                    raise InputError(file, line, "header", f"missing column {', '.join(missing)}; "
+                                     "the header must be t,metric,value", got=",".join(record))
+                extra = [c for c in header if c not in COLUMNS]
+                if extra or len(header) != len(COLUMNS):
+                    raise InputError(file, line, "header", "the header must be exactly t,metric,value",
+                                     got=",".join(record))
+                index = {c: header.index(c) for c in COLUMNS}
+                continue
+            if len(record) != len(COLUMNS):
+                raise InputError(file, line, None, f"a row needs {len(COLUMNS)} fields t,metric,value",
+                                 got=",".join(record))
+            rows.append(_parse_row(file, line, *(record[index[c]] for c in COLUMNS)))
+    except csv.Error as err:
+        raise InputError(file, reader.line_num or 1, None, f"not a valid CSV file: {err}") from None
+    if header is None:
+        raise InputError(file, 1, "header", "empty file; the header must be t,metric,value")
+    return Observations.from_rows(rows, source=file)
+
+
+def _parse_row(file: str, line: int, t_text: str, key: str, value_text: str) -> tuple[float, str, Any]:
+    try:
+        t = float(t_text)
+    except ValueError:
+        raise InputError(file, line, "t", "not a number of seconds", got=t_text) from None
+    if not math.isfinite(t):
+        raise InputError(file, line, "t", "must be a finite number of seconds", got=t_text)
+    key = key.strip()
+    try:
+        kind, name = _split_key(key)
+    except ValueError as err:
+        raise InputError(file, line, "metric", str(err), got=key) from None
+    value = value_text.strip()
+    if kind == "webhook":
+        ok = _WEBHOOK_VALUES.get(value.lower())
+        if ok is None:
+            raise InputError(file, line, "value", f"{key} must be pass or fail", got=value_text)
+        return t, key, ok
+    if kind == "ready":
+        ready = _READY_VALUES.get(value.lower())
+        if ready is None:
+            raise InputError(file, line, "value", f"{key} must be true or false", got=value_text)
+        return t, key, ready
+    if value == "":
+        return t, key, None  # no data
+    try:
+        return t, key, float(value)  # "NaN"/"nan": a NaN sample; "+Inf" as Prometheus writes it
+    except ValueError:
+        raise InputError(file, line, "value", f"not a number (empty for no data, NaN for a NaN sample)",
+                         got=value_text) from None
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What the policy decided on the recorded series.
+
+    Attributes:
+        decision: ``promoted``, ``rolled_back`` or ``unfinished`` (horizon reached).
+        decision_time_s: time of the first Promote or Rollback action, else None.
+        final_phase: the policy's phase after its last tick.
+        ticks: policy ticks run.
+        trace: one dict per tick, as ``pdsim run --trace`` writes them.
+        rollback_reason: the Rollback action's reason ("" unless rolled back).
+    """
+
+    decision: str
+    decision_time_s: float | None
+    final_phase: str
+    ticks: int
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    rollback_reason: str = ""
+
+
+def replay(policy: Policy, observations: Observations, *, horizon_s: float | None = None) -> ReplayResult:
+    """Run ``policy`` against recorded ``observations``.
+
+    Args:
+        policy: the decision maker.
+        observations: the recorded series.
+        horizon_s: stop before a tick later than this; default the last row's time.
+
+    Returns:
+        The decision and the tick-by-tick trace.
+
+    Raises:
+        ValueError: the policy's ``next_tick`` does not move time forward.
+    """
+    from sim.world.controller import action_json  # lazy: the controller module imports simpy
+
+    horizon = horizon_s if horizon_s is not None else (observations.last_t or 0.0)
+    names = [q.name for q in policy.queries()]
+    terminal = frozenset(getattr(policy, "terminal_phases", ()))
+    state = policy.initial_state()
+    routes = Routes()
+    canary_started: float | None = None
+    primary_started: float | None = None
+    decision, decision_time, reason = UNFINISHED, None, ""
+    trace: list[dict[str, Any]] = []
+    t, tick = 0.0, 0
+    final_phase = str(policy.status(state)["phase"])
+    while final_phase not in terminal:
+        nt = policy.next_tick(state, t)
+        if nt is None or nt > horizon:
+            break
+        if not nt > t:
+            raise ValueError(f"policy {getattr(policy, 'name', policy)!r}: next_tick({t}) = {nt} "
+                             "does not move time forward")
+        t, tick = float(nt), tick + 1
+        metrics = {name: observations.metric(name, t) for name in names}
+        obs = Observation(t=t, tick=tick, metrics=metrics, routes=routes,
+                          canary=observations.readiness("canary", t, canary_started),
+                          primary=observations.readiness("primary", t, primary_started),
+                          webhooks=observations.webhooks_at(t))
+        state, actions = policy.step(state, obs)
+        for a in actions:
+            if isinstance(a, SetWeights):
+                routes = _routes_after(a)
+            elif isinstance(a, Rollback):
+                routes = Routes()
+                if decision == UNFINISHED:
+                    decision, decision_time, reason = ROLLED_BACK, t, a.reason
+            elif isinstance(a, Promote):
+                primary_started = t  # the primary's rolling update to the new spec
+                if decision == UNFINISHED:
+                    decision, decision_time = PROMOTED, t
+            elif isinstance(a, ScaleUp):
+                canary_started = t
+        status = policy.status(state)
+        final_phase = str(status["phase"])
+        trace.append({"t": t, "tick": tick, **status, "routed_weight": _routed_percent(routes),
+                      "actions": [action_json(a) for a in actions], "metrics": metrics,
+                      "event": getattr(state, "event", "")})
+    return ReplayResult(decision=decision, decision_time_s=decision_time, final_phase=final_phase,
+                        ticks=tick, trace=trace, rollback_reason=reason)
+
+
+def _routed_percent(routes: Routes) -> float:
+    """The trace's ``routed_weight``: the router's canary weight, a float as the world
+    writes it. With A/B routes (``matched``) the world multiplies by the matching
+    cohorts' share of traffic; a recording does not know that share, so the replay
+    writes the weight of the matching requests."""
+    return float(routes.canary_weight)
+
+
+def _routes_after(a: SetWeights) -> Routes:
+    """The router's state after ``SetWeights``."""
+    return Routes(a.canary_weight, a.mirrored, a.matched)
