@@ -228,15 +228,22 @@ def cli() -> None:
     """pdsim: simulate progressive-delivery policies (Flagger, Argo) before production does."""
 
 
+def _warn(warnings: Iterable[str]) -> None:
+    """Fields the policy sets but pdsim does not model: one stderr line each; go on."""
+    for line in warnings:
+        click.echo(_one_line(line), err=True)
+
+
 def _load_run_inputs(scenario_path: str, policy_paths: tuple[str, ...]) -> tuple[Any, Any]:
-    from sim.policyfile import load_policy, scenario_policy
+    from sim.policyfile import load_policy_with_warnings, scenario_policy_with_warnings
     from sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_path)
     if policy_paths:
-        policy = load_policy(list(policy_paths))
+        policy, warnings = load_policy_with_warnings(list(policy_paths))
     else:
-        policy = scenario_policy(scenario, scenario_path)
+        policy, warnings = scenario_policy_with_warnings(scenario, scenario_path)
+    _warn(warnings)
     return scenario, policy
 
 
@@ -324,6 +331,53 @@ def run(scenario_path: str, policy_paths: tuple[str, ...], runs: int | None, see
         click.echo(f"results: {len(writer.files)} chunk file(s) and summary.json in {out}")
 
 
+@cli.command()
+@click.argument("policy_paths", nargs=-1, required=True, type=click.Path(), metavar="POLICY_PATH...")
+@click.option("--observations", "observations_path", required=True, type=click.Path(dir_okay=False),
+              metavar="FILE.csv", help="Recorded series: CSV with columns t,metric,value.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the policy's ticks as JSON Lines to FILE (as `pdsim run --trace`).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the decision on stdout.")
+@click.option("--horizon", metavar="DURATION", help="Stop after this time (e.g. 30m). Default: the last row's t.")
+def replay(policy_paths: tuple[str, ...], observations_path: str, trace_path: str | None, as_json: bool,
+           horizon: str | None) -> None:
+    """Run a policy against a recorded metric series and print its decision."""
+    from sim.policyfile import load_policy
+    from sim.replay import load_observations
+    from sim.replay import replay as replay_policy
+    from sim.units import parse_duration
+
+    horizon_s = None
+    if horizon is not None:
+        try:
+            horizon_s = parse_duration(horizon)
+        except ValueError as err:
+            raise CliError(f"--horizon: {err} (got {horizon})") from None
+    policy = load_policy(list(policy_paths))
+    observations = load_observations(observations_path)
+    unrecorded = [q.name for q in policy.queries() if q.name not in observations.metrics]
+    if unrecorded:
+        click.echo(_one_line(f"pdsim: warning: {observations_path} has no rows for "
+                             f"{', '.join(unrecorded)}: no data at every tick"), err=True)
+    result = replay_policy(policy, observations, horizon_s=horizon_s)
+    if trace_path is not None:
+        text = "".join(_dumps(tick) + "\n" for tick in result.trace)
+        _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
+    if as_json:
+        click.echo(_dumps({"policy": policy.name, "decision": result.decision,
+                           "decision_time_s": result.decision_time_s, "final_phase": result.final_phase,
+                           "ticks": result.ticks, "rollback_reason": result.rollback_reason}))
+        return
+    ticks = f"{result.ticks} tick{'' if result.ticks == 1 else 's'}"
+    if result.decision_time_s is None:
+        end = horizon_s if horizon_s is not None else (observations.last_t or 0.0)
+        click.echo(f"{result.decision} at horizon {end:.10g}s (phase {result.final_phase}, {ticks})")
+    else:
+        click.echo(f"{result.decision} at {result.decision_time_s:.10g}s (phase {result.final_phase}, {ticks})")
+    if result.rollback_reason:
+        click.echo(_one_line(f"reason: {result.rollback_reason}"))
+
+
 def _classify(path: str) -> str:
     """``"scenario"`` or ``"policy"``, decided by the file's content.
 
@@ -355,17 +409,19 @@ def validate(files: tuple[str, ...]) -> int:
 
     Each error is one line on stderr: FILE:LINE: FIELD.PATH: message (got VALUE).
     """
-    from sim.policyfile import load_policy
+    from sim.policyfile import load_policy_with_warnings, scenario_policy_with_warnings
     from sim.scenario import load_scenario
 
     bad = 0
     for path in files:
         try:
             if _classify(path) == "policy":
-                load_policy([path])
+                _warn(load_policy_with_warnings([path])[1])
                 click.echo(f"{path}: ok (policy)")
             else:
                 scenario = load_scenario(path)
+                if getattr(scenario.policy, "manifest", None) is not None:
+                    _warn(scenario_policy_with_warnings(scenario, path)[1])
                 click.echo(f"{path}: ok (scenario {scenario.name})")
         except InputError as err:
             click.echo(str(err), err=True)
@@ -379,6 +435,36 @@ def schema() -> None:
     from sim.scenario import Scenario
 
     click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@cli.command("import")
+@click.argument("kind", metavar="flagger|argo")
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(), metavar="MANIFEST...")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), metavar="POLICY.yaml",
+              help="Write the policy file here. Default: stdout.")
+def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
+    """Turn real manifests into a pdsim policy file.
+
+    MANIFEST... are files or directories of Kubernetes objects, combined as
+    `kubectl apply -f` combines them: a Flagger Canary and the MetricTemplates it
+    references. Fields pdsim does not model are listed on stderr, one line each.
+    """
+    if kind == "argo":
+        raise CliError("argo import is not supported yet")
+    if kind != "flagger":
+        raise CliError(f"unknown importer {kind!r}: use flagger (argo is not supported yet)")
+    from sim.importers.flagger import import_flagger, policy_yaml
+    from sim.policyfile import read_manifests
+
+    result = import_flagger(read_manifests(list(manifests)))
+    _warn(result.warnings)
+    text = policy_yaml(result)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if any(os.path.realpath(output) == os.path.realpath(src) for src in result.sources):
+        raise CliError(f"-o {output} would overwrite one of the manifests")
+    _write_output(output, "-o", lambda p: _write_text(p, text))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -332,17 +332,18 @@ def _script(v: Any) -> Any:
 
 
 class PolicySpec(Model):
-    """A policy: pdsim's own form (``flagger:``) or a path to a manifest."""
+    """A policy: pdsim's own form (``flagger:``) or real manifests (``manifest:``, paths
+    relative to the scenario file; resolved by ``sim.policyfile.scenario_policy``)."""
 
     flagger: FlaggerPolicySpec | None = None
-    manifest: str | None = None
+    manifest: str | list[str] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> "PolicySpec":
         if (self.flagger is None) == (self.manifest is None):
             raise ValueError("give exactly one of flagger or manifest")
-        if self.manifest is not None:
-            raise ValueError("manifest policies are not supported yet; use flagger: {analysis: ...}")
+        if self.manifest == [] or self.manifest == "":
+            raise ValueError("manifest: give a path (or a list of paths) to Kubernetes manifests")
         return self
 
 

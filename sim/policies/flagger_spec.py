@@ -12,7 +12,7 @@ import re
 import shlex
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sim.units import parse_duration
 
@@ -82,6 +82,35 @@ class FlaggerMetric(_Model):
         return self.templateRef is not None or self.query is not None
 
 
+class WebhookMetadata(_Loose):
+    """A webhook's ``metadata``: free-form strings; ``cmd`` is what the Flagger load
+    tester runs (a ``hey`` command there becomes canary traffic in the simulation)."""
+
+    cmd: str | None = None
+
+    @field_validator("cmd")
+    @classmethod
+    def _cmd(cls, v: str | None) -> str | None:
+        if v:
+            try:
+                hey_load(v)
+            except (ValueError, ArithmeticError) as err:
+                raise ValueError(f"cannot read this load test command: {err}") from None
+        return v
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """Dict-style access to any metadata key."""
+        if key == "cmd":
+            return self.cmd if self.cmd is not None else default
+        return (self.model_extra or {}).get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+
 HookType = Literal["confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase",
                    "confirm-promotion", "post-rollout", "rollback", "event"]
 
@@ -96,39 +125,54 @@ class FlaggerWebhook(_Model):
     muteAlert: bool = False
     retries: int = 0
     disableTLS: bool = False
-    metadata: dict[str, str] | None = None
+    metadata: WebhookMetadata | None = None
 
     @property
     def kind(self) -> str:
         return self.type or "rollout"
 
-    def load_test_rate(self) -> tuple[float, float] | None:
-        """Requests/s and duration (s) of a Flagger load-tester ``hey`` command, if any.
 
-        ``hey -z 1m -q 10 -c 2 URL`` sends ``q`` queries per second from each of ``c``
-        workers for ``z``; ``-n N`` without ``-z`` sends N requests in total.
-        """
-        cmd = (self.metadata or {}).get("cmd", "")
-        if not cmd.strip().startswith("hey"):
-            return None
-        try:
-            words = shlex.split(cmd)
-        except ValueError:
-            words = cmd.split()
-        opts: dict[str, str] = {}
-        for flag, value in zip(words, words[1:]):
-            if re.fullmatch(r"-[a-zA-Z]+", flag):
-                opts[flag] = value
-        workers = int(opts.get("-c", "50"))
-        qps = float(opts.get("-q", "0"))
-        duration = parse_duration(opts["-z"]) if "-z" in opts else None
-        if duration is None:
-            n = int(opts.get("-n", "200"))
-            rate = workers * qps if qps > 0 else float(n)  # unthrottled: all in about a second
-            return rate, max(n / rate, 1.0)
-        if qps <= 0:
-            return None  # unthrottled for a duration: the rate depends on latency; not modelled
-        return workers * qps, duration
+    def load_test_rate(self) -> tuple[float, float] | None:
+        """Requests/s and duration (s) of a Flagger load-tester ``hey`` command, if any."""
+        return hey_load(self.metadata.cmd or "") if self.metadata is not None else None
+
+
+def hey_load(cmd: str) -> tuple[float, float] | None:
+    """Requests/s and duration (s) of a ``hey`` command; None when it is not one.
+
+    ``hey -z 1m -q 10 -c 2 URL`` sends ``q`` queries per second from each of ``c``
+    workers for ``z``; ``-n N`` without ``-z`` sends N requests in total. Unthrottled
+    for a duration (no ``-q``), the rate depends on latency: not modelled (None).
+
+    Raises:
+        ValueError: on options hey would reject.
+    """
+    if not cmd.strip().startswith("hey"):
+        return None
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        words = cmd.split()
+    opts: dict[str, str] = {}
+    for flag, value in zip(words, words[1:]):
+        if re.fullmatch(r"-[a-zA-Z]+", flag):
+            opts[flag] = value
+    workers = int(opts.get("-c", "50"))
+    qps = float(opts.get("-q", "0"))
+    if workers < 1 or qps < 0:
+        raise ValueError("-c must be at least 1 and -q not negative")
+    duration = parse_duration(opts["-z"]) if "-z" in opts else None
+    if duration is not None and duration <= 0:
+        raise ValueError("-z must be a positive duration")
+    if duration is None:
+        n = int(opts.get("-n", "200"))
+        if n < 1:
+            raise ValueError("-n must be at least 1")
+        rate = workers * qps if qps > 0 else float(n)  # unthrottled: all in about a second
+        return rate, max(n / rate, 1.0)
+    if qps <= 0:
+        return None
+    return workers * qps, duration
 
 
 class StringMatch(_Model):

@@ -1,0 +1,467 @@
+"""Flagger manifests -> the pdsim ``flagger:`` policy.
+
+``import_flagger`` reads the Kubernetes objects of one or more YAML files (as
+``kubectl apply -f a -f b`` would see them): exactly one ``Canary``
+(``flagger.app/v1beta1``) and any number of ``MetricTemplate`` objects. It returns the
+pdsim policy mapping ``{"flagger": {...}}``, validated with the same models as a policy
+file, so every error names a line *in the manifest* (``canary.yaml:41:
+spec.analysis.maxWeight: ...``).
+
+Every key of Flagger's ``CanarySpec`` and ``CanaryAnalysis``
+(``pkg/apis/flagger/v1beta1/canary.go``) is handled explicitly, in one of three ways:
+
+* copied into the policy: ``provider``, ``progressDeadlineSeconds``, ``skipAnalysis`` and
+  the whole ``analysis`` (``canaryAnalysis``, the deprecated name, when ``analysis`` is
+  absent; ``Canary.GetAnalysis``);
+* ignored quietly, because it only shapes Kubernetes objects or notifications and never
+  a promote/rollback decision: ``targetRef``, ``service``, ``ingressRef``, ``routeRef``,
+  ``upstreamRef``, ``metricsServer``, ``revertOnDeletion``, ``analysis.alerts``, event
+  webhooks, ``templateVariables``, MetricTemplate provider details;
+* copied or ignored *with a warning* (``FILE:LINE: FIELD: not modelled: why``), because
+  the real controller would decide differently with it: ``autoscalerRef``,
+  ``suspend: true``, ``analysis.sessionAffinity``, ready thresholds below 100, webhook
+  ``timeout``/``retries``, load tests pdsim cannot size, A/B ``match`` conditions other
+  than headers.
+
+A key that is not a Flagger field at all is an error, as it is for ``kubectl apply``
+(strict field validation).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sim.errors import NOT_GIVEN, InputError, field_path
+from sim.errors import _one_line as one_line
+from sim.policies.flagger_spec import FlaggerAnalysis, FlaggerPolicySpec, MetricTemplateSpec
+from sim.scenario import validation_to_input_error
+from sim.yamlio import YamlDoc
+
+GROUP = "flagger.app/"
+API_VERSION = "flagger.app/v1beta1"
+DEFAULT_PROVIDER = "istio"  # the controller's -mesh-provider flag default
+
+#: ``CanarySpec`` keys copied into the policy as they are.
+_SPEC_COPIED = ("provider", "progressDeadlineSeconds", "skipAnalysis")
+#: ``CanarySpec`` keys that only shape Kubernetes objects: ignored quietly.
+_SPEC_QUIET = frozenset({
+    "targetRef", "service", "ingressRef", "routeRef", "upstreamRef",  # routing objects
+    "metricsServer",      # where the builtin queries go; the scenario's telemetry answers them
+    "revertOnDeletion",   # what happens when the Canary object is deleted
+})
+#: Keys of an A/B ``match`` entry (Istio HTTPMatchRequest) that select no requests pdsim
+#: would route differently: ``headers`` is evaluated, ``name`` is a label, ``ignoreUriCase``
+#: only qualifies ``uri`` (which warns itself).
+_MATCH_MODELLED = frozenset({"headers", "name", "ignoreUriCase"})
+#: Load-tester task types that run a command in the background (a load test).
+_LOAD_TEST_TYPES = (None, "", "cmd")
+
+_WHY = {
+    "autoscalerRef": "an HPA scales the canary with its traffic; pdsim's canary keeps a fixed "
+                     "capacity (matters for load-dependent faults)",
+    "suspend": "a suspended Canary runs no analysis at all; pdsim simulates it as if resumed",
+    "sessionAffinity": "Flagger pins users who reached the canary to it with a cookie; pdsim "
+                       "routes every request by weight (more users exposed, each less often)",
+    "readyThreshold": "pods are all-or-nothing ready in pdsim: a partially ready workload "
+                      "counts as not ready",
+    "timeout": "webhook outcomes are scripted by the scenario; a slow hook never times out",
+    "retries": "webhook outcomes are scripted by the scenario; failed calls are not retried",
+    "unthrottled": "an unthrottled hey (no -q) sends as fast as the canary answers; pdsim adds "
+                   "no load-test traffic for it",
+    "unknown_load": "only `hey` load tests are sized; pdsim adds no load-test traffic for this "
+                    "command",
+    "match": "pdsim matches A/B requests on headers (and cookies) only; this condition is "
+             "dropped, so more requests reach the canary than in Flagger",
+}
+
+
+@dataclass
+class ImportResult:
+    """What a manifest import yields.
+
+    Attributes:
+        policy: the pdsim policy mapping, ``{"flagger": {...}}`` (the ``policy:`` block of
+            a scenario; plain YAML-able data).
+        spec: the validated ``flagger:`` policy.
+        name: the Canary's ``metadata.name``.
+        warnings: one line each, ``FILE:LINE: FIELD: not modelled: why``.
+        sources: the files the objects came from, in order.
+    """
+
+    policy: dict[str, Any]
+    spec: FlaggerPolicySpec
+    name: str
+    warnings: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def is_manifest(data: Any) -> bool:
+    """Whether a YAML document is a Kubernetes object (has ``apiVersion`` or ``kind``)."""
+    return isinstance(data, Mapping) and ("apiVersion" in data or "kind" in data)
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+def _err(doc: YamlDoc, loc: Sequence[Any], message: str, **got: Any) -> InputError:
+    return InputError(doc.file, doc.line_of(loc), field_path(loc) or None, message, **got)
+
+
+def _warning(doc: YamlDoc, loc: Sequence[Any], why: str, verdict: str = "not modelled") -> str:
+    return one_line(f"{doc.file}:{doc.line_of(loc)}: {field_path(loc)}: {verdict}: {why}")
+
+
+def _view(doc: YamlDoc, prefix: tuple[Any, ...], data: Any) -> YamlDoc:
+    """The part of ``doc`` at ``prefix`` as a document of its own (same file and lines)."""
+    n = len(prefix)
+    lines = {loc[n:]: line for loc, line in doc.lines.items() if loc[:n] == prefix}
+    return YamlDoc(data, doc.file, lines)
+
+
+def _objects(docs: Iterable[YamlDoc]) -> list[YamlDoc]:
+    """The Kubernetes objects of the documents; ``kind: List`` items count one by one."""
+    out = []
+    for doc in docs:
+        data = doc.data
+        if data is None:
+            continue  # an empty document, e.g. a trailing '---'
+        if not is_manifest(data):
+            raise _err(doc, (), "not a Kubernetes object (no apiVersion and kind) among manifests; "
+                       "a pdsim policy file cannot share a file with manifests")
+        for key in ("apiVersion", "kind"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise _err(doc, (key,) if key in data else (), f"a Kubernetes object needs a string {key}",
+                           **({"got": data[key]} if key in data else {}))
+        items = data.get("items")
+        if data["kind"].endswith("List") and isinstance(items, list):
+            for i, item in enumerate(items):
+                out.extend(_objects([_view(doc, ("items", i), item)]))
+            continue
+        out.append(doc)
+    return out
+
+
+def _metadata(doc: YamlDoc) -> tuple[str | None, str | None]:
+    meta = doc.data.get("metadata")
+    if meta is None:
+        return None, None
+    if not isinstance(meta, Mapping):
+        raise _err(doc, ("metadata",), "must be a mapping", got=meta)
+    name, ns = meta.get("name"), meta.get("namespace")
+    if name is not None and not isinstance(name, str):
+        raise _err(doc, ("metadata", "name"), "must be a string", got=name)
+    if ns is not None and not isinstance(ns, str):
+        raise _err(doc, ("metadata", "namespace"), "must be a string", got=ns)
+    return name, ns or None
+
+
+def _where(doc: YamlDoc) -> str:
+    return f"{doc.file}:{doc.line_of(())}"
+
+
+# --- MetricTemplates ---------------------------------------------------------------------------
+
+@dataclass
+class _Template:
+    doc: YamlDoc
+    name: str
+    namespace: str | None
+    spec: dict[str, Any]  # the MetricTemplateSpec mapping for the policy
+
+
+def _template(doc: YamlDoc) -> _Template:
+    name, ns = _metadata(doc)
+    if not name:
+        raise _err(doc, ("metadata", "name") if "metadata" in doc.data else (),
+                   "a MetricTemplate needs metadata.name (templateRef refers to it)")
+    spec = doc.data.get("spec", {})
+    if not isinstance(spec, Mapping):
+        raise _err(doc, ("spec",), "must be a mapping with query and provider", got=spec)
+    try:
+        MetricTemplateSpec.model_validate(spec)
+    except ValidationError as err:
+        raise validation_to_input_error(err, doc, prefix=("spec",)) from None
+    out: dict[str, Any] = {"query": spec.get("query", "")}
+    provider = spec.get("provider") or {}
+    # Only what names the metric source (type, address): headers may carry credentials,
+    # and secret, region and TLS settings do not change what the scenario's binding answers.
+    kept = {k: provider[k] for k in ("type", "address") if k in provider}
+    if kept:
+        out["provider"] = kept
+    return _Template(doc, name, ns, out)
+
+
+def _resolve(metric: str, ref: Mapping[str, Any], ref_ns: str | None, templates: list[_Template],
+             doc: YamlDoc, loc: tuple[Any, ...], files: str) -> _Template:
+    """The MetricTemplate a ``templateRef`` names (its namespace defaults to the Canary's)."""
+    name = ref["name"]
+    same = [t for t in templates if t.name == name]
+    fits = [t for t in same if t.namespace is None or ref_ns is None or t.namespace == ref_ns]
+    if not fits:
+        if same:
+            where = ", ".join(sorted({t.namespace or "" for t in same}))
+            raise _err(doc, loc + ("namespace",) if "namespace" in ref else loc,
+                       f"metric {metric!r}: MetricTemplate {name!r} is in namespace {where}, "
+                       f"not in {ref_ns!r}", got=name)
+        raise _err(doc, loc + ("name",),
+                   f"metric {metric!r}: no MetricTemplate named {name!r} in {files}; "
+                   "pass the file that defines it too (e.g. --policy templates.yaml)", got=name)
+    exact = [t for t in fits if t.namespace == ref_ns]
+    fits = exact or fits
+    if len(fits) > 1:
+        places = ", ".join(_where(t.doc) for t in fits)
+        raise _err(doc, loc + ("name",), f"metric {metric!r}: MetricTemplate {name!r} is defined "
+                   f"more than once ({places})", got=name)
+    return fits[0]
+
+
+# --- the Canary -------------------------------------------------------------------------------
+
+def _clean_analysis(analysis: Any) -> Any:
+    """A copy of ``spec.analysis`` for the policy: ``templateRef`` keeps name and namespace
+    (``apiVersion``/``kind`` of a CrossNamespaceObjectReference select nothing: Flagger
+    always reads a MetricTemplate)."""
+    analysis = copy.deepcopy(analysis)
+    metrics = analysis.get("metrics") if isinstance(analysis, dict) else None
+    for m in metrics if isinstance(metrics, list) else []:
+        ref = m.get("templateRef") if isinstance(m, dict) else None
+        if isinstance(ref, dict):
+            for key in ("apiVersion", "kind"):
+                ref.pop(key, None)
+    return analysis
+
+
+def _validation_error(err: ValidationError, doc: YamlDoc, key: str) -> InputError:
+    """A FlaggerPolicySpec error as a line of the manifest (under ``spec.<key>``)."""
+    view = doc
+    if key != "analysis":
+        # Validated as `analysis`; point into `canaryAnalysis`, where the user wrote it.
+        spec = dict(doc.data["spec"])
+        spec["analysis"] = spec.pop(key)
+        lines = dict(doc.lines)
+        for loc, line in doc.lines.items():
+            if loc[:2] == ("spec", key):
+                lines[("spec", "analysis") + loc[2:]] = line
+        view = YamlDoc({**doc.data, "spec": spec}, doc.file, lines)
+    e = validation_to_input_error(err, view, prefix=("spec",))
+    fld, message, line = e.field or "", e.message, e.line
+    if fld == "spec" and message.startswith("analysis: "):
+        # A check across the whole analysis block (e.g. no stepWeight for a canary).
+        fld, message, line = "spec.analysis", message[len("analysis: "):], doc.line_of(("spec", key))
+    if key != "analysis" and (fld == "spec.analysis" or fld.startswith(("spec.analysis.", "spec.analysis["))):
+        fld = f"spec.{key}" + fld[len("spec.analysis"):]
+    kwargs = {} if e.got is NOT_GIVEN else {"got": e.got}
+    return InputError(e.file, line, fld or None, message, **kwargs)
+
+
+def analysis_warnings(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any],
+                      analysis: FlaggerAnalysis) -> list[str]:
+    """Warnings for the fields of a (validated) analysis block that pdsim does not model.
+
+    Args:
+        doc: the document the block was read from (for lines).
+        loc: where the block is in ``doc`` (``("spec", "analysis")`` in a Canary,
+            ``("flagger", "analysis")`` in a policy file).
+        raw: the block as written (to tell a written key from a default).
+        analysis: the validated block.
+
+    Raises:
+        InputError: for a ``hey`` load test whose options cannot be read (``-z abc``).
+    """
+    out = []
+    if raw.get("sessionAffinity") is not None:
+        out.append(_warning(doc, loc + ("sessionAffinity",), _WHY["sessionAffinity"]))
+    for key in ("primaryReadyThreshold", "canaryReadyThreshold"):
+        value = getattr(analysis, key)
+        if value is not None and value != 100:
+            out.append(_warning(doc, loc + (key,), _WHY["readyThreshold"]))
+    raw_match = raw.get("match") or []
+    for i, m in enumerate(raw_match):
+        for key in m:
+            if key not in _MATCH_MODELLED:
+                out.append(_warning(doc, loc + ("match", i, key), _WHY["match"]))
+    raw_hooks = raw.get("webhooks") or []
+    for i, (hook, raw_hook) in enumerate(zip(analysis.webhooks, raw_hooks)):
+        if hook.kind == "event":
+            continue  # notifications: Flagger only logs their outcome
+        here = loc + ("webhooks", i)
+        if "timeout" in raw_hook:
+            out.append(_warning(doc, here + ("timeout",), _WHY["timeout"]))
+        if hook.retries > 0:
+            out.append(_warning(doc, here + ("retries",), _WHY["retries"]))
+        meta = hook.metadata or {}
+        if hook.kind in ("rollout", "pre-rollout") and meta.get("cmd") and meta.get("type") in _LOAD_TEST_TYPES:
+            try:
+                rate = hook.load_test_rate()
+            except (ValueError, ArithmeticError) as err:
+                raise _err(doc, here + ("metadata", "cmd"), f"cannot read this load test command: {err}",
+                           got=meta["cmd"]) from None
+            if rate is None:
+                why = _WHY["unthrottled"] if meta["cmd"].strip().startswith("hey") else _WHY["unknown_load"]
+                out.append(_warning(doc, here + ("metadata", "cmd"), why))
+    return out
+
+
+def _canary_spec(doc: YamlDoc) -> tuple[Mapping[str, Any], str]:
+    """The Canary's spec and the key of its analysis block; unknown keys are errors."""
+    spec = doc.data.get("spec")
+    if not isinstance(spec, Mapping):
+        raise _err(doc, ("spec",) if "spec" in doc.data else (), "a Canary needs a spec mapping",
+                   **({"got": spec} if "spec" in doc.data else {}))
+    known = set(_SPEC_COPIED) | _SPEC_QUIET | {"analysis", "canaryAnalysis", "autoscalerRef", "suspend"}
+    for key in spec:
+        if key not in known:
+            raise _err(doc, ("spec", key), f"unknown key: not a field of Flagger's Canary spec ({API_VERSION})")
+    if spec.get("analysis") is not None:
+        return spec, "analysis"
+    if spec.get("canaryAnalysis") is not None:
+        return spec, "canaryAnalysis"
+    raise _err(doc, ("spec",), "a Canary needs spec.analysis (Flagger's CRD requires it)")
+
+
+def _flagger_objects(docs: Sequence[YamlDoc]) -> tuple[list[YamlDoc], list[YamlDoc]]:
+    """(Canary objects, MetricTemplate objects) among the documents."""
+    canaries: list[YamlDoc] = []
+    templates: list[YamlDoc] = []
+    for obj in _objects(docs):
+        api, kind = obj.data["apiVersion"], obj.data["kind"]
+        if not api.startswith(GROUP) or kind not in ("Canary", "MetricTemplate"):
+            continue  # other objects (and Flagger's AlertProviders): nothing to decide
+        if api != API_VERSION:
+            raise _err(obj, ("apiVersion",), f"pdsim reads {API_VERSION} objects", got=api)
+        (canaries if kind == "Canary" else templates).append(obj)
+    return canaries, templates
+
+
+def metric_templates(docs: Sequence[YamlDoc]) -> dict[str, dict[str, Any]]:
+    """The MetricTemplates among manifest documents, as ``flagger.metricTemplates`` entries
+    (for a pdsim policy file combined with MetricTemplate manifests).
+
+    Raises:
+        InputError: for a Canary among them (it would be a second policy), a bad
+            template, or two templates of the same name.
+    """
+    canaries, template_docs = _flagger_objects(docs)
+    if canaries:
+        raise _err(canaries[0], (), "a Canary cannot be combined with a pdsim policy file; "
+                   "give one of them")
+    out: dict[str, _Template] = {}
+    for t in map(_template, template_docs):
+        other = out.setdefault(t.name, t)
+        if other is not t:
+            raise _err(t.doc, ("metadata", "name"), f"MetricTemplate {t.name!r} is defined more than "
+                       f"once (also at {_where(other.doc)}); pdsim keys templates by name")
+    return {name: t.spec for name, t in out.items()}
+
+
+def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
+    """Turn the documents of Flagger manifests into a pdsim ``flagger:`` policy.
+
+    Args:
+        docs: every document of every file (``sim.yamlio.load_yaml_all``), in order.
+            Objects that are not Flagger's (Deployments, HPAs, ...) are ignored.
+
+    Returns:
+        The policy mapping, its validated spec, the Canary's name and the warnings.
+
+    Raises:
+        InputError: no Canary or several; an unresolved ``templateRef``; a field Flagger
+            does not have or a value pdsim rejects, at its line in the manifest.
+    """
+    docs = list(docs)
+    sources = list(dict.fromkeys(d.file for d in docs))
+    files = ", ".join(sources) or "(no files)"
+    canaries, template_docs = _flagger_objects(docs)
+    if not canaries:
+        raise InputError(sources[0] if sources else files, 1, None,
+                         f"no Flagger Canary (apiVersion: {API_VERSION}, kind: Canary) in {files}")
+    if len(canaries) > 1:
+        first, second = canaries[0], canaries[1]
+        raise _err(second, (), f"a second Canary ({_metadata(second)[0]}); pdsim simulates one Canary "
+                   f"at a time (the first one, {_metadata(first)[0]}, is at {_where(first)})")
+    canary = canaries[0]
+    name, namespace = _metadata(canary)
+    name = name or Path(canary.file).stem
+    spec, key = _canary_spec(canary)
+    raw_analysis = spec[key]
+
+    flagger: dict[str, Any] = {"provider": spec.get("provider") or DEFAULT_PROVIDER}
+    for k in ("progressDeadlineSeconds", "skipAnalysis"):
+        if k in spec:
+            flagger[k] = spec[k]
+    flagger["analysis"] = _clean_analysis(raw_analysis)
+
+    templates = [_template(t) for t in template_docs]
+    chosen: dict[str, _Template] = {}
+    metrics = raw_analysis.get("metrics") if isinstance(raw_analysis, Mapping) else None
+    for i, m in enumerate(metrics if isinstance(metrics, list) else []):
+        ref = m.get("templateRef") if isinstance(m, Mapping) else None
+        if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
+            continue  # malformed: validation below names the problem
+        loc = ("spec", key, "metrics", i, "templateRef")
+        ref_ns = ref.get("namespace") if isinstance(ref.get("namespace"), str) else None
+        t = _resolve(str(m.get("name")), ref, ref_ns or namespace, templates, canary, loc, files)
+        other = chosen.setdefault(t.name, t)
+        if other is not t:
+            raise _err(canary, loc + ("name",), f"MetricTemplates {t.name!r} from two namespaces "
+                       f"({other.namespace}, {t.namespace}) are referenced; pdsim keys templates by name")
+    for t in templates:  # unreferenced ones too, unless their name is taken
+        chosen.setdefault(t.name, t)
+    if chosen:
+        flagger["metricTemplates"] = {n: t.spec for n, t in chosen.items()}
+
+    try:
+        model = FlaggerPolicySpec.model_validate(flagger)
+    except ValidationError as err:
+        raise _validation_error(err, canary, key) from None
+
+    warnings: list[str] = []
+    if spec.get("autoscalerRef") is not None:
+        warnings.append(_warning(canary, ("spec", "autoscalerRef"), _WHY["autoscalerRef"]))
+    if spec.get("suspend") is True:
+        warnings.append(_warning(canary, ("spec", "suspend"), _WHY["suspend"]))
+    if key == "analysis" and spec.get("canaryAnalysis") is not None:
+        warnings.append(_warning(canary, ("spec", "canaryAnalysis"),
+                                 "spec.analysis takes precedence (Canary.GetAnalysis)", verdict="ignored"))
+    if model.analysis is not None:
+        warnings += analysis_warnings(canary, ("spec", key), raw_analysis, model.analysis)
+    return ImportResult(policy={"flagger": flagger}, spec=model, name=name, warnings=warnings,
+                        sources=sources)
+
+
+# --- writing the policy file --------------------------------------------------------------------
+
+class _PolicyDumper(yaml.SafeDumper):
+    """Block-style YAML; multi-line strings (PromQL queries) as literal ``|`` blocks."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_PolicyDumper.add_representer(str, _str_presenter)
+
+
+def policy_yaml(result: ImportResult) -> str:
+    """The pdsim policy file of an import: a header comment naming the sources (and what
+    is not modelled), then the ``flagger:`` mapping as one YAML document."""
+    lines = ["# pdsim policy imported from Flagger manifests (pdsim import flagger).",
+             f"# Canary: {result.name}", "# Sources:"]
+    lines += [f"#   {s}" for s in result.sources]
+    if result.warnings:
+        lines.append("# Not modelled by pdsim (the real controller may decide differently):")
+        lines += [f"#   {w}" for w in result.warnings]
+    body = yaml.dump(result.policy, Dumper=_PolicyDumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1 << 16)
+    return "".join(one_line(line) + "\n" for line in lines) + body
+
+
+__all__ = ["API_VERSION", "ImportResult", "analysis_warnings", "import_flagger", "is_manifest",
+           "metric_templates", "policy_yaml"]
