@@ -153,11 +153,13 @@ class FlaggerCanary:
         Derived lazily, not in ``__init__``: constructors only store parameters."""
         first, second = [], []
         for m in self.analysis.metrics:
-            lo, hi = (m.thresholdRange.min, m.thresholdRange.max) if m.thresholdRange else (None, None)
-            if m.thresholdRange is None and m.threshold is not None:
-                # Legacy: success rate fails when threshold > value, the rest when value > threshold.
-                lo, hi = (m.threshold, None) if m.name == "request-success-rate" and not m.custom \
-                    else (None, m.threshold)
+            if m.thresholdRange is not None:
+                lo, hi = m.thresholdRange.min, m.thresholdRange.max
+            else:
+                # Legacy: success rate fails when threshold > value, the rest when value >
+                # threshold; an unset threshold is Go's zero value, 0 (CanaryMetric.Threshold).
+                t = m.threshold if m.threshold is not None else 0.0
+                lo, hi = (t, None) if m.name == "request-success-rate" and not m.custom else (None, t)
             if m.name in BUILTIN_METRICS:
                 first.append(("builtin", MetricQuery(m.name, m.name, m.interval, lo, hi)))
             if m.query is not None:

@@ -136,8 +136,10 @@ class Population:
 def build_population(traffic: Traffic, tiers: int = 24) -> Population:
     """Discretise Zipf activity into ``tiers`` log-spaced rank bands, split by cohort.
 
-    Cohort membership is independent of activity, so a cohort's traffic share is (up to
-    rounding of group sizes) its user share.
+    Cohort membership is independent of activity: each cohort holds its share of every
+    tier's users (rounded), and its users' weights are scaled so that its traffic share
+    is exactly its share of the users (rounding would otherwise leave the few most active users,
+    a large part of the traffic, all in one cohort).
     """
     n = traffic.users
     edges = np.unique(np.round(np.geomspace(1, n + 1, num=min(tiers, n) + 1)).astype(int))
@@ -162,5 +164,12 @@ def build_population(traffic: Traffic, tiers: int = 24) -> Population:
     users_a = np.array(users, dtype=np.int64)
     weight_a = np.array(weight)
     cohort_a = np.array(cohort, dtype=np.int64)
+    # The few most active users fall in whole numbers into one cohort, which would skew
+    # cohort traffic away from the cohorts' user shares; scale each cohort's weights so its
+    # traffic share is its user share, keeping the activity shape within the cohort.
+    current = np.bincount(cohort_a, weights=users_a * weight_a, minlength=len(shares))
+    target = np.bincount(cohort_a, weights=users_a, minlength=len(shares)) / users_a.sum()
+    weight_a = weight_a * np.where(current > 0, target / np.where(current > 0, current, 1.0), 0.0)[cohort_a]
+    weight_a = weight_a / (users_a * weight_a).sum()
     cohort_share = np.bincount(cohort_a, weights=users_a * weight_a, minlength=len(shares))
     return Population(users_a, weight_a, cohort_a, cohort_share)

@@ -1,13 +1,12 @@
 """Distinct users behind request counts (blast radius in users).
 
-Given that the candidate served K requests of a cohort, which users sent them? Each
-request comes from a user chosen by activity weight, so the requests split over the
-cohort's activity groups multinomially, and within a group of n equally active users,
-k requests reach a number of distinct users that follows the classical occupancy
-distribution. The X excess failures are a uniform subset of those K requests
-(multivariate hypergeometric over groups), spread over the users that group exposed.
-This gives ``users_affected <= users_exposed`` in every run, at a cost independent of
-the request rate.
+Given that the candidate served K requests of a cohort, X of them excess failures,
+which users sent them? Each request's user is drawn by activity weight independently of
+its time and outcome, so the X and the K − X requests each split over the cohort's
+activity groups multinomially, and within a group of n equally active users, k requests
+reach a number of distinct users that follows the classical occupancy distribution.
+Counting the affected users first and the exposed ones on top gives ``users_affected <=
+users_exposed`` in every run, at a cost independent of the request rate.
 """
 
 from __future__ import annotations
@@ -19,17 +18,37 @@ import numpy as np
 from sim.world.traffic import Population
 
 _POISSON_LIMIT = 30.0  # expected collisions or empty boxes below this: Poisson regime
+_EXACT = 64            # k or n at most this: sample exactly
+
+
+def _exact_small_k(rng: np.random.Generator, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Distinct boxes among k uniform draws, by drawing them (every k <= _EXACT)."""
+    kmax = int(k.max())
+    draws = rng.integers(0, n.astype(np.int64)[:, None], size=(len(k), kmax))
+    draws = np.where(np.arange(kmax)[None, :] < k[:, None], draws, -1)  # pad beyond each k
+    draws.sort(axis=1)
+    new = np.diff(draws, axis=1, prepend=-2) != 0
+    return (new & (draws >= 0)).sum(axis=1).astype(float)
+
+
+def _exact_small_n(rng: np.random.Generator, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Distinct boxes among k draws into n boxes (every n <= _EXACT): after d boxes are
+    hit, the draws until a new one are geometric with success (n−d)/n."""
+    nmax = int(n.max())
+    d = np.arange(nmax)[None, :]
+    p = np.where(d < n[:, None], (n[:, None] - d) / n[:, None], 1.0)
+    waits = np.where(d < n[:, None], rng.geometric(p), np.iinfo(np.int64).max // (nmax + 1))
+    return (np.cumsum(waits, axis=1) <= k[:, None]).sum(axis=1).astype(float)
 
 
 def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Distinct boxes hit by ``k`` uniform draws into ``n`` boxes, elementwise over (R, G).
 
-    The occupancy distribution in its three regimes: when few collisions are expected
-    (k ≪ n), D = k − Poisson(expected collisions); when few boxes stay empty (k ≫ n),
-    D = n − Poisson(expected empties); in between, where both are large, a normal draw
-    with the exact mean and variance. Each approximation matches the exact mean and is
-    accurate in its regime (tested against exact sampling). Row i draws from
-    ``rngs[i]``; ``rngs=None`` returns the expectation.
+    Exact where counts are small (k or n at most 64: the draws themselves, or geometric
+    waiting times between new boxes). Where both are large, the misses (collisions if
+    k ≪ n, empty boxes if k ≫ n) follow a binomial with the exact mean and variance while
+    few, and D a normal with the exact mean and variance otherwise (both tested against
+    exact sampling). Row i draws from ``rngs[i]``; ``rngs=None`` returns the expectation.
     """
     k = np.asarray(k, dtype=float)
     n = np.maximum(np.asarray(n, dtype=float), 1.0)
@@ -43,23 +62,49 @@ def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.n
         var = np.where(n > 2, n * (n - 1) * q2k + n * qk - n * n * qk * qk, 0.0)
     collisions = np.maximum(k - mean, 0.0)
     empties = np.maximum(n - mean, 0.0)
-    use_coll = (collisions < _POISSON_LIMIT) & (collisions <= empties)
-    use_empt = ~use_coll & (empties < _POISSON_LIMIT)
-    lam = np.concatenate([np.where(use_coll, collisions, 0.0), np.where(use_empt, empties, 0.0)], axis=1)
-    width = k.shape[1]
-    d = np.empty_like(k)
-    for i, rng in enumerate(rngs):  # each run's own stream, in a fixed order
-        pois = rng.poisson(lam[i])
-        z = rng.standard_normal(width)
-        d[i] = np.where(use_coll[i], k[i] - pois[:width],
-                        np.where(use_empt[i], n[i] - pois[width:],
-                                 np.round(mean[i] + np.sqrt(np.maximum(var[i], 0.0)) * z)))
+    small_k = (k > 0) & (k <= _EXACT)
+    small_n = (k > 0) & ~small_k & (n <= _EXACT)
+    large = (k > 0) & ~small_k & ~small_n
+    # Large k and n: the misses (collisions or empty boxes, whichever are fewer) are a
+    # sum of weakly dependent indicators; a binomial with their exact mean and variance
+    # (under-dispersed: var < mean) fits them, a normal when they are many.
+    misses = np.minimum(collisions, empties)
+    use_binom = large & (misses < _POISSON_LIMIT)
+    use_norm = large & ~use_binom
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_b = np.clip(1.0 - var / np.where(misses > 0, misses, 1.0), 1e-9, 1.0)
+        trials = np.where(use_binom, np.maximum(np.round(misses / p_b), 1.0), 0.0)
+        p_b = np.where(use_binom, np.clip(misses / np.maximum(trials, 1.0), 0.0, 1.0), 0.0)
+    from_coll = collisions <= empties
+    d = np.zeros_like(k)
+    for i, rng in enumerate(rngs):  # each run's own stream, and only the draws it needs
+        row = d[i]
+        if small_k[i].any():
+            m = small_k[i]
+            row[m] = _exact_small_k(rng, k[i, m], n[i, m])
+        if small_n[i].any():
+            m = small_n[i]
+            row[m] = _exact_small_n(rng, k[i, m], n[i, m])
+        if use_binom[i].any():
+            m = use_binom[i]
+            miss = rng.binomial(trials[i, m].astype(np.int64), p_b[i, m])
+            row[m] = np.where(from_coll[i, m], k[i, m] - miss, n[i, m] - miss)
+        if use_norm[i].any():
+            m = use_norm[i]
+            z = rng.standard_normal(int(m.sum()))
+            row[m] = np.round(mean[i, m] + np.sqrt(np.maximum(var[i, m], 0.0)) * z)
     return np.clip(d, np.minimum(k, 1.0), np.minimum(k, n))
 
 
 def count_users(population: Population, requests: np.ndarray, excess: np.ndarray,
                 rngs: Sequence[np.random.Generator] | None) -> tuple[np.ndarray, np.ndarray]:
     """Users exposed and users affected per run, from per-cohort request and excess counts.
+
+    Every request's user is drawn by activity weight, independently of when it came and
+    of whether it failed, so given the X excess failures and the K − X other requests of
+    a cohort, each set splits over users multinomially. Affected users: the distinct
+    users of the X. Exposed: those, plus the users the K − X requests add: y of them land
+    on users not yet hit with probability (n − A)/n each, and spread over those uniformly.
 
     Args:
         population: the user groups.
@@ -79,24 +124,23 @@ def count_users(population: Population, requests: np.ndarray, excess: np.ndarray
         if not len(rows):
             continue
         sizes, p = population.groups_of(c)
-        sub = None if rngs is None else [rngs[i] for i in rows]
-        if sub is None:
-            k, x = requests[rows, c, None] * p, excess[rows, c, None] * p
-        else:
-            k = np.zeros((len(rows), len(p)))
-            x = np.zeros((len(rows), len(p)))
-            for j, (i, rng) in enumerate(zip(rows, sub)):
-                k[j] = rng.multinomial(int(requests[i, c]), p)
-                if excess[i, c] > 0:
-                    x[j] = rng.multivariate_hypergeometric(k[j].astype(np.int64), int(excess[i, c]),
-                                                           method="marginals")
-        d = occupancy(sub, k, np.broadcast_to(sizes, k.shape))
+        n = np.broadcast_to(sizes.astype(float), (len(rows), len(p)))
+        if rngs is None:
+            exposed[rows] += occupancy(None, requests[rows, c, None] * p, n).sum(axis=1)
+            affected[rows] += occupancy(None, excess[rows, c, None] * p, n).sum(axis=1)
+            continue
+        sub = [rngs[i] for i in rows]
+        x = np.zeros((len(rows), len(p)))
+        y = np.zeros((len(rows), len(p)))
+        for j, (i, rng) in enumerate(zip(rows, sub)):
+            if excess[i, c] > 0:
+                x[j] = rng.multinomial(int(excess[i, c]), p)
+            y[j] = rng.multinomial(int(requests[i, c] - excess[i, c]), p)
+        a = occupancy(sub, x, n)
+        fresh = np.zeros_like(y)
+        for j, rng in enumerate(sub):
+            fresh[j] = rng.binomial(y[j].astype(np.int64), np.clip((n[j] - a[j]) / n[j], 0.0, 1.0))
+        d = a + occupancy(sub, fresh, np.maximum(n - a, 1.0)) * (n > a)
         exposed[rows] += d.sum(axis=1)
-        hit = np.flatnonzero(excess[rows, c] > 0)
-        if len(hit):
-            # Excess failures land on requests a group sent, hence on its d exposed users
-            # (treated as equally likely).
-            dh = d[hit]
-            a = occupancy(None if sub is None else [sub[j] for j in hit], x[hit], np.maximum(dh, 1.0))
-            affected[rows[hit]] += np.where(dh > 0, a, 0.0).sum(axis=1)
+        affected[rows] += a.sum(axis=1)
     return exposed, affected
