@@ -186,3 +186,118 @@ def test_every_bundled_scenario_has_a_lesson():
 @pytest.mark.parametrize("stem", sorted(LESSONS))
 def test_scenario_lesson(stem: str):
     LESSONS[stem]()
+
+
+# --- A/B testing, blue/green and mirroring --------------------------------------------------
+
+def _variant(sc: Scenario, edit: Callable[[dict], None]) -> Scenario:
+    """The scenario with ``edit`` applied to its (explicitly set) data."""
+    data = sc.model_dump(exclude_unset=True)
+    edit(data)
+    return Scenario.model_validate(data)
+
+
+def _analysis(data: dict) -> dict:
+    return data["policy"]["flagger"]["analysis"]
+
+
+def lesson_ab_cohort_bug() -> None:
+    # Only the cookie cohort reaches the canary: the bug is caught at the 2nd failed
+    # check, and no user outside the cohort is ever exposed.
+    sc, recs = _runs("ab-cohort-bug")
+    assert scenario_policy(sc).spec.strategy() == "ab-testing"
+    (insiders,) = sc.traffic.cohorts
+    cohort_users = round(insiders.share * sc.traffic.users)
+    assert all(r.outcome == ROLLED_BACK and r.decision_time_s <= 300 for r in recs)
+    assert all(0 < r.users_exposed <= cohort_users for r in recs), max(r.users_exposed for r in recs)
+    assert all(r.excess_errors > 0 for r in recs)  # the insiders did meet the bug
+    trace = run_one(sc, scenario_policy(sc), recs[0].seed, trace=True).trace
+    routed = [line for line in trace if line["phase"] == "Progressing" and line["iterations"] > 0]
+    assert routed and all(0 < line["routed_weight"] <= 100 * insiders.share for line in routed), routed
+    assert any(a.get("matched") for line in trace for a in line["actions"])
+    # Detection relies on the cohort's volume: at 0.5/s the windows hold a handful of
+    # insider requests, often none failed, and the same bug is often promoted.
+    quiet = _variant(sc, lambda d: d["traffic"].update(rate="0.5/s"))
+    recs = run_batch(quiet, scenario_policy(quiet), 200, quiet.seed)
+    missed = sum(r.missed for r in recs)
+    assert _low(missed, len(recs)) > 0.15, missed
+
+
+def lesson_bluegreen_error_spike() -> None:
+    # Only the load tester's synthetic traffic reaches the canary during the analysis:
+    # caught at minute 5 with zero live blast radius.
+    sc, recs = _runs("bluegreen-error-spike")
+    policy = scenario_policy(sc)
+    assert policy.spec.strategy() == "blue-green"
+    assert all(r.outcome == ROLLED_BACK and r.decision_time_s == 300 for r in recs)
+    assert all(r.canary_requests == 0 and r.excess_errors == 0 and r.users_exposed == 0 for r in recs)
+    for r in recs[:5]:
+        trace = run_one(sc, policy, r.seed, trace=True).trace
+        assert all(line["routed_weight"] == 0 for line in trace)
+        hooked = [line for line in trace if any(a["action"] == "webhook" and a.get("load_rps") == 20
+                                                for a in line["actions"])]
+        # The first hooked tick queries before any load-test request: a no-data failure.
+        first, second = hooked[0], hooked[1]
+        assert all(v is None for v in first["metrics"].values()) and first["failed_checks"] == 1, first
+        # The next window holds the load test's requests, and they fail.
+        assert second["metrics"]["request-success-rate"] < 99 and second["failed_checks"] == 2, second
+    # Threshold 1: the no-data tick alone rolls back every release, even a good one.
+    def good_threshold_1(d: dict) -> None:
+        _analysis(d)["threshold"] = 1
+        d["release"]["faults"] = []
+    th1_good = _variant(sc, good_threshold_1)
+    recs = run_batch(th1_good, scenario_policy(th1_good), 100, th1_good.seed)
+    assert all(r.false_rollback and r.decision_time_s == 240 for r in recs)
+    # ... while threshold 2 promotes the good release.
+    good = _variant(sc, lambda d: d["release"].update(faults=[]))
+    recs = run_batch(good, scenario_policy(good), 100, good.seed)
+    assert _high(sum(r.false_rollback for r in recs), len(recs)) < 0.05
+    # provider kubernetes (Service switch, no mesh): the same catch, zero exposure.
+    k8s = _variant(sc, lambda d: d["policy"]["flagger"].update(provider="kubernetes"))
+    recs = run_batch(k8s, scenario_policy(k8s), 100, k8s.seed)
+    assert all(r.outcome == ROLLED_BACK and r.users_exposed == 0 for r in recs)
+
+    # A bug hey never exercises (only requests with an android header) is promoted: the
+    # analysis never sees it, and at the switch tick the live error rate (10% of traffic
+    # × 5%) stays under the 1% threshold.
+    def android_only(d: dict) -> None:
+        d["traffic"]["cohorts"] = [{"name": "android", "share": 0.1, "header": "x-platform: android"}]
+        d["release"]["faults"][0]["cohort"] = "android"
+    blind = _variant(sc, android_only)
+    recs = run_batch(blind, scenario_policy(blind), 100, blind.seed)
+    missed = sum(r.missed for r in recs)
+    assert _low(missed, len(recs)) > 0.8, missed
+
+
+def lesson_mirror_latency() -> None:
+    # Mirrored copies show the latency regression; the weight never leaves the mirror
+    # step, so nobody is exposed.
+    sc, recs = _runs("mirror-latency")
+    policy = scenario_policy(sc)
+    assert all(r.outcome == ROLLED_BACK for r in recs)
+    assert all(r.canary_requests == 0 and r.users_exposed == 0 and r.excess_errors == 0 for r in recs)
+    trace = run_one(sc, policy, recs[0].seed, trace=True).trace
+    assert any(a.get("mirrored") for line in trace for a in line["actions"])
+    analysed = [line for line in trace if line["failed_checks"] > 0]
+    assert analysed and all(line["routed_weight"] == 0 for line in trace)
+    assert all(line["metrics"]["request-duration"] > 500 for line in analysed)
+    # Without the mirror step the same analysis exposes users while its checks fail.
+    def no_mirror(d: dict) -> None:
+        _analysis(d)["mirror"] = False
+        del _analysis(d)["mirrorWeight"]
+    plain = _variant(sc, no_mirror)
+    recs = run_batch(plain, scenario_policy(plain), 100, plain.seed)
+    assert all(r.outcome == ROLLED_BACK and r.users_exposed > 500 for r in recs)
+
+
+STRATEGY_LESSONS: dict[str, Callable[[], None]] = {
+    "ab-cohort-bug": lesson_ab_cohort_bug,
+    "bluegreen-error-spike": lesson_bluegreen_error_spike,
+    "mirror-latency": lesson_mirror_latency,
+}
+LESSONS.update(STRATEGY_LESSONS)
+
+
+@pytest.mark.parametrize("stem", sorted(STRATEGY_LESSONS))
+def test_strategy_scenario_lesson(stem: str):
+    STRATEGY_LESSONS[stem]()
