@@ -33,6 +33,7 @@ from sim.errors import InputError
 from sim.importers.flagger import (API_VERSION, analysis_warnings, import_flagger, is_manifest,
                                    metric_templates)
 from sim.policies.base import Policy
+from sim.policies.argo import ArgoRollout
 from sim.policies.flagger import FlaggerCanary
 from sim.scenario import PolicySpec, Scenario, validation_to_input_error
 from sim.yamlio import YamlDoc, load_yaml, load_yaml_all
@@ -68,6 +69,8 @@ def build_policy(spec: PolicySpec, name: str) -> Policy:
     """The policy object a validated spec describes."""
     if spec.flagger is not None:
         return FlaggerCanary(spec.flagger, name=name)
+    if spec.argo is not None:
+        return ArgoRollout(spec.argo, name=name)
     # `manifest:` names files: resolve it with scenario_policy(scenario, source) or read_policy.
     raise ValueError("a manifest policy must be read from its files first (scenario_policy, read_policy)")
 
@@ -278,7 +281,8 @@ def scenario_policy_with_warnings(scenario: Scenario, source: str | os.PathLike[
     if paths is not None:
         loaded = _from_manifests(read_manifests(paths))
         return loaded.build(), list(loaded.warnings)
-    return build_policy(scenario.policy, name=f"{scenario.name}/flagger-canary"), []
+    kind = "flagger-canary" if scenario.policy.flagger is not None else "argo-rollout"
+    return build_policy(scenario.policy, name=f"{scenario.name}/{kind}"), []
 
 
 def scenario_policy(scenario: Scenario, source: str | os.PathLike[str] | None = None) -> Policy:

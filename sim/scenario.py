@@ -15,6 +15,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
                       ValidationError, model_validator)
 
 from sim.errors import InputError, field_path
+from sim.policies.argo_spec import ArgoPolicySpec
 from sim.policies.flagger_spec import FlaggerPolicySpec
 from sim.units import parse_duration, parse_latency_ms, parse_rate
 from sim.yamlio import YamlDoc, load_yaml
@@ -243,13 +244,16 @@ class Release(Model):
 
     ``startup`` is the time from the canary's scale-up to ready; ``primary_startup`` the
     primary's rolling update to the promoted spec (default: ``startup``); ``unready``
-    scripts later outages of either workload. ``bad`` overrides the ground truth derived
+    scripts later outages of either workload; ``test_rps`` is synthetic test traffic
+    sent to the new version from its scale-up on (smoke tests of a blue/green preview):
+    it reaches the new version's metrics, never a user. ``bad`` overrides the ground truth derived
     from the faults (a release is bad when a fault targets the canary).
     """
 
     faults: list[Fault] = []
     startup: Annotated[Duration, Field(ge=0)] = 0.0
     primary_startup: Annotated[Duration, Field(ge=0)] | None = None
+    test_rps: Annotated[Rate, Field(ge=0)] = 0.0
     unready: list[Unready] = []
     bad: bool | None = None
 
@@ -332,16 +336,18 @@ def _script(v: Any) -> Any:
 
 
 class PolicySpec(Model):
-    """A policy: pdsim's own form (``flagger:``) or real manifests (``manifest:``, paths
-    relative to the scenario file; resolved by ``sim.policyfile.scenario_policy``)."""
+    """A policy: pdsim's own form (``flagger:`` or ``argo:``) or real manifests
+    (``manifest:``, paths relative to the scenario file; resolved by
+    ``sim.policyfile.scenario_policy``)."""
 
     flagger: FlaggerPolicySpec | None = None
+    argo: ArgoPolicySpec | None = None
     manifest: str | list[str] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> "PolicySpec":
-        if (self.flagger is None) == (self.manifest is None):
-            raise ValueError("give exactly one of flagger or manifest")
+        if sum(x is not None for x in (self.flagger, self.argo, self.manifest)) != 1:
+            raise ValueError("give exactly one of flagger, argo or manifest")
         if self.manifest == [] or self.manifest == "":
             raise ValueError("manifest: give a path (or a list of paths) to Kubernetes manifests")
         return self

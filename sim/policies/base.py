@@ -90,12 +90,15 @@ class SetWeights:
     ``mirrored``: ``mirror_percent`` of the primary's traffic is also copied to the
     canary (responses discarded). ``matched``: A/B routing, the weight applies only to
     requests that match the policy's conditions; the others stay on the primary.
+    ``header_route`` (Argo ``setHeaderRoute``): matching requests all go to the canary,
+    the others by weight.
     """
 
     canary_weight: int
     mirrored: bool = False
     matched: bool = False
     mirror_percent: float = 100.0
+    header_route: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,8 @@ class MetricQuery:
         max: upper bound of the passing range (None: unbounded).
         bindings: for ``custom``: names to look the binding up by, in order (the
             metric's name, then its template's).
+        query: the PromQL text, when known: unbound queries of well-known shapes (a
+            5xx success ratio, a histogram quantile) are recognised from it.
     """
 
     name: str
@@ -168,6 +173,7 @@ class MetricQuery:
     min: float | None = None
     max: float | None = None
     bindings: tuple[str, ...] = ()
+    query: str = ""
 
 
 @runtime_checkable
@@ -231,7 +237,8 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
     * weights: every ``SetWeights`` routes 0-100 percent;
     * terminal phases are absorbing: once ``status(state)["phase"]`` is terminal, later
       steps return an equal state and no actions, and ``next_tick`` returns None;
-    * ``next_tick`` moves time strictly forward.
+    * ``next_tick`` moves time forward: strictly, except that the first tick may come
+      at once (Argo reconciles a spec change immediately).
 
     Args:
         policy: the policy under test.
@@ -255,7 +262,7 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
                 if nt is not None:
                     raise PolicyContractError(f"episode {episode} tick {tick}: next_tick after terminal phase {phase}")
                 nt = t + 60.0
-            elif nt is None or nt <= t:
+            elif nt is None or nt < t or (nt == t and tick > 1):
                 raise PolicyContractError(f"episode {episode} tick {tick}: next_tick({t}) = {nt} does not move forward")
             t = nt
             obs = _random_observation(rng, t, tick, queries, routes)

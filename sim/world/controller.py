@@ -30,6 +30,7 @@ from sim.rng import Streams, streams
 from sim.scenario import Scenario
 from sim.world.faults import ReleaseModel
 from sim.world.fast import FastTraffic
+from sim.world.promql import infer_binding
 from sim.world.router import Router
 from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction, build_population
@@ -216,11 +217,12 @@ class World:
             if q.signal != "custom":
                 continue
             key = next((k for k in q.bindings if k in table), None)
-            if key is None:
+            binding = table[key] if key is not None else infer_binding(q.query)
+            if binding is None:
                 raise InputError(self.scenario.name, 1, "telemetry.metrics",
                                  f"custom metric {q.name!r} needs a binding to a simulated signal under "
                                  f"telemetry.metrics (by name: {' or '.join(q.bindings)})")
-            out[q.name] = table[key]
+            out[q.name] = binding
         return out
 
     def _webhooks(self, run: _Run, now: float) -> dict[str, bool]:
@@ -278,7 +280,9 @@ class World:
                 self._apply(r, a, now)
             status = policy.status(state)
             run.final_phase = status["phase"]
-            if self.trace_on:
+            acted = any(not isinstance(a, HookCalled) for a in actions)
+            if self.trace_on and (acted or not getattr(policy, "trace_on_change", False)
+                                  or not run.lines or _changed(run.lines[-1], status)):
                 run.lines.append({"t": now, "tick": run.ticks, **status,
                                   "routed_weight": self.router.routed_percent(r),
                                   "actions": [action_json(a) for a in actions], "metrics": metrics,
@@ -295,6 +299,9 @@ class World:
                 self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
             self._start(run.canary, self.scenario.release.startup, never=self.release.never_ready)
+            if self.scenario.release.test_rps > 0:
+                # Smoke/load tests of the new version (e.g. of a blue/green preview).
+                self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)
         elif isinstance(a, Promote) and run.decision_time is None:
             run.outcome, run.decision_time = PROMOTED, now
             self.traffic.decided(r)
@@ -347,6 +354,10 @@ class World:
             **decide(run.outcome, bad, run.decision_time, onset),
         )
         return RunResult(record, run.lines)
+
+
+def _changed(last: dict[str, Any], status: dict[str, Any]) -> bool:
+    return any(last.get(k) != v for k, v in status.items())
 
 
 def run_rollouts(scenario: Scenario, policy: Policy, seeds: Sequence[int], *,

@@ -29,6 +29,7 @@ class Router:
         self.cohort_share = cohort_share
         self.weight = np.zeros(runs)
         self.matched = np.zeros(runs, dtype=bool)
+        self.header = np.zeros(runs, dtype=bool)
         self.mirror = np.zeros(runs)  # share of primary-bound traffic copied to the canary
         self._routes = [Routes()] * runs
 
@@ -40,6 +41,7 @@ class Router:
         self._routes[run] = Routes(a.canary_weight, a.mirrored, a.matched)
         self.weight[run] = a.canary_weight
         self.matched[run] = a.matched
+        self.header[run] = a.header_route
         self.mirror[run] = a.mirror_percent / 100.0 if a.mirrored else 0.0
 
     def reset(self, run: int) -> None:
@@ -48,7 +50,8 @@ class Router:
     def canary_share(self, runs: np.ndarray) -> np.ndarray:
         """P(a live request of each cohort goes to the canary), shape (len(runs), C)."""
         w = (self.weight[runs] / 100.0)[:, None]
-        return np.where(self.matched[runs][:, None], w * self.match_mask[None, :], w)
+        share = np.where(self.matched[runs][:, None], w * self.match_mask[None, :], w)
+        return np.where(self.header[runs][:, None] & (self.match_mask[None, :] > 0), 1.0, share)
 
     def mirror_share(self, runs: np.ndarray) -> np.ndarray:
         """Share of primary-bound requests copied to the canary, shape (len(runs), 1)."""
@@ -57,6 +60,6 @@ class Router:
     def routed_percent(self, run: int) -> float:
         """Percent of all live traffic the canary receives (weighted routing: the weight;
         A/B: the weight times the matching cohorts' share of traffic)."""
-        if not self.matched[run]:
+        if not self.matched[run] and not self.header[run]:
             return float(self.weight[run])
         return round(float(100.0 * (self.canary_share(np.array([run]))[0] * self.cohort_share).sum()), 6)
