@@ -286,7 +286,7 @@ def _parse_row(file: str, line: int, t_text: str, key: str, value_text: str) -> 
     try:
         return t, key, float(value)  # "NaN"/"nan": a NaN sample; "+Inf" as Prometheus writes it
     except ValueError:
-        raise InputError(file, line, "value", f"not a number (empty for no data, NaN for a NaN sample)",
+        raise InputError(file, line, "value", "not a number (empty for no data, NaN for a NaN sample)",
                          got=value_text) from None
 
 

@@ -148,7 +148,7 @@ class ArgoRollout:
         """Prometheus metrics, keyed by metric name (bound in the scenario, or recognised
         from the query by the world)."""
         seen: dict[str, MetricQuery] = {}
-        for specs, metrics in self._analyses.values():
+        for _, metrics in self._analyses.values():
             for m in metrics.values():
                 if m.provider_type != "prometheus" or m.name in seen:
                     continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 Z99 = 2.3263478740408408  # Φ⁻¹(0.99)
 
@@ -54,7 +54,6 @@ class LatencyDist:
         return out
 
     def quantile(self, q: float) -> float:
-        from scipy.special import ndtri
         return self.shift + math.exp(self.mu + self.sigma * float(ndtri(q)))
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -150,7 +150,7 @@ def build_population(traffic: Traffic, tiers: int = 24) -> Population:
     tier_total = np.add.reduceat(w, edges[:-1] - 1)
     shares = [1.0 - sum(c.share for c in traffic.cohorts)] + [c.share for c in traffic.cohorts]
     users, weight, cohort = [], [], []
-    for g, (nu, tw) in enumerate(zip(tier_users, tier_total)):
+    for nu, tw in zip(tier_users, tier_total):
         per_user = tw / nu
         # Largest-remainder split of the tier's users over cohorts.
         raw = np.array(shares) * nu
