@@ -28,7 +28,7 @@ import click
 from sim.errors import InputError
 
 #: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
-_POLICY_KEYS = frozenset({"flagger", "manifest"})
+_POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
 #: Keys that only a scenario file has.
 _SCENARIO_KEYS = frozenset({"name", "traffic"})
 #: Keys of a Kubernetes manifest (a real Canary/Rollout): handed to the policy loader.
@@ -447,16 +447,22 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
 
     MANIFEST... are files or directories of Kubernetes objects, combined as
     `kubectl apply -f` combines them: a Flagger Canary and the MetricTemplates it
-    references. Fields pdsim does not model are listed on stderr, one line each.
+    references (flagger), or an Argo Rollout and its AnalysisTemplates and
+    ClusterAnalysisTemplates (argo). Fields pdsim does not model are listed on stderr,
+    one line each.
     """
-    if kind == "argo":
-        raise CliError("argo import is not supported yet")
-    if kind != "flagger":
-        raise CliError(f"unknown importer {kind!r}: use flagger (argo is not supported yet)")
-    from sim.importers.flagger import import_flagger, policy_yaml
     from sim.policyfile import read_manifests
 
-    result = import_flagger(read_manifests(list(manifests)))
+    if kind == "flagger":
+        from sim.importers.flagger import import_flagger as import_manifests
+        from sim.importers.flagger import policy_yaml
+    elif kind == "argo":
+        from sim.importers.argo import import_argo as import_manifests
+        from sim.importers.argo import policy_yaml
+    else:
+        raise CliError(f"unknown importer {kind!r}: use flagger or argo")
+
+    result = import_manifests(read_manifests(list(manifests)))
     _warn(result.warnings)
     text = policy_yaml(result)
     if output is None:

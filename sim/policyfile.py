@@ -5,14 +5,15 @@ A policy PATH (DESIGN.md section 6) is
 * a pdsim policy file: the ``policy:`` mapping of a scenario as its own YAML document,
   e.g. ``flagger: {analysis: {...}}`` or ``manifest: canary.yaml`` (relative to the file);
 * a Kubernetes manifest file (one or more ``---`` documents, each with ``apiVersion`` and
-  ``kind``): a Flagger ``Canary`` and/or its ``MetricTemplate`` objects;
+  ``kind``): a Flagger ``Canary`` and/or its ``MetricTemplate`` objects, or an Argo
+  ``Rollout`` and/or its ``AnalysisTemplate``/``ClusterAnalysisTemplate`` objects;
 * a directory of such files (``*.yaml``, ``*.yml``, ``*.json``, not recursive, as
   ``kubectl apply -f DIR``).
 
 Several paths combine into one policy, as ``kubectl apply -f a -f b`` does: one Canary
-(or one pdsim policy file) plus MetricTemplates kept in other files. A policy from
-manifests is named after the Canary's ``metadata.name``, one from a policy file after
-the file's stem.
+or Rollout (or one pdsim policy file) plus templates kept in other files. A policy from
+manifests is named after the Canary's or Rollout's ``metadata.name``, one from a policy
+file after the file's stem.
 
 Fields a manifest or policy sets that change decisions in the real controller but are not
 modelled come back as warnings, one line each (``FILE:LINE: FIELD: not modelled: why``);
@@ -30,8 +31,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from sim.errors import InputError
-from sim.importers.flagger import (API_VERSION, analysis_warnings, import_flagger, is_manifest,
-                                   metric_templates)
+from sim.importers import argo as argo_importer
+from sim.importers.flagger import analysis_warnings, import_flagger, is_manifest, metric_templates
 from sim.policies.base import Policy
 from sim.policies.argo import ArgoRollout
 from sim.policies.flagger import FlaggerCanary
@@ -133,24 +134,13 @@ def read_manifests(paths: Sequence[str | os.PathLike[str]]) -> list[YamlDoc]:
 
 
 def _from_manifests(docs: list[YamlDoc]) -> LoadedPolicy:
-    _reject_argo(docs)
+    if argo_importer.is_argo_bundle(docs):
+        result = argo_importer.import_argo(docs)
+        return LoadedPolicy(PolicySpec(argo=result.spec), result.name, result.policy,
+                            tuple(result.warnings), tuple(result.sources))
     result = import_flagger(docs)
     return LoadedPolicy(PolicySpec(flagger=result.spec), result.name, result.policy,
                         tuple(result.warnings), tuple(result.sources))
-
-
-def _reject_argo(docs: list[YamlDoc]) -> None:
-    """An Argo Rollouts bundle (and no Flagger Canary): say so instead of "no Canary"."""
-    def api(d: YamlDoc) -> str:
-        return str(d.data.get("apiVersion", "")) if isinstance(d.data, Mapping) else ""
-
-    if any(api(d).startswith("flagger.app/") and d.data.get("kind") == "Canary" for d in docs):
-        return
-    argo = next((d for d in docs if api(d).startswith("argoproj.io/")), None)
-    if argo is not None:
-        raise InputError(argo.file, argo.line_of(()), None,
-                         f"Argo Rollouts manifests ({argo.data.get('kind')}) are not supported yet; "
-                         f"pdsim reads Flagger Canaries ({API_VERSION})")
 
 
 def _manifest_refs(doc: YamlDoc) -> list[Path] | None:
@@ -180,7 +170,10 @@ def _from_policy_file(doc: YamlDoc, manifests: list[YamlDoc]) -> LoadedPolicy:
         return _from_manifests(read_manifests(refs))
     data = doc.data
     templates: dict[str, Any] = {}
-    if manifests:
+    if manifests and (isinstance(data.get("argo"), dict) or argo_importer.is_argo_bundle(manifests)):
+        # A pdsim argo: policy plus AnalysisTemplates kept in manifests (a Rollout is refused).
+        data = argo_importer.combine_policy_file(doc, data, manifests)
+    elif manifests:
         # A pdsim policy plus MetricTemplates kept in manifests.
         templates = metric_templates(manifests)
         flagger = data.get("flagger")
@@ -201,6 +194,8 @@ def _from_policy_file(doc: YamlDoc, manifests: list[YamlDoc]) -> LoadedPolicy:
     raw = data.get("flagger", {}).get("analysis") if isinstance(data.get("flagger"), dict) else None
     if spec.flagger is not None and spec.flagger.analysis is not None and isinstance(raw, dict):
         warnings = analysis_warnings(doc, ("flagger", "analysis"), raw, spec.flagger.analysis)
+    if spec.argo is not None:
+        warnings = argo_importer.policy_file_warnings(doc, data, spec.argo, manifests)
     sources = (doc.file,) + tuple(dict.fromkeys(m.file for m in manifests))
     return LoadedPolicy(spec, Path(doc.file).stem, data, tuple(warnings), sources)
 

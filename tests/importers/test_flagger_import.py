@@ -239,10 +239,10 @@ def test_import_to_stdout_with_templates_reloads(tmp_path):
     assert load_policy([out]).spec == _import(canary, FIXTURES / TEMPLATE_FIXTURE).spec
 
 
-def test_import_argo_is_not_supported(tmp_path):
-    result = invoke("import", "argo", tmp_path / "rollout.yaml")
+def test_import_unknown_kind_is_refused(tmp_path):
+    result = invoke("import", "kayenta", tmp_path / "rollout.yaml")
     assert result.exit_code == 2
-    assert result.stderr.strip() == "pdsim: argo import is not supported yet"
+    assert result.stderr.strip() == "pdsim: unknown importer 'kayenta': use flagger or argo"
 
 
 def test_import_errors_are_one_line_exit_2(tmp_path):
@@ -526,10 +526,11 @@ def test_no_canary_or_two_canaries_name_the_files(tmp_path):
         read_policy([one, two])
 
 
-def test_argo_manifests_are_not_supported_yet(tmp_path):
+def test_argo_manifests_go_to_the_argo_importer(tmp_path):
     path = _write(tmp_path, "rollout.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\n"
                   "metadata: {name: a}\nspec: {}\n")
-    with pytest.raises(InputError, match=r"Argo Rollouts manifests \(Rollout\) are not supported yet"):
+    with pytest.raises(InputError, match=r"rollout\.yaml:4: spec: a Rollout needs spec\.strategy\.canary or "
+                       r"spec\.strategy\.blueGreen"):
         load_policy([path])
 
 
