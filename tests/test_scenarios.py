@@ -8,6 +8,8 @@ lucky draw, the thing under test.
 
 from __future__ import annotations
 
+import collections
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -301,3 +303,122 @@ LESSONS.update(STRATEGY_LESSONS)
 @pytest.mark.parametrize("stem", sorted(STRATEGY_LESSONS))
 def test_strategy_scenario_lesson(stem: str):
     STRATEGY_LESSONS[stem]()
+
+
+# --- Argo Rollouts --------------------------------------------------------------------------
+
+def _argo(data: dict) -> dict:
+    return data["policy"]["argo"]
+
+
+def _first(trace: list[dict], pred: Callable[[dict], bool]) -> dict:
+    return next(line for line in trace if pred(line))
+
+
+def lesson_argo_canary_steps() -> None:
+    # The background run starts with the first pause and fails once a minute: the 4th
+    # failure (failureLimit 3) aborts inside that 5m pause, with the canary at 20%.
+    sc, recs = _runs("argo-canary-steps")
+    policy = scenario_policy(sc)
+    assert all(r.outcome == ROLLED_BACK and r.rollback_reason == "background analysis phase failed" for r in recs)
+    trace = run_one(sc, policy, recs[0].seed, trace=True).trace
+    started = _first(trace, lambda line: "background" in line["analysis_runs"])
+    assert started["step_index"] == 1 and started["canary_weight"] == 20
+    fails = [(line["t"], line["analysis_runs"]["background"]["failed"]) for line in trace
+             if "background" in line["analysis_runs"]]
+    t0 = started["t"]
+    # The weight reaches the router when the canary becomes available, the tick the run
+    # starts, so its first measurements see no canary traffic: result[0] on [] is an
+    # Error, retried after 10 s (analysis.go), until a window holds two scrapes of it.
+    typical = collections.Counter(r.decision_time_s for r in recs).most_common(1)[0][0]
+    # Two scrapes of canary traffic make the first measurement with data, 20 s after the
+    # start; failing once a minute, the 4th failure (failureLimit 3) is 3 minutes later.
+    abort = t0 + 20 + 3 * 60
+    assert typical == abort, collections.Counter(r.decision_time_s for r in recs)
+    # With few canary requests in the first windows, a measurement can pass by chance:
+    # a few runs abort a minute later, all inside the first pause.
+    assert sum(r.decision_time_s == abort for r in recs) >= 0.9 * len(recs)
+    assert all(abort <= r.decision_time_s <= abort + 120 for r in recs)
+    failing = [(t, f) for t, f in fails if f > 0]
+    assert failing[-1][1] == 4 and all(b - a >= 60 for (a, _), (b, _) in zip(failing, failing[1:])), fails
+    assert abort < t0 + 300  # inside the first pause
+    assert max(line["canary_weight"] for line in trace) == 20
+    base_excess = sorted(r.excess_errors for r in recs)[len(recs) // 2]
+
+    # 1m pauses: the same abort time, but the ramp got to 80% and far more errors.
+    def fast(d: dict) -> None:
+        for st in _argo(d)["strategy"]["canary"]["steps"]:
+            if "pause" in st:
+                st["pause"] = {"duration": "1m"}
+    quick = _variant(sc, fast)
+    qrecs = run_batch(quick, scenario_policy(quick), 100, quick.seed)
+    # The ramp now ends at 4 x 1m: a run whose abort slips a minute loses the race and
+    # is promoted, the price of short pauses.
+    assert sum(r.outcome == ROLLED_BACK and r.decision_time_s == abort for r in qrecs) >= 0.9 * len(qrecs)
+    qtrace = run_one(quick, scenario_policy(quick), qrecs[0].seed, trace=True).trace
+    assert max(line["canary_weight"] for line in qtrace) == 80
+    assert sorted(r.excess_errors for r in qrecs)[len(qrecs) // 2] > 1.5 * base_excess
+
+    # A good release waits out the four 5m pauses and is promoted.
+    good = _variant(sc, lambda d: d["release"].update(faults=[]))
+    grecs = run_batch(good, scenario_policy(good), 100, good.seed)
+    assert all(r.outcome == PROMOTED and r.decision_time_s == t0 + 4 * 300 for r in grecs)
+
+
+def lesson_argo_bluegreen() -> None:
+    # Only the smoke test's 10 requests/s reach the preview: enough for the pre-promotion
+    # analysis to abort before the switch, with nobody exposed.
+    sc, recs = _runs("argo-bluegreen")
+    policy = scenario_policy(sc)
+    assert sc.release.test_rps == 10
+    assert all(r.outcome == ROLLED_BACK and r.rollback_reason == "pre analysis phase failed" for r in recs)
+    assert all(r.canary_requests == 0 and r.users_exposed == 0 and r.excess_errors == 0 for r in recs)
+    trace = run_one(sc, policy, recs[0].seed, trace=True).trace
+    assert all(line["routed_weight"] == 0 for line in trace)
+    pre_start = _first(trace, lambda line: "pre" in line["analysis_runs"])["t"]
+    assert all(r.decision_time_s <= pre_start + 120 for r in recs)  # 2 failures of 3 measurements
+
+    # A bug the smoke test never sends a request to: switched to 100% of live traffic,
+    # caught by the post-promotion analysis two minutes later, then switched back.
+    def android_only(d: dict) -> None:
+        d["traffic"]["cohorts"] = [{"name": "android", "share": 0.1, "header": "x-platform: android"}]
+        d["release"]["faults"] = [{"kind": "error_rate", "rate": 0.5, "onset": "0s", "cohort": "android"}]
+    blind = _variant(sc, android_only)
+    brecs = run_batch(blind, scenario_policy(blind), 100, blind.seed)
+    assert all(r.outcome == ROLLED_BACK and r.rollback_reason == "post analysis phase failed" for r in brecs)
+    btrace = run_one(blind, scenario_policy(blind), brecs[0].seed, trace=True).trace
+    switch = _first(btrace, lambda line: line["routed_weight"] == 100)["t"]
+    assert all(r.decision_time_s == switch + 120 for r in brecs)
+    assert all(line["routed_weight"] == 100 for line in btrace if switch <= line["t"] < switch + 120)
+    assert btrace[-1]["t"] == switch + 120 and btrace[-1]["routed_weight"] == 0  # switched back
+    users = sc.traffic.users
+    assert all(r.users_exposed > 0.1 * users and r.users_affected > 0 for r in brecs)
+    # ... and without the post-promotion analysis it is promoted, hurting android users.
+    def no_post(d: dict) -> None:
+        android_only(d)
+        del _argo(d)["strategy"]["blueGreen"]["postPromotionAnalysis"]
+    unguarded = _variant(sc, no_post)
+    urecs = run_batch(unguarded, scenario_policy(unguarded), 100, unguarded.seed)
+    assert all(r.missed and r.excess_errors_after_promotion > 1000 for r in urecs)
+
+    # A good release: autoPromotionSeconds counts from the pre-promotion run's success.
+    good = _variant(sc, lambda d: d["release"].update(faults=[]))
+    grecs = run_batch(good, scenario_policy(good), 100, good.seed)
+    gtrace = run_one(good, scenario_policy(good), grecs[0].seed, trace=True).trace
+    paused = _first(gtrace, lambda line: line["phase"] == "Paused")
+    assert paused["analysis_runs"]["pre"]["phase"] == "Successful"
+    switched = _first(gtrace, lambda line: line["routed_weight"] == 100)["t"]
+    assert switched == paused["t"] + 120
+    assert all(r.outcome == PROMOTED and r.decision_time_s == switched + 120 for r in grecs)
+
+
+ARGO_LESSONS: dict[str, Callable[[], None]] = {
+    "argo-canary-steps": lesson_argo_canary_steps,
+    "argo-bluegreen": lesson_argo_bluegreen,
+}
+LESSONS.update(ARGO_LESSONS)
+
+
+@pytest.mark.parametrize("stem", sorted(ARGO_LESSONS))
+def test_argo_scenario_lesson(stem: str):
+    ARGO_LESSONS[stem]()

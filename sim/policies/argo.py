@@ -56,7 +56,8 @@ class ArgoState:
 
     phase: str = PROGRESSING
     step_index: int = 0
-    weight: int = 0
+    weight: int = 0                 # status.canary weight the steps ask for
+    routed: int = 0                 # what the router holds (waits for an available canary)
     started: bool = False           # the new ReplicaSet was created
     step_entered_at: float | None = None
     pause_reason: str = ""          # CanaryPauseStep | InconclusiveAnalysis | BlueGreenPause
@@ -120,7 +121,7 @@ class ArgoRollout:
                 consecutive_success_limit=num(m.consecutiveSuccessLimit, 0),
                 success_condition=substitute(m.successCondition, args) if m.successCondition else None,
                 failure_condition=substitute(m.failureCondition, args) if m.failureCondition else None,
-                dry_run=any(re.fullmatch(p, name) for p in dry),
+                dry_run=any(re.search(p, name) for p in dry),  # Go regexp.MatchString
                 provider=m.provider_type))
             metrics[name] = m.model_copy(update={"provider": _subst_tree(m.provider, args)})
         return tuple(specs), metrics
@@ -191,7 +192,9 @@ class ArgoRollout:
         bg = self.spec.strategy.blueGreen
         if bg is not None and state.pause_reason == "BlueGreenPause" and bg.autoPromotionSeconds > 0:
             due.append(state.pause_started + bg.autoPromotionSeconds)
-        return max(min(due), t + 1e-6)
+        # Only what lies ahead: an expiry already past (e.g. a pause held by an
+        # inconclusive run) must not pin the clock.
+        return min(x for x in due if x > t)
 
     def status(self, state: ArgoState) -> dict[str, object]:
         runs = {r.kind: _run_status(r.state) for r in state.runs}
@@ -223,24 +226,49 @@ class ArgoRollout:
             acts.append(ScaleUp())
             s = replace(s, started=True, step_entered_at=obs.t)
             s = self._enter_step(s, obs, acts)
-        # Manual promotion clears a pause (``kubectl argo rollouts promote``).
-        if s.phase == PAUSED and self._manual(obs, acts):
-            if s.pause_reason == "InconclusiveAnalysis":
-                # needsNewAnalysisRun: the inconclusive runs are replaced by new ones.
-                s = replace(s, runs=tuple(r for r in s.runs if r.state.phase != ar.INCONCLUSIVE))
-                s = replace(s, phase=PROGRESSING, pause_reason="", pause_started=None)
-                s = self._enter_step(s, obs, acts, keep_weight=True)
-            else:
-                s = replace(s, phase=PROGRESSING, pause_reason="", pause_started=None)
-                s = self._advance_step(s, obs, acts)
+        step = self._step(s)
+        held = s.phase == PAUSED and not (s.pause_reason == "CanaryPauseStep" and step is not None
+                                          and step.pause is not None and step.pause.duration is not None)
+        if held and self._manual(obs, acts):
+            s = self._promote_pause(s, obs, acts)  # kubectl argo rollouts promote
         s = self._reconcile_runs(s, obs, acts)
-        if s.phase in TERMINAL or s.phase == PAUSED:
-            return s
-        while s.phase == PROGRESSING and self._step_completed(s, obs):
+        while s.phase not in TERMINAL:
+            step = self._step(s)
+            timed = step is not None and step.pause is not None and step.pause.duration is not None
+            if s.phase == PAUSED and not (timed and s.pause_reason == "CanaryPauseStep"):
+                break  # held: pause {} or an inconclusive run
+            if not self._step_completed(s, obs):
+                break
+            s = replace(s, phase=PROGRESSING, pause_reason="", pause_started=None)
             s = self._advance_step(s, obs, acts)
-            if s.phase in TERMINAL:
-                return s
             s = self._reconcile_runs(s, obs, acts)
+        return self._route(s, obs, acts)
+
+    def _promote_pause(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """``promote.go``: clear the pause. After an inconclusive step run the step is
+        skipped (currentStepIndex+1, no new run); after an inconclusive background run
+        the current pause step counts as completed and a new background run starts
+        (``needsNewAnalysisRun``); a pause step completes."""
+        reason = s.pause_reason
+        s = replace(s, phase=PROGRESSING, pause_reason="", pause_started=None)
+        if reason == "InconclusiveAnalysis":
+            inconclusive = [r.kind for r in s.runs if r.state.phase == ar.INCONCLUSIVE]
+            s = replace(s, runs=tuple(r for r in s.runs if r.kind not in inconclusive))
+            step = self._step(s)
+            if any(k.startswith("step:") for k in inconclusive) or (step is not None and step.pause is not None):
+                return self._advance_step(s, obs, acts)
+            return s
+        return self._advance_step(s, obs, acts)
+
+    def _route(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """``reconcileTrafficRouting``: the router follows the step weight only once the
+        canary is available; until then it keeps what it had (0 at first)."""
+        if s.phase in TERMINAL or not obs.canary.ready:
+            return s
+        want = self._traffic_weight(s.weight)
+        if want != s.routed:
+            acts.append(SetWeights(want))
+            s = replace(s, routed=want)
         return s
 
     def _enter_step(self, s: ArgoState, obs: Observation, acts: list[Action], keep_weight: bool = False) -> ArgoState:
@@ -250,24 +278,22 @@ class ArgoRollout:
         if step is None:
             return s
         if step.setWeight is not None and not keep_weight:
-            w = self._traffic_weight(step.setWeight)
-            acts.append(SetWeights(w))
             return replace(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
         if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
             sc = step.setCanaryScale
             w = s.weight if sc.matchTrafficWeight else (sc.weight if sc.weight is not None
                                                         else round(100 * (sc.replicas or 0) / self.spec.replicas))
-            acts.append(SetWeights(self._traffic_weight(w)))
-            return replace(s, event="setCanaryScale")
+            return replace(s, weight=w, event="setCanaryScale")
         if step.setHeaderRoute is not None:
-            acts.append(SetWeights(self._traffic_weight(s.weight), header_route=bool(step.setHeaderRoute.match)))
+            acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
             return replace(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
         if step.setMirrorRoute is not None:
             pct = float(step.setMirrorRoute.percentage or 100)
-            on = bool(step.setMirrorRoute.match)
-            acts.append(SetWeights(self._traffic_weight(s.weight), mirrored=on, mirror_percent=pct))
+            acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
             return replace(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
-        if step.pause is not None and step.pause.duration is None:
+        if step.pause is not None:
+            # reconcileCanaryPause adds the CanaryPauseStep condition for any pause step,
+            # so the rollout reads Paused (CalculateRolloutPhase), timed or not.
             return replace(s, phase=PAUSED, pause_reason="CanaryPauseStep", pause_started=obs.t, event="paused")
         key = f"step:{s.step_index}"
         if step.analysis is not None and key in self._analyses:
@@ -276,12 +302,12 @@ class ArgoRollout:
 
     def _traffic_weight(self, weight: int) -> int:
         """Live traffic share for a weight: the router's, or without trafficRouting the
-        canary's share of replicas (``trafficWeightToReplicas``: ceil(weight·replicas/100))."""
-        if self.spec.strategy.canary is None or self.spec.strategy.canary.trafficRouting is not None:
+        canary's share of pods (``approximateWeightedCanaryStableReplicaCounts``)."""
+        c = self.spec.strategy.canary
+        if c is None or c.trafficRouting is not None:
             return weight
-        n = self.spec.replicas
-        canary = min(n, math.ceil(weight * n / 100))
-        return round(100 * canary / n)
+        canary, stable = replica_counts(self.spec.replicas, weight, _max_surge(c, self.spec.replicas))
+        return round(100 * canary / max(canary + stable, 1))
 
     def _step_completed(self, s: ArgoState, obs: Observation) -> bool:
         step = self._step(s)
@@ -326,7 +352,7 @@ class ArgoRollout:
                 runs.append(run)
                 continue
             due = ar.due_metrics(specs, run.state, obs.t)
-            values = {name: self._provide(metrics[name], obs, acts) for name in due}
+            values = {name: self._provide(metrics[name], obs, acts, run.kind) for name in due}
             runs.append(Run(run.kind, ar.record(specs, run.state, obs.t, values)))
         s = replace(s, runs=tuple(runs))
         for run in s.runs:
@@ -338,14 +364,16 @@ class ArgoRollout:
                                event=f"{run.kind} analysis inconclusive: paused")
         return s
 
-    def _provide(self, m: ArgoMetric, obs: Observation, acts: list[Action]) -> ar.ProviderResult:
-        """What the metric's provider returns now."""
+    def _provide(self, m: ArgoMetric, obs: Observation, acts: list[Action], run: str) -> ar.ProviderResult:
+        """What the metric's provider returns now. Job, web and Kayenta outcomes are
+        scripted by ``<run>/<metric>`` (e.g. ``post/sleep-job``), metric name, or provider."""
         kind = m.provider_type
         if kind == "prometheus":
             v = obs.metrics.get(m.name)
             return [] if v is None else [float(v)]  # a vector: []float64, hence result[0]
-        ok = obs.webhooks.get(m.name, obs.webhooks.get(kind, True))
-        acts.append(HookCalled(m.name, kind, ok))
+        key = f"{run.split(':')[0]}/{m.name}"
+        ok = obs.webhooks.get(key, obs.webhooks.get(m.name, obs.webhooks.get(kind, True)))
+        acts.append(HookCalled(key, kind, ok))
         return ar.ProviderPhase(ar.SUCCESSFUL if ok else ar.FAILED)
 
     def _manual(self, obs: Observation, acts: list[Action]) -> bool:
@@ -361,7 +389,8 @@ class ArgoRollout:
         """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded."""
         acts += [SetWeights(0), Rollback(reason), Finish(DEGRADED)]
         s = self._terminate_runs(s, obs.t)
-        return replace(s, phase=DEGRADED, weight=0, step_index=0, switched=False, event=f"Aborted: {reason}")
+        return replace(s, phase=DEGRADED, weight=0, routed=0, step_index=0, switched=False,
+                       event=f"Aborted: {reason}")
 
     def _promote(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         acts += [Promote(), SetWeights(0), Finish(HEALTHY)]
@@ -414,6 +443,44 @@ class ArgoRollout:
         if post is not None and post.state.phase == ar.SUCCESSFUL:
             return self._promote(s, obs, acts)
         return s
+
+
+def _max_surge(c, replicas: int) -> int:
+    """``maxSurge`` in pods (default 25%, rounded up)."""
+    v = (c.model_extra or {}).get("maxSurge", "25%")
+    if isinstance(v, str) and v.endswith("%"):
+        return math.ceil(replicas * float(v[:-1]) / 100)
+    return int(v)
+
+
+def replica_counts(replicas: int, weight: int, max_surge: int) -> tuple[int, int]:
+    """Canary and stable pods approximating ``weight`` percent (utils/replicaset/canary.go,
+    ``approximateWeightedCanaryStableReplicaCounts``): the candidates rounding the canary
+    count up or down, with one surge pod when allowed, the closest to the weight wins."""
+    def tied(total: int) -> bool:
+        return math.modf(total * weight / 100)[0] == 0.5
+
+    def delta(canary: int, total: int) -> float:
+        return abs(canary * 100 / total - weight)
+
+    ceil_c, floor_c = math.ceil(replicas * weight / 100), math.floor(replicas * weight / 100)
+    zero_ok = weight in (0, 100) or (replicas == 1 and max_surge == 0)
+    options = []
+    if ceil_c < replicas or zero_ok:
+        options.append((ceil_c, replicas))
+    if not tied(replicas) and (floor_c != 0 or zero_ok):
+        options.append((floor_c, replicas))
+    if max_surge > 0:
+        options.append((ceil_c, replicas + 1))
+        if not tied(replicas + 1) and (floor_c != 0 or zero_ok):
+            options.append((floor_c, replicas + 1))
+    if not options:
+        return 0, replicas
+    best = options[0]
+    for opt in options[1:]:
+        if delta(*opt) < delta(*best):
+            best = opt
+    return best[0], best[1] - best[0]
 
 
 def _header_ok(value: str | None, match: dict[str, str]) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sim.units import parse_duration
 
@@ -49,6 +49,18 @@ class ArgoMetric(_Loose):
     successCondition: str | None = None
     failureCondition: str | None = None
     provider: dict[str, Any] = {}
+
+    @field_validator("successCondition", "failureCondition")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        """A condition must parse (arguments stand in as a number while checking)."""
+        if v is not None and v.strip():
+            from sim.policies.expr import ExprError, compile_expr
+            try:
+                compile_expr(_ARG.sub("0", v))
+            except ExprError as err:
+                raise ValueError(f"not a valid condition: {err}") from None
+        return v
 
     @property
     def provider_type(self) -> str:
