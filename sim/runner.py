@@ -19,7 +19,7 @@ from sim.scenario import Scenario
 from sim.world.controller import RunResult, run_rollouts
 
 #: Rollouts simulated together in lockstep (numpy work is shared across them).
-BATCH = 200
+BATCH = 500
 
 
 def run_one(scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0, exact: bool = False,

@@ -30,7 +30,7 @@ syncs ``{Failed, weight 0}``, which zeroes ``failedChecks`` too.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Readiness,
@@ -60,6 +60,13 @@ class FlaggerState:
     failed_checks: int = 0
     iterations: int = 0
     event: str = ""
+
+    def evolve(self, **changes: object) -> "FlaggerState":
+        """A copy with some fields changed (``dataclasses.replace``, without its
+        introspection: this runs at every tick of every simulated rollout)."""
+        fields = dict(self.__dict__)
+        fields.update(changes)
+        return FlaggerState(**fields)  # type: ignore[arg-type]
 
 
 class _Tick:
@@ -177,8 +184,15 @@ class FlaggerCanary:
         return any(all(sm.matches(low.get(name.lower())) for name, sm in m.headers.items())
                    for m in self.analysis.match)
 
-    def _hooks(self, *kinds: str) -> list[FlaggerWebhook]:
-        return [h for h in self.analysis.webhooks if h.kind in kinds]
+    def _hooks(self, *kinds: str) -> tuple[FlaggerWebhook, ...]:
+        return tuple(h for k in kinds for h in self._hooks_by_kind.get(k, ()))
+
+    @cached_property
+    def _hooks_by_kind(self) -> dict[str, tuple[FlaggerWebhook, ...]]:
+        out: dict[str, list[FlaggerWebhook]] = {}
+        for h in self.analysis.webhooks:
+            out.setdefault(h.kind, []).append(h)
+        return {k: tuple(v) for k, v in out.items()}
 
     # -- the policy protocol ----------------------------------------------------------
 
@@ -203,7 +217,7 @@ class FlaggerCanary:
     def _advance(self, s: FlaggerState, obs: Observation, tick: _Tick) -> FlaggerState:
         if not self.skip_analysis and not obs.primary.ready:
             if not self._deadline_passed(obs.primary, obs.t):
-                return replace(s, event="waiting for the primary to be ready")
+                return s.evolve(event="waiting for the primary to be ready")
             if s.phase in (PROMOTING, FINALISING):
                 # handleFailedPromotion: the canary is the only healthy copy.
                 tick.actions += [SetWeights(TOTAL_WEIGHT), Finish(FAILED)]
@@ -215,19 +229,19 @@ class FlaggerCanary:
         if s.phase in (INITIALIZED, WAITING):  # checkCanaryStatus
             for hook in self._hooks("confirm-rollout"):
                 if not tick.call(hook, obs):
-                    return replace(self._set_phase(s, WAITING), event=f"waiting for approval {hook.name}")
+                    return self._set_phase(s, WAITING).evolve(event=f"waiting for approval {hook.name}")
             tick.actions.append(ScaleUp())
             return FlaggerState(PROGRESSING, event="New revision detected! Scaling up canary")
 
         if not obs.canary.ready:  # IsCanaryReady
             if self._deadline_passed(obs.canary, obs.t):
                 return self._rollback(s, obs, tick, "canary progress deadline exceeded")
-            return replace(s, event="waiting for the canary to be ready")
+            return s.evolve(event="waiting for the canary to be ready")
 
         if self.skip_analysis:  # shouldSkipAnalysis
             tick.actions += [SetWeights(0), Promote(), Finish(SUCCEEDED)]
             self._post_rollout(obs, tick)
-            return replace(self._set_phase(s, SUCCEEDED), event="Promotion completed! Canary analysis was skipped")
+            return self._set_phase(s, SUCCEEDED).evolve(event="Promotion completed! Canary analysis was skipped")
         if s.phase in (PROGRESSING, WAITING, WAITING_PROMOTION):
             for hook in self._hooks("rollback"):
                 if tick.call(hook, obs):
@@ -237,7 +251,7 @@ class FlaggerCanary:
         if s.phase == FINALISING:
             tick.actions.append(Finish(SUCCEEDED))
             self._post_rollout(obs, tick)
-            return replace(self._set_phase(s, SUCCEEDED), event="Promotion completed! Scaling down canary")
+            return self._set_phase(s, SUCCEEDED).evolve(event="Promotion completed! Scaling down canary")
         if s.phase in (PROGRESSING, WAITING_PROMOTION) and s.failed_checks >= self.threshold:
             return self._rollback(s, obs, tick, f"failed checks threshold reached {s.failed_checks}")
 
@@ -248,7 +262,7 @@ class FlaggerCanary:
             if ok:
                 ok, why = self._run_metrics(obs)
         if not ok:
-            return replace(s, failed_checks=s.failed_checks + 1, event=why)
+            return s.evolve(failed_checks=s.failed_checks + 1, event=why)
 
         strategy = self.spec.strategy()
         if strategy == "ab-testing":
@@ -259,9 +273,9 @@ class FlaggerCanary:
             if not routes.mirrored and s.phase not in (PROMOTING, WAITING_PROMOTION, FINALISING):
                 for hook in self._hooks("confirm-traffic-increase"):
                     if not tick.call(hook, obs):
-                        return replace(s, event=f"waiting for traffic increase approval {hook.name}")
+                        return s.evolve(event=f"waiting for traffic increase approval {hook.name}")
             return self._run_canary(s, obs, tick, routes)
-        return replace(s, event="")
+        return s.evolve(event="")
 
     # -- pieces of advanceCanary ----------------------------------------------------------
 
@@ -273,9 +287,9 @@ class FlaggerCanary:
     def _set_phase(self, s: FlaggerState, phase: str) -> FlaggerState:
         """``setStatusPhase`` (status.go)."""
         if phase in _KEEPS_WEIGHT:
-            return replace(s, phase=phase)
+            return s.evolve(phase=phase)
         iterations = self.spec.iterations() - 1 if phase == WAITING_PROMOTION else 0
-        return replace(s, phase=phase, canary_weight=0, iterations=iterations)
+        return s.evolve(phase=phase, canary_weight=0, iterations=iterations)
 
     def _deadline_passed(self, r: Readiness, t: float) -> bool:
         # deployment_ready.go: retriable = !from.Add(deadline).Before(now)
@@ -314,15 +328,15 @@ class FlaggerCanary:
                 if s.phase != WAITING_PROMOTION:
                     s = self._set_phase(s, WAITING_PROMOTION)
                 else:
-                    s = replace(s, iterations=self.spec.iterations() - 1)
-                return replace(s, event=f"waiting for promotion approval {hook.name}")
+                    s = s.evolve(iterations=self.spec.iterations() - 1)
+                return s.evolve(event=f"waiting for promotion approval {hook.name}")
         return None
 
     def _promote(self, s: FlaggerState, tick: _Tick) -> FlaggerState:
         # Promote copies the canary spec to the primary; setStatusPhase(Promoting) keeps
         # canaryWeight and iterations.
         tick.actions.append(Promote())
-        return replace(self._set_phase(s, PROMOTING), event="Copying canary spec to primary")
+        return self._set_phase(s, PROMOTING).evolve(event="Copying canary spec to primary")
 
     def _run_canary(self, s: FlaggerState, obs: Observation, tick: _Tick, routes: Routes) -> FlaggerState:
         """``runCanary``: step the weight up (one mirroring step first), or promote at max."""
@@ -332,12 +346,12 @@ class FlaggerCanary:
             if self.analysis.mirror and weight == 0:
                 if not routes.mirrored:
                     tick.actions.append(SetWeights(0, mirrored=True, mirror_percent=self._mirror_percent))
-                    return replace(s, canary_weight=0, event="Running mirror step 100/0")
+                    return s.evolve(canary_weight=0, event="Running mirror step 100/0")
                 new = step
             else:
                 new = min(TOTAL_WEIGHT, weight + step)
             tick.actions.append(SetWeights(new))
-            return replace(s, canary_weight=new, event=f"Advance canary weight {new}")
+            return s.evolve(canary_weight=new, event=f"Advance canary weight {new}")
         waiting = self._confirm_promotion(s, obs, tick)
         return waiting if waiting is not None else self._promote(s, tick)
 
@@ -346,11 +360,11 @@ class FlaggerCanary:
         n = self.spec.iterations()
         if n > s.iterations:
             tick.actions.append(SetWeights(TOTAL_WEIGHT, matched=True))
-            return replace(s, iterations=s.iterations + 1, event=f"Advance canary iteration {s.iterations + 1}/{n}")
+            return s.evolve(iterations=s.iterations + 1, event=f"Advance canary iteration {s.iterations + 1}/{n}")
         waiting = self._confirm_promotion(s, obs, tick)
         if waiting is not None:
             return waiting
-        return self._promote(s, tick) if n == s.iterations else replace(s, event="")
+        return self._promote(s, tick) if n == s.iterations else s.evolve(event="")
 
     def _run_blue_green(self, s: FlaggerState, obs: Observation, tick: _Tick, routes: Routes) -> FlaggerState:
         """``runBlueGreen``: iterate with no live traffic, switch all of it, then promote."""
@@ -358,35 +372,35 @@ class FlaggerCanary:
         if n > s.iterations:
             if not self.kubernetes and self.analysis.mirror and not routes.mirrored:
                 tick.actions.append(SetWeights(0, mirrored=True, mirror_percent=self._mirror_percent))
-            return replace(s, iterations=s.iterations + 1, event=f"Advance canary iteration {s.iterations + 1}/{n}")
+            return s.evolve(iterations=s.iterations + 1, event=f"Advance canary iteration {s.iterations + 1}/{n}")
         waiting = self._confirm_promotion(s, obs, tick)
         if waiting is not None:
             return waiting
         if n == s.iterations:
             if not self.kubernetes:
                 tick.actions.append(SetWeights(TOTAL_WEIGHT))
-            return replace(s, iterations=s.iterations + 1, event="Routing all traffic to canary")
+            return s.evolve(iterations=s.iterations + 1, event="Routing all traffic to canary")
         return self._promote(s, tick)
 
     def _promotion_traffic_shift(self, s: FlaggerState, routes: Routes, tick: _Tick) -> FlaggerState:
         """``runPromotionTrafficShift``."""
         step = self.analysis.stepWeightPromotion
         if self.kubernetes:
-            return replace(self._set_phase(s, FINALISING), event="Finalising")
+            return self._set_phase(s, FINALISING).evolve(event="Finalising")
         if step == 0:
             tick.actions.append(SetWeights(0))
-            return replace(self._set_phase(s, FINALISING), event="Routing all traffic to primary")
+            return self._set_phase(s, FINALISING).evolve(event="Routing all traffic to primary")
         weight = routes.canary_weight
         if weight > 0:
             primary = min(TOTAL_WEIGHT, TOTAL_WEIGHT - weight + step)
             new = max(0, weight - step)
             tick.actions.append(SetWeights(new))
             if primary == TOTAL_WEIGHT:
-                return replace(self._set_phase(s, FINALISING), event=f"Advance primary weight {primary}")
-            return replace(s, canary_weight=new, event=f"Advance primary weight {primary}")
+                return self._set_phase(s, FINALISING).evolve(event=f"Advance primary weight {primary}")
+            return s.evolve(canary_weight=new, event=f"Advance primary weight {primary}")
         # Flagger does nothing when the canary already has no traffic (and so never
         # reaches Finalising); reproduced as is.
-        return replace(s, event="")
+        return s.evolve(event="")
 
     def _post_rollout(self, obs: Observation, tick: _Tick) -> None:
         # Outcomes of post-rollout hooks are only logged (runPostRolloutHooks).

@@ -62,15 +62,18 @@ def prepare(scenario: Scenario) -> Prepared:
     return prepared
 
 
-@dataclass
 class Workload:
     """Readiness of one workload, driven by simpy events."""
 
-    ready: bool = True
-    unready_since: float | None = None
+    def __init__(self, ready: bool = True) -> None:
+        self.set(ready, None)
+
+    def set(self, ready: bool, unready_since: float | None) -> None:
+        self.ready, self.unready_since = ready, unready_since
+        self._view = Readiness(ready, unready_since)  # built once per change, not per tick
 
     def view(self) -> Readiness:
-        return Readiness(self.ready, self.unready_since)
+        return self._view
 
 
 @dataclass
@@ -120,6 +123,7 @@ class _Run:
     final_phase: str = ""
     lines: list[dict[str, Any]] = field(default_factory=list)
     hook_calls: dict[str, int] = field(default_factory=dict)
+    final_state: Any = None
 
 
 class TrafficServer:
@@ -144,9 +148,11 @@ class TrafficServer:
         batch, self.waiting = self.waiting, []
         runs = np.array([r for r, _ in batch])
         w.traffic.advance(runs, w.env.now)
-        values = {q.name: w.telemetry.query(q, runs, w.env.now) for q in w.queries}
+        # NaN (no data) becomes None; converted once per query, not per run and value.
+        values = {q.name: [None if x != x else x for x in w.telemetry.query(q, runs, w.env.now).tolist()]
+                  for q in w.queries}
         for i, (_, ev) in enumerate(batch):
-            ev.succeed({name: (None if np.isnan(v[i]) else float(v[i])) for name, v in values.items()})
+            ev.succeed({name: v[i] for name, v in values.items()})
 
 
 class World:
@@ -241,10 +247,10 @@ class World:
 
     def _become_ready(self, w: Workload, after_s: float):
         yield self.env.timeout(after_s)
-        w.ready, w.unready_since = True, None
+        w.set(True, None)
 
     def _start(self, w: Workload, startup_s: float, never: bool = False) -> None:
-        w.ready, w.unready_since = False, self.env.now
+        w.set(False, self.env.now)
         if not never:
             self.env.process(self._become_ready(w, startup_s))
 
@@ -252,10 +258,10 @@ class World:
         """A scripted outage (``release.unready``): unavailable from ``at`` for ``duration``."""
         yield self.env.timeout(at)
         w = run.canary if workload == "canary" else run.primary
-        w.ready, w.unready_since = False, self.env.now
+        w.set(False, self.env.now)
         if duration is not None:
             yield self.env.timeout(duration)
-            w.ready, w.unready_since = True, None
+            w.set(True, None)
 
     def _controller(self, r: int):
         run = self.runs[r]
@@ -264,6 +270,7 @@ class World:
         while True:
             nt = policy.next_tick(state, self.env.now)
             if nt is None or nt > self.scenario.horizon:
+                run.final_phase = str(policy.status(state)["phase"])
                 self._running -= 1
                 if self._running == 0:
                     self._all_done.succeed()
@@ -278,15 +285,22 @@ class World:
             state, actions = policy.step(state, obs)
             for a in actions:
                 self._apply(r, a, now)
-            status = policy.status(state)
-            run.final_phase = status["phase"]
-            acted = any(not isinstance(a, HookCalled) for a in actions)
-            if self.trace_on and (acted or not getattr(policy, "trace_on_change", False)
-                                  or not run.lines or _changed(run.lines[-1], status)):
-                run.lines.append({"t": now, "tick": run.ticks, **status,
-                                  "routed_weight": self.router.routed_percent(r),
-                                  "actions": [action_json(a) for a in actions], "metrics": metrics,
-                                  "event": getattr(state, "event", "")})
+            # A run cut by the horizon ends here; one that finishes, above.
+            run.final_state = state
+            if self.trace_on:
+                self._trace(run, r, now, state, actions, metrics)
+
+    def _trace(self, run: _Run, r: int, now: float, state: Any, actions: tuple, metrics: dict) -> None:
+        """One trace line (DESIGN.md section 6); for change-only policies (Argo) only when
+        the status changed or something other than a webhook call was done."""
+        status = self.policy.status(state)
+        acted = any(not isinstance(a, HookCalled) for a in actions)
+        if acted or not getattr(self.policy, "trace_on_change", False) or not run.lines \
+                or _changed(run.lines[-1], status):
+            run.lines.append({"t": now, "tick": run.ticks, **status,
+                              "routed_weight": self.router.routed_percent(r),
+                              "actions": [action_json(a) for a in actions], "metrics": metrics,
+                              "event": getattr(state, "event", "")})
 
     def _apply(self, r: int, a: Any, now: float) -> None:
         run = self.runs[r]
@@ -340,6 +354,8 @@ class World:
 
     def _result(self, r: int, exposed: float, affected: float) -> RunResult:
         run = self.runs[r]
+        if run.final_state is not None and not run.final_phase:
+            run.final_phase = str(self.policy.status(run.final_state)["phase"])
         led = self.traffic.ledger
         bad = self.scenario.release_bad
         onset = self.release.onset_s()

@@ -66,6 +66,8 @@ class FastTraffic:
         self.rngs = rngs
         self.noise = noise
         self.primary_histogram = telemetry.hist_primary is not None
+        #: Draw the primary's requests at all: only when something reads them.
+        self.primary_counts = self.primary_histogram or telemetry.reads_primary
         self.t = np.zeros(len(rngs))
         self.ledger = Ledger(len(rngs), population.n_cohorts)
         self.accounting = np.ones(len(rngs), dtype=bool)
@@ -77,12 +79,17 @@ class FastTraffic:
         self._static_probs = np.broadcast_to(self._base_probs, (1, 2, 1, len(self._base_probs)))
 
     def _poisson(self, runs: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """One Poisson draw per row of ``mean`` (R, M), row i from run ``runs[i]``'s stream."""
+        """One Poisson draw per row of ``mean`` (R, M), row i from run ``runs[i]``'s stream.
+
+        A row of zero means is skipped: numpy draws nothing for λ = 0, so the run's
+        stream is the same either way (e.g. before the first step routes any traffic).
+        """
         if not self.noise:
             return mean
-        out = np.empty_like(mean)
-        for i, r in enumerate(runs):
-            out[i] = self.rngs[r].poisson(mean[i])
+        out = np.zeros_like(mean)
+        live = mean.max(axis=1) > 0
+        for i in np.flatnonzero(live):
+            out[i] = self.rngs[runs[i]].poisson(mean[i])
         return out
 
     def _cuts(self, t0: float, t1: float, scrapes: bool) -> tuple[np.ndarray, bool]:
@@ -173,9 +180,11 @@ class FastTraffic:
         cells_c = mean_c[..., None, None] * probs[:, :, 1, :, :, None] * outcome[..., None, :]   # (R, S, C, B, 3)
         if self.primary_histogram:
             cells_p = mean_p[..., None, None] * probs[:, :, 0, :, :, None] * ok_fail_p[..., None, :]
-        else:
+        elif self.primary_counts:
             # Nothing reads the primary's latency: draw its outcomes only (far fewer values).
             cells_p = mean_p[..., None] * ok_fail_p                                         # (R, S, C, 2)
+        else:
+            cells_p = np.zeros((R, 0))  # nothing reads the primary at all
         parts = [cells_c.reshape(R, -1), cells_p.reshape(R, -1)]
         if syn is not None:
             # Mirrored and load-test requests meet the canary's faults too; they reach its
@@ -195,9 +204,12 @@ class FastTraffic:
         if self.primary_histogram:
             hist_p = cp.sum(axis=(2, 4))
             n_p, err_p = hist_p.sum(axis=2), cp[..., 1].sum(axis=(2, 3))
-        else:
+        elif self.primary_counts:
             hist_p = None
             n_p, err_p = cp.sum(axis=(2, 3)), cp[..., 1].sum(axis=2)
+        else:
+            hist_p = None
+            n_p = err_p = np.zeros(hist_c.shape[:2])
         n = np.stack([n_p, hist_c.sum(axis=2)], axis=2)                                    # (R, S, V)
         err = np.stack([err_p, fails_seen.sum(axis=(2, 3))], axis=2)
         self.telemetry.add(runs, self.telemetry.slot_of(b[1:]), n, err, hist_c, hist_p, unique)

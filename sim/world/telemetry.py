@@ -57,6 +57,8 @@ class Telemetry:
         self.bounds_ms = np.asarray(bounds_ms, dtype=float)
         self.primary_histogram = primary_histogram
         self.bindings = bindings or {}
+        #: Whether any query reads the primary's counters (else they are not drawn).
+        self.reads_primary = any(b.version == "primary" for b in self.bindings.values())
         # Slots are allocated as time advances: most rollouts decide long before the
         # horizon, and first-touching a horizon-sized array costs more than the run.
         self._alloc(runs, min(self.n_slots, 64))

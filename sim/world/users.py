@@ -12,6 +12,7 @@ users_exposed`` in every run, at a cost independent of the request rate.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -24,28 +25,35 @@ _EXACT = 64            # k or n at most this: sample exactly
 def _exact_small_k(rng: np.random.Generator, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Distinct boxes among k uniform draws, by drawing them (every k <= _EXACT)."""
     kmax = int(k.max())
-    draws = rng.integers(0, n.astype(np.int64)[:, None], size=(len(k), kmax))
-    draws = np.where(np.arange(kmax)[None, :] < k[:, None], draws, -1)  # pad beyond each k
+    # floor(U·n) is a uniform box; padding beyond each k is -1 and never counted.
+    draws = np.floor(rng.random((len(k), kmax)) * n[:, None])
+    draws[np.arange(kmax)[None, :] >= k[:, None]] = -1.0
     draws.sort(axis=1)
-    new = np.diff(draws, axis=1, prepend=-2) != 0
+    new = np.empty(draws.shape, dtype=bool)
+    new[:, 0] = True
+    np.not_equal(draws[:, 1:], draws[:, :-1], out=new[:, 1:])
     return (new & (draws >= 0)).sum(axis=1).astype(float)
 
 
 def _exact_small_n(rng: np.random.Generator, k: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Distinct boxes among k draws into n boxes (every n <= _EXACT): after d boxes are
-    hit, the draws until a new one are geometric with success (n−d)/n."""
-    nmax = int(n.max())
-    d = np.arange(nmax)[None, :]
-    p = np.where(d < n[:, None], (n[:, None] - d) / n[:, None], 1.0)
-    waits = np.where(d < n[:, None], rng.geometric(p), np.iinfo(np.int64).max // (nmax + 1))
-    return (np.cumsum(waits, axis=1) <= k[:, None]).sum(axis=1).astype(float)
+    """Distinct boxes among k draws into n boxes (every n <= _EXACT): the k draws as
+    one multinomial over the n boxes, and the boxes that got any."""
+    out = np.empty(len(k))
+    for i, (ki, ni) in enumerate(zip(k.astype(np.int64), n.astype(np.int64))):
+        out[i] = np.count_nonzero(rng.multinomial(ki, _uniform(int(ni))))
+    return out
+
+
+@lru_cache(maxsize=_EXACT + 1)
+def _uniform(n: int) -> np.ndarray:
+    return np.full(n, 1.0 / n)
 
 
 def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Distinct boxes hit by ``k`` uniform draws into ``n`` boxes, elementwise over (R, G).
 
-    Exact where counts are small (k or n at most 64: the draws themselves, or geometric
-    waiting times between new boxes). Where both are large, the misses (collisions if
+    Exact where counts are small (k or n at most 64: the draws themselves, or a
+    multinomial over the few boxes). Where both are large, the misses (collisions if
     k ≪ n, empty boxes if k ≫ n) follow a binomial with the exact mean and variance while
     few, and D a normal with the exact mean and variance otherwise (both tested against
     exact sampling). Row i draws from ``rngs[i]``; ``rngs=None`` returns the expectation.
@@ -63,8 +71,11 @@ def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.n
     collisions = np.maximum(k - mean, 0.0)
     empties = np.maximum(n - mean, 0.0)
     small_k = (k > 0) & (k <= _EXACT)
-    small_n = (k > 0) & ~small_k & (n <= _EXACT)
-    large = (k > 0) & ~small_k & ~small_n
+    # Far past the coupon-collector point every box is hit: P(some box empty) <= n(1-1/n)^k
+    # <= e^-12 when k/n > ln(n) + 12, so D = n without drawing.
+    saturated = (k > 0) & ~small_k & (k > n * (np.log(n) + 12.0))
+    small_n = (k > 0) & ~small_k & ~saturated & (n <= _EXACT)
+    large = (k > 0) & ~small_k & ~small_n & ~saturated
     # Large k and n: the misses (collisions or empty boxes, whichever are fewer) are a
     # sum of weakly dependent indicators; a binomial with their exact mean and variance
     # (under-dispersed: var < mean) fits them, a normal when they are many.
@@ -76,20 +87,23 @@ def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.n
         trials = np.where(use_binom, np.maximum(np.round(misses / p_b), 1.0), 0.0)
         p_b = np.where(use_binom, np.clip(misses / np.maximum(trials, 1.0), 0.0, 1.0), 0.0)
     from_coll = collisions <= empties
-    d = np.zeros_like(k)
+    d = np.where(saturated, n, 0.0)
+    # Per-row flags computed once: the loop below runs for every run of a batch.
+    any_k, any_n = small_k.any(axis=1), small_n.any(axis=1)
+    any_b, any_norm = use_binom.any(axis=1), use_norm.any(axis=1)
     for i, rng in enumerate(rngs):  # each run's own stream, and only the draws it needs
         row = d[i]
-        if small_k[i].any():
+        if any_k[i]:
             m = small_k[i]
             row[m] = _exact_small_k(rng, k[i, m], n[i, m])
-        if small_n[i].any():
+        if any_n[i]:
             m = small_n[i]
             row[m] = _exact_small_n(rng, k[i, m], n[i, m])
-        if use_binom[i].any():
+        if any_b[i]:
             m = use_binom[i]
             miss = rng.binomial(trials[i, m].astype(np.int64), p_b[i, m])
             row[m] = np.where(from_coll[i, m], k[i, m] - miss, n[i, m] - miss)
-        if use_norm[i].any():
+        if any_norm[i]:
             m = use_norm[i]
             z = rng.standard_normal(int(m.sum()))
             row[m] = np.round(mean[i, m] + np.sqrt(np.maximum(var[i, m], 0.0)) * z)

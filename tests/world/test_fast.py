@@ -46,11 +46,12 @@ class Routes:
 
 
 def traffic(sc: Scenario, runs: int = 1, weight: int = 10, noise: bool = False, seed: int = 1,
-            rngs=None, primary_histogram: bool = False) -> FastTraffic:
+            rngs=None, primary_histogram: bool = False, reads_primary: bool = True) -> FastTraffic:
     prep = prepare(sc)
     router = Routes(np.full(runs, weight), prep.population.n_cohorts)
     tel = Telemetry(runs, sc.horizon, sc.telemetry.scrape_interval, sc.telemetry.lag, None,
                     sc.telemetry.buckets_ms, primary_histogram=primary_histogram)
+    tel.reads_primary = reads_primary  # as if a query of the primary were bound
     if rngs is None:
         rngs = [np.random.default_rng([seed, r]) for r in range(runs)]
     return FastTraffic(prep.rate, prep.population, prep.release, router, tel, rngs, noise=noise)
@@ -124,6 +125,15 @@ def test_slots_follow_rate_steps_and_fault_edges_inside_a_slot():
     assert err[5] == pytest.approx(0.5 * 40 * 15 * 0.2)
     assert err[6] == pytest.approx(0.5 * 40 * (8 * 0.2 + 7 * BASE))
     assert ft.ledger.requests[0].sum() == pytest.approx(0.5 * (40 * 107 + 90 * 133))
+
+
+def test_the_primary_is_drawn_only_when_something_reads_it():
+    """Nothing reads the primary (no query bound to version primary, no judge): its
+    requests are not drawn at all, which changes nothing a policy or record sees."""
+    ft = traffic(scenario(rate=100), weight=10, reads_primary=False, noise=True)
+    ft.advance(np.array([0]), 600.0)
+    assert ft.telemetry.n[0, :, PRIMARY].sum() == 0.0
+    assert ft.telemetry.n[0, :, CANARY].sum() > 0
 
 
 def test_weight_zero_sends_nothing_to_the_canary():
