@@ -63,12 +63,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError, field_path
-from sim.errors import _one_line as one_line
-from sim.importers.flagger import _err, _metadata, _objects, _PolicyDumper, _warning, _where
+from sim.importers.flagger import _err, _metadata, _objects, _warning, _where
+from sim.importers.flagger import policy_yaml as _policy_yaml
 from sim.policies.argo_spec import ArgoPolicySpec, RolloutAnalysis, Strategy, TemplateSpec, substitute
 from sim.scenario import PolicySpec, validation_to_input_error
 from sim.units import parse_duration
@@ -965,17 +964,8 @@ def policy_file_warnings(doc: YamlDoc, data: Mapping[str, Any], spec: ArgoPolicy
 # --- writing the policy file --------------------------------------------------------------------
 
 def policy_yaml(result: ImportResult) -> str:
-    """The pdsim policy file of an import: a header comment naming the sources (and what
-    is not modelled), then the ``argo:`` mapping as one YAML document."""
-    lines = ["# pdsim policy imported from Argo Rollouts manifests (pdsim import argo).",
-             f"# Rollout: {result.name}", "# Sources:"]
-    lines += [f"#   {s}" for s in result.sources]
-    if result.warnings:
-        lines.append("# Not modelled by pdsim (the real controller may decide differently):")
-        lines += [f"#   {w}" for w in result.warnings]
-    body = yaml.dump(result.policy, Dumper=_PolicyDumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=1 << 16)
-    return "".join(one_line(line) + "\n" for line in lines) + body
+    """The pdsim policy file of an import (see ``sim.importers.flagger.policy_yaml``)."""
+    return _policy_yaml(result, "Argo Rollouts", "Rollout")
 
 
 __all__ = ["API_VERSION", "ImportResult", "analysis_templates", "argo_objects", "combine_policy_file",

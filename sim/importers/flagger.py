@@ -449,11 +449,12 @@ def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _PolicyDumper.add_representer(str, _str_presenter)
 
 
-def policy_yaml(result: ImportResult) -> str:
+def policy_yaml(result: ImportResult, controller: str = "Flagger", kind: str = "Canary") -> str:
     """The pdsim policy file of an import: a header comment naming the sources (and what
-    is not modelled), then the ``flagger:`` mapping as one YAML document."""
-    lines = ["# pdsim policy imported from Flagger manifests (pdsim import flagger).",
-             f"# Canary: {result.name}", "# Sources:"]
+    is not modelled), then the policy mapping (``flagger:`` or ``argo:``) as one YAML
+    document. Shared by both importers."""
+    lines = [f"# pdsim policy imported from {controller} manifests (pdsim import {controller.split()[0].lower()}).",
+             f"# {kind}: {result.name}", "# Sources:"]
     lines += [f"#   {s}" for s in result.sources]
     if result.warnings:
         lines.append("# Not modelled by pdsim (the real controller may decide differently):")
