@@ -322,9 +322,12 @@ class WebhookScript(Model):
     A call fails when ``outcome`` is fail, among the first ``fail_first`` calls, before
     ``fail_until``, from ``fail_from`` on, or with probability ``fail_probability``;
     otherwise it passes (2xx). For a ``rollback`` hook, passing signals a rollback.
+    ``latency`` is how long a measurement of an Argo job or web provider takes before its
+    outcome is known (the measurement is Running meanwhile).
     """
 
     outcome: Literal["pass", "fail"] = "pass"
+    latency: Annotated[Duration, Field(ge=0)] = 0.0
     fail_first: Annotated[int, Field(ge=0)] = 0
     fail_until: Duration | None = None
     fail_from: Duration | None = None

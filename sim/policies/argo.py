@@ -352,7 +352,7 @@ class ArgoRollout:
                 runs.append(run)
                 continue
             due = ar.due_metrics(specs, run.state, obs.t)
-            values = {name: self._provide(metrics[name], obs, acts, run.kind) for name in due}
+            values = {name: self._provide(metrics[name], obs, acts, run) for name in due}
             runs.append(Run(run.kind, ar.record(specs, run.state, obs.t, values)))
         s = replace(s, runs=tuple(runs))
         for run in s.runs:
@@ -364,15 +364,21 @@ class ArgoRollout:
                                event=f"{run.kind} analysis inconclusive: paused")
         return s
 
-    def _provide(self, m: ArgoMetric, obs: Observation, acts: list[Action], run: str) -> ar.ProviderResult:
+    def _provide(self, m: ArgoMetric, obs: Observation, acts: list[Action], run: Run) -> ar.ProviderResult:
         """What the metric's provider returns now. Job, web and Kayenta outcomes are
-        scripted by ``<run>/<metric>`` (e.g. ``post/sleep-job``), metric name, or provider."""
+        scripted by ``<run>/<metric>`` (e.g. ``post/sleep-job``), metric name, or provider;
+        with a scripted latency the measurement stays Running until it answers."""
         kind = m.provider_type
         if kind == "prometheus":
             v = obs.metrics.get(m.name)
             return [] if v is None else [float(v)]  # a vector: []float64, hence result[0]
-        key = f"{run.split(':')[0]}/{m.name}"
-        ok = obs.webhooks.get(key, obs.webhooks.get(m.name, obs.webhooks.get(kind, True)))
+        key = f"{run.kind.split(':')[0]}/{m.name}"
+        keys = (key, m.name, kind)
+        latency = next((obs.webhook_latency[k] for k in keys if k in obs.webhook_latency), 0.0)
+        last = run.state.result(m.name).last
+        if latency > 0 and (last is None or last.finished_at is not None):
+            return ar.ProviderPhase(ar.RUNNING, resume_at=obs.t + latency)  # started, in flight
+        ok = next((obs.webhooks[k] for k in keys if k in obs.webhooks), True)
         acts.append(HookCalled(key, kind, ok))
         return ar.ProviderPhase(ar.SUCCESSFUL if ok else ar.FAILED)
 

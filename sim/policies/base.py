@@ -72,6 +72,8 @@ class Observation:
         primary: primary workload readiness.
         webhooks: scripted webhook outcomes by hook name or type (True = 2xx); a
             hook with no entry takes its type's default (see the policy).
+        webhook_latency: how long such a call takes to answer, by the same keys (0 when
+            absent); Argo job and web measurements stay Running that long.
     """
 
     t: float
@@ -81,6 +83,7 @@ class Observation:
     canary: Readiness = Readiness()
     primary: Readiness = Readiness()
     webhooks: Mapping[str, bool] = field(default_factory=dict)
+    webhook_latency: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,7 @@ class World:
             self.traffic = FastTraffic(prepared.rate, self.population, self.release, self.router, self.telemetry,
                                        [r.rng["traffic"] for r in self.runs], tel.noise)
         self.server = TrafficServer(self)
+        self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
 
     def _match_mask(self) -> np.ndarray:
         """Which cohorts' requests match the policy's A/B conditions (cohort 0 sends no
@@ -281,7 +282,8 @@ class World:
             run.ticks += 1
             obs = Observation(t=now, tick=run.ticks, metrics=metrics, routes=self.router.routes(r),
                               canary=run.canary.view(), primary=run.primary.view(),
-                              webhooks=self._webhooks(run, now) if self.scenario.webhooks else {})
+                              webhooks=self._webhooks(run, now) if self.scenario.webhooks else {},
+                              webhook_latency=self._latency)
             state, actions = policy.step(state, obs)
             for a in actions:
                 self._apply(r, a, now)
