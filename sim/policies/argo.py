@@ -109,20 +109,29 @@ class ArgoRollout:
             def num(v: int | str | None, default: int) -> int:
                 if v is None:
                     return default
-                return int(substitute(str(v), args))
-            specs.append(ar.MetricSpec(
-                name=name,
-                interval_s=_seconds(m.interval, args),
-                initial_delay_s=_seconds(m.initialDelay, args) or 0.0,
-                count=num(m.count, 0) or None,
-                failure_limit=num(m.failureLimit, 0),
-                inconclusive_limit=num(m.inconclusiveLimit, 0),
-                consecutive_error_limit=num(m.consecutiveErrorLimit, ar.DEFAULT_CONSECUTIVE_ERROR_LIMIT),
-                consecutive_success_limit=num(m.consecutiveSuccessLimit, 0),
-                success_condition=substitute(m.successCondition, args) if m.successCondition else None,
-                failure_condition=substitute(m.failureCondition, args) if m.failureCondition else None,
-                dry_run=any(re.search(p, name) for p in dry),  # Go regexp.MatchString
-                provider=m.provider_type))
+                text = substitute(str(v), args)
+                try:
+                    return int(text)
+                except ValueError:
+                    raise ValueError(f"{v!r} is not a whole number once arguments are substituted "
+                                     f"(got {text!r}; is an argument missing a value?)") from None
+            try:
+                metric_spec = ar.MetricSpec(
+                    name=name,
+                    interval_s=_seconds(m.interval, args),
+                    initial_delay_s=_seconds(m.initialDelay, args) or 0.0,
+                    count=num(m.count, 0) or None,
+                    failure_limit=num(m.failureLimit, 0),
+                    inconclusive_limit=num(m.inconclusiveLimit, 0),
+                    consecutive_error_limit=num(m.consecutiveErrorLimit, ar.DEFAULT_CONSECUTIVE_ERROR_LIMIT),
+                    consecutive_success_limit=num(m.consecutiveSuccessLimit, 0),
+                    success_condition=substitute(m.successCondition, args) if m.successCondition else None,
+                    failure_condition=substitute(m.failureCondition, args) if m.failureCondition else None,
+                    dry_run=any(re.search(p, name) for p in dry),  # Go regexp.MatchString
+                    provider=m.provider_type)
+            except (ValueError, re.error) as err:
+                raise ValueError(f"metric {name!r}: {err}") from None
+            specs.append(metric_spec)
             metrics[name] = m.model_copy(update={"provider": _subst_tree(m.provider, args)})
         return tuple(specs), metrics
 
@@ -487,6 +496,12 @@ def replica_counts(replicas: int, weight: int, max_surge: int) -> tuple[int, int
         if delta(*opt) < delta(*best):
             best = opt
     return best[0], best[1] - best[0]
+
+
+def resolve_all(spec: ArgoPolicySpec) -> None:
+    """Resolve every analysis of a spec (arguments substituted, numbers and durations
+    parsed, dry-run patterns compiled), raising ValueError naming the metric if one is bad."""
+    ArgoRollout(spec)._analyses
 
 
 def _header_ok(value: str | None, match: dict[str, str]) -> bool:

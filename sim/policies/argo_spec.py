@@ -79,6 +79,13 @@ class TemplateSpec(_Loose):
     dryRun: list[DryRun] = []
     measurementRetention: list[dict[str, Any]] = []
 
+    @model_validator(mode="after")
+    def _flat(self) -> "TemplateSpec":
+        if (self.model_extra or {}).get("templates"):
+            raise ValueError("templates that reference other templates must be flattened "
+                             "(pdsim import argo does it for manifests)")
+        return self
+
 
 class TemplateRef(_Loose):
     templateName: str
@@ -191,6 +198,18 @@ class ArgoPolicySpec(_Model):
             if ref.templateName not in table:
                 kind = "ClusterAnalysisTemplate" if ref.clusterScope else "AnalysisTemplate"
                 raise ValueError(f"{kind} {ref.templateName!r} is referenced but not defined")
+        for analysis in self.analyses():
+            names: list[str] = []
+            for ref in analysis.templates:
+                table = self.clusterTemplates if ref.clusterScope else self.templates
+                names += [m.name for m in table[ref.templateName].metrics]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:  # Argo refuses to flatten them (utils/analysis/helpers.go, flattenMetrics)
+                raise ValueError(f"metric {dup[0]!r} is defined by two templates of one analysis")
+        # Counts, limits and durations are read after argument substitution: check them
+        # now, not halfway through a simulation.
+        from sim.policies.argo import resolve_all
+        resolve_all(self)
         return self
 
     def analyses(self) -> list[RolloutAnalysis]:

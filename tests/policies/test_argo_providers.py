@@ -54,3 +54,44 @@ def test_a_failing_job_aborts_when_it_answers_not_before():
     result = _run("fail")
     assert result.record.outcome == "rolled_back"
     assert 90 <= result.record.decision_time_s < 120
+
+
+# -- load-time validation of hand-written argo: policies ----------------------------------
+
+import pytest  # noqa: E402
+
+from sim.errors import InputError  # noqa: E402
+
+POLICY = """\
+name: x
+traffic: {{rate: 10/s}}
+policy:
+  argo:
+    strategy: {{canary: {{steps: [{{setWeight: 20}}], analysis: {{templates: {refs}}}}}}}
+    templates:
+{templates}
+"""
+
+
+def _load(refs: str, templates: str):
+    return parse_scenario(loads_yaml(POLICY.format(refs=refs, templates=templates), "p.yaml"))
+
+
+def test_a_count_that_is_no_number_after_substitution_is_bad_input():
+    """``count: "{{args.n}}"`` with no value for n: refused at load, naming the metric."""
+    with pytest.raises(InputError, match=r"metric 'm': .* is not a whole number"):
+        _load("[{templateName: t}]",
+              "      t:\n        metrics:\n          - name: m\n            count: '{{args.n}}'\n"
+              "            interval: 1m\n            provider: {prometheus: {query: x}}")
+
+
+def test_two_templates_defining_one_metric_are_refused():
+    """utils/analysis/helpers.go, flattenMetrics: duplicate metric names are an error."""
+    one = "        metrics:\n          - name: m\n            provider: {prometheus: {query: x}}\n"
+    with pytest.raises(InputError, match="metric 'm' is defined by two templates"):
+        _load("[{templateName: a}, {templateName: b}]", "      a:\n" + one + "      b:\n" + one)
+
+
+def test_nested_templates_must_be_flattened():
+    with pytest.raises(InputError, match="must be flattened"):
+        _load("[{templateName: a}]", "      a:\n        templates: [{templateName: b}]\n")
