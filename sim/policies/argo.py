@@ -64,6 +64,7 @@ class ArgoState:
     pause_started: float | None = None
     runs: tuple[Run, ...] = ()
     switched: bool = False          # blue/green: active service points at the new RS
+    full_scale: bool = False        # blue/green: gates passed, preview scaled to full size
     event: str = ""
 
     def run(self, kind: str) -> Run | None:
@@ -436,7 +437,8 @@ class ArgoRollout:
             if pre is not None and pre.state.phase != ar.SUCCESSFUL:
                 return s
             # The pause is added only once the pre-promotion run succeeded.
-            if (not bg.autoPromotionEnabled or bg.autoPromotionSeconds > 0) and not s.pause_reason:
+            if (not bg.autoPromotionEnabled or bg.autoPromotionSeconds > 0) and not s.pause_reason \
+                    and not s.full_scale:
                 s = replace(s, phase=PAUSED, pause_reason="BlueGreenPause", pause_started=obs.t, event="paused")
             if s.pause_reason == "BlueGreenPause":
                 if bg.autoPromotionEnabled and bg.autoPromotionSeconds > 0:
@@ -444,6 +446,13 @@ class ArgoRollout:
                         return s
                 elif not self._manual(obs, acts):
                     return s
+            preview = bg.previewReplicaCount
+            if preview is not None and preview < self.spec.replicas and not s.full_scale:
+                # reconcileActiveService switches only a saturated ReplicaSet: a preview
+                # of previewReplicaCount pods first scales to full size.
+                acts.append(ScaleUp())
+                return replace(s, phase=PROGRESSING, pause_reason="", full_scale=True,
+                               event="scaling the preview to full size")
             acts.append(SetWeights(100))
             s = replace(s, phase=PROGRESSING, pause_reason="", switched=True, weight=100,
                         event="switched active service to the new ReplicaSet")

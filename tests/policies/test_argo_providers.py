@@ -95,3 +95,25 @@ def test_two_templates_defining_one_metric_are_refused():
 def test_nested_templates_must_be_flattened():
     with pytest.raises(InputError, match="must be flattened"):
         _load("[{templateName: a}]", "      a:\n        templates: [{templateName: b}]\n")
+
+
+def test_a_small_preview_scales_to_full_size_before_the_switch():
+    """rollout/service.go, reconcileActiveService: the active service moves only to a
+    saturated ReplicaSet; with previewReplicaCount 1 of 4 the preview first scales up,
+    which takes the pods' startup time (60 s here) after the promotion gates passed."""
+    text = """\
+name: preview
+horizon: 1h
+after_promotion: 0s
+traffic: {rate: 50/s, users: 1000}
+release: {startup: 60s}
+policy:
+  argo:
+    replicas: 4
+    strategy:
+      blueGreen: {previewReplicaCount: %s}
+"""
+    def decided(preview: str) -> float:
+        sc = parse_scenario(loads_yaml(text % preview))
+        return run_one(sc, scenario_policy(sc), run_seed(1, 0, 0)).record.decision_time_s
+    assert decided("1") >= decided("4") + 60
