@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationError, model_validator)
 
-from sim.errors import InputError, field_path
+from sim.errors import NOT_GIVEN, InputError, field_path
 from sim.policies.argo_spec import ArgoPolicySpec
 from sim.policies.flagger_spec import FlaggerPolicySpec
 from sim.units import parse_duration, parse_latency_ms, parse_rate
@@ -441,9 +441,27 @@ def parse_scenario(doc: YamlDoc) -> Scenario:
         raise InputError(doc.file, 1, None, "a scenario file must be a mapping of keys (name, traffic, ...)",
                          got=type(doc.data).__name__)
     try:
-        return Scenario.model_validate(doc.data)
+        scenario = Scenario.model_validate(doc.data)
     except ValidationError as err:
         raise validation_to_input_error(err, doc) from None
+    if scenario.policy is not None and scenario.policy.argo is not None:
+        _check_inline_argo(doc, scenario)
+    return scenario
+
+
+def _check_inline_argo(doc: YamlDoc, scenario: Scenario) -> None:
+    """Check an inline ``argo:`` policy key by key, as the importer checks manifests: the
+    spec models accept Kubernetes-side keys, and a typo among them must still be an error
+    (unknown keys are errors in scenario files)."""
+    from sim.importers.argo import policy_file_warnings
+
+    policy = doc.data["policy"]
+    sub = YamlDoc(policy, doc.file, {k[1:]: v for k, v in doc.lines.items() if k[:1] == ("policy",)})
+    try:
+        policy_file_warnings(sub, policy, scenario.policy.argo)
+    except InputError as err:
+        raise InputError(err.file, err.line, f"policy.{err.field}" if err.field else "policy", err.message,
+                         **({"got": err.got} if err.got is not NOT_GIVEN else {})) from None
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:

@@ -117,3 +117,13 @@ policy:
         sc = parse_scenario(loads_yaml(text % preview))
         return run_one(sc, scenario_policy(sc), run_seed(1, 0, 0)).record.decision_time_s
     assert decided("1") >= decided("4") + 60
+
+
+def test_a_typo_in_an_inline_argo_policy_is_an_unknown_key_at_its_line():
+    """Scenario files reject unknown keys (DESIGN.md section 7), also inside an inline
+    ``argo:`` policy, whose models accept Argo's Kubernetes-side keys."""
+    text = ("name: x\ntraffic: {rate: 10/s}\npolicy:\n  argo:\n    strategy:\n      canary:\n"
+            "        canaryServce: app-canary\n        steps: [{setWeight: 20}]\n")
+    with pytest.raises(InputError) as err:
+        parse_scenario(loads_yaml(text, "s.yaml"))
+    assert str(err.value).startswith("s.yaml:7: policy.argo.strategy.canary.canaryServce: unknown key")
