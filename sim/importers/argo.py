@@ -59,14 +59,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError, field_path
-from sim.importers.flagger import _err, _metadata, _objects, _warning, _where
+from sim.importers.flagger import ImportResult, _err, _metadata, _objects, _warning, _where
 from sim.importers.flagger import policy_yaml as _policy_yaml
 from sim.policies.argo_spec import ArgoPolicySpec, RolloutAnalysis, Strategy, TemplateSpec, substitute
 from sim.scenario import PolicySpec, validation_to_input_error
@@ -177,26 +177,6 @@ _WHY = {
     "dryRun": "Argo matches the pattern anywhere in a metric name (Go regexp.MatchString); pdsim matches "
               "whole names, so here these metrics are not dry-run and decide: {names}",
 }
-
-
-@dataclass
-class ImportResult:
-    """What a manifest import yields.
-
-    Attributes:
-        policy: the pdsim policy mapping, ``{"argo": {...}}`` (the ``policy:`` block of a
-            scenario; plain YAML-able data).
-        spec: the validated ``argo:`` policy.
-        name: the Rollout's ``metadata.name``.
-        warnings: one line each, ``FILE:LINE: FIELD: not modelled: why``.
-        sources: the files the objects came from, in order.
-    """
-
-    policy: dict[str, Any]
-    spec: ArgoPolicySpec
-    name: str
-    warnings: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
 
 
 def is_argo_object(data: Any) -> bool:

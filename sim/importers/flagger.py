@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError, field_path
 from sim.errors import _one_line as one_line
+from sim.policies.argo_spec import ArgoPolicySpec
 from sim.policies.flagger_spec import FlaggerAnalysis, FlaggerPolicySpec, MetricTemplateSpec
 from sim.scenario import validation_to_input_error
 from sim.yamlio import YamlDoc
@@ -84,19 +85,19 @@ _WHY = {
 
 @dataclass
 class ImportResult:
-    """What a manifest import yields.
+    """What a manifest import yields (Flagger's and Argo's importers alike).
 
     Attributes:
-        policy: the pdsim policy mapping, ``{"flagger": {...}}`` (the ``policy:`` block of
-            a scenario; plain YAML-able data).
-        spec: the validated ``flagger:`` policy.
-        name: the Canary's ``metadata.name``.
+        policy: the pdsim policy mapping, ``{"flagger": {...}}`` or ``{"argo": {...}}``
+            (the ``policy:`` block of a scenario; plain YAML-able data).
+        spec: the validated ``flagger:`` or ``argo:`` policy.
+        name: the Canary's or Rollout's ``metadata.name``.
         warnings: one line each, ``FILE:LINE: FIELD: not modelled: why``.
         sources: the files the objects came from, in order.
     """
 
     policy: dict[str, Any]
-    spec: FlaggerPolicySpec
+    spec: FlaggerPolicySpec | ArgoPolicySpec
     name: str
     warnings: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
