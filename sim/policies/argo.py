@@ -11,8 +11,13 @@ Canary: each step completes as ``completedCurrentCanaryStep`` says (``setWeight`
 the canary is available; ``pause: {duration}`` after it; ``pause: {}`` on manual
 promotion; an ``analysis`` step when its run is Successful; routes at once). A step or
 background run that ends Failed or Error aborts (weight 0, Degraded); Inconclusive
-pauses until a manual promotion, which starts a new run (``needsNewAnalysisRun``). When
-all steps are done the rollout is fully promoted (Healthy).
+adds the ``InconclusiveAnalysis`` pause condition and halts ReplicaSet scaling until a
+manual promotion, which starts a new run (``needsNewAnalysisRun``). When all steps are
+done the rollout is fully promoted (Healthy). Pauses are kept as upstream keeps them:
+``status.pauseConditions`` plus ``status.controllerPause``; so, as upstream does, a timed
+pause still expires while an inconclusive pause holds, and with ``controllerPause`` set
+the pause steps after it count as resumed (``CompletedCanaryPauseStep``); only a step
+that needs pods the halted scaling does not create stops that cascade.
 
 Blue/green: no live traffic reaches the new version while it is previewed; the
 pre-promotion run starts when it is available; the controller pause is added only after
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -39,6 +45,10 @@ RESYNC_S = 15.0
 PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
 TERMINAL = frozenset({DEGRADED, HEALTHY})
 MANUAL = "manual-promotion"
+STEP_PAUSE, INCONCLUSIVE_PAUSE, BLUE_GREEN_PAUSE = "CanaryPauseStep", "InconclusiveAnalysis", "BlueGreenPause"
+#: Reconciles at one instant at most: each status update triggers the next reconcile
+#: at once upstream; a rollout settles after a few per step.
+_MAX_RECONCILES = 8
 _RANGE = re.compile(r"\[(\d+(?:\.\d+)?(?:ms|s|m|h|d))\]")
 
 
@@ -52,16 +62,22 @@ class Run:
 
 @dataclass(frozen=True)
 class ArgoState:
-    """The rollout's status as the controller keeps it."""
+    """The rollout's status as the controller keeps it.
+
+    Pausing follows ``status.pauseConditions`` and ``status.controllerPause`` exactly
+    (``rollout/pause.go``): several conditions can hold at once, ``controllerPause``
+    outlives a condition removed while another remains, and a pause step whose condition
+    is absent while ``controllerPause`` is set counts as resumed (``CompletedCanaryPauseStep``).
+    """
 
     phase: str = PROGRESSING
     step_index: int = 0
     weight: int = 0                 # status.canary weight the steps ask for
     routed: int = 0                 # what the router holds (waits for an available canary)
     started: bool = False           # the new ReplicaSet was created
-    step_entered_at: float | None = None
-    pause_reason: str = ""          # CanaryPauseStep | InconclusiveAnalysis | BlueGreenPause
-    pause_started: float | None = None
+    conditions: tuple[tuple[str, float], ...] = ()  # status.pauseConditions: (reason, startTime)
+    controller_pause: bool = False  # status.controllerPause
+    canary_pods: tuple[int, int] = (0, 0)  # canary and stable pods as last scaled (halted while inconclusive)
     runs: tuple[Run, ...] = ()
     switched: bool = False          # blue/green: active service points at the new RS
     full_scale: bool = False        # blue/green: gates passed, preview scaled to full size
@@ -72,6 +88,10 @@ class ArgoState:
 
     def without(self, kind: str) -> tuple[Run, ...]:
         return tuple(r for r in self.runs if r.kind != kind)
+
+    def condition(self, reason: str) -> float | None:
+        """Start time of the pause condition ``reason`` (``getPauseCondition``), or None."""
+        return next((start for r, start in self.conditions if r == reason), None)
 
 
 class ArgoRollout:
@@ -196,12 +216,13 @@ class ArgoRollout:
             if nd is not None:
                 due.append(nd)
         step = self._step(state)
-        if step is not None and step.pause is not None and step.pause.duration is not None \
-                and state.step_entered_at is not None:
-            due.append(state.step_entered_at + step.pause.duration)
+        paused_at = state.condition(STEP_PAUSE)
+        if step is not None and step.pause is not None and step.pause.duration is not None and paused_at is not None:
+            due.append(paused_at + step.pause.duration)  # checkEnqueueRolloutDuringWait
         bg = self.spec.strategy.blueGreen
-        if bg is not None and state.pause_reason == "BlueGreenPause" and bg.autoPromotionSeconds > 0:
-            due.append(state.pause_started + bg.autoPromotionSeconds)
+        paused_at = state.condition(BLUE_GREEN_PAUSE)
+        if bg is not None and paused_at is not None and bg.autoPromotionSeconds > 0:
+            due.append(paused_at + bg.autoPromotionSeconds)
         # Only what lies ahead: an expiry already past (e.g. a pause held by an
         # inconclusive run) must not pin the clock.
         return min(x for x in due if x > t)
@@ -232,62 +253,71 @@ class ArgoRollout:
         return c.steps[s.step_index] if c is not None and s.step_index < len(c.steps) else None
 
     def _canary(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """One instant of the rollout controller: the CLI's promote if someone runs it,
+        then ``rolloutCanary`` reconciles until the status stops changing (each status
+        update re-queues the rollout at once upstream)."""
         if not s.started:
             acts.append(ScaleUp())
-            s = replace(s, started=True, step_entered_at=obs.t)
-            s = self._enter_step(s, obs, acts)
-        step = self._step(s)
-        held = s.phase == PAUSED and not (s.pause_reason == "CanaryPauseStep" and step is not None
-                                          and step.pause is not None and step.pause.duration is not None)
-        if held and self._manual(obs, acts):
-            s = self._promote_pause(s, obs, acts)  # kubectl argo rollouts promote
-        s = self._reconcile_runs(s, obs, acts)
-        while s.phase not in TERMINAL:
-            step = self._step(s)
-            timed = step is not None and step.pause is not None and step.pause.duration is not None
-            if s.phase == PAUSED and not (timed and s.pause_reason == "CanaryPauseStep"):
-                break  # held: pause {} or an inconclusive run
-            if not self._step_completed(s, obs):
+            s = self._enter_step(replace(s, started=True), obs, acts)
+        if self._needs_human(s) and self._manual(obs, acts):
+            s = self._promote_cli(s, obs, acts)  # kubectl argo rollouts promote
+        for _ in range(_MAX_RECONCILES + 2 * len(self._steps())):
+            s = self._measure(s, obs, acts)  # the AnalysisRun controller, between reconciles
+            new = self._reconcile_canary(s, obs, acts)
+            if new == s or new.phase in TERMINAL:
+                s = new
                 break
-            s = replace(s, phase=PROGRESSING, pause_reason="", pause_started=None)
-            s = self._advance_step(s, obs, acts)
-            s = self._reconcile_runs(s, obs, acts)
+            s = new
         return self._route(s, obs, acts)
 
-    def _promote_pause(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
-        """``promote.go``: clear the pause. After an inconclusive step run the step is
-        skipped (currentStepIndex+1, no new run); after an inconclusive background run
-        the current pause step counts as completed and a new background run starts
-        (``needsNewAnalysisRun``); a pause step completes."""
-        reason = s.pause_reason
-        s = replace(s, phase=PROGRESSING, pause_reason="", pause_started=None)
-        if reason == "InconclusiveAnalysis":
-            inconclusive = [r.kind for r in s.runs if r.state.phase == ar.INCONCLUSIVE]
-            s = replace(s, runs=tuple(r for r in s.runs if r.kind not in inconclusive))
-            step = self._step(s)
-            if any(k.startswith("step:") for k in inconclusive) or (step is not None and step.pause is not None):
-                return self._advance_step(s, obs, acts)
-            return s
-        return self._advance_step(s, obs, acts)
+    def _needs_human(self, s: ArgoState) -> bool:
+        """A pause only a person lifts (``requiresManualAction``, ``rollout/pause.go``):
+        an inconclusive analysis or a ``pause: {}`` step. The scripted
+        ``manual-promotion`` stands for that person."""
+        step = self._step(s)
+        return any(r == INCONCLUSIVE_PAUSE or (r == STEP_PAUSE and step is not None and step.pause is not None
+                                               and step.pause.duration is None)
+                   for r, _ in s.conditions)
+
+    def _promote_cli(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """``kubectl argo rollouts promote`` (``promote.go`` ``getPatches``, default case):
+        with the current step's run inconclusive, clear the pause conditions and
+        ``controllerPause`` and skip the step; otherwise clear the pause conditions only,
+        keeping ``controllerPause`` (so a pause step then counts as resumed and a
+        background run that was inconclusive is replaced, ``needsNewAnalysisRun``)."""
+        step_run = s.run(f"step:{s.step_index}")
+        if step_run is not None and step_run.state.phase == ar.INCONCLUSIVE and s.controller_pause:
+            s = replace(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
+            return self._advance_step(s, obs, acts)
+        return replace(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
 
     def _route(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
-        """``reconcileTrafficRouting``: the router follows the step weight only once the
-        canary is available; until then it keeps what it had (0 at first)."""
+        """Live traffic to the canary. With a traffic router, ``reconcileTrafficRouting``:
+        nothing until the canary is available (it keeps what it had, 0 at first), then the
+        step's weight once its pods are at the desired counts, else the last setWeight
+        before the current step. Without one, the canary's share of the pods."""
         if s.phase in TERMINAL or not obs.canary.ready:
             return s
-        want = self._traffic_weight(s.weight)
+        canary, stable = s.canary_pods
+        if self.spec.strategy.canary.trafficRouting is None:
+            want = round(100 * canary / max(canary + stable, 1))
+        elif s.canary_pods == self._desired_pods(s.weight):
+            want = s.weight
+        else:
+            want = next((st.setWeight for st in reversed(self._steps()[:s.step_index]) if st.setWeight is not None), 0)
         if want != s.routed:
             acts.append(SetWeights(want))
             s = replace(s, routed=want)
         return s
 
-    def _enter_step(self, s: ArgoState, obs: Observation, acts: list[Action], keep_weight: bool = False) -> ArgoState:
-        """Apply the current step's entry effects (routes, pauses, step analysis)."""
-        s = replace(s, step_entered_at=obs.t)
+    def _enter_step(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """What the status and the router take from the current step (the weight and
+        routes of ``reconcileTrafficRouting``). Pause conditions and step runs come from
+        the reconcile that follows."""
         step = self._step(s)
         if step is None:
             return s
-        if step.setWeight is not None and not keep_weight:
+        if step.setWeight is not None:
             return replace(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
         if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
             sc = step.setCanaryScale
@@ -301,35 +331,40 @@ class ArgoRollout:
             pct = float(step.setMirrorRoute.percentage or 100)
             acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
             return replace(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
-        if step.pause is not None:
-            # reconcileCanaryPause adds the CanaryPauseStep condition for any pause step,
-            # so the rollout reads Paused (CalculateRolloutPhase), timed or not.
-            return replace(s, phase=PAUSED, pause_reason="CanaryPauseStep", pause_started=obs.t, event="paused")
-        key = f"step:{s.step_index}"
-        if step.analysis is not None and key in self._analyses:
-            return replace(s, runs=s.without(key) + (Run(key, ar.start_run(key, self._analyses[key][0], obs.t)),))
         return s
 
-    def _traffic_weight(self, weight: int) -> int:
-        """Live traffic share for a weight: the router's, or without trafficRouting the
-        canary's share of pods (``approximateWeightedCanaryStableReplicaCounts``)."""
+    def _desired_pods(self, weight: int) -> tuple[int, int]:
+        """Canary and stable pods for a weight: ``trafficWeightToReplicas`` (ceil) with a
+        traffic router, whose stable stays at full size (no dynamicStableScale); else
+        ``CalculateReplicaCountsForBasicCanary`` (``utils/replicaset/canary.go``)."""
         c = self.spec.strategy.canary
-        if c is None or c.trafficRouting is not None:
-            return weight
-        canary, stable = replica_counts(self.spec.replicas, weight, _max_surge(c, self.spec.replicas))
-        return round(100 * canary / max(canary + stable, 1))
+        n = self.spec.replicas
+        if c.trafficRouting is not None:
+            return math.ceil(weight * n / 100), n
+        return replica_counts(n, weight, _max_surge(c, n))
 
     def _step_completed(self, s: ArgoState, obs: Observation) -> bool:
+        """``completedCurrentCanaryStep``, read from the status before this reconcile."""
         step = self._step(s)
         if step is None:
             return False
         if step.setWeight is not None or step.setCanaryScale is not None:
-            return obs.canary.ready  # AtDesiredReplicaCountsForCanary
+            # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
+            # an inconclusive pause holds, haltProgress) and available.
+            return obs.canary.ready and s.canary_pods == self._desired_pods(s.weight)
         if step.pause is not None:
-            return step.pause.duration is not None and obs.t >= s.step_entered_at + step.pause.duration
+            # CompletedCanaryPauseStep: controllerPause without a CanaryPauseStep condition
+            # reads as a resume; a timed pause expires after its duration, whatever other
+            # conditions hold (the requeue at the expiry, checkEnqueueRolloutDuringWait, is
+            # processed a moment after it: hence >= at the tick scheduled for it).
+            start = s.condition(STEP_PAUSE)
+            if s.controller_pause and start is None:
+                return True
+            return step.pause.duration is not None and start is not None and obs.t >= start + step.pause.duration
         if step.analysis is not None:
             run = s.run(f"step:{s.step_index}")
-            return run is None or run.state.phase == ar.SUCCESSFUL
+            return (run is None and f"step:{s.step_index}" not in self._analyses) or \
+                (run is not None and run.state.phase == ar.SUCCESSFUL)
         return True  # setHeaderRoute, setMirrorRoute
 
     def _advance_step(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
@@ -339,22 +374,86 @@ class ArgoRollout:
             s = replace(s, runs=s.without(done))
         s = replace(s, step_index=s.step_index + 1)
         if s.step_index >= len(self._steps()):
-            return self._promote(s, obs, acts)
+            return s  # shouldFullPromote, at the next reconcile
         return self._enter_step(s, obs, acts)
 
-    def _reconcile_runs(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
-        """``reconcileAnalysisRuns`` for the canary: background from ``startingStep``, and
-        the current step's run; Failed/Error abort, Inconclusive pauses."""
-        bg = self.spec.strategy.canary.analysis
-        if "background" in self._analyses and s.run("background") is None \
-                and s.pause_reason != "InconclusiveAnalysis":
-            start = bg.startingStep or 0
-            if s.step_index >= start:
-                run = ar.start_run("background", self._analyses["background"][0], obs.t)
-                s = replace(s, runs=s.runs + (Run("background", run),))
-        return self._measure_runs(s, obs, acts)
+    def _needs_new_run(self, s: ArgoState, current: Run | None) -> bool:
+        """``needsNewAnalysisRun`` (``rollout/analysis.go``); ``AbortedAt`` is never set
+        while the rollout still runs here (an abort is terminal)."""
+        if current is None:
+            return True
+        if s.controller_pause and s.condition(STEP_PAUSE) is None and s.condition(BLUE_GREEN_PAUSE) is None:
+            return current.state.phase == ar.INCONCLUSIVE
+        return False
 
-    def _measure_runs(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _reconcile_canary(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """One ``rolloutCanary`` reconcile: analysis runs, ReplicaSets, pause step, then
+        ``syncRolloutStatusCanary`` (full promotion, abort, step completion) and the pause
+        conditions it persists (``CalculatePauseConditions``)."""
+        if s.step_index >= len(self._steps()):
+            return self._promote(s, obs, acts)  # shouldFullPromote
+        adds: list[str] = []
+        s, verdicts = self._canary_runs(s, obs)
+        for kind, phase in verdicts:
+            if phase in (ar.FAILED, ar.ERROR):
+                return self._abort(s, obs, acts, f"{kind} analysis phase {phase.lower()}")
+            if phase == ar.INCONCLUSIVE:
+                adds.append(INCONCLUSIVE_PAUSE)
+        if adds:  # HasAddPause: sync the status and return
+            return self._sync_pauses(s, obs.t, adds, (), f"{verdicts[-1][0]} analysis inconclusive: paused")
+        if s.condition(INCONCLUSIVE_PAUSE) is None and obs.canary.ready:
+            s = replace(s, canary_pods=self._desired_pods(s.weight))  # reconcileCanaryReplicaSets
+        step = self._step(s)
+        if step.pause is not None and s.condition(STEP_PAUSE) is None and not s.controller_pause:
+            adds.append(STEP_PAUSE)  # reconcileCanaryPause
+        if self._step_completed(s, obs):
+            s = self._advance_step(replace(s, event=f"step {s.step_index} completed"), obs, acts)
+            return self._sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
+        return self._sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
+
+    def _canary_runs(self, s: ArgoState, obs: Observation) -> tuple[ArgoState, list[tuple[str, str]]]:
+        """``reconcileBackgroundAnalysisRun`` and ``reconcileStepBasedAnalysisRun``: start
+        the runs that are needed, and the phases of those the rollout reacts to."""
+        verdicts: list[tuple[str, str]] = []
+        bg = self.spec.strategy.canary.analysis
+        if "background" in self._analyses and s.step_index >= (bg.startingStep or 0) \
+                and s.condition(INCONCLUSIVE_PAUSE) is None:
+            current = s.run("background")
+            if self._needs_new_run(s, current):
+                run = Run("background", ar.start_run("background", self._analyses["background"][0], obs.t))
+                s = replace(s, runs=s.without("background") + (run,))
+            else:
+                verdicts.append(("background", current.state.phase))
+        key = f"step:{s.step_index}"
+        step = self._step(s)
+        if not s.conditions and step is not None and step.analysis is not None and key in self._analyses:
+            current = s.run(key)
+            if self._needs_new_run(s, current):
+                s = replace(s, runs=s.without(key) + (Run(key, ar.start_run(key, self._analyses[key][0], obs.t)),))
+            else:
+                verdicts.append((key, current.state.phase))
+        return s, verdicts
+
+    def _sync_pauses(self, s: ArgoState, t: float, adds: Sequence[str], removes: Sequence[str],
+                     event: str | None = None) -> ArgoState:
+        """``CalculatePauseConditions``: drop ``removes``, add new ``adds`` (start now,
+        ``controllerPause`` set); with no condition left, ``controllerPause`` is not
+        carried over. The phase is Paused while any condition holds (``CalculateRolloutPhase``)."""
+        conds = [c for c in s.conditions if c[0] not in removes]
+        have = {r for r, _ in s.conditions}
+        pause = s.controller_pause
+        for reason in adds:
+            if reason not in have:
+                conds.append((reason, t))
+                have.add(reason)
+                pause = True
+        if not conds:
+            pause = False
+        return replace(s, conditions=tuple(conds), controller_pause=pause, phase=PAUSED if conds else PROGRESSING,
+                       event=s.event if event is None else event)
+
+    def _measure(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """Take the measurements due now in every run that is still running."""
         runs = []
         for run in s.runs:
             specs, metrics = self._analyses[run.kind]
@@ -362,16 +461,23 @@ class ArgoRollout:
                 runs.append(run)
                 continue
             due = ar.due_metrics(specs, run.state, obs.t)
+            if not due:
+                runs.append(run)
+                continue
             values = {name: self._provide(metrics[name], obs, acts, run) for name in due}
             runs.append(Run(run.kind, ar.record(specs, run.state, obs.t, values)))
-        s = replace(s, runs=tuple(runs))
+        return replace(s, runs=tuple(runs))
+
+    def _measure_runs(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """Blue/green: measure, then react as ``reconcilePre/PostPromotionAnalysisRun``
+        do: Failed or Error aborts, Inconclusive pauses."""
+        s = self._measure(s, obs, acts)
         for run in s.runs:
             phase = run.state.phase
             if phase in (ar.FAILED, ar.ERROR):
                 return self._abort(s, obs, acts, f"{run.kind} analysis phase {phase.lower()}")
-            if phase == ar.INCONCLUSIVE and s.phase != PAUSED:
-                return replace(s, phase=PAUSED, pause_reason="InconclusiveAnalysis", pause_started=obs.t,
-                               event=f"{run.kind} analysis inconclusive: paused")
+            if phase == ar.INCONCLUSIVE and s.condition(INCONCLUSIVE_PAUSE) is None:
+                return self._sync_pauses(s, obs.t, (INCONCLUSIVE_PAUSE,), (), f"{run.kind} analysis inconclusive: paused")
         return s
 
     def _provide(self, m: ArgoMetric, obs: Observation, acts: list[Action], run: Run) -> ar.ProviderResult:
@@ -405,13 +511,15 @@ class ArgoRollout:
         """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded."""
         acts += [SetWeights(0), Rollback(reason), Finish(DEGRADED)]
         s = self._terminate_runs(s, obs.t)
-        return replace(s, phase=DEGRADED, weight=0, routed=0, step_index=0, switched=False,
+        return replace(s, phase=DEGRADED, weight=0, routed=0, step_index=0, switched=False, conditions=(),
+                       controller_pause=False,
                        event=f"Aborted: {reason}")
 
     def _promote(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         acts += [Promote(), SetWeights(0), Finish(HEALTHY)]
         s = self._terminate_runs(s, obs.t)
-        return replace(s, phase=HEALTHY, weight=100, event="fully promoted")
+        return replace(s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False,
+                       event="fully promoted")  # promoteStable clears the pause conditions
 
     # -- blue/green --------------------------------------------------------------------------
 
@@ -429,20 +537,21 @@ class ArgoRollout:
             if s.phase in TERMINAL:
                 return s
             pre = s.run("pre")
-            if s.phase == PAUSED and s.pause_reason == "InconclusiveAnalysis":
+            if s.condition(INCONCLUSIVE_PAUSE) is not None:
                 if not self._manual(obs, acts):
                     return s
-                s = replace(s, phase=PROGRESSING, pause_reason="", runs=s.without("pre"))
+                s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
                 return s
             if pre is not None and pre.state.phase != ar.SUCCESSFUL:
                 return s
             # The pause is added only once the pre-promotion run succeeded.
-            if (not bg.autoPromotionEnabled or bg.autoPromotionSeconds > 0) and not s.pause_reason \
+            if (not bg.autoPromotionEnabled or bg.autoPromotionSeconds > 0) and not s.conditions \
                     and not s.full_scale:
-                s = replace(s, phase=PAUSED, pause_reason="BlueGreenPause", pause_started=obs.t, event="paused")
-            if s.pause_reason == "BlueGreenPause":
+                s = self._sync_pauses(s, obs.t, (BLUE_GREEN_PAUSE,), (), "paused")
+            paused_at = s.condition(BLUE_GREEN_PAUSE)
+            if paused_at is not None:
                 if bg.autoPromotionEnabled and bg.autoPromotionSeconds > 0:
-                    if obs.t < s.pause_started + bg.autoPromotionSeconds:
+                    if obs.t < paused_at + bg.autoPromotionSeconds:
                         return s
                 elif not self._manual(obs, acts):
                     return s
@@ -451,10 +560,10 @@ class ArgoRollout:
                 # reconcileActiveService switches only a saturated ReplicaSet: a preview
                 # of previewReplicaCount pods first scales to full size.
                 acts.append(ScaleUp())
-                return replace(s, phase=PROGRESSING, pause_reason="", full_scale=True,
+                return replace(s, phase=PROGRESSING, conditions=(), controller_pause=False, full_scale=True,
                                event="scaling the preview to full size")
             acts.append(SetWeights(100))
-            s = replace(s, phase=PROGRESSING, pause_reason="", switched=True, weight=100,
+            s = replace(s, phase=PROGRESSING, conditions=(), controller_pause=False, switched=True, weight=100,
                         event="switched active service to the new ReplicaSet")
             if "post" in self._analyses:
                 s = replace(s, runs=s.runs + (Run("post", ar.start_run("post", self._analyses["post"][0], obs.t)),))

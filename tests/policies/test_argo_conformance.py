@@ -81,14 +81,6 @@ QUERY = ('sum(irate(istio_requests_total{reporter="source",destination_service=~
          'response_code!~"5.*"}[1m])) / sum(irate(istio_requests_total{reporter="source",'
          'destination_service=~"{{args.service-name}}"}[1m]))')
 
-#: The phase disagreement shared by every case with a timed pause (see the report).
-TIMED_PAUSE = ("rollout/canary.go reconcileCanaryPause adds the CanaryPauseStep pause condition for a pause "
-               "step with a duration as well (only ControllerPause decides, not Duration), and "
-               "utils/rollout/rolloututil.go CalculateRolloutPhase returns Paused while any pause condition "
-               "is set; ArgoRollout._enter_step pauses (phase Paused) only for pause {} and stays "
-               "Progressing during pause {duration}")
-
-
 # -- spec helpers ----------------------------------------------------------------------------
 
 def metric(name: str = "sr", *, success: str | None = "result[0] >= 0.95", failure: str | None = None,
@@ -375,10 +367,6 @@ CASES: list[dict[str, Any]] = [
             row(240, 3, 60, 60, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2))}),
             row(300, 3, 60, 60, "Paused", {"background": run("Running", m("sr", "Running", c=3, s=3))}),
         ],
-        xfail="promote.go getPatches clears every pause condition, so pause.go CompletedCanaryPauseStep "
-              "(ControllerPause && no CanaryPauseStep condition) completes the current pause step at 180 -> "
-              "step 3, weight 60; ArgoRollout._canary (manual promotion on InconclusiveAnalysis) re-enters "
-              "the current step (_enter_step keep_weight=True), restarting the 10m pause at step 1, weight 20",
     ),
     dict(
         id="05-inline-analysis-inconclusive-pauses",
@@ -697,13 +685,26 @@ CASES: list[dict[str, Any]] = [
             row(600, 4, 100, 0, "Healthy", {"background": run("Inconclusive", m("sr", "Inconclusive", c=2, s=1, i=1))},
                 "promote"),
         ],
-        phase_xfail="the same upstream quirk as the decisions xfail: the timed pause expires despite the inconclusive pause",
-        xfail="pause.go CompletedCanaryPauseStep lets the 10m pause expire at 600 despite the "
-              "InconclusiveAnalysis condition, and with controllerPause still set the next pause step counts "
-              "as resumed -> full promotion at 600; ArgoRollout._canary returns early while Paused, so the "
-              "rollout stays at step 1 until a manual promotion. Worse, ArgoRollout.next_tick keeps the "
-              "expired pause (600) among the due times, so from 600 on it returns t + 1e-6 forever (the "
-              "driver stops it at MAX_TICKS)",
+    ),
+    dict(
+        id="23-halted-scaling-stops-the-inconclusive-cascade",
+        source="rollout/context.go: haltProgress (InconclusiveAnalysis condition -> no ReplicaSet scaling); "
+               "rollout/canary.go: completedCurrentCanaryStep (setWeight: AtDesiredReplicaCountsForCanary); "
+               "utils/replicaset/canary.go: AtDesiredReplicaCountsForCanary, CalculateReplicaCountsForTrafficRoutedCanary "
+               "(trafficWeightToReplicas: ceil); rollout/trafficrouting.go: reconcileTrafficRouting (not at the "
+               "desired replica counts -> the last setWeight before the current step)",
+        # As case 21 with replicas 4: the 10m pause still expires at 600 despite the inconclusive pause, but
+        # step 2 (setWeight 60) needs ceil(0.6 * 4) = 3 canary pods and the canary has the ceil(0.2 * 4) = 1
+        # it was scaled to before the pause: scaling is halted, so the step never completes and the router
+        # keeps step 0's 20 while the status reports 60. The rollout stays Paused (the inconclusive condition).
+        spec=canary([sw(20), pause("10m"), sw(60), pause("10m")], {"sr": SR_BOTH_BG}, analysis=use("sr"),
+                    replicas=4),
+        world=World({"sr": [(0, GOOD), (60, MIDDLE), (120, GOOD)]}, until=900),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 1, 20, 20, "Paused", {"background": run("Inconclusive", m("sr", "Inconclusive", c=2, s=1, i=1))}),
+            row(600, 2, 60, 20, "Paused", {"background": run("Inconclusive", m("sr", "Inconclusive", c=2, s=1, i=1))}),
+        ],
     ),
     dict(
         id="22-setweight-waits-for-an-available-canary",
