@@ -393,6 +393,17 @@ def lesson_argo_bluegreen() -> None:
     assert btrace[-1]["t"] == switch + 120 and btrace[-1]["routed_weight"] == 0  # switched back
     users = sc.traffic.users
     assert all(r.users_exposed > 0.1 * users and r.users_affected > 0 for r in brecs)
+    # The blast radius is all live traffic on the bad version from the switch to the switch
+    # back: about rate x 120 s of requests, a tenth of them android's at 50% errors.
+    rate = blind.traffic.rate.constant
+    assert all(0.9 * rate * 120 < r.canary_requests < 1.1 * rate * 120 for r in brecs)
+    assert all(0.04 * rate * 120 < r.excess_errors < 0.06 * rate * 120 for r in brecs)
+    # scaleDownDelaySeconds changes none of it: the previous version stays the stable
+    # ReplicaSet at full size until the post-promotion run succeeds (rollout/bluegreen.go
+    # reconcileBlueGreenStableReplicaSet; utils/replicaset/canary.go GetOtherRSs), so the
+    # switch back is immediate whatever the delay.
+    delayed = _variant(blind, lambda d: _argo(d)["strategy"]["blueGreen"].update(scaleDownDelaySeconds=5))
+    assert run_batch(delayed, scenario_policy(delayed), 100, delayed.seed) == brecs
     # ... and without the post-promotion analysis it is promoted, hurting android users.
     def no_post(d: dict) -> None:
         android_only(d)

@@ -34,15 +34,17 @@ handled explicitly, in one of four ways:
   ``maxSurge``/``maxUnavailable``, ``antiAffinity``, ``pingPong``,
   ``minPodsPerReplicaSet``, ``previewReplicaCount``, ``scaleDownDelayRevisionLimit``,
   ``abortScaleDownDelaySeconds`` and ``scaleDownDelaySeconds`` (old or aborted pods
-  that get no traffic), the router blocks of ``trafficRouting`` (they all route by
+  that get no traffic: until the post-promotion run succeeds the previous version is
+  still ``status.stableRS``, which ``GetOtherRSs`` leaves out of the scale-down and
+  ``reconcileBlueGreenStableReplicaSet`` keeps at full size, so a failed post-promotion
+  analysis switches back to a full-size stable at once, whatever the delay), the router blocks of ``trafficRouting`` (they all route by
   weight), ``managedRoutes``, ``measurementRetention`` (counters are kept),
   ``analysisRunMetadata``, metric provider connection details;
 * copied or ignored *with a warning* (``FILE:LINE: FIELD: not modelled: why``), because
   the real controller would decide differently with it: ``paused: true``,
   ``minReadySeconds``, ``progressDeadlineAbort``, ``dynamicStableScale``,
   ``replicaProgressThreshold``, ``maxTrafficWeight``, ALB stickiness, NGINX
-  ``canary-by-*`` annotations, blue/green ``scaleDownDelaySeconds`` with a post-promotion
-  analysis, ``plugin`` steps (simulated as a step that completes at once),
+  ``canary-by-*`` annotations, ``plugin`` steps (simulated as a step that completes at once),
   ``setMirrorRoute.match``, ``analysis.args[].valueFrom`` and template ``fieldRef``
   arguments (kept symbolic), every metric provider but Prometheus (outcome scripted as a
   webhook), Prometheus ``rangeQuery``, ``dryRun`` patterns that match part of a name;
@@ -97,8 +99,7 @@ _CANARY_KEYS = frozenset({
     "canaryMetadata", "stableMetadata", "scaleDownDelaySeconds", "scaleDownDelayRevisionLimit",
     "abortScaleDownDelaySeconds", "pingPong", "minPodsPerReplicaSet",
 })
-#: ``BlueGreenStrategy``. Modelled: auto promotion and the two analyses. Warned:
-#: scaleDownDelaySeconds when a post-promotion analysis can still abort.
+#: ``BlueGreenStrategy``. Modelled: auto promotion, previewReplicaCount and the two analyses.
 _BLUE_GREEN_KEYS = frozenset({
     "autoPromotionEnabled", "autoPromotionSeconds", "prePromotionAnalysis", "postPromotionAnalysis",
     "scaleDownDelaySeconds",
@@ -159,9 +160,6 @@ _WHY = {
                   "request by weight (more users exposed, each less often)",
     "nginx_canary_by": "NGINX sends requests with this header or cookie to the canary whatever the weight; "
                        "pdsim routes by weight only",
-    "scaleDownDelaySeconds": "the previous ReplicaSet is scaled down this long after the switch even while "
-                             "the post-promotion analysis runs, so a later abort waits for it to scale back "
-                             "up; pdsim keeps the previous version at full capacity and switches back at once",
     "plugin": "what a step plugin does is unknown to pdsim: the step completes at once (simulated as "
               "pause: {duration: 0})",
     "mirror_match": "pdsim mirrors `percentage` of all requests; these match conditions are not evaluated",
@@ -611,8 +609,6 @@ def _check_blue_green(doc: YamlDoc, loc: tuple[Any, ...], bg: Any, out: _Warning
     _keys(doc, loc, bg, _BLUE_GREEN_KEYS, "BlueGreenStrategy")
     for key in ("prePromotionAnalysis", "postPromotionAnalysis"):
         _check_analysis_keys(doc, loc + (key,), bg.get(key), False, out)
-    if bg.get("scaleDownDelaySeconds") is not None and bg.get("postPromotionAnalysis") is not None:
-        out.add(doc, loc + ("scaleDownDelaySeconds",), _WHY["scaleDownDelaySeconds"])
 
 
 def _analyses(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], strategy: Strategy) -> list[_Analysis]:

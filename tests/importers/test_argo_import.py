@@ -1159,3 +1159,20 @@ def test_policy_yaml_header_is_comments_only(tmp_path):
     assert all(line.startswith("#") for line in head.splitlines())
     assert len([line for line in head.splitlines() if "not modelled" in line]) == len(result.warnings)
     assert yaml.safe_load(text) == result.policy
+
+
+# --- scaleDownDelaySeconds ---------------------------------------------------------------------------------
+
+@needs_fixtures
+def test_scale_down_delay_with_post_promotion_analysis_changes_no_decision(tmp_path):
+    """The kitchensink fixture has ``scaleDownDelaySeconds: 5`` and a post-promotion analysis.
+    Until that analysis succeeds the previous version is still ``status.stableRS``:
+    ``utils/replicaset/canary.go`` ``GetOtherRSs`` leaves the stable ReplicaSet out of the
+    ReplicaSets ``rollout/bluegreen.go`` ``scaleDownOldReplicaSetsForBlueGreen`` may scale
+    down, and ``reconcileBlueGreenStableReplicaSet`` scales it to ``spec.replicas`` at every
+    reconcile. So an abort switches back to a full-size stable at once, whatever the delay
+    (the docs' sentence about cancelling the run at the delay has no code path behind it):
+    nothing to warn about, and the field is not read by the policy."""
+    result = _import(*_paths("bluegreen", tmp_path))
+    assert not [w for w in result.warnings if "scaleDownDelaySeconds" in w]
+    assert result.spec.strategy.blueGreen.scaleDownDelaySeconds == 5
