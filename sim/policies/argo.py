@@ -259,7 +259,8 @@ class ArgoRollout:
         if not s.started:
             acts.append(ScaleUp())
             s = self._enter_step(replace(s, started=True), obs, acts)
-        if self._needs_human(s) and self._manual(obs, acts):
+        since = self._human_pause(s)
+        if since is not None and self._manual(obs, acts, since):
             s = self._promote_cli(s, obs, acts)  # kubectl argo rollouts promote
         for _ in range(_MAX_RECONCILES + 2 * len(self._steps())):
             s = self._measure(s, obs, acts)  # the AnalysisRun controller, between reconciles
@@ -270,14 +271,14 @@ class ArgoRollout:
             s = new
         return self._route(s, obs, acts)
 
-    def _needs_human(self, s: ArgoState) -> bool:
-        """A pause only a person lifts (``requiresManualAction``, ``rollout/pause.go``):
-        an inconclusive analysis or a ``pause: {}`` step. The scripted
-        ``manual-promotion`` stands for that person."""
+    def _human_pause(self, s: ArgoState) -> float | None:
+        """Since when the rollout waits in a pause only a person lifts
+        (``requiresManualAction``, ``rollout/pause.go``: an inconclusive analysis or a
+        ``pause: {}`` step), or None. The scripted ``manual-promotion`` is that person."""
         step = self._step(s)
-        return any(r == INCONCLUSIVE_PAUSE or (r == STEP_PAUSE and step is not None and step.pause is not None
-                                               and step.pause.duration is None)
-                   for r, _ in s.conditions)
+        waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE or (
+            r == STEP_PAUSE and step is not None and step.pause is not None and step.pause.duration is None)]
+        return min(waits) if waits else None
 
     def _promote_cli(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """``kubectl argo rollouts promote`` (``promote.go`` ``getPatches``, default case):
@@ -498,8 +499,11 @@ class ArgoRollout:
         acts.append(HookCalled(key, kind, ok))
         return ar.ProviderPhase(ar.SUCCESSFUL if ok else ar.FAILED)
 
-    def _manual(self, obs: Observation, acts: list[Action]) -> bool:
-        ok = obs.webhooks.get(MANUAL, False)
+    def _manual(self, obs: Observation, acts: list[Action], since: float) -> bool:
+        """Whether someone runs ``kubectl argo rollouts promote`` now, for a pause that
+        began at ``since``: the ``manual-promotion`` script says whether they would (default:
+        nobody does), and its ``latency`` how long after the pause they answer."""
+        ok = obs.webhooks.get(MANUAL, False) and obs.t >= since + obs.webhook_latency.get(MANUAL, 0.0)
         acts.append(HookCalled(MANUAL, "manual", ok))
         return ok
 
@@ -537,8 +541,9 @@ class ArgoRollout:
             if s.phase in TERMINAL:
                 return s
             pre = s.run("pre")
-            if s.condition(INCONCLUSIVE_PAUSE) is not None:
-                if not self._manual(obs, acts):
+            inconclusive = s.condition(INCONCLUSIVE_PAUSE)
+            if inconclusive is not None:
+                if not self._manual(obs, acts, inconclusive):
                     return s
                 s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
                 return s
@@ -553,7 +558,7 @@ class ArgoRollout:
                 if bg.autoPromotionEnabled and bg.autoPromotionSeconds > 0:
                     if obs.t < paused_at + bg.autoPromotionSeconds:
                         return s
-                elif not self._manual(obs, acts):
+                elif not self._manual(obs, acts, paused_at):
                     return s
             preview = bg.previewReplicaCount
             if preview is not None and preview < self.spec.replicas and not s.full_scale:
@@ -569,6 +574,13 @@ class ArgoRollout:
                 s = replace(s, runs=s.runs + (Run("post", ar.start_run("post", self._analyses["post"][0], obs.t)),))
             else:
                 return self._promote(s, obs, acts)
+        inconclusive = s.condition(INCONCLUSIVE_PAUSE)
+        if inconclusive is not None:
+            if not self._manual(obs, acts, inconclusive):
+                return s
+            # promote clears the pause; needsNewAnalysisRun then starts a new post run.
+            run = Run("post", ar.start_run("post", self._analyses["post"][0], obs.t))
+            s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("post") + (run,))
         s = self._measure_runs(s, obs, acts)
         if s.phase in TERMINAL:
             return s
