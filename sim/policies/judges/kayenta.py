@@ -27,6 +27,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from sim.policies.judges import kayenta_rules
 from sim.policies.judges.base import JudgeData, Judgement, Verdict, VersionSeries
 from sim.policies.judges.kayenta_rules import (
     MetricClassification, classify, classify_score, transform, weighted_sum_score,
@@ -293,6 +294,7 @@ class KayentaJudge:
             result = classify(
                 primary, canary, rng, direction=cfg.direction, nan_strategy=cfg.nanStrategy,
                 critical=cfg.critical, must_have_data=cfg.mustHaveData,
+                tolerance=kayenta_rules.TOLERANCE, confidence=kayenta_rules.CONFIDENCE,
                 effect_thresholds=(es.bound("allowedDecrease"), es.bound("allowedIncrease")),
                 critical_thresholds=(es.bound("criticalDecrease"), es.bound("criticalIncrease")),
                 measure=es.measure, name=metric.name)

@@ -61,22 +61,33 @@ def wilcoxon_diff(mu: float, zq: float, x: np.ndarray, y: np.ndarray) -> float:
     x − mu among all values (average ranks for ties), corrected by sign(dz)/2 and divided
     by the tie-corrected standard deviation.
 
-    The rank sum is computed by counting instead of sorting ranks: the rank sum of the x's
-    is nx(nx+1)/2 plus, for each x, the number of y below it and half the y equal to it.
-    Both are sums of halves, exact in floating point, so the value is the same.
-
     Raises:
         AllTiedError: when every value of x − mu and y is equal.
     """
-    nx, ny = float(len(x)), float(len(y))
-    xs = np.sort(np.asarray(x, dtype=float) - mu)
-    ys = np.sort(np.asarray(y, dtype=float))
-    below = np.searchsorted(ys, xs, side="left")
-    upto = np.searchsorted(ys, xs, side="right")
-    dz = float(np.sum(below) + 0.5 * np.sum(upto - below)) - nx * ny / 2.0
-    _, counts = np.unique(np.concatenate([xs, ys]), return_counts=True)
-    ties = float(np.sum(counts.astype(float) ** 3 - counts))
+    return _sorted_diff(mu, zq, np.sort(np.asarray(x, dtype=float)), np.sort(np.asarray(y, dtype=float)))
+
+
+def _sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
+    """``wilcoxon_diff`` of sorted samples (the root finders call it many times).
+
+    The rank sum is computed by counting instead of ranking: the x's rank sum is
+    nx(nx+1)/2 plus, for each x, the number of y below it and half the y equal to it.
+    Both are sums of halves, exact in floating point, so the value is Kayenta's.
+    """
+    nx, ny = len(xs), len(ys)
+    shifted = xs - mu  # stays sorted: subtraction is monotone
+    below = np.searchsorted(ys, shifted, side="left").sum()
+    upto = np.searchsorted(ys, shifted, side="right").sum()
+    dz = float(below) + 0.5 * float(upto - below) - nx * ny / 2.0
+    both = np.concatenate((shifted, ys))
+    both.sort()
     n = nx + ny
+    starts = np.flatnonzero(both[1:] != both[:-1])
+    if len(starts) == n - 1:
+        ties = 0.0
+    else:  # sizes of the runs of equal values
+        sizes = np.diff(np.concatenate(([0], starts + 1, [n]))).astype(float)
+        ties = float((sizes ** 3 - sizes).sum())
     sigma = math.sqrt((nx * ny / 12.0) * ((n + 1.0) - ties / (n * (n - 1.0))))
     if sigma == 0.0:
         raise AllTiedError("cannot compute confidence interval when all observations are tied")
@@ -153,25 +164,25 @@ def mann_whitney_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> M
     Raises:
         AllTiedError: when the rank statistic has no variance.
     """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    mu_min = float(x.min() - y.max())
-    mu_max = float(x.max() - y.min())
+    x = np.sort(np.asarray(x, dtype=float))
+    y = np.sort(np.asarray(y, dtype=float))
+    mu_min = float(x[0] - y[-1])
+    mu_max = float(x[-1] - y[0])
     z = float(ndtri((1.0 - confidence) / 2.0))  # negative: the lower alpha/2 quantile
 
     def root(zq: float) -> float:
-        f_lo = wilcoxon_diff(mu_min, zq, x, y)
-        f_hi = wilcoxon_diff(mu_max, zq, x, y)
+        f_lo = _sorted_diff(mu_min, zq, x, y)
+        f_hi = _sorted_diff(mu_max, zq, x, y)
         if f_lo <= 0.0:
             return mu_min
         if f_hi >= 0.0:
             return mu_max
-        return brent_root(lambda mu: wilcoxon_diff(mu, zq, x, y), mu_min, mu_max, f_lo, f_hi)
+        return brent_root(lambda mu: _sorted_diff(mu, zq, x, y), mu_min, mu_max, f_lo, f_hi)
 
     lower, upper = root(-z), root(z)
-    f_lo = wilcoxon_diff(mu_min, 0.0, x, y)
-    f_hi = wilcoxon_diff(mu_max, 0.0, x, y)
-    estimate = brent_root(lambda mu: wilcoxon_diff(mu, 0.0, x, y), mu_min, mu_max, f_lo, f_hi)
+    f_lo = _sorted_diff(mu_min, 0.0, x, y)
+    f_hi = _sorted_diff(mu_max, 0.0, x, y)
+    estimate = brent_root(lambda mu: _sorted_diff(mu, 0.0, x, y), mu_min, mu_max, f_lo, f_hi)
     return MannWhitneyResult(lower, upper, estimate)
 
 
