@@ -218,7 +218,7 @@ def step_edges(data: JudgeData, spec: KayentaSpec) -> np.ndarray:
     start's, so consecutive differences of cumulative counts are the steps' increments.
     """
     scrape = data.scrape_s
-    last_sample_s = (len(data.canary.requests) - 1) * scrape
+    last_sample_s = (min(len(data.canary.requests), len(data.primary.requests)) - 1) * scrape
     end_s = min(data.t, last_sample_s)
     start_s = spec.beginCanaryAnalysisAfter
     if spec.lookback is not None:

@@ -247,8 +247,9 @@ def test_judgement_is_deterministic_and_pure():
     a = judge.judge(KayentaState(), data)
     b = judge.judge(KayentaState(), data)
     assert a == b and a[1].verdict == Verdict.FAIL
-    np.random.seed(0)  # noqa: NPY002 - proves the judge ignores the global RNG
+    before = np.random.get_state()[1].copy()  # the global RNG is not drawn from
     assert judge.judge(KayentaState(), data) == a
+    assert np.array_equal(np.random.get_state()[1], before)
 
 
 # --- error rates by simulation ------------------------------------------------------------
