@@ -1,0 +1,326 @@
+"""A replica of Kayenta's NetflixACAJudge as a pdsim judge (``judge: {kind: kayenta}``).
+
+At every call (one Kayenta judgement per strategy interval) the judge builds, per configured
+metric, the two time series Kayenta would fetch from Prometheus — one point per ``step``
+over a window that grows from the rollout start or slides over ``lookback`` — and runs
+Kayenta's rules on them (``kayenta_rules``: NaN strategy, outliers, Mann–Whitney
+classification, weighted group score). The score maps to a verdict as the Kayenta
+standalone canary analysis does over a canary's lifetime
+(``kayenta-standalone-canary-analysis/.../orca/task/MonitorCanaryTask.java``: a judgement
+scoring at or below ``marginal`` ends the analysis at once;
+``GenerateCanaryAnalysisResultTask.getAggregatedJudgment``: the last score decides, and must
+reach ``pass``).
+
+pdsim departures, both forced by asking a judge at every tick: a judgement with nothing to
+compare (no step has data for either version in any metric) answers NO_DATA instead of
+Kayenta's score 0, because Kayenta is never asked before its first interval has data; and
+the tiny noise Kayenta adds to two constant series comes from a numpy Generator seeded by
+(``seed``, judgement number, metric index, tick) instead of a global RNG, so runs repeat.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from sim.policies.judges import kayenta_rules
+from sim.policies.judges.base import JudgeData, Judgement, Verdict, VersionSeries
+from sim.policies.judges.kayenta_rules import (
+    MetricClassification, classify, classify_score, transform, weighted_sum_score,
+)
+from sim.units import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class EffectSize(_Model):
+    """``analysisConfigurations.canary.effectSize``; unset bounds default to 1.0 for
+    ``meanRatio`` and 0.5 for ``cles`` (no effect)."""
+
+    measure: Literal["meanRatio", "cles"] = "meanRatio"
+    allowedIncrease: float | None = None
+    allowedDecrease: float | None = None
+    criticalIncrease: float | None = None
+    criticalDecrease: float | None = None
+
+    def bound(self, key: str) -> float:
+        value = getattr(self, key)
+        return value if value is not None else (0.5 if self.measure == "cles" else 1.0)
+
+
+class Outliers(_Model):
+    """``analysisConfigurations.canary.outliers``: IQR removal (reduced sensitivity)."""
+
+    strategy: Literal["keep", "remove"] = "keep"
+    outlierFactor: float = Field(3.0, gt=0)
+
+
+class CanaryAnalysisConfig(_Model):
+    """``analysisConfigurations.canary`` of a Kayenta metric, with Kayenta's defaults."""
+
+    direction: Literal["increase", "decrease", "either"] = "either"
+    nanStrategy: Literal["remove", "replace"] = "remove"
+    critical: bool = False
+    mustHaveData: bool = False
+    muted: bool = False
+    effectSize: EffectSize = EffectSize()
+    outliers: Outliers = Outliers()
+
+
+class AnalysisConfigurations(_Model):
+    canary: CanaryAnalysisConfig = CanaryAnalysisConfig()
+
+
+#: What a metric's series is, per step: error and success percentages of the requests,
+#: or a latency quantile (ms) of the step's histogram.
+Query = Literal["request-error-rate", "request-success-rate", "request-duration"]
+
+
+class KayentaMetric(_Model):
+    """One metric of the canary config: what to query and how Kayenta judges it.
+
+    Attributes:
+        name: the metric's name (reports and detail keys).
+        query: the signal; ``request-duration`` is the ``quantile`` of latency.
+        quantile: for ``request-duration`` (default 0.99, as Flagger's builtin).
+        groups: score groups; Kayenta leaves a metric without groups out of every group
+            score, so pdsim defaults to one group named after the metric.
+        analysisConfigurations: Kayenta's per-metric judge settings.
+    """
+
+    name: str
+    query: Query = "request-error-rate"
+    quantile: float = Field(0.99, gt=0, lt=1)
+    groups: list[str] | None = None
+    analysisConfigurations: AnalysisConfigurations = AnalysisConfigurations()
+
+    @property
+    def canary(self) -> CanaryAnalysisConfig:
+        return self.analysisConfigurations.canary
+
+    @property
+    def group_names(self) -> list[str]:
+        return self.groups if self.groups else [self.name]
+
+
+class Classifier(_Model):
+    """The canary config's ``classifier``: percentage weights per group."""
+
+    groupWeights: dict[str, Annotated[float, Field(ge=0)]] = {}
+
+    @model_validator(mode="after")
+    def _sum(self) -> "Classifier":
+        total = sum(self.groupWeights.values())
+        if total > 100.0 + 1e-9:
+            raise ValueError(f"groupWeights add up to {total:g}, more than 100")
+        return self
+
+
+class ScoreThresholds(_Model):
+    """``scoreThresholds``: pass ≥ ``pass``; a judgement ≤ ``marginal`` ends the canary."""
+
+    pass_: float = Field(95.0, alias="pass", ge=0, le=100)
+    marginal: float = Field(75.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ScoreThresholds":
+        if self.marginal > self.pass_:
+            raise ValueError(f"marginal ({self.marginal:g}) is above pass ({self.pass_:g})")
+        return self
+
+
+def _default_metrics() -> list[KayentaMetric]:
+    return [KayentaMetric(name="request-error-rate", query="request-error-rate",
+                          analysisConfigurations=AnalysisConfigurations(
+                              canary=CanaryAnalysisConfig(direction="increase")))]
+
+
+class KayentaSpec(_Model):
+    """``judge: {kind: kayenta, ...}``.
+
+    Attributes:
+        kind: "kayenta".
+        metrics: the canary config's metrics (default: the error percentage, direction
+            increase).
+        classifier: group weights.
+        scoreThresholds: ``pass`` and ``marginal``.
+        step: the query resolution (Kayenta's default 60 s).
+        lookback: sliding window length; None for a window growing from the start.
+        beginCanaryAnalysisAfter: warm-up excluded from every window.
+        seed: seeds the noise added to two constant series.
+    """
+
+    kind: Literal["kayenta"] = "kayenta"
+    metrics: list[KayentaMetric] = Field(default_factory=_default_metrics, min_length=1)
+    classifier: Classifier = Classifier()
+    scoreThresholds: ScoreThresholds = ScoreThresholds()
+    step: Duration = 60.0
+    lookback: Duration | None = None
+    beginCanaryAnalysisAfter: Duration = 0.0
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "KayentaSpec":
+        if self.step <= 0:
+            raise ValueError("step must be positive")
+        if self.lookback is not None and self.lookback < self.step:
+            raise ValueError(f"lookback ({self.lookback:g}s) is shorter than step ({self.step:g}s)")
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError("metric names must be unique")
+        return self
+
+
+@dataclass(frozen=True)
+class KayentaState:
+    """Judgements made so far and the last score (None before the first)."""
+
+    judgements: int = 0
+    last_score: float | None = None
+
+
+def histogram_quantile(q: float, bounds_ms: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Prometheus ``histogram_quantile`` of each row of non-cumulative bucket counts.
+
+    Linear interpolation inside the bucket holding rank q·total (from 0 in the first
+    bucket); the last finite bound when the rank falls in +Inf; NaN for an empty row.
+    """
+    total = counts.sum(axis=1)
+    cum = np.cumsum(counts, axis=1)
+    rank = q * total
+    b = np.argmax(cum >= rank[:, None], axis=1)
+    nb = len(bounds_ms)
+    bi = np.minimum(b, nb - 1)
+    rows = np.arange(len(counts))
+    lo = np.where(bi == 0, 0.0, bounds_ms[np.maximum(bi - 1, 0)])
+    below = np.where(bi == 0, 0.0, cum[rows, np.maximum(bi - 1, 0)])
+    inside = counts[rows, bi]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = np.where(inside > 0, lo + (bounds_ms[bi] - lo) * (rank - below) / inside, bounds_ms[bi])
+    val = np.where(b >= nb, bounds_ms[-1], val)
+    return np.where(total > 0, val, np.nan)
+
+
+def step_edges(data: JudgeData, spec: KayentaSpec) -> np.ndarray:
+    """Slot indices bounding each step of the window (Prometheus range-query points).
+
+    Points are at window start + i·step (i ≥ 1), each covering the step before it, up to
+    the latest ingested sample; a counter's value at a point is its value at the last
+    slot ending by then. Returns the slot index of every point, starting with the window
+    start's, so consecutive differences of cumulative counts are the steps' increments.
+    """
+    scrape = data.scrape_s
+    last_sample_s = (min(len(data.canary.requests), len(data.primary.requests)) - 1) * scrape
+    end_s = min(data.t, last_sample_s)
+    start_s = spec.beginCanaryAnalysisAfter
+    if spec.lookback is not None:
+        start_s = max(start_s, end_s - spec.lookback)
+    n_points = int(math.floor((end_s - start_s) / spec.step + 1e-9))
+    if n_points < 1:
+        return np.zeros(0, dtype=int)
+    times = start_s + spec.step * np.arange(n_points + 1)
+    return np.floor(times / scrape + 1e-9).astype(int)
+
+
+def metric_series(series: VersionSeries, metric: KayentaMetric, edges: np.ndarray,
+                  bounds_ms: np.ndarray) -> np.ndarray:
+    """One version's values of ``metric`` per step (NaN for a step without requests)."""
+    if len(edges) < 2:
+        return np.zeros(0)
+    requests = np.diff(np.concatenate([[0.0], np.cumsum(series.requests, dtype=float)])[edges + 1])
+    if metric.query == "request-duration":
+        if series.hist is None:
+            return np.full(len(requests), np.nan)
+        cum = np.vstack([np.zeros(series.hist.shape[1]), np.cumsum(series.hist, axis=0, dtype=float)])
+        return histogram_quantile(metric.quantile, bounds_ms, np.diff(cum[edges + 1], axis=0))
+    errors = np.diff(np.concatenate([[0.0], np.cumsum(series.errors, dtype=float)])[edges + 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error_pct = np.where(requests > 0, 100.0 * errors / requests, np.nan)
+    return error_pct if metric.query == "request-error-rate" else 100.0 - error_pct
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+class KayentaJudge:
+    """NetflixACAJudge over pdsim's counters, judged at every call (see module doc).
+
+    Attributes:
+        kind: "kayenta".
+        spec: the configuration.
+    """
+
+    kind = "kayenta"
+
+    def __init__(self, spec: KayentaSpec) -> None:
+        self.spec = spec
+
+    @property
+    def needs_latency(self) -> bool:
+        """Whether a configured (not muted) metric reads latency histograms."""
+        return any(m.query == "request-duration" and not m.canary.muted for m in self.spec.metrics)
+
+    def initial_state(self) -> KayentaState:
+        return KayentaState()
+
+    def judge(self, state: KayentaState, data: JudgeData) -> tuple[KayentaState, Judgement]:
+        """One Kayenta judgement over the window ending at ``data.t``."""
+        spec = self.spec
+        edges = step_edges(data, spec)
+        bounds = np.asarray(data.bounds_ms, dtype=float)
+        detail: dict[str, float | str | None] = {"judgement": float(state.judgements + 1),
+                                                 "points": float(max(len(edges) - 1, 0))}
+        results: list[tuple[MetricClassification, list[str]]] = []
+        anything = False
+        for index, metric in enumerate(spec.metrics):
+            cfg = metric.canary
+            raw_canary = metric_series(data.canary, metric, edges, bounds)
+            raw_primary = metric_series(data.primary, metric, edges, bounds)
+            if not cfg.muted:
+                anything |= bool(np.isfinite(raw_canary).any() and np.isfinite(raw_primary).any())
+            canary = transform(raw_canary, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
+            primary = transform(raw_primary, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
+            rng = np.random.default_rng([spec.seed, state.judgements, index, int(round(data.t * 1000))])
+            es = cfg.effectSize
+            result = classify(
+                primary, canary, rng, direction=cfg.direction, nan_strategy=cfg.nanStrategy,
+                critical=cfg.critical, must_have_data=cfg.mustHaveData,
+                tolerance=kayenta_rules.TOLERANCE, confidence=kayenta_rules.CONFIDENCE,
+                effect_thresholds=(es.bound("allowedDecrease"), es.bound("allowedIncrease")),
+                critical_thresholds=(es.bound("criticalDecrease"), es.bound("criticalIncrease")),
+                measure=es.measure, name=metric.name)
+            key = f"metric.{metric.name}"
+            detail.update({f"{key}.classification": result.label, f"{key}.hl_estimate": _num(result.estimate),
+                           f"{key}.ci_lower": _num(result.lower), f"{key}.ci_upper": _num(result.upper),
+                           f"{key}.ratio": _num(result.deviation), f"{key}.effect_size": _num(result.effect_size),
+                           f"{key}.points": float(min(len(canary), len(primary)))})
+            if cfg.muted:
+                detail[f"{key}.classification"] = f"{result.label} (muted)"
+            else:
+                results.append((result, metric.group_names))
+        new_state = KayentaState(state.judgements + 1, state.last_score)
+        if not anything:
+            detail["classification"] = "Nodata"
+            return new_state, Judgement(Verdict.NO_DATA, detail=detail)
+
+        scored = weighted_sum_score(results, spec.classifier.groupWeights)
+        thresholds = spec.scoreThresholds
+        detail.update({f"group.{g}": s for g, s in scored.group_scores.items()})
+        detail.update({"score": scored.score, "reason": scored.reason,
+                       "classification": classify_score(scored.score, thresholds.pass_, thresholds.marginal),
+                       # what Kayenta's aggregated judgement would be if this were the last one
+                       "final_if_last": "pass" if scored.score >= thresholds.pass_ else "fail"})
+        new_state = KayentaState(state.judgements + 1, scored.score)
+        if scored.score <= thresholds.marginal:
+            return new_state, Judgement(Verdict.FAIL, reject=True, detail=detail)
+        verdict = Verdict.PASS if scored.score >= thresholds.pass_ else Verdict.INCONCLUSIVE
+        return new_state, Judgement(verdict, detail=detail)
