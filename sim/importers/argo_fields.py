@@ -103,8 +103,9 @@ _WHY = {
     "mirror_match": "pdsim mirrors `percentage` of all requests; these match conditions are not evaluated",
     "valueFrom": "the value is read from the cluster at run time; pdsim keeps it symbolic ({value}) in "
                  "queries and conditions",
-    "kayenta": "Kayenta judgements are not modelled yet: the outcome is scripted as a webhook "
-               "(scenario webhooks: {{{name}: ...}}), default pass",
+    "kayenta": "the canary config lives in Kayenta: pdsim's Kayenta replica judges {name} with the "
+               "policy's canaryConfigs entry of that canaryConfigName, else its default config (error "
+               "percentage, direction increase)",
     "job": "the Job is not run: its outcome is scripted in the scenario by metric name "
            "(webhooks: {{{name}: ...}}), default pass",
     "provider": "pdsim has no {kind} data: the outcome is scripted in the scenario by metric name "

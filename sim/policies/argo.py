@@ -37,9 +37,11 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from sim.policies import analysis as ar
+from sim.policies import argo_kayenta
 from sim.policies.argo_spec import ArgoMetric, ArgoPolicySpec, RolloutAnalysis, substitute
 from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Rollback,
                                ScaleUp, SetWeights)
+from sim.policies.judges.kayenta import KayentaJudge
 
 RESYNC_S = 15.0
 PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
@@ -482,15 +484,20 @@ class ArgoRollout:
         return s
 
     def _provide(self, m: ArgoMetric, obs: Observation, acts: list[Action], run: Run) -> ar.ProviderResult:
-        """What the metric's provider returns now. Job, web and Kayenta outcomes are
-        scripted by ``<run>/<metric>`` (e.g. ``post/sleep-job``), metric name, or provider;
-        with a scripted latency the measurement stays Running until it answers."""
+        """What the metric's provider returns now. Prometheus reads the simulated metric;
+        Kayenta is judged by the replica (or scripted like a job when only a script can
+        answer, as in a replay without counters). Job and web outcomes are scripted by
+        ``<run>/<metric>`` (e.g. ``post/sleep-job``), metric name, or provider; with a
+        scripted latency the measurement stays Running until it answers."""
         kind = m.provider_type
         if kind == "prometheus":
             v = obs.metrics.get(m.name)
             return [] if v is None else [float(v)]  # a vector: []float64, hence result[0]
         key = f"{run.kind.split(':')[0]}/{m.name}"
         keys = (key, m.name, kind)
+        versions = getattr(obs, "versions", None)
+        if kind == "kayenta" and (versions is not None or not any(k in obs.webhooks for k in keys)):
+            return self._kayenta(m, obs, run, versions)
         latency = next((obs.webhook_latency[k] for k in keys if k in obs.webhook_latency), 0.0)
         last = run.state.result(m.name).last
         if latency > 0 and (last is None or last.finished_at is not None):
@@ -498,6 +505,32 @@ class ArgoRollout:
         ok = next((obs.webhooks[k] for k in keys if k in obs.webhooks), True)
         acts.append(HookCalled(key, kind, ok))
         return ar.ProviderPhase(ar.SUCCESSFUL if ok else ar.FAILED)
+
+    def _kayenta(self, m: ArgoMetric, obs: Observation, run: Run, versions: object) -> ar.ProviderResult:
+        """A Kayenta judgement by the replica (``sim.policies.argo_kayenta``): ``Run``
+        starts it (Running, polled after 15 s); the poll reads the score of the scope that
+        ended when it started."""
+        last = run.state.result(m.name).last
+        if last is None or last.finished_at is not None:
+            return ar.ProviderPhase(ar.RUNNING, resume_at=obs.t + argo_kayenta.RESUME_DELAY_S)
+        provider = m.provider["kayenta"]
+        interval = next(x.interval_s for x in self._analyses[run.kind][0] if x.name == m.name)
+        config = argo_kayenta.config_for(provider, self.spec.canaryConfigs)
+        return argo_kayenta.judge_measurement(provider, config, versions, run.state.started_at, last.started_at,
+                                              interval)
+
+    @cached_property
+    def reads_versions(self) -> bool:
+        """Whether a metric is judged on both versions' counters (a Kayenta provider):
+        the world then records them (``Observation.versions``)."""
+        return any(m.provider_type == "kayenta" for _, metrics in self._analyses.values() for m in metrics.values())
+
+    @cached_property
+    def versions_latency(self) -> bool:
+        """Whether such a judgement reads latency histograms (of both versions)."""
+        return any(KayentaJudge(argo_kayenta.config_for(m.provider["kayenta"], self.spec.canaryConfigs)).needs_latency
+                   for _, metrics in self._analyses.values() for m in metrics.values()
+                   if m.provider_type == "kayenta")
 
     def _manual(self, obs: Observation, acts: list[Action], since: float) -> bool:
         """Whether someone runs ``kubectl argo rollouts promote`` now, for a pause that

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from sim.policies.judges.kayenta import KayentaSpec
 from sim.units import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -190,6 +191,9 @@ class ArgoPolicySpec(_Model):
     replicas: Annotated[int, Field(ge=1)] = 1
     templates: dict[str, TemplateSpec] = {}
     clusterTemplates: dict[str, TemplateSpec] = {}
+    #: pdsim's extension: Kayenta canary configs by ``canaryConfigName`` (they live in
+    #: Kayenta, not in the manifest); a kayenta metric without one uses the default config.
+    canaryConfigs: dict[str, KayentaSpec] = {}
 
     @model_validator(mode="after")
     def _refs(self) -> "ArgoPolicySpec":
