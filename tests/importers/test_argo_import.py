@@ -817,9 +817,9 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
         "spec.metrics[4].provider.datadog": in_template("datadog:"),
     }
     by_field = {WARNING_RE.match(w)["field"]: w for w in result.warnings}
-    assert "Kayenta judgements are not modelled yet: the outcome is scripted as a webhook" in \
+    assert "the canary config lives in Kayenta: pdsim's Kayenta replica judges" in \
         by_field["spec.metrics[1].provider.kayenta"]
-    assert "default pass" in by_field["spec.metrics[1].provider.kayenta"]
+    assert "canaryConfigs" in by_field["spec.metrics[1].provider.kayenta"]
     for f, name in (("web", "smoke"), ("job", "e2e"), ("datadog", "errors")):
         w = by_field[f"spec.metrics[{['web', 'job', 'datadog'].index(f) + 2}].provider.{f}"]
         assert f"scripted in the scenario by metric name (webhooks: {{{name}: ...}}), default pass" in w, w
