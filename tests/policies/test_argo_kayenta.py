@@ -1,0 +1,90 @@
+"""Argo's kayenta metric provider, answered by the Kayenta replica.
+
+argoproj/argo-rollouts ``metricproviders/kayenta/kayenta.go``: ``evaluateResult`` (score
+truncated to an int; Successful at or above ``pass``, Inconclusive at or above
+``marginal``), ``getStartTime`` (the run's start with ``lookback``, else now minus the
+metric's ``interval``; an Error without one), ``Run`` (Running, ``resumeDelay`` 15 s).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.policies import analysis as ar
+from sim.policies.argo_kayenta import (RESUME_DELAY_S, config_for, evaluate_result, judge_measurement,
+                                       scope_window)
+from sim.policies.judges.base import JudgeData, VersionSeries
+from sim.policies.judges.kayenta import KayentaSpec
+
+PROVIDER = {"address": "http://kayenta", "application": "app", "canaryConfigName": "cfg",
+            "threshold": {"pass": 90, "marginal": 75},
+            "scopes": [{"name": "default", "controlScope": {"scope": "stable", "step": 60},
+                        "experimentScope": {"scope": "canary", "step": 60}}]}
+
+
+@pytest.mark.parametrize("score, phase", [(100, ar.SUCCESSFUL), (90.0, ar.SUCCESSFUL), (89.99, ar.INCONCLUSIVE),
+                                          (75, ar.INCONCLUSIVE), (74.9, ar.FAILED), (0, ar.FAILED)])
+def test_evaluate_result_truncates_the_score(score, phase):
+    assert evaluate_result(score, 90, 75) == phase
+
+
+def _data(seconds: float, canary_error: float, primary_error: float, rate: float = 200.0, scrape: float = 15.0,
+          seed: int = 0) -> JudgeData:
+    """Counters of both versions, slot by slot, for ``seconds`` (slot 0 empty)."""
+    rng = np.random.default_rng(seed)
+    k = int(seconds // scrape) + 1
+    n = rng.poisson(rate * scrape, size=(2, k)).astype(float)
+    n[:, 0] = 0
+    e = rng.binomial(n.astype(int), [[canary_error], [primary_error]]).astype(float)
+    return JudgeData(seconds, scrape, (25.0, 50.0, 100.0),
+                     VersionSeries(n[0], e[0]), VersionSeries(n[1], e[1]))
+
+
+def test_scope_window_keeps_the_slots_scraped_by_its_end():
+    data = _data(600, 0.01, 0.01)
+    cut = scope_window(data, 0.0, 300.0)
+    assert cut.t == 300.0 and len(cut.canary.requests) == 21 and len(cut.primary.errors) == 21
+    assert np.array_equal(cut.canary.requests, data.canary.requests[:21])
+
+
+def test_config_for_takes_the_named_config_and_the_scope_step():
+    named = KayentaSpec(step="2m")
+    assert config_for(PROVIDER, {"cfg": named}).step == 60.0
+    assert config_for({**PROVIDER, "scopes": []}, {"cfg": named}).step == 120.0
+    assert config_for(PROVIDER, {}).metrics == KayentaSpec().metrics  # the default config
+
+
+def test_a_regressed_canary_fails_and_a_healthy_one_succeeds():
+    bad = judge_measurement(PROVIDER, config_for(PROVIDER, {}), _data(1800, 0.05, 0.005), 0.0, 1800.0, 1800.0)
+    good = judge_measurement(PROVIDER, config_for(PROVIDER, {}), _data(1800, 0.005, 0.005), 0.0, 1800.0, 1800.0)
+    assert isinstance(bad, ar.ProviderPhase) and bad.phase == ar.FAILED and bad.value < 75
+    assert isinstance(good, ar.ProviderPhase) and good.phase == ar.SUCCESSFUL and good.value >= 90
+
+
+def test_the_scope_without_lookback_is_the_last_interval():
+    """The canary was bad in the first 25 minutes only: a 5-minute scope ending at 30 min
+    sees a healthy canary, a lookback scope from the run's start sees the regression."""
+    early = _data(1800, 0.05, 0.005)
+    late = _data(1800, 0.005, 0.005, seed=1)
+    mixed = JudgeData(1800, 15.0, early.bounds_ms,
+                      VersionSeries(np.concatenate([early.canary.requests[:101], late.canary.requests[101:]]),
+                                    np.concatenate([early.canary.errors[:101], late.canary.errors[101:]])),
+                      VersionSeries(np.concatenate([early.primary.requests[:101], late.primary.requests[101:]]),
+                                    np.concatenate([early.primary.errors[:101], late.primary.errors[101:]])))
+    recent = judge_measurement(PROVIDER, config_for(PROVIDER, {}), mixed, 0.0, 1800.0, 300.0)
+    whole = judge_measurement({**PROVIDER, "lookback": True}, config_for(PROVIDER, {}), mixed, 0.0, 1800.0, 600.0)
+    assert recent.phase == ar.SUCCESSFUL and whole.phase == ar.FAILED
+
+
+def test_without_interval_or_lookback_the_measurement_errs():
+    got = judge_measurement(PROVIDER, config_for(PROVIDER, {}), _data(600, 0.01, 0.01), 0.0, 600.0, None)
+    assert isinstance(got, ar.ProviderError) and "interval" in got.message
+
+
+def test_without_counters_the_measurement_errs():
+    assert isinstance(judge_measurement(PROVIDER, KayentaSpec(), None, 0.0, 60.0, 60.0), ar.ProviderError)
+
+
+def test_argo_polls_after_fifteen_seconds():
+    assert RESUME_DELAY_S == 15.0
