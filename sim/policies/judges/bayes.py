@@ -26,7 +26,7 @@ from sim.policies.judges.spec import ERRORS, BayesSpec
 
 
 def prob_canary_worse(nc: float, ec: float, np_: float, ep: float, delta: float = 0.0,
-                      prior_a: float = 1.0, prior_b: float = 1.0, points: int = 801) -> float:
+                      prior_a: float = 1.0, prior_b: float = 1.0, points: int = 401) -> float:
     """P(p_canary > p_primary + delta) under independent Beta posteriors.
 
     Integrates the canary's posterior tail over the primary's posterior on a grid of

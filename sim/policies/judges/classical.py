@@ -71,6 +71,7 @@ class GroupSequentialState:
     t: float = 0.0
     spent: float = 0.0
     density: bytes = b""
+    boundary: float = math.inf
     decided: str = ""  # "", "reject" or "accept"
 
 
@@ -103,7 +104,8 @@ class GroupSequentialJudge(_ErrorsOnly):
         s = state
         if not s.decided and k > s.seen:
             c, mu, v = label_z_parts(error_slots(data, s.seen))
-            s = GroupSequentialState(k, s.events + c, s.expected + mu, s.variance + v, s.t, s.spent, s.density)
+            s = GroupSequentialState(k, s.events + c, s.expected + mu, s.variance + v, s.t, s.spent, s.density,
+                                     s.boundary)
             t = min(nc / spec.max_canary_requests, 1.0)
             if s.variance > 0 and t > s.t + 1e-9:
                 s = self._look(s, t)
@@ -131,16 +133,19 @@ class GroupSequentialJudge(_ErrorsOnly):
         else:
             prev = np.frombuffer(s.density)
             sd = math.sqrt(t - s.t)
-            mass = prev * _H
+            # Each grid point carries its cell's mass; the cell cut by the last boundary
+            # only the part below it (midpoint rule with a partial last cell).
+            mass = prev * _H * np.clip((s.boundary - (W_GRID - _H / 2)) / _H, 0.0, 1.0)
             if step > 0:
                 cross = lambda x: float(mass @ ndtr((W_GRID - x) / sd)) - step  # noqa: E731
                 b = brentq(cross, -20.0, 40.0, xtol=1e-6) if cross(-20.0) > 0 else -20.0
             else:
                 b = math.inf
             dens = np.exp(_DIFF2 * (-0.5 / (sd * sd))) @ mass / (sd * math.sqrt(2.0 * math.pi))
-        dens = np.where(W_GRID < b, dens, 0.0)
+        dens = np.where(W_GRID - _H / 2 < b, dens, 0.0)
         decided = "reject" if w >= b else ("accept" if t >= 1.0 else "")
-        return GroupSequentialState(s.seen, s.events, s.expected, s.variance, t, target, dens.tobytes(), decided)
+        return GroupSequentialState(s.seen, s.events, s.expected, s.variance, t, target, dens.tobytes(), b,
+                                    decided)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ multinomial: the same model as the world's fast path (``sim/world/fast.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class Ramp:
     latency_shift: float = 1.0  # canary latency = primary latency x shift
 
 
+@lru_cache(maxsize=16)
 def _bucket_probs(scale: float) -> np.ndarray:
     from scipy.stats import lognorm
     sigma = np.log(250.0 / 40.0) / 2.326
@@ -52,14 +54,13 @@ def run(judge: Judge, ramp: Ramp, rng: np.random.Generator) -> tuple[str, int]:
     for tick in range(1, ramp.ticks + 1):
         w = ramp.weights[min(tick - 1, len(ramp.weights) - 1)] / 100.0
         lo = (tick - 1) * per_tick + 1
-        for s in range(lo, lo + per_tick):
-            for v, share in ((0, 1.0 - w), (1, w)):
-                n = rng.poisson(ramp.rate_per_s * ramp.scrape_s * share)
-                req[s, v] = n
-                err[s, v] = rng.binomial(n, p[v])
-                if hist is not None:
-                    hist[s, v] = rng.multinomial(n, probs[v])
         k = lo + per_tick
+        for v, share in ((0, 1.0 - w), (1, w)):
+            n = rng.poisson(ramp.rate_per_s * ramp.scrape_s * share, size=per_tick)
+            req[lo:k, v] = n
+            err[lo:k, v] = rng.binomial(n, p[v])
+            if hist is not None:
+                hist[lo:k, v] = rng.multinomial(n, probs[v])
         data = JudgeData(
             t=tick * ramp.tick_s, scrape_s=ramp.scrape_s, bounds_ms=BOUNDS_MS,
             canary=VersionSeries(req[:k, 1], err[:k, 1], None if hist is None else hist[:k, 1]),
