@@ -473,4 +473,5 @@ class FlaggerCanary:
         """``rollback()``: all traffic to primary, SyncStatus{Failed, weight 0}."""
         tick.actions += [SetWeights(0), Rollback(reason), Finish(FAILED)]
         self._post_rollout(obs, tick)
-        return FlaggerState(FAILED, event=f"Rolling back: {reason}")
+        # The judge's last statistics stay in the status: the trace shows what rejected.
+        return FlaggerState(FAILED, event=f"Rolling back: {reason}", judge_detail=s.judge_detail)
