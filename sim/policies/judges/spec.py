@@ -84,7 +84,3 @@ class BayesSpec(_Spec):
     probability: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
     prior_a: Annotated[float, Field(gt=0.0)] = 1.0
     prior_b: Annotated[float, Field(gt=0.0)] = 1.0
-
-
-#: Kinds implemented in this package besides ``kayenta`` (registered in ``__init__``).
-SEQUENTIAL_KINDS = ("sequential", "msprt", "group-sequential", "sprt", "naive", "bayes")
