@@ -21,6 +21,13 @@ live traffic to it; a post-promotion run that fails switches back (Degraded).
 
 Manual promotion (``kubectl argo rollouts promote``) is the webhook outcome
 ``manual-promotion`` (scripted in the scenario; default: nobody promotes).
+
+A ``judge`` (pdsim's extension, ``sim.policies.judges``) works as a background analysis of
+a canary that never stops: at every reconcile after the canary started it looks at both
+versions' counters; ``reject`` aborts like a failed background run, ``accept`` promotes
+fully (as ``kubectl argo rollouts promote --full``). Its other verdicts change nothing:
+an Argo rollout has no failed-check counter for them to feed. Blue/green previews get no
+live traffic, so a judge is not consulted there.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from sim.policies import analysis as ar
 from sim.policies.argo_spec import ArgoMetric, ArgoPolicySpec, RolloutAnalysis, substitute
 from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Rollback,
                                ScaleUp, SetWeights)
+from sim.policies.judges import Judge, make_judge
 
 RESYNC_S = 15.0
 PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
@@ -66,6 +74,8 @@ class ArgoState:
     switched: bool = False          # blue/green: active service points at the new RS
     full_scale: bool = False        # blue/green: gates passed, preview scaled to full size
     event: str = ""
+    judge: object = None            # the judge's own (immutable) state
+    judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
 
     def run(self, kind: str) -> Run | None:
         return next((r for r in self.runs if r.kind == kind), None)
@@ -208,9 +218,19 @@ class ArgoRollout:
 
     def status(self, state: ArgoState) -> dict[str, object]:
         runs = {r.kind: _run_status(r.state) for r in state.runs}
-        return {"phase": state.phase, "canary_weight": state.weight,
-                "failed_checks": sum(m.failed for r in state.runs for m in r.state.metrics),
-                "iterations": 0, "step_index": state.step_index, "analysis_runs": runs}
+        out: dict[str, object] = {"phase": state.phase, "canary_weight": state.weight,
+                                  "failed_checks": sum(m.failed for r in state.runs for m in r.state.metrics),
+                                  "iterations": 0, "step_index": state.step_index, "analysis_runs": runs}
+        if self.judge is not None:
+            out["judge"] = dict(state.judge_detail)
+        return out
+
+    @cached_property
+    def judge(self) -> Judge | None:
+        """The judge of ``spec.judge`` for a canary strategy (None otherwise)."""
+        if self.spec.judge is None or self.spec.strategy.canary is None:
+            return None
+        return make_judge(self.spec.judge)
 
     def step(self, state: ArgoState, obs: Observation) -> tuple[ArgoState, tuple[Action, ...]]:
         if state.phase in TERMINAL:
@@ -242,6 +262,8 @@ class ArgoRollout:
         if held and self._manual(obs, acts):
             s = self._promote_pause(s, obs, acts)  # kubectl argo rollouts promote
         s = self._reconcile_runs(s, obs, acts)
+        if self.judge is not None and s.phase not in TERMINAL:
+            s = self._run_judge(s, obs, acts)
         while s.phase not in TERMINAL:
             step = self._step(s)
             timed = step is not None and step.pause is not None and step.pause.duration is not None
@@ -253,6 +275,20 @@ class ArgoRollout:
             s = self._advance_step(s, obs, acts)
             s = self._reconcile_runs(s, obs, acts)
         return self._route(s, obs, acts)
+
+    def _run_judge(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """The judge as a background analysis: reject aborts, accept promotes fully."""
+        if obs.versions is None:
+            return s
+        prior = s.judge if s.judge is not None else self.judge.initial_state()
+        state, verdict = self.judge.judge(prior, obs.versions)
+        s = replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
+        if verdict.reject:
+            return self._abort(s, obs, acts, f"judge {self.judge.kind} rejected the canary: "
+                                             f"{verdict.detail.get('statistic', '')}".rstrip(": "))
+        if verdict.accept:
+            return self._promote(s, obs, acts)
+        return s
 
     def _promote_pause(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """``promote.go``: clear the pause. After an inconclusive step run the step is
