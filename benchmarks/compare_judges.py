@@ -10,7 +10,10 @@ in run k (``run_batch`` with the scenario's root seed: common random numbers).
 The ``kayenta`` row needs ``sim.policies.judges.kayenta`` (issue 5's Kayenta replica);
 without it the row says so and the rest runs.
 
-Run: ``.venv/bin/python benchmarks/compare_judges.py [--runs N] [--workers W] [--markdown]``.
+``--speed`` prints instead the cost of judging: rollouts per second of each policy on
+good-release (one worker, best of three), the plain threshold policy included.
+
+Run: ``.venv/bin/python benchmarks/compare_judges.py [--runs N] [--workers W] [--markdown] [--speed]``.
 """
 
 from __future__ import annotations
@@ -101,12 +104,35 @@ def row(records) -> tuple[str, str, str, str]:
     return false_rb, detected, median, excess
 
 
+def speed(runs: int) -> None:
+    """Rollouts per second of each policy on good-release (one worker, best of three)."""
+    sc = load_scenario(ROOT / "scenarios" / "good-release.yaml")
+    blocks = {**judges(sc), "sequential, errors only": {"kind": "sequential", "alpha": ALPHA,
+                                                         "metrics": ["request-success-rate"]}}
+    for name, block in blocks.items():
+        p = policy(sc, name, block)
+        if isinstance(p, str):
+            print(f"{name:26s} {p}")
+            continue
+        run_batch(sc, p, min(runs, 200), sc.seed + 1)  # warm caches
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            run_batch(sc, p, runs, sc.seed)
+            best = min(best, time.perf_counter() - t)
+        print(f"{name:26s} {runs / best:8.0f} rollouts/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--markdown", action="store_true", help="one markdown table (for the README)")
+    ap.add_argument("--speed", action="store_true", help="rollouts per second of each policy instead")
     args = ap.parse_args()
+    if args.speed:
+        speed(args.runs)
+        return
     header = ("scenario", "policy", "false rollbacks [95% CI]", "detected [95% CI]", "median detection s",
               "mean excess errors [95% CI]")
     lines = []

@@ -58,6 +58,7 @@ class Telemetry:
         self.n_slots = int(math.ceil(horizon_s / scrape_s)) + 2
         self.missing = missing
         self.bounds_ms = np.asarray(bounds_ms, dtype=float)
+        self._bounds_tuple = tuple(float(b) for b in bounds_ms)  # for JudgeData, built once
         self.primary_histogram = primary_histogram
         self.bindings = bindings or {}
         #: Whether any query reads the primary's counters (else they are not drawn).
@@ -137,7 +138,7 @@ class Telemetry:
         for x in parts:
             if x is not None:
                 x.flags.writeable = False
-        return JudgeData(t, self.scrape_s, tuple(float(b) for b in self.bounds_ms),
+        return JudgeData(t, self.scrape_s, self._bounds_tuple,
                          VersionSeries(*parts[:3]), VersionSeries(*parts[3:]))
 
     def window(self, runs: np.ndarray, t: float, window_s: float, version: int = CANARY

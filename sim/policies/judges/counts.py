@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.policies.judges.base import JudgeData, VersionSeries
+from sim.policies.judges.base import JudgeData
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,25 +59,6 @@ def bound_index(bounds_ms: tuple[float, ...], bound_ms: float) -> int | None:
     """Index of the largest histogram bound at or below ``bound_ms`` (None: none is)."""
     below = [i for i, b in enumerate(bounds_ms) if b <= bound_ms * (1 + 1e-9)]
     return below[-1] if below else None
-
-
-def _slower(series: VersionSeries, j: int, seen: int, k: int) -> np.ndarray:
-    if series.hist is None:
-        raise ValueError("this judge needs both versions' latency histograms (needs_latency)")
-    return np.asarray(series.hist[seen:k, j + 1:], float).sum(axis=1)
-
-
-def slow_slots(data: JudgeData, seen: int, j: int) -> Slots:
-    """Requests, and requests slower than bound ``j`` (buckets above it), after ``seen``.
-
-    Requests are counted from the histogram so that both counts come from one metric.
-    """
-    k = slot_count(data)
-    c, p = data.canary, data.primary
-    if c.hist is None or p.hist is None:
-        raise ValueError("this judge needs both versions' latency histograms (needs_latency)")
-    return Slots(np.asarray(c.hist[seen:k], float).sum(axis=1), np.asarray(p.hist[seen:k], float).sum(axis=1),
-                 _slower(c, j, seen, k), _slower(p, j, seen, k))
 
 
 def totals(data: JudgeData) -> tuple[float, float, float, float]:

@@ -44,7 +44,7 @@ import numpy as np
 from scipy.special import betainc, betaln
 
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
-from sim.policies.judges.counts import Slots, bound_index, error_slots, slot_count, slow_slots, totals
+from sim.policies.judges.counts import Slots, bound_index, error_slots, slot_count, totals
 from sim.policies.judges.spec import ERRORS, LATENCY, SequentialSpec
 
 GRID = 256
@@ -81,20 +81,28 @@ def mixture_grid(p_ref: float, concentration: float, max_rr: float, size: int = 
     return nodes, np.log(mass / mass.sum())
 
 
-def log_likelihood_ratio(slots: Slots, log_theta: np.ndarray) -> np.ndarray:
-    """Sum over slots of log LR(theta) against theta = 1, for each node (shape (G,)).
+def log_likelihood_ratios(e_canary: np.ndarray, e_primary: np.ndarray, share: np.ndarray,
+                          log_theta: np.ndarray) -> np.ndarray:
+    """Log LR(theta) against theta = 1 summed over slots, for T tests at once.
 
-    Per slot: c·log(theta) − f·log(theta·pi + 1 − pi), c canary events of f in total.
+    Per slot: c·log(theta) − f·log(theta·pi + 1 − pi), c canary events of f in total and
+    pi the canary's share of requests. Arguments are (T, K) counts and shares and (T, G)
+    nodes; slots without events or without one of the versions contribute nothing.
     """
-    pi = slots.share()
-    f = slots.e_canary + slots.e_primary
-    use = (f > 0) & (pi > 0) & (pi < 1)
-    if not use.any():
-        return np.zeros_like(log_theta)
-    pi, c, f = pi[use], slots.e_canary[use], f[use]
+    f = e_canary + e_primary
+    use = (f > 0) & (share > 0) & (share < 1)
+    f = np.where(use, f, 0.0)
+    c = np.where(use, e_canary, 0.0)
+    pi = np.where(use, share, 0.5)
     theta = np.exp(log_theta)
-    denom = np.log(theta[None, :] * pi[:, None] + (1.0 - pi)[:, None])
-    return c.sum() * log_theta - f @ denom
+    denom = np.log(theta[:, None, :] * pi[:, :, None] + (1.0 - pi)[:, :, None])    # (T, K, G)
+    return c.sum(axis=1)[:, None] * log_theta - np.einsum("tk,tkg->tg", f, denom)
+
+
+def log_likelihood_ratio(slots: Slots, log_theta: np.ndarray) -> np.ndarray:
+    """``log_likelihood_ratios`` of one test (shape (G,))."""
+    return log_likelihood_ratios(slots.e_canary[None], slots.e_primary[None], slots.share()[None],
+                                 log_theta[None])[0]
 
 
 def _logsumexp(x: np.ndarray) -> float:
@@ -156,6 +164,28 @@ class SequentialJudge:
             tests += [(LATENCY, j) for j in idx]
         return tests
 
+    def _events(self, data: JudgeData, tests: list[tuple[str, int | None]], seen: int, k: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Canary events, primary events and canary shares of the new slots, (T, K) each."""
+        ec, ep, pi = [], [], []
+        if tests and tests[0][1] is None:
+            slots = error_slots(data, seen)
+            ec.append(slots.e_canary), ep.append(slots.e_primary), pi.append(slots.share())
+        if any(j is not None for _, j in tests):
+            hc, hp = data.canary.hist, data.primary.hist
+            if hc is None or hp is None:
+                raise ValueError("the latency e-process needs both versions' histograms (needs_latency)")
+            hc, hp = np.asarray(hc[seen:k], float), np.asarray(hp[seen:k], float)
+            # Requests slower than bound j: the buckets above it (a reversed cumulative sum).
+            tail_c = np.cumsum(hc[:, ::-1], axis=1)[:, ::-1]
+            tail_p = np.cumsum(hp[:, ::-1], axis=1)[:, ::-1]
+            n = tail_c[:, 0] + tail_p[:, 0]
+            share = np.divide(tail_c[:, 0], n, out=np.zeros_like(n), where=n > 0)
+            for _, j in tests:
+                if j is not None:
+                    ec.append(tail_c[:, j + 1]), ep.append(tail_p[:, j + 1]), pi.append(share)
+        return np.array(ec), np.array(ep), np.array(pi)
+
     def judge(self, state: EProcessState, data: JudgeData) -> tuple[EProcessState, Judgement]:
         tests = self._tests(data)
         k = slot_count(data)
@@ -163,20 +193,22 @@ class SequentialJudge:
         log_m = (np.frombuffer(state.log_m).reshape(len(tests), GRID).copy() if state.log_m
                  else np.zeros((len(tests), GRID)))
         p_ref = list(state.p_ref) or [math.nan] * len(tests)
-        if k > state.seen:
-            for i, (_, j) in enumerate(tests):
-                slots = error_slots(data, state.seen) if j is None else slow_slots(data, state.seen, j)
+        if k > state.seen and tests:
+            ec, ep, pi = self._events(data, tests, state.seen, k)
+            for i in range(len(tests)):
                 if math.isnan(p_ref[i]):
-                    first = first_event_share(slots)
-                    if first is None:
-                        continue
-                    p_ref[i] = first
-                nodes, _ = mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)
-                log_m[i] += log_likelihood_ratio(slots, nodes)
+                    first = first_event_share(Slots(pi[i], 1.0 - pi[i], ec[i], ep[i]))
+                    if first is not None:
+                        p_ref[i] = first
+            live = [i for i in range(len(tests)) if not math.isnan(p_ref[i])]
+            if live:
+                nodes = np.array([mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)[0]
+                                  for i in live])
+                log_m[live] += log_likelihood_ratios(ec[live], ep[live], pi[live], nodes)
         e = np.ones(len(tests))
         for i in range(len(tests)):
             if not math.isnan(p_ref[i]):
-                nodes, log_w = mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)
+                _, log_w = mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)
                 e[i] = math.exp(min(_logsumexp(log_w + log_m[i]), 700.0))
         per_metric = {ERRORS: [float(e[i]) for i, (m, _) in enumerate(tests) if m == ERRORS],
                       LATENCY: [float(e[i]) for i, (m, _) in enumerate(tests) if m == LATENCY]}
