@@ -171,10 +171,14 @@ class SequentialJudge:
         if tests and tests[0][1] is None:
             slots = error_slots(data, seen)
             ec.append(slots.e_canary), ep.append(slots.e_primary), pi.append(slots.share())
-        if any(j is not None for _, j in tests):
-            hc, hp = data.canary.hist, data.primary.hist
-            if hc is None or hp is None:
-                raise ValueError("the latency e-process needs both versions' histograms (needs_latency)")
+        hc, hp = data.canary.hist, data.primary.hist
+        if hc is None or hp is None:
+            # No histograms (a replayed CSV of counters): the latency tests see no events.
+            none = np.zeros(k - seen)
+            for _, j in tests:
+                if j is not None:
+                    ec.append(none), ep.append(none), pi.append(none)
+        elif any(j is not None for _, j in tests):
             hc, hp = np.asarray(hc[seen:k], float), np.asarray(hp[seen:k], float)
             # Requests slower than bound j: the buckets above it (a reversed cumulative sum).
             tail_c = np.cumsum(hc[:, ::-1], axis=1)[:, ::-1]
