@@ -13,6 +13,8 @@ seeds. Claims, each with enough runs to fail when false:
 * A 2x error-rate regression (and a 1.2x latency scale-up for the latency tests) is
   detected with power >= 0.95 by every sequential judge, so a judge that never rejects fails.
 * The Bayesian judge has no error guarantee: its A/A rate is measured, not bounded.
+* Through the full world (Flagger policy, fast path, telemetry): good-release rolled back
+  at most alpha (400 runs; 2,000 under slow), small-regression caught.
 """
 
 from __future__ import annotations
@@ -109,3 +111,42 @@ def test_bayes_detects_and_its_false_rollback_rate_is_only_measured():
     # No frequentist guarantee: P(p_c > p_p) > 0.99 checked ten times is not a 1% test.
     k, n = rejection_rate(judge, Ramp(), 300, seed=2024)
     assert k / n > 0.01, f"{k}/{n}: the posterior rule happened to be conservative here"
+
+
+# --- through the full world (fewer runs) ---------------------------------------------------
+
+def _world(stem: str, judge: dict, runs: int):
+    from sim.policies.flagger import FlaggerCanary
+    from sim.policies.flagger_spec import FlaggerPolicySpec
+    from sim.runner import run_batch
+    from sim.scenario import load_scenario
+    from tests.test_scenarios import SCENARIO_DIR
+
+    sc = load_scenario(SCENARIO_DIR / f"{stem}.yaml")
+    spec = sc.policy.flagger.model_dump(exclude_unset=True)
+    return run_batch(sc, FlaggerCanary(FlaggerPolicySpec.model_validate({**spec, "judge": judge})), runs, sc.seed)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "msprt", "sprt"])
+def test_in_the_world_good_releases_are_rolled_back_at_most_alpha(kind):
+    # good-release: 100 requests/s, the Flagger ramp 10..50%, both metrics judged where the
+    # judge can; alpha 0.05 so that a broken judge shows within 400 runs.
+    records = _world("good-release", {"kind": kind, "alpha": 0.05}, 400)
+    k = sum(r.false_rollback for r in records)
+    assert wilson_interval(k, len(records))[1] <= 0.05 + 0.01, f"{kind}: {k}/400"
+
+
+@pytest.mark.parametrize("kind", ["sequential", "msprt", "sprt", "group-sequential"])
+def test_in_the_world_a_small_regression_is_caught(kind):
+    records = _world("small-regression", {"kind": kind, "alpha": 0.01, "max_canary_requests": 90_000}
+                     if kind == "group-sequential" else {"kind": kind, "alpha": 0.01}, 200)
+    k = sum(r.outcome == "rolled_back" for r in records)
+    assert k / len(records) >= 0.95, f"{kind}: {k}/200"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sequential", "msprt"])
+def test_in_the_world_false_rollbacks_2000_runs(kind):
+    records = _world("good-release", {"kind": kind, "alpha": 0.01}, 2000)
+    k = sum(r.false_rollback for r in records)
+    assert wilson_interval(k, len(records))[1] <= 0.01 + 0.01, f"{kind}: {k}/2000"
