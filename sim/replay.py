@@ -16,6 +16,15 @@ Observations CSV (DESIGN.md section 6), header ``t,metric,value``, one row per s
     300,webhook:confirm-promotion,pass
     0,ready:canary,false                # workload readiness: true/false
     240,ready:canary,true
+    15,counter:canary:requests,1510     # a version's cumulative counter, for judges
+    15,counter:primary:errors,14
+
+``counter:<canary|primary>:<requests|errors>`` rows are scraped counters (as
+``istio_requests_total`` reads): a statistical judge (``judge:``) sees their increments
+between consecutive sample times up to the tick as ``Observation.versions`` (the first
+sample is the baseline; a counter that decreases was reset and counts from 0). Without
+counter rows a judge sees nothing and its verdict is no data. Latency histograms are not
+read from a CSV: a judge of latency replays as no data.
 
 Rows may come in any order of ``t`` (they are sorted, stably: of two rows with the
 same ``t`` and key the later one in the file wins). Blank lines are skipped.
@@ -51,8 +60,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sim.errors import InputError
 from sim.policies.base import Observation, Policy, Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights
+from sim.policies.judges.base import JudgeData, VersionSeries
 
 __all__ = ["Observations", "ReplayResult", "Series", "load_observations", "replay",
            "PROMOTED", "ROLLED_BACK", "UNFINISHED"]
@@ -64,7 +76,9 @@ UNFINISHED = "unfinished"
 COLUMNS = ("t", "metric", "value")
 WEBHOOK_PREFIX = "webhook:"
 READY_PREFIX = "ready:"
+COUNTER_PREFIX = "counter:"
 WORKLOADS = ("canary", "primary")
+COUNTERS = tuple(f"{v}:{c}" for v in WORKLOADS for c in ("requests", "errors"))
 _WEBHOOK_VALUES = {"pass": True, "fail": False}
 _READY_VALUES = {"true": True, "false": False}
 _MISSING = object()
@@ -109,6 +123,7 @@ class Observations:
         ready: ``canary`` / ``primary`` -> series of readiness (True = ready).
         last_t: time of the last row of any kind (None when there are no rows).
         source: the file it was read from ("" when built in code).
+        counters: ``canary:requests`` ... ``primary:errors`` -> cumulative counter samples.
     """
 
     metrics: Mapping[str, Series] = field(default_factory=dict)
@@ -116,6 +131,7 @@ class Observations:
     ready: Mapping[str, Series] = field(default_factory=dict)
     last_t: float | None = None
     source: str = ""
+    counters: Mapping[str, Series] = field(default_factory=dict)
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[float, str, Any]], source: str = "") -> "Observations":
@@ -137,15 +153,42 @@ class Observations:
                 if isinstance(value, bool) or not (value is None or isinstance(value, (int, float))):
                     raise ValueError(f"value of metric {name} must be a number or None (got {value!r})")
                 value = None if value is None else float(value)
+            elif kind == "counter":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                    raise ValueError(f"value of {key} must be a count, 0 or more (got {value!r})")
+                value = float(value)
             elif not isinstance(value, bool):
                 raise ValueError(f"value of {key} must be a bool (got {value!r})")
             keyed.setdefault((kind, name), []).append((t, value))
             last = t
-        groups: dict[str, dict[str, Series]] = {"metric": {}, "webhook": {}, "ready": {}}
+        groups: dict[str, dict[str, Series]] = {"metric": {}, "webhook": {}, "ready": {}, "counter": {}}
         for (kind, name), samples in keyed.items():
             groups[kind][name] = Series(tuple(s[0] for s in samples), tuple(s[1] for s in samples))
         return cls(metrics=groups["metric"], webhooks=groups["webhook"], ready=groups["ready"],
-                   last_t=last, source=source)
+                   last_t=last, source=source, counters=groups["counter"])
+
+    def versions(self, t: float) -> JudgeData | None:
+        """Both versions' counter increments up to ``t`` for a judge (None: no counter rows).
+
+        Slot i holds the increase between the i-th sample time and the one before (slot
+        0, the first sample, is the baseline); a decrease is a counter reset."""
+        if not self.counters:
+            return None
+        times = sorted({x for s in self.counters.values() for x in s.times if x <= t})
+        if not times:
+            return None
+
+        def increments(key: str) -> np.ndarray:
+            series = self.counters.get(key)
+            if series is None:
+                return np.zeros(len(times))
+            values = np.array([series.at(x, 0.0) for x in times])
+            step = np.diff(values, prepend=values[0])
+            return np.where(step < 0, values, step)
+
+        scrape = float(np.median(np.diff(times))) if len(times) > 1 else 15.0
+        return JudgeData(t, scrape, (), VersionSeries(increments("canary:requests"), increments("canary:errors")),
+                         VersionSeries(increments("primary:requests"), increments("primary:errors")))
 
     def metric(self, name: str, t: float) -> float | None:
         """The latest value of metric ``name`` at or before ``t``; None = no data."""
@@ -191,6 +234,11 @@ def _split_key(key: str) -> tuple[str, str]:
         if not name:
             raise ValueError("webhook: needs a hook name or type, e.g. webhook:confirm-promotion")
         return "webhook", name
+    if key.startswith(COUNTER_PREFIX):
+        name = key[len(COUNTER_PREFIX):].strip()
+        if name not in COUNTERS:
+            raise ValueError(f"must be {COUNTER_PREFIX}<canary|primary>:<requests|errors>")
+        return "counter", name
     if key.startswith(READY_PREFIX):
         name = key[len(READY_PREFIX):].strip()
         if name not in WORKLOADS:
@@ -281,6 +329,14 @@ def _parse_row(file: str, line: int, t_text: str, key: str, value_text: str) -> 
         if ready is None:
             raise InputError(file, line, "value", f"{key} must be true or false", got=value_text)
         return t, key, ready
+    if kind == "counter":
+        try:
+            count = float(value)
+        except ValueError:
+            count = math.nan
+        if not count >= 0 or math.isinf(count):
+            raise InputError(file, line, "value", f"{key} must be a count, 0 or more", got=value_text)
+        return t, key, count
     if value == "":
         return t, key, None  # no data
     try:
@@ -350,7 +406,7 @@ def replay(policy: Policy, observations: Observations, *, horizon_s: float | Non
         obs = Observation(t=t, tick=tick, metrics=metrics, routes=routes,
                           canary=observations.readiness("canary", t, canary_started),
                           primary=observations.readiness("primary", t, primary_started),
-                          webhooks=observations.webhooks_at(t))
+                          webhooks=observations.webhooks_at(t), versions=observations.versions(t))
         state, actions = policy.step(state, obs)
         for a in actions:
             if isinstance(a, SetWeights):

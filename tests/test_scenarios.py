@@ -167,6 +167,29 @@ def lesson_common_mode_outage() -> None:
     assert _low(fr, len(recs)) > 0.5, fr
     # Excess errors are counted against the primary, which failed as often.
     assert all(r.excess_errors == 0 for r in recs)
+    # Comparative judges see both versions fail alike and do not roll back (issue 5).
+    for judge in ({"kind": "sequential", "alpha": 0.01}, {"kind": "msprt", "alpha": 0.01}):
+        judged = _variant(sc, lambda d: d["policy"]["flagger"].update(judge=judge))
+        recs = run_batch(judged, scenario_policy(judged), 200, sc.seed)
+        fr = sum(r.false_rollback for r in recs)
+        assert _high(fr, len(recs)) < 0.05, (judge, fr)
+
+
+def lesson_small_regression() -> None:
+    # 0.1% -> 0.3% errors never crosses the 99% bound: the threshold policy promotes it...
+    sc, recs = _runs("small-regression")
+    assert sc.release_bad
+    missed = sum(r.missed for r in recs)
+    assert _low(missed, len(recs)) > 0.9, missed
+    # ... while a comparative sequential judge rolls it back within minutes, with a
+    # blast radius a hundred times smaller.
+    judged = _variant(sc, lambda d: d["policy"]["flagger"].update(judge={"kind": "sequential", "alpha": 0.01}))
+    jrecs = run_batch(judged, scenario_policy(judged), 200, sc.seed)
+    detected = sum(r.outcome == ROLLED_BACK for r in jrecs)
+    assert _low(detected, len(jrecs)) > 0.95, detected
+    assert max(r.detection_time_s for r in jrecs if r.detection_time_s is not None) <= 600
+    mean = lambda rs: sum(r.excess_errors for r in rs) / len(rs)  # noqa: E731
+    assert mean(jrecs) * 20 < mean(recs), (mean(jrecs), mean(recs))
 
 
 LESSONS: dict[str, Callable[[], None]] = {
@@ -178,6 +201,7 @@ LESSONS: dict[str, Callable[[], None]] = {
     "cohort-bug": lesson_cohort_bug,
     "load-dependent": lesson_load_dependent,
     "common-mode-outage": lesson_common_mode_outage,
+    "small-regression": lesson_small_regression,
 }
 
 

@@ -26,6 +26,13 @@ live traffic to it; a post-promotion run that fails switches back (Degraded).
 
 Manual promotion (``kubectl argo rollouts promote``) is the webhook outcome
 ``manual-promotion`` (scripted in the scenario; default: nobody promotes).
+
+A ``judge`` (pdsim's extension, ``sim.policies.judges``) works as a background analysis of
+a canary that never stops: at every reconcile after the canary started it looks at both
+versions' counters; ``reject`` aborts like a failed background run, ``accept`` promotes
+fully (as ``kubectl argo rollouts promote --full``). Its other verdicts change nothing:
+an Argo rollout has no failed-check counter for them to feed. Blue/green previews get no
+live traffic, so a judge is not consulted there.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from sim.policies.argo_spec import ArgoMetric, ArgoPolicySpec, RolloutAnalysis, 
 from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Rollback,
                                ScaleUp, SetWeights)
 from sim.policies.judges.kayenta import KayentaJudge
+from sim.policies.judges import Judge, JudgeData, make_judge
 
 RESYNC_S = 15.0
 PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
@@ -84,6 +92,8 @@ class ArgoState:
     switched: bool = False          # blue/green: active service points at the new RS
     full_scale: bool = False        # blue/green: gates passed, preview scaled to full size
     event: str = ""
+    judge: object = None            # the judge's own (immutable) state
+    judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
 
     def run(self, kind: str) -> Run | None:
         return next((r for r in self.runs if r.kind == kind), None)
@@ -231,9 +241,19 @@ class ArgoRollout:
 
     def status(self, state: ArgoState) -> dict[str, object]:
         runs = {r.kind: _run_status(r.state) for r in state.runs}
-        return {"phase": state.phase, "canary_weight": state.weight,
-                "failed_checks": sum(m.failed for r in state.runs for m in r.state.metrics),
-                "iterations": 0, "step_index": state.step_index, "analysis_runs": runs}
+        out: dict[str, object] = {"phase": state.phase, "canary_weight": state.weight,
+                                  "failed_checks": sum(m.failed for r in state.runs for m in r.state.metrics),
+                                  "iterations": 0, "step_index": state.step_index, "analysis_runs": runs}
+        if self.judge is not None:
+            out["judge"] = dict(state.judge_detail)
+        return out
+
+    @cached_property
+    def judge(self) -> Judge | None:
+        """The judge of ``spec.judge`` for a canary strategy (None otherwise)."""
+        if self.spec.judge is None or self.spec.strategy.canary is None:
+            return None
+        return make_judge(self.spec.judge)
 
     def step(self, state: ArgoState, obs: Observation) -> tuple[ArgoState, tuple[Action, ...]]:
         if state.phase in TERMINAL:
@@ -264,6 +284,10 @@ class ArgoRollout:
         since = self._human_pause(s)
         if since is not None and self._manual(obs, acts, since):
             s = self._promote_cli(s, obs, acts)  # kubectl argo rollouts promote
+        if self.judge is not None:
+            s = self._run_judge(s, obs, acts)
+            if s.phase in TERMINAL:
+                return s
         for _ in range(_MAX_RECONCILES + 2 * len(self._steps())):
             s = self._measure(s, obs, acts)  # the AnalysisRun controller, between reconciles
             new = self._reconcile_canary(s, obs, acts)
@@ -293,6 +317,20 @@ class ArgoRollout:
             s = replace(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
             return self._advance_step(s, obs, acts)
         return replace(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
+
+    def _run_judge(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """The judge as a background analysis: reject aborts, accept promotes fully."""
+        if obs.versions is None:
+            return s
+        prior = s.judge if s.judge is not None else self.judge.initial_state()
+        state, verdict = self.judge.judge(prior, obs.versions)
+        s = replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
+        if verdict.reject:
+            return self._abort(s, obs, acts, f"judge {self.judge.kind} rejected the canary: "
+                                             f"{verdict.detail.get('statistic', '')}".rstrip(": "))
+        if verdict.accept:
+            return self._promote(s, obs, acts)
+        return s
 
     def _route(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """Live traffic to the canary. With a traffic router, ``reconcileTrafficRouting``:
@@ -495,9 +533,8 @@ class ArgoRollout:
             return [] if v is None else [float(v)]  # a vector: []float64, hence result[0]
         key = f"{run.kind.split(':')[0]}/{m.name}"
         keys = (key, m.name, kind)
-        versions = getattr(obs, "versions", None)
-        if kind == "kayenta" and (versions is not None or not any(k in obs.webhooks for k in keys)):
-            return self._kayenta(m, obs, run, versions)
+        if kind == "kayenta" and (obs.versions is not None or not any(k in obs.webhooks for k in keys)):
+            return self._kayenta(m, obs, run, obs.versions)
         latency = next((obs.webhook_latency[k] for k in keys if k in obs.webhook_latency), 0.0)
         last = run.state.result(m.name).last
         if latency > 0 and (last is None or last.finished_at is not None):
@@ -506,7 +543,7 @@ class ArgoRollout:
         acts.append(HookCalled(key, kind, ok))
         return ar.ProviderPhase(ar.SUCCESSFUL if ok else ar.FAILED)
 
-    def _kayenta(self, m: ArgoMetric, obs: Observation, run: Run, versions: object) -> ar.ProviderResult:
+    def _kayenta(self, m: ArgoMetric, obs: Observation, run: Run, versions: JudgeData | None) -> ar.ProviderResult:
         """A Kayenta judgement by the replica (``sim.policies.argo_kayenta``): ``Run``
         starts it (Running, polled after 15 s); the poll reads the score of the scope that
         ended when it started."""

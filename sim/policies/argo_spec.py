@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sim.policies.judges.kayenta import KayentaSpec
+from sim.policies.judges import JudgeSpec
 from sim.units import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -185,7 +186,8 @@ class Strategy(_Model):
 class ArgoPolicySpec(_Model):
     """The ``argo:`` policy: a Rollout's ``strategy`` and ``replicas``, and the
     AnalysisTemplates it references by name (``templates``; ClusterAnalysisTemplates in
-    ``clusterTemplates``)."""
+    ``clusterTemplates``). ``judge`` (pdsim's extension) is a statistical judge that acts as
+    a background analysis of a canary (``sim.policies.argo``)."""
 
     strategy: Strategy
     replicas: Annotated[int, Field(ge=1)] = 1
@@ -194,6 +196,7 @@ class ArgoPolicySpec(_Model):
     #: pdsim's extension: Kayenta canary configs by ``canaryConfigName`` (they live in
     #: Kayenta, not in the manifest); a kayenta metric without one uses the default config.
     canaryConfigs: dict[str, KayentaSpec] = {}
+    judge: JudgeSpec | None = None  # pdsim's extension: a judge beside the strategy (canary only)
 
     @model_validator(mode="after")
     def _refs(self) -> "ArgoPolicySpec":

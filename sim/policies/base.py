@@ -18,6 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from sim.policies.judges.base import JudgeData, VersionSeries
+
 #: Value of a metric query that returned nothing (Prometheus: empty vector or NaN).
 NO_DATA = None
 
@@ -74,6 +76,9 @@ class Observation:
             hook with no entry takes its type's default (see the policy).
         webhook_latency: how long such a call takes to answer, by the same keys (0 when
             absent); Argo job and web measurements stay Running that long.
+        versions: both versions' per-slot counters for a statistical judge (the world
+            fills it only for policies with a ``judge``); None when not recorded, e.g.
+            in ``pdsim replay`` of a metric-values CSV.
     """
 
     t: float
@@ -84,6 +89,7 @@ class Observation:
     primary: Readiness = Readiness()
     webhooks: Mapping[str, bool] = field(default_factory=dict)
     webhook_latency: Mapping[str, float] = field(default_factory=dict)
+    versions: JudgeData | None = None
 
 
 @dataclass(frozen=True)
@@ -205,8 +211,42 @@ class PolicyContractError(AssertionError):
     """A policy broke the contract that ``check_policy`` verifies."""
 
 
+#: Histogram bounds of the random judge data (Istio's default buckets, ms).
+_RANDOM_BOUNDS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class _RandomVersions:
+    """Random but consistent per-version counters for ``check_policy``: the series grow
+    by a few slots each tick (a slot never changes once seen), as the world's do."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        nb = len(_RANDOM_BOUNDS_MS) + 1
+        self.req = np.zeros((1, 2))
+        self.err = np.zeros((1, 2))
+        self.hist = np.zeros((1, 2, nb))
+
+    def next(self, t: float) -> JudgeData | None:
+        rng = self.rng
+        k = int(rng.integers(0, 5))
+        nb = self.hist.shape[2]
+        req = rng.integers(0, 3000, size=(k, 2)).astype(float) * (rng.random((k, 1)) > 0.1)
+        p = rng.choice([0.0, 0.001, 0.01, 0.1, 0.5], size=(k, 2))
+        err = rng.binomial(req.astype(np.int64), p).astype(float)
+        probs = rng.dirichlet(np.ones(nb), size=(k, 2))
+        hist = np.array([[rng.multinomial(int(req[i, v]), probs[i, v]) for v in range(2)] for i in range(k)],
+                        dtype=float).reshape(k, 2, nb)
+        self.req, self.err = np.concatenate([self.req, req]), np.concatenate([self.err, err])
+        self.hist = np.concatenate([self.hist, hist])
+        if rng.random() < 0.1:
+            return None  # not recorded (a replay): judges must cope
+        return JudgeData(t, 15.0, tuple(float(b) for b in _RANDOM_BOUNDS_MS),
+                         VersionSeries(self.req[:, 1].copy(), self.err[:, 1].copy(), self.hist[:, 1].copy()),
+                         VersionSeries(self.req[:, 0].copy(), self.err[:, 0].copy(), self.hist[:, 0].copy()))
+
+
 def _random_observation(rng: np.random.Generator, t: float, tick: int, queries: Sequence[MetricQuery],
-                        routes: Routes) -> Observation:
+                        routes: Routes, versions: _RandomVersions | None = None) -> Observation:
     metrics: dict[str, float | None] = {}
     for q in queries:
         u = rng.random()
@@ -227,6 +267,7 @@ def _random_observation(rng: np.random.Generator, t: float, tick: int, queries: 
         canary=Readiness(canary_ready, None if canary_ready else max(0.0, t - float(rng.integers(0, 1200)))),
         primary=Readiness(bool(rng.random() > 0.05)),
         webhooks=hooks,
+        versions=versions.next(t) if versions is not None else None,
     )
 
 
@@ -243,6 +284,9 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
     * ``next_tick`` moves time forward: strictly, except that the first tick may come
       at once (Argo reconciles a spec change immediately).
 
+    A policy with a ``judge`` also gets random, growing per-version counters
+    (``Observation.versions``; sometimes None, as in a replay).
+
     Args:
         policy: the policy under test.
         episodes: random episodes to run.
@@ -254,9 +298,11 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
     """
     rng = np.random.default_rng(seed)
     queries = list(policy.queries())
+    judged = getattr(policy, "judge", None) is not None
     for episode in range(episodes):
         state = policy.initial_state()
         routes = Routes()
+        versions = _RandomVersions(rng) if judged else None
         t = 0.0
         for tick in range(1, max_ticks + 1):
             nt = policy.next_tick(state, t)
@@ -268,7 +314,7 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
             elif nt is None or nt < t or (nt == t and tick > 1):
                 raise PolicyContractError(f"episode {episode} tick {tick}: next_tick({t}) = {nt} does not move forward")
             t = nt
-            obs = _random_observation(rng, t, tick, queries, routes)
+            obs = _random_observation(rng, t, tick, queries, routes, versions)
             before = copy.deepcopy(state)
             new_state, actions = policy.step(state, obs)
             if state != before:

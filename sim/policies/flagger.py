@@ -21,6 +21,14 @@ One call of ``FlaggerCanary.step`` is one run of Flagger's ``advanceCanary``
    MetricTemplates); a failure adds one to ``failedChecks`` (cumulative) and ends the tick;
 8. the strategy: ``runAB``, ``runBlueGreen``, or confirm-traffic-increase + ``runCanary``.
 
+A ``judge`` (pdsim's extension, ``sim.policies.judges``) takes the place of the threshold
+checks of the builtin metrics it judges, at the position of the first of them in the
+metrics list: its NO_DATA or FAIL verdict is a failed check like a metric's; ``reject``
+rolls back in the same tick (no waiting for ``threshold``); ``accept`` ends the analysis
+early and goes to promotion, through the confirm-promotion gates. Its state lives in
+``FlaggerState.judge``. Without per-version data (``Observation.versions`` is None, as in
+``pdsim replay`` of a metric-values CSV) the judge cannot look: its verdict is no data.
+
 Status fields are written as Flagger writes them (``pkg/canary/status.go``):
 ``setStatusPhase`` zeroes ``canaryWeight`` and ``iterations`` for every phase but
 Progressing, Waiting and Promoting (WaitingPromotion sets iterations to N−1); a rollback
@@ -36,6 +44,7 @@ from functools import cached_property
 from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Readiness,
                                Rollback, Routes, ScaleUp, SetWeights)
 from sim.policies.flagger_spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec, FlaggerWebhook
+from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
 
 TOTAL_WEIGHT = 100
 MIN_INTERVAL_S = 10.0  # Canary.GetAnalysisInterval clamps shorter intervals to 10s
@@ -60,6 +69,8 @@ class FlaggerState:
     failed_checks: int = 0
     iterations: int = 0
     event: str = ""
+    judge: object = None  # the judge's own (immutable) state, when there is a judge
+    judge_detail: tuple[tuple[str, object], ...] = ()  # its last judgement, for the trace
 
     def evolve(self, **changes: object) -> "FlaggerState":
         """A copy with some fields changed (``dataclasses.replace``, without its
@@ -203,8 +214,23 @@ class FlaggerCanary:
         return None if state.phase in TERMINAL else t + self.interval_s
 
     def status(self, state: FlaggerState) -> dict[str, object]:
-        return {"phase": state.phase, "canary_weight": state.canary_weight,
-                "failed_checks": state.failed_checks, "iterations": state.iterations}
+        out: dict[str, object] = {"phase": state.phase, "canary_weight": state.canary_weight,
+                                  "failed_checks": state.failed_checks, "iterations": state.iterations}
+        if self.judge is not None:
+            out["judge"] = dict(state.judge_detail)
+        return out
+
+    @cached_property
+    def judge(self) -> Judge | None:
+        """The statistical judge of ``spec.judge`` (None without one), judging the builtin
+        metrics of the analysis it can judge."""
+        if self.spec.judge is None:
+            return None
+        return make_judge(self.spec.judge, {q.signal for kind, q in self._checks if kind == "builtin"})
+
+    @cached_property
+    def _judged(self) -> frozenset[str]:
+        return judged_signals(self.judge) if self.judge is not None else frozenset()
 
     def step(self, state: FlaggerState, obs: Observation) -> tuple[FlaggerState, tuple[Action, ...]]:
         """One ``advanceCanary`` run. See the module docstring for the order of work."""
@@ -260,7 +286,14 @@ class FlaggerCanary:
         else:
             ok, why = self._run_hooks(("rollout",), obs, tick, "external check")
             if ok:
-                ok, why = self._run_metrics(obs)
+                ok, why, s, verdict = self._run_metrics(s, obs)
+                if verdict is not None and verdict.reject:
+                    reason = f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}"
+                    return self._rollback(s, obs, tick, reason.rstrip(": "))
+                if ok and verdict is not None and verdict.accept:
+                    # Harm ruled out: promote now, through the confirm-promotion gates.
+                    waiting = self._confirm_promotion(s, obs, tick)
+                    return waiting if waiting is not None else self._promote(s, tick)
         if not ok:
             return s.evolve(failed_checks=s.failed_checks + 1, event=why)
 
@@ -301,24 +334,53 @@ class FlaggerCanary:
                 return False, f"Halt advancement {what} {hook.name} failed"
         return True, ""
 
-    def _run_metrics(self, obs: Observation) -> tuple[bool, str]:
-        """``runBuiltinMetricChecks`` then ``runMetricChecks``: stop at the first failure."""
-        for _, q in self._checks:
-            val = obs.metrics.get(q.name)
-            if val is None or math.isnan(val):
-                # prometheus.go: empty result or NaN -> ErrNoValuesFound -> check fails
-                return False, f"Halt advancement no values found for metric {q.name}"
-            lo, hi = q.min, q.max
-            if q.signal == "request-duration":
-                # Observers return time.Duration(int64(value)) ms and the bounds are
-                # converted with time.Duration(bound): both truncated to whole ms.
-                val = float(math.trunc(val))
-                lo = None if lo is None else float(math.trunc(lo))
-                hi = None if hi is None else float(math.trunc(hi))
-            if lo is not None and val < lo:
-                return False, f"Halt advancement {q.name} {val:.2f} < {lo:g}"
-            if hi is not None and val > hi:
-                return False, f"Halt advancement {q.name} {val:.2f} > {hi:g}"
+    def _run_judge(self, s: FlaggerState, obs: Observation) -> tuple[FlaggerState, Judgement]:
+        """Ask the judge (no data without per-version counters: it cannot look)."""
+        if obs.versions is None:
+            return s, Judgement(Verdict.NO_DATA, detail={"statistic": "no per-version counters"})
+        # States built from scratch (a new revision starting Progressing) carry no judge state.
+        prior = s.judge if s.judge is not None else self.judge.initial_state()
+        state, verdict = self.judge.judge(prior, obs.versions)
+        return s.evolve(judge=state, judge_detail=tuple(sorted(verdict.detail.items()))), verdict
+
+    def _run_metrics(self, s: FlaggerState, obs: Observation
+                     ) -> tuple[bool, str, FlaggerState, Judgement | None]:
+        """``runBuiltinMetricChecks`` then ``runMetricChecks``: stop at the first failure.
+
+        The judge answers for the builtin metrics it judges, at the first one's place."""
+        verdict = None
+        for kind, q in self._checks:
+            if kind == "builtin" and q.signal in self._judged:
+                if verdict is None:
+                    s, verdict = self._run_judge(s, obs)
+                    if verdict.reject:
+                        return False, "", s, verdict
+                    if verdict.verdict in (Verdict.NO_DATA, Verdict.FAIL):
+                        what = "no values found for" if verdict.verdict == Verdict.NO_DATA else "failed"
+                        return False, f"Halt advancement judge {self.judge.kind} {what} {q.name}", s, verdict
+                continue
+            ok, why = self._check_metric(q, obs)
+            if not ok:
+                return False, why, s, verdict
+        return True, "", s, verdict
+
+    def _check_metric(self, q: MetricQuery, obs: Observation) -> tuple[bool, str]:
+        """One threshold-range check."""
+        val = obs.metrics.get(q.name)
+        if val is None or math.isnan(val):
+            # prometheus.go: empty result or NaN -> ErrNoValuesFound -> check fails
+            return False, f"Halt advancement no values found for metric {q.name}"
+        lo, hi = q.min, q.max
+        if q.signal == "request-duration":
+            # Observers return time.Duration(int64(value)) ms and the bounds are
+            # converted with time.Duration(bound): both truncated to whole ms.
+            val = float(math.trunc(val))
+            lo = None if lo is None else float(math.trunc(lo))
+            hi = None if hi is None else float(math.trunc(hi))
+        if lo is not None and val < lo:
+            return False, f"Halt advancement {q.name} {val:.2f} < {lo:g}"
+        if hi is not None and val > hi:
+            return False, f"Halt advancement {q.name} {val:.2f} > {hi:g}"
         return True, ""
 
     def _confirm_promotion(self, s: FlaggerState, obs: Observation, tick: _Tick) -> FlaggerState | None:
@@ -411,4 +473,5 @@ class FlaggerCanary:
         """``rollback()``: all traffic to primary, SyncStatus{Failed, weight 0}."""
         tick.actions += [SetWeights(0), Rollback(reason), Finish(FAILED)]
         self._post_rollout(obs, tick)
-        return FlaggerState(FAILED, event=f"Rolling back: {reason}")
+        # The judge's last statistics stay in the status: the trace shows what rejected.
+        return FlaggerState(FAILED, event=f"Rolling back: {reason}", judge_detail=s.judge_detail)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from sim.policies.judges import JudgeSpec
 from sim.units import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -255,6 +256,8 @@ class FlaggerPolicySpec(_Model):
     ``provider: kubernetes`` has no traffic shifting: blue/green only, with
     ``iterations`` forced to 10 when unset (``advanceCanary``). ``metricTemplates``
     holds the MetricTemplates referenced by ``templateRef`` (imported manifests fill it).
+    ``judge`` (pdsim's extension, not Flagger's) is a statistical judge that replaces the
+    threshold checks of the builtin metrics it judges (``sim.policies.judges``).
     """
 
     analysis: FlaggerAnalysis | None = None
@@ -262,6 +265,7 @@ class FlaggerPolicySpec(_Model):
     provider: str = "istio"
     skipAnalysis: bool = False
     metricTemplates: dict[str, MetricTemplateSpec] = {}
+    judge: JudgeSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "FlaggerPolicySpec":

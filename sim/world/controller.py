@@ -151,8 +151,9 @@ class TrafficServer:
         # NaN (no data) becomes None; converted once per query, not per run and value.
         values = {q.name: [None if x != x else x for x in w.telemetry.query(q, runs, w.env.now).tolist()]
                   for q in w.queries}
-        for i, (_, ev) in enumerate(batch):
-            ev.succeed({name: v[i] for name, v in values.items()})
+        for i, (r, ev) in enumerate(batch):
+            versions = w.telemetry.judge_data(r, w.env.now, w.versions_latency) if w.reads_versions else None
+            ev.succeed(({name: v[i] for name, v in values.items()}, versions))
 
 
 class World:
@@ -185,9 +186,18 @@ class World:
         if tel.missing_scrapes > 0:
             k = int(np.ceil(scenario.horizon / tel.scrape_interval)) + 2
             missing = np.stack([r.rng["telemetry"].random(k) < tel.missing_scrapes for r in self.runs])
-        primary_hist = any(b.version == "primary" and b.signal.startswith("latency") for b in bindings.values())
+        # A statistical judge (or an Argo Kayenta metric) compares both versions: the
+        # primary's counters must then be drawn, and its histogram too when latency is
+        # judged (plain threshold policies skip both and keep their speed).
+        judge = getattr(policy, "judge", None)
+        self.reads_versions = judge is not None or bool(getattr(policy, "reads_versions", False))
+        self.versions_latency = bool((judge is not None and judge.needs_latency)
+                                     or getattr(policy, "versions_latency", False))
+        primary_hist = self.versions_latency or any(b.version == "primary" and b.signal.startswith("latency")
+                                                 for b in bindings.values())
         self.telemetry = Telemetry(len(self.runs), scenario.horizon, tel.scrape_interval, tel.lag, missing,
-                                   tel.buckets_ms, primary_histogram=primary_hist, bindings=bindings)
+                                   tel.buckets_ms, primary_histogram=primary_hist, bindings=bindings,
+                                   primary_counts=self.reads_versions)
         if exact:
             if len(self.runs) != 1:
                 raise ValueError("the exact mode simulates one run at a time")
@@ -277,13 +287,13 @@ class World:
                     self._all_done.succeed()
                 return
             yield self.env.timeout(nt - self.env.now)
-            metrics = yield self.server.observe(r)
+            metrics, versions = yield self.server.observe(r)
             now = self.env.now
             run.ticks += 1
             obs = Observation(t=now, tick=run.ticks, metrics=metrics, routes=self.router.routes(r),
                               canary=run.canary.view(), primary=run.primary.view(),
                               webhooks=self._webhooks(run, now) if self.scenario.webhooks else {},
-                              webhook_latency=self._latency)
+                              webhook_latency=self._latency, versions=versions)
             state, actions = policy.step(state, obs)
             for a in actions:
                 self._apply(r, a, now)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sim.policies.base import MetricQuery
+from sim.policies.judges.base import JudgeData, VersionSeries
 from sim.scenario import MetricBinding
 
 _EPS = 1e-9
@@ -45,20 +46,23 @@ class Telemetry:
         bounds_ms: finite histogram bucket bounds.
         primary_histogram: keep the primary's latency histogram too.
         bindings: custom query name -> the simulated signal it measures.
+        primary_counts: draw the primary's requests and errors even when no query reads
+            them (a statistical judge compares both versions).
     """
 
     def __init__(self, runs: int, horizon_s: float, scrape_s: float, lag_s: float, missing: np.ndarray | None,
                  bounds_ms: Sequence[float], primary_histogram: bool = False,
-                 bindings: dict[str, MetricBinding] | None = None) -> None:
+                 bindings: dict[str, MetricBinding] | None = None, primary_counts: bool = False) -> None:
         self.scrape_s = scrape_s
         self.lag_s = lag_s
         self.n_slots = int(math.ceil(horizon_s / scrape_s)) + 2
         self.missing = missing
         self.bounds_ms = np.asarray(bounds_ms, dtype=float)
+        self._bounds_tuple = tuple(float(b) for b in bounds_ms)  # for JudgeData, built once
         self.primary_histogram = primary_histogram
         self.bindings = bindings or {}
         #: Whether any query reads the primary's counters (else they are not drawn).
-        self.reads_primary = any(b.version == "primary" for b in self.bindings.values())
+        self.reads_primary = primary_counts or any(b.version == "primary" for b in self.bindings.values())
         # Slots are allocated as time advances: most rollouts decide long before the
         # horizon, and first-touching a horizon-sized array costs more than the run.
         self._alloc(runs, min(self.n_slots, 64))
@@ -115,6 +119,27 @@ class Telemetry:
                 return None
             lo, hi = lo + int(ok[0]), lo + int(ok[-1])
         return lo + 1, hi + 1
+
+    def judge_data(self, run: int, t: float, histograms: bool) -> JudgeData:
+        """Both versions' per-slot counters of ``run`` as a judge sees them at ``t``.
+
+        Only slots scraped and ingested by ``t`` (timestamp + lag <= t, as ``span``), so a
+        judge reads what a Prometheus query could. A lost scrape (``missing``) shows no
+        increment; counters being cumulative, the next sample that arrives carries it.
+        Arrays are read-only views (no copy).
+        """
+        hi = max(min(int(math.floor((t - self.lag_s) / self.scrape_s + _EPS)), self.n.shape[1] - 1), 0)
+        k = hi + 1
+        hp = self.hist_primary if histograms else None
+        parts = [self.n[run, :k, CANARY], self.err[run, :k, CANARY], self.hist[run, :k] if histograms else None,
+                 self.n[run, :k, PRIMARY], self.err[run, :k, PRIMARY], None if hp is None else hp[run, :k]]
+        if self.missing is not None:
+            parts = [None if x is None else _merge_lost(x, self.missing[run, :k]) for x in parts]
+        for x in parts:
+            if x is not None:
+                x.flags.writeable = False
+        return JudgeData(t, self.scrape_s, self._bounds_tuple,
+                         VersionSeries(*parts[:3]), VersionSeries(*parts[3:]))
 
     def window(self, runs: np.ndarray, t: float, window_s: float, version: int = CANARY
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -177,6 +202,17 @@ class Telemetry:
             else:  # latency-pNN
                 v = histogram_quantile_rows(int(b.signal[-2:]) / 100.0, self.bounds_ms, hist)
         return v * b.scale
+
+
+def _merge_lost(x: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    """Per-slot increments as scrapes see them: a lost slot shows 0 and its increments
+    arrive with the next slot that was scraped (increments after the last one, later)."""
+    ok = np.flatnonzero(~lost)
+    out = np.zeros_like(x)
+    if len(ok):
+        cum = np.cumsum(x, axis=0)[ok]
+        out[ok] = np.diff(cum, axis=0, prepend=np.zeros((1,) + x.shape[1:]))
+    return out
 
 
 def histogram_quantile_rows(q: float, bounds_ms: np.ndarray, counts: np.ndarray) -> np.ndarray:

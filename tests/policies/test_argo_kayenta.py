@@ -88,3 +88,75 @@ def test_without_counters_the_measurement_errs():
 
 def test_argo_polls_after_fifteen_seconds():
     assert RESUME_DELAY_S == 15.0
+
+
+# -- through the world ------------------------------------------------------------------------
+
+SCENARIO = """\
+name: argo-kayenta
+horizon: 2h
+after_promotion: 0s
+traffic: {{rate: 200/s, users: 5000}}
+baseline: {{error_rate: 0.005}}
+release: {{startup: 0s, faults: [{faults}]}}
+policy:
+  argo:
+    strategy:
+      canary:
+        trafficRouting: {{istio: {{virtualService: {{name: vs}}}}}}
+        steps:
+          - setWeight: 20
+          - pause: {{duration: 10m}}
+          - analysis: {{templates: [{{templateName: kayenta}}]}}
+          - setWeight: 50
+          - pause: {{duration: 10m}}
+    templates:
+      kayenta:
+        metrics:
+          - name: kayenta
+            interval: 10m
+            count: 1
+            provider:
+              kayenta:
+                address: http://kayenta:8090
+                application: app
+                canaryConfigName: errors
+                threshold: {{pass: 90, marginal: 75}}
+                scopes:
+                  - name: default
+                    controlScope: {{scope: app=stable, step: 60}}
+                    experimentScope: {{scope: app=canary, step: 60}}
+"""
+
+
+def _world(faults: str, seed: int):
+    from sim.policyfile import scenario_policy
+    from sim.rng import run_seed
+    from sim.runner import run_one
+    from sim.scenario import parse_scenario
+    from sim.yamlio import loads_yaml
+    sc = parse_scenario(loads_yaml(SCENARIO.format(faults=faults)))
+    return run_one(sc, scenario_policy(sc), run_seed(seed, 0, 0), trace=True)
+
+
+def test_the_world_feeds_the_replica_and_a_bad_canary_is_aborted_at_the_judgement():
+    """The analysis step at 10 minutes asks Kayenta about the last 10 minutes of both
+    versions (the canary at 20%): 5% errors against 0.5% scores 0 -> Failed -> abort at the
+    poll, 15 s after the step's run started at 615 s."""
+    result = _world("{kind: error_rate, rate: 0.05}", 1)
+    assert result.record.outcome == "rolled_back"
+    assert result.record.rollback_reason == "step:2 analysis phase failed"
+    assert result.record.decision_time_s == 615 + RESUME_DELAY_S
+
+
+def test_a_good_canary_passes_the_judgement_and_is_promoted():
+    """The canary is available at the 15 s resync, so the 10m pause runs 15-615 s; the
+    step's run starts at 615 and the judgement passes when polled at 630 (the step completes
+    only on a Successful run); then setWeight 50 and the 10m pause: promoted at 1,230 s."""
+    result = _world("", 2)
+    assert result.record.outcome == "promoted"
+    assert [line["analysis_runs"]["step:2"]["phase"] for line in result.trace
+            if "step:2" in line["analysis_runs"]] == ["Running"]
+    advanced = next(line for line in result.trace if line["step_index"] >= 3)
+    assert advanced["t"] == 615 + RESUME_DELAY_S
+    assert result.record.decision_time_s == advanced["t"] + 600

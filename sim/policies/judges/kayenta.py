@@ -321,6 +321,7 @@ class KayentaJudge:
                        "final_if_last": "pass" if scored.score >= thresholds.pass_ else "fail"})
         new_state = KayentaState(state.judgements + 1, scored.score)
         if scored.score <= thresholds.marginal:
+            detail["statistic"] = f"score {scored.score:.1f} <= marginal {thresholds.marginal:g}"
             return new_state, Judgement(Verdict.FAIL, reject=True, detail=detail)
         verdict = Verdict.PASS if scored.score >= thresholds.pass_ else Verdict.INCONCLUSIVE
         return new_state, Judgement(verdict, detail=detail)
