@@ -515,6 +515,40 @@ def check(gates_path: str, junit_path: str | None, markdown_path: str | None, ba
     return 0 if report.passed else 1
 
 
+@cli.command()
+@click.argument("results_path", metavar="RESULTS", type=click.Path())
+@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the self-contained HTML report here.")
+@click.option("--scenario", "scenario_paths", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Scenario file(s) the results came from (repeatable): describes them and re-simulates "
+                   "run 0's timeline from its stored seed.")
+@click.option("--policy", "policy_paths", multiple=True, type=click.Path(), metavar="PATH",
+              help="The policy the results ran under, when not the scenario's own (repeatable: files combine).")
+@click.option("--title", default=None, help="Page title. Default: from RESULTS.")
+def report(results_path: str, html_path: str, scenario_paths: tuple[str, ...], policy_paths: tuple[str, ...],
+           title: str | None) -> None:
+    """Write an HTML report (summary with intervals, figures, reproducing command) of stored
+    results: a directory of Parquet chunks (pdsim run --out DIR), a .parquet or a .csv file."""
+    import shlex
+
+    from sim.report import render_report, write_report
+    from sim.report_results import overview_figures, read_results, results_sections
+
+    frame = read_results(results_path)
+    sections = results_sections(frame, scenario_files=scenario_paths, policy_paths=policy_paths)
+    figures = overview_figures(frame)
+    argv = ["pdsim", "report", results_path, "--html", html_path]
+    argv += [a for p in scenario_paths for a in ("--scenario", p)]
+    argv += [a for p in policy_paths for a in ("--policy", p)]
+    groups = frame.groupby(["scenario", "policy"]).ngroups
+    intro = (f"{len(frame):,} simulated rollouts read from {results_path}: {groups} scenario/policy "
+             f"group{'s' if groups != 1 else ''}.")
+    html = render_report(sections, title=title or f"pdsim report: {Path(results_path).name}",
+                         command=shlex.join(argv), figures=figures, intro=intro)
+    _write_output(html_path, "--html", lambda p: write_report(p, html))
+    click.echo(f"{html_path}: {len(sections)} section(s), {len(figures)} figure(s)")
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point (``pdsim``)."""
     cli.main(args=argv, prog_name="pdsim")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from sim.palette import OKABE_ITO, series_style
 from sim.stats import mean_interval, wilson_interval
@@ -30,6 +31,9 @@ __all__ = ["detection_cdf_figure", "blast_radius_figure", "power_curve_figure", 
 _HORIZONTAL: dict[str, object] = ({"orientation": "horizontal"}
                                   if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
                                   else {"vert": False})
+
+#: Detection CDFs draw their confidence bands only up to this many curves.
+_MAX_BANDS = 4
 
 #: Axis labels (with units) of the record columns.
 COLUMN_LABELS = {
@@ -104,12 +108,17 @@ def detection_cdf_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None 
         ys = np.concatenate([[0.0], np.arange(1, times.size + 1) / n, [times.size / n]])
         ax.step(xs, ys, where="post", color=style["color"], linestyle=style["linestyle"], lw=2,
                 label=f"{label}: detected {_pct_ci(times.size, n, confidence)}, n={n}")
-        band = eps / math.sqrt(n)
-        ax.fill_between(xs, np.clip(ys - band, 0, 1), np.clip(ys + band, 0, 1), step="post",
-                        color=style["color"], alpha=0.12, lw=0)
+        if len(curves) <= _MAX_BANDS:  # more bands than this overlap into mud
+            band = eps / math.sqrt(n)
+            ax.fill_between(xs, np.clip(ys - band, 0, 1), np.clip(ys + band, 0, 1), step="post",
+                            color=style["color"], alpha=0.12, lw=0)
     ax.set_xlim(0, t_end)
-    ax.legend(loc="lower right", fontsize="small", title=f"detection rate [{100 * confidence:g}% CI]",
-              title_fontsize="small")
+    legend = {"fontsize": "small", "title": f"detection rate [{100 * confidence:g}% CI]", "title_fontsize": "small"}
+    if len(curves) <= 3:
+        ax.legend(loc="lower right", **legend)
+    else:  # many curves: the legend goes under the axes, where it hides nothing
+        fig.set_size_inches(8.0, 4.8 + 0.2 * ((len(curves) + 1) // 2))
+        fig.legend(loc="outside lower center", ncol=2, frameon=False, **legend)
     return fig
 
 
@@ -208,6 +217,11 @@ def power_curve_figure(frame: pd.DataFrame, *, severity: str, by: str | Sequence
     positive = sev[sev > 0]
     if log_x or (log_x is None and positive.size and positive.max() / positive.min() > 10):
         ax.set_xscale("log")
+        # Plain numbers at the severities simulated, not powers of ten between them.
+        ticks = np.unique(positive)
+        if ticks.size <= 12:
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(loc="lower right", fontsize="small", title=f"error bars: {100 * confidence:g}% Wilson interval",
               title_fontsize="small")
     return fig
