@@ -339,3 +339,35 @@ def test_baseline_regression_on_common_random_numbers(repo):
 def test_bad_baseline_is_exit_2(repo):
     result = invoke("check", write_gates(repo, PASSING), "--baseline", repo / "missing.yaml")
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+# --- calibration: how often the gate errs --------------------------------------------------
+
+def test_wrong_decisions_are_rare_at_the_bound_and_power_away_from_it():
+    """Each side of a 95% interval errs at most 2.5% of the time: a policy whose true false-
+    rollback rate sits exactly on the bound passes (wrongly) at most ~2.5% of the time, and
+    one whose true rate is far inside the bound passes nearly always. Binomial draws from a
+    fixed-seed Generator; 2000 replications bound each frequency to about ±1%."""
+    rng = np.random.default_rng(20261130)
+    req = Requirement("false_rollback_rate", None, None, 0.05)
+    n, reps = 400, 2000
+
+    cache: dict[int, str] = {}
+
+    def decide(k: int) -> str:  # the decision depends on k only: evaluate each k once
+        if k not in cache:
+            cache[k] = evaluate(req, frame(["rolled_back"] * k + ["promoted"] * (n - k), False),
+                                scenario="s").decision
+        return cache[k]
+
+    def decisions(p: float) -> dict[str, float]:
+        out = [decide(int(k)) for k in rng.binomial(n, p, size=reps)]
+        return {d: out.count(d) / reps for d in ("pass", "fail", "inconclusive")}
+
+    on_bound = decisions(0.05)
+    assert on_bound["pass"] <= 0.035 and on_bound["fail"] <= 0.035  # Wilson: each side <= ~2.5%
+    assert on_bound["inconclusive"] >= 0.93
+    inside = decisions(0.01)
+    assert inside["pass"] >= 0.95 and inside["fail"] == 0.0
+    outside = decisions(0.12)
+    assert outside["fail"] >= 0.95 and outside["pass"] == 0.0
