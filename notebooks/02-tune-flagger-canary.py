@@ -65,7 +65,8 @@ for interval, threshold, step in itertools.product(intervals_s, thresholds, step
         frame["interval"], frame["threshold"], frame["stepWeight"] = interval, threshold, step
         frames.append(frame)
 results = pd.concat(frames, ignore_index=True)
-print(f"{len(results):,} rollouts: {results.groupby(params).ngroups} settings × {len(scenarios)} releases × {runs} runs")
+settings = results.groupby(params).ngroups
+print(f"{len(results):,} rollouts: {settings} settings × {len(scenarios)} releases × {runs} runs")
 
 # %% [markdown]
 # ## Each setting's speed, harm and noise

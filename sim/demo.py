@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="processes per scenario batch (default: 1)")
     p.add_argument("--scenarios", default="scenarios", help="scenario directory (default: ./scenarios)")
     p.add_argument("--sweep-runs", type=int, default=DEFAULT_SWEEP_RUNS,
-                   help=f"rollouts per setting in the overview sweeps; 0 leaves them out (default: {DEFAULT_SWEEP_RUNS})")
+                   help="rollouts per setting in the overview sweeps; 0 leaves them out "
+                        f"(default: {DEFAULT_SWEEP_RUNS})")
     return p
 
 

@@ -34,7 +34,8 @@ def overview_blocks(frame: pd.DataFrame) -> list[FigureBlock]:
                      alt="Cumulative share of bad-release runs rolled back against minutes since fault onset, one "
                          "curve per bundled scenario",
                      caption="Each curve levels off at the scenario's detection rate (legend, with its 95% Wilson "
-                             "interval); a curve that stays low is a fault the policy misses. Shaded: 95% DKW band."),
+                             "interval); a curve that stays low is a fault the policy misses. Shaded (up to four "
+                             "curves): the 95% DKW band around each."),
         figure_block(blast_radius_figure(frame, by="scenario", title="Blast radius per bad release, per scenario"),
                      title="What each bad release costs before the decision",
                      alt="Excess errors per bad-release run, box plots and means per bundled scenario",

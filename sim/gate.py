@@ -281,7 +281,8 @@ def compare_paired(req: Requirement, changed: pd.DataFrame, baseline: pd.DataFra
         scale, unit = 1.0, ""
     significant = (low > 0) if up else (high < 0)
     better = (high < 0) if up else (low > 0)
-    verdict = "significant regression" if significant else ("significant improvement" if better else "no significant change")
+    verdict = ("significant regression" if significant
+               else "significant improvement" if better else "no significant change")
     message = (f"{verdict}: changed − baseline = {diff * scale:+.3g}{unit} "
                f"[{low * scale:+.3g}, {high * scale:+.3g}] ({detail})")
     return Regression(scenario, req.name, diff, low, high, n, significant, message)

@@ -61,7 +61,7 @@ def _empty(ax: Axes, why: str) -> None:
 
 def _pct_ci(k: int, n: int, confidence: float) -> str:
     low, high = wilson_interval(k, n, confidence)
-    return f"{100 * k / n:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+    return f"{100 * k / n:.0f}% [{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:

@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # only for annotations; records are duck-typed (any object wi
     from sim.outcomes import RunRecord
 
 __all__ = [
-    "FigureBlock", "figure_block", "ScenarioSection", "build_section", "render_report", "write_report", "describe_faults", "describe_policy",
-    "format_quantity", "quantity_parts",
+    "FigureBlock", "figure_block", "ScenarioSection", "build_section", "render_report", "write_report",
+    "describe_faults", "describe_policy", "format_quantity", "quantity_parts",
 ]
 
 

@@ -118,7 +118,8 @@ def overview_figures(frame: pd.DataFrame, *, by: str | Sequence[str] = ("scenari
             alt="Cumulative share of bad-release runs rolled back against minutes since fault onset, one curve per "
                 + " and ".join(cols),
             caption="Each curve rises at each rollback and levels off at the detection rate (legend, with its 95% "
-                    "interval); the shaded band holds the whole true curve with 95% confidence."))
+                    "interval); the shaded band (drawn for up to four curves) holds the whole true curve with 95% "
+                    "confidence."))
         blocks.append(figure_block(
             blast_radius_figure(frame, by=cols), title="Blast radius of bad releases",
             alt="Excess errors per bad-release run: box plots and means with intervals per " + " and ".join(cols),

@@ -44,7 +44,7 @@ def test_detection_cdf_levels_off_at_the_detection_rate():
     assert list(a.get_xdata())[1:4] == [1.0, 2.0, 3.0]  # minutes
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     lo, hi = wilson_interval(3, 4)
-    assert labels[0] == f"A: detected 75% [{100 * lo:.0f}, {100 * hi:.0f}], n=4"
+    assert labels[0] == f"A: detected 75% [{100 * lo:.1f}, {100 * hi:.1f}], n=4"
     assert fig.axes[0].get_xlabel().endswith("(min)")
     figure_png_base64(fig)  # renders
 
