@@ -117,8 +117,10 @@ def detection_cdf_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None 
     if len(curves) <= 3:
         ax.legend(loc="lower right", **legend)
     else:  # many curves: the legend goes under the axes, where it hides nothing
-        fig.set_size_inches(8.0, 4.8 + 0.2 * ((len(curves) + 1) // 2))
-        fig.legend(loc="outside lower center", ncol=2, frameon=False, **legend)
+        longest = max(len(str(label)) for label, _, _ in curves)
+        ncol = 2 if longest <= 40 else 1  # long labels side by side would run off the figure
+        fig.set_size_inches(8.0, 4.8 + 0.2 * ((len(curves) + ncol - 1) // ncol))
+        fig.legend(loc="outside lower center", ncol=ncol, frameon=False, **legend)
     return fig
 
 
@@ -220,7 +222,7 @@ def power_curve_figure(frame: pd.DataFrame, *, severity: str, by: str | Sequence
         # Plain numbers at the severities simulated, not powers of ten between them.
         ticks = np.unique(positive)
         if ticks.size <= 12:
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
             ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(loc="lower right", fontsize="small", title=f"error bars: {100 * confidence:g}% Wilson interval",
               title_fontsize="small")

@@ -34,6 +34,9 @@ from sim.tradeoffs import bool_column
 
 __all__ = ["read_results", "parameter_columns", "overview_figures", "results_sections"]
 
+#: Columns of a sweep's results that identify cells rather than settings.
+_BOOKKEEPING = frozenset({"cell", "world", "kind", "stratum", "weight"})
+
 #: Columns every results table must have (the rest of the record is optional).
 REQUIRED = ("scenario", "policy", "run", "outcome", "release_bad")
 
@@ -50,6 +53,10 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     """
     p = Path(path)
     name = os.fsdecode(path)
+    if p.is_dir() and (p / "manifest.json").is_file():
+        sweep = _read_sweep(p, name)
+        if sweep is not None:
+            return sweep
     try:
         if p.is_dir():
             files = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not f.name.startswith("."))
@@ -78,9 +85,30 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     return frame
 
 
+def _read_sweep(path: Path, name: str) -> pd.DataFrame | None:
+    """A ``pdsim sweep --out`` folder through the sweep engine's own reader, which joins each
+    run to its cell's swept parameters; None when that engine is not installed."""
+    try:
+        from sim.store import ResultsError, load_results  # the sweep engine (issue 6)
+    except ImportError:
+        return None
+    try:
+        frame = load_results(path)
+    except ResultsError as err:
+        raise InputError(name, 1, None, " ".join(str(err).split())) from None
+    if frame.empty:
+        raise InputError(name, 1, None, "the results hold no runs")
+    return frame
+
+
 def parameter_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns beyond the run record that vary: the settings a sweep changed."""
-    return [c for c in frame.columns if c not in COLUMNS and frame[c].nunique(dropna=False) > 1]
+    """Columns beyond the run record that vary: the settings a sweep changed.
+
+    The sweep engine's bookkeeping columns (cell, world, kind, stratum, weight) are not
+    settings.
+    """
+    return [c for c in frame.columns
+            if c not in COLUMNS and c not in _BOOKKEEPING and frame[c].nunique(dropna=False) > 1]
 
 
 def _grouping(frame: pd.DataFrame, by: list[str]) -> list[str]:
@@ -97,19 +125,39 @@ def _grouping(frame: pd.DataFrame, by: list[str]) -> list[str]:
     return cols or by[:1]
 
 
+def _is_fault_size(column: str) -> bool:
+    """A column that sizes the release's fault (a severity), not a policy setting."""
+    return column == "severity" or column.startswith("release.")
+
+
+def _short_names(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Columns renamed to their last path component (``policy.flagger.analysis.threshold`` ->
+    ``threshold``) when that stays unique, so figure labels stay readable."""
+    short = {c: c.rsplit(".", 1)[-1] for c in columns}
+    if len(set(short.values())) < len(short) or set(short.values()) & (set(frame.columns) - set(short)):
+        return frame, list(columns)
+    return frame.rename(columns=short), [short[c] for c in columns]
+
+
 def overview_figures(frame: pd.DataFrame, *, by: str | Sequence[str] = ("scenario", "policy"),
                      params: Sequence[str] | None = None) -> list[FigureBlock]:
     """The figures that the runs support, as report blocks.
 
     Args:
         frame: the runs.
-        by: grouping of the detection and blast-radius figures (constant columns are dropped).
-        params: parameter columns (default: :func:`parameter_columns`); ``severity`` gives a
-            power curve, the others the false-rollback and frontier figures.
+        by: grouping of the detection and blast-radius figures when no policy setting
+            varies (columns that split nothing are dropped).
+        params: parameter columns (default: :func:`parameter_columns`). A ``severity``
+            column, or a swept ``release.…`` path, sizes the fault and gives a power curve;
+            the other parameters are policy settings: they group the detection and
+            blast-radius figures and give the false-rollback and frontier figures.
     """
-    cols = _grouping(frame, [by] if isinstance(by, str) else list(by))
-    params = parameter_columns(frame) if params is None else list(params)
-    settings = [p for p in params if p != "severity"]
+    full = parameter_columns(frame) if params is None else list(params)
+    frame, short = _short_names(frame, full)
+    severities = [s for f, s in zip(full, short) if _is_fault_size(f)]
+    settings = [s for f, s in zip(full, short) if not _is_fault_size(f)]
+    labels = dict(zip(short, full))
+    cols = settings or _grouping(frame, [by] if isinstance(by, str) else list(by))
     bad = bool_column(frame, "release_bad")
     blocks = []
     if bad.any():
@@ -125,10 +173,13 @@ def overview_figures(frame: pd.DataFrame, *, by: str | Sequence[str] = ("scenari
             alt="Excess errors per bad-release run: box plots and means with intervals per " + " and ".join(cols),
             caption="Failures beyond what the stable version would have served, including the after_promotion "
                     "damage of a missed bad release. Diamonds: means with 95% intervals."))
-    if "severity" in params and bad.any():
+    sized = frame[bad & frame[severities[0]].notna().to_numpy()] if severities and bad.any() else frame.iloc[:0]
+    if len(sized) and sized[severities[0]].nunique() > 1:
+        severity = severities[0]
         blocks.append(figure_block(
-            power_curve_figure(frame, severity="severity", by=cols), title="Detection probability by fault severity",
-            alt="Share of bad releases rolled back against the fault severity, with Wilson intervals",
+            power_curve_figure(sized, severity=severity, by=settings or None, severity_label=labels[severity]),
+            title="Detection probability by fault severity",
+            alt=f"Share of bad releases rolled back against {labels[severity]}, with Wilson intervals",
             caption="Error bars: 95% Wilson intervals."))
     if settings and (~bad).any():
         x = settings[0]

@@ -42,7 +42,10 @@ def group_items(frame: pd.DataFrame, by: str | Sequence[str] | None) -> list[tup
     out = []
     for key, sub in frame.groupby(cols, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        label = str(key[0]) if len(cols) == 1 else ", ".join(f"{c}={format_value(v)}" for c, v in zip(cols, key))
+        if len(cols) == 1 and not pd.api.types.is_numeric_dtype(frame[cols[0]]):
+            label = str(key[0])  # a name (scenario, policy) speaks for itself
+        else:  # a number needs its setting's name: "threshold=5", not "5"
+            label = ", ".join(f"{c}={format_value(v)}" for c, v in zip(cols, key))
         out.append((label, sub))
     return out
 

@@ -115,3 +115,49 @@ def test_parameter_columns_give_sweep_figures(results):
                       "False rollbacks against threshold", "Speed against harm over the settings"]
     both["severity"] = [0.01 if i % 2 else 0.05 for i in range(len(both))]
     assert "Detection probability by fault severity" in [f.title for f in overview_figures(both)]
+
+
+def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypatch):
+    """A folder with a manifest.json is a sweep's: its own reader (sim.store.load_results,
+    which joins the swept parameters) is used when installed."""
+    import sys
+    import types
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "manifest.json").write_text("{}")
+    frame = read_results(results)
+    frame["policy.flagger.analysis.threshold"] = [1 if i % 2 else 5 for i in range(len(frame))]
+    frame["release.faults[0].rate"] = [0.01 if i % 4 < 2 else 0.05 for i in range(len(frame))]
+    frame.loc[~frame.release_bad, "release.faults[0].rate"] = float("nan")
+    frame["cell"] = range(len(frame))  # bookkeeping, not a setting
+
+    class ResultsError(Exception):
+        pass
+
+    def load_results(path):
+        if Path(path) != sweep:
+            raise ResultsError("not a sweep")
+        return frame
+
+    monkeypatch.setitem(sys.modules, "sim.store", types.SimpleNamespace(load_results=load_results,
+                                                                        ResultsError=ResultsError))
+    got = read_results(sweep)
+    assert got is frame
+    assert parameter_columns(got) == ["policy.flagger.analysis.threshold", "release.faults[0].rate"]
+    titles = [f.title for f in overview_figures(got)]
+    # The swept fault size gives a power curve; the policy setting (short name) the others.
+    assert titles == ["How fast bad releases are rolled back", "Blast radius of bad releases",
+                      "Detection probability by fault severity", "False rollbacks against threshold",
+                      "Speed against harm over the settings"]
+
+
+def test_sweep_folder_without_the_engine_reads_the_chunks(results, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sim.store", None)  # import fails
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "manifest.json").write_text("{}")
+    read_results(results).to_parquet(sweep / "records-c00000-00000.parquet")
+    assert len(read_results(sweep)) == 80
