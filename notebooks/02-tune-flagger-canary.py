@@ -80,6 +80,11 @@ columns = params + ["promote_time_s", "blast_radius", "blast_radius_low", "blast
                     "false_rollback_rate", "false_rollback_rate_high", "detection_rate", "pareto"]
 table[columns].sort_values(["pareto", "promote_time_s"], ascending=[False, True]).round(3)
 
+# %% [markdown]
+# Read the bars before the points: with few runs per setting (CI runs 40) neighbouring
+# settings' intervals overlap, and the frontier between them is not yet decided. Raise
+# `runs` until the settings you hesitate between separate.
+
 # %%
 frontier_figure(results, params, title="Time to promote vs blast radius (interval s, threshold, stepWeight %)")
 

@@ -270,10 +270,13 @@ def frontier_figure(frame: pd.DataFrame, params: Sequence[str], *,
                 capsize=3, lw=1.2, label="Pareto frontier")
     ax.step(fx, fy, where="post", color=OKABE_ITO["vermillion"], lw=1.2, ls="--")
     rows = usable[front].iloc[order]
+    x_lo, x_hi = float(np.nanmin(x)), float(np.nanmax(x))
     for (_, row), px, py in list(zip(rows.iterrows(), fx, fy))[:max_labels]:
         text = ", ".join(f"{p}={format_value(row[p])}" for p in params)
-        ax.annotate(text, (px, py), xytext=(6, 6), textcoords="offset points", fontsize="x-small",
-                    color=OKABE_ITO["black"])
+        # Labels of points in the right part of the plot go to their left, inside the axes.
+        left = x_hi > x_lo and (px - x_lo) > 0.6 * (x_hi - x_lo)
+        ax.annotate(text, (px, py), xytext=(-6 if left else 6, 6), textcoords="offset points",
+                    ha="right" if left else "left", fontsize="x-small", color=OKABE_ITO["black"])
     if (y > 0).all() and y.max() / y.min() > 30:
         ax.set_yscale("log")
     ax.legend(loc="upper right", fontsize="small", title=f"bars: {100 * confidence:g}% intervals",
