@@ -231,7 +231,8 @@ def power_curve_figure(frame: pd.DataFrame, *, severity: str, by: str | Sequence
 
 def frontier_figure(frame: pd.DataFrame, params: Sequence[str], *,
                     title: str = "Speed against harm: time to promote vs expected blast radius",
-                    confidence: float = 0.95, max_labels: int = 8) -> Figure:
+                    confidence: float = 0.95, max_labels: int = 8, weight: str | None = None,
+                    stratum: str = "scenario") -> Figure:
     """Each parameter setting as a point: mean time to promote a good release (x) against
     the mean blast radius of a bad one (y), both with intervals; the Pareto frontier (no
     other setting is faster *and* less harmful) is drawn and labelled.
@@ -243,8 +244,12 @@ def frontier_figure(frame: pd.DataFrame, params: Sequence[str], *,
         title: figure title.
         confidence: level of the intervals.
         max_labels: label at most this many frontier points (the fastest first).
+        weight: portfolio share column: means weighted by release (see
+            :func:`sim.tradeoffs.tradeoff_table`).
+        stratum: the column that names a release of the portfolio.
     """
-    table = tradeoff_table(frame, params, confidence=confidence) if len(frame) else pd.DataFrame()
+    table = (tradeoff_table(frame, params, confidence=confidence, weight=weight, stratum=stratum)
+             if len(frame) else pd.DataFrame())
     fig, ax = _figure(title, size=(9.0, 5.6))
     ax.set_xlabel("time to promote a good release, mean (min)")
     ax.set_ylabel("blast radius of a bad release,\nmean excess errors (requests)")

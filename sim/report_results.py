@@ -188,8 +188,10 @@ def overview_figures(frame: pd.DataFrame, *, by: str | Sequence[str] = ("scenari
             alt=f"False-rollback rate of good releases against {x}, with Wilson intervals",
             caption="Good releases rolled back, in percent, with 95% Wilson intervals."))
     if settings and bad.any() and (~bad).any():
+        # A sweep's portfolio weighs its releases: the expected harm is the weighted one.
+        portfolio = {"weight": "weight", "stratum": "world"} if {"weight", "world"} <= set(frame.columns) else {}
         blocks.append(figure_block(
-            frontier_figure(frame, settings), title="Speed against harm over the settings",
+            frontier_figure(frame, settings, **portfolio), title="Speed against harm over the settings",
             alt="Each setting's mean time to promote a good release against its mean blast radius; the Pareto "
                 "frontier is highlighted",
             caption="Frontier settings: no other setting promotes good releases faster and also hurts fewer "

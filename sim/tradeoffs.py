@@ -83,13 +83,39 @@ def _mean_cols(prefix: str, values: np.ndarray, confidence: float) -> dict[str, 
             f"{prefix}_high": nan if m["high"] is None else m["high"]}
 
 
+def _stratified_mean_cols(prefix: str, values: np.ndarray, strata: np.ndarray, weights: np.ndarray,
+                          confidence: float) -> dict[str, float]:
+    """Weighted mean over strata (a release portfolio's worlds, each with its share), with a
+    normal interval from the per-stratum variances: sum_s (w_s/W)^2 var_s/n_s."""
+    ok = ~np.isnan(values)
+    values, strata, weights = values[ok], strata[ok], weights[ok]
+    total, mean, var = 0.0, 0.0, 0.0
+    parts = []
+    for s in dict.fromkeys(strata.tolist()):
+        x = values[strata == s]
+        w = float(weights[strata == s][0])
+        parts.append((w, float(x.mean()), float(x.var(ddof=1)) / x.size if x.size > 1 else float("nan")))
+        total += w
+    nan = float("nan")
+    if not parts or total <= 0:
+        return {prefix: nan, f"{prefix}_low": nan, f"{prefix}_high": nan}
+    for w, m, v in parts:
+        mean += w / total * m
+        var += (w / total) ** 2 * v
+    from scipy.stats import norm
+
+    half = float(norm.ppf(0.5 + confidence / 2.0)) * np.sqrt(var)
+    return {prefix: mean, f"{prefix}_low": mean - half, f"{prefix}_high": mean + half}
+
+
 def _rate_cols(prefix: str, k: int, n: int, confidence: float) -> dict[str, float]:
     low, high = wilson_interval(k, n, confidence)
     return {prefix: k / n if n else float("nan"), f"{prefix}_low": low if n else float("nan"),
             f"{prefix}_high": high if n else float("nan"), f"{prefix}_k": k, f"{prefix}_n": n}
 
 
-def tradeoff_table(frame: pd.DataFrame, params: Sequence[str], *, confidence: float = 0.95) -> pd.DataFrame:
+def tradeoff_table(frame: pd.DataFrame, params: Sequence[str], *, confidence: float = 0.95,
+                   weight: str | None = None, stratum: str = "scenario") -> pd.DataFrame:
     """One row per parameter setting: speed, harm and error rates, each with its interval.
 
     Columns, besides the parameters: ``runs``, ``good_runs``, ``bad_runs``;
@@ -104,6 +130,11 @@ def tradeoff_table(frame: pd.DataFrame, params: Sequence[str], *, confidence: fl
         frame: one row per run with the record columns and the parameter columns.
         params: the columns that define a setting (may be empty: one row for all runs).
         confidence: level of every interval.
+        weight: a column with each release's share of the portfolio (constant within a
+            stratum, e.g. a sweep's ``weight``): ``promote_time_s``, ``blast_radius`` and
+            ``users_affected`` are then weighted means over the strata, with normal
+            intervals, instead of plain means over runs.
+        stratum: the column that identifies a release of the portfolio (e.g. ``world``).
 
     Raises:
         KeyError: when a parameter column is missing.
@@ -124,9 +155,16 @@ def tradeoff_table(frame: pd.DataFrame, params: Sequence[str], *, confidence: fl
         decision = pd.to_numeric(sub["decision_time_s"], errors="coerce").to_numpy(dtype=float)
         excess = pd.to_numeric(sub["excess_errors"], errors="coerce").to_numpy(dtype=float)
         users = pd.to_numeric(sub["users_affected"], errors="coerce").to_numpy(dtype=float)
-        row.update(_mean_cols("promote_time_s", decision[promoted_good], confidence))
-        row.update(_mean_cols("blast_radius", excess[bad], confidence))
-        row.update(_mean_cols("users_affected", users[bad], confidence))
+        if weight is None:
+            row.update(_mean_cols("promote_time_s", decision[promoted_good], confidence))
+            row.update(_mean_cols("blast_radius", excess[bad], confidence))
+            row.update(_mean_cols("users_affected", users[bad], confidence))
+        else:
+            strata = sub[stratum].astype(str).to_numpy()
+            w = pd.to_numeric(sub[weight], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+            for name, values, mask in (("promote_time_s", decision, promoted_good), ("blast_radius", excess, bad),
+                                       ("users_affected", users, bad)):
+                row.update(_stratified_mean_cols(name, values[mask], strata[mask], w[mask], confidence))
         row.update(_rate_cols("false_rollback_rate", int((good & (outcome == "rolled_back")).sum()),
                               int(good.sum()), confidence))
         row.update(_rate_cols("detection_rate", int((bad & (outcome == "rolled_back")).sum()),

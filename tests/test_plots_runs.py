@@ -133,3 +133,20 @@ def test_series_colours_are_okabe_ito_and_styles_differ():
     frame = pd.concat([runs(p, True, ["rolled_back"], detection=[60.0]) for p in "ABCDE"])
     for ln in step_lines(detection_cdf_figure(frame)):
         assert to_hex(ln.get_color()) in palette
+
+
+def test_tradeoff_table_weights_a_portfolio_by_stratum():
+    # Two bad releases: a common one (weight 0.9, 10 excess errors) and a rare one (weight
+    # 0.1, 1000): the expected blast radius is 0.9*10 + 0.1*1000 = 109, whatever the runs per
+    # release; the unweighted mean over runs would say (10*30 + 1000*10)/40 = 257.5.
+    common = runs("p", True, ["rolled_back"] * 30, excess=[9.0, 11.0] * 15, world="common", weight=0.9)
+    rare = runs("p", True, ["promoted"] * 10, excess=[990.0, 1010.0] * 5, world="rare", weight=0.1)
+    good = runs("p", False, ["promoted"] * 20, decision=[300.0] * 20, world="good", weight=1.0)
+    frame = pd.concat([common, rare, good], ignore_index=True)
+    plain = tradeoff_table(frame, [])
+    assert plain["blast_radius"].iloc[0] == pytest.approx(257.5)
+    weighted = tradeoff_table(frame, [], weight="weight", stratum="world")
+    row = weighted.iloc[0]
+    assert row["blast_radius"] == pytest.approx(109.0)
+    assert row["blast_radius_low"] < 109.0 < row["blast_radius_high"]
+    assert row["promote_time_s"] == pytest.approx(300.0)
