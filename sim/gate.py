@@ -249,7 +249,8 @@ def compare_paired(req: Requirement, changed: pd.DataFrame, baseline: pd.DataFra
     up = _worse_up(req)
     if req.metric in RATES:
         hit_c, mask = _population(merged, req.metric)
-        base = merged.rename(columns=lambda c: c[:-5] if c.endswith("_base") else c + "_changed")
+        # Same seeds, same scenario: release_bad agrees run by run, so one mask serves both.
+        base = pd.DataFrame({"outcome": merged["outcome_base"], "release_bad": merged["release_bad_base"]})
         hit_b, _ = _population(base, req.metric)
         n = int(mask.sum())
         b = int((hit_c & ~hit_b & mask).sum())
