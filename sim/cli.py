@@ -473,6 +473,82 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
     _write_output(output, "-o", lambda p: _write_text(p, text))
 
 
+@cli.command()
+@click.argument("gates_path", metavar="GATES.yaml", type=click.Path(dir_okay=False))
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write JUnit XML (one testcase per requirement) to FILE.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write a markdown summary (for a pull-request comment) to FILE.")
+@click.option("--baseline", "baseline_paths", multiple=True, type=click.Path(), metavar="POLICY",
+              help="The current policy (repeatable, the files combine): fail on a significant regression "
+                   "of the policy under test against it, on the same seeds.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; results are identical for any count.")
+def check(gates_path: str, junit_path: str | None, markdown_path: str | None, baseline_paths: tuple[str, ...],
+          workers: int) -> int:
+    """Decide the requirements of GATES.yaml on confidence intervals (the CI gate).
+
+    Exit 0 when every requirement passes, 1 when one fails (or is inconclusive and the file
+    treats that as a failure) or the policy regresses against --baseline, 2 on bad input.
+    """
+    import shlex
+
+    from sim.gate import load_gates, run_gates
+    from sim.gate_output import junit_xml, markdown, text_lines
+    from sim.policyfile import read_policy
+
+    gates = load_gates(gates_path)
+    if baseline_paths:
+        read_policy(list(baseline_paths))  # bad input is exit 2 before any simulation
+    report = run_gates(gates, baseline=baseline_paths or None, workers=workers,
+                       progress=lambda line: click.echo(_one_line(line), err=True))
+    _warn(report.warnings)
+    command = shlex.join(["pdsim", "check", gates_path, *[a for p in baseline_paths for a in ("--baseline", p)]])
+    if junit_path is not None:
+        text = junit_xml(report)
+        _write_output(junit_path, "--junit", lambda p: _write_text(p, text))
+    if markdown_path is not None:
+        md = markdown(report, command=command)
+        _write_output(markdown_path, "--markdown", lambda p: _write_text(p, md))
+    for line in text_lines(report):
+        click.echo(_one_line(line))
+    return 0 if report.passed else 1
+
+
+@cli.command()
+@click.argument("results_path", metavar="RESULTS", type=click.Path())
+@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the self-contained HTML report here.")
+@click.option("--scenario", "scenario_paths", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Scenario file(s) the results came from (repeatable): describes them and re-simulates "
+                   "run 0's timeline from its stored seed.")
+@click.option("--policy", "policy_paths", multiple=True, type=click.Path(), metavar="PATH",
+              help="The policy the results ran under, when not the scenario's own (repeatable: files combine).")
+@click.option("--title", default=None, help="Page title. Default: from RESULTS.")
+def report(results_path: str, html_path: str, scenario_paths: tuple[str, ...], policy_paths: tuple[str, ...],
+           title: str | None) -> None:
+    """Write an HTML report (summary with intervals, figures, reproducing command) of stored
+    results: a directory of Parquet chunks (pdsim run --out DIR), a .parquet or a .csv file."""
+    import shlex
+
+    from sim.report import render_report, write_report
+    from sim.report_results import overview_figures, read_results, results_sections
+
+    frame = read_results(results_path)
+    sections = results_sections(frame, scenario_files=scenario_paths, policy_paths=policy_paths)
+    figures = overview_figures(frame)
+    argv = ["pdsim", "report", results_path, "--html", html_path]
+    argv += [a for p in scenario_paths for a in ("--scenario", p)]
+    argv += [a for p in policy_paths for a in ("--policy", p)]
+    groups = frame.groupby(["scenario", "policy"]).ngroups
+    intro = (f"{len(frame):,} simulated rollouts read from {results_path}: {groups} scenario/policy "
+             f"group{'s' if groups != 1 else ''}.")
+    html = render_report(sections, title=title or f"pdsim report: {Path(results_path).name}",
+                         command=shlex.join(argv), figures=figures, intro=intro)
+    _write_output(html_path, "--html", lambda p: write_report(p, html))
+    click.echo(f"{html_path}: {len(sections)} section(s), {len(figures)} figure(s)")
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point (``pdsim``)."""
     cli.main(args=argv, prog_name="pdsim")

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sim.errors import InputError
 from sim.report import ScenarioSection, build_section, render_report, write_report
@@ -25,6 +26,7 @@ from sim.report import ScenarioSection, build_section, render_report, write_repo
 __all__ = ["main", "simulate_file", "scenario_files"]
 
 DEFAULT_RUNS = 300
+DEFAULT_SWEEP_RUNS = 100
 
 
 def scenario_files(directory: Path) -> list[Path]:
@@ -40,13 +42,16 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def simulate_file(path: Path, max_runs: int, *, workers: int = 1) -> ScenarioSection:
+def simulate_file(path: Path, max_runs: int, *, workers: int = 1,
+                  collect: list[Any] | None = None) -> ScenarioSection:
     """Load, simulate and summarise one scenario file.
 
     Args:
         path: the scenario file.
         max_runs: upper bound on rollouts (the file's ``runs`` may be lower).
         workers: processes for the batch.
+        collect: when given, the runs' records frame is appended to it (for the
+            overview figures across scenarios).
 
     Returns:
         A report section; on failure an error section naming the problem.
@@ -63,6 +68,9 @@ def simulate_file(path: Path, max_runs: int, *, workers: int = 1) -> ScenarioSec
         policy = scenario_policy(scenario)
         runs = min(scenario.runs, max_runs)
         records = run_batch(scenario, policy, runs, scenario.seed, workers=workers)
+        if collect is not None:
+            from sim.runner import records_frame
+            collect.append(records_frame(records))
         # Run 0 again with tracing on: batches do not keep traces. Same seed, same run.
         trace = run_one(scenario, policy, run_seed(scenario.seed, 0, 0), trace=True).trace
         return build_section(scenario, policy, records, trace, source=_rel(path))
@@ -75,6 +83,24 @@ def simulate_file(path: Path, max_runs: int, *, workers: int = 1) -> ScenarioSec
         return ScenarioSection(name=path.name, error=f"{_rel(path)}: {message}", source=_rel(path))
 
 
+def _figures(frames: list[Any], directory: Path, sweep_runs: int) -> list[Any]:
+    """Overview figures; a failure here costs the figures, not the page."""
+    import pandas as pd
+
+    from sim.demo_figures import overview_blocks, sweep_blocks
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    blocks = overview_blocks(pd.concat(frames, ignore_index=True)) if frames else []
+    if sweep_runs > 0:
+        try:
+            blocks += sweep_blocks(directory, sweep_runs, log=log)
+        except (InputError, ValueError) as err:  # a bundled file changed under the sweeps
+            log(f"sweeps left out: {' '.join(str(err).split())}")
+    return blocks
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sim.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="reports", help="output directory (default: reports)")
@@ -82,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"at most this many rollouts per scenario (default: {DEFAULT_RUNS})")
     p.add_argument("--workers", type=int, default=1, help="processes per scenario batch (default: 1)")
     p.add_argument("--scenarios", default="scenarios", help="scenario directory (default: ./scenarios)")
+    p.add_argument("--sweep-runs", type=int, default=DEFAULT_SWEEP_RUNS,
+                   help="rollouts per setting in the overview sweeps; 0 leaves them out "
+                        f"(default: {DEFAULT_SWEEP_RUNS})")
     return p
 
 
@@ -102,18 +131,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     sections = []
+    frames: list[Any] = []
     for i, path in enumerate(files, 1):
         start = time.perf_counter()
-        section = simulate_file(path, args.runs, workers=args.workers)
+        section = simulate_file(path, args.runs, workers=args.workers, collect=frames)
         took = time.perf_counter() - start
         status = f"ERROR {section.error}" if section.error else f"{section.runs} runs, run 0 {section.run0}"
         print(f"[{i}/{len(files)}] {path.name}: {status} ({took:.1f}s)", file=sys.stderr)
         sections.append(section)
 
+    figures = _figures(frames, directory, args.sweep_runs)
+
     argv_shown = ["python", "-m", "sim.demo", "--out", args.out, "--runs", str(args.runs)]
     if args.scenarios != "scenarios":
         argv_shown += ["--scenarios", args.scenarios]
-    html = render_report(sections, title="pdsim demo: bundled scenarios", command=shlex.join(argv_shown))
+    if args.sweep_runs != DEFAULT_SWEEP_RUNS:
+        argv_shown += ["--sweep-runs", str(args.sweep_runs)]
+    html = render_report(sections, title="pdsim demo: bundled scenarios", command=shlex.join(argv_shown),
+                         figures=figures)
     out = write_report(Path(args.out) / "demo.html", html)
     print(out)
     return 2 if any(s.error for s in sections) else 0

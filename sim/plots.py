@@ -20,15 +20,14 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from sim.palette import OKABE_ITO
+from sim.plots_runs import (blast_radius_figure, detection_cdf_figure, false_rollback_figure, frontier_figure,
+                            power_curve_figure)
 from sim.policies.base import MetricQuery
 
-__all__ = ["OKABE_ITO", "timeline_figure", "figure_png_base64", "metric_label"]
+__all__ = ["OKABE_ITO", "timeline_figure", "figure_png_base64", "metric_label", "detection_cdf_figure",
+           "blast_radius_figure", "power_curve_figure", "frontier_figure", "false_rollback_figure"]
 
-#: Okabe & Ito (2008), "Color Universal Design".
-OKABE_ITO: dict[str, str] = {
-    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
-}
 _C = OKABE_ITO
 
 #: Axis labels (with units) of the builtin metric signals.

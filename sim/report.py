@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from matplotlib.figure import Figure
 
 from sim.plots import figure_png_base64, timeline_figure
 from sim.policies.base import MetricQuery, Policy
@@ -27,8 +28,8 @@ if TYPE_CHECKING:  # only for annotations; records are duck-typed (any object wi
     from sim.outcomes import RunRecord
 
 __all__ = [
-    "ScenarioSection", "build_section", "render_report", "write_report", "describe_faults", "describe_policy",
-    "format_quantity", "quantity_parts",
+    "FigureBlock", "figure_block", "ScenarioSection", "build_section", "render_report", "write_report",
+    "describe_faults", "describe_policy", "format_quantity", "quantity_parts",
 ]
 
 
@@ -51,6 +52,10 @@ class ScenarioSection:
         source: scenario file path, for the per-scenario reproducing command.
         error: a one-line error; when set the section is shown as a failure.
         details: ``sim.stats.format_summary_table`` text, shown folded.
+        described: the scenario file was read (policy and faults are known); False for
+            a section built from result records alone.
+        command: the shell command that reproduces this section (default: ``pdsim run``
+            of ``source``).
     """
 
     name: str
@@ -67,6 +72,30 @@ class ScenarioSection:
     source: str | None = None
     error: str | None = None
     details: str = ""
+    described: bool = True
+    command: str | None = None
+
+
+@dataclass
+class FigureBlock:
+    """A figure of the report's overview: what it shows, and the PNG itself.
+
+    Attributes:
+        title: heading above the figure.
+        png: base64 PNG (see ``sim.plots.figure_png_base64``).
+        alt: alt text (what the figure shows, for screen readers).
+        caption: how to read it.
+    """
+
+    title: str
+    png: str
+    alt: str
+    caption: str = ""
+
+
+def figure_block(fig: Figure, *, title: str, alt: str, caption: str = "") -> FigureBlock:
+    """Render a figure into a report block (PNG embedded as base64)."""
+    return FigureBlock(title=title, png=figure_png_base64(fig), alt=alt, caption=caption)
 
 
 def _num(v: float) -> str:
@@ -195,19 +224,22 @@ def _env() -> Environment:
     return env
 
 
-def render_report(sections: Sequence[ScenarioSection], *, title: str, command: str) -> str:
+def render_report(sections: Sequence[ScenarioSection], *, title: str, command: str,
+                  figures: Sequence[FigureBlock] = (), intro: str = "") -> str:
     """Render the whole report as one self-contained HTML page.
 
     Args:
         sections: one per scenario, in display order (error sections included).
         title: page title and heading.
         command: the shell command that reproduces the whole report.
+        figures: overview figures, shown after the summary table.
+        intro: a paragraph on what was simulated, shown under the title.
 
     Returns:
         The HTML text.
     """
     return _env().get_template("report.html.j2").render(
-        sections=list(sections), title=title, command=command)
+        sections=list(sections), title=title, command=command, figures=list(figures), intro=intro)
 
 
 def write_report(path: str | os.PathLike[str], html: str) -> Path:

@@ -249,12 +249,34 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     shutil.copy(REPO / "scenarios" / "error-spike.yaml", tmp_path / "scenarios")
     (tmp_path / "scenarios" / "zz-broken.yaml").write_text("name: [\n")
     monkeypatch.chdir(tmp_path)
-    assert demo_main(["--out", "reports", "--runs", "5"]) == 2  # 2: one scenario was bad input
+    assert demo_main(["--out", "reports", "--runs", "5", "--sweep-runs", "5"]) == 2  # 2: one scenario was bad input
     err = capsys.readouterr().err
     assert "[1/2] error-spike.yaml: 5 runs, run 0 " in err, err
     page = parse((tmp_path / "reports" / "demo.html").read_text(encoding="utf-8"))
     assert [r.get("class") for r in page.rows] == [None, "error"]
-    assert len(page.imgs) == 1
+    # The timeline of error-spike, its detection CDF and blast radius, and the power curve
+    # (the other sweeps need good-release, which is not in this directory).
+    alts = [img["alt"] for img in page.imgs]
+    assert len(alts) == 4 and sum(a.startswith("Timeline of run 0") for a in alts) == 1
+    assert any("against the release's error rate" in a for a in alts)
+
+
+def test_demo_covers_every_bundled_scenario_with_all_figures(tmp_path):
+    """`make demo` in small: every bundled scenario has its row and timeline, and the page
+    has all five overview figures (detection CDFs, blast radius, false rollbacks, power,
+    frontier)."""
+    out = tmp_path / "reports"
+    assert demo_main(["--out", str(out), "--runs", "20", "--sweep-runs", "10",
+                      "--scenarios", str(REPO / "scenarios")]) == 0
+    page = parse((out / "demo.html").read_text(encoding="utf-8"))
+    bundled = sorted(p.stem for p in (REPO / "scenarios").glob("*.yaml"))
+    assert len(page.rows) == len(bundled)
+    assert all(r.get("class") is None for r in page.rows)
+    alts = [img["alt"] for img in page.imgs]
+    timelines = [a for a in alts if a.startswith("Timeline of run 0 of scenario ")]
+    assert sorted(a.split()[6].rstrip(":,") for a in timelines) == bundled
+    overview = [a for a in alts if not a.startswith("Timeline")]
+    assert [a.split()[0] for a in overview] == ["Cumulative", "Excess", "False-rollback", "Share", "Mean"]
 
 
 # --- headless Chromium: the page really renders in a browser -----------------------------
@@ -293,6 +315,25 @@ def test_chromium_screenshot_not_blank(tmp_path, report_file):
     # Non-blank: many distinct colours (text, table, the figures), not one flat fill.
     assert pixels.std() > 0.05
     assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50
+
+
+@needs_chromium
+def test_chromium_decodes_every_image(tmp_path, report_file):
+    """Each embedded PNG really decodes in the browser (naturalWidth > 0), not just sits in
+    the DOM. The report has no scripts of its own, so a copy gets one that writes each
+    image's decoded size into the DOM once the page has loaded; --dump-dom reads it back."""
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load', () => { for (const img of document.images) {"
+              " img.setAttribute('data-natural', img.naturalWidth + 'x' + img.naturalHeight); } });</script>")
+    probe.write_text(report_file.read_text(encoding="utf-8").replace("</body>", script + "</body>"),
+                     encoding="utf-8")
+    proc = chromium(tmp_path, "--dump-dom", "--virtual-time-budget=5000", url=probe.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sizes = [img.get("data-natural") for img in parse(proc.stdout).imgs]
+    assert len(sizes) == 2 and None not in sizes, sizes
+    for size in sizes:
+        width, height = map(int, size.split("x"))
+        assert width >= 500 and height >= 300  # the timeline figures are 1000 px wide at 100 dpi
 
 
 @needs_chromium

@@ -1,0 +1,163 @@
+"""Tests of ``pdsim report RESULTS --html FILE`` (sim.report_results): reading stored runs,
+the page's structure, the figures the results support, and bad input."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import cli
+from sim.errors import InputError
+from sim.report_results import overview_figures, parameter_columns, read_results, results_sections
+
+from tests.test_report import parse
+
+REPO = Path(__file__).resolve().parents[1]
+SPIKE = REPO / "scenarios" / "error-spike.yaml"
+GOOD = REPO / "scenarios" / "good-release.yaml"
+
+
+def invoke(*args: object):
+    try:
+        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:
+        runner = CliRunner()
+    return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """Two `pdsim run --out` directories under one results directory."""
+    root = tmp_path_factory.mktemp("results")
+    for path, sub in ((SPIKE, "spike"), (GOOD, "good")):
+        result = invoke("run", path, "--runs", "40", "--out", root / sub, "--chunk-size", "15")
+        assert result.exit_code == 0, result.stderr
+    return root
+
+
+def test_read_results_directory_file_and_csv(results, tmp_path):
+    frame = read_results(results)
+    assert len(frame) == 80 and set(frame["scenario"]) == {"error-spike", "good-release"}
+    one = read_results(results / "spike" / "records-00000.parquet")
+    assert len(one) == 15
+    frame.to_csv(tmp_path / "runs.csv", index=False)
+    assert len(read_results(tmp_path / "runs.csv")) == 80
+    assert parameter_columns(frame) == []
+
+
+def written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda d: d / "missing", "no such file or directory"),
+    (lambda d: d, "no *.parquet result files"),
+    (lambda d: written(d / "x.csv", "a,b\n1,2\n"), "not run records: no column 'scenario'"),
+    (lambda d: written(d / "x.parquet", "not parquet"), "cannot read results"),
+    (lambda d: written(d / "x.txt", ""), "results must be"),
+])
+def test_bad_results_are_one_line_errors(tmp_path, make, needle):
+    path = make(tmp_path)
+    with pytest.raises(InputError) as info:
+        read_results(path)
+    assert str(info.value).startswith(f"{path}:1: ") and needle in str(info.value)
+    result = invoke("report", path, "--html", tmp_path / "r.html")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_page_structure(results, tmp_path):
+    out = tmp_path / "report.html"
+    result = invoke("report", results, "--html", out, "--scenario", SPIKE)
+    assert result.exit_code == 0, result.stderr
+    html = out.read_text(encoding="utf-8")
+    page = parse(html)
+    assert len(page.rows) == 2 and page.scripts == 0
+    alts = [img["alt"] for img in page.imgs]
+    # The overview (detection CDF and blast radius of the bad release) and, for the
+    # scenario whose file was given, run 0's timeline.
+    assert len(alts) == 3 and sum(a.startswith("Timeline of run 0 of scenario error-spike") for a in alts) == 1
+    for img in page.imgs:
+        assert base64.b64decode(img["src"].split(",", 1)[1]).startswith(b"\x89PNG")
+    text = " ".join(page.text)
+    assert f"pdsim report {results} --html {out} --scenario {SPIKE}" in text  # the page's command
+    # The described section reproduces with pdsim run: the records are runs 0..39 of the file's seed.
+    assert f"pdsim run {SPIKE} --runs 40 --seed 42 --trace run0.jsonl" in text
+    assert "80 simulated rollouts" in text
+    assert "40 good-release runs, 0 bad-release runs (from the records)" in text
+
+
+def test_run0_timeline_is_the_stored_run(results):
+    frame = read_results(results)
+    sections = results_sections(frame, scenario_files=[SPIKE, GOOD])
+    spike = next(s for s in sections if s.name.startswith("error-spike"))
+    rec0 = frame[(frame.scenario == "error-spike") & (frame.run == 0)].iloc[0]
+    # The re-simulated run 0 decided exactly as the stored record says.
+    assert spike.run0.startswith(f"rolled back at {rec0.decision_time_s / 60:.1f} min")
+    assert spike.summary["runs"] == 40 and spike.described
+
+
+def test_parameter_columns_give_sweep_figures(results):
+    frame = read_results(results)
+    a, b = frame.copy(), frame.copy()
+    a["threshold"], b["threshold"] = 1, 5
+    b.loc[b.scenario == "good-release", "outcome"] = "rolled_back"  # a made-up noisy setting
+    b.loc[b.scenario == "good-release", "false_rollback"] = True
+    both = pd.concat([a, b], ignore_index=True)
+    assert parameter_columns(both) == ["threshold"]
+    titles = [f.title for f in overview_figures(both)]
+    assert titles == ["How fast bad releases are rolled back", "Blast radius of bad releases",
+                      "False rollbacks against threshold", "Speed against harm over the settings"]
+    both["severity"] = [0.01 if i % 2 else 0.05 for i in range(len(both))]
+    assert "Detection probability by fault severity" in [f.title for f in overview_figures(both)]
+
+
+def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypatch):
+    """A folder with a manifest.json is a sweep's: its own reader (sim.store.load_results,
+    which joins the swept parameters) is used when installed."""
+    import sys
+    import types
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "manifest.json").write_text("{}")
+    frame = read_results(results)
+    frame["policy.flagger.analysis.threshold"] = [1 if i % 2 else 5 for i in range(len(frame))]
+    frame["release.faults[0].rate"] = [0.01 if i % 4 < 2 else 0.05 for i in range(len(frame))]
+    frame.loc[~frame.release_bad, "release.faults[0].rate"] = float("nan")
+    frame["cell"] = range(len(frame))  # bookkeeping, not a setting
+
+    class ResultsError(Exception):
+        pass
+
+    def load_results(path):
+        if Path(path) != sweep:
+            raise ResultsError("not a sweep")
+        return frame
+
+    monkeypatch.setitem(sys.modules, "sim.store", types.SimpleNamespace(load_results=load_results,
+                                                                        ResultsError=ResultsError))
+    got = read_results(sweep)
+    assert got is frame
+    assert parameter_columns(got) == ["policy.flagger.analysis.threshold", "release.faults[0].rate"]
+    titles = [f.title for f in overview_figures(got)]
+    # The swept fault size gives a power curve; the policy setting (short name) the others.
+    assert titles == ["How fast bad releases are rolled back", "Blast radius of bad releases",
+                      "Detection probability by fault severity", "False rollbacks against threshold",
+                      "Speed against harm over the settings"]
+
+
+def test_sweep_folder_without_the_engine_reads_the_chunks(results, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sim.store", None)  # import fails
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "manifest.json").write_text("{}")
+    read_results(results).to_parquet(sweep / "records-c00000-00000.parquet")
+    assert len(read_results(sweep)) == 80
