@@ -7,8 +7,8 @@ statistical judge — prints the false rollback rate (good releases) or the dete
 excess errors (blast radius in requests). Every policy meets the same traffic and faults
 in run k (``run_batch`` with the scenario's root seed: common random numbers).
 
-The ``kayenta`` row needs ``sim.policies.judges.kayenta`` (issue 5's Kayenta replica);
-without it the row says so and the rest runs.
+The two ``kayenta`` rows are the Kayenta replica with its defaults and set up for a short
+canary (see ``judges``).
 
 ``--speed`` prints instead the cost of judging: rollouts per second of each policy on
 good-release (one worker, best of three), the plain threshold policy included.
@@ -67,7 +67,13 @@ def judges(scenario: Scenario) -> dict[str, dict | None]:
         "sprt": {"kind": "sprt", "alpha": ALPHA},
         "naive repeated z": {"kind": "naive", "alpha": ALPHA},
         "bayes (no guarantee)": {"kind": "bayes"},
-        "kayenta": {"kind": "kayenta"},
+        # Kayenta's defaults judge 1-minute points from t = 0, before the canary has any
+        # traffic: the first judgements compare 1-3 points, and its Mann-Whitney interval
+        # calls noise "High" (Kayenta itself warns below 50 points). The second row is
+        # Kayenta set up for a short canary: points at the scrape interval, after the
+        # 2-minute warm-up in which the canary gets no traffic.
+        "kayenta (defaults: 1m points from t=0)": {"kind": "kayenta"},
+        "kayenta (15s points after 2m)": {"kind": "kayenta", "step": "15s", "beginCanaryAnalysisAfter": "2m"},
     }
 
 

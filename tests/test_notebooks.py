@@ -26,6 +26,7 @@ FIXTURES = REPO.parent / "shared" / "fixtures" / "upstream"
 CI_PARAMETERS = {
     "01-quickstart": {"runs": 100},
     "02-tune-flagger-canary": {"runs": 40, "interactive": False},
+    "03-threshold-vs-statistics": {"runs": 60},
     "04-import-your-canary": {"runs": 60},
 }
 
@@ -70,6 +71,21 @@ def test_02_tune_flagger_canary_static_path(tmp_path):
     assert "2,880 rollouts: 18 settings × 4 releases × 40 runs" in text
     assert "choose interval" in text  # a frontier setting met the false-rollback bound
     assert not outputs(nb, "application/vnd.jupyter.widget-view+json")  # no widgets in CI
+
+
+def test_03_threshold_vs_statistics(tmp_path):
+    """The notebook's point holds even at CI size: thresholds roll back every good release in
+    the common-mode outage and miss every small regression; the sequential judge does neither."""
+    nb = execute("03-threshold-vs-statistics", tmp_path, CI_PARAMETERS["03-threshold-vs-statistics"])
+    text = stream_text(nb)
+    assert "720 rollouts: 3 scenarios × 4 judges × 60 runs" in text
+    lines = {tuple(line.split()[:2]): line for line in text.splitlines() if line.split()[:1] and
+             line.split()[0] in ("good-release", "common-mode-outage", "small-regression")}
+    assert lines[("common-mode-outage", "thresholds")].split()[2] == "100.0%"
+    assert lines[("common-mode-outage", "sequential")].split()[2] == "0.0%"
+    assert lines[("small-regression", "thresholds")].split()[2] == "0.0%"
+    assert lines[("small-regression", "sequential")].split()[2] == "100.0%"
+    assert len(outputs(nb, "image/png")) == 1
 
 
 @pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"upstream fixtures not found at {FIXTURES} "
