@@ -205,9 +205,15 @@ class _Expander:
         return out
 
     # -- applying settings -------------------------------------------------------------------
-    def _fail(self, setting: _Setting, inner: InputError) -> InputError:
-        message = f"{inner.field}: {inner.message}" if inner.field and inner.field != field_path(setting.path) \
-            else inner.message
+    def _key_loc(self, setting: _Setting) -> tuple:
+        """Where the sweep file names the PATH of a setting (a grid value's key)."""
+        return setting.loc[:2] if setting.loc[0] == "grid" else setting.loc
+
+    def _fail(self, setting: _Setting, inner: InputError, root: tuple) -> InputError:
+        own = field_path(setting.path[len(root):])
+        if inner.message == "unknown key" and inner.field == own:
+            return self.sweep.error(self._key_loc(setting), "unknown key", got=field_path(setting.path))
+        message = f"{inner.field}: {inner.message}" if inner.field and inner.field != own else inner.message
         got = {"got": inner.got} if inner.got is not NOT_GIVEN else {"got": setting.value}
         return self.sweep.error(setting.loc, message, **got)
 
@@ -220,7 +226,7 @@ class _Expander:
                 try:
                     out = set_path(out, s.path[len(root):], s.value)
                 except ValueError as err:
-                    raise self.sweep.error(s.loc, str(err), got=field_path(s.path)) from None
+                    raise self.sweep.error(self._key_loc(s), str(err), got=field_path(s.path)) from None
             return validate(out)
         try:
             return build(settings)
@@ -233,8 +239,8 @@ class _Expander:
                 except InputError as alone:
                     if alone.file == self.sweep.path:
                         raise
-                    raise self._fail(s, alone) from None
-            raise self._fail(settings[0], err) from None
+                    raise self._fail(s, alone, root) from None
+            raise self._fail(settings[0], err, root) from None
 
     def world_scenario(self, path: str, doc: YamlDoc, settings: list[_Setting]) -> Scenario:
         return self._apply(doc.data, settings, lambda d: parse_scenario(YamlDoc(d, doc.file, doc.lines)))
@@ -250,7 +256,7 @@ class _Expander:
             try:
                 return PolicySpec.model_validate(d)
             except ValidationError as err:
-                raise validation_to_input_error(err, YamlDoc(d, holder.file, {}), ("policy",)) from None
+                raise validation_to_input_error(err, YamlDoc(d, holder.file, {})) from None
         spec = self._apply(data, settings, validate, root=("policy",))
         if spec.manifest is not None:
             raise self.sweep.error(settings[0].loc if settings else ("policies",),
