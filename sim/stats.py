@@ -380,9 +380,13 @@ def bootstrap_quantile_interval(values: np.ndarray, q: float, rng: np.random.Gen
 
 def stratified_rate(k: Sequence[int], n: Sequence[int], weights: Sequence[float],
                     confidence: float = 0.95) -> dict:
-    """A weighted mix of stratum proportions, ``sum w_s k_s/n_s / sum w_s``, with a Wilson
-    interval at Kish's effective sample size ``(sum w)^2 / sum(w^2 / n)`` (the size of a
-    simple random sample with the same variance when the strata share a rate).
+    """A weighted mix of stratum proportions, ``p = sum w_s k_s/n_s / sum w_s``, with a
+    Wilson interval at the effective sample size ``p (1 - p) / var`` where ``var = sum
+    w_s^2 p_s (1 - p_s) / n_s`` (Korn & Graubard 1998, "Confidence intervals for proportions
+    with small expected number of positive counts estimated from survey data"; not capped at
+    the total count: weighted strata can be more precise than one simple sample). When that
+    variance is zero (every stratum all-yes or all-no) Kish's ``(sum w)^2 / sum(w^2 / n)``
+    stands in, so "0 of n" still gets a Wilson upper bound.
 
     Strata with ``n == 0`` are left out. Returns ``{"rate", "low", "high", "n_eff"}``.
     """
@@ -393,8 +397,11 @@ def stratified_rate(k: Sequence[int], n: Sequence[int], weights: Sequence[float]
     if not keep.any() or w.sum() <= 0:
         return {"rate": None, "low": 0.0, "high": 1.0, "n_eff": 0.0}
     w = w / w.sum()
-    p = float(np.sum(w * k / n))
-    n_eff = float(1.0 / np.sum(w * w / n))
+    ps = k / n
+    p = float(np.sum(w * ps))
+    var = float(np.sum(w * w * ps * (1.0 - ps) / n))
+    kish = float(1.0 / np.sum(w * w / n))
+    n_eff = p * (1.0 - p) / var if var > 0 else kish
     low, high = _wilson_real(p, n_eff, conf)
     return {"rate": p, "low": low, "high": high, "n_eff": n_eff}
 
