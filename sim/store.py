@@ -15,7 +15,7 @@ import os
 import platform
 import re
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -193,6 +193,25 @@ def load_results(out: str | os.PathLike[str], columns: Sequence[str] | None = No
     return frame.merge(cells, on="cell", how="left", validate="many_to_one")
 
 
-__all__ = ["MANIFEST", "ResultsError", "finished_chunks", "load_results", "package_versions", "read_manifest",
+def iter_cells(out: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The results of one cell at a time (the frame of :func:`load_results` cut by cell),
+    reading only that cell's chunk files: memory is bounded by the largest cell."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    cells = _cells_frame(manifest)
+    by_cell: dict[int, list[str]] = {}
+    for name in sorted(finished_chunks(out)):
+        m = CHUNK_RE.fullmatch(name)
+        assert m is not None
+        by_cell.setdefault(int(m.group(1)), []).append(name)
+    want = None if columns is None else ["cell", *[c for c in columns if c != "cell" and c in _SCHEMA.names]]
+    for cell, files in sorted(by_cell.items()):
+        table = pa.concat_tables([pq.read_table(out / f, columns=want) for f in files])
+        frame = table.to_pandas(strings_to_categorical=True)
+        frame = frame.sort_values(["cell", "run"] if "run" in frame else ["cell"], kind="stable", ignore_index=True)
+        yield frame.merge(cells[cells["cell"] == cell], on="cell", how="left", validate="many_to_one")
+
+
+__all__ = ["MANIFEST", "iter_cells", "ResultsError", "finished_chunks", "load_results", "package_versions", "read_manifest",
            "record_schema", "records_table", "remove_temporaries", "resume_mismatch", "write_chunk",
            "write_json"]

@@ -116,8 +116,16 @@ def policy_costs(frame: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
     params = {} if not swept else {
         str(k): {c: v for c, v in zip(swept, row)}
         for k, *row in frame[["policy", *swept]].drop_duplicates("policy").itertuples(index=False)}
+    return costs_from_worlds(_world_table(frame), params, confidence=confidence)
+
+
+def costs_from_worlds(table: pd.DataFrame, params: dict[str, dict[str, Any]] | None = None, *,
+                      confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`policy_costs` from per-(policy, world) aggregates (streamed summaries build
+    those cell by cell)."""
+    params = params or {}
     rows = []
-    for policy, w in _world_table(frame).groupby("policy", sort=False):
+    for policy, w in table.groupby("policy", sort=False):
         good, bad = w[~w["bad"]], w[w["bad"]]
         out: dict[str, Any] = {"policy": policy, **params.get(policy, {}), "runs": int(w["n"].sum()),
                                "worlds": len(w)}
@@ -199,24 +207,33 @@ def paired_comparison(a: pd.DataFrame, b: pd.DataFrame, *, confidence: float = 0
     return out
 
 
-__all__ = ["SUMMARY_COLUMNS", "cell_summary", "frontier", "paired_comparison", "policy_costs"]
+__all__ = ["SUMMARY_COLUMNS", "cell_summary", "costs_from_worlds", "frontier", "paired_comparison", "policy_costs"]
 
 
 def summarize_sweep(out: str, *, confidence: float = 0.95, ceiling: float = 0.05, seed: int = 0) -> dict[str, Any]:
     """The summary of a results folder (``DIR/summary.json``): per-policy costs, the
-    frontier and per-cell rates/quantiles, JSON-safe. Reads only the columns it needs."""
-    from sim.store import load_results
+    frontier and per-cell rates/quantiles, JSON-safe. Streams the folder cell by cell and
+    reads only the columns it needs, so memory is bounded by the largest cell."""
+    from sim.store import iter_cells
 
-    frame = load_results(out, columns=SUMMARY_COLUMNS)
-    costs = policy_costs(frame, confidence=confidence)
+    worlds, cell_rows, params = [], [], {}
+    runs = 0
+    for frame in iter_cells(out, columns=SUMMARY_COLUMNS):  # one cell in memory at a time
+        runs += len(frame)
+        worlds.append(_world_table(frame))
+        cell_rows.append(cell_summary(frame, confidence=confidence, seed=seed))
+        swept = [c for c in frame.columns if str(c).startswith("policy.")]
+        params.setdefault(str(frame["policy"].iloc[0]), {c: frame[c].iloc[0] for c in swept})
+    costs = costs_from_worlds(pd.concat(worlds, ignore_index=True), params, confidence=confidence) \
+        if worlds else pd.DataFrame()
     front = frontier(costs, ceiling=ceiling) if len(costs) else costs
-    cells = cell_summary(frame, confidence=confidence, seed=seed)
+    cells = pd.concat(cell_rows, ignore_index=True) if cell_rows else pd.DataFrame()
 
     def records(df: pd.DataFrame) -> list[dict[str, Any]]:
         return [{str(k): (_num(v) if isinstance(v, (float, np.floating)) else
                           v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
                 for row in df.to_dict(orient="records")]
-    return {"runs": len(frame), "confidence": confidence, "false_rollback_ceiling": ceiling,
+    return {"runs": runs, "confidence": confidence, "false_rollback_ceiling": ceiling,
             "policies": records(costs), "frontier": [str(p) for p in front.get("policy", [])],
             "cells": records(cells)}
 
