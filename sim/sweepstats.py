@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.stats import (bootstrap_quantile_interval, mcnemar, paired_difference, rate, stratified_mean,
-                       stratified_rate)
+from sim.stats import (bootstrap_quantile_interval, mcnemar, mean_interval, paired_difference, rate,
+                       stratified_mean, stratified_rate)
 
 #: Columns the summaries read (load_results(DIR, columns=SUMMARY_COLUMNS) keeps memory small).
 SUMMARY_COLUMNS = ("scenario", "policy", "run", "outcome", "release_bad", "decision_time_s", "detection_time_s",
@@ -202,8 +202,12 @@ def paired_comparison(a: pd.DataFrame, b: pd.DataFrame, *, confidence: float = 0
         out["rates"][name] = {"a": rate(int(x.sum()), n, confidence), "b": rate(int(y.sum()), n, confidence),
                               "diff": d["diff"], "low": d["low"], "high": d["high"], **mcnemar(x, y)}
     for i, col in enumerate(_PAIRED_MEANS):
-        out["means"][col] = paired_difference(a[col].to_numpy(dtype=float), b[col].to_numpy(dtype=float),
-                                              _rng(seed, 1, i), confidence, n_boot)
+        x, y = a[col].to_numpy(dtype=float), b[col].to_numpy(dtype=float)
+        d = paired_difference(x, y, _rng(seed, 1, i), confidence, n_boot)
+        both = ~(np.isnan(x) | np.isnan(y))  # each side's mean over the pairs compared
+        d["a_ci"] = [mean_interval(x[both], confidence)[k] for k in ("low", "high")]
+        d["b_ci"] = [mean_interval(y[both], confidence)[k] for k in ("low", "high")]
+        out["means"][col] = d
     return out
 
 
@@ -276,7 +280,8 @@ def format_comparison(cmp: dict[str, Any], name_a: str, name_b: str) -> str:
                      _ci(r["diff"], r["low"], r["high"], "+.1%"), f"{r['p_value']:.3g}"])
     for col, m in cmp["means"].items():
         rows.append([f"mean {col}" + ("" if m["n"] == cmp["runs"] else f" (n={m['n']})"),
-                     "n/a" if m["a"] is None else f"{m['a']:,.1f}", "n/a" if m["b"] is None else f"{m['b']:,.1f}",
+                     _ci(m["a"], *m.get("a_ci", (None, None)), ",.1f"),
+                     _ci(m["b"], *m.get("b_ci", (None, None)), ",.1f"),
                      _ci(m["diff"], m["low"], m["high"], "+,.1f"), ""])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"A: {name_a}", f"B: {name_b}",

@@ -139,3 +139,15 @@ def test_compare_text_and_errors(tmp_path: Path) -> None:
     b.write_text(POLICY.format(threshold=1).replace("maxWeight: 50", "maxWeight: 150"))
     bad = invoke("compare", SCENARIOS / "error-spike.yaml", a, b)
     assert bad.exit_code == 2 and bad.stderr.startswith(f"{b}:5: flagger.analysis.maxWeight:")
+
+
+def test_dask_address_runs_the_sweep(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP.replace("runs: 40", "runs: 6"))
+    serial = invoke("sweep", sweep, "--out", tmp_path / "serial", "--json")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        res = invoke("sweep", sweep, "--out", tmp_path / "dask", "--dask", cluster.scheduler_address, "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout) == json.loads(serial.stdout)
