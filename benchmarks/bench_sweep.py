@@ -105,6 +105,57 @@ def big_sweep(tmp: Path, runs: int, workers: int) -> tuple[float, float, float]:
 
 
 
+def cost_breakdown(runs: int) -> dict[str, float]:
+    """CPU microseconds per rollout spent in each part of the simulator (1 worker), by
+    wrapping the parts with timers: where a faster sweep would have to save."""
+    import functools
+
+    import sim.policies.flagger as flagger
+    import sim.world.controller as controller
+    import sim.world.fast as fast
+    from sim.policyfile import scenario_policy
+    from sim.runner import run_batch
+    from sim.scenario import load_scenario
+
+    spent: dict[str, float] = {}
+    undo = []
+
+    def wrap(owner: object, name: str, label: str) -> None:
+        f = getattr(owner, name)
+        undo.append((owner, name, f))
+
+        @functools.wraps(f)
+        def timed(*a: object, **k: object) -> object:
+            t = time.process_time()
+            try:
+                return f(*a, **k)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.process_time() - t
+        setattr(owner, name, timed)
+
+    scenario = load_scenario(ROOT / "scenarios" / "error-spike.yaml")
+    policy = scenario_policy(scenario)
+    run_batch(scenario, policy, 200, 3)
+    wrap(fast.FastTraffic, "_poisson", "traffic: Poisson draws (one numpy call per run and tick)")
+    wrap(fast.FastTraffic, "_advance", "traffic: segments, telemetry, ledger (incl. Poisson)")
+    wrap(controller.TrafficServer, "_serve", "observation: traffic + metric queries (incl. the above)")
+    wrap(controller, "count_users", "users: distinct users exposed/affected (per-run draws)")
+    wrap(flagger.FlaggerCanary, "step", "policy: FlaggerCanary.step")
+    wrap(controller.World, "__init__", "world set-up (streams, telemetry arrays)")
+    try:
+        t = time.process_time()
+        run_batch(scenario, policy, runs, 1)
+        total = time.process_time() - t
+    finally:
+        for owner, name, f in undo:
+            setattr(owner, name, f)
+    out = {"total": total / runs * 1e6}
+    out.update({k: v / runs * 1e6 for k, v in spent.items()})
+    counted = sum(v for k, v in spent.items() if not k.startswith("traffic:"))  # disjoint top-level parts
+    out["rest: simpy events, controller loop, records"] = (total - counted) / runs * 1e6
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20000, help="rollouts per speed measurement (0: skip)")
@@ -123,6 +174,10 @@ def main() -> None:
             wall2, _ = min(timed_sweep(tmp, args.runs, 2) for _ in range(2))
             print(f"2 workers: {args.runs / wall2:,.0f} rollouts/s wall; speed-up 1 -> 2 workers: "
                   f"{wall1 / wall2:.2f}x")
+        if args.runs:
+            print("CPU µs per rollout by part (1 worker, timers add a little):")
+            for part, us in cost_breakdown(min(args.runs, 5000)).items():
+                print(f"  {us:7.0f}  {part}")
         if args.big:
             wall, peak, parent = big_sweep(tmp, args.big, 2)
             print(f"pdsim sweep --workers 2, {args.big:,} rollouts: {wall:,.0f} s "

@@ -231,7 +231,7 @@ class _Expander:
         try:
             return build(settings)
         except InputError as err:
-            if err.file == self.sweep.path:
+            if err.file == self.sweep.path or not settings:
                 raise
             for s in settings:
                 try:

@@ -291,3 +291,47 @@ def test_sigkill_then_resume_gives_the_uninterrupted_rows(tmp_path: Path) -> Non
     assert f"{32 * 25 - finished * 25:,} simulated now" in stdout or "simulated now" in stdout
     run_sweep(sweep, tmp_path / "whole")
     pd.testing.assert_frame_equal(sim.load_results(out), sim.load_results(tmp_path / "whole"))
+
+
+CANARY = """\
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: test}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis:
+    interval: 1m
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    metrics:
+    - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
+"""
+
+
+def test_listed_policies_manifests_and_inline_meet_the_same_worlds(tmp_path: Path) -> None:
+    (tmp_path / "canary.yaml").write_text(CANARY)
+    text = f"""\
+scenario: {SCENARIOS / "error-spike.yaml"}
+policies:
+  - canary.yaml
+  - name: fast
+    flagger: {{analysis: {{interval: 30s, threshold: 2, maxWeight: 50, stepWeight: 25,
+               metrics: [{{name: request-success-rate, thresholdRange: {{min: 99}}}}]}}}}
+grid:
+  policy.flagger.analysis.maxWeight: [30, 50]
+runs: 6
+seed: 1
+"""
+    plan = expand(load_sweep(write(tmp_path, text)))
+    assert [c.policy.name for c in plan.cells] == ["podinfo{maxWeight=30}", "fast{maxWeight=30}",
+                                                   "podinfo{maxWeight=50}", "fast{maxWeight=50}"]
+    assert [c.policy.spec.analysis.maxWeight for c in plan.cells] == [30, 30, 50, 50]
+    assert str(tmp_path / "canary.yaml") in plan.inputs  # a changed manifest refuses --resume
+    run_sweep(load_sweep(tmp_path / "sweep.yaml"), tmp_path / "out")
+    frame = sim.load_results(tmp_path / "out")
+    assert frame.groupby("cell")["seed"].apply(tuple).nunique() == 1  # one world: the same seeds
+    bad = text.replace("stepWeight: 25", "stepWeight: 250")
+    err = _error(tmp_path, bad)
+    assert err.startswith(f"{tmp_path / 'sweep.yaml'}:5: policies[1].flagger.analysis.stepWeight:"), err
