@@ -151,3 +151,17 @@ def test_dask_address_runs_the_sweep(tmp_path: Path) -> None:
         res = invoke("sweep", sweep, "--out", tmp_path / "dask", "--dask", cluster.scheduler_address, "--json")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout) == json.loads(serial.stdout)
+
+
+def test_progress_bar_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim import cli as cli_mod
+
+    monkeypatch.setattr(cli_mod, "_isatty", lambda stream: True)
+    bar = cli_mod._progress_bar(1000)
+    assert not bar.disable and bar.unit == "rollouts" and bar.total == 1000
+    bar.update(250)
+    assert "rollouts/s" in str(bar) and "250/1000" in str(bar)  # rate and ETA are shown
+    bar.close()
+    assert cli_mod._progress_bar(1000, disable=True).disable  # --quiet
+    monkeypatch.setattr(cli_mod, "_isatty", lambda stream: False)
+    assert cli_mod._progress_bar(1000).disable  # not a terminal
