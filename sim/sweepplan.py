@@ -202,6 +202,13 @@ class _Expander:
             for p in paths:
                 self._remember(p)
             out.append((loaded.name, loaded.data, None))
+        # Two policies of one name (two manifests of a Canary "podinfo") would pool their
+        # results: later ones get their position as a suffix.
+        seen: set[str] = set()
+        for i, (name, data, doc) in enumerate(out):
+            if name in seen:
+                out[i] = (f"{name}#{i}", data, doc)
+            seen.add(out[i][0])
         return out
 
     # -- applying settings -------------------------------------------------------------------

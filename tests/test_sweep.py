@@ -335,3 +335,42 @@ seed: 1
     bad = text.replace("stepWeight: 25", "stepWeight: 250")
     err = _error(tmp_path, bad)
     assert err.startswith(f"{tmp_path / 'sweep.yaml'}:5: policies[1].flagger.analysis.stepWeight:"), err
+
+
+def test_cases_combine_with_the_grid_and_policy_names_stay_distinct(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "canary.yaml").write_text(CANARY)
+    (tmp_path / "b" / "canary.yaml").write_text(CANARY.replace("threshold: 5", "threshold: 3"))
+    text = f"""\
+scenario: {SCENARIOS / "error-spike.yaml"}
+policies: [a/canary.yaml, b/canary.yaml]
+cases:
+  - {{"release.faults[0].rate": 0.01, policy.flagger.analysis.stepWeight: 5}}
+  - {{"release.faults[0].rate": 0.2}}
+grid:
+  policy.flagger.analysis.maxWeight: [30, 50]
+runs: 4
+"""
+    plan = expand(load_sweep(write(tmp_path, text)))
+    assert len(plan.worlds) == 2 and len(plan.cells) == 2 * 2 * 2
+    names = {c.policy.name for c in plan.cells}
+    assert "podinfo{stepWeight=5,maxWeight=30}" in names and "podinfo#1{stepWeight=5,maxWeight=30}" in names
+    assert "podinfo{maxWeight=50}" in names and len(names) == 8
+    err = _error(tmp_path, text.replace("stepWeight: 5}", "stepWeight: 5, policy.flagger.analysis.maxWeight: 1}"))
+    assert f"{tmp_path / 'sweep.yaml'}:7: grid.policy.flagger.analysis.maxWeight: set by both grid and cases" \
+        in err, err
+
+
+def test_severity_distributions() -> None:
+    from sim.sweepfile import Severity
+
+    assert Severity(path="a", uniform=[1, 3]).quantile(0.25) == pytest.approx(1.5)
+    assert Severity(path="a", loguniform=[0.01, 1]).quantile(0.5) == pytest.approx(0.1)
+    assert Severity(path="a", lognormal={"median": 2, "sigma": 0.5}).quantile(0.5) == pytest.approx(2)
+    assert Severity(path="a", lognormal={"median": 2, "sigma": 0.5}).quantile(0.8413447) == \
+        pytest.approx(2 * np.exp(0.5), rel=1e-5)
+    with pytest.raises(ValueError):
+        Severity(path="a", uniform=[3, 1])
+    with pytest.raises(ValueError):
+        Severity(path="a", uniform=[1, 3], loguniform=[1, 3])
