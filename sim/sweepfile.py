@@ -4,9 +4,14 @@ A sweep file names base scenarios, policies, a grid (or a list of cases) over fi
 either, replications per cell and a root seed; optionally a release portfolio::
 
     scenario: ../scenarios/good-release.yaml      # or scenarios: [a.yaml, b.yaml]
-    policies: [../policies/strict.yaml]           # default: each scenario's own policy
-    grid:
+    policies:                                     # default: each scenario's own policy
+      - ../policies/strict.yaml                   # a policy file, manifest or directory
+      - [canary.yaml, templates/]                 # several paths combined into one policy
+      - {name: fast, flagger: {analysis: {...}}}  # inline
+    grid:                                         # the product of every key's values
       policy.flagger.analysis.threshold: [2, 5, 10]
+    cases:                                        # and/or a list of points (times the grid)
+      - {"release.faults[0].rate": 0.01, policy.flagger.analysis.stepWeight: 5}
     portfolio:
       - {name: good, weight: 0.85, set: {release.faults: []}}
       - name: error-spike
