@@ -254,11 +254,12 @@ def _outcome_counts(records: Iterable[Any]) -> dict[str, int]:
     return out
 
 
-def _progress_bar(total: int) -> Any:
+def _progress_bar(total: int, disable: bool = False) -> Any:
+    """A tqdm bar on stderr (rollouts/s and ETA); off when stderr is not a terminal."""
     from tqdm import tqdm
 
     return tqdm(total=total, unit="rollouts", delay=0.5, file=sys.stderr, dynamic_ncols=True,
-                disable=not _isatty(sys.stderr), leave=False)
+                disable=disable or not _isatty(sys.stderr), leave=False)
 
 
 def _isatty(stream: Any) -> bool:
@@ -547,6 +548,114 @@ def report(results_path: str, html_path: str, scenario_paths: tuple[str, ...], p
                          command=shlex.join(argv), figures=figures, intro=intro)
     _write_output(html_path, "--html", lambda p: write_report(p, html))
     click.echo(f"{html_path}: {len(sections)} section(s), {len(figures)} figure(s)")
+
+
+@cli.command()
+@click.argument("sweep_path", metavar="SWEEP.yaml", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Results folder: manifest.json, one records-*.parquet per finished chunk, summary.json.")
+@click.option("--runs", type=click.IntRange(min=1), help="Replicates per cell. Default: the sweep file's `runs`.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (joblib/loky); results are identical for any count.")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run the chunks on a Dask cluster (e.g. tcp://scheduler:8786; needs pdsim[dask]).")
+@click.option("--resume", is_flag=True, help="Finish the sweep already in DIR (the same sweep file only).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@click.option("--ceiling", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="False-rollback ceiling of the Pareto frontier.")
+@click.option("--chunk-size", type=click.IntRange(min=1), hidden=True, help="Replicates per chunk file.")
+def sweep(sweep_path: str, out_dir: str, runs: int | None, workers: int, dask_address: str | None, resume: bool,
+          quiet: bool, as_json: bool, ceiling: float, chunk_size: int | None) -> None:
+    """Simulate a sweep (policies x scenario fields x releases) into DIR, resumably."""
+    from sim.store import ResultsError
+    from sim.sweep import run_sweep
+    from sim.sweepfile import load_sweep
+    from sim.sweepplan import expand
+    from sim.sweepstats import format_costs, summarize_sweep
+
+    spec = load_sweep(sweep_path)
+    plan = expand(spec, runs=runs, chunk_size=chunk_size)
+    _warn(plan.warnings)
+    client = None
+    if dask_address is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise CliError("--dask needs the distributed package: pip install 'pdsim[dask]'") from None
+        try:
+            client = Client(dask_address, timeout="10s")
+        except OSError as err:
+            raise CliError(f"--dask {dask_address}: cannot reach the scheduler ({err})") from None
+    bar = _progress_bar(plan.rollouts, disable=quiet)
+    try:
+        result = run_sweep(spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume,
+                           progress=bar.update)
+    except ResultsError as err:
+        raise CliError(str(err)) from None
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+    summary = summarize_sweep(out_dir, ceiling=ceiling, seed=plan.seed)
+    _write_output(str(Path(out_dir) / "summary.json"), "summary",
+                  lambda p: _write_text(p, _dumps(summary, indent=2) + "\n"))
+    if as_json:
+        click.echo(_dumps(summary))
+        return
+    click.echo(f"sweep: {plan.name}  cells: {len(plan.cells)}  runs/cell: {plan.runs}  seed: {plan.seed}")
+    click.echo(f"rollouts: {plan.rollouts:,} ({result.rollouts_run:,} simulated now, "
+               f"{plan.rollouts - result.rollouts_run:,} already in {out_dir})")
+    click.echo("")
+    click.echo(format_costs(summary))
+    click.echo("")
+    click.echo(f"results: {out_dir} (manifest.json, {len(plan.chunks())} chunk files, summary.json); "
+               "read them with sim.load_results(DIR)")
+
+
+@cli.command()
+@click.argument("scenario_path", metavar="SCENARIO.yaml", type=click.Path(dir_okay=False))
+@click.argument("policy_a", metavar="POLICY_A", type=click.Path())
+@click.argument("policy_b", metavar="POLICY_B", type=click.Path())
+@click.option("--runs", type=click.IntRange(min=2), help="Runs of each policy. Default: the scenario's `runs`.")
+@click.option("--seed", type=click.IntRange(min=0), help="Root seed. Default: the scenario's `seed`.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; results are identical for any count.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object on stdout.")
+def compare(scenario_path: str, policy_a: str, policy_b: str, runs: int | None, seed: int | None, workers: int,
+            quiet: bool, as_json: bool) -> None:
+    """Policy A against policy B on the same runs of SCENARIO.yaml (common random numbers).
+
+    Run k of both policies meets the same traffic and faults, so differences are paired:
+    rates with McNemar's exact test, every difference with a paired-bootstrap interval.
+    """
+    from sim.policyfile import load_policy_with_warnings
+    from sim.runner import records_frame, run_batch
+    from sim.scenario import load_scenario
+    from sim.sweepstats import format_comparison, paired_comparison
+
+    scenario = load_scenario(scenario_path)
+    policies = []
+    for path in (policy_a, policy_b):
+        policy, warnings = load_policy_with_warnings([path])
+        _warn(warnings)
+        policies.append(policy)
+    runs = scenario.runs if runs is None else runs
+    seed = scenario.seed if seed is None else seed
+    bar = _progress_bar(2 * runs, disable=quiet)
+    try:
+        frames = [records_frame(run_batch(scenario, p, runs, seed, workers=workers, progress=bar.update))
+                  for p in policies]
+    finally:
+        bar.close()
+    cmp = paired_comparison(frames[0], frames[1], seed=seed)
+    if as_json:
+        click.echo(_dumps({"scenario": scenario.name, "policy_a": policies[0].name, "policy_b": policies[1].name,
+                           "runs": runs, "seed": seed, **cmp}))
+        return
+    click.echo(f"scenario: {scenario.name}  runs: {runs}  seed: {seed}")
+    click.echo(format_comparison(cmp, policies[0].name, policies[1].name))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

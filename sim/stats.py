@@ -325,3 +325,178 @@ def format_summary_table(summary: dict) -> str:
         cells = [_with_ci(block.get(c), fmt) if c in block else "-" for c in cols]
         lines.append(f"{name:<20}" + "".join(f"{c:<26}" for c in cells).rstrip())
     return "\n".join(lines)
+
+
+# --- bootstrap, stratified and paired estimates (sweeps and `pdsim compare`) ---------------
+
+def _linear_position(n: int, q: float) -> tuple[int, float]:
+    """0-based order statistic ``j`` and weight ``g`` of numpy's 'linear' quantile:
+    ``x[j] * (1 - g) + x[j + 1] * g`` of the sorted sample."""
+    h = (n - 1) * q
+    j = min(int(math.floor(h)), n - 1)
+    return j, h - j
+
+
+def bootstrap_quantile_interval(values: np.ndarray, q: float, rng: np.random.Generator,
+                                confidence: float = 0.95, n_boot: int = 2000) -> dict:
+    """Sample quantile with a percentile-bootstrap interval.
+
+    A bootstrap resample's ``r``-th order statistic is ``x_(ceil(n U_(r)))`` with
+    ``U_(r)`` the ``r``-th of n uniforms, ``U_(r) ~ Beta(r, n - r + 1)`` and ``U_(r+1) =
+    U_(r) + (1 - U_(r)) Beta(1, n - r)``; drawing those two instead of n indexes per
+    replicate gives exactly the bootstrap distribution of numpy's 'linear' quantile at
+    O(n_boot) cost whatever n (Efron & Tibshirani 1993, ch. 13: the percentile method).
+
+    Args:
+        values: observations; NaNs are ignored.
+        q: quantile level in [0, 1].
+        rng: the generator of the resamples (seeded by the caller: same seed, same interval).
+        confidence: two-sided level.
+        n_boot: bootstrap replicates.
+
+    Returns:
+        ``{"value", "low", "high", "n"}``; all None but n when there are no observations.
+    """
+    alpha = 1.0 - _check_confidence(confidence)
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
+    x = np.asarray(values, dtype=float).ravel()
+    x = np.sort(x[~np.isnan(x)])
+    n = int(x.size)
+    if n == 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    j, g = _linear_position(n, q)
+    r = j + 1  # 1-based rank
+    u1 = rng.beta(r, n - r + 1, size=n_boot)
+    idx1 = np.clip(np.ceil(n * u1).astype(np.int64) - 1, 0, n - 1)
+    boot = x[idx1]
+    if g > 0 and r < n:
+        u2 = u1 + (1.0 - u1) * rng.beta(1, n - r, size=n_boot)
+        idx2 = np.clip(np.ceil(n * u2).astype(np.int64) - 1, 0, n - 1)
+        boot = boot * (1.0 - g) + x[idx2] * g
+    low, high = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return {"value": float(np.quantile(x, q, method="linear")), "low": float(low), "high": float(high), "n": n}
+
+
+def stratified_rate(k: Sequence[int], n: Sequence[int], weights: Sequence[float],
+                    confidence: float = 0.95) -> dict:
+    """A weighted mix of stratum proportions, ``p = sum w_s k_s/n_s / sum w_s``, with a
+    Wilson interval at the effective sample size ``p (1 - p) / var`` where ``var = sum
+    w_s^2 p_s (1 - p_s) / n_s`` (Korn & Graubard 1998, "Confidence intervals for proportions
+    with small expected number of positive counts estimated from survey data"; not capped at
+    the total count: weighted strata can be more precise than one simple sample). When that
+    variance is zero (every stratum all-yes or all-no) Kish's ``(sum w)^2 / sum(w^2 / n)``
+    stands in, so "0 of n" still gets a Wilson upper bound.
+
+    Strata with ``n == 0`` are left out. Returns ``{"rate", "low", "high", "n_eff"}``.
+    """
+    conf = _check_confidence(confidence)
+    k, n, w = (np.asarray(a, dtype=float) for a in (k, n, weights))
+    keep = n > 0
+    k, n, w = k[keep], n[keep], w[keep]
+    if not keep.any() or w.sum() <= 0:
+        return {"rate": None, "low": 0.0, "high": 1.0, "n_eff": 0.0}
+    w = w / w.sum()
+    ps = k / n
+    p = float(np.sum(w * ps))
+    var = float(np.sum(w * w * ps * (1.0 - ps) / n))
+    kish = float(1.0 / np.sum(w * w / n))
+    n_eff = p * (1.0 - p) / var if var > 0 else kish
+    low, high = _wilson_real(p, n_eff, conf)
+    return {"rate": p, "low": low, "high": high, "n_eff": n_eff}
+
+
+def _wilson_real(p: float, n: float, confidence: float) -> tuple[float, float]:
+    """Wilson's score interval for a proportion ``p`` out of a (possibly fractional) ``n``."""
+    z = float(_st.norm.ppf(0.5 + confidence / 2.0))
+    z2n = z * z / n
+    center = (p + z2n / 2.0) / (1.0 + z2n)
+    half = z / (1.0 + z2n) * math.sqrt(max(p * (1.0 - p), 0.0) / n + z2n / (4.0 * n))
+    return (0.0 if p <= 0 else max(0.0, center - half)), (1.0 if p >= 1 else min(1.0, center + half))
+
+
+def stratified_mean(means: Sequence[float], variances: Sequence[float], n: Sequence[int],
+                    weights: Sequence[float], confidence: float = 0.95) -> dict:
+    """``sum w_s mean_s / sum w_s`` with a normal interval from ``sum w_s^2 var_s / n_s``.
+
+    Strata with ``n == 0`` are left out; a stratum with one observation adds no variance
+    term (its variance is unknown), so intervals need strata of at least two.
+    Returns ``{"value", "low", "high", "n"}``.
+    """
+    conf = _check_confidence(confidence)
+    m, v, n, w = (np.asarray(a, dtype=float) for a in (means, variances, n, weights))
+    keep = n > 0
+    m, v, n, w = m[keep], np.nan_to_num(v[keep]), n[keep], w[keep]
+    if not keep.any() or w.sum() <= 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    w = w / w.sum()
+    value = float(np.sum(w * m))
+    half = float(_st.norm.ppf(0.5 + conf / 2.0)) * math.sqrt(float(np.sum(w * w * v / n)))
+    return {"value": value, "low": value - half, "high": value + half, "n": int(n.sum())}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, confidence: float = 0.95,
+                      n_boot: int = 2000) -> dict:
+    """Mean of ``a - b`` over pairs (run k of policy A against run k of policy B, which met
+    the same traffic and faults), with a paired percentile-bootstrap interval.
+
+    Pairs where either side is NaN are dropped. Resamples pairs, never sides, so the
+    interval has the width of the paired differences' spread (common random numbers).
+
+    Returns:
+        ``{"a", "b", "diff", "low", "high", "n"}`` (means of A and B over the pairs kept).
+    """
+    alpha = 1.0 - _check_confidence(confidence)
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples need the same length, got {a.size} and {b.size}")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    n = int(a.size)
+    if n == 0:
+        return {"a": None, "b": None, "diff": None, "low": None, "high": None, "n": 0}
+    d = a - b
+    means = np.empty(n_boot)
+    step = max(1, 2_000_000 // n)  # resample in blocks of ~2e6 indexes: bounded memory
+    for s in range(0, n_boot, step):
+        m = min(step, n_boot - s)
+        means[s:s + m] = d[rng.integers(0, n, size=(m, n))].mean(axis=1)
+    low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return {"a": float(a.mean()), "b": float(b.mean()), "diff": float(d.mean()), "low": float(low),
+            "high": float(high), "n": n}
+
+
+def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
+    """McNemar's exact test for paired yes/no outcomes (e.g. rolled back by A, by B).
+
+    Only discordant pairs inform the test: under "A and B have the same rate" the
+    ``a_only`` pairs are Binomial(a_only + b_only, 1/2). Returns ``{"a_only", "b_only",
+    "p_value"}`` with a two-sided exact p-value (1.0 when there are no discordant pairs).
+    """
+    a, b = np.asarray(a, dtype=bool).ravel(), np.asarray(b, dtype=bool).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples need the same length, got {a.size} and {b.size}")
+    a_only, b_only = int(np.count_nonzero(a & ~b)), int(np.count_nonzero(b & ~a))
+    m = a_only + b_only
+    p = 1.0 if m == 0 else float(_st.binomtest(a_only, m, 0.5).pvalue)
+    return {"a_only": a_only, "b_only": b_only, "p_value": p}
+
+
+def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
+    """Indexes of the points no other point dominates, both coordinates minimised.
+
+    A point is dominated when another is at least as good on both and better on one.
+    NaN points are never on the front. Returned in increasing ``x``.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.flatnonzero(~(np.isnan(x) | np.isnan(y)))
+    front = []
+    for i in ok:
+        dominated = np.any((x[ok] <= x[i]) & (y[ok] <= y[i]) & ((x[ok] < x[i]) | (y[ok] < y[i])))
+        if not dominated:
+            front.append(int(i))
+    return sorted(front, key=lambda i: (x[i], y[i]))
+
+
+__all__ += ["bootstrap_quantile_interval", "stratified_rate", "stratified_mean", "paired_difference", "mcnemar",
+            "pareto_front"]
