@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import click
 
+from sim.atomic import atomic_write
 from sim.errors import InputError
 
 #: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
@@ -124,26 +125,11 @@ def _dumps(value: Any, **kw: Any) -> str:
     return json.dumps(_json_safe(value), allow_nan=False, **kw)
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write through ``write(tmp_path)`` to a temporary name beside ``path``, then rename."""
-    # A plain name (not mkstemp) so the file gets the usual umask permissions.
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _arrow_schema() -> Any:
@@ -181,7 +167,7 @@ class ChunkWriter:
         rows = [_json_safe(r.as_dict()) for r in records]
         table = pa.Table.from_pylist(rows, schema=self._schema)
         path = self.dir / f"records-{len(self.files):05d}.parquet"
-        _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
         self.files.append(path)
 
 

@@ -117,6 +117,15 @@ def _order_stat_ranks(n: int, q: float, alpha: float) -> tuple[int, int]:
     return lo, up
 
 
+def _quantile_input(values: np.ndarray, q: float, confidence: float) -> tuple[float, np.ndarray]:
+    """alpha and the sorted non-NaN observations, after checking ``q`` and ``confidence``."""
+    alpha = 1.0 - _check_confidence(confidence)
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
+    x = np.asarray(values, dtype=float).ravel()
+    return alpha, np.sort(x[~np.isnan(x)])
+
+
 def quantile_interval(values: np.ndarray, q: float, confidence: float = 0.95) -> dict:
     """Sample quantile with a distribution-free order-statistic interval.
 
@@ -133,11 +142,7 @@ def quantile_interval(values: np.ndarray, q: float, confidence: float = 0.95) ->
     Raises:
         ValueError: If ``q`` is outside [0, 1] or confidence outside (0, 1).
     """
-    alpha = 1.0 - _check_confidence(confidence)
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be in [0, 1], got {q!r}")
-    x = np.asarray(values, dtype=float).ravel()
-    x = np.sort(x[~np.isnan(x)])
+    alpha, x = _quantile_input(values, q, confidence)
     n = int(x.size)
     if n == 0:
         return {"value": None, "low": None, "high": None, "n": 0}
@@ -357,11 +362,7 @@ def bootstrap_quantile_interval(values: np.ndarray, q: float, rng: np.random.Gen
     Returns:
         ``{"value", "low", "high", "n"}``; all None but n when there are no observations.
     """
-    alpha = 1.0 - _check_confidence(confidence)
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be in [0, 1], got {q!r}")
-    x = np.asarray(values, dtype=float).ravel()
-    x = np.sort(x[~np.isnan(x)])
+    alpha, x = _quantile_input(values, q, confidence)
     n = int(x.size)
     if n == 0:
         return {"value": None, "low": None, "high": None, "n": 0}

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sim.atomic import atomic_write
 from sim.outcomes import COLUMNS, RunRecord
 
 MANIFEST = "manifest.json"
@@ -61,20 +62,6 @@ def records_table(cell: int, records: Sequence[RunRecord]) -> pa.Table:
     for name in COLUMNS:
         cols[name] = [getattr(r, name) for r in records]
     return pa.Table.from_pydict(cols, schema=_SCHEMA)
-
-
-def atomic_write(path: Path, write: typing.Callable[[str], None]) -> None:
-    """Write through ``write(tmp)`` to a temporary name beside ``path``, then rename it."""
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_chunk(out: Path, name: str, table: pa.Table) -> Path:
