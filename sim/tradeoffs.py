@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from sim.stats import mean_interval, wilson_interval
+from sim.stats import mean_interval, pareto_front, wilson_interval
 
 __all__ = ["format_value", "bool_column", "tradeoff_table", "pareto_mask", "group_items"]
 
@@ -65,13 +65,8 @@ def pareto_mask(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     Returns:
         A boolean array, True for the frontier's points.
     """
-    xs = np.asarray(x, dtype=float)
-    ys = np.asarray(y, dtype=float)
-    ok = ~(np.isnan(xs) | np.isnan(ys))
-    mask = np.zeros(len(xs), dtype=bool)
-    for i in np.flatnonzero(ok):
-        dominated = ok & (xs <= xs[i]) & (ys <= ys[i]) & ((xs < xs[i]) | (ys < ys[i]))
-        mask[i] = not dominated.any()
+    mask = np.zeros(len(x), dtype=bool)
+    mask[pareto_front(x, y)] = True
     return mask
 
 
