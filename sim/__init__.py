@@ -1,15 +1,45 @@
-"""pdsim: simulate progressive-delivery policies before production does."""
+"""pdsim: simulate progressive-delivery policies before production does.
+
+The public API, imported lazily (``import sim`` is what every command pays for, and it
+must not pull in simpy, pandas or pyarrow)::
+
+    scenario = sim.load_scenario("scenarios/error-spike.yaml")
+    policy = sim.scenario_policy(scenario)          # or sim.load_policy(["canary.yaml"])
+    record = sim.run_one(scenario, policy, seed).record
+    frame = sim.records_frame(sim.run_batch(scenario, policy, 1000, scenario.seed, workers=2))
+    sim.run_sweep("sweeps/flagger-thresholds.yaml", "results/x"); sim.load_results("results/x")
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-__all__ = ["load_results"]
+#: Public name -> the module that defines it.
+_API = {
+    "load_scenario": "sim.scenario",
+    "parse_scenario": "sim.scenario",
+    "load_policy": "sim.policyfile",
+    "scenario_policy": "sim.policyfile",
+    "run_one": "sim.runner",
+    "run_batch": "sim.runner",
+    "records_frame": "sim.runner",
+    "summarize_records": "sim.stats",
+    "run_sweep": "sim.sweep",
+    "load_results": "sim.store",
+    "check_policy": "sim.policies.base",
+    "make_judge": "sim.policies.judges",
+}
+
+__all__ = sorted(_API)
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `import sim` (every command) must not pay for pandas and pyarrow.
-    if name == "load_results":
-        from sim.store import load_results
-        return load_results
-    raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
