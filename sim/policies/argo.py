@@ -45,11 +45,13 @@ from functools import cached_property
 
 from sim.policies import analysis as ar
 from sim.policies import argo_kayenta
-from sim.policies.argo_spec import ArgoMetric, ArgoPolicySpec, RolloutAnalysis, substitute
+from sim.policies.argo_analyses import max_surge, replica_counts, resolve_analysis
+from sim.policies.argo_spec import ArgoMetric, ArgoPolicySpec
 from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Rollback,
                                ScaleUp, SetWeights)
-from sim.policies.judges.kayenta import KayentaJudge
 from sim.policies.judges import Judge, JudgeData, make_judge
+from sim.policies.judges.kayenta import KayentaJudge
+from sim.units import parse_duration
 
 RESYNC_S = 15.0
 PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
@@ -125,49 +127,6 @@ class ArgoRollout:
 
     # -- analyses ----------------------------------------------------------------------------
 
-    def _resolve(self, analysis: RolloutAnalysis) -> tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]:
-        """Flatten the templates, substitute ``{{args.x}}``, build the metric specs."""
-        metrics: dict[str, ArgoMetric] = {}
-        args: dict[str, str] = {}
-        dry = {d.metricName for d in analysis.dryRun}
-        for ref in analysis.templates:
-            t = (self.spec.clusterTemplates if ref.clusterScope else self.spec.templates)[ref.templateName]
-            args.update({a.name: a.value for a in t.args if a.value is not None})
-            dry |= {d.metricName for d in t.dryRun}
-            for m in t.metrics:
-                metrics[m.name] = m
-        args.update({a.name: a.value if a.value is not None else f"<{a.name}>" for a in analysis.args})
-        specs = []
-        for name, m in metrics.items():
-            def num(v: int | str | None, default: int) -> int:
-                if v is None:
-                    return default
-                text = substitute(str(v), args)
-                try:
-                    return int(text)
-                except ValueError:
-                    raise ValueError(f"{v!r} is not a whole number once arguments are substituted "
-                                     f"(got {text!r}; is an argument missing a value?)") from None
-            try:
-                metric_spec = ar.MetricSpec(
-                    name=name,
-                    interval_s=_seconds(m.interval, args),
-                    initial_delay_s=_seconds(m.initialDelay, args) or 0.0,
-                    count=num(m.count, 0) or None,
-                    failure_limit=num(m.failureLimit, 0),
-                    inconclusive_limit=num(m.inconclusiveLimit, 0),
-                    consecutive_error_limit=num(m.consecutiveErrorLimit, ar.DEFAULT_CONSECUTIVE_ERROR_LIMIT),
-                    consecutive_success_limit=num(m.consecutiveSuccessLimit, 0),
-                    success_condition=substitute(m.successCondition, args) if m.successCondition else None,
-                    failure_condition=substitute(m.failureCondition, args) if m.failureCondition else None,
-                    dry_run=any(re.search(p, name) for p in dry),  # Go regexp.MatchString
-                    provider=m.provider_type)
-            except (ValueError, re.error) as err:
-                raise ValueError(f"metric {name!r}: {err}") from None
-            specs.append(metric_spec)
-            metrics[name] = m.model_copy(update={"provider": _subst_tree(m.provider, args)})
-        return tuple(specs), metrics
-
     @cached_property
     def _analyses(self) -> dict[str, tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]]:
         """Resolved analyses by kind (``step:<index>`` for inline steps)."""
@@ -175,16 +134,16 @@ class ArgoRollout:
         out = {}
         if s.canary is not None:
             if s.canary.analysis is not None and s.canary.analysis.templates:
-                out["background"] = self._resolve(s.canary.analysis)
+                out["background"] = resolve_analysis(self.spec, s.canary.analysis)
             for i, st in enumerate(s.canary.steps):
                 if st.analysis is not None and st.analysis.templates:
-                    out[f"step:{i}"] = self._resolve(st.analysis)
+                    out[f"step:{i}"] = resolve_analysis(self.spec, st.analysis)
         else:
             bg = s.blueGreen
             if bg.prePromotionAnalysis is not None and bg.prePromotionAnalysis.templates:
-                out["pre"] = self._resolve(bg.prePromotionAnalysis)
+                out["pre"] = resolve_analysis(self.spec, bg.prePromotionAnalysis)
             if bg.postPromotionAnalysis is not None and bg.postPromotionAnalysis.templates:
-                out["post"] = self._resolve(bg.postPromotionAnalysis)
+                out["post"] = resolve_analysis(self.spec, bg.postPromotionAnalysis)
         return out
 
     def queries(self) -> list[MetricQuery]:
@@ -197,7 +156,7 @@ class ArgoRollout:
                     continue
                 query = str(m.provider["prometheus"].get("query", ""))
                 rng = _RANGE.search(query)
-                window = _seconds(rng.group(1), {}) if rng else 60.0
+                window = parse_duration(rng.group(1)) if rng else 60.0
                 seen[m.name] = MetricQuery(m.name, "custom", window, bindings=(m.name,), query=query)
         return list(seen.values())
 
@@ -382,7 +341,7 @@ class ArgoRollout:
         n = self.spec.replicas
         if c.trafficRouting is not None:
             return math.ceil(weight * n / 100), n
-        return replica_counts(n, weight, _max_surge(c, n))
+        return replica_counts(n, weight, max_surge(c, n))
 
     def _step_completed(self, s: ArgoState, obs: Observation) -> bool:
         """``completedCurrentCanaryStep``, read from the status before this reconcile."""
@@ -660,44 +619,6 @@ class ArgoRollout:
         return s
 
 
-def _max_surge(c, replicas: int) -> int:
-    """``maxSurge`` in pods (default 25%, rounded up)."""
-    v = (c.model_extra or {}).get("maxSurge", "25%")
-    if isinstance(v, str) and v.endswith("%"):
-        return math.ceil(replicas * float(v[:-1]) / 100)
-    return int(v)
-
-
-def replica_counts(replicas: int, weight: int, max_surge: int) -> tuple[int, int]:
-    """Canary and stable pods approximating ``weight`` percent (utils/replicaset/canary.go,
-    ``approximateWeightedCanaryStableReplicaCounts``): the candidates rounding the canary
-    count up or down, with one surge pod when allowed, the closest to the weight wins."""
-    def tied(total: int) -> bool:
-        return math.modf(total * weight / 100)[0] == 0.5
-
-    def delta(canary: int, total: int) -> float:
-        return abs(canary * 100 / total - weight)
-
-    ceil_c, floor_c = math.ceil(replicas * weight / 100), math.floor(replicas * weight / 100)
-    zero_ok = weight in (0, 100) or (replicas == 1 and max_surge == 0)
-    options = []
-    if ceil_c < replicas or zero_ok:
-        options.append((ceil_c, replicas))
-    if not tied(replicas) and (floor_c != 0 or zero_ok):
-        options.append((floor_c, replicas))
-    if max_surge > 0:
-        options.append((ceil_c, replicas + 1))
-        if not tied(replicas + 1) and (floor_c != 0 or zero_ok):
-            options.append((floor_c, replicas + 1))
-    if not options:
-        return 0, replicas
-    best = options[0]
-    for opt in options[1:]:
-        if delta(*opt) < delta(*best):
-            best = opt
-    return best[0], best[1] - best[0]
-
-
 def resolve_all(spec: ArgoPolicySpec) -> None:
     """Resolve every analysis of a spec (arguments substituted, numbers and durations
     parsed, dry-run patterns compiled), raising ValueError naming the metric if one is bad."""
@@ -714,23 +635,6 @@ def _header_ok(value: str | None, match: dict[str, str]) -> bool:
     if "regex" in match:
         return re.fullmatch(match["regex"], value) is not None
     return False
-
-
-def _seconds(value: str | None, args: dict[str, str]) -> float | None:
-    if value is None:
-        return None
-    from sim.units import parse_duration
-    return parse_duration(substitute(str(value), args))
-
-
-def _subst_tree(node: object, args: dict[str, str]) -> object:
-    if isinstance(node, str):
-        return substitute(node, args)
-    if isinstance(node, dict):
-        return {k: _subst_tree(v, args) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_subst_tree(v, args) for v in node]
-    return node
 
 
 def _run_status(state: ar.AnalysisRunState) -> dict[str, object]:
