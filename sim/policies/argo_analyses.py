@@ -18,7 +18,7 @@ from sim.units import parse_duration
 
 
 def resolve_analysis(spec: ArgoPolicySpec, analysis: RolloutAnalysis
-                 ) -> tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]:
+                     ) -> tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]:
     """One ``analysis`` block of a rollout as AnalysisRun metric specs: its templates
     flattened, ``{{args.x}}`` substituted (an argument without a value stays symbolic,
     ``<x>``), counts and durations parsed, dry-run patterns matched as Go's
