@@ -22,7 +22,7 @@ from scipy.stats import beta as beta_dist
 
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
 from sim.policies.judges.counts import totals
-from sim.policies.judges.spec import ERRORS, BayesSpec
+from sim.policies.judges.spec import ERRORS, BayesSpec, signals_to_judge
 
 
 def prob_canary_worse(nc: float, ec: float, np_: float, ep: float, delta: float = 0.0,
@@ -65,8 +65,7 @@ class BayesJudge:
 
     def __init__(self, spec: BayesSpec, signals: frozenset[str] = frozenset({ERRORS})) -> None:
         self.spec = spec
-        wanted = set(spec.metrics) if spec.metrics is not None else {ERRORS}
-        self.signals = frozenset(wanted & set(signals) & {ERRORS})
+        self.signals = signals_to_judge(spec.metrics, signals, frozenset({ERRORS}))
 
     def initial_state(self) -> BayesState:
         return BayesState()

@@ -33,7 +33,7 @@ from scipy.stats import norm
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
 from sim.policies.judges.counts import Slots, error_slots, slot_count, totals
 from sim.policies.judges.sequential import log_likelihood_ratio
-from sim.policies.judges.spec import ERRORS, GroupSequentialSpec, NaiveSpec, SprtSpec
+from sim.policies.judges.spec import ERRORS, GroupSequentialSpec, NaiveSpec, SprtSpec, signals_to_judge
 
 #: B-value grid of the group-sequential recursion (W(t) for t <= 1 stays within ±8).
 W_GRID = np.linspace(-8.0, 8.0, 241)
@@ -82,8 +82,7 @@ class _ErrorsOnly:
 
     def __init__(self, spec, signals: frozenset[str] = frozenset({ERRORS})) -> None:
         self.spec = spec
-        wanted = set(spec.metrics) if spec.metrics is not None else {ERRORS}
-        self.signals = frozenset(wanted & set(signals) & {ERRORS})
+        self.signals = signals_to_judge(spec.metrics, signals, frozenset({ERRORS}))
 
 
 class GroupSequentialJudge(_ErrorsOnly):

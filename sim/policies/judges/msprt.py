@@ -33,7 +33,7 @@ from scipy.special import log_ndtr
 
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
 from sim.policies.judges.counts import error_slots, slot_count, totals
-from sim.policies.judges.spec import ERRORS, LATENCY, MsprtSpec
+from sim.policies.judges.spec import ERRORS, LATENCY, MsprtSpec, signals_to_judge
 
 
 def msprt_log_lambda(score: float, info: float, sigma2: float, tau: float, one_sided: bool = True) -> float:
@@ -79,8 +79,7 @@ class MsprtJudge:
 
     def __init__(self, spec: MsprtSpec, signals: frozenset[str] = frozenset({ERRORS, LATENCY})) -> None:
         self.spec = spec
-        wanted = set(spec.metrics) if spec.metrics is not None else {ERRORS, LATENCY}
-        self.signals = frozenset(wanted & set(signals))
+        self.signals = signals_to_judge(spec.metrics, signals, frozenset({ERRORS, LATENCY}))
         self.needs_latency = LATENCY in self.signals
 
     def initial_state(self) -> MsprtState:

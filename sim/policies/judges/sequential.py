@@ -45,7 +45,7 @@ from scipy.special import betainc, betaln
 
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
 from sim.policies.judges.counts import Slots, bound_index, error_slots, slot_count, totals
-from sim.policies.judges.spec import ERRORS, LATENCY, SequentialSpec
+from sim.policies.judges.spec import ERRORS, LATENCY, SequentialSpec, signals_to_judge
 
 GRID = 256
 
@@ -147,8 +147,7 @@ class SequentialJudge:
 
     def __init__(self, spec: SequentialSpec, signals: frozenset[str] = frozenset({ERRORS, LATENCY})) -> None:
         self.spec = spec
-        wanted = set(spec.metrics) if spec.metrics is not None else {ERRORS, LATENCY}
-        self.signals = frozenset(wanted & set(signals))
+        self.signals = signals_to_judge(spec.metrics, signals, frozenset({ERRORS, LATENCY}))
         self.needs_latency = LATENCY in self.signals
 
     def initial_state(self) -> EProcessState:

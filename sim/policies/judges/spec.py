@@ -13,6 +13,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ERRORS, LATENCY = "request-success-rate", "request-duration"
+
+
+def signals_to_judge(asked: list[str] | None, offered: frozenset[str] | set[str],
+                     supported: frozenset[str]) -> frozenset[str]:
+    """The builtin metrics a judge takes over: those its ``metrics:`` asks for (default: all
+    it supports), that the strategy checks (``offered``) and that it can judge."""
+    wanted = set(asked) if asked is not None else set(supported)
+    return frozenset(wanted & set(offered) & supported)
 Alpha = Annotated[float, Field(gt=0.0, lt=0.5)]
 Signal = Literal["request-success-rate", "request-duration"]
 
