@@ -1,16 +1,16 @@
-"""The simpy glue: rollouts of one policy in one simulated world, many at a time.
+"""The world's driver: rollouts of one policy in one simulated world, many at a time.
 
-Each rollout is a simpy process that ticks its policy: at a tick it asks the traffic
-server for the observation, calls ``policy.step`` and applies the actions (routes,
-scale-up, promotion, rollback). The environment schedules only the events that matter:
-policy ticks, workloads becoming ready, the horizon. Traffic between ticks is drawn in
-bulk by the fast path, or request by request in the exact mode.
+Each rollout ticks its policy: at a tick the world serves the observation, calls
+``policy.step`` and applies the actions (routes, scale-up, promotion, rollback). Between
+ticks nothing is decided, so the driver needs no event queue: it jumps to the earliest
+next tick of any run, serves every run that ticks then in one vectorised pass (traffic
+drawn in bulk up to now, metric queries for all of them), and steps their policies.
+Workload readiness is a timeline read at the tick's time, not a chain of events.
+The per-request mode keeps its requests as simpy events inside ``ExactTraffic``, which
+the driver runs up to each tick.
 
-Runs of a batch share one environment. The traffic server collects every run that
-ticks at time t, then, once all of them have asked (a zero-delay event queued behind
-them), serves them together: one vectorised pass over traffic and metric queries.
-Each run still draws from its own random streams in its own order, so its result
-depends on its seed only, never on its batch-mates.
+Each run draws from its own random streams in its own order, so its result depends on
+its seed only, never on its batch-mates.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import simpy
 
 from sim.errors import InputError
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
@@ -63,16 +62,31 @@ def prepare(scenario: Scenario) -> Prepared:
 
 
 class Workload:
-    """Readiness of one workload, driven by simpy events."""
+    """Readiness of one workload over time: a timeline of changes, read at a tick.
+
+    A change is (time, ready); the view at ``t`` is the last change at or before ``t``
+    (changes at the same time in the order they were made). A workload that becomes
+    unready at ``t`` and ready again later reports ``unready_since = t``, the time its
+    ``MinimumReplicasUnavailable`` condition was set.
+    """
 
     def __init__(self, ready: bool = True) -> None:
-        self.set(ready, None)
+        self._view = Readiness(ready, None)  # a canary scaled to zero has no condition yet
+        self._pending: list[tuple[float, int, bool]] = []  # (time, order, ready), sorted
+        self._made = 0
 
-    def set(self, ready: bool, unready_since: float | None) -> None:
-        self.ready, self.unready_since = ready, unready_since
-        self._view = Readiness(ready, unready_since)  # built once per change, not per tick
+    def change(self, at: float, ready: bool) -> None:
+        """From ``at`` on the workload is (un)ready, until a later change."""
+        self._made += 1
+        self._pending.append((at, self._made, ready))
+        self._pending.sort()
 
-    def view(self) -> Readiness:
+    def view(self, t: float) -> Readiness:
+        """What Kubernetes reports at ``t`` (``t`` never decreases between calls)."""
+        while self._pending and self._pending[0][0] <= t:
+            at, _, ready = self._pending.pop(0)
+            # Made unready again (a restart, an outage): the condition is set anew.
+            self._view = Readiness(ready, None if ready else at)
         return self._view
 
 
@@ -124,36 +138,7 @@ class _Run:
     lines: list[dict[str, Any]] = field(default_factory=list)
     hook_calls: dict[str, int] = field(default_factory=dict)
     final_state: Any = None
-
-
-class TrafficServer:
-    """Serves observations to all runs that tick at the same time, in one pass."""
-
-    def __init__(self, world: "World") -> None:
-        self.world = world
-        self.waiting: list[tuple[int, simpy.Event]] = []
-
-    def observe(self, run: int) -> simpy.Event:
-        """An event that fires with run ``run``'s metric values at the current time."""
-        ev = self.world.env.event()
-        if not self.waiting:
-            # Queued behind every event already scheduled for now, i.e. after all runs
-            # ticking now have asked.
-            self.world.env.timeout(0).callbacks.append(self._serve)
-        self.waiting.append((run, ev))
-        return ev
-
-    def _serve(self, _: simpy.Event) -> None:
-        w = self.world
-        batch, self.waiting = self.waiting, []
-        runs = np.array([r for r, _ in batch])
-        w.traffic.advance(runs, w.env.now)
-        # NaN (no data) becomes None; converted once per query, not per run and value.
-        values = {q.name: [None if x != x else x for x in w.telemetry.query(q, runs, w.env.now).tolist()]
-                  for q in w.queries}
-        for i, (r, ev) in enumerate(batch):
-            versions = w.telemetry.judge_data(r, w.env.now, w.versions_latency) if w.reads_versions else None
-            ev.succeed(({name: v[i] for name, v in values.items()}, versions))
+    state: Any = None
 
 
 class World:
@@ -164,7 +149,7 @@ class World:
         policy: the decision maker.
         seeds: one run seed per rollout (see ``sim.rng``).
         run_indexes: the ``run`` field of each record (default 0, 1, ...).
-        exact: serve requests one by one as simpy events (one run at a time).
+        exact: serve requests one by one (one run at a time).
         trace: record one line per tick.
     """
 
@@ -175,7 +160,6 @@ class World:
         self.trace_on = trace
         idx = list(run_indexes) if run_indexes is not None else list(range(len(seeds)))
         self.runs = [_Run(seed=s, index=k, rng=streams(s)) for s, k in zip(seeds, idx)]
-        self.env = simpy.Environment()
         prepared = prepare(scenario)
         self.population, self.release = prepared.population, prepared.release
         self.router = Router(len(self.runs), self._match_mask(), self.population.cohort_share)
@@ -202,13 +186,12 @@ class World:
             if len(self.runs) != 1:
                 raise ValueError("the exact mode simulates one run at a time")
             from sim.world.exact import ExactTraffic
-            self.traffic: FastTraffic = ExactTraffic(self.env, prepared.rate, self.population, self.release,
+            self.traffic: FastTraffic = ExactTraffic(prepared.rate, self.population, self.release,
                                                      self.router, self.telemetry, [self.runs[0].rng["exact"]],
                                                      tel.noise)
         else:
             self.traffic = FastTraffic(prepared.rate, self.population, self.release, self.router, self.telemetry,
                                        [r.rng["traffic"] for r in self.runs], tel.noise)
-        self.server = TrafficServer(self)
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
 
     def _match_mask(self) -> np.ndarray:
@@ -254,53 +237,52 @@ class World:
             out[key] = not fail
         return out
 
-    # -- simpy processes ------------------------------------------------------------
+    # -- ticks ---------------------------------------------------------------------------
 
-    def _become_ready(self, w: Workload, after_s: float):
-        yield self.env.timeout(after_s)
-        w.set(True, None)
-
-    def _start(self, w: Workload, startup_s: float, never: bool = False) -> None:
-        w.set(False, self.env.now)
+    def _start(self, w: Workload, now: float, startup_s: float, never: bool = False) -> None:
+        """A rollout of ``w``'s pods: unready from now, ready once they have started."""
+        w.change(now, False)
         if not never:
-            self.env.process(self._become_ready(w, startup_s))
+            w.change(now + startup_s, True)
 
-    def _outage(self, run: _Run, workload: str, at: float, duration: float | None):
-        """A scripted outage (``release.unready``): unavailable from ``at`` for ``duration``."""
-        yield self.env.timeout(at)
-        w = run.canary if workload == "canary" else run.primary
-        w.set(False, self.env.now)
-        if duration is not None:
-            yield self.env.timeout(duration)
-            w.set(True, None)
-
-    def _controller(self, r: int):
-        run = self.runs[r]
-        policy = self.policy
-        state = policy.initial_state()
-        while True:
-            nt = policy.next_tick(state, self.env.now)
-            if nt is None or nt > self.scenario.horizon:
-                run.final_phase = str(policy.status(state)["phase"])
-                self._running -= 1
-                if self._running == 0:
-                    self._all_done.succeed()
-                return
-            yield self.env.timeout(nt - self.env.now)
-            metrics, versions = yield self.server.observe(r)
-            now = self.env.now
+    def _serve(self, group: np.ndarray, now: float) -> None:
+        """One tick of every run in ``group``: traffic up to now and the metric queries
+        for all of them at once, then each run's policy step."""
+        self.traffic.advance(group, now)
+        # NaN (no data) becomes None; converted once per query, not per run and value.
+        values = [(q.name, [None if x != x else x for x in self.telemetry.query(q, group, now).tolist()])
+                  for q in self.queries]
+        policy, hooks = self.policy, bool(self.scenario.webhooks)
+        for i, r in enumerate(group.tolist()):
+            run = self.runs[r]
             run.ticks += 1
+            metrics = {name: v[i] for name, v in values}
+            versions = self.telemetry.judge_data(r, now, self.versions_latency) if self.reads_versions else None
             obs = Observation(t=now, tick=run.ticks, metrics=metrics, routes=self.router.routes(r),
-                              canary=run.canary.view(), primary=run.primary.view(),
-                              webhooks=self._webhooks(run, now) if self.scenario.webhooks else {},
+                              canary=run.canary.view(now), primary=run.primary.view(now),
+                              webhooks=self._webhooks(run, now) if hooks else {},
                               webhook_latency=self._latency, versions=versions)
-            state, actions = policy.step(state, obs)
+            state, actions = policy.step(run.state, obs)
             for a in actions:
                 self._apply(r, a, now)
-            # A run cut by the horizon ends here; one that finishes, above.
-            run.final_state = state
+            run.state = run.final_state = state
             if self.trace_on:
                 self._trace(run, r, now, state, actions, metrics)
+            self._schedule(r, now)
+
+    def _schedule(self, r: int, now: float) -> None:
+        """Run ``r``'s next tick, or its end: the policy has finished or the next tick
+        falls at or past the horizon, which ends simulated time (a run cut by the
+        horizon ends with its last tick before it)."""
+        run = self.runs[r]
+        nt = self.policy.next_tick(run.state, now)
+        if nt is None or nt >= self.scenario.horizon:
+            run.final_phase = str(self.policy.status(run.state)["phase"])
+            self._next[r] = np.inf
+        elif nt < now:
+            raise ValueError(f"{self.policy.name}: next tick {nt} is before now ({now})")
+        else:
+            self._next[r] = nt
 
     def _trace(self, run: _Run, r: int, now: float, state: Any, actions: tuple, metrics: dict) -> None:
         """One trace line (DESIGN.md section 6); for change-only policies (Argo) only when
@@ -324,7 +306,7 @@ class World:
             if a.load_rps > 0:
                 self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
-            self._start(run.canary, self.scenario.release.startup, never=self.release.never_ready)
+            self._start(run.canary, now, self.scenario.release.startup, never=self.release.never_ready)
             if self.scenario.release.test_rps > 0:
                 # Smoke/load tests of the new version (e.g. of a blue/green preview).
                 self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)
@@ -333,7 +315,7 @@ class World:
             self.traffic.decided(r)
             # The primary's rolling update to the new spec; its pods need startup time.
             rel = self.scenario.release
-            self._start(run.primary, rel.primary_startup if rel.primary_startup is not None else rel.startup)
+            self._start(run.primary, now, rel.primary_startup if rel.primary_startup is not None else rel.startup)
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
         elif isinstance(a, Rollback) and run.decision_time is None:
             run.outcome, run.decision_time, run.rollback_reason = ROLLED_BACK, now, a.reason
@@ -343,15 +325,22 @@ class World:
 
     def run(self) -> list[RunResult]:
         """Simulate every rollout until its policy finishes or the horizon."""
-        self._running = len(self.runs)
-        self._all_done = self.env.event()
+        for run in self.runs:
+            run.state = self.policy.initial_state()
+            for u in self.scenario.release.unready:  # scripted outages (``release.unready``)
+                w = run.canary if u.workload == "canary" else run.primary
+                w.change(u.at, False)
+                if u.duration is not None:
+                    w.change(u.at + u.duration, True)
+        self._next = np.empty(len(self.runs))
         for r in range(len(self.runs)):
-            self.env.process(self._controller(r))
-            for u in self.scenario.release.unready:
-                self.env.process(self._outage(self.runs[r], u.workload, u.at, u.duration))
-        # Stop when every policy has finished (the exact mode's arrivals would otherwise
-        # go on to the horizon) or at the horizon.
-        self.env.run(until=self.env.any_of([self._all_done, self.env.timeout(self.scenario.horizon)]))
+            self._schedule(r, 0.0)
+        # Lockstep: the earliest next tick of any run, and every run that ticks then.
+        while True:
+            now = float(self._next.min())
+            if now == np.inf:
+                break
+            self._serve(np.flatnonzero(self._next == now), now)
         open_runs = np.array([r for r, run in enumerate(self.runs) if run.decision_time is None], dtype=int)
         if len(open_runs):
             self.traffic.advance(open_runs, self.scenario.horizon)

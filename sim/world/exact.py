@@ -27,8 +27,10 @@ _CHUNK = 4096  # random numbers drawn ahead, a chunk at a time
 class ExactTraffic:
     """One run's traffic, request by request (the interface of ``FastTraffic``).
 
+    Its requests are events of its own simpy environment, run up to each tick by
+    ``advance``.
+
     Args:
-        env: the simulation environment; arrivals are its events.
         rate: λ(t).
         population: users and cohorts.
         release: fault models.
@@ -38,10 +40,10 @@ class ExactTraffic:
         noise: ignored: requests are always random here.
     """
 
-    def __init__(self, env: simpy.Environment, rate: RateFunction, population: Population,
+    def __init__(self, rate: RateFunction, population: Population,
                  release: ReleaseModel, router: Router, telemetry: Telemetry,
                  rngs: Sequence[np.random.Generator], noise: bool = True) -> None:
-        self.env = env
+        self.env = env = simpy.Environment()
         self.rate = rate
         self.population = population
         self.release = release
@@ -152,7 +154,9 @@ class ExactTraffic:
         self.env.process(self._load_test(t + duration_s, rps))
 
     def advance(self, runs: np.ndarray, t1: float) -> None:
-        """Nothing to draw: requests up to now were served as they arrived."""
+        """Serve the requests that arrive before ``t1``, one event at a time."""
+        if t1 > self.env.now:
+            self.env.run(until=t1)
         self.t[:] = t1
 
     def decided(self, run: int) -> None:
