@@ -25,9 +25,10 @@ from sim.errors import InputError
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
 from sim.policies.base import (Finish, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp,
                                SetWeights)
-from sim.rng import Streams, streams
+from sim.rng import STREAMS, Streams, streams
 from sim.scenario import Scenario
 from sim.world.faults import ReleaseModel
+from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.promql import infer_binding
 from sim.world.router import Router
@@ -191,7 +192,7 @@ class World:
                                                      tel.noise)
         else:
             self.traffic = FastTraffic(prepared.rate, self.population, self.release, self.router, self.telemetry,
-                                       [r.rng["traffic"] for r in self.runs], tel.noise)
+                                       stream_states(seeds, STREAMS["traffic"]), tel.noise)
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
 
     def _match_mask(self) -> np.ndarray:

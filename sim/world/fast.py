@@ -12,20 +12,19 @@ constant, so for each segment, version and cohort:
   · P(outcome)) — exactly the distribution of "a Poisson count, a multinomial split
   over the histogram and binomial errors", drawn in ONE numpy call.
 
-Numpy's discrete samplers cost about 7 µs a call however many values they draw, so one
-interval's segments, versions, cohorts, buckets and outcomes of a run go into a single
-call, and everything else is computed for all runs of a batch at once. Each run draws
-from its own generator, in an order fixed by its own history, so a run's result does
-not depend on the batch it was simulated in. A run's cost does not grow with the
-request rate.
+Every run draws from its own stream, in an order fixed by its own history, so a run's
+result does not depend on the batch it was simulated in; the draws of all runs that
+advance together are one compiled call (``sim.world.draws``), and everything else is
+computed for all runs of a batch at once. A run's cost does not grow with the request
+rate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import numpy as np
 
+from sim.world.draws import poisson_rows
 from sim.world.faults import ReleaseModel
 from sim.world.router import Router
 from sim.world.telemetry import Telemetry
@@ -52,45 +51,41 @@ class FastTraffic:
         release: fault models.
         router: current routes of every run.
         telemetry: scraped counters to fill.
-        rngs: each run's traffic stream.
+        states: each run's traffic stream, a state row of ``sim.world.draws`` (R, 4).
         noise: False makes every count its expectation (deterministic tests).
     """
 
     def __init__(self, rate: RateFunction, population: Population, release: ReleaseModel, router: Router,
-                 telemetry: Telemetry, rngs: Sequence[np.random.Generator], noise: bool = True) -> None:
+                 telemetry: Telemetry, states: np.ndarray, noise: bool = True) -> None:
         self.rate = rate
         self.population = population
         self.release = release
         self.router = router
         self.telemetry = telemetry
-        self.rngs = rngs
+        self.states = states
         self.noise = noise
         self.primary_histogram = telemetry.hist_primary is not None
         #: Draw the primary's requests at all: only when something reads them.
         self.primary_counts = self.primary_histogram or telemetry.reads_primary
-        self.t = np.zeros(len(rngs))
-        self.ledger = Ledger(len(rngs), population.n_cohorts)
-        self.accounting = np.ones(len(rngs), dtype=bool)
+        self.t = np.zeros(len(states))
+        self.ledger = Ledger(len(states), population.n_cohorts)
+        self.accounting = np.ones(len(states), dtype=bool)
         # Load testers sending to the canary, per run: (start, end, requests/s).
-        self.loads: list[list[tuple[float, float, float]]] = [[] for _ in rngs]
+        self.loads: list[list[tuple[float, float, float]]] = [[] for _ in range(len(states))]
         self._rate_cuts = np.array(rate.change_points())
         self._bounds = tuple(float(b) for b in telemetry.bounds_ms)
         self._base_probs = release.base_latency.bucket_probs(self._bounds)
         self._static_probs = np.broadcast_to(self._base_probs, (1, 2, 1, len(self._base_probs)))
 
     def _poisson(self, runs: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """One Poisson draw per row of ``mean`` (R, M), row i from run ``runs[i]``'s stream.
+        """One Poisson draw per cell of ``mean`` (R, M), row i from run ``runs[i]``'s stream.
 
-        A row of zero means is skipped: numpy draws nothing for λ = 0, so the run's
-        stream is the same either way (e.g. before the first step routes any traffic).
+        A zero mean draws nothing, so a run's stream never depends on cells it does not
+        have (e.g. before the first step routes any traffic).
         """
         if not self.noise:
             return mean
-        out = np.zeros_like(mean)
-        live = mean.max(axis=1) > 0
-        for i in np.flatnonzero(live):
-            out[i] = self.rngs[runs[i]].poisson(mean[i])
-        return out
+        return poisson_rows(self.states, runs, np.ascontiguousarray(mean), np.empty_like(mean))
 
     def _cuts(self, t0: float, t1: float, scrapes: bool) -> tuple[np.ndarray, bool]:
         """Segment boundaries (t0, scrape times and change points inside, t1), and

@@ -14,6 +14,8 @@ import pytest
 from sim.policies.base import MetricQuery
 from sim.scenario import Scenario
 from sim.world.controller import prepare
+import sim.world.fast as fast
+from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.telemetry import CANARY, PRIMARY, Telemetry
 
@@ -46,15 +48,15 @@ class Routes:
 
 
 def traffic(sc: Scenario, runs: int = 1, weight: int = 10, noise: bool = False, seed: int = 1,
-            rngs=None, primary_histogram: bool = False, reads_primary: bool = True) -> FastTraffic:
+            states=None, primary_histogram: bool = False, reads_primary: bool = True) -> FastTraffic:
     prep = prepare(sc)
     router = Routes(np.full(runs, weight), prep.population.n_cohorts)
     tel = Telemetry(runs, sc.horizon, sc.telemetry.scrape_interval, sc.telemetry.lag, None,
                     sc.telemetry.buckets_ms, primary_histogram=primary_histogram)
     tel.reads_primary = reads_primary  # as if a query of the primary were bound
-    if rngs is None:
-        rngs = [np.random.default_rng([seed, r]) for r in range(runs)]
-    return FastTraffic(prep.rate, prep.population, prep.release, router, tel, rngs, noise=noise)
+    if states is None:
+        states = stream_states([seed * 1000 + r for r in range(runs)], 0)
+    return FastTraffic(prep.rate, prep.population, prep.release, router, tel, states, noise=noise)
 
 
 def canary_dist(sc: Scenario, t: float, cohort: int = 0):
@@ -257,29 +259,23 @@ def test_noisy_telemetry_slots_are_poisson_too():
     np.testing.assert_array_equal(noisy.telemetry.hist[:, :11].sum(axis=2), noisy.telemetry.n[:, :11, CANARY])
 
 
-class CountingRng:
-    """A generator that records the shape of every Poisson draw."""
-
-    def __init__(self, seed: int) -> None:
-        self.g = np.random.default_rng(seed)
-        self.shapes: list[tuple[int, ...]] = []
-
-    def poisson(self, lam):
-        self.shapes.append(np.shape(lam))
-        return self.g.poisson(lam)
-
-
 @pytest.mark.parametrize("faults", [[], [{"kind": "error_rate", "rate": 0.05, "onset": 100}]])
-def test_number_of_draws_does_not_depend_on_the_rate(faults):
-    shapes = []
+def test_number_of_draws_does_not_depend_on_the_rate(faults, monkeypatch):
+    shapes: list[list[tuple[int, ...]]] = []
+    real = fast.poisson_rows
+
+    def counting(states, rows, mean, out):
+        shapes[-1].append(mean.shape)
+        return real(states, rows, mean, out)
+
+    monkeypatch.setattr(fast, "poisson_rows", counting)
     for rate in (0.5, 100, 1e6):
-        rng = CountingRng(0)
-        ft = traffic(scenario(rate=rate, faults=faults), weight=10, noise=True, rngs=[rng])
+        shapes.append([])
+        ft = traffic(scenario(rate=rate, faults=faults), weight=10, noise=True)
         for t in (60.0, 120.0, 180.0, 600.0):
             ft.advance(np.array([0]), t)
-        shapes.append(rng.shapes)
     assert shapes[0] == shapes[1] == shapes[2]
-    assert len(shapes[0]) == 4  # one call per run and advance
+    assert len(shapes[0]) == 4  # one compiled call per advance
 
 
 def test_same_seed_same_draws_whatever_the_batch():
@@ -287,7 +283,7 @@ def test_same_seed_same_draws_whatever_the_batch():
     sc = scenario(rate=5, faults=[{"kind": "error_rate", "rate": 0.1}])
     big = traffic(sc, runs=5, noise=True, seed=11)
     big.advance(np.arange(5), 300.0)
-    alone = traffic(sc, runs=1, noise=True, rngs=[np.random.default_rng([11, 3])])
+    alone = traffic(sc, runs=1, noise=True, states=stream_states([11 * 1000 + 3], 0))
     alone.advance(np.array([0]), 300.0)
     np.testing.assert_array_equal(alone.ledger.requests[0], big.ledger.requests[3])
     np.testing.assert_array_equal(alone.telemetry.n[0, :21], big.telemetry.n[3, :21])
