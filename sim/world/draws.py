@@ -221,24 +221,35 @@ def poisson_rows(states, rows, mean, out):
 
 
 @nb.njit(cache=True)
-def multinomial_rows(states, rows, n, probs, out):
-    """``out[i, s] = Multinomial(n[i, s], probs[s])`` from stream ``states[rows[i]]``, as
-    conditional binomials over the categories in the order given (a category's draw
-    stops once nothing remains: put the likely ones first)."""
+def multinomial_rows(states, rows, n, probs, order, out):
+    """``out[i, k] = Multinomial(n[i, k], probs[k])`` from stream ``states[rows[i]]``.
+
+    Conditional binomials over the categories in the order ``order[k]`` (most likely
+    first: the draws stop once nothing remains, so the unlikely tail costs nothing).
+    """
     for i in range(n.shape[0]):
         st = states[rows[i]]
-        for s in range(n.shape[1]):
-            left = n[i, s]
+        for k in range(n.shape[1]):
+            left = n[i, k]
             rest = 1.0
-            pr = probs[s]
-            last = pr.shape[0] - 1
-            for b in range(last):
+            pr = probs[k]
+            for j in range(pr.shape[0] - 1):
+                b = order[k, j]
                 if left <= 0.0:
-                    out[i, s, b] = 0.0
+                    out[i, k, b] = 0.0
                     continue
                 x = binomial(st, left, min(pr[b] / rest, 1.0)) if rest > 0.0 else 0.0
-                out[i, s, b] = x
+                out[i, k, b] = x
                 left -= x
                 rest -= pr[b]
-            out[i, s, last] = left
+            out[i, k, order[k, pr.shape[0] - 1]] = left
     return out
+
+
+def multinomial(states: np.ndarray, rows: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Multinomial splits of ``n`` (R, K) over the categories of ``probs`` (K, B), row i
+    from stream ``states[rows[i]]``: an array (R, K, B)."""
+    probs = np.ascontiguousarray(probs, dtype=float)
+    order = np.argsort(-probs, axis=1, kind="stable")
+    out = np.empty(n.shape + (probs.shape[1],))
+    return multinomial_rows(states, rows, np.ascontiguousarray(n, dtype=float), probs, order, out)

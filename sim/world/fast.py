@@ -8,9 +8,12 @@ constant, so for each segment, version and cohort:
   ``fail_both`` (U < min(p, p_ref): the primary would have failed it too), ``excess``
   (p_ref <= U < p: what the blast radius counts) or ``ok``;
 * marking a Poisson process splits it into independent Poisson processes, so the count
-  of every (bucket, outcome) cell is an independent Poisson(Λ · share · route · P(bucket)
-  · P(outcome)) — exactly the distribution of "a Poisson count, a multinomial split
-  over the histogram and binomial errors", drawn in ONE numpy call.
+  of each outcome is an independent Poisson(Λ · share · route · P(outcome));
+* given those counts, the N requests' latency buckets are independent of their
+  outcomes, so the histogram is Multinomial(N, P(bucket)) (summed over cohorts that
+  share the latency distribution, a multinomial of their total). Together that is
+  exactly the distribution of every (bucket, outcome) cell being an independent
+  Poisson, with a handful of draws per segment instead of buckets × outcomes.
 
 Every run draws from its own stream, in an order fixed by its own history, so a run's
 result does not depend on the batch it was simulated in; the draws of all runs that
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.world.draws import poisson_rows
+from sim.world.draws import multinomial, poisson_rows
 from sim.world.faults import ReleaseModel
 from sim.world.router import Router
 from sim.world.telemetry import Telemetry
@@ -170,49 +173,58 @@ class FastTraffic:
         # Outcome probabilities of a canary request: ok, fail_both, excess.
         outcome = np.stack(np.broadcast_arrays(1.0 - p, np.minimum(p, p_ref), np.maximum(p - p_ref, 0.0)),
                            axis=-1)                                                         # (R|1, S|1, C, 3)
-        ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)            # (R|1, S|1, C, 2)
-        probs = self._latency_probs(mid)[None]                                              # (1, S|1, 2, C|1, B)
-        cells_c = mean_c[..., None, None] * probs[:, :, 1, :, :, None] * outcome[..., None, :]   # (R, S, C, B, 3)
-        if self.primary_histogram:
-            cells_p = mean_p[..., None, None] * probs[:, :, 0, :, :, None] * ok_fail_p[..., None, :]
-        elif self.primary_counts:
-            # Nothing reads the primary's latency: draw its outcomes only (far fewer values).
-            cells_p = mean_p[..., None] * ok_fail_p                                         # (R, S, C, 2)
-        else:
-            cells_p = np.zeros((R, 0))  # nothing reads the primary at all
-        parts = [cells_c.reshape(R, -1), cells_p.reshape(R, -1)]
+        shape = (R, len(mid), mean_c.shape[2])
+        parts = [(mean_c[..., None] * outcome).reshape(R, -1)]
+        if self.primary_counts:
+            ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)        # (R|1, S|1, C, 2)
+            parts.append((mean_p[..., None] * ok_fail_p).reshape(R, -1))
         if syn is not None:
             # Mirrored and load-test requests meet the canary's faults too; they reach its
             # metrics but no user (responses discarded / synthetic clients).
-            cells_s = syn[..., None, None] * probs[:, :, 1, :, :, None] * outcome[..., None, :]
-            parts.append(cells_s.reshape(R, -1))
-        # Zero-mean cells draw nothing from a generator (numpy returns 0 for λ = 0 without
-        # consuming), so a run's stream never depends on which parts its batch-mates need.
-        flat = self._poisson(runs, np.concatenate(parts, axis=1))
-        mc, mp = cells_c[0].size, cells_p[0].size
-        cc = flat[:, :mc].reshape(cells_c.shape)
-        cp = flat[:, mc:mc + mp].reshape(cells_p.shape)
-        seen = cc if syn is None else cc + flat[:, mc + mp:].reshape(cells_c.shape)
-        hist_c = seen.sum(axis=(2, 4))                                                      # (R, S, B)
-        fails_c = cc[..., 1:].sum(axis=3)                                                   # (R, S, C, 2)
-        fails_seen = fails_c if syn is None else seen[..., 1:].sum(axis=3)
-        if self.primary_histogram:
-            hist_p = cp.sum(axis=(2, 4))
-            n_p, err_p = hist_p.sum(axis=2), cp[..., 1].sum(axis=(2, 3))
-        elif self.primary_counts:
-            hist_p = None
+            parts.append((syn[..., None] * outcome).reshape(R, -1))
+        # Zero means draw nothing, so a run's stream never depends on which parts its
+        # batch-mates need.
+        flat = self._poisson(runs, np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
+        m = shape[1] * shape[2]
+        cc = flat[:, :3 * m].reshape(shape + (3,))                                          # live canary
+        at = 3 * m
+        if self.primary_counts:
+            cp = flat[:, at:at + 2 * m].reshape(shape + (2,))
+            at += 2 * m
+        seen = cc if syn is None else cc + flat[:, at:].reshape(shape + (3,))
+        probs = self._latency_probs(mid)                                                    # (S|1, 2, C|1, B)
+        hist_c = self._histogram(runs, seen.sum(axis=3), probs[:, 1])                      # (R, S, B)
+        fails_c = cc[..., 1:]                                                               # (R, S, C, 2)
+        n_c = seen.sum(axis=(2, 3))
+        err_c = seen[..., 1:].sum(axis=(2, 3))
+        if self.primary_counts:
             n_p, err_p = cp.sum(axis=(2, 3)), cp[..., 1].sum(axis=2)
+            hist_p = self._histogram(runs, cp.sum(axis=3), probs[:, 0]) if self.primary_histogram else None
         else:
             hist_p = None
-            n_p = err_p = np.zeros(hist_c.shape[:2])
-        n = np.stack([n_p, hist_c.sum(axis=2)], axis=2)                                    # (R, S, V)
-        err = np.stack([err_p, fails_seen.sum(axis=(2, 3))], axis=2)
+            n_p = err_p = np.zeros_like(n_c)
+        n = np.stack([n_p, n_c], axis=2)                                                   # (R, S, V)
+        err = np.stack([err_p, err_c], axis=2)
         self.telemetry.add(runs, self.telemetry.slot_of(b[1:]), n, err, hist_c, hist_p, unique)
         acc = runs[account]
         if len(acc):
-            self.ledger.requests[acc] += cc[account].sum(axis=(1, 3, 4))
+            self.ledger.requests[acc] += cc[account].sum(axis=(1, 3))
             self.ledger.errors[acc] += fails_c[account].sum(axis=(1, 3))
             self.ledger.excess[acc] += fails_c[account][..., 1].sum(axis=1)
+
+    def _histogram(self, runs: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """Latency histogram (R, S, B) of ``n`` requests per run, segment and cohort
+        (R, S, C), given bucket probabilities (S|1, C|1, B)."""
+        R, S, C = n.shape
+        B = probs.shape[-1]
+        if probs.shape[1] == 1:
+            # Every cohort has the same latency: one multinomial of their total.
+            n, probs = n.sum(axis=2, keepdims=True), probs
+            C = 1
+        k_probs = np.broadcast_to(probs, (S, C, B)).reshape(S * C, B)
+        if not self.noise:
+            return (n.reshape(R, S * C)[..., None] * k_probs).reshape(R, S, C, B).sum(axis=2)
+        return multinomial(self.states, runs, n.reshape(R, S * C), k_probs).reshape(R, S, C, B).sum(axis=2)
 
     def after_promotion(self, run: int, t0: float, duration_s: float) -> None:
         """Damage of a promoted release: all live traffic on the new version for ``duration_s``."""

@@ -91,6 +91,10 @@ class Telemetry:
         """Add increments of shape (runs, segments, ...) at the segments' slots."""
         self._ensure(int(slots[-1]))
         ix = (runs[:, None], slots[None, :])
+        if unique and _consecutive(runs) and _consecutive(slots):
+            # Runs in lockstep and whole slots (the common case): plain slices, far
+            # cheaper than fancy indexing.
+            ix = (slice(int(runs[0]), int(runs[-1]) + 1), slice(int(slots[0]), int(slots[-1]) + 1))
         if unique:
             self.n[ix] += n
             self.err[ix] += err
@@ -202,6 +206,11 @@ class Telemetry:
             else:  # latency-pNN
                 v = histogram_quantile_rows(int(b.signal[-2:]) / 100.0, self.bounds_ms, hist)
         return v * b.scale
+
+
+def _consecutive(ix: np.ndarray) -> bool:
+    """Whether ``ix`` is k, k+1, ..., k+n-1."""
+    return len(ix) > 0 and int(ix[-1]) - int(ix[0]) == len(ix) - 1 and bool(np.all(np.diff(ix) == 1))
 
 
 def _merge_lost(x: np.ndarray, lost: np.ndarray) -> np.ndarray:

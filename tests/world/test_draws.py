@@ -37,7 +37,8 @@ def _draw_binomial(n: float, p: float, seed: int, size: int = SAMPLES) -> np.nda
     states = draws.stream_states([seed], 1)
     nn = np.full((1, size), float(n))
     probs = np.tile([p, 1.0 - p], (size, 1))
-    return draws.multinomial_rows(states, np.array([0]), nn, probs, np.empty((1, size, 2)))[0, :, 0]
+    order = np.tile([0, 1], (size, 1))  # p first, whether or not it is the likelier
+    return draws.multinomial_rows(states, np.array([0]), nn, probs, order, np.empty((1, size, 2)))[0, :, 0]
 
 
 def _gof_pvalue(x: np.ndarray, dist: stats.rv_discrete) -> float:
@@ -140,8 +141,8 @@ def test_multinomial_rows_follow_the_multinomial():
     p = np.array([0.6, 0.25, 0.1, 0.05, 0.0])
     size = 20_000
     n = np.full((1, size), 37.0)
-    out = draws.multinomial_rows(draws.stream_states([77], 0), np.array([0]), n,
-                                 np.tile(p, (size, 1)), np.empty((1, size, 5)))[0]
+    out = draws.multinomial(draws.stream_states([77], 0), np.array([0]), n, np.tile(p[::-1], (size, 1)))[0]
+    out = out[:, ::-1]  # given least likely first: the wrapper reorders the draws
     assert np.all(out.sum(axis=1) == 37) and np.all(out[:, 4] == 0)
     for j in range(4):  # each category's marginal is Binomial(n, p_j)
         assert _gof_pvalue(out[:, j], stats.binom(37, p[j])) > ALPHA
