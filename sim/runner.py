@@ -14,7 +14,7 @@ import pandas as pd
 
 from sim.outcomes import COLUMNS, RunRecord
 from sim.policies.base import Policy
-from sim.rng import run_seed
+from sim.seedseq import run_seeds
 from sim.scenario import Scenario
 from sim.world.controller import RunResult, run_rollouts
 
@@ -39,7 +39,7 @@ def run_one(scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0
 
 def _simulate(scenario: Scenario, policy: Policy, runs: Sequence[int], seed: int, scenario_index: int,
               exact: bool) -> list[RunRecord]:
-    seeds = [run_seed(seed, scenario_index, k) for k in runs]
+    seeds = run_seeds(seed, scenario_index, runs).tolist()
     if exact:
         return [run_one(scenario, policy, s, run_index=k, exact=True).record for s, k in zip(seeds, runs)]
     return [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=list(runs))]

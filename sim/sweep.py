@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from sim.policies.base import Policy
-from sim.rng import run_seed
+from sim.seedseq import run_seeds
 from sim.scenario import Scenario
 from sim.store import (MANIFEST, ResultsError, finished_chunks, package_versions, read_manifest, records_table,
                        remove_temporaries, resume_mismatch, write_chunk, write_json)
@@ -63,7 +63,7 @@ def simulate_chunk(scenario: Scenario, policy: Policy, world: int, cell: int, st
     records = []
     for a in range(start, stop, BATCH):
         runs = list(range(a, min(a + BATCH, stop)))
-        seeds = [run_seed(seed, world, k) for k in runs]
+        seeds = run_seeds(seed, world, runs).tolist()
         records += [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=runs)]
     return records_table(cell, records)
 

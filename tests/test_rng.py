@@ -106,3 +106,24 @@ def test_no_global_rng_is_touched():
     np.testing.assert_array_equal(np_after[1], np_before[1])
     assert np_after[2:] == np_before[2:]
     assert random.getstate() == py_before
+
+
+@pytest.mark.parametrize("root", [0, 1, 42, 2**32 - 1, 2**32, 2**40 + 7, 2**63 + 5, 2**100 + 3])
+def test_run_seeds_are_numpys_seed_sequence_vectorised(root):
+    """``sim.seedseq.run_seeds`` (compiled, for whole batches) gives exactly
+    ``run_seed``, i.e. numpy's ``SeedSequence(root, spawn_key=(world, k))``, across word
+    boundaries of the root, the world and the replicate."""
+    from sim.seedseq import run_seeds
+
+    reps = [0, 1, 2, 999, 2**31, 2**32 - 1, 2**32, 2**35 + 3, 10**12]
+    for world in (0, 1, 7, 2**32 + 1):
+        assert run_seeds(root, world, reps).tolist() == [run_seed(root, world, k) for k in reps]
+
+
+def test_run_seeds_refuses_negative_keys():
+    from sim.seedseq import run_seeds
+
+    with pytest.raises(ValueError):
+        run_seeds(-1, 0, [0])
+    with pytest.raises(ValueError):
+        run_seeds(1, 0, [-3])

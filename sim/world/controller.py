@@ -255,16 +255,17 @@ class World:
         # NaN (no data) becomes None; converted once per query, not per run and value.
         values = [(q.name, [None if x != x else x for x in self.telemetry.query(q, group, now).tolist()])
                   for q in self.queries]
-        policy, hooks = self.policy, bool(self.scenario.webhooks)
+        policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
+        judge_data = self.telemetry.judge_data if self.reads_versions else None
+        runs = self.runs
         for i, r in enumerate(group.tolist()):
-            run = self.runs[r]
+            run = runs[r]
             run.ticks += 1
             metrics = {name: v[i] for name, v in values}
-            versions = self.telemetry.judge_data(r, now, self.versions_latency) if self.reads_versions else None
-            obs = Observation(t=now, tick=run.ticks, metrics=metrics, routes=self.router.routes(r),
+            obs = Observation(t=now, tick=run.ticks, metrics=metrics, routes=router.routes(r),
                               canary=run.canary.view(now), primary=run.primary.view(now),
-                              webhooks=self._webhooks(run, now) if hooks else {},
-                              webhook_latency=self._latency, versions=versions)
+                              webhooks=self._webhooks(run, now) if hooks else {}, webhook_latency=latency,
+                              versions=judge_data(r, now, self.versions_latency) if judge_data else None)
             state, actions = policy.step(run.state, obs)
             for a in actions:
                 self._apply(r, a, now)
