@@ -59,7 +59,13 @@ class Readiness:
     unready_since: float | None = None
 
 
-@dataclass(frozen=True)
+#: The defaults of ``Observation``'s ``routes`` and readiness fields (frozen: shareable).
+_NO_ROUTES, _READY = Routes(), Readiness()
+#: Marks an ``Observation`` mapping argument left out (each gets its own new dict).
+_NEW_DICT: Any = object()
+
+
+@dataclass(frozen=True, init=False)
 class Observation:
     """Everything a policy may see at one tick.
 
@@ -84,12 +90,23 @@ class Observation:
     t: float
     tick: int
     metrics: Mapping[str, float | None] = field(default_factory=dict)
-    routes: Routes = Routes()
-    canary: Readiness = Readiness()
-    primary: Readiness = Readiness()
+    routes: Routes = _NO_ROUTES
+    canary: Readiness = _READY
+    primary: Readiness = _READY
     webhooks: Mapping[str, bool] = field(default_factory=dict)
     webhook_latency: Mapping[str, float] = field(default_factory=dict)
     versions: JudgeData | None = None
+
+    def __init__(self, t: float, tick: int, metrics: Mapping[str, float | None] = _NEW_DICT,
+                 routes: Routes = _NO_ROUTES, canary: Readiness = _READY, primary: Readiness = _READY,
+                 webhooks: Mapping[str, bool] = _NEW_DICT, webhook_latency: Mapping[str, float] = _NEW_DICT,
+                 versions: JudgeData | None = None) -> None:
+        # The dataclass's own __init__, but one write of the instance dict instead of a
+        # frozen object.__setattr__ per field: the world builds one per tick of every rollout.
+        object.__setattr__(self, "__dict__", {
+            "t": t, "tick": tick, "metrics": {} if metrics is _NEW_DICT else metrics, "routes": routes,
+            "canary": canary, "primary": primary, "webhooks": {} if webhooks is _NEW_DICT else webhooks,
+            "webhook_latency": {} if webhook_latency is _NEW_DICT else webhook_latency, "versions": versions})
 
 
 @dataclass(frozen=True)

@@ -33,21 +33,24 @@ Status fields are written as Flagger writes them (``pkg/canary/status.go``):
 ``setStatusPhase`` zeroes ``canaryWeight`` and ``iterations`` for every phase but
 Progressing, Waiting and Promoting (WaitingPromotion sets iterations to N−1); a rollback
 syncs ``{Failed, weight 0}``, which zeroes ``failedChecks`` too.
+
+Speed: ``step`` runs at every tick of every simulated rollout, so what depends only on the
+spec is derived once into a cached plan (``sim.policies.flagger_plan``), and states are
+copied without the frozen dataclass's field-by-field ``__init__``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
+from math import isnan, trunc
 
-from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Readiness,
-                               Rollback, Routes, ScaleUp, SetWeights)
-from sim.policies.flagger_spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec, FlaggerWebhook
+from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Readiness, Rollback, Routes
+from sim.policies.flagger_plan import (
+    FINISH_FAILED, FINISH_SUCCEEDED, MATCHED_ALL, MIN_INTERVAL_S, NOP_ROUTES, PROMOTE, SCALE_UP, TOTAL_WEIGHT,
+    FlaggerPlan, Hook, build_plan, set_weights)
+from sim.policies.flagger_spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec
 from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
-
-TOTAL_WEIGHT = 100
-MIN_INTERVAL_S = 10.0  # Canary.GetAnalysisInterval clamps shorter intervals to 10s
 
 INITIALIZED, WAITING, PROGRESSING = "Initialized", "Waiting", "Progressing"
 WAITING_PROMOTION, PROMOTING, FINALISING = "WaitingPromotion", "Promoting", "Finalising"
@@ -75,24 +78,53 @@ class FlaggerState:
     def evolve(self, **changes: object) -> "FlaggerState":
         """A copy with some fields changed (``dataclasses.replace``, without its
         introspection: this runs at every tick of every simulated rollout)."""
-        fields = dict(self.__dict__)
-        fields.update(changes)
-        return FlaggerState(**fields)  # type: ignore[arg-type]
+        if not changes.keys() <= _FIELDS:
+            raise TypeError(f"FlaggerState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
+        return _replace(self, changes)
 
 
-class _Tick:
-    """The actions of one tick, in the order Flagger takes them."""
+_FIELDS = frozenset(f.name for f in fields(FlaggerState))
+_new, _set = object.__new__, object.__setattr__
 
-    def __init__(self) -> None:
-        self.actions: list[Action] = []
 
-    def call(self, hook: FlaggerWebhook, obs: Observation) -> bool:
-        """``CallWebhook``: the scripted outcome, by hook name, then type, then default."""
-        default = hook.kind != "rollback"  # a rollback hook signals only when asked to
-        ok = obs.webhooks.get(hook.name, obs.webhooks.get(hook.kind, default))
-        load = hook.load_test_rate() if hook.kind in ("rollout", "pre-rollout") else None
-        self.actions.append(HookCalled(hook.name, hook.kind, ok, *(load or (0.0, 0.0))))
-        return ok
+def _replace(s: FlaggerState, changes: dict[str, object]) -> FlaggerState:
+    # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
+    # the instance dict is the same object at a fraction of the cost (no __post_init__).
+    d = s.__dict__.copy()
+    d.update(changes)
+    new = _new(FlaggerState)
+    _set(new, "__dict__", d)
+    return new
+
+
+def _with_event(s: FlaggerState, event: str) -> FlaggerState:
+    d = s.__dict__.copy()
+    d["event"] = event
+    new = _new(FlaggerState)
+    _set(new, "__dict__", d)
+    return new
+
+
+def _fresh(phase: str, event: str, canary_weight: int = 0,
+           judge_detail: tuple[tuple[str, object], ...] = ()) -> FlaggerState:
+    """``FlaggerState(phase, canary_weight, event=event, judge_detail=judge_detail)``."""
+    new = _new(FlaggerState)
+    _set(new, "__dict__", {"phase": phase, "canary_weight": canary_weight, "failed_checks": 0, "iterations": 0,
+                           "event": event, "judge": None, "judge_detail": judge_detail})
+    return new
+
+
+def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
+    """``CallWebhook``: the scripted outcome, by hook name, then type, then default."""
+    webhooks = obs.webhooks
+    ok = webhooks.get(hook.name, webhooks.get(hook.kind, hook.default)) if webhooks else hook.default
+    if ok is True:
+        actions.append(hook.passed)
+    elif ok is False:
+        actions.append(hook.failed)
+    else:  # a truthy or falsy non-bool, recorded as given
+        actions.append(HookCalled(hook.name, hook.kind, ok, *hook.load))  # type: ignore[arg-type]
+    return ok
 
 
 class FlaggerCanary:
@@ -188,6 +220,11 @@ class FlaggerCanary:
                                                        (m.name, m.templateRef.name))))
         return tuple(first + second)
 
+    @cached_property
+    def _plan(self) -> FlaggerPlan:
+        """Everything a tick needs that depends only on the spec (built on first use)."""
+        return build_plan(self.spec, self._checks, self._judged, self.max_weight(), self._mirror_percent)
+
     def matches(self, headers: dict[str, str]) -> bool:
         """Whether a request with these headers matches ``analysis.match`` (A/B routing):
         any entry whose header conditions all hold. Header names are case-insensitive."""
@@ -195,23 +232,13 @@ class FlaggerCanary:
         return any(all(sm.matches(low.get(name.lower())) for name, sm in m.headers.items())
                    for m in self.analysis.match)
 
-    def _hooks(self, *kinds: str) -> tuple[FlaggerWebhook, ...]:
-        return tuple(h for k in kinds for h in self._hooks_by_kind.get(k, ()))
-
-    @cached_property
-    def _hooks_by_kind(self) -> dict[str, tuple[FlaggerWebhook, ...]]:
-        out: dict[str, list[FlaggerWebhook]] = {}
-        for h in self.analysis.webhooks:
-            out.setdefault(h.kind, []).append(h)
-        return {k: tuple(v) for k, v in out.items()}
-
     # -- the policy protocol ----------------------------------------------------------
 
     def initial_state(self) -> FlaggerState:
         return FlaggerState()
 
     def next_tick(self, state: FlaggerState, t: float) -> float | None:
-        return None if state.phase in TERMINAL else t + self.interval_s
+        return None if state.phase in TERMINAL else t + self._plan.interval_s
 
     def status(self, state: FlaggerState) -> dict[str, object]:
         out: dict[str, object] = {"phase": state.phase, "canary_weight": state.canary_weight,
@@ -236,103 +263,91 @@ class FlaggerCanary:
         """One ``advanceCanary`` run. See the module docstring for the order of work."""
         if state.phase in TERMINAL:
             return state, ()
-        tick = _Tick()
-        new = self._advance(state, obs, tick)
-        return new, tuple(tick.actions)
+        actions: list[Action] = []
+        new = self._advance(self._plan, state, obs, actions)
+        return new, tuple(actions)
 
-    def _advance(self, s: FlaggerState, obs: Observation, tick: _Tick) -> FlaggerState:
-        if not self.skip_analysis and not obs.primary.ready:
-            if not self._deadline_passed(obs.primary, obs.t):
-                return s.evolve(event="waiting for the primary to be ready")
-            if s.phase in (PROMOTING, FINALISING):
+    def _advance(self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState:
+        phase = s.phase
+        if not p.skip_analysis and not obs.primary.ready:
+            if not _deadline_passed(p, obs.primary, obs.t):
+                return _with_event(s, "waiting for the primary to be ready")
+            if phase in (PROMOTING, FINALISING):
                 # handleFailedPromotion: the canary is the only healthy copy.
-                tick.actions += [SetWeights(TOTAL_WEIGHT), Finish(FAILED)]
-                self._post_rollout(obs, tick)
-                return FlaggerState(FAILED, TOTAL_WEIGHT, event="Promotion failed, primary not ready")
-            return self._rollback(s, obs, tick, "primary progress deadline exceeded")
+                acts += (set_weights(TOTAL_WEIGHT), FINISH_FAILED)
+                _post_rollout(p, obs, acts)
+                return _fresh(FAILED, "Promotion failed, primary not ready", TOTAL_WEIGHT)
+            return _rollback(p, s, obs, acts, "primary progress deadline exceeded")
 
-        routes = self._routes(s, obs)
-        if s.phase in (INITIALIZED, WAITING):  # checkCanaryStatus
-            for hook in self._hooks("confirm-rollout"):
-                if not tick.call(hook, obs):
-                    return self._set_phase(s, WAITING).evolve(event=f"waiting for approval {hook.name}")
-            tick.actions.append(ScaleUp())
-            return FlaggerState(PROGRESSING, event="New revision detected! Scaling up canary")
+        routes = NOP_ROUTES[s.iterations > 0] if p.kubernetes else obs.routes  # NopRouter.GetRoutes
+        if phase in (INITIALIZED, WAITING):  # checkCanaryStatus
+            for hook in p.confirm_rollout:
+                if not _call(hook, obs, acts):
+                    return _set_phase(p, s, WAITING, f"waiting for approval {hook.name}")
+            acts.append(SCALE_UP)
+            return _fresh(PROGRESSING, "New revision detected! Scaling up canary")
 
         if not obs.canary.ready:  # IsCanaryReady
-            if self._deadline_passed(obs.canary, obs.t):
-                return self._rollback(s, obs, tick, "canary progress deadline exceeded")
-            return s.evolve(event="waiting for the canary to be ready")
+            if _deadline_passed(p, obs.canary, obs.t):
+                return _rollback(p, s, obs, acts, "canary progress deadline exceeded")
+            return _with_event(s, "waiting for the canary to be ready")
 
-        if self.skip_analysis:  # shouldSkipAnalysis
-            tick.actions += [SetWeights(0), Promote(), Finish(SUCCEEDED)]
-            self._post_rollout(obs, tick)
-            return self._set_phase(s, SUCCEEDED).evolve(event="Promotion completed! Canary analysis was skipped")
-        if s.phase in (PROGRESSING, WAITING, WAITING_PROMOTION):
-            for hook in self._hooks("rollback"):
-                if tick.call(hook, obs):
-                    return self._rollback(s, obs, tick, f"rollback webhook {hook.name} invoked")
-        if s.phase == PROMOTING:
-            return self._promotion_traffic_shift(s, routes, tick)
-        if s.phase == FINALISING:
-            tick.actions.append(Finish(SUCCEEDED))
-            self._post_rollout(obs, tick)
-            return self._set_phase(s, SUCCEEDED).evolve(event="Promotion completed! Scaling down canary")
-        if s.phase in (PROGRESSING, WAITING_PROMOTION) and s.failed_checks >= self.threshold:
-            return self._rollback(s, obs, tick, f"failed checks threshold reached {s.failed_checks}")
+        if p.skip_analysis:  # shouldSkipAnalysis
+            acts += (set_weights(0), PROMOTE, FINISH_SUCCEEDED)
+            _post_rollout(p, obs, acts)
+            return _set_phase(p, s, SUCCEEDED, "Promotion completed! Canary analysis was skipped")
+        if phase in (PROGRESSING, WAITING, WAITING_PROMOTION):
+            for hook in p.rollback:
+                if _call(hook, obs, acts):
+                    return _rollback(p, s, obs, acts, f"rollback webhook {hook.name} invoked")
+        if phase == PROMOTING:
+            return _promotion_traffic_shift(p, s, routes, acts)
+        if phase == FINALISING:
+            acts.append(FINISH_SUCCEEDED)
+            _post_rollout(p, obs, acts)
+            return _set_phase(p, s, SUCCEEDED, "Promotion completed! Scaling down canary")
+        if phase in (PROGRESSING, WAITING_PROMOTION) and s.failed_checks >= p.threshold:
+            return _rollback(p, s, obs, acts, f"failed checks threshold reached {s.failed_checks}")
 
-        if routes.canary_weight == 0 and s.iterations == 0 and not (self.analysis.mirror and routes.mirrored):
-            ok, why = self._run_hooks(("pre-rollout",), obs, tick, "pre-rollout check")
+        why = ""
+        if routes.canary_weight == 0 and s.iterations == 0 and not (p.mirror and routes.mirrored):
+            for hook in p.pre_rollout:
+                if not _call(hook, obs, acts):
+                    why = f"Halt advancement pre-rollout check {hook.name} failed"
+                    break
         else:
-            ok, why = self._run_hooks(("rollout",), obs, tick, "external check")
-            if ok:
-                ok, why, s, verdict = self._run_metrics(s, obs)
-                if verdict is not None and verdict.reject:
-                    reason = f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}"
-                    return self._rollback(s, obs, tick, reason.rstrip(": "))
-                if ok and verdict is not None and verdict.accept:
-                    # Harm ruled out: promote now, through the confirm-promotion gates.
-                    waiting = self._confirm_promotion(s, obs, tick)
-                    return waiting if waiting is not None else self._promote(s, tick)
-        if not ok:
-            return s.evolve(failed_checks=s.failed_checks + 1, event=why)
+            for hook in p.rollout:
+                if not _call(hook, obs, acts):
+                    why = f"Halt advancement external check {hook.name} failed"
+                    break
+            else:
+                why, s, verdict = self._run_metrics(p, s, obs)
+                if verdict is not None:
+                    if verdict.reject:
+                        reason = f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}"
+                        return _rollback(p, s, obs, acts, reason.rstrip(": "))
+                    if not why and verdict.accept:
+                        # Harm ruled out: promote now, through the confirm-promotion gates.
+                        waiting = _confirm_promotion(p, s, obs, acts)
+                        return waiting if waiting is not None else _promote(p, s, acts)
+        if why:
+            return _replace(s, {"failed_checks": s.failed_checks + 1, "event": why})
 
-        strategy = self.spec.strategy()
+        strategy = p.strategy
         if strategy == "ab-testing":
-            return self._run_ab(s, obs, tick)
+            return _run_ab(p, s, obs, acts)
         if strategy == "blue-green":
-            return self._run_blue_green(s, obs, tick, routes)
-        if self.next_step_weight(routes.canary_weight) > 0:
+            return _run_blue_green(p, s, obs, acts, routes)
+        step = p.fixed_step if p.fixed_step is not None else self.next_step_weight(routes.canary_weight)
+        if step > 0:
             if not routes.mirrored and s.phase not in (PROMOTING, WAITING_PROMOTION, FINALISING):
-                for hook in self._hooks("confirm-traffic-increase"):
-                    if not tick.call(hook, obs):
-                        return s.evolve(event=f"waiting for traffic increase approval {hook.name}")
-            return self._run_canary(s, obs, tick, routes)
-        return s.evolve(event="")
+                for hook in p.confirm_traffic_increase:
+                    if not _call(hook, obs, acts):
+                        return _with_event(s, f"waiting for traffic increase approval {hook.name}")
+            return self._run_canary(p, s, obs, acts, routes)
+        return _with_event(s, "")
 
     # -- pieces of advanceCanary ----------------------------------------------------------
-
-    def _routes(self, s: FlaggerState, obs: Observation) -> Routes:
-        if self.kubernetes:  # NopRouter.GetRoutes
-            return Routes(TOTAL_WEIGHT if s.iterations > 0 else 0)
-        return obs.routes
-
-    def _set_phase(self, s: FlaggerState, phase: str) -> FlaggerState:
-        """``setStatusPhase`` (status.go)."""
-        if phase in _KEEPS_WEIGHT:
-            return s.evolve(phase=phase)
-        iterations = self.spec.iterations() - 1 if phase == WAITING_PROMOTION else 0
-        return s.evolve(phase=phase, canary_weight=0, iterations=iterations)
-
-    def _deadline_passed(self, r: Readiness, t: float) -> bool:
-        # deployment_ready.go: retriable = !from.Add(deadline).Before(now)
-        return r.unready_since is not None and r.unready_since + self.spec.progressDeadlineSeconds < t
-
-    def _run_hooks(self, kinds: tuple[str, ...], obs: Observation, tick: _Tick, what: str) -> tuple[bool, str]:
-        for hook in self._hooks(*kinds):
-            if not tick.call(hook, obs):
-                return False, f"Halt advancement {what} {hook.name} failed"
-        return True, ""
 
     def _run_judge(self, s: FlaggerState, obs: Observation) -> tuple[FlaggerState, Judgement]:
         """Ask the judge (no data without per-version counters: it cannot look)."""
@@ -341,137 +356,153 @@ class FlaggerCanary:
         # States built from scratch (a new revision starting Progressing) carry no judge state.
         prior = s.judge if s.judge is not None else self.judge.initial_state()
         state, verdict = self.judge.judge(prior, obs.versions)
-        return s.evolve(judge=state, judge_detail=tuple(sorted(verdict.detail.items()))), verdict
+        return _replace(s, {"judge": state, "judge_detail": tuple(sorted(verdict.detail.items()))}), verdict
 
-    def _run_metrics(self, s: FlaggerState, obs: Observation
-                     ) -> tuple[bool, str, FlaggerState, Judgement | None]:
-        """``runBuiltinMetricChecks`` then ``runMetricChecks``: stop at the first failure.
+    def _run_metrics(self, p: FlaggerPlan, s: FlaggerState, obs: Observation
+                     ) -> tuple[str, FlaggerState, Judgement | None]:
+        """``runBuiltinMetricChecks`` then ``runMetricChecks``: stop at the first failure,
+        whose message is returned ("" when all pass).
 
         The judge answers for the builtin metrics it judges, at the first one's place."""
         verdict = None
-        for kind, q in self._checks:
-            if kind == "builtin" and q.signal in self._judged:
+        metrics = obs.metrics
+        for c in p.checks:
+            if c.judged:
                 if verdict is None:
                     s, verdict = self._run_judge(s, obs)
                     if verdict.reject:
-                        return False, "", s, verdict
+                        return "", s, verdict
                     if verdict.verdict in (Verdict.NO_DATA, Verdict.FAIL):
                         what = "no values found for" if verdict.verdict == Verdict.NO_DATA else "failed"
-                        return False, f"Halt advancement judge {self.judge.kind} {what} {q.name}", s, verdict
+                        return f"Halt advancement judge {self.judge.kind} {what} {c.name}", s, verdict
                 continue
-            ok, why = self._check_metric(q, obs)
-            if not ok:
-                return False, why, s, verdict
-        return True, "", s, verdict
+            # One threshold-range check.
+            val = metrics.get(c.name)
+            if val is None or isnan(val):
+                # prometheus.go: empty result or NaN -> ErrNoValuesFound -> check fails
+                return c.no_values, s, verdict
+            if c.truncate:
+                # Observers return time.Duration(int64(value)) ms and the bounds are
+                # converted with time.Duration(bound): both truncated to whole ms.
+                val = float(trunc(val))
+            if c.lo is not None and val < c.lo:
+                return f"Halt advancement {c.name} {val:.2f} < {c.lo_text}", s, verdict
+            if c.hi is not None and val > c.hi:
+                return f"Halt advancement {c.name} {val:.2f} > {c.hi_text}", s, verdict
+        return "", s, verdict
 
-    def _check_metric(self, q: MetricQuery, obs: Observation) -> tuple[bool, str]:
-        """One threshold-range check."""
-        val = obs.metrics.get(q.name)
-        if val is None or math.isnan(val):
-            # prometheus.go: empty result or NaN -> ErrNoValuesFound -> check fails
-            return False, f"Halt advancement no values found for metric {q.name}"
-        lo, hi = q.min, q.max
-        if q.signal == "request-duration":
-            # Observers return time.Duration(int64(value)) ms and the bounds are
-            # converted with time.Duration(bound): both truncated to whole ms.
-            val = float(math.trunc(val))
-            lo = None if lo is None else float(math.trunc(lo))
-            hi = None if hi is None else float(math.trunc(hi))
-        if lo is not None and val < lo:
-            return False, f"Halt advancement {q.name} {val:.2f} < {lo:g}"
-        if hi is not None and val > hi:
-            return False, f"Halt advancement {q.name} {val:.2f} > {hi:g}"
-        return True, ""
-
-    def _confirm_promotion(self, s: FlaggerState, obs: Observation, tick: _Tick) -> FlaggerState | None:
-        """``runConfirmPromotionHooks``: None when approved, else the waiting state."""
-        for hook in self._hooks("confirm-promotion"):
-            if not tick.call(hook, obs):
-                if s.phase != WAITING_PROMOTION:
-                    s = self._set_phase(s, WAITING_PROMOTION)
-                else:
-                    s = s.evolve(iterations=self.spec.iterations() - 1)
-                return s.evolve(event=f"waiting for promotion approval {hook.name}")
-        return None
-
-    def _promote(self, s: FlaggerState, tick: _Tick) -> FlaggerState:
-        # Promote copies the canary spec to the primary; setStatusPhase(Promoting) keeps
-        # canaryWeight and iterations.
-        tick.actions.append(Promote())
-        return self._set_phase(s, PROMOTING).evolve(event="Copying canary spec to primary")
-
-    def _run_canary(self, s: FlaggerState, obs: Observation, tick: _Tick, routes: Routes) -> FlaggerState:
+    def _run_canary(self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action],
+                    routes: Routes) -> FlaggerState:
         """``runCanary``: step the weight up (one mirroring step first), or promote at max."""
         weight = routes.canary_weight
-        if weight < self.max_weight():
-            step = self.next_step_weight(weight)
-            if self.analysis.mirror and weight == 0:
+        if weight < p.max_weight:
+            step = p.fixed_step if p.fixed_step is not None else self.next_step_weight(weight)
+            if p.mirror and weight == 0:
                 if not routes.mirrored:
-                    tick.actions.append(SetWeights(0, mirrored=True, mirror_percent=self._mirror_percent))
-                    return s.evolve(canary_weight=0, event="Running mirror step 100/0")
+                    acts.append(p.mirror_weights)
+                    return _replace(s, {"canary_weight": 0, "event": "Running mirror step 100/0"})
                 new = step
             else:
                 new = min(TOTAL_WEIGHT, weight + step)
-            tick.actions.append(SetWeights(new))
-            return s.evolve(canary_weight=new, event=f"Advance canary weight {new}")
-        waiting = self._confirm_promotion(s, obs, tick)
-        return waiting if waiting is not None else self._promote(s, tick)
+            acts.append(set_weights(new))
+            return _replace(s, {"canary_weight": new, "event": f"Advance canary weight {new}"})
+        waiting = _confirm_promotion(p, s, obs, acts)
+        return waiting if waiting is not None else _promote(p, s, acts)
 
-    def _run_ab(self, s: FlaggerState, obs: Observation, tick: _Tick) -> FlaggerState:
-        """``runAB``: matched requests to the canary, one iteration per passing tick."""
-        n = self.spec.iterations()
-        if n > s.iterations:
-            tick.actions.append(SetWeights(TOTAL_WEIGHT, matched=True))
-            return s.evolve(iterations=s.iterations + 1, event=f"Advance canary iteration {s.iterations + 1}/{n}")
-        waiting = self._confirm_promotion(s, obs, tick)
-        if waiting is not None:
-            return waiting
-        return self._promote(s, tick) if n == s.iterations else s.evolve(event="")
 
-    def _run_blue_green(self, s: FlaggerState, obs: Observation, tick: _Tick, routes: Routes) -> FlaggerState:
-        """``runBlueGreen``: iterate with no live traffic, switch all of it, then promote."""
-        n = self.spec.iterations()
-        if n > s.iterations:
-            if not self.kubernetes and self.analysis.mirror and not routes.mirrored:
-                tick.actions.append(SetWeights(0, mirrored=True, mirror_percent=self._mirror_percent))
-            return s.evolve(iterations=s.iterations + 1, event=f"Advance canary iteration {s.iterations + 1}/{n}")
-        waiting = self._confirm_promotion(s, obs, tick)
-        if waiting is not None:
-            return waiting
-        if n == s.iterations:
-            if not self.kubernetes:
-                tick.actions.append(SetWeights(TOTAL_WEIGHT))
-            return s.evolve(iterations=s.iterations + 1, event="Routing all traffic to canary")
-        return self._promote(s, tick)
+def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:
+    # deployment_ready.go: retriable = !from.Add(deadline).Before(now)
+    return r.unready_since is not None and r.unready_since + p.deadline_s < t
 
-    def _promotion_traffic_shift(self, s: FlaggerState, routes: Routes, tick: _Tick) -> FlaggerState:
-        """``runPromotionTrafficShift``."""
-        step = self.analysis.stepWeightPromotion
-        if self.kubernetes:
-            return self._set_phase(s, FINALISING).evolve(event="Finalising")
-        if step == 0:
-            tick.actions.append(SetWeights(0))
-            return self._set_phase(s, FINALISING).evolve(event="Routing all traffic to primary")
-        weight = routes.canary_weight
-        if weight > 0:
-            primary = min(TOTAL_WEIGHT, TOTAL_WEIGHT - weight + step)
-            new = max(0, weight - step)
-            tick.actions.append(SetWeights(new))
-            if primary == TOTAL_WEIGHT:
-                return self._set_phase(s, FINALISING).evolve(event=f"Advance primary weight {primary}")
-            return s.evolve(canary_weight=new, event=f"Advance primary weight {primary}")
-        # Flagger does nothing when the canary already has no traffic (and so never
-        # reaches Finalising); reproduced as is.
-        return s.evolve(event="")
 
-    def _post_rollout(self, obs: Observation, tick: _Tick) -> None:
-        # Outcomes of post-rollout hooks are only logged (runPostRolloutHooks).
-        for hook in self._hooks("post-rollout"):
-            tick.call(hook, obs)
+def _set_phase(p: FlaggerPlan, s: FlaggerState, phase: str, event: str) -> FlaggerState:
+    """``setStatusPhase`` (status.go), and the event."""
+    if phase in _KEEPS_WEIGHT:
+        return _replace(s, {"phase": phase, "event": event})
+    iterations = p.iterations - 1 if phase == WAITING_PROMOTION else 0
+    return _replace(s, {"phase": phase, "canary_weight": 0, "iterations": iterations, "event": event})
 
-    def _rollback(self, s: FlaggerState, obs: Observation, tick: _Tick, reason: str) -> FlaggerState:
-        """``rollback()``: all traffic to primary, SyncStatus{Failed, weight 0}."""
-        tick.actions += [SetWeights(0), Rollback(reason), Finish(FAILED)]
-        self._post_rollout(obs, tick)
-        # The judge's last statistics stay in the status: the trace shows what rejected.
-        return FlaggerState(FAILED, event=f"Rolling back: {reason}", judge_detail=s.judge_detail)
+
+def _confirm_promotion(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState | None:
+    """``runConfirmPromotionHooks``: None when approved, else the waiting state."""
+    for hook in p.confirm_promotion:
+        if not _call(hook, obs, acts):
+            event = f"waiting for promotion approval {hook.name}"
+            if s.phase != WAITING_PROMOTION:
+                return _set_phase(p, s, WAITING_PROMOTION, event)
+            return _replace(s, {"iterations": p.iterations - 1, "event": event})
+    return None
+
+
+def _promote(p: FlaggerPlan, s: FlaggerState, acts: list[Action]) -> FlaggerState:
+    # Promote copies the canary spec to the primary; setStatusPhase(Promoting) keeps
+    # canaryWeight and iterations.
+    acts.append(PROMOTE)
+    return _set_phase(p, s, PROMOTING, "Copying canary spec to primary")
+
+
+def _run_ab(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState:
+    """``runAB``: matched requests to the canary, one iteration per passing tick."""
+    n = p.iterations
+    if n > s.iterations:
+        acts.append(MATCHED_ALL)
+        event = f"Advance canary iteration {s.iterations + 1}/{n}"
+        return _replace(s, {"iterations": s.iterations + 1, "event": event})
+    waiting = _confirm_promotion(p, s, obs, acts)
+    if waiting is not None:
+        return waiting
+    return _promote(p, s, acts) if n == s.iterations else _with_event(s, "")
+
+
+def _run_blue_green(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action],
+                    routes: Routes) -> FlaggerState:
+    """``runBlueGreen``: iterate with no live traffic, switch all of it, then promote."""
+    n = p.iterations
+    if n > s.iterations:
+        if not p.kubernetes and p.mirror and not routes.mirrored:
+            acts.append(p.mirror_weights)
+        event = f"Advance canary iteration {s.iterations + 1}/{n}"
+        return _replace(s, {"iterations": s.iterations + 1, "event": event})
+    waiting = _confirm_promotion(p, s, obs, acts)
+    if waiting is not None:
+        return waiting
+    if n == s.iterations:
+        if not p.kubernetes:
+            acts.append(set_weights(TOTAL_WEIGHT))
+        return _replace(s, {"iterations": s.iterations + 1, "event": "Routing all traffic to canary"})
+    return _promote(p, s, acts)
+
+
+def _promotion_traffic_shift(p: FlaggerPlan, s: FlaggerState, routes: Routes, acts: list[Action]) -> FlaggerState:
+    """``runPromotionTrafficShift``."""
+    step = p.step_weight_promotion
+    if p.kubernetes:
+        return _set_phase(p, s, FINALISING, "Finalising")
+    if step == 0:
+        acts.append(set_weights(0))
+        return _set_phase(p, s, FINALISING, "Routing all traffic to primary")
+    weight = routes.canary_weight
+    if weight > 0:
+        primary = min(TOTAL_WEIGHT, TOTAL_WEIGHT - weight + step)
+        new = max(0, weight - step)
+        acts.append(set_weights(new))
+        if primary == TOTAL_WEIGHT:
+            return _set_phase(p, s, FINALISING, f"Advance primary weight {primary}")
+        return _replace(s, {"canary_weight": new, "event": f"Advance primary weight {primary}"})
+    # Flagger does nothing when the canary already has no traffic (and so never
+    # reaches Finalising); reproduced as is.
+    return _with_event(s, "")
+
+
+def _post_rollout(p: FlaggerPlan, obs: Observation, acts: list[Action]) -> None:
+    # Outcomes of post-rollout hooks are only logged (runPostRolloutHooks).
+    for hook in p.post_rollout:
+        _call(hook, obs, acts)
+
+
+def _rollback(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action], reason: str) -> FlaggerState:
+    """``rollback()``: all traffic to primary, SyncStatus{Failed, weight 0}."""
+    acts += (set_weights(0), Rollback(reason), FINISH_FAILED)
+    _post_rollout(p, obs, acts)
+    # The judge's last statistics stay in the status: the trace shows what rejected.
+    return _fresh(FAILED, f"Rolling back: {reason}", judge_detail=s.judge_detail)
