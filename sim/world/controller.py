@@ -355,24 +355,25 @@ class World:
             rngs = [run.rng["users"] for run in self.runs] if self.scenario.telemetry.noise else None
             exposed, affected = count_users(self.population, led.requests + led.after_requests,
                                             led.excess + led.after_excess, rngs)
-        return [self._result(r, exposed[r], affected[r]) for r in range(len(self.runs))]
+        # Per-run totals over cohorts, for the whole batch at once.
+        totals = {"canary_requests": led.requests.sum(axis=1), "canary_errors": led.errors.sum(axis=1),
+                  "excess_errors": led.excess.sum(axis=1) + led.after_excess.sum(axis=1),
+                  "excess_errors_after_promotion": led.after_excess.sum(axis=1),
+                  "users_exposed": np.asarray(exposed, dtype=float), "users_affected": np.asarray(affected, dtype=float)}
+        columns = {k: v.tolist() for k, v in totals.items()}
+        return [self._result(r, {k: v[r] for k, v in columns.items()}) for r in range(len(self.runs))]
 
-    def _result(self, r: int, exposed: float, affected: float) -> RunResult:
+    def _result(self, r: int, totals: dict[str, float]) -> RunResult:
         run = self.runs[r]
         if run.final_state is not None and not run.final_phase:
             run.final_phase = str(self.policy.status(run.final_state)["phase"])
-        led = self.traffic.ledger
         bad = self.scenario.release_bad
         onset = self.release.onset_s()
         record = RunRecord(
             scenario=self.scenario.name, policy=self.policy.name, run=run.index, seed=run.seed,
-            outcome=run.outcome, release_bad=bad, decision_time_s=run.decision_time,
-            canary_requests=float(led.requests[r].sum()), canary_errors=float(led.errors[r].sum()),
-            excess_errors=float(led.excess[r].sum() + led.after_excess[r].sum()),
-            users_exposed=float(exposed), users_affected=float(affected),
-            excess_errors_after_promotion=float(led.after_excess[r].sum()), fault_onset_s=onset,
+            outcome=run.outcome, release_bad=bad, decision_time_s=run.decision_time, fault_onset_s=onset,
             final_phase=run.final_phase, ticks=run.ticks, rollback_reason=run.rollback_reason,
-            **decide(run.outcome, bad, run.decision_time, onset),
+            **totals, **decide(run.outcome, bad, run.decision_time, onset),
         )
         return RunResult(record, run.lines)
 
