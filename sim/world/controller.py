@@ -257,7 +257,7 @@ class World:
                   for q in self.queries]
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
         judge_data = self.telemetry.judge_data if self.reads_versions else None
-        runs = self.runs
+        runs, nexts = self.runs, []
         for i, r in enumerate(group.tolist()):
             run = runs[r]
             run.ticks += 1
@@ -272,21 +272,20 @@ class World:
             run.state = run.final_state = state
             if self.trace_on:
                 self._trace(run, r, now, state, actions, metrics)
-            self._schedule(r, now)
+            nexts.append(self._next_tick(run, now))
+        self._next[group] = nexts
 
-    def _schedule(self, r: int, now: float) -> None:
-        """Run ``r``'s next tick, or its end: the policy has finished or the next tick
-        falls at or past the horizon, which ends simulated time (a run cut by the
+    def _next_tick(self, run: _Run, now: float) -> float:
+        """The run's next tick, or inf at its end: the policy has finished or the next
+        tick falls at or past the horizon, which ends simulated time (a run cut by the
         horizon ends with its last tick before it)."""
-        run = self.runs[r]
         nt = self.policy.next_tick(run.state, now)
         if nt is None or nt >= self.scenario.horizon:
             run.final_phase = str(self.policy.status(run.state)["phase"])
-            self._next[r] = np.inf
-        elif nt < now:
+            return np.inf
+        if nt < now:
             raise ValueError(f"{self.policy.name}: next tick {nt} is before now ({now})")
-        else:
-            self._next[r] = nt
+        return nt
 
     def _trace(self, run: _Run, r: int, now: float, state: Any, actions: tuple, metrics: dict) -> None:
         """One trace line (DESIGN.md section 6); for change-only policies (Argo) only when
@@ -336,9 +335,7 @@ class World:
                 w.change(u.at, False)
                 if u.duration is not None:
                     w.change(u.at + u.duration, True)
-        self._next = np.empty(len(self.runs))
-        for r in range(len(self.runs)):
-            self._schedule(r, 0.0)
+        self._next = np.array([self._next_tick(run, 0.0) for run in self.runs])
         # Lockstep: the earliest next tick of any run, and every run that ticks then.
         while True:
             now = float(self._next.min())
