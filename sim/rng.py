@@ -1,9 +1,14 @@
 """Seeds and random streams.
 
-No global RNG anywhere: every stochastic component takes a ``numpy.random.Generator``.
-A run's streams derive from ``SeedSequence(root, spawn_key=(scenario_index, replicate))``
-and never from the policy or the worker, so every policy meets the same traffic and
-faults in replicate *k* (common random numbers), whatever the worker count.
+No global RNG anywhere: every stochastic component takes its run's stream. A run's
+seed is ``SeedSequence(root, spawn_key=(scenario_index, replicate))`` (``run_seed``;
+``sim.seedseq.run_seeds`` computes the same numbers for a whole batch) and never depends
+on the policy or the worker, so every policy meets the same traffic and faults in
+replicate *k* (common random numbers), whatever the worker count.
+
+The run's named streams derive from its seed. The hot ones (``traffic``) are PCG64 state
+rows of ``sim.world.draws`` (``stream_states(seeds, STREAMS[name])``), drawn for a whole
+batch in compiled calls; the others are numpy Generators made on first use (``Streams``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 #: Named child streams of one run. Fixed indexes: adding a stream must not shift others.
+#: A stream is either a numpy Generator (``Streams``) or a ``sim.world.draws`` state row,
+#: never both.
 STREAMS = {"traffic": 0, "faults": 1, "telemetry": 2, "users": 3, "exact": 4, "hooks": 5}
 
 
