@@ -253,3 +253,44 @@ def multinomial(states: np.ndarray, rows: np.ndarray, n: np.ndarray, probs: np.n
     order = np.argsort(-probs, axis=1, kind="stable")
     out = np.empty(n.shape + (probs.shape[1],))
     return multinomial_rows(states, rows, np.ascontiguousarray(n, dtype=float), probs, order, out)
+
+
+@nb.njit(cache=True)
+def uniform_rows(states, rows, out):
+    """``out[i, j]`` uniform on [0, 1), row i from stream ``states[rows[i]]``."""
+    for i in range(out.shape[0]):
+        st = states[rows[i]]
+        for j in range(out.shape[1]):
+            out[i, j] = uniform(st)
+    return out
+
+
+@nb.njit(cache=True)
+def _multinomial_each(states, rows, n, probs, order, out):
+    for i in range(n.shape[0]):
+        st = states[rows[i]]
+        left = n[i]
+        rest = 1.0
+        pr = probs[i]
+        for j in range(pr.shape[0] - 1):
+            b = order[i, j]
+            if left <= 0.0:
+                out[i, b] = 0.0
+                continue
+            x = binomial(st, left, min(pr[b] / rest, 1.0)) if rest > 0.0 else 0.0
+            out[i, b] = x
+            left -= x
+            rest -= pr[b]
+        out[i, order[i, pr.shape[0] - 1]] = left
+    return out
+
+
+def multinomial_each(states: np.ndarray, rows: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """One multinomial split of ``n[i]`` over the categories of ``probs[i]`` (R, B) per
+    row, row i from stream ``states[rows[i]]``: an array (R, B). Rows with n = 0 draw
+    nothing."""
+    probs = np.ascontiguousarray(probs, dtype=float)
+    order = np.argsort(-probs, axis=1, kind="stable")
+    out = np.empty(probs.shape)
+    return _multinomial_each(states, np.asarray(rows, dtype=np.int64), np.ascontiguousarray(n, dtype=float),
+                             probs, order, out)

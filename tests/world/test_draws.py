@@ -164,3 +164,31 @@ def test_the_checks_have_power():
         assert min(_mean_pvalue(x, lam, lam), _gof_pvalue(x, stats.poisson(lam))) < ALPHA
     x = _draw_binomial(1_000, 0.3 * 1.01, seed=12)
     assert _mean_pvalue(x, 300, 210) < ALPHA
+
+
+def test_uniform_rows_are_uniform_and_per_row():
+    states = draws.stream_states([21, 22], 0)
+    u = draws.uniform_rows(states.copy(), np.array([0, 1]), np.empty((2, SAMPLES)))
+    assert stats.kstest(u[0], "uniform").pvalue > ALPHA
+    assert stats.kstest(u[1], "uniform").pvalue > ALPHA
+    alone = draws.uniform_rows(draws.stream_states([22], 0), np.array([0]), np.empty((1, 10)))
+    assert np.array_equal(alone[0], u[1, :10])
+
+
+def test_multinomial_each_follows_each_rows_probabilities():
+    size = 20_000
+    p = np.array([[0.05, 0.7, 0.25], [0.5, 0.0, 0.5]])
+    rows = np.repeat([0, 1], size)
+    probs = p[rows]
+    n = np.where(rows == 0, 40.0, 9.0)
+    # One stream per draw here, so the draws are independent replicates.
+    out = draws.multinomial_each(draws.stream_states(np.arange(2 * size) + 1000, 5), np.arange(2 * size), n, probs)
+    assert np.all(out.sum(axis=1) == n) and np.all(out[rows == 1, 1] == 0)
+    for r, total in ((0, 40), (1, 9)):
+        for j in range(3):
+            if p[r, j] > 0:
+                assert _gof_pvalue(out[rows == r, j], stats.binom(total, p[r, j])) > ALPHA
+    zero = draws.stream_states([3], 0)
+    before = zero.copy()
+    draws.multinomial_each(zero, np.array([0]), np.array([0.0]), p[:1])
+    assert np.array_equal(zero, before)  # n = 0 draws nothing
