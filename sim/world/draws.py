@@ -181,8 +181,7 @@ def binomial(st, n, p):
     alpha = (2.83 + 5.1 / b) * spq
     vr = 0.92 - 4.2 / b
     m = math.floor((n + 1.0) * q)
-    lpq = math.log(q / (1.0 - q))
-    h = math.lgamma(m + 1.0) + math.lgamma(n - m + 1.0)
+    h = -1.0  # the log-pmf constant, computed only if the squeeze fails (rarely)
     while True:
         u = uniform(st) - 0.5
         v = uniform(st)
@@ -192,6 +191,9 @@ def binomial(st, n, p):
             continue
         if us >= 0.07 and v <= vr:
             break
+        if h < 0.0:
+            lpq = math.log(q / (1.0 - q))
+            h = math.lgamma(m + 1.0) + math.lgamma(n - m + 1.0)
         v = math.log(v * alpha / (a / (us * us) + b))
         if v <= h - math.lgamma(k + 1.0) - math.lgamma(n - k + 1.0) + (k - m) * lpq:
             break
