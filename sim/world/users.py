@@ -214,40 +214,52 @@ def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.n
 
 def _occupancy_given(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """``occupancy`` with its uniforms given: one per cell, same shape as k; n >= 1."""
+    drawn = k > 0
+    trivial = drawn & ((k <= 1.0) | (n <= 1.0))  # one draw or one box: D = 1
+    exact = drawn & ~trivial & (k <= _EXACT)
+    rest = drawn & ~trivial & ~exact
+    # Far past the coupon-collector point every box is hit: P(some box empty) <= n(1-1/n)^k
+    # <= e^-12 when k/n > ln(n) + 12, so D = n without drawing.
+    saturated = rest & (k > n * (np.log(n) + 12.0))
+    rest &= ~saturated
+    small_n = rest & (n <= _EXACT)
+    exact |= small_n
+    large = rest & ~small_n
+    d = np.where(saturated, n, np.where(trivial, 1.0, 0.0))
+    if exact.any():
+        d[exact] = _exact_inverse(u[exact], k[exact], n[exact])
+    if large.any():
+        d[large] = _large_counts(u[large], k[large], n[large])
+    return np.clip(d, np.minimum(k, 1.0), np.minimum(k, n))
+
+
+def _large_counts(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Occupancy where k and n both exceed _EXACT (flat cells, not saturated).
+
+    The misses (collisions or empty boxes, whichever are fewer) are a sum of weakly
+    dependent indicators; a binomial with their exact mean and variance (under-dispersed:
+    var < mean) fits them while few, and D a normal with the exact mean and variance when
+    they are many.
+    """
     mean, var = _moments(k, n, var=True)
     collisions = np.maximum(k - mean, 0.0)
     empties = np.maximum(n - mean, 0.0)
-    drawn = k > 0
-    trivial = drawn & ((k <= 1.0) | (n <= 1.0))  # one draw or one box: D = 1
-    small_k = drawn & ~trivial & (k <= _EXACT)
-    # Far past the coupon-collector point every box is hit: P(some box empty) <= n(1-1/n)^k
-    # <= e^-12 when k/n > ln(n) + 12, so D = n without drawing.
-    saturated = drawn & ~trivial & ~small_k & (k > n * (np.log(n) + 12.0))
-    small_n = drawn & ~trivial & ~small_k & ~saturated & (n <= _EXACT)
-    large = drawn & ~trivial & ~small_k & ~small_n & ~saturated
-    # Large k and n: the misses (collisions or empty boxes, whichever are fewer) are a
-    # sum of weakly dependent indicators; a binomial with their exact mean and variance
-    # (under-dispersed: var < mean) fits them, a normal when they are many.
     misses = np.minimum(collisions, empties)
-    use_binom = large & (misses < _POISSON_LIMIT)
-    use_norm = large & ~use_binom
-    d = np.where(saturated, n, np.where(trivial, 1.0, 0.0))
-    exact = small_k | small_n
-    if exact.any():
-        d[exact] = _exact_inverse(u[exact], k[exact], n[exact])
-    if use_binom.any():
-        miss_b = misses[use_binom]
+    d = np.empty(len(u))
+    binom = misses < _POISSON_LIMIT
+    if binom.any():
+        miss_b = misses[binom]
         with np.errstate(divide="ignore", invalid="ignore"):
-            p_b = np.clip(1.0 - var[use_binom] / np.where(miss_b > 0, miss_b, 1.0), 1e-9, 1.0)
+            p_b = np.clip(1.0 - var[binom] / np.where(miss_b > 0, miss_b, 1.0), 1e-9, 1.0)
         trials = np.maximum(np.round(miss_b / p_b), 1.0)
         p_b = np.clip(miss_b / trials, 0.0, 1.0)
-        miss = _binomial_inverse(u[use_binom], trials, p_b)
-        d[use_binom] = np.where(collisions[use_binom] <= empties[use_binom],
-                                k[use_binom] - miss, n[use_binom] - miss)
-    if use_norm.any():
-        z = ndtri(u[use_norm] + _HALF_STEP)
-        d[use_norm] = np.round(mean[use_norm] + np.sqrt(np.maximum(var[use_norm], 0.0)) * z)
-    return np.clip(d, np.minimum(k, 1.0), np.minimum(k, n))
+        miss = _binomial_inverse(u[binom], trials, p_b)
+        d[binom] = np.where(collisions[binom] <= empties[binom], k[binom] - miss, n[binom] - miss)
+    norm = ~binom
+    if norm.any():
+        z = ndtri(u[norm] + _HALF_STEP)
+        d[norm] = np.round(mean[norm] + np.sqrt(np.maximum(var[norm], 0.0)) * z)
+    return d
 
 
 def count_users(population: Population, requests: np.ndarray, excess: np.ndarray,
