@@ -197,6 +197,7 @@ POPULATIONS = {
     "uniform": dict(users=500, skew=0.0, cohorts=()),
     "zipf2-two-cohorts": dict(users=20000, skew=2.0, cohorts=(0.1, 0.25)),
     "tiny": dict(users=3, skew=1.0, cohorts=(0.5,)),
+    "error-spike": dict(users=20000, skew=1.0, cohorts=()),
 }
 
 
@@ -309,6 +310,8 @@ USER_CASES = {
     "heavy": ("zipf1-cohort30", (8000, 3500), (60, 120)),
     "uniform-saturated": ("uniform", (3000,), (400,)),
     "zipf2": ("zipf2-two-cohorts", (5000, 700, 1500), (60, 20, 30)),
+    # scenarios/error-spike.yaml's counts (benchmarks/bench_users.py): every regime at once
+    "error-spike": ("error-spike", (3600,), (176,)),
 }
 
 
