@@ -10,7 +10,9 @@ with one fresh Generator per run, as the world does:
 * near-good: error-spike with a 0.15% fault (a good-looking release: tiny excess, promoted,
   so the after-promotion requests count too);
 * high-rate: error-spike at 10,000 requests/s (large excess counts in every group);
-* small-regression: 1,000/s, 200,000 users, promoted.
+* small-regression: 1,000/s, 200,000 users, promoted;
+* low-rate-severe: error-spike at 30 requests/s with a 30% fault (few fresh requests per
+  group on top of many affected users: the most distinct small counts to tabulate).
 
 Run: ``.venv/bin/python benchmarks/bench_users.py [--repeats N]``.
 """
@@ -88,6 +90,7 @@ def main() -> None:
         "near-good": variant(spike, fault_rate=0.0015),
         "high-rate": variant(spike, rate=10000),
         "small-regression": load_scenario(ROOT / "scenarios" / "small-regression.yaml"),
+        "low-rate-severe": variant(spike, rate=30, fault_rate=0.3),
     }
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, numpy {np.__version__}")

@@ -33,6 +33,8 @@ _EXACT = 64            # k or n at most this: sample exactly
 _EXACT_K = int(_EXACT * (np.log(_EXACT) + 12.0)) + 1
 #: ``random()`` returns multiples of 2^-53, so u + 2^-54 lies strictly inside (0, 1).
 _HALF_STEP = 2.0 ** -54
+_LOG_FACTORIAL = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1.0, _EXACT + 1)))])  # log j!
+_K_BANDS = np.array([8, 16, 32])  # draws of the (k, n) pairs tabulated together
 _BLOCK = 16            # binomial pmf terms summed per pass (most draws are below 16)
 
 
@@ -57,49 +59,47 @@ def _log_all_hit() -> np.ndarray:
         return np.log(t)
 
 
-def _occupancy_cdf(n: int, rows: int) -> np.ndarray:
-    """CDF of the distinct boxes D among k uniform draws into n boxes, for k < ``rows``:
-    shape (rows, min(n, _EXACT) + 1), F[k, j] = P(D <= j); needs min(k, n) <= _EXACT.
+def _occupancy_cdf(k: np.ndarray, n: np.ndarray, width: int) -> np.ndarray:
+    """CDF of the distinct boxes D among k uniform draws into n boxes, one row per (k, n)
+    pair: F[i, j] = P(D <= j) for j < ``width``; needs min(k, n) < width <= _EXACT + 1
+    and k <= _EXACT_K.
 
     P(D = j) = C(n, j) (j/n)^k T(k, j) (choose the j boxes hit, all k draws in them, all
-    of them hit), computed in logs. Each row ends in exactly 1.
+    of them hit), computed in logs as Σ_{i<j} log(1 - i/n) - log j! + k log j - (k - j)
+    log n + log T(k, j): the only logarithm per entry is log(1 - i/n), exact at large n
+    where log C(n, j) from log-gammas would cancel. Each row ends in exactly 1.
     """
-    width = min(n, _EXACT) + 1
-    k = np.arange(rows, dtype=float)[:, None]
+    k = np.asarray(k, dtype=np.int64)
+    kf = k.astype(float)[:, None]
+    n = np.asarray(n, dtype=float)[:, None]
+    log_n = np.log(n)
+    i = np.arange(width - 1, dtype=float)
     j = np.arange(width, dtype=float)
+    log_p = np.empty((len(k), width))
+    log_p[:, 0] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        # log C(n, j) as a running sum of log((n - i)/(i + 1)): no lgamma cancellation at large n
-        log_c = np.concatenate([[0.0], np.cumsum(np.log(np.maximum(n - j[:-1], 0.0) / (j[:-1] + 1.0)))])
-        log_p = log_c + k * np.log(j / n) + _log_all_hit()[:rows, :width]
-    log_p[0] = -np.inf
-    log_p[0, 0] = 0.0  # no draws: no box hit
+        np.cumsum(np.log1p(-i / n), axis=1, out=log_p[:, 1:])  # -inf once j > n
+        log_p += (kf * np.log(j) - _LOG_FACTORIAL[:width]) - (kf - j) * log_n + _log_all_hit()[k, :width]
+    log_p[k == 0] = np.where(j == 0, 0.0, -np.inf)  # no draws: no box hit
     prob = np.exp(log_p - log_p.max(axis=1, keepdims=True))
     cdf = np.cumsum(prob, axis=1)
     return cdf / cdf[:, -1:]
 
 
 @lru_cache(maxsize=1)
-def _small_n_cdfs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _small_n_cdfs() -> tuple[np.ndarray, np.ndarray]:
     """Every exact law with n <= _EXACT, in one flat array: the row of (n, k) starts at
-    ``start[n] + k * (n + 1)`` and holds k = 0 .. ``rows[n] - 1``: up to _EXACT draws and
-    to just past saturation (k > n(ln n + 12)), after which no draw is needed. ~11 MB."""
-    rows = np.zeros(_EXACT + 1, dtype=np.int64)
+    ``start[n] + k * (n + 1)``, for k from 0 up to _EXACT draws and to just past
+    saturation (k > n(ln n + 12)), after which no draw is needed. ~11 MB, built once."""
     start = np.zeros(_EXACT + 1, dtype=np.int64)
     tables = []
     at = 0
     for n in range(1, _EXACT + 1):
-        rows[n] = max(_EXACT, int(n * (np.log(n) + 12.0)) + 1) + 1
+        rows = max(_EXACT, int(n * (np.log(n) + 12.0)) + 1) + 1
         start[n] = at
-        tables.append(_occupancy_cdf(n, int(rows[n])).ravel())
+        tables.append(_occupancy_cdf(np.arange(rows), np.full(rows, n), n + 1).ravel())
         at += len(tables[-1])
-    return np.concatenate(tables), start, rows
-
-
-@lru_cache(maxsize=256)
-def _large_n_cdf(n: int) -> np.ndarray:
-    """The exact law for n > _EXACT boxes and k <= _EXACT draws, flat (row k of width
-    _EXACT + 1). A batch meets few distinct n (the group sizes, less a few hit users)."""
-    return _occupancy_cdf(n, _EXACT + 1).ravel()
+    return np.concatenate(tables), start
 
 
 def _exact_inverse(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -110,16 +110,26 @@ def _exact_inverse(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     d = np.empty(len(u))
     small = nn <= _EXACT
     if small.any():
-        flat, start, _ = _small_n_cdfs()
+        flat, start = _small_n_cdfs()
         ks, ns = kk[small], nn[small]
         d[small] = _search(flat, start[ns] + ks * (ns + 1), np.minimum(ks, ns), u[small])
     big = ~small
     if big.any():
-        values, inv = np.unique(nn[big], return_inverse=True)
-        tables = [_large_n_cdf(int(v)) for v in values]
-        flat = tables[0] if len(tables) == 1 else np.concatenate(tables)
-        kb = kk[big]
-        d[big] = _search(flat, inv.ravel() * len(tables[0]) + kb * (_EXACT + 1), kb, u[big])
+        # n > _EXACT, so k <= _EXACT: the law of each distinct (k, n) of the call (a batch
+        # repeats them: the group sizes, less a few users already hit). The pairs come
+        # sorted by k; each band of k gets rows just wide enough for it.
+        kb, nb = kk[big], nn[big]
+        _, first, inv = np.unique(kb * (nb.max() + 1) + nb, return_index=True, return_inverse=True)
+        pk, pn = kb[first], nb[first]
+        cuts = np.searchsorted(pk, _K_BANDS, side="right")
+        tables, base, at = [], np.empty(len(pk), dtype=np.int64), 0
+        for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(pk)]])):
+            if b > a:
+                width = int(pk[b - 1]) + 1
+                tables.append(_occupancy_cdf(pk[a:b], pn[a:b], width).ravel())
+                base[a:b] = at + np.arange(b - a) * width
+                at += len(tables[-1])
+        d[big] = _search(np.concatenate(tables), base[inv.ravel()], kb, u[big])
     return d
 
 

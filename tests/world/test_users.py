@@ -166,7 +166,7 @@ def test_exact_occupancy_law_matches_the_markov_chain(n):
     # chain computes the same law another way. Up to saturation for small n, up to
     # _EXACT draws for large n (where the tables stop).
     rows = int(n * (np.log(n) + 12.0)) + 2 if n <= _EXACT else _EXACT + 1
-    cdf = _occupancy_cdf(n, rows)
+    cdf = _occupancy_cdf(np.arange(rows), np.full(rows, n), min(n, _EXACT) + 1)
     law = markov_occupancy_law(n, rows)[:, :cdf.shape[1]]
     np.testing.assert_allclose(np.diff(cdf, axis=1, prepend=0.0), law, rtol=0, atol=1e-12)
     assert np.all(cdf[:, -1] == 1.0)
