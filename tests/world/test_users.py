@@ -16,6 +16,9 @@ collisions or empties whenever fewer than 30 were expected) at 35 grid points, e
 k = n = 30: sd 3.3 against the exact 1.7 (p < 1e-8); and k = 2, n = 2: mean 1.61
 against 1.5.
 
+The pieces its draws are made of are checked exactly: the small-count law it inverts
+against the Markov chain of the count, and its binomial draws against scipy's quantiles.
+
 ``count_users`` is checked for its invariants (affected <= exposed <= users, no
 requests -> no users, determinism, independence from batch-mates) and, in distribution,
 against the per-request mode's way of knowing users: every request drawn from a user
@@ -33,7 +36,7 @@ from sim.world.traffic import build_population
 from sim.world.users import _EXACT, _binomial_inverse, _occupancy_cdf, count_users, occupancy
 
 SAMPLES = 4000
-#: Per-test level. ~90 grid points and 5 user cases, 2 tests each: family-wise under 2%.
+#: Per-test level. 86 grid points and 6 user cases, 2 tests each: family-wise under 2%.
 ALPHA = 1e-4
 
 SMALL = [(k, n) for k in range(1, 6) for n in range(1, 11)]
