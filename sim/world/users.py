@@ -210,7 +210,8 @@ def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.n
     Where both are large, the misses (collisions if k ≪ n, empty boxes if k ≫ n) follow
     a binomial with the exact mean and variance while few, and D a normal with the exact
     mean and variance otherwise (both tested against exact sampling). Row i draws one
-    ``rngs[i].random(G)``; ``rngs=None`` returns the expectation.
+    ``rngs[i].random(G)``; ``rngs=None`` returns the expectation. With generators, k and
+    n are whole numbers (counts of requests and users).
     """
     k = np.asarray(k, dtype=float)
     n = np.maximum(np.asarray(n, dtype=float), 1.0)
