@@ -16,6 +16,9 @@ collisions or empties whenever fewer than 30 were expected) at 35 grid points, e
 k = n = 30: sd 3.3 against the exact 1.7 (p < 1e-8); and k = 2, n = 2: mean 1.61
 against 1.5.
 
+The pieces its draws are made of are checked exactly: the small-count law it inverts
+against the Markov chain of the count, and its binomial draws against scipy's quantiles.
+
 ``count_users`` is checked for its invariants (affected <= exposed <= users, no
 requests -> no users, determinism, independence from batch-mates) and, in distribution,
 against the per-request mode's way of knowing users: every request drawn from a user
@@ -30,10 +33,10 @@ from scipy import stats
 
 from sim.scenario import Traffic
 from sim.world.traffic import build_population
-from sim.world.users import count_users, occupancy
+from sim.world.users import _EXACT, _binomial_inverse, _occupancy_cdf, count_users, occupancy
 
 SAMPLES = 4000
-#: Per-test level. ~90 grid points and 5 user cases, 2 tests each: family-wise under 2%.
+#: Per-test level. 86 grid points and 6 user cases, 2 tests each: family-wise under 2%.
 ALPHA = 1e-4
 
 SMALL = [(k, n) for k in range(1, 6) for n in range(1, 11)]
@@ -45,7 +48,10 @@ SATURATED = [(10, 3), (60, 30), (100, 30), (500, 100), (1000, 100), (3000, 1000)
 # Just past exact sampling of small counts (64), where few misses (collisions or empty
 # boxes) are expected and where they become many (about 30).
 EDGES = [(65, 65), (65, 66), (65, 2000), (65, 100000), (80, 100), (120, 90), (150, 100),
-         (200, 65), (300, 80), (2000, 400), (400, 2000)]
+         (200, 65), (300, 80), (2000, 400), (400, 2000),
+         # deep in the exact tables of small n (a few empty boxes left), and few draws into
+         # few boxes past saturation (k <= 64 is drawn exactly all the same)
+         (300, 64), (200, 40), (64, 2), (64, 64)]
 GRID = SMALL + SPARSE + BALANCED + SATURATED + EDGES
 
 
@@ -145,6 +151,42 @@ def test_occupancy_is_deterministic_per_generator():
     np.testing.assert_array_equal(a[1], c[0])
 
 
+def markov_occupancy_law(n: int, rows: int) -> np.ndarray:
+    """P(D = j) after k = 0 .. rows - 1 draws into n boxes, by the Markov chain of the
+    count itself (each draw hits a new box with probability (n - D)/n): shape (rows, n + 1)."""
+    law = np.zeros((rows, n + 1))
+    law[0, 0] = 1.0
+    j = np.arange(n + 1)
+    for k in range(1, rows):
+        law[k] = law[k - 1] * j / n
+        law[k, 1:] += law[k - 1, :-1] * (n - j[:-1]) / n
+    return law
+
+
+@pytest.mark.parametrize("n", [2, 3, 17, 64, 65, 1000, 10**6])
+def test_exact_occupancy_law_matches_the_markov_chain(n):
+    # The inverse-CDF draws of small counts use P(D = j) = C(n, j) (j/n)^k T(k, j); the
+    # chain computes the same law another way. Up to saturation for small n, up to
+    # _EXACT draws for large n (where the tables stop).
+    rows = int(n * (np.log(n) + 12.0)) + 2 if n <= _EXACT else _EXACT + 1
+    cdf = _occupancy_cdf(np.arange(rows), np.full(rows, n), min(n, _EXACT) + 1)
+    law = markov_occupancy_law(n, rows)[:, :cdf.shape[1]]
+    np.testing.assert_allclose(np.diff(cdf, axis=1, prepend=0.0), law, rtol=0, atol=1e-12)
+    assert np.all(cdf[:, -1] == 1.0)
+
+
+@pytest.mark.parametrize(("trials", "p"), [(3, 0.5), (50, 0.3), (40, 0.9), (60, 0.49), (2, 1.0),
+                                           (1e6, 1e-5), (1e5, 2.9e-4), (100, 0.25), (7, 1e-9)])
+def test_binomial_draws_are_the_binomial_quantiles(trials, p):
+    # The misses of large counts are drawn as binomial quantiles of uniforms: the same
+    # values as scipy's quantile function, so the same law as a binomial sampler. (For
+    # p > 1/2 the failures are counted: trials minus the quantile of Binomial(trials, 1 - p).)
+    u = np.random.default_rng(int(trials) + 7).random(20000)
+    got = _binomial_inverse(u, np.full(u.shape, float(trials)), np.full(u.shape, p))
+    want = stats.binom.ppf(u, trials, p) if p <= 0.5 else trials - stats.binom.ppf(u, trials, 1.0 - p)
+    assert np.count_nonzero(got != want) <= 2  # a u within rounding of a CDF step may differ
+
+
 # --- count_users -------------------------------------------------------------------------
 
 def population(users: int = 3000, skew: float = 1.0, cohorts: tuple[float, ...] = (0.3,)):
@@ -158,6 +200,7 @@ POPULATIONS = {
     "uniform": dict(users=500, skew=0.0, cohorts=()),
     "zipf2-two-cohorts": dict(users=20000, skew=2.0, cohorts=(0.1, 0.25)),
     "tiny": dict(users=3, skew=1.0, cohorts=(0.5,)),
+    "error-spike": dict(users=20000, skew=1.0, cohorts=()),
 }
 
 
@@ -270,6 +313,8 @@ USER_CASES = {
     "heavy": ("zipf1-cohort30", (8000, 3500), (60, 120)),
     "uniform-saturated": ("uniform", (3000,), (400,)),
     "zipf2": ("zipf2-two-cohorts", (5000, 700, 1500), (60, 20, 30)),
+    # scenarios/error-spike.yaml's counts (benchmarks/bench_users.py): every regime at once
+    "error-spike": ("error-spike", (3600,), (176,)),
 }
 
 
