@@ -9,22 +9,23 @@ Counting the affected users first and the exposed ones on top gives ``users_affe
 users_exposed`` in every run, at a cost independent of the request rate.
 
 Speed: ``count_users`` runs once per batch of ~500 rollouts, so what it costs per run is
-what counts. Each run makes three calls on its own Generator (a multinomial of its excess
-failures, one ``random`` for every uniform it needs, a multinomial of its fresh requests);
-everything else is vectorised across the batch and turns uniforms into draws by inverse
-CDF: of the exact occupancy distribution (small counts), of the binomial of the misses,
+what counts. Each run draws, from its own users stream (a state row of
+``sim.world.draws``), a multinomial of its excess failures, one uniform for every
+occupancy draw, and a multinomial of its fresh requests; each of the three is one
+compiled call for the whole batch. Everything else is vectorised across the batch and
+turns uniforms into draws by inverse CDF: of the exact occupancy distribution (small counts), of the binomial of the misses,
 or of the normal (large counts). One uniform per (run, group) makes the number of draws
 a run takes depend on its own counts only, never on its batch-mates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 from scipy.special import ndtri
 
+from sim.world.draws import multinomial_each, uniform_rows
 from sim.world.traffic import Population
 
 _POISSON_LIMIT = 30.0  # expected collisions or empty boxes below this: Poisson regime
@@ -203,23 +204,22 @@ def _moments(k: np.ndarray, n: np.ndarray, var: bool) -> tuple[np.ndarray, np.nd
         return mean, np.where(n > 2, n * (n - 1) * q2k + n * qk - n * n * qk * qk, 0.0)
 
 
-def occupancy(rngs: Sequence[np.random.Generator] | None, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+def occupancy(states: np.ndarray | None, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Distinct boxes hit by ``k`` uniform draws into ``n`` boxes, elementwise over (R, G).
 
     Exact where counts are small (k or n at most 64: inverse CDF of the exact law).
     Where both are large, the misses (collisions if k ≪ n, empty boxes if k ≫ n) follow
     a binomial with the exact mean and variance while few, and D a normal with the exact
-    mean and variance otherwise (both tested against exact sampling). Row i draws one
-    ``rngs[i].random(G)``; ``rngs=None`` returns the expectation. With generators, k and
-    n are whole numbers (counts of requests and users).
+    mean and variance otherwise (both tested against exact sampling). Row i draws G
+    uniforms from stream ``states[i]`` (``sim.world.draws`` state rows); ``states=None``
+    returns the expectation. With streams, k and n are whole numbers (counts of requests
+    and users).
     """
     k = np.asarray(k, dtype=float)
     n = np.maximum(np.asarray(n, dtype=float), 1.0)
-    if rngs is None:
+    if states is None:
         return _moments(k, n, var=False)[0]
-    u = np.empty(k.shape)
-    for row, rng in zip(u, rngs):
-        rng.random(out=row)
+    u = uniform_rows(states, np.arange(k.shape[0]), np.empty(k.shape))
     return _occupancy_given(u, k, n)
 
 
@@ -274,7 +274,7 @@ def _large_counts(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def count_users(population: Population, requests: np.ndarray, excess: np.ndarray,
-                rngs: Sequence[np.random.Generator] | None) -> tuple[np.ndarray, np.ndarray]:
+                states: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Users exposed and users affected per run, from per-cohort request and excess counts.
 
     Every request's user is drawn by activity weight, independently of when it came and
@@ -289,7 +289,8 @@ def count_users(population: Population, requests: np.ndarray, excess: np.ndarray
         population: the user groups.
         requests: candidate requests per run and cohort, shape (R, C).
         excess: excess failures per run and cohort, shape (R, C); each <= requests.
-        rngs: each run's users stream, or None for expectations (``noise: false``).
+        states: each run's users stream, a state row of ``sim.world.draws`` (R, 4), or
+            None for expectations (``noise: false``).
 
     Returns:
         ``(users_exposed, users_affected)``, each of shape (R,).
@@ -305,27 +306,24 @@ def count_users(population: Population, requests: np.ndarray, excess: np.ndarray
         sizes, p = population.groups_of(c)
         G = len(p)
         n = np.broadcast_to(sizes.astype(float), (len(rows), G))
-        if rngs is None:
+        if states is None:
             exposed[rows] += occupancy(None, requests[rows, c, None] * p, n).sum(axis=1)
             affected[rows] += occupancy(None, excess[rows, c, None] * p, n).sum(axis=1)
             continue
-        sub = [rngs[i] for i in rows]
-        n_excess = excess[rows, c].astype(np.int64).tolist()
-        n_other = (requests[rows, c] - excess[rows, c]).astype(np.int64).tolist()
+        # Each run's draws, in this order: its excess failures' groups, its uniforms,
+        # its fresh requests' groups (one compiled call each for all runs).
+        n_excess = excess[rows, c]
         x = np.zeros((len(rows), G))
-        u = np.empty((len(rows), 2 * G))  # uniforms of both occupancy draws
-        for j, rng in enumerate(sub):
-            if n_excess[j]:
-                x[j] = rng.multinomial(n_excess[j], p)
-            rng.random(out=u[j])
+        hit = n_excess > 0
+        if hit.any():
+            x[hit] = multinomial_each(states, rows[hit], n_excess[hit], np.broadcast_to(p, (int(hit.sum()), G)))
+        u = uniform_rows(states, rows, np.empty((len(rows), 2 * G)))  # both occupancy draws
         a = _occupancy_given(u[:, :G], x, n)
         # Fresh requests: each other request reaches a group and a user not yet hit there.
         pvals = np.empty((len(rows), G + 1))
         np.multiply(p, np.clip((n - a) / n, 0.0, 1.0), out=pvals[:, :G])
         pvals[:, G] = np.maximum(1.0 - pvals[:, :G].sum(axis=1), 0.0)
-        fresh = np.empty((len(rows), G))
-        for j, rng in enumerate(sub):
-            fresh[j] = rng.multinomial(n_other[j], pvals[j])[:G]
+        fresh = multinomial_each(states, rows, requests[rows, c] - n_excess, pvals)[:, :G]
         left = np.maximum(n - a, 1.0)
         d = a + _occupancy_given(u[:, G:], fresh, left) * (n > a)
         exposed[rows] += d.sum(axis=1)
