@@ -35,6 +35,8 @@ import sim.world.controller as controller  # noqa: E402
 from sim.policyfile import scenario_policy  # noqa: E402
 from sim.runner import run_batch  # noqa: E402
 from sim.scenario import Scenario, load_scenario  # noqa: E402
+from sim.rng import STREAMS  # noqa: E402
+from sim.world.draws import stream_states  # noqa: E402
 from sim.world.users import count_users  # noqa: E402
 
 RUNS = 500  # one batch of the runner
@@ -54,9 +56,9 @@ def capture(scenario: Scenario, seed: int = 1):
     calls = []
     real = controller.count_users
 
-    def spy(population, requests, excess, rngs):
+    def spy(population, requests, excess, states):
         calls.append((population, requests.copy(), excess.copy()))
-        return real(population, requests, excess, rngs)
+        return real(population, requests, excess, states)
 
     controller.count_users = spy
     try:
@@ -72,9 +74,9 @@ def cost_us(population, requests: np.ndarray, excess: np.ndarray, repeats: int) 
     """Best of ``repeats``: µs per rollout of ``count_users`` on one batch."""
     best = float("inf")
     for r in range(repeats):
-        rngs = [np.random.default_rng([r, i]) for i in range(len(requests))]
+        states = stream_states([r * len(requests) + i for i in range(len(requests))], STREAMS["users"])
         t = time.perf_counter()
-        count_users(population, requests, excess, rngs)
+        count_users(population, requests, excess, states)
         best = min(best, time.perf_counter() - t)
     return best / len(requests) * 1e6
 
