@@ -223,28 +223,32 @@ def poisson_rows(states, rows, mean, out):
 
 
 @nb.njit(cache=True)
-def multinomial_rows(states, rows, n, probs, order, out):
-    """``out[i, k] = Multinomial(n[i, k], probs[k])`` from stream ``states[rows[i]]``.
+def _split(st, n, pr, order, out):
+    """``out`` = Multinomial(n, pr) from stream ``st``, as conditional binomials over the
+    categories in the order ``order`` (most likely first: the draws stop once nothing
+    remains, so the unlikely tail costs nothing)."""
+    left = n
+    rest = 1.0
+    for j in range(pr.shape[0] - 1):
+        b = order[j]
+        if left <= 0.0:
+            out[b] = 0.0
+            continue
+        x = binomial(st, left, min(pr[b] / rest, 1.0)) if rest > 0.0 else 0.0
+        out[b] = x
+        left -= x
+        rest -= pr[b]
+    out[order[pr.shape[0] - 1]] = left
 
-    Conditional binomials over the categories in the order ``order[k]`` (most likely
-    first: the draws stop once nothing remains, so the unlikely tail costs nothing).
-    """
+
+@nb.njit(cache=True)
+def multinomial_rows(states, rows, n, probs, order, out):
+    """``out[i, k] = Multinomial(n[i, k], probs[k])`` from stream ``states[rows[i]]``,
+    categories drawn in the order ``order[k]``."""
     for i in range(n.shape[0]):
         st = states[rows[i]]
         for k in range(n.shape[1]):
-            left = n[i, k]
-            rest = 1.0
-            pr = probs[k]
-            for j in range(pr.shape[0] - 1):
-                b = order[k, j]
-                if left <= 0.0:
-                    out[i, k, b] = 0.0
-                    continue
-                x = binomial(st, left, min(pr[b] / rest, 1.0)) if rest > 0.0 else 0.0
-                out[i, k, b] = x
-                left -= x
-                rest -= pr[b]
-            out[i, k, order[k, pr.shape[0] - 1]] = left
+            _split(st, n[i, k], probs[k], order[k], out[i, k])
     return out
 
 
@@ -270,20 +274,7 @@ def uniform_rows(states, rows, out):
 @nb.njit(cache=True)
 def _multinomial_each(states, rows, n, probs, order, out):
     for i in range(n.shape[0]):
-        st = states[rows[i]]
-        left = n[i]
-        rest = 1.0
-        pr = probs[i]
-        for j in range(pr.shape[0] - 1):
-            b = order[i, j]
-            if left <= 0.0:
-                out[i, b] = 0.0
-                continue
-            x = binomial(st, left, min(pr[b] / rest, 1.0)) if rest > 0.0 else 0.0
-            out[i, b] = x
-            left -= x
-            rest -= pr[b]
-        out[i, order[i, pr.shape[0] - 1]] = left
+        _split(states[rows[i]], n[i], probs[i], order[i], out[i])
     return out
 
 
