@@ -357,7 +357,8 @@ class World:
         totals = {"canary_requests": led.requests.sum(axis=1), "canary_errors": led.errors.sum(axis=1),
                   "excess_errors": led.excess.sum(axis=1) + led.after_excess.sum(axis=1),
                   "excess_errors_after_promotion": led.after_excess.sum(axis=1),
-                  "users_exposed": np.asarray(exposed, dtype=float), "users_affected": np.asarray(affected, dtype=float)}
+                  "users_exposed": np.asarray(exposed, dtype=float),
+                  "users_affected": np.asarray(affected, dtype=float)}
         columns = {k: v.tolist() for k, v in totals.items()}
         return [self._result(r, {k: v[r] for k, v in columns.items()}) for r in range(len(self.runs))]
 
