@@ -102,15 +102,22 @@ class ArgoState:
     judge: object = None            # the judge's own (immutable) state
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
 
+    # Plain loops, not generator expressions: these run several times per tick.
     def run(self, kind: str) -> Run | None:
-        return next((r for r in self.runs if r.kind == kind), None)
+        for r in self.runs:
+            if r.kind == kind:
+                return r
+        return None
 
     def without(self, kind: str) -> tuple[Run, ...]:
-        return tuple(r for r in self.runs if r.kind != kind)
+        return tuple([r for r in self.runs if r.kind != kind])
 
     def condition(self, reason: str) -> float | None:
         """Start time of the pause condition ``reason`` (``getPauseCondition``), or None."""
-        return next((start for r, start in self.conditions if r == reason), None)
+        for r, start in self.conditions:
+            if r == reason:
+                return start
+        return None
 
     def evolve(self, **changes: object) -> "ArgoState":
         """A copy with some fields changed (``dataclasses.replace``, without its
@@ -360,11 +367,9 @@ class ArgoRollout:
         ``CalculateReplicaCountsForBasicCanary`` (``utils/replicaset/canary.go``)."""
         return desired_pods(self._plan, weight)
 
-    def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation) -> bool:
-        """``completedCurrentCanaryStep``, read from the status before this reconcile."""
-        step = _step(p, s)
-        if step is None:
-            return False
+    def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan) -> bool:
+        """``completedCurrentCanaryStep`` of the current ``step``, read from the status
+        before this reconcile."""
         if step.scales:
             # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
             # an inconclusive pause holds, haltProgress) and available.
@@ -407,8 +412,9 @@ class ArgoRollout:
         conditions it persists (``CalculatePauseConditions``)."""
         if s.step_index >= len(p.steps):
             return self._promote(p, s, obs, acts)  # shouldFullPromote
+        step = p.steps[s.step_index]
         adds: list[str] = []
-        s, verdicts = self._canary_runs(p, s, obs)
+        s, verdicts = self._canary_runs(p, s, obs, step)
         for kind, phase in verdicts:
             if phase in (ar.FAILED, ar.ERROR):
                 return self._abort(p, s, obs, acts, f"{kind} analysis phase {phase.lower()}")
@@ -420,18 +426,18 @@ class ArgoRollout:
             pods = desired_pods(p, s.weight)  # reconcileCanaryReplicaSets
             if pods != s.canary_pods:
                 s = _evolve(s, canary_pods=pods)
-        step = p.steps[s.step_index]
         if step.pause and not s.controller_pause and s.condition(STEP_PAUSE) is None:
             adds.append(STEP_PAUSE)  # reconcileCanaryPause
-        if self._step_completed(p, s, obs):
+        if self._step_completed(p, s, obs, step):
             s = self._advance_step(p, _evolve(s, event=f"step {s.step_index} completed"), obs, acts)
             return _sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
         return _sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
 
-    def _canary_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation
+    def _canary_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan
                      ) -> tuple[ArgoState, list[tuple[str, str]]]:
         """``reconcileBackgroundAnalysisRun`` and ``reconcileStepBasedAnalysisRun``: start
-        the runs that are needed, and the phases of those the rollout reacts to."""
+        the runs that are needed, and the phases of those the rollout reacts to
+        (``step``: the current step)."""
         verdicts: list[tuple[str, str]] = []
         if p.background is not None and s.step_index >= p.starting_step \
                 and s.condition(INCONCLUSIVE_PAUSE) is None:
@@ -441,8 +447,7 @@ class ArgoRollout:
                 s = _evolve(s, runs=s.without("background") + (run,))
             else:
                 verdicts.append(("background", current.state.phase))
-        step = _step(p, s)
-        if not s.conditions and step is not None and step.analysis and step.has_run:
+        if not s.conditions and step.has_run:  # an analysis step with templates
             key = step.key
             current = s.run(key)
             if self._needs_new_run(s, current):
@@ -459,13 +464,12 @@ class ArgoRollout:
             specs, metrics = p.analyses[run.kind]
             if run.state.completed or not specs:
                 continue
-            due = ar.due_metrics(specs, run.state, obs.t)
-            if not due:
-                continue
-            values = {name: self._provide(metrics[name], obs, acts, run) for name in due}
-            if runs is None:
-                runs = list(s.runs)
-            runs[i] = Run(run.kind, ar.record(specs, run.state, obs.t, values))
+            new = ar.measure_due(specs, run.state, obs.t,
+                                 lambda name: self._provide(metrics[name], obs, acts, run))  # noqa: B023 (called at once)
+            if new is not run.state:
+                if runs is None:
+                    runs = list(s.runs)
+                runs[i] = Run(run.kind, new)
         return s if runs is None else _evolve(s, runs=tuple(runs))
 
     def _measure_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
@@ -635,8 +639,10 @@ def _human_pause(p: ArgoPlan, s: ArgoState) -> float | None:
     (``requiresManualAction``, ``rollout/pause.go``: an inconclusive analysis or a
     ``pause: {}`` step), or None. The scripted ``manual-promotion`` is that person."""
     step = _step(p, s)
-    manual = step is not None and step.manual
-    waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE or (r == STEP_PAUSE and manual)]
+    if step is not None and step.manual:
+        waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE or r == STEP_PAUSE]
+    else:
+        waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE]
     return min(waits) if waits else None
 
 
@@ -646,10 +652,16 @@ def _sync_pauses(s: ArgoState, t: float, adds: Sequence[str], removes: Sequence[
     ``controllerPause`` set); with no condition left, ``controllerPause`` is not
     carried over. The phase is Paused while any condition holds (``CalculateRolloutPhase``).
     The state itself when nothing changes."""
-    if removes:
-        conds = [c for c in s.conditions if c[0] not in removes]
-    else:
-        conds = list(s.conditions)
+    if event is None:
+        event = s.event
+    if not adds and not removes:  # only the phase and controllerPause may follow
+        conditions = s.conditions
+        pause = s.controller_pause and bool(conditions)
+        phase = PAUSED if conditions else PROGRESSING
+        if pause == s.controller_pause and phase == s.phase and event == s.event:
+            return s
+        return _evolve(s, controller_pause=pause, phase=phase, event=event)
+    conds = [c for c in s.conditions if c[0] not in removes]
     pause = s.controller_pause
     if adds:
         have = {r for r, _ in s.conditions}
@@ -661,8 +673,6 @@ def _sync_pauses(s: ArgoState, t: float, adds: Sequence[str], removes: Sequence[
     if not conds:
         pause = False
     phase = PAUSED if conds else PROGRESSING
-    if event is None:
-        event = s.event
     conditions = tuple(conds)
     if conditions == s.conditions and pause == s.controller_pause and phase == s.phase and event == s.event:
         return s
