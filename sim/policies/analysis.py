@@ -33,7 +33,7 @@ outcome). Times are seconds on the simulation clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar, Union
 
 PENDING, RUNNING = "Pending", "Running"
@@ -68,6 +68,13 @@ def _copy(obj: _T, **changes: Any) -> _T:
     d.update(changes)
     new = _new(type(obj))
     _set(new, "__dict__", d)
+    return new
+
+
+def _instance(cls: type[_T], attrs: dict[str, Any]) -> _T:
+    """An instance of ``cls`` with these fields (all of them), as ``_copy`` builds it."""
+    new = _new(cls)
+    _set(new, "__dict__", attrs)
     return new
 
 
@@ -503,53 +510,62 @@ def _terminated(spec: MetricSpec, m: Measurement, t: float) -> Measurement:
     return m
 
 
-def _count(res: MetricResult, phase: str) -> dict[str, int]:
-    """The counters a completed measurement changes (``runMeasurements``), by field."""
+def _count(attrs: dict[str, Any], phase: str) -> None:
+    """Update a MetricResult's field values with the counters a completed measurement changes
+    (``runMeasurements``)."""
     if phase == SUCCESSFUL:
-        return {"successful": res.successful + 1, "count": res.count + 1, "consecutive_error": 0,
-                "consecutive_success": res.consecutive_success + 1}
-    if phase == FAILED:
-        return {"failed": res.failed + 1, "count": res.count + 1, "consecutive_error": 0, "consecutive_success": 0}
-    if phase == INCONCLUSIVE:
-        return {"inconclusive": res.inconclusive + 1, "count": res.count + 1, "consecutive_error": 0,
-                "consecutive_success": 0}
-    # Error: the count does not advance
-    return {"error": res.error + 1, "consecutive_error": res.consecutive_error + 1, "consecutive_success": 0}
+        attrs["successful"] += 1
+        attrs["count"] += 1
+        attrs["consecutive_error"] = 0
+        attrs["consecutive_success"] += 1
+    elif phase == FAILED:
+        attrs["failed"] += 1
+        attrs["count"] += 1
+        attrs["consecutive_error"] = attrs["consecutive_success"] = 0
+    elif phase == INCONCLUSIVE:
+        attrs["inconclusive"] += 1
+        attrs["count"] += 1
+        attrs["consecutive_error"] = attrs["consecutive_success"] = 0
+    else:  # Error: the count does not advance
+        attrs["error"] += 1
+        attrs["consecutive_error"] += 1
+        attrs["consecutive_success"] = 0
 
 
 def _run_measurements(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
                       values: Mapping[str, ProviderResult], decide: Decide | None,
-                      tasks: list[tuple[int, MetricSpec, bool]] | None = None) -> AnalysisRunState:
+                      known: tuple[list[tuple[int, MetricSpec, bool]], bool] | None = None) -> AnalysisRunState:
     # Called once the specs are valid: metric names are unique and in the specs' order.
-    terminating = is_terminating(state)
-    if tasks is None:
+    # ``known``: the tasks and is_terminating(state), when the caller has them already.
+    if known is None:
+        terminating = is_terminating(state)
         tasks = _tasks(specs, state, t, terminating)
+    else:
+        tasks, terminating = known
     for _, spec, resume in tasks:
-        if not (resume and terminating) and spec.name not in values:
-            missing = [s.name for _, s, r in tasks if not (r and terminating) and s.name not in values]
-            raise ValueError(f"no provider result for due metric(s) {missing} at t={t}")
-    if decide is None:
-        for _, spec, resume in tasks:
-            if not (resume and terminating) and not isinstance(values[spec.name], _PROVIDED):
+        if not (resume and terminating):
+            if spec.name not in values:
+                missing = [s.name for _, s, r in tasks if not (r and terminating) and s.name not in values]
+                raise ValueError(f"no provider result for due metric(s) {missing} at t={t}")
+            if decide is None and not isinstance(values[spec.name], _PROVIDED):
                 decide = _default_decide()
-                break
     results = list(state.metrics)
     for i, spec, resume in tasks:
         res = results[i]
+        attrs = res.__dict__.copy()
         if resume:
             prev = res.measurements[-1]
             m = _terminated(spec, prev, t) if terminating else _measure(spec, prev, values[spec.name], t, decide)
-            measurements = res.measurements[:-1] + (m,)
+            attrs["measurements"] = res.measurements[:-1] + (m,)
         else:
             m = _measure(spec, None, values[spec.name], t, decide)  # type: ignore[arg-type]
-            measurements = res.measurements + (m,)
-        changes: dict[str, object] = {"measurements": measurements}
+            attrs["measurements"] = res.measurements + (m,)
         if not res.measurements:  # the metric's first measurement starts its MetricResult
-            changes["phase"] = RUNNING
-            changes["dry_run"] = spec.dry_run
+            attrs["phase"] = RUNNING
+            attrs["dry_run"] = spec.dry_run
         if m.phase in COMPLETED:
-            changes.update(_count(res, m.phase))
-        results[i] = _copy(res, **changes)
+            _count(attrs, m.phase)
+        results[i] = _instance(MetricResult, attrs)
     return _copy(state, metrics=tuple(results))
 
 
@@ -614,14 +630,15 @@ def _trim(specs: Sequence[MetricSpec], state: AnalysisRunState) -> AnalysisRunSt
 
 def _reconcile(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
                values: Mapping[str, ProviderResult], decide: Decide | None,
-               tasks: list[tuple[MetricSpec, bool]] | None = None) -> AnalysisRunState:
-    """One ``reconcileAnalysisRun`` (``tasks``: ``_tasks(specs, state, t)`` if known)."""
+               known: tuple[list[tuple[int, MetricSpec, bool]], bool] | None = None) -> AnalysisRunState:
+    """One ``reconcileAnalysisRun`` (``known``: ``_tasks(specs, state, t)`` and
+    ``is_terminating(state)``, when the caller has them already)."""
     if state.completed:
         return state
     invalid = validate(specs)
     if invalid:
         return _copy(state, phase=ERROR, message=f"Analysis spec invalid: {invalid}", completed_at=t)
-    state = _run_measurements(specs, state, t, values, decide, tasks)
+    state = _run_measurements(specs, state, t, values, decide, known)
     state, phase, message = _assess_run(specs, state)
     if phase != state.phase:
         if phase in COMPLETED and state.completed_at is None:
@@ -635,8 +652,15 @@ def _reconcile(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
 
 def start_run(name: str, specs: Sequence[MetricSpec], t: float) -> AnalysisRunState:
     """A new AnalysisRun created at ``t`` (not reconciled yet: ``next_due`` is ``t``)."""
-    return AnalysisRunState(name=name, phase=PENDING, started_at=t,
-                            metrics=tuple(MetricResult(s.name, dry_run=s.dry_run) for s in specs))
+    metrics = tuple([_instance(MetricResult, {**_NEW_RESULT, "name": s.name, "dry_run": s.dry_run}) for s in specs])
+    return _instance(AnalysisRunState, {"name": name, "phase": PENDING, "started_at": t, "metrics": metrics,
+                                        **_NEW_RUN_DEFAULTS})
+
+
+#: A MetricResult's fields before its first measurement, and an AnalysisRun's defaulted
+#: fields: the dataclasses' own defaults, in field order (start_run builds instances from them).
+_NEW_RESULT = dict(MetricResult("").__dict__)
+_NEW_RUN_DEFAULTS = {f.name: f.default for f in fields(AnalysisRunState) if f.default is not MISSING}
 
 
 def record(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
@@ -683,11 +707,12 @@ def measure_due(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
     _check(specs, state)
     if state.completed:
         return state
-    tasks = _tasks(specs, state, t)
+    terminating = is_terminating(state)
+    tasks = _tasks(specs, state, t, terminating)
     if not tasks:
         return state
     values = {spec.name: provide(spec.name) for _, spec, _ in tasks}
-    new = _reconcile(specs, state, t, values, decide, tasks)
+    new = _reconcile(specs, state, t, values, decide, (tasks, terminating))
     if not new.completed and is_terminating(new):
         new = _reconcile(specs, new, t, {}, decide)
     return new

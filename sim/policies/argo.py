@@ -131,6 +131,13 @@ _FIELDS = frozenset(f.name for f in fields(ArgoState))
 _new, _set = object.__new__, object.__setattr__
 
 
+def _run(kind: str, state: ar.AnalysisRunState) -> Run:
+    """``Run(kind, state)`` without the frozen dataclass's ``__init__``."""
+    run = _new(Run)
+    _set(run, "__dict__", {"kind": kind, "state": state})
+    return run
+
+
 def _evolve(s: ArgoState, **changes: object) -> ArgoState:
     # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
     # the instance dict is the same object at a fraction of the cost (no __post_init__).
@@ -367,9 +374,10 @@ class ArgoRollout:
         ``CalculateReplicaCountsForBasicCanary`` (``utils/replicaset/canary.go``)."""
         return desired_pods(self._plan, weight)
 
-    def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan) -> bool:
+    def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan,
+                        start: float | None) -> bool:
         """``completedCurrentCanaryStep`` of the current ``step``, read from the status
-        before this reconcile."""
+        before this reconcile (``start``: its ``CanaryPauseStep`` condition's start)."""
         if step.scales:
             # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
             # an inconclusive pause holds, haltProgress) and available.
@@ -379,7 +387,6 @@ class ArgoRollout:
             # reads as a resume; a timed pause expires after its duration, whatever other
             # conditions hold (the requeue at the expiry, checkEnqueueRolloutDuringWait, is
             # processed a moment after it: hence >= at the tick scheduled for it).
-            start = s.condition(STEP_PAUSE)
             if s.controller_pause and start is None:
                 return True
             return step.pause_s is not None and start is not None and obs.t >= start + step.pause_s
@@ -413,8 +420,11 @@ class ArgoRollout:
         if s.step_index >= len(p.steps):
             return self._promote(p, s, obs, acts)  # shouldFullPromote
         step = p.steps[s.step_index]
+        # The pause conditions hold still until the status is synced at the end.
+        inconclusive = s.condition(INCONCLUSIVE_PAUSE) is not None
+        paused_at = s.condition(STEP_PAUSE)
         adds: list[str] = []
-        s, verdicts = self._canary_runs(p, s, obs, step)
+        s, verdicts = self._canary_runs(p, s, obs, step, inconclusive)
         for kind, phase in verdicts:
             if phase in (ar.FAILED, ar.ERROR):
                 return self._abort(p, s, obs, acts, f"{kind} analysis phase {phase.lower()}")
@@ -422,25 +432,24 @@ class ArgoRollout:
                 adds.append(INCONCLUSIVE_PAUSE)
         if adds:  # HasAddPause: sync the status and return
             return _sync_pauses(s, obs.t, adds, (), f"{verdicts[-1][0]} analysis inconclusive: paused")
-        if obs.canary.ready and s.condition(INCONCLUSIVE_PAUSE) is None:
+        if obs.canary.ready and not inconclusive:
             pods = desired_pods(p, s.weight)  # reconcileCanaryReplicaSets
             if pods != s.canary_pods:
                 s = _evolve(s, canary_pods=pods)
-        if step.pause and not s.controller_pause and s.condition(STEP_PAUSE) is None:
+        if step.pause and not s.controller_pause and paused_at is None:
             adds.append(STEP_PAUSE)  # reconcileCanaryPause
-        if self._step_completed(p, s, obs, step):
+        if self._step_completed(p, s, obs, step, paused_at):
             s = self._advance_step(p, _evolve(s, event=f"step {s.step_index} completed"), obs, acts)
             return _sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
         return _sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
 
-    def _canary_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan
+    def _canary_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, inconclusive: bool
                      ) -> tuple[ArgoState, list[tuple[str, str]]]:
         """``reconcileBackgroundAnalysisRun`` and ``reconcileStepBasedAnalysisRun``: start
         the runs that are needed, and the phases of those the rollout reacts to
-        (``step``: the current step)."""
+        (``step``: the current step; ``inconclusive``: the InconclusiveAnalysis pause holds)."""
         verdicts: list[tuple[str, str]] = []
-        if p.background is not None and s.step_index >= p.starting_step \
-                and s.condition(INCONCLUSIVE_PAUSE) is None:
+        if p.background is not None and s.step_index >= p.starting_step and not inconclusive:
             current = s.run("background")
             if self._needs_new_run(s, current):
                 run = Run("background", ar.start_run("background", p.background, obs.t))
@@ -469,7 +478,7 @@ class ArgoRollout:
             if new is not run.state:
                 if runs is None:
                     runs = list(s.runs)
-                runs[i] = Run(run.kind, new)
+                runs[i] = _run(run.kind, new)
         return s if runs is None else _evolve(s, runs=tuple(runs))
 
     def _measure_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
