@@ -319,8 +319,8 @@ class ArgoRollout:
         state, verdict = self.judge.judge(prior, obs.versions)
         s = _evolve(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
         if verdict.reject:
-            return self._abort(s, obs, acts, f"judge {self.judge.kind} rejected the canary: "
-                                             f"{verdict.detail.get('statistic', '')}".rstrip(": "))
+            return self._abort(p, s, obs, acts, f"judge {self.judge.kind} rejected the canary: "
+                                                f"{verdict.detail.get('statistic', '')}".rstrip(": "))
         if verdict.accept:
             return self._promote(p, s, obs, acts)
         return s
