@@ -348,10 +348,10 @@ class ArgoRollout:
         """What the status and the router take from the current step (the weight and
         routes of ``reconcileTrafficRouting``). Pause conditions and step runs come from
         the reconcile that follows."""
-        plan = _step(p, s)
-        if plan is None:
+        current = _step(p, s)
+        if current is None:
             return s
-        step = plan.step
+        step = current.step
         if step.setWeight is not None:
             return _evolve(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
         if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
@@ -367,12 +367,6 @@ class ArgoRollout:
             acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
             return _evolve(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
         return s
-
-    def _desired_pods(self, weight: int) -> tuple[int, int]:
-        """Canary and stable pods for a weight: ``trafficWeightToReplicas`` (ceil) with a
-        traffic router, whose stable stays at full size (no dynamicStableScale); else
-        ``CalculateReplicaCountsForBasicCanary`` (``utils/replicaset/canary.go``)."""
-        return desired_pods(self._plan, weight)
 
     def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan,
                         start: float | None) -> bool:

@@ -65,14 +65,16 @@ class ArgoPlan(NamedTuple):
     analyses: Analyses
 
 
-def _pods(plan_routing: bool, replicas: int, surge: int, weight: int) -> tuple[int, int]:
-    if plan_routing:
+def _pods(routing: bool, replicas: int, surge: int, weight: int) -> tuple[int, int]:
+    if routing:
         return math.ceil(weight * replicas / 100), replicas
     return replica_counts(replicas, weight, surge)
 
 
 def desired_pods(p: ArgoPlan, weight: int) -> tuple[int, int]:
-    """Canary and stable pods for a weight (see ``ArgoRollout._desired_pods``)."""
+    """Canary and stable pods for a weight: ``trafficWeightToReplicas`` (ceil) with a
+    traffic router, whose stable stays at full size (no dynamicStableScale); else
+    ``CalculateReplicaCountsForBasicCanary`` (``utils/replicaset/canary.go``)."""
     if type(weight) is int and 0 <= weight <= 100:
         return p.pods[weight]
     return _pods(p.traffic_routing, p.replicas, p.max_surge, weight)
