@@ -175,6 +175,13 @@ def test_start_run_equals_the_dataclasses_own_instances():
     assert pickle.loads(pickle.dumps(run)) == run and copy.deepcopy(run) == run
 
 
+def test_measurements_and_results_built_without_init_have_every_field():
+    m = ar._measurement(ar.RUNNING, [0.5], 1.0, None, "x", 16.0)
+    assert m == ar.Measurement(ar.RUNNING, [0.5], 1.0, None, "x", 16.0)
+    assert list(vars(m)) == [f.name for f in dataclasses.fields(ar.Measurement)]
+    assert list(ar._NEW_RESULT) == [f.name for f in dataclasses.fields(ar.MetricResult)]
+
+
 def test_measure_due_is_due_metrics_then_record():
     rng = np.random.default_rng(4)
     answers = [[0.99], [0.5], [], ar.ProviderPhase(ar.RUNNING, resume_at=None), ar.ProviderPhase(ar.SUCCESSFUL),
