@@ -33,8 +33,8 @@ outcome). Times are seconds on the simulation clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Union
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, TypeVar, Union
 
 PENDING, RUNNING = "Pending", "Running"
 SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR = "Successful", "Failed", "Inconclusive", "Error"
@@ -52,6 +52,30 @@ RUN_TERMINATED = "Run Terminated"
 
 #: ``analysisStatusOrder`` (``utils/analysis/helpers.go``), best to worst.
 STATUS_ORDER = (SUCCESSFUL, RUNNING, PENDING, INCONCLUSIVE, ERROR, FAILED)
+_RANK = {p: i for i, p in enumerate(STATUS_ORDER)}
+_TERMINATING = frozenset({FAILED, ERROR, INCONCLUSIVE})
+
+_T = TypeVar("_T")
+_new, _set = object.__new__, object.__setattr__
+
+
+def _copy(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` for this module's frozen dataclasses (none has a
+    ``__post_init__`` or a field left out of ``__init__``): a copy of the instance dict,
+    without the field-by-field ``__init__``. A run is reconciled at every measurement of
+    every simulated rollout."""
+    d = obj.__dict__.copy()
+    d.update(changes)
+    new = _new(type(obj))
+    _set(new, "__dict__", d)
+    return new
+
+
+def _instance(cls: type[_T], attrs: dict[str, Any]) -> _T:
+    """An instance of ``cls`` with these fields (all of them), as ``_copy`` builds it."""
+    new = _new(cls)
+    _set(new, "__dict__", attrs)
+    return new
 
 
 # -- spec and state ---------------------------------------------------------------------
@@ -189,6 +213,7 @@ class ProviderPhase:
     message: str = ""
 
 
+_PROVIDED = (ProviderError, ProviderPhase)
 #: What the caller passes per due metric. A raw value (float, list of floats, dict, str)
 #: is decided by the conditions; None stands for an empty Prometheus vector (``[]``).
 ProviderResult = Union[ProviderError, ProviderPhase, float, list, dict, str, None]
@@ -197,8 +222,14 @@ Decide = Callable[[Any, "str | None", "str | None"], Any]
 
 
 def _default_decide() -> Decide:
-    from sim.policies.expr import measurement_phase  # written alongside; imported lazily
-    return measurement_phase
+    global _decide
+    if _decide is None:
+        from sim.policies.expr import measurement_phase  # written alongside; imported lazily
+        _decide = measurement_phase
+    return _decide
+
+
+_decide: Decide | None = None
 
 
 # -- small helpers from utils/analysis/helpers.go and analysis_types.go -------------------
@@ -213,8 +244,7 @@ def effective_count(spec: MetricSpec) -> int | None:
 def is_worse(current: str, new: str) -> bool:
     """``IsWorse``: whether ``new`` is worse than ``current`` in ``STATUS_ORDER``
     (a phase not in the order ranks as Successful)."""
-    rank = {p: i for i, p in enumerate(STATUS_ORDER)}
-    return rank.get(new, 0) > rank.get(current, 0)
+    return _RANK.get(new, 0) > _RANK.get(current, 0)
 
 
 def worst(left: str, right: str) -> str:
@@ -227,7 +257,10 @@ def is_terminating(state: AnalysisRunState) -> bool:
     Error or Inconclusive."""
     if state.terminate:
         return True
-    return any(not r.dry_run and r.phase in (FAILED, ERROR, INCONCLUSIVE) for r in state.metrics)
+    for r in state.metrics:
+        if not r.dry_run and r.phase in _TERMINATING:
+            return True
+    return False
 
 
 def validate(specs: Sequence[MetricSpec]) -> str | None:
@@ -321,6 +354,13 @@ def assess_metric_status(spec: MetricSpec, result: MetricResult, terminating: bo
 # -- scheduling (generateMetricTasks, calculateNextReconcileTime) --------------------------
 
 def _check(specs: Sequence[MetricSpec], state: AnalysisRunState) -> None:
+    metrics = state.metrics
+    if len(specs) == len(metrics):
+        for s, r in zip(specs, metrics):
+            if s.name != r.name:
+                break
+        else:
+            return
     names = tuple(s.name for s in specs)
     if names != tuple(r.name for r in state.metrics):
         raise ValueError(f"specs {names} do not match the run's metrics "
@@ -335,25 +375,29 @@ def _retry_interval(spec: MetricSpec, last: Measurement) -> float | None:
     return spec.interval_s
 
 
-def _tasks(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float) -> list[tuple[MetricSpec, bool]]:
-    """``generateMetricTasks``: (spec, resumes an in-flight measurement) per task."""
-    terminating = is_terminating(state)
-    tasks: list[tuple[MetricSpec, bool]] = []
-    for spec, res in zip(specs, state.metrics):
+def _tasks(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
+           terminating: bool | None = None) -> list[tuple[int, MetricSpec, bool]]:
+    """``generateMetricTasks``: (index in the run's metrics, spec, resumes an in-flight
+    measurement) per task. ``terminating``: ``is_terminating(state)`` when the caller has
+    it already."""
+    if terminating is None:
+        terminating = is_terminating(state)
+    tasks: list[tuple[int, MetricSpec, bool]] = []
+    for i, (spec, res) in enumerate(zip(specs, state.metrics)):
         if res.phase in COMPLETED:
             continue
-        last = res.last
+        last = res.measurements[-1] if res.measurements else None
         if last is not None and last.finished_at is None:
             if not terminating and last.resume_at is not None and last.resume_at > t:
                 continue
-            tasks.append((spec, True))  # resume it, or terminate it when terminating
+            tasks.append((i, spec, True))  # resume it, or terminate it when terminating
             continue
         if terminating:
             continue
         if last is None:
             if t < state.started_at + spec.initial_delay_s:
                 continue
-            tasks.append((spec, False))
+            tasks.append((i, spec, False))
             continue
         n = effective_count(spec)
         if n is not None and res.count >= n:
@@ -365,7 +409,7 @@ def _tasks(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float) -> li
         # fires at finishedAt + interval and the worker runs an instant later, so at the
         # due time itself the measurement is taken: >= here.
         if t >= last.finished_at + wait:  # type: ignore[operator]
-            tasks.append((spec, False))
+            tasks.append((i, spec, False))
     return tasks
 
 
@@ -381,7 +425,7 @@ def due_metrics(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float) 
     _check(specs, state)
     if state.completed:
         return []
-    return [spec.name for spec, _ in _tasks(specs, state, t)]
+    return [spec.name for _, spec, _ in _tasks(specs, state, t)]
 
 
 def next_due(specs: Sequence[MetricSpec], state: AnalysisRunState) -> float | None:
@@ -435,69 +479,94 @@ def _measure(spec: MetricSpec, previous: Measurement | None, got: ProviderResult
     """Provider Run (previous None) or Resume: the new or updated measurement."""
     started = previous.started_at if previous is not None else t
     if isinstance(got, ProviderError):
-        return Measurement(ERROR, None, started, t, got.message)
+        return _measurement(ERROR, None, started, t, got.message)
     if isinstance(got, ProviderPhase):
         if got.phase == RUNNING:
-            return Measurement(RUNNING, got.value, started, None, got.message, got.resume_at)
+            return _measurement(RUNNING, got.value, started, None, got.message, got.resume_at)
         if got.phase not in COMPLETED:
             raise ValueError(f"metric {spec.name!r}: provider phase {got.phase!r}")
-        return Measurement(got.phase, got.value, started, t, got.message)
+        return _measurement(got.phase, got.value, started, t, got.message)
     value = [] if got is None else got
     phase, message = _decided(value, spec, decide)
-    return Measurement(phase, value, started, t, message)
+    return _measurement(phase, value, started, t, message)
+
+
+def _measurement(phase: str, value: object, started_at: float, finished_at: float | None, message: str = "",
+                 resume_at: float | None = None) -> Measurement:
+    """``Measurement(...)``, built as ``_copy`` builds its copies."""
+    m = _new(Measurement)
+    _set(m, "__dict__", {"phase": phase, "value": value, "started_at": started_at, "finished_at": finished_at,
+                         "message": message, "resume_at": resume_at})
+    return m
 
 
 def _terminated(spec: MetricSpec, m: Measurement, t: float) -> Measurement:
     """Provider Terminate of an in-flight measurement: the job provider deletes the Job
     and marks it Inconclusive; the others (prometheus, web, kayenta) return it unchanged."""
     if spec.provider == "job":
-        m = replace(m, phase=INCONCLUSIVE, finished_at=t, resume_at=None)
+        m = _copy(m, phase=INCONCLUSIVE, finished_at=t, resume_at=None)
     if m.phase in (SUCCESSFUL, INCONCLUSIVE):
-        m = replace(m, message=METRIC_TERMINATED)
+        m = _copy(m, message=METRIC_TERMINATED)
     return m
 
 
-def _count(res: MetricResult, phase: str) -> MetricResult:
-    """The counters a completed measurement changes (``runMeasurements``)."""
+def _count(attrs: dict[str, Any], phase: str) -> None:
+    """Update a MetricResult's field values with the counters a completed measurement changes
+    (``runMeasurements``)."""
     if phase == SUCCESSFUL:
-        return replace(res, successful=res.successful + 1, count=res.count + 1, consecutive_error=0,
-                       consecutive_success=res.consecutive_success + 1)
-    if phase == FAILED:
-        return replace(res, failed=res.failed + 1, count=res.count + 1, consecutive_error=0,
-                       consecutive_success=0)
-    if phase == INCONCLUSIVE:
-        return replace(res, inconclusive=res.inconclusive + 1, count=res.count + 1, consecutive_error=0,
-                       consecutive_success=0)
-    # Error: the count does not advance
-    return replace(res, error=res.error + 1, consecutive_error=res.consecutive_error + 1, consecutive_success=0)
+        attrs["successful"] += 1
+        attrs["count"] += 1
+        attrs["consecutive_error"] = 0
+        attrs["consecutive_success"] += 1
+    elif phase == FAILED:
+        attrs["failed"] += 1
+        attrs["count"] += 1
+        attrs["consecutive_error"] = attrs["consecutive_success"] = 0
+    elif phase == INCONCLUSIVE:
+        attrs["inconclusive"] += 1
+        attrs["count"] += 1
+        attrs["consecutive_error"] = attrs["consecutive_success"] = 0
+    else:  # Error: the count does not advance
+        attrs["error"] += 1
+        attrs["consecutive_error"] += 1
+        attrs["consecutive_success"] = 0
 
 
 def _run_measurements(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
-                      values: Mapping[str, ProviderResult], decide: Decide | None) -> AnalysisRunState:
-    terminating = is_terminating(state)
-    tasks = _tasks(specs, state, t)
-    needed = [s.name for s, resume in tasks if not (resume and terminating)]
-    missing = [n for n in needed if n not in values]
-    if missing:
-        raise ValueError(f"no provider result for due metric(s) {missing} at t={t}")
-    if decide is None and any(not isinstance(values[n], (ProviderError, ProviderPhase)) for n in needed):
-        decide = _default_decide()
-    results = {r.name: r for r in state.metrics}
-    for spec, resume in tasks:
-        res = results[spec.name]
+                      values: Mapping[str, ProviderResult], decide: Decide | None,
+                      known: tuple[list[tuple[int, MetricSpec, bool]], bool] | None = None) -> AnalysisRunState:
+    # Called once the specs are valid: metric names are unique and in the specs' order.
+    # ``known``: the tasks and is_terminating(state), when the caller has them already.
+    if known is None:
+        terminating = is_terminating(state)
+        tasks = _tasks(specs, state, t, terminating)
+    else:
+        tasks, terminating = known
+    for _, spec, resume in tasks:
+        if not (resume and terminating):
+            if spec.name not in values:
+                missing = [s.name for _, s, r in tasks if not (r and terminating) and s.name not in values]
+                raise ValueError(f"no provider result for due metric(s) {missing} at t={t}")
+            if decide is None and not isinstance(values[spec.name], _PROVIDED):
+                decide = _default_decide()
+    results = list(state.metrics)
+    for i, spec, resume in tasks:
+        res = results[i]
+        attrs = res.__dict__.copy()
         if resume:
             prev = res.measurements[-1]
             m = _terminated(spec, prev, t) if terminating else _measure(spec, prev, values[spec.name], t, decide)
-            measurements = res.measurements[:-1] + (m,)
+            attrs["measurements"] = res.measurements[:-1] + (m,)
         else:
             m = _measure(spec, None, values[spec.name], t, decide)  # type: ignore[arg-type]
-            measurements = res.measurements + (m,)
-        if not res.started:
-            res = replace(res, phase=RUNNING, dry_run=spec.dry_run)
+            attrs["measurements"] = res.measurements + (m,)
+        if not res.measurements:  # the metric's first measurement starts its MetricResult
+            attrs["phase"] = RUNNING
+            attrs["dry_run"] = spec.dry_run
         if m.phase in COMPLETED:
-            res = _count(res, m.phase)
-        results[spec.name] = replace(res, measurements=measurements)
-    return replace(state, metrics=tuple(results[s.name] for s in specs))
+            _count(attrs, m.phase)
+        results[i] = _instance(MetricResult, attrs)
+    return _copy(state, metrics=tuple(results))
 
 
 # -- run assessment (assessRunStatus) -----------------------------------------------------
@@ -508,14 +577,16 @@ def _assess_run(specs: Sequence[MetricSpec], state: AnalysisRunState) -> tuple[A
     worst_phase, worst_message = "", (RUN_TERMINATED if state.terminate else "")
     everything_completed = True
     results = []
+    changed = False
     for spec, res in zip(specs, state.metrics):
-        if not res.started:  # Argo has no MetricResult yet (e.g. initialDelay)
+        if not res.measurements:  # Argo has no MetricResult yet (e.g. initialDelay)
             everything_completed = False
             results.append(res)
             continue
         status = assess_metric_status(spec, res, terminating)
         if status != res.phase:
-            res = replace(res, phase=status, message=res.measurements[-1].message)
+            res = _copy(res, phase=status, message=res.measurements[-1].message)
+            changed = True
         if status not in COMPLETED:
             everything_completed = False
         else:
@@ -531,9 +602,11 @@ def _assess_run(specs: Sequence[MetricSpec], state: AnalysisRunState) -> tuple[A
                 if worst_phase == "":
                     worst_phase = SUCCESSFUL  # dry-run verdicts never count
                 if why:
-                    res = replace(res, message=f"Metric assessed {status} due to {why}")
+                    res = _copy(res, message=f"Metric assessed {status} due to {why}")
+                    changed = True
         results.append(res)
-    state = replace(state, metrics=tuple(results))
+    if changed:
+        state = _copy(state, metrics=tuple(results))
     worst_message = worst_message.strip()
     if terminating:
         return state, (worst_phase or SUCCESSFUL), worst_message
@@ -545,28 +618,33 @@ def _assess_run(specs: Sequence[MetricSpec], state: AnalysisRunState) -> tuple[A
 def _trim(specs: Sequence[MetricSpec], state: AnalysisRunState) -> AnalysisRunState:
     """``garbageCollectMeasurements``: keep the newest measurements, counters untouched."""
     results = []
+    trimmed = False
     for spec, res in zip(specs, state.metrics):
         limit = spec.measurement_retention if spec.measurement_retention > 0 else MEASUREMENT_HISTORY_LIMIT
         if len(res.measurements) > limit:
-            res = replace(res, measurements=res.measurements[-limit:])
+            res = _copy(res, measurements=res.measurements[-limit:])
+            trimmed = True
         results.append(res)
-    return replace(state, metrics=tuple(results))
+    return _copy(state, metrics=tuple(results)) if trimmed else state
 
 
 def _reconcile(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
-               values: Mapping[str, ProviderResult], decide: Decide | None) -> AnalysisRunState:
-    """One ``reconcileAnalysisRun``."""
+               values: Mapping[str, ProviderResult], decide: Decide | None,
+               known: tuple[list[tuple[int, MetricSpec, bool]], bool] | None = None) -> AnalysisRunState:
+    """One ``reconcileAnalysisRun`` (``known``: ``_tasks(specs, state, t)`` and
+    ``is_terminating(state)``, when the caller has them already)."""
     if state.completed:
         return state
     invalid = validate(specs)
     if invalid:
-        return replace(state, phase=ERROR, message=f"Analysis spec invalid: {invalid}", completed_at=t)
-    state = _run_measurements(specs, state, t, values, decide)
+        return _copy(state, phase=ERROR, message=f"Analysis spec invalid: {invalid}", completed_at=t)
+    state = _run_measurements(specs, state, t, values, decide, known)
     state, phase, message = _assess_run(specs, state)
     if phase != state.phase:
-        state = replace(state, phase=phase, message=message)
         if phase in COMPLETED and state.completed_at is None:
-            state = replace(state, completed_at=t)
+            state = _copy(state, phase=phase, message=message, completed_at=t)
+        else:
+            state = _copy(state, phase=phase, message=message)
     return _trim(specs, state)
 
 
@@ -574,8 +652,15 @@ def _reconcile(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
 
 def start_run(name: str, specs: Sequence[MetricSpec], t: float) -> AnalysisRunState:
     """A new AnalysisRun created at ``t`` (not reconciled yet: ``next_due`` is ``t``)."""
-    return AnalysisRunState(name=name, phase=PENDING, started_at=t,
-                            metrics=tuple(MetricResult(s.name, dry_run=s.dry_run) for s in specs))
+    metrics = tuple([_instance(MetricResult, {**_NEW_RESULT, "name": s.name, "dry_run": s.dry_run}) for s in specs])
+    return _instance(AnalysisRunState, {"name": name, "phase": PENDING, "started_at": t, "metrics": metrics,
+                                        **_NEW_RUN_DEFAULTS})
+
+
+#: A MetricResult's fields before its first measurement, and an AnalysisRun's defaulted
+#: fields: the dataclasses' own defaults, in field order (start_run builds instances from them).
+_NEW_RESULT = dict(MetricResult("").__dict__)
+_NEW_RUN_DEFAULTS = {f.name: f.default for f in fields(AnalysisRunState) if f.default is not MISSING}
 
 
 def record(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
@@ -609,6 +694,30 @@ def record(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
     return new
 
 
+def measure_due(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
+                provide: Callable[[str], ProviderResult], *, decide: Decide | None = None) -> AnalysisRunState:
+    """``due_metrics`` and ``record`` in one pass: the provider of each metric due at
+    ``t`` is asked, in the run's metric order, through ``provide(name)``, and the run is
+    reconciled with the answers. The state itself comes back when nothing is due (or the
+    run is completed): a rollout asks at every reconcile, and mostly nothing is due.
+
+    Raises:
+        ValueError: specs and state disagree.
+    """
+    _check(specs, state)
+    if state.completed:
+        return state
+    terminating = is_terminating(state)
+    tasks = _tasks(specs, state, t, terminating)
+    if not tasks:
+        return state
+    values = {spec.name: provide(spec.name) for _, spec, _ in tasks}
+    new = _reconcile(specs, state, t, values, decide, (tasks, terminating))
+    if not new.completed and is_terminating(new):
+        new = _reconcile(specs, new, t, {}, decide)
+    return new
+
+
 def terminate(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float) -> AnalysisRunState:
     """Set ``spec.terminate`` (the rollout was promoted or aborted) and reconcile at ``t``:
     no new measurements, in-flight ones terminated (a job becomes Inconclusive), unbounded
@@ -617,4 +726,4 @@ def terminate(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float) ->
     _check(specs, state)
     if state.completed:
         return state
-    return _reconcile(specs, replace(state, terminate=True), t, {}, None)
+    return _reconcile(specs, _copy(state, terminate=True), t, {}, None)

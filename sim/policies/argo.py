@@ -33,22 +33,28 @@ versions' counters; ``reject`` aborts like a failed background run, ``accept`` p
 fully (as ``kubectl argo rollouts promote --full``). Its other verdicts change nothing:
 an Argo rollout has no failed-check counter for them to feed. Blue/green previews get no
 live traffic, so a judge is not consulted there.
+
+Speed: ``step`` and ``next_tick`` run at every tick of every simulated rollout, so what
+depends only on the spec is derived once into a cached plan (``sim.policies.argo_plan``),
+states are copied without the frozen dataclass's field-by-field ``__init__``, a reconcile
+that changes nothing hands back the state it was given, and constant actions are shared.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 from sim.policies import analysis as ar
 from sim.policies import argo_kayenta
-from sim.policies.argo_analyses import max_surge, replica_counts, resolve_analysis
+from sim.policies.argo_analyses import resolve_analysis
+from sim.policies.argo_plan import (FINISH_DEGRADED, FINISH_HEALTHY, MANUAL, NO_WEIGHT, PROMOTE, SCALE_UP, ArgoPlan,
+                                    StepPlan, build_plan, desired_pods, manual_called)
 from sim.policies.argo_spec import ArgoMetric, ArgoPolicySpec
-from sim.policies.base import (Action, Finish, HookCalled, MetricQuery, Observation, Promote, Rollback,
-                               ScaleUp, SetWeights)
+from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
+from sim.policies.flagger_plan import set_weights
 from sim.policies.judges import Judge, JudgeData, make_judge
 from sim.policies.judges.kayenta import KayentaJudge
 from sim.units import parse_duration
@@ -56,7 +62,6 @@ from sim.units import parse_duration
 RESYNC_S = 15.0
 PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
 TERMINAL = frozenset({DEGRADED, HEALTHY})
-MANUAL = "manual-promotion"
 STEP_PAUSE, INCONCLUSIVE_PAUSE, BLUE_GREEN_PAUSE = "CanaryPauseStep", "InconclusiveAnalysis", "BlueGreenPause"
 #: Reconciles at one instant at most: each status update triggers the next reconcile
 #: at once upstream; a rollout settles after a few per step.
@@ -97,15 +102,50 @@ class ArgoState:
     judge: object = None            # the judge's own (immutable) state
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
 
+    # Plain loops, not generator expressions: these run several times per tick.
     def run(self, kind: str) -> Run | None:
-        return next((r for r in self.runs if r.kind == kind), None)
+        for r in self.runs:
+            if r.kind == kind:
+                return r
+        return None
 
     def without(self, kind: str) -> tuple[Run, ...]:
-        return tuple(r for r in self.runs if r.kind != kind)
+        return tuple([r for r in self.runs if r.kind != kind])
 
     def condition(self, reason: str) -> float | None:
         """Start time of the pause condition ``reason`` (``getPauseCondition``), or None."""
-        return next((start for r, start in self.conditions if r == reason), None)
+        for r, start in self.conditions:
+            if r == reason:
+                return start
+        return None
+
+    def evolve(self, **changes: object) -> "ArgoState":
+        """A copy with some fields changed (``dataclasses.replace``, without its
+        introspection: this runs several times per tick of every simulated rollout)."""
+        if not changes.keys() <= _FIELDS:
+            raise TypeError(f"ArgoState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
+        return _evolve(self, **changes)
+
+
+_FIELDS = frozenset(f.name for f in fields(ArgoState))
+_new, _set = object.__new__, object.__setattr__
+
+
+def _run(kind: str, state: ar.AnalysisRunState) -> Run:
+    """``Run(kind, state)`` without the frozen dataclass's ``__init__``."""
+    run = _new(Run)
+    _set(run, "__dict__", {"kind": kind, "state": state})
+    return run
+
+
+def _evolve(s: ArgoState, **changes: object) -> ArgoState:
+    # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
+    # the instance dict is the same object at a fraction of the cost (no __post_init__).
+    d = s.__dict__.copy()
+    d.update(changes)
+    new = _new(ArgoState)
+    _set(new, "__dict__", d)
+    return new
 
 
 class ArgoRollout:
@@ -146,6 +186,11 @@ class ArgoRollout:
                 out["post"] = resolve_analysis(self.spec, bg.postPromotionAnalysis)
         return out
 
+    @cached_property
+    def _plan(self) -> ArgoPlan:
+        """Everything a reconcile needs that depends only on the spec (built on first use)."""
+        return build_plan(self.spec, self._analyses, _MAX_RECONCILES)
+
     def queries(self) -> list[MetricQuery]:
         """Prometheus metrics, keyed by metric name (bound in the scenario, or recognised
         from the query by the world)."""
@@ -181,19 +226,22 @@ class ArgoRollout:
             return None
         if not state.started:
             return t  # the spec change is reconciled at once
+        p = self._plan
         due = [t + RESYNC_S]
         for run in state.runs:
-            nd = ar.next_due(self._analyses[run.kind][0], run.state)
-            if nd is not None:
-                due.append(nd)
-        step = self._step(state)
-        paused_at = state.condition(STEP_PAUSE)
-        if step is not None and step.pause is not None and step.pause.duration is not None and paused_at is not None:
-            due.append(paused_at + step.pause.duration)  # checkEnqueueRolloutDuringWait
-        bg = self.spec.strategy.blueGreen
-        paused_at = state.condition(BLUE_GREEN_PAUSE)
-        if bg is not None and paused_at is not None and bg.autoPromotionSeconds > 0:
-            due.append(paused_at + bg.autoPromotionSeconds)
+            if not run.state.completed:  # next_due: None once the run is completed
+                nd = ar.next_due(p.analyses[run.kind][0], run.state)
+                if nd is not None:
+                    due.append(nd)
+        if state.conditions:  # a pause expiry (none without a pause condition)
+            step = _step(p, state)
+            paused_at = state.condition(STEP_PAUSE)
+            if step is not None and step.pause_s is not None and paused_at is not None:
+                due.append(paused_at + step.pause_s)  # checkEnqueueRolloutDuringWait
+            bg = self.spec.strategy.blueGreen
+            paused_at = state.condition(BLUE_GREEN_PAUSE)
+            if bg is not None and paused_at is not None and bg.autoPromotionSeconds > 0:
+                due.append(paused_at + bg.autoPromotionSeconds)
         # Only what lies ahead: an expiry already past (e.g. a pause held by an
         # inconclusive run) must not pin the clock.
         return min(x for x in due if x > t)
@@ -218,54 +266,40 @@ class ArgoRollout:
         if state.phase in TERMINAL:
             return state, ()
         acts: list[Action] = []
-        if self.spec.strategy.canary is not None:
-            new = self._canary(state, obs, acts)
+        p = self._plan
+        if p.canary:
+            new = self._canary(p, state, obs, acts)
         else:
-            new = self._blue_green(state, obs, acts)
+            new = self._blue_green(p, state, obs, acts)
         return new, tuple(acts)
 
     # -- canary -----------------------------------------------------------------------------
 
-    def _steps(self):
-        return self.spec.strategy.canary.steps
-
-    def _step(self, s: ArgoState):
-        c = self.spec.strategy.canary
-        return c.steps[s.step_index] if c is not None and s.step_index < len(c.steps) else None
-
-    def _canary(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _canary(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """One instant of the rollout controller: the CLI's promote if someone runs it,
         then ``rolloutCanary`` reconciles until the status stops changing (each status
         update re-queues the rollout at once upstream)."""
         if not s.started:
-            acts.append(ScaleUp())
-            s = self._enter_step(replace(s, started=True), obs, acts)
-        since = self._human_pause(s)
-        if since is not None and self._manual(obs, acts, since):
-            s = self._promote_cli(s, obs, acts)  # kubectl argo rollouts promote
+            acts.append(SCALE_UP)
+            s = self._enter_step(p, _evolve(s, started=True), obs, acts)
+        if s.conditions:  # no pause condition, no pause for a person to lift
+            since = _human_pause(p, s)
+            if since is not None and self._manual(obs, acts, since):
+                s = self._promote_cli(p, s, obs, acts)  # kubectl argo rollouts promote
         if self.judge is not None:
-            s = self._run_judge(s, obs, acts)
+            s = self._run_judge(p, s, obs, acts)
             if s.phase in TERMINAL:
                 return s
-        for _ in range(_MAX_RECONCILES + 2 * len(self._steps())):
-            s = self._measure(s, obs, acts)  # the AnalysisRun controller, between reconciles
-            new = self._reconcile_canary(s, obs, acts)
-            if new == s or new.phase in TERMINAL:
+        for _ in range(p.reconciles):
+            s = self._measure(p, s, obs, acts)  # the AnalysisRun controller, between reconciles
+            new = self._reconcile_canary(p, s, obs, acts)
+            if new is s or new == s or new.phase in TERMINAL:
                 s = new
                 break
             s = new
-        return self._route(s, obs, acts)
+        return self._route(p, s, obs, acts)
 
-    def _human_pause(self, s: ArgoState) -> float | None:
-        """Since when the rollout waits in a pause only a person lifts
-        (``requiresManualAction``, ``rollout/pause.go``: an inconclusive analysis or a
-        ``pause: {}`` step), or None. The scripted ``manual-promotion`` is that person."""
-        step = self._step(s)
-        waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE or (
-            r == STEP_PAUSE and step is not None and step.pause is not None and step.pause.duration is None)]
-        return min(waits) if waits else None
-
-    def _promote_cli(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _promote_cli(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """``kubectl argo rollouts promote`` (``promote.go`` ``getPatches``, default case):
         with the current step's run inconclusive, clear the pause conditions and
         ``controllerPause`` and skip the step; otherwise clear the pause conditions only,
@@ -273,25 +307,25 @@ class ArgoRollout:
         background run that was inconclusive is replaced, ``needsNewAnalysisRun``)."""
         step_run = s.run(f"step:{s.step_index}")
         if step_run is not None and step_run.state.phase == ar.INCONCLUSIVE and s.controller_pause:
-            s = replace(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
-            return self._advance_step(s, obs, acts)
-        return replace(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
+            s = _evolve(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
+            return self._advance_step(p, s, obs, acts)
+        return _evolve(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
 
-    def _run_judge(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _run_judge(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """The judge as a background analysis: reject aborts, accept promotes fully."""
         if obs.versions is None:
             return s
         prior = s.judge if s.judge is not None else self.judge.initial_state()
         state, verdict = self.judge.judge(prior, obs.versions)
-        s = replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
+        s = _evolve(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
         if verdict.reject:
-            return self._abort(s, obs, acts, f"judge {self.judge.kind} rejected the canary: "
-                                             f"{verdict.detail.get('statistic', '')}".rstrip(": "))
+            return self._abort(p, s, obs, acts, f"judge {self.judge.kind} rejected the canary: "
+                                                f"{verdict.detail.get('statistic', '')}".rstrip(": "))
         if verdict.accept:
-            return self._promote(s, obs, acts)
+            return self._promote(p, s, obs, acts)
         return s
 
-    def _route(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _route(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """Live traffic to the canary. With a traffic router, ``reconcileTrafficRouting``:
         nothing until the canary is available (it keeps what it had, 0 at first), then the
         step's weight once its pods are at the desired counts, else the last setWeight
@@ -299,83 +333,70 @@ class ArgoRollout:
         if s.phase in TERMINAL or not obs.canary.ready:
             return s
         canary, stable = s.canary_pods
-        if self.spec.strategy.canary.trafficRouting is None:
+        if not p.traffic_routing:
             want = round(100 * canary / max(canary + stable, 1))
-        elif s.canary_pods == self._desired_pods(s.weight):
+        elif s.canary_pods == desired_pods(p, s.weight):
             want = s.weight
-        else:
-            want = next((st.setWeight for st in reversed(self._steps()[:s.step_index]) if st.setWeight is not None), 0)
+        else:  # the last setWeight before the current step
+            want = p.routed_before[min(s.step_index, len(p.steps))]
         if want != s.routed:
-            acts.append(SetWeights(want))
-            s = replace(s, routed=want)
+            acts.append(set_weights(want))
+            s = _evolve(s, routed=want)
         return s
 
-    def _enter_step(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _enter_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """What the status and the router take from the current step (the weight and
         routes of ``reconcileTrafficRouting``). Pause conditions and step runs come from
         the reconcile that follows."""
-        step = self._step(s)
-        if step is None:
+        current = _step(p, s)
+        if current is None:
             return s
+        step = current.step
         if step.setWeight is not None:
-            return replace(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
+            return _evolve(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
         if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
             sc = step.setCanaryScale
             w = s.weight if sc.matchTrafficWeight else (sc.weight if sc.weight is not None
                                                         else round(100 * (sc.replicas or 0) / self.spec.replicas))
-            return replace(s, weight=w, event="setCanaryScale")
+            return _evolve(s, weight=w, event="setCanaryScale")
         if step.setHeaderRoute is not None:
             acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
-            return replace(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
+            return _evolve(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
         if step.setMirrorRoute is not None:
             pct = float(step.setMirrorRoute.percentage or 100)
             acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
-            return replace(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
+            return _evolve(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
         return s
 
-    def _desired_pods(self, weight: int) -> tuple[int, int]:
-        """Canary and stable pods for a weight: ``trafficWeightToReplicas`` (ceil) with a
-        traffic router, whose stable stays at full size (no dynamicStableScale); else
-        ``CalculateReplicaCountsForBasicCanary`` (``utils/replicaset/canary.go``)."""
-        c = self.spec.strategy.canary
-        n = self.spec.replicas
-        if c.trafficRouting is not None:
-            return math.ceil(weight * n / 100), n
-        return replica_counts(n, weight, max_surge(c, n))
-
-    def _step_completed(self, s: ArgoState, obs: Observation) -> bool:
-        """``completedCurrentCanaryStep``, read from the status before this reconcile."""
-        step = self._step(s)
-        if step is None:
-            return False
-        if step.setWeight is not None or step.setCanaryScale is not None:
+    def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan,
+                        start: float | None) -> bool:
+        """``completedCurrentCanaryStep`` of the current ``step``, read from the status
+        before this reconcile (``start``: its ``CanaryPauseStep`` condition's start)."""
+        if step.scales:
             # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
             # an inconclusive pause holds, haltProgress) and available.
-            return obs.canary.ready and s.canary_pods == self._desired_pods(s.weight)
-        if step.pause is not None:
+            return obs.canary.ready and s.canary_pods == desired_pods(p, s.weight)
+        if step.pause:
             # CompletedCanaryPauseStep: controllerPause without a CanaryPauseStep condition
             # reads as a resume; a timed pause expires after its duration, whatever other
             # conditions hold (the requeue at the expiry, checkEnqueueRolloutDuringWait, is
             # processed a moment after it: hence >= at the tick scheduled for it).
-            start = s.condition(STEP_PAUSE)
             if s.controller_pause and start is None:
                 return True
-            return step.pause.duration is not None and start is not None and obs.t >= start + step.pause.duration
-        if step.analysis is not None:
-            run = s.run(f"step:{s.step_index}")
-            return (run is None and f"step:{s.step_index}" not in self._analyses) or \
-                (run is not None and run.state.phase == ar.SUCCESSFUL)
+            return step.pause_s is not None and start is not None and obs.t >= start + step.pause_s
+        if step.analysis:
+            run = s.run(step.key)
+            return (run is None and not step.has_run) or (run is not None and run.state.phase == ar.SUCCESSFUL)
         return True  # setHeaderRoute, setMirrorRoute
 
-    def _advance_step(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _advance_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         # A run from a previous step is cancelled (reconcileStepBasedAnalysisRun).
         done = f"step:{s.step_index}"
-        if s.run(done) is not None:
-            s = replace(s, runs=s.without(done))
-        s = replace(s, step_index=s.step_index + 1)
-        if s.step_index >= len(self._steps()):
+        runs = s.without(done) if s.run(done) is not None else s.runs
+        s = _evolve(s, runs=runs, step_index=s.step_index + 1)
+        if s.step_index >= len(p.steps):
             return s  # shouldFullPromote, at the next reconcile
-        return self._enter_step(s, obs, acts)
+        return self._enter_step(p, s, obs, acts)
 
     def _needs_new_run(self, s: ArgoState, current: Run | None) -> bool:
         """``needsNewAnalysisRun`` (``rollout/analysis.go``); ``AbortedAt`` is never set
@@ -386,98 +407,84 @@ class ArgoRollout:
             return current.state.phase == ar.INCONCLUSIVE
         return False
 
-    def _reconcile_canary(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _reconcile_canary(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """One ``rolloutCanary`` reconcile: analysis runs, ReplicaSets, pause step, then
         ``syncRolloutStatusCanary`` (full promotion, abort, step completion) and the pause
         conditions it persists (``CalculatePauseConditions``)."""
-        if s.step_index >= len(self._steps()):
-            return self._promote(s, obs, acts)  # shouldFullPromote
+        if s.step_index >= len(p.steps):
+            return self._promote(p, s, obs, acts)  # shouldFullPromote
+        step = p.steps[s.step_index]
+        # The pause conditions hold still until the status is synced at the end.
+        inconclusive = s.condition(INCONCLUSIVE_PAUSE) is not None
+        paused_at = s.condition(STEP_PAUSE)
         adds: list[str] = []
-        s, verdicts = self._canary_runs(s, obs)
+        s, verdicts = self._canary_runs(p, s, obs, step, inconclusive)
         for kind, phase in verdicts:
             if phase in (ar.FAILED, ar.ERROR):
-                return self._abort(s, obs, acts, f"{kind} analysis phase {phase.lower()}")
+                return self._abort(p, s, obs, acts, f"{kind} analysis phase {phase.lower()}")
             if phase == ar.INCONCLUSIVE:
                 adds.append(INCONCLUSIVE_PAUSE)
         if adds:  # HasAddPause: sync the status and return
-            return self._sync_pauses(s, obs.t, adds, (), f"{verdicts[-1][0]} analysis inconclusive: paused")
-        if s.condition(INCONCLUSIVE_PAUSE) is None and obs.canary.ready:
-            s = replace(s, canary_pods=self._desired_pods(s.weight))  # reconcileCanaryReplicaSets
-        step = self._step(s)
-        if step.pause is not None and s.condition(STEP_PAUSE) is None and not s.controller_pause:
+            return _sync_pauses(s, obs.t, adds, (), f"{verdicts[-1][0]} analysis inconclusive: paused")
+        if obs.canary.ready and not inconclusive:
+            pods = desired_pods(p, s.weight)  # reconcileCanaryReplicaSets
+            if pods != s.canary_pods:
+                s = _evolve(s, canary_pods=pods)
+        if step.pause and not s.controller_pause and paused_at is None:
             adds.append(STEP_PAUSE)  # reconcileCanaryPause
-        if self._step_completed(s, obs):
-            s = self._advance_step(replace(s, event=f"step {s.step_index} completed"), obs, acts)
-            return self._sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
-        return self._sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
+        if self._step_completed(p, s, obs, step, paused_at):
+            s = self._advance_step(p, _evolve(s, event=f"step {s.step_index} completed"), obs, acts)
+            return _sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
+        return _sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
 
-    def _canary_runs(self, s: ArgoState, obs: Observation) -> tuple[ArgoState, list[tuple[str, str]]]:
+    def _canary_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, inconclusive: bool
+                     ) -> tuple[ArgoState, list[tuple[str, str]]]:
         """``reconcileBackgroundAnalysisRun`` and ``reconcileStepBasedAnalysisRun``: start
-        the runs that are needed, and the phases of those the rollout reacts to."""
+        the runs that are needed, and the phases of those the rollout reacts to
+        (``step``: the current step; ``inconclusive``: the InconclusiveAnalysis pause holds)."""
         verdicts: list[tuple[str, str]] = []
-        bg = self.spec.strategy.canary.analysis
-        if "background" in self._analyses and s.step_index >= (bg.startingStep or 0) \
-                and s.condition(INCONCLUSIVE_PAUSE) is None:
+        if p.background is not None and s.step_index >= p.starting_step and not inconclusive:
             current = s.run("background")
             if self._needs_new_run(s, current):
-                run = Run("background", ar.start_run("background", self._analyses["background"][0], obs.t))
-                s = replace(s, runs=s.without("background") + (run,))
+                run = Run("background", ar.start_run("background", p.background, obs.t))
+                s = _evolve(s, runs=s.without("background") + (run,))
             else:
                 verdicts.append(("background", current.state.phase))
-        key = f"step:{s.step_index}"
-        step = self._step(s)
-        if not s.conditions and step is not None and step.analysis is not None and key in self._analyses:
+        if not s.conditions and step.has_run:  # an analysis step with templates
+            key = step.key
             current = s.run(key)
             if self._needs_new_run(s, current):
-                s = replace(s, runs=s.without(key) + (Run(key, ar.start_run(key, self._analyses[key][0], obs.t)),))
+                s = _evolve(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
             else:
                 verdicts.append((key, current.state.phase))
         return s, verdicts
 
-    def _sync_pauses(self, s: ArgoState, t: float, adds: Sequence[str], removes: Sequence[str],
-                     event: str | None = None) -> ArgoState:
-        """``CalculatePauseConditions``: drop ``removes``, add new ``adds`` (start now,
-        ``controllerPause`` set); with no condition left, ``controllerPause`` is not
-        carried over. The phase is Paused while any condition holds (``CalculateRolloutPhase``)."""
-        conds = [c for c in s.conditions if c[0] not in removes]
-        have = {r for r, _ in s.conditions}
-        pause = s.controller_pause
-        for reason in adds:
-            if reason not in have:
-                conds.append((reason, t))
-                have.add(reason)
-                pause = True
-        if not conds:
-            pause = False
-        return replace(s, conditions=tuple(conds), controller_pause=pause, phase=PAUSED if conds else PROGRESSING,
-                       event=s.event if event is None else event)
-
-    def _measure(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
-        """Take the measurements due now in every run that is still running."""
-        runs = []
-        for run in s.runs:
-            specs, metrics = self._analyses[run.kind]
+    def _measure(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """Take the measurements due now in every run that is still running (the state
+        itself when none is due)."""
+        runs: list[Run] | None = None
+        for i, run in enumerate(s.runs):
+            specs, metrics = p.analyses[run.kind]
             if run.state.completed or not specs:
-                runs.append(run)
                 continue
-            due = ar.due_metrics(specs, run.state, obs.t)
-            if not due:
-                runs.append(run)
-                continue
-            values = {name: self._provide(metrics[name], obs, acts, run) for name in due}
-            runs.append(Run(run.kind, ar.record(specs, run.state, obs.t, values)))
-        return replace(s, runs=tuple(runs))
+            new = ar.measure_due(specs, run.state, obs.t,
+                                 lambda name: self._provide(metrics[name], obs, acts, run))  # noqa: B023 (called at once)
+            if new is not run.state:
+                if runs is None:
+                    runs = list(s.runs)
+                runs[i] = _run(run.kind, new)
+        return s if runs is None else _evolve(s, runs=tuple(runs))
 
-    def _measure_runs(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _measure_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """Blue/green: measure, then react as ``reconcilePre/PostPromotionAnalysisRun``
         do: Failed or Error aborts, Inconclusive pauses."""
-        s = self._measure(s, obs, acts)
+        s = self._measure(p, s, obs, acts)
         for run in s.runs:
             phase = run.state.phase
             if phase in (ar.FAILED, ar.ERROR):
-                return self._abort(s, obs, acts, f"{run.kind} analysis phase {phase.lower()}")
+                return self._abort(p, s, obs, acts, f"{run.kind} analysis phase {phase.lower()}")
             if phase == ar.INCONCLUSIVE and s.condition(INCONCLUSIVE_PAUSE) is None:
-                return self._sync_pauses(s, obs.t, (INCONCLUSIVE_PAUSE,), (), f"{run.kind} analysis inconclusive: paused")
+                return _sync_pauses(s, obs.t, (INCONCLUSIVE_PAUSE,), (), f"{run.kind} analysis inconclusive: paused")
         return s
 
     def _provide(self, m: ArgoMetric, obs: Observation, acts: list[Action], run: Run) -> ar.ProviderResult:
@@ -510,7 +517,7 @@ class ArgoRollout:
         if last is None or last.finished_at is not None:
             return ar.ProviderPhase(ar.RUNNING, resume_at=obs.t + argo_kayenta.RESUME_DELAY_S)
         provider = m.provider["kayenta"]
-        interval = next(x.interval_s for x in self._analyses[run.kind][0] if x.name == m.name)
+        interval = next(x.interval_s for x in self._plan.analyses[run.kind][0] if x.name == m.name)
         config = argo_kayenta.config_for(provider, self.spec.canaryConfigs)
         return argo_kayenta.judge_measurement(provider, config, versions, run.state.started_at, last.started_at,
                                               interval)
@@ -533,40 +540,40 @@ class ArgoRollout:
         began at ``since``: the ``manual-promotion`` script says whether they would (default:
         nobody does), and its ``latency`` how long after the pause they answer."""
         ok = obs.webhooks.get(MANUAL, False) and obs.t >= since + obs.webhook_latency.get(MANUAL, 0.0)
-        acts.append(HookCalled(MANUAL, "manual", ok))
+        acts.append(manual_called(ok))
         return ok
 
-    def _terminate_runs(self, s: ArgoState, t: float) -> ArgoState:
-        runs = [Run(run.kind, ar.terminate(self._analyses[run.kind][0], run.state, t)) for run in s.runs]
-        return replace(s, runs=tuple(runs))
+    def _terminate_runs(self, p: ArgoPlan, s: ArgoState, t: float) -> ArgoState:
+        runs = [Run(run.kind, ar.terminate(p.analyses[run.kind][0], run.state, t)) for run in s.runs]
+        return _evolve(s, runs=tuple(runs))
 
-    def _abort(self, s: ArgoState, obs: Observation, acts: list[Action], reason: str) -> ArgoState:
+    def _abort(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action], reason: str) -> ArgoState:
         """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded."""
-        acts += [SetWeights(0), Rollback(reason), Finish(DEGRADED)]
-        s = self._terminate_runs(s, obs.t)
-        return replace(s, phase=DEGRADED, weight=0, routed=0, step_index=0, switched=False, conditions=(),
+        acts += (NO_WEIGHT, Rollback(reason), FINISH_DEGRADED)
+        s = self._terminate_runs(p, s, obs.t)
+        return _evolve(s, phase=DEGRADED, weight=0, routed=0, step_index=0, switched=False, conditions=(),
                        controller_pause=False,
                        event=f"Aborted: {reason}")
 
-    def _promote(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
-        acts += [Promote(), SetWeights(0), Finish(HEALTHY)]
-        s = self._terminate_runs(s, obs.t)
-        return replace(s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False,
+    def _promote(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        acts += (PROMOTE, NO_WEIGHT, FINISH_HEALTHY)
+        s = self._terminate_runs(p, s, obs.t)
+        return _evolve(s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False,
                        event="fully promoted")  # promoteStable clears the pause conditions
 
     # -- blue/green --------------------------------------------------------------------------
 
-    def _blue_green(self, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+    def _blue_green(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         bg = self.spec.strategy.blueGreen
         if not s.started:
-            acts.append(ScaleUp())
-            s = replace(s, started=True, event="preview ReplicaSet created")
+            acts.append(SCALE_UP)
+            s = _evolve(s, started=True, event="preview ReplicaSet created")
         if not obs.canary.ready and not s.switched:
             return s
         if not s.switched:
-            if "pre" in self._analyses and s.run("pre") is None:
-                s = replace(s, runs=s.runs + (Run("pre", ar.start_run("pre", self._analyses["pre"][0], obs.t)),))
-            s = self._measure_runs(s, obs, acts)
+            if "pre" in p.analyses and s.run("pre") is None:
+                s = _evolve(s, runs=s.runs + (Run("pre", ar.start_run("pre", p.analyses["pre"][0], obs.t)),))
+            s = self._measure_runs(p, s, obs, acts)
             if s.phase in TERMINAL:
                 return s
             pre = s.run("pre")
@@ -574,14 +581,14 @@ class ArgoRollout:
             if inconclusive is not None:
                 if not self._manual(obs, acts, inconclusive):
                     return s
-                s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
+                s = _evolve(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
                 return s
             if pre is not None and pre.state.phase != ar.SUCCESSFUL:
                 return s
             # The pause is added only once the pre-promotion run succeeded.
             if (not bg.autoPromotionEnabled or bg.autoPromotionSeconds > 0) and not s.conditions \
                     and not s.full_scale:
-                s = self._sync_pauses(s, obs.t, (BLUE_GREEN_PAUSE,), (), "paused")
+                s = _sync_pauses(s, obs.t, (BLUE_GREEN_PAUSE,), (), "paused")
             paused_at = s.condition(BLUE_GREEN_PAUSE)
             if paused_at is not None:
                 if bg.autoPromotionEnabled and bg.autoPromotionSeconds > 0:
@@ -593,29 +600,29 @@ class ArgoRollout:
             if preview is not None and preview < self.spec.replicas and not s.full_scale:
                 # reconcileActiveService switches only a saturated ReplicaSet: a preview
                 # of previewReplicaCount pods first scales to full size.
-                acts.append(ScaleUp())
-                return replace(s, phase=PROGRESSING, conditions=(), controller_pause=False, full_scale=True,
+                acts.append(SCALE_UP)
+                return _evolve(s, phase=PROGRESSING, conditions=(), controller_pause=False, full_scale=True,
                                event="scaling the preview to full size")
-            acts.append(SetWeights(100))
-            s = replace(s, phase=PROGRESSING, conditions=(), controller_pause=False, switched=True, weight=100,
+            acts.append(set_weights(100))
+            s = _evolve(s, phase=PROGRESSING, conditions=(), controller_pause=False, switched=True, weight=100,
                         event="switched active service to the new ReplicaSet")
-            if "post" in self._analyses:
-                s = replace(s, runs=s.runs + (Run("post", ar.start_run("post", self._analyses["post"][0], obs.t)),))
+            if "post" in p.analyses:
+                s = _evolve(s, runs=s.runs + (Run("post", ar.start_run("post", p.analyses["post"][0], obs.t)),))
             else:
-                return self._promote(s, obs, acts)
+                return self._promote(p, s, obs, acts)
         inconclusive = s.condition(INCONCLUSIVE_PAUSE)
         if inconclusive is not None:
             if not self._manual(obs, acts, inconclusive):
                 return s
             # promote clears the pause; needsNewAnalysisRun then starts a new post run.
-            run = Run("post", ar.start_run("post", self._analyses["post"][0], obs.t))
-            s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("post") + (run,))
-        s = self._measure_runs(s, obs, acts)
+            run = Run("post", ar.start_run("post", p.analyses["post"][0], obs.t))
+            s = _evolve(s, phase=PROGRESSING, conditions=(), runs=s.without("post") + (run,))
+        s = self._measure_runs(p, s, obs, acts)
         if s.phase in TERMINAL:
             return s
         post = s.run("post")
         if post is not None and post.state.phase == ar.SUCCESSFUL:
-            return self._promote(s, obs, acts)
+            return self._promote(p, s, obs, acts)
         return s
 
 
@@ -623,6 +630,56 @@ def resolve_all(spec: ArgoPolicySpec) -> None:
     """Resolve every analysis of a spec (arguments substituted, numbers and durations
     parsed, dry-run patterns compiled), raising ValueError naming the metric if one is bad."""
     ArgoRollout(spec)._analyses
+
+
+def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
+    """The current canary step, or None past the last one (and for blue/green)."""
+    return p.steps[s.step_index] if s.step_index < len(p.steps) else None
+
+
+def _human_pause(p: ArgoPlan, s: ArgoState) -> float | None:
+    """Since when the rollout waits in a pause only a person lifts
+    (``requiresManualAction``, ``rollout/pause.go``: an inconclusive analysis or a
+    ``pause: {}`` step), or None. The scripted ``manual-promotion`` is that person."""
+    step = _step(p, s)
+    if step is not None and step.manual:
+        waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE or r == STEP_PAUSE]
+    else:
+        waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE]
+    return min(waits) if waits else None
+
+
+def _sync_pauses(s: ArgoState, t: float, adds: Sequence[str], removes: Sequence[str],
+                 event: str | None = None) -> ArgoState:
+    """``CalculatePauseConditions``: drop ``removes``, add new ``adds`` (start now,
+    ``controllerPause`` set); with no condition left, ``controllerPause`` is not
+    carried over. The phase is Paused while any condition holds (``CalculateRolloutPhase``).
+    The state itself when nothing changes."""
+    if event is None:
+        event = s.event
+    if not adds and not removes:  # only the phase and controllerPause may follow
+        conditions = s.conditions
+        pause = s.controller_pause and bool(conditions)
+        phase = PAUSED if conditions else PROGRESSING
+        if pause == s.controller_pause and phase == s.phase and event == s.event:
+            return s
+        return _evolve(s, controller_pause=pause, phase=phase, event=event)
+    conds = [c for c in s.conditions if c[0] not in removes]
+    pause = s.controller_pause
+    if adds:
+        have = {r for r, _ in s.conditions}
+        for reason in adds:
+            if reason not in have:
+                conds.append((reason, t))
+                have.add(reason)
+                pause = True
+    if not conds:
+        pause = False
+    phase = PAUSED if conds else PROGRESSING
+    conditions = tuple(conds)
+    if conditions == s.conditions and pause == s.controller_pause and phase == s.phase and event == s.event:
+        return s
+    return _evolve(s, conditions=conditions, controller_pause=pause, phase=phase, event=event)
 
 
 def _header_ok(value: str | None, match: dict[str, str]) -> bool:
