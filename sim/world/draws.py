@@ -19,11 +19,12 @@ The samplers are the classical exact algorithms:
   Economics 12, 1993);
 * binomial: inversion for n·min(p, 1−p) < 10; Hörmann's BTRS otherwise (W. Hörmann,
   "The generation of binomial random variates", J. Statist. Comput. Simul. 46, 1993);
-* normal: Box–Muller (both variates of a pair used in turn is not needed here: one per
-  call keeps a stream's consumption fixed per value).
+* normal: Box–Muller, one variate per pair of uniforms (the second is not kept, so a
+  stream's consumption per value is fixed).
 
-tests/world/test_draws.py checks each against its exact distribution (chi-square) over
-a grid of parameters.
+tests/world/test_draws.py checks each against its exact distribution (chi-square and a
+mean test for the discrete ones, Kolmogorov–Smirnov for the continuous) over a grid of
+parameters that crosses every algorithm switch.
 """
 
 from __future__ import annotations
