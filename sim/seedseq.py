@@ -57,6 +57,7 @@ def _words(x, out, at):
 def _seeds(root_words, world, replicates, out):
     entropy = np.zeros(_POOL + 4, dtype=np.uint64)
     pool = np.zeros(_POOL, dtype=np.uint64)
+    words = np.zeros(2, dtype=np.uint64)
     for r in range(replicates.shape[0]):
         # Assembled entropy: the root's words padded to the pool size, then the spawn key's.
         entropy[:] = 0
@@ -79,7 +80,6 @@ def _seeds(root_words, world, replicates, out):
                 pool[i_dst] = _mix(pool[i_dst], v)
         # generate_state(1, uint64): two 32-bit words, little-endian.
         h = _INIT_B
-        words = np.zeros(2, dtype=np.uint64)
         for i in range(2):
             v = (pool[i % _POOL] ^ h) & _M32
             h = (h * _MULT_B) & _M32

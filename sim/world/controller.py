@@ -162,7 +162,6 @@ class World:
         self.policy = policy
         self.trace_on = trace
         idx = list(run_indexes) if run_indexes is not None else list(range(len(seeds)))
-        self.seeds = list(seeds)
         self.runs = [_Run(seed=s, index=k, rng=streams(s)) for s, k in zip(seeds, idx)]
         prepared = prepare(scenario)
         self.population, self.release = prepared.population, prepared.release
@@ -350,7 +349,7 @@ class World:
         if hasattr(self.traffic, "users_counts"):
             exposed, affected = self.traffic.users_counts()  # the exact mode knows its users
         else:
-            users = stream_states(self.seeds, STREAMS["users"]) if self.scenario.telemetry.noise else None
+            users = stream_states([run.seed for run in self.runs], STREAMS["users"]) if self.scenario.telemetry.noise else None
             exposed, affected = count_users(self.population, led.requests + led.after_requests,
                                             led.excess + led.after_excess, users)
         # Per-run totals over cohorts, for the whole batch at once.

@@ -89,9 +89,9 @@ def _splitmix(x):
 
 @nb.njit(cache=True)
 def _seed_rows(seeds, stream, out):
+    w = np.empty(4, dtype=np.uint64)
     for r in range(seeds.shape[0]):
         base = seeds[r] + (_U(stream) * _U(4) + _U(1)) * _GOLDEN
-        w = np.empty(4, dtype=np.uint64)
         for j in range(4):
             w[j] = _splitmix(base + _U(j) * _GOLDEN)
         # PCG's seeding: inc = (initseq << 1) | 1; state = 0; step; state += initstate; step.

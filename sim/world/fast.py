@@ -219,8 +219,7 @@ class FastTraffic:
         B = probs.shape[-1]
         if probs.shape[1] == 1:
             # Every cohort has the same latency: one multinomial of their total.
-            n, probs = n.sum(axis=2, keepdims=True), probs
-            C = 1
+            n, C = n.sum(axis=2, keepdims=True), 1
         k_probs = np.broadcast_to(probs, (S, C, B)).reshape(S * C, B)
         if not self.noise:
             return (n.reshape(R, S * C)[..., None] * k_probs).reshape(R, S, C, B).sum(axis=2)
