@@ -30,7 +30,7 @@ browser:
 	  fi; }
 
 demo: $(STAMP)
-	$(BIN)/python -m sim.demo --out reports
+	$(BIN)/python -m sim.report.demo --out reports
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q

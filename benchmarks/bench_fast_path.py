@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.policyfile import scenario_policy  # noqa: E402
-from sim.runner import run_batch  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim.inputs.policy import scenario_policy  # noqa: E402
+from sim.runs.runner import run_batch  # noqa: E402
+from sim.inputs.scenario import load_scenario  # noqa: E402
 
 
 def rollouts_per_second(scenario, policy, runs: int, seed: int = 1, repeats: int = 3) -> float:

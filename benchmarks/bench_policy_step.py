@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sim.policies.base import Observation  # noqa: E402
-from sim.policyfile import scenario_policy  # noqa: E402
-from sim.runner import run_batch  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim.inputs.policy import scenario_policy  # noqa: E402
+from sim.runs.runner import run_batch  # noqa: E402
+from sim.inputs.scenario import load_scenario  # noqa: E402
 
 SCENARIOS = ("error-spike", "argo-canary-steps")
 

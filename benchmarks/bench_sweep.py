@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.sweep import run_sweep  # noqa: E402
+from sim.sweeps.execute import run_sweep  # noqa: E402
 
 SWEEP = """\
 name: bench
@@ -110,13 +110,13 @@ def cost_breakdown(runs: int) -> dict[str, float]:
     wrapping the parts with timers: where a faster sweep would have to save."""
     import functools
 
-    import sim.policies.flagger as flagger
+    import sim.policies.flagger.canary as flagger
     import sim.world.controller as controller
     import sim.world.fast as fast
     import sim.world.telemetry as telemetry
-    from sim.policyfile import scenario_policy
-    from sim.runner import run_batch
-    from sim.scenario import load_scenario
+    from sim.inputs.policy import scenario_policy
+    from sim.runs.runner import run_batch
+    from sim.inputs.scenario import load_scenario
 
     spent: dict[str, float] = {}
     undo = []

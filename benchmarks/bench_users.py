@@ -2,7 +2,7 @@
 
 At the end of every batch the world turns each run's candidate request and excess counts
 into users exposed and affected. This script runs a few scenarios through
-``sim.runner.run_batch``, captures the very ``(requests, excess)`` arrays the world hands
+``sim.runs.runner.run_batch``, captures the very ``(requests, excess)`` arrays the world hands
 to ``count_users`` (one batch of 500 runs each), and times ``count_users`` on them alone
 with one fresh Generator per run, as the world does:
 
@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import sim.world.controller as controller  # noqa: E402
-from sim.policyfile import scenario_policy  # noqa: E402
-from sim.runner import run_batch  # noqa: E402
-from sim.scenario import Scenario, load_scenario  # noqa: E402
-from sim.rng import STREAMS  # noqa: E402
+from sim.inputs.policy import scenario_policy  # noqa: E402
+from sim.runs.runner import run_batch  # noqa: E402
+from sim.inputs.scenario import Scenario, load_scenario  # noqa: E402
+from sim.seeds import STREAMS  # noqa: E402
 from sim.world.draws import stream_states  # noqa: E402
 from sim.world.users import count_users  # noqa: E402
 

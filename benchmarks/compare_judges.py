@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from pydantic import TypeAdapter  # noqa: E402
 
-from sim.policies.flagger import FlaggerCanary  # noqa: E402
-from sim.policies.flagger_spec import FlaggerPolicySpec  # noqa: E402
+from sim.policies.flagger.canary import FlaggerCanary  # noqa: E402
+from sim.policies.flagger.spec import FlaggerPolicySpec  # noqa: E402
 from sim.policies.judges import JudgeSpec  # noqa: E402
-from sim.runner import run_batch  # noqa: E402
-from sim.scenario import Scenario, load_scenario  # noqa: E402
+from sim.runs.runner import run_batch  # noqa: E402
+from sim.inputs.scenario import Scenario, load_scenario  # noqa: E402
 from sim.stats import mean_interval, wilson_interval  # noqa: E402
 from sim.world.traffic import RateFunction  # noqa: E402
 

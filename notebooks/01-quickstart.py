@@ -26,11 +26,11 @@ runs = 300
 
 # %%
 # %matplotlib inline
-from sim.plots import blast_radius_figure, detection_cdf_figure, timeline_figure
-from sim.policyfile import scenario_policy
-from sim.rng import run_seed
-from sim.runner import records_frame, run_batch, run_one
-from sim.scenario import load_scenario
+from sim.report.plots import blast_radius_figure, detection_cdf_figure, timeline_figure
+from sim.inputs.policy import scenario_policy
+from sim.seeds import run_seed
+from sim.runs.runner import records_frame, run_batch, run_one
+from sim.inputs.scenario import load_scenario
 from sim.stats import format_summary_table, summarize_records
 
 scenario = load_scenario(scenario_path)

@@ -23,7 +23,7 @@
 # Live in Jupyter the choice has sliders (ipywidgets); in CI (`make test` runs this file
 # with papermill, `interactive = False`) it takes the parameter values below.
 #
-# The grid is plain loops over `sim.runner.run_batch`; every setting runs the same seeds,
+# The grid is plain loops over `sim.runs.runner.run_batch`; every setting runs the same seeds,
 # so run *k* of every setting meets the same traffic, faults and noise (common random
 # numbers): differences between settings are the settings', not the dice's. For big grids
 # use the sweep engine (`pdsim sweep`).
@@ -46,11 +46,11 @@ import itertools
 
 import pandas as pd
 
-from sim.plots import false_rollback_figure, frontier_figure
-from sim.runner import records_frame, run_batch
-from sim.scenario import load_scenario
-from sim.tradeoffs import tradeoff_table
-from sim.variants import flagger_variant
+from sim.report.plots import false_rollback_figure, frontier_figure
+from sim.runs.runner import records_frame, run_batch
+from sim.inputs.scenario import load_scenario
+from sim.report.tradeoffs import tradeoff_table
+from sim.runs.variants import flagger_variant
 
 scenarios = [load_scenario(p) for p in portfolio]
 base = scenarios[0].policy  # the bundled canary: the starting point of the search

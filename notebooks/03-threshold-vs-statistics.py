@@ -39,11 +39,11 @@ runs = 200
 # %matplotlib inline
 import pandas as pd
 
-from sim.plots import detection_cdf_figure
-from sim.policies.flagger import FlaggerCanary
-from sim.policies.flagger_spec import FlaggerPolicySpec
-from sim.runner import records_frame, run_batch
-from sim.scenario import load_scenario
+from sim.report.plots import detection_cdf_figure
+from sim.policies.flagger.canary import FlaggerCanary
+from sim.policies.flagger.spec import FlaggerPolicySpec
+from sim.runs.runner import records_frame, run_batch
+from sim.inputs.scenario import load_scenario
 from sim.stats import wilson_interval
 
 judges = {

@@ -34,11 +34,11 @@ runs = 200
 import pandas as pd
 
 from sim.importers.flagger import import_flagger, policy_yaml
-from sim.plots import blast_radius_figure, detection_cdf_figure, timeline_figure
-from sim.policyfile import read_manifests, read_policy
-from sim.rng import run_seed
-from sim.runner import records_frame, run_batch, run_one
-from sim.scenario import load_scenario
+from sim.report.plots import blast_radius_figure, detection_cdf_figure, timeline_figure
+from sim.inputs.policy import read_manifests, read_policy
+from sim.seeds import run_seed
+from sim.runs.runner import records_frame, run_batch, run_one
+from sim.inputs.scenario import load_scenario
 from sim.stats import summarize_records
 
 loaded = read_policy(manifests)

@@ -17,16 +17,16 @@ from typing import Any
 
 #: Public name -> the module that defines it.
 _API = {
-    "load_scenario": "sim.scenario",
-    "parse_scenario": "sim.scenario",
-    "load_policy": "sim.policyfile",
-    "scenario_policy": "sim.policyfile",
-    "run_one": "sim.runner",
-    "run_batch": "sim.runner",
-    "records_frame": "sim.runner",
+    "load_scenario": "sim.inputs.scenario",
+    "parse_scenario": "sim.inputs.scenario",
+    "load_policy": "sim.inputs.policy",
+    "scenario_policy": "sim.inputs.policy",
+    "run_one": "sim.runs.runner",
+    "run_batch": "sim.runs.runner",
+    "records_frame": "sim.runs.runner",
     "summarize_records": "sim.stats",
-    "run_sweep": "sim.sweep",
-    "load_results": "sim.store",
+    "run_sweep": "sim.sweeps.execute",
+    "load_results": "sim.runs.store",
     "check_policy": "sim.policies.base",
     "make_judge": "sim.policies.judges",
 }

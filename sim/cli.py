@@ -5,7 +5,7 @@ Only this module prints. Exit codes: 0 success, 2 bad input (one line on stderr,
 traceback; set ``PDSIM_DEBUG=1`` to see it), 130 interrupted (Ctrl-C; whatever was
 already written, e.g. finished ``--out`` chunks, is kept).
 
-The simulator itself (``sim.runner`` and the world behind it) is imported only by the
+The simulator itself (``sim.runs.runner`` and the world behind it) is imported only by the
 commands that simulate, so ``pdsim validate`` and ``pdsim schema`` start fast.
 """
 
@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import click
 
-from sim.atomic import atomic_write
+from sim.runs.atomic import atomic_write
 from sim.errors import InputError
 
 #: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
@@ -221,8 +221,8 @@ def _warn(warnings: Iterable[str]) -> None:
 
 
 def _load_run_inputs(scenario_path: str, policy_paths: tuple[str, ...]) -> tuple[Any, Any]:
-    from sim.policyfile import load_policy_with_warnings, scenario_policy_with_warnings
-    from sim.scenario import load_scenario
+    from sim.inputs.policy import load_policy_with_warnings, scenario_policy_with_warnings
+    from sim.inputs.scenario import load_scenario
 
     scenario = load_scenario(scenario_path)
     if policy_paths:
@@ -278,8 +278,8 @@ def run(scenario_path: str, policy_paths: tuple[str, ...], runs: int | None, see
     """Simulate many rollouts of SCENARIO.yaml and summarise their outcomes."""
     scenario, policy = _load_run_inputs(scenario_path, policy_paths)
 
-    from sim.rng import run_seed
-    from sim.runner import records_frame, run_batch, run_one
+    from sim.seeds import run_seed
+    from sim.runs.runner import records_frame, run_batch, run_one
     from sim.stats import format_summary_table, summarize_records
 
     runs = scenario.runs if runs is None else runs
@@ -329,9 +329,9 @@ def run(scenario_path: str, policy_paths: tuple[str, ...], runs: int | None, see
 def replay(policy_paths: tuple[str, ...], observations_path: str, trace_path: str | None, as_json: bool,
            horizon: str | None) -> None:
     """Run a policy against a recorded metric series and print its decision."""
-    from sim.policyfile import load_policy
-    from sim.replay import load_observations
-    from sim.replay import replay as replay_policy
+    from sim.inputs.policy import load_policy
+    from sim.runs.replay import load_observations
+    from sim.runs.replay import replay as replay_policy
     from sim.units import parse_duration
 
     horizon_s = None
@@ -396,8 +396,8 @@ def validate(files: tuple[str, ...]) -> int:
 
     Each error is one line on stderr: FILE:LINE: FIELD.PATH: message (got VALUE).
     """
-    from sim.policyfile import load_policy_with_warnings, scenario_policy_with_warnings
-    from sim.scenario import load_scenario
+    from sim.inputs.policy import load_policy_with_warnings, scenario_policy_with_warnings
+    from sim.inputs.scenario import load_scenario
 
     bad = 0
     for path in files:
@@ -419,7 +419,7 @@ def validate(files: tuple[str, ...]) -> int:
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files."""
-    from sim.scenario import Scenario
+    from sim.inputs.scenario import Scenario
 
     click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
 
@@ -438,14 +438,14 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
     ClusterAnalysisTemplates (argo). Fields pdsim does not model are listed on stderr,
     one line each.
     """
-    from sim.policyfile import read_manifests
+    from sim.inputs.policy import read_manifests
 
     if kind == "flagger":
         from sim.importers.flagger import import_flagger as import_manifests
         from sim.importers.flagger import policy_yaml
     elif kind == "argo":
-        from sim.importers.argo import import_argo as import_manifests
-        from sim.importers.argo import policy_yaml
+        from sim.importers.argo.rollout import import_argo as import_manifests
+        from sim.importers.argo.rollout import policy_yaml
     else:
         raise CliError(f"unknown importer {kind!r}: use flagger or argo")
 
@@ -480,9 +480,9 @@ def check(gates_path: str, junit_path: str | None, markdown_path: str | None, ba
     """
     import shlex
 
-    from sim.gate import load_gates, run_gates
-    from sim.gate_output import junit_xml, markdown, text_lines
-    from sim.policyfile import read_policy
+    from sim.gates.decide import load_gates, run_gates
+    from sim.gates.output import junit_xml, markdown, text_lines
+    from sim.inputs.policy import read_policy
 
     gates = load_gates(gates_path)
     if baseline_paths:
@@ -518,8 +518,8 @@ def report(results_path: str, html_path: str, scenario_paths: tuple[str, ...], p
     results: a directory of Parquet chunks (pdsim run --out DIR), a .parquet or a .csv file."""
     import shlex
 
-    from sim.report import render_report, write_report
-    from sim.report_results import overview_figures, read_results, results_sections
+    from sim.report.html import render_report, write_report
+    from sim.report.results import overview_figures, read_results, results_sections
 
     frame = read_results(results_path)
     sections = results_sections(frame, scenario_files=scenario_paths, policy_paths=policy_paths)
@@ -554,11 +554,11 @@ def report(results_path: str, html_path: str, scenario_paths: tuple[str, ...], p
 def sweep(sweep_path: str, out_dir: str, runs: int | None, workers: int, dask_address: str | None, resume: bool,
           quiet: bool, as_json: bool, ceiling: float, chunk_size: int | None) -> None:
     """Simulate a sweep (policies x scenario fields x releases) into DIR, resumably."""
-    from sim.store import ResultsError
-    from sim.sweep import run_sweep
-    from sim.sweepfile import load_sweep
-    from sim.sweepplan import expand
-    from sim.sweepstats import format_costs, summarize_sweep
+    from sim.runs.store import ResultsError
+    from sim.sweeps.execute import run_sweep
+    from sim.sweeps.spec import load_sweep
+    from sim.sweeps.plan import expand
+    from sim.sweeps.costs import format_costs, summarize_sweep
 
     spec = load_sweep(sweep_path)
     plan = expand(spec, runs=runs, chunk_size=chunk_size)
@@ -616,10 +616,10 @@ def compare(scenario_path: str, policy_a: str, policy_b: str, runs: int | None, 
     Run k of both policies meets the same traffic and faults, so differences are paired:
     rates with McNemar's exact test, every difference with a paired-bootstrap interval.
     """
-    from sim.policyfile import load_policy_with_warnings
-    from sim.runner import records_frame, run_batch
-    from sim.scenario import load_scenario
-    from sim.sweepstats import format_comparison, paired_comparison
+    from sim.inputs.policy import load_policy_with_warnings
+    from sim.runs.runner import records_frame, run_batch
+    from sim.inputs.scenario import load_scenario
+    from sim.sweeps.costs import format_comparison, paired_comparison
 
     scenario = load_scenario(scenario_path)
     policies = []

@@ -38,8 +38,8 @@ import pytest
 from click.testing import CliRunner
 
 from sim.cli import cli
-from sim.policyfile import load_policy
-from sim.replay import load_observations, replay
+from sim.inputs.policy import load_policy
+from sim.runs.replay import load_observations, replay
 
 #: sim/replay.py replay() raises unless next_tick moves strictly forward, and
 #: ArgoRollout.next_tick returns t for its first tick (the spec change is reconciled at once,

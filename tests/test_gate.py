@@ -1,4 +1,4 @@
-"""Tests of ``pdsim check`` (sim.gate, sim.gate_spec, sim.gate_output): decisions on
+"""Tests of ``pdsim check`` (sim.gates.decide, sim.gates.spec, sim.gates.output): decisions on
 intervals, the paired baseline comparison, bad gates files, JUnit XML and markdown."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from sim.cli import cli
 from sim.errors import InputError
-from sim.gate import compare_paired, evaluate
-from sim.gate_spec import Requirement, load_gates
+from sim.gates.decide import compare_paired, evaluate
+from sim.gates.spec import Requirement, load_gates
 from sim.stats import wilson_interval
 from sim.yamlio import loads_yaml
-from sim.gate_spec import parse_gates
+from sim.gates.spec import parse_gates
 
 SPIKE = """\
 name: spike

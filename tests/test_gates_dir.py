@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from sim.cli import cli
-from sim.gate import load_gates
+from sim.gates.decide import load_gates
 
 REPO = Path(__file__).resolve().parents[1]
 GATES = sorted((REPO / "gates").glob("*.yaml"))

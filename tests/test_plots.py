@@ -1,4 +1,4 @@
-"""Tests of sim.plots: the run timeline figure.
+"""Tests of sim.report.plots: the run timeline figure.
 
 Traces are written by hand in the DESIGN.md section 6 format so these tests pin the
 figure's behaviour without running the simulator.
@@ -14,7 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sim.plots import OKABE_ITO, figure_png_base64, metric_label, timeline_figure
+from sim.report.plots import OKABE_ITO, figure_png_base64, metric_label, timeline_figure
 from sim.policies.base import MetricQuery
 
 SR = MetricQuery("request-success-rate", "request-success-rate", 60.0, min=99.0)
@@ -155,7 +155,7 @@ def test_metric_label_names_renamed_queries():
 
 def test_module_does_not_touch_pyplot():
     # pyplot's global figure registry leaks memory in batch jobs; the module must not need it.
-    code = "import sys, sim.plots; assert 'matplotlib.pyplot' not in sys.modules"
+    code = "import sys, sim.report.plots; assert 'matplotlib.pyplot' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,5 +1,5 @@
-"""Tests of the many-run figures (sim.plots_runs) and the per-setting tables behind them
-(sim.tradeoffs), on hand-made tidy frames whose answers are known."""
+"""Tests of the many-run figures (sim.report.plots_runs) and the per-setting tables behind them
+(sim.report.tradeoffs), on hand-made tidy frames whose answers are known."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from sim.palette import OKABE_ITO, series_style
-from sim.plots import (blast_radius_figure, detection_cdf_figure, false_rollback_figure, figure_png_base64,
+from sim.report.palette import OKABE_ITO, series_style
+from sim.report.plots import (blast_radius_figure, detection_cdf_figure, false_rollback_figure, figure_png_base64,
                        frontier_figure, power_curve_figure)
 from sim.stats import wilson_interval
-from sim.tradeoffs import pareto_mask, tradeoff_table
+from sim.report.tradeoffs import pareto_mask, tradeoff_table
 
 
 def runs(policy: str, bad: bool, outcomes: list[str], *, detection=None, excess=None, decision=None,

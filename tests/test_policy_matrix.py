@@ -9,10 +9,10 @@ import pytest
 
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.base import check_policy
-from sim.policyfile import load_policy, scenario_policy
-from sim.rng import run_seed
-from sim.runner import run_batch, run_one
-from sim.scenario import load_scenario
+from sim.inputs.policy import load_policy, scenario_policy
+from sim.seeds import run_seed
+from sim.runs.runner import run_batch, run_one
+from sim.inputs.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord
-from sim.policies.flagger import FlaggerCanary
-from sim.policies.flagger_spec import FlaggerPolicySpec
-from sim.runner import run_batch, run_one
-from sim.scenario import Scenario
+from sim.policies.flagger.canary import FlaggerCanary
+from sim.policies.flagger.spec import FlaggerPolicySpec
+from sim.runs.runner import run_batch, run_one
+from sim.inputs.scenario import Scenario
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                     print_blob=True)

@@ -36,9 +36,9 @@ from click.testing import CliRunner
 
 from sim.cli import cli
 from sim.errors import InputError
-from sim.policyfile import load_policy, scenario_policy
-from sim.replay import Observations, load_observations, replay
-from sim.scenario import load_scenario
+from sim.inputs.policy import load_policy, scenario_policy
+from sim.runs.replay import Observations, load_observations, replay
+from sim.inputs.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "replay"
@@ -133,8 +133,8 @@ def test_trace_lines_are_the_simulators(policy) -> None:
     """Same keys in the same order as ``pdsim run --trace``; and on the same decisions the
     same table: the deterministic world (noise off) of the error-spike scenario fails
     every check from tick 3, as the recorded series does."""
-    from sim.runner import run_one
-    from sim.scenario import parse_scenario
+    from sim.runs.runner import run_one
+    from sim.inputs.scenario import parse_scenario
     from sim.yamlio import loads_yaml
 
     text = (REPO / "scenarios" / "error-spike.yaml").read_text().replace("noise: true", "noise: false")
@@ -388,7 +388,7 @@ def test_replay_does_not_need_simpy_to_load() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import sim.replay as r; r.load_observations(sys.argv[1]); "
+    code = ("import sys; import sim.runs.replay as r; r.load_observations(sys.argv[1]); "
             "assert 'simpy' not in sys.modules, 'simpy imported'")
     done = subprocess.run([sys.executable, "-c", code, str(ERROR_SPIKE)], capture_output=True, text=True,
                           cwd=REPO)

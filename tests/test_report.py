@@ -1,4 +1,4 @@
-"""Tests of sim.report (the HTML page) and sim.demo (the command that writes it).
+"""Tests of sim.report.html (the HTML page) and sim.report.demo (the command that writes it).
 
 Most tests build sections from hand-written records and traces, so they pin the page
 without running the simulator; ``test_demo_end_to_end`` runs the real thing once.
@@ -18,16 +18,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sim.demo import main as demo_main
-from sim.plots import figure_png_base64, timeline_figure
+from sim.report.demo import main as demo_main
+from sim.report.plots import figure_png_base64, timeline_figure
 from sim.policies.base import MetricQuery
-from sim.report import ScenarioSection, build_section, format_quantity, render_report, write_report
+from sim.report.html import ScenarioSection, build_section, format_quantity, render_report, write_report
 from sim.stats import summarize_records
 
 REPO = Path(__file__).resolve().parents[1]
 QUERIES = [MetricQuery("request-success-rate", "request-success-rate", 60.0, min=99.0),
            MetricQuery("request-duration", "request-duration", 60.0, max=500.0)]
-COMMAND = "python -m sim.demo --out reports --runs 300"
+COMMAND = "python -m sim.report.demo --out reports --runs 300"
 EVIL = "<script>alert(1)</script>"
 
 SCENARIO_YAML = """\
@@ -204,8 +204,8 @@ def test_write_report_atomic_and_readable(tmp_path):
 
 
 def test_build_section_from_scenario_file(tmp_path):
-    from sim.policyfile import scenario_policy
-    from sim.scenario import load_scenario
+    from sim.inputs.policy import scenario_policy
+    from sim.inputs.scenario import load_scenario
 
     path = tmp_path / "tiny.yaml"
     path.write_text(SCENARIO_YAML)

@@ -1,4 +1,4 @@
-"""Tests of ``pdsim report RESULTS --html FILE`` (sim.report_results): reading stored runs,
+"""Tests of ``pdsim report RESULTS --html FILE`` (sim.report.results): reading stored runs,
 the page's structure, the figures the results support, and bad input."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from sim.cli import cli
 from sim.errors import InputError
-from sim.report_results import overview_figures, parameter_columns, read_results, results_sections
+from sim.report.results import overview_figures, parameter_columns, read_results, results_sections
 
 from tests.test_report import parse
 
@@ -118,7 +118,7 @@ def test_parameter_columns_give_sweep_figures(results):
 
 
 def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypatch):
-    """A folder with a manifest.json is a sweep's: its own reader (sim.store.load_results,
+    """A folder with a manifest.json is a sweep's: its own reader (sim.runs.store.load_results,
     which joins the swept parameters) is used when installed."""
     import sys
     import types
@@ -140,7 +140,7 @@ def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypat
             raise ResultsError("not a sweep")
         return frame
 
-    monkeypatch.setitem(sys.modules, "sim.store", types.SimpleNamespace(load_results=load_results,
+    monkeypatch.setitem(sys.modules, "sim.runs.store", types.SimpleNamespace(load_results=load_results,
                                                                         ResultsError=ResultsError))
     got = read_results(sweep)
     assert got is frame
@@ -155,7 +155,7 @@ def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypat
 def test_sweep_folder_without_the_engine_reads_the_chunks(results, tmp_path, monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "sim.store", None)  # import fails
+    monkeypatch.setitem(sys.modules, "sim.runs.store", None)  # import fails
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "manifest.json").write_text("{}")

@@ -11,10 +11,10 @@ import random
 import numpy as np
 import pytest
 
-from sim.rng import STREAMS, Streams, run_seed, streams
-from sim.runner import run_batch
-from sim.scenario import Scenario
-from sim.policyfile import scenario_policy
+from sim.seeds import STREAMS, Streams, run_seed, streams
+from sim.runs.runner import run_batch
+from sim.inputs.scenario import Scenario
+from sim.inputs.policy import scenario_policy
 
 INT64_MAX = 2 ** 63 - 1
 
@@ -110,10 +110,10 @@ def test_no_global_rng_is_touched():
 
 @pytest.mark.parametrize("root", [0, 1, 42, 2**32 - 1, 2**32, 2**40 + 7, 2**63 + 5, 2**100 + 3])
 def test_run_seeds_are_numpys_seed_sequence_vectorised(root):
-    """``sim.seedseq.run_seeds`` (compiled, for whole batches) gives exactly
+    """``sim.runs.seedseq.run_seeds`` (compiled, for whole batches) gives exactly
     ``run_seed``, i.e. numpy's ``SeedSequence(root, spawn_key=(world, k))``, across word
     boundaries of the root, the world and the replicate."""
-    from sim.seedseq import run_seeds
+    from sim.runs.seedseq import run_seeds
 
     reps = [0, 1, 2, 999, 2**31, 2**32 - 1, 2**32, 2**35 + 3, 10**12]
     for world in (0, 1, 7, 2**32 + 1):
@@ -121,7 +121,7 @@ def test_run_seeds_are_numpys_seed_sequence_vectorised(root):
 
 
 def test_run_seeds_refuses_negative_keys():
-    from sim.seedseq import run_seeds
+    from sim.runs.seedseq import run_seeds
 
     with pytest.raises(ValueError):
         run_seeds(-1, 0, [0])

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from sim.outcomes import COLUMNS, PROMOTED, ROLLED_BACK
-from sim.policyfile import build_policy, scenario_policy
-from sim.rng import run_seed
-from sim.runner import records_frame, run_batch, run_one
-from sim.scenario import PolicySpec, Scenario
+from sim.inputs.policy import build_policy, scenario_policy
+from sim.seeds import run_seed
+from sim.runs.runner import records_frame, run_batch, run_one
+from sim.inputs.scenario import PolicySpec, Scenario
 from sim.world.controller import run_rollouts
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord
-from sim.policyfile import scenario_policy
-from sim.runner import run_batch, run_one
-from sim.scenario import Scenario, load_scenario
+from sim.inputs.policy import scenario_policy
+from sim.runs.runner import run_batch, run_one
+from sim.inputs.scenario import Scenario, load_scenario
 from sim.stats import wilson_interval
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"

@@ -1,4 +1,4 @@
-"""Bootstrap, stratified and paired estimates (sim.stats) and sweep summaries (sim.sweepstats).
+"""Bootstrap, stratified and paired estimates (sim.stats) and sweep summaries (sim.sweeps.costs).
 
 Statistical properties are checked with fixed seeds and enough repetitions to fail when
 the property is false (coverage far from nominal, a biased estimate).
@@ -15,7 +15,7 @@ from scipy import stats as st
 
 from sim.stats import (bootstrap_quantile_interval, mcnemar, paired_difference, pareto_front, stratified_mean,
                        stratified_rate, wilson_interval)
-from sim.sweepstats import cell_summary, frontier, paired_comparison, policy_costs
+from sim.sweeps.costs import cell_summary, frontier, paired_comparison, policy_costs
 
 
 def rng(seed: int) -> np.random.Generator:

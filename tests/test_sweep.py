@@ -21,14 +21,14 @@ import pytest
 import sim
 from sim.errors import InputError
 from sim.outcomes import COLUMNS
-from sim.policyfile import scenario_policy
-from sim.rng import run_seed
-from sim.runner import records_frame, run_batch
-from sim.scenario import load_scenario
-from sim.store import ResultsError, read_manifest
-from sim.sweep import run_sweep
-from sim.sweepfile import load_sweep, parse_path
-from sim.sweepplan import SEVERITY_KEY, expand
+from sim.inputs.policy import scenario_policy
+from sim.seeds import run_seed
+from sim.runs.runner import records_frame, run_batch
+from sim.inputs.scenario import load_scenario
+from sim.runs.store import ResultsError, read_manifest
+from sim.sweeps.execute import run_sweep
+from sim.sweeps.spec import load_sweep, parse_path
+from sim.sweeps.plan import SEVERITY_KEY, expand
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -363,7 +363,7 @@ runs: 4
 
 
 def test_severity_distributions() -> None:
-    from sim.sweepfile import Severity
+    from sim.sweeps.spec import Severity
 
     assert Severity(path="a", uniform=[1, 3]).quantile(0.25) == pytest.approx(1.5)
     assert Severity(path="a", loguniform=[0.01, 1]).quantile(0.5) == pytest.approx(0.1)

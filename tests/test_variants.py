@@ -1,4 +1,4 @@
-"""Tests of sim.variants: policy/fault variants (validated like files) and plain-loop grids
+"""Tests of sim.runs.variants: policy/fault variants (validated like files) and plain-loop grids
 on common random numbers."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.policyfile import scenario_policy
-from sim.runner import records_frame, run_batch
-from sim.scenario import load_scenario
-from sim.variants import fault_variant, flagger_variant, run_grid
+from sim.inputs.policy import scenario_policy
+from sim.runs.runner import records_frame, run_batch
+from sim.inputs.scenario import load_scenario
+from sim.runs.variants import fault_variant, flagger_variant, run_grid
 
 REPO = Path(__file__).resolve().parents[1]
 

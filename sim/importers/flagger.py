@@ -40,9 +40,9 @@ from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError, field_path
 from sim.errors import _one_line as one_line
-from sim.policies.argo_spec import ArgoPolicySpec
-from sim.policies.flagger_spec import FlaggerAnalysis, FlaggerPolicySpec, MetricTemplateSpec
-from sim.scenario import validation_to_input_error
+from sim.policies.argo.spec import ArgoPolicySpec
+from sim.policies.flagger.spec import FlaggerAnalysis, FlaggerPolicySpec, MetricTemplateSpec
+from sim.inputs.scenario import validation_to_input_error
 from sim.yamlio import YamlDoc
 
 GROUP = "flagger.app/"

@@ -2,7 +2,7 @@
 
 from sim.policies.base import (Action, Finish, MetricQuery, Observation, Policy, PolicyContractError,
                                Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights, check_policy)
-from sim.policies.flagger import FlaggerCanary, FlaggerState
+from sim.policies.flagger.canary import FlaggerCanary, FlaggerState
 
 __all__ = ["Action", "Finish", "FlaggerCanary", "FlaggerState", "MetricQuery", "Observation", "Policy",
            "PolicyContractError", "Promote", "Readiness", "Rollback", "Routes", "ScaleUp", "SetWeights",

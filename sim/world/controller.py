@@ -27,8 +27,8 @@ from sim.errors import InputError
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
 from sim.policies.base import (Finish, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp,
                                SetWeights)
-from sim.rng import STREAMS, Streams, streams
-from sim.scenario import Scenario
+from sim.seeds import STREAMS, Streams, streams
+from sim.inputs.scenario import Scenario
 from sim.world.faults import ReleaseModel
 from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
@@ -150,7 +150,7 @@ class World:
     Args:
         scenario: what is simulated.
         policy: the decision maker.
-        seeds: one run seed per rollout (see ``sim.rng``).
+        seeds: one run seed per rollout (see ``sim.seeds``).
         run_indexes: the ``run`` field of each record (default 0, 1, ...).
         exact: serve requests one by one (one run at a time).
         trace: record one line per tick.

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.scenario import (Baseline, ErrorRateFault, Fault, LatencyFault, LeakFault, LoadFault,
+from sim.inputs.scenario import (Baseline, ErrorRateFault, Fault, LatencyFault, LeakFault, LoadFault,
                           NeverReadyFault, Scenario)
 from sim.world.service import LatencyDist
 

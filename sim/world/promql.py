@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from sim.scenario import MetricBinding
+from sim.inputs.scenario import MetricBinding
 
 _NON_5XX = re.compile(r'(code|status|response_code|status_code)\s*!~\s*"5', re.I)
 _5XX = re.compile(r'(code|status|response_code|status_code)\s*=~\s*"5', re.I)

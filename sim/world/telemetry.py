@@ -22,7 +22,7 @@ import numpy as np
 
 from sim.policies.base import MetricQuery
 from sim.policies.judges.base import JudgeData, VersionSeries
-from sim.scenario import MetricBinding
+from sim.inputs.scenario import MetricBinding
 
 _EPS = 1e-9
 

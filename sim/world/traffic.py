@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.scenario import RateProfile, Traffic
+from sim.inputs.scenario import RateProfile, Traffic
 
 TWO_PI = 2.0 * np.pi
 

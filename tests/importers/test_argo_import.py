@@ -1,4 +1,4 @@
-"""Importing real Argo Rollouts manifests (sim.importers.argo, sim.policyfile, `pdsim import argo`).
+"""Importing real Argo Rollouts manifests (sim.importers.argo.rollout, sim.inputs.policy, `pdsim import argo`).
 
 The fixtures are upstream files copied byte for byte (``/work/shared/fixtures/upstream/
 README.md`` names their sources); field semantics follow argoproj/argo-rollouts
@@ -20,15 +20,15 @@ from click.testing import CliRunner
 
 from sim.cli import cli
 from sim.errors import InputError
-from sim.importers.argo import import_argo, policy_yaml
+from sim.importers.argo.rollout import import_argo, policy_yaml
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
-from sim.policies.argo import ArgoRollout
+from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.base import check_policy
-from sim.policyfile import (load_policy, load_policy_with_warnings, read_policy,
+from sim.inputs.policy import (load_policy, load_policy_with_warnings, read_policy,
                             scenario_policy_with_warnings)
-from sim.rng import run_seed
-from sim.runner import run_batch, run_one
-from sim.scenario import load_scenario
+from sim.seeds import run_seed
+from sim.runs.runner import run_batch, run_one
+from sim.inputs.scenario import load_scenario
 from sim.units import parse_duration
 from sim.yamlio import load_yaml_all, loads_yaml
 

@@ -1,4 +1,4 @@
-"""Importing real Flagger manifests (sim.importers.flagger, sim.policyfile, `pdsim import`).
+"""Importing real Flagger manifests (sim.importers.flagger, sim.inputs.policy, `pdsim import`).
 
 The fixtures are upstream files copied byte for byte (``/work/shared/fixtures/upstream/
 flagger/README.md`` names their sources); field semantics follow fluxcd/flagger
@@ -20,10 +20,10 @@ from click.testing import CliRunner
 from sim.cli import cli
 from sim.errors import InputError
 from sim.importers.flagger import import_flagger, policy_yaml
-from sim.policies.flagger_spec import FlaggerWebhook
-from sim.policyfile import (load_policy, load_policy_with_warnings, read_policy, scenario_policy,
+from sim.policies.flagger.spec import FlaggerWebhook
+from sim.inputs.policy import (load_policy, load_policy_with_warnings, read_policy, scenario_policy,
                             scenario_policy_with_warnings)
-from sim.scenario import PolicySpec, load_scenario
+from sim.inputs.scenario import PolicySpec, load_scenario
 from sim.units import parse_duration
 from sim.yamlio import load_yaml_all
 

@@ -9,7 +9,7 @@ assessMetricFailureInconclusiveOrError, calculateNextReconcileTime),
 and ``pkg/apis/rollouts/v1alpha1/analysis_types.go`` (Metric.EffectiveCount).
 
 Measurement phases come from a stub evaluator: deciding a raw value against the
-conditions (NaN, empty vectors, ...) is ``sim.policies.expr``'s job, not this module's.
+conditions (NaN, empty vectors, ...) is ``sim.policies.argo.expr``'s job, not this module's.
 ``play`` checks at every step that exactly the metrics given values are due, then
 records them and checks the counters and phases.
 """
@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from sim.policies import analysis as an
-from sim.policies.analysis import (ERROR, FAILED, INCONCLUSIVE, PENDING, RUNNING, SUCCESSFUL, AnalysisRunState,
+from sim.policies.argo import analysis_run as an
+from sim.policies.argo.analysis_run import (ERROR, FAILED, INCONCLUSIVE, PENDING, RUNNING, SUCCESSFUL, AnalysisRunState,
                                    MetricResult, MetricSpec, ProviderError, ProviderPhase, due_metrics,
                                    effective_count, is_worse, next_due, record, start_run, terminate)
 
@@ -477,8 +477,8 @@ def test_pure_and_deterministic() -> None:
 
 
 def test_with_real_evaluator() -> None:
-    """The default evaluator, once sim.policies.expr exists."""
-    pytest.importorskip("sim.policies.expr")
+    """The default evaluator, once sim.policies.argo.expr exists."""
+    pytest.importorskip("sim.policies.argo.expr")
     specs = [MetricSpec(M, interval_s=60, count=2, success_condition="result[0] >= 0.95")]
     state = record(specs, start_run("r", specs, 0.0), 0.0, {M: [0.99]})
     state = record(specs, state, 60.0, {M: [0.5]})

@@ -70,8 +70,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from sim.policies.argo import ArgoRollout, ArgoState
-from sim.policies.argo_spec import ArgoPolicySpec
+from sim.policies.argo.rollout import ArgoRollout, ArgoState
+from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.base import Observation, Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights
 
 NAN = float("nan")

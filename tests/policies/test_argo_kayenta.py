@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.policies import analysis as ar
-from sim.policies.argo_kayenta import (RESUME_DELAY_S, config_for, evaluate_result, judge_measurement,
+from sim.policies.argo import analysis_run as ar
+from sim.policies.argo.kayenta import (RESUME_DELAY_S, config_for, evaluate_result, judge_measurement,
                                        scope_window)
 from sim.policies.judges.base import JudgeData, VersionSeries
 from sim.policies.judges.kayenta import KayentaSpec
@@ -130,10 +130,10 @@ policy:
 
 
 def _world(faults: str, seed: int):
-    from sim.policyfile import scenario_policy
-    from sim.rng import run_seed
-    from sim.runner import run_one
-    from sim.scenario import parse_scenario
+    from sim.inputs.policy import scenario_policy
+    from sim.seeds import run_seed
+    from sim.runs.runner import run_one
+    from sim.inputs.scenario import parse_scenario
     from sim.yamlio import loads_yaml
     sc = parse_scenario(loads_yaml(SCENARIO.format(faults=faults)))
     return run_one(sc, scenario_policy(sc), run_seed(seed, 0, 0), trace=True)

@@ -10,11 +10,11 @@ after the pause they do (the rollout controller sees it at its next reconcile).
 
 from __future__ import annotations
 
-from sim.policies.argo import RESYNC_S
-from sim.policyfile import scenario_policy
-from sim.rng import run_seed
-from sim.runner import run_one
-from sim.scenario import parse_scenario
+from sim.policies.argo.rollout import RESYNC_S
+from sim.inputs.policy import scenario_policy
+from sim.seeds import run_seed
+from sim.runs.runner import run_one
+from sim.inputs.scenario import parse_scenario
 from sim.yamlio import loads_yaml
 
 CANARY = """\

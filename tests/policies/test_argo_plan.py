@@ -17,11 +17,11 @@ import pickle
 import numpy as np
 import pytest
 
-from sim.policies import analysis as ar
-from sim.policies.argo import ArgoRollout, ArgoState, Run
-from sim.policies.argo_analyses import max_surge, replica_counts
-from sim.policies.argo_plan import desired_pods, manual_called
-from sim.policies.argo_spec import ArgoPolicySpec
+from sim.policies.argo import analysis_run as ar
+from sim.policies.argo.rollout import ArgoRollout, ArgoState, Run
+from sim.policies.argo.analyses import max_surge, replica_counts
+from sim.policies.argo.plan import desired_pods, manual_called
+from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.base import Finish, HookCalled, Observation, Readiness, Rollback, Routes, SetWeights
 from sim.policies.judges import JudgeData, VersionSeries
 
@@ -148,7 +148,7 @@ def _versions(t: float, canary_error_rate: float) -> JudgeData:
 
 
 def test_a_judge_that_rejects_aborts_the_canary():
-    # The judge is a background analysis that never stops (sim.policies.argo): its
+    # The judge is a background analysis that never stops (sim.policies.argo.rollout): its
     # rejection aborts like a failed background run (rollout/canary.go AddAbort: weight 0,
     # Degraded). Counters of a canary failing half its requests against 0.1%.
     p = policy(judge={"kind": "sequential"})

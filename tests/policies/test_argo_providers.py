@@ -7,10 +7,10 @@ in-flight measurement is resumed, not restarted; the metric stays Running meanwh
 
 from __future__ import annotations
 
-from sim.policyfile import scenario_policy
-from sim.rng import run_seed
-from sim.runner import run_one
-from sim.scenario import parse_scenario
+from sim.inputs.policy import scenario_policy
+from sim.seeds import run_seed
+from sim.runs.runner import run_one
+from sim.inputs.scenario import parse_scenario
 from sim.yamlio import loads_yaml
 
 SCENARIO = """\

@@ -16,8 +16,8 @@ import re
 
 import pytest
 
-from sim.policies import expr as expr_mod
-from sim.policies.expr import ExprError, compile_expr, evaluate, evaluate_condition, measurement_phase
+from sim.policies.argo import expr as expr_mod
+from sim.policies.argo.expr import ExprError, compile_expr, evaluate, evaluate_condition, measurement_phase
 
 NAN, INF = float("nan"), float("inf")
 ERR = ExprError  # sentinel in tables: the call must raise ExprError

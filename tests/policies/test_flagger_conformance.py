@@ -43,8 +43,8 @@ import pytest
 
 from sim.policies.base import (NO_DATA, HookCalled, Observation, Promote, Readiness, Rollback, Routes, ScaleUp,
                                SetWeights)
-from sim.policies.flagger import FlaggerCanary
-from sim.policies.flagger_spec import FlaggerPolicySpec
+from sim.policies.flagger.canary import FlaggerCanary
+from sim.policies.flagger.spec import FlaggerPolicySpec
 
 SR = "request-success-rate"
 LAT = "request-duration"

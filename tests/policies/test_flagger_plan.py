@@ -16,9 +16,9 @@ import pickle
 import pytest
 
 from sim.policies.base import HookCalled, Observation, Readiness, Routes, SetWeights
-from sim.policies.flagger import FlaggerCanary, FlaggerState
-from sim.policies.flagger_plan import set_weights
-from sim.policies.flagger_spec import FlaggerPolicySpec
+from sim.policies.flagger.canary import FlaggerCanary, FlaggerState
+from sim.policies.flagger.plan import set_weights
+from sim.policies.flagger.spec import FlaggerPolicySpec
 
 SR = {"name": "request-success-rate", "thresholdRange": {"min": 99}}
 LAT = {"name": "request-duration", "thresholdRange": {"max": 500.9}}

@@ -42,10 +42,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim.policyfile import scenario_policy
-from sim.rng import run_seed
-from sim.runner import run_one
-from sim.scenario import Scenario, parse_scenario
+from sim.inputs.policy import scenario_policy
+from sim.seeds import run_seed
+from sim.runs.runner import run_one
+from sim.inputs.scenario import Scenario, parse_scenario
 from sim.world.controller import RunResult, run_rollouts
 from sim.yamlio import loads_yaml
 

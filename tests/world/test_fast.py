@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sim.policies.base import MetricQuery
-from sim.scenario import Scenario
+from sim.inputs.scenario import Scenario
 from sim.world.controller import prepare
 import sim.world.fast as fast
 from sim.world.draws import stream_states

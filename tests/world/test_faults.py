@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from sim.scenario import Scenario
+from sim.inputs.scenario import Scenario
 from sim.world.faults import ReleaseModel
 from sim.world.service import LatencyDist
 

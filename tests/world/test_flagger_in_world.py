@@ -22,9 +22,9 @@ import textwrap
 
 import pytest
 
-from sim.policyfile import scenario_policy
-from sim.runner import run_one
-from sim.scenario import parse_scenario
+from sim.inputs.policy import scenario_policy
+from sim.runs.runner import run_one
+from sim.inputs.scenario import parse_scenario
 from sim.yamlio import loads_yaml
 
 SEED = 12345

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.policies.flagger import FlaggerCanary
-from sim.policies.flagger_spec import FlaggerPolicySpec
-from sim.runner import run_batch, run_one
-from sim.scenario import load_scenario
+from sim.policies.flagger.canary import FlaggerCanary
+from sim.policies.flagger.spec import FlaggerPolicySpec
+from sim.runs.runner import run_batch, run_one
+from sim.inputs.scenario import load_scenario
 from sim.world.controller import World
 from tests.test_scenarios import SCENARIO_DIR
 from tests.world.test_telemetry import filled

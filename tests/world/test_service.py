@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim.scenario import ISTIO_BUCKETS_MS
+from sim.inputs.scenario import ISTIO_BUCKETS_MS
 from sim.world.service import LatencyDist
 
 BOUNDS = tuple(float(b) for b in ISTIO_BUCKETS_MS)

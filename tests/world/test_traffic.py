@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from sim.scenario import RateProfile, Traffic
+from sim.inputs.scenario import RateProfile, Traffic
 from sim.world.traffic import RateFunction, build_population
 
 T_GRID = [0.0, 1.0, 59.5, 300.0, 1234.5, 3600.0, 5000.0, 7200.0]

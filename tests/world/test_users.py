@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim.scenario import Traffic
+from sim.inputs.scenario import Traffic
 from sim.world.draws import stream_states
 from sim.world.traffic import build_population
 from sim.world.users import _EXACT, _binomial_inverse, _occupancy_cdf, _occupancy_given, count_users, occupancy

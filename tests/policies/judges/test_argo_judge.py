@@ -13,9 +13,9 @@ import pytest
 
 from sim.errors import InputError
 from sim.policies.base import check_policy
-from sim.policyfile import scenario_policy
-from sim.runner import run_batch
-from sim.scenario import parse_scenario
+from sim.inputs.policy import scenario_policy
+from sim.runs.runner import run_batch
+from sim.inputs.scenario import parse_scenario
 from sim.yamlio import load_yaml, loads_yaml
 
 SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "argo-canary-steps.yaml"

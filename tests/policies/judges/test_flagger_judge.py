@@ -15,10 +15,10 @@ import pytest
 
 from sim.errors import InputError
 from sim.policies.base import Observation, Promote, Readiness, Rollback, Routes, SetWeights, check_policy
-from sim.policies.flagger import FlaggerCanary
-from sim.policies.flagger_spec import FlaggerPolicySpec
+from sim.policies.flagger.canary import FlaggerCanary
+from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.policies.judges.base import JudgeData, VersionSeries
-from sim.scenario import parse_scenario
+from sim.inputs.scenario import parse_scenario
 from sim.yamlio import loads_yaml
 
 SR = {"name": "request-success-rate", "thresholdRange": {"min": 99}}

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from sim.errors import InputError
-from sim.policyfile import load_policy
-from sim.replay import load_observations, replay
+from sim.inputs.policy import load_policy
+from sim.runs.replay import load_observations, replay
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "replay"
 
@@ -82,7 +82,7 @@ def test_a_judge_of_latency_replays_counters_without_histograms(tmp_path):
 
 
 def test_counter_increments_and_resets():
-    from sim.replay import Observations
+    from sim.runs.replay import Observations
     obs = Observations.from_rows([(0, "counter:canary:requests", 100.0), (15, "counter:canary:requests", 130.0),
                                   (30, "counter:canary:requests", 5.0), (45, "counter:canary:requests", 25.0)])
     data = obs.versions(40.0)

@@ -116,10 +116,10 @@ def test_bayes_detects_and_its_false_rollback_rate_is_only_measured():
 # --- through the full world (fewer runs) ---------------------------------------------------
 
 def _world(stem: str, judge: dict, runs: int):
-    from sim.policies.flagger import FlaggerCanary
-    from sim.policies.flagger_spec import FlaggerPolicySpec
-    from sim.runner import run_batch
-    from sim.scenario import load_scenario
+    from sim.policies.flagger.canary import FlaggerCanary
+    from sim.policies.flagger.spec import FlaggerPolicySpec
+    from sim.runs.runner import run_batch
+    from sim.inputs.scenario import load_scenario
     from tests.test_scenarios import SCENARIO_DIR
 
     sc = load_scenario(SCENARIO_DIR / f"{stem}.yaml")

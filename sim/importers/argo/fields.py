@@ -1,0 +1,167 @@
+"""What each key of Argo Rollouts' types becomes on import, and the checks shared by the
+importer's parts (``sim.importers.argo.rollout`` explains the four ways a key is handled)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+from sim.errors import field_path
+from sim.importers.flagger import _err, _warning
+from sim.units import parse_duration
+from sim.yamlio import YamlDoc
+
+GROUP = "argoproj.io/"
+API_VERSION = "argoproj.io/v1alpha1"
+ROLLOUT, TEMPLATE, CLUSTER_TEMPLATE = "Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate"
+KINDS = (ROLLOUT, TEMPLATE, CLUSTER_TEMPLATE)
+
+# --- what each Argo type's keys become --------------------------------------------------------
+
+#: ``RolloutSpec``. Copied: replicas, strategy. Warned: paused, minReadySeconds,
+#: progressDeadlineAbort. The rest is quiet (see the module docstring).
+_SPEC_KEYS = frozenset({
+    "replicas", "strategy",
+    "paused", "minReadySeconds", "progressDeadlineAbort",
+    "selector", "template", "workloadRef", "revisionHistoryLimit", "progressDeadlineSeconds",
+    "restartAt", "analysis", "rollbackWindow",
+})
+#: ``CanaryStrategy``. Modelled: steps, analysis, trafficRouting. Warned: dynamicStableScale,
+#: replicaProgressThreshold. Quiet: the rest.
+_CANARY_KEYS = frozenset({
+    "steps", "analysis", "trafficRouting",
+    "dynamicStableScale", "replicaProgressThreshold",
+    "canaryService", "stableService", "maxUnavailable", "maxSurge", "antiAffinity",
+    "canaryMetadata", "stableMetadata", "scaleDownDelaySeconds", "scaleDownDelayRevisionLimit",
+    "abortScaleDownDelaySeconds", "pingPong", "minPodsPerReplicaSet",
+})
+#: ``BlueGreenStrategy``. Modelled: auto promotion, previewReplicaCount and the two analyses.
+_BLUE_GREEN_KEYS = frozenset({
+    "autoPromotionEnabled", "autoPromotionSeconds", "prePromotionAnalysis", "postPromotionAnalysis",
+    "scaleDownDelaySeconds",
+    "activeService", "previewService", "previewReplicaCount", "maxUnavailable",
+    "scaleDownDelayRevisionLimit", "antiAffinity", "previewMetadata", "activeMetadata",
+    "abortScaleDownDelaySeconds",
+})
+#: ``RolloutTrafficRouting``: the routers all set the canary weight pdsim routes by.
+_ROUTERS = frozenset({"istio", "nginx", "alb", "smi", "ambassador", "appMesh", "traefik", "apisix", "plugins"})
+_ROUTING_KEYS = _ROUTERS | {"managedRoutes", "maxTrafficWeight"}
+#: Routers Argo accepts for ``setHeaderRoute`` / ``setMirrorRoute`` (validation.go).
+_HEADER_ROUTERS = ("istio", "alb", "apisix", "plugins")
+_MIRROR_ROUTERS = ("istio", "plugins")
+#: ``CanaryStep``: exactly one of these.
+_STEP_KEYS = frozenset({"setWeight", "pause", "experiment", "analysis", "setCanaryScale", "setHeaderRoute",
+                        "setMirrorRoute", "plugin"})
+_HEADER_ROUTE_KEYS = frozenset({"name", "match"})
+_HEADER_MATCH_KEYS = frozenset({"headerName", "headerValue"})
+_STRING_MATCH_KEYS = frozenset({"exact", "prefix", "regex"})
+_MIRROR_ROUTE_KEYS = frozenset({"name", "match", "percentage"})
+_ROUTE_MATCH_KEYS = frozenset({"method", "path", "headers"})
+#: ``RolloutAnalysis``; ``RolloutAnalysisBackground`` adds ``startingStep``.
+_ANALYSIS_KEYS = frozenset({"templates", "args", "dryRun", "measurementRetention", "analysisRunMetadata"})
+_BACKGROUND_KEYS = _ANALYSIS_KEYS | {"startingStep"}
+_REF_KEYS = frozenset({"templateName", "clusterScope"})
+_ARG_KEYS = frozenset({"name", "value", "valueFrom"})
+_RUN_VALUE_FROM_KEYS = frozenset({"podTemplateHashValue", "fieldRef"})   # ArgumentValueFrom
+_TEMPLATE_VALUE_FROM_KEYS = frozenset({"secretKeyRef", "fieldRef"})      # ValueFrom
+#: ``AnalysisTemplateSpec``.
+_TEMPLATE_KEYS = frozenset({"metrics", "args", "dryRun", "measurementRetention", "templates"})
+#: ``Metric``: every key decides, every one is modelled.
+_METRIC_KEYS = frozenset({"name", "interval", "initialDelay", "count", "successCondition", "failureCondition",
+                          "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "provider",
+                          "consecutiveSuccessLimit"})
+_DURATION_FIELDS = ("interval", "initialDelay")
+_COUNT_FIELDS = ("count", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit")
+#: ``MetricProvider``: exactly one. Only Prometheus is answered by the simulated telemetry.
+_PROVIDERS = ("prometheus", "kayenta", "web", "datadog", "wavefront", "newRelic", "job", "cloudWatch",
+              "graphite", "influxdb", "skywalking", "plugin")
+_PROMETHEUS_KEYS = frozenset({"address", "query", "authentication", "timeout", "insecure", "headers", "rangeQuery"})
+
+_GO_DURATION = re.compile(r"^(?:0|(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
+_SYMBOLIC = re.compile(r"\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}|<[A-Za-z0-9_.-]+>")
+
+_WHY = {
+    "paused": "a paused Rollout does not progress until it is resumed; pdsim simulates it as if resumed",
+    "minReadySeconds": "pods count as available only this long after they are ready; pdsim's canary is "
+                       "available as soon as it is ready (the scenario's startup time)",
+    "progressDeadlineAbort": "Argo aborts an update that makes no progress for progressDeadlineSeconds; "
+                             "pdsim never aborts for lack of progress (a stuck rollout ends unfinished)",
+    "dynamicStableScale": "the stable ReplicaSet shrinks as canary traffic grows and, after an abort, gets "
+                          "traffic back only as it scales up again; pdsim's stable keeps full capacity and "
+                          "takes the traffic back at once",
+    "replicaProgressThreshold": "pods are all-or-nothing ready in pdsim: a step waits for the whole canary",
+    "maxTrafficWeight": "pdsim reads setWeight as a percentage of 100; with another maxTrafficWeight the "
+                        "canary gets setWeight/maxTrafficWeight of the traffic",
+    "stickiness": "ALB target group stickiness pins users to the version they reached; pdsim routes every "
+                  "request by weight (more users exposed, each less often)",
+    "nginx_canary_by": "NGINX sends requests with this header or cookie to the canary whatever the weight; "
+                       "pdsim routes by weight only",
+    "plugin": "what a step plugin does is unknown to pdsim: the step completes at once (simulated as "
+              "pause: {duration: 0})",
+    "mirror_match": "pdsim mirrors `percentage` of all requests; these match conditions are not evaluated",
+    "valueFrom": "the value is read from the cluster at run time; pdsim keeps it symbolic ({value}) in "
+                 "queries and conditions",
+    "kayenta": "the canary config lives in Kayenta: pdsim's Kayenta replica judges {name} with the "
+               "policy's canaryConfigs entry of that canaryConfigName, else its default config (error "
+               "percentage, direction increase)",
+    "job": "the Job is not run: its outcome is scripted in the scenario by metric name "
+           "(webhooks: {{{name}: ...}}), default pass",
+    "provider": "pdsim has no {kind} data: the outcome is scripted in the scenario by metric name "
+                "(webhooks: {{{name}: ...}}), default pass; successCondition/failureCondition are not evaluated",
+    "rangeQuery": "a range query returns a series in Argo; pdsim answers with the current value only",
+    "dryRun": "Argo matches the pattern anywhere in a metric name (Go regexp.MatchString); pdsim matches "
+              "whole names, so here these metrics are not dry-run and decide: {names}",
+}
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+def _keys(doc: YamlDoc, loc: tuple[Any, ...], node: Any, known: frozenset[str], what: str) -> None:
+    """Unknown keys are errors, as for ``kubectl apply`` (strict field validation)."""
+    if not isinstance(node, Mapping):
+        return
+    for key in node:
+        if key not in known:
+            raise _err(doc, loc + (key,), f"unknown key: not a field of Argo's {what} ({API_VERSION})")
+
+
+def _list(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else []
+
+
+def _at(doc: YamlDoc, loc: Sequence[Any]) -> str:
+    """``FILE:LINE (FIELD)`` of a place, for messages that point at a second place."""
+    return f"{doc.file}:{doc.line_of(loc)} ({field_path(loc)})"
+
+
+class _Warnings:
+    """Warnings in order, each once (a template used by several analyses warns once)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, doc: YamlDoc, loc: Sequence[Any], why: str) -> None:
+        line = _warning(doc, tuple(loc), why)
+        if line not in self.lines:
+            self.lines.append(line)
+
+
+def _duration(doc: YamlDoc, loc: tuple[Any, ...], text: str, note: str = "") -> float:
+    """A Go duration (``time.ParseDuration``: a unit is required, except for 0)."""
+    ok = bool(_GO_DURATION.match(text.strip()))
+    try:
+        seconds = parse_duration(text.strip()) if ok else None
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise _err(doc, loc, f"not a Go duration such as 30s, 5m or 1h30m{note}", got=text)
+    return seconds
+
+
+def _count(doc: YamlDoc, loc: tuple[Any, ...], text: str, note: str = "") -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise _err(doc, loc, f"not a whole number{note}", got=text) from None

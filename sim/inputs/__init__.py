@@ -1,0 +1,12 @@
+"""Inputs: load and validate what users write, with file and line in every error.
+
+Parts:
+
+* ``scenario``: the pydantic models of a scenario file (``Scenario``) and ``load_scenario``;
+* ``policy``: policy paths (pdsim policy files, real manifests, folders of them) into a
+  ``Policy`` (``load_policy``, ``scenario_policy``).
+
+The modules are listed, not imported: ``import sim.inputs`` costs nothing.
+"""
+
+__all__ = ["policy", "scenario"]

@@ -1,0 +1,473 @@
+"""Scenario files: pydantic models and loading with file/line error messages.
+
+The models describe data only; behaviour lives in ``sim.world``. Every model forbids
+unknown keys, so a typo is an error that names the file, the line and the field
+(DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      ValidationError, model_validator)
+
+from sim.errors import NOT_GIVEN, InputError, field_path
+from sim.policies.argo.spec import ArgoPolicySpec
+from sim.policies.flagger.spec import FlaggerPolicySpec
+from sim.units import parse_duration, parse_latency_ms, parse_rate
+from sim.yamlio import YamlDoc, load_yaml
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+LatencyMs = Annotated[float, BeforeValidator(parse_latency_ms)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+#: Istio's default request-duration histogram buckets (ms); Flagger's builtin
+#: ``request-duration`` query runs ``histogram_quantile(0.99, ...)`` over them.
+ISTIO_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+                    60000, 300000, 600000, 1800000, 3600000)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- traffic -------------------------------------------------------------------------
+
+class Diurnal(Model):
+    """Sinusoidal day/night profile: ``mean * (1 + amplitude * sin(2π (t + phase) / period))``."""
+
+    mean: Rate
+    amplitude: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    period: Annotated[Duration, Field(gt=0)] = 86400.0
+    phase: Duration = 0.0
+
+
+class Burst(Model):
+    """Multiply the rate by ``factor`` during ``[at, at + duration)``."""
+
+    at: Duration
+    duration: Annotated[Duration, Field(gt=0)]
+    factor: Annotated[float, Field(gt=0)]
+
+
+class RateStep(Model):
+    """From ``at`` on, the base rate is ``rate``."""
+
+    at: Duration
+    rate: Rate
+
+
+def _scalar_rate(v: Any) -> Any:
+    # `rate: 100/s` is shorthand for `rate: {constant: 100/s}`.
+    if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+        return {"constant": v}
+    return v
+
+
+class RateProfile(Model):
+    """An arrival-rate profile λ(t): one base shape, optionally with bursts on top."""
+
+    constant: Rate | None = None
+    diurnal: Diurnal | None = None
+    steps: list[RateStep] | None = None
+    bursts: list[Burst] = []
+
+    @model_validator(mode="after")
+    def _one_base(self) -> "RateProfile":
+        given = [k for k in ("constant", "diurnal", "steps") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of constant, diurnal or steps")
+        if self.steps is not None:
+            if not self.steps or self.steps[0].at != 0:
+                raise ValueError("steps must start at 0s")
+            if any(b.at <= a.at for a, b in zip(self.steps, self.steps[1:])):
+                raise ValueError("steps must be in increasing order of `at`")
+        return self
+
+
+class Cohort(Model):
+    """A share of users carrying a header or cookie (for A/B matching and cohort faults)."""
+
+    name: str
+    share: Probability
+    header: str | None = None
+    cookie: str | None = None
+
+
+class Traffic(Model):
+    """Arrivals and the user population.
+
+    ``skew`` is the Zipf exponent of per-user activity (0: every user equally active).
+    """
+
+    rate: Annotated[RateProfile, BeforeValidator(_scalar_rate)]
+    users: Annotated[int, Field(ge=1)] = 10000
+    skew: Annotated[float, Field(ge=0.0, le=3.0)] = 1.0
+    cohorts: list[Cohort] = []
+
+    @model_validator(mode="after")
+    def _cohorts(self) -> "Traffic":
+        if sum(c.share for c in self.cohorts) > 1.0 + 1e-9:
+            raise ValueError("cohort shares add up to more than 1")
+        names = [c.name for c in self.cohorts]
+        if len(set(names)) != len(names):
+            raise ValueError("cohort names must be unique")
+        return self
+
+
+# --- versions and faults ---------------------------------------------------------------
+
+class Latency(Model):
+    """Lognormal latency given by its median and 99th percentile."""
+
+    median: Annotated[LatencyMs, Field(gt=0)]
+    p99: Annotated[LatencyMs, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _order(self) -> "Latency":
+        if self.p99 < self.median:
+            raise ValueError(f"p99 ({self.p99:g}ms) is below the median ({self.median:g}ms)")
+        return self
+
+
+class Baseline(Model):
+    """The stable version, served by the primary."""
+
+    error_rate: Probability = 0.001
+    latency: Latency = Latency(median=40.0, p99=250.0)
+
+
+class Intermittent(Model):
+    """The fault is active for the first ``duty`` share of every ``period`` after onset."""
+
+    period: Annotated[Duration, Field(gt=0)]
+    duty: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+
+
+class FaultBase(Model):
+    """Fields every fault shares.
+
+    Attributes:
+        onset: seconds after the new revision is applied (delayed onset).
+        duration: how long it lasts (None: until the end).
+        cohort: only this cohort's requests are affected.
+        target: ``canary`` (the release's own bug) or ``both`` (a common-mode
+            incident, e.g. a dependency outage, that hits the primary too).
+        intermittent: flapping on and off.
+    """
+
+    onset: Annotated[Duration, Field(ge=0)] = 0.0
+    duration: Annotated[Duration, Field(gt=0)] | None = None
+    cohort: str | None = None
+    target: Literal["canary", "both"] = "canary"
+    intermittent: Intermittent | None = None
+
+
+class ErrorRateFault(FaultBase):
+    """Error-rate step: absolute ``rate`` or ``factor`` times the baseline."""
+
+    kind: Literal["error_rate"]
+    rate: Probability | None = None
+    factor: Annotated[float, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "ErrorRateFault":
+        if (self.rate is None) == (self.factor is None):
+            raise ValueError("give exactly one of rate or factor")
+        return self
+
+
+class LatencyFault(FaultBase):
+    """Latency regression: add ``shift``, multiply by ``factor``, or stretch the tail to ``p99``."""
+
+    kind: Literal["latency"]
+    shift: Annotated[LatencyMs, Field(ge=0)] | None = None
+    factor: Annotated[float, Field(gt=0)] | None = None
+    p99: Annotated[LatencyMs, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "LatencyFault":
+        if sum(x is not None for x in (self.shift, self.factor, self.p99)) != 1:
+            raise ValueError("give exactly one of shift, factor or p99")
+        return self
+
+
+class LeakFault(FaultBase):
+    """Gradual degradation: extra error probability grows by ``per_hour`` per hour of
+    the canary's uptime (since onset), up to ``max``."""
+
+    kind: Literal["leak"]
+    per_hour: Annotated[float, Field(gt=0, le=100)]
+    max: Probability = 1.0
+
+
+class LoadFault(FaultBase):
+    """Load-dependent failure: only when the canary's request rate exceeds ``capacity``.
+
+    Above capacity, requests fail with probability ``rate`` or, when unset, with the
+    shed share ``1 - capacity / load`` (the part of the load that does not fit).
+    """
+
+    kind: Literal["load"]
+    capacity: Annotated[Rate, Field(gt=0)]
+    rate: Probability | None = None
+
+
+class NeverReadyFault(FaultBase):
+    """Crash loop: the canary never becomes ready."""
+
+    kind: Literal["never_ready"]
+
+
+Fault = Annotated[
+    Annotated[ErrorRateFault, Tag("error_rate")] | Annotated[LatencyFault, Tag("latency")]
+    | Annotated[LeakFault, Tag("leak")] | Annotated[LoadFault, Tag("load")]
+    | Annotated[NeverReadyFault, Tag("never_ready")],
+    Discriminator("kind"),
+]
+
+
+class Unready(Model):
+    """A workload unavailable from ``at`` for ``duration`` (None: for good)."""
+
+    workload: Literal["canary", "primary"]
+    at: Annotated[Duration, Field(ge=0)]
+    duration: Annotated[Duration, Field(gt=0)] | None = None
+
+
+class Release(Model):
+    """The candidate: the baseline plus its faults (none: a good release).
+
+    ``startup`` is the time from the canary's scale-up to ready; ``primary_startup`` the
+    primary's rolling update to the promoted spec (default: ``startup``); ``unready``
+    scripts later outages of either workload; ``test_rps`` is synthetic test traffic
+    sent to the new version from its scale-up on (smoke tests of a blue/green preview):
+    it reaches the new version's metrics, never a user. ``bad`` overrides the ground truth derived
+    from the faults (a release is bad when a fault targets the canary).
+    """
+
+    faults: list[Fault] = []
+    startup: Annotated[Duration, Field(ge=0)] = 0.0
+    primary_startup: Annotated[Duration, Field(ge=0)] | None = None
+    test_rps: Annotated[Rate, Field(ge=0)] = 0.0
+    unready: list[Unready] = []
+    bad: bool | None = None
+
+
+class SeriesPoint(Model):
+    """From ``at`` on, the series reads ``value`` (null: no data)."""
+
+    at: Duration
+    value: float | None
+
+
+SIGNALS = ("success-rate", "error-rate", "latency-p50", "latency-p90", "latency-p95", "latency-p99",
+           "request-rate", "constant", "series")
+
+
+class MetricBinding(Model):
+    """What a custom metric (MetricTemplate or inline query) measures in the simulation.
+
+    ``success-rate``/``error-rate`` are percentages, ``latency-pNN`` milliseconds from
+    the histogram (as ``histogram_quantile``), ``request-rate`` requests/s, of the
+    ``version``'s live traffic over the query's window; ``constant`` is ``value``;
+    ``series`` is piecewise constant. The result is multiplied by ``scale`` (e.g. 0.01
+    for a query that returns a ratio rather than a percentage).
+    """
+
+    signal: Literal["success-rate", "error-rate", "latency-p50", "latency-p90", "latency-p95", "latency-p99",
+                    "request-rate", "constant", "series"]
+    version: Literal["canary", "primary"] = "canary"
+    scale: float = 1.0
+    value: float | None = None
+    series: list[SeriesPoint] = []
+
+    @model_validator(mode="after")
+    def _needs(self) -> "MetricBinding":
+        if self.signal == "constant" and self.value is None:
+            raise ValueError("a constant signal needs a value")
+        if self.signal == "series" and not self.series:
+            raise ValueError("a series signal needs series points")
+        return self
+
+
+class Telemetry(Model):
+    """The metrics pipeline a Prometheus-backed controller reads.
+
+    ``metrics`` binds custom metrics (by metric name or MetricTemplate name) to
+    simulated signals.
+    """
+
+    scrape_interval: Annotated[Duration, Field(gt=0)] = 15.0
+    lag: Annotated[Duration, Field(ge=0)] = 0.0
+    missing_scrapes: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    noise: bool = True
+    buckets_ms: list[Annotated[float, Field(gt=0)]] = list(ISTIO_BUCKETS_MS)
+    metrics: dict[str, MetricBinding] = {}
+
+    @model_validator(mode="after")
+    def _buckets(self) -> "Telemetry":
+        if any(b <= a for a, b in zip(self.buckets_ms, self.buckets_ms[1:])):
+            raise ValueError("buckets_ms must increase")
+        return self
+
+
+class WebhookScript(Model):
+    """Scripted outcomes of a webhook (keyed by hook name or type in ``webhooks:``).
+
+    A call fails when ``outcome`` is fail, among the first ``fail_first`` calls, before
+    ``fail_until``, from ``fail_from`` on, or with probability ``fail_probability``;
+    otherwise it passes (2xx). For a ``rollback`` hook, passing signals a rollback.
+    ``latency`` is how long a measurement of an Argo job or web provider takes before its
+    outcome is known (the measurement is Running meanwhile).
+    """
+
+    outcome: Literal["pass", "fail"] = "pass"
+    latency: Annotated[Duration, Field(ge=0)] = 0.0
+    fail_first: Annotated[int, Field(ge=0)] = 0
+    fail_until: Duration | None = None
+    fail_from: Duration | None = None
+    fail_probability: Probability = 0.0
+
+
+def _script(v: Any) -> Any:
+    return {"outcome": v} if isinstance(v, str) else v
+
+
+class PolicySpec(Model):
+    """A policy: pdsim's own form (``flagger:`` or ``argo:``) or real manifests
+    (``manifest:``, paths relative to the scenario file; resolved by
+    ``sim.inputs.policy.scenario_policy``)."""
+
+    flagger: FlaggerPolicySpec | None = None
+    argo: ArgoPolicySpec | None = None
+    manifest: str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "PolicySpec":
+        if sum(x is not None for x in (self.flagger, self.argo, self.manifest)) != 1:
+            raise ValueError("give exactly one of flagger, argo or manifest")
+        if self.manifest == [] or self.manifest == "":
+            raise ValueError("manifest: give a path (or a list of paths) to Kubernetes manifests")
+        return self
+
+
+class Scenario(Model):
+    """One scenario file (DESIGN.md section 7)."""
+
+    name: str
+    description: str = ""
+    horizon: Annotated[Duration, Field(gt=0)] = 7200.0
+    after_promotion: Annotated[Duration, Field(ge=0)] = 1800.0
+    traffic: Traffic
+    baseline: Baseline = Baseline()
+    release: Release = Release()
+    telemetry: Telemetry = Telemetry()
+    webhooks: dict[str, Annotated[WebhookScript, BeforeValidator(_script)]] = {}
+    policy: PolicySpec | None = None
+    runs: Annotated[int, Field(ge=1)] = 100
+    seed: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _refs(self) -> "Scenario":
+        names = {c.name for c in self.traffic.cohorts}
+        for i, f in enumerate(self.release.faults):
+            if f.cohort is not None and f.cohort not in names:
+                raise ValueError(f"release.faults[{i}].cohort {f.cohort!r} is not a cohort of traffic.cohorts")
+        return self
+
+    @property
+    def release_bad(self) -> bool:
+        """Ground truth: a fault that targets the candidate's own code makes it bad."""
+        if self.release.bad is not None:
+            return self.release.bad
+        return any(f.target == "canary" and f.onset < self.horizon for f in self.release.faults)
+
+
+# --- loading with line numbers -----------------------------------------------------------
+
+def _data_loc(data: Any, loc: Sequence[Any], missing: bool) -> tuple[Any, ...]:
+    """Keep only the parts of a pydantic error location that exist in the data.
+
+    Pydantic adds union tags (``error_rate``) and validator names to locations; the
+    user's file has only keys and indexes. A missing key is named at the end.
+    """
+    out: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif missing and i == len(loc) - 1:
+            out.append(part)
+            break
+        else:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequence[Any] = ()) -> InputError:
+    """Turn the first pydantic error into one ``FILE:LINE: FIELD: message (got VALUE)``."""
+    errors = err.errors(include_url=False)
+    # A typo'd required key yields "missing" for the right name and "unknown key" for the
+    # typo; the typo, at its own line, is what the user needs to see.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(prefix) + tuple(first["loc"])
+    data_loc = _data_loc(doc.data, loc, first["type"] == "missing")
+    msg = first["msg"]
+    for noise in ("Value error, ", "Assertion failed, "):
+        msg = msg.replace(noise, "")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    kwargs: dict[str, Any] = {}
+    if first["type"] != "missing" and "input" in first and not isinstance(first["input"], (dict, list)):
+        kwargs["got"] = first["input"]
+    return InputError(doc.file, doc.line_of(data_loc), field_path(data_loc) or "(top level)", msg, **kwargs)
+
+
+def parse_scenario(doc: YamlDoc) -> Scenario:
+    """Validate a loaded YAML document as a scenario.
+
+    Raises:
+        InputError: naming file, line and field of the first problem.
+    """
+    if not isinstance(doc.data, dict):
+        raise InputError(doc.file, 1, None, "a scenario file must be a mapping of keys (name, traffic, ...)",
+                         got=type(doc.data).__name__)
+    try:
+        scenario = Scenario.model_validate(doc.data)
+    except ValidationError as err:
+        raise validation_to_input_error(err, doc) from None
+    if scenario.policy is not None and scenario.policy.argo is not None:
+        _check_inline_argo(doc, scenario)
+    return scenario
+
+
+def _check_inline_argo(doc: YamlDoc, scenario: Scenario) -> None:
+    """Check an inline ``argo:`` policy key by key, as the importer checks manifests: the
+    spec models accept Kubernetes-side keys, and a typo among them must still be an error
+    (unknown keys are errors in scenario files)."""
+    from sim.importers.argo.rollout import policy_file_warnings
+
+    policy = doc.data["policy"]
+    sub = YamlDoc(policy, doc.file, {k[1:]: v for k, v in doc.lines.items() if k[:1] == ("policy",)})
+    try:
+        policy_file_warnings(sub, policy, scenario.policy.argo)
+    except InputError as err:
+        raise InputError(err.file, err.line, f"policy.{err.field}" if err.field else "policy", err.message,
+                         **({"got": err.got} if err.got is not NOT_GIVEN else {})) from None
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Load and validate a scenario file.
+
+    Raises:
+        InputError: one line naming the file, the line and the field.
+    """
+    return parse_scenario(load_yaml(path))

@@ -1,0 +1,111 @@
+"""What one Argo reconcile needs that depends only on the spec, derived once per policy.
+
+``ArgoRollout.step`` and ``next_tick`` run at every tick of every simulated rollout, so
+the facts the controller reads off the Rollout spec at each reconcile (which kind each
+canary step is, its pause duration and analysis run key, the weight a traffic router
+holds before it, the resolved analyses, the canary and stable pods of each weight) are
+worked out once, on first use, into an :class:`ArgoPlan` the policy caches. The plan
+holds plain data and immutable actions only, so a policy stays picklable (joblib/loky,
+Dask) with or without it, and the actions it hands out may be shared between ticks and
+rollouts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from sim.policies.argo import analysis_run as ar
+from sim.policies.argo.analyses import max_surge, replica_counts
+from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec, CanaryStep
+from sim.policies.base import Finish, HookCalled, Promote, ScaleUp
+from sim.policies.flagger.plan import set_weights
+
+MANUAL = "manual-promotion"
+SCALE_UP, PROMOTE, NO_WEIGHT = ScaleUp(), Promote(), set_weights(0)
+FINISH_HEALTHY, FINISH_DEGRADED = Finish("Healthy"), Finish("Degraded")
+_MANUAL_CALLED = {True: HookCalled(MANUAL, "manual", True), False: HookCalled(MANUAL, "manual", False)}
+
+Analyses = dict[str, tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]]
+
+
+def manual_called(ok: object) -> HookCalled:
+    """``HookCalled(manual-promotion, manual, ok)``, shared when ``ok`` is a bool."""
+    if ok is True or ok is False:
+        return _MANUAL_CALLED[ok]
+    return HookCalled(MANUAL, "manual", ok)  # type: ignore[arg-type]  # recorded as given
+
+
+class StepPlan(NamedTuple):
+    """One canary step as ``completedCurrentCanaryStep`` and the reconcile read it."""
+
+    step: CanaryStep
+    key: str  # "step:<index>": the kind of its analysis run
+    scales: bool  # setWeight or setCanaryScale: complete at the desired pod counts
+    pause: bool
+    pause_s: float | None  # a timed pause's duration (None: none, or pause: {})
+    manual: bool  # pause: {}: only a person lifts it
+    analysis: bool  # an analysis step
+    has_run: bool  # ... whose analysis has templates (a run is started)
+
+
+class ArgoPlan(NamedTuple):
+    """The spec-derived parameters of a reconcile, in the policy's own terms."""
+
+    canary: bool
+    steps: tuple[StepPlan, ...]
+    reconciles: int  # reconciles at one instant at most
+    background: tuple[ar.MetricSpec, ...] | None  # the background analysis' metrics, if any
+    starting_step: int  # its startingStep
+    traffic_routing: bool
+    routed_before: tuple[int, ...]  # per step index (0..len(steps)): the last setWeight before it
+    pods: tuple[tuple[int, int], ...]  # desired (canary, stable) pods for weights 0-100
+    replicas: int
+    max_surge: int
+    analyses: Analyses
+
+
+def _pods(routing: bool, replicas: int, surge: int, weight: int) -> tuple[int, int]:
+    if routing:
+        return math.ceil(weight * replicas / 100), replicas
+    return replica_counts(replicas, weight, surge)
+
+
+def desired_pods(p: ArgoPlan, weight: int) -> tuple[int, int]:
+    """Canary and stable pods for a weight: ``trafficWeightToReplicas`` (ceil) with a
+    traffic router, whose stable stays at full size (no dynamicStableScale); else
+    ``CalculateReplicaCountsForBasicCanary`` (``utils/replicaset/canary.go``)."""
+    if type(weight) is int and 0 <= weight <= 100:
+        return p.pods[weight]
+    return _pods(p.traffic_routing, p.replicas, p.max_surge, weight)
+
+
+def build_plan(spec: ArgoPolicySpec, analyses: Analyses, max_reconciles: int) -> ArgoPlan:
+    """The plan of a policy: its spec, its resolved analyses (by run kind) and the
+    reconciles allowed at one instant before the steps are counted."""
+    c = spec.strategy.canary
+    steps: list[StepPlan] = []
+    routed_before = [0]
+    for i, st in enumerate(c.steps if c is not None else ()):
+        key = f"step:{i}"
+        pause_s = st.pause.duration if st.pause is not None else None
+        steps.append(StepPlan(st, key, st.setWeight is not None or st.setCanaryScale is not None,
+                              st.pause is not None, pause_s, st.pause is not None and pause_s is None,
+                              st.analysis is not None, key in analyses))
+        routed_before.append(st.setWeight if st.setWeight is not None else routed_before[-1])
+    routing = c is not None and c.trafficRouting is not None
+    surge = max_surge(c, spec.replicas) if c is not None and not routing else 0
+    bg = c.analysis if c is not None else None
+    return ArgoPlan(
+        canary=c is not None,
+        steps=tuple(steps),
+        reconciles=max_reconciles + 2 * len(steps),
+        background=analyses["background"][0] if "background" in analyses else None,
+        starting_step=(bg.startingStep or 0) if bg is not None else 0,
+        traffic_routing=routing,
+        routed_before=tuple(routed_before),
+        pods=tuple(_pods(routing, spec.replicas, surge, w) for w in range(101)) if c is not None else (),
+        replicas=spec.replicas,
+        max_surge=surge,
+        analyses=analyses,
+    )

@@ -1,0 +1,703 @@
+"""Argo Rollouts (canary steps and blue/green) as a pure state machine.
+
+One ``step`` is one reconcile of the rollout controller (argoproj/argo-rollouts
+``rollout/canary.go``, ``rollout/bluegreen.go``, ``rollout/analysis.go``,
+``rollout/pause.go``). AnalysisRuns follow ``sim.policies.argo.analysis_run`` (``analysis/analysis.go``);
+a run takes its first measurement when it is created. The controller reacts to events;
+here the rollout reconciles when a measurement or a pause expiry is due, and otherwise
+every ``RESYNC_S`` (workload readiness and manual promotion are seen then).
+
+Canary: each step completes as ``completedCurrentCanaryStep`` says (``setWeight`` once
+the canary is available; ``pause: {duration}`` after it; ``pause: {}`` on manual
+promotion; an ``analysis`` step when its run is Successful; routes at once). A step or
+background run that ends Failed or Error aborts (weight 0, Degraded); Inconclusive
+adds the ``InconclusiveAnalysis`` pause condition and halts ReplicaSet scaling until a
+manual promotion, which starts a new run (``needsNewAnalysisRun``). When all steps are
+done the rollout is fully promoted (Healthy). Pauses are kept as upstream keeps them:
+``status.pauseConditions`` plus ``status.controllerPause``; so, as upstream does, a timed
+pause still expires while an inconclusive pause holds, and with ``controllerPause`` set
+the pause steps after it count as resumed (``CompletedCanaryPauseStep``); only a step
+that needs pods the halted scaling does not create stops that cascade.
+
+Blue/green: no live traffic reaches the new version while it is previewed; the
+pre-promotion run starts when it is available; the controller pause is added only after
+that run succeeds (when auto promotion is off or delayed); the active switch sends all
+live traffic to it; a post-promotion run that fails switches back (Degraded).
+
+Manual promotion (``kubectl argo rollouts promote``) is the webhook outcome
+``manual-promotion`` (scripted in the scenario; default: nobody promotes).
+
+A ``judge`` (pdsim's extension, ``sim.policies.judges``) works as a background analysis of
+a canary that never stops: at every reconcile after the canary started it looks at both
+versions' counters; ``reject`` aborts like a failed background run, ``accept`` promotes
+fully (as ``kubectl argo rollouts promote --full``). Its other verdicts change nothing:
+an Argo rollout has no failed-check counter for them to feed. Blue/green previews get no
+live traffic, so a judge is not consulted there.
+
+Speed: ``step`` and ``next_tick`` run at every tick of every simulated rollout, so what
+depends only on the spec is derived once into a cached plan (``sim.policies.argo.plan``),
+states are copied without the frozen dataclass's field-by-field ``__init__``, a reconcile
+that changes nothing hands back the state it was given, and constant actions are shared.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+
+from sim.policies.argo import analysis_run as ar
+from sim.policies.argo import kayenta as argo_kayenta
+from sim.policies.argo.analyses import resolve_analysis
+from sim.policies.argo.plan import (FINISH_DEGRADED, FINISH_HEALTHY, MANUAL, NO_WEIGHT, PROMOTE, SCALE_UP, ArgoPlan,
+                                    StepPlan, build_plan, desired_pods, manual_called)
+from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec
+from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
+from sim.policies.flagger.plan import set_weights
+from sim.policies.judges import Judge, JudgeData, make_judge
+from sim.policies.judges.kayenta import KayentaJudge
+from sim.units import parse_duration
+
+RESYNC_S = 15.0
+PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
+TERMINAL = frozenset({DEGRADED, HEALTHY})
+STEP_PAUSE, INCONCLUSIVE_PAUSE, BLUE_GREEN_PAUSE = "CanaryPauseStep", "InconclusiveAnalysis", "BlueGreenPause"
+#: Reconciles at one instant at most: each status update triggers the next reconcile
+#: at once upstream; a rollout settles after a few per step.
+_MAX_RECONCILES = 8
+_RANGE = re.compile(r"\[(\d+(?:\.\d+)?(?:ms|s|m|h|d))\]")
+
+
+@dataclass(frozen=True)
+class Run:
+    """An AnalysisRun of the rollout: which analysis it runs and its state."""
+
+    kind: str                      # background | step:<index> | pre | post
+    state: ar.AnalysisRunState
+
+
+@dataclass(frozen=True)
+class ArgoState:
+    """The rollout's status as the controller keeps it.
+
+    Pausing follows ``status.pauseConditions`` and ``status.controllerPause`` exactly
+    (``rollout/pause.go``): several conditions can hold at once, ``controllerPause``
+    outlives a condition removed while another remains, and a pause step whose condition
+    is absent while ``controllerPause`` is set counts as resumed (``CompletedCanaryPauseStep``).
+    """
+
+    phase: str = PROGRESSING
+    step_index: int = 0
+    weight: int = 0                 # status.canary weight the steps ask for
+    routed: int = 0                 # what the router holds (waits for an available canary)
+    started: bool = False           # the new ReplicaSet was created
+    conditions: tuple[tuple[str, float], ...] = ()  # status.pauseConditions: (reason, startTime)
+    controller_pause: bool = False  # status.controllerPause
+    canary_pods: tuple[int, int] = (0, 0)  # canary and stable pods as last scaled (halted while inconclusive)
+    runs: tuple[Run, ...] = ()
+    switched: bool = False          # blue/green: active service points at the new RS
+    full_scale: bool = False        # blue/green: gates passed, preview scaled to full size
+    event: str = ""
+    judge: object = None            # the judge's own (immutable) state
+    judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
+
+    # Plain loops, not generator expressions: these run several times per tick.
+    def run(self, kind: str) -> Run | None:
+        for r in self.runs:
+            if r.kind == kind:
+                return r
+        return None
+
+    def without(self, kind: str) -> tuple[Run, ...]:
+        return tuple([r for r in self.runs if r.kind != kind])
+
+    def condition(self, reason: str) -> float | None:
+        """Start time of the pause condition ``reason`` (``getPauseCondition``), or None."""
+        for r, start in self.conditions:
+            if r == reason:
+                return start
+        return None
+
+    def evolve(self, **changes: object) -> "ArgoState":
+        """A copy with some fields changed (``dataclasses.replace``, without its
+        introspection: this runs several times per tick of every simulated rollout)."""
+        if not changes.keys() <= _FIELDS:
+            raise TypeError(f"ArgoState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
+        return _evolve(self, **changes)
+
+
+_FIELDS = frozenset(f.name for f in fields(ArgoState))
+_new, _set = object.__new__, object.__setattr__
+
+
+def _run(kind: str, state: ar.AnalysisRunState) -> Run:
+    """``Run(kind, state)`` without the frozen dataclass's ``__init__``."""
+    run = _new(Run)
+    _set(run, "__dict__", {"kind": kind, "state": state})
+    return run
+
+
+def _evolve(s: ArgoState, **changes: object) -> ArgoState:
+    # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
+    # the instance dict is the same object at a fraction of the cost (no __post_init__).
+    d = s.__dict__.copy()
+    d.update(changes)
+    new = _new(ArgoState)
+    _set(new, "__dict__", d)
+    return new
+
+
+class ArgoRollout:
+    """An Argo Rollout with its AnalysisTemplates.
+
+    Args:
+        spec: the ``argo:`` policy (strategy, replicas, templates).
+        name: label of the policy in results.
+    """
+
+    terminal_phases = TERMINAL
+    #: The trace gets a line when the status changes or something was done, not at every
+    #: resync (DESIGN.md section 6).
+    trace_on_change = True
+
+    def __init__(self, spec: ArgoPolicySpec, name: str = "argo") -> None:
+        self.spec = spec
+        self.name = name
+
+    # -- analyses ----------------------------------------------------------------------------
+
+    @cached_property
+    def _analyses(self) -> dict[str, tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]]:
+        """Resolved analyses by kind (``step:<index>`` for inline steps)."""
+        s = self.spec.strategy
+        out = {}
+        if s.canary is not None:
+            if s.canary.analysis is not None and s.canary.analysis.templates:
+                out["background"] = resolve_analysis(self.spec, s.canary.analysis)
+            for i, st in enumerate(s.canary.steps):
+                if st.analysis is not None and st.analysis.templates:
+                    out[f"step:{i}"] = resolve_analysis(self.spec, st.analysis)
+        else:
+            bg = s.blueGreen
+            if bg.prePromotionAnalysis is not None and bg.prePromotionAnalysis.templates:
+                out["pre"] = resolve_analysis(self.spec, bg.prePromotionAnalysis)
+            if bg.postPromotionAnalysis is not None and bg.postPromotionAnalysis.templates:
+                out["post"] = resolve_analysis(self.spec, bg.postPromotionAnalysis)
+        return out
+
+    @cached_property
+    def _plan(self) -> ArgoPlan:
+        """Everything a reconcile needs that depends only on the spec (built on first use)."""
+        return build_plan(self.spec, self._analyses, _MAX_RECONCILES)
+
+    def queries(self) -> list[MetricQuery]:
+        """Prometheus metrics, keyed by metric name (bound in the scenario, or recognised
+        from the query by the world)."""
+        seen: dict[str, MetricQuery] = {}
+        for _, metrics in self._analyses.values():
+            for m in metrics.values():
+                if m.provider_type != "prometheus" or m.name in seen:
+                    continue
+                query = str(m.provider["prometheus"].get("query", ""))
+                rng = _RANGE.search(query)
+                window = parse_duration(rng.group(1)) if rng else 60.0
+                seen[m.name] = MetricQuery(m.name, "custom", window, bindings=(m.name,), query=query)
+        return list(seen.values())
+
+    def matches(self, headers: dict[str, str]) -> bool:
+        """Whether a request with these headers matches a ``setHeaderRoute`` of the steps."""
+        low = {k.lower(): v for k, v in headers.items()}
+        for st in (self.spec.strategy.canary.steps if self.spec.strategy.canary else []):
+            route = st.setHeaderRoute
+            if route is None or not route.match:
+                continue
+            if all(_header_ok(low.get(h.headerName.lower()), h.headerValue) for h in route.match):
+                return True
+        return False
+
+    # -- the policy protocol ----------------------------------------------------------
+
+    def initial_state(self) -> ArgoState:
+        return ArgoState()
+
+    def next_tick(self, state: ArgoState, t: float) -> float | None:
+        if state.phase in TERMINAL:
+            return None
+        if not state.started:
+            return t  # the spec change is reconciled at once
+        p = self._plan
+        due = [t + RESYNC_S]
+        for run in state.runs:
+            if not run.state.completed:  # next_due: None once the run is completed
+                nd = ar.next_due(p.analyses[run.kind][0], run.state)
+                if nd is not None:
+                    due.append(nd)
+        if state.conditions:  # a pause expiry (none without a pause condition)
+            step = _step(p, state)
+            paused_at = state.condition(STEP_PAUSE)
+            if step is not None and step.pause_s is not None and paused_at is not None:
+                due.append(paused_at + step.pause_s)  # checkEnqueueRolloutDuringWait
+            bg = self.spec.strategy.blueGreen
+            paused_at = state.condition(BLUE_GREEN_PAUSE)
+            if bg is not None and paused_at is not None and bg.autoPromotionSeconds > 0:
+                due.append(paused_at + bg.autoPromotionSeconds)
+        # Only what lies ahead: an expiry already past (e.g. a pause held by an
+        # inconclusive run) must not pin the clock.
+        return min(x for x in due if x > t)
+
+    def status(self, state: ArgoState) -> dict[str, object]:
+        runs = {r.kind: _run_status(r.state) for r in state.runs}
+        out: dict[str, object] = {"phase": state.phase, "canary_weight": state.weight,
+                                  "failed_checks": sum(m.failed for r in state.runs for m in r.state.metrics),
+                                  "iterations": 0, "step_index": state.step_index, "analysis_runs": runs}
+        if self.judge is not None:
+            out["judge"] = dict(state.judge_detail)
+        return out
+
+    @cached_property
+    def judge(self) -> Judge | None:
+        """The judge of ``spec.judge`` for a canary strategy (None otherwise)."""
+        if self.spec.judge is None or self.spec.strategy.canary is None:
+            return None
+        return make_judge(self.spec.judge)
+
+    def step(self, state: ArgoState, obs: Observation) -> tuple[ArgoState, tuple[Action, ...]]:
+        if state.phase in TERMINAL:
+            return state, ()
+        acts: list[Action] = []
+        p = self._plan
+        if p.canary:
+            new = self._canary(p, state, obs, acts)
+        else:
+            new = self._blue_green(p, state, obs, acts)
+        return new, tuple(acts)
+
+    # -- canary -----------------------------------------------------------------------------
+
+    def _canary(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """One instant of the rollout controller: the CLI's promote if someone runs it,
+        then ``rolloutCanary`` reconciles until the status stops changing (each status
+        update re-queues the rollout at once upstream)."""
+        if not s.started:
+            acts.append(SCALE_UP)
+            s = self._enter_step(p, _evolve(s, started=True), obs, acts)
+        if s.conditions:  # no pause condition, no pause for a person to lift
+            since = _human_pause(p, s)
+            if since is not None and self._manual(obs, acts, since):
+                s = self._promote_cli(p, s, obs, acts)  # kubectl argo rollouts promote
+        if self.judge is not None:
+            s = self._run_judge(p, s, obs, acts)
+            if s.phase in TERMINAL:
+                return s
+        for _ in range(p.reconciles):
+            s = self._measure(p, s, obs, acts)  # the AnalysisRun controller, between reconciles
+            new = self._reconcile_canary(p, s, obs, acts)
+            if new is s or new == s or new.phase in TERMINAL:
+                s = new
+                break
+            s = new
+        return self._route(p, s, obs, acts)
+
+    def _promote_cli(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """``kubectl argo rollouts promote`` (``promote.go`` ``getPatches``, default case):
+        with the current step's run inconclusive, clear the pause conditions and
+        ``controllerPause`` and skip the step; otherwise clear the pause conditions only,
+        keeping ``controllerPause`` (so a pause step then counts as resumed and a
+        background run that was inconclusive is replaced, ``needsNewAnalysisRun``)."""
+        step_run = s.run(f"step:{s.step_index}")
+        if step_run is not None and step_run.state.phase == ar.INCONCLUSIVE and s.controller_pause:
+            s = _evolve(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
+            return self._advance_step(p, s, obs, acts)
+        return _evolve(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
+
+    def _run_judge(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """The judge as a background analysis: reject aborts, accept promotes fully."""
+        if obs.versions is None:
+            return s
+        prior = s.judge if s.judge is not None else self.judge.initial_state()
+        state, verdict = self.judge.judge(prior, obs.versions)
+        s = _evolve(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
+        if verdict.reject:
+            return self._abort(p, s, obs, acts, f"judge {self.judge.kind} rejected the canary: "
+                                                f"{verdict.detail.get('statistic', '')}".rstrip(": "))
+        if verdict.accept:
+            return self._promote(p, s, obs, acts)
+        return s
+
+    def _route(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """Live traffic to the canary. With a traffic router, ``reconcileTrafficRouting``:
+        nothing until the canary is available (it keeps what it had, 0 at first), then the
+        step's weight once its pods are at the desired counts, else the last setWeight
+        before the current step. Without one, the canary's share of the pods."""
+        if s.phase in TERMINAL or not obs.canary.ready:
+            return s
+        canary, stable = s.canary_pods
+        if not p.traffic_routing:
+            want = round(100 * canary / max(canary + stable, 1))
+        elif s.canary_pods == desired_pods(p, s.weight):
+            want = s.weight
+        else:  # the last setWeight before the current step
+            want = p.routed_before[min(s.step_index, len(p.steps))]
+        if want != s.routed:
+            acts.append(set_weights(want))
+            s = _evolve(s, routed=want)
+        return s
+
+    def _enter_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """What the status and the router take from the current step (the weight and
+        routes of ``reconcileTrafficRouting``). Pause conditions and step runs come from
+        the reconcile that follows."""
+        current = _step(p, s)
+        if current is None:
+            return s
+        step = current.step
+        if step.setWeight is not None:
+            return _evolve(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
+        if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
+            sc = step.setCanaryScale
+            w = s.weight if sc.matchTrafficWeight else (sc.weight if sc.weight is not None
+                                                        else round(100 * (sc.replicas or 0) / self.spec.replicas))
+            return _evolve(s, weight=w, event="setCanaryScale")
+        if step.setHeaderRoute is not None:
+            acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
+            return _evolve(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
+        if step.setMirrorRoute is not None:
+            pct = float(step.setMirrorRoute.percentage or 100)
+            acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
+            return _evolve(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
+        return s
+
+    def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan,
+                        start: float | None) -> bool:
+        """``completedCurrentCanaryStep`` of the current ``step``, read from the status
+        before this reconcile (``start``: its ``CanaryPauseStep`` condition's start)."""
+        if step.scales:
+            # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
+            # an inconclusive pause holds, haltProgress) and available.
+            return obs.canary.ready and s.canary_pods == desired_pods(p, s.weight)
+        if step.pause:
+            # CompletedCanaryPauseStep: controllerPause without a CanaryPauseStep condition
+            # reads as a resume; a timed pause expires after its duration, whatever other
+            # conditions hold (the requeue at the expiry, checkEnqueueRolloutDuringWait, is
+            # processed a moment after it: hence >= at the tick scheduled for it).
+            if s.controller_pause and start is None:
+                return True
+            return step.pause_s is not None and start is not None and obs.t >= start + step.pause_s
+        if step.analysis:
+            run = s.run(step.key)
+            return (run is None and not step.has_run) or (run is not None and run.state.phase == ar.SUCCESSFUL)
+        return True  # setHeaderRoute, setMirrorRoute
+
+    def _advance_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        # A run from a previous step is cancelled (reconcileStepBasedAnalysisRun).
+        done = f"step:{s.step_index}"
+        runs = s.without(done) if s.run(done) is not None else s.runs
+        s = _evolve(s, runs=runs, step_index=s.step_index + 1)
+        if s.step_index >= len(p.steps):
+            return s  # shouldFullPromote, at the next reconcile
+        return self._enter_step(p, s, obs, acts)
+
+    def _needs_new_run(self, s: ArgoState, current: Run | None) -> bool:
+        """``needsNewAnalysisRun`` (``rollout/analysis.go``); ``AbortedAt`` is never set
+        while the rollout still runs here (an abort is terminal)."""
+        if current is None:
+            return True
+        if s.controller_pause and s.condition(STEP_PAUSE) is None and s.condition(BLUE_GREEN_PAUSE) is None:
+            return current.state.phase == ar.INCONCLUSIVE
+        return False
+
+    def _reconcile_canary(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """One ``rolloutCanary`` reconcile: analysis runs, ReplicaSets, pause step, then
+        ``syncRolloutStatusCanary`` (full promotion, abort, step completion) and the pause
+        conditions it persists (``CalculatePauseConditions``)."""
+        if s.step_index >= len(p.steps):
+            return self._promote(p, s, obs, acts)  # shouldFullPromote
+        step = p.steps[s.step_index]
+        # The pause conditions hold still until the status is synced at the end.
+        inconclusive = s.condition(INCONCLUSIVE_PAUSE) is not None
+        paused_at = s.condition(STEP_PAUSE)
+        adds: list[str] = []
+        s, verdicts = self._canary_runs(p, s, obs, step, inconclusive)
+        for kind, phase in verdicts:
+            if phase in (ar.FAILED, ar.ERROR):
+                return self._abort(p, s, obs, acts, f"{kind} analysis phase {phase.lower()}")
+            if phase == ar.INCONCLUSIVE:
+                adds.append(INCONCLUSIVE_PAUSE)
+        if adds:  # HasAddPause: sync the status and return
+            return _sync_pauses(s, obs.t, adds, (), f"{verdicts[-1][0]} analysis inconclusive: paused")
+        if obs.canary.ready and not inconclusive:
+            pods = desired_pods(p, s.weight)  # reconcileCanaryReplicaSets
+            if pods != s.canary_pods:
+                s = _evolve(s, canary_pods=pods)
+        if step.pause and not s.controller_pause and paused_at is None:
+            adds.append(STEP_PAUSE)  # reconcileCanaryPause
+        if self._step_completed(p, s, obs, step, paused_at):
+            s = self._advance_step(p, _evolve(s, event=f"step {s.step_index} completed"), obs, acts)
+            return _sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
+        return _sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
+
+    def _canary_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, inconclusive: bool
+                     ) -> tuple[ArgoState, list[tuple[str, str]]]:
+        """``reconcileBackgroundAnalysisRun`` and ``reconcileStepBasedAnalysisRun``: start
+        the runs that are needed, and the phases of those the rollout reacts to
+        (``step``: the current step; ``inconclusive``: the InconclusiveAnalysis pause holds)."""
+        verdicts: list[tuple[str, str]] = []
+        if p.background is not None and s.step_index >= p.starting_step and not inconclusive:
+            current = s.run("background")
+            if self._needs_new_run(s, current):
+                run = Run("background", ar.start_run("background", p.background, obs.t))
+                s = _evolve(s, runs=s.without("background") + (run,))
+            else:
+                verdicts.append(("background", current.state.phase))
+        if not s.conditions and step.has_run:  # an analysis step with templates
+            key = step.key
+            current = s.run(key)
+            if self._needs_new_run(s, current):
+                s = _evolve(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
+            else:
+                verdicts.append((key, current.state.phase))
+        return s, verdicts
+
+    def _measure(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """Take the measurements due now in every run that is still running (the state
+        itself when none is due)."""
+        runs: list[Run] | None = None
+        for i, run in enumerate(s.runs):
+            specs, metrics = p.analyses[run.kind]
+            if run.state.completed or not specs:
+                continue
+            new = ar.measure_due(specs, run.state, obs.t,
+                                 lambda name: self._provide(metrics[name], obs, acts, run))  # noqa: B023 (called at once)
+            if new is not run.state:
+                if runs is None:
+                    runs = list(s.runs)
+                runs[i] = _run(run.kind, new)
+        return s if runs is None else _evolve(s, runs=tuple(runs))
+
+    def _measure_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """Blue/green: measure, then react as ``reconcilePre/PostPromotionAnalysisRun``
+        do: Failed or Error aborts, Inconclusive pauses."""
+        s = self._measure(p, s, obs, acts)
+        for run in s.runs:
+            phase = run.state.phase
+            if phase in (ar.FAILED, ar.ERROR):
+                return self._abort(p, s, obs, acts, f"{run.kind} analysis phase {phase.lower()}")
+            if phase == ar.INCONCLUSIVE and s.condition(INCONCLUSIVE_PAUSE) is None:
+                return _sync_pauses(s, obs.t, (INCONCLUSIVE_PAUSE,), (), f"{run.kind} analysis inconclusive: paused")
+        return s
+
+    def _provide(self, m: ArgoMetric, obs: Observation, acts: list[Action], run: Run) -> ar.ProviderResult:
+        """What the metric's provider returns now. Prometheus reads the simulated metric;
+        Kayenta is judged by the replica (or scripted like a job when only a script can
+        answer, as in a replay without counters). Job and web outcomes are scripted by
+        ``<run>/<metric>`` (e.g. ``post/sleep-job``), metric name, or provider; with a
+        scripted latency the measurement stays Running until it answers."""
+        kind = m.provider_type
+        if kind == "prometheus":
+            v = obs.metrics.get(m.name)
+            return [] if v is None else [float(v)]  # a vector: []float64, hence result[0]
+        key = f"{run.kind.split(':')[0]}/{m.name}"
+        keys = (key, m.name, kind)
+        if kind == "kayenta" and (obs.versions is not None or not any(k in obs.webhooks for k in keys)):
+            return self._kayenta(m, obs, run, obs.versions)
+        latency = next((obs.webhook_latency[k] for k in keys if k in obs.webhook_latency), 0.0)
+        last = run.state.result(m.name).last
+        if latency > 0 and (last is None or last.finished_at is not None):
+            return ar.ProviderPhase(ar.RUNNING, resume_at=obs.t + latency)  # started, in flight
+        ok = next((obs.webhooks[k] for k in keys if k in obs.webhooks), True)
+        acts.append(HookCalled(key, kind, ok))
+        return ar.ProviderPhase(ar.SUCCESSFUL if ok else ar.FAILED)
+
+    def _kayenta(self, m: ArgoMetric, obs: Observation, run: Run, versions: JudgeData | None) -> ar.ProviderResult:
+        """A Kayenta judgement by the replica (``sim.policies.argo.kayenta``): ``Run``
+        starts it (Running, polled after 15 s); the poll reads the score of the scope that
+        ended when it started."""
+        last = run.state.result(m.name).last
+        if last is None or last.finished_at is not None:
+            return ar.ProviderPhase(ar.RUNNING, resume_at=obs.t + argo_kayenta.RESUME_DELAY_S)
+        provider = m.provider["kayenta"]
+        interval = next(x.interval_s for x in self._plan.analyses[run.kind][0] if x.name == m.name)
+        config = argo_kayenta.config_for(provider, self.spec.canaryConfigs)
+        return argo_kayenta.judge_measurement(provider, config, versions, run.state.started_at, last.started_at,
+                                              interval)
+
+    @cached_property
+    def reads_versions(self) -> bool:
+        """Whether a metric is judged on both versions' counters (a Kayenta provider):
+        the world then records them (``Observation.versions``)."""
+        return any(m.provider_type == "kayenta" for _, metrics in self._analyses.values() for m in metrics.values())
+
+    @cached_property
+    def versions_latency(self) -> bool:
+        """Whether such a judgement reads latency histograms (of both versions)."""
+        return any(KayentaJudge(argo_kayenta.config_for(m.provider["kayenta"], self.spec.canaryConfigs)).needs_latency
+                   for _, metrics in self._analyses.values() for m in metrics.values()
+                   if m.provider_type == "kayenta")
+
+    def _manual(self, obs: Observation, acts: list[Action], since: float) -> bool:
+        """Whether someone runs ``kubectl argo rollouts promote`` now, for a pause that
+        began at ``since``: the ``manual-promotion`` script says whether they would (default:
+        nobody does), and its ``latency`` how long after the pause they answer."""
+        ok = obs.webhooks.get(MANUAL, False) and obs.t >= since + obs.webhook_latency.get(MANUAL, 0.0)
+        acts.append(manual_called(ok))
+        return ok
+
+    def _terminate_runs(self, p: ArgoPlan, s: ArgoState, t: float) -> ArgoState:
+        runs = [Run(run.kind, ar.terminate(p.analyses[run.kind][0], run.state, t)) for run in s.runs]
+        return _evolve(s, runs=tuple(runs))
+
+    def _abort(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action], reason: str) -> ArgoState:
+        """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded."""
+        acts += (NO_WEIGHT, Rollback(reason), FINISH_DEGRADED)
+        s = self._terminate_runs(p, s, obs.t)
+        return _evolve(s, phase=DEGRADED, weight=0, routed=0, step_index=0, switched=False, conditions=(),
+                       controller_pause=False,
+                       event=f"Aborted: {reason}")
+
+    def _promote(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        acts += (PROMOTE, NO_WEIGHT, FINISH_HEALTHY)
+        s = self._terminate_runs(p, s, obs.t)
+        return _evolve(s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False,
+                       event="fully promoted")  # promoteStable clears the pause conditions
+
+    # -- blue/green --------------------------------------------------------------------------
+
+    def _blue_green(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        bg = self.spec.strategy.blueGreen
+        if not s.started:
+            acts.append(SCALE_UP)
+            s = _evolve(s, started=True, event="preview ReplicaSet created")
+        if not obs.canary.ready and not s.switched:
+            return s
+        if not s.switched:
+            if "pre" in p.analyses and s.run("pre") is None:
+                s = _evolve(s, runs=s.runs + (Run("pre", ar.start_run("pre", p.analyses["pre"][0], obs.t)),))
+            s = self._measure_runs(p, s, obs, acts)
+            if s.phase in TERMINAL:
+                return s
+            pre = s.run("pre")
+            inconclusive = s.condition(INCONCLUSIVE_PAUSE)
+            if inconclusive is not None:
+                if not self._manual(obs, acts, inconclusive):
+                    return s
+                s = _evolve(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
+                return s
+            if pre is not None and pre.state.phase != ar.SUCCESSFUL:
+                return s
+            # The pause is added only once the pre-promotion run succeeded.
+            if (not bg.autoPromotionEnabled or bg.autoPromotionSeconds > 0) and not s.conditions \
+                    and not s.full_scale:
+                s = _sync_pauses(s, obs.t, (BLUE_GREEN_PAUSE,), (), "paused")
+            paused_at = s.condition(BLUE_GREEN_PAUSE)
+            if paused_at is not None:
+                if bg.autoPromotionEnabled and bg.autoPromotionSeconds > 0:
+                    if obs.t < paused_at + bg.autoPromotionSeconds:
+                        return s
+                elif not self._manual(obs, acts, paused_at):
+                    return s
+            preview = bg.previewReplicaCount
+            if preview is not None and preview < self.spec.replicas and not s.full_scale:
+                # reconcileActiveService switches only a saturated ReplicaSet: a preview
+                # of previewReplicaCount pods first scales to full size.
+                acts.append(SCALE_UP)
+                return _evolve(s, phase=PROGRESSING, conditions=(), controller_pause=False, full_scale=True,
+                               event="scaling the preview to full size")
+            acts.append(set_weights(100))
+            s = _evolve(s, phase=PROGRESSING, conditions=(), controller_pause=False, switched=True, weight=100,
+                        event="switched active service to the new ReplicaSet")
+            if "post" in p.analyses:
+                s = _evolve(s, runs=s.runs + (Run("post", ar.start_run("post", p.analyses["post"][0], obs.t)),))
+            else:
+                return self._promote(p, s, obs, acts)
+        inconclusive = s.condition(INCONCLUSIVE_PAUSE)
+        if inconclusive is not None:
+            if not self._manual(obs, acts, inconclusive):
+                return s
+            # promote clears the pause; needsNewAnalysisRun then starts a new post run.
+            run = Run("post", ar.start_run("post", p.analyses["post"][0], obs.t))
+            s = _evolve(s, phase=PROGRESSING, conditions=(), runs=s.without("post") + (run,))
+        s = self._measure_runs(p, s, obs, acts)
+        if s.phase in TERMINAL:
+            return s
+        post = s.run("post")
+        if post is not None and post.state.phase == ar.SUCCESSFUL:
+            return self._promote(p, s, obs, acts)
+        return s
+
+
+def resolve_all(spec: ArgoPolicySpec) -> None:
+    """Resolve every analysis of a spec (arguments substituted, numbers and durations
+    parsed, dry-run patterns compiled), raising ValueError naming the metric if one is bad."""
+    ArgoRollout(spec)._analyses
+
+
+def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
+    """The current canary step, or None past the last one (and for blue/green)."""
+    return p.steps[s.step_index] if s.step_index < len(p.steps) else None
+
+
+def _human_pause(p: ArgoPlan, s: ArgoState) -> float | None:
+    """Since when the rollout waits in a pause only a person lifts
+    (``requiresManualAction``, ``rollout/pause.go``: an inconclusive analysis or a
+    ``pause: {}`` step), or None. The scripted ``manual-promotion`` is that person."""
+    step = _step(p, s)
+    if step is not None and step.manual:
+        waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE or r == STEP_PAUSE]
+    else:
+        waits = [t for r, t in s.conditions if r == INCONCLUSIVE_PAUSE]
+    return min(waits) if waits else None
+
+
+def _sync_pauses(s: ArgoState, t: float, adds: Sequence[str], removes: Sequence[str],
+                 event: str | None = None) -> ArgoState:
+    """``CalculatePauseConditions``: drop ``removes``, add new ``adds`` (start now,
+    ``controllerPause`` set); with no condition left, ``controllerPause`` is not
+    carried over. The phase is Paused while any condition holds (``CalculateRolloutPhase``).
+    The state itself when nothing changes."""
+    if event is None:
+        event = s.event
+    if not adds and not removes:  # only the phase and controllerPause may follow
+        conditions = s.conditions
+        pause = s.controller_pause and bool(conditions)
+        phase = PAUSED if conditions else PROGRESSING
+        if pause == s.controller_pause and phase == s.phase and event == s.event:
+            return s
+        return _evolve(s, controller_pause=pause, phase=phase, event=event)
+    conds = [c for c in s.conditions if c[0] not in removes]
+    pause = s.controller_pause
+    if adds:
+        have = {r for r, _ in s.conditions}
+        for reason in adds:
+            if reason not in have:
+                conds.append((reason, t))
+                have.add(reason)
+                pause = True
+    if not conds:
+        pause = False
+    phase = PAUSED if conds else PROGRESSING
+    conditions = tuple(conds)
+    if conditions == s.conditions and pause == s.controller_pause and phase == s.phase and event == s.event:
+        return s
+    return _evolve(s, conditions=conditions, controller_pause=pause, phase=phase, event=event)
+
+
+def _header_ok(value: str | None, match: dict[str, str]) -> bool:
+    if value is None:
+        return False
+    if "exact" in match:
+        return value == match["exact"]
+    if "prefix" in match:
+        return value.startswith(match["prefix"])
+    if "regex" in match:
+        return re.fullmatch(match["regex"], value) is not None
+    return False
+
+
+def _run_status(state: ar.AnalysisRunState) -> dict[str, object]:
+    tot = {"phase": state.phase, "successful": 0, "failed": 0, "inconclusive": 0, "error": 0,
+           "consecutive_error": 0, "count": 0}
+    for m in state.metrics:
+        for k in ("successful", "failed", "inconclusive", "error", "consecutive_error", "count"):
+            tot[k] += getattr(m, k)
+    return tot

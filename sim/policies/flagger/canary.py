@@ -1,0 +1,508 @@
+"""Flagger's canary analysis as a pure state machine.
+
+One call of ``FlaggerCanary.step`` is one run of Flagger's ``advanceCanary``
+(fluxcd/flagger ``pkg/controller/scheduler.go``), in the same order of work:
+
+1. primary readiness (``IsPrimaryReady``, skipped with ``skipAnalysis``): retriable
+   waits do nothing; a passed deadline rolls back, or in Promoting/Finalising hands all
+   traffic to the canary and fails (``handleFailedPromotion``);
+2. ``GetRoutes``: the router's weights (the kubernetes provider's ``NopRouter`` reports
+   0/100 once iterations > 0);
+3. ``checkCanaryStatus``: from Initialized/Waiting, confirm-rollout hooks; on approval
+   the canary scales up and Progressing starts with weight, failed checks and
+   iterations zeroed; no analysis that tick;
+4. canary readiness (``IsCanaryReady``), as for the primary;
+5. ``skipAnalysis``: promote at once; rollback hooks (first 2xx rolls back);
+   Promoting: ``runPromotionTrafficShift``; Finalising: scale down, Succeeded;
+6. ``failedChecks >= threshold`` in Progressing/WaitingPromotion: rollback, at the start
+   of the tick *after* the threshold-th failure;
+7. the first step (weight 0, iterations 0, not mirrored) runs pre-rollout hooks only;
+   later steps run the analysis (rollout hooks, builtin and inline-query metrics, then
+   MetricTemplates); a failure adds one to ``failedChecks`` (cumulative) and ends the tick;
+8. the strategy: ``runAB``, ``runBlueGreen``, or confirm-traffic-increase + ``runCanary``.
+
+A ``judge`` (pdsim's extension, ``sim.policies.judges``) takes the place of the threshold
+checks of the builtin metrics it judges, at the position of the first of them in the
+metrics list: its NO_DATA or FAIL verdict is a failed check like a metric's; ``reject``
+rolls back in the same tick (no waiting for ``threshold``); ``accept`` ends the analysis
+early and goes to promotion, through the confirm-promotion gates. Its state lives in
+``FlaggerState.judge``. Without per-version data (``Observation.versions`` is None, as in
+``pdsim replay`` of a metric-values CSV) the judge cannot look: its verdict is no data.
+
+Status fields are written as Flagger writes them (``pkg/canary/status.go``):
+``setStatusPhase`` zeroes ``canaryWeight`` and ``iterations`` for every phase but
+Progressing, Waiting and Promoting (WaitingPromotion sets iterations to N−1); a rollback
+syncs ``{Failed, weight 0}``, which zeroes ``failedChecks`` too.
+
+Speed: ``step`` runs at every tick of every simulated rollout, so what depends only on the
+spec is derived once into a cached plan (``sim.policies.flagger.plan``), and states are
+copied without the frozen dataclass's field-by-field ``__init__``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import cached_property
+from math import isnan, trunc
+
+from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Readiness, Rollback, Routes
+from sim.policies.flagger.plan import (
+    FINISH_FAILED, FINISH_SUCCEEDED, MATCHED_ALL, MIN_INTERVAL_S, NOP_ROUTES, PROMOTE, SCALE_UP, TOTAL_WEIGHT,
+    FlaggerPlan, Hook, build_plan, set_weights)
+from sim.policies.flagger.spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec
+from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
+
+INITIALIZED, WAITING, PROGRESSING = "Initialized", "Waiting", "Progressing"
+WAITING_PROMOTION, PROMOTING, FINALISING = "WaitingPromotion", "Promoting", "Finalising"
+SUCCEEDED, FAILED = "Succeeded", "Failed"
+TERMINAL = frozenset({SUCCEEDED, FAILED})
+_KEEPS_WEIGHT = (PROGRESSING, WAITING, PROMOTING)  # setStatusPhase leaves weight/iterations
+
+
+@dataclass(frozen=True)
+class FlaggerState:
+    """Flagger's ``status`` fields, plus the last event for the trace.
+
+    The canary starts Initialized with a new revision waiting: the previous release is
+    the primary, and Flagger picks the change up at its next tick.
+    """
+
+    phase: str = INITIALIZED
+    canary_weight: int = 0
+    failed_checks: int = 0
+    iterations: int = 0
+    event: str = ""
+    judge: object = None  # the judge's own (immutable) state, when there is a judge
+    judge_detail: tuple[tuple[str, object], ...] = ()  # its last judgement, for the trace
+
+    def evolve(self, **changes: object) -> "FlaggerState":
+        """A copy with some fields changed (``dataclasses.replace``, without its
+        introspection: this runs at every tick of every simulated rollout)."""
+        if not changes.keys() <= _FIELDS:
+            raise TypeError(f"FlaggerState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
+        return _replace(self, changes)
+
+
+_FIELDS = frozenset(f.name for f in fields(FlaggerState))
+_new, _set = object.__new__, object.__setattr__
+
+
+def _replace(s: FlaggerState, changes: dict[str, object]) -> FlaggerState:
+    # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
+    # the instance dict is the same object at a fraction of the cost (no __post_init__).
+    d = s.__dict__.copy()
+    d.update(changes)
+    new = _new(FlaggerState)
+    _set(new, "__dict__", d)
+    return new
+
+
+def _with_event(s: FlaggerState, event: str) -> FlaggerState:
+    d = s.__dict__.copy()
+    d["event"] = event
+    new = _new(FlaggerState)
+    _set(new, "__dict__", d)
+    return new
+
+
+def _fresh(phase: str, event: str, canary_weight: int = 0,
+           judge_detail: tuple[tuple[str, object], ...] = ()) -> FlaggerState:
+    """``FlaggerState(phase, canary_weight, event=event, judge_detail=judge_detail)``."""
+    new = _new(FlaggerState)
+    _set(new, "__dict__", {"phase": phase, "canary_weight": canary_weight, "failed_checks": 0, "iterations": 0,
+                           "event": event, "judge": None, "judge_detail": judge_detail})
+    return new
+
+
+def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
+    """``CallWebhook``: the scripted outcome, by hook name, then type, then default."""
+    webhooks = obs.webhooks
+    ok = webhooks.get(hook.name, webhooks.get(hook.kind, hook.default)) if webhooks else hook.default
+    if ok is True:
+        actions.append(hook.passed)
+    elif ok is False:
+        actions.append(hook.failed)
+    else:  # a truthy or falsy non-bool, recorded as given
+        actions.append(HookCalled(hook.name, hook.kind, ok, *hook.load))  # type: ignore[arg-type]
+    return ok
+
+
+class FlaggerCanary:
+    """Flagger's analysis: canary, A/B testing, blue/green and mirroring strategies.
+
+    Args:
+        spec: the ``flagger:`` policy (``analysis`` plus Canary fields).
+        name: label of the policy in results.
+    """
+
+    terminal_phases = TERMINAL
+
+    def __init__(self, spec: FlaggerPolicySpec, name: str = "flagger") -> None:
+        self.spec = spec
+        self.name = name
+
+    # -- parameters, derived the way Flagger derives them ---------------------------
+
+    @property
+    def analysis(self) -> FlaggerAnalysis:
+        return self.spec.analysis or FlaggerAnalysis()
+
+    @property
+    def skip_analysis(self) -> bool:
+        return self.spec.analysis is None or self.spec.skipAnalysis  # Canary.SkipAnalysis
+
+    @property
+    def interval_s(self) -> float:
+        return max(self.analysis.interval, MIN_INTERVAL_S)
+
+    @property
+    def threshold(self) -> int:
+        return self.analysis.threshold if self.analysis.threshold > 0 else 1
+
+    @property
+    def kubernetes(self) -> bool:
+        return self.spec.provider == "kubernetes"
+
+    @property
+    def _mirror_percent(self) -> float:
+        # Istio mirrorPercentage is set only when mirrorWeight > 0 (pkg/router/istio.go);
+        # unset, Istio mirrors everything.
+        return float(self.analysis.mirrorWeight or TOTAL_WEIGHT)
+
+    def max_weight(self) -> int:
+        """``maxWeight()``: last stepWeights entry (capped at 100), else maxWeight, else 100."""
+        a = self.analysis
+        if a.stepWeights:
+            return min(TOTAL_WEIGHT, a.stepWeights[-1])
+        if a.maxWeight:
+            return a.maxWeight
+        return TOTAL_WEIGHT
+
+    def next_step_weight(self, canary_weight: int) -> int:
+        """``nextStepWeight()``: stepWeight, or the gap to the next stepWeights entry."""
+        a = self.analysis
+        if a.stepWeight > 0 or not a.stepWeights:
+            return a.stepWeight
+        max_step = TOTAL_WEIGHT - canary_weight
+        if max_step == 0:
+            return 1
+        if canary_weight == 0:
+            return min(max_step, a.stepWeights[0])
+        for here, nxt in zip(a.stepWeights, a.stepWeights[1:]):
+            if here == canary_weight:
+                return min(max_step, nxt - canary_weight)
+        return max_step
+
+    def queries(self) -> list[MetricQuery]:
+        return [q for _, q in self._checks]
+
+    @cached_property
+    def _checks(self) -> tuple[tuple[str, MetricQuery], ...]:
+        """Metric checks in Flagger's order: ``runBuiltinMetricChecks`` (builtins and
+        inline queries, in list order), then ``runMetricChecks`` (templateRef metrics).
+        Derived lazily, not in ``__init__``: constructors only store parameters."""
+        first, second = [], []
+        for m in self.analysis.metrics:
+            if m.thresholdRange is not None:
+                lo, hi = m.thresholdRange.min, m.thresholdRange.max
+            else:
+                # Legacy: success rate fails when threshold > value, the rest when value >
+                # threshold; an unset threshold is Go's zero value, 0 (CanaryMetric.Threshold).
+                t = m.threshold if m.threshold is not None else 0.0
+                lo, hi = (t, None) if m.name == "request-success-rate" and not m.custom else (None, t)
+            if m.name in BUILTIN_METRICS:
+                first.append(("builtin", MetricQuery(m.name, m.name, m.interval, lo, hi)))
+            if m.query is not None:
+                first.append(("query", MetricQuery(m.name, "custom", m.interval, lo, hi, (m.name,))))
+            if m.templateRef is not None:
+                key = m.name if m.name not in BUILTIN_METRICS else f"{m.name}#template"
+                second.append(("template", MetricQuery(key, "custom", m.interval, lo, hi,
+                                                       (m.name, m.templateRef.name))))
+        return tuple(first + second)
+
+    @cached_property
+    def _plan(self) -> FlaggerPlan:
+        """Everything a tick needs that depends only on the spec (built on first use)."""
+        return build_plan(self.spec, self._checks, self._judged, self.max_weight(), self._mirror_percent)
+
+    def matches(self, headers: dict[str, str]) -> bool:
+        """Whether a request with these headers matches ``analysis.match`` (A/B routing):
+        any entry whose header conditions all hold. Header names are case-insensitive."""
+        low = {k.lower(): v for k, v in headers.items()}
+        return any(all(sm.matches(low.get(name.lower())) for name, sm in m.headers.items())
+                   for m in self.analysis.match)
+
+    # -- the policy protocol ----------------------------------------------------------
+
+    def initial_state(self) -> FlaggerState:
+        return FlaggerState()
+
+    def next_tick(self, state: FlaggerState, t: float) -> float | None:
+        return None if state.phase in TERMINAL else t + self._plan.interval_s
+
+    def status(self, state: FlaggerState) -> dict[str, object]:
+        out: dict[str, object] = {"phase": state.phase, "canary_weight": state.canary_weight,
+                                  "failed_checks": state.failed_checks, "iterations": state.iterations}
+        if self.judge is not None:
+            out["judge"] = dict(state.judge_detail)
+        return out
+
+    @cached_property
+    def judge(self) -> Judge | None:
+        """The statistical judge of ``spec.judge`` (None without one), judging the builtin
+        metrics of the analysis it can judge."""
+        if self.spec.judge is None:
+            return None
+        return make_judge(self.spec.judge, {q.signal for kind, q in self._checks if kind == "builtin"})
+
+    @cached_property
+    def _judged(self) -> frozenset[str]:
+        return judged_signals(self.judge) if self.judge is not None else frozenset()
+
+    def step(self, state: FlaggerState, obs: Observation) -> tuple[FlaggerState, tuple[Action, ...]]:
+        """One ``advanceCanary`` run. See the module docstring for the order of work."""
+        if state.phase in TERMINAL:
+            return state, ()
+        actions: list[Action] = []
+        new = self._advance(self._plan, state, obs, actions)
+        return new, tuple(actions)
+
+    def _advance(self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState:
+        phase = s.phase
+        if not p.skip_analysis and not obs.primary.ready:
+            if not _deadline_passed(p, obs.primary, obs.t):
+                return _with_event(s, "waiting for the primary to be ready")
+            if phase in (PROMOTING, FINALISING):
+                # handleFailedPromotion: the canary is the only healthy copy.
+                acts += (set_weights(TOTAL_WEIGHT), FINISH_FAILED)
+                _post_rollout(p, obs, acts)
+                return _fresh(FAILED, "Promotion failed, primary not ready", TOTAL_WEIGHT)
+            return _rollback(p, s, obs, acts, "primary progress deadline exceeded")
+
+        routes = NOP_ROUTES[s.iterations > 0] if p.kubernetes else obs.routes  # NopRouter.GetRoutes
+        if phase in (INITIALIZED, WAITING):  # checkCanaryStatus
+            for hook in p.confirm_rollout:
+                if not _call(hook, obs, acts):
+                    return _set_phase(p, s, WAITING, f"waiting for approval {hook.name}")
+            acts.append(SCALE_UP)
+            return _fresh(PROGRESSING, "New revision detected! Scaling up canary")
+
+        if not obs.canary.ready:  # IsCanaryReady
+            if _deadline_passed(p, obs.canary, obs.t):
+                return _rollback(p, s, obs, acts, "canary progress deadline exceeded")
+            return _with_event(s, "waiting for the canary to be ready")
+
+        if p.skip_analysis:  # shouldSkipAnalysis
+            acts += (set_weights(0), PROMOTE, FINISH_SUCCEEDED)
+            _post_rollout(p, obs, acts)
+            return _set_phase(p, s, SUCCEEDED, "Promotion completed! Canary analysis was skipped")
+        if phase in (PROGRESSING, WAITING, WAITING_PROMOTION):
+            for hook in p.rollback:
+                if _call(hook, obs, acts):
+                    return _rollback(p, s, obs, acts, f"rollback webhook {hook.name} invoked")
+        if phase == PROMOTING:
+            return _promotion_traffic_shift(p, s, routes, acts)
+        if phase == FINALISING:
+            acts.append(FINISH_SUCCEEDED)
+            _post_rollout(p, obs, acts)
+            return _set_phase(p, s, SUCCEEDED, "Promotion completed! Scaling down canary")
+        if phase in (PROGRESSING, WAITING_PROMOTION) and s.failed_checks >= p.threshold:
+            return _rollback(p, s, obs, acts, f"failed checks threshold reached {s.failed_checks}")
+
+        why = ""
+        if routes.canary_weight == 0 and s.iterations == 0 and not (p.mirror and routes.mirrored):
+            for hook in p.pre_rollout:
+                if not _call(hook, obs, acts):
+                    why = f"Halt advancement pre-rollout check {hook.name} failed"
+                    break
+        else:
+            for hook in p.rollout:
+                if not _call(hook, obs, acts):
+                    why = f"Halt advancement external check {hook.name} failed"
+                    break
+            else:
+                why, s, verdict = self._run_metrics(p, s, obs)
+                if verdict is not None:
+                    if verdict.reject:
+                        reason = f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}"
+                        return _rollback(p, s, obs, acts, reason.rstrip(": "))
+                    if not why and verdict.accept:
+                        # Harm ruled out: promote now, through the confirm-promotion gates.
+                        waiting = _confirm_promotion(p, s, obs, acts)
+                        return waiting if waiting is not None else _promote(p, s, acts)
+        if why:
+            return _replace(s, {"failed_checks": s.failed_checks + 1, "event": why})
+
+        strategy = p.strategy
+        if strategy == "ab-testing":
+            return _run_ab(p, s, obs, acts)
+        if strategy == "blue-green":
+            return _run_blue_green(p, s, obs, acts, routes)
+        step = p.fixed_step if p.fixed_step is not None else self.next_step_weight(routes.canary_weight)
+        if step > 0:
+            if not routes.mirrored and s.phase not in (PROMOTING, WAITING_PROMOTION, FINALISING):
+                for hook in p.confirm_traffic_increase:
+                    if not _call(hook, obs, acts):
+                        return _with_event(s, f"waiting for traffic increase approval {hook.name}")
+            return self._run_canary(p, s, obs, acts, routes)
+        return _with_event(s, "")
+
+    # -- pieces of advanceCanary ----------------------------------------------------------
+
+    def _run_judge(self, s: FlaggerState, obs: Observation) -> tuple[FlaggerState, Judgement]:
+        """Ask the judge (no data without per-version counters: it cannot look)."""
+        if obs.versions is None:
+            return s, Judgement(Verdict.NO_DATA, detail={"statistic": "no per-version counters"})
+        # States built from scratch (a new revision starting Progressing) carry no judge state.
+        prior = s.judge if s.judge is not None else self.judge.initial_state()
+        state, verdict = self.judge.judge(prior, obs.versions)
+        return _replace(s, {"judge": state, "judge_detail": tuple(sorted(verdict.detail.items()))}), verdict
+
+    def _run_metrics(self, p: FlaggerPlan, s: FlaggerState, obs: Observation
+                     ) -> tuple[str, FlaggerState, Judgement | None]:
+        """``runBuiltinMetricChecks`` then ``runMetricChecks``: stop at the first failure,
+        whose message is returned ("" when all pass).
+
+        The judge answers for the builtin metrics it judges, at the first one's place."""
+        verdict = None
+        metrics = obs.metrics
+        for c in p.checks:
+            if c.judged:
+                if verdict is None:
+                    s, verdict = self._run_judge(s, obs)
+                    if verdict.reject:
+                        return "", s, verdict
+                    if verdict.verdict in (Verdict.NO_DATA, Verdict.FAIL):
+                        what = "no values found for" if verdict.verdict == Verdict.NO_DATA else "failed"
+                        return f"Halt advancement judge {self.judge.kind} {what} {c.name}", s, verdict
+                continue
+            # One threshold-range check.
+            val = metrics.get(c.name)
+            if val is None or isnan(val):
+                # prometheus.go: empty result or NaN -> ErrNoValuesFound -> check fails
+                return c.no_values, s, verdict
+            if c.truncate:
+                # Observers return time.Duration(int64(value)) ms and the bounds are
+                # converted with time.Duration(bound): both truncated to whole ms.
+                val = float(trunc(val))
+            if c.lo is not None and val < c.lo:
+                return f"Halt advancement {c.name} {val:.2f} < {c.lo_text}", s, verdict
+            if c.hi is not None and val > c.hi:
+                return f"Halt advancement {c.name} {val:.2f} > {c.hi_text}", s, verdict
+        return "", s, verdict
+
+    def _run_canary(self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action],
+                    routes: Routes) -> FlaggerState:
+        """``runCanary``: step the weight up (one mirroring step first), or promote at max."""
+        weight = routes.canary_weight
+        if weight < p.max_weight:
+            step = p.fixed_step if p.fixed_step is not None else self.next_step_weight(weight)
+            if p.mirror and weight == 0:
+                if not routes.mirrored:
+                    acts.append(p.mirror_weights)
+                    return _replace(s, {"canary_weight": 0, "event": "Running mirror step 100/0"})
+                new = step
+            else:
+                new = min(TOTAL_WEIGHT, weight + step)
+            acts.append(set_weights(new))
+            return _replace(s, {"canary_weight": new, "event": f"Advance canary weight {new}"})
+        waiting = _confirm_promotion(p, s, obs, acts)
+        return waiting if waiting is not None else _promote(p, s, acts)
+
+
+def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:
+    # deployment_ready.go: retriable = !from.Add(deadline).Before(now)
+    return r.unready_since is not None and r.unready_since + p.deadline_s < t
+
+
+def _set_phase(p: FlaggerPlan, s: FlaggerState, phase: str, event: str) -> FlaggerState:
+    """``setStatusPhase`` (status.go), and the event."""
+    if phase in _KEEPS_WEIGHT:
+        return _replace(s, {"phase": phase, "event": event})
+    iterations = p.iterations - 1 if phase == WAITING_PROMOTION else 0
+    return _replace(s, {"phase": phase, "canary_weight": 0, "iterations": iterations, "event": event})
+
+
+def _confirm_promotion(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState | None:
+    """``runConfirmPromotionHooks``: None when approved, else the waiting state."""
+    for hook in p.confirm_promotion:
+        if not _call(hook, obs, acts):
+            event = f"waiting for promotion approval {hook.name}"
+            if s.phase != WAITING_PROMOTION:
+                return _set_phase(p, s, WAITING_PROMOTION, event)
+            return _replace(s, {"iterations": p.iterations - 1, "event": event})
+    return None
+
+
+def _promote(p: FlaggerPlan, s: FlaggerState, acts: list[Action]) -> FlaggerState:
+    # Promote copies the canary spec to the primary; setStatusPhase(Promoting) keeps
+    # canaryWeight and iterations.
+    acts.append(PROMOTE)
+    return _set_phase(p, s, PROMOTING, "Copying canary spec to primary")
+
+
+def _run_ab(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState:
+    """``runAB``: matched requests to the canary, one iteration per passing tick."""
+    n = p.iterations
+    if n > s.iterations:
+        acts.append(MATCHED_ALL)
+        event = f"Advance canary iteration {s.iterations + 1}/{n}"
+        return _replace(s, {"iterations": s.iterations + 1, "event": event})
+    waiting = _confirm_promotion(p, s, obs, acts)
+    if waiting is not None:
+        return waiting
+    return _promote(p, s, acts) if n == s.iterations else _with_event(s, "")
+
+
+def _run_blue_green(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action],
+                    routes: Routes) -> FlaggerState:
+    """``runBlueGreen``: iterate with no live traffic, switch all of it, then promote."""
+    n = p.iterations
+    if n > s.iterations:
+        if not p.kubernetes and p.mirror and not routes.mirrored:
+            acts.append(p.mirror_weights)
+        event = f"Advance canary iteration {s.iterations + 1}/{n}"
+        return _replace(s, {"iterations": s.iterations + 1, "event": event})
+    waiting = _confirm_promotion(p, s, obs, acts)
+    if waiting is not None:
+        return waiting
+    if n == s.iterations:
+        if not p.kubernetes:
+            acts.append(set_weights(TOTAL_WEIGHT))
+        return _replace(s, {"iterations": s.iterations + 1, "event": "Routing all traffic to canary"})
+    return _promote(p, s, acts)
+
+
+def _promotion_traffic_shift(p: FlaggerPlan, s: FlaggerState, routes: Routes, acts: list[Action]) -> FlaggerState:
+    """``runPromotionTrafficShift``."""
+    step = p.step_weight_promotion
+    if p.kubernetes:
+        return _set_phase(p, s, FINALISING, "Finalising")
+    if step == 0:
+        acts.append(set_weights(0))
+        return _set_phase(p, s, FINALISING, "Routing all traffic to primary")
+    weight = routes.canary_weight
+    if weight > 0:
+        primary = min(TOTAL_WEIGHT, TOTAL_WEIGHT - weight + step)
+        new = max(0, weight - step)
+        acts.append(set_weights(new))
+        if primary == TOTAL_WEIGHT:
+            return _set_phase(p, s, FINALISING, f"Advance primary weight {primary}")
+        return _replace(s, {"canary_weight": new, "event": f"Advance primary weight {primary}"})
+    # Flagger does nothing when the canary already has no traffic (and so never
+    # reaches Finalising); reproduced as is.
+    return _with_event(s, "")
+
+
+def _post_rollout(p: FlaggerPlan, obs: Observation, acts: list[Action]) -> None:
+    # Outcomes of post-rollout hooks are only logged (runPostRolloutHooks).
+    for hook in p.post_rollout:
+        _call(hook, obs, acts)
+
+
+def _rollback(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action], reason: str) -> FlaggerState:
+    """``rollback()``: all traffic to primary, SyncStatus{Failed, weight 0}."""
+    acts += (set_weights(0), Rollback(reason), FINISH_FAILED)
+    _post_rollout(p, obs, acts)
+    # The judge's last statistics stay in the status: the trace shows what rejected.
+    return _fresh(FAILED, f"Rolling back: {reason}", judge_detail=s.judge_detail)

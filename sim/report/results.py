@@ -1,0 +1,267 @@
+"""``pdsim report RESULTS --html FILE``: a report page from stored run records.
+
+RESULTS is a directory of Parquet chunks (``pdsim run --out DIR``, a sweep's output; read
+recursively), or one Parquet or CSV file: a tidy table, one row per run, with the record
+columns of DESIGN.md section 5 and possibly parameter columns (``threshold``, a fault's
+``severity``...). The page groups runs by (scenario, policy), and shows:
+
+* what was simulated: per group, the runs, good/bad releases and, when the scenario file
+  is given (``--scenario``), its description, faults and policy, plus the timeline of run 0
+  re-simulated from its stored seed (a run's seed reproduces it alone);
+* the headline table with intervals;
+* figures across groups and parameter settings (detection-time CDFs, blast radius,
+  false-rollback rates and the speed/harm frontier over parameter columns, a power curve
+  when a ``severity`` column exists);
+* the command that reproduces the page.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from sim.errors import InputError
+from sim.outcomes import COLUMNS
+from sim.report.plots import (blast_radius_figure, detection_cdf_figure, false_rollback_figure, frontier_figure,
+                       power_curve_figure)
+from sim.report.html import FigureBlock, ScenarioSection, build_section, figure_block
+from sim.stats import format_summary_table, summarize_records
+from sim.report.tradeoffs import bool_column
+
+__all__ = ["read_results", "parameter_columns", "overview_figures", "results_sections"]
+
+#: Columns of a sweep's results that identify cells rather than settings.
+_BOOKKEEPING = frozenset({"cell", "world", "kind", "stratum", "weight"})
+
+#: Columns every results table must have (the rest of the record is optional).
+REQUIRED = ("scenario", "policy", "run", "outcome", "release_bad")
+
+
+def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The runs stored at ``path`` as one tidy frame.
+
+    Args:
+        path: a directory (every ``*.parquet`` below it, in path order), a ``.parquet``
+            file or a ``.csv`` file.
+
+    Raises:
+        InputError: when nothing can be read or a required column is missing.
+    """
+    p = Path(path)
+    name = os.fsdecode(path)
+    if p.is_dir() and (p / "manifest.json").is_file():
+        sweep = _read_sweep(p, name)
+        if sweep is not None:
+            return sweep
+    try:
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not f.name.startswith("."))
+            if not files:
+                raise InputError(name, 1, None, "no *.parquet result files in this directory "
+                                 "(write some with pdsim run --out DIR)")
+            frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        elif p.suffix == ".csv":
+            frame = pd.read_csv(p)
+        elif p.suffix == ".parquet":
+            frame = pd.read_parquet(p)
+        elif not p.exists():
+            raise InputError(name, 1, None, "no such file or directory")
+        else:
+            raise InputError(name, 1, None, "results must be a directory of Parquet files, a .parquet or a .csv file")
+    except InputError:
+        raise
+    except (OSError, ValueError) as err:  # pyarrow's errors are ValueError/OSError subclasses
+        raise InputError(name, 1, None, f"cannot read results: {' '.join(str(err).split())}") from None
+    missing = [c for c in REQUIRED if c not in frame]
+    if missing:
+        raise InputError(name, 1, None, f"not run records: no column {missing[0]!r}",
+                         got=", ".join(map(str, frame.columns[:8])))
+    if frame.empty:
+        raise InputError(name, 1, None, "the results hold no runs")
+    return frame
+
+
+def _read_sweep(path: Path, name: str) -> pd.DataFrame | None:
+    """A ``pdsim sweep --out`` folder through the sweep engine's own reader, which joins each
+    run to its cell's swept parameters; None when that engine is not installed."""
+    try:
+        from sim.runs.store import ResultsError, load_results  # the sweep engine (issue 6)
+    except ImportError:
+        return None
+    try:
+        frame = load_results(path)
+    except ResultsError as err:
+        raise InputError(name, 1, None, " ".join(str(err).split())) from None
+    if frame.empty:
+        raise InputError(name, 1, None, "the results hold no runs")
+    return frame
+
+
+def parameter_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns beyond the run record that vary: the settings a sweep changed.
+
+    The sweep engine's bookkeeping columns (cell, world, kind, stratum, weight) are not
+    settings.
+    """
+    return [c for c in frame.columns
+            if c not in COLUMNS and c not in _BOOKKEEPING and frame[c].nunique(dropna=False) > 1]
+
+
+def _grouping(frame: pd.DataFrame, by: list[str]) -> list[str]:
+    """The columns of ``by`` that split the runs, without those that add no split.
+
+    E.g. (scenario, policy) where each scenario ran its own policy is just ``scenario``:
+    labels stay short.
+    """
+    cols: list[str] = []
+    for c in by:
+        if c in frame and frame[c].nunique() > 1:
+            if not cols or frame.groupby(cols + [c]).ngroups > frame.groupby(cols).ngroups:
+                cols.append(c)
+    return cols or by[:1]
+
+
+def _is_fault_size(column: str) -> bool:
+    """A column that sizes the release's fault (a severity), not a policy setting."""
+    return column == "severity" or column.startswith("release.")
+
+
+def _short_names(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Columns renamed to their last path component (``policy.flagger.analysis.threshold`` ->
+    ``threshold``) when that stays unique, so figure labels stay readable."""
+    short = {c: c.rsplit(".", 1)[-1] for c in columns}
+    if len(set(short.values())) < len(short) or set(short.values()) & (set(frame.columns) - set(short)):
+        return frame, list(columns)
+    return frame.rename(columns=short), [short[c] for c in columns]
+
+
+def overview_figures(frame: pd.DataFrame, *, by: str | Sequence[str] = ("scenario", "policy"),
+                     params: Sequence[str] | None = None) -> list[FigureBlock]:
+    """The figures that the runs support, as report blocks.
+
+    Args:
+        frame: the runs.
+        by: grouping of the detection and blast-radius figures when no policy setting
+            varies (columns that split nothing are dropped).
+        params: parameter columns (default: :func:`parameter_columns`). A ``severity``
+            column, or a swept ``release.…`` path, sizes the fault and gives a power curve;
+            the other parameters are policy settings: they group the detection and
+            blast-radius figures and give the false-rollback and frontier figures.
+    """
+    full = parameter_columns(frame) if params is None else list(params)
+    frame, short = _short_names(frame, full)
+    severities = [s for f, s in zip(full, short) if _is_fault_size(f)]
+    settings = [s for f, s in zip(full, short) if not _is_fault_size(f)]
+    labels = dict(zip(short, full))
+    cols = settings or _grouping(frame, [by] if isinstance(by, str) else list(by))
+    bad = bool_column(frame, "release_bad")
+    blocks = []
+    if bad.any():
+        blocks.append(figure_block(
+            detection_cdf_figure(frame, by=cols), title="How fast bad releases are rolled back",
+            alt="Cumulative share of bad-release runs rolled back against minutes since fault onset, one curve per "
+                + " and ".join(cols),
+            caption="Each curve rises at each rollback and levels off at the detection rate (legend, with its 95% "
+                    "interval); the shaded band (drawn for up to four curves) holds the whole true curve with 95% "
+                    "confidence."))
+        blocks.append(figure_block(
+            blast_radius_figure(frame, by=cols), title="Blast radius of bad releases",
+            alt="Excess errors per bad-release run: box plots and means with intervals per " + " and ".join(cols),
+            caption="Failures beyond what the stable version would have served, including the after_promotion "
+                    "damage of a missed bad release. Diamonds: means with 95% intervals."))
+    sized = frame[bad & frame[severities[0]].notna().to_numpy()] if severities and bad.any() else frame.iloc[:0]
+    if len(sized) and sized[severities[0]].nunique() > 1:
+        severity = severities[0]
+        blocks.append(figure_block(
+            power_curve_figure(sized, severity=severity, by=settings or None, severity_label=labels[severity]),
+            title="Detection probability by fault severity",
+            alt=f"Share of bad releases rolled back against {labels[severity]}, with Wilson intervals",
+            caption="Error bars: 95% Wilson intervals."))
+    if settings and (~bad).any():
+        x = settings[0]
+        blocks.append(figure_block(
+            false_rollback_figure(frame, x=x, by=settings[1:] or None), title=f"False rollbacks against {x}",
+            alt=f"False-rollback rate of good releases against {x}, with Wilson intervals",
+            caption="Good releases rolled back, in percent, with 95% Wilson intervals."))
+    if settings and bad.any() and (~bad).any():
+        # A sweep's portfolio weighs its releases: the expected harm is the weighted one.
+        portfolio = {"weight": "weight", "stratum": "world"} if {"weight", "world"} <= set(frame.columns) else {}
+        blocks.append(figure_block(
+            frontier_figure(frame, settings, **portfolio), title="Speed against harm over the settings",
+            alt="Each setting's mean time to promote a good release against its mean blast radius; the Pareto "
+                "frontier is highlighted",
+            caption="Frontier settings: no other setting promotes good releases faster and also hurts fewer "
+                    "requests when the release is bad."))
+    return blocks
+
+
+def _group_lines(sub: pd.DataFrame) -> list[str]:
+    bad = bool_column(sub, "release_bad")
+    lines = [f"{int((~bad).sum())} good-release runs, {int(bad.sum())} bad-release runs (from the records)"]
+    params = parameter_columns(sub)
+    if params:
+        lines.append("settings varied: " + ", ".join(f"{p} ({sub[p].nunique()} values)" for p in params))
+    return lines
+
+
+def results_sections(frame: pd.DataFrame, *, scenario_files: Sequence[str | os.PathLike[str]] = (),
+                     policy_paths: Sequence[str | os.PathLike[str]] = ()) -> list[ScenarioSection]:
+    """One section per (scenario, policy) group of the runs.
+
+    A group whose scenario name matches a file in ``scenario_files`` is described from
+    that file, and run 0's timeline is re-simulated from its stored seed under the
+    scenario's own policy (or the one at ``policy_paths``) when the policy names match.
+
+    Raises:
+        InputError: for a bad scenario or policy file.
+    """
+    from sim.inputs.policy import load_policy, scenario_policy
+    from sim.seeds import run_seed
+    from sim.runs.runner import run_one
+    from sim.inputs.scenario import load_scenario
+
+    scenarios = {}
+    for f in scenario_files:
+        sc = load_scenario(f)
+        scenarios[sc.name] = (sc, str(f))
+    given_policy = load_policy(list(policy_paths)) if policy_paths else None
+    sections = []
+    for (scenario_name, policy_name), sub in frame.groupby(["scenario", "policy"], sort=False):
+        sub = sub.sort_values("run")
+        found = scenarios.get(str(scenario_name))
+        if found is not None:
+            sc, source = found
+            policy = given_policy if given_policy is not None else scenario_policy(sc, source)
+            if policy.name == policy_name:
+                rec0 = sub.iloc[0]
+                result = run_one(sc, policy, int(rec0["seed"]), run_index=int(rec0["run"]), trace=True)
+                section = build_section(sc, policy, [result.record], result.trace or [], source=source)
+                summary = summarize_records(sub)
+                section.summary, section.runs = summary, len(sub)
+                section.details = format_summary_table(summary)
+                section.name = f"{scenario_name} / {policy_name}"
+                # The root seed is known when the runs are runs 0..n-1 of the scenario's own
+                # seed (as `pdsim run` numbers them); otherwise no command is claimed.
+                own = all(int(r.seed) == run_seed(sc.seed, 0, int(r.run)) for r in sub.head(3).itertuples())
+                if own and list(sub["run"]) == list(range(len(sub))):
+                    policy_args = [a for p in policy_paths for a in ("--policy", os.fspath(p))]
+                    section.command = shlex.join(["pdsim", "run", source, *policy_args, "--runs", str(len(sub)),
+                                                  "--seed", str(sc.seed), "--trace", "run0.jsonl"])
+                else:
+                    section.seed, section.source = None, None
+                sections.append(section)
+                continue
+        summary = summarize_records(sub)
+        first = sub.iloc[0]
+        run0 = f"{first['outcome']}".replace("_", " ")
+        if pd.notna(first.get("decision_time_s")):
+            run0 += f" at {float(first['decision_time_s']) / 60:.1f} min"
+        sections.append(ScenarioSection(
+            name=f"{scenario_name} / {policy_name}", policy=str(policy_name), faults=_group_lines(sub),
+            runs=len(sub), summary=summary, run0=f"run {int(first['run'])}: {run0}",
+            details=format_summary_table(summary), described=False))
+    return sections

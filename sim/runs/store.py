@@ -1,0 +1,204 @@
+"""A sweep's results folder: manifest.json and one Parquet file per finished chunk.
+
+``DIR/manifest.json`` is written before the first chunk: the sweep file's SHA-256 and
+those of the files it reads, the root seed, replicates per cell, the chunk size, package
+versions and the cells. Each finished chunk is written to a temporary name and renamed
+to ``DIR/records-cCCCCC-KKKKK.parquet``, so a file under its final name is always whole:
+after a kill at any moment, ``--resume`` reruns exactly the chunks without a file and
+the folder ends with the rows of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import typing
+from collections.abc import Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.runs.atomic import atomic_write
+from sim.outcomes import COLUMNS, RunRecord
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+CHUNK_RE = re.compile(r"records-c(\d{5,})-(\d{5,})\.parquet")
+_TMP_RE = re.compile(r"\.(records-c\d+-\d+\.parquet|manifest\.json|summary\.json)\.\d+\.tmp")
+_PACKAGES = ("pdsim", "numpy", "scipy", "pandas", "pyarrow", "simpy", "pydantic", "joblib")
+
+
+class ResultsError(Exception):
+    """A results folder that cannot be used as asked (one line; the CLI exits 2)."""
+
+
+def record_schema() -> pa.Schema:
+    """Parquet schema of a chunk: the run record's fields (from its annotations) and ``cell``.
+
+    Explicit types keep every chunk's schema the same even when a chunk has only nulls
+    in a column (``detection_time_s`` when nothing was rolled back).
+    """
+    hints = typing.get_type_hints(RunRecord)
+    base = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+    fields = [pa.field("cell", pa.int32())]
+    for name in COLUMNS:
+        args = [a for a in typing.get_args(hints[name]) if a is not type(None)] or [hints[name]]
+        fields.append(pa.field(name, base.get(args[0], pa.string())))
+    return pa.schema(fields)
+
+
+_SCHEMA = record_schema()
+
+
+def records_table(cell: int, records: Sequence[RunRecord]) -> pa.Table:
+    """The chunk table of a cell's records (column by column: no per-row dicts)."""
+    cols: dict[str, list[Any]] = {"cell": [cell] * len(records)}
+    for name in COLUMNS:
+        cols[name] = [getattr(r, name) for r in records]
+    return pa.Table.from_pydict(cols, schema=_SCHEMA)
+
+
+def write_chunk(out: Path, name: str, table: pa.Table) -> Path:
+    """Store one finished chunk under its final name, atomically."""
+    path = out / name
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return path
+
+
+def write_json(path: Path, data: Any) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+    atomic_write(path, write)
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def finished_chunks(out: Path) -> set[str]:
+    """Names of the chunk files in ``out`` (each one whole: they appear by rename)."""
+    return {p.name for p in out.iterdir() if CHUNK_RE.fullmatch(p.name)} if out.is_dir() else set()
+
+
+def remove_temporaries(out: Path) -> int:
+    """Delete the temporary files a killed sweep left behind; returns how many."""
+    n = 0
+    for p in out.iterdir():
+        if _TMP_RE.fullmatch(p.name):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a results folder.
+
+    Raises:
+        ResultsError: when the folder holds no readable manifest.json.
+    """
+    path = Path(out) / MANIFEST
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise ResultsError(f"{out} holds no sweep results ({MANIFEST} is missing)") from None
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"cannot read {path}: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ResultsError(f"{path} is not a pdsim sweep manifest of format {FORMAT}")
+    return data
+
+
+def resume_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why results made under manifest ``old`` cannot be continued under ``new`` (None: they can)."""
+    if old["sweep"]["sha256"] != new["sweep"]["sha256"]:
+        return f"the sweep file {new['sweep']['file']} changed since these results were started"
+    changed = [f for f, h in new["inputs"].items() if old["inputs"].get(f) != h]
+    changed += [f for f in old["inputs"] if f not in new["inputs"]]
+    if changed:
+        return f"{changed[0]} changed since these results were started"
+    for key in ("seed", "runs", "chunk_size"):
+        if old[key] != new[key]:
+            return f"{key} is {new[key]} now but {old[key]} in these results"
+    if old["cells"] != new["cells"]:
+        return "the sweep's cells differ from these results'"
+    return None
+
+
+def _cells_frame(manifest: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for c in manifest["cells"]:
+        row = {k: c[k] for k in ("cell", "world", "kind", "stratum", "weight")}
+        row.update(c["params"])
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["cell", "world", "kind", "stratum", "weight", *manifest["params"]])
+    frame["cell"] = frame["cell"].astype("int32")
+    frame["stratum"] = frame["stratum"].astype("Int64")
+    return frame
+
+
+def load_results(out: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A sweep's results as a tidy frame: one row per run, sorted by cell and run.
+
+    Columns: ``cell``, the run record's (DESIGN.md section 5 and pdsim's extensions),
+    then ``world``, ``kind``, ``stratum``, ``weight`` (portfolio) and one column per
+    swept parameter, named by its path (``policy.flagger.analysis.threshold``). Text
+    columns are categoricals: a million rows take tens of megabytes, not gigabytes.
+
+    Args:
+        out: the results folder of ``pdsim sweep --out``.
+        columns: record columns to read (default: all); ``cell`` and the cell columns
+            (world, kind, stratum, weight, swept parameters) are always there.
+
+    Raises:
+        ResultsError: when the folder holds no sweep results.
+    """
+    out = Path(out)
+    manifest = read_manifest(out)
+    files = sorted(finished_chunks(out))
+    want = None if columns is None else ["cell", *[c for c in columns if c != "cell" and c in _SCHEMA.names]]
+    tables = [pq.read_table(out / f, columns=want) for f in files]
+    schema = _SCHEMA if want is None else pa.schema([_SCHEMA.field(c) for c in want])
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    frame = table.to_pandas(strings_to_categorical=True)
+    frame = frame.sort_values(["cell", "run"] if "run" in frame else ["cell"], kind="stable", ignore_index=True)
+    cells = _cells_frame(manifest)
+    return frame.merge(cells, on="cell", how="left", validate="many_to_one")
+
+
+def iter_cells(out: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The results of one cell at a time (the frame of :func:`load_results` cut by cell),
+    reading only that cell's chunk files: memory is bounded by the largest cell."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    cells = _cells_frame(manifest)
+    by_cell: dict[int, list[str]] = {}
+    for name in sorted(finished_chunks(out)):
+        m = CHUNK_RE.fullmatch(name)
+        assert m is not None
+        by_cell.setdefault(int(m.group(1)), []).append(name)
+    want = None if columns is None else ["cell", *[c for c in columns if c != "cell" and c in _SCHEMA.names]]
+    for cell, files in sorted(by_cell.items()):
+        table = pa.concat_tables([pq.read_table(out / f, columns=want) for f in files])
+        frame = table.to_pandas(strings_to_categorical=True)
+        frame = frame.sort_values(["cell", "run"] if "run" in frame else ["cell"], kind="stable", ignore_index=True)
+        yield frame.merge(cells[cells["cell"] == cell], on="cell", how="left", validate="many_to_one")
+
+
+__all__ = ["MANIFEST", "iter_cells", "ResultsError", "finished_chunks", "load_results", "package_versions", "read_manifest",
+           "record_schema", "records_table", "remove_temporaries", "resume_mismatch", "write_chunk",
+           "write_json"]
