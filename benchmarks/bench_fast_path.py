@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sim.inputs.policy import scenario_policy  # noqa: E402
-from sim.runs.runner import run_batch  # noqa: E402
 from sim.inputs.scenario import load_scenario  # noqa: E402
+from sim.runs.runner import run_batch  # noqa: E402
 
 
 def rollouts_per_second(scenario, policy, runs: int, seed: int = 1, repeats: int = 3) -> float:
@@ -45,8 +45,10 @@ def main() -> None:
 
     scenario = load_scenario(ROOT / "scenarios" / "error-spike.yaml")
     policy = scenario_policy(scenario)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print(f"scenario: error-spike ({scenario.traffic.rate.constant:g}/s, Flagger canary)")
 
     fast = rollouts_per_second(scenario, policy, args.runs)

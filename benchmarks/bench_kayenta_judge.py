@@ -39,9 +39,16 @@ def _version(rng: np.random.Generator, minutes: int, rps: float) -> VersionSerie
 
 def ms_per_judgement(judge: KayentaJudge, minutes: int, n: int, seed: int = 1) -> float:
     rng = np.random.default_rng(seed)
-    data = [JudgeData(t=minutes * 60.0, scrape_s=SCRAPE_S, bounds_ms=BOUNDS_MS,
-                      canary=_version(rng, minutes, 100.0), primary=_version(rng, minutes, 900.0))
-            for _ in range(n)]
+    data = [
+        JudgeData(
+            t=minutes * 60.0,
+            scrape_s=SCRAPE_S,
+            bounds_ms=BOUNDS_MS,
+            canary=_version(rng, minutes, 100.0),
+            primary=_version(rng, minutes, 900.0),
+        )
+        for _ in range(n)
+    ]
     start = time.perf_counter()
     for d in data:
         judge.judge(judge.initial_state(), d)
@@ -53,10 +60,20 @@ def main() -> None:
     parser.add_argument("--judgements", type=int, default=200)
     args = parser.parse_args()
     errors_only = KayentaJudge(KayentaSpec())
-    with_latency = KayentaJudge(KayentaSpec.model_validate({"metrics": [
-        {"name": "errors", "analysisConfigurations": {"canary": {"direction": "increase"}}},
-        {"name": "p99", "query": "request-duration", "analysisConfigurations": {"canary": {"direction": "increase"}}},
-    ]}))
+    with_latency = KayentaJudge(
+        KayentaSpec.model_validate(
+            {
+                "metrics": [
+                    {"name": "errors", "analysisConfigurations": {"canary": {"direction": "increase"}}},
+                    {
+                        "name": "p99",
+                        "query": "request-duration",
+                        "analysisConfigurations": {"canary": {"direction": "increase"}},
+                    },
+                ]
+            }
+        )
+    )
     print(f"{'points':>6}  {'errors ms/judgement':>20}  {'errors+p99 ms/judgement':>24}")
     for minutes in (10, 30, 60, 120, 240):
         a = ms_per_judgement(errors_only, minutes, args.judgements)

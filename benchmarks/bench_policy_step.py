@@ -26,10 +26,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.policies.base import Observation  # noqa: E402
 from sim.inputs.policy import scenario_policy  # noqa: E402
-from sim.runs.runner import run_batch  # noqa: E402
 from sim.inputs.scenario import load_scenario  # noqa: E402
+from sim.policies.base import Observation  # noqa: E402
+from sim.runs.runner import run_batch  # noqa: E402
 
 SCENARIOS = ("error-spike", "argo-canary-steps")
 
@@ -79,9 +79,11 @@ def main() -> None:
     for name in SCENARIOS:
         policy, pairs = record(name, args.runs)
         us = us_per_step(policy, pairs, args.repeat)
-        print(f"{name}: {type(policy).__name__}.step {us:5.2f} µs per call, "
-              f"{len(pairs) / args.runs:.1f} calls per rollout = {us * len(pairs) / args.runs:5.1f} µs per rollout "
-              f"({len(pairs):,} recorded calls, best of {args.repeat})")
+        print(
+            f"{name}: {type(policy).__name__}.step {us:5.2f} µs per call, "
+            f"{len(pairs) / args.runs:.1f} calls per rollout = {us * len(pairs) / args.runs:5.1f} µs per rollout "
+            f"({len(pairs):,} recorded calls, best of {args.repeat})"
+        )
 
 
 if __name__ == "__main__":

@@ -90,8 +90,22 @@ def big_sweep(tmp: Path, runs: int, workers: int) -> tuple[float, float, float]:
     sweep = sweep_file(tmp, runs, chunk=2000)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "sim", "sweep", str(sweep), "--out", str(tmp / "big"),
-                             "--workers", str(workers), "--quiet"], env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sim",
+            "sweep",
+            str(sweep),
+            "--out",
+            str(tmp / "big"),
+            "--workers",
+            str(workers),
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     peak = parent = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_kib(proc.pid))
@@ -101,8 +115,6 @@ def big_sweep(tmp: Path, runs: int, workers: int) -> tuple[float, float, float]:
     if proc.returncode != 0:
         raise SystemExit(f"pdsim sweep failed with exit code {proc.returncode}")
     return wall, peak / 1024, parent / 1024
-
-
 
 
 def cost_breakdown(runs: int) -> dict[str, float]:
@@ -115,8 +127,8 @@ def cost_breakdown(runs: int) -> dict[str, float]:
     import sim.world.fast as fast
     import sim.world.telemetry as telemetry
     from sim.inputs.policy import scenario_policy
-    from sim.runs.runner import run_batch
     from sim.inputs.scenario import load_scenario
+    from sim.runs.runner import run_batch
 
     spent: dict[str, float] = {}
     undo = []
@@ -132,6 +144,7 @@ def cost_breakdown(runs: int) -> dict[str, float]:
                 return f(*a, **k)
             finally:
                 spent[label] = spent.get(label, 0.0) + time.process_time() - t
+
         setattr(owner, name, timed)
 
     scenario = load_scenario(ROOT / "scenarios" / "error-spike.yaml")
@@ -164,28 +177,33 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20000, help="rollouts per speed measurement (0: skip)")
     ap.add_argument("--big", type=int, default=1_000_000, help="rollouts of the memory/time sweep (0: skip)")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
     print("scenario: error-spike (100/s, Flagger canary), one cell, chunks of 1,000 rollouts")
     with tempfile.TemporaryDirectory(prefix="pdsim-bench-") as d:
         tmp = Path(d)
         if args.runs:
             timed_sweep(tmp, 500, 1)  # warm caches and imports
             wall1, cpu1 = min(timed_sweep(tmp, args.runs, 1) for _ in range(2))
-            print(f"1 worker: {args.runs / wall1:,.0f} rollouts/s wall, {args.runs / cpu1:,.0f} rollouts per "
-                  f"CPU-second ({args.runs:,} rollouts)")
+            print(
+                f"1 worker: {args.runs / wall1:,.0f} rollouts/s wall, {args.runs / cpu1:,.0f} rollouts per "
+                f"CPU-second ({args.runs:,} rollouts)"
+            )
             wall2, _ = min(timed_sweep(tmp, args.runs, 2) for _ in range(2))
-            print(f"2 workers: {args.runs / wall2:,.0f} rollouts/s wall; speed-up 1 -> 2 workers: "
-                  f"{wall1 / wall2:.2f}x")
+            print(f"2 workers: {args.runs / wall2:,.0f} rollouts/s wall; speed-up 1 -> 2 workers: {wall1 / wall2:.2f}x")
         if args.runs:
             print("CPU µs per rollout by part (1 worker, timers add a little):")
             for part, us in cost_breakdown(min(args.runs, 5000)).items():
                 print(f"  {us:7.0f}  {part}")
         if args.big:
             wall, peak, parent = big_sweep(tmp, args.big, 2)
-            print(f"pdsim sweep --workers 2, {args.big:,} rollouts: {wall:,.0f} s "
-                  f"({args.big / wall:,.0f} rollouts/s); peak RSS of the process tree {peak:,.0f} MiB "
-                  f"(parent {parent:,.0f} MiB)")
+            print(
+                f"pdsim sweep --workers 2, {args.big:,} rollouts: {wall:,.0f} s "
+                f"({args.big / wall:,.0f} rollouts/s); peak RSS of the process tree {peak:,.0f} MiB "
+                f"(parent {parent:,.0f} MiB)"
+            )
             if args.big != 1_000_000:
                 print(f"extrapolated to 1,000,000 rollouts at that rate: {1_000_000 / args.big * wall:,.0f} s")
 

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import sim.world.controller as controller  # noqa: E402
 from sim.inputs.policy import scenario_policy  # noqa: E402
-from sim.runs.runner import run_batch  # noqa: E402
 from sim.inputs.scenario import Scenario, load_scenario  # noqa: E402
+from sim.runs.runner import run_batch  # noqa: E402
 from sim.seeds import STREAMS  # noqa: E402
 from sim.world.draws import stream_states  # noqa: E402
 from sim.world.users import count_users  # noqa: E402
@@ -94,15 +94,19 @@ def main() -> None:
         "small-regression": load_scenario(ROOT / "scenarios" / "small-regression.yaml"),
         "low-rate-severe": variant(spike, rate=30, fault_rate=0.3),
     }
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, numpy {np.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
+    )
     print(f"count_users on one captured batch of {RUNS} runs (best of {args.repeats}):")
     for name, scenario in cases.items():
         population, requests, excess = capture(scenario)
         k, x = requests.sum(axis=1), excess.sum(axis=1)
         us = cost_us(population, requests, excess, args.repeats)
-        print(f"  {name:<17} requests ~{np.median(k):>9,.0f}  excess ~{np.median(x):>7,.0f}  "
-              f"groups {len(population.users):>3}: {us:6.1f} µs/rollout")
+        print(
+            f"  {name:<17} requests ~{np.median(k):>9,.0f}  excess ~{np.median(x):>7,.0f}  "
+            f"groups {len(population.users):>3}: {us:6.1f} µs/rollout"
+        )
 
 
 if __name__ == "__main__":

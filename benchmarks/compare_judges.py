@@ -31,16 +31,23 @@ sys.path.insert(0, str(ROOT))
 
 from pydantic import TypeAdapter  # noqa: E402
 
+from sim.inputs.scenario import Scenario, load_scenario  # noqa: E402
 from sim.policies.flagger.canary import FlaggerCanary  # noqa: E402
 from sim.policies.flagger.spec import FlaggerPolicySpec  # noqa: E402
 from sim.policies.judges import JudgeSpec  # noqa: E402
 from sim.runs.runner import run_batch  # noqa: E402
-from sim.inputs.scenario import Scenario, load_scenario  # noqa: E402
 from sim.stats import mean_interval, wilson_interval  # noqa: E402
 from sim.world.traffic import RateFunction  # noqa: E402
 
-SCENARIOS = ("good-release", "common-mode-outage", "small-regression", "error-spike", "latency-regression",
-             "slow-leak", "low-traffic")
+SCENARIOS = (
+    "good-release",
+    "common-mode-outage",
+    "small-regression",
+    "error-spike",
+    "latency-regression",
+    "slow-leak",
+    "low-traffic",
+)
 ALPHA = 0.01
 
 
@@ -54,16 +61,22 @@ def judges(scenario: Scenario) -> dict[str, dict | None]:
         weights.append(w)
     # Expected requests in the analysis window of each step (ticks 3.. at k·interval).
     lam = RateFunction(scenario.traffic.rate)
-    plan = sum(float(lam.cumulative((k + 3) * a.interval) - lam.cumulative((k + 2) * a.interval)) * w / 100.0
-               for k, w in enumerate(weights))
+    plan = sum(
+        float(lam.cumulative((k + 3) * a.interval) - lam.cumulative((k + 2) * a.interval)) * w / 100.0
+        for k, w in enumerate(weights)
+    )
     plan = max(plan, 1.0)
     return {
         "flagger (thresholds)": None,
         "sequential (e-process)": {"kind": "sequential", "alpha": ALPHA},
         "msprt": {"kind": "msprt", "alpha": ALPHA},
         "group-sequential OBF": {"kind": "group-sequential", "alpha": ALPHA, "max_canary_requests": plan},
-        "group-sequential Pocock": {"kind": "group-sequential", "alpha": ALPHA, "spending": "pocock",
-                                    "max_canary_requests": plan},
+        "group-sequential Pocock": {
+            "kind": "group-sequential",
+            "alpha": ALPHA,
+            "spending": "pocock",
+            "max_canary_requests": plan,
+        },
         "sprt": {"kind": "sprt", "alpha": ALPHA},
         "naive repeated z": {"kind": "naive", "alpha": ALPHA},
         "bayes (no guarantee)": {"kind": "bayes"},
@@ -113,8 +126,10 @@ def row(records) -> tuple[str, str, str, str]:
 def speed(runs: int) -> None:
     """Rollouts per second of each policy on good-release (one worker, best of three)."""
     sc = load_scenario(ROOT / "scenarios" / "good-release.yaml")
-    blocks = {**judges(sc), "sequential, errors only": {"kind": "sequential", "alpha": ALPHA,
-                                                         "metrics": ["request-success-rate"]}}
+    blocks = {
+        **judges(sc),
+        "sequential, errors only": {"kind": "sequential", "alpha": ALPHA, "metrics": ["request-success-rate"]},
+    }
     for name, block in blocks.items():
         p = policy(sc, name, block)
         if isinstance(p, str):
@@ -139,8 +154,14 @@ def main() -> None:
     if args.speed:
         speed(args.runs)
         return
-    header = ("scenario", "policy", "false rollbacks [95% CI]", "detected [95% CI]", "median detection s",
-              "mean excess errors [95% CI]")
+    header = (
+        "scenario",
+        "policy",
+        "false rollbacks [95% CI]",
+        "detected [95% CI]",
+        "median detection s",
+        "mean excess errors [95% CI]",
+    )
     lines = []
     started = time.perf_counter()
     for stem in SCENARIOS:
@@ -161,8 +182,11 @@ def main() -> None:
         widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header))]
         for line in [header, *lines]:
             print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
-    print(f"\n{args.runs} runs per cell, alpha {ALPHA} (bayes: P > 0.99), paired on each scenario's seed; "
-          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print(
+        f"\n{args.runs} runs per cell, alpha {ALPHA} (bayes: P > 0.99), paired on each scenario's seed; "
+        f"{time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ runs = 300
 
 # %%
 # %matplotlib inline
-from sim.report.plots import blast_radius_figure, detection_cdf_figure, timeline_figure
 from sim.inputs.policy import scenario_policy
-from sim.seeds import run_seed
-from sim.runs.runner import records_frame, run_batch, run_one
 from sim.inputs.scenario import load_scenario
+from sim.report.plots import blast_radius_figure, detection_cdf_figure, timeline_figure
+from sim.runs.runner import records_frame, run_batch, run_one
+from sim.seeds import run_seed
 from sim.stats import format_summary_table, summarize_records
 
 scenario = load_scenario(scenario_path)
@@ -61,8 +61,12 @@ frame[["run", "outcome", "decision_time_s", "detection_time_s", "excess_errors",
 # %%
 result = run_one(scenario, policy, run_seed(scenario.seed, 0, 0), trace=True)
 assert result.record.outcome == frame.loc[0, "outcome"]  # the same run as in the batch
-timeline_figure(result.trace, list(policy.queries()), title=f"{scenario.name}, run 0: {result.record.outcome}",
-                fault_onset_s=result.record.fault_onset_s)
+timeline_figure(
+    result.trace,
+    list(policy.queries()),
+    title=f"{scenario.name}, run 0: {result.record.outcome}",
+    fault_onset_s=result.record.fault_onset_s,
+)
 
 # %% [markdown]
 # ## Across the runs

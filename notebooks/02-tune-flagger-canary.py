@@ -29,16 +29,20 @@
 # use the sweep engine (`pdsim sweep`).
 
 # %% tags=["parameters"]
-portfolio = ["../scenarios/good-release.yaml", "../scenarios/error-spike.yaml",
-             "../scenarios/latency-regression.yaml", "../scenarios/slow-leak.yaml"]
-intervals_s = [30, 60]          # analysis.interval
-thresholds = [1, 3, 5]          # analysis.threshold: failed checks before rollback
-step_weights = [10, 20, 50]     # analysis.stepWeight (%)
-runs = 60                       # rollouts per (setting, scenario)
-cost_per_minute = 1.0           # what a minute of promotion delay costs ...
-cost_per_error = 0.05           # ... against one failed request of a bad release
-max_false_rollback = 0.10       # bound on the false-rollback rate (its 95% upper end)
-interactive = True              # sliders (live); False: the static path (CI)
+portfolio = [
+    "../scenarios/good-release.yaml",
+    "../scenarios/error-spike.yaml",
+    "../scenarios/latency-regression.yaml",
+    "../scenarios/slow-leak.yaml",
+]
+intervals_s = [30, 60]  # analysis.interval
+thresholds = [1, 3, 5]  # analysis.threshold: failed checks before rollback
+step_weights = [10, 20, 50]  # analysis.stepWeight (%)
+runs = 60  # rollouts per (setting, scenario)
+cost_per_minute = 1.0  # what a minute of promotion delay costs ...
+cost_per_error = 0.05  # ... against one failed request of a bad release
+max_false_rollback = 0.10  # bound on the false-rollback rate (its 95% upper end)
+interactive = True  # sliders (live); False: the static path (CI)
 
 # %%
 # %matplotlib inline
@@ -46,10 +50,10 @@ import itertools
 
 import pandas as pd
 
-from sim.report.plots import false_rollback_figure, frontier_figure
-from sim.runs.runner import records_frame, run_batch
 from sim.inputs.scenario import load_scenario
+from sim.report.plots import false_rollback_figure, frontier_figure
 from sim.report.tradeoffs import tradeoff_table
+from sim.runs.runner import records_frame, run_batch
 from sim.runs.variants import flagger_variant
 
 scenarios = [load_scenario(p) for p in portfolio]
@@ -58,8 +62,9 @@ params = ["interval", "threshold", "stepWeight"]
 
 frames = []
 for interval, threshold, step in itertools.product(intervals_s, thresholds, step_weights):
-    policy = flagger_variant(base, name=f"{interval}s/{threshold}/{step}%", interval=interval,
-                             threshold=threshold, stepWeight=step)
+    policy = flagger_variant(
+        base, name=f"{interval}s/{threshold}/{step}%", interval=interval, threshold=threshold, stepWeight=step
+    )
     for scenario in scenarios:
         frame = records_frame(run_batch(scenario, policy, runs, scenario.seed))
         frame["interval"], frame["threshold"], frame["stepWeight"] = interval, threshold, step
@@ -76,8 +81,16 @@ print(f"{len(results):,} rollouts: {settings} settings × {len(scenarios)} relea
 
 # %%
 table = tradeoff_table(results, params)
-columns = params + ["promote_time_s", "blast_radius", "blast_radius_low", "blast_radius_high",
-                    "false_rollback_rate", "false_rollback_rate_high", "detection_rate", "pareto"]
+columns = params + [
+    "promote_time_s",
+    "blast_radius",
+    "blast_radius_low",
+    "blast_radius_high",
+    "false_rollback_rate",
+    "false_rollback_rate_high",
+    "detection_rate",
+    "pareto",
+]
 table[columns].sort_values(["pareto", "promote_time_s"], ascending=[False, True]).round(3)
 
 # %% [markdown]
@@ -89,8 +102,13 @@ table[columns].sort_values(["pareto", "promote_time_s"], ascending=[False, True]
 frontier_figure(results, params, title="Time to promote vs blast radius (interval s, threshold, stepWeight %)")
 
 # %%
-false_rollback_figure(results, x="threshold", by="interval", x_label="threshold: failed checks before rollback",
-                      title="False rollbacks of the good release, by threshold and interval (s)")
+false_rollback_figure(
+    results,
+    x="threshold",
+    by="interval",
+    x_label="threshold: failed checks before rollback",
+    title="False rollbacks of the good release, by threshold and interval (s)",
+)
 
 # %% [markdown]
 # ## Pick a setting from the frontier
@@ -102,8 +120,9 @@ false_rollback_figure(results, x="threshold", by="interval", x_label="threshold:
 
 
 # %%
-def choose(table: pd.DataFrame, cost_per_minute: float, cost_per_error: float,
-           max_false_rollback: float) -> pd.DataFrame:
+def choose(
+    table: pd.DataFrame, cost_per_minute: float, cost_per_error: float, max_false_rollback: float
+) -> pd.DataFrame:
     """The frontier settings that meet the false-rollback bound, cheapest first."""
     ok = table[table["pareto"] & (table["false_rollback_rate_high"] <= max_false_rollback)].copy()
     ok["cost"] = cost_per_minute * ok["promote_time_s"] / 60.0 + cost_per_error * ok["blast_radius"]
@@ -114,9 +133,11 @@ def describe(choice: pd.DataFrame) -> str:
     if choice.empty:
         return "no frontier setting meets the false-rollback bound: relax it, or widen the grid"
     best = choice.iloc[0]
-    return (f"choose interval {best['interval']:g}s, threshold {best['threshold']:g}, stepWeight "
-            f"{best['stepWeight']:g}%: promotes a good release in {best['promote_time_s'] / 60:.1f} min, "
-            f"a bad release costs {best['blast_radius']:.0f} excess errors on average")
+    return (
+        f"choose interval {best['interval']:g}s, threshold {best['threshold']:g}, stepWeight "
+        f"{best['stepWeight']:g}%: promotes a good release in {best['promote_time_s'] / 60:.1f} min, "
+        f"a bad release costs {best['blast_radius']:.0f} excess errors on average"
+    )
 
 
 choice = choose(table, cost_per_minute, cost_per_error, max_false_rollback)
@@ -127,10 +148,11 @@ choice
 if interactive:
     from ipywidgets import FloatLogSlider, FloatSlider, interact
 
-    @interact(cost_per_minute=FloatLogSlider(value=cost_per_minute, base=10, min=-2, max=2, description="cost/min"),
-              cost_per_error=FloatLogSlider(value=cost_per_error, base=10, min=-3, max=1, description="cost/error"),
-              max_false_rollback=FloatSlider(value=max_false_rollback, min=0.01, max=0.5, step=0.01,
-                                             description="max FRR"))
+    @interact(
+        cost_per_minute=FloatLogSlider(value=cost_per_minute, base=10, min=-2, max=2, description="cost/min"),
+        cost_per_error=FloatLogSlider(value=cost_per_error, base=10, min=-3, max=1, description="cost/error"),
+        max_false_rollback=FloatSlider(value=max_false_rollback, min=0.01, max=0.5, step=0.01, description="max FRR"),
+    )
     def pick(cost_per_minute: float, cost_per_error: float, max_false_rollback: float) -> pd.DataFrame:
         choice = choose(table, cost_per_minute, cost_per_error, max_false_rollback)
         print(describe(choice))

@@ -30,8 +30,11 @@
 # Every policy meets the same traffic, faults and noise in run *k* (common random numbers).
 
 # %% tags=["parameters"]
-scenario_paths = ["../scenarios/good-release.yaml", "../scenarios/common-mode-outage.yaml",
-                  "../scenarios/small-regression.yaml"]
+scenario_paths = [
+    "../scenarios/good-release.yaml",
+    "../scenarios/common-mode-outage.yaml",
+    "../scenarios/small-regression.yaml",
+]
 alpha = 0.01
 runs = 200
 
@@ -39,11 +42,11 @@ runs = 200
 # %matplotlib inline
 import pandas as pd
 
-from sim.report.plots import detection_cdf_figure
+from sim.inputs.scenario import load_scenario
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
+from sim.report.plots import detection_cdf_figure
 from sim.runs.runner import records_frame, run_batch
-from sim.inputs.scenario import load_scenario
 from sim.stats import wilson_interval
 
 judges = {
@@ -81,8 +84,14 @@ rows = []
 for (scenario, policy), g in frame.groupby(["scenario", "policy"], sort=False):
     k, n = int((g.outcome == "rolled_back").sum()), len(g)
     lo, hi = wilson_interval(k, n)
-    rows.append({"scenario": scenario, "judge": policy, "rolled back": f"{k / n:.1%} [{lo:.1%}, {hi:.1%}]",
-                 "mean excess errors": round(float(g.excess_errors.mean()), 1)})
+    rows.append(
+        {
+            "scenario": scenario,
+            "judge": policy,
+            "rolled back": f"{k / n:.1%} [{lo:.1%}, {hi:.1%}]",
+            "mean excess errors": round(float(g.excess_errors.mean()), 1),
+        }
+    )
 table = pd.DataFrame(rows)
 print(table.to_string(index=False))
 

@@ -24,9 +24,13 @@
 
 # %% tags=["parameters"]
 manifests = ["../../shared/fixtures/upstream/flagger/istio-canary.yaml"]  # relative to notebooks/
-scenario_paths = ["../scenarios/good-release.yaml", "../scenarios/error-spike.yaml",
-                  "../scenarios/latency-regression.yaml", "../scenarios/slow-leak.yaml",
-                  "../scenarios/cohort-bug.yaml"]
+scenario_paths = [
+    "../scenarios/good-release.yaml",
+    "../scenarios/error-spike.yaml",
+    "../scenarios/latency-regression.yaml",
+    "../scenarios/slow-leak.yaml",
+    "../scenarios/cohort-bug.yaml",
+]
 runs = 200
 
 # %%
@@ -34,11 +38,11 @@ runs = 200
 import pandas as pd
 
 from sim.importers.flagger import import_flagger, policy_yaml
-from sim.report.plots import blast_radius_figure, detection_cdf_figure, timeline_figure
 from sim.inputs.policy import read_manifests, read_policy
-from sim.seeds import run_seed
-from sim.runs.runner import records_frame, run_batch, run_one
 from sim.inputs.scenario import load_scenario
+from sim.report.plots import blast_radius_figure, detection_cdf_figure, timeline_figure
+from sim.runs.runner import records_frame, run_batch, run_one
+from sim.seeds import run_seed
 from sim.stats import summarize_records
 
 loaded = read_policy(manifests)
@@ -75,10 +79,16 @@ def pct(r: dict) -> str:
 rows = []
 for name, runs_of in frame.groupby("scenario", sort=False):
     s = summarize_records(runs_of)
-    rows.append({"scenario": name, "runs": s["runs"], "false rollback rate": pct(s["false_rollback_rate"]),
-                 "detection rate": pct(s["detection_rate"]),
-                 "detection p50 (s)": s["detection_time_s"]["p50"]["value"],
-                 "excess errors, mean": round(s["excess_errors"]["mean"]["value"] or 0.0, 1)})
+    rows.append(
+        {
+            "scenario": name,
+            "runs": s["runs"],
+            "false rollback rate": pct(s["false_rollback_rate"]),
+            "detection rate": pct(s["detection_rate"]),
+            "detection p50 (s)": s["detection_time_s"]["p50"]["value"],
+            "excess errors, mean": round(s["excess_errors"]["mean"]["value"] or 0.0, 1),
+        }
+    )
 pd.DataFrame(rows)
 
 # %%
@@ -96,5 +106,9 @@ blast_radius_figure(frame, by="scenario", title=f"{policy.name}: blast radius pe
 # %%
 spike = load_scenario(scenario_paths[1])
 result = run_one(spike, policy, run_seed(spike.seed, 0, 0), trace=True)
-timeline_figure(result.trace, list(policy.queries()), title=f"{policy.name} on {spike.name}, run 0",
-                fault_onset_s=result.record.fault_onset_s)
+timeline_figure(
+    result.trace,
+    list(policy.queries()),
+    title=f"{policy.name} on {spike.name}, run 0",
+    fault_onset_s=result.record.fault_onset_s,
+)

@@ -25,8 +25,8 @@ from typing import Any, NoReturn
 
 import click
 
-from sim.runs.atomic import atomic_write
 from sim.errors import InputError
+from sim.runs.atomic import atomic_write
 
 #: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
 _POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
@@ -40,6 +40,7 @@ _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 # --- errors ------------------------------------------------------------------------------
+
 
 class CliError(click.ClickException):
     """Bad command-line input that is not a file's content (e.g. an unwritable --out).
@@ -64,6 +65,7 @@ def _one_line(text: str) -> str:
 def _internal_error(err: BaseException) -> int:
     if os.environ.get("PDSIM_DEBUG"):
         import traceback
+
         traceback.print_exception(err)
     click.echo(_one_line(f"pdsim: internal error: {type(err).__name__}: {err}"), err=True)
     return 3
@@ -78,8 +80,14 @@ class PdsimGroup(click.Group):
         except KeyboardInterrupt:
             raise _Interrupted() from None
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
@@ -99,6 +107,7 @@ class PdsimGroup(click.Group):
 
 
 # --- JSON and files ------------------------------------------------------------------------
+
 
 def _json_safe(value: Any) -> Any:
     """Plain JSON data: NaN/inf become None, numpy scalars become Python numbers."""
@@ -129,6 +138,7 @@ def _write_text(path: Path, text: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
+
     atomic_write(path, write)
 
 
@@ -195,6 +205,7 @@ def _write_output(path: str, what: str, write: Callable[[Path], None]) -> None:
 
 # --- the commands ----------------------------------------------------------------------------
 
+
 def _print_version(ctx: click.Context) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -207,9 +218,14 @@ def _print_version(ctx: click.Context) -> None:
 
 
 @click.group(cls=PdsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
-              callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
-              help="Show the version and exit.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+    help="Show the version and exit.",
+)
 def cli() -> None:
     """pdsim: simulate progressive-delivery policies (Flagger, Argo) before production does."""
 
@@ -244,8 +260,15 @@ def _progress_bar(total: int, disable: bool = False) -> Any:
     """A tqdm bar on stderr (rollouts/s and ETA); off when stderr is not a terminal."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="rollouts", delay=0.5, file=sys.stderr, dynamic_ncols=True,
-                disable=disable or not _isatty(sys.stderr), leave=False)
+    return tqdm(
+        total=total,
+        unit="rollouts",
+        delay=0.5,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=disable or not _isatty(sys.stderr),
+        leave=False,
+    )
 
 
 def _isatty(stream: Any) -> bool:
@@ -257,29 +280,60 @@ def _isatty(stream: Any) -> bool:
 
 @cli.command()
 @click.argument("scenario_path", metavar="SCENARIO.yaml", type=click.Path(dir_okay=False))
-@click.option("--policy", "policy_paths", multiple=True, type=click.Path(), metavar="PATH",
-              help="Policy file, manifest or directory (repeatable: the files combine into one "
-                   "policy). Default: the scenario's own `policy:`.")
+@click.option(
+    "--policy",
+    "policy_paths",
+    multiple=True,
+    type=click.Path(),
+    metavar="PATH",
+    help="Policy file, manifest or directory (repeatable: the files combine into one "
+    "policy). Default: the scenario's own `policy:`.",
+)
 @click.option("--runs", type=click.IntRange(min=1), help="Number of rollouts. Default: the scenario's `runs`.")
 @click.option("--seed", type=click.IntRange(min=0), help="Root seed. Default: the scenario's `seed`.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes; results are identical for any count.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes; results are identical for any count.",
+)
 @click.option("--exact", is_flag=True, help="Serve requests one by one (slow; validation mode).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (summary and records) on stdout.")
-@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write run 0's policy ticks as JSON Lines to FILE.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Stream records to DIR/records-NNNNN.parquet (one per finished chunk) "
-                   "and write DIR/summary.json.")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=1000, hidden=True,
-              help="Rollouts per chunk file of --out.")
-def run(scenario_path: str, policy_paths: tuple[str, ...], runs: int | None, seed: int | None, workers: int,
-        exact: bool, as_json: bool, trace_path: str | None, out_dir: str | None, chunk_size: int) -> None:
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write run 0's policy ticks as JSON Lines to FILE.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Stream records to DIR/records-NNNNN.parquet (one per finished chunk) and write DIR/summary.json.",
+)
+@click.option(
+    "--chunk-size", type=click.IntRange(min=1), default=1000, hidden=True, help="Rollouts per chunk file of --out."
+)
+def run(
+    scenario_path: str,
+    policy_paths: tuple[str, ...],
+    runs: int | None,
+    seed: int | None,
+    workers: int,
+    exact: bool,
+    as_json: bool,
+    trace_path: str | None,
+    out_dir: str | None,
+    chunk_size: int,
+) -> None:
     """Simulate many rollouts of SCENARIO.yaml and summarise their outcomes."""
     scenario, policy = _load_run_inputs(scenario_path, policy_paths)
 
-    from sim.seeds import run_seed
     from sim.runs.runner import records_frame, run_batch, run_one
+    from sim.seeds import run_seed
     from sim.stats import format_summary_table, summarize_records
 
     runs = scenario.runs if runs is None else runs
@@ -294,17 +348,31 @@ def run(scenario_path: str, policy_paths: tuple[str, ...], runs: int | None, see
     writer = ChunkWriter(out) if out is not None else None
     bar = _progress_bar(runs)
     try:
-        records = run_batch(scenario, policy, runs, seed, workers=workers, exact=exact,
-                            progress=bar.update, on_chunk=writer, chunk_size=chunk_size)
+        records = run_batch(
+            scenario,
+            policy,
+            runs,
+            seed,
+            workers=workers,
+            exact=exact,
+            progress=bar.update,
+            on_chunk=writer,
+            chunk_size=chunk_size,
+        )
     finally:
         bar.close()
 
     summary = summarize_records(records_frame(records))
-    head = {"scenario": scenario.name, "policy": policy.name, "runs": runs, "seed": seed,
-            "outcomes": _outcome_counts(records), "summary": summary}
+    head = {
+        "scenario": scenario.name,
+        "policy": policy.name,
+        "runs": runs,
+        "seed": seed,
+        "outcomes": _outcome_counts(records),
+        "summary": summary,
+    }
     if out is not None:
-        _write_output(str(out / "summary.json"), "summary",
-                      lambda p: _write_text(p, _dumps(head, indent=2) + "\n"))
+        _write_output(str(out / "summary.json"), "summary", lambda p: _write_text(p, _dumps(head, indent=2) + "\n"))
     if as_json:
         click.echo(_dumps({**head, "records": [r.as_dict() for r in records]}))
         return
@@ -320,14 +388,26 @@ def run(scenario_path: str, policy_paths: tuple[str, ...], runs: int | None, see
 
 @cli.command()
 @click.argument("policy_paths", nargs=-1, required=True, type=click.Path(), metavar="POLICY_PATH...")
-@click.option("--observations", "observations_path", required=True, type=click.Path(dir_okay=False),
-              metavar="FILE.csv", help="Recorded series: CSV with columns t,metric,value.")
-@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the policy's ticks as JSON Lines to FILE (as `pdsim run --trace`).")
+@click.option(
+    "--observations",
+    "observations_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE.csv",
+    help="Recorded series: CSV with columns t,metric,value.",
+)
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the policy's ticks as JSON Lines to FILE (as `pdsim run --trace`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the decision on stdout.")
 @click.option("--horizon", metavar="DURATION", help="Stop after this time (e.g. 30m). Default: the last row's t.")
-def replay(policy_paths: tuple[str, ...], observations_path: str, trace_path: str | None, as_json: bool,
-           horizon: str | None) -> None:
+def replay(
+    policy_paths: tuple[str, ...], observations_path: str, trace_path: str | None, as_json: bool, horizon: str | None
+) -> None:
     """Run a policy against a recorded metric series and print its decision."""
     from sim.inputs.policy import load_policy
     from sim.runs.replay import load_observations
@@ -344,16 +424,29 @@ def replay(policy_paths: tuple[str, ...], observations_path: str, trace_path: st
     observations = load_observations(observations_path)
     unrecorded = [q.name for q in policy.queries() if q.name not in observations.metrics]
     if unrecorded:
-        click.echo(_one_line(f"pdsim: warning: {observations_path} has no rows for "
-                             f"{', '.join(unrecorded)}: no data at every tick"), err=True)
+        click.echo(
+            _one_line(
+                f"pdsim: warning: {observations_path} has no rows for {', '.join(unrecorded)}: no data at every tick"
+            ),
+            err=True,
+        )
     result = replay_policy(policy, observations, horizon_s=horizon_s)
     if trace_path is not None:
         text = "".join(_dumps(tick) + "\n" for tick in result.trace)
         _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
     if as_json:
-        click.echo(_dumps({"policy": policy.name, "decision": result.decision,
-                           "decision_time_s": result.decision_time_s, "final_phase": result.final_phase,
-                           "ticks": result.ticks, "rollback_reason": result.rollback_reason}))
+        click.echo(
+            _dumps(
+                {
+                    "policy": policy.name,
+                    "decision": result.decision,
+                    "decision_time_s": result.decision_time_s,
+                    "final_phase": result.final_phase,
+                    "ticks": result.ticks,
+                    "rollback_reason": result.rollback_reason,
+                }
+            )
+        )
         return
     ticks = f"{result.ticks} tick{'' if result.ticks == 1 else 's'}"
     if result.decision_time_s is None:
@@ -427,8 +520,14 @@ def schema() -> None:
 @cli.command("import")
 @click.argument("kind", metavar="flagger|argo")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(), metavar="MANIFEST...")
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), metavar="POLICY.yaml",
-              help="Write the policy file here. Default: stdout.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False),
+    metavar="POLICY.yaml",
+    help="Write the policy file here. Default: stdout.",
+)
 def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
     """Turn real manifests into a pdsim policy file.
 
@@ -462,17 +561,39 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
 
 @cli.command()
 @click.argument("gates_path", metavar="GATES.yaml", type=click.Path(dir_okay=False))
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write JUnit XML (one testcase per requirement) to FILE.")
-@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write a markdown summary (for a pull-request comment) to FILE.")
-@click.option("--baseline", "baseline_paths", multiple=True, type=click.Path(), metavar="POLICY",
-              help="The current policy (repeatable, the files combine): fail on a significant regression "
-                   "of the policy under test against it, on the same seeds.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes; results are identical for any count.")
-def check(gates_path: str, junit_path: str | None, markdown_path: str | None, baseline_paths: tuple[str, ...],
-          workers: int) -> int:
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write JUnit XML (one testcase per requirement) to FILE.",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write a markdown summary (for a pull-request comment) to FILE.",
+)
+@click.option(
+    "--baseline",
+    "baseline_paths",
+    multiple=True,
+    type=click.Path(),
+    metavar="POLICY",
+    help="The current policy (repeatable, the files combine): fail on a significant regression "
+    "of the policy under test against it, on the same seeds.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes; results are identical for any count.",
+)
+def check(
+    gates_path: str, junit_path: str | None, markdown_path: str | None, baseline_paths: tuple[str, ...], workers: int
+) -> int:
     """Decide the requirements of GATES.yaml on confidence intervals (the CI gate).
 
     Exit 0 when every requirement passes, 1 when one fails (or is inconclusive and the file
@@ -487,8 +608,12 @@ def check(gates_path: str, junit_path: str | None, markdown_path: str | None, ba
     gates = load_gates(gates_path)
     if baseline_paths:
         read_policy(list(baseline_paths))  # bad input is exit 2 before any simulation
-    report = run_gates(gates, baseline=baseline_paths or None, workers=workers,
-                       progress=lambda line: click.echo(_one_line(line), err=True))
+    report = run_gates(
+        gates,
+        baseline=baseline_paths or None,
+        workers=workers,
+        progress=lambda line: click.echo(_one_line(line), err=True),
+    )
     _warn(report.warnings)
     command = shlex.join(["pdsim", "check", gates_path, *[a for p in baseline_paths for a in ("--baseline", p)]])
     if junit_path is not None:
@@ -504,16 +629,35 @@ def check(gates_path: str, junit_path: str | None, markdown_path: str | None, ba
 
 @cli.command()
 @click.argument("results_path", metavar="RESULTS", type=click.Path())
-@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the self-contained HTML report here.")
-@click.option("--scenario", "scenario_paths", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
-              help="Scenario file(s) the results came from (repeatable): describes them and re-simulates "
-                   "run 0's timeline from its stored seed.")
-@click.option("--policy", "policy_paths", multiple=True, type=click.Path(), metavar="PATH",
-              help="The policy the results ran under, when not the scenario's own (repeatable: files combine).")
+@click.option(
+    "--html",
+    "html_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the self-contained HTML report here.",
+)
+@click.option(
+    "--scenario",
+    "scenario_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Scenario file(s) the results came from (repeatable): describes them and re-simulates "
+    "run 0's timeline from its stored seed.",
+)
+@click.option(
+    "--policy",
+    "policy_paths",
+    multiple=True,
+    type=click.Path(),
+    metavar="PATH",
+    help="The policy the results ran under, when not the scenario's own (repeatable: files combine).",
+)
 @click.option("--title", default=None, help="Page title. Default: from RESULTS.")
-def report(results_path: str, html_path: str, scenario_paths: tuple[str, ...], policy_paths: tuple[str, ...],
-           title: str | None) -> None:
+def report(
+    results_path: str, html_path: str, scenario_paths: tuple[str, ...], policy_paths: tuple[str, ...], title: str | None
+) -> None:
     """Write an HTML report (summary with intervals, figures, reproducing command) of stored
     results: a directory of Parquet chunks (pdsim run --out DIR), a .parquet or a .csv file."""
     import shlex
@@ -528,37 +672,74 @@ def report(results_path: str, html_path: str, scenario_paths: tuple[str, ...], p
     argv += [a for p in scenario_paths for a in ("--scenario", p)]
     argv += [a for p in policy_paths for a in ("--policy", p)]
     groups = frame.groupby(["scenario", "policy"]).ngroups
-    intro = (f"{len(frame):,} simulated rollouts read from {results_path}: {groups} scenario/policy "
-             f"group{'s' if groups != 1 else ''}.")
-    html = render_report(sections, title=title or f"pdsim report: {Path(results_path).name}",
-                         command=shlex.join(argv), figures=figures, intro=intro)
+    intro = (
+        f"{len(frame):,} simulated rollouts read from {results_path}: {groups} scenario/policy "
+        f"group{'s' if groups != 1 else ''}."
+    )
+    html = render_report(
+        sections,
+        title=title or f"pdsim report: {Path(results_path).name}",
+        command=shlex.join(argv),
+        figures=figures,
+        intro=intro,
+    )
     _write_output(html_path, "--html", lambda p: write_report(p, html))
     click.echo(f"{html_path}: {len(sections)} section(s), {len(figures)} figure(s)")
 
 
 @cli.command()
 @click.argument("sweep_path", metavar="SWEEP.yaml", type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Results folder: manifest.json, one records-*.parquet per finished chunk, summary.json.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Results folder: manifest.json, one records-*.parquet per finished chunk, summary.json.",
+)
 @click.option("--runs", type=click.IntRange(min=1), help="Replicates per cell. Default: the sweep file's `runs`.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes (joblib/loky); results are identical for any count.")
-@click.option("--dask", "dask_address", metavar="ADDRESS",
-              help="Run the chunks on a Dask cluster (e.g. tcp://scheduler:8786; needs pdsim[dask]).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (joblib/loky); results are identical for any count.",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    help="Run the chunks on a Dask cluster (e.g. tcp://scheduler:8786; needs pdsim[dask]).",
+)
 @click.option("--resume", is_flag=True, help="Finish the sweep already in DIR (the same sweep file only).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-@click.option("--ceiling", type=click.FloatRange(0, 1), default=0.05, show_default=True,
-              help="False-rollback ceiling of the Pareto frontier.")
+@click.option(
+    "--ceiling",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="False-rollback ceiling of the Pareto frontier.",
+)
 @click.option("--chunk-size", type=click.IntRange(min=1), hidden=True, help="Replicates per chunk file.")
-def sweep(sweep_path: str, out_dir: str, runs: int | None, workers: int, dask_address: str | None, resume: bool,
-          quiet: bool, as_json: bool, ceiling: float, chunk_size: int | None) -> None:
+def sweep(
+    sweep_path: str,
+    out_dir: str,
+    runs: int | None,
+    workers: int,
+    dask_address: str | None,
+    resume: bool,
+    quiet: bool,
+    as_json: bool,
+    ceiling: float,
+    chunk_size: int | None,
+) -> None:
     """Simulate a sweep (policies x scenario fields x releases) into DIR, resumably."""
     from sim.runs.store import ResultsError
-    from sim.sweeps.execute import run_sweep
-    from sim.sweeps.spec import load_sweep
-    from sim.sweeps.plan import expand
     from sim.sweeps.costs import format_costs, summarize_sweep
+    from sim.sweeps.execute import run_sweep
+    from sim.sweeps.plan import expand
+    from sim.sweeps.spec import load_sweep
 
     spec = load_sweep(sweep_path)
     plan = expand(spec, runs=runs, chunk_size=chunk_size)
@@ -575,8 +756,7 @@ def sweep(sweep_path: str, out_dir: str, runs: int | None, workers: int, dask_ad
             raise CliError(f"--dask {dask_address}: cannot reach the scheduler ({err})") from None
     bar = _progress_bar(plan.rollouts, disable=quiet)
     try:
-        result = run_sweep(spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume,
-                           progress=bar.update)
+        result = run_sweep(spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update)
     except ResultsError as err:
         raise CliError(str(err)) from None
     finally:
@@ -584,19 +764,24 @@ def sweep(sweep_path: str, out_dir: str, runs: int | None, workers: int, dask_ad
         if client is not None:
             client.close()
     summary = summarize_sweep(out_dir, ceiling=ceiling, seed=plan.seed)
-    _write_output(str(Path(out_dir) / "summary.json"), "summary",
-                  lambda p: _write_text(p, _dumps(summary, indent=2) + "\n"))
+    _write_output(
+        str(Path(out_dir) / "summary.json"), "summary", lambda p: _write_text(p, _dumps(summary, indent=2) + "\n")
+    )
     if as_json:
         click.echo(_dumps(summary))
         return
     click.echo(f"sweep: {plan.name}  cells: {len(plan.cells)}  runs/cell: {plan.runs}  seed: {plan.seed}")
-    click.echo(f"rollouts: {plan.rollouts:,} ({result.rollouts_run:,} simulated now, "
-               f"{plan.rollouts - result.rollouts_run:,} already in {out_dir})")
+    click.echo(
+        f"rollouts: {plan.rollouts:,} ({result.rollouts_run:,} simulated now, "
+        f"{plan.rollouts - result.rollouts_run:,} already in {out_dir})"
+    )
     click.echo("")
     click.echo(format_costs(summary))
     click.echo("")
-    click.echo(f"results: {out_dir} (manifest.json, {len(plan.chunks())} chunk files, summary.json); "
-               "read them with sim.load_results(DIR)")
+    click.echo(
+        f"results: {out_dir} (manifest.json, {len(plan.chunks())} chunk files, summary.json); "
+        "read them with sim.load_results(DIR)"
+    )
 
 
 @cli.command()
@@ -605,20 +790,33 @@ def sweep(sweep_path: str, out_dir: str, runs: int | None, workers: int, dask_ad
 @click.argument("policy_b", metavar="POLICY_B", type=click.Path())
 @click.option("--runs", type=click.IntRange(min=2), help="Runs of each policy. Default: the scenario's `runs`.")
 @click.option("--seed", type=click.IntRange(min=0), help="Root seed. Default: the scenario's `seed`.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes; results are identical for any count.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes; results are identical for any count.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object on stdout.")
-def compare(scenario_path: str, policy_a: str, policy_b: str, runs: int | None, seed: int | None, workers: int,
-            quiet: bool, as_json: bool) -> None:
+def compare(
+    scenario_path: str,
+    policy_a: str,
+    policy_b: str,
+    runs: int | None,
+    seed: int | None,
+    workers: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Policy A against policy B on the same runs of SCENARIO.yaml (common random numbers).
 
     Run k of both policies meets the same traffic and faults, so differences are paired:
     rates with McNemar's exact test, every difference with a paired-bootstrap interval.
     """
     from sim.inputs.policy import load_policy_with_warnings
-    from sim.runs.runner import records_frame, run_batch
     from sim.inputs.scenario import load_scenario
+    from sim.runs.runner import records_frame, run_batch
     from sim.sweeps.costs import format_comparison, paired_comparison
 
     scenario = load_scenario(scenario_path)
@@ -631,14 +829,25 @@ def compare(scenario_path: str, policy_a: str, policy_b: str, runs: int | None, 
     seed = scenario.seed if seed is None else seed
     bar = _progress_bar(2 * runs, disable=quiet)
     try:
-        frames = [records_frame(run_batch(scenario, p, runs, seed, workers=workers, progress=bar.update))
-                  for p in policies]
+        frames = [
+            records_frame(run_batch(scenario, p, runs, seed, workers=workers, progress=bar.update)) for p in policies
+        ]
     finally:
         bar.close()
     cmp = paired_comparison(frames[0], frames[1], seed=seed)
     if as_json:
-        click.echo(_dumps({"scenario": scenario.name, "policy_a": policies[0].name, "policy_b": policies[1].name,
-                           "runs": runs, "seed": seed, **cmp}))
+        click.echo(
+            _dumps(
+                {
+                    "scenario": scenario.name,
+                    "policy_a": policies[0].name,
+                    "policy_b": policies[1].name,
+                    "runs": runs,
+                    "seed": seed,
+                    **cmp,
+                }
+            )
+        )
         return
     click.echo(f"scenario: {scenario.name}  runs: {runs}  seed: {seed}")
     click.echo(format_comparison(cmp, policies[0].name, policies[1].name))

@@ -55,12 +55,16 @@ class RunRecord:
 COLUMNS = [f.name for f in fields(RunRecord)]
 
 
-def decide(outcome: str, release_bad: bool, decision_time_s: float | None,
-           fault_onset_s: float | None) -> dict:
+def decide(outcome: str, release_bad: bool, decision_time_s: float | None, fault_onset_s: float | None) -> dict:
     """Derived fields: detection time, false rollback, missed."""
     detection = None
-    if outcome == ROLLED_BACK and release_bad and fault_onset_s is not None and decision_time_s is not None \
-            and decision_time_s >= fault_onset_s:
+    if (
+        outcome == ROLLED_BACK
+        and release_bad
+        and fault_onset_s is not None
+        and decision_time_s is not None
+        and decision_time_s >= fault_onset_s
+    ):
         detection = decision_time_s - fault_onset_s
     return {
         "detection_time_s": detection,

@@ -218,9 +218,7 @@ def _quantity(x: np.ndarray, confidence: float, quantiles: bool = True) -> dict:
     return out
 
 
-def summarize_records(
-    records: pd.DataFrame | Sequence[Mapping], confidence: float = 0.95
-) -> dict:
+def summarize_records(records: pd.DataFrame | Sequence[Mapping], confidence: float = 0.95) -> dict:
     """Build the ``summary`` object of pdsim's ``--json`` output.
 
     Args:
@@ -237,9 +235,7 @@ def summarize_records(
     """
     df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
     n = len(df)
-    outcome = (
-        df["outcome"].astype(str).to_numpy() if "outcome" in df else np.array([], dtype=str)
-    )
+    outcome = df["outcome"].astype(str).to_numpy() if "outcome" in df else np.array([], dtype=str)
     bad = _bools(df, "release_bad")
     rolled_back = outcome == "rolled_back"
     summary: dict[str, Any] = {"runs": n, "confidence": float(confidence)}
@@ -251,12 +247,8 @@ def summarize_records(
     summary["false_rollback_rate"] = rate(
         int(np.count_nonzero(_bools(df, "false_rollback") & good)), int(good.sum()), confidence
     )
-    summary["detection_rate"] = rate(
-        int(np.count_nonzero(rolled_back & bad)), int(bad.sum()), confidence
-    )
-    summary["missed_rate"] = rate(
-        int(np.count_nonzero(_bools(df, "missed") & bad)), int(bad.sum()), confidence
-    )
+    summary["detection_rate"] = rate(int(np.count_nonzero(rolled_back & bad)), int(bad.sum()), confidence)
+    summary["missed_rate"] = rate(int(np.count_nonzero(_bools(df, "missed") & bad)), int(bad.sum()), confidence)
     for col in _QUANTITIES:
         summary[col] = _quantity(_floats(df, col), confidence)
     summary["canary_requests"] = _quantity(_floats(df, "canary_requests"), confidence, False)
@@ -264,7 +256,12 @@ def summarize_records(
 
 
 _RATE_ROWS = (
-    "promoted", "rolled_back", "unfinished", "false_rollback_rate", "detection_rate", "missed_rate",
+    "promoted",
+    "rolled_back",
+    "unfinished",
+    "false_rollback_rate",
+    "detection_rate",
+    "missed_rate",
 )
 
 
@@ -334,6 +331,7 @@ def format_summary_table(summary: dict) -> str:
 
 # --- bootstrap, stratified and paired estimates (sweeps and `pdsim compare`) ---------------
 
+
 def _linear_position(n: int, q: float) -> tuple[int, float]:
     """0-based order statistic ``j`` and weight ``g`` of numpy's 'linear' quantile:
     ``x[j] * (1 - g) + x[j + 1] * g`` of the sorted sample."""
@@ -342,8 +340,9 @@ def _linear_position(n: int, q: float) -> tuple[int, float]:
     return j, h - j
 
 
-def bootstrap_quantile_interval(values: np.ndarray, q: float, rng: np.random.Generator,
-                                confidence: float = 0.95, n_boot: int = 2000) -> dict:
+def bootstrap_quantile_interval(
+    values: np.ndarray, q: float, rng: np.random.Generator, confidence: float = 0.95, n_boot: int = 2000
+) -> dict:
     """Sample quantile with a percentile-bootstrap interval.
 
     A bootstrap resample's ``r``-th order statistic is ``x_(ceil(n U_(r)))`` with
@@ -379,8 +378,7 @@ def bootstrap_quantile_interval(values: np.ndarray, q: float, rng: np.random.Gen
     return {"value": float(np.quantile(x, q, method="linear")), "low": float(low), "high": float(high), "n": n}
 
 
-def stratified_rate(k: Sequence[int], n: Sequence[int], weights: Sequence[float],
-                    confidence: float = 0.95) -> dict:
+def stratified_rate(k: Sequence[int], n: Sequence[int], weights: Sequence[float], confidence: float = 0.95) -> dict:
     """A weighted mix of stratum proportions, ``p = sum w_s k_s/n_s / sum w_s``, with a
     Wilson interval at the effective sample size ``p (1 - p) / var`` where ``var = sum
     w_s^2 p_s (1 - p_s) / n_s`` (Korn & Graubard 1998, "Confidence intervals for proportions
@@ -416,8 +414,13 @@ def _wilson_real(p: float, n: float, confidence: float) -> tuple[float, float]:
     return (0.0 if p <= 0 else max(0.0, center - half)), (1.0 if p >= 1 else min(1.0, center + half))
 
 
-def stratified_mean(means: Sequence[float], variances: Sequence[float], n: Sequence[int],
-                    weights: Sequence[float], confidence: float = 0.95) -> dict:
+def stratified_mean(
+    means: Sequence[float],
+    variances: Sequence[float],
+    n: Sequence[int],
+    weights: Sequence[float],
+    confidence: float = 0.95,
+) -> dict:
     """``sum w_s mean_s / sum w_s`` with a normal interval from ``sum w_s^2 var_s / n_s``.
 
     Strata with ``n == 0`` are left out; a stratum with one observation adds no variance
@@ -436,8 +439,9 @@ def stratified_mean(means: Sequence[float], variances: Sequence[float], n: Seque
     return {"value": value, "low": value - half, "high": value + half, "n": int(n.sum())}
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, confidence: float = 0.95,
-                      n_boot: int = 2000) -> dict:
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, rng: np.random.Generator, confidence: float = 0.95, n_boot: int = 2000
+) -> dict:
     """Mean of ``a - b`` over pairs (run k of policy A against run k of policy B, which met
     the same traffic and faults), with a paired percentile-bootstrap interval.
 
@@ -461,10 +465,16 @@ def paired_difference(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, co
     step = max(1, 2_000_000 // n)  # resample in blocks of ~2e6 indexes: bounded memory
     for s in range(0, n_boot, step):
         m = min(step, n_boot - s)
-        means[s:s + m] = d[rng.integers(0, n, size=(m, n))].mean(axis=1)
+        means[s : s + m] = d[rng.integers(0, n, size=(m, n))].mean(axis=1)
     low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return {"a": float(a.mean()), "b": float(b.mean()), "diff": float(d.mean()), "low": float(low),
-            "high": float(high), "n": n}
+    return {
+        "a": float(a.mean()),
+        "b": float(b.mean()),
+        "diff": float(d.mean()),
+        "low": float(low),
+        "high": float(high),
+        "n": n,
+    }
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
@@ -499,5 +509,11 @@ def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
     return sorted(front, key=lambda i: (x[i], y[i]))
 
 
-__all__ += ["bootstrap_quantile_interval", "stratified_rate", "stratified_mean", "paired_difference", "mcnemar",
-            "pareto_front"]
+__all__ += [
+    "bootstrap_quantile_interval",
+    "stratified_rate",
+    "stratified_mean",
+    "paired_difference",
+    "mcnemar",
+    "pareto_front",
+]

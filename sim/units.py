@@ -34,9 +34,15 @@ _TIME_UNITS: dict[str, Fraction] = {
 }
 # Rate unit -> seconds per period; "/min" etc. are spelled-out aliases.
 _RATE_UNITS: dict[str, Fraction] = {
-    "/s": Fraction(1), "/sec": Fraction(1), "/second": Fraction(1), "rps": Fraction(1),
-    "/m": Fraction(60), "/min": Fraction(60), "/minute": Fraction(60),
-    "/h": Fraction(3600), "/hour": Fraction(3600),
+    "/s": Fraction(1),
+    "/sec": Fraction(1),
+    "/second": Fraction(1),
+    "rps": Fraction(1),
+    "/m": Fraction(60),
+    "/min": Fraction(60),
+    "/minute": Fraction(60),
+    "/h": Fraction(3600),
+    "/hour": Fraction(3600),
 }
 
 # No sign, no exponent inside unit strings (Go does not allow them either).
@@ -87,8 +93,9 @@ def _duration_seconds(value: object, msg: str, bare_unit: Fraction) -> Fraction:
     match = _DURATION.fullmatch(text)
     if match is None:
         raise ValueError(msg)
-    total = sum((Fraction(num) * _TIME_UNITS[unit]
-                 for num, unit in _DURATION_PART.findall(match.group(2))), Fraction(0))
+    total = sum(
+        (Fraction(num) * _TIME_UNITS[unit] for num, unit in _DURATION_PART.findall(match.group(2))), Fraction(0)
+    )
     return -total if match.group(1) == "-" else total
 
 

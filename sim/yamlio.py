@@ -33,8 +33,7 @@ _P = "tag:yaml.org,2002:"
 _MAP, _SEQ, _MERGE, _VALUE = _P + "map", _P + "seq", _P + "merge", _P + "value"
 _STR = _P + "str"
 # Scalar tags whose values are plain JSON-able data (timestamps become strings).
-_SCALAR_TAGS = {_STR, _P + "int", _P + "float", _P + "bool", _P + "null",
-                _P + "timestamp", _VALUE, _MERGE}
+_SCALAR_TAGS = {_STR, _P + "int", _P + "float", _P + "bool", _P + "null", _P + "timestamp", _VALUE, _MERGE}
 _TAGS = {ScalarNode: _SCALAR_TAGS, SequenceNode: {_SEQ}, MappingNode: {_MAP}}
 _KIND = {ScalarNode: "scalar", SequenceNode: "list", MappingNode: "mapping"}
 
@@ -65,7 +64,7 @@ class YamlDoc:
 
 
 def _tag_name(tag: str) -> str:
-    return "!!" + tag[len(_P):] if tag.startswith(_P) else tag
+    return "!!" + tag[len(_P) :] if tag.startswith(_P) else tag
 
 
 def _line(node: Node) -> int:
@@ -119,8 +118,7 @@ def _check_graph(root: Node, file: str, loader: _Loader) -> None:
                 continue
             if id(child) in active:
                 line = alias_lines.get((id(node), key), _line(child))
-                raise InputError(file, line, None,
-                                 "recursive alias: a node contains itself")
+                raise InputError(file, line, None, "recursive alias: a node contains itself")
             active.add(id(child))
             stack.append((child, iter(_children(child))))
             break
@@ -131,11 +129,11 @@ def _check_graph(root: Node, file: str, loader: _Loader) -> None:
             size = 1 + sum(s for s, _ in kids)
             depth = 1 + max((d for _, d in kids), default=0)
             if size > max_size:
-                raise InputError(file, _line(node), None, "too many nodes after "
-                                 "expanding aliases (possible alias bomb)")
+                raise InputError(
+                    file, _line(node), None, "too many nodes after expanding aliases (possible alias bomb)"
+                )
             if depth > MAX_DEPTH:
-                raise InputError(file, _line(node), None,
-                                 f"nested too deeply (more than {MAX_DEPTH} levels)")
+                raise InputError(file, _line(node), None, f"nested too deeply (more than {MAX_DEPTH} levels)")
             sizes[id(node)] = (size, depth)
 
 
@@ -211,8 +209,7 @@ class _Builder:
                 seq = isinstance(value_node, SequenceNode)
                 for source in value_node.value if seq else [value_node]:
                     if not isinstance(source, MappingNode):
-                        raise self.fail(source, path, "merge key '<<' needs a "
-                                        "mapping or a list of mappings")
+                        raise self.fail(source, path, "merge key '<<' needs a mapping or a list of mappings")
                     self.check_tag(source, path)
                     for key, kn, vn in self.pairs(source, path):
                         merged.setdefault(key, (kn, vn))
@@ -248,8 +245,7 @@ def _check_text(text: str, file: str, what: str) -> str:
     bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
     if bad is not None:
         line = text.count("\n", 0, bad.start()) + 1
-        detail = ("binary or not UTF-8" if bad.group() == "\0"
-                  else f"control character U+{ord(bad.group()):04X}")
+        detail = "binary or not UTF-8" if bad.group() == "\0" else f"control character U+{ord(bad.group()):04X}"
         raise InputError(file, line, None, f"not a text {what} ({detail})")
     return text
 
@@ -264,8 +260,7 @@ def _load(text: str, file: str, what: str, single: bool) -> list[YamlDoc]:
                 nodes.append(loader.get_node())
                 if single and loader.check_node():
                     line = loader.peek_event().start_mark.line + 1
-                    raise InputError(file, line, None, "expected one YAML document "
-                                     "but found another one ('---')")
+                    raise InputError(file, line, None, "expected one YAML document but found another one ('---')")
         except yaml.MarkedYAMLError as err:
             raise _syntax_error(err, file) from None
         except yaml.YAMLError as err:
@@ -300,8 +295,7 @@ def _read(path: str | os.PathLike, what: str) -> tuple[str, str]:
     except UnicodeDecodeError as err:
         nul = err.start if nul < 0 else min(nul, err.start)
     if nul >= 0:
-        raise InputError(file, raw.count(b"\n", 0, nul) + 1, None,
-                         f"not a text {what} (binary or not UTF-8)")
+        raise InputError(file, raw.count(b"\n", 0, nul) + 1, None, f"not a text {what} (binary or not UTF-8)")
     return file, text
 
 

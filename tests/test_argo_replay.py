@@ -44,10 +44,12 @@ from sim.runs.replay import load_observations, replay
 #: sim/replay.py replay() raises unless next_tick moves strictly forward, and
 #: ArgoRollout.next_tick returns t for its first tick (the spec change is reconciled at once,
 #: which check_policy allows for the first tick).
-REPLAY_FIRST_TICK = ("sim/replay.py replay(): `if not nt > t: raise ValueError(... does not move time "
-                     "forward)` rejects ArgoRollout.next_tick(initial, 0.0) == 0.0, the immediate first "
-                     "reconcile that sim.policies.base.check_policy allows; pdsim replay fails with an "
-                     "internal error for every Argo policy")
+REPLAY_FIRST_TICK = (
+    "sim/replay.py replay(): `if not nt > t: raise ValueError(... does not move time "
+    "forward)` rejects ArgoRollout.next_tick(initial, 0.0) == 0.0, the immediate first "
+    "reconcile that sim.policies.base.check_policy allows; pdsim replay fails with an "
+    "internal error for every Argo policy"
+)
 xfail_first_tick = pytest.mark.xfail(strict=True, raises=(ValueError, AssertionError), reason=REPLAY_FIRST_TICK)
 
 POLICY = textwrap.dedent("""\
@@ -148,8 +150,10 @@ def changes(trace: list[dict]) -> list[tuple]:
     c/s/f/e/ce`` (one metric per run here)."""
     out: list[tuple] = []
     for line in trace:
-        runs = {k: f"{r['phase']} c{r['count']} s{r['successful']} f{r['failed']} e{r['error']} "
-                   f"ce{r['consecutive_error']}" for k, r in line["analysis_runs"].items()}
+        runs = {
+            k: f"{r['phase']} c{r['count']} s{r['successful']} f{r['failed']} e{r['error']} ce{r['consecutive_error']}"
+            for k, r in line["analysis_runs"].items()
+        }
         key = (line["t"], line["step_index"], line["canary_weight"], line["routed_weight"], runs)
         if not out or key[1:] != out[-1][1:]:
             out.append(key)
@@ -201,9 +205,16 @@ def test_manual_promotion_rows_resume_pauses(tmp_path: Path) -> None:
     setWeight 50, and stops at the next pause {}; the one at 600 completes it, setWeight
     80 completes, all steps done -> promoted at 600."""
     policy = load_policy([write(tmp_path, "manual.yaml", MANUAL)])
-    obs = load_observations(series(tmp_path, [
-        "300,webhook:manual-promotion,pass", "315,webhook:manual-promotion,fail",
-        "600,webhook:manual-promotion,pass"]))
+    obs = load_observations(
+        series(
+            tmp_path,
+            [
+                "300,webhook:manual-promotion,pass",
+                "315,webhook:manual-promotion,fail",
+                "600,webhook:manual-promotion,pass",
+            ],
+        )
+    )
     result = replay(policy, obs)
     assert changes(result.trace) == [
         (0.0, 1, 20, 20.0, {}),
@@ -224,8 +235,11 @@ def test_blue_green_manual_promotion_row_switches(tmp_path: Path) -> None:
     policy = load_policy([write(tmp_path, "bg.yaml", BLUE_GREEN)])
     obs = load_observations(series(tmp_path, ["0,success-rate,0.99", "300,webhook:manual-promotion,pass"]))
     result = replay(policy, obs)
-    assert [(line["t"], line["canary_weight"]) for line in result.trace if line["actions"]
-            and any(a["action"] != "webhook" for a in line["actions"])] == [(0.0, 0), (300.0, 100)]
+    assert [
+        (line["t"], line["canary_weight"])
+        for line in result.trace
+        if line["actions"] and any(a["action"] != "webhook" for a in line["actions"])
+    ] == [(0.0, 0), (300.0, 100)]
     assert result.trace[0]["analysis_runs"]["pre"]["phase"] == "Successful"
     assert (result.decision, result.decision_time_s, result.final_phase) == ("promoted", 300.0, "Healthy")
 
@@ -241,12 +255,19 @@ def test_cli_replays_an_argo_policy(tmp_path: Path) -> None:
     policy = write(tmp_path, "policy.yaml", POLICY)
     obs = series(tmp_path, success_rate(600, lambda t: 0.99 if t < 210 else 0.90))
     trace = tmp_path / "trace.jsonl"
-    result = _runner().invoke(cli, ["replay", str(policy), "--observations", str(obs), "--json",
-                                    "--trace", str(trace)], catch_exceptions=False)
+    result = _runner().invoke(
+        cli,
+        ["replay", str(policy), "--observations", str(obs), "--json", "--trace", str(trace)],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
-    assert (out["policy"], out["decision"], out["decision_time_s"], out["final_phase"]) == \
-        ("policy", "rolled_back", 300.0, "Degraded")
+    assert (out["policy"], out["decision"], out["decision_time_s"], out["final_phase"]) == (
+        "policy",
+        "rolled_back",
+        300.0,
+        "Degraded",
+    )
     assert out["rollback_reason"] == "background analysis phase failed"
     lines = [json.loads(line) for line in trace.read_text().splitlines()]
     assert changes(lines)[-2:] == [

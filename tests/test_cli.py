@@ -66,12 +66,33 @@ flagger:
 
 #: Run-record fields of DESIGN.md section 5.
 RECORD_FIELDS = {
-    "scenario", "policy", "run", "seed", "outcome", "release_bad", "decision_time_s",
-    "detection_time_s", "canary_requests", "canary_errors", "excess_errors", "users_exposed",
-    "users_affected", "false_rollback", "missed",
+    "scenario",
+    "policy",
+    "run",
+    "seed",
+    "outcome",
+    "release_bad",
+    "decision_time_s",
+    "detection_time_s",
+    "canary_requests",
+    "canary_errors",
+    "excess_errors",
+    "users_exposed",
+    "users_affected",
+    "false_rollback",
+    "missed",
 }
-TRACE_FIELDS = {"t", "tick", "phase", "canary_weight", "routed_weight", "failed_checks", "iterations",
-                "actions", "metrics"}
+TRACE_FIELDS = {
+    "t",
+    "tick",
+    "phase",
+    "canary_weight",
+    "routed_weight",
+    "failed_checks",
+    "iterations",
+    "actions",
+    "metrics",
+}
 JSON_KEYS = {"scenario", "policy", "runs", "seed", "outcomes", "summary", "records"}
 
 
@@ -111,6 +132,7 @@ def run_json(*args: object) -> dict:
 
 
 # --- run --json ----------------------------------------------------------------------------
+
 
 def test_run_json_contract(scenario: Path) -> None:
     out = run_json(scenario, "--runs", 20, "--seed", 7)
@@ -162,7 +184,7 @@ def test_run_with_policy_file(scenario: Path, tmp_path: Path) -> None:
 
 def test_run_without_any_policy_is_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "nopolicy.yaml"
-    text = BASE[: BASE.index("policy:")] + BASE[BASE.index("runs:"):]
+    text = BASE[: BASE.index("policy:")] + BASE[BASE.index("runs:") :]
     path.write_text(text)
     result = invoke("run", path)
     assert result.exit_code == 2
@@ -195,13 +217,21 @@ def test_run_passes_exact_workers_and_chunk_size(scenario: Path, monkeypatch: py
 
 # --- default output --------------------------------------------------------------------------
 
+
 def test_run_default_table(scenario: Path) -> None:
     result = invoke("run", scenario, "--runs", 20)
     assert result.exit_code == 0
     text = result.stdout
     assert text.splitlines()[0] == "scenario: error-spike  policy: error-spike/flagger-canary  runs: 20  seed: 42"
-    for name in ("promoted", "rolled_back", "unfinished", "detection_rate", "missed_rate",
-                 "detection_time_s", "excess_errors"):
+    for name in (
+        "promoted",
+        "rolled_back",
+        "unfinished",
+        "detection_rate",
+        "missed_rate",
+        "detection_time_s",
+        "excess_errors",
+    ):
         assert name in text
     # rates carry their 95% intervals
     assert "95% CI" in text
@@ -211,6 +241,7 @@ def test_run_default_table(scenario: Path) -> None:
 
 
 # --- --trace -----------------------------------------------------------------------------------
+
 
 def test_run_trace_jsonl(scenario: Path, tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
@@ -232,14 +263,14 @@ def test_run_trace_jsonl(scenario: Path, tmp_path: Path) -> None:
 
 # --- --out ----------------------------------------------------------------------------------------
 
+
 def test_run_out_dir_streams_parquet_chunks(scenario: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "results" / "deep"
     result = invoke("run", scenario, "--runs", 30, "--out", out_dir, "--chunk-size", 10, "--json")
     assert result.exit_code == 0, result.stderr
     printed = json.loads(result.stdout)
     names = sorted(os.listdir(out_dir))
-    assert names == ["records-00000.parquet", "records-00001.parquet", "records-00002.parquet",
-                     "summary.json"]
+    assert names == ["records-00000.parquet", "records-00001.parquet", "records-00002.parquet", "summary.json"]
     frames = [pd.read_parquet(out_dir / n) for n in names if n.endswith(".parquet")]
     assert [len(f) for f in frames] == [10, 10, 10]
     df = pd.concat(frames, ignore_index=True)
@@ -260,8 +291,9 @@ def test_run_out_replaces_an_earlier_run(scenario: Path, tmp_path: Path) -> None
     assert sorted(os.listdir(out_dir)) == ["notes.txt", "records-00000.parquet", "summary.json"]
 
 
-def test_run_out_interrupted_keeps_finished_chunks(scenario: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_out_interrupted_keeps_finished_chunks(
+    scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out_dir = tmp_path / "out"
     real_call = cli_mod.ChunkWriter.__call__
 
@@ -291,34 +323,45 @@ def test_run_trace_unwritable(scenario: Path, tmp_path: Path) -> None:
     result = invoke("run", scenario, "--runs", 5, "--trace", tmp_path / "no" / "such" / "t.jsonl")
     assert result.exit_code == 2
     assert [line for line in _stderr_lines(result) if "Warning" not in line and "np." not in line] == [
-        f"pdsim: cannot write --trace {tmp_path / 'no' / 'such' / 't.jsonl'}: No such file or directory"]
+        f"pdsim: cannot write --trace {tmp_path / 'no' / 'such' / 't.jsonl'}: No such file or directory"
+    ]
 
 
 # --- bad input -------------------------------------------------------------------------------------
+
 
 def _edit(old: str, new: str) -> str:
     assert old in BASE
     return BASE.replace(old, new, 1)
 
 
-BOMB = "\n".join(
-    [f'a: &a [{",".join(["lol"] * 9)}]']
-    + [f"{c}: &{c} [{','.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]) + "\n"
+BOMB = (
+    "\n".join(
+        [f"a: &a [{','.join(['lol'] * 9)}]"]
+        + [f"{c}: &{c} [{','.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    )
+    + "\n"
+)
 
 #: name -> (file content, needle whose line is expected or a line number or None, field or None)
 BAD_INPUTS = {
     "typo_optional_key": (_edit("baseline:", "baselin:"), "baselin:", "baselin"),
     "wrong_type": (_edit("users: 20000", "users: many"), "users: many", "traffic.users"),
     "negative_rate": (_edit("rate: 100/s", "rate: -5/s"), "rate: -5/s", "traffic.rate"),
-    "error_rate_above_1": (_edit("error_rate: 0.001", "error_rate: 1.5"), "error_rate: 1.5",
-                           "baseline.error_rate"),
-    "weight_above_100": (_edit("maxWeight: 50", "maxWeight: 150"), "maxWeight: 150",
-                         "policy.flagger.analysis.maxWeight"),
+    "error_rate_above_1": (_edit("error_rate: 0.001", "error_rate: 1.5"), "error_rate: 1.5", "baseline.error_rate"),
+    "weight_above_100": (
+        _edit("maxWeight: 50", "maxWeight: 150"),
+        "maxWeight: 150",
+        "policy.flagger.analysis.maxWeight",
+    ),
     "p99_below_median": (_edit("p99: 250ms", "p99: 10ms"), "p99: 10ms", "baseline.latency"),
     "broken_yaml": ("name: x\ntraffic: {rate: 100/s\nbaseline: [\n", 3, None),
     "empty": ("", 1, None),
-    "python_tag": ('name: !!python/object/apply:os.system ["echo pwned > {marker}"]\n'
-                   "traffic: {{rate: 100/s}}\n", 1, "name"),
+    "python_tag": (
+        'name: !!python/object/apply:os.system ["echo pwned > {marker}"]\ntraffic: {{rate: 100/s}}\n',
+        1,
+        "name",
+    ),
     "alias_bomb": (BOMB, None, None),
     "binary_junk": (random.Random(0).randbytes(700) + b"\0junk\n", None, None),
 }
@@ -396,8 +439,13 @@ def test_bad_policy_file(scenario: Path, tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_2(scenario: Path) -> None:
-    for args in (["run", scenario, "--bogus"], ["run", scenario, "--runs", 0], ["run", scenario, "--runs", "x"],
-                 ["validate"], ["nosuchcommand"]):
+    for args in (
+        ["run", scenario, "--bogus"],
+        ["run", scenario, "--runs", 0],
+        ["run", scenario, "--runs", "x"],
+        ["validate"],
+        ["nosuchcommand"],
+    ):
         result = invoke(*args)
         assert result.exit_code == 2, args
         assert "Traceback" not in result.output
@@ -417,6 +465,7 @@ def test_internal_error_is_one_line_exit_3(scenario: Path, monkeypatch: pytest.M
 
 
 # --- validate and schema ------------------------------------------------------------------------------
+
 
 def test_validate_good_scenario_and_policy(scenario: Path, tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
@@ -453,12 +502,14 @@ def test_schema() -> None:
 
 # --- the real entry point -------------------------------------------------------------------------------
 
+
 def _python_m_sim(*args: object, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("PDSIM_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "sim", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "sim", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_python_m_sim(scenario: Path, tmp_path: Path) -> None:
@@ -472,4 +523,5 @@ def test_python_m_sim(scenario: Path, tmp_path: Path) -> None:
     assert res.stdout == ""
     assert res.stderr.splitlines() == [
         f"bad.yaml:{_line_of(BASE, 'maxWeight')}: policy.flagger.analysis.maxWeight: "
-        "Input should be less than or equal to 100 (got 150)"]
+        "Input should be less than or equal to 100 (got 150)"
+    ]

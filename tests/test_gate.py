@@ -15,10 +15,9 @@ from click.testing import CliRunner
 from sim.cli import cli
 from sim.errors import InputError
 from sim.gates.decide import compare_paired, evaluate
-from sim.gates.spec import Requirement, load_gates
+from sim.gates.spec import Requirement, load_gates, parse_gates
 from sim.stats import wilson_interval
 from sim.yamlio import loads_yaml
-from sim.gates.spec import parse_gates
 
 SPIKE = """\
 name: spike
@@ -39,7 +38,8 @@ runs: 10
 seed: 3
 """
 GOOD = SPIKE.replace("name: spike", "name: good").replace(
-    "  faults:\n    - {kind: error_rate, rate: 0.05, onset: 0s}\n", "  faults: []\n")
+    "  faults:\n    - {kind: error_rate, rate: 0.05, onset: 0s}\n", "  faults: []\n"
+)
 POLICY = """\
 flagger:
   analysis:
@@ -76,6 +76,7 @@ def write_gates(repo: Path, body: str) -> Path:
 
 
 # --- decisions on intervals ----------------------------------------------------------------
+
 
 def frame(outcomes: list[str], bad: bool, **cols: list[float]) -> pd.DataFrame:
     n = len(outcomes)
@@ -147,6 +148,7 @@ def test_no_data_fails_own_requirement_and_skips_inherited_one():
 
 # --- the paired comparison -----------------------------------------------------------------
 
+
 def test_paired_rate_regression_uses_discordant_pairs():
     req = Requirement("false_rollback_rate", None, None, 0.05)
     n = 1000
@@ -178,31 +180,54 @@ def test_paired_quantity_direction_follows_the_bound():
 
 # --- bad gates files -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body,line,needle", [
-    ("scenarios: [good.yaml]\nrequirements:\n  detection_rat: {min: 0.9}\n", 3,
-     "requirements.detection_rat: unknown requirement"),
-    ("scenarios: [good.yaml]\nrequirements:\n  excess_errors.p100: {max: 3}\n", 3,
-     "requirements.excess_errors.p100: unknown statistic"),
-    ("scenarios: [good.yaml]\nrequirements:\n  excess_errors.median: {max: 3}\n", 3, "unknown statistic"),
-    ("scenarios: [good.yaml]\nrequirements:\n  excess_errors: {max: 3}\n", 3, "needs a statistic"),
-    ("scenarios: [good.yaml]\nrequirements:\n  detection_rate.mean: {min: 0.9}\n", 3, "takes no statistic"),
-    ("scenarios: [good.yaml]\nrequirements:\n  false_rollback_rate: {max: 5}\n", 3,
-     "false_rollback_rate.max: a rate's bound must be between 0 and 1"),
-    ("scenarios: [good.yaml]\nrequirements:\n  false_rollback_rate: {max: lots}\n", 3, "must be a finite number"),
-    ("scenarios: [good.yaml]\nrequirements:\n  false_rollback_rate: {below: 0.1}\n", 3, "unknown key"),
-    ("scenarios: [good.yaml]\nrequirements:\n  excess_errors.mean: {min: 3, max: 1}\n", 3,
-     "min must not exceed max"),
-    ("scenarios: [good.yaml]\nrequirements:\n  excess_errors.mean: {}\n", 3, "needs a bound"),
-    ("scenarios:\n  - good.yaml\n  - missing.yaml\nrequirements: {promoted: {min: 0.5}}\n", 3,
-     "scenarios[1]: no such file"),
-    ("policy: nope.yaml\nscenarios: [good.yaml]\nrequirements: {promoted: {min: 0.5}}\n", 1, "policy: no such file"),
-    ("runs: 0\nscenarios: [good.yaml]\nrequirements: {promoted: {min: 0.5}}\n", 1, "runs: must be an integer"),
-    ("inconclusive: maybe\nscenarios: [good.yaml]\n", 1, "inconclusive: must be one of fail, warn, pass"),
-    ("scenarios: [good.yaml]\n", 1, "scenarios[0]: no requirements"),
-    ("scenarios:\n  - path: good.yaml\n    runz: 3\n", 3, "scenarios[0].runz: unknown key"),
-    ("scenario: [good.yaml]\n", 1, "scenario: unknown key"),
-    ("requirements: {promoted: {min: 0.5}}\n", 1, "missing key scenarios"),
-])
+
+@pytest.mark.parametrize(
+    "body,line,needle",
+    [
+        (
+            "scenarios: [good.yaml]\nrequirements:\n  detection_rat: {min: 0.9}\n",
+            3,
+            "requirements.detection_rat: unknown requirement",
+        ),
+        (
+            "scenarios: [good.yaml]\nrequirements:\n  excess_errors.p100: {max: 3}\n",
+            3,
+            "requirements.excess_errors.p100: unknown statistic",
+        ),
+        ("scenarios: [good.yaml]\nrequirements:\n  excess_errors.median: {max: 3}\n", 3, "unknown statistic"),
+        ("scenarios: [good.yaml]\nrequirements:\n  excess_errors: {max: 3}\n", 3, "needs a statistic"),
+        ("scenarios: [good.yaml]\nrequirements:\n  detection_rate.mean: {min: 0.9}\n", 3, "takes no statistic"),
+        (
+            "scenarios: [good.yaml]\nrequirements:\n  false_rollback_rate: {max: 5}\n",
+            3,
+            "false_rollback_rate.max: a rate's bound must be between 0 and 1",
+        ),
+        ("scenarios: [good.yaml]\nrequirements:\n  false_rollback_rate: {max: lots}\n", 3, "must be a finite number"),
+        ("scenarios: [good.yaml]\nrequirements:\n  false_rollback_rate: {below: 0.1}\n", 3, "unknown key"),
+        (
+            "scenarios: [good.yaml]\nrequirements:\n  excess_errors.mean: {min: 3, max: 1}\n",
+            3,
+            "min must not exceed max",
+        ),
+        ("scenarios: [good.yaml]\nrequirements:\n  excess_errors.mean: {}\n", 3, "needs a bound"),
+        (
+            "scenarios:\n  - good.yaml\n  - missing.yaml\nrequirements: {promoted: {min: 0.5}}\n",
+            3,
+            "scenarios[1]: no such file",
+        ),
+        (
+            "policy: nope.yaml\nscenarios: [good.yaml]\nrequirements: {promoted: {min: 0.5}}\n",
+            1,
+            "policy: no such file",
+        ),
+        ("runs: 0\nscenarios: [good.yaml]\nrequirements: {promoted: {min: 0.5}}\n", 1, "runs: must be an integer"),
+        ("inconclusive: maybe\nscenarios: [good.yaml]\n", 1, "inconclusive: must be one of fail, warn, pass"),
+        ("scenarios: [good.yaml]\n", 1, "scenarios[0]: no requirements"),
+        ("scenarios:\n  - path: good.yaml\n    runz: 3\n", 3, "scenarios[0].runz: unknown key"),
+        ("scenario: [good.yaml]\n", 1, "scenario: unknown key"),
+        ("requirements: {promoted: {min: 0.5}}\n", 1, "missing key scenarios"),
+    ],
+)
 def test_bad_gates_file_is_one_line_and_exit_2(repo, body, line, needle):
     gates = write_gates(repo, body)
     result = invoke("check", gates)
@@ -220,7 +245,10 @@ def test_bad_scenario_named_by_a_gates_file_is_exit_2(repo):
 
 
 def test_parse_gates_defaults_and_overrides(repo):
-    gates = load_gates(write_gates(repo, """\
+    gates = load_gates(
+        write_gates(
+            repo,
+            """\
 policy: [threshold-5.yaml]
 runs: 50
 requirements:
@@ -233,7 +261,9 @@ scenarios:
     requirements:
       detection_rate: {min: 0.9}
       false_rollback_rate: {max: 0.5}
-"""))
+""",
+        )
+    )
     assert gates.name == "gates" and gates.inconclusive == "fail" and gates.confidence == 0.95
     good, spike = gates.scenarios
     assert (good.runs, good.seed, good.requirements) == (50, None, ())
@@ -285,9 +315,15 @@ def test_check_passes_with_junit_and_markdown(repo):
     # One testcase per requirement and scenario: the inherited false-rollback bound is
     # skipped (no good releases) on the bad release.
     names = sorted((c.get("classname"), c.get("name").split()[0]) for c in cases)
-    assert names == sorted([("small.good", "false_rollback_rate"), ("small.spike", "false_rollback_rate"),
-                            ("small.spike", "detection_rate"), ("small.spike", "detection_time_s.p90"),
-                            ("small.spike", "excess_errors.mean")])
+    assert names == sorted(
+        [
+            ("small.good", "false_rollback_rate"),
+            ("small.spike", "false_rollback_rate"),
+            ("small.spike", "detection_rate"),
+            ("small.spike", "detection_time_s.p90"),
+            ("small.spike", "excess_errors.mean"),
+        ]
+    )
     assert all(c.find("failure") is None for c in cases)
     skipped = [c for c in cases if c.find("skipped") is not None]
     assert [c.get("classname") for c in skipped] == ["small.spike"]
@@ -343,6 +379,7 @@ def test_bad_baseline_is_exit_2(repo):
 
 # --- calibration: how often the gate errs --------------------------------------------------
 
+
 def test_wrong_decisions_are_rare_at_the_bound_and_power_away_from_it():
     """Each side of a 95% interval errs at most 2.5% of the time: a policy whose true false-
     rollback rate sits exactly on the bound passes (wrongly) at most ~2.5% of the time, and
@@ -356,8 +393,7 @@ def test_wrong_decisions_are_rare_at_the_bound_and_power_away_from_it():
 
     def decide(k: int) -> str:  # the decision depends on k only: evaluate each k once
         if k not in cache:
-            cache[k] = evaluate(req, frame(["rolled_back"] * k + ["promoted"] * (n - k), False),
-                                scenario="s").decision
+            cache[k] = evaluate(req, frame(["rolled_back"] * k + ["promoted"] * (n - k), False), scenario="s").decision
         return cache[k]
 
     def decisions(p: float) -> dict[str, float]:

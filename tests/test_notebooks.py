@@ -39,8 +39,9 @@ def execute(name: str, tmp_path: Path, parameters: dict) -> object:
     assert any("parameters" in t for t in tags), f"{name}: no cell tagged 'parameters' for papermill"
     nb = parameterize_notebook(nb, parameters, report_mode=False)
     km = KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp_path / "kernel-ipc"))
-    client = nbclient.NotebookClient(nb, km=km, timeout=300, startup_timeout=120,
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = nbclient.NotebookClient(
+        nb, km=km, timeout=300, startup_timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
     client.execute()
     return nb
 
@@ -50,8 +51,13 @@ def outputs(nb, kind: str) -> list:
 
 
 def stream_text(nb) -> str:
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                   if o.get("output_type") == "stream")
+    return "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
+    )
 
 
 def test_every_notebook_is_tested():
@@ -79,8 +85,11 @@ def test_03_threshold_vs_statistics(tmp_path):
     nb = execute("03-threshold-vs-statistics", tmp_path, CI_PARAMETERS["03-threshold-vs-statistics"])
     text = stream_text(nb)
     assert "720 rollouts: 3 scenarios × 4 judges × 60 runs" in text
-    lines = {tuple(line.split()[:2]): line for line in text.splitlines() if line.split()[:1] and
-             line.split()[0] in ("good-release", "common-mode-outage", "small-regression")}
+    lines = {
+        tuple(line.split()[:2]): line
+        for line in text.splitlines()
+        if line.split()[:1] and line.split()[0] in ("good-release", "common-mode-outage", "small-regression")
+    }
     assert lines[("common-mode-outage", "thresholds")].split()[2] == "100.0%"
     assert lines[("common-mode-outage", "sequential")].split()[2] == "0.0%"
     assert lines[("small-regression", "thresholds")].split()[2] == "0.0%"
@@ -88,8 +97,10 @@ def test_03_threshold_vs_statistics(tmp_path):
     assert len(outputs(nb, "image/png")) == 1
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"upstream fixtures not found at {FIXTURES} "
-                    "(the notebook reads ../shared/fixtures beside the repository)")
+@pytest.mark.skipif(
+    not FIXTURES.is_dir(),
+    reason=f"upstream fixtures not found at {FIXTURES} (the notebook reads ../shared/fixtures beside the repository)",
+)
 def test_04_import_your_canary(tmp_path):
     nb = execute("04-import-your-canary", tmp_path, CI_PARAMETERS["04-import-your-canary"])
     text = stream_text(nb)

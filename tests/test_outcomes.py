@@ -9,9 +9,23 @@ import pytest
 from sim.outcomes import COLUMNS, PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
 
 #: DESIGN.md section 5, in the order of its table.
-CONTRACT = ["scenario", "policy", "run", "seed", "outcome", "release_bad", "decision_time_s", "detection_time_s",
-            "canary_requests", "canary_errors", "excess_errors", "users_exposed", "users_affected",
-            "false_rollback", "missed"]
+CONTRACT = [
+    "scenario",
+    "policy",
+    "run",
+    "seed",
+    "outcome",
+    "release_bad",
+    "decision_time_s",
+    "detection_time_s",
+    "canary_requests",
+    "canary_errors",
+    "excess_errors",
+    "users_exposed",
+    "users_affected",
+    "false_rollback",
+    "missed",
+]
 
 
 def test_outcome_names():
@@ -20,25 +34,40 @@ def test_outcome_names():
 
 def test_record_starts_with_exactly_the_contract_fields():
     names = [f.name for f in dataclasses.fields(RunRecord)]
-    assert names[:len(CONTRACT)] == CONTRACT
+    assert names[: len(CONTRACT)] == CONTRACT
     assert COLUMNS == names
     assert len(set(names)) == len(names)
 
 
 def test_record_extensions_are_documented_ones():
-    extensions = [f.name for f in dataclasses.fields(RunRecord)][len(CONTRACT):]
-    assert extensions == ["excess_errors_after_promotion", "fault_onset_s", "final_phase", "ticks",
-                          "rollback_reason"]
+    extensions = [f.name for f in dataclasses.fields(RunRecord)][len(CONTRACT) :]
+    assert extensions == ["excess_errors_after_promotion", "fault_onset_s", "final_phase", "ticks", "rollback_reason"]
 
 
 def record(**kw) -> RunRecord:
-    base = dict(scenario="s", policy="p", run=3, seed=99, outcome=ROLLED_BACK, release_bad=True,
-                decision_time_s=480.0, canary_requests=1000.0, canary_errors=60.0, excess_errors=55.0,
-                users_exposed=200.0, users_affected=40.0, excess_errors_after_promotion=0.0, fault_onset_s=0.0,
-                final_phase="Failed", ticks=8, rollback_reason="")
+    base = dict(
+        scenario="s",
+        policy="p",
+        run=3,
+        seed=99,
+        outcome=ROLLED_BACK,
+        release_bad=True,
+        decision_time_s=480.0,
+        canary_requests=1000.0,
+        canary_errors=60.0,
+        excess_errors=55.0,
+        users_exposed=200.0,
+        users_affected=40.0,
+        excess_errors_after_promotion=0.0,
+        fault_onset_s=0.0,
+        final_phase="Failed",
+        ticks=8,
+        rollback_reason="",
+    )
     base.update(kw)
-    return RunRecord(**base, **decide(base["outcome"], base["release_bad"], base["decision_time_s"],
-                                      base["fault_onset_s"]))
+    return RunRecord(
+        **base, **decide(base["outcome"], base["release_bad"], base["decision_time_s"], base["fault_onset_s"])
+    )
 
 
 def test_record_as_dict_follows_the_columns():
@@ -54,9 +83,13 @@ def test_record_is_immutable():
 
 # --- decide -----------------------------------------------------------------------------
 
+
 def test_rollback_of_a_bad_release_after_onset_has_a_detection_time():
     assert decide(ROLLED_BACK, True, 900.0, 300.0) == {
-        "detection_time_s": 600.0, "false_rollback": False, "missed": False}
+        "detection_time_s": 600.0,
+        "false_rollback": False,
+        "missed": False,
+    }
 
 
 def test_rollback_at_the_onset_detects_in_zero_seconds():
@@ -70,7 +103,10 @@ def test_rollback_before_the_onset_has_no_detection_time():
 
 def test_rollback_of_a_good_release_is_a_false_rollback():
     assert decide(ROLLED_BACK, False, 200.0, None) == {
-        "detection_time_s": None, "false_rollback": True, "missed": False}
+        "detection_time_s": None,
+        "false_rollback": True,
+        "missed": False,
+    }
 
 
 def test_rollback_of_a_release_declared_good_has_no_detection_time():
@@ -84,7 +120,10 @@ def test_rollback_of_a_release_declared_good_has_no_detection_time():
 def test_rollback_of_a_bad_release_without_an_onset_has_no_detection_time():
     """``release.bad: true`` without a canary fault (e.g. only a common-mode incident)."""
     assert decide(ROLLED_BACK, True, 500.0, None) == {
-        "detection_time_s": None, "false_rollback": False, "missed": False}
+        "detection_time_s": None,
+        "false_rollback": False,
+        "missed": False,
+    }
 
 
 def test_promoting_a_bad_release_is_a_miss():
@@ -92,11 +131,13 @@ def test_promoting_a_bad_release_is_a_miss():
 
 
 def test_promoting_a_good_release_is_right():
-    assert decide(PROMOTED, False, 900.0, None) == {"detection_time_s": None, "false_rollback": False,
-                                                    "missed": False}
+    assert decide(PROMOTED, False, 900.0, None) == {"detection_time_s": None, "false_rollback": False, "missed": False}
 
 
 @pytest.mark.parametrize("bad", [True, False])
 def test_unfinished_is_neither_a_miss_nor_a_false_rollback(bad):
     assert decide(UNFINISHED, bad, None, 0.0 if bad else None) == {
-        "detection_time_s": None, "false_rollback": False, "missed": False}
+        "detection_time_s": None,
+        "false_rollback": False,
+        "missed": False,
+    }

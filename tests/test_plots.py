@@ -14,28 +14,52 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sim.report.plots import OKABE_ITO, figure_png_base64, metric_label, timeline_figure
 from sim.policies.base import MetricQuery
+from sim.report.plots import OKABE_ITO, figure_png_base64, metric_label, timeline_figure
 
 SR = MetricQuery("request-success-rate", "request-success-rate", 60.0, min=99.0)
 RD = MetricQuery("request-duration", "request-duration", 60.0, max=500.0)
 
 
-def line(tick: int, weight: int, failed: int, sr: float | None, rd: float | None, actions=(),
-         phase: str = "Progressing") -> dict:
-    return {"t": 60.0 * tick, "tick": tick, "phase": phase, "canary_weight": weight, "routed_weight": weight,
-            "failed_checks": failed, "iterations": 0, "actions": list(actions),
-            "metrics": {"request-success-rate": sr, "request-duration": rd}, "event": ""}
+def line(
+    tick: int, weight: int, failed: int, sr: float | None, rd: float | None, actions=(), phase: str = "Progressing"
+) -> dict:
+    return {
+        "t": 60.0 * tick,
+        "tick": tick,
+        "phase": phase,
+        "canary_weight": weight,
+        "routed_weight": weight,
+        "failed_checks": failed,
+        "iterations": 0,
+        "actions": list(actions),
+        "metrics": {"request-success-rate": sr, "request-duration": rd},
+        "event": "",
+    }
 
 
 def rollback_trace() -> list[dict]:
     """Shaped like run 0 of scenarios/error-spike.yaml: rolled back at tick 8."""
-    out = [line(1, 0, 0, None, None, [{"action": "scale_up"}]),
-           line(2, 10, 0, None, None, [{"action": "set_weights", "canary_weight": 10, "mirrored": False}])]
+    out = [
+        line(1, 0, 0, None, None, [{"action": "scale_up"}]),
+        line(2, 10, 0, None, None, [{"action": "set_weights", "canary_weight": 10, "mirrored": False}]),
+    ]
     out += [line(k, 10, k - 2, 94.5, 250.0) for k in range(3, 8)]
-    out.append(line(8, 0, 0, 94.8, 268.0, [{"action": "set_weights", "canary_weight": 0, "mirrored": False},
-                                           {"action": "rollback", "reason": "failed checks threshold reached 5"},
-                                           {"action": "finish", "phase": "Failed"}], phase="Failed"))
+    out.append(
+        line(
+            8,
+            0,
+            0,
+            94.8,
+            268.0,
+            [
+                {"action": "set_weights", "canary_weight": 0, "mirrored": False},
+                {"action": "rollback", "reason": "failed checks threshold reached 5"},
+                {"action": "finish", "phase": "Failed"},
+            ],
+            phase="Failed",
+        )
+    )
     return out
 
 
@@ -47,9 +71,11 @@ def promote_trace() -> list[dict]:
 
 def vlines_at(ax, x: float) -> list[Line2D]:
     """Vertical lines (axvline) of an axes at data x."""
-    return [ln for ln in ax.get_lines()
-            if len(ln.get_xdata()) == 2 and list(ln.get_xdata()) == [x, x]
-            and tuple(ln.get_ydata()) == (0, 1)]
+    return [
+        ln
+        for ln in ax.get_lines()
+        if len(ln.get_xdata()) == 2 and list(ln.get_xdata()) == [x, x] and tuple(ln.get_ydata()) == (0, 1)
+    ]
 
 
 def span_y(patch) -> tuple[float, float]:

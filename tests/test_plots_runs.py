@@ -10,22 +10,36 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from sim.report.palette import OKABE_ITO, series_style
-from sim.report.plots import (blast_radius_figure, detection_cdf_figure, false_rollback_figure, figure_png_base64,
-                       frontier_figure, power_curve_figure)
-from sim.stats import wilson_interval
+from sim.report.plots import (
+    blast_radius_figure,
+    detection_cdf_figure,
+    false_rollback_figure,
+    figure_png_base64,
+    frontier_figure,
+    power_curve_figure,
+)
 from sim.report.tradeoffs import pareto_mask, tradeoff_table
+from sim.stats import wilson_interval
 
 
-def runs(policy: str, bad: bool, outcomes: list[str], *, detection=None, excess=None, decision=None,
-         **params) -> pd.DataFrame:
+def runs(
+    policy: str, bad: bool, outcomes: list[str], *, detection=None, excess=None, decision=None, **params
+) -> pd.DataFrame:
     n = len(outcomes)
-    return pd.DataFrame({
-        "scenario": "s", "policy": policy, "run": range(n), "outcome": outcomes, "release_bad": bad,
-        "detection_time_s": detection if detection is not None else [np.nan] * n,
-        "excess_errors": excess if excess is not None else [0.0] * n,
-        "users_affected": [0.0] * n,
-        "decision_time_s": decision if decision is not None else [420.0] * n,
-        **{k: [v] * n for k, v in params.items()}})
+    return pd.DataFrame(
+        {
+            "scenario": "s",
+            "policy": policy,
+            "run": range(n),
+            "outcome": outcomes,
+            "release_bad": bad,
+            "detection_time_s": detection if detection is not None else [np.nan] * n,
+            "excess_errors": excess if excess is not None else [0.0] * n,
+            "users_affected": [0.0] * n,
+            "decision_time_s": decision if decision is not None else [420.0] * n,
+            **{k: [v] * n for k, v in params.items()},
+        }
+    )
 
 
 def step_lines(fig: Figure):
@@ -33,11 +47,13 @@ def step_lines(fig: Figure):
 
 
 def test_detection_cdf_levels_off_at_the_detection_rate():
-    frame = pd.concat([
-        runs("A", True, ["rolled_back"] * 3 + ["promoted"], detection=[60.0, 120.0, 180.0, np.nan]),
-        runs("B", True, ["rolled_back"] * 2, detection=[300.0, 300.0]),
-        runs("A", False, ["rolled_back"] * 5, detection=[1.0] * 5),  # good releases: not counted
-    ])
+    frame = pd.concat(
+        [
+            runs("A", True, ["rolled_back"] * 3 + ["promoted"], detection=[60.0, 120.0, 180.0, np.nan]),
+            runs("B", True, ["rolled_back"] * 2, detection=[300.0, 300.0]),
+            runs("A", False, ["rolled_back"] * 5, detection=[1.0] * 5),  # good releases: not counted
+        ]
+    )
     fig = detection_cdf_figure(frame, by="policy")
     a, b = step_lines(fig)
     assert list(a.get_ydata())[-1] == pytest.approx(0.75) and list(b.get_ydata())[-1] == pytest.approx(1.0)
@@ -50,9 +66,13 @@ def test_detection_cdf_levels_off_at_the_detection_rate():
 
 
 def test_blast_radius_box_and_mean_per_group():
-    frame = pd.concat([runs("A", True, ["rolled_back"] * 4, excess=[10.0, 20.0, 30.0, 40.0]),
-                       runs("B", True, ["rolled_back"] * 2, excess=[100.0, 300.0]),
-                       runs("A", False, ["promoted"] * 3, excess=[1e6] * 3)])  # good runs left out
+    frame = pd.concat(
+        [
+            runs("A", True, ["rolled_back"] * 4, excess=[10.0, 20.0, 30.0, 40.0]),
+            runs("B", True, ["rolled_back"] * 2, excess=[100.0, 300.0]),
+            runs("A", False, ["promoted"] * 3, excess=[1e6] * 3),
+        ]
+    )  # good runs left out
     fig = blast_radius_figure(frame, by="policy")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["A\n(n=4)", "B\n(n=2)"]
@@ -62,8 +82,12 @@ def test_blast_radius_box_and_mean_per_group():
 
 
 def test_power_curve_points_are_detection_rates_by_severity():
-    frame = pd.concat([runs("A", True, ["rolled_back"] * k + ["promoted"] * (10 - k), severity=s)
-                       for s, k in ((0.01, 2), (0.02, 6), (0.05, 10))])
+    frame = pd.concat(
+        [
+            runs("A", True, ["rolled_back"] * k + ["promoted"] * (10 - k), severity=s)
+            for s, k in ((0.01, 2), (0.02, 6), (0.05, 10))
+        ]
+    )
     fig = power_curve_figure(frame, severity="severity", severity_label="error rate of the release")
     line = next(ln for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) == 3)
     assert list(line.get_xdata()) == [0.01, 0.02, 0.05]
@@ -72,8 +96,12 @@ def test_power_curve_points_are_detection_rates_by_severity():
 
 
 def test_false_rollback_rate_against_threshold():
-    frame = pd.concat([runs("A", False, ["rolled_back"] * k + ["promoted"] * (20 - k), threshold=t)
-                       for t, k in ((1, 8), (3, 2), (5, 0))])
+    frame = pd.concat(
+        [
+            runs("A", False, ["rolled_back"] * k + ["promoted"] * (20 - k), threshold=t)
+            for t, k in ((1, 8), (3, 2), (5, 0))
+        ]
+    )
     fig = false_rollback_figure(frame, x="threshold")
     line = next(ln for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) == 3)
     assert list(line.get_xdata()) == [1, 3, 5]
@@ -91,17 +119,19 @@ def test_pareto_mask():
 
 
 def test_tradeoff_table_and_frontier_figure():
-    frame = pd.concat([
-        # fast and harmful: promotes in 5 min, 100 excess errors per bad release
-        runs("p", False, ["promoted"] * 10, decision=[300.0] * 10, threshold=1),
-        runs("p", True, ["rolled_back"] * 10, excess=[100.0] * 10, threshold=1),
-        # slow and careful
-        runs("p", False, ["promoted"] * 9 + ["rolled_back"], decision=[900.0] * 10, threshold=5),
-        runs("p", True, ["rolled_back"] * 10, excess=[20.0] * 10, threshold=5),
-        # slow and harmful: dominated
-        runs("p", False, ["promoted"] * 10, decision=[900.0] * 10, threshold=9),
-        runs("p", True, ["rolled_back"] * 10, excess=[150.0] * 10, threshold=9),
-    ])
+    frame = pd.concat(
+        [
+            # fast and harmful: promotes in 5 min, 100 excess errors per bad release
+            runs("p", False, ["promoted"] * 10, decision=[300.0] * 10, threshold=1),
+            runs("p", True, ["rolled_back"] * 10, excess=[100.0] * 10, threshold=1),
+            # slow and careful
+            runs("p", False, ["promoted"] * 9 + ["rolled_back"], decision=[900.0] * 10, threshold=5),
+            runs("p", True, ["rolled_back"] * 10, excess=[20.0] * 10, threshold=5),
+            # slow and harmful: dominated
+            runs("p", False, ["promoted"] * 10, decision=[900.0] * 10, threshold=9),
+            runs("p", True, ["rolled_back"] * 10, excess=[150.0] * 10, threshold=9),
+        ]
+    )
     table = tradeoff_table(frame, ["threshold"])
     assert list(table["threshold"]) == [1, 5, 9]
     assert list(table["promote_time_s"]) == [300.0, 900.0, 900.0]
@@ -114,11 +144,16 @@ def test_tradeoff_table_and_frontier_figure():
     assert "(min)" in fig.axes[0].get_xlabel() and "(requests)" in fig.axes[0].get_ylabel()
 
 
-@pytest.mark.parametrize("make", [
-    lambda f: detection_cdf_figure(f), lambda f: blast_radius_figure(f),
-    lambda f: power_curve_figure(f, severity="severity"), lambda f: false_rollback_figure(f, x="threshold"),
-    lambda f: frontier_figure(f, []),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda f: detection_cdf_figure(f),
+        lambda f: blast_radius_figure(f),
+        lambda f: power_curve_figure(f, severity="severity"),
+        lambda f: false_rollback_figure(f, x="threshold"),
+        lambda f: frontier_figure(f, []),
+    ],
+)
 def test_empty_results_give_a_figure_with_a_note(make):
     fig = make(runs("A", False, [])[:0])
     assert isinstance(fig, Figure) and fig.axes[0].texts

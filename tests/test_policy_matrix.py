@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from sim.inputs.policy import load_policy, scenario_policy
+from sim.inputs.scenario import load_scenario
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.base import check_policy
-from sim.inputs.policy import load_policy, scenario_policy
-from sim.seeds import run_seed
 from sim.runs.runner import run_batch, run_one
-from sim.inputs.scenario import load_scenario
+from sim.seeds import run_seed
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))

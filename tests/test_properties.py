@@ -12,22 +12,22 @@ import math
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
+from sim.inputs.scenario import Scenario
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.runs.runner import run_batch, run_one
-from sim.inputs.scenario import Scenario
 
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                    print_blob=True)
+PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 COHORT_NAMES = ("android", "ios", "beta")
 
 
 # --- strategies -------------------------------------------------------------------------------
 
+
 def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
     """Floats spread evenly over orders of magnitude, endpoints included."""
-    return st.floats(math.log10(lo), math.log10(hi)).map(lambda e: min(hi, max(lo, 10.0 ** e)))
+    return st.floats(math.log10(lo), math.log10(hi)).map(lambda e: min(hi, max(lo, 10.0**e)))
 
 
 prob = st.floats(0.0, 1.0)
@@ -43,15 +43,23 @@ def rate_profiles(draw) -> object:
     if kind == "constant":
         prof: dict = {"constant": f"{base}/s"}
     elif kind == "diurnal":
-        prof = {"diurnal": {"mean": base, "amplitude": draw(prob),
-                            "period": draw(st.floats(60.0, 86400.0)), "phase": draw(seconds)}}
+        prof = {
+            "diurnal": {
+                "mean": base,
+                "amplitude": draw(prob),
+                "period": draw(st.floats(60.0, 86400.0)),
+                "phase": draw(seconds),
+            }
+        }
     else:
         ats = sorted(set(draw(st.lists(st.floats(1.0, 10800.0), max_size=3))))
-        prof = {"steps": [{"at": 0, "rate": base}]
-                + [{"at": at, "rate": draw(log_uniform(0.01, 100000.0))} for at in ats]}
+        prof = {
+            "steps": [{"at": 0, "rate": base}] + [{"at": at, "rate": draw(log_uniform(0.01, 100000.0))} for at in ats]
+        }
     if draw(st.booleans()):
-        prof["bursts"] = [{"at": draw(seconds), "duration": draw(st.floats(1.0, 1800.0)),
-                           "factor": draw(st.floats(0.1, 10.0))}]
+        prof["bursts"] = [
+            {"at": draw(seconds), "duration": draw(st.floats(1.0, 1800.0)), "factor": draw(st.floats(0.1, 10.0))}
+        ]
     return prof
 
 
@@ -77,15 +85,17 @@ def cohort_lists(draw) -> list[dict]:
 @st.composite
 def faults(draw, cohorts: list[str], horizon: float) -> dict:
     kind = draw(st.sampled_from(["error_rate", "latency", "leak", "load", "never_ready"]))
-    f: dict = {"kind": kind, "onset": draw(st.floats(0.0, horizon * 1.1)),
-               "target": draw(st.sampled_from(["canary", "both"]))}
+    f: dict = {
+        "kind": kind,
+        "onset": draw(st.floats(0.0, horizon * 1.1)),
+        "target": draw(st.sampled_from(["canary", "both"])),
+    }
     if draw(st.booleans()):
         f["duration"] = draw(st.floats(1.0, horizon))
     if cohorts and draw(st.booleans()):
         f["cohort"] = draw(st.sampled_from(cohorts))
     if draw(st.integers(0, 3)) == 0:
-        f["intermittent"] = {"period": draw(st.floats(1.0, 1200.0)),
-                             "duty": draw(st.floats(0.01, 1.0))}
+        f["intermittent"] = {"period": draw(st.floats(1.0, 1200.0)), "duty": draw(st.floats(0.01, 1.0))}
     if kind == "error_rate":
         if draw(st.booleans()):
             f["rate"] = draw(prob)
@@ -93,8 +103,9 @@ def faults(draw, cohorts: list[str], horizon: float) -> dict:
             f["factor"] = draw(st.floats(0.0, 100.0))
     elif kind == "latency":
         which = draw(st.sampled_from(["shift", "factor", "p99"]))
-        f[which] = draw({"shift": st.floats(0.0, 5000.0), "factor": st.floats(0.05, 20.0),
-                         "p99": st.floats(0.1, 60000.0)}[which])
+        f[which] = draw(
+            {"shift": st.floats(0.0, 5000.0), "factor": st.floats(0.05, 20.0), "p99": st.floats(0.1, 60000.0)}[which]
+        )
     elif kind == "leak":
         f["per_hour"] = draw(st.floats(1e-4, 100.0))
         if draw(st.booleans()):
@@ -115,14 +126,26 @@ def scenarios(draw) -> Scenario:
         "name": "prop",
         "horizon": horizon,
         "after_promotion": draw(st.floats(0.0, 3600.0)),
-        "traffic": {"rate": draw(rate_profiles()), "users": draw(st.integers(1, 50000)),
-                    "skew": draw(st.floats(0.0, 2.0)), "cohorts": cohorts},
-        "baseline": {"error_rate": draw(st.floats(0.0, 0.2)),
-                     "latency": {"median": f"{median}ms", "p99": median * draw(st.floats(1.0, 50.0))}},
-        "release": {"faults": draw(st.lists(faults([c["name"] for c in cohorts], horizon), max_size=3)),
-                    "startup": draw(st.sampled_from([0.0, 0.0, 30.0, 300.0, 900.0]))},
-        "telemetry": {"scrape_interval": draw(st.floats(5.0, 60.0)), "lag": draw(st.floats(0.0, 120.0)),
-                      "missing_scrapes": draw(st.floats(0.0, 0.5)), "noise": draw(st.booleans())},
+        "traffic": {
+            "rate": draw(rate_profiles()),
+            "users": draw(st.integers(1, 50000)),
+            "skew": draw(st.floats(0.0, 2.0)),
+            "cohorts": cohorts,
+        },
+        "baseline": {
+            "error_rate": draw(st.floats(0.0, 0.2)),
+            "latency": {"median": f"{median}ms", "p99": median * draw(st.floats(1.0, 50.0))},
+        },
+        "release": {
+            "faults": draw(st.lists(faults([c["name"] for c in cohorts], horizon), max_size=3)),
+            "startup": draw(st.sampled_from([0.0, 0.0, 30.0, 300.0, 900.0])),
+        },
+        "telemetry": {
+            "scrape_interval": draw(st.floats(5.0, 60.0)),
+            "lag": draw(st.floats(0.0, 120.0)),
+            "missing_scrapes": draw(st.floats(0.0, 0.5)),
+            "noise": draw(st.booleans()),
+        },
     }
     note(f"scenario = {data!r}")
     return Scenario.model_validate(data)
@@ -144,8 +167,11 @@ def metrics(draw) -> dict:
 
 @st.composite
 def policies(draw) -> FlaggerCanary:
-    analysis: dict = {"interval": draw(st.floats(10.0, 300.0)), "threshold": draw(st.integers(0, 10)),
-                      "metrics": draw(st.lists(metrics(), max_size=2))}
+    analysis: dict = {
+        "interval": draw(st.floats(10.0, 300.0)),
+        "threshold": draw(st.integers(0, 10)),
+        "metrics": draw(st.lists(metrics(), max_size=2)),
+    }
     if draw(st.booleans()):
         analysis["stepWeight"] = draw(st.integers(1, 100))
         if draw(st.booleans()):
@@ -177,6 +203,7 @@ def _le(a: float, b: float) -> bool:
 
 # --- properties -------------------------------------------------------------------------------
 
+
 @PROPERTY
 @given(scenarios(), policies(), seeds)
 def test_run_never_raises(sc, policy, seed):
@@ -205,8 +232,14 @@ def test_trace_weights_within_0_and_100(sc, policy, seed):
 @given(scenarios(), policies(), seeds)
 def test_counts_are_consistent(sc, policy, seed):
     for r in _batch(sc, policy, seed):
-        for f in ("canary_requests", "canary_errors", "excess_errors", "excess_errors_after_promotion",
-                  "users_exposed", "users_affected"):
+        for f in (
+            "canary_requests",
+            "canary_errors",
+            "excess_errors",
+            "excess_errors_after_promotion",
+            "users_exposed",
+            "users_affected",
+        ):
             v = getattr(r, f)
             assert v >= 0 and math.isfinite(v), (f, v)
         # The record's definition of the blast radius (sim/outcomes.py).
@@ -262,16 +295,27 @@ def test_same_seed_same_record(sc, policy, seed):
 # sim/world/users.py count_users skips a cohort only when *no* run of the batch has
 # requests in it, then draws from every run's users stream, so a run's users_exposed
 # depends on its batch-mates (run 1: 109 in the batch, 105 alone).
-SMALL_COHORT = Scenario.model_validate({
-    "name": "prop", "horizon": 600.0, "after_promotion": 0.0,
-    "traffic": {"rate": 1.0, "users": 164, "skew": 0.0,
-                "cohorts": [{"name": "ios", "share": 0.984375, "header": "x-platform: ios"}]},
-    "baseline": {"error_rate": 0.0, "latency": {"median": "1ms", "p99": "1ms"}},
-    "telemetry": {"scrape_interval": 5.0, "noise": True},
-})
-SLOW_STEPS = FlaggerCanary(FlaggerPolicySpec.model_validate(
-    {"analysis": {"interval": 10.0, "threshold": 0, "metrics": [], "stepWeight": 1},
-     "progressDeadlineSeconds": 0}), name="prop")
+SMALL_COHORT = Scenario.model_validate(
+    {
+        "name": "prop",
+        "horizon": 600.0,
+        "after_promotion": 0.0,
+        "traffic": {
+            "rate": 1.0,
+            "users": 164,
+            "skew": 0.0,
+            "cohorts": [{"name": "ios", "share": 0.984375, "header": "x-platform: ios"}],
+        },
+        "baseline": {"error_rate": 0.0, "latency": {"median": "1ms", "p99": "1ms"}},
+        "telemetry": {"scrape_interval": 5.0, "noise": True},
+    }
+)
+SLOW_STEPS = FlaggerCanary(
+    FlaggerPolicySpec.model_validate(
+        {"analysis": {"interval": 10.0, "threshold": 0, "metrics": [], "stepWeight": 1}, "progressDeadlineSeconds": 0}
+    ),
+    name="prop",
+)
 
 
 @PROPERTY

@@ -37,8 +37,8 @@ from click.testing import CliRunner
 from sim.cli import cli
 from sim.errors import InputError
 from sim.inputs.policy import load_policy, scenario_policy
-from sim.runs.replay import Observations, load_observations, replay
 from sim.inputs.scenario import load_scenario
+from sim.runs.replay import Observations, load_observations, replay
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "replay"
@@ -47,8 +47,18 @@ GOOD = FIXTURES / "good-release.csv"
 
 FIELDS = ("tick", "t", "phase", "canary_weight", "routed_weight", "failed_checks", "iterations")
 #: Keys of a trace line, in the order the simulator writes them (sim/world/controller.py).
-TRACE_KEYS = ["t", "tick", "phase", "canary_weight", "failed_checks", "iterations", "routed_weight",
-              "actions", "metrics", "event"]
+TRACE_KEYS = [
+    "t",
+    "tick",
+    "phase",
+    "canary_weight",
+    "failed_checks",
+    "iterations",
+    "routed_weight",
+    "actions",
+    "metrics",
+    "event",
+]
 
 #: The tail every good Flagger canary of these tests shares: weights 10..50, then
 #: Promoting at tick 7, Finalising, Succeeded (runCanary, runPromotionTrafficShift).
@@ -78,7 +88,8 @@ def policy():
 
 def write_policy(tmp_path: Path, extra: str = "", threshold: int = 5) -> Path:
     path = tmp_path / "policy.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         flagger:
           analysis:
             interval: 1m
@@ -88,7 +99,9 @@ def write_policy(tmp_path: Path, extra: str = "", threshold: int = 5) -> Path:
             metrics:
               - {{name: request-success-rate, thresholdRange: {{min: 99}}, interval: 1m}}
               - {{name: request-duration, thresholdRange: {{max: 500}}, interval: 1m}}
-        """).format(threshold=threshold) + extra)
+        """).format(threshold=threshold)
+        + extra
+    )
     return path
 
 
@@ -105,6 +118,7 @@ def series_with(base: Path, tmp_path: Path, *rows: str, drop_after: float | None
 
 # --- the recorded series reproduce Flagger's decisions ---------------------------------------
 
+
 def test_error_spike_series_rolls_back_at_tick_8(policy) -> None:
     """Failed checks count 1..5 at ticks 3-7 with the weight held at 10; tick 8 (t = 480)
     rolls back: SyncStatus{Failed, weight 0}, which zeroes failedChecks too
@@ -120,8 +134,12 @@ def test_error_spike_series_rolls_back_at_tick_8(policy) -> None:
         (7, 420.0, "Progressing", 10, 10, 5, 0),
         (8, 480.0, "Failed", 0, 0, 0, 0),
     ]
-    assert (result.decision, result.decision_time_s, result.final_phase, result.ticks) == \
-        ("rolled_back", 480.0, "Failed", 8)
+    assert (result.decision, result.decision_time_s, result.final_phase, result.ticks) == (
+        "rolled_back",
+        480.0,
+        "Failed",
+        8,
+    )
     assert result.rollback_reason == "failed checks threshold reached 5"
     # Each tick reads the latest row at or before it: 180 s reads the 180 s row.
     assert result.trace[2]["metrics"] == {"request-success-rate": 96.0, "request-duration": 212.0}
@@ -133,8 +151,8 @@ def test_trace_lines_are_the_simulators(policy) -> None:
     """Same keys in the same order as ``pdsim run --trace``; and on the same decisions the
     same table: the deterministic world (noise off) of the error-spike scenario fails
     every check from tick 3, as the recorded series does."""
-    from sim.runs.runner import run_one
     from sim.inputs.scenario import parse_scenario
+    from sim.runs.runner import run_one
     from sim.yamlio import loads_yaml
 
     text = (REPO / "scenarios" / "error-spike.yaml").read_text().replace("noise: true", "noise: false")
@@ -144,23 +162,32 @@ def test_trace_lines_are_the_simulators(policy) -> None:
     assert [list(line) for line in replayed] == [TRACE_KEYS] * len(replayed)
     assert [list(line) for line in simulated] == [TRACE_KEYS] * len(simulated)
     assert table(replayed) == table(simulated)
-    assert [[type(v) for v in line.values()] for line in replayed][:len(simulated)] == \
-        [[type(v) for v in line.values()] for line in simulated][:len(replayed)]
+    assert [[type(v) for v in line.values()] for line in replayed][: len(simulated)] == [
+        [type(v) for v in line.values()] for line in simulated
+    ][: len(replayed)]
     assert [line["actions"] for line in replayed] == [line["actions"] for line in simulated]
 
 
 def test_good_series_promotes(policy) -> None:
     result = replay(policy, load_observations(GOOD))
     assert table(result.trace) == GOOD_TABLE
-    assert (result.decision, result.decision_time_s, result.final_phase, result.ticks) == \
-        ("promoted", 420.0, "Succeeded", 9)
+    assert (result.decision, result.decision_time_s, result.final_phase, result.ticks) == (
+        "promoted",
+        420.0,
+        "Succeeded",
+        9,
+    )
     assert result.trace[6]["actions"] == [{"action": "promote"}]
 
 
 def test_horizon_stops_an_undecided_replay(policy, tmp_path: Path) -> None:
     result = replay(policy, load_observations(GOOD), horizon_s=300)
-    assert (result.decision, result.decision_time_s, result.final_phase, result.ticks) == \
-        ("unfinished", None, "Progressing", 5)
+    assert (result.decision, result.decision_time_s, result.final_phase, result.ticks) == (
+        "unfinished",
+        None,
+        "Progressing",
+        5,
+    )
     # Default horizon: the last row's time (a tick exactly at it still runs).
     short = replay(policy, load_observations(series_with(GOOD, tmp_path, drop_after=360)))
     assert short.ticks == 6 and short.decision == "unfinished"
@@ -178,7 +205,7 @@ def test_no_data_and_nan_fail_a_check(policy, tmp_path: Path, value: str) -> Non
         (1, 60.0, "Progressing", 0, 0, 0, 0),
         (2, 120.0, "Progressing", 10, 10, 0, 0),
         (3, 180.0, "Progressing", 10, 10, 1, 0),
-        (4, 240.0, "Progressing", 20, 20, 1, 0),   # failedChecks is cumulative, never reset
+        (4, 240.0, "Progressing", 20, 20, 1, 0),  # failedChecks is cumulative, never reset
         (5, 300.0, "Progressing", 30, 30, 1, 0),
     ]
     got = result.trace[2]["metrics"]["request-success-rate"]
@@ -256,6 +283,7 @@ ROLLBACK_HOOK = """\
       - {name: manual-rollback, type: rollback, url: http://flagger-loadtester/rollback/check}
 """
 
+
 @pytest.mark.parametrize("key", ["confirm-promotion", "approve"])
 def test_failing_confirm_promotion_hook_holds_the_promotion(tmp_path: Path, key: str) -> None:
     """``runCanary`` at maxWeight calls ``runConfirmPromotionHooks``: a failing hook sets
@@ -264,8 +292,14 @@ def test_failing_confirm_promotion_hook_holds_the_promotion(tmp_path: Path, key:
     passes from 500 s: tick 9 (540 s) promotes. A row may name the hook's type or name
     (pkg/canary/status.go setStatusPhase for the status fields)."""
     policy = load_policy([write_policy(tmp_path, WEBHOOKS)])
-    obs = series_with(GOOD, tmp_path, f"0,webhook:{key},fail", f"500,webhook:{key},pass",
-                      "660,request-success-rate,99.9", "660,request-duration,250")
+    obs = series_with(
+        GOOD,
+        tmp_path,
+        f"0,webhook:{key},fail",
+        f"500,webhook:{key},pass",
+        "660,request-success-rate,99.9",
+        "660,request-duration,250",
+    )
     result = replay(policy, load_observations(obs))
     assert table(result.trace)[:6] == GOOD_TABLE[:6]
     assert table(result.trace)[6:] == [
@@ -273,13 +307,14 @@ def test_failing_confirm_promotion_hook_holds_the_promotion(tmp_path: Path, key:
         # (-1 for a canary); a repeated failure sets iterations to the same value again.
         (7, 420.0, "WaitingPromotion", 0, 50, 0, -1),
         (8, 480.0, "WaitingPromotion", 0, 50, 0, -1),
-        (9, 540.0, "Promoting", 0, 50, 0, -1),     # setStatusPhase(Promoting) touches neither
+        (9, 540.0, "Promoting", 0, 50, 0, -1),  # setStatusPhase(Promoting) touches neither
         (10, 600.0, "Finalising", 0, 0, 0, 0),
         (11, 660.0, "Succeeded", 0, 0, 0, 0),
     ]
     hooks = [[a for a in line["actions"] if a["action"] == "webhook"] for line in result.trace]
-    assert hooks[6:9] == [[{"action": "webhook", "name": "approve", "type": "confirm-promotion", "ok": ok}]
-                          for ok in (False, False, True)]
+    assert hooks[6:9] == [
+        [{"action": "webhook", "name": "approve", "type": "confirm-promotion", "ok": ok}] for ok in (False, False, True)
+    ]
     assert not any(a["action"] == "promote" for line in result.trace[:8] for a in line["actions"])
     assert (result.decision, result.decision_time_s, result.final_phase) == ("promoted", 540.0, "Succeeded")
 
@@ -289,8 +324,12 @@ def test_waiting_promotion_keeps_analysing(tmp_path: Path) -> None:
     threshold applies to WaitingPromotion as to Progressing: a release that degrades
     while it waits for approval is rolled back."""
     policy = load_policy([write_policy(tmp_path, WEBHOOKS, threshold=2)])
-    obs = series_with(GOOD, tmp_path, "0,webhook:confirm-promotion,fail",
-                      *(f"{t},request-success-rate,90" for t in range(450, 601, 15)))
+    obs = series_with(
+        GOOD,
+        tmp_path,
+        "0,webhook:confirm-promotion,fail",
+        *(f"{t},request-success-rate,90" for t in range(450, 601, 15)),
+    )
     result = replay(policy, load_observations(obs))
     rows = [(line["tick"], line["phase"], line["routed_weight"], line["failed_checks"]) for line in result.trace]
     assert rows[6:] == [
@@ -316,17 +355,20 @@ def test_rollback_hook_that_answers_rolls_back(tmp_path: Path) -> None:
 
 # --- the CSV reader ---------------------------------------------------------------------------
 
+
 def test_rows_are_sorted_by_time_stably(tmp_path: Path) -> None:
     path = tmp_path / "obs.csv"
-    path.write_text("t,metric,value\n"
-                    "120,m,3\n"
-                    "0,m,1\n"
-                    "\n"
-                    "60,m,2\n"
-                    "60,m,2.5\n"            # same t: the later row wins
-                    "30,webhook:gate,FAIL\n"
-                    "90,ready:canary,false\n"
-                    "100,ready:canary,false\n")
+    path.write_text(
+        "t,metric,value\n"
+        "120,m,3\n"
+        "0,m,1\n"
+        "\n"
+        "60,m,2\n"
+        "60,m,2.5\n"  # same t: the later row wins
+        "30,webhook:gate,FAIL\n"
+        "90,ready:canary,false\n"
+        "100,ready:canary,false\n"
+    )
     obs = load_observations(path)
     assert obs.metric("m", -1) is None
     assert [obs.metric("m", t) for t in (0, 59.9, 60, 119, 120, 1e9)] == [1, 1, 2.5, 2.5, 3, 3]
@@ -345,24 +387,30 @@ def test_header_columns_in_any_order_and_bom(tmp_path: Path) -> None:
     assert load_observations(path).metric("m", 10) == 5.0
 
 
-@pytest.mark.parametrize("text, line, fragment", [
-    ("t,metric\n0,m\n", 1, "header: missing column value"),
-    ("time,metric,value\n0,m,1\n", 1, "header: missing column t"),
-    ("t,metric,value,extra\n0,m,1,2\n", 1, "header: the header must be exactly t,metric,value"),
-    ("", 1, "empty file"),
-    ("t,metric,value\n0,m,1\n1m,m,2\n", 3, "t: not a number of seconds (got 1m)"),
-    ("t,metric,value\n0,m,1\ninf,m,2\n", 3, "t: must be a finite number"),
-    ("t,metric,value\n0,m,1\n\n5,m,abc\n", 4, "value: not a number"),
-    ("t,metric,value\n0,m\n", 2, "a row needs 3 fields"),
-    ("t,metric,value\n0,webhook:confirm-promotion,ok\n", 2,
-     "value: webhook:confirm-promotion must be pass or fail (got ok)"),
-    ("t,metric,value\n0,webhook:confirm-promotion,\n", 2, "must be pass or fail (got '')"),
-    ("t,metric,value\n0,webhook:,pass\n", 2, "metric: webhook: needs a hook name or type"),
-    ("t,metric,value\n0,ready:canary,yes\n", 2, "value: ready:canary must be true or false (got yes)"),
-    ("t,metric,value\n0,ready:both,true\n", 2, "metric: must be ready:canary or ready:primary"),
-    ("t,metric,value\n0,,1\n", 2, "metric: must name a metric"),
-    ('t,metric,value\n0,"m,1\n', 2, "not a valid CSV file"),
-])
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        ("t,metric\n0,m\n", 1, "header: missing column value"),
+        ("time,metric,value\n0,m,1\n", 1, "header: missing column t"),
+        ("t,metric,value,extra\n0,m,1,2\n", 1, "header: the header must be exactly t,metric,value"),
+        ("", 1, "empty file"),
+        ("t,metric,value\n0,m,1\n1m,m,2\n", 3, "t: not a number of seconds (got 1m)"),
+        ("t,metric,value\n0,m,1\ninf,m,2\n", 3, "t: must be a finite number"),
+        ("t,metric,value\n0,m,1\n\n5,m,abc\n", 4, "value: not a number"),
+        ("t,metric,value\n0,m\n", 2, "a row needs 3 fields"),
+        (
+            "t,metric,value\n0,webhook:confirm-promotion,ok\n",
+            2,
+            "value: webhook:confirm-promotion must be pass or fail (got ok)",
+        ),
+        ("t,metric,value\n0,webhook:confirm-promotion,\n", 2, "must be pass or fail (got '')"),
+        ("t,metric,value\n0,webhook:,pass\n", 2, "metric: webhook: needs a hook name or type"),
+        ("t,metric,value\n0,ready:canary,yes\n", 2, "value: ready:canary must be true or false (got yes)"),
+        ("t,metric,value\n0,ready:both,true\n", 2, "metric: must be ready:canary or ready:primary"),
+        ("t,metric,value\n0,,1\n", 2, "metric: must name a metric"),
+        ('t,metric,value\n0,"m,1\n', 2, "not a valid CSV file"),
+    ],
+)
 def test_bad_csv_names_file_line_and_field(tmp_path: Path, text: str, line: int, fragment: str) -> None:
     path = tmp_path / "obs.csv"
     path.write_text(text)
@@ -388,14 +436,16 @@ def test_replay_does_not_need_simpy_to_load() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import sim.runs.replay as r; r.load_observations(sys.argv[1]); "
-            "assert 'simpy' not in sys.modules, 'simpy imported'")
-    done = subprocess.run([sys.executable, "-c", code, str(ERROR_SPIKE)], capture_output=True, text=True,
-                          cwd=REPO)
+    code = (
+        "import sys; import sim.runs.replay as r; r.load_observations(sys.argv[1]); "
+        "assert 'simpy' not in sys.modules, 'simpy imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(ERROR_SPIKE)], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
 
 
 # --- pdsim replay -------------------------------------------------------------------------------
+
 
 def _runner() -> CliRunner:
     try:  # click < 8.2 mixes stderr into output unless told not to
@@ -412,8 +462,10 @@ def test_cli_prints_the_decision(tmp_path: Path) -> None:
     policy = write_policy(tmp_path)
     result = invoke(policy, "--observations", ERROR_SPIKE)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == ["rolled_back at 480s (phase Failed, 8 ticks)",
-                                          "reason: failed checks threshold reached 5"]
+    assert result.stdout.splitlines() == [
+        "rolled_back at 480s (phase Failed, 8 ticks)",
+        "reason: failed checks threshold reached 5",
+    ]
     assert result.stderr == ""
     good = invoke(policy, "--observations", GOOD)
     assert good.stdout.splitlines() == ["promoted at 420s (phase Succeeded, 9 ticks)"]
@@ -425,11 +477,17 @@ def test_cli_json(tmp_path: Path) -> None:
     result = invoke(write_policy(tmp_path), "--observations", ERROR_SPIKE, "--json")
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)  # exactly one JSON document
-    assert out == {"policy": "policy", "decision": "rolled_back", "decision_time_s": 480.0,
-                   "final_phase": "Failed", "ticks": 8,
-                   "rollback_reason": "failed checks threshold reached 5"}
-    unfinished = json.loads(invoke(write_policy(tmp_path), "--observations", GOOD, "--horizon", "200s",
-                                   "--json").stdout)
+    assert out == {
+        "policy": "policy",
+        "decision": "rolled_back",
+        "decision_time_s": 480.0,
+        "final_phase": "Failed",
+        "ticks": 8,
+        "rollback_reason": "failed checks threshold reached 5",
+    }
+    unfinished = json.loads(
+        invoke(write_policy(tmp_path), "--observations", GOOD, "--horizon", "200s", "--json").stdout
+    )
     assert unfinished["decision"] == "unfinished" and unfinished["decision_time_s"] is None
 
 
@@ -446,7 +504,7 @@ def test_cli_trace_file_equals_the_library_trace(tmp_path: Path) -> None:
         assert list(written) == TRACE_KEYS
         metrics = {k: (None if v is None or math.isnan(v) else v) for k, v in expected["metrics"].items()}
         assert written == {**expected, "metrics": metrics}
-    assert lines[2]["metrics"]["request-duration"] is None      # NaN is written as null
+    assert lines[2]["metrics"]["request-duration"] is None  # NaN is written as null
     assert "NaN" not in trace.read_text()
 
 
@@ -456,7 +514,8 @@ def test_cli_warns_about_metrics_with_no_rows(tmp_path: Path) -> None:
     result = invoke(write_policy(tmp_path), "--observations", path)
     assert result.exit_code == 0
     assert result.stderr.splitlines() == [
-        f"pdsim: warning: {path} has no rows for request-success-rate, request-duration: no data at every tick"]
+        f"pdsim: warning: {path} has no rows for request-success-rate, request-duration: no data at every tick"
+    ]
     assert result.stdout.startswith("rolled_back at 480s")
 
 
@@ -466,8 +525,7 @@ def test_cli_bad_csv_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
     result = invoke(write_policy(tmp_path), "--observations", path)
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.splitlines() == [
-        f"{path}:3: value: ready:canary must be true or false (got maybe)"]
+    assert result.stderr.splitlines() == [f"{path}:3: value: ready:canary must be true or false (got maybe)"]
 
 
 @pytest.mark.parametrize("case", ["missing-csv", "bad-policy", "bad-horizon"])

@@ -18,15 +18,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sim.report.demo import main as demo_main
-from sim.report.plots import figure_png_base64, timeline_figure
 from sim.policies.base import MetricQuery
+from sim.report.demo import main as demo_main
 from sim.report.html import ScenarioSection, build_section, format_quantity, render_report, write_report
+from sim.report.plots import figure_png_base64, timeline_figure
 from sim.stats import summarize_records
 
 REPO = Path(__file__).resolve().parents[1]
-QUERIES = [MetricQuery("request-success-rate", "request-success-rate", 60.0, min=99.0),
-           MetricQuery("request-duration", "request-duration", 60.0, max=500.0)]
+QUERIES = [
+    MetricQuery("request-success-rate", "request-success-rate", 60.0, min=99.0),
+    MetricQuery("request-duration", "request-duration", 60.0, max=500.0),
+]
 COMMAND = "python -m sim.report.demo --out reports --runs 300"
 EVIL = "<script>alert(1)</script>"
 
@@ -53,38 +55,71 @@ seed: 7
 
 
 def record(run: int, outcome: str, bad: bool, detection: float | None) -> dict:
-    return {"scenario": "s", "policy": "p", "run": run, "seed": run, "outcome": outcome, "release_bad": bad,
-            "decision_time_s": 480.0, "detection_time_s": detection, "canary_requests": 3000.0,
-            "canary_errors": 150.0 if bad else 3.0, "excess_errors": 147.0 if bad else 0.0,
-            "users_exposed": 1400.0, "users_affected": 100.0 if bad else 0.0,
-            "false_rollback": outcome == "rolled_back" and not bad, "missed": outcome == "promoted" and bad,
-            "excess_errors_after_promotion": 0.0, "fault_onset_s": 0.0 if bad else None,
-            "final_phase": "Failed" if outcome == "rolled_back" else "Succeeded", "ticks": 8,
-            "rollback_reason": "failed checks threshold reached 5" if outcome == "rolled_back" else ""}
+    return {
+        "scenario": "s",
+        "policy": "p",
+        "run": run,
+        "seed": run,
+        "outcome": outcome,
+        "release_bad": bad,
+        "decision_time_s": 480.0,
+        "detection_time_s": detection,
+        "canary_requests": 3000.0,
+        "canary_errors": 150.0 if bad else 3.0,
+        "excess_errors": 147.0 if bad else 0.0,
+        "users_exposed": 1400.0,
+        "users_affected": 100.0 if bad else 0.0,
+        "false_rollback": outcome == "rolled_back" and not bad,
+        "missed": outcome == "promoted" and bad,
+        "excess_errors_after_promotion": 0.0,
+        "fault_onset_s": 0.0 if bad else None,
+        "final_phase": "Failed" if outcome == "rolled_back" else "Succeeded",
+        "ticks": 8,
+        "rollback_reason": "failed checks threshold reached 5" if outcome == "rolled_back" else "",
+    }
 
 
 def trace() -> list[dict]:
     lines = []
     for k in range(1, 9):
         acts = [{"action": "rollback", "reason": "threshold"}] if k == 8 else []
-        lines.append({"t": 60.0 * k, "tick": k, "phase": "Progressing", "canary_weight": 10 if 1 < k < 8 else 0,
-                      "routed_weight": 10 if 1 < k < 8 else 0, "failed_checks": max(0, k - 2),
-                      "iterations": 0, "actions": acts, "event": "",
-                      "metrics": {"request-success-rate": None if k < 3 else 94.0,
-                                  "request-duration": None if k < 3 else 250.0}})
+        lines.append(
+            {
+                "t": 60.0 * k,
+                "tick": k,
+                "phase": "Progressing",
+                "canary_weight": 10 if 1 < k < 8 else 0,
+                "routed_weight": 10 if 1 < k < 8 else 0,
+                "failed_checks": max(0, k - 2),
+                "iterations": 0,
+                "actions": acts,
+                "event": "",
+                "metrics": {
+                    "request-success-rate": None if k < 3 else 94.0,
+                    "request-duration": None if k < 3 else 250.0,
+                },
+            }
+        )
     return lines
 
 
 def section(name: str, description: str, bad: bool) -> ScenarioSection:
-    recs = [record(i, "rolled_back" if bad or i == 0 else "promoted", bad, 480.0 if bad else None)
-            for i in range(20)]
+    recs = [record(i, "rolled_back" if bad or i == 0 else "promoted", bad, 480.0 if bad else None) for i in range(20)]
     fig = timeline_figure(trace(), QUERIES, title=f"{name} run 0", fault_onset_s=0.0 if bad else None)
-    return ScenarioSection(name=name, description=description, policy="scenario-policy",
-                           policy_lines=["check request-success-rate ≥ 99% over 1m"],
-                           faults=["error_rate: rate=0.05, from the start"] if bad else [], runs=len(recs),
-                           seed=42, summary=summarize_records(recs), figure_png=figure_png_base64(fig),
-                           figure_alt=f"Timeline of run 0 of {name}", run0="rolled back at 8.0 min",
-                           source=f"scenarios/{name}.yaml")
+    return ScenarioSection(
+        name=name,
+        description=description,
+        policy="scenario-policy",
+        policy_lines=["check request-success-rate ≥ 99% over 1m"],
+        faults=["error_rate: rate=0.05, from the start"] if bad else [],
+        runs=len(recs),
+        seed=42,
+        summary=summarize_records(recs),
+        figure_png=figure_png_base64(fig),
+        figure_alt=f"Timeline of run 0 of {name}",
+        run0="rolled back at 8.0 min",
+        source=f"scenarios/{name}.yaml",
+    )
 
 
 class Page(HTMLParser):
@@ -128,8 +163,10 @@ def parse(html: str) -> Page:
 
 @pytest.fixture(scope="module")
 def two_sections() -> list[ScenarioSection]:
-    return [section("error-spike", f"Fails 5% of requests. {EVIL}", True),
-            section("good-release", "No fault & no worries.", False)]
+    return [
+        section("error-spike", f"Fails 5% of requests. {EVIL}", True),
+        section("good-release", "No fault & no worries.", False),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +210,7 @@ def test_user_text_is_autoescaped(html):
 
 def test_self_contained(html):
     # No external resources: the page must open offline and from a mail attachment.
-    for needle in ("http://", "https://", "<link", "src=\"http"):
+    for needle in ("http://", "https://", "<link", 'src="http'):
         assert needle not in html
 
 
@@ -211,8 +248,12 @@ def test_build_section_from_scenario_file(tmp_path):
     path.write_text(SCENARIO_YAML)
     scenario = load_scenario(path)
     policy = scenario_policy(scenario)
-    recs = [SimpleNamespace(**record(i, "rolled_back", True, 450.0), as_dict=lambda i=i: record(i, "rolled_back",
-                            True, 450.0)) for i in range(3)]
+    recs = [
+        SimpleNamespace(
+            **record(i, "rolled_back", True, 450.0), as_dict=lambda i=i: record(i, "rolled_back", True, 450.0)
+        )
+        for i in range(3)
+    ]
     s = build_section(scenario, policy, recs, trace(), source="scenarios/tiny.yaml")
     assert s.error is None and s.runs == 3 and s.seed == 7
     assert s.faults == ["error_rate: onset=30s, rate=0.05"]
@@ -266,8 +307,10 @@ def test_demo_covers_every_bundled_scenario_with_all_figures(tmp_path):
     has all five overview figures (detection CDFs, blast radius, false rollbacks, power,
     frontier)."""
     out = tmp_path / "reports"
-    assert demo_main(["--out", str(out), "--runs", "20", "--sweep-runs", "10",
-                      "--scenarios", str(REPO / "scenarios")]) == 0
+    assert (
+        demo_main(["--out", str(out), "--runs", "20", "--sweep-runs", "10", "--scenarios", str(REPO / "scenarios")])
+        == 0
+    )
     page = parse((out / "demo.html").read_text(encoding="utf-8"))
     bundled = sorted(p.stem for p in (REPO / "scenarios").glob("*.yaml"))
     assert len(page.rows) == len(bundled)
@@ -282,15 +325,28 @@ def test_demo_covers_every_bundled_scenario_with_all_figures(tmp_path):
 # --- headless Chromium: the page really renders in a browser -----------------------------
 
 CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH "
-                                    "(apt-get install -y chromium) - browser render tests skipped")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not on PATH (apt-get install -y chromium) - browser render tests skipped"
+)
 
 
 def chromium(tmp_path: Path, *args: str, url: str) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           # Containers often have a tiny /dev/shm; without this Chromium can crash there.
-           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", *args, url]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        # Containers often have a tiny /dev/shm; without this Chromium can crash there.
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
+        url,
+    ]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired as exc:
@@ -305,8 +361,9 @@ def report_file(tmp_path, html) -> Path:
 @needs_chromium
 def test_chromium_screenshot_not_blank(tmp_path, report_file):
     shot = tmp_path / "shot.png"
-    proc = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", "--hide-scrollbars",
-                    url=report_file.as_uri())
+    proc = chromium(
+        tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", "--hide-scrollbars", url=report_file.as_uri()
+    )
     assert shot.exists(), f"no screenshot; chromium exit {proc.returncode}: {proc.stderr[-2000:]}"
     assert shot.stat().st_size > 20_000  # a blank 1200x2000 PNG compresses to a few KB
     from matplotlib.image import imread
@@ -323,10 +380,11 @@ def test_chromium_decodes_every_image(tmp_path, report_file):
     the DOM. The report has no scripts of its own, so a copy gets one that writes each
     image's decoded size into the DOM once the page has loaded; --dump-dom reads it back."""
     probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load', () => { for (const img of document.images) {"
-              " img.setAttribute('data-natural', img.naturalWidth + 'x' + img.naturalHeight); } });</script>")
-    probe.write_text(report_file.read_text(encoding="utf-8").replace("</body>", script + "</body>"),
-                     encoding="utf-8")
+    script = (
+        "<script>window.addEventListener('load', () => { for (const img of document.images) {"
+        " img.setAttribute('data-natural', img.naturalWidth + 'x' + img.naturalHeight); } });</script>"
+    )
+    probe.write_text(report_file.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
     proc = chromium(tmp_path, "--dump-dom", "--virtual-time-budget=5000", url=probe.as_uri())
     assert proc.returncode == 0, proc.stderr[-2000:]
     sizes = [img.get("data-natural") for img in parse(proc.stdout).imgs]

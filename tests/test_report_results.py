@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from sim.cli import cli
 from sim.errors import InputError
 from sim.report.results import overview_figures, parameter_columns, read_results, results_sections
-
 from tests.test_report import parse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,13 +53,16 @@ def written(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda d: d / "missing", "no such file or directory"),
-    (lambda d: d, "no *.parquet result files"),
-    (lambda d: written(d / "x.csv", "a,b\n1,2\n"), "not run records: no column 'scenario'"),
-    (lambda d: written(d / "x.parquet", "not parquet"), "cannot read results"),
-    (lambda d: written(d / "x.txt", ""), "results must be"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda d: d / "missing", "no such file or directory"),
+        (lambda d: d, "no *.parquet result files"),
+        (lambda d: written(d / "x.csv", "a,b\n1,2\n"), "not run records: no column 'scenario'"),
+        (lambda d: written(d / "x.parquet", "not parquet"), "cannot read results"),
+        (lambda d: written(d / "x.txt", ""), "results must be"),
+    ],
+)
 def test_bad_results_are_one_line_errors(tmp_path, make, needle):
     path = make(tmp_path)
     with pytest.raises(InputError) as info:
@@ -111,8 +113,12 @@ def test_parameter_columns_give_sweep_figures(results):
     both = pd.concat([a, b], ignore_index=True)
     assert parameter_columns(both) == ["threshold"]
     titles = [f.title for f in overview_figures(both)]
-    assert titles == ["How fast bad releases are rolled back", "Blast radius of bad releases",
-                      "False rollbacks against threshold", "Speed against harm over the settings"]
+    assert titles == [
+        "How fast bad releases are rolled back",
+        "Blast radius of bad releases",
+        "False rollbacks against threshold",
+        "Speed against harm over the settings",
+    ]
     both["severity"] = [0.01 if i % 2 else 0.05 for i in range(len(both))]
     assert "Detection probability by fault severity" in [f.title for f in overview_figures(both)]
 
@@ -140,16 +146,21 @@ def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypat
             raise ResultsError("not a sweep")
         return frame
 
-    monkeypatch.setitem(sys.modules, "sim.runs.store", types.SimpleNamespace(load_results=load_results,
-                                                                        ResultsError=ResultsError))
+    monkeypatch.setitem(
+        sys.modules, "sim.runs.store", types.SimpleNamespace(load_results=load_results, ResultsError=ResultsError)
+    )
     got = read_results(sweep)
     assert got is frame
     assert parameter_columns(got) == ["policy.flagger.analysis.threshold", "release.faults[0].rate"]
     titles = [f.title for f in overview_figures(got)]
     # The swept fault size gives a power curve; the policy setting (short name) the others.
-    assert titles == ["How fast bad releases are rolled back", "Blast radius of bad releases",
-                      "Detection probability by fault severity", "False rollbacks against threshold",
-                      "Speed against harm over the settings"]
+    assert titles == [
+        "How fast bad releases are rolled back",
+        "Blast radius of bad releases",
+        "Detection probability by fault severity",
+        "False rollbacks against threshold",
+        "Speed against harm over the settings",
+    ]
 
 
 def test_sweep_folder_without_the_engine_reads_the_chunks(results, tmp_path, monkeypatch):

@@ -11,12 +11,12 @@ import random
 import numpy as np
 import pytest
 
-from sim.seeds import STREAMS, Streams, run_seed, streams
-from sim.runs.runner import run_batch
-from sim.inputs.scenario import Scenario
 from sim.inputs.policy import scenario_policy
+from sim.inputs.scenario import Scenario
+from sim.runs.runner import run_batch
+from sim.seeds import STREAMS, Streams, run_seed, streams
 
-INT64_MAX = 2 ** 63 - 1
+INT64_MAX = 2**63 - 1
 
 
 def test_run_seed_is_deterministic():
@@ -31,7 +31,7 @@ def test_run_seed_differs_across_replicates_scenarios_and_roots():
     assert run_seed(42, 0, 1) != run_seed(42, 1, 0)
 
 
-@pytest.mark.parametrize("root", [0, 1, 2 ** 32 + 5, 2 ** 62])
+@pytest.mark.parametrize("root", [0, 1, 2**32 + 5, 2**62])
 def test_run_seed_fits_in_int64(root):
     for k in range(200):
         s = run_seed(root, 3, k)
@@ -86,15 +86,26 @@ def test_stream_indexes_are_fixed():
 
 
 def test_no_global_rng_is_touched():
-    sc = Scenario.model_validate({
-        "name": "global-rng", "horizon": "30m",
-        "traffic": {"rate": 20, "users": 500, "cohorts": [{"name": "beta", "share": 0.2}]},
-        "release": {"faults": [{"kind": "error_rate", "rate": 0.05, "cohort": "beta"}]},
-        "telemetry": {"missing_scrapes": 0.1, "noise": True},
-        "policy": {"flagger": {"analysis": {"interval": "1m", "threshold": 2, "maxWeight": 30, "stepWeight": 10,
-                                            "metrics": [{"name": "request-success-rate",
-                                                         "thresholdRange": {"min": 99}, "interval": "1m"}]}}},
-    })
+    sc = Scenario.model_validate(
+        {
+            "name": "global-rng",
+            "horizon": "30m",
+            "traffic": {"rate": 20, "users": 500, "cohorts": [{"name": "beta", "share": 0.2}]},
+            "release": {"faults": [{"kind": "error_rate", "rate": 0.05, "cohort": "beta"}]},
+            "telemetry": {"missing_scrapes": 0.1, "noise": True},
+            "policy": {
+                "flagger": {
+                    "analysis": {
+                        "interval": "1m",
+                        "threshold": 2,
+                        "maxWeight": 30,
+                        "stepWeight": 10,
+                        "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}],
+                    }
+                }
+            },
+        }
+    )
     np.random.seed(1234)
     random.seed(1234)
     np_before = np.random.get_state()

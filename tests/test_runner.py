@@ -12,19 +12,29 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim.outcomes import COLUMNS, PROMOTED, ROLLED_BACK
 from sim.inputs.policy import build_policy, scenario_policy
-from sim.seeds import run_seed
-from sim.runs.runner import records_frame, run_batch, run_one
 from sim.inputs.scenario import PolicySpec, Scenario
+from sim.outcomes import COLUMNS, PROMOTED, ROLLED_BACK
+from sim.runs.runner import records_frame, run_batch, run_one
+from sim.seeds import run_seed
 from sim.world.controller import run_rollouts
 
 
 def analysis(threshold: int = 3, max_weight: int = 30) -> dict:
-    return {"flagger": {"analysis": {
-        "interval": "1m", "threshold": threshold, "maxWeight": max_weight, "stepWeight": 10,
-        "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
-                    {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"}]}}}
+    return {
+        "flagger": {
+            "analysis": {
+                "interval": "1m",
+                "threshold": threshold,
+                "maxWeight": max_weight,
+                "stepWeight": 10,
+                "metrics": [
+                    {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
+                    {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"},
+                ],
+            }
+        }
+    }
 
 
 def scenario(**over) -> Scenario:
@@ -35,11 +45,18 @@ def scenario(**over) -> Scenario:
         "name": "runner",
         "horizon": "40m",
         "after_promotion": "10m",
-        "traffic": {"rate": 3, "users": 2000, "skew": 1.1,
-                    "cohorts": [{"name": "beta", "share": 0.02}, {"name": "android", "share": 0.3}]},
-        "release": {"faults": [{"kind": "error_rate", "rate": 0.03, "cohort": "android", "onset": "2m"},
-                               {"kind": "latency", "shift": "300ms", "onset": "3m",
-                                "intermittent": {"period": "2m", "duty": 0.5}}]},
+        "traffic": {
+            "rate": 3,
+            "users": 2000,
+            "skew": 1.1,
+            "cohorts": [{"name": "beta", "share": 0.02}, {"name": "android", "share": 0.3}],
+        },
+        "release": {
+            "faults": [
+                {"kind": "error_rate", "rate": 0.03, "cohort": "android", "onset": "2m"},
+                {"kind": "latency", "shift": "300ms", "onset": "3m", "intermittent": {"period": "2m", "duty": 0.5}},
+            ]
+        },
         "telemetry": {"missing_scrapes": 0.15, "lag": "10s", "noise": True},
         "policy": analysis(),
     }
@@ -124,8 +141,12 @@ def test_workers_do_not_change_the_results_nor_the_chunk_order(batch):
     seen: list[int] = []
     out = run_batch(SC, POLICY, 24, seed=5, workers=2, chunk_size=7, on_chunk=chunks.append, progress=seen.append)
     assert out == batch
-    assert [[r.run for r in c] for c in chunks] == [list(range(0, 7)), list(range(7, 14)), list(range(14, 21)),
-                                                     list(range(21, 24))]
+    assert [[r.run for r in c] for c in chunks] == [
+        list(range(0, 7)),
+        list(range(7, 14)),
+        list(range(14, 21)),
+        list(range(21, 24)),
+    ]
     assert [r for c in chunks for r in c] == out
     assert sum(seen) == 24
 
@@ -165,6 +186,7 @@ def test_record_invariants(batch):
 
 
 # --- common random numbers ----------------------------------------------------------------
+
 
 def policy(threshold: int):
     return build_policy(PolicySpec.model_validate(analysis(threshold=threshold)), name=f"threshold-{threshold}")

@@ -9,16 +9,15 @@ lucky draw, the thing under test.
 from __future__ import annotations
 
 import collections
-
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord
 from sim.inputs.policy import scenario_policy
-from sim.runs.runner import run_batch, run_one
 from sim.inputs.scenario import Scenario, load_scenario
+from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord
+from sim.runs.runner import run_batch, run_one
 from sim.stats import wilson_interval
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -49,6 +48,7 @@ def test_library_is_not_empty():
 
 # --- every file ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=IDS)
 def test_scenario_file_is_complete(path: Path):
     sc = load_scenario(path)
@@ -75,6 +75,7 @@ def test_scenario_runs(path: Path):
 
 
 # --- one lesson per bundled scenario ------------------------------------------------------
+
 
 def lesson_good_release() -> None:
     # A good release is (almost) never rolled back: false rollback rate well under 5%.
@@ -169,7 +170,7 @@ def lesson_common_mode_outage() -> None:
     assert all(r.excess_errors == 0 for r in recs)
     # Comparative judges see both versions fail alike and do not roll back (issue 5).
     for judge in ({"kind": "sequential", "alpha": 0.01}, {"kind": "msprt", "alpha": 0.01}):
-        judged = _variant(sc, lambda d: d["policy"]["flagger"].update(judge=judge))
+        judged = _variant(sc, lambda d, judge=judge: d["policy"]["flagger"].update(judge=judge))
         recs = run_batch(judged, scenario_policy(judged), 200, sc.seed)
         fr = sum(r.false_rollback for r in recs)
         assert _high(fr, len(recs)) < 0.05, (judge, fr)
@@ -216,6 +217,7 @@ def test_scenario_lesson(stem: str):
 
 # --- A/B testing, blue/green and mirroring --------------------------------------------------
 
+
 def _variant(sc: Scenario, edit: Callable[[dict], None]) -> Scenario:
     """The scenario with ``edit`` applied to its (explicitly set) data."""
     data = sc.model_dump(exclude_unset=True)
@@ -260,17 +262,20 @@ def lesson_bluegreen_error_spike() -> None:
     for r in recs[:5]:
         trace = run_one(sc, policy, r.seed, trace=True).trace
         assert all(line["routed_weight"] == 0 for line in trace)
-        hooked = [line for line in trace if any(a["action"] == "webhook" and a.get("load_rps") == 20
-                                                for a in line["actions"])]
+        hooked = [
+            line for line in trace if any(a["action"] == "webhook" and a.get("load_rps") == 20 for a in line["actions"])
+        ]
         # The first hooked tick queries before any load-test request: a no-data failure.
         first, second = hooked[0], hooked[1]
         assert all(v is None for v in first["metrics"].values()) and first["failed_checks"] == 1, first
         # The next window holds the load test's requests, and they fail.
         assert second["metrics"]["request-success-rate"] < 99 and second["failed_checks"] == 2, second
+
     # Threshold 1: the no-data tick alone rolls back every release, even a good one.
     def good_threshold_1(d: dict) -> None:
         _analysis(d)["threshold"] = 1
         d["release"]["faults"] = []
+
     th1_good = _variant(sc, good_threshold_1)
     recs = run_batch(th1_good, scenario_policy(th1_good), 100, th1_good.seed)
     assert all(r.false_rollback and r.decision_time_s == 240 for r in recs)
@@ -289,6 +294,7 @@ def lesson_bluegreen_error_spike() -> None:
     def android_only(d: dict) -> None:
         d["traffic"]["cohorts"] = [{"name": "android", "share": 0.1, "header": "x-platform: android"}]
         d["release"]["faults"][0]["cohort"] = "android"
+
     blind = _variant(sc, android_only)
     recs = run_batch(blind, scenario_policy(blind), 100, blind.seed)
     missed = sum(r.missed for r in recs)
@@ -307,10 +313,12 @@ def lesson_mirror_latency() -> None:
     analysed = [line for line in trace if line["failed_checks"] > 0]
     assert analysed and all(line["routed_weight"] == 0 for line in trace)
     assert all(line["metrics"]["request-duration"] > 500 for line in analysed)
+
     # Without the mirror step the same analysis exposes users while its checks fail.
     def no_mirror(d: dict) -> None:
         _analysis(d)["mirror"] = False
         del _analysis(d)["mirrorWeight"]
+
     plain = _variant(sc, no_mirror)
     recs = run_batch(plain, scenario_policy(plain), 100, plain.seed)
     assert all(r.outcome == ROLLED_BACK and r.users_exposed > 500 for r in recs)
@@ -331,6 +339,7 @@ def test_strategy_scenario_lesson(stem: str):
 
 # --- Argo Rollouts --------------------------------------------------------------------------
 
+
 def _argo(data: dict) -> dict:
     return data["policy"]["argo"]
 
@@ -348,8 +357,11 @@ def lesson_argo_canary_steps() -> None:
     trace = run_one(sc, policy, recs[0].seed, trace=True).trace
     started = _first(trace, lambda line: "background" in line["analysis_runs"])
     assert started["step_index"] == 1 and started["canary_weight"] == 20
-    fails = [(line["t"], line["analysis_runs"]["background"]["failed"]) for line in trace
-             if "background" in line["analysis_runs"]]
+    fails = [
+        (line["t"], line["analysis_runs"]["background"]["failed"])
+        for line in trace
+        if "background" in line["analysis_runs"]
+    ]
     t0 = started["t"]
     # The weight reaches the router when the canary becomes available, the tick the run
     # starts, so its first measurements see no canary traffic: result[0] on [] is an
@@ -374,6 +386,7 @@ def lesson_argo_canary_steps() -> None:
         for st in _argo(d)["strategy"]["canary"]["steps"]:
             if "pause" in st:
                 st["pause"] = {"duration": "1m"}
+
     quick = _variant(sc, fast)
     qrecs = run_batch(quick, scenario_policy(quick), 100, quick.seed)
     # The ramp now ends at 4 x 1m: a run whose abort slips a minute loses the race and
@@ -407,6 +420,7 @@ def lesson_argo_bluegreen() -> None:
     def android_only(d: dict) -> None:
         d["traffic"]["cohorts"] = [{"name": "android", "share": 0.1, "header": "x-platform: android"}]
         d["release"]["faults"] = [{"kind": "error_rate", "rate": 0.5, "onset": "0s", "cohort": "android"}]
+
     blind = _variant(sc, android_only)
     brecs = run_batch(blind, scenario_policy(blind), 100, blind.seed)
     assert all(r.outcome == ROLLED_BACK and r.rollback_reason == "post analysis phase failed" for r in brecs)
@@ -428,10 +442,12 @@ def lesson_argo_bluegreen() -> None:
     # switch back is immediate whatever the delay.
     delayed = _variant(blind, lambda d: _argo(d)["strategy"]["blueGreen"].update(scaleDownDelaySeconds=5))
     assert run_batch(delayed, scenario_policy(delayed), 100, delayed.seed) == brecs
+
     # ... and without the post-promotion analysis it is promoted, hurting android users.
     def no_post(d: dict) -> None:
         android_only(d)
         del _argo(d)["strategy"]["blueGreen"]["postPromotionAnalysis"]
+
     unguarded = _variant(sc, no_post)
     urecs = run_batch(unguarded, scenario_policy(unguarded), 100, unguarded.seed)
     assert all(r.missed and r.excess_errors_after_promotion > 1000 for r in urecs)

@@ -18,7 +18,6 @@ from sim.stats import (
     wilson_interval,
 )
 
-
 # --- wilson_interval ---------------------------------------------------------
 
 
@@ -60,8 +59,11 @@ def test_wilson_coverage_by_simulation():
 
 def test_rate_dict():
     assert rate(3, 12) == {
-        "rate": 0.25, "low": pytest.approx(wilson_interval(3, 12)[0]),
-        "high": pytest.approx(wilson_interval(3, 12)[1]), "k": 3, "n": 12,
+        "rate": 0.25,
+        "low": pytest.approx(wilson_interval(3, 12)[0]),
+        "high": pytest.approx(wilson_interval(3, 12)[1]),
+        "k": 3,
+        "n": 12,
     }
     r = rate(np.int64(0), np.int64(0))
     assert r["rate"] is None and (r["low"], r["high"]) == (0.0, 1.0)
@@ -113,7 +115,10 @@ def test_quantile_interval_small_and_edge_cases():
     res = quantile_interval(np.array([np.nan, 1.0, 2.0, 3.0, np.nan]), 0.5)
     assert res["n"] == 3 and res["value"] == 2.0
     assert quantile_interval(np.array([np.nan]), 0.5) == {
-        "value": None, "low": None, "high": None, "n": 0,
+        "value": None,
+        "low": None,
+        "high": None,
+        "n": 0,
     }
     with pytest.raises(ValueError):
         quantile_interval(np.arange(5.0), 1.5)
@@ -159,13 +164,36 @@ def test_mean_interval():
 # --- summarize_records / format_summary_table --------------------------------
 
 
-def _record(run, outcome, bad, *, decision=None, detection=None, fr=False, missed=False,
-            excess=0.0, affected=0, requests=1000, errors=5):
+def _record(
+    run,
+    outcome,
+    bad,
+    *,
+    decision=None,
+    detection=None,
+    fr=False,
+    missed=False,
+    excess=0.0,
+    affected=0,
+    requests=1000,
+    errors=5,
+):
     return {
-        "scenario": "s", "policy": "p", "run": run, "seed": 100 + run, "outcome": outcome,
-        "release_bad": bad, "decision_time_s": decision, "detection_time_s": detection,
-        "canary_requests": requests, "canary_errors": errors, "excess_errors": excess,
-        "users_exposed": 50, "users_affected": affected, "false_rollback": fr, "missed": missed,
+        "scenario": "s",
+        "policy": "p",
+        "run": run,
+        "seed": 100 + run,
+        "outcome": outcome,
+        "release_bad": bad,
+        "decision_time_s": decision,
+        "detection_time_s": detection,
+        "canary_requests": requests,
+        "canary_errors": errors,
+        "excess_errors": excess,
+        "users_exposed": 50,
+        "users_affected": affected,
+        "false_rollback": fr,
+        "missed": missed,
     }
 
 
@@ -244,12 +272,10 @@ def test_format_summary_table():
     assert f"42.9% [{100 * lo:.1f}%, {100 * hi:.1f}%]" in by_name["promoted"]
     assert "60/140" in by_name["promoted"]
     assert "50.0%" in by_name["detection_rate"]
-    for name in ("detection_time_s", "decision_time_s", "excess_errors", "users_affected",
-                 "canary_requests"):
+    for name in ("detection_time_s", "decision_time_s", "excess_errors", "users_affected", "canary_requests"):
         assert name in by_name
     p50 = s["decision_time_s"]["p50"]
-    assert (f"{p50['value']:.0f}s [{p50['low']:.0f}s, {p50['high']:.0f}s]"
-            in by_name["decision_time_s"])
+    assert f"{p50['value']:.0f}s [{p50['low']:.0f}s, {p50['high']:.0f}s]" in by_name["decision_time_s"]
     assert "1,000" in by_name["canary_requests"]
     assert not text.endswith("\n")
 

@@ -13,8 +13,15 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from sim.stats import (bootstrap_quantile_interval, mcnemar, paired_difference, pareto_front, stratified_mean,
-                       stratified_rate, wilson_interval)
+from sim.stats import (
+    bootstrap_quantile_interval,
+    mcnemar,
+    paired_difference,
+    pareto_front,
+    stratified_mean,
+    stratified_rate,
+    wilson_interval,
+)
 from sim.sweeps.costs import cell_summary, frontier, paired_comparison, policy_costs
 
 
@@ -23,6 +30,7 @@ def rng(seed: int) -> np.random.Generator:
 
 
 # --- bootstrap quantiles ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("q", [0.5, 0.9, 0.37])
 def test_order_statistic_bootstrap_is_the_resampling_bootstrap(q: float) -> None:
@@ -67,6 +75,7 @@ def test_bootstrap_quantile_coverage_and_determinism() -> None:
 
 # --- stratified estimates -------------------------------------------------------------------------------
 
+
 def test_stratified_rate_reduces_to_wilson_and_covers() -> None:
     one = stratified_rate([7], [50], [1.0])
     assert (one["low"], one["high"]) == pytest.approx(wilson_interval(7, 50))
@@ -92,6 +101,7 @@ def test_stratified_mean_weights_strata() -> None:
 
 
 # --- paired estimates ---------------------------------------------------------------------------------
+
 
 def test_paired_difference_coverage_and_common_random_numbers() -> None:
     gen = rng(21)
@@ -132,6 +142,7 @@ def test_pareto_front() -> None:
 
 # --- sweep summaries ----------------------------------------------------------------------------------
 
+
 def _frame() -> pd.DataFrame:
     """Two policies over a good world (weight 0.8) and a bad one (0.2), 4 runs each."""
     rows = []
@@ -139,14 +150,26 @@ def _frame() -> pd.DataFrame:
         for world, bad, weight in ((0, False, 0.8), (1, True, 0.2)):
             for k in range(4):
                 rolled = (fr > k) if not bad else k < 3
-                rows.append({"cell": 2 * world + (p == "B"), "scenario": f"w{world}", "policy": p, "run": k,
-                             "seed": k, "world": world, "weight": weight, "release_bad": bad,
-                             "outcome": "rolled_back" if rolled else "promoted",
-                             "decision_time_s": t + k if not rolled else 60.0,
-                             "detection_time_s": 60.0 if rolled and bad else np.nan,
-                             "excess_errors": (exc_bad + k) if bad else 0.0, "users_affected": 0.0,
-                             "canary_requests": 1000.0 + k,
-                             "false_rollback": rolled and not bad, "missed": bad and not rolled})
+                rows.append(
+                    {
+                        "cell": 2 * world + (p == "B"),
+                        "scenario": f"w{world}",
+                        "policy": p,
+                        "run": k,
+                        "seed": k,
+                        "world": world,
+                        "weight": weight,
+                        "release_bad": bad,
+                        "outcome": "rolled_back" if rolled else "promoted",
+                        "decision_time_s": t + k if not rolled else 60.0,
+                        "detection_time_s": 60.0 if rolled and bad else np.nan,
+                        "excess_errors": (exc_bad + k) if bad else 0.0,
+                        "users_affected": 0.0,
+                        "canary_requests": 1000.0 + k,
+                        "false_rollback": rolled and not bad,
+                        "missed": bad and not rolled,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -168,8 +191,9 @@ def test_policy_costs_are_weighted_over_worlds() -> None:
 def test_cell_summary_rates_and_quantiles() -> None:
     cells = cell_summary(_frame(), n_boot=200).set_index("cell")
     assert cells.loc[2, "detection"] == 0.75 and cells.loc[2, "missed"] == 0.25
-    assert (cells.loc[0, "false_rollback_low"], cells.loc[0, "false_rollback_high"]) == \
-        pytest.approx(wilson_interval(1, 4))
+    assert (cells.loc[0, "false_rollback_low"], cells.loc[0, "false_rollback_high"]) == pytest.approx(
+        wilson_interval(1, 4)
+    )
     assert cells.loc[2, "excess_errors_p50"] == pytest.approx(101.5)
     assert cells.loc[2, "excess_errors_p50_low"] <= 101.5 <= cells.loc[2, "excess_errors_p50_high"]
 

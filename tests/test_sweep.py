@@ -20,15 +20,15 @@ import pytest
 
 import sim
 from sim.errors import InputError
-from sim.outcomes import COLUMNS
 from sim.inputs.policy import scenario_policy
-from sim.seeds import run_seed
-from sim.runs.runner import records_frame, run_batch
 from sim.inputs.scenario import load_scenario
+from sim.outcomes import COLUMNS
+from sim.runs.runner import records_frame, run_batch
 from sim.runs.store import ResultsError, read_manifest
+from sim.seeds import run_seed
 from sim.sweeps.execute import run_sweep
-from sim.sweeps.spec import load_sweep, parse_path
 from sim.sweeps.plan import SEVERITY_KEY, expand
+from sim.sweeps.spec import load_sweep, parse_path
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -76,6 +76,7 @@ def serial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame
 
 
 # --- sweep files and plans ------------------------------------------------------------------------
+
 
 def test_parse_path() -> None:
     assert parse_path("release.faults[0].rate") == ("release", "faults", 0, "rate")
@@ -132,24 +133,47 @@ def _line(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
-@pytest.mark.parametrize("edit, field, needle, message", [
-    (("threshold: [1, 5]", "treshold: [1, 5]"), "grid.policy.flagger.analysis.treshold",
-     "treshold", "unknown key"),
-    (("threshold: [1, 5]", "threshold: [1, 2.5]"), "grid.policy.flagger.analysis.threshold[1]",
-     "threshold", "valid integer, got a number with a fractional part (got 2.5)"),
-    (("threshold: [1, 5]", "threshold: [1, 5]\n  policy.flagger.analysis.maxWeight: [50, 150]"),
-     "grid.policy.flagger.analysis.maxWeight[1]", "maxWeight", "(got 150)"),
-    (("faults[0].rate: [0.02, 0.05]", "faults[3].rate: [0.02]"), "grid.release.faults[3].rate",
-     "faults[3]", "release.faults has 1 item(s), no [3]"),
-    (("faults[0].rate: [0.02, 0.05]", "faults[0].rate: [0.02, 1.5]"), "grid.release.faults[0].rate[1]",
-     "faults[0]", "less than or equal to 1 (got 1.5)"),
-    (("release.faults[0].rate", "release.faults[0]..rate"), "grid.release.faults[0]..rate",
-     "..rate", "not a field path"),
-    (("runs: 24", "runs: 0"), "runs", "runs:", "greater than or equal to 1"),
-    (("chunk_size: 10", "chunk_size: 10\nbogus: 1"), "bogus", "bogus", "unknown key"),
-])
-def test_bad_sweep_files_name_file_line_and_field(tmp_path: Path, edit: tuple[str, str], field: str, needle: str,
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    "edit, field, needle, message",
+    [
+        (("threshold: [1, 5]", "treshold: [1, 5]"), "grid.policy.flagger.analysis.treshold", "treshold", "unknown key"),
+        (
+            ("threshold: [1, 5]", "threshold: [1, 2.5]"),
+            "grid.policy.flagger.analysis.threshold[1]",
+            "threshold",
+            "valid integer, got a number with a fractional part (got 2.5)",
+        ),
+        (
+            ("threshold: [1, 5]", "threshold: [1, 5]\n  policy.flagger.analysis.maxWeight: [50, 150]"),
+            "grid.policy.flagger.analysis.maxWeight[1]",
+            "maxWeight",
+            "(got 150)",
+        ),
+        (
+            ("faults[0].rate: [0.02, 0.05]", "faults[3].rate: [0.02]"),
+            "grid.release.faults[3].rate",
+            "faults[3]",
+            "release.faults has 1 item(s), no [3]",
+        ),
+        (
+            ("faults[0].rate: [0.02, 0.05]", "faults[0].rate: [0.02, 1.5]"),
+            "grid.release.faults[0].rate[1]",
+            "faults[0]",
+            "less than or equal to 1 (got 1.5)",
+        ),
+        (
+            ("release.faults[0].rate", "release.faults[0]..rate"),
+            "grid.release.faults[0]..rate",
+            "..rate",
+            "not a field path",
+        ),
+        (("runs: 24", "runs: 0"), "runs", "runs:", "greater than or equal to 1"),
+        (("chunk_size: 10", "chunk_size: 10\nbogus: 1"), "bogus", "bogus", "unknown key"),
+    ],
+)
+def test_bad_sweep_files_name_file_line_and_field(
+    tmp_path: Path, edit: tuple[str, str], field: str, needle: str, message: str
+) -> None:
     text = SWEEP.replace(*edit)
     err = _error(tmp_path, text)
     path = tmp_path / "sweep.yaml"
@@ -174,12 +198,18 @@ def test_the_bundled_sweep_expands() -> None:
 
 # --- seeds: common random numbers and `pdsim run` ----------------------------------------------------
 
+
 def test_world_zero_is_pdsim_run_and_policies_share_seeds(serial: tuple[Path, pd.DataFrame]) -> None:
     _, frame = serial
     scenario = load_scenario(SCENARIOS / "error-spike.yaml")
     # Cell 2 is world 0 (the file's scenario with rate 0.02) under threshold 5.
-    sc = scenario.model_copy(update={"release": scenario.release.model_copy(update={
-        "faults": [scenario.release.faults[0].model_copy(update={"rate": 0.02})]})})
+    sc = scenario.model_copy(
+        update={
+            "release": scenario.release.model_copy(
+                update={"faults": [scenario.release.faults[0].model_copy(update={"rate": 0.02})]}
+            )
+        }
+    )
     policy = scenario_policy(scenario)
     expected = records_frame(run_batch(sc, policy, 24, 11))
     got = frame[frame["cell"] == 2]
@@ -194,9 +224,10 @@ def test_world_zero_is_pdsim_run_and_policies_share_seeds(serial: tuple[Path, pd
 def test_load_results_is_tidy(serial: tuple[Path, pd.DataFrame]) -> None:
     _, frame = serial
     assert len(frame) == 4 * 24
-    assert list(frame.columns[:len(COLUMNS) + 1]) == ["cell", *COLUMNS]
-    assert {"world", "kind", "stratum", "weight", "policy.flagger.analysis.threshold",
-            "release.faults[0].rate"} <= set(frame.columns)
+    assert list(frame.columns[: len(COLUMNS) + 1]) == ["cell", *COLUMNS]
+    assert {"world", "kind", "stratum", "weight", "policy.flagger.analysis.threshold", "release.faults[0].rate"} <= set(
+        frame.columns
+    )
     assert frame.groupby("cell")["run"].apply(list).tolist() == [list(range(24))] * 4
     assert frame.loc[frame["cell"] == 1, "release.faults[0].rate"].eq(0.05).all()
     assert frame.loc[frame["cell"] == 3, "policy.flagger.analysis.threshold"].eq(5).all()
@@ -207,6 +238,7 @@ def test_load_results_is_tidy(serial: tuple[Path, pd.DataFrame]) -> None:
 
 # --- backends: identical frames -----------------------------------------------------------------------
 
+
 def test_workers_give_the_serial_frame(serial: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
     sweep, expected = serial
     run_sweep(sweep, tmp_path / "w2", workers=2)
@@ -216,8 +248,10 @@ def test_workers_give_the_serial_frame(serial: tuple[Path, pd.DataFrame], tmp_pa
 def test_dask_local_cluster_gives_the_serial_frame(serial: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     sweep, expected = serial
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         result = run_sweep(sweep, tmp_path / "dask", dask=client)
         assert result.chunks_run == 12
         # The CLI's form: the scheduler's address.
@@ -228,18 +262,22 @@ def test_dask_local_cluster_gives_the_serial_frame(serial: tuple[Path, pd.DataFr
 
 # --- results folders: manifest, resume, refusals ----------------------------------------------------
 
+
 def test_manifest_records_the_sweep(serial: tuple[Path, pd.DataFrame]) -> None:
     sweep, _ = serial
     manifest = read_manifest(sweep.parent / "out")
     assert manifest["seed"] == 11 and manifest["runs"] == 24 and manifest["chunk_size"] == 10
     assert len(manifest["sweep"]["sha256"]) == 64 and str(SCENARIOS / "error-spike.yaml") in manifest["inputs"]
     assert {"numpy", "pandas", "pyarrow", "python", "pdsim"} <= set(manifest["versions"])
-    assert [c["params"] for c in manifest["cells"]][3] == {"policy.flagger.analysis.threshold": 5,
-                                                           "release.faults[0].rate": 0.05}
+    assert [c["params"] for c in manifest["cells"]][3] == {
+        "policy.flagger.analysis.threshold": 5,
+        "release.faults[0].rate": 0.05,
+    }
 
 
-def test_resume_skips_finished_chunks_and_refuses_other_sweeps(serial: tuple[Path, pd.DataFrame],
-                                                               tmp_path: Path) -> None:
+def test_resume_skips_finished_chunks_and_refuses_other_sweeps(
+    serial: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
     sweep, expected = serial
     out = tmp_path / "out"
     run_sweep(sweep, out)
@@ -268,8 +306,14 @@ def test_resume_skips_finished_chunks_and_refuses_other_sweeps(serial: tuple[Pat
 def _cli(*args: object, cwd: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.Popen([sys.executable, "-m", "sim", *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sim", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_rows(tmp_path: Path) -> None:
@@ -325,8 +369,12 @@ runs: 6
 seed: 1
 """
     plan = expand(load_sweep(write(tmp_path, text)))
-    assert [c.policy.name for c in plan.cells] == ["podinfo{maxWeight=30}", "fast{maxWeight=30}",
-                                                   "podinfo{maxWeight=50}", "fast{maxWeight=50}"]
+    assert [c.policy.name for c in plan.cells] == [
+        "podinfo{maxWeight=30}",
+        "fast{maxWeight=30}",
+        "podinfo{maxWeight=50}",
+        "fast{maxWeight=50}",
+    ]
     assert [c.policy.spec.analysis.maxWeight for c in plan.cells] == [30, 30, 50, 50]
     assert str(tmp_path / "canary.yaml") in plan.inputs  # a changed manifest refuses --resume
     run_sweep(load_sweep(tmp_path / "sweep.yaml"), tmp_path / "out")
@@ -358,8 +406,9 @@ runs: 4
     assert "podinfo{stepWeight=5,maxWeight=30}" in names and "podinfo#1{stepWeight=5,maxWeight=30}" in names
     assert "podinfo{maxWeight=50}" in names and len(names) == 8
     err = _error(tmp_path, text.replace("stepWeight: 5}", "stepWeight: 5, policy.flagger.analysis.maxWeight: 1}"))
-    assert f"{tmp_path / 'sweep.yaml'}:7: grid.policy.flagger.analysis.maxWeight: set by both grid and cases" \
-        in err, err
+    assert f"{tmp_path / 'sweep.yaml'}:7: grid.policy.flagger.analysis.maxWeight: set by both grid and cases" in err, (
+        err
+    )
 
 
 def test_severity_distributions() -> None:
@@ -368,8 +417,9 @@ def test_severity_distributions() -> None:
     assert Severity(path="a", uniform=[1, 3]).quantile(0.25) == pytest.approx(1.5)
     assert Severity(path="a", loguniform=[0.01, 1]).quantile(0.5) == pytest.approx(0.1)
     assert Severity(path="a", lognormal={"median": 2, "sigma": 0.5}).quantile(0.5) == pytest.approx(2)
-    assert Severity(path="a", lognormal={"median": 2, "sigma": 0.5}).quantile(0.8413447) == \
-        pytest.approx(2 * np.exp(0.5), rel=1e-5)
+    assert Severity(path="a", lognormal={"median": 2, "sigma": 0.5}).quantile(0.8413447) == pytest.approx(
+        2 * np.exp(0.5), rel=1e-5
+    )
     with pytest.raises(ValueError):
         Severity(path="a", uniform=[3, 1])
     with pytest.raises(ValueError):

@@ -87,8 +87,10 @@ def test_sweep_runs_override_and_bad_files(tmp_path: Path) -> None:
     sweep.write_text(SWEEP.replace("threshold: [1, 10]", "thresold: [1, 10]"))
     bad = invoke("sweep", sweep, "--out", tmp_path / "bad")
     assert bad.exit_code == 2 and bad.stdout == ""
-    assert bad.stderr == f"{sweep}:3: grid.policy.flagger.analysis.thresold: unknown key " \
-                         "(got policy.flagger.analysis.thresold)\n"
+    assert (
+        bad.stderr == f"{sweep}:3: grid.policy.flagger.analysis.thresold: unknown key "
+        "(got policy.flagger.analysis.thresold)\n"
+    )
     assert not (tmp_path / "bad").exists()
 
 
@@ -146,8 +148,9 @@ def test_dask_address_runs_the_sweep(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(SWEEP.replace("runs: 40", "runs: 6"))
     serial = invoke("sweep", sweep, "--out", tmp_path / "serial", "--json")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
         res = invoke("sweep", sweep, "--out", tmp_path / "dask", "--dask", cluster.scheduler_address, "--json")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout) == json.loads(serial.stdout)

@@ -43,8 +43,28 @@ def test_parse_duration_good(value, expected):
 
 @pytest.mark.parametrize(
     "value",
-    ["", "s", "15x", "1 h 30 q", "15S", "1e3s", "h1", "1.2.3s", "15s30", "--1s",
-     "nan", "inf", "1_000s", "1" * 100 + "s", None, [1], True, False, math.nan, math.inf],
+    [
+        "",
+        "s",
+        "15x",
+        "1 h 30 q",
+        "15S",
+        "1e3s",
+        "h1",
+        "1.2.3s",
+        "15s30",
+        "--1s",
+        "nan",
+        "inf",
+        "1_000s",
+        "1" * 100 + "s",
+        None,
+        [1],
+        True,
+        False,
+        math.nan,
+        math.inf,
+    ],
 )
 def test_parse_duration_bad(value):
     with pytest.raises(ValueError, match="duration"):
@@ -90,8 +110,7 @@ def test_parse_rate_good(value, expected):
 
 
 @pytest.mark.parametrize(
-    "value", ["", "fast", "100/", "100/d", "100/x", "/s", "100 per second", "100rpm",
-              None, True, math.nan]
+    "value", ["", "fast", "100/", "100/d", "100/x", "/s", "100 per second", "100rpm", None, True, math.nan]
 )
 def test_parse_rate_bad(value):
     with pytest.raises(ValueError, match="not a rate like"):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sim.inputs.policy import scenario_policy
-from sim.runs.runner import records_frame, run_batch
 from sim.inputs.scenario import load_scenario
+from sim.runs.runner import records_frame, run_batch
 from sim.runs.variants import fault_variant, flagger_variant, run_grid
 
 REPO = Path(__file__).resolve().parents[1]

@@ -72,7 +72,12 @@ def test_input_error_full_form():
     err = InputError("s.yaml", 9, "policy.maxWeight", "must be at most 100", 150)
     assert str(err) == "s.yaml:9: policy.maxWeight: must be at most 100 (got 150)"
     assert (err.file, err.line, err.field, err.message, err.got) == (
-        "s.yaml", 9, "policy.maxWeight", "must be at most 100", 150)
+        "s.yaml",
+        9,
+        "policy.maxWeight",
+        "must be at most 100",
+        150,
+    )
 
 
 def test_input_error_optional_parts():
@@ -83,8 +88,7 @@ def test_input_error_optional_parts():
 
 @pytest.mark.parametrize(
     ("got", "rendered"),
-    [("abc", "abc"), ("", "''"), ("a\nb\rc", "a b c"), ([1, 2], "[1, 2]"),
-     ("x" * 100, "x" * 57 + "...")],
+    [("abc", "abc"), ("", "''"), ("a\nb\rc", "a b c"), ([1, 2], "[1, 2]"), ("x" * 100, "x" * 57 + "...")],
 )
 def test_input_error_got_rendering(got, rendered):
     assert str(InputError("f", 1, None, "m", got)) == f"f:1: m (got {rendered})"
@@ -134,27 +138,36 @@ def test_line_of_uses_deepest_known_prefix():
 
 
 def test_scalar_types_follow_yaml_1_1():
-    doc = loads_yaml("i: 3\nf: 1.5\nb: yes\nn: ~\ns: '3'\nt: 2024-05-01\n"
-                     "ts: 2024-05-01 10:00:00\nd: 15s\nk: {1: one}\n")
-    assert doc.data == {"i": 3, "f": 1.5, "b": True, "n": None, "s": "3",
-                        "t": "2024-05-01", "ts": "2024-05-01T10:00:00", "d": "15s",
-                        "k": {1: "one"}}
+    doc = loads_yaml(
+        "i: 3\nf: 1.5\nb: yes\nn: ~\ns: '3'\nt: 2024-05-01\nts: 2024-05-01 10:00:00\nd: 15s\nk: {1: one}\n"
+    )
+    assert doc.data == {
+        "i": 3,
+        "f": 1.5,
+        "b": True,
+        "n": None,
+        "s": "3",
+        "t": "2024-05-01",
+        "ts": "2024-05-01T10:00:00",
+        "d": "15s",
+        "k": {1: "one"},
+    }
 
 
 def test_anchors_aliases_and_merge_keys():
     doc = loads_yaml(
-        "defaults: &defaults\n"      # 1
-        "  interval: 1m\n"           # 2
-        "  threshold: 5\n"           # 3
+        "defaults: &defaults\n"  # 1
+        "  interval: 1m\n"  # 2
+        "  threshold: 5\n"  # 3
         "other: &other {threshold: 9, maxWeight: 30}\n"  # 4
-        "a:\n"                       # 5
-        "  <<: *defaults\n"          # 6
-        "  threshold: 10\n"          # 7
-        "b:\n"                       # 8
+        "a:\n"  # 5
+        "  <<: *defaults\n"  # 6
+        "  threshold: 10\n"  # 7
+        "b:\n"  # 8
         "  <<: [*defaults, *other]\n"  # 9
-        "steps:\n"                   # 10
-        "  - *defaults\n"            # 11
-        "  - *other\n"               # 12
+        "steps:\n"  # 10
+        "  - *defaults\n"  # 11
+        "  - *other\n"  # 12
     )
     data = doc.data
     assert data["a"] == {"interval": "1m", "threshold": 10}
@@ -164,7 +177,7 @@ def test_anchors_aliases_and_merge_keys():
     assert data["steps"][0] is not data["defaults"]  # plain, independent copies
     assert doc.lines[("a", "threshold")] == 7
     assert doc.lines[("a", "interval")] == 2  # merged in: where it was written
-    assert doc.lines[("steps", 1)] == 12      # the alias, not the anchor
+    assert doc.lines[("steps", 1)] == 12  # the alias, not the anchor
 
 
 def test_multi_document(tmp_path):
@@ -215,8 +228,7 @@ def test_what_is_used_in_messages(tmp_path):
 
 @pytest.mark.parametrize(
     ("raw", "line"),
-    [(b"a: 1\nb: 2\nc: \x00\x01\x02\n", 3), (b"a: 1\nb: \xff\xfe\n", 2),
-     (b"\x89PNG\r\n\x1a\n\x00\x00", 1)],
+    [(b"a: 1\nb: 2\nc: \x00\x01\x02\n", 3), (b"a: 1\nb: \xff\xfe\n", 2), (b"\x89PNG\r\n\x1a\n\x00\x00", 1)],
 )
 def test_binary(tmp_path, raw, line):
     err = load_error(write(tmp_path, raw), line)
@@ -239,8 +251,14 @@ def test_syntax_error(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "line"),
-    [("a: [1, 2\nb: 3\n", 2), ("a: 'open\n", 2), ("a: 1\n- b\n", 2),
-     ("a: *undefined\n", 1), ("a: &x 1\nb: &x 2\n", 2), ("a: 1\n\tb: 2\n", 2)],
+    [
+        ("a: [1, 2\nb: 3\n", 2),
+        ("a: 'open\n", 2),
+        ("a: 1\n- b\n", 2),
+        ("a: *undefined\n", 1),
+        ("a: &x 1\nb: &x 2\n", 2),
+        ("a: 1\n\tb: 2\n", 2),
+    ],
 )
 def test_other_syntax_errors(tmp_path, text, line):
     assert "YAML syntax error" in str(load_error(write(tmp_path, text), line))
@@ -248,8 +266,10 @@ def test_other_syntax_errors(tmp_path, text, line):
 
 def test_python_tag_rejected_and_not_executed(tmp_path, capfd):
     marker = tmp_path / "pwned"
-    text = (f'ok: 1\nx: !!python/object/apply:os.system ["touch {marker}"]\n'
-            'y: !!python/object/apply:os.system ["echo hi"]\n')
+    text = (
+        f'ok: 1\nx: !!python/object/apply:os.system ["touch {marker}"]\n'
+        'y: !!python/object/apply:os.system ["echo hi"]\n'
+    )
     err = load_error(write(tmp_path, text), 2)
     assert "unsupported YAML tag !!python/object/apply:os.system" in str(err)
     assert not marker.exists()
@@ -258,14 +278,16 @@ def test_python_tag_rejected_and_not_executed(tmp_path, capfd):
 
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
-    [("a: 1\nb: !!python/name:os.system\n", 2, "!!python/name:os.system"),
-     ("a: !!binary aGk=\n", 1, "!!binary"),
-     ("a: !!set {x}\n", 1, "!!set"),
-     ("a:\n  - !custom 3\n", 2, "!custom"),
-     ("a: !!map x\n", 1, "cannot be used on a scalar"),
-     ("a: !!int abc\n", 1, "not a valid !!int"),
-     ("a:\n  <<: !!python/object:os.X {b: 1}\n", 2, "unsupported YAML tag !!python/object:os.X"),
-     ("!!python/object/new:dict {}\n", 1, "!!python/object/new:dict")],
+    [
+        ("a: 1\nb: !!python/name:os.system\n", 2, "!!python/name:os.system"),
+        ("a: !!binary aGk=\n", 1, "!!binary"),
+        ("a: !!set {x}\n", 1, "!!set"),
+        ("a:\n  - !custom 3\n", 2, "!custom"),
+        ("a: !!map x\n", 1, "cannot be used on a scalar"),
+        ("a: !!int abc\n", 1, "not a valid !!int"),
+        ("a:\n  <<: !!python/object:os.X {b: 1}\n", 2, "unsupported YAML tag !!python/object:os.X"),
+        ("!!python/object/new:dict {}\n", 1, "!!python/object/new:dict"),
+    ],
 )
 def test_unsupported_tags(tmp_path, text, line, fragment):
     assert fragment in str(load_error(write(tmp_path, text), line))
@@ -313,9 +335,7 @@ def test_merge_does_not_count_as_duplicate():
     assert loads_yaml("d: &d {x: 1}\ne:\n  <<: *d\n  x: 2\n").data["e"] == {"x": 2}
 
 
-@pytest.mark.parametrize(
-    ("text", "line"), [("? [1, 2]\n: x\n", 1), ("a:\n  ? {b: 1}\n  : x\n", 2), ("{[1]: x}\n", 1)]
-)
+@pytest.mark.parametrize(("text", "line"), [("? [1, 2]\n: x\n", 1), ("a:\n  ? {b: 1}\n  : x\n", 2), ("{[1]: x}\n", 1)])
 def test_non_scalar_key(tmp_path, text, line):
     assert "mapping key must be a plain value" in str(load_error(write(tmp_path, text), line))
 

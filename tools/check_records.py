@@ -37,7 +37,7 @@ def _canonical(value: object) -> object:
     return value
 
 
-def _add(digest: "hashlib._Hash", records: list) -> None:
+def _add(digest: hashlib._Hash, records: list) -> None:
     for record in records:
         digest.update(json.dumps(_canonical(record.as_dict()), sort_keys=True).encode())
 
@@ -64,8 +64,7 @@ def main() -> int:
     group.add_argument("--save", type=Path, help="write the fingerprints to this JSON file")
     group.add_argument("--check", type=Path, help="compare with fingerprints saved earlier")
     args = parser.parse_args()
-    prints = {p.name: fingerprint(p, args.runs, args.exact_runs)
-              for p in sorted((ROOT / "scenarios").glob("*.yaml"))}
+    prints = {p.name: fingerprint(p, args.runs, args.exact_runs) for p in sorted((ROOT / "scenarios").glob("*.yaml"))}
     for name, value in prints.items():
         print(f"{value[:16]}  {name}")
     if args.save:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sim.gates.spec import RATES, GateScenario, Gates, Requirement, load_gates
+from sim.gates.spec import RATES, Gates, GateScenario, Requirement, load_gates
 from sim.stats import mean_interval, quantile_interval, summarize_records, wilson_interval
 
 __all__ = ["Verdict", "Regression", "GateReport", "evaluate", "compare_paired", "run_gates", "load_gates"]
@@ -158,8 +158,9 @@ def _suggest_rate(req: Requirement, k: int, n: int, confidence: float) -> int | 
     return None
 
 
-def _suggest_quantity(req: Requirement, estimate: float, low: float, high: float, n: int,
-                      confidence: float) -> int | None:
+def _suggest_quantity(
+    req: Requirement, estimate: float, low: float, high: float, n: int, confidence: float
+) -> int | None:
     """Intervals shrink like 1/sqrt(n): the runs at which the half-width equals the margin.
 
     An unbounded side of a percentile's interval first needs enough runs for an order
@@ -181,8 +182,15 @@ def _suggest_quantity(req: Requirement, estimate: float, low: float, high: float
     return m if m < _MAX_SUGGESTED else None
 
 
-def evaluate(req: Requirement, frame: pd.DataFrame, *, scenario: str, confidence: float = 0.95,
-             treatment: str = "fail", inherited: bool = False) -> Verdict:
+def evaluate(
+    req: Requirement,
+    frame: pd.DataFrame,
+    *,
+    scenario: str,
+    confidence: float = 0.95,
+    treatment: str = "fail",
+    inherited: bool = False,
+) -> Verdict:
     """Decide one requirement on one scenario's runs.
 
     Args:
@@ -209,8 +217,19 @@ def evaluate(req: Requirement, frame: pd.DataFrame, *, scenario: str, confidence
         high = stat["high"] if stat["high"] is not None else (math.inf if n else None)
     if not n or estimate is None or low is None or high is None:
         population = RATES.get(req.metric, "runs with a value")
-        return Verdict(scenario, req.name, req.bound_text, "n/a", "skip" if inherited else "fail", None, None, None,
-                       0, k, f"no data: no {population} in this scenario")
+        return Verdict(
+            scenario,
+            req.name,
+            req.bound_text,
+            "n/a",
+            "skip" if inherited else "fail",
+            None,
+            None,
+            None,
+            0,
+            k,
+            f"no data: no {population} in this scenario",
+        )
     decision = _decide(req, low, high)
     ci = f"{_fmt(estimate, is_rate)} [{_fmt(low, is_rate)}, {_fmt(high, is_rate)}]"
     count = f"{k}/{n}" if is_rate else f"n={n}"
@@ -227,8 +246,7 @@ def evaluate(req: Requirement, frame: pd.DataFrame, *, scenario: str, confidence
         more = f" (about {suggested:,} runs would decide it)" if suggested else ""
         message = f"{ci}, {count}: the interval straddles {req.bound_text}: inconclusive, raise runs{more}"
     outcome = decision if decision != "inconclusive" else treatment
-    return Verdict(scenario, req.name, req.bound_text, decision, outcome, estimate, low, high, n, k, message,
-                   suggested)
+    return Verdict(scenario, req.name, req.bound_text, decision, outcome, estimate, low, high, n, k, message, suggested)
 
 
 def _worse_up(req: Requirement) -> bool:
@@ -236,8 +254,9 @@ def _worse_up(req: Requirement) -> bool:
     return req.max is not None
 
 
-def compare_paired(req: Requirement, changed: pd.DataFrame, baseline: pd.DataFrame, *, scenario: str,
-                   confidence: float = 0.95) -> Regression:
+def compare_paired(
+    req: Requirement, changed: pd.DataFrame, baseline: pd.DataFrame, *, scenario: str, confidence: float = 0.95
+) -> Regression:
     """Paired difference changed − baseline of a requirement's metric, runs matched by ``run``.
 
     Rates: among the runs where the two policies disagree (b: only the changed policy
@@ -282,18 +301,22 @@ def compare_paired(req: Requirement, changed: pd.DataFrame, baseline: pd.DataFra
         scale, unit = 1.0, ""
     significant = (low > 0) if up else (high < 0)
     better = (high < 0) if up else (low > 0)
-    verdict = ("significant regression" if significant
-               else "significant improvement" if better else "no significant change")
-    message = (f"{verdict}: changed − baseline = {diff * scale:+.3g}{unit} "
-               f"[{low * scale:+.3g}, {high * scale:+.3g}] ({detail})")
+    verdict = (
+        "significant regression" if significant else "significant improvement" if better else "no significant change"
+    )
+    message = (
+        f"{verdict}: changed − baseline = {diff * scale:+.3g}{unit} "
+        f"[{low * scale:+.3g}, {high * scale:+.3g}] ({detail})"
+    )
     return Regression(scenario, req.name, diff, low, high, n, significant, message)
 
 
-def _simulate(gs: GateScenario, policy_paths: Sequence[os.PathLike[str] | str] | None, workers: int
-              ) -> tuple[str, int, pd.DataFrame, str, list[str]]:
+def _simulate(
+    gs: GateScenario, policy_paths: Sequence[os.PathLike[str] | str] | None, workers: int
+) -> tuple[str, int, pd.DataFrame, str, list[str]]:
     from sim.inputs.policy import load_policy_with_warnings, scenario_policy_with_warnings
-    from sim.runs.runner import records_frame, run_batch
     from sim.inputs.scenario import load_scenario
+    from sim.runs.runner import records_frame, run_batch
 
     scenario = load_scenario(gs.path)
     if policy_paths:
@@ -305,8 +328,13 @@ def _simulate(gs: GateScenario, policy_paths: Sequence[os.PathLike[str] | str] |
     return scenario.name, seed, frame, policy.name, warnings
 
 
-def run_gates(gates: Gates, *, baseline: Sequence[str | os.PathLike[str]] | None = None, workers: int = 1,
-              progress: Callable[[str], None] | None = None) -> GateReport:
+def run_gates(
+    gates: Gates,
+    *,
+    baseline: Sequence[str | os.PathLike[str]] | None = None,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> GateReport:
     """Simulate every scenario of a gates file and decide every requirement.
 
     Args:
@@ -319,8 +347,9 @@ def run_gates(gates: Gates, *, baseline: Sequence[str | os.PathLike[str]] | None
     Raises:
         InputError: for a bad scenario or policy file.
     """
-    report = GateReport(name=gates.name, file=gates.file, policy="", confidence=gates.confidence,
-                        inconclusive=gates.inconclusive)
+    report = GateReport(
+        name=gates.name, file=gates.file, policy="", confidence=gates.confidence, inconclusive=gates.inconclusive
+    )
     names = []
     for gs in gates.scenarios:
         name, seed, frame, policy_name, warnings = _simulate(gs, gates.policy, workers)
@@ -328,21 +357,28 @@ def run_gates(gates: Gates, *, baseline: Sequence[str | os.PathLike[str]] | None
         report.warnings += [w for w in warnings if w not in report.warnings]
         report.runs[name] = len(frame)
         for req, inherited in [(r, False) for r in gs.requirements] + [(r, True) for r in gs.inherited]:
-            report.verdicts.append(evaluate(req, frame, scenario=name, confidence=gates.confidence,
-                                            treatment=gates.inconclusive, inherited=inherited))
+            report.verdicts.append(
+                evaluate(
+                    req,
+                    frame,
+                    scenario=name,
+                    confidence=gates.confidence,
+                    treatment=gates.inconclusive,
+                    inherited=inherited,
+                )
+            )
         if baseline:
             _, _, base, base_name, base_warnings = _simulate(
-                GateScenario(gs.path, gs.runs, seed, ()), baseline, workers)
+                GateScenario(gs.path, gs.runs, seed, ()), baseline, workers
+            )
             report.baseline = base_name
             report.warnings += [w for w in base_warnings if w not in report.warnings]
             for req in (*gs.requirements, *gs.inherited):
                 if req.metric in RATES and not _population(frame, req.metric)[1].any():
                     continue  # undefined here (e.g. false rollbacks of a bad release)
-                report.regressions.append(compare_paired(req, frame, base, scenario=name,
-                                                         confidence=gates.confidence))
+                report.regressions.append(compare_paired(req, frame, base, scenario=name, confidence=gates.confidence))
         if progress is not None:
             summary = summarize_records(frame)
-            progress(f"{name}: {len(frame)} runs, seed {seed}, rolled back "
-                     f"{summary['rolled_back']['k']}/{len(frame)}")
+            progress(f"{name}: {len(frame)} runs, seed {seed}, rolled back {summary['rolled_back']['k']}/{len(frame)}")
     report.policy = ", ".join(dict.fromkeys(names))
     return report

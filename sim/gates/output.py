@@ -20,9 +20,11 @@ def _label(v: Verdict) -> str:
 
 def text_lines(report: GateReport) -> list[str]:
     """One line per requirement and per comparison, then the verdict line."""
-    lines = [f"gates: {report.name}  policy: {report.policy}"
-             + (f"  baseline: {report.baseline}" if report.baseline else "")
-             + f"  confidence: {100 * report.confidence:g}%  inconclusive: {report.inconclusive}"]
+    lines = [
+        f"gates: {report.name}  policy: {report.policy}"
+        + (f"  baseline: {report.baseline}" if report.baseline else "")
+        + f"  confidence: {100 * report.confidence:g}%  inconclusive: {report.inconclusive}"
+    ]
     for v in report.verdicts:
         lines.append(f"{_label(v):<19} {v.scenario}: {v.requirement} {v.bound}: {v.message}")
     for r in report.regressions:
@@ -55,8 +57,9 @@ def junit_xml(report: GateReport) -> str:
         ET.SubElement(case, "system-out").text = v.message
         cases.append(case)
     for r in report.regressions:
-        case = ET.Element("testcase", classname=f"{report.name}.{r.scenario}",
-                          name=f"{r.requirement} vs baseline {report.baseline}")
+        case = ET.Element(
+            "testcase", classname=f"{report.name}.{r.scenario}", name=f"{r.requirement} vs baseline {report.baseline}"
+        )
         if r.significant:
             ET.SubElement(case, "failure", message=r.message, type="regression").text = r.message
         ET.SubElement(case, "system-out").text = r.message
@@ -64,12 +67,23 @@ def junit_xml(report: GateReport) -> str:
     failures = sum(1 for c in cases if c.find("failure") is not None)
     skipped = sum(1 for c in cases if c.find("skipped") is not None)
     suites = ET.Element("testsuites", name="pdsim check", tests=str(len(cases)), failures=str(failures))
-    suite = ET.SubElement(suites, "testsuite", name=report.name, tests=str(len(cases)), failures=str(failures),
-                          errors="0", skipped=str(skipped))
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=report.name,
+        tests=str(len(cases)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+    )
     props = ET.SubElement(suite, "properties")
-    for key, value in (("policy", report.policy), ("baseline", report.baseline or ""),
-                       ("confidence", f"{report.confidence:g}"), ("inconclusive", report.inconclusive),
-                       ("gates_file", report.file)):
+    for key, value in (
+        ("policy", report.policy),
+        ("baseline", report.baseline or ""),
+        ("confidence", f"{report.confidence:g}"),
+        ("inconclusive", report.inconclusive),
+        ("gates_file", report.file),
+    ):
         ET.SubElement(props, "property", name=key, value=value)
     suite.extend(cases)
     ET.indent(suites)
@@ -84,19 +98,28 @@ def _cell(text: str) -> str:
 def markdown(report: GateReport, *, command: str | None = None) -> str:
     """A pull-request comment: verdict, one table row per requirement, comparisons, command."""
     head = "✅ passed" if report.passed else "❌ failed"
-    out = [f"### pdsim check `{report.name}`: {head}", "",
-           f"Policy **{_cell(report.policy)}**"
-           + (f" against baseline **{_cell(report.baseline)}** (same seeds)" if report.baseline else "")
-           + f"; {100 * report.confidence:g}% intervals; inconclusive counts as *{report.inconclusive}*.", "",
-           "| | scenario | requirement | estimate [interval] | verdict |", "|---|---|---|---|---|"]
+    out = [
+        f"### pdsim check `{report.name}`: {head}",
+        "",
+        f"Policy **{_cell(report.policy)}**"
+        + (f" against baseline **{_cell(report.baseline)}** (same seeds)" if report.baseline else "")
+        + f"; {100 * report.confidence:g}% intervals; inconclusive counts as *{report.inconclusive}*.",
+        "",
+        "| | scenario | requirement | estimate [interval] | verdict |",
+        "|---|---|---|---|---|",
+    ]
     for v in report.verdicts:
-        out.append(f"| {_EMOJI[v.outcome]} | {_cell(v.scenario)} | `{_cell(v.requirement)}` {_cell(v.bound)} | "
-                   f"{_cell(v.message.split(': ')[0])} | {_cell(_label(v).lower())} |")
+        out.append(
+            f"| {_EMOJI[v.outcome]} | {_cell(v.scenario)} | `{_cell(v.requirement)}` {_cell(v.bound)} | "
+            f"{_cell(v.message.split(': ')[0])} | {_cell(_label(v).lower())} |"
+        )
     if report.regressions:
         out += ["", "| | scenario | requirement | changed − baseline |", "|---|---|---|---|"]
         for r in report.regressions:
-            out.append(f"| {'❌' if r.significant else '✅'} | {_cell(r.scenario)} | `{_cell(r.requirement)}` | "
-                       f"{_cell(r.message)} |")
+            out.append(
+                f"| {'❌' if r.significant else '✅'} | {_cell(r.scenario)} | `{_cell(r.requirement)}` | "
+                f"{_cell(r.message)} |"
+            )
     undecided = [v for v in report.verdicts if v.decision == "inconclusive"]
     if undecided:
         out += ["", "Inconclusive requirements: the interval straddles the bound; raise `runs` in the gates file."]

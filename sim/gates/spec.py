@@ -38,23 +38,30 @@ from typing import Any
 from sim.errors import InputError, field_path
 from sim.yamlio import YamlDoc, load_yaml
 
-__all__ = ["RATES", "QUANTITIES", "TREATMENTS", "Requirement", "GateScenario", "Gates", "load_gates",
-           "parse_gates"]
+__all__ = ["RATES", "QUANTITIES", "TREATMENTS", "Requirement", "GateScenario", "Gates", "load_gates", "parse_gates"]
 
 #: Rates a requirement can bound, and the runs each is a share of.
 RATES = {
-    "false_rollback_rate": "good releases", "detection_rate": "bad releases", "missed_rate": "bad releases",
-    "promoted": "runs", "rolled_back": "runs", "unfinished": "runs",
+    "false_rollback_rate": "good releases",
+    "detection_rate": "bad releases",
+    "missed_rate": "bad releases",
+    "promoted": "runs",
+    "rolled_back": "runs",
+    "unfinished": "runs",
 }
 #: Run-record quantities a requirement can bound with a statistic (unit for messages).
 QUANTITIES = {
-    "detection_time_s": "s", "decision_time_s": "s", "excess_errors": "requests",
-    "excess_errors_after_promotion": "requests", "canary_requests": "requests", "canary_errors": "requests",
-    "users_affected": "users", "users_exposed": "users",
+    "detection_time_s": "s",
+    "decision_time_s": "s",
+    "excess_errors": "requests",
+    "excess_errors_after_promotion": "requests",
+    "canary_requests": "requests",
+    "canary_errors": "requests",
+    "users_affected": "users",
+    "users_exposed": "users",
 }
 TREATMENTS = ("fail", "warn", "pass")
-_TOP_KEYS = {"name", "description", "policy", "runs", "seed", "confidence", "inconclusive", "requirements",
-             "scenarios"}
+_TOP_KEYS = {"name", "description", "policy", "runs", "seed", "confidence", "inconclusive", "requirements", "scenarios"}
 _SCENARIO_KEYS = {"path", "runs", "seed", "requirements"}
 _PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?)")
 
@@ -91,8 +98,10 @@ class Requirement:
     @property
     def bound_text(self) -> str:
         """``≤ 600``, ``≥ 99%`` (rates in percent) or ``in [1, 2]``."""
+
         def fmt(v: float) -> str:
             return f"{100 * v:g}%" if self.stat is None else f"{v:g}"
+
         if self.min is not None and self.max is not None:
             return f"in [{fmt(self.min)}, {fmt(self.max)}]"
         return f"≤ {fmt(self.max)}" if self.max is not None else f"≥ {fmt(self.min)}"
@@ -163,24 +172,27 @@ class _Reader:
 
     def requirements(self, value: Any, loc: tuple) -> tuple[Requirement, ...]:
         if not isinstance(value, dict):
-            raise self.fail(loc, "must be a mapping of requirement to bounds, e.g. detection_rate: {min: 0.99}",
-                            type(value).__name__)
+            raise self.fail(
+                loc,
+                "must be a mapping of requirement to bounds, e.g. detection_rate: {min: 0.99}",
+                type(value).__name__,
+            )
         return tuple(self.requirement(str(key), bounds, loc + (key,)) for key, bounds in value.items())
 
     def requirement(self, key: str, bounds: Any, loc: tuple) -> Requirement:
         metric, _, stat = key.partition(".")
         if metric in RATES:
             if stat:
-                raise self.fail(loc, f"{metric} is a rate and takes no statistic (write {metric}: {{max: ...}})",
-                                key)
+                raise self.fail(loc, f"{metric} is a rate and takes no statistic (write {metric}: {{max: ...}})", key)
             stat_or_none = None
         elif metric in QUANTITIES:
             if not stat:
                 raise self.fail(loc, f"needs a statistic: {metric}.mean or {metric}.pNN (e.g. {metric}.p95)", key)
             m = _PERCENTILE.fullmatch(stat)
             if stat != "mean" and not (m and 0 < float(m.group(1)) < 100):
-                raise self.fail(loc, "unknown statistic; use mean or a percentile pNN with 0 < NN < 100 "
-                                "(p50, p95, p99.9)", stat)
+                raise self.fail(
+                    loc, "unknown statistic; use mean or a percentile pNN with 0 < NN < 100 (p50, p95, p99.9)", stat
+                )
             stat_or_none = stat
         else:
             known = ", ".join(sorted(RATES)) + "; or a quantity with .mean/.pNN: " + ", ".join(sorted(QUANTITIES))
@@ -247,16 +259,27 @@ def parse_gates(doc: YamlDoc) -> Gates:
         own_names = {q.name for q in own}
         inherited = tuple(q for q in defaults if q.name not in own_names)
         if not own and not inherited:
-            raise r.fail(loc, "no requirements: add requirements to the entry or at the top level",
-                         show_got=False)
-        scenarios.append(GateScenario(
-            path=r.path(item["path"], path_loc),
-            runs=r.integer(item["runs"], loc + ("runs",), 1) if "runs" in item else runs,
-            seed=r.integer(item["seed"], loc + ("seed",), 0) if "seed" in item else seed,
-            requirements=own, inherited=inherited, line=doc.line_of(loc)))
+            raise r.fail(loc, "no requirements: add requirements to the entry or at the top level", show_got=False)
+        scenarios.append(
+            GateScenario(
+                path=r.path(item["path"], path_loc),
+                runs=r.integer(item["runs"], loc + ("runs",), 1) if "runs" in item else runs,
+                seed=r.integer(item["seed"], loc + ("seed",), 0) if "seed" in item else seed,
+                requirements=own,
+                inherited=inherited,
+                line=doc.line_of(loc),
+            )
+        )
     description = data.get("description", "")
-    return Gates(file=doc.file, name=name, policy=policy, scenarios=tuple(scenarios), confidence=confidence,
-                 inconclusive=treatment, description=description if isinstance(description, str) else "")
+    return Gates(
+        file=doc.file,
+        name=name,
+        policy=policy,
+        scenarios=tuple(scenarios),
+        confidence=confidence,
+        inconclusive=treatment,
+        description=description if isinstance(description, str) else "",
+    )
 
 
 def load_gates(path: str | os.PathLike[str]) -> Gates:

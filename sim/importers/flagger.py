@@ -40,9 +40,9 @@ from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError, field_path
 from sim.errors import _one_line as one_line
+from sim.inputs.scenario import validation_to_input_error
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerAnalysis, FlaggerPolicySpec, MetricTemplateSpec
-from sim.inputs.scenario import validation_to_input_error
 from sim.yamlio import YamlDoc
 
 GROUP = "flagger.app/"
@@ -52,11 +52,17 @@ DEFAULT_PROVIDER = "istio"  # the controller's -mesh-provider flag default
 #: ``CanarySpec`` keys copied into the policy as they are.
 _SPEC_COPIED = ("provider", "progressDeadlineSeconds", "skipAnalysis")
 #: ``CanarySpec`` keys that only shape Kubernetes objects: ignored quietly.
-_SPEC_QUIET = frozenset({
-    "targetRef", "service", "ingressRef", "routeRef", "upstreamRef",  # routing objects
-    "metricsServer",      # where the builtin queries go; the scenario's telemetry answers them
-    "revertOnDeletion",   # what happens when the Canary object is deleted
-})
+_SPEC_QUIET = frozenset(
+    {
+        "targetRef",
+        "service",
+        "ingressRef",
+        "routeRef",
+        "upstreamRef",  # routing objects
+        "metricsServer",  # where the builtin queries go; the scenario's telemetry answers them
+        "revertOnDeletion",  # what happens when the Canary object is deleted
+    }
+)
 #: Keys of an A/B ``match`` entry (Istio HTTPMatchRequest) that select no requests pdsim
 #: would route differently: ``headers`` is evaluated, ``name`` is a label, ``ignoreUriCase``
 #: only qualifies ``uri`` (which warns itself).
@@ -66,20 +72,18 @@ _LOAD_TEST_TYPES = (None, "", "cmd")
 
 _WHY = {
     "autoscalerRef": "an HPA scales the canary with its traffic; pdsim's canary keeps a fixed "
-                     "capacity (matters for load-dependent faults)",
+    "capacity (matters for load-dependent faults)",
     "suspend": "a suspended Canary runs no analysis at all; pdsim simulates it as if resumed",
     "sessionAffinity": "Flagger pins users who reached the canary to it with a cookie; pdsim "
-                       "routes every request by weight (more users exposed, each less often)",
-    "readyThreshold": "pods are all-or-nothing ready in pdsim: a partially ready workload "
-                      "counts as not ready",
+    "routes every request by weight (more users exposed, each less often)",
+    "readyThreshold": "pods are all-or-nothing ready in pdsim: a partially ready workload counts as not ready",
     "timeout": "webhook outcomes are scripted by the scenario; a slow hook never times out",
     "retries": "webhook outcomes are scripted by the scenario; failed calls are not retried",
     "unthrottled": "an unthrottled hey (no -q) sends as fast as the canary answers; pdsim adds "
-                   "no load-test traffic for it",
-    "unknown_load": "only `hey` load tests are sized; pdsim adds no load-test traffic for this "
-                    "command",
+    "no load-test traffic for it",
+    "unknown_load": "only `hey` load tests are sized; pdsim adds no load-test traffic for this command",
     "match": "pdsim matches A/B requests on headers (and cookies) only; this condition is "
-             "dropped, so more requests reach the canary than in Flagger",
+    "dropped, so more requests reach the canary than in Flagger",
 }
 
 
@@ -110,6 +114,7 @@ def is_manifest(data: Any) -> bool:
 
 # --- small helpers ------------------------------------------------------------------------
 
+
 def _err(doc: YamlDoc, loc: Sequence[Any], message: str, **got: Any) -> InputError:
     return InputError(doc.file, doc.line_of(loc), field_path(loc) or None, message, **got)
 
@@ -133,12 +138,20 @@ def _objects(docs: Iterable[YamlDoc]) -> list[YamlDoc]:
         if data is None:
             continue  # an empty document, e.g. a trailing '---'
         if not is_manifest(data):
-            raise _err(doc, (), "not a Kubernetes object (no apiVersion and kind) among manifests; "
-                       "a pdsim policy file cannot share a file with manifests")
+            raise _err(
+                doc,
+                (),
+                "not a Kubernetes object (no apiVersion and kind) among manifests; "
+                "a pdsim policy file cannot share a file with manifests",
+            )
         for key in ("apiVersion", "kind"):
             if not isinstance(data.get(key), str) or not data[key]:
-                raise _err(doc, (key,) if key in data else (), f"a Kubernetes object needs a string {key}",
-                           **({"got": data[key]} if key in data else {}))
+                raise _err(
+                    doc,
+                    (key,) if key in data else (),
+                    f"a Kubernetes object needs a string {key}",
+                    **({"got": data[key]} if key in data else {}),
+                )
         items = data.get("items")
         if data["kind"].endswith("List") and isinstance(items, list):
             for i, item in enumerate(items):
@@ -168,6 +181,7 @@ def _where(doc: YamlDoc) -> str:
 
 # --- MetricTemplates ---------------------------------------------------------------------------
 
+
 @dataclass
 class _Template:
     doc: YamlDoc
@@ -179,8 +193,11 @@ class _Template:
 def _template(doc: YamlDoc) -> _Template:
     name, ns = _metadata(doc)
     if not name:
-        raise _err(doc, ("metadata", "name") if "metadata" in doc.data else (),
-                   "a MetricTemplate needs metadata.name (templateRef refers to it)")
+        raise _err(
+            doc,
+            ("metadata", "name") if "metadata" in doc.data else (),
+            "a MetricTemplate needs metadata.name (templateRef refers to it)",
+        )
     spec = doc.data.get("spec", {})
     if not isinstance(spec, Mapping):
         raise _err(doc, ("spec",), "must be a mapping with query and provider", got=spec)
@@ -198,8 +215,15 @@ def _template(doc: YamlDoc) -> _Template:
     return _Template(doc, name, ns, out)
 
 
-def _resolve(metric: str, ref: Mapping[str, Any], ref_ns: str | None, templates: list[_Template],
-             doc: YamlDoc, loc: tuple[Any, ...], files: str) -> _Template:
+def _resolve(
+    metric: str,
+    ref: Mapping[str, Any],
+    ref_ns: str | None,
+    templates: list[_Template],
+    doc: YamlDoc,
+    loc: tuple[Any, ...],
+    files: str,
+) -> _Template:
     """The MetricTemplate a ``templateRef`` names (its namespace defaults to the Canary's)."""
     name = ref["name"]
     same = [t for t in templates if t.name == name]
@@ -207,22 +231,34 @@ def _resolve(metric: str, ref: Mapping[str, Any], ref_ns: str | None, templates:
     if not fits:
         if same:
             where = ", ".join(sorted({t.namespace or "" for t in same}))
-            raise _err(doc, loc + ("namespace",) if "namespace" in ref else loc,
-                       f"metric {metric!r}: MetricTemplate {name!r} is in namespace {where}, "
-                       f"not in {ref_ns!r}", got=name)
-        raise _err(doc, loc + ("name",),
-                   f"metric {metric!r}: no MetricTemplate named {name!r} in {files}; "
-                   "pass the file that defines it too (e.g. --policy templates.yaml)", got=name)
+            raise _err(
+                doc,
+                loc + ("namespace",) if "namespace" in ref else loc,
+                f"metric {metric!r}: MetricTemplate {name!r} is in namespace {where}, not in {ref_ns!r}",
+                got=name,
+            )
+        raise _err(
+            doc,
+            loc + ("name",),
+            f"metric {metric!r}: no MetricTemplate named {name!r} in {files}; "
+            "pass the file that defines it too (e.g. --policy templates.yaml)",
+            got=name,
+        )
     exact = [t for t in fits if t.namespace == ref_ns]
     fits = exact or fits
     if len(fits) > 1:
         places = ", ".join(_where(t.doc) for t in fits)
-        raise _err(doc, loc + ("name",), f"metric {metric!r}: MetricTemplate {name!r} is defined "
-                   f"more than once ({places})", got=name)
+        raise _err(
+            doc,
+            loc + ("name",),
+            f"metric {metric!r}: MetricTemplate {name!r} is defined more than once ({places})",
+            got=name,
+        )
     return fits[0]
 
 
 # --- the Canary -------------------------------------------------------------------------------
+
 
 def _clean_analysis(analysis: Any) -> Any:
     """A copy of ``spec.analysis`` for the policy: ``templateRef`` keeps name and namespace
@@ -254,15 +290,16 @@ def _validation_error(err: ValidationError, doc: YamlDoc, key: str) -> InputErro
     fld, message, line = e.field or "", e.message, e.line
     if fld == "spec" and message.startswith("analysis: "):
         # A check across the whole analysis block (e.g. no stepWeight for a canary).
-        fld, message, line = "spec.analysis", message[len("analysis: "):], doc.line_of(("spec", key))
+        fld, message, line = "spec.analysis", message[len("analysis: ") :], doc.line_of(("spec", key))
     if key != "analysis" and (fld == "spec.analysis" or fld.startswith(("spec.analysis.", "spec.analysis["))):
-        fld = f"spec.{key}" + fld[len("spec.analysis"):]
+        fld = f"spec.{key}" + fld[len("spec.analysis") :]
     kwargs = {} if e.got is NOT_GIVEN else {"got": e.got}
     return InputError(e.file, line, fld or None, message, **kwargs)
 
 
-def analysis_warnings(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any],
-                      analysis: FlaggerAnalysis) -> list[str]:
+def analysis_warnings(
+    doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], analysis: FlaggerAnalysis
+) -> list[str]:
     """Warnings for the fields of a (validated) analysis block that pdsim does not model.
 
     Args:
@@ -301,8 +338,9 @@ def analysis_warnings(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any]
             try:
                 rate = hook.load_test_rate()
             except (ValueError, ArithmeticError) as err:
-                raise _err(doc, here + ("metadata", "cmd"), f"cannot read this load test command: {err}",
-                           got=meta["cmd"]) from None
+                raise _err(
+                    doc, here + ("metadata", "cmd"), f"cannot read this load test command: {err}", got=meta["cmd"]
+                ) from None
             if rate is None:
                 why = _WHY["unthrottled"] if meta["cmd"].strip().startswith("hey") else _WHY["unknown_load"]
                 out.append(_warning(doc, here + ("metadata", "cmd"), why))
@@ -313,8 +351,12 @@ def _canary_spec(doc: YamlDoc) -> tuple[Mapping[str, Any], str]:
     """The Canary's spec and the key of its analysis block; unknown keys are errors."""
     spec = doc.data.get("spec")
     if not isinstance(spec, Mapping):
-        raise _err(doc, ("spec",) if "spec" in doc.data else (), "a Canary needs a spec mapping",
-                   **({"got": spec} if "spec" in doc.data else {}))
+        raise _err(
+            doc,
+            ("spec",) if "spec" in doc.data else (),
+            "a Canary needs a spec mapping",
+            **({"got": spec} if "spec" in doc.data else {}),
+        )
     known = set(_SPEC_COPIED) | _SPEC_QUIET | {"analysis", "canaryAnalysis", "autoscalerRef", "suspend"}
     for key in spec:
         if key not in known:
@@ -350,14 +392,17 @@ def metric_templates(docs: Sequence[YamlDoc]) -> dict[str, dict[str, Any]]:
     """
     canaries, template_docs = _flagger_objects(docs)
     if canaries:
-        raise _err(canaries[0], (), "a Canary cannot be combined with a pdsim policy file; "
-                   "give one of them")
+        raise _err(canaries[0], (), "a Canary cannot be combined with a pdsim policy file; give one of them")
     out: dict[str, _Template] = {}
     for t in map(_template, template_docs):
         other = out.setdefault(t.name, t)
         if other is not t:
-            raise _err(t.doc, ("metadata", "name"), f"MetricTemplate {t.name!r} is defined more than "
-                       f"once (also at {_where(other.doc)}); pdsim keys templates by name")
+            raise _err(
+                t.doc,
+                ("metadata", "name"),
+                f"MetricTemplate {t.name!r} is defined more than "
+                f"once (also at {_where(other.doc)}); pdsim keys templates by name",
+            )
     return {name: t.spec for name, t in out.items()}
 
 
@@ -380,12 +425,20 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
     files = ", ".join(sources) or "(no files)"
     canaries, template_docs = _flagger_objects(docs)
     if not canaries:
-        raise InputError(sources[0] if sources else files, 1, None,
-                         f"no Flagger Canary (apiVersion: {API_VERSION}, kind: Canary) in {files}")
+        raise InputError(
+            sources[0] if sources else files,
+            1,
+            None,
+            f"no Flagger Canary (apiVersion: {API_VERSION}, kind: Canary) in {files}",
+        )
     if len(canaries) > 1:
         first, second = canaries[0], canaries[1]
-        raise _err(second, (), f"a second Canary ({_metadata(second)[0]}); pdsim simulates one Canary "
-                   f"at a time (the first one, {_metadata(first)[0]}, is at {_where(first)})")
+        raise _err(
+            second,
+            (),
+            f"a second Canary ({_metadata(second)[0]}); pdsim simulates one Canary "
+            f"at a time (the first one, {_metadata(first)[0]}, is at {_where(first)})",
+        )
     canary = canaries[0]
     name, namespace = _metadata(canary)
     name = name or Path(canary.file).stem
@@ -410,8 +463,12 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
         t = _resolve(str(m.get("name")), ref, ref_ns or namespace, templates, canary, loc, files)
         other = chosen.setdefault(t.name, t)
         if other is not t:
-            raise _err(canary, loc + ("name",), f"MetricTemplates {t.name!r} from two namespaces "
-                       f"({other.namespace}, {t.namespace}) are referenced; pdsim keys templates by name")
+            raise _err(
+                canary,
+                loc + ("name",),
+                f"MetricTemplates {t.name!r} from two namespaces "
+                f"({other.namespace}, {t.namespace}) are referenced; pdsim keys templates by name",
+            )
     for t in templates:  # unreferenced ones too, unless their name is taken
         chosen.setdefault(t.name, t)
     if chosen:
@@ -428,15 +485,21 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
     if spec.get("suspend") is True:
         warnings.append(_warning(canary, ("spec", "suspend"), _WHY["suspend"]))
     if key == "analysis" and spec.get("canaryAnalysis") is not None:
-        warnings.append(_warning(canary, ("spec", "canaryAnalysis"),
-                                 "spec.analysis takes precedence (Canary.GetAnalysis)", verdict="ignored"))
+        warnings.append(
+            _warning(
+                canary,
+                ("spec", "canaryAnalysis"),
+                "spec.analysis takes precedence (Canary.GetAnalysis)",
+                verdict="ignored",
+            )
+        )
     if model.analysis is not None:
         warnings += analysis_warnings(canary, ("spec", key), raw_analysis, model.analysis)
-    return ImportResult(policy={"flagger": flagger}, spec=model, name=name, warnings=warnings,
-                        sources=sources)
+    return ImportResult(policy={"flagger": flagger}, spec=model, name=name, warnings=warnings, sources=sources)
 
 
 # --- writing the policy file --------------------------------------------------------------------
+
 
 class _PolicyDumper(yaml.SafeDumper):
     """Block-style YAML; multi-line strings (PromQL queries) as literal ``|`` blocks."""
@@ -454,16 +517,32 @@ def policy_yaml(result: ImportResult, controller: str = "Flagger", kind: str = "
     """The pdsim policy file of an import: a header comment naming the sources (and what
     is not modelled), then the policy mapping (``flagger:`` or ``argo:``) as one YAML
     document. Shared by both importers."""
-    lines = [f"# pdsim policy imported from {controller} manifests (pdsim import {controller.split()[0].lower()}).",
-             f"# {kind}: {result.name}", "# Sources:"]
+    lines = [
+        f"# pdsim policy imported from {controller} manifests (pdsim import {controller.split()[0].lower()}).",
+        f"# {kind}: {result.name}",
+        "# Sources:",
+    ]
     lines += [f"#   {s}" for s in result.sources]
     if result.warnings:
         lines.append("# Not modelled by pdsim (the real controller may decide differently):")
         lines += [f"#   {w}" for w in result.warnings]
-    body = yaml.dump(result.policy, Dumper=_PolicyDumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=1 << 16)
+    body = yaml.dump(
+        result.policy,
+        Dumper=_PolicyDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1 << 16,
+    )
     return "".join(one_line(line) + "\n" for line in lines) + body
 
 
-__all__ = ["API_VERSION", "ImportResult", "analysis_warnings", "import_flagger", "is_manifest",
-           "metric_templates", "policy_yaml"]
+__all__ = [
+    "API_VERSION",
+    "ImportResult",
+    "analysis_warnings",
+    "import_flagger",
+    "is_manifest",
+    "metric_templates",
+    "policy_yaml",
+]

@@ -33,10 +33,10 @@ from pydantic import ValidationError
 from sim.errors import InputError
 from sim.importers.argo import rollout as argo_importer
 from sim.importers.flagger import analysis_warnings, import_flagger, is_manifest, metric_templates
-from sim.policies.base import Policy
-from sim.policies.argo.rollout import ArgoRollout
-from sim.policies.flagger.canary import FlaggerCanary
 from sim.inputs.scenario import PolicySpec, Scenario, validation_to_input_error
+from sim.policies.argo.rollout import ArgoRollout
+from sim.policies.base import Policy
+from sim.policies.flagger.canary import FlaggerCanary
 from sim.yamlio import YamlDoc, load_yaml, load_yaml_all
 
 #: File name endings read from a policy directory (``kubectl apply -f DIR`` reads these).
@@ -90,8 +90,12 @@ def policy_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file())
             if not files:
-                raise InputError(str(path), 1, None, "the directory holds no policy or manifest "
-                                 f"files ({', '.join('*' + s for s in POLICY_SUFFIXES)})")
+                raise InputError(
+                    str(path),
+                    1,
+                    None,
+                    f"the directory holds no policy or manifest files ({', '.join('*' + s for s in POLICY_SUFFIXES)})",
+                )
         else:
             files = [path]
         for f in files:
@@ -111,9 +115,13 @@ def _split(files: Sequence[Path]) -> tuple[list[YamlDoc], list[YamlDoc]]:
         if any(is_manifest(d.data) for d in docs):
             manifests += docs  # a document that is not an object is reported by the importer
         elif len(docs) > 1:
-            raise InputError(docs[1].file, docs[1].line_of(()), None,
-                             "a pdsim policy file holds one YAML document; a multi-document manifest "
-                             "needs apiVersion and kind in each document")
+            raise InputError(
+                docs[1].file,
+                docs[1].line_of(()),
+                None,
+                "a pdsim policy file holds one YAML document; a multi-document manifest "
+                "needs apiVersion and kind in each document",
+            )
         else:
             policies.append(docs[0])
     return manifests, policies
@@ -128,19 +136,25 @@ def read_manifests(paths: Sequence[str | os.PathLike[str]]) -> list[YamlDoc]:
     manifests, policies = _split(policy_files(paths))
     if policies:
         doc = policies[0]
-        raise InputError(doc.file, doc.line_of(()), None, "not a Kubernetes manifest (no apiVersion "
-                         "and kind); this looks like a pdsim policy file")
+        raise InputError(
+            doc.file,
+            doc.line_of(()),
+            None,
+            "not a Kubernetes manifest (no apiVersion and kind); this looks like a pdsim policy file",
+        )
     return manifests
 
 
 def _from_manifests(docs: list[YamlDoc]) -> LoadedPolicy:
     if argo_importer.is_argo_bundle(docs):
         result = argo_importer.import_argo(docs)
-        return LoadedPolicy(PolicySpec(argo=result.spec), result.name, result.policy,
-                            tuple(result.warnings), tuple(result.sources))
+        return LoadedPolicy(
+            PolicySpec(argo=result.spec), result.name, result.policy, tuple(result.warnings), tuple(result.sources)
+        )
     result = import_flagger(docs)
-    return LoadedPolicy(PolicySpec(flagger=result.spec), result.name, result.policy,
-                        tuple(result.warnings), tuple(result.sources))
+    return LoadedPolicy(
+        PolicySpec(flagger=result.spec), result.name, result.policy, tuple(result.warnings), tuple(result.sources)
+    )
 
 
 def _manifest_refs(doc: YamlDoc) -> list[Path] | None:
@@ -152,21 +166,35 @@ def _manifest_refs(doc: YamlDoc) -> list[Path] | None:
     value = data["manifest"]
     values = value if isinstance(value, list) else [value]
     if not values or not all(isinstance(v, str) and v for v in values):
-        raise InputError(doc.file, doc.line_of(("manifest",)), "manifest",
-                         "must be a path (or a list of paths) to Kubernetes manifests", got=value)
+        raise InputError(
+            doc.file,
+            doc.line_of(("manifest",)),
+            "manifest",
+            "must be a path (or a list of paths) to Kubernetes manifests",
+            got=value,
+        )
     base = Path(doc.file).parent
     return [base / v for v in values]
 
 
 def _from_policy_file(doc: YamlDoc, manifests: list[YamlDoc]) -> LoadedPolicy:
     if not isinstance(doc.data, dict):
-        raise InputError(doc.file, 1, None, "a policy file must be a mapping such as `flagger: {analysis: ...}`",
-                         got=type(doc.data).__name__)
+        raise InputError(
+            doc.file,
+            1,
+            None,
+            "a policy file must be a mapping such as `flagger: {analysis: ...}`",
+            got=type(doc.data).__name__,
+        )
     refs = _manifest_refs(doc)
     if refs is not None:
         if manifests:
-            raise InputError(manifests[0].file, 1, None, f"cannot be combined with {doc.file}, which "
-                             "names its own manifests (manifest:)")
+            raise InputError(
+                manifests[0].file,
+                1,
+                None,
+                f"cannot be combined with {doc.file}, which names its own manifests (manifest:)",
+            )
         return _from_manifests(read_manifests(refs))
     data = doc.data
     templates: dict[str, Any] = {}
@@ -182,9 +210,12 @@ def _from_policy_file(doc: YamlDoc, manifests: list[YamlDoc]) -> LoadedPolicy:
             own = own if isinstance(own, dict) else {}
             for name in templates:
                 if name in own:
-                    raise InputError(doc.file, doc.line_of(("flagger", "metricTemplates", name)),
-                                     f"flagger.metricTemplates.{name}", "also defined by a MetricTemplate "
-                                     "manifest; keep one")
+                    raise InputError(
+                        doc.file,
+                        doc.line_of(("flagger", "metricTemplates", name)),
+                        f"flagger.metricTemplates.{name}",
+                        "also defined by a MetricTemplate manifest; keep one",
+                    )
             data = {**data, "flagger": {**flagger, "metricTemplates": {**own, **templates}}}
     try:
         spec = PolicySpec.model_validate(data)
@@ -211,8 +242,13 @@ def read_policy(paths: Sequence[str | os.PathLike[str]]) -> LoadedPolicy:
     manifests, policies = _split(policy_files(paths))
     if len(policies) > 1:
         first, second = policies[0], policies[1]
-        raise InputError(second.file, 1, None, f"a second pdsim policy file (the first is {first.file}); "
-                         "only manifests combine, e.g. a Canary with its MetricTemplates")
+        raise InputError(
+            second.file,
+            1,
+            None,
+            f"a second pdsim policy file (the first is {first.file}); "
+            "only manifests combine, e.g. a Canary with its MetricTemplates",
+        )
     if policies:
         return _from_policy_file(policies[0], manifests)
     return _from_manifests(manifests)
@@ -258,8 +294,9 @@ def _manifest_paths(scenario: Scenario, source: str | os.PathLike[str] | None) -
     return paths
 
 
-def scenario_policy_with_warnings(scenario: Scenario, source: str | os.PathLike[str] | None = None
-                                  ) -> tuple[Policy, list[str]]:
+def scenario_policy_with_warnings(
+    scenario: Scenario, source: str | os.PathLike[str] | None = None
+) -> tuple[Policy, list[str]]:
     """The policy a scenario file carries, and the warnings about unmodelled fields.
 
     ``policy: {manifest: PATH}`` is read relative to the scenario file's directory
@@ -270,8 +307,12 @@ def scenario_policy_with_warnings(scenario: Scenario, source: str | os.PathLike[
             manifest is bad.
     """
     if scenario.policy is None:
-        raise InputError(str(source) if source is not None else scenario.name, 1, "policy",
-                         "the scenario has no policy; pass --policy PATH")
+        raise InputError(
+            str(source) if source is not None else scenario.name,
+            1,
+            "policy",
+            "the scenario has no policy; pass --policy PATH",
+        )
     paths = _manifest_paths(scenario, source)
     if paths is not None:
         loaded = _from_manifests(read_manifests(paths))
@@ -290,5 +331,14 @@ def scenario_policy(scenario: Scenario, source: str | os.PathLike[str] | None = 
     return scenario_policy_with_warnings(scenario, source)[0]
 
 
-__all__ = ["LoadedPolicy", "build_policy", "load_policy", "load_policy_with_warnings", "policy_files",
-           "read_manifests", "read_policy", "scenario_policy", "scenario_policy_with_warnings"]
+__all__ = [
+    "LoadedPolicy",
+    "build_policy",
+    "load_policy",
+    "load_policy_with_warnings",
+    "policy_files",
+    "read_manifests",
+    "read_policy",
+    "scenario_policy",
+    "scenario_policy_with_warnings",
+]

@@ -11,33 +11,48 @@ import os
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      ValidationError, model_validator)
+from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, model_validator
 
 from sim.errors import NOT_GIVEN, InputError, field_path
+from sim.models import Duration, StrictModel
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
-from sim.units import parse_duration, parse_latency_ms, parse_rate
+from sim.units import parse_latency_ms, parse_rate
 from sim.yamlio import YamlDoc, load_yaml
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
 LatencyMs = Annotated[float, BeforeValidator(parse_latency_ms)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 #: Istio's default request-duration histogram buckets (ms); Flagger's builtin
 #: ``request-duration`` query runs ``histogram_quantile(0.99, ...)`` over them.
-ISTIO_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
-                    60000, 300000, 600000, 1800000, 3600000)
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+ISTIO_BUCKETS_MS = (
+    0.5,
+    1,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+    300000,
+    600000,
+    1800000,
+    3600000,
+)
 
 
 # --- traffic -------------------------------------------------------------------------
 
-class Diurnal(Model):
+
+class Diurnal(StrictModel):
     """Sinusoidal day/night profile: ``mean * (1 + amplitude * sin(2π (t + phase) / period))``."""
 
     mean: Rate
@@ -46,7 +61,7 @@ class Diurnal(Model):
     phase: Duration = 0.0
 
 
-class Burst(Model):
+class Burst(StrictModel):
     """Multiply the rate by ``factor`` during ``[at, at + duration)``."""
 
     at: Duration
@@ -54,7 +69,7 @@ class Burst(Model):
     factor: Annotated[float, Field(gt=0)]
 
 
-class RateStep(Model):
+class RateStep(StrictModel):
     """From ``at`` on, the base rate is ``rate``."""
 
     at: Duration
@@ -68,7 +83,7 @@ def _scalar_rate(v: Any) -> Any:
     return v
 
 
-class RateProfile(Model):
+class RateProfile(StrictModel):
     """An arrival-rate profile λ(t): one base shape, optionally with bursts on top."""
 
     constant: Rate | None = None
@@ -77,7 +92,7 @@ class RateProfile(Model):
     bursts: list[Burst] = []
 
     @model_validator(mode="after")
-    def _one_base(self) -> "RateProfile":
+    def _one_base(self) -> RateProfile:
         given = [k for k in ("constant", "diurnal", "steps") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of constant, diurnal or steps")
@@ -89,7 +104,7 @@ class RateProfile(Model):
         return self
 
 
-class Cohort(Model):
+class Cohort(StrictModel):
     """A share of users carrying a header or cookie (for A/B matching and cohort faults)."""
 
     name: str
@@ -98,7 +113,7 @@ class Cohort(Model):
     cookie: str | None = None
 
 
-class Traffic(Model):
+class Traffic(StrictModel):
     """Arrivals and the user population.
 
     ``skew`` is the Zipf exponent of per-user activity (0: every user equally active).
@@ -110,7 +125,7 @@ class Traffic(Model):
     cohorts: list[Cohort] = []
 
     @model_validator(mode="after")
-    def _cohorts(self) -> "Traffic":
+    def _cohorts(self) -> Traffic:
         if sum(c.share for c in self.cohorts) > 1.0 + 1e-9:
             raise ValueError("cohort shares add up to more than 1")
         names = [c.name for c in self.cohorts]
@@ -121,34 +136,35 @@ class Traffic(Model):
 
 # --- versions and faults ---------------------------------------------------------------
 
-class Latency(Model):
+
+class Latency(StrictModel):
     """Lognormal latency given by its median and 99th percentile."""
 
     median: Annotated[LatencyMs, Field(gt=0)]
     p99: Annotated[LatencyMs, Field(gt=0)]
 
     @model_validator(mode="after")
-    def _order(self) -> "Latency":
+    def _order(self) -> Latency:
         if self.p99 < self.median:
             raise ValueError(f"p99 ({self.p99:g}ms) is below the median ({self.median:g}ms)")
         return self
 
 
-class Baseline(Model):
+class Baseline(StrictModel):
     """The stable version, served by the primary."""
 
     error_rate: Probability = 0.001
     latency: Latency = Latency(median=40.0, p99=250.0)
 
 
-class Intermittent(Model):
+class Intermittent(StrictModel):
     """The fault is active for the first ``duty`` share of every ``period`` after onset."""
 
     period: Annotated[Duration, Field(gt=0)]
     duty: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
 
 
-class FaultBase(Model):
+class FaultBase(StrictModel):
     """Fields every fault shares.
 
     Attributes:
@@ -175,7 +191,7 @@ class ErrorRateFault(FaultBase):
     factor: Annotated[float, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "ErrorRateFault":
+    def _one(self) -> ErrorRateFault:
         if (self.rate is None) == (self.factor is None):
             raise ValueError("give exactly one of rate or factor")
         return self
@@ -190,7 +206,7 @@ class LatencyFault(FaultBase):
     p99: Annotated[LatencyMs, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "LatencyFault":
+    def _one(self) -> LatencyFault:
         if sum(x is not None for x in (self.shift, self.factor, self.p99)) != 1:
             raise ValueError("give exactly one of shift, factor or p99")
         return self
@@ -224,14 +240,16 @@ class NeverReadyFault(FaultBase):
 
 
 Fault = Annotated[
-    Annotated[ErrorRateFault, Tag("error_rate")] | Annotated[LatencyFault, Tag("latency")]
-    | Annotated[LeakFault, Tag("leak")] | Annotated[LoadFault, Tag("load")]
+    Annotated[ErrorRateFault, Tag("error_rate")]
+    | Annotated[LatencyFault, Tag("latency")]
+    | Annotated[LeakFault, Tag("leak")]
+    | Annotated[LoadFault, Tag("load")]
     | Annotated[NeverReadyFault, Tag("never_ready")],
     Discriminator("kind"),
 ]
 
 
-class Unready(Model):
+class Unready(StrictModel):
     """A workload unavailable from ``at`` for ``duration`` (None: for good)."""
 
     workload: Literal["canary", "primary"]
@@ -239,7 +257,7 @@ class Unready(Model):
     duration: Annotated[Duration, Field(gt=0)] | None = None
 
 
-class Release(Model):
+class Release(StrictModel):
     """The candidate: the baseline plus its faults (none: a good release).
 
     ``startup`` is the time from the canary's scale-up to ready; ``primary_startup`` the
@@ -258,18 +276,27 @@ class Release(Model):
     bad: bool | None = None
 
 
-class SeriesPoint(Model):
+class SeriesPoint(StrictModel):
     """From ``at`` on, the series reads ``value`` (null: no data)."""
 
     at: Duration
     value: float | None
 
 
-SIGNALS = ("success-rate", "error-rate", "latency-p50", "latency-p90", "latency-p95", "latency-p99",
-           "request-rate", "constant", "series")
+SIGNALS = (
+    "success-rate",
+    "error-rate",
+    "latency-p50",
+    "latency-p90",
+    "latency-p95",
+    "latency-p99",
+    "request-rate",
+    "constant",
+    "series",
+)
 
 
-class MetricBinding(Model):
+class MetricBinding(StrictModel):
     """What a custom metric (MetricTemplate or inline query) measures in the simulation.
 
     ``success-rate``/``error-rate`` are percentages, ``latency-pNN`` milliseconds from
@@ -279,15 +306,24 @@ class MetricBinding(Model):
     for a query that returns a ratio rather than a percentage).
     """
 
-    signal: Literal["success-rate", "error-rate", "latency-p50", "latency-p90", "latency-p95", "latency-p99",
-                    "request-rate", "constant", "series"]
+    signal: Literal[
+        "success-rate",
+        "error-rate",
+        "latency-p50",
+        "latency-p90",
+        "latency-p95",
+        "latency-p99",
+        "request-rate",
+        "constant",
+        "series",
+    ]
     version: Literal["canary", "primary"] = "canary"
     scale: float = 1.0
     value: float | None = None
     series: list[SeriesPoint] = []
 
     @model_validator(mode="after")
-    def _needs(self) -> "MetricBinding":
+    def _needs(self) -> MetricBinding:
         if self.signal == "constant" and self.value is None:
             raise ValueError("a constant signal needs a value")
         if self.signal == "series" and not self.series:
@@ -295,7 +331,7 @@ class MetricBinding(Model):
         return self
 
 
-class Telemetry(Model):
+class Telemetry(StrictModel):
     """The metrics pipeline a Prometheus-backed controller reads.
 
     ``metrics`` binds custom metrics (by metric name or MetricTemplate name) to
@@ -310,13 +346,13 @@ class Telemetry(Model):
     metrics: dict[str, MetricBinding] = {}
 
     @model_validator(mode="after")
-    def _buckets(self) -> "Telemetry":
+    def _buckets(self) -> Telemetry:
         if any(b <= a for a, b in zip(self.buckets_ms, self.buckets_ms[1:])):
             raise ValueError("buckets_ms must increase")
         return self
 
 
-class WebhookScript(Model):
+class WebhookScript(StrictModel):
     """Scripted outcomes of a webhook (keyed by hook name or type in ``webhooks:``).
 
     A call fails when ``outcome`` is fail, among the first ``fail_first`` calls, before
@@ -338,7 +374,7 @@ def _script(v: Any) -> Any:
     return {"outcome": v} if isinstance(v, str) else v
 
 
-class PolicySpec(Model):
+class PolicySpec(StrictModel):
     """A policy: pdsim's own form (``flagger:`` or ``argo:``) or real manifests
     (``manifest:``, paths relative to the scenario file; resolved by
     ``sim.inputs.policy.scenario_policy``)."""
@@ -348,7 +384,7 @@ class PolicySpec(Model):
     manifest: str | list[str] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "PolicySpec":
+    def _one(self) -> PolicySpec:
         if sum(x is not None for x in (self.flagger, self.argo, self.manifest)) != 1:
             raise ValueError("give exactly one of flagger, argo or manifest")
         if self.manifest == [] or self.manifest == "":
@@ -356,7 +392,7 @@ class PolicySpec(Model):
         return self
 
 
-class Scenario(Model):
+class Scenario(StrictModel):
     """One scenario file (DESIGN.md section 7)."""
 
     name: str
@@ -373,7 +409,7 @@ class Scenario(Model):
     seed: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
-    def _refs(self) -> "Scenario":
+    def _refs(self) -> Scenario:
         names = {c.name for c in self.traffic.cohorts}
         for i, f in enumerate(self.release.faults):
             if f.cohort is not None and f.cohort not in names:
@@ -389,6 +425,7 @@ class Scenario(Model):
 
 
 # --- loading with line numbers -----------------------------------------------------------
+
 
 def _data_loc(data: Any, loc: Sequence[Any], missing: bool) -> tuple[Any, ...]:
     """Keep only the parts of a pydantic error location that exist in the data.
@@ -438,8 +475,13 @@ def parse_scenario(doc: YamlDoc) -> Scenario:
         InputError: naming file, line and field of the first problem.
     """
     if not isinstance(doc.data, dict):
-        raise InputError(doc.file, 1, None, "a scenario file must be a mapping of keys (name, traffic, ...)",
-                         got=type(doc.data).__name__)
+        raise InputError(
+            doc.file,
+            1,
+            None,
+            "a scenario file must be a mapping of keys (name, traffic, ...)",
+            got=type(doc.data).__name__,
+        )
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as err:
@@ -460,8 +502,13 @@ def _check_inline_argo(doc: YamlDoc, scenario: Scenario) -> None:
     try:
         policy_file_warnings(sub, policy, scenario.policy.argo)
     except InputError as err:
-        raise InputError(err.file, err.line, f"policy.{err.field}" if err.field else "policy", err.message,
-                         **({"got": err.got} if err.got is not NOT_GIVEN else {})) from None
+        raise InputError(
+            err.file,
+            err.line,
+            f"policy.{err.field}" if err.field else "policy",
+            err.message,
+            **({"got": err.got} if err.got is not NOT_GIVEN else {}),
+        ) from None
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:

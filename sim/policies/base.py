@@ -97,16 +97,35 @@ class Observation:
     webhook_latency: Mapping[str, float] = field(default_factory=dict)
     versions: JudgeData | None = None
 
-    def __init__(self, t: float, tick: int, metrics: Mapping[str, float | None] = _NEW_DICT,
-                 routes: Routes = _NO_ROUTES, canary: Readiness = _READY, primary: Readiness = _READY,
-                 webhooks: Mapping[str, bool] = _NEW_DICT, webhook_latency: Mapping[str, float] = _NEW_DICT,
-                 versions: JudgeData | None = None) -> None:
+    def __init__(
+        self,
+        t: float,
+        tick: int,
+        metrics: Mapping[str, float | None] = _NEW_DICT,
+        routes: Routes = _NO_ROUTES,
+        canary: Readiness = _READY,
+        primary: Readiness = _READY,
+        webhooks: Mapping[str, bool] = _NEW_DICT,
+        webhook_latency: Mapping[str, float] = _NEW_DICT,
+        versions: JudgeData | None = None,
+    ) -> None:
         # The dataclass's own __init__, but one write of the instance dict instead of a
         # frozen object.__setattr__ per field: the world builds one per tick of every rollout.
-        object.__setattr__(self, "__dict__", {
-            "t": t, "tick": tick, "metrics": {} if metrics is _NEW_DICT else metrics, "routes": routes,
-            "canary": canary, "primary": primary, "webhooks": {} if webhooks is _NEW_DICT else webhooks,
-            "webhook_latency": {} if webhook_latency is _NEW_DICT else webhook_latency, "versions": versions})
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "t": t,
+                "tick": tick,
+                "metrics": {} if metrics is _NEW_DICT else metrics,
+                "routes": routes,
+                "canary": canary,
+                "primary": primary,
+                "webhooks": {} if webhooks is _NEW_DICT else webhooks,
+                "webhook_latency": {} if webhook_latency is _NEW_DICT else webhook_latency,
+                "versions": versions,
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -251,19 +270,30 @@ class _RandomVersions:
         p = rng.choice([0.0, 0.001, 0.01, 0.1, 0.5], size=(k, 2))
         err = rng.binomial(req.astype(np.int64), p).astype(float)
         probs = rng.dirichlet(np.ones(nb), size=(k, 2))
-        hist = np.array([[rng.multinomial(int(req[i, v]), probs[i, v]) for v in range(2)] for i in range(k)],
-                        dtype=float).reshape(k, 2, nb)
+        hist = np.array(
+            [[rng.multinomial(int(req[i, v]), probs[i, v]) for v in range(2)] for i in range(k)], dtype=float
+        ).reshape(k, 2, nb)
         self.req, self.err = np.concatenate([self.req, req]), np.concatenate([self.err, err])
         self.hist = np.concatenate([self.hist, hist])
         if rng.random() < 0.1:
             return None  # not recorded (a replay): judges must cope
-        return JudgeData(t, 15.0, tuple(float(b) for b in _RANDOM_BOUNDS_MS),
-                         VersionSeries(self.req[:, 1].copy(), self.err[:, 1].copy(), self.hist[:, 1].copy()),
-                         VersionSeries(self.req[:, 0].copy(), self.err[:, 0].copy(), self.hist[:, 0].copy()))
+        return JudgeData(
+            t,
+            15.0,
+            tuple(float(b) for b in _RANDOM_BOUNDS_MS),
+            VersionSeries(self.req[:, 1].copy(), self.err[:, 1].copy(), self.hist[:, 1].copy()),
+            VersionSeries(self.req[:, 0].copy(), self.err[:, 0].copy(), self.hist[:, 0].copy()),
+        )
 
 
-def _random_observation(rng: np.random.Generator, t: float, tick: int, queries: Sequence[MetricQuery],
-                        routes: Routes, versions: _RandomVersions | None = None) -> Observation:
+def _random_observation(
+    rng: np.random.Generator,
+    t: float,
+    tick: int,
+    queries: Sequence[MetricQuery],
+    routes: Routes,
+    versions: _RandomVersions | None = None,
+) -> Observation:
     metrics: dict[str, float | None] = {}
     for q in queries:
         u = rng.random()
@@ -276,11 +306,16 @@ def _random_observation(rng: np.random.Generator, t: float, tick: int, queries: 
         else:
             metrics[q.name] = float(rng.choice([1.0, 50.0, 300.0, 500.0, 5000.0]))
     canary_ready = bool(rng.random() > 0.1)
-    hooks = {kind: bool(rng.random() > 0.2) for kind in
-             ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion")}
+    hooks = {
+        kind: bool(rng.random() > 0.2)
+        for kind in ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion")
+    }
     hooks["rollback"] = bool(rng.random() < 0.02)
     return Observation(
-        t=t, tick=tick, metrics=metrics, routes=routes,
+        t=t,
+        tick=tick,
+        metrics=metrics,
+        routes=routes,
         canary=Readiness(canary_ready, None if canary_ready else max(0.0, t - float(rng.integers(0, 1200)))),
         primary=Readiness(bool(rng.random() > 0.05)),
         webhooks=hooks,
@@ -340,13 +375,13 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
             if again != (new_state, actions):
                 raise PolicyContractError(f"episode {episode} tick {tick}: step is not deterministic")
             if phase in policy.terminal_phases and (new_state != state or actions):
-                raise PolicyContractError(
-                    f"episode {episode} tick {tick}: terminal phase {phase} is not absorbing")
+                raise PolicyContractError(f"episode {episode} tick {tick}: terminal phase {phase} is not absorbing")
             for a in actions:
                 if isinstance(a, SetWeights):
                     if not 0 <= a.canary_weight <= 100:
                         raise PolicyContractError(
-                            f"episode {episode} tick {tick}: weight {a.canary_weight} outside 0-100")
+                            f"episode {episode} tick {tick}: weight {a.canary_weight} outside 0-100"
+                        )
                     routes = Routes(a.canary_weight, a.mirrored, a.matched)
                 elif isinstance(a, Rollback):
                     routes = Routes()

@@ -42,8 +42,7 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def simulate_file(path: Path, max_runs: int, *, workers: int = 1,
-                  collect: list[Any] | None = None) -> ScenarioSection:
+def simulate_file(path: Path, max_runs: int, *, workers: int = 1, collect: list[Any] | None = None) -> ScenarioSection:
     """Load, simulate and summarise one scenario file.
 
     Args:
@@ -60,9 +59,9 @@ def simulate_file(path: Path, max_runs: int, *, workers: int = 1,
     # module should surface as an error row, not as an ImportError of the CLI itself.
     try:
         from sim.inputs.policy import scenario_policy
-        from sim.seeds import run_seed
-        from sim.runs.runner import run_batch, run_one
         from sim.inputs.scenario import load_scenario
+        from sim.runs.runner import run_batch, run_one
+        from sim.seeds import run_seed
 
         scenario = load_scenario(path)
         policy = scenario_policy(scenario)
@@ -70,6 +69,7 @@ def simulate_file(path: Path, max_runs: int, *, workers: int = 1,
         records = run_batch(scenario, policy, runs, scenario.seed, workers=workers)
         if collect is not None:
             from sim.runs.runner import records_frame
+
             collect.append(records_frame(records))
         # Run 0 again with tracing on: batches do not keep traces. Same seed, same run.
         trace = run_one(scenario, policy, run_seed(scenario.seed, 0, 0), trace=True).trace
@@ -104,13 +104,20 @@ def _figures(frames: list[Any], directory: Path, sweep_runs: int) -> list[Any]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sim.report.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="reports", help="output directory (default: reports)")
-    p.add_argument("--runs", type=int, default=DEFAULT_RUNS,
-                   help=f"at most this many rollouts per scenario (default: {DEFAULT_RUNS})")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=DEFAULT_RUNS,
+        help=f"at most this many rollouts per scenario (default: {DEFAULT_RUNS})",
+    )
     p.add_argument("--workers", type=int, default=1, help="processes per scenario batch (default: 1)")
     p.add_argument("--scenarios", default="scenarios", help="scenario directory (default: ./scenarios)")
-    p.add_argument("--sweep-runs", type=int, default=DEFAULT_SWEEP_RUNS,
-                   help="rollouts per setting in the overview sweeps; 0 leaves them out "
-                        f"(default: {DEFAULT_SWEEP_RUNS})")
+    p.add_argument(
+        "--sweep-runs",
+        type=int,
+        default=DEFAULT_SWEEP_RUNS,
+        help=f"rollouts per setting in the overview sweeps; 0 leaves them out (default: {DEFAULT_SWEEP_RUNS})",
+    )
     return p
 
 
@@ -122,8 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     directory = Path(args.scenarios)
     if not directory.is_dir():
-        print(f"python -m sim.report.demo: no scenario directory {str(directory)!r} under {Path.cwd()}; "
-              "run from the repository root or pass --scenarios DIR", file=sys.stderr)
+        print(
+            f"python -m sim.report.demo: no scenario directory {str(directory)!r} under {Path.cwd()}; "
+            "run from the repository root or pass --scenarios DIR",
+            file=sys.stderr,
+        )
         return 2
     files = scenario_files(directory)
     if not files:
@@ -147,8 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv_shown += ["--scenarios", args.scenarios]
     if args.sweep_runs != DEFAULT_SWEEP_RUNS:
         argv_shown += ["--sweep-runs", str(args.sweep_runs)]
-    html = render_report(sections, title="pdsim demo: bundled scenarios", command=shlex.join(argv_shown),
-                         figures=figures)
+    html = render_report(
+        sections, title="pdsim demo: bundled scenarios", command=shlex.join(argv_shown), figures=figures
+    )
     out = write_report(Path(args.out) / "demo.html", html)
     print(out)
     return 2 if any(s.error for s in sections) else 0

@@ -19,17 +19,25 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
-from sim.report.plots import figure_png_base64, timeline_figure
-from sim.policies.base import MetricQuery, Policy
 from sim.inputs.scenario import Scenario
+from sim.policies.base import MetricQuery, Policy
+from sim.report.plots import figure_png_base64, timeline_figure
 from sim.stats import format_summary_table, summarize_records
 
 if TYPE_CHECKING:  # only for annotations; records are duck-typed (any object with the fields)
     from sim.outcomes import RunRecord
 
 __all__ = [
-    "FigureBlock", "figure_block", "ScenarioSection", "build_section", "render_report", "write_report",
-    "describe_faults", "describe_policy", "format_quantity", "quantity_parts",
+    "FigureBlock",
+    "figure_block",
+    "ScenarioSection",
+    "build_section",
+    "render_report",
+    "write_report",
+    "describe_faults",
+    "describe_policy",
+    "format_quantity",
+    "quantity_parts",
 ]
 
 
@@ -143,10 +151,12 @@ def describe_policy(scenario: Scenario, policy: Policy) -> list[str]:
     flagger = getattr(spec, "flagger", None) if spec is not None else None
     if flagger is not None:
         a = flagger.analysis
-        steps = (f"stepWeights {a.stepWeights}" if a.stepWeights else f"stepWeight {a.stepWeight}%")
+        steps = f"stepWeights {a.stepWeights}" if a.stepWeights else f"stepWeight {a.stepWeight}%"
         max_w = a.maxWeight if a.maxWeight is not None else 100
-        lines.append(f"Flagger canary: every {_duration(a.interval)}, {steps} up to maxWeight {max_w}%, "
-                     f"rollback after {max(a.threshold, 1)} failed checks")
+        lines.append(
+            f"Flagger canary: every {_duration(a.interval)}, {steps} up to maxWeight {max_w}%, "
+            f"rollback after {max(a.threshold, 1)} failed checks"
+        )
     queries = getattr(policy, "queries", None)
     if callable(queries):
         lines += [_query_line(q) for q in queries()]
@@ -187,8 +197,14 @@ def _run0_line(rec: RunRecord) -> str:
     return "unfinished: no decision before the horizon"
 
 
-def build_section(scenario: Scenario, policy: Policy, records: Sequence[RunRecord],
-                  trace: Sequence[Mapping[str, Any]], *, source: str | None = None) -> ScenarioSection:
+def build_section(
+    scenario: Scenario,
+    policy: Policy,
+    records: Sequence[RunRecord],
+    trace: Sequence[Mapping[str, Any]],
+    *,
+    source: str | None = None,
+) -> ScenarioSection:
     """Summarise one simulated scenario: statistics, run-0 timeline, descriptions.
 
     Args:
@@ -204,28 +220,55 @@ def build_section(scenario: Scenario, policy: Policy, records: Sequence[RunRecor
     summary = summarize_records([r.as_dict() for r in records])
     rec0 = records[0] if records else None
     run0 = _run0_line(rec0) if rec0 is not None else "no runs"
-    fig = timeline_figure(trace, list(policy.queries()), title=f"{scenario.name}, run 0: {run0}",
-                          fault_onset_s=rec0.fault_onset_s if rec0 is not None else None)
+    fig = timeline_figure(
+        trace,
+        list(policy.queries()),
+        title=f"{scenario.name}, run 0: {run0}",
+        fault_onset_s=rec0.fault_onset_s if rec0 is not None else None,
+    )
     panels = ", ".join(q.name for q in policy.queries())
-    alt = (f"Timeline of run 0 of scenario {scenario.name}: canary weight over time"
-           f"{', ' + panels + ' against their passing ranges' if panels else ''}, and failed checks; "
-           f"{run0}.")
+    alt = (
+        f"Timeline of run 0 of scenario {scenario.name}: canary weight over time"
+        f"{', ' + panels + ' against their passing ranges' if panels else ''}, and failed checks; "
+        f"{run0}."
+    )
     return ScenarioSection(
-        name=scenario.name, description=scenario.description.strip(), policy=policy.name,
-        policy_lines=describe_policy(scenario, policy), faults=describe_faults(scenario),
-        runs=len(records), seed=scenario.seed, summary=summary, figure_png=figure_png_base64(fig),
-        figure_alt=alt, run0=run0, source=source, details=format_summary_table(summary))
+        name=scenario.name,
+        description=scenario.description.strip(),
+        policy=policy.name,
+        policy_lines=describe_policy(scenario, policy),
+        faults=describe_faults(scenario),
+        runs=len(records),
+        seed=scenario.seed,
+        summary=summary,
+        figure_png=figure_png_base64(fig),
+        figure_alt=alt,
+        run0=run0,
+        source=source,
+        details=format_summary_table(summary),
+    )
 
 
 def _env() -> Environment:
-    env = Environment(autoescape=True, loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        autoescape=True,
+        loader=PackageLoader("sim.report", "templates"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["qparts"] = quantity_parts
     return env
 
 
-def render_report(sections: Sequence[ScenarioSection], *, title: str, command: str,
-                  figures: Sequence[FigureBlock] = (), intro: str = "") -> str:
+def render_report(
+    sections: Sequence[ScenarioSection],
+    *,
+    title: str,
+    command: str,
+    figures: Sequence[FigureBlock] = (),
+    intro: str = "",
+) -> str:
     """Render the whole report as one self-contained HTML page.
 
     Args:
@@ -238,8 +281,11 @@ def render_report(sections: Sequence[ScenarioSection], *, title: str, command: s
     Returns:
         The HTML text.
     """
-    return _env().get_template("report.html.j2").render(
-        sections=list(sections), title=title, command=command, figures=list(figures), intro=intro)
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(sections=list(sections), title=title, command=command, figures=list(figures), intro=intro)
+    )
 
 
 def write_report(path: str | os.PathLike[str], html: str) -> Path:

@@ -20,13 +20,27 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sim.report.palette import OKABE_ITO
-from sim.report.plots_runs import (blast_radius_figure, detection_cdf_figure, false_rollback_figure, frontier_figure,
-                            power_curve_figure)
 from sim.policies.base import MetricQuery
+from sim.report.palette import OKABE_ITO
+from sim.report.plots_runs import (
+    blast_radius_figure,
+    detection_cdf_figure,
+    false_rollback_figure,
+    frontier_figure,
+    power_curve_figure,
+)
 
-__all__ = ["OKABE_ITO", "timeline_figure", "figure_png_base64", "metric_label", "detection_cdf_figure",
-           "blast_radius_figure", "power_curve_figure", "frontier_figure", "false_rollback_figure"]
+__all__ = [
+    "OKABE_ITO",
+    "timeline_figure",
+    "figure_png_base64",
+    "metric_label",
+    "detection_cdf_figure",
+    "blast_radius_figure",
+    "power_curve_figure",
+    "frontier_figure",
+    "false_rollback_figure",
+]
 
 _C = OKABE_ITO
 
@@ -107,13 +121,21 @@ def _metric_panel(ax: Axes, t: list[float], trace: Sequence[Mapping[str, Any]], 
     nodata = [ti for ti, v in zip(t, values) if math.isnan(v)]
     if nodata:
         # No data fails a Flagger check when the metric is judged, so show where it was.
-        ax.plot(nodata, [lo + (hi - lo) * 0.06] * len(nodata), ls="none", marker="|", ms=10,
-                color=_C["black"], label="no data")
+        ax.plot(
+            nodata,
+            [lo + (hi - lo) * 0.06] * len(nodata),
+            ls="none",
+            marker="|",
+            ms=10,
+            color=_C["black"],
+            label="no data",
+        )
     ax.set_ylabel(metric_label(q))
     # Legends sit above their panel, outside the data, so they never hide a point.
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="x-small", ncol=4, frameon=False,
-                  borderaxespad=0.1)
+        ax.legend(
+            loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="x-small", ncol=4, frameon=False, borderaxespad=0.1
+        )
 
 
 def _decisions(trace: Sequence[Mapping[str, Any]]) -> list[tuple[float, str]]:
@@ -127,8 +149,13 @@ def _decisions(trace: Sequence[Mapping[str, Any]]) -> list[tuple[float, str]]:
     return out
 
 
-def timeline_figure(trace: Sequence[Mapping[str, Any]], queries: Sequence[MetricQuery], *,
-                    title: str, fault_onset_s: float | None = None) -> Figure:
+def timeline_figure(
+    trace: Sequence[Mapping[str, Any]],
+    queries: Sequence[MetricQuery],
+    *,
+    title: str,
+    fault_onset_s: float | None = None,
+) -> Figure:
     """The story of one rollout: traffic shift, judged metrics, checks and decisions.
 
     Panels, top to bottom, sharing a time axis in minutes: canary weight (the
@@ -154,10 +181,25 @@ def timeline_figure(trace: Sequence[Mapping[str, Any]], queries: Sequence[Metric
     xmax = _x_end(t, fault_onset_s)
 
     top = axes[0]
-    _steps(top, t, [_num(line.get("canary_weight")) for line in trace], xmax, color=_C["orange"], lw=2,
-           label="canary weight (status)")
-    _steps(top, t, [_num(line.get("routed_weight")) for line in trace], xmax, color=_C["sky_blue"], lw=1.5,
-           ls="--", label="routed weight (live traffic)")
+    _steps(
+        top,
+        t,
+        [_num(line.get("canary_weight")) for line in trace],
+        xmax,
+        color=_C["orange"],
+        lw=2,
+        label="canary weight (status)",
+    )
+    _steps(
+        top,
+        t,
+        [_num(line.get("routed_weight")) for line in trace],
+        xmax,
+        color=_C["sky_blue"],
+        lw=1.5,
+        ls="--",
+        label="routed weight (live traffic)",
+    )
     top.set_ylim(-3, 105)
     top.set_ylabel("canary traffic (%)")
     top.set_xlim(0, xmax)
@@ -175,8 +217,16 @@ def timeline_figure(trace: Sequence[Mapping[str, Any]], queries: Sequence[Metric
     bottom.set_xlabel("time since new revision applied (min)")
 
     if not trace:
-        top.text(0.5, 0.5, "no policy ticks recorded", transform=top.transAxes, ha="center", va="center",
-                 fontsize="large", color=_C["black"])
+        top.text(
+            0.5,
+            0.5,
+            "no policy ticks recorded",
+            transform=top.transAxes,
+            ha="center",
+            va="center",
+            fontsize="large",
+            color=_C["black"],
+        )
 
     marks: list[tuple[float, str, str, str]] = []
     if fault_onset_s is not None:
@@ -187,12 +237,22 @@ def timeline_figure(trace: Sequence[Mapping[str, Any]], queries: Sequence[Metric
             ax.axvline(m, color=colour, ls=style, lw=1.5, label=None)
         # Label once, in the top panel, on the side of the line with more room.
         right = m < 0.6 * xmax
-        top.annotate(f"{label} @ {m:.1f} min", xy=(m, 1.0), xycoords=("data", "axes fraction"),
-                     xytext=(3 if right else -3, -4), textcoords="offset points", rotation=90,
-                     ha="left" if right else "right", va="top", fontsize="small", color=colour)
+        top.annotate(
+            f"{label} @ {m:.1f} min",
+            xy=(m, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3 if right else -3, -4),
+            textcoords="offset points",
+            rotation=90,
+            ha="left" if right else "right",
+            va="top",
+            fontsize="small",
+            color=colour,
+        )
     if trace:  # an empty trace has nothing to name
-        top.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize="small", ncol=2, frameon=False,
-                   borderaxespad=0.1)
+        top.legend(
+            loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize="small", ncol=2, frameon=False, borderaxespad=0.1
+        )
     for ax in axes:
         ax.grid(True, alpha=0.3)
     return fig

@@ -21,16 +21,23 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from sim.report.palette import OKABE_ITO, series_style
-from sim.stats import mean_interval, wilson_interval
 from sim.report.tradeoffs import bool_column, format_value, group_items, tradeoff_table
+from sim.stats import mean_interval, wilson_interval
 
-__all__ = ["detection_cdf_figure", "blast_radius_figure", "power_curve_figure", "frontier_figure",
-           "false_rollback_figure"]
+__all__ = [
+    "detection_cdf_figure",
+    "blast_radius_figure",
+    "power_curve_figure",
+    "frontier_figure",
+    "false_rollback_figure",
+]
 
 #: Horizontal boxes: ``orientation`` since matplotlib 3.10 (``vert`` is deprecated there).
-_HORIZONTAL: dict[str, object] = ({"orientation": "horizontal"}
-                                  if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
-                                  else {"vert": False})
+_HORIZONTAL: dict[str, object] = (
+    {"orientation": "horizontal"}
+    if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+    else {"vert": False}
+)
 
 #: Detection CDFs draw their confidence bands only up to this many curves.
 _MAX_BANDS = 4
@@ -70,8 +77,13 @@ def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
 
 
-def detection_cdf_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None = "policy",
-                         title: str = "Time to detect a bad release", confidence: float = 0.95) -> Figure:
+def detection_cdf_figure(
+    frame: pd.DataFrame,
+    *,
+    by: str | Sequence[str] | None = "policy",
+    title: str = "Time to detect a bad release",
+    confidence: float = 0.95,
+) -> Figure:
     """Empirical CDF of detection time per group, over the bad-release runs.
 
     Runs that never rolled back stay in the denominator, so each curve levels off at its
@@ -106,12 +118,26 @@ def detection_cdf_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None 
         style = series_style(i)
         xs = np.concatenate([[0.0], times, [t_end]])
         ys = np.concatenate([[0.0], np.arange(1, times.size + 1) / n, [times.size / n]])
-        ax.step(xs, ys, where="post", color=style["color"], linestyle=style["linestyle"], lw=2,
-                label=f"{label}: detected {_pct_ci(times.size, n, confidence)}, n={n}")
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            color=style["color"],
+            linestyle=style["linestyle"],
+            lw=2,
+            label=f"{label}: detected {_pct_ci(times.size, n, confidence)}, n={n}",
+        )
         if len(curves) <= _MAX_BANDS:  # more bands than this overlap into mud
             band = eps / math.sqrt(n)
-            ax.fill_between(xs, np.clip(ys - band, 0, 1), np.clip(ys + band, 0, 1), step="post",
-                            color=style["color"], alpha=0.12, lw=0)
+            ax.fill_between(
+                xs,
+                np.clip(ys - band, 0, 1),
+                np.clip(ys + band, 0, 1),
+                step="post",
+                color=style["color"],
+                alpha=0.12,
+                lw=0,
+            )
     ax.set_xlim(0, t_end)
     legend = {"fontsize": "small", "title": f"detection rate [{100 * confidence:g}% CI]", "title_fontsize": "small"}
     if len(curves) <= 3:
@@ -124,9 +150,15 @@ def detection_cdf_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None 
     return fig
 
 
-def blast_radius_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None = "policy",
-                        column: str = "excess_errors", only_bad: bool = True,
-                        title: str | None = None, confidence: float = 0.95) -> Figure:
+def blast_radius_figure(
+    frame: pd.DataFrame,
+    *,
+    by: str | Sequence[str] | None = "policy",
+    column: str = "excess_errors",
+    only_bad: bool = True,
+    title: str | None = None,
+    confidence: float = 0.95,
+) -> Figure:
     """Distribution of the blast radius per group: box (quartiles, whiskers at 5% and 95%)
     and the mean with its Student-t interval (diamond and bar).
 
@@ -148,8 +180,7 @@ def blast_radius_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None =
     groups = [(g, v[~np.isnan(v)]) for g, v in groups]
     groups = [(g, v) for g, v in groups if v.size]
     height = max(3.0, 1.2 + 0.55 * len(groups))
-    fig, ax = _figure(title or f"Blast radius: {label}" + (" per bad release" if only_bad else ""),
-                      size=(8.0, height))
+    fig, ax = _figure(title or f"Blast radius: {label}" + (" per bad release" if only_bad else ""), size=(8.0, height))
     ax.set_xlabel(label)
     if not groups:
         _empty(ax, "no bad-release runs" if only_bad else "no runs")
@@ -157,16 +188,40 @@ def blast_radius_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None =
     positions = np.arange(len(groups))[::-1]
     for pos, (i, (g, v)) in zip(positions, enumerate(groups)):
         colour = series_style(i)["color"]
-        ax.bxp([{"med": np.median(v), "q1": np.percentile(v, 25), "q3": np.percentile(v, 75),
-                 "whislo": np.percentile(v, 5), "whishi": np.percentile(v, 95), "fliers": [], "label": g}],
-               positions=[pos], **_HORIZONTAL, widths=0.5, showfliers=False, patch_artist=True,
-               boxprops={"facecolor": colour, "alpha": 0.35, "edgecolor": colour},
-               medianprops={"color": OKABE_ITO["black"]}, whiskerprops={"color": colour},
-               capprops={"color": colour})
+        ax.bxp(
+            [
+                {
+                    "med": np.median(v),
+                    "q1": np.percentile(v, 25),
+                    "q3": np.percentile(v, 75),
+                    "whislo": np.percentile(v, 5),
+                    "whishi": np.percentile(v, 95),
+                    "fliers": [],
+                    "label": g,
+                }
+            ],
+            positions=[pos],
+            **_HORIZONTAL,
+            widths=0.5,
+            showfliers=False,
+            patch_artist=True,
+            boxprops={"facecolor": colour, "alpha": 0.35, "edgecolor": colour},
+            medianprops={"color": OKABE_ITO["black"]},
+            whiskerprops={"color": colour},
+            capprops={"color": colour},
+        )
         m = mean_interval(v, confidence)
         if m["low"] is not None:
-            ax.errorbar([m["value"]], [pos], xerr=[[m["value"] - m["low"]], [m["high"] - m["value"]]],
-                        fmt="D", color=OKABE_ITO["black"], ms=6, capsize=4, zorder=5)
+            ax.errorbar(
+                [m["value"]],
+                [pos],
+                xerr=[[m["value"] - m["low"]], [m["high"] - m["value"]]],
+                fmt="D",
+                color=OKABE_ITO["black"],
+                ms=6,
+                capsize=4,
+                zorder=5,
+            )
         else:
             ax.plot([m["value"]], [pos], "D", color=OKABE_ITO["black"], ms=6, zorder=5)
     ax.set_yticks(positions, [f"{g}\n(n={v.size})" for g, v in groups])
@@ -175,15 +230,27 @@ def blast_radius_figure(frame: pd.DataFrame, *, by: str | Sequence[str] | None =
     if positive.size and positive.max() / max(positive.min(), 1e-12) > 100:
         ax.set_xscale("symlog", linthresh=max(1.0, float(np.percentile(positive, 5))))
     ax.plot([], [], "D", color=OKABE_ITO["black"], label=f"mean [{100 * confidence:g}% CI]")
-    fig.legend(loc="outside lower center", fontsize="small", ncol=2, frameon=False,
-               title="box: quartiles and median; whiskers: 5% and 95%", title_fontsize="small")
+    fig.legend(
+        loc="outside lower center",
+        fontsize="small",
+        ncol=2,
+        frameon=False,
+        title="box: quartiles and median; whiskers: 5% and 95%",
+        title_fontsize="small",
+    )
     return fig
 
 
-def power_curve_figure(frame: pd.DataFrame, *, severity: str, by: str | Sequence[str] | None = "policy",
-                       severity_label: str | None = None, log_x: bool | None = None,
-                       title: str = "Detection probability by fault severity",
-                       confidence: float = 0.95) -> Figure:
+def power_curve_figure(
+    frame: pd.DataFrame,
+    *,
+    severity: str,
+    by: str | Sequence[str] | None = "policy",
+    severity_label: str | None = None,
+    log_x: bool | None = None,
+    title: str = "Detection probability by fault severity",
+    confidence: float = 0.95,
+) -> Figure:
     """Detection probability (share of bad releases rolled back) against fault severity.
 
     Args:
@@ -224,15 +291,25 @@ def power_curve_figure(frame: pd.DataFrame, *, severity: str, by: str | Sequence
         if ticks.size <= 12:
             ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
             ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(loc="lower right", fontsize="small", title=f"error bars: {100 * confidence:g}% Wilson interval",
-              title_fontsize="small")
+    ax.legend(
+        loc="lower right",
+        fontsize="small",
+        title=f"error bars: {100 * confidence:g}% Wilson interval",
+        title_fontsize="small",
+    )
     return fig
 
 
-def frontier_figure(frame: pd.DataFrame, params: Sequence[str], *,
-                    title: str = "Speed against harm: time to promote vs expected blast radius",
-                    confidence: float = 0.95, max_labels: int = 8, weight: str | None = None,
-                    stratum: str = "scenario") -> Figure:
+def frontier_figure(
+    frame: pd.DataFrame,
+    params: Sequence[str],
+    *,
+    title: str = "Speed against harm: time to promote vs expected blast radius",
+    confidence: float = 0.95,
+    max_labels: int = 8,
+    weight: str | None = None,
+    stratum: str = "scenario",
+) -> Figure:
     """Each parameter setting as a point: mean time to promote a good release (x) against
     the mean blast radius of a bad one (y), both with intervals; the Pareto frontier (no
     other setting is faster *and* less harmful) is drawn and labelled.
@@ -248,8 +325,11 @@ def frontier_figure(frame: pd.DataFrame, params: Sequence[str], *,
             :func:`sim.report.tradeoffs.tradeoff_table`).
         stratum: the column that names a release of the portfolio.
     """
-    table = (tradeoff_table(frame, params, confidence=confidence, weight=weight, stratum=stratum)
-             if len(frame) else pd.DataFrame())
+    table = (
+        tradeoff_table(frame, params, confidence=confidence, weight=weight, stratum=stratum)
+        if len(frame)
+        else pd.DataFrame()
+    )
     fig, ax = _figure(title, size=(9.0, 5.6))
     ax.set_xlabel("time to promote a good release, mean (min)")
     ax.set_ylabel("blast radius of a bad release,\nmean excess errors (requests)")
@@ -266,13 +346,33 @@ def frontier_figure(frame: pd.DataFrame, params: Sequence[str], *,
     y = usable["blast_radius"].to_numpy(dtype=float)
     front = usable["pareto"].to_numpy(dtype=bool)
     others = ~front
-    ax.errorbar(x[others], y[others], xerr=err("promote_time_s", 60.0)[:, others], yerr=err("blast_radius")[:, others],
-                fmt="o", mfc="none", color="#8a8a8a", ms=6, capsize=2, lw=0.8, label="dominated setting")
+    ax.errorbar(
+        x[others],
+        y[others],
+        xerr=err("promote_time_s", 60.0)[:, others],
+        yerr=err("blast_radius")[:, others],
+        fmt="o",
+        mfc="none",
+        color="#8a8a8a",
+        ms=6,
+        capsize=2,
+        lw=0.8,
+        label="dominated setting",
+    )
     order = np.argsort(x[front])
     fx, fy = x[front][order], y[front][order]
-    ax.errorbar(fx, fy, xerr=err("promote_time_s", 60.0)[:, front][:, order],
-                yerr=err("blast_radius")[:, front][:, order], fmt="o", color=OKABE_ITO["vermillion"], ms=7,
-                capsize=3, lw=1.2, label="Pareto frontier")
+    ax.errorbar(
+        fx,
+        fy,
+        xerr=err("promote_time_s", 60.0)[:, front][:, order],
+        yerr=err("blast_radius")[:, front][:, order],
+        fmt="o",
+        color=OKABE_ITO["vermillion"],
+        ms=7,
+        capsize=3,
+        lw=1.2,
+        label="Pareto frontier",
+    )
     ax.step(fx, fy, where="post", color=OKABE_ITO["vermillion"], lw=1.2, ls="--")
     rows = usable[front].iloc[order]
     x_lo, x_hi = float(np.nanmin(x)), float(np.nanmax(x))
@@ -280,18 +380,32 @@ def frontier_figure(frame: pd.DataFrame, params: Sequence[str], *,
         text = ", ".join(f"{p}={format_value(row[p])}" for p in params)
         # Labels of points in the right part of the plot go to their left, inside the axes.
         left = x_hi > x_lo and (px - x_lo) > 0.6 * (x_hi - x_lo)
-        ax.annotate(text, (px, py), xytext=(-6 if left else 6, 6), textcoords="offset points",
-                    ha="right" if left else "left", fontsize="x-small", color=OKABE_ITO["black"])
+        ax.annotate(
+            text,
+            (px, py),
+            xytext=(-6 if left else 6, 6),
+            textcoords="offset points",
+            ha="right" if left else "left",
+            fontsize="x-small",
+            color=OKABE_ITO["black"],
+        )
     if (y > 0).all() and y.max() / y.min() > 30:
         ax.set_yscale("log")
-    ax.legend(loc="upper right", fontsize="small", title=f"bars: {100 * confidence:g}% intervals",
-              title_fontsize="small")
+    ax.legend(
+        loc="upper right", fontsize="small", title=f"bars: {100 * confidence:g}% intervals", title_fontsize="small"
+    )
     return fig
 
 
-def false_rollback_figure(frame: pd.DataFrame, *, x: str, by: str | Sequence[str] | None = None,
-                          x_label: str | None = None, title: str = "False rollbacks of good releases",
-                          confidence: float = 0.95) -> Figure:
+def false_rollback_figure(
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    by: str | Sequence[str] | None = None,
+    x_label: str | None = None,
+    title: str = "False rollbacks of good releases",
+    confidence: float = 0.95,
+) -> Figure:
     """False-rollback rate (good releases rolled back) against a threshold setting.
 
     Args:
@@ -324,6 +438,10 @@ def false_rollback_figure(frame: pd.DataFrame, *, x: str, by: str | Sequence[str
             hi.append(100 * (high - k / n))
         ax.errorbar(xs, ys, yerr=[lo, hi], capsize=3, lw=1.8, ms=5, label=label, **series_style(i))
     ax.set_ylim(bottom=-1)
-    ax.legend(loc="upper right", fontsize="small", title=f"error bars: {100 * confidence:g}% Wilson interval",
-              title_fontsize="small")
+    ax.legend(
+        loc="upper right",
+        fontsize="small",
+        title=f"error bars: {100 * confidence:g}% Wilson interval",
+        title_fontsize="small",
+    )
     return fig

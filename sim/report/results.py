@@ -26,11 +26,16 @@ import pandas as pd
 
 from sim.errors import InputError
 from sim.outcomes import COLUMNS
-from sim.report.plots import (blast_radius_figure, detection_cdf_figure, false_rollback_figure, frontier_figure,
-                       power_curve_figure)
 from sim.report.html import FigureBlock, ScenarioSection, build_section, figure_block
-from sim.stats import format_summary_table, summarize_records
+from sim.report.plots import (
+    blast_radius_figure,
+    detection_cdf_figure,
+    false_rollback_figure,
+    frontier_figure,
+    power_curve_figure,
+)
 from sim.report.tradeoffs import bool_column
+from sim.stats import format_summary_table, summarize_records
 
 __all__ = ["read_results", "parameter_columns", "overview_figures", "results_sections"]
 
@@ -61,8 +66,9 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
         if p.is_dir():
             files = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not f.name.startswith("."))
             if not files:
-                raise InputError(name, 1, None, "no *.parquet result files in this directory "
-                                 "(write some with pdsim run --out DIR)")
+                raise InputError(
+                    name, 1, None, "no *.parquet result files in this directory (write some with pdsim run --out DIR)"
+                )
             frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
         elif p.suffix == ".csv":
             frame = pd.read_csv(p)
@@ -78,8 +84,9 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise InputError(name, 1, None, f"cannot read results: {' '.join(str(err).split())}") from None
     missing = [c for c in REQUIRED if c not in frame]
     if missing:
-        raise InputError(name, 1, None, f"not run records: no column {missing[0]!r}",
-                         got=", ".join(map(str, frame.columns[:8])))
+        raise InputError(
+            name, 1, None, f"not run records: no column {missing[0]!r}", got=", ".join(map(str, frame.columns[:8]))
+        )
     if frame.empty:
         raise InputError(name, 1, None, "the results hold no runs")
     return frame
@@ -107,8 +114,9 @@ def parameter_columns(frame: pd.DataFrame) -> list[str]:
     The sweep engine's bookkeeping columns (cell, world, kind, stratum, weight) are not
     settings.
     """
-    return [c for c in frame.columns
-            if c not in COLUMNS and c not in _BOOKKEEPING and frame[c].nunique(dropna=False) > 1]
+    return [
+        c for c in frame.columns if c not in COLUMNS and c not in _BOOKKEEPING and frame[c].nunique(dropna=False) > 1
+    ]
 
 
 def _grouping(frame: pd.DataFrame, by: list[str]) -> list[str]:
@@ -139,8 +147,9 @@ def _short_names(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFr
     return frame.rename(columns=short), [short[c] for c in columns]
 
 
-def overview_figures(frame: pd.DataFrame, *, by: str | Sequence[str] = ("scenario", "policy"),
-                     params: Sequence[str] | None = None) -> list[FigureBlock]:
+def overview_figures(
+    frame: pd.DataFrame, *, by: str | Sequence[str] = ("scenario", "policy"), params: Sequence[str] | None = None
+) -> list[FigureBlock]:
     """The figures that the runs support, as report blocks.
 
     Args:
@@ -161,41 +170,60 @@ def overview_figures(frame: pd.DataFrame, *, by: str | Sequence[str] = ("scenari
     bad = bool_column(frame, "release_bad")
     blocks = []
     if bad.any():
-        blocks.append(figure_block(
-            detection_cdf_figure(frame, by=cols), title="How fast bad releases are rolled back",
-            alt="Cumulative share of bad-release runs rolled back against minutes since fault onset, one curve per "
+        blocks.append(
+            figure_block(
+                detection_cdf_figure(frame, by=cols),
+                title="How fast bad releases are rolled back",
+                alt="Cumulative share of bad-release runs rolled back against minutes since fault onset, one curve per "
                 + " and ".join(cols),
-            caption="Each curve rises at each rollback and levels off at the detection rate (legend, with its 95% "
-                    "interval); the shaded band (drawn for up to four curves) holds the whole true curve with 95% "
-                    "confidence."))
-        blocks.append(figure_block(
-            blast_radius_figure(frame, by=cols), title="Blast radius of bad releases",
-            alt="Excess errors per bad-release run: box plots and means with intervals per " + " and ".join(cols),
-            caption="Failures beyond what the stable version would have served, including the after_promotion "
-                    "damage of a missed bad release. Diamonds: means with 95% intervals."))
+                caption="Each curve rises at each rollback and levels off at the detection rate (legend, with its 95% "
+                "interval); the shaded band (drawn for up to four curves) holds the whole true curve with 95% "
+                "confidence.",
+            )
+        )
+        blocks.append(
+            figure_block(
+                blast_radius_figure(frame, by=cols),
+                title="Blast radius of bad releases",
+                alt="Excess errors per bad-release run: box plots and means with intervals per " + " and ".join(cols),
+                caption="Failures beyond what the stable version would have served, including the after_promotion "
+                "damage of a missed bad release. Diamonds: means with 95% intervals.",
+            )
+        )
     sized = frame[bad & frame[severities[0]].notna().to_numpy()] if severities and bad.any() else frame.iloc[:0]
     if len(sized) and sized[severities[0]].nunique() > 1:
         severity = severities[0]
-        blocks.append(figure_block(
-            power_curve_figure(sized, severity=severity, by=settings or None, severity_label=labels[severity]),
-            title="Detection probability by fault severity",
-            alt=f"Share of bad releases rolled back against {labels[severity]}, with Wilson intervals",
-            caption="Error bars: 95% Wilson intervals."))
+        blocks.append(
+            figure_block(
+                power_curve_figure(sized, severity=severity, by=settings or None, severity_label=labels[severity]),
+                title="Detection probability by fault severity",
+                alt=f"Share of bad releases rolled back against {labels[severity]}, with Wilson intervals",
+                caption="Error bars: 95% Wilson intervals.",
+            )
+        )
     if settings and (~bad).any():
         x = settings[0]
-        blocks.append(figure_block(
-            false_rollback_figure(frame, x=x, by=settings[1:] or None), title=f"False rollbacks against {x}",
-            alt=f"False-rollback rate of good releases against {x}, with Wilson intervals",
-            caption="Good releases rolled back, in percent, with 95% Wilson intervals."))
+        blocks.append(
+            figure_block(
+                false_rollback_figure(frame, x=x, by=settings[1:] or None),
+                title=f"False rollbacks against {x}",
+                alt=f"False-rollback rate of good releases against {x}, with Wilson intervals",
+                caption="Good releases rolled back, in percent, with 95% Wilson intervals.",
+            )
+        )
     if settings and bad.any() and (~bad).any():
         # A sweep's portfolio weighs its releases: the expected harm is the weighted one.
         portfolio = {"weight": "weight", "stratum": "world"} if {"weight", "world"} <= set(frame.columns) else {}
-        blocks.append(figure_block(
-            frontier_figure(frame, settings, **portfolio), title="Speed against harm over the settings",
-            alt="Each setting's mean time to promote a good release against its mean blast radius; the Pareto "
+        blocks.append(
+            figure_block(
+                frontier_figure(frame, settings, **portfolio),
+                title="Speed against harm over the settings",
+                alt="Each setting's mean time to promote a good release against its mean blast radius; the Pareto "
                 "frontier is highlighted",
-            caption="Frontier settings: no other setting promotes good releases faster and also hurts fewer "
-                    "requests when the release is bad."))
+                caption="Frontier settings: no other setting promotes good releases faster and also hurts fewer "
+                "requests when the release is bad.",
+            )
+        )
     return blocks
 
 
@@ -208,8 +236,12 @@ def _group_lines(sub: pd.DataFrame) -> list[str]:
     return lines
 
 
-def results_sections(frame: pd.DataFrame, *, scenario_files: Sequence[str | os.PathLike[str]] = (),
-                     policy_paths: Sequence[str | os.PathLike[str]] = ()) -> list[ScenarioSection]:
+def results_sections(
+    frame: pd.DataFrame,
+    *,
+    scenario_files: Sequence[str | os.PathLike[str]] = (),
+    policy_paths: Sequence[str | os.PathLike[str]] = (),
+) -> list[ScenarioSection]:
     """One section per (scenario, policy) group of the runs.
 
     A group whose scenario name matches a file in ``scenario_files`` is described from
@@ -220,9 +252,9 @@ def results_sections(frame: pd.DataFrame, *, scenario_files: Sequence[str | os.P
         InputError: for a bad scenario or policy file.
     """
     from sim.inputs.policy import load_policy, scenario_policy
-    from sim.seeds import run_seed
-    from sim.runs.runner import run_one
     from sim.inputs.scenario import load_scenario
+    from sim.runs.runner import run_one
+    from sim.seeds import run_seed
 
     scenarios = {}
     for f in scenario_files:
@@ -249,8 +281,20 @@ def results_sections(frame: pd.DataFrame, *, scenario_files: Sequence[str | os.P
                 own = all(int(r.seed) == run_seed(sc.seed, 0, int(r.run)) for r in sub.head(3).itertuples())
                 if own and list(sub["run"]) == list(range(len(sub))):
                     policy_args = [a for p in policy_paths for a in ("--policy", os.fspath(p))]
-                    section.command = shlex.join(["pdsim", "run", source, *policy_args, "--runs", str(len(sub)),
-                                                  "--seed", str(sc.seed), "--trace", "run0.jsonl"])
+                    section.command = shlex.join(
+                        [
+                            "pdsim",
+                            "run",
+                            source,
+                            *policy_args,
+                            "--runs",
+                            str(len(sub)),
+                            "--seed",
+                            str(sc.seed),
+                            "--trace",
+                            "run0.jsonl",
+                        ]
+                    )
                 else:
                     section.seed, section.source = None, None
                 sections.append(section)
@@ -260,8 +304,16 @@ def results_sections(frame: pd.DataFrame, *, scenario_files: Sequence[str | os.P
         run0 = f"{first['outcome']}".replace("_", " ")
         if pd.notna(first.get("decision_time_s")):
             run0 += f" at {float(first['decision_time_s']) / 60:.1f} min"
-        sections.append(ScenarioSection(
-            name=f"{scenario_name} / {policy_name}", policy=str(policy_name), faults=_group_lines(sub),
-            runs=len(sub), summary=summary, run0=f"run {int(first['run'])}: {run0}",
-            details=format_summary_table(summary), described=False))
+        sections.append(
+            ScenarioSection(
+                name=f"{scenario_name} / {policy_name}",
+                policy=str(policy_name),
+                faults=_group_lines(sub),
+                runs=len(sub),
+                summary=summary,
+                run0=f"run {int(first['run'])}: {run0}",
+                details=format_summary_table(summary),
+                described=False,
+            )
+        )
     return sections

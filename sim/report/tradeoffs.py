@@ -73,13 +73,16 @@ def pareto_mask(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
 def _mean_cols(prefix: str, values: np.ndarray, confidence: float) -> dict[str, float]:
     m = mean_interval(values, confidence)
     nan = float("nan")
-    return {prefix: nan if m["value"] is None else m["value"],
-            f"{prefix}_low": nan if m["low"] is None else m["low"],
-            f"{prefix}_high": nan if m["high"] is None else m["high"]}
+    return {
+        prefix: nan if m["value"] is None else m["value"],
+        f"{prefix}_low": nan if m["low"] is None else m["low"],
+        f"{prefix}_high": nan if m["high"] is None else m["high"],
+    }
 
 
-def _stratified_mean_cols(prefix: str, values: np.ndarray, strata: np.ndarray, weights: np.ndarray,
-                          confidence: float) -> dict[str, float]:
+def _stratified_mean_cols(
+    prefix: str, values: np.ndarray, strata: np.ndarray, weights: np.ndarray, confidence: float
+) -> dict[str, float]:
     """Weighted mean over strata (a release portfolio's worlds, each with its share), with a
     normal interval from the per-stratum variances: sum_s (w_s/W)^2 var_s/n_s."""
     ok = ~np.isnan(values)
@@ -105,12 +108,23 @@ def _stratified_mean_cols(prefix: str, values: np.ndarray, strata: np.ndarray, w
 
 def _rate_cols(prefix: str, k: int, n: int, confidence: float) -> dict[str, float]:
     low, high = wilson_interval(k, n, confidence)
-    return {prefix: k / n if n else float("nan"), f"{prefix}_low": low if n else float("nan"),
-            f"{prefix}_high": high if n else float("nan"), f"{prefix}_k": k, f"{prefix}_n": n}
+    return {
+        prefix: k / n if n else float("nan"),
+        f"{prefix}_low": low if n else float("nan"),
+        f"{prefix}_high": high if n else float("nan"),
+        f"{prefix}_k": k,
+        f"{prefix}_n": n,
+    }
 
 
-def tradeoff_table(frame: pd.DataFrame, params: Sequence[str], *, confidence: float = 0.95,
-                   weight: str | None = None, stratum: str = "scenario") -> pd.DataFrame:
+def tradeoff_table(
+    frame: pd.DataFrame,
+    params: Sequence[str],
+    *,
+    confidence: float = 0.95,
+    weight: str | None = None,
+    stratum: str = "scenario",
+) -> pd.DataFrame:
     """One row per parameter setting: speed, harm and error rates, each with its interval.
 
     Columns, besides the parameters: ``runs``, ``good_runs``, ``bad_runs``;
@@ -157,13 +171,20 @@ def tradeoff_table(frame: pd.DataFrame, params: Sequence[str], *, confidence: fl
         else:
             strata = sub[stratum].astype(str).to_numpy()
             w = pd.to_numeric(sub[weight], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-            for name, values, mask in (("promote_time_s", decision, promoted_good), ("blast_radius", excess, bad),
-                                       ("users_affected", users, bad)):
+            for name, values, mask in (
+                ("promote_time_s", decision, promoted_good),
+                ("blast_radius", excess, bad),
+                ("users_affected", users, bad),
+            ):
                 row.update(_stratified_mean_cols(name, values[mask], strata[mask], w[mask], confidence))
-        row.update(_rate_cols("false_rollback_rate", int((good & (outcome == "rolled_back")).sum()),
-                              int(good.sum()), confidence))
-        row.update(_rate_cols("detection_rate", int((bad & (outcome == "rolled_back")).sum()),
-                              int(bad.sum()), confidence))
+        row.update(
+            _rate_cols(
+                "false_rollback_rate", int((good & (outcome == "rolled_back")).sum()), int(good.sum()), confidence
+            )
+        )
+        row.update(
+            _rate_cols("detection_rate", int((bad & (outcome == "rolled_back")).sum()), int(bad.sum()), confidence)
+        )
         rows.append(row)
     table = pd.DataFrame(rows)
     table["pareto"] = pareto_mask(table["promote_time_s"], table["blast_radius"])

@@ -66,8 +66,16 @@ from sim.errors import InputError
 from sim.policies.base import Observation, Policy, Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights
 from sim.policies.judges.base import JudgeData, VersionSeries
 
-__all__ = ["Observations", "ReplayResult", "Series", "load_observations", "replay",
-           "PROMOTED", "ROLLED_BACK", "UNFINISHED"]
+__all__ = [
+    "Observations",
+    "ReplayResult",
+    "Series",
+    "load_observations",
+    "replay",
+    "PROMOTED",
+    "ROLLED_BACK",
+    "UNFINISHED",
+]
 
 PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
@@ -134,7 +142,7 @@ class Observations:
     counters: Mapping[str, Series] = field(default_factory=dict)
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[float, str, Any]], source: str = "") -> "Observations":
+    def from_rows(cls, rows: Iterable[tuple[float, str, Any]], source: str = "") -> Observations:
         """Build from ``(t, key, value)`` rows already typed: a metric's value is a float
         or None (no data), a ``webhook:`` or ``ready:`` value a bool. Rows are sorted by
         ``t``, stably.
@@ -164,8 +172,14 @@ class Observations:
         groups: dict[str, dict[str, Series]] = {"metric": {}, "webhook": {}, "ready": {}, "counter": {}}
         for (kind, name), samples in keyed.items():
             groups[kind][name] = Series(tuple(s[0] for s in samples), tuple(s[1] for s in samples))
-        return cls(metrics=groups["metric"], webhooks=groups["webhook"], ready=groups["ready"],
-                   last_t=last, source=source, counters=groups["counter"])
+        return cls(
+            metrics=groups["metric"],
+            webhooks=groups["webhook"],
+            ready=groups["ready"],
+            last_t=last,
+            source=source,
+            counters=groups["counter"],
+        )
 
     def versions(self, t: float) -> JudgeData | None:
         """Both versions' counter increments up to ``t`` for a judge (None: no counter rows).
@@ -187,8 +201,13 @@ class Observations:
             return np.where(step < 0, values, step)
 
         scrape = float(np.median(np.diff(times))) if len(times) > 1 else 15.0
-        return JudgeData(t, scrape, (), VersionSeries(increments("canary:requests"), increments("canary:errors")),
-                         VersionSeries(increments("primary:requests"), increments("primary:errors")))
+        return JudgeData(
+            t,
+            scrape,
+            (),
+            VersionSeries(increments("canary:requests"), increments("canary:errors")),
+            VersionSeries(increments("primary:requests"), increments("primary:errors")),
+        )
 
     def metric(self, name: str, t: float) -> float | None:
         """The latest value of metric ``name`` at or before ``t``; None = no data."""
@@ -230,17 +249,17 @@ def _split_key(key: str) -> tuple[str, str]:
             ``canary``/``primary``.
     """
     if key.startswith(WEBHOOK_PREFIX):
-        name = key[len(WEBHOOK_PREFIX):].strip()
+        name = key[len(WEBHOOK_PREFIX) :].strip()
         if not name:
             raise ValueError("webhook: needs a hook name or type, e.g. webhook:confirm-promotion")
         return "webhook", name
     if key.startswith(COUNTER_PREFIX):
-        name = key[len(COUNTER_PREFIX):].strip()
+        name = key[len(COUNTER_PREFIX) :].strip()
         if name not in COUNTERS:
             raise ValueError(f"must be {COUNTER_PREFIX}<canary|primary>:<requests|errors>")
         return "counter", name
     if key.startswith(READY_PREFIX):
-        name = key[len(READY_PREFIX):].strip()
+        name = key[len(READY_PREFIX) :].strip()
         if name not in WORKLOADS:
             raise ValueError("must be ready:canary or ready:primary")
         return "ready", name
@@ -287,17 +306,24 @@ def load_observations(path: str | os.PathLike[str]) -> Observations:
                 header = [cell.strip() for cell in record]
                 missing = [c for c in COLUMNS if c not in header]
                 if missing:
-                    raise InputError(file, line, "header", f"missing column {', '.join(missing)}; "
-                                     "the header must be t,metric,value", got=",".join(record))
+                    raise InputError(
+                        file,
+                        line,
+                        "header",
+                        f"missing column {', '.join(missing)}; the header must be t,metric,value",
+                        got=",".join(record),
+                    )
                 extra = [c for c in header if c not in COLUMNS]
                 if extra or len(header) != len(COLUMNS):
-                    raise InputError(file, line, "header", "the header must be exactly t,metric,value",
-                                     got=",".join(record))
+                    raise InputError(
+                        file, line, "header", "the header must be exactly t,metric,value", got=",".join(record)
+                    )
                 index = {c: header.index(c) for c in COLUMNS}
                 continue
             if len(record) != len(COLUMNS):
-                raise InputError(file, line, None, f"a row needs {len(COLUMNS)} fields t,metric,value",
-                                 got=",".join(record))
+                raise InputError(
+                    file, line, None, f"a row needs {len(COLUMNS)} fields t,metric,value", got=",".join(record)
+                )
             rows.append(_parse_row(file, line, *(record[index[c]] for c in COLUMNS)))
     except csv.Error as err:
         raise InputError(file, reader.line_num or 1, None, f"not a valid CSV file: {err}") from None
@@ -342,8 +368,9 @@ def _parse_row(file: str, line: int, t_text: str, key: str, value_text: str) -> 
     try:
         return t, key, float(value)  # "NaN"/"nan": a NaN sample; "+Inf" as Prometheus writes it
     except ValueError:
-        raise InputError(file, line, "value", "not a number (empty for no data, NaN for a NaN sample)",
-                         got=value_text) from None
+        raise InputError(
+            file, line, "value", "not a number (empty for no data, NaN for a NaN sample)", got=value_text
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -399,14 +426,21 @@ def replay(policy: Policy, observations: Observations, *, horizon_s: float | Non
         if nt is None or nt > horizon:
             break
         if not (nt > t or (tick == 0 and nt == t)):  # the first tick may come at once (Argo)
-            raise ValueError(f"policy {getattr(policy, 'name', policy)!r}: next_tick({t}) = {nt} "
-                             "does not move time forward")
+            raise ValueError(
+                f"policy {getattr(policy, 'name', policy)!r}: next_tick({t}) = {nt} does not move time forward"
+            )
         t, tick = float(nt), tick + 1
         metrics = {name: observations.metric(name, t) for name in names}
-        obs = Observation(t=t, tick=tick, metrics=metrics, routes=routes,
-                          canary=observations.readiness("canary", t, canary_started),
-                          primary=observations.readiness("primary", t, primary_started),
-                          webhooks=observations.webhooks_at(t), versions=observations.versions(t))
+        obs = Observation(
+            t=t,
+            tick=tick,
+            metrics=metrics,
+            routes=routes,
+            canary=observations.readiness("canary", t, canary_started),
+            primary=observations.readiness("primary", t, primary_started),
+            webhooks=observations.webhooks_at(t),
+            versions=observations.versions(t),
+        )
         state, actions = policy.step(state, obs)
         for a in actions:
             if isinstance(a, SetWeights):
@@ -423,11 +457,25 @@ def replay(policy: Policy, observations: Observations, *, horizon_s: float | Non
                 canary_started = t
         status = policy.status(state)
         final_phase = str(status["phase"])
-        trace.append({"t": t, "tick": tick, **status, "routed_weight": _routed_percent(routes),
-                      "actions": [action_json(a) for a in actions], "metrics": metrics,
-                      "event": getattr(state, "event", "")})
-    return ReplayResult(decision=decision, decision_time_s=decision_time, final_phase=final_phase,
-                        ticks=tick, trace=trace, rollback_reason=reason)
+        trace.append(
+            {
+                "t": t,
+                "tick": tick,
+                **status,
+                "routed_weight": _routed_percent(routes),
+                "actions": [action_json(a) for a in actions],
+                "metrics": metrics,
+                "event": getattr(state, "event", ""),
+            }
+        )
+    return ReplayResult(
+        decision=decision,
+        decision_time_s=decision_time,
+        final_phase=final_phase,
+        ticks=tick,
+        trace=trace,
+        rollback_reason=reason,
+    )
 
 
 def _routed_percent(routes: Routes) -> float:

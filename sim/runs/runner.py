@@ -12,18 +12,19 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from sim.inputs.scenario import Scenario
 from sim.outcomes import COLUMNS, RunRecord
 from sim.policies.base import Policy
 from sim.runs.seedseq import run_seeds
-from sim.inputs.scenario import Scenario
 from sim.world.controller import RunResult, run_rollouts
 
 #: Rollouts simulated together in lockstep (numpy work is shared across them).
 BATCH = 500
 
 
-def run_one(scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0, exact: bool = False,
-            trace: bool = False) -> RunResult:
+def run_one(
+    scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0, exact: bool = False, trace: bool = False
+) -> RunResult:
     """Simulate one rollout from its run seed (``RunRecord.seed`` reproduces a run).
 
     Args:
@@ -37,19 +38,28 @@ def run_one(scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0
     return run_rollouts(scenario, policy, [seed], run_indexes=[run_index], exact=exact, trace=trace)[0]
 
 
-def _simulate(scenario: Scenario, policy: Policy, runs: Sequence[int], seed: int, scenario_index: int,
-              exact: bool) -> list[RunRecord]:
+def _simulate(
+    scenario: Scenario, policy: Policy, runs: Sequence[int], seed: int, scenario_index: int, exact: bool
+) -> list[RunRecord]:
     seeds = run_seeds(seed, scenario_index, runs).tolist()
     if exact:
         return [run_one(scenario, policy, s, run_index=k, exact=True).record for s, k in zip(seeds, runs)]
     return [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=list(runs))]
 
 
-def run_batch(scenario: Scenario, policy: Policy, runs: int, seed: int, *, workers: int = 1,
-              exact: bool = False, scenario_index: int = 0,
-              progress: Callable[[int], None] | None = None,
-              on_chunk: Callable[[list[RunRecord]], None] | None = None,
-              chunk_size: int = 1000) -> list[RunRecord]:
+def run_batch(
+    scenario: Scenario,
+    policy: Policy,
+    runs: int,
+    seed: int,
+    *,
+    workers: int = 1,
+    exact: bool = False,
+    scenario_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+    on_chunk: Callable[[list[RunRecord]], None] | None = None,
+    chunk_size: int = 1000,
+) -> list[RunRecord]:
     """Simulate ``runs`` rollouts of one scenario under one policy.
 
     Args:
@@ -70,7 +80,7 @@ def run_batch(scenario: Scenario, policy: Policy, runs: int, seed: int, *, worke
     """
     chunks = [list(range(a, min(a + chunk_size, runs))) for a in range(0, runs, chunk_size)]
     # Within a chunk, lockstep batches of BATCH rollouts share numpy work.
-    pieces = [c[i:i + BATCH] for c in chunks for i in range(0, len(c), BATCH)]
+    pieces = [c[i : i + BATCH] for c in chunks for i in range(0, len(c), BATCH)]
     out: list[RunRecord] = []
     pending: list[RunRecord] = []
     chunk_ends = {c[-1] for c in chunks}
@@ -90,9 +100,11 @@ def run_batch(scenario: Scenario, policy: Policy, runs: int, seed: int, *, worke
             collect(_simulate(scenario, policy, piece, seed, scenario_index, exact))
     else:
         from joblib import Parallel, delayed
+
         parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator")
-        for records in parallel(delayed(_simulate)(scenario, policy, piece, seed, scenario_index, exact)
-                                for piece in pieces):
+        for records in parallel(
+            delayed(_simulate)(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces
+        ):
             collect(records)
     return out
 

@@ -24,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.runs.atomic import atomic_write
 from sim.outcomes import COLUMNS, RunRecord
+from sim.runs.atomic import atomic_write
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -76,6 +76,7 @@ def write_json(path: Path, data: Any) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, allow_nan=False)
             fh.write("\n")
+
     atomic_write(path, write)
 
 
@@ -199,6 +200,18 @@ def iter_cells(out: str | os.PathLike[str], columns: Sequence[str] | None = None
         yield frame.merge(cells[cells["cell"] == cell], on="cell", how="left", validate="many_to_one")
 
 
-__all__ = ["MANIFEST", "iter_cells", "ResultsError", "finished_chunks", "load_results", "package_versions", "read_manifest",
-           "record_schema", "records_table", "remove_temporaries", "resume_mismatch", "write_chunk",
-           "write_json"]
+__all__ = [
+    "MANIFEST",
+    "iter_cells",
+    "ResultsError",
+    "finished_chunks",
+    "load_results",
+    "package_versions",
+    "read_manifest",
+    "record_schema",
+    "records_table",
+    "remove_temporaries",
+    "resume_mismatch",
+    "write_chunk",
+    "write_json",
+]

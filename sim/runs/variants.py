@@ -15,16 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from sim.policies.base import Policy
 from sim.inputs.policy import build_policy
-from sim.runs.runner import records_frame, run_batch
 from sim.inputs.scenario import PolicySpec, Scenario
+from sim.policies.base import Policy
+from sim.runs.runner import records_frame, run_batch
 
 __all__ = ["flagger_variant", "fault_variant", "run_grid", "METRIC_KEYS"]
 
 #: Grid keys that set a metric's threshold rather than an ``analysis`` field.
-METRIC_KEYS = {"success_rate_min": ("request-success-rate", "min"),
-               "latency_max_ms": ("request-duration", "max")}
+METRIC_KEYS = {"success_rate_min": ("request-success-rate", "min"), "latency_max_ms": ("request-duration", "max")}
 
 
 def flagger_variant(spec: PolicySpec, *, name: str, **settings: Any) -> Policy:
@@ -84,8 +83,15 @@ def _label(settings: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in settings.items()) or "base"
 
 
-def run_grid(scenarios: Sequence[Scenario], spec: PolicySpec, grid: Mapping[str, Sequence[Any]], *, runs: int,
-             workers: int = 1, seed: int | None = None) -> pd.DataFrame:
+def run_grid(
+    scenarios: Sequence[Scenario],
+    spec: PolicySpec,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    runs: int,
+    workers: int = 1,
+    seed: int | None = None,
+) -> pd.DataFrame:
     """Every combination of ``grid`` against every scenario: one row per run.
 
     Args:

@@ -23,12 +23,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.stats import (bootstrap_quantile_interval, mcnemar, mean_interval, paired_difference, rate,
-                       stratified_mean, stratified_rate)
+from sim.stats import (
+    bootstrap_quantile_interval,
+    mcnemar,
+    mean_interval,
+    paired_difference,
+    rate,
+    stratified_mean,
+    stratified_rate,
+)
 
 #: Columns the summaries read (load_results(DIR, columns=SUMMARY_COLUMNS) keeps memory small).
-SUMMARY_COLUMNS = ("scenario", "policy", "run", "outcome", "release_bad", "decision_time_s", "detection_time_s",
-                   "excess_errors", "users_affected", "false_rollback", "missed", "canary_requests")
+SUMMARY_COLUMNS = (
+    "scenario",
+    "policy",
+    "run",
+    "outcome",
+    "release_bad",
+    "decision_time_s",
+    "detection_time_s",
+    "excess_errors",
+    "users_affected",
+    "false_rollback",
+    "missed",
+    "canary_requests",
+)
 _QUANTILE_OF = ("decision_time_s", "detection_time_s", "excess_errors")
 
 
@@ -43,8 +62,14 @@ def _num(v: Any) -> Any:
     return f if math.isfinite(f) else None
 
 
-def cell_summary(frame: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0, n_boot: int = 2000,
-                 quantiles: tuple[float, ...] = (0.5, 0.9)) -> pd.DataFrame:
+def cell_summary(
+    frame: pd.DataFrame,
+    *,
+    confidence: float = 0.95,
+    seed: int = 0,
+    n_boot: int = 2000,
+    quantiles: tuple[float, ...] = (0.5, 0.9),
+) -> pd.DataFrame:
     """One row per cell: rates with Wilson intervals, quantiles with bootstrap intervals.
 
     Rate columns ``NAME``, ``NAME_low``, ``NAME_high`` for promoted, rolled_back,
@@ -54,16 +79,22 @@ def cell_summary(frame: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0
     """
     rows = []
     for cell, g in frame.groupby("cell", sort=True, observed=True):
-        out: dict[str, Any] = {"cell": int(cell), "scenario": str(g["scenario"].iloc[0]),
-                               "policy": str(g["policy"].iloc[0]), "runs": len(g)}
+        out: dict[str, Any] = {
+            "cell": int(cell),
+            "scenario": str(g["scenario"].iloc[0]),
+            "policy": str(g["policy"].iloc[0]),
+            "runs": len(g),
+        }
         outcome = g["outcome"].astype(str).to_numpy()
         bad = g["release_bad"].to_numpy(dtype=bool)
         rb = outcome == "rolled_back"
-        rates = {"promoted": (np.count_nonzero(outcome == "promoted"), len(g)),
-                 "rolled_back": (np.count_nonzero(rb), len(g)),
-                 "false_rollback": (np.count_nonzero(rb & ~bad), np.count_nonzero(~bad)),
-                 "detection": (np.count_nonzero(rb & bad), np.count_nonzero(bad)),
-                 "missed": (np.count_nonzero((outcome == "promoted") & bad), np.count_nonzero(bad))}
+        rates = {
+            "promoted": (np.count_nonzero(outcome == "promoted"), len(g)),
+            "rolled_back": (np.count_nonzero(rb), len(g)),
+            "false_rollback": (np.count_nonzero(rb & ~bad), np.count_nonzero(~bad)),
+            "detection": (np.count_nonzero(rb & bad), np.count_nonzero(bad)),
+            "missed": (np.count_nonzero((outcome == "promoted") & bad), np.count_nonzero(bad)),
+        }
         for name, (k, n) in rates.items():
             r = rate(int(k), int(n), confidence)
             out[name], out[f"{name}_low"], out[f"{name}_high"] = r["rate"], r["low"], r["high"]
@@ -81,22 +112,33 @@ def cell_summary(frame: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0
 
 def _world_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (policy, world): counts, means and variances the stratified estimates combine."""
-    f = pd.DataFrame({
-        "policy": frame["policy"].astype(str), "world": frame["world"] if "world" in frame else 0,
-        "weight": frame["weight"].fillna(1.0) if "weight" in frame else 1.0,
-        "bad": frame["release_bad"].astype(bool),
-        "rb": frame["outcome"].astype(str) == "rolled_back",
-        "promoted": frame["outcome"].astype(str) == "promoted",
-        "excess": frame["excess_errors"].astype(float),
-    })
+    f = pd.DataFrame(
+        {
+            "policy": frame["policy"].astype(str),
+            "world": frame["world"] if "world" in frame else 0,
+            "weight": frame["weight"].fillna(1.0) if "weight" in frame else 1.0,
+            "bad": frame["release_bad"].astype(bool),
+            "rb": frame["outcome"].astype(str) == "rolled_back",
+            "promoted": frame["outcome"].astype(str) == "promoted",
+            "excess": frame["excess_errors"].astype(float),
+        }
+    )
     f["promote_time"] = frame["decision_time_s"].astype(float).where(f["promoted"] & ~f["bad"])
     g = f.groupby(["policy", "world"], sort=False)  # the sweep's order (cells are in it)
-    return pd.DataFrame({
-        "weight": g["weight"].first(), "bad": g["bad"].first(), "n": g.size(), "rb": g["rb"].sum(),
-        "promoted": g["promoted"].sum(), "excess_mean": g["excess"].mean(), "excess_var": g["excess"].var(ddof=1),
-        "t_n": g["promote_time"].count(), "t_mean": g["promote_time"].mean(),
-        "t_var": g["promote_time"].var(ddof=1),
-    }).reset_index()
+    return pd.DataFrame(
+        {
+            "weight": g["weight"].first(),
+            "bad": g["bad"].first(),
+            "n": g.size(),
+            "rb": g["rb"].sum(),
+            "promoted": g["promoted"].sum(),
+            "excess_mean": g["excess"].mean(),
+            "excess_var": g["excess"].var(ddof=1),
+            "t_n": g["promote_time"].count(),
+            "t_mean": g["promote_time"].mean(),
+            "t_var": g["promote_time"].var(ddof=1),
+        }
+    ).reset_index()
 
 
 def policy_costs(frame: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
@@ -113,30 +155,37 @@ def policy_costs(frame: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
     * ``blast_radius_bad``: expected excess errors per bad release.
     """
     swept = [c for c in frame.columns if str(c).startswith("policy.")]
-    params = {} if not swept else {
-        str(k): {c: v for c, v in zip(swept, row)}
-        for k, *row in frame[["policy", *swept]].drop_duplicates("policy").itertuples(index=False)}
+    params = (
+        {}
+        if not swept
+        else {
+            str(k): {c: v for c, v in zip(swept, row)}
+            for k, *row in frame[["policy", *swept]].drop_duplicates("policy").itertuples(index=False)
+        }
+    )
     return costs_from_worlds(_world_table(frame), params, confidence=confidence)
 
 
-def costs_from_worlds(table: pd.DataFrame, params: dict[str, dict[str, Any]] | None = None, *,
-                      confidence: float = 0.95) -> pd.DataFrame:
+def costs_from_worlds(
+    table: pd.DataFrame, params: dict[str, dict[str, Any]] | None = None, *, confidence: float = 0.95
+) -> pd.DataFrame:
     """:func:`policy_costs` from per-(policy, world) aggregates (streamed summaries build
     those cell by cell)."""
     params = params or {}
     rows = []
     for policy, w in table.groupby("policy", sort=False):
         good, bad = w[~w["bad"]], w[w["bad"]]
-        out: dict[str, Any] = {"policy": policy, **params.get(policy, {}), "runs": int(w["n"].sum()),
-                               "worlds": len(w)}
+        out: dict[str, Any] = {"policy": policy, **params.get(policy, {}), "runs": int(w["n"].sum()), "worlds": len(w)}
         est = {
             "excess_errors": stratified_mean(w["excess_mean"], w["excess_var"], w["n"], w["weight"], confidence),
             "false_rollback_rate": stratified_rate(good["rb"], good["n"], good["weight"], confidence),
             "missed_rate": stratified_rate(bad["promoted"], bad["n"], bad["weight"], confidence),
-            "time_to_promote_s": stratified_mean(good["t_mean"], good["t_var"], good["t_n"], good["weight"],
-                                                 confidence),
-            "blast_radius_bad": stratified_mean(bad["excess_mean"], bad["excess_var"], bad["n"], bad["weight"],
-                                                confidence),
+            "time_to_promote_s": stratified_mean(
+                good["t_mean"], good["t_var"], good["t_n"], good["weight"], confidence
+            ),
+            "blast_radius_bad": stratified_mean(
+                bad["excess_mean"], bad["excess_var"], bad["n"], bad["weight"], confidence
+            ),
         }
         for name, e in est.items():
             value = e.get("value", e.get("rate"))
@@ -157,6 +206,7 @@ def frontier(costs: pd.DataFrame, *, ceiling: float = 0.05, bound: str = "high")
     fr = costs[col].astype(float)
     admitted = costs[fr.isna() | (fr <= ceiling)].reset_index(drop=True)
     from sim.stats import pareto_front
+
     idx = pareto_front(admitted["time_to_promote_s"].astype(float), admitted["blast_radius_bad"].astype(float))
     return admitted.iloc[idx].reset_index(drop=True)
 
@@ -165,8 +215,9 @@ _PAIRED_RATES = ("promoted", "rolled_back", "false_rollback", "missed")
 _PAIRED_MEANS = ("decision_time_s", "detection_time_s", "excess_errors", "users_affected", "canary_requests")
 
 
-def paired_comparison(a: pd.DataFrame, b: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0,
-                      n_boot: int = 2000) -> dict[str, Any]:
+def paired_comparison(
+    a: pd.DataFrame, b: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0, n_boot: int = 2000
+) -> dict[str, Any]:
     """Policy A against policy B, run by run: run k of both met the same traffic and faults.
 
     Args:
@@ -185,8 +236,11 @@ def paired_comparison(a: pd.DataFrame, b: pd.DataFrame, *, confidence: float = 0
     """
     a = a.sort_values("run", ignore_index=True)
     b = b.sort_values("run", ignore_index=True)
-    if len(a) != len(b) or not np.array_equal(a["run"].to_numpy(), b["run"].to_numpy()) \
-            or not np.array_equal(a["seed"].to_numpy(), b["seed"].to_numpy()):
+    if (
+        len(a) != len(b)
+        or not np.array_equal(a["run"].to_numpy(), b["run"].to_numpy())
+        or not np.array_equal(a["seed"].to_numpy(), b["seed"].to_numpy())
+    ):
         raise ValueError("paired comparison needs the same runs (run indexes and seeds) for both policies")
     n = len(a)
     out: dict[str, Any] = {"runs": n, "confidence": confidence, "rates": {}, "means": {}}
@@ -199,8 +253,14 @@ def paired_comparison(a: pd.DataFrame, b: pd.DataFrame, *, confidence: float = 0
     for i, name in enumerate(_PAIRED_RATES):
         x, y = flag(a, name), flag(b, name)
         d = paired_difference(x.astype(float), y.astype(float), _rng(seed, 0, i), confidence, n_boot)
-        out["rates"][name] = {"a": rate(int(x.sum()), n, confidence), "b": rate(int(y.sum()), n, confidence),
-                              "diff": d["diff"], "low": d["low"], "high": d["high"], **mcnemar(x, y)}
+        out["rates"][name] = {
+            "a": rate(int(x.sum()), n, confidence),
+            "b": rate(int(y.sum()), n, confidence),
+            "diff": d["diff"],
+            "low": d["low"],
+            "high": d["high"],
+            **mcnemar(x, y),
+        }
     for i, col in enumerate(_PAIRED_MEANS):
         x, y = a[col].to_numpy(dtype=float), b[col].to_numpy(dtype=float)
         d = paired_difference(x, y, _rng(seed, 1, i), confidence, n_boot)
@@ -228,18 +288,33 @@ def summarize_sweep(out: str, *, confidence: float = 0.95, ceiling: float = 0.05
         cell_rows.append(cell_summary(frame, confidence=confidence, seed=seed))
         swept = [c for c in frame.columns if str(c).startswith("policy.")]
         params.setdefault(str(frame["policy"].iloc[0]), {c: frame[c].iloc[0] for c in swept})
-    costs = costs_from_worlds(pd.concat(worlds, ignore_index=True), params, confidence=confidence) \
-        if worlds else pd.DataFrame()
+    costs = (
+        costs_from_worlds(pd.concat(worlds, ignore_index=True), params, confidence=confidence)
+        if worlds
+        else pd.DataFrame()
+    )
     front = frontier(costs, ceiling=ceiling) if len(costs) else costs
     cells = pd.concat(cell_rows, ignore_index=True) if cell_rows else pd.DataFrame()
 
     def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-        return [{str(k): (_num(v) if isinstance(v, (float, np.floating)) else
-                          v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-                for row in df.to_dict(orient="records")]
-    return {"runs": runs, "confidence": confidence, "false_rollback_ceiling": ceiling,
-            "policies": records(costs), "frontier": [str(p) for p in front.get("policy", [])],
-            "cells": records(cells)}
+        return [
+            {
+                str(k): (
+                    _num(v) if isinstance(v, (float, np.floating)) else v.item() if isinstance(v, np.generic) else v
+                )
+                for k, v in row.items()
+            }
+            for row in df.to_dict(orient="records")
+        ]
+
+    return {
+        "runs": runs,
+        "confidence": confidence,
+        "false_rollback_ceiling": ceiling,
+        "policies": records(costs),
+        "frontier": [str(p) for p in front.get("policy", [])],
+        "cells": records(cells),
+    }
 
 
 def _ci(v: Any, lo: Any, hi: Any, fmt: str) -> str:
@@ -252,9 +327,13 @@ def format_costs(summary: dict[str, Any]) -> str:
     """The per-policy cost table of :func:`summarize_sweep` as fixed-width text."""
     conf = f"{100 * summary['confidence']:g}% CI"
     front = set(summary["frontier"])
-    cols = [("excess errors/release", "excess_errors", ",.1f", 1), ("false rollback", "false_rollback_rate",
-            ".2%", 1), ("missed", "missed_rate", ".1%", 1), ("time to promote s", "time_to_promote_s", ",.0f", 1),
-            ("blast radius (bad)", "blast_radius_bad", ",.0f", 1)]
+    cols = [
+        ("excess errors/release", "excess_errors", ",.1f", 1),
+        ("false rollback", "false_rollback_rate", ".2%", 1),
+        ("missed", "missed_rate", ".1%", 1),
+        ("time to promote s", "time_to_promote_s", ",.0f", 1),
+        ("blast radius (bad)", "blast_radius_bad", ",.0f", 1),
+    ]
     cells = []
     for p in summary["policies"]:
         row = [("* " if p["policy"] in front else "  ") + str(p["policy"])]
@@ -265,8 +344,10 @@ def format_costs(summary: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in [head, *cells]) for i in range(len(head))]
     lines = [f"expected cost per release, value [{conf}]:"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *cells]]
-    lines.append(f"* Pareto frontier on (time to promote, blast radius of bad releases) among policies whose "
-                 f"false rollback rate is at most {summary['false_rollback_ceiling']:.1%} (upper {conf} end)")
+    lines.append(
+        f"* Pareto frontier on (time to promote, blast radius of bad releases) among policies whose "
+        f"false rollback rate is at most {summary['false_rollback_ceiling']:.1%} (upper {conf} end)"
+    )
     return "\n".join(lines)
 
 
@@ -276,16 +357,32 @@ def format_comparison(cmp: dict[str, Any], name_a: str, name_b: str) -> str:
     rows = [["", f"A [{conf}]", f"B [{conf}]", f"A - B [{conf}]", "McNemar p"]]
     for name, r in cmp["rates"].items():
         a, b = r["a"], r["b"]
-        rows.append([name, _ci(a["rate"], a["low"], a["high"], ".1%"), _ci(b["rate"], b["low"], b["high"], ".1%"),
-                     _ci(r["diff"], r["low"], r["high"], "+.1%"), f"{r['p_value']:.3g}"])
+        rows.append(
+            [
+                name,
+                _ci(a["rate"], a["low"], a["high"], ".1%"),
+                _ci(b["rate"], b["low"], b["high"], ".1%"),
+                _ci(r["diff"], r["low"], r["high"], "+.1%"),
+                f"{r['p_value']:.3g}",
+            ]
+        )
     for col, m in cmp["means"].items():
-        rows.append([f"mean {col}" + ("" if m["n"] == cmp["runs"] else f" (n={m['n']})"),
-                     _ci(m["a"], *m.get("a_ci", (None, None)), ",.1f"),
-                     _ci(m["b"], *m.get("b_ci", (None, None)), ",.1f"),
-                     _ci(m["diff"], m["low"], m["high"], "+,.1f"), ""])
+        rows.append(
+            [
+                f"mean {col}" + ("" if m["n"] == cmp["runs"] else f" (n={m['n']})"),
+                _ci(m["a"], *m.get("a_ci", (None, None)), ",.1f"),
+                _ci(m["b"], *m.get("b_ci", (None, None)), ",.1f"),
+                _ci(m["diff"], m["low"], m["high"], "+,.1f"),
+                "",
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"A: {name_a}", f"B: {name_b}",
-             f"paired over {cmp['runs']} runs: run k of A and of B met the same traffic and faults", ""]
+    lines = [
+        f"A: {name_a}",
+        f"B: {name_b}",
+        f"paired over {cmp['runs']} runs: run k of A and of B met the same traffic and faults",
+        "",
+    ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines)
 

@@ -18,14 +18,24 @@ from typing import Any
 
 import pyarrow as pa
 
+from sim.inputs.scenario import Scenario
 from sim.policies.base import Policy
 from sim.runs.seedseq import run_seeds
-from sim.inputs.scenario import Scenario
-from sim.runs.store import (MANIFEST, ResultsError, finished_chunks, package_versions, read_manifest, records_table,
-                       remove_temporaries, resume_mismatch, write_chunk, write_json)
 from sim.runs.store import FORMAT as _FORMAT
-from sim.sweeps.spec import SweepFile, load_sweep
+from sim.runs.store import (
+    MANIFEST,
+    ResultsError,
+    finished_chunks,
+    package_versions,
+    read_manifest,
+    records_table,
+    remove_temporaries,
+    resume_mismatch,
+    write_chunk,
+    write_json,
+)
 from sim.sweeps.plan import Chunk, Plan, expand
+from sim.sweeps.spec import SweepFile, load_sweep
 
 #: Chunks queued per worker ahead of the one it runs: keeps workers busy while bounding
 #: the results held in memory.
@@ -51,8 +61,9 @@ class SweepResult:
     rollouts_run: int
 
 
-def simulate_chunk(scenario: Scenario, policy: Policy, world: int, cell: int, start: int, stop: int,
-                   seed: int) -> pa.Table:
+def simulate_chunk(
+    scenario: Scenario, policy: Policy, world: int, cell: int, start: int, stop: int, seed: int
+) -> pa.Table:
     """Replicates ``start .. stop-1`` of a cell as a chunk table (runs in a worker).
 
     Replicate ``k`` has the seed ``run_seed(seed, world, k)``: the same for every policy.
@@ -84,8 +95,9 @@ def _joblib(plan: Plan, chunks: Sequence[Chunk], workers: int) -> Iterator[tuple
     def job(chunk: Chunk, task: tuple) -> tuple[Chunk, pa.Table]:
         return chunk, simulate_chunk(*task)
 
-    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
-                        pre_dispatch=f"{_AHEAD}*n_jobs")
+    parallel = Parallel(
+        n_jobs=workers, backend="loky", return_as="generator_unordered", pre_dispatch=f"{_AHEAD}*n_jobs"
+    )
     yield from parallel(delayed(job)(c, _task(plan, c)) for c in chunks)
 
 
@@ -115,9 +127,18 @@ def _dask(plan: Plan, chunks: Sequence[Chunk], client: Any) -> Iterator[tuple[Ch
 
 
 def _manifest(sweep_path: str, sweep_sha: str, plan: Plan) -> dict[str, Any]:
-    return {"format": _FORMAT, "name": plan.name, "sweep": {"file": sweep_path, "sha256": sweep_sha},
-            "inputs": plan.inputs, "seed": plan.seed, "runs": plan.runs, "chunk_size": plan.chunk_size,
-            "versions": package_versions(), "params": plan.params, "cells": plan.cells_table()}
+    return {
+        "format": _FORMAT,
+        "name": plan.name,
+        "sweep": {"file": sweep_path, "sha256": sweep_sha},
+        "inputs": plan.inputs,
+        "seed": plan.seed,
+        "runs": plan.runs,
+        "chunk_size": plan.chunk_size,
+        "versions": package_versions(),
+        "params": plan.params,
+        "cells": plan.cells_table(),
+    }
 
 
 def prepare_out(out: Path, manifest: dict[str, Any], resume: bool) -> set[str]:
@@ -133,8 +154,7 @@ def prepare_out(out: Path, manifest: dict[str, Any], resume: bool) -> set[str]:
         raise ResultsError(f"cannot use --out {out}: {err.strerror or err}") from None
     has = (out / MANIFEST).exists()
     if has and not resume:
-        raise ResultsError(f"{out} already holds sweep results: pass --resume to finish them, "
-                           "or choose another --out")
+        raise ResultsError(f"{out} already holds sweep results: pass --resume to finish them, or choose another --out")
     if not has and any(finished_chunks(out)):
         raise ResultsError(f"{out} holds chunk files but no {MANIFEST}: choose another --out")
     if has:
@@ -147,10 +167,19 @@ def prepare_out(out: Path, manifest: dict[str, Any], resume: bool) -> set[str]:
     return set()
 
 
-def run_sweep(sweep: str | os.PathLike[str] | SweepFile, out: str | os.PathLike[str], *, runs: int | None = None,
-              seed: int | None = None, chunk_size: int | None = None, workers: int = 1, dask: Any = None,
-              resume: bool = False, progress: Callable[[int], None] | None = None,
-              plan: Plan | None = None) -> SweepResult:
+def run_sweep(
+    sweep: str | os.PathLike[str] | SweepFile,
+    out: str | os.PathLike[str],
+    *,
+    runs: int | None = None,
+    seed: int | None = None,
+    chunk_size: int | None = None,
+    workers: int = 1,
+    dask: Any = None,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+    plan: Plan | None = None,
+) -> SweepResult:
     """Simulate a sweep into a results folder (``pdsim sweep``).
 
     Args:
@@ -186,6 +215,7 @@ def run_sweep(sweep: str | os.PathLike[str] | SweepFile, out: str | os.PathLike[
     client, own_client = dask, False
     if isinstance(dask, str):
         from distributed import Client
+
         client, own_client = Client(dask), True
     try:
         if client is not None:

@@ -25,9 +25,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError, field_path
-from sim.policies.base import Policy
 from sim.inputs.policy import build_policy, read_policy
 from sim.inputs.scenario import PolicySpec, Scenario, parse_scenario, validation_to_input_error
+from sim.policies.base import Policy
 from sim.sweeps.spec import SweepFile, file_sha256, parse_path
 from sim.yamlio import YamlDoc, load_yaml
 
@@ -92,8 +92,11 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
     def chunks(self) -> list[Chunk]:
-        return [Chunk(c.index, i, a, min(a + self.chunk_size, self.runs))
-                for c in self.cells for i, a in enumerate(range(0, self.runs, self.chunk_size))]
+        return [
+            Chunk(c.index, i, a, min(a + self.chunk_size, self.runs))
+            for c in self.cells
+            for i, a in enumerate(range(0, self.runs, self.chunk_size))
+        ]
 
     @property
     def rollouts(self) -> int:
@@ -101,10 +104,19 @@ class Plan:
 
     def cells_table(self) -> list[dict[str, Any]]:
         """One JSON-safe row per cell: what manifest.json records and results are joined with."""
-        return [{"cell": c.index, "world": c.world, "scenario": self.worlds[c.world].scenario.name,
-                 "policy": c.policy_name, "kind": self.worlds[c.world].kind,
-                 "stratum": self.worlds[c.world].stratum, "weight": self.worlds[c.world].weight,
-                 "params": {k: _json_value(v) for k, v in c.params.items()}} for c in self.cells]
+        return [
+            {
+                "cell": c.index,
+                "world": c.world,
+                "scenario": self.worlds[c.world].scenario.name,
+                "policy": c.policy_name,
+                "kind": self.worlds[c.world].kind,
+                "stratum": self.worlds[c.world].stratum,
+                "weight": self.worlds[c.world].weight,
+                "params": {k: _json_value(v) for k, v in c.params.items()},
+            }
+            for c in self.cells
+        ]
 
 
 def _json_value(v: Any) -> Any:
@@ -217,7 +229,7 @@ class _Expander:
         return setting.loc[:2] if setting.loc[0] == "grid" else setting.loc
 
     def _fail(self, setting: _Setting, inner: InputError, root: tuple) -> InputError:
-        own = field_path(setting.path[len(root):])
+        own = field_path(setting.path[len(root) :])
         if inner.message == "unknown key" and inner.field == own:
             return self.sweep.error(self._key_loc(setting), "unknown key", got=field_path(setting.path))
         message = f"{inner.field}: {inner.message}" if inner.field and inner.field != own else inner.message
@@ -227,14 +239,16 @@ class _Expander:
     def _apply(self, data: Any, settings: list[_Setting], validate: Any, root: tuple = ()) -> Any:
         """``validate`` of ``data`` with every setting applied; an error names the sweep
         file's line of the setting that causes it (tried alone), else of the first one."""
+
         def build(chosen: list[_Setting]) -> Any:
             out = data
             for s in chosen:
                 try:
-                    out = set_path(out, s.path[len(root):], s.value)
+                    out = set_path(out, s.path[len(root) :], s.value)
                 except ValueError as err:
                     raise self.sweep.error(self._key_loc(s), str(err), got=field_path(s.path)) from None
             return validate(out)
+
         try:
             return build(settings)
         except InputError as err:
@@ -264,12 +278,16 @@ class _Expander:
                 return PolicySpec.model_validate(d)
             except ValidationError as err:
                 raise validation_to_input_error(err, YamlDoc(d, holder.file, {})) from None
+
         spec = self._apply(data, settings, validate, root=("policy",))
         if spec.manifest is not None:
-            raise self.sweep.error(settings[0].loc if settings else ("policies",),
-                                   "a manifest policy is read from its files: list it under policies")
-        label = name + ("{" + ",".join(f"{self._short(s.path)}={_json_value(s.value)}" for s in settings) + "}"
-                        if settings else "")
+            raise self.sweep.error(
+                settings[0].loc if settings else ("policies",),
+                "a manifest policy is read from its files: list it under policies",
+            )
+        label = name + (
+            "{" + ",".join(f"{self._short(s.path)}={_json_value(s.value)}" for s in settings) + "}" if settings else ""
+        )
         built = self._policies[cache] = build_policy(spec, name=label)
         return built
 
@@ -283,8 +301,10 @@ class _Expander:
     def own_policy(self, path: str, scenario: Scenario, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """A scenario's own policy as (name, pdsim policy mapping)."""
         if scenario.policy is None:
-            raise self.sweep.error(("scenario",) if self.spec.scenario else ("scenarios",),
-                                   f"{path} has no policy: list policies in the sweep file")
+            raise self.sweep.error(
+                ("scenario",) if self.spec.scenario else ("scenarios",),
+                f"{path} has no policy: list policies in the sweep file",
+            )
         if scenario.policy.manifest is not None:
             values = scenario.policy.manifest
             paths = [str(Path(path).parent / v) for v in (values if isinstance(values, list) else [values])]
@@ -298,10 +318,14 @@ class _Expander:
 
     # -- the grid ----------------------------------------------------------------------------
     def points(self) -> list[list[_Setting]]:
-        grid = [[_Setting(("grid", k, i), parse_path(k), v) for i, v in enumerate(vals)]
-                for k, vals in self.spec.grid.items()]
-        cases = [[_Setting(("cases", i, k), parse_path(k), v) for k, v in case.items()]
-                 for i, case in enumerate(self.spec.cases)] or [[]]
+        grid = [
+            [_Setting(("grid", k, i), parse_path(k), v) for i, v in enumerate(vals)]
+            for k, vals in self.spec.grid.items()
+        ]
+        cases = [
+            [_Setting(("cases", i, k), parse_path(k), v) for k, v in case.items()]
+            for i, case in enumerate(self.spec.cases)
+        ] or [[]]
         out = []
         for case in cases:
             for combo in itertools.product(*grid):
@@ -327,13 +351,15 @@ class _Expander:
                     value = kind.severity.quantile(u)
                     settings.append(_Setting(("portfolio", i, "severity"), parse_path(kind.severity.path), value))
                     values[kind.severity.path] = value
-                out.append((kind.name, s if kind.severity is not None else None, kind.weight / kind.strata,
-                            settings, values))
+                out.append(
+                    (kind.name, s if kind.severity is not None else None, kind.weight / kind.strata, settings, values)
+                )
         return out
 
 
-def expand(sweep: SweepFile, *, runs: int | None = None, seed: int | None = None,
-           chunk_size: int | None = None) -> Plan:
+def expand(
+    sweep: SweepFile, *, runs: int | None = None, seed: int | None = None, chunk_size: int | None = None
+) -> Plan:
     """The plan of a sweep file: worlds, cells and chunks in a fixed order.
 
     Args:
@@ -358,8 +384,12 @@ def expand(sweep: SweepFile, *, runs: int | None = None, seed: int | None = None
             for point in ex.points():
                 side = [s for s in point if s.path[0] != "policy"]
                 pol = [s for s in point if s.path[0] == "policy"]
-                key = (si, kind, stratum, tuple((s.path, json.dumps(s.value, sort_keys=True, default=str))
-                                                for s in side))
+                key = (
+                    si,
+                    kind,
+                    stratum,
+                    tuple((s.path, json.dumps(s.value, sort_keys=True, default=str)) for s in side),
+                )
                 values = {**kind_values, **{field_path(s.path): s.value for s in point}}
                 params.update(dict.fromkeys(values))
                 if key not in world_keys:
@@ -367,22 +397,34 @@ def expand(sweep: SweepFile, *, runs: int | None = None, seed: int | None = None
                     named = [_Setting(("portfolio",), ("name",), f"{doc.data.get('name')}/{kind}")] if kind else []
                     scenario = ex.world_scenario(path, doc, kind_settings + side + named)
                     world_keys[key] = len(worlds)
-                    worlds.append(World(len(worlds), scenario, path, kind, stratum, weight,
-                                        {**kind_values, **{field_path(s.path): s.value for s in side}}))
+                    worlds.append(
+                        World(
+                            len(worlds),
+                            scenario,
+                            path,
+                            kind,
+                            stratum,
+                            weight,
+                            {**kind_values, **{field_path(s.path): s.value for s in side}},
+                        )
+                    )
                 world = worlds[world_keys[key]]
                 if sources is None:
                     # Scenario-side settings never touch `policy:`: the file's own mapping.
                     name, pdata = ex.own_policy(path, world.scenario, doc.data)
-                    policies = [ex.policy(("own", si, json.dumps(pdata, sort_keys=True, default=str)),
-                                          name, pdata, pol)]
+                    policies = [
+                        ex.policy(("own", si, json.dumps(pdata, sort_keys=True, default=str)), name, pdata, pol)
+                    ]
                 else:
-                    policies = [ex.policy(("listed", pi), name, pdata, pol)
-                                for pi, (name, pdata, _) in enumerate(sources)]
+                    policies = [
+                        ex.policy(("listed", pi), name, pdata, pol) for pi, (name, pdata, _) in enumerate(sources)
+                    ]
                 for policy in policies:
                     cells.append(Cell(len(cells), world.index, policy, values))
     chunk = sweep.spec.chunk_size if chunk_size is None else chunk_size
-    return Plan(sweep.name(), worlds, cells, ex.runs, ex.seed, chunk, list(params), ex.inputs,
-                list(dict.fromkeys(ex.warnings)))
+    return Plan(
+        sweep.name(), worlds, cells, ex.runs, ex.seed, chunk, list(params), ex.inputs, list(dict.fromkeys(ex.warnings))
+    )
 
 
 __all__ = ["Cell", "Chunk", "Plan", "World", "expand", "set_path"]

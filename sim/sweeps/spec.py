@@ -37,10 +37,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from sim.errors import InputError
 from sim.inputs.scenario import validation_to_input_error
+from sim.models import StrictModel
 from sim.yamlio import YamlDoc, load_yaml
 
 _PATH_RE = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*")
@@ -58,11 +59,7 @@ def parse_path(path: str) -> tuple[str | int, ...]:
     return tuple(m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PART_RE.finditer(path))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Severity(_Model):
+class Severity(StrictModel):
     """A severity drawn from a distribution: exactly one of uniform, loguniform, lognormal.
 
     ``uniform``/``loguniform`` are ``[low, high]``; ``lognormal`` is ``{median, sigma}``.
@@ -74,15 +71,16 @@ class Severity(_Model):
     lognormal: dict[str, float] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "Severity":
+    def _one(self) -> Severity:
         given = [x for x in (self.uniform, self.loguniform, self.lognormal) if x is not None]
         if len(given) != 1:
             raise ValueError("give exactly one distribution: uniform, loguniform or lognormal")
         pair = self.uniform or self.loguniform
         if pair is not None and not pair[0] <= pair[1]:
             raise ValueError("[low, high] needs low <= high")
-        if self.lognormal is not None and (set(self.lognormal) != {"median", "sigma"}
-                                           or self.lognormal["median"] <= 0 or self.lognormal["sigma"] < 0):
+        if self.lognormal is not None and (
+            set(self.lognormal) != {"median", "sigma"} or self.lognormal["median"] <= 0 or self.lognormal["sigma"] < 0
+        ):
             raise ValueError("lognormal needs {median: > 0, sigma: >= 0}")
         return self
 
@@ -95,11 +93,12 @@ class Severity(_Model):
             lo, hi = self.loguniform
             return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
         from scipy.stats import norm
+
         assert self.lognormal is not None
         return self.lognormal["median"] * math.exp(self.lognormal["sigma"] * float(norm.ppf(u)))
 
 
-class ReleaseKind(_Model):
+class ReleaseKind(StrictModel):
     """One kind of release of a portfolio: what it sets on the scenario and how often it comes.
 
     ``severity`` draws one field from a distribution, by stratified sampling: ``strata``
@@ -113,7 +112,7 @@ class ReleaseKind(_Model):
     strata: Annotated[int, Field(ge=1, le=1000)] = 1
 
 
-class SweepSpec(_Model):
+class SweepSpec(StrictModel):
     """The validated content of a sweep file (paths still as written)."""
 
     name: str | None = None
@@ -129,7 +128,7 @@ class SweepSpec(_Model):
     chunk_size: Annotated[int, Field(ge=1)] = 1000
 
     @model_validator(mode="after")
-    def _shape(self) -> "SweepSpec":
+    def _shape(self) -> SweepSpec:
         if (self.scenario is None) == (self.scenarios is None):
             raise ValueError("give exactly one of scenario or scenarios")
         if self.scenarios == []:
@@ -172,6 +171,7 @@ class SweepFile:
     def error(self, loc: tuple, message: str, **got: Any) -> InputError:
         """An InputError at the line of ``loc`` in this file."""
         from sim.errors import field_path
+
         return InputError(self.path, self.doc.line_of(loc), field_path(loc), message, **got)
 
     def name(self) -> str:
@@ -203,8 +203,9 @@ def _check_paths(sweep: SweepFile) -> None:
         except ValueError as err:
             raise sweep.error(loc, str(err), got=path) from None
         if loc[0] == "portfolio" and parts[0] == "policy":
-            raise sweep.error(loc, "a portfolio sets release fields, not the policy (sweep the policy in grid)",
-                              got=path)
+            raise sweep.error(
+                loc, "a portfolio sets release fields, not the policy (sweep the policy in grid)", got=path
+            )
         if parts[0] in ("name", "runs", "seed"):
             raise sweep.error(loc, f"{parts[0]} is set by the sweep itself, not swept", got=path)
 
@@ -217,8 +218,13 @@ def load_sweep(path: str | os.PathLike[str]) -> SweepFile:
     """
     doc = load_yaml(path, what="sweep file")
     if not isinstance(doc.data, dict):
-        raise InputError(doc.file, 1, None, "a sweep file must be a mapping (scenario, policies, grid, runs, ...)",
-                         got=type(doc.data).__name__)
+        raise InputError(
+            doc.file,
+            1,
+            None,
+            "a sweep file must be a mapping (scenario, policies, grid, runs, ...)",
+            got=type(doc.data).__name__,
+        )
     try:
         spec = SweepSpec.model_validate(doc.data)
     except ValidationError as err:

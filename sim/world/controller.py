@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 
 from sim.errors import InputError
-from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
-from sim.policies.base import (Finish, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp,
-                               SetWeights)
-from sim.seeds import STREAMS, Streams, streams
 from sim.inputs.scenario import Scenario
-from sim.world.faults import ReleaseModel
+from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
+from sim.policies.base import Finish, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp, SetWeights
+from sim.seeds import STREAMS, Streams, streams
 from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
+from sim.world.faults import ReleaseModel
 from sim.world.promql import infer_binding
 from sim.world.router import Router
 from sim.world.telemetry import Telemetry
@@ -58,8 +57,7 @@ def prepare(scenario: Scenario) -> Prepared:
         return hit[1]
     if len(_PREPARED) > 64:
         _PREPARED.clear()
-    prepared = Prepared(build_population(scenario.traffic), ReleaseModel(scenario),
-                        RateFunction(scenario.traffic.rate))
+    prepared = Prepared(build_population(scenario.traffic), ReleaseModel(scenario), RateFunction(scenario.traffic.rate))
     _PREPARED[id(scenario)] = (scenario, prepared)
     return prepared
 
@@ -156,8 +154,16 @@ class World:
         trace: record one line per tick.
     """
 
-    def __init__(self, scenario: Scenario, policy: Policy, seeds: Sequence[int], *,
-                 run_indexes: Sequence[int] | None = None, exact: bool = False, trace: bool = False) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        policy: Policy,
+        seeds: Sequence[int],
+        *,
+        run_indexes: Sequence[int] | None = None,
+        exact: bool = False,
+        trace: bool = False,
+    ) -> None:
         self.scenario = scenario
         self.policy = policy
         self.trace_on = trace
@@ -178,23 +184,47 @@ class World:
         # judged (plain threshold policies skip both and keep their speed).
         judge = getattr(policy, "judge", None)
         self.reads_versions = judge is not None or bool(getattr(policy, "reads_versions", False))
-        self.versions_latency = bool((judge is not None and judge.needs_latency)
-                                     or getattr(policy, "versions_latency", False))
-        primary_hist = self.versions_latency or any(b.version == "primary" and b.signal.startswith("latency")
-                                                 for b in bindings.values())
-        self.telemetry = Telemetry(len(self.runs), scenario.horizon, tel.scrape_interval, tel.lag, missing,
-                                   tel.buckets_ms, primary_histogram=primary_hist, bindings=bindings,
-                                   primary_counts=self.reads_versions)
+        self.versions_latency = bool(
+            (judge is not None and judge.needs_latency) or getattr(policy, "versions_latency", False)
+        )
+        primary_hist = self.versions_latency or any(
+            b.version == "primary" and b.signal.startswith("latency") for b in bindings.values()
+        )
+        self.telemetry = Telemetry(
+            len(self.runs),
+            scenario.horizon,
+            tel.scrape_interval,
+            tel.lag,
+            missing,
+            tel.buckets_ms,
+            primary_histogram=primary_hist,
+            bindings=bindings,
+            primary_counts=self.reads_versions,
+        )
         if exact:
             if len(self.runs) != 1:
                 raise ValueError("the exact mode simulates one run at a time")
             from sim.world.exact import ExactTraffic
-            self.traffic: FastTraffic = ExactTraffic(prepared.rate, self.population, self.release,
-                                                     self.router, self.telemetry, [self.runs[0].rng["exact"]],
-                                                     tel.noise)
+
+            self.traffic: FastTraffic = ExactTraffic(
+                prepared.rate,
+                self.population,
+                self.release,
+                self.router,
+                self.telemetry,
+                [self.runs[0].rng["exact"]],
+                tel.noise,
+            )
         else:
-            self.traffic = FastTraffic(prepared.rate, self.population, self.release, self.router, self.telemetry,
-                                       stream_states(seeds, STREAMS["traffic"]), tel.noise)
+            self.traffic = FastTraffic(
+                prepared.rate,
+                self.population,
+                self.release,
+                self.router,
+                self.telemetry,
+                stream_states(seeds, STREAMS["traffic"]),
+                tel.noise,
+            )
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
 
     def _match_mask(self) -> np.ndarray:
@@ -222,9 +252,13 @@ class World:
             key = next((k for k in q.bindings if k in table), None)
             binding = table[key] if key is not None else infer_binding(q.query)
             if binding is None:
-                raise InputError(self.scenario.name, 1, "telemetry.metrics",
-                                 f"custom metric {q.name!r} needs a binding to a simulated signal under "
-                                 f"telemetry.metrics (by name: {' or '.join(q.bindings)})")
+                raise InputError(
+                    self.scenario.name,
+                    1,
+                    "telemetry.metrics",
+                    f"custom metric {q.name!r} needs a binding to a simulated signal under "
+                    f"telemetry.metrics (by name: {' or '.join(q.bindings)})",
+                )
             out[q.name] = binding
         return out
 
@@ -232,9 +266,12 @@ class World:
         """Scripted webhook outcomes if called now (``webhooks:`` of the scenario)."""
         out = {}
         for key, script in self.scenario.webhooks.items():
-            fail = (script.outcome == "fail" or run.hook_calls.get(key, 0) < script.fail_first
-                    or (script.fail_until is not None and now < script.fail_until)
-                    or (script.fail_from is not None and now >= script.fail_from))
+            fail = (
+                script.outcome == "fail"
+                or run.hook_calls.get(key, 0) < script.fail_first
+                or (script.fail_until is not None and now < script.fail_until)
+                or (script.fail_from is not None and now >= script.fail_from)
+            )
             if script.fail_probability > 0:
                 fail |= bool(run.rng["hooks"].random() < script.fail_probability)
             out[key] = not fail
@@ -253,8 +290,10 @@ class World:
         for all of them at once, then each run's policy step."""
         self.traffic.advance(group, now)
         # NaN (no data) becomes None; converted once per query, not per run and value.
-        values = [(q.name, [None if x != x else x for x in self.telemetry.query(q, group, now).tolist()])
-                  for q in self.queries]
+        values = [
+            (q.name, [None if x != x else x for x in self.telemetry.query(q, group, now).tolist()])
+            for q in self.queries
+        ]
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
         judge_data = self.telemetry.judge_data if self.reads_versions else None
         runs, nexts = self.runs, []
@@ -262,10 +301,17 @@ class World:
             run = runs[r]
             run.ticks += 1
             metrics = {name: v[i] for name, v in values}
-            obs = Observation(t=now, tick=run.ticks, metrics=metrics, routes=router.routes(r),
-                              canary=run.canary.view(now), primary=run.primary.view(now),
-                              webhooks=self._webhooks(run, now) if hooks else {}, webhook_latency=latency,
-                              versions=judge_data(r, now, self.versions_latency) if judge_data else None)
+            obs = Observation(
+                t=now,
+                tick=run.ticks,
+                metrics=metrics,
+                routes=router.routes(r),
+                canary=run.canary.view(now),
+                primary=run.primary.view(now),
+                webhooks=self._webhooks(run, now) if hooks else {},
+                webhook_latency=latency,
+                versions=judge_data(r, now, self.versions_latency) if judge_data else None,
+            )
             state, actions = policy.step(run.state, obs)
             for a in actions:
                 self._apply(r, a, now)
@@ -292,12 +338,23 @@ class World:
         the status changed or something other than a webhook call was done."""
         status = self.policy.status(state)
         acted = any(not isinstance(a, HookCalled) for a in actions)
-        if acted or not getattr(self.policy, "trace_on_change", False) or not run.lines \
-                or _changed(run.lines[-1], status):
-            run.lines.append({"t": now, "tick": run.ticks, **status,
-                              "routed_weight": self.router.routed_percent(r),
-                              "actions": [action_json(a) for a in actions], "metrics": metrics,
-                              "event": getattr(state, "event", "")})
+        if (
+            acted
+            or not getattr(self.policy, "trace_on_change", False)
+            or not run.lines
+            or _changed(run.lines[-1], status)
+        ):
+            run.lines.append(
+                {
+                    "t": now,
+                    "tick": run.ticks,
+                    **status,
+                    "routed_weight": self.router.routed_percent(r),
+                    "actions": [action_json(a) for a in actions],
+                    "metrics": metrics,
+                    "event": getattr(state, "event", ""),
+                }
+            )
 
     def _apply(self, r: int, a: Any, now: float) -> None:
         run = self.runs[r]
@@ -349,15 +406,23 @@ class World:
         if hasattr(self.traffic, "users_counts"):
             exposed, affected = self.traffic.users_counts()  # the exact mode knows its users
         else:
-            users = stream_states([run.seed for run in self.runs], STREAMS["users"]) if self.scenario.telemetry.noise else None
-            exposed, affected = count_users(self.population, led.requests + led.after_requests,
-                                            led.excess + led.after_excess, users)
+            users = (
+                stream_states([run.seed for run in self.runs], STREAMS["users"])
+                if self.scenario.telemetry.noise
+                else None
+            )
+            exposed, affected = count_users(
+                self.population, led.requests + led.after_requests, led.excess + led.after_excess, users
+            )
         # Per-run totals over cohorts, for the whole batch at once.
-        totals = {"canary_requests": led.requests.sum(axis=1), "canary_errors": led.errors.sum(axis=1),
-                  "excess_errors": led.excess.sum(axis=1) + led.after_excess.sum(axis=1),
-                  "excess_errors_after_promotion": led.after_excess.sum(axis=1),
-                  "users_exposed": np.asarray(exposed, dtype=float),
-                  "users_affected": np.asarray(affected, dtype=float)}
+        totals = {
+            "canary_requests": led.requests.sum(axis=1),
+            "canary_errors": led.errors.sum(axis=1),
+            "excess_errors": led.excess.sum(axis=1) + led.after_excess.sum(axis=1),
+            "excess_errors_after_promotion": led.after_excess.sum(axis=1),
+            "users_exposed": np.asarray(exposed, dtype=float),
+            "users_affected": np.asarray(affected, dtype=float),
+        }
         columns = {k: v.tolist() for k, v in totals.items()}
         return [self._result(r, {k: v[r] for k, v in columns.items()}) for r in range(len(self.runs))]
 
@@ -368,10 +433,19 @@ class World:
         bad = self.scenario.release_bad
         onset = self.release.onset_s()
         record = RunRecord(
-            scenario=self.scenario.name, policy=self.policy.name, run=run.index, seed=run.seed,
-            outcome=run.outcome, release_bad=bad, decision_time_s=run.decision_time, fault_onset_s=onset,
-            final_phase=run.final_phase, ticks=run.ticks, rollback_reason=run.rollback_reason,
-            **totals, **decide(run.outcome, bad, run.decision_time, onset),
+            scenario=self.scenario.name,
+            policy=self.policy.name,
+            run=run.index,
+            seed=run.seed,
+            outcome=run.outcome,
+            release_bad=bad,
+            decision_time_s=run.decision_time,
+            fault_onset_s=onset,
+            final_phase=run.final_phase,
+            ticks=run.ticks,
+            rollback_reason=run.rollback_reason,
+            **totals,
+            **decide(run.outcome, bad, run.decision_time, onset),
         )
         return RunResult(record, run.lines)
 
@@ -395,19 +469,28 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def run_rollouts(scenario: Scenario, policy: Policy, seeds: Sequence[int], *,
-                 run_indexes: Sequence[int] | None = None, exact: bool = False,
-                 trace: bool = False) -> list[RunResult]:
+def run_rollouts(
+    scenario: Scenario,
+    policy: Policy,
+    seeds: Sequence[int],
+    *,
+    run_indexes: Sequence[int] | None = None,
+    exact: bool = False,
+    trace: bool = False,
+) -> list[RunResult]:
     """Simulate rollouts, one per seed; each result depends on its own seed only."""
     with _collector_paused():
         if exact and len(seeds) > 1:
             idx = list(run_indexes) if run_indexes is not None else list(range(len(seeds)))
-            return [World(scenario, policy, [s], run_indexes=[k], exact=True, trace=trace).run()[0]
-                    for s, k in zip(seeds, idx)]
+            return [
+                World(scenario, policy, [s], run_indexes=[k], exact=True, trace=trace).run()[0]
+                for s, k in zip(seeds, idx)
+            ]
         return World(scenario, policy, seeds, run_indexes=run_indexes, exact=exact, trace=trace).run()
 
 
-def run_rollout(scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0, exact: bool = False,
-                trace: bool = False) -> RunResult:
+def run_rollout(
+    scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0, exact: bool = False, trace: bool = False
+) -> RunResult:
     """Simulate one rollout. Same seed, same result."""
     return run_rollouts(scenario, policy, [seed], run_indexes=[run_index], exact=exact, trace=trace)[0]

@@ -36,12 +36,12 @@ import numpy as np
 
 _U = nb.uint64
 _MASK32 = np.uint64(0xFFFFFFFF)
-_MULT_HI = np.uint64(0x2360ED051FC65DA4)   # PCG's default 128-bit multiplier
+_MULT_HI = np.uint64(0x2360ED051FC65DA4)  # PCG's default 128-bit multiplier
 _MULT_LO = np.uint64(0x4385DF649FCCF645)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)    # SplitMix64
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64
 _SM1 = np.uint64(0xBF58476D1CE4E5B9)
 _SM2 = np.uint64(0x94D049BB133111EB)
-_TO_DOUBLE = 1.0 / 9007199254740992.0      # 2**-53
+_TO_DOUBLE = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @nb.njit(nb.uint64(nb.uint64, nb.uint64), cache=True)
@@ -149,8 +149,7 @@ def poisson(st, lam):
             return k
         if k < 0.0 or (us < 0.013 and v > us):
             continue
-        if (math.log(v) + math.log(inv_alpha) - math.log(a / (us * us) + b)
-                <= -lam + k * loglam - math.lgamma(k + 1.0)):
+        if math.log(v) + math.log(inv_alpha) - math.log(a / (us * us) + b) <= -lam + k * loglam - math.lgamma(k + 1.0):
             return k
 
 
@@ -286,5 +285,6 @@ def multinomial_each(states: np.ndarray, rows: np.ndarray, n: np.ndarray, probs:
     probs = np.ascontiguousarray(probs, dtype=float)
     order = np.argsort(-probs, axis=1, kind="stable")
     out = np.empty(probs.shape)
-    return _multinomial_each(states, np.asarray(rows, dtype=np.int64), np.ascontiguousarray(n, dtype=float),
-                             probs, order, out)
+    return _multinomial_each(
+        states, np.asarray(rows, dtype=np.int64), np.ascontiguousarray(n, dtype=float), probs, order, out
+    )

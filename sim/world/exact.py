@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import simpy
 
-from sim.world.faults import ReleaseModel
 from sim.world.fast import Ledger
+from sim.world.faults import ReleaseModel
 from sim.world.router import Router
 from sim.world.telemetry import CANARY, PRIMARY, Telemetry
 from sim.world.traffic import Population, RateFunction
@@ -40,9 +40,16 @@ class ExactTraffic:
         noise: ignored: requests are always random here.
     """
 
-    def __init__(self, rate: RateFunction, population: Population,
-                 release: ReleaseModel, router: Router, telemetry: Telemetry,
-                 rngs: Sequence[np.random.Generator], noise: bool = True) -> None:
+    def __init__(
+        self,
+        rate: RateFunction,
+        population: Population,
+        release: ReleaseModel,
+        router: Router,
+        telemetry: Telemetry,
+        rngs: Sequence[np.random.Generator],
+        noise: bool = True,
+    ) -> None:
         self.env = env = simpy.Environment()
         self.rate = rate
         self.population = population

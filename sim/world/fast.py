@@ -24,7 +24,6 @@ rate.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from sim.world.draws import multinomial, poisson_rows
@@ -58,8 +57,16 @@ class FastTraffic:
         noise: False makes every count its expectation (deterministic tests).
     """
 
-    def __init__(self, rate: RateFunction, population: Population, release: ReleaseModel, router: Router,
-                 telemetry: Telemetry, states: np.ndarray, noise: bool = True) -> None:
+    def __init__(
+        self,
+        rate: RateFunction,
+        population: Population,
+        release: ReleaseModel,
+        router: Router,
+        telemetry: Telemetry,
+        states: np.ndarray,
+        noise: bool = True,
+    ) -> None:
         self.rate = rate
         self.population = population
         self.release = release
@@ -128,7 +135,7 @@ class FastTraffic:
     def _synthetic(self, runs: np.ndarray, b: np.ndarray, mean_p: np.ndarray) -> np.ndarray | None:
         """Expected canary requests that are not live users' (R, S, C): mirrored copies of
         primary-bound traffic and load-tester requests (cohort 0). None when there are none."""
-        mirror = self.router.mirror_share(runs)                                   # (R, 1)
+        mirror = self.router.mirror_share(runs)  # (R, 1)
         has_load = any(self.loads[r] for r in runs)
         if not has_load and not mirror.any():
             return None
@@ -160,8 +167,8 @@ class FastTraffic:
         self.t[runs] = t1
         R = len(runs)
         cum = self.rate.cumulative(b)
-        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share       # (S, C)
-        mean_c = cohort_lam[None] * self.router.canary_share(runs)[:, None, :]          # (R, S, C)
+        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share  # (S, C)
+        mean_c = cohort_lam[None] * self.router.canary_share(runs)[:, None, :]  # (R, S, C)
         mean_p = cohort_lam[None] - mean_c
         mid = 0.5 * (b[1:] + b[:-1])
         syn = self._synthetic(runs, b, mean_p)
@@ -169,14 +176,15 @@ class FastTraffic:
         if self.release.has_load_faults:  # mirrored and load-test requests load the canary too
             load = mean_c if syn is None else mean_c + syn
             canary_rate = load.sum(axis=2) / np.maximum(np.diff(b), 1e-9)
-        p_ref, p = self.release.error_probs(mid, canary_rate)                             # (R|1, S|1, C)
+        p_ref, p = self.release.error_probs(mid, canary_rate)  # (R|1, S|1, C)
         # Outcome probabilities of a canary request: ok, fail_both, excess.
-        outcome = np.stack(np.broadcast_arrays(1.0 - p, np.minimum(p, p_ref), np.maximum(p - p_ref, 0.0)),
-                           axis=-1)                                                         # (R|1, S|1, C, 3)
+        outcome = np.stack(
+            np.broadcast_arrays(1.0 - p, np.minimum(p, p_ref), np.maximum(p - p_ref, 0.0)), axis=-1
+        )  # (R|1, S|1, C, 3)
         shape = (R, len(mid), mean_c.shape[2])
         parts = [(mean_c[..., None] * outcome).reshape(R, -1)]
         if self.primary_counts:
-            ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)        # (R|1, S|1, C, 2)
+            ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)  # (R|1, S|1, C, 2)
             parts.append((mean_p[..., None] * ok_fail_p).reshape(R, -1))
         if syn is not None:
             # Mirrored and load-test requests meet the canary's faults too; they reach its
@@ -186,15 +194,15 @@ class FastTraffic:
         # batch-mates need.
         flat = self._poisson(runs, np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
         m = shape[1] * shape[2]
-        cc = flat[:, :3 * m].reshape(shape + (3,))                                          # live canary
+        cc = flat[:, : 3 * m].reshape(shape + (3,))  # live canary
         at = 3 * m
         if self.primary_counts:
-            cp = flat[:, at:at + 2 * m].reshape(shape + (2,))
+            cp = flat[:, at : at + 2 * m].reshape(shape + (2,))
             at += 2 * m
         seen = cc if syn is None else cc + flat[:, at:].reshape(shape + (3,))
-        probs = self._latency_probs(mid)                                                    # (S|1, 2, C|1, B)
-        hist_c = self._histogram(runs, seen.sum(axis=3), probs[:, 1])                      # (R, S, B)
-        fails_c = cc[..., 1:]                                                               # (R, S, C, 2)
+        probs = self._latency_probs(mid)  # (S|1, 2, C|1, B)
+        hist_c = self._histogram(runs, seen.sum(axis=3), probs[:, 1])  # (R, S, B)
+        fails_c = cc[..., 1:]  # (R, S, C, 2)
         n_c = seen.sum(axis=(2, 3))
         err_c = seen[..., 1:].sum(axis=(2, 3))
         if self.primary_counts:
@@ -203,7 +211,7 @@ class FastTraffic:
         else:
             hist_p = None
             n_p = err_p = np.zeros_like(n_c)
-        n = np.stack([n_p, n_c], axis=2)                                                   # (R, S, V)
+        n = np.stack([n_p, n_c], axis=2)  # (R, S, V)
         err = np.stack([err_p, err_c], axis=2)
         self.telemetry.add(runs, self.telemetry.slot_of(b[1:]), n, err, hist_c, hist_p, unique)
         acc = runs[account]
@@ -231,7 +239,7 @@ class FastTraffic:
             return
         b, _ = self._cuts(t0, t0 + duration_s, scrapes=False)
         cum = self.rate.cumulative(b)
-        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share       # (S, C)
+        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share  # (S, C)
         rate = (cohort_lam.sum(axis=1) / np.maximum(np.diff(b), 1e-9))[None] if self.release.has_load_faults else None
         p_ref, p = self.release.error_probs(0.5 * (b[1:] + b[:-1]), rate)
         # Requests that did not fail in excess, and excess failures: independent Poisson.

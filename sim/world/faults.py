@@ -23,8 +23,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.inputs.scenario import (Baseline, ErrorRateFault, Fault, LatencyFault, LeakFault, LoadFault,
-                          NeverReadyFault, Scenario)
+from sim.inputs.scenario import (
+    Baseline,
+    ErrorRateFault,
+    Fault,
+    LatencyFault,
+    LeakFault,
+    LoadFault,
+    NeverReadyFault,
+    Scenario,
+)
 from sim.world.service import LatencyDist
 
 

@@ -25,8 +25,14 @@ def infer_binding(query: str) -> MetricBinding | None:
     m = _QUANTILE.search(q)
     if m:
         digits = m.group(1)
-        signal = {"5": "latency-p50", "50": "latency-p50", "9": "latency-p90", "90": "latency-p90",
-                  "95": "latency-p95", "99": "latency-p99"}.get(digits)
+        signal = {
+            "5": "latency-p50",
+            "50": "latency-p50",
+            "9": "latency-p90",
+            "90": "latency-p90",
+            "95": "latency-p95",
+            "99": "latency-p99",
+        }.get(digits)
         if signal is None:
             return None
         # Histograms in seconds (…_seconds_bucket) need ms -> s.

@@ -26,18 +26,18 @@ class LatencyDist:
     shift: float = 0.0
 
     @classmethod
-    def from_quantiles(cls, median_ms: float, p99_ms: float) -> "LatencyDist":
+    def from_quantiles(cls, median_ms: float, p99_ms: float) -> LatencyDist:
         return cls(math.log(median_ms), math.log(p99_ms / median_ms) / Z99)
 
-    def scaled(self, factor: float) -> "LatencyDist":
+    def scaled(self, factor: float) -> LatencyDist:
         """Every request ``factor`` times slower."""
         return LatencyDist(self.mu + math.log(factor), self.sigma, self.shift * factor)
 
-    def shifted(self, ms: float) -> "LatencyDist":
+    def shifted(self, ms: float) -> LatencyDist:
         """Every request ``ms`` slower."""
         return LatencyDist(self.mu, self.sigma, self.shift + ms)
 
-    def with_p99(self, p99_ms: float) -> "LatencyDist":
+    def with_p99(self, p99_ms: float) -> LatencyDist:
         """Same median, tail stretched (or shrunk) so the p99 is ``p99_ms``."""
         median = math.exp(self.mu)
         target = max(p99_ms - self.shift, median)

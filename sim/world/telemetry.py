@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sim.inputs.scenario import MetricBinding
 from sim.policies.base import MetricQuery
 from sim.policies.judges.base import JudgeData, VersionSeries
-from sim.inputs.scenario import MetricBinding
 
 _EPS = 1e-9
 
@@ -50,9 +50,18 @@ class Telemetry:
             them (a statistical judge compares both versions).
     """
 
-    def __init__(self, runs: int, horizon_s: float, scrape_s: float, lag_s: float, missing: np.ndarray | None,
-                 bounds_ms: Sequence[float], primary_histogram: bool = False,
-                 bindings: dict[str, MetricBinding] | None = None, primary_counts: bool = False) -> None:
+    def __init__(
+        self,
+        runs: int,
+        horizon_s: float,
+        scrape_s: float,
+        lag_s: float,
+        missing: np.ndarray | None,
+        bounds_ms: Sequence[float],
+        primary_histogram: bool = False,
+        bindings: dict[str, MetricBinding] | None = None,
+        primary_counts: bool = False,
+    ) -> None:
         self.scrape_s = scrape_s
         self.lag_s = lag_s
         self.n_slots = int(math.ceil(horizon_s / scrape_s)) + 2
@@ -70,13 +79,16 @@ class Telemetry:
     def _alloc(self, runs: int, slots: int) -> None:
         nb = len(self.bounds_ms) + 1
         old = getattr(self, "n", None)
-        new = {"n": np.zeros((runs, slots, 2)), "err": np.zeros((runs, slots, 2)),
-               "hist": np.zeros((runs, slots, nb)),
-               "hist_primary": np.zeros((runs, slots, nb)) if self.primary_histogram else None}
+        new = {
+            "n": np.zeros((runs, slots, 2)),
+            "err": np.zeros((runs, slots, 2)),
+            "hist": np.zeros((runs, slots, nb)),
+            "hist_primary": np.zeros((runs, slots, nb)) if self.primary_histogram else None,
+        }
         for name, arr in new.items():
             if old is not None and arr is not None:
                 prev = getattr(self, name)
-                arr[:, :prev.shape[1]] = prev
+                arr[:, : prev.shape[1]] = prev
             setattr(self, name, arr)
 
     def _ensure(self, slot: int) -> None:
@@ -86,8 +98,16 @@ class Telemetry:
     def slot_of(self, seg_end: np.ndarray) -> np.ndarray:
         return np.minimum(np.ceil(seg_end / self.scrape_s - _EPS).astype(np.int64), self.n_slots - 1)
 
-    def add(self, runs: np.ndarray, slots: np.ndarray, n: np.ndarray, err: np.ndarray, hist: np.ndarray,
-            hist_primary: np.ndarray | None, unique: bool) -> None:
+    def add(
+        self,
+        runs: np.ndarray,
+        slots: np.ndarray,
+        n: np.ndarray,
+        err: np.ndarray,
+        hist: np.ndarray,
+        hist_primary: np.ndarray | None,
+        unique: bool,
+    ) -> None:
         """Add increments of shape (runs, segments, ...) at the segments' slots."""
         self._ensure(int(slots[-1]))
         ix = (runs[:, None], slots[None, :])
@@ -118,7 +138,7 @@ class Telemetry:
         if hi - lo < 1:
             return None
         if self.missing is not None:
-            ok = np.flatnonzero(~self.missing[run, lo:hi + 1])
+            ok = np.flatnonzero(~self.missing[run, lo : hi + 1])
             if len(ok) < 2:
                 return None
             lo, hi = lo + int(ok[0]), lo + int(ok[-1])
@@ -135,18 +155,24 @@ class Telemetry:
         hi = max(min(int(math.floor((t - self.lag_s) / self.scrape_s + _EPS)), self.n.shape[1] - 1), 0)
         k = hi + 1
         hp = self.hist_primary if histograms else None
-        parts = [self.n[run, :k, CANARY], self.err[run, :k, CANARY], self.hist[run, :k] if histograms else None,
-                 self.n[run, :k, PRIMARY], self.err[run, :k, PRIMARY], None if hp is None else hp[run, :k]]
+        parts = [
+            self.n[run, :k, CANARY],
+            self.err[run, :k, CANARY],
+            self.hist[run, :k] if histograms else None,
+            self.n[run, :k, PRIMARY],
+            self.err[run, :k, PRIMARY],
+            None if hp is None else hp[run, :k],
+        ]
         if self.missing is not None:
             parts = [None if x is None else _merge_lost(x, self.missing[run, :k]) for x in parts]
         for x in parts:
             if x is not None:
                 x.flags.writeable = False
-        return JudgeData(t, self.scrape_s, self._bounds_tuple,
-                         VersionSeries(*parts[:3]), VersionSeries(*parts[3:]))
+        return JudgeData(t, self.scrape_s, self._bounds_tuple, VersionSeries(*parts[:3]), VersionSeries(*parts[3:]))
 
-    def window(self, runs: np.ndarray, t: float, window_s: float, version: int = CANARY
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def window(
+        self, runs: np.ndarray, t: float, window_s: float, version: int = CANARY
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Requests, errors (R,), latency histogram (R, B) and seconds covered (R,) of
         ``version`` in each run's query window (all zero where the query has fewer than
         two samples)."""
@@ -159,8 +185,12 @@ class Telemetry:
             if sp is None:
                 return np.zeros(R), np.zeros(R), np.zeros((R, hist.shape[2])), np.zeros(R)
             a, b = sp
-            return (self.n[runs, a:b, version].sum(axis=1), self.err[runs, a:b, version].sum(axis=1),
-                    hist[runs, a:b].sum(axis=1), np.full(R, (b - a) * self.scrape_s))
+            return (
+                self.n[runs, a:b, version].sum(axis=1),
+                self.err[runs, a:b, version].sum(axis=1),
+                hist[runs, a:b].sum(axis=1),
+                np.full(R, (b - a) * self.scrape_s),
+            )
         n, e, h, sec = np.zeros(R), np.zeros(R), np.zeros((R, hist.shape[2])), np.zeros(R)
         for i, r in enumerate(runs):
             sp = self.span(int(r), t, window_s)

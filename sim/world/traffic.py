@@ -144,7 +144,7 @@ def build_population(traffic: Traffic, tiers: int = 24) -> Population:
     n = traffic.users
     edges = np.unique(np.round(np.geomspace(1, n + 1, num=min(tiers, n) + 1)).astype(int))
     ranks = np.arange(1, n + 1, dtype=float)
-    w = ranks ** -traffic.skew
+    w = ranks**-traffic.skew
     w /= w.sum()
     tier_users = np.diff(edges)
     tier_total = np.add.reduceat(w, edges[:-1] - 1)

@@ -30,14 +30,14 @@ from sim.world.draws import multinomial_each, uniform_rows
 from sim.world.traffic import Population
 
 _POISSON_LIMIT = 30.0  # expected collisions or empty boxes below this: Poisson regime
-_EXACT = 64            # k or n at most this: sample exactly
+_EXACT = 64  # k or n at most this: sample exactly
 #: Largest k an exact draw meets: past n(ln n + 12) draws every box of n <= _EXACT is hit.
 _EXACT_K = int(_EXACT * (np.log(_EXACT) + 12.0)) + 1
 #: ``random()`` returns multiples of 2^-53, so u + 2^-54 lies strictly inside (0, 1).
-_HALF_STEP = 2.0 ** -54
+_HALF_STEP = 2.0**-54
 _LOG_FACTORIAL = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1.0, _EXACT + 1)))])  # log j!
 _K_BANDS = np.array([8, 16, 32])  # draws of the (k, n) pairs tabulated together
-_BLOCK = 16            # binomial pmf terms summed per pass (most draws are below 16)
+_BLOCK = 16  # binomial pmf terms summed per pass (most draws are below 16)
 
 
 @lru_cache(maxsize=1)
@@ -170,7 +170,7 @@ def _binomial_inverse(u: np.ndarray, trials: np.ndarray, p: np.ndarray) -> np.nd
     t = trials  # whole numbers: the pmf turns exactly 0 past t and stays 0
     ratio = q / (1.0 - q)
     pmf = np.exp(t * np.log1p(-q))  # P(X = j0) of each open cell
-    cdf = pmf.copy()                # P(X <= j0)
+    cdf = pmf.copy()  # P(X <= j0)
     j0 = 0
     while True:
         at = (cdf <= u).astype(np.int64)
@@ -274,8 +274,9 @@ def _large_counts(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     return d
 
 
-def count_users(population: Population, requests: np.ndarray, excess: np.ndarray,
-                states: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def count_users(
+    population: Population, requests: np.ndarray, excess: np.ndarray, states: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Users exposed and users affected per run, from per-cohort request and excess counts.
 
     Every request's user is drawn by activity weight, independently of when it came and

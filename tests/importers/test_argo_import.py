@@ -21,14 +21,13 @@ from click.testing import CliRunner
 from sim.cli import cli
 from sim.errors import InputError
 from sim.importers.argo.rollout import import_argo, policy_yaml
+from sim.inputs.policy import load_policy, load_policy_with_warnings, read_policy, scenario_policy_with_warnings
+from sim.inputs.scenario import load_scenario
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.base import check_policy
-from sim.inputs.policy import (load_policy, load_policy_with_warnings, read_policy,
-                            scenario_policy_with_warnings)
-from sim.seeds import run_seed
 from sim.runs.runner import run_batch, run_one
-from sim.inputs.scenario import load_scenario
+from sim.seeds import run_seed
 from sim.units import parse_duration
 from sim.yamlio import load_yaml_all, loads_yaml
 
@@ -76,40 +75,81 @@ BUNDLES = {
 #: seconds (None: until promoted), the analyses (kind -> templates), replicas, names.
 EXPECTED = {
     "istio": dict(
-        name="istio-rollout", replicas=1,
-        steps=[("setWeight", 10), ("pause", None)] + [x for w in range(20, 100, 10)
-                                                       for x in (("setWeight", w), ("pause", 20.0))],
-        startingStep=1, analyses={"background": ["istio-success-rate"]},
-        metrics={"success-rate": dict(interval=20.0, initial_delay=60.0, count=None, failure_limit=0,
-                                      success="result[0] > 0.90", failure=None)}),
+        name="istio-rollout",
+        replicas=1,
+        steps=[("setWeight", 10), ("pause", None)]
+        + [x for w in range(20, 100, 10) for x in (("setWeight", w), ("pause", 20.0))],
+        startingStep=1,
+        analyses={"background": ["istio-success-rate"]},
+        metrics={
+            "success-rate": dict(
+                interval=20.0, initial_delay=60.0, count=None, failure_limit=0, success="result[0] > 0.90", failure=None
+            )
+        },
+    ),
     "appmesh": dict(
-        name="my-rollout", replicas=4,
-        steps=[("setWeight", 25), ("pause", None), ("setWeight", 50), ("pause", 600.0), ("setWeight", 75),
-               ("pause", 600.0)],
-        startingStep=None, analyses={}, metrics={}),
+        name="my-rollout",
+        replicas=4,
+        steps=[
+            ("setWeight", 25),
+            ("pause", None),
+            ("setWeight", 50),
+            ("pause", 600.0),
+            ("setWeight", 75),
+            ("pause", 600.0),
+        ],
+        startingStep=None,
+        analyses={},
+        metrics={},
+    ),
     "analysis-step": dict(
-        name="rollout-analysis-step", replicas=4, steps=[("setWeight", 25), ("analysis", None)],
-        startingStep=None, analyses={"step:1": ["random-fail", "always-pass"]},
-        metrics={"random-fail": dict(interval=5.0, initial_delay=0.0, count=2, failure_limit=1, success=None,
-                                     failure=None),
-                 "pass": dict(interval=5.0, initial_delay=0.0, count=1, failure_limit=1, success=None,
-                              failure=None)}),
+        name="rollout-analysis-step",
+        replicas=4,
+        steps=[("setWeight", 25), ("analysis", None)],
+        startingStep=None,
+        analyses={"step:1": ["random-fail", "always-pass"]},
+        metrics={
+            "random-fail": dict(interval=5.0, initial_delay=0.0, count=2, failure_limit=1, success=None, failure=None),
+            "pass": dict(interval=5.0, initial_delay=0.0, count=1, failure_limit=1, success=None, failure=None),
+        },
+    ),
     "background": dict(
-        name="rollout-background-analysis", replicas=4, steps=[("setWeight", 25), ("pause", None)],
-        startingStep=None, analyses={"background": ["random-fail"]},
-        metrics={"random-fail": dict(interval=5.0, initial_delay=0.0, count=2, failure_limit=1, success=None,
-                                     failure=None)}),
+        name="rollout-background-analysis",
+        replicas=4,
+        steps=[("setWeight", 25), ("pause", None)],
+        startingStep=None,
+        analyses={"background": ["random-fail"]},
+        metrics={
+            "random-fail": dict(interval=5.0, initial_delay=0.0, count=2, failure_limit=1, success=None, failure=None)
+        },
+    ),
     "bluegreen": dict(
-        name="bluegreen-kitchensink", replicas=2, steps=[], startingStep=None,
+        name="bluegreen-kitchensink",
+        replicas=2,
+        steps=[],
+        startingStep=None,
         analyses={"pre": ["sleep-job"], "post": ["sleep-job"]},
-        metrics={"sleep-job": dict(interval=None, initial_delay=0.0, count=1, failure_limit=0, success=None,
-                                   failure=None)}),
+        metrics={
+            "sleep-job": dict(interval=None, initial_delay=0.0, count=1, failure_limit=0, success=None, failure=None)
+        },
+    ),
     "docs": dict(
-        name="guestbook", replicas=5,
+        name="guestbook",
+        replicas=5,
         steps=[("setWeight", 20), ("pause", 600.0), ("setWeight", 40), ("pause", 600.0)],
-        startingStep=2, analyses={"background": ["success-rate"]},
-        metrics={"success-rate": dict(interval=300.0, initial_delay=0.0, count=None, failure_limit=3,
-                                      success="result[0] >= 0.95", failure=None)}),
+        startingStep=2,
+        analyses={"background": ["success-rate"]},
+        metrics={
+            "success-rate": dict(
+                interval=300.0,
+                initial_delay=0.0,
+                count=None,
+                failure_limit=3,
+                success="result[0] >= 0.95",
+                failure=None,
+            )
+        },
+    ),
 }
 
 
@@ -138,8 +178,10 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def _paths(bundle: str, tmp_path: Path) -> list[Path]:
-    return [_write(tmp_path, "docs-rollout.yaml", DOCS_ROLLOUT) if f == "docs-rollout" else FIXTURES / f
-            for f in BUNDLES[bundle]]
+    return [
+        _write(tmp_path, "docs-rollout.yaml", DOCS_ROLLOUT) if f == "docs-rollout" else FIXTURES / f
+        for f in BUNDLES[bundle]
+    ]
 
 
 def _import(*paths: Path):
@@ -156,6 +198,7 @@ def _rollout(paths: list[Path]) -> dict:
 
 
 # --- every fixture participates and imports with the manifest's numbers --------------------------------
+
 
 @needs_fixtures
 def test_every_fixture_is_in_a_bundle():
@@ -196,9 +239,11 @@ def test_bundle_imports_with_the_manifests_numbers(bundle, tmp_path):
     else:
         bg_raw = raw["spec"]["strategy"]["blueGreen"]
         bgs = spec.strategy.blueGreen
-        assert (bgs.autoPromotionSeconds, bgs.previewReplicaCount, bgs.scaleDownDelaySeconds) == (
-            bg_raw["autoPromotionSeconds"], bg_raw["previewReplicaCount"], bg_raw["scaleDownDelaySeconds"]
-        ) == (10, 1, 5)
+        assert (
+            (bgs.autoPromotionSeconds, bgs.previewReplicaCount, bgs.scaleDownDelaySeconds)
+            == (bg_raw["autoPromotionSeconds"], bg_raw["previewReplicaCount"], bg_raw["scaleDownDelaySeconds"])
+            == (10, 1, 5)
+        )
     # Templates: every one given is in the policy, its spec as written.
     for obj in _raw_objects(paths):
         if obj["kind"] == "AnalysisTemplate":
@@ -215,10 +260,18 @@ def test_bundle_imports_with_the_manifests_numbers(bundle, tmp_path):
         bgs = spec.strategy.blueGreen
         refs.update(pre=bgs.prePromotionAnalysis, post=bgs.postPromotionAnalysis)
     assert {k: [t.templateName for t in refs[k].templates] for k in analyses} == exp["analyses"]
-    got_metrics = {m.name: dict(interval=m.interval_s, initial_delay=m.initial_delay_s, count=m.count,
-                                failure_limit=m.failure_limit, success=m.success_condition,
-                                failure=m.failure_condition)
-                   for specs, _ in analyses.values() for m in specs}
+    got_metrics = {
+        m.name: dict(
+            interval=m.interval_s,
+            initial_delay=m.initial_delay_s,
+            count=m.count,
+            failure_limit=m.failure_limit,
+            success=m.success_condition,
+            failure=m.failure_condition,
+        )
+        for specs, _ in analyses.values()
+        for m in specs
+    }
     assert got_metrics == exp["metrics"]
     # ... and each equals the template as written.
     for obj in _raw_objects(paths):
@@ -258,7 +311,8 @@ def test_bluegreen_args_merge_like_argo():
     assert args == ["sleep 10 && exit 1"]  # the analysis's exit-code and duration win over the template's
     _, metrics = ArgoRollout(result.spec)._analyses["pre"]
     assert metrics["sleep-job"].provider["job"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "sleep 10 && exit 0"]
+        "sleep 10 && exit 0"
+    ]
     # count "{{args.count}}" -> the template's default "1".
     assert [m.count for m in ArgoRollout(result.spec)._analyses["pre"][0]] == [1]
 
@@ -268,13 +322,15 @@ def test_appmesh_template_is_kept_though_the_analysis_is_commented_out():
     result = _import(FIXTURES / BUNDLES["appmesh"][0])
     t = result.spec.templates["success-rate"]
     assert [(m.name, m.interval, m.failureLimit, m.successCondition) for m in t.metrics] == [
-        ("success-rate", "5m", 3, "result[0] >= 0.99")]
+        ("success-rate", "5m", 3, "result[0] >= 0.99")
+    ]
     assert [a.name for a in t.args] == ["envoy_cluster_name"]
     assert result.spec.strategy.canary.analysis is None
     assert result.warnings == []  # appMesh routing, services, pod template: quiet
 
 
 # --- the imported policies run ---------------------------------------------------------------------------
+
 
 @needs_fixtures
 @pytest.mark.parametrize("bundle", BUNDLES)
@@ -323,6 +379,7 @@ def test_pause_without_duration_waits_for_manual_promotion(tmp_path):
 
 # --- pdsim import argo -------------------------------------------------------------------------------------
 
+
 @needs_fixtures
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_import_output_reloads_as_the_same_policy(bundle, tmp_path):
@@ -363,9 +420,11 @@ def test_import_errors_are_one_line_exit_2(tmp_path):
     result = invoke("import", "argo", rollout)
     assert result.exit_code == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"{rollout}:{_line_of(ROLLOUT, 'templateName: success-rate')}: "
-                           "spec.strategy.canary.analysis.templates[0].templateName: no AnalysisTemplate named "
-                           "'success-rate'")
+    assert line.startswith(
+        f"{rollout}:{_line_of(ROLLOUT, 'templateName: success-rate')}: "
+        "spec.strategy.canary.analysis.templates[0].templateName: no AnalysisTemplate named "
+        "'success-rate'"
+    )
     result = invoke("import", "kayenta", rollout)
     assert result.exit_code == 2 and "unknown importer 'kayenta': use flagger or argo" in result.stderr
     template = _write(tmp_path, "t.yaml", TEMPLATE)
@@ -440,31 +499,75 @@ def test_small_bundle_imports_and_substitutes(tmp_path):
     assert result.warnings == []
 
 
-@pytest.mark.parametrize(("where", "old", "new", "field", "needle"), [
-    ("rollout", "setWeight: 50", "setWeight: 150", "spec.strategy.canary.steps[2].setWeight", "setWeight: 150"),
-    ("rollout", "duration: 2m", "duration: soon", "spec.strategy.canary.steps[3].pause.duration", "duration: soon"),
-    ("rollout", "startingStep: 1", "startingStep: one", "spec.strategy.canary.analysis.startingStep",
-     "startingStep: one"),
-    ("rollout", "      - setWeight: 10\n", "      - setWeight: 10\n        pause: {}\n",
-     "spec.strategy.canary.steps[0]", "setWeight: 10"),
-    ("rollout", "stableService: app-stable", "stableService: app-stable\n      stepz: []",
-     "spec.strategy.canary.stepz", "stepz:"),
-    ("rollout", "  replicas: 3", "  replicas: 0", "spec.replicas", "replicas: 0"),
-    ("rollout", "  replicas: 3", "  replicas: 3\n  pasued: true", "spec.pasued", "pasued:"),
-    ("rollout", "startingStep: 1", "startingStep: 1\n        dryrun: []", "spec.strategy.canary.analysis.dryrun",
-     "dryrun:"),
-    ("rollout", "value: app-canary}", "valeu: app-canary}", "spec.strategy.canary.analysis.args[0].valeu",
-     "valeu:"),
-    ("rollout", "  strategy:\n", "  strategy:\n    blueGreen: {activeService: a}\n", "spec.strategy", "  strategy:"),
-    ("template", "interval: 30s", "interval: 30", "spec.metrics[0].interval", "interval: 30"),
-    ("template", "count: 10", "count: many", "spec.metrics[0].count", "count: many"),
-    ("template", "count: 10", "cuont: 10", "spec.metrics[0].cuont", "cuont: 10"),
-    ("template", "address: http://prometheus:9090", "adress: http://prometheus:9090",
-     "spec.metrics[0].provider.prometheus.adress", "adress:"),
-    ("template", "      prometheus:", "      datadoge: {}\n      prometheus:", "spec.metrics[0].provider.datadoge",
-     "datadoge:"),
-    ("template", "    value: \"2\"", "    value: \"two\"", "spec.metrics[0].failureLimit", "failureLimit:"),
-])
+@pytest.mark.parametrize(
+    ("where", "old", "new", "field", "needle"),
+    [
+        ("rollout", "setWeight: 50", "setWeight: 150", "spec.strategy.canary.steps[2].setWeight", "setWeight: 150"),
+        ("rollout", "duration: 2m", "duration: soon", "spec.strategy.canary.steps[3].pause.duration", "duration: soon"),
+        (
+            "rollout",
+            "startingStep: 1",
+            "startingStep: one",
+            "spec.strategy.canary.analysis.startingStep",
+            "startingStep: one",
+        ),
+        (
+            "rollout",
+            "      - setWeight: 10\n",
+            "      - setWeight: 10\n        pause: {}\n",
+            "spec.strategy.canary.steps[0]",
+            "setWeight: 10",
+        ),
+        (
+            "rollout",
+            "stableService: app-stable",
+            "stableService: app-stable\n      stepz: []",
+            "spec.strategy.canary.stepz",
+            "stepz:",
+        ),
+        ("rollout", "  replicas: 3", "  replicas: 0", "spec.replicas", "replicas: 0"),
+        ("rollout", "  replicas: 3", "  replicas: 3\n  pasued: true", "spec.pasued", "pasued:"),
+        (
+            "rollout",
+            "startingStep: 1",
+            "startingStep: 1\n        dryrun: []",
+            "spec.strategy.canary.analysis.dryrun",
+            "dryrun:",
+        ),
+        (
+            "rollout",
+            "value: app-canary}",
+            "valeu: app-canary}",
+            "spec.strategy.canary.analysis.args[0].valeu",
+            "valeu:",
+        ),
+        (
+            "rollout",
+            "  strategy:\n",
+            "  strategy:\n    blueGreen: {activeService: a}\n",
+            "spec.strategy",
+            "  strategy:",
+        ),
+        ("template", "interval: 30s", "interval: 30", "spec.metrics[0].interval", "interval: 30"),
+        ("template", "count: 10", "count: many", "spec.metrics[0].count", "count: many"),
+        ("template", "count: 10", "cuont: 10", "spec.metrics[0].cuont", "cuont: 10"),
+        (
+            "template",
+            "address: http://prometheus:9090",
+            "adress: http://prometheus:9090",
+            "spec.metrics[0].provider.prometheus.adress",
+            "adress:",
+        ),
+        (
+            "template",
+            "      prometheus:",
+            "      datadoge: {}\n      prometheus:",
+            "spec.metrics[0].provider.datadoge",
+            "datadoge:",
+        ),
+        ("template", '    value: "2"', '    value: "two"', "spec.metrics[0].failureLimit", "failureLimit:"),
+    ],
+)
 def test_bad_field_names_its_line(tmp_path, where, old, new, field, needle):
     texts = {"rollout": ROLLOUT, "template": TEMPLATE}
     assert texts[where].count(old) == 1
@@ -476,25 +579,54 @@ def test_bad_field_names_its_line(tmp_path, where, old, new, field, needle):
         load_policy([rollout, template])
     assert str(info.value).startswith(f"{path}:{_line_of(texts[where], needle)}: {field}: "), str(info.value)
     # The same line through the CLI, exit 2 and nothing else on stderr.
-    result = invoke("run", REPO / "scenarios" / "error-spike.yaml", "--policy", rollout, "--policy", template,
-                    "--runs", 1)
+    result = invoke(
+        "run", REPO / "scenarios" / "error-spike.yaml", "--policy", rollout, "--policy", template, "--runs", 1
+    )
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [str(info.value)]
 
 
 @needs_fixtures
-@pytest.mark.parametrize(("fixture", "old", "new", "field", "needle"), [
-    ("rollouts-demo-istio-rollout.yaml", "setWeight: 30", "setWeight: 300",
-     "spec.strategy.canary.steps[4].setWeight", "setWeight: 300"),
-    ("rollouts-demo-istio-rollout.yaml", "pause: {duration: 20s}\n      - setWeight: 50",
-     "pause: {duration: 20x}\n      - setWeight: 50", "spec.strategy.canary.steps[7].pause.duration", "20x"),
-    ("rollout-analysis-step.yaml", "clusterScope: true", "clusterScope: yes please",
-     "spec.strategy.canary.steps[1].analysis.templates[1].clusterScope", "clusterScope:"),
-    ("e2e-bluegreen-kitchensink-rollout.yaml", "autoPromotionSeconds: 10", "autoPromotionSeconds: ten",
-     "spec.strategy.blueGreen.autoPromotionSeconds", "autoPromotionSeconds: ten"),
-    ("e2e-bluegreen-kitchensink-rollout.yaml", "previewReplicaCount: 1",
-     "previewReplicaCount: 1\n      previewReplicas: 1", "spec.strategy.blueGreen.previewReplicas", "previewReplicas:"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "old", "new", "field", "needle"),
+    [
+        (
+            "rollouts-demo-istio-rollout.yaml",
+            "setWeight: 30",
+            "setWeight: 300",
+            "spec.strategy.canary.steps[4].setWeight",
+            "setWeight: 300",
+        ),
+        (
+            "rollouts-demo-istio-rollout.yaml",
+            "pause: {duration: 20s}\n      - setWeight: 50",
+            "pause: {duration: 20x}\n      - setWeight: 50",
+            "spec.strategy.canary.steps[7].pause.duration",
+            "20x",
+        ),
+        (
+            "rollout-analysis-step.yaml",
+            "clusterScope: true",
+            "clusterScope: yes please",
+            "spec.strategy.canary.steps[1].analysis.templates[1].clusterScope",
+            "clusterScope:",
+        ),
+        (
+            "e2e-bluegreen-kitchensink-rollout.yaml",
+            "autoPromotionSeconds: 10",
+            "autoPromotionSeconds: ten",
+            "spec.strategy.blueGreen.autoPromotionSeconds",
+            "autoPromotionSeconds: ten",
+        ),
+        (
+            "e2e-bluegreen-kitchensink-rollout.yaml",
+            "previewReplicaCount: 1",
+            "previewReplicaCount: 1\n      previewReplicas: 1",
+            "spec.strategy.blueGreen.previewReplicas",
+            "previewReplicas:",
+        ),
+    ],
+)
 def test_bad_field_in_a_real_manifest_names_its_line(tmp_path, fixture, old, new, field, needle):
     bundle = next(files for files in BUNDLES.values() if files[0] == fixture)
     text = (FIXTURES / fixture).read_text()
@@ -510,25 +642,33 @@ def test_bad_field_in_a_real_manifest_names_its_line(tmp_path, fixture, old, new
 def test_bad_value_in_a_real_template_names_the_template_line(tmp_path):
     text = (FIXTURES / "rollouts-demo-istio-analysis.yaml").read_text().replace("interval: 20s", "interval: 20")
     template = _write(tmp_path, "analysis.yaml", text)
-    with pytest.raises(InputError, match=rf"^{re.escape(str(template))}:{_line_of(text, 'interval: 20')}: "
-                       r"spec\.metrics\[0\]\.interval: not a Go duration"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(template))}:{_line_of(text, 'interval: 20')}: "
+        r"spec\.metrics\[0\]\.interval: not a Go duration",
+    ):
         load_policy([FIXTURES / "rollouts-demo-istio-rollout.yaml", template])
 
 
 @needs_fixtures
-@pytest.mark.parametrize(("given", "missing", "kind", "needle"), [
-    (["analysis-templates.yaml"], "always-pass", "ClusterAnalysisTemplate", "templateName: always-pass"),
-    (["cluster-analysis-templates.yaml"], "random-fail", "AnalysisTemplate", "templateName: random-fail"),
-])
+@pytest.mark.parametrize(
+    ("given", "missing", "kind", "needle"),
+    [
+        (["analysis-templates.yaml"], "always-pass", "ClusterAnalysisTemplate", "templateName: always-pass"),
+        (["cluster-analysis-templates.yaml"], "random-fail", "AnalysisTemplate", "templateName: random-fail"),
+    ],
+)
 def test_missing_template_is_an_error_naming_it_where_referenced(given, missing, kind, needle):
     rollout = FIXTURES / "rollout-analysis-step.yaml"
     with pytest.raises(InputError) as info:
         load_policy([rollout] + [FIXTURES / f for f in given])
     msg = str(info.value)
     i = 0 if missing == "random-fail" else 1
-    assert msg.startswith(f"{rollout}:{_line_of(rollout.read_text(), needle)}: "
-                          f"spec.strategy.canary.steps[1].analysis.templates[{i}].templateName: "
-                          f"no {kind} named '{missing}' in ")
+    assert msg.startswith(
+        f"{rollout}:{_line_of(rollout.read_text(), needle)}: "
+        f"spec.strategy.canary.steps[1].analysis.templates[{i}].templateName: "
+        f"no {kind} named '{missing}' in "
+    )
     assert "pass the file that defines it" in msg
 
 
@@ -537,20 +677,31 @@ def test_missing_template_alone_and_wrong_scope():
     with pytest.raises(InputError, match=r"no AnalysisTemplate named 'random-fail'"):
         load_policy([FIXTURES / "rollout-background-analysis.yaml"])
     # The template exists, but as the other kind: say which clusterScope to use.
-    text = (FIXTURES / "cluster-analysis-templates.yaml").read_text().replace(
-        "kind: ClusterAnalysisTemplate", "kind: AnalysisTemplate")
-    with pytest.raises(InputError, match=r"no ClusterAnalysisTemplate named 'always-pass' .*an AnalysisTemplate "
-                       r"of that name is given: drop clusterScope: true"):
-        import_argo(load_yaml_all(FIXTURES / "rollout-analysis-step.yaml")
-                    + load_yaml_all(FIXTURES / "analysis-templates.yaml")
-                    + [loads_yaml(text, "cat.yaml")])
+    text = (
+        (FIXTURES / "cluster-analysis-templates.yaml")
+        .read_text()
+        .replace("kind: ClusterAnalysisTemplate", "kind: AnalysisTemplate")
+    )
+    with pytest.raises(
+        InputError,
+        match=r"no ClusterAnalysisTemplate named 'always-pass' .*an AnalysisTemplate "
+        r"of that name is given: drop clusterScope: true",
+    ):
+        import_argo(
+            load_yaml_all(FIXTURES / "rollout-analysis-step.yaml")
+            + load_yaml_all(FIXTURES / "analysis-templates.yaml")
+            + [loads_yaml(text, "cat.yaml")]
+        )
 
 
 def test_template_in_another_namespace_does_not_resolve(tmp_path):
     rollout = _write(tmp_path, "r.yaml", ROLLOUT)
     template = _write(tmp_path, "t.yaml", TEMPLATE.replace("namespace: shop", "namespace: other"))
-    with pytest.raises(InputError, match=r"AnalysisTemplate 'success-rate' is in namespace other, not in the "
-                       r"Rollout's namespace 'shop'"):
+    with pytest.raises(
+        InputError,
+        match=r"AnalysisTemplate 'success-rate' is in namespace other, not in the "
+        r"Rollout's namespace 'shop'",
+    ):
         _import(rollout, template)
 
 
@@ -559,54 +710,76 @@ def test_argument_without_value_is_an_error(tmp_path):
     rollout = _write(tmp_path, "r.yaml", text)
     with pytest.raises(InputError) as info:
         _import(rollout, _write(tmp_path, "t.yaml", TEMPLATE))
-    assert str(info.value).startswith(f"{rollout}:{_line_of(text, '      analysis:')}: "
-                                      "spec.strategy.canary.analysis: argument 'service' of AnalysisTemplate "
-                                      "'success-rate'")
+    assert str(info.value).startswith(
+        f"{rollout}:{_line_of(text, '      analysis:')}: "
+        "spec.strategy.canary.analysis: argument 'service' of AnalysisTemplate "
+        "'success-rate'"
+    )
     assert "args.service was not resolved" in str(info.value)
 
 
 def test_argument_from_valuefrom_cannot_be_a_count(tmp_path):
-    text = ROLLOUT.replace("- {name: service, value: app-canary}",
-                           "- {name: service, value: app-canary}\n        - name: limit\n"
-                           "          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}")
+    text = ROLLOUT.replace(
+        "- {name: service, value: app-canary}",
+        "- {name: service, value: app-canary}\n        - name: limit\n"
+        "          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}",
+    )
     template = _write(tmp_path, "t.yaml", TEMPLATE)
     with pytest.raises(InputError) as info:
         _import(_write(tmp_path, "r.yaml", text), template)
-    assert str(info.value).startswith(f"{template}:{_line_of(TEMPLATE, 'failureLimit')}: spec.metrics[0].failureLimit: "
-                                      "is '<limit>' with the arguments of the analysis at ")
+    assert str(info.value).startswith(
+        f"{template}:{_line_of(TEMPLATE, 'failureLimit')}: spec.metrics[0].failureLimit: "
+        "is '<limit>' with the arguments of the analysis at "
+    )
 
 
 def test_two_metrics_with_one_name_are_an_error(tmp_path):
     other = TEMPLATE.replace("name: success-rate\n  namespace", "name: other\n  namespace")
-    text = ROLLOUT.replace("        - templateName: success-rate\n",
-                           "        - templateName: success-rate\n        - templateName: other\n")
+    text = ROLLOUT.replace(
+        "        - templateName: success-rate\n",
+        "        - templateName: success-rate\n        - templateName: other\n",
+    )
     two = _write(tmp_path, "other.yaml", other)
-    with pytest.raises(InputError, match=rf"^{re.escape(str(two))}:{_line_of(other, '- name: success-rate')}: "
-                       r"spec\.metrics\[0\]\.name: metric "
-                       r"'success-rate' is also defined by AnalysisTemplate 'success-rate'"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(two))}:{_line_of(other, '- name: success-rate')}: "
+        r"spec\.metrics\[0\]\.name: metric "
+        r"'success-rate' is also defined by AnalysisTemplate 'success-rate'",
+    ):
         _import(_write(tmp_path, "r.yaml", text), _write(tmp_path, "t.yaml", TEMPLATE), two)
 
 
 def test_conflicting_template_arguments_are_an_error(tmp_path):
-    other = ("apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: other}\nspec:\n"
-             "  args:\n  - {name: limit, value: \"3\"}\n"
-             "  metrics:\n  - name: up\n    provider: {web: {url: http://x/}}\n")
-    text = ROLLOUT.replace("        - templateName: success-rate\n",
-                           "        - templateName: success-rate\n        - templateName: other\n")
+    other = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: other}\nspec:\n"
+        '  args:\n  - {name: limit, value: "3"}\n'
+        "  metrics:\n  - name: up\n    provider: {web: {url: http://x/}}\n"
+    )
+    text = ROLLOUT.replace(
+        "        - templateName: success-rate\n",
+        "        - templateName: success-rate\n        - templateName: other\n",
+    )
     with pytest.raises(InputError, match=r"argument 'limit' is also given with a different value \('2'\)"):
-        _import(_write(tmp_path, "r.yaml", text), _write(tmp_path, "t.yaml", TEMPLATE),
-                _write(tmp_path, "o.yaml", other))
+        _import(
+            _write(tmp_path, "r.yaml", text), _write(tmp_path, "t.yaml", TEMPLATE), _write(tmp_path, "o.yaml", other)
+        )
 
 
 def test_no_rollout_or_two_rollouts_name_the_files(tmp_path):
     template = _write(tmp_path, "t.yaml", TEMPLATE)
-    with pytest.raises(InputError, match=rf"^{re.escape(str(template))}:1: no Argo Rollout .* in "
-                       rf"{re.escape(str(template))}$"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(template))}:1: no Argo Rollout .* in "
+        rf"{re.escape(str(template))}$",
+    ):
         read_policy([template])
     one = _write(tmp_path, "one.yaml", ROLLOUT.replace("name: app\n", "name: first\n"))
     two = _write(tmp_path, "two.yaml", ROLLOUT.replace("name: app\n", "name: second\n"))
-    with pytest.raises(InputError, match=rf"^{re.escape(str(two))}:1: a second Rollout \(second\).*"
-                       rf"\(the first one, first, is at {re.escape(str(one))}:1\)"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(two))}:1: a second Rollout \(second\).*"
+        rf"\(the first one, first, is at {re.escape(str(one))}:1\)",
+    ):
         read_policy([one, two, template])
 
 
@@ -617,8 +790,10 @@ def test_other_argo_api_versions_are_refused(tmp_path):
 
 
 def test_a_rollout_and_a_flagger_canary_are_two_policies(tmp_path):
-    canary = ("apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: c}\n"
-              "spec:\n  analysis: {interval: 1m, stepWeight: 10}\n")
+    canary = (
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: c}\n"
+        "spec:\n  analysis: {interval: 1m, stepWeight: 10}\n"
+    )
     with pytest.raises(InputError, match=r"an Argo Rollout and a Flagger Canary .* are two policies"):
         read_policy([_write(tmp_path, "r.yaml", ROLLOUT), _write(tmp_path, "c.yaml", canary)])
     # Argo templates next to a Canary are the Canary's business (Flagger ignores them).
@@ -627,49 +802,71 @@ def test_a_rollout_and_a_flagger_canary_are_two_policies(tmp_path):
 
 # --- refused steps -------------------------------------------------------------------------------------------
 
+
 def test_experiment_step_is_a_clear_error(tmp_path):
-    text = ROLLOUT.replace("      - setWeight: 50\n",
-                           "      - experiment:\n          duration: 5m\n          templates:\n"
-                           "          - {name: baseline, specRef: stable}\n      - setWeight: 50\n")
+    text = ROLLOUT.replace(
+        "      - setWeight: 50\n",
+        "      - experiment:\n          duration: 5m\n          templates:\n"
+        "          - {name: baseline, specRef: stable}\n      - setWeight: 50\n",
+    )
     path = _write(tmp_path, "r.yaml", text)
     with pytest.raises(InputError) as info:
         _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
-    assert str(info.value).startswith(f"{path}:{_line_of(text, '- experiment:')}: spec.strategy.canary.steps[2]."
-                                      "experiment: experiment steps are not supported: pdsim does not simulate "
-                                      "Experiments")
+    assert str(info.value).startswith(
+        f"{path}:{_line_of(text, '- experiment:')}: spec.strategy.canary.steps[2]."
+        "experiment: experiment steps are not supported: pdsim does not simulate "
+        "Experiments"
+    )
 
 
-@pytest.mark.parametrize(("step", "message"), [
-    ("setCanaryScale: {replicas: 1}", "setCanaryScale needs spec.strategy.canary.trafficRouting"),
-    ("setHeaderRoute: {name: h, match: [{headerName: x, headerValue: {exact: a}}]}", "setHeaderRoute needs"),
-    ("setMirrorRoute: {name: m, percentage: 10}", "setMirrorRoute needs"),
-])
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ("setCanaryScale: {replicas: 1}", "setCanaryScale needs spec.strategy.canary.trafficRouting"),
+        ("setHeaderRoute: {name: h, match: [{headerName: x, headerValue: {exact: a}}]}", "setHeaderRoute needs"),
+        ("setMirrorRoute: {name: m, percentage: 10}", "setMirrorRoute needs"),
+    ],
+)
 def test_steps_argo_rejects_without_traffic_routing(tmp_path, step, message):
-    text = ROLLOUT.replace("      trafficRouting:\n        istio: {virtualService: {name: app, routes: [primary]}}\n",
-                           "").replace("      - setWeight: 50\n", f"      - {step}\n      - setWeight: 50\n")
+    text = ROLLOUT.replace(
+        "      trafficRouting:\n        istio: {virtualService: {name: app, routes: [primary]}}\n", ""
+    ).replace("      - setWeight: 50\n", f"      - {step}\n      - setWeight: 50\n")
     path = _write(tmp_path, "r.yaml", text)
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{_line_of(text, step[:10])}: "
-                       rf"spec\.strategy\.canary\.steps\[2\]\.{step.split(':')[0]}: {message}"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(path))}:{_line_of(text, step[:10])}: "
+        rf"spec\.strategy\.canary\.steps\[2\]\.{step.split(':')[0]}: {message}",
+    ):
         _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
 
 
 def test_header_match_needs_one_value_kind(tmp_path):
-    text = ROLLOUT.replace("      - setWeight: 50\n", "      - setHeaderRoute:\n          name: h\n          match:\n"
-                           "          - headerName: x\n            headerValue: {exact: a, prefix: b}\n"
-                           "      - setWeight: 50\n")
+    text = ROLLOUT.replace(
+        "      - setWeight: 50\n",
+        "      - setHeaderRoute:\n          name: h\n          match:\n"
+        "          - headerName: x\n            headerValue: {exact: a, prefix: b}\n"
+        "      - setWeight: 50\n",
+    )
     path = _write(tmp_path, "r.yaml", text)
-    with pytest.raises(InputError, match=rf":{_line_of(text, 'headerValue')}: spec\.strategy\.canary\.steps\[2\]\."
-                       r"setHeaderRoute\.match\[0\]\.headerValue: a match value needs exactly one"):
+    with pytest.raises(
+        InputError,
+        match=rf":{_line_of(text, 'headerValue')}: spec\.strategy\.canary\.steps\[2\]\."
+        r"setHeaderRoute\.match\[0\]\.headerValue: a match value needs exactly one",
+    ):
         _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
 
 
 def test_plugin_step_warns_and_completes_at_once(tmp_path):
-    text = ROLLOUT.replace("      - setWeight: 50\n", "      - plugin:\n          name: argoproj-labs/gate\n"
-                           "          config: {wait: true}\n      - setWeight: 50\n")
+    text = ROLLOUT.replace(
+        "      - setWeight: 50\n",
+        "      - plugin:\n          name: argoproj-labs/gate\n          config: {wait: true}\n      - setWeight: 50\n",
+    )
     path = _write(tmp_path, "r.yaml", text)
     result = _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
-    assert result.warnings == [f"{path}:{_line_of(text, '- plugin:')}: spec.strategy.canary.steps[2].plugin: "
-                               "not modelled: " + result.warnings[0].split("not modelled: ", 1)[1]]
+    assert result.warnings == [
+        f"{path}:{_line_of(text, '- plugin:')}: spec.strategy.canary.steps[2].plugin: "
+        "not modelled: " + result.warnings[0].split("not modelled: ", 1)[1]
+    ]
     steps = result.spec.strategy.canary.steps
     assert [s.kind for s in steps] == ["setWeight", "pause", "pause", "setWeight", "pause"]  # indexes kept
     assert steps[2].pause.duration == 0
@@ -793,7 +990,10 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
     path = _write(tmp_path, "loud.yaml", WARNED)
     result = _import(path)
     second = WARNED.index("---")
-    in_template = lambda needle: _line_of(WARNED[second:], needle) + WARNED[:second].count("\n")
+
+    def in_template(needle):
+        return _line_of(WARNED[second:], needle) + WARNED[:second].count("\n")
+
     assert _warned_fields(result) == {
         "spec.paused": _line_of(WARNED, "paused: true"),
         "spec.minReadySeconds": _line_of(WARNED, "minReadySeconds"),
@@ -801,10 +1001,12 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
         "spec.strategy.canary.dynamicStableScale": _line_of(WARNED, "dynamicStableScale"),
         "spec.strategy.canary.replicaProgressThreshold": _line_of(WARNED, "replicaProgressThreshold"),
         "spec.strategy.canary.trafficRouting.maxTrafficWeight": _line_of(WARNED, "maxTrafficWeight"),
-        "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header":
-            _line_of(WARNED, "canary-by-header:"),
-        "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header-value":
-            _line_of(WARNED, "canary-by-header-value"),
+        "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header": _line_of(
+            WARNED, "canary-by-header:"
+        ),
+        "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header-value": _line_of(
+            WARNED, "canary-by-header-value"
+        ),
         "spec.strategy.canary.analysis.args[0].valueFrom": _line_of(WARNED, "valueFrom:"),
         "spec.strategy.canary.analysis.dryRun[0].metricName": _line_of(WARNED, "metricName: success"),
         "spec.strategy.canary.steps[1].plugin": _line_of(WARNED, "- plugin:"),
@@ -817,8 +1019,10 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
         "spec.metrics[4].provider.datadog": in_template("datadog:"),
     }
     by_field = {WARNING_RE.match(w)["field"]: w for w in result.warnings}
-    assert "the canary config lives in Kayenta: pdsim's Kayenta replica judges" in \
-        by_field["spec.metrics[1].provider.kayenta"]
+    assert (
+        "the canary config lives in Kayenta: pdsim's Kayenta replica judges"
+        in by_field["spec.metrics[1].provider.kayenta"]
+    )
     assert "canaryConfigs" in by_field["spec.metrics[1].provider.kayenta"]
     for f, name in (("web", "smoke"), ("job", "e2e"), ("datadog", "errors")):
         w = by_field[f"spec.metrics[{['web', 'job', 'datadog'].index(f) + 2}].provider.{f}"]
@@ -983,12 +1187,14 @@ def test_kubernetes_only_fields_are_quiet(tmp_path):
 
 
 def test_blue_green_kubernetes_fields_are_quiet(tmp_path):
-    text = ("apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: bg}\nspec:\n  replicas: 2\n"
-            "  strategy:\n    blueGreen:\n      activeService: a\n      previewService: p\n"
-            "      previewReplicaCount: 1\n      autoPromotionEnabled: false\n      scaleDownDelaySeconds: 30\n"
-            "      scaleDownDelayRevisionLimit: 1\n      abortScaleDownDelaySeconds: 30\n      maxUnavailable: 1\n"
-            "      antiAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {}}\n"
-            "      previewMetadata: {labels: {role: preview}}\n      activeMetadata: {labels: {role: active}}\n")
+    text = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: bg}\nspec:\n  replicas: 2\n"
+        "  strategy:\n    blueGreen:\n      activeService: a\n      previewService: p\n"
+        "      previewReplicaCount: 1\n      autoPromotionEnabled: false\n      scaleDownDelaySeconds: 30\n"
+        "      scaleDownDelayRevisionLimit: 1\n      abortScaleDownDelaySeconds: 30\n      maxUnavailable: 1\n"
+        "      antiAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {}}\n"
+        "      previewMetadata: {labels: {role: preview}}\n      activeMetadata: {labels: {role: active}}\n"
+    )
     result = _import(_write(tmp_path, "bg.yaml", text))
     assert result.warnings == []
     assert result.spec.strategy.blueGreen.autoPromotionEnabled is False
@@ -1046,7 +1252,10 @@ def test_nested_templates_are_flattened(tmp_path):
     assert outer["dryRun"] == [{"metricName": "inner-metric"}]
     specs, _ = ArgoRollout(result.spec)._analyses["background"]
     assert [(m.name, m.count, m.failure_limit, m.dry_run) for m in specs] == [
-        ("outer-metric", None, 0, False), ("inner-metric", 3, 1, True), ("shared-metric", None, 0, False)]
+        ("outer-metric", None, 0, False),
+        ("inner-metric", 3, 1, True),
+        ("shared-metric", None, 0, False),
+    ]
     # The nested templates are there on their own too (as kubectl apply creates them).
     assert set(result.spec.templates) == {"outer", "inner"} and set(result.spec.clusterTemplates) == {"shared"}
 
@@ -1054,33 +1263,44 @@ def test_nested_templates_are_flattened(tmp_path):
 def test_nested_template_cycle_and_missing_nested_template(tmp_path):
     text = ROLLOUT.replace("templateName: success-rate", "templateName: outer")
     rollout = _write(tmp_path, "r.yaml", text)
-    cyclic = NESTED.replace("  metrics:\n  - name: inner-metric", "  templates: [{templateName: outer}]\n  metrics:\n"
-                            "  - name: inner-metric")
+    cyclic = NESTED.replace(
+        "  metrics:\n  - name: inner-metric", "  templates: [{templateName: outer}]\n  metrics:\n  - name: inner-metric"
+    )
     with pytest.raises(InputError, match=r"nested templates form a cycle \(outer -> inner -> outer\)"):
         _import(rollout, _write(tmp_path, "c.yaml", cyclic))
     missing = NESTED[: NESTED.index("---\napiVersion: argoproj.io/v1alpha1\nkind: ClusterAnalysisTemplate")]
     path = _write(tmp_path, "m.yaml", missing)
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{_line_of(missing, 'templateName: shared')}: "
-                       r"spec\.templates\[1\]\.templateName: no "
-                       r"ClusterAnalysisTemplate named 'shared'"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(path))}:{_line_of(missing, 'templateName: shared')}: "
+        r"spec\.templates\[1\]\.templateName: no "
+        r"ClusterAnalysisTemplate named 'shared'",
+    ):
         _import(rollout, path)
 
 
 def test_dry_run_rule_matching_nothing_is_an_error(tmp_path):
-    text = ROLLOUT.replace("        startingStep: 1\n", "        startingStep: 1\n        dryRun:\n"
-                           "        - metricName: latency\n")
+    text = ROLLOUT.replace(
+        "        startingStep: 1\n", "        startingStep: 1\n        dryRun:\n        - metricName: latency\n"
+    )
     path = _write(tmp_path, "r.yaml", text)
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{_line_of(text, 'metricName: latency')}: "
-                       r"spec\.strategy\.canary\.analysis\.dryRun\[0\]\.metricName: matches no metric"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(path))}:{_line_of(text, 'metricName: latency')}: "
+        r"spec\.strategy\.canary\.analysis\.dryRun\[0\]\.metricName: matches no metric",
+    ):
         _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
 
 
 def test_metric_needs_exactly_one_provider(tmp_path):
     rollout = _write(tmp_path, "r.yaml", ROLLOUT)
     two = TEMPLATE.replace("      prometheus:\n", "      web: {url: http://x/}\n      prometheus:\n")
-    with pytest.raises(InputError, match=rf"t\.yaml:{_line_of(two, '    provider:')}: spec\.metrics\[0\]\.provider: "
-                       r"metric 'success-rate' has 2 "
-                       r"providers \(web, prometheus\); give exactly one"):
+    with pytest.raises(
+        InputError,
+        match=rf"t\.yaml:{_line_of(two, '    provider:')}: spec\.metrics\[0\]\.provider: "
+        r"metric 'success-rate' has 2 "
+        r"providers \(web, prometheus\); give exactly one",
+    ):
         _import(rollout, _write(tmp_path, "t.yaml", two))
     none = TEMPLATE[: TEMPLATE.index("    provider:")]
     with pytest.raises(InputError, match=r"spec\.metrics\[0\]: metric 'success-rate' needs a provider"):
@@ -1088,6 +1308,7 @@ def test_metric_needs_exactly_one_provider(tmp_path):
 
 
 # --- combining paths -----------------------------------------------------------------------------------------
+
 
 def test_bundle_in_one_file_a_directory_and_a_kind_list(tmp_path):
     template = _write(tmp_path, "t.yaml", TEMPLATE)
@@ -1107,9 +1328,13 @@ def test_bundle_in_one_file_a_directory_and_a_kind_list(tmp_path):
 
 
 def test_pdsim_policy_file_combines_with_template_manifests(tmp_path):
-    policy = _write(tmp_path, "p.yaml", "argo:\n  replicas: 2\n  strategy:\n    canary:\n      analysis:\n"
-                    "        templates: [{templateName: success-rate}]\n        args: [{name: service, value: x}]\n"
-                    "      steps:\n      - setWeight: 20\n      - pause: {duration: 1m}\n")
+    policy = _write(
+        tmp_path,
+        "p.yaml",
+        "argo:\n  replicas: 2\n  strategy:\n    canary:\n      analysis:\n"
+        "        templates: [{templateName: success-rate}]\n        args: [{name: service, value: x}]\n"
+        "      steps:\n      - setWeight: 20\n      - pause: {duration: 1m}\n",
+    )
     template = _write(tmp_path, "t.yaml", TEMPLATE)
     loaded = read_policy([policy, template])
     assert loaded.name == "p" and loaded.warnings == ()
@@ -1119,22 +1344,30 @@ def test_pdsim_policy_file_combines_with_template_manifests(tmp_path):
         read_policy([policy, _write(tmp_path, "r.yaml", ROLLOUT)])
     # Defined in both places: keep one.
     both = _write(tmp_path, "both.yaml", policy.read_text() + "  templates:\n    success-rate: {metrics: []}\n")
-    with pytest.raises(InputError, match=rf"both\.yaml:{_line_of(both.read_text(), 'success-rate:')}: "
-                       r"argo\.templates\.success-rate: also defined by the "
-                       r"AnalysisTemplate at .*t\.yaml:1; keep one"):
+    with pytest.raises(
+        InputError,
+        match=rf"both\.yaml:{_line_of(both.read_text(), 'success-rate:')}: "
+        r"argo\.templates\.success-rate: also defined by the "
+        r"AnalysisTemplate at .*t\.yaml:1; keep one",
+    ):
         read_policy([both, template])
 
 
 def test_policy_files_are_checked_and_warn_like_manifests(tmp_path):
-    text = ("argo:\n  strategy:\n    canary:\n      steps:\n      - setWeight: 20\n      - analysis:\n"
-            "          templates: [{templateName: smoke}]\n  templates:\n    smoke:\n      metrics:\n"
-            "      - name: smoke\n        provider: {job: {spec: {}}}\n")
+    text = (
+        "argo:\n  strategy:\n    canary:\n      steps:\n      - setWeight: 20\n      - analysis:\n"
+        "          templates: [{templateName: smoke}]\n  templates:\n    smoke:\n      metrics:\n"
+        "      - name: smoke\n        provider: {job: {spec: {}}}\n"
+    )
     path = _write(tmp_path, "p.yaml", text)
     _, warnings = load_policy_with_warnings([path])
-    assert warnings == [f"{path}:12: argo.templates.smoke.metrics[0].provider.job: not modelled: "
-                        + warnings[0].split("not modelled: ", 1)[1]]
-    bad = _write(tmp_path, "bad.yaml",
-                 text.replace("      - name: smoke\n", "      - name: smoke\n        intervall: 1m\n"))
+    assert warnings == [
+        f"{path}:12: argo.templates.smoke.metrics[0].provider.job: not modelled: "
+        + warnings[0].split("not modelled: ", 1)[1]
+    ]
+    bad = _write(
+        tmp_path, "bad.yaml", text.replace("      - name: smoke\n", "      - name: smoke\n        intervall: 1m\n")
+    )
     with pytest.raises(InputError, match=r"bad\.yaml:12: argo\.templates\.smoke\.metrics\[0\]\.intervall: unknown key"):
         load_policy([bad])
 
@@ -1162,6 +1395,7 @@ def test_policy_yaml_header_is_comments_only(tmp_path):
 
 
 # --- scaleDownDelaySeconds ---------------------------------------------------------------------------------
+
 
 @needs_fixtures
 def test_scale_down_delay_with_post_promotion_analysis_changes_no_decision(tmp_path):

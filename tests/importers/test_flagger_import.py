@@ -20,10 +20,15 @@ from click.testing import CliRunner
 from sim.cli import cli
 from sim.errors import InputError
 from sim.importers.flagger import import_flagger, policy_yaml
-from sim.policies.flagger.spec import FlaggerWebhook
-from sim.inputs.policy import (load_policy, load_policy_with_warnings, read_policy, scenario_policy,
-                            scenario_policy_with_warnings)
+from sim.inputs.policy import (
+    load_policy,
+    load_policy_with_warnings,
+    read_policy,
+    scenario_policy,
+    scenario_policy_with_warnings,
+)
 from sim.inputs.scenario import PolicySpec, load_scenario
+from sim.policies.flagger.spec import FlaggerWebhook
 from sim.units import parse_duration
 from sim.yamlio import load_yaml_all
 
@@ -31,23 +36,65 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "upstream" / "flagger"
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"upstream Flagger fixtures not found at {FIXTURES}")
 
-CANARY_FIXTURES = ["istio-canary.yaml", "linkerd-canary-steps.yaml", "istio-abtest.yaml",
-                   "kubernetes-blue-green-canary.yaml"]
+CANARY_FIXTURES = [
+    "istio-canary.yaml",
+    "linkerd-canary-steps.yaml",
+    "istio-abtest.yaml",
+    "kubernetes-blue-green-canary.yaml",
+]
 TEMPLATE_FIXTURE = "metrictemplate-linkerd-latency.yaml"
 WARNING_RE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<field>[\w.\[\]-]+): (not modelled|ignored): \S.*$")
 
 # What README.md says each fixture exercises (numbers checked against the manifest too).
 EXPECTED = {
-    "istio-canary.yaml": dict(strategy="canary", provider="istio", interval=15, threshold=10, maxWeight=50,
-                              stepWeight=5, stepWeights=[], iterations=0, match=0, deadline=600),
-    "linkerd-canary-steps.yaml": dict(strategy="canary", provider="linkerd", interval=15, threshold=10,
-                                      maxWeight=None, stepWeight=0, stepWeights=list(range(5, 56, 5)),
-                                      iterations=0, match=0, deadline=600),
-    "istio-abtest.yaml": dict(strategy="ab-testing", provider="istio", interval=15, threshold=10, maxWeight=None,
-                              stepWeight=0, stepWeights=[], iterations=10, match=2, deadline=600),
-    "kubernetes-blue-green-canary.yaml": dict(strategy="blue-green", provider="kubernetes", interval=30,
-                                              threshold=2, maxWeight=None, stepWeight=0, stepWeights=[],
-                                              iterations=10, match=0, deadline=60),
+    "istio-canary.yaml": dict(
+        strategy="canary",
+        provider="istio",
+        interval=15,
+        threshold=10,
+        maxWeight=50,
+        stepWeight=5,
+        stepWeights=[],
+        iterations=0,
+        match=0,
+        deadline=600,
+    ),
+    "linkerd-canary-steps.yaml": dict(
+        strategy="canary",
+        provider="linkerd",
+        interval=15,
+        threshold=10,
+        maxWeight=None,
+        stepWeight=0,
+        stepWeights=list(range(5, 56, 5)),
+        iterations=0,
+        match=0,
+        deadline=600,
+    ),
+    "istio-abtest.yaml": dict(
+        strategy="ab-testing",
+        provider="istio",
+        interval=15,
+        threshold=10,
+        maxWeight=None,
+        stepWeight=0,
+        stepWeights=[],
+        iterations=10,
+        match=2,
+        deadline=600,
+    ),
+    "kubernetes-blue-green-canary.yaml": dict(
+        strategy="blue-green",
+        provider="kubernetes",
+        interval=30,
+        threshold=2,
+        maxWeight=None,
+        stepWeight=0,
+        stepWeights=[],
+        iterations=10,
+        match=0,
+        deadline=60,
+    ),
 }
 
 
@@ -110,6 +157,7 @@ spec:
 
 # --- every fixture imports, with the manifest's numbers ------------------------------------------
 
+
 @needs_fixtures
 def test_every_fixture_is_covered():
     assert sorted(p.name for p in FIXTURES.glob("*.yaml")) == sorted(CANARY_FIXTURES + [TEMPLATE_FIXTURE])
@@ -139,10 +187,12 @@ def test_fixture_canary_imports_with_the_manifests_numbers(name):
     assert len(a.match) == len(raw_a.get("match", [])) == exp["match"]
     assert [(m.name, m.interval, m.thresholdRange.min, m.thresholdRange.max) for m in a.metrics] == [
         (m["name"], parse_duration(m["interval"]), m["thresholdRange"].get("min"), m["thresholdRange"].get("max"))
-        for m in raw_a["metrics"]]
+        for m in raw_a["metrics"]
+    ]
     # Webhooks keep names, types (no type = a rollout hook) and the load tester's command.
     assert [(h.name, h.kind, h.metadata["cmd"]) for h in a.webhooks] == [
-        (h["name"], h.get("type", "rollout"), h["metadata"]["cmd"]) for h in raw_a["webhooks"]]
+        (h["name"], h.get("type", "rollout"), h["metadata"]["cmd"]) for h in raw_a["webhooks"]
+    ]
     assert [h.kind for h in a.webhooks] == ["pre-rollout", "rollout"]
     assert a.webhooks[1].metadata["cmd"].startswith("hey -z 1m -q 10 -c 2 ")
     # The policy mapping is the manifest's analysis block, unchanged.
@@ -154,7 +204,9 @@ def test_fixture_canary_imports_with_the_manifests_numbers(name):
 def test_ab_fixture_match_is_the_manifests_header_regexes():
     a = _import(FIXTURES / "istio-abtest.yaml").spec.analysis
     assert [{k: v.regex for k, v in m.headers.items()} for m in a.match] == [
-        {"cookie": "^(.*?;)?(type=insider)(;.*)?$"}, {"user-agent": ".*Firefox.*"}]
+        {"cookie": "^(.*?;)?(type=insider)(;.*)?$"},
+        {"user-agent": ".*Firefox.*"},
+    ]
 
 
 @needs_fixtures
@@ -188,7 +240,10 @@ def test_metrictemplate_fixture_imports_with_a_canary_that_references_it(tmp_pat
     assert t.provider == {"type": "prometheus", "address": raw["spec"]["provider"]["address"]}
     m = result.spec.analysis.metrics[1]
     assert (m.templateRef.name, m.templateRef.namespace, m.templateVariables) == (
-        "my-metric", "test", {"direction": "inbound"})
+        "my-metric",
+        "test",
+        {"direction": "inbound"},
+    )
     assert result.sources == [str(canary), str(template)]
     assert result.warnings == []
     # The same through --policy: two paths, or one directory holding both files.
@@ -208,6 +263,7 @@ def test_metrictemplate_fixture_alone_is_not_a_policy():
 
 
 # --- pdsim import flagger --------------------------------------------------------------------------
+
 
 @needs_fixtures
 @pytest.mark.parametrize("name", CANARY_FIXTURES)
@@ -251,15 +307,19 @@ def test_import_errors_are_one_line_exit_2(tmp_path):
     assert result.exit_code == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"{canary}:{_line_of(CANARY_WITH_TEMPLATE, 'name: my-metric')}: "
-                           "spec.analysis.metrics[1].templateRef.name: ")
+    assert line.startswith(
+        f"{canary}:{_line_of(CANARY_WITH_TEMPLATE, 'name: my-metric')}: spec.analysis.metrics[1].templateRef.name: "
+    )
     # A pdsim policy file is not a manifest.
     policy = _write(tmp_path, "p.yaml", "flagger:\n  analysis: {interval: 1m, stepWeight: 10}\n")
     result = invoke("import", "flagger", policy)
     assert result.exit_code == 2 and "not a Kubernetes manifest" in result.stderr
     # -o never overwrites an input.
-    template = _write(tmp_path, "t.yaml", "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\n"
-                      "metadata: {name: my-metric}\nspec: {query: up}\n")
+    template = _write(
+        tmp_path,
+        "t.yaml",
+        "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata: {name: my-metric}\nspec: {query: up}\n",
+    )
     result = invoke("import", "flagger", canary, template, "-o", canary)
     assert result.exit_code == 2 and "would overwrite" in result.stderr
     assert canary.read_text() == CANARY_WITH_TEMPLATE
@@ -408,10 +468,11 @@ def test_kubernetes_only_and_notification_fields_are_quiet(tmp_path):
     assert result.warnings == []
     assert result.name == "quiet"
     # templateRef keeps what selects the template; the template keeps type and address.
-    assert result.policy["flagger"]["analysis"]["metrics"][1]["templateRef"] == {"name": "errors",
-                                                                                 "namespace": "shared"}
-    assert result.spec.metricTemplates["errors"].provider == {"type": "datadog",
-                                                              "address": "https://api.datadoghq.com"}
+    assert result.policy["flagger"]["analysis"]["metrics"][1]["templateRef"] == {
+        "name": "errors",
+        "namespace": "shared",
+    }
+    assert result.spec.metricTemplates["errors"].provider == {"type": "datadog", "address": "https://api.datadoghq.com"}
     assert result.spec.analysis.alerts[0]["name"] == "on-call"
 
 
@@ -422,8 +483,10 @@ def test_unreadable_load_test_is_an_error_not_a_crash(tmp_path):
     result = invoke("run", REPO / "scenarios" / "error-spike.yaml", "--policy", path, "--runs", 1)
     assert result.exit_code == 2
     [line] = [x for x in result.stderr.splitlines() if "not modelled" not in x]
-    assert line.startswith(f"{path}:{_line_of(text, 'hey -z soon')}: spec.analysis.webhooks[1].metadata.cmd: "
-                           "cannot read this load test command: ")
+    assert line.startswith(
+        f"{path}:{_line_of(text, 'hey -z soon')}: spec.analysis.webhooks[1].metadata.cmd: "
+        "cannot read this load test command: "
+    )
 
 
 def test_warnings_reach_the_cli(tmp_path):
@@ -432,33 +495,42 @@ def test_warnings_reach_the_cli(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == f"{path}: ok (policy)"
     assert len(result.stderr.splitlines()) == 7
-    assert f"{path}:{_line_of(WARNED, 'sessionAffinity:')}: spec.analysis.sessionAffinity: not modelled: " \
-        in result.stderr
+    assert (
+        f"{path}:{_line_of(WARNED, 'sessionAffinity:')}: spec.analysis.sessionAffinity: not modelled: " in result.stderr
+    )
 
 
 def test_policy_files_warn_for_the_same_analysis_fields(tmp_path):
-    text = ("flagger:\n  analysis:\n    interval: 1m\n    stepWeight: 10\n"
-            "    sessionAffinity: {cookieName: c}\n")
+    text = "flagger:\n  analysis:\n    interval: 1m\n    stepWeight: 10\n    sessionAffinity: {cookieName: c}\n"
     path = _write(tmp_path, "p.yaml", text)
     _, warnings = load_policy_with_warnings([path])
-    assert warnings == [f"{path}:5: flagger.analysis.sessionAffinity: not modelled: " + warnings[0].split(
-        "not modelled: ", 1)[1]]
+    assert warnings == [
+        f"{path}:5: flagger.analysis.sessionAffinity: not modelled: " + warnings[0].split("not modelled: ", 1)[1]
+    ]
 
 
 # --- errors point into the manifest --------------------------------------------------------------------
 
+
 @needs_fixtures
-@pytest.mark.parametrize(("old", "new", "field", "needle"), [
-    ("maxWeight: 50", "maxWeight: 150", "spec.analysis.maxWeight", "maxWeight: 150"),
-    ("stepWeight: 5", "stepWeight: -5", "spec.analysis.stepWeight", "stepWeight: -5"),
-    ("interval: 30s", "interval: soon", "spec.analysis.metrics[1].interval", "interval: soon"),
-    ("threshold: 10", "threshold: 10\n    treshold: 3", "spec.analysis.treshold", "treshold: 3"),
-    ("max: 500", "max: 500\n        mid: 3", "spec.analysis.metrics[1].thresholdRange.mid", "mid: 3"),
-    ("type: rollout", "type: during", "spec.analysis.webhooks[1].type", "type: during"),
-    ("skipAnalysis: false", "skipAnalysis: false\n  analisys: {}", "spec.analisys", "analisys:"),
-    ("progressDeadlineSeconds: 600", "progressDeadlineSeconds: -1", "spec.progressDeadlineSeconds",
-     "progressDeadlineSeconds: -1"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "field", "needle"),
+    [
+        ("maxWeight: 50", "maxWeight: 150", "spec.analysis.maxWeight", "maxWeight: 150"),
+        ("stepWeight: 5", "stepWeight: -5", "spec.analysis.stepWeight", "stepWeight: -5"),
+        ("interval: 30s", "interval: soon", "spec.analysis.metrics[1].interval", "interval: soon"),
+        ("threshold: 10", "threshold: 10\n    treshold: 3", "spec.analysis.treshold", "treshold: 3"),
+        ("max: 500", "max: 500\n        mid: 3", "spec.analysis.metrics[1].thresholdRange.mid", "mid: 3"),
+        ("type: rollout", "type: during", "spec.analysis.webhooks[1].type", "type: during"),
+        ("skipAnalysis: false", "skipAnalysis: false\n  analisys: {}", "spec.analisys", "analisys:"),
+        (
+            "progressDeadlineSeconds: 600",
+            "progressDeadlineSeconds: -1",
+            "spec.progressDeadlineSeconds",
+            "progressDeadlineSeconds: -1",
+        ),
+    ],
+)
 def test_bad_field_in_a_real_manifest_names_its_line(tmp_path, old, new, field, needle):
     text = (FIXTURES / "istio-canary.yaml").read_text()
     assert text.count(old) == 1
@@ -478,12 +550,18 @@ def test_errors_in_deprecated_canary_analysis_name_that_key(tmp_path):
     text = (FIXTURES / "istio-canary.yaml").read_text().replace("  analysis:", "  canaryAnalysis:")
     assert load_policy([_write(tmp_path, "ok.yaml", text)]).spec.analysis.maxWeight == 50
     path = _write(tmp_path, "bad.yaml", text.replace("maxWeight: 50", "maxWeight: 101"))
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{_line_of(text, 'maxWeight')}: "
-                       r"spec\.canaryAnalysis\.maxWeight: "):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(path))}:{_line_of(text, 'maxWeight')}: "
+        r"spec\.canaryAnalysis\.maxWeight: ",
+    ):
         load_policy([path])
     path = _write(tmp_path, "nostep.yaml", text.replace("    stepWeight: 5\n", ""))
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{_line_of(text, 'canaryAnalysis')}: "
-                       r"spec\.canaryAnalysis: stepWeight or stepWeights must be set"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(path))}:{_line_of(text, 'canaryAnalysis')}: "
+        r"spec\.canaryAnalysis: stepWeight or stepWeights must be set",
+    ):
         load_policy([path])
 
 
@@ -492,23 +570,30 @@ def test_unresolved_template_ref_names_metric_and_template(tmp_path):
     with pytest.raises(InputError) as info:
         _import(path)
     msg = str(info.value)
-    assert msg.startswith(f"{path}:{_line_of(CANARY_WITH_TEMPLATE, 'name: my-metric')}: "
-                          "spec.analysis.metrics[1].templateRef.name: ")
+    assert msg.startswith(
+        f"{path}:{_line_of(CANARY_WITH_TEMPLATE, 'name: my-metric')}: spec.analysis.metrics[1].templateRef.name: "
+    )
     assert "'p99-latency'" in msg and "'my-metric'" in msg
 
 
 def test_template_in_another_namespace_does_not_resolve(tmp_path):
     canary = _write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
-    other = _write(tmp_path, "t.yaml", "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\n"
-                   "metadata: {name: my-metric, namespace: istio-system}\nspec: {query: up}\n")
+    other = _write(
+        tmp_path,
+        "t.yaml",
+        "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\n"
+        "metadata: {name: my-metric, namespace: istio-system}\nspec: {query: up}\n",
+    )
     with pytest.raises(InputError, match=r"MetricTemplate 'my-metric' is in namespace istio-system, not in 'test'"):
         _import(canary, other)
 
 
 def test_bad_metric_template_names_its_own_line(tmp_path):
     canary = _write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
-    text = ("apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata: {name: my-metric}\n"
-            "spec:\n  provider: {type: prometheus}\n  querry: up\n")
+    text = (
+        "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata: {name: my-metric}\n"
+        "spec:\n  provider: {type: prometheus}\n  querry: up\n"
+    )
     template = _write(tmp_path, "t.yaml", text)
     with pytest.raises(InputError, match=rf"^{re.escape(str(template))}:6: spec\.querry: unknown key"):
         _import(canary, template)
@@ -521,16 +606,23 @@ def test_no_canary_or_two_canaries_name_the_files(tmp_path):
         read_policy([deploy])
     one = _write(tmp_path, "one.yaml", CANARY_WITH_TEMPLATE.replace("latency-canary", "first"))
     two = _write(tmp_path, "two.yaml", CANARY_WITH_TEMPLATE.replace("latency-canary", "second"))
-    with pytest.raises(InputError, match=rf"^{re.escape(str(two))}:1: a second Canary \(second\).*"
-                       rf"\(the first one, first, is at {re.escape(str(one))}:1\)"):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(two))}:1: a second Canary \(second\).*"
+        rf"\(the first one, first, is at {re.escape(str(one))}:1\)",
+    ):
         read_policy([one, two])
 
 
 def test_argo_manifests_go_to_the_argo_importer(tmp_path):
-    path = _write(tmp_path, "rollout.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\n"
-                  "metadata: {name: a}\nspec: {}\n")
-    with pytest.raises(InputError, match=r"rollout\.yaml:4: spec: a Rollout needs spec\.strategy\.canary or "
-                       r"spec\.strategy\.blueGreen"):
+    path = _write(
+        tmp_path, "rollout.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: a}\nspec: {}\n"
+    )
+    with pytest.raises(
+        InputError,
+        match=r"rollout\.yaml:4: spec: a Rollout needs spec\.strategy\.canary or "
+        r"spec\.strategy\.blueGreen",
+    ):
         load_policy([path])
 
 
@@ -542,6 +634,7 @@ def test_other_flagger_api_versions_are_refused(tmp_path):
 
 
 # --- combining paths -------------------------------------------------------------------------------
+
 
 @needs_fixtures
 def test_bundle_in_one_file_and_kind_list(tmp_path):
@@ -558,15 +651,22 @@ def test_bundle_in_one_file_and_kind_list(tmp_path):
     bad["spec"]["analysis"]["maxWeight"] = 500
     text = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [bad, items[1]]})
     listed = _write(tmp_path, "badlist.yaml", text)
-    with pytest.raises(InputError, match=rf"^{re.escape(str(listed))}:{_line_of(text, 'maxWeight')}: "
-                       r"spec\.analysis\.maxWeight: "):
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(listed))}:{_line_of(text, 'maxWeight')}: "
+        r"spec\.analysis\.maxWeight: ",
+    ):
         load_policy([listed])
 
 
 @needs_fixtures
 def test_pdsim_policy_file_combines_with_metric_template_manifests(tmp_path):
-    policy = _write(tmp_path, "p.yaml", "flagger:\n  analysis:\n    interval: 1m\n    stepWeight: 10\n"
-                    "    metrics:\n    - {name: lat, templateRef: {name: my-metric}, thresholdRange: {max: 5}}\n")
+    policy = _write(
+        tmp_path,
+        "p.yaml",
+        "flagger:\n  analysis:\n    interval: 1m\n    stepWeight: 10\n"
+        "    metrics:\n    - {name: lat, templateRef: {name: my-metric}, thresholdRange: {max: 5}}\n",
+    )
     loaded = read_policy([policy, FIXTURES / TEMPLATE_FIXTURE])
     assert loaded.name == "p"
     assert loaded.spec.flagger.metricTemplates["my-metric"].provider["type"] == "prometheus"
@@ -578,6 +678,7 @@ def test_pdsim_policy_file_combines_with_metric_template_manifests(tmp_path):
 
 
 # --- policy: {manifest: ...} ---------------------------------------------------------------------------
+
 
 def _scenario_with_manifest(tmp_path: Path, manifest: str) -> tuple[Path, object]:
     """error-spike.yaml with `policy: {manifest: ...}` (built past PolicySpec validation, which
@@ -633,11 +734,11 @@ def test_scenario_manifest_through_the_cli(tmp_path):
 
 # --- the imported policies run -------------------------------------------------------------------------
 
+
 @needs_fixtures
 @pytest.mark.parametrize("name", CANARY_FIXTURES)
 def test_fixture_canary_runs_in_the_simulator(name):
-    result = invoke("run", REPO / "scenarios" / "error-spike.yaml", "--policy", FIXTURES / name,
-                    "--runs", 5, "--json")
+    result = invoke("run", REPO / "scenarios" / "error-spike.yaml", "--policy", FIXTURES / name, "--runs", 5, "--json")
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["policy"] == "podinfo" and out["runs"] == 5 and len(out["records"]) == 5

@@ -24,9 +24,26 @@ from typing import Any
 import pytest
 
 from sim.policies.argo import analysis_run as an
-from sim.policies.argo.analysis_run import (ERROR, FAILED, INCONCLUSIVE, PENDING, RUNNING, SUCCESSFUL, AnalysisRunState,
-                                   MetricResult, MetricSpec, ProviderError, ProviderPhase, due_metrics,
-                                   effective_count, is_worse, next_due, record, start_run, terminate)
+from sim.policies.argo.analysis_run import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    PENDING,
+    RUNNING,
+    SUCCESSFUL,
+    AnalysisRunState,
+    MetricResult,
+    MetricSpec,
+    ProviderError,
+    ProviderPhase,
+    due_metrics,
+    effective_count,
+    is_worse,
+    next_due,
+    record,
+    start_run,
+    terminate,
+)
 
 OUTCOMES = {"ok": SUCCESSFUL, "bad": FAILED, "meh": INCONCLUSIVE}
 
@@ -64,10 +81,19 @@ def check(state: AnalysisRunState, expected: Mapping[str, Any], t: float) -> Non
             assert getattr(got, field) == value, f"{name}.{field} at t={t}: {getattr(got, field)} != {value}"
 
 
-def counters(phase: str, count: int, s: int = 0, f: int = 0, i: int = 0, e: int = 0,
-             ce: int = 0, cs: int = 0) -> dict[str, Any]:
-    return dict(phase=phase, count=count, successful=s, failed=f, inconclusive=i, error=e,
-                consecutive_error=ce, consecutive_success=cs)
+def counters(
+    phase: str, count: int, s: int = 0, f: int = 0, i: int = 0, e: int = 0, ce: int = 0, cs: int = 0
+) -> dict[str, Any]:
+    return dict(
+        phase=phase,
+        count=count,
+        successful=s,
+        failed=f,
+        inconclusive=i,
+        error=e,
+        consecutive_error=ce,
+        consecutive_success=cs,
+    )
 
 
 M = "m"
@@ -81,18 +107,22 @@ TIMELINES = [
         # assessMetricStatus: effective count reached -> Successful; assessRunStatus: all
         # metrics completed -> the worst of them.
         [MetricSpec(M, interval_s=60, count=3)],
-        [(0, {M: "ok"}, {M: counters(RUNNING, 1, s=1, cs=1), "run": RUNNING}),
-         (60, {M: "ok"}, {M: counters(RUNNING, 2, s=2, cs=2), "run": RUNNING}),
-         (120, {M: "ok"}, {M: counters(SUCCESSFUL, 3, s=3, cs=3), "run": SUCCESSFUL})],
+        [
+            (0, {M: "ok"}, {M: counters(RUNNING, 1, s=1, cs=1), "run": RUNNING}),
+            (60, {M: "ok"}, {M: counters(RUNNING, 2, s=2, cs=2), "run": RUNNING}),
+            (120, {M: "ok"}, {M: counters(SUCCESSFUL, 3, s=3, cs=3), "run": SUCCESSFUL}),
+        ],
         id="count3-interval60-all-success",
     ),
     pytest.param(
         # assessMetricFailureInconclusiveOrError: Failed when failed > failureLimit, with
         # failed cumulative (runMeasurements never resets it): the 1st and 3rd fail.
         [MetricSpec(M, interval_s=60, count=5, failure_limit=1)],
-        [(0, {M: "bad"}, {M: counters(RUNNING, 1, f=1), "run": RUNNING}),
-         (60, {M: "ok"}, {M: counters(RUNNING, 2, s=1, f=1, cs=1), "run": RUNNING}),
-         (120, {M: "bad"}, {M: counters(FAILED, 3, s=1, f=2), "run": FAILED})],
+        [
+            (0, {M: "bad"}, {M: counters(RUNNING, 1, f=1), "run": RUNNING}),
+            (60, {M: "ok"}, {M: counters(RUNNING, 2, s=1, f=1, cs=1), "run": RUNNING}),
+            (120, {M: "bad"}, {M: counters(FAILED, 3, s=1, f=2), "run": FAILED}),
+        ],
         id="failure-limit-cumulative",
     ),
     pytest.param(
@@ -100,10 +130,12 @@ TIMELINES = [
         # generateMetricTasks / calculateNextReconcileTime: after an Error the next
         # measurement is DefaultErrorRetryInterval (10s) later, not the interval.
         [MetricSpec(M, interval_s=60, count=2)],
-        [(0, {M: ProviderError("connection refused")}, {M: counters(RUNNING, 0, e=1, ce=1)}),
-         (10, {M: "ok"}, {M: counters(RUNNING, 1, s=1, e=1, cs=1)}),
-         (70, {M: "err"}, {M: counters(RUNNING, 1, s=1, e=2, ce=1)}),
-         (80, {M: "ok"}, {M: counters(SUCCESSFUL, 2, s=2, e=2, cs=1), "run": SUCCESSFUL})],
+        [
+            (0, {M: ProviderError("connection refused")}, {M: counters(RUNNING, 0, e=1, ce=1)}),
+            (10, {M: "ok"}, {M: counters(RUNNING, 1, s=1, e=1, cs=1)}),
+            (70, {M: "err"}, {M: counters(RUNNING, 1, s=1, e=2, ce=1)}),
+            (80, {M: "ok"}, {M: counters(SUCCESSFUL, 2, s=2, e=2, cs=1), "run": SUCCESSFUL}),
+        ],
         id="errors-do-not-count-retry-10s",
     ),
     pytest.param(
@@ -111,21 +143,25 @@ TIMELINES = [
         # Error when consecutiveError > limit, i.e. on the 5th consecutive error. A
         # count-1 metric keeps retrying because errors do not advance the count.
         [MetricSpec(M)],
-        [(0, {M: ProviderError()}, {M: counters(RUNNING, 0, e=1, ce=1)}),
-         (10, {M: ProviderError()}, {M: counters(RUNNING, 0, e=2, ce=2)}),
-         (20, {M: ProviderError()}, {M: counters(RUNNING, 0, e=3, ce=3)}),
-         (30, {M: ProviderError()}, {M: counters(RUNNING, 0, e=4, ce=4), "run": RUNNING}),
-         (40, {M: ProviderError()}, {M: counters(ERROR, 0, e=5, ce=5), "run": ERROR})],
+        [
+            (0, {M: ProviderError()}, {M: counters(RUNNING, 0, e=1, ce=1)}),
+            (10, {M: ProviderError()}, {M: counters(RUNNING, 0, e=2, ce=2)}),
+            (20, {M: ProviderError()}, {M: counters(RUNNING, 0, e=3, ce=3)}),
+            (30, {M: ProviderError()}, {M: counters(RUNNING, 0, e=4, ce=4), "run": RUNNING}),
+            (40, {M: ProviderError()}, {M: counters(ERROR, 0, e=5, ce=5), "run": ERROR}),
+        ],
         id="consecutive-error-limit-4",
     ),
     pytest.param(
         # runMeasurements: an Error zeroes consecutiveSuccess; a Successful (or Failed,
         # Inconclusive) zeroes consecutiveError.
         [MetricSpec(M, interval_s=60, count=3)],
-        [(0, {M: "ok"}, {M: counters(RUNNING, 1, s=1, cs=1)}),
-         (60, {M: ProviderError()}, {M: counters(RUNNING, 1, s=1, e=1, ce=1, cs=0)}),
-         (70, {M: "ok"}, {M: counters(RUNNING, 2, s=2, e=1, ce=0, cs=1)}),
-         (130, {M: "ok"}, {M: counters(SUCCESSFUL, 3, s=3, e=1, cs=2)})],
+        [
+            (0, {M: "ok"}, {M: counters(RUNNING, 1, s=1, cs=1)}),
+            (60, {M: ProviderError()}, {M: counters(RUNNING, 1, s=1, e=1, ce=1, cs=0)}),
+            (70, {M: "ok"}, {M: counters(RUNNING, 2, s=2, e=1, ce=0, cs=1)}),
+            (130, {M: "ok"}, {M: counters(SUCCESSFUL, 3, s=3, e=1, cs=2)}),
+        ],
         id="error-between-successes-resets",
     ),
     pytest.param(
@@ -138,35 +174,43 @@ TIMELINES = [
     pytest.param(
         # inconclusiveLimit 1 tolerates one; the second is one too many.
         [MetricSpec(M, interval_s=60, count=3, inconclusive_limit=1)],
-        [(0, {M: "meh"}, {M: counters(RUNNING, 1, i=1)}),
-         (60, {M: "meh"}, {M: counters(INCONCLUSIVE, 2, i=2), "run": INCONCLUSIVE})],
+        [
+            (0, {M: "meh"}, {M: counters(RUNNING, 1, i=1)}),
+            (60, {M: "meh"}, {M: counters(INCONCLUSIVE, 2, i=2), "run": INCONCLUSIVE}),
+        ],
         id="inconclusive-limit-1",
     ),
     pytest.param(
         # assessMetricStatus: consecutiveSuccess >= consecutiveSuccessLimit -> Successful
         # before count, once no failure/inconclusive/error limit is broken.
         [MetricSpec(M, interval_s=60, count=5, failure_limit=1, consecutive_success_limit=2)],
-        [(0, {M: "bad"}, {M: counters(RUNNING, 1, f=1)}),
-         (60, {M: "ok"}, {M: counters(RUNNING, 2, s=1, f=1, cs=1)}),
-         (120, {M: "ok"}, {M: counters(SUCCESSFUL, 3, s=2, f=1, cs=2), "run": SUCCESSFUL})],
+        [
+            (0, {M: "bad"}, {M: counters(RUNNING, 1, f=1)}),
+            (60, {M: "ok"}, {M: counters(RUNNING, 2, s=1, f=1, cs=1)}),
+            (120, {M: "ok"}, {M: counters(SUCCESSFUL, 3, s=2, f=1, cs=2), "run": SUCCESSFUL}),
+        ],
         id="consecutive-success-limit-reached",
     ),
     pytest.param(
         # assessMetricStatus: count reached, consecutiveSuccessLimit not, failureLimit
         # disabled (-1) -> Failed.
         [MetricSpec(M, interval_s=60, count=3, failure_limit=-1, consecutive_success_limit=2)],
-        [(0, {M: "ok"}, {M: counters(RUNNING, 1, s=1, cs=1)}),
-         (60, {M: "bad"}, {M: counters(RUNNING, 2, s=1, f=1)}),
-         (120, {M: "ok"}, {M: counters(FAILED, 3, s=2, f=1, cs=1), "run": FAILED})],
+        [
+            (0, {M: "ok"}, {M: counters(RUNNING, 1, s=1, cs=1)}),
+            (60, {M: "bad"}, {M: counters(RUNNING, 2, s=1, f=1)}),
+            (120, {M: "ok"}, {M: counters(FAILED, 3, s=2, f=1, cs=1), "run": FAILED}),
+        ],
         id="consecutive-success-limit-only-count-reached",
     ),
     pytest.param(
         # assessMetricStatus: count reached with both limits applicable and neither
         # reached -> Inconclusive.
         [MetricSpec(M, interval_s=60, count=3, failure_limit=1, consecutive_success_limit=2)],
-        [(0, {M: "ok"}, {M: counters(RUNNING, 1, s=1, cs=1)}),
-         (60, {M: "bad"}, {M: counters(RUNNING, 2, s=1, f=1)}),
-         (120, {M: "ok"}, {M: counters(INCONCLUSIVE, 3, s=2, f=1, cs=1), "run": INCONCLUSIVE})],
+        [
+            (0, {M: "ok"}, {M: counters(RUNNING, 1, s=1, cs=1)}),
+            (60, {M: "bad"}, {M: counters(RUNNING, 2, s=1, f=1)}),
+            (120, {M: "ok"}, {M: counters(INCONCLUSIVE, 3, s=2, f=1, cs=1), "run": INCONCLUSIVE}),
+        ],
         id="both-limits-count-reached",
     ),
     pytest.param(
@@ -174,9 +218,13 @@ TIMELINES = [
         # terminate (spec.terminate): assessMetricStatus gives Successful to an unbounded
         # metric when terminating, and assessRunStatus completes the run.
         [MetricSpec(M, interval_s=60)],
-        [*[(60.0 * k, {M: "ok"}, {M: counters(RUNNING, k + 1, s=k + 1, cs=k + 1), "run": RUNNING})
-           for k in range(12)],
-         (700, None, {M: {"phase": SUCCESSFUL, "count": 12}, "run": SUCCESSFUL})],
+        [
+            *[
+                (60.0 * k, {M: "ok"}, {M: counters(RUNNING, k + 1, s=k + 1, cs=k + 1), "run": RUNNING})
+                for k in range(12)
+            ],
+            (700, None, {M: {"phase": SUCCESSFUL, "count": 12}, "run": SUCCESSFUL}),
+        ],
         id="unbounded-until-terminate",
     ),
 ]
@@ -188,6 +236,7 @@ def test_timeline(specs: list[MetricSpec], steps: list[tuple]) -> None:
 
 
 # -- scheduling -------------------------------------------------------------------------------
+
 
 def test_interval_due_at_finish_plus_interval() -> None:
     """generateMetricTasks takes a measurement when now.After(finishedAt + interval);
@@ -234,9 +283,17 @@ def test_first_measurement_at_start_and_next_due_earliest() -> None:
     assert due_metrics(specs, state, 45.0) == ["b"]
 
 
-@pytest.mark.parametrize("count, interval, expected", [
-    (None, None, 1), (0, None, 1), (1, None, 1), (None, 60.0, None), (0, 60.0, None), (3, 60.0, 3),
-])
+@pytest.mark.parametrize(
+    "count, interval, expected",
+    [
+        (None, None, 1),
+        (0, None, 1),
+        (1, None, 1),
+        (None, 60.0, None),
+        (0, 60.0, None),
+        (3, 60.0, 3),
+    ],
+)
 def test_effective_count(count: int | None, interval: float | None, expected: int | None) -> None:
     """Metric.EffectiveCount (analysis_types.go)."""
     assert effective_count(MetricSpec(M, interval_s=interval, count=count)) == expected
@@ -244,15 +301,22 @@ def test_effective_count(count: int | None, interval: float | None, expected: in
 
 # -- dry run and fail fast ------------------------------------------------------------------
 
+
 def test_dry_run_metric_fails_run_stays_successful() -> None:
     """GetDryRunMetrics / IsTerminating skip dry-run results; assessRunStatus does not
     let a dry-run metric's phase into the run's worst, only into its message."""
     specs = [MetricSpec("real", interval_s=60, count=2), MetricSpec("shadow", interval_s=60, count=2, dry_run=True)]
-    state = play(specs, [
-        (0, {"real": "ok", "shadow": "bad"},
-         {"real": counters(RUNNING, 1, s=1, cs=1), "shadow": {"phase": FAILED, "dry_run": True}, "run": RUNNING}),
-        (60, {"real": "ok"}, {"real": counters(SUCCESSFUL, 2, s=2, cs=2), "run": SUCCESSFUL}),
-    ])
+    state = play(
+        specs,
+        [
+            (
+                0,
+                {"real": "ok", "shadow": "bad"},
+                {"real": counters(RUNNING, 1, s=1, cs=1), "shadow": {"phase": FAILED, "dry_run": True}, "run": RUNNING},
+            ),
+            (60, {"real": "ok"}, {"real": counters(SUCCESSFUL, 2, s=2, cs=2), "run": SUCCESSFUL}),
+        ],
+    )
     assert state.result("shadow").message == "Metric assessed Failed due to failed (1) > failureLimit (0)"
     assert state.message == ""
 
@@ -268,11 +332,17 @@ def test_fail_fast_sibling_stops() -> None:
     generateMetricTasks schedules nothing more and assessMetricStatus gives the
     unfinished sibling Successful; the run takes the worst, Failed."""
     specs = [MetricSpec("a", interval_s=60, count=3), MetricSpec("b", interval_s=30, count=3)]
-    state = play(specs, [
-        (0, {"a": "ok", "b": "ok"}, {"run": RUNNING}),
-        (30, {"b": "bad"}, {"b": counters(FAILED, 2, s=1, f=1), "a": counters(SUCCESSFUL, 1, s=1, cs=1),
-                            "run": FAILED}),
-    ])
+    state = play(
+        specs,
+        [
+            (0, {"a": "ok", "b": "ok"}, {"run": RUNNING}),
+            (
+                30,
+                {"b": "bad"},
+                {"b": counters(FAILED, 2, s=1, f=1), "a": counters(SUCCESSFUL, 1, s=1, cs=1), "run": FAILED},
+            ),
+        ],
+    )
     assert state.message == 'Metric "b" assessed Failed due to failed (1) > failureLimit (0)'
     assert due_metrics(specs, state, 60.0) == [] and next_due(specs, state) is None
     assert record(specs, state, 60.0, {"a": "ok"}, decide=stub) == state  # reconcileAnalysisRun: completed
@@ -299,11 +369,14 @@ def test_fail_fast_terminates_in_flight_job() -> None:
     TestReconcileAnalysisRunTerminateSiblingAfterFail). Failed is worse than
     Inconclusive (IsWorse), so the run is Failed."""
     specs = [MetricSpec("job", provider="job"), MetricSpec("prom", interval_s=30, count=3)]
-    state = play(specs, [
-        (0, {"job": ProviderPhase(RUNNING, resume_at=0.0), "prom": "ok"}, {"job": {"phase": RUNNING}}),
-        (0, {"job": ProviderPhase(RUNNING, resume_at=50.0)}, {"job": {"phase": RUNNING}, "run": RUNNING}),
-        (30, {"prom": "bad"}, {"prom": {"phase": FAILED}, "job": counters(INCONCLUSIVE, 1, i=1), "run": FAILED}),
-    ])
+    state = play(
+        specs,
+        [
+            (0, {"job": ProviderPhase(RUNNING, resume_at=0.0), "prom": "ok"}, {"job": {"phase": RUNNING}}),
+            (0, {"job": ProviderPhase(RUNNING, resume_at=50.0)}, {"job": {"phase": RUNNING}, "run": RUNNING}),
+            (30, {"prom": "bad"}, {"prom": {"phase": FAILED}, "job": counters(INCONCLUSIVE, 1, i=1), "run": FAILED}),
+        ],
+    )
     m = state.result("job").measurements[-1]
     assert (m.phase, m.started_at, m.finished_at, m.message) == (INCONCLUSIVE, 0.0, 30.0, "Metric Terminated")
     assert state.result("job").message == "Metric Terminated"
@@ -351,27 +424,35 @@ def test_terminate_keeps_a_worse_completed_metric() -> None:
     specs = [MetricSpec("one", failure_limit=0, consecutive_error_limit=0), MetricSpec("u", interval_s=60)]
     state = record(specs, start_run("r", specs, 0.0), 0.0, {"one": ProviderError("x"), "u": "ok"}, decide=stub)
     assert state.phase == ERROR  # consecutiveErrors (1) > consecutiveErrorLimit (0): fail fast
-    assert state.message == 'Metric "one" assessed Error due to consecutiveErrors (1) > ' \
-                            'consecutiveErrorLimit (0): "Error Message: x"'
+    assert (
+        state.message == 'Metric "one" assessed Error due to consecutiveErrors (1) > '
+        'consecutiveErrorLimit (0): "Error Message: x"'
+    )
 
 
 # -- assessment rules -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("failed, inconclusive, cons_error, expected", [
-    (0, 0, 0, ""),
-    (1, 0, 0, FAILED),
-    (0, 1, 0, INCONCLUSIVE),
-    (0, 0, 5, ERROR),
-    (1, 1, 0, INCONCLUSIVE),  # a later check overrides an earlier one
-    (1, 0, 5, ERROR),
-    (1, 1, 5, ERROR),
-])
-def test_failure_inconclusive_error_override_order(failed: int, inconclusive: int, cons_error: int,
-                                                   expected: str) -> None:
+
+@pytest.mark.parametrize(
+    "failed, inconclusive, cons_error, expected",
+    [
+        (0, 0, 0, ""),
+        (1, 0, 0, FAILED),
+        (0, 1, 0, INCONCLUSIVE),
+        (0, 0, 5, ERROR),
+        (1, 1, 0, INCONCLUSIVE),  # a later check overrides an earlier one
+        (1, 0, 5, ERROR),
+        (1, 1, 5, ERROR),
+    ],
+)
+def test_failure_inconclusive_error_override_order(
+    failed: int, inconclusive: int, cons_error: int, expected: str
+) -> None:
     """assessMetricFailureInconclusiveOrError checks Failed, then Inconclusive, then
     Error, each assignment overriding the previous one."""
-    res = MetricResult(M, RUNNING, count=failed + inconclusive, failed=failed, inconclusive=inconclusive,
-                       consecutive_error=cons_error)
+    res = MetricResult(
+        M, RUNNING, count=failed + inconclusive, failed=failed, inconclusive=inconclusive, consecutive_error=cons_error
+    )
     assert an.assess_failure_inconclusive_or_error(MetricSpec(M), res)[0] == expected
 
 
@@ -392,11 +473,19 @@ def test_assess_metric_status_no_measurements_and_in_flight() -> None:
     assert an.assess_metric_status(spec, MetricResult(M, FAILED), False) == FAILED
 
 
-@pytest.mark.parametrize("current, new, worse", [
-    (SUCCESSFUL, RUNNING, True), (RUNNING, PENDING, True), (PENDING, INCONCLUSIVE, True),
-    (INCONCLUSIVE, ERROR, True), (ERROR, FAILED, True), (FAILED, ERROR, False),
-    (SUCCESSFUL, SUCCESSFUL, False), (INCONCLUSIVE, SUCCESSFUL, False),
-])
+@pytest.mark.parametrize(
+    "current, new, worse",
+    [
+        (SUCCESSFUL, RUNNING, True),
+        (RUNNING, PENDING, True),
+        (PENDING, INCONCLUSIVE, True),
+        (INCONCLUSIVE, ERROR, True),
+        (ERROR, FAILED, True),
+        (FAILED, ERROR, False),
+        (SUCCESSFUL, SUCCESSFUL, False),
+        (INCONCLUSIVE, SUCCESSFUL, False),
+    ],
+)
 def test_is_worse(current: str, new: str, worse: bool) -> None:
     """IsWorse: Successful < Running < Pending < Inconclusive < Error < Failed."""
     assert is_worse(current, new) is worse
@@ -405,13 +494,13 @@ def test_is_worse(current: str, new: str, worse: bool) -> None:
 def test_run_takes_worst_metric() -> None:
     """assessRunStatus: once all metrics completed, the worst phase by IsWorse."""
     specs = [MetricSpec("i", inconclusive_limit=0), MetricSpec("e", consecutive_error_limit=0), MetricSpec("s")]
-    state = record(specs, start_run("r", specs, 0.0), 0.0, {"i": "meh", "e": ProviderError(), "s": "ok"},
-                   decide=stub)
+    state = record(specs, start_run("r", specs, 0.0), 0.0, {"i": "meh", "e": ProviderError(), "s": "ok"}, decide=stub)
     assert [r.phase for r in state.metrics] == [INCONCLUSIVE, ERROR, SUCCESSFUL]
     assert state.phase == ERROR
 
 
 # -- bookkeeping -------------------------------------------------------------------------------
+
 
 def test_measurement_history_trimmed_counters_kept() -> None:
     """garbageCollectMeasurements keeps DefaultMeasurementHistoryLimit (10) measurements,
@@ -453,12 +542,18 @@ def test_missing_value_for_due_metric_raises() -> None:
         record(specs, start_run("r", specs, 0.0), 0.0, {"a": "ok"}, decide=stub)
 
 
-@pytest.mark.parametrize("spec, reason", [
-    (MetricSpec(M, count=3), "interval must be specified when count > 1"),
-    (MetricSpec(M, failure_limit=-1), "cannot both be disabled"),
-    (MetricSpec(M, interval_s=60, count=2, failure_limit=1, consecutive_success_limit=2), "count (2) must be >= failureLimit"),
-    (MetricSpec(M, consecutive_error_limit=-1), "consecutiveErrorLimit must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "spec, reason",
+    [
+        (MetricSpec(M, count=3), "interval must be specified when count > 1"),
+        (MetricSpec(M, failure_limit=-1), "cannot both be disabled"),
+        (
+            MetricSpec(M, interval_s=60, count=2, failure_limit=1, consecutive_success_limit=2),
+            "count (2) must be >= failureLimit",
+        ),
+        (MetricSpec(M, consecutive_error_limit=-1), "consecutiveErrorLimit must be >= 0"),
+    ],
+)
 def test_invalid_spec_errors_the_run(spec: MetricSpec, reason: str) -> None:
     """reconcileAnalysisRun: ValidateMetrics (utils/analysis/factory.go) failing puts the
     run in Error with "Analysis spec invalid: ..." before any measurement."""

@@ -77,17 +77,23 @@ from sim.policies.base import Observation, Promote, Readiness, Rollback, Routes,
 NAN = float("nan")
 MAX_TICKS = 2000
 GOOD, BAD, MIDDLE = 0.99, 0.5, 0.92
-QUERY = ('sum(irate(istio_requests_total{reporter="source",destination_service=~"{{args.service-name}}",'
-         'response_code!~"5.*"}[1m])) / sum(irate(istio_requests_total{reporter="source",'
-         'destination_service=~"{{args.service-name}}"}[1m]))')
+QUERY = (
+    'sum(irate(istio_requests_total{reporter="source",destination_service=~"{{args.service-name}}",'
+    'response_code!~"5.*"}[1m])) / sum(irate(istio_requests_total{reporter="source",'
+    'destination_service=~"{{args.service-name}}"}[1m]))'
+)
 
 # -- spec helpers ----------------------------------------------------------------------------
 
-def metric(name: str = "sr", *, success: str | None = "result[0] >= 0.95", failure: str | None = None,
-           **fields: Any) -> dict[str, Any]:
+
+def metric(
+    name: str = "sr", *, success: str | None = "result[0] >= 0.95", failure: str | None = None, **fields: Any
+) -> dict[str, Any]:
     """A Prometheus metric of an AnalysisTemplate; ``fields`` are Argo's own keys."""
-    m: dict[str, Any] = {"name": name, "provider": {"prometheus": {"address": "http://prometheus:9090",
-                                                                    "query": QUERY}}}
+    m: dict[str, Any] = {
+        "name": name,
+        "provider": {"prometheus": {"address": "http://prometheus:9090", "query": QUERY}},
+    }
     if success is not None:
         m["successCondition"] = success
     if failure is not None:
@@ -97,8 +103,7 @@ def metric(name: str = "sr", *, success: str | None = "result[0] >= 0.95", failu
 
 
 def template(*metrics: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {"metrics": list(metrics), "args": [{"name": "service-name", "value": "rollouts-demo-canary"}],
-            **fields}
+    return {"metrics": list(metrics), "args": [{"name": "service-name", "value": "rollouts-demo-canary"}], **fields}
 
 
 def use(name: str, **fields: Any) -> dict[str, Any]:
@@ -106,11 +111,21 @@ def use(name: str, **fields: Any) -> dict[str, Any]:
     return {"templates": [{"templateName": name}], **fields}
 
 
-def canary(steps: list[dict[str, Any]], templates: Mapping[str, dict[str, Any]] | None = None, *,
-           analysis: dict[str, Any] | None = None, replicas: int = 1, traffic_routing: bool = True,
-           **fields: Any) -> dict[str, Any]:
-    c: dict[str, Any] = {"canaryService": "rollouts-demo-canary", "stableService": "rollouts-demo-stable",
-                         "steps": steps, **fields}
+def canary(
+    steps: list[dict[str, Any]],
+    templates: Mapping[str, dict[str, Any]] | None = None,
+    *,
+    analysis: dict[str, Any] | None = None,
+    replicas: int = 1,
+    traffic_routing: bool = True,
+    **fields: Any,
+) -> dict[str, Any]:
+    c: dict[str, Any] = {
+        "canaryService": "rollouts-demo-canary",
+        "stableService": "rollouts-demo-stable",
+        "steps": steps,
+        **fields,
+    }
     if traffic_routing:
         c["trafficRouting"] = {"istio": {"virtualService": {"name": "rollouts-demo-vsvc"}}}
     if analysis is not None:
@@ -133,6 +148,7 @@ def pause(duration: str | None = None) -> dict[str, Any]:
 
 # -- table rows --------------------------------------------------------------------------------
 
+
 class Row(NamedTuple):
     t: float
     step: int
@@ -143,8 +159,9 @@ class Row(NamedTuple):
     did: str
 
 
-def row(t: float, step: int, weight: int, router: int, phase: str, runs: Mapping[str, str] | None = None,
-        did: str = "") -> Row:
+def row(
+    t: float, step: int, weight: int, router: int, phase: str, runs: Mapping[str, str] | None = None, did: str = ""
+) -> Row:
     return Row(float(t), step, weight, router, phase, dict(runs or {}), did)
 
 
@@ -158,6 +175,7 @@ def m(name: str, phase: str, c: int = 0, s: int = 0, f: int = 0, i: int = 0, e: 
 
 
 # -- the world ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class World:
@@ -187,8 +205,11 @@ class World:
 def _render_runs(state: ArgoState) -> dict[str, str]:
     out = {}
     for r in state.runs:
-        cells = [m(x.name, x.phase, x.count, x.successful, x.failed, x.inconclusive, x.error, x.consecutive_error)
-                 for x in r.state.metrics if x.started]
+        cells = [
+            m(x.name, x.phase, x.count, x.successful, x.failed, x.inconclusive, x.error, x.consecutive_error)
+            for x in r.state.metrics
+            if x.started
+        ]
         out[r.kind] = run(r.state.phase, *cells)
     return out
 
@@ -218,9 +239,14 @@ def play(case: dict[str, Any]) -> list[Row]:
         if promote:
             assert promotions.pop(0) == t, f"the promote at {world.promote_at} fell between ticks (t={t})"
         ready = t >= world.ready_at
-        obs = Observation(t=t, tick=tick, metrics={q.name: world.value(q.name, t) for q in policy.queries()},
-                          routes=routes, canary=Readiness(ready, None if ready else 0.0),
-                          webhooks={"manual-promotion": promote})
+        obs = Observation(
+            t=t,
+            tick=tick,
+            metrics={q.name: world.value(q.name, t) for q in policy.queries()},
+            routes=routes,
+            canary=Readiness(ready, None if ready else 0.0),
+            webhooks={"manual-promotion": promote},
+        )
         state, actions = policy.step(state, obs)
         for a in actions:
             if isinstance(a, SetWeights):
@@ -228,8 +254,15 @@ def play(case: dict[str, Any]) -> list[Row]:
             elif isinstance(a, Rollback):
                 routes = Routes()
         status = policy.status(state)
-        new = row(t, status["step_index"], status["canary_weight"], routes.canary_weight, status["phase"],
-                  _render_runs(state), _did(actions))
+        new = row(
+            t,
+            status["step_index"],
+            status["canary_weight"],
+            routes.canary_weight,
+            status["phase"],
+            _render_runs(state),
+            _did(actions),
+        )
         if not rows or new.did or new[1:6] != rows[-1][1:6]:
             rows.append(new)
     assert not promotions, f"promotions at {promotions} were never seen by a tick"
@@ -285,10 +318,10 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="01-background-failure-limit-cumulative-abort",
         source="rollout/analysis.go: reconcileBackgroundAnalysisRun (Failed -> AddAbort); analysis/analysis.go: "
-               "runMeasurements (Failed++ never reset), assessMetricFailureInconclusiveOrError (failed > "
-               "failureLimit), generateMetricTasks (now.After(finishedAt + interval)); rollout/pause.go: "
-               "CompletedCanaryPauseStep; rollout/trafficrouting.go: reconcileTrafficRouting (IsAborted -> "
-               "weight 0); rollout/canary.go: syncRolloutStatusCanary (IsAborted -> currentStepIndex 0)",
+        "runMeasurements (Failed++ never reset), assessMetricFailureInconclusiveOrError (failed > "
+        "failureLimit), generateMetricTasks (now.After(finishedAt + interval)); rollout/pause.go: "
+        "CompletedCanaryPauseStep; rollout/trafficrouting.go: reconcileTrafficRouting (IsAborted -> "
+        "weight 0); rollout/canary.go: syncRolloutStatusCanary (IsAborted -> currentStepIndex 0)",
         # The background run (no startingStep) is created in the first reconcile and measures at 0, 60, ...
         # Failures at 60, 180 and 300 alternate with passes: Failed is cumulative, so the third failure
         # (3 > failureLimit 2) fails the metric and the run at 300 although no two failures were adjacent.
@@ -303,22 +336,22 @@ CASES: list[dict[str, Any]] = [
             row(120, 3, 40, 40, "Paused", {"background": run("Running", m("sr", "Running", c=3, s=2, f=1))}),
             row(180, 3, 40, 40, "Paused", {"background": run("Running", m("sr", "Running", c=4, s=2, f=2))}),
             row(240, 5, 60, 60, "Paused", {"background": run("Running", m("sr", "Running", c=5, s=3, f=2))}),
-            row(300, 0, 0, 0, "Degraded", {"background": run("Failed", m("sr", "Failed", c=6, s=3, f=3))},
-                "abort"),
+            row(300, 0, 0, 0, "Degraded", {"background": run("Failed", m("sr", "Failed", c=6, s=3, f=3))}, "abort"),
         ],
     ),
     dict(
         id="02-inline-analysis-count-and-failure-limit",
         source="rollout/analysis.go: reconcileStepBasedAnalysisRun (creates the step's run; Failed -> AddAbort; "
-               "a run of a previous step is cancelled); rollout/canary.go: completedCurrentCanaryStep "
-               "(analysis step: run Successful); analysis/analysis.go: assessMetricStatus (count reached and "
-               "failed <= failureLimit -> Successful; failed > failureLimit checked first)",
+        "a run of a previous step is cancelled); rollout/canary.go: completedCurrentCanaryStep "
+        "(analysis step: run Successful); analysis/analysis.go: assessMetricStatus (count reached and "
+        "failed <= failureLimit -> Successful; failed > failureLimit checked first)",
         # Step 1's run measures at 0 (pass), 60 (fail: 1 <= failureLimit 1, still Running), 120 (pass): count 3
         # reached with 1 failure -> Successful -> step 2 (setWeight 50) -> step 3, whose new run measures at
         # 120 too (0.99). It fails at 180 and 240: failed 2 > 1 -> Failed at 240 (the count of 3 is reached in
         # the same measurement, but the failure check comes first) -> abort.
-        spec=canary([sw(20), {"analysis": use("sr3")}, sw(50), {"analysis": use("sr3")}, sw(80), pause("2m")],
-                    {"sr3": SR_3_FL1}),
+        spec=canary(
+            [sw(20), {"analysis": use("sr3")}, sw(50), {"analysis": use("sr3")}, sw(80), pause("2m")], {"sr3": SR_3_FL1}
+        ),
         world=World({"sr": [(0, GOOD), (60, BAD), (120, GOOD), (180, BAD)]}),
         rows=[
             row(0, 1, 20, 20, "Progressing", {"step:1": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
@@ -331,10 +364,10 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="03-background-inconclusive-pauses",
         source="utils/evaluate/evaluate.go: EvaluateResult (both conditions false -> Inconclusive); "
-               "analysis/analysis.go: assessMetricFailureInconclusiveOrError (inconclusive > inconclusiveLimit 0); "
-               "rollout/analysis.go: reconcileBackgroundAnalysisRun (Inconclusive -> "
-               "AddPauseCondition(InconclusiveAnalysis); while that condition is set the run is neither "
-               "replaced nor re-read)",
+        "analysis/analysis.go: assessMetricFailureInconclusiveOrError (inconclusive > inconclusiveLimit 0); "
+        "rollout/analysis.go: reconcileBackgroundAnalysisRun (Inconclusive -> "
+        "AddPauseCondition(InconclusiveAnalysis); while that condition is set the run is neither "
+        "replaced nor re-read)",
         # 0.92 at 60 is neither >= 0.95 nor < 0.90 -> Inconclusive -> the run is Inconclusive and the rollout
         # adds the InconclusiveAnalysis pause. Nothing is measured afterwards (the run is completed) and no
         # new run is made while the condition is set; the weight stays 20. (The window ends before the 10m
@@ -349,11 +382,11 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="04-promote-after-background-inconclusive-new-run",
         source="pkg/kubectl-argo-rollouts/cmd/promote/promote.go: getPatches (background run inconclusive: "
-               "clearPauseConditionsPatch, every pause condition cleared, controllerPause kept); "
-               "rollout/analysis.go: needsNewAnalysisRun (ControllerPause, no CanaryPauseStep/BlueGreenPause "
-               "condition, run Inconclusive -> true), reconcileBackgroundAnalysisRun; rollout/pause.go: "
-               "CompletedCanaryPauseStep (ControllerPause && no CanaryPauseStep condition -> completed); "
-               "rollout/canary.go: reconcileCanaryPause",
+        "clearPauseConditionsPatch, every pause condition cleared, controllerPause kept); "
+        "rollout/analysis.go: needsNewAnalysisRun (ControllerPause, no CanaryPauseStep/BlueGreenPause "
+        "condition, run Inconclusive -> true), reconcileBackgroundAnalysisRun; rollout/pause.go: "
+        "CompletedCanaryPauseStep (ControllerPause && no CanaryPauseStep condition -> completed); "
+        "rollout/canary.go: reconcileCanaryPause",
         # As case 03 until the promote at 180. The patch clears both pause conditions (InconclusiveAnalysis
         # and the 10m step's CanaryPauseStep) and keeps controllerPause, so the reconcile at 180 creates a
         # new background run (measured at once: 0.99) AND completes the pause step (the rollout was
@@ -371,9 +404,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="05-inline-analysis-inconclusive-pauses",
         source="utils/evaluate/evaluate.go: EvaluateResult; analysis/analysis.go: assessMetricStatus "
-               "(Inconclusive before the count is reached); rollout/analysis.go: reconcileStepBasedAnalysisRun "
-               "(Inconclusive -> AddPauseCondition(InconclusiveAnalysis)); rollout/canary.go: rolloutCanary "
-               "(HasAddPause -> sync status and return); utils/rollout/rolloututil.go: CalculateRolloutPhase",
+        "(Inconclusive before the count is reached); rollout/analysis.go: reconcileStepBasedAnalysisRun "
+        "(Inconclusive -> AddPauseCondition(InconclusiveAnalysis)); rollout/canary.go: rolloutCanary "
+        "(HasAddPause -> sync status and return); utils/rollout/rolloututil.go: CalculateRolloutPhase",
         # Step 1's run (count 3) measures 0.99 at 0 and 0.92 at 60: inconclusive 1 > 0 -> the metric and the
         # run are Inconclusive after 2 of 3 measurements; the rollout pauses (InconclusiveAnalysis) and
         # stays at step 1, weight 20. The run is completed: nothing more is measured.
@@ -387,9 +420,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="06-promote-after-inline-inconclusive-skips-the-step",
         source="pkg/kubectl-argo-rollouts/cmd/promote/promote.go: isInconclusive (the *step* run is "
-               "Inconclusive), getPatches (clearPauseConditionsAndControllerPausePatch with currentStepIndex "
-               "+ 1); rollout/analysis.go: reconcileStepBasedAnalysisRun (step without analysis -> the old "
-               "run is cancelled, no new run)",
+        "Inconclusive), getPatches (clearPauseConditionsAndControllerPausePatch with currentStepIndex "
+        "+ 1); rollout/analysis.go: reconcileStepBasedAnalysisRun (step without analysis -> the old "
+        "run is cancelled, no new run)",
         # As case 05 until the promote at 120. With the step run Inconclusive, the promote patch clears the
         # pause conditions and controllerPause AND moves currentStepIndex past the analysis step (1 -> 2): no
         # new run is created for step 1. Step 2 sets weight 60, step 3 (10m pause) begins, paused.
@@ -404,12 +437,12 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="07-consecutive-errors-no-data",
         source="metricproviders/prometheus/prometheus.go: processResponse (an empty vector -> []float64{}); "
-               "utils/evaluate/evaluate.go: EvalCondition (result[0] on [] -> runtime error), EvaluateResult "
-               "(-> Error); analysis/analysis.go: runMeasurements (Error: Error++, ConsecutiveError++, Count "
-               "unchanged; any other phase resets ConsecutiveError), generateMetricTasks and "
-               "calculateNextReconcileTime (DefaultErrorRetryInterval 10s after an Error), "
-               "assessMetricFailureInconclusiveOrError (consecutiveError > consecutiveErrorLimit, default 4 "
-               "in utils/defaults); rollout/analysis.go: reconcileBackgroundAnalysisRun (Error -> AddAbort)",
+        "utils/evaluate/evaluate.go: EvalCondition (result[0] on [] -> runtime error), EvaluateResult "
+        "(-> Error); analysis/analysis.go: runMeasurements (Error: Error++, ConsecutiveError++, Count "
+        "unchanged; any other phase resets ConsecutiveError), generateMetricTasks and "
+        "calculateNextReconcileTime (DefaultErrorRetryInterval 10s after an Error), "
+        "assessMetricFailureInconclusiveOrError (consecutiveError > consecutiveErrorLimit, default 4 "
+        "in utils/defaults); rollout/analysis.go: reconcileBackgroundAnalysisRun (Error -> AddAbort)",
         # Errors at 60 and 70 (retry 10 s after each), data again at 80: Successful, count 2, consecutive
         # errors back to 0, next measurement a full interval later (140). No data from 140: errors at 140,
         # 150, 160, 170, 180; the fifth consecutive one (5 > 4) makes the metric and the run Error -> abort
@@ -425,15 +458,14 @@ CASES: list[dict[str, Any]] = [
             row(150, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2, e=4, ce=2))}),
             row(160, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2, e=5, ce=3))}),
             row(170, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2, e=6, ce=4))}),
-            row(180, 0, 0, 0, "Degraded", {"background": run("Error", m("sr", "Error", c=2, s=2, e=7, ce=5))},
-                "abort"),
+            row(180, 0, 0, 0, "Degraded", {"background": run("Error", m("sr", "Error", c=2, s=2, e=7, ce=5))}, "abort"),
         ],
     ),
     dict(
         id="08-nan-with-success-condition-only-fails",
         source="utils/evaluate/evaluate.go: EvaluateResult (success condition only: failCondition = "
-               "!successCondition; NaN >= 0.95 is false in Go); rollout/analysis.go: "
-               "reconcileBackgroundAnalysisRun",
+        "!successCondition; NaN >= 0.95 is false in Go); rollout/analysis.go: "
+        "reconcileBackgroundAnalysisRun",
         # The query returns [NaN] at 60: result[0] >= 0.95 is false -> Failed -> failed 1 > 0 -> run Failed
         # -> abort (even while paused at pause {}: AddAbort does not look at pause conditions).
         spec=canary([sw(20), pause()], {"sr": SR_BG}, analysis=use("sr")),
@@ -446,10 +478,10 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="09-nan-with-failure-condition-only-passes-then-full-promotion",
         source="utils/evaluate/evaluate.go: EvaluateResult (failure condition only: successCondition = "
-               "!failCondition; NaN < 0.95 is false); rollout/sync.go: shouldFullPromote (all steps "
-               "completed), promoteStable; rollout/analysis.go: reconcileAnalysisRuns (fully promoted -> "
-               "cancelAnalysisRuns); analysis/analysis.go: assessMetricStatus (unbounded metric, terminating "
-               "-> Successful)",
+        "!failCondition; NaN < 0.95 is false); rollout/sync.go: shouldFullPromote (all steps "
+        "completed), promoteStable; rollout/analysis.go: reconcileAnalysisRuns (fully promoted -> "
+        "cancelAnalysisRuns); analysis/analysis.go: assessMetricStatus (unbounded metric, terminating "
+        "-> Successful)",
         # Every measurement is [NaN]; NaN < 0.95 is false, so each is Successful (0, 60, 120). The 150s pause
         # expires at 150: step index 2 == len(steps) -> full promotion (Healthy), and the background run is
         # terminated: its unbounded metric, and the run, end Successful.
@@ -459,39 +491,69 @@ CASES: list[dict[str, Any]] = [
             row(0, 1, 50, 50, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
             row(60, 1, 50, 50, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2))}),
             row(120, 1, 50, 50, "Paused", {"background": run("Running", m("sr", "Running", c=3, s=3))}),
-            row(150, 2, 100, 0, "Healthy", {"background": run("Successful", m("sr", "Successful", c=3, s=3))},
-                "promote"),
+            row(
+                150, 2, 100, 0, "Healthy", {"background": run("Successful", m("sr", "Successful", c=3, s=3))}, "promote"
+            ),
         ],
     ),
     dict(
         id="10-dry-run-metric-fails-without-effect",
         source="analysis/analysis.go: assessRunStatus (dry-run metrics are left out of the worst status), "
-               "generateMetricTasks (a completed metric takes no more measurements); "
-               "utils/analysis/helpers.go: IsTerminating (dry-run metrics do not terminate the run), "
-               "GetDryRunMetrics; rollout/sync.go: shouldFullPromote",
+        "generateMetricTasks (a completed metric takes no more measurements); "
+        "utils/analysis/helpers.go: IsTerminating (dry-run metrics do not terminate the run), "
+        "GetDryRunMetrics; rollout/sync.go: shouldFullPromote",
         # latency (dry-run) is 900 ms > 500 at 0: failed 1 > 0 -> the metric is Failed and measures no more,
         # but the run stays Running on sr and is not terminating. The rollout completes its steps at 150
         # and is promoted; the terminated run is Successful (sr unbounded -> Successful; the dry-run verdict
         # is ignored).
-        spec=canary([sw(50), pause("150s")], {"sr-latency": SR_AND_LATENCY},
-                    analysis=use("sr-latency", dryRun=[{"metricName": "latency"}])),
+        spec=canary(
+            [sw(50), pause("150s")],
+            {"sr-latency": SR_AND_LATENCY},
+            analysis=use("sr-latency", dryRun=[{"metricName": "latency"}]),
+        ),
         world=World({"sr": [(0, GOOD)], "latency": [(0, 900.0)]}, until=300),
         rows=[
-            row(0, 1, 50, 50, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1),
-                                                           m("latency", "Failed", c=1, f=1))}, "scale-up"),
-            row(60, 1, 50, 50, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2),
-                                                            m("latency", "Failed", c=1, f=1))}),
-            row(120, 1, 50, 50, "Paused", {"background": run("Running", m("sr", "Running", c=3, s=3),
-                                                             m("latency", "Failed", c=1, f=1))}),
-            row(150, 2, 100, 0, "Healthy", {"background": run("Successful", m("sr", "Successful", c=3, s=3),
-                                                              m("latency", "Failed", c=1, f=1))}, "promote"),
+            row(
+                0,
+                1,
+                50,
+                50,
+                "Paused",
+                {"background": run("Running", m("sr", "Running", c=1, s=1), m("latency", "Failed", c=1, f=1))},
+                "scale-up",
+            ),
+            row(
+                60,
+                1,
+                50,
+                50,
+                "Paused",
+                {"background": run("Running", m("sr", "Running", c=2, s=2), m("latency", "Failed", c=1, f=1))},
+            ),
+            row(
+                120,
+                1,
+                50,
+                50,
+                "Paused",
+                {"background": run("Running", m("sr", "Running", c=3, s=3), m("latency", "Failed", c=1, f=1))},
+            ),
+            row(
+                150,
+                2,
+                100,
+                0,
+                "Healthy",
+                {"background": run("Successful", m("sr", "Successful", c=3, s=3), m("latency", "Failed", c=1, f=1))},
+                "promote",
+            ),
         ],
     ),
     dict(
         id="11-pause-durations",
         source="rollout/canary.go: reconcileCanaryPause (pause condition with StartTime = now), "
-               "checkEnqueueRolloutDuringWait (requeue at StartTime + duration); rollout/pause.go: "
-               "CompletedCanaryPauseStep (now.After(StartTime + duration)); rollout/sync.go: shouldFullPromote",
+        "checkEnqueueRolloutDuringWait (requeue at StartTime + duration); rollout/pause.go: "
+        "CompletedCanaryPauseStep (now.After(StartTime + duration)); rollout/sync.go: shouldFullPromote",
         # Each pause starts when its step is reached (the setWeight before it completes at once) and expires
         # at start + duration: 0 + 30s, 30 + 1m, 90 + 45s. At 135 the step index reaches 6 == len(steps) ->
         # full promotion.
@@ -507,8 +569,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="12-pause-without-duration-waits-for-promote",
         source="rollout/canary.go: reconcileCanaryPause; rollout/pause.go: CompletedCanaryPauseStep "
-               "(ControllerPause && no CanaryPauseStep condition); pkg/kubectl-argo-rollouts/cmd/promote/"
-               "promote.go: getPatches (clearPauseConditionsPatch)",
+        "(ControllerPause && no CanaryPauseStep condition); pkg/kubectl-argo-rollouts/cmd/promote/"
+        "promote.go: getPatches (clearPauseConditionsPatch)",
         # pause {} never expires: nothing happens from 0 until the promote at 300, which clears the condition;
         # the step completes (controllerPause still set, condition gone) -> setWeight 50 -> the next pause {}
         # (a new condition: the persisted controllerPause was reset when no condition remained). The second
@@ -524,8 +586,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="13-setweight-without-traffic-routing-maxsurge-0",
         source="utils/replicaset/canary.go: CalculateReplicaCountsForBasicCanary, "
-               "approximateWeightedCanaryStableReplicaCounts (ceil/floor options, floorCeilingTied, "
-               "weightDelta), trafficWeightToReplicas; utils/replicaset/replicaset.go: MaxSurge",
+        "approximateWeightedCanaryStableReplicaCounts (ceil/floor options, floorCeilingTied, "
+        "weightDelta), trafficWeightToReplicas; utils/replicaset/replicaset.go: MaxSurge",
         # No trafficRouting: the weight is the canary's share of the pods behind one Service. replicas 5,
         # maxSurge 0: setWeight 10 -> 0.5 pods: ceil 1, floor 0 tied (frac .5) -> only {1 canary, 5 total}
         # -> 20%; setWeight 30 -> 1.5: ceil 2, floor tied -> {2, 5} -> 40%.
@@ -539,9 +601,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="14-setweight-without-traffic-routing-default-maxsurge",
         source="utils/replicaset/canary.go: approximateWeightedCanaryStableReplicaCounts (with maxSurge > 0 "
-               "the options with specReplicas + 1 pods are considered too); utils/defaults/defaults.go: "
-               "DefaultMaxSurge \"25\" (a string: intstr.GetValueFromIntOrPercent reads it as 25%); "
-               "utils/replicaset/replicaset.go: MaxSurge, resolveFenceposts (round up: ceil(1.25) = 2)",
+        "the options with specReplicas + 1 pods are considered too); utils/defaults/defaults.go: "
+        'DefaultMaxSurge "25" (a string: intstr.GetValueFromIntOrPercent reads it as 25%); '
+        "utils/replicaset/replicaset.go: MaxSurge, resolveFenceposts (round up: ceil(1.25) = 2)",
         # replicas 5 and the default maxSurge 25% -> 2 surge pods allowed. setWeight 10: options {1,5} (20%,
         # delta 10) and {1,6} (16.7%, delta 6.7; {0,6} not allowed) -> 1 canary + 5 stable = 16.7% (17 as an
         # integer weight). setWeight 30: {2,5} 40% (delta 10), {2,6} 33.3% (delta 3.3), {1,6} 16.7% (delta
@@ -557,7 +619,7 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="15-starting-step-delays-background-run",
         source="utils/replicaset/canary.go: BeforeStartingStep (currentStepIndex < startingStep); "
-               "rollout/analysis.go: reconcileBackgroundAnalysisRun (no run before the starting step)",
+        "rollout/analysis.go: reconcileBackgroundAnalysisRun (no run before the starting step)",
         # startingStep 2: no run exists at steps 0-1, so the failing metric (0.5 from t = 0) is not seen
         # until the 2m pause expires at 120 and step 2 (setWeight 40) is reached. The run created then fails
         # its first measurement (failureLimit 0) -> abort at 120, with the weight at 0.
@@ -571,10 +633,10 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="16-bluegreen-pre-promotion-failure-aborts-before-the-switch",
         source="rollout/analysis.go: reconcilePrePromotionAnalysisRun, skipPrePromotionAnalysisRun (no run "
-               "before the new ReplicaSet is saturated), setPauseOrAbortForBlueGreen (Failed -> AddAbort); "
-               "rollout/service.go: reconcileActiveService (switch only when CompletedBlueGreenPause && "
-               "completedPrePromotionAnalysis; aborted -> stable); utils/rollout/rolloututil.go: "
-               "CalculateRolloutPhase (active cutover pending -> Progressing)",
+        "before the new ReplicaSet is saturated), setPauseOrAbortForBlueGreen (Failed -> AddAbort); "
+        "rollout/service.go: reconcileActiveService (switch only when CompletedBlueGreenPause && "
+        "completedPrePromotionAnalysis; aborted -> stable); utils/rollout/rolloututil.go: "
+        "CalculateRolloutPhase (active cutover pending -> Progressing)",
         # The preview is available at 30: the pre-promotion run starts then (0.99), measures again at 90
         # (0.5): failed 1 > 0 -> Failed -> abort. The active Service never left the stable ReplicaSet: no
         # live request reached the new version.
@@ -589,29 +651,50 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="17-bluegreen-post-promotion-failure-switches-back",
         source="rollout/service.go: reconcileActiveService (switch; Status.Abort -> back to StableRS); "
-               "rollout/analysis.go: reconcilePostPromotionAnalysisRun, skipPostPromotionAnalysisRun (run "
-               "once the active selector is the new ReplicaSet), setPauseOrAbortForBlueGreen; "
-               "rollout/sync.go: shouldFullPromote (post-promotion run not Successful -> no promotion)",
+        "rollout/analysis.go: reconcilePostPromotionAnalysisRun, skipPostPromotionAnalysisRun (run "
+        "once the active selector is the new ReplicaSet), setPauseOrAbortForBlueGreen; "
+        "rollout/sync.go: shouldFullPromote (post-promotion run not Successful -> no promotion)",
         # The pre-promotion run (one measurement) succeeds at 0 -> with autoPromotionSeconds 0 the pause is
         # complete at once -> the active Service switches at 0 (100% of live traffic on the new version) and
         # the post-promotion run starts (0.99). At 60 it fails -> abort -> the active Service goes back to
         # the stable ReplicaSet.
-        spec=blue_green({"smoke": SMOKE, "sr3": SR_3}, prePromotionAnalysis=use("smoke"),
-                        postPromotionAnalysis=use("sr3")),
+        spec=blue_green(
+            {"smoke": SMOKE, "sr3": SR_3}, prePromotionAnalysis=use("smoke"), postPromotionAnalysis=use("sr3")
+        ),
         world=World({"sr": [(0, GOOD), (60, BAD)]}, until=300),
         rows=[
-            row(0, 0, 100, 100, "Progressing", {"pre": run("Successful", m("sr", "Successful", c=1, s=1)),
-                                                "post": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
-            row(60, 0, 0, 0, "Degraded", {"pre": run("Successful", m("sr", "Successful", c=1, s=1)),
-                                          "post": run("Failed", m("sr", "Failed", c=2, s=1, f=1))}, "abort"),
+            row(
+                0,
+                0,
+                100,
+                100,
+                "Progressing",
+                {
+                    "pre": run("Successful", m("sr", "Successful", c=1, s=1)),
+                    "post": run("Running", m("sr", "Running", c=1, s=1)),
+                },
+                "scale-up",
+            ),
+            row(
+                60,
+                0,
+                0,
+                0,
+                "Degraded",
+                {
+                    "pre": run("Successful", m("sr", "Successful", c=1, s=1)),
+                    "post": run("Failed", m("sr", "Failed", c=2, s=1, f=1)),
+                },
+                "abort",
+            ),
         ],
     ),
     dict(
         id="18-bluegreen-auto-promotion-seconds-count-from-pre-success",
         source="rollout/bluegreen.go: reconcileBlueGreenPause (the BlueGreenPause condition is added only "
-               "after completedPrePromotionAnalysis), needsBlueGreenControllerPause; rollout/pause.go: "
-               "CompletedBlueGreenPause (now.After(pauseCond.StartTime + autoPromotionSeconds)); "
-               "rollout/service.go: reconcileActiveService; rollout/sync.go: shouldFullPromote",
+        "after completedPrePromotionAnalysis), needsBlueGreenControllerPause; rollout/pause.go: "
+        "CompletedBlueGreenPause (now.After(pauseCond.StartTime + autoPromotionSeconds)); "
+        "rollout/service.go: reconcileActiveService; rollout/sync.go: shouldFullPromote",
         # The pre-promotion run measures at 0 and 60 and is Successful at 60. Only then is the pause added
         # (start 60), so autoPromotionSeconds 120 ends at 180, not at 120: the switch and, without a
         # post-promotion analysis, the promotion happen at 180.
@@ -626,9 +709,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="19-bluegreen-manual-promotion",
         source="rollout/bluegreen.go: reconcileBlueGreenPause (autoPromotionEnabled false -> controller "
-               "pause after the pre-promotion run); rollout/pause.go: CompletedBlueGreenPause (disabled: "
-               "ControllerPause && no BlueGreenPause condition); pkg/kubectl-argo-rollouts/cmd/promote/"
-               "promote.go: getPatches (clearPauseConditionsPatch)",
+        "pause after the pre-promotion run); rollout/pause.go: CompletedBlueGreenPause (disabled: "
+        "ControllerPause && no BlueGreenPause condition); pkg/kubectl-argo-rollouts/cmd/promote/"
+        "promote.go: getPatches (clearPauseConditionsPatch)",
         # The pre-promotion run (one measurement) succeeds at 0 -> BlueGreenPause added -> Paused. Nothing
         # happens until the promote at 300: the condition is cleared, controllerPause stays set, so the pause
         # counts as completed -> switch -> no post-promotion analysis -> promotion at 300.
@@ -642,8 +725,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="20-inline-count-excludes-errors",
         source="analysis/analysis.go: runMeasurements (Error does not advance Count), generateMetricTasks "
-               "(10 s after an Error, the interval after any other phase), assessMetricStatus (count reached "
-               "-> Successful); rollout/canary.go: completedCurrentCanaryStep",
+        "(10 s after an Error, the interval after any other phase), assessMetricStatus (count reached "
+        "-> Successful); rollout/canary.go: completedCurrentCanaryStep",
         # count 2: the query is empty at 0 (Error, count 0), retried at 10 (pass, count 1), then a full
         # interval later at 70 (pass, count 2) -> Successful -> setWeight 60 -> pause {} (paused). Three
         # measurements were needed for a count of 2.
@@ -658,13 +741,13 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="21-inconclusive-pause-does-not-hold-a-timed-pause",
         source="rollout/pause.go: CompletedCanaryPauseStep (expiry is checked whatever other pause conditions "
-               "exist; ControllerPause && no CanaryPauseStep condition counts as unpaused), "
-               "CalculatePauseConditions (ControllerPause stays true while the InconclusiveAnalysis condition "
-               "remains); rollout/canary.go: reconcileCanaryPause (no new CanaryPauseStep condition while "
-               "ControllerPause is set), completedCurrentCanaryStep (no check of InconclusiveAnalysis); "
-               "rollout/context.go: haltProgress (halts only ReplicaSet scaling); rollout/trafficrouting.go: "
-               "reconcileTrafficRouting; rollout/sync.go: shouldFullPromote, promoteStable (clears the pause "
-               "conditions)",
+        "exist; ControllerPause && no CanaryPauseStep condition counts as unpaused), "
+        "CalculatePauseConditions (ControllerPause stays true while the InconclusiveAnalysis condition "
+        "remains); rollout/canary.go: reconcileCanaryPause (no new CanaryPauseStep condition while "
+        "ControllerPause is set), completedCurrentCanaryStep (no check of InconclusiveAnalysis); "
+        "rollout/context.go: haltProgress (halts only ReplicaSet scaling); rollout/trafficrouting.go: "
+        "reconcileTrafficRouting; rollout/sync.go: shouldFullPromote, promoteStable (clears the pause "
+        "conditions)",
         # As case 03, run on to the expiry of the first 10m pause at 600. The InconclusiveAnalysis condition
         # stops neither that expiry nor what follows: step 2 (setWeight 60) is at its desired replica counts
         # with replicas 1 (ceil(0.6) = 1 canary pod, already running; the halted ReplicaSet scaling is not
@@ -682,23 +765,29 @@ CASES: list[dict[str, Any]] = [
         rows=[
             row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
             row(60, 1, 20, 20, "Paused", {"background": run("Inconclusive", m("sr", "Inconclusive", c=2, s=1, i=1))}),
-            row(600, 4, 100, 0, "Healthy", {"background": run("Inconclusive", m("sr", "Inconclusive", c=2, s=1, i=1))},
-                "promote"),
+            row(
+                600,
+                4,
+                100,
+                0,
+                "Healthy",
+                {"background": run("Inconclusive", m("sr", "Inconclusive", c=2, s=1, i=1))},
+                "promote",
+            ),
         ],
     ),
     dict(
         id="23-halted-scaling-stops-the-inconclusive-cascade",
         source="rollout/context.go: haltProgress (InconclusiveAnalysis condition -> no ReplicaSet scaling); "
-               "rollout/canary.go: completedCurrentCanaryStep (setWeight: AtDesiredReplicaCountsForCanary); "
-               "utils/replicaset/canary.go: AtDesiredReplicaCountsForCanary, CalculateReplicaCountsForTrafficRoutedCanary "
-               "(trafficWeightToReplicas: ceil); rollout/trafficrouting.go: reconcileTrafficRouting (not at the "
-               "desired replica counts -> the last setWeight before the current step)",
+        "rollout/canary.go: completedCurrentCanaryStep (setWeight: AtDesiredReplicaCountsForCanary); "
+        "utils/replicaset/canary.go: AtDesiredReplicaCountsForCanary, CalculateReplicaCountsForTrafficRoutedCanary "
+        "(trafficWeightToReplicas: ceil); rollout/trafficrouting.go: reconcileTrafficRouting (not at the "
+        "desired replica counts -> the last setWeight before the current step)",
         # As case 21 with replicas 4: the 10m pause still expires at 600 despite the inconclusive pause, but
         # step 2 (setWeight 60) needs ceil(0.6 * 4) = 3 canary pods and the canary has the ceil(0.2 * 4) = 1
         # it was scaled to before the pause: scaling is halted, so the step never completes and the router
         # keeps step 0's 20 while the status reports 60. The rollout stays Paused (the inconclusive condition).
-        spec=canary([sw(20), pause("10m"), sw(60), pause("10m")], {"sr": SR_BOTH_BG}, analysis=use("sr"),
-                    replicas=4),
+        spec=canary([sw(20), pause("10m"), sw(60), pause("10m")], {"sr": SR_BOTH_BG}, analysis=use("sr"), replicas=4),
         world=World({"sr": [(0, GOOD), (60, MIDDLE), (120, GOOD)]}, until=900),
         rows=[
             row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
@@ -709,9 +798,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="22-setweight-waits-for-an-available-canary",
         source="rollout/trafficrouting.go: reconcileTrafficRouting (newRS with 0 available replicas -> never "
-               "weight to the canary; not at the desired replica counts -> the previous setWeight); "
-               "rollout/canary.go: completedCurrentCanaryStep (setWeight: AtDesiredReplicaCountsForCanary); "
-               "utils/replicaset/canary.go: AtDesiredReplicaCountsForCanary",
+        "weight to the canary; not at the desired replica counts -> the previous setWeight); "
+        "rollout/canary.go: completedCurrentCanaryStep (setWeight: AtDesiredReplicaCountsForCanary); "
+        "utils/replicaset/canary.go: AtDesiredReplicaCountsForCanary",
         # The canary pods become available at 30. Until then the router keeps 0% on the canary (no available
         # replica; and the step before setWeight 20 had no weight), although the status already reports step
         # 0's setWeight 20. At 30 the route goes to 20 and the step completes -> pause {}.

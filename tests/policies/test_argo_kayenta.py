@@ -12,33 +12,50 @@ import numpy as np
 import pytest
 
 from sim.policies.argo import analysis_run as ar
-from sim.policies.argo.kayenta import (RESUME_DELAY_S, config_for, evaluate_result, judge_measurement,
-                                       scope_window)
+from sim.policies.argo.kayenta import RESUME_DELAY_S, config_for, evaluate_result, judge_measurement, scope_window
 from sim.policies.judges.base import JudgeData, VersionSeries
 from sim.policies.judges.kayenta import KayentaSpec
 
-PROVIDER = {"address": "http://kayenta", "application": "app", "canaryConfigName": "cfg",
-            "threshold": {"pass": 90, "marginal": 75},
-            "scopes": [{"name": "default", "controlScope": {"scope": "stable", "step": 60},
-                        "experimentScope": {"scope": "canary", "step": 60}}]}
+PROVIDER = {
+    "address": "http://kayenta",
+    "application": "app",
+    "canaryConfigName": "cfg",
+    "threshold": {"pass": 90, "marginal": 75},
+    "scopes": [
+        {
+            "name": "default",
+            "controlScope": {"scope": "stable", "step": 60},
+            "experimentScope": {"scope": "canary", "step": 60},
+        }
+    ],
+}
 
 
-@pytest.mark.parametrize("score, phase", [(100, ar.SUCCESSFUL), (90.0, ar.SUCCESSFUL), (89.99, ar.INCONCLUSIVE),
-                                          (75, ar.INCONCLUSIVE), (74.9, ar.FAILED), (0, ar.FAILED)])
+@pytest.mark.parametrize(
+    "score, phase",
+    [
+        (100, ar.SUCCESSFUL),
+        (90.0, ar.SUCCESSFUL),
+        (89.99, ar.INCONCLUSIVE),
+        (75, ar.INCONCLUSIVE),
+        (74.9, ar.FAILED),
+        (0, ar.FAILED),
+    ],
+)
 def test_evaluate_result_truncates_the_score(score, phase):
     assert evaluate_result(score, 90, 75) == phase
 
 
-def _data(seconds: float, canary_error: float, primary_error: float, rate: float = 200.0, scrape: float = 15.0,
-          seed: int = 0) -> JudgeData:
+def _data(
+    seconds: float, canary_error: float, primary_error: float, rate: float = 200.0, scrape: float = 15.0, seed: int = 0
+) -> JudgeData:
     """Counters of both versions, slot by slot, for ``seconds`` (slot 0 empty)."""
     rng = np.random.default_rng(seed)
     k = int(seconds // scrape) + 1
     n = rng.poisson(rate * scrape, size=(2, k)).astype(float)
     n[:, 0] = 0
     e = rng.binomial(n.astype(int), [[canary_error], [primary_error]]).astype(float)
-    return JudgeData(seconds, scrape, (25.0, 50.0, 100.0),
-                     VersionSeries(n[0], e[0]), VersionSeries(n[1], e[1]))
+    return JudgeData(seconds, scrape, (25.0, 50.0, 100.0), VersionSeries(n[0], e[0]), VersionSeries(n[1], e[1]))
 
 
 def test_scope_window_keeps_the_slots_scraped_by_its_end():
@@ -67,11 +84,19 @@ def test_the_scope_without_lookback_is_the_last_interval():
     sees a healthy canary, a lookback scope from the run's start sees the regression."""
     early = _data(1800, 0.05, 0.005)
     late = _data(1800, 0.005, 0.005, seed=1)
-    mixed = JudgeData(1800, 15.0, early.bounds_ms,
-                      VersionSeries(np.concatenate([early.canary.requests[:101], late.canary.requests[101:]]),
-                                    np.concatenate([early.canary.errors[:101], late.canary.errors[101:]])),
-                      VersionSeries(np.concatenate([early.primary.requests[:101], late.primary.requests[101:]]),
-                                    np.concatenate([early.primary.errors[:101], late.primary.errors[101:]])))
+    mixed = JudgeData(
+        1800,
+        15.0,
+        early.bounds_ms,
+        VersionSeries(
+            np.concatenate([early.canary.requests[:101], late.canary.requests[101:]]),
+            np.concatenate([early.canary.errors[:101], late.canary.errors[101:]]),
+        ),
+        VersionSeries(
+            np.concatenate([early.primary.requests[:101], late.primary.requests[101:]]),
+            np.concatenate([early.primary.errors[:101], late.primary.errors[101:]]),
+        ),
+    )
     recent = judge_measurement(PROVIDER, config_for(PROVIDER, {}), mixed, 0.0, 1800.0, 300.0)
     whole = judge_measurement({**PROVIDER, "lookback": True}, config_for(PROVIDER, {}), mixed, 0.0, 1800.0, 600.0)
     assert recent.phase == ar.SUCCESSFUL and whole.phase == ar.FAILED
@@ -131,10 +156,11 @@ policy:
 
 def _world(faults: str, seed: int):
     from sim.inputs.policy import scenario_policy
-    from sim.seeds import run_seed
-    from sim.runs.runner import run_one
     from sim.inputs.scenario import parse_scenario
+    from sim.runs.runner import run_one
+    from sim.seeds import run_seed
     from sim.yamlio import loads_yaml
+
     sc = parse_scenario(loads_yaml(SCENARIO.format(faults=faults)))
     return run_one(sc, scenario_policy(sc), run_seed(seed, 0, 0), trace=True)
 
@@ -155,8 +181,9 @@ def test_a_good_canary_passes_the_judgement_and_is_promoted():
     only on a Successful run); then setWeight 50 and the 10m pause: promoted at 1,230 s."""
     result = _world("", 2)
     assert result.record.outcome == "promoted"
-    assert [line["analysis_runs"]["step:2"]["phase"] for line in result.trace
-            if "step:2" in line["analysis_runs"]] == ["Running"]
+    assert [line["analysis_runs"]["step:2"]["phase"] for line in result.trace if "step:2" in line["analysis_runs"]] == [
+        "Running"
+    ]
     advanced = next(line for line in result.trace if line["step_index"] >= 3)
     assert advanced["t"] == 615 + RESUME_DELAY_S
     assert result.record.decision_time_s == advanced["t"] + 600

@@ -10,11 +10,11 @@ after the pause they do (the rollout controller sees it at its next reconcile).
 
 from __future__ import annotations
 
-from sim.policies.argo.rollout import RESYNC_S
 from sim.inputs.policy import scenario_policy
-from sim.seeds import run_seed
-from sim.runs.runner import run_one
 from sim.inputs.scenario import parse_scenario
+from sim.policies.argo.rollout import RESYNC_S
+from sim.runs.runner import run_one
+from sim.seeds import run_seed
 from sim.yamlio import loads_yaml
 
 CANARY = """\
@@ -99,8 +99,9 @@ def test_an_inconclusive_post_promotion_run_waits_for_a_person_then_runs_again()
     result = run_one(sc, scenario_policy(sc), run_seed(3, 0, 0), trace=True)
     first = next(line for line in result.trace if line["phase"] == "Paused")
     assert first["analysis_runs"]["post"]["error"] > 0  # the first run met empty windows first
-    promoted = next(line for line in result.trace if any(a.get("name") == "manual-promotion" and a["ok"]
-                                                         for a in line["actions"]))
+    promoted = next(
+        line for line in result.trace if any(a.get("name") == "manual-promotion" and a["ok"] for a in line["actions"])
+    )
     assert first["t"] + 180 <= promoted["t"] < first["t"] + 180 + RESYNC_S
     fresh = promoted["analysis_runs"]["post"]
     assert (fresh["phase"], fresh["count"], fresh["inconclusive"], fresh["error"]) == ("Inconclusive", 1, 1, 0)

@@ -18,15 +18,24 @@ import numpy as np
 import pytest
 
 from sim.policies.argo import analysis_run as ar
-from sim.policies.argo.rollout import ArgoRollout, ArgoState, Run
 from sim.policies.argo.analyses import max_surge, replica_counts
 from sim.policies.argo.plan import desired_pods, manual_called
+from sim.policies.argo.rollout import ArgoRollout, ArgoState, Run
 from sim.policies.argo.spec import ArgoPolicySpec
-from sim.policies.base import Finish, HookCalled, Observation, Readiness, Rollback, Routes, SetWeights
+from sim.policies.base import Finish, HookCalled, Observation, Rollback, Routes, SetWeights
 from sim.policies.judges import JudgeData, VersionSeries
 
-TEMPLATE = {"metrics": [{"name": "sr", "interval": "1m", "successCondition": "result[0] >= 0.95", "failureLimit": 1,
-                         "provider": {"prometheus": {"query": "sum(rate(x[1m]))"}}}]}
+TEMPLATE = {
+    "metrics": [
+        {
+            "name": "sr",
+            "interval": "1m",
+            "successCondition": "result[0] >= 0.95",
+            "failureLimit": 1,
+            "provider": {"prometheus": {"query": "sum(rate(x[1m]))"}},
+        }
+    ]
+}
 STEPS = [{"setWeight": 20}, {"pause": {"duration": "2m"}}, {"setWeight": 60}, {"pause": {}}, {"setWeight": 80}]
 
 
@@ -40,8 +49,12 @@ def policy(routing: bool = True, judge: dict | None = None) -> ArgoRollout:
     return ArgoRollout(ArgoPolicySpec.model_validate(spec))
 
 
-def drive(p: ArgoRollout, values: list[float | None], webhooks: dict | None = None,
-          versions: list[JudgeData | None] | None = None) -> list[tuple[ArgoState, tuple]]:
+def drive(
+    p: ArgoRollout,
+    values: list[float | None],
+    webhooks: dict | None = None,
+    versions: list[JudgeData | None] | None = None,
+) -> list[tuple[ArgoState, tuple]]:
     """Steps at the policy's own ticks with the given success-rate values, routes read
     back from SetWeights."""
     state, routes, t, out = p.initial_state(), Routes(), 0.0, []
@@ -49,8 +62,9 @@ def drive(p: ArgoRollout, values: list[float | None], webhooks: dict | None = No
         t = p.next_tick(state, t)
         if t is None:
             break
-        obs = Observation(t, n, {"sr": v}, routes, webhooks=webhooks or {},
-                          versions=versions[n - 1] if versions else None)
+        obs = Observation(
+            t, n, {"sr": v}, routes, webhooks=webhooks or {}, versions=versions[n - 1] if versions else None
+        )
         state, actions = p.step(state, obs)
         routes = next((Routes(a.canary_weight) for a in actions if isinstance(a, SetWeights)), routes)
         out.append((state, actions))
@@ -143,8 +157,13 @@ def test_shared_actions_equal_fresh_ones():
 def _versions(t: float, canary_error_rate: float) -> JudgeData:
     k = int(t // 15) + 1
     req = np.full(k, 1000.0)
-    return JudgeData(t, 15.0, (100.0, 250.0), VersionSeries(req, req * canary_error_rate, None),
-                     VersionSeries(req, req * 0.001, None))
+    return JudgeData(
+        t,
+        15.0,
+        (100.0, 250.0),
+        VersionSeries(req, req * canary_error_rate, None),
+        VersionSeries(req, req * 0.001, None),
+    )
 
 
 def test_a_judge_that_rejects_aborts_the_canary():
@@ -163,14 +182,20 @@ def test_a_judge_that_rejects_aborts_the_canary():
 
 # -- AnalysisRun --------------------------------------------------------------------------
 
-SPECS = (ar.MetricSpec("a", interval_s=60.0, success_condition="result[0] >= 0.95", failure_limit=1),
-         ar.MetricSpec("b", interval_s=30.0, initial_delay_s=45.0, provider="job"))
+SPECS = (
+    ar.MetricSpec("a", interval_s=60.0, success_condition="result[0] >= 0.95", failure_limit=1),
+    ar.MetricSpec("b", interval_s=30.0, initial_delay_s=45.0, provider="job"),
+)
 
 
 def test_start_run_equals_the_dataclasses_own_instances():
     run = ar.start_run("background", SPECS + (ar.MetricSpec("c", dry_run=True),), 5.0)
-    twin = ar.AnalysisRunState(name="background", phase=ar.PENDING, started_at=5.0,
-                               metrics=(ar.MetricResult("a"), ar.MetricResult("b"), ar.MetricResult("c", dry_run=True)))
+    twin = ar.AnalysisRunState(
+        name="background",
+        phase=ar.PENDING,
+        started_at=5.0,
+        metrics=(ar.MetricResult("a"), ar.MetricResult("b"), ar.MetricResult("c", dry_run=True)),
+    )
     assert run == twin and hash(run) == hash(twin) and repr(run) == repr(twin)
     assert pickle.loads(pickle.dumps(run)) == run and copy.deepcopy(run) == run
 
@@ -184,8 +209,14 @@ def test_measurements_and_results_built_without_init_have_every_field():
 
 def test_measure_due_is_due_metrics_then_record():
     rng = np.random.default_rng(4)
-    answers = [[0.99], [0.5], [], ar.ProviderPhase(ar.RUNNING, resume_at=None), ar.ProviderPhase(ar.SUCCESSFUL),
-               ar.ProviderError("boom")]
+    answers = [
+        [0.99],
+        [0.5],
+        [],
+        ar.ProviderPhase(ar.RUNNING, resume_at=None),
+        ar.ProviderPhase(ar.SUCCESSFUL),
+        ar.ProviderError("boom"),
+    ]
     for _ in range(40):
         state, t = ar.start_run("r", SPECS, 0.0), 0.0
         for _ in range(30):
@@ -193,7 +224,7 @@ def test_measure_due_is_due_metrics_then_record():
             got = {name: answers[int(rng.integers(len(answers)))] for name in ("a", "b")}
             asked: list[str] = []
 
-            def provide(name: str) -> object:
+            def provide(name: str, asked: list[str] = asked, got: dict = got) -> object:
                 asked.append(name)
                 return got[name]
 

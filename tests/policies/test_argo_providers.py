@@ -8,9 +8,9 @@ in-flight measurement is resumed, not restarted; the metric stays Running meanwh
 from __future__ import annotations
 
 from sim.inputs.policy import scenario_policy
-from sim.seeds import run_seed
-from sim.runs.runner import run_one
 from sim.inputs.scenario import parse_scenario
+from sim.runs.runner import run_one
+from sim.seeds import run_seed
 from sim.yamlio import loads_yaml
 
 SCENARIO = """\
@@ -80,9 +80,11 @@ def _load(refs: str, templates: str):
 def test_a_count_that_is_no_number_after_substitution_is_bad_input():
     """``count: "{{args.n}}"`` with no value for n: refused at load, naming the metric."""
     with pytest.raises(InputError, match=r"metric 'm': .* is not a whole number"):
-        _load("[{templateName: t}]",
-              "      t:\n        metrics:\n          - name: m\n            count: '{{args.n}}'\n"
-              "            interval: 1m\n            provider: {prometheus: {query: x}}")
+        _load(
+            "[{templateName: t}]",
+            "      t:\n        metrics:\n          - name: m\n            count: '{{args.n}}'\n"
+            "            interval: 1m\n            provider: {prometheus: {query: x}}",
+        )
 
 
 def test_two_templates_defining_one_metric_are_refused():
@@ -113,17 +115,21 @@ policy:
     strategy:
       blueGreen: {previewReplicaCount: %s}
 """
+
     def decided(preview: str) -> float:
         sc = parse_scenario(loads_yaml(text % preview))
         return run_one(sc, scenario_policy(sc), run_seed(1, 0, 0)).record.decision_time_s
+
     assert decided("1") >= decided("4") + 60
 
 
 def test_a_typo_in_an_inline_argo_policy_is_an_unknown_key_at_its_line():
     """Scenario files reject unknown keys (DESIGN.md section 7), also inside an inline
     ``argo:`` policy, whose models accept Argo's Kubernetes-side keys."""
-    text = ("name: x\ntraffic: {rate: 10/s}\npolicy:\n  argo:\n    strategy:\n      canary:\n"
-            "        canaryServce: app-canary\n        steps: [{setWeight: 20}]\n")
+    text = (
+        "name: x\ntraffic: {rate: 10/s}\npolicy:\n  argo:\n    strategy:\n      canary:\n"
+        "        canaryServce: app-canary\n        steps: [{setWeight: 20}]\n"
+    )
     with pytest.raises(InputError) as err:
         parse_scenario(loads_yaml(text, "s.yaml"))
     assert str(err.value).startswith("s.yaml:7: policy.argo.strategy.canary.canaryServce: unknown key")

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from sim.policies.base import (Finish, MetricQuery, Observation, Policy, PolicyContractError, SetWeights,
-                               check_policy)
+from sim.policies.base import Finish, MetricQuery, Observation, Policy, PolicyContractError, SetWeights, check_policy
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 
@@ -21,17 +20,25 @@ SR = {"name": "request-success-rate", "thresholdRange": {"min": 99}}
 LAT = {"name": "request-duration", "thresholdRange": {"max": 500}}
 
 SPECS = {
-    "step-weight": {"analysis": {"interval": "1m", "threshold": 5, "stepWeight": 10, "maxWeight": 50,
-                                 "metrics": [SR, LAT]}},
+    "step-weight": {
+        "analysis": {"interval": "1m", "threshold": 5, "stepWeight": 10, "maxWeight": 50, "metrics": [SR, LAT]}
+    },
     "overshoot": {"analysis": {"threshold": 2, "stepWeight": 20, "maxWeight": 50, "metrics": [SR]}},
-    "step-weights": {"analysis": {"interval": "30s", "threshold": 3, "stepWeights": [1, 5, 10, 25, 50, 80],
-                                  "metrics": [SR, LAT]}},
+    "step-weights": {
+        "analysis": {"interval": "30s", "threshold": 3, "stepWeights": [1, 5, 10, 25, 50, 80], "metrics": [SR, LAT]}
+    },
     "promotion-steps": {"analysis": {"stepWeight": 25, "stepWeightPromotion": 30, "metrics": [LAT]}},
-    "legacy-thresholds": {"analysis": {"stepWeight": 5, "maxWeight": 100,
-                                       "metrics": [{"name": "request-success-rate", "threshold": 99},
-                                                   {"name": "request-duration", "threshold": 500}]}},
-    "clamped-interval-threshold-0": {"analysis": {"interval": "2s", "threshold": 0, "stepWeight": 50,
-                                                  "metrics": [SR]}},
+    "legacy-thresholds": {
+        "analysis": {
+            "stepWeight": 5,
+            "maxWeight": 100,
+            "metrics": [
+                {"name": "request-success-rate", "threshold": 99},
+                {"name": "request-duration", "threshold": 500},
+            ],
+        }
+    },
+    "clamped-interval-threshold-0": {"analysis": {"interval": "2s", "threshold": 0, "stepWeight": 50, "metrics": [SR]}},
     "short-deadline": {"analysis": {"stepWeight": 10, "metrics": [SR]}, "progressDeadlineSeconds": 0},
     "no-metrics": {"analysis": {"stepWeight": 33}},
 }
@@ -49,6 +56,7 @@ def test_flagger_canary_satisfies_the_protocol():
 
 
 # -- deliberately broken policies -----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ToyState:
@@ -147,15 +155,25 @@ def test_the_toy_policy_itself_passes():
     check_policy(Toy(), episodes=5)
 
 
-@pytest.mark.parametrize(("policy", "rule"), [
-    (Mutating(), "step mutated its state argument"),
-    (Overweight(), "weight 120 outside 0-100"),
-    (LeakyTerminal(), "terminal phase Done is not absorbing"),
-    (Nondeterministic(), "step is not deterministic"),
-    (Stalled(), "does not move forward"),
-    (KeepsTicking(), "next_tick after terminal phase Done"),
-], ids=["mutates-state", "weight-120", "terminal-not-absorbing", "nondeterministic", "stalled-clock",
-        "ticks-after-terminal"])
+@pytest.mark.parametrize(
+    ("policy", "rule"),
+    [
+        (Mutating(), "step mutated its state argument"),
+        (Overweight(), "weight 120 outside 0-100"),
+        (LeakyTerminal(), "terminal phase Done is not absorbing"),
+        (Nondeterministic(), "step is not deterministic"),
+        (Stalled(), "does not move forward"),
+        (KeepsTicking(), "next_tick after terminal phase Done"),
+    ],
+    ids=[
+        "mutates-state",
+        "weight-120",
+        "terminal-not-absorbing",
+        "nondeterministic",
+        "stalled-clock",
+        "ticks-after-terminal",
+    ],
+)
 def test_check_policy_catches_a_broken_policy(policy, rule):
     with pytest.raises(PolicyContractError, match=rule):
         check_policy(policy, episodes=3, max_ticks=20)

@@ -39,7 +39,7 @@ VALUES = [
     ("default(42, 0)", 7.0, 7.0, "eval.go defaultFunc ignores its first argument and returns result"),
     ("asFloat(result) > 0.9", "0.95", True, "eval.go asFloat parses strings (strconv.ParseFloat)"),
     ('result.status == "ok"', {"status": "ok"}, True, "lang: member access on maps"),
-    ('result["status"] == "ok"', {"status": "ok"}, True, "lang: user.Name == user[\"Name\"]"),
+    ('result["status"] == "ok"', {"status": "ok"}, True, 'lang: user.Name == user["Name"]'),
     ("result.status == 1", {"status": "ok"}, False, "runtime Equal: unknown-typed map members are just unequal"),
     ("result.missing", {}, None, "runtime Fetch: a missing map key is the zero value (nil)"),
     ("result.a.b[1]", {"a": {"b": [1.0, 2.0]}}, 2.0, "lang: nested member and index"),
@@ -55,7 +55,7 @@ VALUES = [
     ("asFloat(result) >= 1", 1, True, "eval_test.go TestEvaluateAsFloat"),
     ("asInt(result) == 1.1", "1.1", ERR, "eval_test.go TestEvaluateAsIntPanic"),
     ("asFloat(result) == 1.1", "NotANum", ERR, "eval_test.go TestEvaluateAsFloatError"),
-    ("asFloat(result) == \"1.1\"", "1.1", ERR, "eval_test.go TestEvaluateAsFloatError (mismatched types)"),
+    ('asFloat(result) == "1.1"', "1.1", ERR, "eval_test.go TestEvaluateAsFloatError (mismatched types)"),
     ("result.Name() == 'hi'", True, ERR, "eval_test.go TestEvaluateInvalidStruct"),
     ("invalidVariable", True, ERR, "eval_test.go TestErrorWithInvalidReference"),
     ("isNil(result)", None, True, "eval_test.go TestIsNil"),
@@ -80,7 +80,7 @@ VALUES = [
     ("result == nil", 1.0, False, "checker.go: nil is comparable with anything"),
     ("result == nil", None, True, "runtime Equal: nil == nil"),
     ("isNil(result) || result > 1", None, ERR, "checker.go checks the untaken branch: nil > int"),
-    ('result.x', 1.0, ERR, "checker.go: type float64 has no field x"),
+    ("result.x", 1.0, ERR, "checker.go: type float64 has no field x"),
     ('result["x"]', [1.0], ERR, "checker.go: array elements need an integer index"),
     ('"abc"[0]', None, ERR, "checker.go: string[int] is undefined"),
     ("default(result, 0) > 2", [1.0], ERR, "runtime Less: []float64 > int panics"),
@@ -176,33 +176,39 @@ def test_condition_must_be_bool() -> None:
     assert evaluate_condition("result == true", True) is True
 
 
-@pytest.mark.parametrize(("source", "result", "message"), [
-    ("invalidVariable", True, "unknown name invalidVariable"),  # eval_test.go TestErrorWithInvalidReference
-    ('asFloat(result) == "1.1"', "1.1", r"invalid operation: == \(mismatched types float64 and string\)"),
-    ("asFloat(result) == 1.1", "NotANum", 'strconv.ParseFloat: parsing "NotANum": invalid syntax'),
-    ("result[0]", [], r"index out of range: 0 \(array length is 0\)"),  # runtime Fetch
-    ("all(result, {# > 1})", [2.0], "unknown func all"),  # predicates are outside the subset
-])
+@pytest.mark.parametrize(
+    ("source", "result", "message"),
+    [
+        ("invalidVariable", True, "unknown name invalidVariable"),  # eval_test.go TestErrorWithInvalidReference
+        ('asFloat(result) == "1.1"', "1.1", r"invalid operation: == \(mismatched types float64 and string\)"),
+        ("asFloat(result) == 1.1", "NotANum", 'strconv.ParseFloat: parsing "NotANum": invalid syntax'),
+        ("result[0]", [], r"index out of range: 0 \(array length is 0\)"),  # runtime Fetch
+        ("all(result, {# > 1})", [2.0], "unknown func all"),  # predicates are outside the subset
+    ],
+)
 def test_error_messages_match_upstream(source: str, result: object, message: str) -> None:
     with pytest.raises(ExprError, match=message):
         evaluate(source, result)
 
 
-@pytest.mark.parametrize("source", [
-    "true" + " " * 1997,  # 2,001 characters
-    "(" * 65 + "1" + ")" * 65,  # 65 nested parentheses
-    "!" * 65 + "true",  # 65 nested unary operators
-    " + ".join(["1"] * 70),  # a flat chain still builds a 69-deep tree
-    "",
-    "1 +",
-    "(1",
-    "result[",
-    "1 2",
-    "$x",
-    "1e999",
-    "99999999999999999999",
-    '"\\q"',
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "true" + " " * 1997,  # 2,001 characters
+        "(" * 65 + "1" + ")" * 65,  # 65 nested parentheses
+        "!" * 65 + "true",  # 65 nested unary operators
+        " + ".join(["1"] * 70),  # a flat chain still builds a 69-deep tree
+        "",
+        "1 +",
+        "(1",
+        "result[",
+        "1 2",
+        "$x",
+        "1e999",
+        "99999999999999999999",
+        '"\\q"',
+    ],
+)
 def test_rejected_at_compile_time(source: str) -> None:
     with pytest.raises(ExprError):
         compile_expr(source)
@@ -214,18 +220,21 @@ def test_limits_allow_the_edge() -> None:
     assert evaluate(" + ".join(["1"] * 60), None) == 60
 
 
-@pytest.mark.parametrize(("source", "result"), [
-    ('__import__("os")', None),
-    ("eval('1')", None),
-    ("result.__class__", 1.0),
-    ("result.__class__.__mro__", {}),
-    ("().__class__", None),
-    ("[].__class__", None),
-    ('"".join(result)', ["a"]),
-    ("result.keys()", {"a": 1}),
-    ("lambda: 1", None),
-    ("result.__dict__", [1.0]),
-])
+@pytest.mark.parametrize(
+    ("source", "result"),
+    [
+        ('__import__("os")', None),
+        ("eval('1')", None),
+        ("result.__class__", 1.0),
+        ("result.__class__.__mro__", {}),
+        ("().__class__", None),
+        ("[].__class__", None),
+        ('"".join(result)', ["a"]),
+        ("result.keys()", {"a": 1}),
+        ("lambda: 1", None),
+        ("result.__dict__", [1.0]),
+    ],
+)
 def test_no_python_objects_are_reachable(source: str, result: object) -> None:
     with pytest.raises(ExprError):
         evaluate(source, result)

@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from sim.policies.base import (NO_DATA, Finish, Observation, Promote, Readiness, Rollback, Routes, ScaleUp,
-                               SetWeights)
+from sim.policies.base import NO_DATA, Finish, Observation, Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 
@@ -38,6 +37,7 @@ READY = Readiness()
 
 
 # -- helpers ---------------------------------------------------------------------------
+
 
 def flagger(progress_deadline: int | None = None, **analysis: Any) -> FlaggerCanary:
     """A Flagger canary policy; ``analysis`` overrides the defaults below."""
@@ -106,8 +106,7 @@ def drive(policy: FlaggerCanary, ticks: Sequence[T | Mapping[str, float | None]]
             spec = T(metrics=spec)
         nt = policy.next_tick(state, t)
         t = nt if nt is not None else t + policy.interval_s
-        obs = Observation(t=t, tick=n, metrics=spec.metrics, routes=routes, canary=spec.canary,
-                          primary=spec.primary)
+        obs = Observation(t=t, tick=n, metrics=spec.metrics, routes=routes, canary=spec.canary, primary=spec.primary)
         state, actions = policy.step(state, obs)
         for a in actions:
             if isinstance(a, SetWeights):
@@ -132,6 +131,7 @@ def kinds(actions: tuple) -> list[type]:
 
 
 # -- starting the analysis -------------------------------------------------------------
+
 
 def test_first_tick_starts_progressing_scales_up_and_analyses_nothing():
     """pkg/controller/scheduler.go, checkCanaryStatus: a new revision scales the canary
@@ -166,23 +166,23 @@ def test_metric_checks_start_on_the_tick_after_the_first_step():
 
 # -- failed-check accounting ---------------------------------------------------------------
 
+
 def test_failed_checks_are_cumulative_and_never_decremented():
     """pkg/controller/scheduler.go, advanceCanary: a failing runAnalysis calls
     ``SetStatusFailedChecks(FailedChecks+1)``; no code path decrements it on a passing
     check (pkg/canary/status.go, setStatusFailedChecks is only called with +1). With
     threshold 3 and every other check failing, the rollback comes at the start of the
     tick after the 3rd failure; failing ticks do not advance the weight, passing ones do."""
-    run = drive(flagger(threshold=3, maxWeight=100),
-                [GOOD, GOOD, BAD_SR, GOOD, BAD_SR, GOOD, BAD_SR, GOOD])
+    run = drive(flagger(threshold=3, maxWeight=100), [GOOD, GOOD, BAD_SR, GOOD, BAD_SR, GOOD, BAD_SR, GOOD])
     assert summary(run) == [
         (1, "Progressing", 0, 0),
         (2, "Progressing", 10, 0),
-        (3, "Progressing", 10, 1),   # fail: no step
-        (4, "Progressing", 20, 1),   # pass: step, count kept
+        (3, "Progressing", 10, 1),  # fail: no step
+        (4, "Progressing", 20, 1),  # pass: step, count kept
         (5, "Progressing", 20, 2),
         (6, "Progressing", 30, 2),
-        (7, "Progressing", 30, 3),   # 3rd failure: no rollback yet
-        (8, "Failed", 0, 0),         # rollback at the start of the next tick
+        (7, "Progressing", 30, 3),  # 3rd failure: no rollback yet
+        (8, "Failed", 0, 0),  # rollback at the start of the next tick
     ]
 
 
@@ -246,6 +246,7 @@ def test_rollback_routes_to_primary_and_syncs_failed_with_zero_weight_and_checks
 
 # -- traffic arithmetic ------------------------------------------------------------------
 
+
 def test_weight_can_overshoot_max_weight():
     """pkg/controller/scheduler.go, runCanary: ``if canaryWeight < maxWeight`` the
     weight grows by nextStepWeight (capped at totalWeight 100 only), so maxWeight 50 with
@@ -290,10 +291,15 @@ def test_max_weight_defaults_to_100():
     totalWeight (100)."""
     run = drive(flagger(maxWeight=None, stepWeight=50), [GOOD] * 4)
     assert [(k.phase, k.weight) for k in run] == [
-        ("Progressing", 0), ("Progressing", 50), ("Progressing", 100), ("Promoting", 100)]
+        ("Progressing", 0),
+        ("Progressing", 50),
+        ("Progressing", 100),
+        ("Promoting", 100),
+    ]
 
 
 # -- promotion ---------------------------------------------------------------------------
+
 
 def test_promotion_in_one_go_then_finalising_then_succeeded():
     """pkg/controller/scheduler.go, runCanary: at ``canaryWeight >= maxWeight``,
@@ -322,8 +328,7 @@ def test_promotion_runs_no_analysis():
     return before the threshold check and runAnalysis, so bad metrics after the promotion
     decision count nothing."""
     run = drive(flagger(maxWeight=30), [GOOD] * 5 + [BAD_BOTH, NOTHING])
-    assert [(k.phase, k.failed) for k in run[4:]] == [
-        ("Promoting", 0), ("Finalising", 0), ("Succeeded", 0)]
+    assert [(k.phase, k.failed) for k in run[4:]] == [("Promoting", 0), ("Finalising", 0), ("Succeeded", 0)]
 
 
 def test_failed_checks_survive_promotion_status_changes():
@@ -356,9 +361,9 @@ def test_promotion_traffic_shift_steps_the_primary_weight():
         ("Progressing", 40, 40),
         ("Progressing", 50, 50),
         ("Promoting", 50, 50),
-        ("Promoting", 30, 30),    # primary 70
-        ("Promoting", 10, 10),    # primary 90
-        ("Finalising", 0, 0),     # primary 100
+        ("Promoting", 30, 30),  # primary 70
+        ("Promoting", 10, 10),  # primary 90
+        ("Finalising", 0, 0),  # primary 100
         ("Succeeded", 0, 0),
     ]
     assert [k.actions for k in run[7:10]] == [(SetWeights(30),), (SetWeights(10),), (SetWeights(0),)]
@@ -369,8 +374,7 @@ def test_promotion_waits_for_the_primary_rolling_update():
     Promoting branch; a retriable error (the primary is rolling out the promoted spec)
     makes the tick return, so the traffic shift waits for the primary."""
     rolling = Readiness(False, 300.0)
-    run = drive(flagger(maxWeight=30),
-                [GOOD] * 5 + [T(primary=rolling), T(primary=rolling), GOOD, GOOD])
+    run = drive(flagger(maxWeight=30), [GOOD] * 5 + [T(primary=rolling), T(primary=rolling), GOOD, GOOD])
     assert [(k.phase, k.weight, k.routed, k.actions) for k in run[4:]] == [
         ("Promoting", 30, 30, (Promote(),)),
         ("Promoting", 30, 30, ()),
@@ -382,14 +386,18 @@ def test_promotion_waits_for_the_primary_rolling_update():
 
 # -- metric thresholds ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("metric", "threshold", "value", "fails"), [
-    (SR, 99, 98.9, True),     # threshold > value
-    (SR, 99, 99.0, False),    # equal passes
-    (SR, 99, 100.0, False),
-    (LAT, 500, 501.0, True),  # value > threshold
-    (LAT, 500, 500.0, False),
-    (LAT, 500, 10.0, False),
-])
+
+@pytest.mark.parametrize(
+    ("metric", "threshold", "value", "fails"),
+    [
+        (SR, 99, 98.9, True),  # threshold > value
+        (SR, 99, 99.0, False),  # equal passes
+        (SR, 99, 100.0, False),
+        (LAT, 500, 501.0, True),  # value > threshold
+        (LAT, 500, 500.0, False),
+        (LAT, 500, 10.0, False),
+    ],
+)
 def test_legacy_threshold(metric, threshold, value, fails):
     """pkg/controller/scheduler_metrics.go, runBuiltinMetricChecks: without
     thresholdRange, request-success-rate fails when ``metric.Threshold > val`` and
@@ -400,16 +408,19 @@ def test_legacy_threshold(metric, threshold, value, fails):
     assert run[2].weight == (10 if fails else 20)
 
 
-@pytest.mark.parametrize(("metric", "bounds", "value", "fails"), [
-    (SR, {"min": 99}, 98.99, True),
-    (SR, {"min": 99}, 99.0, False),
-    (SR, {"min": 99}, 100.0, False),
-    (LAT, {"max": 500}, 501.0, True),
-    (LAT, {"max": 500}, 500.0, False),
-    (LAT, {"max": 500}, 0.0, False),
-    (SR, {"min": 90, "max": 95}, 99.0, True),
-    (LAT, {"min": 10, "max": 500}, 5.0, True),
-])
+@pytest.mark.parametrize(
+    ("metric", "bounds", "value", "fails"),
+    [
+        (SR, {"min": 99}, 98.99, True),
+        (SR, {"min": 99}, 99.0, False),
+        (SR, {"min": 99}, 100.0, False),
+        (LAT, {"max": 500}, 501.0, True),
+        (LAT, {"max": 500}, 500.0, False),
+        (LAT, {"max": 500}, 0.0, False),
+        (SR, {"min": 90, "max": 95}, 99.0, True),
+        (LAT, {"min": 10, "max": 500}, 5.0, True),
+    ],
+)
 def test_threshold_range(metric, bounds, value, fails):
     """pkg/controller/scheduler_metrics.go, runBuiltinMetricChecks: with thresholdRange
     the check fails when ``val < *tr.Min`` or ``val > *tr.Max`` (request-duration in ms);
@@ -419,10 +430,14 @@ def test_threshold_range(metric, bounds, value, fails):
     assert run[2].failed == int(fails)
 
 
-@pytest.mark.parametrize("metric_spec", [
-    {"name": LAT, "thresholdRange": {"max": 500}},
-    {"name": LAT, "threshold": 500},
-], ids=["thresholdRange", "legacy"])
+@pytest.mark.parametrize(
+    "metric_spec",
+    [
+        {"name": LAT, "thresholdRange": {"max": 500}},
+        {"name": LAT, "threshold": 500},
+    ],
+    ids=["thresholdRange", "legacy"],
+)
 def test_request_duration_is_compared_in_whole_milliseconds(metric_spec):
     """pkg/metrics/observers/istio.go, GetRequestDuration: ``ms :=
     time.Duration(int64(value)) * time.Millisecond``; a p99 of 500.9ms is 500ms, which is
@@ -436,8 +451,9 @@ def test_metrics_are_checked_in_spec_order_and_stop_at_the_first_failure():
     """pkg/controller/scheduler_metrics.go, runBuiltinMetricChecks loops over
     ``analysis.metrics`` in order and returns at the first failure: with the duration
     metric first, a duration failure is what the event reports."""
-    policy = flagger(metrics=[{"name": LAT, "thresholdRange": {"max": 500}},
-                              {"name": SR, "thresholdRange": {"min": 99}}])
+    policy = flagger(
+        metrics=[{"name": LAT, "thresholdRange": {"max": 500}}, {"name": SR, "thresholdRange": {"min": 99}}]
+    )
     state = policy.initial_state()
     routes = Routes()
     for n, m in enumerate([GOOD, GOOD, BAD_BOTH], start=1):
@@ -450,6 +466,7 @@ def test_metrics_are_checked_in_spec_order_and_stop_at_the_first_failure():
 
 
 # -- readiness ----------------------------------------------------------------------------
+
 
 def test_canary_not_ready_is_retriable_and_counts_nothing():
     """pkg/controller/scheduler.go, advanceCanary: IsCanaryReady's retriable error makes
@@ -473,8 +490,7 @@ def test_canary_readiness_wait_comes_before_the_threshold_rollback():
     postpones the rollback."""
     unready = Readiness(False, 170.0)
     run = drive(flagger(threshold=1), [GOOD, GOOD, BAD_SR, T(canary=unready), GOOD])
-    assert [(k.phase, k.failed) for k in run[2:]] == [
-        ("Progressing", 1), ("Progressing", 1), ("Failed", 0)]
+    assert [(k.phase, k.failed) for k in run[2:]] == [("Progressing", 1), ("Progressing", 1), ("Failed", 0)]
 
 
 def test_canary_readiness_is_not_checked_on_the_start_tick():
@@ -544,8 +560,10 @@ def test_primary_progress_deadline_during_promotion_routes_to_the_canary():
 
 # -- parameters ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("interval", "expected"), [("1s", 10.0), ("5s", 10.0), ("0s", 10.0),
-                                                    ("10s", 10.0), ("15s", 15.0), ("1m", 60.0)])
+
+@pytest.mark.parametrize(
+    ("interval", "expected"), [("1s", 10.0), ("5s", 10.0), ("0s", 10.0), ("10s", 10.0), ("15s", 15.0), ("1m", 60.0)]
+)
 def test_analysis_interval_is_clamped_to_10s(interval, expected):
     """pkg/apis/flagger/v1beta1/canary.go, GetAnalysisInterval: intervals under 10s
     return 10s; the scheduler's ticker uses that value."""
@@ -570,10 +588,15 @@ def test_threshold_not_above_zero_means_one(threshold):
 
 # -- terminal phases --------------------------------------------------------------------
 
-@pytest.mark.parametrize("ticks", [
-    [GOOD, GOOD, BAD_SR, BAD_SR],                 # threshold 1: Failed at tick 4
-    [GOOD] * 6,                                   # maxWeight 20: Succeeded at tick 6
-], ids=["Failed", "Succeeded"])
+
+@pytest.mark.parametrize(
+    "ticks",
+    [
+        [GOOD, GOOD, BAD_SR, BAD_SR],  # threshold 1: Failed at tick 4
+        [GOOD] * 6,  # maxWeight 20: Succeeded at tick 6
+    ],
+    ids=["Failed", "Succeeded"],
+)
 def test_terminal_phases_are_absorbing(ticks):
     """Failed and Succeeded end the analysis: Flagger only leaves them when a new
     revision is detected (pkg/controller/scheduler.go, shouldAdvance and
@@ -589,9 +612,10 @@ def test_terminal_phases_are_absorbing(ticks):
                 routes = Routes(a.canary_weight)
     assert state.phase in policy.terminal_phases
     assert policy.next_tick(state, 600.0) is None
-    for obs in [Observation(t=900.0, tick=9, metrics=BAD_BOTH, routes=Routes(50)),
-                Observation(t=960.0, tick=10, metrics=GOOD, canary=Readiness(False, 0.0),
-                            primary=Readiness(False, 0.0))]:
+    for obs in [
+        Observation(t=900.0, tick=9, metrics=BAD_BOTH, routes=Routes(50)),
+        Observation(t=960.0, tick=10, metrics=GOOD, canary=Readiness(False, 0.0), primary=Readiness(False, 0.0)),
+    ]:
         again, actions = policy.step(state, obs)
         assert again == state
         assert actions == ()

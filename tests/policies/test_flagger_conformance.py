@@ -41,8 +41,17 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from sim.policies.base import (NO_DATA, HookCalled, Observation, Promote, Readiness, Rollback, Routes, ScaleUp,
-                               SetWeights)
+from sim.policies.base import (
+    NO_DATA,
+    HookCalled,
+    Observation,
+    Promote,
+    Readiness,
+    Rollback,
+    Routes,
+    ScaleUp,
+    SetWeights,
+)
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 
@@ -87,6 +96,7 @@ def hook(name: str, kind: str) -> dict[str, str]:
 
 # -- table rows ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Given:
     """The world at one tick (besides time and routes)."""
@@ -109,15 +119,35 @@ class Row(NamedTuple):
     reads: tuple[str, ...] | None
 
 
-def row(tick: int, phase: str, weight: int, failed: int, iterations: int, router: str, did: str = "", *,
-        metrics: Mapping[str, float | None] = GOOD, webhooks: Mapping[str, bool] | None = None,
-        canary: Readiness = READY, primary: Readiness = READY,
-        hooks: tuple[str, ...] | list[str] | None = None,
-        reads: tuple[str, ...] | list[str] | None = None) -> tuple[Given, Row]:
+def row(
+    tick: int,
+    phase: str,
+    weight: int,
+    failed: int,
+    iterations: int,
+    router: str,
+    did: str = "",
+    *,
+    metrics: Mapping[str, float | None] = GOOD,
+    webhooks: Mapping[str, bool] | None = None,
+    canary: Readiness = READY,
+    primary: Readiness = READY,
+    hooks: tuple[str, ...] | list[str] | None = None,
+    reads: tuple[str, ...] | list[str] | None = None,
+) -> tuple[Given, Row]:
     """One tick: the inputs (keywords) and the expected row (positional, plus hooks/reads)."""
     given = Given(dict(metrics), dict(webhooks or {}), canary, primary)
-    return given, Row(tick, phase, weight, failed, iterations, router, did,
-                      None if hooks is None else tuple(hooks), None if reads is None else tuple(reads))
+    return given, Row(
+        tick,
+        phase,
+        weight,
+        failed,
+        iterations,
+        router,
+        did,
+        None if hooks is None else tuple(hooks),
+        None if reads is None else tuple(reads),
+    )
 
 
 # -- the cases -------------------------------------------------------------------------------
@@ -126,10 +156,10 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="01-cumulative-failed-checks-intermittent",
         source="pkg/controller/scheduler.go: advanceCanary (threshold check `FailedChecks >= "
-               "GetAnalysisThreshold()` before runAnalysis; failing runAnalysis -> "
-               "SetStatusFailedChecks(FailedChecks+1) and return), rollback (SetRoutes(100,0), "
-               "SyncStatus{Failed, CanaryWeight: 0}); pkg/canary/status.go: setStatusFailedChecks, "
-               "syncCanaryStatus",
+        "GetAnalysisThreshold()` before runAnalysis; failing runAnalysis -> "
+        "SetStatusFailedChecks(FailedChecks+1) and return), rollback (SetRoutes(100,0), "
+        "SyncStatus{Failed, CanaryWeight: 0}); pkg/canary/status.go: setStatusFailedChecks, "
+        "syncCanaryStatus",
         # t1 checkCanaryStatus -> Progressing/0/0/0. t2 weight 0 & iterations 0: pre-rollout only, then
         # runCanary 0 -> 10. Then fail/pass alternate: a failure adds one and returns before runCanary
         # (weight holds), a pass steps +10; nothing ever decrements failedChecks. After the 3rd failure
@@ -149,9 +179,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="02-no-data-and-nan-count",
         source="pkg/metrics/providers/prometheus.go: RunQuery (`value == nil || math.IsNaN(*value)` -> "
-               "ErrNoValuesFound); pkg/metrics/observers/istio.go: GetRequestDuration (wraps with %w); "
-               "pkg/controller/scheduler_metrics.go: runBuiltinMetricChecks (errors.Is ErrNoValuesFound "
-               "-> return false); scheduler.go: advanceCanary",
+        "ErrNoValuesFound); pkg/metrics/observers/istio.go: GetRequestDuration (wraps with %w); "
+        "pkg/controller/scheduler_metrics.go: runBuiltinMetricChecks (errors.Is ErrNoValuesFound "
+        "-> return false); scheduler.go: advanceCanary",
         # t2 is the pre-rollout tick: no query runs, so missing data there counts nothing. t3: the
         # success-rate query returns no series -> runBuiltinMetricChecks returns false at the first
         # metric (duration never queried) -> failedChecks 1. t4: success rate passes, duration is NaN
@@ -168,11 +198,11 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="03-overshoot-max-weight",
         source="pkg/controller/scheduler.go: maxWeight, runCanary (`if canaryWeight < maxWeight` then "
-               "canaryWeight += nextStepWeight, capped at totalWeight only; `if canaryWeight >= "
-               "maxWeight` Promote + SetStatusPhase(Promoting)), runPromotionTrafficShift "
-               "(StepWeightPromotion == 0: SetRoutes(100,0) + Finalising), Finalising branch; "
-               "pkg/canary/status.go: setStatusPhase (keeps weight for Promoting, zeroes it for "
-               "Finalising/Succeeded)",
+        "canaryWeight += nextStepWeight, capped at totalWeight only; `if canaryWeight >= "
+        "maxWeight` Promote + SetStatusPhase(Promoting)), runPromotionTrafficShift "
+        "(StepWeightPromotion == 0: SetRoutes(100,0) + Finalising), Finalising branch; "
+        "pkg/canary/status.go: setStatusPhase (keeps weight for Promoting, zeroes it for "
+        "Finalising/Succeeded)",
         # maxWeight 50, stepWeight 20: 20, 40, and 40 < 50 -> 60. t5: 60 >= 50 -> Promote, Promoting keeps
         # canaryWeight 60. t6: Promoting -> all traffic to primary, Finalising (weight 0). t7: Succeeded,
         # then runPostRolloutHooks; its failure is only logged (scheduler_hooks.go: runPostRolloutHooks).
@@ -190,8 +220,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="04-step-weights",
         source="pkg/controller/scheduler.go: maxWeight (last stepWeights entry, min totalWeight; "
-               "maxWeight ignored), nextStepWeight (weight 0: StepWeights[0]; else the gap to the next "
-               "entry), runCanary",
+        "maxWeight ignored), nextStepWeight (weight 0: StepWeights[0]; else the gap to the next "
+        "entry), runCanary",
         # stepWeights [10, 25, 60] with maxWeight 20 (ignored: stepWeights wins). t2: 0 -> 10; t3: 10 is
         # entry 0 -> +15 = 25; t4: 25 < 60 (it would promote were maxWeight 20 used) -> +35 = 60; t5:
         # 60 >= 60 -> promote, weight kept.
@@ -209,9 +239,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="05-step-weight-promotion",
         source="pkg/controller/scheduler.go: advanceCanary (IsPrimaryReady first; Promoting branch "
-               "before the threshold check and runAnalysis), runPromotionTrafficShift (canaryWeight > 0: "
-               "primary += step capped 100, canary -= step floored 0, SetRoutes; primary == 100 -> "
-               "SetStatusPhase(Finalising) else SetStatusWeight(canaryWeight)); pkg/canary/status.go",
+        "before the threshold check and runAnalysis), runPromotionTrafficShift (canaryWeight > 0: "
+        "primary += step capped 100, canary -= step floored 0, SetRoutes; primary == 100 -> "
+        "SetStatusPhase(Finalising) else SetStatusWeight(canaryWeight)); pkg/canary/status.go",
         # 25, 50, promote at t4 (Promoting 50). t5: the primary is rolling out the promoted spec
         # (retriable IsPrimaryReady) -> nothing. t6: routes 50/50 -> primary 80, canary 20, status weight
         # 20 (bad metrics are never queried: Promoting returns before the analysis). t7: 100/0 ->
@@ -231,16 +261,23 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="06-ab-iterations",
         source="pkg/controller/scheduler.go: advanceCanary (pre-rollout when canaryWeight == 0 && "
-               "Iterations == 0), runAB (Iterations > Status.Iterations: SetRoutes(0,100) + "
-               "SetStatusIterations(+1); else confirm-promotion, == -> Promote + Promoting); "
-               "pkg/router/istio.go: SetRoutes (A/B: match route weighted, default route primary), "
-               "GetRoutes (reads the route holding the canary); pkg/canary/status.go: setStatusPhase",
+        "Iterations == 0), runAB (Iterations > Status.Iterations: SetRoutes(0,100) + "
+        "SetStatusIterations(+1); else confirm-promotion, == -> Promote + Promoting); "
+        "pkg/router/istio.go: SetRoutes (A/B: match route weighted, default route primary), "
+        "GetRoutes (reads the route holding the canary); pkg/canary/status.go: setStatusPhase",
         # iterations 3 + match. t2: pre-rollout, match route -> 100% canary, iterations 1; status weight is
         # never written by runAB (stays 0). t3, t5: analysis passes -> 2, 3; t4 fails -> iterations hold.
         # t6: 3 == 3 -> Promote (3 passing analyses: t3, t5, t6). t7: Promoting -> SetRoutes(100,0)
         # (match route at 0) -> Finalising zeroes weight and iterations. t8: Succeeded.
-        spec={"analysis": analysis(stepWeight=None, maxWeight=None, iterations=3, threshold=2,
-                                   match=[{"headers": {"x-canary": {"exact": "insider"}}}])},
+        spec={
+            "analysis": analysis(
+                stepWeight=None,
+                maxWeight=None,
+                iterations=3,
+                threshold=2,
+                match=[{"headers": {"x-canary": {"exact": "insider"}}}],
+            )
+        },
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
             row(2, "Progressing", 0, 0, 1, "100 matched", reads=()),
@@ -255,8 +292,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="07-blue-green-switch",
         source="pkg/controller/scheduler.go: runBlueGreen (Iterations > Status.Iterations: "
-               "SetStatusIterations(+1), no routes; == : confirm-promotion, SetRoutes(0,100), "
-               "SetStatusIterations(N+1); < : Promote + Promoting), advanceCanary",
+        "SetStatusIterations(+1), no routes; == : confirm-promotion, SetRoutes(0,100), "
+        "SetStatusIterations(N+1); < : Promote + Promoting), advanceCanary",
         # iterations 3, no match. t2: pre-rollout, iterations 1, no live traffic. t3, t4: analysis
         # (iterations != 0) -> 2, 3. t5: 3 == 3 -> switch all traffic to the canary, iterations 4.
         # t6: analysis again, 3 < 4 -> Promote (N+1 = 4 analyses: t3..t6). Status weight is never
@@ -276,16 +313,18 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="08-blue-green-provider-kubernetes",
         source="pkg/controller/scheduler.go: advanceCanary (provider kubernetes: Match dropped, "
-               "`Iterations < 1` -> Iterations = 10, after the analysis), runBlueGreen (`provider != "
-               "\"kubernetes\"` guards every SetRoutes), runPromotionTrafficShift (kubernetes: "
-               "SetStatusPhase(Finalising) directly); pkg/router/nop.go: GetRoutes (0/100 once "
-               "Status.Iterations > 0), SetRoutes no-op",
+        "`Iterations < 1` -> Iterations = 10, after the analysis), runBlueGreen (`provider != "
+        '"kubernetes"` guards every SetRoutes), runPromotionTrafficShift (kubernetes: '
+        "SetStatusPhase(Finalising) directly); pkg/router/nop.go: GetRoutes (0/100 once "
+        "Status.Iterations > 0), SetRoutes no-op",
         # iterations unset -> 10. t2: NopRouter reports 0 (iterations 0) -> pre-rollout; iterations 1.
         # t3..t11: NopRouter reports 100 -> analysis runs; iterations 2..10. t12: 10 == 10 -> no
         # SetRoutes, iterations 11. t13: 10 < 11 -> Promote. t14: Promoting -> Finalising (no traffic
         # shift). t15: Succeeded. Upstream calls SetRoutes nowhere in this trace.
-        spec={"provider": "kubernetes",
-              "analysis": analysis(stepWeight=None, maxWeight=None, match=[{"headers": {"x": {"exact": "y"}}}])},
+        spec={
+            "provider": "kubernetes",
+            "analysis": analysis(stepWeight=None, maxWeight=None, match=[{"headers": {"x": {"exact": "y"}}}]),
+        },
         set_routes=False,
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
@@ -300,11 +339,11 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="09-confirm-promotion-closed-canary",
         source="pkg/controller/scheduler_hooks.go: runConfirmPromotionHooks (closed: phase != "
-               "WaitingPromotion -> SetStatusPhase(WaitingPromotion), else SetStatusIterations("
-               "Iterations-1)); pkg/canary/status.go: setStatusPhase (WaitingPromotion: CanaryWeight 0, "
-               "Iterations = analysis.Iterations-1 = -1 for a canary); scheduler.go: advanceCanary "
-               "(WaitingPromotion passes checkCanaryStatus, threshold check, runAnalysis; "
-               "confirm-traffic-increase skipped in WaitingPromotion), runCanary",
+        "WaitingPromotion -> SetStatusPhase(WaitingPromotion), else SetStatusIterations("
+        "Iterations-1)); pkg/canary/status.go: setStatusPhase (WaitingPromotion: CanaryWeight 0, "
+        "Iterations = analysis.Iterations-1 = -1 for a canary); scheduler.go: advanceCanary "
+        "(WaitingPromotion passes checkCanaryStatus, threshold check, runAnalysis; "
+        "confirm-traffic-increase skipped in WaitingPromotion), runCanary",
         # maxWeight 20. t4: router at 20 >= 20 -> gate closed -> WaitingPromotion, status weight 0,
         # iterations 0-1 = -1 (router keeps 20). t5: analysis still runs (router weight 20) and fails ->
         # failedChecks 1, the gate is not reached. t6: passes, gate closed again -> iterations set to -1.
@@ -316,10 +355,8 @@ CASES: list[dict[str, Any]] = [
             row(2, "Progressing", 10, 0, 0, "10", webhooks={"gate": False}, hooks=()),
             row(3, "Progressing", 20, 0, 0, "20", webhooks={"gate": False}, hooks=()),
             row(4, "WaitingPromotion", 0, 0, -1, "20", webhooks={"gate": False}, hooks=["gate:fail"]),
-            row(5, "WaitingPromotion", 0, 1, -1, "20", webhooks={"gate": False}, metrics=BAD_SR,
-                hooks=(), reads=(SR,)),
-            row(6, "WaitingPromotion", 0, 1, -1, "20", webhooks={"gate": False}, hooks=["gate:fail"],
-                reads=BOTH),
+            row(5, "WaitingPromotion", 0, 1, -1, "20", webhooks={"gate": False}, metrics=BAD_SR, hooks=(), reads=(SR,)),
+            row(6, "WaitingPromotion", 0, 1, -1, "20", webhooks={"gate": False}, hooks=["gate:fail"], reads=BOTH),
             row(7, "Promoting", 0, 1, -1, "20", "promote", webhooks={"gate": True}, hooks=["gate:ok"]),
             row(8, "Finalising", 0, 1, 0, "0", hooks=()),
             row(9, "Succeeded", 0, 1, 0, "0", hooks=()),
@@ -328,9 +365,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="10-canary-not-ready-retriable",
         source="pkg/controller/scheduler.go: advanceCanary (IsCanaryReady err: `if !retriable "
-               "rollback`; return, before the threshold check and runAnalysis); "
-               "pkg/canary/deployment_ready.go: isDeploymentReady (retriable = "
-               "!from.Add(deadline).Before(now), deadline 600s)",
+        "rollback`; return, before the threshold check and runAnalysis); "
+        "pkg/canary/deployment_ready.go: isDeploymentReady (retriable = "
+        "!from.Add(deadline).Before(now), deadline 600s)",
         # threshold 2. t3 fails -> 1. t4, t5: the canary is unavailable since t=170 (170+600 > now) ->
         # retriable -> the tick returns: no query, no count, weight holds at 10. t6 ready -> 20. t7 fails
         # -> 2. t8: rollback.
@@ -349,10 +386,10 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="11-mirroring-first-step",
         source="pkg/controller/scheduler.go: advanceCanary (pre-rollout only when `canaryWeight == 0 && "
-               "Iterations == 0 && !(Mirror && mirrored)`; confirm-traffic-increase skipped when "
-               "mirrored), runCanary (Mirror && canaryWeight == 0: !mirrored -> SetRoutes(100, 0, true); "
-               "mirrored -> SetRoutes(100-step, step, false)); pkg/router/istio.go: SetRoutes (mirror, "
-               "MirrorPercentage = mirrorWeight when > 0), GetRoutes (mirrored = Mirror.Host != \"\")",
+        "Iterations == 0 && !(Mirror && mirrored)`; confirm-traffic-increase skipped when "
+        "mirrored), runCanary (Mirror && canaryWeight == 0: !mirrored -> SetRoutes(100, 0, true); "
+        "mirrored -> SetRoutes(100-step, step, false)); pkg/router/istio.go: SetRoutes (mirror, "
+        'MirrorPercentage = mirrorWeight when > 0), GetRoutes (mirrored = Mirror.Host != "")',
         # stepWeight 20, maxWeight 40, mirrorWeight 50. t2: pre-rollout branch, then the mirror step: 100/0
         # mirrored at 50%, SetStatusWeight(0). t3: weight 0 but mirrored -> runAnalysis, which fails ->
         # failedChecks 1, still mirrored. t4: passes -> mirroring off, 80/20. t5: 40. t6: promote.
@@ -371,10 +408,10 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="12-confirm-rollout-waiting",
         source="pkg/controller/scheduler.go: checkCanaryStatus (not Progressing/WaitingPromotion/"
-               "Promoting/Finalising + shouldAdvance -> runConfirmRolloutHooks; approved -> "
-               "ScaleFromZero + SyncStatus{Progressing}; returns false either way), shouldAdvance "
-               "(Waiting advances); scheduler_hooks.go: runConfirmRolloutHooks (closed: phase != Waiting "
-               "-> SetStatusPhase(Waiting)); pkg/canary/status.go: setStatusPhase (Waiting keeps fields)",
+        "Promoting/Finalising + shouldAdvance -> runConfirmRolloutHooks; approved -> "
+        "ScaleFromZero + SyncStatus{Progressing}; returns false either way), shouldAdvance "
+        "(Waiting advances); scheduler_hooks.go: runConfirmRolloutHooks (closed: phase != Waiting "
+        "-> SetStatusPhase(Waiting)); pkg/canary/status.go: setStatusPhase (Waiting keeps fields)",
         # t1, t2 the gate is closed: Waiting, nothing scaled. t3 approved: scale up, Progressing. t4: the
         # confirm-rollout hook is no longer called (checkCanaryStatus returns true in Progressing);
         # pre-rollout tick -> 10.
@@ -390,9 +427,9 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="13-rollback-webhook",
         source="pkg/controller/scheduler.go: advanceCanary (runRollbackHooks in Progressing/Waiting/"
-               "WaitingPromotion, after shouldSkipAnalysis and before the Promoting branch, threshold "
-               "check and analysis); scheduler_hooks.go: runRollbackHooks (err -> not signalling; first "
-               "2xx -> true), rollback",
+        "WaitingPromotion, after shouldSkipAnalysis and before the Promoting branch, threshold "
+        "check and analysis); scheduler_hooks.go: runRollbackHooks (err -> not signalling; first "
+        "2xx -> true), rollback",
         # t1: checkCanaryStatus returns before the rollback hooks. t2, t3: the hook answers non-2xx (not a
         # rollback signal) and the canary advances. t4: 2xx -> rollback at once, nothing queried, failed
         # checks 0 -> 0.
@@ -402,15 +439,14 @@ CASES: list[dict[str, Any]] = [
             row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
             row(2, "Progressing", 10, 0, 0, "10", webhooks={"rb": False}, hooks=["rb:fail"]),
             row(3, "Progressing", 20, 0, 0, "20", webhooks={"rb": False}, hooks=["rb:fail"], reads=BOTH),
-            row(4, "Failed", 0, 0, 0, "0", "rollback", webhooks={"rb": True}, hooks=["rb:ok", "notify:ok"],
-                reads=()),
+            row(4, "Failed", 0, 0, 0, "0", "rollback", webhooks={"rb": True}, hooks=["rb:ok", "notify:ok"], reads=()),
         ],
     ),
     dict(
         id="14-rollout-webhook-fails",
-        source="pkg/controller/scheduler.go: runAnalysis (webhooks with Type \"\" or rollout, before "
-               "runBuiltinMetricChecks; err -> return false), advanceCanary (pre-rollout tick does not "
-               "call rollout hooks; failure -> FailedChecks+1)",
+        source='pkg/controller/scheduler.go: runAnalysis (webhooks with Type "" or rollout, before '
+        "runBuiltinMetricChecks; err -> return false), advanceCanary (pre-rollout tick does not "
+        "call rollout hooks; failure -> FailedChecks+1)",
         # The hook has type "". t2: pre-rollout branch: not called. t3: it fails -> failedChecks 1, no
         # metric is queried. t4: it passes, both metrics run -> 20. t5 fails -> 2. t6: rollback.
         spec={"analysis": analysis(threshold=2, webhooks=[hook("smoke", "")])},
@@ -426,8 +462,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="15-confirm-traffic-increase",
         source="pkg/controller/scheduler.go: advanceCanary (`if nextStepWeight > 0` and !mirrored and "
-               "not Promoting/WaitingPromotion/Finalising -> runConfirmTrafficIncreaseHooks; closed -> "
-               "return, nothing counted), runCanary; scheduler_hooks.go: runConfirmTrafficIncreaseHooks",
+        "not Promoting/WaitingPromotion/Finalising -> runConfirmTrafficIncreaseHooks; closed -> "
+        "return, nothing counted), runCanary; scheduler_hooks.go: runConfirmTrafficIncreaseHooks",
         # stepWeight 10, maxWeight 30. t2: pre-rollout passes, the gate is closed -> weight stays 0 (so t3
         # is a pre-rollout tick again, no query). t3: open -> 10. t4: metrics pass, gate closed -> hold,
         # nothing counted. t5, t6: 20, 30. t7: at max weight nextStepWeight is still 10 > 0, so the gate is
@@ -448,8 +484,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="16-canary-progress-deadline",
         source="pkg/canary/deployment_ready.go: isDeploymentReady (MinimumReplicasUnavailable: "
-               "retriable = !from.Add(deadline).Before(now)); pkg/controller/scheduler.go: "
-               "advanceCanary (IsCanaryReady non-retriable -> rollback), rollback",
+        "retriable = !from.Add(deadline).Before(now)); pkg/controller/scheduler.go: "
+        "advanceCanary (IsCanaryReady non-retriable -> rollback), rollback",
         # progressDeadlineSeconds 60. The canary crashes at t=200. t4 (240): 260 is not before 240 ->
         # retriable, wait. t5 (300): 260 < 300 -> non-retriable -> rollback; SyncStatus zeroes the
         # failed check counted at t3.
@@ -465,36 +501,54 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="17-skip-analysis",
         source="pkg/controller/scheduler.go: advanceCanary (`if !cd.SkipAnalysis()` around "
-               "IsPrimaryReady; IsCanaryReady still runs), shouldSkipAnalysis (SetRoutes(100,0), Promote, "
-               "ScaleToZero, SetStatusPhase(Succeeded)); pkg/apis/flagger/v1beta1/canary.go: SkipAnalysis",
+        "IsPrimaryReady; IsCanaryReady still runs), shouldSkipAnalysis (SetRoutes(100,0), Promote, "
+        "ScaleToZero, SetStatusPhase(Succeeded)); pkg/apis/flagger/v1beta1/canary.go: SkipAnalysis",
         # t1: checkCanaryStatus -> Progressing. t2: the primary is not ready but IsPrimaryReady is skipped;
         # the canary is ready -> promoted and Succeeded at once, no query.
         # shouldSkipAnalysis ends with runPostRolloutHooks(Succeeded).
         spec={"skipAnalysis": True, "analysis": analysis(webhooks=[hook("notify", "post-rollout")])},
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
-            row(2, "Succeeded", 0, 0, 0, "0", "promote", metrics=BAD_BOTH, primary=unready(100.0), reads=(),
-                hooks=["notify:ok"]),
+            row(
+                2,
+                "Succeeded",
+                0,
+                0,
+                0,
+                "0",
+                "promote",
+                metrics=BAD_BOTH,
+                primary=unready(100.0),
+                reads=(),
+                hooks=["notify:ok"],
+            ),
         ],
     ),
     dict(
         id="18-ab-confirm-promotion-closed-once",
         source="pkg/controller/scheduler_hooks.go: runConfirmPromotionHooks; pkg/canary/status.go: "
-               "setStatusPhase (WaitingPromotion: weight 0, Iterations = analysis.Iterations-1); "
-               "pkg/controller/scheduler.go: runAB (Iterations > Status.Iterations -> SetRoutes + "
-               "SetStatusIterations(+1) and return, without the gate), checkCanaryStatus",
+        "setStatusPhase (WaitingPromotion: weight 0, Iterations = analysis.Iterations-1); "
+        "pkg/controller/scheduler.go: runAB (Iterations > Status.Iterations -> SetRoutes + "
+        "SetStatusIterations(+1) and return, without the gate), checkCanaryStatus",
         # iterations 2. t4: 2 == 2 -> gate closed -> WaitingPromotion, iterations 2-1 = 1. t5 (gate open
         # now): analysis runs, runAB sees 2 > 1 -> iterations 2, phase stays WaitingPromotion, the gate
         # is NOT called. t6: 2 == 2 -> gate open -> Promote; Promoting keeps iterations 2.
-        spec={"analysis": analysis(stepWeight=None, maxWeight=None, iterations=2,
-                                   match=[{"headers": {"x-canary": {"exact": "insider"}}}],
-                                   webhooks=[hook("gate", "confirm-promotion")])},
+        spec={
+            "analysis": analysis(
+                stepWeight=None,
+                maxWeight=None,
+                iterations=2,
+                match=[{"headers": {"x-canary": {"exact": "insider"}}}],
+                webhooks=[hook("gate", "confirm-promotion")],
+            )
+        },
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
             row(2, "Progressing", 0, 0, 1, "100 matched", hooks=(), reads=()),
             row(3, "Progressing", 0, 0, 2, "100 matched", hooks=(), reads=BOTH),
-            row(4, "WaitingPromotion", 0, 0, 1, "100 matched", webhooks={"gate": False}, hooks=["gate:fail"],
-                reads=BOTH),
+            row(
+                4, "WaitingPromotion", 0, 0, 1, "100 matched", webhooks={"gate": False}, hooks=["gate:fail"], reads=BOTH
+            ),
             row(5, "WaitingPromotion", 0, 0, 2, "100 matched", hooks=(), reads=BOTH),
             row(6, "Promoting", 0, 0, 2, "100 matched", "promote", hooks=["gate:ok"], reads=BOTH),
             row(7, "Finalising", 0, 0, 0, "0", hooks=()),
@@ -504,42 +558,66 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="19-metric-template-after-builtins",
         source="pkg/controller/scheduler.go: runAnalysis (runBuiltinMetricChecks, then runMetricChecks); "
-               "pkg/controller/scheduler_metrics.go: runBuiltinMetricChecks (builtins and inline `query` "
-               "metrics in list order, first failure returns), runMetricChecks (templateRef metrics, "
-               "thresholdRange)",
+        "pkg/controller/scheduler_metrics.go: runBuiltinMetricChecks (builtins and inline `query` "
+        "metrics in list order, first failure returns), runMetricChecks (templateRef metrics, "
+        "thresholdRange)",
         # metrics listed [error-rate (templateRef, max 1), success rate, cpu (inline query, max 80)]. The
         # query order is success rate, cpu (runBuiltinMetricChecks), then error-rate (runMetricChecks),
         # whatever the list order. t3: builtins pass, the template's 5 > 1 -> failedChecks 1. t4: success
         # rate fails first -> the template is not queried. t5: all pass -> 20. threshold 3.
-        spec={"analysis": analysis(threshold=3, metrics=[
-                  {"name": "error-rate", "templateRef": {"name": "error-rate"}, "thresholdRange": {"max": 1}},
-                  {"name": SR, "thresholdRange": {"min": 99}},
-                  {"name": "cpu", "query": "sum(rate(cpu[1m]))", "thresholdRange": {"max": 80}}]),
-              "metricTemplates": {"error-rate": {"query": "sum(rate(errors[{{ interval }}]))",
-                                                 "provider": {"type": "prometheus"}}}},
+        spec={
+            "analysis": analysis(
+                threshold=3,
+                metrics=[
+                    {"name": "error-rate", "templateRef": {"name": "error-rate"}, "thresholdRange": {"max": 1}},
+                    {"name": SR, "thresholdRange": {"min": 99}},
+                    {"name": "cpu", "query": "sum(rate(cpu[1m]))", "thresholdRange": {"max": 80}},
+                ],
+            ),
+            "metricTemplates": {
+                "error-rate": {"query": "sum(rate(errors[{{ interval }}]))", "provider": {"type": "prometheus"}}
+            },
+        },
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
             row(2, "Progressing", 10, 0, 0, "10", reads=()),
-            row(3, "Progressing", 10, 1, 0, "10", metrics={SR: 99.9, "cpu": 10.0, "error-rate": 5.0},
-                reads=(SR, "cpu", "error-rate")),
-            row(4, "Progressing", 10, 2, 0, "10", metrics={SR: 90.0, "cpu": 10.0, "error-rate": 5.0},
-                reads=(SR,)),
-            row(5, "Progressing", 20, 2, 0, "20", metrics={SR: 99.9, "cpu": 10.0, "error-rate": 0.5},
-                reads=(SR, "cpu", "error-rate")),
+            row(
+                3,
+                "Progressing",
+                10,
+                1,
+                0,
+                "10",
+                metrics={SR: 99.9, "cpu": 10.0, "error-rate": 5.0},
+                reads=(SR, "cpu", "error-rate"),
+            ),
+            row(4, "Progressing", 10, 2, 0, "10", metrics={SR: 90.0, "cpu": 10.0, "error-rate": 5.0}, reads=(SR,)),
+            row(
+                5,
+                "Progressing",
+                20,
+                2,
+                0,
+                "20",
+                metrics={SR: 99.9, "cpu": 10.0, "error-rate": 0.5},
+                reads=(SR, "cpu", "error-rate"),
+            ),
         ],
     ),
     dict(
         id="20-primary-deadline-during-promotion",
         source="pkg/controller/scheduler.go: advanceCanary (IsPrimaryReady non-retriable in Promoting/"
-               "Finalising -> handleFailedPromotion), handleFailedPromotion (SetRoutes(0,100), "
-               "SyncStatus{Failed, CanaryWeight: 100}); pkg/canary/deployment_ready.go",
+        "Finalising -> handleFailedPromotion), handleFailedPromotion (SetRoutes(0,100), "
+        "SyncStatus{Failed, CanaryWeight: 100}); pkg/canary/deployment_ready.go",
         # maxWeight 20, deadline 60. Promote at t5 (Promoting 20, failedChecks 1 from t3). The primary
         # rolls out the promoted spec from t=300 and never becomes available: t6 (360) 360 is not before
         # 360 -> retriable, wait; t7 (420) -> handleFailedPromotion: all traffic to the canary, Failed
         # with weight 100; SyncStatus writes failedChecks 0. No rollback() call.
         # handleFailedPromotion ends with runPostRolloutHooks(Failed).
-        spec={"progressDeadlineSeconds": 60,
-              "analysis": analysis(maxWeight=20, webhooks=[hook("notify", "post-rollout")])},
+        spec={
+            "progressDeadlineSeconds": 60,
+            "analysis": analysis(maxWeight=20, webhooks=[hook("notify", "post-rollout")]),
+        },
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
             row(2, "Progressing", 10, 0, 0, "10"),
@@ -553,8 +631,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="21-threshold-rollback-in-waiting-promotion",
         source="pkg/controller/scheduler.go: advanceCanary (threshold check in Progressing OR "
-               "WaitingPromotion; runAnalysis keeps counting in WaitingPromotion), rollback; "
-               "scheduler_hooks.go: runConfirmPromotionHooks",
+        "WaitingPromotion; runAnalysis keeps counting in WaitingPromotion), rollback; "
+        "scheduler_hooks.go: runConfirmPromotionHooks",
         # maxWeight 10, threshold 2, the gate never opens. t3: 10 >= 10 -> gate closed -> WaitingPromotion
         # (weight 0, iterations -1). t4, t5 fail -> 1, 2 (gate not reached). t6: rollback from
         # WaitingPromotion.
@@ -571,8 +649,8 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="22-blue-green-mirroring",
         source="pkg/controller/scheduler.go: runBlueGreen (Mirror && !mirrored && provider != kubernetes "
-               "-> SetRoutes(100, 0, true) while iterating; at Iterations == N SetRoutes(0, 100, false)), "
-               "advanceCanary; pkg/router/istio.go: SetRoutes/GetRoutes (mirror)",
+        "-> SetRoutes(100, 0, true) while iterating; at Iterations == N SetRoutes(0, 100, false)), "
+        "advanceCanary; pkg/router/istio.go: SetRoutes/GetRoutes (mirror)",
         # iterations 2, mirror. t2: pre-rollout; mirroring starts (100% mirrored, no mirrorWeight), iterations
         # 1. t3: already mirrored -> no SetRoutes, iterations 2. t4: 2 == 2 -> mirroring off, 0/100,
         # iterations 3. t5: promote.
@@ -590,36 +668,35 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="23-pre-rollout-hook-failing",
         source="pkg/controller/scheduler.go: advanceCanary (first step: runPreRolloutHooks; failure -> "
-               "FailedChecks+1 and return, so weight and iterations stay 0 and the next tick is a "
-               "pre-rollout tick again); scheduler_hooks.go: runPreRolloutHooks",
+        "FailedChecks+1 and return, so weight and iterations stay 0 and the next tick is a "
+        "pre-rollout tick again); scheduler_hooks.go: runPreRolloutHooks",
         # threshold 3. t2, t3: pre-rollout fails -> 1, 2 (no metric queried). t4: passes -> 10. t5: weight
         # 10 -> runAnalysis; the pre-rollout hook is not called any more.
         spec={"analysis": analysis(threshold=3, webhooks=[hook("db-migrate", "pre-rollout")])},
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up", webhooks={"db-migrate": False}, hooks=()),
-            row(2, "Progressing", 0, 1, 0, "0", webhooks={"db-migrate": False}, hooks=["db-migrate:fail"],
-                reads=()),
-            row(3, "Progressing", 0, 2, 0, "0", webhooks={"db-migrate": False}, hooks=["db-migrate:fail"],
-                reads=()),
-            row(4, "Progressing", 10, 2, 0, "10", webhooks={"db-migrate": True}, hooks=["db-migrate:ok"],
-                reads=()),
+            row(2, "Progressing", 0, 1, 0, "0", webhooks={"db-migrate": False}, hooks=["db-migrate:fail"], reads=()),
+            row(3, "Progressing", 0, 2, 0, "0", webhooks={"db-migrate": False}, hooks=["db-migrate:fail"], reads=()),
+            row(4, "Progressing", 10, 2, 0, "10", webhooks={"db-migrate": True}, hooks=["db-migrate:ok"], reads=()),
             row(5, "Progressing", 20, 2, 0, "20", webhooks={"db-migrate": False}, hooks=(), reads=BOTH),
         ],
     ),
     dict(
         id="24-metric-without-threshold-compares-with-zero",
         source="pkg/apis/flagger/v1beta1/canary.go: CanaryMetric.Threshold (float64, omitempty: 0 when "
-               "unset); pkg/controller/scheduler_metrics.go: runBuiltinMetricChecks (`ThresholdRange == "
-               "nil` -> `val > time.Duration(metric.Threshold)*time.Millisecond`), runMetricChecks "
-               "(`ThresholdRange == nil` -> `val > metric.Threshold`); pkg/metrics/observers/istio.go: "
-               "GetRequestDuration (int64 ms)",
+        "unset); pkg/controller/scheduler_metrics.go: runBuiltinMetricChecks (`ThresholdRange == "
+        "nil` -> `val > time.Duration(metric.Threshold)*time.Millisecond`), runMetricChecks "
+        "(`ThresholdRange == nil` -> `val > metric.Threshold`); pkg/metrics/observers/istio.go: "
+        "GetRequestDuration (int64 ms)",
         # Neither thresholdRange nor threshold: upstream still takes the legacy branch with Threshold 0, so
         # request-duration fails for any p99 >= 1ms (0.4ms truncates to 0ms: 0 > 0 is false) and a
         # template metric fails for any value > 0. t3: 100ms > 0 -> 1. t4: 0ms and 0 -> pass -> 20. t5:
         # errors 2 > 0 -> 2. t6: 100ms -> 3. t7: rollback (threshold 3).
-        spec={"analysis": analysis(threshold=3, metrics=[
-                  {"name": LAT},
-                  {"name": "errors", "templateRef": {"name": "errors"}}])},
+        spec={
+            "analysis": analysis(
+                threshold=3, metrics=[{"name": LAT}, {"name": "errors", "templateRef": {"name": "errors"}}]
+            )
+        },
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
             row(2, "Progressing", 10, 0, 0, "10", reads=()),
@@ -633,14 +710,17 @@ CASES: list[dict[str, Any]] = [
     dict(
         id="25-blue-green-confirm-promotion-closed-after-switch",
         source="pkg/controller/scheduler.go: runBlueGreen (gate before both the switch at Iterations == N "
-               "and the promotion at Iterations > N); scheduler_hooks.go: runConfirmPromotionHooks; "
-               "pkg/canary/status.go: setStatusPhase (WaitingPromotion: Iterations = N-1)",
+        "and the promotion at Iterations > N); scheduler_hooks.go: runConfirmPromotionHooks; "
+        "pkg/canary/status.go: setStatusPhase (WaitingPromotion: Iterations = N-1)",
         # iterations 2. t4: gate open -> switch 0/100, iterations 3. t5: gate closed -> WaitingPromotion,
         # iterations 2-1 = 1 while the canary keeps 100% of the traffic. t6: runBlueGreen sees 2 > 1 ->
         # iterations 2 without calling the gate. t7: 2 == 2 -> gate open -> SetRoutes(0,100) again,
         # iterations 3 (still WaitingPromotion). t8: 2 < 3 -> gate -> Promote.
-        spec={"analysis": analysis(stepWeight=None, maxWeight=None, iterations=2,
-                                   webhooks=[hook("gate", "confirm-promotion")])},
+        spec={
+            "analysis": analysis(
+                stepWeight=None, maxWeight=None, iterations=2, webhooks=[hook("gate", "confirm-promotion")]
+            )
+        },
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
             row(2, "Progressing", 0, 0, 1, "0", hooks=()),
@@ -658,6 +738,7 @@ CASES: list[dict[str, Any]] = [
 
 
 # -- the driver --------------------------------------------------------------------------------
+
 
 class RecordedMetrics(Mapping[str, float | None]):
     """The tick's metric values; records which queries the policy ran, in order."""
@@ -726,8 +807,15 @@ def play(case: dict[str, Any]) -> tuple[list[Row], list[tuple]]:
         else:
             routes = mesh.routes()
         metrics = RecordedMetrics(given.metrics)
-        obs = Observation(t=t, tick=n, metrics=metrics, routes=routes, canary=given.canary,
-                          primary=given.primary, webhooks=given.webhooks)
+        obs = Observation(
+            t=t,
+            tick=n,
+            metrics=metrics,
+            routes=routes,
+            canary=given.canary,
+            primary=given.primary,
+            webhooks=given.webhooks,
+        )
         state, actions = policy.step(state, obs)
         all_actions.append(actions)
         for a in actions:
@@ -739,10 +827,19 @@ def play(case: dict[str, Any]) -> tuple[list[Row], list[tuple]]:
         else:
             router = mesh.show()
         hooks = tuple(f"{a.name}:{'ok' if a.ok else 'fail'}" for a in actions if isinstance(a, HookCalled))
-        rows.append(Row(n, status["phase"], status["canary_weight"], status["failed_checks"],
-                        status["iterations"], router, _did(actions),
-                        None if want.hooks is None else hooks,
-                        None if want.reads is None else tuple(metrics.reads)))
+        rows.append(
+            Row(
+                n,
+                status["phase"],
+                status["canary_weight"],
+                status["failed_checks"],
+                status["iterations"],
+                router,
+                _did(actions),
+                None if want.hooks is None else hooks,
+                None if want.reads is None else tuple(metrics.reads),
+            )
+        )
     return rows, all_actions
 
 
@@ -767,5 +864,6 @@ def test_conformance(case):
     expected = [want for _, want in case["ticks"]]
     assert rows == expected
     if case.get("set_routes") is False:
-        assert not [a for tick in actions for a in tick if isinstance(a, SetWeights)], \
+        assert not [a for tick in actions for a in tick if isinstance(a, SetWeights)], (
             "upstream calls no SetRoutes in this trace"
+        )

@@ -22,17 +22,28 @@ from sim.policies.flagger.spec import FlaggerPolicySpec
 
 SR = {"name": "request-success-rate", "thresholdRange": {"min": 99}}
 LAT = {"name": "request-duration", "thresholdRange": {"max": 500.9}}
-SPEC = {"analysis": {"interval": "1m", "threshold": 2, "stepWeight": 20, "maxWeight": 40, "metrics": [SR, LAT],
-                     "webhooks": [{"name": "gate", "type": "confirm-promotion"},
-                                  {"name": "load", "metadata": {"cmd": "hey -z 1m -q 10 -c 2 http://canary"}}]}}
+SPEC = {
+    "analysis": {
+        "interval": "1m",
+        "threshold": 2,
+        "stepWeight": 20,
+        "maxWeight": 40,
+        "metrics": [SR, LAT],
+        "webhooks": [
+            {"name": "gate", "type": "confirm-promotion"},
+            {"name": "load", "metadata": {"cmd": "hey -z 1m -q 10 -c 2 http://canary"}},
+        ],
+    }
+}
 
 
 def policy() -> FlaggerCanary:
     return FlaggerCanary(FlaggerPolicySpec.model_validate(SPEC))
 
 
-def drive(p: FlaggerCanary, metrics: list[dict[str, float | None]], webhooks: dict | None = None
-          ) -> list[tuple[FlaggerState, tuple]]:
+def drive(
+    p: FlaggerCanary, metrics: list[dict[str, float | None]], webhooks: dict | None = None
+) -> list[tuple[FlaggerState, tuple]]:
     """Steps with the given metric values per tick, routes read back from SetWeights."""
     state, routes, t, out = p.initial_state(), Routes(), 0.0, []
     for n, m in enumerate(metrics, 1):
@@ -113,8 +124,9 @@ def test_observation_init_behaves_like_the_generated_one():
     assert a == b and a.metrics == {} and a.metrics is not b.metrics and a.webhooks is not b.webhooks
     assert (a.routes, a.canary, a.primary, a.versions) == (Routes(), Readiness(), Readiness(), None)
     c = Observation(3.0, 4, {"m": None}, Routes(10), Readiness(False, 1.0), Readiness(), {"h": True}, {"h": 2.0}, None)
-    assert dataclasses.replace(c, tick=5) == Observation(3.0, 5, {"m": None}, Routes(10), Readiness(False, 1.0),
-                                                         webhooks={"h": True}, webhook_latency={"h": 2.0})
+    assert dataclasses.replace(c, tick=5) == Observation(
+        3.0, 5, {"m": None}, Routes(10), Readiness(False, 1.0), webhooks={"h": True}, webhook_latency={"h": 2.0}
+    )
     assert pickle.loads(pickle.dumps(c)) == c and "metrics={'m': None}" in repr(c)
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.t = 0.0  # type: ignore[misc]

@@ -22,8 +22,20 @@ SAMPLES = 40_000
 ALPHA = 1e-4  # ~40 checks: family-wise error under 0.5%
 
 POISSON_GRID = [0.001, 0.3, 1.0, 4.0, 9.99, 10.0, 10.5, 25.0, 180.0, 5_000.0, 1e6]
-BINOMIAL_GRID = [(1, 0.5), (5, 0.3), (40, 0.2), (99, 0.1), (100, 0.1), (300, 0.04), (60, 0.5),
-                 (1_000, 0.3), (1_000, 0.97), (200, 0.999), (2_000_000, 0.45), (10**9, 1e-7)]
+BINOMIAL_GRID = [
+    (1, 0.5),
+    (5, 0.3),
+    (40, 0.2),
+    (99, 0.1),
+    (100, 0.1),
+    (300, 0.04),
+    (60, 0.5),
+    (1_000, 0.3),
+    (1_000, 0.97),
+    (200, 0.999),
+    (2_000_000, 0.45),
+    (10**9, 1e-7),
+]
 
 
 def _draw_poisson(lam: float, seed: int, size: int = SAMPLES) -> np.ndarray:
@@ -88,11 +100,11 @@ def test_the_generator_is_numpys_pcg64_bit_for_bit():
 def test_streams_are_deterministic_distinct_and_odd_incremented():
     a = draws.stream_states([1, 2, 3], 0)
     assert np.array_equal(a, draws.stream_states([1, 2, 3], 0))
-    assert np.array_equal(a[1], draws.stream_states([2], 0)[0])        # a row depends on its seed only
+    assert np.array_equal(a[1], draws.stream_states([2], 0)[0])  # a row depends on its seed only
     b = draws.stream_states([1, 2, 3], 3)
     rows = np.concatenate([a, b])
-    assert len({tuple(r) for r in rows[:, 2:]}) == 6                    # distinct increments
-    assert np.all(rows[:, 3] & np.uint64(1) == 1)                       # PCG needs an odd increment
+    assert len({tuple(r) for r in rows[:, 2:]}) == 6  # distinct increments
+    assert np.all(rows[:, 3] & np.uint64(1) == 1)  # PCG needs an odd increment
     # Neighbouring seeds' uniforms are uncorrelated.
     mean = np.full((2, 20_000), 0.5)
     u = draws.poisson_rows(draws.stream_states([10, 11], 0), np.array([0, 1]), mean * 200, np.empty_like(mean))
@@ -132,8 +144,11 @@ def test_binomial_follows_its_distribution(n, p):
 def test_binomial_edges_draw_nothing():
     st = draws.stream_states([4], 0)[0]
     before = st.copy()
-    assert (draws.binomial(st, 0.0, 0.3), draws.binomial(st, 10.0, 0.0), draws.binomial(st, 10.0, 1.0)) \
-        == (0.0, 0.0, 10.0)
+    assert (draws.binomial(st, 0.0, 0.3), draws.binomial(st, 10.0, 0.0), draws.binomial(st, 10.0, 1.0)) == (
+        0.0,
+        0.0,
+        10.0,
+    )
     assert np.array_equal(st, before)
 
 

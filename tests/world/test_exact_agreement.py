@@ -43,9 +43,9 @@ import pytest
 from scipy import stats
 
 from sim.inputs.policy import scenario_policy
-from sim.seeds import run_seed
-from sim.runs.runner import run_one
 from sim.inputs.scenario import Scenario, parse_scenario
+from sim.runs.runner import run_one
+from sim.seeds import run_seed
 from sim.world.controller import RunResult, run_rollouts
 from sim.yamlio import loads_yaml
 
@@ -101,16 +101,17 @@ def scenario(error_rate: float, cohort_error_rate: float, shift_ms: float) -> Sc
 
 
 def perturbed(error_factor: float = 1.0, shift_factor: float = 1.0) -> Scenario:
-    return scenario(BASE["error_rate"] * error_factor, BASE["cohort_error_rate"] * error_factor,
-                    BASE["shift_ms"] * shift_factor)
+    return scenario(
+        BASE["error_rate"] * error_factor, BASE["cohort_error_rate"] * error_factor, BASE["shift_ms"] * shift_factor
+    )
 
 
 # --- running ---------------------------------------------------------------------------
 
+
 def exact_runs(sc: Scenario, n: int, stream: int) -> list[RunResult]:
     policy = scenario_policy(sc)
-    return [run_one(sc, policy, run_seed(ROOT, stream, k), run_index=k, exact=True, trace=True)
-            for k in range(n)]
+    return [run_one(sc, policy, run_seed(ROOT, stream, k), run_index=k, exact=True, trace=True) for k in range(n)]
 
 
 def fast_runs(sc: Scenario, n: int, stream: int) -> list[RunResult]:
@@ -126,7 +127,7 @@ class Sample:
     categories: dict[str, list]
 
     @classmethod
-    def of(cls, results: Sequence[RunResult]) -> "Sample":
+    def of(cls, results: Sequence[RunResult]) -> Sample:
         values: dict[str, list[float]] = {"success_rate@tick3": [], "p99@tick3": []}
         for r in results:
             line = next((x for x in r.trace if x["tick"] == TICK), None)
@@ -142,15 +143,19 @@ class Sample:
                     values[key].append(v)
         for f in RECORD_FIELDS:
             values[f] = [getattr(r.record, f) for r in results]
-        cats = {"outcome": [r.record.outcome for r in results],
-                "decision_time_s": [r.record.decision_time_s for r in results]}
+        cats = {
+            "outcome": [r.record.outcome for r in results],
+            "decision_time_s": [r.record.decision_time_s for r in results],
+        }
         return cls({k: np.asarray(v, dtype=float) for k, v in values.items()}, cats)
 
 
 # --- two-sample tests ------------------------------------------------------------------
 
-def cramervonmises_permutation(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
-                               resamples: int = RESAMPLES) -> float:
+
+def cramervonmises_permutation(
+    a: np.ndarray, b: np.ndarray, rng: np.random.Generator, resamples: int = RESAMPLES
+) -> float:
     """Two-sample Cramér-von Mises test, p-value by permutation.
 
     The statistic is the one of ``scipy.stats.cramervonmises_2samp`` computed from the
@@ -235,6 +240,7 @@ def describe(name: str, a: Sample, b: Sample, p: dict[str, float]) -> str:
 
 # --- the tests ---------------------------------------------------------------------------
 
+
 def check(n_exact: int, n_fast: int, alternatives: dict[str, Scenario]) -> None:
     t0 = time.perf_counter()
     exact = Sample.of(exact_runs(scenario(**BASE), n_exact, stream=0))
@@ -251,13 +257,16 @@ def check(n_exact: int, n_fast: int, alternatives: dict[str, Scenario]) -> None:
         q = compare(exact, other, seed=2 + i)
         rejected[name] = not agree(q)
         report.append(describe(f"exact ({n_exact}) vs fast ({n_fast}), {name}", exact, other, q))
-    report.append(f"exact runs: {t_exact:.1f}s ({1000 * t_exact / n_exact:.0f} ms/run); "
-                  f"total {time.perf_counter() - t0:.1f}s")
+    report.append(
+        f"exact runs: {t_exact:.1f}s ({1000 * t_exact / n_exact:.0f} ms/run); total {time.perf_counter() - t0:.1f}s"
+    )
     text = "\n".join(report)
     print(text)
     assert agree(p), "the exact and the fast mode disagree:\n" + text
-    assert all(rejected.values()), ("no power: the procedure did not reject a perturbed scenario "
-                                    f"({[k for k, v in rejected.items() if not v]}):\n" + text)
+    assert all(rejected.values()), (
+        "no power: the procedure did not reject a perturbed scenario "
+        f"({[k for k, v in rejected.items() if not v]}):\n" + text
+    )
 
 
 def test_exact_and_fast_agree_in_distribution():
@@ -270,8 +279,7 @@ def test_exact_and_fast_agree_in_distribution():
 def test_exact_and_fast_agree_in_distribution_400_runs():
     """400 exact runs against 4000 fast runs; the same procedure rejects either
     perturbation alone: 20% more errors, or a 30% larger latency shift."""
-    check(400, 4000, {"errors x1.2": perturbed(error_factor=1.2),
-                      "latency shift x1.3": perturbed(shift_factor=1.3)})
+    check(400, 4000, {"errors x1.2": perturbed(error_factor=1.2), "latency shift x1.3": perturbed(shift_factor=1.3)})
 
 
 def test_two_sample_helpers():

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.policies.base import MetricQuery
-from sim.inputs.scenario import Scenario
-from sim.world.controller import prepare
 import sim.world.fast as fast
+from sim.inputs.scenario import Scenario
+from sim.policies.base import MetricQuery
+from sim.world.controller import prepare
 from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.telemetry import CANARY, PRIMARY, Telemetry
@@ -23,14 +23,16 @@ BASE = 0.001
 
 
 def scenario(rate=100, faults=(), cohorts=(), **telemetry) -> Scenario:
-    return Scenario.model_validate({
-        "name": "fast",
-        "horizon": "1h",
-        "traffic": {"rate": rate, "users": 5000, "cohorts": list(cohorts)},
-        "baseline": {"error_rate": BASE, "latency": {"median": "40ms", "p99": "250ms"}},
-        "release": {"faults": list(faults)},
-        "telemetry": {"scrape_interval": "15s", **telemetry},
-    })
+    return Scenario.model_validate(
+        {
+            "name": "fast",
+            "horizon": "1h",
+            "traffic": {"rate": rate, "users": 5000, "cohorts": list(cohorts)},
+            "baseline": {"error_rate": BASE, "latency": {"median": "40ms", "p99": "250ms"}},
+            "release": {"faults": list(faults)},
+            "telemetry": {"scrape_interval": "15s", **telemetry},
+        }
+    )
 
 
 class Routes:
@@ -47,12 +49,27 @@ class Routes:
         return np.zeros((len(runs), 1))
 
 
-def traffic(sc: Scenario, runs: int = 1, weight: int = 10, noise: bool = False, seed: int = 1,
-            states=None, primary_histogram: bool = False, reads_primary: bool = True) -> FastTraffic:
+def traffic(
+    sc: Scenario,
+    runs: int = 1,
+    weight: int = 10,
+    noise: bool = False,
+    seed: int = 1,
+    states=None,
+    primary_histogram: bool = False,
+    reads_primary: bool = True,
+) -> FastTraffic:
     prep = prepare(sc)
     router = Routes(np.full(runs, weight), prep.population.n_cohorts)
-    tel = Telemetry(runs, sc.horizon, sc.telemetry.scrape_interval, sc.telemetry.lag, None,
-                    sc.telemetry.buckets_ms, primary_histogram=primary_histogram)
+    tel = Telemetry(
+        runs,
+        sc.horizon,
+        sc.telemetry.scrape_interval,
+        sc.telemetry.lag,
+        None,
+        sc.telemetry.buckets_ms,
+        primary_histogram=primary_histogram,
+    )
     tel.reads_primary = reads_primary  # as if a query of the primary were bound
     if states is None:
         states = stream_states([seed * 1000 + r for r in range(runs)], 0)
@@ -64,6 +81,7 @@ def canary_dist(sc: Scenario, t: float, cohort: int = 0):
 
 
 # --- expectations (noise off) ------------------------------------------------------------
+
 
 def test_canary_requests_are_rate_times_weight_times_time():
     ft = traffic(scenario(rate=100), weight=10)
@@ -99,8 +117,10 @@ def test_telemetry_slots_hold_each_scrape_intervals_requests():
 
 
 def test_advancing_in_pieces_equals_advancing_at_once():
-    sc = scenario(rate={"steps": [{"at": 0, "rate": 40}, {"at": 107, "rate": 90}]},
-                  faults=[{"kind": "error_rate", "rate": 0.2, "onset": 50, "duration": 33}])
+    sc = scenario(
+        rate={"steps": [{"at": 0, "rate": 40}, {"at": 107, "rate": 90}]},
+        faults=[{"kind": "error_rate", "rate": 0.2, "onset": 50, "duration": 33}],
+    )
     whole = traffic(sc)
     whole.advance(np.array([0]), 240.0)
     pieces = traffic(sc)
@@ -114,8 +134,10 @@ def test_advancing_in_pieces_equals_advancing_at_once():
 def test_slots_follow_rate_steps_and_fault_edges_inside_a_slot():
     """40/s until 107 s, then 90/s; errors 20% over [50, 83). Slot 8 = (105, 120]:
     2 s at 40/s and 13 s at 90/s; slot 4 = (45, 60]: 10 s of the fault; slot 6 = (75, 90]: 8 s."""
-    sc = scenario(rate={"steps": [{"at": 0, "rate": 40}, {"at": 107, "rate": 90}]},
-                  faults=[{"kind": "error_rate", "rate": 0.2, "onset": 50, "duration": 33}])
+    sc = scenario(
+        rate={"steps": [{"at": 0, "rate": 40}, {"at": 107, "rate": 90}]},
+        faults=[{"kind": "error_rate", "rate": 0.2, "onset": 50, "duration": 33}],
+    )
     ft = traffic(sc, weight=50)
     ft.advance(np.array([0]), 240.0)
     n = ft.telemetry.n[0, :, CANARY]
@@ -172,8 +194,11 @@ def test_primary_histogram_when_asked_follows_the_primarys_latency():
 
 
 def test_cohort_fault_counts_only_that_cohorts_requests():
-    sc = scenario(rate=100, cohorts=[{"name": "android", "share": 0.5}],
-                  faults=[{"kind": "error_rate", "rate": 0.1, "cohort": "android"}])
+    sc = scenario(
+        rate=100,
+        cohorts=[{"name": "android", "share": 0.5}],
+        faults=[{"kind": "error_rate", "rate": 0.1, "cohort": "android"}],
+    )
     ft = traffic(sc, weight=10)
     ft.advance(np.array([0]), 600.0)
     share = prepare(sc).population.cohort_share
@@ -215,8 +240,10 @@ def test_load_fault_above_capacity_sheds_the_excess_share():
 
 # --- excess is relative to the primary ---------------------------------------------------
 
-@pytest.mark.parametrize("faults", [[], [{"kind": "error_rate", "rate": 0.3, "target": "both"}],
-                                    [{"kind": "latency", "shift": 100}]])
+
+@pytest.mark.parametrize(
+    "faults", [[], [{"kind": "error_rate", "rate": 0.3, "target": "both"}], [{"kind": "latency", "shift": 100}]]
+)
 def test_no_excess_errors_without_a_canary_error_fault(faults):
     sc = scenario(rate=200, faults=faults)
     ft = traffic(sc, runs=20, weight=50, noise=True)
@@ -229,6 +256,7 @@ def test_no_excess_errors_without_a_canary_error_fault(faults):
 
 # --- noise: Poisson cells ------------------------------------------------------------------
 
+
 def test_noisy_counts_are_poisson_around_the_expectation():
     """Canary requests of 400 runs over 600 s at 1/s × 10%: mean 60, variance 60."""
     runs = 400
@@ -238,8 +266,10 @@ def test_noisy_counts_are_poisson_around_the_expectation():
     noisy = traffic(sc, runs=runs, weight=10, noise=True, seed=2024)
     for t in (60.0, 120.0, 300.0, 600.0):
         noisy.advance(np.arange(runs), t)
-    for counts, mean in ((noisy.ledger.requests.sum(axis=1), exp.ledger.requests.sum()),
-                         (noisy.ledger.errors.sum(axis=1), exp.ledger.errors.sum())):
+    for counts, mean in (
+        (noisy.ledger.requests.sum(axis=1), exp.ledger.requests.sum()),
+        (noisy.ledger.errors.sum(axis=1), exp.ledger.errors.sum()),
+    ):
         assert mean > 0
         assert abs(counts.mean() - mean) < 4.0 * np.sqrt(mean / runs)
         dispersion = counts.var(ddof=1) / mean

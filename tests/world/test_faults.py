@@ -27,12 +27,16 @@ ANDROID, BETA = 1, 2
 
 
 def model(*faults: dict, cohorts: list | None = None, baseline_error: float = BASE) -> ReleaseModel:
-    return ReleaseModel(Scenario.model_validate({
-        "name": "faults",
-        "traffic": {"rate": 100, "cohorts": COHORTS if cohorts is None else cohorts},
-        "baseline": {"error_rate": baseline_error, "latency": {"median": "40ms", "p99": "250ms"}},
-        "release": {"faults": list(faults)},
-    }))
+    return ReleaseModel(
+        Scenario.model_validate(
+            {
+                "name": "faults",
+                "traffic": {"rate": 100, "cohorts": COHORTS if cohorts is None else cohorts},
+                "baseline": {"error_rate": baseline_error, "latency": {"median": "40ms", "p99": "250ms"}},
+                "release": {"faults": list(faults)},
+            }
+        )
+    )
 
 
 def probs(m: ReleaseModel, *t: float, canary_rate=None) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +54,7 @@ def canary_at(m: ReleaseModel, *t: float, cohort: int = 0) -> list[float]:
 
 # --- a good release ---------------------------------------------------------------------
 
+
 def test_a_good_release_behaves_as_the_baseline_everywhere():
     m = model()
     assert m.static
@@ -62,6 +67,7 @@ def test_a_good_release_behaves_as_the_baseline_everywhere():
 
 
 # --- error_rate ----------------------------------------------------------------------------
+
 
 def test_error_rate_from_onset_on():
     m = model({"kind": "error_rate", "rate": 0.05, "onset": "10m"})
@@ -89,16 +95,16 @@ def test_error_rate_factor_multiplies_the_baseline_and_caps_at_one():
 
 def test_intermittent_fault_follows_its_duty_cycle():
     """On for the first duty × period of every period after onset: [100, 130), [200, 230), ..."""
-    m = model({"kind": "error_rate", "rate": 0.3, "onset": 100,
-               "intermittent": {"period": 100, "duty": 0.3}})
+    m = model({"kind": "error_rate", "rate": 0.3, "onset": 100, "intermittent": {"period": 100, "duty": 0.3}})
     t = [99.9, 100.0, 129.9, 130.0, 199.9, 200.0, 229.9, 230.0, 1015.0, 1035.0]
     want = [BASE, 0.3, 0.3, BASE, BASE, 0.3, 0.3, BASE, 0.3, BASE]
     assert canary_at(m, *t) == pytest.approx(want)
 
 
 def test_intermittent_fault_stops_at_the_end_of_its_duration():
-    m = model({"kind": "error_rate", "rate": 0.3, "onset": 0, "duration": 250,
-               "intermittent": {"period": 100, "duty": 0.5}})
+    m = model(
+        {"kind": "error_rate", "rate": 0.3, "onset": 0, "duration": 250, "intermittent": {"period": 100, "duty": 0.5}}
+    )
     assert canary_at(m, 10.0, 60.0, 210.0, 310.0, 410.0) == pytest.approx([0.3, BASE, 0.3, BASE, BASE])
 
 
@@ -120,16 +126,16 @@ def test_target_both_hits_the_primary_and_the_canary_alike():
 
 def test_canary_starts_from_the_primarys_state():
     """A common-mode incident at 20% plus the release's own ×2: the canary fails 40%."""
-    m = model({"kind": "error_rate", "rate": 0.2, "target": "both"},
-              {"kind": "error_rate", "factor": 2})
+    m = model({"kind": "error_rate", "rate": 0.2, "target": "both"}, {"kind": "error_rate", "factor": 2})
     p, c = probs(m, 10.0)
     assert p[0, 0, 0] == pytest.approx(0.2)
     assert c[0, 0, 0] == pytest.approx(0.4)
 
 
 def test_several_error_rate_rates_the_worst_wins():
-    m = model({"kind": "error_rate", "rate": 0.05}, {"kind": "error_rate", "rate": 0.1},
-              {"kind": "error_rate", "rate": 0.02})
+    m = model(
+        {"kind": "error_rate", "rate": 0.05}, {"kind": "error_rate", "rate": 0.1}, {"kind": "error_rate", "rate": 0.02}
+    )
     assert canary_at(m, 10.0) == pytest.approx([0.1])
 
 
@@ -149,8 +155,10 @@ def test_several_factor_faults_the_worst_wins():
 
 
 def test_overlapping_faults_of_different_cohorts_and_times():
-    m = model({"kind": "error_rate", "rate": 0.1, "onset": 100, "cohort": "beta"},
-              {"kind": "error_rate", "rate": 0.05, "onset": 200})
+    m = model(
+        {"kind": "error_rate", "rate": 0.1, "onset": 100, "cohort": "beta"},
+        {"kind": "error_rate", "rate": 0.05, "onset": 200},
+    )
     c = probs(m, 50.0, 150.0, 250.0)[1][0]
     np.testing.assert_allclose(c[:, 0], [BASE, BASE, 0.05])
     np.testing.assert_allclose(c[:, ANDROID], [BASE, BASE, 0.05])
@@ -158,6 +166,7 @@ def test_overlapping_faults_of_different_cohorts_and_times():
 
 
 # --- leak --------------------------------------------------------------------------------
+
 
 def leak_p(t: np.ndarray, onset: float, per_hour: float, cap: float) -> np.ndarray:
     x = np.minimum(cap, per_hour * np.maximum(t - onset, 0.0) / 3600.0)
@@ -204,9 +213,16 @@ def test_cutting_at_change_points_makes_segment_averages_exact_across_the_leak_c
 
 
 def test_cutting_at_change_points_makes_segment_averages_exact_for_steps_and_flaps():
-    m = model({"kind": "error_rate", "rate": 0.3, "onset": 100, "duration": 1000,
-               "intermittent": {"period": 90, "duty": 0.4}},
-              {"kind": "error_rate", "rate": 0.1, "onset": 250})
+    m = model(
+        {
+            "kind": "error_rate",
+            "rate": 0.3,
+            "onset": 100,
+            "duration": 1000,
+            "intermittent": {"period": 90, "duty": 0.4},
+        },
+        {"kind": "error_rate", "rate": 0.1, "onset": 250},
+    )
     t0, t1 = 50.0, 1300.0
 
     def p(s: float) -> float:
@@ -218,6 +234,7 @@ def test_cutting_at_change_points_makes_segment_averages_exact_for_steps_and_fla
 
 
 # --- load --------------------------------------------------------------------------------
+
 
 def test_load_fault_is_zero_below_capacity_and_sheds_the_excess_above():
     """Two runs: one at 40/s, one at 200/s against a capacity of 100/s (shed 50%)."""
@@ -273,8 +290,7 @@ def test_latency_faults_apply_in_file_order():
 
 
 def test_latency_fault_of_one_cohort_and_target_both():
-    m = model({"kind": "latency", "shift": 50, "target": "both"},
-              {"kind": "latency", "factor": 2, "cohort": "beta"})
+    m = model({"kind": "latency", "shift": 50, "target": "both"}, {"kind": "latency", "factor": 2, "cohort": "beta"})
     both = BASE_LAT.shifted(50.0)
     assert m.latency(0.0, 0) == (both, both)
     assert m.latency(0.0, BETA) == (both, both.scaled(2.0))
@@ -289,11 +305,14 @@ def test_latency_faults_do_not_change_error_probabilities():
 
 # --- change points, onset, readiness -------------------------------------------------------
 
+
 def test_change_points_are_onsets_ends_and_flap_edges_strictly_inside():
-    m = model({"kind": "error_rate", "rate": 0.1, "onset": 100, "duration": 200},
-              {"kind": "latency", "shift": 5, "onset": 500},
-              {"kind": "leak", "per_hour": 0.1, "onset": 0},
-              {"kind": "error_rate", "rate": 0.5, "onset": 1000, "intermittent": {"period": 60, "duty": 0.25}})
+    m = model(
+        {"kind": "error_rate", "rate": 0.1, "onset": 100, "duration": 200},
+        {"kind": "latency", "shift": 5, "onset": 500},
+        {"kind": "leak", "per_hour": 0.1, "onset": 0},
+        {"kind": "error_rate", "rate": 0.5, "onset": 1000, "intermittent": {"period": 60, "duty": 0.25}},
+    )
     np.testing.assert_allclose(m.change_points(0.0, 1100.0), [100.0, 300.0, 500.0, 1000.0, 1015.0, 1060.0, 1075.0])
     # Strictly inside: edges at the window's ends are not listed.
     np.testing.assert_allclose(m.change_points(100.0, 500.0), [300.0])
@@ -307,9 +326,11 @@ def test_flap_edges_far_from_onset():
 
 
 def test_onset_is_the_earliest_canary_fault():
-    m = model({"kind": "error_rate", "rate": 0.1, "onset": 900},
-              {"kind": "latency", "shift": 5, "onset": 300},
-              {"kind": "error_rate", "rate": 0.5, "onset": 10, "target": "both"})
+    m = model(
+        {"kind": "error_rate", "rate": 0.1, "onset": 900},
+        {"kind": "latency", "shift": 5, "onset": 300},
+        {"kind": "error_rate", "rate": 0.5, "onset": 10, "target": "both"},
+    )
     assert m.onset_s() == 300.0
 
 

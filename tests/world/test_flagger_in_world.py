@@ -23,8 +23,8 @@ import textwrap
 import pytest
 
 from sim.inputs.policy import scenario_policy
-from sim.runs.runner import run_one
 from sim.inputs.scenario import parse_scenario
+from sim.runs.runner import run_one
 from sim.yamlio import loads_yaml
 
 SEED = 12345
@@ -32,8 +32,9 @@ SEED = 12345
 FIELDS = ("tick", "t", "phase", "canary_weight", "routed_weight", "failed_checks", "iterations")
 
 
-def scenario_text(*, rate: str = "50/s", release: str = "{}", step_weight: int = 10, max_weight: int = 50,
-                  threshold: int = 5) -> str:
+def scenario_text(
+    *, rate: str = "50/s", release: str = "{}", step_weight: int = 10, max_weight: int = 50, threshold: int = 5
+) -> str:
     return textwrap.dedent(f"""\
         name: flagger-in-world
         horizon: 2h

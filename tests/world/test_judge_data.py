@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.inputs.scenario import load_scenario
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.runs.runner import run_batch, run_one
-from sim.inputs.scenario import load_scenario
 from sim.world.controller import World
 from tests.test_scenarios import SCENARIO_DIR
 from tests.world.test_telemetry import filled
@@ -26,7 +26,7 @@ def test_judge_data_holds_only_ingested_slots():
     data = tel.judge_data(0, 120.0, histograms=True)
     # Ingested by t = 120 with a 30 s lag: samples at 0, 15, ..., 90 -> slots 0..6.
     assert len(data.canary.requests) == len(data.primary.requests) == 7
-    assert data.canary.requests.tolist() == [2.0 ** k for k in range(7)]
+    assert data.canary.requests.tolist() == [2.0**k for k in range(7)]
     assert data.canary.errors.tolist() == list(range(7))
     assert data.primary.requests.tolist() == [7.0] * 7
     assert data.canary.hist.shape == (7, 5) and data.primary.hist is None  # not kept here
@@ -71,6 +71,7 @@ class _Spy:
 
     def judge(self, state, data):
         from sim.policies.judges.base import Judgement, Verdict
+
         self.seen.append(data)
         return state + 1, Judgement(Verdict.INCONCLUSIVE)
 

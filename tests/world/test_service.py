@@ -83,13 +83,16 @@ def test_with_p99_below_the_median_collapses_the_tail_to_the_median():
     assert s.quantile(0.99) == pytest.approx(40.0)
 
 
-@pytest.mark.parametrize("dist", [
-    LatencyDist.from_quantiles(40.0, 250.0),
-    LatencyDist.from_quantiles(40.0, 250.0).shifted(300.0),
-    LatencyDist.from_quantiles(0.2, 0.3),
-    LatencyDist.from_quantiles(5000.0, 4e6),
-    LatencyDist.from_quantiles(40.0, 250.0).with_p99(1.0),  # σ = 0: a point mass at 40 ms
-])
+@pytest.mark.parametrize(
+    "dist",
+    [
+        LatencyDist.from_quantiles(40.0, 250.0),
+        LatencyDist.from_quantiles(40.0, 250.0).shifted(300.0),
+        LatencyDist.from_quantiles(0.2, 0.3),
+        LatencyDist.from_quantiles(5000.0, 4e6),
+        LatencyDist.from_quantiles(40.0, 250.0).with_p99(1.0),  # σ = 0: a point mass at 40 ms
+    ],
+)
 def test_bucket_probs_sum_to_one_and_are_cdf_differences(dist):
     p = dist.bucket_probs(BOUNDS)
     assert p.shape == (len(BOUNDS) + 1,)

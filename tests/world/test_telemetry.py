@@ -26,22 +26,23 @@ SLOTS = 40
 
 def slots_sum(first: int, last: int) -> float:
     """Requests of slots first..last (inclusive) under the 2**k filling."""
-    return float(sum(2.0 ** k for k in range(first, last + 1)))
+    return float(sum(2.0**k for k in range(first, last + 1)))
 
 
-def filled(runs: int = 1, lag: float = 0.0, missing: np.ndarray | None = None, scrape: float = S,
-           horizon: float = 600.0) -> Telemetry:
+def filled(
+    runs: int = 1, lag: float = 0.0, missing: np.ndarray | None = None, scrape: float = S, horizon: float = 600.0
+) -> Telemetry:
     """Telemetry with slot k holding 2**k canary requests, k errors, 7 primary requests;
     the canary's histogram puts every request of slot k in bucket k % 5."""
     tel = Telemetry(runs, horizon, scrape, lag, missing, BOUNDS)
     k = np.arange(SLOTS)
     n = np.zeros((runs, SLOTS, 2))
-    n[:, :, CANARY] = 2.0 ** k
+    n[:, :, CANARY] = 2.0**k
     n[:, :, PRIMARY] = 7.0
     err = np.zeros((runs, SLOTS, 2))
     err[:, :, CANARY] = k
     hist = np.zeros((runs, SLOTS, len(BOUNDS) + 1))
-    hist[:, k, k % 5] = 2.0 ** k
+    hist[:, k, k % 5] = 2.0**k
     tel.add(np.arange(runs), k, n, err, hist, None, unique=True)
     return tel
 
@@ -51,6 +52,7 @@ def canary_n(tel: Telemetry, t: float, window: float, run: int = 0) -> float:
 
 
 # --- slots -----------------------------------------------------------------------------------
+
 
 def test_slot_of_a_segment_end_is_the_scrape_that_first_sees_it():
     tel = Telemetry(1, 600.0, S, 0.0, None, BOUNDS)
@@ -80,10 +82,11 @@ def test_storage_grows_past_the_first_allocation():
     n[0, 0, CANARY] = 5.0
     tel.add(np.array([0]), np.array([300]), n, np.zeros_like(n), np.zeros((1, 1, 5)), None, unique=True)
     assert tel.n[0, 300, CANARY] == 5.0
-    assert tel.n[0, 39, CANARY] == 2.0 ** 39  # earlier slots survive the reallocation
+    assert tel.n[0, 39, CANARY] == 2.0**39  # earlier slots survive the reallocation
 
 
 # --- range selection ---------------------------------------------------------------------
+
 
 def test_window_60s_at_180s_covers_135_to_180():
     """Samples at 135, 150, 165, 180 (120 is outside (120, 180]): slots 10, 11, 12."""
@@ -174,11 +177,12 @@ def test_window_histogram_sums_the_covered_slots():
     _, _, hist = tel.window(np.array([0]), 180.0, 60.0)[:3]
     want = np.zeros(5)
     for k in (10, 11, 12):
-        want[k % 5] += 2.0 ** k
+        want[k % 5] += 2.0**k
     np.testing.assert_array_equal(hist[0], want)
 
 
 # --- queries ------------------------------------------------------------------------------
+
 
 def test_success_rate_is_the_share_of_requests_without_error():
     tel = filled()
@@ -224,6 +228,7 @@ def test_unknown_signal_is_an_error():
 
 # --- histogram_quantile --------------------------------------------------------------------
 
+
 def prometheus_bucket_quantile(q: float, bounds: list[float], counts: list[float]) -> float:
     """A line-by-line port of Prometheus ``bucketQuantile`` (promql/quantile.go) for
     non-negative bucket bounds, from non-cumulative counts."""
@@ -251,15 +256,15 @@ def prometheus_bucket_quantile(q: float, bounds: list[float], counts: list[float
 HAND = [
     # counts per bucket (0,10] (10,20] (20,50] (50,100] (100,+Inf), q, expected
     ([10, 20, 30, 40, 0], 0.99, 50.0 + 50.0 * 39.0 / 40.0),  # interpolated in (50, 100]
-    ([100, 0, 0, 0, 0], 0.99, 9.9),                           # first bucket starts at 0
+    ([100, 0, 0, 0, 0], 0.99, 9.9),  # first bucket starts at 0
     ([0, 4, 0, 0, 0], 0.99, 10.0 + 10.0 * 3.96 / 4.0),
-    ([0, 0, 0, 1, 1], 0.99, 100.0),                           # rank in +Inf: last finite bound
+    ([0, 0, 0, 1, 1], 0.99, 100.0),  # rank in +Inf: last finite bound
     ([0, 0, 0, 0, 7], 0.5, 100.0),
-    ([50, 50, 0, 0, 0], 0.5, 10.0),                           # rank on a bucket's upper edge
+    ([50, 50, 0, 0, 0], 0.5, 10.0),  # rank on a bucket's upper edge
     ([1, 0, 0, 1, 0], 0.5, 10.0),
-    ([0, 0, 0, 0, 0], 0.99, math.nan),                         # empty: no data
-    ([3, 3, 3, 3, 0], 0.25, 10.0),                            # rank 3 = cum of bucket 0
-    ([3, 3, 3, 3, 0], 0.3, 12.0),                             # rank 3.6: 10 + 10 × 0.6/3
+    ([0, 0, 0, 0, 0], 0.99, math.nan),  # empty: no data
+    ([3, 3, 3, 3, 0], 0.25, 10.0),  # rank 3 = cum of bucket 0
+    ([3, 3, 3, 3, 0], 0.3, 12.0),  # rank 3.6: 10 + 10 × 0.6/3
 ]
 
 

@@ -34,21 +34,25 @@ PROFILES = {
     "diurnal": {"diurnal": {"mean": 100.0, "amplitude": 0.6, "period": 3600.0, "phase": 0.0}},
     "diurnal-phase": {"diurnal": {"mean": 80.0, "amplitude": 0.9, "period": 1800.0, "phase": 400.0}},
     "steps": {"steps": [{"at": 0, "rate": 10.0}, {"at": 300, "rate": 50.0}, {"at": 1000, "rate": 2.5}]},
-    "diurnal-bursts": {"diurnal": {"mean": 60.0, "amplitude": 0.5, "period": 2400.0, "phase": 100.0},
-                       "bursts": [{"at": 200, "duration": 400, "factor": 3.0},
-                                  {"at": 3000, "duration": 900, "factor": 0.25}]},
-    "steps-bursts": {"steps": [{"at": 0, "rate": 20.0}, {"at": 500, "rate": 5.0}],
-                     "bursts": [{"at": 400, "duration": 200, "factor": 2.0},
-                                {"at": 700, "duration": 300, "factor": 4.0}]},
+    "diurnal-bursts": {
+        "diurnal": {"mean": 60.0, "amplitude": 0.5, "period": 2400.0, "phase": 100.0},
+        "bursts": [{"at": 200, "duration": 400, "factor": 3.0}, {"at": 3000, "duration": 900, "factor": 0.25}],
+    },
+    "steps-bursts": {
+        "steps": [{"at": 0, "rate": 20.0}, {"at": 500, "rate": 5.0}],
+        "bursts": [{"at": 400, "duration": 200, "factor": 2.0}, {"at": 700, "duration": 300, "factor": 4.0}],
+    },
 }
 
 #: Two bursts overlapping in [600, 700): the rate there is base × 2 × 4.
-OVERLAPPING = {"steps": [{"at": 0, "rate": 20.0}, {"at": 500, "rate": 5.0}],
-               "bursts": [{"at": 400, "duration": 300, "factor": 2.0},
-                          {"at": 600, "duration": 300, "factor": 4.0}]}
+OVERLAPPING = {
+    "steps": [{"at": 0, "rate": 20.0}, {"at": 500, "rate": 5.0}],
+    "bursts": [{"at": 400, "duration": 300, "factor": 2.0}, {"at": 600, "duration": 300, "factor": 4.0}],
+}
 
 
 # --- Λ(t) -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_cumulative_equals_the_integral_of_the_rate(name):
@@ -106,6 +110,7 @@ def test_a_burst_adds_factor_minus_one_times_the_base_inside_it():
 
 # --- λ(t) -----------------------------------------------------------------------------------
 
+
 def test_diurnal_rate_matches_its_definition():
     """mean × (1 + amplitude × sin(2π (t + phase) / period))."""
     d = PROFILES["diurnal-phase"]["diurnal"]
@@ -156,6 +161,7 @@ def test_max_rate_of_a_constant_is_the_constant():
 
 # --- change points --------------------------------------------------------------------------
 
+
 def test_change_points_list_burst_edges_and_steps():
     assert profile(OVERLAPPING).change_points() == [400.0, 500.0, 600.0, 700.0, 900.0]
     assert profile(PROFILES["steps-bursts"]).change_points() == [400.0, 500.0, 600.0, 700.0, 1000.0]
@@ -183,6 +189,7 @@ def test_rate_is_continuous_away_from_change_points(name):
 
 
 # --- population -----------------------------------------------------------------------------
+
 
 def traffic(**kw) -> Traffic:
     return Traffic.model_validate({"rate": 10, **kw})

@@ -41,18 +41,40 @@ SAMPLES = 4000
 ALPHA = 1e-4
 
 SMALL = [(k, n) for k in range(1, 6) for n in range(1, 11)]
-SPARSE = [(10, 1000), (30, 1000), (100, 1000), (300, 1000), (50, 10000)]          # k << n
-BALANCED = [(10, 10), (20, 20), (30, 30), (50, 50), (100, 100), (100, 200), (200, 100),
-            (1000, 1000), (3000, 3000)]                                                # k ~ n
-SATURATED = [(10, 3), (60, 30), (100, 30), (500, 100), (1000, 100), (3000, 1000),
-             (5000, 1000)]                                                             # k >> n
+SPARSE = [(10, 1000), (30, 1000), (100, 1000), (300, 1000), (50, 10000)]  # k << n
+BALANCED = [
+    (10, 10),
+    (20, 20),
+    (30, 30),
+    (50, 50),
+    (100, 100),
+    (100, 200),
+    (200, 100),
+    (1000, 1000),
+    (3000, 3000),
+]  # k ~ n
+SATURATED = [(10, 3), (60, 30), (100, 30), (500, 100), (1000, 100), (3000, 1000), (5000, 1000)]  # k >> n
 # Just past exact sampling of small counts (64), where few misses (collisions or empty
 # boxes) are expected and where they become many (about 30).
-EDGES = [(65, 65), (65, 66), (65, 2000), (65, 100000), (80, 100), (120, 90), (150, 100),
-         (200, 65), (300, 80), (2000, 400), (400, 2000),
-         # deep in the exact tables of small n (a few empty boxes left), and few draws into
-         # few boxes past saturation (k <= 64 is drawn exactly all the same)
-         (300, 64), (200, 40), (64, 2), (64, 64)]
+EDGES = [
+    (65, 65),
+    (65, 66),
+    (65, 2000),
+    (65, 100000),
+    (80, 100),
+    (120, 90),
+    (150, 100),
+    (200, 65),
+    (300, 80),
+    (2000, 400),
+    (400, 2000),
+    # deep in the exact tables of small n (a few empty boxes left), and few draws into
+    # few boxes past saturation (k <= 64 is drawn exactly all the same)
+    (300, 64),
+    (200, 40),
+    (64, 2),
+    (64, 64),
+]
 GRID = SMALL + SPARSE + BALANCED + SATURATED + EDGES
 
 
@@ -64,7 +86,7 @@ def exact_distinct(rng: np.random.Generator, k: int, n: int, size: int) -> np.nd
     chunk = max(1, 2_000_000 // k)
     for a in range(0, size, chunk):
         x = np.sort(rng.integers(0, n, size=(min(chunk, size - a), k)), axis=1)
-        out[a:a + len(x)] = 1 + (np.diff(x, axis=1) != 0).sum(axis=1)
+        out[a : a + len(x)] = 1 + (np.diff(x, axis=1) != 0).sum(axis=1)
     return out
 
 
@@ -136,6 +158,7 @@ def chi2_against_law(x: np.ndarray, law: np.ndarray, min_expected: float = 5.0) 
 
 # --- occupancy -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("k", "n"), GRID, ids=[f"k{k}-n{n}" for k, n in GRID])
 def test_occupancy_matches_exact_sampling(k, n):
     approx = approx_distinct(1000 * k + n, k, n, SAMPLES)
@@ -148,8 +171,10 @@ def test_occupancy_matches_exact_sampling(k, n):
     p = {"cvm": two_sample_pvalues(approx, exact)["cvm"]}
     if drawn_exactly(k, n):
         p["chi2_exact_law"] = chi2_against_law(approx, occupancy_law(k, n))
-    summary = (f"k={k} n={n}: exact mean {mean:.4f}, approx mean {approx.mean():.4f} (se {se:.4f}); "
-               f"sd approx {approx.std():.3f} vs exact {exact.std():.3f}; p {p}")
+    summary = (
+        f"k={k} n={n}: exact mean {mean:.4f}, approx mean {approx.mean():.4f} (se {se:.4f}); "
+        f"sd approx {approx.std():.3f} vs exact {exact.std():.3f}; p {p}"
+    )
     assert abs(exact.mean() - mean) <= 4 * se + 1e-9, "the exact sampler itself is off: " + summary
     assert abs(approx.mean() - mean) <= 4 * se + 1e-9, summary
     assert min(p.values()) > ALPHA, summary
@@ -176,7 +201,7 @@ def test_occupancy_law_is_exact_or_within_the_stated_distance(k, n):
     m = 200_000
     u = (np.arange(m) + 0.5) / m
     d = _occupancy_given(u, np.full(m, float(k)), np.full(m, float(n)))
-    law = np.bincount(d.astype(np.int64), minlength=n + 1)[:n + 1] / m
+    law = np.bincount(d.astype(np.int64), minlength=n + 1)[: n + 1] / m
     tv = 0.5 * np.abs(law - occupancy_law(k, n)).sum()
     assert tv <= (1e-4 if drawn_exactly(k, n) else APPROX_TV), (k, n, tv)  # grid resolution: ~2e-5
 
@@ -235,13 +260,15 @@ def test_exact_occupancy_law_matches_the_markov_chain(n):
     # _EXACT draws for large n (where the tables stop).
     rows = int(n * (np.log(n) + 12.0)) + 2 if n <= _EXACT else _EXACT + 1
     cdf = _occupancy_cdf(np.arange(rows), np.full(rows, n), min(n, _EXACT) + 1)
-    law = markov_occupancy_law(n, rows)[:, :cdf.shape[1]]
+    law = markov_occupancy_law(n, rows)[:, : cdf.shape[1]]
     np.testing.assert_allclose(np.diff(cdf, axis=1, prepend=0.0), law, rtol=0, atol=1e-12)
     assert np.all(cdf[:, -1] == 1.0)
 
 
-@pytest.mark.parametrize(("trials", "p"), [(3, 0.5), (50, 0.3), (40, 0.9), (60, 0.49), (2, 1.0),
-                                           (1e6, 1e-5), (1e5, 2.9e-4), (100, 0.25), (7, 1e-9)])
+@pytest.mark.parametrize(
+    ("trials", "p"),
+    [(3, 0.5), (50, 0.3), (40, 0.9), (60, 0.49), (2, 1.0), (1e6, 1e-5), (1e5, 2.9e-4), (100, 0.25), (7, 1e-9)],
+)
 def test_binomial_draws_are_the_binomial_quantiles(trials, p):
     # The misses of large counts are drawn as binomial quantiles of uniforms: the same
     # values as scipy's quantile function, so the same law as a binomial sampler. (For
@@ -254,9 +281,16 @@ def test_binomial_draws_are_the_binomial_quantiles(trials, p):
 
 # --- count_users -------------------------------------------------------------------------
 
+
 def population(users: int = 3000, skew: float = 1.0, cohorts: tuple[float, ...] = (0.3,)):
-    traffic = Traffic.model_validate({"rate": 10, "users": users, "skew": skew,
-                                      "cohorts": [{"name": f"c{i}", "share": s} for i, s in enumerate(cohorts)]})
+    traffic = Traffic.model_validate(
+        {
+            "rate": 10,
+            "users": users,
+            "skew": skew,
+            "cohorts": [{"name": f"c{i}", "share": s} for i, s in enumerate(cohorts)],
+        }
+    )
     return build_population(traffic)
 
 
@@ -327,7 +361,7 @@ def test_count_users_is_deterministic_and_independent_of_batch_mates():
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     for i in (0, 7, 39):
-        alone = count_users(pop, requests[i:i + 1], excess[i:i + 1], gens([i]))
+        alone = count_users(pop, requests[i : i + 1], excess[i : i + 1], gens([i]))
         assert alone[0][0] == a[0][i] and alone[1][0] == a[1][i]
 
 
@@ -343,8 +377,9 @@ def test_count_users_without_generators_is_the_expectation_given_the_split():
     assert affected[0] == 0
 
 
-def exact_users(pop, requests: np.ndarray, excess: np.ndarray, rng: np.random.Generator,
-                size: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_users(
+    pop, requests: np.ndarray, excess: np.ndarray, rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The per-request mode's users: each request of cohort c from a user of c drawn by
     activity (a group by its traffic share, a user uniformly in it); the excess failures
     are a uniform subset of the requests (here: the first X of the i.i.d. draws)."""
@@ -363,10 +398,10 @@ def exact_users(pop, requests: np.ndarray, excess: np.ndarray, rng: np.random.Ge
             g = groups[np.minimum(np.searchsorted(cdf, rng.random((m, K)), side="right"), len(groups) - 1)]
             uid = offset[g] + np.minimum((rng.random((m, K)) * pop.users[g]).astype(np.int64), pop.users[g] - 1)
             s = np.sort(uid, axis=1)
-            exposed[a:a + m] += 1 + (np.diff(s, axis=1) != 0).sum(axis=1)
+            exposed[a : a + m] += 1 + (np.diff(s, axis=1) != 0).sum(axis=1)
             if X:
                 s = np.sort(uid[:, :X], axis=1)
-                affected[a:a + m] += 1 + (np.diff(s, axis=1) != 0).sum(axis=1)
+                affected[a : a + m] += 1 + (np.diff(s, axis=1) != 0).sum(axis=1)
     return exposed, affected
 
 
@@ -400,6 +435,8 @@ def test_count_users_matches_per_request_users(case):
         se = np.sqrt(a.var() / size + b.var() / size)
         close = abs(a.mean() - b.mean()) <= 4 * se + 1e-9
         ok &= close and min(p.values()) > ALPHA
-        lines.append(f"{what}: count_users mean {a.mean():.3f} sd {a.std():.3f}, per-request mean "
-                     f"{b.mean():.3f} sd {b.std():.3f}, p {p}")
+        lines.append(
+            f"{what}: count_users mean {a.mean():.3f} sd {a.std():.3f}, per-request mean "
+            f"{b.mean():.3f} sd {b.std():.3f}, p {p}"
+        )
     assert ok, f"{case}: " + "; ".join(lines)

@@ -7,7 +7,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-
 from sim.errors import field_path
 from sim.importers.flagger import _err, _warning
 from sim.units import parse_duration
@@ -22,29 +21,65 @@ KINDS = (ROLLOUT, TEMPLATE, CLUSTER_TEMPLATE)
 
 #: ``RolloutSpec``. Copied: replicas, strategy. Warned: paused, minReadySeconds,
 #: progressDeadlineAbort. The rest is quiet (see the module docstring).
-_SPEC_KEYS = frozenset({
-    "replicas", "strategy",
-    "paused", "minReadySeconds", "progressDeadlineAbort",
-    "selector", "template", "workloadRef", "revisionHistoryLimit", "progressDeadlineSeconds",
-    "restartAt", "analysis", "rollbackWindow",
-})
+_SPEC_KEYS = frozenset(
+    {
+        "replicas",
+        "strategy",
+        "paused",
+        "minReadySeconds",
+        "progressDeadlineAbort",
+        "selector",
+        "template",
+        "workloadRef",
+        "revisionHistoryLimit",
+        "progressDeadlineSeconds",
+        "restartAt",
+        "analysis",
+        "rollbackWindow",
+    }
+)
 #: ``CanaryStrategy``. Modelled: steps, analysis, trafficRouting. Warned: dynamicStableScale,
 #: replicaProgressThreshold. Quiet: the rest.
-_CANARY_KEYS = frozenset({
-    "steps", "analysis", "trafficRouting",
-    "dynamicStableScale", "replicaProgressThreshold",
-    "canaryService", "stableService", "maxUnavailable", "maxSurge", "antiAffinity",
-    "canaryMetadata", "stableMetadata", "scaleDownDelaySeconds", "scaleDownDelayRevisionLimit",
-    "abortScaleDownDelaySeconds", "pingPong", "minPodsPerReplicaSet",
-})
+_CANARY_KEYS = frozenset(
+    {
+        "steps",
+        "analysis",
+        "trafficRouting",
+        "dynamicStableScale",
+        "replicaProgressThreshold",
+        "canaryService",
+        "stableService",
+        "maxUnavailable",
+        "maxSurge",
+        "antiAffinity",
+        "canaryMetadata",
+        "stableMetadata",
+        "scaleDownDelaySeconds",
+        "scaleDownDelayRevisionLimit",
+        "abortScaleDownDelaySeconds",
+        "pingPong",
+        "minPodsPerReplicaSet",
+    }
+)
 #: ``BlueGreenStrategy``. Modelled: auto promotion, previewReplicaCount and the two analyses.
-_BLUE_GREEN_KEYS = frozenset({
-    "autoPromotionEnabled", "autoPromotionSeconds", "prePromotionAnalysis", "postPromotionAnalysis",
-    "scaleDownDelaySeconds",
-    "activeService", "previewService", "previewReplicaCount", "maxUnavailable",
-    "scaleDownDelayRevisionLimit", "antiAffinity", "previewMetadata", "activeMetadata",
-    "abortScaleDownDelaySeconds",
-})
+_BLUE_GREEN_KEYS = frozenset(
+    {
+        "autoPromotionEnabled",
+        "autoPromotionSeconds",
+        "prePromotionAnalysis",
+        "postPromotionAnalysis",
+        "scaleDownDelaySeconds",
+        "activeService",
+        "previewService",
+        "previewReplicaCount",
+        "maxUnavailable",
+        "scaleDownDelayRevisionLimit",
+        "antiAffinity",
+        "previewMetadata",
+        "activeMetadata",
+        "abortScaleDownDelaySeconds",
+    }
+)
 #: ``RolloutTrafficRouting``: the routers all set the canary weight pdsim routes by.
 _ROUTERS = frozenset({"istio", "nginx", "alb", "smi", "ambassador", "appMesh", "traefik", "apisix", "plugins"})
 _ROUTING_KEYS = _ROUTERS | {"managedRoutes", "maxTrafficWeight"}
@@ -52,8 +87,9 @@ _ROUTING_KEYS = _ROUTERS | {"managedRoutes", "maxTrafficWeight"}
 _HEADER_ROUTERS = ("istio", "alb", "apisix", "plugins")
 _MIRROR_ROUTERS = ("istio", "plugins")
 #: ``CanaryStep``: exactly one of these.
-_STEP_KEYS = frozenset({"setWeight", "pause", "experiment", "analysis", "setCanaryScale", "setHeaderRoute",
-                        "setMirrorRoute", "plugin"})
+_STEP_KEYS = frozenset(
+    {"setWeight", "pause", "experiment", "analysis", "setCanaryScale", "setHeaderRoute", "setMirrorRoute", "plugin"}
+)
 _HEADER_ROUTE_KEYS = frozenset({"name", "match"})
 _HEADER_MATCH_KEYS = frozenset({"headerName", "headerValue"})
 _STRING_MATCH_KEYS = frozenset({"exact", "prefix", "regex"})
@@ -64,19 +100,43 @@ _ANALYSIS_KEYS = frozenset({"templates", "args", "dryRun", "measurementRetention
 _BACKGROUND_KEYS = _ANALYSIS_KEYS | {"startingStep"}
 _REF_KEYS = frozenset({"templateName", "clusterScope"})
 _ARG_KEYS = frozenset({"name", "value", "valueFrom"})
-_RUN_VALUE_FROM_KEYS = frozenset({"podTemplateHashValue", "fieldRef"})   # ArgumentValueFrom
-_TEMPLATE_VALUE_FROM_KEYS = frozenset({"secretKeyRef", "fieldRef"})      # ValueFrom
+_RUN_VALUE_FROM_KEYS = frozenset({"podTemplateHashValue", "fieldRef"})  # ArgumentValueFrom
+_TEMPLATE_VALUE_FROM_KEYS = frozenset({"secretKeyRef", "fieldRef"})  # ValueFrom
 #: ``AnalysisTemplateSpec``.
 _TEMPLATE_KEYS = frozenset({"metrics", "args", "dryRun", "measurementRetention", "templates"})
 #: ``Metric``: every key decides, every one is modelled.
-_METRIC_KEYS = frozenset({"name", "interval", "initialDelay", "count", "successCondition", "failureCondition",
-                          "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "provider",
-                          "consecutiveSuccessLimit"})
+_METRIC_KEYS = frozenset(
+    {
+        "name",
+        "interval",
+        "initialDelay",
+        "count",
+        "successCondition",
+        "failureCondition",
+        "failureLimit",
+        "inconclusiveLimit",
+        "consecutiveErrorLimit",
+        "provider",
+        "consecutiveSuccessLimit",
+    }
+)
 _DURATION_FIELDS = ("interval", "initialDelay")
 _COUNT_FIELDS = ("count", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit")
 #: ``MetricProvider``: exactly one. Only Prometheus is answered by the simulated telemetry.
-_PROVIDERS = ("prometheus", "kayenta", "web", "datadog", "wavefront", "newRelic", "job", "cloudWatch",
-              "graphite", "influxdb", "skywalking", "plugin")
+_PROVIDERS = (
+    "prometheus",
+    "kayenta",
+    "web",
+    "datadog",
+    "wavefront",
+    "newRelic",
+    "job",
+    "cloudWatch",
+    "graphite",
+    "influxdb",
+    "skywalking",
+    "plugin",
+)
 _PROMETHEUS_KEYS = frozenset({"address", "query", "authentication", "timeout", "insecure", "headers", "rangeQuery"})
 
 _GO_DURATION = re.compile(r"^(?:0|(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
@@ -85,38 +145,39 @@ _SYMBOLIC = re.compile(r"\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}|<[A-Za-z0-9_.-]+>")
 _WHY = {
     "paused": "a paused Rollout does not progress until it is resumed; pdsim simulates it as if resumed",
     "minReadySeconds": "pods count as available only this long after they are ready; pdsim's canary is "
-                       "available as soon as it is ready (the scenario's startup time)",
+    "available as soon as it is ready (the scenario's startup time)",
     "progressDeadlineAbort": "Argo aborts an update that makes no progress for progressDeadlineSeconds; "
-                             "pdsim never aborts for lack of progress (a stuck rollout ends unfinished)",
+    "pdsim never aborts for lack of progress (a stuck rollout ends unfinished)",
     "dynamicStableScale": "the stable ReplicaSet shrinks as canary traffic grows and, after an abort, gets "
-                          "traffic back only as it scales up again; pdsim's stable keeps full capacity and "
-                          "takes the traffic back at once",
+    "traffic back only as it scales up again; pdsim's stable keeps full capacity and "
+    "takes the traffic back at once",
     "replicaProgressThreshold": "pods are all-or-nothing ready in pdsim: a step waits for the whole canary",
     "maxTrafficWeight": "pdsim reads setWeight as a percentage of 100; with another maxTrafficWeight the "
-                        "canary gets setWeight/maxTrafficWeight of the traffic",
+    "canary gets setWeight/maxTrafficWeight of the traffic",
     "stickiness": "ALB target group stickiness pins users to the version they reached; pdsim routes every "
-                  "request by weight (more users exposed, each less often)",
+    "request by weight (more users exposed, each less often)",
     "nginx_canary_by": "NGINX sends requests with this header or cookie to the canary whatever the weight; "
-                       "pdsim routes by weight only",
+    "pdsim routes by weight only",
     "plugin": "what a step plugin does is unknown to pdsim: the step completes at once (simulated as "
-              "pause: {duration: 0})",
+    "pause: {duration: 0})",
     "mirror_match": "pdsim mirrors `percentage` of all requests; these match conditions are not evaluated",
     "valueFrom": "the value is read from the cluster at run time; pdsim keeps it symbolic ({value}) in "
-                 "queries and conditions",
+    "queries and conditions",
     "kayenta": "the canary config lives in Kayenta: pdsim's Kayenta replica judges {name} with the "
-               "policy's canaryConfigs entry of that canaryConfigName, else its default config (error "
-               "percentage, direction increase)",
+    "policy's canaryConfigs entry of that canaryConfigName, else its default config (error "
+    "percentage, direction increase)",
     "job": "the Job is not run: its outcome is scripted in the scenario by metric name "
-           "(webhooks: {{{name}: ...}}), default pass",
+    "(webhooks: {{{name}: ...}}), default pass",
     "provider": "pdsim has no {kind} data: the outcome is scripted in the scenario by metric name "
-                "(webhooks: {{{name}: ...}}), default pass; successCondition/failureCondition are not evaluated",
+    "(webhooks: {{{name}: ...}}), default pass; successCondition/failureCondition are not evaluated",
     "rangeQuery": "a range query returns a series in Argo; pdsim answers with the current value only",
     "dryRun": "Argo matches the pattern anywhere in a metric name (Go regexp.MatchString); pdsim matches "
-              "whole names, so here these metrics are not dry-run and decide: {names}",
+    "whole names, so here these metrics are not dry-run and decide: {names}",
 }
 
 
 # --- small helpers ----------------------------------------------------------------------------
+
 
 def _keys(doc: YamlDoc, loc: tuple[Any, ...], node: Any, known: frozenset[str], what: str) -> None:
     """Unknown keys are errors, as for ``kubectl apply`` (strict field validation)."""

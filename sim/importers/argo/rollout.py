@@ -38,7 +38,8 @@ handled explicitly, in one of four ways:
   still ``status.stableRS``, which ``GetOtherRSs`` leaves out of the scale-down and
   ``reconcileBlueGreenStableReplicaSet`` keeps at full size, so a failed post-promotion
   analysis switches back to a full-size stable at once, whatever the delay), the
-  router blocks of ``trafficRouting`` (they all route by weight), ``managedRoutes``, ``measurementRetention`` (counters are kept),
+  router blocks of ``trafficRouting`` (they all route by weight), ``managedRoutes``,
+  ``measurementRetention`` (counters are kept),
   ``analysisRunMetadata``, metric provider connection details;
 * copied or ignored *with a warning* (``FILE:LINE: FIELD: not modelled: why``), because
   the real controller would decide differently with it: ``paused: true``,
@@ -65,21 +66,35 @@ from typing import Any
 from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError
-from sim.importers.argo.fields import (API_VERSION, CLUSTER_TEMPLATE, GROUP, KINDS, ROLLOUT, TEMPLATE,
-                                       _SPEC_KEYS, _WHY, _Warnings, _keys)
+from sim.importers.argo.fields import (
+    _SPEC_KEYS,
+    _WHY,
+    API_VERSION,
+    CLUSTER_TEMPLATE,
+    GROUP,
+    KINDS,
+    ROLLOUT,
+    TEMPLATE,
+    _keys,
+    _Warnings,
+)
 from sim.importers.argo.strategy import _check_strategy, _resolve_all, _validate_strategy
-from sim.importers.argo.templates import _check_template_spec, _flattened_spec, _template, _Template, _Templates
+from sim.importers.argo.templates import _check_template_spec, _flattened_spec, _Template, _template, _Templates
 from sim.importers.flagger import ImportResult, _err, _metadata, _objects, _where
 from sim.importers.flagger import policy_yaml as _policy_yaml
-from sim.policies.argo.spec import ArgoPolicySpec
 from sim.inputs.scenario import PolicySpec, validation_to_input_error
+from sim.policies.argo.spec import ArgoPolicySpec
 from sim.yamlio import YamlDoc
 
 
 def is_argo_object(data: Any) -> bool:
     """Whether a YAML document is an Argo Rollout, AnalysisTemplate or ClusterAnalysisTemplate."""
-    return (isinstance(data, Mapping) and isinstance(data.get("apiVersion"), str)
-            and data["apiVersion"].startswith(GROUP) and data.get("kind") in KINDS)
+    return (
+        isinstance(data, Mapping)
+        and isinstance(data.get("apiVersion"), str)
+        and data["apiVersion"].startswith(GROUP)
+        and data.get("kind") in KINDS
+    )
 
 
 def argo_objects(docs: Iterable[YamlDoc]) -> list[YamlDoc]:
@@ -103,18 +118,25 @@ def is_argo_bundle(docs: Sequence[YamlDoc]) -> bool:
     argo = [d for d in objects if is_argo_object(d.data)]
     if not argo:
         return False
-    canary = next((d for d in objects if str(d.data["apiVersion"]).startswith("flagger.app/")
-                   and d.data["kind"] == "Canary"), None)
+    canary = next(
+        (d for d in objects if str(d.data["apiVersion"]).startswith("flagger.app/") and d.data["kind"] == "Canary"),
+        None,
+    )
     if canary is None:
         return True
     rollout = next((d for d in argo if d.data["kind"] == ROLLOUT), None)
     if rollout is not None:
-        raise _err(rollout, (), f"an Argo Rollout and a Flagger Canary (at {_where(canary)}) are two "
-                   "policies; give the manifests of one of them")
+        raise _err(
+            rollout,
+            (),
+            f"an Argo Rollout and a Flagger Canary (at {_where(canary)}) are two "
+            "policies; give the manifests of one of them",
+        )
     return False
 
 
 # --- the Rollout ------------------------------------------------------------------------------------
+
 
 def _split_objects(docs: Sequence[YamlDoc]) -> tuple[list[YamlDoc], list[YamlDoc]]:
     """(Rollouts, AnalysisTemplates and ClusterAnalysisTemplates) among the documents."""
@@ -129,13 +151,20 @@ def _split_objects(docs: Sequence[YamlDoc]) -> tuple[list[YamlDoc], list[YamlDoc
 def _rollout_spec(doc: YamlDoc, out: _Warnings) -> Mapping[str, Any]:
     spec = doc.data.get("spec")
     if not isinstance(spec, Mapping):
-        raise _err(doc, ("spec",) if "spec" in doc.data else (), "a Rollout needs a spec mapping",
-                   **({"got": spec} if "spec" in doc.data else {}))
+        raise _err(
+            doc,
+            ("spec",) if "spec" in doc.data else (),
+            "a Rollout needs a spec mapping",
+            **({"got": spec} if "spec" in doc.data else {}),
+        )
     _keys(doc, ("spec",), spec, _SPEC_KEYS, "RolloutSpec")
     strategy = spec.get("strategy")
     if not isinstance(strategy, Mapping) or (strategy.get("canary") is None and strategy.get("blueGreen") is None):
-        raise _err(doc, ("spec", "strategy") if "strategy" in spec else ("spec",),
-                   "a Rollout needs spec.strategy.canary or spec.strategy.blueGreen")
+        raise _err(
+            doc,
+            ("spec", "strategy") if "strategy" in spec else ("spec",),
+            "a Rollout needs spec.strategy.canary or spec.strategy.blueGreen",
+        )
     if spec.get("paused") is True:
         out.add(doc, ("spec", "paused"), _WHY["paused"])
     if isinstance(spec.get("minReadySeconds"), int) and spec["minReadySeconds"] > 0:
@@ -148,12 +177,15 @@ def _rollout_spec(doc: YamlDoc, out: _Warnings) -> Mapping[str, Any]:
 def _policy_error(err: ValidationError, doc: YamlDoc) -> InputError:
     """An ArgoPolicySpec error on strategy/replicas as a line of the Rollout (``spec.*``)."""
     spec = doc.data["spec"]
-    view = YamlDoc({"argo": {k: spec[k] for k in ("strategy", "replicas") if k in spec}}, doc.file,
-                   {("argo",) + loc[1:]: line for loc, line in doc.lines.items() if loc[:1] == ("spec",)})
+    view = YamlDoc(
+        {"argo": {k: spec[k] for k in ("strategy", "replicas") if k in spec}},
+        doc.file,
+        {("argo",) + loc[1:]: line for loc, line in doc.lines.items() if loc[:1] == ("spec",)},
+    )
     e = validation_to_input_error(err, view)
     fld = e.field or ""
     if fld == "argo" or fld.startswith(("argo.", "argo[")):
-        fld = "spec" + fld[len("argo"):]
+        fld = "spec" + fld[len("argo") :]
     kwargs = {} if e.got is NOT_GIVEN else {"got": e.got}
     return InputError(e.file, e.line, fld or None, e.message, **kwargs)
 
@@ -190,12 +222,20 @@ def import_argo(docs: Sequence[YamlDoc]) -> ImportResult:
     files = ", ".join(sources) or "(no files)"
     rollouts, template_docs = _split_objects(docs)
     if not rollouts:
-        raise InputError(sources[0] if sources else files, 1, None,
-                         f"no Argo Rollout (apiVersion: {API_VERSION}, kind: Rollout) in {files}")
+        raise InputError(
+            sources[0] if sources else files,
+            1,
+            None,
+            f"no Argo Rollout (apiVersion: {API_VERSION}, kind: Rollout) in {files}",
+        )
     if len(rollouts) > 1:
         first, second = rollouts[0], rollouts[1]
-        raise _err(second, (), f"a second Rollout ({_metadata(second)[0]}); pdsim simulates one Rollout at a "
-                   f"time (the first one, {_metadata(first)[0]}, is at {_where(first)})")
+        raise _err(
+            second,
+            (),
+            f"a second Rollout ({_metadata(second)[0]}); pdsim simulates one Rollout at a "
+            f"time (the first one, {_metadata(first)[0]}, is at {_where(first)})",
+        )
     rollout = rollouts[0]
     name, namespace = _metadata(rollout)
     name = name or Path(rollout.file).stem
@@ -208,8 +248,10 @@ def import_argo(docs: Sequence[YamlDoc]) -> ImportResult:
     used = _resolve_all(rollout, loc, spec["strategy"], model, templates, out)
     ns_tables, cluster_tables = _tables(templates, used)
 
-    argo: dict[str, Any] = {"strategy": strategy,
-                            "replicas": spec["replicas"] if spec.get("replicas") is not None else 1}
+    argo: dict[str, Any] = {
+        "strategy": strategy,
+        "replicas": spec["replicas"] if spec.get("replicas") is not None else 1,
+    }
     if ns_tables:
         argo["templates"] = ns_tables
     if cluster_tables:
@@ -218,11 +260,11 @@ def import_argo(docs: Sequence[YamlDoc]) -> ImportResult:
         policy_spec = PolicySpec.model_validate({"argo": argo})
     except ValidationError as err:
         raise _policy_error(err, rollout) from None
-    return ImportResult(policy={"argo": argo}, spec=policy_spec.argo, name=name, warnings=out.lines,
-                        sources=sources)
+    return ImportResult(policy={"argo": argo}, spec=policy_spec.argo, name=name, warnings=out.lines, sources=sources)
 
 
 # --- pdsim policy files combined with template manifests ---------------------------------------------
+
 
 def analysis_templates(docs: Sequence[YamlDoc]) -> list[_Template]:
     """The AnalysisTemplates and ClusterAnalysisTemplates among manifest documents (for a
@@ -255,19 +297,28 @@ def combine_policy_file(doc: YamlDoc, data: Mapping[str, Any], manifests: Sequen
         own = argo.get(key)
         table = dict(own) if isinstance(own, Mapping) else {}
         if (key, t.name) in added:
-            raise _err(t.doc, ("metadata", "name"), f"{t.kind} {t.name!r} is defined more than once (also at "
-                       f"{added[key, t.name].where}); pdsim keys templates by name")
+            raise _err(
+                t.doc,
+                ("metadata", "name"),
+                f"{t.kind} {t.name!r} is defined more than once (also at "
+                f"{added[key, t.name].where}); pdsim keys templates by name",
+            )
         if t.name in table:
-            raise InputError(doc.file, doc.line_of(("argo", key, t.name)), f"argo.{key}.{t.name}",
-                             f"also defined by the {t.kind} at {t.where}; keep one")
+            raise InputError(
+                doc.file,
+                doc.line_of(("argo", key, t.name)),
+                f"argo.{key}.{t.name}",
+                f"also defined by the {t.kind} at {t.where}; keep one",
+            )
         table[t.name] = _flattened_spec(templates, t)
         added[key, t.name] = t
         argo[key] = table
     return {**data, "argo": argo}
 
 
-def policy_file_warnings(doc: YamlDoc, data: Mapping[str, Any], spec: ArgoPolicySpec,
-                         manifests: Sequence[YamlDoc] = ()) -> list[str]:
+def policy_file_warnings(
+    doc: YamlDoc, data: Mapping[str, Any], spec: ArgoPolicySpec, manifests: Sequence[YamlDoc] = ()
+) -> list[str]:
     """Check the ``argo:`` block of a (validated) pdsim policy file as a Rollout's strategy
     is checked, and return the warnings for what is not modelled.
 
@@ -292,8 +343,7 @@ def policy_file_warnings(doc: YamlDoc, data: Mapping[str, Any], spec: ArgoPolicy
             t = from_manifests.get((kind == CLUSTER_TEMPLATE, name))
             if t is None:
                 here = ("argo", key, name)
-                t = _Template(doc, here, kind, name, None, raw,
-                              _check_template_spec(doc, here, raw, nested_ok=False))
+                t = _Template(doc, here, kind, name, None, raw, _check_template_spec(doc, here, raw, nested_ok=False))
             own.append(t)
     files = ", ".join(dict.fromkeys([doc.file] + [t.doc.file for t in own]))
     templates = _Templates(own, None, files)
@@ -303,11 +353,21 @@ def policy_file_warnings(doc: YamlDoc, data: Mapping[str, Any], spec: ArgoPolicy
 
 # --- writing the policy file --------------------------------------------------------------------
 
+
 def policy_yaml(result: ImportResult) -> str:
     """The pdsim policy file of an import (see ``sim.importers.flagger.policy_yaml``)."""
     return _policy_yaml(result, "Argo Rollouts", "Rollout")
 
 
-__all__ = ["API_VERSION", "ImportResult", "analysis_templates", "argo_objects", "combine_policy_file",
-           "import_argo", "is_argo_bundle", "is_argo_object", "policy_file_warnings", "policy_yaml"]
-
+__all__ = [
+    "API_VERSION",
+    "ImportResult",
+    "analysis_templates",
+    "argo_objects",
+    "combine_policy_file",
+    "import_argo",
+    "is_argo_bundle",
+    "is_argo_object",
+    "policy_file_warnings",
+    "policy_yaml",
+]

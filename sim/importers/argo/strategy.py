@@ -11,20 +11,43 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sim.importers.argo.fields import (_ANALYSIS_KEYS, _ARG_KEYS, _BACKGROUND_KEYS, _BLUE_GREEN_KEYS,
-                                       _CANARY_KEYS, _COUNT_FIELDS, _DURATION_FIELDS, _HEADER_MATCH_KEYS,
-                                       _HEADER_ROUTE_KEYS, _HEADER_ROUTERS, _MIRROR_ROUTE_KEYS, _MIRROR_ROUTERS,
-                                       _REF_KEYS, _ROUTE_MATCH_KEYS, _ROUTERS, _ROUTING_KEYS, _RUN_VALUE_FROM_KEYS,
-                                       _STEP_KEYS, _STRING_MATCH_KEYS, _SYMBOLIC, _WHY, _at, _count, _duration,
-                                       _keys, _list, _Warnings)
-from sim.importers.argo.templates import _flatten_args, _ordered, _template_warnings, _Template, _Templates
+from sim.importers.argo.fields import (
+    _ANALYSIS_KEYS,
+    _ARG_KEYS,
+    _BACKGROUND_KEYS,
+    _BLUE_GREEN_KEYS,
+    _CANARY_KEYS,
+    _COUNT_FIELDS,
+    _DURATION_FIELDS,
+    _HEADER_MATCH_KEYS,
+    _HEADER_ROUTE_KEYS,
+    _HEADER_ROUTERS,
+    _MIRROR_ROUTE_KEYS,
+    _MIRROR_ROUTERS,
+    _REF_KEYS,
+    _ROUTE_MATCH_KEYS,
+    _ROUTERS,
+    _ROUTING_KEYS,
+    _RUN_VALUE_FROM_KEYS,
+    _STEP_KEYS,
+    _STRING_MATCH_KEYS,
+    _SYMBOLIC,
+    _WHY,
+    _at,
+    _count,
+    _duration,
+    _keys,
+    _list,
+    _Warnings,
+)
+from sim.importers.argo.templates import _flatten_args, _ordered, _Template, _template_warnings, _Templates
 from sim.importers.flagger import _err
-from sim.policies.argo.spec import RolloutAnalysis, Strategy, substitute
 from sim.inputs.scenario import validation_to_input_error
+from sim.policies.argo.spec import RolloutAnalysis, Strategy, substitute
 from sim.yamlio import YamlDoc
 
-
 # --- the Rollout's strategy -----------------------------------------------------------------------
+
 
 @dataclass
 class _Analysis:
@@ -39,8 +62,13 @@ class _Analysis:
 def _check_analysis_keys(doc: YamlDoc, loc: tuple[Any, ...], a: Any, background: bool, out: _Warnings) -> None:
     if not isinstance(a, Mapping):
         return
-    _keys(doc, loc, a, _BACKGROUND_KEYS if background else _ANALYSIS_KEYS,
-          "RolloutAnalysisBackground" if background else "RolloutAnalysis")
+    _keys(
+        doc,
+        loc,
+        a,
+        _BACKGROUND_KEYS if background else _ANALYSIS_KEYS,
+        "RolloutAnalysisBackground" if background else "RolloutAnalysis",
+    )
     for i, ref in enumerate(_list(a.get("templates"))):
         _keys(doc, loc + ("templates", i), ref, _REF_KEYS, "AnalysisTemplateRef")
     for i, arg in enumerate(_list(a.get("args"))):
@@ -99,21 +127,33 @@ def _check_canary(doc: YamlDoc, loc: tuple[Any, ...], canary: Any, out: _Warning
         if not isinstance(step, Mapping):
             continue
         if step.get("experiment") is not None:
-            raise _err(doc, here + ("experiment",), "experiment steps are not supported: pdsim does not simulate "
-                       "Experiments (extra ReplicaSets and their analyses); replace the step with an `analysis` "
-                       "step running the same templates, or remove it")
+            raise _err(
+                doc,
+                here + ("experiment",),
+                "experiment steps are not supported: pdsim does not simulate "
+                "Experiments (extra ReplicaSets and their analyses); replace the step with an `analysis` "
+                "step running the same templates, or remove it",
+            )
         if step.get("plugin") is not None and len(step) == 1:
             out.add(doc, here + ("plugin",), _WHY["plugin"])
             plugins.append(i)
         routers = [k for k in _ROUTERS if tr is not None and tr.get(k)]
         if step.get("setCanaryScale") is not None and tr is None:
-            raise _err(doc, here + ("setCanaryScale",), "setCanaryScale needs spec.strategy.canary.trafficRouting "
-                       "(Argo rejects the Rollout: SetCanaryScale requires TrafficRouting to be set)")
+            raise _err(
+                doc,
+                here + ("setCanaryScale",),
+                "setCanaryScale needs spec.strategy.canary.trafficRouting "
+                "(Argo rejects the Rollout: SetCanaryScale requires TrafficRouting to be set)",
+            )
         route = step.get("setHeaderRoute")
         if route is not None:
             if not any(r in routers for r in _HEADER_ROUTERS):
-                raise _err(doc, here + ("setHeaderRoute",), "setHeaderRoute needs trafficRouting with "
-                           f"{', '.join(_HEADER_ROUTERS)} (Argo rejects the Rollout otherwise)")
+                raise _err(
+                    doc,
+                    here + ("setHeaderRoute",),
+                    "setHeaderRoute needs trafficRouting with "
+                    f"{', '.join(_HEADER_ROUTERS)} (Argo rejects the Rollout otherwise)",
+                )
             _keys(doc, here + ("setHeaderRoute",), route, _HEADER_ROUTE_KEYS, "SetHeaderRoute")
             for j, match in enumerate(_list(route.get("match") if isinstance(route, Mapping) else None)):
                 mloc = here + ("setHeaderRoute", "match", j)
@@ -123,8 +163,12 @@ def _check_canary(doc: YamlDoc, loc: tuple[Any, ...], canary: Any, out: _Warning
         route = step.get("setMirrorRoute")
         if route is not None:
             if not any(r in routers for r in _MIRROR_ROUTERS):
-                raise _err(doc, here + ("setMirrorRoute",), "setMirrorRoute needs trafficRouting with "
-                           f"{', '.join(_MIRROR_ROUTERS)} (Argo rejects the Rollout otherwise)")
+                raise _err(
+                    doc,
+                    here + ("setMirrorRoute",),
+                    "setMirrorRoute needs trafficRouting with "
+                    f"{', '.join(_MIRROR_ROUTERS)} (Argo rejects the Rollout otherwise)",
+                )
             _keys(doc, here + ("setMirrorRoute",), route, _MIRROR_ROUTE_KEYS, "SetMirrorRoute")
             matches = _list(route.get("match") if isinstance(route, Mapping) else None)
             for j, match in enumerate(matches):
@@ -153,8 +197,9 @@ def _analyses(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], strate
             out.append(_Analysis(doc, loc + ("canary", "analysis"), rc["analysis"], c.analysis))
         for i, st in enumerate(c.steps):
             if st.analysis is not None:
-                out.append(_Analysis(doc, loc + ("canary", "steps", i, "analysis"), rc["steps"][i]["analysis"],
-                                     st.analysis))
+                out.append(
+                    _Analysis(doc, loc + ("canary", "steps", i, "analysis"), rc["steps"][i]["analysis"], st.analysis)
+                )
     else:
         bg, rbg = strategy.blueGreen, raw["blueGreen"]
         for key in ("prePromotionAnalysis", "postPromotionAnalysis"):
@@ -189,19 +234,31 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
         for j, m in enumerate(t.model.metrics):
             other = seen.setdefault(m.name, t)
             if other is not t:
-                raise _err(t.doc, t.loc + ("metrics", j, "name"), f"metric {m.name!r} is also defined by "
-                           f"{other.kind} {other.name!r} ({other.where}); the analysis at {where} combines both "
-                           "and Argo refuses two metrics with the same name", got=m.name)
+                raise _err(
+                    t.doc,
+                    t.loc + ("metrics", j, "name"),
+                    f"metric {m.name!r} is also defined by "
+                    f"{other.kind} {other.name!r} ({other.where}); the analysis at {where} combines both "
+                    "and Argo refuses two metrics with the same name",
+                    got=m.name,
+                )
     # flattenArgs + MergeArgs: every argument needs a value.
     flat = _flatten_args(ordered)
     incoming = {arg.name: arg for arg in a.model.args}
     for name, (t, i, arg) in flat.items():
         given = incoming.get(name)
-        if arg.get("value") is None and arg.get("valueFrom") is None and (
-                given is None or (given.value is None and given.valueFrom is None)):
+        if (
+            arg.get("value") is None
+            and arg.get("valueFrom") is None
+            and (given is None or (given.value is None and given.valueFrom is None))
+        ):
             loc = a.loc + ("args",) if a.raw.get("args") else a.loc
-            raise _err(a.doc, loc, f"argument {name!r} of {t.kind} {t.name!r} ({_at(t.doc, t.loc + ('args', i))}) "
-                       f"has no value: give it in this analysis's args (Argo: args.{name} was not resolved)")
+            raise _err(
+                a.doc,
+                loc,
+                f"argument {name!r} of {t.kind} {t.name!r} ({_at(t.doc, t.loc + ('args', i))}) "
+                f"has no value: give it in this analysis's args (Argo: args.{name} was not resolved)",
+            )
     # The values pdsim substitutes (ArgoRollout: template values, then the analysis's own;
     # valueFrom stays symbolic).
     values: dict[str, str] = {}
@@ -221,8 +278,13 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
                 text = substitute(value, values)
                 loc = t.loc + ("metrics", j, key)
                 if _SYMBOLIC.search(text):
-                    raise _err(t.doc, loc, f"is {text!r}{note}: an argument from valueFrom is only known in "
-                               "the cluster; pdsim needs a literal value here", got=value)
+                    raise _err(
+                        t.doc,
+                        loc,
+                        f"is {text!r}{note}: an argument from valueFrom is only known in "
+                        "the cluster; pdsim needs a literal value here",
+                        got=value,
+                    )
                 if key in _DURATION_FIELDS:
                     _duration(t.doc, loc, text, f" ({text!r}{note})")
                 else:
@@ -234,8 +296,13 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
     seen_rules: dict[str, str] = {}
     for doc, loc, pattern in rules:
         if pattern in seen_rules:
-            raise _err(doc, loc + ("metricName",), f"a second dryRun rule {pattern!r} (the first is at "
-                       f"{seen_rules[pattern]}); Argo refuses two rules with the same name", got=pattern)
+            raise _err(
+                doc,
+                loc + ("metricName",),
+                f"a second dryRun rule {pattern!r} (the first is at "
+                f"{seen_rules[pattern]}); Argo refuses two rules with the same name",
+                got=pattern,
+            )
         seen_rules[pattern] = _at(doc, loc)
         try:
             rx = re.compile(pattern)
@@ -243,8 +310,13 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
             raise _err(doc, loc + ("metricName",), f"not a regular expression: {err}", got=pattern) from None
         hits = [n for n in names if rx.search(n)]
         if not hits:
-            raise _err(doc, loc + ("metricName",), f"matches no metric of the analysis at {where} "
-                       f"({', '.join(names) or 'none'}); Argo ends every such AnalysisRun in Error", got=pattern)
+            raise _err(
+                doc,
+                loc + ("metricName",),
+                f"matches no metric of the analysis at {where} "
+                f"({', '.join(names) or 'none'}); Argo ends every such AnalysisRun in Error",
+                got=pattern,
+            )
         partial = [n for n in hits if not rx.fullmatch(n)]
         if partial:
             out.add(doc, loc + ("metricName",), _WHY["dryRun"].format(names=", ".join(map(repr, partial))))
@@ -270,8 +342,14 @@ def _validate_strategy(doc: YamlDoc, loc: tuple[Any, ...], strategy: dict[str, A
         raise validation_to_input_error(err, doc, prefix=loc) from None
 
 
-def _resolve_all(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], strategy: Strategy,
-                 templates: _Templates, out: _Warnings) -> list[_Template]:
+def _resolve_all(
+    doc: YamlDoc,
+    loc: tuple[Any, ...],
+    raw: Mapping[str, Any],
+    strategy: Strategy,
+    templates: _Templates,
+    out: _Warnings,
+) -> list[_Template]:
     """Resolve every analysis of the strategy; warn for the templates they use."""
     used: list[_Template] = []
     for a in _analyses(doc, loc, raw, strategy):
@@ -281,5 +359,3 @@ def _resolve_all(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], str
     for t in used:
         _template_warnings(t, out)
     return used
-
-

@@ -12,27 +12,44 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sim.importers.argo.fields import (_ARG_KEYS, _COUNT_FIELDS, _DURATION_FIELDS, _METRIC_KEYS, _PROMETHEUS_KEYS,
-                                       _PROVIDERS, _REF_KEYS, _TEMPLATE_KEYS, _TEMPLATE_VALUE_FROM_KEYS, _WHY,
-                                       CLUSTER_TEMPLATE, TEMPLATE, _at, _count, _duration, _keys, _list, _Warnings)
+from sim.importers.argo.fields import (
+    _ARG_KEYS,
+    _COUNT_FIELDS,
+    _DURATION_FIELDS,
+    _METRIC_KEYS,
+    _PROMETHEUS_KEYS,
+    _PROVIDERS,
+    _REF_KEYS,
+    _TEMPLATE_KEYS,
+    _TEMPLATE_VALUE_FROM_KEYS,
+    _WHY,
+    CLUSTER_TEMPLATE,
+    TEMPLATE,
+    _at,
+    _count,
+    _duration,
+    _keys,
+    _list,
+    _Warnings,
+)
 from sim.importers.flagger import _err, _metadata
-from sim.policies.argo.spec import TemplateSpec
 from sim.inputs.scenario import validation_to_input_error
+from sim.policies.argo.spec import TemplateSpec
 from sim.yamlio import YamlDoc
 
-
 # --- templates -----------------------------------------------------------------------------------
+
 
 @dataclass
 class _Template:
     """An AnalysisTemplate or ClusterAnalysisTemplate and where its spec was written."""
 
     doc: YamlDoc
-    loc: tuple[Any, ...]       # where the spec mapping is in doc: ("spec",) in a manifest
-    kind: str                  # AnalysisTemplate | ClusterAnalysisTemplate
+    loc: tuple[Any, ...]  # where the spec mapping is in doc: ("spec",) in a manifest
+    kind: str  # AnalysisTemplate | ClusterAnalysisTemplate
     name: str
     namespace: str | None
-    raw: Mapping[str, Any]     # the spec as written
+    raw: Mapping[str, Any]  # the spec as written
     model: TemplateSpec
 
     @property
@@ -53,8 +70,12 @@ def _check_template_spec(doc: YamlDoc, loc: tuple[Any, ...], spec: Any, nested_o
         raise _err(doc, loc, "an AnalysisTemplate spec must be a mapping with metrics", got=spec)
     _keys(doc, loc, spec, _TEMPLATE_KEYS, "AnalysisTemplateSpec")
     if not nested_ok and spec.get("templates"):
-        raise _err(doc, loc + ("templates",), "nested templates are flattened by `pdsim import argo`; in a "
-                   "pdsim policy file list the metrics of the nested templates in this template")
+        raise _err(
+            doc,
+            loc + ("templates",),
+            "nested templates are flattened by `pdsim import argo`; in a "
+            "pdsim policy file list the metrics of the nested templates in this template",
+        )
     for i, m in enumerate(_list(spec.get("metrics"))):
         here = loc + ("metrics", i)
         _keys(doc, here, m, _METRIC_KEYS, "Metric")
@@ -62,23 +83,32 @@ def _check_template_spec(doc: YamlDoc, loc: tuple[Any, ...], spec: Any, nested_o
             continue
         provider = m.get("provider")
         if not isinstance(provider, Mapping) or not provider:
-            raise _err(doc, here + ("provider",) if "provider" in m else here,
-                       f"metric {m.get('name')!r} needs a provider ({', '.join(_PROVIDERS)})",
-                       **({"got": provider} if "provider" in m and not isinstance(provider, Mapping) else {}))
+            raise _err(
+                doc,
+                here + ("provider",) if "provider" in m else here,
+                f"metric {m.get('name')!r} needs a provider ({', '.join(_PROVIDERS)})",
+                **({"got": provider} if "provider" in m and not isinstance(provider, Mapping) else {}),
+            )
         for key in provider:
             if key not in _PROVIDERS:
-                raise _err(doc, here + ("provider", key), f"unknown key: not a metric provider of Argo's "
-                           f"MetricProvider ({', '.join(_PROVIDERS)})")
+                raise _err(
+                    doc,
+                    here + ("provider", key),
+                    f"unknown key: not a metric provider of Argo's MetricProvider ({', '.join(_PROVIDERS)})",
+                )
         if len(provider) > 1:
-            raise _err(doc, here + ("provider",), f"metric {m.get('name')!r} has {len(provider)} providers "
-                       f"({', '.join(provider)}); give exactly one")
-        _keys(doc, here + ("provider", "prometheus"), provider.get("prometheus"), _PROMETHEUS_KEYS,
-              "PrometheusMetric")
+            raise _err(
+                doc,
+                here + ("provider",),
+                f"metric {m.get('name')!r} has {len(provider)} providers ({', '.join(provider)}); give exactly one",
+            )
+        _keys(doc, here + ("provider", "prometheus"), provider.get("prometheus"), _PROMETHEUS_KEYS, "PrometheusMetric")
         for key in _DURATION_FIELDS:
             value = m.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                raise _err(doc, here + (key,), "not a Go duration such as 30s, 5m or 1h30m (a unit is "
-                           "required)", got=value)
+                raise _err(
+                    doc, here + (key,), "not a Go duration such as 30s, 5m or 1h30m (a unit is required)", got=value
+                )
             if isinstance(value, str) and "{{" not in value:
                 _duration(doc, here + (key,), value)
         for key in _COUNT_FIELDS:
@@ -108,13 +138,15 @@ def _template(doc: YamlDoc) -> _Template:
     name, ns = _metadata(doc)
     kind = doc.data["kind"]
     if not name:
-        raise _err(doc, ("metadata", "name") if "metadata" in doc.data else (),
-                   f"an {kind} needs metadata.name (templateName refers to it)")
+        raise _err(
+            doc,
+            ("metadata", "name") if "metadata" in doc.data else (),
+            f"an {kind} needs metadata.name (templateName refers to it)",
+        )
     if "spec" not in doc.data:
         raise _err(doc, (), f"an {kind} needs a spec with metrics")
     model = _check_template_spec(doc, ("spec",), doc.data["spec"])
-    return _Template(doc, ("spec",), kind, name, None if kind == CLUSTER_TEMPLATE else ns,
-                     doc.data["spec"], model)
+    return _Template(doc, ("spec",), kind, name, None if kind == CLUSTER_TEMPLATE else ns, doc.data["spec"], model)
 
 
 class _Templates:
@@ -133,20 +165,35 @@ class _Templates:
         """
         kind = CLUSTER_TEMPLATE if cluster else TEMPLATE
         same = [t for t in self.all if t.name == name and t.cluster == cluster]
-        fits = same if cluster else [t for t in same if t.namespace is None or self.namespace is None
-                                     or t.namespace == self.namespace]
+        fits = (
+            same
+            if cluster
+            else [t for t in same if t.namespace is None or self.namespace is None or t.namespace == self.namespace]
+        )
         if not fits:
             if same:
                 where = ", ".join(sorted({t.namespace or "" for t in same}))
-                raise _err(doc, loc, f"{kind} {name!r} is in namespace {where}, not in the Rollout's "
-                           f"namespace {self.namespace!r}", got=name)
+                raise _err(
+                    doc,
+                    loc,
+                    f"{kind} {name!r} is in namespace {where}, not in the Rollout's namespace {self.namespace!r}",
+                    got=name,
+                )
             other = [t for t in self.all if t.name == name]
             hint = ""
             if other:
-                hint = (" (a ClusterAnalysisTemplate of that name is given: add clusterScope: true)" if not cluster
-                        else " (an AnalysisTemplate of that name is given: drop clusterScope: true)")
-            raise _err(doc, loc, f"no {kind} named {name!r} in {self.files}{hint}; pass the file that "
-                       "defines it too (e.g. --policy templates.yaml)", got=name)
+                hint = (
+                    " (a ClusterAnalysisTemplate of that name is given: add clusterScope: true)"
+                    if not cluster
+                    else " (an AnalysisTemplate of that name is given: drop clusterScope: true)"
+                )
+            raise _err(
+                doc,
+                loc,
+                f"no {kind} named {name!r} in {self.files}{hint}; pass the file that "
+                "defines it too (e.g. --policy templates.yaml)",
+                got=name,
+            )
         if not cluster:
             exact = [t for t in fits if t.namespace == self.namespace]
             fits = exact or fits
@@ -162,8 +209,12 @@ class _Templates:
             raise _err(t.doc, t.loc + ("templates",), f"nested templates form a cycle ({cycle})")
         out = [t]
         for i, ref in t.refs():
-            inner = self.lookup(ref["templateName"], bool(ref.get("clusterScope", False)), t.doc,
-                                t.loc + ("templates", i, "templateName"))
+            inner = self.lookup(
+                ref["templateName"],
+                bool(ref.get("clusterScope", False)),
+                t.doc,
+                t.loc + ("templates", i, "templateName"),
+            )
             for x in self.closure(inner, chain + (t,)):
                 if x not in out:
                     out.append(x)
@@ -192,10 +243,14 @@ def _flatten_args(templates: list[_Template]) -> dict[str, tuple[_Template, int,
                 continue
             pt, pi, parg = prev
             if parg.get("value") is not None and arg.get("value") is not None and parg["value"] != arg["value"]:
-                raise _err(t.doc, t.loc + ("args", i, "value"), f"argument {name!r} is also given with a "
-                           f"different value ({parg['value']!r}) by {pt.kind} {pt.name!r} at "
-                           f"{_at(pt.doc, pt.loc + ('args', pi, 'value'))}; Argo refuses to combine them",
-                           got=arg["value"])
+                raise _err(
+                    t.doc,
+                    t.loc + ("args", i, "value"),
+                    f"argument {name!r} is also given with a "
+                    f"different value ({parg['value']!r}) by {pt.kind} {pt.name!r} at "
+                    f"{_at(pt.doc, pt.loc + ('args', pi, 'value'))}; Argo refuses to combine them",
+                    got=arg["value"],
+                )
             if parg.get("value") is None:
                 out[name] = (t, i, arg)
     return out
@@ -242,7 +297,6 @@ def _template_warnings(t: _Template, out: _Warnings) -> None:
         vf = arg.get("valueFrom")
         # A secretKeyRef carries credentials: it never decides. A fieldRef may feed a query.
         if isinstance(vf, Mapping) and vf.get("fieldRef") is not None and arg.get("value") is None:
-            out.add(t.doc, t.loc + ("args", i, "valueFrom"),
-                    _WHY["valueFrom"].format(value="{{args." + arg["name"] + "}}"))
-
-
+            out.add(
+                t.doc, t.loc + ("args", i, "valueFrom"), _WHY["valueFrom"].format(value="{{args." + arg["name"] + "}}")
+            )

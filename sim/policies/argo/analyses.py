@@ -17,8 +17,9 @@ from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec, RolloutAnalysis, 
 from sim.units import parse_duration
 
 
-def resolve_analysis(spec: ArgoPolicySpec, analysis: RolloutAnalysis
-                     ) -> tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]:
+def resolve_analysis(
+    spec: ArgoPolicySpec, analysis: RolloutAnalysis
+) -> tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]:
     """One ``analysis`` block of a rollout as AnalysisRun metric specs: its templates
     flattened, ``{{args.x}}`` substituted (an argument without a value stays symbolic,
     ``<x>``), counts and durations parsed, dry-run patterns matched as Go's
@@ -40,6 +41,7 @@ def resolve_analysis(spec: ArgoPolicySpec, analysis: RolloutAnalysis
     args.update({a.name: a.value if a.value is not None else f"<{a.name}>" for a in analysis.args})
     specs = []
     for name, m in metrics.items():
+
         def num(v: int | str | None, default: int) -> int:
             if v is None:
                 return default
@@ -47,8 +49,11 @@ def resolve_analysis(spec: ArgoPolicySpec, analysis: RolloutAnalysis
             try:
                 return int(text)
             except ValueError:
-                raise ValueError(f"{v!r} is not a whole number once arguments are substituted "
-                                 f"(got {text!r}; is an argument missing a value?)") from None
+                raise ValueError(
+                    f"{v!r} is not a whole number once arguments are substituted "
+                    f"(got {text!r}; is an argument missing a value?)"
+                ) from None
+
         try:
             metric_spec = ar.MetricSpec(
                 name=name,
@@ -62,7 +67,8 @@ def resolve_analysis(spec: ArgoPolicySpec, analysis: RolloutAnalysis
                 success_condition=substitute(m.successCondition, args) if m.successCondition else None,
                 failure_condition=substitute(m.failureCondition, args) if m.failureCondition else None,
                 dry_run=any(re.search(p, name) for p in dry),  # Go regexp.MatchString
-                provider=m.provider_type)
+                provider=m.provider_type,
+            )
         except (ValueError, re.error) as err:
             raise ValueError(f"metric {name!r}: {err}") from None
         specs.append(metric_spec)
@@ -82,6 +88,7 @@ def replica_counts(replicas: int, weight: int, max_surge: int) -> tuple[int, int
     """Canary and stable pods approximating ``weight`` percent (utils/replicaset/canary.go,
     ``approximateWeightedCanaryStableReplicaCounts``): the candidates rounding the canary
     count up or down, with one surge pod when allowed, the closest to the weight wins."""
+
     def tied(total: int) -> bool:
         return math.modf(total * weight / 100)[0] == 0.5
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 PENDING, RUNNING = "Pending", "Running"
 SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR = "Successful", "Failed", "Inconclusive", "Error"
@@ -79,6 +79,7 @@ def _instance(cls: type[_T], attrs: dict[str, Any]) -> _T:
 
 
 # -- spec and state ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -193,6 +194,7 @@ class AnalysisRunState:
 
 # -- provider results ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ProviderError:
     """The provider failed (query error, non-2xx, job could not be created): an Error
@@ -216,7 +218,7 @@ class ProviderPhase:
 _PROVIDED = (ProviderError, ProviderPhase)
 #: What the caller passes per due metric. A raw value (float, list of floats, dict, str)
 #: is decided by the conditions; None stands for an empty Prometheus vector (``[]``).
-ProviderResult = Union[ProviderError, ProviderPhase, float, list, dict, str, None]
+ProviderResult = ProviderError | ProviderPhase | float | list | dict | str | None
 #: ``decide(result, success_condition, failure_condition)`` -> phase, or (phase, message).
 Decide = Callable[[Any, "str | None", "str | None"], Any]
 
@@ -225,6 +227,7 @@ def _default_decide() -> Decide:
     global _decide
     if _decide is None:
         from sim.policies.argo.expr import measurement_phase  # written alongside; imported lazily
+
         _decide = measurement_phase
     return _decide
 
@@ -233,6 +236,7 @@ _decide: Decide | None = None
 
 
 # -- small helpers from utils/analysis/helpers.go and analysis_types.go -------------------
+
 
 def effective_count(spec: MetricSpec) -> int | None:
     """``Metric.EffectiveCount``: None means unbounded."""
@@ -294,8 +298,7 @@ def _validate_metric(m: MetricSpec) -> str | None:
         return "consecutiveErrorLimit must be >= 0"
     if count > 0:
         if fl >= 0 and count < fl + csl:
-            return (f"count ({count}) must be >= failureLimit + consecutiveSuccessLimit "
-                    f"({fl} + {csl}) if both >= 0")
+            return f"count ({count}) must be >= failureLimit + consecutiveSuccessLimit ({fl} + {csl}) if both >= 0"
         if fl < 0 and count < csl:
             return "count must be >= consecutiveSuccessLimit"
         if count < il:
@@ -307,6 +310,7 @@ def _validate_metric(m: MetricSpec) -> str | None:
 
 # -- metric assessment (assessMetricStatus, assessMetricFailureInconclusiveOrError) -------
 
+
 def assess_failure_inconclusive_or_error(spec: MetricSpec, result: MetricResult) -> tuple[str, str]:
     """``assessMetricFailureInconclusiveOrError``: ("", "") or (phase, reason).
 
@@ -317,11 +321,18 @@ def assess_failure_inconclusive_or_error(spec: MetricSpec, result: MetricResult)
     if spec.failure_limit >= 0 and result.failed > spec.failure_limit:
         phase, message = FAILED, f"failed ({result.failed}) > failureLimit ({spec.failure_limit})"
     if result.inconclusive > spec.inconclusive_limit:
-        phase, message = INCONCLUSIVE, (f"inconclusive ({result.inconclusive}) > "
-                                        f"inconclusiveLimit ({spec.inconclusive_limit})")
+        phase, message = (
+            INCONCLUSIVE,
+            (f"inconclusive ({result.inconclusive}) > inconclusiveLimit ({spec.inconclusive_limit})"),
+        )
     if result.consecutive_error > spec.consecutive_error_limit:
-        phase, message = ERROR, (f"consecutiveErrors ({result.consecutive_error}) > "
-                                 f"consecutiveErrorLimit ({spec.consecutive_error_limit})")
+        phase, message = (
+            ERROR,
+            (
+                f"consecutiveErrors ({result.consecutive_error}) > "
+                f"consecutiveErrorLimit ({spec.consecutive_error_limit})"
+            ),
+        )
     return phase, message
 
 
@@ -353,6 +364,7 @@ def assess_metric_status(spec: MetricSpec, result: MetricResult, terminating: bo
 
 # -- scheduling (generateMetricTasks, calculateNextReconcileTime) --------------------------
 
+
 def _check(specs: Sequence[MetricSpec], state: AnalysisRunState) -> None:
     metrics = state.metrics
     if len(specs) == len(metrics):
@@ -363,8 +375,7 @@ def _check(specs: Sequence[MetricSpec], state: AnalysisRunState) -> None:
             return
     names = tuple(s.name for s in specs)
     if names != tuple(r.name for r in state.metrics):
-        raise ValueError(f"specs {names} do not match the run's metrics "
-                         f"{tuple(r.name for r in state.metrics)}")
+        raise ValueError(f"specs {names} do not match the run's metrics {tuple(r.name for r in state.metrics)}")
 
 
 def _retry_interval(spec: MetricSpec, last: Measurement) -> float | None:
@@ -375,8 +386,9 @@ def _retry_interval(spec: MetricSpec, last: Measurement) -> float | None:
     return spec.interval_s
 
 
-def _tasks(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
-           terminating: bool | None = None) -> list[tuple[int, MetricSpec, bool]]:
+def _tasks(
+    specs: Sequence[MetricSpec], state: AnalysisRunState, t: float, terminating: bool | None = None
+) -> list[tuple[int, MetricSpec, bool]]:
     """``generateMetricTasks``: (index in the run's metrics, spec, resumes an in-flight
     measurement) per task. ``terminating``: ``is_terminating(state)`` when the caller has
     it already."""
@@ -464,9 +476,10 @@ def next_due(specs: Sequence[MetricSpec], state: AnalysisRunState) -> float | No
 
 # -- measurements (runMeasurements) --------------------------------------------------------
 
+
 def _decided(value: Any, spec: MetricSpec, decide: Decide) -> tuple[str, str]:
     out = decide(value, spec.success_condition, spec.failure_condition)
-    phase, message = (out if isinstance(out, tuple) else (out, ""))
+    phase, message = out if isinstance(out, tuple) else (out, "")
     if phase not in COMPLETED:
         raise ValueError(f"decide returned {phase!r} for metric {spec.name!r}")
     if phase == ERROR and not message:
@@ -474,8 +487,9 @@ def _decided(value: Any, spec: MetricSpec, decide: Decide) -> tuple[str, str]:
     return phase, message
 
 
-def _measure(spec: MetricSpec, previous: Measurement | None, got: ProviderResult, t: float,
-             decide: Decide) -> Measurement:
+def _measure(
+    spec: MetricSpec, previous: Measurement | None, got: ProviderResult, t: float, decide: Decide
+) -> Measurement:
     """Provider Run (previous None) or Resume: the new or updated measurement."""
     started = previous.started_at if previous is not None else t
     if isinstance(got, ProviderError):
@@ -491,12 +505,28 @@ def _measure(spec: MetricSpec, previous: Measurement | None, got: ProviderResult
     return _measurement(phase, value, started, t, message)
 
 
-def _measurement(phase: str, value: object, started_at: float, finished_at: float | None, message: str = "",
-                 resume_at: float | None = None) -> Measurement:
+def _measurement(
+    phase: str,
+    value: object,
+    started_at: float,
+    finished_at: float | None,
+    message: str = "",
+    resume_at: float | None = None,
+) -> Measurement:
     """``Measurement(...)``, built as ``_copy`` builds its copies."""
     m = _new(Measurement)
-    _set(m, "__dict__", {"phase": phase, "value": value, "started_at": started_at, "finished_at": finished_at,
-                         "message": message, "resume_at": resume_at})
+    _set(
+        m,
+        "__dict__",
+        {
+            "phase": phase,
+            "value": value,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "message": message,
+            "resume_at": resume_at,
+        },
+    )
     return m
 
 
@@ -532,9 +562,14 @@ def _count(attrs: dict[str, Any], phase: str) -> None:
         attrs["consecutive_success"] = 0
 
 
-def _run_measurements(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
-                      values: Mapping[str, ProviderResult], decide: Decide | None,
-                      known: tuple[list[tuple[int, MetricSpec, bool]], bool] | None = None) -> AnalysisRunState:
+def _run_measurements(
+    specs: Sequence[MetricSpec],
+    state: AnalysisRunState,
+    t: float,
+    values: Mapping[str, ProviderResult],
+    decide: Decide | None,
+    known: tuple[list[tuple[int, MetricSpec, bool]], bool] | None = None,
+) -> AnalysisRunState:
     # Called once the specs are valid: metric names are unique and in the specs' order.
     # ``known``: the tasks and is_terminating(state), when the caller has them already.
     if known is None:
@@ -570,6 +605,7 @@ def _run_measurements(specs: Sequence[MetricSpec], state: AnalysisRunState, t: f
 
 
 # -- run assessment (assessRunStatus) -----------------------------------------------------
+
 
 def _assess_run(specs: Sequence[MetricSpec], state: AnalysisRunState) -> tuple[AnalysisRunState, str, str]:
     """``assessRunStatus``: the state with metric phases updated, the run phase and message."""
@@ -628,9 +664,14 @@ def _trim(specs: Sequence[MetricSpec], state: AnalysisRunState) -> AnalysisRunSt
     return _copy(state, metrics=tuple(results)) if trimmed else state
 
 
-def _reconcile(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
-               values: Mapping[str, ProviderResult], decide: Decide | None,
-               known: tuple[list[tuple[int, MetricSpec, bool]], bool] | None = None) -> AnalysisRunState:
+def _reconcile(
+    specs: Sequence[MetricSpec],
+    state: AnalysisRunState,
+    t: float,
+    values: Mapping[str, ProviderResult],
+    decide: Decide | None,
+    known: tuple[list[tuple[int, MetricSpec, bool]], bool] | None = None,
+) -> AnalysisRunState:
     """One ``reconcileAnalysisRun`` (``known``: ``_tasks(specs, state, t)`` and
     ``is_terminating(state)``, when the caller has them already)."""
     if state.completed:
@@ -650,11 +691,13 @@ def _reconcile(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
 
 # -- the API ---------------------------------------------------------------------------------
 
+
 def start_run(name: str, specs: Sequence[MetricSpec], t: float) -> AnalysisRunState:
     """A new AnalysisRun created at ``t`` (not reconciled yet: ``next_due`` is ``t``)."""
     metrics = tuple([_instance(MetricResult, {**_NEW_RESULT, "name": s.name, "dry_run": s.dry_run}) for s in specs])
-    return _instance(AnalysisRunState, {"name": name, "phase": PENDING, "started_at": t, "metrics": metrics,
-                                        **_NEW_RUN_DEFAULTS})
+    return _instance(
+        AnalysisRunState, {"name": name, "phase": PENDING, "started_at": t, "metrics": metrics, **_NEW_RUN_DEFAULTS}
+    )
 
 
 #: A MetricResult's fields before its first measurement, and an AnalysisRun's defaulted
@@ -663,8 +706,14 @@ _NEW_RESULT = dict(MetricResult("").__dict__)
 _NEW_RUN_DEFAULTS = {f.name: f.default for f in fields(AnalysisRunState) if f.default is not MISSING}
 
 
-def record(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
-           values: Mapping[str, ProviderResult], *, decide: Decide | None = None) -> AnalysisRunState:
+def record(
+    specs: Sequence[MetricSpec],
+    state: AnalysisRunState,
+    t: float,
+    values: Mapping[str, ProviderResult],
+    *,
+    decide: Decide | None = None,
+) -> AnalysisRunState:
     """Reconcile the run at ``t`` with the provider results of the due metrics.
 
     Args:
@@ -694,8 +743,14 @@ def record(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
     return new
 
 
-def measure_due(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float,
-                provide: Callable[[str], ProviderResult], *, decide: Decide | None = None) -> AnalysisRunState:
+def measure_due(
+    specs: Sequence[MetricSpec],
+    state: AnalysisRunState,
+    t: float,
+    provide: Callable[[str], ProviderResult],
+    *,
+    decide: Decide | None = None,
+) -> AnalysisRunState:
     """``due_metrics`` and ``record`` in one pass: the provider of each metric due at
     ``t`` is asked, in the run's metric order, through ``provide(name)``, and the run is
     reconciled with the answers. The state itself comes back when nothing is due (or the

@@ -53,15 +53,32 @@ def _mk(kind: str, op: str, *kids: Node, value: object = None) -> Node:
     return Node(kind, op, kids, value, depth)
 
 
-_TOKEN = re.compile(r"""(?P<ws>\s+)
+_TOKEN = re.compile(
+    r"""(?P<ws>\s+)
  |(?P<num>(?:[0-9][0-9_]*(?:\.[0-9][0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9]+)?)
  |(?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
  |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
- |(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%^<>!?:()\[\],.{}#])""", re.X)
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-            "\\": "\\", "'": "'", '"': '"'}
-_BINARY = {"||": 10, "&&": 15, "==": 20, "!=": 20, "<": 20, ">": 20, "<=": 20, ">=": 20,
-           "in": 20, "+": 30, "-": 30, "*": 60, "/": 60, "%": 60, "**": 100}
+ |(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%^<>!?:()\[\],.{}#])""",
+    re.X,
+)
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"'}
+_BINARY = {
+    "||": 10,
+    "&&": 15,
+    "==": 20,
+    "!=": 20,
+    "<": 20,
+    ">": 20,
+    "<=": 20,
+    ">=": 20,
+    "in": 20,
+    "+": 30,
+    "-": 30,
+    "*": 60,
+    "/": 60,
+    "%": 60,
+    "**": 100,
+}
 _ALIASES = {"and": "&&", "or": "||", "not": "!", "^": "**"}
 _CMP = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 _UNARY = {"!": 50, "-": 90, "+": 90}  # as in expr, `!a == b` is `(!a) == b`, `-2 ** 2` is -4
@@ -208,8 +225,14 @@ def _is_num(v: object) -> bool:
 
 def _nature(v: object) -> str:
     """The Go type expr would see for a provider value."""
-    for py, go in ((type(None), "nil"), (bool, "bool"), (int, "int"), (float, "float64"),
-                   (str, "string"), (dict, _MAP)):
+    for py, go in (
+        (type(None), "nil"),
+        (bool, "bool"),
+        (int, "int"),
+        (float, "float64"),
+        (str, "string"),
+        (dict, _MAP),
+    ):
         if isinstance(v, py):
             return go
     if isinstance(v, (list, tuple)):
@@ -225,9 +248,13 @@ def _check(n: Node, rn: str) -> str:
     op, a, b = n.op, ks[0], ks[-1]
     num = {"int", "float64"}
     known = a in num and b in num
-    maybe = lambda *ok: (a == _U and (b == _U or b in ok)) or (b == _U and a in ok)  # noqa: E731
-    comparable = lambda x, y: _U in (x, y) or "nil" in (x, y) or x == y or {x, y} <= num or (  # noqa: E731
-        x[:2] == y[:2] == "[]")
+
+    def maybe(*ok: str) -> bool:
+        return (a == _U and (b == _U or b in ok)) or (b == _U and a in ok)
+
+    def comparable(x: str, y: str) -> bool:
+        return _U in (x, y) or "nil" in (x, y) or x == y or {x, y} <= num or x[:2] == y[:2] == "[]"
+
     if n.kind == "unary":
         if a in (("bool", _U) if op == "!" else (*num, _U)):
             return "bool" if op == "!" else a
@@ -238,22 +265,25 @@ def _check(n: Node, rn: str) -> str:
         return ks[2] if ks[1] == "nil" else ks[1] if ks[2] in ("nil", ks[1]) else _U
     if n.kind == "call":
         if (op in ("isNaN", "isInf", "abs") and a not in (*num, _U)) or (
-                op == "len" and a not in ("string", _MAP, _U) and not a.startswith("[]")):
+            op == "len" and a not in ("string", _MAP, _U) and not a.startswith("[]")
+        ):
             _bad(f"invalid argument for {op} (type {a})")  # asInt, asFloat, isNil, default: any
-        return {"asInt": "int", "asFloat": "float64", "default": _U, "len": "int", "abs": a}.get(
-            op, "bool")
+        return {"asInt": "int", "asFloat": "float64", "default": _U, "len": "int", "abs": a}.get(op, "bool")
     if n.kind == "index":
         if a == _U or (a == _MAP and b in ("string", _U)):
             return _U
         if a.startswith("[]") and b in ("int", _U):
             return a[2:]
         return _bad(f"type {a} has no field {n.kids[1].value}" if op == "." else f"type {a}[{b}] is undefined")
-    ok = {"==": comparable(a, b), "!=": comparable(a, b),
-          "&&": a == b == "bool" or maybe("bool"), "||": a == b == "bool" or maybe("bool"),
-          "+": known or a == b == "string" or maybe(*num, "string"),
-          "%": a == b == "int" or maybe("int"),
-          "in": b == _U or (b == _MAP and a in ("string", _U))
-          or (b.startswith("[]") and comparable(a, b[2:]))}
+    ok = {
+        "==": comparable(a, b),
+        "!=": comparable(a, b),
+        "&&": a == b == "bool" or maybe("bool"),
+        "||": a == b == "bool" or maybe("bool"),
+        "+": known or a == b == "string" or maybe(*num, "string"),
+        "%": a == b == "int" or maybe("int"),
+        "in": b == _U or (b == _MAP and a in ("string", _U)) or (b.startswith("[]") and comparable(a, b[2:])),
+    }
     strings = ("string",) if op in _CMP else ()  # - * / ** take numbers only
     if not ok.get(op, known or (strings and a == b == "string") or maybe(*num, *strings)):
         _bad(f"invalid operation: {op} (mismatched types {a} and {b})")

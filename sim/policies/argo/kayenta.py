@@ -61,8 +61,14 @@ def config_for(provider: Mapping[str, Any], configs: Mapping[str, KayentaSpec]) 
     return config.model_copy(update={"step": float(step) if step else config.step})
 
 
-def judge_measurement(provider: Mapping[str, Any], config: KayentaSpec, data: JudgeData | None,
-                      run_started_s: float, measured_at_s: float, interval_s: float | None) -> ar.ProviderResult:
+def judge_measurement(
+    provider: Mapping[str, Any],
+    config: KayentaSpec,
+    data: JudgeData | None,
+    run_started_s: float,
+    measured_at_s: float,
+    interval_s: float | None,
+) -> ar.ProviderResult:
     """The finished measurement of a Kayenta judgement that ``Run`` started at
     ``measured_at_s``: its phase from the replica's score, or an Error."""
     if data is None:

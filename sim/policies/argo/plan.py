@@ -89,9 +89,18 @@ def build_plan(spec: ArgoPolicySpec, analyses: Analyses, max_reconciles: int) ->
     for i, st in enumerate(c.steps if c is not None else ()):
         key = f"step:{i}"
         pause_s = st.pause.duration if st.pause is not None else None
-        steps.append(StepPlan(st, key, st.setWeight is not None or st.setCanaryScale is not None,
-                              st.pause is not None, pause_s, st.pause is not None and pause_s is None,
-                              st.analysis is not None, key in analyses))
+        steps.append(
+            StepPlan(
+                st,
+                key,
+                st.setWeight is not None or st.setCanaryScale is not None,
+                st.pause is not None,
+                pause_s,
+                st.pause is not None and pause_s is None,
+                st.analysis is not None,
+                key in analyses,
+            )
+        )
         routed_before.append(st.setWeight if st.setWeight is not None else routed_before[-1])
     routing = c is not None and c.trafficRouting is not None
     surge = max_surge(c, spec.replicas) if c is not None and not routing else 0

@@ -50,8 +50,19 @@ from functools import cached_property
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo import kayenta as argo_kayenta
 from sim.policies.argo.analyses import resolve_analysis
-from sim.policies.argo.plan import (FINISH_DEGRADED, FINISH_HEALTHY, MANUAL, NO_WEIGHT, PROMOTE, SCALE_UP, ArgoPlan,
-                                    StepPlan, build_plan, desired_pods, manual_called)
+from sim.policies.argo.plan import (
+    FINISH_DEGRADED,
+    FINISH_HEALTHY,
+    MANUAL,
+    NO_WEIGHT,
+    PROMOTE,
+    SCALE_UP,
+    ArgoPlan,
+    StepPlan,
+    build_plan,
+    desired_pods,
+    manual_called,
+)
 from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec
 from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
 from sim.policies.flagger.plan import set_weights
@@ -73,7 +84,7 @@ _RANGE = re.compile(r"\[(\d+(?:\.\d+)?(?:ms|s|m|h|d))\]")
 class Run:
     """An AnalysisRun of the rollout: which analysis it runs and its state."""
 
-    kind: str                      # background | step:<index> | pre | post
+    kind: str  # background | step:<index> | pre | post
     state: ar.AnalysisRunState
 
 
@@ -89,17 +100,17 @@ class ArgoState:
 
     phase: str = PROGRESSING
     step_index: int = 0
-    weight: int = 0                 # status.canary weight the steps ask for
-    routed: int = 0                 # what the router holds (waits for an available canary)
-    started: bool = False           # the new ReplicaSet was created
+    weight: int = 0  # status.canary weight the steps ask for
+    routed: int = 0  # what the router holds (waits for an available canary)
+    started: bool = False  # the new ReplicaSet was created
     conditions: tuple[tuple[str, float], ...] = ()  # status.pauseConditions: (reason, startTime)
     controller_pause: bool = False  # status.controllerPause
     canary_pods: tuple[int, int] = (0, 0)  # canary and stable pods as last scaled (halted while inconclusive)
     runs: tuple[Run, ...] = ()
-    switched: bool = False          # blue/green: active service points at the new RS
-    full_scale: bool = False        # blue/green: gates passed, preview scaled to full size
+    switched: bool = False  # blue/green: active service points at the new RS
+    full_scale: bool = False  # blue/green: gates passed, preview scaled to full size
     event: str = ""
-    judge: object = None            # the judge's own (immutable) state
+    judge: object = None  # the judge's own (immutable) state
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
 
     # Plain loops, not generator expressions: these run several times per tick.
@@ -119,7 +130,7 @@ class ArgoState:
                 return start
         return None
 
-    def evolve(self, **changes: object) -> "ArgoState":
+    def evolve(self, **changes: object) -> ArgoState:
         """A copy with some fields changed (``dataclasses.replace``, without its
         introspection: this runs several times per tick of every simulated rollout)."""
         if not changes.keys() <= _FIELDS:
@@ -208,7 +219,7 @@ class ArgoRollout:
     def matches(self, headers: dict[str, str]) -> bool:
         """Whether a request with these headers matches a ``setHeaderRoute`` of the steps."""
         low = {k.lower(): v for k, v in headers.items()}
-        for st in (self.spec.strategy.canary.steps if self.spec.strategy.canary else []):
+        for st in self.spec.strategy.canary.steps if self.spec.strategy.canary else []:
             route = st.setHeaderRoute
             if route is None or not route.match:
                 continue
@@ -248,9 +259,14 @@ class ArgoRollout:
 
     def status(self, state: ArgoState) -> dict[str, object]:
         runs = {r.kind: _run_status(r.state) for r in state.runs}
-        out: dict[str, object] = {"phase": state.phase, "canary_weight": state.weight,
-                                  "failed_checks": sum(m.failed for r in state.runs for m in r.state.metrics),
-                                  "iterations": 0, "step_index": state.step_index, "analysis_runs": runs}
+        out: dict[str, object] = {
+            "phase": state.phase,
+            "canary_weight": state.weight,
+            "failed_checks": sum(m.failed for r in state.runs for m in r.state.metrics),
+            "iterations": 0,
+            "step_index": state.step_index,
+            "analysis_runs": runs,
+        }
         if self.judge is not None:
             out["judge"] = dict(state.judge_detail)
         return out
@@ -319,8 +335,13 @@ class ArgoRollout:
         state, verdict = self.judge.judge(prior, obs.versions)
         s = _evolve(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
         if verdict.reject:
-            return self._abort(p, s, obs, acts, f"judge {self.judge.kind} rejected the canary: "
-                                                f"{verdict.detail.get('statistic', '')}".rstrip(": "))
+            return self._abort(
+                p,
+                s,
+                obs,
+                acts,
+                f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}".rstrip(": "),
+            )
         if verdict.accept:
             return self._promote(p, s, obs, acts)
         return s
@@ -356,8 +377,11 @@ class ArgoRollout:
             return _evolve(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
         if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
             sc = step.setCanaryScale
-            w = s.weight if sc.matchTrafficWeight else (sc.weight if sc.weight is not None
-                                                        else round(100 * (sc.replicas or 0) / self.spec.replicas))
+            w = (
+                s.weight
+                if sc.matchTrafficWeight
+                else (sc.weight if sc.weight is not None else round(100 * (sc.replicas or 0) / self.spec.replicas))
+            )
             return _evolve(s, weight=w, event="setCanaryScale")
         if step.setHeaderRoute is not None:
             acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
@@ -368,8 +392,7 @@ class ArgoRollout:
             return _evolve(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
         return s
 
-    def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan,
-                        start: float | None) -> bool:
+    def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, start: float | None) -> bool:
         """``completedCurrentCanaryStep`` of the current ``step``, read from the status
         before this reconcile (``start``: its ``CanaryPauseStep`` condition's start)."""
         if step.scales:
@@ -437,8 +460,9 @@ class ArgoRollout:
             return _sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
         return _sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
 
-    def _canary_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, inconclusive: bool
-                     ) -> tuple[ArgoState, list[tuple[str, str]]]:
+    def _canary_runs(
+        self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, inconclusive: bool
+    ) -> tuple[ArgoState, list[tuple[str, str]]]:
         """``reconcileBackgroundAnalysisRun`` and ``reconcileStepBasedAnalysisRun``: start
         the runs that are needed, and the phases of those the rollout reacts to
         (``step``: the current step; ``inconclusive``: the InconclusiveAnalysis pause holds)."""
@@ -467,8 +491,7 @@ class ArgoRollout:
             specs, metrics = p.analyses[run.kind]
             if run.state.completed or not specs:
                 continue
-            new = ar.measure_due(specs, run.state, obs.t,
-                                 lambda name: self._provide(metrics[name], obs, acts, run))  # noqa: B023 (called at once)
+            new = ar.measure_due(specs, run.state, obs.t, lambda name: self._provide(metrics[name], obs, acts, run))  # noqa: B023 (called at once)
             if new is not run.state:
                 if runs is None:
                     runs = list(s.runs)
@@ -519,8 +542,9 @@ class ArgoRollout:
         provider = m.provider["kayenta"]
         interval = next(x.interval_s for x in self._plan.analyses[run.kind][0] if x.name == m.name)
         config = argo_kayenta.config_for(provider, self.spec.canaryConfigs)
-        return argo_kayenta.judge_measurement(provider, config, versions, run.state.started_at, last.started_at,
-                                              interval)
+        return argo_kayenta.judge_measurement(
+            provider, config, versions, run.state.started_at, last.started_at, interval
+        )
 
     @cached_property
     def reads_versions(self) -> bool:
@@ -531,9 +555,12 @@ class ArgoRollout:
     @cached_property
     def versions_latency(self) -> bool:
         """Whether such a judgement reads latency histograms (of both versions)."""
-        return any(KayentaJudge(argo_kayenta.config_for(m.provider["kayenta"], self.spec.canaryConfigs)).needs_latency
-                   for _, metrics in self._analyses.values() for m in metrics.values()
-                   if m.provider_type == "kayenta")
+        return any(
+            KayentaJudge(argo_kayenta.config_for(m.provider["kayenta"], self.spec.canaryConfigs)).needs_latency
+            for _, metrics in self._analyses.values()
+            for m in metrics.values()
+            if m.provider_type == "kayenta"
+        )
 
     def _manual(self, obs: Observation, acts: list[Action], since: float) -> bool:
         """Whether someone runs ``kubectl argo rollouts promote`` now, for a pause that
@@ -551,15 +578,24 @@ class ArgoRollout:
         """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded."""
         acts += (NO_WEIGHT, Rollback(reason), FINISH_DEGRADED)
         s = self._terminate_runs(p, s, obs.t)
-        return _evolve(s, phase=DEGRADED, weight=0, routed=0, step_index=0, switched=False, conditions=(),
-                       controller_pause=False,
-                       event=f"Aborted: {reason}")
+        return _evolve(
+            s,
+            phase=DEGRADED,
+            weight=0,
+            routed=0,
+            step_index=0,
+            switched=False,
+            conditions=(),
+            controller_pause=False,
+            event=f"Aborted: {reason}",
+        )
 
     def _promote(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         acts += (PROMOTE, NO_WEIGHT, FINISH_HEALTHY)
         s = self._terminate_runs(p, s, obs.t)
-        return _evolve(s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False,
-                       event="fully promoted")  # promoteStable clears the pause conditions
+        return _evolve(
+            s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False, event="fully promoted"
+        )  # promoteStable clears the pause conditions
 
     # -- blue/green --------------------------------------------------------------------------
 
@@ -586,8 +622,7 @@ class ArgoRollout:
             if pre is not None and pre.state.phase != ar.SUCCESSFUL:
                 return s
             # The pause is added only once the pre-promotion run succeeded.
-            if (not bg.autoPromotionEnabled or bg.autoPromotionSeconds > 0) and not s.conditions \
-                    and not s.full_scale:
+            if (not bg.autoPromotionEnabled or bg.autoPromotionSeconds > 0) and not s.conditions and not s.full_scale:
                 s = _sync_pauses(s, obs.t, (BLUE_GREEN_PAUSE,), (), "paused")
             paused_at = s.condition(BLUE_GREEN_PAUSE)
             if paused_at is not None:
@@ -601,11 +636,24 @@ class ArgoRollout:
                 # reconcileActiveService switches only a saturated ReplicaSet: a preview
                 # of previewReplicaCount pods first scales to full size.
                 acts.append(SCALE_UP)
-                return _evolve(s, phase=PROGRESSING, conditions=(), controller_pause=False, full_scale=True,
-                               event="scaling the preview to full size")
+                return _evolve(
+                    s,
+                    phase=PROGRESSING,
+                    conditions=(),
+                    controller_pause=False,
+                    full_scale=True,
+                    event="scaling the preview to full size",
+                )
             acts.append(set_weights(100))
-            s = _evolve(s, phase=PROGRESSING, conditions=(), controller_pause=False, switched=True, weight=100,
-                        event="switched active service to the new ReplicaSet")
+            s = _evolve(
+                s,
+                phase=PROGRESSING,
+                conditions=(),
+                controller_pause=False,
+                switched=True,
+                weight=100,
+                event="switched active service to the new ReplicaSet",
+            )
             if "post" in p.analyses:
                 s = _evolve(s, runs=s.runs + (Run("post", ar.start_run("post", p.analyses["post"][0], obs.t)),))
             else:
@@ -629,7 +677,7 @@ class ArgoRollout:
 def resolve_all(spec: ArgoPolicySpec) -> None:
     """Resolve every analysis of a spec (arguments substituted, numbers and durations
     parsed, dry-run patterns compiled), raising ValueError naming the metric if one is bad."""
-    ArgoRollout(spec)._analyses
+    _ = ArgoRollout(spec)._analyses  # a cached property: building it resolves them
 
 
 def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
@@ -649,8 +697,9 @@ def _human_pause(p: ArgoPlan, s: ArgoState) -> float | None:
     return min(waits) if waits else None
 
 
-def _sync_pauses(s: ArgoState, t: float, adds: Sequence[str], removes: Sequence[str],
-                 event: str | None = None) -> ArgoState:
+def _sync_pauses(
+    s: ArgoState, t: float, adds: Sequence[str], removes: Sequence[str], event: str | None = None
+) -> ArgoState:
     """``CalculatePauseConditions``: drop ``removes``, add new ``adds`` (start now,
     ``controllerPause`` set); with no condition left, ``controllerPause`` is not
     carried over. The phase is Paused while any condition holds (``CalculateRolloutPhase``).
@@ -695,8 +744,15 @@ def _header_ok(value: str | None, match: dict[str, str]) -> bool:
 
 
 def _run_status(state: ar.AnalysisRunState) -> dict[str, object]:
-    tot = {"phase": state.phase, "successful": 0, "failed": 0, "inconclusive": 0, "error": 0,
-           "consecutive_error": 0, "count": 0}
+    tot = {
+        "phase": state.phase,
+        "successful": 0,
+        "failed": 0,
+        "inconclusive": 0,
+        "error": 0,
+        "consecutive_error": 0,
+        "count": 0,
+    }
     for m in state.metrics:
         for k in ("successful", "failed", "inconclusive", "error", "consecutive_error", "count"):
             tot[k] += getattr(m, k)

@@ -3,7 +3,7 @@
 Keys are Argo's own (``pkg/apis/rollouts/v1alpha1/types.go``, ``analysis_types.go``),
 so the ``strategy:`` block of a real Rollout can be pasted. Only the fields that decide
 are modelled; Kubernetes-side fields (services, selectors, surge) are accepted and
-ignored (``_Loose``), and the importer warns about decision-relevant ones it drops.
+ignored (``LooseModel``), and the importer warns about decision-relevant ones it drops.
 """
 
 from __future__ import annotations
@@ -11,25 +11,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sim.policies.judges.kayenta import KayentaSpec
+from sim.models import Duration, LooseModel, StrictModel
 from sim.policies.judges import JudgeSpec
-from sim.units import parse_duration
+from sim.policies.judges.kayenta import KayentaSpec
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 IntOrString = int | str
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
-
-
-class Arg(_Loose):
+class Arg(LooseModel):
     """An argument: a literal ``value`` or a ``valueFrom`` reference (kept symbolic)."""
 
     name: str
@@ -37,7 +28,7 @@ class Arg(_Loose):
     valueFrom: dict[str, Any] | None = None
 
 
-class ArgoMetric(_Loose):
+class ArgoMetric(LooseModel):
     """One AnalysisTemplate metric. Counts and limits may be ``{{args.x}}`` strings."""
 
     name: str
@@ -58,6 +49,7 @@ class ArgoMetric(_Loose):
         """A condition must parse (arguments stand in as a number while checking)."""
         if v is not None and v.strip():
             from sim.policies.argo.expr import ExprError, compile_expr
+
             try:
                 compile_expr(_ARG.sub("0", v))
             except ExprError as err:
@@ -69,11 +61,11 @@ class ArgoMetric(_Loose):
         return next(iter(self.provider), "none")
 
 
-class DryRun(_Model):
+class DryRun(StrictModel):
     metricName: str
 
 
-class TemplateSpec(_Loose):
+class TemplateSpec(LooseModel):
     """An AnalysisTemplate's (or ClusterAnalysisTemplate's) ``spec``."""
 
     metrics: list[ArgoMetric] = []
@@ -82,19 +74,20 @@ class TemplateSpec(_Loose):
     measurementRetention: list[dict[str, Any]] = []
 
     @model_validator(mode="after")
-    def _flat(self) -> "TemplateSpec":
+    def _flat(self) -> TemplateSpec:
         if (self.model_extra or {}).get("templates"):
-            raise ValueError("templates that reference other templates must be flattened "
-                             "(pdsim import argo does it for manifests)")
+            raise ValueError(
+                "templates that reference other templates must be flattened (pdsim import argo does it for manifests)"
+            )
         return self
 
 
-class TemplateRef(_Loose):
+class TemplateRef(LooseModel):
     templateName: str
     clusterScope: bool = False
 
 
-class RolloutAnalysis(_Loose):
+class RolloutAnalysis(LooseModel):
     """``analysis`` of a step, of the background, or of blue/green pre/post promotion."""
 
     templates: list[TemplateRef] = []
@@ -103,33 +96,33 @@ class RolloutAnalysis(_Loose):
     dryRun: list[DryRun] = []
 
 
-class Pause(_Model):
+class Pause(StrictModel):
     duration: Duration | None = None
 
 
-class SetCanaryScale(_Model):
+class SetCanaryScale(StrictModel):
     weight: int | None = None
     replicas: int | None = None
     matchTrafficWeight: bool = False
 
 
-class HeaderMatch(_Loose):
+class HeaderMatch(LooseModel):
     headerName: str
     headerValue: dict[str, str] = {}
 
 
-class SetHeaderRoute(_Loose):
+class SetHeaderRoute(LooseModel):
     name: str
     match: list[HeaderMatch] = []
 
 
-class SetMirrorRoute(_Loose):
+class SetMirrorRoute(LooseModel):
     name: str
     percentage: int | None = None
     match: list[dict[str, Any]] = []
 
 
-class CanaryStep(_Model):
+class CanaryStep(StrictModel):
     """One ``steps[]`` entry: exactly one kind."""
 
     setWeight: Annotated[int, Field(ge=0, le=100)] | None = None
@@ -142,7 +135,7 @@ class CanaryStep(_Model):
     plugin: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "CanaryStep":
+    def _one(self) -> CanaryStep:
         kinds = [k for k in type(self).model_fields if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"a step has exactly one of {', '.join(type(self).model_fields)} (got {kinds or 'none'})")
@@ -155,14 +148,14 @@ class CanaryStep(_Model):
         return next(k for k in type(self).model_fields if getattr(self, k) is not None)
 
 
-class CanaryStrategy(_Loose):
+class CanaryStrategy(LooseModel):
     steps: list[CanaryStep] = []
     analysis: RolloutAnalysis | None = None
     trafficRouting: dict[str, Any] | None = None
     abortScaleDownDelaySeconds: int | None = None
 
 
-class BlueGreenStrategy(_Loose):
+class BlueGreenStrategy(LooseModel):
     autoPromotionEnabled: bool = True
     autoPromotionSeconds: int = 0
     prePromotionAnalysis: RolloutAnalysis | None = None
@@ -172,18 +165,18 @@ class BlueGreenStrategy(_Loose):
     abortScaleDownDelaySeconds: int | None = None
 
 
-class Strategy(_Model):
+class Strategy(StrictModel):
     canary: CanaryStrategy | None = None
     blueGreen: BlueGreenStrategy | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "Strategy":
+    def _one(self) -> Strategy:
         if (self.canary is None) == (self.blueGreen is None):
             raise ValueError("give exactly one of canary or blueGreen")
         return self
 
 
-class ArgoPolicySpec(_Model):
+class ArgoPolicySpec(StrictModel):
     """The ``argo:`` policy: a Rollout's ``strategy`` and ``replicas``, and the
     AnalysisTemplates it references by name (``templates``; ClusterAnalysisTemplates in
     ``clusterTemplates``). ``judge`` (pdsim's extension) is a statistical judge that acts as
@@ -199,7 +192,7 @@ class ArgoPolicySpec(_Model):
     judge: JudgeSpec | None = None  # pdsim's extension: a judge beside the strategy (canary only)
 
     @model_validator(mode="after")
-    def _refs(self) -> "ArgoPolicySpec":
+    def _refs(self) -> ArgoPolicySpec:
         for ref in self.template_refs():
             table = self.clusterTemplates if ref.clusterScope else self.templates
             if ref.templateName not in table:
@@ -216,6 +209,7 @@ class ArgoPolicySpec(_Model):
         # Counts, limits and durations are read after argument substitution: check them
         # now, not halfway through a simulation.
         from sim.policies.argo.rollout import resolve_all
+
         resolve_all(self)
         return self
 

@@ -47,8 +47,19 @@ from math import isnan, trunc
 
 from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Readiness, Rollback, Routes
 from sim.policies.flagger.plan import (
-    FINISH_FAILED, FINISH_SUCCEEDED, MATCHED_ALL, MIN_INTERVAL_S, NOP_ROUTES, PROMOTE, SCALE_UP, TOTAL_WEIGHT,
-    FlaggerPlan, Hook, build_plan, set_weights)
+    FINISH_FAILED,
+    FINISH_SUCCEEDED,
+    MATCHED_ALL,
+    MIN_INTERVAL_S,
+    NOP_ROUTES,
+    PROMOTE,
+    SCALE_UP,
+    TOTAL_WEIGHT,
+    FlaggerPlan,
+    Hook,
+    build_plan,
+    set_weights,
+)
 from sim.policies.flagger.spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec
 from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
 
@@ -75,7 +86,7 @@ class FlaggerState:
     judge: object = None  # the judge's own (immutable) state, when there is a judge
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last judgement, for the trace
 
-    def evolve(self, **changes: object) -> "FlaggerState":
+    def evolve(self, **changes: object) -> FlaggerState:
         """A copy with some fields changed (``dataclasses.replace``, without its
         introspection: this runs at every tick of every simulated rollout)."""
         if not changes.keys() <= _FIELDS:
@@ -105,12 +116,24 @@ def _with_event(s: FlaggerState, event: str) -> FlaggerState:
     return new
 
 
-def _fresh(phase: str, event: str, canary_weight: int = 0,
-           judge_detail: tuple[tuple[str, object], ...] = ()) -> FlaggerState:
+def _fresh(
+    phase: str, event: str, canary_weight: int = 0, judge_detail: tuple[tuple[str, object], ...] = ()
+) -> FlaggerState:
     """``FlaggerState(phase, canary_weight, event=event, judge_detail=judge_detail)``."""
     new = _new(FlaggerState)
-    _set(new, "__dict__", {"phase": phase, "canary_weight": canary_weight, "failed_checks": 0, "iterations": 0,
-                           "event": event, "judge": None, "judge_detail": judge_detail})
+    _set(
+        new,
+        "__dict__",
+        {
+            "phase": phase,
+            "canary_weight": canary_weight,
+            "failed_checks": 0,
+            "iterations": 0,
+            "event": event,
+            "judge": None,
+            "judge_detail": judge_detail,
+        },
+    )
     return new
 
 
@@ -216,8 +239,9 @@ class FlaggerCanary:
                 first.append(("query", MetricQuery(m.name, "custom", m.interval, lo, hi, (m.name,))))
             if m.templateRef is not None:
                 key = m.name if m.name not in BUILTIN_METRICS else f"{m.name}#template"
-                second.append(("template", MetricQuery(key, "custom", m.interval, lo, hi,
-                                                       (m.name, m.templateRef.name))))
+                second.append(
+                    ("template", MetricQuery(key, "custom", m.interval, lo, hi, (m.name, m.templateRef.name)))
+                )
         return tuple(first + second)
 
     @cached_property
@@ -229,8 +253,9 @@ class FlaggerCanary:
         """Whether a request with these headers matches ``analysis.match`` (A/B routing):
         any entry whose header conditions all hold. Header names are case-insensitive."""
         low = {k.lower(): v for k, v in headers.items()}
-        return any(all(sm.matches(low.get(name.lower())) for name, sm in m.headers.items())
-                   for m in self.analysis.match)
+        return any(
+            all(sm.matches(low.get(name.lower())) for name, sm in m.headers.items()) for m in self.analysis.match
+        )
 
     # -- the policy protocol ----------------------------------------------------------
 
@@ -241,8 +266,12 @@ class FlaggerCanary:
         return None if state.phase in TERMINAL else t + self._plan.interval_s
 
     def status(self, state: FlaggerState) -> dict[str, object]:
-        out: dict[str, object] = {"phase": state.phase, "canary_weight": state.canary_weight,
-                                  "failed_checks": state.failed_checks, "iterations": state.iterations}
+        out: dict[str, object] = {
+            "phase": state.phase,
+            "canary_weight": state.canary_weight,
+            "failed_checks": state.failed_checks,
+            "iterations": state.iterations,
+        }
         if self.judge is not None:
             out["judge"] = dict(state.judge_detail)
         return out
@@ -358,8 +387,9 @@ class FlaggerCanary:
         state, verdict = self.judge.judge(prior, obs.versions)
         return _replace(s, {"judge": state, "judge_detail": tuple(sorted(verdict.detail.items()))}), verdict
 
-    def _run_metrics(self, p: FlaggerPlan, s: FlaggerState, obs: Observation
-                     ) -> tuple[str, FlaggerState, Judgement | None]:
+    def _run_metrics(
+        self, p: FlaggerPlan, s: FlaggerState, obs: Observation
+    ) -> tuple[str, FlaggerState, Judgement | None]:
         """``runBuiltinMetricChecks`` then ``runMetricChecks``: stop at the first failure,
         whose message is returned ("" when all pass).
 
@@ -391,8 +421,9 @@ class FlaggerCanary:
                 return f"Halt advancement {c.name} {val:.2f} > {c.hi_text}", s, verdict
         return "", s, verdict
 
-    def _run_canary(self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action],
-                    routes: Routes) -> FlaggerState:
+    def _run_canary(
+        self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action], routes: Routes
+    ) -> FlaggerState:
         """``runCanary``: step the weight up (one mirroring step first), or promote at max."""
         weight = routes.canary_weight
         if weight < p.max_weight:
@@ -454,8 +485,9 @@ def _run_ab(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action
     return _promote(p, s, acts) if n == s.iterations else _with_event(s, "")
 
 
-def _run_blue_green(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action],
-                    routes: Routes) -> FlaggerState:
+def _run_blue_green(
+    p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action], routes: Routes
+) -> FlaggerState:
     """``runBlueGreen``: iterate with no live traffic, switch all of it, then promote."""
     n = p.iterations
     if n > s.iterations:

@@ -92,8 +92,14 @@ def _hook(h: FlaggerWebhook) -> Hook:
     kind = h.kind
     load = h.load_test_rate() if kind in ("rollout", "pre-rollout") else None
     load = load or (0.0, 0.0)
-    return Hook(h.name, kind, kind != "rollback",  # a rollback hook signals only when asked to
-                load, HookCalled(h.name, kind, True, *load), HookCalled(h.name, kind, False, *load))
+    return Hook(
+        h.name,
+        kind,
+        kind != "rollback",  # a rollback hook signals only when asked to
+        load,
+        HookCalled(h.name, kind, True, *load),
+        HookCalled(h.name, kind, False, *load),
+    )
 
 
 def _check(q: MetricQuery, judged: bool) -> Check:
@@ -102,12 +108,25 @@ def _check(q: MetricQuery, judged: bool) -> Check:
     if truncate:
         lo = None if lo is None else float(math.trunc(lo))
         hi = None if hi is None else float(math.trunc(hi))
-    return Check(q.name, judged, truncate, lo, hi, "" if lo is None else f"{lo:g}", "" if hi is None else f"{hi:g}",
-                 f"Halt advancement no values found for metric {q.name}")
+    return Check(
+        q.name,
+        judged,
+        truncate,
+        lo,
+        hi,
+        "" if lo is None else f"{lo:g}",
+        "" if hi is None else f"{hi:g}",
+        f"Halt advancement no values found for metric {q.name}",
+    )
 
 
-def build_plan(spec: FlaggerPolicySpec, checks: tuple[tuple[str, MetricQuery], ...], judged: frozenset[str],
-               max_weight: int, mirror_percent: float) -> FlaggerPlan:
+def build_plan(
+    spec: FlaggerPolicySpec,
+    checks: tuple[tuple[str, MetricQuery], ...],
+    judged: frozenset[str],
+    max_weight: int,
+    mirror_percent: float,
+) -> FlaggerPlan:
     """The plan of a policy: its spec, its metric checks in order (``(kind, query)``), the
     signals its judge takes over, and its ``max_weight()`` and mirroring percentage."""
     a = spec.analysis or FlaggerAnalysis()

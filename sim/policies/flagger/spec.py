@@ -12,32 +12,21 @@ import re
 import shlex
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from sim.models import Duration, LooseModel, StrictModel
 from sim.policies.judges import JudgeSpec
 from sim.units import parse_duration
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-class _Loose(BaseModel):
-    """Kubernetes-side objects whose extra keys do not change decisions."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
-
-
-class ThresholdRange(_Model):
+class ThresholdRange(StrictModel):
     """``thresholdRange``: the check fails when the value is below ``min`` or above ``max``."""
 
     min: float | None = None
     max: float | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ThresholdRange":
+    def _ordered(self) -> ThresholdRange:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is above max ({self.max})")
         return self
@@ -46,12 +35,12 @@ class ThresholdRange(_Model):
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 
 
-class TemplateRef(_Model):
+class TemplateRef(StrictModel):
     name: str
     namespace: str | None = None
 
 
-class FlaggerMetric(_Model):
+class FlaggerMetric(StrictModel):
     """One entry of ``analysis.metrics``.
 
     A builtin (``request-success-rate``, ``request-duration``), a MetricTemplate
@@ -70,10 +59,12 @@ class FlaggerMetric(_Model):
     templateVariables: dict[str, str] = {}
 
     @model_validator(mode="after")
-    def _kind(self) -> "FlaggerMetric":
+    def _kind(self) -> FlaggerMetric:
         if self.templateRef is None and self.query is None and self.name not in BUILTIN_METRICS:
-            raise ValueError(f"metric {self.name!r} is not a builtin ({', '.join(BUILTIN_METRICS)}) "
-                             "and has neither templateRef nor query")
+            raise ValueError(
+                f"metric {self.name!r} is not a builtin ({', '.join(BUILTIN_METRICS)}) "
+                "and has neither templateRef nor query"
+            )
         if self.interval <= 0:
             raise ValueError("interval must be positive")
         return self
@@ -83,7 +74,7 @@ class FlaggerMetric(_Model):
         return self.templateRef is not None or self.query is not None
 
 
-class WebhookMetadata(_Loose):
+class WebhookMetadata(LooseModel):
     """A webhook's ``metadata``: free-form strings; ``cmd`` is what the Flagger load
     tester runs (a ``hey`` command there becomes canary traffic in the simulation)."""
 
@@ -112,11 +103,19 @@ class WebhookMetadata(_Loose):
         return value
 
 
-HookType = Literal["confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase",
-                   "confirm-promotion", "post-rollout", "rollback", "event"]
+HookType = Literal[
+    "confirm-rollout",
+    "pre-rollout",
+    "rollout",
+    "confirm-traffic-increase",
+    "confirm-promotion",
+    "post-rollout",
+    "rollback",
+    "event",
+]
 
 
-class FlaggerWebhook(_Model):
+class FlaggerWebhook(StrictModel):
     """``analysis.webhooks[]``. An empty ``type`` is a rollout hook (``runAnalysis``)."""
 
     name: str
@@ -131,7 +130,6 @@ class FlaggerWebhook(_Model):
     @property
     def kind(self) -> str:
         return self.type or "rollout"
-
 
     def load_test_rate(self) -> tuple[float, float] | None:
         """Requests/s and duration (s) of a Flagger load-tester ``hey`` command, if any."""
@@ -176,7 +174,7 @@ def hey_load(cmd: str) -> tuple[float, float] | None:
     return workers * qps, duration
 
 
-class StringMatch(_Model):
+class StringMatch(StrictModel):
     """An Istio ``StringMatch``: exactly one of exact, prefix, suffix, regex."""
 
     exact: str | None = None
@@ -198,13 +196,13 @@ class StringMatch(_Model):
         return False
 
 
-class HTTPMatch(_Loose):
+class HTTPMatch(LooseModel):
     """An Istio ``HTTPMatchRequest`` of ``analysis.match``: headers must all match."""
 
     headers: dict[str, StringMatch] = {}
 
 
-class FlaggerAnalysis(_Model):
+class FlaggerAnalysis(StrictModel):
     """Flagger ``spec.analysis``.
 
     Defaults are Flagger's: ``interval`` 60s (values under 10s run every 10s,
@@ -233,13 +231,13 @@ class FlaggerAnalysis(_Model):
     sessionAffinity: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _steps(self) -> "FlaggerAnalysis":
+    def _steps(self) -> FlaggerAnalysis:
         if any(b <= a for a, b in zip(self.stepWeights, self.stepWeights[1:])):
             raise ValueError(f"stepWeights must increase (got {self.stepWeights})")
         return self
 
 
-class MetricTemplateSpec(_Model):
+class MetricTemplateSpec(StrictModel):
     """The parts of a Flagger ``MetricTemplate`` that matter here: its query and provider
     type. Which simulated signal the query measures is bound in the scenario
     (``telemetry.metrics``)."""
@@ -248,7 +246,7 @@ class MetricTemplateSpec(_Model):
     provider: dict[str, Any] = {}
 
 
-class FlaggerPolicySpec(_Model):
+class FlaggerPolicySpec(StrictModel):
     """The ``flagger:`` policy: an ``analysis`` block plus the Canary fields that decide.
 
     ``progressDeadlineSeconds`` (default 600) bounds how long a workload may stay
@@ -268,14 +266,16 @@ class FlaggerPolicySpec(_Model):
     judge: JudgeSpec | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "FlaggerPolicySpec":
+    def _check(self) -> FlaggerPolicySpec:
         a = self.analysis
         if a is None or self.skipAnalysis:
             return self
         canary = a.iterations == 0 and self.provider != "kubernetes"
         if canary and a.stepWeight == 0 and not a.stepWeights:
-            raise ValueError("analysis: stepWeight or stepWeights must be set for a canary "
-                             "(with neither the canary never advances), or iterations for A/B and blue/green")
+            raise ValueError(
+                "analysis: stepWeight or stepWeights must be set for a canary "
+                "(with neither the canary never advances), or iterations for A/B and blue/green"
+            )
         return self
 
     def strategy(self) -> str:

@@ -14,7 +14,7 @@ fixed-horizon test, for comparison), ``bayes`` (Beta-Binomial, no error guarante
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -24,11 +24,19 @@ from sim.policies.judges.classical import GroupSequentialJudge, NaiveJudge, Sprt
 from sim.policies.judges.kayenta import KayentaJudge, KayentaSpec
 from sim.policies.judges.msprt import MsprtJudge
 from sim.policies.judges.sequential import SequentialJudge
-from sim.policies.judges.spec import (ERRORS, LATENCY, BayesSpec, GroupSequentialSpec, MsprtSpec, NaiveSpec,
-                                      SequentialSpec, SprtSpec)
+from sim.policies.judges.spec import (
+    ERRORS,
+    LATENCY,
+    BayesSpec,
+    GroupSequentialSpec,
+    MsprtSpec,
+    NaiveSpec,
+    SequentialSpec,
+    SprtSpec,
+)
 
 JudgeSpec = Annotated[
-    Union[SequentialSpec, MsprtSpec, GroupSequentialSpec, SprtSpec, NaiveSpec, BayesSpec, KayentaSpec],
+    SequentialSpec | MsprtSpec | GroupSequentialSpec | SprtSpec | NaiveSpec | BayesSpec | KayentaSpec,
     Field(discriminator="kind"),
 ]
 
@@ -64,5 +72,4 @@ def judged_signals(judge: Judge) -> frozenset[str]:
     return frozenset({ERRORS, LATENCY}) if judge.needs_latency else frozenset({ERRORS})
 
 
-__all__ = ["Judge", "JudgeData", "JudgeSpec", "Judgement", "Verdict", "VersionSeries", "judged_signals",
-           "make_judge"]
+__all__ = ["Judge", "JudgeData", "JudgeSpec", "Judgement", "Verdict", "VersionSeries", "judged_signals", "make_judge"]

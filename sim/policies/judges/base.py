@@ -63,7 +63,7 @@ class JudgeData:
     primary: VersionSeries
 
 
-class Verdict(str, Enum):
+class Verdict(str, Enum):  # noqa: UP042 (StrEnum would change str(): "Verdict.FAIL" is printed)
     """A judge's verdict for one tick."""
 
     PASS = "pass"

@@ -25,8 +25,16 @@ from sim.policies.judges.counts import totals
 from sim.policies.judges.spec import ERRORS, BayesSpec, signals_to_judge
 
 
-def prob_canary_worse(nc: float, ec: float, np_: float, ep: float, delta: float = 0.0,
-                      prior_a: float = 1.0, prior_b: float = 1.0, points: int = 401) -> float:
+def prob_canary_worse(
+    nc: float,
+    ec: float,
+    np_: float,
+    ep: float,
+    delta: float = 0.0,
+    prior_a: float = 1.0,
+    prior_b: float = 1.0,
+    points: int = 401,
+) -> float:
     """P(p_canary > p_primary + delta) under independent Beta posteriors.
 
     Integrates the canary's posterior tail over the primary's posterior on a grid of

@@ -103,8 +103,9 @@ class GroupSequentialJudge(_ErrorsOnly):
         s = state
         if not s.decided and k > s.seen:
             c, mu, v = label_z_parts(error_slots(data, s.seen))
-            s = GroupSequentialState(k, s.events + c, s.expected + mu, s.variance + v, s.t, s.spent, s.density,
-                                     s.boundary)
+            s = GroupSequentialState(
+                k, s.events + c, s.expected + mu, s.variance + v, s.t, s.spent, s.density, s.boundary
+            )
             t = min(nc / spec.max_canary_requests, 1.0)
             if s.variance > 0 and t > s.t + 1e-9:
                 s = self._look(s, t)
@@ -143,8 +144,7 @@ class GroupSequentialJudge(_ErrorsOnly):
             dens = np.exp(_DIFF2 * (-0.5 / (sd * sd))) @ mass / (sd * math.sqrt(2.0 * math.pi))
         dens = np.where(W_GRID - _H / 2 < b, dens, 0.0)
         decided = "reject" if w >= b else ("accept" if t >= 1.0 else "")
-        return GroupSequentialState(s.seen, s.events, s.expected, s.variance, t, target, dens.tobytes(), b,
-                                    decided)
+        return GroupSequentialState(s.seen, s.events, s.expected, s.variance, t, target, dens.tobytes(), b, decided)
 
 
 @dataclass(frozen=True)
@@ -174,11 +174,15 @@ class SprtJudge(_ErrorsOnly):
         lower = math.log(spec.beta / (1.0 - spec.alpha))
         s = state
         if not s.decided and k > s.seen:
-            llr = s.llr + float(log_likelihood_ratio(error_slots(data, s.seen),
-                                                     np.array([math.log(spec.relative_risk)]))[0])
+            llr = s.llr + float(
+                log_likelihood_ratio(error_slots(data, s.seen), np.array([math.log(spec.relative_risk)]))[0]
+            )
             s = LlrState(k, llr, "reject" if llr >= upper else ("accept" if llr <= lower else ""))
-        detail: dict[str, float | str | None] = {"llr": round(s.llr, 4), "upper": round(upper, 4),
-                                                 "lower": round(lower, 4)}
+        detail: dict[str, float | str | None] = {
+            "llr": round(s.llr, 4),
+            "upper": round(upper, 4),
+            "lower": round(lower, 4),
+        }
         if s.decided == "reject":
             detail["statistic"] = f"log-likelihood ratio {s.llr:.3f} >= {upper:.3f}"
             return s, Judgement(Verdict.FAIL, reject=True, detail=detail)

@@ -51,8 +51,12 @@ def error_slots(data: JudgeData, seen: int) -> Slots:
     """Requests and failures of the slots after the first ``seen``."""
     k = slot_count(data)
     c, p = data.canary, data.primary
-    return Slots(np.asarray(c.requests[seen:k], float), np.asarray(p.requests[seen:k], float),
-                 np.asarray(c.errors[seen:k], float), np.asarray(p.errors[seen:k], float))
+    return Slots(
+        np.asarray(c.requests[seen:k], float),
+        np.asarray(p.requests[seen:k], float),
+        np.asarray(c.errors[seen:k], float),
+        np.asarray(p.errors[seen:k], float),
+    )
 
 
 def bound_index(bounds_ms: tuple[float, ...], bound_ms: float) -> int | None:
@@ -65,5 +69,9 @@ def totals(data: JudgeData) -> tuple[float, float, float, float]:
     """(canary requests, canary failures, primary requests, primary failures) so far."""
     k = slot_count(data)
     c, p = data.canary, data.primary
-    return (float(c.requests[:k].sum()), float(c.errors[:k].sum()),
-            float(p.requests[:k].sum()), float(p.errors[:k].sum()))
+    return (
+        float(c.requests[:k].sum()),
+        float(c.errors[:k].sum()),
+        float(p.requests[:k].sum()),
+        float(p.errors[:k].sum()),
+    )

@@ -25,23 +25,21 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from sim.models import Duration, StrictModel
 from sim.policies.judges import kayenta_rules
 from sim.policies.judges.base import JudgeData, Judgement, Verdict, VersionSeries
 from sim.policies.judges.kayenta_rules import (
-    MetricClassification, classify, classify_score, transform, weighted_sum_score,
+    MetricClassification,
+    classify,
+    classify_score,
+    transform,
+    weighted_sum_score,
 )
-from sim.units import parse_duration
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-class EffectSize(_Model):
+class EffectSize(StrictModel):
     """``analysisConfigurations.canary.effectSize``; unset bounds default to 1.0 for
     ``meanRatio`` and 0.5 for ``cles`` (no effect)."""
 
@@ -56,14 +54,14 @@ class EffectSize(_Model):
         return value if value is not None else (0.5 if self.measure == "cles" else 1.0)
 
 
-class Outliers(_Model):
+class Outliers(StrictModel):
     """``analysisConfigurations.canary.outliers``: IQR removal (reduced sensitivity)."""
 
     strategy: Literal["keep", "remove"] = "keep"
     outlierFactor: float = Field(3.0, gt=0)
 
 
-class CanaryAnalysisConfig(_Model):
+class CanaryAnalysisConfig(StrictModel):
     """``analysisConfigurations.canary`` of a Kayenta metric, with Kayenta's defaults."""
 
     direction: Literal["increase", "decrease", "either"] = "either"
@@ -75,7 +73,7 @@ class CanaryAnalysisConfig(_Model):
     outliers: Outliers = Outliers()
 
 
-class AnalysisConfigurations(_Model):
+class AnalysisConfigurations(StrictModel):
     canary: CanaryAnalysisConfig = CanaryAnalysisConfig()
 
 
@@ -84,7 +82,7 @@ class AnalysisConfigurations(_Model):
 Query = Literal["request-error-rate", "request-success-rate", "request-duration"]
 
 
-class KayentaMetric(_Model):
+class KayentaMetric(StrictModel):
     """One metric of the canary config: what to query and how Kayenta judges it.
 
     Attributes:
@@ -111,39 +109,43 @@ class KayentaMetric(_Model):
         return self.groups if self.groups else [self.name]
 
 
-class Classifier(_Model):
+class Classifier(StrictModel):
     """The canary config's ``classifier``: percentage weights per group."""
 
     groupWeights: dict[str, Annotated[float, Field(ge=0)]] = {}
 
     @model_validator(mode="after")
-    def _sum(self) -> "Classifier":
+    def _sum(self) -> Classifier:
         total = sum(self.groupWeights.values())
         if total > 100.0 + 1e-9:
             raise ValueError(f"groupWeights add up to {total:g}, more than 100")
         return self
 
 
-class ScoreThresholds(_Model):
+class ScoreThresholds(StrictModel):
     """``scoreThresholds``: pass ≥ ``pass``; a judgement ≤ ``marginal`` ends the canary."""
 
     pass_: float = Field(95.0, alias="pass", ge=0, le=100)
     marginal: float = Field(75.0, ge=0, le=100)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ScoreThresholds":
+    def _ordered(self) -> ScoreThresholds:
         if self.marginal > self.pass_:
             raise ValueError(f"marginal ({self.marginal:g}) is above pass ({self.pass_:g})")
         return self
 
 
 def _default_metrics() -> list[KayentaMetric]:
-    return [KayentaMetric(name="request-error-rate", query="request-error-rate",
-                          analysisConfigurations=AnalysisConfigurations(
-                              canary=CanaryAnalysisConfig(direction="increase")))]
+    return [
+        KayentaMetric(
+            name="request-error-rate",
+            query="request-error-rate",
+            analysisConfigurations=AnalysisConfigurations(canary=CanaryAnalysisConfig(direction="increase")),
+        )
+    ]
 
 
-class KayentaSpec(_Model):
+class KayentaSpec(StrictModel):
     """``judge: {kind: kayenta, ...}``.
 
     Attributes:
@@ -168,7 +170,7 @@ class KayentaSpec(_Model):
     seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "KayentaSpec":
+    def _check(self) -> KayentaSpec:
         if self.step <= 0:
             raise ValueError("step must be positive")
         if self.lookback is not None and self.lookback < self.step:
@@ -230,8 +232,7 @@ def step_edges(data: JudgeData, spec: KayentaSpec) -> np.ndarray:
     return np.floor(times / scrape + 1e-9).astype(int)
 
 
-def metric_series(series: VersionSeries, metric: KayentaMetric, edges: np.ndarray,
-                  bounds_ms: np.ndarray) -> np.ndarray:
+def metric_series(series: VersionSeries, metric: KayentaMetric, edges: np.ndarray, bounds_ms: np.ndarray) -> np.ndarray:
     """One version's values of ``metric`` per step (NaN for a step without requests)."""
     if len(edges) < 2:
         return np.zeros(0)
@@ -277,8 +278,10 @@ class KayentaJudge:
         spec = self.spec
         edges = step_edges(data, spec)
         bounds = np.asarray(data.bounds_ms, dtype=float)
-        detail: dict[str, float | str | None] = {"judgement": float(state.judgements + 1),
-                                                 "points": float(max(len(edges) - 1, 0))}
+        detail: dict[str, float | str | None] = {
+            "judgement": float(state.judgements + 1),
+            "points": float(max(len(edges) - 1, 0)),
+        }
         results: list[tuple[MetricClassification, list[str]]] = []
         anything = False
         for index, metric in enumerate(spec.metrics):
@@ -292,17 +295,32 @@ class KayentaJudge:
             rng = np.random.default_rng([spec.seed, state.judgements, index, int(round(data.t * 1000))])
             es = cfg.effectSize
             result = classify(
-                primary, canary, rng, direction=cfg.direction, nan_strategy=cfg.nanStrategy,
-                critical=cfg.critical, must_have_data=cfg.mustHaveData,
-                tolerance=kayenta_rules.TOLERANCE, confidence=kayenta_rules.CONFIDENCE,
+                primary,
+                canary,
+                rng,
+                direction=cfg.direction,
+                nan_strategy=cfg.nanStrategy,
+                critical=cfg.critical,
+                must_have_data=cfg.mustHaveData,
+                tolerance=kayenta_rules.TOLERANCE,
+                confidence=kayenta_rules.CONFIDENCE,
                 effect_thresholds=(es.bound("allowedDecrease"), es.bound("allowedIncrease")),
                 critical_thresholds=(es.bound("criticalDecrease"), es.bound("criticalIncrease")),
-                measure=es.measure, name=metric.name)
+                measure=es.measure,
+                name=metric.name,
+            )
             key = f"metric.{metric.name}"
-            detail.update({f"{key}.classification": result.label, f"{key}.hl_estimate": _num(result.estimate),
-                           f"{key}.ci_lower": _num(result.lower), f"{key}.ci_upper": _num(result.upper),
-                           f"{key}.ratio": _num(result.deviation), f"{key}.effect_size": _num(result.effect_size),
-                           f"{key}.points": float(min(len(canary), len(primary)))})
+            detail.update(
+                {
+                    f"{key}.classification": result.label,
+                    f"{key}.hl_estimate": _num(result.estimate),
+                    f"{key}.ci_lower": _num(result.lower),
+                    f"{key}.ci_upper": _num(result.upper),
+                    f"{key}.ratio": _num(result.deviation),
+                    f"{key}.effect_size": _num(result.effect_size),
+                    f"{key}.points": float(min(len(canary), len(primary))),
+                }
+            )
             if cfg.muted:
                 detail[f"{key}.classification"] = f"{result.label} (muted)"
             else:
@@ -315,10 +333,15 @@ class KayentaJudge:
         scored = weighted_sum_score(results, spec.classifier.groupWeights)
         thresholds = spec.scoreThresholds
         detail.update({f"group.{g}": s for g, s in scored.group_scores.items()})
-        detail.update({"score": scored.score, "reason": scored.reason,
-                       "classification": classify_score(scored.score, thresholds.pass_, thresholds.marginal),
-                       # what Kayenta's aggregated judgement would be if this were the last one
-                       "final_if_last": "pass" if scored.score >= thresholds.pass_ else "fail"})
+        detail.update(
+            {
+                "score": scored.score,
+                "reason": scored.reason,
+                "classification": classify_score(scored.score, thresholds.pass_, thresholds.marginal),
+                # what Kayenta's aggregated judgement would be if this were the last one
+                "final_if_last": "pass" if scored.score >= thresholds.pass_ else "fail",
+            }
+        )
         new_state = KayentaState(state.judgements + 1, scored.score)
         if scored.score <= thresholds.marginal:
             detail["statistic"] = f"score {scored.score:.1f} <= marginal {thresholds.marginal:g}"

@@ -58,8 +58,9 @@ class MetricClassification:
     estimate: float = math.nan
 
 
-def transform(values: np.ndarray, nan_strategy: str = "remove", outliers: str = "keep",
-              outlier_factor: float = 3.0) -> np.ndarray:
+def transform(
+    values: np.ndarray, nan_strategy: str = "remove", outliers: str = "keep", outlier_factor: float = 3.0
+) -> np.ndarray:
     """``NetflixACAJudge.transformMetric``: drop or zero NaNs, then optionally drop outliers."""
     values = np.asarray(values, dtype=float)
     nan = np.isnan(values)
@@ -74,12 +75,22 @@ def _with_noise(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return values + rng.standard_normal(len(values)) * (values[0] * NOISE_SCALE)
 
 
-def classify(control: np.ndarray, experiment: np.ndarray, rng: np.random.Generator, *,
-             direction: str = "either", nan_strategy: str = "remove", critical: bool = False,
-             must_have_data: bool = False, tolerance: float = TOLERANCE,
-             confidence: float = CONFIDENCE, effect_thresholds: tuple[float, float] = (1.0, 1.0),
-             critical_thresholds: tuple[float, float] = (1.0, 1.0),
-             measure: str = "meanRatio", name: str = "metric") -> MetricClassification:
+def classify(
+    control: np.ndarray,
+    experiment: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    direction: str = "either",
+    nan_strategy: str = "remove",
+    critical: bool = False,
+    must_have_data: bool = False,
+    tolerance: float = TOLERANCE,
+    confidence: float = CONFIDENCE,
+    effect_thresholds: tuple[float, float] = (1.0, 1.0),
+    critical_thresholds: tuple[float, float] = (1.0, 1.0),
+    measure: str = "meanRatio",
+    name: str = "metric",
+) -> MetricClassification:
     """``MannWhitneyClassifier.classify`` of transformed series.
 
     Args:
@@ -122,18 +133,24 @@ def classify(control: np.ndarray, experiment: np.ndarray, rng: np.random.Generat
     deviation = mean_ratio(control, experiment)
     effect = cles(control, experiment) if measure == "cles" else deviation
     bound = tolerance * abs(ci.estimate)
-    is_high = (direction in ("increase", "either") and ci.lower > bound
-               and (math.isnan(effect) or effect >= effect_thresholds[1]))
-    is_low = (direction in ("decrease", "either") and ci.upper < -bound
-              and (math.isnan(effect) or effect <= effect_thresholds[0]))
+    is_high = (
+        direction in ("increase", "either")
+        and ci.lower > bound
+        and (math.isnan(effect) or effect >= effect_thresholds[1])
+    )
+    is_low = (
+        direction in ("decrease", "either")
+        and ci.upper < -bound
+        and (math.isnan(effect) or effect <= effect_thresholds[0])
+    )
     label = "High" if is_high else "Low" if is_low else "Pass"
-    stats = dict(deviation=deviation, effect_size=effect, lower=ci.lower, upper=ci.upper,
-                 estimate=ci.estimate)
+    stats = dict(deviation=deviation, effect_size=effect, lower=ci.lower, upper=ci.upper, estimate=ci.estimate)
     crit_high = critical and label == "High" and (math.isnan(effect) or effect >= critical_thresholds[1])
     crit_low = critical and label == "Low" and (math.isnan(effect) or effect <= critical_thresholds[0])
     if crit_high or crit_low:
-        return MetricClassification(label, f"The metric {name} was classified as {label} (Critical)",
-                                    critical=True, **stats)
+        return MetricClassification(
+            label, f"The metric {name} was classified as {label} (Critical)", critical=True, **stats
+        )
     reason = None if label == "Pass" else f"{name} was classified as {label}"
     return MetricClassification(label, reason, **stats)
 
@@ -154,8 +171,9 @@ class ScoreResult:
     reason: str | None = None
 
 
-def weighted_sum_score(results: Sequence[tuple[MetricClassification, Sequence[str]]],
-                       group_weights: dict[str, float]) -> ScoreResult:
+def weighted_sum_score(
+    results: Sequence[tuple[MetricClassification, Sequence[str]]], group_weights: dict[str, float]
+) -> ScoreResult:
     """Score the (not muted) metric results: ``WeightedSumScorer.score``.
 
     Args:
@@ -180,8 +198,7 @@ def weighted_sum_score(results: Sequence[tuple[MetricClassification, Sequence[st
         return ScoreResult(0.0, group_scores, f"Canary Failed: {failures[0].reason}")
     n_nodata = sum(1 for r, _ in results if r.label == "Nodata")
     if results and n_nodata / len(results) * 100.0 >= NODATA_THRESHOLD:
-        return ScoreResult(0.0, group_scores,
-                           f"Canary Failed: {NODATA_THRESHOLD:g}% or more metrics returned NODATA")
+        return ScoreResult(0.0, group_scores, f"Canary Failed: {NODATA_THRESHOLD:g}% or more metrics returned NODATA")
 
     unweighted = [g for g in group_scores if g not in group_weights]
     shared = (100.0 - sum(group_weights.values())) / len(unweighted) if unweighted else 0.0

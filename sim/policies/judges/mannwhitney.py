@@ -87,7 +87,7 @@ def _sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
         ties = 0.0
     else:  # sizes of the runs of equal values
         sizes = np.diff(np.concatenate(([0], starts + 1, [n]))).astype(float)
-        ties = float((sizes ** 3 - sizes).sum())
+        ties = float((sizes**3 - sizes).sum())
     sigma = math.sqrt((nx * ny / 12.0) * ((n + 1.0) - ties / (n * (n - 1.0))))
     if sigma == 0.0:
         raise AllTiedError("cannot compute confidence interval when all observations are tied")
@@ -95,8 +95,9 @@ def _sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
     return (dz - correction) / sigma - zq
 
 
-def brent_root(f: Callable[[float], float], a: float, b: float, fa: float, fb: float,
-               tol: float = BRENT_TOLERANCE) -> float:
+def brent_root(
+    f: Callable[[float], float], a: float, b: float, fa: float, fb: float, tol: float = BRENT_TOLERANCE
+) -> float:
     """A zero of ``f`` in [a, b] by Brent's method (Brent 1973, ``zeroin``).
 
     Bisection safeguarded by secant and inverse quadratic interpolation, stopping when the

@@ -50,8 +50,9 @@ from sim.policies.judges.spec import ERRORS, LATENCY, SequentialSpec, signals_to
 GRID = 256
 
 
-def beta_binomial_e_value(canary: float, primary: float, p0: float, concentration: float,
-                          one_sided: bool = True) -> float:
+def beta_binomial_e_value(
+    canary: float, primary: float, p0: float, concentration: float, one_sided: bool = True
+) -> float:
     """Lindon–Malek's closed-form e-value for a constant share ``p0`` (log scale avoided
     only at the end). One-sided: the Beta prior truncated to q > p0."""
     a, b = concentration * p0, concentration * (1.0 - p0)
@@ -64,8 +65,7 @@ def beta_binomial_e_value(canary: float, primary: float, p0: float, concentratio
 
 
 @lru_cache(maxsize=4096)
-def mixture_grid(p_ref: float, concentration: float, max_rr: float, size: int = GRID
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def mixture_grid(p_ref: float, concentration: float, max_rr: float, size: int = GRID) -> tuple[np.ndarray, np.ndarray]:
     """Nodes (log relative risk) and log weights of the discretised one-sided prior.
 
     The truncated Beta(k·p, k·(1−p)) on q in (p, q(max_rr)) mapped to theta = odds(q) /
@@ -81,8 +81,9 @@ def mixture_grid(p_ref: float, concentration: float, max_rr: float, size: int = 
     return nodes, np.log(mass / mass.sum())
 
 
-def log_likelihood_ratios(e_canary: np.ndarray, e_primary: np.ndarray, share: np.ndarray,
-                          log_theta: np.ndarray) -> np.ndarray:
+def log_likelihood_ratios(
+    e_canary: np.ndarray, e_primary: np.ndarray, share: np.ndarray, log_theta: np.ndarray
+) -> np.ndarray:
     """Log LR(theta) against theta = 1 summed over slots, for T tests at once.
 
     Per slot: c·log(theta) − f·log(theta·pi + 1 − pi), c canary events of f in total and
@@ -95,14 +96,13 @@ def log_likelihood_ratios(e_canary: np.ndarray, e_primary: np.ndarray, share: np
     c = np.where(use, e_canary, 0.0)
     pi = np.where(use, share, 0.5)
     theta = np.exp(log_theta)
-    denom = np.log(theta[:, None, :] * pi[:, :, None] + (1.0 - pi)[:, :, None])    # (T, K, G)
+    denom = np.log(theta[:, None, :] * pi[:, :, None] + (1.0 - pi)[:, :, None])  # (T, K, G)
     return c.sum(axis=1)[:, None] * log_theta - np.einsum("tk,tkg->tg", f, denom)
 
 
 def log_likelihood_ratio(slots: Slots, log_theta: np.ndarray) -> np.ndarray:
     """``log_likelihood_ratios`` of one test (shape (G,))."""
-    return log_likelihood_ratios(slots.e_canary[None], slots.e_primary[None], slots.share()[None],
-                                 log_theta[None])[0]
+    return log_likelihood_ratios(slots.e_canary[None], slots.e_primary[None], slots.share()[None], log_theta[None])[0]
 
 
 def _logsumexp(x: np.ndarray) -> float:
@@ -158,13 +158,13 @@ class SequentialJudge:
         if ERRORS in self.signals:
             tests.append((ERRORS, None))
         if LATENCY in self.signals:
-            idx = sorted({j for b in self.spec.latency_bounds_ms
-                          if (j := bound_index(data.bounds_ms, b)) is not None})
+            idx = sorted({j for b in self.spec.latency_bounds_ms if (j := bound_index(data.bounds_ms, b)) is not None})
             tests += [(LATENCY, j) for j in idx]
         return tests
 
-    def _events(self, data: JudgeData, tests: list[tuple[str, int | None]], seen: int, k: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _events(
+        self, data: JudgeData, tests: list[tuple[str, int | None]], seen: int, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Canary events, primary events and canary shares of the new slots, (T, K) each."""
         ec, ep, pi = [], [], []
         if tests and tests[0][1] is None:
@@ -193,8 +193,9 @@ class SequentialJudge:
         tests = self._tests(data)
         k = slot_count(data)
         spec = self.spec
-        log_m = (np.frombuffer(state.log_m).reshape(len(tests), GRID).copy() if state.log_m
-                 else np.zeros((len(tests), GRID)))
+        log_m = (
+            np.frombuffer(state.log_m).reshape(len(tests), GRID).copy() if state.log_m else np.zeros((len(tests), GRID))
+        )
         p_ref = list(state.p_ref) or [math.nan] * len(tests)
         if k > state.seen and tests:
             ec, ep, pi = self._events(data, tests, state.seen, k)
@@ -205,19 +206,21 @@ class SequentialJudge:
                         p_ref[i] = first
             live = [i for i in range(len(tests)) if not math.isnan(p_ref[i])]
             if live:
-                nodes = np.array([mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)[0]
-                                  for i in live])
+                nodes = np.array([mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)[0] for i in live])
                 log_m[live] += log_likelihood_ratios(ec[live], ep[live], pi[live], nodes)
         e = np.ones(len(tests))
         for i in range(len(tests)):
             if not math.isnan(p_ref[i]):
                 _, log_w = mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)
                 e[i] = math.exp(min(_logsumexp(log_w + log_m[i]), 700.0))
-        per_metric = {ERRORS: [float(e[i]) for i, (m, _) in enumerate(tests) if m == ERRORS],
-                      LATENCY: [float(e[i]) for i, (m, _) in enumerate(tests) if m == LATENCY]}
+        per_metric = {
+            ERRORS: [float(e[i]) for i, (m, _) in enumerate(tests) if m == ERRORS],
+            LATENCY: [float(e[i]) for i, (m, _) in enumerate(tests) if m == LATENCY],
+        }
         values = {m: sum(v) / len(v) for m, v in per_metric.items() if v}
-        detail: dict[str, float | str | None] = {f"e_{'errors' if m == ERRORS else 'latency'}": round(v, 4)
-                                                 for m, v in values.items()}
+        detail: dict[str, float | str | None] = {
+            f"e_{'errors' if m == ERRORS else 'latency'}": round(v, 4) for m, v in values.items()
+        }
         m = max(len(values), 1)
         if spec.combine == "mean":
             bound, stat = 1.0 / spec.alpha, sum(values.values()) / len(values) if values else 1.0

@@ -10,23 +10,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sim.models import StrictModel
 
 ERRORS, LATENCY = "request-success-rate", "request-duration"
 
 
-def signals_to_judge(asked: list[str] | None, offered: frozenset[str] | set[str],
-                     supported: frozenset[str]) -> frozenset[str]:
+def signals_to_judge(
+    asked: list[str] | None, offered: frozenset[str] | set[str], supported: frozenset[str]
+) -> frozenset[str]:
     """The builtin metrics a judge takes over: those its ``metrics:`` asks for (default: all
     it supports), that the strategy checks (``offered``) and that it can judge."""
     wanted = set(asked) if asked is not None else set(supported)
     return frozenset(wanted & set(offered) & supported)
+
+
 Alpha = Annotated[float, Field(gt=0.0, lt=0.5)]
 Signal = Literal["request-success-rate", "request-duration"]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Spec(StrictModel):
+    """What every judge's spec has: its level and the builtin metrics it judges."""
 
     alpha: Alpha = 0.01
     metrics: list[Signal] | None = None

@@ -36,6 +36,7 @@ class Ramp:
 @lru_cache(maxsize=16)
 def _bucket_probs(scale: float) -> np.ndarray:
     from scipy.stats import lognorm
+
     sigma = np.log(250.0 / 40.0) / 2.326
     cdf = lognorm.cdf(np.array(BOUNDS_MS), sigma, scale=40.0 * scale)
     return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
@@ -62,9 +63,12 @@ def run(judge: Judge, ramp: Ramp, rng: np.random.Generator) -> tuple[str, int]:
             if hist is not None:
                 hist[lo:k, v] = rng.multinomial(n, probs[v])
         data = JudgeData(
-            t=tick * ramp.tick_s, scrape_s=ramp.scrape_s, bounds_ms=BOUNDS_MS,
+            t=tick * ramp.tick_s,
+            scrape_s=ramp.scrape_s,
+            bounds_ms=BOUNDS_MS,
             canary=VersionSeries(req[:k, 1], err[:k, 1], None if hist is None else hist[:k, 1]),
-            primary=VersionSeries(req[:k, 0], err[:k, 0], None if hist is None else hist[:k, 0]))
+            primary=VersionSeries(req[:k, 0], err[:k, 0], None if hist is None else hist[:k, 0]),
+        )
         state, j = judge.judge(state, data)
         if j.reject:
             return "reject", tick

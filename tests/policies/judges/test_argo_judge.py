@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from sim.errors import InputError
-from sim.policies.base import check_policy
 from sim.inputs.policy import scenario_policy
-from sim.runs.runner import run_batch
 from sim.inputs.scenario import parse_scenario
+from sim.policies.base import check_policy
+from sim.runs.runner import run_batch
 from sim.yamlio import load_yaml, loads_yaml
 
 SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "argo-canary-steps.yaml"

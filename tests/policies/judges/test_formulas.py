@@ -22,8 +22,7 @@ from sim.policies.judges.bayes import prob_canary_worse
 from sim.policies.judges.classical import GroupSequentialJudge, GroupSequentialState, spent_alpha
 from sim.policies.judges.counts import Slots
 from sim.policies.judges.msprt import msprt_log_lambda
-from sim.policies.judges.sequential import (beta_binomial_e_value, log_likelihood_ratio, mixture_grid,
-                                            _logsumexp)
+from sim.policies.judges.sequential import _logsumexp, beta_binomial_e_value, log_likelihood_ratio, mixture_grid
 from sim.policies.judges.spec import GroupSequentialSpec
 
 
@@ -43,23 +42,30 @@ def _savvi_two_cell(batches: list[tuple[int, int]], p0: float, k: float) -> floa
     return math.exp(log_odds)
 
 
-@pytest.mark.parametrize("batches,p0", [([(3, 20), (4, 30)], 0.1), ([(10, 10), (0, 5), (8, 2)], 0.4),
-                                        ([(0, 40)], 0.2)])
+@pytest.mark.parametrize("batches,p0", [([(3, 20), (4, 30)], 0.1), ([(10, 10), (0, 5), (8, 2)], 0.4), ([(0, 40)], 0.2)])
 def test_two_sided_closed_form_is_savvis_sequential_update(batches, p0):
     c, d = sum(b[0] for b in batches), sum(b[1] for b in batches)
     assert beta_binomial_e_value(c, d, p0, 100.0, one_sided=False) == pytest.approx(
-        _savvi_two_cell(batches, p0, 100.0), rel=1e-9)
+        _savvi_two_cell(batches, p0, 100.0), rel=1e-9
+    )
 
 
-@pytest.mark.parametrize("c,d,p0", [(5, 20, 0.1), (20, 40, 0.2), (50, 100, 0.3), (3, 50, 0.1),
-                                    (300, 1000, 0.2), (0, 10, 0.1), (40, 60, 0.5)])
+@pytest.mark.parametrize(
+    "c,d,p0", [(5, 20, 0.1), (20, 40, 0.2), (50, 100, 0.3), (3, 50, 0.1), (300, 1000, 0.2), (0, 10, 0.1), (40, 60, 0.5)]
+)
 def test_relative_risk_mixture_equals_closed_form_at_a_constant_share(c, d, p0):
     # One slot (or many) with a constant share: the grid mixture is the one-sided closed form.
     nodes, log_w = mixture_grid(p0, 100.0, 1000.0)
-    slots = Slots(np.array([1000.0, 500.0]), np.array([1000.0, 500.0]) * (1 - p0) / p0,
-                  np.array([c - c // 2, c // 2], float), np.array([d - d // 2, d // 2], float))
+    slots = Slots(
+        np.array([1000.0, 500.0]),
+        np.array([1000.0, 500.0]) * (1 - p0) / p0,
+        np.array([c - c // 2, c // 2], float),
+        np.array([d - d // 2, d // 2], float),
+    )
     grid = math.exp(_logsumexp(log_w + log_likelihood_ratio(slots, nodes)))
-    assert grid == pytest.approx(beta_binomial_e_value(c, d, p0, 100.0), rel=1e-2)  # midpoint rule on a 256-node log grid
+    assert grid == pytest.approx(
+        beta_binomial_e_value(c, d, p0, 100.0), rel=1e-2
+    )  # midpoint rule on a 256-node log grid
 
 
 def test_one_sided_e_value_shrinks_when_the_canary_fails_less():
@@ -74,21 +80,23 @@ def test_one_sided_e_value_shrinks_when_the_canary_fails_less():
 
 def _cpp_msprt_normal(n: int, diff: float, sigma: float, tau: float) -> float:
     # cppmSPRT, distribution "normal", no pre-period data.
-    s2 = sigma ** 2
-    return math.sqrt(2 * s2 / (2 * s2 + n * tau ** 2)) * math.exp(
-        n ** 2 * tau ** 2 * diff ** 2 / (4 * s2 * (2 * s2 + n * tau ** 2)))
+    s2 = sigma**2
+    return math.sqrt(2 * s2 / (2 * s2 + n * tau**2)) * math.exp(
+        n**2 * tau**2 * diff**2 / (4 * s2 * (2 * s2 + n * tau**2))
+    )
 
 
 def _cpp_msprt_bernoulli(n: int, xbar: float, ybar: float, tau: float) -> float:
     vn = xbar * (1 - xbar) + ybar * (1 - ybar)
-    return math.sqrt(vn / (vn + n * tau ** 2)) * math.exp(
-        n ** 2 * tau ** 2 * (xbar - ybar) ** 2 / (2 * vn * (vn + n * tau ** 2)))
+    return math.sqrt(vn / (vn + n * tau**2)) * math.exp(
+        n**2 * tau**2 * (xbar - ybar) ** 2 / (2 * vn * (vn + n * tau**2))
+    )
 
 
 @pytest.mark.parametrize("n,diff,sigma,tau", [(100, 0.3, 1.0, 0.5), (5000, 0.02, 1.0, 0.1), (20, -1.0, 2.0, 1.0)])
 def test_stratified_msprt_is_johari_for_balanced_arms(n, diff, sigma, tau):
     # One stratum with n per arm: w = n/2, S = w * diff, I = n/2.
-    log_l = msprt_log_lambda(n / 2 * diff, n / 2, sigma ** 2, tau, one_sided=False)
+    log_l = msprt_log_lambda(n / 2 * diff, n / 2, sigma**2, tau, one_sided=False)
     assert math.exp(log_l) == pytest.approx(_cpp_msprt_normal(n, diff, sigma, tau), rel=1e-9)
 
 
@@ -114,21 +122,24 @@ def _boundaries(spending: str, alpha: float, ts: list[float]) -> list[float]:
         lo, hi = 0.0, 10.0
         for _ in range(40):  # the smallest z that rejects at this look
             mid = (lo + hi) / 2
-            probe = GroupSequentialState(0, mid + 0.5, 0.0, 1.0, state.t, state.spent, state.density,
-                                         state.boundary)
+            probe = GroupSequentialState(0, mid + 0.5, 0.0, 1.0, state.t, state.spent, state.density, state.boundary)
             lo, hi = (lo, mid) if judge._look(probe, t).decided == "reject" else (mid, hi)
         out.append(hi)
-        state = judge._look(GroupSequentialState(0, -50.0, 0.0, 1.0, state.t, state.spent, state.density,
-                                                 state.boundary), t)
+        state = judge._look(
+            GroupSequentialState(0, -50.0, 0.0, 1.0, state.t, state.spent, state.density, state.boundary), t
+        )
     return out
 
 
-@pytest.mark.parametrize("spending,want", [
-    # ldbounds / gsDesign: Lan-DeMets O'Brien-Fleming and Pocock types, K = 5 equally
-    # spaced looks, one-sided alpha 0.025.
-    ("obrien-fleming", [4.877, 3.357, 2.680, 2.290, 2.031]),
-    ("pocock", [2.438, 2.427, 2.410, 2.397, 2.386]),
-])
+@pytest.mark.parametrize(
+    "spending,want",
+    [
+        # ldbounds / gsDesign: Lan-DeMets O'Brien-Fleming and Pocock types, K = 5 equally
+        # spaced looks, one-sided alpha 0.025.
+        ("obrien-fleming", [4.877, 3.357, 2.680, 2.290, 2.031]),
+        ("pocock", [2.438, 2.427, 2.410, 2.397, 2.386]),
+    ],
+)
 def test_lan_demets_boundaries(spending, want):
     got = _boundaries(spending, 0.025, [0.2, 0.4, 0.6, 0.8, 1.0])
     assert got == pytest.approx(want, abs=0.003)

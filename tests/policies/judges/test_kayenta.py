@@ -22,7 +22,12 @@ from pydantic import ValidationError
 from sim.policies.judges import kayenta_rules
 from sim.policies.judges.base import Judge, JudgeData, Verdict, VersionSeries
 from sim.policies.judges.kayenta import (
-    KayentaJudge, KayentaSpec, KayentaState, histogram_quantile, metric_series, step_edges,
+    KayentaJudge,
+    KayentaSpec,
+    KayentaState,
+    histogram_quantile,
+    metric_series,
+    step_edges,
 )
 from sim.policies.judges.mannwhitney import mann_whitney_ci
 from sim.stats import wilson_interval
@@ -31,12 +36,12 @@ S = 15.0  # scrape interval of the synthetic data
 
 
 def _series(requests, errors, hist=None) -> VersionSeries:
-    return VersionSeries(np.asarray(requests, float), np.asarray(errors, float),
-                         None if hist is None else np.asarray(hist, float))
+    return VersionSeries(
+        np.asarray(requests, float), np.asarray(errors, float), None if hist is None else np.asarray(hist, float)
+    )
 
 
-def _data(canary: VersionSeries, primary: VersionSeries, t: float | None = None,
-          bounds=(10.0, 100.0)) -> JudgeData:
+def _data(canary: VersionSeries, primary: VersionSeries, t: float | None = None, bounds=(10.0, 100.0)) -> JudgeData:
     t = (len(canary.requests) - 1) * S if t is None else t
     return JudgeData(t=t, scrape_s=S, bounds_ms=bounds, canary=canary, primary=primary)
 
@@ -59,6 +64,7 @@ def _spec(**kw) -> KayentaSpec:
 
 # --- spec -------------------------------------------------------------------------------
 
+
 def test_spec_defaults_follow_kayenta():
     """Defaults: step 60 s, growing window, pass 95 / marginal 75, and per metric
     NetflixACAJudge.classifyMetric's defaults (direction either, nanStrategy remove, no
@@ -69,22 +75,43 @@ def test_spec_defaults_follow_kayenta():
     (metric,) = spec.metrics
     assert (metric.query, metric.canary.direction) == ("request-error-rate", "increase")
     cfg = _spec(metrics=[{"name": "m"}]).metrics[0].canary
-    assert (cfg.direction, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor) == \
-        ("either", "remove", "keep", 3.0)
+    assert (cfg.direction, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor) == (
+        "either",
+        "remove",
+        "keep",
+        3.0,
+    )
     assert cfg.effectSize.bound("allowedIncrease") == 1.0
     cles = _spec(metrics=[{"name": "m", "analysisConfigurations": {"canary": {"effectSize": {"measure": "cles"}}}}])
     assert cles.metrics[0].canary.effectSize.bound("criticalDecrease") == 0.5
 
 
 def test_spec_reads_kayenta_keys_and_units():
-    spec = _spec(step="30s", lookback="10m", beginCanaryAnalysisAfter="2m",
-                 scoreThresholds={"pass": 90, "marginal": 50},
-                 classifier={"groupWeights": {"errors": 70}},
-                 metrics=[{"name": "p99", "query": "request-duration", "quantile": 0.95, "groups": ["latency"],
-                           "analysisConfigurations": {"canary": {
-                               "direction": "increase", "critical": True, "mustHaveData": True,
-                               "nanStrategy": "replace", "outliers": {"strategy": "remove", "outlierFactor": 2},
-                               "effectSize": {"allowedIncrease": 1.1, "criticalIncrease": 1.5}}}}])
+    spec = _spec(
+        step="30s",
+        lookback="10m",
+        beginCanaryAnalysisAfter="2m",
+        scoreThresholds={"pass": 90, "marginal": 50},
+        classifier={"groupWeights": {"errors": 70}},
+        metrics=[
+            {
+                "name": "p99",
+                "query": "request-duration",
+                "quantile": 0.95,
+                "groups": ["latency"],
+                "analysisConfigurations": {
+                    "canary": {
+                        "direction": "increase",
+                        "critical": True,
+                        "mustHaveData": True,
+                        "nanStrategy": "replace",
+                        "outliers": {"strategy": "remove", "outlierFactor": 2},
+                        "effectSize": {"allowedIncrease": 1.1, "criticalIncrease": 1.5},
+                    }
+                },
+            }
+        ],
+    )
     assert (spec.step, spec.lookback, spec.beginCanaryAnalysisAfter) == (30.0, 600.0, 120.0)
     assert spec.scoreThresholds.pass_ == 90.0
     cfg = spec.metrics[0].canary
@@ -92,16 +119,19 @@ def test_spec_reads_kayenta_keys_and_units():
     assert KayentaJudge(spec).needs_latency and not KayentaJudge(KayentaSpec()).needs_latency
 
 
-@pytest.mark.parametrize("raw, where", [
-    ({"scoreThresholds": {"pass": 70, "marginal": 80}}, "scoreThresholds"),
-    ({"classifier": {"groupWeights": {"a": 60, "b": 50}}}, "classifier"),
-    ({"metrics": [{"name": "m", "analysisConfigurations": {"canary": {"direction": "up"}}}]}, "direction"),
-    ({"metrics": [{"name": "m", "bogus": 1}]}, "bogus"),
-    ({"metrics": [{"name": "m"}, {"name": "m"}]}, "unique"),
-    ({"metrics": []}, "metrics"),
-    ({"step": "fast"}, "step"),
-    ({"step": "1m", "lookback": "30s"}, "lookback"),
-])
+@pytest.mark.parametrize(
+    "raw, where",
+    [
+        ({"scoreThresholds": {"pass": 70, "marginal": 80}}, "scoreThresholds"),
+        ({"classifier": {"groupWeights": {"a": 60, "b": 50}}}, "classifier"),
+        ({"metrics": [{"name": "m", "analysisConfigurations": {"canary": {"direction": "up"}}}]}, "direction"),
+        ({"metrics": [{"name": "m", "bogus": 1}]}, "bogus"),
+        ({"metrics": [{"name": "m"}, {"name": "m"}]}, "unique"),
+        ({"metrics": []}, "metrics"),
+        ({"step": "fast"}, "step"),
+        ({"step": "1m", "lookback": "30s"}, "lookback"),
+    ],
+)
 def test_spec_rejects_bad_input(raw, where):
     with pytest.raises(ValidationError, match=where):
         _spec(**raw)
@@ -115,6 +145,7 @@ def test_judge_satisfies_the_contract():
 
 # --- series -----------------------------------------------------------------------------
 
+
 def test_error_percentage_per_step():
     """Steps of 60 s sum four 15 s slots; the value is 100·errors/requests; a step
     without requests is NaN; the incomplete last step is left out."""
@@ -126,8 +157,12 @@ def test_error_percentage_per_step():
     assert edges.tolist() == [0, 4, 8, 12]
     values = metric_series(data.canary, spec.metrics[0], edges, np.array(data.bounds_ms))
     assert values[0] == pytest.approx(5.0) and math.isnan(values[1]) and values[2] == pytest.approx(1.0)
-    success = metric_series(data.canary, _spec(metrics=[{"name": "s", "query": "request-success-rate"}]).metrics[0],
-                            edges, np.array(data.bounds_ms))
+    success = metric_series(
+        data.canary,
+        _spec(metrics=[{"name": "s", "query": "request-success-rate"}]).metrics[0],
+        edges,
+        np.array(data.bounds_ms),
+    )
     assert success[0] == pytest.approx(95.0)
 
 
@@ -165,6 +200,7 @@ def test_latency_quantile_is_prometheus_histogram_quantile():
 
 # --- lifetime ---------------------------------------------------------------------------
 
+
 def test_nothing_to_compare_is_no_data_without_reject():
     judge = KayentaJudge(KayentaSpec())
     data = _data(_series([0, 5, 5], [0, 0, 0]), _series([0, 5, 5], [0, 0, 0]))  # under one step
@@ -174,8 +210,11 @@ def test_nothing_to_compare_is_no_data_without_reject():
 
 
 ERRORS_UP = {"name": "errors", "analysisConfigurations": {"canary": {"direction": "increase"}}}
-SUCCESS_UP = {"name": "success", "query": "request-success-rate",
-              "analysisConfigurations": {"canary": {"direction": "increase"}}}
+SUCCESS_UP = {
+    "name": "success",
+    "query": "request-success-rate",
+    "analysisConfigurations": {"canary": {"direction": "increase"}},
+}
 
 
 def test_pass_fail_and_marginal_lifetime():
@@ -191,8 +230,12 @@ def test_pass_fail_and_marginal_lifetime():
     assert bad.detail["metric.request-error-rate.hl_estimate"] == pytest.approx(2.0, abs=0.4)
     assert bad.detail["metric.request-error-rate.ci_lower"] > 0
     state, good = judge.judge(state, _traffic(rng, 30, 100, 0.01, 900, 0.01))
-    assert (good.verdict, good.reject, good.detail["score"], good.detail["final_if_last"]) == \
-        (Verdict.PASS, False, 100.0, "pass")
+    assert (good.verdict, good.reject, good.detail["score"], good.detail["final_if_last"]) == (
+        Verdict.PASS,
+        False,
+        100.0,
+        "pass",
+    )
     assert state == KayentaState(2, 100.0)
 
     # "success" judges only increases of the success percentage, so it passes while
@@ -253,6 +296,7 @@ def test_judgement_is_deterministic_and_pure():
 
 
 # --- error rates by simulation ------------------------------------------------------------
+
 
 def _reject_rate(n: int, seed: int, p_canary: float, minutes: int = 30) -> tuple[int, int]:
     rng = np.random.default_rng(seed)

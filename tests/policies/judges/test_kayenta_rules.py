@@ -18,7 +18,12 @@ import numpy as np
 import pytest
 
 from sim.policies.judges.kayenta_rules import (
-    MetricClassification, classify, classify_score, round_half_up, transform, weighted_sum_score,
+    MetricClassification,
+    classify,
+    classify_score,
+    round_half_up,
+    transform,
+    weighted_sum_score,
 )
 from tests.policies.judges.kayenta_cases import suite
 
@@ -32,13 +37,19 @@ def test_classifier_suite(name):
     arguments (direction, NaN strategy, critical), against its asserted outcome."""
     case = CLASSIFIER_CASES[name]
     result = classify(
-        np.asarray(case["arrays"]["controlData"]), np.asarray(case["arrays"]["experimentData"]),
-        np.random.default_rng(0), direction=case["direction"].lower(),
-        nan_strategy=case["nanStrategy"].lower(), critical=case["isCriticalMetric"],
-        tolerance=case["tolerance"], confidence=case["confLevel"],
+        np.asarray(case["arrays"]["controlData"]),
+        np.asarray(case["arrays"]["experimentData"]),
+        np.random.default_rng(0),
+        direction=case["direction"].lower(),
+        nan_strategy=case["nanStrategy"].lower(),
+        critical=case["isCriticalMetric"],
+        tolerance=case["tolerance"],
+        confidence=case["confLevel"],
         effect_thresholds=tuple(case.get("effectSizeThresholds", (1.0, 1.0))),
         critical_thresholds=tuple(case.get("criticalThresholds", (1.0, 1.0))),
-        measure=case.get("effectSizeMeasure", "meanRatio"), name=name)
+        measure=case.get("effectSizeMeasure", "meanRatio"),
+        name=name,
+    )
     assert result.label == case["expected"]
     if "expectedCritical" in case:
         assert result.critical == case["expectedCritical"]
@@ -54,8 +65,7 @@ def test_classifier_suite_was_extracted_in_full():
 def test_zero_mean_pass_has_unit_deviation_and_missing_data_has_a_reason():
     """ClassifierSuite "Zero Mean: Pass Metric" (deviation 1.0) and "Missing Data: Reason String"."""
     zeros = np.zeros(5)
-    r = classify(zeros, zeros, np.random.default_rng(0), tolerance=0.1, confidence=0.95,
-                 effect_thresholds=(0.8, 1.2))
+    r = classify(zeros, zeros, np.random.default_rng(0), tolerance=0.1, confidence=0.95, effect_thresholds=(0.8, 1.2))
     assert (r.label, r.deviation) == ("Pass", 1.0)
     r = classify(np.array([]), np.array([]), np.random.default_rng(0), direction="decrease", critical=True)
     assert r.label == "Nodata" and r.critical and r.reason
@@ -103,33 +113,59 @@ def test_transform_nan_strategies_and_outliers():
 
 # --- ScorerSuite.scala ------------------------------------------------------------------
 
+
 def _m(label: str, critical: bool = False) -> MetricClassification:
     return MetricClassification(label, reason=f"{label} reason", critical=critical)
 
 
-@pytest.mark.parametrize("test_name, weights, results, expected", [
-    ("Single Metric Pass", {}, [("Pass", False, "g")], 100.0),
-    ("Single Metric Fail", {}, [("High", False, "g")], 0.0),
-    ("Single group Nodata", {}, [("Nodata", False, "g")], 0.0),
-    ("Two Groups, one Pass, one Nodata", {},
-     [("Pass", False, "pass"), ("Pass", False, "pass"), ("Nodata", False, "nodata")], 100.0),
-    ("One Group, Two Metrics", {}, [("Pass", False, "g"), ("High", False, "g")], 50.0),
-    ("One Group, Three Metrics", {}, [("Pass", False, "g"), ("High", False, "g"), ("Low", False, "g")], 33.33),
-    ("Two Groups, Three Metrics", {"group-1": 75.0, "group-2": 25.0},
-     [("Pass", False, "group-1"), ("Pass", False, "group-1"), ("High", False, "group-2")], 75.0),
-    ("Two Groups, Three Metrics (Equal Weight)", {"group-1": 50.0, "group-2": 50.0},
-     [("Pass", False, "group-1"), ("High", False, "group-1"), ("High", False, "group-2")], 25.0),
-    ("Two Groups, Three Metrics (Equal Weight), one NoData", {"group-1": 50.0, "group-2": 50.0},
-     [("Pass", False, "group-1"), ("Nodata", False, "group-1"), ("High", False, "group-2")], 50.0),
-    ("Two Metrics, one good (normal), one fail (critical)", {},
-     [("Pass", False, "g"), ("High", True, "g")], 0.0),
-    ("Two Metrics, one low (normal), one good (critical)", {},
-     [("Low", False, "g"), ("Pass", True, "g")], 50.0),
-    ("Two Metrics, one good (normal), one nodata (critical)", {},
-     [("Pass", False, "g"), ("Nodata", True, "g")], 0.0),
-    ("Two Groups (Unequal Weight), Four Metrics", {"group1": 15.0, "group2": 85.0},
-     [("High", False, "group1"), ("Low", False, "group1"), ("Pass", False, "group1"), ("High", False, "group2")], 5.0),
-])
+@pytest.mark.parametrize(
+    "test_name, weights, results, expected",
+    [
+        ("Single Metric Pass", {}, [("Pass", False, "g")], 100.0),
+        ("Single Metric Fail", {}, [("High", False, "g")], 0.0),
+        ("Single group Nodata", {}, [("Nodata", False, "g")], 0.0),
+        (
+            "Two Groups, one Pass, one Nodata",
+            {},
+            [("Pass", False, "pass"), ("Pass", False, "pass"), ("Nodata", False, "nodata")],
+            100.0,
+        ),
+        ("One Group, Two Metrics", {}, [("Pass", False, "g"), ("High", False, "g")], 50.0),
+        ("One Group, Three Metrics", {}, [("Pass", False, "g"), ("High", False, "g"), ("Low", False, "g")], 33.33),
+        (
+            "Two Groups, Three Metrics",
+            {"group-1": 75.0, "group-2": 25.0},
+            [("Pass", False, "group-1"), ("Pass", False, "group-1"), ("High", False, "group-2")],
+            75.0,
+        ),
+        (
+            "Two Groups, Three Metrics (Equal Weight)",
+            {"group-1": 50.0, "group-2": 50.0},
+            [("Pass", False, "group-1"), ("High", False, "group-1"), ("High", False, "group-2")],
+            25.0,
+        ),
+        (
+            "Two Groups, Three Metrics (Equal Weight), one NoData",
+            {"group-1": 50.0, "group-2": 50.0},
+            [("Pass", False, "group-1"), ("Nodata", False, "group-1"), ("High", False, "group-2")],
+            50.0,
+        ),
+        ("Two Metrics, one good (normal), one fail (critical)", {}, [("Pass", False, "g"), ("High", True, "g")], 0.0),
+        ("Two Metrics, one low (normal), one good (critical)", {}, [("Low", False, "g"), ("Pass", True, "g")], 50.0),
+        (
+            "Two Metrics, one good (normal), one nodata (critical)",
+            {},
+            [("Pass", False, "g"), ("Nodata", True, "g")],
+            0.0,
+        ),
+        (
+            "Two Groups (Unequal Weight), Four Metrics",
+            {"group1": 15.0, "group2": 85.0},
+            [("High", False, "group1"), ("Low", False, "group1"), ("Pass", False, "group1"), ("High", False, "group2")],
+            5.0,
+        ),
+    ],
+)
 def test_scorer_suite(test_name, weights, results, expected):
     """ScorerSuite.scala "Weighted Sum Group Scorer: <test_name>"."""
     scored = weighted_sum_score([(_m(label, crit), [group]) for label, crit, group in results], weights)
@@ -160,5 +196,11 @@ def test_summary_score_rounds_half_up():
 
 def test_threshold_score_classifier():
     """ThresholdScoreClassifier.classify: Pass at ≥ pass, Marginal at ≥ marginal, else Fail."""
-    assert [classify_score(s, 95.0, 75.0) for s in (100.0, 95.0, 94.99, 75.0, 74.99, 0.0)] == \
-        ["Pass", "Pass", "Marginal", "Marginal", "Fail", "Fail"]
+    assert [classify_score(s, 95.0, 75.0) for s in (100.0, 95.0, 94.99, 75.0, 74.99, 0.0)] == [
+        "Pass",
+        "Pass",
+        "Marginal",
+        "Marginal",
+        "Fail",
+        "Fail",
+    ]

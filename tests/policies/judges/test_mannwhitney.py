@@ -19,7 +19,14 @@ import pytest
 from scipy import stats
 
 from sim.policies.judges.mannwhitney import (
-    AllTiedError, brent_root, cles, iqr_outliers, mann_whitney_ci, mean_ratio, percentile, wilcoxon_diff,
+    AllTiedError,
+    brent_root,
+    cles,
+    iqr_outliers,
+    mann_whitney_ci,
+    mean_ratio,
+    percentile,
+    wilcoxon_diff,
 )
 from tests.policies.judges.kayenta_cases import arrays
 
@@ -28,6 +35,7 @@ E = 1e-6  # MannWhitneySuite's tolerance
 
 
 # --- MannWhitneySuite.scala -------------------------------------------------------------
+
 
 def test_wilcoxon_diff_function():
     """MannWhitneySuite "Wilcoxon Diff Function": wilcoxonDiff(0, 0) and (5, 0)."""
@@ -52,12 +60,21 @@ def test_problem_case_at_98_percent():
     assert r.estimate == pytest.approx(1.808255910873413e-5, abs=E)
 
 
-@pytest.mark.parametrize("test_name, confidence, expected", [
-    ("Mann-Whitney Confidence Interval & Estimate: Tie out with R Version", 0.95,
-     (-0.500002521696696, -3.486287505871302e-5, -0.4999393907180323)),
-    ("Mann-Whitney Confidence Interval & Estimate: Tie out with R Version (Large)", 0.98,
-     (-0.4999173250549087, -6.912685789769486e-6, -3.45044082729315e-5)),
-])
+@pytest.mark.parametrize(
+    "test_name, confidence, expected",
+    [
+        (
+            "Mann-Whitney Confidence Interval & Estimate: Tie out with R Version",
+            0.95,
+            (-0.500002521696696, -3.486287505871302e-5, -0.4999393907180323),
+        ),
+        (
+            "Mann-Whitney Confidence Interval & Estimate: Tie out with R Version (Large)",
+            0.98,
+            (-0.4999173250549087, -6.912685789769486e-6, -3.45044082729315e-5),
+        ),
+    ],
+)
 def test_tie_out_with_r(test_name, confidence, expected):
     """MannWhitneySuite "Tie out with R Version" (and "(Large)"): R's wilcox.test values;
     the interval to 1e-6, the estimate to 1e-4, as upstream asserts."""
@@ -78,10 +95,13 @@ def test_intermediate_values():
     assert (mu_min, mu_max) == pytest.approx((-3.124999999999986, 5.555555555555557), abs=E)
     z = -stats.norm.ppf(0.025)
     assert z == pytest.approx(1.9599639845400536, abs=E)
-    f = [wilcoxon_diff(mu_min, z, x, y), wilcoxon_diff(mu_max, z, x, y),
-         wilcoxon_diff(mu_min, -z, x, y), wilcoxon_diff(mu_max, -z, x, y)]
-    assert f == pytest.approx([17.090968923762254, -20.997687930433106, 21.01089689284236,
-                               -17.077759961353], abs=E)
+    f = [
+        wilcoxon_diff(mu_min, z, x, y),
+        wilcoxon_diff(mu_max, z, x, y),
+        wilcoxon_diff(mu_min, -z, x, y),
+        wilcoxon_diff(mu_max, -z, x, y),
+    ]
+    assert f == pytest.approx([17.090968923762254, -20.997687930433106, 21.01089689284236, -17.077759961353], abs=E)
     lower = brent_root(lambda m: wilcoxon_diff(m, z, x, y), mu_min, mu_max, f[0], f[1])
     upper = brent_root(lambda m: wilcoxon_diff(m, -z, x, y), mu_min, mu_max, f[2], f[3])
     f0 = (wilcoxon_diff(mu_min, 0.0, x, y), wilcoxon_diff(mu_max, 0.0, x, y))
@@ -105,6 +125,7 @@ def test_all_tied_raises():
 
 
 # --- scipy ---------------------------------------------------------------------------------
+
 
 def _samples(seed: int, n: int = 40, m: int = 35, shift: float = 0.3, decimals: int | None = None):
     rng = np.random.default_rng(seed)
@@ -136,8 +157,13 @@ def test_interval_is_the_set_of_shifts_scipy_does_not_reject(seed, confidence):
     x, y = _samples(seed, n=30, m=25)
     diffs = np.unique((x[:, None] - y[None, :]).ravel())
     mids = (diffs[1:] + diffs[:-1]) / 2
-    p = stats.mannwhitneyu(x[None, :] - mids[:, None], np.broadcast_to(y, (len(mids), len(y))),
-                           alternative="two-sided", method="asymptotic", axis=1).pvalue
+    p = stats.mannwhitneyu(
+        x[None, :] - mids[:, None],
+        np.broadcast_to(y, (len(mids), len(y))),
+        alternative="two-sided",
+        method="asymptotic",
+        axis=1,
+    ).pvalue
     accepted = np.flatnonzero(p > 1 - confidence)
     lo_end, hi_end = diffs[accepted[0]], diffs[accepted[-1] + 1]
     r = mann_whitney_ci(x, y, confidence=confidence)
@@ -156,23 +182,33 @@ ST = "StatisticSuite"
 
 def test_percentiles():
     """StatisticSuite "Summary Statistics: ... Percentile ..." (type R-7)."""
-    assert percentile(arrays(ST, "Summary Statistics: Basic Percentile")["testData"], 5) == pytest.approx(0.175, abs=1e-4)
+    assert percentile(arrays(ST, "Summary Statistics: Basic Percentile")["testData"], 5) == pytest.approx(
+        0.175, abs=1e-4
+    )
     assert percentile(arrays(ST, "Summary Statistics: Basic Percentile")["testData"], 50) == 1.75
     assert percentile(arrays(ST, "Summary Statistics: Basic Percentile")["testData"], 100) == 3.5
-    assert percentile(arrays(ST, "Summary Statistics: Basic Percentile Estimate (Linear Interpolation)")["testData"], 50) == 4.5
-    assert percentile(arrays(ST, "Summary Statistics: Percentile (NIST Data)")["testData"], 90) == pytest.approx(95.19568)
+    assert (
+        percentile(arrays(ST, "Summary Statistics: Basic Percentile Estimate (Linear Interpolation)")["testData"], 50)
+        == 4.5
+    )
+    assert percentile(arrays(ST, "Summary Statistics: Percentile (NIST Data)")["testData"], 90) == pytest.approx(
+        95.19568
+    )
     data = arrays(ST, "Summary Statistics: Percentile Estimate (Linear Interpolation)")["testData"]
     assert percentile(data, 25) == 0.0
     assert percentile(data, 75) == pytest.approx(0.0416, abs=1e-4)
     assert math.isnan(percentile(np.array([]), 50))
 
 
-@pytest.mark.parametrize("test_name, expected", [
-    ("Effect Size: Mean Ratio (No Effect)", 1.0),
-    ("Effect Size: Mean Ratio (High)", 10.0),
-    ("Effect Size: Mean Ratio (Low)", 0.1),
-    ("Effect Size: Mean Ratio (Zero Mean)", math.nan),
-])
+@pytest.mark.parametrize(
+    "test_name, expected",
+    [
+        ("Effect Size: Mean Ratio (No Effect)", 1.0),
+        ("Effect Size: Mean Ratio (High)", 10.0),
+        ("Effect Size: Mean Ratio (Low)", 0.1),
+        ("Effect Size: Mean Ratio (Zero Mean)", math.nan),
+    ],
+)
 def test_mean_ratio(test_name, expected):
     """StatisticSuite "Effect Size: Mean Ratio ..." (EffectSizes.meanRatio)."""
     a = arrays(ST, test_name)
@@ -180,12 +216,15 @@ def test_mean_ratio(test_name, expected):
     assert math.isnan(got) if math.isnan(expected) else got == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("test_name, expected, tol", [
-    ("CLES Effect Size: Identical", 0.5, 0.0),
-    ("CLES Effect Size: Different (No Overlap)", 0.0, 0.0),
-    ("CLES Effect Size: High Metric", 0.771, 0.001),
-    ("CLES Effect Size: Low Metric", 0.12, 1e-12),
-])
+@pytest.mark.parametrize(
+    "test_name, expected, tol",
+    [
+        ("CLES Effect Size: Identical", 0.5, 0.0),
+        ("CLES Effect Size: Different (No Overlap)", 0.0, 0.0),
+        ("CLES Effect Size: High Metric", 0.771, 0.001),
+        ("CLES Effect Size: Low Metric", 0.12, 1e-12),
+    ],
+)
 def test_cles(test_name, expected, tol):
     """StatisticSuite "CLES Effect Size: ..." (EffectSizes.cles), and the definition
     P(experiment > control) + ½·P(tie) by brute force."""

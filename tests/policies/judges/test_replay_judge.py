@@ -22,7 +22,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "replay"
 
 def _policy(tmp_path: Path, judge: str = "{kind: sequential, alpha: 0.01}"):
     path = tmp_path / "judged.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         flagger:
           analysis:
             interval: 1m
@@ -33,7 +34,8 @@ def _policy(tmp_path: Path, judge: str = "{kind: sequential, alpha: 0.01}"):
               - {{name: request-success-rate, thresholdRange: {{min: 99}}, interval: 1m}}
               - {{name: request-duration, thresholdRange: {{max: 500}}, interval: 1m}}
           judge: {judge}
-        """))
+        """)
+    )
     return load_policy([path])
 
 
@@ -76,24 +78,37 @@ def test_counter_rows_of_a_good_release_promote(tmp_path):
 
 def test_a_judge_of_latency_replays_counters_without_histograms(tmp_path):
     # No histograms in a CSV: the latency test sees no events; errors are still judged.
-    result = replay(_policy(tmp_path, "{kind: msprt, alpha: 0.01}"),
-                    load_observations(_counters(tmp_path, canary_error_rate=0.05)))
+    result = replay(
+        _policy(tmp_path, "{kind: msprt, alpha: 0.01}"), load_observations(_counters(tmp_path, canary_error_rate=0.05))
+    )
     assert result.decision == "rolled_back" and result.rollback_reason.startswith("judge msprt")
 
 
 def test_counter_increments_and_resets():
     from sim.runs.replay import Observations
-    obs = Observations.from_rows([(0, "counter:canary:requests", 100.0), (15, "counter:canary:requests", 130.0),
-                                  (30, "counter:canary:requests", 5.0), (45, "counter:canary:requests", 25.0)])
+
+    obs = Observations.from_rows(
+        [
+            (0, "counter:canary:requests", 100.0),
+            (15, "counter:canary:requests", 130.0),
+            (30, "counter:canary:requests", 5.0),
+            (45, "counter:canary:requests", 25.0),
+        ]
+    )
     data = obs.versions(40.0)
     assert data.canary.requests.tolist() == [0.0, 30.0, 5.0]  # baseline, +30, reset to 5
     assert data.primary.requests.tolist() == [0.0, 0.0, 0.0] and data.scrape_s == 15.0
     assert Observations.from_rows([(0, "request-success-rate", 99.0)]).versions(60.0) is None
 
 
-@pytest.mark.parametrize("row,field", [("15,counter:canary:latency,3", "metric"),
-                                       ("15,counter:canary:errors,-1", "value"),
-                                       ("15,counter:primary:requests,", "value")])
+@pytest.mark.parametrize(
+    "row,field",
+    [
+        ("15,counter:canary:latency,3", "metric"),
+        ("15,counter:canary:errors,-1", "value"),
+        ("15,counter:primary:requests,", "value"),
+    ],
+)
 def test_bad_counter_rows_are_one_line_errors(tmp_path, row, field):
     path = tmp_path / "bad.csv"
     path.write_text(f"t,metric,value\n{row}\n")

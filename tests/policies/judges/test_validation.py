@@ -33,16 +33,23 @@ ALPHA = 0.01
 CASES = {
     "sequential-errors": ({"kind": "sequential"}, [ERR], Ramp(), Ramp(relative_risk=2.0)),
     "sequential-latency": ({"kind": "sequential"}, [LAT], Ramp(latency=True), Ramp(latency=True, latency_shift=1.2)),
-    "sequential-both": ({"kind": "sequential"}, [ERR, LAT], Ramp(latency=True),
-                        Ramp(latency=True, relative_risk=2.0)),
-    "sequential-both-mean": ({"kind": "sequential", "combine": "mean"}, [ERR, LAT], Ramp(latency=True),
-                             Ramp(latency=True, latency_shift=1.2)),
+    "sequential-both": ({"kind": "sequential"}, [ERR, LAT], Ramp(latency=True), Ramp(latency=True, relative_risk=2.0)),
+    "sequential-both-mean": (
+        {"kind": "sequential", "combine": "mean"},
+        [ERR, LAT],
+        Ramp(latency=True),
+        Ramp(latency=True, latency_shift=1.2),
+    ),
     "msprt-errors": ({"kind": "msprt"}, [ERR], Ramp(), Ramp(relative_risk=2.0)),
     "msprt-latency": ({"kind": "msprt"}, [LAT], Ramp(latency=True), Ramp(latency=True, latency_shift=1.2)),
     "sprt": ({"kind": "sprt"}, [ERR], Ramp(), Ramp(relative_risk=2.0)),
     "group-sequential-obf": ({"kind": "group-sequential"}, [ERR], Ramp(), Ramp(relative_risk=2.0)),
-    "group-sequential-pocock": ({"kind": "group-sequential", "spending": "pocock"}, [ERR], Ramp(),
-                                Ramp(relative_risk=2.0)),
+    "group-sequential-pocock": (
+        {"kind": "group-sequential", "spending": "pocock"},
+        [ERR],
+        Ramp(),
+        Ramp(relative_risk=2.0),
+    ),
 }
 
 
@@ -98,8 +105,7 @@ def test_peeking_inflates_the_naive_tests_error_rate():
 
 def test_the_same_alpha_looked_at_once_is_honest():
     # The naive test's inflation comes from the looks: a single look holds its level.
-    k, n = rejection_rate(_judge({"kind": "naive"}, [ERR], alpha=0.05),
-                          Ramp(weights=(50,), ticks=1), 2000, seed=5)
+    k, n = rejection_rate(_judge({"kind": "naive"}, [ERR], alpha=0.05), Ramp(weights=(50,), ticks=1), 2000, seed=5)
     lo, hi = wilson_interval(k, n)
     assert lo <= 0.05 + 0.005 and hi >= 0.05 - 0.02, f"{k}/{n}"
 
@@ -115,11 +121,12 @@ def test_bayes_detects_and_its_false_rollback_rate_is_only_measured():
 
 # --- through the full world (fewer runs) ---------------------------------------------------
 
+
 def _world(stem: str, judge: dict, runs: int):
+    from sim.inputs.scenario import load_scenario
     from sim.policies.flagger.canary import FlaggerCanary
     from sim.policies.flagger.spec import FlaggerPolicySpec
     from sim.runs.runner import run_batch
-    from sim.inputs.scenario import load_scenario
     from tests.test_scenarios import SCENARIO_DIR
 
     sc = load_scenario(SCENARIO_DIR / f"{stem}.yaml")
@@ -138,8 +145,13 @@ def test_in_the_world_good_releases_are_rolled_back_at_most_alpha(kind):
 
 @pytest.mark.parametrize("kind", ["sequential", "msprt", "sprt", "group-sequential"])
 def test_in_the_world_a_small_regression_is_caught(kind):
-    records = _world("small-regression", {"kind": kind, "alpha": 0.01, "max_canary_requests": 90_000}
-                     if kind == "group-sequential" else {"kind": kind, "alpha": 0.01}, 200)
+    records = _world(
+        "small-regression",
+        {"kind": kind, "alpha": 0.01, "max_canary_requests": 90_000}
+        if kind == "group-sequential"
+        else {"kind": kind, "alpha": 0.01},
+        200,
+    )
     k = sum(r.outcome == "rolled_back" for r in records)
     assert k / len(records) >= 0.95, f"{kind}: {k}/200"
 
