@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all bench install browser clean
+.PHONY: demo test test-slow test-all lint bench install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +31,13 @@ browser:
 
 demo: $(STAMP)
 	$(BIN)/python -m sim.report.demo --out reports
+
+# Lint and types: ruff (lint and format check) and mypy, configured in pyproject.toml.
+LINTED := sim tests benchmarks tools notebooks
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q
