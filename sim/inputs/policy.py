@@ -34,7 +34,7 @@ from sim.errors import InputError
 from sim.importers.argo import rollout as argo_importer
 from sim.importers.flagger import analysis_warnings, import_flagger, metric_templates
 from sim.importers.manifests import is_manifest
-from sim.inputs.scenario import PolicySpec, Scenario
+from sim.inputs.scenario import PolicySpec, Scenario, load_scenario
 from sim.inputs.validation import validation_to_input_error
 from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.base import Policy
@@ -334,11 +334,33 @@ def scenario_policy(scenario: Scenario, source: str | os.PathLike[str] | None = 
     return scenario_policy_with_warnings(scenario, source)[0]
 
 
+def load_scenario_and_policy(
+    scenario_path: str | os.PathLike[str], policy_paths: Sequence[str | os.PathLike[str]] = ()
+) -> tuple[Scenario, Policy, list[str]]:
+    """A scenario file and the policy it runs: the one at ``policy_paths`` when given
+    (``--policy PATH...``), else the scenario's own ``policy:``.
+
+    Returns:
+        The scenario, the policy and the warnings about the policy's unmodelled fields.
+
+    Raises:
+        InputError: for a bad scenario (checked first) or policy, or a scenario without
+            a policy when none is given.
+    """
+    scenario = load_scenario(scenario_path)
+    if policy_paths:
+        policy, warnings = load_policy_with_warnings(list(policy_paths))
+    else:
+        policy, warnings = scenario_policy_with_warnings(scenario, scenario_path)
+    return scenario, policy, warnings
+
+
 __all__ = [
     "LoadedPolicy",
     "build_policy",
     "load_policy",
     "load_policy_with_warnings",
+    "load_scenario_and_policy",
     "policy_files",
     "read_manifests",
     "read_policy",
