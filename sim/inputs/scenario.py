@@ -286,19 +286,6 @@ class SeriesPoint(StrictModel):
     value: float | None
 
 
-SIGNALS = (
-    "success-rate",
-    "error-rate",
-    "latency-p50",
-    "latency-p90",
-    "latency-p95",
-    "latency-p99",
-    "request-rate",
-    "constant",
-    "series",
-)
-
-
 class MetricBinding(StrictModel):
     """What a custom metric (MetricTemplate or inline query) measures in the simulation.
 
