@@ -237,14 +237,9 @@ def _warn(warnings: Iterable[str]) -> None:
 
 
 def _load_run_inputs(scenario_path: str, policy_paths: tuple[str, ...]) -> tuple[Any, Any]:
-    from sim.inputs.policy import load_policy_with_warnings, scenario_policy_with_warnings
-    from sim.inputs.scenario import load_scenario
+    from sim.inputs.policy import load_scenario_and_policy
 
-    scenario = load_scenario(scenario_path)
-    if policy_paths:
-        policy, warnings = load_policy_with_warnings(list(policy_paths))
-    else:
-        policy, warnings = scenario_policy_with_warnings(scenario, scenario_path)
+    scenario, policy, warnings = load_scenario_and_policy(scenario_path, policy_paths)
     _warn(warnings)
     return scenario, policy
 

@@ -29,7 +29,8 @@ class _NotGiven:
 NOT_GIVEN = _NotGiven()
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` on one line: every line break ``str.splitlines()`` knows becomes a space."""
     return _LINE_BREAKS.sub(" ", text)
 
 
@@ -39,7 +40,7 @@ def _render_got(got: object) -> str:
         text = got if got else "''"
     else:
         text = repr(got)
-    text = _one_line(text)
+    text = one_line(text)
     if len(text) > _GOT_MAX:
         text = text[: _GOT_MAX - 3] + "..."
     return text
@@ -104,7 +105,7 @@ class InputError(Exception):
         text += str(self.message)
         if self.got is not NOT_GIVEN:
             text += f" (got {_render_got(self.got)})"
-        return _one_line(text)
+        return one_line(text)
 
     def __str__(self) -> str:
         return self._render()

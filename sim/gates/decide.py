@@ -314,15 +314,10 @@ def compare_paired(
 def _simulate(
     gs: GateScenario, policy_paths: Sequence[os.PathLike[str] | str] | None, workers: int
 ) -> tuple[str, int, pd.DataFrame, str, list[str]]:
-    from sim.inputs.policy import load_policy_with_warnings, scenario_policy_with_warnings
-    from sim.inputs.scenario import load_scenario
+    from sim.inputs.policy import load_scenario_and_policy
     from sim.runs.runner import records_frame, run_batch
 
-    scenario = load_scenario(gs.path)
-    if policy_paths:
-        policy, warnings = load_policy_with_warnings(list(policy_paths))
-    else:
-        policy, warnings = scenario_policy_with_warnings(scenario, gs.path)
+    scenario, policy, warnings = load_scenario_and_policy(gs.path, policy_paths or ())
     seed = scenario.seed if gs.seed is None else gs.seed
     frame = records_frame(run_batch(scenario, policy, gs.runs, seed, workers=workers))
     return scenario.name, seed, frame, policy.name, warnings

@@ -30,19 +30,25 @@ A key that is not a Flagger field at all is an error, as it is for ``kubectl app
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from sim.errors import NOT_GIVEN, InputError, field_path
-from sim.errors import _one_line as one_line
-from sim.inputs.scenario import validation_to_input_error
-from sim.policies.argo.spec import ArgoPolicySpec
-from sim.policies.flagger.spec import FlaggerAnalysis, FlaggerPolicySpec, MetricTemplateSpec
+from sim.errors import NOT_GIVEN, InputError
+from sim.importers.manifests import (
+    ImportResult,
+    error_at,
+    kubernetes_objects,
+    location_of,
+    object_metadata,
+    policy_file_text,
+    warning_at,
+)
+from sim.inputs.validation import validation_to_input_error
+from sim.policies.flagger.spec import FlaggerAnalysis, FlaggerPolicySpec, MetricTemplateSpec, WebhookMetadata
 from sim.yamlio import YamlDoc
 
 GROUP = "flagger.app/"
@@ -87,98 +93,6 @@ _WHY = {
 }
 
 
-@dataclass
-class ImportResult:
-    """What a manifest import yields (Flagger's and Argo's importers alike).
-
-    Attributes:
-        policy: the pdsim policy mapping, ``{"flagger": {...}}`` or ``{"argo": {...}}``
-            (the ``policy:`` block of a scenario; plain YAML-able data).
-        spec: the validated ``flagger:`` or ``argo:`` policy.
-        name: the Canary's or Rollout's ``metadata.name``.
-        warnings: one line each, ``FILE:LINE: FIELD: not modelled: why``.
-        sources: the files the objects came from, in order.
-    """
-
-    policy: dict[str, Any]
-    spec: FlaggerPolicySpec | ArgoPolicySpec
-    name: str
-    warnings: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-
-
-def is_manifest(data: Any) -> bool:
-    """Whether a YAML document is a Kubernetes object (has ``apiVersion`` or ``kind``)."""
-    return isinstance(data, Mapping) and ("apiVersion" in data or "kind" in data)
-
-
-# --- small helpers ------------------------------------------------------------------------
-
-
-def _err(doc: YamlDoc, loc: Sequence[Any], message: str, **got: Any) -> InputError:
-    return InputError(doc.file, doc.line_of(loc), field_path(loc) or None, message, **got)
-
-
-def _warning(doc: YamlDoc, loc: Sequence[Any], why: str, verdict: str = "not modelled") -> str:
-    return one_line(f"{doc.file}:{doc.line_of(loc)}: {field_path(loc)}: {verdict}: {why}")
-
-
-def _view(doc: YamlDoc, prefix: tuple[Any, ...], data: Any) -> YamlDoc:
-    """The part of ``doc`` at ``prefix`` as a document of its own (same file and lines)."""
-    n = len(prefix)
-    lines = {loc[n:]: line for loc, line in doc.lines.items() if loc[:n] == prefix}
-    return YamlDoc(data, doc.file, lines)
-
-
-def _objects(docs: Iterable[YamlDoc]) -> list[YamlDoc]:
-    """The Kubernetes objects of the documents; ``kind: List`` items count one by one."""
-    out = []
-    for doc in docs:
-        data = doc.data
-        if data is None:
-            continue  # an empty document, e.g. a trailing '---'
-        if not is_manifest(data):
-            raise _err(
-                doc,
-                (),
-                "not a Kubernetes object (no apiVersion and kind) among manifests; "
-                "a pdsim policy file cannot share a file with manifests",
-            )
-        for key in ("apiVersion", "kind"):
-            if not isinstance(data.get(key), str) or not data[key]:
-                raise _err(
-                    doc,
-                    (key,) if key in data else (),
-                    f"a Kubernetes object needs a string {key}",
-                    **({"got": data[key]} if key in data else {}),
-                )
-        items = data.get("items")
-        if data["kind"].endswith("List") and isinstance(items, list):
-            for i, item in enumerate(items):
-                out.extend(_objects([_view(doc, ("items", i), item)]))
-            continue
-        out.append(doc)
-    return out
-
-
-def _metadata(doc: YamlDoc) -> tuple[str | None, str | None]:
-    meta = doc.data.get("metadata")
-    if meta is None:
-        return None, None
-    if not isinstance(meta, Mapping):
-        raise _err(doc, ("metadata",), "must be a mapping", got=meta)
-    name, ns = meta.get("name"), meta.get("namespace")
-    if name is not None and not isinstance(name, str):
-        raise _err(doc, ("metadata", "name"), "must be a string", got=name)
-    if ns is not None and not isinstance(ns, str):
-        raise _err(doc, ("metadata", "namespace"), "must be a string", got=ns)
-    return name, ns or None
-
-
-def _where(doc: YamlDoc) -> str:
-    return f"{doc.file}:{doc.line_of(())}"
-
-
 # --- MetricTemplates ---------------------------------------------------------------------------
 
 
@@ -191,16 +105,16 @@ class _Template:
 
 
 def _template(doc: YamlDoc) -> _Template:
-    name, ns = _metadata(doc)
+    name, ns = object_metadata(doc)
     if not name:
-        raise _err(
+        raise error_at(
             doc,
             ("metadata", "name") if "metadata" in doc.data else (),
             "a MetricTemplate needs metadata.name (templateRef refers to it)",
         )
     spec = doc.data.get("spec", {})
     if not isinstance(spec, Mapping):
-        raise _err(doc, ("spec",), "must be a mapping with query and provider", got=spec)
+        raise error_at(doc, ("spec",), "must be a mapping with query and provider", got=spec)
     try:
         MetricTemplateSpec.model_validate(spec)
     except ValidationError as err:
@@ -231,13 +145,13 @@ def _resolve(
     if not fits:
         if same:
             where = ", ".join(sorted({t.namespace or "" for t in same}))
-            raise _err(
+            raise error_at(
                 doc,
                 loc + ("namespace",) if "namespace" in ref else loc,
                 f"metric {metric!r}: MetricTemplate {name!r} is in namespace {where}, not in {ref_ns!r}",
                 got=name,
             )
-        raise _err(
+        raise error_at(
             doc,
             loc + ("name",),
             f"metric {metric!r}: no MetricTemplate named {name!r} in {files}; "
@@ -247,8 +161,8 @@ def _resolve(
     exact = [t for t in fits if t.namespace == ref_ns]
     fits = exact or fits
     if len(fits) > 1:
-        places = ", ".join(_where(t.doc) for t in fits)
-        raise _err(
+        places = ", ".join(location_of(t.doc) for t in fits)
+        raise error_at(
             doc,
             loc + ("name",),
             f"metric {metric!r}: MetricTemplate {name!r} is defined more than once ({places})",
@@ -282,12 +196,13 @@ def _validation_error(err: ValidationError, doc: YamlDoc, key: str) -> InputErro
         spec = dict(doc.data["spec"])
         spec["analysis"] = spec.pop(key)
         lines = dict(doc.lines)
-        for loc, line in doc.lines.items():
+        for loc, at in doc.lines.items():
             if loc[:2] == ("spec", key):
-                lines[("spec", "analysis") + loc[2:]] = line
+                lines[("spec", "analysis") + loc[2:]] = at
         view = YamlDoc({**doc.data, "spec": spec}, doc.file, lines)
     e = validation_to_input_error(err, view, prefix=("spec",))
-    fld, message, line = e.field or "", e.message, e.line
+    fld, message = e.field or "", e.message
+    line: int | None = e.line
     if fld == "spec" and message.startswith("analysis: "):
         # A check across the whole analysis block (e.g. no stepWeight for a canary).
         fld, message, line = "spec.analysis", message[len("analysis: ") :], doc.line_of(("spec", key))
@@ -314,36 +229,36 @@ def analysis_warnings(
     """
     out = []
     if raw.get("sessionAffinity") is not None:
-        out.append(_warning(doc, loc + ("sessionAffinity",), _WHY["sessionAffinity"]))
+        out.append(warning_at(doc, loc + ("sessionAffinity",), _WHY["sessionAffinity"]))
     for key in ("primaryReadyThreshold", "canaryReadyThreshold"):
         value = getattr(analysis, key)
         if value is not None and value != 100:
-            out.append(_warning(doc, loc + (key,), _WHY["readyThreshold"]))
+            out.append(warning_at(doc, loc + (key,), _WHY["readyThreshold"]))
     raw_match = raw.get("match") or []
     for i, m in enumerate(raw_match):
         for key in m:
             if key not in _MATCH_MODELLED:
-                out.append(_warning(doc, loc + ("match", i, key), _WHY["match"]))
+                out.append(warning_at(doc, loc + ("match", i, key), _WHY["match"]))
     raw_hooks = raw.get("webhooks") or []
     for i, (hook, raw_hook) in enumerate(zip(analysis.webhooks, raw_hooks)):
         if hook.kind == "event":
             continue  # notifications: Flagger only logs their outcome
         here = loc + ("webhooks", i)
         if "timeout" in raw_hook:
-            out.append(_warning(doc, here + ("timeout",), _WHY["timeout"]))
+            out.append(warning_at(doc, here + ("timeout",), _WHY["timeout"]))
         if hook.retries > 0:
-            out.append(_warning(doc, here + ("retries",), _WHY["retries"]))
-        meta = hook.metadata or {}
+            out.append(warning_at(doc, here + ("retries",), _WHY["retries"]))
+        meta: WebhookMetadata | dict[str, str] = hook.metadata or {}
         if hook.kind in ("rollout", "pre-rollout") and meta.get("cmd") and meta.get("type") in _LOAD_TEST_TYPES:
             try:
                 rate = hook.load_test_rate()
             except (ValueError, ArithmeticError) as err:
-                raise _err(
+                raise error_at(
                     doc, here + ("metadata", "cmd"), f"cannot read this load test command: {err}", got=meta["cmd"]
                 ) from None
             if rate is None:
                 why = _WHY["unthrottled"] if meta["cmd"].strip().startswith("hey") else _WHY["unknown_load"]
-                out.append(_warning(doc, here + ("metadata", "cmd"), why))
+                out.append(warning_at(doc, here + ("metadata", "cmd"), why))
     return out
 
 
@@ -351,7 +266,7 @@ def _canary_spec(doc: YamlDoc) -> tuple[Mapping[str, Any], str]:
     """The Canary's spec and the key of its analysis block; unknown keys are errors."""
     spec = doc.data.get("spec")
     if not isinstance(spec, Mapping):
-        raise _err(
+        raise error_at(
             doc,
             ("spec",) if "spec" in doc.data else (),
             "a Canary needs a spec mapping",
@@ -360,24 +275,24 @@ def _canary_spec(doc: YamlDoc) -> tuple[Mapping[str, Any], str]:
     known = set(_SPEC_COPIED) | _SPEC_QUIET | {"analysis", "canaryAnalysis", "autoscalerRef", "suspend"}
     for key in spec:
         if key not in known:
-            raise _err(doc, ("spec", key), f"unknown key: not a field of Flagger's Canary spec ({API_VERSION})")
+            raise error_at(doc, ("spec", key), f"unknown key: not a field of Flagger's Canary spec ({API_VERSION})")
     if spec.get("analysis") is not None:
         return spec, "analysis"
     if spec.get("canaryAnalysis") is not None:
         return spec, "canaryAnalysis"
-    raise _err(doc, ("spec",), "a Canary needs spec.analysis (Flagger's CRD requires it)")
+    raise error_at(doc, ("spec",), "a Canary needs spec.analysis (Flagger's CRD requires it)")
 
 
 def _flagger_objects(docs: Sequence[YamlDoc]) -> tuple[list[YamlDoc], list[YamlDoc]]:
     """(Canary objects, MetricTemplate objects) among the documents."""
     canaries: list[YamlDoc] = []
     templates: list[YamlDoc] = []
-    for obj in _objects(docs):
+    for obj in kubernetes_objects(docs):
         api, kind = obj.data["apiVersion"], obj.data["kind"]
         if not api.startswith(GROUP) or kind not in ("Canary", "MetricTemplate"):
             continue  # other objects (and Flagger's AlertProviders): nothing to decide
         if api != API_VERSION:
-            raise _err(obj, ("apiVersion",), f"pdsim reads {API_VERSION} objects", got=api)
+            raise error_at(obj, ("apiVersion",), f"pdsim reads {API_VERSION} objects", got=api)
         (canaries if kind == "Canary" else templates).append(obj)
     return canaries, templates
 
@@ -392,21 +307,21 @@ def metric_templates(docs: Sequence[YamlDoc]) -> dict[str, dict[str, Any]]:
     """
     canaries, template_docs = _flagger_objects(docs)
     if canaries:
-        raise _err(canaries[0], (), "a Canary cannot be combined with a pdsim policy file; give one of them")
+        raise error_at(canaries[0], (), "a Canary cannot be combined with a pdsim policy file; give one of them")
     out: dict[str, _Template] = {}
     for t in map(_template, template_docs):
         other = out.setdefault(t.name, t)
         if other is not t:
-            raise _err(
+            raise error_at(
                 t.doc,
                 ("metadata", "name"),
                 f"MetricTemplate {t.name!r} is defined more than "
-                f"once (also at {_where(other.doc)}); pdsim keys templates by name",
+                f"once (also at {location_of(other.doc)}); pdsim keys templates by name",
             )
     return {name: t.spec for name, t in out.items()}
 
 
-def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
+def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult[FlaggerPolicySpec]:
     """Turn the documents of Flagger manifests into a pdsim ``flagger:`` policy.
 
     Args:
@@ -433,14 +348,14 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
         )
     if len(canaries) > 1:
         first, second = canaries[0], canaries[1]
-        raise _err(
+        raise error_at(
             second,
             (),
-            f"a second Canary ({_metadata(second)[0]}); pdsim simulates one Canary "
-            f"at a time (the first one, {_metadata(first)[0]}, is at {_where(first)})",
+            f"a second Canary ({object_metadata(second)[0]}); pdsim simulates one Canary "
+            f"at a time (the first one, {object_metadata(first)[0]}, is at {location_of(first)})",
         )
     canary = canaries[0]
-    name, namespace = _metadata(canary)
+    name, namespace = object_metadata(canary)
     name = name or Path(canary.file).stem
     spec, key = _canary_spec(canary)
     raw_analysis = spec[key]
@@ -463,7 +378,7 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
         t = _resolve(str(m.get("name")), ref, ref_ns or namespace, templates, canary, loc, files)
         other = chosen.setdefault(t.name, t)
         if other is not t:
-            raise _err(
+            raise error_at(
                 canary,
                 loc + ("name",),
                 f"MetricTemplates {t.name!r} from two namespaces "
@@ -481,12 +396,12 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
 
     warnings: list[str] = []
     if spec.get("autoscalerRef") is not None:
-        warnings.append(_warning(canary, ("spec", "autoscalerRef"), _WHY["autoscalerRef"]))
+        warnings.append(warning_at(canary, ("spec", "autoscalerRef"), _WHY["autoscalerRef"]))
     if spec.get("suspend") is True:
-        warnings.append(_warning(canary, ("spec", "suspend"), _WHY["suspend"]))
+        warnings.append(warning_at(canary, ("spec", "suspend"), _WHY["suspend"]))
     if key == "analysis" and spec.get("canaryAnalysis") is not None:
         warnings.append(
-            _warning(
+            warning_at(
                 canary,
                 ("spec", "canaryAnalysis"),
                 "spec.analysis takes precedence (Canary.GetAnalysis)",
@@ -501,48 +416,15 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult:
 # --- writing the policy file --------------------------------------------------------------------
 
 
-class _PolicyDumper(yaml.SafeDumper):
-    """Block-style YAML; multi-line strings (PromQL queries) as literal ``|`` blocks."""
-
-
-def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_PolicyDumper.add_representer(str, _str_presenter)
-
-
-def policy_yaml(result: ImportResult, controller: str = "Flagger", kind: str = "Canary") -> str:
-    """The pdsim policy file of an import: a header comment naming the sources (and what
-    is not modelled), then the policy mapping (``flagger:`` or ``argo:``) as one YAML
-    document. Shared by both importers."""
-    lines = [
-        f"# pdsim policy imported from {controller} manifests (pdsim import {controller.split()[0].lower()}).",
-        f"# {kind}: {result.name}",
-        "# Sources:",
-    ]
-    lines += [f"#   {s}" for s in result.sources]
-    if result.warnings:
-        lines.append("# Not modelled by pdsim (the real controller may decide differently):")
-        lines += [f"#   {w}" for w in result.warnings]
-    body = yaml.dump(
-        result.policy,
-        Dumper=_PolicyDumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1 << 16,
-    )
-    return "".join(one_line(line) + "\n" for line in lines) + body
+def policy_yaml(result: ImportResult[FlaggerPolicySpec]) -> str:
+    """The pdsim policy file of a Flagger import (``sim.importers.manifests.policy_file_text``)."""
+    return policy_file_text(result, "Flagger", "Canary")
 
 
 __all__ = [
     "API_VERSION",
-    "ImportResult",
     "analysis_warnings",
     "import_flagger",
-    "is_manifest",
     "metric_templates",
     "policy_yaml",
 ]

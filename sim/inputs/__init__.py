@@ -4,9 +4,12 @@ Parts:
 
 * ``scenario``: the pydantic models of a scenario file (``Scenario``) and ``load_scenario``;
 * ``policy``: policy paths (pdsim policy files, real manifests, folders of them) into a
-  ``Policy`` (``load_policy``, ``scenario_policy``).
+  ``Policy`` (``load_policy``, ``scenario_policy``), and a scenario with the policy it
+  runs (``load_scenario_and_policy``);
+* ``validation``: a pydantic validation error as one ``FILE:LINE: FIELD: message`` line
+  (``validation_to_input_error``), shared by every reader of user files.
 
 The modules are listed, not imported: ``import sim.inputs`` costs nothing.
 """
 
-__all__ = ["policy", "scenario"]
+__all__ = ["policy", "scenario", "validation"]

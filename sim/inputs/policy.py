@@ -1,6 +1,6 @@
 """Policies from scenario mappings, policy files and real manifests.
 
-A policy PATH (DESIGN.md section 6) is
+A policy PATH (``--policy PATH``, or ``policy: {manifest: PATH}`` in a scenario) is
 
 * a pdsim policy file: the ``policy:`` mapping of a scenario as its own YAML document,
   e.g. ``flagger: {analysis: {...}}`` or ``manifest: canary.yaml`` (relative to the file);
@@ -32,8 +32,10 @@ from pydantic import ValidationError
 
 from sim.errors import InputError
 from sim.importers.argo import rollout as argo_importer
-from sim.importers.flagger import analysis_warnings, import_flagger, is_manifest, metric_templates
-from sim.inputs.scenario import PolicySpec, Scenario, validation_to_input_error
+from sim.importers.flagger import analysis_warnings, import_flagger, metric_templates
+from sim.importers.manifests import is_manifest
+from sim.inputs.scenario import PolicySpec, Scenario, load_scenario
+from sim.inputs.validation import validation_to_input_error
 from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.base import Policy
 from sim.policies.flagger.canary import FlaggerCanary
@@ -63,6 +65,7 @@ class LoadedPolicy:
     sources: tuple[str, ...] = ()
 
     def build(self) -> Policy:
+        """The policy object (``build_policy``)."""
         return build_policy(self.spec, name=self.name)
 
 
@@ -147,13 +150,13 @@ def read_manifests(paths: Sequence[str | os.PathLike[str]]) -> list[YamlDoc]:
 
 def _from_manifests(docs: list[YamlDoc]) -> LoadedPolicy:
     if argo_importer.is_argo_bundle(docs):
-        result = argo_importer.import_argo(docs)
+        argo = argo_importer.import_argo(docs)
         return LoadedPolicy(
-            PolicySpec(argo=result.spec), result.name, result.policy, tuple(result.warnings), tuple(result.sources)
+            PolicySpec(argo=argo.spec), argo.name, argo.policy, tuple(argo.warnings), tuple(argo.sources)
         )
-    result = import_flagger(docs)
+    flagger = import_flagger(docs)
     return LoadedPolicy(
-        PolicySpec(flagger=result.spec), result.name, result.policy, tuple(result.warnings), tuple(result.sources)
+        PolicySpec(flagger=flagger.spec), flagger.name, flagger.policy, tuple(flagger.warnings), tuple(flagger.sources)
     )
 
 
@@ -331,11 +334,33 @@ def scenario_policy(scenario: Scenario, source: str | os.PathLike[str] | None = 
     return scenario_policy_with_warnings(scenario, source)[0]
 
 
+def load_scenario_and_policy(
+    scenario_path: str | os.PathLike[str], policy_paths: Sequence[str | os.PathLike[str]] = ()
+) -> tuple[Scenario, Policy, list[str]]:
+    """A scenario file and the policy it runs: the one at ``policy_paths`` when given
+    (``--policy PATH...``), else the scenario's own ``policy:``.
+
+    Returns:
+        The scenario, the policy and the warnings about the policy's unmodelled fields.
+
+    Raises:
+        InputError: for a bad scenario (checked first) or policy, or a scenario without
+            a policy when none is given.
+    """
+    scenario = load_scenario(scenario_path)
+    if policy_paths:
+        policy, warnings = load_policy_with_warnings(list(policy_paths))
+    else:
+        policy, warnings = scenario_policy_with_warnings(scenario, scenario_path)
+    return scenario, policy, warnings
+
+
 __all__ = [
     "LoadedPolicy",
     "build_policy",
     "load_policy",
     "load_policy_with_warnings",
+    "load_scenario_and_policy",
     "policy_files",
     "read_manifests",
     "read_policy",

@@ -1,19 +1,22 @@
 """Scenario files: pydantic models and loading with file/line error messages.
 
 The models describe data only; behaviour lives in ``sim.world``. Every model forbids
-unknown keys, so a typo is an error that names the file, the line and the field
-(DESIGN.md section 7).
+unknown keys, so a typo is an error that names the file, the line and the field. An
+inline ``argo:`` policy is also checked key by key by the Argo importer's checks
+(``sim.importers.argo.rollout.policy_file_warnings``), as a manifest would be; the
+importers in turn need nothing from this module.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, model_validator
 
-from sim.errors import NOT_GIVEN, InputError, field_path
+from sim.errors import NOT_GIVEN, InputError
+from sim.importers.argo.rollout import policy_file_warnings
+from sim.inputs.validation import validation_to_input_error
 from sim.models import Duration, StrictModel
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
@@ -283,19 +286,6 @@ class SeriesPoint(StrictModel):
     value: float | None
 
 
-SIGNALS = (
-    "success-rate",
-    "error-rate",
-    "latency-p50",
-    "latency-p90",
-    "latency-p95",
-    "latency-p99",
-    "request-rate",
-    "constant",
-    "series",
-)
-
-
 class MetricBinding(StrictModel):
     """What a custom metric (MetricTemplate or inline query) measures in the simulation.
 
@@ -393,7 +383,7 @@ class PolicySpec(StrictModel):
 
 
 class Scenario(StrictModel):
-    """One scenario file (DESIGN.md section 7)."""
+    """One scenario file: the traffic, the release and its faults, telemetry and the policy."""
 
     name: str
     description: str = ""
@@ -427,47 +417,6 @@ class Scenario(StrictModel):
 # --- loading with line numbers -----------------------------------------------------------
 
 
-def _data_loc(data: Any, loc: Sequence[Any], missing: bool) -> tuple[Any, ...]:
-    """Keep only the parts of a pydantic error location that exist in the data.
-
-    Pydantic adds union tags (``error_rate``) and validator names to locations; the
-    user's file has only keys and indexes. A missing key is named at the end.
-    """
-    out: list[Any] = []
-    node = data
-    for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        elif missing and i == len(loc) - 1:
-            out.append(part)
-            break
-        else:
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequence[Any] = ()) -> InputError:
-    """Turn the first pydantic error into one ``FILE:LINE: FIELD: message (got VALUE)``."""
-    errors = err.errors(include_url=False)
-    # A typo'd required key yields "missing" for the right name and "unknown key" for the
-    # typo; the typo, at its own line, is what the user needs to see.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(prefix) + tuple(first["loc"])
-    data_loc = _data_loc(doc.data, loc, first["type"] == "missing")
-    msg = first["msg"]
-    for noise in ("Value error, ", "Assertion failed, "):
-        msg = msg.replace(noise, "")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    kwargs: dict[str, Any] = {}
-    if first["type"] != "missing" and "input" in first and not isinstance(first["input"], (dict, list)):
-        kwargs["got"] = first["input"]
-    return InputError(doc.file, doc.line_of(data_loc), field_path(data_loc) or "(top level)", msg, **kwargs)
-
-
 def parse_scenario(doc: YamlDoc) -> Scenario:
     """Validate a loaded YAML document as a scenario.
 
@@ -487,20 +436,18 @@ def parse_scenario(doc: YamlDoc) -> Scenario:
     except ValidationError as err:
         raise validation_to_input_error(err, doc) from None
     if scenario.policy is not None and scenario.policy.argo is not None:
-        _check_inline_argo(doc, scenario)
+        _check_inline_argo(doc, scenario.policy.argo)
     return scenario
 
 
-def _check_inline_argo(doc: YamlDoc, scenario: Scenario) -> None:
+def _check_inline_argo(doc: YamlDoc, argo: ArgoPolicySpec) -> None:
     """Check an inline ``argo:`` policy key by key, as the importer checks manifests: the
     spec models accept Kubernetes-side keys, and a typo among them must still be an error
     (unknown keys are errors in scenario files)."""
-    from sim.importers.argo.rollout import policy_file_warnings
-
     policy = doc.data["policy"]
     sub = YamlDoc(policy, doc.file, {k[1:]: v for k, v in doc.lines.items() if k[:1] == ("policy",)})
     try:
-        policy_file_warnings(sub, policy, scenario.policy.argo)
+        policy_file_warnings(sub, policy, argo)
     except InputError as err:
         raise InputError(
             err.file,

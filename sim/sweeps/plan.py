@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError, field_path
 from sim.inputs.policy import build_policy, read_policy
-from sim.inputs.scenario import PolicySpec, Scenario, parse_scenario, validation_to_input_error
+from sim.inputs.scenario import PolicySpec, Scenario, parse_scenario
+from sim.inputs.validation import validation_to_input_error
 from sim.policies.base import Policy
 from sim.sweeps.spec import SweepFile, file_sha256, parse_path
 from sim.yamlio import YamlDoc, load_yaml

@@ -40,7 +40,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, model_validator
 
 from sim.errors import InputError
-from sim.inputs.scenario import validation_to_input_error
+from sim.inputs.validation import validation_to_input_error
 from sim.models import StrictModel
 from sim.yamlio import YamlDoc, load_yaml
 

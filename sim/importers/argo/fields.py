@@ -1,5 +1,10 @@
 """What each key of Argo Rollouts' types becomes on import, and the checks shared by the
-importer's parts (``sim.importers.argo.rollout`` explains the four ways a key is handled)."""
+importer's parts (``sim.importers.argo.rollout`` explains the four ways a key is handled).
+
+The key tables (``SPEC_KEYS``, ``CANARY_KEYS``, ...) list every field of an Argo type, so
+a key outside them is an error (``check_keys``); ``WHY`` holds the reason of each warning
+(``Warnings`` keeps them in order, each once).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sim.errors import field_path
-from sim.importers.flagger import _err, _warning
+from sim.importers.manifests import error_at, warning_at
 from sim.units import parse_duration
 from sim.yamlio import YamlDoc
 
@@ -21,7 +26,7 @@ KINDS = (ROLLOUT, TEMPLATE, CLUSTER_TEMPLATE)
 
 #: ``RolloutSpec``. Copied: replicas, strategy. Warned: paused, minReadySeconds,
 #: progressDeadlineAbort. The rest is quiet (see the module docstring).
-_SPEC_KEYS = frozenset(
+SPEC_KEYS = frozenset(
     {
         "replicas",
         "strategy",
@@ -40,7 +45,7 @@ _SPEC_KEYS = frozenset(
 )
 #: ``CanaryStrategy``. Modelled: steps, analysis, trafficRouting. Warned: dynamicStableScale,
 #: replicaProgressThreshold. Quiet: the rest.
-_CANARY_KEYS = frozenset(
+CANARY_KEYS = frozenset(
     {
         "steps",
         "analysis",
@@ -62,7 +67,7 @@ _CANARY_KEYS = frozenset(
     }
 )
 #: ``BlueGreenStrategy``. Modelled: auto promotion, previewReplicaCount and the two analyses.
-_BLUE_GREEN_KEYS = frozenset(
+BLUE_GREEN_KEYS = frozenset(
     {
         "autoPromotionEnabled",
         "autoPromotionSeconds",
@@ -81,31 +86,31 @@ _BLUE_GREEN_KEYS = frozenset(
     }
 )
 #: ``RolloutTrafficRouting``: the routers all set the canary weight pdsim routes by.
-_ROUTERS = frozenset({"istio", "nginx", "alb", "smi", "ambassador", "appMesh", "traefik", "apisix", "plugins"})
-_ROUTING_KEYS = _ROUTERS | {"managedRoutes", "maxTrafficWeight"}
+ROUTERS = frozenset({"istio", "nginx", "alb", "smi", "ambassador", "appMesh", "traefik", "apisix", "plugins"})
+ROUTING_KEYS = ROUTERS | {"managedRoutes", "maxTrafficWeight"}
 #: Routers Argo accepts for ``setHeaderRoute`` / ``setMirrorRoute`` (validation.go).
-_HEADER_ROUTERS = ("istio", "alb", "apisix", "plugins")
-_MIRROR_ROUTERS = ("istio", "plugins")
+HEADER_ROUTERS = ("istio", "alb", "apisix", "plugins")
+MIRROR_ROUTERS = ("istio", "plugins")
 #: ``CanaryStep``: exactly one of these.
-_STEP_KEYS = frozenset(
+STEP_KEYS = frozenset(
     {"setWeight", "pause", "experiment", "analysis", "setCanaryScale", "setHeaderRoute", "setMirrorRoute", "plugin"}
 )
-_HEADER_ROUTE_KEYS = frozenset({"name", "match"})
-_HEADER_MATCH_KEYS = frozenset({"headerName", "headerValue"})
-_STRING_MATCH_KEYS = frozenset({"exact", "prefix", "regex"})
-_MIRROR_ROUTE_KEYS = frozenset({"name", "match", "percentage"})
-_ROUTE_MATCH_KEYS = frozenset({"method", "path", "headers"})
+HEADER_ROUTE_KEYS = frozenset({"name", "match"})
+HEADER_MATCH_KEYS = frozenset({"headerName", "headerValue"})
+STRING_MATCH_KEYS = frozenset({"exact", "prefix", "regex"})
+MIRROR_ROUTE_KEYS = frozenset({"name", "match", "percentage"})
+ROUTE_MATCH_KEYS = frozenset({"method", "path", "headers"})
 #: ``RolloutAnalysis``; ``RolloutAnalysisBackground`` adds ``startingStep``.
-_ANALYSIS_KEYS = frozenset({"templates", "args", "dryRun", "measurementRetention", "analysisRunMetadata"})
-_BACKGROUND_KEYS = _ANALYSIS_KEYS | {"startingStep"}
-_REF_KEYS = frozenset({"templateName", "clusterScope"})
-_ARG_KEYS = frozenset({"name", "value", "valueFrom"})
-_RUN_VALUE_FROM_KEYS = frozenset({"podTemplateHashValue", "fieldRef"})  # ArgumentValueFrom
-_TEMPLATE_VALUE_FROM_KEYS = frozenset({"secretKeyRef", "fieldRef"})  # ValueFrom
+ANALYSIS_KEYS = frozenset({"templates", "args", "dryRun", "measurementRetention", "analysisRunMetadata"})
+BACKGROUND_KEYS = ANALYSIS_KEYS | {"startingStep"}
+REF_KEYS = frozenset({"templateName", "clusterScope"})
+ARG_KEYS = frozenset({"name", "value", "valueFrom"})
+RUN_VALUE_FROM_KEYS = frozenset({"podTemplateHashValue", "fieldRef"})  # ArgumentValueFrom
+TEMPLATE_VALUE_FROM_KEYS = frozenset({"secretKeyRef", "fieldRef"})  # ValueFrom
 #: ``AnalysisTemplateSpec``.
-_TEMPLATE_KEYS = frozenset({"metrics", "args", "dryRun", "measurementRetention", "templates"})
+TEMPLATE_KEYS = frozenset({"metrics", "args", "dryRun", "measurementRetention", "templates"})
 #: ``Metric``: every key decides, every one is modelled.
-_METRIC_KEYS = frozenset(
+METRIC_KEYS = frozenset(
     {
         "name",
         "interval",
@@ -120,10 +125,10 @@ _METRIC_KEYS = frozenset(
         "consecutiveSuccessLimit",
     }
 )
-_DURATION_FIELDS = ("interval", "initialDelay")
-_COUNT_FIELDS = ("count", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit")
+DURATION_FIELDS = ("interval", "initialDelay")
+COUNT_FIELDS = ("count", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit")
 #: ``MetricProvider``: exactly one. Only Prometheus is answered by the simulated telemetry.
-_PROVIDERS = (
+PROVIDERS = (
     "prometheus",
     "kayenta",
     "web",
@@ -137,12 +142,12 @@ _PROVIDERS = (
     "skywalking",
     "plugin",
 )
-_PROMETHEUS_KEYS = frozenset({"address", "query", "authentication", "timeout", "insecure", "headers", "rangeQuery"})
+PROMETHEUS_KEYS = frozenset({"address", "query", "authentication", "timeout", "insecure", "headers", "rangeQuery"})
 
 _GO_DURATION = re.compile(r"^(?:0|(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
-_SYMBOLIC = re.compile(r"\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}|<[A-Za-z0-9_.-]+>")
+SYMBOLIC = re.compile(r"\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}|<[A-Za-z0-9_.-]+>")
 
-_WHY = {
+WHY = {
     "paused": "a paused Rollout does not progress until it is resumed; pdsim simulates it as if resumed",
     "minReadySeconds": "pods count as available only this long after they are ready; pdsim's canary is "
     "available as soon as it is ready (the scenario's startup time)",
@@ -179,37 +184,39 @@ _WHY = {
 # --- small helpers ----------------------------------------------------------------------------
 
 
-def _keys(doc: YamlDoc, loc: tuple[Any, ...], node: Any, known: frozenset[str], what: str) -> None:
+def check_keys(doc: YamlDoc, loc: tuple[Any, ...], node: Any, known: frozenset[str], what: str) -> None:
     """Unknown keys are errors, as for ``kubectl apply`` (strict field validation)."""
     if not isinstance(node, Mapping):
         return
     for key in node:
         if key not in known:
-            raise _err(doc, loc + (key,), f"unknown key: not a field of Argo's {what} ({API_VERSION})")
+            raise error_at(doc, loc + (key,), f"unknown key: not a field of Argo's {what} ({API_VERSION})")
 
 
-def _list(node: Any) -> list[Any]:
+def as_list(node: Any) -> list[Any]:
+    """``node`` when it is a list, else an empty list (validation reports a wrong type)."""
     return node if isinstance(node, list) else []
 
 
-def _at(doc: YamlDoc, loc: Sequence[Any]) -> str:
+def field_location(doc: YamlDoc, loc: Sequence[Any]) -> str:
     """``FILE:LINE (FIELD)`` of a place, for messages that point at a second place."""
     return f"{doc.file}:{doc.line_of(loc)} ({field_path(loc)})"
 
 
-class _Warnings:
+class Warnings:
     """Warnings in order, each once (a template used by several analyses warns once)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
 
     def add(self, doc: YamlDoc, loc: Sequence[Any], why: str) -> None:
-        line = _warning(doc, tuple(loc), why)
+        """Warn that the field at ``loc`` in ``doc`` is not modelled, unless already warned."""
+        line = warning_at(doc, tuple(loc), why)
         if line not in self.lines:
             self.lines.append(line)
 
 
-def _duration(doc: YamlDoc, loc: tuple[Any, ...], text: str, note: str = "") -> float:
+def go_duration(doc: YamlDoc, loc: tuple[Any, ...], text: str, note: str = "") -> float:
     """A Go duration (``time.ParseDuration``: a unit is required, except for 0)."""
     ok = bool(_GO_DURATION.match(text.strip()))
     try:
@@ -217,12 +224,13 @@ def _duration(doc: YamlDoc, loc: tuple[Any, ...], text: str, note: str = "") -> 
     except ValueError:
         seconds = None
     if seconds is None:
-        raise _err(doc, loc, f"not a Go duration such as 30s, 5m or 1h30m{note}", got=text)
+        raise error_at(doc, loc, f"not a Go duration such as 30s, 5m or 1h30m{note}", got=text)
     return seconds
 
 
-def _count(doc: YamlDoc, loc: tuple[Any, ...], text: str, note: str = "") -> int:
+def whole_number(doc: YamlDoc, loc: tuple[Any, ...], text: str, note: str = "") -> int:
+    """A count written as text (``"3"``, e.g. once ``{{args.count}}`` is substituted)."""
     try:
         return int(text.strip())
     except ValueError:
-        raise _err(doc, loc, f"not a whole number{note}", got=text) from None
+        raise error_at(doc, loc, f"not a whole number{note}", got=text) from None

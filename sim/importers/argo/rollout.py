@@ -59,7 +59,7 @@ A key that is not a field of the Argo type at all is an error, as it is for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,27 +67,33 @@ from pydantic import ValidationError
 
 from sim.errors import NOT_GIVEN, InputError
 from sim.importers.argo.fields import (
-    _SPEC_KEYS,
-    _WHY,
     API_VERSION,
     CLUSTER_TEMPLATE,
     GROUP,
     KINDS,
     ROLLOUT,
+    SPEC_KEYS,
     TEMPLATE,
-    _keys,
-    _Warnings,
+    WHY,
+    Warnings,
+    check_keys,
 )
-from sim.importers.argo.strategy import _check_strategy, _resolve_all, _validate_strategy
-from sim.importers.argo.templates import _check_template_spec, _flattened_spec, _Template, _template, _Templates
-from sim.importers.flagger import ImportResult, _err, _metadata, _objects, _where
-from sim.importers.flagger import policy_yaml as _policy_yaml
-from sim.inputs.scenario import PolicySpec, validation_to_input_error
+from sim.importers.argo.strategy import check_strategy, resolve_analyses, validate_strategy
+from sim.importers.argo.templates import Template, Templates, check_template_spec, flattened_spec, read_template
+from sim.importers.manifests import (
+    ImportResult,
+    error_at,
+    kubernetes_objects,
+    location_of,
+    object_metadata,
+    policy_file_text,
+)
+from sim.inputs.validation import validation_to_input_error
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.yamlio import YamlDoc
 
 
-def is_argo_object(data: Any) -> bool:
+def _is_argo_object(data: Any) -> bool:
     """Whether a YAML document is an Argo Rollout, AnalysisTemplate or ClusterAnalysisTemplate."""
     return (
         isinstance(data, Mapping)
@@ -95,15 +101,6 @@ def is_argo_object(data: Any) -> bool:
         and data["apiVersion"].startswith(GROUP)
         and data.get("kind") in KINDS
     )
-
-
-def argo_objects(docs: Iterable[YamlDoc]) -> list[YamlDoc]:
-    """The Argo Rollouts objects among manifest documents (``kind: List`` items one by one).
-
-    Raises:
-        InputError: for a document that is not a Kubernetes object.
-    """
-    return [d for d in _objects(docs) if is_argo_object(d.data)]
 
 
 def is_argo_bundle(docs: Sequence[YamlDoc]) -> bool:
@@ -114,8 +111,8 @@ def is_argo_bundle(docs: Sequence[YamlDoc]) -> bool:
         InputError: for a document that is not a Kubernetes object, or an Argo Rollout
             next to a Flagger Canary (two policies).
     """
-    objects = _objects(docs)
-    argo = [d for d in objects if is_argo_object(d.data)]
+    objects = kubernetes_objects(docs)
+    argo = [d for d in objects if _is_argo_object(d.data)]
     if not argo:
         return False
     canary = next(
@@ -126,10 +123,10 @@ def is_argo_bundle(docs: Sequence[YamlDoc]) -> bool:
         return True
     rollout = next((d for d in argo if d.data["kind"] == ROLLOUT), None)
     if rollout is not None:
-        raise _err(
+        raise error_at(
             rollout,
             (),
-            f"an Argo Rollout and a Flagger Canary (at {_where(canary)}) are two "
+            f"an Argo Rollout and a Flagger Canary (at {location_of(canary)}) are two "
             "policies; give the manifests of one of them",
         )
     return False
@@ -140,37 +137,40 @@ def is_argo_bundle(docs: Sequence[YamlDoc]) -> bool:
 
 def _split_objects(docs: Sequence[YamlDoc]) -> tuple[list[YamlDoc], list[YamlDoc]]:
     """(Rollouts, AnalysisTemplates and ClusterAnalysisTemplates) among the documents."""
-    rollouts, templates = [], []
-    for obj in argo_objects(docs):
+    rollouts: list[YamlDoc] = []
+    templates: list[YamlDoc] = []
+    for obj in kubernetes_objects(docs):
+        if not _is_argo_object(obj.data):
+            continue  # other objects (Services, Experiments, ...): nothing to decide
         if obj.data["apiVersion"] != API_VERSION:
-            raise _err(obj, ("apiVersion",), f"pdsim reads {API_VERSION} objects", got=obj.data["apiVersion"])
+            raise error_at(obj, ("apiVersion",), f"pdsim reads {API_VERSION} objects", got=obj.data["apiVersion"])
         (rollouts if obj.data["kind"] == ROLLOUT else templates).append(obj)
     return rollouts, templates
 
 
-def _rollout_spec(doc: YamlDoc, out: _Warnings) -> Mapping[str, Any]:
+def _rollout_spec(doc: YamlDoc, out: Warnings) -> Mapping[str, Any]:
     spec = doc.data.get("spec")
     if not isinstance(spec, Mapping):
-        raise _err(
+        raise error_at(
             doc,
             ("spec",) if "spec" in doc.data else (),
             "a Rollout needs a spec mapping",
             **({"got": spec} if "spec" in doc.data else {}),
         )
-    _keys(doc, ("spec",), spec, _SPEC_KEYS, "RolloutSpec")
+    check_keys(doc, ("spec",), spec, SPEC_KEYS, "RolloutSpec")
     strategy = spec.get("strategy")
     if not isinstance(strategy, Mapping) or (strategy.get("canary") is None and strategy.get("blueGreen") is None):
-        raise _err(
+        raise error_at(
             doc,
             ("spec", "strategy") if "strategy" in spec else ("spec",),
             "a Rollout needs spec.strategy.canary or spec.strategy.blueGreen",
         )
     if spec.get("paused") is True:
-        out.add(doc, ("spec", "paused"), _WHY["paused"])
+        out.add(doc, ("spec", "paused"), WHY["paused"])
     if isinstance(spec.get("minReadySeconds"), int) and spec["minReadySeconds"] > 0:
-        out.add(doc, ("spec", "minReadySeconds"), _WHY["minReadySeconds"])
+        out.add(doc, ("spec", "minReadySeconds"), WHY["minReadySeconds"])
     if spec.get("progressDeadlineAbort") is True:
-        out.add(doc, ("spec", "progressDeadlineAbort"), _WHY["progressDeadlineAbort"])
+        out.add(doc, ("spec", "progressDeadlineAbort"), WHY["progressDeadlineAbort"])
     return spec
 
 
@@ -182,7 +182,7 @@ def _policy_error(err: ValidationError, doc: YamlDoc) -> InputError:
         doc.file,
         {("argo",) + loc[1:]: line for loc, line in doc.lines.items() if loc[:1] == ("spec",)},
     )
-    e = validation_to_input_error(err, view)
+    e = validation_to_input_error(err, view, prefix=("argo",))
     fld = e.field or ""
     if fld == "argo" or fld.startswith(("argo.", "argo[")):
         fld = "spec" + fld[len("argo") :]
@@ -190,7 +190,7 @@ def _policy_error(err: ValidationError, doc: YamlDoc) -> InputError:
     return InputError(e.file, e.line, fld or None, e.message, **kwargs)
 
 
-def _tables(templates: _Templates, used: list[_Template]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _tables(templates: Templates, used: list[Template]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``templates`` and ``clusterTemplates`` of the policy: the used ones, then the others
     (as ``kubectl apply`` would create them) unless their name is taken."""
     ns: dict[str, Any] = {}
@@ -198,11 +198,11 @@ def _tables(templates: _Templates, used: list[_Template]) -> tuple[dict[str, Any
     for t in used + [t for t in templates.all if t not in used]:
         table = cluster if t.cluster else ns
         if t.name not in table:
-            table[t.name] = _flattened_spec(templates, t)
+            table[t.name] = flattened_spec(templates, t)
     return ns, cluster
 
 
-def import_argo(docs: Sequence[YamlDoc]) -> ImportResult:
+def import_argo(docs: Sequence[YamlDoc]) -> ImportResult[ArgoPolicySpec]:
     """Turn the documents of Argo Rollouts manifests into a pdsim ``argo:`` policy.
 
     Args:
@@ -230,22 +230,22 @@ def import_argo(docs: Sequence[YamlDoc]) -> ImportResult:
         )
     if len(rollouts) > 1:
         first, second = rollouts[0], rollouts[1]
-        raise _err(
+        raise error_at(
             second,
             (),
-            f"a second Rollout ({_metadata(second)[0]}); pdsim simulates one Rollout at a "
-            f"time (the first one, {_metadata(first)[0]}, is at {_where(first)})",
+            f"a second Rollout ({object_metadata(second)[0]}); pdsim simulates one Rollout at a "
+            f"time (the first one, {object_metadata(first)[0]}, is at {location_of(first)})",
         )
     rollout = rollouts[0]
-    name, namespace = _metadata(rollout)
+    name, namespace = object_metadata(rollout)
     name = name or Path(rollout.file).stem
-    out = _Warnings()
+    out = Warnings()
     spec = _rollout_spec(rollout, out)
     loc = ("spec", "strategy")
-    strategy = _check_strategy(rollout, loc, spec["strategy"], out)
-    templates = _Templates([_template(d) for d in template_docs], namespace, files)
-    model = _validate_strategy(rollout, loc, strategy)
-    used = _resolve_all(rollout, loc, spec["strategy"], model, templates, out)
+    strategy = check_strategy(rollout, loc, spec["strategy"], out)
+    templates = Templates([read_template(d) for d in template_docs], namespace, files)
+    model = validate_strategy(rollout, loc, strategy)
+    used = resolve_analyses(rollout, loc, spec["strategy"], model, templates, out)
     ns_tables, cluster_tables = _tables(templates, used)
 
     argo: dict[str, Any] = {
@@ -257,16 +257,16 @@ def import_argo(docs: Sequence[YamlDoc]) -> ImportResult:
     if cluster_tables:
         argo["clusterTemplates"] = cluster_tables
     try:
-        policy_spec = PolicySpec.model_validate({"argo": argo})
+        policy_spec = ArgoPolicySpec.model_validate(argo)
     except ValidationError as err:
         raise _policy_error(err, rollout) from None
-    return ImportResult(policy={"argo": argo}, spec=policy_spec.argo, name=name, warnings=out.lines, sources=sources)
+    return ImportResult(policy={"argo": argo}, spec=policy_spec, name=name, warnings=out.lines, sources=sources)
 
 
 # --- pdsim policy files combined with template manifests ---------------------------------------------
 
 
-def analysis_templates(docs: Sequence[YamlDoc]) -> list[_Template]:
+def _analysis_templates(docs: Sequence[YamlDoc]) -> list[Template]:
     """The AnalysisTemplates and ClusterAnalysisTemplates among manifest documents (for a
     pdsim policy file combined with them).
 
@@ -275,8 +275,8 @@ def analysis_templates(docs: Sequence[YamlDoc]) -> list[_Template]:
     """
     rollouts, template_docs = _split_objects(docs)
     if rollouts:
-        raise _err(rollouts[0], (), "a Rollout cannot be combined with a pdsim policy file; give one of them")
-    return [_template(d) for d in template_docs]
+        raise error_at(rollouts[0], (), "a Rollout cannot be combined with a pdsim policy file; give one of them")
+    return [read_template(d) for d in template_docs]
 
 
 def combine_policy_file(doc: YamlDoc, data: Mapping[str, Any], manifests: Sequence[YamlDoc]) -> dict[str, Any]:
@@ -285,19 +285,19 @@ def combine_policy_file(doc: YamlDoc, data: Mapping[str, Any], manifests: Sequen
     Raises:
         InputError: a template given both ways or twice, or a bad template manifest.
     """
-    extra = analysis_templates(manifests)
+    extra = _analysis_templates(manifests)
     argo = data.get("argo")
     if not extra or not isinstance(argo, Mapping):
         return dict(data)
-    templates = _Templates(extra, None, ", ".join(dict.fromkeys(t.doc.file for t in extra)))
+    templates = Templates(extra, None, ", ".join(dict.fromkeys(t.doc.file for t in extra)))
     argo = dict(argo)
-    added: dict[tuple[str, str], _Template] = {}
+    added: dict[tuple[str, str], Template] = {}
     for t in extra:
         key = "clusterTemplates" if t.cluster else "templates"
         own = argo.get(key)
         table = dict(own) if isinstance(own, Mapping) else {}
         if (key, t.name) in added:
-            raise _err(
+            raise error_at(
                 t.doc,
                 ("metadata", "name"),
                 f"{t.kind} {t.name!r} is defined more than once (also at "
@@ -310,7 +310,7 @@ def combine_policy_file(doc: YamlDoc, data: Mapping[str, Any], manifests: Sequen
                 f"argo.{key}.{t.name}",
                 f"also defined by the {t.kind} at {t.where}; keep one",
             )
-        table[t.name] = _flattened_spec(templates, t)
+        table[t.name] = flattened_spec(templates, t)
         added[key, t.name] = t
         argo[key] = table
     return {**data, "argo": argo}
@@ -333,41 +333,37 @@ def policy_file_warnings(
         InputError: as ``import_argo`` does, at the line of the policy file.
     """
     argo = data["argo"]
-    out = _Warnings()
+    out = Warnings()
     loc = ("argo", "strategy")
-    _check_strategy(doc, loc, argo["strategy"], out)
-    from_manifests = {(t.cluster, t.name): t for t in analysis_templates(manifests)}
-    own: list[_Template] = []
+    check_strategy(doc, loc, argo["strategy"], out)
+    from_manifests = {(t.cluster, t.name): t for t in _analysis_templates(manifests)}
+    own: list[Template] = []
     for key, kind in (("templates", TEMPLATE), ("clusterTemplates", CLUSTER_TEMPLATE)):
         for name, raw in (argo.get(key) or {}).items():
             t = from_manifests.get((kind == CLUSTER_TEMPLATE, name))
             if t is None:
                 here = ("argo", key, name)
-                t = _Template(doc, here, kind, name, None, raw, _check_template_spec(doc, here, raw, nested_ok=False))
+                t = Template(doc, here, kind, name, None, raw, check_template_spec(doc, here, raw, nested_ok=False))
             own.append(t)
     files = ", ".join(dict.fromkeys([doc.file] + [t.doc.file for t in own]))
-    templates = _Templates(own, None, files)
-    _resolve_all(doc, loc, argo["strategy"], spec.strategy, templates, out)
+    templates = Templates(own, None, files)
+    resolve_analyses(doc, loc, argo["strategy"], spec.strategy, templates, out)
     return out.lines
 
 
 # --- writing the policy file --------------------------------------------------------------------
 
 
-def policy_yaml(result: ImportResult) -> str:
-    """The pdsim policy file of an import (see ``sim.importers.flagger.policy_yaml``)."""
-    return _policy_yaml(result, "Argo Rollouts", "Rollout")
+def policy_yaml(result: ImportResult[ArgoPolicySpec]) -> str:
+    """The pdsim policy file of an Argo import (``sim.importers.manifests.policy_file_text``)."""
+    return policy_file_text(result, "Argo Rollouts", "Rollout")
 
 
 __all__ = [
     "API_VERSION",
-    "ImportResult",
-    "analysis_templates",
-    "argo_objects",
     "combine_policy_file",
     "import_argo",
     "is_argo_bundle",
-    "is_argo_object",
     "policy_file_warnings",
     "policy_yaml",
 ]

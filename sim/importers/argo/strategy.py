@@ -12,37 +12,37 @@ from typing import Any
 from pydantic import ValidationError
 
 from sim.importers.argo.fields import (
-    _ANALYSIS_KEYS,
-    _ARG_KEYS,
-    _BACKGROUND_KEYS,
-    _BLUE_GREEN_KEYS,
-    _CANARY_KEYS,
-    _COUNT_FIELDS,
-    _DURATION_FIELDS,
-    _HEADER_MATCH_KEYS,
-    _HEADER_ROUTE_KEYS,
-    _HEADER_ROUTERS,
-    _MIRROR_ROUTE_KEYS,
-    _MIRROR_ROUTERS,
-    _REF_KEYS,
-    _ROUTE_MATCH_KEYS,
-    _ROUTERS,
-    _ROUTING_KEYS,
-    _RUN_VALUE_FROM_KEYS,
-    _STEP_KEYS,
-    _STRING_MATCH_KEYS,
-    _SYMBOLIC,
-    _WHY,
-    _at,
-    _count,
-    _duration,
-    _keys,
-    _list,
-    _Warnings,
+    ANALYSIS_KEYS,
+    ARG_KEYS,
+    BACKGROUND_KEYS,
+    BLUE_GREEN_KEYS,
+    CANARY_KEYS,
+    COUNT_FIELDS,
+    DURATION_FIELDS,
+    HEADER_MATCH_KEYS,
+    HEADER_ROUTE_KEYS,
+    HEADER_ROUTERS,
+    MIRROR_ROUTE_KEYS,
+    MIRROR_ROUTERS,
+    REF_KEYS,
+    ROUTE_MATCH_KEYS,
+    ROUTERS,
+    ROUTING_KEYS,
+    RUN_VALUE_FROM_KEYS,
+    STEP_KEYS,
+    STRING_MATCH_KEYS,
+    SYMBOLIC,
+    WHY,
+    Warnings,
+    as_list,
+    check_keys,
+    field_location,
+    go_duration,
+    whole_number,
 )
-from sim.importers.argo.templates import _flatten_args, _ordered, _Template, _template_warnings, _Templates
-from sim.importers.flagger import _err
-from sim.inputs.scenario import validation_to_input_error
+from sim.importers.argo.templates import Template, Templates, flatten_args, flatten_order, template_warnings
+from sim.importers.manifests import error_at
+from sim.inputs.validation import validation_to_input_error
 from sim.policies.argo.spec import RolloutAnalysis, Strategy, substitute
 from sim.yamlio import YamlDoc
 
@@ -59,75 +59,75 @@ class _Analysis:
     model: RolloutAnalysis
 
 
-def _check_analysis_keys(doc: YamlDoc, loc: tuple[Any, ...], a: Any, background: bool, out: _Warnings) -> None:
+def _check_analysis_keys(doc: YamlDoc, loc: tuple[Any, ...], a: Any, background: bool, out: Warnings) -> None:
     if not isinstance(a, Mapping):
         return
-    _keys(
+    check_keys(
         doc,
         loc,
         a,
-        _BACKGROUND_KEYS if background else _ANALYSIS_KEYS,
+        BACKGROUND_KEYS if background else ANALYSIS_KEYS,
         "RolloutAnalysisBackground" if background else "RolloutAnalysis",
     )
-    for i, ref in enumerate(_list(a.get("templates"))):
-        _keys(doc, loc + ("templates", i), ref, _REF_KEYS, "AnalysisTemplateRef")
-    for i, arg in enumerate(_list(a.get("args"))):
-        _keys(doc, loc + ("args", i), arg, _ARG_KEYS, "AnalysisRunArgument")
+    for i, ref in enumerate(as_list(a.get("templates"))):
+        check_keys(doc, loc + ("templates", i), ref, REF_KEYS, "AnalysisTemplateRef")
+    for i, arg in enumerate(as_list(a.get("args"))):
+        check_keys(doc, loc + ("args", i), arg, ARG_KEYS, "AnalysisRunArgument")
         if not isinstance(arg, Mapping):
             continue
         vf = arg.get("valueFrom")
-        _keys(doc, loc + ("args", i, "valueFrom"), vf, _RUN_VALUE_FROM_KEYS, "ArgumentValueFrom")
+        check_keys(doc, loc + ("args", i, "valueFrom"), vf, RUN_VALUE_FROM_KEYS, "ArgumentValueFrom")
         if vf is not None and arg.get("value") is None:
-            out.add(doc, loc + ("args", i, "valueFrom"), _WHY["valueFrom"].format(value=f"<{arg.get('name')}>"))
+            out.add(doc, loc + ("args", i, "valueFrom"), WHY["valueFrom"].format(value=f"<{arg.get('name')}>"))
 
 
 def _check_string_match(doc: YamlDoc, loc: tuple[Any, ...], node: Any) -> None:
-    _keys(doc, loc, node, _STRING_MATCH_KEYS, "StringMatch")
-    if node is None or (isinstance(node, Mapping) and len([k for k in _STRING_MATCH_KEYS if node.get(k)]) != 1):
-        raise _err(doc, loc, "a match value needs exactly one of exact, prefix or regex")
+    check_keys(doc, loc, node, STRING_MATCH_KEYS, "StringMatch")
+    if node is None or (isinstance(node, Mapping) and len([k for k in STRING_MATCH_KEYS if node.get(k)]) != 1):
+        raise error_at(doc, loc, "a match value needs exactly one of exact, prefix or regex")
 
 
-def _check_traffic_routing(doc: YamlDoc, loc: tuple[Any, ...], tr: Mapping[str, Any], out: _Warnings) -> None:
-    _keys(doc, loc, tr, _ROUTING_KEYS, "RolloutTrafficRouting")
+def _check_traffic_routing(doc: YamlDoc, loc: tuple[Any, ...], tr: Mapping[str, Any], out: Warnings) -> None:
+    check_keys(doc, loc, tr, ROUTING_KEYS, "RolloutTrafficRouting")
     mtw = tr.get("maxTrafficWeight")
     if mtw is not None and mtw != 100:
-        out.add(doc, loc + ("maxTrafficWeight",), _WHY["maxTrafficWeight"])
+        out.add(doc, loc + ("maxTrafficWeight",), WHY["maxTrafficWeight"])
     alb = tr.get("alb")
     sticky = alb.get("stickinessConfig") if isinstance(alb, Mapping) else None
     if isinstance(sticky, Mapping) and sticky.get("enabled") is True:
-        out.add(doc, loc + ("alb", "stickinessConfig"), _WHY["stickiness"])
+        out.add(doc, loc + ("alb", "stickinessConfig"), WHY["stickiness"])
     nginx = tr.get("nginx")
     if isinstance(nginx, Mapping):
         for key in ("additionalIngressAnnotations", "canaryIngressAnnotations"):
             annotations = nginx.get(key)
             for name in annotations if isinstance(annotations, Mapping) else ():
                 if str(name).rsplit("/", 1)[-1].startswith("canary-by-"):
-                    out.add(doc, loc + ("nginx", key, name), _WHY["nginx_canary_by"])
+                    out.add(doc, loc + ("nginx", key, name), WHY["nginx_canary_by"])
 
 
-def _check_canary(doc: YamlDoc, loc: tuple[Any, ...], canary: Any, out: _Warnings) -> list[int]:
+def _check_canary(doc: YamlDoc, loc: tuple[Any, ...], canary: Any, out: Warnings) -> list[int]:
     """Keys, refused steps and warnings of a ``CanaryStrategy``; the indexes of plugin steps."""
     if not isinstance(canary, Mapping):
         return []
-    _keys(doc, loc, canary, _CANARY_KEYS, "CanaryStrategy")
+    check_keys(doc, loc, canary, CANARY_KEYS, "CanaryStrategy")
     tr = canary.get("trafficRouting")
     if isinstance(tr, Mapping):
         _check_traffic_routing(doc, loc + ("trafficRouting",), tr, out)
     else:
         tr = None
     if canary.get("dynamicStableScale") is True:
-        out.add(doc, loc + ("dynamicStableScale",), _WHY["dynamicStableScale"])
+        out.add(doc, loc + ("dynamicStableScale",), WHY["dynamicStableScale"])
     threshold = canary.get("replicaProgressThreshold")
     if isinstance(threshold, Mapping) and not (threshold.get("type") == "Percent" and threshold.get("value") == 100):
-        out.add(doc, loc + ("replicaProgressThreshold",), _WHY["replicaProgressThreshold"])
+        out.add(doc, loc + ("replicaProgressThreshold",), WHY["replicaProgressThreshold"])
     plugins = []
-    for i, step in enumerate(_list(canary.get("steps"))):
+    for i, step in enumerate(as_list(canary.get("steps"))):
         here = loc + ("steps", i)
-        _keys(doc, here, step, _STEP_KEYS, "CanaryStep")
+        check_keys(doc, here, step, STEP_KEYS, "CanaryStep")
         if not isinstance(step, Mapping):
             continue
         if step.get("experiment") is not None:
-            raise _err(
+            raise error_at(
                 doc,
                 here + ("experiment",),
                 "experiment steps are not supported: pdsim does not simulate "
@@ -135,11 +135,11 @@ def _check_canary(doc: YamlDoc, loc: tuple[Any, ...], canary: Any, out: _Warning
                 "step running the same templates, or remove it",
             )
         if step.get("plugin") is not None and len(step) == 1:
-            out.add(doc, here + ("plugin",), _WHY["plugin"])
+            out.add(doc, here + ("plugin",), WHY["plugin"])
             plugins.append(i)
-        routers = [k for k in _ROUTERS if tr is not None and tr.get(k)]
+        routers = [k for k in ROUTERS if tr is not None and tr.get(k)]
         if step.get("setCanaryScale") is not None and tr is None:
-            raise _err(
+            raise error_at(
                 doc,
                 here + ("setCanaryScale",),
                 "setCanaryScale needs spec.strategy.canary.trafficRouting "
@@ -147,43 +147,43 @@ def _check_canary(doc: YamlDoc, loc: tuple[Any, ...], canary: Any, out: _Warning
             )
         route = step.get("setHeaderRoute")
         if route is not None:
-            if not any(r in routers for r in _HEADER_ROUTERS):
-                raise _err(
+            if not any(r in routers for r in HEADER_ROUTERS):
+                raise error_at(
                     doc,
                     here + ("setHeaderRoute",),
                     "setHeaderRoute needs trafficRouting with "
-                    f"{', '.join(_HEADER_ROUTERS)} (Argo rejects the Rollout otherwise)",
+                    f"{', '.join(HEADER_ROUTERS)} (Argo rejects the Rollout otherwise)",
                 )
-            _keys(doc, here + ("setHeaderRoute",), route, _HEADER_ROUTE_KEYS, "SetHeaderRoute")
-            for j, match in enumerate(_list(route.get("match") if isinstance(route, Mapping) else None)):
+            check_keys(doc, here + ("setHeaderRoute",), route, HEADER_ROUTE_KEYS, "SetHeaderRoute")
+            for j, match in enumerate(as_list(route.get("match") if isinstance(route, Mapping) else None)):
                 mloc = here + ("setHeaderRoute", "match", j)
-                _keys(doc, mloc, match, _HEADER_MATCH_KEYS, "HeaderRoutingMatch")
+                check_keys(doc, mloc, match, HEADER_MATCH_KEYS, "HeaderRoutingMatch")
                 if isinstance(match, Mapping):
                     _check_string_match(doc, mloc + ("headerValue",), match.get("headerValue"))
         route = step.get("setMirrorRoute")
         if route is not None:
-            if not any(r in routers for r in _MIRROR_ROUTERS):
-                raise _err(
+            if not any(r in routers for r in MIRROR_ROUTERS):
+                raise error_at(
                     doc,
                     here + ("setMirrorRoute",),
                     "setMirrorRoute needs trafficRouting with "
-                    f"{', '.join(_MIRROR_ROUTERS)} (Argo rejects the Rollout otherwise)",
+                    f"{', '.join(MIRROR_ROUTERS)} (Argo rejects the Rollout otherwise)",
                 )
-            _keys(doc, here + ("setMirrorRoute",), route, _MIRROR_ROUTE_KEYS, "SetMirrorRoute")
-            matches = _list(route.get("match") if isinstance(route, Mapping) else None)
+            check_keys(doc, here + ("setMirrorRoute",), route, MIRROR_ROUTE_KEYS, "SetMirrorRoute")
+            matches = as_list(route.get("match") if isinstance(route, Mapping) else None)
             for j, match in enumerate(matches):
-                _keys(doc, here + ("setMirrorRoute", "match", j), match, _ROUTE_MATCH_KEYS, "RouteMatch")
-            if any(isinstance(m, Mapping) and any(m.get(k) for k in _ROUTE_MATCH_KEYS) for m in matches):
-                out.add(doc, here + ("setMirrorRoute", "match"), _WHY["mirror_match"])
+                check_keys(doc, here + ("setMirrorRoute", "match", j), match, ROUTE_MATCH_KEYS, "RouteMatch")
+            if any(isinstance(m, Mapping) and any(m.get(k) for k in ROUTE_MATCH_KEYS) for m in matches):
+                out.add(doc, here + ("setMirrorRoute", "match"), WHY["mirror_match"])
         _check_analysis_keys(doc, here + ("analysis",), step.get("analysis"), False, out)
     _check_analysis_keys(doc, loc + ("analysis",), canary.get("analysis"), True, out)
     return plugins
 
 
-def _check_blue_green(doc: YamlDoc, loc: tuple[Any, ...], bg: Any, out: _Warnings) -> None:
+def _check_blue_green(doc: YamlDoc, loc: tuple[Any, ...], bg: Any, out: Warnings) -> None:
     if not isinstance(bg, Mapping):
         return
-    _keys(doc, loc, bg, _BLUE_GREEN_KEYS, "BlueGreenStrategy")
+    check_keys(doc, loc, bg, BLUE_GREEN_KEYS, "BlueGreenStrategy")
     for key in ("prePromotionAnalysis", "postPromotionAnalysis"):
         _check_analysis_keys(doc, loc + (key,), bg.get(key), False, out)
 
@@ -209,7 +209,7 @@ def _analyses(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], strate
     return out
 
 
-def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> list[_Template]:
+def _resolve_analysis(a: _Analysis, templates: Templates, out: Warnings) -> list[Template]:
     """Resolve an analysis as the controller creates its AnalysisRun; check what the
     controller would reject, or what pdsim could not compute; return its templates.
 
@@ -218,23 +218,23 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
             argument without a value; a count or duration that is not one once the
             arguments are in; a dryRun rule that matches no metric.
     """
-    used: list[_Template] = []
-    direct: list[_Template] = []
+    used: list[Template] = []
+    direct: list[Template] = []
     for i, ref in enumerate(a.model.templates):
         t = templates.lookup(ref.templateName, ref.clusterScope, a.doc, a.loc + ("templates", i, "templateName"))
         direct.append(t)
         used += templates.closure(t)
     if not used:
         return []
-    ordered = _ordered(used)
-    where = _at(a.doc, a.loc)
+    ordered = flatten_order(used)
+    where = field_location(a.doc, a.loc)
     # flattenMetrics: one name per metric in a run.
-    seen: dict[str, _Template] = {}
+    seen: dict[str, Template] = {}
     for t in ordered:
         for j, m in enumerate(t.model.metrics):
             other = seen.setdefault(m.name, t)
             if other is not t:
-                raise _err(
+                raise error_at(
                     t.doc,
                     t.loc + ("metrics", j, "name"),
                     f"metric {m.name!r} is also defined by "
@@ -243,7 +243,7 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
                     got=m.name,
                 )
     # flattenArgs + MergeArgs: every argument needs a value.
-    flat = _flatten_args(ordered)
+    flat = flatten_args(ordered)
     incoming = {arg.name: arg for arg in a.model.args}
     for name, (t, i, arg) in flat.items():
         given = incoming.get(name)
@@ -253,42 +253,42 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
             and (given is None or (given.value is None and given.valueFrom is None))
         ):
             loc = a.loc + ("args",) if a.raw.get("args") else a.loc
-            raise _err(
+            raise error_at(
                 a.doc,
                 loc,
-                f"argument {name!r} of {t.kind} {t.name!r} ({_at(t.doc, t.loc + ('args', i))}) "
+                f"argument {name!r} of {t.kind} {t.name!r} ({field_location(t.doc, t.loc + ('args', i))}) "
                 f"has no value: give it in this analysis's args (Argo: args.{name} was not resolved)",
             )
     # The values pdsim substitutes (ArgoRollout: template values, then the analysis's own;
     # valueFrom stays symbolic).
     values: dict[str, str] = {}
     for t in direct:
-        for arg in _flatten_args(_ordered(templates.closure(t))).values():
-            if arg[2].get("value") is not None:
-                values[arg[2]["name"]] = arg[2]["value"]
-    for arg in a.model.args:
-        values[arg.name] = arg.value if arg.value is not None else f"<{arg.name}>"
+        for _, _, raw_arg in flatten_args(flatten_order(templates.closure(t))).values():
+            if raw_arg.get("value") is not None:
+                values[raw_arg["name"]] = raw_arg["value"]
+    for run_arg in a.model.args:
+        values[run_arg.name] = run_arg.value if run_arg.value is not None else f"<{run_arg.name}>"
     note = f" with the arguments of the analysis at {where}"
     for t in ordered:
         for j, m in enumerate(t.raw.get("metrics") or []):
-            for key in _DURATION_FIELDS + _COUNT_FIELDS:
+            for key in DURATION_FIELDS + COUNT_FIELDS:
                 value = m.get(key)
                 if not isinstance(value, str) or "{{" not in value:
                     continue
                 text = substitute(value, values)
                 loc = t.loc + ("metrics", j, key)
-                if _SYMBOLIC.search(text):
-                    raise _err(
+                if SYMBOLIC.search(text):
+                    raise error_at(
                         t.doc,
                         loc,
                         f"is {text!r}{note}: an argument from valueFrom is only known in "
                         "the cluster; pdsim needs a literal value here",
                         got=value,
                     )
-                if key in _DURATION_FIELDS:
-                    _duration(t.doc, loc, text, f" ({text!r}{note})")
+                if key in DURATION_FIELDS:
+                    go_duration(t.doc, loc, text, f" ({text!r}{note})")
                 else:
-                    _count(t.doc, loc, text, f" ({text!r}{note})")
+                    whole_number(t.doc, loc, text, f" ({text!r}{note})")
     # dryRun rules (mergeDryRunMetrics, GetDryRunMetrics).
     names = [m.name for t in ordered for m in t.model.metrics]
     rules = [(a.doc, a.loc + ("dryRun", i), d.metricName) for i, d in enumerate(a.model.dryRun)]
@@ -296,21 +296,21 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
     seen_rules: dict[str, str] = {}
     for doc, loc, pattern in rules:
         if pattern in seen_rules:
-            raise _err(
+            raise error_at(
                 doc,
                 loc + ("metricName",),
                 f"a second dryRun rule {pattern!r} (the first is at "
                 f"{seen_rules[pattern]}); Argo refuses two rules with the same name",
                 got=pattern,
             )
-        seen_rules[pattern] = _at(doc, loc)
+        seen_rules[pattern] = field_location(doc, loc)
         try:
             rx = re.compile(pattern)
         except re.error as err:
-            raise _err(doc, loc + ("metricName",), f"not a regular expression: {err}", got=pattern) from None
+            raise error_at(doc, loc + ("metricName",), f"not a regular expression: {err}", got=pattern) from None
         hits = [n for n in names if rx.search(n)]
         if not hits:
-            raise _err(
+            raise error_at(
                 doc,
                 loc + ("metricName",),
                 f"matches no metric of the analysis at {where} "
@@ -319,14 +319,14 @@ def _resolve_analysis(a: _Analysis, templates: _Templates, out: _Warnings) -> li
             )
         partial = [n for n in hits if not rx.fullmatch(n)]
         if partial:
-            out.add(doc, loc + ("metricName",), _WHY["dryRun"].format(names=", ".join(map(repr, partial))))
+            out.add(doc, loc + ("metricName",), WHY["dryRun"].format(names=", ".join(map(repr, partial))))
     return ordered
 
 
-def _check_strategy(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], out: _Warnings) -> dict[str, Any]:
+def check_strategy(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], out: Warnings) -> dict[str, Any]:
     """Strict keys, refused steps and warnings of a ``strategy``; the strategy for the
     policy (plugin steps become ``pause: {duration: 0}``, which keeps step indexes)."""
-    _keys(doc, loc, raw, frozenset({"canary", "blueGreen"}), "RolloutStrategy")
+    check_keys(doc, loc, raw, frozenset({"canary", "blueGreen"}), "RolloutStrategy")
     plugins = _check_canary(doc, loc + ("canary",), raw.get("canary"), out)
     _check_blue_green(doc, loc + ("blueGreen",), raw.get("blueGreen"), out)
     strategy = copy.deepcopy(dict(raw))
@@ -335,27 +335,28 @@ def _check_strategy(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], 
     return strategy
 
 
-def _validate_strategy(doc: YamlDoc, loc: tuple[Any, ...], strategy: dict[str, Any]) -> Strategy:
+def validate_strategy(doc: YamlDoc, loc: tuple[Any, ...], strategy: dict[str, Any]) -> Strategy:
+    """The checked strategy (``check_strategy``) as a model; an error at its line in ``doc``."""
     try:
         return Strategy.model_validate(strategy)
     except ValidationError as err:
         raise validation_to_input_error(err, doc, prefix=loc) from None
 
 
-def _resolve_all(
+def resolve_analyses(
     doc: YamlDoc,
     loc: tuple[Any, ...],
     raw: Mapping[str, Any],
     strategy: Strategy,
-    templates: _Templates,
-    out: _Warnings,
-) -> list[_Template]:
+    templates: Templates,
+    out: Warnings,
+) -> list[Template]:
     """Resolve every analysis of the strategy; warn for the templates they use."""
-    used: list[_Template] = []
+    used: list[Template] = []
     for a in _analyses(doc, loc, raw, strategy):
         for t in _resolve_analysis(a, templates, out):
             if t not in used:
                 used.append(t)
     for t in used:
-        _template_warnings(t, out)
+        template_warnings(t, out)
     return used

@@ -1,0 +1,67 @@
+"""Pydantic validation errors as one ``FILE:LINE: FIELD: message (got VALUE)`` line.
+
+Every reader of user files (scenarios, policy files, manifests, sweeps) validates a
+loaded ``YamlDoc`` with pydantic models and reports the first problem at its line in the
+file; this module is that translation, shared so the messages read the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from sim.errors import InputError, field_path
+from sim.yamlio import YamlDoc
+
+
+def _data_loc(data: Any, loc: Sequence[Any], missing: bool) -> tuple[Any, ...]:
+    """Keep only the parts of a pydantic error location that exist in the data.
+
+    Pydantic adds union tags (``error_rate``) and validator names to locations; the
+    user's file has only keys and indexes. A missing key is named at the end.
+    """
+    out: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif missing and i == len(loc) - 1:
+            out.append(part)
+            break
+        else:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequence[Any] = ()) -> InputError:
+    """Turn the first pydantic error into one ``FILE:LINE: FIELD: message (got VALUE)``.
+
+    Args:
+        err: what pydantic raised when validating (part of) ``doc.data``.
+        doc: the document the data came from (for file and lines).
+        prefix: where the validated data sits in ``doc`` (``("spec",)`` for a manifest's
+            spec); the error's location is read below it.
+    """
+    errors = err.errors(include_url=False)
+    # A typo'd required key yields "missing" for the right name and "unknown key" for the
+    # typo; the typo, at its own line, is what the user needs to see.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(prefix) + tuple(first["loc"])
+    data_loc = _data_loc(doc.data, loc, first["type"] == "missing")
+    msg = first["msg"]
+    for noise in ("Value error, ", "Assertion failed, "):
+        msg = msg.replace(noise, "")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    kwargs: dict[str, Any] = {}
+    if first["type"] != "missing" and "input" in first and not isinstance(first["input"], (dict, list)):
+        kwargs["got"] = first["input"]
+    return InputError(doc.file, doc.line_of(data_loc), field_path(data_loc) or "(top level)", msg, **kwargs)
+
+
+__all__ = ["validation_to_input_error"]
