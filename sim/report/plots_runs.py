@@ -21,7 +21,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from sim.report.palette import OKABE_ITO, series_style
-from sim.report.tradeoffs import bool_column, format_value, group_items, tradeoff_table
+from sim.report.tradeoffs import (
+    BLAST_RADIUS,
+    PARETO,
+    PROMOTE_TIME,
+    bool_column,
+    format_value,
+    group_items,
+    tradeoff_table,
+)
 from sim.stats import mean_interval, wilson_interval
 
 __all__ = [
@@ -333,7 +341,7 @@ def frontier_figure(
     fig, ax = _figure(title, size=(9.0, 5.6))
     ax.set_xlabel("time to promote a good release, mean (min)")
     ax.set_ylabel("blast radius of a bad release,\nmean excess errors (requests)")
-    usable = table.dropna(subset=["promote_time_s", "blast_radius"]) if len(table) else table
+    usable = table.dropna(subset=[PROMOTE_TIME, BLAST_RADIUS]) if len(table) else table
     if usable.empty:
         _empty(ax, "needs good releases that were promoted and bad releases")
         return fig
@@ -342,15 +350,15 @@ def frontier_figure(
         v, lo, hi = (usable[c].to_numpy(dtype=float) / scale for c in (col, f"{col}_low", f"{col}_high"))
         return np.nan_to_num(np.vstack([v - lo, hi - v]), nan=0.0)
 
-    x = usable["promote_time_s"].to_numpy(dtype=float) / 60.0
-    y = usable["blast_radius"].to_numpy(dtype=float)
-    front = usable["pareto"].to_numpy(dtype=bool)
+    x = usable[PROMOTE_TIME].to_numpy(dtype=float) / 60.0
+    y = usable[BLAST_RADIUS].to_numpy(dtype=float)
+    front = usable[PARETO].to_numpy(dtype=bool)
     others = ~front
     ax.errorbar(
         x[others],
         y[others],
-        xerr=err("promote_time_s", 60.0)[:, others],
-        yerr=err("blast_radius")[:, others],
+        xerr=err(PROMOTE_TIME, 60.0)[:, others],
+        yerr=err(BLAST_RADIUS)[:, others],
         fmt="o",
         mfc="none",
         color="#8a8a8a",
@@ -364,8 +372,8 @@ def frontier_figure(
     ax.errorbar(
         fx,
         fy,
-        xerr=err("promote_time_s", 60.0)[:, front][:, order],
-        yerr=err("blast_radius")[:, front][:, order],
+        xerr=err(PROMOTE_TIME, 60.0)[:, front][:, order],
+        yerr=err(BLAST_RADIUS)[:, front][:, order],
         fmt="o",
         color=OKABE_ITO["vermillion"],
         ms=7,

@@ -50,6 +50,18 @@ SUMMARY_COLUMNS = (
 )
 _QUANTILE_OF = ("decision_time_s", "detection_time_s", "excess_errors")
 
+# The per-policy cost table's estimates (see policy_costs; each also has ``_low``/``_high``).
+#: Expected excess errors per release, all worlds.
+EXCESS_ERRORS = "excess_errors"
+#: Rollbacks among good releases.
+FALSE_ROLLBACK_RATE = "false_rollback_rate"
+#: Promotions among bad releases.
+MISSED_RATE = "missed_rate"
+#: Decision time of promoted good releases (s).
+TIME_TO_PROMOTE = "time_to_promote_s"
+#: Expected excess errors per bad release.
+BLAST_RADIUS_BAD = "blast_radius_bad"
+
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
@@ -177,13 +189,11 @@ def costs_from_worlds(
         good, bad = w[~w["bad"]], w[w["bad"]]
         out: dict[str, Any] = {"policy": policy, **params.get(policy, {}), "runs": int(w["n"].sum()), "worlds": len(w)}
         est = {
-            "excess_errors": stratified_mean(w["excess_mean"], w["excess_var"], w["n"], w["weight"], confidence),
-            "false_rollback_rate": stratified_rate(good["rb"], good["n"], good["weight"], confidence),
-            "missed_rate": stratified_rate(bad["promoted"], bad["n"], bad["weight"], confidence),
-            "time_to_promote_s": stratified_mean(
-                good["t_mean"], good["t_var"], good["t_n"], good["weight"], confidence
-            ),
-            "blast_radius_bad": stratified_mean(
+            EXCESS_ERRORS: stratified_mean(w["excess_mean"], w["excess_var"], w["n"], w["weight"], confidence),
+            FALSE_ROLLBACK_RATE: stratified_rate(good["rb"], good["n"], good["weight"], confidence),
+            MISSED_RATE: stratified_rate(bad["promoted"], bad["n"], bad["weight"], confidence),
+            TIME_TO_PROMOTE: stratified_mean(good["t_mean"], good["t_var"], good["t_n"], good["weight"], confidence),
+            BLAST_RADIUS_BAD: stratified_mean(
                 bad["excess_mean"], bad["excess_var"], bad["n"], bad["weight"], confidence
             ),
         }
@@ -202,12 +212,12 @@ def frontier(costs: pd.DataFrame, *, ceiling: float = 0.05, bound: str = "high")
 
     Returns the frontier's rows of ``costs``, by increasing time to promote.
     """
-    col = "false_rollback_rate_high" if bound == "high" else "false_rollback_rate"
+    col = f"{FALSE_ROLLBACK_RATE}_high" if bound == "high" else FALSE_ROLLBACK_RATE
     fr = costs[col].astype(float)
     admitted = costs[fr.isna() | (fr <= ceiling)].reset_index(drop=True)
     from sim.stats import pareto_front
 
-    idx = pareto_front(admitted["time_to_promote_s"].astype(float), admitted["blast_radius_bad"].astype(float))
+    idx = pareto_front(admitted[TIME_TO_PROMOTE].astype(float), admitted[BLAST_RADIUS_BAD].astype(float))
     return admitted.iloc[idx].reset_index(drop=True)
 
 
@@ -271,9 +281,6 @@ def paired_comparison(
     return out
 
 
-__all__ = ["SUMMARY_COLUMNS", "cell_summary", "costs_from_worlds", "frontier", "paired_comparison", "policy_costs"]
-
-
 def summarize_sweep(out: str, *, confidence: float = 0.95, ceiling: float = 0.05, seed: int = 0) -> dict[str, Any]:
     """The summary of a results folder (``DIR/summary.json``): per-policy costs, the
     frontier and per-cell rates/quantiles, JSON-safe. Streams the folder cell by cell and
@@ -328,11 +335,11 @@ def format_costs(summary: dict[str, Any]) -> str:
     conf = f"{100 * summary['confidence']:g}% CI"
     front = set(summary["frontier"])
     cols = [
-        ("excess errors/release", "excess_errors", ",.1f", 1),
-        ("false rollback", "false_rollback_rate", ".2%", 1),
-        ("missed", "missed_rate", ".1%", 1),
-        ("time to promote s", "time_to_promote_s", ",.0f", 1),
-        ("blast radius (bad)", "blast_radius_bad", ",.0f", 1),
+        ("excess errors/release", EXCESS_ERRORS, ",.1f", 1),
+        ("false rollback", FALSE_ROLLBACK_RATE, ".2%", 1),
+        ("missed", MISSED_RATE, ".1%", 1),
+        ("time to promote s", TIME_TO_PROMOTE, ",.0f", 1),
+        ("blast radius (bad)", BLAST_RADIUS_BAD, ",.0f", 1),
     ]
     cells = []
     for p in summary["policies"]:
@@ -387,4 +394,19 @@ def format_comparison(cmp: dict[str, Any], name_a: str, name_b: str) -> str:
     return "\n".join(lines)
 
 
-__all__ += ["format_comparison", "format_costs", "summarize_sweep"]
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "EXCESS_ERRORS",
+    "FALSE_ROLLBACK_RATE",
+    "MISSED_RATE",
+    "TIME_TO_PROMOTE",
+    "BLAST_RADIUS_BAD",
+    "cell_summary",
+    "costs_from_worlds",
+    "frontier",
+    "paired_comparison",
+    "policy_costs",
+    "format_comparison",
+    "format_costs",
+    "summarize_sweep",
+]
