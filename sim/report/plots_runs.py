@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, cast
 
 import matplotlib
 import numpy as np
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 #: Horizontal boxes: ``orientation`` since matplotlib 3.10 (``vert`` is deprecated there).
-_HORIZONTAL: dict[str, object] = (
+_HORIZONTAL: dict[str, Any] = (
     {"orientation": "horizontal"}
     if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
     else {"vert": False}
@@ -285,7 +286,7 @@ def power_curve_figure(
             n = len(cell)
             k = int((cell["outcome"].astype(str) == "rolled_back").sum())
             low, high = wilson_interval(k, n, confidence)
-            xs.append(float(x))
+            xs.append(float(cast(float, x)))  # a group key of the severity column: a number
             ys.append(k / n)
             lo.append(k / n - low)
             hi.append(high - k / n)
@@ -435,7 +436,8 @@ def false_rollback_figure(
         raise KeyError(f"no column {x!r} in the results")
     numeric = pd.api.types.is_numeric_dtype(good[x])
     for i, (label, sub) in enumerate(group_items(good, by)):
-        xs, ys, lo, hi = [], [], [], []
+        xs: list[Any] = []  # the setting's own values (numbers or labels)
+        ys, lo, hi = [], [], []
         for value, cell in sub.groupby(x, sort=True):
             n = len(cell)
             k = int((cell["outcome"].astype(str) == "rolled_back").sum())

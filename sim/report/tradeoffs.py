@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from sim.stats import mean_interval, pareto_front, wilson_interval
 
@@ -82,7 +83,7 @@ def format_value(v: object) -> str:
     return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
-def pareto_mask(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
+def pareto_mask(x: ArrayLike, y: ArrayLike) -> np.ndarray:
     """Which points are Pareto-optimal when both coordinates are to be minimised.
 
     A point is optimal when no other point is at least as good on both axes and better on
@@ -92,7 +93,7 @@ def pareto_mask(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     Returns:
         A boolean array, True for the frontier's points.
     """
-    mask = np.zeros(len(x), dtype=bool)
+    mask = np.zeros(np.size(x), dtype=bool)
     mask[pareto_front(x, y)] = True
     return mask
 

@@ -18,7 +18,7 @@ same results give the same intervals. Nothing here prints.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -91,8 +91,9 @@ def cell_summary(
     """
     rows = []
     for cell, g in frame.groupby("cell", sort=True, observed=True):
+        cell_id = int(cast(int, cell))  # the ``cell`` column is int32
         out: dict[str, Any] = {
-            "cell": int(cell),
+            "cell": cell_id,
             "scenario": str(g["scenario"].iloc[0]),
             "policy": str(g["policy"].iloc[0]),
             "runs": len(g),
@@ -100,7 +101,7 @@ def cell_summary(
         outcome = g["outcome"].astype(str).to_numpy()
         bad = g["release_bad"].to_numpy(dtype=bool)
         rb = outcome == "rolled_back"
-        rates = {
+        rates: dict[str, tuple[int | np.integer, int | np.integer]] = {
             "promoted": (np.count_nonzero(outcome == "promoted"), len(g)),
             "rolled_back": (np.count_nonzero(rb), len(g)),
             "false_rollback": (np.count_nonzero(rb & ~bad), np.count_nonzero(~bad)),
@@ -110,7 +111,7 @@ def cell_summary(
         for name, (k, n) in rates.items():
             r = rate(int(k), int(n), confidence)
             out[name], out[f"{name}_low"], out[f"{name}_high"] = r["rate"], r["low"], r["high"]
-        rng = _rng(seed, int(cell))
+        rng = _rng(seed, cell_id)
         for col in _QUANTILE_OF:
             x = g[col].to_numpy(dtype=float)
             for q in quantiles:
@@ -187,7 +188,12 @@ def costs_from_worlds(
     rows = []
     for policy, w in table.groupby("policy", sort=False):
         good, bad = w[~w["bad"]], w[w["bad"]]
-        out: dict[str, Any] = {"policy": policy, **params.get(policy, {}), "runs": int(w["n"].sum()), "worlds": len(w)}
+        out: dict[str, Any] = {
+            "policy": policy,
+            **params.get(str(policy), {}),
+            "runs": int(w["n"].sum()),
+            "worlds": len(w),
+        }
         est = {
             EXCESS_ERRORS: stratified_mean(w["excess_mean"], w["excess_var"], w["n"], w["weight"], confidence),
             FALSE_ROLLBACK_RATE: stratified_rate(good["rb"], good["n"], good["weight"], confidence),
@@ -287,7 +293,9 @@ def summarize_sweep(out: str, *, confidence: float = 0.95, ceiling: float = 0.05
     reads only the columns it needs, so memory is bounded by the largest cell."""
     from sim.runs.store import iter_cells
 
-    worlds, cell_rows, params = [], [], {}
+    worlds: list[pd.DataFrame] = []
+    cell_rows: list[pd.DataFrame] = []
+    params: dict[str, dict[str, Any]] = {}
     runs = 0
     for frame in iter_cells(out, columns=SUMMARY_COLUMNS):  # one cell in memory at a time
         runs += len(frame)
@@ -374,11 +382,13 @@ def format_comparison(cmp: dict[str, Any], name_a: str, name_b: str) -> str:
             ]
         )
     for col, m in cmp["means"].items():
+        a_low, a_high = m.get("a_ci", (None, None))
+        b_low, b_high = m.get("b_ci", (None, None))
         rows.append(
             [
                 f"mean {col}" + ("" if m["n"] == cmp["runs"] else f" (n={m['n']})"),
-                _ci(m["a"], *m.get("a_ci", (None, None)), ",.1f"),
-                _ci(m["b"], *m.get("b_ci", (None, None)), ",.1f"),
+                _ci(m["a"], a_low, a_high, ",.1f"),
+                _ci(m["b"], b_low, b_high, ",.1f"),
                 _ci(m["diff"], m["low"], m["high"], "+,.1f"),
                 "",
             ]
