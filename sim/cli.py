@@ -20,12 +20,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from sim.errors import InputError
 from sim.runs.atomic import atomic_write
+
+if TYPE_CHECKING:  # the importers load only for `pdsim import`
+    from sim.importers.flagger import ImportResult
 
 #: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
 _POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
@@ -170,7 +173,7 @@ def _prepare_out_dir(out: str) -> Path:
     return path
 
 
-def _write_output(path: str, what: str, write: Callable[[Path], None]) -> None:
+def _write_output(path: str, what: str, write: Callable[[Path], object]) -> None:
     try:
         write(Path(path))
     except OSError as err:
@@ -513,6 +516,7 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
     """
     from sim.inputs.policy import read_manifests
 
+    policy_yaml: Callable[[ImportResult], str]
     if kind == "flagger":
         from sim.importers.flagger import import_flagger as import_manifests
         from sim.importers.flagger import policy_yaml
