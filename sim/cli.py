@@ -1,4 +1,4 @@
-"""The ``pdsim`` command line (DESIGN.md section 6, a contract).
+"""The ``pdsim`` command line (docs/architecture.md section 6, a contract).
 
 Only this module prints. Exit codes: 0 success, 2 bad input (one line on stderr,
 ``FILE:LINE: FIELD.PATH: message (got VALUE)``), 3 an internal error (one line, never a

@@ -1,6 +1,6 @@
 """Policies from scenario mappings, policy files and real manifests.
 
-A policy PATH (DESIGN.md section 6) is
+A policy PATH (docs/architecture.md section 6) is
 
 * a pdsim policy file: the ``policy:`` mapping of a scenario as its own YAML document,
   e.g. ``flagger: {analysis: {...}}`` or ``manifest: canary.yaml`` (relative to the file);

@@ -2,7 +2,7 @@
 
 The models describe data only; behaviour lives in ``sim.world``. Every model forbids
 unknown keys, so a typo is an error that names the file, the line and the field
-(DESIGN.md section 7).
+(docs/architecture.md section 7).
 """
 
 from __future__ import annotations
@@ -393,7 +393,7 @@ class PolicySpec(StrictModel):
 
 
 class Scenario(StrictModel):
-    """One scenario file (DESIGN.md section 7)."""
+    """One scenario file (docs/architecture.md section 7)."""
 
     name: str
     description: str = ""

@@ -1,7 +1,7 @@
 """Figures over many runs: detection-time CDFs, blast radius, power, trade-offs.
 
 Every function takes a tidy frame (one row per simulated rollout: the run-record columns
-of DESIGN.md section 5 plus parameter columns, as ``sim.runs.runner.records_frame`` or a
+of docs/architecture.md section 5 plus parameter columns, as ``sim.runs.runner.records_frame`` or a
 sweep's results give it) and returns a new :class:`matplotlib.figure.Figure`; nothing is
 shown or saved (see ``sim.report.plots`` for why pyplot is not used). Every rate is drawn with
 its Wilson interval and every mean with its Student-t interval, so a reader never

@@ -2,7 +2,7 @@
 
 RESULTS is a directory of Parquet chunks (``pdsim run --out DIR``, a sweep's output; read
 recursively), or one Parquet or CSV file: a tidy table, one row per run, with the record
-columns of DESIGN.md section 5 and possibly parameter columns (``threshold``, a fault's
+columns of docs/architecture.md section 5 and possibly parameter columns (``threshold``, a fault's
 ``severity``...). The page groups runs by (scenario, policy), and shows:
 
 * what was simulated: per group, the runs, good/bad releases and, when the scenario file

@@ -1,7 +1,7 @@
 """Per-setting summaries of many runs, and the Pareto frontier between speed and harm.
 
 The input is a tidy frame: one row per simulated rollout with the run-record columns
-(DESIGN.md section 5) plus one column per swept parameter (``threshold``, ``stepWeight``,
+(docs/architecture.md section 5) plus one column per swept parameter (``threshold``, ``stepWeight``,
 a fault ``severity``...), as ``sim.runs.runner.records_frame`` or a sweep's results give it.
 Nothing here draws random numbers or prints.
 

@@ -172,7 +172,7 @@ def _cells_frame(manifest: dict[str, Any]) -> pd.DataFrame:
 def load_results(out: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A sweep's results as a tidy frame: one row per run, sorted by cell and run.
 
-    Columns: ``cell``, the run record's (DESIGN.md section 5 and pdsim's extensions),
+    Columns: ``cell``, the run record's (docs/architecture.md section 5 and pdsim's extensions),
     then ``world``, ``kind``, ``stratum``, ``weight`` (portfolio) and one column per
     swept parameter, named by its path (``policy.flagger.analysis.threshold``). Text
     columns are categoricals: a million rows take tens of megabytes, not gigabytes.
