@@ -86,6 +86,18 @@ def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
 
 
+def _rollbacks_by(frame: pd.DataFrame, column: str, confidence: float) -> list[tuple[Any, int, int, float, float]]:
+    """Per value of ``column`` (sorted): the value, runs rolled back, runs, and the Wilson
+    interval of the rollback rate."""
+    out = []
+    for value, cell in frame.groupby(column, sort=True):
+        n = len(cell)
+        k = int((cell["outcome"].astype(str) == "rolled_back").sum())
+        low, high = wilson_interval(k, n, confidence)
+        out.append((value, k, n, low, high))
+    return out
+
+
 def detection_cdf_figure(
     frame: pd.DataFrame,
     *,
@@ -282,10 +294,7 @@ def power_curve_figure(
     sev = _floats(bad, severity)
     for i, (label, sub) in enumerate(group_items(bad, by)):
         xs, ys, lo, hi = [], [], [], []
-        for x, cell in sub.groupby(severity, sort=True):
-            n = len(cell)
-            k = int((cell["outcome"].astype(str) == "rolled_back").sum())
-            low, high = wilson_interval(k, n, confidence)
+        for x, k, n, low, high in _rollbacks_by(sub, severity, confidence):
             xs.append(float(cast(float, x)))  # a group key of the severity column: a number
             ys.append(k / n)
             lo.append(k / n - low)
@@ -438,10 +447,7 @@ def false_rollback_figure(
     for i, (label, sub) in enumerate(group_items(good, by)):
         xs: list[Any] = []  # the setting's own values (numbers or labels)
         ys, lo, hi = [], [], []
-        for value, cell in sub.groupby(x, sort=True):
-            n = len(cell)
-            k = int((cell["outcome"].astype(str) == "rolled_back").sum())
-            low, high = wilson_interval(k, n, confidence)
+        for value, k, n, low, high in _rollbacks_by(sub, x, confidence):
             xs.append(value if numeric else str(value))
             ys.append(100 * k / n)
             lo.append(100 * (k / n - low))
