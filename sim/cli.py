@@ -1,4 +1,4 @@
-"""The ``pdsim`` command line (DESIGN.md section 6, a contract).
+"""The ``pdsim`` command line (docs/architecture.md section 6, a contract).
 
 Only this module prints. Exit codes: 0 success, 2 bad input (one line on stderr,
 ``FILE:LINE: FIELD.PATH: message (got VALUE)``), 3 an internal error (one line, never a
@@ -18,15 +18,17 @@ import os
 import re
 import sys
 import tempfile
-import typing
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from sim.errors import InputError
 from sim.runs.atomic import atomic_write
+
+if TYPE_CHECKING:  # the importers load only for `pdsim import`
+    from sim.importers.flagger import ImportResult
 
 #: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
 _POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
@@ -35,7 +37,6 @@ _SCENARIO_KEYS = frozenset({"name", "traffic"})
 #: Keys of a Kubernetes manifest (a real Canary/Rollout): handed to the policy loader.
 _MANIFEST_KEYS = frozenset({"apiVersion", "kind"})
 _OUTCOMES = ("promoted", "rolled_back", "unfinished")
-_CHUNK_RE = re.compile(r"records-\d{5,}\.parquet")
 _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
@@ -142,52 +143,28 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, write)
 
 
-def _arrow_schema() -> Any:
-    """The Parquet schema of run records, from the RunRecord annotations.
-
-    Explicit types keep every chunk file's schema the same even when a chunk has only
-    nulls in a column (e.g. ``detection_time_s`` when nothing was rolled back).
-    """
-    import pyarrow as pa
-
-    from sim.outcomes import COLUMNS, RunRecord
-
-    hints = typing.get_type_hints(RunRecord)
-    base = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
-    fields = []
-    for name in COLUMNS:
-        hint = hints.get(name)
-        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-        fields.append(pa.field(name, base.get(args[0], pa.string()) if len(args) == 1 else pa.string()))
-    return pa.schema(fields)
-
-
 class ChunkWriter:
     """Streams finished chunks of records to ``DIR/records-NNNNN.parquet``, atomically."""
 
     def __init__(self, out_dir: Path) -> None:
         self.dir = out_dir
         self.files: list[Path] = []
-        self._schema = _arrow_schema()
 
     def __call__(self, records: list[Any]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        from sim.runs.store import records_table, run_chunk_name, write_chunk
 
-        rows = [_json_safe(r.as_dict()) for r in records]
-        table = pa.Table.from_pylist(rows, schema=self._schema)
-        path = self.dir / f"records-{len(self.files):05d}.parquet"
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-        self.files.append(path)
+        self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), records_table(records)))
 
 
 def _prepare_out_dir(out: str) -> Path:
     """Create ``--out DIR``; drop result files of an earlier run so DIR holds only this one."""
+    from sim.runs.store import RUN_CHUNK_RE
+
     path = Path(out)
     try:
         path.mkdir(parents=True, exist_ok=True)
         for old in path.iterdir():
-            if _CHUNK_RE.fullmatch(old.name) or old.name == "summary.json":
+            if RUN_CHUNK_RE.fullmatch(old.name) or old.name == "summary.json":
                 old.unlink()
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".pdsim-probe-")
         probe.close()
@@ -196,7 +173,7 @@ def _prepare_out_dir(out: str) -> Path:
     return path
 
 
-def _write_output(path: str, what: str, write: Callable[[Path], None]) -> None:
+def _write_output(path: str, what: str, write: Callable[[Path], object]) -> None:
     try:
         write(Path(path))
     except OSError as err:
@@ -534,6 +511,7 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
     """
     from sim.inputs.policy import read_manifests
 
+    policy_yaml: Callable[[ImportResult], str]
     if kind == "flagger":
         from sim.importers.flagger import import_flagger as import_manifests
         from sim.importers.flagger import policy_yaml

@@ -1,4 +1,4 @@
-"""The run record (DESIGN.md section 5, a contract) and how outcomes are derived.
+"""The run record (docs/architecture.md section 5, a contract) and how outcomes are derived.
 
 Field meanings beyond the contract's wording:
 
@@ -23,7 +23,7 @@ UNFINISHED = "unfinished"
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One simulated rollout. The first fifteen fields are the contract of DESIGN.md §5."""
+    """One simulated rollout. The first fifteen fields are the contract of docs/architecture.md section 5."""
 
     scenario: str
     policy: str

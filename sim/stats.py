@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats as _st
 
 __all__ = [
@@ -378,7 +379,7 @@ def bootstrap_quantile_interval(
     return {"value": float(np.quantile(x, q, method="linear")), "low": float(low), "high": float(high), "n": n}
 
 
-def stratified_rate(k: Sequence[int], n: Sequence[int], weights: Sequence[float], confidence: float = 0.95) -> dict:
+def stratified_rate(k: ArrayLike, n: ArrayLike, weights: ArrayLike, confidence: float = 0.95) -> dict:
     """A weighted mix of stratum proportions, ``p = sum w_s k_s/n_s / sum w_s``, with a
     Wilson interval at the effective sample size ``p (1 - p) / var`` where ``var = sum
     w_s^2 p_s (1 - p_s) / n_s`` (Korn & Graubard 1998, "Confidence intervals for proportions
@@ -390,16 +391,16 @@ def stratified_rate(k: Sequence[int], n: Sequence[int], weights: Sequence[float]
     Strata with ``n == 0`` are left out. Returns ``{"rate", "low", "high", "n_eff"}``.
     """
     conf = _check_confidence(confidence)
-    k, n, w = (np.asarray(a, dtype=float) for a in (k, n, weights))
-    keep = n > 0
-    k, n, w = k[keep], n[keep], w[keep]
+    yes, size, w = (np.asarray(a, dtype=float) for a in (k, n, weights))
+    keep = size > 0
+    yes, size, w = yes[keep], size[keep], w[keep]
     if not keep.any() or w.sum() <= 0:
         return {"rate": None, "low": 0.0, "high": 1.0, "n_eff": 0.0}
     w = w / w.sum()
-    ps = k / n
+    ps = yes / size
     p = float(np.sum(w * ps))
-    var = float(np.sum(w * w * ps * (1.0 - ps) / n))
-    kish = float(1.0 / np.sum(w * w / n))
+    var = float(np.sum(w * w * ps * (1.0 - ps) / size))
+    kish = float(1.0 / np.sum(w * w / size))
     n_eff = p * (1.0 - p) / var if var > 0 else kish
     low, high = _wilson_real(p, n_eff, conf)
     return {"rate": p, "low": low, "high": high, "n_eff": n_eff}
@@ -415,10 +416,10 @@ def _wilson_real(p: float, n: float, confidence: float) -> tuple[float, float]:
 
 
 def stratified_mean(
-    means: Sequence[float],
-    variances: Sequence[float],
-    n: Sequence[int],
-    weights: Sequence[float],
+    means: ArrayLike,
+    variances: ArrayLike,
+    n: ArrayLike,
+    weights: ArrayLike,
     confidence: float = 0.95,
 ) -> dict:
     """``sum w_s mean_s / sum w_s`` with a normal interval from ``sum w_s^2 var_s / n_s``.
@@ -428,15 +429,15 @@ def stratified_mean(
     Returns ``{"value", "low", "high", "n"}``.
     """
     conf = _check_confidence(confidence)
-    m, v, n, w = (np.asarray(a, dtype=float) for a in (means, variances, n, weights))
-    keep = n > 0
-    m, v, n, w = m[keep], np.nan_to_num(v[keep]), n[keep], w[keep]
+    m, v, size, w = (np.asarray(a, dtype=float) for a in (means, variances, n, weights))
+    keep = size > 0
+    m, v, size, w = m[keep], np.nan_to_num(v[keep]), size[keep], w[keep]
     if not keep.any() or w.sum() <= 0:
         return {"value": None, "low": None, "high": None, "n": 0}
     w = w / w.sum()
     value = float(np.sum(w * m))
-    half = float(_st.norm.ppf(0.5 + conf / 2.0)) * math.sqrt(float(np.sum(w * w * v / n)))
-    return {"value": value, "low": value - half, "high": value + half, "n": int(n.sum())}
+    half = float(_st.norm.ppf(0.5 + conf / 2.0)) * math.sqrt(float(np.sum(w * w * v / size)))
+    return {"value": value, "low": value - half, "high": value + half, "n": int(size.sum())}
 
 
 def paired_difference(
@@ -493,20 +494,20 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
     return {"a_only": a_only, "b_only": b_only, "p_value": p}
 
 
-def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
+def pareto_front(x: ArrayLike, y: ArrayLike) -> list[int]:
     """Indexes of the points no other point dominates, both coordinates minimised.
 
     A point is dominated when another is at least as good on both and better on one.
     NaN points are never on the front. Returned in increasing ``x``.
     """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    ok = np.flatnonzero(~(np.isnan(x) | np.isnan(y)))
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.flatnonzero(~(np.isnan(xs) | np.isnan(ys)))
     front = []
     for i in ok:
-        dominated = np.any((x[ok] <= x[i]) & (y[ok] <= y[i]) & ((x[ok] < x[i]) | (y[ok] < y[i])))
+        dominated = np.any((xs[ok] <= xs[i]) & (ys[ok] <= ys[i]) & ((xs[ok] < xs[i]) | (ys[ok] < ys[i])))
         if not dominated:
             front.append(int(i))
-    return sorted(front, key=lambda i: (x[i], y[i]))
+    return sorted(front, key=lambda i: (xs[i], ys[i]))
 
 
 __all__ += [

@@ -12,7 +12,7 @@ import datetime as _dt
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.events import AliasEvent
@@ -82,7 +82,7 @@ class _Loader(yaml.SafeLoader):
         self.alias_lines: dict[tuple[int, int], int] = {}
         self.written = 0  # nodes composed from text, i.e. not via an alias
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if not self.check_event(AliasEvent):
             self.written += 1
         elif index is not None:  # None: a mapping key or the root; not tracked
@@ -174,7 +174,8 @@ class _Builder:
                 out.append(self.node(child, sub))
             return out
         result = {}
-        for key, key_node, value_node in self.pairs(node, path):
+        # Neither a scalar nor a sequence: the one other kind of node.
+        for key, key_node, value_node in self.pairs(cast(MappingNode, node), path):
             sub = path + (key,)
             self.lines[sub] = _line(key_node)
             result[key] = self.node(value_node, sub)
@@ -257,7 +258,7 @@ def _load(text: str, file: str, what: str, single: bool) -> list[YamlDoc]:
         nodes: list[Node] = []
         try:
             while loader.check_node():
-                nodes.append(loader.get_node())
+                nodes.append(cast(Node, loader.get_node()))  # check_node(): one follows
                 if single and loader.check_node():
                     line = loader.peek_event().start_mark.line + 1
                     raise InputError(file, line, None, "expected one YAML document but found another one ('---')")

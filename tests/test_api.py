@@ -1,4 +1,4 @@
-"""The public API of ``import sim`` (DESIGN.md section 2: explicit ``__all__``)."""
+"""The public API of ``import sim`` (docs/architecture.md section 2: explicit ``__all__``)."""
 
 from __future__ import annotations
 

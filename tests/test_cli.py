@@ -1,4 +1,4 @@
-"""Tests for the ``pdsim`` command line (sim.cli; DESIGN.md section 6, a contract)."""
+"""Tests for the ``pdsim`` command line (sim.cli; docs/architecture.md section 6, a contract)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ flagger:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
 """
 
-#: Run-record fields of DESIGN.md section 5.
+#: Run-record fields of docs/architecture.md section 5.
 RECORD_FIELDS = {
     "scenario",
     "policy",

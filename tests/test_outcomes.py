@@ -1,4 +1,4 @@
-"""Run records (the DESIGN.md section 5 contract) and the derived outcome fields."""
+"""Run records (the docs/architecture.md section 5 contract) and the derived outcome fields."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from sim.outcomes import COLUMNS, PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
 
-#: DESIGN.md section 5, in the order of its table.
+#: docs/architecture.md section 5, in the order of its table.
 CONTRACT = [
     "scenario",
     "policy",

@@ -1,6 +1,6 @@
 """Tests of sim.report.plots: the run timeline figure.
 
-Traces are written by hand in the DESIGN.md section 6 format so these tests pin the
+Traces are written by hand in the docs/architecture.md section 6 format so these tests pin the
 figure's behaviour without running the simulator.
 """
 

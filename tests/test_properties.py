@@ -322,7 +322,7 @@ SLOW_STEPS = FlaggerCanary(
 @given(scenarios(), policies(), seeds)
 @example(SMALL_COHORT, SLOW_STEPS, 0)
 def test_record_seed_reproduces_the_run_alone(sc, policy, seed):
-    # DESIGN.md section 5: `seed` reproduces this run alone, whatever batch it ran in.
+    # docs/architecture.md section 5: `seed` reproduces this run alone, whatever batch it ran in.
     for r in _batch(sc, policy, seed):
         alone = run_one(sc, policy, r.seed, run_index=r.run).record
         assert alone == r

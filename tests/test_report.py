@@ -265,6 +265,21 @@ def test_build_section_from_scenario_file(tmp_path):
     assert "A 5% error spike <b>from the start</b>." in " ".join(page.text)
 
 
+def test_describe_policy_is_the_policys_own_description_then_its_checks(tmp_path):
+    from sim.inputs.policy import scenario_policy
+    from sim.inputs.scenario import load_scenario
+    from sim.report.html import describe_policy
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SCENARIO_YAML)
+    policy = scenario_policy(load_scenario(path))
+    assert describe_policy(policy) == [
+        "Flagger canary: every 1m, stepWeight 10% up to maxWeight 50%, rollback after 2 failed checks",
+        "check request-success-rate ≥ 99% over 1m",
+        "check request-duration ≤ 500 ms over 1m",
+    ]
+
+
 def test_demo_without_scenario_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert demo_main(["--out", "reports"]) == 2

@@ -172,3 +172,21 @@ def test_sweep_folder_without_the_engine_reads_the_chunks(results, tmp_path, mon
     (sweep / "manifest.json").write_text("{}")
     read_results(results).to_parquet(sweep / "records-c00000-00000.parquet")
     assert len(read_results(sweep)) == 80
+
+
+def test_report_describes_the_policy_run_not_the_scenarios(tmp_path):
+    """An Argo policy given with --policy is the one described, not the scenario's Flagger one."""
+    argo = REPO / "gates" / "policies" / "argo-canary.yaml"
+    out = tmp_path / "runs"
+    result = invoke("run", GOOD, "--policy", argo, "--runs", "3", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    frame = read_results(out)
+    (section,) = results_sections(frame, scenario_files=[GOOD], policy_paths=[argo])
+    assert section.error is None and section.policy_lines
+    assert section.policy_lines[0].startswith("Argo"), section.policy_lines
+    assert not any("Flagger" in line for line in section.policy_lines), section.policy_lines
+    html = tmp_path / "r.html"
+    result = invoke("report", out, "--html", html, "--scenario", GOOD, "--policy", argo)
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(parse(html.read_text(encoding="utf-8")).text)
+    assert "Argo" in text and "Flagger canary" not in text

@@ -1,4 +1,4 @@
-"""`pdsim sweep` and `pdsim compare` (DESIGN.md section 6): exit codes, one-line errors,
+"""`pdsim sweep` and `pdsim compare` (docs/architecture.md section 6): exit codes, one-line errors,
 summaries with intervals, paired comparisons."""
 
 from __future__ import annotations

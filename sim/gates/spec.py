@@ -33,7 +33,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sim.errors import InputError, field_path
 from sim.yamlio import YamlDoc, load_yaml
@@ -104,7 +104,9 @@ class Requirement:
 
         if self.min is not None and self.max is not None:
             return f"in [{fmt(self.min)}, {fmt(self.max)}]"
-        return f"≤ {fmt(self.max)}" if self.max is not None else f"≥ {fmt(self.min)}"
+        if self.max is not None:
+            return f"≤ {fmt(self.max)}"
+        return f"≥ {fmt(cast(float, self.min))}"  # a requirement has a bound (checked when read)
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,7 @@ def parse_gates(doc: YamlDoc) -> Gates:
         raise r.fail(("scenarios",), "must be a non-empty list of scenario files", items)
     scenarios = []
     for i, item in enumerate(items):
-        loc = ("scenarios", i)
+        loc: tuple[str | int, ...] = ("scenarios", i)
         if isinstance(item, str):
             item = {"path": item}
             path_loc = loc

@@ -1,6 +1,7 @@
 """Policies from scenario mappings, policy files and real manifests.
 
-A policy PATH (``--policy PATH``, or ``policy: {manifest: PATH}`` in a scenario) is
+A policy PATH (``--policy PATH``, or ``policy: {manifest: PATH}`` in a scenario;
+docs/architecture.md section 6) is
 
 * a pdsim policy file: the ``policy:`` mapping of a scenario as its own YAML document,
   e.g. ``flagger: {analysis: {...}}`` or ``manifest: canary.yaml`` (relative to the file);

@@ -1,10 +1,10 @@
 """Scenario files: pydantic models and loading with file/line error messages.
 
 The models describe data only; behaviour lives in ``sim.world``. Every model forbids
-unknown keys, so a typo is an error that names the file, the line and the field. An
-inline ``argo:`` policy is also checked key by key by the Argo importer's checks
-(``sim.importers.argo.rollout.policy_file_warnings``), as a manifest would be; the
-importers in turn need nothing from this module.
+unknown keys, so a typo is an error that names the file, the line and the field
+(docs/architecture.md section 7). An inline ``argo:`` policy is also checked key by key by
+the Argo importer's checks (``sim.importers.argo.rollout.policy_file_warnings``), as a
+manifest would be; the importers in turn need nothing from this module.
 """
 
 from __future__ import annotations
@@ -383,7 +383,8 @@ class PolicySpec(StrictModel):
 
 
 class Scenario(StrictModel):
-    """One scenario file: the traffic, the release and its faults, telemetry and the policy."""
+    """One scenario file: the traffic, the release and its faults, telemetry and the policy
+    (docs/architecture.md section 7)."""
 
     name: str
     description: str = ""

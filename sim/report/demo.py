@@ -77,7 +77,7 @@ def simulate_file(path: Path, max_runs: int, *, workers: int = 1, collect: list[
     except InputError as err:
         return ScenarioSection(name=path.name, error=str(err), source=_rel(path))
     except Exception as err:  # noqa: BLE001 - robustness is this function's contract
-        # One line, never a traceback (DESIGN.md section 6), but keep the type: it
+        # One line, never a traceback (docs/architecture.md section 6), but keep the type: it
         # tells a simulator bug (KeyError...) from bad data.
         message = " ".join(f"{type(err).__name__}: {err}".split())
         return ScenarioSection(name=path.name, error=f"{_rel(path)}: {message}", source=_rel(path))

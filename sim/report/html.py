@@ -144,23 +144,13 @@ def _query_line(q: MetricQuery) -> str:
     return f"check {q.name} {' and '.join(bounds) or '(no bounds)'} over {_duration(q.window_s)}"
 
 
-def describe_policy(scenario: Scenario, policy: Policy) -> list[str]:
-    """A short human summary of the policy: its strategy settings, then its checks."""
-    lines = []
-    spec = scenario.policy
-    flagger = getattr(spec, "flagger", None) if spec is not None else None
-    if flagger is not None:
-        a = flagger.analysis
-        steps = f"stepWeights {a.stepWeights}" if a.stepWeights else f"stepWeight {a.stepWeight}%"
-        max_w = a.maxWeight if a.maxWeight is not None else 100
-        lines.append(
-            f"Flagger canary: every {_duration(a.interval)}, {steps} up to maxWeight {max_w}%, "
-            f"rollback after {max(a.threshold, 1)} failed checks"
-        )
-    queries = getattr(policy, "queries", None)
-    if callable(queries):
-        lines += [_query_line(q) for q in queries()]
-    return lines
+def describe_policy(policy: Policy) -> list[str]:
+    """A short human summary of the policy actually run: its strategy settings, then its checks.
+
+    The strategy lines come from the policy itself (``Policy.describe``), so a run under an
+    Argo policy is described as Argo even when its scenario also names a Flagger policy.
+    """
+    return [*policy.describe(), *(_query_line(q) for q in policy.queries())]
 
 
 def _q(v: Any) -> str:
@@ -236,7 +226,7 @@ def build_section(
         name=scenario.name,
         description=scenario.description.strip(),
         policy=policy.name,
-        policy_lines=describe_policy(scenario, policy),
+        policy_lines=describe_policy(policy),
         faults=describe_faults(scenario),
         runs=len(records),
         seed=scenario.seed,

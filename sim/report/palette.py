@@ -7,7 +7,9 @@ by someone who cannot tell two of the colours apart) still tells its series apar
 
 from __future__ import annotations
 
-__all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLES", "SERIES_MARKERS", "series_style"]
+from typing import TypedDict
+
+__all__ = ["OKABE_ITO", "SERIES_COLOURS", "SERIES_STYLES", "SERIES_MARKERS", "SeriesStyle", "series_style"]
 
 #: Okabe & Ito (2008), "Color Universal Design".
 OKABE_ITO: dict[str, str] = {
@@ -29,7 +31,15 @@ SERIES_STYLES = ("-", "--", "-.", ":")
 SERIES_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def series_style(i: int) -> dict[str, str]:
+class SeriesStyle(TypedDict):
+    """Matplotlib keyword arguments of one series (``**style`` into ``plot``/``errorbar``)."""
+
+    color: str
+    linestyle: str
+    marker: str
+
+
+def series_style(i: int) -> SeriesStyle:
     """Matplotlib keyword arguments (colour, line style, marker) of the i-th series."""
     return {
         "color": SERIES_COLOURS[i % len(SERIES_COLOURS)],

@@ -164,7 +164,7 @@ def timeline_figure(
     lines mark promotion/rollback decisions and the fault onset.
 
     Args:
-        trace: trace lines of one run (DESIGN.md section 6), in tick order.
+        trace: trace lines of one run (docs/architecture.md section 6), in tick order.
         queries: the policy's metric queries (one panel each).
         title: figure title.
         fault_onset_s: seconds since the revision was applied; None: no fault line.

@@ -1,7 +1,7 @@
 """Figures over many runs: detection-time CDFs, blast radius, power, trade-offs.
 
 Every function takes a tidy frame (one row per simulated rollout: the run-record columns
-of DESIGN.md section 5 plus parameter columns, as ``sim.runs.runner.records_frame`` or a
+of docs/architecture.md section 5 plus parameter columns, as ``sim.runs.runner.records_frame`` or a
 sweep's results give it) and returns a new :class:`matplotlib.figure.Figure`; nothing is
 shown or saved (see ``sim.report.plots`` for why pyplot is not used). Every rate is drawn with
 its Wilson interval and every mean with its Student-t interval, so a reader never
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, cast
 
 import matplotlib
 import numpy as np
@@ -21,7 +22,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from sim.report.palette import OKABE_ITO, series_style
-from sim.report.tradeoffs import bool_column, format_value, group_items, tradeoff_table
+from sim.report.tradeoffs import (
+    BLAST_RADIUS,
+    PARETO,
+    PROMOTE_TIME,
+    bool_column,
+    format_value,
+    group_items,
+    tradeoff_table,
+)
 from sim.stats import mean_interval, wilson_interval
 
 __all__ = [
@@ -33,7 +42,7 @@ __all__ = [
 ]
 
 #: Horizontal boxes: ``orientation`` since matplotlib 3.10 (``vert`` is deprecated there).
-_HORIZONTAL: dict[str, object] = (
+_HORIZONTAL: dict[str, Any] = (
     {"orientation": "horizontal"}
     if tuple(int(p) for p in matplotlib.__version__.split(".")[:2]) >= (3, 10)
     else {"vert": False}
@@ -75,6 +84,18 @@ def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
     if col not in frame:
         raise KeyError(f"no column {col!r} in the results")
     return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+
+
+def _rollbacks_by(frame: pd.DataFrame, column: str, confidence: float) -> list[tuple[Any, int, int, float, float]]:
+    """Per value of ``column`` (sorted): the value, runs rolled back, runs, and the Wilson
+    interval of the rollback rate."""
+    out = []
+    for value, cell in frame.groupby(column, sort=True):
+        n = len(cell)
+        k = int((cell["outcome"].astype(str) == "rolled_back").sum())
+        low, high = wilson_interval(k, n, confidence)
+        out.append((value, k, n, low, high))
+    return out
 
 
 def detection_cdf_figure(
@@ -273,11 +294,8 @@ def power_curve_figure(
     sev = _floats(bad, severity)
     for i, (label, sub) in enumerate(group_items(bad, by)):
         xs, ys, lo, hi = [], [], [], []
-        for x, cell in sub.groupby(severity, sort=True):
-            n = len(cell)
-            k = int((cell["outcome"].astype(str) == "rolled_back").sum())
-            low, high = wilson_interval(k, n, confidence)
-            xs.append(float(x))
+        for x, k, n, low, high in _rollbacks_by(sub, severity, confidence):
+            xs.append(float(cast(float, x)))  # a group key of the severity column: a number
             ys.append(k / n)
             lo.append(k / n - low)
             hi.append(high - k / n)
@@ -333,7 +351,7 @@ def frontier_figure(
     fig, ax = _figure(title, size=(9.0, 5.6))
     ax.set_xlabel("time to promote a good release, mean (min)")
     ax.set_ylabel("blast radius of a bad release,\nmean excess errors (requests)")
-    usable = table.dropna(subset=["promote_time_s", "blast_radius"]) if len(table) else table
+    usable = table.dropna(subset=[PROMOTE_TIME, BLAST_RADIUS]) if len(table) else table
     if usable.empty:
         _empty(ax, "needs good releases that were promoted and bad releases")
         return fig
@@ -342,15 +360,15 @@ def frontier_figure(
         v, lo, hi = (usable[c].to_numpy(dtype=float) / scale for c in (col, f"{col}_low", f"{col}_high"))
         return np.nan_to_num(np.vstack([v - lo, hi - v]), nan=0.0)
 
-    x = usable["promote_time_s"].to_numpy(dtype=float) / 60.0
-    y = usable["blast_radius"].to_numpy(dtype=float)
-    front = usable["pareto"].to_numpy(dtype=bool)
+    x = usable[PROMOTE_TIME].to_numpy(dtype=float) / 60.0
+    y = usable[BLAST_RADIUS].to_numpy(dtype=float)
+    front = usable[PARETO].to_numpy(dtype=bool)
     others = ~front
     ax.errorbar(
         x[others],
         y[others],
-        xerr=err("promote_time_s", 60.0)[:, others],
-        yerr=err("blast_radius")[:, others],
+        xerr=err(PROMOTE_TIME, 60.0)[:, others],
+        yerr=err(BLAST_RADIUS)[:, others],
         fmt="o",
         mfc="none",
         color="#8a8a8a",
@@ -364,8 +382,8 @@ def frontier_figure(
     ax.errorbar(
         fx,
         fy,
-        xerr=err("promote_time_s", 60.0)[:, front][:, order],
-        yerr=err("blast_radius")[:, front][:, order],
+        xerr=err(PROMOTE_TIME, 60.0)[:, front][:, order],
+        yerr=err(BLAST_RADIUS)[:, front][:, order],
         fmt="o",
         color=OKABE_ITO["vermillion"],
         ms=7,
@@ -427,11 +445,9 @@ def false_rollback_figure(
         raise KeyError(f"no column {x!r} in the results")
     numeric = pd.api.types.is_numeric_dtype(good[x])
     for i, (label, sub) in enumerate(group_items(good, by)):
-        xs, ys, lo, hi = [], [], [], []
-        for value, cell in sub.groupby(x, sort=True):
-            n = len(cell)
-            k = int((cell["outcome"].astype(str) == "rolled_back").sum())
-            low, high = wilson_interval(k, n, confidence)
+        xs: list[Any] = []  # the setting's own values (numbers or labels)
+        ys, lo, hi = [], [], []
+        for value, k, n, low, high in _rollbacks_by(sub, x, confidence):
             xs.append(value if numeric else str(value))
             ys.append(100 * k / n)
             lo.append(100 * (k / n - low))

@@ -2,7 +2,7 @@
 
 RESULTS is a directory of Parquet chunks (``pdsim run --out DIR``, a sweep's output; read
 recursively), or one Parquet or CSV file: a tidy table, one row per run, with the record
-columns of DESIGN.md section 5 and possibly parameter columns (``threshold``, a fault's
+columns of docs/architecture.md section 5 and possibly parameter columns (``threshold``, a fault's
 ``severity``...). The page groups runs by (scenario, policy), and shows:
 
 * what was simulated: per group, the runs, good/bad releases and, when the scenario file
@@ -213,10 +213,15 @@ def overview_figures(
         )
     if settings and bad.any() and (~bad).any():
         # A sweep's portfolio weighs its releases: the expected harm is the weighted one.
-        portfolio = {"weight": "weight", "stratum": "world"} if {"weight", "world"} <= set(frame.columns) else {}
+        portfolio = {"weight", "world"} <= set(frame.columns)
         blocks.append(
             figure_block(
-                frontier_figure(frame, settings, **portfolio),
+                frontier_figure(
+                    frame,
+                    settings,
+                    weight="weight" if portfolio else None,
+                    stratum="world" if portfolio else "scenario",
+                ),
                 title="Speed against harm over the settings",
                 alt="Each setting's mean time to promote a good release against its mean blast radius; the Pareto "
                 "frontier is highlighted",
@@ -278,7 +283,11 @@ def results_sections(
                 section.name = f"{scenario_name} / {policy_name}"
                 # The root seed is known when the runs are runs 0..n-1 of the scenario's own
                 # seed (as `pdsim run` numbers them); otherwise no command is claimed.
-                own = all(int(r.seed) == run_seed(sc.seed, 0, int(r.run)) for r in sub.head(3).itertuples())
+                head = sub.head(3)
+                own = all(
+                    int(seed) == run_seed(sc.seed, 0, int(run))
+                    for seed, run in zip(head["seed"].tolist(), head["run"].tolist())
+                )
                 if own and list(sub["run"]) == list(range(len(sub))):
                     policy_args = [a for p in policy_paths for a in ("--policy", os.fspath(p))]
                     section.command = shlex.join(

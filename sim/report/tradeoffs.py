@@ -1,7 +1,7 @@
 """Per-setting summaries of many runs, and the Pareto frontier between speed and harm.
 
 The input is a tidy frame: one row per simulated rollout with the run-record columns
-(DESIGN.md section 5) plus one column per swept parameter (``threshold``, ``stepWeight``,
+(docs/architecture.md section 5) plus one column per swept parameter (``threshold``, ``stepWeight``,
 a fault ``severity``...), as ``sim.runs.runner.records_frame`` or a sweep's results give it.
 Nothing here draws random numbers or prints.
 
@@ -16,10 +16,38 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from sim.stats import mean_interval, pareto_front, wilson_interval
 
-__all__ = ["format_value", "bool_column", "tradeoff_table", "pareto_mask", "group_items"]
+__all__ = [
+    "format_value",
+    "bool_column",
+    "tradeoff_table",
+    "pareto_mask",
+    "group_items",
+    "PROMOTE_TIME",
+    "BLAST_RADIUS",
+    "USERS_AFFECTED",
+    "FALSE_ROLLBACK_RATE",
+    "DETECTION_RATE",
+    "PARETO",
+]
+
+# The trade-off table's columns (see tradeoff_table): each estimate also has ``_low`` and
+# ``_high`` columns, each rate ``_k`` and ``_n``. Readers of the table import these names.
+#: Mean decision time of the promoted good releases (s).
+PROMOTE_TIME = "promote_time_s"
+#: Mean excess errors of a bad release (requests).
+BLAST_RADIUS = "blast_radius"
+#: Mean users affected by a bad release.
+USERS_AFFECTED = "users_affected"
+#: Rollbacks among good releases.
+FALSE_ROLLBACK_RATE = "false_rollback_rate"
+#: Rollbacks among bad releases.
+DETECTION_RATE = "detection_rate"
+#: Whether the setting is on the frontier of (PROMOTE_TIME, BLAST_RADIUS).
+PARETO = "pareto"
 
 
 def bool_column(frame: pd.DataFrame, col: str) -> np.ndarray:
@@ -55,7 +83,7 @@ def format_value(v: object) -> str:
     return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
-def pareto_mask(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
+def pareto_mask(x: ArrayLike, y: ArrayLike) -> np.ndarray:
     """Which points are Pareto-optimal when both coordinates are to be minimised.
 
     A point is optimal when no other point is at least as good on both axes and better on
@@ -65,7 +93,7 @@ def pareto_mask(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     Returns:
         A boolean array, True for the frontier's points.
     """
-    mask = np.zeros(len(x), dtype=bool)
+    mask = np.zeros(np.size(x), dtype=bool)
     mask[pareto_front(x, y)] = True
     return mask
 
@@ -164,28 +192,22 @@ def tradeoff_table(
         decision = pd.to_numeric(sub["decision_time_s"], errors="coerce").to_numpy(dtype=float)
         excess = pd.to_numeric(sub["excess_errors"], errors="coerce").to_numpy(dtype=float)
         users = pd.to_numeric(sub["users_affected"], errors="coerce").to_numpy(dtype=float)
+        estimates = ((PROMOTE_TIME, decision, promoted_good), (BLAST_RADIUS, excess, bad), (USERS_AFFECTED, users, bad))
         if weight is None:
-            row.update(_mean_cols("promote_time_s", decision[promoted_good], confidence))
-            row.update(_mean_cols("blast_radius", excess[bad], confidence))
-            row.update(_mean_cols("users_affected", users[bad], confidence))
+            for name, values, mask in estimates:
+                row.update(_mean_cols(name, values[mask], confidence))
         else:
             strata = sub[stratum].astype(str).to_numpy()
             w = pd.to_numeric(sub[weight], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-            for name, values, mask in (
-                ("promote_time_s", decision, promoted_good),
-                ("blast_radius", excess, bad),
-                ("users_affected", users, bad),
-            ):
+            for name, values, mask in estimates:
                 row.update(_stratified_mean_cols(name, values[mask], strata[mask], w[mask], confidence))
         row.update(
-            _rate_cols(
-                "false_rollback_rate", int((good & (outcome == "rolled_back")).sum()), int(good.sum()), confidence
-            )
+            _rate_cols(FALSE_ROLLBACK_RATE, int((good & (outcome == "rolled_back")).sum()), int(good.sum()), confidence)
         )
         row.update(
-            _rate_cols("detection_rate", int((bad & (outcome == "rolled_back")).sum()), int(bad.sum()), confidence)
+            _rate_cols(DETECTION_RATE, int((bad & (outcome == "rolled_back")).sum()), int(bad.sum()), confidence)
         )
         rows.append(row)
     table = pd.DataFrame(rows)
-    table["pareto"] = pareto_mask(table["promote_time_s"], table["blast_radius"])
+    table[PARETO] = pareto_mask(table[PROMOTE_TIME], table[BLAST_RADIUS])
     return table

@@ -6,7 +6,7 @@ each tick reads, for every metric it queries, the latest recorded row at or befo
 tick. Nothing here simulates requests, so there is no blast radius, only the decision
 and the tick-by-tick trace, written exactly as ``pdsim run --trace`` writes it.
 
-Observations CSV (DESIGN.md section 6), header ``t,metric,value``, one row per sample::
+Observations CSV (docs/architecture.md section 6), header ``t,metric,value``, one row per sample::
 
     t,metric,value
     60,request-success-rate,99.9        # a metric value

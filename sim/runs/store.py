@@ -1,9 +1,11 @@
-"""A sweep's results folder: manifest.json and one Parquet file per finished chunk.
+"""A results folder on disk: the one Parquet schema and writer of run records.
 
-``DIR/manifest.json`` is written before the first chunk: the sweep file's SHA-256 and
-those of the files it reads, the root seed, replicates per cell, the chunk size, package
-versions and the cells. Each finished chunk is written to a temporary name and renamed
-to ``DIR/records-cCCCCC-KKKKK.parquet``, so a file under its final name is always whole:
+``pdsim run --out DIR`` writes ``DIR/records-NNNNN.parquet`` per finished chunk (the run
+record's columns). A sweep's folder holds ``DIR/manifest.json``, written before the first
+chunk: the sweep file's SHA-256 and those of the files it reads, the root seed, replicates
+per cell, the chunk size, package versions and the cells. Each finished chunk (a ``cell``
+column, then the run record's) is written to a temporary name and renamed to
+``DIR/records-cCCCCC-KKKKK.parquet``, so a file under its final name is always whole:
 after a kill at any moment, ``--resume`` reruns exactly the chunks without a file and
 the folder ends with the rows of an uninterrupted run.
 """
@@ -30,6 +32,8 @@ from sim.runs.atomic import atomic_write
 MANIFEST = "manifest.json"
 FORMAT = 1
 CHUNK_RE = re.compile(r"records-c(\d{5,})-(\d{5,})\.parquet")
+#: A chunk file of ``pdsim run --out`` (no cells: ``records-NNNNN.parquet``).
+RUN_CHUNK_RE = re.compile(r"records-\d{5,}\.parquet")
 _TMP_RE = re.compile(r"\.(records-c\d+-\d+\.parquet|manifest\.json|summary\.json)\.\d+\.tmp")
 _PACKAGES = ("pdsim", "numpy", "scipy", "pandas", "pyarrow", "simpy", "pydantic", "joblib")
 
@@ -39,29 +43,42 @@ class ResultsError(Exception):
 
 
 def record_schema() -> pa.Schema:
-    """Parquet schema of a chunk: the run record's fields (from its annotations) and ``cell``.
+    """Parquet schema of run records: the run record's fields, typed from its annotations.
 
     Explicit types keep every chunk's schema the same even when a chunk has only nulls
     in a column (``detection_time_s`` when nothing was rolled back).
     """
     hints = typing.get_type_hints(RunRecord)
     base = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
-    fields = [pa.field("cell", pa.int32())]
+    fields = []
     for name in COLUMNS:
         args = [a for a in typing.get_args(hints[name]) if a is not type(None)] or [hints[name]]
-        fields.append(pa.field(name, base.get(args[0], pa.string())))
+        fields.append(pa.field(name, base.get(args[0], pa.string()) if len(args) == 1 else pa.string()))
     return pa.schema(fields)
 
 
-_SCHEMA = record_schema()
+_RECORDS = record_schema()
+#: A sweep chunk's schema: the cell index, then the run record's fields.
+_SCHEMA = pa.schema([pa.field("cell", pa.int32()), *_RECORDS])
 
 
-def records_table(cell: int, records: Sequence[RunRecord]) -> pa.Table:
-    """The chunk table of a cell's records (column by column: no per-row dicts)."""
-    cols: dict[str, list[Any]] = {"cell": [cell] * len(records)}
+def records_table(records: Sequence[RunRecord], *, cell: int | None = None) -> pa.Table:
+    """The table of a chunk of records (column by column: no per-row dicts).
+
+    Args:
+        records: the chunk's run records, in run order.
+        cell: the sweep cell they belong to; None (``pdsim run --out``) leaves out the
+            ``cell`` column.
+    """
+    cols: dict[str, list[Any]] = {} if cell is None else {"cell": [cell] * len(records)}
     for name in COLUMNS:
         cols[name] = [getattr(r, name) for r in records]
-    return pa.Table.from_pydict(cols, schema=_SCHEMA)
+    return pa.Table.from_pydict(cols, schema=_RECORDS if cell is None else _SCHEMA)
+
+
+def run_chunk_name(index: int) -> str:
+    """File name of the ``index``-th chunk of ``pdsim run --out`` (matches :data:`RUN_CHUNK_RE`)."""
+    return f"records-{index:05d}.parquet"
 
 
 def write_chunk(out: Path, name: str, table: pa.Table) -> Path:
@@ -155,7 +172,7 @@ def _cells_frame(manifest: dict[str, Any]) -> pd.DataFrame:
 def load_results(out: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A sweep's results as a tidy frame: one row per run, sorted by cell and run.
 
-    Columns: ``cell``, the run record's (DESIGN.md section 5 and pdsim's extensions),
+    Columns: ``cell``, the run record's (docs/architecture.md section 5 and pdsim's extensions),
     then ``world``, ``kind``, ``stratum``, ``weight`` (portfolio) and one column per
     swept parameter, named by its path (``policy.flagger.analysis.threshold``). Text
     columns are categoricals: a million rows take tens of megabytes, not gigabytes.
@@ -210,6 +227,8 @@ __all__ = [
     "read_manifest",
     "record_schema",
     "records_table",
+    "RUN_CHUNK_RE",
+    "run_chunk_name",
     "remove_temporaries",
     "resume_mismatch",
     "write_chunk",

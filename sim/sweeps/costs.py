@@ -18,7 +18,7 @@ same results give the same intervals. Nothing here prints.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,18 @@ SUMMARY_COLUMNS = (
 )
 _QUANTILE_OF = ("decision_time_s", "detection_time_s", "excess_errors")
 
+# The per-policy cost table's estimates (see policy_costs; each also has ``_low``/``_high``).
+#: Expected excess errors per release, all worlds.
+EXCESS_ERRORS = "excess_errors"
+#: Rollbacks among good releases.
+FALSE_ROLLBACK_RATE = "false_rollback_rate"
+#: Promotions among bad releases.
+MISSED_RATE = "missed_rate"
+#: Decision time of promoted good releases (s).
+TIME_TO_PROMOTE = "time_to_promote_s"
+#: Expected excess errors per bad release.
+BLAST_RADIUS_BAD = "blast_radius_bad"
+
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
@@ -79,8 +91,9 @@ def cell_summary(
     """
     rows = []
     for cell, g in frame.groupby("cell", sort=True, observed=True):
+        cell_id = int(cast(int, cell))  # the ``cell`` column is int32
         out: dict[str, Any] = {
-            "cell": int(cell),
+            "cell": cell_id,
             "scenario": str(g["scenario"].iloc[0]),
             "policy": str(g["policy"].iloc[0]),
             "runs": len(g),
@@ -88,7 +101,7 @@ def cell_summary(
         outcome = g["outcome"].astype(str).to_numpy()
         bad = g["release_bad"].to_numpy(dtype=bool)
         rb = outcome == "rolled_back"
-        rates = {
+        rates: dict[str, tuple[int | np.integer, int | np.integer]] = {
             "promoted": (np.count_nonzero(outcome == "promoted"), len(g)),
             "rolled_back": (np.count_nonzero(rb), len(g)),
             "false_rollback": (np.count_nonzero(rb & ~bad), np.count_nonzero(~bad)),
@@ -98,7 +111,7 @@ def cell_summary(
         for name, (k, n) in rates.items():
             r = rate(int(k), int(n), confidence)
             out[name], out[f"{name}_low"], out[f"{name}_high"] = r["rate"], r["low"], r["high"]
-        rng = _rng(seed, int(cell))
+        rng = _rng(seed, cell_id)
         for col in _QUANTILE_OF:
             x = g[col].to_numpy(dtype=float)
             for q in quantiles:
@@ -175,15 +188,18 @@ def costs_from_worlds(
     rows = []
     for policy, w in table.groupby("policy", sort=False):
         good, bad = w[~w["bad"]], w[w["bad"]]
-        out: dict[str, Any] = {"policy": policy, **params.get(policy, {}), "runs": int(w["n"].sum()), "worlds": len(w)}
+        out: dict[str, Any] = {
+            "policy": policy,
+            **params.get(str(policy), {}),
+            "runs": int(w["n"].sum()),
+            "worlds": len(w),
+        }
         est = {
-            "excess_errors": stratified_mean(w["excess_mean"], w["excess_var"], w["n"], w["weight"], confidence),
-            "false_rollback_rate": stratified_rate(good["rb"], good["n"], good["weight"], confidence),
-            "missed_rate": stratified_rate(bad["promoted"], bad["n"], bad["weight"], confidence),
-            "time_to_promote_s": stratified_mean(
-                good["t_mean"], good["t_var"], good["t_n"], good["weight"], confidence
-            ),
-            "blast_radius_bad": stratified_mean(
+            EXCESS_ERRORS: stratified_mean(w["excess_mean"], w["excess_var"], w["n"], w["weight"], confidence),
+            FALSE_ROLLBACK_RATE: stratified_rate(good["rb"], good["n"], good["weight"], confidence),
+            MISSED_RATE: stratified_rate(bad["promoted"], bad["n"], bad["weight"], confidence),
+            TIME_TO_PROMOTE: stratified_mean(good["t_mean"], good["t_var"], good["t_n"], good["weight"], confidence),
+            BLAST_RADIUS_BAD: stratified_mean(
                 bad["excess_mean"], bad["excess_var"], bad["n"], bad["weight"], confidence
             ),
         }
@@ -202,12 +218,12 @@ def frontier(costs: pd.DataFrame, *, ceiling: float = 0.05, bound: str = "high")
 
     Returns the frontier's rows of ``costs``, by increasing time to promote.
     """
-    col = "false_rollback_rate_high" if bound == "high" else "false_rollback_rate"
+    col = f"{FALSE_ROLLBACK_RATE}_high" if bound == "high" else FALSE_ROLLBACK_RATE
     fr = costs[col].astype(float)
     admitted = costs[fr.isna() | (fr <= ceiling)].reset_index(drop=True)
     from sim.stats import pareto_front
 
-    idx = pareto_front(admitted["time_to_promote_s"].astype(float), admitted["blast_radius_bad"].astype(float))
+    idx = pareto_front(admitted[TIME_TO_PROMOTE].astype(float), admitted[BLAST_RADIUS_BAD].astype(float))
     return admitted.iloc[idx].reset_index(drop=True)
 
 
@@ -271,16 +287,15 @@ def paired_comparison(
     return out
 
 
-__all__ = ["SUMMARY_COLUMNS", "cell_summary", "costs_from_worlds", "frontier", "paired_comparison", "policy_costs"]
-
-
 def summarize_sweep(out: str, *, confidence: float = 0.95, ceiling: float = 0.05, seed: int = 0) -> dict[str, Any]:
     """The summary of a results folder (``DIR/summary.json``): per-policy costs, the
     frontier and per-cell rates/quantiles, JSON-safe. Streams the folder cell by cell and
     reads only the columns it needs, so memory is bounded by the largest cell."""
     from sim.runs.store import iter_cells
 
-    worlds, cell_rows, params = [], [], {}
+    worlds: list[pd.DataFrame] = []
+    cell_rows: list[pd.DataFrame] = []
+    params: dict[str, dict[str, Any]] = {}
     runs = 0
     for frame in iter_cells(out, columns=SUMMARY_COLUMNS):  # one cell in memory at a time
         runs += len(frame)
@@ -328,11 +343,11 @@ def format_costs(summary: dict[str, Any]) -> str:
     conf = f"{100 * summary['confidence']:g}% CI"
     front = set(summary["frontier"])
     cols = [
-        ("excess errors/release", "excess_errors", ",.1f", 1),
-        ("false rollback", "false_rollback_rate", ".2%", 1),
-        ("missed", "missed_rate", ".1%", 1),
-        ("time to promote s", "time_to_promote_s", ",.0f", 1),
-        ("blast radius (bad)", "blast_radius_bad", ",.0f", 1),
+        ("excess errors/release", EXCESS_ERRORS, ",.1f", 1),
+        ("false rollback", FALSE_ROLLBACK_RATE, ".2%", 1),
+        ("missed", MISSED_RATE, ".1%", 1),
+        ("time to promote s", TIME_TO_PROMOTE, ",.0f", 1),
+        ("blast radius (bad)", BLAST_RADIUS_BAD, ",.0f", 1),
     ]
     cells = []
     for p in summary["policies"]:
@@ -367,11 +382,13 @@ def format_comparison(cmp: dict[str, Any], name_a: str, name_b: str) -> str:
             ]
         )
     for col, m in cmp["means"].items():
+        a_low, a_high = m.get("a_ci", (None, None))
+        b_low, b_high = m.get("b_ci", (None, None))
         rows.append(
             [
                 f"mean {col}" + ("" if m["n"] == cmp["runs"] else f" (n={m['n']})"),
-                _ci(m["a"], *m.get("a_ci", (None, None)), ",.1f"),
-                _ci(m["b"], *m.get("b_ci", (None, None)), ",.1f"),
+                _ci(m["a"], a_low, a_high, ",.1f"),
+                _ci(m["b"], b_low, b_high, ",.1f"),
                 _ci(m["diff"], m["low"], m["high"], "+,.1f"),
                 "",
             ]
@@ -387,4 +404,19 @@ def format_comparison(cmp: dict[str, Any], name_a: str, name_b: str) -> str:
     return "\n".join(lines)
 
 
-__all__ += ["format_comparison", "format_costs", "summarize_sweep"]
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "EXCESS_ERRORS",
+    "FALSE_ROLLBACK_RATE",
+    "MISSED_RATE",
+    "TIME_TO_PROMOTE",
+    "BLAST_RADIUS_BAD",
+    "cell_summary",
+    "costs_from_worlds",
+    "frontier",
+    "paired_comparison",
+    "policy_costs",
+    "format_comparison",
+    "format_costs",
+    "summarize_sweep",
+]

@@ -76,7 +76,7 @@ def simulate_chunk(
         runs = list(range(a, min(a + BATCH, stop)))
         seeds = run_seeds(seed, world, runs).tolist()
         records += [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=runs)]
-    return records_table(cell, records)
+    return records_table(records, cell=cell)
 
 
 def _task(plan: Plan, chunk: Chunk) -> tuple:

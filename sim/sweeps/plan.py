@@ -132,7 +132,7 @@ def set_path(data: Any, parts: tuple[str | int, ...], value: Any) -> Any:
             mapping or a list.
     """
     out = copy.deepcopy(data) if data is not None else {}
-    node = out
+    node: Any = out  # a mapping or a list, checked step by step below
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         where = field_path(parts[:i]) or "the top level"
@@ -196,7 +196,7 @@ class _Expander:
 
     def policy_sources(self) -> list[tuple[str, dict[str, Any], YamlDoc | None]]:
         """(name, pdsim policy mapping, doc for messages) of each listed policy."""
-        out = []
+        out: list[tuple[str, dict[str, Any], YamlDoc | None]] = []
         for i, entry in enumerate(self.spec.policies or []):
             loc = ("policies", i)
             if isinstance(entry, dict):
@@ -341,7 +341,7 @@ class _Expander:
         """(kind, stratum, world weight, settings, swept values) of each portfolio world."""
         if not self.spec.portfolio:
             return [(None, None, None, [], {})]
-        out = []
+        out: list[tuple[str | None, int | None, float | None, list[_Setting], dict[str, Any]]] = []
         for i, kind in enumerate(self.spec.portfolio):
             base = [_Setting(("portfolio", i, "set", k), parse_path(k), v) for k, v in kind.set.items()]
             for s in range(kind.strata):

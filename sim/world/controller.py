@@ -334,7 +334,7 @@ class World:
         return nt
 
     def _trace(self, run: _Run, r: int, now: float, state: Any, actions: tuple, metrics: dict) -> None:
-        """One trace line (DESIGN.md section 6); for change-only policies (Argo) only when
+        """One trace line (docs/architecture.md section 6); for change-only policies (Argo) only when
         the status changed or something other than a webhook call was done."""
         status = self.policy.status(state)
         acted = any(not isinstance(a, HookCalled) for a in actions)

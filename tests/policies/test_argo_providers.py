@@ -124,7 +124,7 @@ policy:
 
 
 def test_a_typo_in_an_inline_argo_policy_is_an_unknown_key_at_its_line():
-    """Scenario files reject unknown keys (DESIGN.md section 7), also inside an inline
+    """Scenario files reject unknown keys (docs/architecture.md section 7), also inside an inline
     ``argo:`` policy, whose models accept Argo's Kubernetes-side keys."""
     text = (
         "name: x\ntraffic: {rate: 10/s}\npolicy:\n  argo:\n    strategy:\n      canary:\n"

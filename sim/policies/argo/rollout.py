@@ -169,7 +169,7 @@ class ArgoRollout:
 
     terminal_phases = TERMINAL
     #: The trace gets a line when the status changes or something was done, not at every
-    #: resync (DESIGN.md section 6).
+    #: resync (docs/architecture.md section 6).
     trace_on_change = True
 
     def __init__(self, spec: ArgoPolicySpec, name: str = "argo") -> None:

@@ -2,7 +2,7 @@
 
 A *judge* decides whether the canary looks healthy at a tick by comparing the two
 versions' raw counters, instead of checking one metric value against a fixed range.
-Strategy and judgement are separate axes (DESIGN.md section 1): any judge plugs into any
+Strategy and judgement are separate axes (docs/architecture.md section 1): any judge plugs into any
 strategy, which keeps its hooks, gates and counters and asks the judge for the verdict of
 the metrics it judges.
 
