@@ -15,7 +15,6 @@ import collections
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from sim.errors import InputError
+from sim.errors import InputError, one_line
 from sim.runs.atomic import atomic_write
 
 if TYPE_CHECKING:  # the importers load only for `pdsim import`
@@ -37,7 +36,6 @@ _SCENARIO_KEYS = frozenset({"name", "traffic"})
 #: Keys of a Kubernetes manifest (a real Canary/Rollout): handed to the policy loader.
 _MANIFEST_KEYS = frozenset({"apiVersion", "kind"})
 _OUTCOMES = ("promoted", "rolled_back", "unfinished")
-_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -52,15 +50,11 @@ class CliError(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"pdsim: {_one_line(self.format_message())}", err=True)
+        click.echo(f"pdsim: {one_line(self.format_message())}", err=True)
 
 
 class _Interrupted(Exception):
     """A KeyboardInterrupt carried past click's own handler (which would print)."""
-
-
-def _one_line(text: str) -> str:
-    return _LINE_BREAKS.sub(" ", text)
 
 
 def _internal_error(err: BaseException) -> int:
@@ -68,7 +62,7 @@ def _internal_error(err: BaseException) -> int:
         import traceback
 
         traceback.print_exception(err)
-    click.echo(_one_line(f"pdsim: internal error: {type(err).__name__}: {err}"), err=True)
+    click.echo(one_line(f"pdsim: internal error: {type(err).__name__}: {err}"), err=True)
     return 3
 
 
@@ -210,7 +204,7 @@ def cli() -> None:
 def _warn(warnings: Iterable[str]) -> None:
     """Fields the policy sets but pdsim does not model: one stderr line each; go on."""
     for line in warnings:
-        click.echo(_one_line(line), err=True)
+        click.echo(one_line(line), err=True)
 
 
 def _load_run_inputs(scenario_path: str, policy_paths: tuple[str, ...]) -> tuple[Any, Any]:
@@ -397,7 +391,7 @@ def replay(
     unrecorded = [q.name for q in policy.queries() if q.name not in observations.metrics]
     if unrecorded:
         click.echo(
-            _one_line(
+            one_line(
                 f"pdsim: warning: {observations_path} has no rows for {', '.join(unrecorded)}: no data at every tick"
             ),
             err=True,
@@ -427,7 +421,7 @@ def replay(
     else:
         click.echo(f"{result.decision} at {result.decision_time_s:.10g}s (phase {result.final_phase}, {ticks})")
     if result.rollback_reason:
-        click.echo(_one_line(f"reason: {result.rollback_reason}"))
+        click.echo(one_line(f"reason: {result.rollback_reason}"))
 
 
 def _classify(path: str) -> str:
@@ -585,7 +579,7 @@ def check(
         gates,
         baseline=baseline_paths or None,
         workers=workers,
-        progress=lambda line: click.echo(_one_line(line), err=True),
+        progress=lambda line: click.echo(one_line(line), err=True),
     )
     _warn(report.warnings)
     command = shlex.join(["pdsim", "check", gates_path, *[a for p in baseline_paths for a in ("--baseline", p)]])
@@ -596,7 +590,7 @@ def check(
         md = markdown(report, command=command)
         _write_output(markdown_path, "--markdown", lambda p: _write_text(p, md))
     for line in text_lines(report):
-        click.echo(_one_line(line))
+        click.echo(one_line(line))
     return 0 if report.passed else 1
 
 
