@@ -29,9 +29,7 @@ from sim.seeds import run_seed
 from sim.sweeps.execute import run_sweep
 from sim.sweeps.plan import SEVERITY_KEY, expand
 from sim.sweeps.spec import load_sweep, parse_path
-
-REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = REPO / "scenarios"
+from tests.helpers import REPO, SCENARIOS
 
 SWEEP = f"""\
 name: small
