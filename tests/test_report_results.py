@@ -11,11 +11,11 @@ import pytest
 
 from sim.errors import InputError
 from sim.report.results import overview_figures, parameter_columns, read_results, results_sections
-from tests.helpers import SCENARIOS, invoke
+from tests.helpers import REPO, invoke
 from tests.helpers import parse_page as parse
 
-SPIKE = SCENARIOS / "error-spike.yaml"
-GOOD = SCENARIOS / "good-release.yaml"
+SPIKE = REPO / "scenarios" / "error-spike.yaml"
+GOOD = REPO / "scenarios" / "good-release.yaml"
 
 
 @pytest.fixture(scope="module")
