@@ -4,6 +4,7 @@ Parts:
 
 * ``paths``: where things are (``REPO``, the bundled ``SCENARIOS`` and ``SCENARIO_FILES``,
   this suite's ``TEST_FIXTURES``, the ``UPSTREAM_FIXTURES`` copied from Flagger and Argo);
+* ``contracts``: ``RECORD_FIELDS``, the fields every run record starts with, in order;
 * ``cli``: ``invoke``, the ``pdsim`` command run in-process with stdout and stderr apart;
 * ``files``: ``write`` a file into a test's directory, ``line_of`` a needle in a text;
 * ``flagger``: Flagger's builtin metrics as a canary names them (``SR``, ``LAT``) and the
@@ -16,6 +17,7 @@ Fixtures (``repo``, ``scenario_files``, ``error_spike``, ``upstream_fixtures``, 
 """
 
 from tests.helpers.cli import cli_runner, invoke
+from tests.helpers.contracts import RECORD_FIELDS
 from tests.helpers.driving import drive
 from tests.helpers.files import line_of, write
 from tests.helpers.flagger import (
@@ -40,6 +42,7 @@ __all__ = [
     "LAT",
     "NOTHING",
     "Page",
+    "RECORD_FIELDS",
     "REPO",
     "REQUEST_DURATION",
     "SCENARIOS",
