@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import sim
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import SCENARIOS
 
 
 @pytest.mark.parametrize("name", sim.__all__)
@@ -24,7 +22,7 @@ def test_an_unknown_name_is_an_attribute_error():
 
 
 def test_a_run_is_reproduced_from_its_seed_through_the_api():
-    scenario = sim.load_scenario(REPO / "scenarios" / "error-spike.yaml")
+    scenario = sim.load_scenario(SCENARIOS / "error-spike.yaml")
     policy = sim.scenario_policy(scenario)
     records = sim.run_batch(scenario, policy, 3, scenario.seed)
     assert sim.run_one(scenario, policy, records[2].seed, run_index=2).record == records[2]

@@ -35,11 +35,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from sim.cli import cli
 from sim.inputs.policy import load_policy
 from sim.runs.replay import load_observations, replay
+from tests.helpers import cli_runner
 
 #: sim/replay.py replay() raises unless next_tick moves strictly forward, and
 #: ArgoRollout.next_tick returns t for its first tick (the spec change is reconciled at once,
@@ -244,18 +244,11 @@ def test_blue_green_manual_promotion_row_switches(tmp_path: Path) -> None:
     assert (result.decision, result.decision_time_s, result.final_phase) == ("promoted", 300.0, "Healthy")
 
 
-def _runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into output unless told not to
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
-
-
 def test_cli_replays_an_argo_policy(tmp_path: Path) -> None:
     policy = write(tmp_path, "policy.yaml", POLICY)
     obs = series(tmp_path, success_rate(600, lambda t: 0.99 if t < 210 else 0.90))
     trace = tmp_path / "trace.jsonl"
-    result = _runner().invoke(
+    result = cli_runner().invoke(
         cli,
         ["replay", str(policy), "--observations", str(obs), "--json", "--trace", str(trace)],
         catch_exceptions=False,
@@ -274,6 +267,6 @@ def test_cli_replays_an_argo_policy(tmp_path: Path) -> None:
         (240.0, 5, 60, 60.0, {"background": "Running c5 s4 f1 e0 ce0"}),
         (300.0, 0, 0, 0.0, {"background": "Failed c6 s4 f2 e0 ce0"}),
     ]
-    text = _runner().invoke(cli, ["replay", str(policy), "--observations", str(obs)], catch_exceptions=False)
+    text = cli_runner().invoke(cli, ["replay", str(policy), "--observations", str(obs)], catch_exceptions=False)
     assert text.exit_code == 0
     assert text.stdout.splitlines()[0].startswith("rolled_back at 300s (phase Degraded, ")

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from sim import cli as cli_mod
-from sim.cli import cli
 from sim.seeds import run_seed
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import RECORD_FIELDS, REPO, invoke, line_of
 
 # A copy of scenarios/error-spike.yaml (kept here so edits to the shipped scenarios do not
 # move the line numbers these tests check), with a small default `runs`.
@@ -64,24 +61,6 @@ flagger:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
 """
 
-#: Run-record fields of docs/architecture.md section 5.
-RECORD_FIELDS = {
-    "scenario",
-    "policy",
-    "run",
-    "seed",
-    "outcome",
-    "release_bad",
-    "decision_time_s",
-    "detection_time_s",
-    "canary_requests",
-    "canary_errors",
-    "excess_errors",
-    "users_exposed",
-    "users_affected",
-    "false_rollback",
-    "missed",
-}
 TRACE_FIELDS = {
     "t",
     "tick",
@@ -96,26 +75,8 @@ TRACE_FIELDS = {
 JSON_KEYS = {"scenario", "policy", "runs", "seed", "outcomes", "summary", "records"}
 
 
-def _runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into output unless told not to
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
-
-
-def invoke(*args: object):
-    return _runner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
 def _stderr_lines(result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
-
-
-def _line_of(text: str, needle: str) -> int:
-    for i, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            return i
-    raise AssertionError(f"{needle!r} not in text")
 
 
 @pytest.fixture
@@ -143,7 +104,7 @@ def test_run_json_contract(scenario: Path) -> None:
     assert sum(out["outcomes"].values()) == 20
     assert len(out["records"]) == 20
     for k, rec in enumerate(out["records"]):
-        assert RECORD_FIELDS <= set(rec)
+        assert set(RECORD_FIELDS) <= set(rec)
         assert rec["run"] == k
         assert rec["policy"] == out["policy"]
     assert out["records"][0]["seed"] == run_seed(7, 0, 0)
@@ -275,7 +236,7 @@ def test_run_out_dir_streams_parquet_chunks(scenario: Path, tmp_path: Path) -> N
     assert [len(f) for f in frames] == [10, 10, 10]
     df = pd.concat(frames, ignore_index=True)
     assert list(df["run"]) == list(range(30))
-    assert RECORD_FIELDS <= set(df.columns)
+    assert set(RECORD_FIELDS) <= set(df.columns)
     # every chunk has the same schema, nulls included
     assert len({tuple(map(str, f.dtypes)) for f in frames}) == 1
     assert df["seed"].tolist() == [r["seed"] for r in printed["records"]]
@@ -376,7 +337,7 @@ def _bad_file(tmp_path: Path, case: str) -> tuple[Path, int | None, str | None]:
         path.write_bytes(content)
     else:
         path.write_text(content)
-    line = _line_of(content, where) if isinstance(where, str) else where
+    line = line_of(content, where) if isinstance(where, str) else where
     return path, line, field
 
 
@@ -417,7 +378,7 @@ def test_typo_of_required_key_names_the_typo(tmp_path: Path, command: str) -> No
     text = _edit("traffic:", "trafic:")
     path.write_text(text)
     result = invoke(command, path)
-    err = _assert_one_error_line(result, path, _line_of(text, "trafic:"), "trafic")
+    err = _assert_one_error_line(result, path, line_of(text, "trafic:"), "trafic")
     assert "unknown key" in err
 
 
@@ -432,7 +393,7 @@ def test_bad_policy_file(scenario: Path, tmp_path: Path) -> None:
     policy = tmp_path / "bad-policy.yaml"
     text = POLICY.replace("maxWeight: 50", "maxWeight: 150")
     policy.write_text(text)
-    line = _line_of(text, "maxWeight")
+    line = line_of(text, "maxWeight")
     for args in (["validate", policy], ["run", scenario, "--policy", policy]):
         result = invoke(*args)
         _assert_one_error_line(result, policy, line, "flagger.analysis.maxWeight")
@@ -522,6 +483,6 @@ def test_python_m_sim(scenario: Path, tmp_path: Path) -> None:
     assert res.returncode == 2
     assert res.stdout == ""
     assert res.stderr.splitlines() == [
-        f"bad.yaml:{_line_of(BASE, 'maxWeight')}: policy.flagger.analysis.maxWeight: "
+        f"bad.yaml:{line_of(BASE, 'maxWeight')}: policy.flagger.analysis.maxWeight: "
         "Input should be less than or equal to 100 (got 150)"
     ]

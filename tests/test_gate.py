@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from sim.cli import cli
 from sim.errors import InputError
 from sim.gates.decide import compare_paired, evaluate
 from sim.gates.spec import Requirement, load_gates, parse_gates
 from sim.stats import wilson_interval
 from sim.yamlio import loads_yaml
+from tests.helpers import invoke
 
 SPIKE = """\
 name: spike
@@ -50,14 +49,6 @@ flagger:
     metrics:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
 """
-
-
-def invoke(*args: object):
-    try:
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture

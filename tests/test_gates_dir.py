@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from sim.cli import cli
 from sim.gates.decide import load_gates
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 GATES = sorted((REPO / "gates").glob("*.yaml"))
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
+
 jupytext = pytest.importorskip("jupytext", reason="notebook extra not installed (pip install -e '.[notebooks]')")
 nbclient = pytest.importorskip("nbclient")
 from jupyter_client.manager import KernelManager  # noqa: E402
 from papermill.iorw import load_notebook_node  # noqa: E402
 from papermill.parameterize import parameterize_notebook  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 FIXTURES = REPO.parent / "shared" / "fixtures" / "upstream"
 

@@ -7,25 +7,7 @@ import dataclasses
 import pytest
 
 from sim.outcomes import COLUMNS, PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
-
-#: docs/architecture.md section 5, in the order of its table.
-CONTRACT = [
-    "scenario",
-    "policy",
-    "run",
-    "seed",
-    "outcome",
-    "release_bad",
-    "decision_time_s",
-    "detection_time_s",
-    "canary_requests",
-    "canary_errors",
-    "excess_errors",
-    "users_exposed",
-    "users_affected",
-    "false_rollback",
-    "missed",
-]
+from tests.helpers import RECORD_FIELDS
 
 
 def test_outcome_names():
@@ -34,13 +16,13 @@ def test_outcome_names():
 
 def test_record_starts_with_exactly_the_contract_fields():
     names = [f.name for f in dataclasses.fields(RunRecord)]
-    assert names[: len(CONTRACT)] == CONTRACT
+    assert tuple(names[: len(RECORD_FIELDS)]) == RECORD_FIELDS
     assert COLUMNS == names
     assert len(set(names)) == len(names)
 
 
 def test_record_extensions_are_documented_ones():
-    extensions = [f.name for f in dataclasses.fields(RunRecord)][len(CONTRACT) :]
+    extensions = [f.name for f in dataclasses.fields(RunRecord)][len(RECORD_FIELDS) :]
     assert extensions == ["excess_errors_after_promotion", "fault_onset_s", "final_phase", "ticks", "rollback_reason"]
 
 

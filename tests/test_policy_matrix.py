@@ -13,17 +13,16 @@ from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.base import check_policy
 from sim.runs.runner import run_batch, run_one
 from sim.seeds import run_seed
+from tests.helpers import SCENARIO_FILES, UPSTREAM_FIXTURES
 
-REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
-FIXTURES = REPO.parent / "shared" / "fixtures" / "upstream" / "flagger"
+FIXTURES = UPSTREAM_FIXTURES / "flagger"
 CANARIES = sorted(p for p in FIXTURES.glob("*.yaml") if "kind: Canary" in p.read_text()) if FIXTURES.is_dir() else []
 needs_fixtures = pytest.mark.skipif(not CANARIES, reason=f"upstream fixtures not found at {FIXTURES}")
 
 
 @needs_fixtures
 @pytest.mark.parametrize("manifest", CANARIES, ids=lambda p: p.stem)
-@pytest.mark.parametrize("scenario_path", SCENARIOS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("scenario_path", SCENARIO_FILES, ids=lambda p: p.stem)
 def test_every_flagger_fixture_runs_against_every_bundled_scenario(manifest: Path, scenario_path: Path) -> None:
     scenario = load_scenario(scenario_path)
     policy = load_policy([manifest])
@@ -40,6 +39,6 @@ def test_imported_fixture_policies_keep_the_contract(manifest: Path) -> None:
     check_policy(load_policy([manifest]), episodes=20)
 
 
-@pytest.mark.parametrize("scenario_path", SCENARIOS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("scenario_path", SCENARIO_FILES, ids=lambda p: p.stem)
 def test_bundled_scenario_policies_keep_the_contract(scenario_path: Path) -> None:
     check_policy(scenario_policy(load_scenario(scenario_path), scenario_path), episodes=20)

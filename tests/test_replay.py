@@ -32,16 +32,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from sim.cli import cli
 from sim.errors import InputError
 from sim.inputs.policy import load_policy, scenario_policy
 from sim.inputs.scenario import load_scenario
 from sim.runs.replay import Observations, load_observations, replay
+from tests.helpers import REPO, SCENARIOS, TEST_FIXTURES, cli_runner
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "replay"
+FIXTURES = TEST_FIXTURES / "replay"
 ERROR_SPIKE = FIXTURES / "error-spike.csv"
 GOOD = FIXTURES / "good-release.csv"
 
@@ -83,7 +82,7 @@ def table(trace: list[dict]) -> list[tuple]:
 def policy():
     """The Flagger policy of scenarios/error-spike.yaml (success rate >= 99, p99 <= 500 ms,
     interval 1m, threshold 5, stepWeight 10, maxWeight 50)."""
-    return scenario_policy(load_scenario(REPO / "scenarios" / "error-spike.yaml"))
+    return scenario_policy(load_scenario(SCENARIOS / "error-spike.yaml"))
 
 
 def write_policy(tmp_path: Path, extra: str = "", threshold: int = 5) -> Path:
@@ -155,7 +154,7 @@ def test_trace_lines_are_the_simulators(policy) -> None:
     from sim.runs.runner import run_one
     from sim.yamlio import loads_yaml
 
-    text = (REPO / "scenarios" / "error-spike.yaml").read_text().replace("noise: true", "noise: false")
+    text = (SCENARIOS / "error-spike.yaml").read_text().replace("noise: true", "noise: false")
     scenario = parse_scenario(loads_yaml(text, file="error-spike.yaml"))
     simulated = run_one(scenario, scenario_policy(scenario), 1, trace=True).trace
     replayed = replay(policy, load_observations(ERROR_SPIKE)).trace
@@ -447,15 +446,8 @@ def test_replay_does_not_need_simpy_to_load() -> None:
 # --- pdsim replay -------------------------------------------------------------------------------
 
 
-def _runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into output unless told not to
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
-
-
 def invoke(*args: object):
-    return _runner().invoke(cli, ["replay", *[str(a) for a in args]], catch_exceptions=False)
+    return cli_runner().invoke(cli, ["replay", *[str(a) for a in args]], catch_exceptions=False)
 
 
 def test_cli_prints_the_decision(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import os
 import shutil
 import stat
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,8 +22,9 @@ from sim.report.demo import main as demo_main
 from sim.report.html import ScenarioSection, build_section, format_quantity, render_report, write_report
 from sim.report.plots import figure_png_base64, timeline_figure
 from sim.stats import summarize_records
+from tests.helpers import SCENARIOS
+from tests.helpers import parse_page as parse
 
-REPO = Path(__file__).resolve().parents[1]
 QUERIES = [
     MetricQuery("request-success-rate", "request-success-rate", 60.0, min=99.0),
     MetricQuery("request-duration", "request-duration", 60.0, max=500.0),
@@ -120,45 +120,6 @@ def section(name: str, description: str, bad: bool) -> ScenarioSection:
         run0="rolled back at 8.0 min",
         source=f"scenarios/{name}.yaml",
     )
-
-
-class Page(HTMLParser):
-    """Collects what the tests look at: summary-table rows, images, scripts, text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[dict] = []
-        self.imgs: list[dict] = []
-        self.scripts = 0
-        self.text: list[str] = []
-        self._table = self._tbody = False
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "table" and a.get("id") == "summary":
-            self._table = True
-        elif tag == "tbody" and self._table:
-            self._tbody = True
-        elif tag == "tr" and self._tbody:
-            self.rows.append(a)
-        elif tag == "img":
-            self.imgs.append(a)
-        elif tag == "script":
-            self.scripts += 1
-
-    def handle_endtag(self, tag):
-        if tag == "table":
-            self._table = self._tbody = False
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def parse(html: str) -> Page:
-    page = Page()
-    page.feed(html)
-    page.close()
-    return page
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +263,7 @@ def test_demo_reports_broken_scenario_as_error_row(tmp_path, monkeypatch, capsys
 def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     """Real simulation of a bundled scenario plus a broken one, few runs."""
     (tmp_path / "scenarios").mkdir()
-    shutil.copy(REPO / "scenarios" / "error-spike.yaml", tmp_path / "scenarios")
+    shutil.copy(SCENARIOS / "error-spike.yaml", tmp_path / "scenarios")
     (tmp_path / "scenarios" / "zz-broken.yaml").write_text("name: [\n")
     monkeypatch.chdir(tmp_path)
     assert demo_main(["--out", "reports", "--runs", "5", "--sweep-runs", "5"]) == 2  # 2: one scenario was bad input
@@ -322,12 +283,9 @@ def test_demo_covers_every_bundled_scenario_with_all_figures(tmp_path):
     has all five overview figures (detection CDFs, blast radius, false rollbacks, power,
     frontier)."""
     out = tmp_path / "reports"
-    assert (
-        demo_main(["--out", str(out), "--runs", "20", "--sweep-runs", "10", "--scenarios", str(REPO / "scenarios")])
-        == 0
-    )
+    assert demo_main(["--out", str(out), "--runs", "20", "--sweep-runs", "10", "--scenarios", str(SCENARIOS)]) == 0
     page = parse((out / "demo.html").read_text(encoding="utf-8"))
-    bundled = sorted(p.stem for p in (REPO / "scenarios").glob("*.yaml"))
+    bundled = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
     assert len(page.rows) == len(bundled)
     assert all(r.get("class") is None for r in page.rows)
     alts = [img["alt"] for img in page.imgs]

@@ -8,24 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from sim.cli import cli
 from sim.errors import InputError
 from sim.report.results import overview_figures, parameter_columns, read_results, results_sections
-from tests.test_report import parse
+from tests.helpers import REPO, invoke
+from tests.helpers import parse_page as parse
 
-REPO = Path(__file__).resolve().parents[1]
 SPIKE = REPO / "scenarios" / "error-spike.yaml"
 GOOD = REPO / "scenarios" / "good-release.yaml"
-
-
-def invoke(*args: object):
-    try:
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,13 @@ from sim.inputs.scenario import Scenario, load_scenario
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord
 from sim.runs.runner import run_batch, run_one
 from sim.stats import wilson_interval
+from tests.helpers import SCENARIO_FILES, SCENARIOS
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-SCENARIO_FILES = sorted(SCENARIO_DIR.glob("*.yaml"))
 IDS = [p.stem for p in SCENARIO_FILES]
 
 
 def _scenario(stem: str) -> Scenario:
-    return load_scenario(SCENARIO_DIR / f"{stem}.yaml")
+    return load_scenario(SCENARIOS / f"{stem}.yaml")
 
 
 def _runs(stem: str, runs: int = 200) -> tuple[Scenario, list[RunRecord]]:

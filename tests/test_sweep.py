@@ -21,7 +21,7 @@ import pytest
 import sim
 from sim.errors import InputError
 from sim.inputs.policy import scenario_policy
-from sim.inputs.scenario import load_scenario
+from sim.inputs.scenario import Scenario
 from sim.outcomes import COLUMNS
 from sim.runs.runner import records_frame, run_batch
 from sim.runs.store import ResultsError, read_manifest
@@ -29,9 +29,7 @@ from sim.seeds import run_seed
 from sim.sweeps.execute import run_sweep
 from sim.sweeps.plan import SEVERITY_KEY, expand
 from sim.sweeps.spec import load_sweep, parse_path
-
-REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = REPO / "scenarios"
+from tests.helpers import REPO, SCENARIOS
 
 SWEEP = f"""\
 name: small
@@ -199,9 +197,11 @@ def test_the_bundled_sweep_expands() -> None:
 # --- seeds: common random numbers and `pdsim run` ----------------------------------------------------
 
 
-def test_world_zero_is_pdsim_run_and_policies_share_seeds(serial: tuple[Path, pd.DataFrame]) -> None:
+def test_world_zero_is_pdsim_run_and_policies_share_seeds(
+    serial: tuple[Path, pd.DataFrame], error_spike: Scenario
+) -> None:
     _, frame = serial
-    scenario = load_scenario(SCENARIOS / "error-spike.yaml")
+    scenario = error_spike
     # Cell 2 is world 0 (the file's scenario with rate 0.02) under threshold 5.
     sc = scenario.model_copy(
         update={

@@ -7,12 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from sim.cli import cli
-
-REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = REPO / "scenarios"
+from tests.helpers import SCENARIOS, invoke
 
 SWEEP = f"""\
 scenario: {SCENARIOS / "good-release.yaml"}
@@ -41,14 +37,6 @@ flagger:
     metrics:
       - {{name: request-success-rate, thresholdRange: {{min: 99}}, interval: 1m}}
 """
-
-
-def invoke(*args: object):
-    try:
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_sweep_prints_costs_writes_summary_and_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -3,21 +3,18 @@ on common random numbers."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from sim.inputs.policy import scenario_policy
 from sim.inputs.scenario import load_scenario
 from sim.runs.runner import records_frame, run_batch
 from sim.runs.variants import fault_variant, flagger_variant, run_grid
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import SCENARIOS
 
 
 @pytest.fixture(scope="module")
 def spike():
-    return load_scenario(REPO / "scenarios" / "error-spike.yaml")
+    return load_scenario(SCENARIOS / "error-spike.yaml")
 
 
 def test_flagger_variant_changes_only_what_it_is_told(spike):

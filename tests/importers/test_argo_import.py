@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from sim.cli import cli
 from sim.errors import InputError
 from sim.importers.argo.rollout import import_argo, policy_yaml
 from sim.inputs.policy import load_policy, load_policy_with_warnings, read_policy, scenario_policy_with_warnings
@@ -30,10 +28,9 @@ from sim.runs.runner import run_batch, run_one
 from sim.seeds import run_seed
 from sim.units import parse_duration
 from sim.yamlio import load_yaml_all, loads_yaml
+from tests.helpers import REPO, SCENARIO_FILES, UPSTREAM_FIXTURES, invoke, line_of, write
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "upstream" / "argo"
-SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
+FIXTURES = UPSTREAM_FIXTURES / "argo"
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"upstream Argo fixtures not found at {FIXTURES}")
 WARNING_RE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<field>[\w.\[\]-]+): not modelled: \S.*$")
 
@@ -153,33 +150,9 @@ EXPECTED = {
 }
 
 
-def _runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into output unless told not to
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
-
-
-def invoke(*args: object):
-    return _runner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def _line_of(text: str, needle: str) -> int:
-    for i, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            return i
-    raise AssertionError(f"{needle!r} not in text")
-
-
-def _write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def _paths(bundle: str, tmp_path: Path) -> list[Path]:
     return [
-        _write(tmp_path, "docs-rollout.yaml", DOCS_ROLLOUT) if f == "docs-rollout" else FIXTURES / f
+        write(tmp_path, "docs-rollout.yaml", DOCS_ROLLOUT) if f == "docs-rollout" else FIXTURES / f
         for f in BUNDLES[bundle]
     ]
 
@@ -347,7 +320,7 @@ def test_bundle_runs_through_the_cli(bundle, tmp_path):
 
 @needs_fixtures
 @pytest.mark.parametrize("bundle", BUNDLES)
-@pytest.mark.parametrize("scenario_path", SCENARIOS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("scenario_path", SCENARIO_FILES, ids=lambda p: p.stem)
 def test_every_bundle_runs_against_every_bundled_scenario(bundle, scenario_path, tmp_path):
     scenario = load_scenario(scenario_path)
     policy = load_policy(_paths(bundle, tmp_path))
@@ -370,8 +343,8 @@ def test_pause_without_duration_waits_for_manual_promotion(tmp_path):
     unfinished at the horizon; a scripted `manual-promotion` lets it finish."""
     text = (REPO / "scenarios" / "good-release.yaml").read_text()
     base = text[: text.index("policy:")]
-    waiting = _write(tmp_path, "waiting.yaml", base + "runs: 2\nseed: 1\n")
-    promoted = _write(tmp_path, "promoted.yaml", base + "webhooks:\n  manual-promotion: pass\nruns: 2\nseed: 1\n")
+    waiting = write(tmp_path, "waiting.yaml", base + "runs: 2\nseed: 1\n")
+    promoted = write(tmp_path, "promoted.yaml", base + "webhooks:\n  manual-promotion: pass\nruns: 2\nseed: 1\n")
     policy = load_policy([FIXTURES / BUNDLES["appmesh"][0]])
     assert {r.outcome for r in run_batch(load_scenario(waiting), policy, 2, seed=1)} == {UNFINISHED}
     assert {r.outcome for r in run_batch(load_scenario(promoted), policy, 2, seed=1)} == {PROMOTED}
@@ -411,23 +384,23 @@ def test_import_to_stdout_keeps_queries_readable(tmp_path):
     result = invoke("import", "argo", *(FIXTURES / f for f in BUNDLES["istio"]))
     assert result.exit_code == 0, result.stderr
     assert "query: |" in result.stdout
-    out = _write(tmp_path, "imported.yaml", result.stdout)
+    out = write(tmp_path, "imported.yaml", result.stdout)
     assert load_policy([out]).spec == _import(*(FIXTURES / f for f in BUNDLES["istio"])).spec
 
 
 def test_import_errors_are_one_line_exit_2(tmp_path):
-    rollout = _write(tmp_path, "rollout.yaml", ROLLOUT)
+    rollout = write(tmp_path, "rollout.yaml", ROLLOUT)
     result = invoke("import", "argo", rollout)
     assert result.exit_code == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(
-        f"{rollout}:{_line_of(ROLLOUT, 'templateName: success-rate')}: "
+        f"{rollout}:{line_of(ROLLOUT, 'templateName: success-rate')}: "
         "spec.strategy.canary.analysis.templates[0].templateName: no AnalysisTemplate named "
         "'success-rate'"
     )
     result = invoke("import", "kayenta", rollout)
     assert result.exit_code == 2 and "unknown importer 'kayenta': use flagger or argo" in result.stderr
-    template = _write(tmp_path, "t.yaml", TEMPLATE)
+    template = write(tmp_path, "t.yaml", TEMPLATE)
     result = invoke("import", "argo", rollout, template, "-o", rollout)
     assert result.exit_code == 2 and "would overwrite" in result.stderr
     assert rollout.read_text() == ROLLOUT
@@ -493,7 +466,7 @@ spec:
 
 
 def test_small_bundle_imports_and_substitutes(tmp_path):
-    result = _import(_write(tmp_path, "r.yaml", ROLLOUT), _write(tmp_path, "t.yaml", TEMPLATE))
+    result = _import(write(tmp_path, "r.yaml", ROLLOUT), write(tmp_path, "t.yaml", TEMPLATE))
     [m] = ArgoRollout(result.spec)._analyses["background"][0]
     assert (m.interval_s, m.count, m.failure_limit) == (30.0, 10, 2)
     assert result.warnings == []
@@ -572,12 +545,12 @@ def test_bad_field_names_its_line(tmp_path, where, old, new, field, needle):
     texts = {"rollout": ROLLOUT, "template": TEMPLATE}
     assert texts[where].count(old) == 1
     texts[where] = texts[where].replace(old, new)
-    rollout = _write(tmp_path, "rollout.yaml", texts["rollout"])
-    template = _write(tmp_path, "template.yaml", texts["template"])
+    rollout = write(tmp_path, "rollout.yaml", texts["rollout"])
+    template = write(tmp_path, "template.yaml", texts["template"])
     path = rollout if where == "rollout" else template
     with pytest.raises(InputError) as info:
         load_policy([rollout, template])
-    assert str(info.value).startswith(f"{path}:{_line_of(texts[where], needle)}: {field}: "), str(info.value)
+    assert str(info.value).startswith(f"{path}:{line_of(texts[where], needle)}: {field}: "), str(info.value)
     # The same line through the CLI, exit 2 and nothing else on stderr.
     result = invoke(
         "run", REPO / "scenarios" / "error-spike.yaml", "--policy", rollout, "--policy", template, "--runs", 1
@@ -632,19 +605,19 @@ def test_bad_field_in_a_real_manifest_names_its_line(tmp_path, fixture, old, new
     text = (FIXTURES / fixture).read_text()
     assert text.count(old) == 1
     text = text.replace(old, new)
-    path = _write(tmp_path, fixture, text)
+    path = write(tmp_path, fixture, text)
     with pytest.raises(InputError) as info:
         load_policy([path] + [FIXTURES / f for f in bundle[1:]])
-    assert str(info.value).startswith(f"{path}:{_line_of(text, needle)}: {field}: "), str(info.value)
+    assert str(info.value).startswith(f"{path}:{line_of(text, needle)}: {field}: "), str(info.value)
 
 
 @needs_fixtures
 def test_bad_value_in_a_real_template_names_the_template_line(tmp_path):
     text = (FIXTURES / "rollouts-demo-istio-analysis.yaml").read_text().replace("interval: 20s", "interval: 20")
-    template = _write(tmp_path, "analysis.yaml", text)
+    template = write(tmp_path, "analysis.yaml", text)
     with pytest.raises(
         InputError,
-        match=rf"^{re.escape(str(template))}:{_line_of(text, 'interval: 20')}: "
+        match=rf"^{re.escape(str(template))}:{line_of(text, 'interval: 20')}: "
         r"spec\.metrics\[0\]\.interval: not a Go duration",
     ):
         load_policy([FIXTURES / "rollouts-demo-istio-rollout.yaml", template])
@@ -665,7 +638,7 @@ def test_missing_template_is_an_error_naming_it_where_referenced(given, missing,
     msg = str(info.value)
     i = 0 if missing == "random-fail" else 1
     assert msg.startswith(
-        f"{rollout}:{_line_of(rollout.read_text(), needle)}: "
+        f"{rollout}:{line_of(rollout.read_text(), needle)}: "
         f"spec.strategy.canary.steps[1].analysis.templates[{i}].templateName: "
         f"no {kind} named '{missing}' in "
     )
@@ -695,8 +668,8 @@ def test_missing_template_alone_and_wrong_scope():
 
 
 def test_template_in_another_namespace_does_not_resolve(tmp_path):
-    rollout = _write(tmp_path, "r.yaml", ROLLOUT)
-    template = _write(tmp_path, "t.yaml", TEMPLATE.replace("namespace: shop", "namespace: other"))
+    rollout = write(tmp_path, "r.yaml", ROLLOUT)
+    template = write(tmp_path, "t.yaml", TEMPLATE.replace("namespace: shop", "namespace: other"))
     with pytest.raises(
         InputError,
         match=r"AnalysisTemplate 'success-rate' is in namespace other, not in the "
@@ -707,11 +680,11 @@ def test_template_in_another_namespace_does_not_resolve(tmp_path):
 
 def test_argument_without_value_is_an_error(tmp_path):
     text = ROLLOUT.replace("        args:\n        - {name: service, value: app-canary}\n", "")
-    rollout = _write(tmp_path, "r.yaml", text)
+    rollout = write(tmp_path, "r.yaml", text)
     with pytest.raises(InputError) as info:
-        _import(rollout, _write(tmp_path, "t.yaml", TEMPLATE))
+        _import(rollout, write(tmp_path, "t.yaml", TEMPLATE))
     assert str(info.value).startswith(
-        f"{rollout}:{_line_of(text, '      analysis:')}: "
+        f"{rollout}:{line_of(text, '      analysis:')}: "
         "spec.strategy.canary.analysis: argument 'service' of AnalysisTemplate "
         "'success-rate'"
     )
@@ -724,11 +697,11 @@ def test_argument_from_valuefrom_cannot_be_a_count(tmp_path):
         "- {name: service, value: app-canary}\n        - name: limit\n"
         "          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}",
     )
-    template = _write(tmp_path, "t.yaml", TEMPLATE)
+    template = write(tmp_path, "t.yaml", TEMPLATE)
     with pytest.raises(InputError) as info:
-        _import(_write(tmp_path, "r.yaml", text), template)
+        _import(write(tmp_path, "r.yaml", text), template)
     assert str(info.value).startswith(
-        f"{template}:{_line_of(TEMPLATE, 'failureLimit')}: spec.metrics[0].failureLimit: "
+        f"{template}:{line_of(TEMPLATE, 'failureLimit')}: spec.metrics[0].failureLimit: "
         "is '<limit>' with the arguments of the analysis at "
     )
 
@@ -739,14 +712,14 @@ def test_two_metrics_with_one_name_are_an_error(tmp_path):
         "        - templateName: success-rate\n",
         "        - templateName: success-rate\n        - templateName: other\n",
     )
-    two = _write(tmp_path, "other.yaml", other)
+    two = write(tmp_path, "other.yaml", other)
     with pytest.raises(
         InputError,
-        match=rf"^{re.escape(str(two))}:{_line_of(other, '- name: success-rate')}: "
+        match=rf"^{re.escape(str(two))}:{line_of(other, '- name: success-rate')}: "
         r"spec\.metrics\[0\]\.name: metric "
         r"'success-rate' is also defined by AnalysisTemplate 'success-rate'",
     ):
-        _import(_write(tmp_path, "r.yaml", text), _write(tmp_path, "t.yaml", TEMPLATE), two)
+        _import(write(tmp_path, "r.yaml", text), write(tmp_path, "t.yaml", TEMPLATE), two)
 
 
 def test_conflicting_template_arguments_are_an_error(tmp_path):
@@ -760,21 +733,19 @@ def test_conflicting_template_arguments_are_an_error(tmp_path):
         "        - templateName: success-rate\n        - templateName: other\n",
     )
     with pytest.raises(InputError, match=r"argument 'limit' is also given with a different value \('2'\)"):
-        _import(
-            _write(tmp_path, "r.yaml", text), _write(tmp_path, "t.yaml", TEMPLATE), _write(tmp_path, "o.yaml", other)
-        )
+        _import(write(tmp_path, "r.yaml", text), write(tmp_path, "t.yaml", TEMPLATE), write(tmp_path, "o.yaml", other))
 
 
 def test_no_rollout_or_two_rollouts_name_the_files(tmp_path):
-    template = _write(tmp_path, "t.yaml", TEMPLATE)
+    template = write(tmp_path, "t.yaml", TEMPLATE)
     with pytest.raises(
         InputError,
         match=rf"^{re.escape(str(template))}:1: no Argo Rollout .* in "
         rf"{re.escape(str(template))}$",
     ):
         read_policy([template])
-    one = _write(tmp_path, "one.yaml", ROLLOUT.replace("name: app\n", "name: first\n"))
-    two = _write(tmp_path, "two.yaml", ROLLOUT.replace("name: app\n", "name: second\n"))
+    one = write(tmp_path, "one.yaml", ROLLOUT.replace("name: app\n", "name: first\n"))
+    two = write(tmp_path, "two.yaml", ROLLOUT.replace("name: app\n", "name: second\n"))
     with pytest.raises(
         InputError,
         match=rf"^{re.escape(str(two))}:1: a second Rollout \(second\).*"
@@ -784,7 +755,7 @@ def test_no_rollout_or_two_rollouts_name_the_files(tmp_path):
 
 
 def test_other_argo_api_versions_are_refused(tmp_path):
-    path = _write(tmp_path, "r.yaml", ROLLOUT.replace("argoproj.io/v1alpha1", "argoproj.io/v1beta1"))
+    path = write(tmp_path, "r.yaml", ROLLOUT.replace("argoproj.io/v1alpha1", "argoproj.io/v1beta1"))
     with pytest.raises(InputError, match=r"r\.yaml:1: apiVersion: pdsim reads argoproj\.io/v1alpha1"):
         load_policy([path])
 
@@ -795,9 +766,9 @@ def test_a_rollout_and_a_flagger_canary_are_two_policies(tmp_path):
         "spec:\n  analysis: {interval: 1m, stepWeight: 10}\n"
     )
     with pytest.raises(InputError, match=r"an Argo Rollout and a Flagger Canary .* are two policies"):
-        read_policy([_write(tmp_path, "r.yaml", ROLLOUT), _write(tmp_path, "c.yaml", canary)])
+        read_policy([write(tmp_path, "r.yaml", ROLLOUT), write(tmp_path, "c.yaml", canary)])
     # Argo templates next to a Canary are the Canary's business (Flagger ignores them).
-    assert read_policy([_write(tmp_path, "t.yaml", TEMPLATE), tmp_path / "c.yaml"]).spec.flagger is not None
+    assert read_policy([write(tmp_path, "t.yaml", TEMPLATE), tmp_path / "c.yaml"]).spec.flagger is not None
 
 
 # --- refused steps -------------------------------------------------------------------------------------------
@@ -809,11 +780,11 @@ def test_experiment_step_is_a_clear_error(tmp_path):
         "      - experiment:\n          duration: 5m\n          templates:\n"
         "          - {name: baseline, specRef: stable}\n      - setWeight: 50\n",
     )
-    path = _write(tmp_path, "r.yaml", text)
+    path = write(tmp_path, "r.yaml", text)
     with pytest.raises(InputError) as info:
-        _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
+        _import(path, write(tmp_path, "t.yaml", TEMPLATE))
     assert str(info.value).startswith(
-        f"{path}:{_line_of(text, '- experiment:')}: spec.strategy.canary.steps[2]."
+        f"{path}:{line_of(text, '- experiment:')}: spec.strategy.canary.steps[2]."
         "experiment: experiment steps are not supported: pdsim does not simulate "
         "Experiments"
     )
@@ -831,13 +802,13 @@ def test_steps_argo_rejects_without_traffic_routing(tmp_path, step, message):
     text = ROLLOUT.replace(
         "      trafficRouting:\n        istio: {virtualService: {name: app, routes: [primary]}}\n", ""
     ).replace("      - setWeight: 50\n", f"      - {step}\n      - setWeight: 50\n")
-    path = _write(tmp_path, "r.yaml", text)
+    path = write(tmp_path, "r.yaml", text)
     with pytest.raises(
         InputError,
-        match=rf"^{re.escape(str(path))}:{_line_of(text, step[:10])}: "
+        match=rf"^{re.escape(str(path))}:{line_of(text, step[:10])}: "
         rf"spec\.strategy\.canary\.steps\[2\]\.{step.split(':')[0]}: {message}",
     ):
-        _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
+        _import(path, write(tmp_path, "t.yaml", TEMPLATE))
 
 
 def test_header_match_needs_one_value_kind(tmp_path):
@@ -847,13 +818,13 @@ def test_header_match_needs_one_value_kind(tmp_path):
         "          - headerName: x\n            headerValue: {exact: a, prefix: b}\n"
         "      - setWeight: 50\n",
     )
-    path = _write(tmp_path, "r.yaml", text)
+    path = write(tmp_path, "r.yaml", text)
     with pytest.raises(
         InputError,
-        match=rf":{_line_of(text, 'headerValue')}: spec\.strategy\.canary\.steps\[2\]\."
+        match=rf":{line_of(text, 'headerValue')}: spec\.strategy\.canary\.steps\[2\]\."
         r"setHeaderRoute\.match\[0\]\.headerValue: a match value needs exactly one",
     ):
-        _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
+        _import(path, write(tmp_path, "t.yaml", TEMPLATE))
 
 
 def test_plugin_step_warns_and_completes_at_once(tmp_path):
@@ -861,10 +832,10 @@ def test_plugin_step_warns_and_completes_at_once(tmp_path):
         "      - setWeight: 50\n",
         "      - plugin:\n          name: argoproj-labs/gate\n          config: {wait: true}\n      - setWeight: 50\n",
     )
-    path = _write(tmp_path, "r.yaml", text)
-    result = _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
+    path = write(tmp_path, "r.yaml", text)
+    result = _import(path, write(tmp_path, "t.yaml", TEMPLATE))
     assert result.warnings == [
-        f"{path}:{_line_of(text, '- plugin:')}: spec.strategy.canary.steps[2].plugin: "
+        f"{path}:{line_of(text, '- plugin:')}: spec.strategy.canary.steps[2].plugin: "
         "not modelled: " + result.warnings[0].split("not modelled: ", 1)[1]
     ]
     steps = result.spec.strategy.canary.steps
@@ -987,30 +958,30 @@ def _warned_fields(result) -> dict[str, int]:
 
 
 def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
-    path = _write(tmp_path, "loud.yaml", WARNED)
+    path = write(tmp_path, "loud.yaml", WARNED)
     result = _import(path)
     second = WARNED.index("---")
 
     def in_template(needle):
-        return _line_of(WARNED[second:], needle) + WARNED[:second].count("\n")
+        return line_of(WARNED[second:], needle) + WARNED[:second].count("\n")
 
     assert _warned_fields(result) == {
-        "spec.paused": _line_of(WARNED, "paused: true"),
-        "spec.minReadySeconds": _line_of(WARNED, "minReadySeconds"),
-        "spec.progressDeadlineAbort": _line_of(WARNED, "progressDeadlineAbort"),
-        "spec.strategy.canary.dynamicStableScale": _line_of(WARNED, "dynamicStableScale"),
-        "spec.strategy.canary.replicaProgressThreshold": _line_of(WARNED, "replicaProgressThreshold"),
-        "spec.strategy.canary.trafficRouting.maxTrafficWeight": _line_of(WARNED, "maxTrafficWeight"),
-        "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header": _line_of(
+        "spec.paused": line_of(WARNED, "paused: true"),
+        "spec.minReadySeconds": line_of(WARNED, "minReadySeconds"),
+        "spec.progressDeadlineAbort": line_of(WARNED, "progressDeadlineAbort"),
+        "spec.strategy.canary.dynamicStableScale": line_of(WARNED, "dynamicStableScale"),
+        "spec.strategy.canary.replicaProgressThreshold": line_of(WARNED, "replicaProgressThreshold"),
+        "spec.strategy.canary.trafficRouting.maxTrafficWeight": line_of(WARNED, "maxTrafficWeight"),
+        "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header": line_of(
             WARNED, "canary-by-header:"
         ),
-        "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header-value": _line_of(
+        "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header-value": line_of(
             WARNED, "canary-by-header-value"
         ),
-        "spec.strategy.canary.analysis.args[0].valueFrom": _line_of(WARNED, "valueFrom:"),
-        "spec.strategy.canary.analysis.dryRun[0].metricName": _line_of(WARNED, "metricName: success"),
-        "spec.strategy.canary.steps[1].plugin": _line_of(WARNED, "- plugin:"),
-        "spec.strategy.canary.steps[2].setMirrorRoute.match": _line_of(WARNED, "          match:"),
+        "spec.strategy.canary.analysis.args[0].valueFrom": line_of(WARNED, "valueFrom:"),
+        "spec.strategy.canary.analysis.dryRun[0].metricName": line_of(WARNED, "metricName: success"),
+        "spec.strategy.canary.steps[1].plugin": line_of(WARNED, "- plugin:"),
+        "spec.strategy.canary.steps[2].setMirrorRoute.match": line_of(WARNED, "          match:"),
         "spec.args[1].valueFrom": in_template("valueFrom:"),
         "spec.metrics[0].provider.prometheus.rangeQuery": in_template("rangeQuery"),
         "spec.metrics[1].provider.kayenta": in_template("kayenta:"),
@@ -1035,7 +1006,7 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
 
 
 def test_warnings_reach_the_cli(tmp_path):
-    path = _write(tmp_path, "loud.yaml", WARNED)
+    path = write(tmp_path, "loud.yaml", WARNED)
     result = invoke("validate", path)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == f"{path}: ok (policy)"
@@ -1175,7 +1146,7 @@ spec: {ports: [{port: 80}]}
 
 
 def test_kubernetes_only_fields_are_quiet(tmp_path):
-    path = _write(tmp_path, "quiet.yaml", QUIET)
+    path = write(tmp_path, "quiet.yaml", QUIET)
     result = _import(path)
     assert result.warnings == []
     assert result.name == "quiet"
@@ -1195,7 +1166,7 @@ def test_blue_green_kubernetes_fields_are_quiet(tmp_path):
         "      antiAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {}}\n"
         "      previewMetadata: {labels: {role: preview}}\n      activeMetadata: {labels: {role: active}}\n"
     )
-    result = _import(_write(tmp_path, "bg.yaml", text))
+    result = _import(write(tmp_path, "bg.yaml", text))
     assert result.warnings == []
     assert result.spec.strategy.blueGreen.autoPromotionEnabled is False
 
@@ -1244,7 +1215,7 @@ spec:
 
 def test_nested_templates_are_flattened(tmp_path):
     text = ROLLOUT.replace("templateName: success-rate", "templateName: outer")
-    result = _import(_write(tmp_path, "r.yaml", text), _write(tmp_path, "n.yaml", NESTED))
+    result = _import(write(tmp_path, "r.yaml", text), write(tmp_path, "n.yaml", NESTED))
     outer = result.policy["argo"]["templates"]["outer"]
     assert "templates" not in outer
     assert [m["name"] for m in outer["metrics"]] == ["outer-metric", "inner-metric", "shared-metric"]
@@ -1262,17 +1233,17 @@ def test_nested_templates_are_flattened(tmp_path):
 
 def test_nested_template_cycle_and_missing_nested_template(tmp_path):
     text = ROLLOUT.replace("templateName: success-rate", "templateName: outer")
-    rollout = _write(tmp_path, "r.yaml", text)
+    rollout = write(tmp_path, "r.yaml", text)
     cyclic = NESTED.replace(
         "  metrics:\n  - name: inner-metric", "  templates: [{templateName: outer}]\n  metrics:\n  - name: inner-metric"
     )
     with pytest.raises(InputError, match=r"nested templates form a cycle \(outer -> inner -> outer\)"):
-        _import(rollout, _write(tmp_path, "c.yaml", cyclic))
+        _import(rollout, write(tmp_path, "c.yaml", cyclic))
     missing = NESTED[: NESTED.index("---\napiVersion: argoproj.io/v1alpha1\nkind: ClusterAnalysisTemplate")]
-    path = _write(tmp_path, "m.yaml", missing)
+    path = write(tmp_path, "m.yaml", missing)
     with pytest.raises(
         InputError,
-        match=rf"^{re.escape(str(path))}:{_line_of(missing, 'templateName: shared')}: "
+        match=rf"^{re.escape(str(path))}:{line_of(missing, 'templateName: shared')}: "
         r"spec\.templates\[1\]\.templateName: no "
         r"ClusterAnalysisTemplate named 'shared'",
     ):
@@ -1283,38 +1254,38 @@ def test_dry_run_rule_matching_nothing_is_an_error(tmp_path):
     text = ROLLOUT.replace(
         "        startingStep: 1\n", "        startingStep: 1\n        dryRun:\n        - metricName: latency\n"
     )
-    path = _write(tmp_path, "r.yaml", text)
+    path = write(tmp_path, "r.yaml", text)
     with pytest.raises(
         InputError,
-        match=rf"^{re.escape(str(path))}:{_line_of(text, 'metricName: latency')}: "
+        match=rf"^{re.escape(str(path))}:{line_of(text, 'metricName: latency')}: "
         r"spec\.strategy\.canary\.analysis\.dryRun\[0\]\.metricName: matches no metric",
     ):
-        _import(path, _write(tmp_path, "t.yaml", TEMPLATE))
+        _import(path, write(tmp_path, "t.yaml", TEMPLATE))
 
 
 def test_metric_needs_exactly_one_provider(tmp_path):
-    rollout = _write(tmp_path, "r.yaml", ROLLOUT)
+    rollout = write(tmp_path, "r.yaml", ROLLOUT)
     two = TEMPLATE.replace("      prometheus:\n", "      web: {url: http://x/}\n      prometheus:\n")
     with pytest.raises(
         InputError,
-        match=rf"t\.yaml:{_line_of(two, '    provider:')}: spec\.metrics\[0\]\.provider: "
+        match=rf"t\.yaml:{line_of(two, '    provider:')}: spec\.metrics\[0\]\.provider: "
         r"metric 'success-rate' has 2 "
         r"providers \(web, prometheus\); give exactly one",
     ):
-        _import(rollout, _write(tmp_path, "t.yaml", two))
+        _import(rollout, write(tmp_path, "t.yaml", two))
     none = TEMPLATE[: TEMPLATE.index("    provider:")]
     with pytest.raises(InputError, match=r"spec\.metrics\[0\]: metric 'success-rate' needs a provider"):
-        _import(rollout, _write(tmp_path, "t.yaml", none))
+        _import(rollout, write(tmp_path, "t.yaml", none))
 
 
 # --- combining paths -----------------------------------------------------------------------------------------
 
 
 def test_bundle_in_one_file_a_directory_and_a_kind_list(tmp_path):
-    template = _write(tmp_path, "t.yaml", TEMPLATE)
-    rollout = _write(tmp_path, "r.yaml", ROLLOUT)
+    template = write(tmp_path, "t.yaml", TEMPLATE)
+    rollout = write(tmp_path, "r.yaml", ROLLOUT)
     spec = load_policy([rollout, template]).spec
-    bundle = _write(tmp_path, "bundle.yaml", f"{TEMPLATE}---\n{ROLLOUT}")
+    bundle = write(tmp_path, "bundle.yaml", f"{TEMPLATE}---\n{ROLLOUT}")
     assert load_policy([bundle]).spec == spec
     directory = tmp_path / "dir"
     directory.mkdir()
@@ -1323,30 +1294,30 @@ def test_bundle_in_one_file_a_directory_and_a_kind_list(tmp_path):
     policy = load_policy([directory])
     assert policy.spec == spec and policy.name == "app"
     items = [yaml.safe_load(ROLLOUT), yaml.safe_load(TEMPLATE)]
-    listed = _write(tmp_path, "list.yaml", yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    listed = write(tmp_path, "list.yaml", yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
     assert load_policy([listed]).spec == spec
 
 
 def test_pdsim_policy_file_combines_with_template_manifests(tmp_path):
-    policy = _write(
+    policy = write(
         tmp_path,
         "p.yaml",
         "argo:\n  replicas: 2\n  strategy:\n    canary:\n      analysis:\n"
         "        templates: [{templateName: success-rate}]\n        args: [{name: service, value: x}]\n"
         "      steps:\n      - setWeight: 20\n      - pause: {duration: 1m}\n",
     )
-    template = _write(tmp_path, "t.yaml", TEMPLATE)
+    template = write(tmp_path, "t.yaml", TEMPLATE)
     loaded = read_policy([policy, template])
     assert loaded.name == "p" and loaded.warnings == ()
     assert loaded.spec.argo.templates["success-rate"].metrics[0].interval == "30s"
     assert loaded.sources == (str(policy), str(template))
     with pytest.raises(InputError, match="a Rollout cannot be combined with a pdsim policy file"):
-        read_policy([policy, _write(tmp_path, "r.yaml", ROLLOUT)])
+        read_policy([policy, write(tmp_path, "r.yaml", ROLLOUT)])
     # Defined in both places: keep one.
-    both = _write(tmp_path, "both.yaml", policy.read_text() + "  templates:\n    success-rate: {metrics: []}\n")
+    both = write(tmp_path, "both.yaml", policy.read_text() + "  templates:\n    success-rate: {metrics: []}\n")
     with pytest.raises(
         InputError,
-        match=rf"both\.yaml:{_line_of(both.read_text(), 'success-rate:')}: "
+        match=rf"both\.yaml:{line_of(both.read_text(), 'success-rate:')}: "
         r"argo\.templates\.success-rate: also defined by the "
         r"AnalysisTemplate at .*t\.yaml:1; keep one",
     ):
@@ -1359,13 +1330,13 @@ def test_policy_files_are_checked_and_warn_like_manifests(tmp_path):
         "          templates: [{templateName: smoke}]\n  templates:\n    smoke:\n      metrics:\n"
         "      - name: smoke\n        provider: {job: {spec: {}}}\n"
     )
-    path = _write(tmp_path, "p.yaml", text)
+    path = write(tmp_path, "p.yaml", text)
     _, warnings = load_policy_with_warnings([path])
     assert warnings == [
         f"{path}:12: argo.templates.smoke.metrics[0].provider.job: not modelled: "
         + warnings[0].split("not modelled: ", 1)[1]
     ]
-    bad = _write(
+    bad = write(
         tmp_path, "bad.yaml", text.replace("      - name: smoke\n", "      - name: smoke\n        intervall: 1m\n")
     )
     with pytest.raises(InputError, match=r"bad\.yaml:12: argo\.templates\.smoke\.metrics\[0\]\.intervall: unknown key"):
@@ -1373,11 +1344,11 @@ def test_policy_files_are_checked_and_warn_like_manifests(tmp_path):
 
 
 def test_scenario_manifest_can_name_argo_manifests(tmp_path):
-    _write(tmp_path, "r.yaml", ROLLOUT)
-    _write(tmp_path, "t.yaml", TEMPLATE)
+    write(tmp_path, "r.yaml", ROLLOUT)
+    write(tmp_path, "t.yaml", TEMPLATE)
     text = (REPO / "scenarios" / "error-spike.yaml").read_text()
     text = text[: text.index("policy:")] + "policy:\n  manifest: [r.yaml, t.yaml]\nruns: 2\nseed: 1\n"
-    path = _write(tmp_path, "scenario.yaml", text)
+    path = write(tmp_path, "scenario.yaml", text)
     policy, warnings = scenario_policy_with_warnings(load_scenario(path), path)
     assert policy.name == "app" and warnings == []
     result = invoke("run", path, "--json")
@@ -1386,7 +1357,7 @@ def test_scenario_manifest_can_name_argo_manifests(tmp_path):
 
 
 def test_policy_yaml_header_is_comments_only(tmp_path):
-    result = _import(_write(tmp_path, "loud.yaml", WARNED))
+    result = _import(write(tmp_path, "loud.yaml", WARNED))
     text = policy_yaml(result)
     head, _ = text.split("argo:", 1)
     assert all(line.startswith("#") for line in head.splitlines())

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from sim.cli import cli
 from sim.errors import InputError
 from sim.importers.flagger import import_flagger, policy_yaml
 from sim.inputs.policy import (
@@ -31,9 +29,9 @@ from sim.inputs.scenario import PolicySpec, load_scenario
 from sim.policies.flagger.spec import FlaggerWebhook
 from sim.units import parse_duration
 from sim.yamlio import load_yaml_all
+from tests.helpers import REPO, UPSTREAM_FIXTURES, invoke, line_of, write
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "upstream" / "flagger"
+FIXTURES = UPSTREAM_FIXTURES / "flagger"
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"upstream Flagger fixtures not found at {FIXTURES}")
 
 CANARY_FIXTURES = [
@@ -98,33 +96,9 @@ EXPECTED = {
 }
 
 
-def _runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into output unless told not to
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
-
-
-def invoke(*args: object):
-    return _runner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def _line_of(text: str, needle: str) -> int:
-    for i, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            return i
-    raise AssertionError(f"{needle!r} not in text")
-
-
 def _import(*paths: Path):
     docs = [d for p in paths for d in load_yaml_all(p)]
     return import_flagger(docs)
-
-
-def _write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 CANARY_WITH_TEMPLATE = """\
@@ -230,7 +204,7 @@ def test_load_test_rate_forms():
 
 @needs_fixtures
 def test_metrictemplate_fixture_imports_with_a_canary_that_references_it(tmp_path):
-    canary = _write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
+    canary = write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
     template = FIXTURES / TEMPLATE_FIXTURE
     raw = yaml.safe_load(template.read_text())
     assert raw["metadata"]["name"] == "my-metric"
@@ -287,10 +261,10 @@ def test_import_output_reloads_as_the_same_policy(tmp_path, name):
 
 @needs_fixtures
 def test_import_to_stdout_with_templates_reloads(tmp_path):
-    canary = _write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
+    canary = write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
     result = invoke("import", "flagger", canary, FIXTURES / TEMPLATE_FIXTURE)
     assert result.exit_code == 0, result.stderr
-    out = _write(tmp_path, "imported.yaml", result.stdout)
+    out = write(tmp_path, "imported.yaml", result.stdout)
     assert "query: |" in result.stdout  # the PromQL stays readable
     assert load_policy([out]).spec == _import(canary, FIXTURES / TEMPLATE_FIXTURE).spec
 
@@ -302,20 +276,20 @@ def test_import_unknown_kind_is_refused(tmp_path):
 
 
 def test_import_errors_are_one_line_exit_2(tmp_path):
-    canary = _write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
+    canary = write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
     result = invoke("import", "flagger", canary)
     assert result.exit_code == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(
-        f"{canary}:{_line_of(CANARY_WITH_TEMPLATE, 'name: my-metric')}: spec.analysis.metrics[1].templateRef.name: "
+        f"{canary}:{line_of(CANARY_WITH_TEMPLATE, 'name: my-metric')}: spec.analysis.metrics[1].templateRef.name: "
     )
     # A pdsim policy file is not a manifest.
-    policy = _write(tmp_path, "p.yaml", "flagger:\n  analysis: {interval: 1m, stepWeight: 10}\n")
+    policy = write(tmp_path, "p.yaml", "flagger:\n  analysis: {interval: 1m, stepWeight: 10}\n")
     result = invoke("import", "flagger", policy)
     assert result.exit_code == 2 and "not a Kubernetes manifest" in result.stderr
     # -o never overwrites an input.
-    template = _write(
+    template = write(
         tmp_path,
         "t.yaml",
         "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata: {name: my-metric}\nspec: {query: up}\n",
@@ -439,7 +413,7 @@ spec: {replicas: 2}
 
 
 def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
-    path = _write(tmp_path, "sticky.yaml", WARNED)
+    path = write(tmp_path, "sticky.yaml", WARNED)
     result = _import(path)
     got = {}
     for w in result.warnings:
@@ -448,13 +422,13 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
         assert m["file"] == str(path)
         got[m["field"]] = int(m["line"])
     assert got == {
-        "spec.autoscalerRef": _line_of(WARNED, "autoscalerRef:"),
-        "spec.suspend": _line_of(WARNED, "suspend: true"),
-        "spec.analysis.sessionAffinity": _line_of(WARNED, "sessionAffinity:"),
-        "spec.analysis.canaryReadyThreshold": _line_of(WARNED, "canaryReadyThreshold: 80"),
-        "spec.analysis.match[0].uri": _line_of(WARNED, "uri:"),
-        "spec.analysis.webhooks[0].retries": _line_of(WARNED, "retries: 3"),
-        "spec.analysis.webhooks[1].metadata.cmd": _line_of(WARNED, "hey -z 2m"),
+        "spec.autoscalerRef": line_of(WARNED, "autoscalerRef:"),
+        "spec.suspend": line_of(WARNED, "suspend: true"),
+        "spec.analysis.sessionAffinity": line_of(WARNED, "sessionAffinity:"),
+        "spec.analysis.canaryReadyThreshold": line_of(WARNED, "canaryReadyThreshold: 80"),
+        "spec.analysis.match[0].uri": line_of(WARNED, "uri:"),
+        "spec.analysis.webhooks[0].retries": line_of(WARNED, "retries: 3"),
+        "spec.analysis.webhooks[1].metadata.cmd": line_of(WARNED, "hey -z 2m"),
     }
     assert len(result.warnings) == len(got)  # one line per field
     # They still import: the fields pdsim keeps stay in the policy.
@@ -463,7 +437,7 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
 
 
 def test_kubernetes_only_and_notification_fields_are_quiet(tmp_path):
-    path = _write(tmp_path, "quiet.yaml", QUIET)
+    path = write(tmp_path, "quiet.yaml", QUIET)
     result = _import(path)
     assert result.warnings == []
     assert result.name == "quiet"
@@ -479,30 +453,30 @@ def test_kubernetes_only_and_notification_fields_are_quiet(tmp_path):
 @needs_fixtures
 def test_unreadable_load_test_is_an_error_not_a_crash(tmp_path):
     text = (FIXTURES / "istio-canary.yaml").read_text().replace("hey -z 1m", "hey -z soon")
-    path = _write(tmp_path, "canary.yaml", text)
+    path = write(tmp_path, "canary.yaml", text)
     result = invoke("run", REPO / "scenarios" / "error-spike.yaml", "--policy", path, "--runs", 1)
     assert result.exit_code == 2
     [line] = [x for x in result.stderr.splitlines() if "not modelled" not in x]
     assert line.startswith(
-        f"{path}:{_line_of(text, 'hey -z soon')}: spec.analysis.webhooks[1].metadata.cmd: "
+        f"{path}:{line_of(text, 'hey -z soon')}: spec.analysis.webhooks[1].metadata.cmd: "
         "cannot read this load test command: "
     )
 
 
 def test_warnings_reach_the_cli(tmp_path):
-    path = _write(tmp_path, "sticky.yaml", WARNED)
+    path = write(tmp_path, "sticky.yaml", WARNED)
     result = invoke("validate", path)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == f"{path}: ok (policy)"
     assert len(result.stderr.splitlines()) == 7
     assert (
-        f"{path}:{_line_of(WARNED, 'sessionAffinity:')}: spec.analysis.sessionAffinity: not modelled: " in result.stderr
+        f"{path}:{line_of(WARNED, 'sessionAffinity:')}: spec.analysis.sessionAffinity: not modelled: " in result.stderr
     )
 
 
 def test_policy_files_warn_for_the_same_analysis_fields(tmp_path):
     text = "flagger:\n  analysis:\n    interval: 1m\n    stepWeight: 10\n    sessionAffinity: {cookieName: c}\n"
-    path = _write(tmp_path, "p.yaml", text)
+    path = write(tmp_path, "p.yaml", text)
     _, warnings = load_policy_with_warnings([path])
     assert warnings == [
         f"{path}:5: flagger.analysis.sessionAffinity: not modelled: " + warnings[0].split("not modelled: ", 1)[1]
@@ -535,10 +509,10 @@ def test_bad_field_in_a_real_manifest_names_its_line(tmp_path, old, new, field, 
     text = (FIXTURES / "istio-canary.yaml").read_text()
     assert text.count(old) == 1
     text = text.replace(old, new)
-    path = _write(tmp_path, "canary.yaml", text)
+    path = write(tmp_path, "canary.yaml", text)
     with pytest.raises(InputError) as info:
         load_policy([path])
-    assert str(info.value).startswith(f"{path}:{_line_of(text, needle)}: {field}: ")
+    assert str(info.value).startswith(f"{path}:{line_of(text, needle)}: {field}: ")
     # The same line through the CLI, exit 2 and nothing else on stderr.
     result = invoke("run", REPO / "scenarios" / "error-spike.yaml", "--policy", path, "--runs", 1)
     assert result.exit_code == 2
@@ -548,37 +522,37 @@ def test_bad_field_in_a_real_manifest_names_its_line(tmp_path, old, new, field, 
 @needs_fixtures
 def test_errors_in_deprecated_canary_analysis_name_that_key(tmp_path):
     text = (FIXTURES / "istio-canary.yaml").read_text().replace("  analysis:", "  canaryAnalysis:")
-    assert load_policy([_write(tmp_path, "ok.yaml", text)]).spec.analysis.maxWeight == 50
-    path = _write(tmp_path, "bad.yaml", text.replace("maxWeight: 50", "maxWeight: 101"))
+    assert load_policy([write(tmp_path, "ok.yaml", text)]).spec.analysis.maxWeight == 50
+    path = write(tmp_path, "bad.yaml", text.replace("maxWeight: 50", "maxWeight: 101"))
     with pytest.raises(
         InputError,
-        match=rf"^{re.escape(str(path))}:{_line_of(text, 'maxWeight')}: "
+        match=rf"^{re.escape(str(path))}:{line_of(text, 'maxWeight')}: "
         r"spec\.canaryAnalysis\.maxWeight: ",
     ):
         load_policy([path])
-    path = _write(tmp_path, "nostep.yaml", text.replace("    stepWeight: 5\n", ""))
+    path = write(tmp_path, "nostep.yaml", text.replace("    stepWeight: 5\n", ""))
     with pytest.raises(
         InputError,
-        match=rf"^{re.escape(str(path))}:{_line_of(text, 'canaryAnalysis')}: "
+        match=rf"^{re.escape(str(path))}:{line_of(text, 'canaryAnalysis')}: "
         r"spec\.canaryAnalysis: stepWeight or stepWeights must be set",
     ):
         load_policy([path])
 
 
 def test_unresolved_template_ref_names_metric_and_template(tmp_path):
-    path = _write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
+    path = write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
     with pytest.raises(InputError) as info:
         _import(path)
     msg = str(info.value)
     assert msg.startswith(
-        f"{path}:{_line_of(CANARY_WITH_TEMPLATE, 'name: my-metric')}: spec.analysis.metrics[1].templateRef.name: "
+        f"{path}:{line_of(CANARY_WITH_TEMPLATE, 'name: my-metric')}: spec.analysis.metrics[1].templateRef.name: "
     )
     assert "'p99-latency'" in msg and "'my-metric'" in msg
 
 
 def test_template_in_another_namespace_does_not_resolve(tmp_path):
-    canary = _write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
-    other = _write(
+    canary = write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
+    other = write(
         tmp_path,
         "t.yaml",
         "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\n"
@@ -589,23 +563,23 @@ def test_template_in_another_namespace_does_not_resolve(tmp_path):
 
 
 def test_bad_metric_template_names_its_own_line(tmp_path):
-    canary = _write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
+    canary = write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
     text = (
         "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata: {name: my-metric}\n"
         "spec:\n  provider: {type: prometheus}\n  querry: up\n"
     )
-    template = _write(tmp_path, "t.yaml", text)
+    template = write(tmp_path, "t.yaml", text)
     with pytest.raises(InputError, match=rf"^{re.escape(str(template))}:6: spec\.querry: unknown key"):
         _import(canary, template)
 
 
 def test_no_canary_or_two_canaries_name_the_files(tmp_path):
-    deploy = _write(tmp_path, "deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\n")
+    deploy = write(tmp_path, "deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\n")
     where = re.escape(str(deploy))
     with pytest.raises(InputError, match=rf"^{where}:1: no Flagger Canary .* in {where}$"):
         read_policy([deploy])
-    one = _write(tmp_path, "one.yaml", CANARY_WITH_TEMPLATE.replace("latency-canary", "first"))
-    two = _write(tmp_path, "two.yaml", CANARY_WITH_TEMPLATE.replace("latency-canary", "second"))
+    one = write(tmp_path, "one.yaml", CANARY_WITH_TEMPLATE.replace("latency-canary", "first"))
+    two = write(tmp_path, "two.yaml", CANARY_WITH_TEMPLATE.replace("latency-canary", "second"))
     with pytest.raises(
         InputError,
         match=rf"^{re.escape(str(two))}:1: a second Canary \(second\).*"
@@ -615,7 +589,7 @@ def test_no_canary_or_two_canaries_name_the_files(tmp_path):
 
 
 def test_argo_manifests_go_to_the_argo_importer(tmp_path):
-    path = _write(
+    path = write(
         tmp_path, "rollout.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: a}\nspec: {}\n"
     )
     with pytest.raises(
@@ -628,7 +602,7 @@ def test_argo_manifests_go_to_the_argo_importer(tmp_path):
 
 def test_other_flagger_api_versions_are_refused(tmp_path):
     text = CANARY_WITH_TEMPLATE.replace("flagger.app/v1beta1", "flagger.app/v1alpha3")
-    path = _write(tmp_path, "old.yaml", text)
+    path = write(tmp_path, "old.yaml", text)
     with pytest.raises(InputError, match=rf"{re.escape(str(path))}:1: apiVersion: pdsim reads flagger.app/v1beta1"):
         load_policy([path])
 
@@ -640,20 +614,20 @@ def test_other_flagger_api_versions_are_refused(tmp_path):
 def test_bundle_in_one_file_and_kind_list(tmp_path):
     template = (FIXTURES / TEMPLATE_FIXTURE).read_text()
     deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo}\nspec: {replicas: 2}\n"
-    bundle = _write(tmp_path, "bundle.yaml", "---\n".join([deploy, CANARY_WITH_TEMPLATE, template]) + "---\n")
+    bundle = write(tmp_path, "bundle.yaml", "---\n".join([deploy, CANARY_WITH_TEMPLATE, template]) + "---\n")
     spec = load_policy([bundle]).spec
     assert "my-metric" in spec.metricTemplates
     # `kubectl get canaries -o yaml` gives a List; its items count one by one.
     items = [yaml.safe_load(CANARY_WITH_TEMPLATE), yaml.safe_load(template)]
-    listed = _write(tmp_path, "list.yaml", yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    listed = write(tmp_path, "list.yaml", yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
     assert load_policy([listed]).spec == spec
     bad = yaml.safe_load(CANARY_WITH_TEMPLATE)
     bad["spec"]["analysis"]["maxWeight"] = 500
     text = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [bad, items[1]]})
-    listed = _write(tmp_path, "badlist.yaml", text)
+    listed = write(tmp_path, "badlist.yaml", text)
     with pytest.raises(
         InputError,
-        match=rf"^{re.escape(str(listed))}:{_line_of(text, 'maxWeight')}: "
+        match=rf"^{re.escape(str(listed))}:{line_of(text, 'maxWeight')}: "
         r"spec\.analysis\.maxWeight: ",
     ):
         load_policy([listed])
@@ -661,7 +635,7 @@ def test_bundle_in_one_file_and_kind_list(tmp_path):
 
 @needs_fixtures
 def test_pdsim_policy_file_combines_with_metric_template_manifests(tmp_path):
-    policy = _write(
+    policy = write(
         tmp_path,
         "p.yaml",
         "flagger:\n  analysis:\n    interval: 1m\n    stepWeight: 10\n"
@@ -670,7 +644,7 @@ def test_pdsim_policy_file_combines_with_metric_template_manifests(tmp_path):
     loaded = read_policy([policy, FIXTURES / TEMPLATE_FIXTURE])
     assert loaded.name == "p"
     assert loaded.spec.flagger.metricTemplates["my-metric"].provider["type"] == "prometheus"
-    copy = _write(tmp_path, "copy.yaml", policy.read_text())
+    copy = write(tmp_path, "copy.yaml", policy.read_text())
     with pytest.raises(InputError, match="a second pdsim policy file"):
         read_policy([policy, copy])
     with pytest.raises(InputError, match="a Canary cannot be combined with a pdsim policy file"):
@@ -685,12 +659,12 @@ def _scenario_with_manifest(tmp_path: Path, manifest: str) -> tuple[Path, object
     may not accept `manifest` yet)."""
     text = (REPO / "scenarios" / "error-spike.yaml").read_text()
     text = text[: text.index("policy:")] + f"policy:\n  manifest: {manifest}\nruns: 5\nseed: 1\n"
-    path = _write(tmp_path, "scenario.yaml", text)
+    path = write(tmp_path, "scenario.yaml", text)
     try:
         return path, load_scenario(path)
     except InputError:
         base = text[: text.index("policy:")] + "runs: 5\nseed: 1\n"
-        scenario = load_scenario(_write(tmp_path, "base.yaml", base))
+        scenario = load_scenario(write(tmp_path, "base.yaml", base))
         spec = PolicySpec.model_construct(flagger=None, manifest=manifest)
         return path, scenario.model_copy(update={"policy": spec})
 
@@ -718,7 +692,7 @@ def test_scenario_manifest_missing_file_is_an_error(tmp_path):
 def test_policy_file_naming_a_manifest(tmp_path):
     shutil.copy(FIXTURES / "istio-canary.yaml", tmp_path / "canary.yaml")
     (tmp_path / "sub").mkdir()
-    ref = _write(tmp_path / "sub", "ref.yaml", "manifest: ../canary.yaml\n")
+    ref = write(tmp_path / "sub", "ref.yaml", "manifest: ../canary.yaml\n")
     policy = load_policy([ref])
     assert policy.name == "podinfo" and policy.spec.analysis.stepWeight == 5
 
@@ -748,7 +722,7 @@ def test_fixture_canary_runs_in_the_simulator(name):
 
 
 def test_policy_yaml_header_is_comments_only(tmp_path):
-    path = _write(tmp_path, "quiet.yaml", QUIET)
+    path = write(tmp_path, "quiet.yaml", QUIET)
     result = _import(path)
     text = policy_yaml(result)
     head, body = text.split("flagger:", 1)

@@ -24,6 +24,7 @@ from sim.policies.argo.rollout import ArgoRollout, ArgoState, Run
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.base import Finish, HookCalled, Observation, Rollback, Routes, SetWeights
 from sim.policies.judges import JudgeData, VersionSeries
+from tests import helpers
 
 TEMPLATE = {
     "metrics": [
@@ -55,20 +56,8 @@ def drive(
     webhooks: dict | None = None,
     versions: list[JudgeData | None] | None = None,
 ) -> list[tuple[ArgoState, tuple]]:
-    """Steps at the policy's own ticks with the given success-rate values, routes read
-    back from SetWeights."""
-    state, routes, t, out = p.initial_state(), Routes(), 0.0, []
-    for n, v in enumerate(values, 1):
-        t = p.next_tick(state, t)
-        if t is None:
-            break
-        obs = Observation(
-            t, n, {"sr": v}, routes, webhooks=webhooks or {}, versions=versions[n - 1] if versions else None
-        )
-        state, actions = p.step(state, obs)
-        routes = next((Routes(a.canary_weight) for a in actions if isinstance(a, SetWeights)), routes)
-        out.append((state, actions))
-    return out
+    """The shared driver (tests.helpers.drive) with ``values`` as the metric "sr", one a tick."""
+    return helpers.drive(p, [{"sr": v} for v in values], webhooks, versions)
 
 
 GOOD = [0.99] * 200

@@ -15,9 +15,7 @@ import pytest
 from sim.policies.base import Finish, MetricQuery, Observation, Policy, PolicyContractError, SetWeights, check_policy
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
-
-SR = {"name": "request-success-rate", "thresholdRange": {"min": 99}}
-LAT = {"name": "request-duration", "thresholdRange": {"max": 500}}
+from tests.helpers import LAT, SR
 
 SPECS = {
     "step-weight": {

@@ -23,15 +23,9 @@ import pytest
 from sim.policies.base import NO_DATA, Finish, Observation, Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
-
-SR = "request-success-rate"
-LAT = "request-duration"
-
-GOOD = {SR: 99.9, LAT: 100.0}
-BAD_SR = {SR: 90.0, LAT: 100.0}
-BAD_LAT = {SR: 99.9, LAT: 900.0}
-BAD_BOTH = {SR: 90.0, LAT: 900.0}
-NOTHING = {SR: NO_DATA, LAT: NO_DATA}
+from tests.helpers import BAD_BOTH, BAD_SR, GOOD, NOTHING
+from tests.helpers import REQUEST_DURATION as LAT
+from tests.helpers import SUCCESS_RATE as SR
 
 READY = Readiness()
 

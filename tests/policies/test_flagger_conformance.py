@@ -54,16 +54,12 @@ from sim.policies.base import (
 )
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
+from tests.helpers import BAD_BOTH, BAD_LAT, BAD_SR, GOOD, NOTHING
+from tests.helpers import REQUEST_DURATION as LAT
+from tests.helpers import SUCCESS_RATE as SR
 
-SR = "request-success-rate"
-LAT = "request-duration"
 NAN = float("nan")
 
-GOOD = {SR: 99.9, LAT: 100.0}
-BAD_SR = {SR: 90.0, LAT: 100.0}
-BAD_LAT = {SR: 99.9, LAT: 900.0}
-BAD_BOTH = {SR: 90.0, LAT: 900.0}
-NOTHING = {SR: NO_DATA, LAT: NO_DATA}
 BOTH = (SR, LAT)  # the reads of a tick whose builtin checks all run
 
 READY = Readiness()

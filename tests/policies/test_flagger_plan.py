@@ -19,8 +19,8 @@ from sim.policies.base import HookCalled, Observation, Readiness, Routes, SetWei
 from sim.policies.flagger.canary import FlaggerCanary, FlaggerState
 from sim.policies.flagger.plan import set_weights
 from sim.policies.flagger.spec import FlaggerPolicySpec
+from tests.helpers import SR, drive
 
-SR = {"name": "request-success-rate", "thresholdRange": {"min": 99}}
 LAT = {"name": "request-duration", "thresholdRange": {"max": 500.9}}
 SPEC = {
     "analysis": {
@@ -39,21 +39,6 @@ SPEC = {
 
 def policy() -> FlaggerCanary:
     return FlaggerCanary(FlaggerPolicySpec.model_validate(SPEC))
-
-
-def drive(
-    p: FlaggerCanary, metrics: list[dict[str, float | None]], webhooks: dict | None = None
-) -> list[tuple[FlaggerState, tuple]]:
-    """Steps with the given metric values per tick, routes read back from SetWeights."""
-    state, routes, t, out = p.initial_state(), Routes(), 0.0, []
-    for n, m in enumerate(metrics, 1):
-        t = p.next_tick(state, t)
-        if t is None:
-            break
-        state, actions = p.step(state, Observation(t, n, m, routes, webhooks=webhooks or {}))
-        routes = next((Routes(a.canary_weight) for a in actions if isinstance(a, SetWeights)), routes)
-        out.append((state, actions))
-    return out
 
 
 GOOD, BAD = {SR["name"]: 99.9, LAT["name"]: 100.0}, {SR["name"]: 90.0, LAT["name"]: 100.0}

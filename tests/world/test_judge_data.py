@@ -17,7 +17,7 @@ from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.runs.runner import run_batch, run_one
 from sim.world.controller import World
-from tests.test_scenarios import SCENARIO_DIR
+from tests.helpers import SCENARIOS
 from tests.world.test_telemetry import filled
 
 
@@ -49,7 +49,7 @@ def _judged(scenario, judge: dict) -> FlaggerCanary:
 
 
 def test_primary_counters_are_drawn_only_for_judges():
-    sc = load_scenario(SCENARIO_DIR / "good-release.yaml")
+    sc = load_scenario(SCENARIOS / "good-release.yaml")
     plain = World(sc, FlaggerCanary(sc.policy.flagger), [1])
     assert not plain.traffic.primary_counts and not plain.traffic.primary_histogram
     errors_only = World(sc, _judged(sc, {"kind": "sprt"}), [1])
@@ -77,7 +77,7 @@ class _Spy:
 
 
 def test_the_world_shows_the_judge_both_versions_up_to_the_tick():
-    sc = load_scenario(SCENARIO_DIR / "good-release.yaml")
+    sc = load_scenario(SCENARIOS / "good-release.yaml")
     sc = sc.model_copy(update={"telemetry": sc.telemetry.model_copy(update={"lag": 20.0})})
     policy = _judged(sc, {"kind": "sequential"})
     spy = _Spy()
@@ -92,7 +92,7 @@ def test_the_world_shows_the_judge_both_versions_up_to_the_tick():
 
 
 def test_judged_records_depend_on_the_seed_only():
-    sc = load_scenario(SCENARIO_DIR / "small-regression.yaml")
+    sc = load_scenario(SCENARIOS / "small-regression.yaml")
     policy = _judged(sc, {"kind": "sequential", "alpha": 0.01})
     batch = run_batch(sc, policy, 6, 99)
     for rec in batch[::2]:
@@ -101,6 +101,6 @@ def test_judged_records_depend_on_the_seed_only():
 
 
 def test_exact_mode_feeds_the_judge_too():
-    sc = load_scenario(SCENARIO_DIR / "error-spike.yaml")
+    sc = load_scenario(SCENARIOS / "error-spike.yaml")
     rec = run_one(sc, _judged(sc, {"kind": "sequential", "alpha": 0.01}), 3, exact=True).record
     assert rec.outcome == "rolled_back" and rec.rollback_reason.startswith("judge sequential")

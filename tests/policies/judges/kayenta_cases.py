@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-CASES_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "kayenta" / "kayenta_cases.json"
+from tests.helpers import TEST_FIXTURES
+
+CASES_FILE = TEST_FIXTURES / "kayenta" / "kayenta_cases.json"
 
 
 @lru_cache(maxsize=1)

@@ -7,8 +7,6 @@ same at the reconcile it happens in; ``accept`` promotes fully.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from sim.errors import InputError
@@ -17,8 +15,9 @@ from sim.inputs.scenario import parse_scenario
 from sim.policies.base import check_policy
 from sim.runs.runner import run_batch
 from sim.yamlio import load_yaml, loads_yaml
+from tests.helpers import SCENARIOS
 
-SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "argo-canary-steps.yaml"
+SCENARIO = SCENARIOS / "argo-canary-steps.yaml"
 
 
 def _with_judge(judge: str) -> str:

@@ -20,9 +20,8 @@ from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.policies.judges.base import JudgeData, VersionSeries
 from sim.yamlio import loads_yaml
+from tests.helpers import LAT, SR
 
-SR = {"name": "request-success-rate", "thresholdRange": {"min": 99}}
-LAT = {"name": "request-duration", "thresholdRange": {"max": 500}}
 KINDS = [
     {"kind": "sequential"},
     {"kind": "sequential", "combine": "mean"},

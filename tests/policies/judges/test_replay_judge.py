@@ -16,8 +16,9 @@ import pytest
 from sim.errors import InputError
 from sim.inputs.policy import load_policy
 from sim.runs.replay import load_observations, replay
+from tests.helpers import TEST_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "replay"
+FIXTURES = TEST_FIXTURES / "replay"
 
 
 def _policy(tmp_path: Path, judge: str = "{kind: sequential, alpha: 0.01}"):

@@ -127,9 +127,9 @@ def _world(stem: str, judge: dict, runs: int):
     from sim.policies.flagger.canary import FlaggerCanary
     from sim.policies.flagger.spec import FlaggerPolicySpec
     from sim.runs.runner import run_batch
-    from tests.test_scenarios import SCENARIO_DIR
+    from tests.helpers import SCENARIOS
 
-    sc = load_scenario(SCENARIO_DIR / f"{stem}.yaml")
+    sc = load_scenario(SCENARIOS / f"{stem}.yaml")
     spec = sc.policy.flagger.model_dump(exclude_unset=True)
     return run_batch(sc, FlaggerCanary(FlaggerPolicySpec.model_validate({**spec, "judge": judge})), runs, sc.seed)
 

@@ -1,0 +1,27 @@
+"""Flagger's builtin metrics, as a canary names them, and the observations policy tests feed.
+
+The dicts are shared by many modules: never mutate them; build a changed copy
+(``{**SR, "interval": "1m"}``, ``dict(GOOD, **{SUCCESS_RATE: 95.0})``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.policies.base import NO_DATA
+
+#: The builtin metrics' names (fluxcd/flagger pkg/metrics/observers).
+SUCCESS_RATE = "request-success-rate"
+REQUEST_DURATION = "request-duration"
+
+#: The two checks of Flagger's documentation, as users write them: at least 99% of
+#: requests succeed, the p99 latency stays at or below 500 ms.
+SR: dict[str, Any] = {"name": SUCCESS_RATE, "thresholdRange": {"min": 99}}
+LAT: dict[str, Any] = {"name": REQUEST_DURATION, "thresholdRange": {"max": 500}}
+
+#: One tick's metric values against those checks: both pass, one or both fail, no data.
+GOOD = {SUCCESS_RATE: 99.9, REQUEST_DURATION: 100.0}
+BAD_SR = {SUCCESS_RATE: 90.0, REQUEST_DURATION: 100.0}
+BAD_LAT = {SUCCESS_RATE: 99.9, REQUEST_DURATION: 900.0}
+BAD_BOTH = {SUCCESS_RATE: 90.0, REQUEST_DURATION: 900.0}
+NOTHING = {SUCCESS_RATE: NO_DATA, REQUEST_DURATION: NO_DATA}
