@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 #: The fields every run record starts with, in order: the outcome contract of pdsim's
-#: records (JSON, Parquet, ``RunRecord``). Fields after these are documented extensions.
+#: records (JSON, Parquet, ``RunRecord``; docs/architecture.md section 5). Fields after
+#: these are documented extensions.
 RECORD_FIELDS = (
     "scenario",
     "policy",
