@@ -36,7 +36,7 @@ live traffic, so a judge is not consulted there.
 
 Speed: ``step`` and ``next_tick`` run at every tick of every simulated rollout, so what
 depends only on the spec is derived once into a cached plan (``sim.policies.argo.plan``),
-states are copied without the frozen dataclass's field-by-field ``__init__``, a reconcile
+states are copied by the frozen-state copy device (``sim.policies.frozen``), a reconcile
 that changes nothing hands back the state it was given, and constant actions are shared.
 """
 
@@ -66,6 +66,7 @@ from sim.policies.argo.plan import (
 from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec
 from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
 from sim.policies.flagger.plan import set_weights
+from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, JudgeData, make_judge
 from sim.policies.judges.kayenta import KayentaJudge
 from sim.units import parse_duration
@@ -135,28 +136,10 @@ class ArgoState:
         introspection: this runs several times per tick of every simulated rollout)."""
         if not changes.keys() <= _FIELDS:
             raise TypeError(f"ArgoState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
-        return _evolve(self, **changes)
+        return replace(self, **changes)
 
 
 _FIELDS = frozenset(f.name for f in fields(ArgoState))
-_new, _set = object.__new__, object.__setattr__
-
-
-def _run(kind: str, state: ar.AnalysisRunState) -> Run:
-    """``Run(kind, state)`` without the frozen dataclass's ``__init__``."""
-    run = _new(Run)
-    _set(run, "__dict__", {"kind": kind, "state": state})
-    return run
-
-
-def _evolve(s: ArgoState, **changes: object) -> ArgoState:
-    # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
-    # the instance dict is the same object at a fraction of the cost (no __post_init__).
-    d = s.__dict__.copy()
-    d.update(changes)
-    new = _new(ArgoState)
-    _set(new, "__dict__", d)
-    return new
 
 
 class ArgoRollout:
@@ -297,7 +280,7 @@ class ArgoRollout:
         update re-queues the rollout at once upstream)."""
         if not s.started:
             acts.append(SCALE_UP)
-            s = self._enter_step(p, _evolve(s, started=True), obs, acts)
+            s = self._enter_step(p, replace(s, started=True), obs, acts)
         if s.conditions:  # no pause condition, no pause for a person to lift
             since = _human_pause(p, s)
             if since is not None and self._manual(obs, acts, since):
@@ -323,9 +306,9 @@ class ArgoRollout:
         background run that was inconclusive is replaced, ``needsNewAnalysisRun``)."""
         step_run = s.run(f"step:{s.step_index}")
         if step_run is not None and step_run.state.phase == ar.INCONCLUSIVE and s.controller_pause:
-            s = _evolve(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
+            s = replace(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
             return self._advance_step(p, s, obs, acts)
-        return _evolve(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
+        return replace(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
 
     def _run_judge(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """The judge as a background analysis: reject aborts, accept promotes fully."""
@@ -333,7 +316,7 @@ class ArgoRollout:
             return s
         prior = s.judge if s.judge is not None else self.judge.initial_state()
         state, verdict = self.judge.judge(prior, obs.versions)
-        s = _evolve(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
+        s = replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
         if verdict.reject:
             return self._abort(
                 p,
@@ -362,7 +345,7 @@ class ArgoRollout:
             want = p.routed_before[min(s.step_index, len(p.steps))]
         if want != s.routed:
             acts.append(set_weights(want))
-            s = _evolve(s, routed=want)
+            s = replace(s, routed=want)
         return s
 
     def _enter_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
@@ -374,7 +357,7 @@ class ArgoRollout:
             return s
         step = current.step
         if step.setWeight is not None:
-            return _evolve(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
+            return replace(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
         if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
             sc = step.setCanaryScale
             w = (
@@ -382,14 +365,14 @@ class ArgoRollout:
                 if sc.matchTrafficWeight
                 else (sc.weight if sc.weight is not None else round(100 * (sc.replicas or 0) / self.spec.replicas))
             )
-            return _evolve(s, weight=w, event="setCanaryScale")
+            return replace(s, weight=w, event="setCanaryScale")
         if step.setHeaderRoute is not None:
             acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
-            return _evolve(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
+            return replace(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
         if step.setMirrorRoute is not None:
             pct = float(step.setMirrorRoute.percentage or 100)
             acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
-            return _evolve(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
+            return replace(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
         return s
 
     def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, start: float | None) -> bool:
@@ -416,7 +399,7 @@ class ArgoRollout:
         # A run from a previous step is cancelled (reconcileStepBasedAnalysisRun).
         done = f"step:{s.step_index}"
         runs = s.without(done) if s.run(done) is not None else s.runs
-        s = _evolve(s, runs=runs, step_index=s.step_index + 1)
+        s = replace(s, runs=runs, step_index=s.step_index + 1)
         if s.step_index >= len(p.steps):
             return s  # shouldFullPromote, at the next reconcile
         return self._enter_step(p, s, obs, acts)
@@ -452,11 +435,11 @@ class ArgoRollout:
         if obs.canary.ready and not inconclusive:
             pods = desired_pods(p, s.weight)  # reconcileCanaryReplicaSets
             if pods != s.canary_pods:
-                s = _evolve(s, canary_pods=pods)
+                s = replace(s, canary_pods=pods)
         if step.pause and not s.controller_pause and paused_at is None:
             adds.append(STEP_PAUSE)  # reconcileCanaryPause
         if self._step_completed(p, s, obs, step, paused_at):
-            s = self._advance_step(p, _evolve(s, event=f"step {s.step_index} completed"), obs, acts)
+            s = self._advance_step(p, replace(s, event=f"step {s.step_index} completed"), obs, acts)
             return _sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
         return _sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
 
@@ -471,14 +454,14 @@ class ArgoRollout:
             current = s.run("background")
             if self._needs_new_run(s, current):
                 run = Run("background", ar.start_run("background", p.background, obs.t))
-                s = _evolve(s, runs=s.without("background") + (run,))
+                s = replace(s, runs=s.without("background") + (run,))
             else:
                 verdicts.append(("background", current.state.phase))
         if not s.conditions and step.has_run:  # an analysis step with templates
             key = step.key
             current = s.run(key)
             if self._needs_new_run(s, current):
-                s = _evolve(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
+                s = replace(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
             else:
                 verdicts.append((key, current.state.phase))
         return s, verdicts
@@ -495,8 +478,8 @@ class ArgoRollout:
             if new is not run.state:
                 if runs is None:
                     runs = list(s.runs)
-                runs[i] = _run(run.kind, new)
-        return s if runs is None else _evolve(s, runs=tuple(runs))
+                runs[i] = build(Run, {"kind": run.kind, "state": new})
+        return s if runs is None else replace(s, runs=tuple(runs))
 
     def _measure_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """Blue/green: measure, then react as ``reconcilePre/PostPromotionAnalysisRun``
@@ -572,13 +555,13 @@ class ArgoRollout:
 
     def _terminate_runs(self, p: ArgoPlan, s: ArgoState, t: float) -> ArgoState:
         runs = [Run(run.kind, ar.terminate(p.analyses[run.kind][0], run.state, t)) for run in s.runs]
-        return _evolve(s, runs=tuple(runs))
+        return replace(s, runs=tuple(runs))
 
     def _abort(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action], reason: str) -> ArgoState:
         """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded."""
         acts += (NO_WEIGHT, Rollback(reason), FINISH_DEGRADED)
         s = self._terminate_runs(p, s, obs.t)
-        return _evolve(
+        return replace(
             s,
             phase=DEGRADED,
             weight=0,
@@ -593,7 +576,7 @@ class ArgoRollout:
     def _promote(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         acts += (PROMOTE, NO_WEIGHT, FINISH_HEALTHY)
         s = self._terminate_runs(p, s, obs.t)
-        return _evolve(
+        return replace(
             s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False, event="fully promoted"
         )  # promoteStable clears the pause conditions
 
@@ -603,12 +586,12 @@ class ArgoRollout:
         bg = self.spec.strategy.blueGreen
         if not s.started:
             acts.append(SCALE_UP)
-            s = _evolve(s, started=True, event="preview ReplicaSet created")
+            s = replace(s, started=True, event="preview ReplicaSet created")
         if not obs.canary.ready and not s.switched:
             return s
         if not s.switched:
             if "pre" in p.analyses and s.run("pre") is None:
-                s = _evolve(s, runs=s.runs + (Run("pre", ar.start_run("pre", p.analyses["pre"][0], obs.t)),))
+                s = replace(s, runs=s.runs + (Run("pre", ar.start_run("pre", p.analyses["pre"][0], obs.t)),))
             s = self._measure_runs(p, s, obs, acts)
             if s.phase in TERMINAL:
                 return s
@@ -617,7 +600,7 @@ class ArgoRollout:
             if inconclusive is not None:
                 if not self._manual(obs, acts, inconclusive):
                     return s
-                s = _evolve(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
+                s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
                 return s
             if pre is not None and pre.state.phase != ar.SUCCESSFUL:
                 return s
@@ -636,7 +619,7 @@ class ArgoRollout:
                 # reconcileActiveService switches only a saturated ReplicaSet: a preview
                 # of previewReplicaCount pods first scales to full size.
                 acts.append(SCALE_UP)
-                return _evolve(
+                return replace(
                     s,
                     phase=PROGRESSING,
                     conditions=(),
@@ -645,7 +628,7 @@ class ArgoRollout:
                     event="scaling the preview to full size",
                 )
             acts.append(set_weights(100))
-            s = _evolve(
+            s = replace(
                 s,
                 phase=PROGRESSING,
                 conditions=(),
@@ -655,7 +638,7 @@ class ArgoRollout:
                 event="switched active service to the new ReplicaSet",
             )
             if "post" in p.analyses:
-                s = _evolve(s, runs=s.runs + (Run("post", ar.start_run("post", p.analyses["post"][0], obs.t)),))
+                s = replace(s, runs=s.runs + (Run("post", ar.start_run("post", p.analyses["post"][0], obs.t)),))
             else:
                 return self._promote(p, s, obs, acts)
         inconclusive = s.condition(INCONCLUSIVE_PAUSE)
@@ -664,7 +647,7 @@ class ArgoRollout:
                 return s
             # promote clears the pause; needsNewAnalysisRun then starts a new post run.
             run = Run("post", ar.start_run("post", p.analyses["post"][0], obs.t))
-            s = _evolve(s, phase=PROGRESSING, conditions=(), runs=s.without("post") + (run,))
+            s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("post") + (run,))
         s = self._measure_runs(p, s, obs, acts)
         if s.phase in TERMINAL:
             return s
@@ -712,7 +695,7 @@ def _sync_pauses(
         phase = PAUSED if conditions else PROGRESSING
         if pause == s.controller_pause and phase == s.phase and event == s.event:
             return s
-        return _evolve(s, controller_pause=pause, phase=phase, event=event)
+        return replace(s, controller_pause=pause, phase=phase, event=event)
     conds = [c for c in s.conditions if c[0] not in removes]
     pause = s.controller_pause
     if adds:
@@ -728,7 +711,7 @@ def _sync_pauses(
     conditions = tuple(conds)
     if conditions == s.conditions and pause == s.controller_pause and phase == s.phase and event == s.event:
         return s
-    return _evolve(s, conditions=conditions, controller_pause=pause, phase=phase, event=event)
+    return replace(s, conditions=conditions, controller_pause=pause, phase=phase, event=event)
 
 
 def _header_ok(value: str | None, match: dict[str, str]) -> bool:

@@ -36,7 +36,7 @@ syncs ``{Failed, weight 0}``, which zeroes ``failedChecks`` too.
 
 Speed: ``step`` runs at every tick of every simulated rollout, so what depends only on the
 spec is derived once into a cached plan (``sim.policies.flagger.plan``), and states are
-copied without the frozen dataclass's field-by-field ``__init__``.
+copied by the frozen-state copy device (``sim.policies.frozen``).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from sim.policies.flagger.plan import (
     set_weights,
 )
 from sim.policies.flagger.spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec
+from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
 
 INITIALIZED, WAITING, PROGRESSING = "Initialized", "Waiting", "Progressing"
@@ -91,39 +92,18 @@ class FlaggerState:
         introspection: this runs at every tick of every simulated rollout)."""
         if not changes.keys() <= _FIELDS:
             raise TypeError(f"FlaggerState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
-        return _replace(self, changes)
+        return replace(self, **changes)
 
 
 _FIELDS = frozenset(f.name for f in fields(FlaggerState))
-_new, _set = object.__new__, object.__setattr__
-
-
-def _replace(s: FlaggerState, changes: dict[str, object]) -> FlaggerState:
-    # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
-    # the instance dict is the same object at a fraction of the cost (no __post_init__).
-    d = s.__dict__.copy()
-    d.update(changes)
-    new = _new(FlaggerState)
-    _set(new, "__dict__", d)
-    return new
-
-
-def _with_event(s: FlaggerState, event: str) -> FlaggerState:
-    d = s.__dict__.copy()
-    d["event"] = event
-    new = _new(FlaggerState)
-    _set(new, "__dict__", d)
-    return new
 
 
 def _fresh(
     phase: str, event: str, canary_weight: int = 0, judge_detail: tuple[tuple[str, object], ...] = ()
 ) -> FlaggerState:
     """``FlaggerState(phase, canary_weight, event=event, judge_detail=judge_detail)``."""
-    new = _new(FlaggerState)
-    _set(
-        new,
-        "__dict__",
+    return build(
+        FlaggerState,
         {
             "phase": phase,
             "canary_weight": canary_weight,
@@ -134,7 +114,6 @@ def _fresh(
             "judge_detail": judge_detail,
         },
     )
-    return new
 
 
 def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
@@ -300,7 +279,7 @@ class FlaggerCanary:
         phase = s.phase
         if not p.skip_analysis and not obs.primary.ready:
             if not _deadline_passed(p, obs.primary, obs.t):
-                return _with_event(s, "waiting for the primary to be ready")
+                return replace(s, event="waiting for the primary to be ready")
             if phase in (PROMOTING, FINALISING):
                 # handleFailedPromotion: the canary is the only healthy copy.
                 acts += (set_weights(TOTAL_WEIGHT), FINISH_FAILED)
@@ -319,7 +298,7 @@ class FlaggerCanary:
         if not obs.canary.ready:  # IsCanaryReady
             if _deadline_passed(p, obs.canary, obs.t):
                 return _rollback(p, s, obs, acts, "canary progress deadline exceeded")
-            return _with_event(s, "waiting for the canary to be ready")
+            return replace(s, event="waiting for the canary to be ready")
 
         if p.skip_analysis:  # shouldSkipAnalysis
             acts += (set_weights(0), PROMOTE, FINISH_SUCCEEDED)
@@ -360,7 +339,7 @@ class FlaggerCanary:
                         waiting = _confirm_promotion(p, s, obs, acts)
                         return waiting if waiting is not None else _promote(p, s, acts)
         if why:
-            return _replace(s, {"failed_checks": s.failed_checks + 1, "event": why})
+            return replace(s, failed_checks=s.failed_checks + 1, event=why)
 
         strategy = p.strategy
         if strategy == "ab-testing":
@@ -372,9 +351,9 @@ class FlaggerCanary:
             if not routes.mirrored and s.phase not in (PROMOTING, WAITING_PROMOTION, FINALISING):
                 for hook in p.confirm_traffic_increase:
                     if not _call(hook, obs, acts):
-                        return _with_event(s, f"waiting for traffic increase approval {hook.name}")
+                        return replace(s, event=f"waiting for traffic increase approval {hook.name}")
             return self._run_canary(p, s, obs, acts, routes)
-        return _with_event(s, "")
+        return replace(s, event="")
 
     # -- pieces of advanceCanary ----------------------------------------------------------
 
@@ -385,7 +364,7 @@ class FlaggerCanary:
         # States built from scratch (a new revision starting Progressing) carry no judge state.
         prior = s.judge if s.judge is not None else self.judge.initial_state()
         state, verdict = self.judge.judge(prior, obs.versions)
-        return _replace(s, {"judge": state, "judge_detail": tuple(sorted(verdict.detail.items()))}), verdict
+        return replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items()))), verdict
 
     def _run_metrics(
         self, p: FlaggerPlan, s: FlaggerState, obs: Observation
@@ -431,12 +410,12 @@ class FlaggerCanary:
             if p.mirror and weight == 0:
                 if not routes.mirrored:
                     acts.append(p.mirror_weights)
-                    return _replace(s, {"canary_weight": 0, "event": "Running mirror step 100/0"})
+                    return replace(s, canary_weight=0, event="Running mirror step 100/0")
                 new = step
             else:
                 new = min(TOTAL_WEIGHT, weight + step)
             acts.append(set_weights(new))
-            return _replace(s, {"canary_weight": new, "event": f"Advance canary weight {new}"})
+            return replace(s, canary_weight=new, event=f"Advance canary weight {new}")
         waiting = _confirm_promotion(p, s, obs, acts)
         return waiting if waiting is not None else _promote(p, s, acts)
 
@@ -449,9 +428,9 @@ def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:
 def _set_phase(p: FlaggerPlan, s: FlaggerState, phase: str, event: str) -> FlaggerState:
     """``setStatusPhase`` (status.go), and the event."""
     if phase in _KEEPS_WEIGHT:
-        return _replace(s, {"phase": phase, "event": event})
+        return replace(s, phase=phase, event=event)
     iterations = p.iterations - 1 if phase == WAITING_PROMOTION else 0
-    return _replace(s, {"phase": phase, "canary_weight": 0, "iterations": iterations, "event": event})
+    return replace(s, phase=phase, canary_weight=0, iterations=iterations, event=event)
 
 
 def _confirm_promotion(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState | None:
@@ -461,7 +440,7 @@ def _confirm_promotion(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: 
             event = f"waiting for promotion approval {hook.name}"
             if s.phase != WAITING_PROMOTION:
                 return _set_phase(p, s, WAITING_PROMOTION, event)
-            return _replace(s, {"iterations": p.iterations - 1, "event": event})
+            return replace(s, iterations=p.iterations - 1, event=event)
     return None
 
 
@@ -478,11 +457,11 @@ def _run_ab(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action
     if n > s.iterations:
         acts.append(MATCHED_ALL)
         event = f"Advance canary iteration {s.iterations + 1}/{n}"
-        return _replace(s, {"iterations": s.iterations + 1, "event": event})
+        return replace(s, iterations=s.iterations + 1, event=event)
     waiting = _confirm_promotion(p, s, obs, acts)
     if waiting is not None:
         return waiting
-    return _promote(p, s, acts) if n == s.iterations else _with_event(s, "")
+    return _promote(p, s, acts) if n == s.iterations else replace(s, event="")
 
 
 def _run_blue_green(
@@ -494,14 +473,14 @@ def _run_blue_green(
         if not p.kubernetes and p.mirror and not routes.mirrored:
             acts.append(p.mirror_weights)
         event = f"Advance canary iteration {s.iterations + 1}/{n}"
-        return _replace(s, {"iterations": s.iterations + 1, "event": event})
+        return replace(s, iterations=s.iterations + 1, event=event)
     waiting = _confirm_promotion(p, s, obs, acts)
     if waiting is not None:
         return waiting
     if n == s.iterations:
         if not p.kubernetes:
             acts.append(set_weights(TOTAL_WEIGHT))
-        return _replace(s, {"iterations": s.iterations + 1, "event": "Routing all traffic to canary"})
+        return replace(s, iterations=s.iterations + 1, event="Routing all traffic to canary")
     return _promote(p, s, acts)
 
 
@@ -520,10 +499,10 @@ def _promotion_traffic_shift(p: FlaggerPlan, s: FlaggerState, routes: Routes, ac
         acts.append(set_weights(new))
         if primary == TOTAL_WEIGHT:
             return _set_phase(p, s, FINALISING, f"Advance primary weight {primary}")
-        return _replace(s, {"canary_weight": new, "event": f"Advance primary weight {primary}"})
+        return replace(s, canary_weight=new, event=f"Advance primary weight {primary}")
     # Flagger does nothing when the canary already has no traffic (and so never
     # reaches Finalising); reproduced as is.
-    return _with_event(s, "")
+    return replace(s, event="")
 
 
 def _post_rollout(p: FlaggerPlan, obs: Observation, acts: list[Action]) -> None:
