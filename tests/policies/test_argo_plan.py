@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from sim.policies.argo import analysis_run as ar
-from sim.policies.argo.analyses import max_surge, replica_counts
-from sim.policies.argo.plan import desired_pods, manual_called
+from sim.policies.argo.plan import desired_pods, manual_called, max_surge, replica_counts
 from sim.policies.argo.rollout import ArgoRollout, ArgoState, Run
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.base import Finish, HookCalled, Observation, Rollback, Routes, SetWeights

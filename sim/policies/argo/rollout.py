@@ -49,7 +49,6 @@ from functools import cached_property
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo import kayenta as argo_kayenta
-from sim.policies.argo.analyses import resolve_analysis
 from sim.policies.argo.plan import (
     FINISH_DEGRADED,
     FINISH_HEALTHY,
@@ -57,13 +56,16 @@ from sim.policies.argo.plan import (
     NO_WEIGHT,
     PROMOTE,
     SCALE_UP,
+    Analyses,
     ArgoPlan,
     StepPlan,
     build_plan,
     desired_pods,
     manual_called,
+    resolve_analyses,
 )
-from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec
+from sim.policies.argo.spec import ArgoPolicySpec
+from sim.policies.argo.templates import ArgoMetric
 from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
 from sim.policies.flagger.plan import set_weights
 from sim.policies.frozen import build, replace
@@ -162,23 +164,9 @@ class ArgoRollout:
     # -- analyses ----------------------------------------------------------------------------
 
     @cached_property
-    def _analyses(self) -> dict[str, tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]]:
+    def _analyses(self) -> Analyses:
         """Resolved analyses by kind (``step:<index>`` for inline steps)."""
-        s = self.spec.strategy
-        out = {}
-        if s.canary is not None:
-            if s.canary.analysis is not None and s.canary.analysis.templates:
-                out["background"] = resolve_analysis(self.spec, s.canary.analysis)
-            for i, st in enumerate(s.canary.steps):
-                if st.analysis is not None and st.analysis.templates:
-                    out[f"step:{i}"] = resolve_analysis(self.spec, st.analysis)
-        else:
-            bg = s.blueGreen
-            if bg.prePromotionAnalysis is not None and bg.prePromotionAnalysis.templates:
-                out["pre"] = resolve_analysis(self.spec, bg.prePromotionAnalysis)
-            if bg.postPromotionAnalysis is not None and bg.postPromotionAnalysis.templates:
-                out["post"] = resolve_analysis(self.spec, bg.postPromotionAnalysis)
-        return out
+        return resolve_analyses(self.spec)
 
     @cached_property
     def _plan(self) -> ArgoPlan:
@@ -655,12 +643,6 @@ class ArgoRollout:
         if post is not None and post.state.phase == ar.SUCCESSFUL:
             return self._promote(p, s, obs, acts)
         return s
-
-
-def resolve_all(spec: ArgoPolicySpec) -> None:
-    """Resolve every analysis of a spec (arguments substituted, numbers and durations
-    parsed, dry-run patterns compiled), raising ValueError naming the metric if one is bad."""
-    _ = ArgoRollout(spec)._analyses  # a cached property: building it resolves them
 
 
 def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
