@@ -113,14 +113,6 @@ def _hash(x: object) -> int | str:
         return str(e)
 
 
-def test_evolve_changes_only_the_named_fields_and_rejects_unknown_ones():
-    s = ArgoState(step_index=2, weight=40, conditions=(("CanaryPauseStep", 10.0),))
-    assert s.evolve(weight=60) == ArgoState(step_index=2, weight=60, conditions=(("CanaryPauseStep", 10.0),))
-    assert s.weight == 40
-    with pytest.raises(TypeError, match="canary_weight"):
-        s.evolve(canary_weight=3)
-
-
 def test_step_does_not_mutate_its_arguments_and_an_idle_reconcile_changes_nothing():
     p = policy()
     ticks = drive(p, GOOD[:4])

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 
 from sim.policies.argo import analysis_run as ar
@@ -132,16 +132,6 @@ class ArgoState:
             if r == reason:
                 return start
         return None
-
-    def evolve(self, **changes: object) -> ArgoState:
-        """A copy with some fields changed (``dataclasses.replace``, without its
-        introspection: this runs several times per tick of every simulated rollout)."""
-        if not changes.keys() <= _FIELDS:
-            raise TypeError(f"ArgoState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
-        return replace(self, **changes)
-
-
-_FIELDS = frozenset(f.name for f in fields(ArgoState))
 
 
 class ArgoRollout:

@@ -41,7 +41,7 @@ copied by the frozen-state copy device (``sim.policies.frozen``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from math import isnan, trunc
 
@@ -50,7 +50,6 @@ from sim.policies.flagger.plan import (
     FINISH_FAILED,
     FINISH_SUCCEEDED,
     MATCHED_ALL,
-    MIN_INTERVAL_S,
     NOP_ROUTES,
     PROMOTE,
     SCALE_UP,
@@ -86,16 +85,6 @@ class FlaggerState:
     event: str = ""
     judge: object = None  # the judge's own (immutable) state, when there is a judge
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last judgement, for the trace
-
-    def evolve(self, **changes: object) -> FlaggerState:
-        """A copy with some fields changed (``dataclasses.replace``, without its
-        introspection: this runs at every tick of every simulated rollout)."""
-        if not changes.keys() <= _FIELDS:
-            raise TypeError(f"FlaggerState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
-        return replace(self, **changes)
-
-
-_FIELDS = frozenset(f.name for f in fields(FlaggerState))
 
 
 def _fresh(
@@ -148,22 +137,6 @@ class FlaggerCanary:
     @property
     def analysis(self) -> FlaggerAnalysis:
         return self.spec.analysis or FlaggerAnalysis()
-
-    @property
-    def skip_analysis(self) -> bool:
-        return self.spec.analysis is None or self.spec.skipAnalysis  # Canary.SkipAnalysis
-
-    @property
-    def interval_s(self) -> float:
-        return max(self.analysis.interval, MIN_INTERVAL_S)
-
-    @property
-    def threshold(self) -> int:
-        return self.analysis.threshold if self.analysis.threshold > 0 else 1
-
-    @property
-    def kubernetes(self) -> bool:
-        return self.spec.provider == "kubernetes"
 
     @property
     def _mirror_percent(self) -> float:
