@@ -64,14 +64,14 @@ from sim.policies.argo.plan import (
     manual_called,
     resolve_analyses,
 )
-from sim.policies.argo.spec import ArgoPolicySpec
-from sim.policies.argo.templates import ArgoMetric
+from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep
+from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
 from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
 from sim.policies.flagger.plan import set_weights
 from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, JudgeData, make_judge
 from sim.policies.judges.kayenta import KayentaJudge
-from sim.units import parse_duration
+from sim.units import format_duration, parse_duration
 
 RESYNC_S = 15.0
 PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
@@ -162,6 +162,40 @@ class ArgoRollout:
     def _plan(self) -> ArgoPlan:
         """Everything a reconcile needs that depends only on the spec (built on first use)."""
         return build_plan(self.spec, self._analyses, _MAX_RECONCILES)
+
+    def describe(self) -> list[str]:
+        """A short human summary of the strategy settings, one line per item, e.g.
+        ``Argo canary: steps setWeight 20, pause 5m; background analysis success-rate from
+        step 1; 5 replicas``. The metric checks are not included (see ``queries``)."""
+        spec = self.spec
+        c, bg = spec.strategy.canary, spec.strategy.blueGreen
+        parts: list[str] = []
+        if c is not None:
+            kind = "Argo canary"
+            parts.append("steps " + (", ".join(_describe_step(st) for st in c.steps) or "none"))
+            if c.analysis is not None and c.analysis.templates:
+                start = f" from step {c.analysis.startingStep}" if c.analysis.startingStep else ""
+                parts.append(f"background analysis {_templates(c.analysis)}{start}")
+            if c.trafficRouting is None:
+                parts.append("no traffic router (weights by pod counts)")
+        elif bg is not None:
+            kind = "Argo blue/green"
+            if bg.prePromotionAnalysis is not None and bg.prePromotionAnalysis.templates:
+                parts.append(f"pre-promotion analysis {_templates(bg.prePromotionAnalysis)}")
+            if not bg.autoPromotionEnabled:
+                parts.append("promoted by hand")
+            elif bg.autoPromotionSeconds > 0:
+                parts.append(f"promoted automatically after {format_duration(bg.autoPromotionSeconds)}")
+            else:
+                parts.append("promoted automatically")
+            if bg.postPromotionAnalysis is not None and bg.postPromotionAnalysis.templates:
+                parts.append(f"post-promotion analysis {_templates(bg.postPromotionAnalysis)}")
+        preview = bg.previewReplicaCount if bg is not None else None
+        parts.append(
+            f"{spec.replicas} replica{'s' if spec.replicas != 1 else ''}"
+            + (f" (preview {preview})" if preview is not None else "")
+        )
+        return [f"{kind}: {'; '.join(parts)}"]
 
     def queries(self) -> list[MetricQuery]:
         """Prometheus metrics, keyed by metric name (bound in the scenario, or recognised
@@ -684,6 +718,34 @@ def _sync_pauses(
     if conditions == s.conditions and pause == s.controller_pause and phase == s.phase and event == s.event:
         return s
     return replace(s, conditions=conditions, controller_pause=pause, phase=phase, event=event)
+
+
+def _describe_step(st: CanaryStep) -> str:
+    """One canary step as ``describe`` shows it, e.g. ``setWeight 20`` or ``pause 5m``."""
+    if st.setWeight is not None:
+        return f"setWeight {st.setWeight}"
+    if st.pause is not None:
+        return (
+            f"pause {format_duration(st.pause.duration)}" if st.pause.duration is not None else "pause (until promoted)"
+        )
+    if st.analysis is not None:
+        return f"analysis {_templates(st.analysis)}"
+    if st.setCanaryScale is not None:
+        sc = st.setCanaryScale
+        if sc.matchTrafficWeight:
+            return "setCanaryScale matchTrafficWeight"
+        return (
+            f"setCanaryScale weight {sc.weight}" if sc.weight is not None else f"setCanaryScale replicas {sc.replicas}"
+        )
+    if st.setHeaderRoute is not None:
+        return f"setHeaderRoute {st.setHeaderRoute.name}"
+    if st.setMirrorRoute is not None:
+        return f"setMirrorRoute {st.setMirrorRoute.name} {st.setMirrorRoute.percentage or 100}%"
+    return st.kind
+
+
+def _templates(analysis: RolloutAnalysis) -> str:
+    return "+".join(ref.templateName for ref in analysis.templates)
 
 
 def _header_ok(value: str | None, match: dict[str, str]) -> bool:

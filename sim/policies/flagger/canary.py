@@ -62,6 +62,7 @@ from sim.policies.flagger.plan import (
 from sim.policies.flagger.spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec
 from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
+from sim.units import format_duration
 
 INITIALIZED, WAITING, PROGRESSING = "Initialized", "Waiting", "Progressing"
 WAITING_PROMOTION, PROMOTING, FINALISING = "WaitingPromotion", "Promoting", "Finalising"
@@ -167,6 +168,35 @@ class FlaggerCanary:
             if here == canary_weight:
                 return min(max_step, nxt - canary_weight)
         return max_step
+
+    def describe(self) -> list[str]:
+        """A short human summary of the strategy settings, one line per item, e.g.
+        ``Flagger canary: every 1m, stepWeight 10% up to maxWeight 50%, rollback after 5
+        failed checks``. The metric checks are not included (see ``queries``)."""
+        spec, a = self.spec, self.spec.analysis
+        if a is None:
+            return ["Flagger: no analysis, the new revision is promoted at once"]
+        strategy = spec.strategy()
+        name = {"canary": "canary", "ab-testing": "A/B testing", "blue-green": "blue/green"}[strategy]
+        if spec.provider == "kubernetes":
+            name += " (kubernetes provider: no traffic shifting)"
+        if spec.skipAnalysis:
+            return [f"Flagger {name}: skipAnalysis, promoted without analysis"]
+        every = f"every {format_duration(a.interval)}"
+        rollback = f"rollback after {a.analysis_threshold} failed checks"
+        mirrored = f"mirroring {self._mirror_percent:g}% of requests"
+        if strategy == "canary":
+            steps = f"stepWeights {a.stepWeights}" if a.stepWeights else f"stepWeight {a.stepWeight}%"
+            max_w = a.maxWeight if a.maxWeight is not None else TOTAL_WEIGHT
+            first = f"one step {mirrored}, then " if a.mirror else ""
+            return [f"Flagger canary: {every}, {first}{steps} up to maxWeight {max_w}%, {rollback}"]
+        n = spec.iterations()
+        if strategy == "ab-testing":
+            rules = f"{len(a.match)} match rule" + ("s" if len(a.match) != 1 else "")
+            routed = f"{n} iterations with matching requests ({rules}) on the canary"
+            return [f"Flagger A/B testing: {every}, {routed}, {rollback}"]
+        during = mirrored if a.mirror and spec.provider != "kubernetes" else "no live traffic"
+        return [f"Flagger {name}: {every}, {n} iterations with {during}, then all traffic switched, {rollback}"]
 
     def queries(self) -> list[MetricQuery]:
         return [q for _, q in self._checks]
