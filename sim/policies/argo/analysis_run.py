@@ -399,7 +399,7 @@ def _tasks(
         # Go: now.After(finishedAt + interval). The requeue set by calculateNextReconcileTime
         # fires at finishedAt + interval and the worker runs an instant later, so at the
         # due time itself the measurement is taken: >= here.
-        if t >= last.finished_at + wait:  # type: ignore[operator]
+        if t >= last.finished_at + wait:  # type: ignore[operator]  # finished: in-flight ones continued above
             tasks.append((i, spec, False))
     return tasks
 
@@ -467,7 +467,7 @@ def _decided(value: Any, spec: MetricSpec, decide: Decide) -> tuple[str, str]:
 
 
 def _measure(
-    spec: MetricSpec, previous: Measurement | None, got: ProviderResult, t: float, decide: Decide
+    spec: MetricSpec, previous: Measurement | None, got: ProviderResult, t: float, decide: Decide | None
 ) -> Measurement:
     """Provider Run (previous None) or Resume: the new or updated measurement."""
     started = previous.started_at if previous is not None else t
@@ -480,6 +480,7 @@ def _measure(
             raise ValueError(f"metric {spec.name!r}: provider phase {got.phase!r}")
         return _measurement(got.phase, got.value, started, t, got.message)
     value = [] if got is None else got
+    assert decide is not None  # _run_measurements sets it when a raw value is due
     phase, message = _decided(value, spec, decide)
     return _measurement(phase, value, started, t, message)
 
@@ -569,7 +570,7 @@ def _run_measurements(
             m = _terminated(spec, prev, t) if terminating else _measure(spec, prev, values[spec.name], t, decide)
             attrs["measurements"] = res.measurements[:-1] + (m,)
         else:
-            m = _measure(spec, None, values[spec.name], t, decide)  # type: ignore[arg-type]
+            m = _measure(spec, None, values[spec.name], t, decide)
             attrs["measurements"] = res.measurements + (m,)
         if not res.measurements:  # the metric's first measurement starts its MetricResult
             attrs["phase"] = RUNNING

@@ -326,8 +326,10 @@ class ArgoRollout:
         """The judge as a background analysis: reject aborts, accept promotes fully."""
         if obs.versions is None:
             return s
-        prior = s.judge if s.judge is not None else self.judge.initial_state()
-        state, verdict = self.judge.judge(prior, obs.versions)
+        judge = self.judge
+        assert judge is not None  # called only for a policy with a judge
+        prior = s.judge if s.judge is not None else judge.initial_state()
+        state, verdict = judge.judge(prior, obs.versions)
         s = replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
         if verdict.reject:
             return self._abort(
@@ -335,7 +337,7 @@ class ArgoRollout:
                 s,
                 obs,
                 acts,
-                f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}".rstrip(": "),
+                f"judge {judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}".rstrip(": "),
             )
         if verdict.accept:
             return self._promote(p, s, obs, acts)
@@ -370,7 +372,7 @@ class ArgoRollout:
         step = current.step
         if step.setWeight is not None:
             return replace(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
-        if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
+        if step.setCanaryScale is not None and not p.traffic_routing:
             sc = step.setCanaryScale
             w = (
                 s.weight
@@ -416,11 +418,10 @@ class ArgoRollout:
             return s  # shouldFullPromote, at the next reconcile
         return self._enter_step(p, s, obs, acts)
 
-    def _needs_new_run(self, s: ArgoState, current: Run | None) -> bool:
-        """``needsNewAnalysisRun`` (``rollout/analysis.go``); ``AbortedAt`` is never set
-        while the rollout still runs here (an abort is terminal)."""
-        if current is None:
-            return True
+    def _needs_new_run(self, s: ArgoState, current: Run) -> bool:
+        """``needsNewAnalysisRun`` (``rollout/analysis.go``) for an existing run (a missing
+        one is always needed); ``AbortedAt`` is never set while the rollout still runs here
+        (an abort is terminal)."""
         if s.controller_pause and s.condition(STEP_PAUSE) is None and s.condition(BLUE_GREEN_PAUSE) is None:
             return current.state.phase == ar.INCONCLUSIVE
         return False
@@ -464,7 +465,7 @@ class ArgoRollout:
         verdicts: list[tuple[str, str]] = []
         if p.background is not None and s.step_index >= p.starting_step and not inconclusive:
             current = s.run("background")
-            if self._needs_new_run(s, current):
+            if current is None or self._needs_new_run(s, current):
                 run = Run("background", ar.start_run("background", p.background, obs.t))
                 s = replace(s, runs=s.without("background") + (run,))
             else:
@@ -472,7 +473,7 @@ class ArgoRollout:
         if not s.conditions and step.has_run:  # an analysis step with templates
             key = step.key
             current = s.run(key)
-            if self._needs_new_run(s, current):
+            if current is None or self._needs_new_run(s, current):
                 s = replace(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
             else:
                 verdicts.append((key, current.state.phase))
@@ -596,6 +597,7 @@ class ArgoRollout:
 
     def _blue_green(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         bg = self.spec.strategy.blueGreen
+        assert bg is not None  # the plan is not a canary's
         if not s.started:
             acts.append(SCALE_UP)
             s = replace(s, started=True, event="preview ReplicaSet created")

@@ -163,7 +163,7 @@ class ArgoPolicySpec(StrictModel):
         out: list[RolloutAnalysis | None] = []
         if s.canary is not None:
             out += [s.canary.analysis] + [st.analysis for st in s.canary.steps]
-        else:
+        elif s.blueGreen is not None:
             out += [s.blueGreen.prePromotionAnalysis, s.blueGreen.postPromotionAnalysis]
         return [a for a in out if a is not None]
 

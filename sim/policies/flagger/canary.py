@@ -115,7 +115,7 @@ def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
     elif ok is False:
         actions.append(hook.failed)
     else:  # a truthy or falsy non-bool, recorded as given
-        actions.append(HookCalled(hook.name, hook.kind, ok, *hook.load))  # type: ignore[arg-type]
+        actions.append(HookCalled(hook.name, hook.kind, ok, *hook.load))
     return ok
 
 
@@ -335,6 +335,7 @@ class FlaggerCanary:
                 why, s, verdict = self._run_metrics(p, s, obs)
                 if verdict is not None:
                     if verdict.reject:
+                        assert self.judge is not None  # a verdict comes from the judge
                         reason = f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}"
                         return _rollback(p, s, obs, acts, reason.rstrip(": "))
                     if not why and verdict.accept:
@@ -365,8 +366,10 @@ class FlaggerCanary:
         if obs.versions is None:
             return s, Judgement(Verdict.NO_DATA, detail={"statistic": "no per-version counters"})
         # States built from scratch (a new revision starting Progressing) carry no judge state.
-        prior = s.judge if s.judge is not None else self.judge.initial_state()
-        state, verdict = self.judge.judge(prior, obs.versions)
+        judge = self.judge
+        assert judge is not None  # called only for a policy with a judge
+        prior = s.judge if s.judge is not None else judge.initial_state()
+        state, verdict = judge.judge(prior, obs.versions)
         return replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items()))), verdict
 
     def _run_metrics(
@@ -385,6 +388,7 @@ class FlaggerCanary:
                     if verdict.reject:
                         return "", s, verdict
                     if verdict.verdict in (Verdict.NO_DATA, Verdict.FAIL):
+                        assert self.judge is not None  # a check is judged only with a judge
                         what = "no values found for" if verdict.verdict == Verdict.NO_DATA else "failed"
                         return f"Halt advancement judge {self.judge.kind} {what} {c.name}", s, verdict
                 continue
