@@ -28,7 +28,7 @@ def test_flagger_canary_keeps_the_reports_wording():
         (
             {"interval": "30s", "stepWeights": [5, 20, 60]},
             {},
-            "Flagger canary: every 30s, stepWeights [5, 20, 60] up to maxWeight 100%, rollback after 1 failed checks",
+            "Flagger canary: every 30s, stepWeights [5, 20, 60] up to maxWeight 60%, rollback after 1 failed checks",
         ),
         (
             {**CANARY, "mirror": True, "mirrorWeight": 50},

@@ -159,6 +159,8 @@ class ArgoPolicySpec(StrictModel):
         return self
 
     def analyses(self) -> list[RolloutAnalysis]:
+        """Every ``analysis`` block of the strategy: background then steps, or pre- then
+        post-promotion."""
         s = self.strategy
         out: list[RolloutAnalysis | None] = []
         if s.canary is not None:
@@ -168,4 +170,5 @@ class ArgoPolicySpec(StrictModel):
         return [a for a in out if a is not None]
 
     def template_refs(self) -> list[TemplateRef]:
+        """The AnalysisTemplate references of every analysis block, in order."""
         return [t for a in self.analyses() for t in a.templates]

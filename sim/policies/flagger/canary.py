@@ -187,9 +187,8 @@ class FlaggerCanary:
         mirrored = f"mirroring {self._mirror_percent:g}% of requests"
         if strategy == "canary":
             steps = f"stepWeights {a.stepWeights}" if a.stepWeights else f"stepWeight {a.stepWeight}%"
-            max_w = a.maxWeight if a.maxWeight is not None else TOTAL_WEIGHT
             first = f"one step {mirrored}, then " if a.mirror else ""
-            return [f"Flagger canary: {every}, {first}{steps} up to maxWeight {max_w}%, {rollback}"]
+            return [f"Flagger canary: {every}, {first}{steps} up to maxWeight {self.max_weight()}%, {rollback}"]
         n = spec.iterations()
         if strategy == "ab-testing":
             rules = f"{len(a.match)} match rule" + ("s" if len(a.match) != 1 else "")
