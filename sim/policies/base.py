@@ -109,7 +109,7 @@ class Observation:
         webhook_latency: Mapping[str, float] = _NEW_DICT,
         versions: JudgeData | None = None,
     ) -> None:
-        # The dataclass's own __init__, but one write of the instance dict instead of a
+        # The frozen-state copy device (sim.policies.frozen), inlined: one write of the instance dict instead of a
         # frozen object.__setattr__ per field: the world builds one per tick of every rollout.
         object.__setattr__(
             self,

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from sim.policies.argo import analysis_run as ar
-from sim.policies.argo.analyses import max_surge, replica_counts
-from sim.policies.argo.plan import desired_pods, manual_called
+from sim.policies.argo.plan import desired_pods, manual_called, max_surge, replica_counts
 from sim.policies.argo.rollout import ArgoRollout, ArgoState, Run
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.base import Finish, HookCalled, Observation, Rollback, Routes, SetWeights
@@ -101,14 +100,6 @@ def _hash(x: object) -> int | str:
         return hash(x)
     except TypeError as e:
         return str(e)
-
-
-def test_evolve_changes_only_the_named_fields_and_rejects_unknown_ones():
-    s = ArgoState(step_index=2, weight=40, conditions=(("CanaryPauseStep", 10.0),))
-    assert s.evolve(weight=60) == ArgoState(step_index=2, weight=60, conditions=(("CanaryPauseStep", 10.0),))
-    assert s.weight == 40
-    with pytest.raises(TypeError, match="canary_weight"):
-        s.evolve(canary_weight=3)
 
 
 def test_step_does_not_mutate_its_arguments_and_an_idle_reconcile_changes_nothing():

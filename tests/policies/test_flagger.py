@@ -99,7 +99,7 @@ def drive(policy: FlaggerCanary, ticks: Sequence[T | Mapping[str, float | None]]
         if not isinstance(spec, T):
             spec = T(metrics=spec)
         nt = policy.next_tick(state, t)
-        t = nt if nt is not None else t + policy.interval_s
+        t = nt if nt is not None else t + policy.analysis.analysis_interval
         obs = Observation(t=t, tick=n, metrics=spec.metrics, routes=routes, canary=spec.canary, primary=spec.primary)
         state, actions = policy.step(state, obs)
         for a in actions:

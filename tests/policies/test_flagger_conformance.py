@@ -797,7 +797,7 @@ def play(case: dict[str, Any]) -> tuple[list[Row], list[tuple]]:
     all_actions: list[tuple] = []
     for n, (given, want) in enumerate(case["ticks"], start=1):
         nt = policy.next_tick(state, t)
-        t = nt if nt is not None else t + policy.interval_s
+        t = nt if nt is not None else t + policy.analysis.analysis_interval
         if nop:
             routes = Routes(100 if policy.status(state)["iterations"] > 0 else 0)
         else:

@@ -79,14 +79,6 @@ def test_states_built_by_the_fast_paths_are_ordinary_states():
     assert ticks[-1][0] == FlaggerState("Failed", event="Rolling back: failed checks threshold reached 2")
 
 
-def test_evolve_changes_only_the_named_fields_and_rejects_unknown_ones():
-    s = FlaggerState("Progressing", 20, 1, 0, "x")
-    assert s.evolve(failed_checks=2) == FlaggerState("Progressing", 20, 2, 0, "x")
-    assert s == FlaggerState("Progressing", 20, 1, 0, "x")
-    with pytest.raises(TypeError, match="weight"):
-        s.evolve(weight=3)
-
-
 def test_hook_records_carry_the_outcome_and_the_load_testers_rate():
     ticks = drive(policy(), [GOOD, GOOD, GOOD, GOOD, GOOD], webhooks={"gate": False})
     calls = [a for _, actions in ticks for a in actions if isinstance(a, HookCalled)]

@@ -3,12 +3,19 @@
 Parts:
 
 * ``spec``: the ``argo:`` block (strategy, AnalysisTemplates), ``ArgoPolicySpec``;
-* ``plan``: what a spec implies before the first reconcile (steps, replicas, analyses);
+* ``templates``: the AnalysisTemplate models and the ``analysis`` blocks that use them;
+* ``analyses``: an ``analysis`` block resolved into the metric specs of a run;
+* ``plan``: what a spec implies before the first reconcile (steps, pods, analyses by run);
 * ``rollout``: the Rollout reconciler (``ArgoRollout``): canary steps and blue/green;
-* ``analyses``: which AnalysisRuns a step or the background starts;
 * ``analysis_run``: the AnalysisRun reconciler (measurements, limits, phases);
 * ``expr``: a safe evaluator of ``successCondition`` / ``failureCondition``;
 * ``kayenta``: the ``kayenta`` provider, judged by pdsim's Kayenta replica.
+
+Layers, lowest first: ``expr``, ``analysis_run`` < ``templates`` < ``analyses`` < ``spec``
+< ``plan`` < ``rollout``; none imports one above it.
 """
 
-__all__ = ["analyses", "analysis_run", "expr", "kayenta", "plan", "rollout", "spec"]
+from sim.policies.argo.rollout import ArgoRollout, ArgoState
+from sim.policies.argo.spec import ArgoPolicySpec
+
+__all__ = ["ArgoPolicySpec", "ArgoRollout", "ArgoState"]

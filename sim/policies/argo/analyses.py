@@ -1,30 +1,30 @@
-"""Argo Rollouts analyses resolved for the policy, and the replica arithmetic of a
-basic canary.
+"""Argo Rollouts analyses resolved for the policy.
 
 ``resolve_analysis`` turns an ``analysis`` block (templates, args, dryRun) into the metric
-specs ``sim.policies.argo.analysis_run`` runs; ``replica_counts`` is ``utils/replicaset/canary.go``
-``approximateWeightedCanaryStableReplicaCounts``, which sets a canary's traffic share when
-no traffic router does.
+specs ``sim.policies.argo.analysis_run`` runs. It reads only the AnalysisTemplate models
+(``sim.policies.argo.templates``), so the spec can check, when it is validated, that every
+analysis resolves, without knowing the reconciler.
 """
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Mapping
 
 from sim.policies.argo import analysis_run as ar
-from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec, RolloutAnalysis, substitute
+from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis, TemplateSpec, substitute
 from sim.units import parse_duration
 
 
 def resolve_analysis(
-    spec: ArgoPolicySpec, analysis: RolloutAnalysis
+    analysis: RolloutAnalysis, templates: Mapping[str, TemplateSpec], cluster_templates: Mapping[str, TemplateSpec]
 ) -> tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]:
     """One ``analysis`` block of a rollout as AnalysisRun metric specs: its templates
     flattened, ``{{args.x}}`` substituted (an argument without a value stays symbolic,
     ``<x>``), counts and durations parsed, dry-run patterns matched as Go's
     ``regexp.MatchString`` does. Returns the specs and the metrics with their providers'
-    arguments substituted.
+    arguments substituted. ``templates`` and ``cluster_templates`` are the policy's
+    AnalysisTemplates and ClusterAnalysisTemplates by name.
 
     Raises:
         ValueError: naming the metric whose count, limit or duration is not valid.
@@ -33,7 +33,7 @@ def resolve_analysis(
     args: dict[str, str] = {}
     dry = {d.metricName for d in analysis.dryRun}
     for ref in analysis.templates:
-        t = (spec.clusterTemplates if ref.clusterScope else spec.templates)[ref.templateName]
+        t = (cluster_templates if ref.clusterScope else templates)[ref.templateName]
         args.update({a.name: a.value for a in t.args if a.value is not None})
         dry |= {d.metricName for d in t.dryRun}
         for m in t.metrics:
@@ -74,45 +74,6 @@ def resolve_analysis(
         specs.append(metric_spec)
         metrics[name] = m.model_copy(update={"provider": _subst_tree(m.provider, args)})
     return tuple(specs), metrics
-
-
-def max_surge(c, replicas: int) -> int:
-    """``maxSurge`` in pods (default 25%, rounded up)."""
-    v = (c.model_extra or {}).get("maxSurge", "25%")
-    if isinstance(v, str) and v.endswith("%"):
-        return math.ceil(replicas * float(v[:-1]) / 100)
-    return int(v)
-
-
-def replica_counts(replicas: int, weight: int, max_surge: int) -> tuple[int, int]:
-    """Canary and stable pods approximating ``weight`` percent (utils/replicaset/canary.go,
-    ``approximateWeightedCanaryStableReplicaCounts``): the candidates rounding the canary
-    count up or down, with one surge pod when allowed, the closest to the weight wins."""
-
-    def tied(total: int) -> bool:
-        return math.modf(total * weight / 100)[0] == 0.5
-
-    def delta(canary: int, total: int) -> float:
-        return abs(canary * 100 / total - weight)
-
-    ceil_c, floor_c = math.ceil(replicas * weight / 100), math.floor(replicas * weight / 100)
-    zero_ok = weight in (0, 100) or (replicas == 1 and max_surge == 0)
-    options = []
-    if ceil_c < replicas or zero_ok:
-        options.append((ceil_c, replicas))
-    if not tied(replicas) and (floor_c != 0 or zero_ok):
-        options.append((floor_c, replicas))
-    if max_surge > 0:
-        options.append((ceil_c, replicas + 1))
-        if not tied(replicas + 1) and (floor_c != 0 or zero_ok):
-            options.append((floor_c, replicas + 1))
-    if not options:
-        return 0, replicas
-    best = options[0]
-    for opt in options[1:]:
-        if delta(*opt) < delta(*best):
-            best = opt
-    return best[0], best[1] - best[0]
 
 
 def _seconds(value: str | None, args: dict[str, str]) -> float | None:

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, TypeVar
+from typing import Any
+
+from sim.policies.frozen import build, field_values, replace
 
 PENDING, RUNNING = "Pending", "Running"
 SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR = "Successful", "Failed", "Inconclusive", "Error"
@@ -54,29 +56,6 @@ RUN_TERMINATED = "Run Terminated"
 STATUS_ORDER = (SUCCESSFUL, RUNNING, PENDING, INCONCLUSIVE, ERROR, FAILED)
 _RANK = {p: i for i, p in enumerate(STATUS_ORDER)}
 _TERMINATING = frozenset({FAILED, ERROR, INCONCLUSIVE})
-
-_T = TypeVar("_T")
-_new, _set = object.__new__, object.__setattr__
-
-
-def _copy(obj: _T, **changes: Any) -> _T:
-    """``dataclasses.replace`` for this module's frozen dataclasses (none has a
-    ``__post_init__`` or a field left out of ``__init__``): a copy of the instance dict,
-    without the field-by-field ``__init__``. A run is reconciled at every measurement of
-    every simulated rollout."""
-    d = obj.__dict__.copy()
-    d.update(changes)
-    new = _new(type(obj))
-    _set(new, "__dict__", d)
-    return new
-
-
-def _instance(cls: type[_T], attrs: dict[str, Any]) -> _T:
-    """An instance of ``cls`` with these fields (all of them), as ``_copy`` builds it."""
-    new = _new(cls)
-    _set(new, "__dict__", attrs)
-    return new
-
 
 # -- spec and state ---------------------------------------------------------------------
 
@@ -420,7 +399,7 @@ def _tasks(
         # Go: now.After(finishedAt + interval). The requeue set by calculateNextReconcileTime
         # fires at finishedAt + interval and the worker runs an instant later, so at the
         # due time itself the measurement is taken: >= here.
-        if t >= last.finished_at + wait:  # type: ignore[operator]
+        if t >= last.finished_at + wait:  # type: ignore[operator]  # finished: in-flight ones continued above
             tasks.append((i, spec, False))
     return tasks
 
@@ -488,7 +467,7 @@ def _decided(value: Any, spec: MetricSpec, decide: Decide) -> tuple[str, str]:
 
 
 def _measure(
-    spec: MetricSpec, previous: Measurement | None, got: ProviderResult, t: float, decide: Decide
+    spec: MetricSpec, previous: Measurement | None, got: ProviderResult, t: float, decide: Decide | None
 ) -> Measurement:
     """Provider Run (previous None) or Resume: the new or updated measurement."""
     started = previous.started_at if previous is not None else t
@@ -501,6 +480,7 @@ def _measure(
             raise ValueError(f"metric {spec.name!r}: provider phase {got.phase!r}")
         return _measurement(got.phase, got.value, started, t, got.message)
     value = [] if got is None else got
+    assert decide is not None  # _run_measurements sets it when a raw value is due
     phase, message = _decided(value, spec, decide)
     return _measurement(phase, value, started, t, message)
 
@@ -513,11 +493,9 @@ def _measurement(
     message: str = "",
     resume_at: float | None = None,
 ) -> Measurement:
-    """``Measurement(...)``, built as ``_copy`` builds its copies."""
-    m = _new(Measurement)
-    _set(
-        m,
-        "__dict__",
+    """``Measurement(...)``, built without its ``__init__`` (``sim.policies.frozen``)."""
+    return build(
+        Measurement,
         {
             "phase": phase,
             "value": value,
@@ -527,16 +505,15 @@ def _measurement(
             "resume_at": resume_at,
         },
     )
-    return m
 
 
 def _terminated(spec: MetricSpec, m: Measurement, t: float) -> Measurement:
     """Provider Terminate of an in-flight measurement: the job provider deletes the Job
     and marks it Inconclusive; the others (prometheus, web, kayenta) return it unchanged."""
     if spec.provider == "job":
-        m = _copy(m, phase=INCONCLUSIVE, finished_at=t, resume_at=None)
+        m = replace(m, phase=INCONCLUSIVE, finished_at=t, resume_at=None)
     if m.phase in (SUCCESSFUL, INCONCLUSIVE):
-        m = _copy(m, message=METRIC_TERMINATED)
+        m = replace(m, message=METRIC_TERMINATED)
     return m
 
 
@@ -587,21 +564,21 @@ def _run_measurements(
     results = list(state.metrics)
     for i, spec, resume in tasks:
         res = results[i]
-        attrs = res.__dict__.copy()
+        attrs = field_values(res)
         if resume:
             prev = res.measurements[-1]
             m = _terminated(spec, prev, t) if terminating else _measure(spec, prev, values[spec.name], t, decide)
             attrs["measurements"] = res.measurements[:-1] + (m,)
         else:
-            m = _measure(spec, None, values[spec.name], t, decide)  # type: ignore[arg-type]
+            m = _measure(spec, None, values[spec.name], t, decide)
             attrs["measurements"] = res.measurements + (m,)
         if not res.measurements:  # the metric's first measurement starts its MetricResult
             attrs["phase"] = RUNNING
             attrs["dry_run"] = spec.dry_run
         if m.phase in COMPLETED:
             _count(attrs, m.phase)
-        results[i] = _instance(MetricResult, attrs)
-    return _copy(state, metrics=tuple(results))
+        results[i] = build(MetricResult, attrs)
+    return replace(state, metrics=tuple(results))
 
 
 # -- run assessment (assessRunStatus) -----------------------------------------------------
@@ -621,7 +598,7 @@ def _assess_run(specs: Sequence[MetricSpec], state: AnalysisRunState) -> tuple[A
             continue
         status = assess_metric_status(spec, res, terminating)
         if status != res.phase:
-            res = _copy(res, phase=status, message=res.measurements[-1].message)
+            res = replace(res, phase=status, message=res.measurements[-1].message)
             changed = True
         if status not in COMPLETED:
             everything_completed = False
@@ -638,11 +615,11 @@ def _assess_run(specs: Sequence[MetricSpec], state: AnalysisRunState) -> tuple[A
                 if worst_phase == "":
                     worst_phase = SUCCESSFUL  # dry-run verdicts never count
                 if why:
-                    res = _copy(res, message=f"Metric assessed {status} due to {why}")
+                    res = replace(res, message=f"Metric assessed {status} due to {why}")
                     changed = True
         results.append(res)
     if changed:
-        state = _copy(state, metrics=tuple(results))
+        state = replace(state, metrics=tuple(results))
     worst_message = worst_message.strip()
     if terminating:
         return state, (worst_phase or SUCCESSFUL), worst_message
@@ -658,10 +635,10 @@ def _trim(specs: Sequence[MetricSpec], state: AnalysisRunState) -> AnalysisRunSt
     for spec, res in zip(specs, state.metrics):
         limit = spec.measurement_retention if spec.measurement_retention > 0 else MEASUREMENT_HISTORY_LIMIT
         if len(res.measurements) > limit:
-            res = _copy(res, measurements=res.measurements[-limit:])
+            res = replace(res, measurements=res.measurements[-limit:])
             trimmed = True
         results.append(res)
-    return _copy(state, metrics=tuple(results)) if trimmed else state
+    return replace(state, metrics=tuple(results)) if trimmed else state
 
 
 def _reconcile(
@@ -678,14 +655,14 @@ def _reconcile(
         return state
     invalid = validate(specs)
     if invalid:
-        return _copy(state, phase=ERROR, message=f"Analysis spec invalid: {invalid}", completed_at=t)
+        return replace(state, phase=ERROR, message=f"Analysis spec invalid: {invalid}", completed_at=t)
     state = _run_measurements(specs, state, t, values, decide, known)
     state, phase, message = _assess_run(specs, state)
     if phase != state.phase:
         if phase in COMPLETED and state.completed_at is None:
-            state = _copy(state, phase=phase, message=message, completed_at=t)
+            state = replace(state, phase=phase, message=message, completed_at=t)
         else:
-            state = _copy(state, phase=phase, message=message)
+            state = replace(state, phase=phase, message=message)
     return _trim(specs, state)
 
 
@@ -694,15 +671,15 @@ def _reconcile(
 
 def start_run(name: str, specs: Sequence[MetricSpec], t: float) -> AnalysisRunState:
     """A new AnalysisRun created at ``t`` (not reconciled yet: ``next_due`` is ``t``)."""
-    metrics = tuple([_instance(MetricResult, {**_NEW_RESULT, "name": s.name, "dry_run": s.dry_run}) for s in specs])
-    return _instance(
+    metrics = tuple([build(MetricResult, {**_NEW_RESULT, "name": s.name, "dry_run": s.dry_run}) for s in specs])
+    return build(
         AnalysisRunState, {"name": name, "phase": PENDING, "started_at": t, "metrics": metrics, **_NEW_RUN_DEFAULTS}
     )
 
 
 #: A MetricResult's fields before its first measurement, and an AnalysisRun's defaulted
 #: fields: the dataclasses' own defaults, in field order (start_run builds instances from them).
-_NEW_RESULT = dict(MetricResult("").__dict__)
+_NEW_RESULT = field_values(MetricResult(""))
 _NEW_RUN_DEFAULTS = {f.name: f.default for f in fields(AnalysisRunState) if f.default is not MISSING}
 
 
@@ -781,4 +758,4 @@ def terminate(specs: Sequence[MetricSpec], state: AnalysisRunState, t: float) ->
     _check(specs, state)
     if state.completed:
         return state
-    return _reconcile(specs, _copy(state, terminate=True), t, {}, None)
+    return _reconcile(specs, replace(state, terminate=True), t, {}, None)

@@ -20,8 +20,9 @@ import functools
 import math
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeGuard
 
 MAX_SOURCE_LEN, MAX_DEPTH = 2000, 64
 _U, _MAP = "interface {}", "map[string]interface {}"
@@ -82,6 +83,13 @@ _BINARY = {
 _ALIASES = {"and": "&&", "or": "||", "not": "!", "^": "**"}
 _CMP = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
 _UNARY = {"!": 50, "-": 90, "+": 90}  # as in expr, `!a == b` is `(!a) == b`, `-2 ** 2` is -4
+#: The functions of one number (``asInt`` aside: it truncates as Go does).
+_NUM_FUNCS: dict[str, Callable[[float], object]] = {
+    "isNaN": math.isnan,
+    "isInf": math.isinf,
+    "asFloat": float,
+    "abs": abs,
+}
 _FUNCS = {"asInt": 1, "asFloat": 1, "isNaN": 1, "isInf": 1, "isNil": 1, "default": 2, "len": 1, "abs": 1}
 
 
@@ -219,7 +227,8 @@ class _Parser:
         _bad(f"unexpected token {value!r}")
 
 
-def _is_num(v: object) -> bool:
+def _is_num(v: object) -> TypeGuard[int | float]:
+    """Whether ``v`` is a number to expr (a bool is not)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -304,7 +313,7 @@ def _wrap(v: int) -> int:
 def _equal(a: object, b: object) -> bool:
     if _is_num(a) and _is_num(b):  # Go compares int with float64 by converting the int
         mixed = isinstance(a, float) or isinstance(b, float)
-        return float(a) == float(b) if mixed else a == b  # type: ignore[arg-type]
+        return float(a) == float(b) if mixed else a == b
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
@@ -328,7 +337,7 @@ def _binary(op: str, a: object, b: object) -> object:
     if not (_is_num(a) and _is_num(b)):
         _bad(f"invalid operation: {_gotype(a)} {op} {_gotype(b)}")
     ints = isinstance(a, int) and isinstance(b, int)
-    x, y = float(a), float(b)  # type: ignore[arg-type]
+    x, y = float(a), float(b)
     if op in _CMP:  # NaN compares false with everything, as in Go
         return _CMP[op](a, b) if ints else _CMP[op](x, y)
     if op == "/":  # always float division; a zero divisor gives ±Inf or NaN as in Go
@@ -344,23 +353,23 @@ def _binary(op: str, a: object, b: object) -> object:
         except ValueError:  # Go: 0 ** negative is ±Inf, negative ** fraction is NaN
             return (math.copysign(math.inf, x) if odd else math.inf) if x == 0 else math.nan
     if op == "%":
-        if not ints:
+        if not (isinstance(a, int) and isinstance(b, int)):  # ints, said again for the type checker
             _bad(f"invalid operation: {_gotype(a)} % {_gotype(b)}")
         if b == 0:
             _bad("runtime error: integer divide by zero")
-        r = abs(a) % abs(b)  # type: ignore[arg-type]  # Go truncates: the sign follows a
-        return _wrap(-r if a < 0 else r)  # type: ignore[operator]
-    if ints:
-        return _wrap({"+": a + b, "-": a - b, "*": a * b}[op])  # type: ignore[operator]
+        r = abs(a) % abs(b)  # Go truncates: the sign follows a
+        return _wrap(-r if a < 0 else r)
+    if isinstance(a, int) and isinstance(b, int):  # ints, said again for the type checker
+        return _wrap({"+": a + b, "-": a - b, "*": a * b}[op])
     return {"+": x + y, "-": x - y, "*": x * y}[op]
 
 
 def _fetch(base: object, key: object) -> object:
     if isinstance(base, dict) and isinstance(key, str):
         return base.get(key)  # a missing key is nil; Python attributes are never looked up
-    if isinstance(base, (list, tuple)) and _is_num(key) and math.isfinite(key):  # type: ignore[arg-type]
+    if isinstance(base, (list, tuple)) and _is_num(key) and math.isfinite(key):
         n = len(base)
-        i = int(key) + n if key < 0 else int(key)  # type: ignore[operator, call-overload]
+        i = int(key) + n if key < 0 else int(key)
         if not 0 <= i < n:  # expr allows negative indices from the end
             _bad(f"index out of range: {i} (array length is {n})")
         return base[i]
@@ -373,9 +382,8 @@ def _call(name: str, x: object, fallback: object, result: object) -> object:
         return result is None if name == "isNil" else fallback if result is None else result
     if name in ("isNaN", "isInf", "abs", "asFloat", "asInt") and _is_num(x):
         if name == "asInt":  # Go's int64(f) truncates; NaN/Inf/overflow give MinInt64 on amd64
-            return int(x) if math.isfinite(x) and abs(x) < 2**63 else -(2**63)  # type: ignore[arg-type]
-        fn = {"isNaN": math.isnan, "isInf": math.isinf, "asFloat": float}.get(name, abs)
-        return fn(x)  # type: ignore[operator]
+            return int(x) if math.isfinite(x) and abs(x) < 2**63 else -(2**63)
+        return _NUM_FUNCS[name](x)
     if name == "asInt" and isinstance(x, str):  # strconv.ParseInt(x, 10, 64)
         if re.fullmatch(r"[+-]?[0-9]+", x):
             if -(2**63) <= int(x) < 2**63:
@@ -425,7 +433,7 @@ class Expr:
         if n.op in ("-", "+") and n.kind == "unary":
             if not _is_num(a):
                 _bad(f"invalid operation: {n.op} {_gotype(a)}")
-            return a if n.op == "+" else _wrap(-a) if isinstance(a, int) else -a  # type: ignore[operator]
+            return a if n.op == "+" else _wrap(-a) if isinstance(a, int) else -a
         if n.kind in ("unary", "cond") or n.op in ("&&", "||"):
             if not isinstance(a, bool):
                 _bad(f"expected bool, but got {_gotype(a)}")

@@ -27,8 +27,6 @@ from sim.policies.judges.kayenta import KayentaJudge, KayentaSpec
 
 #: ``resumeDelay``: how long after ``Run`` (and after an incomplete ``Resume``) Argo polls.
 RESUME_DELAY_S = 15.0
-#: Kayenta's default query resolution when a scope sets no ``step``.
-DEFAULT_STEP_S = 60.0
 
 
 def evaluate_result(score: float, pass_: int, marginal: int) -> str:

@@ -16,8 +16,9 @@ import math
 from typing import NamedTuple
 
 from sim.policies.argo import analysis_run as ar
-from sim.policies.argo.analyses import max_surge, replica_counts
-from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec, CanaryStep
+from sim.policies.argo.analyses import resolve_analysis
+from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep, CanaryStrategy
+from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
 from sim.policies.base import Finish, HookCalled, Promote, ScaleUp
 from sim.policies.flagger.plan import set_weights
 
@@ -63,6 +64,65 @@ class ArgoPlan(NamedTuple):
     replicas: int
     max_surge: int
     analyses: Analyses
+
+
+def resolve_analyses(spec: ArgoPolicySpec) -> Analyses:
+    """The spec's analyses that start runs, resolved (``resolve_analysis``), by run kind:
+    ``background`` and ``step:<index>`` for a canary, ``pre`` and ``post`` for blue/green."""
+    s = spec.strategy
+    out: Analyses = {}
+
+    def add(kind: str, analysis: RolloutAnalysis | None) -> None:
+        if analysis is not None and analysis.templates:
+            out[kind] = resolve_analysis(analysis, spec.templates, spec.clusterTemplates)
+
+    if s.canary is not None:
+        add("background", s.canary.analysis)
+        for i, st in enumerate(s.canary.steps):
+            add(f"step:{i}", st.analysis)
+    elif s.blueGreen is not None:
+        add("pre", s.blueGreen.prePromotionAnalysis)
+        add("post", s.blueGreen.postPromotionAnalysis)
+    return out
+
+
+def max_surge(c: CanaryStrategy, replicas: int) -> int:
+    """``maxSurge`` in pods (default 25%, rounded up)."""
+    v = (c.model_extra or {}).get("maxSurge", "25%")
+    if isinstance(v, str) and v.endswith("%"):
+        return math.ceil(replicas * float(v[:-1]) / 100)
+    return int(v)
+
+
+def replica_counts(replicas: int, weight: int, max_surge: int) -> tuple[int, int]:
+    """Canary and stable pods approximating ``weight`` percent (utils/replicaset/canary.go,
+    ``approximateWeightedCanaryStableReplicaCounts``): the candidates rounding the canary
+    count up or down, with one surge pod when allowed, the closest to the weight wins."""
+
+    def tied(total: int) -> bool:
+        return math.modf(total * weight / 100)[0] == 0.5
+
+    def delta(canary: int, total: int) -> float:
+        return abs(canary * 100 / total - weight)
+
+    ceil_c, floor_c = math.ceil(replicas * weight / 100), math.floor(replicas * weight / 100)
+    zero_ok = weight in (0, 100) or (replicas == 1 and max_surge == 0)
+    options = []
+    if ceil_c < replicas or zero_ok:
+        options.append((ceil_c, replicas))
+    if not tied(replicas) and (floor_c != 0 or zero_ok):
+        options.append((floor_c, replicas))
+    if max_surge > 0:
+        options.append((ceil_c, replicas + 1))
+        if not tied(replicas + 1) and (floor_c != 0 or zero_ok):
+            options.append((floor_c, replicas + 1))
+    if not options:
+        return 0, replicas
+    best = options[0]
+    for opt in options[1:]:
+        if delta(*opt) < delta(*best):
+            best = opt
+    return best[0], best[1] - best[0]
 
 
 def _pods(routing: bool, replicas: int, surge: int, weight: int) -> tuple[int, int]:

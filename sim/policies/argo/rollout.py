@@ -36,7 +36,7 @@ live traffic, so a judge is not consulted there.
 
 Speed: ``step`` and ``next_tick`` run at every tick of every simulated rollout, so what
 depends only on the spec is derived once into a cached plan (``sim.policies.argo.plan``),
-states are copied without the frozen dataclass's field-by-field ``__init__``, a reconcile
+states are copied by the frozen-state copy device (``sim.policies.frozen``), a reconcile
 that changes nothing hands back the state it was given, and constant actions are shared.
 """
 
@@ -44,12 +44,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo import kayenta as argo_kayenta
-from sim.policies.argo.analyses import resolve_analysis
 from sim.policies.argo.plan import (
     FINISH_DEGRADED,
     FINISH_HEALTHY,
@@ -57,18 +56,22 @@ from sim.policies.argo.plan import (
     NO_WEIGHT,
     PROMOTE,
     SCALE_UP,
+    Analyses,
     ArgoPlan,
     StepPlan,
     build_plan,
     desired_pods,
     manual_called,
+    resolve_analyses,
 )
-from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec
+from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep
+from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
 from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
 from sim.policies.flagger.plan import set_weights
+from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, JudgeData, make_judge
 from sim.policies.judges.kayenta import KayentaJudge
-from sim.units import parse_duration
+from sim.units import format_duration, parse_duration
 
 RESYNC_S = 15.0
 PROGRESSING, PAUSED, DEGRADED, HEALTHY = "Progressing", "Paused", "Degraded", "Healthy"
@@ -130,34 +133,6 @@ class ArgoState:
                 return start
         return None
 
-    def evolve(self, **changes: object) -> ArgoState:
-        """A copy with some fields changed (``dataclasses.replace``, without its
-        introspection: this runs several times per tick of every simulated rollout)."""
-        if not changes.keys() <= _FIELDS:
-            raise TypeError(f"ArgoState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
-        return _evolve(self, **changes)
-
-
-_FIELDS = frozenset(f.name for f in fields(ArgoState))
-_new, _set = object.__new__, object.__setattr__
-
-
-def _run(kind: str, state: ar.AnalysisRunState) -> Run:
-    """``Run(kind, state)`` without the frozen dataclass's ``__init__``."""
-    run = _new(Run)
-    _set(run, "__dict__", {"kind": kind, "state": state})
-    return run
-
-
-def _evolve(s: ArgoState, **changes: object) -> ArgoState:
-    # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
-    # the instance dict is the same object at a fraction of the cost (no __post_init__).
-    d = s.__dict__.copy()
-    d.update(changes)
-    new = _new(ArgoState)
-    _set(new, "__dict__", d)
-    return new
-
 
 class ArgoRollout:
     """An Argo Rollout with its AnalysisTemplates.
@@ -179,28 +154,48 @@ class ArgoRollout:
     # -- analyses ----------------------------------------------------------------------------
 
     @cached_property
-    def _analyses(self) -> dict[str, tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]]:
+    def _analyses(self) -> Analyses:
         """Resolved analyses by kind (``step:<index>`` for inline steps)."""
-        s = self.spec.strategy
-        out = {}
-        if s.canary is not None:
-            if s.canary.analysis is not None and s.canary.analysis.templates:
-                out["background"] = resolve_analysis(self.spec, s.canary.analysis)
-            for i, st in enumerate(s.canary.steps):
-                if st.analysis is not None and st.analysis.templates:
-                    out[f"step:{i}"] = resolve_analysis(self.spec, st.analysis)
-        else:
-            bg = s.blueGreen
-            if bg.prePromotionAnalysis is not None and bg.prePromotionAnalysis.templates:
-                out["pre"] = resolve_analysis(self.spec, bg.prePromotionAnalysis)
-            if bg.postPromotionAnalysis is not None and bg.postPromotionAnalysis.templates:
-                out["post"] = resolve_analysis(self.spec, bg.postPromotionAnalysis)
-        return out
+        return resolve_analyses(self.spec)
 
     @cached_property
     def _plan(self) -> ArgoPlan:
         """Everything a reconcile needs that depends only on the spec (built on first use)."""
         return build_plan(self.spec, self._analyses, _MAX_RECONCILES)
+
+    def describe(self) -> list[str]:
+        """A short human summary of the strategy settings, one line per item, e.g.
+        ``Argo canary: steps setWeight 20, pause 5m; background analysis success-rate from
+        step 1; 5 replicas``. The metric checks are not included (see ``queries``)."""
+        spec = self.spec
+        c, bg = spec.strategy.canary, spec.strategy.blueGreen
+        parts: list[str] = []
+        if c is not None:
+            kind = "Argo canary"
+            parts.append("steps " + (", ".join(_describe_step(st) for st in c.steps) or "none"))
+            if c.analysis is not None and c.analysis.templates:
+                start = f" from step {c.analysis.startingStep}" if c.analysis.startingStep else ""
+                parts.append(f"background analysis {_templates(c.analysis)}{start}")
+            if c.trafficRouting is None:
+                parts.append("no traffic router (weights by pod counts)")
+        elif bg is not None:
+            kind = "Argo blue/green"
+            if bg.prePromotionAnalysis is not None and bg.prePromotionAnalysis.templates:
+                parts.append(f"pre-promotion analysis {_templates(bg.prePromotionAnalysis)}")
+            if not bg.autoPromotionEnabled:
+                parts.append("promoted by hand")
+            elif bg.autoPromotionSeconds > 0:
+                parts.append(f"promoted automatically after {format_duration(bg.autoPromotionSeconds)}")
+            else:
+                parts.append("promoted automatically")
+            if bg.postPromotionAnalysis is not None and bg.postPromotionAnalysis.templates:
+                parts.append(f"post-promotion analysis {_templates(bg.postPromotionAnalysis)}")
+        preview = bg.previewReplicaCount if bg is not None else None
+        parts.append(
+            f"{spec.replicas} replica{'s' if spec.replicas != 1 else ''}"
+            + (f" (preview {preview})" if preview is not None else "")
+        )
+        return [f"{kind}: {'; '.join(parts)}"]
 
     def queries(self) -> list[MetricQuery]:
         """Prometheus metrics, keyed by metric name (bound in the scenario, or recognised
@@ -297,7 +292,7 @@ class ArgoRollout:
         update re-queues the rollout at once upstream)."""
         if not s.started:
             acts.append(SCALE_UP)
-            s = self._enter_step(p, _evolve(s, started=True), obs, acts)
+            s = self._enter_step(p, replace(s, started=True), obs, acts)
         if s.conditions:  # no pause condition, no pause for a person to lift
             since = _human_pause(p, s)
             if since is not None and self._manual(obs, acts, since):
@@ -323,24 +318,26 @@ class ArgoRollout:
         background run that was inconclusive is replaced, ``needsNewAnalysisRun``)."""
         step_run = s.run(f"step:{s.step_index}")
         if step_run is not None and step_run.state.phase == ar.INCONCLUSIVE and s.controller_pause:
-            s = _evolve(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
+            s = replace(s, conditions=(), controller_pause=False, phase=PROGRESSING, event="promoted: step skipped")
             return self._advance_step(p, s, obs, acts)
-        return _evolve(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
+        return replace(s, conditions=(), phase=PROGRESSING, event="promoted: pause conditions cleared")
 
     def _run_judge(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """The judge as a background analysis: reject aborts, accept promotes fully."""
         if obs.versions is None:
             return s
-        prior = s.judge if s.judge is not None else self.judge.initial_state()
-        state, verdict = self.judge.judge(prior, obs.versions)
-        s = _evolve(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
+        judge = self.judge
+        assert judge is not None  # called only for a policy with a judge
+        prior = s.judge if s.judge is not None else judge.initial_state()
+        state, verdict = judge.judge(prior, obs.versions)
+        s = replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
         if verdict.reject:
             return self._abort(
                 p,
                 s,
                 obs,
                 acts,
-                f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}".rstrip(": "),
+                f"judge {judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}".rstrip(": "),
             )
         if verdict.accept:
             return self._promote(p, s, obs, acts)
@@ -362,7 +359,7 @@ class ArgoRollout:
             want = p.routed_before[min(s.step_index, len(p.steps))]
         if want != s.routed:
             acts.append(set_weights(want))
-            s = _evolve(s, routed=want)
+            s = replace(s, routed=want)
         return s
 
     def _enter_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
@@ -374,22 +371,22 @@ class ArgoRollout:
             return s
         step = current.step
         if step.setWeight is not None:
-            return _evolve(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
-        if step.setCanaryScale is not None and self.spec.strategy.canary.trafficRouting is None:
+            return replace(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
+        if step.setCanaryScale is not None and not p.traffic_routing:
             sc = step.setCanaryScale
             w = (
                 s.weight
                 if sc.matchTrafficWeight
                 else (sc.weight if sc.weight is not None else round(100 * (sc.replicas or 0) / self.spec.replicas))
             )
-            return _evolve(s, weight=w, event="setCanaryScale")
+            return replace(s, weight=w, event="setCanaryScale")
         if step.setHeaderRoute is not None:
             acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
-            return _evolve(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
+            return replace(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
         if step.setMirrorRoute is not None:
             pct = float(step.setMirrorRoute.percentage or 100)
             acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
-            return _evolve(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
+            return replace(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
         return s
 
     def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, start: float | None) -> bool:
@@ -416,16 +413,15 @@ class ArgoRollout:
         # A run from a previous step is cancelled (reconcileStepBasedAnalysisRun).
         done = f"step:{s.step_index}"
         runs = s.without(done) if s.run(done) is not None else s.runs
-        s = _evolve(s, runs=runs, step_index=s.step_index + 1)
+        s = replace(s, runs=runs, step_index=s.step_index + 1)
         if s.step_index >= len(p.steps):
             return s  # shouldFullPromote, at the next reconcile
         return self._enter_step(p, s, obs, acts)
 
-    def _needs_new_run(self, s: ArgoState, current: Run | None) -> bool:
-        """``needsNewAnalysisRun`` (``rollout/analysis.go``); ``AbortedAt`` is never set
-        while the rollout still runs here (an abort is terminal)."""
-        if current is None:
-            return True
+    def _needs_new_run(self, s: ArgoState, current: Run) -> bool:
+        """``needsNewAnalysisRun`` (``rollout/analysis.go``) for an existing run (a missing
+        one is always needed); ``AbortedAt`` is never set while the rollout still runs here
+        (an abort is terminal)."""
         if s.controller_pause and s.condition(STEP_PAUSE) is None and s.condition(BLUE_GREEN_PAUSE) is None:
             return current.state.phase == ar.INCONCLUSIVE
         return False
@@ -452,11 +448,11 @@ class ArgoRollout:
         if obs.canary.ready and not inconclusive:
             pods = desired_pods(p, s.weight)  # reconcileCanaryReplicaSets
             if pods != s.canary_pods:
-                s = _evolve(s, canary_pods=pods)
+                s = replace(s, canary_pods=pods)
         if step.pause and not s.controller_pause and paused_at is None:
             adds.append(STEP_PAUSE)  # reconcileCanaryPause
         if self._step_completed(p, s, obs, step, paused_at):
-            s = self._advance_step(p, _evolve(s, event=f"step {s.step_index} completed"), obs, acts)
+            s = self._advance_step(p, replace(s, event=f"step {s.step_index} completed"), obs, acts)
             return _sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
         return _sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
 
@@ -469,16 +465,16 @@ class ArgoRollout:
         verdicts: list[tuple[str, str]] = []
         if p.background is not None and s.step_index >= p.starting_step and not inconclusive:
             current = s.run("background")
-            if self._needs_new_run(s, current):
+            if current is None or self._needs_new_run(s, current):
                 run = Run("background", ar.start_run("background", p.background, obs.t))
-                s = _evolve(s, runs=s.without("background") + (run,))
+                s = replace(s, runs=s.without("background") + (run,))
             else:
                 verdicts.append(("background", current.state.phase))
         if not s.conditions and step.has_run:  # an analysis step with templates
             key = step.key
             current = s.run(key)
-            if self._needs_new_run(s, current):
-                s = _evolve(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
+            if current is None or self._needs_new_run(s, current):
+                s = replace(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
             else:
                 verdicts.append((key, current.state.phase))
         return s, verdicts
@@ -495,8 +491,8 @@ class ArgoRollout:
             if new is not run.state:
                 if runs is None:
                     runs = list(s.runs)
-                runs[i] = _run(run.kind, new)
-        return s if runs is None else _evolve(s, runs=tuple(runs))
+                runs[i] = build(Run, {"kind": run.kind, "state": new})
+        return s if runs is None else replace(s, runs=tuple(runs))
 
     def _measure_runs(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """Blue/green: measure, then react as ``reconcilePre/PostPromotionAnalysisRun``
@@ -572,13 +568,13 @@ class ArgoRollout:
 
     def _terminate_runs(self, p: ArgoPlan, s: ArgoState, t: float) -> ArgoState:
         runs = [Run(run.kind, ar.terminate(p.analyses[run.kind][0], run.state, t)) for run in s.runs]
-        return _evolve(s, runs=tuple(runs))
+        return replace(s, runs=tuple(runs))
 
     def _abort(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action], reason: str) -> ArgoState:
         """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded."""
         acts += (NO_WEIGHT, Rollback(reason), FINISH_DEGRADED)
         s = self._terminate_runs(p, s, obs.t)
-        return _evolve(
+        return replace(
             s,
             phase=DEGRADED,
             weight=0,
@@ -593,7 +589,7 @@ class ArgoRollout:
     def _promote(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         acts += (PROMOTE, NO_WEIGHT, FINISH_HEALTHY)
         s = self._terminate_runs(p, s, obs.t)
-        return _evolve(
+        return replace(
             s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False, event="fully promoted"
         )  # promoteStable clears the pause conditions
 
@@ -601,14 +597,15 @@ class ArgoRollout:
 
     def _blue_green(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         bg = self.spec.strategy.blueGreen
+        assert bg is not None  # the plan is not a canary's
         if not s.started:
             acts.append(SCALE_UP)
-            s = _evolve(s, started=True, event="preview ReplicaSet created")
+            s = replace(s, started=True, event="preview ReplicaSet created")
         if not obs.canary.ready and not s.switched:
             return s
         if not s.switched:
             if "pre" in p.analyses and s.run("pre") is None:
-                s = _evolve(s, runs=s.runs + (Run("pre", ar.start_run("pre", p.analyses["pre"][0], obs.t)),))
+                s = replace(s, runs=s.runs + (Run("pre", ar.start_run("pre", p.analyses["pre"][0], obs.t)),))
             s = self._measure_runs(p, s, obs, acts)
             if s.phase in TERMINAL:
                 return s
@@ -617,7 +614,7 @@ class ArgoRollout:
             if inconclusive is not None:
                 if not self._manual(obs, acts, inconclusive):
                     return s
-                s = _evolve(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
+                s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("pre"))
                 return s
             if pre is not None and pre.state.phase != ar.SUCCESSFUL:
                 return s
@@ -636,7 +633,7 @@ class ArgoRollout:
                 # reconcileActiveService switches only a saturated ReplicaSet: a preview
                 # of previewReplicaCount pods first scales to full size.
                 acts.append(SCALE_UP)
-                return _evolve(
+                return replace(
                     s,
                     phase=PROGRESSING,
                     conditions=(),
@@ -645,7 +642,7 @@ class ArgoRollout:
                     event="scaling the preview to full size",
                 )
             acts.append(set_weights(100))
-            s = _evolve(
+            s = replace(
                 s,
                 phase=PROGRESSING,
                 conditions=(),
@@ -655,7 +652,7 @@ class ArgoRollout:
                 event="switched active service to the new ReplicaSet",
             )
             if "post" in p.analyses:
-                s = _evolve(s, runs=s.runs + (Run("post", ar.start_run("post", p.analyses["post"][0], obs.t)),))
+                s = replace(s, runs=s.runs + (Run("post", ar.start_run("post", p.analyses["post"][0], obs.t)),))
             else:
                 return self._promote(p, s, obs, acts)
         inconclusive = s.condition(INCONCLUSIVE_PAUSE)
@@ -664,7 +661,7 @@ class ArgoRollout:
                 return s
             # promote clears the pause; needsNewAnalysisRun then starts a new post run.
             run = Run("post", ar.start_run("post", p.analyses["post"][0], obs.t))
-            s = _evolve(s, phase=PROGRESSING, conditions=(), runs=s.without("post") + (run,))
+            s = replace(s, phase=PROGRESSING, conditions=(), runs=s.without("post") + (run,))
         s = self._measure_runs(p, s, obs, acts)
         if s.phase in TERMINAL:
             return s
@@ -672,12 +669,6 @@ class ArgoRollout:
         if post is not None and post.state.phase == ar.SUCCESSFUL:
             return self._promote(p, s, obs, acts)
         return s
-
-
-def resolve_all(spec: ArgoPolicySpec) -> None:
-    """Resolve every analysis of a spec (arguments substituted, numbers and durations
-    parsed, dry-run patterns compiled), raising ValueError naming the metric if one is bad."""
-    _ = ArgoRollout(spec)._analyses  # a cached property: building it resolves them
 
 
 def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
@@ -712,7 +703,7 @@ def _sync_pauses(
         phase = PAUSED if conditions else PROGRESSING
         if pause == s.controller_pause and phase == s.phase and event == s.event:
             return s
-        return _evolve(s, controller_pause=pause, phase=phase, event=event)
+        return replace(s, controller_pause=pause, phase=phase, event=event)
     conds = [c for c in s.conditions if c[0] not in removes]
     pause = s.controller_pause
     if adds:
@@ -728,7 +719,35 @@ def _sync_pauses(
     conditions = tuple(conds)
     if conditions == s.conditions and pause == s.controller_pause and phase == s.phase and event == s.event:
         return s
-    return _evolve(s, conditions=conditions, controller_pause=pause, phase=phase, event=event)
+    return replace(s, conditions=conditions, controller_pause=pause, phase=phase, event=event)
+
+
+def _describe_step(st: CanaryStep) -> str:
+    """One canary step as ``describe`` shows it, e.g. ``setWeight 20`` or ``pause 5m``."""
+    if st.setWeight is not None:
+        return f"setWeight {st.setWeight}"
+    if st.pause is not None:
+        return (
+            f"pause {format_duration(st.pause.duration)}" if st.pause.duration is not None else "pause (until promoted)"
+        )
+    if st.analysis is not None:
+        return f"analysis {_templates(st.analysis)}"
+    if st.setCanaryScale is not None:
+        sc = st.setCanaryScale
+        if sc.matchTrafficWeight:
+            return "setCanaryScale matchTrafficWeight"
+        return (
+            f"setCanaryScale weight {sc.weight}" if sc.weight is not None else f"setCanaryScale replicas {sc.replicas}"
+        )
+    if st.setHeaderRoute is not None:
+        return f"setHeaderRoute {st.setHeaderRoute.name}"
+    if st.setMirrorRoute is not None:
+        return f"setMirrorRoute {st.setMirrorRoute.name} {st.setMirrorRoute.percentage or 100}%"
+    return st.kind
+
+
+def _templates(analysis: RolloutAnalysis) -> str:
+    return "+".join(ref.templateName for ref in analysis.templates)
 
 
 def _header_ok(value: str | None, match: dict[str, str]) -> bool:

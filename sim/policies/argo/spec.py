@@ -1,99 +1,44 @@
-"""Pydantic models of an Argo Rollout's ``spec.strategy`` and its AnalysisTemplates.
+"""Pydantic models of the ``argo:`` policy: a Rollout's ``spec.strategy`` and its AnalysisTemplates.
 
 Keys are Argo's own (``pkg/apis/rollouts/v1alpha1/types.go``, ``analysis_types.go``),
 so the ``strategy:`` block of a real Rollout can be pasted. Only the fields that decide
 are modelled; Kubernetes-side fields (services, selectors, surge) are accepted and
 ignored (``LooseModel``), and the importer warns about decision-relevant ones it drops.
+The AnalysisTemplate models are defined in ``sim.policies.argo.templates`` and exported
+here too, so that this module is the one place to import the ``argo:`` block's models from.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from sim.models import Duration, LooseModel, StrictModel
+from sim.policies.argo.analyses import resolve_analysis
+from sim.policies.argo.templates import Arg, ArgoMetric, DryRun, RolloutAnalysis, TemplateRef, TemplateSpec, substitute
 from sim.policies.judges import JudgeSpec
 from sim.policies.judges.kayenta import KayentaSpec
 
-IntOrString = int | str
-
-
-class Arg(LooseModel):
-    """An argument: a literal ``value`` or a ``valueFrom`` reference (kept symbolic)."""
-
-    name: str
-    value: str | None = None
-    valueFrom: dict[str, Any] | None = None
-
-
-class ArgoMetric(LooseModel):
-    """One AnalysisTemplate metric. Counts and limits may be ``{{args.x}}`` strings."""
-
-    name: str
-    interval: str | None = None
-    initialDelay: str | None = None
-    count: IntOrString | None = None
-    failureLimit: IntOrString | None = None
-    inconclusiveLimit: IntOrString | None = None
-    consecutiveErrorLimit: IntOrString | None = None
-    consecutiveSuccessLimit: IntOrString | None = None
-    successCondition: str | None = None
-    failureCondition: str | None = None
-    provider: dict[str, Any] = {}
-
-    @field_validator("successCondition", "failureCondition")
-    @classmethod
-    def _compiles(cls, v: str | None) -> str | None:
-        """A condition must parse (arguments stand in as a number while checking)."""
-        if v is not None and v.strip():
-            from sim.policies.argo.expr import ExprError, compile_expr
-
-            try:
-                compile_expr(_ARG.sub("0", v))
-            except ExprError as err:
-                raise ValueError(f"not a valid condition: {err}") from None
-        return v
-
-    @property
-    def provider_type(self) -> str:
-        return next(iter(self.provider), "none")
-
-
-class DryRun(StrictModel):
-    metricName: str
-
-
-class TemplateSpec(LooseModel):
-    """An AnalysisTemplate's (or ClusterAnalysisTemplate's) ``spec``."""
-
-    metrics: list[ArgoMetric] = []
-    args: list[Arg] = []
-    dryRun: list[DryRun] = []
-    measurementRetention: list[dict[str, Any]] = []
-
-    @model_validator(mode="after")
-    def _flat(self) -> TemplateSpec:
-        if (self.model_extra or {}).get("templates"):
-            raise ValueError(
-                "templates that reference other templates must be flattened (pdsim import argo does it for manifests)"
-            )
-        return self
-
-
-class TemplateRef(LooseModel):
-    templateName: str
-    clusterScope: bool = False
-
-
-class RolloutAnalysis(LooseModel):
-    """``analysis`` of a step, of the background, or of blue/green pre/post promotion."""
-
-    templates: list[TemplateRef] = []
-    args: list[Arg] = []
-    startingStep: int | None = None
-    dryRun: list[DryRun] = []
+__all__ = [
+    "Arg",
+    "ArgoMetric",
+    "ArgoPolicySpec",
+    "BlueGreenStrategy",
+    "CanaryStep",
+    "CanaryStrategy",
+    "DryRun",
+    "HeaderMatch",
+    "Pause",
+    "RolloutAnalysis",
+    "SetCanaryScale",
+    "SetHeaderRoute",
+    "SetMirrorRoute",
+    "Strategy",
+    "TemplateRef",
+    "TemplateSpec",
+    "substitute",
+]
 
 
 class Pause(StrictModel):
@@ -208,27 +153,22 @@ class ArgoPolicySpec(StrictModel):
                 raise ValueError(f"metric {dup[0]!r} is defined by two templates of one analysis")
         # Counts, limits and durations are read after argument substitution: check them
         # now, not halfway through a simulation.
-        from sim.policies.argo.rollout import resolve_all
-
-        resolve_all(self)
+        for analysis in self.analyses():
+            if analysis.templates:
+                resolve_analysis(analysis, self.templates, self.clusterTemplates)
         return self
 
     def analyses(self) -> list[RolloutAnalysis]:
+        """Every ``analysis`` block of the strategy: background then steps, or pre- then
+        post-promotion."""
         s = self.strategy
         out: list[RolloutAnalysis | None] = []
         if s.canary is not None:
             out += [s.canary.analysis] + [st.analysis for st in s.canary.steps]
-        else:
+        elif s.blueGreen is not None:
             out += [s.blueGreen.prePromotionAnalysis, s.blueGreen.postPromotionAnalysis]
         return [a for a in out if a is not None]
 
     def template_refs(self) -> list[TemplateRef]:
+        """The AnalysisTemplate references of every analysis block, in order."""
         return [t for a in self.analyses() for t in a.templates]
-
-
-_ARG = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
-
-
-def substitute(text: str, args: dict[str, str]) -> str:
-    """Replace ``{{args.name}}`` (Argo's template syntax) with the argument values."""
-    return _ARG.sub(lambda m: args.get(m.group(1), m.group(0)), text)

@@ -36,12 +36,12 @@ syncs ``{Failed, weight 0}``, which zeroes ``failedChecks`` too.
 
 Speed: ``step`` runs at every tick of every simulated rollout, so what depends only on the
 spec is derived once into a cached plan (``sim.policies.flagger.plan``), and states are
-copied without the frozen dataclass's field-by-field ``__init__``.
+copied by the frozen-state copy device (``sim.policies.frozen``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from math import isnan, trunc
 
@@ -50,7 +50,6 @@ from sim.policies.flagger.plan import (
     FINISH_FAILED,
     FINISH_SUCCEEDED,
     MATCHED_ALL,
-    MIN_INTERVAL_S,
     NOP_ROUTES,
     PROMOTE,
     SCALE_UP,
@@ -61,7 +60,9 @@ from sim.policies.flagger.plan import (
     set_weights,
 )
 from sim.policies.flagger.spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec
+from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
+from sim.units import format_duration
 
 INITIALIZED, WAITING, PROGRESSING = "Initialized", "Waiting", "Progressing"
 WAITING_PROMOTION, PROMOTING, FINALISING = "WaitingPromotion", "Promoting", "Finalising"
@@ -86,44 +87,13 @@ class FlaggerState:
     judge: object = None  # the judge's own (immutable) state, when there is a judge
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last judgement, for the trace
 
-    def evolve(self, **changes: object) -> FlaggerState:
-        """A copy with some fields changed (``dataclasses.replace``, without its
-        introspection: this runs at every tick of every simulated rollout)."""
-        if not changes.keys() <= _FIELDS:
-            raise TypeError(f"FlaggerState has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
-        return _replace(self, changes)
-
-
-_FIELDS = frozenset(f.name for f in fields(FlaggerState))
-_new, _set = object.__new__, object.__setattr__
-
-
-def _replace(s: FlaggerState, changes: dict[str, object]) -> FlaggerState:
-    # A frozen dataclass's __init__ sets each field through object.__setattr__; a copy of
-    # the instance dict is the same object at a fraction of the cost (no __post_init__).
-    d = s.__dict__.copy()
-    d.update(changes)
-    new = _new(FlaggerState)
-    _set(new, "__dict__", d)
-    return new
-
-
-def _with_event(s: FlaggerState, event: str) -> FlaggerState:
-    d = s.__dict__.copy()
-    d["event"] = event
-    new = _new(FlaggerState)
-    _set(new, "__dict__", d)
-    return new
-
 
 def _fresh(
     phase: str, event: str, canary_weight: int = 0, judge_detail: tuple[tuple[str, object], ...] = ()
 ) -> FlaggerState:
     """``FlaggerState(phase, canary_weight, event=event, judge_detail=judge_detail)``."""
-    new = _new(FlaggerState)
-    _set(
-        new,
-        "__dict__",
+    return build(
+        FlaggerState,
         {
             "phase": phase,
             "canary_weight": canary_weight,
@@ -134,7 +104,6 @@ def _fresh(
             "judge_detail": judge_detail,
         },
     )
-    return new
 
 
 def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
@@ -146,7 +115,7 @@ def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
     elif ok is False:
         actions.append(hook.failed)
     else:  # a truthy or falsy non-bool, recorded as given
-        actions.append(HookCalled(hook.name, hook.kind, ok, *hook.load))  # type: ignore[arg-type]
+        actions.append(HookCalled(hook.name, hook.kind, ok, *hook.load))
     return ok
 
 
@@ -169,22 +138,6 @@ class FlaggerCanary:
     @property
     def analysis(self) -> FlaggerAnalysis:
         return self.spec.analysis or FlaggerAnalysis()
-
-    @property
-    def skip_analysis(self) -> bool:
-        return self.spec.analysis is None or self.spec.skipAnalysis  # Canary.SkipAnalysis
-
-    @property
-    def interval_s(self) -> float:
-        return max(self.analysis.interval, MIN_INTERVAL_S)
-
-    @property
-    def threshold(self) -> int:
-        return self.analysis.threshold if self.analysis.threshold > 0 else 1
-
-    @property
-    def kubernetes(self) -> bool:
-        return self.spec.provider == "kubernetes"
 
     @property
     def _mirror_percent(self) -> float:
@@ -215,6 +168,34 @@ class FlaggerCanary:
             if here == canary_weight:
                 return min(max_step, nxt - canary_weight)
         return max_step
+
+    def describe(self) -> list[str]:
+        """A short human summary of the strategy settings, one line per item, e.g.
+        ``Flagger canary: every 1m, stepWeight 10% up to maxWeight 50%, rollback after 5
+        failed checks``. The metric checks are not included (see ``queries``)."""
+        spec, a = self.spec, self.spec.analysis
+        if a is None:
+            return ["Flagger: no analysis, the new revision is promoted at once"]
+        strategy = spec.strategy()
+        name = {"canary": "canary", "ab-testing": "A/B testing", "blue-green": "blue/green"}[strategy]
+        if spec.provider == "kubernetes":
+            name += " (kubernetes provider: no traffic shifting)"
+        if spec.skipAnalysis:
+            return [f"Flagger {name}: skipAnalysis, promoted without analysis"]
+        every = f"every {format_duration(a.interval)}"
+        rollback = f"rollback after {a.analysis_threshold} failed checks"
+        mirrored = f"mirroring {self._mirror_percent:g}% of requests"
+        if strategy == "canary":
+            steps = f"stepWeights {a.stepWeights}" if a.stepWeights else f"stepWeight {a.stepWeight}%"
+            first = f"one step {mirrored}, then " if a.mirror else ""
+            return [f"Flagger canary: {every}, {first}{steps} up to maxWeight {self.max_weight()}%, {rollback}"]
+        n = spec.iterations()
+        if strategy == "ab-testing":
+            rules = f"{len(a.match)} match rule" + ("s" if len(a.match) != 1 else "")
+            routed = f"{n} iterations with matching requests ({rules}) on the canary"
+            return [f"Flagger A/B testing: {every}, {routed}, {rollback}"]
+        during = mirrored if a.mirror and spec.provider != "kubernetes" else "no live traffic"
+        return [f"Flagger {name}: {every}, {n} iterations with {during}, then all traffic switched, {rollback}"]
 
     def queries(self) -> list[MetricQuery]:
         return [q for _, q in self._checks]
@@ -300,7 +281,7 @@ class FlaggerCanary:
         phase = s.phase
         if not p.skip_analysis and not obs.primary.ready:
             if not _deadline_passed(p, obs.primary, obs.t):
-                return _with_event(s, "waiting for the primary to be ready")
+                return replace(s, event="waiting for the primary to be ready")
             if phase in (PROMOTING, FINALISING):
                 # handleFailedPromotion: the canary is the only healthy copy.
                 acts += (set_weights(TOTAL_WEIGHT), FINISH_FAILED)
@@ -319,7 +300,7 @@ class FlaggerCanary:
         if not obs.canary.ready:  # IsCanaryReady
             if _deadline_passed(p, obs.canary, obs.t):
                 return _rollback(p, s, obs, acts, "canary progress deadline exceeded")
-            return _with_event(s, "waiting for the canary to be ready")
+            return replace(s, event="waiting for the canary to be ready")
 
         if p.skip_analysis:  # shouldSkipAnalysis
             acts += (set_weights(0), PROMOTE, FINISH_SUCCEEDED)
@@ -353,6 +334,7 @@ class FlaggerCanary:
                 why, s, verdict = self._run_metrics(p, s, obs)
                 if verdict is not None:
                     if verdict.reject:
+                        assert self.judge is not None  # a verdict comes from the judge
                         reason = f"judge {self.judge.kind} rejected the canary: {verdict.detail.get('statistic', '')}"
                         return _rollback(p, s, obs, acts, reason.rstrip(": "))
                     if not why and verdict.accept:
@@ -360,7 +342,7 @@ class FlaggerCanary:
                         waiting = _confirm_promotion(p, s, obs, acts)
                         return waiting if waiting is not None else _promote(p, s, acts)
         if why:
-            return _replace(s, {"failed_checks": s.failed_checks + 1, "event": why})
+            return replace(s, failed_checks=s.failed_checks + 1, event=why)
 
         strategy = p.strategy
         if strategy == "ab-testing":
@@ -372,9 +354,9 @@ class FlaggerCanary:
             if not routes.mirrored and s.phase not in (PROMOTING, WAITING_PROMOTION, FINALISING):
                 for hook in p.confirm_traffic_increase:
                     if not _call(hook, obs, acts):
-                        return _with_event(s, f"waiting for traffic increase approval {hook.name}")
+                        return replace(s, event=f"waiting for traffic increase approval {hook.name}")
             return self._run_canary(p, s, obs, acts, routes)
-        return _with_event(s, "")
+        return replace(s, event="")
 
     # -- pieces of advanceCanary ----------------------------------------------------------
 
@@ -383,9 +365,11 @@ class FlaggerCanary:
         if obs.versions is None:
             return s, Judgement(Verdict.NO_DATA, detail={"statistic": "no per-version counters"})
         # States built from scratch (a new revision starting Progressing) carry no judge state.
-        prior = s.judge if s.judge is not None else self.judge.initial_state()
-        state, verdict = self.judge.judge(prior, obs.versions)
-        return _replace(s, {"judge": state, "judge_detail": tuple(sorted(verdict.detail.items()))}), verdict
+        judge = self.judge
+        assert judge is not None  # called only for a policy with a judge
+        prior = s.judge if s.judge is not None else judge.initial_state()
+        state, verdict = judge.judge(prior, obs.versions)
+        return replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items()))), verdict
 
     def _run_metrics(
         self, p: FlaggerPlan, s: FlaggerState, obs: Observation
@@ -403,6 +387,7 @@ class FlaggerCanary:
                     if verdict.reject:
                         return "", s, verdict
                     if verdict.verdict in (Verdict.NO_DATA, Verdict.FAIL):
+                        assert self.judge is not None  # a check is judged only with a judge
                         what = "no values found for" if verdict.verdict == Verdict.NO_DATA else "failed"
                         return f"Halt advancement judge {self.judge.kind} {what} {c.name}", s, verdict
                 continue
@@ -431,12 +416,12 @@ class FlaggerCanary:
             if p.mirror and weight == 0:
                 if not routes.mirrored:
                     acts.append(p.mirror_weights)
-                    return _replace(s, {"canary_weight": 0, "event": "Running mirror step 100/0"})
+                    return replace(s, canary_weight=0, event="Running mirror step 100/0")
                 new = step
             else:
                 new = min(TOTAL_WEIGHT, weight + step)
             acts.append(set_weights(new))
-            return _replace(s, {"canary_weight": new, "event": f"Advance canary weight {new}"})
+            return replace(s, canary_weight=new, event=f"Advance canary weight {new}")
         waiting = _confirm_promotion(p, s, obs, acts)
         return waiting if waiting is not None else _promote(p, s, acts)
 
@@ -449,9 +434,9 @@ def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:
 def _set_phase(p: FlaggerPlan, s: FlaggerState, phase: str, event: str) -> FlaggerState:
     """``setStatusPhase`` (status.go), and the event."""
     if phase in _KEEPS_WEIGHT:
-        return _replace(s, {"phase": phase, "event": event})
+        return replace(s, phase=phase, event=event)
     iterations = p.iterations - 1 if phase == WAITING_PROMOTION else 0
-    return _replace(s, {"phase": phase, "canary_weight": 0, "iterations": iterations, "event": event})
+    return replace(s, phase=phase, canary_weight=0, iterations=iterations, event=event)
 
 
 def _confirm_promotion(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState | None:
@@ -461,7 +446,7 @@ def _confirm_promotion(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: 
             event = f"waiting for promotion approval {hook.name}"
             if s.phase != WAITING_PROMOTION:
                 return _set_phase(p, s, WAITING_PROMOTION, event)
-            return _replace(s, {"iterations": p.iterations - 1, "event": event})
+            return replace(s, iterations=p.iterations - 1, event=event)
     return None
 
 
@@ -478,11 +463,11 @@ def _run_ab(p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action
     if n > s.iterations:
         acts.append(MATCHED_ALL)
         event = f"Advance canary iteration {s.iterations + 1}/{n}"
-        return _replace(s, {"iterations": s.iterations + 1, "event": event})
+        return replace(s, iterations=s.iterations + 1, event=event)
     waiting = _confirm_promotion(p, s, obs, acts)
     if waiting is not None:
         return waiting
-    return _promote(p, s, acts) if n == s.iterations else _with_event(s, "")
+    return _promote(p, s, acts) if n == s.iterations else replace(s, event="")
 
 
 def _run_blue_green(
@@ -494,14 +479,14 @@ def _run_blue_green(
         if not p.kubernetes and p.mirror and not routes.mirrored:
             acts.append(p.mirror_weights)
         event = f"Advance canary iteration {s.iterations + 1}/{n}"
-        return _replace(s, {"iterations": s.iterations + 1, "event": event})
+        return replace(s, iterations=s.iterations + 1, event=event)
     waiting = _confirm_promotion(p, s, obs, acts)
     if waiting is not None:
         return waiting
     if n == s.iterations:
         if not p.kubernetes:
             acts.append(set_weights(TOTAL_WEIGHT))
-        return _replace(s, {"iterations": s.iterations + 1, "event": "Routing all traffic to canary"})
+        return replace(s, iterations=s.iterations + 1, event="Routing all traffic to canary")
     return _promote(p, s, acts)
 
 
@@ -520,10 +505,10 @@ def _promotion_traffic_shift(p: FlaggerPlan, s: FlaggerState, routes: Routes, ac
         acts.append(set_weights(new))
         if primary == TOTAL_WEIGHT:
             return _set_phase(p, s, FINALISING, f"Advance primary weight {primary}")
-        return _replace(s, {"canary_weight": new, "event": f"Advance primary weight {primary}"})
+        return replace(s, canary_weight=new, event=f"Advance primary weight {primary}")
     # Flagger does nothing when the canary already has no traffic (and so never
     # reaches Finalising); reproduced as is.
-    return _with_event(s, "")
+    return replace(s, event="")
 
 
 def _post_rollout(p: FlaggerPlan, obs: Observation, acts: list[Action]) -> None:

@@ -1,7 +1,7 @@
 """What one Flagger tick needs that depends only on the spec, derived once per policy.
 
 ``FlaggerCanary.step`` runs at every tick of every simulated rollout, so the parameters
-Flagger derives from the Canary (``threshold``, the clamped ``interval``, the strategy,
+Flagger derives from the Canary (the strategy,
 the hooks of each type, the metric checks with their bounds) are worked out once, on
 first use, into a :class:`FlaggerPlan` the policy caches. The plan holds plain data and
 immutable actions only, so a policy stays picklable (joblib/loky, Dask) with or without
@@ -17,7 +17,6 @@ from sim.policies.base import Finish, HookCalled, MetricQuery, Promote, Routes, 
 from sim.policies.flagger.spec import FlaggerAnalysis, FlaggerPolicySpec, FlaggerWebhook
 
 TOTAL_WEIGHT = 100
-MIN_INTERVAL_S = 10.0  # Canary.GetAnalysisInterval clamps shorter intervals to 10s
 
 #: ``SetWeights(w)`` for every weight 0-100 (frozen, so one instance serves every tick).
 _SET_WEIGHTS = tuple(SetWeights(w) for w in range(TOTAL_WEIGHT + 1))
@@ -139,8 +138,8 @@ def build_plan(
 
     return FlaggerPlan(
         skip_analysis=spec.analysis is None or spec.skipAnalysis,
-        interval_s=max(a.interval, MIN_INTERVAL_S),
-        threshold=a.threshold if a.threshold > 0 else 1,
+        interval_s=a.analysis_interval,
+        threshold=a.analysis_threshold,
         kubernetes=spec.provider == "kubernetes",
         mirror=bool(a.mirror),
         mirror_weights=SetWeights(0, mirrored=True, mirror_percent=mirror_percent),

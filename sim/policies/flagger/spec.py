@@ -202,6 +202,10 @@ class HTTPMatch(LooseModel):
     headers: dict[str, StringMatch] = {}
 
 
+#: ``Canary.GetAnalysisInterval`` runs intervals under 10s every 10s.
+MIN_INTERVAL_S = 10.0
+
+
 class FlaggerAnalysis(StrictModel):
     """Flagger ``spec.analysis``.
 
@@ -235,6 +239,18 @@ class FlaggerAnalysis(StrictModel):
         if any(b <= a for a, b in zip(self.stepWeights, self.stepWeights[1:])):
             raise ValueError(f"stepWeights must increase (got {self.stepWeights})")
         return self
+
+    @property
+    def analysis_threshold(self) -> int:
+        """Failed checks that roll the canary back: ``threshold``, and 1 when it is 0 or
+        less (``pkg/apis/flagger/v1beta1/canary.go``, ``GetAnalysisThreshold``)."""
+        return self.threshold if self.threshold > 0 else 1
+
+    @property
+    def analysis_interval(self) -> float:
+        """Seconds between two analysis runs: ``interval``, at least 10s
+        (``pkg/apis/flagger/v1beta1/canary.go``, ``GetAnalysisInterval``)."""
+        return max(self.interval, MIN_INTERVAL_S)
 
 
 class MetricTemplateSpec(StrictModel):

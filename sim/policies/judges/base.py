@@ -102,7 +102,9 @@ class Judge(Protocol):
     """
 
     kind: str
-    needs_latency: bool
+
+    @property
+    def needs_latency(self) -> bool: ...
 
     def initial_state(self) -> Any: ...
 

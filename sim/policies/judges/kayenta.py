@@ -58,7 +58,7 @@ class Outliers(StrictModel):
     """``analysisConfigurations.canary.outliers``: IQR removal (reduced sensitivity)."""
 
     strategy: Literal["keep", "remove"] = "keep"
-    outlierFactor: float = Field(3.0, gt=0)
+    outlierFactor: float = Field(default=3.0, gt=0)
 
 
 class CanaryAnalysisConfig(StrictModel):
@@ -96,7 +96,7 @@ class KayentaMetric(StrictModel):
 
     name: str
     query: Query = "request-error-rate"
-    quantile: float = Field(0.99, gt=0, lt=1)
+    quantile: float = Field(default=0.99, gt=0, lt=1)
     groups: list[str] | None = None
     analysisConfigurations: AnalysisConfigurations = AnalysisConfigurations()
 
@@ -125,8 +125,8 @@ class Classifier(StrictModel):
 class ScoreThresholds(StrictModel):
     """``scoreThresholds``: pass ≥ ``pass``; a judgement ≤ ``marginal`` ends the canary."""
 
-    pass_: float = Field(95.0, alias="pass", ge=0, le=100)
-    marginal: float = Field(75.0, ge=0, le=100)
+    pass_: float = Field(default=95.0, alias="pass", ge=0, le=100)
+    marginal: float = Field(default=75.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _ordered(self) -> ScoreThresholds:
@@ -167,7 +167,7 @@ class KayentaSpec(StrictModel):
     step: Duration = 60.0
     lookback: Duration | None = None
     beginCanaryAnalysisAfter: Duration = 0.0
-    seed: int = Field(0, ge=0)
+    seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> KayentaSpec:

@@ -144,15 +144,23 @@ def classify(
         and (math.isnan(effect) or effect <= effect_thresholds[0])
     )
     label = "High" if is_high else "Low" if is_low else "Pass"
-    stats = dict(deviation=deviation, effect_size=effect, lower=ci.lower, upper=ci.upper, estimate=ci.estimate)
     crit_high = critical and label == "High" and (math.isnan(effect) or effect >= critical_thresholds[1])
     crit_low = critical and label == "Low" and (math.isnan(effect) or effect <= critical_thresholds[0])
-    if crit_high or crit_low:
-        return MetricClassification(
-            label, f"The metric {name} was classified as {label} (Critical)", critical=True, **stats
-        )
-    reason = None if label == "Pass" else f"{name} was classified as {label}"
-    return MetricClassification(label, reason, **stats)
+    fails = crit_high or crit_low
+    if fails:
+        why: str | None = f"The metric {name} was classified as {label} (Critical)"
+    else:
+        why = None if label == "Pass" else f"{name} was classified as {label}"
+    return MetricClassification(
+        label,
+        why,
+        deviation=deviation,
+        critical=fails,
+        effect_size=effect,
+        lower=ci.lower,
+        upper=ci.upper,
+        estimate=ci.estimate,
+    )
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ class MsprtJudge:
     @staticmethod
     def _latency(data: JudgeData, seen: int, k: int, score: float, info: float) -> tuple[float, float]:
         hc, hp = data.canary.hist, data.primary.hist
+        assert hc is not None and hp is not None  # called only with both histograms
         x = log_bucket_midpoints(data.bounds_ms)
         hc, hp = np.asarray(hc[seen:k], float), np.asarray(hp[seen:k], float)
         nc, np_ = hc.sum(axis=1), hp.sum(axis=1)
@@ -138,8 +139,10 @@ class MsprtJudge:
 
     @staticmethod
     def _pooled_log_variance(data: JudgeData, k: int) -> float:
+        hc, hp = data.canary.hist, data.primary.hist
+        assert hc is not None and hp is not None  # called only with both histograms
         x = log_bucket_midpoints(data.bounds_ms)
-        h = np.asarray(data.canary.hist[:k], float).sum(axis=0) + np.asarray(data.primary.hist[:k], float).sum(axis=0)
+        h = np.asarray(hc[:k], float).sum(axis=0) + np.asarray(hp[:k], float).sum(axis=0)
         n = h.sum()
         if n < 2:
             return 0.0

@@ -169,14 +169,18 @@ class SequentialJudge:
         ec, ep, pi = [], [], []
         if tests and tests[0][1] is None:
             slots = error_slots(data, seen)
-            ec.append(slots.e_canary), ep.append(slots.e_primary), pi.append(slots.share())
+            ec.append(slots.e_canary)
+            ep.append(slots.e_primary)
+            pi.append(slots.share())
         hc, hp = data.canary.hist, data.primary.hist
         if hc is None or hp is None:
             # No histograms (a replayed CSV of counters): the latency tests see no events.
             none = np.zeros(k - seen)
             for _, j in tests:
                 if j is not None:
-                    ec.append(none), ep.append(none), pi.append(none)
+                    ec.append(none)
+                    ep.append(none)
+                    pi.append(none)
         elif any(j is not None for _, j in tests):
             hc, hp = np.asarray(hc[seen:k], float), np.asarray(hp[seen:k], float)
             # Requests slower than bound j: the buckets above it (a reversed cumulative sum).
@@ -186,7 +190,9 @@ class SequentialJudge:
             share = np.divide(tail_c[:, 0], n, out=np.zeros_like(n), where=n > 0)
             for _, j in tests:
                 if j is not None:
-                    ec.append(tail_c[:, j + 1]), ep.append(tail_p[:, j + 1]), pi.append(share)
+                    ec.append(tail_c[:, j + 1])
+                    ep.append(tail_p[:, j + 1])
+                    pi.append(share)
         return np.array(ec), np.array(ep), np.array(pi)
 
     def judge(self, state: EProcessState, data: JudgeData) -> tuple[EProcessState, Judgement]:

@@ -8,6 +8,7 @@ strategy's builtin metrics the judge replaces (default: every one it can judge).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -18,7 +19,7 @@ ERRORS, LATENCY = "request-success-rate", "request-duration"
 
 
 def signals_to_judge(
-    asked: list[str] | None, offered: frozenset[str] | set[str], supported: frozenset[str]
+    asked: Collection[str] | None, offered: frozenset[str] | set[str], supported: frozenset[str]
 ) -> frozenset[str]:
     """The builtin metrics a judge takes over: those its ``metrics:`` asks for (default: all
     it supports), that the strategy checks (``offered``) and that it can judge."""
