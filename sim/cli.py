@@ -27,7 +27,7 @@ from sim.errors import InputError, one_line
 from sim.runs.atomic import atomic_write
 
 if TYPE_CHECKING:  # the importers load only for `pdsim import`
-    from sim.importers.flagger import ImportResult
+    from sim.importers.manifests import ImportResult
 
 #: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
 _POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
@@ -505,19 +505,22 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
     """
     from sim.inputs.policy import read_manifests
 
-    policy_yaml: Callable[[ImportResult], str]
+    result: ImportResult[Any]
     if kind == "flagger":
-        from sim.importers.flagger import import_flagger as import_manifests
-        from sim.importers.flagger import policy_yaml
+        from sim.importers.flagger import import_flagger
+        from sim.importers.flagger import policy_yaml as flagger_yaml
+
+        result = import_flagger(read_manifests(list(manifests)))
+        text = flagger_yaml(result)
     elif kind == "argo":
-        from sim.importers.argo.rollout import import_argo as import_manifests
-        from sim.importers.argo.rollout import policy_yaml
+        from sim.importers.argo.rollout import import_argo
+        from sim.importers.argo.rollout import policy_yaml as argo_yaml
+
+        result = import_argo(read_manifests(list(manifests)))
+        text = argo_yaml(result)
     else:
         raise CliError(f"unknown importer {kind!r}: use flagger or argo")
-
-    result = import_manifests(read_manifests(list(manifests)))
     _warn(result.warnings)
-    text = policy_yaml(result)
     if output is None:
         click.echo(text, nl=False)
         return
