@@ -91,7 +91,8 @@ class Telemetry:
                 arr[:, : prev.shape[1]] = prev
             setattr(self, name, arr)
 
-    def _ensure(self, slot: int) -> None:
+    def ensure(self, slot: int) -> None:
+        """Allocate slots up to ``slot`` (they are allocated as time advances)."""
         if slot >= self.n.shape[1]:
             self._alloc(self.n.shape[0], min(self.n_slots, max(2 * self.n.shape[1], slot + 1)))
 
@@ -109,7 +110,7 @@ class Telemetry:
         unique: bool,
     ) -> None:
         """Add increments of shape (runs, segments, ...) at the segments' slots."""
-        self._ensure(int(slots[-1]))
+        self.ensure(int(slots[-1]))
         ix = (runs[:, None], slots[None, :])
         if unique and _consecutive(runs) and _consecutive(slots):
             # Runs in lockstep and whole slots (the common case): plain slices, far

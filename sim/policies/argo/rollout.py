@@ -64,7 +64,7 @@ from sim.policies.argo.plan import (
     manual_called,
 )
 from sim.policies.argo.spec import ArgoMetric, ArgoPolicySpec
-from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
+from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Policy, PolicyTags, Rollback, SetWeights
 from sim.policies.flagger.plan import set_weights
 from sim.policies.judges import Judge, JudgeData, make_judge
 from sim.policies.judges.kayenta import KayentaJudge
@@ -159,7 +159,7 @@ def _evolve(s: ArgoState, **changes: object) -> ArgoState:
     return new
 
 
-class ArgoRollout:
+class ArgoRollout(Policy):
     """An Argo Rollout with its AnalysisTemplates.
 
     Args:
@@ -544,6 +544,17 @@ class ArgoRollout:
         config = argo_kayenta.config_for(provider, self.spec.canaryConfigs)
         return argo_kayenta.judge_measurement(
             provider, config, versions, run.state.started_at, last.started_at, interval
+        )
+
+    @cached_property
+    def tags(self) -> PolicyTags:
+        """A judge or a Kayenta metric reads both versions' counters; the trace gets a line
+        when the status changed or something was done, not at every resync."""
+        judge = self.judge
+        return PolicyTags(
+            reads_versions=judge is not None or self.reads_versions,
+            versions_latency=(judge is not None and judge.needs_latency) or self.versions_latency,
+            trace_on_change=True,
         )
 
     @cached_property
