@@ -296,7 +296,9 @@ class World:
             if self.trace_on:
                 status = policy.status(state)
                 if wants_line(self.trace_on_change, run.lines, status, actions):
-                    run.lines.append(trace_line(now, run.ticks, status, router.routed_percent(r), actions, metrics, state))
+                    run.lines.append(
+                        trace_line(now, run.ticks, status, router.routed_percent(r), actions, metrics, state)
+                    )
             nt = next_tick(policy, state, now, horizon)
             nexts.append(self._end(run) if nt is None else nt)
         self._next[group] = nexts
@@ -442,4 +444,3 @@ def run_rollouts(
                 for s, k in zip(seeds, idx)
             ]
         return World(scenario, policy, seeds, run_indexes=run_indexes, exact=exact, trace=trace).run()
-
