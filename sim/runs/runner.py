@@ -41,7 +41,7 @@ def run_one(
 def _simulate(
     scenario: Scenario, policy: Policy, runs: Sequence[int], seed: int, scenario_index: int, exact: bool
 ) -> list[RunRecord]:
-    seeds = run_seeds(seed, scenario_index, runs).tolist()
+    seeds = run_seeds(seed, scenario_index, list(runs)).tolist()
     if exact:
         return [run_one(scenario, policy, s, run_index=k, exact=True).record for s, k in zip(seeds, runs)]
     return [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=list(runs))]
