@@ -1,4 +1,4 @@
-"""``pdsim replay``: a policy driven by a recorded metric series (DESIGN.md section 6).
+"""``pdsim replay``: a policy driven by a recorded metric series (docs/architecture.md, the replay contract).
 
 The expected traces are written down from the rules of fluxcd/flagger (commit 15bd6ad5),
 ``pkg/controller/scheduler.go`` ``advanceCanary``, as in tests/world/test_flagger_in_world.py:

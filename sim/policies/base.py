@@ -42,10 +42,6 @@ class Routes:
     mirrored: bool = False
     matched: bool = False
 
-    @property
-    def primary_weight(self) -> int:
-        return 100 - self.canary_weight
-
 
 @dataclass(frozen=True)
 class Readiness:

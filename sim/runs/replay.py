@@ -9,7 +9,7 @@ and the tick-by-tick trace, written exactly as ``pdsim run --trace`` writes it (
 that traces on change only, as Argo's, gets a line only when its status changed or it
 did something other than call a webhook).
 
-Observations CSV (DESIGN.md section 6), header ``t,metric,value``, one row per sample::
+Observations CSV (the replay contract of docs/architecture.md), header ``t,metric,value``, one row per sample::
 
     t,metric,value
     60,request-success-rate,99.9        # a metric value

@@ -33,7 +33,7 @@ def run_one(
         seed: the run seed.
         run_index: the ``run`` field of the record.
         exact: serve requests one by one (validation mode).
-        trace: also return one dict per policy tick (DESIGN.md section 6).
+        trace: also return the trace, one dict per policy tick (per change for a change-only policy).
     """
     return run_rollouts(scenario, policy, [seed], run_indexes=[run_index], exact=exact, trace=trace)[0]
 

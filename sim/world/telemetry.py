@@ -69,7 +69,6 @@ class Telemetry:
         self.missing = missing
         self.bounds_ms = np.asarray(bounds_ms, dtype=float)
         self._bounds_tuple = tuple(float(b) for b in bounds_ms)  # for JudgeData, built once
-        self.primary_histogram = primary_histogram
         self.bindings = bindings or {}
         #: Whether any query reads the primary's counters (else they are not drawn).
         self.reads_primary = primary_counts or any(b.version == "primary" for b in self.bindings.values())
