@@ -27,7 +27,7 @@ _API = {
     "summarize_records": "sim.stats",
     "run_sweep": "sim.sweeps.execute",
     "load_results": "sim.runs.store",
-    "check_policy": "sim.policies.base",
+    "check_policy": "sim.policies.checks",
     "make_judge": "sim.policies.judges",
 }
 

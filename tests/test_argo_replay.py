@@ -34,23 +34,10 @@ import json
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from sim.cli import cli
 from sim.inputs.policy import load_policy
 from sim.runs.replay import load_observations, replay
 from tests.helpers import cli_runner
-
-#: sim/replay.py replay() raises unless next_tick moves strictly forward, and
-#: ArgoRollout.next_tick returns t for its first tick (the spec change is reconciled at once,
-#: which check_policy allows for the first tick).
-REPLAY_FIRST_TICK = (
-    "sim/replay.py replay(): `if not nt > t: raise ValueError(... does not move time "
-    "forward)` rejects ArgoRollout.next_tick(initial, 0.0) == 0.0, the immediate first "
-    "reconcile that sim.policies.base.check_policy allows; pdsim replay fails with an "
-    "internal error for every Argo policy"
-)
-xfail_first_tick = pytest.mark.xfail(strict=True, raises=(ValueError, AssertionError), reason=REPLAY_FIRST_TICK)
 
 POLICY = textwrap.dedent("""\
     argo:
@@ -181,6 +168,21 @@ def test_success_ratio_drop_mid_ramp_aborts_at_300(tmp_path: Path) -> None:
     aborted = result.trace[-1]
     assert [a["action"] for a in aborted["actions"]] == ["set_weights", "rollback", "finish"]
     assert aborted["metrics"] == {"success-rate": 0.90}
+
+
+def test_trace_lines_only_on_change(tmp_path: Path) -> None:
+    """As in ``pdsim run --trace``, an Argo policy's replay trace gets a line when the
+    status changed or something other than a webhook call was done, not at every resync."""
+    policy = load_policy([write(tmp_path, "policy.yaml", POLICY)])
+    obs = load_observations(series(tmp_path, success_rate(600, lambda t: 0.99 if t < 210 else 0.90)))
+    result = replay(policy, obs)
+    assert len(result.trace) < result.ticks
+    for before, line in zip(result.trace, result.trace[1:]):
+        acted = any(a["action"] != "webhook" for a in line["actions"])
+        status = {
+            k: v for k, v in line.items() if k not in ("t", "tick", "routed_weight", "actions", "metrics", "event")
+        }
+        assert acted or any(before.get(k) != v for k, v in status.items()), line
 
 
 def test_empty_rows_are_errors_retried_every_10s(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sim.inputs.policy import load_policy, scenario_policy
 from sim.inputs.scenario import load_scenario
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
-from sim.policies.base import check_policy
+from sim.policies.checks import check_policy
 from sim.runs.runner import run_batch, run_one
 from sim.seeds import run_seed
 from tests.helpers import SCENARIO_FILES, UPSTREAM_FIXTURES

@@ -7,14 +7,15 @@ from sim.policies.base import (
     Observation,
     Policy,
     PolicyContractError,
+    PolicyTags,
     Promote,
     Readiness,
     Rollback,
     Routes,
     ScaleUp,
     SetWeights,
-    check_policy,
 )
+from sim.policies.checks import check_policy
 from sim.policies.flagger.canary import FlaggerCanary, FlaggerState
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Observation",
     "Policy",
     "PolicyContractError",
+    "PolicyTags",
     "Promote",
     "Readiness",
     "Rollback",

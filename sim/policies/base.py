@@ -4,21 +4,24 @@ A policy is a pure state machine in the style of Gymnasium's ``FuncEnv``:
 ``step(state, observation) -> (new_state, actions)``. It never imports simpy, never
 sees raw requests and never mutates its inputs, so the same object can be driven by the
 simulator, by a recorded metric series (``pdsim replay``) or by a unit test with
-hand-written observations. ``check_policy`` verifies that contract for any policy, the
-way scikit-learn's ``check_estimator`` does for estimators.
+hand-written observations. ``sim.policies.checks.check_policy`` verifies that contract
+for any policy, the way scikit-learn's ``check_estimator`` does for estimators, and
+``sim.policies.driver`` is the one loop that moves a policy's time forward.
+
+What a driver must know about a policy beyond ``step`` (does it read both versions'
+counters, is its trace written only on change, which requests match its A/B routes) is
+declared, not probed: ``Policy.tags`` and ``Policy.matches``, with defaults that a policy
+inherits by subclassing ``Policy`` (as scikit-learn's estimator tags and Gymnasium's
+``FuncEnv`` base do).
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
-from sim.policies.judges.base import JudgeData, VersionSeries
+from sim.policies.judges.base import JudgeData
 
 #: Value of a metric query that returned nothing (Prometheus: empty vector or NaN).
 NO_DATA = None
@@ -38,10 +41,6 @@ class Routes:
     canary_weight: int = 0
     mirrored: bool = False
     matched: bool = False
-
-    @property
-    def primary_weight(self) -> int:
-        return 100 - self.canary_weight
 
 
 @dataclass(frozen=True)
@@ -221,9 +220,41 @@ class MetricQuery:
     query: str = ""
 
 
+@dataclass(frozen=True)
+class PolicyTags:
+    """What a policy declares about itself to whatever drives it (the world, a replay, the checks).
+
+    All default to the plain threshold policy's answer, so a policy declares only what
+    differs. The world reads them once per batch, never per tick.
+
+    Attributes:
+        reads_versions: the policy reads ``Observation.versions`` (a statistical judge, an
+            Argo Kayenta metric): the world then draws the primary's counters too, and the
+            checks feed it random per-version counters.
+        versions_latency: those per-version counters must carry latency histograms (of
+            both versions).
+        trace_on_change: the trace gets a line only when the status changed or something
+            other than a webhook call was done (Argo's resyncs), not at every tick.
+    """
+
+    reads_versions: bool = False
+    versions_latency: bool = False
+    trace_on_change: bool = False
+
+
+#: The tags of a policy that declares none.
+DEFAULT_TAGS = PolicyTags()
+
+
 @runtime_checkable
 class Policy(Protocol):
-    """What the world and ``pdsim replay`` need from a policy."""
+    """What the world, ``pdsim replay`` and the checks need from a policy.
+
+    ``name``, ``terminal_phases``, ``initial_state``, ``step``, ``next_tick``,
+    ``queries`` and ``status`` have no default. ``tags``, ``matches`` and ``describe``
+    do: a policy class inherits them by subclassing ``Policy`` and overrides what it
+    declares differently.
+    """
 
     name: str
     terminal_phases: frozenset[str]
@@ -242,151 +273,20 @@ class Policy(Protocol):
         """The controller's status fields for the trace (phase, canary_weight, ...)."""
         ...
 
+    @property
+    def tags(self) -> PolicyTags:
+        """What the policy declares to its drivers; default ``DEFAULT_TAGS``."""
+        return DEFAULT_TAGS
+
+    def matches(self, headers: dict[str, str]) -> bool:
+        """Whether a request with these headers matches the policy's A/B conditions
+        (header names case-insensitive); default False: no request does."""
+        return False
+
+    def describe(self) -> list[str]:
+        """Human lines describing the strategy (for reports); default none."""
+        return []
+
 
 class PolicyContractError(AssertionError):
-    """A policy broke the contract that ``check_policy`` verifies."""
-
-
-#: Histogram bounds of the random judge data (Istio's default buckets, ms).
-_RANDOM_BOUNDS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-
-
-class _RandomVersions:
-    """Random but consistent per-version counters for ``check_policy``: the series grow
-    by a few slots each tick (a slot never changes once seen), as the world's do."""
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-        nb = len(_RANDOM_BOUNDS_MS) + 1
-        self.req = np.zeros((1, 2))
-        self.err = np.zeros((1, 2))
-        self.hist = np.zeros((1, 2, nb))
-
-    def next(self, t: float) -> JudgeData | None:
-        rng = self.rng
-        k = int(rng.integers(0, 5))
-        nb = self.hist.shape[2]
-        req = rng.integers(0, 3000, size=(k, 2)).astype(float) * (rng.random((k, 1)) > 0.1)
-        p = rng.choice([0.0, 0.001, 0.01, 0.1, 0.5], size=(k, 2))
-        err = rng.binomial(req.astype(np.int64), p).astype(float)
-        probs = rng.dirichlet(np.ones(nb), size=(k, 2))
-        hist = np.array(
-            [[rng.multinomial(int(req[i, v]), probs[i, v]) for v in range(2)] for i in range(k)], dtype=float
-        ).reshape(k, 2, nb)
-        self.req, self.err = np.concatenate([self.req, req]), np.concatenate([self.err, err])
-        self.hist = np.concatenate([self.hist, hist])
-        if rng.random() < 0.1:
-            return None  # not recorded (a replay): judges must cope
-        return JudgeData(
-            t,
-            15.0,
-            tuple(float(b) for b in _RANDOM_BOUNDS_MS),
-            VersionSeries(self.req[:, 1].copy(), self.err[:, 1].copy(), self.hist[:, 1].copy()),
-            VersionSeries(self.req[:, 0].copy(), self.err[:, 0].copy(), self.hist[:, 0].copy()),
-        )
-
-
-def _random_observation(
-    rng: np.random.Generator,
-    t: float,
-    tick: int,
-    queries: Sequence[MetricQuery],
-    routes: Routes,
-    versions: _RandomVersions | None = None,
-) -> Observation:
-    metrics: dict[str, float | None] = {}
-    for q in queries:
-        u = rng.random()
-        if u < 0.15:
-            metrics[q.name] = NO_DATA
-        elif u < 0.2:
-            metrics[q.name] = math.nan
-        elif q.signal == "request-success-rate":
-            metrics[q.name] = float(rng.choice([100.0, 99.9, 99.0, 95.0, 50.0, 0.0]))
-        else:
-            metrics[q.name] = float(rng.choice([1.0, 50.0, 300.0, 500.0, 5000.0]))
-    canary_ready = bool(rng.random() > 0.1)
-    hooks = {
-        kind: bool(rng.random() > 0.2)
-        for kind in ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion")
-    }
-    hooks["rollback"] = bool(rng.random() < 0.02)
-    return Observation(
-        t=t,
-        tick=tick,
-        metrics=metrics,
-        routes=routes,
-        canary=Readiness(canary_ready, None if canary_ready else max(0.0, t - float(rng.integers(0, 1200)))),
-        primary=Readiness(bool(rng.random() > 0.05)),
-        webhooks=hooks,
-        versions=versions.next(t) if versions is not None else None,
-    )
-
-
-def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, seed: int = 0) -> None:
-    """Verify the policy contract on random observation sequences.
-
-    Checks, for every tick of every episode:
-
-    * purity: ``step`` does not mutate its state argument, and the same
-      ``(state, observation)`` always gives the same result;
-    * weights: every ``SetWeights`` routes 0-100 percent;
-    * terminal phases are absorbing: once ``status(state)["phase"]`` is terminal, later
-      steps return an equal state and no actions, and ``next_tick`` returns None;
-    * ``next_tick`` moves time forward: strictly, except that the first tick may come
-      at once (Argo reconciles a spec change immediately).
-
-    A policy with a ``judge`` also gets random, growing per-version counters
-    (``Observation.versions``; sometimes None, as in a replay).
-
-    Args:
-        policy: the policy under test.
-        episodes: random episodes to run.
-        max_ticks: ticks per episode at most.
-        seed: seed of the generator that draws observations.
-
-    Raises:
-        PolicyContractError: naming the broken rule, the episode and the tick.
-    """
-    rng = np.random.default_rng(seed)
-    queries = list(policy.queries())
-    judged = getattr(policy, "judge", None) is not None
-    for episode in range(episodes):
-        state = policy.initial_state()
-        routes = Routes()
-        versions = _RandomVersions(rng) if judged else None
-        t = 0.0
-        for tick in range(1, max_ticks + 1):
-            nt = policy.next_tick(state, t)
-            phase = policy.status(state)["phase"]
-            if phase in policy.terminal_phases:
-                if nt is not None:
-                    raise PolicyContractError(f"episode {episode} tick {tick}: next_tick after terminal phase {phase}")
-                nt = t + 60.0
-            elif nt is None or nt < t or (nt == t and tick > 1):
-                raise PolicyContractError(f"episode {episode} tick {tick}: next_tick({t}) = {nt} does not move forward")
-            t = nt
-            obs = _random_observation(rng, t, tick, queries, routes, versions)
-            before = copy.deepcopy(state)
-            new_state, actions = policy.step(state, obs)
-            if state != before:
-                raise PolicyContractError(f"episode {episode} tick {tick}: step mutated its state argument")
-            again = policy.step(before, obs)
-            if again != (new_state, actions):
-                raise PolicyContractError(f"episode {episode} tick {tick}: step is not deterministic")
-            if phase in policy.terminal_phases and (new_state != state or actions):
-                raise PolicyContractError(f"episode {episode} tick {tick}: terminal phase {phase} is not absorbing")
-            for a in actions:
-                if isinstance(a, SetWeights):
-                    if not 0 <= a.canary_weight <= 100:
-                        raise PolicyContractError(
-                            f"episode {episode} tick {tick}: weight {a.canary_weight} outside 0-100"
-                        )
-                    routes = Routes(a.canary_weight, a.mirrored, a.matched)
-                elif isinstance(a, Rollback):
-                    routes = Routes()
-            status = policy.status(new_state)
-            weight = status.get("canary_weight", 0)
-            if not 0 <= weight <= 100:
-                raise PolicyContractError(f"episode {episode} tick {tick}: status weight {weight} outside 0-100")
-            state = new_state
+    """A policy broke the contract that ``sim.policies.checks.check_policy`` verifies."""

@@ -1,10 +1,13 @@
 """Replay a policy against a recorded metric series (``pdsim replay``).
 
 The replay driver plays the world's part with recorded data instead of simulated
-traffic: the policy ticks on its own schedule (``policy.next_tick`` from t = 0) and at
+traffic: the policy ticks on its own schedule (``policy.next_tick`` from t = 0, by the
+rules of ``sim.policies.driver``, the loop the world and ``check_policy`` share) and at
 each tick reads, for every metric it queries, the latest recorded row at or before the
 tick. Nothing here simulates requests, so there is no blast radius, only the decision
-and the tick-by-tick trace, written exactly as ``pdsim run --trace`` writes it.
+and the tick-by-tick trace, written exactly as ``pdsim run --trace`` writes it (a policy
+that traces on change only, as Argo's, gets a line only when its status changed or it
+did something other than call a webhook).
 
 Observations CSV (docs/architecture.md section 6), header ``t,metric,value``, one row per sample::
 
@@ -45,8 +48,7 @@ What the driver models of the world, and what it does not:
   been under this policy". ``routed_weight`` is the router's weight as set by the
   actions, whatever traffic the recording saw.
 
-The module is pure: no simpy (``sim.world.controller`` is imported lazily, only for the
-shared rendering of actions in the trace).
+The module is pure: no simpy.
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ from typing import Any
 import numpy as np
 
 from sim.errors import InputError
-from sim.policies.base import Observation, Policy, Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights
+from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
+from sim.policies.base import Observation, Policy, Readiness, Routes
+from sim.policies.driver import Rollout, drive, trace_line, wants_line
 from sim.policies.judges.base import JudgeData, VersionSeries
 
 __all__ = [
@@ -76,10 +80,6 @@ __all__ = [
     "ROLLED_BACK",
     "UNFINISHED",
 ]
-
-PROMOTED = "promoted"
-ROLLED_BACK = "rolled_back"
-UNFINISHED = "unfinished"
 
 COLUMNS = ("t", "metric", "value")
 WEBHOOK_PREFIX = "webhook:"
@@ -382,7 +382,7 @@ class ReplayResult:
         decision_time_s: time of the first Promote or Rollback action, else None.
         final_phase: the policy's phase after its last tick.
         ticks: policy ticks run.
-        trace: one dict per tick, as ``pdsim run --trace`` writes them.
+        trace: one dict per tick (per change for a change-only policy), as ``pdsim run --trace`` writes them.
         rollback_reason: the Rollback action's reason ("" unless rolled back).
     """
 
@@ -403,78 +403,54 @@ def replay(policy: Policy, observations: Observations, *, horizon_s: float | Non
         horizon_s: stop before a tick later than this; default the last row's time.
 
     Returns:
-        The decision and the tick-by-tick trace.
+        The decision and the trace (a line per tick, or per change for a policy that
+        traces on change only).
 
     Raises:
-        ValueError: the policy's ``next_tick`` does not move time forward.
+        ValueError: the policy's ``next_tick`` does not move time forward
+            (``sim.policies.driver.TickError``).
     """
-    from sim.world.controller import action_json  # lazy: the controller module imports simpy
-
     horizon = horizon_s if horizon_s is not None else (observations.last_t or 0.0)
     names = [q.name for q in policy.queries()]
-    terminal = frozenset(getattr(policy, "terminal_phases", ()))
-    state = policy.initial_state()
-    routes = Routes()
-    canary_started: float | None = None
-    primary_started: float | None = None
-    decision, decision_time, reason = UNFINISHED, None, ""
-    trace: list[dict[str, Any]] = []
-    t, tick = 0.0, 0
-    final_phase = str(policy.status(state)["phase"])
-    while final_phase not in terminal:
-        nt = policy.next_tick(state, t)
-        if nt is None or nt > horizon:
-            break
-        if not (nt > t or (tick == 0 and nt == t)):  # the first tick may come at once (Argo)
-            raise ValueError(
-                f"policy {getattr(policy, 'name', policy)!r}: next_tick({t}) = {nt} does not move time forward"
-            )
-        t, tick = float(nt), tick + 1
-        metrics = {name: observations.metric(name, t) for name in names}
-        obs = Observation(
+    on_change = policy.tags.trace_on_change
+
+    def observe(r: Rollout) -> Observation:
+        t = r.t
+        return Observation(
             t=t,
-            tick=tick,
-            metrics=metrics,
-            routes=routes,
-            canary=observations.readiness("canary", t, canary_started),
-            primary=observations.readiness("primary", t, primary_started),
+            tick=r.ticks,
+            metrics={name: observations.metric(name, t) for name in names},
+            routes=r.routes,
+            canary=observations.readiness("canary", t, r.canary_started),
+            primary=observations.readiness("primary", t, r.primary_started),
             webhooks=observations.webhooks_at(t),
             versions=observations.versions(t),
         )
-        state, actions = policy.step(state, obs)
-        for a in actions:
-            if isinstance(a, SetWeights):
-                routes = _routes_after(a)
-            elif isinstance(a, Rollback):
-                routes = Routes()
-                if decision == UNFINISHED:
-                    decision, decision_time, reason = ROLLED_BACK, t, a.reason
-            elif isinstance(a, Promote):
-                primary_started = t  # the primary's rolling update to the new spec
-                if decision == UNFINISHED:
-                    decision, decision_time = PROMOTED, t
-            elif isinstance(a, ScaleUp):
-                canary_started = t
-        status = policy.status(state)
-        final_phase = str(status["phase"])
-        trace.append(
-            {
-                "t": t,
-                "tick": tick,
-                **status,
-                "routed_weight": _routed_percent(routes),
-                "actions": [action_json(a) for a in actions],
-                "metrics": metrics,
-                "event": getattr(state, "event", ""),
-            }
-        )
+
+    rollout = Rollout.start(policy)
+    trace: list[dict[str, Any]] = []
+    # A tick at the horizon itself still runs: the driver ends at or past the bound it is given.
+    for tick in drive(policy, rollout, observe, math.nextafter(horizon, math.inf)):
+        if wants_line(on_change, trace, rollout.status, tick.actions):
+            trace.append(
+                trace_line(
+                    rollout.t,
+                    rollout.ticks,
+                    rollout.status,
+                    _routed_percent(rollout.routes),
+                    tick.actions,
+                    tick.obs.metrics,
+                    rollout.state,
+                )
+            )
+    d = rollout.decision
     return ReplayResult(
-        decision=decision,
-        decision_time_s=decision_time,
-        final_phase=final_phase,
-        ticks=tick,
+        decision=d.outcome,
+        decision_time_s=d.time,
+        final_phase=str(rollout.status["phase"]),
+        ticks=rollout.ticks,
         trace=trace,
-        rollback_reason=reason,
+        rollback_reason=d.reason,
     )
 
 
@@ -484,8 +460,3 @@ def _routed_percent(routes: Routes) -> float:
     cohorts' share of traffic; a recording does not know that share, so the replay
     writes the weight of the matching requests."""
     return float(routes.canary_weight)
-
-
-def _routes_after(a: SetWeights) -> Routes:
-    """The router's state after ``SetWeights``."""
-    return Routes(a.canary_weight, a.mirrored, a.matched)

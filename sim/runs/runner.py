@@ -33,7 +33,8 @@ def run_one(
         seed: the run seed.
         run_index: the ``run`` field of the record.
         exact: serve requests one by one (validation mode).
-        trace: also return one dict per policy tick (docs/architecture.md section 6).
+        trace: also return the trace, one dict per policy tick (per change for a change-only
+            policy; docs/architecture.md section 6).
     """
     return run_rollouts(scenario, policy, [seed], run_indexes=[run_index], exact=exact, trace=trace)[0]
 
@@ -41,7 +42,7 @@ def run_one(
 def _simulate(
     scenario: Scenario, policy: Policy, runs: Sequence[int], seed: int, scenario_index: int, exact: bool
 ) -> list[RunRecord]:
-    seeds = run_seeds(seed, scenario_index, runs).tolist()
+    seeds = run_seeds(seed, scenario_index, list(runs)).tolist()
     if exact:
         return [run_one(scenario, policy, s, run_index=k, exact=True).record for s, k in zip(seeds, runs)]
     return [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=list(runs))]

@@ -1,7 +1,9 @@
 """The world's driver: rollouts of one policy in one simulated world, many at a time.
 
 Each rollout ticks its policy: at a tick the world serves the observation, calls
-``policy.step`` and applies the actions (routes, scale-up, promotion, rollback). Between
+``policy.step`` and applies the actions (routes, scale-up, promotion, rollback). When the
+next tick comes, what decides a rollout and what a trace line holds are the shared rules
+of ``sim.policies.driver``, which ``pdsim replay`` and ``check_policy`` follow too. Between
 ticks nothing is decided, so the driver needs no event queue: it jumps to the earliest
 next tick of any run, serves every run that ticks then in one vectorised pass (traffic
 drawn in bulk up to now, metric queries for all of them), and steps their policies.
@@ -24,15 +26,17 @@ from typing import Any
 import numpy as np
 
 from sim.errors import InputError
-from sim.inputs.scenario import Scenario
-from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
-from sim.policies.base import Finish, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp, SetWeights
+from sim.inputs.scenario import MetricBinding, Scenario
+from sim.outcomes import RunRecord, decide
+from sim.policies.base import Action, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp, SetWeights
+from sim.policies.driver import Decision, next_tick, trace_line, wants_line
 from sim.seeds import STREAMS, Streams, streams
 from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.faults import ReleaseModel
 from sim.world.promql import infer_binding
 from sim.world.router import Router
+from sim.world.serving import Traffic
 from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction, build_population
 from sim.world.users import count_users
@@ -99,29 +103,6 @@ class RunResult:
     trace: list[dict[str, Any]] = field(default_factory=list)
 
 
-def action_json(a: Any) -> dict[str, Any]:
-    """An action as it appears in the trace."""
-    if isinstance(a, SetWeights):
-        out = {"action": "set_weights", "canary_weight": a.canary_weight, "mirrored": a.mirrored}
-        if a.matched:
-            out["matched"] = True
-        return out
-    if isinstance(a, HookCalled):
-        out = {"action": "webhook", "name": a.name, "type": a.type, "ok": a.ok}
-        if a.load_rps:
-            out["load_rps"], out["load_s"] = a.load_rps, a.load_s
-        return out
-    if isinstance(a, Promote):
-        return {"action": "promote"}
-    if isinstance(a, Rollback):
-        return {"action": "rollback", "reason": a.reason}
-    if isinstance(a, ScaleUp):
-        return {"action": "scale_up"}
-    if isinstance(a, Finish):
-        return {"action": "finish", "phase": a.phase}
-    return {"action": type(a).__name__}
-
-
 @dataclass
 class _Run:
     """Per-rollout bookkeeping of the world."""
@@ -131,9 +112,7 @@ class _Run:
     rng: Streams
     canary: Workload = field(default_factory=lambda: Workload(ready=False))  # scaled to zero at first
     primary: Workload = field(default_factory=Workload)
-    outcome: str = UNFINISHED
-    decision_time: float | None = None
-    rollback_reason: str = ""
+    decision: Decision = field(default_factory=Decision)
     ticks: int = 0
     final_phase: str = ""
     lines: list[dict[str, Any]] = field(default_factory=list)
@@ -182,11 +161,10 @@ class World:
         # A statistical judge (or an Argo Kayenta metric) compares both versions: the
         # primary's counters must then be drawn, and its histogram too when latency is
         # judged (plain threshold policies skip both and keep their speed).
-        judge = getattr(policy, "judge", None)
-        self.reads_versions = judge is not None or bool(getattr(policy, "reads_versions", False))
-        self.versions_latency = bool(
-            (judge is not None and judge.needs_latency) or getattr(policy, "versions_latency", False)
-        )
+        tags = policy.tags
+        self.reads_versions = tags.reads_versions
+        self.versions_latency = tags.versions_latency
+        self.trace_on_change = tags.trace_on_change
         primary_hist = self.versions_latency or any(
             b.version == "primary" and b.signal.startswith("latency") for b in bindings.values()
         )
@@ -206,7 +184,7 @@ class World:
                 raise ValueError("the exact mode simulates one run at a time")
             from sim.world.exact import ExactTraffic
 
-            self.traffic: FastTraffic = ExactTraffic(
+            self.traffic: Traffic = ExactTraffic(
                 prepared.rate,
                 self.population,
                 self.release,
@@ -222,7 +200,7 @@ class World:
                 self.release,
                 self.router,
                 self.telemetry,
-                stream_states(seeds, STREAMS["traffic"]),
+                stream_states(list(seeds), STREAMS["traffic"]),
                 tel.noise,
             )
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
@@ -230,7 +208,6 @@ class World:
     def _match_mask(self) -> np.ndarray:
         """Which cohorts' requests match the policy's A/B conditions (cohort 0 sends no
         special header or cookie)."""
-        matches = getattr(self.policy, "matches", None)
         heads: list[dict[str, str]] = [{}]
         for c in self.scenario.traffic.cohorts:
             h: dict[str, str] = {}
@@ -240,11 +217,11 @@ class World:
             if c.cookie:
                 h["cookie"] = c.cookie
             heads.append(h)
-        return np.array([bool(matches(h)) if matches else False for h in heads])
+        return np.array([bool(self.policy.matches(h)) for h in heads])
 
-    def _bindings(self) -> dict:
+    def _bindings(self) -> dict[str, MetricBinding]:
         """The simulated signal behind every custom query (scenario ``telemetry.metrics``)."""
-        out = {}
+        out: dict[str, MetricBinding] = {}
         table = self.scenario.telemetry.metrics
         for q in self.queries:
             if q.signal != "custom":
@@ -296,7 +273,7 @@ class World:
         ]
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
         judge_data = self.telemetry.judge_data if self.reads_versions else None
-        runs, nexts = self.runs, []
+        runs, horizon, nexts = self.runs, self.scenario.horizon, []
         for i, r in enumerate(group.tolist()):
             run = runs[r]
             run.ticks += 1
@@ -317,46 +294,23 @@ class World:
                 self._apply(r, a, now)
             run.state = run.final_state = state
             if self.trace_on:
-                self._trace(run, r, now, state, actions, metrics)
-            nexts.append(self._next_tick(run, now))
+                status = policy.status(state)
+                if wants_line(self.trace_on_change, run.lines, status, actions):
+                    run.lines.append(
+                        trace_line(now, run.ticks, status, router.routed_percent(r), actions, metrics, state)
+                    )
+            nt = next_tick(policy, state, now, horizon)
+            nexts.append(self._end(run) if nt is None else nt)
         self._next[group] = nexts
 
-    def _next_tick(self, run: _Run, now: float) -> float:
-        """The run's next tick, or inf at its end: the policy has finished or the next
-        tick falls at or past the horizon, which ends simulated time (a run cut by the
-        horizon ends with its last tick before it)."""
-        nt = self.policy.next_tick(run.state, now)
-        if nt is None or nt >= self.scenario.horizon:
-            run.final_phase = str(self.policy.status(run.state)["phase"])
-            return np.inf
-        if nt < now:
-            raise ValueError(f"{self.policy.name}: next tick {nt} is before now ({now})")
-        return nt
+    def _end(self, run: _Run) -> float:
+        """A run ends: its policy has finished, or its next tick falls at or past the
+        horizon, which ends simulated time (a run cut by the horizon ends with its last
+        tick before it). Its next tick is then never: inf."""
+        run.final_phase = str(self.policy.status(run.state)["phase"])
+        return np.inf
 
-    def _trace(self, run: _Run, r: int, now: float, state: Any, actions: tuple, metrics: dict) -> None:
-        """One trace line (docs/architecture.md section 6); for change-only policies (Argo) only when
-        the status changed or something other than a webhook call was done."""
-        status = self.policy.status(state)
-        acted = any(not isinstance(a, HookCalled) for a in actions)
-        if (
-            acted
-            or not getattr(self.policy, "trace_on_change", False)
-            or not run.lines
-            or _changed(run.lines[-1], status)
-        ):
-            run.lines.append(
-                {
-                    "t": now,
-                    "tick": run.ticks,
-                    **status,
-                    "routed_weight": self.router.routed_percent(r),
-                    "actions": [action_json(a) for a in actions],
-                    "metrics": metrics,
-                    "event": getattr(state, "event", ""),
-                }
-            )
-
-    def _apply(self, r: int, a: Any, now: float) -> None:
+    def _apply(self, r: int, a: Action, now: float) -> None:
         run = self.runs[r]
         if isinstance(a, SetWeights):
             self.router.set(r, a)
@@ -370,15 +324,13 @@ class World:
             if self.scenario.release.test_rps > 0:
                 # Smoke/load tests of the new version (e.g. of a blue/green preview).
                 self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)
-        elif isinstance(a, Promote) and run.decision_time is None:
-            run.outcome, run.decision_time = PROMOTED, now
+        elif isinstance(a, Promote) and run.decision.note(a, now):
             self.traffic.decided(r)
             # The primary's rolling update to the new spec; its pods need startup time.
             rel = self.scenario.release
             self._start(run.primary, now, rel.primary_startup if rel.primary_startup is not None else rel.startup)
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
-        elif isinstance(a, Rollback) and run.decision_time is None:
-            run.outcome, run.decision_time, run.rollback_reason = ROLLED_BACK, now, a.reason
+        elif isinstance(a, Rollback) and run.decision.note(a, now):
             self.traffic.decided(r)
 
     # -- the batch ----------------------------------------------------------------------
@@ -392,19 +344,22 @@ class World:
                 w.change(u.at, False)
                 if u.duration is not None:
                     w.change(u.at + u.duration, True)
-        self._next = np.array([self._next_tick(run, 0.0) for run in self.runs])
+        horizon = self.scenario.horizon
+        firsts = [next_tick(self.policy, run.state, 0.0, horizon, first=True) for run in self.runs]
+        self._next = np.array([self._end(run) if nt is None else nt for run, nt in zip(self.runs, firsts)])
         # Lockstep: the earliest next tick of any run, and every run that ticks then.
         while True:
             now = float(self._next.min())
             if now == np.inf:
                 break
             self._serve(np.flatnonzero(self._next == now), now)
-        open_runs = np.array([r for r, run in enumerate(self.runs) if run.decision_time is None], dtype=int)
+        open_runs = np.array([r for r, run in enumerate(self.runs) if run.decision.time is None], dtype=int)
         if len(open_runs):
             self.traffic.advance(open_runs, self.scenario.horizon)
         led = self.traffic.ledger
-        if hasattr(self.traffic, "users_counts"):
-            exposed, affected = self.traffic.users_counts()  # the exact mode knows its users
+        counted = self.traffic.users_counts()  # the exact mode knows its users
+        if counted is not None:
+            exposed, affected = counted
         else:
             users = (
                 stream_states([run.seed for run in self.runs], STREAMS["users"])
@@ -432,26 +387,28 @@ class World:
             run.final_phase = str(self.policy.status(run.final_state)["phase"])
         bad = self.scenario.release_bad
         onset = self.release.onset_s()
+        d = run.decision
         record = RunRecord(
             scenario=self.scenario.name,
             policy=self.policy.name,
             run=run.index,
             seed=run.seed,
-            outcome=run.outcome,
+            outcome=d.outcome,
             release_bad=bad,
-            decision_time_s=run.decision_time,
+            decision_time_s=d.time,
             fault_onset_s=onset,
             final_phase=run.final_phase,
             ticks=run.ticks,
-            rollback_reason=run.rollback_reason,
-            **totals,
-            **decide(run.outcome, bad, run.decision_time, onset),
+            rollback_reason=d.reason,
+            canary_requests=totals["canary_requests"],
+            canary_errors=totals["canary_errors"],
+            excess_errors=totals["excess_errors"],
+            excess_errors_after_promotion=totals["excess_errors_after_promotion"],
+            users_exposed=totals["users_exposed"],
+            users_affected=totals["users_affected"],
+            **decide(d.outcome, bad, d.time, onset),
         )
         return RunResult(record, run.lines)
-
-
-def _changed(last: dict[str, Any], status: dict[str, Any]) -> bool:
-    return any(last.get(k) != v for k, v in status.items())
 
 
 @contextmanager
@@ -487,10 +444,3 @@ def run_rollouts(
                 for s, k in zip(seeds, idx)
             ]
         return World(scenario, policy, seeds, run_indexes=run_indexes, exact=exact, trace=trace).run()
-
-
-def run_rollout(
-    scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0, exact: bool = False, trace: bool = False
-) -> RunResult:
-    """Simulate one rollout. Same seed, same result."""
-    return run_rollouts(scenario, policy, [seed], run_indexes=[run_index], exact=exact, trace=trace)[0]

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import simpy
 
-from sim.world.fast import Ledger
 from sim.world.faults import ReleaseModel
 from sim.world.router import Router
+from sim.world.serving import Ledger
 from sim.world.telemetry import CANARY, PRIMARY, Telemetry
 from sim.world.traffic import Population, RateFunction
 
@@ -25,7 +25,7 @@ _CHUNK = 4096  # random numbers drawn ahead, a chunk at a time
 
 
 class ExactTraffic:
-    """One run's traffic, request by request (the interface of ``FastTraffic``).
+    """One run's traffic, request by request (a ``sim.world.serving.Traffic``, as ``FastTraffic``).
 
     Its requests are events of its own simpy environment, run up to each tick by
     ``advance``.
@@ -116,7 +116,7 @@ class ExactTraffic:
         bucket = int(np.searchsorted(self._bounds, latency, side="left"))  # le semantics
         slot = int(self.telemetry.slot_of(np.array([now]))[0])
         tel = self.telemetry
-        tel._ensure(slot)
+        tel.ensure(slot)
         v = CANARY if canary else PRIMARY
         tel.n[0, slot, v] += 1
         tel.err[0, slot, v] += failed
@@ -154,7 +154,7 @@ class ExactTraffic:
                 return
             self._record(self.env.now, 0, True, self._u())
 
-    # -- the FastTraffic interface -------------------------------------------------------
+    # -- the Traffic protocol -------------------------------------------------------------
 
     def start_load(self, run: int, t: float, rps: float, duration_s: float) -> None:
         self.loads.append((t, t + duration_s, rps))
@@ -189,4 +189,5 @@ class ExactTraffic:
                 self.affected.add(uid)
 
     def users_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct users exposed and affected: this mode knows them by id."""
         return np.array([float(len(self.exposed))]), np.array([float(len(self.affected))])

@@ -29,23 +29,14 @@ import numpy as np
 from sim.world.draws import multinomial, poisson_rows
 from sim.world.faults import ReleaseModel
 from sim.world.router import Router
+from sim.world.serving import Ledger
 from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction
 
 
-class Ledger:
-    """What the candidate did to live users: arrays of shape (runs, cohorts)."""
-
-    def __init__(self, runs: int, n_cohorts: int) -> None:
-        self.requests = np.zeros((runs, n_cohorts))
-        self.errors = np.zeros((runs, n_cohorts))
-        self.excess = np.zeros((runs, n_cohorts))
-        self.after_requests = np.zeros((runs, n_cohorts))
-        self.after_excess = np.zeros((runs, n_cohorts))
-
-
 class FastTraffic:
-    """Draws traffic segment by segment into telemetry and the ledger, for a batch of runs.
+    """Draws traffic segment by segment into telemetry and the ledger, for a batch of runs
+    (a ``sim.world.serving.Traffic``).
 
     Args:
         rate: λ(t).
@@ -248,3 +239,7 @@ class FastTraffic:
         draws = self._poisson(np.array([run]), mean).reshape((2,) + cohort_lam.shape)
         self.ledger.after_requests[run] += draws.sum(axis=(0, 1))
         self.ledger.after_excess[run] += draws[1].sum(axis=0)
+
+    def users_counts(self) -> None:
+        """None: the fast path draws counts, not users; the world counts them from the ledger."""
+        return None

@@ -74,7 +74,7 @@ class ReleaseModel:
         # A leak stops growing at its cap: cut there so segment midpoints stay exact.
         edges += [f.onset + 3600.0 * f.max / f.per_hour for f in self.faults if isinstance(f, LeakFault)]
         self._edges = np.unique(np.array(edges, dtype=float))
-        self._flapping = [f for f in self.faults if f.intermittent is not None]
+        self._flapping = [(f.onset, f.intermittent) for f in self.faults if f.intermittent is not None]
 
     def onset_s(self) -> float | None:
         """Onset of the earliest fault of the candidate's own (None: a good release)."""
@@ -84,12 +84,12 @@ class ReleaseModel:
     def change_points(self, t0: float, t1: float) -> np.ndarray:
         """Times in (t0, t1) where some fault switches on or off."""
         pts = [self._edges[(self._edges > t0) & (self._edges < t1)]]
-        for f in self._flapping:
-            period, duty = f.intermittent.period, f.intermittent.duty
-            k0 = max(0, int(np.floor((t0 - f.onset) / period)))
-            k1 = int(np.ceil((t1 - f.onset) / period)) + 1
+        for onset, flap in self._flapping:
+            period, duty = flap.period, flap.duty
+            k0 = max(0, int(np.floor((t0 - onset) / period)))
+            k1 = int(np.ceil((t1 - onset) / period)) + 1
             if k1 > k0:
-                starts = f.onset + period * np.arange(k0, k1)
+                starts = onset + period * np.arange(k0, k1)
                 both = np.concatenate([starts, starts + duty * period])
                 pts.append(both[(both > t0) & (both < t1)])
         return pts[0] if len(pts) == 1 else np.unique(np.concatenate(pts))
@@ -155,6 +155,6 @@ class ReleaseModel:
                 dist = dist.shifted(f.shift)
             elif f.factor is not None:
                 dist = dist.scaled(f.factor)
-            else:
+            elif f.p99 is not None:  # exactly one of the three is set (LatencyFault validates it)
                 dist = dist.with_p99(f.p99)
         return dist

@@ -9,6 +9,7 @@ else must be bound in the scenario (``telemetry.metrics``).
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from sim.inputs.scenario import MetricBinding
 
@@ -16,6 +17,17 @@ _NON_5XX = re.compile(r'(code|status|response_code|status_code)\s*!~\s*"5', re.I
 _5XX = re.compile(r'(code|status|response_code|status_code)\s*=~\s*"5', re.I)
 _QUANTILE = re.compile(r"histogram_quantile\s*\(\s*0?\.(\d+)")
 _PERCENT = re.compile(r"\*\s*100\b|\b100\s*\*")
+#: The latency signals a ``histogram_quantile`` query binds to.
+Quantile = Literal["latency-p50", "latency-p90", "latency-p95", "latency-p99"]
+#: ``histogram_quantile(0.NN, ...)``: the digits after the point -> the signal.
+_QUANTILES: dict[str, Quantile] = {
+    "5": "latency-p50",
+    "50": "latency-p50",
+    "9": "latency-p90",
+    "90": "latency-p90",
+    "95": "latency-p95",
+    "99": "latency-p99",
+}
 
 
 def infer_binding(query: str) -> MetricBinding | None:
@@ -25,14 +37,7 @@ def infer_binding(query: str) -> MetricBinding | None:
     m = _QUANTILE.search(q)
     if m:
         digits = m.group(1)
-        signal = {
-            "5": "latency-p50",
-            "50": "latency-p50",
-            "9": "latency-p90",
-            "90": "latency-p90",
-            "95": "latency-p95",
-            "99": "latency-p99",
-        }.get(digits)
+        signal = _QUANTILES.get(digits)
         if signal is None:
             return None
         # Histograms in seconds (…_seconds_bucket) need ms -> s.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.policies.base import Routes, SetWeights
+from sim.policies.driver import routes_after
 
 
 class Router:
@@ -38,14 +39,12 @@ class Router:
         return self._routes[run]
 
     def set(self, run: int, a: SetWeights) -> None:
-        self._routes[run] = Routes(a.canary_weight, a.mirrored, a.matched)
+        """Apply a policy's ``SetWeights`` to one run's routes."""
+        self._routes[run] = routes_after(self._routes[run], a)
         self.weight[run] = a.canary_weight
         self.matched[run] = a.matched
         self.header[run] = a.header_route
         self.mirror[run] = a.mirror_percent / 100.0 if a.mirrored else 0.0
-
-    def reset(self, run: int) -> None:
-        self.set(run, SetWeights(0))
 
     def canary_share(self, runs: np.ndarray) -> np.ndarray:
         """P(a live request of each cohort goes to the canary), shape (len(runs), C)."""

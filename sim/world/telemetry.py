@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -68,32 +69,27 @@ class Telemetry:
         self.missing = missing
         self.bounds_ms = np.asarray(bounds_ms, dtype=float)
         self._bounds_tuple = tuple(float(b) for b in bounds_ms)  # for JudgeData, built once
-        self.primary_histogram = primary_histogram
         self.bindings = bindings or {}
         #: Whether any query reads the primary's counters (else they are not drawn).
         self.reads_primary = primary_counts or any(b.version == "primary" for b in self.bindings.values())
         # Slots are allocated as time advances: most rollouts decide long before the
         # horizon, and first-touching a horizon-sized array costs more than the run.
-        self._alloc(runs, min(self.n_slots, 64))
+        slots, nb = min(self.n_slots, 64), len(self.bounds_ms) + 1
+        #: Requests and errors per run, slot and version.
+        self.n = np.zeros((runs, slots, 2))
+        self.err = np.zeros((runs, slots, 2))
+        #: The canary's latency histogram per run, slot and bucket; the primary's when kept.
+        self.hist = np.zeros((runs, slots, nb))
+        self.hist_primary = np.zeros((runs, slots, nb)) if primary_histogram else None
 
-    def _alloc(self, runs: int, slots: int) -> None:
-        nb = len(self.bounds_ms) + 1
-        old = getattr(self, "n", None)
-        new = {
-            "n": np.zeros((runs, slots, 2)),
-            "err": np.zeros((runs, slots, 2)),
-            "hist": np.zeros((runs, slots, nb)),
-            "hist_primary": np.zeros((runs, slots, nb)) if self.primary_histogram else None,
-        }
-        for name, arr in new.items():
-            if old is not None and arr is not None:
-                prev = getattr(self, name)
-                arr[:, : prev.shape[1]] = prev
-            setattr(self, name, arr)
-
-    def _ensure(self, slot: int) -> None:
-        if slot >= self.n.shape[1]:
-            self._alloc(self.n.shape[0], min(self.n_slots, max(2 * self.n.shape[1], slot + 1)))
+    def ensure(self, slot: int) -> None:
+        """Make room for ``slot`` (at least doubling the slots allocated so far)."""
+        have = self.n.shape[1]
+        if slot >= have:
+            slots = min(self.n_slots, max(2 * have, slot + 1))
+            self.n, self.err, self.hist = _grown(self.n, slots), _grown(self.err, slots), _grown(self.hist, slots)
+            if self.hist_primary is not None:
+                self.hist_primary = _grown(self.hist_primary, slots)
 
     def slot_of(self, seg_end: np.ndarray) -> np.ndarray:
         return np.minimum(np.ceil(seg_end / self.scrape_s - _EPS).astype(np.int64), self.n_slots - 1)
@@ -109,8 +105,8 @@ class Telemetry:
         unique: bool,
     ) -> None:
         """Add increments of shape (runs, segments, ...) at the segments' slots."""
-        self._ensure(int(slots[-1]))
-        ix = (runs[:, None], slots[None, :])
+        self.ensure(int(slots[-1]))
+        ix: tuple[Any, Any] = (runs[:, None], slots[None, :])
         if unique and _consecutive(runs) and _consecutive(slots):
             # Runs in lockstep and whole slots (the common case): plain slices, far
             # cheaper than fancy indexing.
@@ -155,20 +151,26 @@ class Telemetry:
         hi = max(min(int(math.floor((t - self.lag_s) / self.scrape_s + _EPS)), self.n.shape[1] - 1), 0)
         k = hi + 1
         hp = self.hist_primary if histograms else None
-        parts = [
-            self.n[run, :k, CANARY],
-            self.err[run, :k, CANARY],
-            self.hist[run, :k] if histograms else None,
-            self.n[run, :k, PRIMARY],
-            self.err[run, :k, PRIMARY],
-            None if hp is None else hp[run, :k],
-        ]
+        req_c, err_c = self.n[run, :k, CANARY], self.err[run, :k, CANARY]
+        req_p, err_p = self.n[run, :k, PRIMARY], self.err[run, :k, PRIMARY]
+        hist_c = self.hist[run, :k] if histograms else None
+        hist_p = None if hp is None else hp[run, :k]
         if self.missing is not None:
-            parts = [None if x is None else _merge_lost(x, self.missing[run, :k]) for x in parts]
-        for x in parts:
+            lost = self.missing[run, :k]
+            req_c, err_c = _merge_lost(req_c, lost), _merge_lost(err_c, lost)
+            req_p, err_p = _merge_lost(req_p, lost), _merge_lost(err_p, lost)
+            hist_c = None if hist_c is None else _merge_lost(hist_c, lost)
+            hist_p = None if hist_p is None else _merge_lost(hist_p, lost)
+        for x in (req_c, err_c, hist_c, req_p, err_p, hist_p):
             if x is not None:
                 x.flags.writeable = False
-        return JudgeData(t, self.scrape_s, self._bounds_tuple, VersionSeries(*parts[:3]), VersionSeries(*parts[3:]))
+        return JudgeData(
+            t,
+            self.scrape_s,
+            self._bounds_tuple,
+            VersionSeries(req_c, err_c, hist_c),
+            VersionSeries(req_p, err_p, hist_p),
+        )
 
     def window(
         self, runs: np.ndarray, t: float, window_s: float, version: int = CANARY
@@ -216,7 +218,8 @@ class Telemetry:
         """A custom metric bound to a simulated signal (see ``MetricBinding``)."""
         R = len(runs)
         if b.signal == "constant":
-            return np.full(R, b.value * b.scale)
+            # MetricBinding's validator requires a value for a constant signal.
+            return np.full(R, cast(float, b.value) * b.scale)
         if b.signal == "series":
             value = None
             for point in b.series:
@@ -236,6 +239,13 @@ class Telemetry:
             else:  # latency-pNN
                 v = histogram_quantile_rows(int(b.signal[-2:]) / 100.0, self.bounds_ms, hist)
         return v * b.scale
+
+
+def _grown(a: np.ndarray, slots: int) -> np.ndarray:
+    """``a`` (runs, slots, ...) with its slot axis grown to ``slots``, new slots zero."""
+    out = np.zeros((a.shape[0], slots) + a.shape[2:])
+    out[:, : a.shape[1]] = a
+    return out
 
 
 def _consecutive(ix: np.ndarray) -> bool:

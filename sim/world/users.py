@@ -22,6 +22,7 @@ of draws a run takes depend on its own counts only, never on its batch-mates.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal, overload
 
 import numpy as np
 from scipy.special import ndtri
@@ -191,6 +192,14 @@ def _binomial_inverse(u: np.ndarray, trials: np.ndarray, p: np.ndarray) -> np.nd
         cdf = cdf[keep] + pmf
         j0 += _BLOCK
     return np.where(flip, trials - out, out)
+
+
+@overload
+def _moments(k: np.ndarray, n: np.ndarray, var: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def _moments(k: np.ndarray, n: np.ndarray, var: Literal[False]) -> tuple[np.ndarray, None]: ...
 
 
 def _moments(k: np.ndarray, n: np.ndarray, var: bool) -> tuple[np.ndarray, np.ndarray | None]:

@@ -23,7 +23,7 @@ from sim.inputs.policy import load_policy, load_policy_with_warnings, read_polic
 from sim.inputs.scenario import load_scenario
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.argo.rollout import ArgoRollout
-from sim.policies.base import check_policy
+from sim.policies.checks import check_policy
 from sim.runs.runner import run_batch, run_one
 from sim.seeds import run_seed
 from sim.units import parse_duration

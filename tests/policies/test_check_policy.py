@@ -1,8 +1,9 @@
 """``check_policy``: Flagger passes it, and it catches policies that break the contract.
 
-The contract (``sim/policies/base.py``): ``step`` is pure (never mutates its state
-argument, same inputs give the same result), every weight is 0-100, terminal phases are
-absorbing, and ``next_tick`` moves time forward.
+The contract (``sim/policies/base.py``, checked by ``sim/policies/checks.py``): the
+policy declares the whole interface, ``step`` is pure (never mutates its state argument,
+same inputs give the same result), every weight is 0-100, terminal phases are absorbing,
+and ``next_tick`` moves time forward.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from sim.policies.base import Finish, MetricQuery, Observation, Policy, PolicyContractError, SetWeights, check_policy
+from sim.policies.base import Finish, MetricQuery, Observation, Policy, PolicyContractError, SetWeights
+from sim.policies.checks import check_policy
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from tests.helpers import LAT, SR
@@ -62,8 +64,9 @@ class ToyState:
     n: int = 0
 
 
-class Toy:
-    """A minimal well-behaved policy: steps the weight by 10 and succeeds at 50.
+class Toy(Policy):
+    """A minimal well-behaved policy: steps the weight by 10 and succeeds at 50 (it
+    inherits the defaults of ``tags``, ``matches`` and ``describe`` from ``Policy``).
     The broken policies below each change one thing."""
 
     name = "toy"
@@ -160,7 +163,7 @@ def test_the_toy_policy_itself_passes():
         (Overweight(), "weight 120 outside 0-100"),
         (LeakyTerminal(), "terminal phase Done is not absorbing"),
         (Nondeterministic(), "step is not deterministic"),
-        (Stalled(), "does not move forward"),
+        (Stalled(), "does not move time forward"),
         (KeepsTicking(), "next_tick after terminal phase Done"),
     ],
     ids=[
@@ -180,3 +183,20 @@ def test_check_policy_catches_a_broken_policy(policy, rule):
 def test_error_names_episode_and_tick():
     with pytest.raises(PolicyContractError, match=r"episode 0 tick 3: weight 120"):
         check_policy(Overweight(), episodes=1)
+
+
+class Undeclared:
+    """The toy's members without subclassing ``Policy``: no ``tags``, ``matches`` or ``describe``."""
+
+    name = Toy.name
+    terminal_phases = Toy.terminal_phases
+    initial_state = Toy.initial_state
+    next_tick = Toy.next_tick
+    queries = Toy.queries
+    status = Toy.status
+    step = Toy.step
+
+
+def test_a_policy_must_declare_the_whole_interface():
+    with pytest.raises(PolicyContractError, match="Undeclared lacks tags, matches, describe of the Policy protocol"):
+        check_policy(Undeclared(), episodes=1)  # type: ignore[arg-type]  # the very mistake under test

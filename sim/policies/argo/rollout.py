@@ -66,7 +66,7 @@ from sim.policies.argo.plan import (
 )
 from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep
 from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
-from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Rollback, SetWeights
+from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Policy, PolicyTags, Rollback, SetWeights
 from sim.policies.flagger.plan import set_weights
 from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, JudgeData, make_judge
@@ -134,7 +134,7 @@ class ArgoState:
         return None
 
 
-class ArgoRollout:
+class ArgoRollout(Policy):
     """An Argo Rollout with its AnalysisTemplates.
 
     Args:
@@ -540,6 +540,17 @@ class ArgoRollout:
         config = argo_kayenta.config_for(provider, self.spec.canaryConfigs)
         return argo_kayenta.judge_measurement(
             provider, config, versions, run.state.started_at, last.started_at, interval
+        )
+
+    @cached_property
+    def tags(self) -> PolicyTags:
+        """A judge or a Kayenta metric reads both versions' counters; the trace gets a line
+        when the status changed or something was done, not at every resync."""
+        judge = self.judge
+        return PolicyTags(
+            reads_versions=judge is not None or self.reads_versions,
+            versions_latency=(judge is not None and judge.needs_latency) or self.versions_latency,
+            trace_on_change=True,
         )
 
     @cached_property

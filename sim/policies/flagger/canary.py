@@ -45,7 +45,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from math import isnan, trunc
 
-from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Readiness, Rollback, Routes
+from sim.policies.base import (
+    Action,
+    HookCalled,
+    MetricQuery,
+    Observation,
+    Policy,
+    PolicyTags,
+    Readiness,
+    Rollback,
+    Routes,
+)
 from sim.policies.flagger.plan import (
     FINISH_FAILED,
     FINISH_SUCCEEDED,
@@ -119,7 +129,7 @@ def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
     return ok
 
 
-class FlaggerCanary:
+class FlaggerCanary(Policy):
     """Flagger's analysis: canary, A/B testing, blue/green and mirroring strategies.
 
     Args:
@@ -264,6 +274,12 @@ class FlaggerCanary:
         if self.spec.judge is None:
             return None
         return make_judge(self.spec.judge, {q.signal for kind, q in self._checks if kind == "builtin"})
+
+    @cached_property
+    def tags(self) -> PolicyTags:
+        """A statistical judge reads both versions' counters (and histograms, if it judges latency)."""
+        judge = self.judge
+        return PolicyTags(reads_versions=judge is not None, versions_latency=judge is not None and judge.needs_latency)
 
     @cached_property
     def _judged(self) -> frozenset[str]:

@@ -12,7 +12,7 @@ import pytest
 from sim.errors import InputError
 from sim.inputs.policy import scenario_policy
 from sim.inputs.scenario import parse_scenario
-from sim.policies.base import check_policy
+from sim.policies.checks import check_policy
 from sim.runs.runner import run_batch
 from sim.yamlio import load_yaml, loads_yaml
 from tests.helpers import SCENARIOS

@@ -15,7 +15,8 @@ import pytest
 
 from sim.errors import InputError
 from sim.inputs.scenario import parse_scenario
-from sim.policies.base import Observation, Promote, Readiness, Rollback, Routes, SetWeights, check_policy
+from sim.policies.base import Observation, Promote, Readiness, Rollback, Routes, SetWeights
+from sim.policies.checks import check_policy
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.policies.judges.base import JudgeData, VersionSeries
