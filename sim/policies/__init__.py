@@ -1,5 +1,17 @@
-"""Pure decision engines: ``step(state, observation) -> (state, actions)``. No simpy here."""
+"""Pure decision engines: ``step(state, observation) -> (state, actions)``. No simpy here.
 
+Parts:
+
+* ``base``: the contract: ``Policy`` (with its declared capabilities, ``PolicyTags``),
+  ``Observation``, the actions, ``MetricQuery``;
+* ``driver``: the one tick loop (next tick, decision, routes, trace lines) that the world,
+  ``pdsim replay`` and the checks share;
+* ``checks``: ``check_policy``, the contract verified on random observations;
+* ``frozen``: the one fast copy device for frozen state classes;
+* ``flagger/``, ``argo/``: the controllers, tick for tick; ``judges/``: statistical judges.
+"""
+
+from sim.policies.argo import ArgoPolicySpec, ArgoRollout, ArgoState
 from sim.policies.base import (
     Action,
     Finish,
@@ -16,12 +28,16 @@ from sim.policies.base import (
     SetWeights,
 )
 from sim.policies.checks import check_policy
-from sim.policies.flagger.canary import FlaggerCanary, FlaggerState
+from sim.policies.flagger import FlaggerCanary, FlaggerPolicySpec, FlaggerState
 
 __all__ = [
     "Action",
+    "ArgoPolicySpec",
+    "ArgoRollout",
+    "ArgoState",
     "Finish",
     "FlaggerCanary",
+    "FlaggerPolicySpec",
     "FlaggerState",
     "MetricQuery",
     "Observation",
