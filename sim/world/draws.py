@@ -19,11 +19,9 @@ The samplers are the classical exact algorithms:
   Economics 12, 1993);
 * binomial: inversion for n·min(p, 1−p) < 10; Hörmann's BTRS otherwise (W. Hörmann,
   "The generation of binomial random variates", J. Statist. Comput. Simul. 46, 1993);
-* normal: Box–Muller, one variate per pair of uniforms (the second is not kept, so a
-  stream's consumption per value is fixed).
 
 tests/world/test_draws.py checks each against its exact distribution (chi-square and a
-mean test for the discrete ones, Kolmogorov–Smirnov for the continuous) over a grid of
+mean test for the discrete ones, Kolmogorov–Smirnov for the uniforms) over a grid of
 parameters that crosses every algorithm switch.
 """
 
@@ -198,14 +196,6 @@ def binomial(st, n, p):
         if v <= h - math.lgamma(k + 1.0) - math.lgamma(n - k + 1.0) + (k - m) * lpq:
             break
     return n - k if flip else k
-
-
-@nb.njit(nb.float64(nb.uint64[:]), cache=True)
-def normal(st):
-    """One standard normal variate (Box–Muller, two uniforms)."""
-    u1 = 1.0 - uniform(st)  # (0, 1]: log defined
-    u2 = uniform(st)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
 # -- batch kernels ---------------------------------------------------------------------------

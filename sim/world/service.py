@@ -56,9 +56,6 @@ class LatencyDist:
     def quantile(self, q: float) -> float:
         return self.shift + math.exp(self.mu + self.sigma * float(ndtri(q)))
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return self.shift + np.exp(self.mu + self.sigma * rng.standard_normal(n))
-
     def bucket_probs(self, bounds_ms: tuple[float, ...]) -> np.ndarray:
         """P(latency in each bucket): ``(0, b0], (b0, b1], ..., (b_last, +Inf)``."""
         return _bucket_probs(self, bounds_ms)

@@ -166,12 +166,6 @@ def test_multinomial_rows_follow_the_multinomial():
     assert abs(cov - (-37 * 0.6 * 0.25)) < 5 * np.sqrt(37 * 0.6 * 0.25 * 2 / size) * 4
 
 
-def test_normal_is_standard_normal():
-    st = draws.stream_states([3], 0)[0]
-    x = np.array([draws.normal(st) for _ in range(SAMPLES)])
-    assert stats.kstest(x, "norm").pvalue > ALPHA
-
-
 def test_the_checks_have_power():
     """A sampler 1% off in its mean fails the same checks (they are not vacuous)."""
     for lam in (25.0, 180.0):
