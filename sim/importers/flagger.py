@@ -41,10 +41,13 @@ from sim.errors import NOT_GIVEN, InputError
 from sim.importers.manifests import (
     ImportResult,
     error_at,
+    files_text,
     kubernetes_objects,
     location_of,
     object_metadata,
     policy_file_text,
+    source_files,
+    the_object,
     warning_at,
 )
 from sim.inputs.validation import validation_to_input_error
@@ -336,25 +339,10 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult[FlaggerPolicySpec]:
             does not have or a value pdsim rejects, at its line in the manifest.
     """
     docs = list(docs)
-    sources = list(dict.fromkeys(d.file for d in docs))
-    files = ", ".join(sources) or "(no files)"
+    sources = source_files(docs)
+    files = files_text(sources)
     canaries, template_docs = _flagger_objects(docs)
-    if not canaries:
-        raise InputError(
-            sources[0] if sources else files,
-            1,
-            None,
-            f"no Flagger Canary (apiVersion: {API_VERSION}, kind: Canary) in {files}",
-        )
-    if len(canaries) > 1:
-        first, second = canaries[0], canaries[1]
-        raise error_at(
-            second,
-            (),
-            f"a second Canary ({object_metadata(second)[0]}); pdsim simulates one Canary "
-            f"at a time (the first one, {object_metadata(first)[0]}, is at {location_of(first)})",
-        )
-    canary = canaries[0]
+    canary = the_object(canaries, sources, "Flagger", "Canary", API_VERSION)
     name, namespace = object_metadata(canary)
     name = name or Path(canary.file).stem
     spec, key = _canary_spec(canary)

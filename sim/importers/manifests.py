@@ -143,6 +143,50 @@ def object_metadata(doc: YamlDoc) -> tuple[str | None, str | None]:
 # --- writing the policy file --------------------------------------------------------------------
 
 
+def source_files(docs: Iterable[YamlDoc]) -> list[str]:
+    """The files the documents came from, each once, in order (``ImportResult.sources``)."""
+    return list(dict.fromkeys(d.file for d in docs))
+
+
+def files_text(sources: Sequence[str]) -> str:
+    """The source files for a message: ``a.yaml, b.yaml``, or ``(no files)``."""
+    return ", ".join(sources) or "(no files)"
+
+
+def the_object(
+    objects: Sequence[YamlDoc], sources: Sequence[str], controller: str, kind: str, api_version: str
+) -> YamlDoc:
+    """The one ``kind`` object an importer simulates, among ``objects`` of that kind.
+
+    Args:
+        objects: the ``kind`` objects found in the manifests.
+        sources: the files they were read from (``source_files``).
+        controller: the controller's name for messages (``Flagger``, ``Argo``).
+        kind: the object's kind (``Canary``, ``Rollout``).
+        api_version: its ``apiVersion``.
+
+    Raises:
+        InputError: none was found (at the first file), or a second one (at its line).
+    """
+    files = files_text(sources)
+    if not objects:
+        raise InputError(
+            sources[0] if sources else files,
+            1,
+            None,
+            f"no {controller} {kind} (apiVersion: {api_version}, kind: {kind}) in {files}",
+        )
+    if len(objects) > 1:
+        first, second = objects[0], objects[1]
+        raise error_at(
+            second,
+            (),
+            f"a second {kind} ({object_metadata(second)[0]}); pdsim simulates one {kind} at a "
+            f"time (the first one, {object_metadata(first)[0]}, is at {location_of(first)})",
+        )
+    return objects[0]
+
+
 class _PolicyDumper(yaml.SafeDumper):
     """Block-style YAML; multi-line strings (PromQL queries) as literal ``|`` blocks."""
 
@@ -187,6 +231,9 @@ def policy_file_text(result: ImportResult[Any], controller: str, kind: str) -> s
 
 
 __all__ = [
+    "files_text",
+    "source_files",
+    "the_object",
     "ImportResult",
     "error_at",
     "is_manifest",

@@ -83,10 +83,13 @@ from sim.importers.argo.templates import Template, Templates, check_template_spe
 from sim.importers.manifests import (
     ImportResult,
     error_at,
+    files_text,
     kubernetes_objects,
     location_of,
     object_metadata,
     policy_file_text,
+    source_files,
+    the_object,
 )
 from sim.inputs.validation import validation_to_input_error
 from sim.policies.argo.spec import ArgoPolicySpec
@@ -218,25 +221,10 @@ def import_argo(docs: Sequence[YamlDoc]) -> ImportResult[ArgoPolicySpec]:
             Argo does not have or a value pdsim rejects, at its line in the manifest.
     """
     docs = list(docs)
-    sources = list(dict.fromkeys(d.file for d in docs))
-    files = ", ".join(sources) or "(no files)"
+    sources = source_files(docs)
+    files = files_text(sources)
     rollouts, template_docs = _split_objects(docs)
-    if not rollouts:
-        raise InputError(
-            sources[0] if sources else files,
-            1,
-            None,
-            f"no Argo Rollout (apiVersion: {API_VERSION}, kind: Rollout) in {files}",
-        )
-    if len(rollouts) > 1:
-        first, second = rollouts[0], rollouts[1]
-        raise error_at(
-            second,
-            (),
-            f"a second Rollout ({object_metadata(second)[0]}); pdsim simulates one Rollout at a "
-            f"time (the first one, {object_metadata(first)[0]}, is at {location_of(first)})",
-        )
-    rollout = rollouts[0]
+    rollout = the_object(rollouts, sources, "Argo", "Rollout", API_VERSION)
     name, namespace = object_metadata(rollout)
     name = name or Path(rollout.file).stem
     out = Warnings()
