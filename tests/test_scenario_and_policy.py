@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from sim.errors import InputError
 from sim.inputs.policy import load_policy_with_warnings, load_scenario_and_policy, scenario_policy_with_warnings
 from sim.inputs.scenario import load_scenario
+from tests.helpers import SCENARIOS
 
-REPO = Path(__file__).resolve().parents[1]
-SCENARIO = REPO / "scenarios" / "error-spike.yaml"
+SCENARIO = SCENARIOS / "error-spike.yaml"
 WARNED = """\
 flagger:
   analysis:
