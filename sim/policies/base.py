@@ -287,6 +287,11 @@ class Policy(Protocol):
         """Human lines describing the strategy (for reports); default none."""
         return []
 
+    def event(self, state: Any) -> str:
+        """What the step that made ``state`` did, in words, for the trace's ``event``
+        (e.g. ``setWeight 20``); default "" (the policy says nothing)."""
+        return ""
+
 
 class PolicyContractError(AssertionError):
     """A policy broke the contract that ``sim.policies.checks.check_policy`` verifies."""

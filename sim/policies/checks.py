@@ -125,7 +125,7 @@ def check_interface(policy: Any) -> None:
     if missing:
         raise PolicyContractError(
             f"{type(policy).__name__} lacks {', '.join(missing)} of the Policy protocol "
-            "(subclass sim.policies.base.Policy to inherit the defaults of tags, matches and describe)"
+            "(subclass sim.policies.base.Policy to inherit the defaults of tags, matches, describe and event)"
         )
 
 
@@ -141,6 +141,7 @@ _PROTOCOL_MEMBERS = (
     "tags",
     "matches",
     "describe",
+    "event",
 )
 
 

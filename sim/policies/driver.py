@@ -148,10 +148,11 @@ def trace_line(
     routed_weight: float,
     actions: tuple[Action, ...],
     metrics: Mapping[str, float | None],
-    state: Any,
+    event: str,
 ) -> dict[str, Any]:
     """One line of the trace: the tick, the policy's status, the canary's share of live
-    traffic, what was done, the metric values read and the state's ``event`` if it has one."""
+    traffic, what was done, the metric values read and the policy's ``event``
+    (``Policy.event``)."""
     return {
         "t": t,
         "tick": tick,
@@ -159,7 +160,7 @@ def trace_line(
         "routed_weight": routed_weight,
         "actions": [action_json(a) for a in actions],
         "metrics": metrics,
-        "event": getattr(state, "event", ""),
+        "event": event,
     }
 
 

@@ -440,7 +440,7 @@ def replay(policy: Policy, observations: Observations, *, horizon_s: float | Non
                     _routed_percent(rollout.routes),
                     tick.actions,
                     tick.obs.metrics,
-                    rollout.state,
+                    policy.event(rollout.state),
                 )
             )
     d = rollout.decision

@@ -297,7 +297,9 @@ class World:
                 status = policy.status(state)
                 if wants_line(self.trace_on_change, run.lines, status, actions):
                     run.lines.append(
-                        trace_line(now, run.ticks, status, router.routed_percent(r), actions, metrics, state)
+                        trace_line(
+                            now, run.ticks, status, router.routed_percent(r), actions, metrics, policy.event(state)
+                        )
                     )
             nt = next_tick(policy, state, now, horizon)
             nexts.append(self._end(run) if nt is None else nt)

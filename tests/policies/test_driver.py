@@ -66,6 +66,9 @@ class Recording(Policy):
     def status(self, state: Any) -> dict[str, Any]:
         return self.inner.status(state)
 
+    def event(self, state: Any) -> str:
+        return self.inner.event(state)
+
     def step(self, state: Any, obs: Observation) -> tuple[Any, tuple[Action, ...]]:
         self.seen.append(obs)
         return self.inner.step(state, obs)

@@ -252,6 +252,10 @@ class ArgoRollout(Policy):
         # inconclusive run) must not pin the clock.
         return min(x for x in due if x > t)
 
+    def event(self, state: ArgoState) -> str:
+        """The state's ``event``: what the reconcile that made it did."""
+        return state.event
+
     def status(self, state: ArgoState) -> dict[str, object]:
         runs = {r.kind: _run_status(r.state) for r in state.runs}
         out: dict[str, object] = {

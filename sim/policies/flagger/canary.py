@@ -256,6 +256,10 @@ class FlaggerCanary(Policy):
     def next_tick(self, state: FlaggerState, t: float) -> float | None:
         return None if state.phase in TERMINAL else t + self._plan.interval_s
 
+    def event(self, state: FlaggerState) -> str:
+        """The state's ``event``: what the step that made it did."""
+        return state.event
+
     def status(self, state: FlaggerState) -> dict[str, object]:
         out: dict[str, object] = {
             "phase": state.phase,

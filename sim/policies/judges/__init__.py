@@ -66,10 +66,7 @@ def make_judge(spec: Any, signals: Collection[str] = (ERRORS, LATENCY)) -> Judge
 
 def judged_signals(judge: Judge) -> frozenset[str]:
     """The builtin metrics whose threshold checks ``judge`` replaces."""
-    own = getattr(judge, "signals", None)
-    if own is not None:
-        return frozenset(own)
-    return frozenset({ERRORS, LATENCY}) if judge.needs_latency else frozenset({ERRORS})
+    return frozenset(judge.signals)
 
 
 __all__ = ["Judge", "JudgeData", "JudgeSpec", "Judgement", "Verdict", "VersionSeries", "judged_signals", "make_judge"]

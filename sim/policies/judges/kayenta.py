@@ -37,6 +37,7 @@ from sim.policies.judges.kayenta_rules import (
     transform,
     weighted_sum_score,
 )
+from sim.policies.judges.spec import ERRORS, LATENCY
 
 
 class EffectSize(StrictModel):
@@ -269,6 +270,13 @@ class KayentaJudge:
     def needs_latency(self) -> bool:
         """Whether a configured (not muted) metric reads latency histograms."""
         return any(m.query == "request-duration" and not m.canary.muted for m in self.spec.metrics)
+
+    @property
+    def signals(self) -> frozenset[str]:
+        """The builtin checks a Kayenta verdict replaces: the error rate's, and the
+        latency's when a configured metric reads latency (Kayenta judges the metrics of its
+        own canary config, not the strategy's)."""
+        return frozenset({ERRORS, LATENCY}) if self.needs_latency else frozenset({ERRORS})
 
     def initial_state(self) -> KayentaState:
         return KayentaState()
