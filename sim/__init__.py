@@ -31,6 +31,10 @@ _API = {
     "make_judge": "sim.policies.judges",
 }
 
+#: The distribution that installs ``sim`` and the ``pdsim`` command (``pdsim`` on PyPI is an
+#: unrelated project); package metadata such as the version is read under this name.
+DISTRIBUTION = "pdsim-rollouts"
+
 __all__ = sorted(_API)
 
 

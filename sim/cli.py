@@ -180,8 +180,10 @@ def _write_output(path: str, what: str, write: Callable[[Path], object]) -> None
 def _print_version(ctx: click.Context) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
+    from sim import DISTRIBUTION
+
     try:
-        v = version("pdsim")
+        v = version(DISTRIBUTION)
     except PackageNotFoundError:  # running from a source tree that is not installed
         v = "0+unknown"
     click.echo(f"pdsim {v}")

@@ -486,3 +486,17 @@ def test_python_m_sim(scenario: Path, tmp_path: Path) -> None:
         f"bad.yaml:{line_of(BASE, 'maxWeight')}: policy.flagger.analysis.maxWeight: "
         "Input should be less than or equal to 100 (got 150)"
     ]
+
+
+def test_version_is_the_installed_distributions():
+    """``pdsim --version`` reads the version of the distribution that installed it
+    (``pdsim-rollouts``), as results manifests do; never ``0+unknown`` once installed."""
+    from importlib.metadata import version
+
+    from sim import DISTRIBUTION
+    from sim.runs.store import package_versions
+
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"pdsim {version(DISTRIBUTION)}"
+    assert package_versions()["pdsim"] == version(DISTRIBUTION)

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sim import DISTRIBUTION
 from sim.outcomes import COLUMNS, RunRecord
 from sim.runs.atomic import atomic_write
 
@@ -35,7 +36,11 @@ CHUNK_RE = re.compile(r"records-c(\d{5,})-(\d{5,})\.parquet")
 #: A chunk file of ``pdsim run --out`` (no cells: ``records-NNNNN.parquet``).
 RUN_CHUNK_RE = re.compile(r"records-\d{5,}\.parquet")
 _TMP_RE = re.compile(r"\.(records-c\d+-\d+\.parquet|manifest\.json|summary\.json)\.\d+\.tmp")
-_PACKAGES = ("pdsim", "numpy", "scipy", "pandas", "pyarrow", "simpy", "pydantic", "joblib")
+#: The manifest's ``versions`` keys and the distributions they are read from.
+_PACKAGES = {
+    "pdsim": DISTRIBUTION,
+    **{name: name for name in ("numpy", "scipy", "pandas", "pyarrow", "simpy", "pydantic", "joblib")},
+}
 
 
 class ResultsError(Exception):
@@ -99,9 +104,9 @@ def write_json(path: Path, data: Any) -> None:
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name, distribution in _PACKAGES.items():
         try:
-            out[name] = version(name)
+            out[name] = version(distribution)
         except PackageNotFoundError:
             out[name] = "unknown"
     return out

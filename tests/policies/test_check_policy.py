@@ -198,5 +198,7 @@ class Undeclared:
 
 
 def test_a_policy_must_declare_the_whole_interface():
-    with pytest.raises(PolicyContractError, match="Undeclared lacks tags, matches, describe, event of the Policy protocol"):
+    with pytest.raises(
+        PolicyContractError, match="Undeclared lacks tags, matches, describe, event of the Policy protocol"
+    ):
         check_policy(Undeclared(), episodes=1)  # type: ignore[arg-type]  # the very mistake under test
