@@ -643,9 +643,12 @@ def report(
     import shlex
 
     from sim.report.html import render_report, write_report
-    from sim.report.results import overview_figures, read_results, results_sections
+    from sim.report.results import incomplete_folders, overview_figures, read_results, results_sections
 
     frame = read_results(results_path)
+    incomplete = incomplete_folders(results_path)
+    for line in incomplete:
+        click.echo(one_line(f"pdsim: {line}"), err=True)
     sections = results_sections(frame, scenario_files=scenario_paths, policy_paths=policy_paths)
     figures = overview_figures(frame)
     argv = ["pdsim", "report", results_path, "--html", html_path]
@@ -662,6 +665,7 @@ def report(
         command=shlex.join(argv),
         figures=figures,
         intro=intro,
+        notice=" ".join(f"{line}." for line in incomplete),
     )
     _write_output(html_path, "--html", lambda p: write_report(p, html))
     click.echo(f"{html_path}: {len(sections)} section(s), {len(figures)} figure(s)")

@@ -13,12 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sim import cli as cli_mod
-from sim.report.results import read_results
+from sim.report.results import incomplete_folders, read_results
 from sim.runs.store import LOCK, STAGING_PREFIX
-from tests.helpers import REPO, invoke
+from tests.helpers import REPO, invoke, parse_page
 
 SPIKE = REPO / "scenarios" / "error-spike.yaml"
 
@@ -157,8 +158,63 @@ def test_sweep_folder_refused(tmp_path: Path, force: bool) -> None:
     assert _snapshot(out) == before
 
 
+def test_readers_skip_the_staging_folder(old: Path) -> None:
+    staging = old / f"{STAGING_PREFIX}x"
+    staging.mkdir()
+    (staging / "records-00000.parquet").write_bytes((old / "records-00000.parquet").read_bytes())
+    assert len(read_results(old)) == 30
+    assert incomplete_folders(old) == []
+
+
 def test_run_help_documents_force() -> None:
     text = " ".join(invoke("run", "--help").stdout.split())
     assert "--force" in text and "once the new run is complete" in text
     readme = " ".join((REPO / "README.md").read_text().split())
     assert "[--out DIR [--force]]" in readme and "--force" in readme.split("## Command line")[1].split("\n## ")[0]
+
+
+# --- item 4: pdsim report on an interrupted folder --------------------------------------------------
+
+
+def _report(results: Path, html: Path):
+    result = invoke("report", results, "--html", html)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def test_report_on_an_interrupted_run(old: Path, tmp_path: Path) -> None:
+    (old / "summary.json").unlink()
+    (old / "records-00002.parquet").unlink()
+    html = tmp_path / "r.html"
+    result = _report(old, html)
+    line = f"{old} looks incomplete: no summary.json (an interrupted run?); 20 runs in 2 chunks"
+    assert _stderr_lines(result) == [f"pdsim: {line}"]
+    page = html.read_text()
+    assert 'id="notice"' in page and "no summary.json (an interrupted run?)" in page
+
+
+def test_report_on_a_folder_with_gaps(old: Path, tmp_path: Path) -> None:
+    (old / "records-00001.parquet").unlink()
+    result = _report(old, tmp_path / "r.html")
+    assert _stderr_lines(result) == [f"pdsim: {old} looks incomplete: 20 runs in 2 chunks, runs 10-19 missing"]
+    (old / "summary.json").unlink()
+    assert incomplete_folders(old) == [
+        f"{old} looks incomplete: no summary.json (an interrupted run?); 20 runs in 2 chunks, runs 10-19 missing"
+    ]
+
+
+def test_report_on_mixed_runs(old: Path) -> None:
+    """Chunks of two runs in one folder (what a second writer used to leave)."""
+    chunk = pd.read_parquet(old / "records-00000.parquet")
+    chunk.to_parquet(old / "records-00003.parquet")
+    assert incomplete_folders(old) == [
+        f"{old} looks incomplete: 40 runs in 4 chunks, runs 0-9 repeated (results of two runs mixed?)"
+    ]
+
+
+def test_report_on_complete_folders_says_nothing(old: Path, tmp_path: Path) -> None:
+    html = tmp_path / "r.html"
+    result = _report(old, html)
+    assert _stderr_lines(result) == []
+    assert 'id="notice"' not in html.read_text()
+    parse_page(html.read_text())
