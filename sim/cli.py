@@ -16,7 +16,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -28,6 +27,7 @@ from sim.runs.atomic import atomic_write
 
 if TYPE_CHECKING:  # the importers load only for `pdsim import`
     from sim.importers.manifests import ImportResult
+    from sim.runs.store import RunFolder
 
 #: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
 _POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
@@ -150,21 +150,18 @@ class ChunkWriter:
         self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), records_table(records)))
 
 
-def _prepare_out_dir(out: str) -> Path:
-    """Create ``--out DIR``; drop result files of an earlier run so DIR holds only this one."""
-    from sim.runs.store import RUN_CHUNK_RE
+def _prepare_out_dir(out: str, force: bool = False) -> RunFolder:
+    """Open ``--out DIR`` for this command: locked until the command ends, checked (a folder
+    with results is refused unless ``force``; then the new ones replace them at the end)."""
+    from sim.runs.store import ResultsError, RunFolder
 
-    path = Path(out)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        for old in path.iterdir():
-            if RUN_CHUNK_RE.fullmatch(old.name) or old.name == "summary.json":
-                old.unlink()
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".pdsim-probe-")
-        probe.close()
-    except OSError as err:
-        raise CliError(f"cannot use --out {out}: {err.strerror or err}") from None
-    return path
+        folder = RunFolder(out, force=force)
+    except ResultsError as err:
+        raise CliError(str(err)) from None
+    # Released however the command ends (the kernel releases the lock if the process dies).
+    click.get_current_context().call_on_close(folder.close)
+    return folder
 
 
 def _write_output(path: str, what: str, write: Callable[[Path], object]) -> None:
@@ -280,7 +277,14 @@ def _isatty(stream: Any) -> bool:
     "out_dir",
     type=click.Path(file_okay=False),
     metavar="DIR",
-    help="Stream records to DIR/records-NNNNN.parquet (one per finished chunk) and write DIR/summary.json.",
+    help="Stream records to DIR/records-NNNNN.parquet (one per finished chunk) and write DIR/summary.json. "
+    "DIR must hold no results (see --force); it is locked while the run writes it.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Let --out replace the results of an earlier run in DIR, once the new run is complete "
+    "(an interrupted run leaves the old results as they were).",
 )
 @click.option(
     "--chunk-size", type=click.IntRange(min=1), default=1000, hidden=True, help="Rollouts per chunk file of --out."
@@ -295,6 +299,7 @@ def run(
     as_json: bool,
     trace_path: str | None,
     out_dir: str | None,
+    force: bool,
     chunk_size: int,
 ) -> None:
     """Simulate many rollouts of SCENARIO.yaml and summarise their outcomes."""
@@ -306,14 +311,15 @@ def run(
 
     runs = scenario.runs if runs is None else runs
     seed = scenario.seed if seed is None else seed
-    out = _prepare_out_dir(out_dir) if out_dir is not None else None
+    folder = _prepare_out_dir(out_dir, force) if out_dir is not None else None
+    out = folder.out if folder is not None else None
 
     if trace_path is not None:
         result = run_one(scenario, policy, run_seed(seed, 0, 0), run_index=0, exact=exact, trace=True)
         text = "".join(_dumps(tick) + "\n" for tick in (result.trace or []))
         _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
 
-    writer = ChunkWriter(out) if out is not None else None
+    writer = ChunkWriter(folder.write_dir) if folder is not None else None
     bar = _progress_bar(runs)
     try:
         records = run_batch(
@@ -339,8 +345,10 @@ def run(
         "outcomes": _outcome_counts(records),
         "summary": summary,
     }
-    if out is not None:
-        _write_output(str(out / "summary.json"), "summary", lambda p: _write_text(p, _dumps(head, indent=2) + "\n"))
+    if folder is not None:
+        summary_path = str(folder.write_dir / "summary.json")
+        _write_output(summary_path, "summary", lambda p: _write_text(p, _dumps(head, indent=2) + "\n"))
+        _write_output(str(folder.out), "results into", lambda _: folder.commit())
     if as_json:
         click.echo(_dumps({**head, "records": [r.as_dict() for r in records]}))
         return
@@ -635,9 +643,12 @@ def report(
     import shlex
 
     from sim.report.html import render_report, write_report
-    from sim.report.results import overview_figures, read_results, results_sections
+    from sim.report.results import incomplete_folders, overview_figures, read_results, results_sections
 
     frame = read_results(results_path)
+    incomplete = incomplete_folders(results_path)
+    for line in incomplete:
+        click.echo(one_line(f"pdsim: {line}"), err=True)
     sections = results_sections(frame, scenario_files=scenario_paths, policy_paths=policy_paths)
     figures = overview_figures(frame)
     argv = ["pdsim", "report", results_path, "--html", html_path]
@@ -654,6 +665,7 @@ def report(
         command=shlex.join(argv),
         figures=figures,
         intro=intro,
+        notice=" ".join(f"{line}." for line in incomplete),
     )
     _write_output(html_path, "--html", lambda p: write_report(p, html))
     click.echo(f"{html_path}: {len(sections)} section(s), {len(figures)} figure(s)")

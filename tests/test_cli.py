@@ -244,11 +244,12 @@ def test_run_out_dir_streams_parquet_chunks(scenario: Path, tmp_path: Path) -> N
     assert summary == {k: v for k, v in printed.items() if k != "records"}
 
 
-def test_run_out_replaces_an_earlier_run(scenario: Path, tmp_path: Path) -> None:
+def test_run_out_replaces_an_earlier_run_with_force(scenario: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
     assert invoke("run", scenario, "--runs", 30, "--out", out_dir, "--chunk-size", 10).exit_code == 0
     (out_dir / "notes.txt").write_text("mine")
-    assert invoke("run", scenario, "--runs", 10, "--out", out_dir, "--chunk-size", 10).exit_code == 0
+    assert invoke("run", scenario, "--runs", 10, "--out", out_dir, "--chunk-size", 10).exit_code == 2  # issue 13
+    assert invoke("run", scenario, "--runs", 10, "--out", out_dir, "--chunk-size", 10, "--force").exit_code == 0
     assert sorted(os.listdir(out_dir)) == ["notes.txt", "records-00000.parquet", "summary.json"]
 
 

@@ -258,6 +258,7 @@ def render_report(
     command: str,
     figures: Sequence[FigureBlock] = (),
     intro: str = "",
+    notice: str = "",
 ) -> str:
     """Render the whole report as one self-contained HTML page.
 
@@ -267,6 +268,7 @@ def render_report(
         command: the shell command that reproduces the whole report.
         figures: overview figures, shown after the summary table.
         intro: a paragraph on what was simulated, shown under the title.
+        notice: a warning shown boxed under the title (e.g. results that look incomplete).
 
     Returns:
         The HTML text.
@@ -274,7 +276,9 @@ def render_report(
     return (
         _env()
         .get_template("report.html.j2")
-        .render(sections=list(sections), title=title, command=command, figures=list(figures), intro=intro)
+        .render(
+            sections=list(sections), title=title, command=command, figures=list(figures), intro=intro, notice=notice
+        )
     )
 
 

@@ -17,6 +17,7 @@ columns of docs/architecture.md section 5 and possibly parameter columns (``thre
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Sequence
@@ -37,7 +38,7 @@ from sim.report.plots import (
 from sim.report.tradeoffs import bool_column
 from sim.stats import format_summary_table, summarize_records
 
-__all__ = ["read_results", "parameter_columns", "overview_figures", "results_sections"]
+__all__ = ["read_results", "incomplete_folders", "parameter_columns", "overview_figures", "results_sections"]
 
 #: Columns of a sweep's results that identify cells rather than settings.
 _BOOKKEEPING = frozenset({"cell", "world", "kind", "stratum", "weight"})
@@ -64,7 +65,7 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
             return sweep
     try:
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not f.name.startswith("."))
+            files = _parquet_files(p)
             if not files:
                 raise InputError(
                     name, 1, None, "no *.parquet result files in this directory (write some with pdsim run --out DIR)"
@@ -90,6 +91,88 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     if frame.empty:
         raise InputError(name, 1, None, "the results hold no runs")
     return frame
+
+
+def _parquet_files(root: Path) -> list[Path]:
+    """Every ``*.parquet`` below ``root``, in path order, but none under a dot-name: those are
+    temporaries and the staging folder of a ``pdsim run --out --force`` in progress."""
+    return sorted(
+        f
+        for f in root.rglob("*.parquet")
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(root).parts)
+    )
+
+
+def _spans(numbers: Sequence[int]) -> str:
+    """``0-9, 20, 31-40``: sorted integers as runs of consecutive ones (at most ten spans)."""
+    spans: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(spans[:10]) + (f" and {len(spans) - 10} more spans" if len(spans) > 10 else "")
+
+
+def incomplete_folders(path: str | os.PathLike[str]) -> list[str]:
+    """What looks unfinished in the ``pdsim run --out`` folders at ``path`` (one line each).
+
+    A folder with run chunks (``records-NNNNN.parquet``) is incomplete when it has no
+    ``summary.json`` (the run was interrupted before the end) or when run numbers are
+    missing (below the highest one, or below the ``runs`` its summary states) or repeated.
+    A sweep folder (``manifest.json``) and a single file give no lines.
+
+    Args:
+        path: the RESULTS of ``pdsim report``.
+
+    Returns:
+        One line per incomplete folder, e.g. ``out/x looks incomplete: no summary.json (an
+        interrupted run?); 20 runs in 2 chunks, runs 20-29 missing``; empty when all is well.
+    """
+    from sim.runs.store import MANIFEST, RUN_CHUNK_RE, SUMMARY
+
+    root = Path(path)
+    if not root.is_dir() or (root / MANIFEST).is_file():
+        return []
+    folders: dict[Path, list[Path]] = {}
+    for f in _parquet_files(root):
+        if RUN_CHUNK_RE.fullmatch(f.name):
+            folders.setdefault(f.parent, []).append(f)
+    lines = []
+    for folder, chunks in folders.items():
+        try:
+            runs = pd.concat([pd.read_parquet(f, columns=["run"]) for f in chunks])["run"].astype(int)
+        except (OSError, ValueError, KeyError):
+            continue  # read_results has already reported what it could not read
+        problems = []
+        stated = None
+        summary = folder / SUMMARY
+        if not summary.is_file():
+            problems.append(f"no {SUMMARY} (an interrupted run?)")
+        else:
+            try:
+                stated = int(json.loads(summary.read_text(encoding="utf-8"))["runs"])
+            except (OSError, ValueError, KeyError, TypeError):
+                problems.append(f"unreadable {SUMMARY}")
+        present = set(runs.tolist())
+        expected = stated if stated is not None else (max(present) + 1 if present else 0)
+        missing = sorted(set(range(expected)) - present)
+        repeated = sorted(runs[runs.duplicated()].unique().tolist())
+        counts = f"{len(runs)} runs in {len(chunks)} chunk{'s' if len(chunks) != 1 else ''}"
+        if missing:
+            counts += f", runs {_spans(missing)} missing"
+        if repeated:
+            counts += f", runs {_spans(repeated)} repeated (results of two runs mixed?)"
+        beyond = sorted(n for n in present if n >= expected or n < 0)
+        if beyond:
+            counts += f", runs {_spans(beyond)} beyond the {expected} its {SUMMARY} states"
+        if problems or missing or repeated or beyond:
+            where = os.fsdecode(folder)
+            lines.append(f"{where} looks incomplete: " + "; ".join([*problems, counts]))
+    return lines
 
 
 def _read_sweep(path: Path, name: str) -> pd.DataFrame | None:

@@ -8,14 +8,22 @@ column, then the run record's) is written to a temporary name and renamed to
 ``DIR/records-cCCCCC-KKKKK.parquet``, so a file under its final name is always whole:
 after a kill at any moment, ``--resume`` reruns exactly the chunks without a file and
 the folder ends with the rows of an uninterrupted run.
+
+A ``pdsim run --out`` folder is a :class:`RunFolder` while the run writes it: locked against
+a second writer, refused when it already holds results (unless ``force``), and, with
+``force``, filled through a staging folder so that old results are replaced only by a
+complete new run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import re
+import shutil
+import tempfile
 import typing
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -31,6 +39,12 @@ from sim.outcomes import COLUMNS, RunRecord
 from sim.runs.atomic import atomic_write
 
 MANIFEST = "manifest.json"
+#: The summary file of a results folder (``pdsim run --out`` and ``pdsim sweep --out``).
+SUMMARY = "summary.json"
+#: The lock file a ``pdsim run --out`` holds (``flock``) while it writes the folder.
+LOCK = ".pdsim-lock"
+#: Prefix of the staging folder, inside the results folder, of a ``--force`` run.
+STAGING_PREFIX = ".pdsim-new-"
 FORMAT = 1
 CHUNK_RE = re.compile(r"records-c(\d{5,})-(\d{5,})\.parquet")
 #: A chunk file of ``pdsim run --out`` (no cells: ``records-NNNNN.parquet``).
@@ -45,6 +59,141 @@ _PACKAGES = {
 
 class ResultsError(Exception):
     """A results folder that cannot be used as asked (one line; the CLI exits 2)."""
+
+
+class RunFolder:
+    """The results folder of one ``pdsim run --out DIR``, held for the run's whole duration.
+
+    Opening it creates ``DIR``, takes an exclusive ``flock`` on ``DIR/.pdsim-lock`` (the
+    kernel releases it when the process dies, so a crashed run never leaves the folder
+    locked) and checks what the folder holds: a sweep's results are refused, and so are a
+    run's (chunks or ``summary.json``) unless ``force``. With ``force`` and old results,
+    the new chunks and summary go to a staging folder ``DIR/.pdsim-new-XXXX/`` (readers skip
+    dot-folders) and :meth:`commit` moves them into place; :meth:`close` without a commit
+    removes the staging folder, so an interrupted run leaves the old results as they were.
+
+    Attributes:
+        out: the results folder.
+        staging: the staging folder of a ``force`` run over old results, else None.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Open (create, lock, check) the folder.
+
+        Raises:
+            ResultsError: the folder cannot be created or written, another process holds
+                its lock, it holds a sweep's results, or a run's without ``force``.
+        """
+        self.out = Path(out)
+        self.staging: Path | None = None
+        self._lock_fd: int | None = None
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._lock()
+            old = self._check(force)
+            # Under the lock, a staging folder is a dead --force run's: drop it.
+            for stale in self.out.glob(STAGING_PREFIX + "*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            if old:
+                self.staging = Path(tempfile.mkdtemp(dir=self.out, prefix=STAGING_PREFIX))
+            else:
+                probe = tempfile.NamedTemporaryFile(dir=self.out, prefix=".pdsim-probe-")
+                probe.close()
+        except OSError as err:
+            self.close()
+            raise ResultsError(f"cannot use --out {out}: {err.strerror or err}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self) -> None:
+        path = self.out / LOCK
+        # The lock file is removed by close(); a process that opened it just before could
+        # then lock a file no longer in the folder. Locking, then checking that the name
+        # still points at the locked file, closes that race.
+        for _ in range(100):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ResultsError(
+                    f"{self.out} is being written by another pdsim run (it holds {LOCK}): "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._lock_fd = fd
+                return
+            os.close(fd)
+        raise ResultsError(f"cannot lock {path}: it keeps being replaced")  # pragma: no cover
+
+    def _check(self, force: bool) -> bool:
+        """Refuse what must not be replaced; whether the folder holds a run's results."""
+        names = {p.name for p in self.out.iterdir()}
+        if MANIFEST in names or any(CHUNK_RE.fullmatch(n) for n in names):
+            raise ResultsError(
+                f"{self.out} holds sweep results ({MANIFEST} or sweep chunks); "
+                "pdsim run --out would replace their summary.json: choose another --out"
+            )
+        old = SUMMARY in names or any(RUN_CHUNK_RE.fullmatch(n) for n in names)
+        if old and not force:
+            raise ResultsError(
+                f"{self.out} already holds results of a pdsim run: pass --force to replace them "
+                "(once the new run is complete), or choose another --out"
+            )
+        return old
+
+    @property
+    def write_dir(self) -> Path:
+        """Where the run writes its chunks and summary: the staging folder or the folder."""
+        return self.staging if self.staging is not None else self.out
+
+    def commit(self) -> None:
+        """Put a finished run's results in place of the old ones (a no-op without staging).
+
+        The old summary goes first and the new one comes last, so a folder caught between
+        never looks complete.
+        """
+        if self.staging is None:
+            return
+        staging = self.staging
+        new = sorted(p.name for p in staging.iterdir() if RUN_CHUNK_RE.fullmatch(p.name))
+        (self.out / SUMMARY).unlink(missing_ok=True)
+        for old in self.out.iterdir():
+            if RUN_CHUNK_RE.fullmatch(old.name):
+                old.unlink()
+        for name in new:
+            os.replace(staging / name, self.out / name)
+        if (staging / SUMMARY).exists():
+            os.replace(staging / SUMMARY, self.out / SUMMARY)
+        self.staging = None
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def close(self) -> None:
+        """Drop an uncommitted staging folder and release the lock (safe to call twice)."""
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            try:
+                (self.out / LOCK).unlink(missing_ok=True)  # still ours: we hold the lock
+            except OSError:
+                pass
+            os.close(fd)
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def record_schema() -> pa.Schema:
@@ -226,6 +375,10 @@ __all__ = [
     "MANIFEST",
     "iter_cells",
     "ResultsError",
+    "RunFolder",
+    "LOCK",
+    "STAGING_PREFIX",
+    "SUMMARY",
     "finished_chunks",
     "load_results",
     "package_versions",
