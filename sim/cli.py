@@ -167,6 +167,105 @@ def _prepare_out_dir(out: str) -> Path:
     return path
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: by realpath (symlinks), or by inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
+def _overwritten_input(output: str, inputs: Iterable[str | os.PathLike[str]]) -> str | None:
+    """The input that writing the file ``output`` would destroy, or None.
+
+    An input directory (a policy directory, a results folder) counts with every file below it.
+    """
+    for given in inputs:
+        src = os.fspath(given)
+        if _same_file(output, src):
+            return src
+        if os.path.isdir(src) and os.path.isfile(output):
+            inside = os.path.relpath(os.path.realpath(output), os.path.realpath(src))
+            if not inside.startswith(os.pardir + os.sep) and inside != os.pardir:
+                return os.path.join(src, inside)
+    return None
+
+
+def _refuse_overwrite(
+    option: str,
+    output: str,
+    inputs: Iterable[str | os.PathLike[str]],
+    writes: Callable[[str], bool] | None = None,
+) -> None:
+    """Refuse an output option that would overwrite one of the command's inputs.
+
+    Called before anything is written (or simulated), so a refused command leaves every
+    file as it was.
+
+    Args:
+        option: the option as the user wrote it (``--trace``), for the message.
+        output: the output file, or with ``writes`` the output directory.
+        inputs: every file or directory the command reads.
+        writes: for a directory output, which file names the command writes in it.
+
+    Raises:
+        CliError: naming the option and the input it would overwrite (exit 2).
+    """
+    inputs = list(inputs)
+    hit = _overwritten_input(output, inputs)
+    if hit is None and writes is not None:
+        out = os.path.realpath(output)
+        for given in inputs:
+            try:
+                files = [os.path.join(given, n) for n in os.listdir(given)] if os.path.isdir(given) else [given]
+            except OSError:  # an unreadable input directory: the command reports it when it reads it
+                files = []
+            for f in files:
+                if writes(os.path.basename(f)) and os.path.dirname(os.path.realpath(f)) == out:
+                    hit = os.fspath(f)
+                    break
+            if hit is not None:
+                break
+    if hit is not None:
+        raise CliError(f"{option} {output} would overwrite the input {hit}; choose another path")
+
+
+def _scenario_inputs(path: str | os.PathLike[str], policy: Any) -> list[str]:
+    """A scenario file and the manifests its ``policy: {manifest: ...}`` names."""
+    manifest = policy.get("manifest") if isinstance(policy, dict) else getattr(policy, "manifest", None)
+    values = manifest if isinstance(manifest, list) else [manifest] if manifest is not None else []
+    base = os.path.dirname(os.fspath(path))
+    return [os.fspath(path), *(os.path.join(base, v) for v in values if isinstance(v, str))]
+
+
+def _writes_run_results(name: str) -> bool:
+    """Whether ``pdsim run --out DIR`` writes (or replaces) a file of this name in DIR."""
+    from sim.runs.store import RUN_CHUNK_RE
+
+    return name == "summary.json" or RUN_CHUNK_RE.fullmatch(name) is not None
+
+
+def _writes_sweep_results(name: str) -> bool:
+    """Whether ``pdsim sweep --out DIR`` writes a file of this name in DIR."""
+    from sim.runs.store import CHUNK_RE, MANIFEST
+
+    return name in (MANIFEST, "summary.json") or CHUNK_RE.fullmatch(name) is not None
+
+
+def _policy_block(scenario_path: str | os.PathLike[str]) -> Any:
+    """The ``policy:`` mapping of a scenario file, or None when it cannot be read (whoever
+    loads the scenario later reports why)."""
+    from sim.yamlio import load_yaml
+
+    try:
+        data = load_yaml(scenario_path).data
+    except InputError:
+        return None
+    return data.get("policy") if isinstance(data, dict) else None
+
+
 def _write_output(path: str, what: str, write: Callable[[Path], object]) -> None:
     try:
         write(Path(path))
@@ -306,6 +405,11 @@ def run(
 
     runs = scenario.runs if runs is None else runs
     seed = scenario.seed if seed is None else seed
+    inputs = [*_scenario_inputs(scenario_path, None if policy_paths else scenario.policy), *policy_paths]
+    if trace_path is not None:
+        _refuse_overwrite("--trace", trace_path, inputs)
+    if out_dir is not None:
+        _refuse_overwrite("--out", out_dir, inputs, writes=_writes_run_results)
     out = _prepare_out_dir(out_dir) if out_dir is not None else None
 
     if trace_path is not None:
@@ -389,6 +493,8 @@ def replay(
         except ValueError as err:
             raise CliError(f"--horizon: {err} (got {horizon})") from None
     policy = load_policy(list(policy_paths))
+    if trace_path is not None:
+        _refuse_overwrite("--trace", trace_path, [observations_path, *policy_paths])
     observations = load_observations(observations_path)
     unrecorded = [q.name for q in policy.queries() if q.name not in observations.metrics]
     if unrecorded:
@@ -526,8 +632,7 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    if any(os.path.realpath(output) == os.path.realpath(src) for src in result.sources):
-        raise CliError(f"-o {output} would overwrite one of the manifests")
+    _refuse_overwrite("-o", output, [*result.sources, *manifests])
     _write_output(output, "-o", lambda p: _write_text(p, text))
 
 
@@ -580,6 +685,11 @@ def check(
     gates = load_gates(gates_path)
     if baseline_paths:
         read_policy(list(baseline_paths))  # bad input is exit 2 before any simulation
+    inputs: list[str | os.PathLike[str]] = [gates_path, *gates.policy, *baseline_paths]
+    inputs += [f for gs in gates.scenarios for f in _scenario_inputs(gs.path, _policy_block(gs.path))]
+    for option, path in (("--junit", junit_path), ("--markdown", markdown_path)):
+        if path is not None:
+            _refuse_overwrite(option, path, inputs)  # before the simulation, not after it
     report = run_gates(
         gates,
         baseline=baseline_paths or None,
@@ -637,6 +747,7 @@ def report(
     from sim.report.html import render_report, write_report
     from sim.report.results import overview_figures, read_results, results_sections
 
+    _refuse_overwrite("--html", html_path, [results_path, *scenario_paths, *policy_paths])
     frame = read_results(results_path)
     sections = results_sections(frame, scenario_files=scenario_paths, policy_paths=policy_paths)
     figures = overview_figures(frame)
@@ -716,6 +827,7 @@ def sweep(
     spec = load_sweep(sweep_path)
     plan = expand(spec, runs=runs, chunk_size=chunk_size)
     _warn(plan.warnings)
+    _refuse_overwrite("--out", out_dir, [sweep_path, *plan.inputs], writes=_writes_sweep_results)
     client = None
     if dask_address is not None:
         try:
