@@ -8,11 +8,21 @@ processes cannot be tested in-process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from tests.helpers import SCENARIOS, TEST_FIXTURES, invoke
+import pytest
+
+from tests.helpers import REPO, SCENARIOS, TEST_FIXTURES, invoke
 
 POLICY = """\
 flagger:
@@ -38,7 +48,7 @@ def _copy_scenario(tmp_path: Path, name: str = "error-spike.yaml") -> Path:
     return path
 
 
-def _refused(result, option: str, victim: Path, before: bytes) -> None:  # type: ignore[no-untyped-def]
+def _refused(result, option: str, victim: Path, before: bytes) -> None:
     """One line ``pdsim: OPTION ... would overwrite ...``, exit 2, the input untouched."""
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -196,3 +206,99 @@ def test_sweep_out_onto_the_sweep_files_folder_keeps_its_inputs(tmp_path: Path) 
     sweep.write_text(SWEEP.replace("summary.json", "policy.json"))
     ok = invoke("sweep", sweep, "--out", tmp_path)
     assert ok.exit_code == 0, ok.stderr
+
+
+# --- item 12: Ctrl-C says what it kept, exit 130, no traceback -------------------------------------
+
+#: Bounded waits: a command starts working within STARTUP s, and stops within STOP s of Ctrl-C.
+STARTUP, STOP = 90.0, 60.0
+#: More rollouts than any test lets finish.
+MANY = 10**6
+
+
+class Pdsim:
+    """``python -m sim ARGS`` in a process group of its own (as a shell job is), with its
+    stderr read line by line as it comes."""
+
+    def __init__(self, *args: object, cwd: Path) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env.pop("PDSIM_DEBUG", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sim", *map(str, args)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self.out: list[str] = []
+        self.readers = [
+            threading.Thread(target=self._read, args=(stream, into), daemon=True)
+            for stream, into in ((self.proc.stderr, self.lines), (self.proc.stdout, self.out))
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+    def wait_for(self, what: str, ready: Callable[[], bool]) -> None:
+        end = time.monotonic() + STARTUP
+        while not ready():
+            assert self.proc.poll() is None, f"pdsim ended before {what}: {''.join(self.lines)}"
+            assert time.monotonic() < end, f"no {what} after {STARTUP}s"
+            time.sleep(0.05)
+
+    def ctrl_c(self) -> tuple[int, str]:
+        """SIGINT to the whole process group, as a terminal's Ctrl-C; (exit code, stderr)."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.wait(STOP)
+        for reader in self.readers:
+            reader.join(STOP)
+        return self.proc.returncode, "".join(self.lines)
+
+    def kill_group(self) -> None:
+        """Whatever is left of this process group (never other processes)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(STOP)
+
+
+@pytest.fixture
+def pdsim(tmp_path: Path) -> Iterator[Callable[..., Pdsim]]:
+    started: list[Pdsim] = []
+
+    def start(*args: object) -> Pdsim:
+        started.append(Pdsim(*args, cwd=tmp_path))
+        return started[-1]
+
+    yield start
+    for p in started:
+        p.kill_group()
+
+
+# --- item 13: workers die with their parent ---------------------------------------------------------
+
+
+def test_sigkill_of_pdsim_leaves_no_worker_holding_its_pipes(pdsim: Callable[..., Pdsim], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = pdsim("run", SCENARIOS / "error-spike.yaml", "--runs", MANY, "--chunk-size", 50, "--workers", 2,
+                 "--out", out)  # fmt: skip
+    proc.wait_for("chunk file", lambda: any(out.glob("records-*.parquet")))  # the workers are at work
+    os.kill(proc.proc.pid, signal.SIGKILL)  # the parent only, as a CI runner's timeout does
+    proc.proc.wait(STOP)
+    # stdout and stderr reach EOF once every process holding them is gone: the workers and
+    # loky's resource tracker (which ends when they do)
+    for reader in proc.readers:
+        reader.join(15)
+    assert not any(reader.is_alive() for reader in proc.readers), "a worker still holds pdsim's pipes after 15 s"
