@@ -15,8 +15,10 @@ import collections
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -54,7 +56,25 @@ class CliError(click.ClickException):
 
 
 class _Interrupted(Exception):
-    """A KeyboardInterrupt carried past click's own handler (which would print)."""
+    """A KeyboardInterrupt carried past click's own handler (which would print).
+
+    Its message, when not empty, says what the interrupted command kept.
+    """
+
+
+#: ``ctx.meta`` key of the command's note on what an interrupt keeps (``_on_interrupt``).
+_INTERRUPT_NOTE = "pdsim.interrupt_note"
+
+
+def _on_interrupt(note: Callable[[], str]) -> None:
+    """Say what an interrupt from now on keeps: ``note()`` is called if Ctrl-C comes, and its
+    text follows ``pdsim: interrupted; ``."""
+    click.get_current_context().meta[_INTERRUPT_NOTE] = note
+
+
+def _interrupted_line(err: BaseException) -> str:
+    note = str(err) if isinstance(err, _Interrupted) else ""
+    return f"pdsim: interrupted; {note}" if note else "pdsim: interrupted"
 
 
 def _internal_error(err: BaseException) -> int:
@@ -73,7 +93,12 @@ class PdsimGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            raise _Interrupted() from None
+            note = ctx.meta.get(_INTERRUPT_NOTE)
+            try:
+                text = note() if note is not None else ""
+            except Exception:  # noqa: BLE001 - the note is a courtesy; the exit code is what counts
+                text = ""
+            raise _Interrupted(text) from None
 
     def main(
         self,
@@ -89,7 +114,8 @@ class PdsimGroup(click.Group):
         except click.ClickException as err:
             err.show()
             code = err.exit_code
-        except (click.exceptions.Abort, _Interrupted, KeyboardInterrupt):
+        except (click.exceptions.Abort, _Interrupted, KeyboardInterrupt) as err:
+            click.echo(one_line(_interrupted_line(err)), err=True)
             code = 130
         except InputError as err:
             click.echo(str(err), err=True)
@@ -418,6 +444,8 @@ def run(
         _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
 
     writer = ChunkWriter(out) if out is not None else None
+    if writer is not None:
+        _on_interrupt(lambda: f"{len(writer.files)} finished chunk(s) kept in {writer.dir}")
     bar = _progress_bar(runs)
     try:
         records = run_batch(
@@ -818,7 +846,9 @@ def sweep(
     chunk_size: int | None,
 ) -> None:
     """Simulate a sweep (policies x scenario fields x releases) into DIR, resumably."""
-    from sim.runs.store import ResultsError
+    import shlex
+
+    from sim.runs.store import ResultsError, finished_chunks
     from sim.sweeps.costs import format_costs, summarize_sweep
     from sim.sweeps.execute import run_sweep
     from sim.sweeps.plan import expand
@@ -838,6 +868,15 @@ def sweep(
             client = Client(dask_address, timeout="10s")
         except OSError as err:
             raise CliError(f"--dask {dask_address}: cannot reach the scheduler ({err})") from None
+    resume_argv = ["pdsim", "sweep", sweep_path, "--out", out_dir, "--resume"]
+    resume_argv += [f"--runs={runs}"] * (runs is not None) + [f"--chunk-size={chunk_size}"] * (chunk_size is not None)
+    resume_argv += [f"--workers={workers}"] * (workers != 1)
+    _on_interrupt(
+        lambda: (
+            f"{len(finished_chunks(Path(out_dir)))} finished chunk(s) kept in {out_dir}; "
+            f"resume with {shlex.join(resume_argv)}"
+        )
+    )
     bar = _progress_bar(plan.rollouts, disable=quiet)
     try:
         result = run_sweep(spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update)
@@ -937,10 +976,56 @@ def compare(
     click.echo(format_comparison(cmp, policies[0].name, policies[1].name))
 
 
+class _Exit:
+    """How ``main`` ends the process once the command is done (see ``main``)."""
+
+    def __init__(self) -> None:
+        self.code = 130
+        self.interrupted = False
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        """Ctrl-C after the command: let the exit handlers finish, then exit 130.
+
+        Python's exit handlers still run then (loky's joins its threads and stops its
+        workers, joblib's removes its temporary folders); a KeyboardInterrupt inside them
+        prints a traceback and leaks what they clean (issue 13 item 12). A second Ctrl-C
+        leaves at once: the workers notice their parent is gone and end themselves
+        (``sim.runs.runner.parallel_results``).
+        """
+        if self.interrupted:
+            self.leave()
+        self.interrupted = True
+
+    def leave(self) -> None:
+        """Flush, say ``pdsim: interrupted`` if Ctrl-C came after the command, and exit.
+
+        Registered as the first exit handler, so it runs after all the others, and ends
+        the process before Python restores the default SIGINT action (which would kill
+        it silently).
+        """
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to say on it
+                pass
+        if self.interrupted:
+            os.write(2, b"pdsim: interrupted\n")
+        os._exit(130 if self.interrupted else self.code)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point (``pdsim``)."""
-    cli.main(args=argv, prog_name="pdsim")
-    raise AssertionError("unreachable: cli.main exits")  # pragma: no cover
+    import atexit
+
+    end = _Exit()
+    atexit.register(end.leave)
+    try:
+        end.code = cli.main(args=argv, prog_name="pdsim", standalone_mode=False)
+    except KeyboardInterrupt:  # while the command's own interrupt was being reported
+        click.echo("pdsim: interrupted", err=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, end.on_sigint)
+    sys.exit(end.code)
 
 
 __all__ = ["cli", "main", "CliError"]

@@ -287,6 +287,67 @@ def pdsim(tmp_path: Path) -> Iterator[Callable[..., Pdsim]]:
         p.kill_group()
 
 
+def _interrupted(code: int, stderr: str) -> str:
+    """The last stderr line, once checked to be the only interrupt line, with exit 130."""
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    lines = stderr.splitlines()
+    assert lines and [ln for ln in lines if "interrupted" in ln] == lines[-1:], stderr
+    return lines[-1]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_during_run_out_says_how_many_chunks_it_kept(
+    pdsim: Callable[..., Pdsim], tmp_path: Path, workers: int
+) -> None:
+    out = tmp_path / "out"
+    proc = pdsim("run", SCENARIOS / "error-spike.yaml", "--runs", MANY, "--chunk-size", 50, "--workers", workers,
+                 "--out", out)  # fmt: skip
+    proc.wait_for("chunk file", lambda: any(out.glob("records-*.parquet")))
+    line = _interrupted(*proc.ctrl_c())
+    kept = len(list(out.glob("records-*.parquet")))
+    assert line == f"pdsim: interrupted; {kept} finished chunk(s) kept in {out}"
+    assert kept >= 1 and not (out / "summary.json").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_during_run_says_interrupted(pdsim: Callable[..., Pdsim], tmp_path: Path, workers: int) -> None:
+    trace = tmp_path / "trace.jsonl"  # written just before the runs start
+    proc = pdsim("run", SCENARIOS / "error-spike.yaml", "--runs", MANY, "--workers", workers, "--trace", trace)
+    proc.wait_for("trace", trace.exists)
+    time.sleep(1.0)  # into the runs (and the workers' start)
+    assert _interrupted(*proc.ctrl_c()) == "pdsim: interrupted"
+    assert proc.stdout == ""
+
+
+def test_ctrl_c_during_a_sweep_says_how_to_resume(pdsim: Callable[..., Pdsim], tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    grid = "grid:\n  policy.flagger.analysis.threshold: [1, 5]\n"
+    sweep.write_text(f"scenario: {SCENARIOS / 'error-spike.yaml'}\n{grid}runs: {MANY}\nchunk_size: 50\n")
+    out = tmp_path / "out"
+    proc = pdsim("sweep", sweep, "--out", out, "--workers", 2, "--runs", 2000)
+    proc.wait_for("chunk file", lambda: any(out.glob("records-c*.parquet")))
+    line = _interrupted(*proc.ctrl_c())
+    kept = len(list(out.glob("records-c*.parquet")))
+    assert line == (
+        f"pdsim: interrupted; {kept} finished chunk(s) kept in {out}; "
+        f"resume with pdsim sweep {sweep} --out {out} --resume --runs=2000 --workers=2"
+    )
+
+
+def test_ctrl_c_during_check_says_interrupted(pdsim: Callable[..., Pdsim], tmp_path: Path) -> None:
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(
+        f"scenarios:\n  - {{path: {SCENARIOS / 'good-release.yaml'}, runs: 5}}\n"
+        f"  - {{path: {SCENARIOS / 'error-spike.yaml'}, runs: {MANY}}}\n"
+        "requirements: {detection_rate: {min: 0}}\n"
+    )
+    proc = pdsim("check", gates, "--workers", 2)
+    proc.wait_for("progress line", lambda: bool(proc.lines))  # the first scenario is done
+    assert _interrupted(*proc.ctrl_c()) == "pdsim: interrupted"
+    assert proc.lines[0].startswith("good-release")
+
+
 # --- item 13: workers die with their parent ---------------------------------------------------------
 
 
