@@ -15,7 +15,9 @@ import collections
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -54,7 +56,25 @@ class CliError(click.ClickException):
 
 
 class _Interrupted(Exception):
-    """A KeyboardInterrupt carried past click's own handler (which would print)."""
+    """A KeyboardInterrupt carried past click's own handler (which would print).
+
+    Its message, when not empty, says what the interrupted command kept.
+    """
+
+
+#: ``ctx.meta`` key of the command's note on what an interrupt keeps (``_on_interrupt``).
+_INTERRUPT_NOTE = "pdsim.interrupt_note"
+
+
+def _on_interrupt(note: Callable[[], str]) -> None:
+    """Say what an interrupt from now on keeps: ``note()`` is called if Ctrl-C comes, and its
+    text follows ``pdsim: interrupted; ``."""
+    click.get_current_context().meta[_INTERRUPT_NOTE] = note
+
+
+def _interrupted_line(err: BaseException) -> str:
+    note = str(err) if isinstance(err, _Interrupted) else ""
+    return f"pdsim: interrupted; {note}" if note else "pdsim: interrupted"
 
 
 def _internal_error(err: BaseException) -> int:
@@ -73,7 +93,12 @@ class PdsimGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            raise _Interrupted() from None
+            note = ctx.meta.get(_INTERRUPT_NOTE)
+            try:
+                text = note() if note is not None else ""
+            except Exception:  # noqa: BLE001 - the note is a courtesy; the exit code is what counts
+                text = ""
+            raise _Interrupted(text) from None
 
     def main(
         self,
@@ -89,7 +114,8 @@ class PdsimGroup(click.Group):
         except click.ClickException as err:
             err.show()
             code = err.exit_code
-        except (click.exceptions.Abort, _Interrupted, KeyboardInterrupt):
+        except (click.exceptions.Abort, _Interrupted, KeyboardInterrupt) as err:
+            click.echo(one_line(_interrupted_line(err)), err=True)
             code = 130
         except InputError as err:
             click.echo(str(err), err=True)
@@ -162,6 +188,114 @@ def _prepare_out_dir(out: str, force: bool = False) -> RunFolder:
     # Released however the command ends (the kernel releases the lock if the process dies).
     click.get_current_context().call_on_close(folder.close)
     return folder
+
+
+def _kept_after_interrupt(folder: RunFolder, writer: ChunkWriter) -> str:
+    """What an interrupted ``run --out`` leaves: its finished chunks, or, for a ``--force``
+    run over earlier results, those results untouched (its staged chunks are discarded).
+    Asked after the folder is closed: ``replacing`` outlives the staging folder."""
+    if folder.replacing:
+        return f"{folder.out} keeps its earlier results (the new run's chunks were discarded)"
+    return f"{len(writer.files)} finished chunk(s) kept in {writer.dir}"
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: by realpath (symlinks), or by inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
+def _overwritten_input(output: str, inputs: Iterable[str | os.PathLike[str]]) -> str | None:
+    """The input that writing the file ``output`` would destroy, or None.
+
+    An input directory (a policy directory, a results folder) counts with every file below it.
+    """
+    for given in inputs:
+        src = os.fspath(given)
+        if _same_file(output, src):
+            return src
+        if os.path.isdir(src) and os.path.isfile(output):
+            inside = os.path.relpath(os.path.realpath(output), os.path.realpath(src))
+            if not inside.startswith(os.pardir + os.sep) and inside != os.pardir:
+                return os.path.join(src, inside)
+    return None
+
+
+def _refuse_overwrite(
+    option: str,
+    output: str,
+    inputs: Iterable[str | os.PathLike[str]],
+    writes: Callable[[str], bool] | None = None,
+) -> None:
+    """Refuse an output option that would overwrite one of the command's inputs.
+
+    Called before anything is written (or simulated), so a refused command leaves every
+    file as it was.
+
+    Args:
+        option: the option as the user wrote it (``--trace``), for the message.
+        output: the output file, or with ``writes`` the output directory.
+        inputs: every file or directory the command reads.
+        writes: for a directory output, which file names the command writes in it.
+
+    Raises:
+        CliError: naming the option and the input it would overwrite (exit 2).
+    """
+    inputs = list(inputs)
+    hit = _overwritten_input(output, inputs)
+    if hit is None and writes is not None:
+        out = os.path.realpath(output)
+        for given in inputs:
+            try:
+                files = [os.path.join(given, n) for n in os.listdir(given)] if os.path.isdir(given) else [given]
+            except OSError:  # an unreadable input directory: the command reports it when it reads it
+                files = []
+            for f in files:
+                if writes(os.path.basename(f)) and os.path.dirname(os.path.realpath(f)) == out:
+                    hit = os.fspath(f)
+                    break
+            if hit is not None:
+                break
+    if hit is not None:
+        raise CliError(f"{option} {output} would overwrite the input {hit}; choose another path")
+
+
+def _scenario_inputs(path: str | os.PathLike[str], policy: Any) -> list[str]:
+    """A scenario file and the manifests its ``policy: {manifest: ...}`` names."""
+    manifest = policy.get("manifest") if isinstance(policy, dict) else getattr(policy, "manifest", None)
+    values = manifest if isinstance(manifest, list) else [manifest] if manifest is not None else []
+    base = os.path.dirname(os.fspath(path))
+    return [os.fspath(path), *(os.path.join(base, v) for v in values if isinstance(v, str))]
+
+
+def _writes_run_results(name: str) -> bool:
+    """Whether ``pdsim run --out DIR`` writes (or replaces) a file of this name in DIR."""
+    from sim.runs.store import RUN_CHUNK_RE
+
+    return name == "summary.json" or RUN_CHUNK_RE.fullmatch(name) is not None
+
+
+def _writes_sweep_results(name: str) -> bool:
+    """Whether ``pdsim sweep --out DIR`` writes a file of this name in DIR."""
+    from sim.runs.store import CHUNK_RE, MANIFEST
+
+    return name in (MANIFEST, "summary.json") or CHUNK_RE.fullmatch(name) is not None
+
+
+def _policy_block(scenario_path: str | os.PathLike[str]) -> Any:
+    """The ``policy:`` mapping of a scenario file, or None when it cannot be read (whoever
+    loads the scenario later reports why)."""
+    from sim.yamlio import load_yaml
+
+    try:
+        data = load_yaml(scenario_path).data
+    except InputError:
+        return None
+    return data.get("policy") if isinstance(data, dict) else None
 
 
 def _write_output(path: str, what: str, write: Callable[[Path], object]) -> None:
@@ -311,6 +445,11 @@ def run(
 
     runs = scenario.runs if runs is None else runs
     seed = scenario.seed if seed is None else seed
+    inputs = [*_scenario_inputs(scenario_path, None if policy_paths else scenario.policy), *policy_paths]
+    if trace_path is not None:
+        _refuse_overwrite("--trace", trace_path, inputs)
+    if out_dir is not None:
+        _refuse_overwrite("--out", out_dir, inputs, writes=_writes_run_results)
     folder = _prepare_out_dir(out_dir, force) if out_dir is not None else None
     out = folder.out if folder is not None else None
 
@@ -320,6 +459,8 @@ def run(
         _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
 
     writer = ChunkWriter(folder.write_dir) if folder is not None else None
+    if folder is not None and writer is not None:
+        _on_interrupt(lambda: _kept_after_interrupt(folder, writer))
     bar = _progress_bar(runs)
     try:
         records = run_batch(
@@ -397,6 +538,8 @@ def replay(
         except ValueError as err:
             raise CliError(f"--horizon: {err} (got {horizon})") from None
     policy = load_policy(list(policy_paths))
+    if trace_path is not None:
+        _refuse_overwrite("--trace", trace_path, [observations_path, *policy_paths])
     observations = load_observations(observations_path)
     unrecorded = [q.name for q in policy.queries() if q.name not in observations.metrics]
     if unrecorded:
@@ -534,8 +677,7 @@ def import_(kind: str, manifests: tuple[str, ...], output: str | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    if any(os.path.realpath(output) == os.path.realpath(src) for src in result.sources):
-        raise CliError(f"-o {output} would overwrite one of the manifests")
+    _refuse_overwrite("-o", output, [*result.sources, *manifests])
     _write_output(output, "-o", lambda p: _write_text(p, text))
 
 
@@ -588,6 +730,11 @@ def check(
     gates = load_gates(gates_path)
     if baseline_paths:
         read_policy(list(baseline_paths))  # bad input is exit 2 before any simulation
+    inputs: list[str | os.PathLike[str]] = [gates_path, *gates.policy, *baseline_paths]
+    inputs += [f for gs in gates.scenarios for f in _scenario_inputs(gs.path, _policy_block(gs.path))]
+    for option, path in (("--junit", junit_path), ("--markdown", markdown_path)):
+        if path is not None:
+            _refuse_overwrite(option, path, inputs)  # before the simulation, not after it
     report = run_gates(
         gates,
         baseline=baseline_paths or None,
@@ -645,6 +792,7 @@ def report(
     from sim.report.html import render_report, write_report
     from sim.report.results import incomplete_folders, overview_figures, read_results, results_sections
 
+    _refuse_overwrite("--html", html_path, [results_path, *scenario_paths, *policy_paths])
     frame = read_results(results_path)
     incomplete = incomplete_folders(results_path)
     for line in incomplete:
@@ -719,7 +867,9 @@ def sweep(
     chunk_size: int | None,
 ) -> None:
     """Simulate a sweep (policies x scenario fields x releases) into DIR, resumably."""
-    from sim.runs.store import ResultsError
+    import shlex
+
+    from sim.runs.store import ResultsError, finished_chunks
     from sim.sweeps.costs import format_costs, summarize_sweep
     from sim.sweeps.execute import run_sweep
     from sim.sweeps.plan import expand
@@ -728,6 +878,7 @@ def sweep(
     spec = load_sweep(sweep_path)
     plan = expand(spec, runs=runs, chunk_size=chunk_size)
     _warn(plan.warnings)
+    _refuse_overwrite("--out", out_dir, [sweep_path, *plan.inputs], writes=_writes_sweep_results)
     client = None
     if dask_address is not None:
         try:
@@ -738,6 +889,15 @@ def sweep(
             client = Client(dask_address, timeout="10s")
         except OSError as err:
             raise CliError(f"--dask {dask_address}: cannot reach the scheduler ({err})") from None
+    resume_argv = ["pdsim", "sweep", sweep_path, "--out", out_dir, "--resume"]
+    resume_argv += [f"--runs={runs}"] * (runs is not None) + [f"--chunk-size={chunk_size}"] * (chunk_size is not None)
+    resume_argv += [f"--workers={workers}"] * (workers != 1)
+    _on_interrupt(
+        lambda: (
+            f"{len(finished_chunks(Path(out_dir)))} finished chunk(s) kept in {out_dir}; "
+            f"resume with {shlex.join(resume_argv)}"
+        )
+    )
     bar = _progress_bar(plan.rollouts, disable=quiet)
     try:
         result = run_sweep(spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update)
@@ -837,10 +997,56 @@ def compare(
     click.echo(format_comparison(cmp, policies[0].name, policies[1].name))
 
 
+class _Exit:
+    """How ``main`` ends the process once the command is done (see ``main``)."""
+
+    def __init__(self) -> None:
+        self.code = 130
+        self.interrupted = False
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        """Ctrl-C after the command: let the exit handlers finish, then exit 130.
+
+        Python's exit handlers still run then (loky's joins its threads and stops its
+        workers, joblib's removes its temporary folders); a KeyboardInterrupt inside them
+        prints a traceback and leaks what they clean (issue 13 item 12). A second Ctrl-C
+        leaves at once: the workers notice their parent is gone and end themselves
+        (``sim.runs.runner.parallel_results``).
+        """
+        if self.interrupted:
+            self.leave()
+        self.interrupted = True
+
+    def leave(self) -> None:
+        """Flush, say ``pdsim: interrupted`` if Ctrl-C came after the command, and exit.
+
+        Registered as the first exit handler, so it runs after all the others, and ends
+        the process before Python restores the default SIGINT action (which would kill
+        it silently).
+        """
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to say on it
+                pass
+        if self.interrupted:
+            os.write(2, b"pdsim: interrupted\n")
+        os._exit(130 if self.interrupted else self.code)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point (``pdsim``)."""
-    cli.main(args=argv, prog_name="pdsim")
-    raise AssertionError("unreachable: cli.main exits")  # pragma: no cover
+    import atexit
+
+    end = _Exit()
+    atexit.register(end.leave)
+    try:
+        end.code = cli.main(args=argv, prog_name="pdsim", standalone_mode=False)
+    except KeyboardInterrupt:  # while the command's own interrupt was being reported
+        click.echo("pdsim: interrupted", err=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, end.on_sigint)
+    sys.exit(end.code)
 
 
 __all__ = ["cli", "main", "CliError"]

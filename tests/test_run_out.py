@@ -137,6 +137,11 @@ def test_interrupted_force_run_leaves_the_old_results(old: Path, monkeypatch: py
     result = _run(old, "--runs", 40, "--seed", 2, "--force")
     assert result.exit_code == 130
     assert "Traceback" not in result.output
+    # What the interrupt keeps is the earlier results, not the discarded staged chunk.
+    assert (
+        result.stderr.strip()
+        == f"pdsim: interrupted; {old} keeps its earlier results (the new run's chunks were discarded)"
+    )
     assert written and written[0].parent.name.startswith(STAGING_PREFIX)  # the new chunk was staged
     assert _snapshot(old) == before  # exactly the old results: no staging folder, no lock file
     assert json.loads((old / "summary.json").read_text())["seed"] == 1

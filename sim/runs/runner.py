@@ -8,7 +8,12 @@ across worker counts and every policy meets the same traffic and faults in run `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -20,6 +25,74 @@ from sim.world.controller import RunResult, run_rollouts
 
 #: Rollouts simulated together in lockstep (numpy work is shared across them).
 BATCH = 500
+#: Seconds between a worker's checks that the process that started it is alive.
+_PARENT_POLL_S = 0.5
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)  # orphaned: nobody will read the result, and we hold the caller's pipes
+
+
+def _worker_setup(parent: int) -> None:
+    """Runs first in every loky worker: the parent owns Ctrl-C, and a worker dies with it.
+
+    * SIGINT is ignored: Ctrl-C reaches the whole process group, and a worker interrupted
+      in loky's queue code or in numba's compiler prints a traceback on the shared stderr
+      (issue 13 item 12). The parent gets the KeyboardInterrupt, and joblib's abort kills
+      the workers. Until this runs, SIGINT is blocked (``parallel_results``); setting
+      SIG_IGN discards one already pending.
+    * A daemon thread polls ``os.getppid()`` and ends the worker when its parent is gone,
+      e.g. after SIGKILL (item 13): loky workers otherwise wait for work until their idle
+      timeout (300 s), holding the parent's stdout and stderr open. Chosen over Linux's
+      ``prctl(PR_SET_PDEATHSIG)``, which fires when the *thread* that forked the worker
+      ends: loky also spawns workers from its executor-manager thread
+      (``process_executor._ExecutorManagerThread`` calls ``_adjust_process_count``), which
+      ends with each executor while the reusable workers live on. A short
+      ``idle_worker_timeout`` would respawn workers between calls and does not stop a
+      worker in the middle of a task. The poll is portable to every POSIX system.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    threading.Thread(target=_watch_parent, args=(parent,), name="pdsim-parent-watch", daemon=True).start()
+
+
+def parallel_results(workers: int, tasks: Iterable[Any], **options: Any) -> Iterator[Any]:
+    """``joblib.Parallel(tasks)`` on ``workers`` loky processes that ignore Ctrl-C (this
+    process stops them) and die with this process (see ``_worker_setup``).
+
+    SIGINT is blocked in this thread while joblib starts: the workers, and loky's manager
+    thread (which may start more), inherit the blocked mask, so no worker can be
+    interrupted before its setup ignores SIGINT. This is how loky starts its own resource
+    tracker (``joblib/externals/loky/backend/resource_tracker.py``). A Ctrl-C meanwhile is
+    held back and raised here once joblib has started. The initializer and its argument are
+    the same on every call, so loky keeps reusing one executor.
+
+    Args:
+        workers: worker processes.
+        tasks: ``joblib.delayed`` calls.
+        **options: more ``joblib.Parallel`` options (``return_as``, ``pre_dispatch``).
+
+    Yields:
+        The results, as ``return_as`` orders them.
+    """
+    from joblib import Parallel
+    from joblib.parallel import LokyBackend
+
+    backend = LokyBackend(initializer=_worker_setup, initargs=(os.getpid(),))
+    parallel = Parallel(n_jobs=workers, backend=backend, **options)
+    mask = hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
+    try:
+        results = parallel(tasks)
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    # Closed when this generator is (an interrupt, a consumer that stops): joblib then
+    # aborts the tasks in flight and stops the workers.
+    yield from results
 
 
 def run_one(
@@ -100,11 +173,12 @@ def run_batch(
         for piece in pieces:
             collect(_simulate(scenario, policy, piece, seed, scenario_index, exact))
     else:
-        from joblib import Parallel, delayed
+        from joblib import delayed
 
-        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator")
-        for records in parallel(
-            delayed(_simulate)(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces
+        for records in parallel_results(
+            workers,
+            (delayed(_simulate)(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces),
+            return_as="generator",
         ):
             collect(records)
     return out

@@ -74,7 +74,9 @@ class RunFolder:
 
     Attributes:
         out: the results folder.
-        staging: the staging folder of a ``force`` run over old results, else None.
+        staging: the staging folder of a ``force`` run over old results, else None
+            (None again once committed or closed).
+        replacing: whether this run replaces earlier results (``force`` over old ones).
     """
 
     def __init__(self, out: str | os.PathLike[str], *, force: bool = False) -> None:
@@ -86,6 +88,7 @@ class RunFolder:
         """
         self.out = Path(out)
         self.staging: Path | None = None
+        self.replacing = False
         self._lock_fd: int | None = None
         try:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +98,7 @@ class RunFolder:
             for stale in self.out.glob(STAGING_PREFIX + "*"):
                 shutil.rmtree(stale, ignore_errors=True)
             if old:
+                self.replacing = True
                 self.staging = Path(tempfile.mkdtemp(dir=self.out, prefix=STAGING_PREFIX))
             else:
                 probe = tempfile.NamedTemporaryFile(dir=self.out, prefix=".pdsim-probe-")

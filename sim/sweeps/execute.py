@@ -90,15 +90,19 @@ def _serial(plan: Plan, chunks: Sequence[Chunk]) -> Iterator[tuple[Chunk, pa.Tab
 
 
 def _joblib(plan: Plan, chunks: Sequence[Chunk], workers: int) -> Iterator[tuple[Chunk, pa.Table]]:
-    from joblib import Parallel, delayed
+    from joblib import delayed
+
+    from sim.runs.runner import parallel_results
 
     def job(chunk: Chunk, task: tuple) -> tuple[Chunk, pa.Table]:
         return chunk, simulate_chunk(*task)
 
-    parallel = Parallel(
-        n_jobs=workers, backend="loky", return_as="generator_unordered", pre_dispatch=f"{_AHEAD}*n_jobs"
+    yield from parallel_results(
+        workers,
+        (delayed(job)(c, _task(plan, c)) for c in chunks),
+        return_as="generator_unordered",
+        pre_dispatch=f"{_AHEAD}*n_jobs",
     )
-    yield from parallel(delayed(job)(c, _task(plan, c)) for c in chunks)
 
 
 def _dask(plan: Plan, chunks: Sequence[Chunk], client: Any) -> Iterator[tuple[Chunk, pa.Table]]:
