@@ -72,6 +72,20 @@ def _on_interrupt(note: Callable[[], str]) -> None:
     click.get_current_context().meta[_INTERRUPT_NOTE] = note
 
 
+def _caused_by_interrupt(err: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is behind ``err``: a Ctrl-C that lands inside a compiled
+    (numba) call comes out as ``SystemError: ... returned a result with an exception set``,
+    with the KeyboardInterrupt as its cause."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _interrupted_line(err: BaseException) -> str:
     note = str(err) if isinstance(err, _Interrupted) else ""
     return f"pdsim: interrupted; {note}" if note else "pdsim: interrupted"
@@ -92,13 +106,22 @@ class PdsimGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Exception as err:
+            if not _caused_by_interrupt(err):
+                raise
+            return self._interrupted(ctx)
         except KeyboardInterrupt:
-            note = ctx.meta.get(_INTERRUPT_NOTE)
-            try:
-                text = note() if note is not None else ""
-            except Exception:  # noqa: BLE001 - the note is a courtesy; the exit code is what counts
-                text = ""
-            raise _Interrupted(text) from None
+            return self._interrupted(ctx)
+
+    @staticmethod
+    def _interrupted(ctx: click.Context) -> NoReturn:
+        """Raise the interrupt past click's own handler, with the command's note on what it kept."""
+        note = ctx.meta.get(_INTERRUPT_NOTE)
+        try:
+            text = note() if note is not None else ""
+        except Exception:  # noqa: BLE001 - the note is a courtesy; the exit code is what counts
+            text = ""
+        raise _Interrupted(text) from None
 
     def main(
         self,
@@ -1037,6 +1060,12 @@ class _Exit:
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point (``pdsim``)."""
     import atexit
+
+    # After a Ctrl-C, loky's resource tracker (a process of its own, started with this
+    # environment) warns on the shared stderr about the semaphores it then cleans up: noise
+    # that would break the one-line report of the interrupt.
+    quiet = "ignore:resource_tracker:UserWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
 
     end = _Exit()
     atexit.register(end.leave)

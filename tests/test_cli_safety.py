@@ -367,3 +367,24 @@ def test_sigkill_of_pdsim_leaves_no_worker_holding_its_pipes(pdsim: Callable[...
     for reader in proc.readers:
         reader.join(15)
     assert not any(reader.is_alive() for reader in proc.readers), "a worker still holds pdsim's pipes after 15 s"
+
+
+def test_ctrl_c_inside_a_compiled_call_is_an_interrupt(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A Ctrl-C that lands inside a numba call surfaces as ``SystemError: ... returned a
+    result with an exception set`` caused by the KeyboardInterrupt (seen in CI while numba
+    compiled on first use): still one interrupt line and exit 130, not an internal error."""
+    import sim.runs.runner as runner
+    from sim.cli import cli
+
+    def compiled_call_interrupted(*args: object, **kwargs: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as err:
+            raise SystemError(
+                "CPUDispatcher(<function multinomial_rows>) returned a result with an exception set"
+            ) from err
+
+    monkeypatch.setattr(runner, "run_batch", compiled_call_interrupted)
+    code = cli.main(args=["run", str(SCENARIOS / "error-spike.yaml"), "--runs", "10"], standalone_mode=False)
+    assert code == 130
+    assert capsys.readouterr().err == "pdsim: interrupted\n"
