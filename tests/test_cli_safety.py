@@ -216,16 +216,26 @@ STARTUP, STOP = 90.0, 60.0
 MANY = 10**6
 
 
+#: ``python -m sim`` with Ctrl-C's default Python handler, as in a shell's foreground job. A
+#: process started in the background of a non-interactive shell (``cmd &``, as a CI runner
+#: may start the suite) inherits SIGINT *ignored*, and rightly keeps ignoring it: these tests
+#: would then see no interrupt at all.
+_AS_A_TERMINAL_JOB = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('sim', run_name='__main__', alter_sys=True)"
+)
+
+
 class Pdsim:
-    """``python -m sim ARGS`` in a process group of its own (as a shell job is), with its
-    stderr read line by line as it comes."""
+    """``python -m sim ARGS`` in a process group of its own (as a shell job is), Ctrl-C
+    armed, with its stderr read line by line as it comes."""
 
     def __init__(self, *args: object, cwd: Path) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         env.pop("PDSIM_DEBUG", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sim", *map(str, args)],
+            [sys.executable, "-c", _AS_A_TERMINAL_JOB, *map(str, args)],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
