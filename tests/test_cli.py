@@ -15,6 +15,7 @@ import pytest
 
 from sim import cli as cli_mod
 from sim.seeds import run_seed
+from tests.helpers import POLICY_FILE as POLICY
 from tests.helpers import RECORD_FIELDS, REPO, invoke, line_of
 
 # A copy of scenarios/error-spike.yaml (kept here so edits to the shipped scenarios do not
@@ -50,16 +51,6 @@ runs: 20
 seed: 42
 """
 
-POLICY = """\
-flagger:
-  analysis:
-    interval: 1m
-    threshold: 5
-    maxWeight: 50
-    stepWeight: 10
-    metrics:
-      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
-"""
 
 TRACE_FIELDS = {
     "t",

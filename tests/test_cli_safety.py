@@ -22,18 +22,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import CANARY_MANIFEST as CANARY
+from tests.helpers import POLICY_FILE as POLICY
 from tests.helpers import REPO, SCENARIOS, TEST_FIXTURES, invoke
-
-POLICY = """\
-flagger:
-  analysis:
-    interval: 1m
-    threshold: 5
-    maxWeight: 50
-    stepWeight: 10
-    metrics:
-      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
-"""
 
 #: The same policy as JSON (a policy file may be .json), for files named like results.
 POLICY_JSON = (
@@ -87,23 +78,6 @@ def test_run_trace_onto_the_scenario_a_symlink_to_it_or_a_policy_is_refused(tmp_
     # another path is fine
     ok = invoke("run", scenario, "--runs", 2, "--trace", tmp_path / "trace.jsonl")
     assert ok.exit_code == 0, ok.stderr
-
-
-CANARY = """\
-apiVersion: flagger.app/v1beta1
-kind: Canary
-metadata: {name: podinfo, namespace: test}
-spec:
-  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
-  service: {port: 9898}
-  analysis:
-    interval: 1m
-    threshold: 5
-    maxWeight: 50
-    stepWeight: 10
-    metrics:
-    - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
-"""
 
 
 def test_run_trace_onto_the_manifest_a_scenario_names_is_refused(tmp_path: Path) -> None:

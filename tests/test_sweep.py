@@ -29,6 +29,7 @@ from sim.seeds import run_seed
 from sim.sweeps.execute import run_sweep
 from sim.sweeps.plan import SEVERITY_KEY, expand
 from sim.sweeps.spec import load_sweep, parse_path
+from tests.helpers import CANARY_MANIFEST as CANARY
 from tests.helpers import REPO, SCENARIOS
 
 SWEEP = f"""\
@@ -335,23 +336,6 @@ def test_sigkill_then_resume_gives_the_uninterrupted_rows(tmp_path: Path) -> Non
     assert f"({(32 - finished) * 25:,} simulated now, {finished * 25:,} already in" in stdout
     run_sweep(sweep, tmp_path / "whole")
     pd.testing.assert_frame_equal(sim.load_results(out), sim.load_results(tmp_path / "whole"))
-
-
-CANARY = """\
-apiVersion: flagger.app/v1beta1
-kind: Canary
-metadata: {name: podinfo, namespace: test}
-spec:
-  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
-  service: {port: 9898}
-  analysis:
-    interval: 1m
-    threshold: 5
-    maxWeight: 50
-    stepWeight: 10
-    metrics:
-    - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
-"""
 
 
 def test_listed_policies_manifests_and_inline_meet_the_same_worlds(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from sim.importers.argo import rollout as argo_importer
 from sim.importers.flagger import analysis_warnings, import_flagger, metric_templates
 from sim.importers.manifests import is_manifest
 from sim.inputs.scenario import PolicySpec, Scenario, load_scenario
-from sim.inputs.validation import validation_to_input_error
+from sim.inputs.validation import require_mapping, validation_to_input_error
 from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.base import Policy
 from sim.policies.flagger.canary import FlaggerCanary
@@ -182,14 +182,7 @@ def _manifest_refs(doc: YamlDoc) -> list[Path] | None:
 
 
 def _from_policy_file(doc: YamlDoc, manifests: list[YamlDoc]) -> LoadedPolicy:
-    if not isinstance(doc.data, dict):
-        raise InputError(
-            doc.file,
-            1,
-            None,
-            "a policy file must be a mapping such as `flagger: {analysis: ...}`",
-            got=type(doc.data).__name__,
-        )
+    require_mapping(doc, "a policy file must be a mapping such as `flagger: {analysis: ...}`")
     refs = _manifest_refs(doc)
     if refs is not None:
         if manifests:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 
 from sim.errors import NOT_GIVEN, InputError
 from sim.importers.argo.rollout import policy_file_warnings
-from sim.inputs.validation import validation_to_input_error
+from sim.inputs.validation import validate_document
 from sim.models import Duration, StrictModel
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
@@ -424,18 +424,7 @@ def parse_scenario(doc: YamlDoc) -> Scenario:
     Raises:
         InputError: naming file, line and field of the first problem.
     """
-    if not isinstance(doc.data, dict):
-        raise InputError(
-            doc.file,
-            1,
-            None,
-            "a scenario file must be a mapping of keys (name, traffic, ...)",
-            got=type(doc.data).__name__,
-        )
-    try:
-        scenario = Scenario.model_validate(doc.data)
-    except ValidationError as err:
-        raise validation_to_input_error(err, doc) from None
+    scenario = validate_document(doc, Scenario, "a scenario file must be a mapping of keys (name, traffic, ...)")
     if scenario.policy is not None and scenario.policy.argo is not None:
         _check_inline_argo(doc, scenario.policy.argo)
     return scenario

@@ -8,9 +8,9 @@ file; this module is that translation, shared so the messages read the same ever
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sim.errors import InputError, field_path
 from sim.yamlio import YamlDoc
@@ -65,3 +65,36 @@ def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequen
 
 
 __all__ = ["validation_to_input_error"]
+
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+def require_mapping(doc: YamlDoc, shape: str) -> dict[str, Any]:
+    """The document's top level, which must be a mapping.
+
+    Args:
+        doc: the loaded file.
+        shape: what the message says the file must be, e.g. ``a scenario file must be a
+            mapping of keys (name, traffic, ...)``.
+
+    Raises:
+        InputError: at line 1, naming the type found instead.
+    """
+    if not isinstance(doc.data, dict):
+        raise InputError(doc.file, 1, None, shape, got=type(doc.data).__name__)
+    return doc.data
+
+
+def validate_document(doc: YamlDoc, model: type[_ModelT], shape: str) -> _ModelT:
+    """``model`` validated from the document's top-level mapping, errors at their line.
+
+    Raises:
+        InputError: the top level is not a mapping (``require_mapping``), or the first
+            problem pydantic finds, at its line in the file.
+    """
+    data = require_mapping(doc, shape)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise validation_to_input_error(err, doc) from None

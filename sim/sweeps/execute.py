@@ -21,8 +21,8 @@ import pyarrow as pa
 from sim.inputs.scenario import Scenario
 from sim.policies.base import Policy
 from sim.runs.seedseq import run_seeds
-from sim.runs.store import FORMAT as _FORMAT
 from sim.runs.store import (
+    FORMAT,
     MANIFEST,
     ResultsError,
     finished_chunks,
@@ -132,7 +132,7 @@ def _dask(plan: Plan, chunks: Sequence[Chunk], client: Any) -> Iterator[tuple[Ch
 
 def _manifest(sweep_path: str, sweep_sha: str, plan: Plan) -> dict[str, Any]:
     return {
-        "format": _FORMAT,
+        "format": FORMAT,
         "name": plan.name,
         "sweep": {"file": sweep_path, "sha256": sweep_sha},
         "inputs": plan.inputs,

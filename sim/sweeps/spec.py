@@ -37,10 +37,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from sim.errors import InputError
-from sim.inputs.validation import validation_to_input_error
+from sim.inputs.validation import validate_document
 from sim.models import StrictModel
 from sim.yamlio import YamlDoc, load_yaml
 
@@ -217,18 +217,7 @@ def load_sweep(path: str | os.PathLike[str]) -> SweepFile:
         InputError: one line naming the file, the line and the field.
     """
     doc = load_yaml(path, what="sweep file")
-    if not isinstance(doc.data, dict):
-        raise InputError(
-            doc.file,
-            1,
-            None,
-            "a sweep file must be a mapping (scenario, policies, grid, runs, ...)",
-            got=type(doc.data).__name__,
-        )
-    try:
-        spec = SweepSpec.model_validate(doc.data)
-    except ValidationError as err:
-        raise validation_to_input_error(err, doc) from None
+    spec = validate_document(doc, SweepSpec, "a sweep file must be a mapping (scenario, policies, grid, runs, ...)")
     sweep = SweepFile(str(path), doc, spec, file_sha256(path))
     _check_paths(sweep)
     return sweep

@@ -24,9 +24,11 @@ from tests.helpers.flagger import (
     BAD_BOTH,
     BAD_LAT,
     BAD_SR,
+    CANARY_MANIFEST,
     GOOD,
     LAT,
     NOTHING,
+    POLICY_FILE,
     REQUEST_DURATION,
     SR,
     SUCCESS_RATE,
@@ -35,6 +37,8 @@ from tests.helpers.page import Page, parse_page
 from tests.helpers.paths import REPO, SCENARIO_FILES, SCENARIOS, TEST_FIXTURES, UPSTREAM_FIXTURES
 
 __all__ = [
+    "CANARY_MANIFEST",
+    "POLICY_FILE",
     "BAD_BOTH",
     "BAD_LAT",
     "BAD_SR",
