@@ -19,8 +19,9 @@ from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sim.errors import InputError, field_path
+from sim.limits import MAX_YAML_BYTES
 
-MAX_BYTES = 5 * 1024 * 1024
+MAX_BYTES = MAX_YAML_BYTES
 # How many nodes aliases may add on top of the nodes actually written in the
 # file; beyond that we assume an alias bomb ("billion laughs"). Counting only
 # the excess means a big alias-free file (bounded by MAX_BYTES) is never
