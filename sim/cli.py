@@ -12,13 +12,15 @@ commands that simulate, so ``pdsim validate`` and ``pdsim schema`` start fast.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import math
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -194,9 +196,21 @@ class ChunkWriter:
         self.files: list[Path] = []
 
     def __call__(self, records: list[Any]) -> None:
-        from sim.runs.store import records_table, run_chunk_name, write_chunk
+        from sim.runs.store import WriteFailed, records_table, run_chunk_name, write_chunk
 
-        self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), records_table(records)))
+        try:
+            self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), records_table(records)))
+        except OSError as err:  # disk full, read-only: the chunks already written stay whole
+            raise WriteFailed(self.dir, err) from None
+
+
+@contextlib.contextmanager
+def _workers_stopped_quietly() -> Iterator[None]:
+    """Silence joblib's note that it cancelled the tasks in flight: a command that stops
+    early on purpose (its output cannot be written) says so in its own one line."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\d+ tasks which were still being processed", category=UserWarning)
+        yield
 
 
 def _prepare_out_dir(out: str, force: bool = False) -> RunFolder:
@@ -463,6 +477,7 @@ def run(
     scenario, policy = _load_run_inputs(scenario_path, policy_paths)
 
     from sim.runs.runner import records_frame, run_batch, run_one
+    from sim.runs.store import WriteFailed
     from sim.seeds import run_seed
     from sim.stats import format_summary_table, summarize_records
 
@@ -486,17 +501,22 @@ def run(
         _on_interrupt(lambda: _kept_after_interrupt(folder, writer))
     bar = _progress_bar(runs)
     try:
-        records = run_batch(
-            scenario,
-            policy,
-            runs,
-            seed,
-            workers=workers,
-            exact=exact,
-            progress=bar.update,
-            on_chunk=writer,
-            chunk_size=chunk_size,
-        )
+        with _workers_stopped_quietly():
+            records = run_batch(
+                scenario,
+                policy,
+                runs,
+                seed,
+                workers=workers,
+                exact=exact,
+                progress=bar.update,
+                on_chunk=writer,
+                chunk_size=chunk_size,
+            )
+    except WriteFailed as err:
+        assert folder is not None and writer is not None  # only --out writes
+        folder.close()  # a --force run's staged chunks go; earlier results stay
+        raise CliError(f"{folder.out}: cannot write: {err.reason}; {_kept_after_interrupt(folder, writer)}") from None
     finally:
         bar.close()
 
@@ -892,7 +912,7 @@ def sweep(
     """Simulate a sweep (policies x scenario fields x releases) into DIR, resumably."""
     import shlex
 
-    from sim.runs.store import ResultsError, finished_chunks
+    from sim.runs.store import ResultsError, WriteFailed, finished_chunks
     from sim.sweeps.costs import format_costs, summarize_sweep
     from sim.sweeps.execute import run_sweep
     from sim.sweeps.plan import expand
@@ -923,7 +943,13 @@ def sweep(
     )
     bar = _progress_bar(plan.rollouts, disable=quiet)
     try:
-        result = run_sweep(spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update)
+        with _workers_stopped_quietly():
+            result = run_sweep(
+                spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update
+            )
+    except WriteFailed as err:
+        kept = len(finished_chunks(Path(out_dir)))
+        raise CliError(f"{err}; {kept} finished chunk(s) are intact, resume with {shlex.join(resume_argv)}") from None
     except ResultsError as err:
         raise CliError(str(err)) from None
     finally:

@@ -20,19 +20,9 @@ import pytest
 import sim
 from sim.errors import InputError
 from sim.report.results import read_results
-from tests.helpers import REPO, SCENARIOS, invoke, write
+from tests.helpers import REPO, TINY_SWEEP, invoke, write
 
 SPIKE = REPO / "scenarios" / "error-spike.yaml"
-
-SWEEP = f"""\
-name: tiny
-scenario: {SCENARIOS / "error-spike.yaml"}
-grid:
-  policy.flagger.analysis.threshold: [1, 5]
-runs: 4
-seed: 5
-chunk_size: 2
-"""
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +38,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete ``pdsim sweep --out`` folder: 2 cells of 4 runs, 2 chunks each."""
     tmp = tmp_path_factory.mktemp("sweep")
-    result = invoke("sweep", write(tmp, "sweep.yaml", SWEEP), "--out", tmp / "out", "--quiet")
+    result = invoke("sweep", write(tmp, "sweep.yaml", TINY_SWEEP), "--out", tmp / "out", "--quiet")
     assert result.exit_code == 0, result.stderr
     return tmp / "out"
 
@@ -277,7 +267,7 @@ def test_resume_into_a_damaged_manifest_is_bad_input(sweep, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(sweep, out)
     _manifest(lambda m: m.pop("cells"))(out)
-    spec = write(tmp_path, "sweep.yaml", SWEEP)
+    spec = write(tmp_path, "sweep.yaml", TINY_SWEEP)
     result = invoke("sweep", spec, "--out", out, "--resume", "--quiet")
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [

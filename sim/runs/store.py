@@ -68,6 +68,24 @@ class ResultsError(Exception):
     """A results folder that cannot be used as asked (one line; the CLI exits 2)."""
 
 
+class WriteFailed(ResultsError):
+    """A results folder could not be written (disk full, read-only file system, no
+    permission): an error of the environment, not of pdsim (the CLI exits 2).
+
+    Every file under its final name is whole (each appears by rename), so the chunks
+    finished before the failure stay intact.
+
+    Attributes:
+        out: the results folder.
+        reason: what the system said (``No space left on device``).
+    """
+
+    def __init__(self, out: str | os.PathLike[str], err: OSError) -> None:
+        self.out = Path(out)
+        self.reason = err.strerror or one_line(str(err))
+        super().__init__(f"{os.fspath(out)}: cannot write: {self.reason}")
+
+
 class RunFolder:
     """The results folder of one ``pdsim run --out DIR``, held for the run's whole duration.
 
@@ -675,6 +693,7 @@ __all__ = [
     "check_records",
     "iter_cells",
     "ResultsError",
+    "WriteFailed",
     "RunFolder",
     "LOCK",
     "STAGING_PREFIX",
