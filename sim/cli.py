@@ -93,12 +93,41 @@ def _interrupted_line(err: BaseException) -> str:
     return f"pdsim: interrupted; {note}" if note else "pdsim: interrupted"
 
 
-def _internal_error(err: BaseException) -> int:
-    if os.environ.get("PDSIM_DEBUG"):
-        import traceback
+#: The lines of the internal-error handler that must not allocate: written as they are when
+#: memory has run out, or when the error's own message cannot be built.
+_OUT_OF_MEMORY = (
+    "pdsim: out of memory (MemoryError); lower --runs or --workers, shorten the scenario's horizon, "
+    "or give pdsim more memory\n"
+)
+_UNPRINTABLE = "pdsim: internal error (its message could not be built; set PDSIM_DEBUG=1 to see it)\n"
 
-        traceback.print_exception(err)
-    click.echo(one_line(f"pdsim: internal error: {type(err).__name__}: {err}"), err=True)
+
+def _say_preformatted(line: str) -> None:
+    """Write a prebuilt line to stderr, falling back to the raw file descriptor."""
+    try:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - the last word must not raise; fd 2 needs no buffer
+        try:
+            os.write(2, line.encode())
+        except OSError:
+            pass
+
+
+def _internal_error(err: BaseException) -> int:
+    """Report an unexpected error in one line; exit code 3. Out of memory, or when building
+    the line itself fails, a preformatted line is written instead (never a traceback)."""
+    if isinstance(err, MemoryError):
+        _say_preformatted(_OUT_OF_MEMORY)
+        return 3
+    try:
+        if os.environ.get("PDSIM_DEBUG"):
+            import traceback
+
+            traceback.print_exception(err)
+        click.echo(one_line(f"pdsim: internal error: {type(err).__name__}: {err}"), err=True)
+    except Exception:  # noqa: BLE001 - MemoryError included: the handler must not fail
+        _say_preformatted(_UNPRINTABLE)
     return 3
 
 

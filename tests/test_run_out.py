@@ -327,3 +327,40 @@ def test_sweep_out_into_a_read_only_folder(tmp_path: Path) -> None:
         out.chmod(0o700)
     assert result.exit_code == 2
     assert _stderr_lines(result)[0].startswith(f"pdsim: {out}: cannot write: Permission denied; 0 finished chunk(s)")
+
+
+# --- out of memory: the internal-error handler's one line -------------------------------------------
+
+
+def test_run_out_of_memory_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.runs import runner
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(runner, "run_batch", exhausted)
+    result = _run(tmp_path / "out", "--runs", 10)
+    assert result.exit_code == 3
+    assert _stderr_lines(result) == [
+        "pdsim: out of memory (MemoryError); lower --runs or --workers, shorten the scenario's horizon, "
+        "or give pdsim more memory"
+    ]
+
+
+def test_internal_error_whose_message_cannot_be_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler itself runs out of memory building the line: a preformatted one instead."""
+    from sim.runs import runner
+
+    class Unprintable(RuntimeError):
+        def __str__(self) -> str:
+            raise MemoryError
+
+    def broken(*args, **kwargs):
+        raise Unprintable
+
+    monkeypatch.setattr(runner, "run_batch", broken)
+    result = _run(tmp_path / "out", "--runs", 10)
+    assert result.exit_code == 3 and "Traceback" not in result.output + result.stderr
+    assert _stderr_lines(result) == [
+        "pdsim: internal error (its message could not be built; set PDSIM_DEBUG=1 to see it)"
+    ]
