@@ -12,13 +12,15 @@ commands that simulate, so ``pdsim validate`` and ``pdsim schema`` start fast.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import math
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -91,12 +93,41 @@ def _interrupted_line(err: BaseException) -> str:
     return f"pdsim: interrupted; {note}" if note else "pdsim: interrupted"
 
 
-def _internal_error(err: BaseException) -> int:
-    if os.environ.get("PDSIM_DEBUG"):
-        import traceback
+#: The lines of the internal-error handler that must not allocate: written as they are when
+#: memory has run out, or when the error's own message cannot be built.
+_OUT_OF_MEMORY = (
+    "pdsim: out of memory (MemoryError); lower --runs or --workers, shorten the scenario's horizon, "
+    "or give pdsim more memory\n"
+)
+_UNPRINTABLE = "pdsim: internal error (its message could not be built; set PDSIM_DEBUG=1 to see it)\n"
 
-        traceback.print_exception(err)
-    click.echo(one_line(f"pdsim: internal error: {type(err).__name__}: {err}"), err=True)
+
+def _say_preformatted(line: str) -> None:
+    """Write a prebuilt line to stderr, falling back to the raw file descriptor."""
+    try:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - the last word must not raise; fd 2 needs no buffer
+        try:
+            os.write(2, line.encode())
+        except OSError:
+            pass
+
+
+def _internal_error(err: BaseException) -> int:
+    """Report an unexpected error in one line; exit code 3. Out of memory, or when building
+    the line itself fails, a preformatted line is written instead (never a traceback)."""
+    if isinstance(err, MemoryError):
+        _say_preformatted(_OUT_OF_MEMORY)
+        return 3
+    try:
+        if os.environ.get("PDSIM_DEBUG"):
+            import traceback
+
+            traceback.print_exception(err)
+        click.echo(one_line(f"pdsim: internal error: {type(err).__name__}: {err}"), err=True)
+    except Exception:  # noqa: BLE001 - MemoryError included: the handler must not fail
+        _say_preformatted(_UNPRINTABLE)
     return 3
 
 
@@ -194,9 +225,21 @@ class ChunkWriter:
         self.files: list[Path] = []
 
     def __call__(self, records: list[Any]) -> None:
-        from sim.runs.store import records_table, run_chunk_name, write_chunk
+        from sim.runs.store import WriteFailed, records_table, run_chunk_name, write_chunk
 
-        self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), records_table(records)))
+        try:
+            self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), records_table(records)))
+        except OSError as err:  # disk full, read-only: the chunks already written stay whole
+            raise WriteFailed(self.dir, err) from None
+
+
+@contextlib.contextmanager
+def _workers_stopped_quietly() -> Iterator[None]:
+    """Silence joblib's note that it cancelled the tasks in flight: a command that stops
+    early on purpose (its output cannot be written) says so in its own one line."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\d+ tasks which were still being processed", category=UserWarning)
+        yield
 
 
 def _prepare_out_dir(out: str, force: bool = False) -> RunFolder:
@@ -463,6 +506,7 @@ def run(
     scenario, policy = _load_run_inputs(scenario_path, policy_paths)
 
     from sim.runs.runner import records_frame, run_batch, run_one
+    from sim.runs.store import WriteFailed
     from sim.seeds import run_seed
     from sim.stats import format_summary_table, summarize_records
 
@@ -486,17 +530,22 @@ def run(
         _on_interrupt(lambda: _kept_after_interrupt(folder, writer))
     bar = _progress_bar(runs)
     try:
-        records = run_batch(
-            scenario,
-            policy,
-            runs,
-            seed,
-            workers=workers,
-            exact=exact,
-            progress=bar.update,
-            on_chunk=writer,
-            chunk_size=chunk_size,
-        )
+        with _workers_stopped_quietly():
+            records = run_batch(
+                scenario,
+                policy,
+                runs,
+                seed,
+                workers=workers,
+                exact=exact,
+                progress=bar.update,
+                on_chunk=writer,
+                chunk_size=chunk_size,
+            )
+    except WriteFailed as err:
+        assert folder is not None and writer is not None  # only --out writes
+        folder.close()  # a --force run's staged chunks go; earlier results stay
+        raise CliError(f"{folder.out}: cannot write: {err.reason}; {_kept_after_interrupt(folder, writer)}") from None
     finally:
         bar.close()
 
@@ -892,7 +941,7 @@ def sweep(
     """Simulate a sweep (policies x scenario fields x releases) into DIR, resumably."""
     import shlex
 
-    from sim.runs.store import ResultsError, finished_chunks
+    from sim.runs.store import ResultsError, WriteFailed, finished_chunks
     from sim.sweeps.costs import format_costs, summarize_sweep
     from sim.sweeps.execute import run_sweep
     from sim.sweeps.plan import expand
@@ -923,7 +972,13 @@ def sweep(
     )
     bar = _progress_bar(plan.rollouts, disable=quiet)
     try:
-        result = run_sweep(spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update)
+        with _workers_stopped_quietly():
+            result = run_sweep(
+                spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update
+            )
+    except WriteFailed as err:
+        kept = len(finished_chunks(Path(out_dir)))
+        raise CliError(f"{err}; {kept} finished chunk(s) are intact, resume with {shlex.join(resume_argv)}") from None
     except ResultsError as err:
         raise CliError(str(err)) from None
     finally:

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
 UNFINISHED = "unfinished"
+#: Every outcome a run record may hold (docs/architecture.md section 5).
+OUTCOMES = (PROMOTED, ROLLED_BACK, UNFINISHED)
 
 
 @dataclass(frozen=True)

@@ -115,9 +115,8 @@ def test_parameter_columns_give_sweep_figures(results):
 
 def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypatch):
     """A folder with a manifest.json is a sweep's: its own reader (sim.runs.store.load_results,
-    which joins the swept parameters) is used when installed."""
-    import sys
-    import types
+    which joins the swept parameters) is used."""
+    from sim.report import results as results_mod
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()
@@ -128,17 +127,11 @@ def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypat
     frame.loc[~frame.release_bad, "release.faults[0].rate"] = float("nan")
     frame["cell"] = range(len(frame))  # bookkeeping, not a setting
 
-    class ResultsError(Exception):
-        pass
-
     def load_results(path):
-        if Path(path) != sweep:
-            raise ResultsError("not a sweep")
+        assert Path(path) == sweep
         return frame
 
-    monkeypatch.setitem(
-        sys.modules, "sim.runs.store", types.SimpleNamespace(load_results=load_results, ResultsError=ResultsError)
-    )
+    monkeypatch.setattr(results_mod, "load_results", load_results)
     got = read_results(sweep)
     assert got is frame
     assert parameter_columns(got) == ["policy.flagger.analysis.threshold", "release.faults[0].rate"]
@@ -151,17 +144,6 @@ def test_sweep_folder_read_through_the_sweep_engine(results, tmp_path, monkeypat
         "False rollbacks against threshold",
         "Speed against harm over the settings",
     ]
-
-
-def test_sweep_folder_without_the_engine_reads_the_chunks(results, tmp_path, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "sim.runs.store", None)  # import fails
-    sweep = tmp_path / "sweep"
-    sweep.mkdir()
-    (sweep / "manifest.json").write_text("{}")
-    read_results(results).to_parquet(sweep / "records-c00000-00000.parquet")
-    assert len(read_results(sweep)) == 80
 
 
 def test_report_describes_the_policy_run_not_the_scenarios(tmp_path):

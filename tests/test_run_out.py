@@ -1,9 +1,11 @@
 """Results folders of ``pdsim run --out DIR`` (issue 13): one writer at a time, no results
-replaced unless ``--force`` and then only by a complete run, sweeps never overwritten, and
-``pdsim report`` saying when a folder looks interrupted."""
+replaced unless ``--force`` and then only by a complete run, sweeps never overwritten,
+``pdsim report`` saying when a folder looks interrupted, and a folder that cannot be written
+(disk full, read-only; ``pdsim sweep --out`` too) reported in one line with what it keeps."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -16,10 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import sim
 from sim import cli as cli_mod
 from sim.report.results import incomplete_folders, read_results
+from sim.runs import store
 from sim.runs.store import LOCK, STAGING_PREFIX
-from tests.helpers import REPO, invoke, parse_page
+from tests.helpers import REPO, TINY_SWEEP, invoke, parse_page, write
 
 SPIKE = REPO / "scenarios" / "error-spike.yaml"
 
@@ -223,3 +227,140 @@ def test_report_on_complete_folders_says_nothing(old: Path, tmp_path: Path) -> N
     assert _stderr_lines(result) == []
     assert 'id="notice"' not in html.read_text()
     parse_page(html.read_text())
+
+
+# --- disk full, read-only: one line, exit 2, finished chunks intact --------------------------------
+
+
+def _fail_writes_after(monkeypatch: pytest.MonkeyPatch, good: int, code: int) -> list[Path]:
+    """Let ``good`` atomic writes of results through, then fail each with ``OSError(code)``
+    (ENOSPC, EROFS: what a full disk or a read-only mount says; chmod does not stop root)."""
+    written: list[Path] = []
+    real = store.atomic_write
+
+    def atomic_write(path, write):
+        if len(written) >= good:
+            raise OSError(code, os.strerror(code))
+        real(path, write)
+        written.append(path)
+
+    monkeypatch.setattr(store, "atomic_write", atomic_write)
+    return written
+
+
+def _no_temporaries(folder: Path) -> bool:
+    return not [p for p in folder.rglob(".*") if p.name != LOCK]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_out_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """The line is the only one: with workers, joblib's note on the tasks it cancels is not shown."""
+    _fail_writes_after(monkeypatch, 1, errno.ENOSPC)
+    out = tmp_path / "out"
+    result = _run(out, "--runs", 30, "--workers", workers)
+    assert result.exit_code == 2 and "Traceback" not in result.output + result.stderr
+    assert _stderr_lines(result) == [
+        f"pdsim: {out}: cannot write: No space left on device; 1 finished chunk(s) kept in {out}"
+    ]
+    assert sorted(os.listdir(out)) == ["records-00000.parquet"] and _no_temporaries(out)
+    assert list(read_results(out)["run"]) == list(range(10))  # the finished chunk is whole
+
+
+def test_force_run_on_a_full_disk_keeps_the_old_results(old: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _snapshot(old)
+    _fail_writes_after(monkeypatch, 1, errno.ENOSPC)
+    result = _run(old, "--runs", 30, "--seed", 2, "--force")
+    assert result.exit_code == 2
+    assert _stderr_lines(result) == [
+        f"pdsim: {old}: cannot write: No space left on device; {old} keeps its earlier results "
+        "(the new run's chunks were discarded)"
+    ]
+    assert _snapshot(old) == before
+
+
+def _sweep(tmp_path: Path, out: Path, *args: object):
+    spec = write(tmp_path, "sweep.yaml", TINY_SWEEP)
+    return spec, invoke("sweep", spec, "--out", out, "--quiet", *args)
+
+
+@pytest.mark.parametrize("good,code", [(3, errno.ENOSPC), (1, errno.EROFS)])
+def test_sweep_out_that_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, good: int, code: int
+) -> None:
+    """The manifest and ``good - 1`` chunks are written, then the disk is full (or the
+    mount read-only): one line, exit 2, and a resume finishes the very same sweep."""
+    _fail_writes_after(monkeypatch, good, code)
+    out = tmp_path / "out"
+    spec, result = _sweep(tmp_path, out)
+    assert result.exit_code == 2 and "Traceback" not in result.output + result.stderr
+    assert _stderr_lines(result) == [
+        f"pdsim: {out}: cannot write: {os.strerror(code)}; {good - 1} finished chunk(s) are intact, "
+        f"resume with pdsim sweep {spec} --out {out} --resume"
+    ]
+    assert len(list(out.glob("records-*.parquet"))) == good - 1 and _no_temporaries(out)
+    monkeypatch.undo()
+    _, resumed = _sweep(tmp_path, out, "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    _, whole = _sweep(tmp_path, tmp_path / "whole")
+    pd.testing.assert_frame_equal(sim.load_results(out), sim.load_results(tmp_path / "whole"))
+
+
+def test_sweep_out_that_cannot_take_its_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fail_writes_after(monkeypatch, 0, errno.EROFS)
+    out = tmp_path / "out"
+    spec, result = _sweep(tmp_path, out)
+    assert result.exit_code == 2
+    assert _stderr_lines(result) == [
+        f"pdsim: {out}: cannot write: Read-only file system; 0 finished chunk(s) are intact, "
+        f"resume with pdsim sweep {spec} --out {out} --resume"
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder (the monkeypatched tests cover it)")
+def test_sweep_out_into_a_read_only_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        spec, result = _sweep(tmp_path, out)
+    finally:
+        out.chmod(0o700)
+    assert result.exit_code == 2
+    assert _stderr_lines(result)[0].startswith(f"pdsim: {out}: cannot write: Permission denied; 0 finished chunk(s)")
+
+
+# --- out of memory: the internal-error handler's one line -------------------------------------------
+
+
+def test_run_out_of_memory_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.runs import runner
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(runner, "run_batch", exhausted)
+    result = _run(tmp_path / "out", "--runs", 10)
+    assert result.exit_code == 3
+    assert _stderr_lines(result) == [
+        "pdsim: out of memory (MemoryError); lower --runs or --workers, shorten the scenario's horizon, "
+        "or give pdsim more memory"
+    ]
+
+
+def test_internal_error_whose_message_cannot_be_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler itself runs out of memory building the line: a preformatted one instead."""
+    from sim.runs import runner
+
+    class Unprintable(RuntimeError):
+        def __str__(self) -> str:
+            raise MemoryError
+
+    def broken(*args, **kwargs):
+        raise Unprintable
+
+    monkeypatch.setattr(runner, "run_batch", broken)
+    result = _run(tmp_path / "out", "--runs", 10)
+    assert result.exit_code == 3 and "Traceback" not in result.output + result.stderr
+    assert _stderr_lines(result) == [
+        "pdsim: internal error (its message could not be built; set PDSIM_DEBUG=1 to see it)"
+    ]

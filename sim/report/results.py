@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +36,7 @@ from sim.report.plots import (
     power_curve_figure,
 )
 from sim.report.tradeoffs import bool_column
+from sim.runs.store import MANIFEST, RUN_CHUNK_RE, SUMMARY, RecordOrigin, check_records, load_results
 from sim.stats import format_summary_table, summarize_records
 
 __all__ = ["read_results", "incomplete_folders", "parameter_columns", "overview_figures", "results_sections"]
@@ -48,48 +49,64 @@ REQUIRED = ("scenario", "policy", "run", "outcome", "release_bad")
 
 
 def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """The runs stored at ``path`` as one tidy frame.
+    """The runs stored at ``path`` as one tidy frame, checked against the run record's contract.
 
     Args:
-        path: a directory (every ``*.parquet`` below it, in path order), a ``.parquet``
-            file or a ``.csv`` file.
+        path: a sweep's folder (read through :func:`sim.runs.store.load_results`, which joins
+            each run to its cell's swept parameters), another directory (every ``*.parquet``
+            below it, in path order), a ``.parquet`` file or a ``.csv`` file.
 
     Raises:
-        InputError: when nothing can be read or a required column is missing.
+        InputError: when nothing can be read, a file is not run records (a required column
+            missing, a truncated or foreign file), a value is out of its column's domain
+            (:func:`sim.runs.store.check_records`: an unknown outcome, a flag that is not
+            true or false, a time that is not a number...) or a run is stored twice. The
+            message names the file, the line (a CSV file's row, else 1) and the column.
     """
     p = Path(path)
     name = os.fsdecode(path)
-    if p.is_dir() and (p / "manifest.json").is_file():
-        sweep = _read_sweep(p, name)
-        if sweep is not None:
-            return sweep
+    if p.is_dir() and (p / MANIFEST).is_file():
+        frame = load_results(p)
+    elif p.is_dir():
+        files = _parquet_files(p)
+        if not files:
+            raise InputError(
+                name, 1, None, "no *.parquet result files in this directory (write some with pdsim run --out DIR)"
+            )
+        parts = [_read_table(f, pd.read_parquet) for f in files]
+        origin = RecordOrigin.of([(os.fsdecode(f), len(part)) for f, part in zip(files, parts)])
+        frame = check_records(pd.concat(parts, ignore_index=True), origin)
+    elif p.suffix == ".csv":
+        part = _read_table(p, pd.read_csv)
+        frame = check_records(part, RecordOrigin.of([(name, len(part))], csv=True))
+    elif p.suffix == ".parquet":
+        part = _read_table(p, pd.read_parquet)
+        frame = check_records(part, RecordOrigin.of([(name, len(part))]))
+    elif not p.exists():
+        raise InputError(name, 1, None, "no such file or directory")
+    else:
+        raise InputError(name, 1, None, "results must be a directory of Parquet files, a .parquet or a .csv file")
+    if frame.empty:
+        raise InputError(name, 1, None, "the results hold no runs")
+    return frame
+
+
+def _read_table(path: Path, read: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
+    """One file of run records, with the record's required columns.
+
+    Raises:
+        InputError: naming the file, when it cannot be read or lacks a required column.
+    """
+    name = os.fsdecode(path)
     try:
-        if p.is_dir():
-            files = _parquet_files(p)
-            if not files:
-                raise InputError(
-                    name, 1, None, "no *.parquet result files in this directory (write some with pdsim run --out DIR)"
-                )
-            frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-        elif p.suffix == ".csv":
-            frame = pd.read_csv(p)
-        elif p.suffix == ".parquet":
-            frame = pd.read_parquet(p)
-        elif not p.exists():
-            raise InputError(name, 1, None, "no such file or directory")
-        else:
-            raise InputError(name, 1, None, "results must be a directory of Parquet files, a .parquet or a .csv file")
-    except InputError:
-        raise
-    except (OSError, ValueError) as err:  # pyarrow's errors are ValueError/OSError subclasses
+        frame = read(path)
+    except (OSError, ValueError) as err:  # pyarrow's and pandas' errors subclass these
         raise InputError(name, 1, None, f"cannot read results: {' '.join(str(err).split())}") from None
     missing = [c for c in REQUIRED if c not in frame]
     if missing:
         raise InputError(
             name, 1, None, f"not run records: no column {missing[0]!r}", got=", ".join(map(str, frame.columns[:8]))
         )
-    if frame.empty:
-        raise InputError(name, 1, None, "the results hold no runs")
     return frame
 
 
@@ -132,8 +149,6 @@ def incomplete_folders(path: str | os.PathLike[str]) -> list[str]:
         One line per incomplete folder, e.g. ``out/x looks incomplete: no summary.json (an
         interrupted run?); 20 runs in 2 chunks, runs 20-29 missing``; empty when all is well.
     """
-    from sim.runs.store import MANIFEST, RUN_CHUNK_RE, SUMMARY
-
     root = Path(path)
     if not root.is_dir() or (root / MANIFEST).is_file():
         return []
@@ -173,22 +188,6 @@ def incomplete_folders(path: str | os.PathLike[str]) -> list[str]:
             where = os.fsdecode(folder)
             lines.append(f"{where} looks incomplete: " + "; ".join([*problems, counts]))
     return lines
-
-
-def _read_sweep(path: Path, name: str) -> pd.DataFrame | None:
-    """A ``pdsim sweep --out`` folder through the sweep engine's own reader, which joins each
-    run to its cell's swept parameters; None when that engine is not installed."""
-    try:
-        from sim.runs.store import ResultsError, load_results  # the sweep engine (issue 6)
-    except ImportError:
-        return None
-    try:
-        frame = load_results(path)
-    except ResultsError as err:
-        raise InputError(name, 1, None, " ".join(str(err).split())) from None
-    if frame.empty:
-        raise InputError(name, 1, None, "the results hold no runs")
-    return frame
 
 
 def parameter_columns(frame: pd.DataFrame) -> list[str]:

@@ -17,8 +17,10 @@ complete new run.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import json
+import math
 import os
 import platform
 import re
@@ -26,16 +28,21 @@ import shutil
 import tempfile
 import typing
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sim import DISTRIBUTION
-from sim.outcomes import COLUMNS, RunRecord
+from sim.errors import NOT_GIVEN, InputError, one_line
+from sim.limits import MAX_RUNS, MAX_SEED
+from sim.outcomes import COLUMNS, OUTCOMES, UNFINISHED, RunRecord
 from sim.runs.atomic import atomic_write
 
 MANIFEST = "manifest.json"
@@ -59,6 +66,24 @@ _PACKAGES = {
 
 class ResultsError(Exception):
     """A results folder that cannot be used as asked (one line; the CLI exits 2)."""
+
+
+class WriteFailed(ResultsError):
+    """A results folder could not be written (disk full, read-only file system, no
+    permission): an error of the environment, not of pdsim (the CLI exits 2).
+
+    Every file under its final name is whole (each appears by rename), so the chunks
+    finished before the failure stay intact.
+
+    Attributes:
+        out: the results folder.
+        reason: what the system said (``No space left on device``).
+    """
+
+    def __init__(self, out: str | os.PathLike[str], err: OSError) -> None:
+        self.out = Path(out)
+        self.reason = err.strerror or one_line(str(err))
+        super().__init__(f"{os.fspath(out)}: cannot write: {self.reason}")
 
 
 class RunFolder:
@@ -281,22 +306,78 @@ def remove_temporaries(out: Path) -> int:
 
 
 def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a results folder.
+    """The manifest of a results folder, checked: every key the readers and ``--resume`` use
+    is there with the type they expect.
 
     Raises:
-        ResultsError: when the folder holds no readable manifest.json.
+        InputError: when the folder holds no readable, complete manifest.json (naming the
+            file and the key).
     """
     path = Path(out) / MANIFEST
+    where = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except FileNotFoundError:
-        raise ResultsError(f"{out} holds no sweep results ({MANIFEST} is missing)") from None
+        raise InputError(os.fspath(out), 1, None, f"holds no sweep results ({MANIFEST} is missing)") from None
     except (OSError, ValueError) as err:
-        raise ResultsError(f"cannot read {path}: {err}") from None
+        raise InputError(where, 1, None, f"cannot read: {one_line(str(err))}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ResultsError(f"{path} is not a pdsim sweep manifest of format {FORMAT}")
+        raise InputError(where, 1, "format", f"not a pdsim sweep manifest of format {FORMAT}")
+    _check_manifest(data, where)
     return data
+
+
+def _manifest_error(where: str, field: str, message: str, got: object = NOT_GIVEN) -> InputError:
+    return InputError(where, 1, field, f"{message} (a damaged {MANIFEST}? start the sweep again in another --out)", got)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_manifest(data: dict[str, Any], where: str) -> None:
+    """Refuse a manifest that lacks what :func:`load_results` and ``--resume`` read."""
+    for key in ("seed", "runs", "chunk_size"):
+        if not _is_int(data.get(key)) or data[key] < 0:
+            raise _manifest_error(where, key, "must be a non-negative integer", data.get(key))
+    sweep = data.get("sweep")
+    if not isinstance(sweep, dict) or not isinstance(sweep.get("sha256"), str):
+        raise _manifest_error(where, "sweep.sha256", "missing", sweep)
+    if not isinstance(data.get("inputs"), dict):
+        raise _manifest_error(where, "inputs", "must be a mapping of file to SHA-256", data.get("inputs"))
+    params = data.get("params")
+    if not isinstance(params, list) or not all(isinstance(p, str) for p in params) or len(set(params)) < len(params):
+        raise _manifest_error(where, "params", "must be a list of distinct parameter paths", params)
+    cells = data.get("cells")
+    if not isinstance(cells, list):
+        raise _manifest_error(where, "cells", "must be a list of cells", cells)
+    seen: set[int] = set()
+    for i, cell in enumerate(cells):
+        at = f"cells[{i}]"
+        if not isinstance(cell, dict):
+            raise _manifest_error(where, at, "must be a mapping", cell)
+        index = cell.get("cell")
+        if not _is_int(index) or index < 0:
+            raise _manifest_error(where, f"{at}.cell", "must be a non-negative integer", index)
+        if index in seen:
+            raise _manifest_error(where, f"{at}.cell", "listed twice", index)
+        seen.add(index)
+        if not _is_int(cell.get("world")) or cell["world"] < 0:
+            raise _manifest_error(where, f"{at}.world", "must be a non-negative integer", cell.get("world"))
+        if not (cell.get("kind") is None or isinstance(cell["kind"], str)):
+            raise _manifest_error(where, f"{at}.kind", "must be a name or null", cell["kind"])
+        if not (cell.get("stratum") is None or _is_int(cell["stratum"])):
+            raise _manifest_error(where, f"{at}.stratum", "must be an integer or null", cell["stratum"])
+        weight = cell.get("weight")
+        if not (
+            weight is None
+            or (isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight))
+        ):
+            raise _manifest_error(where, f"{at}.weight", "must be a finite number or null", weight)
+        values = cell.get("params")
+        if not isinstance(values, dict) or set(values) != set(params):
+            raise _manifest_error(where, f"{at}.params", f"must give a value to each of params ({len(params)})", values)
 
 
 def resume_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
@@ -318,13 +399,81 @@ def resume_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
 def _cells_frame(manifest: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for c in manifest["cells"]:
-        row = {k: c[k] for k in ("cell", "world", "kind", "stratum", "weight")}
+        row = {k: c.get(k) for k in ("cell", "world", "kind", "stratum", "weight")}
         row.update(c["params"])
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["cell", "world", "kind", "stratum", "weight", *manifest["params"]])
     frame["cell"] = frame["cell"].astype("int32")
     frame["stratum"] = frame["stratum"].astype("Int64")
     return frame
+
+
+def _chunk_error(where: str, field: str | None, message: str) -> InputError:
+    # A chunk is written whole or not at all, so a damaged one was changed afterwards:
+    # --resume reruns exactly the chunks without a file.
+    return InputError(where, 1, field, f"{message}: delete it and finish the sweep with pdsim sweep --resume")
+
+
+def _same_type(got: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether a chunk's column type holds what the chunk schema's does (a chunk saved again
+    by pandas stores its text as ``large_string``)."""
+    text = (pa.types.is_string, pa.types.is_large_string)
+    return got == expected or (any(t(got) for t in text) and any(t(expected) for t in text))
+
+
+def _read_chunk(path: Path, cell: int, columns: list[str] | None) -> pa.Table:
+    """One sweep chunk, checked to be one: readable, of the chunk schema, holding its own cell."""
+    where = os.fspath(path)
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, ValueError) as err:  # pyarrow's errors subclass these
+        raise _chunk_error(where, None, f"not a readable Parquet file ({one_line(str(err))})") from None
+    for field in _SCHEMA:
+        if field.name not in schema.names:
+            raise _chunk_error(where, field.name, "no such column, not a pdsim sweep chunk")
+        if not _same_type(schema.field(field.name).type, field.type):
+            raise _chunk_error(
+                where, field.name, f"is {schema.field(field.name).type}, a pdsim sweep chunk stores {field.type}"
+            )
+    extra = [n for n in schema.names if n not in _SCHEMA.names]
+    if extra:
+        raise _chunk_error(where, extra[0], "a column pdsim sweep chunks do not have")
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (OSError, ValueError) as err:
+        raise _chunk_error(where, None, f"cannot read ({one_line(str(err))})") from None
+    table = table.cast(pa.schema([_SCHEMA.field(n) for n in table.column_names]))
+    cells = table["cell"]
+    if table.num_rows and (cells.null_count or pc.min_max(cells).as_py() != {"min": cell, "max": cell}):
+        raise _chunk_error(where, "cell", f"holds runs of other cells than its name's, {cell}")
+    return table
+
+
+def _read_cells(
+    out: Path, manifest: dict[str, Any], files: Sequence[str], columns: Sequence[str] | None
+) -> pd.DataFrame:
+    """The chunks ``files`` of a sweep folder as one checked, sorted frame (before the cells' columns join)."""
+    listed = {c["cell"] for c in manifest["cells"]}
+    numbered = []
+    for name in files:
+        m = CHUNK_RE.fullmatch(name)
+        assert m is not None  # finished_chunks lists only such names
+        if int(m.group(1)) not in listed:
+            raise InputError(
+                os.fspath(out / MANIFEST),
+                1,
+                "cells",
+                f"has no cell {int(m.group(1))}, yet {name} holds its runs (a {MANIFEST} cut short?)",
+            )
+        numbered.append((name, int(m.group(1))))
+    want = None if columns is None else ["cell", *[c for c in columns if c != "cell" and c in _SCHEMA.names]]
+    tables = [_read_chunk(out / name, cell, want) for name, cell in numbered]
+    schema = _SCHEMA if want is None else pa.schema([_SCHEMA.field(c) for c in want])
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    frame = table.to_pandas(strings_to_categorical=True)
+    origin = RecordOrigin.of([(os.fspath(out / name), t.num_rows) for (name, _), t in zip(numbered, tables)])
+    frame = check_records(frame, origin)
+    return frame.sort_values(["cell", "run"] if "run" in frame else ["cell"], kind="stable", ignore_index=True)
 
 
 def load_results(out: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -341,24 +490,23 @@ def load_results(out: str | os.PathLike[str], columns: Sequence[str] | None = No
             (world, kind, stratum, weight, swept parameters) are always there.
 
     Raises:
-        ResultsError: when the folder holds no sweep results.
+        InputError: when the folder holds no sweep results, or damaged ones (a manifest
+            without its cells, a truncated or foreign chunk, a record out of its contract):
+            the message names the file and the key or column.
     """
     out = Path(out)
     manifest = read_manifest(out)
-    files = sorted(finished_chunks(out))
-    want = None if columns is None else ["cell", *[c for c in columns if c != "cell" and c in _SCHEMA.names]]
-    tables = [pq.read_table(out / f, columns=want) for f in files]
-    schema = _SCHEMA if want is None else pa.schema([_SCHEMA.field(c) for c in want])
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    frame = table.to_pandas(strings_to_categorical=True)
-    frame = frame.sort_values(["cell", "run"] if "run" in frame else ["cell"], kind="stable", ignore_index=True)
-    cells = _cells_frame(manifest)
-    return frame.merge(cells, on="cell", how="left", validate="many_to_one")
+    frame = _read_cells(out, manifest, sorted(finished_chunks(out)), columns)
+    return frame.merge(_cells_frame(manifest), on="cell", how="left", validate="many_to_one")
 
 
 def iter_cells(out: str | os.PathLike[str], columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
     """The results of one cell at a time (the frame of :func:`load_results` cut by cell),
-    reading only that cell's chunk files: memory is bounded by the largest cell."""
+    reading only that cell's chunk files: memory is bounded by the largest cell.
+
+    Raises:
+        InputError: as :func:`load_results`, for the cell being read.
+    """
     out = Path(out)
     manifest = read_manifest(out)
     cells = _cells_frame(manifest)
@@ -367,18 +515,195 @@ def iter_cells(out: str | os.PathLike[str], columns: Sequence[str] | None = None
         m = CHUNK_RE.fullmatch(name)
         assert m is not None
         by_cell.setdefault(int(m.group(1)), []).append(name)
-    want = None if columns is None else ["cell", *[c for c in columns if c != "cell" and c in _SCHEMA.names]]
     for cell, files in sorted(by_cell.items()):
-        table = pa.concat_tables([pq.read_table(out / f, columns=want) for f in files])
-        frame = table.to_pandas(strings_to_categorical=True)
-        frame = frame.sort_values(["cell", "run"] if "run" in frame else ["cell"], kind="stable", ignore_index=True)
+        frame = _read_cells(out, manifest, files, columns)
         yield frame.merge(cells[cells["cell"] == cell], on="cell", how="left", validate="many_to_one")
+
+
+# --- checking stored records: one check for run folders, sweep folders and records files ------
+
+#: Record columns by what their values must be (docs/architecture.md section 5; what
+#: tests/test_properties.py checks of every simulated record).
+_NAMES = ("scenario", "policy")
+_FLAGS = ("release_bad", "false_rollback", "missed")
+_COUNTS = (
+    "canary_requests",
+    "canary_errors",
+    "excess_errors",
+    "users_exposed",
+    "users_affected",
+    "excess_errors_after_promotion",
+)
+#: How a flag reads in a CSV column that pandas could not read as booleans.
+_FLAG_TEXT = {"True": True, "False": False, "true": True, "false": False}
+#: Times that are null when there is nothing to time (``decision_time_s`` only while unfinished).
+_TIMES = ("decision_time_s", "detection_time_s", "fault_onset_s")
+#: Integer columns and their largest value: runs are numbered below the most one command
+#: simulates; seeds are unsigned 64-bit.
+_INTEGERS = {"run": MAX_RUNS - 1, "seed": MAX_SEED, "ticks": 2**63 - 1}
+
+
+@dataclass(frozen=True)
+class RecordOrigin:
+    """Where the rows of a frame of run records were read from, for messages with file and line.
+
+    Attributes:
+        files: the files, in the order their rows were concatenated.
+        ends: the running total of rows after each file.
+        csv: the rows are the lines of one CSV file after its header (else each file is line 1).
+    """
+
+    files: tuple[str, ...]
+    ends: tuple[int, ...]
+    csv: bool = False
+
+    @classmethod
+    def of(cls, parts: Sequence[tuple[str, int]], *, csv: bool = False) -> RecordOrigin:
+        """From ``(file, rows)`` pairs in concatenation order."""
+        return cls(tuple(f for f, _ in parts), tuple(np.cumsum([n for _, n in parts], dtype=int).tolist()), csv)
+
+    def locate(self, row: int) -> tuple[str, int]:
+        """The file and line of the ``row``-th row (0-based position)."""
+        i = min(bisect.bisect_right(self.ends, row), len(self.files) - 1)
+        start = self.ends[i - 1] if i else 0
+        return self.files[i], (row - start + 2 if self.csv else 1)
+
+
+def _first(bad: Any) -> int | None:
+    hits = np.flatnonzero(np.asarray(bad, dtype=bool))
+    return int(hits[0]) if len(hits) else None
+
+
+def _refuse(frame: pd.DataFrame, origin: RecordOrigin, column: str, bad: Any, message: str) -> None:
+    row = _first(bad)
+    if row is not None:
+        file, line = origin.locate(row)
+        got = frame[column].iloc[row]
+        raise InputError(file, line, column, message, got=got.item() if isinstance(got, np.generic) else got)
+
+
+def _numbers(frame: pd.DataFrame, origin: RecordOrigin, column: str) -> np.ndarray:
+    """A column as float64 (null as NaN), refusing text and booleans where numbers belong."""
+    col = frame[column]
+    if pd.api.types.is_bool_dtype(col.dtype):
+        _refuse(frame, origin, column, np.ones(len(col), dtype=bool), "must be a number")
+    if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col.dtype):
+        values = pd.to_numeric(col.astype(object), errors="coerce")
+        text = col.notna().to_numpy() & values.isna().to_numpy()
+        text |= np.array([isinstance(v, bool) for v in col.astype(object)], dtype=bool)
+        _refuse(frame, origin, column, text, "must be a number")
+        col = values
+    return col.to_numpy(dtype=float, na_value=np.nan)
+
+
+def check_records(frame: pd.DataFrame, origin: RecordOrigin) -> pd.DataFrame:
+    """Refuse run records out of their contract (docs/architecture.md section 5), column by column.
+
+    Only the columns present are checked (a reader may ask for a few). Names are present;
+    ``outcome`` is one of :data:`sim.outcomes.OUTCOMES`; flags are true or false; counts are
+    finite and non-negative; times are finite and non-negative or null (``decision_time_s``
+    null only for an unfinished run); ``run``, ``seed`` and ``ticks`` are non-negative
+    integers; and no run is stored twice (same run number, scenario, policy and any
+    non-record column such as a sweep's ``cell`` or a parameter).
+
+    Args:
+        frame: the records, rows in the order ``origin`` describes.
+        origin: where each row was read from.
+
+    Returns:
+        ``frame``, with flags as ``bool`` and integers as ``int64`` when they were read as
+        text or floats (a CSV file); otherwise unchanged.
+
+    Raises:
+        InputError: naming the file, line (the row of a CSV file, else 1) and column of the
+            first bad value.
+    """
+    fixed: dict[str, Any] = {}
+    for column in _NAMES:
+        if column in frame:
+            _refuse(frame, origin, column, frame[column].isna(), "missing")
+    if "outcome" in frame:
+        outcome = frame["outcome"]
+        _refuse(frame, origin, "outcome", ~outcome.isin(OUTCOMES), f"must be one of {', '.join(OUTCOMES)}")
+    for column in _FLAGS:
+        if column in frame and not pd.api.types.is_bool_dtype(frame[column].dtype):
+            # One bad value makes a CSV column text: its good values read "True" and "False".
+            values = frame[column].astype(object).map(lambda v: _FLAG_TEXT.get(v, v) if isinstance(v, str) else v)
+            _refuse(
+                frame,
+                origin,
+                column,
+                [not isinstance(v, (bool, np.bool_)) for v in values],
+                "must be true or false",
+            )
+            fixed[column] = values.astype(bool)
+    for column in _COUNTS:
+        if column in frame:
+            x = _numbers(frame, origin, column)
+            _refuse(frame, origin, column, ~(np.isfinite(x) & (x >= 0)), "must be a finite count, 0 or more")
+    for column in _TIMES:
+        if column in frame:
+            x = _numbers(frame, origin, column)
+            _refuse(
+                frame, origin, column, ~np.isnan(x) & ~(np.isfinite(x) & (x >= 0)), "must be a finite time, 0 or more"
+            )
+            if column == "decision_time_s" and "outcome" in frame:
+                undecided = np.isnan(x) & (frame["outcome"] != UNFINISHED).to_numpy()
+                _refuse(frame, origin, column, undecided, "missing for a promoted or rolled-back run")
+    for column, top in _INTEGERS.items():
+        if column in frame:
+            x = _numbers(frame, origin, column)
+            whole = np.isfinite(x) & (x >= 0) & (x <= top)
+            whole[whole] = x[whole] == np.floor(x[whole])
+            _refuse(frame, origin, column, ~whole, f"must be an integer from 0 to {top}")
+            if not pd.api.types.is_integer_dtype(frame[column].dtype):
+                fixed[column] = x.astype(np.int64) if top < 2**53 else frame[column].astype(object).map(int)
+    if fixed:
+        frame = frame.assign(**fixed)
+    _refuse_repeated_runs(frame, origin)
+    return frame
+
+
+def _refuse_repeated_runs(frame: pd.DataFrame, origin: RecordOrigin) -> None:
+    """No run stored twice: results of two runs mixed would be pooled as one."""
+    if "run" not in frame:
+        return
+    if not frame["run"].duplicated().any():  # one group of runs: no key needed
+        return
+    key = [c for c in frame.columns if c not in COLUMNS] + [c for c in ("scenario", "policy", "run") if c in frame]
+    # Text keys as integer codes: hashing many chunks of Arrow strings directly is ten times slower.
+    codes = pd.DataFrame(
+        {
+            c: frame[c].to_numpy()
+            if pd.api.types.is_numeric_dtype(frame[c].dtype)
+            else pd.factorize(frame[c].to_numpy(dtype=object))[0]
+            for c in key
+        }
+    )
+    row = _first(codes.duplicated())
+    if row is None:
+        return
+    groups = codes.groupby(key, sort=False, dropna=False).ngroup().to_numpy()
+    first = int(np.flatnonzero(groups == groups[row])[0])
+    file, line = origin.locate(row)
+    where = ", ".join(f"{c} {frame[c].iloc[row]}" for c in key if c != "run")
+    first_file, first_line = origin.locate(first)
+    raise InputError(
+        file,
+        line,
+        "run",
+        f"run {frame['run'].iloc[row]} ({where}) is stored twice, first at {first_file}:{first_line}: "
+        "results of two runs mixed? report them apart",
+    )
 
 
 __all__ = [
     "MANIFEST",
+    "RecordOrigin",
+    "check_records",
     "iter_cells",
     "ResultsError",
+    "WriteFailed",
     "RunFolder",
     "LOCK",
     "STAGING_PREFIX",

@@ -25,6 +25,7 @@ from sim.runs.store import (
     FORMAT,
     MANIFEST,
     ResultsError,
+    WriteFailed,
     finished_chunks,
     package_versions,
     read_manifest,
@@ -150,7 +151,8 @@ def prepare_out(out: Path, manifest: dict[str, Any], resume: bool) -> set[str]:
 
     Raises:
         ResultsError: the folder holds other results (without ``resume``), or results of
-            a different sweep (with it).
+            a different sweep (with it); :class:`~sim.runs.store.WriteFailed` when it
+            cannot be written.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -165,9 +167,15 @@ def prepare_out(out: Path, manifest: dict[str, Any], resume: bool) -> set[str]:
         why = resume_mismatch(read_manifest(out), manifest)
         if why is not None:
             raise ResultsError(f"cannot resume into {out}: {why}; use another --out")
-        remove_temporaries(out)
+        try:
+            remove_temporaries(out)
+        except OSError as err:
+            raise WriteFailed(out, err) from None
         return finished_chunks(out)
-    write_json(out / MANIFEST, manifest)
+    try:
+        write_json(out / MANIFEST, manifest)
+    except OSError as err:
+        raise WriteFailed(out, err) from None
     return set()
 
 
@@ -204,7 +212,8 @@ def run_sweep(
 
     Raises:
         InputError: a bad sweep file (or a file it names).
-        ResultsError: ``out`` cannot take these results.
+        ResultsError: ``out`` cannot take these results; :class:`~sim.runs.store.WriteFailed`
+            when writing it failed (the chunks finished before stay intact: resume).
     """
     sweep = sweep if isinstance(sweep, SweepFile) else load_sweep(sweep)
     plan = plan if plan is not None else expand(sweep, runs=runs, seed=seed, chunk_size=chunk_size)
@@ -230,7 +239,10 @@ def run_sweep(
             stream = _serial(plan, todo)
         rollouts = 0
         for chunk, table in stream:
-            write_chunk(out, chunk.name, table)
+            try:
+                write_chunk(out, chunk.name, table)
+            except OSError as err:  # disk full, read-only: the chunks already written stay whole
+                raise WriteFailed(out, err) from None
             rollouts += chunk.stop - chunk.start
             if progress is not None:
                 progress(chunk.stop - chunk.start)

@@ -10,7 +10,8 @@ Parts:
 * ``flagger``: Flagger's builtin metrics as a canary names them (``SR``, ``LAT``) and the
   observations the policy tests feed (``GOOD``, ``BAD_SR``, ``NOTHING``, ...);
 * ``driving``: ``drive``, a policy stepped at its own ticks on given metric values;
-* ``page``: ``parse_page``, the HTML report parsed into what the report tests look at.
+* ``page``: ``parse_page``, the HTML report parsed into what the report tests look at;
+* ``sweeps``: ``TINY_SWEEP``, a sweep file's text that runs in seconds (4 chunks).
 
 Fixtures (``repo``, ``scenario_files``, ``error_spike``, ``upstream_fixtures``, ...) live in
 ``tests/conftest.py`` and are built from these names.
@@ -35,6 +36,7 @@ from tests.helpers.flagger import (
 )
 from tests.helpers.page import Page, parse_page
 from tests.helpers.paths import REPO, SCENARIO_FILES, SCENARIOS, TEST_FIXTURES, UPSTREAM_FIXTURES
+from tests.helpers.sweeps import TINY_SWEEP
 
 __all__ = [
     "CANARY_MANIFEST",
@@ -54,6 +56,7 @@ __all__ = [
     "SR",
     "SUCCESS_RATE",
     "TEST_FIXTURES",
+    "TINY_SWEEP",
     "UPSTREAM_FIXTURES",
     "cli_runner",
     "drive",
