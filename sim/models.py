@@ -14,12 +14,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from sim.limits import MAX_SEED
 from sim.units import parse_duration
 
-__all__ = ["Duration", "LooseModel", "StrictModel", "Text", "at_least", "at_most", "field_error", "valid_text"]
+__all__ = [
+    "SEED_LIMIT",
+    "Duration",
+    "LooseModel",
+    "Seed",
+    "StrictModel",
+    "Text",
+    "at_least",
+    "at_most",
+    "field_error",
+    "valid_text",
+]
 
 
 class StrictModel(BaseModel):
@@ -113,3 +125,9 @@ def at_least(limit: float, shown: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+#: How messages state ``MAX_SEED``.
+SEED_LIMIT = f"2**{MAX_SEED.bit_length()} - 1"
+#: A root seed (``seed`` of scenario and sweep files): 0 to ``MAX_SEED``.
+Seed = Annotated[int, Field(ge=0), at_most(MAX_SEED, SEED_LIMIT)]

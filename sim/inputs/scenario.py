@@ -23,11 +23,10 @@ from sim.limits import (
     MAX_HORIZON_S,
     MAX_RATE_PER_S,
     MAX_SCRAPES_PER_RUN,
-    MAX_SEED,
     MAX_USERS,
     MIN_INTERVAL_S,
 )
-from sim.models import Duration, StrictModel, Text, at_least, at_most, field_error
+from sim.models import Duration, Seed, StrictModel, Text, at_least, at_most, field_error
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.units import format_duration, parse_latency_ms, parse_rate
@@ -471,7 +470,7 @@ class Scenario(StrictModel):
     webhooks: dict[str, Annotated[WebhookScript, BeforeValidator(_script)]] = {}
     policy: PolicySpec | None = None
     runs: Annotated[int, Field(ge=1)] = 100
-    seed: Annotated[int, Field(ge=0), at_most(MAX_SEED, "2**128 - 1")] = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _refs(self) -> Scenario:
