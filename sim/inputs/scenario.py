@@ -90,7 +90,7 @@ class Diurnal(StrictModel):
             raise field_error(
                 "Diurnal",
                 ("mean",),
-                f"the peak mean x (1 + amplitude) = {self.peak:g} requests/s is above the limit of {RATE_LIMIT}",
+                f"the peak mean x (1 + amplitude) = {self.peak:.10g} requests/s is above the limit of {RATE_LIMIT}",
                 self.mean,
             )
         return self
@@ -141,8 +141,8 @@ class RateProfile(StrictModel):
             raise field_error(
                 "RateProfile",
                 ("bursts", burst, "factor"),
-                f"with the bursts overlapping here the rate peaks at {peak:g} requests/s "
-                f"(the base rate's peak {self.base_peak:g} times their factors), above the limit of {RATE_LIMIT}",
+                f"with the bursts overlapping here the rate peaks at {peak:.10g} requests/s "
+                f"(the base rate's peak {self.base_peak:.10g} times their factors), above the limit of {RATE_LIMIT}",
                 self.bursts[burst].factor,
             )
         return self
@@ -490,8 +490,8 @@ class Scenario(StrictModel):
             raise field_error(
                 "Scenario",
                 ("release", "test_rps"),
-                f"live traffic peaks at {peak:g} requests/s; with test_rps on top the new version gets "
-                f"{peak + self.release.test_rps:g}, above the limit of {RATE_LIMIT}",
+                f"live traffic peaks at {peak:.10g} requests/s; with test_rps on top the new version gets "
+                f"{peak + self.release.test_rps:.10g}, above the limit of {RATE_LIMIT}",
                 self.release.test_rps,
             )
         scrapes = self.horizon / self.telemetry.scrape_interval

@@ -90,7 +90,7 @@ class WebhookMetadata(LooseModel):
                 raise ValueError(f"cannot read this load test command: {err}") from None
             if load is not None and load[0] > limits.MAX_RATE_PER_S:
                 raise ValueError(
-                    f"this load test sends {load[0]:g} requests/s, "
+                    f"this load test sends {load[0]:.10g} requests/s, "
                     f"above the limit of {limits.MAX_RATE_PER_S:g} requests/s"
                 )
         return v
