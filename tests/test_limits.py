@@ -373,6 +373,12 @@ seed: 1
         # The largest draw is median x e^(8.3 sigma): e^(690.8 + 24.9) is beyond the largest float.
         ("sigma: 2", "sigma: 3", "portfolio[0].severity", "beyond the largest float"),
         ("lognormal: {median: 1e300, sigma: 2}", "uniform: [-1e308, 1e308]", "portfolio[0].severity", "largest float"),
+        (
+            "runs: 2",
+            'policies: [{name: "fa\\uD800st", manifest: c.yaml}]\nruns: 2',
+            "policies[0].name",
+            "not valid text",
+        ),
     ],
 )
 def test_sweep_seed_and_severity_are_bounded(tmp_path: Path, old: str, new: str, fld: str, message: str) -> None:
@@ -384,7 +390,7 @@ def test_sweep_seed_and_severity_are_bounded(tmp_path: Path, old: str, new: str,
     result = invoke("sweep", path, "--out", tmp_path / "out")
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"{path}:{line_of(text, new)}: {fld}: ") and message in line, line
+    assert line.startswith(f"{path}:{line_of(text, new.splitlines()[0])}: {fld}: ") and message in line, line
     assert not (tmp_path / "out").exists()
 
 

@@ -42,7 +42,7 @@ from pydantic import Field, model_validator
 
 from sim.errors import InputError
 from sim.inputs.validation import validate_document
-from sim.models import Seed, StrictModel, Text
+from sim.models import Seed, StrictModel, Text, field_error, valid_text
 from sim.yamlio import YamlDoc, load_yaml
 
 _PATH_RE = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*")
@@ -157,6 +157,12 @@ class SweepSpec(StrictModel):
         names = [k.name for k in self.portfolio]
         if len(set(names)) != len(names):
             raise ValueError("portfolio kinds need distinct names")
+        for i, entry in enumerate(self.policies or []):
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                try:
+                    valid_text(entry["name"])  # it names the policy in records and reports
+                except ValueError as err:
+                    raise field_error("SweepSpec", ("policies", i, "name"), str(err), entry["name"]) from None
         return self
 
     @property
