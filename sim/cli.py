@@ -181,6 +181,25 @@ class PdsimGroup(click.Group):
         return code
 
 
+class _Seed(click.ParamType):
+    """``--seed``: a whole number from 0 to ``MAX_SEED``. Anything else is one line naming
+    the option (click's own range error comes with its usage block)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from sim.limits import MAX_SEED
+        from sim.models import SEED_LIMIT
+
+        try:
+            seed = int(value)
+        except (TypeError, ValueError):
+            seed = -1
+        if not 0 <= seed <= MAX_SEED:
+            raise CliError(f"--seed: must be a whole number from 0 to {SEED_LIMIT} (got {value})")
+        return seed
+
+
 # --- JSON and files ------------------------------------------------------------------------
 
 
@@ -455,7 +474,7 @@ def _isatty(stream: Any) -> bool:
     "policy). Default: the scenario's own `policy:`.",
 )
 @click.option("--runs", type=click.IntRange(min=1), help="Number of rollouts. Default: the scenario's `runs`.")
-@click.option("--seed", type=click.IntRange(min=0), help="Root seed. Default: the scenario's `seed`.")
+@click.option("--seed", type=_Seed(), help="Root seed. Default: the scenario's `seed`.")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -1011,7 +1030,7 @@ def sweep(
 @click.argument("policy_a", metavar="POLICY_A", type=click.Path())
 @click.argument("policy_b", metavar="POLICY_B", type=click.Path())
 @click.option("--runs", type=click.IntRange(min=2), help="Runs of each policy. Default: the scenario's `runs`.")
-@click.option("--seed", type=click.IntRange(min=0), help="Root seed. Default: the scenario's `seed`.")
+@click.option("--seed", type=_Seed(), help="Root seed. Default: the scenario's `seed`.")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

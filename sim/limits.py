@@ -19,8 +19,10 @@ MAX_RATE_PER_S = 1e8
 #: Largest burst ``factor`` and most bursts in one profile.
 MAX_BURST_FACTOR = 1e6
 MAX_BURSTS = 1000
-#: Largest ``traffic.users``: the population is held as weights per activity group.
-MAX_USERS = 100_000_000
+#: Largest ``traffic.users``. The population is held as weights per activity group, but
+#: building it (``sim.world.traffic.build_population``) takes two float arrays over every
+#: user's rank: 10 million users is 160 MB, while 100 million took 1.8 GB (measured).
+MAX_USERS = 10_000_000
 #: Longest ``horizon`` (and any duration a run is simulated for): 366 days.
 MAX_HORIZON_S = 366 * 86400.0
 #: Most scrapes of one run (``horizon / scrape_interval``) and most policy ticks of one
@@ -35,9 +37,20 @@ MAX_RUNS = 100_000_000
 MAX_SWEEP_ROLLOUTS = 1_000_000_000
 #: Most cells a sweep's grid may expand to.
 MAX_SWEEP_CELLS = 1_000_000
-#: Seeds are unsigned 64-bit integers, as numpy's SeedSequence entropy and Parquet store them.
-MAX_SEED = 2**64 - 1
+#: Largest root seed (``seed``, ``--seed``). Root seeds are not stored in Parquet (records
+#: hold each run's own seed, which fits int64); what bounds them is the compiled SeedSequence
+#: hash of ``sim.runs.seedseq``, which holds a root of at most four 32-bit words. numpy's
+#: SeedSequence takes any size, so every seed below 2**128 gives the same runs either way.
+MAX_SEED = 2**128 - 1
 #: Input files: YAML documents and CSV files (observations, exports).
 MAX_YAML_BYTES = 5 * 1024 * 1024
 MAX_CSV_BYTES = 256 * 1024 * 1024
 MAX_CSV_ROWS = 10_000_000
+
+# --- policy fields (issue 13) -----------------------------------------------------------------
+
+#: Largest replica count of an Argo Rollout (``replicas``, ``setCanaryScale.replicas``).
+#: Argo's field is an int32; pdsim splits pods between canary and stable with float
+#: arithmetic (``replicas x weight / 100``, ``sim.policies.argo.plan``), exact only for
+#: modest counts. 10,000 pods is beyond any one workload a progressive delivery drives.
+MAX_REPLICAS = 10_000

@@ -3,33 +3,131 @@
 Every file pdsim reads (scenarios, policy files, sweeps, judges) is validated by pydantic
 models built on ``StrictModel``: unknown keys are errors (reported with file and line by
 ``sim.errors``), models are frozen (a loaded scenario is shared by many runs and memoised
-by identity), and fields may be given by name or by alias. ``LooseModel`` is for the
-Kubernetes-side objects whose extra keys do not change decisions: they are kept, not
-refused, and the importers warn about the ones that matter.
+by identity), fields may be given by name or by alias, and numbers must be finite (NaN and
+infinities are refused: no field of an input means anything with them). ``LooseModel`` is
+for the Kubernetes-side objects whose extra keys do not change decisions: they are kept,
+not refused, and the importers warn about the ones that matter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from sim.limits import MAX_SEED
 from sim.units import parse_duration
 
-__all__ = ["Duration", "LooseModel", "StrictModel"]
+__all__ = [
+    "SEED_LIMIT",
+    "Duration",
+    "LooseModel",
+    "Seed",
+    "StrictModel",
+    "Text",
+    "at_least",
+    "at_most",
+    "field_error",
+    "valid_text",
+]
 
 
 class StrictModel(BaseModel):
-    """Unknown keys refused, instances frozen, fields by name or alias."""
+    """Unknown keys refused, instances frozen, fields by name or alias, numbers finite."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class LooseModel(BaseModel):
-    """Unknown keys kept (Kubernetes objects), instances frozen, fields by name or alias."""
+    """Unknown keys kept (Kubernetes objects), instances frozen, fields by name or alias,
+    numbers finite."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 #: A Go duration (``15s``, ``1m30s``) or a number of seconds, as a float of seconds.
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def valid_text(value: str) -> str:
+    """``value`` when it is valid Unicode text, which every output (terminal, JSON, Parquet,
+    HTML) can encode.
+
+    YAML's ``"\\uD800"`` escape yields a lone surrogate, a code point that is not a
+    character: it cannot be written as UTF-8, so it would fail only when the name is
+    finally printed or stored.
+
+    Raises:
+        ValueError: naming the first lone surrogate.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        bad = value[err.start]
+        raise ValueError(
+            f"not valid text: it holds a lone surrogate (\\u{ord(bad):04x}), which is not a character"
+        ) from None
+    return value
+
+
+#: A string that is valid Unicode text (``valid_text``): for names and descriptions that
+#: end up in outputs.
+Text = Annotated[str, AfterValidator(valid_text)]
+
+
+def field_error(model: str, loc: Sequence[str | int], message: str, value: object) -> ValidationError:
+    """A validation error at ``loc`` below the model being validated, for a check that
+    spans several fields (a model validator) but is about one of them: raised from the
+    validator, pydantic reports it at that field, so the message names it and its line.
+
+    Args:
+        model: the model's name (pydantic's error title).
+        loc: keys and indexes from the model to the field, e.g. ``("analysis", "startingStep")``.
+        message: what is wrong.
+        value: the field's value (shown as ``got``).
+    """
+    return ValidationError.from_exception_data(
+        model,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{message}", {"message": message}),
+                loc=tuple(loc),
+                input=value,
+            )
+        ],
+    )
+
+
+def at_most(limit: float, shown: str) -> AfterValidator:
+    """A field check: the value is at most ``limit``, else ``at most SHOWN``.
+
+    Args:
+        limit: the largest legal value (a constant of ``sim.limits``).
+        shown: how the message states the limit, with its unit (``"1e+08 requests/s"``).
+    """
+
+    def check(value: float) -> float:
+        if value > limit:
+            raise ValueError(f"at most {shown}")
+        return value
+
+    return AfterValidator(check)
+
+
+def at_least(limit: float, shown: str) -> AfterValidator:
+    """A field check: the value is at least ``limit``, else ``at least SHOWN``."""
+
+    def check(value: float) -> float:
+        if value < limit:
+            raise ValueError(f"at least {shown}")
+        return value
+
+    return AfterValidator(check)
+
+
+#: How messages state ``MAX_SEED``.
+SEED_LIMIT = f"2**{MAX_SEED.bit_length()} - 1"
+#: A root seed (``seed`` of scenario and sweep files): 0 to ``MAX_SEED``.
+Seed = Annotated[int, Field(ge=0), at_most(MAX_SEED, SEED_LIMIT)]

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from sim.errors import InputError, field_path
+from sim.limits import MAX_SEED
+from sim.models import SEED_LIMIT
 from sim.yamlio import YamlDoc, load_yaml
 
 __all__ = ["RATES", "QUANTITIES", "TREATMENTS", "Requirement", "GateScenario", "Gates", "load_gates", "parse_gates"]
@@ -159,6 +161,13 @@ class _Reader:
             raise self.fail(loc, f"must be an integer of at least {minimum}", value)
         return value
 
+    def seed(self, value: Any, loc: tuple) -> int:
+        """A root seed: 0 to ``MAX_SEED`` (issue 13: larger ones failed deep inside a run)."""
+        seed = self.integer(value, loc, 0)
+        if seed > MAX_SEED:
+            raise self.fail(loc, f"at most {SEED_LIMIT}", value)
+        return seed
+
     def number(self, value: Any, loc: tuple) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise self.fail(loc, "must be a finite number", value)
@@ -235,7 +244,7 @@ def parse_gates(doc: YamlDoc) -> Gates:
         loc_of = (lambda i: ("policy", i)) if isinstance(policy_value, list) else (lambda i: ("policy",))
         policy = tuple(r.path(v, loc_of(i)) for i, v in enumerate(values))
     runs = r.integer(data["runs"], ("runs",), 1) if "runs" in data else 1000
-    seed = r.integer(data["seed"], ("seed",), 0) if "seed" in data else None
+    seed = r.seed(data["seed"], ("seed",)) if "seed" in data else None
     confidence = r.number(data["confidence"], ("confidence",)) if "confidence" in data else 0.95
     if not 0.5 <= confidence < 1.0:
         raise r.fail(("confidence",), "must be at least 0.5 and below 1", confidence)
@@ -266,7 +275,7 @@ def parse_gates(doc: YamlDoc) -> Gates:
             GateScenario(
                 path=r.path(item["path"], path_loc),
                 runs=r.integer(item["runs"], loc + ("runs",), 1) if "runs" in item else runs,
-                seed=r.integer(item["seed"], loc + ("seed",), 0) if "seed" in item else seed,
+                seed=r.seed(item["seed"], loc + ("seed",)) if "seed" in item else seed,
                 requirements=own,
                 inherited=inherited,
                 line=doc.line_of(loc),

@@ -17,15 +17,31 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 from sim.errors import NOT_GIVEN, InputError
 from sim.importers.argo.rollout import policy_file_warnings
 from sim.inputs.validation import validate_document
-from sim.models import Duration, StrictModel
+from sim.limits import (
+    MAX_BURST_FACTOR,
+    MAX_BURSTS,
+    MAX_HORIZON_S,
+    MAX_RATE_PER_S,
+    MAX_SCRAPES_PER_RUN,
+    MAX_USERS,
+    MIN_INTERVAL_S,
+)
+from sim.models import Duration, Seed, StrictModel, Text, at_least, at_most, field_error
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
-from sim.units import parse_latency_ms, parse_rate
+from sim.units import format_duration, parse_latency_ms, parse_rate
 from sim.yamlio import YamlDoc, load_yaml
 
-Rate = Annotated[float, BeforeValidator(parse_rate)]
+#: How messages state the rate limit.
+RATE_LIMIT = f"{MAX_RATE_PER_S:g} requests/s"
+#: A request rate, requests/s: at most the largest rate the simulator counts exactly.
+Rate = Annotated[float, BeforeValidator(parse_rate), at_most(MAX_RATE_PER_S, RATE_LIMIT)]
 LatencyMs = Annotated[float, BeforeValidator(parse_latency_ms)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+#: A duration that sets how long a run is simulated (``horizon``, ``after_promotion``).
+SimulatedTime = Annotated[Duration, at_most(MAX_HORIZON_S, f"{format_duration(MAX_HORIZON_S)} (366 days)")]
+#: The shortest interval of anything that repeats in simulated time (scrapes, flapping).
+Interval = Annotated[Duration, at_least(MIN_INTERVAL_S, format_duration(MIN_INTERVAL_S))]
 
 #: Istio's default request-duration histogram buckets (ms); Flagger's builtin
 #: ``request-duration`` query runs ``histogram_quantile(0.99, ...)`` over them.
@@ -63,13 +79,29 @@ class Diurnal(StrictModel):
     period: Annotated[Duration, Field(gt=0)] = 86400.0
     phase: Duration = 0.0
 
+    @property
+    def peak(self) -> float:
+        """The largest rate of the day: ``mean * (1 + amplitude)``."""
+        return self.mean * (1.0 + self.amplitude)
+
+    @model_validator(mode="after")
+    def _peak_limit(self) -> Diurnal:
+        if self.peak > MAX_RATE_PER_S:
+            raise field_error(
+                "Diurnal",
+                ("mean",),
+                f"the peak mean x (1 + amplitude) = {self.peak:.10g} requests/s is above the limit of {RATE_LIMIT}",
+                self.mean,
+            )
+        return self
+
 
 class Burst(StrictModel):
     """Multiply the rate by ``factor`` during ``[at, at + duration)``."""
 
     at: Duration
     duration: Annotated[Duration, Field(gt=0)]
-    factor: Annotated[float, Field(gt=0)]
+    factor: Annotated[float, Field(gt=0), at_most(MAX_BURST_FACTOR, f"{MAX_BURST_FACTOR:g}")]
 
 
 class RateStep(StrictModel):
@@ -92,7 +124,7 @@ class RateProfile(StrictModel):
     constant: Rate | None = None
     diurnal: Diurnal | None = None
     steps: list[RateStep] | None = None
-    bursts: list[Burst] = []
+    bursts: Annotated[list[Burst], Field(max_length=MAX_BURSTS)] = []
 
     @model_validator(mode="after")
     def _one_base(self) -> RateProfile:
@@ -104,13 +136,54 @@ class RateProfile(StrictModel):
                 raise ValueError("steps must start at 0s")
             if any(b.at <= a.at for a, b in zip(self.steps, self.steps[1:])):
                 raise ValueError("steps must be in increasing order of `at`")
+        peak, burst = self.peak_rate()
+        if peak > MAX_RATE_PER_S:
+            raise field_error(
+                "RateProfile",
+                ("bursts", burst, "factor"),
+                f"with the bursts overlapping here the rate peaks at {peak:.10g} requests/s "
+                f"(the base rate's peak {self.base_peak:.10g} times their factors), above the limit of {RATE_LIMIT}",
+                self.bursts[burst].factor,
+            )
         return self
+
+    @property
+    def base_peak(self) -> float:
+        """The largest rate of the base shape (constant, diurnal or steps), before bursts."""
+        if self.constant is not None:
+            return self.constant
+        if self.diurnal is not None:
+            return self.diurnal.peak
+        return max(s.rate for s in self.steps or ())
+
+    def peak_rate(self) -> tuple[float, int]:
+        """The largest rate at any moment (the base's peak times the factors of the bursts
+        overlapping then, an upper bound for steps and diurnal profiles) and the burst that
+        starts at that moment (-1: none). The search stops at the first moment above
+        ``MAX_RATE_PER_S``: a thousand stacked factors would overflow a float product."""
+        # Bursts are [at, at + duration): at one instant ends come before starts.
+        events = sorted(
+            [(b.at, 1, i) for i, b in enumerate(self.bursts)]
+            + [(b.at + b.duration, 0, i) for i, b in enumerate(self.bursts)]
+        )
+        base = self.base_peak
+        factor, peak, burst = 1.0, base, -1
+        for _, starts, i in events:
+            if not starts:
+                factor /= self.bursts[i].factor
+                continue
+            factor *= self.bursts[i].factor
+            if base * factor > peak:
+                peak, burst = base * factor, i
+                if peak > MAX_RATE_PER_S:
+                    break
+        return peak, burst
 
 
 class Cohort(StrictModel):
     """A share of users carrying a header or cookie (for A/B matching and cohort faults)."""
 
-    name: str
+    name: Text
     share: Probability
     header: str | None = None
     cookie: str | None = None
@@ -123,7 +196,7 @@ class Traffic(StrictModel):
     """
 
     rate: Annotated[RateProfile, BeforeValidator(_scalar_rate)]
-    users: Annotated[int, Field(ge=1)] = 10000
+    users: Annotated[int, Field(ge=1), at_most(MAX_USERS, f"{MAX_USERS:,} users")] = 10000
     skew: Annotated[float, Field(ge=0.0, le=3.0)] = 1.0
     cohorts: list[Cohort] = []
 
@@ -163,7 +236,7 @@ class Baseline(StrictModel):
 class Intermittent(StrictModel):
     """The fault is active for the first ``duty`` share of every ``period`` after onset."""
 
-    period: Annotated[Duration, Field(gt=0)]
+    period: Interval
     duty: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
 
 
@@ -328,11 +401,11 @@ class Telemetry(StrictModel):
     simulated signals.
     """
 
-    scrape_interval: Annotated[Duration, Field(gt=0)] = 15.0
+    scrape_interval: Interval = 15.0
     lag: Annotated[Duration, Field(ge=0)] = 0.0
     missing_scrapes: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     noise: bool = True
-    buckets_ms: list[Annotated[float, Field(gt=0)]] = list(ISTIO_BUCKETS_MS)
+    buckets_ms: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] = list(ISTIO_BUCKETS_MS)
     metrics: dict[str, MetricBinding] = {}
 
     @model_validator(mode="after")
@@ -386,10 +459,10 @@ class Scenario(StrictModel):
     """One scenario file: the traffic, the release and its faults, telemetry and the policy
     (docs/architecture.md section 7)."""
 
-    name: str
-    description: str = ""
-    horizon: Annotated[Duration, Field(gt=0)] = 7200.0
-    after_promotion: Annotated[Duration, Field(ge=0)] = 1800.0
+    name: Text
+    description: Text = ""
+    horizon: Annotated[SimulatedTime, Field(gt=0)] = 7200.0
+    after_promotion: Annotated[SimulatedTime, Field(ge=0)] = 1800.0
     traffic: Traffic
     baseline: Baseline = Baseline()
     release: Release = Release()
@@ -397,7 +470,7 @@ class Scenario(StrictModel):
     webhooks: dict[str, Annotated[WebhookScript, BeforeValidator(_script)]] = {}
     policy: PolicySpec | None = None
     runs: Annotated[int, Field(ge=1)] = 100
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _refs(self) -> Scenario:
@@ -405,6 +478,41 @@ class Scenario(StrictModel):
         for i, f in enumerate(self.release.faults):
             if f.cohort is not None and f.cohort not in names:
                 raise ValueError(f"release.faults[{i}].cohort {f.cohort!r} is not a cohort of traffic.cohorts")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Scenario:
+        """What fields bound together: the rate with synthetic test traffic on top, and the
+        number of scrapes and fault flaps in one run (each cuts the simulated time into one
+        more segment; their count is the work of a run)."""
+        peak, _ = self.traffic.rate.peak_rate()
+        if self.release.test_rps and peak + self.release.test_rps > MAX_RATE_PER_S:
+            raise field_error(
+                "Scenario",
+                ("release", "test_rps"),
+                f"live traffic peaks at {peak:.10g} requests/s; with test_rps on top the new version gets "
+                f"{peak + self.release.test_rps:.10g}, above the limit of {RATE_LIMIT}",
+                self.release.test_rps,
+            )
+        scrapes = self.horizon / self.telemetry.scrape_interval
+        if scrapes > MAX_SCRAPES_PER_RUN:
+            raise field_error(
+                "Scenario",
+                ("telemetry", "scrape_interval"),
+                f"horizon / scrape_interval is {scrapes:.3g} scrapes per run, above the limit of "
+                f"{MAX_SCRAPES_PER_RUN:,}: scrape less often or shorten the horizon",
+                format_duration(self.telemetry.scrape_interval),
+            )
+        simulated = self.horizon + self.after_promotion
+        for i, f in enumerate(self.release.faults):
+            if f.intermittent is not None and simulated / f.intermittent.period > MAX_SCRAPES_PER_RUN:
+                raise field_error(
+                    "Scenario",
+                    ("release", "faults", i, "intermittent", "period"),
+                    f"(horizon + after_promotion) / period is {simulated / f.intermittent.period:.3g} "
+                    f"flaps per run, above the limit of {MAX_SCRAPES_PER_RUN:,}: flap slower or simulate less",
+                    format_duration(f.intermittent.period),
+                )
         return self
 
     @property

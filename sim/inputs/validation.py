@@ -58,6 +58,8 @@ def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequen
         msg = msg.replace(noise, "")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif first["type"] == "finite_number":  # NaN or an infinity (models refuse them, sim.models)
+        msg = "must be a finite number"
     kwargs: dict[str, Any] = {}
     if first["type"] != "missing" and "input" in first and not isinstance(first["input"], (dict, list)):
         kwargs["got"] = first["input"]

@@ -34,6 +34,7 @@ import hashlib
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,11 +42,15 @@ from pydantic import Field, model_validator
 
 from sim.errors import InputError
 from sim.inputs.validation import validate_document
-from sim.models import StrictModel
+from sim.models import Seed, StrictModel, Text, field_error, valid_text
 from sim.yamlio import YamlDoc, load_yaml
 
 _PATH_RE = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*")
 _PART_RE = re.compile(r"\.?([A-Za-z_][\w-]*)|\[(\d+)\]")
+#: The largest |z| a lognormal draw reaches: plan.py draws u = (stratum + U) / strata with
+#: U a double in [0, 1), so u >= 2**-53 or u = 0 (z = -inf, a draw of 0) and
+#: u <= 1 - 2**-53, where the normal quantile is about 8.21.
+_Z_MAX = 8.3
 
 
 def parse_path(path: str) -> tuple[str | int, ...]:
@@ -78,10 +83,20 @@ class Severity(StrictModel):
         pair = self.uniform or self.loguniform
         if pair is not None and not pair[0] <= pair[1]:
             raise ValueError("[low, high] needs low <= high")
+        if pair is not None and not math.isfinite(pair[1] - pair[0]):
+            raise ValueError("[low, high] spans more than the largest float: draws would be infinite")
         if self.lognormal is not None and (
             set(self.lognormal) != {"median", "sigma"} or self.lognormal["median"] <= 0 or self.lognormal["sigma"] < 0
         ):
             raise ValueError("lognormal needs {median: > 0, sigma: >= 0}")
+        if self.lognormal is not None:
+            # The largest draw, median * e^(z sigma), must be a float: compared as logarithms.
+            median, sigma = self.lognormal["median"], self.lognormal["sigma"]
+            if math.log(median) + _Z_MAX * sigma > math.log(sys.float_info.max):
+                raise ValueError(
+                    f"lognormal draws reach median x e^({_Z_MAX:g} x sigma), beyond the largest float: "
+                    "give a smaller median or sigma"
+                )
         return self
 
     def quantile(self, u: float) -> float:
@@ -95,6 +110,8 @@ class Severity(StrictModel):
         from scipy.stats import norm
 
         assert self.lognormal is not None
+        if self.lognormal["sigma"] == 0.0:  # u = 0 gives z = -inf, and 0 x -inf is NaN
+            return self.lognormal["median"]
         return self.lognormal["median"] * math.exp(self.lognormal["sigma"] * float(norm.ppf(u)))
 
 
@@ -105,7 +122,7 @@ class ReleaseKind(StrictModel):
     equal-probability strata, one draw in each (its own world), weighted equally.
     """
 
-    name: Annotated[str, Field(min_length=1)]
+    name: Annotated[Text, Field(min_length=1)]
     weight: Annotated[float, Field(gt=0, le=1)]
     set: dict[str, Any] = {}
     severity: Severity | None = None
@@ -115,8 +132,8 @@ class ReleaseKind(StrictModel):
 class SweepSpec(StrictModel):
     """The validated content of a sweep file (paths still as written)."""
 
-    name: str | None = None
-    description: str = ""
+    name: Text | None = None
+    description: Text = ""
     scenario: str | None = None
     scenarios: list[str] | None = None
     policies: list[str | list[str] | dict[str, Any]] | None = None
@@ -124,7 +141,7 @@ class SweepSpec(StrictModel):
     cases: list[dict[str, Any]] = []
     portfolio: list[ReleaseKind] = []
     runs: Annotated[int, Field(ge=1)] = 1000
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Seed = 0
     chunk_size: Annotated[int, Field(ge=1)] = 1000
 
     @model_validator(mode="after")
@@ -140,6 +157,12 @@ class SweepSpec(StrictModel):
         names = [k.name for k in self.portfolio]
         if len(set(names)) != len(names):
             raise ValueError("portfolio kinds need distinct names")
+        for i, entry in enumerate(self.policies or []):
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                try:
+                    valid_text(entry["name"])  # it names the policy in records and reports
+                except ValueError as err:
+                    raise field_error("SweepSpec", ("policies", i, "name"), str(err), entry["name"]) from None
         return self
 
     @property

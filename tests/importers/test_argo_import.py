@@ -1381,3 +1381,146 @@ def test_scale_down_delay_with_post_promotion_analysis_changes_no_decision(tmp_p
     result = _import(*_paths("bluegreen", tmp_path))
     assert not [w for w in result.warnings if "scaleDownDelaySeconds" in w]
     assert result.spec.strategy.blueGreen.scaleDownDelaySeconds == 5
+
+
+# --- values Argo's types hold but no rollout means (issue 13) ------------------------------------------------
+
+#: Out-of-range values, each (old text, new text, field below the Rollout's spec or the template's spec,
+#: message). Sources at argoproj/argo-rollouts 9f8d111d: ``utils/analysis/factory.go`` ``ValidateMetric``
+#: ("failureLimit must be >= 0, or -1 to be disabled"; "failureLimit and consecutiveSuccessLimit cannot
+#: both be disabled"; limits >= 0; it does not check ``count``, whose negative value would end the metric
+#: after one measurement (``Metric.EffectiveCount`` in ``analysis_types.go``)); ``utils/replicaset/canary.go``
+#: ``BeforeStartingStep`` (the background analysis waits while the step index is below ``startingStep``:
+#: -1 means nothing and a ``startingStep`` past the last step means the analysis never runs, though
+#: ``pkg/apis/rollouts/validation/validation.go`` ``ValidateRolloutStrategyCanary`` accepts any int32);
+#: ``GetCanaryReplicasOrWeight`` (``setCanaryScale.weight`` is a percentage of the replicas) and
+#: ``rollout/trafficrouting/istio/istio.go`` ``createMirrorRoute`` (``percentage`` of the traffic mirrored).
+OUT_OF_RANGE = [
+    (
+        "      - setWeight: 10\n",
+        "      - setCanaryScale: {weight: 500}\n      - setWeight: 10\n",
+        "weight: 500",
+        "strategy.canary.steps[0].setCanaryScale.weight",
+        "less than or equal to 100",
+    ),
+    (
+        "      - setWeight: 10\n",
+        "      - setCanaryScale: {weight: -5}\n      - setWeight: 10\n",
+        "weight: -5",
+        "strategy.canary.steps[0].setCanaryScale.weight",
+        "greater than or equal to 0",
+    ),
+    (
+        "      - setWeight: 10\n",
+        "      - setCanaryScale: {replicas: 10001}\n      - setWeight: 10\n",
+        "replicas: 10001",
+        "strategy.canary.steps[0].setCanaryScale.replicas",
+        "at most 10,000 pods",
+    ),
+    (
+        "      - setWeight: 10\n",
+        "      - setMirrorRoute: {name: m, percentage: 500}\n      - setWeight: 10\n",
+        "percentage: 500",
+        "strategy.canary.steps[0].setMirrorRoute.percentage",
+        "less than or equal to 100",
+    ),
+    ("  replicas: 3", f"  replicas: {2**70}", f"replicas: {2**70}", "replicas", "at most 10,000 pods"),
+    (
+        "startingStep: 1",
+        "startingStep: -1",
+        "startingStep: -1",
+        "strategy.canary.analysis.startingStep",
+        "greater than or equal to 0",
+    ),
+    (
+        "startingStep: 1",
+        "startingStep: 4",
+        "startingStep: 4",
+        "strategy.canary.analysis.startingStep",
+        "must be less than the number of steps (4)",
+    ),
+    ("count: 10", "count: -3", "count: -3", "metrics[0].count", "must be >= 0"),
+    (
+        'failureLimit: "{{args.limit}}"',
+        "failureLimit: -2",
+        "failureLimit: -2",
+        "metrics[0].failureLimit",
+        "or -1 to be disabled",
+    ),
+    (
+        'failureLimit: "{{args.limit}}"',
+        "failureLimit: -1",
+        "failureLimit: -1",
+        "metrics[0].failureLimit",
+        "cannot both be disabled",
+    ),
+    ("interval: 30s", "interval: 0s", "interval: 0s", "metrics[0].interval", "at least 1ms"),
+]
+#: The largest legal values at the same places: they import.
+IN_RANGE = [
+    ("      - setWeight: 10\n", "      - setCanaryScale: {weight: 100}\n      - setWeight: 10\n"),
+    ("      - setWeight: 10\n", "      - setCanaryScale: {weight: 0, replicas: 10000}\n      - setWeight: 10\n"),
+    ("      - setWeight: 10\n", "      - setMirrorRoute: {name: m, percentage: 100}\n      - setWeight: 10\n"),
+    ("  replicas: 3", "  replicas: 10000"),
+    ("startingStep: 1", "startingStep: 3"),
+    ("count: 10", "count: 0"),
+    ('failureLimit: "{{args.limit}}"', "failureLimit: -1\n    consecutiveSuccessLimit: 1"),
+    ("interval: 30s", "interval: 1ms"),
+]
+
+
+def _inline_scenario(rollout: str, template: str) -> str:
+    """A scenario whose inline ``argo:`` policy is the Rollout's strategy and replicas and the template."""
+    spec = yaml.safe_load(rollout)["spec"]
+    policy = {"argo": {"replicas": spec["replicas"], "strategy": spec["strategy"]}}
+    policy["argo"]["templates"] = {"success-rate": yaml.safe_load(template)["spec"]}
+    scenario = {"name": "inline", "horizon": "30m", "traffic": {"rate": "10/s"}, "policy": policy}
+    return yaml.safe_dump(scenario, sort_keys=False, width=1000)
+
+
+def _edited(old: str, new: str) -> dict[str, str]:
+    texts = {"rollout": ROLLOUT, "template": TEMPLATE}
+    where = "rollout" if old in ROLLOUT else "template"
+    assert texts[where].count(old) == 1
+    texts[where] = texts[where].replace(old, new)
+    return texts
+
+
+@pytest.mark.parametrize(("old", "new", "needle", "field", "message"), OUT_OF_RANGE)
+def test_out_of_range_argo_fields_are_refused_in_manifests(tmp_path, old, new, needle, field, message):
+    """``pdsim import argo``: exit 2, one line at the value (Rollout or template spec)."""
+    texts = _edited(old, new)
+    rollout = write(tmp_path, "rollout.yaml", texts["rollout"])
+    template = write(tmp_path, "template.yaml", texts["template"])
+    path, text = (rollout, texts["rollout"]) if old in ROLLOUT else (template, texts["template"])
+    result = invoke("import", "argo", rollout, template)
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{path}:{line_of(text, needle)}: spec.{field}: "), line
+    assert message in line
+
+
+@pytest.mark.parametrize(("old", "new", "needle", "field", "message"), OUT_OF_RANGE)
+def test_out_of_range_argo_fields_are_refused_inline(tmp_path, old, new, needle, field, message):
+    """The same values in a scenario's inline ``argo:`` policy: ``pdsim validate`` exit 2 at the value."""
+    texts = _edited(old, new)
+    text = _inline_scenario(texts["rollout"], texts["template"])
+    path = write(tmp_path, "scenario.yaml", text)
+    where = "policy.argo." if old in ROLLOUT else "policy.argo.templates.success-rate."
+    result = invoke("validate", path)
+    assert result.exit_code == 2, result.stdout
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{path}:{line_of(text, needle)}: {where}{field}: "), line
+    assert message in line
+
+
+@pytest.mark.parametrize(("old", "new"), IN_RANGE)
+def test_largest_legal_argo_values_import_and_validate(tmp_path, old, new):
+    """The edges of OUT_OF_RANGE are legal, both ways."""
+    texts = _edited(old, new)
+    rollout = write(tmp_path, "rollout.yaml", texts["rollout"])
+    template = write(tmp_path, "template.yaml", texts["template"])
+    assert _import(rollout, template).spec is not None
+    scenario = write(tmp_path, "scenario.yaml", _inline_scenario(texts["rollout"], texts["template"]))
+    result = invoke("validate", scenario)
+    assert result.exit_code == 0, result.stderr

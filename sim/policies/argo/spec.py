@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from sim.models import Duration, LooseModel, StrictModel
+from sim.limits import MAX_REPLICAS
+from sim.models import Duration, LooseModel, StrictModel, at_most, field_error
 from sim.policies.argo.analyses import resolve_analysis
 from sim.policies.argo.templates import Arg, ArgoMetric, DryRun, RolloutAnalysis, TemplateRef, TemplateSpec, substitute
 from sim.policies.judges import JudgeSpec
@@ -45,9 +46,17 @@ class Pause(StrictModel):
     duration: Duration | None = None
 
 
+#: A pod count: at most ``MAX_REPLICAS``.
+Replicas = Annotated[int, at_most(MAX_REPLICAS, f"{MAX_REPLICAS:,} pods")]
+#: A percentage, 0 to 100.
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
 class SetCanaryScale(StrictModel):
-    weight: int | None = None
-    replicas: int | None = None
+    """``setCanaryScale``: ``weight`` is a percentage of ``replicas`` (``GetCanaryReplicasOrWeight``)."""
+
+    weight: Percent | None = None
+    replicas: Annotated[Replicas, Field(ge=0)] | None = None
     matchTrafficWeight: bool = False
 
 
@@ -63,7 +72,7 @@ class SetHeaderRoute(LooseModel):
 
 class SetMirrorRoute(LooseModel):
     name: str
-    percentage: int | None = None
+    percentage: Percent | None = None
     match: list[dict[str, Any]] = []
 
 
@@ -99,13 +108,29 @@ class CanaryStrategy(LooseModel):
     trafficRouting: dict[str, Any] | None = None
     abortScaleDownDelaySeconds: int | None = None
 
+    @model_validator(mode="after")
+    def _starting_step(self) -> CanaryStrategy:
+        """The background analysis starts at ``startingStep`` (``BeforeStartingStep`` in
+        ``utils/replicaset/canary.go``: step index < startingStep holds it back). Argo takes
+        any int32 and, past the last step, the analysis never runs: refused here."""
+        first = self.analysis.startingStep if self.analysis is not None else None
+        if first is not None and self.steps and first >= len(self.steps):
+            raise field_error(
+                "CanaryStrategy",
+                ("analysis", "startingStep"),
+                f"must be less than the number of steps ({len(self.steps)}): from step {first} on the "
+                "background analysis would never run",
+                first,
+            )
+        return self
+
 
 class BlueGreenStrategy(LooseModel):
     autoPromotionEnabled: bool = True
     autoPromotionSeconds: int = 0
     prePromotionAnalysis: RolloutAnalysis | None = None
     postPromotionAnalysis: RolloutAnalysis | None = None
-    previewReplicaCount: int | None = None
+    previewReplicaCount: Annotated[Replicas, Field(ge=0)] | None = None
     scaleDownDelaySeconds: int | None = None
     abortScaleDownDelaySeconds: int | None = None
 
@@ -128,7 +153,7 @@ class ArgoPolicySpec(StrictModel):
     a background analysis of a canary (``sim.policies.argo.rollout``)."""
 
     strategy: Strategy
-    replicas: Annotated[int, Field(ge=1)] = 1
+    replicas: Annotated[Replicas, Field(ge=1)] = 1
     templates: dict[str, TemplateSpec] = {}
     clusterTemplates: dict[str, TemplateSpec] = {}
     #: pdsim's extension: Kayenta canary configs by ``canaryConfigName`` (they live in

@@ -9,14 +9,28 @@ strategy that references these is in ``sim.policies.argo.spec``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sim.models import LooseModel, StrictModel
+from sim.limits import MIN_INTERVAL_S
+from sim.models import LooseModel, StrictModel, field_error
 from sim.policies.argo.expr import ExprError, compile_expr
+from sim.units import format_duration, parse_duration
 
 IntOrString = int | str
+
+
+def _literal_int(value: IntOrString | None) -> int | None:
+    """A count's value when it is written out (``3`` or ``"3"``); None when it is unset, an
+    ``{{args.x}}`` reference (checked once substituted) or not a number (reported by the
+    importer's checks and by ``sim.policies.argo.analyses``)."""
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value) if value is not None and "{{" not in value else None
+    except ValueError:
+        return None
 
 
 class Arg(LooseModel):
@@ -41,6 +55,56 @@ class ArgoMetric(LooseModel):
     successCondition: str | None = None
     failureCondition: str | None = None
     provider: dict[str, Any] = {}
+
+    @field_validator("count", "inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit")
+    @classmethod
+    def _not_negative(cls, v: IntOrString | None) -> IntOrString | None:
+        """Counts and limits are not negative (``utils/analysis/factory.go``, ``ValidateMetric``;
+        a negative ``count`` is not checked there and would end the metric after one
+        measurement: refused as meaningless)."""
+        n = _literal_int(v)
+        if n is not None and n < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("failureLimit")
+    @classmethod
+    def _failure_limit(cls, v: IntOrString | None) -> IntOrString | None:
+        """``ValidateMetric``: ``failureLimit must be >= 0, or -1 to be disabled``."""
+        n = _literal_int(v)
+        if n is not None and n < -1:
+            raise ValueError("must be >= 0, or -1 to be disabled (as Argo's ValidateMetric)")
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str | None) -> str | None:
+        """A measurement interval of at least ``MIN_INTERVAL_S`` (Argo would take ``0s``
+        and measure at every reconcile; a simulated controller has no reconcile loop to
+        pace it)."""
+        if v is not None and "{{" not in v:
+            try:
+                seconds = parse_duration(v)
+            except ValueError:
+                return v  # not a duration: reported by the importer's checks and the resolver
+            if seconds < MIN_INTERVAL_S:
+                raise ValueError(f"at least {format_duration(MIN_INTERVAL_S)}")
+        return v
+
+    @model_validator(mode="after")
+    def _limits_apply(self) -> ArgoMetric:
+        """``ValidateMetric``: ``failureLimit and consecutiveSuccessLimit cannot both be
+        disabled`` (-1 and 0: nothing could ever fail or succeed the metric)."""
+        csl = _literal_int(self.consecutiveSuccessLimit)
+        if _literal_int(self.failureLimit) == -1 and (self.consecutiveSuccessLimit is None or csl == 0):
+            raise field_error(
+                "ArgoMetric",
+                ("failureLimit",),
+                "-1 disables failureLimit only with a consecutiveSuccessLimit above 0: failureLimit and "
+                "consecutiveSuccessLimit cannot both be disabled (Argo's ValidateMetric)",
+                self.failureLimit,
+            )
+        return self
 
     @field_validator("successCondition", "failureCondition")
     @classmethod
@@ -89,7 +153,7 @@ class RolloutAnalysis(LooseModel):
 
     templates: list[TemplateRef] = []
     args: list[Arg] = []
-    startingStep: int | None = None
+    startingStep: Annotated[int, Field(ge=0)] | None = None
     dryRun: list[DryRun] = []
 
 

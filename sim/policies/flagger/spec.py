@@ -8,15 +8,17 @@ back to defaults on a bad duration): pdsim reports bad input instead of guessing
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sim.models import Duration, LooseModel, StrictModel
+from sim import limits
+from sim.models import Duration, LooseModel, StrictModel, at_least
 from sim.policies.judges import JudgeSpec
-from sim.units import parse_duration
+from sim.units import format_duration, parse_duration
 
 
 class ThresholdRange(StrictModel):
@@ -53,7 +55,7 @@ class FlaggerMetric(StrictModel):
     name: str
     thresholdRange: ThresholdRange | None = None
     threshold: float | None = None
-    interval: Duration = 60.0
+    interval: Annotated[Duration, at_least(limits.MIN_INTERVAL_S, format_duration(limits.MIN_INTERVAL_S))] = 60.0
     templateRef: TemplateRef | None = None
     query: str | None = None
     templateVariables: dict[str, str] = {}
@@ -65,8 +67,6 @@ class FlaggerMetric(StrictModel):
                 f"metric {self.name!r} is not a builtin ({', '.join(BUILTIN_METRICS)}) "
                 "and has neither templateRef nor query"
             )
-        if self.interval <= 0:
-            raise ValueError("interval must be positive")
         return self
 
     @property
@@ -85,9 +85,14 @@ class WebhookMetadata(LooseModel):
     def _cmd(cls, v: str | None) -> str | None:
         if v:
             try:
-                hey_load(v)
+                load = hey_load(v)
             except (ValueError, ArithmeticError) as err:
                 raise ValueError(f"cannot read this load test command: {err}") from None
+            if load is not None and load[0] > limits.MAX_RATE_PER_S:
+                raise ValueError(
+                    f"this load test sends {load[0]:.10g} requests/s, "
+                    f"above the limit of {limits.MAX_RATE_PER_S:g} requests/s"
+                )
         return v
 
     def get(self, key: str, default: str | None = None) -> str | None:
@@ -158,8 +163,8 @@ def hey_load(cmd: str) -> tuple[float, float] | None:
             opts[flag] = value
     workers = int(opts.get("-c", "50"))
     qps = float(opts.get("-q", "0"))
-    if workers < 1 or qps < 0:
-        raise ValueError("-c must be at least 1 and -q not negative")
+    if workers < 1 or not qps >= 0 or math.isinf(qps):
+        raise ValueError("-c must be at least 1 and -q a finite number, not negative")
     duration = parse_duration(opts["-z"]) if "-z" in opts else None
     if duration is not None and duration <= 0:
         raise ValueError("-z must be a positive duration")
