@@ -1524,3 +1524,20 @@ def test_largest_legal_argo_values_import_and_validate(tmp_path, old, new):
     scenario = write(tmp_path, "scenario.yaml", _inline_scenario(texts["rollout"], texts["template"]))
     result = invoke("validate", scenario)
     assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize("value", ["1e300", "[]", "query"])
+def test_provider_settings_must_be_an_object(tmp_path, value):
+    """Each provider's settings are an object (argo-rollouts ``analysis_types.go``, ``MetricProvider``:
+    one struct per provider); a scalar there was an internal error when the run began."""
+    text = TEMPLATE[: TEMPLATE.index("      prometheus:")] + f"      prometheus: {value}\n"
+    rollout = write(tmp_path, "rollout.yaml", ROLLOUT)
+    template = write(tmp_path, "template.yaml", text)
+    result = invoke("import", "argo", rollout, template)
+    assert result.exit_code == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{template}:{line_of(text, '      prometheus:')}: spec.metrics[0].provider.prometheus: ")
+    assert "valid dictionary" in line
+    scenario = write(tmp_path, "scenario.yaml", _inline_scenario(ROLLOUT, text))
+    result = invoke("run", scenario, "--runs", "2", "--workers", "1")
+    assert result.exit_code == 2 and "provider.prometheus: " in result.stderr, result.stderr

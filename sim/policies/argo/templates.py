@@ -54,7 +54,9 @@ class ArgoMetric(LooseModel):
     consecutiveSuccessLimit: IntOrString | None = None
     successCondition: str | None = None
     failureCondition: str | None = None
-    provider: dict[str, Any] = {}
+    #: Each provider's settings are an object (``MetricProvider`` in argo-rollouts'
+    #: ``pkg/apis/rollouts/v1alpha1/analysis_types.go``: one struct pointer per provider).
+    provider: dict[str, dict[str, Any]] = {}
 
     @field_validator("count", "inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit")
     @classmethod
