@@ -12,29 +12,52 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from sim.errors import InputError, field_path
+from sim.errors import InputError
 from sim.yamlio import YamlDoc
 
 
-def _data_loc(data: Any, loc: Sequence[Any], missing: bool) -> tuple[Any, ...]:
+def _data_key(node: dict[Any, Any], part: Any, bad_key: bool) -> tuple[bool, Any]:
+    """The key of ``node`` that a pydantic location part stands for, as ``(found, key)``.
+
+    Pydantic writes a mapping key that is not a string as it can: ``0`` stays 0, but
+    ``true`` becomes 1 and ``1.5`` or ``null`` become the strings ``"1.5"``, ``"None"``.
+    The key itself (as ``YamlDoc.lines`` holds it) gives the line and an honest path.
+
+    Args:
+        node: the mapping the part indexes.
+        part: the location part.
+        bad_key: the error is about a key that is not a string: prefer such a key.
+    """
+    exact = [k for k in node if k == part and type(k) is type(part)]
+    loose = [k for k in node if not isinstance(k, str) and (k == part or str(k) == str(part))]
+    for key in (loose + exact) if bad_key else (exact + loose):
+        return True, key
+    return False, None
+
+
+def _data_loc(data: Any, loc: Sequence[Any], missing: bool, bad_key: bool = False) -> tuple[Any, ...]:
     """Keep only the parts of a pydantic error location that exist in the data.
 
     Pydantic adds union tags (``error_rate``) and validator names to locations; the
-    user's file has only keys and indexes. A missing key is named at the end.
+    user's file has only keys and indexes. A missing key is named at the end. Mapping
+    keys come back as the data has them (``_data_key``).
     """
     out: list[Any] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
+        last = i == len(loc) - 1
+        if isinstance(node, dict):
+            found, key = _data_key(node, part, bad_key and last)
+            if found:
+                node = node[key]
+                out.append(key)
+                continue
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
-        elif missing and i == len(loc) - 1:
             out.append(part)
-            break
-        else:
             continue
-        out.append(part)
+        if missing and last:
+            out.append(part)
     return tuple(out)
 
 
@@ -52,16 +75,19 @@ def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequen
     # typo; the typo, at its own line, is what the user needs to see.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(prefix) + tuple(first["loc"])
-    data_loc = _data_loc(doc.data, loc, first["type"] == "missing")
+    data_loc = _data_loc(doc.data, loc, first["type"] == "missing", first["type"] == "invalid_key")
     msg = first["msg"]
     for noise in ("Value error, ", "Assertion failed, "):
         msg = msg.replace(noise, "")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif first["type"] == "invalid_key":
+        # YAML reads `0:`, `1.5:`, `yes:` or `null:` as a number, a boolean or null.
+        msg = "a key must be a string; quote it"
     kwargs: dict[str, Any] = {}
     if first["type"] != "missing" and "input" in first and not isinstance(first["input"], (dict, list)):
         kwargs["got"] = first["input"]
-    return InputError(doc.file, doc.line_of(data_loc), field_path(data_loc) or "(top level)", msg, **kwargs)
+    return InputError(doc.file, doc.line_of(data_loc), doc.field_path(data_loc) or "(top level)", msg, **kwargs)
 
 
 __all__ = ["validation_to_input_error"]
