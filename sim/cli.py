@@ -100,12 +100,52 @@ def _internal_error(err: BaseException) -> int:
     return 3
 
 
+#: ``ctx.meta`` key of the subcommand being run (``PdsimGroup.resolve_command``).
+_COMMAND = "pdsim.command"
+
+
+def _usage_line(err: click.UsageError) -> str:
+    """A click usage error (unknown option, missing argument, bad value) as one line that
+    names the command and points at its ``--help``, e.g. ``pdsim run: --runs: '1e9x' is
+    not a valid integer (see pdsim run --help)``; click's own four-line block would bury the
+    one line that matters in a CI log."""
+    command = err.ctx.command_path if err.ctx is not None else "pdsim"
+    if isinstance(err, click.NoSuchOption):
+        text = f"no such option {err.option_name}"
+        if err.possibilities:
+            text += f" (did you mean {' or '.join(sorted(err.possibilities))}?)"
+    elif isinstance(err, click.BadParameter) and not isinstance(err, click.MissingParameter) and err.param:
+        param = err.param
+        name = " / ".join(param.opts) if isinstance(param, click.Option) else param.human_readable_name
+        # click names its range types "integer range" and "float range"; the user gave a number.
+        message = err.message.replace("a valid integer range", "a valid integer")
+        text = f"{name}: {message.replace('a valid float range', 'a valid number')}"
+    else:
+        text = err.format_message()
+        text = text[:1].lower() + text[1:]  # click's sentences start capitalised; ours follow a colon
+    return one_line(f"{command}: {text.removesuffix('.')} (see {command} --help)")
+
+
 class PdsimGroup(click.Group):
     """A click group whose ``main`` maps every failure to one stderr line and an exit code."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_COMMAND] = command  # for usage errors raised without their context
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            # click's parser raises some (an option missing its value) without a context:
+            # give them the subcommand's, so the line names the command.
+            command = ctx.meta.get(_COMMAND)
+            if err.ctx is None and command is not None:
+                err.ctx = click.Context(command, info_name=command.name, parent=ctx)
+            raise
         except Exception as err:
             if not _caused_by_interrupt(err):
                 raise
@@ -134,6 +174,12 @@ class PdsimGroup(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except click.exceptions.NoArgsIsHelpError as err:  # bare `pdsim`: the help, as always
+            err.show()
+            code = err.exit_code
+        except click.UsageError as err:
+            click.echo(_usage_line(err), err=True)
+            code = err.exit_code
         except click.ClickException as err:
             err.show()
             code = err.exit_code
@@ -344,7 +390,7 @@ def _print_version(ctx: click.Context) -> None:
     ctx.exit(0)
 
 
-@click.group(cls=PdsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("pdsim", cls=PdsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,

@@ -60,3 +60,46 @@ def test_field_path_tells_keys_from_indexes() -> None:
     assert key_positions(doc.data, loc) == {0, 1, 3}
     assert doc.field_path(loc) == "a.0[1].1"
     assert doc.line_of(loc) == 1
+
+
+# --- command-line usage errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["run", "{s}", "--runs", "1e9x"], "pdsim run: --runs: '1e9x' is not a valid integer (see pdsim run --help)"),
+        (["run", "{s}", "--runs", "0"], "pdsim run: --runs: 0 is not in the range x>=1 (see pdsim run --help)"),
+        (["run", "{s}", "--xyzzy"], "pdsim run: no such option --xyzzy (see pdsim run --help)"),
+        (["run", "{s}", "--runs"], "pdsim run: option '--runs' requires an argument (see pdsim run --help)"),
+        (["run"], "pdsim run: missing argument 'SCENARIO.yaml' (see pdsim run --help)"),
+        (["run", "{s}", "extra"], "pdsim run: got unexpected extra argument (extra) (see pdsim run --help)"),
+        (["replay", "{s}"], "pdsim replay: missing option '--observations' (see pdsim replay --help)"),
+        (["import", "-o"], "pdsim import: option '-o' requires an argument (see pdsim import --help)"),
+        (["nosuchcommand"], "pdsim: no such command 'nosuchcommand' (see pdsim --help)"),
+        (["--bogus"], "pdsim: no such option --bogus (see pdsim --help)"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_a_pointer_to_help(tmp_path: Path, args: list[str], line: str) -> None:
+    scenario = write(tmp_path, "s.yaml", SCENARIO)
+    result = invoke(*(a.format(s=scenario) for a in args))
+    assert _one_error(result) == line
+    assert result.stdout == ""
+
+
+def test_a_misspelt_option_gets_click_suggestions_on_the_same_line(tmp_path: Path) -> None:
+    scenario = write(tmp_path, "s.yaml", SCENARIO)
+    err = _one_error(invoke("run", scenario, "--rnus", "3"))
+    assert err.startswith("pdsim run: no such option --rnus (did you mean ") and "--runs" in err, err
+    assert err.endswith(" (see pdsim run --help)"), err
+
+
+def test_help_is_unchanged() -> None:
+    result = invoke("run", "--help")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: pdsim run [OPTIONS] SCENARIO.yaml\n\n  Simulate many rollouts")
+    assert "--runs INTEGER RANGE" in result.stdout
+    bare = invoke()  # no command: the group's help, as click shows it
+    assert bare.exit_code == 2
+    assert "Usage: pdsim [OPTIONS] COMMAND [ARGS]..." in bare.stdout + bare.stderr
+    assert "Commands:" in bare.stdout + bare.stderr
