@@ -272,7 +272,9 @@ def _load(text: str, file: str, what: str, single: bool) -> list[YamlDoc]:
                 nodes.append(cast(Node, loader.get_node()))  # check_node(): one follows
                 if single and loader.check_node():
                     line = loader.peek_event().start_mark.line + 1
-                    raise InputError(file, line, None, "expected one YAML document but found another one ('---')")
+                    raise InputError(
+                        file, line, None, f"expected one YAML document in this {what} but found another one ('---')"
+                    )
         except yaml.MarkedYAMLError as err:
             raise _syntax_error(err, file) from None
         except yaml.YAMLError as err:

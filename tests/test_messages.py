@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from sim.errors import field_path, key_positions
+from sim.inputs.validation import looks_like, misplaced_hint
 from sim.yamlio import loads_yaml
-from tests.helpers import SCENARIOS, invoke, line_of, write
+from tests.helpers import CANARY_MANIFEST, POLICY_FILE, SCENARIOS, invoke, line_of, write
 
 SCENARIO = (SCENARIOS / "error-spike.yaml").read_text()
 
@@ -103,3 +104,151 @@ def test_help_is_unchanged() -> None:
     assert bare.exit_code == 2
     assert "Usage: pdsim [OPTIONS] COMMAND [ARGS]..." in bare.stdout + bare.stderr
     assert "Commands:" in bare.stdout + bare.stderr
+
+
+# --- a file of one kind given where another is expected ------------------------------------------------
+
+_SCENARIO_HINT = (
+    "this looks like a scenario file: give it as SCENARIO, or pass a policy file (flagger:, argo: or "
+    "manifest:) or a Kubernetes manifest here"
+)
+_POLICY_HINT = (
+    "this looks like a pdsim policy file: give it as a policy (--policy), or pass a scenario file "
+    "(name:, traffic:, ...) here"
+)
+
+
+def test_a_multi_document_scenario_is_called_a_scenario_file(tmp_path: Path) -> None:
+    text = SCENARIO + "---\nname: second\n"
+    path = write(tmp_path, "s.yaml", text)
+    for args in (["validate", path], ["run", path, "--runs", 1]):
+        err = _one_error(invoke(*args))
+        assert err == (
+            f"{path}:{line_of(text, '---')}: expected one YAML document in this scenario file "
+            "but found another one ('---')"
+        ), err
+        assert "policy" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "{s}", "--policy", "{s}", "--runs", "1"],
+        ["compare", "{s}", "{s}", "{s}", "--runs", "2"],
+        ["replay", "{s}", "--observations", "{csv}"],
+        ["check", "{gates}"],
+    ],
+)
+def test_a_scenario_given_as_a_policy_gets_a_hint(tmp_path: Path, args: list[str]) -> None:
+    scenario = write(tmp_path, "s.yaml", SCENARIO)
+    csv = write(tmp_path, "obs.csv", "t,metric,value\n0,request-success-rate,99.9\n")
+    gates = write(
+        tmp_path,
+        "gates.yaml",
+        "name: g\npolicy: s.yaml\nruns: 2\nscenarios:\n"
+        "  - path: s.yaml\n    requirements: {detection_rate: {min: 0.5}}\n",
+    )
+    result = invoke(*(a.format(s=scenario, csv=csv, gates=gates) for a in args))
+    assert _one_error(result) == f"{scenario}:1: name: unknown key; {_SCENARIO_HINT}"
+
+
+def test_a_multi_document_scenario_given_as_a_policy_gets_the_hint(tmp_path: Path) -> None:
+    scenario = write(tmp_path, "s.yaml", SCENARIO)
+    text = SCENARIO + "---\nname: second\n"
+    both = write(tmp_path, "both.yaml", text)
+    err = _one_error(invoke("run", scenario, "--policy", both, "--runs", 1))
+    assert (
+        err == f"{both}:{line_of(text, 'name: second')}: a pdsim policy file holds one YAML document; {_SCENARIO_HINT}"
+    )
+
+
+def test_a_policy_given_as_a_scenario_gets_a_hint(tmp_path: Path) -> None:
+    policy = write(tmp_path, "p.yaml", POLICY_FILE)
+    err = _one_error(invoke("run", policy, "--runs", 1))
+    assert err == f"{policy}:1: flagger: unknown key; {_POLICY_HINT}"
+
+
+def test_a_manifest_given_as_a_scenario_gets_a_hint(tmp_path: Path) -> None:
+    manifest = write(tmp_path, "canary.yaml", CANARY_MANIFEST)
+    err = _one_error(invoke("run", manifest, "--runs", 1))
+    assert err == (
+        f"{manifest}:1: apiVersion: unknown key; this looks like a Kubernetes manifest: give it as a policy "
+        "(--policy), or pass a scenario file (name:, traffic:, ...) here"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        ({"name": "x", "traffic": {}}, "scenario"),
+        ({"name": "x"}, "scenario"),
+        ({"flagger": {}}, "policy"),
+        ({"manifest": "c.yaml"}, "policy"),
+        ({"apiVersion": "v1", "kind": "Canary", "name": "x"}, "manifest"),
+        ({"name": "s", "grid": {}}, "sweep"),
+        ({"name": "g", "policy": "p.yaml", "scenarios": []}, "gates"),
+        ({"foo": 1}, None),
+        ([1, 2], None),
+    ],
+)
+def test_looks_like(data: object, kind: str | None) -> None:
+    assert looks_like(data) == kind
+    assert misplaced_hint(data, kind or "scenario") is None  # where it belongs: no hint
+
+
+# --- pdsim validate DIR ------------------------------------------------------------------------------
+
+
+def test_validate_a_directory_reads_what_it_documents_and_names_what_it_skips(tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    scenario = write(folder, "s.yaml", SCENARIO)
+    policy = write(folder, "p.yaml", POLICY_FILE)
+    write(folder, "README.md", "# notes\n")
+    write(folder, "runs.csv", "t,metric,value\n")
+    (folder / "old").mkdir()
+    gates = write(folder, "gates.yaml", "name: g\npolicy: p.yaml\nscenarios: []\n")
+    result = invoke("validate", folder)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        f"{folder}: skipped README.md, old/, runs.csv (validate reads the *.yaml, *.yml, *.json files of a directory)",
+        f"{gates}: skipped (a gates file; validate reads scenario, policy and manifest files)",
+        f"{scenario}: ok (scenario error-spike)",
+        f"{policy}: ok (policy)",
+    ]
+
+
+def test_validate_a_directory_checks_each_rollout_with_its_templates(tmp_path: Path) -> None:
+    folder = tmp_path / "canaries"
+    folder.mkdir()
+    first = write(folder, "a.yaml", CANARY_MANIFEST)
+    second = write(folder, "b.yaml", CANARY_MANIFEST.replace("name: podinfo, namespace", "name: other, namespace"))
+    result = invoke("validate", folder)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{first}: ok (policy)", f"{second}: ok (policy)"]
+
+
+def test_validate_a_directory_reports_each_bad_file(tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    good = write(folder, "a.yaml", SCENARIO)
+    bad = write(folder, "b.yaml", SCENARIO.replace("users: 20000", "users: many"))
+    broken = write(folder, "c.yaml", "name: [\n")
+    result = invoke("validate", folder)
+    assert result.exit_code == 2
+    assert result.stdout.splitlines() == [f"{good}: ok (scenario error-spike)"]
+    errors = result.stderr.splitlines()
+    assert [e.split(":")[0] for e in errors] == [str(bad), str(broken)], errors
+
+
+def test_validate_a_directory_without_inputs(tmp_path: Path) -> None:
+    write(tmp_path, "README.md", "# notes\n")
+    result = invoke("validate", tmp_path)
+    assert result.exit_code == 2
+    assert result.stdout.splitlines() == [
+        f"{tmp_path}: skipped README.md (validate reads the *.yaml, *.yml, *.json files of a directory)"
+    ]
+    assert result.stderr.splitlines() == [
+        f"{tmp_path}:1: the directory holds no scenario, policy or manifest files (*.yaml, *.yml, *.json)"
+    ]

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import yaml
 
 from sim.errors import InputError, one_line
+from sim.inputs.validation import looks_like
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.yamlio import YamlDoc
@@ -46,7 +47,7 @@ class ImportResult(Generic[_SpecT]):
 
 def is_manifest(data: Any) -> bool:
     """Whether a YAML document is a Kubernetes object (has ``apiVersion`` or ``kind``)."""
-    return isinstance(data, Mapping) and ("apiVersion" in data or "kind" in data)
+    return looks_like(data) == "manifest"
 
 
 # --- errors and warnings at their line ------------------------------------------------------

@@ -7,7 +7,7 @@ file; this module is that translation, shared so the messages read the same ever
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -61,7 +61,9 @@ def _data_loc(data: Any, loc: Sequence[Any], missing: bool, bad_key: bool = Fals
     return tuple(out)
 
 
-def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequence[Any] = ()) -> InputError:
+def validation_to_input_error(
+    err: ValidationError, doc: YamlDoc, prefix: Sequence[Any] = (), hint: str | None = None
+) -> InputError:
     """Turn the first pydantic error into one ``FILE:LINE: FIELD: message (got VALUE)``.
 
     Args:
@@ -69,6 +71,8 @@ def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequen
         doc: the document the data came from (for file and lines).
         prefix: where the validated data sits in ``doc`` (``("spec",)`` for a manifest's
             spec); the error's location is read below it.
+        hint: said after the message, e.g. that the file is of another kind
+            (``misplaced_hint``).
     """
     errors = err.errors(include_url=False)
     # A typo'd required key yields "missing" for the right name and "unknown key" for the
@@ -85,12 +89,12 @@ def validation_to_input_error(err: ValidationError, doc: YamlDoc, prefix: Sequen
         # YAML reads `0:`, `1.5:`, `yes:` or `null:` as a number, a boolean or null.
         msg = "a key must be a string; quote it"
     kwargs: dict[str, Any] = {}
-    if first["type"] != "missing" and "input" in first and not isinstance(first["input"], (dict, list)):
+    if hint:
+        # The file is of another kind: the hint, not the value of one of its keys, helps.
+        msg = f"{msg}; {hint}"
+    elif first["type"] != "missing" and "input" in first and not isinstance(first["input"], (dict, list)):
         kwargs["got"] = first["input"]
     return InputError(doc.file, doc.line_of(data_loc), doc.field_path(data_loc) or "(top level)", msg, **kwargs)
-
-
-__all__ = ["validation_to_input_error"]
 
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
@@ -112,8 +116,15 @@ def require_mapping(doc: YamlDoc, shape: str) -> dict[str, Any]:
     return doc.data
 
 
-def validate_document(doc: YamlDoc, model: type[_ModelT], shape: str) -> _ModelT:
+def validate_document(doc: YamlDoc, model: type[_ModelT], shape: str, expected: str | None = None) -> _ModelT:
     """``model`` validated from the document's top-level mapping, errors at their line.
+
+    Args:
+        doc: the loaded file.
+        model: what its top level must be.
+        shape: the message when the top level is not a mapping (``require_mapping``).
+        expected: the kind of file ``model`` reads (a ``KINDS`` key): a file of another
+            kind gets ``misplaced_hint`` after its first error.
 
     Raises:
         InputError: the top level is not a mapping (``require_mapping``), or the first
@@ -123,4 +134,87 @@ def validate_document(doc: YamlDoc, model: type[_ModelT], shape: str) -> _ModelT
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise validation_to_input_error(err, doc) from None
+        hint = misplaced_hint(data, expected) if expected is not None else None
+        raise validation_to_input_error(err, doc, hint=hint) from None
+
+
+# --- files given in the wrong place ------------------------------------------------------------
+
+#: The kinds of file pdsim reads, as messages name them.
+KINDS = {
+    "scenario": "a scenario file",
+    "policy": "a pdsim policy file",
+    "manifest": "a Kubernetes manifest",
+    "sweep": "a sweep file",
+    "gates": "a gates file",
+}
+#: What to do with a file of each kind.
+_USE = {
+    "scenario": "give it as SCENARIO",
+    "policy": "give it as a policy (--policy)",
+    "manifest": "give it as a policy (--policy)",
+    "sweep": "run it with pdsim sweep",
+    "gates": "run it with pdsim check",
+}
+#: What a place that expects a kind of file takes.
+_TAKES = {
+    "scenario": "a scenario file (name:, traffic:, ...)",
+    "policy": "a policy file (flagger:, argo: or manifest:) or a Kubernetes manifest",
+}
+#: Top-level keys that only one kind of file has (docs/architecture.md section 7; the
+#: sweep and gates models).
+_SCENARIO_ONLY = frozenset({"traffic", "baseline", "release", "telemetry", "horizon", "after_promotion", "webhooks"})
+_SWEEP_ONLY = frozenset({"grid", "portfolio", "policies", "cases", "chunk_size", "scenario"})
+_GATES_ONLY = frozenset({"scenarios", "confidence", "inconclusive"})
+_POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
+
+
+def looks_like(data: Any) -> str | None:
+    """The kind of file (a ``KINDS`` key) a YAML document's top-level keys say it is.
+
+    A Kubernetes object has ``apiVersion`` or ``kind``; a scenario, a sweep or a gates
+    file has keys no other kind has; a policy file has only ``flagger``, ``argo`` or
+    ``manifest``; a mapping with just a ``name`` is a scenario missing its traffic.
+
+    Returns:
+        The kind, or None when the document is not a mapping or says nothing.
+    """
+    if not isinstance(data, Mapping):
+        return None
+    keys = set(data)
+    if "apiVersion" in keys or "kind" in keys:
+        return "manifest"
+    for kind, only in (("scenario", _SCENARIO_ONLY), ("sweep", _SWEEP_ONLY), ("gates", _GATES_ONLY)):
+        if keys & only:
+            return kind
+    if keys and keys <= _POLICY_KEYS:
+        return "policy"
+    return "scenario" if "name" in keys else None
+
+
+def misplaced_hint(data: Any, expected: str) -> str | None:
+    """A hint for a file of another kind than the one ``expected`` where it was given, e.g.
+    ``this looks like a scenario file: give it as SCENARIO, or pass a policy file
+    (flagger:, argo: or manifest:) or a Kubernetes manifest here``.
+
+    Args:
+        data: the file's (first) document.
+        expected: ``"scenario"`` or ``"policy"`` (a manifest is a policy too).
+
+    Returns:
+        The hint, or None when the file looks like what is expected, or like nothing.
+    """
+    found = looks_like(data)
+    if found is None or found == expected or (expected == "policy" and found == "manifest"):
+        return None
+    return f"this looks like {KINDS[found]}: {_USE[found]}, or pass {_TAKES[expected]} here"
+
+
+__all__ = [
+    "KINDS",
+    "looks_like",
+    "misplaced_hint",
+    "require_mapping",
+    "validate_document",
+    "validation_to_input_error",
+]
