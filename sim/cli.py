@@ -33,12 +33,6 @@ if TYPE_CHECKING:  # the importers load only for `pdsim import`
     from sim.importers.manifests import ImportResult
     from sim.runs.store import RunFolder
 
-#: Keys of a policy file (the ``policy:`` mapping of a scenario as its own document).
-_POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
-#: Keys that only a scenario file has.
-_SCENARIO_KEYS = frozenset({"name", "traffic"})
-#: Keys of a Kubernetes manifest (a real Canary/Rollout): handed to the policy loader.
-_MANIFEST_KEYS = frozenset({"apiVersion", "kind"})
 _OUTCOMES = ("promoted", "rolled_back", "unfinished")
 
 
@@ -131,12 +125,52 @@ def _internal_error(err: BaseException) -> int:
     return 3
 
 
+#: ``ctx.meta`` key of the subcommand being run (``PdsimGroup.resolve_command``).
+_COMMAND = "pdsim.command"
+
+
+def _usage_line(err: click.UsageError) -> str:
+    """A click usage error (unknown option, missing argument, bad value) as one line that
+    names the command and points at its ``--help``, e.g. ``pdsim run: --runs: '1e9x' is
+    not a valid integer (see pdsim run --help)``; click's own four-line block would bury the
+    one line that matters in a CI log."""
+    command = err.ctx.command_path if err.ctx is not None else "pdsim"
+    if isinstance(err, click.NoSuchOption):
+        text = f"no such option {err.option_name}"
+        if err.possibilities:
+            text += f" (did you mean {' or '.join(sorted(err.possibilities))}?)"
+    elif isinstance(err, click.BadParameter) and not isinstance(err, click.MissingParameter) and err.param:
+        param = err.param
+        name = " / ".join(param.opts) if isinstance(param, click.Option) else param.human_readable_name
+        # click names its range types "integer range" and "float range"; the user gave a number.
+        message = err.message.replace("a valid integer range", "a valid integer")
+        text = f"{name}: {message.replace('a valid float range', 'a valid number')}"
+    else:
+        text = err.format_message()
+        text = text[:1].lower() + text[1:]  # click's sentences start capitalised; ours follow a colon
+    return one_line(f"{command}: {text.removesuffix('.')} (see {command} --help)")
+
+
 class PdsimGroup(click.Group):
     """A click group whose ``main`` maps every failure to one stderr line and an exit code."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_COMMAND] = command  # for usage errors raised without their context
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            # click's parser raises some (an option missing its value) without a context:
+            # give them the subcommand's, so the line names the command.
+            command = ctx.meta.get(_COMMAND)
+            if err.ctx is None and command is not None:
+                err.ctx = click.Context(command, info_name=command.name, parent=ctx)
+            raise
         except Exception as err:
             if not _caused_by_interrupt(err):
                 raise
@@ -165,6 +199,12 @@ class PdsimGroup(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except click.exceptions.NoArgsIsHelpError as err:  # bare `pdsim`: the help, as always
+            err.show()
+            code = err.exit_code
+        except click.UsageError as err:
+            click.echo(_usage_line(err), err=True)
+            code = err.exit_code
         except click.ClickException as err:
             err.show()
             code = err.exit_code
@@ -406,7 +446,7 @@ def _print_version(ctx: click.Context) -> None:
     ctx.exit(0)
 
 
-@click.group(cls=PdsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("pdsim", cls=PdsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,
@@ -668,28 +708,102 @@ def replay(
         click.echo(one_line(f"reason: {result.rollback_reason}"))
 
 
+#: The Kubernetes kinds that are a rollout of their own (the others are templates they read).
+_ROLLOUT_KINDS = frozenset({"Canary", "Rollout"})
+
+
+def _kind_of_file(path: str) -> str:
+    """What a YAML file is, by its content: ``"rollout"`` (manifests with a Canary or a
+    Rollout), ``"manifest"`` (other Kubernetes objects: templates), ``"policy"``,
+    ``"sweep"``, ``"gates"`` or ``"scenario"`` (anything else, a multi-document scenario
+    included: the scenario loader then names what is wrong, and a file of another kind).
+
+    Raises:
+        InputError: when the file cannot be read as YAML at all.
+    """
+    from sim.inputs.validation import looks_like
+    from sim.yamlio import load_yaml_all
+
+    docs = load_yaml_all(path)
+    kinds = [looks_like(doc.data) for doc in docs]
+    if "manifest" in kinds:
+        # A Canary or a Rollout, or only the templates one of them reads.
+        return (
+            "rollout"
+            if any(isinstance(doc.data, dict) and doc.data.get("kind") in _ROLLOUT_KINDS for doc in docs)
+            else "manifest"
+        )
+    return kinds[0] if kinds[0] in ("policy", "sweep", "gates") else "scenario"
+
+
 def _classify(path: str) -> str:
-    """``"scenario"`` or ``"policy"``, decided by the file's content.
+    """``"scenario"`` or ``"policy"`` (a policy file, a manifest or a directory of them).
 
     Raises:
         InputError: when the file cannot be read as YAML at all.
     """
     if os.path.isdir(path):
-        return "policy"  # a directory of policy files / manifests
-    from sim.yamlio import load_yaml_all
-
-    docs = load_yaml_all(path)
-    if len(docs) > 1:
-        return "policy"  # multi-document: a manifest bundle
-    data = docs[0].data
-    if not isinstance(data, dict) or not data:
-        return "scenario"  # the scenario loader reports what a scenario must be
-    keys = set(data)
-    if keys & _SCENARIO_KEYS:
-        return "scenario"
-    if keys <= _POLICY_KEYS or keys & _MANIFEST_KEYS:
         return "policy"
-    return "scenario"  # a typo'd scenario still gets its field error
+    return "policy" if _kind_of_file(path) in ("policy", "manifest", "rollout") else "scenario"
+
+
+#: How many names of skipped files a line lists.
+_SKIPPED_SHOWN = 5
+
+
+def _directory_checks(directory: str) -> tuple[list[tuple[str, str, list[str]]], list[str]]:
+    """What ``pdsim validate DIR`` checks in DIR, and what it skips.
+
+    The YAML files of DIR (``*.yaml``, ``*.yml``, ``*.json``, not recursive, as a policy
+    directory is read) are checked by kind: each scenario file on its own; each pdsim
+    policy file, and each file with a Canary or a Rollout, with the directory's template
+    manifests (as ``--policy DIR`` reads them when it holds one policy); the templates
+    alone when there is nothing else. Other files, sweep and gates files and
+    subdirectories are skipped, and said so.
+
+    Returns:
+        ``(what the ok line names, "scenario" or "policy", the paths read)`` per check, and
+        one line per skipped file or group of files.
+
+    Raises:
+        InputError: when the directory cannot be listed.
+    """
+    from sim.inputs.policy import POLICY_SUFFIXES
+    from sim.inputs.validation import KINDS
+
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as err:
+        raise InputError(directory, 1, None, f"cannot read the directory: {err.strerror or err}") from None
+    scenarios: list[str] = []
+    policies: list[str] = []
+    rollouts: list[str] = []
+    manifests: list[str] = []
+    notes: list[str] = []
+    other: list[str] = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if not name.endswith(POLICY_SUFFIXES) or not os.path.isfile(path):
+            other.append(name + os.sep * os.path.isdir(path))
+            continue
+        try:
+            kind = _kind_of_file(path)
+        except InputError:
+            kind = "scenario"  # not YAML: loading it as a scenario reports why
+        if kind in ("sweep", "gates"):
+            notes.append(f"{path}: skipped ({KINDS[kind]}; validate reads scenario, policy and manifest files)")
+        else:
+            {"scenario": scenarios, "policy": policies, "rollout": rollouts, "manifest": manifests}[kind].append(path)
+    if other:
+        shown = ", ".join(other[:_SKIPPED_SHOWN])
+        more = f" and {len(other) - _SKIPPED_SHOWN} more" if len(other) > _SKIPPED_SHOWN else ""
+        suffixes = ", ".join("*" + s for s in POLICY_SUFFIXES)
+        notes.insert(0, f"{directory}: skipped {shown}{more} (validate reads the {suffixes} files of a directory)")
+    checks = [(path, "scenario", [path]) for path in scenarios]
+    checks += [(path, "policy", [path, *manifests]) for path in policies + rollouts]
+    if manifests and not policies + rollouts:
+        checks.append((directory, "policy", manifests))
+    return checks, notes
 
 
 @cli.command()
@@ -697,25 +811,45 @@ def _classify(path: str) -> str:
 def validate(files: tuple[str, ...]) -> int:
     """Check scenario and policy files; exit 0 when all are valid, 2 otherwise.
 
+    A directory: its scenario files and policy files one by one, its manifests together
+    (as --policy DIR reads them); other files in it are skipped, and named.
+
     Each error is one line on stderr: FILE:LINE: FIELD.PATH: message (got VALUE).
     """
-    from sim.inputs.policy import load_policy_with_warnings, scenario_policy_with_warnings
+    from sim.inputs.policy import POLICY_SUFFIXES, load_policy_with_warnings, scenario_policy_with_warnings
     from sim.inputs.scenario import load_scenario
 
     bad = 0
-    for path in files:
-        try:
-            if _classify(path) == "policy":
-                _warn(load_policy_with_warnings([path])[1])
-                click.echo(f"{path}: ok (policy)")
-            else:
-                scenario = load_scenario(path)
-                if getattr(scenario.policy, "manifest", None) is not None:
-                    _warn(scenario_policy_with_warnings(scenario, path)[1])
-                click.echo(f"{path}: ok (scenario {scenario.name})")
-        except InputError as err:
-            click.echo(str(err), err=True)
-            bad += 1
+    for given in files:
+        checks: list[tuple[str, str | None, list[str]]] = [(given, None, [given])]
+        if os.path.isdir(given):
+            try:
+                found, notes = _directory_checks(given)
+            except InputError as err:
+                click.echo(str(err), err=True)
+                bad += 1
+                continue
+            for note in notes:
+                click.echo(one_line(note))
+            checks = list(found)
+            if not checks:
+                suffixes = ", ".join("*" + s for s in POLICY_SUFFIXES)
+                message = f"the directory holds no scenario, policy or manifest files ({suffixes})"
+                click.echo(str(InputError(given, 1, None, message)), err=True)
+                bad += 1
+        for label, kind, paths in checks:
+            try:
+                if (kind or _classify(label)) == "policy":
+                    _warn(load_policy_with_warnings(paths)[1])
+                    click.echo(f"{label}: ok (policy)")
+                else:
+                    scenario = load_scenario(label)
+                    if getattr(scenario.policy, "manifest", None) is not None:
+                        _warn(scenario_policy_with_warnings(scenario, label)[1])
+                    click.echo(f"{label}: ok (scenario {scenario.name})")
+            except InputError as err:
+                click.echo(str(err), err=True)
+                bad += 1
     return 2 if bad else 0
 
 

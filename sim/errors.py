@@ -7,7 +7,7 @@ Messages follow the compiler convention ``FILE:LINE: FIELD.PATH: what is wrong
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 # Everything str.splitlines() treats as a line break; any of them would split a
 # message that must stay on one line.
@@ -46,24 +46,59 @@ def _render_got(got: object) -> str:
     return text
 
 
-def field_path(loc: Sequence[str | int]) -> str:
+def _key_text(key: object) -> str:
+    """A mapping key as the user wrote it in YAML: ``0``, ``1.5``, ``true``, ``null``."""
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def field_path(loc: Sequence[object], mapping_keys: Container[int] = ()) -> str:
     """Render a location tuple as a FIELD.PATH.
+
+    A list index reads ``[2]``, a mapping key ``.key``. A location alone cannot tell the
+    mapping key ``0`` (YAML ``0: ...``) from the list index 0: ``mapping_keys`` names the
+    positions of ``loc`` that are mapping keys (``key_positions`` finds them in the data;
+    ``YamlDoc.field_path`` does both). Without it an int reads as a list index, any other
+    part as a key.
 
     Args:
         loc: Mapping keys and list indexes from the document root, e.g. a
             ``YamlDoc.lines`` key or a pydantic error ``loc``.
+        mapping_keys: Positions in ``loc`` of mapping keys that are not strings.
 
     Returns:
         ``"policy.steps[2].weight"`` for ``("policy", "steps", 2, "weight")``;
-        ``""`` for the root.
+        ``"traffic.0"`` for ``("traffic", 0)`` with ``mapping_keys={1}``; ``""`` for the root.
     """
     out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
+    for i, part in enumerate(loc):
+        if isinstance(part, int) and not isinstance(part, bool) and i not in mapping_keys:
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + (part if isinstance(part, str) else _key_text(part))
     return out
+
+
+def key_positions(data: object, loc: Sequence[object]) -> frozenset[int]:
+    """The positions of ``loc`` that index a mapping (rather than a list) in ``data``.
+
+    Walks ``data`` (plain dicts and lists, e.g. ``YamlDoc.data``) along ``loc`` as far as
+    it goes; for ``field_path``'s ``mapping_keys``.
+    """
+    out = set()
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict):
+            out.add(i)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+    return frozenset(out)
 
 
 class InputError(Exception):

@@ -18,7 +18,7 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from sim.errors import InputError, field_path
+from sim.errors import InputError, field_path, key_positions
 from sim.limits import MAX_YAML_BYTES
 
 MAX_BYTES = MAX_YAML_BYTES
@@ -62,6 +62,11 @@ class YamlDoc:
             if line is not None:
                 return line
         return 1
+
+    def field_path(self, loc: Sequence[Any]) -> str:
+        """``loc`` as a FIELD.PATH, a mapping key that is not a string (``0:``) told apart
+        from a list index by the data (``sim.errors.field_path``)."""
+        return field_path(loc, key_positions(self.data, loc))
 
 
 def _tag_name(tag: str) -> str:
@@ -145,6 +150,9 @@ class _Builder:
         self.loader = loader
         self.file = file
         self.lines: dict[tuple, int] = {}
+        # Locations of the mappings built so far (including those still being built): a
+        # message's path tells their keys from list indexes by them.
+        self.mappings: set[tuple] = set()
         self._pairs_memo: dict[int, list[tuple[Any, Node, Node]]] = {}
 
     def build(self, root: Node) -> YamlDoc:
@@ -152,7 +160,8 @@ class _Builder:
         return YamlDoc(self.node(root, ()), self.file, self.lines)
 
     def fail(self, node: Node, path: tuple, message: str) -> InputError:
-        return InputError(self.file, _line(node), field_path(path) or None, message)
+        keys = {i for i in range(len(path)) if path[:i] in self.mappings}
+        return InputError(self.file, _line(node), field_path(path, keys) or None, message)
 
     def check_tag(self, node: Node, path: tuple) -> None:
         tag = node.tag
@@ -175,6 +184,7 @@ class _Builder:
                 out.append(self.node(child, sub))
             return out
         result = {}
+        self.mappings.add(path)
         # Neither a scalar nor a sequence: the one other kind of node.
         for key, key_node, value_node in self.pairs(cast(MappingNode, node), path):
             sub = path + (key,)
@@ -262,7 +272,9 @@ def _load(text: str, file: str, what: str, single: bool) -> list[YamlDoc]:
                 nodes.append(cast(Node, loader.get_node()))  # check_node(): one follows
                 if single and loader.check_node():
                     line = loader.peek_event().start_mark.line + 1
-                    raise InputError(file, line, None, "expected one YAML document but found another one ('---')")
+                    raise InputError(
+                        file, line, None, f"expected one YAML document in this {what} but found another one ('---')"
+                    )
         except yaml.MarkedYAMLError as err:
             raise _syntax_error(err, file) from None
         except yaml.YAMLError as err:

@@ -37,7 +37,7 @@ from pathlib import Path
 from sim.cli import cli
 from sim.inputs.policy import load_policy
 from sim.runs.replay import load_observations, replay
-from tests.helpers import cli_runner
+from tests.helpers import POLICY_FILE, cli_runner
 
 POLICY = textwrap.dedent("""\
     argo:
@@ -272,3 +272,74 @@ def test_cli_replays_an_argo_policy(tmp_path: Path) -> None:
     text = cli_runner().invoke(cli, ["replay", str(policy), "--observations", str(obs)], catch_exceptions=False)
     assert text.exit_code == 0
     assert text.stdout.splitlines()[0].startswith("rolled_back at 300s (phase Degraded, ")
+
+
+# --- vectors in the observations CSV (issue 13, "Clearer messages") --------------------------------------
+#
+# argoproj/argo-rollouts metricproviders/prometheus/prometheus.go ``processResponse``: a
+# ``model.Vector`` result becomes ``[]float64`` (one value per sample) for the conditions, so
+# ``result[0]`` reads its first sample and ``result`` alone is a list; an empty vector is ``[]``.
+# A recorded number is a one-sample vector; a ``[...]`` cell is a vector of any size.
+
+
+def test_a_vector_cell_feeds_result_0(tmp_path: Path) -> None:
+    """``[0.99, 0.5]``: result[0] = 0.99 passes, as the number 0.99 does; ``[0.5, 0.99]``:
+    result[0] = 0.5 fails, as in the ratio-drop case above (abort when failed 2 > 1)."""
+    policy = load_policy([write(tmp_path, "policy.yaml", POLICY)])
+    number = replay(policy, load_observations(series(tmp_path, success_rate(600, lambda t: 0.99))))
+    passing = replay(policy, load_observations(series(tmp_path, success_rate(600, lambda t: '"[0.99, 0.5]"'))))
+    assert (passing.decision, passing.decision_time_s) == (number.decision, number.decision_time_s)
+    assert changes(passing.trace) == changes(number.trace)
+    assert passing.trace[0]["metrics"] == {"success-rate": (0.99, 0.5)}  # the trace shows the vector
+    failing = replay(policy, load_observations(series(tmp_path, success_rate(600, lambda t: "[0.5]"))))
+    assert (failing.decision, failing.decision_time_s, failing.rollback_reason) == (
+        "rolled_back",
+        60.0,
+        "background analysis phase failed",
+    )
+
+
+def test_an_empty_vector_cell_is_no_data(tmp_path: Path) -> None:
+    """``[]`` is the empty vector an empty cell stands for: result[0] is an Error, retried."""
+    policy = load_policy([write(tmp_path, "policy.yaml", POLICY)])
+    empty = replay(policy, load_observations(series(tmp_path, success_rate(600, lambda t: 0.99 if t < 60 else ""))))
+    brackets = replay(
+        policy, load_observations(series(tmp_path, success_rate(600, lambda t: 0.99 if t < 60 else "[]")))
+    )
+    assert changes(brackets.trace) == changes(empty.trace)
+    assert (brackets.decision, brackets.decision_time_s) == ("rolled_back", 100.0)
+
+
+def test_a_condition_on_a_later_sample(tmp_path: Path) -> None:
+    """``result[1]`` reads the second sample of a vector; a recorded number is a one-sample
+    vector, where ``result[1]`` is out of range: an Error (aborted by the 5th in a row)."""
+    text = POLICY.replace("successCondition: result[0] >= 0.95", "successCondition: result[1] >= 0.95")
+    policy = load_policy([write(tmp_path, "second.yaml", text)])
+    good = replay(policy, load_observations(series(tmp_path, success_rate(1200, lambda t: '"[0.5, 0.97]"'))))
+    bad = replay(policy, load_observations(series(tmp_path, success_rate(1200, lambda t: '"[0.99, 0.90]"'))))
+    one = replay(policy, load_observations(series(tmp_path, success_rate(1200, lambda t: 0.99))))
+    assert (good.decision, good.decision_time_s) == ("promoted", 480.0)
+    assert (bad.decision, bad.rollback_reason) == ("rolled_back", "background analysis phase failed")
+    assert (one.decision, one.rollback_reason) == ("rolled_back", "background analysis phase error")
+
+
+def test_a_bad_vector_cell_is_one_line(tmp_path: Path) -> None:
+    policy = write(tmp_path, "policy.yaml", POLICY)
+    obs = series(tmp_path, ["0,success-rate,0.99", "60,success-rate,[0.99 x]"])
+    result = cli_runner().invoke(cli, ["replay", str(policy), "--observations", str(obs)], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{obs}:3: value: not a number or a vector like [0.99] (empty for no data, NaN for a NaN sample) (got [0.99 x])"
+    ]
+
+
+def test_a_policy_without_vectors_reads_the_last_sample(tmp_path: Path) -> None:
+    """Flagger's Prometheus provider (fluxcd/flagger pkg/metrics/providers/prometheus.go
+    ``RunQuery``) keeps the last sample of a vector result: a Flagger policy replays a
+    ``[...]`` cell as its last number."""
+    policy = load_policy([write(tmp_path, "flagger.yaml", POLICY_FILE)])
+    rows = lambda v: [f"{t},request-success-rate,{v}" for t in range(0, 901, 60)]  # noqa: E731
+    number = replay(policy, load_observations(series(tmp_path, rows("99.9"))))
+    vector = replay(policy, load_observations(series(tmp_path, rows('"[10, 99.9]"'))))
+    assert (vector.decision, vector.decision_time_s) == (number.decision, number.decision_time_s) == ("promoted", 420.0)
+    assert [line["metrics"] for line in vector.trace] == [line["metrics"] for line in number.trace]

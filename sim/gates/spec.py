@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from sim.errors import InputError, field_path
+from sim.errors import InputError
 from sim.limits import MAX_SEED
 from sim.models import SEED_LIMIT
 from sim.yamlio import YamlDoc, load_yaml
@@ -146,7 +146,7 @@ class _Reader:
 
     def fail(self, loc: tuple, message: str, got: Any = None, *, show_got: bool = True) -> InputError:
         kwargs = {"got": got} if show_got else {}
-        return InputError(self.doc.file, self.doc.line_of(loc), field_path(loc) or None, message, **kwargs)
+        return InputError(self.doc.file, self.doc.line_of(loc), self.doc.field_path(loc) or None, message, **kwargs)
 
     def mapping(self, value: Any, loc: tuple, keys: set[str], what: str) -> dict:
         if not isinstance(value, dict):

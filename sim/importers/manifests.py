@@ -15,7 +15,8 @@ from typing import Any, Generic, TypeVar
 
 import yaml
 
-from sim.errors import InputError, field_path, one_line
+from sim.errors import InputError, one_line
+from sim.inputs.validation import looks_like
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.yamlio import YamlDoc
@@ -46,7 +47,7 @@ class ImportResult(Generic[_SpecT]):
 
 def is_manifest(data: Any) -> bool:
     """Whether a YAML document is a Kubernetes object (has ``apiVersion`` or ``kind``)."""
-    return isinstance(data, Mapping) and ("apiVersion" in data or "kind" in data)
+    return looks_like(data) == "manifest"
 
 
 # --- errors and warnings at their line ------------------------------------------------------
@@ -61,12 +62,12 @@ def error_at(doc: YamlDoc, loc: Sequence[Any], message: str, **got: Any) -> Inpu
         message: what is wrong.
         **got: ``got=VALUE`` to show the offending value.
     """
-    return InputError(doc.file, doc.line_of(loc), field_path(loc) or None, message, **got)
+    return InputError(doc.file, doc.line_of(loc), doc.field_path(loc) or None, message, **got)
 
 
 def warning_at(doc: YamlDoc, loc: Sequence[Any], why: str, verdict: str = "not modelled") -> str:
     """One warning line, ``FILE:LINE: FIELD: not modelled: why`` (or another verdict)."""
-    return one_line(f"{doc.file}:{doc.line_of(loc)}: {field_path(loc)}: {verdict}: {why}")
+    return one_line(f"{doc.file}:{doc.line_of(loc)}: {doc.field_path(loc)}: {verdict}: {why}")
 
 
 def location_of(doc: YamlDoc) -> str:

@@ -36,7 +36,7 @@ from sim.importers.argo import rollout as argo_importer
 from sim.importers.flagger import analysis_warnings, import_flagger, metric_templates
 from sim.importers.manifests import is_manifest
 from sim.inputs.scenario import PolicySpec, Scenario, load_scenario
-from sim.inputs.validation import require_mapping, validation_to_input_error
+from sim.inputs.validation import KINDS, looks_like, misplaced_hint, require_mapping, validation_to_input_error
 from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.base import Policy
 from sim.policies.flagger.canary import FlaggerCanary
@@ -119,11 +119,14 @@ def _split(files: Sequence[Path]) -> tuple[list[YamlDoc], list[YamlDoc]]:
         if any(is_manifest(d.data) for d in docs):
             manifests += docs  # a document that is not an object is reported by the importer
         elif len(docs) > 1:
+            hint = misplaced_hint(docs[0].data, "policy")
             raise InputError(
                 docs[1].file,
                 docs[1].line_of(()),
                 None,
-                "a pdsim policy file holds one YAML document; a multi-document manifest "
+                f"a pdsim policy file holds one YAML document; {hint}"
+                if hint
+                else "a pdsim policy file holds one YAML document; a multi-document manifest "
                 "needs apiVersion and kind in each document",
             )
         else:
@@ -140,11 +143,12 @@ def read_manifests(paths: Sequence[str | os.PathLike[str]]) -> list[YamlDoc]:
     manifests, policies = _split(policy_files(paths))
     if policies:
         doc = policies[0]
+        kind = looks_like(doc.data)
         raise InputError(
             doc.file,
             doc.line_of(()),
             None,
-            "not a Kubernetes manifest (no apiVersion and kind); this looks like a pdsim policy file",
+            f"not a Kubernetes manifest (no apiVersion and kind); this looks like {KINDS[kind or 'policy']}",
         )
     return manifests
 
@@ -217,7 +221,7 @@ def _from_policy_file(doc: YamlDoc, manifests: list[YamlDoc]) -> LoadedPolicy:
     try:
         spec = PolicySpec.model_validate(data)
     except ValidationError as err:
-        raise validation_to_input_error(err, doc) from None
+        raise validation_to_input_error(err, doc, hint=misplaced_hint(data, "policy")) from None
     warnings: list[str] = []
     raw = data.get("flagger", {}).get("analysis") if isinstance(data.get("flagger"), dict) else None
     if spec.flagger is not None and spec.flagger.analysis is not None and isinstance(raw, dict):

@@ -532,7 +532,9 @@ def parse_scenario(doc: YamlDoc) -> Scenario:
     Raises:
         InputError: naming file, line and field of the first problem.
     """
-    scenario = validate_document(doc, Scenario, "a scenario file must be a mapping of keys (name, traffic, ...)")
+    scenario = validate_document(
+        doc, Scenario, "a scenario file must be a mapping of keys (name, traffic, ...)", expected="scenario"
+    )
     if scenario.policy is not None and scenario.policy.argo is not None:
         _check_inline_argo(doc, scenario.policy.argo)
     return scenario
@@ -562,4 +564,4 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     Raises:
         InputError: one line naming the file, the line and the field.
     """
-    return parse_scenario(load_yaml(path))
+    return parse_scenario(load_yaml(path, what="scenario file"))

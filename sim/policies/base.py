@@ -72,7 +72,8 @@ class Observation:
         t: seconds since the new revision was applied.
         tick: 1-based tick number.
         metrics: metric name -> value, or ``NO_DATA`` (None) when the query returned
-            nothing. The simulator passes a lazy mapping that evaluates a query only
+            nothing; for a policy that ``reads_vectors``, a recorded vector may come as a
+            tuple of floats. The simulator passes a lazy mapping that evaluates a query only
             when the policy reads it; values never depend on whether they were read.
         routes: the router's current state.
         canary: canary workload readiness.
@@ -235,11 +236,15 @@ class PolicyTags:
             both versions).
         trace_on_change: the trace gets a line only when the status changed or something
             other than a webhook call was done (Argo's resyncs), not at every tick.
+        reads_vectors: a metric value may be a Prometheus vector, a tuple of floats (Argo's
+            Prometheus provider hands conditions a list, hence ``result[0]``); a recorded
+            vector reaches other policies as Flagger's provider reads one: its last sample.
     """
 
     reads_versions: bool = False
     versions_latency: bool = False
     trace_on_change: bool = False
+    reads_vectors: bool = False
 
 
 #: The tags of a policy that declares none.

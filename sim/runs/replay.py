@@ -14,6 +14,7 @@ Observations CSV (docs/architecture.md section 6), header ``t,metric,value``, on
     t,metric,value
     60,request-success-rate,99.9        # a metric value
     120,request-success-rate,           # empty: no data (Prometheus returned nothing)
+    150,success-rate,"[0.99, 0.97]"     # a vector, for Argo's result[0] (quoted: it has a comma)
     180,request-duration,NaN            # a NaN sample
     0,webhook:confirm-promotion,fail    # hook outcome by hook name or type: pass/fail
     300,webhook:confirm-promotion,pass
@@ -28,6 +29,13 @@ between consecutive sample times up to the tick as ``Observation.versions`` (the
 sample is the baseline; a counter that decreases was reset and counts from 0). Without
 counter rows a judge sees nothing and its verdict is no data. Latency histograms are not
 read from a CSV: a judge of latency replays as no data.
+
+A metric's number is what a Flagger provider reads and, for an Argo policy, a vector of one
+sample (Argo's Prometheus provider hands a vector result to the conditions as a list:
+``metricproviders/prometheus/prometheus.go`` ``processResponse``). A ``[...]`` cell is a
+vector of any size (``[]``: empty, as no data); a policy that does not read vectors
+(``PolicyTags.reads_vectors``) gets its last sample, as Flagger's provider keeps the last
+one of a vector.
 
 Rows may come in any order of ``t`` (they are sorted, stably: of two rows with the
 same ``t`` and key the later one in the file wins). Blank lines are skipped.
@@ -126,7 +134,8 @@ class Observations:
     """A recorded series: metric values, webhook outcomes and readiness over time.
 
     Attributes:
-        metrics: metric name -> series of float values (None = no data, NaN = NaN).
+        metrics: metric name -> series of float values (None = no data, NaN = NaN) or
+            vectors (tuples of floats).
         webhooks: hook name or type -> series of outcomes (True = pass).
         ready: ``canary`` / ``primary`` -> series of readiness (True = ready).
         last_t: time of the last row of any kind (None when there are no rows).
@@ -143,8 +152,9 @@ class Observations:
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[float, str, Any]], source: str = "") -> Observations:
-        """Build from ``(t, key, value)`` rows already typed: a metric's value is a float
-        or None (no data), a ``webhook:`` or ``ready:`` value a bool. Rows are sorted by
+        """Build from ``(t, key, value)`` rows already typed: a metric's value is a float,
+        a tuple of floats (a vector) or None (no data), a ``webhook:`` or ``ready:`` value
+        a bool. Rows are sorted by
         ``t``, stably.
 
         Raises:
@@ -158,9 +168,12 @@ class Observations:
                 raise ValueError(f"time of {key} must be a finite number (got {t})")
             kind, name = _split_key(key)
             if kind == "metric":
-                if isinstance(value, bool) or not (value is None or isinstance(value, (int, float))):
-                    raise ValueError(f"value of metric {name} must be a number or None (got {value!r})")
-                value = None if value is None else float(value)
+                if isinstance(value, (tuple, list)) and all(_is_number(x) for x in value):
+                    value = tuple(float(x) for x in value) or None  # an empty vector is no data
+                elif value is None or _is_number(value):
+                    value = None if value is None else float(value)
+                else:
+                    raise ValueError(f"value of metric {name} must be a number, a vector or None (got {value!r})")
             elif kind == "counter":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                     raise ValueError(f"value of {key} must be a count, 0 or more (got {value!r})")
@@ -209,8 +222,9 @@ class Observations:
             VersionSeries(increments("primary:requests"), increments("primary:errors")),
         )
 
-    def metric(self, name: str, t: float) -> float | None:
-        """The latest value of metric ``name`` at or before ``t``; None = no data."""
+    def metric(self, name: str, t: float) -> float | tuple[float, ...] | None:
+        """The latest value of metric ``name`` at or before ``t`` (a tuple: a vector);
+        None = no data."""
         series = self.metrics.get(name)
         return None if series is None else series.at(t)
 
@@ -239,6 +253,10 @@ class Observations:
         if started_at is not None and since is not None:
             since = max(since, started_at)
         return Readiness(False, since)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -365,12 +383,22 @@ def _parse_row(file: str, line: int, t_text: str, key: str, value_text: str) -> 
         return t, key, count
     if value == "":
         return t, key, None  # no data
+    vector = value.startswith("[") and value.endswith("]")
+    parts = [p.strip() for p in value[1:-1].split(",")] if vector else [value]
     try:
-        return t, key, float(value)  # "NaN"/"nan": a NaN sample; "+Inf" as Prometheus writes it
+        # "NaN"/"nan": a NaN sample; "+Inf" as Prometheus writes it.
+        numbers = [float(p) for p in parts] if parts != [""] else []
     except ValueError:
         raise InputError(
-            file, line, "value", "not a number (empty for no data, NaN for a NaN sample)", got=value_text
+            file,
+            line,
+            "value",
+            "not a number or a vector like [0.99] (empty for no data, NaN for a NaN sample)",
+            got=value_text,
         ) from None
+    if not vector:
+        return t, key, numbers[0]
+    return t, key, tuple(numbers) or None  # [] is an empty vector: no data
 
 
 @dataclass(frozen=True)
@@ -413,13 +441,14 @@ def replay(policy: Policy, observations: Observations, *, horizon_s: float | Non
     horizon = horizon_s if horizon_s is not None else (observations.last_t or 0.0)
     names = [q.name for q in policy.queries()]
     on_change = policy.tags.trace_on_change
+    vectors = policy.tags.reads_vectors
 
     def observe(r: Rollout) -> Observation:
         t = r.t
         return Observation(
             t=t,
             tick=r.ticks,
-            metrics={name: observations.metric(name, t) for name in names},
+            metrics={name: _as_read(observations.metric(name, t), vectors) for name in names},
             routes=r.routes,
             canary=observations.readiness("canary", t, r.canary_started),
             primary=observations.readiness("primary", t, r.primary_started),
@@ -452,6 +481,15 @@ def replay(policy: Policy, observations: Observations, *, horizon_s: float | Non
         trace=trace,
         rollback_reason=d.reason,
     )
+
+
+def _as_read(value: float | tuple[float, ...] | None, vectors: bool) -> Any:
+    """A recorded metric value as the policy reads it: a vector as is for a policy that
+    reads vectors, else its last sample (Flagger's Prometheus provider keeps the last
+    sample of a vector result; an empty one is no data)."""
+    if isinstance(value, tuple) and not vectors:
+        return value[-1] if value else None
+    return value
 
 
 def _routed_percent(routes: Routes) -> float:

@@ -193,9 +193,7 @@ class SweepFile:
 
     def error(self, loc: tuple, message: str, **got: Any) -> InputError:
         """An InputError at the line of ``loc`` in this file."""
-        from sim.errors import field_path
-
-        return InputError(self.path, self.doc.line_of(loc), field_path(loc), message, **got)
+        return InputError(self.path, self.doc.line_of(loc), self.doc.field_path(loc), message, **got)
 
     def name(self) -> str:
         return self.spec.name or Path(self.path).stem

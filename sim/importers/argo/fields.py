@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sim.errors import field_path
 from sim.importers.manifests import error_at, warning_at
 from sim.units import parse_duration
 from sim.yamlio import YamlDoc
@@ -200,7 +199,7 @@ def as_list(node: Any) -> list[Any]:
 
 def field_location(doc: YamlDoc, loc: Sequence[Any]) -> str:
     """``FILE:LINE (FIELD)`` of a place, for messages that point at a second place."""
-    return f"{doc.file}:{doc.line_of(loc)} ({field_path(loc)})"
+    return f"{doc.file}:{doc.line_of(loc)} ({doc.field_path(loc)})"
 
 
 class Warnings:

@@ -46,6 +46,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo import kayenta as argo_kayenta
@@ -518,8 +519,12 @@ class ArgoRollout(Policy):
         scripted latency the measurement stays Running until it answers."""
         kind = m.provider_type
         if kind == "prometheus":
-            v = obs.metrics.get(m.name)
-            return [] if v is None else [float(v)]  # a vector: []float64, hence result[0]
+            v: Any = obs.metrics.get(m.name)
+            if isinstance(v, tuple):  # a recorded vector (pdsim replay: a [0.99, ...] cell)
+                return [float(x) for x in v]
+            # A number is a one-sample vector: the provider hands conditions []float64 for a
+            # vector result, hence result[0] (metricproviders/prometheus processResponse).
+            return [] if v is None else [float(v)]
         key = f"{run.kind.split(':')[0]}/{m.name}"
         keys = (key, m.name, kind)
         if kind == "kayenta" and (obs.versions is not None or not any(k in obs.webhooks for k in keys)):
@@ -555,6 +560,7 @@ class ArgoRollout(Policy):
             reads_versions=judge is not None or self.reads_versions,
             versions_latency=(judge is not None and judge.needs_latency) or self.versions_latency,
             trace_on_change=True,
+            reads_vectors=True,
         )
 
     @cached_property
