@@ -1,27 +1,55 @@
 """Safe YAML loading that remembers the line of every value.
 
 Only plain data comes out, and every failure is an InputError with a line. We
-compose the node graph with ``yaml.SafeLoader`` but build the data ourselves
-(not ``construct_document``) so we can record lines, reject duplicate keys,
-measure alias expansion *before* expanding, and whitelist tags.
+build the data ourselves from the node graph (not ``construct_document``) so we
+can record lines, reject duplicate keys, measure alias expansion *before*
+expanding, and whitelist tags.
+
+Where the node graph comes from (``docs/architecture.md`` has no contract on it; the
+data and lines are the same every way, ``tests/test_yamlio.py`` runs both parsers):
+
+* With libyaml (``yaml.__with_libyaml__``, true of PyPI's wheels), its C parser and
+  C composer build the graph. That is what makes a legal 5 MiB file load in seconds
+  instead of minutes (``benchmarks/bench_yaml.py``). libyaml's composer does not say
+  where an alias was used, so when the graph is not a plain tree (a node reached
+  twice, i.e. an alias, or nesting past ``MAX_DEPTH``) the text is composed again by
+  PyYAML's composer over libyaml's events, with a hook that records alias lines, and
+  checked for cycles and alias bombs. Most files have no alias.
+* Without libyaml, PyYAML's pure-Python parser and the same hooked composer.
+
+libyaml words syntax errors differently from PyYAML; a libyaml error is re-parsed
+with PyYAML up to the offending line, when that is short, so messages read the same
+on every installation.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from sim.errors import InputError, field_path
+from sim.inputs.files import read_text, too_large_error
 from sim.limits import MAX_YAML_BYTES
 
 MAX_BYTES = MAX_YAML_BYTES
+#: Whether events come from libyaml's C parser (see the module docstring); tests set it
+#: to False to check that the pure-Python fallback gives the same documents and lines.
+USE_LIBYAML: bool = yaml.__with_libyaml__
+# A libyaml syntax error is re-parsed with the pure-Python parser (for its wording) only
+# when the text up to the offending line is at most this long: about a second of work.
+RECHECK_CHARS = 64 * 1024
 # How many nodes aliases may add on top of the nodes actually written in the
 # file; beyond that we assume an alias bomb ("billion laughs"). Counting only
 # the excess means a big alias-free file (bounded by MAX_BYTES) is never
@@ -72,11 +100,15 @@ def _line(node: Node) -> int:
     return node.start_mark.line + 1
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also remembers where list items were written as aliases."""
+class _Tracking(Composer):
+    """PyYAML's composer, remembering where list items and mapping values were written as aliases."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    if TYPE_CHECKING:  # provided by the parser each loader mixes in
+
+        def check_event(self, *choices: Any) -> bool: ...
+        def peek_event(self) -> Any: ...
+
+    def _start_tracking(self) -> None:
         # (id(parent), edge) -> line of the `*alias`; the composer hands back
         # the anchored node itself, whose mark is the anchor's line. The edge is
         # the list index, or id(key node) for a mapping value.
@@ -92,6 +124,76 @@ class _Loader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+class _PyLoader(_Tracking, yaml.SafeLoader):
+    """Events from PyYAML's pure-Python parser."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+        self._start_tracking()
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _CLoader(_Tracking, CParser, SafeConstructor, Resolver):
+        """Events from libyaml; ``_Tracking`` comes first, so PyYAML's composer (not
+        CParser's own) builds the nodes, with the same hook as the pure-Python loader."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self._start_tracking()
+
+
+def _libyaml() -> bool:
+    return USE_LIBYAML and yaml.__with_libyaml__
+
+
+def _tracking_loader(text: str) -> _PyLoader | _CLoader:
+    return _CLoader(text) if _libyaml() else _PyLoader(text)
+
+
+def _is_plain_tree(root: Node) -> bool:
+    """Whether no node is reached twice and nothing nests deeper than ``MAX_DEPTH``.
+
+    A node reached twice is an alias use (or a cycle): only then do alias lines, the
+    alias-bomb measure and the cycle check matter. Most files have no alias at all.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen or depth > MAX_DEPTH:
+            return False
+        seen.add(id(node))
+        kind = type(node)
+        if kind is SequenceNode:
+            stack.extend([(child, depth + 1) for child in node.value])
+        elif kind is MappingNode:
+            stack.extend([(item, depth + 1) for pair in node.value for item in pair])
+    return True
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a document is composed and built.
+
+    A 5 MiB file makes millions of nodes and containers; each allocation burst would
+    start a collection that walks all of them again, which tripled the load time. The
+    node graph holds no cycles that outlive the load (a recursive alias is refused and
+    then freed by the next collection), so nothing is lost by collecting afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _children(node: Node) -> list[tuple[Any, Node]]:
     if isinstance(node, SequenceNode):
         return list(enumerate(node.value))
@@ -100,7 +202,7 @@ def _children(node: Node) -> list[tuple[Any, Node]]:
     return []
 
 
-def _check_graph(root: Node, file: str, loader: _Loader) -> None:
+def _check_graph(root: Node, file: str, loader: _PyLoader | _CLoader) -> None:
     """Reject cycles, alias bombs and absurd nesting before building any data.
 
     Iterative post-order DFS with sizes memoised by node id, so a shared node
@@ -111,9 +213,10 @@ def _check_graph(root: Node, file: str, loader: _Loader) -> None:
     max_size = MAX_NODES + loader.written
     sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded size, depth)
     active = {id(root)}
-    stack = [(root, iter(_children(root)))]
+    root_edges = _children(root)
+    stack = [(root, root_edges, iter(root_edges))]
     while stack:
-        node, edges = stack[-1]
+        node, all_edges, edges = stack[-1]
         for key, child in edges:
             if id(child) in sizes:
                 continue
@@ -121,12 +224,13 @@ def _check_graph(root: Node, file: str, loader: _Loader) -> None:
                 line = alias_lines.get((id(node), key), _line(child))
                 raise InputError(file, line, None, "recursive alias: a node contains itself")
             active.add(id(child))
-            stack.append((child, iter(_children(child))))
+            child_edges = _children(child)
+            stack.append((child, child_edges, iter(child_edges)))
             break
         else:
             stack.pop()
             active.discard(id(node))
-            kids = [sizes[id(c)] for _, c in _children(node)]
+            kids = [sizes[id(c)] for _, c in all_edges]
             size = 1 + sum(s for s, _ in kids)
             depth = 1 + max((d for _, d in kids), default=0)
             if size > max_size:
@@ -141,8 +245,9 @@ def _check_graph(root: Node, file: str, loader: _Loader) -> None:
 class _Builder:
     """Turns a checked node graph into plain data, recording lines as it goes."""
 
-    def __init__(self, loader: _Loader, file: str) -> None:
-        self.loader = loader
+    def __init__(self, constructor: SafeConstructor, alias_lines: dict[tuple[int, int], int], file: str) -> None:
+        self.constructor = constructor  # builds scalars of non-string tags
+        self.alias_lines = alias_lines
         self.file = file
         self.lines: dict[tuple, int] = {}
         self._pairs_memo: dict[int, list[tuple[Any, Node, Node]]] = {}
@@ -171,7 +276,7 @@ class _Builder:
             out = []
             for i, child in enumerate(node.value):
                 sub = path + (i,)
-                self.lines[sub] = self.loader.alias_lines.get((id(node), i), _line(child))
+                self.lines[sub] = self.alias_lines.get((id(node), i), _line(child))
                 out.append(self.node(child, sub))
             return out
         result = {}
@@ -186,7 +291,9 @@ class _Builder:
         if node.tag in (_STR, _VALUE, _MERGE):
             return node.value
         try:
-            value = self.loader.construct_object(node, deep=True)
+            # The tag's own constructor, without construct_object's memo of every node
+            # (a scalar is built once per use anyway; that bookkeeping was a third of a load).
+            value = SafeConstructor.yaml_constructors[node.tag](self.constructor, node)
         except Exception:  # noqa: BLE001 - e.g. `!!int abc` raises a bare ValueError
             raise self.fail(node, path, f"not a valid {_tag_name(node.tag)} value") from None
         if isinstance(value, (_dt.date, _dt.datetime)):
@@ -229,6 +336,56 @@ class _Builder:
         return result
 
 
+def _line_end(text: str, line: int) -> int:
+    """Offset just past the end of 1-based ``line`` of ``text`` (its length if there is no such line)."""
+    end = -1
+    for _ in range(line):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            return len(text)
+    return end + 1
+
+
+def _in_python_words(err: Exception, text: str) -> Exception:
+    """The pure-Python parser's account of a syntax error libyaml found, when it is cheap.
+
+    libyaml and PyYAML stop at the same place but word it differently ("mapping values are
+    not allowed in this context" / "... here"), and PyYAML's words name the offending
+    character. So the text up to the end of the offending line is parsed again with PyYAML;
+    its error is used when it points at the same line, else libyaml's stands.
+    """
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return err
+    mark = err.problem_mark or err.context_mark
+    if mark is None:
+        return err
+    end = _line_end(text, mark.line + 1)
+    if end > RECHECK_CHARS:
+        return err
+    loader = _PyLoader(text[:end])
+    try:
+        while loader.check_node():
+            loader.get_node()
+    except yaml.MarkedYAMLError as python_err:
+        python_mark = python_err.problem_mark or python_err.context_mark
+        if python_mark is not None and python_mark.line == mark.line:
+            return python_err
+    except RecursionError as python_err:
+        return python_err
+    finally:
+        loader.dispose()
+    return err
+
+
+def _compose_error(err: Exception, file: str) -> InputError:
+    """A parser or composer failure as one line."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        return _syntax_error(err, file)
+    if isinstance(err, RecursionError):
+        return InputError(file, 1, None, "nested too deeply")
+    return InputError(file, 1, None, f"YAML error: {err}")
+
+
 def _syntax_error(err: yaml.MarkedYAMLError, file: str) -> InputError:
     mark = err.problem_mark or err.context_mark
     message = err.problem or err.context or "invalid YAML"
@@ -242,7 +399,7 @@ def _syntax_error(err: yaml.MarkedYAMLError, file: str) -> InputError:
 
 def _check_text(text: str, file: str, what: str) -> str:
     if len(text) > MAX_BYTES:
-        raise InputError(file, 1, None, f"{what} is too large (limit is 5 MiB)")
+        raise too_large_error(file, what, MAX_BYTES)
     text = text.removeprefix("\ufeff")
     bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
     if bad is not None:
@@ -254,51 +411,69 @@ def _check_text(text: str, file: str, what: str) -> str:
 
 def _load(text: str, file: str, what: str, single: bool) -> list[YamlDoc]:
     text = _check_text(text, file, what)
-    loader = _Loader(text)
+    with _gc_paused():
+        # The nodes die when _documents returns, before the collector is back: its first
+        # run then walks the data alone, not millions of nodes on top.
+        return _documents(text, file, what, single)
+
+
+def _documents(text: str, file: str, what: str, single: bool) -> list[YamlDoc]:
+    if _libyaml():
+        docs = _documents_fast(text, file, what, single)
+        if docs is not None:
+            return docs
+    loader = _tracking_loader(text)
     try:
-        nodes: list[Node] = []
-        try:
-            while loader.check_node():
-                nodes.append(cast(Node, loader.get_node()))  # check_node(): one follows
-                if single and loader.check_node():
-                    line = loader.peek_event().start_mark.line + 1
-                    raise InputError(file, line, None, "expected one YAML document but found another one ('---')")
-        except yaml.MarkedYAMLError as err:
-            raise _syntax_error(err, file) from None
-        except yaml.YAMLError as err:
-            raise InputError(file, 1, None, f"YAML error: {err}") from None
-        except RecursionError:
-            raise InputError(file, 1, None, "nested too deeply") from None
+        nodes = _compose(loader, text, file, single)
         if not nodes:
             raise InputError(file, 1, None, f"{what} is empty")
         docs = []
         for node in nodes:
-            _check_graph(node, file, loader)
-            docs.append(_Builder(loader, file).build(node))
+            if not _is_plain_tree(node):
+                _check_graph(node, file, loader)
+            docs.append(_Builder(loader, loader.alias_lines, file).build(node))
         return docs
     finally:
         loader.dispose()
 
 
+def _documents_fast(text: str, file: str, what: str, single: bool) -> list[YamlDoc] | None:
+    """The documents composed by libyaml alone, or None when they need the careful path.
+
+    libyaml's own composer is three times faster than PyYAML's over the same events, but
+    it does not say where aliases were used. So its graph is taken only when it is a
+    plain tree (no alias, no deep nesting) and, for ``single``, one document; otherwise
+    the text is composed again by the tracking composer, which reports as before.
+    """
+    loader = yaml.CSafeLoader(text)
+    try:
+        nodes = _compose(loader, text, file, single=False, limit=2 if single else None)
+        if not nodes:
+            raise InputError(file, 1, None, f"{what} is empty")
+        if (single and len(nodes) > 1) or not all(_is_plain_tree(node) for node in nodes):
+            return None
+        return [_Builder(loader, {}, file).build(node) for node in nodes]
+    finally:
+        loader.dispose()
+
+
+def _compose(loader: Any, text: str, file: str, single: bool, limit: int | None = None) -> list[Node]:
+    """Every document's node graph (at most ``limit`` documents), syntax errors as one line."""
+    nodes: list[Node] = []
+    try:
+        while (limit is None or len(nodes) < limit) and loader.check_node():
+            nodes.append(cast(Node, loader.get_node()))  # check_node(): one follows
+            if single and loader.check_node():
+                line = loader.peek_event().start_mark.line + 1
+                raise InputError(file, line, None, "expected one YAML document but found another one ('---')")
+    except (yaml.YAMLError, RecursionError) as err:
+        reported: Exception = err if isinstance(loader, _PyLoader) else _in_python_words(err, text)
+        raise _compose_error(reported, file) from None
+    return nodes
+
+
 def _read(path: str | os.PathLike, what: str) -> tuple[str, str]:
-    file = os.fsdecode(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)  # never slurp a huge file just to refuse it
-    except OSError as err:
-        raise InputError(file, 1, None, f"cannot read {what}: {err.strerror or err}") from None
-    except ValueError as err:  # e.g. an embedded NUL in the path
-        raise InputError(file, 1, None, f"cannot read {what}: {err}") from None
-    if len(raw) > MAX_BYTES:
-        raise InputError(file, 1, None, f"{what} is too large (limit is 5 MiB)")
-    nul = raw.find(b"\0")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        nul = err.start if nul < 0 else min(nul, err.start)
-    if nul >= 0:
-        raise InputError(file, raw.count(b"\n", 0, nul) + 1, None, f"not a text {what} (binary or not UTF-8)")
-    return file, text
+    return os.fsdecode(path), read_text(path, what=what, limit=MAX_BYTES)
 
 
 def load_yaml(path: str | os.PathLike, *, what: str = "file") -> YamlDoc:
