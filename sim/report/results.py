@@ -17,6 +17,7 @@ columns of docs/architecture.md section 5 and possibly parameter columns (``thre
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -26,6 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim.errors import InputError
+from sim.inputs.files import open_regular, read_bytes, read_text
+from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_RESULTS_JSON_BYTES
 from sim.outcomes import COLUMNS
 from sim.report.html import FigureBlock, ScenarioSection, build_section, figure_block
 from sim.report.plots import (
@@ -70,11 +73,11 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
                 raise InputError(
                     name, 1, None, "no *.parquet result files in this directory (write some with pdsim run --out DIR)"
                 )
-            frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+            frame = pd.concat([_read_parquet(f) for f in files], ignore_index=True)
         elif p.suffix == ".csv":
-            frame = pd.read_csv(p)
+            frame = _read_csv(p)
         elif p.suffix == ".parquet":
-            frame = pd.read_parquet(p)
+            frame = _read_parquet(p)
         elif not p.exists():
             raise InputError(name, 1, None, "no such file or directory")
         else:
@@ -90,6 +93,21 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
         )
     if frame.empty:
         raise InputError(name, 1, None, "the results hold no runs")
+    return frame
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet results file; a FIFO or device is refused (it would block or never end)."""
+    with open_regular(path, what="results file") as fh:
+        return pd.read_parquet(fh, columns=columns)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV results file, refused beyond ``MAX_CSV_BYTES`` or ``MAX_CSV_ROWS``."""
+    raw = read_bytes(path, what="results CSV", limit=MAX_CSV_BYTES)
+    frame = pd.read_csv(io.BytesIO(raw), nrows=MAX_CSV_ROWS + 1)
+    if len(frame) > MAX_CSV_ROWS:
+        raise InputError(os.fsdecode(path), 1, None, f"too many rows (limit is {MAX_CSV_ROWS:,})")
     return frame
 
 
@@ -144,8 +162,8 @@ def incomplete_folders(path: str | os.PathLike[str]) -> list[str]:
     lines = []
     for folder, chunks in folders.items():
         try:
-            runs = pd.concat([pd.read_parquet(f, columns=["run"]) for f in chunks])["run"].astype(int)
-        except (OSError, ValueError, KeyError):
+            runs = pd.concat([_read_parquet(f, columns=["run"]) for f in chunks])["run"].astype(int)
+        except (InputError, OSError, ValueError, KeyError):
             continue  # read_results has already reported what it could not read
         problems = []
         stated = None
@@ -154,8 +172,8 @@ def incomplete_folders(path: str | os.PathLike[str]) -> list[str]:
             problems.append(f"no {SUMMARY} (an interrupted run?)")
         else:
             try:
-                stated = int(json.loads(summary.read_text(encoding="utf-8"))["runs"])
-            except (OSError, ValueError, KeyError, TypeError):
+                stated = int(json.loads(read_text(summary, what=SUMMARY, limit=MAX_RESULTS_JSON_BYTES))["runs"])
+            except (InputError, OSError, ValueError, KeyError, TypeError):
                 problems.append(f"unreadable {SUMMARY}")
         present = set(runs.tolist())
         expected = stated if stated is not None else (max(present) + 1 if present else 0)

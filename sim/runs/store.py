@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim import DISTRIBUTION
+from sim.inputs.files import open_regular, read_bytes
+from sim.limits import MAX_RESULTS_JSON_BYTES
 from sim.outcomes import COLUMNS, RunRecord
 from sim.runs.atomic import atomic_write
 
@@ -285,14 +287,16 @@ def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         ResultsError: when the folder holds no readable manifest.json.
+        InputError: when manifest.json is not a regular file or is over
+            ``MAX_RESULTS_JSON_BYTES``.
     """
     path = Path(out) / MANIFEST
+    if not os.path.lexists(path):
+        raise ResultsError(f"{out} holds no sweep results ({MANIFEST} is missing)")
+    raw = read_bytes(path, what=MANIFEST, limit=MAX_RESULTS_JSON_BYTES)  # a FIFO or /dev/zero: refused
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise ResultsError(f"{out} holds no sweep results ({MANIFEST} is missing)") from None
-    except (OSError, ValueError) as err:
+        data = json.loads(raw)
+    except ValueError as err:
         raise ResultsError(f"cannot read {path}: {err}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ResultsError(f"{path} is not a pdsim sweep manifest of format {FORMAT}")
@@ -327,6 +331,17 @@ def _cells_frame(manifest: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def read_chunk(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """One chunk file's table (``columns``: all when None), refusing anything but a regular
+    file: a FIFO named like a chunk would block the reader, a device would never end.
+
+    Raises:
+        InputError: ``FILE:1: not a regular file (a FIFO)`` and the like.
+    """
+    with open_regular(path, what="results chunk") as fh:
+        return pq.read_table(fh, columns=columns)
+
+
 def load_results(out: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A sweep's results as a tidy frame: one row per run, sorted by cell and run.
 
@@ -347,7 +362,7 @@ def load_results(out: str | os.PathLike[str], columns: Sequence[str] | None = No
     manifest = read_manifest(out)
     files = sorted(finished_chunks(out))
     want = None if columns is None else ["cell", *[c for c in columns if c != "cell" and c in _SCHEMA.names]]
-    tables = [pq.read_table(out / f, columns=want) for f in files]
+    tables = [read_chunk(out / f, want) for f in files]
     schema = _SCHEMA if want is None else pa.schema([_SCHEMA.field(c) for c in want])
     table = pa.concat_tables(tables) if tables else schema.empty_table()
     frame = table.to_pandas(strings_to_categorical=True)
@@ -369,7 +384,7 @@ def iter_cells(out: str | os.PathLike[str], columns: Sequence[str] | None = None
         by_cell.setdefault(int(m.group(1)), []).append(name)
     want = None if columns is None else ["cell", *[c for c in columns if c != "cell" and c in _SCHEMA.names]]
     for cell, files in sorted(by_cell.items()):
-        table = pa.concat_tables([pq.read_table(out / f, columns=want) for f in files])
+        table = pa.concat_tables([read_chunk(out / f, want) for f in files])
         frame = table.to_pandas(strings_to_categorical=True)
         frame = frame.sort_values(["cell", "run"] if "run" in frame else ["cell"], kind="stable", ignore_index=True)
         yield frame.merge(cells[cells["cell"] == cell], on="cell", how="left", validate="many_to_one")
@@ -386,6 +401,7 @@ __all__ = [
     "finished_chunks",
     "load_results",
     "package_versions",
+    "read_chunk",
     "read_manifest",
     "record_schema",
     "records_table",

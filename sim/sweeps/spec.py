@@ -40,6 +40,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from sim.errors import InputError
+from sim.inputs.files import open_regular
 from sim.inputs.validation import validate_document
 from sim.models import StrictModel
 from sim.yamlio import YamlDoc, load_yaml
@@ -181,7 +182,7 @@ class SweepFile:
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:  # a FIFO would block the sweep before it starts
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
