@@ -59,7 +59,7 @@ def refused(result, path: Path | str, kind: str) -> None:
     """``pdsim`` exited 2 with the one line ``PATH:1: not a regular file (KIND)``."""
     assert result.exit_code == 2, (result.exit_code, result.stderr)
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == f"{path}:1: not a regular file ({kind})"
+    assert result.stderr.strip().splitlines() == [f"{path}:1: not a regular file ({kind})"]
 
 
 # --- the shared helper ----------------------------------------------------------------------
@@ -282,3 +282,25 @@ def test_a_symlinked_scenario_is_accepted(tmp_path):
     link.symlink_to(REPO / "scenarios" / "error-spike.yaml")
     result = invoke("validate", link)
     assert result.exit_code == 0, result.stderr
+
+
+def test_sweep_refuses_a_fifo_scenario_it_names(tmp_path):
+    fifo = tmp_path / "scenario.yaml"
+    os.mkfifo(fifo)
+    sweep = write(
+        tmp_path, "sweep.yaml", "name: x\nscenario: scenario.yaml\ngrid: {policy.flagger.analysis.threshold: [1]}\n"
+    )
+    refused(invoke("sweep", sweep, "--out", tmp_path / "out", "--runs", 1), fifo, "a FIFO")
+
+
+def test_gates_refuse_a_fifo_scenario_they_name(tmp_path):
+    fifo = tmp_path / "scenario.yaml"
+    os.mkfifo(fifo)
+    policy = write(tmp_path, "policy.yaml", POLICY_FILE)
+    gates = write(
+        tmp_path,
+        "gates.yaml",
+        f"name: x\npolicy: {policy.name}\nruns: 10\nscenarios:\n  - path: scenario.yaml\n"
+        "    requirements: {false_rollback_rate: {max: 0.5}}\n",
+    )
+    refused(invoke("check", gates), fifo, "a FIFO")
