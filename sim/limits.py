@@ -45,7 +45,16 @@ MAX_SEED = 2**128 - 1
 #: Input files: YAML documents and CSV files (observations, exports).
 MAX_YAML_BYTES = 5 * 1024 * 1024
 MAX_CSV_BYTES = 256 * 1024 * 1024
-MAX_CSV_ROWS = 10_000_000
+#: An observations row costs about 500 bytes once read (measured: 1M rows, 575 MB peak,
+#: 5 s), so 10M rows would need ~6 GB; 1M rows is 11 days of 4 metrics scraped every
+#: 15 s, and a results CSV of 1M runs peaks at ~600 MB in pandas.
+MAX_CSV_ROWS = 1_000_000
+
+# --- Input files read back from results folders (issue 13, item 10) ----------------------
+#: Largest JSON file of a results folder that pdsim reads back (a sweep's manifest.json,
+#: a run's summary.json). A manifest lists every cell in about 400 bytes (three swept
+#: parameters), so the MAX_SWEEP_CELLS cells of the largest sweep make ~400 MB.
+MAX_RESULTS_JSON_BYTES = 1024**3
 
 # --- policy fields (issue 13) -----------------------------------------------------------------
 

@@ -426,7 +426,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_observations(tmp_path / "missing.csv")
     binary = tmp_path / "bin.csv"
     binary.write_bytes(b"t,metric,value\n0,m,1\n\xff\xfe\n")
-    with pytest.raises(InputError, match=r"bin\.csv:3: not a text CSV file"):
+    with pytest.raises(InputError, match=r"bin\.csv:3: not a text observations CSV"):
         load_observations(binary)
 
 

@@ -8,10 +8,26 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sim import yamlio
 from sim.errors import InputError, field_path
 from sim.yamlio import MAX_BYTES, YamlDoc, load_yaml, load_yaml_all, loads_yaml
+from tests.helpers import REPO, UPSTREAM_FIXTURES
+
+needs_libyaml = pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML was built without libyaml")
+
+
+@pytest.fixture(
+    autouse=True,
+    params=[pytest.param(True, id="libyaml", marks=needs_libyaml), pytest.param(False, id="python")],
+)
+def parser(request, monkeypatch):
+    """Every test of this module runs with libyaml's parser and with the pure-Python one:
+    the same data, the same lines and the same messages either way."""
+    monkeypatch.setattr(yamlio, "USE_LIBYAML", request.param)
+    return "libyaml" if request.param else "python"
+
 
 SCENARIO = """\
 # demo scenario
@@ -206,7 +222,7 @@ def test_missing_file(tmp_path):
 
 
 def test_directory(tmp_path):
-    assert "cannot read file" in str(load_error(tmp_path, 1))
+    assert str(load_error(tmp_path, 1)).endswith(":1: not a regular file (a directory)")
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
@@ -363,3 +379,92 @@ def test_alias_budget_counts_only_nodes_added_by_aliases(monkeypatch):
     assert len(loads_yaml("a: &a [1, 2, 3]\nb: [" + "*a, " * 10 + "]\n").data["b"]) == 10
     with pytest.raises(InputError, match="alias bomb"):
         loads_yaml("a: &a [1, 2, 3]\nb: [" + "*a, " * 20 + "]\n")
+
+
+# --- libyaml and the pure-Python parser agree (issue 13, item 11) ---------------------
+
+
+def _yaml_files() -> list[Path]:
+    roots = [REPO / d for d in ("scenarios", "gates", "sweeps", "tests")] + [UPSTREAM_FIXTURES]
+    return sorted(p for root in roots if root.is_dir() for p in root.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+@needs_libyaml
+def test_both_parsers_give_the_same_documents_and_lines(monkeypatch, parser):
+    if parser == "python":
+        pytest.skip("compares both parsers once")
+    files = _yaml_files()
+    assert len(files) > 20  # the bundled files at least
+    for path in files:
+        monkeypatch.setattr(yamlio, "USE_LIBYAML", True)
+        fast = load_yaml_all(path)
+        monkeypatch.setattr(yamlio, "USE_LIBYAML", False)
+        slow = load_yaml_all(path)
+        assert [(d.data, d.lines) for d in fast] == [(d.data, d.lines) for d in slow], path
+
+
+TRICKY = [
+    "a: |\n  two\n  lines\nb: >-\n  folded\n  text\nc: 'q''s'\nd: \"\\u00e9\\t\"\n",
+    '? complex\n: value\n"quoted key": 1\nempty:\nnull_key: ~\n',
+    "- [a, {b: c}, [d]]\n- {x: [1, 2], y: {z: w}}\n-\n  - nested\n  -   - deeper\n",
+    "%YAML 1.1\n---\nplain multi\n  line scalar\n...\n",
+    "defaults: &d {a: 1, b: 2}\nuse:\n  <<: *d\n  b: 3\nlist: [*d, *d]\nk: &s str\nm: {*s : v}\n",
+    "# comment\nx: 1 # trailing\n\n\ny:\n- 1\n- 2\nz: !!str 3\nt: 2001-12-14t21:59:43.10-05:00\n",
+]
+
+
+@needs_libyaml
+@pytest.mark.parametrize("text", TRICKY)
+def test_both_parsers_agree_on_tricky_yaml(monkeypatch, text, parser):
+    if parser == "python":
+        pytest.skip("compares both parsers once")
+    monkeypatch.setattr(yamlio, "USE_LIBYAML", True)
+    fast = loads_yaml(text)
+    monkeypatch.setattr(yamlio, "USE_LIBYAML", False)
+    slow = loads_yaml(text)
+    assert (fast.data, fast.lines) == (slow.data, slow.lines)
+
+
+def test_aliases_in_a_big_file_keep_their_lines(parser):
+    # An alias anywhere sends libyaml's graph through the tracking composer: lines of
+    # alias uses, not of anchors, as with the pure-Python parser.
+    text = "base: &b {x: 1}\nitems:\n" + "".join(f"  - {{n: {i}}}\n" for i in range(2000)) + "  - *b\n"
+    doc = loads_yaml(text)
+    assert doc.data["items"][-1] == {"x": 1}
+    assert doc.lines[("items", 2000)] == 2003
+
+
+def test_syntax_error_past_the_recheck_keeps_its_line(monkeypatch, parser):
+    # Too far into the file to re-parse with PyYAML: libyaml's own words, same line.
+    monkeypatch.setattr(yamlio, "RECHECK_CHARS", 0)
+    with pytest.raises(InputError) as info:
+        loads_yaml("a: 1\nb: 2\nc: d: e\n", file="x.yaml")
+    assert str(info.value).startswith("x.yaml:3: YAML syntax error: mapping values are not allowed")
+    assert "\n" not in str(info.value)
+
+
+def test_the_gc_is_restored(parser):
+    import gc
+
+    loads_yaml("a: [1, 2]\n")
+    assert gc.isenabled()
+    with pytest.raises(InputError):
+        loads_yaml("a: [1, 2\n")
+    assert gc.isenabled()
+
+
+@needs_libyaml
+def test_a_legal_megabyte_loads_in_seconds(tmp_path, parser):
+    # 5 MiB is the input limit; before libyaml a 4.8 MB file took 99 s (about 20 s a MB).
+    # A 1 MB file is measured to keep the suite quick: about 0.8 s of CPU with libyaml.
+    if parser == "python":
+        pytest.skip("the pure-Python parser is the slow fallback")
+    lines = ["name: big\nitems:\n"]
+    lines += [f"  - {{name: metric-{i}, thresholdRange: {{min: 99.5}}, interval: 1m}}\n" for i in range(16_000)]
+    path = write(tmp_path, "".join(lines))
+    assert path.stat().st_size > 1_000_000
+    start = time.process_time()
+    doc = load_yaml(path)
+    assert len(doc.data["items"]) == 16_000
+    assert doc.lines[("items", 15_999, "interval")] == 16_002
+    assert time.process_time() - start < 5.0

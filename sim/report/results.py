@@ -17,6 +17,7 @@ columns of docs/architecture.md section 5 and possibly parameter columns (``thre
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -26,6 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim.errors import InputError
+from sim.inputs.files import open_regular, read_bytes, read_text
+from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_RESULTS_JSON_BYTES
 from sim.outcomes import COLUMNS
 from sim.report.html import FigureBlock, ScenarioSection, build_section, figure_block
 from sim.report.plots import (
@@ -73,14 +76,14 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
             raise InputError(
                 name, 1, None, "no *.parquet result files in this directory (write some with pdsim run --out DIR)"
             )
-        parts = [_read_table(f, pd.read_parquet) for f in files]
+        parts = [_read_table(f, _read_parquet) for f in files]
         origin = RecordOrigin.of([(os.fsdecode(f), len(part)) for f, part in zip(files, parts)])
         frame = check_records(pd.concat(parts, ignore_index=True), origin)
     elif p.suffix == ".csv":
-        part = _read_table(p, pd.read_csv)
+        part = _read_table(p, _read_csv)
         frame = check_records(part, RecordOrigin.of([(name, len(part))], csv=True))
     elif p.suffix == ".parquet":
-        part = _read_table(p, pd.read_parquet)
+        part = _read_table(p, _read_parquet)
         frame = check_records(part, RecordOrigin.of([(name, len(part))]))
     elif not p.exists():
         raise InputError(name, 1, None, "no such file or directory")
@@ -107,6 +110,21 @@ def _read_table(path: Path, read: Callable[[Path], pd.DataFrame]) -> pd.DataFram
         raise InputError(
             name, 1, None, f"not run records: no column {missing[0]!r}", got=", ".join(map(str, frame.columns[:8]))
         )
+    return frame
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet results file; a FIFO or device is refused (it would block or never end)."""
+    with open_regular(path, what="results file") as fh:
+        return pd.read_parquet(fh, columns=columns)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV results file, refused beyond ``MAX_CSV_BYTES`` or ``MAX_CSV_ROWS``."""
+    raw = read_bytes(path, what="results CSV", limit=MAX_CSV_BYTES)
+    frame = pd.read_csv(io.BytesIO(raw), nrows=MAX_CSV_ROWS + 1)
+    if len(frame) > MAX_CSV_ROWS:
+        raise InputError(os.fsdecode(path), 1, None, f"too many rows (limit is {MAX_CSV_ROWS:,})")
     return frame
 
 
@@ -159,8 +177,8 @@ def incomplete_folders(path: str | os.PathLike[str]) -> list[str]:
     lines = []
     for folder, chunks in folders.items():
         try:
-            runs = pd.concat([pd.read_parquet(f, columns=["run"]) for f in chunks])["run"].astype(int)
-        except (OSError, ValueError, KeyError):
+            runs = pd.concat([_read_parquet(f, columns=["run"]) for f in chunks])["run"].astype(int)
+        except (InputError, OSError, ValueError, KeyError):
             continue  # read_results has already reported what it could not read
         problems = []
         stated = None
@@ -169,8 +187,8 @@ def incomplete_folders(path: str | os.PathLike[str]) -> list[str]:
             problems.append(f"no {SUMMARY} (an interrupted run?)")
         else:
             try:
-                stated = int(json.loads(summary.read_text(encoding="utf-8"))["runs"])
-            except (OSError, ValueError, KeyError, TypeError):
+                stated = int(json.loads(read_text(summary, what=SUMMARY, limit=MAX_RESULTS_JSON_BYTES))["runs"])
+            except (InputError, OSError, ValueError, KeyError, TypeError):
                 problems.append(f"unreadable {SUMMARY}")
         present = set(runs.tolist())
         expected = stated if stated is not None else (max(present) + 1 if present else 0)

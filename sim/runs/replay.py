@@ -73,6 +73,8 @@ from typing import Any
 import numpy as np
 
 from sim.errors import InputError
+from sim.inputs.files import read_text
+from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.base import Observation, Policy, Readiness, Routes
 from sim.policies.driver import Rollout, drive, trace_line, wants_line
@@ -286,24 +288,6 @@ def _split_key(key: str) -> tuple[str, str]:
     return "metric", key
 
 
-def _read_text(file: str) -> str:
-    try:
-        with open(file, "rb") as fh:
-            raw = fh.read()
-    except OSError as err:
-        raise InputError(file, 1, None, f"cannot read observations: {err.strerror or err}") from None
-    except ValueError as err:  # e.g. an embedded NUL in the path
-        raise InputError(file, 1, None, f"cannot read observations: {err}") from None
-    nul = raw.find(b"\0")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        nul = err.start if nul < 0 else min(nul, err.start)
-    if nul >= 0:
-        raise InputError(file, raw.count(b"\n", 0, nul) + 1, None, "not a text CSV file (binary or not UTF-8)")
-    return text
-
-
 def load_observations(path: str | os.PathLike[str]) -> Observations:
     """Read an observations CSV (``t,metric,value``; see the module docstring).
 
@@ -311,7 +295,7 @@ def load_observations(path: str | os.PathLike[str]) -> Observations:
         InputError: ``FILE:LINE: FIELD: what is wrong (got VALUE)`` for the first bad row.
     """
     file = os.fspath(path)
-    text = _read_text(file)
+    text = read_text(path, what="observations CSV", limit=MAX_CSV_BYTES)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[tuple[float, str, Any]] = []
     try:
@@ -342,6 +326,8 @@ def load_observations(path: str | os.PathLike[str]) -> Observations:
                 raise InputError(
                     file, line, None, f"a row needs {len(COLUMNS)} fields t,metric,value", got=",".join(record)
                 )
+            if len(rows) == MAX_CSV_ROWS:
+                raise InputError(file, line, None, f"too many rows (limit is {MAX_CSV_ROWS:,})")
             rows.append(_parse_row(file, line, *(record[index[c]] for c in COLUMNS)))
     except csv.Error as err:
         raise InputError(file, reader.line_num or 1, None, f"not a valid CSV file: {err}") from None

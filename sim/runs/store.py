@@ -41,7 +41,8 @@ import pyarrow.parquet as pq
 
 from sim import DISTRIBUTION
 from sim.errors import NOT_GIVEN, InputError, one_line
-from sim.limits import MAX_RUNS, MAX_SEED
+from sim.inputs.files import open_regular, read_bytes
+from sim.limits import MAX_RESULTS_JSON_BYTES, MAX_RUNS, MAX_SEED
 from sim.outcomes import COLUMNS, OUTCOMES, UNFINISHED, RunRecord
 from sim.runs.atomic import atomic_write
 
@@ -311,16 +312,17 @@ def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         InputError: when the folder holds no readable, complete manifest.json (naming the
-            file and the key).
+            file and the key), or manifest.json is not a regular file or is over
+            ``MAX_RESULTS_JSON_BYTES``.
     """
     path = Path(out) / MANIFEST
     where = os.fspath(path)
+    if not os.path.lexists(path):
+        raise InputError(os.fspath(out), 1, None, f"holds no sweep results ({MANIFEST} is missing)")
+    raw = read_bytes(path, what=MANIFEST, limit=MAX_RESULTS_JSON_BYTES)  # a FIFO or /dev/zero: refused
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise InputError(os.fspath(out), 1, None, f"holds no sweep results ({MANIFEST} is missing)") from None
-    except (OSError, ValueError) as err:
+        data = json.loads(raw)
+    except ValueError as err:
         raise InputError(where, 1, None, f"cannot read: {one_line(str(err))}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(where, 1, "format", f"not a pdsim sweep manifest of format {FORMAT}")
@@ -424,8 +426,15 @@ def _same_type(got: pa.DataType, expected: pa.DataType) -> bool:
 def _read_chunk(path: Path, cell: int, columns: list[str] | None) -> pa.Table:
     """One sweep chunk, checked to be one: readable, of the chunk schema, holding its own cell."""
     where = os.fspath(path)
+    # Opened once as a regular file: a FIFO named like a chunk would block the reader, a
+    # device would never end.
+    with open_regular(path, what="results chunk") as fh:
+        return _checked_chunk(fh, where, cell, columns)
+
+
+def _checked_chunk(fh: Any, where: str, cell: int, columns: list[str] | None) -> pa.Table:
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(fh)
     except (OSError, ValueError) as err:  # pyarrow's errors subclass these
         raise _chunk_error(where, None, f"not a readable Parquet file ({one_line(str(err))})") from None
     for field in _SCHEMA:
@@ -439,7 +448,8 @@ def _read_chunk(path: Path, cell: int, columns: list[str] | None) -> pa.Table:
     if extra:
         raise _chunk_error(where, extra[0], "a column pdsim sweep chunks do not have")
     try:
-        table = pq.read_table(path, columns=columns)
+        fh.seek(0)
+        table = pq.read_table(fh, columns=columns)
     except (OSError, ValueError) as err:
         raise _chunk_error(where, None, f"cannot read ({one_line(str(err))})") from None
     table = table.cast(pa.schema([_SCHEMA.field(n) for n in table.column_names]))

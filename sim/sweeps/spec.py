@@ -41,6 +41,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from sim.errors import InputError
+from sim.inputs.files import open_regular
 from sim.inputs.validation import validate_document
 from sim.models import Seed, StrictModel, Text, field_error, valid_text
 from sim.yamlio import YamlDoc, load_yaml
@@ -202,7 +203,7 @@ class SweepFile:
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:  # a FIFO would block the sweep before it starts
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
