@@ -196,10 +196,20 @@ def test_report_skips_a_fifo_among_run_chunks(tmp_path):
 
 
 def _sweep_folder(tmp_path: Path) -> Path:
-    """A results folder with a minimal sweep manifest (no cells yet)."""
+    """A results folder with a minimal, complete sweep manifest: one cell, no chunk yet."""
     folder = tmp_path / "sweep"
     folder.mkdir()
-    manifest = {"format": 1, "params": [], "cells": []}
+    cell = {"cell": 0, "world": 0, "kind": None, "stratum": None, "weight": None, "params": {}}
+    manifest = {
+        "format": 1,
+        "seed": 1,
+        "runs": 2,
+        "chunk_size": 2,
+        "sweep": {"sha256": "0" * 64},
+        "inputs": {},
+        "params": [],
+        "cells": [cell],
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return folder
 
