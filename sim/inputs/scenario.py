@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 from sim.errors import NOT_GIVEN, InputError
 from sim.importers.argo.rollout import policy_file_warnings
 from sim.inputs.validation import validate_document
-from sim.models import Duration, StrictModel
+from sim.models import Duration, RunCount, StrictModel
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.units import parse_latency_ms, parse_rate
@@ -396,7 +396,7 @@ class Scenario(StrictModel):
     telemetry: Telemetry = Telemetry()
     webhooks: dict[str, Annotated[WebhookScript, BeforeValidator(_script)]] = {}
     policy: PolicySpec | None = None
-    runs: Annotated[int, Field(ge=1)] = 100
+    runs: RunCount = 100
     seed: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
