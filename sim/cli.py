@@ -590,6 +590,10 @@ def replay(
             horizon_s = parse_duration(horizon)
         except ValueError as err:
             raise CliError(f"--horizon: {err} (got {horizon})") from None
+        from sim.limits import MAX_HORIZON_S
+
+        if not abs(horizon_s) <= MAX_HORIZON_S:
+            raise CliError(f"--horizon: must be at most {MAX_HORIZON_S:g} seconds (got {horizon})")
     policy = load_policy(list(policy_paths))
     if trace_path is not None:
         _refuse_overwrite("--trace", trace_path, [observations_path, *policy_paths])
@@ -602,7 +606,7 @@ def replay(
             ),
             err=True,
         )
-    result = replay_policy(policy, observations, horizon_s=horizon_s)
+    result = replay_policy(policy, observations, horizon_s=horizon_s, trace=trace_path is not None)
     if trace_path is not None:
         text = "".join(_dumps(tick) + "\n" for tick in result.trace)
         _write_output(trace_path, "--trace", lambda p: _write_text(p, text))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.errors import InputError
 from sim.inputs.scenario import Scenario, load_scenario
 from sim.limits import MAX_RUNS, MAX_SWEEP_CELLS, MAX_SWEEP_ROLLOUTS
 from sim.runs.runner import iter_chunks, run_batch
@@ -144,3 +145,92 @@ def test_sweep_into_a_run_folder_is_refused(tmp_path: Path) -> None:
     path = _sweep(tmp_path, "runs: 2\n")
     _refused(invoke("sweep", path, "--out", out), f"pdsim: {out} holds results of a pdsim run")
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+# --- item 9: long horizons ----------------------------------------------------------------------
+
+NEVER = """\
+name: never-decides
+horizon: HORIZON
+traffic: {rate: 100/s, users: 20000}
+telemetry: {scrape_interval: 15s}
+webhooks: {confirm-promotion: fail}
+policy:
+  flagger:
+    analysis:
+      interval: 1m
+      threshold: 5
+      maxWeight: 50
+      stepWeight: 10
+      metrics:
+        - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
+      webhooks:
+        - {name: approve, type: confirm-promotion, url: http://x/gate}
+runs: 3
+seed: 1
+"""
+
+
+def test_long_horizons_simulate_fewer_runs_at_once(tmp_path: Path) -> None:
+    """A batch's scraped counters stay under BATCH_TELEMETRY_BYTES: a 366-day horizon is
+    simulated one run at a time (before: 500 runs' year of scrapes in one batch)."""
+    from sim.runs import runner
+
+    year = load_scenario(write(tmp_path, "y.yaml", NEVER.replace("HORIZON", "366d")))
+    assert runner.batch_size(year) == 1
+    for path in SCENARIOS.glob("*.yaml"):  # the bundled scenarios keep their full batches
+        assert runner.batch_size(load_scenario(path)) == runner.BATCH
+
+
+def test_records_do_not_depend_on_the_batch_size(error_spike: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.runs import runner
+
+    policy = _policy(error_spike)
+    whole = run_batch(error_spike, policy, 7, 3)
+    monkeypatch.setattr(runner, "BATCH_TELEMETRY_BYTES", 1)  # one run per batch
+    assert runner.batch_size(error_spike) == 1
+    assert run_batch(error_spike, policy, 7, 3) == whole
+
+
+def test_a_rollout_that_ticks_too_often_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ticks per run are bounded (limits.MAX_TICKS_PER_RUN, lowered here to keep the test
+    fast): a policy that never decides over a long horizon is refused, not run for hours."""
+    import sim.world.controller as controller
+
+    monkeypatch.setattr(controller, "MAX_TICKS_PER_RUN", 50)
+    path = write(tmp_path, "never.yaml", NEVER.replace("HORIZON", "2h"))
+    _refused(invoke("run", path), "never-decides:1: horizon: ", "ticks more than 50 times")
+    assert invoke("run", write(tmp_path, "short.yaml", NEVER.replace("HORIZON", "45m"))).exit_code == 0
+
+
+def _replay_files(tmp_path: Path, rows: str) -> tuple[Path, Path]:
+    policy = write(
+        tmp_path,
+        "policy.yaml",
+        "flagger:\n  analysis:\n    interval: 1m\n    threshold: 5\n    maxWeight: 50\n    stepWeight: 10\n"
+        "    metrics:\n      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}\n",
+    )
+    return policy, write(tmp_path, "obs.csv", "t,metric,value\n" + rows)
+
+
+def test_replay_observation_beyond_the_longest_horizon(tmp_path: Path) -> None:
+    """Before: one row at t = 1e9 made 16 million ticks, kept in memory (7.4 GB)."""
+    policy, obs = _replay_files(tmp_path, "0,request-success-rate,99.9\n1e9,request-success-rate,99\n")
+    _refused(invoke("replay", policy, "--observations", obs), f"{obs}:3: t: must be at most", "(got 1e9)")
+    policy, obs = _replay_files(tmp_path, "0,request-success-rate,99.9\n")
+    _refused(invoke("replay", policy, "--observations", obs, "--horizon", "1000d"), "--horizon", "(got 1000d)")
+
+
+def test_replay_keeps_its_trace_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.inputs.policy import load_policy
+    from sim.policies import driver
+    from sim.runs.replay import load_observations, replay
+
+    policy_path, obs = _replay_files(tmp_path, "0,request-success-rate,99.9\n600,request-success-rate,99.9\n")
+    policy, observations = load_policy([policy_path]), load_observations(obs)
+    traced, bare = replay(policy, observations), replay(policy, observations, trace=False)
+    assert len(traced.trace) == traced.ticks > 1 and bare.trace == []
+    assert (bare.decision, bare.ticks, bare.final_phase) == (traced.decision, traced.ticks, traced.final_phase)
+    monkeypatch.setattr(driver, "MAX_TICKS_PER_RUN", 3)
+    with pytest.raises(InputError, match="ticks more than 3 times"):
+        replay(policy, observations, trace=False)

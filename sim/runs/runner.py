@@ -8,6 +8,7 @@ across worker counts and every policy meets the same traffic and faults in run `
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -28,6 +29,11 @@ from sim.world.controller import RunResult, run_rollouts
 
 #: Rollouts simulated together in lockstep (numpy work is shared across them).
 BATCH = 500
+#: Most bytes of scraped counters one lockstep batch may hold: each run keeps its series
+#: of scrapes (requests, errors and latency buckets of both versions, the lost-scrape
+#: mask), and judges read them from the rollout's start, so a long horizon means fewer
+#: runs per batch (down to one), never more memory. Runs do not depend on their batch.
+BATCH_TELEMETRY_BYTES = 256 * 1024 * 1024
 #: Seconds between a worker's checks that the process that started it is alive.
 _PARENT_POLL_S = 0.5
 
@@ -124,14 +130,23 @@ def _simulate(
     return [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=list(runs))]
 
 
-def _pieces(runs: int, chunk_size: int) -> Iterator[range]:
-    """The lockstep batches (at most ``BATCH`` rollouts, never across a chunk's end) of
+def batch_size(scenario: Scenario) -> int:
+    """Rollouts per lockstep batch: ``BATCH``, fewer when a batch's scraped counters
+    (``world.telemetry``) would pass ``BATCH_TELEMETRY_BYTES`` at the horizon."""
+    tel = scenario.telemetry
+    slots = math.ceil(scenario.horizon / tel.scrape_interval) + 2
+    per_slot = 8 * (4 + 2 * (len(tel.buckets_ms) + 1)) + 1  # float64 counters, bool mask
+    return max(1, min(BATCH, BATCH_TELEMETRY_BYTES // (slots * per_slot)))
+
+
+def _pieces(runs: int, chunk_size: int, batch: int = BATCH) -> Iterator[range]:
+    """The lockstep batches (at most ``batch`` rollouts, never across a chunk's end) of
     runs 0 .. runs-1, made as they are needed: a list of every run index up front would
     fill memory before anything is simulated (issue 13 item 8)."""
     for a in range(0, runs, chunk_size):
         stop = min(a + chunk_size, runs)
-        for b in range(a, stop, BATCH):
-            yield range(b, min(b + BATCH, stop))
+        for b in range(a, stop, batch):
+            yield range(b, min(b + batch, stop))
 
 
 def iter_chunks(
@@ -166,7 +181,7 @@ def iter_chunks(
         Each chunk's records (``chunk_size`` runs, the last one fewer), in run order;
         identical for any ``workers``.
     """
-    pieces = _pieces(runs, chunk_size)
+    pieces = _pieces(runs, chunk_size, batch_size(scenario))
     if workers <= 1:
         results: Iterable[list[RunRecord]] = (
             _simulate(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces

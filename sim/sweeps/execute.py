@@ -72,12 +72,13 @@ def simulate_chunk(
 
     Replicate ``k`` has the seed ``run_seed(seed, world, k)``: the same for every policy.
     """
-    from sim.runs.runner import BATCH
+    from sim.runs.runner import batch_size
     from sim.world.controller import run_rollouts
 
     records = []
-    for a in range(start, stop, BATCH):
-        runs = list(range(a, min(a + BATCH, stop)))
+    batch = batch_size(scenario)
+    for a in range(start, stop, batch):
+        runs = list(range(a, min(a + batch, stop)))
         seeds = run_seeds(seed, world, runs).tolist()
         records += [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=runs)]
     return records_table(records, cell=cell)
