@@ -127,12 +127,12 @@ def test_sweep_grid_of_too_many_cells_is_refused_before_expanding(tmp_path: Path
 def test_sweep_runs_beyond_the_limits(tmp_path: Path) -> None:
     path = _sweep(tmp_path, "runs: 1e9\n")
     _refused(invoke("sweep", path, "--out", tmp_path / "a"), f"{path}:2: runs: must be at most {MAX_RUNS:,}")
-    grid = "grid:\n  policy.flagger.analysis.threshold: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]\n"
-    path = _sweep(tmp_path, grid + "runs: 1e8\n")
-    line = _refused(invoke("sweep", path, "--out", tmp_path / "b"), f"{path}:4: runs: ", "1,100,000,000 rollouts")
+    grid = "grid:\n  policy.flagger.analysis.threshold: [" + ", ".join(str(v) for v in range(1, 401)) + "]\n"
+    path = _sweep(tmp_path, grid + "runs: 3e6\n")
+    line = _refused(invoke("sweep", path, "--out", tmp_path / "b"), f"{path}:4: runs: ", "1,200,000,000 rollouts")
     assert f"at most {MAX_SWEEP_ROLLOUTS:,}" in line
     path = _sweep(tmp_path, grid + "runs: 10\n")
-    _refused(invoke("sweep", path, "--out", tmp_path / "c", "--runs", "1e8"), "(--runs)", "rollouts")
+    _refused(invoke("sweep", path, "--out", tmp_path / "c", "--runs", "3e6"), "(--runs)", "rollouts")
     _refused(invoke("sweep", path, "--out", tmp_path / "d", "--runs", "1e9"), "--runs", f"at most {MAX_RUNS:,}")
 
 
