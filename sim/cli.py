@@ -268,6 +268,21 @@ def _dumps(value: Any, **kw: Any) -> str:
     return json.dumps(_json_safe(value), allow_nan=False, **kw)
 
 
+def _echo_json_records(head: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -> None:
+    """Print ``{**head, "records": [...]}`` as one JSON line, writing the records as they
+    come: the text of millions of records is never held whole (``_dumps`` of the lot)."""
+    opening = _dumps(dict(head))[:-1] + (', "records": [' if head else '"records": [')
+    parts, first = [opening], True
+    for record in records:
+        parts.append(("" if first else ", ") + _dumps(record))
+        first = False
+        if len(parts) >= 1000:
+            click.echo("".join(parts), nl=False)
+            parts = []
+    parts.append("]}")
+    click.echo("".join(parts))
+
+
 def _write_text(path: Path, text: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -430,6 +445,24 @@ def _write_output(path: str, what: str, write: Callable[[Path], object]) -> None
         raise CliError(f"cannot write {what} {path}: {err.strerror or err}") from None
 
 
+class _RunCount(click.ParamType):
+    """``--runs``: a whole number up to ``limits.MAX_RUNS``, also in scientific notation
+    (``1e6``), checked before anything is simulated (``sim.models.parse_run_count``)."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from sim.models import parse_run_count
+
+        try:
+            return parse_run_count(value, self.minimum)
+        except ValueError as err:
+            self.fail(f"{err} (got {value})", param, ctx)
+
+
 # --- the commands ----------------------------------------------------------------------------
 
 
@@ -473,8 +506,8 @@ def _load_run_inputs(scenario_path: str, policy_paths: tuple[str, ...]) -> tuple
     return scenario, policy
 
 
-def _outcome_counts(records: Iterable[Any]) -> dict[str, int]:
-    counts = collections.Counter(r.outcome for r in records)
+def _outcome_counts(outcomes: Mapping[str, int]) -> dict[str, int]:
+    counts = collections.Counter(outcomes)
     out = {k: int(counts.pop(k, 0)) for k in _OUTCOMES}
     out.update({str(k): int(v) for k, v in sorted(counts.items())})  # never expected; never hidden
     return out
@@ -513,7 +546,7 @@ def _isatty(stream: Any) -> bool:
     help="Policy file, manifest or directory (repeatable: the files combine into one "
     "policy). Default: the scenario's own `policy:`.",
 )
-@click.option("--runs", type=click.IntRange(min=1), help="Number of rollouts. Default: the scenario's `runs`.")
+@click.option("--runs", type=_RunCount(), help="Number of rollouts. Default: the scenario's `runs`.")
 @click.option("--seed", type=_Seed(), help="Root seed. Default: the scenario's `seed`.")
 @click.option(
     "--workers",
@@ -564,10 +597,10 @@ def run(
     """Simulate many rollouts of SCENARIO.yaml and summarise their outcomes."""
     scenario, policy = _load_run_inputs(scenario_path, policy_paths)
 
-    from sim.runs.runner import records_frame, run_batch, run_one
+    from sim.runs.runner import RecordsTable, iter_chunks, run_one
     from sim.runs.store import WriteFailed
     from sim.seeds import run_seed
-    from sim.stats import format_summary_table, summarize_records
+    from sim.stats import SUMMARY_COLUMNS, format_summary_table, summarize_records
 
     runs = scenario.runs if runs is None else runs
     seed = scenario.seed if seed is None else seed
@@ -588,19 +621,16 @@ def run(
     if folder is not None and writer is not None:
         _on_interrupt(lambda: _kept_after_interrupt(folder, writer))
     bar = _progress_bar(runs)
+    # Runs are kept as compact columns, not as record objects (limits.MAX_RUNS).
+    table = RecordsTable()
     try:
         with _workers_stopped_quietly():
-            records = run_batch(
-                scenario,
-                policy,
-                runs,
-                seed,
-                workers=workers,
-                exact=exact,
-                progress=bar.update,
-                on_chunk=writer,
-                chunk_size=chunk_size,
-            )
+            for chunk in iter_chunks(
+                scenario, policy, runs, seed, workers=workers, exact=exact, progress=bar.update, chunk_size=chunk_size
+            ):
+                if writer is not None:
+                    writer(chunk)
+                table.add(chunk)
     except WriteFailed as err:
         assert folder is not None and writer is not None  # only --out writes
         folder.close()  # a --force run's staged chunks go; earlier results stay
@@ -608,13 +638,13 @@ def run(
     finally:
         bar.close()
 
-    summary = summarize_records(records_frame(records))
+    summary = summarize_records(table.frame(SUMMARY_COLUMNS))
     head = {
         "scenario": scenario.name,
         "policy": policy.name,
         "runs": runs,
         "seed": seed,
-        "outcomes": _outcome_counts(records),
+        "outcomes": _outcome_counts(table.outcome_counts()),
         "summary": summary,
     }
     if folder is not None:
@@ -622,7 +652,7 @@ def run(
         _write_output(summary_path, "summary", lambda p: _write_text(p, _dumps(head, indent=2) + "\n"))
         _write_output(str(folder.out), "results into", lambda _: folder.commit())
     if as_json:
-        click.echo(_dumps({**head, "records": [r.as_dict() for r in records]}))
+        _echo_json_records(head, table.dicts())
         return
     counts = ", ".join(f"{k} {v}" for k, v in head["outcomes"].items())
     click.echo(f"scenario: {scenario.name}  policy: {policy.name}  runs: {runs}  seed: {seed}")
@@ -668,6 +698,10 @@ def replay(
             horizon_s = parse_duration(horizon)
         except ValueError as err:
             raise CliError(f"--horizon: {err} (got {horizon})") from None
+        from sim.limits import MAX_HORIZON_S
+
+        if not abs(horizon_s) <= MAX_HORIZON_S:
+            raise CliError(f"--horizon: must be at most {MAX_HORIZON_S:g} seconds (got {horizon})")
     policy = load_policy(list(policy_paths))
     if trace_path is not None:
         _refuse_overwrite("--trace", trace_path, [observations_path, *policy_paths])
@@ -680,7 +714,7 @@ def replay(
             ),
             err=True,
         )
-    result = replay_policy(policy, observations, horizon_s=horizon_s)
+    result = replay_policy(policy, observations, horizon_s=horizon_s, trace=trace_path is not None)
     if trace_path is not None:
         text = "".join(_dumps(tick) + "\n" for tick in result.trace)
         _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
@@ -1054,7 +1088,7 @@ def report(
     metavar="DIR",
     help="Results folder: manifest.json, one records-*.parquet per finished chunk, summary.json.",
 )
-@click.option("--runs", type=click.IntRange(min=1), help="Replicates per cell. Default: the sweep file's `runs`.")
+@click.option("--runs", type=_RunCount(), help="Replicates per cell. Default: the sweep file's `runs`.")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -1154,7 +1188,7 @@ def sweep(
     click.echo(format_costs(summary))
     click.echo("")
     click.echo(
-        f"results: {out_dir} (manifest.json, {len(plan.chunks())} chunk files, summary.json); "
+        f"results: {out_dir} (manifest.json, {plan.n_chunks} chunk files, summary.json); "
         "read them with sim.load_results(DIR)"
     )
 
@@ -1163,7 +1197,7 @@ def sweep(
 @click.argument("scenario_path", metavar="SCENARIO.yaml", type=click.Path(dir_okay=False))
 @click.argument("policy_a", metavar="POLICY_A", type=click.Path())
 @click.argument("policy_b", metavar="POLICY_B", type=click.Path())
-@click.option("--runs", type=click.IntRange(min=2), help="Runs of each policy. Default: the scenario's `runs`.")
+@click.option("--runs", type=_RunCount(2), help="Runs of each policy. Default: the scenario's `runs`.")
 @click.option("--seed", type=_Seed(), help="Root seed. Default: the scenario's `seed`.")
 @click.option(
     "--workers",

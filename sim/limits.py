@@ -31,9 +31,18 @@ MAX_SCRAPES_PER_RUN = 1_000_000
 MAX_TICKS_PER_RUN = 1_000_000
 #: Shortest scrape interval, metric interval and intermittent period: 1 ms.
 MIN_INTERVAL_S = 0.001
-#: Most rollouts one ``pdsim run``, ``compare`` or gate may simulate, and the most a
-#: sweep may hold over all its cells.
-MAX_RUNS = 100_000_000
+#: Most rollouts one ``pdsim run``, ``compare`` or gate may simulate (and replicates per
+#: sweep cell), and the most a sweep may hold over all its cells.
+#: ``pdsim run`` keeps every run's record for its summary's quantile intervals, as compact
+#: Arrow columns (``runs.runner.RecordsTable``): measured (issue 13 item 8, 1,000,000
+#: error-spike records through ``RecordsTable`` and ``summarize_records``) about 150 bytes
+#: a run held and 390 bytes a run at the summary's peak, over a 280 MB process; a real
+#: ``pdsim run scenarios/error-spike.yaml --runs 2000000`` peaked at 1.10 GB RSS
+#: (``/usr/bin/time -v``). 3 million runs peak near 1.5 GB, inside the 2 GB every command
+#: must fit. (It was 100 million,
+#: which as RunRecord objects, ~1.5 kB a run with their table, would have needed 150 GB.)
+#: Sweeps stream records to disk and take more runs in all (MAX_SWEEP_ROLLOUTS).
+MAX_RUNS = 3_000_000
 MAX_SWEEP_ROLLOUTS = 1_000_000_000
 #: Most cells a sweep's grid may expand to.
 MAX_SWEEP_CELLS = 1_000_000

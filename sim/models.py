@@ -11,25 +11,28 @@ not refused, and the importers warn about the ones that matter.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from sim.limits import MAX_SEED
+from sim.limits import MAX_RUNS, MAX_SEED
 from sim.units import parse_duration
 
 __all__ = [
     "SEED_LIMIT",
     "Duration",
     "LooseModel",
+    "RunCount",
     "Seed",
     "StrictModel",
     "Text",
     "at_least",
     "at_most",
     "field_error",
+    "parse_run_count",
     "valid_text",
 ]
 
@@ -131,3 +134,49 @@ def at_least(limit: float, shown: str) -> AfterValidator:
 SEED_LIMIT = f"2**{MAX_SEED.bit_length()} - 1"
 #: A root seed (``seed`` of scenario and sweep files): 0 to ``MAX_SEED``.
 Seed = Annotated[int, Field(ge=0), at_most(MAX_SEED, SEED_LIMIT)]
+
+
+# --- run counts (issue 13 item 8) -------------------------------------------
+
+
+def parse_run_count(value: object, minimum: int | None = 1) -> int:
+    """A number of rollouts: a whole number from ``minimum`` (None: unchecked) to ``limits.MAX_RUNS``.
+
+    Written as an integer (``1000``) or in scientific notation (``1e6``, which YAML reads
+    as a string and ``--runs`` as text), as long as it is a whole number.
+
+    Raises:
+        ValueError: not a whole number, or out of range; the message states the limit.
+    """
+    whole = "must be a whole number of runs, e.g. 1000 or 1e6"
+    if isinstance(value, bool):
+        raise ValueError(whole)
+    n: int | float
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, float):
+        n = value
+    elif isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            n = int(text) if text.lstrip("+-").isdigit() else float(text)
+        except ValueError:
+            raise ValueError(whole) from None
+    else:
+        raise ValueError(whole)
+    if isinstance(n, float) and not (math.isfinite(n) and n.is_integer()):
+        raise ValueError(whole)
+    if minimum is not None and n < minimum:
+        raise ValueError(f"must be an integer of at least {minimum}")
+    if n > MAX_RUNS:
+        # Compared before converting: 1e30 is refused without building a 31-digit int.
+        raise ValueError(f"must be at most {MAX_RUNS:,} runs")
+    return int(n)
+
+
+def _run_count(value: object) -> int:
+    return parse_run_count(value, None)  # the minimum is the field's ``ge`` (pydantic's message)
+
+
+#: ``runs:`` of scenario and sweep files (see ``parse_run_count``).
+RunCount = Annotated[int, BeforeValidator(_run_count), Field(ge=1, le=MAX_RUNS)]

@@ -29,6 +29,8 @@ __all__ = [
 #: Record fields summarised with quantiles and a mean (NaN/None values are skipped).
 _QUANTITIES = ("detection_time_s", "decision_time_s", "excess_errors", "users_affected")
 _QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95}
+#: The record columns ``summarize_records`` reads (a caller holding many runs passes only these).
+SUMMARY_COLUMNS = ("outcome", "release_bad", "false_rollback", "missed", *_QUANTITIES, "canary_requests")
 
 
 def _check_confidence(confidence: float) -> float:

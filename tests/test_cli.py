@@ -153,14 +153,14 @@ def test_run_without_any_policy_is_bad_input(tmp_path: Path) -> None:
 def test_run_passes_exact_workers_and_chunk_size(scenario: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sim.runs.runner
 
-    real = sim.runs.runner.run_batch
+    real = sim.runs.runner.iter_chunks
     seen: dict = {}
 
     def spy(scenario, policy, runs, seed, **kw):
         seen.update(kw, runs=runs, seed=seed)
         return real(scenario, policy, runs, seed, **{**kw, "exact": False, "workers": 1})
 
-    monkeypatch.setattr(sim.runs.runner, "run_batch", spy)
+    monkeypatch.setattr(sim.runs.runner, "iter_chunks", spy)
     out = run_json(scenario, "--runs", 4, "--seed", 3, "--exact", "--workers", 3, "--chunk-size", 2)
     assert out["runs"] == 4
     assert seen["exact"] is True and seen["workers"] == 3 and seen["chunk_size"] == 2
@@ -410,7 +410,7 @@ def test_internal_error_is_one_line_exit_3(scenario: Path, monkeypatch: pytest.M
     def boom(*_a, **_k):
         raise RuntimeError("kaput\nsecond line")
 
-    monkeypatch.setattr(sim.runs.runner, "run_batch", boom)
+    monkeypatch.setattr(sim.runs.runner, "iter_chunks", boom)
     monkeypatch.delenv("PDSIM_DEBUG", raising=False)
     result = invoke("run", scenario, "--runs", 3)
     assert result.exit_code == 3

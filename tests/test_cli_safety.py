@@ -368,7 +368,7 @@ def test_ctrl_c_inside_a_compiled_call_is_an_interrupt(monkeypatch: pytest.Monke
                 "CPUDispatcher(<function multinomial_rows>) returned a result with an exception set"
             ) from err
 
-    monkeypatch.setattr(runner, "run_batch", compiled_call_interrupted)
+    monkeypatch.setattr(runner, "iter_chunks", compiled_call_interrupted)
     code = cli.main(args=["run", str(SCENARIOS / "error-spike.yaml"), "--runs", "10"], standalone_mode=False)
     assert code == 130
     assert capsys.readouterr().err == "pdsim: interrupted\n"

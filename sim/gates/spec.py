@@ -37,7 +37,7 @@ from typing import Any, cast
 
 from sim.errors import InputError
 from sim.limits import MAX_SEED
-from sim.models import SEED_LIMIT
+from sim.models import SEED_LIMIT, parse_run_count
 from sim.yamlio import YamlDoc, load_yaml
 
 __all__ = ["RATES", "QUANTITIES", "TREATMENTS", "Requirement", "GateScenario", "Gates", "load_gates", "parse_gates"]
@@ -168,6 +168,13 @@ class _Reader:
             raise self.fail(loc, f"at most {SEED_LIMIT}", value)
         return seed
 
+    def runs(self, value: Any, loc: tuple) -> int:
+        """A ``runs:`` value: a whole number up to ``limits.MAX_RUNS`` (``1e6`` allowed)."""
+        try:
+            return parse_run_count(value)
+        except ValueError as err:
+            raise self.fail(loc, str(err), value) from None
+
     def number(self, value: Any, loc: tuple) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise self.fail(loc, "must be a finite number", value)
@@ -243,7 +250,7 @@ def parse_gates(doc: YamlDoc) -> Gates:
             raise r.fail(("policy",), "must name at least one policy file or manifest", policy_value)
         loc_of = (lambda i: ("policy", i)) if isinstance(policy_value, list) else (lambda i: ("policy",))
         policy = tuple(r.path(v, loc_of(i)) for i, v in enumerate(values))
-    runs = r.integer(data["runs"], ("runs",), 1) if "runs" in data else 1000
+    runs = r.runs(data["runs"], ("runs",)) if "runs" in data else 1000
     seed = r.seed(data["seed"], ("seed",)) if "seed" in data else None
     confidence = r.number(data["confidence"], ("confidence",)) if "confidence" in data else 0.95
     if not 0.5 <= confidence < 1.0:
@@ -274,7 +281,7 @@ def parse_gates(doc: YamlDoc) -> Gates:
         scenarios.append(
             GateScenario(
                 path=r.path(item["path"], path_loc),
-                runs=r.integer(item["runs"], loc + ("runs",), 1) if "runs" in item else runs,
+                runs=r.runs(item["runs"], loc + ("runs",)) if "runs" in item else runs,
                 seed=r.seed(item["seed"], loc + ("seed",)) if "seed" in item else seed,
                 requirements=own,
                 inherited=inherited,

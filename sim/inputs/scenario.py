@@ -26,7 +26,7 @@ from sim.limits import (
     MAX_USERS,
     MIN_INTERVAL_S,
 )
-from sim.models import Duration, Seed, StrictModel, Text, at_least, at_most, field_error
+from sim.models import Duration, RunCount, Seed, StrictModel, Text, at_least, at_most, field_error
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.units import format_duration, parse_latency_ms, parse_rate
@@ -469,7 +469,7 @@ class Scenario(StrictModel):
     telemetry: Telemetry = Telemetry()
     webhooks: dict[str, Annotated[WebhookScript, BeforeValidator(_script)]] = {}
     policy: PolicySpec | None = None
-    runs: Annotated[int, Field(ge=1)] = 100
+    runs: RunCount = 100
     seed: Seed = 0
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.limits import MAX_TICKS_PER_RUN
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.base import (
     Action,
@@ -48,6 +49,10 @@ StepFunction = Callable[[Any, Observation], tuple[Any, tuple[Action, ...]]]
 
 class TickError(ValueError):
     """A policy's ``next_tick`` does not move time forward."""
+
+
+class TickLimitError(TickError):
+    """A rollout would tick more than ``limits.MAX_TICKS_PER_RUN`` times."""
 
 
 def next_tick(policy: Policy, state: Any, now: float, horizon: float, *, first: bool = False) -> float | None:
@@ -245,6 +250,8 @@ def drive(
 
     Raises:
         TickError: the policy's ``next_tick`` does not move time forward.
+        TickLimitError: it would tick more than ``limits.MAX_TICKS_PER_RUN`` times (work
+            without a useful end).
     """
     step_fn = policy.step if step is None else step
     terminal = policy.terminal_phases
@@ -252,6 +259,11 @@ def drive(
         nt = next_tick(policy, rollout.state, rollout.t, horizon, first=rollout.ticks == 0)
         if nt is None:
             return
+        if rollout.ticks >= MAX_TICKS_PER_RUN:
+            raise TickLimitError(
+                f"policy {policy.name!r} ticks more than {MAX_TICKS_PER_RUN:,} times before the horizon "
+                f"({horizon:g} s) without deciding"
+            )
         rollout.t, rollout.ticks = float(nt), rollout.ticks + 1
         obs = observe(rollout)
         rollout.state, actions = step_fn(rollout.state, obs)

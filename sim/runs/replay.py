@@ -74,10 +74,10 @@ import numpy as np
 
 from sim.errors import InputError
 from sim.inputs.files import read_text
-from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS
+from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_HORIZON_S
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.base import Observation, Policy, Readiness, Routes
-from sim.policies.driver import Rollout, drive, trace_line, wants_line
+from sim.policies.driver import Rollout, TickLimitError, drive, trace_line, wants_line
 from sim.policies.judges.base import JudgeData, VersionSeries
 
 __all__ = [
@@ -100,6 +100,9 @@ COUNTERS = tuple(f"{v}:{c}" for v in WORKLOADS for c in ("requests", "errors"))
 _WEBHOOK_VALUES = {"pass": True, "fail": False}
 _READY_VALUES = {"true": True, "false": False}
 _MISSING = object()
+#: A replay's time, like a simulated one, is bounded (issue 13 item 9): a row at t = 1e9
+#: would mean tens of millions of ticks.
+_TOO_LATE = f"must be at most {MAX_HORIZON_S:g} seconds ({MAX_HORIZON_S / 86400:g} days) from the start"
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ class Observations:
             t = float(t)
             if not math.isfinite(t):
                 raise ValueError(f"time of {key} must be a finite number (got {t})")
+            if abs(t) > MAX_HORIZON_S:
+                raise ValueError(f"time of {key}: {_TOO_LATE} (got {t:g})")
             kind, name = _split_key(key)
             if kind == "metric":
                 if isinstance(value, (tuple, list)) and all(_is_number(x) for x in value):
@@ -343,6 +348,8 @@ def _parse_row(file: str, line: int, t_text: str, key: str, value_text: str) -> 
         raise InputError(file, line, "t", "not a number of seconds", got=t_text) from None
     if not math.isfinite(t):
         raise InputError(file, line, "t", "must be a finite number of seconds", got=t_text)
+    if abs(t) > MAX_HORIZON_S:
+        raise InputError(file, line, "t", _TOO_LATE, got=t_text)
     key = key.strip()
     try:
         kind, name = _split_key(key)
@@ -408,22 +415,30 @@ class ReplayResult:
     rollback_reason: str = ""
 
 
-def replay(policy: Policy, observations: Observations, *, horizon_s: float | None = None) -> ReplayResult:
+def replay(
+    policy: Policy, observations: Observations, *, horizon_s: float | None = None, trace: bool = True
+) -> ReplayResult:
     """Run ``policy`` against recorded ``observations``.
 
     Args:
         policy: the decision maker.
         observations: the recorded series.
-        horizon_s: stop before a tick later than this; default the last row's time.
+        horizon_s: stop before a tick later than this; default the last row's time. At
+            most ``limits.MAX_HORIZON_S``.
+        trace: keep the trace; without it only the decision is kept, not a line per tick.
 
     Returns:
         The decision and the trace (a line per tick, or per change for a policy that
-        traces on change only).
+        traces on change only; empty without ``trace``).
 
     Raises:
-        ValueError: the policy's ``next_tick`` does not move time forward
-            (``sim.policies.driver.TickError``).
+        ValueError: ``horizon_s`` beyond ``limits.MAX_HORIZON_S``, or the policy's
+            ``next_tick`` does not move time forward (``sim.policies.driver.TickError``).
+        InputError: the policy would tick more than ``limits.MAX_TICKS_PER_RUN`` times
+            before the horizon (named after the observations).
     """
+    if horizon_s is not None and not abs(horizon_s) <= MAX_HORIZON_S:
+        raise ValueError(f"horizon {_TOO_LATE} (got {horizon_s:g})")
     horizon = horizon_s if horizon_s is not None else (observations.last_t or 0.0)
     names = [q.name for q in policy.queries()]
     on_change = policy.tags.trace_on_change
@@ -443,28 +458,34 @@ def replay(policy: Policy, observations: Observations, *, horizon_s: float | Non
         )
 
     rollout = Rollout.start(policy)
-    trace: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
     # A tick at the horizon itself still runs: the driver ends at or past the bound it is given.
-    for tick in drive(policy, rollout, observe, math.nextafter(horizon, math.inf)):
-        if wants_line(on_change, trace, rollout.status, tick.actions):
-            trace.append(
-                trace_line(
-                    rollout.t,
-                    rollout.ticks,
-                    rollout.status,
-                    _routed_percent(rollout.routes),
-                    tick.actions,
-                    tick.obs.metrics,
-                    policy.event(rollout.state),
+    ticks = drive(policy, rollout, observe, math.nextafter(horizon, math.inf))
+    try:
+        for tick in ticks:
+            if wants_line(on_change, lines, rollout.status, tick.actions):
+                if not trace:
+                    del lines[:]  # a change-only policy compares with the last line alone
+                lines.append(
+                    trace_line(
+                        rollout.t,
+                        rollout.ticks,
+                        rollout.status,
+                        _routed_percent(rollout.routes),
+                        tick.actions,
+                        tick.obs.metrics,
+                        policy.event(rollout.state),
+                    )
                 )
-            )
+    except TickLimitError as err:
+        raise InputError(observations.source or "observations", None, "t", f"{err}: replay a shorter span") from None
     d = rollout.decision
     return ReplayResult(
         decision=d.outcome,
         decision_time_s=d.time,
         final_phase=str(rollout.status["phase"]),
         ticks=rollout.ticks,
-        trace=trace,
+        trace=lines if trace else [],
         rollback_reason=d.reason,
     )
 

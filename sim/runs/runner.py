@@ -8,6 +8,7 @@ across worker counts and every policy meets the same traffic and faults in run `
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -16,15 +17,23 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sim.inputs.scenario import Scenario
 from sim.outcomes import COLUMNS, RunRecord
 from sim.policies.base import Policy
 from sim.runs.seedseq import run_seeds
+from sim.runs.store import records_table
 from sim.world.controller import RunResult, run_rollouts
 
 #: Rollouts simulated together in lockstep (numpy work is shared across them).
 BATCH = 500
+#: Most bytes of scraped counters one lockstep batch may hold: each run keeps its series
+#: of scrapes (requests, errors and latency buckets of both versions, the lost-scrape
+#: mask), and judges read them from the rollout's start, so a long horizon means fewer
+#: runs per batch (down to one), never more memory. Runs do not depend on their batch.
+BATCH_TELEMETRY_BYTES = 256 * 1024 * 1024
 #: Seconds between a worker's checks that the process that started it is alive.
 _PARENT_POLL_S = 0.5
 
@@ -121,6 +130,82 @@ def _simulate(
     return [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=list(runs))]
 
 
+def batch_size(scenario: Scenario) -> int:
+    """Rollouts per lockstep batch: ``BATCH``, fewer when a batch's scraped counters
+    (``world.telemetry``) would pass ``BATCH_TELEMETRY_BYTES`` at the horizon."""
+    tel = scenario.telemetry
+    slots = math.ceil(scenario.horizon / tel.scrape_interval) + 2
+    per_slot = 8 * (4 + 2 * (len(tel.buckets_ms) + 1)) + 1  # float64 counters, bool mask
+    return max(1, min(BATCH, BATCH_TELEMETRY_BYTES // (slots * per_slot)))
+
+
+def _pieces(runs: int, chunk_size: int, batch: int = BATCH) -> Iterator[range]:
+    """The lockstep batches (at most ``batch`` rollouts, never across a chunk's end) of
+    runs 0 .. runs-1, made as they are needed: a list of every run index up front would
+    fill memory before anything is simulated (issue 13 item 8)."""
+    for a in range(0, runs, chunk_size):
+        stop = min(a + chunk_size, runs)
+        for b in range(a, stop, batch):
+            yield range(b, min(b + batch, stop))
+
+
+def iter_chunks(
+    scenario: Scenario,
+    policy: Policy,
+    runs: int,
+    seed: int,
+    *,
+    workers: int = 1,
+    exact: bool = False,
+    scenario_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+    chunk_size: int = 1000,
+) -> Iterator[list[RunRecord]]:
+    """Simulate ``runs`` rollouts, yielding each chunk's records as it finishes.
+
+    Only the chunks in flight are in memory: the caller decides what to keep of each (a
+    Parquet file, a compact table), so the number of runs does not bound memory here.
+
+    Args:
+        scenario: what is simulated.
+        policy: the decision maker.
+        runs: number of rollouts (runs 0 .. runs-1).
+        seed: root seed.
+        workers: processes (joblib/loky); 1 runs in this process.
+        exact: per-request mode (slow; for validation).
+        scenario_index: first component of every run's spawn key.
+        progress: called with the number of rollouts just finished.
+        chunk_size: rollouts per chunk.
+
+    Yields:
+        Each chunk's records (``chunk_size`` runs, the last one fewer), in run order;
+        identical for any ``workers``.
+    """
+    pieces = _pieces(runs, chunk_size, batch_size(scenario))
+    if workers <= 1:
+        results: Iterable[list[RunRecord]] = (
+            _simulate(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces
+        )
+    else:
+        from joblib import delayed
+
+        results = parallel_results(
+            workers,
+            (delayed(_simulate)(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces),
+            return_as="generator",
+        )
+    pending: list[RunRecord] = []
+    for records in results:
+        pending.extend(records)
+        if progress is not None:
+            progress(len(records))
+        # A chunk ends at a multiple of chunk_size or at the last run.
+        end = records[-1].run + 1 if records else 0
+        if records and (end % chunk_size == 0 or end == runs):
+            yield pending
+            pending = []
+
+
 def run_batch(
     scenario: Scenario,
     policy: Policy,
@@ -134,7 +219,8 @@ def run_batch(
     on_chunk: Callable[[list[RunRecord]], None] | None = None,
     chunk_size: int = 1000,
 ) -> list[RunRecord]:
-    """Simulate ``runs`` rollouts of one scenario under one policy.
+    """Simulate ``runs`` rollouts of one scenario under one policy (``iter_chunks``, with
+    every record kept: for many runs, iterate the chunks instead).
 
     Args:
         scenario: what is simulated.
@@ -152,38 +238,78 @@ def run_batch(
     Returns:
         The records in run order; identical for any ``workers``.
     """
-    chunks = [list(range(a, min(a + chunk_size, runs))) for a in range(0, runs, chunk_size)]
-    # Within a chunk, lockstep batches of BATCH rollouts share numpy work.
-    pieces = [c[i : i + BATCH] for c in chunks for i in range(0, len(c), BATCH)]
     out: list[RunRecord] = []
-    pending: list[RunRecord] = []
-    chunk_ends = {c[-1] for c in chunks}
-
-    def collect(records: list[RunRecord]) -> None:
-        out.extend(records)
-        pending.extend(records)
-        if progress is not None:
-            progress(len(records))
-        if records and records[-1].run in chunk_ends:
-            if on_chunk is not None:
-                on_chunk(list(pending))
-            pending.clear()
-
-    if workers <= 1:
-        for piece in pieces:
-            collect(_simulate(scenario, policy, piece, seed, scenario_index, exact))
-    else:
-        from joblib import delayed
-
-        for records in parallel_results(
-            workers,
-            (delayed(_simulate)(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces),
-            return_as="generator",
-        ):
-            collect(records)
+    for chunk in iter_chunks(
+        scenario,
+        policy,
+        runs,
+        seed,
+        workers=workers,
+        exact=exact,
+        scenario_index=scenario_index,
+        progress=progress,
+        chunk_size=chunk_size,
+    ):
+        out.extend(chunk)
+        if on_chunk is not None:
+            on_chunk(list(chunk))
     return out
 
 
 def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     """A tidy table: one row per run, the record fields as columns."""
     return pd.DataFrame([r.as_dict() for r in records], columns=COLUMNS)
+
+
+class RecordsTable:
+    """Many runs' records kept compactly, chunk by chunk, as Arrow columns.
+
+    A ``RunRecord`` costs about 550 bytes as a Python object and as much again as a row
+    of ``records_frame``; here a run costs the bytes of its numbers plus small dictionary
+    indexes for its texts (names, outcome, phase, reason). ``pdsim run`` keeps its runs
+    this way: see ``limits.MAX_RUNS`` for the memory this takes.
+    """
+
+    def __init__(self) -> None:
+        self._tables: list[pa.Table] = []
+        self.runs = 0
+
+    def add(self, records: Sequence[RunRecord]) -> None:
+        """Keep a chunk of records (in run order, after those already added)."""
+        table = records_table(records)
+        # Texts repeat from run to run: stored once per chunk, indexed per run.
+        for i, name in enumerate(table.column_names):
+            if pa.types.is_string(table.schema.field(i).type):
+                table = table.set_column(i, name, table.column(i).dictionary_encode())
+        self._tables.append(table)
+        self.runs += len(records)
+
+    def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The records as a table, one row per run (``columns``: only those), as
+        ``records_frame`` has them but for a missing number, NaN rather than None.
+
+        Built column by column: each text column holds one shared string per distinct
+        value (8 bytes a run), never a string per run.
+        """
+        names = list(COLUMNS if columns is None else columns)
+        if not self._tables:
+            return pd.DataFrame(columns=names)
+        out = {}
+        for name in names:
+            column = pa.chunked_array([t.column(name) for t in self._tables]).to_pandas()
+            out[name] = column.astype(object) if isinstance(column.dtype, pd.CategoricalDtype) else column
+        return pd.DataFrame(out, columns=names)
+
+    def dicts(self, rows: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Each run's record as ``RunRecord.as_dict`` gives it, made ``rows`` at a time."""
+        for table in self._tables:
+            for start in range(0, table.num_rows, rows):
+                yield from table.slice(start, rows).to_pylist()
+
+    def outcome_counts(self) -> dict[str, int]:
+        """How many runs ended with each outcome."""
+        counts: dict[str, int] = {}
+        for table in self._tables:
+            for row in pc.value_counts(pc.cast(table.column("outcome"), pa.string())).to_pylist():
+                counts[row["values"]] = counts.get(row["values"], 0) + int(row["counts"])
+        return counts

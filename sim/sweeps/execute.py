@@ -11,7 +11,7 @@ ever in memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,11 @@ from sim.policies.base import Policy
 from sim.runs.seedseq import run_seeds
 from sim.runs.store import (
     FORMAT,
+    LOCK,
     MANIFEST,
+    RUN_CHUNK_RE,
+    STAGING_PREFIX,
+    SUMMARY,
     ResultsError,
     WriteFailed,
     finished_chunks,
@@ -69,12 +73,13 @@ def simulate_chunk(
 
     Replicate ``k`` has the seed ``run_seed(seed, world, k)``: the same for every policy.
     """
-    from sim.runs.runner import BATCH
+    from sim.runs.runner import batch_size
     from sim.world.controller import run_rollouts
 
     records = []
-    for a in range(start, stop, BATCH):
-        runs = list(range(a, min(a + BATCH, stop)))
+    batch = batch_size(scenario)
+    for a in range(start, stop, batch):
+        runs = list(range(a, min(a + batch, stop)))
         seeds = run_seeds(seed, world, runs).tolist()
         records += [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=runs)]
     return records_table(records, cell=cell)
@@ -85,12 +90,12 @@ def _task(plan: Plan, chunk: Chunk) -> tuple:
     return (plan.worlds[cell.world].scenario, cell.policy, cell.world, cell.index, chunk.start, chunk.stop, plan.seed)
 
 
-def _serial(plan: Plan, chunks: Sequence[Chunk]) -> Iterator[tuple[Chunk, pa.Table]]:
+def _serial(plan: Plan, chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, pa.Table]]:
     for chunk in chunks:
         yield chunk, simulate_chunk(*_task(plan, chunk))
 
 
-def _joblib(plan: Plan, chunks: Sequence[Chunk], workers: int) -> Iterator[tuple[Chunk, pa.Table]]:
+def _joblib(plan: Plan, chunks: Iterable[Chunk], workers: int) -> Iterator[tuple[Chunk, pa.Table]]:
     from joblib import delayed
 
     from sim.runs.runner import parallel_results
@@ -106,7 +111,7 @@ def _joblib(plan: Plan, chunks: Sequence[Chunk], workers: int) -> Iterator[tuple
     )
 
 
-def _dask(plan: Plan, chunks: Sequence[Chunk], client: Any) -> Iterator[tuple[Chunk, pa.Table]]:
+def _dask(plan: Plan, chunks: Iterable[Chunk], client: Any) -> Iterator[tuple[Chunk, pa.Table]]:
     from distributed import as_completed
 
     window = max(1, _AHEAD * sum(client.nthreads().values()))
@@ -146,6 +151,19 @@ def _manifest(sweep_path: str, sweep_sha: str, plan: Plan) -> dict[str, Any]:
     }
 
 
+def _refuse_run_folder(out: Path) -> None:
+    """A ``pdsim run --out`` folder (its chunks, summary, lock or staging folder) is not a
+    sweep's: writing a manifest into it would mix two kinds of results, as ``run --out``
+    refuses a sweep folder (``RunFolder``)."""
+    names = [p.name for p in out.iterdir()]
+    run = [n for n in names if n in (SUMMARY, LOCK) or RUN_CHUNK_RE.fullmatch(n) or n.startswith(STAGING_PREFIX)]
+    if run:
+        raise ResultsError(
+            f"{out} holds results of a pdsim run ({', '.join(sorted(run)[:3])}); "
+            "pdsim sweep --out would mix a sweep into them: choose another --out"
+        )
+
+
 def prepare_out(out: Path, manifest: dict[str, Any], resume: bool) -> set[str]:
     """Create or check the results folder; the names of the chunks already finished.
 
@@ -159,6 +177,8 @@ def prepare_out(out: Path, manifest: dict[str, Any], resume: bool) -> set[str]:
     except OSError as err:
         raise ResultsError(f"cannot use --out {out}: {err.strerror or err}") from None
     has = (out / MANIFEST).exists()
+    if not has:
+        _refuse_run_folder(out)
     if has and not resume:
         raise ResultsError(f"{out} already holds sweep results: pass --resume to finish them, or choose another --out")
     if not has and any(finished_chunks(out)):
@@ -219,11 +239,12 @@ def run_sweep(
     plan = plan if plan is not None else expand(sweep, runs=runs, seed=seed, chunk_size=chunk_size)
     out = Path(out)
     done = prepare_out(out, _manifest(sweep.path, sweep.sha256, plan), resume)
-    chunks = plan.chunks()
-    todo = [c for c in chunks if c.name not in done]
-    skipped = len(chunks) - len(todo)
+    # Chunks are made as they are dispatched: a plan may hold millions.
+    finished = [c for c in plan.iter_chunks() if c.name in done] if done else []
+    skipped = len(finished)
     if progress is not None and skipped:
-        progress(sum(c.stop - c.start for c in chunks if c.name in done))
+        progress(sum(c.stop - c.start for c in finished))
+    todo = (c for c in plan.iter_chunks() if c.name not in done)
 
     client, own_client = dask, False
     if isinstance(dask, str):
@@ -249,7 +270,7 @@ def run_sweep(
     finally:
         if own_client:
             client.close()
-    return SweepResult(out, plan, len(todo), skipped, rollouts)
+    return SweepResult(out, plan, plan.n_chunks - skipped, skipped, rollouts)
 
 
 __all__ = ["SweepResult", "prepare_out", "run_sweep", "simulate_chunk"]

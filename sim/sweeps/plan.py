@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from sim.errors import NOT_GIVEN, InputError, field_path
 from sim.inputs.policy import build_policy, read_policy
 from sim.inputs.scenario import PolicySpec, Scenario, parse_scenario
 from sim.inputs.validation import validation_to_input_error
+from sim.limits import MAX_SWEEP_CELLS, MAX_SWEEP_ROLLOUTS
 from sim.policies.base import Policy
 from sim.sweeps.spec import SweepFile, file_sha256, parse_path
 from sim.yamlio import YamlDoc, load_yaml
@@ -92,12 +95,20 @@ class Plan:
     inputs: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
+    def iter_chunks(self) -> Iterator[Chunk]:
+        """Every chunk, cell by cell, made as it is needed (a sweep may hold millions)."""
+        for c in self.cells:
+            for i, a in enumerate(range(0, self.runs, self.chunk_size)):
+                yield Chunk(c.index, i, a, min(a + self.chunk_size, self.runs))
+
     def chunks(self) -> list[Chunk]:
-        return [
-            Chunk(c.index, i, a, min(a + self.chunk_size, self.runs))
-            for c in self.cells
-            for i, a in enumerate(range(0, self.runs, self.chunk_size))
-        ]
+        """Every chunk as a list (``iter_chunks`` for large sweeps)."""
+        return list(self.iter_chunks())
+
+    @property
+    def n_chunks(self) -> int:
+        """How many chunks (files) the sweep has."""
+        return len(self.cells) * -(-self.runs // self.chunk_size)
 
     @property
     def rollouts(self) -> int:
@@ -358,6 +369,51 @@ class _Expander:
         return out
 
 
+def count_cells(sweep: SweepFile) -> tuple[int, str]:
+    """How many cells the sweep expands to, counted from its axes without expanding
+    them, and the product that gives it (for messages).
+
+    Scenarios x portfolio worlds (a kind's strata each) x grid points (cases x the grid's
+    value lists) x policies.
+    """
+    spec = sweep.spec
+    axes = {
+        "scenarios": len(spec.scenario_paths),
+        "releases": sum(k.strata for k in spec.portfolio) or 1,
+        "cases": len(spec.cases) or 1,
+        **{f"grid {k}": len(v) for k, v in spec.grid.items()},
+        "policies": len(spec.policies or []) or 1,
+    }
+    shown = " x ".join(f"{n:,} {name}" for name, n in axes.items() if n != 1) or "1"
+    return math.prod(axes.values()), shown
+
+
+def check_size(sweep: SweepFile, runs: int | None = None) -> None:
+    """Refuse a sweep that cannot finish, before anything is expanded or read: more than
+    ``limits.MAX_SWEEP_CELLS`` cells, or more than ``limits.MAX_SWEEP_ROLLOUTS`` rollouts.
+
+    Args:
+        sweep: the loaded sweep file.
+        runs: replicates per cell given on the command line (``--runs``), else None.
+
+    Raises:
+        InputError: naming the sweep file's line of the axis (or ``runs``) and the size.
+    """
+    spec = sweep.spec
+    cells, shown = count_cells(sweep)
+    if cells > MAX_SWEEP_CELLS:
+        loc = ("grid",) if spec.grid else ("cases",) if spec.cases else ("portfolio",) if spec.portfolio else ()
+        raise sweep.error(loc, f"the sweep expands to {cells:,} cells ({shown}); at most {MAX_SWEEP_CELLS:,}")
+    per_cell = spec.runs if runs is None else runs
+    if cells * per_cell > MAX_SWEEP_ROLLOUTS:
+        given = "" if runs is None else " (--runs)"
+        raise sweep.error(
+            ("runs",),
+            f"{cells:,} cells x {per_cell:,} runs{given} = {cells * per_cell:,} rollouts; "
+            f"at most {MAX_SWEEP_ROLLOUTS:,} in one sweep",
+        )
+
+
 def expand(
     sweep: SweepFile, *, runs: int | None = None, seed: int | None = None, chunk_size: int | None = None
 ) -> Plan:
@@ -373,6 +429,7 @@ def expand(
         InputError: naming the sweep file's line (or the scenario/policy file's) of the
             first problem.
     """
+    check_size(sweep, runs)
     ex = _Expander(sweep, runs, seed)
     ex.load_scenarios()
     sources = ex.policy_sources() if sweep.spec.policies else None
@@ -428,4 +485,4 @@ def expand(
     )
 
 
-__all__ = ["Cell", "Chunk", "Plan", "World", "expand", "set_path"]
+__all__ = ["Cell", "Chunk", "Plan", "World", "check_size", "count_cells", "expand", "set_path"]

@@ -43,7 +43,7 @@ from pydantic import Field, model_validator
 from sim.errors import InputError
 from sim.inputs.files import open_regular
 from sim.inputs.validation import validate_document
-from sim.models import Seed, StrictModel, Text, field_error, valid_text
+from sim.models import RunCount, Seed, StrictModel, Text, field_error, valid_text
 from sim.yamlio import YamlDoc, load_yaml
 
 _PATH_RE = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*")
@@ -141,7 +141,7 @@ class SweepSpec(StrictModel):
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
     cases: list[dict[str, Any]] = []
     portfolio: list[ReleaseKind] = []
-    runs: Annotated[int, Field(ge=1)] = 1000
+    runs: RunCount = 1000
     seed: Seed = 0
     chunk_size: Annotated[int, Field(ge=1)] = 1000
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from sim.errors import InputError
 from sim.inputs.scenario import MetricBinding, Scenario
+from sim.limits import MAX_TICKS_PER_RUN
 from sim.outcomes import RunRecord, decide
 from sim.policies.base import Action, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp, SetWeights
 from sim.policies.driver import Decision, next_tick, trace_line, wants_line
@@ -277,6 +278,8 @@ class World:
         for i, r in enumerate(group.tolist()):
             run = runs[r]
             run.ticks += 1
+            if run.ticks > MAX_TICKS_PER_RUN:
+                raise self._too_many_ticks()
             metrics = {name: v[i] for name, v in values}
             obs = Observation(
                 t=now,
@@ -304,6 +307,18 @@ class World:
             nt = next_tick(policy, state, now, horizon)
             nexts.append(self._end(run) if nt is None else nt)
         self._next[group] = nexts
+
+    def _too_many_ticks(self) -> InputError:
+        """A rollout past ``limits.MAX_TICKS_PER_RUN`` ticks: work that would not end in
+        reasonable time (issue 13 item 9), refused as bad input."""
+        return InputError(
+            self.scenario.name,
+            None,
+            "horizon",
+            f"a rollout of policy {self.policy.name!r} ticks more than {MAX_TICKS_PER_RUN:,} times before the "
+            f"horizon ({self.scenario.horizon:g} s) without deciding: shorten the horizon or lengthen the "
+            "policy's interval",
+        )
 
     def _end(self, run: _Run) -> float:
         """A run ends: its policy has finished, or its next tick falls at or past the
