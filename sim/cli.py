@@ -1262,12 +1262,34 @@ def compare(
     click.echo(format_comparison(cmp, policies[0].name, policies[1].name))
 
 
+#: Python's own report of an exception that ends a thread (``_Exit.thread_failed`` defers to it).
+_THREAD_HOOK = threading.excepthook
+
+
 class _Exit:
     """How ``main`` ends the process once the command is done (see ``main``)."""
 
     def __init__(self) -> None:
         self.code = 130
         self.interrupted = False
+        #: Ctrl-C reached the command (not only after it): see ``during_command``.
+        self.interrupting = False
+
+    def on_sigint_in_command(self, signum: int, frame: Any) -> None:
+        """Ctrl-C while the command runs: remember it, then interrupt as Python does."""
+        self.interrupting = True
+        signal.default_int_handler(signum, frame)
+
+    def thread_failed(self, args: threading.ExceptHookArgs) -> None:
+        """An exception that ends a helper thread: dropped once Ctrl-C has interrupted the command.
+
+        Stopping mid-task, loky's and joblib's threads (the executor manager, the queue
+        feeder) may fail on the queues their workers no longer serve, and Python prints each
+        such failure as a traceback on stderr, after the one-line interrupt report (seen
+        under load with ``--workers 2``). Before an interrupt, failures print as usual.
+        """
+        if not self.interrupting:
+            _THREAD_HOOK(args)
 
     def on_sigint(self, signum: int, frame: Any) -> None:
         """Ctrl-C after the command: let the exit handlers finish, then exit 130.
@@ -1311,6 +1333,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
     end = _Exit()
     atexit.register(end.leave)
+    threading.excepthook = end.thread_failed
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is (
+        signal.default_int_handler
+    ):  # not when started with Ctrl-C ignored (a background job): it stays ignored
+        signal.signal(signal.SIGINT, end.on_sigint_in_command)
     try:
         end.code = cli.main(args=argv, prog_name="pdsim", standalone_mode=False)
     except KeyboardInterrupt:  # while the command's own interrupt was being reported
