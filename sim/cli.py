@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from sim.errors import InputError, one_line
+from sim.limits import MAX_RUNS, MAX_SEED
 from sim.runs.atomic import atomic_write
 
 if TYPE_CHECKING:  # the importers load only for `pdsim import`
@@ -222,8 +223,7 @@ class PdsimGroup(click.Group):
 
 
 class _Seed(click.ParamType):
-    """``--seed``: a whole number from 0 to ``MAX_SEED``. Anything else is one line naming
-    the option (click's own range error comes with its usage block)."""
+    """``--seed``: a whole number from 0 to ``MAX_SEED`` (a usage error otherwise, one line)."""
 
     name = "integer"
 
@@ -236,7 +236,7 @@ class _Seed(click.ParamType):
         except (TypeError, ValueError):
             seed = -1
         if not 0 <= seed <= MAX_SEED:
-            raise CliError(f"--seed: must be a whole number from 0 to {SEED_LIMIT} (got {value})")
+            self.fail(f"must be a whole number from 0 to {SEED_LIMIT} (got {value})", param, ctx)
         return seed
 
 
@@ -463,6 +463,10 @@ class _RunCount(click.ParamType):
             self.fail(f"{err} (got {value})", param, ctx)
 
 
+_RUNS_DEFAULT = "Default: the scenario's `runs`."
+_SEED_HELP = f"Root seed, 0 to 2**{MAX_SEED.bit_length()} - 1. Default: the scenario's `seed`."
+
+
 # --- the commands ----------------------------------------------------------------------------
 
 
@@ -546,8 +550,8 @@ def _isatty(stream: Any) -> bool:
     help="Policy file, manifest or directory (repeatable: the files combine into one "
     "policy). Default: the scenario's own `policy:`.",
 )
-@click.option("--runs", type=_RunCount(), help="Number of rollouts. Default: the scenario's `runs`.")
-@click.option("--seed", type=_Seed(), help="Root seed. Default: the scenario's `seed`.")
+@click.option("--runs", type=_RunCount(), help=f"Number of rollouts (at most {MAX_RUNS:,}; 1e6 works). {_RUNS_DEFAULT}")
+@click.option("--seed", type=_Seed(), help=_SEED_HELP)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -1088,7 +1092,9 @@ def report(
     metavar="DIR",
     help="Results folder: manifest.json, one records-*.parquet per finished chunk, summary.json.",
 )
-@click.option("--runs", type=_RunCount(), help="Replicates per cell. Default: the sweep file's `runs`.")
+@click.option(
+    "--runs", type=_RunCount(), help=f"Replicates per cell (at most {MAX_RUNS:,}). Default: the sweep file's `runs`."
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -1197,8 +1203,8 @@ def sweep(
 @click.argument("scenario_path", metavar="SCENARIO.yaml", type=click.Path(dir_okay=False))
 @click.argument("policy_a", metavar="POLICY_A", type=click.Path())
 @click.argument("policy_b", metavar="POLICY_B", type=click.Path())
-@click.option("--runs", type=_RunCount(2), help="Runs of each policy. Default: the scenario's `runs`.")
-@click.option("--seed", type=_Seed(), help="Root seed. Default: the scenario's `seed`.")
+@click.option("--runs", type=_RunCount(2), help=f"Runs of each policy (2 to {MAX_RUNS:,}). {_RUNS_DEFAULT}")
+@click.option("--seed", type=_Seed(), help=_SEED_HELP)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

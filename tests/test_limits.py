@@ -364,9 +364,11 @@ def test_seed_option_is_bounded_in_one_line(tmp_path: Path) -> None:
     for bad in (MAX_SEED + 1, -1, "x"):
         result = invoke("run", path, "--runs", 1, "--seed", bad)
         assert result.exit_code == 2
-        assert result.stderr.splitlines() == [f"pdsim: --seed: must be a whole number from 0 to 2**128 - 1 (got {bad})"]
+        assert result.stderr.splitlines() == [
+            f"pdsim run: --seed: must be a whole number from 0 to 2**128 - 1 (got {bad}) (see pdsim run --help)"
+        ]
     result = invoke("compare", path, REPO / "gates" / "policies" / "flagger-canary.yaml", path, "--seed", MAX_SEED + 1)
-    assert result.exit_code == 2 and result.stderr.startswith("pdsim: --seed: ")
+    assert result.exit_code == 2 and result.stderr.startswith("pdsim compare: --seed: ")
 
 
 SWEEP = f"""\

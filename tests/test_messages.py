@@ -69,8 +69,14 @@ def test_field_path_tells_keys_from_indexes() -> None:
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["run", "{s}", "--runs", "1e9x"], "pdsim run: --runs: '1e9x' is not a valid integer (see pdsim run --help)"),
-        (["run", "{s}", "--runs", "0"], "pdsim run: --runs: 0 is not in the range x>=1 (see pdsim run --help)"),
+        (
+            ["run", "{s}", "--runs", "1e9x"],
+            "pdsim run: --runs: must be a whole number of runs, e.g. 1000 or 1e6 (got 1e9x) (see pdsim run --help)",
+        ),
+        (
+            ["run", "{s}", "--runs", "0"],
+            "pdsim run: --runs: must be an integer of at least 1 (got 0) (see pdsim run --help)",
+        ),
         (["run", "{s}", "--xyzzy"], "pdsim run: no such option --xyzzy (see pdsim run --help)"),
         (["run", "{s}", "--runs"], "pdsim run: option '--runs' requires an argument (see pdsim run --help)"),
         (["run"], "pdsim run: missing argument 'SCENARIO.yaml' (see pdsim run --help)"),
@@ -99,7 +105,7 @@ def test_help_is_unchanged() -> None:
     result = invoke("run", "--help")
     assert result.exit_code == 0
     assert result.stdout.startswith("Usage: pdsim run [OPTIONS] SCENARIO.yaml\n\n  Simulate many rollouts")
-    assert "--runs INTEGER RANGE" in result.stdout
+    assert "--runs INTEGER" in result.stdout and "--workers INTEGER RANGE" in result.stdout
     bare = invoke()  # no command: the group's help, as click shows it
     assert bare.exit_code == 2
     assert "Usage: pdsim [OPTIONS] COMMAND [ARGS]..." in bare.stdout + bare.stderr

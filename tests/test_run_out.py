@@ -338,7 +338,7 @@ def test_run_out_of_memory_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(runner, "run_batch", exhausted)
+    monkeypatch.setattr(runner, "iter_chunks", exhausted)
     result = _run(tmp_path / "out", "--runs", 10)
     assert result.exit_code == 3
     assert _stderr_lines(result) == [
@@ -358,7 +358,7 @@ def test_internal_error_whose_message_cannot_be_built(tmp_path: Path, monkeypatc
     def broken(*args, **kwargs):
         raise Unprintable
 
-    monkeypatch.setattr(runner, "run_batch", broken)
+    monkeypatch.setattr(runner, "iter_chunks", broken)
     result = _run(tmp_path / "out", "--runs", 10)
     assert result.exit_code == 3 and "Traceback" not in result.output + result.stderr
     assert _stderr_lines(result) == [

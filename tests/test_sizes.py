@@ -176,7 +176,9 @@ def test_long_horizons_simulate_fewer_runs_at_once(tmp_path: Path) -> None:
     simulated one run at a time (before: 500 runs' year of scrapes in one batch)."""
     from sim.runs import runner
 
-    year = load_scenario(write(tmp_path, "y.yaml", NEVER.replace("HORIZON", "366d")))
+    # Scraped every 32 s: 988,200 scrapes, just inside MAX_SCRAPES_PER_RUN.
+    text = NEVER.replace("HORIZON", "366d").replace("scrape_interval: 15s", "scrape_interval: 32s")
+    year = load_scenario(write(tmp_path, "y.yaml", text))
     assert runner.batch_size(year) == 1
     for path in SCENARIOS.glob("*.yaml"):  # the bundled scenarios keep their full batches
         assert runner.batch_size(load_scenario(path)) == runner.BATCH
