@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import json
 import math
 import os
@@ -81,6 +82,17 @@ def _caused_by_interrupt(err: BaseException) -> bool:
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+#: What the system says of a path that is wrong as given (too long, a loop, not there, not
+#: allowed), as opposed to a failure of pdsim's own.
+_PATH_ERRNOS = frozenset(
+    {errno.ENAMETOOLONG, errno.ELOOP, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM}
+)
+
+
+def _bad_path(err: OSError) -> bool:
+    return err.filename is not None and err.errno in _PATH_ERRNOS
 
 
 def _interrupted_line(err: BaseException) -> str:
@@ -215,6 +227,12 @@ class PdsimGroup(click.Group):
         except InputError as err:
             click.echo(str(err), err=True)
             code = 2
+        except OSError as err:
+            if not _bad_path(err):
+                code = _internal_error(err)
+            else:  # a path the user gave that the system refuses, met where nothing checked it first
+                click.echo(one_line(f"pdsim: {os.fsdecode(err.filename)}: {err.strerror}"), err=True)
+                code = 2
         except Exception as err:  # noqa: BLE001 - the contract: never a traceback
             code = _internal_error(err)
         if standalone_mode:

@@ -258,3 +258,50 @@ def test_validate_a_directory_without_inputs(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"{tmp_path}:1: the directory holds no scenario, policy or manifest files (*.yaml, *.yml, *.json)"
     ]
+
+
+# --- paths the system refuses -------------------------------------------------------------------
+
+#: Longer than any file name a Linux or macOS file system takes (ENAMETOOLONG).
+LONG_NAME = "x" * 5000
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("gates", "policy: {name}\nscenarios: [{{path: " + str(SCENARIOS / "good-release.yaml") + "}}]\n"),
+        ("sweep", "scenario: {name}\ngrid: {{policy.flagger.analysis.threshold: [1]}}\n"),
+    ],
+)
+def test_a_file_name_too_long_is_no_such_file(tmp_path: Path, kind: str, text: str) -> None:
+    """A path in a gates or sweep file that the system refuses to look up (a name too long:
+    Python 3.11's ``Path.exists`` raises instead of answering False) is a missing file at its
+    line (found by the fuzz test as an internal error)."""
+    path = write(tmp_path, f"{kind}.yaml", text.format(name=LONG_NAME))
+    result = invoke("check" if kind == "gates" else "sweep", path, *(["--out", tmp_path / "o"] * (kind == "sweep")))
+    assert result.exit_code == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{path}:1: ") and "no such file or directory" in line, line[:300]
+
+
+def test_a_path_the_system_refuses_is_one_line_wherever_it_is_met(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError about a path the user gave (too long, not allowed, missing) that reaches the
+    top is the system's word on that path, exit 2, not an internal error; other OSErrors stay
+    internal errors (exit 3)."""
+    import errno
+
+    from sim import cli
+
+    def refused(path, *args, **kwargs):
+        raise OSError(errno.ENAMETOOLONG, "File name too long", str(path))
+
+    monkeypatch.setattr(cli, "_load_run_inputs", refused)
+    result = invoke("run", SCENARIOS / "good-release.yaml")
+    assert (result.exit_code, result.stderr) == (2, f"pdsim: {SCENARIOS / 'good-release.yaml'}: File name too long\n")
+
+    def broken(path, *args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(cli, "_load_run_inputs", broken)
+    result = invoke("run", SCENARIOS / "good-release.yaml")
+    assert result.exit_code == 3 and result.stderr.startswith("pdsim: internal error: OSError"), result.stderr

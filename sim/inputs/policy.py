@@ -284,7 +284,7 @@ def _manifest_paths(scenario: Scenario, source: str | os.PathLike[str] | None) -
     values = manifest if isinstance(manifest, list) else [manifest]
     paths = [base / v for v in values]
     for p in paths:
-        if not p.exists():
+        if not os.path.exists(p):  # False too for a name the system refuses (too long)
             file, line = str(source) if source is not None else scenario.name, 1
             if source is not None:
                 try:

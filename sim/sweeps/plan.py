@@ -18,6 +18,7 @@ import copy
 import itertools
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +187,7 @@ class _Expander:
     # -- reading the files the sweep names ------------------------------------------------
     def _file(self, loc: tuple, rel: str) -> str:
         path = self.sweep.base / rel
-        if not path.exists():
+        if not os.path.exists(path):  # False too for a name the system refuses (too long)
             raise self.sweep.error(loc, f"no such file or directory: {path}")
         return str(path)
 
