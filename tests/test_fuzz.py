@@ -36,7 +36,7 @@ from tests.helpers import REPO, SCENARIO_FILES, TEST_FIXTURES, UPSTREAM_FIXTURES
 
 TIME_LIMIT_S = 30.0
 MEMORY_LIMIT_BYTES = 2 * 1024**3
-EXAMPLES = 80
+EXAMPLES = 200
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -177,6 +177,13 @@ def _parent(data: Any, path: tuple) -> Any:
     return data
 
 
+def _whole_simulations(path: tuple) -> bool:
+    """Whether path is an item of a list whose every item is simulated in full (a gates
+    file's scenarios, a sweep's portfolio, policies or grid values): N copies are N times
+    the work the user asked for, not a hang, so they are repeated only a little."""
+    return any(key in ("scenarios", "portfolio", "policies", "grid", "cases") for key in path[:-1])
+
+
 @st.composite
 def mutated(draw: st.DrawFn, document: Any) -> Any:
     """A copy of document with one to three hostile edits."""
@@ -193,7 +200,8 @@ def mutated(draw: st.DrawFn, document: Any) -> Any:
         elif edit == "delete":
             del parent[key]
         elif edit == "repeat" and isinstance(parent, list):
-            parent.extend([parent[key]] * draw(st.sampled_from([1, 50, 5000])))
+            copies = [1, 2] if _whole_simulations(path) else [1, 50, 5000]
+            parent.extend([parent[key]] * draw(st.sampled_from(copies)))
         elif isinstance(parent, dict):
             parent[draw(st.sampled_from(["x", "runs", "seed", "rate", "interval", "0"]))] = draw(
                 st.sampled_from(HOSTILE)
