@@ -44,7 +44,7 @@ from sim.errors import NOT_GIVEN, InputError, one_line
 from sim.inputs.files import open_regular, read_bytes
 from sim.limits import MAX_RESULTS_JSON_BYTES, MAX_RUNS, MAX_SEED
 from sim.outcomes import COLUMNS, OUTCOMES, UNFINISHED, RunRecord
-from sim.runs.atomic import atomic_write
+from sim.runs.atomic import atomic_write, stray_temporaries
 
 MANIFEST = "manifest.json"
 #: The summary file of a results folder (``pdsim run --out`` and ``pdsim sweep --out``).
@@ -120,9 +120,11 @@ class RunFolder:
             self.out.mkdir(parents=True, exist_ok=True)
             self._lock()
             old = self._check(force)
-            # Under the lock, a staging folder is a dead --force run's: drop it.
+            # Under the lock, a staging folder or a write's temporary is a dead run's: drop it.
             for stale in self.out.glob(STAGING_PREFIX + "*"):
                 shutil.rmtree(stale, ignore_errors=True)
+            for stray in stray_temporaries(self.out):
+                stray.unlink(missing_ok=True)
             if old:
                 self.replacing = True
                 self.staging = Path(tempfile.mkdtemp(dir=self.out, prefix=STAGING_PREFIX))
