@@ -240,21 +240,22 @@ class PdsimGroup(click.Group):
         return code
 
 
+#: How ``MAX_SEED`` reads in messages (as ``sim.models.SEED_LIMIT``, without loading pydantic).
+_SEED_LIMIT = f"2**{MAX_SEED.bit_length()} - 1"
+
+
 class _Seed(click.ParamType):
     """``--seed``: a whole number from 0 to ``MAX_SEED`` (a usage error otherwise, one line)."""
 
     name = "integer"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from sim.limits import MAX_SEED
-        from sim.models import SEED_LIMIT
-
         try:
             seed = int(value)
         except (TypeError, ValueError):
             seed = -1
         if not 0 <= seed <= MAX_SEED:
-            self.fail(f"must be a whole number from 0 to {SEED_LIMIT} (got {value})", param, ctx)
+            self.fail(f"must be a whole number from 0 to {_SEED_LIMIT} (got {value})", param, ctx)
         return seed
 
 
@@ -482,7 +483,7 @@ class _RunCount(click.ParamType):
 
 
 _RUNS_DEFAULT = "Default: the scenario's `runs`."
-_SEED_HELP = f"Root seed, 0 to 2**{MAX_SEED.bit_length()} - 1. Default: the scenario's `seed`."
+_SEED_HELP = f"Root seed, 0 to {_SEED_LIMIT}. Default: the scenario's `seed`."
 
 
 # --- the commands ----------------------------------------------------------------------------
