@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from sim.errors import InputError, one_line
-from sim.limits import MAX_RUNS, MAX_SEED
+from sim.limits import MAX_RUNS, MAX_SEED, SEED_LIMIT
 from sim.runs.atomic import atomic_write
 
 if TYPE_CHECKING:  # the importers load only for `pdsim import`
@@ -240,10 +240,6 @@ class PdsimGroup(click.Group):
         return code
 
 
-#: How ``MAX_SEED`` reads in messages (as ``sim.models.SEED_LIMIT``, without loading pydantic).
-_SEED_LIMIT = f"2**{MAX_SEED.bit_length()} - 1"
-
-
 class _Seed(click.ParamType):
     """``--seed``: a whole number from 0 to ``MAX_SEED`` (a usage error otherwise, one line)."""
 
@@ -255,7 +251,7 @@ class _Seed(click.ParamType):
         except (TypeError, ValueError):
             seed = -1
         if not 0 <= seed <= MAX_SEED:
-            self.fail(f"must be a whole number from 0 to {_SEED_LIMIT} (got {value})", param, ctx)
+            self.fail(f"must be a whole number from 0 to {SEED_LIMIT} (got {value})", param, ctx)
         return seed
 
 
@@ -483,7 +479,7 @@ class _RunCount(click.ParamType):
 
 
 _RUNS_DEFAULT = "Default: the scenario's `runs`."
-_SEED_HELP = f"Root seed, 0 to {_SEED_LIMIT}. Default: the scenario's `seed`."
+_SEED_HELP = f"Root seed, 0 to {SEED_LIMIT}. Default: the scenario's `seed`."
 
 
 # --- the commands ----------------------------------------------------------------------------

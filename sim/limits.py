@@ -51,6 +51,8 @@ MAX_SWEEP_CELLS = 1_000_000
 #: hash of ``sim.runs.seedseq``, which holds a root of at most four 32-bit words. numpy's
 #: SeedSequence takes any size, so every seed below 2**128 gives the same runs either way.
 MAX_SEED = 2**128 - 1
+#: How messages and help state ``MAX_SEED``.
+SEED_LIMIT = f"2**{MAX_SEED.bit_length()} - 1"
 #: Input files: YAML documents and CSV files (observations, exports).
 MAX_YAML_BYTES = 5 * 1024 * 1024
 MAX_CSV_BYTES = 256 * 1024 * 1024

@@ -18,11 +18,10 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from sim.limits import MAX_RUNS, MAX_SEED
+from sim.limits import MAX_RUNS, MAX_SEED, SEED_LIMIT
 from sim.units import parse_duration
 
 __all__ = [
-    "SEED_LIMIT",
     "Duration",
     "LooseModel",
     "RunCount",
@@ -130,8 +129,6 @@ def at_least(limit: float, shown: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-#: How messages state ``MAX_SEED``.
-SEED_LIMIT = f"2**{MAX_SEED.bit_length()} - 1"
 #: A root seed (``seed`` of scenario and sweep files): 0 to ``MAX_SEED``.
 Seed = Annotated[int, Field(ge=0), at_most(MAX_SEED, SEED_LIMIT)]
 

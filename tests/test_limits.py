@@ -8,6 +8,7 @@ field and the limit, never a traceback or an internal error.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +17,10 @@ import pytest
 from sim.gates.spec import load_gates
 from sim.limits import MAX_BURSTS, MAX_SEED
 from sim.sweeps.spec import load_sweep
-from tests.helpers import REPO, invoke, line_of, write
+from tests.helpers import POLICY_FILE, REPO, invoke, line_of, write
 
-BASE = """\
+BASE = (
+    """\
 name: limits
 horizon: 30m
 after_promotion: 10m
@@ -34,17 +36,13 @@ release:
 telemetry:
   scrape_interval: 15s
 policy:
-  flagger:
-    analysis:
-      interval: 1m
-      threshold: 5
-      maxWeight: 50
-      stepWeight: 10
-      metrics:
-        - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
+"""
+    + textwrap.indent(POLICY_FILE, "  ")
+    + """\
 runs: 10
 seed: 1
 """
+)
 
 RATE = "  rate: {constant: 100/s}"
 FAULT = "    - {kind: error_rate, rate: 0.05, onset: 0s}"

@@ -4,6 +4,7 @@ is accepted is simulated lazily, chunk by chunk, without lists of every run up f
 
 from __future__ import annotations
 
+import textwrap
 import tracemalloc
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sim.inputs.scenario import Scenario, load_scenario
 from sim.limits import MAX_RUNS, MAX_SWEEP_CELLS, MAX_SWEEP_ROLLOUTS
 from sim.runs.runner import iter_chunks, run_batch
 from sim.runs.store import RUN_CHUNK_RE
-from tests.helpers import SCENARIOS, invoke, line_of, write
+from tests.helpers import POLICY_FILE, SCENARIOS, invoke, line_of, write
 
 SPIKE = (SCENARIOS / "error-spike.yaml").read_text()
 
@@ -149,26 +150,23 @@ def test_sweep_into_a_run_folder_is_refused(tmp_path: Path) -> None:
 
 # --- item 9: long horizons ----------------------------------------------------------------------
 
-NEVER = """\
+NEVER = (
+    """\
 name: never-decides
 horizon: HORIZON
 traffic: {rate: 100/s, users: 20000}
 telemetry: {scrape_interval: 15s}
 webhooks: {confirm-promotion: fail}
 policy:
-  flagger:
-    analysis:
-      interval: 1m
-      threshold: 5
-      maxWeight: 50
-      stepWeight: 10
-      metrics:
-        - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
+"""
+    + textwrap.indent(POLICY_FILE, "  ")
+    + """\
       webhooks:
         - {name: approve, type: confirm-promotion, url: http://x/gate}
 runs: 3
 seed: 1
 """
+)
 
 
 def test_long_horizons_simulate_fewer_runs_at_once(tmp_path: Path) -> None:

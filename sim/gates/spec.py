@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from sim.errors import InputError
-from sim.limits import MAX_SEED
-from sim.models import SEED_LIMIT, parse_run_count
+from sim.limits import MAX_SEED, SEED_LIMIT
+from sim.models import parse_run_count
 from sim.yamlio import YamlDoc, load_yaml
 
 __all__ = ["RATES", "QUANTITIES", "TREATMENTS", "Requirement", "GateScenario", "Gates", "load_gates", "parse_gates"]
