@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from sim.errors import InputError, one_line
-from sim.limits import MAX_RUNS, MAX_SEED, SEED_LIMIT
+from sim.limits import MAX_RUNS, MAX_SEED, SEED_LIMIT, SERIES_EPOCH_LIMIT, SERIES_EPOCH_S
 from sim.runs.atomic import atomic_write
 
 if TYPE_CHECKING:  # the importers load only for `pdsim import`
+    from sim.promql import SeriesBatch
     from sim.importers.manifests import ImportResult
     from sim.runs.store import RunFolder
 
@@ -554,6 +555,20 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def _series_text(batch: SeriesBatch | None, epoch_s: float) -> str:
+    """Run 0's raw series as OpenMetrics text (an empty exposition when no query reads series)."""
+    import io
+
+    from sim.promql import write_openmetrics
+
+    out = io.StringIO()
+    if batch is None:
+        out.write("# EOF\n")
+    else:
+        write_openmetrics(batch, 0, out, epoch_s=epoch_s)
+    return out.getvalue()
+
+
 @cli.command()
 @click.argument("scenario_path", metavar="SCENARIO.yaml", type=click.Path(dir_okay=False))
 @click.option(
@@ -598,6 +613,22 @@ def _isatty(stream: Any) -> bool:
     "(an interrupted run leaves the old results as they were).",
 )
 @click.option(
+    "--series",
+    "series_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write run 0's simulated raw series (what Prometheus would hold) as OpenMetrics text with "
+    "timestamps to FILE (`promtool tsdb create-blocks-from openmetrics` loads it; `pdsim query` reads it).",
+)
+@click.option(
+    "--series-epoch",
+    type=click.FloatRange(min=0, max=SERIES_EPOCH_LIMIT),
+    default=SERIES_EPOCH_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="Unix time of simulated t = 0 in --series (default 2026-01-01T00:00:00Z).",
+)
+@click.option(
     "--chunk-size", type=click.IntRange(min=1), default=1000, hidden=True, help="Rollouts per chunk file of --out."
 )
 def run(
@@ -611,6 +642,8 @@ def run(
     trace_path: str | None,
     out_dir: str | None,
     force: bool,
+    series_path: str | None,
+    series_epoch: float,
     chunk_size: int,
 ) -> None:
     """Simulate many rollouts of SCENARIO.yaml and summarise their outcomes."""
@@ -631,10 +664,17 @@ def run(
     folder = _prepare_out_dir(out_dir, force) if out_dir is not None else None
     out = folder.out if folder is not None else None
 
-    if trace_path is not None:
-        result = run_one(scenario, policy, run_seed(seed, 0, 0), run_index=0, exact=exact, trace=True)
-        text = "".join(_dumps(tick) + "\n" for tick in (result.trace or []))
-        _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
+    if series_path is not None:
+        _refuse_overwrite("--series", series_path, inputs)
+    if trace_path is not None or series_path is not None:
+        result = run_one(
+            scenario, policy, run_seed(seed, 0, 0), run_index=0, exact=exact, trace=True, series=series_path is not None
+        )
+        if trace_path is not None:
+            text = "".join(_dumps(tick) + "\n" for tick in (result.trace or []))
+            _write_output(trace_path, "--trace", lambda p: _write_text(p, text))
+        if series_path is not None:
+            _write_output(series_path, "--series", lambda p: _write_text(p, _series_text(result.series, series_epoch)))
 
     writer = ChunkWriter(folder.write_dir) if folder is not None else None
     if folder is not None and writer is not None:

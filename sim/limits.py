@@ -74,3 +74,12 @@ MAX_RESULTS_JSON_BYTES = 1024**3
 #: arithmetic (``replicas x weight / 100``, ``sim.policies.argo.plan``), exact only for
 #: modest counts. 10,000 pods is beyond any one workload a progressive delivery drives.
 MAX_REPLICAS = 10_000
+
+# --- simulated series (issue 14) ---------------------------------------------------------------
+
+#: Unix time of simulated t = 0 in written series (``pdsim run --series``, ``pdsim query``):
+#: 2026-01-01T00:00:00Z, a fixed instant so that files written twice are identical.
+SERIES_EPOCH_S = 1767225600.0
+#: Latest epoch accepted: Prometheus timestamps are int64 milliseconds, and any epoch plus
+#: the longest horizon must stay well inside them (year 9999, as RFC 3339 can write it).
+SERIES_EPOCH_LIMIT = 253402300799.0

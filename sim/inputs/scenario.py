@@ -22,6 +22,7 @@ from sim.limits import (
     MAX_BURSTS,
     MAX_HORIZON_S,
     MAX_RATE_PER_S,
+    MAX_REPLICAS,
     MAX_SCRAPES_PER_RUN,
     MAX_USERS,
     MIN_INTERVAL_S,
@@ -227,10 +228,16 @@ class Latency(StrictModel):
 
 
 class Baseline(StrictModel):
-    """The stable version, served by the primary."""
+    """The stable version, served by the primary.
+
+    ``replicas`` is the pods each version runs (default: the policy's replicas, else 1):
+    exporters publish a series per pod, and a new pod's series miss its first requests
+    (``sim.world.series``).
+    """
 
     error_rate: Probability = 0.001
     latency: Latency = Latency(median=40.0, p99=250.0)
+    replicas: Annotated[int, Field(ge=1), at_most(MAX_REPLICAS, f"{MAX_REPLICAS:,} pods")] | None = None
 
 
 class Intermittent(StrictModel):
@@ -398,7 +405,10 @@ class Telemetry(StrictModel):
     """The metrics pipeline a Prometheus-backed controller reads.
 
     ``metrics`` binds custom metrics (by metric name or MetricTemplate name) to
-    simulated signals.
+    simulated signals: metrics of providers other than Prometheus, or scripted values.
+    Prometheus queries are evaluated over the series of ``provider``'s exporter (default:
+    the policy's provider; ``sim.world.exporters``). ``buckets_ms`` overrides the
+    exporter's histogram buckets.
     """
 
     scrape_interval: Interval = 15.0
@@ -407,6 +417,7 @@ class Telemetry(StrictModel):
     noise: bool = True
     buckets_ms: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] = list(ISTIO_BUCKETS_MS)
     metrics: dict[str, MetricBinding] = {}
+    provider: str | None = None
 
     @model_validator(mode="after")
     def _buckets(self) -> Telemetry:

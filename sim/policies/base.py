@@ -251,6 +251,44 @@ class PolicyTags:
 DEFAULT_TAGS = PolicyTags()
 
 
+@dataclass(frozen=True)
+class MetricTargets:
+    """What the series a policy's queries select are called, in the cluster it runs in.
+
+    The world's exporters label their series with these names (``sim.world.exporters``),
+    so a query rendered from the policy's own names (Flagger's ``{{ target }}``, an Argo
+    template's ``{{args.service-name}}``) selects the right version's series.
+
+    Attributes:
+        provider: whose exporter publishes the series (Flagger's ``provider``, an Argo
+            ``trafficRouting`` kind; ``istio`` by default).
+        namespace: the workloads' namespace.
+        canary: the canary workload (Flagger: ``targetRef.name``; Argo: the Rollout).
+        primary: the primary workload (Flagger: ``<target>-primary``; Argo: the Rollout).
+        canary_service, primary_service, apex_service: the Services routing to them.
+        ingress, route: Flagger's ``ingressRef`` and ``routeRef`` names.
+        canary_hash, primary_hash: pod-template hashes of the two ReplicaSets.
+        replicas: pods per version when the policy knows them (Argo ``replicas``).
+    """
+
+    provider: str = "istio"
+    namespace: str = "default"
+    canary: str = "podinfo"
+    primary: str = "podinfo-primary"
+    canary_service: str = "podinfo-canary"
+    primary_service: str = "podinfo-primary"
+    apex_service: str = "podinfo"
+    ingress: str = ""
+    route: str = ""
+    canary_hash: str = ""
+    primary_hash: str = ""
+    replicas: int | None = None
+
+
+#: The targets of a policy that names none: Flagger's own example, podinfo in ``default``.
+DEFAULT_TARGETS = MetricTargets()
+
+
 @runtime_checkable
 class Policy(Protocol):
     """What the world, ``pdsim replay`` and the checks need from a policy.
@@ -291,6 +329,10 @@ class Policy(Protocol):
     def describe(self) -> list[str]:
         """Human lines describing the strategy (for reports); default none."""
         return []
+
+    def metric_targets(self) -> MetricTargets:
+        """The names the series its queries select carry; default ``DEFAULT_TARGETS``."""
+        return DEFAULT_TARGETS
 
     def event(self, state: Any) -> str:
         """What the step that made ``state`` did, in words, for the trace's ``event``

@@ -105,7 +105,14 @@ def parallel_results(workers: int, tasks: Iterable[Any], **options: Any) -> Iter
 
 
 def run_one(
-    scenario: Scenario, policy: Policy, seed: int, *, run_index: int = 0, exact: bool = False, trace: bool = False
+    scenario: Scenario,
+    policy: Policy,
+    seed: int,
+    *,
+    run_index: int = 0,
+    exact: bool = False,
+    trace: bool = False,
+    series: bool = False,
 ) -> RunResult:
     """Simulate one rollout from its run seed (``RunRecord.seed`` reproduces a run).
 
@@ -117,8 +124,12 @@ def run_one(
         exact: serve requests one by one (validation mode).
         trace: also return the trace, one dict per policy tick (per change for a change-only
             policy; docs/architecture.md section 6).
+        series: also return the run's raw series (``RunResult.series``), as Prometheus
+            would hold them.
     """
-    return run_rollouts(scenario, policy, [seed], run_indexes=[run_index], exact=exact, trace=trace)[0]
+    return run_rollouts(
+        scenario, policy, [seed], run_indexes=[run_index], exact=exact, trace=trace, keep_series=series
+    )[0]
 
 
 def _simulate(

@@ -10,8 +10,10 @@ Parts:
 * ``traffic``: the arrival rate and the user population; ``users``: distinct users
   counted from request counts;
 * ``faults``: the release's fault models; ``router``: where each request goes;
-  ``telemetry``: scraped counters and the queries on them; ``promql``: the simulated
-  signal behind a well-known PromQL query;
+  ``telemetry``: scraped counters per version (what judges read) and bound signals;
+* ``exporters``: the series each provider's exporter publishes; ``series``: those series,
+  per version, response code and pod, as Prometheus scrapes them; ``metrics``: how each
+  query of a policy is answered (PromQL over the series, or a bound signal);
 * ``service``: a version's error probability and latency distribution; ``draws``:
   per-run random streams, drawn for a whole batch in compiled calls.
 
@@ -23,9 +25,11 @@ __all__ = [
     "draws",
     "exact",
     "fast",
+    "exporters",
     "faults",
-    "promql",
+    "metrics",
     "router",
+    "series",
     "service",
     "serving",
     "telemetry",

@@ -26,17 +26,31 @@ from typing import Any
 import numpy as np
 
 from sim.errors import InputError
-from sim.inputs.scenario import MetricBinding, Scenario
+from sim.inputs.scenario import Scenario
 from sim.limits import MAX_TICKS_PER_RUN
 from sim.outcomes import RunRecord, decide
-from sim.policies.base import Action, HookCalled, Observation, Policy, Promote, Readiness, Rollback, ScaleUp, SetWeights
+from sim.policies.base import (
+    Action,
+    HookCalled,
+    MetricQuery,
+    MetricValue,
+    Observation,
+    Policy,
+    Promote,
+    Readiness,
+    Rollback,
+    ScaleUp,
+    SetWeights,
+)
 from sim.policies.driver import Decision, next_tick, trace_line, wants_line
+from sim.promql import SeriesBatch
 from sim.seeds import STREAMS, Streams, streams
 from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.faults import ReleaseModel
-from sim.world.promql import infer_binding
+from sim.world.metrics import metric_plan, observed
 from sim.world.router import Router
+from sim.world.series import SeriesStore
 from sim.world.serving import Traffic
 from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction, build_population
@@ -102,6 +116,9 @@ class RunResult:
 
     record: RunRecord
     trace: list[dict[str, Any]] = field(default_factory=list)
+    #: The run's raw series as Prometheus would hold them (when asked for; None when no
+    #: query reads series).
+    series: SeriesBatch | None = None
 
 
 @dataclass
@@ -132,6 +149,7 @@ class World:
         run_indexes: the ``run`` field of each record (default 0, 1, ...).
         exact: serve requests one by one (one run at a time).
         trace: record one line per tick.
+        keep_series: return each run's raw series with its result.
     """
 
     def __init__(
@@ -143,8 +161,10 @@ class World:
         run_indexes: Sequence[int] | None = None,
         exact: bool = False,
         trace: bool = False,
+        keep_series: bool = False,
     ) -> None:
         self.scenario = scenario
+        self.keep_series = keep_series
         self.policy = policy
         self.trace_on = trace
         idx = list(run_indexes) if run_indexes is not None else list(range(len(seeds)))
@@ -154,7 +174,10 @@ class World:
         self.router = Router(len(self.runs), self._match_mask(), self.population.cohort_share)
         tel = scenario.telemetry
         self.queries = list(policy.queries())
-        bindings = self._bindings()
+        plan = metric_plan(scenario, policy)
+        self.compiled = plan.compiled
+        self.lag_s = tel.lag
+        bindings = plan.bound
         missing = None
         if tel.missing_scrapes > 0:
             k = int(np.ceil(scenario.horizon / tel.scrape_interval)) + 2
@@ -175,10 +198,18 @@ class World:
             tel.scrape_interval,
             tel.lag,
             missing,
-            tel.buckets_ms,
+            plan.universe.bounds_ms if plan.universe is not None else tel.buckets_ms,
             primary_histogram=primary_hist,
             bindings=bindings,
             primary_counts=self.reads_versions,
+        )
+        #: The raw series the queries read (None when no query is PromQL).
+        self.series = (
+            None
+            if plan.universe is None
+            else SeriesStore(
+                plan.universe, plan.pods, len(self.runs), self.telemetry.n_slots, tel.scrape_interval, missing
+            )
         )
         if exact:
             if len(self.runs) != 1:
@@ -193,6 +224,7 @@ class World:
                 self.telemetry,
                 [self.runs[0].rng["exact"]],
                 tel.noise,
+                series=self.series,
             )
         else:
             self.traffic = FastTraffic(
@@ -203,6 +235,7 @@ class World:
                 self.telemetry,
                 stream_states(list(seeds), STREAMS["traffic"]),
                 tel.noise,
+                series=self.series,
             )
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
 
@@ -219,26 +252,6 @@ class World:
                 h["cookie"] = c.cookie
             heads.append(h)
         return np.array([bool(self.policy.matches(h)) for h in heads])
-
-    def _bindings(self) -> dict[str, MetricBinding]:
-        """The simulated signal behind every custom query (scenario ``telemetry.metrics``)."""
-        out: dict[str, MetricBinding] = {}
-        table = self.scenario.telemetry.metrics
-        for q in self.queries:
-            if q.signal != "custom":
-                continue
-            key = next((k for k in q.bindings if k in table), None)
-            binding = table[key] if key is not None else infer_binding(q.query)
-            if binding is None:
-                raise InputError(
-                    self.scenario.name,
-                    1,
-                    "telemetry.metrics",
-                    f"custom metric {q.name!r} needs a binding to a simulated signal under "
-                    f"telemetry.metrics (by name: {' or '.join(q.bindings)})",
-                )
-            out[q.name] = binding
-        return out
 
     def _webhooks(self, run: _Run, now: float) -> dict[str, bool]:
         """Scripted webhook outcomes if called now (``webhooks:`` of the scenario)."""
@@ -267,11 +280,7 @@ class World:
         """One tick of every run in ``group``: traffic up to now and the metric queries
         for all of them at once, then each run's policy step."""
         self.traffic.advance(group, now)
-        # NaN (no data) becomes None; converted once per query, not per run and value.
-        values = [
-            (q.name, [None if x != x else x for x in self.telemetry.query(q, group, now).tolist()])
-            for q in self.queries
-        ]
+        values = [(q.name, self._metric(q, group, now)) for q in self.queries]
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
         judge_data = self.telemetry.judge_data if self.reads_versions else None
         runs, horizon, nexts = self.runs, self.scenario.horizon, []
@@ -307,6 +316,17 @@ class World:
             nt = next_tick(policy, state, now, horizon)
             nexts.append(self._end(run) if nt is None else nt)
         self._next[group] = nexts
+
+    def _metric(self, q: MetricQuery, group: np.ndarray, now: float) -> list[MetricValue]:
+        """One query's value for every run of ``group`` at ``now``: PromQL over the raw
+        series as Prometheus would answer it (samples ingested by ``now − lag``), or a bound
+        signal, whose no data (NaN) is None. Converted once per query, not per run."""
+        query = self.compiled.get(q.name)
+        if query is not None:
+            assert self.series is not None
+            result = query.evaluate(self.series.batch(), group, now, ingested_until_s=now - self.lag_s)
+            return observed(result, len(group))
+        return [None if x != x else x for x in self.telemetry.query(q, group, now).tolist()]
 
     def _too_many_ticks(self) -> InputError:
         """A rollout past ``limits.MAX_TICKS_PER_RUN`` ticks: work that would not end in
@@ -425,7 +445,11 @@ class World:
             users_affected=totals["users_affected"],
             **decide(d.outcome, bad, d.time, onset),
         )
-        return RunResult(record, run.lines)
+        series = None
+        if self.keep_series and self.series is not None:
+            b = self.series.batch()
+            series = SeriesBatch(b.labels, b.times_s, b.values[r : r + 1].copy(), b.present[r : r + 1].copy())
+        return RunResult(record, run.lines, series)
 
 
 @contextmanager
@@ -451,13 +475,16 @@ def run_rollouts(
     run_indexes: Sequence[int] | None = None,
     exact: bool = False,
     trace: bool = False,
+    keep_series: bool = False,
 ) -> list[RunResult]:
     """Simulate rollouts, one per seed; each result depends on its own seed only."""
     with _collector_paused():
         if exact and len(seeds) > 1:
             idx = list(run_indexes) if run_indexes is not None else list(range(len(seeds)))
             return [
-                World(scenario, policy, [s], run_indexes=[k], exact=True, trace=trace).run()[0]
+                World(scenario, policy, [s], run_indexes=[k], exact=True, trace=trace, keep_series=keep_series).run()[0]
                 for s, k in zip(seeds, idx)
             ]
-        return World(scenario, policy, seeds, run_indexes=run_indexes, exact=exact, trace=trace).run()
+        return World(
+            scenario, policy, seeds, run_indexes=run_indexes, exact=exact, trace=trace, keep_series=keep_series
+        ).run()

@@ -278,3 +278,24 @@ def multinomial_each(states: np.ndarray, rows: np.ndarray, n: np.ndarray, probs:
     return _multinomial_each(
         states, np.asarray(rows, dtype=np.int64), np.ascontiguousarray(n, dtype=float), probs, order, out
     )
+
+
+@nb.njit(cache=True)
+def _normal_sd_rows(states, rows, sd, out):
+    for i in range(sd.shape[0]):
+        st = states[rows[i]]
+        for j in range(sd.shape[1]):
+            if sd[i, j] > 0.0:
+                # Box–Muller with 1 − U in the logarithm (U may be 0, never 1).
+                r = math.sqrt(-2.0 * math.log(1.0 - uniform(st)))
+                out[i, j] = sd[i, j] * r * math.cos(2.0 * math.pi * uniform(st))
+            else:
+                out[i, j] = 0.0
+    return out
+
+
+def normal_sd(states: np.ndarray, rows: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``out[i, j] = Normal(0, sd[i, j]²)`` from stream ``states[rows[i]]``; a cell with
+    sd 0 draws nothing (so a run's stream never depends on cells it does not have)."""
+    sd = np.ascontiguousarray(sd, dtype=float)
+    return _normal_sd_rows(states, np.asarray(rows, dtype=np.int64), sd, np.empty_like(sd))

@@ -17,6 +17,7 @@ import simpy
 
 from sim.world.faults import ReleaseModel
 from sim.world.router import Router
+from sim.world.series import SeriesStore
 from sim.world.serving import Ledger
 from sim.world.telemetry import CANARY, PRIMARY, Telemetry
 from sim.world.traffic import Population, RateFunction
@@ -49,6 +50,7 @@ class ExactTraffic:
         telemetry: Telemetry,
         rngs: Sequence[np.random.Generator],
         noise: bool = True,
+        series: SeriesStore | None = None,
     ) -> None:
         self.env = env = simpy.Environment()
         self.rate = rate
@@ -70,6 +72,10 @@ class ExactTraffic:
         self._buf = np.empty(0)
         self._pos = 0
         self.loads: list[tuple[float, float, float]] = []
+        self.series = series
+        #: Cells' increments per scrape slot not yet handed to the series store.
+        self._pending: dict[int, np.ndarray] = {}
+        self._next_slot = 1
         env.process(self._arrivals())
 
     def _u(self) -> float:
@@ -124,7 +130,38 @@ class ExactTraffic:
             tel.hist[0, slot, bucket] += 1
         elif tel.hist_primary is not None:
             tel.hist_primary[0, slot, bucket] += 1
+        if self.series is not None:
+            self._cell(slot, v, int(failed), bucket, latency)
         return failed
+
+    def _cell(self, slot: int, version: int, code: int, bucket: int, latency_ms: float) -> None:
+        """One request into its cell: a pod of its version drawn uniformly (the load
+        balancer), its count, bucket and latency."""
+        store = self.series
+        assert store is not None
+        pods = store.pods[version]
+        pod = min(int(self._u() * pods), pods - 1) if pods > 1 else 0
+        cells = self._pending.get(slot)
+        if cells is None:
+            cells = self._pending[slot] = np.zeros((2, 2, max(store.pods), store.n_quantities))
+        cells[version, code, pod, 0] += 1
+        cells[version, code, pod, 1 + bucket] += 1
+        cells[version, code, pod, -1] += latency_ms
+
+    def _flush(self, t1: float) -> None:
+        """Hand every slot up to ``t1``'s to the series store, empty ones too (a scrape of
+        a quiet slot still records every live series)."""
+        store = self.series
+        assert store is not None
+        last = int(self.telemetry.slot_of(np.array([t1]))[0])
+        if last < self._next_slot:
+            return
+        slots = np.arange(self._next_slot, last + 1)
+        empty = np.zeros((2, 2, max(store.pods), store.n_quantities))
+        cells = np.stack([self._pending.pop(int(k), empty) for k in slots])[None]
+        store.add(np.array([0]), slots, cells)
+        # The last slot may be partial: later requests of it are added on top next time.
+        self._next_slot = last
 
     def _serve(self, now: float) -> None:
         uid, cohort = self._user()
@@ -165,6 +202,8 @@ class ExactTraffic:
         if t1 > self.env.now:
             self.env.run(until=t1)
         self.t[:] = t1
+        if self.series is not None:
+            self._flush(t1)
 
     def decided(self, run: int) -> None:
         self.accounting = False

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.world.draws import multinomial, poisson_rows
+from sim.world.draws import multinomial, normal_sd, poisson_rows
 from sim.world.faults import ReleaseModel
 from sim.world.router import Router
+from sim.world.series import SeriesStore
 from sim.world.serving import Ledger
 from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction
@@ -46,6 +47,8 @@ class FastTraffic:
         telemetry: scraped counters to fill.
         states: each run's traffic stream, a state row of ``sim.world.draws`` (R, 4).
         noise: False makes every count its expectation (deterministic tests).
+        series: the raw series to fill per version, response code and pod (when a query
+            reads them), or None.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class FastTraffic:
         telemetry: Telemetry,
         states: np.ndarray,
         noise: bool = True,
+        series: SeriesStore | None = None,
     ) -> None:
         self.rate = rate
         self.population = population
@@ -65,9 +69,12 @@ class FastTraffic:
         self.telemetry = telemetry
         self.states = states
         self.noise = noise
+        self.series = series
         self.primary_histogram = telemetry.hist_primary is not None
         #: Draw the primary's requests at all: only when something reads them.
-        self.primary_counts = self.primary_histogram or telemetry.reads_primary
+        self.primary_counts = (
+            self.primary_histogram or telemetry.reads_primary or (series is not None and series.reads_primary)
+        )
         self.t = np.zeros(len(states))
         self.ledger = Ledger(len(states), population.n_cohorts)
         self.accounting = np.ones(len(states), dtype=bool)
@@ -77,6 +84,12 @@ class FastTraffic:
         self._bounds = tuple(float(b) for b in telemetry.bounds_ms)
         self._base_probs = release.base_latency.bucket_probs(self._bounds)
         self._static_probs = np.broadcast_to(self._base_probs, (1, 2, 1, len(self._base_probs)))
+        if series is not None:
+            m, v = release.base_latency.bucket_moments(self._bounds)
+            self._static_moments = (
+                np.broadcast_to(m, (1, 2, 1, len(m))),
+                np.broadcast_to(v, (1, 2, 1, len(v))),
+            )
 
     def _poisson(self, runs: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """One Poisson draw per cell of ``mean`` (R, M), row i from run ``runs[i]``'s stream.
@@ -118,6 +131,19 @@ class FastTraffic:
                 probs[i, 0, c] = dp.bucket_probs(self._bounds)
                 probs[i, 1, c] = dc.bucket_probs(self._bounds)
         return probs
+
+    def _latency_moments(self, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of a latency given its bucket, broadcastable to (S, version, C, B)."""
+        if not self.release.has_latency_faults:
+            return self._static_moments
+        C = self.release.n_cohorts
+        shape = (len(mid), 2, C, len(self._base_probs))
+        mean, var = np.empty(shape), np.empty(shape)
+        for i, t in enumerate(mid):
+            for c in range(C):
+                for v, d in enumerate(self.release.latency(float(t), c)):
+                    mean[i, v, c], var[i, v, c] = d.bucket_moments(self._bounds)
+        return mean, var
 
     def start_load(self, run: int, t: float, rps: float, duration_s: float) -> None:
         """A load tester (e.g. ``hey`` from a webhook) sends ``rps`` to the canary for a while."""
@@ -192,24 +218,96 @@ class FastTraffic:
             at += 2 * m
         seen = cc if syn is None else cc + flat[:, at:].reshape(shape + (3,))
         probs = self._latency_probs(mid)  # (S|1, 2, C|1, B)
-        hist_c = self._histogram(runs, seen.sum(axis=3), probs[:, 1])  # (R, S, B)
         fails_c = cc[..., 1:]  # (R, S, C, 2)
-        n_c = seen.sum(axis=(2, 3))
-        err_c = seen[..., 1:].sum(axis=(2, 3))
-        if self.primary_counts:
-            n_p, err_p = cp.sum(axis=(2, 3)), cp[..., 1].sum(axis=2)
-            hist_p = self._histogram(runs, cp.sum(axis=3), probs[:, 0]) if self.primary_histogram else None
+        slots = self.telemetry.slot_of(b[1:])
+        if self.series is not None:
+            cells = self._cells(runs, seen, cp if self.primary_counts else None, probs, mid)
+            self.series.add(runs, slots, cells)
+            nb = len(self._base_probs)
+            by_version = cells.sum(axis=(3, 4))  # (R, S, V, Q)
+            n, err = by_version[..., 0], cells[:, :, :, 1, :, 0].sum(axis=3)
+            hist_c = by_version[:, :, 1, 1 : 1 + nb]
+            hist_p = by_version[:, :, 0, 1 : 1 + nb] if self.primary_histogram else None
         else:
-            hist_p = None
-            n_p = err_p = np.zeros_like(n_c)
-        n = np.stack([n_p, n_c], axis=2)  # (R, S, V)
-        err = np.stack([err_p, err_c], axis=2)
-        self.telemetry.add(runs, self.telemetry.slot_of(b[1:]), n, err, hist_c, hist_p, unique)
+            hist_c = self._histogram(runs, seen.sum(axis=3), probs[:, 1])  # (R, S, B)
+            n_c = seen.sum(axis=(2, 3))
+            err_c = seen[..., 1:].sum(axis=(2, 3))
+            if self.primary_counts:
+                n_p, err_p = cp.sum(axis=(2, 3)), cp[..., 1].sum(axis=2)
+                hist_p = self._histogram(runs, cp.sum(axis=3), probs[:, 0]) if self.primary_histogram else None
+            else:
+                hist_p = None
+                n_p = err_p = np.zeros_like(n_c)
+            n = np.stack([n_p, n_c], axis=2)  # (R, S, V)
+            err = np.stack([err_p, err_c], axis=2)
+        self.telemetry.add(runs, slots, n, err, hist_c, hist_p, unique)
         acc = runs[account]
         if len(acc):
             self.ledger.requests[acc] += cc[account].sum(axis=(1, 3))
             self.ledger.errors[acc] += fails_c[account].sum(axis=(1, 3))
             self.ledger.excess[acc] += fails_c[account][..., 1].sum(axis=1)
+
+    def _cells(
+        self, runs: np.ndarray, seen: np.ndarray, primary: np.ndarray | None, probs: np.ndarray, mid: np.ndarray
+    ) -> np.ndarray:
+        """Increments per run, segment, version, response code, pod and quantity (count,
+        latency buckets, latency sum in ms): (R, S, 2, 2, P, B + 2).
+
+        Requests of a code split over the version's pods as a multinomial with equal
+        shares (kube-proxy and mesh load balancing spread them evenly); each cell's
+        latencies fall in buckets as Multinomial(n, P(bucket)) (independent marks, as for
+        the whole version, so summing the cells gives back the version's histogram law).
+        A cell's latency sum is, given its bucket counts, the sum of each bucket's count
+        times the mean latency within the bucket, plus a normal deviation with the summed
+        within-bucket variances: exact in mean and variance, and cheap at any request rate
+        (drawing every latency would make a run's cost grow with its traffic).
+        """
+        store = self.series
+        assert store is not None
+        R, S, C = seen.shape[:3]
+        B = len(self._base_probs)
+        P = max(store.pods)
+        cells = np.zeros((R, S, 2, 2, P, B + 2))
+        mean, var = self._latency_moments(mid)  # (S|1, 2, C|1, B)
+        versions = [(1, seen[..., 0], seen[..., 1:].sum(axis=3))]
+        if primary is not None:
+            versions.append((0, primary[..., 0], primary[..., 1]))
+        for v, ok, bad in versions:
+            pods = store.pods[v]
+            for code, n in enumerate((ok, bad)):
+                per_pod = self._split_pods(runs, n, pods)  # (R, S, C, pods)
+                pv, mv, vv = probs[:, v], mean[:, v], var[:, v]  # (S|1, C|1, B)
+                if pv.shape[1] == 1:
+                    # Every cohort has the same latency: one histogram of their total.
+                    per_pod = per_pod.sum(axis=2, keepdims=True)
+                Cc = per_pod.shape[2]
+                k_probs = np.broadcast_to(pv[:, :, None, :], (S, Cc, pods, B)).reshape(S * Cc * pods, B)
+                flat_n = per_pod.reshape(R, S * Cc * pods)
+                if self.noise:
+                    hist = multinomial(self.states, runs, flat_n, k_probs)
+                else:
+                    hist = flat_n[..., None] * k_probs
+                hist = hist.reshape(R, S, Cc, pods, B)
+                m = np.broadcast_to(mv[:, :Cc][:, :, None, :], (S, Cc, pods, B))
+                sd2 = (hist * np.broadcast_to(vv[:, :Cc][:, :, None, :], (S, Cc, pods, B))).sum(axis=(2, 4))
+                total = (hist * m).sum(axis=(2, 4))  # (R, S, pods)
+                if self.noise:
+                    total = total + normal_sd(self.states, runs, np.sqrt(sd2).reshape(R, -1)).reshape(R, S, pods)
+                cells[:, :, v, code, :pods, 0] = per_pod.sum(axis=2)
+                cells[:, :, v, code, :pods, 1 : 1 + B] = hist.sum(axis=2)
+                # A latency sum is never negative: the normal's far tail is cut at zero.
+                cells[:, :, v, code, :pods, 1 + B] = np.maximum(total, 0.0)
+        return cells
+
+    def _split_pods(self, runs: np.ndarray, n: np.ndarray, pods: int) -> np.ndarray:
+        """Requests (R, S, C) spread evenly over ``pods`` pods: (R, S, C, pods)."""
+        if pods == 1:
+            return n[..., None]
+        R, S, C = n.shape
+        if not self.noise:
+            return np.repeat(n[..., None] / pods, pods, axis=3)
+        even = np.full((S * C, pods), 1.0 / pods)
+        return multinomial(self.states, runs, n.reshape(R, S * C), even).reshape(R, S, C, pods)
 
     def _histogram(self, runs: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """Latency histogram (R, S, B) of ``n`` requests per run, segment and cohort

@@ -60,6 +60,11 @@ class LatencyDist:
         """P(latency in each bucket): ``(0, b0], (b0, b1], ..., (b_last, +Inf)``."""
         return _bucket_probs(self, bounds_ms)
 
+    def bucket_moments(self, bounds_ms: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (ms, ms²) of a latency given the bucket it fell in, per bucket
+        of ``bucket_probs`` (a bucket the law never reaches gets its lower edge and 0)."""
+        return _bucket_moments(self, bounds_ms)
+
 
 @lru_cache(maxsize=4096)
 def _bucket_probs(dist: LatencyDist, bounds_ms: tuple[float, ...]) -> np.ndarray:
@@ -69,3 +74,33 @@ def _bucket_probs(dist: LatencyDist, bounds_ms: tuple[float, ...]) -> np.ndarray
     p[p < 0] = 0.0
     p.setflags(write=False)
     return p
+
+
+@lru_cache(maxsize=4096)
+def _bucket_moments(dist: LatencyDist, bounds_ms: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    # Partial moments of a lognormal: E[Y^k 1{Y <= x}] = exp(k mu + k^2 s^2 / 2) Phi((ln x - mu - k s^2) / s).
+    edges = np.concatenate([[0.0], np.asarray(bounds_ms, dtype=float), [np.inf]]) - dist.shift
+    edges = np.maximum(edges, 0.0)
+    mu, s = dist.mu, dist.sigma
+    if s == 0:
+        y = math.exp(mu)
+        inside = (edges[:-1] < y) & (y <= edges[1:])
+        mean = np.where(inside, y, edges[:-1]) + dist.shift
+        mean[~np.isfinite(mean)] = edges[-2] + dist.shift
+        out = (mean, np.zeros(len(mean)))
+    else:
+        with np.errstate(divide="ignore"):
+            logs = np.log(edges)
+
+        def partial(k: int) -> np.ndarray:
+            c = ndtr((logs - mu - k * s * s) / s)
+            return math.exp(k * mu + 0.5 * k * k * s * s) * np.diff(c)
+
+        p, m1, m2 = partial(0), partial(1), partial(2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_y = np.where(p > 0, m1 / p, edges[:-1])
+            var = np.where(p > 0, np.maximum(m2 / p - mean_y**2, 0.0), 0.0)
+        out = (mean_y + dist.shift, var)
+    for a in out:
+        a.setflags(write=False)
+    return out

@@ -67,7 +67,18 @@ from sim.policies.argo.plan import (
 )
 from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep
 from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
-from sim.policies.base import Action, HookCalled, MetricQuery, Observation, Policy, PolicyTags, Rollback, SetWeights
+from sim.policies.base import (
+    DEFAULT_TARGETS,
+    Action,
+    HookCalled,
+    MetricQuery,
+    MetricTargets,
+    Observation,
+    Policy,
+    PolicyTags,
+    Rollback,
+    SetWeights,
+)
 from sim.policies.flagger.plan import set_weights
 from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, JudgeData, make_judge
@@ -135,6 +146,20 @@ class ArgoState:
         return None
 
 
+#: Argo ``trafficRouting`` kinds -> the exporter whose series their metrics come from
+#: (``sim.world.exporters``). SMI's reference implementations are Linkerd and OSM; ALB and
+#: Ambassador publish no per-version Prometheus series pdsim simulates, so their templates
+#: need bindings.
+ARGO_ROUTERS = {
+    "istio": "istio",
+    "nginx": "nginx",
+    "smi": "linkerd",
+    "apisix": "apisix",
+    "traefik": "traefik",
+    "plugins": "istio",
+}
+
+
 class ArgoRollout(Policy):
     """An Argo Rollout with its AnalysisTemplates.
 
@@ -197,6 +222,26 @@ class ArgoRollout(Policy):
             + (f" (preview {preview})" if preview is not None else "")
         )
         return [f"{kind}: {'; '.join(parts)}"]
+
+    def metric_targets(self) -> MetricTargets:
+        """The names its queries select: the canary's and stable's Services (``canaryService``,
+        ``stableService``), both ReplicaSets of the one Rollout, the exporter of the first
+        ``trafficRouting`` kind (a replica-based canary: Istio's sidecars, the default)."""
+        canary = self.spec.strategy.canary
+        extra = (canary.model_extra or {}) if canary is not None else {}
+        routing = list((canary.trafficRouting or {}) if canary is not None else {})
+        provider = next((ARGO_ROUTERS[k] for k in routing if k in ARGO_ROUTERS), DEFAULT_TARGETS.provider)
+        name = self.name or DEFAULT_TARGETS.canary
+        stable = str(extra.get("stableService") or name)
+        return MetricTargets(
+            provider=provider,
+            canary=name,
+            primary=name,
+            canary_service=str(extra.get("canaryService") or stable),
+            primary_service=stable,
+            apex_service=stable,
+            replicas=self.spec.replicas,
+        )
 
     def queries(self) -> list[MetricQuery]:
         """Prometheus metrics, keyed by metric name (bound in the scenario, or recognised

@@ -1,0 +1,191 @@
+"""How the world answers a policy's metric queries: PromQL over raw series, or a bound signal.
+
+Every query with a Prometheus provider is evaluated as written (Flagger's builtins
+rendered for the Canary's provider, MetricTemplates, Argo AnalysisTemplates) by the PromQL
+engine over the series the provider's exporter publishes (``sim.world.exporters``), which
+the traffic paths fill per version, response code and pod (``sim.world.series``). Nothing
+is recognised or bound by shape.
+
+A binding under the scenario's ``telemetry.metrics`` is what a metric of another provider
+(Datadog, CloudWatch, ...) measures; on a Prometheus query it is the user's explicit
+instruction and wins (a ``constant`` or ``series`` script, or a signal for a metric the
+world does not export). A query that selects a metric name the exporter does not produce
+reads no data, and is named in a load-time warning.
+
+The plan is built once per (scenario, policy): queries are compiled once, and the universe
+of series is cut to the ones some query selects (the others cannot change any result, so
+the world does not simulate them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.errors import InputError
+from sim.inputs.scenario import MetricBinding, Scenario
+from sim.policies.base import MetricQuery, MetricTargets, MetricValue, Policy, QueryError
+from sim.promql import PromQLError, Query, Result, Scalar, Vector, compile_query
+from sim.world import exporters
+from sim.world.exporters import Universe, Workloads
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """What the world simulates and evaluates for a policy's metrics.
+
+    Attributes:
+        compiled: metric name -> its PromQL, compiled (evaluated over the series).
+        bound: metric name -> the simulated signal a binding gives it.
+        universe: the series to simulate (only those some query selects), or None when no
+            query reads series.
+        pods: pods of (primary, canary).
+        warnings: load-time warnings (queries selecting metrics the world does not produce).
+    """
+
+    compiled: dict[str, Query]
+    bound: dict[str, MetricBinding]
+    universe: Universe | None
+    pods: tuple[int, int]
+    warnings: tuple[str, ...]
+
+
+_PLANS: dict[tuple[int, int], tuple[Scenario, Policy, MetricPlan]] = {}
+
+
+def metric_plan(scenario: Scenario, policy: Policy) -> MetricPlan:
+    """The plan of ``policy``'s metrics in ``scenario``, memoised by identity.
+
+    Raises:
+        InputError: a metric of a provider other than Prometheus has no binding, or a query
+            does not parse.
+    """
+    key = (id(scenario), id(policy))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is scenario and hit[1] is policy:
+        return hit[2]
+    plan = _build(scenario, policy)
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[key] = (scenario, policy, plan)
+    return plan
+
+
+def metric_warnings(scenario: Scenario, policy: Policy) -> list[str]:
+    """Load-time warnings about ``policy``'s metrics in ``scenario`` (see the module doc)."""
+    return list(metric_plan(scenario, policy).warnings)
+
+
+def _build(scenario: Scenario, policy: Policy) -> MetricPlan:
+    table = scenario.telemetry.metrics
+    compiled: dict[str, Query] = {}
+    bound: dict[str, MetricBinding] = {}
+    for q in policy.queries():
+        key = next((k for k in q.bindings if k in table), None)
+        if key is not None:
+            bound[q.name] = table[key]
+        elif q.provider == "prometheus" and q.query:
+            compiled[q.name] = _compile(scenario, q)
+        elif q.signal == "custom":
+            raise InputError(
+                scenario.name,
+                1,
+                "telemetry.metrics",
+                f"metric {q.name!r} reads provider {q.provider!r}, which is not simulated: bind it to a "
+                f"simulated signal under telemetry.metrics (by name: {' or '.join(q.bindings)})",
+            )
+    targets = policy.metric_targets()
+    pods = _pods(scenario, targets)
+    if not compiled:
+        return MetricPlan(compiled, bound, None, pods, ())
+    provider = scenario.telemetry.provider or targets.provider
+    bounds = tuple(scenario.telemetry.buckets_ms) if "buckets_ms" in scenario.telemetry.model_fields_set else None
+    full = exporters.universe(provider, _workloads(targets), pods, bounds_ms=bounds)
+    produced = exporters.produced_names(provider)
+    warnings = []
+    for name, query in compiled.items():
+        missing = sorted(query.metric_names - produced)
+        if missing:
+            warnings.append(
+                f"metric {name!r}: its query selects {', '.join(missing)}, which the simulated {provider} "
+                "exporter does not publish: those selectors read no series (bind the metric under "
+                "telemetry.metrics to simulate it)"
+            )
+    return MetricPlan(compiled, bound, _selected(full, compiled.values()), pods, tuple(warnings))
+
+
+def _compile(scenario: Scenario, q: MetricQuery) -> Query:
+    try:
+        return compile_query(q.query)
+    except PromQLError as e:
+        raise InputError(scenario.name, 1, f"metric {q.name}", f"its query is not valid PromQL: {e}") from None
+
+
+def _pods(scenario: Scenario, targets: MetricTargets) -> tuple[int, int]:
+    """Pods of (primary, canary): the scenario's ``baseline.replicas``, else the policy's
+    replicas, else one. The canary runs as many as the primary (Flagger scales the canary
+    Deployment to the primary's replicas before analysing)."""
+    n = scenario.baseline.replicas or targets.replicas or 1
+    return n, n
+
+
+def _workloads(t: MetricTargets) -> Workloads:
+    return Workloads(
+        namespace=t.namespace,
+        canary=t.canary,
+        primary=t.primary,
+        canary_service=t.canary_service,
+        primary_service=t.primary_service,
+        apex_service=t.apex_service,
+        ingress=t.ingress,
+        route=t.route,
+        canary_hash=t.canary_hash,
+        primary_hash=t.primary_hash,
+    )
+
+
+def _selected(u: Universe, queries: Sequence[Query] | object) -> Universe:
+    """``u`` cut to the series some selector of ``queries`` selects."""
+    selectors = [s for q in queries for s in q.selectors]  # type: ignore[attr-defined]
+    keep = np.array(
+        [
+            any(all(m.matches(dict(labels).get(m.name, "")) for m in s.matchers) for s in selectors)
+            for labels in u.labels
+        ],
+        dtype=bool,
+    )
+    ix = np.flatnonzero(keep)
+    return dataclasses.replace(
+        u,
+        labels=tuple(u.labels[i] for i in ix),
+        version=u.version[ix],
+        pod=u.pod[ix],
+        code=u.code[ix],
+        kind=u.kind[ix],
+        bucket=u.bucket[ix],
+    )
+
+
+def observed(result: Result, n: int) -> list[MetricValue]:
+    """A query's result as each of ``n`` runs' policies read it: a float for a scalar,
+    the values of the series present for an instant vector (``()`` when empty), and
+    ``QueryError`` where the evaluation failed (a range vector, a many-to-many match)."""
+    v = result.value
+    if isinstance(v, Scalar):
+        out: list[MetricValue] = [float(x) for x in v.values.tolist()]
+    elif isinstance(v, Vector):
+        if v.values.shape[1] == 1:
+            vals, pres = v.values[:, 0].tolist(), v.present[:, 0].tolist()
+            out = [(x,) if p else () for x, p in zip(vals, pres)]
+        else:
+            out = [tuple(row[mask].tolist()) for row, mask in zip(v.values, v.present)]
+    else:
+        err = QueryError("the query returns a range vector, not an instant vector or a scalar")
+        return [err] * n
+    if result.error is not None and result.error.any():
+        err = QueryError(result.message or "the query failed")
+        out = [err if bad else x for x, bad in zip(out, result.error.tolist())]
+    return out
