@@ -11,7 +11,8 @@ Parts:
   counted from request counts;
 * ``faults``: the release's fault models; ``router``: where each request goes;
   ``telemetry``: scraped counters and the queries on them; ``promql``: the simulated
-  signal behind a well-known PromQL query;
+  signal behind a well-known PromQL query; ``exporters``: which series each provider's
+  exporter publishes, with which labels;
 * ``service``: a version's error probability and latency distribution; ``draws``:
   per-run random streams, drawn for a whole batch in compiled calls.
 
@@ -22,6 +23,7 @@ __all__ = [
     "controller",
     "draws",
     "exact",
+    "exporters",
     "fast",
     "faults",
     "promql",
