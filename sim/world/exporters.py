@@ -1007,7 +1007,11 @@ def universe(
     rows: list[tuple[int, int, int, int, int]] = []
 
     def add(name: str, base: dict[str, str], site: _Site, code: int, kind: int, bucket: int = -1) -> None:
-        labels.append(tuple(sorted((base | {"__name__": name}).items())))
+        # An empty label value is no label at all in Prometheus (the scrape and the TSDB
+        # drop it; prometheus model/labels: "a label with an empty value is considered
+        # equivalent to a label that does not exist"), so it is left out here too.
+        items = {k: v for k, v in base.items() if v} | {"__name__": name}
+        labels.append(tuple(sorted(items.items())))
         rows.append((site.version, site.pod, code, kind, bucket))
 
     families = exporter.families(names)

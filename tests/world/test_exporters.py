@@ -359,7 +359,8 @@ def test_nginx_canary_label_names_the_canary_backend() -> None:
     u = universe("nginx", names, (2, 2))
     canary = _one(u, __name__="nginx_ingress_controller_requests", service="podinfo-canary")
     primary = _one(u, __name__="nginx_ingress_controller_requests", service="podinfo-primary")
-    assert canary["canary"] == "test-podinfo-canary-9898" and primary["canary"] == ""
+    # canary="" is no label in Prometheus: the primary's series have none.
+    assert canary["canary"] == "test-podinfo-canary-9898" and "canary" not in primary
     assert canary["ingress"] == primary["ingress"] == "podinfo"
     assert set(u.pod.tolist()) == {-1}  # the controller's series sum over the pods
     les = sorted({dict(ls).get("le", "") for ls in u.labels} - {""}, key=lambda s: float(s.replace("+Inf", "inf")))
@@ -465,6 +466,8 @@ def test_universe_arrays_describe_every_series() -> None:
     assert len(set(u.labels)) == k
     for labels in u.labels:
         assert labels == tuple(sorted(labels)) and dict(labels)["__name__"]
+        # Valid label names, and no empty values (Prometheus drops them).
+        assert all(re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", n) and v for n, v in labels)
     bucket = u.kind == BUCKET
     assert (u.bucket[~bucket] == -1).all()
     assert set(u.bucket[bucket].tolist()) == set(range(len(u.bounds_ms) + 1))
@@ -483,6 +486,7 @@ def test_produced_names_are_the_universe_names() -> None:
     for provider in PROVIDERS:
         u = universe(provider, flagger_workloads("podinfo", "test"), (1, 1))
         assert {dict(ls)["__name__"] for ls in u.labels} == produced_names(provider)
+        assert all(value for labels in u.labels for _, value in labels), provider
 
 
 def test_bad_arguments() -> None:
