@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from sim.policies.judges.base import JudgeData
 
@@ -255,33 +255,32 @@ DEFAULT_TAGS = PolicyTags()
 class MetricTargets:
     """What the series a policy's queries select are called, in the cluster it runs in.
 
-    The world's exporters label their series with these names (``sim.world.exporters``),
-    so a query rendered from the policy's own names (Flagger's ``{{ target }}``, an Argo
-    template's ``{{args.service-name}}``) selects the right version's series.
+    The world's exporters label their series from these names as the controller's routers
+    name things (``sim.world.exporters``), so a query rendered from the policy's own names
+    (Flagger's ``{{ target }}``, an Argo template's ``{{args.service-name}}``) selects the
+    right version's series.
 
     Attributes:
         provider: whose exporter publishes the series (Flagger's ``provider``, an Argo
             ``trafficRouting`` kind; ``istio`` by default).
+        controller: ``flagger`` (a primary Deployment beside the target) or ``argo`` (both
+            versions are ReplicaSets of one Rollout).
         namespace: the workloads' namespace.
-        canary: the canary workload (Flagger: ``targetRef.name``; Argo: the Rollout).
-        primary: the primary workload (Flagger: ``<target>-primary``; Argo: the Rollout).
-        canary_service, primary_service, apex_service: the Services routing to them.
+        target: Flagger's ``targetRef.name``; Argo's Rollout name.
+        service: Flagger's ``service.name`` (default: the target); Argo's ``stableService``.
+        canary_service: Argo's ``canaryService`` (Flagger derives ``<service>-canary``).
         ingress, route: Flagger's ``ingressRef`` and ``routeRef`` names.
-        canary_hash, primary_hash: pod-template hashes of the two ReplicaSets.
         replicas: pods per version when the policy knows them (Argo ``replicas``).
     """
 
     provider: str = "istio"
+    controller: Literal["flagger", "argo"] = "flagger"
     namespace: str = "default"
-    canary: str = "podinfo"
-    primary: str = "podinfo-primary"
-    canary_service: str = "podinfo-canary"
-    primary_service: str = "podinfo-primary"
-    apex_service: str = "podinfo"
+    target: str = "podinfo"
+    service: str = ""
+    canary_service: str = ""
     ingress: str = ""
     route: str = ""
-    canary_hash: str = ""
-    primary_hash: str = ""
     replicas: int | None = None
 
 

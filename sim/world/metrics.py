@@ -101,9 +101,9 @@ def _build(scenario: Scenario, policy: Policy) -> MetricPlan:
     pods = _pods(scenario, targets)
     if not compiled:
         return MetricPlan(compiled, bound, None, pods, ())
-    provider = scenario.telemetry.provider or targets.provider
+    provider = _provider(scenario, targets)
     bounds = tuple(scenario.telemetry.buckets_ms) if "buckets_ms" in scenario.telemetry.model_fields_set else None
-    full = exporters.universe(provider, _workloads(targets), pods, bounds_ms=bounds)
+    full = exporters.universe(provider, _workloads(targets, provider), pods, bounds_ms=bounds)
     produced = exporters.produced_names(provider)
     warnings = []
     for name, query in compiled.items():
@@ -115,6 +115,25 @@ def _build(scenario: Scenario, policy: Policy) -> MetricPlan:
                 "telemetry.metrics to simulate it)"
             )
     return MetricPlan(compiled, bound, _selected(full, compiled.values()), pods, tuple(warnings))
+
+
+def _provider(scenario: Scenario, targets: MetricTargets) -> str:
+    """The exporter whose series the queries read: the scenario's ``telemetry.provider``,
+    else the policy's. Flagger falls back to Istio's observer for a provider it does not
+    know (fluxcd/flagger ``pkg/metrics/observers/factory.go``, the default case), and so
+    does the world for the policy's."""
+    chosen = scenario.telemetry.provider
+    if chosen is not None:
+        try:
+            exporters.exporter_of(chosen)
+        except ValueError as e:
+            raise InputError(scenario.name, 1, "telemetry.provider", str(e), got=chosen) from None
+        return chosen
+    try:
+        exporters.exporter_of(targets.provider)
+    except ValueError:
+        return "istio"
+    return targets.provider
 
 
 def _compile(scenario: Scenario, q: MetricQuery) -> Query:
@@ -132,18 +151,24 @@ def _pods(scenario: Scenario, targets: MetricTargets) -> tuple[int, int]:
     return n, n
 
 
-def _workloads(t: MetricTargets) -> Workloads:
-    return Workloads(
-        namespace=t.namespace,
-        canary=t.canary,
-        primary=t.primary,
-        canary_service=t.canary_service,
-        primary_service=t.primary_service,
-        apex_service=t.apex_service,
+def _workloads(t: MetricTargets, provider: str) -> Workloads:
+    """The names the series carry, as the policy's controller names its objects."""
+    if t.controller == "argo":
+        return exporters.argo_workloads(
+            t.target,
+            t.namespace,
+            t.canary_service,
+            t.service,
+            exporters.pod_template_hash(f"{t.target}-canary"),
+            exporters.pod_template_hash(f"{t.target}-stable"),
+        )
+    return exporters.flagger_workloads(
+        t.target,
+        t.namespace,
+        service=t.service,
         ingress=t.ingress,
         route=t.route,
-        canary_hash=t.canary_hash,
-        primary_hash=t.primary_hash,
+        knative=exporters.exporter_of(provider) == "knative",
     )
 
 

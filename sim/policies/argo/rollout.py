@@ -231,15 +231,12 @@ class ArgoRollout(Policy):
         extra = (canary.model_extra or {}) if canary is not None else {}
         routing = list((canary.trafficRouting or {}) if canary is not None else {})
         provider = next((ARGO_ROUTERS[k] for k in routing if k in ARGO_ROUTERS), DEFAULT_TARGETS.provider)
-        name = self.name or DEFAULT_TARGETS.canary
-        stable = str(extra.get("stableService") or name)
         return MetricTargets(
             provider=provider,
-            canary=name,
-            primary=name,
-            canary_service=str(extra.get("canaryService") or stable),
-            primary_service=stable,
-            apex_service=stable,
+            controller="argo",
+            target=self.name or DEFAULT_TARGETS.target,
+            service=str(extra.get("stableService") or ""),
+            canary_service=str(extra.get("canaryService") or ""),
             replicas=self.spec.replicas,
         )
 
