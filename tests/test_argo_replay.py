@@ -290,7 +290,7 @@ def test_a_vector_cell_feeds_result_0(tmp_path: Path) -> None:
     passing = replay(policy, load_observations(series(tmp_path, success_rate(600, lambda t: '"[0.99, 0.5]"'))))
     assert (passing.decision, passing.decision_time_s) == (number.decision, number.decision_time_s)
     assert changes(passing.trace) == changes(number.trace)
-    assert passing.trace[0]["metrics"] == {"success-rate": (0.99, 0.5)}  # the trace shows the vector
+    assert passing.trace[0]["metrics"] == {"success-rate": [0.99, 0.5]}  # the trace shows the vector
     failing = replay(policy, load_observations(series(tmp_path, success_rate(600, lambda t: "[0.5]"))))
     assert (failing.decision, failing.decision_time_s, failing.rollback_reason) == (
         "rolled_back",

@@ -27,7 +27,6 @@ Fixtures in tests/fixtures/replay/ (every 15 s from t = 0 to 600):
 from __future__ import annotations
 
 import json
-import math
 import textwrap
 from pathlib import Path
 
@@ -207,8 +206,8 @@ def test_no_data_and_nan_fail_a_check(policy, tmp_path: Path, value: str) -> Non
         (4, 240.0, "Progressing", 20, 20, 1, 0),  # failedChecks is cumulative, never reset
         (5, 300.0, "Progressing", 30, 30, 1, 0),
     ]
-    got = result.trace[2]["metrics"]["request-success-rate"]
-    assert got is None if value == "" else math.isnan(got)
+    # The trace keeps them apart, in valid JSON: null for no data, "NaN" for a NaN sample.
+    assert result.trace[2]["metrics"]["request-success-rate"] == (None if value == "" else "NaN")
     assert result.trace[2]["event"] == "Halt advancement no values found for metric request-success-rate"
     assert result.decision == "promoted"
 
@@ -494,10 +493,11 @@ def test_cli_trace_file_equals_the_library_trace(tmp_path: Path) -> None:
     assert len(lines) == len(library) == 8
     for written, expected in zip(lines, library):
         assert list(written) == TRACE_KEYS
-        metrics = {k: (None if v is None or math.isnan(v) else v) for k, v in expected["metrics"].items()}
-        assert written == {**expected, "metrics": metrics}
-    assert lines[2]["metrics"]["request-duration"] is None  # NaN is written as null
-    assert "NaN" not in trace.read_text()
+        assert written == expected
+    # docs/architecture.md's trace contract: "NaN" for NaN, null for no data (never a bare NaN).
+    assert lines[2]["metrics"]["request-duration"] == "NaN"
+    assert lines[3]["metrics"]["request-duration"] is None
+    assert ": NaN" not in trace.read_text()
 
 
 def test_cli_warns_about_metrics_with_no_rows(tmp_path: Path) -> None:

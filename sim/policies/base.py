@@ -23,8 +23,43 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from sim.policies.judges.base import JudgeData
 
-#: Value of a metric query that returned nothing (Prometheus: empty vector or NaN).
+#: Value of a metric query that returned no data (Prometheus: an empty vector).
 NO_DATA = None
+
+
+@dataclass(frozen=True)
+class QueryError:
+    """A metric query that failed: the metrics server answered with an error, or the
+    query could not be evaluated. Not "no data": Flagger counts it as a failed check with
+    another message, Argo makes it an Error measurement (``MarkMeasurementError``).
+
+    Attributes:
+        message: what went wrong, for the trace and the controller's events.
+    """
+
+    message: str
+
+
+class ScalarResult(float):
+    """A PromQL *scalar* result (``scalar(...)``, ``time()``, a number), as opposed to an
+    instant vector of one sample.
+
+    It is a ``float`` in every respect; the class only remembers the result type, which
+    the controllers decode differently: Argo's Prometheus provider hands a scalar to the
+    conditions as a number (``result``, not ``result[0]``), and Flagger's ``RunQuery``
+    cannot decode one at all (it unmarshals ``data.result`` as a list of series: a query
+    error). A plain float is a value read from a replay CSV or written in a test, read as
+    before: by Flagger as a value, by Argo as a vector of that one sample.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"ScalarResult({float(self)!r})"
+
+
+#: What ``Observation.metrics`` holds for a metric (see ``Observation``).
+MetricValue = float | tuple[float, ...] | QueryError | None
 
 
 @dataclass(frozen=True)
@@ -71,10 +106,20 @@ class Observation:
     Attributes:
         t: seconds since the new revision was applied.
         tick: 1-based tick number.
-        metrics: metric name -> value, or ``NO_DATA`` (None) when the query returned
-            nothing; for a policy that ``reads_vectors``, a recorded vector may come as a
-            tuple of floats. The simulator passes a lazy mapping that evaluates a query only
-            when the policy reads it; values never depend on whether they were read.
+        metrics: metric name -> what its query returned (``MetricValue``):
+
+            * a ``float``: a value, NaN included (a replay CSV's number, a hand-bound
+              signal), or a PromQL scalar result, then a ``ScalarResult``;
+            * ``NO_DATA`` (None): no data (an empty result, a replay CSV's empty cell);
+            * a tuple of floats: an instant vector's sample values, in the world's series
+              order (``()``: an empty vector, no data as None is);
+            * a ``QueryError``: the query failed.
+
+            Each policy reads these as its controller does (Flagger: the last sample of
+            a vector, NaN and empty are "no values found"; Argo: a vector is the list
+            ``result``, an empty one makes ``result[0]`` an Error measurement, NaN is a
+            value). The simulator passes a lazy mapping that evaluates a query only when
+            the policy reads it; values never depend on whether they were read.
         routes: the router's current state.
         canary: canary workload readiness.
         primary: primary workload readiness.
@@ -89,7 +134,7 @@ class Observation:
 
     t: float
     tick: int
-    metrics: Mapping[str, float | None] = field(default_factory=dict)
+    metrics: Mapping[str, MetricValue] = field(default_factory=dict)
     routes: Routes = _NO_ROUTES
     canary: Readiness = _READY
     primary: Readiness = _READY
@@ -101,7 +146,7 @@ class Observation:
         self,
         t: float,
         tick: int,
-        metrics: Mapping[str, float | None] = _NEW_DICT,
+        metrics: Mapping[str, MetricValue] = _NEW_DICT,
         routes: Routes = _NO_ROUTES,
         canary: Readiness = _READY,
         primary: Readiness = _READY,

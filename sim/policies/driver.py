@@ -24,6 +24,7 @@ Pure: no simpy, no numpy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,11 @@ from sim.policies.base import (
     Action,
     Finish,
     HookCalled,
+    MetricValue,
     Observation,
     Policy,
     Promote,
+    QueryError,
     Rollback,
     Routes,
     ScaleUp,
@@ -146,27 +149,63 @@ def wants_line(
     return any(last.get(k) != v for k, v in status.items())
 
 
+def metric_json(value: MetricValue, vectors: bool = False) -> Any:
+    """A metric value as the trace shows it, valid JSON (no bare NaN): a number; ``null``
+    for no data (an empty result); ``"NaN"``, ``"+Inf"`` and ``"-Inf"`` as Prometheus
+    writes them; ``{"error": message}`` for a failed query. A vector is shown as the policy
+    reads it: a list for a policy that ``reads_vectors`` (Argo's ``result``), else its
+    last sample (what Flagger's ``RunQuery`` keeps; ``null`` when empty)."""
+    if isinstance(value, tuple):
+        if vectors:
+            return [metric_json(x) for x in value]
+        value = value[-1] if value else None
+    if value is None:
+        return None
+    if isinstance(value, QueryError):
+        return {"error": value.message}
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "+Inf" if value > 0 else "-Inf"
+    return float(value)
+
+
+def metric_queries(policy: Policy) -> dict[str, str]:
+    """The PromQL each of the policy's metrics evaluates, by metric name, for the trace's
+    ``queries`` (metrics without PromQL, hand-bound or of another provider, are left out)."""
+    return {q.name: q.query for q in policy.queries() if q.query}
+
+
 def trace_line(
     t: float,
     tick: int,
     status: Mapping[str, Any],
     routed_weight: float,
     actions: tuple[Action, ...],
-    metrics: Mapping[str, float | None],
+    metrics: Mapping[str, MetricValue],
     event: str,
+    queries: Mapping[str, str] | None = None,
+    vectors: bool = False,
 ) -> dict[str, Any]:
     """One line of the trace: the tick, the policy's status, the canary's share of live
-    traffic, what was done, the metric values read and the policy's ``event``
-    (``Policy.event``)."""
-    return {
+    traffic, what was done, the metric values read (``metric_json``; ``vectors``: the
+    policy's ``PolicyTags.reads_vectors``), the PromQL of those that have one
+    (``queries``: ``metric_queries(policy)``; the key is left out when none has) and
+    the policy's ``event`` (``Policy.event``)."""
+    line = {
         "t": t,
         "tick": tick,
         **status,
         "routed_weight": routed_weight,
         "actions": [action_json(a) for a in actions],
-        "metrics": metrics,
-        "event": event,
+        "metrics": {name: metric_json(v, vectors) for name, v in metrics.items()},
     }
+    if queries:
+        shown = {name: queries[name] for name in metrics if name in queries}
+        if shown:
+            line["queries"] = shown
+    line["event"] = event
+    return line
 
 
 @dataclass

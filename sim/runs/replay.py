@@ -77,7 +77,7 @@ from sim.inputs.files import read_text
 from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_HORIZON_S
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.base import Observation, Policy, Readiness, Routes
-from sim.policies.driver import Rollout, TickLimitError, drive, trace_line, wants_line
+from sim.policies.driver import Rollout, TickLimitError, drive, metric_queries, trace_line, wants_line
 from sim.policies.judges.base import JudgeData, VersionSeries
 
 __all__ = [
@@ -443,6 +443,7 @@ def replay(
     names = [q.name for q in policy.queries()]
     on_change = policy.tags.trace_on_change
     vectors = policy.tags.reads_vectors
+    queries = metric_queries(policy)
 
     def observe(r: Rollout) -> Observation:
         t = r.t
@@ -475,6 +476,8 @@ def replay(
                         tick.actions,
                         tick.obs.metrics,
                         policy.event(rollout.state),
+                        queries,
+                        vectors,
                     )
                 )
     except TickLimitError as err:

@@ -42,7 +42,7 @@ from sim.policies.base import (
     ScaleUp,
     SetWeights,
 )
-from sim.policies.driver import Decision, next_tick, trace_line, wants_line
+from sim.policies.driver import Decision, metric_queries, next_tick, trace_line, wants_line
 from sim.promql import SeriesBatch
 from sim.seeds import STREAMS, Streams, streams
 from sim.world.draws import stream_states
@@ -189,6 +189,8 @@ class World:
         self.reads_versions = tags.reads_versions
         self.versions_latency = tags.versions_latency
         self.trace_on_change = tags.trace_on_change
+        self.reads_vectors = tags.reads_vectors  # how the trace shows a vector (driver.metric_json)
+        self.trace_queries = metric_queries(policy)  # the trace's ``queries``
         primary_hist = self.versions_latency or any(
             b.version == "primary" and b.signal.startswith("latency") for b in bindings.values()
         )
@@ -310,7 +312,15 @@ class World:
                 if wants_line(self.trace_on_change, run.lines, status, actions):
                     run.lines.append(
                         trace_line(
-                            now, run.ticks, status, router.routed_percent(r), actions, metrics, policy.event(state)
+                            now,
+                            run.ticks,
+                            status,
+                            router.routed_percent(r),
+                            actions,
+                            metrics,
+                            policy.event(state),
+                            self.trace_queries,
+                            self.reads_vectors,
                         )
                     )
             nt = next_tick(policy, state, now, horizon)

@@ -72,7 +72,18 @@ import pytest
 
 from sim.policies.argo.rollout import ArgoRollout, ArgoState
 from sim.policies.argo.spec import ArgoPolicySpec
-from sim.policies.base import Observation, Promote, Readiness, Rollback, Routes, ScaleUp, SetWeights
+from sim.policies.base import (
+    MetricValue,
+    Observation,
+    Promote,
+    QueryError,
+    Readiness,
+    Rollback,
+    Routes,
+    ScalarResult,
+    ScaleUp,
+    SetWeights,
+)
 
 NAN = float("nan")
 MAX_TICKS = 2000
@@ -183,19 +194,21 @@ class World:
 
     Attributes:
         metrics: metric name -> ``[(from_t, value), ...]``: piecewise constant, the
-            latest point at or before t (None: the query returns an empty vector).
+            latest point at or before t, as the world hands a query's result (None or ():
+            an empty vector; a number: a one-sample vector; a tuple: a vector; a
+            ``ScalarResult``: a scalar; a ``QueryError``: the query failed).
         ready_at: when the canary (blue/green: the preview) ReplicaSet is available.
         promote_at: times of ``kubectl argo rollouts promote`` (one-shot each).
         until: the last time the policy is run.
     """
 
-    metrics: Mapping[str, Sequence[tuple[float, float | None]]] = field(default_factory=dict)
+    metrics: Mapping[str, Sequence[tuple[float, MetricValue]]] = field(default_factory=dict)
     ready_at: float = 0.0
     promote_at: tuple[float, ...] = ()
     until: float = 400.0
 
-    def value(self, name: str, t: float) -> float | None:
-        out: float | None = None
+    def value(self, name: str, t: float) -> MetricValue:
+        out: MetricValue = None
         for at, v in self.metrics.get(name, ()):
             if at <= t:
                 out = v
@@ -809,6 +822,55 @@ CASES: list[dict[str, Any]] = [
         rows=[
             row(0, 0, 20, 0, "Progressing", did="scale-up"),
             row(30, 1, 20, 20, "Paused"),
+        ],
+    ),
+    dict(
+        id="24-query-errors-and-empty-vectors-count-as-consecutive-errors",
+        source="metricproviders/prometheus/prometheus.go: Run (executeQuery error -> "
+        "metricutil.MarkMeasurementError), processResponse (model.Vector -> []float64 in the result's "
+        "order, so result[0] is the first series; an empty vector -> []float64{}); utils/evaluate/evaluate.go: "
+        "EvalCondition (result[0] on [] -> error), EvaluateResult (-> Error); analysis/analysis.go: "
+        "runMeasurements (Error: ConsecutiveError++, Count unchanged; a success resets it), "
+        "assessMetricFailureInconclusiveOrError (consecutiveError > consecutiveErrorLimit 4); "
+        "rollout/analysis.go: reconcileBackgroundAnalysisRun (Error -> AddAbort)",
+        # Issue 14: the world hands each query's result as it comes. t0: the vector [0.97, 0.5]: result[0]
+        # = 0.97 passes. 60-90: the query fails (Error, retried 10 s later each time), four in a row (not
+        # above the limit of 4). 100: [0.99] passes and resets the streak; next due 160. From 160 the query
+        # returns an empty vector: errors at 160..200, the fifth in a row (5 > 4) makes the run Error:
+        # abort at 200. Failed queries and empty vectors count alike.
+        spec=canary([sw(20), pause()], {"sr": SR_BG}, analysis=use("sr")),
+        world=World(
+            {"sr": [(0, (0.97, 0.5)), (60, QueryError("connection refused")), (100, (0.99,)), (160, ())]}, until=300
+        ),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1, e=1, ce=1))}),
+            row(70, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1, e=2, ce=2))}),
+            row(80, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1, e=3, ce=3))}),
+            row(90, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1, e=4, ce=4))}),
+            row(100, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2, e=4))}),
+            row(160, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2, e=5, ce=1))}),
+            row(170, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2, e=6, ce=2))}),
+            row(180, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2, e=7, ce=3))}),
+            row(190, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2, e=8, ce=4))}),
+            row(200, 0, 0, 0, "Degraded", {"background": run("Error", m("sr", "Error", c=2, s=2, e=9, ce=5))}, "abort"),
+        ],
+    ),
+    dict(
+        id="25-scalar-result-is-a-number",
+        source="metricproviders/prometheus/prometheus.go: processResponse (*model.Scalar -> "
+        "float64(value.Value), handed to the conditions as is); utils/evaluate/evaluate.go: "
+        "EvaluateResult (success condition only: failCondition = !successCondition); "
+        "rollout/analysis.go: reconcileBackgroundAnalysisRun",
+        # A query returning a PromQL scalar: `result >= 0.95` compares the number. 0.99 passes at 0; 0.5 at 60
+        # fails -> failed 1 > 0 -> run Failed -> abort.
+        spec=canary(
+            [sw(20), pause()], {"sr": template(metric(interval="60s", success="result >= 0.95"))}, analysis=use("sr")
+        ),
+        world=World({"sr": [(0, ScalarResult(0.99)), (60, ScalarResult(0.5))]}, until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 0, 0, 0, "Degraded", {"background": run("Failed", m("sr", "Failed", c=2, s=1, f=1))}, "abort"),
         ],
     ),
 ]

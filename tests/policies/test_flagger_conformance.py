@@ -44,11 +44,14 @@ import pytest
 from sim.policies.base import (
     NO_DATA,
     HookCalled,
+    MetricValue,
     Observation,
     Promote,
+    QueryError,
     Readiness,
     Rollback,
     Routes,
+    ScalarResult,
     ScaleUp,
     SetWeights,
 )
@@ -97,7 +100,7 @@ def hook(name: str, kind: str) -> dict[str, str]:
 class Given:
     """The world at one tick (besides time and routes)."""
 
-    metrics: Mapping[str, float | None] = field(default_factory=lambda: dict(GOOD))
+    metrics: Mapping[str, MetricValue] = field(default_factory=lambda: dict(GOOD))
     webhooks: Mapping[str, bool] = field(default_factory=dict)
     canary: Readiness = READY
     primary: Readiness = READY
@@ -124,7 +127,7 @@ def row(
     router: str,
     did: str = "",
     *,
-    metrics: Mapping[str, float | None] = GOOD,
+    metrics: Mapping[str, MetricValue] = GOOD,
     webhooks: Mapping[str, bool] | None = None,
     canary: Readiness = READY,
     primary: Readiness = READY,
@@ -730,20 +733,46 @@ CASES: list[dict[str, Any]] = [
             row(10, "Succeeded", 0, 0, 0, "0", hooks=()),
         ],
     ),
+    dict(
+        id="26-query-results-vectors-errors-and-scalars",
+        source="pkg/metrics/providers/prometheus.go: RunQuery (every series overwrites the value: the "
+        "last wins; `value == nil || math.IsNaN(*value)` -> ErrNoValuesFound; json.Unmarshal of a "
+        "scalar's data.result into []struct fails -> error); pkg/controller/scheduler_metrics.go: "
+        "runBuiltinMetricChecks (any error returns false; `val > time.Duration(*tr.Max)*time.Millisecond`); "
+        "pkg/metrics/observers/istio.go: GetRequestDuration (time.Duration(int64(value)) ms); "
+        "pkg/controller/scheduler.go: advanceCanary (runAnalysis false -> FailedChecks+1)",
+        # Issue 14: the world hands each query's result as it comes. t3: success-rate vector [50, 99.9]:
+        # the last series, 99.9, passes -> 20. t4: [99.9, NaN]: the last is NaN -> no values -> 1 (the
+        # latency query is not run). t5: the query fails -> 2. t6: latency as a PromQL scalar: RunQuery
+        # cannot unmarshal it -> 3. t7: 500.9 ms truncates to 500 ms, not > 500 -> 30. t8: an empty
+        # vector -> 4. t9: 4 >= 4 -> rollback.
+        spec={"analysis": analysis(threshold=4, maxWeight=100)},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
+            row(2, "Progressing", 10, 0, 0, "10", reads=()),
+            row(3, "Progressing", 20, 0, 0, "20", metrics={SR: (50.0, 99.9), LAT: (100.0,)}, reads=BOTH),
+            row(4, "Progressing", 20, 1, 0, "20", metrics={SR: (99.9, NAN), LAT: 100.0}, reads=(SR,)),
+            row(5, "Progressing", 20, 2, 0, "20", metrics={SR: QueryError("timeout"), LAT: 100.0}, reads=(SR,)),
+            row(6, "Progressing", 20, 3, 0, "20", metrics={SR: 99.9, LAT: ScalarResult(100.0)}, reads=BOTH),
+            row(7, "Progressing", 30, 3, 0, "30", metrics={SR: (99.9,), LAT: 500.9}, reads=BOTH),
+            row(8, "Progressing", 30, 4, 0, "30", metrics={SR: (), LAT: 100.0}, reads=(SR,)),
+            row(9, "Failed", 0, 0, 0, "0", "rollback", reads=()),
+        ],
+    ),
 ]
 
 
 # -- the driver --------------------------------------------------------------------------------
 
 
-class RecordedMetrics(Mapping[str, float | None]):
+class RecordedMetrics(Mapping[str, MetricValue]):
     """The tick's metric values; records which queries the policy ran, in order."""
 
-    def __init__(self, values: Mapping[str, float | None]) -> None:
+    def __init__(self, values: Mapping[str, MetricValue]) -> None:
         self._values = dict(values)
         self.reads: list[str] = []
 
-    def __getitem__(self, key: str) -> float | None:
+    def __getitem__(self, key: str) -> MetricValue:
         self.reads.append(key)
         return self._values[key]
 

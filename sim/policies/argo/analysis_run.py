@@ -25,7 +25,7 @@ sees the failed metric, terminates in-flight measurements and completes the run.
 
 Nothing here talks to a metric provider. The caller passes, for each due metric, what
 the provider returned: a raw value (decided by the metric's conditions through
-``decide``, by default ``sim.policies.argo.expr.measurement_phase``), a ``ProviderError``,
+``decide``, by default ``sim.policies.argo.expr.evaluate_result``), a ``ProviderError``,
 or a ``ProviderPhase`` (job, web, Kayenta: in flight with a resume time, or an
 outcome). Times are seconds on the simulation clock.
 """
@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
+from sim.policies.base import MetricValue, QueryError, ScalarResult
 from sim.policies.frozen import build, field_values, replace
 
 PENDING, RUNNING = "Pending", "Running"
@@ -195,6 +196,32 @@ class ProviderPhase:
 
 
 _PROVIDED = (ProviderError, ProviderPhase)
+
+
+def prometheus_result(value: MetricValue) -> ProviderError | float | list[float]:
+    """What Argo's Prometheus provider makes of a query's result
+    (``metricproviders/prometheus/prometheus.go`` ``Run`` and ``processResponse``).
+
+    * an instant vector (a tuple) -> the list of its sample values, ``result`` in the
+      conditions (hence ``result[0]``); an empty vector (``()`` or None) -> ``[]``, on
+      which ``result[0]`` is an evaluation error, an Error measurement;
+    * a scalar result (``ScalarResult``) -> the number itself (``result >= 0.9``);
+    * a failed query (``QueryError``) -> ``MarkMeasurementError``: an Error measurement;
+    * a plain float (a replay CSV's number, a hand-bound signal) -> a vector of that one
+      sample. NaN stays a value: ``NaN >= x`` is false (a Failed measurement with a
+      success condition), not an error.
+    """
+    if isinstance(value, tuple):
+        return [float(x) for x in value]
+    if value is None:
+        return []
+    if isinstance(value, QueryError):
+        return ProviderError(value.message)
+    if isinstance(value, ScalarResult):
+        return float(value)
+    return [float(value)]
+
+
 #: What the caller passes per due metric. A raw value (float, list of floats, dict, str)
 #: is decided by the conditions; None stands for an empty Prometheus vector (``[]``).
 ProviderResult = ProviderError | ProviderPhase | float | list | dict | str | None
@@ -205,9 +232,9 @@ Decide = Callable[[Any, "str | None", "str | None"], Any]
 def _default_decide() -> Decide:
     global _decide
     if _decide is None:
-        from sim.policies.argo.expr import measurement_phase  # written alongside; imported lazily
+        from sim.policies.argo.expr import evaluate_result  # written alongside; imported lazily
 
-        _decide = measurement_phase
+        _decide = evaluate_result
     return _decide
 
 
@@ -702,7 +729,7 @@ def record(
             metrics that are not due are ignored (a provider is only queried when due).
         decide: ``decide(result, success_condition, failure_condition)`` -> phase (or
             (phase, message)) for raw values; by default
-            ``sim.policies.argo.expr.measurement_phase``.
+            ``sim.policies.argo.expr.evaluate_result``.
 
     Returns:
         The run after ``reconcileAnalysisRun``, plus the immediate follow-up reconcile

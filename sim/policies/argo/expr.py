@@ -474,8 +474,9 @@ def evaluate_condition(source: str, result: object) -> bool:
     return value if isinstance(value, bool) else _bad(f"expected bool, but got {_gotype(value)}")
 
 
-def measurement_phase(result: object, success: str | None, failure: str | None) -> str:
-    """Argo's ``EvaluateResult``: the phase of one measurement.
+def evaluate_result(result: object, success: str | None, failure: str | None) -> tuple[str, str]:
+    """Argo's ``EvaluateResult``: the phase of one measurement and, for an Error, its
+    message as ``formatEvalError`` words it.
 
     Args:
         result: the provider's value (float, list of floats, dict, str, None...).
@@ -483,17 +484,38 @@ def measurement_phase(result: object, success: str | None, failure: str | None) 
         failure: ``failureCondition``; ``None`` or ``""`` means unset.
 
     Returns:
-        "Successful", "Failed", "Inconclusive", or "Error" when either condition errs.
+        ("Successful" | "Failed" | "Inconclusive", "") or ("Error", message) when either
+        condition errs (the success condition is evaluated first). A nil or empty result
+        (an empty Prometheus vector) gets "metric result is nil or empty" instead of the
+        expression's own error.
     """
-    try:
-        ok = evaluate_condition(success, result) if success else False
-        bad = evaluate_condition(failure, result) if failure else False
-    except ExprError:
-        return "Error"
+    ok = bad = False
+    for which, condition in (("successCondition", success), ("failureCondition", failure)):
+        if not condition:
+            continue
+        try:
+            value = evaluate_condition(condition, result)
+        except ExprError as err:
+            if result is None or (isinstance(result, (list, tuple)) and not result):  # isNilOrEmpty
+                why = "metric result is nil or empty: no data returned from the metric provider"
+            else:
+                why = str(err)
+            return "Error", f'could not evaluate {which} "{condition}": {why}'
+        if which == "successCondition":
+            ok = value
+        else:
+            bad = value
     if not success and not failure:
-        return "Successful"
+        return "Successful", ""
     if not failure:
         bad = not ok  # without a failure condition, "not successful" is a failure
     elif not success:
         ok = not bad  # without a success condition, "not failed" is a success
-    return "Failed" if bad else "Successful" if ok else "Inconclusive"
+    return ("Failed" if bad else "Successful" if ok else "Inconclusive"), ""
+
+
+def measurement_phase(result: object, success: str | None, failure: str | None) -> str:
+    """Argo's ``EvaluateResult``: the phase of one measurement ("Successful", "Failed",
+    "Inconclusive", or "Error" when either condition errs); ``evaluate_result`` gives the
+    Error's message too."""
+    return evaluate_result(result, success, failure)[0]

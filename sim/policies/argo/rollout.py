@@ -46,7 +46,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo import kayenta as argo_kayenta
@@ -561,12 +560,7 @@ class ArgoRollout(Policy):
         scripted latency the measurement stays Running until it answers."""
         kind = m.provider_type
         if kind == "prometheus":
-            v: Any = obs.metrics.get(m.name)
-            if isinstance(v, tuple):  # a recorded vector (pdsim replay: a [0.99, ...] cell)
-                return [float(x) for x in v]
-            # A number is a one-sample vector: the provider hands conditions []float64 for a
-            # vector result, hence result[0] (metricproviders/prometheus processResponse).
-            return [] if v is None else [float(v)]
+            return ar.prometheus_result(obs.metrics.get(m.name))
         key = f"{run.kind.split(':')[0]}/{m.name}"
         keys = (key, m.name, kind)
         if kind == "kayenta" and (obs.versions is not None or not any(k in obs.webhooks for k in keys)):

@@ -43,18 +43,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from math import isnan, trunc
+from math import isnan
 
 from sim.policies.base import (
     Action,
     HookCalled,
     MetricQuery,
+    MetricValue,
     Observation,
     Policy,
     PolicyTags,
+    QueryError,
     Readiness,
     Rollback,
     Routes,
+    ScalarResult,
 )
 from sim.policies.flagger.plan import (
     FINISH_FAILED,
@@ -67,6 +70,7 @@ from sim.policies.flagger.plan import (
     FlaggerPlan,
     Hook,
     build_plan,
+    go_duration_ms,
     set_weights,
 )
 from sim.policies.flagger.spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec
@@ -411,19 +415,24 @@ class FlaggerCanary(Policy):
                         what = "no values found for" if verdict.verdict == Verdict.NO_DATA else "failed"
                         return f"Halt advancement judge {self.judge.kind} {what} {c.name}", s, verdict
                 continue
-            # One threshold-range check.
+            # One threshold-range check. Both a failed query and no values fail the check:
+            # runAnalysis returns false either way and failedChecks grows by one.
             val = metrics.get(c.name)
-            if val is None or isnan(val):
-                # prometheus.go: empty result or NaN -> ErrNoValuesFound -> check fails
-                return c.no_values, s, verdict
+            if type(val) is not float or val != val:  # anything but a plain number
+                read = run_query(val)
+                if read is None:
+                    return c.no_values, s, verdict
+                if isinstance(read, QueryError):
+                    return c.query_failed + read.message, s, verdict
+                val = read
+            shown = val
             if c.truncate:
-                # Observers return time.Duration(int64(value)) ms and the bounds are
-                # converted with time.Duration(bound): both truncated to whole ms.
-                val = float(trunc(val))
+                val = float(go_duration_ms(val * c.unit_ms))
+                shown = val / 1e6
             if c.lo is not None and val < c.lo:
-                return f"Halt advancement {c.name} {val:.2f} < {c.lo_text}", s, verdict
+                return f"Halt advancement {c.name} {shown:.2f} < {c.lo_text}", s, verdict
             if c.hi is not None and val > c.hi:
-                return f"Halt advancement {c.name} {val:.2f} > {c.hi_text}", s, verdict
+                return f"Halt advancement {c.name} {shown:.2f} > {c.hi_text}", s, verdict
         return "", s, verdict
 
     def _run_canary(
@@ -444,6 +453,29 @@ class FlaggerCanary(Policy):
             return replace(s, canary_weight=new, event=f"Advance canary weight {new}")
         waiting = _confirm_promotion(p, s, obs, acts)
         return waiting if waiting is not None else _promote(p, s, acts)
+
+
+#: ``RunQuery``'s error for a scalar result: it unmarshals ``data.result`` into a list of
+#: series, and a scalar's ``[time, "value"]`` is not one.
+SCALAR_UNREADABLE = QueryError(
+    "error unmarshaling result: json: cannot unmarshal number into Go struct field .Data.Result"
+)
+
+
+def run_query(value: MetricValue) -> float | QueryError | None:
+    """What Flagger's Prometheus client makes of a query's result
+    (``pkg/metrics/providers/prometheus.go`` ``RunQuery``): the value of the *last* series
+    of a vector (each one overwrites the one before); None for ``ErrNoValuesFound`` (an
+    empty result, or a NaN last value); the error of a failed query; and an unmarshaling
+    error for a scalar result (``ScalarResult``). A plain float is a value (NaN: no values).
+    """
+    if isinstance(value, tuple):
+        value = value[-1] if value else None
+    elif isinstance(value, ScalarResult):
+        return SCALAR_UNREADABLE
+    if value is None or isinstance(value, QueryError):
+        return value
+    return None if isnan(value) else float(value)
 
 
 def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:

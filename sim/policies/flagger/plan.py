@@ -10,7 +10,6 @@ it, and the actions it hands out may be shared between ticks and rollouts.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 from sim.policies.base import Finish, HookCalled, MetricQuery, Promote, Routes, ScaleUp, SetWeights
@@ -48,18 +47,24 @@ class Hook(NamedTuple):
 class Check(NamedTuple):
     """One metric check in Flagger's order, its bounds as compared and its messages.
 
-    For ``request-duration`` the bounds are already truncated to whole milliseconds, as
-    Flagger's ``time.Duration(bound)`` conversion does (the value is truncated per tick).
+    For ``request-duration`` the value and the bounds are compared as Go durations in
+    nanoseconds (``go_duration_ms``): the observer converts the value with
+    ``time.Duration(int64(value)) * time.Millisecond`` (``int64(value*1000)`` for a
+    query in seconds, ``unit_ms`` 1000) and the check its bounds with
+    ``time.Duration(bound) * time.Millisecond`` (``scheduler_metrics.go``
+    ``runBuiltinMetricChecks``): both truncated to whole milliseconds.
     """
 
     name: str
     judged: bool  # a builtin whose threshold check the judge takes over
-    truncate: bool  # request-duration: compare whole milliseconds
+    truncate: bool  # request-duration: compare Go durations (lo and hi in ns)
     lo: float | None
     hi: float | None
-    lo_text: str  # f"{lo:g}", for the failure message
+    lo_text: str  # the bound in the failure message (ms for a duration)
     hi_text: str
-    no_values: str  # the message when the query returned nothing or NaN
+    no_values: str  # the message when the query returned nothing or NaN (ErrNoValuesFound)
+    query_failed: str  # the message's start when the query failed (any other error)
+    unit_ms: float = 1.0  # request-duration: milliseconds per unit of the query's value
 
 
 class FlaggerPlan(NamedTuple):
@@ -101,21 +106,64 @@ def _hook(h: FlaggerWebhook) -> Hook:
     )
 
 
-def _check(q: MetricQuery, judged: bool) -> Check:
+def go_duration_ms(value: float) -> int:
+    """``time.Duration(int64(value)) * time.Millisecond`` in nanoseconds, as Go computes it
+    on amd64: the conversion truncates toward zero, and a NaN, an infinity or a value out
+    of int64's range converts to the "integer indefinite" -2**63 (CVTTSD2SQ); the product
+    wraps around in 64 bits (so +Inf reads as 0 ns)."""
+    if -(2.0**63) <= value < 2.0**63:  # False for NaN
+        whole = int(value)
+    else:
+        whole = -(2**63)
+    return (whole * 1_000_000 + 2**63) % 2**64 - 2**63
+
+
+def duration_unit_ms(provider: str) -> float:
+    """Milliseconds per unit of the ``request-duration`` builtin's value for ``provider``.
+
+    ``pkg/metrics/observers/factory.go`` ``Observer`` picks ``HttpObserver`` for
+    ``kubernetes`` and ``gatewayapi*``: its query returns seconds and it converts with
+    ``int64(value*1000)`` (``http.go`` ``GetRequestDuration``); every other observer's
+    query returns milliseconds (``int64(value)``).
+    """
+    return 1000.0 if provider == "kubernetes" or provider.startswith("gatewayapi") else 1.0
+
+
+def unit_ms(provider: str, q: MetricQuery) -> float:
+    """Milliseconds per unit of a ``request-duration`` check's value: the observer's
+    (``duration_unit_ms``) when the builtin's PromQL is evaluated (``q.query`` set); a
+    builtin without PromQL is a hand-bound p99, in milliseconds whatever the provider."""
+    return duration_unit_ms(provider) if q.query else 1.0
+
+
+#: The start of the event when a query fails (not "no values"), by kind of check
+#: (``scheduler_metrics.go``: ``runBuiltinMetricChecks`` for builtins and inline queries,
+#: ``runMetricChecks`` for templates).
+_QUERY_FAILED = {
+    "builtin": "Prometheus query failed: running query failed: ",
+    "query": "Prometheus query failed for {name}: ",
+    "template": "Metric query failed for {name}: ",
+}
+
+
+def _check(kind: str, q: MetricQuery, judged: bool, unit_ms: float) -> Check:
     lo, hi = q.min, q.max
     truncate = q.signal == "request-duration"
     if truncate:
-        lo = None if lo is None else float(math.trunc(lo))
-        hi = None if hi is None else float(math.trunc(hi))
+        lo = None if lo is None else float(go_duration_ms(lo))
+        hi = None if hi is None else float(go_duration_ms(hi))
+    scale = 1e6 if truncate else 1.0  # the message shows milliseconds
     return Check(
         q.name,
         judged,
         truncate,
         lo,
         hi,
-        "" if lo is None else f"{lo:g}",
-        "" if hi is None else f"{hi:g}",
+        "" if lo is None else f"{lo / scale:g}",
+        "" if hi is None else f"{hi / scale:g}",
         f"Halt advancement no values found for metric {q.name}",
+        _QUERY_FAILED[kind].format(name=q.name.removesuffix("#template")),
+        unit_ms if truncate else 1.0,
     )
 
 
@@ -149,7 +197,9 @@ def build_plan(
         fixed_step=a.stepWeight if a.stepWeight > 0 or not a.stepWeights else None,
         step_weight_promotion=a.stepWeightPromotion,
         deadline_s=spec.progressDeadlineSeconds,
-        checks=tuple(_check(q, kind == "builtin" and q.signal in judged) for kind, q in checks),
+        checks=tuple(
+            _check(kind, q, kind == "builtin" and q.signal in judged, unit_ms(spec.provider, q)) for kind, q in checks
+        ),
         confirm_rollout=hooks("confirm-rollout"),
         pre_rollout=hooks("pre-rollout"),
         rollout=hooks("rollout"),

@@ -1,0 +1,291 @@
+"""What the controllers make of a query's result (issue 14, items 2 and 5).
+
+The world evaluates each PromQL query and hands the policy its result (``sim.policies.base``
+``MetricValue``): a number, NaN included; None for an empty result; a tuple for an instant
+vector; a ``ScalarResult`` for a PromQL scalar; a ``QueryError`` for a failed query. Each
+rule below is read from upstream at the commits the conformance tables name (fluxcd/flagger
+15bd6ad5, argoproj/argo-rollouts 9f8d111d) and cites the file and function it pins.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from sim.policies.argo import analysis_run as ar
+from sim.policies.argo.expr import evaluate_result
+from sim.policies.base import MetricQuery, MetricValue, QueryError, ScalarResult
+from sim.policies.driver import metric_json, metric_queries, trace_line
+from sim.policies.flagger.canary import FlaggerCanary, run_query
+from sim.policies.flagger.plan import duration_unit_ms, go_duration_ms
+from sim.policies.flagger.spec import FlaggerPolicySpec
+from tests.helpers import GOOD, drive
+from tests.helpers import REQUEST_DURATION as LAT
+from tests.helpers import SUCCESS_RATE as SR
+
+NAN, INF = math.nan, math.inf
+QUERY = 'sum(rate(istio_requests_total{response_code!~"5.."}[1m])) / sum(rate(istio_requests_total[1m])) * 100'
+
+# -- Flagger ----------------------------------------------------------------------------------
+
+
+def flagger(
+    provider: str = "istio", threshold: int = 5, latency: dict[str, float] | None = None, **metric: Any
+) -> FlaggerCanary:
+    """A canary checking success rate >= 99 and p99 within ``latency`` (default at most
+    500 ms), plus ``metric`` if given."""
+    metrics: list[dict[str, Any]] = [
+        {"name": SR, "thresholdRange": {"min": 99}, "interval": "1m"},
+        {"name": LAT, "thresholdRange": latency or {"max": 500}, "interval": "1m"},
+    ]
+    if metric:
+        metrics.append({"interval": "1m", **metric})
+    spec = {
+        "provider": provider,
+        "analysis": {"interval": "1m", "threshold": threshold, "stepWeight": 10, "maxWeight": 50, "metrics": metrics},
+    }
+    return FlaggerCanary(FlaggerPolicySpec.model_validate(spec))
+
+
+def analysed(policy: FlaggerCanary, values: Mapping[str, MetricValue]) -> tuple[int, str]:
+    """(failedChecks, event) after the first tick that runs the metric checks (tick 3: tick 1
+    scales up, tick 2 is the first step, pre-rollout hooks only) reading ``values``."""
+    state, _ = drive(policy, [GOOD, GOOD, {**GOOD, **values}])[-1]
+    return state.failed_checks, state.event
+
+
+def test_the_last_series_of_a_vector_is_the_value():
+    """prometheus.go RunQuery: each series of ``data.result`` overwrites ``value``, so the
+    last one is compared (a 50% series first does not fail the check, last it does)."""
+    assert run_query((50.0, 99.9)) == 99.9
+    assert analysed(flagger(), {SR: (50.0, 99.9)}) == (0, "Advance canary weight 20")
+    assert analysed(flagger(), {SR: (99.9, 50.0)}) == (1, "Halt advancement request-success-rate 50.00 < 99")
+
+
+@pytest.mark.parametrize("value", [None, (), NAN, (NAN,), (99.9, NAN)], ids=repr)
+def test_empty_and_a_last_nan_are_no_values_found(value):
+    """prometheus.go RunQuery: ``value == nil || math.IsNaN(*value)`` -> ErrNoValuesFound;
+    scheduler_metrics.go runBuiltinMetricChecks: the check fails (failedChecks + 1 in
+    scheduler.go advanceCanary, when runAnalysis returns false)."""
+    assert run_query(value) is None
+    assert analysed(flagger(), {SR: value}) == (1, "Halt advancement no values found for metric request-success-rate")
+
+
+def test_a_nan_before_the_last_series_is_overwritten():
+    """prometheus.go RunQuery: only the last series' value is tested for NaN."""
+    assert run_query((NAN, 99.9)) == 99.9
+    assert analysed(flagger(), {SR: (NAN, 99.9)})[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        ({}, "Prometheus query failed: running query failed: connection refused"),
+        ({"name": "errors", "query": QUERY, "thresholdRange": {"max": 1}}, "Prometheus query failed for errors: "),
+        (
+            {"name": "errors", "templateRef": {"name": "error-rate"}, "thresholdRange": {"max": 1}},
+            "Metric query failed for errors: ",
+        ),
+    ],
+    ids=["builtin", "inline-query", "template"],
+)
+def test_a_failed_query_is_a_failed_check_with_its_error(metric, message):
+    """scheduler_metrics.go runBuiltinMetricChecks ("Prometheus query failed: %v", the
+    observer wrapping it as "running query failed: %w"; "Prometheus query failed for %s:
+    %v" for an inline query) and runMetricChecks ("Metric query failed for %s: %v"):
+    an error other than ErrNoValuesFound also returns false, a failed check."""
+    policy = flagger(**metric)
+    name = metric.get("name", SR)
+    failed, event = analysed(policy, {name: QueryError("connection refused")})
+    assert failed == 1
+    assert event.startswith(message) and event.endswith("connection refused")
+
+
+def test_failed_queries_count_towards_the_threshold_like_failed_checks():
+    """scheduler.go advanceCanary: failedChecks >= threshold rolls back at the next tick,
+    whatever made the checks fail (here query errors, then no values)."""
+    run = drive(flagger(threshold=2), [GOOD, GOOD, {SR: QueryError("timeout")}, {SR: ()}, GOOD])
+    assert [s.failed_checks for s, _ in run[:4]] == [0, 0, 1, 2]
+    assert run[-1][0].phase == "Failed"
+
+
+def test_a_scalar_result_cannot_be_decoded_by_flagger():
+    """prometheus.go RunQuery: ``json.Unmarshal`` of ``data.result`` into a list of series
+    fails on a scalar's ``[time, "value"]`` ("error unmarshaling result"): a query error, a
+    failed check, even for a value that would pass. A plain float (a replay CSV) is a value."""
+    read = run_query(ScalarResult(99.9))
+    assert isinstance(read, QueryError) and read.message.startswith("error unmarshaling result")
+    failed, event = analysed(flagger(), {SR: ScalarResult(99.9)})
+    assert failed == 1 and "error unmarshaling result" in event
+    assert analysed(flagger(), {SR: 99.9})[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "failed"),
+    [(500.0, 0), (500.99, 0), (501.0, 1), (INF, 0), (-INF, 0), (1e13, 0), (9e12, 1)],
+)
+def test_request_duration_compares_go_durations(value, failed):
+    """observers/istio.go GetRequestDuration: ``time.Duration(int64(value)) *
+    time.Millisecond``; scheduler_metrics.go runBuiltinMetricChecks: ``val >
+    time.Duration(*tr.Max)*time.Millisecond``. int64() truncates (500.99 -> 500 ms, not
+    above 500); an infinity converts to MinInt64 on amd64 and MinInt64 * 1e6 wraps to 0 ns;
+    1e13 ms is 1e19 ns, past int64, and wraps negative: all pass a maximum."""
+    assert analysed(flagger(), {LAT: value})[0] == failed
+
+
+def test_go_duration_conversion():
+    """The arithmetic of the rule above, Go's on amd64 (cvttsd2sq, 64-bit wrap)."""
+    assert go_duration_ms(500.99) == 500_000_000
+    assert go_duration_ms(-1.5) == -1_000_000  # toward zero
+    assert go_duration_ms(INF) == go_duration_ms(-INF) == go_duration_ms(NAN) == 0
+    assert go_duration_ms(1e13) == 10**19 - 2**64
+
+
+def test_request_duration_bounds_are_truncated_too():
+    """scheduler_metrics.go runBuiltinMetricChecks: ``time.Duration(*tr.Min)`` truncates
+    the bound, so a minimum of 99.9 ms is 99 ms: a 99.5 ms p99 (99 ms) passes it."""
+    policy = flagger(latency={"min": 99.9})
+    assert analysed(policy, {LAT: 99.5})[0] == 0
+    assert analysed(policy, {LAT: 98.9})[0] == 1
+
+
+def test_http_observer_reads_seconds():
+    """observers/factory.go Observer: ``kubernetes`` and ``gatewayapi*`` get HttpObserver,
+    whose query returns seconds and http.go GetRequestDuration converts with
+    ``int64(value*1000)``; every other observer reads milliseconds."""
+    assert duration_unit_ms("kubernetes") == duration_unit_ms("gatewayapi:v1") == 1000.0
+    assert duration_unit_ms("istio") == duration_unit_ms("nginx") == duration_unit_ms("linkerd") == 1.0
+    policy = flagger(provider="gatewayapi:v1")
+    # The builtin as the world evaluates it: with its PromQL (the providers' rendering sets it).
+    rendered = MetricQuery(LAT, LAT, 60.0, None, 500.0, query="histogram_quantile(0.99, ...)")
+    policy.__dict__["_checks"] = (("builtin", rendered),)
+    assert analysed(policy, {LAT: 0.5009})[0] == 0  # int64(500.9) = 500 ms
+    assert analysed(policy, {LAT: 0.501})[0] == 1
+
+
+def test_a_hand_bound_request_duration_stays_in_milliseconds():
+    """Without PromQL (a hand-bound p99, a replay CSV) the value is milliseconds whatever
+    the provider: the kubernetes provider's 100 ms passes its 500 ms maximum."""
+    assert analysed(flagger(provider="kubernetes"), {LAT: 100.0}) == (0, "Advance canary iteration 2/10")
+
+
+# -- Argo -------------------------------------------------------------------------------------
+
+SUCCESS = "result[0] >= 0.95"
+
+
+def measure(value: MetricValue, success: str | None = SUCCESS, failure: str | None = None) -> ar.MetricResult:
+    """One measurement of a Prometheus metric whose query returned ``value``."""
+    specs = [ar.MetricSpec("sr", interval_s=60, success_condition=success, failure_condition=failure)]
+    state = ar.record(specs, ar.start_run("run", specs, 0.0), 0.0, {"sr": ar.prometheus_result(value)})
+    return state.result("sr")
+
+
+@pytest.mark.parametrize("value", [(), None], ids=["empty-vector", "no-data"])
+def test_an_empty_vector_makes_result_0_an_error(value):
+    """prometheus.go processResponse: an empty vector is ``[]float64{}``; evaluate.go
+    EvalCondition: ``result[0]`` is a run-time error, so EvaluateResult returns Error with
+    formatEvalError's "metric result is nil or empty"; analysis.go runMeasurements: Error
+    and ConsecutiveError + 1, Count unchanged."""
+    r = measure(value)
+    assert (r.error, r.consecutive_error, r.count) == (1, 1, 0)
+    assert r.measurements[-1].phase == "Error"
+    assert r.measurements[-1].message == (
+        'could not evaluate successCondition "result[0] >= 0.95": metric result is nil or empty: '
+        "no data returned from the metric provider"
+    )
+
+
+def test_nan_is_a_value_that_fails_a_comparison():
+    """evaluate.go EvaluateResult: ``NaN >= 0.95`` is false in Go, not an error; with a
+    success condition only, failCondition = !successCondition: Failed."""
+    r = measure((NAN,))
+    assert (r.failed, r.error) == (1, 0)
+    assert measure((NAN,), success="isNaN(result[0])").successful == 1  # evaluate.go env: isNaN
+    assert measure((NAN,), success=None, failure="result[0] < 0.95").successful == 1
+
+
+def test_a_failed_query_is_an_error_measurement():
+    """prometheus.go Run: an executeQuery error -> metricutil.MarkMeasurementError."""
+    r = measure(QueryError("bad_data: parse error"))
+    assert (r.error, r.consecutive_error) == (1, 1)
+    assert r.measurements[-1].message == "bad_data: parse error"
+
+
+def test_a_scalar_is_a_number_and_a_vector_a_list():
+    """prometheus.go processResponse: ``*model.Scalar`` -> ``float64(value.Value)``;
+    ``model.Vector`` -> ``[]float64`` of its samples, in the result's order."""
+    assert ar.prometheus_result(ScalarResult(0.97)) == 0.97
+    assert ar.prometheus_result((0.97, 0.5)) == [0.97, 0.5]
+    assert ar.prometheus_result(None) == ar.prometheus_result(()) == []
+    assert ar.prometheus_result(0.97) == [0.97]  # a replay CSV's number: a one-sample vector
+    assert measure(ScalarResult(0.97), success="result >= 0.95").successful == 1
+    scalar_indexed = measure(ScalarResult(0.97))
+    assert scalar_indexed.error == 1
+    assert scalar_indexed.measurements[-1].message.startswith('could not evaluate successCondition "result[0]')
+    assert measure((0.97, 0.5), success="result[1] >= 0.95").failed == 1
+
+
+def test_default_and_isnil_see_an_empty_vector_as_not_nil():
+    """evaluate.go defaultFunc / isNilFunc: ``isNil`` of processResponse's ``[]float64{}``
+    (made, not nil) is false, so ``default(result, [1])[0]`` still indexes the empty list:
+    an Error, and ``isNil(result)`` is false."""
+    assert evaluate_result([], "default(result, [1.0])[0] >= 0.95", None)[0] == "Error"
+    assert evaluate_result([], "isNil(result)", None) == ("Failed", "")
+    assert evaluate_result([], "len(result) == 0", None) == ("Successful", "")
+
+
+def test_an_error_message_names_the_condition_and_the_expression_error():
+    """evaluate.go formatEvalError: "could not evaluate <condition> "<expr>": <error>"; the
+    success condition is evaluated first."""
+    phase, message = evaluate_result([0.9], "result[2] > 1", "result[0] < 0")
+    assert phase == "Error"
+    assert message.startswith('could not evaluate successCondition "result[2] > 1": ')
+    assert "index out of range" in message
+
+
+# -- the trace --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "vectors", "shown"),
+    [
+        (99.5, False, 99.5),
+        (ScalarResult(0.5), True, 0.5),
+        (None, False, None),
+        (NAN, False, "NaN"),
+        (INF, False, "+Inf"),
+        (-INF, False, "-Inf"),
+        ((0.5, NAN), True, [0.5, "NaN"]),
+        ((0.5, 99.0), False, 99.0),  # what Flagger's RunQuery keeps: the last series
+        ((), False, None),
+        ((), True, []),
+        (QueryError("timeout"), False, {"error": "timeout"}),
+    ],
+)
+def test_metric_values_in_the_trace_are_valid_json(value, vectors, shown):
+    """docs/architecture.md, the trace contract: a number, null for an empty result,
+    "NaN" for NaN; a vector as the policy reads it; a failed query as its error."""
+    got = metric_json(value, vectors)
+    assert got == shown
+    json.dumps(got, allow_nan=False)  # never a bare NaN or Infinity
+
+
+def test_the_trace_line_carries_the_rendered_queries_of_its_metrics():
+    """Issue 14 item 5: ``queries`` {name: PromQL} beside ``metrics``; metrics without
+    PromQL are left out, and the key is absent when none has any."""
+    metrics = {"errors": NAN, SR: 99.0}
+    line = trace_line(60.0, 1, {"phase": "Progressing"}, 0.0, (), metrics, "", {"errors": QUERY, "other": "up"})
+    assert line["metrics"] == {"errors": "NaN", SR: 99.0}
+    assert line["queries"] == {"errors": QUERY}
+    assert list(line)[-1] == "event"
+    assert "queries" not in trace_line(60.0, 1, {}, 0.0, (), {SR: 99.0}, "", {})
+
+
+def test_metric_queries_come_from_the_policy():
+    policy = flagger(name="errors", query=QUERY, thresholdRange={"max": 1})
+    assert metric_queries(policy) == {q.name: q.query for q in policy.queries() if q.query}
