@@ -253,8 +253,15 @@ class MetricQuery:
         max: upper bound of the passing range (None: unbounded).
         bindings: for ``custom``: names to look the binding up by, in order (the
             metric's name, then its template's).
-        query: the PromQL text, when known: unbound queries of well-known shapes (a
+        query: the query text, when known, exactly as the controller sends it (for a
+            Prometheus source, the rendered PromQL): unbound queries of well-known shapes (a
             5xx success ratio, a histogram quantile) are recognised from it.
+        provider: the metric source's type: ``prometheus`` (builtins and Prometheus
+            templates, whose ``query`` the world can evaluate), or another provider's
+            (``datadog``, ``cloudwatch``, ...), whose value only a binding can give.
+        scale: what the controller multiplies the query's value by before comparing it
+            with the bounds (Flagger's kubernetes/Gateway API ``request-duration`` reads
+            seconds and compares milliseconds: 1000); 1 for most.
     """
 
     name: str
@@ -264,6 +271,8 @@ class MetricQuery:
     max: float | None = None
     bindings: tuple[str, ...] = ()
     query: str = ""
+    provider: str = "prometheus"
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)

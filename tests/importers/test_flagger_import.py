@@ -639,7 +639,8 @@ def test_pdsim_policy_file_combines_with_metric_template_manifests(tmp_path):
         tmp_path,
         "p.yaml",
         "flagger:\n  analysis:\n    interval: 1m\n    stepWeight: 10\n"
-        "    metrics:\n    - {name: lat, templateRef: {name: my-metric}, thresholdRange: {max: 5}}\n",
+        "    metrics:\n    - {name: lat, templateRef: {name: my-metric}, thresholdRange: {max: 5},\n"
+        "       templateVariables: {direction: inbound}}\n",
     )
     loaded = read_policy([policy, FIXTURES / TEMPLATE_FIXTURE])
     assert loaded.name == "p"

@@ -73,7 +73,15 @@ from sim.policies.flagger.plan import (
     go_duration_ms,
     set_weights,
 )
-from sim.policies.flagger.spec import BUILTIN_METRICS, FlaggerAnalysis, FlaggerPolicySpec
+from sim.policies.flagger.queries import (
+    DURATION,
+    DURATION_TO_MS,
+    builtin_query,
+    observer_of,
+    render_query,
+    trim_query,
+)
+from sim.policies.flagger.spec import BUILTIN_METRICS, CanaryNames, FlaggerAnalysis, FlaggerPolicySpec
 from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
 from sim.units import format_duration
@@ -212,13 +220,33 @@ class FlaggerCanary(Policy):
         return [f"Flagger {name}: {every}, {n} iterations with {during}, then all traffic switched, {rollback}"]
 
     def queries(self) -> list[MetricQuery]:
+        """The metric checks in Flagger's order, each with the query Flagger would run.
+
+        A builtin carries its provider's builtin query (``pkg/metrics/observers``), an
+        inline ``query`` its rendering, a ``templateRef`` its MetricTemplate's rendering
+        and provider type; all rendered with the Canary's names (``toMetricModel``). For
+        Prometheus the text is what Flagger's client sends (whitespace collapsed,
+        ``trimQuery``)."""
         return [q for _, q in self._checks]
+
+    def workload_names(self) -> CanaryNames:
+        """The names the simulated series must carry for these queries to select them:
+        namespace, target (canary workload), primary, services, ingress, route."""
+        return self.spec.names()
+
+    def metrics_provider(self) -> str:
+        """The provider string whose builtin queries the Canary's builtin checks run
+        (``istio``, ``linkerd``, ..., ``linkerd:service`` for a Service target): the
+        exporters to simulate for them."""
+        return self.spec.metrics_provider()
 
     @cached_property
     def _checks(self) -> tuple[tuple[str, MetricQuery], ...]:
         """Metric checks in Flagger's order: ``runBuiltinMetricChecks`` (builtins and
         inline queries, in list order), then ``runMetricChecks`` (templateRef metrics).
         Derived lazily, not in ``__init__``: constructors only store parameters."""
+        spec = self.spec
+        provider = spec.metrics_provider()
         first, second = [], []
         for m in self.analysis.metrics:
             if m.thresholdRange is not None:
@@ -229,14 +257,26 @@ class FlaggerCanary(Policy):
                 t = m.threshold if m.threshold is not None else 0.0
                 lo, hi = (t, None) if m.name == "request-success-rate" and not m.custom else (None, t)
             if m.name in BUILTIN_METRICS:
-                first.append(("builtin", MetricQuery(m.name, m.name, m.interval, lo, hi)))
+                text = builtin_query(provider, m.name, spec.template_model(m))
+                scale = DURATION_TO_MS[observer_of(provider)] if m.name == DURATION else 1.0
+                first.append(("builtin", MetricQuery(m.name, m.name, m.interval, lo, hi, query=text, scale=scale)))
             if m.query is not None:
-                first.append(("query", MetricQuery(m.name, "custom", m.interval, lo, hi, (m.name,))))
+                # Inline PromQL goes to the metrics server, Prometheus (scheduler_metrics.go).
+                text = trim_query(render_query(m.query, spec.template_model(m)))
+                first.append(("query", MetricQuery(m.name, "custom", m.interval, lo, hi, (m.name,), query=text)))
             if m.templateRef is not None:
                 key = m.name if m.name not in BUILTIN_METRICS else f"{m.name}#template"
-                second.append(
-                    ("template", MetricQuery(key, "custom", m.interval, lo, hi, (m.name, m.templateRef.name)))
-                )
+                bindings = (m.name, m.templateRef.name)
+                template = spec.metricTemplates.get(m.templateRef.name)
+                if template is None:  # bound by the scenario only
+                    q = MetricQuery(key, "custom", m.interval, lo, hi, bindings)
+                else:
+                    kind = template.provider_type
+                    text = render_query(template.query, spec.template_model(m, template=True))
+                    # Only the Prometheus client collapses whitespace (providers/prometheus.go).
+                    text = trim_query(text) if kind == "prometheus" else text
+                    q = MetricQuery(key, "custom", m.interval, lo, hi, bindings, query=text, provider=kind)
+                second.append(("template", q))
         return tuple(first + second)
 
     @cached_property

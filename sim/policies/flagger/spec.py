@@ -11,12 +11,19 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from sim import limits
 from sim.models import Duration, LooseModel, StrictModel, at_least
+from sim.policies.flagger.queries import (
+    MetricTemplateModel,
+    QueryTemplateError,
+    metrics_provider,
+    render_query,
+)
 from sim.policies.judges import JudgeSpec
 from sim.units import format_duration, parse_duration
 
@@ -42,6 +49,10 @@ class TemplateRef(StrictModel):
     namespace: str | None = None
 
 
+#: ``Canary.GetMetricInterval``: the interval of a builtin or inline-query metric without one.
+METRIC_INTERVAL = "1m"
+
+
 class FlaggerMetric(StrictModel):
     """One entry of ``analysis.metrics``.
 
@@ -59,6 +70,21 @@ class FlaggerMetric(StrictModel):
     templateRef: TemplateRef | None = None
     query: str | None = None
     templateVariables: dict[str, str] = {}
+    # The interval as written ("1m", "60s"): what {{ interval }} renders; None when unset.
+    _interval_text: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_interval_text(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> FlaggerMetric:
+        metric: FlaggerMetric = handler(data)
+        raw = data.get("interval") if isinstance(data, dict) else None
+        if isinstance(raw, str):
+            metric._interval_text = raw
+        elif raw is not None:  # a bare number of seconds in a pdsim policy file
+            metric._interval_text = format_duration(metric.interval)
+        elif isinstance(data, FlaggerMetric):
+            metric._interval_text = data._interval_text
+        return metric
 
     @model_validator(mode="after")
     def _kind(self) -> FlaggerMetric:
@@ -67,11 +93,33 @@ class FlaggerMetric(StrictModel):
                 f"metric {self.name!r} is not a builtin ({', '.join(BUILTIN_METRICS)}) "
                 "and has neither templateRef nor query"
             )
+        if self.query is not None:
+            # Whether a template renders depends on its text and the variables, not on
+            # the Canary's names: checked here, where the error can point at the query.
+            check_template(self.query, self.templateVariables, "query")
         return self
 
     @property
     def custom(self) -> bool:
         return self.templateRef is not None or self.query is not None
+
+    def interval_text(self, template: bool = False) -> str:
+        """What ``{{ interval }}`` renders for this metric: the interval as written;
+        unset, ``1m`` for builtins and inline queries (``runBuiltinMetricChecks`` sets
+        ``Canary.GetMetricInterval()``) but "" for a ``templateRef`` (``runMetricChecks``
+        passes ``metric.Interval`` as it is)."""
+        if self._interval_text is not None:
+            return self._interval_text
+        return "" if template else METRIC_INTERVAL
+
+
+def check_template(template: str, variables: dict[str, str], what: str) -> None:
+    """Raise ValueError when Flagger could not render ``template`` (``RenderQuery``) with
+    these ``templateVariables``: Flagger would fail the metric's check at every analysis."""
+    try:
+        render_query(template, MetricTemplateModel(variables=variables))
+    except QueryTemplateError as err:
+        raise ValueError(f"{what}: Flagger cannot render this query template ({err})") from None
 
 
 class WebhookMetadata(LooseModel):
@@ -260,11 +308,99 @@ class FlaggerAnalysis(StrictModel):
 
 class MetricTemplateSpec(StrictModel):
     """The parts of a Flagger ``MetricTemplate`` that matter here: its query and provider
-    type. Which simulated signal the query measures is bound in the scenario
-    (``telemetry.metrics``)."""
+    (``type``: ``prometheus`` when unset). Prometheus queries are evaluated on the
+    simulated series; which simulated signal another provider's query measures is bound in
+    the scenario (``telemetry.metrics``)."""
 
     query: str = ""
     provider: dict[str, Any] = {}
+
+    @property
+    def provider_type(self) -> str:
+        """The metric source: ``providers/factory.go`` ``Factory.Provider`` falls back to
+        Prometheus for a type it does not know (or none)."""
+        kind = self.provider.get("type")
+        return kind if isinstance(kind, str) and kind in PROVIDER_TYPES else "prometheus"
+
+
+#: MetricTemplate provider types (``pkg/metrics/providers/factory.go``, the CRD's enum).
+PROVIDER_TYPES = frozenset(
+    {
+        "prometheus",
+        "influxdb",
+        "datadog",
+        "externalmetrics",
+        "stackdriver",
+        "cloudwatch",
+        "newrelic",
+        "graphite",
+        "dynatrace",
+        "keptn",
+        "splunk",
+    }
+)
+
+#: Defaults of the Canary's names in a pdsim policy file (Flagger's documentation's podinfo).
+DEFAULT_NAMESPACE, DEFAULT_TARGET = "default", "podinfo"
+
+
+class CanaryMetadata(StrictModel):
+    """The Canary's ``metadata``: its name (default: the target's name) and namespace."""
+
+    name: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
+
+
+class TargetRef(StrictModel):
+    """``spec.targetRef``: the workload under test (``LocalObjectReference``)."""
+
+    apiVersion: str = "apps/v1"
+    kind: Literal["Deployment", "DaemonSet", "Service"] = "Deployment"
+    name: str = DEFAULT_TARGET
+
+
+class ServiceName(StrictModel):
+    """``spec.service``: only its ``name`` names series (default: the target's name)."""
+
+    name: str | None = None
+
+
+class ObjectRef(StrictModel):
+    """``spec.ingressRef`` / ``spec.routeRef``: the ingress or route Flagger manages."""
+
+    apiVersion: str = ""
+    kind: str = ""
+    name: str
+
+
+@dataclass(frozen=True)
+class CanaryNames:
+    """The names Flagger derives from a Canary, which the simulated series must carry.
+
+    Attributes:
+        name: the Canary's name.
+        namespace: its namespace.
+        target: ``targetRef.name``: the canary workload.
+        primary: the primary workload, ``<target>-primary``
+            (``pkg/canary/deployment_controller.go``).
+        service: the apex service, ``service.name`` or the target's name
+            (``Canary.GetServiceNames``).
+        canary_service: ``<service>-canary``.
+        primary_service: ``<service>-primary``.
+        ingress: ``ingressRef.name``, or the target's name (``toMetricModel``).
+        route: ``routeRef.name``, or the target's name (``toMetricModel``; for Knative,
+            Flagger uses the latest created revision's name, which pdsim does not know).
+    """
+
+    name: str
+    namespace: str
+    target: str
+    primary: str
+    service: str
+    canary_service: str
+    primary_service: str
+    ingress: str
+    route: str
 
 
 class FlaggerPolicySpec(StrictModel):
@@ -277,6 +413,9 @@ class FlaggerPolicySpec(StrictModel):
     holds the MetricTemplates referenced by ``templateRef`` (imported manifests fill it).
     ``judge`` (pdsim's extension, not Flagger's) is a statistical judge that replaces the
     threshold checks of the builtin metrics it judges (``sim.policies.judges``).
+    ``metadata``, ``targetRef``, ``service``, ``ingressRef`` and ``routeRef`` are the
+    Canary's names the metric queries render (``{{ namespace }}``, ``{{ target }}``, ...):
+    see :meth:`names`.
     """
 
     analysis: FlaggerAnalysis | None = None
@@ -285,10 +424,55 @@ class FlaggerPolicySpec(StrictModel):
     skipAnalysis: bool = False
     metricTemplates: dict[str, MetricTemplateSpec] = {}
     judge: JudgeSpec | None = None
+    metadata: CanaryMetadata = CanaryMetadata()
+    targetRef: TargetRef = TargetRef()
+    service: ServiceName = ServiceName()
+    ingressRef: ObjectRef | None = None
+    routeRef: ObjectRef | None = None
+
+    def names(self) -> CanaryNames:
+        """The Canary's names (``toMetricModel`` and ``GetServiceNames`` in Flagger)."""
+        target = self.targetRef.name
+        service = self.service.name or target
+        return CanaryNames(
+            name=self.metadata.name or target,
+            namespace=self.metadata.namespace,
+            target=target,
+            primary=f"{target}-primary",
+            service=service,
+            canary_service=f"{service}-canary",
+            primary_service=f"{service}-primary",
+            ingress=self.ingressRef.name if self.ingressRef is not None else target,
+            route=self.routeRef.name if self.routeRef is not None else target,
+        )
+
+    def template_model(self, metric: FlaggerMetric, template: bool = False) -> MetricTemplateModel:
+        """``toMetricModel`` (``scheduler_metrics.go``) for one metric: the Canary's names,
+        the metric's interval text and its ``templateVariables``."""
+        n = self.names()
+        return MetricTemplateModel(
+            name=n.name,
+            namespace=n.namespace,
+            target=n.target,
+            service=n.service,
+            ingress=n.ingress,
+            route=n.route,
+            interval=metric.interval_text(template),
+            variables=dict(metric.templateVariables),
+        )
+
+    def metrics_provider(self) -> str:
+        """The provider whose observer runs the builtin queries (``runBuiltinMetricChecks``)."""
+        return metrics_provider(self.provider, self.targetRef.kind, self.targetRef.apiVersion)
 
     @model_validator(mode="after")
     def _check(self) -> FlaggerPolicySpec:
         a = self.analysis
+        for m in a.metrics if a is not None else ():
+            ref = m.templateRef.name if m.templateRef is not None else None
+            t = self.metricTemplates.get(ref) if ref is not None else None
+            if t is not None:
+                check_template(t.query, m.templateVariables, f"metric {m.name!r}: MetricTemplate {ref!r}")
         if a is None or self.skipAnalysis:
             return self
         canary = a.iterations == 0 and self.provider != "kubernetes"
