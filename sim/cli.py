@@ -32,8 +32,8 @@ from sim.limits import MAX_RUNS, MAX_SEED, SEED_LIMIT, SERIES_EPOCH_LIMIT, SERIE
 from sim.runs.atomic import atomic_write
 
 if TYPE_CHECKING:  # the importers load only for `pdsim import`
-    from sim.promql import SeriesBatch
     from sim.importers.manifests import ImportResult
+    from sim.promql import SeriesBatch
     from sim.runs.store import RunFolder
 
 _OUTCOMES = ("promoted", "rolled_back", "unfinished")

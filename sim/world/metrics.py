@@ -20,14 +20,14 @@ the world does not simulate them).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.errors import InputError
 from sim.inputs.scenario import MetricBinding, Scenario
-from sim.policies.base import MetricQuery, MetricTargets, MetricValue, Policy, QueryError
+from sim.policies.base import MetricQuery, MetricTargets, MetricValue, Policy, QueryError, ScalarResult
 from sim.promql import PromQLError, Query, Result, Scalar, Vector, compile_query
 from sim.world import exporters
 from sim.world.exporters import Universe, Workloads
@@ -172,9 +172,9 @@ def _workloads(t: MetricTargets, provider: str) -> Workloads:
     )
 
 
-def _selected(u: Universe, queries: Sequence[Query] | object) -> Universe:
+def _selected(u: Universe, queries: Iterable[Query]) -> Universe:
     """``u`` cut to the series some selector of ``queries`` selects."""
-    selectors = [s for q in queries for s in q.selectors]  # type: ignore[attr-defined]
+    selectors = [s for q in queries for s in q.selectors]
     keep = np.array(
         [
             any(all(m.matches(dict(labels).get(m.name, "")) for m in s.matchers) for s in selectors)
@@ -200,7 +200,7 @@ def observed(result: Result, n: int) -> list[MetricValue]:
     ``QueryError`` where the evaluation failed (a range vector, a many-to-many match)."""
     v = result.value
     if isinstance(v, Scalar):
-        out: list[MetricValue] = [float(x) for x in v.values.tolist()]
+        out: list[MetricValue] = [ScalarResult(x) for x in v.values.tolist()]
     elif isinstance(v, Vector):
         if v.values.shape[1] == 1:
             vals, pres = v.values[:, 0].tolist(), v.present[:, 0].tolist()

@@ -49,6 +49,7 @@ from sim.policies.base import (
     Action,
     HookCalled,
     MetricQuery,
+    MetricTargets,
     MetricValue,
     Observation,
     Policy,
@@ -233,6 +234,18 @@ class FlaggerCanary(Policy):
         """The names the simulated series must carry for these queries to select them:
         namespace, target (canary workload), primary, services, ingress, route."""
         return self.spec.names()
+
+    def metric_targets(self) -> MetricTargets:
+        """The Canary's names and its provider's exporter (``Policy.metric_targets``)."""
+        n = self.spec.names()
+        return MetricTargets(
+            provider=self.spec.metrics_provider(),
+            namespace=n.namespace,
+            target=n.target,
+            service=n.service,
+            ingress=n.ingress,
+            route=n.route,
+        )
 
     def metrics_provider(self) -> str:
         """The provider string whose builtin queries the Canary's builtin checks run
