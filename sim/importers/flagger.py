@@ -10,13 +10,16 @@ spec.analysis.maxWeight: ...``).
 Every key of Flagger's ``CanarySpec`` and ``CanaryAnalysis``
 (``pkg/apis/flagger/v1beta1/canary.go``) is handled explicitly, in one of three ways:
 
-* copied into the policy: ``provider``, ``progressDeadlineSeconds``, ``skipAnalysis`` and
+* copied into the policy: ``provider``, ``progressDeadlineSeconds``, ``skipAnalysis``,
   the whole ``analysis`` (``canaryAnalysis``, the deprecated name, when ``analysis`` is
-  absent; ``Canary.GetAnalysis``);
+  absent; ``Canary.GetAnalysis``), and the names the metric queries render
+  (``toMetricModel``): ``metadata`` name and namespace (``default`` when unset, as
+  ``kubectl apply`` in the default namespace), ``targetRef``, ``service.name``,
+  ``ingressRef`` and ``routeRef``;
 * ignored quietly, because it only shapes Kubernetes objects or notifications and never
-  a promote/rollback decision: ``targetRef``, ``service``, ``ingressRef``, ``routeRef``,
+  a promote/rollback decision: the rest of ``service`` (ports, gateways, ...),
   ``upstreamRef``, ``metricsServer``, ``revertOnDeletion``, ``analysis.alerts``, event
-  webhooks, ``templateVariables``, MetricTemplate provider details;
+  webhooks, MetricTemplate provider details;
 * copied or ignored *with a warning* (``FILE:LINE: FIELD: not modelled: why``), because
   the real controller would decide differently with it: ``autoscalerRef``,
   ``suspend: true``, ``analysis.sessionAffinity``, ready thresholds below 100, webhook
@@ -51,7 +54,13 @@ from sim.importers.manifests import (
     warning_at,
 )
 from sim.inputs.validation import validation_to_input_error
-from sim.policies.flagger.spec import FlaggerAnalysis, FlaggerPolicySpec, MetricTemplateSpec, WebhookMetadata
+from sim.policies.flagger.spec import (
+    DEFAULT_NAMESPACE,
+    FlaggerAnalysis,
+    FlaggerPolicySpec,
+    MetricTemplateSpec,
+    WebhookMetadata,
+)
 from sim.yamlio import YamlDoc
 
 GROUP = "flagger.app/"
@@ -60,13 +69,12 @@ DEFAULT_PROVIDER = "istio"  # the controller's -mesh-provider flag default
 
 #: ``CanarySpec`` keys copied into the policy as they are.
 _SPEC_COPIED = ("provider", "progressDeadlineSeconds", "skipAnalysis")
+#: ``CanarySpec`` references whose names the metric queries render: copied (``apiVersion``,
+#: ``kind``, ``name``; of ``service`` only its ``name``).
+_SPEC_NAMES = ("targetRef", "service", "ingressRef", "routeRef")
 #: ``CanarySpec`` keys that only shape Kubernetes objects: ignored quietly.
 _SPEC_QUIET = frozenset(
     {
-        "targetRef",
-        "service",
-        "ingressRef",
-        "routeRef",
         "upstreamRef",  # routing objects
         "metricsServer",  # where the builtin queries go; the scenario's telemetry answers them
         "revertOnDeletion",  # what happens when the Canary object is deleted
@@ -275,7 +283,7 @@ def _canary_spec(doc: YamlDoc) -> tuple[Mapping[str, Any], str]:
             "a Canary needs a spec mapping",
             **({"got": spec} if "spec" in doc.data else {}),
         )
-    known = set(_SPEC_COPIED) | _SPEC_QUIET | {"analysis", "canaryAnalysis", "autoscalerRef", "suspend"}
+    known = {*_SPEC_COPIED, *_SPEC_NAMES, *_SPEC_QUIET, "analysis", "canaryAnalysis", "autoscalerRef", "suspend"}
     for key in spec:
         if key not in known:
             raise error_at(doc, ("spec", key), f"unknown key: not a field of Flagger's Canary spec ({API_VERSION})")
@@ -284,6 +292,22 @@ def _canary_spec(doc: YamlDoc) -> tuple[Mapping[str, Any], str]:
     if spec.get("canaryAnalysis") is not None:
         return spec, "canaryAnalysis"
     raise error_at(doc, ("spec",), "a Canary needs spec.analysis (Flagger's CRD requires it)")
+
+
+def _names(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The Canary's references that name series, as the policy keeps them."""
+    out: dict[str, Any] = {}
+    for key in _SPEC_NAMES:
+        ref = spec.get(key)
+        if not isinstance(ref, Mapping):
+            if ref is not None:
+                out[key] = ref  # validation names the problem at its line
+            continue
+        keep = ("name",) if key == "service" else ("apiVersion", "kind", "name")
+        kept = {k: ref[k] for k in keep if k in ref}
+        if kept or key != "service":
+            out[key] = kept
+    return out
 
 
 def _flagger_objects(docs: Sequence[YamlDoc]) -> tuple[list[YamlDoc], list[YamlDoc]]:
@@ -353,6 +377,8 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult[FlaggerPolicySpec]:
         if k in spec:
             flagger[k] = spec[k]
     flagger["analysis"] = _clean_analysis(raw_analysis)
+    flagger["metadata"] = {"name": name, "namespace": namespace or DEFAULT_NAMESPACE}
+    flagger.update(_names(spec))
 
     templates = [_template(t) for t in template_docs]
     chosen: dict[str, _Template] = {}

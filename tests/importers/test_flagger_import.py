@@ -26,7 +26,8 @@ from sim.inputs.policy import (
     scenario_policy_with_warnings,
 )
 from sim.inputs.scenario import PolicySpec, load_scenario
-from sim.policies.flagger.spec import FlaggerWebhook
+from sim.policies.flagger.canary import FlaggerCanary
+from sim.policies.flagger.spec import FlaggerPolicySpec, FlaggerWebhook
 from sim.units import parse_duration
 from sim.yamlio import load_yaml_all
 from tests.helpers import REPO, UPSTREAM_FIXTURES, invoke, line_of, write
@@ -729,3 +730,111 @@ def test_policy_yaml_header_is_comments_only(tmp_path):
     head, body = text.split("flagger:", 1)
     assert all(line.startswith("#") for line in head.splitlines())
     assert yaml.safe_load(text) == result.policy
+
+
+# --- the Canary's names, for the queries (issue 14) ---------------------------------------------
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", CANARY_FIXTURES)
+def test_fixture_canary_names_are_copied(name):
+    """The names toMetricModel (pkg/controller/scheduler_metrics.go) reads from the Canary:
+    metadata name/namespace, targetRef, service.name; the primary is <target>-primary
+    (pkg/canary/deployment_controller.go), the services <service>-primary/-canary
+    (Canary.GetServiceNames)."""
+    raw = yaml.safe_load((FIXTURES / name).read_text())
+    result = _import(FIXTURES / name)
+    names = result.spec.names()
+    ref = raw["spec"]["targetRef"]
+    assert (names.name, names.namespace) == (raw["metadata"]["name"], raw["metadata"]["namespace"])
+    assert (result.spec.targetRef.kind, names.target) == (ref["kind"], ref["name"])
+    assert names.primary == ref["name"] + "-primary"
+    service = raw["spec"].get("service", {}).get("name") or ref["name"]
+    assert (names.service, names.canary_service, names.primary_service) == (
+        service,
+        f"{service}-canary",
+        f"{service}-primary",
+    )
+    assert (names.ingress, names.route) == (ref["name"], ref["name"])  # no ingressRef/routeRef
+
+
+@needs_fixtures
+def test_fixture_builtins_render_with_the_canarys_namespace_and_intervals():
+    """Builtin checks run the provider's observer query (pkg/metrics/observers/linkerd.go)
+    with the Canary's namespace and each metric's interval as written."""
+    result = _import(FIXTURES / "linkerd-canary-steps.yaml")
+    sr, lat = FlaggerCanary(result.spec).queries()
+    assert sr.query == (
+        ' sum( rate( response_total{ namespace="test", deployment=~"podinfo", classification!="failure", '
+        'direction="inbound" }[1m] ) ) / sum( rate( response_total{ namespace="test", deployment=~"podinfo", '
+        'direction="inbound" }[1m] ) ) * 100'
+    )
+    assert lat.query == (
+        ' histogram_quantile( 0.99, sum( rate( response_latency_ms_bucket{ namespace="test", '
+        'deployment=~"podinfo", direction="inbound" }[30s] ) ) by (le) )'
+    )
+    assert (sr.provider, lat.provider, lat.scale) == ("prometheus", "prometheus", 1.0)
+
+
+@needs_fixtures
+def test_fixture_template_renders_with_template_variables(tmp_path):
+    """runMetricChecks (scheduler_metrics.go): the MetricTemplate's query through RenderQuery
+    with the metric's templateVariables, sent by the Prometheus client (trimQuery)."""
+    canary = write(tmp_path, "canary.yaml", CANARY_WITH_TEMPLATE)
+    result = _import(canary, FIXTURES / TEMPLATE_FIXTURE)
+    _, q = FlaggerCanary(result.spec).queries()
+    assert (q.name, q.provider) == ("p99-latency", "prometheus")
+    # The YAML block scalar ends with a newline: one trailing space once trimmed.
+    assert q.query == (
+        'histogram_quantile( 0.99, sum( rate( response_latency_ms_bucket{ namespace="test", '
+        'deployment=~"podinfo", direction="inbound" }[1m] ) ) by (le) ) '
+    )
+
+
+@needs_fixtures
+def test_template_without_its_variable_is_refused(tmp_path):
+    """RenderQuery runs with missingkey=error: without templateVariables.direction Flagger
+    fails this check at every analysis ("query render error"); pdsim refuses the manifest."""
+    text = CANARY_WITH_TEMPLATE.replace("      templateVariables:\n        direction: inbound\n", "")
+    canary = write(tmp_path, "canary.yaml", text)
+    with pytest.raises(InputError, match='cannot render.*no entry for key "direction"'):
+        _import(canary, FIXTURES / TEMPLATE_FIXTURE)
+
+
+def test_ingress_route_and_service_target_are_copied(tmp_path):
+    """ingressRef/routeRef name the ingress and route (toMetricModel); a Service target
+    makes the builtins' provider "<provider>:service" (runBuiltinMetricChecks), whose
+    observer is Istio's for all but the prefix-matched providers (factory.go)."""
+    text = """\
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: web}
+spec:
+  provider: nginx
+  targetRef: {apiVersion: v1, kind: Service, name: web-svc}
+  ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: web-ingress}
+  routeRef: {apiVersion: gateway.networking.k8s.io/v1beta1, kind: HTTPRoute, name: web-route}
+  service: {name: web-apex, port: 80}
+  analysis:
+    interval: 1m
+    stepWeight: 10
+    metrics: [{name: request-success-rate, thresholdRange: {min: 99}}]
+"""
+    result = _import(write(tmp_path, "canary.yaml", text))
+    names = result.spec.names()
+    assert (names.name, names.namespace, names.target) == ("web", "default", "web-svc")
+    assert (names.service, names.ingress, names.route) == ("web-apex", "web-ingress", "web-route")
+    assert result.spec.metrics_provider() == "nginx:service"
+    [q] = FlaggerCanary(result.spec).queries()
+    assert "istio_requests_total" in q.query and 'destination_workload=~"web-svc"' in q.query
+    reloaded = FlaggerPolicySpec.model_validate(yaml.safe_load(policy_yaml(result))["flagger"])
+    assert reloaded.names() == names
+
+
+def test_bad_target_kind_names_its_line(tmp_path):
+    """Flagger's targetRef is a Deployment, a DaemonSet or a Service."""
+    text = CANARY_WITH_TEMPLATE.replace("kind: Deployment", "kind: StatefulSet")
+    text = text[: text.index("    - name: p99-latency")]
+    with pytest.raises(InputError, match="spec.targetRef.kind") as err:
+        _import(write(tmp_path, "canary.yaml", text))
+    assert err.value.line == 7  # the targetRef line (a flow mapping)

@@ -8,10 +8,13 @@ template after ``RenderQuery`` (observers/render.go) and the Prometheus client's
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.queries import (
     BUILTIN_QUERIES,
     DURATION_TO_MS,
@@ -24,6 +27,7 @@ from sim.policies.flagger.queries import (
     skipper_model,
     trim_query,
 )
+from sim.policies.flagger.spec import FlaggerPolicySpec
 
 SR, LAT = "request-success-rate", "request-duration"
 
@@ -567,3 +571,110 @@ def test_duration_conversion_to_milliseconds() -> None:
     every other observer ``int64(value)``, already milliseconds."""
     assert DURATION_TO_MS["http"] == 1000.0
     assert {o for o, k in DURATION_TO_MS.items() if k != 1.0} == {"http"}
+
+
+# --- FlaggerCanary.queries(): the query of each check (scheduler_metrics.go) ------------------
+
+
+def _canary(**flagger: Any) -> FlaggerCanary:
+    flagger.setdefault("analysis", {})
+    flagger["analysis"] = {"interval": "1m", "stepWeight": 10, **flagger["analysis"]}
+    return FlaggerCanary(FlaggerPolicySpec.model_validate(flagger))
+
+
+def test_builtins_render_the_canarys_provider_with_defaults() -> None:
+    """runBuiltinMetricChecks: the Canary's provider's observer, toMetricModel's names (pdsim's
+    defaults: namespace default, target podinfo), the metric's interval or GetMetricInterval's 1m."""
+    policy = _canary(provider="kubernetes", analysis={"metrics": [{"name": SR}, {"name": LAT, "interval": "30s"}]})
+    sr, lat = policy.queries()
+    model = MetricTemplateModel(name="podinfo", namespace="default", target="podinfo", service="podinfo")
+    assert sr.query == builtin_query("kubernetes", SR, replace_interval(model, "1m"))
+    assert lat.query == builtin_query("kubernetes", LAT, replace_interval(model, "30s"))
+    assert "http_request_duration_seconds_bucket" in lat.query and "[30s]" in lat.query
+    # observers/http.go: the seconds histogram's value times 1000, then whole milliseconds.
+    assert (sr.scale, lat.scale, lat.provider) == (1.0, 1000.0, "prometheus")
+
+
+def replace_interval(model: MetricTemplateModel, interval: str) -> MetricTemplateModel:
+    return dataclasses.replace(model, interval=interval)
+
+
+def test_inline_query_renders_and_trims() -> None:
+    """runBuiltinMetricChecks, in-line PromQL: RenderQuery with the model, then the
+    metrics server's Prometheus client (trimQuery); an unset interval is 1m there."""
+    query = 'sum(rate(x{ns="{{ namespace }}", app="{{ target }}", v="{{ variables.v }}"}[{{ interval }}]))\n'
+    policy = _canary(
+        metadata={"name": "web", "namespace": "prod"},
+        targetRef={"name": "web-app"},
+        analysis={"metrics": [{"name": "errs", "query": query, "templateVariables": {"v": "2"}, "threshold": 5}]},
+    )
+    [q] = policy.queries()
+    assert q.query == 'sum(rate(x{ns="prod", app="web-app", v="2"}[1m])) '
+    assert (q.signal, q.provider, q.bindings) == ("custom", "prometheus", ("errs",))
+
+
+def test_template_queries_and_their_provider() -> None:
+    """runMetricChecks: the MetricTemplate's query rendered with the metric's model; its
+    provider type (providers/factory.go: unknown -> prometheus); an unset interval stays ""
+    (metric.Interval is passed as it is there)."""
+    templates = {
+        "prom": {"query": "rate(x{app='{{ target }}'}[{{ interval }}])\n", "provider": {"type": "prometheus"}},
+        "dd": {"query": "avg:x{app:{{ target }}}\n", "provider": {"type": "datadog"}},
+        "odd": {"query": "y[{{ interval }}]", "provider": {"type": "something"}},
+    }
+    policy = _canary(
+        metricTemplates=templates,
+        analysis={
+            "metrics": [
+                {"name": "a", "templateRef": {"name": "prom"}, "interval": "2m"},
+                {"name": "b", "templateRef": {"name": "dd"}},
+                {"name": "c", "templateRef": {"name": "odd"}},
+                {"name": "d", "templateRef": {"name": "missing"}},  # bound by the scenario
+            ]
+        },
+    )
+    a, b, c, d = policy.queries()
+    assert (a.query, a.provider) == ("rate(x{app='podinfo'}[2m]) ", "prometheus")
+    assert (b.query, b.provider) == ("avg:x{app:podinfo}\n", "datadog")  # not trimmed: not Prometheus
+    assert (c.query, c.provider) == ("y[]", "prometheus")
+    assert (d.query, d.bindings) == ("", ("d", "missing"))
+
+
+def test_unrenderable_queries_are_input_errors() -> None:
+    """RenderQuery errors fail the check at every analysis in Flagger (scheduler_metrics.go
+    "query render error"); pdsim refuses the policy, naming the metric."""
+    with pytest.raises(ValidationError, match="query: Flagger cannot render"):
+        _canary(analysis={"metrics": [{"name": "e", "query": "{{ variables.k }}"}]})
+    with pytest.raises(ValidationError, match="metric 'e': MetricTemplate 't': Flagger cannot render"):
+        _canary(
+            metricTemplates={"t": {"query": "{{ nope }}"}},
+            analysis={"metrics": [{"name": "e", "templateRef": {"name": "t"}}]},
+        )
+
+
+def test_workload_names() -> None:
+    """The names the series carry: <target>-primary (deployment_controller.go), the apex,
+    primary and canary services (Canary.GetServiceNames), ingress and route (toMetricModel)."""
+    policy = _canary(
+        metadata={"namespace": "shop"},
+        targetRef={"name": "cart"},
+        service={"name": "cart-svc"},
+        routeRef={"name": "cart-route"},
+    )
+    n = policy.workload_names()
+    assert (n.name, n.namespace, n.target, n.primary) == ("cart", "shop", "cart", "cart-primary")
+    assert (n.service, n.primary_service, n.canary_service) == ("cart-svc", "cart-svc-primary", "cart-svc-canary")
+    assert (n.ingress, n.route) == ("cart", "cart-route")
+    assert policy.metrics_provider() == "istio"
+
+
+def test_skipper_builtin_through_the_policy() -> None:
+    """skipper.go: the model is encoded (encodeModelForSkipper) before rendering."""
+    policy = _canary(
+        provider="skipper",
+        metadata={"namespace": "my-ns"},
+        ingressRef={"name": "my.ingress"},
+        analysis={"metrics": [{"name": SR}]},
+    )
+    [q] = policy.queries()
+    assert 'route=~"kube(ew)?_my_ns__my_ingress_canary__.*__podinfo_canary(_[0-9]+)?"' in q.query

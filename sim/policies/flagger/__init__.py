@@ -3,6 +3,7 @@
 Parts:
 
 * ``spec``: the ``analysis:`` block, exactly Flagger's ``spec.analysis`` (``FlaggerPolicySpec``);
+* ``queries``: every provider's builtin queries and ``RenderQuery`` (the PromQL Flagger runs);
 * ``plan``: what a spec implies before the first tick (strategy, metric queries, hooks);
 * ``canary``: the state machine (``FlaggerCanary``, ``FlaggerState``).
 """
