@@ -281,9 +281,11 @@ class PolicyTags:
             both versions).
         trace_on_change: the trace gets a line only when the status changed or something
             other than a webhook call was done (Argo's resyncs), not at every tick.
-        reads_vectors: a metric value may be a Prometheus vector, a tuple of floats (Argo's
-            Prometheus provider hands conditions a list, hence ``result[0]``); a recorded
-            vector reaches other policies as Flagger's provider reads one: its last sample.
+        reads_vectors: the policy reads a Prometheus vector as a whole (Argo's Prometheus
+            provider hands conditions a list, hence ``result[0]``): the trace shows it as a
+            list, and ``pdsim replay`` hands a recorded vector as is. For other policies a
+            recorded vector is replayed, and traced, as Flagger's provider reads one: its
+            last sample.
     """
 
     reads_versions: bool = False
