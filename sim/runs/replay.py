@@ -76,7 +76,7 @@ from sim.errors import InputError
 from sim.inputs.files import read_text
 from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_HORIZON_S
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
-from sim.policies.base import Observation, Policy, Readiness, Routes
+from sim.policies.base import MetricValue, Observation, Policy, QueryError, Readiness, Routes, ScalarResult
 from sim.policies.driver import Rollout, TickLimitError, drive, metric_queries, trace_line, wants_line
 from sim.policies.judges.base import JudgeData, VersionSeries
 
@@ -157,9 +157,9 @@ class Observations:
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[float, str, Any]], source: str = "") -> Observations:
-        """Build from ``(t, key, value)`` rows already typed: a metric's value is a float,
-        a tuple of floats (a vector) or None (no data), a ``webhook:`` or ``ready:`` value
-        a bool. Rows are sorted by
+        """Build from ``(t, key, value)`` rows already typed: a metric's value is a float
+        (a ``ScalarResult`` stays one), a tuple of floats (a vector), a ``QueryError`` or
+        None (no data), a ``webhook:`` or ``ready:`` value a bool. Rows are sorted by
         ``t``, stably.
 
         Raises:
@@ -177,10 +177,14 @@ class Observations:
             if kind == "metric":
                 if isinstance(value, (tuple, list)) and all(_is_number(x) for x in value):
                     value = tuple(float(x) for x in value) or None  # an empty vector is no data
+                elif isinstance(value, (ScalarResult, QueryError)):
+                    pass  # what the world hands a policy, kept for a replay of its observations
                 elif value is None or _is_number(value):
                     value = None if value is None else float(value)
                 else:
-                    raise ValueError(f"value of metric {name} must be a number, a vector or None (got {value!r})")
+                    raise ValueError(
+                        f"value of metric {name} must be a number, a vector, a QueryError or None (got {value!r})"
+                    )
             elif kind == "counter":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                     raise ValueError(f"value of {key} must be a count, 0 or more (got {value!r})")
@@ -229,7 +233,7 @@ class Observations:
             VersionSeries(increments("primary:requests"), increments("primary:errors")),
         )
 
-    def metric(self, name: str, t: float) -> float | tuple[float, ...] | None:
+    def metric(self, name: str, t: float) -> MetricValue:
         """The latest value of metric ``name`` at or before ``t`` (a tuple: a vector);
         None = no data."""
         series = self.metrics.get(name)
@@ -493,7 +497,7 @@ def replay(
     )
 
 
-def _as_read(value: float | tuple[float, ...] | None, vectors: bool) -> Any:
+def _as_read(value: MetricValue, vectors: bool) -> Any:
     """A recorded metric value as the policy reads it: a vector as is for a policy that
     reads vectors, else its last sample (Flagger's Prometheus provider keeps the last
     sample of a vector result; an empty one is no data)."""

@@ -23,6 +23,7 @@ from sim.policies.driver import metric_json, metric_queries, trace_line
 from sim.policies.flagger.canary import FlaggerCanary, run_query
 from sim.policies.flagger.plan import duration_unit_ms, go_duration_ms
 from sim.policies.flagger.spec import FlaggerPolicySpec
+from sim.runs.replay import Observations, replay
 from tests.helpers import GOOD, drive
 from tests.helpers import REQUEST_DURATION as LAT
 from tests.helpers import SUCCESS_RATE as SR
@@ -263,7 +264,7 @@ def test_an_error_message_names_the_condition_and_the_expression_error():
         ((0.5, NAN), True, [0.5, "NaN"]),
         ((0.5, 99.0), False, 99.0),  # what Flagger's RunQuery keeps: the last series
         ((), False, None),
-        ((), True, []),
+        ((), True, None),  # an empty result, whoever reads it
         (QueryError("timeout"), False, {"error": "timeout"}),
     ],
 )
@@ -289,3 +290,17 @@ def test_the_trace_line_carries_the_rendered_queries_of_its_metrics():
 def test_metric_queries_come_from_the_policy():
     policy = flagger(name="errors", query=QUERY, thresholdRange={"max": 1})
     assert metric_queries(policy) == {q.name: q.query for q in policy.queries() if q.query}
+
+
+def test_replay_hands_the_world_s_results_on_and_traces_them():
+    """``pdsim replay`` of observations the world served (``Observations.from_rows``, as
+    tests/policies/test_driver.py records them): a failed query, a vector and a scalar reach
+    the policy as they came, and the trace shows them as ``metric_json`` does."""
+    rows = [(0.0, SR, 99.9), (0.0, LAT, 100.0), (180.0, SR, QueryError("timeout")), (240.0, SR, (50.0, 99.9))]
+    rows += [(300.0, SR, ScalarResult(99.9)), (360.0, SR, 99.9)]
+    result = replay(flagger(), Observations.from_rows(rows), horizon_s=360.0)
+    lines = result.trace[2:6]
+    assert [line["metrics"][SR] for line in lines] == [{"error": "timeout"}, 99.9, 99.9, 99.9]
+    assert [line["failed_checks"] for line in lines] == [1, 1, 2, 2]
+    assert lines[0]["event"] == "Prometheus query failed: running query failed: timeout"
+    assert "error unmarshaling result" in lines[2]["event"]
