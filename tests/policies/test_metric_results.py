@@ -18,12 +18,14 @@ import pytest
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo.expr import evaluate_result
+from sim.policies.argo.rollout import ArgoRollout
+from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.base import MetricQuery, MetricValue, QueryError, ScalarResult
 from sim.policies.driver import metric_json, metric_queries, trace_line
 from sim.policies.flagger.canary import FlaggerCanary, run_query
 from sim.policies.flagger.plan import duration_unit_ms, go_duration_ms
 from sim.policies.flagger.spec import FlaggerPolicySpec
-from sim.runs.replay import Observations, replay
+from sim.runs.replay import Observations, load_observations, replay
 from tests.helpers import GOOD, drive
 from tests.helpers import REQUEST_DURATION as LAT
 from tests.helpers import SUCCESS_RATE as SR
@@ -304,3 +306,46 @@ def test_replay_hands_the_world_s_results_on_and_traces_them():
     assert [line["failed_checks"] for line in lines] == [1, 1, 2, 2]
     assert lines[0]["event"] == "Prometheus query failed: running query failed: timeout"
     assert "error unmarshaling result" in lines[2]["event"]
+
+
+ARGO = {
+    "replicas": 1,
+    "strategy": {
+        "canary": {
+            "canaryService": "canary",
+            "stableService": "stable",
+            "trafficRouting": {"istio": {"virtualService": {"name": "vsvc"}}},
+            "steps": [{"setWeight": 20}, {"pause": {}}],
+            "analysis": {"templates": [{"templateName": "sr"}]},
+        }
+    },
+    "templates": {
+        "sr": {
+            "metrics": [
+                {
+                    "name": "sr",
+                    "interval": "60s",
+                    "successCondition": SUCCESS,
+                    "provider": {"prometheus": {"address": "http://prometheus:9090", "query": QUERY}},
+                }
+            ]
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(("cell", "shown", "outcome"), [("NaN", "NaN", "rolled_back"), ("", None, "unfinished")])
+def test_a_replay_csv_keeps_nan_and_empty_apart_for_argo(tmp_path, cell, shown, outcome):
+    """Issue 14 item 5, replay: the text ``NaN`` is a NaN sample, a value that fails
+    ``result[0] >= 0.95`` (evaluate.go EvaluateResult: Failed, the run fails and the rollout
+    aborts at once); an empty cell is no data, an empty vector, whose ``result[0]`` is an
+    Error (analysis.go runMeasurements: retried 10 s later, no abort before the fifth)."""
+    path = tmp_path / "obs.csv"
+    path.write_text(f"t,metric,value\n0,sr,0.99\n60,sr,{cell}\n")
+    result = replay(ArgoRollout(ArgoPolicySpec.model_validate(ARGO)), load_observations(path), horizon_s=80.0)
+    at_60 = next(line for line in result.trace if line["t"] == 60.0)
+    assert at_60["metrics"] == {"sr": shown}
+    assert at_60["queries"] == {"sr": QUERY}
+    assert result.decision == outcome
+    errors = [line["analysis_runs"]["background"]["error"] for line in result.trace if line["t"] >= 60.0]
+    assert errors == ([0] if cell else [1, 2, 3])  # at 60, 70 and 80
