@@ -44,6 +44,7 @@ from sim.policies.base import (
     Routes,
     ScaleUp,
     SetWeights,
+    single_value,
 )
 
 #: ``step``'s signature: (state, observation) -> (new state, actions).
@@ -158,7 +159,7 @@ def metric_json(value: MetricValue, vectors: bool = False) -> Any:
     if isinstance(value, tuple):
         if vectors and value:
             return [metric_json(x) for x in value]
-        value = value[-1] if value else None  # an empty vector is an empty result: null
+        value = single_value(value)  # an empty vector is an empty result: null
     if value is None:
         return None
     if isinstance(value, QueryError):
