@@ -3,7 +3,9 @@
 Parts:
 
 * ``base``: the contract: ``Policy`` (with its declared capabilities, ``PolicyTags``),
-  ``Observation``, the actions, ``MetricQuery``;
+  ``Observation``, the actions, ``MetricQuery``; what a query's result is to a policy
+  (``MetricValue``: a number, None, a vector tuple, ``ScalarResult``, ``MatrixResult``,
+  ``QueryError``) and ``metric_values``, which makes them from a PromQL engine result;
 * ``driver``: the one tick loop (next tick, decision, routes, trace lines) that the world,
   ``pdsim replay`` and the checks share;
 * ``checks``: ``check_policy``, the contract verified on random observations;
@@ -15,17 +17,22 @@ from sim.policies.argo import ArgoPolicySpec, ArgoRollout, ArgoState
 from sim.policies.base import (
     Action,
     Finish,
+    MatrixResult,
     MetricQuery,
+    MetricValue,
     Observation,
     Policy,
     PolicyContractError,
     PolicyTags,
     Promote,
+    QueryError,
     Readiness,
     Rollback,
     Routes,
+    ScalarResult,
     ScaleUp,
     SetWeights,
+    metric_values,
 )
 from sim.policies.checks import check_policy
 from sim.policies.flagger import FlaggerCanary, FlaggerPolicySpec, FlaggerState
@@ -39,16 +46,21 @@ __all__ = [
     "FlaggerCanary",
     "FlaggerPolicySpec",
     "FlaggerState",
+    "MatrixResult",
     "MetricQuery",
+    "MetricValue",
     "Observation",
     "Policy",
     "PolicyContractError",
     "PolicyTags",
     "Promote",
+    "QueryError",
     "Readiness",
     "Rollback",
     "Routes",
+    "ScalarResult",
     "ScaleUp",
     "SetWeights",
     "check_policy",
+    "metric_values",
 ]

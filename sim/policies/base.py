@@ -21,7 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
+
 from sim.policies.judges.base import JudgeData
+from sim.promql.series import Result, Scalar, Vector
 
 #: Value of a metric query that returned no data (Prometheus: an empty vector).
 NO_DATA = None
@@ -58,8 +61,61 @@ class ScalarResult(float):
         return f"ScalarResult({float(self)!r})"
 
 
+class MatrixResult(tuple[float, ...]):
+    """A PromQL *range vector* result (a top-level ``x[5m]`` or subquery): every sample of
+    every series, series after series, each in time order.
+
+    A tuple of floats in every respect; the class only remembers the result type: Argo's
+    provider flattens a matrix into ``result`` that way (``processResponse``), while
+    Flagger's ``RunQuery`` refuses one that has series (``ErrMultipleValuesReturned``).
+    """
+
+    __slots__ = ()
+
+
 #: What ``Observation.metrics`` holds for a metric (see ``Observation``).
 MetricValue = float | tuple[float, ...] | QueryError | None
+
+
+#: Flagger's ``ErrMultipleValuesReturned``: a range vector that has series.
+MULTIPLE_VALUES = QueryError("query returned multiple values")
+
+
+def single_value(value: MetricValue) -> float | QueryError | None:
+    """A metric value with any vector reduced as Flagger's Prometheus client reduces one
+    (``pkg/metrics/providers/prometheus.go`` ``RunQuery``): the *last* series' sample
+    (each overwrites the one before), None when empty, ``MULTIPLE_VALUES`` for a range
+    vector that has series. Other values come back as they are. This is how a policy that
+    does not ``reads_vectors`` is handed, and traced, a recorded vector."""
+    if isinstance(value, tuple):
+        if isinstance(value, MatrixResult) and value:
+            return MULTIPLE_VALUES
+        return value[-1] if value else None
+    return value
+
+
+def metric_values(result: Result) -> list[MetricValue]:
+    """A PromQL engine ``Result`` as the policy is handed it, one value per row (run):
+    a ``QueryError`` where that run's evaluation failed, a ``ScalarResult`` for a scalar,
+    the tuple of the present samples (in the result's series order; ``()`` when empty)
+    for an instant vector and a ``MatrixResult`` for a range vector. NaN stays NaN."""
+    value = result.value
+    if isinstance(value, Scalar):
+        out: list[MetricValue] = [ScalarResult(v) for v in value.values.tolist()]
+    elif isinstance(value, Vector):
+        present, values = value.present.tolist(), value.values.tolist()
+        out = [tuple(v for v, p in zip(row, here) if p) for row, here in zip(values, present)]
+    else:  # Matrix: (R, T, K'), flattened series-major as processResponse does
+        present = np.swapaxes(value.present, 1, 2).tolist()
+        values = np.swapaxes(value.values, 1, 2).tolist()
+        out = [
+            MatrixResult(v for series, have in zip(rows, haves) for v, p in zip(series, have) if p)
+            for rows, haves in zip(values, present)
+        ]
+    if result.error is not None:
+        failed = QueryError(result.message or "query failed")
+        out = [failed if e else v for v, e in zip(out, result.error.tolist())]
+    return out
 
 
 @dataclass(frozen=True)
@@ -290,9 +346,11 @@ class PolicyTags:
             both versions).
         trace_on_change: the trace gets a line only when the status changed or something
             other than a webhook call was done (Argo's resyncs), not at every tick.
-        reads_vectors: a metric value may be a Prometheus vector, a tuple of floats (Argo's
-            Prometheus provider hands conditions a list, hence ``result[0]``); a recorded
-            vector reaches other policies as Flagger's provider reads one: its last sample.
+        reads_vectors: the policy reads a Prometheus vector as a whole (Argo's Prometheus
+            provider hands conditions a list, hence ``result[0]``): the trace shows it as a
+            list, and ``pdsim replay`` hands a recorded vector as is. For other policies a
+            recorded vector is replayed, and traced, as Flagger's provider reads one: its
+            last sample.
     """
 
     reads_versions: bool = False

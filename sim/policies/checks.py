@@ -27,11 +27,14 @@ from sim.policies.base import (
     NO_DATA,
     Action,
     MetricQuery,
+    MetricValue,
     Observation,
     Policy,
     PolicyContractError,
+    QueryError,
     Readiness,
     Routes,
+    ScalarResult,
     SetWeights,
 )
 from sim.policies.driver import Rollout, StepFunction, TickError, drive
@@ -86,17 +89,26 @@ def _random_observation(
     routes: Routes,
     versions: _RandomVersions | None = None,
 ) -> Observation:
-    metrics: dict[str, float | None] = {}
+    metrics: dict[str, MetricValue] = {}
     for q in queries:
         u = rng.random()
+        if q.signal == "request-success-rate":
+            value = float(rng.choice([100.0, 99.9, 99.0, 95.0, 50.0, 0.0]))
+        else:
+            value = float(rng.choice([1.0, 50.0, 300.0, 500.0, 5000.0]))
+        # Every kind of query result (sim.policies.base.MetricValue), the plain number most often.
         if u < 0.15:
             metrics[q.name] = NO_DATA
         elif u < 0.2:
             metrics[q.name] = math.nan
-        elif q.signal == "request-success-rate":
-            metrics[q.name] = float(rng.choice([100.0, 99.9, 99.0, 95.0, 50.0, 0.0]))
+        elif u < 0.23:
+            metrics[q.name] = QueryError("query failed")
+        elif u < 0.26:
+            metrics[q.name] = ScalarResult(value)
+        elif u < 0.32:
+            metrics[q.name] = (value, math.nan, math.inf)[: int(rng.integers(0, 4))][::-1]
         else:
-            metrics[q.name] = float(rng.choice([1.0, 50.0, 300.0, 500.0, 5000.0]))
+            metrics[q.name] = value
     canary_ready = bool(rng.random() > 0.1)
     hooks = {
         kind: bool(rng.random() > 0.2)

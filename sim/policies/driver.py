@@ -44,6 +44,7 @@ from sim.policies.base import (
     Routes,
     ScaleUp,
     SetWeights,
+    single_value,
 )
 
 #: ``step``'s signature: (state, observation) -> (new state, actions).
@@ -151,14 +152,14 @@ def wants_line(
 
 def metric_json(value: MetricValue, vectors: bool = False) -> Any:
     """A metric value as the trace shows it, valid JSON (no bare NaN): a number; ``null``
-    for no data (an empty result); ``"NaN"``, ``"+Inf"`` and ``"-Inf"`` as Prometheus
-    writes them; ``{"error": message}`` for a failed query. A vector is shown as the policy
-    reads it: a list for a policy that ``reads_vectors`` (Argo's ``result``), else its
-    last sample (what Flagger's ``RunQuery`` keeps; ``null`` when empty)."""
+    for no data (an empty result, an empty vector included); ``"NaN"``, ``"+Inf"`` and
+    ``"-Inf"`` as Prometheus writes them; ``{"error": message}`` for a failed query. A
+    vector is shown as the policy reads it: a list for a policy that ``reads_vectors``
+    (Argo's ``result``), else its last sample (what Flagger's ``RunQuery`` keeps)."""
     if isinstance(value, tuple):
-        if vectors:
+        if vectors and value:
             return [metric_json(x) for x in value]
-        value = value[-1] if value else None
+        value = single_value(value)  # an empty vector is an empty result: null
     if value is None:
         return None
     if isinstance(value, QueryError):

@@ -76,7 +76,17 @@ from sim.errors import InputError
 from sim.inputs.files import read_text
 from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_HORIZON_S
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
-from sim.policies.base import Observation, Policy, Readiness, Routes
+from sim.policies.base import (
+    MatrixResult,
+    MetricValue,
+    Observation,
+    Policy,
+    QueryError,
+    Readiness,
+    Routes,
+    ScalarResult,
+    single_value,
+)
 from sim.policies.driver import Rollout, TickLimitError, drive, metric_queries, trace_line, wants_line
 from sim.policies.judges.base import JudgeData, VersionSeries
 
@@ -157,9 +167,10 @@ class Observations:
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[float, str, Any]], source: str = "") -> Observations:
-        """Build from ``(t, key, value)`` rows already typed: a metric's value is a float,
-        a tuple of floats (a vector) or None (no data), a ``webhook:`` or ``ready:`` value
-        a bool. Rows are sorted by
+        """Build from ``(t, key, value)`` rows already typed: a metric's value is a float
+        (a ``ScalarResult`` stays one), a tuple of floats (a vector; a ``MatrixResult``
+        stays one), a ``QueryError`` or
+        None (no data), a ``webhook:`` or ``ready:`` value a bool. Rows are sorted by
         ``t``, stably.
 
         Raises:
@@ -175,12 +186,16 @@ class Observations:
                 raise ValueError(f"time of {key}: {_TOO_LATE} (got {t:g})")
             kind, name = _split_key(key)
             if kind == "metric":
-                if isinstance(value, (tuple, list)) and all(_is_number(x) for x in value):
+                if isinstance(value, (ScalarResult, MatrixResult, QueryError)):
+                    pass  # what the world hands a policy, kept for a replay of its observations
+                elif isinstance(value, (tuple, list)) and all(_is_number(x) for x in value):
                     value = tuple(float(x) for x in value) or None  # an empty vector is no data
                 elif value is None or _is_number(value):
                     value = None if value is None else float(value)
                 else:
-                    raise ValueError(f"value of metric {name} must be a number, a vector or None (got {value!r})")
+                    raise ValueError(
+                        f"value of metric {name} must be a number, a vector, a QueryError or None (got {value!r})"
+                    )
             elif kind == "counter":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                     raise ValueError(f"value of {key} must be a count, 0 or more (got {value!r})")
@@ -229,7 +244,7 @@ class Observations:
             VersionSeries(increments("primary:requests"), increments("primary:errors")),
         )
 
-    def metric(self, name: str, t: float) -> float | tuple[float, ...] | None:
+    def metric(self, name: str, t: float) -> MetricValue:
         """The latest value of metric ``name`` at or before ``t`` (a tuple: a vector);
         None = no data."""
         series = self.metrics.get(name)
@@ -493,13 +508,11 @@ def replay(
     )
 
 
-def _as_read(value: float | tuple[float, ...] | None, vectors: bool) -> Any:
+def _as_read(value: MetricValue, vectors: bool) -> Any:
     """A recorded metric value as the policy reads it: a vector as is for a policy that
-    reads vectors, else its last sample (Flagger's Prometheus provider keeps the last
-    sample of a vector result; an empty one is no data)."""
-    if isinstance(value, tuple) and not vectors:
-        return value[-1] if value else None
-    return value
+    reads vectors, else reduced as Flagger's Prometheus provider reduces one
+    (``sim.policies.base.single_value``: the last sample; an empty one is no data)."""
+    return value if vectors else single_value(value)
 
 
 def _routed_percent(routes: Routes) -> float:

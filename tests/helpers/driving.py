@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sim.policies.base import Observation, Policy, Routes, SetWeights
+from sim.policies.base import MetricValue, Observation, Policy, Routes, SetWeights
 from sim.policies.judges import JudgeData
 
 
 def drive(
     policy: Policy,
-    metrics: Sequence[Mapping[str, float | None]],
+    metrics: Sequence[Mapping[str, MetricValue]],
     webhooks: Mapping[str, bool] | None = None,
     versions: Sequence[JudgeData | None] | None = None,
 ) -> list[tuple[Any, tuple]]:

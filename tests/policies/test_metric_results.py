@@ -14,15 +14,20 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo.expr import evaluate_result
-from sim.policies.base import MetricQuery, MetricValue, QueryError, ScalarResult
+from sim.policies.argo.rollout import ArgoRollout
+from sim.policies.argo.spec import ArgoPolicySpec
+from sim.policies.base import MatrixResult, MetricQuery, MetricValue, QueryError, ScalarResult, metric_values
 from sim.policies.driver import metric_json, metric_queries, trace_line
 from sim.policies.flagger.canary import FlaggerCanary, run_query
 from sim.policies.flagger.plan import duration_unit_ms, go_duration_ms
 from sim.policies.flagger.spec import FlaggerPolicySpec
+from sim.promql import Matrix, Result, Scalar, Vector, labels_of
+from sim.runs.replay import Observations, load_observations, replay
 from tests.helpers import GOOD, drive
 from tests.helpers import REQUEST_DURATION as LAT
 from tests.helpers import SUCCESS_RATE as SR
@@ -263,7 +268,7 @@ def test_an_error_message_names_the_condition_and_the_expression_error():
         ((0.5, NAN), True, [0.5, "NaN"]),
         ((0.5, 99.0), False, 99.0),  # what Flagger's RunQuery keeps: the last series
         ((), False, None),
-        ((), True, []),
+        ((), True, None),  # an empty result, whoever reads it
         (QueryError("timeout"), False, {"error": "timeout"}),
     ],
 )
@@ -289,3 +294,103 @@ def test_the_trace_line_carries_the_rendered_queries_of_its_metrics():
 def test_metric_queries_come_from_the_policy():
     policy = flagger(name="errors", query=QUERY, thresholdRange={"max": 1})
     assert metric_queries(policy) == {q.name: q.query for q in policy.queries() if q.query}
+
+
+def test_replay_hands_the_world_s_results_on_and_traces_them():
+    """``pdsim replay`` of observations the world served (``Observations.from_rows``, as
+    tests/policies/test_driver.py records them): a failed query, a vector and a scalar reach
+    the policy as they came, and the trace shows them as ``metric_json`` does."""
+    rows = [(0.0, SR, 99.9), (0.0, LAT, 100.0), (180.0, SR, QueryError("timeout")), (240.0, SR, (50.0, 99.9))]
+    rows += [(300.0, SR, ScalarResult(99.9)), (360.0, SR, 99.9)]
+    result = replay(flagger(), Observations.from_rows(rows), horizon_s=360.0)
+    lines = result.trace[2:6]
+    assert [line["metrics"][SR] for line in lines] == [{"error": "timeout"}, 99.9, 99.9, 99.9]
+    assert [line["failed_checks"] for line in lines] == [1, 1, 2, 2]
+    assert lines[0]["event"] == "Prometheus query failed: running query failed: timeout"
+    assert "error unmarshaling result" in lines[2]["event"]
+
+
+ARGO = {
+    "replicas": 1,
+    "strategy": {
+        "canary": {
+            "canaryService": "canary",
+            "stableService": "stable",
+            "trafficRouting": {"istio": {"virtualService": {"name": "vsvc"}}},
+            "steps": [{"setWeight": 20}, {"pause": {}}],
+            "analysis": {"templates": [{"templateName": "sr"}]},
+        }
+    },
+    "templates": {
+        "sr": {
+            "metrics": [
+                {
+                    "name": "sr",
+                    "interval": "60s",
+                    "successCondition": SUCCESS,
+                    "provider": {"prometheus": {"address": "http://prometheus:9090", "query": QUERY}},
+                }
+            ]
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(("cell", "shown", "outcome"), [("NaN", "NaN", "rolled_back"), ("", None, "unfinished")])
+def test_a_replay_csv_keeps_nan_and_empty_apart_for_argo(tmp_path, cell, shown, outcome):
+    """Issue 14 item 5, replay: the text ``NaN`` is a NaN sample, a value that fails
+    ``result[0] >= 0.95`` (evaluate.go EvaluateResult: Failed, the run fails and the rollout
+    aborts at once); an empty cell is no data, an empty vector, whose ``result[0]`` is an
+    Error (analysis.go runMeasurements: retried 10 s later, no abort before the fifth)."""
+    path = tmp_path / "obs.csv"
+    path.write_text(f"t,metric,value\n0,sr,0.99\n60,sr,{cell}\n")
+    result = replay(ArgoRollout(ArgoPolicySpec.model_validate(ARGO)), load_observations(path), horizon_s=80.0)
+    at_60 = next(line for line in result.trace if line["t"] == 60.0)
+    assert at_60["metrics"] == {"sr": shown}
+    assert at_60["queries"] == {"sr": QUERY}
+    assert result.decision == outcome
+    errors = [line["analysis_runs"]["background"]["error"] for line in result.trace if line["t"] >= 60.0]
+    assert errors == ([0] if cell else [1, 2, 3])  # at 60, 70 and 80
+
+
+# -- from the engine's result to the policy's value ------------------------------------------
+
+
+def test_metric_values_from_engine_results():
+    """``metric_values``: one value per run of a ``sim.promql`` result. A vector keeps its
+    present samples in series order (run 1: empty; NaN stays NaN), a scalar is a
+    ``ScalarResult``, a failed run a ``QueryError`` with the engine's message."""
+    labels = (labels_of(code="200"), labels_of(code="500"))
+    vector = Vector(labels, np.array([[1.0, NAN], [2.0, 3.0], [4.0, 5.0]]), np.array([[1, 1], [0, 0], [0, 1]], bool))
+    got = metric_values(Result(vector, np.array([False, False, True]), "many-to-many matching not allowed"))
+    assert got[0][0] == 1.0 and math.isnan(got[0][1]) and len(got[0]) == 2
+    assert got[1] == ()
+    assert got[2] == QueryError("many-to-many matching not allowed")
+    scalars = metric_values(Result(Scalar(np.array([0.5, NAN]))))
+    assert all(isinstance(v, ScalarResult) for v in scalars) and scalars[0] == 0.5 and math.isnan(scalars[1])
+
+
+def test_a_matrix_is_flattened_series_by_series():
+    """prometheus.go (Argo) processResponse: ``model.Matrix`` -> every sample of every
+    series, series after series, as ``result``; prometheus.go (Flagger) RunQuery: a series
+    with ``values`` -> ErrMultipleValuesReturned, a query error; no series -> no values."""
+    times = np.array([0.0, 15.0])
+    values = np.array([[[1.0, 10.0], [2.0, 20.0]], [[0.0, 0.0], [0.0, 0.0]]])  # (R, T, K)
+    present = np.array([[[1, 1], [1, 0]], [[0, 0], [0, 0]]], bool)
+    got = metric_values(Result(Matrix((labels_of(a="1"), labels_of(a="2")), times, values, present)))
+    assert got == [(1.0, 2.0, 10.0), ()] and all(isinstance(v, MatrixResult) for v in got)
+    assert ar.prometheus_result(got[0]) == [1.0, 2.0, 10.0]
+    assert run_query(got[0]) == QueryError("query returned multiple values")
+    assert run_query(got[1]) is None
+
+
+def test_a_matrix_in_the_trace_and_in_a_replay():
+    """A policy that does not read vectors is handed, and traced, a range vector as
+    Flagger's RunQuery reads it (ErrMultipleValuesReturned); Argo sees the flat list."""
+    matrix = MatrixResult((0.5, 0.7))
+    assert metric_json(matrix) == {"error": "query returned multiple values"}
+    assert metric_json(matrix, vectors=True) == [0.5, 0.7]
+    rows = [(0.0, SR, 99.9), (0.0, LAT, 100.0), (180.0, SR, matrix), (240.0, SR, 99.9)]
+    result = replay(flagger(), Observations.from_rows(rows), horizon_s=240.0)
+    assert result.trace[2]["failed_checks"] == 1
+    assert result.trace[2]["event"] == "Prometheus query failed: running query failed: query returned multiple values"

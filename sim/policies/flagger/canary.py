@@ -59,6 +59,7 @@ from sim.policies.base import (
     Rollback,
     Routes,
     ScalarResult,
+    single_value,
 )
 from sim.policies.flagger.plan import (
     FINISH_FAILED,
@@ -518,17 +519,17 @@ SCALAR_UNREADABLE = QueryError(
 def run_query(value: MetricValue) -> float | QueryError | None:
     """What Flagger's Prometheus client makes of a query's result
     (``pkg/metrics/providers/prometheus.go`` ``RunQuery``): the value of the *last* series
-    of a vector (each one overwrites the one before); None for ``ErrNoValuesFound`` (an
-    empty result, or a NaN last value); the error of a failed query; and an unmarshaling
-    error for a scalar result (``ScalarResult``). A plain float is a value (NaN: no values).
+    of a vector (``single_value``); None for ``ErrNoValuesFound`` (an empty result, or a
+    NaN last value); the error of a failed query; an unmarshaling error for a scalar
+    result (``ScalarResult``); ``ErrMultipleValuesReturned`` for a range vector with series
+    (``MatrixResult``). A plain float is a value (NaN: no values).
     """
-    if isinstance(value, tuple):
-        value = value[-1] if value else None
-    elif isinstance(value, ScalarResult):
+    if isinstance(value, ScalarResult):
         return SCALAR_UNREADABLE
-    if value is None or isinstance(value, QueryError):
-        return value
-    return None if isnan(value) else float(value)
+    read = single_value(value)
+    if read is None or isinstance(read, QueryError):
+        return read
+    return None if isnan(read) else float(read)
 
 
 def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:
