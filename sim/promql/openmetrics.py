@@ -1,4 +1,5 @@
-"""Series files: OpenMetrics text with timestamps, and Prometheus ``query_range`` exports.
+"""Series files (OpenMetrics text with timestamps, Prometheus ``query_range`` exports) and
+query results in the JSON shape of Prometheus's HTTP API.
 
 ``write_openmetrics`` writes one run's raw samples in the form ``promtool tsdb
 create-blocks-from openmetrics`` loads into a Prometheus TSDB; ``read_openmetrics`` reads
@@ -33,7 +34,7 @@ import numpy as np
 from sim.errors import InputError
 from sim.inputs.files import read_text
 from sim.limits import MAX_SERIES_BYTES
-from sim.promql.series import Labels, SeriesBatch
+from sim.promql.series import Labels, Matrix, Result, Scalar, SeriesBatch
 
 #: The epoch of simulated series: 2026-01-01T00:00:00Z (issue 14, item 4).
 SERIES_EPOCH_S = 1767225600.0
@@ -341,11 +342,58 @@ def read_series(path: str | os.PathLike[str]) -> SeriesBatch:
     return parse_openmetrics(text, file)
 
 
+def api_value(value: float) -> str:
+    """A sample value as Prometheus's HTTP API writes it: Go's ``FormatFloat(v, 'f', -1, 64)``
+    (shortest round-trip digits, never an exponent) and ``NaN``, ``+Inf``, ``-Inf``."""
+    if not math.isfinite(value):
+        return format_value(value)
+    return np.format_float_positional(value, unique=True, trim="-")
+
+
+def api_time(t_s: float) -> float | int:
+    """A timestamp as the API writes it: seconds with the milliseconds, ``1767225900`` when whole."""
+    ms = round(t_s * 1000)
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000
+
+
+def query_data(result: Result, row: int, t_s: float) -> dict[str, Any]:
+    """Run ``row``'s value of an instant query at ``t_s`` as the ``data`` of Prometheus's
+    ``/api/v1/query`` response: ``{"resultType": ..., "result": ...}``.
+
+    A vector's series are sorted by their labels (Prometheus leaves an instant vector's
+    order unspecified); a matrix's too, as Prometheus sorts them.
+    """
+    value = result.value
+    at = api_time(t_s)
+    if isinstance(value, Scalar):
+        return {"resultType": "scalar", "result": [at, api_value(float(value.values[row]))]}
+    order = sorted(range(len(value.labels)), key=lambda k: value.labels[k])
+    if isinstance(value, Matrix):
+        series = []
+        for k in order:
+            kept = np.flatnonzero(value.present[row, :, k])
+            if kept.size:
+                points = [[api_time(float(value.times_s[s])), api_value(float(value.values[row, s, k]))] for s in kept]
+                series.append({"metric": dict(value.labels[k]), "values": points})
+        return {"resultType": "matrix", "result": series}
+    return {
+        "resultType": "vector",
+        "result": [
+            {"metric": dict(value.labels[k]), "value": [at, api_value(float(value.values[row, k]))]}
+            for k in order
+            if value.present[row, k]
+        ],
+    }
+
+
 __all__ = [
     "SERIES_EPOCH_S",
+    "api_time",
+    "api_value",
     "format_value",
     "parse_openmetrics",
     "parse_query_range",
+    "query_data",
     "read_openmetrics",
     "read_query_range",
     "read_series",
