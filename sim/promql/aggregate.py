@@ -1,0 +1,139 @@
+"""Aggregation operators (sum, avg, min, max, count, group, stddev, stdvar, topk,
+bottomk, quantile) with ``by``/``without``, vectorised over runs.
+
+Groups are fixed once per universe (promql/engine.go aggregation: ``without`` drops the
+listed labels and ``__name__``; ``by`` keeps only the listed labels, ``__name__`` too if
+listed). Output series are sorted by labels: for an instant query Prometheus's order of
+aggregation results is unspecified (it follows the input's first occurrences).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.promql.frames import Context, VectorData, only_labels, without_labels
+from sim.promql.range_functions import quantile_of_sorted, sorted_with_nan_first
+from sim.promql.series import Labels
+
+AGGREGATIONS = frozenset(
+    {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile"}
+)
+
+
+def group_labels(labels: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
+    """A series' group labels (promql/engine.go aggregation)."""
+    if without:
+        return without_labels(labels, {*grouping, "__name__"})
+    return only_labels(labels, set(grouping))
+
+
+class AggregationPlan:
+    """Groups of an aggregation's input series, fixed for a universe."""
+
+    def __init__(self, op: str, input_labels: tuple[Labels, ...], grouping: tuple[str, ...], without: bool):
+        self.op = op
+        members: dict[Labels, list[int]] = {}
+        for column, labels in enumerate(input_labels):
+            members.setdefault(group_labels(labels, grouping, without), []).append(column)
+        self.group_of = tuple(sorted(members))
+        self.members = [np.array(members[g], dtype=np.intp) for g in self.group_of]
+        # Columns reordered so that each group is contiguous, for ufunc.reduceat.
+        self.order = np.concatenate(self.members) if self.members else np.zeros(0, dtype=np.intp)
+        sizes = [len(m) for m in self.members]
+        self.starts = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
+        self.identity = self.order.size == 0 or bool(np.all(self.order == np.arange(self.order.size)))
+        self.input_labels = input_labels
+        if op in ("topk", "bottomk"):
+            self.labels: tuple[Labels, ...] = input_labels
+        else:
+            self.labels = self.group_of
+
+    def _grouped(self, data: VectorData) -> tuple[np.ndarray, np.ndarray]:
+        if self.identity:
+            return data.values, data.present
+        return data.values[:, self.order], data.present[:, self.order]
+
+    def evaluate(self, ctx: Context, data: VectorData, param: np.ndarray | None) -> VectorData:
+        """The aggregate of each group for each run (``param``: k or q per run)."""
+        n = ctx.n_runs
+        if not self.members:
+            return VectorData(np.zeros((n, 0)), np.zeros((n, 0), dtype=bool))
+        op = self.op
+        if op in ("topk", "bottomk"):
+            assert param is not None
+            return self._top(data, param, largest=op == "topk")
+        values, present = self._grouped(data)
+        count = np.add.reduceat(present, self.starts, axis=1)
+        exists = count > 0
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            if op == "sum":
+                result = np.add.reduceat(np.where(present, values, 0.0), self.starts, axis=1)
+            elif op == "avg":
+                result = self._mean(values, present, count)
+            elif op == "count":
+                result = count.astype(float)
+            elif op == "group":
+                result = np.ones(count.shape)
+            elif op == "max":
+                # engine.go: a NaN is replaced by any later value, and never replaces one.
+                result = np.fmax.reduceat(np.where(present, values, np.nan), self.starts, axis=1)
+            elif op == "min":
+                result = np.fmin.reduceat(np.where(present, values, np.nan), self.starts, axis=1)
+            elif op in ("stddev", "stdvar"):
+                mean = self._mean(values, present, count)
+                spread = np.repeat(mean, [len(m) for m in self.members], axis=1)
+                deviation = np.where(present, values - spread, 0.0)
+                result = np.add.reduceat(deviation * deviation, self.starts, axis=1) / np.maximum(count, 1)
+                if op == "stddev":
+                    result = np.sqrt(result)
+            elif op == "quantile":
+                assert param is not None
+                result = self._quantile(values, present, param)
+            else:  # pragma: no cover - the parser refuses other operators
+                raise ValueError(op)
+        return VectorData(result, exists)
+
+    def _mean(self, values: np.ndarray, present: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """engine.go aggregation AVG: an incremental mean; sum/count agrees but where the
+        sum overflows, where the scaled values are summed instead."""
+        total = np.add.reduceat(np.where(present, values, 0.0), self.starts, axis=1)
+        mean = total / np.maximum(count, 1)
+        overflow = np.isinf(mean) & (count > 0)
+        if overflow.any():
+            per = np.repeat(np.maximum(count, 1), [len(m) for m in self.members], axis=1)
+            scaled = np.add.reduceat(np.where(present, values / per, 0.0), self.starts, axis=1)
+            mean = np.where(overflow, scaled, mean)
+        return mean
+
+    def _quantile(self, values: np.ndarray, present: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """quantile.go quantile within each group (NaN sorts first, as vectorByValueHeap)."""
+        out = np.empty((values.shape[0], len(self.members)))
+        for g, start in enumerate(self.starts):
+            stop = start + len(self.members[g])
+            ordered, count = sorted_with_nan_first(values[:, start:stop], present[:, start:stop], axis=1)
+            out[:, g] = quantile_of_sorted(q, ordered, count, axis=1)
+        return out
+
+    def _top(self, data: VectorData, k: np.ndarray, largest: bool) -> VectorData:
+        """topk/bottomk: the k largest/smallest of each group keep their input labels.
+
+        engine.go aggregation TOPK/BOTTOMK: k is truncated to an integer, k < 1 gives an
+        empty result; a NaN ranks below every number for both. Among equal values,
+        which series Prometheus keeps depends on its heap; here the first in label order.
+        """
+        values, present = data.values, data.present
+        n, width = values.shape
+        keep = np.zeros((n, width), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            k_int = np.where(np.isfinite(k), np.trunc(k), 0).astype(np.int64)
+        for members in self.members:
+            sub_v = values[:, members]
+            sub_p = present[:, members]
+            nan = np.isnan(sub_v)
+            key = np.where(nan, np.inf, -sub_v if largest else sub_v)
+            key = np.where(sub_p, key, np.nan)  # absent series after NaN ones
+            order = np.argsort(key, axis=1, kind="stable")
+            rank = np.empty_like(order)
+            np.put_along_axis(rank, order, np.arange(len(members))[None, :].repeat(n, axis=0), axis=1)
+            keep[:, members] = sub_p & (rank < k_int[:, None])
+        return VectorData(values, keep)

@@ -1,0 +1,100 @@
+"""Vector and range selectors: which series, which samples (Prometheus 2.42 windows).
+
+Prometheus works in int64 milliseconds; so do these, so that window edges are exact.
+An instant selector takes, per series, the latest sample with
+``ref - lookback <= t <= ref`` (promql/engine.go vectorSelectorSingle: a sample is
+dropped only when ``t < refTime - lookbackDelta``); a range selector ``x[W]`` takes the
+samples with ``ref - W <= t <= ref`` (engine.go matrixIterSlice keeps ``t >= mint``, and
+the iterator stops at maxt inclusive; 3.x made the left edge open). ``ref`` is the
+evaluation time (or the ``@`` time) minus ``offset``. Samples after the ingestion cutoff
+do not exist yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.promql.frames import Context, VectorData, WindowData, label_value
+from sim.promql.parse import At, Kind, Selector
+from sim.promql.series import Labels
+
+
+def to_ms(seconds: float) -> int:
+    """Seconds as Prometheus's int64 milliseconds (rounded: our times are floats)."""
+    return int(round(seconds * 1000.0))
+
+
+def reference_ms(ctx: Context, offset_s: float, at: At | None) -> int:
+    """The instant a selector looks back from: the ``@`` time (or now) minus ``offset``.
+
+    For an instant query ``start()`` and ``end()`` are both the evaluation time.
+    """
+    base = ctx.t_ms if at is None or at.where != "time" else to_ms(at.time_s)
+    return base - to_ms(offset_s)
+
+
+def _columns(indexes: list[int], universe_size: int) -> slice | np.ndarray:
+    """A slice when the selected series are contiguous (a view, not a copy)."""
+    if indexes and indexes == list(range(indexes[0], indexes[-1] + 1)):
+        return slice(indexes[0], indexes[-1] + 1)
+    return np.array(indexes, dtype=np.intp)
+
+
+def matching_series(selector: Selector, universe: tuple[Labels, ...]) -> list[int]:
+    """Indexes of the universe's series that every matcher of ``selector`` accepts."""
+    return [
+        k for k, labels in enumerate(universe) if all(m.matches(label_value(labels, m.name)) for m in selector.matchers)
+    ]
+
+
+class BoundSelector:
+    """An instant vector selector bound to a universe."""
+
+    kind: Kind = "vector"
+
+    def __init__(self, node: Selector, universe: tuple[Labels, ...]) -> None:
+        self.node = node
+        indexes = matching_series(node, universe)
+        self.labels: tuple[Labels, ...] = tuple(universe[k] for k in indexes)
+        self._columns = _columns(indexes, len(universe))
+
+    def evaluate(self, ctx: Context) -> VectorData:
+        """The latest visible sample of each series within the lookback."""
+        values, present, _ = self.evaluate_with_times(ctx)
+        return VectorData(values, present)
+
+    def evaluate_with_times(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values, present, sample timestamps in ms), each (R, K)."""
+        ref = reference_ms(ctx, self.node.offset_s, self.node.at)
+        times, values, present = ctx.samples(ref - ctx.lookback_ms, ref)
+        n, k = ctx.n_runs, len(self.labels)
+        if times.size == 0 or k == 0:
+            return np.zeros((n, k)), np.zeros((n, k), dtype=bool), np.zeros((n, k), dtype=np.int64)
+        values = values[:, :, self._columns]
+        present = present[:, :, self._columns]
+        width = times.size
+        last = width - 1 - np.argmax(present[:, ::-1, :], axis=1)
+        found = np.asarray(present.any(axis=1))
+        picked = np.take_along_axis(values, last[:, None, :], axis=1)[:, 0, :]
+        return picked, found, times[last]
+
+
+class BoundRangeSelector:
+    """A range selector ``x[W]`` bound to a universe."""
+
+    kind: Kind = "matrix"
+
+    def __init__(self, node: Selector, range_s: float, universe: tuple[Labels, ...]) -> None:
+        self.node = node
+        self.range_s = range_s
+        self._range_ms = to_ms(range_s)
+        indexes = matching_series(node, universe)
+        self.labels: tuple[Labels, ...] = tuple(universe[k] for k in indexes)
+        self._columns = _columns(indexes, len(universe))
+
+    def evaluate(self, ctx: Context) -> WindowData:
+        """The visible samples with ``ref - W <= t <= ref``."""
+        ref = reference_ms(ctx, self.node.offset_s, self.node.at)
+        start = ref - self._range_ms
+        times, values, present = ctx.samples(start, ref)
+        return WindowData(values[:, :, self._columns], present[:, :, self._columns], times, start, ref, self.range_s)
