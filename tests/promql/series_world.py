@@ -76,9 +76,7 @@ class _Builder:
         self.runs = runs
         self.rng = np.random.default_rng(seed)
         self.scrapes = {p.name: self._scrape_ms(p) for p in PODS}
-        self.lost = {
-            p.name: self.rng.random((runs, len(self.scrapes[p.name]))) < LOST for p in PODS
-        }
+        self.lost = {p.name: self.rng.random((runs, len(self.scrapes[p.name]))) < LOST for p in PODS}
         self.series: dict[Labels, tuple[Pod, np.ndarray, np.ndarray]] = {}
 
     @staticmethod
@@ -131,7 +129,9 @@ def _split(b: _Builder, total: np.ndarray, probs: tuple[float, ...]) -> np.ndarr
     return parts.reshape((len(probs), *total.shape)).astype(float)
 
 
-def _latency_buckets(b: _Builder, total: np.ndarray, les: tuple[str, ...], scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _latency_buckets(
+    b: _Builder, total: np.ndarray, les: tuple[str, ...], scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative-by-``le`` observation counts (len(les), R, N) and the sum of the observations."""
     bounds = [_le_value(le) for le in les]
     counts = np.zeros((len(les), *total.shape))
@@ -144,7 +144,9 @@ def _latency_buckets(b: _Builder, total: np.ndarray, les: tuple[str, ...], scale
     return counts, sums
 
 
-def _histogram(b: _Builder, name: str, base: dict[str, str], pod: Pod, total: np.ndarray, les: tuple[str, ...], scale: float) -> None:
+def _histogram(
+    b: _Builder, name: str, base: dict[str, str], pod: Pod, total: np.ndarray, les: tuple[str, ...], scale: float
+) -> None:
     """``name_bucket`` per le, ``name_sum`` and ``name_count``: all of a pod's appear together
     at its first observation (as client libraries export a histogram)."""
     counts, sums = _latency_buckets(b, total, les, scale)
@@ -188,30 +190,52 @@ def build_batch(runs: int = 2, seed: int = 14) -> SeriesBatch:
             _histogram(
                 b,
                 "istio_request_duration_milliseconds",
-                {"reporter": reporter, "destination_workload": pod.deployment,
-                 "destination_workload_namespace": NAMESPACE, "pod": pod.name},
-                pod, total, LE_MS, 1000.0,
+                {
+                    "reporter": reporter,
+                    "destination_workload": pod.deployment,
+                    "destination_workload_namespace": NAMESPACE,
+                    "pod": pod.name,
+                },
+                pod,
+                total,
+                LE_MS,
+                1000.0,
             )
         _histogram(
             b,
             "istio_request_duration_seconds",
-            {"reporter": "destination", "destination_workload": pod.deployment,
-             "destination_workload_namespace": NAMESPACE, "pod": pod.name},
-            pod, total, LE_S, 1.0,
+            {
+                "reporter": "destination",
+                "destination_workload": pod.deployment,
+                "destination_workload_namespace": NAMESPACE,
+                "pod": pod.name,
+            },
+            pod,
+            total,
+            LE_S,
+            1.0,
         )
         # Linkerd: response_total and response_latency_ms.
         failure = by_code[2] + by_code[3]
         for classification, counts in (("success", total - failure), ("failure", failure)):
             labels = labels_of(
-                "response_total", namespace=NAMESPACE, deployment=pod.deployment, direction="inbound",
-                classification=classification, status_code="200" if classification == "success" else "503",
+                "response_total",
+                namespace=NAMESPACE,
+                deployment=pod.deployment,
+                direction="inbound",
+                classification=classification,
+                status_code="200" if classification == "success" else "503",
                 pod=pod.name,
             )
             b.counter(labels, pod, counts)
         _histogram(
-            b, "response_latency_ms",
+            b,
+            "response_latency_ms",
             {"namespace": NAMESPACE, "deployment": pod.deployment, "direction": "inbound", "pod": pod.name},
-            pod, total, LE_MS, 1000.0,
+            pod,
+            total,
+            LE_MS,
+            1000.0,
         )
         # Instrumented apps (podinfo's own metrics) scraped by kubernetes_sd / the Prometheus operator.
         job = "podinfo-canary" if pod.deployment == "podinfo" else "podinfo-primary"
@@ -227,23 +251,45 @@ def build_batch(runs: int = 2, seed: int = 14) -> SeriesBatch:
         cluster = f"cds_egress_test_podinfo-{'canary' if canary else 'primary'}_test_http_9898"
         for code_class, counts in (("2", by_code[0]), ("4", by_code[1]), ("5", failure)):
             b.counter(
-                labels_of("envoy_cluster_upstream_rq_xx", app="wrk-tester", envoy_cluster_name=cluster,
-                          envoy_response_code_class=code_class, pod=pod.name),
-                pod, counts,
+                labels_of(
+                    "envoy_cluster_upstream_rq_xx",
+                    app="wrk-tester",
+                    envoy_cluster_name=cluster,
+                    envoy_response_code_class=code_class,
+                    pod=pod.name,
+                ),
+                pod,
+                counts,
             )
         route = f"test_podinfo-podinfo-{'canary' if canary else 'primary'}_1"
         for code, counts in zip(CODES, by_code, strict=True):
             b.counter(labels_of("apisix_http_status", route=route, code=code, node=pod.name), pod, counts)
             b.counter(
-                labels_of("nginx_ingress_controller_requests", ingress="podinfo-canary" if canary else "podinfo",
-                          namespace=NAMESPACE, status=code, pod=pod.name),
-                pod, counts,
+                labels_of(
+                    "nginx_ingress_controller_requests",
+                    ingress="podinfo-canary" if canary else "podinfo",
+                    namespace=NAMESPACE,
+                    status=code,
+                    pod=pod.name,
+                ),
+                pod,
+                counts,
             )
         service_name = f"test-podinfo-{'canary' if canary else 'primary'}-9898@kubernetescrd"
-        _histogram(b, "traefik_service_request_duration_seconds", {"service": service_name, "code": "200", "pod": pod.name},
-                   pod, by_code[0], LE_S, 1.0)
-        skipper = f"kube_test__podinfo_{'canary' if canary else 'primary'}__podinfo_test__podinfo_{'canary' if canary else 'primary'}"
-        _histogram(b, "skipper_serve_route_duration_seconds", {"route": skipper, "pod": pod.name}, pod, total, LE_S, 1.0)
+        _histogram(
+            b,
+            "traefik_service_request_duration_seconds",
+            {"service": service_name, "code": "200", "pod": pod.name},
+            pod,
+            by_code[0],
+            LE_S,
+            1.0,
+        )
+        side = "canary" if canary else "primary"
+        skipper = f"kube_test__podinfo_{side}__podinfo_test__podinfo_{side}"
+        _histogram(
+            b, "skipper_serve_route_duration_seconds", {"route": skipper, "pod": pod.name}, pod, total, LE_S, 1.0
+        )
         # A gauge Argo's docs read directly, with a NaN sample and the pod's lost scrapes.
         gauge = b.rng.normal(120.0, 30.0, total.shape)
         if pod.offset_ms == 0:

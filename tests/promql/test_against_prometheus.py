@@ -100,7 +100,7 @@ def generated_queries() -> list[str]:
         f"quantile(0.5, {RATE})",
         f"quantile by (response_code) (0.9, {RATE})",
         f"count(count by (pod) ({RATE}))",
-        f"sum by (response_code) (increase(istio_requests_total[5m]))",
+        "sum by (response_code) (increase(istio_requests_total[5m]))",
         "sum without (le, pod) (istio_request_duration_milliseconds_count)",
     ]
     # Histograms: quantiles of sparse buckets, per deployment, edge quantiles, NaN cases.
@@ -116,18 +116,21 @@ def generated_queries() -> list[str]:
         "histogram_quantile(0.5, sum by (le, pod) (increase(response_latency_ms_bucket[5m])))",
         'histogram_quantile(0.99, sum by (le) (rate(skipper_serve_route_duration_seconds_bucket{le="+Inf"}[1m])))',
         "histogram_quantile(0.9, http_request_duration_seconds_bucket)",
-        "sum(rate(istio_request_duration_milliseconds_sum[1m])) / sum(rate(istio_request_duration_milliseconds_count[1m]))",
+        "sum(rate(istio_request_duration_milliseconds_sum[1m]))"
+        " / sum(rate(istio_request_duration_milliseconds_count[1m]))",
     ]
     # Binary operators: arithmetic, comparison (filter and bool), matching, set operators.
     five = 'sum by (destination_workload) (rate(istio_requests_total{response_code=~"5.*"}[1m]))'
     every = "sum by (destination_workload) (rate(istio_requests_total[1m]))"
+    by_code = "sum by (destination_workload, response_code) (rate(istio_requests_total[1m]))"
+    by_pod = "sum by (destination_workload, pod) (rate(istio_requests_total[2m]))"
     out += [
         f"{five} / {every}",
         f"sum({five}) / sum({every})",
         f"1 - {five} / {every}",
-        f"{five} / on(destination_workload) group_right sum by (destination_workload, response_code) (rate(istio_requests_total[1m]))",
-        f"sum by (destination_workload, response_code) (rate(istio_requests_total[1m])) / ignoring(response_code) group_left {every}",
-        f"{every} / on(destination_workload) group_right sum by (destination_workload, pod) (rate(istio_requests_total[2m]))",
+        f"{five} / on(destination_workload) group_right {by_code}",
+        f"{by_code} / ignoring(response_code) group_left {every}",
+        f"{every} / on(destination_workload) group_right {by_pod}",
         f"{five} / on(destination_workload) {every}",
         f"{every} > 0.5",
         f"{every} > bool 0.5",
@@ -167,9 +170,7 @@ def generated_queries() -> list[str]:
         "time() - timestamp(http_requests_total)",
     ]
     # Offset, absent, math functions, clamps, rounding.
-    out += [
-        f"sum(rate(istio_requests_total[1m] offset {off}))" for off in ("30s", "1m", "5m")
-    ] + [
+    out += [f"sum(rate(istio_requests_total[1m] offset {off}))" for off in ("30s", "1m", "5m")] + [
         "rate(http_requests_total[2m] offset 1m)",
         "http_requests_total offset 2m",
         'absent(istio_requests_total{response_code="500",destination_workload="podinfo"})',
@@ -208,7 +209,8 @@ def generated_queries() -> list[str]:
 DOC_QUERIES = {
     "flagger docs/gitbook/tutorials/apisix-progressive-delivery.md:315": """sum(rate(apisix_http_status{
           route=~"{{ namespace }}_{{ route }}-{{ target }}-canary_.+", code!~"4.."}[{{ interval }}]))
-        / sum(rate(apisix_http_status{route=~"{{ namespace }}_{{ route }}-{{ target }}-canary_.+"}[{{ interval }}])) * 100""",
+        / sum(rate(apisix_http_status{
+          route=~"{{ namespace }}_{{ route }}-{{ target }}-canary_.+"}[{{ interval }}])) * 100""",
     "flagger docs/gitbook/tutorials/gatewayapi-progressive-delivery.md:106": """histogram_quantile(0.99,
       sum(rate(istio_request_duration_milliseconds_bucket{reporter="source",
             destination_workload_namespace=~"{{ namespace }}", destination_workload=~"{{ target }}",
@@ -344,6 +346,20 @@ def all_queries() -> list[str]:
 
 QUERIES = all_queries()
 
+#: Queries the engine refuses though Prometheus 2.42 evaluates them (findings for the
+#: engine, reported to the lead): expected failures that turn into errors when fixed.
+UNSUPPORTED = {
+    "max_over_time(rate(http_requests_total[1m])[5m:30s])": "subqueries are not supported by the engine",
+    "avg_over_time(sum(rate(istio_requests_total[1m]))[2m:15s])": "subqueries are not supported by the engine",
+}
+
+
+def _cases() -> list[object]:
+    return [
+        pytest.param(q, marks=pytest.mark.xfail(strict=True, reason=UNSUPPORTED[q])) if q in UNSUPPORTED else q
+        for q in QUERIES
+    ]
+
 
 # --- the times ---------------------------------------------------------------------------
 
@@ -416,7 +432,11 @@ def _ours(result: Result, row: int) -> QueryResult:
 def _difference(ours: QueryResult, theirs: QueryResult) -> str:
     """Empty when the answers agree, else what differs."""
     if theirs.kind == "error" or ours.kind == "error":
-        return "" if ours.kind == theirs.kind else f"ours {ours.kind} {ours.error}; prometheus {theirs.kind} {theirs.error}"
+        return (
+            ""
+            if ours.kind == theirs.kind
+            else f"ours {ours.kind} {ours.error}; prometheus {theirs.kind} {theirs.error}"
+        )
     if ours.kind != theirs.kind:
         return f"ours a {ours.kind}, prometheus a {theirs.kind}"
     if ours.kind == "scalar":
@@ -425,7 +445,9 @@ def _difference(ours: QueryResult, theirs: QueryResult) -> str:
     a: dict = dict(ours.vector or ours.matrix or {})
     b: dict = dict(theirs.vector or theirs.matrix or {})
     if set(a) != set(b):
-        return f"label sets differ: only ours {sorted(set(a) - set(b))[:3]}, only prometheus {sorted(set(b) - set(a))[:3]}"
+        return (
+            f"label sets differ: only ours {sorted(set(a) - set(b))[:3]}, only prometheus {sorted(set(b) - set(a))[:3]}"
+        )
     for labels in a:
         x, y = a[labels], b[labels]
         if ours.kind == "matrix":
@@ -445,10 +467,8 @@ def test_enough_distinct_queries() -> None:
     assert len(TIMES) >= 30
 
 
-@pytest.mark.parametrize("query", QUERIES)
-def test_engine_gives_prometheus_value(
-    query: str, servers: list[PrometheusServer], absolute: SeriesBatch
-) -> None:
+@pytest.mark.parametrize("query", _cases())
+def test_engine_gives_prometheus_value(query: str, servers: list[PrometheusServer], absolute: SeriesBatch) -> None:
     """Every (time, run): the engine's answer is Prometheus's."""
     theirs_error = servers[0].query(query, SERIES_EPOCH_S + TIMES[0])
     try:
@@ -466,6 +486,20 @@ def test_engine_gives_prometheus_value(
             if diff:
                 failures.append(f"t={t} run {row}: {diff}")
     assert not failures, f"{len(failures)} of {len(TIMES) * RUNS} differ; first: " + " | ".join(failures[:4])
+
+
+def test_the_comparison_can_fail(servers: list[PrometheusServer], absolute: SeriesBatch) -> None:
+    """A one-part-per-million change of the samples, a lost label set or a missing result is seen."""
+    query = 'sum by (destination_workload) (rate(istio_requests_total{reporter="source"}[2m]))'
+    at = SERIES_EPOCH_S + 600.0
+    theirs = servers[0].query(query, at)
+    nudged = SeriesBatch(absolute.labels, absolute.times_s, absolute.values * (1 + 1e-6), absolute.present)
+    assert _difference(_ours(compile_query(query).evaluate(nudged, np.arange(RUNS), at), 0), theirs)
+    assert not _difference(_ours(compile_query(query).evaluate(absolute, np.arange(RUNS), at), 0), theirs)
+    assert _difference(QueryResult("vector", vector={}), theirs)
+    assert _difference(QueryResult("scalar", scalar=1.0), theirs)
+    assert _difference(QueryResult("vector", vector={(): math.nan}), QueryResult("vector", vector={(): 0.0}))
+    assert not _difference(QueryResult("vector", vector={(): math.nan}), QueryResult("vector", vector={(): math.nan}))
 
 
 def test_every_series_family_is_loaded(servers: list[PrometheusServer], batch: SeriesBatch) -> None:
@@ -491,4 +525,3 @@ def test_fixture_queries_found() -> None:
     if not UPSTREAM_FIXTURES.is_dir():
         pytest.skip(f"no upstream fixtures at {UPSTREAM_FIXTURES}")
     assert len(fixture_queries()) >= 4
-
