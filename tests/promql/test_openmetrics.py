@@ -279,8 +279,10 @@ def test_files_are_bounded_and_regular(tmp_path: Path, monkeypatch: pytest.Monke
 
     path = tmp_path / "s.om"
     path.write_text("a 1 10\n# EOF\n")
-    monkeypatch.setattr(om, "MAX_SERIES_BYTES", 8)
-    with pytest.raises(InputError, match="series file is too large"):
+    monkeypatch.setattr(om, "MAX_SERIES_BYTES", path.stat().st_size)  # at the limit: read
+    assert read_series(path).values.shape == (1, 1, 1)
+    monkeypatch.setattr(om, "MAX_SERIES_BYTES", path.stat().st_size - 1)
+    with pytest.raises(InputError, match=r"series file is too large \(limit is 12 bytes\)"):
         read_series(path)
     with pytest.raises(InputError, match="not a regular file"):
         read_series(tmp_path)
