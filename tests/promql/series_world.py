@@ -35,6 +35,8 @@ RENDER = {
     "{{ route }}": "podinfo",
     "{{args.service-name}}": "podinfo.test.svc.cluster.local",
     "{{args.service}}": "podinfo",
+    "{{ service }}": "podinfo",
+    "{{ ingress }}": "podinfo",
     "{{args.namespace}}": NAMESPACE,
     "{{args.envoy_cluster_name}}": "cds_egress_test_podinfo-canary_test_http_9898",
 }
@@ -168,6 +170,18 @@ def _histogram(
     b.add(labels_of(f"{name}_count", **base), pod, cum(total), present)
 
 
+def _envoy_clusters(canary: bool) -> dict[str, dict[str, str]]:
+    """The envoy cluster labels each Envoy-based provider's builtin queries select (Flagger
+    pkg/metrics/observers contour.go, gloo.go, knative.go, kuma.go; App Mesh selects the pod)."""
+    side = "canary" if canary else "primary"
+    return {
+        "contour": {"envoy_cluster_name": f"test_podinfo-{side}_9898"},
+        "gloo": {"envoy_cluster_name": f"test-podinfo-{side}upstream-9898_gloo-system"},
+        "knative": {"envoy_cluster_name": "test/podinfo" if canary else "test/podinfo-00001"},
+        "kuma": {"envoy_cluster_name": f"kuma-{side}", "service": f"podinfo-{side}_test_svc_9898"},
+    }
+
+
 def build_batch(runs: int = 2, seed: int = 14) -> SeriesBatch:
     """Every family Flagger's and Argo's documented queries select, for ``runs`` runs."""
     b = _Builder(runs, seed)
@@ -262,19 +276,55 @@ def build_batch(runs: int = 2, seed: int = 14) -> SeriesBatch:
                 counts,
             )
         route = f"test_podinfo-podinfo-{'canary' if canary else 'primary'}_1"
+        nginx_canary = {"canary": "podinfo-canary"} if canary else {}
         for code, counts in zip(CODES, by_code, strict=True):
             b.counter(labels_of("apisix_http_status", route=route, code=code, node=pod.name), pod, counts)
             b.counter(
                 labels_of(
                     "nginx_ingress_controller_requests",
-                    ingress="podinfo-canary" if canary else "podinfo",
+                    ingress="podinfo",
                     namespace=NAMESPACE,
                     status=code,
                     pod=pod.name,
+                    **nginx_canary,
                 ),
                 pod,
                 counts,
             )
+            b.counter(
+                labels_of(
+                    "osm_request_total",
+                    destination_namespace=NAMESPACE,
+                    destination_kind="Deployment",
+                    destination_name=pod.deployment,
+                    destination_pod=pod.name,
+                    response_code=code,
+                ),
+                pod,
+                counts,
+            )
+            for flavour, envoy in _envoy_clusters(canary).items():
+                b.counter(
+                    labels_of("envoy_cluster_upstream_rq", **envoy, **app, envoy_response_code=code, mesh=flavour),
+                    pod,
+                    counts,
+                )
+        for flavour, envoy in _envoy_clusters(canary).items():
+            _histogram(b, "envoy_cluster_upstream_rq_time", {**envoy, **app, "mesh": flavour}, pod, total, LE_MS, 1e3)
+        _histogram(
+            b,
+            "nginx_ingress_controller_response_duration_seconds",
+            {"ingress": "podinfo", "namespace": NAMESPACE, "pod": pod.name, **nginx_canary},
+            pod,
+            total,
+            LE_S,
+            1.0,
+        )
+        osm = {"destination_namespace": NAMESPACE, "destination_kind": "Deployment", "destination_pod": pod.name}
+        _histogram(b, "osm_request_duration_ms", {**osm, "destination_name": pod.deployment}, pod, total, LE_MS, 1e3)
+        _histogram(
+            b, "apisix_http_latency", {"type": "request", "route": route, "node": pod.name}, pod, total, LE_MS, 1e3
+        )
         service_name = f"test-podinfo-{'canary' if canary else 'primary'}-9898@kubernetescrd"
         _histogram(
             b,
@@ -290,6 +340,21 @@ def build_batch(runs: int = 2, seed: int = 14) -> SeriesBatch:
         _histogram(
             b, "skipper_serve_route_duration_seconds", {"route": skipper, "pod": pod.name}, pod, total, LE_S, 1.0
         )
+        for code, counts in (("200", total - failure), ("503", failure)):
+            _histogram(
+                b,
+                "skipper_response_duration_seconds",
+                {"route": skipper, "code": code, "pod": pod.name},
+                pod,
+                counts,
+                LE_S,
+                1.0,
+            )
+        # A counter with a NaN sample (promtool loads it; rate() and friends carry it).
+        if pod.offset_ms == 0:
+            nan_counter = np.cumsum(total, axis=1)
+            nan_counter[:, 40] = np.nan
+            b.add(labels_of("requests_with_nan_total", pod=pod.name), pod, nan_counter, ~b.lost[pod.name])
         # A gauge Argo's docs read directly, with a NaN sample and the pod's lost scrapes.
         gauge = b.rng.normal(120.0, 30.0, total.shape)
         if pod.offset_ms == 0:

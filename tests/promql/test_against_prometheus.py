@@ -119,6 +119,33 @@ def generated_queries() -> list[str]:
         "sum(rate(istio_request_duration_milliseconds_sum[1m]))"
         " / sum(rate(istio_request_duration_milliseconds_count[1m]))",
     ]
+    # A counter with a NaN sample.
+    for fn in ("rate", "increase", "irate", "idelta", "resets", "changes", "sum_over_time", "max_over_time"):
+        for window in ("1m", "5m"):
+            out.append(f"{fn}(requests_with_nan_total[{window}])")
+    out += ["sum(rate(requests_with_nan_total[2m]))", "requests_with_nan_total > 0", "requests_with_nan_total"]
+    # The families the builtin queries of the other providers select (Flagger pkg/metrics/observers).
+    nginx = 'namespace="test",ingress="podinfo",canary!=""'
+    out += [
+        f"sum(rate(nginx_ingress_controller_response_duration_seconds_sum{{{nginx}}}[1m]))"
+        f" / sum(rate(nginx_ingress_controller_response_duration_seconds_count{{{nginx}}}[1m])) * 1000",
+        f'sum(rate(nginx_ingress_controller_requests{{{nginx},status!~"5.*"}}[2m]))'
+        f" / sum(rate(nginx_ingress_controller_requests{{{nginx}}}[2m])) * 100",
+        'sum(rate(osm_request_total{destination_name="podinfo",response_code!~"5.*"}[1m]))'
+        ' / sum(rate(osm_request_total{destination_name="podinfo"}[1m])) * 100',
+        'histogram_quantile(0.99, sum(rate(osm_request_duration_ms_bucket{destination_name="podinfo"}[1m])) by (le))',
+        'histogram_quantile(0.99, sum(rate(apisix_http_latency_bucket{type=~"request",route=~"test_.+"}[1m])) by (le))',
+        'sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test_podinfo-canary_[0-9a-zA-Z-]+",'
+        'envoy_response_code!~"5.*"}[1m])) / sum(rate(envoy_cluster_upstream_rq{'
+        'envoy_cluster_name=~"test_podinfo-canary_[0-9a-zA-Z-]+"}[1m])) * 100',
+        'histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{service=~"podinfo-canary_test_svc_.+"}'
+        "[2m])) by (le))",
+        "histogram_quantile(0.5, sum by (le, mesh) (rate(envoy_cluster_upstream_rq_time_bucket[5m])))",
+        'sum(rate(skipper_response_duration_seconds_bucket{code!~"5..",le="+Inf"}[1m]))'
+        ' / sum(rate(skipper_response_duration_seconds_bucket{le="+Inf"}[1m])) * 100',
+        "sum(rate(skipper_serve_route_duration_seconds_sum[1m]))"
+        " / sum(rate(skipper_serve_route_duration_seconds_count[1m])) * 1000",
+    ]
     # Binary operators: arithmetic, comparison (filter and bool), matching, set operators.
     five = 'sum by (destination_workload) (rate(istio_requests_total{response_code=~"5.*"}[1m]))'
     every = "sum by (destination_workload) (rate(istio_requests_total[1m]))"
@@ -351,6 +378,10 @@ QUERIES = all_queries()
 UNSUPPORTED = {
     "max_over_time(rate(http_requests_total[1m])[5m:30s])": "subqueries are not supported by the engine",
     "avg_over_time(sum(rate(istio_requests_total[1m]))[2m:15s])": "subqueries are not supported by the engine",
+    # Prometheus adds a group's series one by one in label order (promql/engine.go aggregation,
+    # ``group.floatValue += s.V``); the engine's sum differs in the last bit (0.29999999999999993
+    # for 0.3 at t=746.999), which ``%`` turns into a difference of 0.3.
+    "sum by (destination_workload) (rate(istio_requests_total[1m])) % 0.3": "sum in another order than Prometheus",
 }
 
 
