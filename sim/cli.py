@@ -1323,6 +1323,93 @@ def compare(
     click.echo(format_comparison(cmp, policies[0].name, policies[1].name))
 
 
+def _instant(text: str, epoch_s: float) -> float:
+    """``--at``: a unix time (``1767225900``), an RFC 3339 time or a duration after the epoch."""
+    import datetime
+
+    from sim.units import parse_duration
+
+    try:
+        return float(text) if math.isfinite(float(text)) else math.nan
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        moment = None
+    if moment is not None and "T" in text.upper():
+        if moment.tzinfo is None:
+            raise CliError(f"--at: an RFC 3339 time needs its zone, e.g. Z (got {text})")
+        return moment.timestamp()
+    try:
+        return epoch_s + parse_duration(text)
+    except ValueError:
+        pass
+    raise CliError(f"--at: not a unix time, an RFC 3339 time or a duration after the epoch like 5m (got {text})")
+
+
+@cli.command()
+@click.argument("series_path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.argument("expr", metavar="EXPR")
+@click.option(
+    "--at",
+    "at",
+    required=True,
+    metavar="T",
+    help="When to evaluate: a unix time (1767225900), an RFC 3339 time (2026-01-01T00:05:00Z) "
+    "or a duration after --epoch (5m).",
+)
+@click.option(
+    "--lookback",
+    default="5m",
+    show_default=True,
+    metavar="DURATION",
+    help="How far back an instant selector looks for a sample (Prometheus's --query.lookback-delta).",
+)
+@click.option(
+    "--epoch",
+    "epoch_s",
+    type=float,
+    default=1767225600.0,
+    show_default=True,
+    metavar="UNIX",
+    help="The unix time of the series' t = 0, for --at given as a duration (2026-01-01T00:00:00Z).",
+)
+def query(series_path: str, expr: str, at: str, lookback: str, epoch_s: float) -> None:
+    """Evaluate the PromQL EXPR over the series of FILE at one instant.
+
+    FILE is OpenMetrics text with timestamps (what `pdsim run --series` writes) or a
+    Prometheus /api/v1/query_range JSON response, told apart by content. Prints the
+    result as Prometheus's /api/v1/query returns it in `data`: resultType and result.
+    """
+    import numpy as np
+
+    from sim.promql import PromQLError, compile_query
+    from sim.promql.openmetrics import query_data, read_series
+    from sim.units import parse_duration
+
+    if not math.isfinite(epoch_s):
+        raise CliError(f"--epoch: not a unix time (got {epoch_s})")
+    t_s = _instant(at, epoch_s)
+    if not math.isfinite(t_s):
+        raise CliError(f"--at: not a time (got {at})")
+    try:
+        lookback_s = parse_duration(lookback)
+    except ValueError as err:
+        raise CliError(f"--lookback: {err} (got {lookback})") from None
+    if lookback_s <= 0:
+        raise CliError(f"--lookback: must be positive (got {lookback})")
+    try:
+        compiled = compile_query(expr)
+    except PromQLError as err:
+        raise CliError(f"EXPR: {err}") from None
+    batch = read_series(series_path)
+    result = compiled.evaluate(batch, np.array([0]), t_s, lookback_s=lookback_s)
+    if result.error is not None and bool(result.error[0]):
+        raise CliError(f"EXPR: evaluation failed: {result.message}")
+    click.echo(_dumps(query_data(result, 0, t_s)))
+
+
 #: Python's own report of an exception that ends a thread (``_Exit.thread_failed`` defers to it).
 _THREAD_HOOK = threading.excepthook
 

@@ -60,6 +60,10 @@ MAX_CSV_BYTES = 256 * 1024 * 1024
 #: 5 s), so 10M rows would need ~6 GB; 1M rows is 11 days of 4 metrics scraped every
 #: 15 s, and a results CSV of 1M runs peaks at ~600 MB in pandas.
 MAX_CSV_ROWS = 1_000_000
+#: Series files (``pdsim query``: OpenMetrics text or a query_range JSON export). A sample
+#: line is about 150 bytes and costs about 200 bytes once read, so 64 MiB (~450,000
+#: samples: an hour of 1,800 series scraped every 15 s) stays near 100 MB.
+MAX_SERIES_BYTES = 64 * 1024 * 1024
 
 # --- Input files read back from results folders (issue 13, item 10) ----------------------
 #: Largest JSON file of a results folder that pdsim reads back (a sweep's manifest.json,

@@ -1,0 +1,59 @@
+"""Window edges, lookback, offset and the ingestion cutoff.
+
+prometheus promql/engine.go vectorSelectorSingle (lookback closed on the left) and
+matrixIterSlice (range closed on both ends in 2.x), in int64 milliseconds.
+"""
+
+from __future__ import annotations
+
+from sim.promql import labels_of
+from tests.promql.batches import batch, run, single
+
+X = labels_of("x", pod="a")
+TIMES = [0.0, 15.0, 30.0, 45.0, 60.0]
+
+
+def test_instant_selector_looks_back_exactly_five_minutes() -> None:
+    data = batch([0.0], {X: [[7.0]]})
+    assert single(run("x", data, 300.0)) == 7.0
+    assert single(run("x", data, 300.001)) is None
+    assert single(run("x", data, 60.0, lookback_s=60.0)) == 7.0
+    assert single(run("x", data, 60.001, lookback_s=60.0)) is None
+
+
+def test_instant_selector_takes_the_latest_sample_at_or_before_t() -> None:
+    data = batch(TIMES, {X: [[1.0, 2.0, 3.0, None, None]]})
+    assert single(run("x", data, 44.999)) == 3.0
+    assert single(run("x", data, 60.0)) == 3.0
+    assert single(run("x", data, 14.999)) == 1.0
+
+
+def test_range_is_closed_on_the_left_in_2x() -> None:
+    data = batch(TIMES, {X: [[1.0, 2.0, 3.0, 4.0, 5.0]]})
+    # [0, 60] holds all five samples; 3.x would leave out the one at 0.
+    assert single(run("count_over_time(x[1m])", data, 60.0)) == 5.0
+    assert single(run("count_over_time(x[1m])", data, 60.001)) == 4.0
+
+
+def test_offset_and_at_shift_the_reference_time() -> None:
+    data = batch(TIMES, {X: [[1.0, 2.0, 3.0, 4.0, 5.0]]})
+    assert single(run("x offset 30s", data, 60.0)) == 3.0
+    assert single(run("x @ 15", data, 60.0)) == 2.0
+    assert single(run("count_over_time(x[30s] offset 15s)", data, 60.0)) == 3.0
+
+
+def test_samples_after_the_ingestion_cutoff_do_not_exist_yet() -> None:
+    data = batch(TIMES, {X: [[1.0, 2.0, 3.0, 4.0, 5.0]]})
+    assert single(run("x", data, 60.0, ingested_until_s=50.0)) == 4.0
+    assert single(run("count_over_time(x[1m])", data, 60.0, ingested_until_s=50.0)) == 4.0
+    assert single(run("x", data, 60.0, ingested_until_s=-1.0)) is None
+
+
+def test_rows_select_and_order_the_runs() -> None:
+    import numpy as np
+
+    from sim.promql import compile_query
+
+    data = batch([0.0], {X: [[1.0], [2.0], [3.0]]})
+    result = compile_query("x").evaluate(data, np.array([2, 0]), 0.0)
+    assert result.value.values[:, 0].tolist() == [3.0, 1.0]  # type: ignore[union-attr]
