@@ -559,7 +559,7 @@ def _series_text(batch: SeriesBatch | None, epoch_s: float) -> str:
     """Run 0's raw series as OpenMetrics text (an empty exposition when no query reads series)."""
     import io
 
-    from sim.promql import write_openmetrics
+    from sim.promql.openmetrics import write_openmetrics
 
     out = io.StringIO()
     if batch is None:
@@ -1370,7 +1370,7 @@ def _instant(text: str, epoch_s: float) -> float:
     "--epoch",
     "epoch_s",
     type=float,
-    default=1767225600.0,
+    default=SERIES_EPOCH_S,
     show_default=True,
     metavar="UNIX",
     help="The unix time of the series' t = 0, for --at given as a duration (2026-01-01T00:00:00Z).",

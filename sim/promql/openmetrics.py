@@ -33,11 +33,8 @@ import numpy as np
 
 from sim.errors import InputError
 from sim.inputs.files import read_text
-from sim.limits import MAX_SERIES_BYTES
+from sim.limits import MAX_SERIES_BYTES, SERIES_EPOCH_S
 from sim.promql.series import Labels, Matrix, Result, Scalar, SeriesBatch
-
-#: The epoch of simulated series: 2026-01-01T00:00:00Z (issue 14, item 4).
-SERIES_EPOCH_S = 1767225600.0
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")

@@ -41,6 +41,7 @@ from sim.policies.base import (
     Rollback,
     ScaleUp,
     SetWeights,
+    metric_values,
 )
 from sim.policies.driver import Decision, metric_queries, next_tick, trace_line, wants_line
 from sim.promql import SeriesBatch
@@ -48,7 +49,7 @@ from sim.seeds import STREAMS, Streams, streams
 from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.faults import ReleaseModel
-from sim.world.metrics import metric_plan, observed
+from sim.world.metrics import metric_plan
 from sim.world.router import Router
 from sim.world.series import SeriesStore
 from sim.world.serving import Traffic
@@ -335,7 +336,7 @@ class World:
         if query is not None:
             assert self.series is not None
             result = query.evaluate(self.series.batch(), group, now, ingested_until_s=now - self.lag_s)
-            return observed(result, len(group))
+            return metric_values(result)
         return [None if x != x else x for x in self.telemetry.query(q, group, now).tolist()]
 
     def _too_many_ticks(self) -> InputError:

@@ -27,8 +27,8 @@ import numpy as np
 
 from sim.errors import InputError
 from sim.inputs.scenario import MetricBinding, Scenario
-from sim.policies.base import MetricQuery, MetricTargets, MetricValue, Policy, QueryError, ScalarResult
-from sim.promql import PromQLError, Query, Result, Scalar, Vector, compile_query
+from sim.policies.base import MetricQuery, MetricTargets, Policy
+from sim.promql import PromQLError, Query, compile_query
 from sim.world import exporters
 from sim.world.exporters import Universe, Workloads
 
@@ -192,25 +192,3 @@ def _selected(u: Universe, queries: Iterable[Query]) -> Universe:
         kind=u.kind[ix],
         bucket=u.bucket[ix],
     )
-
-
-def observed(result: Result, n: int) -> list[MetricValue]:
-    """A query's result as each of ``n`` runs' policies read it: a float for a scalar,
-    the values of the series present for an instant vector (``()`` when empty), and
-    ``QueryError`` where the evaluation failed (a range vector, a many-to-many match)."""
-    v = result.value
-    if isinstance(v, Scalar):
-        out: list[MetricValue] = [ScalarResult(x) for x in v.values.tolist()]
-    elif isinstance(v, Vector):
-        if v.values.shape[1] == 1:
-            vals, pres = v.values[:, 0].tolist(), v.present[:, 0].tolist()
-            out = [(x,) if p else () for x, p in zip(vals, pres)]
-        else:
-            out = [tuple(row[mask].tolist()) for row, mask in zip(v.values, v.present)]
-    else:
-        err = QueryError("the query returns a range vector, not an instant vector or a scalar")
-        return [err] * n
-    if result.error is not None and result.error.any():
-        err = QueryError(result.message or "the query failed")
-        out = [err if bad else x for x, bad in zip(out, result.error.tolist())]
-    return out
