@@ -520,9 +520,11 @@ def _warn(warnings: Iterable[str]) -> None:
 
 def _load_run_inputs(scenario_path: str, policy_paths: tuple[str, ...]) -> tuple[Any, Any]:
     from sim.inputs.policy import load_scenario_and_policy
+    from sim.world.metrics import metric_warnings
 
     scenario, policy, warnings = load_scenario_and_policy(scenario_path, policy_paths)
     _warn(warnings)
+    _warn(metric_warnings(scenario, policy, scenario_path))
     return scenario, policy
 
 

@@ -55,6 +55,7 @@ TRACE_KEYS = [
     "routed_weight",
     "actions",
     "metrics",
+    "queries",  # the rendered PromQL of each metric (Flagger's builtins carry their provider's)
     "event",
 ]
 

@@ -177,6 +177,7 @@ class World:
         self.queries = list(policy.queries())
         plan = metric_plan(scenario, policy)
         self.compiled = plan.compiled
+        self.failing = plan.failing
         self.lag_s = tel.lag
         bindings = plan.bound
         missing = None
@@ -333,6 +334,9 @@ class World:
         series as Prometheus would answer it (samples ingested by ``now − lag``), or a bound
         signal, whose no data (NaN) is None. Converted once per query, not per run."""
         query = self.compiled.get(q.name)
+        failed = self.failing.get(q.name)
+        if failed is not None:
+            return [failed] * len(group)
         if query is not None:
             assert self.series is not None
             result = query.evaluate(self.series.batch(), group, now, ingested_until_s=now - self.lag_s)

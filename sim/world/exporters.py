@@ -93,7 +93,6 @@ kubernetes      (plain replica-based canary) ``kubernetes_pod_name=~"<rollout>-<
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -102,10 +101,13 @@ from decimal import Decimal
 
 import numpy as np
 
+from sim.policies.names import k8s_token, pod_template_hash
 from sim.promql.series import Labels
 
 REQUESTS, BUCKET, SUM, COUNT = 0, 1, 2, 3
 PRIMARY, CANARY = 0, 1
+#: A series both versions' requests count in (``Universe.version``).
+BOTH = 2
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class Universe:
 
     Attributes:
         labels: the K series (with ``__name__``).
-        version: (K,) 0 primary, 1 canary.
+        version: (K,) 0 primary, 1 canary, 2 (``BOTH``) both versions' requests.
         pod: (K,) index of the version's pod, or -1 for a series summed over its pods.
         code: (K,) index into the response codes, or -1 for a series summed over codes.
         kind: (K,) ``REQUESTS``, ``BUCKET``, ``SUM`` or ``COUNT``.
@@ -171,25 +173,6 @@ class Universe:
 
 # --- names as Kubernetes and the routers make them -------------------------------------
 
-#: The characters Kubernetes uses for generated name suffixes and pod-template hashes
-#: (k8s.io/apimachinery pkg/util/rand ``alphanums``: no vowels, no 0 1 3).
-_K8S_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def _k8s_token(seed: str, length: int) -> str:
-    """A deterministic string of Kubernetes' suffix alphabet derived from ``seed``."""
-    digest = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big")
-    out = []
-    for _ in range(length):
-        digest, r = divmod(digest, len(_K8S_ALPHABET))
-        out.append(_K8S_ALPHABET[r])
-    return "".join(out)
-
-
-def pod_template_hash(workload: str) -> str:
-    """A deterministic pod-template hash for a workload (10 characters, as Kubernetes')."""
-    return _k8s_token("template:" + workload, 10)
-
 
 def pod_names(workload: str, hash: str, n: int) -> tuple[str, ...]:
     """Names of a workload's ``n`` pods, ``<workload>-<hash>-<5 chars>`` as a ReplicaSet names them.
@@ -200,7 +183,7 @@ def pod_names(workload: str, hash: str, n: int) -> tuple[str, ...]:
     names: list[str] = []
     i = 0
     while len(names) < n:
-        name = f"{workload}-{template}-{_k8s_token(f'{workload}-{template}/{i}', 5)}"
+        name = f"{workload}-{template}-{k8s_token(f'{workload}-{template}/{i}', 5)}"
         i += 1
         if name not in names:  # a collision of 5-character ids is possible, not in a cluster
             names.append(name)
@@ -970,6 +953,32 @@ def _sites(names: Workloads, pods: tuple[int, int], per_pod: bool) -> Iterable[_
             yield _Site(version, i, name, f"10.244.{version + 1}.{i + 10}", hashes[version])
 
 
+def _merge_versions(
+    labels: list[Labels], rows: list[tuple[int, int, int, int, int]]
+) -> tuple[list[Labels], list[tuple[int, int, int, int, int]]]:
+    """One series where both versions' series would carry the same labels.
+
+    When nothing in a family's labels tells the versions apart (an Argo canary whose
+    canary and stable Services are one Service, seen by a proxy that labels by Service),
+    the exporter has one series and both versions' requests count in it: version
+    ``BOTH``.
+    """
+    seen: dict[Labels, int] = {}
+    out_labels: list[Labels] = []
+    out_rows: list[tuple[int, int, int, int, int]] = []
+    for lab, row in zip(labels, rows):
+        at = seen.get(lab)
+        if at is not None:
+            other = out_rows[at]
+            if other[1:] == row[1:] and {other[0], row[0]} == {PRIMARY, CANARY}:
+                out_rows[at] = (BOTH,) + row[1:]
+                continue
+        seen.setdefault(lab, len(out_labels))
+        out_labels.append(lab)
+        out_rows.append(row)
+    return out_labels, out_rows
+
+
 def universe(
     provider: str,
     names: Workloads,
@@ -1031,6 +1040,7 @@ def universe(
                     add(f"{family.name}_bucket", base | {"le": le}, site, ci, BUCKET, bi)
                 add(f"{family.name}_sum", base, site, ci, SUM)
                 add(f"{family.name}_count", base, site, ci, COUNT)
+    labels, rows = _merge_versions(labels, rows)
     if len(set(labels)) != len(labels):  # a bug in a family's labels, never the input's
         raise AssertionError(f"{provider}: two series with the same labels")
     table = np.array(rows, dtype=np.int64).reshape(-1, 5)

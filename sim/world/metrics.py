@@ -27,8 +27,10 @@ import numpy as np
 
 from sim.errors import InputError
 from sim.inputs.scenario import MetricBinding, Scenario
-from sim.policies.base import MetricQuery, MetricTargets, Policy
-from sim.promql import PromQLError, Query, compile_query
+from sim.policies.base import MetricTargets, Policy, QueryError
+from sim.policies.names import rollout_hashes
+from sim.promql import Labels, PromQLError, Query, compile_query
+from sim.promql.parse import Selector
 from sim.world import exporters
 from sim.world.exporters import Universe, Workloads
 
@@ -40,6 +42,8 @@ class MetricPlan:
     Attributes:
         compiled: metric name -> its PromQL, compiled (evaluated over the series).
         bound: metric name -> the simulated signal a binding gives it.
+        failing: metric name -> the error every evaluation of its query gives (a query
+            Prometheus cannot parse).
         universe: the series to simulate (only those some query selects), or None when no
             query reads series.
         pods: pods of (primary, canary).
@@ -48,6 +52,7 @@ class MetricPlan:
 
     compiled: dict[str, Query]
     bound: dict[str, MetricBinding]
+    failing: dict[str, QueryError]
     universe: Universe | None
     pods: tuple[int, int]
     warnings: tuple[str, ...]
@@ -56,8 +61,13 @@ class MetricPlan:
 _PLANS: dict[tuple[int, int], tuple[Scenario, Policy, MetricPlan]] = {}
 
 
-def metric_plan(scenario: Scenario, policy: Policy) -> MetricPlan:
+def metric_plan(scenario: Scenario, policy: Policy, source: str | None = None) -> MetricPlan:
     """The plan of ``policy``'s metrics in ``scenario``, memoised by identity.
+
+    Args:
+        scenario: the world.
+        policy: whose queries.
+        source: the scenario's file, for error messages (default: the scenario's name).
 
     Raises:
         InputError: a metric of a provider other than Prometheus has no binding, or a query
@@ -67,45 +77,59 @@ def metric_plan(scenario: Scenario, policy: Policy) -> MetricPlan:
     hit = _PLANS.get(key)
     if hit is not None and hit[0] is scenario and hit[1] is policy:
         return hit[2]
-    plan = _build(scenario, policy)
+    plan = _build(scenario, policy, source or scenario.name)
     if len(_PLANS) > 64:
         _PLANS.clear()
     _PLANS[key] = (scenario, policy, plan)
     return plan
 
 
-def metric_warnings(scenario: Scenario, policy: Policy) -> list[str]:
-    """Load-time warnings about ``policy``'s metrics in ``scenario`` (see the module doc)."""
-    return list(metric_plan(scenario, policy).warnings)
+def metric_warnings(scenario: Scenario, policy: Policy, source: str | None = None) -> list[str]:
+    """Load-time warnings about ``policy``'s metrics in ``scenario`` (see the module doc).
+
+    Raises:
+        InputError: as ``metric_plan``, naming ``source``.
+    """
+    return list(metric_plan(scenario, policy, source).warnings)
 
 
-def _build(scenario: Scenario, policy: Policy) -> MetricPlan:
+def _build(scenario: Scenario, policy: Policy, source: str) -> MetricPlan:
     table = scenario.telemetry.metrics
     compiled: dict[str, Query] = {}
     bound: dict[str, MetricBinding] = {}
+    failing: dict[str, QueryError] = {}
     for q in policy.queries():
         key = next((k for k in q.bindings if k in table), None)
         if key is not None:
             bound[q.name] = table[key]
         elif q.provider == "prometheus" and q.query:
-            compiled[q.name] = _compile(scenario, q)
+            try:
+                compiled[q.name] = compile_query(q.query)
+            except PromQLError as e:
+                # Prometheus answers such a query with bad_data at every evaluation: the
+                # controller's check fails each time (Flagger), or errors (Argo).
+                failing[q.name] = QueryError(f"bad_data: {e}")
         elif q.signal == "custom":
             raise InputError(
-                scenario.name,
-                1,
+                source,
+                None,
                 "telemetry.metrics",
                 f"metric {q.name!r} reads provider {q.provider!r}, which is not simulated: bind it to a "
                 f"simulated signal under telemetry.metrics (by name: {' or '.join(q.bindings)})",
             )
     targets = policy.metric_targets()
     pods = _pods(scenario, targets)
+    warnings = [
+        f"metric {name!r}: its query is not valid PromQL, so every evaluation fails as Prometheus's would "
+        f"({err.message})"
+        for name, err in failing.items()
+    ]
     if not compiled:
-        return MetricPlan(compiled, bound, None, pods, ())
-    provider = _provider(scenario, targets)
+        return MetricPlan(compiled, bound, failing, None, pods, tuple(warnings))
+    provider = _provider(scenario, targets, source)
     bounds = tuple(scenario.telemetry.buckets_ms) if "buckets_ms" in scenario.telemetry.model_fields_set else None
     full = exporters.universe(provider, _workloads(targets, provider), pods, bounds_ms=bounds)
     produced = exporters.produced_names(provider)
-    warnings = []
     for name, query in compiled.items():
         missing = sorted(query.metric_names - produced)
         if missing:
@@ -114,10 +138,32 @@ def _build(scenario: Scenario, policy: Policy) -> MetricPlan:
                 "exporter does not publish: those selectors read no series (bind the metric under "
                 "telemetry.metrics to simulate it)"
             )
-    return MetricPlan(compiled, bound, _selected(full, compiled.values()), pods, tuple(warnings))
+        empty = [
+            _selector_text(sel)
+            for sel in query.selectors
+            if sel.name not in missing and not any(_matches(sel, labels) for labels in full.labels)
+        ]
+        if empty:
+            warnings.append(
+                f"metric {name!r}: {'; '.join(empty)} selects none of the series the simulated {provider} exporter "
+                f"publishes for {targets.namespace}/{targets.target} (its labels name other workloads or "
+                "services): it reads no data"
+            )
+    return MetricPlan(compiled, bound, failing, _selected(full, compiled.values()), pods, tuple(warnings))
 
 
-def _provider(scenario: Scenario, targets: MetricTargets) -> str:
+def _matches(selector: Selector, labels: Labels) -> bool:
+    """Whether a vector selector selects a series (a missing label is the empty value)."""
+    have = dict(labels)
+    return all(m.matches(have.get(m.name, "")) for m in selector.matchers)
+
+
+def _selector_text(selector: Selector) -> str:
+    inner = ",".join(f'{m.name}{m.op}"{m.value}"' for m in selector.matchers if m.name != "__name__")
+    return f"{selector.name or ''}{{{inner}}}"
+
+
+def _provider(scenario: Scenario, targets: MetricTargets, source: str) -> str:
     """The exporter whose series the queries read: the scenario's ``telemetry.provider``,
     else the policy's. Flagger falls back to Istio's observer for a provider it does not
     know (fluxcd/flagger ``pkg/metrics/observers/factory.go``, the default case), and so
@@ -127,20 +173,13 @@ def _provider(scenario: Scenario, targets: MetricTargets) -> str:
         try:
             exporters.exporter_of(chosen)
         except ValueError as e:
-            raise InputError(scenario.name, 1, "telemetry.provider", str(e), got=chosen) from None
+            raise InputError(source, None, "telemetry.provider", str(e), got=chosen) from None
         return chosen
     try:
         exporters.exporter_of(targets.provider)
     except ValueError:
         return "istio"
     return targets.provider
-
-
-def _compile(scenario: Scenario, q: MetricQuery) -> Query:
-    try:
-        return compile_query(q.query)
-    except PromQLError as e:
-        raise InputError(scenario.name, 1, f"metric {q.name}", f"its query is not valid PromQL: {e}") from None
 
 
 def _pods(scenario: Scenario, targets: MetricTargets) -> tuple[int, int]:
@@ -154,14 +193,8 @@ def _pods(scenario: Scenario, targets: MetricTargets) -> tuple[int, int]:
 def _workloads(t: MetricTargets, provider: str) -> Workloads:
     """The names the series carry, as the policy's controller names its objects."""
     if t.controller == "argo":
-        return exporters.argo_workloads(
-            t.target,
-            t.namespace,
-            t.canary_service,
-            t.service,
-            exporters.pod_template_hash(f"{t.target}-canary"),
-            exporters.pod_template_hash(f"{t.target}-stable"),
-        )
+        stable, canary = rollout_hashes(t.target)
+        return exporters.argo_workloads(t.target, t.namespace, t.canary_service, t.service, canary, stable)
     return exporters.flagger_workloads(
         t.target,
         t.namespace,
@@ -175,13 +208,7 @@ def _workloads(t: MetricTargets, provider: str) -> Workloads:
 def _selected(u: Universe, queries: Iterable[Query]) -> Universe:
     """``u`` cut to the series some selector of ``queries`` selects."""
     selectors = [s for q in queries for s in q.selectors]
-    keep = np.array(
-        [
-            any(all(m.matches(dict(labels).get(m.name, "")) for m in s.matchers) for s in selectors)
-            for labels in u.labels
-        ],
-        dtype=bool,
-    )
+    keep = np.array([any(_matches(s, labels) for s in selectors) for labels in u.labels], dtype=bool)
     ix = np.flatnonzero(keep)
     return dataclasses.replace(
         u,

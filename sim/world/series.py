@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from sim.promql import SeriesBatch
-from sim.world.exporters import BUCKET, COUNT, REQUESTS, SUM, Universe
+from sim.world.exporters import BUCKET, CANARY, COUNT, REQUESTS, SUM, Universe
 
 #: Index of a cell's quantities on the last axis of the increments the traffic paths hand in:
 #: the request count, then the non-cumulative latency buckets (finite bounds, then +Inf),
@@ -69,7 +69,7 @@ class SeriesStore:
         #: Quantities per cell: count, buckets, sum.
         self.n_quantities = self.n_buckets + 2
         #: Whether any series is the primary's (else its requests need not be drawn).
-        self.reads_primary = bool((universe.version == 0).any())
+        self.reads_primary = bool((universe.version != CANARY).any())
         self._plan()
         K = len(universe.labels)
         slots = min(n_slots, 64)
@@ -85,12 +85,14 @@ class SeriesStore:
 
     def _plan(self) -> None:
         """Where each series' increment comes from in the cell array the traffic paths
-        hand in, (R, S, V, C+1, P+1, Q): index C of the code axis is the sum over codes,
-        index P of the pod axis the sum over pods (P = the larger version's pods), and
-        Q the quantities (count, buckets, sum)."""
+        hand in, extended to (R, S, V+1, C+1, P+1, Q): index 2 of the version axis is the
+        sum over versions (``exporters.BOTH``), index C of the code axis the sum over codes,
+        index P of the pod axis the sum over pods (P = the larger version's pods), and Q
+        the quantities (count, buckets, sum)."""
         u = self.universe
         P = max(self.pods)
-        self.n_codes = int(max(int(u.code.max()) + 1, 1)) if len(u.code) else 1
+        #: Response codes the traffic paths draw: a success and an error (``universe.codes``).
+        self.n_codes = len(u.codes) or 2
         C = self.n_codes
         code = np.where(u.code < 0, C, u.code)
         pod = np.where(u.pod < 0, P, u.pod)
@@ -103,7 +105,7 @@ class SeriesStore:
             [COUNT_AT, COUNT_AT, 1 + nb],
             default=COUNT_AT,
         )
-        shape = (2, C + 1, P + 1, self.n_quantities)
+        shape = (3, C + 1, P + 1, self.n_quantities)
         self.shape = shape
         self._flat = np.ravel_multi_index((u.version.astype(np.int64), code, pod, q), shape)
         # Buckets gather from a cumulative-over-buckets copy of the cells (see ``add``).
@@ -138,7 +140,8 @@ class SeriesStore:
         """
         R, S = cells.shape[:2]
         ext = np.zeros((R, S) + self.shape)
-        ext[:, :, :, : self.n_codes, : cells.shape[4]] = cells
+        ext[:, :, :2, : self.n_codes, : cells.shape[4]] = cells
+        ext[:, :, 2] = ext[:, :, :2].sum(axis=2)
         ext[:, :, :, self.n_codes] = ext[:, :, :, : self.n_codes].sum(axis=3)
         ext[:, :, :, :, -1] = ext[:, :, :, :, :-1].sum(axis=4)
         flat = ext.reshape(R, S, -1)

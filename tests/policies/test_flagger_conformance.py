@@ -62,6 +62,8 @@ from tests.helpers import REQUEST_DURATION as LAT
 from tests.helpers import SUCCESS_RATE as SR
 
 NAN = float("nan")
+#: GOOD as the kubernetes provider's queries return it: the duration in seconds.
+GOOD_SECONDS = {**GOOD, LAT: GOOD[LAT] / 1000}
 
 BOTH = (SR, LAT)  # the reads of a tick whose builtin checks all run
 
@@ -325,12 +327,14 @@ CASES: list[dict[str, Any]] = [
             "analysis": analysis(stepWeight=None, maxWeight=None, match=[{"headers": {"x": {"exact": "y"}}}]),
         },
         set_routes=False,
+        # The kubernetes provider's builtin request-duration query (observers/http.go) returns
+        # seconds, which Flagger turns into ms (`* 1000`): a healthy 100 ms reads as 0.1.
         ticks=[
             row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
             row(2, "Progressing", 0, 0, 1, "100", reads=()),
-            *[row(n, "Progressing", 0, 0, n - 1, "100", reads=BOTH) for n in range(3, 12)],
-            row(12, "Progressing", 0, 0, 11, "100", reads=BOTH),
-            row(13, "Promoting", 0, 0, 11, "100", "promote", reads=BOTH),
+            *[row(n, "Progressing", 0, 0, n - 1, "100", metrics=GOOD_SECONDS, reads=BOTH) for n in range(3, 12)],
+            row(12, "Progressing", 0, 0, 11, "100", metrics=GOOD_SECONDS, reads=BOTH),
+            row(13, "Promoting", 0, 0, 11, "100", "promote", metrics=GOOD_SECONDS, reads=BOTH),
             row(14, "Finalising", 0, 0, 0, "0", reads=()),
             row(15, "Succeeded", 0, 0, 0, "0", reads=()),
         ],

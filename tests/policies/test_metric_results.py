@@ -172,10 +172,12 @@ def test_http_observer_reads_seconds():
     assert analysed(policy, {LAT: 0.501})[0] == 1
 
 
-def test_a_hand_bound_request_duration_stays_in_milliseconds():
-    """Without PromQL (a hand-bound p99, a replay CSV) the value is milliseconds whatever
-    the provider: the kubernetes provider's 100 ms passes its 500 ms maximum."""
-    assert analysed(flagger(provider="kubernetes"), {LAT: 100.0}) == (0, "Advance canary iteration 2/10")
+def test_the_kubernetes_providers_request_duration_is_read_in_seconds():
+    """observers/http.go GetRequestDuration: the query returns seconds, converted with
+    ``value * 1000`` to ms: 0.1 passes the 500 ms maximum, 100 (100 s) does not, whoever
+    supplies the value (the world's query, a replay CSV)."""
+    assert analysed(flagger(provider="kubernetes"), {LAT: 0.1}) == (0, "Advance canary iteration 2/10")
+    assert analysed(flagger(provider="kubernetes"), {LAT: 100.0})[0] == 1
 
 
 # -- Argo -------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from sim.importers.argo.fields import (
 from sim.importers.argo.templates import Template, Templates, flatten_args, flatten_order, template_warnings
 from sim.importers.manifests import error_at
 from sim.inputs.validation import validation_to_input_error
+from sim.policies.argo.analyses import value_from_key
 from sim.policies.argo.spec import RolloutAnalysis, Strategy, substitute
 from sim.yamlio import YamlDoc
 
@@ -77,7 +78,9 @@ def _check_analysis_keys(doc: YamlDoc, loc: tuple[Any, ...], a: Any, background:
             continue
         vf = arg.get("valueFrom")
         check_keys(doc, loc + ("args", i, "valueFrom"), vf, RUN_VALUE_FROM_KEYS, "ArgumentValueFrom")
-        if vf is not None and arg.get("value") is None:
+        # The Rollout's pod-template hashes, name and namespace are the simulated cluster's
+        # (sim.policies.argo.analyses, value_from_key); anything else stays symbolic.
+        if vf is not None and arg.get("value") is None and not value_from_key(vf if isinstance(vf, Mapping) else None):
             out.add(doc, loc + ("args", i, "valueFrom"), WHY["valueFrom"].format(value=f"<{arg.get('name')}>"))
 
 

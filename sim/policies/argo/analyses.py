@@ -17,14 +17,19 @@ from sim.units import parse_duration
 
 
 def resolve_analysis(
-    analysis: RolloutAnalysis, templates: Mapping[str, TemplateSpec], cluster_templates: Mapping[str, TemplateSpec]
+    analysis: RolloutAnalysis,
+    templates: Mapping[str, TemplateSpec],
+    cluster_templates: Mapping[str, TemplateSpec],
+    cluster: Mapping[str, str] | None = None,
 ) -> tuple[tuple[ar.MetricSpec, ...], dict[str, ArgoMetric]]:
     """One ``analysis`` block of a rollout as AnalysisRun metric specs: its templates
     flattened, ``{{args.x}}`` substituted (an argument without a value stays symbolic,
     ``<x>``), counts and durations parsed, dry-run patterns matched as Go's
     ``regexp.MatchString`` does. Returns the specs and the metrics with their providers'
     arguments substituted. ``templates`` and ``cluster_templates`` are the policy's
-    AnalysisTemplates and ClusterAnalysisTemplates by name.
+    AnalysisTemplates and ClusterAnalysisTemplates by name. ``cluster`` gives what a
+    ``valueFrom`` reads from the cluster, keyed as ``value_from_key`` keys it (the rollout's
+    pod-template hashes, name and namespace); others stay symbolic.
 
     Raises:
         ValueError: naming the metric whose count, limit or duration is not valid.
@@ -38,7 +43,13 @@ def resolve_analysis(
         dry |= {d.metricName for d in t.dryRun}
         for m in t.metrics:
             metrics[m.name] = m
-    args.update({a.name: a.value if a.value is not None else f"<{a.name}>" for a in analysis.args})
+    known = cluster or {}
+    args.update(
+        {
+            a.name: a.value if a.value is not None else known.get(value_from_key(a.valueFrom), f"<{a.name}>")
+            for a in analysis.args
+        }
+    )
     specs = []
     for name, m in metrics.items():
 
@@ -90,3 +101,18 @@ def _subst_tree(node: object, args: dict[str, str]) -> object:
     if isinstance(node, list):
         return [_subst_tree(v, args) for v in node]
     return node
+
+
+def value_from_key(value_from: Mapping[str, object] | None) -> str:
+    """The key of a Rollout argument's ``valueFrom`` in ``resolve_analysis``'s ``cluster``:
+    ``podTemplateHashValue/Latest`` (the canary's ReplicaSet), ``podTemplateHashValue/Stable``,
+    ``fieldRef/<fieldPath>`` (``metadata.name``, ``metadata.namespace``); "" for others
+    (argo-rollouts ``utils/analysis/factory.go``, ``BuildArgumentsForRolloutAnalysisRun``)."""
+    if not value_from:
+        return ""
+    if value_from.get("podTemplateHashValue") in ("Latest", "Stable"):
+        return f"podTemplateHashValue/{value_from['podTemplateHashValue']}"
+    ref = value_from.get("fieldRef")
+    if isinstance(ref, Mapping) and ref.get("fieldPath") in ("metadata.name", "metadata.namespace"):
+        return f"fieldRef/{ref['fieldPath']}"
+    return ""

@@ -13,6 +13,7 @@ rollouts.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from sim.policies.argo import analysis_run as ar
@@ -66,15 +67,16 @@ class ArgoPlan(NamedTuple):
     analyses: Analyses
 
 
-def resolve_analyses(spec: ArgoPolicySpec) -> Analyses:
-    """The spec's analyses that start runs, resolved (``resolve_analysis``), by run kind:
-    ``background`` and ``step:<index>`` for a canary, ``pre`` and ``post`` for blue/green."""
+def resolve_analyses(spec: ArgoPolicySpec, cluster: Mapping[str, str] | None = None) -> Analyses:
+    """The spec's analyses that start runs, resolved (``resolve_analysis``, with what
+    ``valueFrom`` arguments read from ``cluster``), by run kind: ``background`` and
+    ``step:<index>`` for a canary, ``pre`` and ``post`` for blue/green."""
     s = spec.strategy
     out: Analyses = {}
 
     def add(kind: str, analysis: RolloutAnalysis | None) -> None:
         if analysis is not None and analysis.templates:
-            out[kind] = resolve_analysis(analysis, spec.templates, spec.clusterTemplates)
+            out[kind] = resolve_analysis(analysis, spec.templates, spec.clusterTemplates, cluster)
 
     if s.canary is not None:
         add("background", s.canary.analysis)

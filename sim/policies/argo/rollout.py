@@ -82,6 +82,7 @@ from sim.policies.flagger.plan import set_weights
 from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, JudgeData, make_judge
 from sim.policies.judges.kayenta import KayentaJudge
+from sim.policies.names import rollout_hashes
 from sim.units import format_duration, parse_duration
 
 RESYNC_S = 15.0
@@ -181,7 +182,17 @@ class ArgoRollout(Policy):
     @cached_property
     def _analyses(self) -> Analyses:
         """Resolved analyses by kind (``step:<index>`` for inline steps)."""
-        return resolve_analyses(self.spec)
+        targets = self.metric_targets()
+        stable, canary = rollout_hashes(targets.target)
+        # What the Rollout's valueFrom arguments read from the cluster: the world's names
+        # (argo-rollouts utils/analysis/factory.go BuildArgumentsForRolloutAnalysisRun).
+        cluster = {
+            "podTemplateHashValue/Latest": canary,
+            "podTemplateHashValue/Stable": stable,
+            "fieldRef/metadata.name": targets.target,
+            "fieldRef/metadata.namespace": targets.namespace,
+        }
+        return resolve_analyses(self.spec, cluster)
 
     @cached_property
     def _plan(self) -> ArgoPlan:
@@ -223,19 +234,23 @@ class ArgoRollout(Policy):
         return [f"{kind}: {'; '.join(parts)}"]
 
     def metric_targets(self) -> MetricTargets:
-        """The names its queries select: the canary's and stable's Services (``canaryService``,
-        ``stableService``), both ReplicaSets of the one Rollout, the exporter of the first
-        ``trafficRouting`` kind (a replica-based canary: Istio's sidecars, the default)."""
-        canary = self.spec.strategy.canary
-        extra = (canary.model_extra or {}) if canary is not None else {}
-        routing = list((canary.trafficRouting or {}) if canary is not None else {})
+        """The names its queries select: both ReplicaSets of the one Rollout, the stable's
+        and the canary's Services (``stableService``/``canaryService``; blue-green:
+        ``activeService``/``previewService``), the exporter of the first ``trafficRouting``
+        kind (none, a replica-based canary: Istio's sidecars, the default)."""
+        s = self.spec.strategy
+        strategy = s.canary if s.canary is not None else s.blueGreen
+        extra = (strategy.model_extra or {}) if strategy is not None else {}
+        routing = list((s.canary.trafficRouting or {}) if s.canary is not None else {})
         provider = next((ARGO_ROUTERS[k] for k in routing if k in ARGO_ROUTERS), DEFAULT_TARGETS.provider)
+        stable = extra.get("stableService") or extra.get("activeService") or ""
+        canary = extra.get("canaryService") or extra.get("previewService") or ""
         return MetricTargets(
             provider=provider,
             controller="argo",
             target=self.name or DEFAULT_TARGETS.target,
-            service=str(extra.get("stableService") or ""),
-            canary_service=str(extra.get("canaryService") or ""),
+            service=str(stable),
+            canary_service=str(canary),
             replicas=self.spec.replicas,
         )
 
