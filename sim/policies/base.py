@@ -383,6 +383,8 @@ class MetricTargets:
         canary_service: Argo's ``canaryService`` (Flagger derives ``<service>-canary``).
         ingress, route: Flagger's ``ingressRef`` and ``routeRef`` names.
         replicas: pods per version when the policy knows them (Argo ``replicas``).
+        live_via_stable: live requests reach the canary through the stable Service (Argo
+            blue-green: the active Service selects the new pods once switched).
     """
 
     provider: str = "istio"
@@ -394,6 +396,7 @@ class MetricTargets:
     ingress: str = ""
     route: str = ""
     replicas: int | None = None
+    live_via_stable: bool = False
 
 
 #: The targets of a policy that names none: Flagger's own example, podinfo in ``default``.

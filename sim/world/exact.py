@@ -112,8 +112,9 @@ class ExactTraffic:
         tests = sum(rps for start, end, rps in self.loads if start <= now < end)
         return np.array([[float((live * share).sum() + (live * (1 - share)).sum() * mirror + tests)]])
 
-    def _record(self, now: float, cohort: int, canary: bool, u: float) -> bool:
-        """One request's telemetry: outcome from ``u``, a latency draw. Returns failed."""
+    def _record(self, now: float, cohort: int, canary: bool, u: float, synthetic: bool = False) -> bool:
+        """One request's telemetry: outcome from ``u``, a latency draw. Returns failed.
+        ``synthetic``: a mirrored or load-test request (it addresses the canary's Service)."""
         p_ref, p = self.release.error_probs(np.array([now]), self._canary_load(now))
         failed = u < float((p if canary else p_ref)[0, 0, cohort])
         lat_p, lat_c = self.release.latency(now, cohort)
@@ -131,22 +132,23 @@ class ExactTraffic:
         elif tel.hist_primary is not None:
             tel.hist_primary[0, slot, bucket] += 1
         if self.series is not None:
-            self._cell(slot, v, int(failed), bucket, latency)
+            live_via_stable = canary and not synthetic and self.series.live_via_stable
+            self._cell(slot, 2 if live_via_stable else v, int(failed), bucket, latency)
         return failed
 
-    def _cell(self, slot: int, version: int, code: int, bucket: int, latency_ms: float) -> None:
-        """One request into its cell: a pod of its version drawn uniformly (the load
-        balancer), its count, bucket and latency."""
+    def _cell(self, slot: int, route: int, code: int, bucket: int, latency_ms: float) -> None:
+        """One request into its cell (route as ``SeriesStore.add``): a pod of its version
+        drawn uniformly (the load balancer), its count, bucket and latency."""
         store = self.series
         assert store is not None
-        pods = store.pods[version]
+        pods = store.pods[min(route, 1)]
         pod = min(int(self._u() * pods), pods - 1) if pods > 1 else 0
         cells = self._pending.get(slot)
         if cells is None:
-            cells = self._pending[slot] = np.zeros((2, 2, max(store.pods), store.n_quantities))
-        cells[version, code, pod, 0] += 1
-        cells[version, code, pod, 1 + bucket] += 1
-        cells[version, code, pod, -1] += latency_ms
+            cells = self._pending[slot] = np.zeros((3, 2, max(store.pods), store.n_quantities))
+        cells[route, code, pod, 0] += 1
+        cells[route, code, pod, 1 + bucket] += 1
+        cells[route, code, pod, -1] += latency_ms
 
     def _flush(self, t1: float) -> None:
         """Hand every slot up to ``t1``'s to the series store, empty ones too (a scrape of
@@ -157,7 +159,7 @@ class ExactTraffic:
         if last < self._next_slot:
             return
         slots = np.arange(self._next_slot, last + 1)
-        empty = np.zeros((2, 2, max(store.pods), store.n_quantities))
+        empty = np.zeros((3, 2, max(store.pods), store.n_quantities))
         cells = np.stack([self._pending.pop(int(k), empty) for k in slots])[None]
         store.add(np.array([0]), slots, cells)
         # The last slot may be partial: later requests of it are added on top next time.
@@ -171,7 +173,7 @@ class ExactTraffic:
         failed = self._record(now, cohort, canary, u)
         if not canary and self._u() < float(self.router.mirror_share(run)[0, 0]):
             # A mirrored copy: the canary serves it too (its own outcome), nobody sees it.
-            self._record(now, cohort, True, self._u())
+            self._record(now, cohort, True, self._u(), synthetic=True)
         if canary and self.accounting:
             p_ref, p = self.release.error_probs(np.array([now]), self._canary_load(now))
             p_ref_c, p_c = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
@@ -189,7 +191,7 @@ class ExactTraffic:
             yield self.env.timeout(-np.log(1.0 - self._u()) / rps)
             if self.env.now >= end:
                 return
-            self._record(self.env.now, 0, True, self._u())
+            self._record(self.env.now, 0, True, self._u(), synthetic=True)
 
     # -- the Traffic protocol -------------------------------------------------------------
 

@@ -108,6 +108,24 @@ REQUESTS, BUCKET, SUM, COUNT = 0, 1, 2, 3
 PRIMARY, CANARY = 0, 1
 #: A series both versions' requests count in (``Universe.version``).
 BOTH = 2
+#: The canary's requests addressed to the stable Service (Argo blue-green after the
+#: switch: the active Service selects the new pods), and all of the canary's requests, and
+#: every request addressed to the stable Service whichever version served it.
+CANARY_VIA_STABLE, CANARY_ALL, STABLE_ROUTE = 3, 4, 5
+#: Both versions' requests through their own Services (a series that cannot tell them
+#: apart, where no request of the canary addresses the stable Service).
+OWN_ROUTES = 6
+#: Which of the world's cell versions (0 primary, 1 canary through its own Service, 2
+#: canary through the stable Service) each ``Universe.version`` counts.
+CELL_VERSIONS: dict[int, frozenset[int]] = {
+    PRIMARY: frozenset({0}),
+    CANARY: frozenset({1}),
+    BOTH: frozenset({0, 1, 2}),
+    CANARY_VIA_STABLE: frozenset({2}),
+    CANARY_ALL: frozenset({1, 2}),
+    STABLE_ROUTE: frozenset({0, 2}),
+    OWN_ROUTES: frozenset({0, 1}),
+}
 
 
 @dataclass(frozen=True)
@@ -127,6 +145,9 @@ class Workloads:
         canary_hash, primary_hash: pod-template hashes ("" derives one from the name).
         port: the service port.
         kind: the workload kind: ``Deployment`` (Flagger) or ``Rollout`` (Argo).
+        live_via_stable: live requests reach the canary through the stable Service (Argo
+            blue-green: the active Service selects the new pods once switched); its
+            smoke-test and mirrored requests still address its own (preview) Service.
     """
 
     namespace: str
@@ -141,6 +162,7 @@ class Workloads:
     primary_hash: str = ""
     port: int = 80
     kind: str = "Deployment"
+    live_via_stable: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +171,7 @@ class Universe:
 
     Attributes:
         labels: the K series (with ``__name__``).
-        version: (K,) 0 primary, 1 canary, 2 (``BOTH``) both versions' requests.
+        version: (K,) whose requests a series counts, a key of ``CELL_VERSIONS``.
         pod: (K,) index of the version's pod, or -1 for a series summed over its pods.
         code: (K,) index into the response codes, or -1 for a series summed over codes.
         kind: (K,) ``REQUESTS``, ``BUCKET``, ``SUM`` or ``COUNT``.
@@ -158,6 +180,8 @@ class Universe:
         bounds_ms: finite bucket bounds in ms, the world draws latencies into them.
         sum_scale: a latency sum in ms times this is the ``_sum`` series' value.
         codes: the response codes ``code`` indexes.
+        live_via_stable: the canary's live requests address the stable Service
+            (``Workloads.live_via_stable``).
     """
 
     labels: tuple[Labels, ...]
@@ -169,6 +193,7 @@ class Universe:
     bounds_ms: tuple[float, ...]
     sum_scale: float
     codes: tuple[str, ...] = field(default=())
+    live_via_stable: bool = False
 
 
 # --- names as Kubernetes and the routers make them -------------------------------------
@@ -218,12 +243,14 @@ def argo_workloads(
     *,
     stable_ingress: str = "",
     port: int = 80,
+    live_via_stable: bool = False,
 ) -> Workloads:
     """The names an Argo Rollout's series carry: both versions are the Rollout's pods.
 
     The canary and the stable ReplicaSets differ only by their pod-template hash (label
     ``rollouts-pod-template-hash``) and the services that select them. Without a
     stable service (a replica-based canary) the apex is the canary service's.
+    ``live_via_stable``: a blue-green Rollout (see ``Workloads``).
     """
     stable = stable_service or canary_service or rollout_name
     canary = canary_service or stable
@@ -240,6 +267,7 @@ def argo_workloads(
         primary_hash=stable_hash,
         port=port,
         kind="Rollout",
+        live_via_stable=live_via_stable,
     )
 
 
@@ -422,10 +450,11 @@ def _fqdn(service: str, namespace: str) -> str:
 
 
 def _workload(names: Workloads, site: _Site) -> str:
-    return names.canary if site.version == CANARY else names.primary
+    return names.canary if site.version in (CANARY, CANARY_VIA_STABLE) else names.primary
 
 
 def _service(names: Workloads, site: _Site) -> str:
+    """The Service a request was addressed to: route labels follow it, not the pods."""
     return names.canary_service if site.version == CANARY else names.primary_service
 
 
@@ -944,25 +973,30 @@ def produced_names(provider: str) -> frozenset[str]:
 
 def _sites(names: Workloads, pods: tuple[int, int], per_pod: bool) -> Iterable[_Site]:
     hashes = _hashes(names)
-    for version, pod_list in enumerate(version_pods(names, pods)):
+    primary, canary = version_pods(names, pods)
+    routes = [(PRIMARY, PRIMARY, primary), (CANARY, CANARY, canary)]
+    if names.live_via_stable:
+        routes.append((CANARY_VIA_STABLE, CANARY, canary))
+    for version, of, pod_list in routes:
         if not per_pod:
-            yield _Site(version, -1, "", "", hashes[version])
+            yield _Site(version, -1, "", "", hashes[of])
             continue
         for i, name in enumerate(pod_list):
             # Pod addresses: one /24 per version, as a node's pod CIDR would give.
-            yield _Site(version, i, name, f"10.244.{version + 1}.{i + 10}", hashes[version])
+            yield _Site(version, i, name, f"10.244.{of + 1}.{i + 10}", hashes[of])
 
 
 def _merge_versions(
     labels: list[Labels], rows: list[tuple[int, int, int, int, int]]
 ) -> tuple[list[Labels], list[tuple[int, int, int, int, int]]]:
-    """One series where both versions' series would carry the same labels.
+    """One series where several routes' series would carry the same labels.
 
-    When nothing in a family's labels tells the versions apart (an Argo canary whose
-    canary and stable Services are one Service, seen by a proxy that labels by Service),
-    the exporter has one series and both versions' requests count in it: version
-    ``BOTH``.
+    When nothing in a family's labels tells two routes apart (an Argo canary whose canary
+    and stable Services are one Service, seen by a proxy that labels by Service; a pod's
+    series that does not say which Service a request addressed), the exporter has one
+    series and the requests of all of them count in it (``CELL_VERSIONS``).
     """
+    by_cells = {cells: version for version, cells in CELL_VERSIONS.items()}
     seen: dict[Labels, int] = {}
     out_labels: list[Labels] = []
     out_rows: list[tuple[int, int, int, int, int]] = []
@@ -970,8 +1004,9 @@ def _merge_versions(
         at = seen.get(lab)
         if at is not None:
             other = out_rows[at]
-            if other[1:] == row[1:] and {other[0], row[0]} == {PRIMARY, CANARY}:
-                out_rows[at] = (BOTH,) + row[1:]
+            merged = by_cells.get(CELL_VERSIONS[other[0]] | CELL_VERSIONS[row[0]])
+            if other[1:] == row[1:] and merged is not None:
+                out_rows[at] = (merged,) + row[1:]
                 continue
         seen.setdefault(lab, len(out_labels))
         out_labels.append(lab)
@@ -1054,4 +1089,5 @@ def universe(
         bounds_ms=bounds,
         sum_scale=scale,
         codes=tuple(codes),
+        live_via_stable=names.live_via_stable,
     )

@@ -216,16 +216,19 @@ class FastTraffic:
         if self.primary_counts:
             cp = flat[:, at : at + 2 * m].reshape(shape + (2,))
             at += 2 * m
-        seen = cc if syn is None else cc + flat[:, at:].reshape(shape + (3,))
+        synthetic = None if syn is None else flat[:, at:].reshape(shape + (3,))
+        seen = cc if synthetic is None else cc + synthetic
         probs = self._latency_probs(mid)  # (S|1, 2, C|1, B)
         fails_c = cc[..., 1:]  # (R, S, C, 2)
         slots = self.telemetry.slot_of(b[1:])
         if self.series is not None:
-            cells = self._cells(runs, seen, cp if self.primary_counts else None, probs, mid)
+            cells = self._cells(runs, cc, synthetic, cp if self.primary_counts else None, probs, mid)
             self.series.add(runs, slots, cells)
             nb = len(self._base_probs)
-            by_version = cells.sum(axis=(3, 4))  # (R, S, V, Q)
-            n, err = by_version[..., 0], cells[:, :, :, 1, :, 0].sum(axis=3)
+            by_route = cells.sum(axis=(3, 4))  # (R, S, route, Q)
+            by_version = np.stack([by_route[:, :, 0], by_route[:, :, 1] + by_route[:, :, 2]], axis=2)
+            errors = cells[:, :, :, 1, :, 0].sum(axis=3)
+            n, err = by_version[..., 0], np.stack([errors[:, :, 0], errors[:, :, 1] + errors[:, :, 2]], axis=2)
             hist_c = by_version[:, :, 1, 1 : 1 + nb]
             hist_p = by_version[:, :, 0, 1 : 1 + nb] if self.primary_histogram else None
         else:
@@ -248,11 +251,20 @@ class FastTraffic:
             self.ledger.excess[acc] += fails_c[account][..., 1].sum(axis=1)
 
     def _cells(
-        self, runs: np.ndarray, seen: np.ndarray, primary: np.ndarray | None, probs: np.ndarray, mid: np.ndarray
+        self,
+        runs: np.ndarray,
+        live: np.ndarray,
+        synthetic: np.ndarray | None,
+        primary: np.ndarray | None,
+        probs: np.ndarray,
+        mid: np.ndarray,
     ) -> np.ndarray:
-        """Increments per run, segment, version, response code, pod and quantity (count,
-        latency buckets, latency sum in ms): (R, S, 2, 2, P, B + 2).
+        """Increments per run, segment, route, response code, pod and quantity (count,
+        latency buckets, latency sum in ms): (R, S, 3, 2, P, B + 2).
 
+        Routes: the primary; the canary through its own Service (its live requests, and
+        its mirrored and smoke-test ones); the canary through the stable Service (its live
+        requests instead, when the stable Service selects it: ``SeriesStore.live_via_stable``).
         Requests of a code split over the version's pods as a multinomial with equal
         shares (kube-proxy and mesh load balancing spread them evenly); each cell's
         latencies fall in buckets as Multinomial(n, P(bucket)) (independent marks, as for
@@ -264,40 +276,55 @@ class FastTraffic:
         """
         store = self.series
         assert store is not None
-        R, S, C = seen.shape[:3]
+        R, S = live.shape[:2]
         B = len(self._base_probs)
-        P = max(store.pods)
-        cells = np.zeros((R, S, 2, 2, P, B + 2))
-        mean, var = self._latency_moments(mid)  # (S|1, 2, C|1, B)
-        versions = [(1, seen[..., 0], seen[..., 1:].sum(axis=3))]
+        cells = np.zeros((R, S, 3, 2, max(store.pods), B + 2))
+        law = (probs,) + self._latency_moments(mid)  # each (S|1, 2, C|1, B)
+        if store.live_via_stable:
+            self._route_cells(runs, cells[:, :, 2], live, 1, law)
+            if synthetic is not None:
+                self._route_cells(runs, cells[:, :, 1], synthetic, 1, law)
+        else:
+            self._route_cells(runs, cells[:, :, 1], live if synthetic is None else live + synthetic, 1, law)
         if primary is not None:
-            versions.append((0, primary[..., 0], primary[..., 1]))
-        for v, ok, bad in versions:
-            pods = store.pods[v]
-            for code, n in enumerate((ok, bad)):
-                per_pod = self._split_pods(runs, n, pods)  # (R, S, C, pods)
-                pv, mv, vv = probs[:, v], mean[:, v], var[:, v]  # (S|1, C|1, B)
-                if pv.shape[1] == 1:
-                    # Every cohort has the same latency: one histogram of their total.
-                    per_pod = per_pod.sum(axis=2, keepdims=True)
-                Cc = per_pod.shape[2]
-                k_probs = np.broadcast_to(pv[:, :, None, :], (S, Cc, pods, B)).reshape(S * Cc * pods, B)
-                flat_n = per_pod.reshape(R, S * Cc * pods)
-                if self.noise:
-                    hist = multinomial(self.states, runs, flat_n, k_probs)
-                else:
-                    hist = flat_n[..., None] * k_probs
-                hist = hist.reshape(R, S, Cc, pods, B)
-                m = np.broadcast_to(mv[:, :Cc][:, :, None, :], (S, Cc, pods, B))
-                sd2 = (hist * np.broadcast_to(vv[:, :Cc][:, :, None, :], (S, Cc, pods, B))).sum(axis=(2, 4))
-                total = (hist * m).sum(axis=(2, 4))  # (R, S, pods)
-                if self.noise:
-                    total = total + normal_sd(self.states, runs, np.sqrt(sd2).reshape(R, -1)).reshape(R, S, pods)
-                cells[:, :, v, code, :pods, 0] = per_pod.sum(axis=2)
-                cells[:, :, v, code, :pods, 1 : 1 + B] = hist.sum(axis=2)
-                # A latency sum is never negative: the normal's far tail is cut at zero.
-                cells[:, :, v, code, :pods, 1 + B] = np.maximum(total, 0.0)
+            ok_bad = np.stack([primary[..., 0], np.zeros_like(primary[..., 0]), primary[..., 1]], axis=-1)
+            self._route_cells(runs, cells[:, :, 0], ok_bad, 0, law)
         return cells
+
+    def _route_cells(
+        self, runs: np.ndarray, out: np.ndarray, outcomes: np.ndarray, v: int, law: tuple[np.ndarray, ...]
+    ) -> None:
+        """One route's cells into ``out`` (R, S, 2, P, B + 2): requests by outcome (R, S, C,
+        3: ok, then two kinds of failure) served by version ``v``'s pods, with its latency
+        law (bucket probabilities, means and variances)."""
+        store = self.series
+        assert store is not None
+        R, S = outcomes.shape[:2]
+        B = len(self._base_probs)
+        pods = store.pods[v]
+        pv, mv, vv = (x[:, v] for x in law)  # (S|1, C|1, B)
+        for code, n in enumerate((outcomes[..., 0], outcomes[..., 1:].sum(axis=3))):
+            per_pod = self._split_pods(runs, n, pods)  # (R, S, C, pods)
+            if pv.shape[1] == 1:
+                # Every cohort has the same latency: one histogram of their total.
+                per_pod = per_pod.sum(axis=2, keepdims=True)
+            Cc = per_pod.shape[2]
+            k_probs = np.broadcast_to(pv[:, :, None, :], (S, Cc, pods, B)).reshape(S * Cc * pods, B)
+            flat_n = per_pod.reshape(R, S * Cc * pods)
+            if self.noise:
+                hist = multinomial(self.states, runs, flat_n, k_probs)
+            else:
+                hist = flat_n[..., None] * k_probs
+            hist = hist.reshape(R, S, Cc, pods, B)
+            m = np.broadcast_to(mv[:, :Cc][:, :, None, :], (S, Cc, pods, B))
+            sd2 = (hist * np.broadcast_to(vv[:, :Cc][:, :, None, :], (S, Cc, pods, B))).sum(axis=(2, 4))
+            total = (hist * m).sum(axis=(2, 4))  # (R, S, pods)
+            if self.noise:
+                total = total + normal_sd(self.states, runs, np.sqrt(sd2).reshape(R, -1)).reshape(R, S, pods)
+            out[:, :, code, :pods, 0] = per_pod.sum(axis=2)
+            out[:, :, code, :pods, 1 : 1 + B] = hist.sum(axis=2)
+            # A latency sum is never negative: the normal's far tail is cut at zero.
+            out[:, :, code, :pods, 1 + B] = np.maximum(total, 0.0)
 
     def _split_pods(self, runs: np.ndarray, n: np.ndarray, pods: int) -> np.ndarray:
         """Requests (R, S, C) spread evenly over ``pods`` pods: (R, S, C, pods)."""

@@ -194,7 +194,9 @@ def _workloads(t: MetricTargets, provider: str) -> Workloads:
     """The names the series carry, as the policy's controller names its objects."""
     if t.controller == "argo":
         stable, canary = rollout_hashes(t.target)
-        return exporters.argo_workloads(t.target, t.namespace, t.canary_service, t.service, canary, stable)
+        return exporters.argo_workloads(
+            t.target, t.namespace, t.canary_service, t.service, canary, stable, live_via_stable=t.live_via_stable
+        )
     return exporters.flagger_workloads(
         t.target,
         t.namespace,

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from sim.promql import SeriesBatch
-from sim.world.exporters import BUCKET, CANARY, COUNT, REQUESTS, SUM, Universe
+from sim.world.exporters import BUCKET, CELL_VERSIONS, COUNT, REQUESTS, SUM, Universe
 
 #: Index of a cell's quantities on the last axis of the increments the traffic paths hand in:
 #: the request count, then the non-cumulative latency buckets (finite bounds, then +Inf),
@@ -68,8 +68,10 @@ class SeriesStore:
         self.n_buckets = len(universe.bounds_ms) + 1
         #: Quantities per cell: count, buckets, sum.
         self.n_quantities = self.n_buckets + 2
-        #: Whether any series is the primary's (else its requests need not be drawn).
-        self.reads_primary = bool((universe.version != CANARY).any())
+        #: Whether any series counts the primary's requests (else they need not be drawn).
+        self.reads_primary = any(0 in CELL_VERSIONS[int(v)] for v in universe.version)
+        #: The canary's live requests address the stable Service (``exporters.Workloads``).
+        self.live_via_stable = universe.live_via_stable
         self._plan()
         K = len(universe.labels)
         slots = min(n_slots, 64)
@@ -85,10 +87,10 @@ class SeriesStore:
 
     def _plan(self) -> None:
         """Where each series' increment comes from in the cell array the traffic paths
-        hand in, extended to (R, S, V+1, C+1, P+1, Q): index 2 of the version axis is the
-        sum over versions (``exporters.BOTH``), index C of the code axis the sum over codes,
-        index P of the pod axis the sum over pods (P = the larger version's pods), and Q
-        the quantities (count, buckets, sum)."""
+        hand in, extended to (R, S, 6, C+1, P+1, Q): the version axis holds each
+        ``Universe.version`` (the sum of the routes ``exporters.CELL_VERSIONS`` names), index
+        C of the code axis the sum over codes, index P of the pod axis the sum over pods
+        (P = the larger version's pods), and Q the quantities (count, buckets, sum)."""
         u = self.universe
         P = max(self.pods)
         #: Response codes the traffic paths draw: a success and an error (``universe.codes``).
@@ -105,7 +107,7 @@ class SeriesStore:
             [COUNT_AT, COUNT_AT, 1 + nb],
             default=COUNT_AT,
         )
-        shape = (3, C + 1, P + 1, self.n_quantities)
+        shape = (len(CELL_VERSIONS), C + 1, P + 1, self.n_quantities)
         self.shape = shape
         self._flat = np.ravel_multi_index((u.version.astype(np.int64), code, pod, q), shape)
         # Buckets gather from a cumulative-over-buckets copy of the cells (see ``add``).
@@ -134,14 +136,16 @@ class SeriesStore:
         Args:
             runs: (R,) run indexes.
             slots: (S,) the scrape slot each segment falls in (nondecreasing).
-            cells: (R, S, V, C, P, Q) increments per version, code, pod and quantity
-                (count, non-cumulative buckets, latency sum in ms) with P the larger
-                version's pods; the sums over codes and pods are added here.
+            cells: (R, S, 3, C, P, Q) increments per route (primary, canary through its own
+                Service, canary through the stable Service), code, pod and quantity (count,
+                non-cumulative buckets, latency sum in ms) with P the larger version's pods;
+                the sums over routes, codes and pods are added here.
         """
         R, S = cells.shape[:2]
         ext = np.zeros((R, S) + self.shape)
-        ext[:, :, :2, : self.n_codes, : cells.shape[4]] = cells
-        ext[:, :, 2] = ext[:, :, :2].sum(axis=2)
+        P = cells.shape[4]
+        for version, routes in CELL_VERSIONS.items():
+            ext[:, :, version, : self.n_codes, :P] = cells[:, :, sorted(routes)].sum(axis=2)
         ext[:, :, :, self.n_codes] = ext[:, :, :, : self.n_codes].sum(axis=3)
         ext[:, :, :, :, -1] = ext[:, :, :, :, :-1].sum(axis=4)
         flat = ext.reshape(R, S, -1)

@@ -29,7 +29,7 @@ def _store(pods: tuple[int, int] = (1, 1), missing: np.ndarray | None = None) ->
 
 
 def _cells(store: SeriesStore, segments: int) -> np.ndarray:
-    return np.zeros((1, segments, 2, 2, max(store.pods), store.n_quantities))
+    return np.zeros((1, segments, 3, 2, max(store.pods), store.n_quantities))
 
 
 def _column(store: SeriesStore, **want: str) -> int:

@@ -252,21 +252,34 @@ class ArgoRollout(Policy):
             service=str(stable),
             canary_service=str(canary),
             replicas=self.spec.replicas,
+            live_via_stable=s.blueGreen is not None,
         )
 
     def queries(self) -> list[MetricQuery]:
-        """Prometheus metrics, keyed by metric name (bound in the scenario, or recognised
-        from the query by the world)."""
-        seen: dict[str, MetricQuery] = {}
-        for _, metrics in self._analyses.values():
+        """Prometheus metrics, keyed by metric name; an analysis whose arguments make a
+        metric's query differ from an earlier analysis's (pre- and post-promotion runs of
+        one template on the preview and the active Service) reads it under
+        ``<run kind>/<metric name>``."""
+        return list(self._queries[0].values())
+
+    @cached_property
+    def _queries(self) -> tuple[dict[str, MetricQuery], dict[tuple[str, str], str]]:
+        """The queries by key, and the key each (run kind, metric name) reads."""
+        by_key: dict[str, MetricQuery] = {}
+        keys: dict[tuple[str, str], str] = {}
+        for kind, (_, metrics) in self._analyses.items():
             for m in metrics.values():
-                if m.provider_type != "prometheus" or m.name in seen:
+                if m.provider_type != "prometheus":
                     continue
                 query = str(m.provider["prometheus"].get("query", ""))
-                rng = _RANGE.search(query)
-                window = parse_duration(rng.group(1)) if rng else 60.0
-                seen[m.name] = MetricQuery(m.name, "custom", window, bindings=(m.name,), query=query)
-        return list(seen.values())
+                key = next((k for k, q in by_key.items() if q.bindings == (m.name,) and q.query == query), None)
+                if key is None:
+                    key = m.name if m.name not in by_key else f"{kind}/{m.name}"
+                    rng = _RANGE.search(query)
+                    window = parse_duration(rng.group(1)) if rng else 60.0
+                    by_key[key] = MetricQuery(key, "custom", window, bindings=(m.name,), query=query)
+                keys[(kind, m.name)] = key
+        return by_key, keys
 
     def matches(self, headers: dict[str, str]) -> bool:
         """Whether a request with these headers matches a ``setHeaderRoute`` of the steps."""
@@ -575,7 +588,7 @@ class ArgoRollout(Policy):
         scripted latency the measurement stays Running until it answers."""
         kind = m.provider_type
         if kind == "prometheus":
-            return ar.prometheus_result(obs.metrics.get(m.name))
+            return ar.prometheus_result(obs.metrics.get(self._queries[1].get((run.kind, m.name), m.name)))
         key = f"{run.kind.split(':')[0]}/{m.name}"
         keys = (key, m.name, kind)
         if kind == "kayenta" and (obs.versions is not None or not any(k in obs.webhooks for k in keys)):
