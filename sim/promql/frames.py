@@ -8,6 +8,7 @@ present)`` arrays here; range vectors are windows of the batch's samples.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,6 +78,13 @@ class Context:
     error: np.ndarray
     message: str = ""
     _windows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _shared: dict[tuple[object, ...], object] = field(default_factory=dict)
+
+    def shared(self, key: tuple[object, ...], compute: Callable[[], object]) -> object:
+        """``compute()`` once per evaluation for ``key`` (results shared between operators)."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
     def fail(self, runs: np.ndarray, message: str) -> None:
         """Mark ``runs`` (an (R,) mask) as failed with Prometheus's message."""

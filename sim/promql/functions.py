@@ -17,7 +17,7 @@ from sim.promql import range_functions as rf
 from sim.promql.frames import Bound, Context, Relabel, VectorData, WindowData, drop_name, label_value
 from sim.promql.histograms import HistogramPlan
 from sim.promql.parse import Call, Kind, PromQLError, RangeSelector, Selector
-from sim.promql.selectors import BoundSelector
+from sim.promql.selectors import BoundRangeSelector, BoundSelector
 from sim.promql.series import Labels
 
 _MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -159,20 +159,42 @@ class _RangeFunction:
         window: Bound,
         keep_name: bool,
         compute: Callable[[Context, WindowData], tuple[np.ndarray, np.ndarray]],
+        shared_as: str | None = None,
     ) -> None:
         self.window = window
+        # A function of the window alone, over a range selector, is computed once per
+        # metric family and window (see BoundRangeSelector) and shared.
+        self.shared_as = shared_as if isinstance(window, BoundRangeSelector) else None
         labels: tuple[Labels, ...] = window.labels  # type: ignore[attr-defined]
         self.relabel = Relabel.of(labels if keep_name else tuple(drop_name(lb) for lb in labels))
         self.labels = self.relabel.labels
         self.compute = compute
 
     def evaluate(self, ctx: Context) -> VectorData:
+        if self.shared_as is not None:
+            return self._evaluate_shared(ctx, self.window)  # type: ignore[arg-type]
         window: WindowData = self.window.evaluate(ctx)  # type: ignore[assignment]
         if window.values.shape[1] == 0:
             n, k = ctx.n_runs, window.values.shape[2]
             return self.relabel.apply(ctx, VectorData(np.zeros((n, k)), np.zeros((n, k), dtype=bool)))
         values, present = self.compute(ctx, window)
         return self.relabel.apply(ctx, VectorData(values, present))
+
+    def _evaluate_shared(self, ctx: Context, selector: BoundRangeSelector) -> VectorData:
+        start, end = selector.bounds(ctx)
+        key = (self.shared_as, selector.family, start, end, selector.range_s)
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
+            window = selector.evaluate_family(ctx)
+            if window.values.shape[1] == 0:
+                shape = (ctx.n_runs, window.values.shape[2])
+                return np.zeros(shape), np.zeros(shape, dtype=bool)
+            return self.compute(ctx, window)
+
+        shared: tuple[np.ndarray, np.ndarray] = ctx.shared(key, compute)  # type: ignore[assignment]
+        values, present = shared
+        columns = selector.positions
+        return self.relabel.apply(ctx, VectorData(values[:, columns], present[:, columns]))
 
 
 class _Constant:
@@ -339,7 +361,7 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
     name = node.name
     if name in rf.SIMPLE_RANGE_FUNCTIONS:
         compute = rf.SIMPLE_RANGE_FUNCTIONS[name]
-        return _RangeFunction(args[0], name == "last_over_time", lambda ctx, w: compute(w))
+        return _RangeFunction(args[0], name == "last_over_time", lambda ctx, w: compute(w), shared_as=name)
     if name == "quantile_over_time":
         q = args[0]
         return _RangeFunction(args[1], False, lambda ctx, w: rf.quantile_over_time(w, _scalar_of(q, ctx)))

@@ -50,6 +50,145 @@ def _pairs(window: WindowData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return has_previous, window.values, before
 
 
+def _with_full_fast_path(
+    window: WindowData,
+    fast: Callable[[WindowData], Output],
+    general: Callable[[WindowData], Output],
+) -> Output:
+    """``fast`` for the series with a sample in every slot, ``general`` for the rest.
+
+    Most series of a batch have every scrape in the window; ``fast`` may assume that
+    (first and last samples at the window's first and last slots). The few series with
+    gaps (lost scrapes, born mid-window) are gathered into an (M, W, 1) window and
+    computed by ``general``; both paths do the same float operations in the same order.
+    """
+    present = window.present
+    full, some = _all_and_any_slots(present)
+    values, ok = fast(window)
+    ok = ok & full
+    partial = some & ~full
+    if partial.any():
+        runs, series = np.nonzero(partial)
+        sub = WindowData(
+            window.values[runs, :, series][:, :, None],
+            present[runs, :, series][:, :, None],
+            window.times_ms,
+            window.start_ms,
+            window.end_ms,
+            window.range_s,
+        )
+        sub_values, sub_ok = general(sub)
+        values = values.copy()
+        values[runs, series] = sub_values[:, 0]
+        ok[runs, series] = sub_ok[:, 0]
+    return values, ok
+
+
+def _all_and_any_slots(present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(all, any) over the slot axis; slot by slot, faster than a numpy reduction over a
+    short middle axis."""
+    if present.shape[1] == 0:
+        shape = (present.shape[0], present.shape[2])
+        return np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    every = present[:, 0, :].copy()
+    some = every.copy()
+    for slot in range(1, present.shape[1]):
+        every &= present[:, slot, :]
+        some |= present[:, slot, :]
+    return every, some
+
+
+def _extrapolate(
+    result: np.ndarray,
+    first_v: np.ndarray,
+    first_t: np.ndarray | int,
+    last_t: np.ndarray | int,
+    count: np.ndarray | int,
+    window: WindowData,
+    is_counter: bool,
+    is_rate: bool,
+) -> np.ndarray:
+    """The extrapolation of extrapolatedRate, shared by the full and the general path."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        to_start = np.asarray((first_t - window.start_ms) / 1000.0)
+        to_end = np.asarray((window.end_ms - last_t) / 1000.0)
+        sampled = np.asarray((last_t - first_t) / 1000.0)
+        average = sampled / np.maximum(np.asarray(count) - 1, 1)
+        if is_counter:
+            positive = (result > 0) & (first_v >= 0)
+            to_zero = sampled * (first_v / np.where(positive, result, 1.0))
+            to_start = np.where(positive & (to_zero < to_start), to_zero, to_start)
+        threshold = average * 1.1
+        interval = np.array(sampled, dtype=float, copy=True)
+        interval = interval + np.where(to_start < threshold, to_start, average / 2)
+        interval = interval + np.where(to_end < threshold, to_end, average / 2)
+        factor = interval / sampled
+        if is_rate:
+            factor = factor / window.range_s
+        return result * factor
+
+
+def _rate_full(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
+    """extrapolatedRate where every slot has a sample.
+
+    The first and last samples sit at the window's first and last slots, so the edge
+    distances are scalars; only durationToZero is per series. The operations and their
+    order are those of the general path (``_extrapolate``), so the results are equal.
+    """
+    v = window.values
+    width = v.shape[1]
+    shape = (v.shape[0], v.shape[2])
+    if width < 2:
+        return np.zeros(shape), np.zeros(shape, dtype=bool)
+    first_v = v[:, 0, :]
+    times = window.times_ms
+    first_t, last_t = int(times[0]), int(times[-1])
+    to_start = (first_t - window.start_ms) / 1000.0
+    to_end = (window.end_ms - last_t) / 1000.0
+    sampled = (last_t - first_t) / 1000.0
+    average = sampled / max(width - 1, 1)
+    threshold = average * 1.1
+    end_term = to_end if to_end < threshold else average / 2
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        result = v[:, -1, :] - first_v
+        if is_counter:
+            if (v[:, 1:, :] < v[:, :-1, :]).any():
+                correction = np.zeros(shape)
+                for slot in range(1, width):
+                    before = v[:, slot - 1, :]
+                    correction += np.where(v[:, slot, :] < before, before, 0.0)
+                result = result + correction
+            positive = (result > 0) & (first_v >= 0)
+            to_zero = sampled * (first_v / result)
+            start = np.where(positive & (to_zero < to_start), to_zero, to_start)
+            start_term: np.ndarray | float = np.where(start < threshold, start, average / 2)
+        else:
+            start_term = to_start if to_start < threshold else average / 2
+        interval = sampled + start_term
+        interval = interval + end_term
+        factor = interval / sampled
+        if is_rate:
+            factor = factor / window.range_s
+        return result * factor, np.ones(shape, dtype=bool)
+
+
+def _rate_general(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
+    """extrapolatedRate for any presence pattern."""
+    count, first, last = _ends(window)
+    ok = count >= 2
+    v = window.values
+    first_v, last_v = _at(v, first), _at(v, last)
+    with np.errstate(invalid="ignore", over="ignore"):
+        result = last_v - first_v
+        if is_counter:
+            has_previous, current, before = _pairs(window)
+            reset = has_previous & (current < before)
+            result = result + np.where(reset, before, 0.0).sum(axis=1)
+    times = window.times_ms
+    value = _extrapolate(result, first_v, times[first], times[last], count, window, is_counter, is_rate)
+    return value, ok
+
+
 def extrapolated_rate(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
     """rate, increase and delta (promql/functions.go extrapolatedRate).
 
@@ -58,44 +197,30 @@ def extrapolated_rate(window: WindowData, is_counter: bool, is_rate: bool) -> Ou
     first/last sample unless the gap is within 1.1 intervals, and a counter is not
     extrapolated below zero (durationToZero).
     """
-    count, first, last = _ends(window)
-    ok = count >= 2
+    return _with_full_fast_path(
+        window,
+        lambda w: _rate_full(w, is_counter, is_rate),
+        lambda w: _rate_general(w, is_counter, is_rate),
+    )
+
+
+def _instant_full(window: WindowData, is_rate: bool) -> Output:
     v = window.values
-    first_v, last_v = _at(v, first), _at(v, last)
+    shape = (v.shape[0], v.shape[2])
+    if v.shape[1] < 2:
+        return np.zeros(shape), np.zeros(shape, dtype=bool)
+    last_v, before_v = v[:, -1, :], v[:, -2, :]
+    times = window.times_ms
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        result = last_v - first_v
-        if is_counter:
-            has_previous, current, before = _pairs(window)
-            reset = has_previous & (current < before)
-            result = result + np.where(reset, before, 0.0).sum(axis=1)
-        times = window.times_ms
-        first_t = times[first] if times.size else np.zeros_like(first)
-        last_t = times[last] if times.size else np.zeros_like(last)
-        to_start = (first_t - window.start_ms) / 1000.0
-        to_end = (window.end_ms - last_t) / 1000.0
-        sampled = (last_t - first_t) / 1000.0
-        average = sampled / np.maximum(count - 1, 1)
-        if is_counter:
-            positive = (result > 0) & (first_v >= 0)
-            to_zero = sampled * (first_v / np.where(positive, result, 1.0))
-            to_start = np.where(positive & (to_zero < to_start), to_zero, to_start)
-        threshold = average * 1.1
-        interval = sampled.copy()
-        interval += np.where(to_start < threshold, to_start, average / 2)
-        interval += np.where(to_end < threshold, to_end, average / 2)
-        factor = interval / sampled
         if is_rate:
-            factor = factor / window.range_s
-        result = result * factor
-    return result, ok
+            result = np.where(last_v < before_v, last_v, last_v - before_v)
+            result = result / ((int(times[-1]) - int(times[-2])) / 1000.0)
+        else:
+            result = last_v - before_v
+    return result, np.ones(shape, dtype=bool)
 
 
-def instant_value(window: WindowData, is_rate: bool) -> Output:
-    """irate and idelta: the last two samples (promql/functions.go instantValue).
-
-    irate treats a decrease as a counter reset (the last value is the increase); two
-    samples at the same millisecond give no result.
-    """
+def _instant_general(window: WindowData, is_rate: bool) -> Output:
     count, _, last = _ends(window)
     previous = _previous_slot(window.present)
     before_slot = np.take_along_axis(previous, last[:, None, :], axis=1)[:, 0, :]
@@ -107,11 +232,20 @@ def instant_value(window: WindowData, is_rate: bool) -> Output:
         if is_rate:
             result = np.where(last_v < before_v, last_v, last_v - before_v)
             times = window.times_ms
-            interval = (times[last] - times[before_slot]) / 1000.0 if times.size else np.ones(last.shape)
+            interval = (times[last] - times[before_slot]) / 1000.0
             result = result / np.where(ok, interval, 1.0)
         else:
             result = last_v - before_v
     return result, ok
+
+
+def instant_value(window: WindowData, is_rate: bool) -> Output:
+    """irate and idelta: the last two samples (promql/functions.go instantValue).
+
+    irate treats a decrease as a counter reset (the last value is the increase); two
+    samples at the same millisecond give no result.
+    """
+    return _with_full_fast_path(window, lambda w: _instant_full(w, is_rate), lambda w: _instant_general(w, is_rate))
 
 
 def _masked(window: WindowData, fill: float) -> np.ndarray:

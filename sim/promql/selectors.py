@@ -73,6 +73,9 @@ class BoundSelector:
         values = values[:, :, self._columns]
         present = present[:, :, self._columns]
         width = times.size
+        newest = present[:, -1, :]
+        if newest.all():  # the usual case: every series has its latest scrape
+            return values[:, -1, :], newest, np.full(newest.shape, times[-1])
         last = width - 1 - np.argmax(present[:, ::-1, :], axis=1)
         found = np.asarray(present.any(axis=1))
         picked = np.take_along_axis(values, last[:, None, :], axis=1)[:, 0, :]
@@ -80,7 +83,13 @@ class BoundSelector:
 
 
 class BoundRangeSelector:
-    """A range selector ``x[W]`` bound to a universe."""
+    """A range selector ``x[W]`` bound to a universe.
+
+    Its *family* is every series of the universe with the selector's metric name (or
+    just its own series when it has no name): range functions are computed once per
+    family, window and function and shared by all selectors of the family (the two
+    sides of a success-rate ratio select the same counter with different matchers).
+    """
 
     kind: Kind = "matrix"
 
@@ -91,10 +100,28 @@ class BoundRangeSelector:
         indexes = matching_series(node, universe)
         self.labels: tuple[Labels, ...] = tuple(universe[k] for k in indexes)
         self._columns = _columns(indexes, len(universe))
+        family = indexes
+        if node.name is not None:
+            family = [k for k, labels in enumerate(universe) if label_value(labels, "__name__") == node.name]
+        self.family: tuple[int, ...] = tuple(family)
+        self._family_columns = _columns(family, len(universe))
+        where = {k: i for i, k in enumerate(family)}
+        self.positions = _columns([where[k] for k in indexes], len(family))
+
+    def bounds(self, ctx: Context) -> tuple[int, int]:
+        """The window's (start, end) in ms for this evaluation."""
+        ref = reference_ms(ctx, self.node.offset_s, self.node.at)
+        return ref - self._range_ms, ref
 
     def evaluate(self, ctx: Context) -> WindowData:
         """The visible samples with ``ref - W <= t <= ref``."""
-        ref = reference_ms(ctx, self.node.offset_s, self.node.at)
-        start = ref - self._range_ms
+        return self._window(ctx, self._columns)
+
+    def evaluate_family(self, ctx: Context) -> WindowData:
+        """The same window over the selector's whole family (see ``positions``)."""
+        return self._window(ctx, self._family_columns)
+
+    def _window(self, ctx: Context, columns: slice | np.ndarray) -> WindowData:
+        start, ref = self.bounds(ctx)
         times, values, present = ctx.samples(start, ref)
-        return WindowData(values[:, :, self._columns], present[:, :, self._columns], times, start, ref, self.range_s)
+        return WindowData(values[:, :, columns], present[:, :, columns], times, start, ref, self.range_s)
