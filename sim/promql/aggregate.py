@@ -42,6 +42,12 @@ class AggregationPlan:
         sizes = [len(m) for m in self.members]
         self.starts = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
         self.identity = self.order.size == 0 or bool(np.all(self.order == np.arange(self.order.size)))
+        # One-hot membership (K, G): a sum per group is a matrix product (BLAS), far
+        # faster than ufunc.reduceat; used when the values are finite (0 * NaN or
+        # 0 * Inf would leak into other groups).
+        self.membership = np.zeros((len(input_labels), len(self.group_of)))
+        for g, columns in enumerate(self.members):
+            self.membership[columns, g] = 1.0
         self.input_labels = input_labels
         if op in ("topk", "bottomk"):
             self.labels: tuple[Labels, ...] = input_labels
@@ -62,18 +68,14 @@ class AggregationPlan:
         if op in ("topk", "bottomk"):
             assert param is not None
             return self._top(data, param, largest=op == "topk")
+        if op in ("sum", "count", "group"):
+            return self._by_product(data)
         values, present = self._grouped(data)
         count = np.add.reduceat(present, self.starts, axis=1)
         exists = count > 0
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            if op == "sum":
-                result = np.add.reduceat(np.where(present, values, 0.0), self.starts, axis=1)
-            elif op == "avg":
+            if op == "avg":
                 result = self._mean(values, present, count)
-            elif op == "count":
-                result = count.astype(float)
-            elif op == "group":
-                result = np.ones(count.shape)
             elif op == "max":
                 # engine.go: a NaN is replaced by any later value, and never replaces one.
                 result = np.fmax.reduceat(np.where(present, values, np.nan), self.starts, axis=1)
@@ -92,6 +94,22 @@ class AggregationPlan:
             else:  # pragma: no cover - the parser refuses other operators
                 raise ValueError(op)
         return VectorData(result, exists)
+
+    def _by_product(self, data: VectorData) -> VectorData:
+        """sum, count and group as products with the membership matrix."""
+        count = data.present.astype(float) @ self.membership
+        exists = count > 0
+        if self.op == "count":
+            return VectorData(count, exists)
+        if self.op == "group":
+            return VectorData(np.ones(count.shape), exists)
+        masked = np.where(data.present, data.values, 0.0)
+        if np.isfinite(masked).all():
+            return VectorData(masked @ self.membership, exists)
+        values, present = self._grouped(data)
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = np.add.reduceat(np.where(present, values, 0.0), self.starts, axis=1)
+        return VectorData(total, exists)
 
     def _mean(self, values: np.ndarray, present: np.ndarray, count: np.ndarray) -> np.ndarray:
         """engine.go aggregation AVG: an incremental mean; sum/count agrees but where the
