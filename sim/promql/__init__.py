@@ -13,6 +13,7 @@ Parts:
 
 from sim.promql.engine import Query, compile_query
 from sim.promql.parse import PromQLError
+from sim.promql.selectors import STALE_NAN
 from sim.promql.series import Labels, Matrix, Result, Scalar, SeriesBatch, Value, Vector, labels_of
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PromQLError",
     "Query",
     "Result",
+    "STALE_NAN",
     "Scalar",
     "SeriesBatch",
     "Value",

@@ -19,6 +19,19 @@ from sim.promql.parse import At, Kind, Selector
 from sim.promql.series import Labels
 
 
+#: Prometheus's staleness marker (model/value/value.go StaleNaN): a NaN with this exact
+#: bit pattern. A sample holding it marks its series stale: an instant selector whose
+#: latest sample is a marker returns nothing, and range selectors skip markers
+#: (engine.go vectorSelectorSingle, matrixIterSlice). Any other NaN is a value.
+STALE_NAN_BITS = 0x7FF0000000000002
+STALE_NAN: float = float(np.array([STALE_NAN_BITS], dtype=np.uint64).view(np.float64)[0])
+
+
+def is_stale(values: np.ndarray) -> np.ndarray:
+    """Which values are staleness markers (compared bit for bit)."""
+    return np.asarray(np.ascontiguousarray(values).view(np.uint64) == STALE_NAN_BITS)
+
+
 def to_ms(seconds: float) -> int:
     """Seconds as Prometheus's int64 milliseconds (rounded: our times are floats)."""
     return int(round(seconds * 1000.0))
@@ -75,11 +88,12 @@ class BoundSelector:
         width = times.size
         newest = present[:, -1, :]
         if newest.all():  # the usual case: every series has its latest scrape
-            return values[:, -1, :], newest, np.full(newest.shape, times[-1])
+            picked = values[:, -1, :]
+            return picked, newest & ~is_stale(picked), np.full(newest.shape, times[-1])
         last = width - 1 - np.argmax(present[:, ::-1, :], axis=1)
         found = np.asarray(present.any(axis=1))
         picked = np.take_along_axis(values, last[:, None, :], axis=1)[:, 0, :]
-        return picked, found, times[last]
+        return picked, found & ~is_stale(picked), times[last]
 
 
 class BoundRangeSelector:
@@ -124,4 +138,6 @@ class BoundRangeSelector:
     def _window(self, ctx: Context, columns: slice | np.ndarray) -> WindowData:
         start, ref = self.bounds(ctx)
         times, values, present = ctx.samples(start, ref)
-        return WindowData(values[:, :, columns], present[:, :, columns], times, start, ref, self.range_s)
+        values = values[:, :, columns]
+        present = present[:, :, columns] & ~is_stale(values)
+        return WindowData(values, present, times, start, ref, self.range_s)

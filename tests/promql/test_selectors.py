@@ -57,3 +57,20 @@ def test_rows_select_and_order_the_runs() -> None:
     data = batch([0.0], {X: [[1.0], [2.0], [3.0]]})
     result = compile_query("x").evaluate(data, np.array([2, 0]), 0.0)
     assert result.value.values[:, 0].tolist() == [3.0, 1.0]  # type: ignore[union-attr]
+
+
+def test_a_staleness_marker_ends_the_series_at_once() -> None:
+    import math
+
+    from sim.promql import STALE_NAN
+
+    # model/value/value.go StaleNaN; engine.go vectorSelectorSingle returns nothing when
+    # the latest sample is a marker, matrixIterSlice skips markers; another NaN is a value.
+    assert math.isnan(STALE_NAN)
+    data = batch(TIMES, {X: [[1.0, 2.0, STALE_NAN, None, None], [1.0, 2.0, math.nan, None, None]]})
+    assert single(run("x", data, 60.0), 0) is None
+    assert single(run("x", data, 20.0), 0) == 2.0
+    value = single(run("x", data, 60.0), 1)
+    assert value is not None and math.isnan(value)
+    assert single(run("count_over_time(x[1m])", data, 60.0), 0) == 2.0
+    assert single(run("count_over_time(x[1m])", data, 60.0), 1) == 3.0
