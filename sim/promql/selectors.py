@@ -18,7 +18,6 @@ from sim.promql.frames import Context, VectorData, WindowData, label_value
 from sim.promql.parse import At, Kind, Selector
 from sim.promql.series import Labels
 
-
 #: Prometheus's staleness marker (model/value/value.go StaleNaN): a NaN with this exact
 #: bit pattern. A sample holding it marks its series stale: an instant selector whose
 #: latest sample is a marker returns nothing, and range selectors skip markers
