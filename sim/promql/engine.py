@@ -8,6 +8,7 @@ semantics are Prometheus v2.42.0's (promql/engine.go, functions.go, quantile.go)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -130,6 +131,55 @@ class _Aggregation:
         return self.plan.evaluate(ctx, self.inner.evaluate(ctx), param)  # type: ignore[arg-type]
 
 
+#: The step of a subquery without one: Prometheus's default evaluation_interval (1m;
+#: engine.go noStepSubqueryIntervalFn reads the global config).
+DEFAULT_SUBQUERY_STEP_S = 60.0
+
+
+class _Subquery:
+    """``expr[range:step]``: ``expr`` evaluated at each step in the range, as a range vector.
+
+    engine.go eval SubqueryExpr: steps are the multiples of the step (Go's truncating
+    division) from the first at or after ``t - offset - range`` up to ``t - offset``.
+    """
+
+    kind: Kind = "matrix"
+
+    def __init__(self, node: Subquery, inner: Bound) -> None:
+        if inner.kind not in ("vector", "scalar"):
+            raise PromQLError("a subquery needs an instant vector or scalar expression")
+        self.node, self.inner = node, inner
+        self.labels: tuple[Labels, ...] = inner.labels if inner.kind == "vector" else ((),)  # type: ignore[attr-defined]
+        self._range_ms = to_ms(node.range_s)
+        self._step_ms = to_ms(node.step_s if node.step_s else DEFAULT_SUBQUERY_STEP_S)
+
+    def evaluate(self, ctx: Context) -> WindowData:
+        at = self.node.at
+        base = ctx.t_ms if at is None or at.where != "time" else to_ms(at.time_s)
+        end = base - to_ms(self.node.offset_s)
+        start = end - self._range_ms
+        step = self._step_ms
+        first = step * int(start / step)  # Go's integer division truncates toward zero
+        if first < start:
+            first += step
+        steps = list(range(first, end + 1, step))
+        n, k = ctx.n_runs, len(self.labels)
+        values = np.zeros((n, len(steps), k))
+        present = np.zeros((n, len(steps), k), dtype=bool)
+        for i, ts in enumerate(steps):
+            inner_ctx = dataclasses.replace(ctx, t_ms=ts)
+            value = self.inner.evaluate(inner_ctx)
+            if inner_ctx.message and not ctx.message:
+                ctx.message = inner_ctx.message
+            if isinstance(value, VectorData):
+                values[:, i, :] = value.values
+                present[:, i, :] = value.present
+            else:
+                values[:, i, 0] = np.asarray(value)
+                present[:, i, 0] = True
+        return WindowData(values, present, np.array(steps, dtype=np.int64), start, end, self.node.range_s)
+
+
 def bind(node: Node, universe: Universe) -> Bound:
     """The operator tree of ``node`` with all label work for ``universe`` done."""
     if isinstance(node, NumberLiteral):
@@ -141,7 +191,7 @@ def bind(node: Node, universe: Universe) -> Bound:
     if isinstance(node, RangeSelector):
         return BoundRangeSelector(node.selector, node.range_s, universe)
     if isinstance(node, Subquery):
-        raise PromQLError("subqueries are not supported")
+        return _Subquery(node, bind(node.expr, universe))
     if isinstance(node, Unary):
         return _Negate(bind(node.expr, universe))
     if isinstance(node, Aggregate):

@@ -36,7 +36,6 @@ def test_compile_is_cached_by_text() -> None:
         ('count_values("v", x)', "count_values is not supported"),
         # Prometheus 3.x's "or" inside braces does not exist in 2.42 (promql/parser/lex.go).
         ('x{a="b" or a="c"}', "3.x"),
-        ("x[5m:1m]", "subqueries"),
     ],
 )
 def test_unsupported_or_bad_text_is_one_line_promql_error(text: str, fragment: str) -> None:
