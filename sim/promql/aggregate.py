@@ -9,6 +9,8 @@ aggregation results is unspecified (it follows the input's first occurrences).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sim.promql.frames import Context, VectorData, only_labels, without_labels
@@ -136,8 +138,10 @@ class AggregationPlan:
         """topk/bottomk: the k largest/smallest of each group keep their input labels.
 
         engine.go aggregation TOPK/BOTTOMK: k is truncated to an integer, k < 1 gives an
-        empty result; a NaN ranks below every number for both. Among equal values,
-        which series Prometheus keeps depends on its heap; here the first in label order.
+        empty result. Where values tie or a NaN is present, which series Prometheus keeps
+        depends on its heap (functions.go vectorByValueHeap): those runs replay that heap
+        over the series in label order (a selector's order; the input order of other
+        expressions may differ); the others take the k best directly.
         """
         values, present = data.values, data.present
         n, width = values.shape
@@ -147,11 +151,71 @@ class AggregationPlan:
         for members in self.members:
             sub_v = values[:, members]
             sub_p = present[:, members]
-            nan = np.isnan(sub_v)
-            key = np.where(nan, np.inf, -sub_v if largest else sub_v)
-            key = np.where(sub_p, key, np.nan)  # absent series after NaN ones
+            key = np.where(sub_p, -sub_v if largest else sub_v, np.inf)
             order = np.argsort(key, axis=1, kind="stable")
             rank = np.empty_like(order)
             np.put_along_axis(rank, order, np.arange(len(members))[None, :].repeat(n, axis=0), axis=1)
             keep[:, members] = sub_p & (rank < k_int[:, None])
+            # Runs where the heap's choices matter: more series than k, with ties or NaN.
+            ordered = np.sort(np.where(sub_p, sub_v, np.nan), axis=1)
+            ties = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+            nan = (sub_p & np.isnan(sub_v)).any(axis=1)
+            ambiguous = (ties | nan) & (sub_p.sum(axis=1) > k_int) & (k_int >= 1)
+            for r in np.nonzero(ambiguous)[0]:
+                # A selector's series come from the TSDB sorted by labels (labels.Compare).
+                columns = sorted(
+                    (int(c) for c, here in zip(members, sub_p[r], strict=True) if here),
+                    key=lambda c: self.input_labels[c],
+                )
+                chosen = go_heap_selection([float(values[r, c]) for c in columns], int(k_int[r]), largest)
+                keep[r, members] = False
+                keep[r, [columns[i] for i in chosen]] = True
         return VectorData(values, keep)
+
+
+def go_heap_selection(values: list[float], k: int, largest: bool) -> list[int]:
+    """Which of ``values`` (in input order) topk/bottomk keep: engine.go aggregation's
+    loop over Go's container/heap with functions.go vectorByValueHeap (topk) or
+    vectorByReverseValueHeap (bottomk) ordering, replayed step by step."""
+
+    def less(a: int, b: int) -> bool:
+        if math.isnan(values[a]):
+            return True
+        return values[a] < values[b] if largest else values[a] > values[b]
+
+    def up(heap: list[int], j: int) -> None:
+        while j > 0:
+            parent = (j - 1) // 2
+            if not less(heap[j], heap[parent]):
+                break
+            heap[parent], heap[j] = heap[j], heap[parent]
+            j = parent
+
+    def down(heap: list[int], i: int, size: int) -> None:
+        while True:
+            child = 2 * i + 1
+            if child >= size:
+                break
+            if child + 1 < size and less(heap[child + 1], heap[child]):
+                child += 1
+            if not less(heap[child], heap[i]):
+                break
+            heap[i], heap[child] = heap[child], heap[i]
+            i = child
+
+    heap = [0]
+    for index in range(1, len(values)):
+        top = values[heap[0]]
+        better = top < values[index] if largest else top > values[index]
+        if len(heap) < k or better or math.isnan(top):
+            if len(heap) == k:
+                if k == 1:  # replaced in place
+                    heap[0] = index
+                    continue
+                last = len(heap) - 1
+                heap[0], heap[last] = heap[last], heap[0]
+                down(heap, 0, last)
+                heap.pop()
+            heap.append(index)
+            up(heap, len(heap) - 1)
+    return heap
