@@ -194,6 +194,7 @@ class Relabel:
     labels: tuple[Labels, ...]
     columns: tuple[tuple[int, ...], ...]
     simple: np.ndarray | None
+    identity: bool = False
 
     @classmethod
     def of(cls, labels: tuple[Labels, ...]) -> Relabel:
@@ -206,10 +207,12 @@ class Relabel:
         simple = None
         if all(len(c) == 1 for c in columns):
             simple = np.array([c[0] for c in columns], dtype=np.intp)
-        return cls(tuple(order), columns, simple)
+        return cls(tuple(order), columns, simple, simple is not None and bool((simple == np.arange(simple.size)).all()))
 
     def apply(self, ctx: Context, data: VectorData) -> VectorData:
         """The merged vector; runs with colliding present series fail."""
+        if self.identity:
+            return data
         if self.simple is not None:
             return VectorData(data.values[:, self.simple], data.present[:, self.simple])
         n = ctx.n_runs

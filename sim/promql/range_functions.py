@@ -63,8 +63,10 @@ def _with_full_fast_path(
     computed by ``general``; both paths do the same float operations in the same order.
     """
     present = window.present
-    full, some = _all_and_any_slots(present)
     values, ok = fast(window)
+    if present.all():  # the usual case: no gap anywhere in the window
+        return values, ok
+    full, some = _all_and_any_slots(present)
     ok = ok & full
     partial = some & ~full
     if partial.any():

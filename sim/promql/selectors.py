@@ -26,9 +26,18 @@ STALE_NAN_BITS = 0x7FF0000000000002
 STALE_NAN: float = float(np.array([STALE_NAN_BITS], dtype=np.uint64).view(np.float64)[0])
 
 
-def is_stale(values: np.ndarray) -> np.ndarray:
-    """Which values are staleness markers (compared bit for bit)."""
-    return np.asarray(np.ascontiguousarray(values).view(np.uint64) == STALE_NAN_BITS)
+def is_stale(values: np.ndarray) -> np.ndarray | None:
+    """Which values are staleness markers (compared bit for bit); None when none is.
+
+    Only NaNs can be markers, so the bits are compared for the NaNs alone (most
+    windows have none).
+    """
+    nan = np.isnan(values)
+    if not nan.any():
+        return None
+    stale = np.zeros(values.shape, dtype=bool)
+    stale[nan] = np.asarray(values[nan]).view(np.uint64) == STALE_NAN_BITS
+    return stale if stale.any() else None
 
 
 def to_ms(seconds: float) -> int:
@@ -88,11 +97,14 @@ class BoundSelector:
         newest = present[:, -1, :]
         if newest.all():  # the usual case: every series has its latest scrape
             picked = values[:, -1, :]
-            return picked, newest & ~is_stale(picked), np.full(newest.shape, times[-1])
+            found = newest if (stale := is_stale(picked)) is None else newest & ~stale
+            return picked, found, np.full(newest.shape, times[-1])
         last = width - 1 - np.argmax(present[:, ::-1, :], axis=1)
         found = np.asarray(present.any(axis=1))
         picked = np.take_along_axis(values, last[:, None, :], axis=1)[:, 0, :]
-        return picked, found & ~is_stale(picked), times[last]
+        if (stale := is_stale(picked)) is not None:
+            found = found & ~stale
+        return picked, found, times[last]
 
 
 class BoundRangeSelector:
@@ -138,5 +150,7 @@ class BoundRangeSelector:
         start, ref = self.bounds(ctx)
         times, values, present = ctx.samples(start, ref)
         values = values[:, :, columns]
-        present = present[:, :, columns] & ~is_stale(values)
+        present = present[:, :, columns]
+        if (stale := is_stale(values)) is not None:
+            present = present & ~stale
         return WindowData(values, present, times, start, ref, self.range_s)
