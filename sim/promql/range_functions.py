@@ -134,8 +134,8 @@ def _rate_full(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
     """extrapolatedRate where every slot has a sample.
 
     The first and last samples sit at the window's first and last slots, so the edge
-    distances are scalars; only durationToZero is per series. The operations and their
-    order are those of the general path (``_extrapolate``), so the results are equal.
+    distances are scalars and only durationToZero is per series; the scalar factors are
+    folded (results within an ulp or two of the general path's).
     """
     v = window.values
     width = v.shape[1]
@@ -151,6 +151,7 @@ def _rate_full(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
     average = sampled / max(width - 1, 1)
     threshold = average * 1.1
     end_term = to_end if to_end < threshold else average / 2
+    scale = 1.0 / sampled / (window.range_s if is_rate else 1.0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         result = v[:, -1, :] - first_v
         if is_counter:
@@ -160,18 +161,16 @@ def _rate_full(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
                     before = v[:, slot - 1, :]
                     correction += np.where(v[:, slot, :] < before, before, 0.0)
                 result = result + correction
-            positive = (result > 0) & (first_v >= 0)
-            to_zero = sampled * (first_v / result)
-            start = np.where(positive & (to_zero < to_start), to_zero, to_start)
-            start_term: np.ndarray | float = np.where(start < threshold, start, average / 2)
+            # durationToZero only ever shortens the distance to the start (fmin: a NaN
+            # distance, which Go's "<" ignores, is ignored too).
+            to_zero = np.where((result > 0) & (first_v >= 0), sampled * (first_v / result), np.inf)
+            start = np.fmin(to_zero, to_start)
+            start_term: np.ndarray | float = (
+                start if to_start < threshold else np.where(start < threshold, start, average / 2)
+            )
         else:
             start_term = to_start if to_start < threshold else average / 2
-        interval = sampled + start_term
-        interval = interval + end_term
-        factor = interval / sampled
-        if is_rate:
-            factor = factor / window.range_s
-        return result * factor, np.ones(shape, dtype=bool)
+        return result * ((start_term + (sampled + end_term)) * scale), np.ones(shape, dtype=bool)
 
 
 def _rate_general(window: WindowData, is_counter: bool, is_rate: bool) -> Output:

@@ -32,9 +32,12 @@ def is_stale(values: np.ndarray) -> np.ndarray | None:
     Only NaNs can be markers, so the bits are compared for the NaNs alone (most
     windows have none).
     """
+    with np.errstate(invalid="ignore", over="ignore"):
+        # A NaN makes the total NaN (so can Inf - Inf: then the mask below decides);
+        # einsum's total is the cheapest pass here and allocates no mask.
+        if not np.isnan(np.einsum(values, list(range(values.ndim)), [])):
+            return None
     nan = np.isnan(values)
-    if not nan.any():
-        return None
     stale = np.zeros(values.shape, dtype=bool)
     stale[nan] = np.asarray(values[nan]).view(np.uint64) == STALE_NAN_BITS
     return stale if stale.any() else None
