@@ -31,6 +31,13 @@ def counter_batch() -> SeriesBatch:
     return SeriesBatch(labels, times, values, present)
 
 
+def lossy_counter_batch() -> SeriesBatch:
+    """The counters with 2% of scrapes lost (their windows take the general path)."""
+    batch = counter_batch()
+    lost = np.random.default_rng(3).random(batch.present.shape) < 0.02
+    return SeriesBatch(batch.labels, batch.times_s, batch.values, batch.present & ~lost)
+
+
 def histogram_batch() -> SeriesBatch:
     """20 buckets x 4 series of a latency histogram."""
     rng = np.random.default_rng(2)
@@ -48,6 +55,10 @@ QUERIES = {
         counter_batch,
     ),
     "5xx ratio by pod": ('sum by (pod) (rate(x{code=~"5.."}[1m])) / sum by (pod) (rate(x[1m]))', counter_batch),
+    "with 2% lost scrapes": (
+        'sum(rate(x{a="b",code!~"5.*"}[1m])) / sum(rate(x{a="b"}[1m])) * 100',
+        lossy_counter_batch,
+    ),
     "irate": ('sum(irate(x{a="b"}[1m]))', counter_batch),
     "p99 latency": ("histogram_quantile(0.99, sum by (le) (rate(h_bucket[1m])))", histogram_batch),
 }

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sim.promql import kernels
 from sim.promql.frames import WindowData
 
 #: (values (R, K), present (R, K))
@@ -50,92 +51,13 @@ def _pairs(window: WindowData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return has_previous, window.values, before
 
 
-def _with_full_fast_path(
-    window: WindowData,
-    fast: Callable[[WindowData], Output],
-    general: Callable[[WindowData], Output],
-) -> Output:
-    """``fast`` for the series with a sample in every slot, ``general`` for the rest.
-
-    Most series of a batch have every scrape in the window; ``fast`` may assume that
-    (first and last samples at the window's first and last slots). The few series with
-    gaps (lost scrapes, born mid-window) are gathered into an (M, W, 1) window and
-    computed by ``general``; both paths do the same float operations in the same order.
-    """
-    present = window.present
-    values, ok = fast(window)
-    if present.all():  # the usual case: no gap anywhere in the window
-        return values, ok
-    full, some = _all_and_any_slots(present)
-    ok = ok & full
-    partial = some & ~full
-    if partial.any():
-        runs, series = np.nonzero(partial)
-        sub = WindowData(
-            window.values[runs, :, series][:, :, None],
-            present[runs, :, series][:, :, None],
-            window.times_ms,
-            window.start_ms,
-            window.end_ms,
-            window.range_s,
-        )
-        sub_values, sub_ok = general(sub)
-        values = values.copy()
-        values[runs, series] = sub_values[:, 0]
-        ok[runs, series] = sub_ok[:, 0]
-    return values, ok
-
-
-def _all_and_any_slots(present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(all, any) over the slot axis; slot by slot, faster than a numpy reduction over a
-    short middle axis."""
-    if present.shape[1] == 0:
-        shape = (present.shape[0], present.shape[2])
-        return np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    every = present[:, 0, :].copy()
-    some = every.copy()
-    for slot in range(1, present.shape[1]):
-        every &= present[:, slot, :]
-        some |= present[:, slot, :]
-    return every, some
-
-
-def _extrapolate(
-    result: np.ndarray,
-    first_v: np.ndarray,
-    first_t: np.ndarray | int,
-    last_t: np.ndarray | int,
-    count: np.ndarray | int,
-    window: WindowData,
-    is_counter: bool,
-    is_rate: bool,
-) -> np.ndarray:
-    """The extrapolation of extrapolatedRate, shared by the full and the general path."""
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        to_start = np.asarray((first_t - window.start_ms) / 1000.0)
-        to_end = np.asarray((window.end_ms - last_t) / 1000.0)
-        sampled = np.asarray((last_t - first_t) / 1000.0)
-        average = sampled / np.maximum(np.asarray(count) - 1, 1)
-        if is_counter:
-            positive = (result > 0) & (first_v >= 0)
-            to_zero = sampled * (first_v / np.where(positive, result, 1.0))
-            to_start = np.where(positive & (to_zero < to_start), to_zero, to_start)
-        threshold = average * 1.1
-        interval = np.array(sampled, dtype=float, copy=True)
-        interval = interval + np.where(to_start < threshold, to_start, average / 2)
-        interval = interval + np.where(to_end < threshold, to_end, average / 2)
-        factor = interval / sampled
-        if is_rate:
-            factor = factor / window.range_s
-        return result * factor
-
-
-def _rate_full(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
-    """extrapolatedRate where every slot has a sample.
+def _rate_gap_free(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
+    """extrapolatedRate where every series has a sample in every slot of the window.
 
     The first and last samples sit at the window's first and last slots, so the edge
-    distances are scalars and only durationToZero is per series; the scalar factors are
-    folded (results within an ulp or two of the general path's).
+    distances are scalars and only durationToZero is per series; numpy over whole
+    arrays beats the compiled loop here. Scalar factors are folded (results within an
+    ulp or two of Go's, which the compiled loop reproduces exactly).
     """
     v = window.values
     width = v.shape[1]
@@ -173,39 +95,37 @@ def _rate_full(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
         return result * ((start_term + (sampled + end_term)) * scale), np.ones(shape, dtype=bool)
 
 
-def _rate_general(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
-    """extrapolatedRate for any presence pattern."""
-    count, first, last = _ends(window)
-    ok = count >= 2
-    v = window.values
-    first_v, last_v = _at(v, first), _at(v, last)
-    with np.errstate(invalid="ignore", over="ignore"):
-        result = last_v - first_v
-        if is_counter:
-            has_previous, current, before = _pairs(window)
-            reset = has_previous & (current < before)
-            result = result + np.where(reset, before, 0.0).sum(axis=1)
-    times = window.times_ms
-    value = _extrapolate(result, first_v, times[first], times[last], count, window, is_counter, is_rate)
-    return value, ok
-
-
 def extrapolated_rate(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
     """rate, increase and delta (promql/functions.go extrapolatedRate).
 
     At least two samples; counter resets add the value before the reset; the
     extrapolation to the window's edges stops at half an average interval past the
     first/last sample unless the gap is within 1.1 intervals, and a counter is not
-    extrapolated below zero (durationToZero).
+    extrapolated below zero (durationToZero). Gap-free windows take numpy; any other
+    takes the compiled transcription (``kernels``).
     """
-    return _with_full_fast_path(
-        window,
-        lambda w: _rate_full(w, is_counter, is_rate),
-        lambda w: _rate_general(w, is_counter, is_rate),
+    if window.present.all():
+        return _rate_gap_free(window, is_counter, is_rate)
+    runs, _, series = window.values.shape
+    out = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
+    kernels.extrapolated_rate_kernel(
+        window.values,
+        window.present,
+        window.times_ms.astype(np.int64),
+        int(window.start_ms),
+        int(window.end_ms),
+        float(window.range_s),
+        is_counter,
+        is_rate,
+        out,
+        ok,
     )
+    return out, ok
 
 
-def _instant_full(window: WindowData, is_rate: bool) -> Output:
+def _instant_gap_free(window: WindowData, is_rate: bool) -> Output:
+    """instantValue where every slot has a sample: the last two slots."""
     v = window.values
     shape = (v.shape[0], v.shape[2])
     if v.shape[1] < 2:
@@ -221,32 +141,20 @@ def _instant_full(window: WindowData, is_rate: bool) -> Output:
     return result, np.ones(shape, dtype=bool)
 
 
-def _instant_general(window: WindowData, is_rate: bool) -> Output:
-    count, _, last = _ends(window)
-    previous = _previous_slot(window.present)
-    before_slot = np.take_along_axis(previous, last[:, None, :], axis=1)[:, 0, :]
-    ok = count >= 2
-    before_slot = np.where(ok, before_slot, last)
-    last_v = _at(window.values, last)
-    before_v = _at(window.values, before_slot)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if is_rate:
-            result = np.where(last_v < before_v, last_v, last_v - before_v)
-            times = window.times_ms
-            interval = (times[last] - times[before_slot]) / 1000.0
-            result = result / np.where(ok, interval, 1.0)
-        else:
-            result = last_v - before_v
-    return result, ok
-
-
 def instant_value(window: WindowData, is_rate: bool) -> Output:
     """irate and idelta: the last two samples (promql/functions.go instantValue).
 
     irate treats a decrease as a counter reset (the last value is the increase); two
-    samples at the same millisecond give no result.
+    samples at the same millisecond give no result. Gap-free windows take numpy, any
+    other the compiled transcription.
     """
-    return _with_full_fast_path(window, lambda w: _instant_full(w, is_rate), lambda w: _instant_general(w, is_rate))
+    if window.present.all():
+        return _instant_gap_free(window, is_rate)
+    runs, _, series = window.values.shape
+    out = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
+    kernels.instant_value_kernel(window.values, window.present, window.times_ms.astype(np.int64), is_rate, out, ok)
+    return out, ok
 
 
 def _masked(window: WindowData, fill: float) -> np.ndarray:

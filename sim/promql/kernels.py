@@ -1,0 +1,136 @@
+"""Compiled (numba) loops for the hottest range functions: rate/increase/delta and
+irate/idelta over every (run, series) of a window in one pass.
+
+Each is a line-by-line transcription of prometheus v2.42.0 promql/functions.go
+(extrapolatedRate, instantValue) over the samples present in the window, so the float
+operations are Go's, in Go's order, and the results equal Prometheus's bit for bit.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True)
+def extrapolated_rate_kernel(
+    values: np.ndarray,
+    present: np.ndarray,
+    times_ms: np.ndarray,
+    start_ms: int,
+    end_ms: int,
+    range_s: float,
+    is_counter: bool,
+    is_rate: bool,
+    out: np.ndarray,
+    ok: np.ndarray,
+) -> None:  # pragma: no cover - compiled; covered through range_functions
+    """functions.go extrapolatedRate for each (run, series): ``out``/``ok`` (R, K).
+
+    Per run, slots are visited in order with the series innermost (the arrays' memory
+    order): a first pass finds each series' first and last sample, a second adds the
+    counter resets to ``last - first`` in Go's order.
+    """
+    runs, width, series = values.shape
+    first = np.empty(series, np.int64)
+    last = np.empty(series, np.int64)
+    count = np.empty(series, np.int64)
+    previous = np.empty(series)
+    result = np.empty(series)
+    for r in range(runs):
+        first[:] = -1
+        count[:] = 0
+        for s in range(width):
+            for k in range(series):
+                if present[r, s, k]:
+                    if first[k] < 0:
+                        first[k] = s
+                    last[k] = s
+                    count[k] += 1
+        for k in range(series):
+            if count[k] >= 2:
+                previous[k] = values[r, first[k], k]
+                result[k] = values[r, last[k], k] - previous[k]
+        if is_counter:
+            for s in range(width):
+                for k in range(series):
+                    if count[k] >= 2 and s > first[k] and present[r, s, k]:
+                        current = values[r, s, k]
+                        if current < previous[k]:
+                            result[k] += previous[k]
+                        previous[k] = current
+        for k in range(series):
+            if count[k] < 2:
+                ok[r, k] = False
+                out[r, k] = 0.0
+                continue
+            first_v = values[r, first[k], k]
+            value = result[k]
+            first_t = times_ms[first[k]]
+            last_t = times_ms[last[k]]
+            to_start = float(first_t - start_ms) / 1000
+            to_end = float(end_ms - last_t) / 1000
+            sampled = float(last_t - first_t) / 1000
+            average = sampled / float(count[k] - 1)
+            if is_counter and value > 0 and first_v >= 0:
+                to_zero = sampled * (first_v / value)
+                if to_zero < to_start:
+                    to_start = to_zero
+            threshold = average * 1.1
+            interval = sampled
+            if to_start < threshold:
+                interval += to_start
+            else:
+                interval += average / 2
+            if to_end < threshold:
+                interval += to_end
+            else:
+                interval += average / 2
+            factor = interval / sampled
+            if is_rate:
+                factor /= range_s
+            out[r, k] = value * factor
+            ok[r, k] = True
+
+
+@nb.njit(cache=True)
+def instant_value_kernel(
+    values: np.ndarray,
+    present: np.ndarray,
+    times_ms: np.ndarray,
+    is_rate: bool,
+    out: np.ndarray,
+    ok: np.ndarray,
+) -> None:  # pragma: no cover - compiled; covered through range_functions
+    """functions.go instantValue for each (run, series): ``out``/``ok`` (R, K)."""
+    runs, width, series = values.shape
+    for r in range(runs):
+        for k in range(series):
+            last = -1
+            previous = -1
+            for s in range(width - 1, -1, -1):
+                if present[r, s, k]:
+                    if last < 0:
+                        last = s
+                    else:
+                        previous = s
+                        break
+            if previous < 0:
+                ok[r, k] = False
+                out[r, k] = 0.0
+                continue
+            last_v = values[r, last, k]
+            previous_v = values[r, previous, k]
+            if is_rate and last_v < previous_v:
+                result = last_v
+            else:
+                result = last_v - previous_v
+            interval = times_ms[last] - times_ms[previous]
+            if interval == 0:
+                ok[r, k] = False
+                out[r, k] = 0.0
+                continue
+            if is_rate:
+                result /= float(interval) / 1000
+            out[r, k] = result
+            ok[r, k] = True
