@@ -8,6 +8,7 @@ Parts:
         sets, evaluate with numpy over runs.
     selectors, range_functions, functions, histograms, aggregate, binary: the operators
         (Prometheus v2.42.0's promql/engine.go, functions.go and quantile.go).
+    kernels: compiled (numba) transcriptions of extrapolatedRate and instantValue.
     frames: the per-evaluation context and the values passed between operators.
 """
 

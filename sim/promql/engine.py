@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,7 +278,8 @@ class Query:
             rows: run indexes into the batch; result rows follow them.
             t_s: the evaluation instant in seconds.
             lookback_s: the instant selectors' lookback (Prometheus's default 5m).
-            ingested_until_s: samples after this instant do not exist yet (default t_s).
+            ingested_until_s: samples after this instant do not exist yet (default t_s;
+                ``math.inf``: every sample exists, as in a Prometheus holding the data).
 
         Returns:
             The value with a per-run error mask (e.g. a many-to-many match).
@@ -295,7 +297,7 @@ class Query:
             rows=selection,
             n_runs=int(rows.size),
             t_ms=t_ms,
-            ingested_ms=t_ms if ingested_until_s is None else to_ms(ingested_until_s),
+            ingested_ms=_cutoff_ms(t_ms, ingested_until_s),
             lookback_ms=to_ms(lookback_s),
             times_ms=np.round(np.asarray(batch.times_s, dtype=float) * 1000.0).astype(np.int64),
             error=np.zeros(rows.size, dtype=bool),
@@ -312,6 +314,20 @@ class Query:
             result = Scalar(np.asarray(value, dtype=float))
         error = ctx.error if ctx.error.any() else None
         return Result(result, error, ctx.message)
+
+
+def _cutoff_ms(t_ms: int, ingested_until_s: float | None) -> int:
+    """The ingestion cutoff in ms: the evaluation time by default; +Inf for none (a
+    stored series file, where ``@`` and negative offsets may look past ``t`` as
+    Prometheus does)."""
+    if ingested_until_s is None:
+        return t_ms
+    if math.isinf(ingested_until_s):
+        return _NO_CUTOFF_MS if ingested_until_s > 0 else -_NO_CUTOFF_MS
+    return to_ms(ingested_until_s)
+
+
+_NO_CUTOFF_MS = 2**62
 
 
 @functools.lru_cache(maxsize=1024)

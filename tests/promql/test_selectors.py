@@ -101,3 +101,15 @@ def test_top_level_range_and_subquery_are_matrices() -> None:
     assert isinstance(matrix, Matrix)
     assert matrix.times_s.tolist() == [0.0, 30.0, 60.0]
     assert matrix.values[0, :, 0].tolist() == [1.0, 3.0, 5.0]
+
+
+def test_without_a_cutoff_at_and_negative_offsets_see_later_samples() -> None:
+    import math
+
+    data = batch(TIMES, {X: [[1.0, 2.0, 3.0, 4.0, 5.0]]})
+    # By default samples after t do not exist yet (a live world).
+    assert single(run("x @ 60", data, 30.0)) == 3.0
+    assert single(run("x offset -30s", data, 30.0)) == 3.0
+    # With no cutoff the query sees what Prometheus holds (a stored series file).
+    assert single(run("x @ 60", data, 30.0, ingested_until_s=math.inf)) == 5.0
+    assert single(run("x offset -30s", data, 30.0, ingested_until_s=math.inf)) == 5.0
