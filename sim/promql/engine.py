@@ -210,6 +210,10 @@ def bind(node: Node, universe: Universe) -> Bound:
     raise PromQLError(f"unsupported expression {type(node).__name__}")  # pragma: no cover
 
 
+#: How many distinct universes a query keeps bound.
+_KEPT_UNIVERSES = 8
+
+
 @dataclass(frozen=True)
 class _Bound:
     universe: Universe
@@ -241,7 +245,8 @@ class Query:
         self._range_s = max(ranges) if ranges else None
         # Bind once to an empty universe: refuses unknown functions and wrong argument
         # types at compile time rather than at the first evaluation.
-        self._bound: dict[int, _Bound] = {}
+        self._by_id: dict[int, _Bound] = {}
+        self._by_labels: dict[Universe, Bound] = {}
         self._bound_for(())
 
     def range_seconds(self) -> float | None:
@@ -249,17 +254,21 @@ class Query:
         return self._range_s
 
     def _bound_for(self, universe: Universe) -> Bound:
-        cached = self._bound.get(id(universe))
+        """The tree bound to ``universe``: by identity (no hashing) when the same tuple
+        comes back, else by equality; a few universes are kept, least recent out."""
+        cached = self._by_id.get(id(universe))
         if cached is not None and cached.universe is universe:
             return cached.root
-        for entry in self._bound.values():
-            if entry.universe == universe:
-                self._bound[id(universe)] = _Bound(universe, entry.root)
-                return entry.root
-        root = bind(self._tree, universe)
-        if len(self._bound) > 16:
-            self._bound.clear()
-        self._bound[id(universe)] = _Bound(universe, root)
+        root = self._by_labels.get(universe)
+        if root is None:
+            root = bind(self._tree, universe)
+            if len(self._by_labels) >= _KEPT_UNIVERSES:
+                del self._by_labels[next(iter(self._by_labels))]
+            self._by_labels[universe] = root
+        if len(self._by_id) >= 8 * _KEPT_UNIVERSES:
+            del self._by_id[next(iter(self._by_id))]
+        # The entry keeps the tuple alive, so its id cannot be reused by another.
+        self._by_id[id(universe)] = _Bound(universe, root)
         return root
 
     def evaluate(

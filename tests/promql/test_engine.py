@@ -106,3 +106,11 @@ def test_a_string_query_has_no_value_per_run() -> None:
     data = random_batch(1, seed=3)
     with pytest.raises(PromQLError):
         compile_query('"text"').evaluate(data, np.arange(1), 0.0)
+
+
+def test_a_new_but_equal_label_tuple_each_tick_does_not_rebind() -> None:
+    data = random_batch(1, seed=4)
+    query = compile_query("sum(rate(req_total[1m]))")
+    bound = query._bound_for(data.labels)  # noqa: SLF001
+    for _ in range(100):
+        assert query._bound_for(tuple(list(data.labels))) is bound  # noqa: SLF001
