@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from sim.promql.frames import Context, VectorData, only_labels, without_labels
-from sim.promql.range_functions import quantile_of_sorted, sorted_with_nan_first
+from sim.promql.range_functions import population_variance, quantile_of_sorted, sorted_with_nan_first
 from sim.promql.series import Labels
 
 AGGREGATIONS = frozenset(
@@ -84,10 +84,10 @@ class AggregationPlan:
             elif op == "min":
                 result = np.fmin.reduceat(np.where(present, values, np.nan), self.starts, axis=1)
             elif op in ("stddev", "stdvar"):
-                mean = self._mean(values, present, count)
-                spread = np.repeat(mean, [len(m) for m in self.members], axis=1)
-                deviation = np.where(present, values - spread, 0.0)
-                result = np.add.reduceat(deviation * deviation, self.starts, axis=1) / np.maximum(count, 1)
+                result = np.empty(count.shape)
+                for g, start in enumerate(self.starts):
+                    stop = start + len(self.members[g])
+                    result[:, g] = population_variance(values[:, start:stop], present[:, start:stop], axis=1)
                 if op == "stddev":
                     result = np.sqrt(result)
             elif op == "quantile":

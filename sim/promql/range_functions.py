@@ -224,14 +224,24 @@ def present_over_time(window: WindowData) -> Output:
     return np.ones(window.present.shape[::2]), _any(window)
 
 
-def _variance(window: WindowData) -> Output:
-    count = window.present.sum(axis=1)
+def population_variance(values: np.ndarray, present: np.ndarray, axis: int) -> np.ndarray:
+    """The population variance of the present values along ``axis`` (two passes).
+
+    Values are first shifted by the first present one, so that a constant series has a
+    variance of exactly 0, as Go's running (Welford) computation gives.
+    """
+    count = present.sum(axis=axis, keepdims=True)
     n = np.maximum(count, 1)
+    first = np.take_along_axis(values, np.argmax(present, axis=axis, keepdims=True), axis=axis)
     with np.errstate(invalid="ignore", over="ignore"):
-        mean = _masked(window, 0.0).sum(axis=1) / n
-        deviation = np.where(window.present, window.values - mean[:, None, :], 0.0)
-        variance = (deviation * deviation).sum(axis=1) / n
-    return variance, count > 0
+        shifted = np.where(present, values - first, 0.0)
+        mean = shifted.sum(axis=axis, keepdims=True) / n
+        deviation = np.where(present, shifted - mean, 0.0)
+        return np.squeeze((deviation * deviation).sum(axis=axis, keepdims=True) / n, axis=axis)
+
+
+def _variance(window: WindowData) -> Output:
+    return population_variance(window.values, window.present, axis=1), _any(window)
 
 
 def stdvar_over_time(window: WindowData) -> Output:

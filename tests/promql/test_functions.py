@@ -174,3 +174,12 @@ def test_function_results_colliding_after_dropping_the_name_are_an_error() -> No
     result = run('abs({__name__=~"x|y"})', data, 0.0)
     assert result.error is not None and result.error.tolist() == [True]
     assert result.message == "vector cannot contain metrics with the same labelset"
+
+
+def test_variance_of_a_constant_series_is_exactly_zero() -> None:
+    # functions.go funcStdvarOverTime and engine.go aggregation STDVAR run Welford's
+    # algorithm, which gives exactly 0 for equal values; (0.7 + 0.7 + 0.7) / 3 != 0.7.
+    assert one([0.7, 0.7, 0.7, None, None], "stdvar_over_time(x[1m])") == 0.0
+    assert one([0.7, None, 0.7, None, 0.7], "stddev_over_time(x[1m])") == 0.0
+    data = batch([0.0], {labels_of("x", pod=p): [[0.1]] for p in "abcdefg"})
+    assert single(run("stddev(x)", data, 0.0)) == 0.0
