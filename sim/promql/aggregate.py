@@ -88,6 +88,9 @@ class AggregationPlan:
                 for g, start in enumerate(self.starts):
                     stop = start + len(self.members[g])
                     result[:, g] = population_variance(values[:, start:stop], present[:, start:stop], axis=1)
+                # engine.go aggregation: a group's first sample only sets the running mean
+                # (its variance starts at 0), so one sample gives 0 even if NaN or Inf.
+                result = np.where(count == 1, 0.0, result)
                 if op == "stddev":
                     result = np.sqrt(result)
             elif op == "quantile":

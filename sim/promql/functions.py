@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sim.promql import kernels
 from sim.promql import range_functions as rf
 from sim.promql.frames import Bound, Context, Relabel, VectorData, WindowData, drop_name, label_value
 from sim.promql.histograms import HistogramPlan
@@ -368,6 +369,14 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
     if name == "predict_linear":
         duration = args[1]
         return _RangeFunction(args[0], False, lambda ctx, w: rf.predict_linear(w, _scalar_of(duration, ctx), ctx.t_ms))
+    if name == "holt_winters":
+        smoothing, trend = args[1], args[2]
+        return _RangeFunction(
+            args[0], False, lambda ctx, w: _holt_winters(ctx, w, _scalar_of(smoothing, ctx), _scalar_of(trend, ctx))
+        )
+    if name in ("histogram_count", "histogram_sum", "histogram_fraction"):
+        # These read native histograms only; float series give nothing (functions.go).
+        return _VectorFunction(args[-1], (), lambda ctx, data: VectorData(data.values[:, :0], data.present[:, :0]))
     if name in ("absent", "absent_over_time"):
         return _Absent(args[0], absent_labels(node.args[0]))
     if name == "histogram_quantile":
@@ -414,6 +423,23 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
     if name in ("clamp", "clamp_min", "clamp_max"):
         return _clamp(name, args)
     raise PromQLError(f"function {name}() is not supported")
+
+
+def _holt_winters(
+    ctx: Context, window: WindowData, smoothing: np.ndarray, trend: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """functions.go funcHoltWinters: factors outside (0, 1) fail the run, Go's wording."""
+    for factors, what in ((smoothing, "smoothing"), (trend, "trend")):
+        bad = ~((factors > 0) & (factors < 1))
+        if bad.any():
+            got = float(factors[np.argmax(bad)])
+            short = "sf" if what == "smoothing" else "tf"
+            ctx.fail(bad, f"invalid {what} factor. Expected: 0 < {short} < 1, got: {got:f}")
+    runs, _, series = window.values.shape
+    out = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
+    kernels.holt_winters_kernel(window.values, window.present, smoothing, trend, out, ok)
+    return out, ok
 
 
 def _dropping_name(inner: Bound, compute: Callable[[Context, np.ndarray], np.ndarray]) -> _VectorFunction:

@@ -134,3 +134,44 @@ def instant_value_kernel(
                 result /= float(interval) / 1000
             out[r, k] = result
             ok[r, k] = True
+
+
+@nb.njit(cache=True)
+def holt_winters_kernel(
+    values: np.ndarray,
+    present: np.ndarray,
+    smoothing: np.ndarray,
+    trend: np.ndarray,
+    out: np.ndarray,
+    ok: np.ndarray,
+) -> None:  # pragma: no cover - compiled; covered through functions
+    """functions.go funcHoltWinters (with calcTrendValue) for each (run, series)."""
+    runs, width, series = values.shape
+    for r in range(runs):
+        sf = smoothing[r]
+        tf = trend[r]
+        for k in range(series):
+            count = 0
+            s0 = 0.0
+            s1 = 0.0
+            b = 0.0
+            first = 0.0
+            for s in range(width):
+                if not present[r, s, k]:
+                    continue
+                v = values[r, s, k]
+                if count == 0:
+                    first = v
+                    s1 = v
+                elif count == 1:
+                    b = v - first
+                if count >= 1:
+                    x = sf * v
+                    if count - 1 != 0:  # calcTrendValue(i - 1, ...): the first trend is b
+                        b = tf * (s1 - s0) + (1 - tf) * b
+                    y = (1 - sf) * (s1 + b)
+                    s0 = s1
+                    s1 = x + y
+                count += 1
+            ok[r, k] = count >= 2
+            out[r, k] = s1

@@ -175,6 +175,12 @@ class Unary:
 
 Node = NumberLiteral | StringLiteral | Selector | RangeSelector | Subquery | Call | Aggregate | Binary | Unary
 
+# Prometheus 2.42 has holt_winters (3.x renamed it double_exponential_smoothing, and the
+# parser follows 3.x): taught to the parser here, once.
+pp.register_extra_functions(
+    [pp.Function("holt_winters", [pp.ValueType.Matrix, pp.ValueType.Scalar, pp.ValueType.Scalar], pp.ValueType.Vector)]
+)
+
 _MATCH_OPS: dict[str, MatchOpText] = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
 _CARDS = {
     "OneToOne": "one-to-one",

@@ -153,3 +153,11 @@ def test_topk_ties_replay_the_heap_in_label_order_not_universe_order() -> None:
         labels_of("x", code="200", pod="p1"),
         labels_of("x", code="200", pod="p3"),
     }
+
+
+def test_stddev_of_one_sample_is_zero_even_for_nan() -> None:
+    # engine.go aggregation STDDEV: value starts at 0 with the group's first sample.
+    data = batch([0.0], {labels_of("x", pod="a"): [[math.nan]], labels_of("x", pod="b"): [[math.inf]]})
+    assert series_of(run("stddev by (pod) (x)", data, 0.0)) == {labels_of(pod="a"): 0.0, labels_of(pod="b"): 0.0}
+    value = single(run("stddev_over_time(x[1m])", batch([0.0], {labels_of("x"): [[math.nan]]}), 0.0))
+    assert value is not None and math.isnan(value)  # funcStddevOverTime: NaN * 0 is NaN
