@@ -33,6 +33,7 @@ from sim.promql.parse import (
     StringLiteral,
     Subquery,
     Unary,
+    children,
     parse,
     walk,
 )
@@ -253,6 +254,15 @@ class Query:
         """The largest range (``[1m]`` -> 60) of the query's range selectors, None if none."""
         return self._range_s
 
+    def history_seconds(self, lookback_s: float = 300.0) -> float:
+        """How far before the evaluation time the query reads samples, in seconds.
+
+        Ranges, offsets, subquery ranges and the instant selectors' lookback add up along
+        each path of the tree (``@`` times are absolute and not counted); 0 for a query
+        without selectors.
+        """
+        return _history(self._tree, 0.0, lookback_s)
+
     def _bound_for(self, universe: Universe) -> Bound:
         """The tree bound to ``universe``: by identity (no hashing) when the same tuple
         comes back, else by equality; a few universes are kept, least recent out."""
@@ -323,6 +333,16 @@ class Query:
             result = Scalar(np.asarray(value, dtype=float))
         error = ctx.error if ctx.error.any() else None
         return Result(result, error, ctx.message)
+
+
+def _history(node: Node, before: float, lookback_s: float) -> float:
+    if isinstance(node, Selector):
+        return before + node.offset_s + lookback_s
+    if isinstance(node, RangeSelector):
+        return before + node.selector.offset_s + node.range_s
+    if isinstance(node, Subquery):
+        return _history(node.expr, before + node.offset_s + node.range_s, lookback_s)
+    return max((_history(child, before, lookback_s) for child in children(node)), default=0.0)
 
 
 def _cutoff_ms(t_ms: int, ingested_until_s: float | None) -> int:
