@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
+from sim.promql import kernels
 from sim.promql.frames import Context, VectorData, only_labels, without_labels
-from sim.promql.range_functions import population_variance, quantile_of_sorted, sorted_with_nan_first
+from sim.promql.range_functions import quantile_of_sorted, sorted_with_nan_first
 from sim.promql.series import Labels
 
 AGGREGATIONS = frozenset(
@@ -35,21 +36,23 @@ class AggregationPlan:
     def __init__(self, op: str, input_labels: tuple[Labels, ...], grouping: tuple[str, ...], without: bool):
         self.op = op
         members: dict[Labels, list[int]] = {}
-        for column, labels in enumerate(input_labels):
-            members.setdefault(group_labels(labels, grouping, without), []).append(column)
+        # Prometheus aggregates its input in order, and a selector's series come sorted
+        # by labels: members are visited in label order, so float sums match its order.
+        for column in sorted(range(len(input_labels)), key=lambda c: input_labels[c]):
+            members.setdefault(group_labels(input_labels[column], grouping, without), []).append(column)
         self.group_of = tuple(sorted(members))
         self.members = [np.array(members[g], dtype=np.intp) for g in self.group_of]
-        # Columns reordered so that each group is contiguous, for ufunc.reduceat.
+        # Columns reordered so that each group is contiguous (quantile works per group).
         self.order = np.concatenate(self.members) if self.members else np.zeros(0, dtype=np.intp)
         sizes = [len(m) for m in self.members]
         self.starts = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
         self.identity = self.order.size == 0 or bool(np.all(self.order == np.arange(self.order.size)))
-        # One-hot membership (K, G): a sum per group is a matrix product (BLAS), far
-        # faster than ufunc.reduceat; used when the values are finite (0 * NaN or
-        # 0 * Inf would leak into other groups).
-        self.membership = np.zeros((len(input_labels), len(self.group_of)))
-        for g, columns in enumerate(self.members):
-            self.membership[columns, g] = 1.0
+        # For the compiled loop: the input columns in label order, and each one's group.
+        self.visit = np.array(sorted(range(len(input_labels)), key=lambda c: input_labels[c]), dtype=np.intp)
+        group_index = {g: i for i, g in enumerate(self.group_of)}
+        self.group_of_visit = np.array(
+            [group_index[group_labels(input_labels[c], grouping, without)] for c in self.visit], dtype=np.int64
+        )
         self.input_labels = input_labels
         if op in ("topk", "bottomk"):
             self.labels: tuple[Labels, ...] = input_labels
@@ -70,63 +73,24 @@ class AggregationPlan:
         if op in ("topk", "bottomk"):
             assert param is not None
             return self._top(data, param, largest=op == "topk")
-        if op in ("sum", "count", "group"):
-            return self._by_product(data)
+        if op in kernels.AGGREGATE_CODES:
+            n_groups = len(self.group_of)
+            out = np.empty((n, n_groups))
+            count = np.empty((n, n_groups), dtype=np.int64)
+            kernels.aggregate_kernel(
+                kernels.AGGREGATE_CODES[op],
+                data.values,
+                data.present,
+                self.visit,
+                self.group_of_visit,
+                n_groups,
+                out,
+                count,
+            )
+            return VectorData(out, count > 0)
+        assert op == "quantile" and param is not None
         values, present = self._grouped(data)
-        count = np.add.reduceat(present, self.starts, axis=1)
-        exists = count > 0
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            if op == "avg":
-                result = self._mean(values, present, count)
-            elif op == "max":
-                # engine.go: a NaN is replaced by any later value, and never replaces one.
-                result = np.fmax.reduceat(np.where(present, values, np.nan), self.starts, axis=1)
-            elif op == "min":
-                result = np.fmin.reduceat(np.where(present, values, np.nan), self.starts, axis=1)
-            elif op in ("stddev", "stdvar"):
-                result = np.empty(count.shape)
-                for g, start in enumerate(self.starts):
-                    stop = start + len(self.members[g])
-                    result[:, g] = population_variance(values[:, start:stop], present[:, start:stop], axis=1)
-                # engine.go aggregation: a group's first sample only sets the running mean
-                # (its variance starts at 0), so one sample gives 0 even if NaN or Inf.
-                result = np.where(count == 1, 0.0, result)
-                if op == "stddev":
-                    result = np.sqrt(result)
-            elif op == "quantile":
-                assert param is not None
-                result = self._quantile(values, present, param)
-            else:  # pragma: no cover - the parser refuses other operators
-                raise ValueError(op)
-        return VectorData(result, exists)
-
-    def _by_product(self, data: VectorData) -> VectorData:
-        """sum, count and group as products with the membership matrix."""
-        count = data.present.astype(float) @ self.membership
-        exists = count > 0
-        if self.op == "count":
-            return VectorData(count, exists)
-        if self.op == "group":
-            return VectorData(np.ones(count.shape), exists)
-        masked = np.where(data.present, data.values, 0.0)
-        if np.isfinite(masked).all():
-            return VectorData(masked @ self.membership, exists)
-        values, present = self._grouped(data)
-        with np.errstate(invalid="ignore", over="ignore"):
-            total = np.add.reduceat(np.where(present, values, 0.0), self.starts, axis=1)
-        return VectorData(total, exists)
-
-    def _mean(self, values: np.ndarray, present: np.ndarray, count: np.ndarray) -> np.ndarray:
-        """engine.go aggregation AVG: an incremental mean; sum/count agrees but where the
-        sum overflows, where the scaled values are summed instead."""
-        total = np.add.reduceat(np.where(present, values, 0.0), self.starts, axis=1)
-        mean = total / np.maximum(count, 1)
-        overflow = np.isinf(mean) & (count > 0)
-        if overflow.any():
-            per = np.repeat(np.maximum(count, 1), [len(m) for m in self.members], axis=1)
-            scaled = np.add.reduceat(np.where(present, values / per, 0.0), self.starts, axis=1)
-            mean = np.where(overflow, scaled, mean)
-        return mean
+        return VectorData(self._quantile(values, present, param), np.add.reduceat(present, self.starts, axis=1) > 0)
 
     def _quantile(self, values: np.ndarray, present: np.ndarray, q: np.ndarray) -> np.ndarray:
         """quantile.go quantile within each group (NaN sorts first, as vectorByValueHeap)."""

@@ -175,3 +175,82 @@ def holt_winters_kernel(
                 count += 1
             ok[r, k] = count >= 2
             out[r, k] = s1
+
+
+#: Operator codes of ``aggregate_kernel``.
+AGGREGATE_CODES = {"sum": 0, "avg": 1, "min": 2, "max": 3, "count": 4, "group": 5, "stdvar": 6, "stddev": 7}
+
+
+@nb.njit(cache=True)
+def aggregate_kernel(
+    op: int,
+    values: np.ndarray,
+    present: np.ndarray,
+    visit: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    out: np.ndarray,
+    count: np.ndarray,
+) -> None:  # pragma: no cover - compiled; covered through aggregate
+    """engine.go aggregation for sum, avg, min, max, count, group, stdvar and stddev.
+
+    Columns are visited in the order ``visit`` (Prometheus's input order), column
+    ``visit[j]`` adding to group ``group[j]``, with Go's float operations in Go's order: a plain running sum, the
+    incremental mean (with its Inf rules), min/max where a NaN is replaced by any later
+    value, and Welford's running variance.
+    """
+    runs = values.shape[0]
+    mean = np.empty(n_groups)
+    for r in range(runs):
+        for g in range(n_groups):
+            count[r, g] = 0
+            out[r, g] = 0.0
+        for j in range(visit.size):
+            column = visit[j]
+            if not present[r, column]:
+                continue
+            g = group[j]
+            v = values[r, column]
+            c = count[r, g] + 1
+            count[r, g] = c
+            if c == 1:
+                mean[g] = v
+                if op == 5:
+                    out[r, g] = 1.0
+                elif op == 6 or op == 7:
+                    out[r, g] = 0.0
+                else:
+                    out[r, g] = v
+                continue
+            if op == 0:
+                out[r, g] += v
+            elif op == 1:
+                m = mean[g]
+                if np.isinf(m):
+                    if np.isinf(v) and (m > 0) == (v > 0):
+                        continue
+                    if not np.isinf(v) and not np.isnan(v):
+                        continue
+                mean[g] = m + (v / c - m / c)
+            elif op == 2:
+                if out[r, g] > v or np.isnan(out[r, g]):
+                    out[r, g] = v
+            elif op == 3:
+                if out[r, g] < v or np.isnan(out[r, g]):
+                    out[r, g] = v
+            elif op == 6 or op == 7:
+                delta = v - mean[g]
+                mean[g] += delta / c
+                out[r, g] += delta * (v - mean[g])
+        for g in range(n_groups):
+            c = count[r, g]
+            if c == 0:
+                continue
+            if op == 1:
+                out[r, g] = mean[g]
+            elif op == 4:
+                out[r, g] = c
+            elif op == 6:
+                out[r, g] = out[r, g] / c
+            elif op == 7:
+                out[r, g] = np.sqrt(out[r, g] / c)
