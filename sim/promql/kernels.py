@@ -254,3 +254,131 @@ def aggregate_kernel(
                 out[r, g] = out[r, g] / c
             elif op == 7:
                 out[r, g] = np.sqrt(out[r, g] / c)
+
+
+@nb.njit(cache=True, inline="always")
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:  # pragma: no cover - compiled
+    """functions.go kahanSumInc."""
+    t = total + inc
+    if abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
+
+
+#: Operator codes of ``over_time_kernel``.
+OVER_TIME_CODES = {"sum_over_time": 0, "avg_over_time": 1, "stdvar_over_time": 2, "stddev_over_time": 3}
+
+
+@nb.njit(cache=True)
+def over_time_kernel(
+    op: int, values: np.ndarray, present: np.ndarray, out: np.ndarray, ok: np.ndarray
+) -> None:  # pragma: no cover - compiled; covered through range_functions
+    """functions.go funcSumOverTime, funcAvgOverTime, funcStdvarOverTime and
+    funcStddevOverTime (Kahan-compensated, as Go computes them) per (run, series)."""
+    runs, width, series = values.shape
+    for r in range(runs):
+        for k in range(series):
+            count = 0.0
+            total = 0.0
+            c = 0.0
+            mean = 0.0
+            c_mean = 0.0
+            aux = 0.0
+            c_aux = 0.0
+            for s in range(width):
+                if not present[r, s, k]:
+                    continue
+                v = values[r, s, k]
+                count += 1
+                if op == 0:
+                    total, c = _kahan_inc(v, total, c)
+                elif op == 1:
+                    if np.isinf(mean):
+                        if np.isinf(v) and (mean > 0) == (v > 0):
+                            continue
+                        if not np.isinf(v) and not np.isnan(v):
+                            continue
+                    mean, c = _kahan_inc(v / count - mean / count, mean, c)
+                else:
+                    delta = v - (mean + c_mean)
+                    mean, c_mean = _kahan_inc(delta / count, mean, c_mean)
+                    aux, c_aux = _kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux)
+            ok[r, k] = count > 0
+            if op == 0:
+                out[r, k] = total if np.isinf(total) else total + c
+            elif op == 1:
+                out[r, k] = mean if np.isinf(mean) else mean + c
+            elif op == 2:
+                out[r, k] = (aux + c_aux) / count
+            else:
+                out[r, k] = np.sqrt((aux + c_aux) / count)
+
+
+@nb.njit(cache=True)
+def linear_regression_kernel(
+    values: np.ndarray,
+    present: np.ndarray,
+    times_ms: np.ndarray,
+    intercept_ms: int,
+    from_first: bool,
+    slope_out: np.ndarray,
+    intercept_out: np.ndarray,
+    ok: np.ndarray,
+) -> None:  # pragma: no cover - compiled; covered through range_functions
+    """functions.go linearRegression per (run, series), times from ``intercept_ms`` or,
+    with ``from_first``, from each series' first sample (funcDeriv); at least 2 samples."""
+    runs, width, series = values.shape
+    for r in range(runs):
+        for k in range(series):
+            n = 0.0
+            sum_x = 0.0
+            c_x = 0.0
+            sum_y = 0.0
+            c_y = 0.0
+            sum_xy = 0.0
+            c_xy = 0.0
+            sum_x2 = 0.0
+            c_x2 = 0.0
+            init_y = 0.0
+            const_y = True
+            origin = intercept_ms
+            for s in range(width):
+                if not present[r, s, k]:
+                    continue
+                v = values[r, s, k]
+                if n == 0:
+                    init_y = v
+                    if from_first:
+                        origin = times_ms[s]
+                elif const_y and v != init_y:
+                    const_y = False
+                n += 1.0
+                x = float(times_ms[s] - origin) / 1e3
+                sum_x, c_x = _kahan_inc(x, sum_x, c_x)
+                sum_y, c_y = _kahan_inc(v, sum_y, c_y)
+                sum_xy, c_xy = _kahan_inc(x * v, sum_xy, c_xy)
+                sum_x2, c_x2 = _kahan_inc(x * x, sum_x2, c_x2)
+            ok[r, k] = n >= 2
+            if n < 2:
+                slope_out[r, k] = 0.0
+                intercept_out[r, k] = 0.0
+                continue
+            if const_y:
+                if np.isinf(init_y):
+                    slope_out[r, k] = np.nan
+                    intercept_out[r, k] = np.nan
+                else:
+                    slope_out[r, k] = 0.0
+                    intercept_out[r, k] = init_y
+                continue
+            sum_x = sum_x + c_x
+            sum_y = sum_y + c_y
+            sum_xy = sum_xy + c_xy
+            sum_x2 = sum_x2 + c_x2
+            cov_xy = sum_xy - sum_x * sum_y / n
+            var_x = sum_x2 - sum_x * sum_x / n
+            slope = cov_xy / var_x
+            slope_out[r, k] = slope
+            intercept_out[r, k] = sum_y / n - slope * sum_x / n

@@ -56,8 +56,7 @@ def _rate_gap_free(window: WindowData, is_counter: bool, is_rate: bool) -> Outpu
 
     The first and last samples sit at the window's first and last slots, so the edge
     distances are scalars and only durationToZero is per series; numpy over whole
-    arrays beats the compiled loop here. Scalar factors are folded (results within an
-    ulp or two of Go's, which the compiled loop reproduces exactly).
+    arrays beats the compiled loop here. The float operations are Go's, in Go's order.
     """
     v = window.values
     width = v.shape[1]
@@ -73,7 +72,6 @@ def _rate_gap_free(window: WindowData, is_counter: bool, is_rate: bool) -> Outpu
     average = sampled / max(width - 1, 1)
     threshold = average * 1.1
     end_term = to_end if to_end < threshold else average / 2
-    scale = 1.0 / sampled / (window.range_s if is_rate else 1.0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         result = v[:, -1, :] - first_v
         if is_counter:
@@ -92,7 +90,13 @@ def _rate_gap_free(window: WindowData, is_counter: bool, is_rate: bool) -> Outpu
             )
         else:
             start_term = to_start if to_start < threshold else average / 2
-        return result * ((start_term + (sampled + end_term)) * scale), np.ones(shape, dtype=bool)
+        # Go's order: sampled + start, + end, / sampled, / range (bit for bit).
+        interval = sampled + start_term
+        interval = interval + end_term
+        factor = interval / sampled
+        if is_rate:
+            factor = factor / window.range_s
+        return result * factor, np.ones(shape, dtype=bool)
 
 
 def extrapolated_rate(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
@@ -165,9 +169,19 @@ def _any(window: WindowData) -> np.ndarray:
     return np.asarray(window.present.any(axis=1))
 
 
+def _over_time(window: WindowData, name: str) -> Output:
+    """The Kahan-compensated *_over_time functions, compiled (``kernels``)."""
+    runs, _, series = window.values.shape
+    out = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        kernels.over_time_kernel(kernels.OVER_TIME_CODES[name], window.values, window.present, out, ok)
+    return out, ok
+
+
 def sum_over_time(window: WindowData) -> Output:
-    """promql/functions.go funcSumOverTime (Kahan there; pairwise here: within 1e-15)."""
-    return _masked(window, 0.0).sum(axis=1), _any(window)
+    """promql/functions.go funcSumOverTime (Kahan summation)."""
+    return _over_time(window, "sum_over_time")
 
 
 def count_over_time(window: WindowData) -> Output:
@@ -176,17 +190,8 @@ def count_over_time(window: WindowData) -> Output:
 
 
 def avg_over_time(window: WindowData) -> Output:
-    """promql/functions.go funcAvgOverTime: the mean (an infinite mean stays infinite)."""
-    count = window.present.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mean = _masked(window, 0.0).sum(axis=1) / np.maximum(count, 1)
-        # Go computes an incremental mean, which does not overflow where the sum does:
-        # redo those series with the scaled values.
-        overflow = np.isinf(mean) & (count > 0)
-        if overflow.any():
-            scaled = _masked(window, 0.0) / np.maximum(count, 1)[:, None, :]
-            mean = np.where(overflow, scaled.sum(axis=1), mean)
-    return mean, count > 0
+    """promql/functions.go funcAvgOverTime: the incremental, compensated mean."""
+    return _over_time(window, "avg_over_time")
 
 
 def _extreme(window: WindowData, pick: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Output:
@@ -224,36 +229,14 @@ def present_over_time(window: WindowData) -> Output:
     return np.ones(window.present.shape[::2]), _any(window)
 
 
-def population_variance(values: np.ndarray, present: np.ndarray, axis: int) -> np.ndarray:
-    """The population variance of the present values along ``axis`` (two passes).
-
-    Values are first shifted by the first present one, so that a constant series has a
-    variance of exactly 0, as Go's running (Welford) computation gives.
-    """
-    count = present.sum(axis=axis, keepdims=True)
-    n = np.maximum(count, 1)
-    first = np.take_along_axis(values, np.argmax(present, axis=axis, keepdims=True), axis=axis)
-    with np.errstate(invalid="ignore", over="ignore"):
-        shifted = np.where(present, values - first, 0.0)
-        mean = shifted.sum(axis=axis, keepdims=True) / n
-        deviation = np.where(present, shifted - mean, 0.0)
-        return np.squeeze((deviation * deviation).sum(axis=axis, keepdims=True) / n, axis=axis)
-
-
-def _variance(window: WindowData) -> Output:
-    return population_variance(window.values, window.present, axis=1), _any(window)
-
-
 def stdvar_over_time(window: WindowData) -> Output:
-    """promql/functions.go funcStdvarOverTime (population variance)."""
-    return _variance(window)
+    """promql/functions.go funcStdvarOverTime (population variance, Welford and Kahan)."""
+    return _over_time(window, "stdvar_over_time")
 
 
 def stddev_over_time(window: WindowData) -> Output:
     """promql/functions.go funcStddevOverTime."""
-    variance, ok = _variance(window)
-    with np.errstate(invalid="ignore"):
-        return np.sqrt(variance), ok
+    return _over_time(window, "stddev_over_time")
 
 
 def sorted_with_nan_first(values: np.ndarray, present: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -318,49 +301,39 @@ def resets(window: WindowData) -> Output:
     return (has_previous & (current < before)).sum(axis=1).astype(float), _any(window)
 
 
-def _linear_regression(window: WindowData, intercept_ms: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-    """promql/functions.go linearRegression (Kahan sums there; plain sums here).
-
-    A constant series has slope 0 and intercept its value (NaN for an infinite one).
-    """
-    present = window.present
-    n = present.sum(axis=1).astype(float)
-    x = (window.times_ms[None, :, None] - intercept_ms) / 1e3
-    x = np.broadcast_to(x, present.shape)
-    y = window.values
+def _linear_regression(
+    window: WindowData, intercept_ms: int, from_first: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """promql/functions.go linearRegression (compiled): slope, intercept, at least 2 samples."""
+    runs, _, series = window.values.shape
+    slope = np.empty((runs, series))
+    intercept = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        sum_x = np.where(present, x, 0.0).sum(axis=1)
-        sum_y = np.where(present, y, 0.0).sum(axis=1)
-        sum_xy = np.where(present, x * y, 0.0).sum(axis=1)
-        sum_x2 = np.where(present, x * x, 0.0).sum(axis=1)
-        cov_xy = sum_xy - sum_x * sum_y / n
-        var_x = sum_x2 - sum_x * sum_x / n
-        slope = cov_xy / var_x
-        intercept = sum_y / n - slope * sum_x / n
-        _, first, _ = _ends(window)
-        init_y = _at(y, first)
-        differs = present & (y != init_y[:, None, :])
-        constant = ~differs.any(axis=1)
-        slope = np.where(constant, np.where(np.isinf(init_y), np.nan, 0.0), slope)
-        intercept = np.where(constant, np.where(np.isinf(init_y), np.nan, init_y), intercept)
-    return slope, intercept
+        kernels.linear_regression_kernel(
+            window.values,
+            window.present,
+            window.times_ms.astype(np.int64),
+            intercept_ms,
+            from_first,
+            slope,
+            intercept,
+            ok,
+        )
+    return slope, intercept, ok
 
 
 def deriv(window: WindowData) -> Output:
     """promql/functions.go funcDeriv: the regression slope, times from the first sample."""
-    count, first, _ = _ends(window)
-    times = window.times_ms
-    origin = times[first][:, None, :] if times.size else 0
-    slope, _ = _linear_regression(window, origin)
-    return slope, count >= 2
+    slope, _, ok = _linear_regression(window, 0, from_first=True)
+    return slope, ok
 
 
 def predict_linear(window: WindowData, duration_s: np.ndarray, t_ms: int) -> Output:
     """promql/functions.go funcPredictLinear: slope * duration + intercept at eval time."""
-    count = window.present.sum(axis=1)
-    slope, intercept = _linear_regression(window, t_ms)
+    slope, intercept, ok = _linear_regression(window, t_ms, from_first=False)
     with np.errstate(invalid="ignore", over="ignore"):
-        return slope * duration_s[:, None] + intercept, count >= 2
+        return slope * duration_s[:, None] + intercept, ok
 
 
 def absent_over_time(window: WindowData) -> np.ndarray:
