@@ -4,6 +4,7 @@ irate/idelta over every (run, series) of a window in one pass.
 Each is a line-by-line transcription of prometheus v2.42.0 promql/functions.go
 (extrapolatedRate, instantValue) over the samples present in the window, so the float
 operations are Go's, in Go's order, and the results equal Prometheus's bit for bit.
+Division by zero gives Inf or NaN as in Go (numba's "numpy" error model), never raises.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def extrapolated_rate_kernel(
     values: np.ndarray,
     present: np.ndarray,
@@ -93,7 +94,7 @@ def extrapolated_rate_kernel(
             ok[r, k] = True
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def instant_value_kernel(
     values: np.ndarray,
     present: np.ndarray,
@@ -136,7 +137,7 @@ def instant_value_kernel(
             ok[r, k] = True
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def holt_winters_kernel(
     values: np.ndarray,
     present: np.ndarray,
@@ -181,7 +182,7 @@ def holt_winters_kernel(
 AGGREGATE_CODES = {"sum": 0, "avg": 1, "min": 2, "max": 3, "count": 4, "group": 5, "stdvar": 6, "stddev": 7}
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def aggregate_kernel(
     op: int,
     values: np.ndarray,
@@ -256,7 +257,7 @@ def aggregate_kernel(
                 out[r, g] = np.sqrt(out[r, g] / c)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:  # pragma: no cover - compiled
     """functions.go kahanSumInc."""
     t = total + inc
@@ -271,7 +272,7 @@ def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:  # pr
 OVER_TIME_CODES = {"sum_over_time": 0, "avg_over_time": 1, "stdvar_over_time": 2, "stddev_over_time": 3}
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def over_time_kernel(
     op: int, values: np.ndarray, present: np.ndarray, out: np.ndarray, ok: np.ndarray
 ) -> None:  # pragma: no cover - compiled; covered through range_functions
@@ -316,7 +317,7 @@ def over_time_kernel(
                 out[r, k] = np.sqrt((aux + c_aux) / count)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def linear_regression_kernel(
     values: np.ndarray,
     present: np.ndarray,

@@ -205,3 +205,13 @@ def test_holt_winters_transcribes_go() -> None:
 
 def test_native_histogram_functions_give_nothing_for_float_series() -> None:
     assert series_of(run("histogram_count(x)", batch(TIMES, {X: [[1.0] * 5]}), 60.0)) == {}
+
+
+def test_compiled_functions_divide_by_zero_as_go_does() -> None:
+    # A window whose only sample is absent for one run, and a regression over equal
+    # timestamps is impossible, but 0/0 inside the compiled loops must give NaN, not raise.
+    data = batch(TIMES, {X: [[None] * 5, [1.0, 2.0, 3.0, 4.0, 5.0]]})
+    result = run("stddev_over_time(x[1m])", data, 60.0)
+    assert series_of(result, 0) == {}
+    assert series_of(result, 1) == {labels_of(pod="a"): pytest.approx(math.sqrt(2.0), rel=1e-12)}
+    assert series_of(run("deriv(x[1m])", data, 60.0), 0) == {}
