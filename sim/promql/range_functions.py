@@ -76,11 +76,11 @@ def _rate_gap_free(window: WindowData, is_counter: bool, is_rate: bool) -> Outpu
         result = v[:, -1, :] - first_v
         if is_counter:
             if (v[:, 1:, :] < v[:, :-1, :]).any():
-                correction = np.zeros(shape)
+                # Each reset adds to the running result in order, as Go does (+ 0.0
+                # elsewhere leaves values unchanged).
                 for slot in range(1, width):
                     before = v[:, slot - 1, :]
-                    correction += np.where(v[:, slot, :] < before, before, 0.0)
-                result = result + correction
+                    result = result + np.where(v[:, slot, :] < before, before, 0.0)
             # durationToZero only ever shortens the distance to the start (fmin: a NaN
             # distance, which Go's "<" ignores, is ignored too).
             to_zero = np.where((result > 0) & (first_v >= 0), sampled * (first_v / result), np.inf)
