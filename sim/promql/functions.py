@@ -199,21 +199,21 @@ class _RangeFunction:
 
 
 class _Constant:
-    """A function returning one series with no labels (vector(), time-based no-arg)."""
+    """A function of the evaluation alone: a scalar (time(), pi()) or one series with
+    no labels in every run (vector(), the date functions without argument)."""
 
     kind: Kind
 
-    def __init__(self, kind: Kind, compute: Callable[[Context], np.ndarray], present: Callable[[Context], np.ndarray]):
+    def __init__(self, kind: Kind, compute: Callable[[Context], np.ndarray]):
         self.kind = kind
         self.labels: tuple[Labels, ...] = ((),)
         self.compute = compute
-        self.present = present
 
     def evaluate(self, ctx: Context) -> object:
         values = self.compute(ctx)
         if self.kind == "scalar":
             return values
-        return VectorData(values[:, None], self.present(ctx)[:, None])
+        return VectorData(values[:, None], np.ones((ctx.n_runs, 1), dtype=bool))
 
 
 class _Absent:
@@ -385,11 +385,11 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
         return _Scalar(args[0])
     if name == "vector":
         scalar = args[0]
-        return _Constant("vector", lambda ctx: _scalar_of(scalar, ctx), lambda ctx: np.ones(ctx.n_runs, dtype=bool))
+        return _Constant("vector", lambda ctx: _scalar_of(scalar, ctx))
     if name == "time":
-        return _Constant("scalar", lambda ctx: np.full(ctx.n_runs, ctx.t_ms / 1000.0), lambda ctx: np.ones(0))
+        return _Constant("scalar", lambda ctx: np.full(ctx.n_runs, ctx.t_ms / 1000.0))
     if name == "pi":
-        return _Constant("scalar", lambda ctx: np.full(ctx.n_runs, np.pi), lambda ctx: np.ones(0))
+        return _Constant("scalar", lambda ctx: np.full(ctx.n_runs, np.pi))
     if name == "timestamp":
         return _Timestamp(args[0])
     if name in ("sort", "sort_desc"):
@@ -402,10 +402,9 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
         return _label_join(args[0], args)
     if name in _DATE_FUNCTIONS:
         if not args:
+            # dateWrapper without argument: time.Unix(enh.Ts/1000, 0), whole seconds.
             return _Constant(
-                "vector",
-                lambda ctx: _date_parts(np.full(ctx.n_runs, ctx.t_ms // 1000, dtype=float), name),
-                lambda ctx: np.ones(ctx.n_runs, dtype=bool),
+                "vector", lambda ctx: _date_parts(np.full(ctx.n_runs, ctx.t_ms // 1000, dtype=float), name)
             )
         return _dropping_name(args[0], lambda ctx, v: _date_parts(v, name))
     if name in _MATH:
