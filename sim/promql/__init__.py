@@ -8,11 +8,13 @@ Parts:
         sets, evaluate with numpy over runs.
     selectors, range_functions, functions, histograms, aggregate, binary: the operators
         (Prometheus v2.42.0's promql/engine.go, functions.go and quantile.go).
+    kernels: compiled (numba) transcriptions of extrapolatedRate and instantValue.
     frames: the per-evaluation context and the values passed between operators.
 """
 
 from sim.promql.engine import Query, compile_query
 from sim.promql.parse import PromQLError
+from sim.promql.selectors import STALE_NAN
 from sim.promql.series import Labels, Matrix, Result, Scalar, SeriesBatch, Value, Vector, labels_of
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "PromQLError",
     "Query",
     "Result",
+    "STALE_NAN",
     "Scalar",
     "SeriesBatch",
     "Value",

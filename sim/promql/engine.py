@@ -8,7 +8,9 @@ semantics are Prometheus v2.42.0's (promql/engine.go, functions.go, quantile.go)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,7 @@ from sim.promql.parse import (
     StringLiteral,
     Subquery,
     Unary,
+    children,
     parse,
     walk,
 )
@@ -130,6 +133,55 @@ class _Aggregation:
         return self.plan.evaluate(ctx, self.inner.evaluate(ctx), param)  # type: ignore[arg-type]
 
 
+#: The step of a subquery without one: Prometheus's default evaluation_interval (1m;
+#: engine.go noStepSubqueryIntervalFn reads the global config).
+DEFAULT_SUBQUERY_STEP_S = 60.0
+
+
+class _Subquery:
+    """``expr[range:step]``: ``expr`` evaluated at each step in the range, as a range vector.
+
+    engine.go eval SubqueryExpr: steps are the multiples of the step (Go's truncating
+    division) from the first at or after ``t - offset - range`` up to ``t - offset``.
+    """
+
+    kind: Kind = "matrix"
+
+    def __init__(self, node: Subquery, inner: Bound) -> None:
+        if inner.kind not in ("vector", "scalar"):
+            raise PromQLError("a subquery needs an instant vector or scalar expression")
+        self.node, self.inner = node, inner
+        self.labels: tuple[Labels, ...] = inner.labels if inner.kind == "vector" else ((),)  # type: ignore[attr-defined]
+        self._range_ms = to_ms(node.range_s)
+        self._step_ms = to_ms(node.step_s if node.step_s else DEFAULT_SUBQUERY_STEP_S)
+
+    def evaluate(self, ctx: Context) -> WindowData:
+        at = self.node.at
+        base = ctx.t_ms if at is None or at.where != "time" else to_ms(at.time_s)
+        end = base - to_ms(self.node.offset_s)
+        start = end - self._range_ms
+        step = self._step_ms
+        first = step * int(start / step)  # Go's integer division truncates toward zero
+        if first < start:
+            first += step
+        steps = list(range(first, end + 1, step))
+        n, k = ctx.n_runs, len(self.labels)
+        values = np.zeros((n, len(steps), k))
+        present = np.zeros((n, len(steps), k), dtype=bool)
+        for i, ts in enumerate(steps):
+            inner_ctx = dataclasses.replace(ctx, t_ms=ts)
+            value = self.inner.evaluate(inner_ctx)
+            if inner_ctx.message and not ctx.message:
+                ctx.message = inner_ctx.message
+            if isinstance(value, VectorData):
+                values[:, i, :] = value.values
+                present[:, i, :] = value.present
+            else:
+                values[:, i, 0] = np.asarray(value)
+                present[:, i, 0] = True
+        return WindowData(values, present, np.array(steps, dtype=np.int64), start, end, self.node.range_s)
+
+
 def bind(node: Node, universe: Universe) -> Bound:
     """The operator tree of ``node`` with all label work for ``universe`` done."""
     if isinstance(node, NumberLiteral):
@@ -141,7 +193,7 @@ def bind(node: Node, universe: Universe) -> Bound:
     if isinstance(node, RangeSelector):
         return BoundRangeSelector(node.selector, node.range_s, universe)
     if isinstance(node, Subquery):
-        raise PromQLError("subqueries are not supported")
+        return _Subquery(node, bind(node.expr, universe))
     if isinstance(node, Unary):
         return _Negate(bind(node.expr, universe))
     if isinstance(node, Aggregate):
@@ -157,6 +209,10 @@ def bind(node: Node, universe: Universe) -> Bound:
     if isinstance(node, Call):
         return functions.bind_call(node, tuple(bind(arg, universe) for arg in node.args))
     raise PromQLError(f"unsupported expression {type(node).__name__}")  # pragma: no cover
+
+
+#: How many distinct universes a query keeps bound.
+_KEPT_UNIVERSES = 8
 
 
 @dataclass(frozen=True)
@@ -190,25 +246,39 @@ class Query:
         self._range_s = max(ranges) if ranges else None
         # Bind once to an empty universe: refuses unknown functions and wrong argument
         # types at compile time rather than at the first evaluation.
-        self._bound: dict[int, _Bound] = {}
+        self._by_id: dict[int, _Bound] = {}
+        self._by_labels: dict[Universe, Bound] = {}
         self._bound_for(())
 
     def range_seconds(self) -> float | None:
         """The largest range (``[1m]`` -> 60) of the query's range selectors, None if none."""
         return self._range_s
 
+    def history_seconds(self, lookback_s: float = 300.0) -> float:
+        """How far before the evaluation time the query reads samples, in seconds.
+
+        Ranges, offsets, subquery ranges and the instant selectors' lookback add up along
+        each path of the tree (``@`` times are absolute and not counted); 0 for a query
+        without selectors.
+        """
+        return _history(self._tree, 0.0, lookback_s)
+
     def _bound_for(self, universe: Universe) -> Bound:
-        cached = self._bound.get(id(universe))
+        """The tree bound to ``universe``: by identity (no hashing) when the same tuple
+        comes back, else by equality; a few universes are kept, least recent out."""
+        cached = self._by_id.get(id(universe))
         if cached is not None and cached.universe is universe:
             return cached.root
-        for entry in self._bound.values():
-            if entry.universe == universe:
-                self._bound[id(universe)] = _Bound(universe, entry.root)
-                return entry.root
-        root = bind(self._tree, universe)
-        if len(self._bound) > 16:
-            self._bound.clear()
-        self._bound[id(universe)] = _Bound(universe, root)
+        root = self._by_labels.get(universe)
+        if root is None:
+            root = bind(self._tree, universe)
+            if len(self._by_labels) >= _KEPT_UNIVERSES:
+                del self._by_labels[next(iter(self._by_labels))]
+            self._by_labels[universe] = root
+        if len(self._by_id) >= 8 * _KEPT_UNIVERSES:
+            del self._by_id[next(iter(self._by_id))]
+        # The entry keeps the tuple alive, so its id cannot be reused by another.
+        self._by_id[id(universe)] = _Bound(universe, root)
         return root
 
     def evaluate(
@@ -227,7 +297,8 @@ class Query:
             rows: run indexes into the batch; result rows follow them.
             t_s: the evaluation instant in seconds.
             lookback_s: the instant selectors' lookback (Prometheus's default 5m).
-            ingested_until_s: samples after this instant do not exist yet (default t_s).
+            ingested_until_s: samples after this instant do not exist yet (default t_s;
+                ``math.inf``: every sample exists, as in a Prometheus holding the data).
 
         Returns:
             The value with a per-run error mask (e.g. a many-to-many match).
@@ -245,7 +316,7 @@ class Query:
             rows=selection,
             n_runs=int(rows.size),
             t_ms=t_ms,
-            ingested_ms=t_ms if ingested_until_s is None else to_ms(ingested_until_s),
+            ingested_ms=_cutoff_ms(t_ms, ingested_until_s),
             lookback_ms=to_ms(lookback_s),
             times_ms=np.round(np.asarray(batch.times_s, dtype=float) * 1000.0).astype(np.int64),
             error=np.zeros(rows.size, dtype=bool),
@@ -262,6 +333,30 @@ class Query:
             result = Scalar(np.asarray(value, dtype=float))
         error = ctx.error if ctx.error.any() else None
         return Result(result, error, ctx.message)
+
+
+def _history(node: Node, before: float, lookback_s: float) -> float:
+    if isinstance(node, Selector):
+        return before + node.offset_s + lookback_s
+    if isinstance(node, RangeSelector):
+        return before + node.selector.offset_s + node.range_s
+    if isinstance(node, Subquery):
+        return _history(node.expr, before + node.offset_s + node.range_s, lookback_s)
+    return max((_history(child, before, lookback_s) for child in children(node)), default=0.0)
+
+
+def _cutoff_ms(t_ms: int, ingested_until_s: float | None) -> int:
+    """The ingestion cutoff in ms: the evaluation time by default; +Inf for none (a
+    stored series file, where ``@`` and negative offsets may look past ``t`` as
+    Prometheus does)."""
+    if ingested_until_s is None:
+        return t_ms
+    if math.isinf(ingested_until_s):
+        return _NO_CUTOFF_MS if ingested_until_s > 0 else -_NO_CUTOFF_MS
+    return to_ms(ingested_until_s)
+
+
+_NO_CUTOFF_MS = 2**62
 
 
 @functools.lru_cache(maxsize=1024)

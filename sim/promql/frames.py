@@ -8,6 +8,7 @@ present)`` arrays here; range vectors are windows of the batch's samples.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,6 +78,13 @@ class Context:
     error: np.ndarray
     message: str = ""
     _windows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _shared: dict[tuple[object, ...], object] = field(default_factory=dict)
+
+    def shared(self, key: tuple[object, ...], compute: Callable[[], object]) -> object:
+        """``compute()`` once per evaluation for ``key`` (results shared between operators)."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
     def fail(self, runs: np.ndarray, message: str) -> None:
         """Mark ``runs`` (an (R,) mask) as failed with Prometheus's message."""
@@ -186,6 +194,7 @@ class Relabel:
     labels: tuple[Labels, ...]
     columns: tuple[tuple[int, ...], ...]
     simple: np.ndarray | None
+    identity: bool = False
 
     @classmethod
     def of(cls, labels: tuple[Labels, ...]) -> Relabel:
@@ -198,10 +207,12 @@ class Relabel:
         simple = None
         if all(len(c) == 1 for c in columns):
             simple = np.array([c[0] for c in columns], dtype=np.intp)
-        return cls(tuple(order), columns, simple)
+        return cls(tuple(order), columns, simple, simple is not None and bool((simple == np.arange(simple.size)).all()))
 
     def apply(self, ctx: Context, data: VectorData) -> VectorData:
         """The merged vector; runs with colliding present series fail."""
+        if self.identity:
+            return data
         if self.simple is not None:
             return VectorData(data.values[:, self.simple], data.present[:, self.simple])
         n = ctx.n_runs

@@ -13,11 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sim.promql import kernels
 from sim.promql import range_functions as rf
 from sim.promql.frames import Bound, Context, Relabel, VectorData, WindowData, drop_name, label_value
 from sim.promql.histograms import HistogramPlan
 from sim.promql.parse import Call, Kind, PromQLError, RangeSelector, Selector
-from sim.promql.selectors import BoundSelector
+from sim.promql.selectors import BoundRangeSelector, BoundSelector
 from sim.promql.series import Labels
 
 _MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -159,14 +160,20 @@ class _RangeFunction:
         window: Bound,
         keep_name: bool,
         compute: Callable[[Context, WindowData], tuple[np.ndarray, np.ndarray]],
+        shared_as: str | None = None,
     ) -> None:
         self.window = window
+        # A function of the window alone, over a range selector, is computed once per
+        # metric family and window (see BoundRangeSelector) and shared.
+        self.shared_as = shared_as if isinstance(window, BoundRangeSelector) else None
         labels: tuple[Labels, ...] = window.labels  # type: ignore[attr-defined]
         self.relabel = Relabel.of(labels if keep_name else tuple(drop_name(lb) for lb in labels))
         self.labels = self.relabel.labels
         self.compute = compute
 
     def evaluate(self, ctx: Context) -> VectorData:
+        if self.shared_as is not None:
+            return self._evaluate_shared(ctx, self.window)  # type: ignore[arg-type]
         window: WindowData = self.window.evaluate(ctx)  # type: ignore[assignment]
         if window.values.shape[1] == 0:
             n, k = ctx.n_runs, window.values.shape[2]
@@ -174,23 +181,39 @@ class _RangeFunction:
         values, present = self.compute(ctx, window)
         return self.relabel.apply(ctx, VectorData(values, present))
 
+    def _evaluate_shared(self, ctx: Context, selector: BoundRangeSelector) -> VectorData:
+        start, end = selector.bounds(ctx)
+        key = (self.shared_as, selector.family, start, end, selector.range_s)
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
+            window = selector.evaluate_family(ctx)
+            if window.values.shape[1] == 0:
+                shape = (ctx.n_runs, window.values.shape[2])
+                return np.zeros(shape), np.zeros(shape, dtype=bool)
+            return self.compute(ctx, window)
+
+        shared: tuple[np.ndarray, np.ndarray] = ctx.shared(key, compute)  # type: ignore[assignment]
+        values, present = shared
+        columns = selector.positions
+        return self.relabel.apply(ctx, VectorData(values[:, columns], present[:, columns]))
+
 
 class _Constant:
-    """A function returning one series with no labels (vector(), time-based no-arg)."""
+    """A function of the evaluation alone: a scalar (time(), pi()) or one series with
+    no labels in every run (vector(), the date functions without argument)."""
 
     kind: Kind
 
-    def __init__(self, kind: Kind, compute: Callable[[Context], np.ndarray], present: Callable[[Context], np.ndarray]):
+    def __init__(self, kind: Kind, compute: Callable[[Context], np.ndarray]):
         self.kind = kind
         self.labels: tuple[Labels, ...] = ((),)
         self.compute = compute
-        self.present = present
 
     def evaluate(self, ctx: Context) -> object:
         values = self.compute(ctx)
         if self.kind == "scalar":
             return values
-        return VectorData(values[:, None], self.present(ctx)[:, None])
+        return VectorData(values[:, None], np.ones((ctx.n_runs, 1), dtype=bool))
 
 
 class _Absent:
@@ -339,13 +362,21 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
     name = node.name
     if name in rf.SIMPLE_RANGE_FUNCTIONS:
         compute = rf.SIMPLE_RANGE_FUNCTIONS[name]
-        return _RangeFunction(args[0], name == "last_over_time", lambda ctx, w: compute(w))
+        return _RangeFunction(args[0], name == "last_over_time", lambda ctx, w: compute(w), shared_as=name)
     if name == "quantile_over_time":
         q = args[0]
         return _RangeFunction(args[1], False, lambda ctx, w: rf.quantile_over_time(w, _scalar_of(q, ctx)))
     if name == "predict_linear":
         duration = args[1]
         return _RangeFunction(args[0], False, lambda ctx, w: rf.predict_linear(w, _scalar_of(duration, ctx), ctx.t_ms))
+    if name == "holt_winters":
+        smoothing, trend = args[1], args[2]
+        return _RangeFunction(
+            args[0], False, lambda ctx, w: _holt_winters(ctx, w, _scalar_of(smoothing, ctx), _scalar_of(trend, ctx))
+        )
+    if name in ("histogram_count", "histogram_sum", "histogram_fraction"):
+        # These read native histograms only; float series give nothing (functions.go).
+        return _VectorFunction(args[-1], (), lambda ctx, data: VectorData(data.values[:, :0], data.present[:, :0]))
     if name in ("absent", "absent_over_time"):
         return _Absent(args[0], absent_labels(node.args[0]))
     if name == "histogram_quantile":
@@ -354,11 +385,11 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
         return _Scalar(args[0])
     if name == "vector":
         scalar = args[0]
-        return _Constant("vector", lambda ctx: _scalar_of(scalar, ctx), lambda ctx: np.ones(ctx.n_runs, dtype=bool))
+        return _Constant("vector", lambda ctx: _scalar_of(scalar, ctx))
     if name == "time":
-        return _Constant("scalar", lambda ctx: np.full(ctx.n_runs, ctx.t_ms / 1000.0), lambda ctx: np.ones(0))
+        return _Constant("scalar", lambda ctx: np.full(ctx.n_runs, ctx.t_ms / 1000.0))
     if name == "pi":
-        return _Constant("scalar", lambda ctx: np.full(ctx.n_runs, np.pi), lambda ctx: np.ones(0))
+        return _Constant("scalar", lambda ctx: np.full(ctx.n_runs, np.pi))
     if name == "timestamp":
         return _Timestamp(args[0])
     if name in ("sort", "sort_desc"):
@@ -371,10 +402,9 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
         return _label_join(args[0], args)
     if name in _DATE_FUNCTIONS:
         if not args:
+            # dateWrapper without argument: time.Unix(enh.Ts/1000, 0), whole seconds.
             return _Constant(
-                "vector",
-                lambda ctx: _date_parts(np.full(ctx.n_runs, ctx.t_ms // 1000, dtype=float), name),
-                lambda ctx: np.ones(ctx.n_runs, dtype=bool),
+                "vector", lambda ctx: _date_parts(np.full(ctx.n_runs, ctx.t_ms // 1000, dtype=float), name)
             )
         return _dropping_name(args[0], lambda ctx, v: _date_parts(v, name))
     if name in _MATH:
@@ -392,6 +422,23 @@ def bind_call(node: Call, args: tuple[Bound, ...]) -> Bound:
     if name in ("clamp", "clamp_min", "clamp_max"):
         return _clamp(name, args)
     raise PromQLError(f"function {name}() is not supported")
+
+
+def _holt_winters(
+    ctx: Context, window: WindowData, smoothing: np.ndarray, trend: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """functions.go funcHoltWinters: factors outside (0, 1) fail the run, Go's wording."""
+    for factors, what in ((smoothing, "smoothing"), (trend, "trend")):
+        bad = ~((factors > 0) & (factors < 1))
+        if bad.any():
+            got = float(factors[np.argmax(bad)])
+            short = "sf" if what == "smoothing" else "tf"
+            ctx.fail(bad, f"invalid {what} factor. Expected: 0 < {short} < 1, got: {got:f}")
+    runs, _, series = window.values.shape
+    out = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
+    kernels.holt_winters_kernel(window.values, window.present, smoothing, trend, out, ok)
+    return out, ok
 
 
 def _dropping_name(inner: Bound, compute: Callable[[Context, np.ndarray], np.ndarray]) -> _VectorFunction:

@@ -175,6 +175,12 @@ class Unary:
 
 Node = NumberLiteral | StringLiteral | Selector | RangeSelector | Subquery | Call | Aggregate | Binary | Unary
 
+# Prometheus 2.42 has holt_winters (3.x renamed it double_exponential_smoothing, and the
+# parser follows 3.x): taught to the parser here, once.
+pp.register_extra_functions(
+    [pp.Function("holt_winters", [pp.ValueType.Matrix, pp.ValueType.Scalar, pp.ValueType.Scalar], pp.ValueType.Vector)]
+)
+
 _MATCH_OPS: dict[str, MatchOpText] = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
 _CARDS = {
     "OneToOne": "one-to-one",
@@ -294,21 +300,24 @@ def _binary(node: pp.BinaryExpr) -> Binary:
     return Binary(op, lhs, rhs, return_bool, card, on, matching, include, kind)
 
 
+def children(node: Node) -> tuple[Node, ...]:
+    """The direct sub-expressions of ``node``."""
+    if isinstance(node, RangeSelector):
+        return (node.selector,)
+    if isinstance(node, (Subquery, Unary)):
+        return (node.expr,)
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, Aggregate):
+        return (node.expr,) if node.param is None else (node.param, node.expr)
+    if isinstance(node, Binary):
+        return (node.lhs, node.rhs)
+    return ()
+
+
 def walk(node: Node) -> list[Node]:
     """Every node of a tree, parents before children."""
     out: list[Node] = [node]
-    children: tuple[Node | None, ...] = ()
-    if isinstance(node, RangeSelector):
-        children = (node.selector,)
-    elif isinstance(node, (Subquery, Unary)):
-        children = (node.expr,)
-    elif isinstance(node, Call):
-        children = node.args
-    elif isinstance(node, Aggregate):
-        children = (node.param, node.expr)
-    elif isinstance(node, Binary):
-        children = (node.lhs, node.rhs)
-    for child in children:
-        if child is not None:
-            out.extend(walk(child))
+    for child in children(node):
+        out.extend(walk(child))
     return out

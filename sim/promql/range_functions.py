@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sim.promql import kernels
 from sim.promql.frames import WindowData
 
 #: (values (R, K), present (R, K))
@@ -50,68 +51,114 @@ def _pairs(window: WindowData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return has_previous, window.values, before
 
 
+def _rate_gap_free(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
+    """extrapolatedRate where every series has a sample in every slot of the window.
+
+    The first and last samples sit at the window's first and last slots, so the edge
+    distances are scalars and only durationToZero is per series; numpy over whole
+    arrays beats the compiled loop here. The float operations are Go's, in Go's order.
+    """
+    v = window.values
+    width = v.shape[1]
+    shape = (v.shape[0], v.shape[2])
+    if width < 2:
+        return np.zeros(shape), np.zeros(shape, dtype=bool)
+    first_v = v[:, 0, :]
+    times = window.times_ms
+    first_t, last_t = int(times[0]), int(times[-1])
+    to_start = (first_t - window.start_ms) / 1000.0
+    to_end = (window.end_ms - last_t) / 1000.0
+    sampled = (last_t - first_t) / 1000.0
+    average = sampled / max(width - 1, 1)
+    threshold = average * 1.1
+    end_term = to_end if to_end < threshold else average / 2
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        result = v[:, -1, :] - first_v
+        if is_counter:
+            if (v[:, 1:, :] < v[:, :-1, :]).any():
+                # Each reset adds to the running result in order, as Go does (+ 0.0
+                # elsewhere leaves values unchanged).
+                for slot in range(1, width):
+                    before = v[:, slot - 1, :]
+                    result = result + np.where(v[:, slot, :] < before, before, 0.0)
+            # durationToZero only ever shortens the distance to the start (fmin: a NaN
+            # distance, which Go's "<" ignores, is ignored too).
+            to_zero = np.where((result > 0) & (first_v >= 0), sampled * (first_v / result), np.inf)
+            start = np.fmin(to_zero, to_start)
+            start_term: np.ndarray | float = (
+                start if to_start < threshold else np.where(start < threshold, start, average / 2)
+            )
+        else:
+            start_term = to_start if to_start < threshold else average / 2
+        # Go's order: sampled + start, + end, / sampled, / range (bit for bit).
+        interval = sampled + start_term
+        interval = interval + end_term
+        factor = interval / sampled
+        if is_rate:
+            factor = factor / window.range_s
+        return result * factor, np.ones(shape, dtype=bool)
+
+
 def extrapolated_rate(window: WindowData, is_counter: bool, is_rate: bool) -> Output:
     """rate, increase and delta (promql/functions.go extrapolatedRate).
 
     At least two samples; counter resets add the value before the reset; the
     extrapolation to the window's edges stops at half an average interval past the
     first/last sample unless the gap is within 1.1 intervals, and a counter is not
-    extrapolated below zero (durationToZero).
+    extrapolated below zero (durationToZero). Gap-free windows take numpy; any other
+    takes the compiled transcription (``kernels``).
     """
-    count, first, last = _ends(window)
-    ok = count >= 2
+    if window.present.all():
+        return _rate_gap_free(window, is_counter, is_rate)
+    runs, _, series = window.values.shape
+    out = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
+    kernels.extrapolated_rate_kernel(
+        window.values,
+        window.present,
+        window.times_ms.astype(np.int64),
+        int(window.start_ms),
+        int(window.end_ms),
+        float(window.range_s),
+        is_counter,
+        is_rate,
+        out,
+        ok,
+    )
+    return out, ok
+
+
+def _instant_gap_free(window: WindowData, is_rate: bool) -> Output:
+    """instantValue where every slot has a sample: the last two slots."""
     v = window.values
-    first_v, last_v = _at(v, first), _at(v, last)
+    shape = (v.shape[0], v.shape[2])
+    if v.shape[1] < 2:
+        return np.zeros(shape), np.zeros(shape, dtype=bool)
+    last_v, before_v = v[:, -1, :], v[:, -2, :]
+    times = window.times_ms
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        result = last_v - first_v
-        if is_counter:
-            has_previous, current, before = _pairs(window)
-            reset = has_previous & (current < before)
-            result = result + np.where(reset, before, 0.0).sum(axis=1)
-        times = window.times_ms
-        first_t = times[first] if times.size else np.zeros_like(first)
-        last_t = times[last] if times.size else np.zeros_like(last)
-        to_start = (first_t - window.start_ms) / 1000.0
-        to_end = (window.end_ms - last_t) / 1000.0
-        sampled = (last_t - first_t) / 1000.0
-        average = sampled / np.maximum(count - 1, 1)
-        if is_counter:
-            positive = (result > 0) & (first_v >= 0)
-            to_zero = sampled * (first_v / np.where(positive, result, 1.0))
-            to_start = np.where(positive & (to_zero < to_start), to_zero, to_start)
-        threshold = average * 1.1
-        interval = sampled.copy()
-        interval += np.where(to_start < threshold, to_start, average / 2)
-        interval += np.where(to_end < threshold, to_end, average / 2)
-        factor = interval / sampled
         if is_rate:
-            factor = factor / window.range_s
-        result = result * factor
-    return result, ok
+            result = np.where(last_v < before_v, last_v, last_v - before_v)
+            result = result / ((int(times[-1]) - int(times[-2])) / 1000.0)
+        else:
+            result = last_v - before_v
+    return result, np.ones(shape, dtype=bool)
 
 
 def instant_value(window: WindowData, is_rate: bool) -> Output:
     """irate and idelta: the last two samples (promql/functions.go instantValue).
 
     irate treats a decrease as a counter reset (the last value is the increase); two
-    samples at the same millisecond give no result.
+    samples at the same millisecond give no result. Gap-free windows take numpy, any
+    other the compiled transcription.
     """
-    count, _, last = _ends(window)
-    previous = _previous_slot(window.present)
-    before_slot = np.take_along_axis(previous, last[:, None, :], axis=1)[:, 0, :]
-    ok = count >= 2
-    before_slot = np.where(ok, before_slot, last)
-    last_v = _at(window.values, last)
-    before_v = _at(window.values, before_slot)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if is_rate:
-            result = np.where(last_v < before_v, last_v, last_v - before_v)
-            times = window.times_ms
-            interval = (times[last] - times[before_slot]) / 1000.0 if times.size else np.ones(last.shape)
-            result = result / np.where(ok, interval, 1.0)
-        else:
-            result = last_v - before_v
-    return result, ok
+    if window.present.all():
+        return _instant_gap_free(window, is_rate)
+    runs, _, series = window.values.shape
+    out = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
+    kernels.instant_value_kernel(window.values, window.present, window.times_ms.astype(np.int64), is_rate, out, ok)
+    return out, ok
 
 
 def _masked(window: WindowData, fill: float) -> np.ndarray:
@@ -122,9 +169,19 @@ def _any(window: WindowData) -> np.ndarray:
     return np.asarray(window.present.any(axis=1))
 
 
+def _over_time(window: WindowData, name: str) -> Output:
+    """The Kahan-compensated *_over_time functions, compiled (``kernels``)."""
+    runs, _, series = window.values.shape
+    out = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        kernels.over_time_kernel(kernels.OVER_TIME_CODES[name], window.values, window.present, out, ok)
+    return out, ok
+
+
 def sum_over_time(window: WindowData) -> Output:
-    """promql/functions.go funcSumOverTime (Kahan there; pairwise here: within 1e-15)."""
-    return _masked(window, 0.0).sum(axis=1), _any(window)
+    """promql/functions.go funcSumOverTime (Kahan summation)."""
+    return _over_time(window, "sum_over_time")
 
 
 def count_over_time(window: WindowData) -> Output:
@@ -133,17 +190,8 @@ def count_over_time(window: WindowData) -> Output:
 
 
 def avg_over_time(window: WindowData) -> Output:
-    """promql/functions.go funcAvgOverTime: the mean (an infinite mean stays infinite)."""
-    count = window.present.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mean = _masked(window, 0.0).sum(axis=1) / np.maximum(count, 1)
-        # Go computes an incremental mean, which does not overflow where the sum does:
-        # redo those series with the scaled values.
-        overflow = np.isinf(mean) & (count > 0)
-        if overflow.any():
-            scaled = _masked(window, 0.0) / np.maximum(count, 1)[:, None, :]
-            mean = np.where(overflow, scaled.sum(axis=1), mean)
-    return mean, count > 0
+    """promql/functions.go funcAvgOverTime: the incremental, compensated mean."""
+    return _over_time(window, "avg_over_time")
 
 
 def _extreme(window: WindowData, pick: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Output:
@@ -181,26 +229,14 @@ def present_over_time(window: WindowData) -> Output:
     return np.ones(window.present.shape[::2]), _any(window)
 
 
-def _variance(window: WindowData) -> Output:
-    count = window.present.sum(axis=1)
-    n = np.maximum(count, 1)
-    with np.errstate(invalid="ignore", over="ignore"):
-        mean = _masked(window, 0.0).sum(axis=1) / n
-        deviation = np.where(window.present, window.values - mean[:, None, :], 0.0)
-        variance = (deviation * deviation).sum(axis=1) / n
-    return variance, count > 0
-
-
 def stdvar_over_time(window: WindowData) -> Output:
-    """promql/functions.go funcStdvarOverTime (population variance)."""
-    return _variance(window)
+    """promql/functions.go funcStdvarOverTime (population variance, Welford and Kahan)."""
+    return _over_time(window, "stdvar_over_time")
 
 
 def stddev_over_time(window: WindowData) -> Output:
     """promql/functions.go funcStddevOverTime."""
-    variance, ok = _variance(window)
-    with np.errstate(invalid="ignore"):
-        return np.sqrt(variance), ok
+    return _over_time(window, "stddev_over_time")
 
 
 def sorted_with_nan_first(values: np.ndarray, present: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,49 +301,39 @@ def resets(window: WindowData) -> Output:
     return (has_previous & (current < before)).sum(axis=1).astype(float), _any(window)
 
 
-def _linear_regression(window: WindowData, intercept_ms: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-    """promql/functions.go linearRegression (Kahan sums there; plain sums here).
-
-    A constant series has slope 0 and intercept its value (NaN for an infinite one).
-    """
-    present = window.present
-    n = present.sum(axis=1).astype(float)
-    x = (window.times_ms[None, :, None] - intercept_ms) / 1e3
-    x = np.broadcast_to(x, present.shape)
-    y = window.values
+def _linear_regression(
+    window: WindowData, intercept_ms: int, from_first: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """promql/functions.go linearRegression (compiled): slope, intercept, at least 2 samples."""
+    runs, _, series = window.values.shape
+    slope = np.empty((runs, series))
+    intercept = np.empty((runs, series))
+    ok = np.empty((runs, series), dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        sum_x = np.where(present, x, 0.0).sum(axis=1)
-        sum_y = np.where(present, y, 0.0).sum(axis=1)
-        sum_xy = np.where(present, x * y, 0.0).sum(axis=1)
-        sum_x2 = np.where(present, x * x, 0.0).sum(axis=1)
-        cov_xy = sum_xy - sum_x * sum_y / n
-        var_x = sum_x2 - sum_x * sum_x / n
-        slope = cov_xy / var_x
-        intercept = sum_y / n - slope * sum_x / n
-        _, first, _ = _ends(window)
-        init_y = _at(y, first)
-        differs = present & (y != init_y[:, None, :])
-        constant = ~differs.any(axis=1)
-        slope = np.where(constant, np.where(np.isinf(init_y), np.nan, 0.0), slope)
-        intercept = np.where(constant, np.where(np.isinf(init_y), np.nan, init_y), intercept)
-    return slope, intercept
+        kernels.linear_regression_kernel(
+            window.values,
+            window.present,
+            window.times_ms.astype(np.int64),
+            intercept_ms,
+            from_first,
+            slope,
+            intercept,
+            ok,
+        )
+    return slope, intercept, ok
 
 
 def deriv(window: WindowData) -> Output:
     """promql/functions.go funcDeriv: the regression slope, times from the first sample."""
-    count, first, _ = _ends(window)
-    times = window.times_ms
-    origin = times[first][:, None, :] if times.size else 0
-    slope, _ = _linear_regression(window, origin)
-    return slope, count >= 2
+    slope, _, ok = _linear_regression(window, 0, from_first=True)
+    return slope, ok
 
 
 def predict_linear(window: WindowData, duration_s: np.ndarray, t_ms: int) -> Output:
     """promql/functions.go funcPredictLinear: slope * duration + intercept at eval time."""
-    count = window.present.sum(axis=1)
-    slope, intercept = _linear_regression(window, t_ms)
+    slope, intercept, ok = _linear_regression(window, t_ms, from_first=False)
     with np.errstate(invalid="ignore", over="ignore"):
-        return slope * duration_s[:, None] + intercept, count >= 2
+        return slope * duration_s[:, None] + intercept, ok
 
 
 def absent_over_time(window: WindowData) -> np.ndarray:

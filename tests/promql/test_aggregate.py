@@ -39,7 +39,12 @@ def test_nan_is_a_value_and_empty_is_no_value() -> None:
 
 def test_avg_count_group_min_max_stddev() -> None:
     data = batch([0.0], pods())
-    assert single(run("avg(x)", data, 0.0)) == 7.0 / 3
+    # engine.go aggregation AVG: the incremental mean, in label order (1, 2, 4).
+    mean = 1.0
+    mean += 2.0 / 2 - mean / 2
+    mean += 4.0 / 3 - mean / 3
+    assert single(run("avg(x)", data, 0.0)) == mean
+    assert mean != 7.0 / 3  # the sum over the count differs in the last bit
     assert single(run("count(x)", data, 0.0)) == 3.0
     assert single(run("count(x)", data, 0.0), 1) == 2.0
     assert single(run("group(x)", data, 0.0)) == 1.0
@@ -124,3 +129,40 @@ def test_histogram_quantile_ignores_bad_le_and_groups_without_le_and_name() -> N
     extra = {labels_of("h_bucket", le="1_0", pod="a"): [[100.0]], labels_of("h_bucket", pod="a"): [[100.0]]}
     data = batch([0.0], buckets({"1": 2.0, "2": 6.0, "+Inf": 8.0}, extra=extra))
     assert series_of(run("histogram_quantile(0.5, h_bucket)", data, 0.0)) == {labels_of(pod="a"): 1.5}
+
+
+def test_topk_ties_follow_prometheus_heap() -> None:
+    # engine.go aggregation TOPK over container/heap (functions.go vectorByValueHeap):
+    # with [12, 12, 17] and k=2 the first 12 is the heap's root and is evicted by 17.
+    # Checked against prometheus 2.42 itself.
+    series = {
+        labels_of("x", pod="p1"): [[12.0]],
+        labels_of("x", pod="p2"): [[12.0]],
+        labels_of("x", pod="p3"): [[17.0]],
+    }
+    data = batch([0.0], series)
+    assert set(series_of(run("topk(2, x)", data, 0.0))) == {labels_of("x", pod="p2"), labels_of("x", pod="p3")}
+    # bottomk(1): a tie does not replace the root, so the first 12 stays.
+    assert set(series_of(run("bottomk(1, x)", data, 0.0))) == {labels_of("x", pod="p1")}
+
+
+def test_topk_ties_replay_the_heap_in_label_order_not_universe_order() -> None:
+    series = {
+        labels_of("x", code="404", pod="p1"): [[2.0]],
+        labels_of("x", code="200", pod="p1"): [[4.0]],
+        labels_of("x", code="200", pod="p3"): [[2.0]],
+    }
+    data = batch([0.0], series)
+    # Input order {code=200,p1}=4, {code=200,p3}=2, {code=404,p1}=2: the heap keeps p3's 2.
+    assert set(series_of(run("topk(2, x)", data, 0.0))) == {
+        labels_of("x", code="200", pod="p1"),
+        labels_of("x", code="200", pod="p3"),
+    }
+
+
+def test_stddev_of_one_sample_is_zero_even_for_nan() -> None:
+    # engine.go aggregation STDDEV: value starts at 0 with the group's first sample.
+    data = batch([0.0], {labels_of("x", pod="a"): [[math.nan]], labels_of("x", pod="b"): [[math.inf]]})
+    assert series_of(run("stddev by (pod) (x)", data, 0.0)) == {labels_of(pod="a"): 0.0, labels_of(pod="b"): 0.0}
+    value = single(run("stddev_over_time(x[1m])", batch([0.0], {labels_of("x"): [[math.nan]]}), 0.0))
+    assert value is not None and math.isnan(value)  # funcStddevOverTime: NaN * 0 is NaN

@@ -174,3 +174,44 @@ def test_function_results_colliding_after_dropping_the_name_are_an_error() -> No
     result = run('abs({__name__=~"x|y"})', data, 0.0)
     assert result.error is not None and result.error.tolist() == [True]
     assert result.message == "vector cannot contain metrics with the same labelset"
+
+
+def test_variance_of_a_constant_series_is_exactly_zero() -> None:
+    # functions.go funcStdvarOverTime and engine.go aggregation STDVAR run Welford's
+    # algorithm, which gives exactly 0 for equal values; (0.7 + 0.7 + 0.7) / 3 != 0.7.
+    assert one([0.7, 0.7, 0.7, None, None], "stdvar_over_time(x[1m])") == 0.0
+    assert one([0.7, None, 0.7, None, 0.7], "stddev_over_time(x[1m])") == 0.0
+    data = batch([0.0], {labels_of("x", pod=p): [[0.1]] for p in "abcdefg"})
+    assert single(run("stddev(x)", data, 0.0)) == 0.0
+
+
+def test_holt_winters_transcribes_go() -> None:
+    # functions.go funcHoltWinters with calcTrendValue, computed by hand for 1, 3, 4, 8:
+    sf, tf = 0.5, 0.5
+    samples = [1.0, 3.0, 4.0, 8.0]
+    s0, s1, b = 0.0, samples[0], samples[1] - samples[0]
+    for i in range(1, len(samples)):
+        x = sf * samples[i]
+        if i - 1 != 0:
+            b = tf * (s1 - s0) + (1 - tf) * b
+        y = (1 - sf) * (s1 + b)
+        s0, s1 = s1, x + y
+    assert one([None, 1.0, 3.0, 4.0, 8.0], "holt_winters(x[1m], 0.5, 0.5)") == s1
+    assert one([None, None, None, None, 8.0], "holt_winters(x[1m], 0.5, 0.5)") is None
+    result = run("holt_winters(x[1m], 1, 0.5)", batch(TIMES, {X: [[1.0, 2.0, 3.0, 4.0, 5.0]]}), 60.0)
+    assert result.error is not None and result.error.tolist() == [True]
+    assert result.message == "invalid smoothing factor. Expected: 0 < sf < 1, got: 1.000000"
+
+
+def test_native_histogram_functions_give_nothing_for_float_series() -> None:
+    assert series_of(run("histogram_count(x)", batch(TIMES, {X: [[1.0] * 5]}), 60.0)) == {}
+
+
+def test_compiled_functions_divide_by_zero_as_go_does() -> None:
+    # A window whose only sample is absent for one run, and a regression over equal
+    # timestamps is impossible, but 0/0 inside the compiled loops must give NaN, not raise.
+    data = batch(TIMES, {X: [[None] * 5, [1.0, 2.0, 3.0, 4.0, 5.0]]})
+    result = run("stddev_over_time(x[1m])", data, 60.0)
+    assert series_of(result, 0) == {}
+    assert series_of(result, 1) == {labels_of(pod="a"): pytest.approx(math.sqrt(2.0), rel=1e-12)}
+    assert series_of(run("deriv(x[1m])", data, 60.0), 0) == {}

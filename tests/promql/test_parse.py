@@ -36,7 +36,6 @@ def test_compile_is_cached_by_text() -> None:
         ('count_values("v", x)', "count_values is not supported"),
         # Prometheus 3.x's "or" inside braces does not exist in 2.42 (promql/parser/lex.go).
         ('x{a="b" or a="c"}', "3.x"),
-        ("x[5m:1m]", "subqueries"),
     ],
 )
 def test_unsupported_or_bad_text_is_one_line_promql_error(text: str, fragment: str) -> None:
@@ -54,3 +53,18 @@ def test_regex_matchers_are_anchored_like_prometheus() -> None:
     assert not matcher.matches("5030")
     assert not matcher.matches("1503")
     assert not matcher.matches("503\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("up", 300.0),
+        ("time()", 0.0),
+        ("rate(x[1m])", 60.0),
+        ("rate(x[1m] offset 30s) / y", 300.0),
+        ("max_over_time(rate(x[1m])[5m:30s] offset 1m)", 60.0 + 300.0 + 60.0),
+        ("sum(rate(x[2m])) / sum(rate(x[1m] offset 1m))", 120.0),
+    ],
+)
+def test_history_adds_ranges_offsets_and_lookback(text: str, seconds: float) -> None:
+    assert compile_query(text).history_seconds() == seconds
