@@ -1406,7 +1406,9 @@ def query(series_path: str, expr: str, at: str, lookback: str, epoch_s: float) -
     except PromQLError as err:
         raise CliError(f"EXPR: {err}") from None
     batch = read_series(series_path)
-    result = compiled.evaluate(batch, np.array([0]), t_s, lookback_s=lookback_s)
+    # A file holds what Prometheus ingested: no ingestion cutoff (`@` and negative offsets
+    # may read samples after --at, as Prometheus can).
+    result = compiled.evaluate(batch, np.array([0]), t_s, lookback_s=lookback_s, ingested_until_s=math.inf)
     if result.error is not None and bool(result.error[0]):
         raise CliError(f"EXPR: evaluation failed: {result.message}")
     click.echo(_dumps(query_data(result, 0, t_s)))
