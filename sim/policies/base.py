@@ -102,6 +102,9 @@ def metric_values(result: Result) -> list[MetricValue]:
     value = result.value
     if isinstance(value, Scalar):
         out: list[MetricValue] = [ScalarResult(v) for v in value.values.tolist()]
+    elif isinstance(value, Vector) and value.values.shape[1] == 1:
+        # One possible series (sum(...), a ratio of sums): the common case, kept cheap.
+        out = [(v,) if p else () for v, p in zip(value.values[:, 0].tolist(), value.present[:, 0].tolist())]
     elif isinstance(value, Vector):
         present, values = value.present.tolist(), value.values.tolist()
         out = [tuple(v for v, p in zip(row, here) if p) for row, here in zip(values, present)]

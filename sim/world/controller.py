@@ -207,6 +207,13 @@ class World:
             bindings=bindings,
             primary_counts=self.reads_versions,
         )
+        # The per-version counters are for judges, bound signals and queries without
+        # PromQL; with none of them the raw series hold everything read.
+        self.telemetry.counted = (
+            self.reads_versions
+            or bool(bindings)
+            or any(q.name not in plan.compiled and q.name not in plan.failing for q in self.queries)
+        )
         #: The raw series the queries read (None when no query is PromQL).
         self.series = (
             None

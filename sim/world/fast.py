@@ -224,13 +224,11 @@ class FastTraffic:
         if self.series is not None:
             cells = self._cells(runs, cc, synthetic, cp if self.primary_counts else None, probs, mid)
             self.series.add(runs, slots, cells)
-            nb = len(self._base_probs)
-            by_route = cells.sum(axis=(3, 4))  # (R, S, route, Q)
-            by_version = np.stack([by_route[:, :, 0], by_route[:, :, 1] + by_route[:, :, 2]], axis=2)
-            errors = cells[:, :, :, 1, :, 0].sum(axis=3)
-            n, err = by_version[..., 0], np.stack([errors[:, :, 0], errors[:, :, 1] + errors[:, :, 2]], axis=2)
-            hist_c = by_version[:, :, 1, 1 : 1 + nb]
-            hist_p = by_version[:, :, 0, 1 : 1 + nb] if self.primary_histogram else None
+            # The per-version counters only when something reads them (a judge, a bound
+            # signal): otherwise the series hold everything the queries read.
+            if self.telemetry.counted:
+                n, err, hist_c, hist_p = self._by_version(cells)
+                self.telemetry.add(runs, slots, n, err, hist_c, hist_p, unique)
         else:
             hist_c = self._histogram(runs, seen.sum(axis=3), probs[:, 1])  # (R, S, B)
             n_c = seen.sum(axis=(2, 3))
@@ -243,12 +241,23 @@ class FastTraffic:
                 n_p = err_p = np.zeros_like(n_c)
             n = np.stack([n_p, n_c], axis=2)  # (R, S, V)
             err = np.stack([err_p, err_c], axis=2)
-        self.telemetry.add(runs, slots, n, err, hist_c, hist_p, unique)
+            self.telemetry.add(runs, slots, n, err, hist_c, hist_p, unique)
         acc = runs[account]
         if len(acc):
             self.ledger.requests[acc] += cc[account].sum(axis=(1, 3))
             self.ledger.errors[acc] += fails_c[account].sum(axis=(1, 3))
             self.ledger.excess[acc] += fails_c[account][..., 1].sum(axis=1)
+
+    def _by_version(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Requests and errors (R, S, version) and the canary's (and primary's, when kept)
+        latency histograms (R, S, B) of the cells, summed over routes, codes and pods."""
+        nb = len(self._base_probs)
+        by_route = cells.sum(axis=(3, 4))  # (R, S, route, Q)
+        by_version = np.stack([by_route[:, :, 0], by_route[:, :, 1] + by_route[:, :, 2]], axis=2)
+        errors = cells[:, :, :, 1, :, 0].sum(axis=3)
+        n, err = by_version[..., 0], np.stack([errors[:, :, 0], errors[:, :, 1] + errors[:, :, 2]], axis=2)
+        hist_p = by_version[:, :, 0, 1 : 1 + nb] if self.primary_histogram else None
+        return n, err, by_version[:, :, 1, 1 : 1 + nb], hist_p
 
     def _cells(
         self,
@@ -279,7 +288,8 @@ class FastTraffic:
         R, S = live.shape[:2]
         B = len(self._base_probs)
         cells = np.zeros((R, S, 3, 2, max(store.pods), B + 2))
-        law = (probs,) + self._latency_moments(mid)  # each (S|1, 2, C|1, B)
+        # A latency sum needs the law's moments within each bucket, and a normal draw.
+        law = (probs,) + (self._latency_moments(mid) if store.reads_sum else (probs, probs))  # each (S|1, 2, C|1, B)
         if store.live_via_stable:
             self._route_cells(runs, cells[:, :, 2], live, 1, law)
             if synthetic is not None:
@@ -316,13 +326,15 @@ class FastTraffic:
             else:
                 hist = flat_n[..., None] * k_probs
             hist = hist.reshape(R, S, Cc, pods, B)
+            out[:, :, code, :pods, 0] = per_pod.sum(axis=2)
+            out[:, :, code, :pods, 1 : 1 + B] = hist.sum(axis=2)
+            if not store.reads_sum:
+                continue
             m = np.broadcast_to(mv[:, :Cc][:, :, None, :], (S, Cc, pods, B))
             sd2 = (hist * np.broadcast_to(vv[:, :Cc][:, :, None, :], (S, Cc, pods, B))).sum(axis=(2, 4))
             total = (hist * m).sum(axis=(2, 4))  # (R, S, pods)
             if self.noise:
                 total = total + normal_sd(self.states, runs, np.sqrt(sd2).reshape(R, -1)).reshape(R, S, pods)
-            out[:, :, code, :pods, 0] = per_pod.sum(axis=2)
-            out[:, :, code, :pods, 1 : 1 + B] = hist.sum(axis=2)
             # A latency sum is never negative: the normal's far tail is cut at zero.
             out[:, :, code, :pods, 1 + B] = np.maximum(total, 0.0)
 

@@ -70,6 +70,9 @@ class Telemetry:
         self.bounds_ms = np.asarray(bounds_ms, dtype=float)
         self._bounds_tuple = tuple(float(b) for b in bounds_ms)  # for JudgeData, built once
         self.bindings = bindings or {}
+        #: Whether anything reads these per-version counters (a judge, a bound signal, a
+        #: query not evaluated over raw series); the world clears it when nothing does.
+        self.counted = True
         #: Whether any query reads the primary's counters (else they are not drawn).
         self.reads_primary = primary_counts or any(b.version == "primary" for b in self.bindings.values())
         # Slots are allocated as time advances: most rollouts decide long before the

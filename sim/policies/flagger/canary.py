@@ -472,7 +472,9 @@ class FlaggerCanary(Policy):
             # One threshold-range check. Both a failed query and no values fail the check:
             # runAnalysis returns false either way and failedChecks grows by one.
             val = metrics.get(c.name)
-            if type(val) is not float or val != val:  # anything but a plain number
+            if type(val) is tuple and len(val) == 1 and val[0] == val[0]:
+                val = val[0]  # one series with a value (a sum, a ratio of sums): the common case
+            elif type(val) is not float or val != val:  # anything but a plain number
                 read = run_query(val)
                 if read is None:
                     return c.no_values, s, verdict
