@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+import numba as nb
 import numpy as np
 
 from sim.promql import SeriesBatch
@@ -86,49 +87,54 @@ class SeriesStore:
     # -- the gather plan ---------------------------------------------------------------
 
     def _plan(self) -> None:
-        """Each series as a weighted sum of the cells the traffic paths hand in
-        ((R, S, 3, C, P, Q) flattened to N = 3·C·P·Q columns): ``self._weights`` (N, K)
-        gives the increments of every series, ``self._born_weights`` (N, K) the requests of
-        the cells each series counts (it exists once they are > 0).
+        """Each series as a sum of cells: for series k, the columns
+        ``self._columns[self._starts[k]:self._starts[k + 1]]`` of the cells the traffic
+        paths hand in ((R, S, 3, C, P, Q) flattened to N = 3·C·P·Q columns, with the
+        buckets made cumulative first), times ``self._scales`` there; ``self._born_*`` the
+        same for the request counts of the cells each series counts (it exists once
+        they are > 0).
 
         A series counts the routes ``exporters.CELL_VERSIONS`` names for its version, its
         code's cells (every code when summed over codes), its pod's (every pod of the
         version when summed over pods), and one quantity: the request count, the latency
-        sum (times the exporter's unit scale), or for a bucket the non-cumulative buckets
-        at or below its bound (``le`` is cumulative; +Inf is the count).
-
-        One matrix product per batch of segments does it all: gathering and summing cells
-        series by series with numpy indexing cost 5x the rest of a rollout (measured with
-        ``benchmarks/bench_fast_path.py``)."""
+        sum (times the exporter's unit scale), or for a bucket the cumulative count at its
+        bound (``le``; +Inf is the count)."""
         u = self.universe
         P = max(self.pods)
         #: Response codes the traffic paths draw: a success and an error (``universe.codes``).
         self.n_codes = len(u.codes) or 2
         C, Q, nb = self.n_codes, self.n_quantities, self.n_buckets
         self.cell_shape = (3, C, P, Q)
-        N, K = 3 * C * P * Q, len(u.labels)
-        weights = np.zeros((3, C, P, Q, K))
-        born = np.zeros((3, C, P, Q, K))
-        for k in range(K):
+        columns: list[int] = []
+        scales: list[float] = []
+        born: list[int] = []
+        starts, born_starts = [0], [0]
+        for k in range(len(u.labels)):
             routes = sorted(CELL_VERSIONS[int(u.version[k])])
-            codes = slice(None) if u.code[k] < 0 else slice(int(u.code[k]), int(u.code[k]) + 1)
+            codes = range(C) if u.code[k] < 0 else [int(u.code[k])]
             # Cells past a version's pods stay zero, so "every pod" is the whole axis.
-            pods = slice(None) if u.pod[k] < 0 else slice(int(u.pod[k]), int(u.pod[k]) + 1)
+            pods = range(P) if u.pod[k] < 0 else [int(u.pod[k])]
             kind = int(u.kind[k])
             if kind == BUCKET:
-                quantities = slice(1, 1 + min(int(u.bucket[k]), nb - 1) + 1)
-                scale = 1.0
+                q, scale = 1 + min(int(u.bucket[k]), nb - 1), 1.0
             elif kind == SUM:
-                quantities, scale = slice(1 + nb, 2 + nb), u.sum_scale
+                q, scale = 1 + nb, u.sum_scale
             else:  # REQUESTS, COUNT
-                quantities, scale = slice(COUNT_AT, COUNT_AT + 1), 1.0
+                q, scale = COUNT_AT, 1.0
             for r in routes:
-                weights[r, codes, pods, quantities, k] = scale
-                born[r, codes, pods, COUNT_AT, k] = 1.0
-        self._weights = weights.reshape(N, K)
-        # Only the cells' request counts decide births: a (3·C·P, K) product, not (N, K).
-        self._count_columns = np.flatnonzero(np.arange(N) % Q == COUNT_AT)
-        self._born_weights = born.reshape(N, K)[self._count_columns]
+                for c in codes:
+                    for p in pods:
+                        at = ((r * C + c) * P + p) * Q
+                        columns.append(at + q)
+                        scales.append(scale)
+                        born.append(at + COUNT_AT)
+            starts.append(len(columns))
+            born_starts.append(len(born))
+        self._starts = np.array(starts, dtype=np.int64)
+        self._columns = np.array(columns, dtype=np.int64)
+        self._scales = np.array(scales)
+        self._born_starts = np.array(born_starts, dtype=np.int64)
+        self._born_columns = np.array(born, dtype=np.int64)
         #: Whether any series is a latency sum (else the traffic paths need not draw them).
         self.reads_sum = bool((u.kind == SUM).any())
 
@@ -158,9 +164,22 @@ class SeriesStore:
             padded = np.zeros((R, S) + self.cell_shape)
             padded[:, :, :, :, : cells.shape[4]] = cells
             cells = padded
-        flat = cells.reshape(R * S, -1)
-        inc = (flat @ self._weights).reshape(R, S, -1)
-        born = (flat[:, self._count_columns] @ self._born_weights).reshape(R, S, -1)
+        flat = np.ascontiguousarray(cells).reshape(R * S, -1)
+        K = len(self._starts) - 1
+        inc, born = np.empty((R * S, K)), np.empty((R * S, K))
+        _gather_sums(
+            flat,
+            self.n_buckets,
+            self._starts,
+            self._columns,
+            self._scales,
+            self._born_starts,
+            self._born_columns,
+            np.empty(flat.shape[1]),
+            inc,
+            born,
+        )
+        inc, born = inc.reshape(R, S, K), born.reshape(R, S, K)
         # Runs in lockstep (the common case) are a slice: far cheaper than fancy indexing.
         rows: slice | np.ndarray = runs
         if len(runs) and int(runs[-1]) - int(runs[0]) == len(runs) - 1:
@@ -198,6 +217,43 @@ class SeriesStore:
         """The samples so far, as the PromQL engine reads them (views, no copy). Slots not
         yet reached hold no sample."""
         return SeriesBatch(self.universe.labels, self._times, self.values, self.present)
+
+
+@nb.njit(cache=True)
+def _gather_sums(
+    flat, n_buckets, starts, columns, scales, born_starts, born_columns, row, inc, born
+):  # pragma: no cover - compiled
+    """Series increments from cells, row by row (a row: one run's segment).
+
+    ``row`` is the row with each cell's buckets made cumulative (``le``); then
+    ``inc[i, k]`` sums ``row[columns[j]] * scales[j]`` over ``j`` in ``starts[k]`` ..
+    ``starts[k + 1]``, and ``born[i, k]`` the request counts ``born_columns`` names.
+
+    The one speed device of the series: each series is a sum of a few cells, so a compiled
+    gather costs rows x (cells per series), in a fixed order. A dense 0/1 weight matrix
+    product did the same through BLAS, which runs threads of its own (twice the CPU of
+    the whole rollout, measured) and may sum in another order with another thread count,
+    so a run's latency sums would depend on the worker count; numpy fancy indexing and
+    reductions series by series cost 5x the rest of a rollout, a strided ``np.cumsum``
+    of the buckets alone a third of it."""
+    width = n_buckets + 2
+    for i in range(flat.shape[0]):
+        for base in range(0, flat.shape[1], width):
+            row[base] = flat[i, base]
+            acc = 0.0
+            for q in range(base + 1, base + 1 + n_buckets):
+                acc += flat[i, q]
+                row[q] = acc
+            row[base + width - 1] = flat[i, base + width - 1]
+        for k in range(starts.shape[0] - 1):
+            total = 0.0
+            for j in range(starts[k], starts[k + 1]):
+                total += row[columns[j]] * scales[j]
+            inc[i, k] = total
+            count = 0.0
+            for j in range(born_starts[k], born_starts[k + 1]):
+                count += row[born_columns[j]]
+            born[i, k] = count
 
 
 def _running(inc: np.ndarray, start: np.ndarray) -> np.ndarray:
