@@ -11,9 +11,9 @@ has one.
 The queries: generated ones covering every function and operator the engine evaluates
 (windows 30s/1m/2m/5m, by/without, vector matching), the queries of the shared upstream
 fixtures' MetricTemplates and AnalysisTemplates, and those of Flagger's and Argo Rollouts'
-docs, rendered with ``series_world.RENDER``. ``EXTRA_QUERIES`` is the hook for more (the
-builtin provider queries of Flagger, rendered by ``sim`` once merged): add them in
-``extra_queries``.
+docs, rendered with ``series_world.RENDER``, and Flagger's builtin queries of every provider
+(``extra_queries``, rendered by ``sim.policies.flagger.queries``; the simulated rollouts' own
+series are checked in ``test_world_against_prometheus.py``).
 
 Reference: Debian bookworm's prometheus 2.42.0 (the binary run here).
 """
@@ -28,12 +28,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from sim.policies.flagger.queries import BUILTIN_QUERIES, MetricTemplateModel, builtin_query
 from sim.promql import compile_query
 from sim.promql.openmetrics import SERIES_EPOCH_S, write_openmetrics
 from sim.promql.series import Labels, Matrix, Result, Scalar, SeriesBatch, Vector
 from tests.helpers import UPSTREAM_FIXTURES
 from tests.helpers.prometheus import MISSING, PrometheusServer, QueryResult, same_value
-from tests.promql.series_world import PODS, RENDER, SCRAPE_S, build_batch
+from tests.promql.series_world import NAMESPACE, PODS, RENDER, SCRAPE_S, build_batch
 
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING)
 
@@ -358,8 +359,18 @@ def _queries_in(node: object) -> Iterator[str]:
 
 
 def extra_queries() -> list[str]:
-    """The hook for more queries (rendered PromQL): Flagger's builtin provider queries go here."""
-    return []
+    """Flagger's builtin queries of every observer (pkg/metrics/observers), rendered as
+    Flagger renders them for this module's series (``series_world.RENDER``'s names)."""
+    model = MetricTemplateModel(
+        name="podinfo",
+        namespace=NAMESPACE,
+        target="podinfo",
+        service="podinfo",
+        ingress="podinfo",
+        route="podinfo",
+        interval="1m",
+    )
+    return [builtin_query(observer, metric, model) for observer, by in BUILTIN_QUERIES.items() for metric in by]
 
 
 EXTRA_QUERIES: list[str] = extra_queries()
