@@ -1,11 +1,12 @@
 """Raw series as exporters publish them and Prometheus scrapes them, for a batch of runs.
 
-Traffic is served per *cell*: a version (primary, canary), a response code class (a success
-code, an error code) and a pod of that version. Each cell has a request counter, a latency
-histogram in the exporter's buckets and a latency sum. An exporter's series
-(``sim.world.exporters.Universe``) are each one cell's quantity, or a sum over the pods or
-codes of a version (a proxy's series), so every series' increments are a gather of the
-cells' increments.
+Traffic is served per *cell*: a route (the primary; the canary through its own Service; the
+canary through the stable Service, as an Argo blue-green's active Service once switched), a
+response code (a success code, an error code) and a pod of the version serving it. Each cell
+has a request counter, a latency histogram in the exporter's buckets and a latency sum. An
+exporter's series (``sim.world.exporters.Universe``) are each one cell's quantity, or a sum
+over routes, codes or pods (a proxy's series), so every series' increments are a gather of
+the cells' increments.
 
 What Prometheus would hold follows from three rules:
 
