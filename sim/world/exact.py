@@ -101,21 +101,24 @@ class ExactTraffic:
             if self._u() * peak < float(self.rate.rate(now)):
                 self._serve(now)
 
-    def _canary_load(self, now: float) -> np.ndarray | None:
-        """The canary's expected request rate now (live, mirrored, load tests), for load faults."""
+    def _loads(self, now: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The canary's and the primary's expected request rates now, for load faults: the
+        canary's live, mirrored and load-test requests; the primary's live ones."""
         if not self.release.has_load_faults:
-            return None
+            return None, None
         run = np.array([0])
         live = float(self.rate.rate(now)) * self.population.cohort_share
         share = self.router.canary_share(run)[0]
         mirror = float(self.router.mirror_share(run)[0, 0])
         tests = sum(rps for start, end, rps in self.loads if start <= now < end)
-        return np.array([[float((live * share).sum() + (live * (1 - share)).sum() * mirror + tests)]])
+        primary = float((live * (1 - share)).sum())
+        canary = float((live * share).sum() + primary * mirror + tests)
+        return np.array([[canary]]), np.array([[primary]])
 
     def _record(self, now: float, cohort: int, canary: bool, u: float, synthetic: bool = False) -> bool:
         """One request's telemetry: outcome from ``u``, a latency draw. Returns failed.
         ``synthetic``: a mirrored or load-test request (it addresses the canary's Service)."""
-        p_ref, p = self.release.error_probs(np.array([now]), self._canary_load(now))
+        p_ref, p = self.release.error_probs(np.array([now]), *self._loads(now))
         failed = u < float((p if canary else p_ref)[0, 0, cohort])
         lat_p, lat_c = self.release.latency(now, cohort)
         dist = lat_c if canary else lat_p
@@ -175,7 +178,7 @@ class ExactTraffic:
             # A mirrored copy: the canary serves it too (its own outcome), nobody sees it.
             self._record(now, cohort, True, self._u(), synthetic=True)
         if canary and self.accounting:
-            p_ref, p = self.release.error_probs(np.array([now]), self._canary_load(now))
+            p_ref, p = self.release.error_probs(np.array([now]), *self._loads(now))
             p_ref_c, p_c = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
             excess = p_ref_c <= u < p_c
             self.ledger.requests[0, cohort] += 1
@@ -221,7 +224,7 @@ class ExactTraffic:
                 continue
             uid, cohort = self._user()
             load = np.array([[float(self.rate.rate(t))]]) if self.release.has_load_faults else None
-            p_ref, p = self.release.error_probs(np.array([t]), load)
+            p_ref, p = self.release.error_probs(np.array([t]), load, load)
             u = self._u()
             self.ledger.after_requests[0, cohort] += 1
             self.exposed.add(uid)

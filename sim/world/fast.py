@@ -189,11 +189,13 @@ class FastTraffic:
         mean_p = cohort_lam[None] - mean_c
         mid = 0.5 * (b[1:] + b[:-1])
         syn = self._synthetic(runs, b, mean_p)
-        canary_rate = None
+        canary_rate = primary_rate = None
         if self.release.has_load_faults:  # mirrored and load-test requests load the canary too
             load = mean_c if syn is None else mean_c + syn
-            canary_rate = load.sum(axis=2) / np.maximum(np.diff(b), 1e-9)
-        p_ref, p = self.release.error_probs(mid, canary_rate)  # (R|1, S|1, C)
+            seconds = np.maximum(np.diff(b), 1e-9)
+            canary_rate = load.sum(axis=2) / seconds
+            primary_rate = mean_p.sum(axis=2) / seconds
+        p_ref, p = self.release.error_probs(mid, canary_rate, primary_rate)  # (R|1, S|1, C)
         # Outcome probabilities of a canary request: ok, fail_both, excess.
         outcome = np.stack(
             np.broadcast_arrays(1.0 - p, np.minimum(p, p_ref), np.maximum(p - p_ref, 0.0)), axis=-1
@@ -369,7 +371,8 @@ class FastTraffic:
         cum = self.rate.cumulative(b)
         cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share  # (S, C)
         rate = (cohort_lam.sum(axis=1) / np.maximum(np.diff(b), 1e-9))[None] if self.release.has_load_faults else None
-        p_ref, p = self.release.error_probs(0.5 * (b[1:] + b[:-1]), rate)
+        # Against the primary serving the same traffic, had it not been replaced.
+        p_ref, p = self.release.error_probs(0.5 * (b[1:] + b[:-1]), rate, rate)
         # Requests that did not fail in excess, and excess failures: independent Poisson.
         excess_p = np.broadcast_to(np.maximum(p - p_ref, 0.0)[0], cohort_lam.shape)
         mean = np.stack([cohort_lam * (1.0 - excess_p), cohort_lam * excess_p]).reshape(1, -1)

@@ -65,6 +65,8 @@ class ReleaseModel:
         self.never_ready = any(isinstance(f, NeverReadyFault) and f.target == "canary" for f in self.faults)
         self.has_latency_faults = any(isinstance(f, LatencyFault) for f in self.faults)
         self.has_load_faults = any(isinstance(f, LoadFault) for f in self.faults)
+        # A load fault on both versions: each is loaded by its own traffic (error_probs).
+        self._both_load = any(isinstance(f, LoadFault) and f.target == "both" for f in self.faults)
         #: No faults: both versions behave as the baseline at all times.
         self.static = not self.faults
         self._static_p = np.full((1, 1, self.n_cohorts), self.baseline.error_rate)
@@ -94,19 +96,28 @@ class ReleaseModel:
                 pts.append(both[(both > t0) & (both < t1)])
         return pts[0] if len(pts) == 1 else np.unique(np.concatenate(pts))
 
-    def error_probs(self, mid: np.ndarray, canary_rate: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def error_probs(
+        self, mid: np.ndarray, canary_rate: np.ndarray | None = None, primary_rate: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Error probability per run, segment and cohort: ``(primary, canary)``, shape
         (R|1, S|1, C); the run axis is 1 unless load faults make it run-dependent.
+
+        A ``load`` fault overloads each version by its own traffic: one of the canary's
+        by the canary's request rate, one with ``target: both`` the primary by the
+        primary's and the canary by the canary's (the primary's probability is also the
+        counterfactual a canary request is compared with, at the primary's load).
 
         Args:
             mid: segment midpoints (s), shape (S,).
             canary_rate: the canary's request rate per run and segment (R, S), for load faults.
+            primary_rate: the primary's (R, S), for load faults with ``target: both``.
         """
         if self.static:
             return self._static_p, self._static_p
-        primary = np.full((1, len(mid), self.n_cohorts), self.baseline.error_rate)
-        primary = self._apply(primary, mid, "both", canary_rate)
-        canary = self._apply(primary, mid, "canary", canary_rate)
+        base = np.full((1, len(mid), self.n_cohorts), self.baseline.error_rate)
+        primary = self._apply(base, mid, "both", primary_rate)
+        common = self._apply(base, mid, "both", canary_rate) if self._both_load else primary
+        canary = self._apply(common, mid, "canary", canary_rate)
         return primary, canary
 
     def _apply(self, p: np.ndarray, mid: np.ndarray, target: str, canary_rate: np.ndarray | None) -> np.ndarray:

@@ -346,3 +346,17 @@ def test_never_ready_only_for_the_canarys_own_crash_loop():
     assert not model({"kind": "never_ready", "target": "both"}).never_ready
     # A crash loop serves nothing: it does not change error probabilities.
     np.testing.assert_array_equal(probs(model({"kind": "never_ready"}), 10.0)[1], BASE)
+
+
+def test_a_load_fault_on_both_loads_each_version_by_its_own_traffic():
+    """Issue 15's bug: ``target: both`` used the canary's rate for the primary too. At a 10%
+    canary of 100 requests/s, the primary (90/s) is over a 60/s capacity and sheds the
+    excess; the canary (10/s) is not."""
+    m = model({"kind": "load", "capacity": "60/s", "target": "both"})
+    p, c = m.error_probs(np.array([1.0]), np.array([[10.0]]), np.array([[90.0]]))
+    shed = 1 - 60 / 90
+    assert p[0, 0, 0] == pytest.approx(1 - (1 - BASE) * (1 - shed))
+    assert c[0, 0, 0] == pytest.approx(BASE)
+    # The canary's own overload counts only on the canary.
+    p, c = m.error_probs(np.array([1.0]), np.array([[90.0]]), np.array([[10.0]]))
+    assert p[0, 0, 0] == pytest.approx(BASE) and c[0, 0, 0] == pytest.approx(1 - (1 - BASE) * (1 - shed))
