@@ -986,7 +986,7 @@ def _sites(names: Workloads, pods: tuple[int, int], per_pod: bool) -> Iterable[_
             yield _Site(version, i, name, f"10.244.{of + 1}.{i + 10}", hashes[of])
 
 
-def _merge_versions(
+def _merge_routes(
     labels: list[Labels], rows: list[tuple[int, int, int, int, int]]
 ) -> tuple[list[Labels], list[tuple[int, int, int, int, int]]]:
     """One series where several routes' series would carry the same labels.
@@ -1075,7 +1075,7 @@ def universe(
                     add(f"{family.name}_bucket", base | {"le": le}, site, ci, BUCKET, bi)
                 add(f"{family.name}_sum", base, site, ci, SUM)
                 add(f"{family.name}_count", base, site, ci, COUNT)
-    labels, rows = _merge_versions(labels, rows)
+    labels, rows = _merge_routes(labels, rows)
     if len(set(labels)) != len(labels):  # a bug in a family's labels, never the input's
         raise AssertionError(f"{provider}: two series with the same labels")
     table = np.array(rows, dtype=np.int64).reshape(-1, 5)

@@ -219,7 +219,6 @@ class FastTraffic:
             cp = flat[:, at : at + 2 * m].reshape(shape + (2,))
             at += 2 * m
         synthetic = None if syn is None else flat[:, at:].reshape(shape + (3,))
-        seen = cc if synthetic is None else cc + synthetic
         probs = self._latency_probs(mid)  # (S|1, 2, C|1, B)
         fails_c = cc[..., 1:]  # (R, S, C, 2)
         slots = self.telemetry.slot_of(b[1:])
@@ -232,6 +231,7 @@ class FastTraffic:
                 n, err, hist_c, hist_p = self._by_version(cells)
                 self.telemetry.add(runs, slots, n, err, hist_c, hist_p, unique)
         else:
+            seen = cc if synthetic is None else cc + synthetic
             hist_c = self._histogram(runs, seen.sum(axis=3), probs[:, 1])  # (R, S, B)
             n_c = seen.sum(axis=(2, 3))
             err_c = seen[..., 1:].sum(axis=(2, 3))
@@ -290,31 +290,39 @@ class FastTraffic:
         R, S = live.shape[:2]
         B = len(self._base_probs)
         cells = np.zeros((R, S, 3, 2, max(store.pods), B + 2))
-        # A latency sum needs the law's moments within each bucket, and a normal draw.
-        law = (probs,) + (self._latency_moments(mid) if store.reads_sum else (probs, probs))  # each (S|1, 2, C|1, B)
+        # A latency sum needs the law's moments within each bucket (and a normal draw):
+        # only when a query reads a ``_sum`` series.
+        moments = self._latency_moments(mid) if store.reads_sum else None  # each (S|1, 2, C|1, B)
         if store.live_via_stable:
-            self._route_cells(runs, cells[:, :, 2], live, 1, law)
+            self._route_cells(runs, cells[:, :, 2], live, 1, probs, moments)
             if synthetic is not None:
-                self._route_cells(runs, cells[:, :, 1], synthetic, 1, law)
+                self._route_cells(runs, cells[:, :, 1], synthetic, 1, probs, moments)
         else:
-            self._route_cells(runs, cells[:, :, 1], live if synthetic is None else live + synthetic, 1, law)
+            self._route_cells(runs, cells[:, :, 1], live if synthetic is None else live + synthetic, 1, probs, moments)
         if primary is not None:
             ok_bad = np.stack([primary[..., 0], np.zeros_like(primary[..., 0]), primary[..., 1]], axis=-1)
-            self._route_cells(runs, cells[:, :, 0], ok_bad, 0, law)
+            self._route_cells(runs, cells[:, :, 0], ok_bad, 0, probs, moments)
         return cells
 
     def _route_cells(
-        self, runs: np.ndarray, out: np.ndarray, outcomes: np.ndarray, v: int, law: tuple[np.ndarray, ...]
+        self,
+        runs: np.ndarray,
+        out: np.ndarray,
+        outcomes: np.ndarray,
+        v: int,
+        probs: np.ndarray,
+        moments: tuple[np.ndarray, np.ndarray] | None,
     ) -> None:
         """One route's cells into ``out`` (R, S, 2, P, B + 2): requests by outcome (R, S, C,
         3: ok, then two kinds of failure) served by version ``v``'s pods, with its latency
-        law (bucket probabilities, means and variances)."""
+        law's bucket probabilities and, when latency sums are drawn, its means and
+        variances within the buckets (None: the sums stay 0)."""
         store = self.series
         assert store is not None
         R, S = outcomes.shape[:2]
         B = len(self._base_probs)
         pods = store.pods[v]
-        pv, mv, vv = (x[:, v] for x in law)  # (S|1, C|1, B)
+        pv = probs[:, v]  # (S|1, C|1, B)
         for code, n in enumerate((outcomes[..., 0], outcomes[..., 1:].sum(axis=3))):
             per_pod = self._split_pods(runs, n, pods)  # (R, S, C, pods)
             if pv.shape[1] == 1:
@@ -330,8 +338,9 @@ class FastTraffic:
             hist = hist.reshape(R, S, Cc, pods, B)
             out[:, :, code, :pods, 0] = per_pod.sum(axis=2)
             out[:, :, code, :pods, 1 : 1 + B] = hist.sum(axis=2)
-            if not store.reads_sum:
+            if moments is None:
                 continue
+            mv, vv = moments[0][:, v], moments[1][:, v]
             m = np.broadcast_to(mv[:, :Cc][:, :, None, :], (S, Cc, pods, B))
             sd2 = (hist * np.broadcast_to(vv[:, :Cc][:, :, None, :], (S, Cc, pods, B))).sum(axis=(2, 4))
             total = (hist * m).sum(axis=(2, 4))  # (R, S, pods)

@@ -26,6 +26,7 @@ from sim.policies.flagger.queries import BUILTIN_QUERIES
 from sim.promql.openmetrics import write_openmetrics
 from sim.runs.runner import run_one
 from tests.helpers.prometheus import MISSING, PrometheusServer, QueryResult, same_value
+from tests.world.effects import argo_canary, argo_query, argo_template
 
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING)
 
@@ -48,7 +49,13 @@ PROVIDERS = {
 
 
 def _scenario(
-    policy: dict[str, Any], *, rate: str = "3/s", replicas: int = 2, missing: float = 0.05, errors: float = 0.03
+    policy: dict[str, Any],
+    *,
+    rate: str = "3/s",
+    replicas: int = 2,
+    missing: float = 0.05,
+    errors: float = 0.03,
+    test_rps: float = 0.0,
 ) -> Scenario:
     return Scenario.model_validate(
         {
@@ -56,7 +63,7 @@ def _scenario(
             "horizon": "30m",
             "traffic": {"rate": rate},
             "baseline": {"error_rate": 0.01, "latency": {"median": "40ms", "p99": "400ms"}, "replicas": replicas},
-            "release": {"faults": [{"kind": "error_rate", "rate": errors, "onset": "0s"}]},
+            "release": {"faults": [{"kind": "error_rate", "rate": errors, "onset": "0s"}], "test_rps": test_rps},
             "telemetry": {"scrape_interval": "15s", "missing_scrapes": missing},
             "policy": policy,
         }
@@ -90,53 +97,16 @@ FIVE_XX = (
     'destination_workload="{{ target }}"}[{{ interval }}]))'
 )
 
-ARGO_SUCCESS = (
-    'sum(irate(istio_requests_total{reporter="source",destination_service=~"{{args.service-name}}",'
-    'response_code!~"5.*"}[1m])) / sum(irate(istio_requests_total{reporter="source",'
-    'destination_service=~"{{args.service-name}}"}[1m]))'
-)
-
 
 def _argo_template() -> dict[str, Any]:
-    return {
-        "args": [{"name": "service-name"}],
-        "metrics": [
-            {
-                "name": "success-rate",
-                "interval": "30s",
-                "count": 6,
-                "failureLimit": 5,
-                "successCondition": "result[0] >= 0.5",
-                "provider": {"prometheus": {"address": "http://prometheus:9090", "query": ARGO_SUCCESS}},
-            }
-        ],
-    }
+    return argo_template(
+        argo_query("irate"), interval="30s", count=6, failureLimit=5, successCondition="result[0] >= 0.5"
+    )
 
 
 def _argo_canary() -> dict[str, Any]:
-    return {
-        "argo": {
-            "replicas": 2,
-            "strategy": {
-                "canary": {
-                    "canaryService": "demo-canary",
-                    "stableService": "demo-stable",
-                    "trafficRouting": {"istio": {"virtualService": {"name": "demo"}}},
-                    "analysis": {
-                        "templates": [{"templateName": "success-rate"}],
-                        "args": [{"name": "service-name", "value": "demo-canary.default.svc.cluster.local"}],
-                    },
-                    "steps": [
-                        {"setWeight": 20},
-                        {"pause": {"duration": "3m"}},
-                        {"setWeight": 50},
-                        {"pause": {"duration": "3m"}},
-                    ],
-                }
-            },
-            "templates": {"success-rate": _argo_template()},
-        }
-    }
+    steps = [{"setWeight": 20}, {"pause": {"duration": "3m"}}, {"setWeight": 50}, {"pause": {"duration": "3m"}}]
+    return argo_canary(_argo_template(), steps, replicas=2)
 
 
 def _argo_bluegreen() -> dict[str, Any]:
@@ -167,9 +137,7 @@ def _argo_bluegreen() -> dict[str, Any]:
 CASES: dict[str, Scenario] = {
     **{f"flagger-{observer}": _scenario(_flagger(provider)) for observer, provider in PROVIDERS.items()},
     # The kubernetes provider shifts no live traffic: only a load tester reaches the canary.
-    "flagger-http": _scenario(_flagger("kubernetes")).model_copy(
-        update={"release": _scenario(_flagger("kubernetes")).release.model_copy(update={"test_rps": 2.0})}
-    ),
+    "flagger-http": _scenario(_flagger("kubernetes"), test_rps=2.0),
     "flagger-5xx-numerator-1rps": _scenario(
         _flagger(
             "istio",
@@ -188,9 +156,7 @@ CASES: dict[str, Scenario] = {
     # At 2 requests/s the canary's series appear too late: five Error measurements in a row
     # abort the rollout (consecutiveErrorLimit 4) before any value. 10/s gives values.
     "argo-canary-irate": _scenario(_argo_canary(), rate="10/s"),
-    "argo-bluegreen": _scenario(_argo_bluegreen(), rate="5/s").model_copy(
-        update={"release": _scenario(_argo_bluegreen()).release.model_copy(update={"test_rps": 2.0})}
-    ),
+    "argo-bluegreen": _scenario(_argo_bluegreen(), rate="5/s", test_rps=2.0),
 }
 
 

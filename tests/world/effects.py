@@ -90,29 +90,30 @@ def flagger_latency(provider: str) -> dict[str, Any]:
     return out
 
 
-def argo_success_rate(function: str) -> dict[str, Any]:
-    """Argo's documented success-rate template (``result[0] >= 0.95``) with ``function``
-    (``irate`` as in the docs, or ``rate``) over a canary's steps."""
-    query = (
+def argo_query(function: str) -> str:
+    """Argo's documented Istio success-rate query with ``function`` (``irate`` as in the
+    docs, or ``rate``), on the Service named by ``{{args.service-name}}``."""
+    return (
         f'sum({function}(istio_requests_total{{reporter="source",destination_service=~"{{{{args.service-name}}}}",'
         f'response_code!~"5.*"}}[1m])) / sum({function}(istio_requests_total{{reporter="source",'
         'destination_service=~"{{args.service-name}}"}[1m]))'
     )
-    template = {
-        "args": [{"name": "service-name"}],
-        "metrics": [
-            {
-                "name": "success-rate",
-                "interval": "1m",
-                "failureLimit": 3,
-                "successCondition": "result[0] >= 0.95",
-                "provider": {"prometheus": {"address": "http://prometheus:9090", "query": query}},
-            }
-        ],
-    }
+
+
+def argo_template(query: str, **metric: Any) -> dict[str, Any]:
+    """An AnalysisTemplate ``success-rate`` with one Prometheus metric (``metric``: its
+    interval, counts, limits and conditions)."""
+    spec = {"name": "success-rate", **metric}
+    spec["provider"] = {"prometheus": {"address": "http://prometheus:9090", "query": query}}
+    return {"args": [{"name": "service-name"}], "metrics": [spec]}
+
+
+def argo_canary(template: dict[str, Any], steps: list[dict[str, Any]], replicas: int = 1) -> dict[str, Any]:
+    """An Argo canary on Istio (``demo-canary``/``demo-stable``) whose background analysis
+    runs ``template`` on the canary Service."""
     return {
         "argo": {
-            "replicas": 1,
+            "replicas": replicas,
             "strategy": {
                 "canary": {
                     "canaryService": "demo-canary",
@@ -122,17 +123,20 @@ def argo_success_rate(function: str) -> dict[str, Any]:
                         "templates": [{"templateName": "success-rate"}],
                         "args": [{"name": "service-name", "value": "demo-canary.default.svc.cluster.local"}],
                     },
-                    "steps": [
-                        {"setWeight": 50},
-                        {"pause": {"duration": "10m"}},
-                        {"setWeight": 100},
-                        {"pause": {"duration": "10m"}},
-                    ],
+                    "steps": steps,
                 }
             },
             "templates": {"success-rate": template},
         }
     }
+
+
+def argo_success_rate(function: str) -> dict[str, Any]:
+    """Argo's documented success-rate template (``result[0] >= 0.95``) with ``function``
+    over a canary's steps."""
+    template = argo_template(argo_query(function), interval="1m", failureLimit=3, successCondition="result[0] >= 0.95")
+    steps = [{"setWeight": 50}, {"pause": {"duration": "10m"}}, {"setWeight": 100}, {"pause": {"duration": "10m"}}]
+    return argo_canary(template, steps)
 
 
 SLOWER = [{"kind": "latency", "shift": "400ms", "onset": "0s"}]
