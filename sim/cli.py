@@ -11,6 +11,7 @@ commands that simulate, so ``pdsim validate`` and ``pdsim schema`` start fast.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import contextlib
 import errno
@@ -63,6 +64,9 @@ class _Interrupted(Exception):
 
 #: ``ctx.meta`` key of the command's note on what an interrupt keeps (``_on_interrupt``).
 _INTERRUPT_NOTE = "pdsim.interrupt_note"
+
+#: Set once the command has taken a Ctrl-C (``PdsimGroup._interrupted``).
+_INTERRUPT_TAKEN = threading.Event()
 
 
 def _on_interrupt(note: Callable[[], str]) -> None:
@@ -195,6 +199,7 @@ class PdsimGroup(click.Group):
     @staticmethod
     def _interrupted(ctx: click.Context) -> NoReturn:
         """Raise the interrupt past click's own handler, with the command's note on what it kept."""
+        _INTERRUPT_TAKEN.set()
         note = ctx.meta.get(_INTERRUPT_NOTE)
         try:
             text = note() if note is not None else ""
@@ -1416,6 +1421,11 @@ def query(series_path: str, expr: str, at: str, lookback: str, epoch_s: float) -
 
 #: Python's own report of an exception that ends a thread (``_Exit.thread_failed`` defers to it).
 _THREAD_HOOK = threading.excepthook
+#: Python's own report of an exception it cannot raise (``_Exit.unraisable`` defers to it).
+_UNRAISABLE_HOOK = sys.unraisablehook
+#: How long ``_Exit.unraisable`` waits before delivering a dropped Ctrl-C again: the main
+#: thread has long left the callback by then.
+_REDELIVER_AFTER_S = 0.1
 
 
 class _Exit:
@@ -1426,6 +1436,8 @@ class _Exit:
         self.interrupted = False
         #: Ctrl-C reached the command (not only after it): see ``during_command``.
         self.interrupting = False
+        #: The command has taken an interrupt (``_CliGroup._interrupted``): see ``_redeliver``.
+        self.taken = _INTERRUPT_TAKEN
 
     def on_sigint_in_command(self, signum: int, frame: Any) -> None:
         """Ctrl-C while the command runs: remember it, then interrupt as Python does."""
@@ -1442,6 +1454,41 @@ class _Exit:
         """
         if not self.interrupting:
             _THREAD_HOOK(args)
+
+    def unraisable(self, args: Any) -> None:
+        """An exception Python cannot raise where it happened (a ctypes callback, ``__del__``).
+
+        A Ctrl-C that lands in such a place, as in the callback by which numba's LLVM binding
+        hands compiled code to its cache (llvmlite ``_raw_object_cache_notify``), would be
+        printed as a traceback and then dropped: the command would go on. It is not printed,
+        and a moment later it is delivered again to the main thread (``_redeliver``), where it
+        interrupts the command as any Ctrl-C does. Once the command is interrupted, other such
+        failures (loky's and joblib's objects finalised mid-task) are dropped, as
+        ``thread_failed`` drops theirs.
+        """
+        if not isinstance(args.exc_value, KeyboardInterrupt):
+            if not self.interrupting:
+                _UNRAISABLE_HOOK(args)
+            return
+        try:
+            # Not from here: the main thread is still inside the callback or this hook, where
+            # the interrupt would be lost again.
+            threading.Timer(_REDELIVER_AFTER_S, self._redeliver).start()
+        except KeyboardInterrupt:  # another Ctrl-C while the timer started: that one goes on
+            pass
+
+    def _redeliver(self) -> None:
+        """Ctrl-C again for a dropped KeyboardInterrupt, unless the command is already
+        stopping: an interrupt it takes in another way (a second Ctrl-C, a compiled call that
+        reports it) must not be doubled while its clean-up runs."""
+        if self.taken.is_set():
+            return
+        current: Any = sys._current_exceptions().get(threading.main_thread().ident or 0)
+        # Python < 3.12 gives sys.exc_info()'s triple, later versions the exception
+        handling = current[1] if isinstance(current, tuple) else current
+        if handling is not None and _caused_by_interrupt(handling):
+            return
+        _thread.interrupt_main(signal.SIGINT)
 
     def on_sigint(self, signum: int, frame: Any) -> None:
         """Ctrl-C after the command: let the exit handlers finish, then exit 130.
@@ -1486,6 +1533,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     end = _Exit()
     atexit.register(end.leave)
     threading.excepthook = end.thread_failed
+    sys.unraisablehook = end.unraisable
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is (
         signal.default_int_handler
     ):  # not when started with Ctrl-C ignored (a background job): it stays ignored

@@ -372,3 +372,30 @@ def test_ctrl_c_inside_a_compiled_call_is_an_interrupt(monkeypatch: pytest.Monke
     code = cli.main(args=["run", str(SCENARIOS / "error-spike.yaml"), "--runs", "10"], standalone_mode=False)
     assert code == 130
     assert capsys.readouterr().err == "pdsim: interrupted\n"
+
+
+def test_ctrl_c_inside_a_ctypes_callback_interrupts_without_a_traceback(tmp_path: Path) -> None:
+    """A Ctrl-C that lands in a ctypes callback (numba's LLVM binding hands compiled code to
+    its cache through one: llvmlite ``_raw_object_cache_notify``, seen in CI) cannot be raised
+    there: Python prints it as "Exception ignored in" with a traceback and drops it. pdsim's
+    hook delivers it again to the main thread, so the command stops, silently, as on any
+    Ctrl-C."""
+    script = tmp_path / "callback.py"
+    script.write_text(
+        "import ctypes, signal, sys, time\n"
+        "from sim.cli import _Exit\n"
+        "end = _Exit()\n"
+        "sys.unraisablehook = end.unraisable\n"
+        "signal.signal(signal.SIGINT, end.on_sigint_in_command)\n"
+        "def notify():\n"
+        "    raise KeyboardInterrupt\n"
+        "callback = ctypes.CFUNCTYPE(None)(notify)\n"
+        "try:\n"
+        "    callback()\n"
+        "    time.sleep(30)\n"
+        "    print('lost')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', end.interrupting)\n"
+    )
+    done = subprocess.run([sys.executable, script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (done.stdout, done.stderr) == ("interrupted True\n", "")
