@@ -214,21 +214,70 @@ class Traffic(StrictModel):
 # --- versions and faults ---------------------------------------------------------------
 
 
-class Latency(StrictModel):
-    """Lognormal latency given by its median and 99th percentile."""
+class LatencyComponent(StrictModel):
+    """One lognormal component of a latency mixture: its share of requests, median and p99."""
 
+    weight: Annotated[float, Field(gt=0)]
     median: Annotated[LatencyMs, Field(gt=0)]
     p99: Annotated[LatencyMs, Field(gt=0)]
 
     @model_validator(mode="after")
-    def _order(self) -> Latency:
+    def _order(self) -> LatencyComponent:
         if self.p99 < self.median:
             raise ValueError(f"p99 ({self.p99:g}ms) is below the median ({self.median:g}ms)")
         return self
 
 
+class LatencyHistogram(StrictModel):
+    """An empirical latency law: requests per bucket ``(0, le[0]], (le[0], le[1]], ...``
+    (counts, not cumulative), uniform within each bucket (as ``histogram_quantile``
+    assumes). Nothing lies above the last bound."""
+
+    le: Annotated[list[Annotated[LatencyMs, Field(gt=0)]], Field(min_length=1)]
+    counts: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _shape(self) -> LatencyHistogram:
+        if any(b <= a for a, b in zip(self.le, self.le[1:])):
+            raise ValueError("le must increase")
+        if len(self.counts) != len(self.le):
+            raise ValueError(f"counts has {len(self.counts)} entries; le has {len(self.le)}: give one count per bucket")
+        if sum(self.counts) <= 0:
+            raise ValueError("counts are all 0")
+        return self
+
+
+class Latency(StrictModel):
+    """A latency law: lognormal (``median`` and ``p99``), a ``mixture`` of lognormals
+    (e.g. a cache hit and a miss), or an empirical ``histogram``; exactly one form."""
+
+    median: Annotated[LatencyMs, Field(gt=0)] | None = None
+    p99: Annotated[LatencyMs, Field(gt=0)] | None = None
+    mixture: Annotated[list[LatencyComponent], Field(min_length=1)] | None = None
+    histogram: LatencyHistogram | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> Latency:
+        lognormal = self.median is not None or self.p99 is not None
+        if lognormal + (self.mixture is not None) + (self.histogram is not None) != 1:
+            raise ValueError("give exactly one of median and p99 (lognormal), mixture or histogram")
+        if lognormal:
+            if self.median is None or self.p99 is None:
+                raise ValueError("a lognormal latency needs both median and p99")
+            if self.p99 < self.median:
+                raise ValueError(f"p99 ({self.p99:g}ms) is below the median ({self.median:g}ms)")
+        return self
+
+    @property
+    def lognormal(self) -> bool:
+        return self.median is not None
+
+
 class Baseline(StrictModel):
     """The stable version, served by the primary.
+
+    ``latency`` is every request's law, or that of successful ones when ``error_latency``
+    (failed requests' law: a timeout, a fast failure) is given.
 
     ``replicas`` is the pods each version runs (default: the policy's replicas, else 1):
     exporters publish a series per pod, and a new pod's series miss its first requests
@@ -237,6 +286,8 @@ class Baseline(StrictModel):
 
     error_rate: Probability = 0.001
     latency: Latency = Latency(median=40.0, p99=250.0)
+    #: Latency of failed requests (timeouts, fast failures); None: the same law as ``latency``.
+    error_latency: Latency | None = None
     replicas: Annotated[int, Field(ge=1), at_most(MAX_REPLICAS, f"{MAX_REPLICAS:,} pods")] | None = None
 
 
@@ -401,6 +452,86 @@ class MetricBinding(StrictModel):
         return self
 
 
+# --- production noise (sim.world.noise) ------------------------------------------------
+
+
+class Dispersion(StrictModel):
+    """Gamma–Poisson overdispersion: counts over each ``window`` (aligned to t = 0) have
+    variance ``dispersion`` times their mean (1: Poisson)."""
+
+    dispersion: Annotated[float, Field(ge=1.0)]
+    window: Interval = 60.0
+
+
+class ErrorDispersion(Dispersion):
+    """Overdispersion of error counts given the request counts; ``shared``: both versions
+    see the same shocks (a dependency's), else each its own."""
+
+    shared: bool = False
+
+
+class RunEffects(StrictModel):
+    """Day-to-day variation: per run, a lognormal multiplier of mean 1 on each quantity,
+    given by the standard deviation of its logarithm. Shared by both versions."""
+
+    rate: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
+    error_rate: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
+    latency: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
+
+
+class PodEffects(StrictModel):
+    """Per pod, a lognormal multiplier of mean 1 (standard deviation of its logarithm),
+    drawn per run: a one-pod canary is hit harder than a ten-pod primary."""
+
+    error_rate: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
+    latency: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
+
+
+class Process(StrictModel):
+    """A latent Ornstein–Uhlenbeck process within a run: the logarithm of a multiplier
+    of ``of`` (stationary standard deviation ``sigma``, correlation time ``tau``), mean 1
+    as a multiplier. ``shared``: both versions follow the same path (the request rate
+    always is: it is the same traffic)."""
+
+    of: Literal["rate", "error_rate", "latency"]
+    sigma: Annotated[float, Field(gt=0.0, le=3.0)]
+    tau: Annotated[Duration, Field(gt=0)]
+    shared: bool = True
+
+
+class ColdStart(StrictModel):
+    """New pods (the canary's, from when they are ready) start with errors and latency
+    elevated by a factor whose excess decays as ``exp(-age / decay)``."""
+
+    error_factor: Annotated[float, Field(ge=1.0)] = 1.0
+    latency_factor: Annotated[float, Field(ge=1.0)] = 1.0
+    decay: Annotated[Duration, Field(gt=0)] = 60.0
+
+
+class LoadLatency(StrictModel):
+    """Latency tied to load: a version's latency is multiplied by ``(1 - u0) / (1 - u)``,
+    ``u`` its request rate per pod over ``capacity`` (capped at ``max_utilization``),
+    ``u0`` that of the whole baseline traffic on the primary's pods."""
+
+    capacity: Annotated[Rate, Field(gt=0)]
+    max_utilization: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
+
+
+class Noise(StrictModel):
+    """Production-like noise on top of Poisson counts (``sim.world.noise`` states each
+    law). Every latent quantity is constant over steps of ``step`` (default: the scrape
+    interval), the same steps in the fast and per-request modes."""
+
+    step: Interval | None = None
+    requests: Dispersion | None = None
+    errors: ErrorDispersion | None = None
+    run: RunEffects | None = None
+    pods: PodEffects | None = None
+    processes: list[Process] = []
+    cold_start: ColdStart | None = None
+    load: LoadLatency | None = None
+
+
 class Telemetry(StrictModel):
     """The metrics pipeline a Prometheus-backed controller reads.
 
@@ -478,6 +609,7 @@ class Scenario(StrictModel):
     baseline: Baseline = Baseline()
     release: Release = Release()
     telemetry: Telemetry = Telemetry()
+    noise: Noise = Noise()
     webhooks: dict[str, Annotated[WebhookScript, BeforeValidator(_script)]] = {}
     policy: PolicySpec | None = None
     runs: RunCount = 100
@@ -525,6 +657,37 @@ class Scenario(StrictModel):
                     format_duration(f.intermittent.period),
                 )
         return self
+
+    @model_validator(mode="after")
+    def _noise_grid(self) -> Scenario:
+        """Dispersion windows are whole numbers of noise steps (a window's multiplier is
+        then constant on each step), and a ``p99`` latency fault stretches a lognormal."""
+        step = self.noise_step_s
+        for key in ("requests", "errors"):
+            d = getattr(self.noise, key)
+            if d is not None and abs(d.window / step - round(d.window / step)) > 1e-9:
+                raise field_error(
+                    "Scenario",
+                    ("noise", key, "window"),
+                    f"must be a whole number of noise steps ({format_duration(step)})",
+                    format_duration(d.window),
+                )
+        if not self.baseline.latency.lognormal:
+            for i, f in enumerate(self.release.faults):
+                if isinstance(f, LatencyFault) and f.p99 is not None:
+                    raise field_error(
+                        "Scenario",
+                        ("release", "faults", i, "p99"),
+                        "a p99 latency fault stretches a lognormal tail: use shift or factor with a "
+                        "mixture or histogram baseline latency",
+                        f.p99,
+                    )
+        return self
+
+    @property
+    def noise_step_s(self) -> float:
+        """Seconds over which every latent noise quantity is constant."""
+        return self.noise.step if self.noise.step is not None else self.telemetry.scrape_interval
 
     @property
     def release_bad(self) -> bool:
