@@ -50,6 +50,7 @@ from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.faults import ReleaseModel
 from sim.world.metrics import metric_plan
+from sim.world.noise import NoiseModel
 from sim.world.router import Router
 from sim.world.series import SeriesStore
 from sim.world.serving import Traffic
@@ -222,6 +223,10 @@ class World:
                 plan.universe, plan.pods, len(self.runs), self.telemetry.n_slots, tel.scrape_interval, missing
             )
         )
+        horizon_s = scenario.horizon + scenario.after_promotion
+        mean_rate = float(prepared.rate.cumulative(horizon_s)) / horizon_s
+        #: The runs' noise multipliers (``sim.world.noise``): drawn from each run's noise stream.
+        self.latent = NoiseModel(scenario, plan.pods, mean_rate).draw(seeds)
         if exact:
             if len(self.runs) != 1:
                 raise ValueError("the exact mode simulates one run at a time")
@@ -236,6 +241,8 @@ class World:
                 [self.runs[0].rng["exact"]],
                 tel.noise,
                 series=self.series,
+                latent=self.latent,
+                pods=plan.pods,
             )
         else:
             self.traffic = FastTraffic(
@@ -247,6 +254,8 @@ class World:
                 stream_states(list(seeds), STREAMS["traffic"]),
                 tel.noise,
                 series=self.series,
+                latent=self.latent,
+                pods=plan.pods,
             )
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
 
@@ -380,6 +389,8 @@ class World:
                 self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
             self._start(run.canary, now, self.scenario.release.startup, never=self.release.never_ready)
+            if not self.release.never_ready:  # new pods: cold from when they serve
+                self.latent.canary_ready(r, now + self.scenario.release.startup)
             if self.scenario.release.test_rps > 0:
                 # Smoke/load tests of the new version (e.g. of a blue/green preview).
                 self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)

@@ -299,3 +299,80 @@ def normal_sd(states: np.ndarray, rows: np.ndarray, sd: np.ndarray) -> np.ndarra
     sd 0 draws nothing (so a run's stream never depends on cells it does not have)."""
     sd = np.ascontiguousarray(sd, dtype=float)
     return _normal_sd_rows(states, np.asarray(rows, dtype=np.int64), sd, np.empty_like(sd))
+
+
+@nb.njit(cache=True)
+def _multinomial_runs(states, rows, n, probs, order, out):
+    for i in range(n.shape[0]):
+        st = states[rows[i]]
+        for k in range(n.shape[1]):
+            _split(st, n[i, k], probs[i, k], order[i, k], out[i, k])
+    return out
+
+
+def multinomial_runs(states: np.ndarray, rows: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Multinomial splits of ``n`` (R, K) over the categories of ``probs`` (R, K, B): as
+    ``multinomial``, with each run's own probabilities (per-run noise: pods, latent
+    processes). Row i from stream ``states[rows[i]]``."""
+    probs = np.ascontiguousarray(probs, dtype=float)
+    order = np.argsort(-probs, axis=2, kind="stable")
+    out = np.empty(probs.shape)
+    return _multinomial_runs(
+        states, np.asarray(rows, dtype=np.int64), np.ascontiguousarray(n, dtype=float), probs, order, out
+    )
+
+
+@nb.njit(cache=True)
+def _normal(st):
+    # Box–Muller's cosine half, with 1 − U in the logarithm (U may be 0, never 1).
+    r = math.sqrt(-2.0 * math.log(1.0 - uniform(st)))
+    return r * math.cos(2.0 * math.pi * uniform(st))
+
+
+@nb.njit(cache=True)
+def _gamma(st, shape):
+    """Gamma(shape, 1) by Marsaglia and Tsang ("A simple method for generating gamma
+    variables", ACM TOMS 26, 2000); shape < 1 through Gamma(shape + 1) · U^(1/shape)."""
+    boost = 1.0
+    if shape < 1.0:
+        boost = (1.0 - uniform(st)) ** (1.0 / shape)
+        shape += 1.0
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x = _normal(st)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = 1.0 - uniform(st)
+        if u < 1.0 - 0.0331 * x * x * x * x or math.log(u) < 0.5 * x * x + d * (1.0 - v + math.log(v)):
+            return d * v * boost
+
+
+@nb.njit(cache=True)
+def _normal_rows(states, rows, out):
+    for i in range(out.shape[0]):
+        st = states[rows[i]]
+        for j in range(out.shape[1]):
+            out[i, j] = _normal(st)
+    return out
+
+
+def normal_rows(states: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """``n`` standard normal draws per row (R, n), row i from stream ``states[rows[i]]``."""
+    return _normal_rows(states, np.asarray(rows, dtype=np.int64), np.empty((len(rows), n)))
+
+
+@nb.njit(cache=True)
+def _gamma_rows(states, rows, shape, out):
+    for i in range(out.shape[0]):
+        st = states[rows[i]]
+        for j in range(out.shape[1]):
+            out[i, j] = _gamma(st, shape)
+    return out
+
+
+def gamma_rows(states: np.ndarray, rows: np.ndarray, shape: float, n: int) -> np.ndarray:
+    """``n`` Gamma(shape, 1) draws per row (R, n), row i from stream ``states[rows[i]]``."""
+    return _gamma_rows(states, np.asarray(rows, dtype=np.int64), float(shape), np.empty((len(rows), n)))

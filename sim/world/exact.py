@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from sim.world.faults import ReleaseModel
+from sim.world.noise import Latent
 from sim.world.router import Router
 from sim.world.series import SeriesStore
 from sim.world.serving import Ledger
@@ -39,6 +40,9 @@ class ExactTraffic:
         telemetry: scraped counters to fill.
         rngs: one generator (this mode simulates one run).
         noise: ignored: requests are always random here.
+        series: the raw series to fill, or None.
+        latent: the run's noise multipliers (``sim.world.noise``), or None.
+        pods: pods of (primary, canary), for per-pod noise.
     """
 
     def __init__(
@@ -51,6 +55,8 @@ class ExactTraffic:
         rngs: Sequence[np.random.Generator],
         noise: bool = True,
         series: SeriesStore | None = None,
+        latent: Latent | None = None,
+        pods: tuple[int, int] = (1, 1),
     ) -> None:
         self.env = env = simpy.Environment()
         self.rate = rate
@@ -73,6 +79,12 @@ class ExactTraffic:
         self._pos = 0
         self.loads: list[tuple[float, float, float]] = []
         self.series = series
+        self.latent = latent if latent is not None and latent.model.active else None
+        self.pods = series.pods if series is not None else pods
+        #: A request's pod matters before its outcome (per-pod noise): drawn first.
+        self._pod_first = self.latent is not None and (
+            self.latent.pod_error is not None or self.latent.pod_latency is not None
+        )
         #: Cells' increments per scrape slot not yet handed to the series store.
         self._pending: dict[int, np.ndarray] = {}
         self._next_slot = 1
@@ -95,8 +107,24 @@ class ExactTraffic:
         peak = self.rate.max_rate(0.0, float("inf"))
         if peak <= 0:
             return
+        if self.latent is None or self.latent.rate is None:
+            while True:
+                yield self.env.timeout(-np.log(1.0 - self._u()) / peak)
+                now = self.env.now
+                if self._u() * peak < float(self.rate.rate(now)):
+                    self._serve(now)
+        # The noise multiplies λ by a constant per noise step: thinning within each step
+        # at that step's peak, restarted at its end (exponential gaps are memoryless).
         while True:
-            yield self.env.timeout(-np.log(1.0 - self._u()) / peak)
+            now = self.env.now
+            k = int(self.latent.steps(np.array([now]))[0])
+            end = (k + 1) * self.latent.model.step_s
+            m = float(self.latent.rate[0, k])
+            gap = -np.log(1.0 - self._u()) / (peak * m) if m > 0 else np.inf
+            if now + gap >= end:
+                yield self.env.timeout(end - now)
+                continue
+            yield self.env.timeout(gap)
             now = self.env.now
             if self._u() * peak < float(self.rate.rate(now)):
                 self._serve(now)
@@ -104,10 +132,10 @@ class ExactTraffic:
     def _loads(self, now: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The canary's and the primary's expected request rates now, for load faults: the
         canary's live, mirrored and load-test requests; the primary's live ones."""
-        if not self.release.has_load_faults:
+        if not self.release.has_load_faults and (self.latent is None or self.latent.model.load is None):
             return None, None
         run = np.array([0])
-        live = float(self.rate.rate(now)) * self.population.cohort_share
+        live = float(self.rate.rate(now)) * self._rate_factor(now) * self.population.cohort_share
         share = self.router.canary_share(run)[0]
         mirror = float(self.router.mirror_share(run)[0, 0])
         tests = sum(rps for start, end, rps in self.loads if start <= now < end)
@@ -115,19 +143,72 @@ class ExactTraffic:
         canary = float((live * share).sum() + primary * mirror + tests)
         return np.array([[canary]]), np.array([[primary]])
 
-    def _record(self, now: float, cohort: int, canary: bool, u: float, synthetic: bool = False) -> bool:
-        """One request's telemetry: outcome from ``u``, a latency draw. Returns failed.
-        ``synthetic``: a mirrored or load-test request (it addresses the canary's Service)."""
+    def _rate_factor(self, now: float) -> float:
+        """The noise's multiplier of the request rate now."""
+        if self.latent is None or self.latent.rate is None:
+            return 1.0
+        return float(self.latent.rate[0, int(self.latent.steps(np.array([now]))[0])])
+
+    def _error_probs(self, now: float, cohort: int, v: int, pod: int) -> tuple[float, float]:
+        """Error probabilities now: the primary's mean over its pods (what a canary request
+        is compared with) and that of version ``v``'s pod ``pod``, under the noise's
+        multipliers (``FastTraffic._pod_outcomes`` states the law)."""
         p_ref, p = self.release.error_probs(np.array([now]), *self._loads(now))
-        failed = u < float((p if canary else p_ref)[0, 0, cohort])
+        primary, canary = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
+        latent = self.latent
+        if latent is None:
+            return primary, canary if v else primary
+        f = latent.at(np.array([0]), np.array([now]))
+        if f.error is not None:
+            primary = min(1.0, primary * float(f.error[0, 0, 0]))
+            canary = min(1.0, canary * float(f.error[0, 0, 1]))
+        if latent.pod_error is None:
+            return primary, canary if v else primary
+        m = latent.pod_error[0]
+        pods = np.minimum(1.0, primary * m[0, : self.pods[0]])
+        return float(pods.mean()), min(1.0, canary * float(m[1, pod])) if v else float(pods[pod])
+
+    def _latency_factor(self, now: float, v: int, pod: int) -> float:
+        """The noise's latency multiplier now of version ``v``'s pod ``pod``."""
+        latent = self.latent
+        if latent is None or not latent.model.latency_varies:
+            return 1.0
+        f = latent.at(np.array([0]), np.array([now]))
+        factor = 1.0 if f.latency is None else float(f.latency[0, 0, v])
+        if latent.model.load is not None:
+            canary, primary = self._loads(now)
+            assert canary is not None and primary is not None
+            rate = float((canary if v else primary)[0, 0])
+            factor *= float(latent.model.load_factor(np.array(rate / self.pods[v])))
+        if latent.pod_latency is not None:
+            factor *= float(latent.pod_latency[0, v, pod])
+        return factor
+
+    def _pod(self, v: int) -> int:
+        pods = self.pods[v]
+        return min(int(self._u() * pods), pods - 1) if pods > 1 else 0
+
+    def _record(
+        self, now: float, cohort: int, canary: bool, u: float, synthetic: bool = False
+    ) -> tuple[bool, float, float]:
+        """One request's telemetry: outcome from ``u``, a latency draw. Returns whether it
+        failed, the primary's error probability (mean over its pods) and that of the pod
+        that served it. ``synthetic``: a mirrored or load-test request (it addresses the
+        canary's Service)."""
+        v = CANARY if canary else PRIMARY
+        pod = self._pod(v) if self._pod_first else None
+        ref, own = self._error_probs(now, cohort, v, pod or 0)
+        failed = u < own
         lat_p, lat_c = self.release.latency(now, cohort)
         dist = lat_c if canary else lat_p
+        factor = self._latency_factor(now, v, pod or 0)
+        if factor != 1.0:
+            dist = dist.scaled(factor)
         latency = dist.shift + float(np.exp(dist.mu + dist.sigma * self.rng.standard_normal()))
         bucket = int(np.searchsorted(self._bounds, latency, side="left"))  # le semantics
         slot = int(self.telemetry.slot_of(np.array([now]))[0])
         tel = self.telemetry
         tel.ensure(slot)
-        v = CANARY if canary else PRIMARY
         tel.n[0, slot, v] += 1
         tel.err[0, slot, v] += failed
         if canary:
@@ -136,16 +217,17 @@ class ExactTraffic:
             tel.hist_primary[0, slot, bucket] += 1
         if self.series is not None:
             live_via_stable = canary and not synthetic and self.series.live_via_stable
-            self._cell(slot, 2 if live_via_stable else v, int(failed), bucket, latency)
-        return failed
+            self._cell(slot, 2 if live_via_stable else v, int(failed), bucket, latency, pod)
+        return failed, ref, own
 
-    def _cell(self, slot: int, route: int, code: int, bucket: int, latency_ms: float) -> None:
-        """One request into its cell (route as ``SeriesStore.add``): a pod of its version
-        drawn uniformly (the load balancer), its count, bucket and latency."""
+    def _cell(self, slot: int, route: int, code: int, bucket: int, latency_ms: float, pod: int | None) -> None:
+        """One request into its cell (route as ``SeriesStore.add``): its pod (drawn
+        uniformly, the load balancer, unless per-pod noise drew it first), its count,
+        bucket and latency."""
         store = self.series
         assert store is not None
-        pods = store.pods[min(route, 1)]
-        pod = min(int(self._u() * pods), pods - 1) if pods > 1 else 0
+        if pod is None:
+            pod = self._pod(min(route, 1))
         cells = self._pending.get(slot)
         if cells is None:
             cells = self._pending[slot] = np.zeros((3, 2, max(store.pods), store.n_quantities))
@@ -173,14 +255,12 @@ class ExactTraffic:
         run = np.array([0])
         canary = self._u() < float(self.router.canary_share(run)[0, cohort])
         u = self._u()
-        failed = self._record(now, cohort, canary, u)
+        failed, ref, own = self._record(now, cohort, canary, u)
         if not canary and self._u() < float(self.router.mirror_share(run)[0, 0]):
             # A mirrored copy: the canary serves it too (its own outcome), nobody sees it.
             self._record(now, cohort, True, self._u(), synthetic=True)
         if canary and self.accounting:
-            p_ref, p = self.release.error_probs(np.array([now]), *self._loads(now))
-            p_ref_c, p_c = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
-            excess = p_ref_c <= u < p_c
+            excess = ref <= u < own
             self.ledger.requests[0, cohort] += 1
             self.ledger.errors[0, cohort] += failed
             self.ledger.excess[0, cohort] += excess
@@ -217,20 +297,50 @@ class ExactTraffic:
         """All traffic on the new version for ``duration_s``, request by request."""
         t, peak = t0, self.rate.max_rate(0.0, float("inf"))
         while peak > 0:
-            t += -np.log(1.0 - self._u()) / peak
+            m = self._rate_factor(t)
+            gap = -np.log(1.0 - self._u()) / (peak * m) if m > 0 else np.inf
+            if self.latent is not None and self.latent.rate is not None:
+                end = (int(self.latent.steps(np.array([t]))[0]) + 1) * self.latent.model.step_s
+                if t + gap >= end:  # the next noise step, with its own rate (memoryless gaps)
+                    t = end
+                    if t >= t0 + duration_s:
+                        break
+                    continue
+            t += gap
             if t >= t0 + duration_s:
                 break
             if self._u() * peak >= float(self.rate.rate(t)):
                 continue
             uid, cohort = self._user()
-            load = np.array([[float(self.rate.rate(t))]]) if self.release.has_load_faults else None
-            p_ref, p = self.release.error_probs(np.array([t]), load, load)
+            pod = self._pod(CANARY) if self._pod_first else 0
+            ref, own = self._after_probs(t, cohort, pod)
             u = self._u()
             self.ledger.after_requests[0, cohort] += 1
             self.exposed.add(uid)
-            if float(p_ref[0, 0, cohort]) <= u < float(p[0, 0, cohort]):
+            if ref <= u < own:
                 self.ledger.after_excess[0, cohort] += 1
                 self.affected.add(uid)
+
+    def _after_probs(self, t: float, cohort: int, pod: int) -> tuple[float, float]:
+        """After promotion: the primary's error probability had it served this request
+        (at the whole traffic's load) and the new version's pod ``pod``'s."""
+        load = None
+        if self.release.has_load_faults:
+            load = np.array([[float(self.rate.rate(t)) * self._rate_factor(t)]])
+        p_ref, p = self.release.error_probs(np.array([t]), load, load)
+        ref, own = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
+        latent = self.latent
+        if latent is None:
+            return ref, own
+        f = latent.at(np.array([0]), np.array([t]))
+        if f.error is not None:
+            ref = min(1.0, ref * float(f.error[0, 0, 0]))
+            own = min(1.0, own * float(f.error[0, 0, 1]))
+        if latent.pod_error is not None:
+            m = latent.pod_error[0]
+            ref = float(np.minimum(1.0, ref * m[0, : self.pods[0]]).mean())
+            own = min(1.0, own * float(m[1, pod]))
+        return ref, own
 
     def users_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct users exposed and affected: this mode knows them by id."""

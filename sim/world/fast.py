@@ -26,13 +26,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.world.draws import multinomial, normal_sd, poisson_rows
+from sim.world.draws import multinomial, multinomial_runs, normal_sd, poisson_rows
 from sim.world.faults import ReleaseModel
+from sim.world.noise import Factors, Latent
 from sim.world.router import Router
 from sim.world.series import SeriesStore
 from sim.world.serving import Ledger
 from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction
+
+
+def _pod_shares(q: np.ndarray) -> np.ndarray:
+    """Each outcome's split over the pods (R, S, C, P, K) from per-pod outcome
+    probabilities ``q`` (R, S, C, P|1, K): a request lands on any pod alike, so an
+    outcome's pods are in proportion to their probabilities of it (even where all are 0)."""
+    total = q.sum(axis=3, keepdims=True)
+    return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / q.shape[3])
 
 
 class FastTraffic:
@@ -49,6 +58,9 @@ class FastTraffic:
         noise: False makes every count its expectation (deterministic tests).
         series: the raw series to fill per version, response code and pod (when a query
             reads them), or None.
+        latent: the runs' noise multipliers (``sim.world.noise``), or None for the plain
+            Poisson world.
+        pods: pods of (primary, canary), for per-pod noise.
     """
 
     def __init__(
@@ -61,6 +73,8 @@ class FastTraffic:
         states: np.ndarray,
         noise: bool = True,
         series: SeriesStore | None = None,
+        latent: Latent | None = None,
+        pods: tuple[int, int] = (1, 1),
     ) -> None:
         self.rate = rate
         self.population = population
@@ -70,6 +84,10 @@ class FastTraffic:
         self.states = states
         self.noise = noise
         self.series = series
+        self.latent = latent if latent is not None and latent.model.active else None
+        self.pods = series.pods if series is not None else pods
+        #: Failed requests have a latency law of their own (a timeout, a fast failure).
+        self._error_latency = release.has_error_latency
         self.primary_histogram = telemetry.hist_primary is not None
         #: Draw the primary's requests at all: only when something reads them.
         self.primary_counts = (
@@ -108,6 +126,10 @@ class FastTraffic:
         k0, k1 = int(t0 // s) + 1, int(np.ceil(t1 / s - 1e-9))
         grid = s * np.arange(k0, k1) if scrapes and k1 > k0 else np.empty(0)
         extra = []
+        if self.latent is not None and (not scrapes or self.latent.model.step_s != s):
+            # Every latent multiplier is constant over a noise step.
+            step = self.latent.model.step_s
+            extra.append(step * np.arange(int(t0 // step) + 1, int(np.ceil(t1 / step))))
         if len(self._rate_cuts):
             extra.append(self._rate_cuts[(self._rate_cuts > t0) & (self._rate_cuts < t1)])
         if self.release.faults:
@@ -119,31 +141,59 @@ class FastTraffic:
         inner = grid[(grid > t0) & (grid < t1)] if len(grid) else grid
         return np.concatenate([[t0], inner, [t1]]), True
 
-    def _latency_probs(self, mid: np.ndarray) -> np.ndarray:
+    def _laws(self, t: float, cohort: int, code: int):  # noqa: ANN202 - a pair of latency laws
+        """The (primary, canary) latency laws at ``t`` of a cohort's requests with response
+        code ``code`` (0 ok, 1 failed)."""
+        return self.release.latency(t, cohort, failed=bool(code) and self._error_latency)
+
+    def _latency_probs(self, mid: np.ndarray, code: int = 0) -> np.ndarray:
         """Bucket probabilities, broadcastable to (S, version, C, B)."""
-        if not self.release.has_latency_faults:
+        if not self.release.has_latency_faults and not (code and self._error_latency):
             return self._static_probs
         C = self.release.n_cohorts
         probs = np.empty((len(mid), 2, C, len(self._base_probs)))
         for i, t in enumerate(mid):
             for c in range(C):
-                dp, dc = self.release.latency(float(t), c)
-                probs[i, 0, c] = dp.bucket_probs(self._bounds)
-                probs[i, 1, c] = dc.bucket_probs(self._bounds)
+                for v, d in enumerate(self._laws(float(t), c, code)):
+                    probs[i, v, c] = d.bucket_probs(self._bounds)
         return probs
 
-    def _latency_moments(self, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _latency_moments(self, mid: np.ndarray, code: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of a latency given its bucket, broadcastable to (S, version, C, B)."""
-        if not self.release.has_latency_faults:
+        if not self.release.has_latency_faults and not (code and self._error_latency):
             return self._static_moments
         C = self.release.n_cohorts
         shape = (len(mid), 2, C, len(self._base_probs))
         mean, var = np.empty(shape), np.empty(shape)
         for i, t in enumerate(mid):
             for c in range(C):
-                for v, d in enumerate(self.release.latency(float(t), c)):
+                for v, d in enumerate(self._laws(float(t), c, code)):
                     mean[i, v, c], var[i, v, c] = d.bucket_moments(self._bounds)
         return mean, var
+
+    def _latency_tables(
+        self, mid: np.ndarray, code: int, factor: np.ndarray, sums: bool
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Per-run bucket probabilities (R, S, version, C|1, P|1, B) of the latency laws
+        scaled by ``factor`` (R, S, version, P|1): the noise's multipliers. With ``sums``,
+        also the means and variances within buckets (for latency sums)."""
+        R, S, _, P = factor.shape
+        varies = self.release.has_latency_faults or (code and self._error_latency)
+        C = self.release.n_cohorts if varies else 1
+        B = len(self._base_probs)
+        probs = np.empty((R, S, 2, C, P, B))
+        mean = np.empty_like(probs) if sums else None
+        var = np.empty_like(probs) if sums else None
+        for i, t in enumerate(mid):
+            for c in range(C):
+                laws = self._laws(float(t), c, code) if varies else (self.release.base_latency,) * 2
+                for v, law in enumerate(laws):
+                    table = law.bucket_table(self._bounds, factor[:, i, v].reshape(-1))
+                    probs[:, i, v, c] = table[0].reshape(R, P, B)
+                    if mean is not None and var is not None:
+                        mean[:, i, v, c] = table[1].reshape(R, P, B)
+                        var[:, i, v, c] = table[2].reshape(R, P, B)
+        return probs, (None if mean is None or var is None else (mean, var))
 
     def start_load(self, run: int, t: float, rps: float, duration_s: float) -> None:
         """A load tester (e.g. ``hey`` from a webhook) sends ``rps`` to the canary for a while."""
@@ -170,6 +220,79 @@ class FastTraffic:
         (a promoted release's damage is ``after_promotion``'s)."""
         self.accounting[run] = False
 
+    def _cohort_means(self, b: np.ndarray, f: Factors | None) -> np.ndarray:
+        """Expected live requests per segment and cohort (1|R, S, C): λ's integral over each
+        segment of cuts ``b``, times the runs' rate multipliers when noise varies it."""
+        cum = self.rate.cumulative(b)
+        cohort_lam = ((cum[1:] - cum[:-1])[:, None] * self.population.cohort_share)[None]  # (1, S, C)
+        if f is not None and f.rate is not None:
+            cohort_lam = cohort_lam * f.rate[..., None]
+        return cohort_lam
+
+    def _pod_outcomes(
+        self, runs: np.ndarray, p_ref: np.ndarray, p: np.ndarray, f: Factors | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Outcome probabilities per pod under the noise's error multipliers: the canary's
+        (R, S, C, P|1, 3: ok, fail_both, excess) and the primary's (R, S, C, P|1, 2: ok,
+        failed); None without error noise.
+
+        A canary request fails on its pod with that pod's probability; it would have
+        failed on the primary with the primary's mean over its pods (the request would
+        have gone to any of them), which is what ``fail_both`` and ``excess`` compare with.
+        """
+        latent = self.latent
+        if latent is None or ((f is None or f.error is None) and latent.pod_error is None):
+            return None
+        primary, canary = p_ref, p
+        if f is not None and f.error is not None:
+            primary = np.minimum(1.0, primary * f.error[..., 0, None])
+            canary = np.minimum(1.0, canary * f.error[..., 1, None])
+        primary, canary = primary[..., None], canary[..., None]  # (R|1, S|1, C, 1)
+        if latent.pod_error is not None:
+            m = latent.pod_error[runs]  # (R, 2, P)
+            primary = np.minimum(1.0, primary * m[:, None, None, 0, : self.pods[0]])
+            canary = np.minimum(1.0, canary * m[:, None, None, 1, : self.pods[1]])
+        R, S, C = len(runs), max(primary.shape[1], canary.shape[1]), p.shape[2]
+        primary = np.broadcast_to(primary, (R, S, C, primary.shape[3]))
+        canary = np.broadcast_to(canary, (R, S, C, canary.shape[3]))
+        ref = primary.mean(axis=3, keepdims=True)
+        q_c = np.stack([1.0 - canary, np.minimum(canary, ref), np.maximum(canary - ref, 0.0)], axis=-1)
+        q_p = np.stack([1.0 - primary, primary], axis=-1)
+        return q_c, q_p
+
+    def _latency_factors(
+        self,
+        runs: np.ndarray,
+        f: Factors | None,
+        canary_rate: np.ndarray | None,
+        primary_rate: np.ndarray | None,
+        S: int,
+    ) -> np.ndarray | None:
+        """The noise's latency multipliers (R, S, version, P|1), or None when none applies."""
+        latent = self.latent
+        if latent is None or not latent.model.latency_varies:
+            return None
+        factor = np.ones((len(runs), S, 2))
+        if f is not None and f.latency is not None:
+            factor = factor * f.latency
+        model = latent.model
+        if model.load is not None and canary_rate is not None and primary_rate is not None:
+            factor[..., 0] *= model.load_factor(primary_rate / self.pods[0])
+            factor[..., 1] *= model.load_factor(canary_rate / self.pods[1])
+        if latent.pod_latency is None:
+            return factor[..., None]
+        return factor[..., None] * latent.pod_latency[runs][:, None]
+
+    def _probs(
+        self, mid: np.ndarray, code: int, factor: np.ndarray | None, sums: bool
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Bucket probabilities of requests with response code ``code`` and, with ``sums``,
+        the moments within buckets: shared by the runs (S|1, version, C|1, B), or per run
+        (R, S, version, C|1, P|1, B) when the noise scales latency by ``factor``."""
+        if factor is not None:
+            return self._latency_tables(mid, code, factor, sums)
+        return self._latency_probs(mid, code), (self._latency_moments(mid, code) if sums else None)
+
     def advance(self, runs: np.ndarray, t1: float) -> None:
         """Serve live traffic of ``runs`` up to ``t1`` under their current routes."""
         t0s = self.t[runs]
@@ -183,27 +306,32 @@ class FastTraffic:
         b, unique = self._cuts(t0, t1, scrapes=True)
         self.t[runs] = t1
         R = len(runs)
-        cum = self.rate.cumulative(b)
-        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share  # (S, C)
-        mean_c = cohort_lam[None] * self.router.canary_share(runs)[:, None, :]  # (R, S, C)
-        mean_p = cohort_lam[None] - mean_c
         mid = 0.5 * (b[1:] + b[:-1])
+        f = self.latent.at(runs, mid) if self.latent is not None else None
+        cohort_lam = self._cohort_means(b, f)  # (1|R, S, C)
+        mean_c = cohort_lam * self.router.canary_share(runs)[:, None, :]  # (R, S, C)
+        mean_p = cohort_lam - mean_c
         syn = self._synthetic(runs, b, mean_p)
         canary_rate = primary_rate = None
-        if self.release.has_load_faults:  # mirrored and load-test requests load the canary too
+        if self.release.has_load_faults or (self.latent is not None and self.latent.model.load is not None):
+            # Mirrored and load-test requests load the canary too.
             load = mean_c if syn is None else mean_c + syn
             seconds = np.maximum(np.diff(b), 1e-9)
             canary_rate = load.sum(axis=2) / seconds
             primary_rate = mean_p.sum(axis=2) / seconds
         p_ref, p = self.release.error_probs(mid, canary_rate, primary_rate)  # (R|1, S|1, C)
-        # Outcome probabilities of a canary request: ok, fail_both, excess.
-        outcome = np.stack(
-            np.broadcast_arrays(1.0 - p, np.minimum(p, p_ref), np.maximum(p - p_ref, 0.0)), axis=-1
-        )  # (R|1, S|1, C, 3)
+        pods = self._pod_outcomes(runs, p_ref, p, f)
+        if pods is None:
+            # Outcome probabilities of a canary request: ok, fail_both, excess.
+            outcome = np.stack(
+                np.broadcast_arrays(1.0 - p, np.minimum(p, p_ref), np.maximum(p - p_ref, 0.0)), axis=-1
+            )  # (R|1, S|1, C, 3)
+            ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)  # (R|1, S|1, C, 2)
+        else:
+            outcome, ok_fail_p = pods[0].mean(axis=3), pods[1].mean(axis=3)
         shape = (R, len(mid), mean_c.shape[2])
         parts = [(mean_c[..., None] * outcome).reshape(R, -1)]
         if self.primary_counts:
-            ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)  # (R|1, S|1, C, 2)
             parts.append((mean_p[..., None] * ok_fail_p).reshape(R, -1))
         if syn is not None:
             # Mirrored and load-test requests meet the canary's faults too; they reach its
@@ -219,11 +347,11 @@ class FastTraffic:
             cp = flat[:, at : at + 2 * m].reshape(shape + (2,))
             at += 2 * m
         synthetic = None if syn is None else flat[:, at:].reshape(shape + (3,))
-        probs = self._latency_probs(mid)  # (S|1, 2, C|1, B)
+        factor = self._latency_factors(runs, f, canary_rate, primary_rate, len(mid))
         fails_c = cc[..., 1:]  # (R, S, C, 2)
         slots = self.telemetry.slot_of(b[1:])
         if self.series is not None:
-            cells = self._cells(runs, cc, synthetic, cp if self.primary_counts else None, probs, mid)
+            cells = self._cells(runs, cc, synthetic, cp if self.primary_counts else None, mid, pods, factor)
             self.series.add(runs, slots, cells)
             # The per-version counters only when something reads them (a judge, a bound
             # signal): otherwise the series hold everything the queries read.
@@ -232,12 +360,16 @@ class FastTraffic:
                 self.telemetry.add(runs, slots, n, err, hist_c, hist_p, unique)
         else:
             seen = cc if synthetic is None else cc + synthetic
-            hist_c = self._histogram(runs, seen.sum(axis=3), probs[:, 1])  # (R, S, B)
+            hist_c = self._version_histogram(runs, seen, 1, mid, None if pods is None else pods[0], factor)
             n_c = seen.sum(axis=(2, 3))
             err_c = seen[..., 1:].sum(axis=(2, 3))
             if self.primary_counts:
                 n_p, err_p = cp.sum(axis=(2, 3)), cp[..., 1].sum(axis=2)
-                hist_p = self._histogram(runs, cp.sum(axis=3), probs[:, 0]) if self.primary_histogram else None
+                hist_p = (
+                    self._version_histogram(runs, cp, 0, mid, None if pods is None else pods[1], factor)
+                    if self.primary_histogram
+                    else None
+                )
             else:
                 hist_p = None
                 n_p = err_p = np.zeros_like(n_c)
@@ -267,8 +399,9 @@ class FastTraffic:
         live: np.ndarray,
         synthetic: np.ndarray | None,
         primary: np.ndarray | None,
-        probs: np.ndarray,
         mid: np.ndarray,
+        pods: tuple[np.ndarray, np.ndarray] | None,
+        factor: np.ndarray | None,
     ) -> np.ndarray:
         """Increments per run, segment, route, response code, pod and quantity (count,
         latency buckets, latency sum in ms): (R, S, 3, 2, P, B + 2).
@@ -277,7 +410,9 @@ class FastTraffic:
         its mirrored and smoke-test ones); the canary through the stable Service (its live
         requests instead, when the stable Service selects it: ``SeriesStore.live_via_stable``).
         Requests of a code split over the version's pods as a multinomial with equal
-        shares (kube-proxy and mesh load balancing spread them evenly); each cell's
+        shares (kube-proxy and mesh load balancing spread them evenly), or, under per-pod
+        error noise, with each outcome's shares of the pods' probabilities (a request
+        lands on any pod alike, then fails with that pod's probability); each cell's
         latencies fall in buckets as Multinomial(n, P(bucket)) (independent marks, as for
         the whole version, so summing the cells gives back the version's histogram law).
         A cell's latency sum is, given its bucket counts, the sum of each bucket's count
@@ -292,16 +427,22 @@ class FastTraffic:
         cells = np.zeros((R, S, 3, 2, max(store.pods), B + 2))
         # A latency sum needs the law's moments within each bucket (and a normal draw):
         # only when a query reads a ``_sum`` series.
-        moments = self._latency_moments(mid) if store.reads_sum else None  # each (S|1, 2, C|1, B)
+        codes = [self._probs(mid, code, factor, store.reads_sum) for code in (0, 1)]
+        shares_c = None if pods is None else _pod_shares(pods[0])
         if store.live_via_stable:
-            self._route_cells(runs, cells[:, :, 2], live, 1, probs, moments)
+            self._route_cells(runs, cells[:, :, 2], live, 1, codes, shares_c)
             if synthetic is not None:
-                self._route_cells(runs, cells[:, :, 1], synthetic, 1, probs, moments)
+                self._route_cells(runs, cells[:, :, 1], synthetic, 1, codes, shares_c)
         else:
-            self._route_cells(runs, cells[:, :, 1], live if synthetic is None else live + synthetic, 1, probs, moments)
+            seen = live if synthetic is None else live + synthetic
+            self._route_cells(runs, cells[:, :, 1], seen, 1, codes, shares_c)
         if primary is not None:
             ok_bad = np.stack([primary[..., 0], np.zeros_like(primary[..., 0]), primary[..., 1]], axis=-1)
-            self._route_cells(runs, cells[:, :, 0], ok_bad, 0, probs, moments)
+            shares_p = None
+            if pods is not None:
+                q = pods[1]
+                shares_p = _pod_shares(np.stack([q[..., 0], q[..., 1], q[..., 1]], axis=-1))
+            self._route_cells(runs, cells[:, :, 0], ok_bad, 0, codes, shares_p)
         return cells
 
     def _route_cells(
@@ -310,54 +451,126 @@ class FastTraffic:
         out: np.ndarray,
         outcomes: np.ndarray,
         v: int,
-        probs: np.ndarray,
-        moments: tuple[np.ndarray, np.ndarray] | None,
+        codes: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]],
+        shares: np.ndarray | None,
     ) -> None:
         """One route's cells into ``out`` (R, S, 2, P, B + 2): requests by outcome (R, S, C,
-        3: ok, then two kinds of failure) served by version ``v``'s pods, with its latency
-        law's bucket probabilities and, when latency sums are drawn, its means and
-        variances within the buckets (None: the sums stay 0)."""
+        3: ok, then two kinds of failure) served by version ``v``'s pods, with each
+        response code's latency bucket probabilities and, when latency sums are drawn, its
+        means and variances within the buckets (None: the sums stay 0); ``shares``: each
+        outcome's split over the pods (R, S, C, P, 3), None for even shares."""
         store = self.series
         assert store is not None
         R, S = outcomes.shape[:2]
         B = len(self._base_probs)
         pods = store.pods[v]
-        pv = probs[:, v]  # (S|1, C|1, B)
-        for code, n in enumerate((outcomes[..., 0], outcomes[..., 1:].sum(axis=3))):
-            per_pod = self._split_pods(runs, n, pods)  # (R, S, C, pods)
-            if pv.shape[1] == 1:
+        for code, cols in ((0, (0,)), (1, (1, 2))):
+            probs, moments = codes[code]
+            if shares is None:
+                per_pod = self._split_pods(runs, outcomes[..., list(cols)].sum(axis=3), pods)  # (R, S, C, pods)
+            else:
+                per_pod = np.sum(
+                    [self._split_pods(runs, outcomes[..., o], pods, shares[..., :pods, o]) for o in cols], axis=0
+                )
+            run_probs = probs.ndim == 6  # per run: (R, S, version, C|1, P|1, B)
+            pv = probs[:, :, v] if run_probs else probs[:, v]
+            c_axis = 2 if run_probs else 1
+            if pv.shape[c_axis] == 1:
                 # Every cohort has the same latency: one histogram of their total.
                 per_pod = per_pod.sum(axis=2, keepdims=True)
             Cc = per_pod.shape[2]
-            k_probs = np.broadcast_to(pv[:, :, None, :], (S, Cc, pods, B)).reshape(S * Cc * pods, B)
             flat_n = per_pod.reshape(R, S * Cc * pods)
-            if self.noise:
-                hist = multinomial(self.states, runs, flat_n, k_probs)
-            else:
-                hist = flat_n[..., None] * k_probs
-            hist = hist.reshape(R, S, Cc, pods, B)
+            k_probs: np.ndarray = (
+                np.broadcast_to(pv[:, :, :, :pods], (R, S, Cc, pods, B)).reshape(R, S * Cc * pods, B)
+                if run_probs
+                else np.broadcast_to(pv[:, :, None, :], (S, Cc, pods, B)).reshape(S * Cc * pods, B)
+            )
+            hist = self._draw_histogram(runs, flat_n, k_probs).reshape(R, S, Cc, pods, B)
             out[:, :, code, :pods, 0] = per_pod.sum(axis=2)
             out[:, :, code, :pods, 1 : 1 + B] = hist.sum(axis=2)
             if moments is None:
                 continue
-            mv, vv = moments[0][:, v], moments[1][:, v]
-            m = np.broadcast_to(mv[:, :Cc][:, :, None, :], (S, Cc, pods, B))
-            sd2 = (hist * np.broadcast_to(vv[:, :Cc][:, :, None, :], (S, Cc, pods, B))).sum(axis=(2, 4))
+            if run_probs:
+                m = np.broadcast_to(moments[0][:, :, v, :, :pods], (R, S, Cc, pods, B))
+                w = np.broadcast_to(moments[1][:, :, v, :, :pods], (R, S, Cc, pods, B))
+            else:
+                mv, vv = moments[0][:, v], moments[1][:, v]
+                m = np.broadcast_to(mv[:, :Cc][:, :, None, :], (S, Cc, pods, B))
+                w = np.broadcast_to(vv[:, :Cc][:, :, None, :], (S, Cc, pods, B))
+            sd2 = (hist * w).sum(axis=(2, 4))
             total = (hist * m).sum(axis=(2, 4))  # (R, S, pods)
             if self.noise:
                 total = total + normal_sd(self.states, runs, np.sqrt(sd2).reshape(R, -1)).reshape(R, S, pods)
             # A latency sum is never negative: the normal's far tail is cut at zero.
             out[:, :, code, :pods, 1 + B] = np.maximum(total, 0.0)
 
-    def _split_pods(self, runs: np.ndarray, n: np.ndarray, pods: int) -> np.ndarray:
-        """Requests (R, S, C) spread evenly over ``pods`` pods: (R, S, C, pods)."""
+    def _draw_histogram(self, runs: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """Multinomial(n, probs) for ``n`` (R, K) over probabilities shared by the runs
+        (K, B) or each run's own (R, K, B); expectations without noise."""
+        if not self.noise:
+            return n[..., None] * probs
+        if probs.ndim == 3:
+            return multinomial_runs(self.states, runs, n, probs)
+        return multinomial(self.states, runs, n, probs)
+
+    def _split_pods(self, runs: np.ndarray, n: np.ndarray, pods: int, shares: np.ndarray | None = None) -> np.ndarray:
+        """Requests (R, S, C) spread over ``pods`` pods, evenly or by ``shares`` (R, S, C,
+        pods, summing to 1): (R, S, C, pods)."""
         if pods == 1:
             return n[..., None]
         R, S, C = n.shape
+        if shares is not None:
+            if not self.noise:
+                return n[..., None] * shares
+            return multinomial_runs(self.states, runs, n.reshape(R, S * C), shares.reshape(R, S * C, pods)).reshape(
+                R, S, C, pods
+            )
         if not self.noise:
             return np.repeat(n[..., None] / pods, pods, axis=3)
         even = np.full((S * C, pods), 1.0 / pods)
         return multinomial(self.states, runs, n.reshape(R, S * C), even).reshape(R, S, C, pods)
+
+    def _version_histogram(
+        self,
+        runs: np.ndarray,
+        outcomes: np.ndarray,
+        v: int,
+        mid: np.ndarray,
+        pod_outcomes: np.ndarray | None,
+        factor: np.ndarray | None,
+    ) -> np.ndarray:
+        """Latency histogram (R, S, B) of version ``v``'s requests by outcome (R, S, C, K:
+        ok first, then failures).
+
+        With noise on latency or a latency law for failed requests, each response code is
+        drawn apart from the mixture of the version's pods' laws, weighted by that code's
+        share of each pod (a pod that fails more holds more of the failed requests)."""
+        if factor is None and not self._error_latency:
+            return self._histogram(runs, outcomes.sum(axis=3), self._latency_probs(mid)[:, v])
+        R, S, C = outcomes.shape[:3]
+        B = len(self._base_probs)
+        hist = np.zeros((R, S, B))
+        for code in (0, 1):
+            n = outcomes[..., 0] if code == 0 else outcomes[..., 1:].sum(axis=3)
+            probs, _ = self._probs(mid, code, factor, False)
+            if probs.ndim != 6:
+                hist += self._histogram(runs, n, probs[:, v])
+                continue
+            pv = probs[:, :, v, :, : self.pods[v]]  # (R, S, C|1, P, B)
+            P = pv.shape[3]
+            if pod_outcomes is not None and P > 1:
+                q = pod_outcomes[..., 0] if code == 0 else pod_outcomes[..., 1:].sum(axis=-1)  # (R, S, C, P)
+                total = q.sum(axis=3, keepdims=True)
+                w = np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / P)
+            else:
+                w = np.full((R, S, C, P), 1.0 / P)
+            mixture = (np.broadcast_to(pv, (R, S, C, P, B)) * w[..., None]).sum(axis=3)  # (R, S, C, B)
+            hist += (
+                self._draw_histogram(runs, n.reshape(R, S * C), mixture.reshape(R, S * C, B))
+                .reshape(R, S, C, B)
+                .sum(axis=2)
+            )
+        return hist
 
     def _histogram(self, runs: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """Latency histogram (R, S, B) of ``n`` requests per run, segment and cohort
@@ -368,24 +581,28 @@ class FastTraffic:
             # Every cohort has the same latency: one multinomial of their total.
             n, C = n.sum(axis=2, keepdims=True), 1
         k_probs = np.broadcast_to(probs, (S, C, B)).reshape(S * C, B)
-        if not self.noise:
-            return (n.reshape(R, S * C)[..., None] * k_probs).reshape(R, S, C, B).sum(axis=2)
-        return multinomial(self.states, runs, n.reshape(R, S * C), k_probs).reshape(R, S, C, B).sum(axis=2)
+        return self._draw_histogram(runs, n.reshape(R, S * C), k_probs).reshape(R, S, C, B).sum(axis=2)
 
     def after_promotion(self, run: int, t0: float, duration_s: float) -> None:
         """Damage of a promoted release: all live traffic on the new version for ``duration_s``."""
         if duration_s <= 0:
             return
         b, _ = self._cuts(t0, t0 + duration_s, scrapes=False)
-        cum = self.rate.cumulative(b)
-        cohort_lam = (cum[1:] - cum[:-1])[:, None] * self.population.cohort_share  # (S, C)
-        rate = (cohort_lam.sum(axis=1) / np.maximum(np.diff(b), 1e-9))[None] if self.release.has_load_faults else None
+        runs = np.array([run])
+        mid = 0.5 * (b[1:] + b[:-1])
+        f = self.latent.at(runs, mid) if self.latent is not None else None
+        cohort_lam = self._cohort_means(b, f)  # (1, S, C)
+        rate = None
+        if self.release.has_load_faults:
+            rate = cohort_lam.sum(axis=2) / np.maximum(np.diff(b), 1e-9)
         # Against the primary serving the same traffic, had it not been replaced.
-        p_ref, p = self.release.error_probs(0.5 * (b[1:] + b[:-1]), rate, rate)
+        p_ref, p = self.release.error_probs(mid, rate, rate)
+        pods = self._pod_outcomes(runs, p_ref, p, f)
+        excess_p = np.maximum(p - p_ref, 0.0) if pods is None else pods[0][..., 2].mean(axis=3)
+        excess_p = np.broadcast_to(excess_p, cohort_lam.shape)
         # Requests that did not fail in excess, and excess failures: independent Poisson.
-        excess_p = np.broadcast_to(np.maximum(p - p_ref, 0.0)[0], cohort_lam.shape)
         mean = np.stack([cohort_lam * (1.0 - excess_p), cohort_lam * excess_p]).reshape(1, -1)
-        draws = self._poisson(np.array([run]), mean).reshape((2,) + cohort_lam.shape)
+        draws = self._poisson(runs, mean).reshape((2,) + cohort_lam.shape[1:])
         self.ledger.after_requests[run] += draws.sum(axis=(0, 1))
         self.ledger.after_excess[run] += draws[1].sum(axis=0)
 

@@ -65,6 +65,7 @@ class ReleaseModel:
         self.never_ready = any(isinstance(f, NeverReadyFault) and f.target == "canary" for f in self.faults)
         self.has_latency_faults = any(isinstance(f, LatencyFault) for f in self.faults)
         self.has_load_faults = any(isinstance(f, LoadFault) for f in self.faults)
+        self.has_error_latency = False  # TEMP until the latency laws land
         # A load fault on both versions: each is loaded by its own traffic (error_probs).
         self._both_load = any(isinstance(f, LoadFault) and f.target == "both" for f in self.faults)
         #: No faults: both versions behave as the baseline at all times.
