@@ -3,8 +3,8 @@
 Slow on purpose. It exists to prove the fast path right: the same scenario served
 request by request — arrivals of a non-homogeneous Poisson process by thinning, a user
 drawn by activity, a route drawn from the router's current weight, one uniform that
-decides the outcome on both versions, a latency sampled from the version's
-distribution — must agree in distribution with the fast path's bulk draws. It writes the
+decides the outcome on both versions, a latency sampled from the version's law for
+that outcome — must agree in distribution with the fast path's bulk draws. It writes the
 same telemetry and ledger and knows its users by id.
 """
 
@@ -120,9 +120,9 @@ class ExactTraffic:
         ``synthetic``: a mirrored or load-test request (it addresses the canary's Service)."""
         p_ref, p = self.release.error_probs(np.array([now]), *self._loads(now))
         failed = u < float((p if canary else p_ref)[0, 0, cohort])
-        lat_p, lat_c = self.release.latency(now, cohort)
-        dist = lat_c if canary else lat_p
-        latency = dist.shift + float(np.exp(dist.mu + dist.sigma * self.rng.standard_normal()))
+        # The outcome is drawn first (from u), then a latency from that outcome's law.
+        lat_p, lat_c = self.release.latency(now, cohort, failed)
+        latency = float((lat_c if canary else lat_p).sample(self.rng))
         bucket = int(np.searchsorted(self._bounds, latency, side="left"))  # le semantics
         slot = int(self.telemetry.slot_of(np.array([now]))[0])
         tel = self.telemetry
