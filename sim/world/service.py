@@ -292,7 +292,16 @@ class MixtureLatency(_Buckets):
         lo, hi = min(qs), max(qs)
         if not 0.0 < q < 1.0 or hi - lo <= 1e-12 * max(abs(hi), 1.0):
             return lo
-        return float(brentq(lambda x: float(self.cdf(np.array(x))) - q, lo, hi, xtol=1e-12, rtol=1e-14))
+
+        def excess(x: float) -> float:
+            return float(self.cdf(np.array(x))) - q
+
+        # The bracket's ends can miss by a rounding error: then that end is the answer.
+        if excess(lo) >= 0:
+            return lo
+        if excess(hi) <= 0:
+            return hi
+        return float(brentq(excess, lo, hi, xtol=1e-12, rtol=1e-14))
 
     def mean_ms(self) -> float:
         """Σ wᵢ meanᵢ."""
@@ -397,19 +406,21 @@ class HistogramLatency(_Buckets):
         x = np.clip(np.asarray(x_ms, dtype=float), self._edges[0], self._edges[-1])
         return np.clip(self._partial(x, self._bucket_of(x, "right"), 0), 0.0, 1.0)
 
-    def _inverse(self, q: np.ndarray) -> np.ndarray:
-        # The bucket where the cdf passes q: strictly above q at its upper edge, so never
-        # an empty bucket (q in [0, 1)); q = 1 is the top of the last non-empty bucket.
+    def _inverse(self, q: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
+        """Where the cdf reaches q in (0, 1]: ``left``, the smallest such x (the bucket
+        where the cdf first reaches q); ``right``, the bucket where it first exceeds q,
+        never an empty one (for sampling, q in [0, 1))."""
         cum = self._cum[0]
-        j = np.searchsorted(cum[1:], q, side="right")
-        top = int(np.flatnonzero(self._w > 0)[-1])
-        j = np.minimum(j, top)
+        positive = np.flatnonzero(self._w > 0)
+        j = np.clip(np.searchsorted(cum[1:], q, side=side), positive[0], positive[-1])
         x = self._edges[j] + (q - cum[j]) / self._density[j]
-        return np.clip(x, self._edges[j], self._edges[j + 1])
+        # Exactly the bucket's end where the cdf reaches q there (no rounding past it).
+        return np.where(q >= cum[j + 1], self._edges[j + 1], np.clip(x, self._edges[j], self._edges[j + 1]))
 
     def quantile(self, q: float) -> float:
-        """Linear interpolation within the bucket, as ``histogram_quantile``."""
-        return float(self._inverse(np.array(float(q))))
+        """Linear interpolation within the bucket where the cdf reaches q, as
+        ``histogram_quantile`` (Prometheus promql/quantile.go bucketQuantile)."""
+        return float(self._inverse(np.array(float(q)), "left"))
 
     def mean_ms(self) -> float:
         """Σ pᵢ (midpoint of bucket i)."""
@@ -418,8 +429,8 @@ class HistogramLatency(_Buckets):
     def sample(self, rng: np.random.Generator, size: int | None = None) -> float | np.ndarray:
         """By inversion: one uniform per latency."""
         if size is None:
-            return float(self._inverse(np.array(rng.random())))
-        return self._inverse(rng.random(size))
+            return float(self._inverse(np.array(rng.random()), "right"))
+        return self._inverse(rng.random(size), "right")
 
     def interval_moments(self, lo: ArrayLike, hi: ArrayLike) -> Moments:
         """Piecewise-uniform integrals; an interval inside one bucket is uniform there
