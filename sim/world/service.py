@@ -162,8 +162,9 @@ def _tidy(p: np.ndarray, mean: np.ndarray, var: np.ndarray, lo: np.ndarray, hi: 
 def _phi_between(za: np.ndarray, zb: np.ndarray) -> np.ndarray:
     """Φ(zb) − Φ(za) for za <= zb, from the side of the distribution where it does not
     cancel (upper tail: Φ(−za) − Φ(−zb))."""
-    upper = za > 0
-    return np.where(upper, ndtr(-za) - ndtr(-zb), ndtr(zb) - ndtr(za))
+    # Φ(zb) − Φ(za) = Φ(−za) − Φ(−zb): flip the sign on the upper side, one Φ per end.
+    flip = np.where(za > 0, -1.0, 1.0)
+    return flip * (ndtr(flip * zb) - ndtr(flip * za))
 
 
 # --- the lognormal -----------------------------------------------------------------------
