@@ -672,14 +672,16 @@ class Scenario(StrictModel):
                     f"must be a whole number of noise steps ({format_duration(step)})",
                     format_duration(d.window),
                 )
-        if not self.baseline.latency.lognormal:
+        # The faults transform error_latency too (sim.world.faults.ReleaseModel.latency).
+        laws = (self.baseline.latency, self.baseline.error_latency)
+        if not all(law is None or law.lognormal for law in laws):
             for i, f in enumerate(self.release.faults):
                 if isinstance(f, LatencyFault) and f.p99 is not None:
                     raise field_error(
                         "Scenario",
                         ("release", "faults", i, "p99"),
                         "a p99 latency fault stretches a lognormal tail: use shift or factor with a "
-                        "mixture or histogram baseline latency",
+                        "mixture or histogram baseline latency or error_latency",
                         f.p99,
                     )
         return self

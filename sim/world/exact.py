@@ -3,8 +3,8 @@
 Slow on purpose. It exists to prove the fast path right: the same scenario served
 request by request — arrivals of a non-homogeneous Poisson process by thinning, a user
 drawn by activity, a route drawn from the router's current weight, one uniform that
-decides the outcome on both versions, a latency sampled from the version's
-distribution — must agree in distribution with the fast path's bulk draws. It writes the
+decides the outcome on both versions, a latency sampled from the version's law for
+that outcome — must agree in distribution with the fast path's bulk draws. It writes the
 same telemetry and ledger and knows its users by id.
 """
 
@@ -199,12 +199,13 @@ class ExactTraffic:
         pod = self._pod(v) if self._pod_first else None
         ref, own = self._error_probs(now, cohort, v, pod or 0)
         failed = u < own
-        lat_p, lat_c = self.release.latency(now, cohort)
+        # The outcome is drawn first (from u), then a latency from that outcome's law.
+        lat_p, lat_c = self.release.latency(now, cohort, failed)
         dist = lat_c if canary else lat_p
         factor = self._latency_factor(now, v, pod or 0)
         if factor != 1.0:
             dist = dist.scaled(factor)
-        latency = dist.shift + float(np.exp(dist.mu + dist.sigma * self.rng.standard_normal()))
+        latency = float(dist.sample(self.rng))
         bucket = int(np.searchsorted(self._bounds, latency, side="left"))  # le semantics
         slot = int(self.telemetry.slot_of(np.array([now]))[0])
         tel = self.telemetry

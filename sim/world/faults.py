@@ -33,7 +33,7 @@ from sim.inputs.scenario import (
     NeverReadyFault,
     Scenario,
 )
-from sim.world.service import LatencyDist
+from sim.world.service import LatencyDist, LatencyLaw, latency_law
 
 
 def _active(f: Fault, t: np.ndarray) -> np.ndarray:
@@ -61,11 +61,16 @@ class ReleaseModel:
         self.n_cohorts = 1 + len(cohorts)
         # Cohort index of each fault's target (None: every cohort).
         self._cohort = [None if f.cohort is None else 1 + cohorts.index(f.cohort) for f in self.faults]
-        self.base_latency = LatencyDist.from_quantiles(self.baseline.latency.median, self.baseline.latency.p99)
+        #: The latency law of successful requests (of every request without ``error_latency``).
+        self.base_latency: LatencyLaw = latency_law(self.baseline.latency)
+        #: Failed requests' own law (``baseline.error_latency``), or None: the same as ``base_latency``.
+        self.error_latency_law: LatencyLaw | None = (
+            None if self.baseline.error_latency is None else latency_law(self.baseline.error_latency)
+        )
+        self.has_error_latency = self.error_latency_law is not None
         self.never_ready = any(isinstance(f, NeverReadyFault) and f.target == "canary" for f in self.faults)
         self.has_latency_faults = any(isinstance(f, LatencyFault) for f in self.faults)
         self.has_load_faults = any(isinstance(f, LoadFault) for f in self.faults)
-        self.has_error_latency = False  # TEMP until the latency laws land
         # A load fault on both versions: each is loaded by its own traffic (error_probs).
         self._both_load = any(isinstance(f, LoadFault) and f.target == "both" for f in self.faults)
         #: No faults: both versions behave as the baseline at all times.
@@ -152,12 +157,15 @@ class ReleaseModel:
             p = np.where(mask, 1.0 - (1.0 - p) * (1.0 - extra), p)
         return p
 
-    def latency(self, t: float, cohort: int) -> tuple[LatencyDist, LatencyDist]:
-        """Latency distributions ``(primary, canary)`` at time ``t`` for one cohort."""
-        primary = self._latency(self.base_latency, t, cohort, "both")
+    def latency(self, t: float, cohort: int, failed: bool = False) -> tuple[LatencyLaw, LatencyLaw]:
+        """Latency laws ``(primary, canary)`` at time ``t`` for one cohort, of successful
+        requests or (``failed``) of failed ones: the same latency faults transform
+        ``error_latency`` when the baseline has one, else both are the same laws."""
+        base = self.error_latency_law if failed and self.error_latency_law is not None else self.base_latency
+        primary = self._latency(base, t, cohort, "both")
         return primary, self._latency(primary, t, cohort, "canary")
 
-    def _latency(self, dist: LatencyDist, t: float, cohort: int, target: str) -> LatencyDist:
+    def _latency(self, dist: LatencyLaw, t: float, cohort: int, target: str) -> LatencyLaw:
         for f, c in zip(self.faults, self._cohort):
             if not isinstance(f, LatencyFault) or f.target != target or (c is not None and c != cohort):
                 continue
@@ -168,5 +176,7 @@ class ReleaseModel:
             elif f.factor is not None:
                 dist = dist.scaled(f.factor)
             elif f.p99 is not None:  # exactly one of the three is set (LatencyFault validates it)
+                # The scenario refuses p99 faults unless every latency law is a lognormal.
+                assert isinstance(dist, LatencyDist), "a p99 latency fault needs a lognormal latency"
                 dist = dist.with_p99(f.p99)
         return dist
