@@ -282,3 +282,71 @@ def test_fast_and_exact_agree_in_distribution_under_every_noise_model() -> None:
     other = Scenario.model_validate({**sc.model_dump(), "noise": {**EVERY, "pods": None}})
     g = fast(other, runs, weight=weight, pods=pods)
     assert stats.cramervonmises_2samp(e["errors"], g.ledger.errors.sum(axis=1)).pvalue < level
+
+
+LATENCY = {
+    "run": {"latency": 0.3},
+    "pods": {"latency": 0.5, "error_rate": 0.5},
+    "processes": [{"of": "latency", "sigma": 0.3, "tau": "2m", "shared": False}],
+    "cold_start": {"latency_factor": 3, "error_factor": 2, "decay": "2m"},
+    "load": {"capacity": 10},
+}
+
+
+def _mean_bucket(hist: np.ndarray) -> np.ndarray:
+    """Each run's mean bucket index of a histogram (R, slots, B)."""
+    h = hist.sum(axis=1)
+    return (h * np.arange(h.shape[1])).sum(axis=1) / np.maximum(h.sum(axis=1), 1)
+
+
+def test_fast_and_exact_agree_on_latency_under_its_noise_models() -> None:
+    """Latency scaled per run, pod, process path, cold start and load, and failed requests
+    with a law of their own (timeouts near 1 s): the canary's and the primary's histograms
+    (mean bucket per run) agree between the modes, and differ without the pods' latency."""
+    base = {"error_rate": 0.05, "replicas": 2, "latency": {"median": "40ms", "p99": "250ms"},
+            "error_latency": {"median": "1s", "p99": "1500ms"}}  # fmt: skip
+    sc = scenario(rate=4, noise=LATENCY, horizon="10m", baseline=base)
+    pods, runs, weight = (2, 1), 150, 50
+    seeds = [SEED + r for r in range(runs)]
+    exact = _exact(sc, seeds, weight, pods)
+    ft = fast(sc, runs, weight=weight, pods=pods)
+    level = 0.01 / 2
+    e_c = _mean_bucket(np.concatenate([x.telemetry.hist for x in exact]))
+    e_p = _mean_bucket(np.concatenate([x.telemetry.hist_primary for x in exact]))
+    assert stats.cramervonmises_2samp(e_c, _mean_bucket(ft.telemetry.hist)).pvalue > level
+    assert stats.cramervonmises_2samp(e_p, _mean_bucket(ft.telemetry.hist_primary)).pvalue > level
+    other = Scenario.model_validate({**sc.model_dump(), "noise": {**LATENCY, "pods": {"error_rate": 0.5}}})
+    g = fast(other, runs, weight=weight, pods=pods)
+    assert stats.cramervonmises_2samp(e_c, _mean_bucket(g.telemetry.hist)).pvalue < level
+
+
+def test_a_pods_share_of_the_failures_follows_its_multiplier_in_the_series() -> None:
+    """Under per-pod error noise, the raw series of a three-pod canary split its failed
+    requests over the pods in proportion to the pods' multipliers (chi-square over 200
+    runs, 2 degrees of freedom each), where even shares would be far off."""
+    from sim.inputs.policy import scenario_policy
+    from sim.world import exporters
+    from sim.world.controller import World
+
+    sc = scenario(rate=40, noise={"pods": {"error_rate": 0.7}}, horizon="20m", replicas=3,
+                  policy={"flagger": {"analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10,
+                          "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 0}}]}}})  # fmt: skip
+    world = World(sc, scenario_policy(sc), list(range(2000, 2200)), keep_series=True)
+    world.run()
+    store, latent_ = world.series, world.latent
+    assert store is not None and latent_.pod_error is not None
+    u = store.universe
+    failed = [np.flatnonzero((u.version == 1) & (u.code == 1) & (u.kind == exporters.REQUESTS) & (u.pod == j))
+              for j in range(3)]  # fmt: skip
+    assert all(len(f) >= 1 for f in failed)
+    per_pod = np.stack([store.total[:, f].sum(axis=1) for f in failed], axis=1)  # (R, 3)
+    total = per_pod.sum(axis=1, keepdims=True)
+
+    def chi2(shares: np.ndarray) -> float:
+        expected = total * shares
+        return float((((per_pod - expected) ** 2) / np.maximum(expected, 1e-9)).sum())
+
+    m = latent_.pod_error[:, 1, :3]
+    # 200 runs x 2 degrees of freedom: mean 400, sd 28.
+    assert 250 < chi2(m / m.sum(axis=1, keepdims=True)) < 560
+    assert chi2(np.full((1, 3), 1 / 3)) > 2000
