@@ -16,7 +16,7 @@ import numpy as np
 import simpy
 
 from sim.world.faults import ReleaseModel
-from sim.world.noise import Latent
+from sim.world.noise import Factors, Latent
 from sim.world.router import Router
 from sim.world.series import SeriesStore
 from sim.world.serving import Ledger
@@ -85,6 +85,7 @@ class ExactTraffic:
         self._pod_first = self.latent is not None and (
             self.latent.pod_error is not None or self.latent.pod_latency is not None
         )
+        self._cached: tuple[tuple[int, float], Factors] | None = None
         #: Cells' increments per scrape slot not yet handed to the series store.
         self._pending: dict[int, np.ndarray] = {}
         self._next_slot = 1
@@ -143,6 +144,17 @@ class ExactTraffic:
         canary = float((live * share).sum() + primary * mirror + tests)
         return np.array([[canary]]), np.array([[primary]])
 
+    def _factors(self, now: float) -> Factors:
+        """The noise's multipliers now: constant over a noise step (and a canary's ready
+        time), so computed once per step rather than per request."""
+        latent = self.latent
+        assert latent is not None
+        k = int(latent.steps(np.array([now]))[0])
+        key = (k, float(latent.ready[0]))
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, latent.at(np.array([0]), np.array([(k + 0.5) * latent.model.step_s])))
+        return self._cached[1]
+
     def _rate_factor(self, now: float) -> float:
         """The noise's multiplier of the request rate now."""
         if self.latent is None or self.latent.rate is None:
@@ -158,7 +170,7 @@ class ExactTraffic:
         latent = self.latent
         if latent is None:
             return primary, canary if v else primary
-        f = latent.at(np.array([0]), np.array([now]))
+        f = self._factors(now)
         if f.error is not None:
             primary = min(1.0, primary * float(f.error[0, 0, 0]))
             canary = min(1.0, canary * float(f.error[0, 0, 1]))
@@ -173,7 +185,7 @@ class ExactTraffic:
         latent = self.latent
         if latent is None or not latent.model.latency_varies:
             return 1.0
-        f = latent.at(np.array([0]), np.array([now]))
+        f = self._factors(now)
         factor = 1.0 if f.latency is None else float(f.latency[0, 0, v])
         if latent.model.load is not None:
             canary, primary = self._loads(now)
@@ -333,7 +345,7 @@ class ExactTraffic:
         latent = self.latent
         if latent is None:
             return ref, own
-        f = latent.at(np.array([0]), np.array([t]))
+        f = self._factors(t)
         if f.error is not None:
             ref = min(1.0, ref * float(f.error[0, 0, 0]))
             own = min(1.0, own * float(f.error[0, 0, 1]))
