@@ -24,6 +24,7 @@ from sim.calibrate.fit import autocorrelation, bucket_quantile, dispersion_index
 from sim.calibrate.recording import Recording, recording_from_batch
 from sim.calibrate.scenario_out import windows_intervals
 from sim.inputs.scenario import Scenario
+from sim.promql.series import SeriesBatch
 
 #: Seconds per bootstrap block: long enough to keep 5-minute windows and short lags whole.
 BLOCK_S = 1800.0
@@ -62,8 +63,9 @@ def _hold_policy(scenario: Scenario, provider: str) -> Scenario:
     )
 
 
-def simulate_stable(scenario: Scenario, provider: str, duration_s: float, seed: int) -> Recording:
-    """One run of ``scenario`` as a stable service for ``duration_s``, read as a recording.
+def stable_series(scenario: Scenario, provider: str, duration_s: float, seed: int) -> SeriesBatch:
+    """The raw series of one run of ``scenario`` as a stable service for ``duration_s``
+    (times in seconds from the run's start), as ``pdsim run --series`` holds them.
 
     Raises:
         ValueError: a provider whose families are not simulated here.
@@ -77,7 +79,12 @@ def simulate_stable(scenario: Scenario, provider: str, duration_s: float, seed: 
     result = run_one(held, policy, seed, series=True)
     if result.series is None:
         raise ValueError("the world returned no series")
-    return recording_from_batch(result.series, ["simulated"])
+    return result.series
+
+
+def simulate_stable(scenario: Scenario, provider: str, duration_s: float, seed: int) -> Recording:
+    """``stable_series`` read as a recording (by the code that reads real ones)."""
+    return recording_from_batch(stable_series(scenario, provider, duration_s, seed), ["simulated"])
 
 
 @dataclass(frozen=True)
@@ -100,17 +107,18 @@ class Statistic:
     poor: str = ""
 
 
-def _stats(rec: Recording, rows: np.ndarray | None = None) -> dict[str, float]:
-    """The compared statistics of a recording (intervals ``rows`` of it: a resample)."""
+def _stats(rec: Recording, profile: np.ndarray, rows: np.ndarray | None = None) -> dict[str, float]:
+    """The compared statistics of a recording, or of intervals ``rows`` of it (a
+    resample), around the traffic ``profile`` fitted to the whole recording (a resample
+    shuffles the time of day, so it is not refitted)."""
     step = rec.step_s
     req, err = rec.total_requests, rec.total_errors
     if rows is not None:
-        req, err = req[rows], err[rows]
+        req, err, profile = req[rows], err[rows], profile[rows]
     out: dict[str, float] = {}
     n = max(float(req.sum()), 1.0)
     out["mean rate (requests/s)"] = float(req.mean() / step)
     out["error ratio"] = float(err.sum() / n)
-    profile = fit_profile(req, step).expected
     windows = windows_intervals(step, len(req))
     d = dispersion_index(req, profile, windows)
     for k, v in zip(d.windows, d.index):
@@ -136,7 +144,8 @@ def _stats(rec: Recording, rows: np.ndarray | None = None) -> dict[str, float]:
 def _bootstrap(rec: Recording, rng: np.random.Generator) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Point estimates and 95% moving-block bootstrap intervals. Latency quantiles are
     resampled as multinomial draws of the bucket counts (the histogram is kept as totals)."""
-    point = _stats(rec)
+    profile = fit_profile(rec.total_requests, rec.step_s).expected
+    point = _stats(rec, profile)
     n = len(rec.total_requests)
     block = max(min(round(BLOCK_S / rec.step_s), n // 4), 1)
     starts_max = n - block + 1
@@ -145,7 +154,7 @@ def _bootstrap(rec: Recording, rng: np.random.Generator) -> tuple[dict[str, floa
     for _ in range(RESAMPLES):
         starts = rng.integers(0, starts_max, size=math.ceil(n / block))
         rows = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n]
-        s = _stats(rec, rows)
+        s = _stats(rec, profile, rows)
         for k in point:
             if k.startswith("latency") and counts is not None:
                 continue
@@ -162,8 +171,10 @@ def compare(recorded: Recording, simulated: Recording, seed: int = 0) -> list[St
     """Recorded and simulated statistics side by side (see the module doc).
 
     The fit of a statistic is poor when ``simulated - recorded`` lies outside the 95%
-    interval of the difference, taken as ``±1.96 sqrt(se_r² + se_s²)`` with each standard
-    error read off its bootstrap interval (its width / 3.92).
+    interval of the difference, ``±1.96 sqrt(2 se_r² + se_s²)``: the recorded and the
+    simulated sampling errors, and the error of the parameters estimated from the
+    recording (about ``se_r`` again). Each standard error is read off its bootstrap
+    interval (its width / 3.92).
     """
     rng = np.random.default_rng(seed)
     rp, rci = _bootstrap(recorded, rng)
@@ -174,7 +185,10 @@ def compare(recorded: Recording, simulated: Recording, seed: int = 0) -> list[St
             continue
         s = sp[name]
         r_ci, s_ci = rci.get(name, (math.nan, math.nan)), sci.get(name, (math.nan, math.nan))
-        se = math.hypot((r_ci[1] - r_ci[0]) / 3.92, (s_ci[1] - s_ci[0]) / 3.92)
+        se_r, se_s = (r_ci[1] - r_ci[0]) / 3.92, (s_ci[1] - s_ci[0]) / 3.92
+        # The simulated run's parameters were estimated from the recording: their error
+        # is about the recording's own sampling error, counted a second time.
+        se = math.sqrt(2 * se_r**2 + se_s**2)
         poor = ""
         if math.isfinite(se) and abs(s - r) > 1.96 * se + 1e-12:
             poor = (
@@ -203,4 +217,12 @@ def series_for_figures(rec: Recording) -> dict[str, np.ndarray]:
     }
 
 
-__all__ = ["BLOCK_S", "RESAMPLES", "Statistic", "compare", "series_for_figures", "simulate_stable"]
+__all__ = [
+    "BLOCK_S",
+    "RESAMPLES",
+    "Statistic",
+    "compare",
+    "series_for_figures",
+    "simulate_stable",
+    "stable_series",
+]
