@@ -1390,6 +1390,14 @@ def calibrate(exports: tuple[str, ...], output: str, report_path: str | None, se
     if report_path is not None:
         _refuse_overwrite("--report", report_path, [*exports, output])
     recording = read_recording(exports)
+    if report_path is not None:
+        from sim.calibrate.compare import SIMULATED_PROVIDERS
+
+        if recording.provider not in SIMULATED_PROVIDERS:
+            raise CliError(
+                f"--report: simulating the {recording.provider} exporter's series is not supported yet "
+                f"(only {', '.join(SIMULATED_PROVIDERS)}); calibrate without --report"
+            )
     cal = calibrate_recording(recording)
     stem = Path(exports[0]).stem
     text = scenario_yaml(cal, name or f"calibrated-{stem}")

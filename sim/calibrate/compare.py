@@ -1,8 +1,9 @@
 """The calibrated scenario simulated as a stable service, and recorded against simulated.
 
 ``simulate_stable`` runs the world with all traffic held on the primary (a Flagger
-analysis whose ``confirm-rollout`` gate never opens: fluxcd/flagger
-``pkg/controller/scheduler.go`` waits at ``runConfirmRolloutHooks`` and shifts no traffic)
+analysis whose ``confirm-rollout`` gate never opens: in fluxcd/flagger
+``pkg/controller/scheduler.go`` ``checkCanaryStatus`` the gate comes before
+``ScaleFromZero``, so the canary is never scaled up nor given traffic)
 and a plan whose queries select the primary workload's raw families, so the world
 simulates exactly the series a recording of the stable service holds
 (``sim.world.metrics.metric_plan`` simulates only what some query selects). Its series
@@ -26,6 +27,8 @@ from sim.calibrate.scenario_out import windows_intervals
 from sim.inputs.scenario import Scenario
 from sim.promql.series import SeriesBatch
 
+#: Providers whose primary families ``simulate_stable`` selects.
+SIMULATED_PROVIDERS = ("istio",)
 #: Seconds per bootstrap block: long enough to keep 5-minute windows and short lags whole.
 BLOCK_S = 1800.0
 #: Bootstrap resamples per statistic.
@@ -220,6 +223,7 @@ def series_for_figures(rec: Recording) -> dict[str, np.ndarray]:
 __all__ = [
     "BLOCK_S",
     "RESAMPLES",
+    "SIMULATED_PROVIDERS",
     "Statistic",
     "compare",
     "series_for_figures",

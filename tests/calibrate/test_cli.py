@@ -79,3 +79,12 @@ def test_bad_exports_are_one_line_and_exit_2(tmp_path, name: str, text: str, exp
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.yaml").exists()
+
+
+def test_report_for_a_provider_not_simulated_is_one_line(tmp_path) -> None:
+    series = {(("__name__", "response_total"), ("direction", "inbound"), ("status_code", "200")): np.arange(10.0)}
+    path = write(tmp_path, "linkerd.json", query_range(series, 15.0))
+    result = invoke("calibrate", path, "-o", tmp_path / "out.yaml", "--report", tmp_path / "r.html")
+    assert result.exit_code == 2
+    assert "--report: simulating the linkerd exporter's series is not supported yet" in result.stderr
+    assert not (tmp_path / "out.yaml").exists()
