@@ -138,35 +138,27 @@ def _stats(rec: Recording, profile: np.ndarray, rows: np.ndarray | None = None) 
     for q in (0.1, 0.5, 0.9):
         out[f"requests per minute, q{q:g}"] = float(np.quantile(minutes, q)) if len(minutes) else math.nan
     if rec.buckets.size:
-        counts = rec.buckets.sum(axis=0)
+        counts = (rec.interval_buckets if rows is None else rec.interval_buckets[rows]).sum(axis=0)
         for q in (0.5, 0.9, 0.99):
             out[f"latency p{round(q * 100)} (ms)"] = bucket_quantile(q, rec.le_ms, counts)
     return out
 
 
 def _bootstrap(rec: Recording, rng: np.random.Generator) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
-    """Point estimates and 95% moving-block bootstrap intervals. Latency quantiles are
-    resampled as multinomial draws of the bucket counts (the histogram is kept as totals)."""
+    """Point estimates and 95% moving-block bootstrap intervals (blocks of ``BLOCK_S``,
+    at most a quarter of the recording)."""
     profile = fit_profile(rec.total_requests, rec.step_s).expected
     point = _stats(rec, profile)
     n = len(rec.total_requests)
     block = max(min(round(BLOCK_S / rec.step_s), n // 4), 1)
-    starts_max = n - block + 1
     draws: dict[str, list[float]] = {k: [] for k in point}
-    counts = rec.buckets.sum(axis=0) if rec.buckets.size else None
     for _ in range(RESAMPLES):
-        starts = rng.integers(0, starts_max, size=math.ceil(n / block))
+        starts = rng.integers(0, n - block + 1, size=math.ceil(n / block))
         rows = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n]
         s = _stats(rec, profile, rows)
         for k in point:
-            if k.startswith("latency") and counts is not None:
-                continue
             draws[k].append(s.get(k, math.nan))
-        if counts is not None:
-            resampled = rng.multinomial(int(counts.sum()), counts / counts.sum())
-            for q in (0.5, 0.9, 0.99):
-                draws[f"latency p{round(q * 100)} (ms)"].append(bucket_quantile(q, rec.le_ms, resampled))
-    ci = {k: (float(np.nanquantile(v, 0.025)), float(np.nanquantile(v, 0.975))) for k, v in draws.items() if v}
+    ci = {k: (float(np.nanquantile(v, 0.025)), float(np.nanquantile(v, 0.975))) for k, v in draws.items()}
     return point, ci
 
 

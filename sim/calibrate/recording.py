@@ -88,6 +88,8 @@ class Recording:
         buckets: (P, B + 1) observations per bucket ``(le[b-1], le[b]]`` over the whole
             recording, the last bucket above the last finite bound; not cumulative.
         error_buckets: (B + 1,) the same for failed (5xx) requests, all pods.
+        interval_buckets: (S-1, B + 1) observations per interval and bucket, all pods
+            (what a bootstrap over time resamples).
     """
 
     files: tuple[str, ...]
@@ -100,6 +102,7 @@ class Recording:
     le_ms: np.ndarray
     buckets: np.ndarray
     error_buckets: np.ndarray
+    interval_buckets: np.ndarray
 
     @property
     def step_s(self) -> float:
@@ -334,19 +337,22 @@ def recording_from_batch(batch: SeriesBatch, files: Sequence[str]) -> Recording:
     le_ms = np.asarray(bounds, dtype=float) * fam.unit_ms
     cumulative = np.zeros((len(pods), len(bounds) + 1))
     err_cumulative = np.zeros(len(bounds) + 1)
+    per_interval = np.zeros((len(times) - 1, len(bounds) + 1))
     for k in bucket_ix:
         have = dict(batch.labels[k])
         pod = pod_of.get(have.get("pod", ""))
         if pod is None:
             continue  # a pod with latency series but no requests counted: nothing to weigh
         b = len(bounds) if _le(have.get("le", "")) == math.inf else bounds.index(_le(have["le"]))
-        total = counter_increments(values[:, k], present[:, k]).sum()
-        cumulative[pod, b] += total
+        inc = counter_increments(values[:, k], present[:, k])
+        per_interval[:, b] += inc
+        cumulative[pod, b] += inc.sum()
         if have.get(fam.code, "").startswith("5"):
-            err_cumulative[b] += total
+            err_cumulative[b] += inc.sum()
     # Cumulative `le` counts to counts per bucket.
     buckets = np.diff(cumulative, axis=1, prepend=0.0)
     error_buckets = np.diff(err_cumulative, prepend=0.0)
+    interval_buckets = np.diff(per_interval, axis=1, prepend=0.0)
     series = tuple(n for n in (fam.requests, fam.buckets if bucket_ix else None) if n is not None)
     return Recording(
         files=tuple(files),
@@ -359,6 +365,7 @@ def recording_from_batch(batch: SeriesBatch, files: Sequence[str]) -> Recording:
         le_ms=le_ms,
         buckets=np.clip(buckets, 0.0, None),
         error_buckets=np.clip(error_buckets, 0.0, None),
+        interval_buckets=np.clip(interval_buckets, 0.0, None),
     )
 
 
