@@ -544,6 +544,26 @@ def fit_latency(le_ms: np.ndarray, counts: np.ndarray) -> LatencyFit | None:
     return LatencyFit(chosen, _component_estimates(x, cov), aic, gap, why, hist_le, hist_counts, total)
 
 
+#: Failed requests' latency gets its own law from this many observations on.
+MIN_ERROR_OBSERVATIONS = 200
+
+
+def errors_differ(le_ms: np.ndarray, ok: np.ndarray, failed: np.ndarray) -> tuple[bool, float]:
+    """Whether failed requests' latency differs from successful ones' (timeouts, fast
+    failures): the two-sample Kolmogorov–Smirnov distance of the bucketed CDFs at the
+    bucket bounds, significant at 1% (``D > 1.63 sqrt((n1 + n2) / (n1 n2))``) and larger
+    than ``MAX_CDF_GAP``; never with fewer than ``MIN_ERROR_OBSERVATIONS`` failures.
+
+    Returns:
+        (whether they differ, the distance).
+    """
+    n1, n2 = float(ok.sum()), float(failed.sum())
+    if n2 < MIN_ERROR_OBSERVATIONS or n1 <= 0 or len(le_ms) == 0:
+        return False, math.nan
+    gap = float(np.max(np.abs(np.cumsum(ok)[:-1] / n1 - np.cumsum(failed)[:-1] / n2)))
+    return gap > max(1.63 * math.sqrt((n1 + n2) / (n1 * n2)), MAX_CDF_GAP), gap
+
+
 def _histogram_law(le: np.ndarray, counts: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The buckets as ``LatencyHistogram`` takes them: finite bounds, the overflow above the
     last bound added to the last bucket (the law has nothing above it), trailing empty
@@ -579,6 +599,7 @@ __all__ = [
     "Estimate",
     "LatencyFit",
     "MAX_CDF_GAP",
+    "MIN_ERROR_OBSERVATIONS",
     "MIXTURE_AIC_LEAD",
     "MIN_DIURNAL_SPAN_S",
     "Profile",
@@ -588,6 +609,7 @@ __all__ = [
     "bucket_quantile",
     "dispersion_index",
     "error_ratio",
+    "errors_differ",
     "fit_count_noise",
     "fit_latency",
     "fit_profile",

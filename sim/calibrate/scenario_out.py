@@ -29,6 +29,7 @@ from sim.calibrate.fit import (
     autocorrelation,
     dispersion_index,
     error_ratio,
+    errors_differ,
     fit_count_noise,
     fit_latency,
     fit_profile,
@@ -60,7 +61,10 @@ class Calibration:
         error_dispersion: errors' Pearson dispersion given the requests.
         error_noise: the model chosen for them.
         pod_errors, pod_latency: sd of per-pod log multipliers (None: one pod).
-        latency: the latency law (None: no histogram).
+        latency: the latency law (None: no histogram): of successful requests when
+            ``error_latency`` is set, else of all.
+        error_latency: failed requests' law, when it differs (``fit.errors_differ``).
+        error_latency_gap: the KS distance between failed and successful requests' CDFs.
     """
 
     recording: Recording
@@ -74,6 +78,8 @@ class Calibration:
     pod_errors: Estimate | None
     pod_latency: Estimate | None
     latency: LatencyFit | None
+    error_latency: LatencyFit | None = None
+    error_latency_gap: float = math.nan
 
 
 def windows_intervals(step_s: float, n: int) -> list[int]:
@@ -105,7 +111,16 @@ def calibrate_recording(rec: Recording) -> Calibration:
         else CountNoise("poisson")
     )
     ratio = error_ratio(err, req, float(edisp.index[-1]) if len(edisp.index) else 1.0)
-    latency = fit_latency(rec.le_ms, rec.buckets.sum(axis=0)) if rec.buckets.size else None
+    latency = error_latency = None
+    gap = math.nan
+    if rec.buckets.size:
+        every = rec.buckets.sum(axis=0)
+        ok = np.clip(every - rec.error_buckets, 0.0, None)
+        differ, gap = errors_differ(rec.le_ms, ok, rec.error_buckets)
+        if differ:
+            latency, error_latency = fit_latency(rec.le_ms, ok), fit_latency(rec.le_ms, rec.error_buckets)
+        else:
+            latency = fit_latency(rec.le_ms, every)
     return Calibration(
         recording=rec,
         profile=profile,
@@ -118,6 +133,8 @@ def calibrate_recording(rec: Recording) -> Calibration:
         pod_errors=pod_error_sd(rec.errors, rec.requests),
         pod_latency=pod_latency_sd(rec.buckets, rec.le_ms) if rec.buckets.size else None,
         latency=latency,
+        error_latency=error_latency,
+        error_latency_gap=gap,
     )
 
 
@@ -239,10 +256,20 @@ def scenario_document(cal: Calibration, name: str) -> CommentedMap:
     if cal.latency is not None:
         base["latency"] = _latency_block(cal.latency)
         notes.append(
-            f"baseline.latency: maximum likelihood on {rec.series[-1]}'s {cal.latency.observations:.0f} observations "
+            f"baseline.latency: maximum likelihood on {rec.series[-1]}'s {cal.latency.observations:.0f} "
+            f"{'successful requests' if cal.error_latency is not None else 'observations'} "
             f"(interval-censored buckets): {cal.latency.why}."
         )
         for w, med, p99 in cal.latency.components:
+            notes.append(f"  component weight {w:.3g}: median {med.text()}ms, p99 {p99.text()}ms")
+    if cal.error_latency is not None:
+        base["error_latency"] = _latency_block(cal.error_latency)
+        notes.append(
+            f"baseline.error_latency: failed (5xx) requests' latency differs from successful ones' (KS distance "
+            f"{cal.error_latency_gap:.3f} of the bucketed CDFs), so each has its own law, fitted as above on its "
+            f"{cal.error_latency.observations:.0f} observations: {cal.error_latency.why}."
+        )
+        for w, med, p99 in cal.error_latency.components:
             notes.append(f"  component weight {w:.3g}: median {med.text()}ms, p99 {p99.text()}ms")
     if len(rec.pods) > 1:
         base["replicas"] = len(rec.pods)

@@ -44,6 +44,8 @@ def test_calibrate_writes_a_loadable_commented_scenario(export, tmp_path) -> Non
     for said in ("# traffic.rate:", "# baseline.error_rate:", "# baseline.latency: maximum likelihood", "# Requests:"):
         assert said in text
     assert "web.json" in text
+    run = invoke("run", out, "--runs", 2)  # loadable and runnable at once
+    assert run.exit_code == 0, run.stderr
 
 
 def test_the_report_puts_recorded_and_simulated_side_by_side(export, tmp_path) -> None:
@@ -88,3 +90,22 @@ def test_report_for_a_provider_not_simulated_is_one_line(tmp_path) -> None:
     assert result.exit_code == 2
     assert "--report: simulating the linkerd exporter's series is not supported yet" in result.stderr
     assert not (tmp_path / "out.yaml").exists()
+
+
+def test_timeouts_become_error_latency(tmp_path) -> None:
+    rng = np.random.default_rng(13)
+    t = 240
+    req = rng.poisson(300, size=(t, 1))
+    err = rng.binomial(req, 0.02)
+    bins = np.concatenate([[0], LE, [np.inf]])
+    ok_lat = np.histogram(np.exp(rng.normal(math.log(40), 0.8, 50_000)), bins=bins)[0][None, :].astype(float)
+    err_lat = np.histogram(rng.lognormal(math.log(2000), 0.1, 2_000), bins=bins)[0][None, :].astype(float)
+    series = counts_to_series((req - err).astype(float), err.astype(float), ok_lat, err_lat)
+    out = tmp_path / "out.yaml"
+    result = invoke("calibrate", write(tmp_path, "t.json", query_range(series, 15.0)), "-o", out)
+    assert result.exit_code == 0, result.stderr
+    scenario = load_scenario(out)
+    assert scenario.baseline.error_latency is not None
+    assert scenario.baseline.error_latency.median == pytest.approx(2000, rel=0.1)
+    assert scenario.baseline.latency.median == pytest.approx(40, rel=0.1)
+    assert "# baseline.error_latency: failed (5xx) requests' latency differs" in out.read_text()

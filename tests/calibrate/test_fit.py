@@ -158,3 +158,15 @@ def test_bucket_quantile_as_prometheus_interpolates() -> None:
     assert fit.bucket_quantile(0.05, le, counts) == pytest.approx(5.0)
     assert fit.bucket_quantile(0.25, le, counts) == pytest.approx(10 + 10 * 15 / 30)
     assert fit.bucket_quantile(0.9, le, counts) == pytest.approx(40.0)
+
+
+def test_failed_requests_latency_gets_its_own_law_only_when_it_differs() -> None:
+    rng = np.random.default_rng(12)
+    ok = _hist(np.exp(rng.normal(math.log(40), 0.8, 50_000)))
+    same = _hist(np.exp(rng.normal(math.log(40), 0.8, 1_000)))
+    timeouts = _hist(rng.uniform(4000, 5000, 1_000))
+    assert not fit.errors_differ(LE, ok, same)[0]
+    differ, gap = fit.errors_differ(LE, ok, timeouts)
+    assert differ and gap > 0.9
+    few = _hist(rng.uniform(4000, 5000, fit.MIN_ERROR_OBSERVATIONS - 1))
+    assert not fit.errors_differ(LE, ok, few)[0]
