@@ -16,6 +16,7 @@ from sim.calibrate.compare import Statistic, series_for_figures
 from sim.calibrate.recording import Recording
 from sim.report.html import FigureBlock, figure_block
 from sim.report.palette import SERIES_COLOURS
+from sim.units import format_duration
 
 PRIMARY, CANARY = SERIES_COLOURS[0], SERIES_COLOURS[1]
 
@@ -47,8 +48,11 @@ def _figures(recorded: Recording, simulated: Recording) -> list[FigureBlock]:
             d["windows_s"], d["dispersion"], yerr=1.96 * d["dispersion_se"], color=color, marker="o", label=label
         )
     ax.set_xscale("log")
+    ticks = sorted(set(r["windows_s"].tolist()) | set(s["windows_s"].tolist()))
+    ax.set_xticks(ticks, [format_duration(t) for t in ticks])
+    ax.minorticks_off()
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("window (s)")
+    ax.set_xlabel("window")
     ax.set_ylabel("variance / mean")
     ax.legend()
     fig.tight_layout()
