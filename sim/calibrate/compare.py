@@ -67,8 +67,9 @@ def _hold_policy(scenario: Scenario, provider: str) -> Scenario:
 
 
 def stable_series(scenario: Scenario, provider: str, duration_s: float, seed: int) -> SeriesBatch:
-    """The raw series of one run of ``scenario`` as a stable service for ``duration_s``
-    (times in seconds from the run's start), as ``pdsim run --series`` holds them.
+    """The raw series of one run of ``scenario`` as a stable service, scraped over
+    ``duration_s`` after its first scrape (times in seconds from the run's start), as
+    ``pdsim run --series`` holds them.
 
     Raises:
         ValueError: a provider whose families are not simulated here.
@@ -76,7 +77,12 @@ def stable_series(scenario: Scenario, provider: str, duration_s: float, seed: in
     from sim.inputs.policy import build_policy
     from sim.runs.runner import run_one
 
-    held = _hold_policy(scenario, provider).model_copy(update={"horizon": duration_s})
+    # One scrape more than the span: the first scrape's counters start the recording (its
+    # increments are unknown, as at a real recording's first timestamp), so the simulated
+    # run has as many intervals as a recording of duration_s.
+    held = _hold_policy(scenario, provider).model_copy(
+        update={"horizon": duration_s + scenario.telemetry.scrape_interval}
+    )
     assert held.policy is not None
     policy = build_policy(held.policy, name=f"{scenario.name}/stable")
     result = run_one(held, policy, seed, series=True)
@@ -158,8 +164,16 @@ def _bootstrap(rec: Recording, rng: np.random.Generator) -> tuple[dict[str, floa
         s = _stats(rec, profile, rows)
         for k in point:
             draws[k].append(s.get(k, math.nan))
-    ci = {k: (float(np.nanquantile(v, 0.025)), float(np.nanquantile(v, 0.975))) for k, v in draws.items()}
+    ci = {k: _interval(np.asarray(v)) for k, v in draws.items()}
     return point, ci
+
+
+def _interval(draws: np.ndarray) -> tuple[float, float]:
+    """The 2.5% and 97.5% quantiles of the finite draws (NaN when none is)."""
+    finite = draws[np.isfinite(draws)]
+    if not finite.size:
+        return math.nan, math.nan
+    return float(np.quantile(finite, 0.025)), float(np.quantile(finite, 0.975))
 
 
 def compare(recorded: Recording, simulated: Recording, seed: int = 0) -> list[Statistic]:

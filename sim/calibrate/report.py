@@ -27,8 +27,8 @@ def _figures(recorded: Recording, simulated: Recording) -> list[FigureBlock]:
     fig = Figure(figsize=(7, 3.2))
     ax = fig.subplots()
     bins = np.histogram_bin_edges(np.concatenate([r["minutes"], s["minutes"]]), bins=40).tolist()
-    ax.hist(r["minutes"], bins=bins, alpha=0.6, color=PRIMARY, label="recorded", density=True)
-    ax.hist(s["minutes"], bins=bins, alpha=0.6, color=CANARY, label="simulated", density=True)
+    for d, color, label in ((r, PRIMARY, "recorded"), (s, CANARY, "simulated")):
+        ax.hist(d["minutes"], bins=bins, alpha=0.6, color=color, label=label, density=bool(np.sum(d["minutes"])))
     ax.set_xlabel("requests per minute")
     ax.set_ylabel("density")
     ax.legend()

@@ -109,3 +109,16 @@ def test_timeouts_become_error_latency(tmp_path) -> None:
     assert scenario.baseline.error_latency.median == pytest.approx(2000, rel=0.1)
     assert scenario.baseline.latency.median == pytest.approx(40, rel=0.1)
     assert "# baseline.error_latency: failed (5xx) requests' latency differs" in out.read_text()
+
+
+@pytest.mark.filterwarnings("error")
+def test_the_shortest_recording_reports_without_warnings(tmp_path) -> None:
+    rows = [
+        f'{1767225600 + 15 * i},"istio_requests_total{{pod=""a"",response_code=""200""}}",{10 + 12 * i}'
+        for i in range(3)
+    ]
+    path = write(tmp_path, "tiny.csv", "timestamp,metric,value\n" + "\n".join(rows) + "\n")
+    result = invoke("calibrate", path, "-o", tmp_path / "tiny.yaml", "--report", tmp_path / "tiny.html")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert load_scenario(tmp_path / "tiny.yaml").traffic.rate.constant == pytest.approx(24 / 30)
