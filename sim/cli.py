@@ -1356,6 +1356,72 @@ def _instant(text: str, epoch_s: float) -> float:
 
 
 @cli.command()
+@click.argument("exports", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="EXPORT...")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="SCENARIO.yaml",
+    help="Write the calibrated scenario here.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.html",
+    help="Simulate the scenario as a stable service for the recording's span and write recorded against simulated.",
+)
+@click.option("--seed", type=_Seed(), default=0, show_default=True, help="Seed of the simulated run of --report.")
+@click.option("--name", default=None, help="The scenario's name. Default: calibrated-<first export's name>.")
+def calibrate(exports: tuple[str, ...], output: str, report_path: str | None, seed: int, name: str | None) -> None:
+    """Fit a scenario to a stable service's recorded Prometheus series.
+
+    EXPORT... are Prometheus /api/v1/query_range JSON responses (resultType matrix) of the
+    raw counters (istio_requests_total with response_code and pod labels, and
+    istio_request_duration_milliseconds_bucket), or CSV with columns
+    timestamp,metric,value; several files merge (one per query).
+    """
+    from sim.calibrate.recording import read_recording
+    from sim.calibrate.scenario_out import calibrate_recording, scenario_of, scenario_yaml
+
+    _refuse_overwrite("-o", output, exports)
+    if report_path is not None:
+        _refuse_overwrite("--report", report_path, [*exports, output])
+    recording = read_recording(exports)
+    if report_path is not None:
+        from sim.calibrate.compare import SIMULATED_PROVIDERS
+
+        if recording.provider not in SIMULATED_PROVIDERS:
+            raise CliError(
+                f"--report: simulating the {recording.provider} exporter's series is not supported yet "
+                f"(only {', '.join(SIMULATED_PROVIDERS)}); calibrate without --report"
+            )
+    cal = calibrate_recording(recording)
+    stem = Path(exports[0]).stem
+    text = scenario_yaml(cal, name or f"calibrated-{stem}")
+    scenario = scenario_of(text, output)  # what is written loads as it is
+    _write_output(output, "-o", lambda p: _write_text(p, text))
+    if report_path is None:
+        return
+    from sim.calibrate.compare import compare, simulate_stable
+    from sim.calibrate.report import render_calibration
+    from sim.report.html import write_report
+
+    simulated = simulate_stable(scenario, recording.provider, recording.duration_s, seed)
+    html = render_calibration(
+        recording,
+        simulated,
+        compare(recording, simulated, seed),
+        title=f"Calibration of {scenario.name}",
+        scenario_text=text,
+        command=" ".join(["pdsim calibrate", *exports, "-o", output, "--report", report_path]),
+    )
+    _write_output(report_path, "--report", lambda p: write_report(p, html))
+
+
+@cli.command()
 @click.argument("series_path", metavar="FILE", type=click.Path(dir_okay=False))
 @click.argument("expr", metavar="EXPR")
 @click.option(
