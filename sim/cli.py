@@ -1405,7 +1405,7 @@ def calibrate(exports: tuple[str, ...], output: str, report_path: str | None, se
     _write_output(output, "-o", lambda p: _write_text(p, text))
     if report_path is None:
         return
-    from sim.calibrate.compare import compare, simulate_stable
+    from sim.calibrate.compare import between_runs, compare, simulate_stable
     from sim.calibrate.report import render_calibration
     from sim.report.html import write_report
 
@@ -1413,7 +1413,7 @@ def calibrate(exports: tuple[str, ...], output: str, report_path: str | None, se
     html = render_calibration(
         recording,
         simulated,
-        compare(recording, simulated, seed),
+        compare(recording, simulated, seed, between_runs(scenario)),
         title=f"Calibration of {scenario.name}",
         scenario_text=text,
         command=" ".join(["pdsim calibrate", *exports, "-o", output, "--report", report_path]),

@@ -176,14 +176,39 @@ def _interval(draws: np.ndarray) -> tuple[float, float]:
     return float(np.quantile(finite, 0.025)), float(np.quantile(finite, 0.975))
 
 
-def compare(recorded: Recording, simulated: Recording, seed: int = 0) -> list[Statistic]:
+def between_runs(scenario: Scenario) -> dict[str, float]:
+    """Relative standard deviation between simulated days of the statistics that per-run
+    noise moves as a whole (``sim.world.noise``): a day's pods and its run effects are
+    one draw, which no resampling within the day can see. The error ratio's is that of
+    the mean of the primary's pods' multipliers times the run effect; a latency
+    quantile's, approximately, that of the pods' and run's latency multipliers."""
+    n = scenario.noise
+    pods = scenario.baseline.replicas or 1
+
+    def combined(pod_sd: float, run_sd: float) -> float:
+        var = (1.0 + math.expm1(pod_sd**2) / pods) * (1.0 + math.expm1(run_sd**2)) - 1.0
+        return math.sqrt(max(var, 0.0))
+
+    pod_err, pod_lat = (n.pods.error_rate, n.pods.latency) if n.pods is not None else (0.0, 0.0)
+    run_err, run_lat = (n.run.error_rate, n.run.latency) if n.run is not None else (0.0, 0.0)
+    out = {"error ratio": combined(pod_err, run_err)}
+    for q in (50, 90, 99):
+        out[f"latency p{q} (ms)"] = combined(pod_lat, run_lat)
+    return {k: v for k, v in out.items() if v > 0}
+
+
+def compare(
+    recorded: Recording, simulated: Recording, seed: int = 0, between: dict[str, float] | None = None
+) -> list[Statistic]:
     """Recorded and simulated statistics side by side (see the module doc).
 
     The fit of a statistic is poor when ``simulated - recorded`` lies outside the 95%
-    interval of the difference, ``±1.96 sqrt(2 se_r² + se_s²)``: the recorded and the
-    simulated sampling errors, and the error of the parameters estimated from the
-    recording (about ``se_r`` again). Each standard error is read off its bootstrap
-    interval (its width / 3.92).
+    interval of the difference, ``±1.96 sqrt(2 se_r² + se_s² + 2 (b r)²)``: the recorded
+    and the simulated sampling errors, the error of the parameters estimated from the
+    recording (about ``se_r`` again), and ``b``, the relative spread between days of a
+    statistic that per-run noise moves (``between``, from ``between_runs``: the recorded
+    and the simulated day each drew their own). Each standard error is read off its
+    bootstrap interval (its width / 3.92).
     """
     rng = np.random.default_rng(seed)
     rp, rci = _bootstrap(recorded, rng)
@@ -197,7 +222,8 @@ def compare(recorded: Recording, simulated: Recording, seed: int = 0) -> list[St
         se_r, se_s = (r_ci[1] - r_ci[0]) / 3.92, (s_ci[1] - s_ci[0]) / 3.92
         # The simulated run's parameters were estimated from the recording: their error
         # is about the recording's own sampling error, counted a second time.
-        se = math.sqrt(2 * se_r**2 + se_s**2)
+        b = (between or {}).get(name, 0.0) * abs(r)
+        se = math.sqrt(2 * se_r**2 + se_s**2 + 2 * b**2)
         poor = ""
         if math.isfinite(se) and abs(s - r) > 1.96 * se + 1e-12:
             poor = (

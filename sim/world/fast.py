@@ -428,7 +428,9 @@ class FastTraffic:
         # A latency sum needs the law's moments within each bucket (and a normal draw):
         # only when a query reads a ``_sum`` series.
         codes = [self._probs(mid, code, factor, store.reads_sum) for code in (0, 1)]
-        shares_c = None if pods is None else _pod_shares(pods[0])
+        # Pods share a version's outcomes evenly unless their error probabilities differ.
+        pod_noise = pods is not None and self.latent is not None and self.latent.pod_error is not None
+        shares_c = _pod_shares(pods[0]) if pods is not None and pod_noise else None
         if store.live_via_stable:
             self._route_cells(runs, cells[:, :, 2], live, 1, codes, shares_c)
             if synthetic is not None:
@@ -439,7 +441,7 @@ class FastTraffic:
         if primary is not None:
             ok_bad = np.stack([primary[..., 0], np.zeros_like(primary[..., 0]), primary[..., 1]], axis=-1)
             shares_p = None
-            if pods is not None:
+            if pods is not None and pod_noise:
                 q = pods[1]
                 shares_p = _pod_shares(np.stack([q[..., 0], q[..., 1], q[..., 1]], axis=-1))
             self._route_cells(runs, cells[:, :, 0], ok_bad, 0, codes, shares_p)
