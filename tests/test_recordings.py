@@ -137,7 +137,7 @@ def test_count_stats_on_a_known_series():
     """Poisson-like constant counts: variance 0; a hand-computed lag-1 autocorrelation."""
     t = np.arange(24 * 12, dtype=float) * 300.0
     flat = recordings.count_stats(recordings.Recording(t, np.full(t.size, 10.0)))
-    assert flat.variance_to_mean == 0.0 and flat.daily_swing == 1.0
+    assert flat.variance_to_mean == 0.0 and flat.daily_swing == 1.0 and np.isnan(flat.lag1_autocorrelation)
     alternating = recordings.count_stats(recordings.Recording(t, np.where(np.arange(t.size) % 2 == 0, 5.0, 15.0)))
     assert alternating.lag1_autocorrelation == pytest.approx(-(t.size - 1) / t.size)
 

@@ -189,7 +189,7 @@ def count_stats(rec: Recording) -> CountStats:
     counts / their mean, hours with at least 6 periods; median and mean over hours, and the
     median with the population variance, divisor n instead of n - 1); the
     daily swing (max / min over hours of the day of the mean count); the lag-1
-    autocorrelation of the counts in file order (gaps ignored)."""
+    autocorrelation of the counts in file order (gaps ignored; NaN for constant counts)."""
     v = rec.values
     hours = np.floor(rec.times_s / 3600.0)
     ratios, population = [], []
@@ -201,6 +201,7 @@ def count_stats(rec: Recording) -> CountStats:
     hour_of_day = (hours % 24).astype(int)
     by_hour = np.array([v[hour_of_day == h].mean() for h in range(24)])
     x = v - v.mean()
+    spread = float((x * x).sum())
     return CountStats(
         periods=int(v.size),
         mean=float(v.mean()),
@@ -209,7 +210,7 @@ def count_stats(rec: Recording) -> CountStats:
         within_hour_mean=float(np.mean(ratios)),
         within_hour_median_population=float(np.median(population)),
         daily_swing=float(by_hour.max() / by_hour.min()),
-        lag1_autocorrelation=float((x[1:] * x[:-1]).sum() / (x * x).sum()),
+        lag1_autocorrelation=float((x[1:] * x[:-1]).sum() / spread) if spread > 0 else float("nan"),
     )
 
 
