@@ -29,6 +29,7 @@ CI_PARAMETERS = {
     "02-tune-flagger-canary": {"runs": 40, "interactive": False},
     "03-threshold-vs-statistics": {"runs": 60},
     "04-import-your-canary": {"runs": 60},
+    "05-noise-and-calibration": {"runs": 30},
 }
 
 
@@ -109,3 +110,17 @@ def test_04_import_your_canary(tmp_path):
     assert "spec.autoscalerRef: not modelled" in text
     assert "interval: 15s" in text  # the imported policy file
     assert len(outputs(nb, "image/png")) == 3
+
+
+def test_05_noise_and_calibration(tmp_path):
+    """The recording's statistics, the decisions table with its guarantee verdicts and the
+    false-rollback figure; the calibration part runs whether or not ``pdsim calibrate`` exists."""
+    nb = execute("05-noise-and-calibration", tmp_path, CI_PARAMETERS["05-noise-and-calibration"])
+    text = stream_text(nb)
+    assert "4,032 five-minute counts, mean 61.8" in text
+    assert "variance/mean 51.9" in text
+    assert "2,100 rollouts: 5 noise models × 1 rates × 7 policies × 2 releases × 30 runs" in text
+    assert "| none (Poisson) | 10 |" in text
+    # Without the calibrate command the notebook says so; with it, the calibrated day is compared.
+    assert "pdsim calibrate is not available" in text or "simulated (1 day)" in text
+    assert len(outputs(nb, "image/png")) == 2
