@@ -196,13 +196,16 @@ def _policy(cal: Calibration) -> CommentedMap:
         ceiling = max(c[2].value for c in cal.latency.components) * 2
     elif cal.latency is not None:
         ceiling = cal.latency.le_ms[-1]
+    # rate() over a metric interval needs two scrapes in it: at least twice the scrape
+    # interval (a 5-minute recording gets 10m analyses), never below Flagger's usual 1m.
+    every = format_duration(max(60.0, 2 * cal.recording.step_s))
     metrics = CommentedSeq(
         [
-            _flow(name="request-success-rate", thresholdRange=_flow(min=floor), interval="1m"),
-            _flow(name="request-duration", thresholdRange=_flow(max=_num(ceiling, 3)), interval="1m"),
+            _flow(name="request-success-rate", thresholdRange=_flow(min=floor), interval=every),
+            _flow(name="request-duration", thresholdRange=_flow(max=_num(ceiling, 3)), interval=every),
         ]
     )
-    analysis = CommentedMap(interval="1m", threshold=5, maxWeight=50, stepWeight=10, metrics=metrics)
+    analysis = CommentedMap(interval=every, threshold=5, maxWeight=50, stepWeight=10, metrics=metrics)
     return CommentedMap(flagger=CommentedMap(analysis=analysis))
 
 
@@ -249,10 +252,17 @@ def scenario_document(cal: Calibration, name: str) -> CommentedMap:
     _comment(doc, "traffic", rate_note)
 
     base = CommentedMap(error_rate=_num(cal.error_rate.value))
-    notes = [
-        f"baseline.error_rate: 5xx responses over all in {req_series}, {cal.error_rate.text()} "
-        "(standard error inflated by the errors' dispersion)."
-    ]
+    if rec.total_errors.sum() > 0:
+        notes = [
+            f"baseline.error_rate: 5xx responses over all in {req_series}, {cal.error_rate.text()} "
+            "(standard error inflated by the errors' dispersion)."
+        ]
+    else:
+        n = float(rec.total_requests.sum())
+        notes = [
+            f"baseline.error_rate: no 5xx response in {req_series} ({n:.0f} requests): 0, with a 95% upper "
+            f"bound of {3 / max(n, 1):.2g} (the rule of three). Set it if the recording leaves errors out."
+        ]
     if cal.latency is not None:
         base["latency"] = _latency_block(cal.latency)
         notes.append(
@@ -262,6 +272,11 @@ def scenario_document(cal: Calibration, name: str) -> CommentedMap:
         )
         for w, med, p99 in cal.latency.components:
             notes.append(f"  component weight {w:.3g}: median {med.text()}ms, p99 {p99.text()}ms")
+    else:
+        notes.append(
+            "baseline.latency: the recording has no request-duration histogram: pdsim's default (median "
+            "40ms, p99 250ms) is kept. Set it from your service's latency."
+        )
     if cal.error_latency is not None:
         base["error_latency"] = _latency_block(cal.error_latency)
         notes.append(
@@ -321,10 +336,13 @@ def _noise_block(cal: Calibration) -> tuple[CommentedMap, list[str]]:
         )
         notes.append(f"  noise.processes: an OU log-rate, sigma {rn.sigma.text('.3g')}, tau {rn.tau_s.text('.3g')}s.")
     en = cal.error_noise
-    notes.append(
-        f"Errors: Pearson dispersion of 5xx counts of {series} given the requests (against N p) "
-        f"{_windows_text(cal.error_dispersion, step)}; misfit " + _losses(en) + f": {en.kind}."
-    )
+    if cal.recording.total_errors.sum() > 0:
+        notes.append(
+            f"Errors: Pearson dispersion of 5xx counts of {series} given the requests (against N p) "
+            f"{_windows_text(cal.error_dispersion, step)}; misfit " + _losses(en) + f": {en.kind}."
+        )
+    else:
+        notes.append("Errors: none recorded, so no error noise is fitted.")
     if en.kind == "blocks" and en.dispersion is not None and en.window_s is not None:
         noise["errors"] = _flow(dispersion=_num(en.dispersion.value, 3), window=format_duration(en.window_s))
         notes.append(
