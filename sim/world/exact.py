@@ -120,7 +120,7 @@ class ExactTraffic:
             now = self.env.now
             k = int(self.latent.steps(np.array([now]))[0])
             end = (k + 1) * self.latent.model.step_s
-            m = float(self.latent.rate[0, k])
+            m = self.latent.rate_at(0, k)
             gap = -np.log(1.0 - self._u()) / (peak * m) if m > 0 else np.inf
             if now + gap >= end:
                 yield self.env.timeout(end - now)
@@ -159,7 +159,7 @@ class ExactTraffic:
         """The noise's multiplier of the request rate now."""
         if self.latent is None or self.latent.rate is None:
             return 1.0
-        return float(self.latent.rate[0, int(self.latent.steps(np.array([now]))[0])])
+        return self.latent.rate_at(0, int(self.latent.steps(np.array([now]))[0]))
 
     def _error_probs(self, now: float, cohort: int, v: int, pod: int) -> tuple[float, float]:
         """Error probabilities now: the primary's mean over its pods (what a canary request

@@ -172,11 +172,12 @@ class FastTraffic:
         return mean, var
 
     def _latency_tables(
-        self, mid: np.ndarray, code: int, factor: np.ndarray, sums: bool
+        self, mid: np.ndarray, code: int, factor: np.ndarray, sums: bool, versions: tuple[int, ...] = (0, 1)
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Per-run bucket probabilities (R, S, version, C|1, P|1, B) of the latency laws
         scaled by ``factor`` (R, S, version, P|1): the noise's multipliers. With ``sums``,
-        also the means and variances within buckets (for latency sums)."""
+        also the means and variances within buckets (for latency sums). Only ``versions``
+        are filled (the others are left undefined: nothing reads them)."""
         R, S, _, P = factor.shape
         varies = self.release.has_latency_faults or (code and self._error_latency)
         C = self.release.n_cohorts if varies else 1
@@ -184,15 +185,25 @@ class FastTraffic:
         probs = np.empty((R, S, 2, C, P, B))
         mean = np.empty_like(probs) if sums else None
         var = np.empty_like(probs) if sums else None
+        if not varies and not sums:
+            # One law for every segment: one table over all of them (a run's factors often
+            # repeat from segment to segment, and the table computes each distinct one once).
+            for v in versions:
+                probs_v = self.release.base_latency.bucket_probs_table(self._bounds, factor[:, :, v])
+                probs[:, :, v, 0] = probs_v.reshape(R, S, P, B)
+            return probs, None
         for i, t in enumerate(mid):
             for c in range(C):
                 laws = self._laws(float(t), c, code) if varies else (self.release.base_latency,) * 2
-                for v, law in enumerate(laws):
+                for v in versions:
+                    law = laws[v]
+                    if mean is None or var is None:
+                        probs[:, i, v, c] = law.bucket_probs_table(self._bounds, factor[:, i, v]).reshape(R, P, B)
+                        continue
                     table = law.bucket_table(self._bounds, factor[:, i, v].reshape(-1))
                     probs[:, i, v, c] = table[0].reshape(R, P, B)
-                    if mean is not None and var is not None:
-                        mean[:, i, v, c] = table[1].reshape(R, P, B)
-                        var[:, i, v, c] = table[2].reshape(R, P, B)
+                    mean[:, i, v, c] = table[1].reshape(R, P, B)
+                    var[:, i, v, c] = table[2].reshape(R, P, B)
         return probs, (None if mean is None or var is None else (mean, var))
 
     def start_load(self, run: int, t: float, rps: float, duration_s: float) -> None:
@@ -284,13 +295,14 @@ class FastTraffic:
         return factor[..., None] * latent.pod_latency[runs][:, None]
 
     def _probs(
-        self, mid: np.ndarray, code: int, factor: np.ndarray | None, sums: bool
+        self, mid: np.ndarray, code: int, factor: np.ndarray | None, sums: bool, versions: tuple[int, ...] = (0, 1)
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Bucket probabilities of requests with response code ``code`` and, with ``sums``,
         the moments within buckets: shared by the runs (S|1, version, C|1, B), or per run
-        (R, S, version, C|1, P|1, B) when the noise scales latency by ``factor``."""
+        (R, S, version, C|1, P|1, B) when the noise scales latency by ``factor`` (then only
+        for ``versions``)."""
         if factor is not None:
-            return self._latency_tables(mid, code, factor, sums)
+            return self._latency_tables(mid, code, factor, sums, versions)
         return self._latency_probs(mid, code), (self._latency_moments(mid, code) if sums else None)
 
     def advance(self, runs: np.ndarray, t1: float) -> None:
@@ -427,7 +439,10 @@ class FastTraffic:
         cells = np.zeros((R, S, 3, 2, max(store.pods), B + 2))
         # A latency sum needs the law's moments within each bucket (and a normal draw):
         # only when a query reads a ``_sum`` series.
-        codes = [self._probs(mid, code, factor, store.reads_sum) for code in (0, 1)]
+        versions = (0, 1) if primary is not None else (1,)
+        ok = self._probs(mid, 0, factor, store.reads_sum, versions)
+        # Failed requests share the law of successful ones unless the baseline gives them theirs.
+        codes = [ok, self._probs(mid, 1, factor, store.reads_sum, versions) if self._error_latency else ok]
         # Pods share a version's outcomes evenly unless their error probabilities differ.
         pod_noise = pods is not None and self.latent is not None and self.latent.pod_error is not None
         shares_c = _pod_shares(pods[0]) if pods is not None and pod_noise else None
@@ -552,9 +567,14 @@ class FastTraffic:
         R, S, C = outcomes.shape[:3]
         B = len(self._base_probs)
         hist = np.zeros((R, S, B))
+        ok_probs = None
         for code in (0, 1):
             n = outcomes[..., 0] if code == 0 else outcomes[..., 1:].sum(axis=3)
-            probs, _ = self._probs(mid, code, factor, False)
+            if code == 0 or self._error_latency or ok_probs is None:
+                probs, _ = self._probs(mid, code, factor, False, (v,))
+            else:  # failed requests share the law of successful ones
+                probs = ok_probs
+            ok_probs = probs
             if probs.ndim != 6:
                 hist += self._histogram(runs, n, probs[:, v])
                 continue

@@ -52,12 +52,13 @@ def _lognormal_mean_one(z: np.ndarray, sigma: float) -> np.ndarray:
     return np.exp(sigma * z - 0.5 * sigma * sigma)
 
 
-def _ou_paths(z: np.ndarray, sigma: float, rho: float) -> np.ndarray:
-    """Stationary OU values on a grid from standard normals ``z`` (R, K): x₀ = σ z₀,
-    x_{k+1} = ρ x_k + σ √(1 − ρ²) z_{k+1} (the exact transition over one step)."""
+def _ou_paths(z: np.ndarray, sigma: float, rho: float, last: np.ndarray | None) -> np.ndarray:
+    """Stationary OU values on a grid from standard normals ``z`` (R, K), continuing from
+    ``last`` (R,) (None: a path's start, x₀ = σ z₀): x_{k+1} = ρ x_k + σ √(1 − ρ²) z_{k+1},
+    the exact transition over one step."""
     x = np.empty_like(z)
-    x[:, 0] = sigma * z[:, 0]
     innovation = sigma * math.sqrt(max(1.0 - rho * rho, 0.0))
+    x[:, 0] = sigma * z[:, 0] if last is None else rho * last + innovation * z[:, 0]
     for k in range(1, z.shape[1]):
         x[:, k] = rho * x[:, k - 1] + innovation * z[:, k]
     return x
@@ -140,47 +141,9 @@ class NoiseModel:
         return rate * window / (index - 1.0)
 
     def draw(self, seeds: Sequence[int]) -> Latent:
-        """The latent multipliers of a batch of runs (from each run's noise stream)."""
-        R, K, P = len(seeds), self.n_steps, max(self.pods)
-        latent = Latent(self, R)
-        if not self.draws:
-            return latent
-        st = stream_states(list(seeds), STREAMS["noise"])
-        rows = np.arange(R)
-        # The order of draws is fixed per run: run effects, pods, gamma blocks, processes.
-        z = normal_rows(st, rows, 3)
-        run_rate, run_err, run_lat = (_lognormal_mean_one(z[:, i], s) for i, s in enumerate(self._run))
-        rate = np.broadcast_to(run_rate[:, None], (R, K)).copy()
-        error = np.broadcast_to(run_err[:, None, None], (R, 2, K)).copy()
-        latency = np.broadcast_to(run_lat[:, None, None], (R, 2, K)).copy()
-        if any(self._pods):
-            zp = normal_rows(st, rows, 4 * P).reshape(R, 2, 2, P)
-            latent.pod_error = _lognormal_mean_one(zp[:, 0], self._pods[0]) if self._pods[0] > 0 else None
-            latent.pod_latency = _lognormal_mean_one(zp[:, 1], self._pods[1]) if self._pods[1] > 0 else None
-        if self._requests is not None:
-            w = self._windows["requests"]
-            g = gamma_rows(st, rows, self._requests, -(-K // w)) / self._requests
-            rate *= np.repeat(g, w, axis=1)[:, :K]
-        if self._errors is not None:
-            w = self._windows["errors"]
-            blocks = -(-K // w)
-            versions = 1 if self._errors_shared else 2
-            g = gamma_rows(st, rows, self._errors, versions * blocks).reshape(R, versions, blocks) / self._errors
-            error *= np.repeat(g, w, axis=2)[:, :, :K]
-        for of, sigma, rho, shared in self._processes:
-            versions = 1 if shared else 2
-            zz = normal_rows(st, rows, versions * K).reshape(R * versions, K)
-            m = np.exp(_ou_paths(zz, sigma, rho) - 0.5 * sigma * sigma).reshape(R, versions, K)
-            if of == "rate":
-                rate *= m[:, 0]
-            elif of == "error_rate":
-                error *= m
-            else:
-                latency *= m
-        latent.rate = rate if self.rate_varies else None
-        latent.error = error
-        latent.latency = latency
-        return latent
+        """The latent multipliers of a batch of runs (from each run's noise stream), drawn
+        as the runs reach them (``Latent.ensure``)."""
+        return Latent(self, seeds)
 
     def cold(self, factor: float, age_s: np.ndarray) -> np.ndarray:
         """A cold-start multiplier at pod ages ``age_s`` (inf: never started)."""
@@ -214,6 +177,12 @@ class Factors:
 class Latent:
     """The latent multipliers of a batch of runs, and when each run's canary became ready.
 
+    The paths are drawn chunk by chunk as the runs reach them (most rollouts end long
+    before the horizon). A run's draws come from its own stream in a fixed order: its run
+    effects and pods, then chunk after chunk of whole ``chunk_steps`` steps, each chunk's
+    gamma blocks and process steps in the order of the scenario. So a run's path does not
+    depend on its batch, nor on how far its batch-mates got.
+
     Attributes:
         rate: (R, K) per noise step, or None.
         error, latency: (R, 2, K) per version and step (primary, canary), or None.
@@ -221,14 +190,86 @@ class Latent:
         ready: when each run's canary pods became ready (inf: not yet), for cold start.
     """
 
-    def __init__(self, model: NoiseModel, runs: int) -> None:
+    #: Steps drawn at a time (rounded up to a whole number of every dispersion window).
+    CHUNK_STEPS = 64
+
+    def __init__(self, model: NoiseModel, seeds: Sequence[int]) -> None:
         self.model = model
+        R, K, P = len(seeds), model.n_steps, max(model.pods)
         self.rate: np.ndarray | None = None
         self.error: np.ndarray | None = None
         self.latency: np.ndarray | None = None
         self.pod_error: np.ndarray | None = None
         self.pod_latency: np.ndarray | None = None
-        self.ready = np.full(runs, np.inf)
+        self.ready = np.full(R, np.inf)
+        #: Steps drawn so far (every path is filled on [0, drawn)).
+        self.drawn = K
+        if not model.draws:
+            return
+        self._states = stream_states(list(seeds), STREAMS["noise"])
+        self._rows = np.arange(R)
+        z = normal_rows(self._states, self._rows, 3)
+        self._run = [_lognormal_mean_one(z[:, i], s) for i, s in enumerate(model._run)]
+        if any(model._pods):
+            zp = normal_rows(self._states, self._rows, 4 * P).reshape(R, 2, 2, P)
+            self.pod_error = _lognormal_mean_one(zp[:, 0], model._pods[0]) if model._pods[0] > 0 else None
+            self.pod_latency = _lognormal_mean_one(zp[:, 1], model._pods[1]) if model._pods[1] > 0 else None
+        self.rate = np.empty((R, K)) if model.rate_varies else None
+        self.error = np.empty((R, 2, K))
+        self.latency = np.empty((R, 2, K))
+        windows = [model._windows["requests"], model._windows["errors"]]
+        self.chunk = int(np.lcm.reduce(windows)) * -(-self.CHUNK_STEPS // int(np.lcm.reduce(windows)))
+        #: Each process's last value (R, versions): where its next chunk starts from.
+        self._ou: list[np.ndarray | None] = [None] * len(model._processes)
+        self.drawn = 0
+
+    def ensure(self, k: int) -> None:
+        """Draw every path up to step ``k`` (included)."""
+        while self.drawn <= min(k, self.model.n_steps - 1):
+            self._draw_chunk()
+
+    def _draw_chunk(self) -> None:
+        model, st, rows = self.model, self._states, self._rows
+        R = len(rows)
+        a, b = self.drawn, min(self.drawn + self.chunk, model.n_steps)
+        n = b - a
+        rate = np.broadcast_to(self._run[0][:, None], (R, n)).copy()
+        error = np.broadcast_to(self._run[1][:, None, None], (R, 2, n)).copy()
+        latency = np.broadcast_to(self._run[2][:, None, None], (R, 2, n)).copy()
+        full = self.chunk  # a whole chunk is drawn even where the horizon cuts it: same stream order
+        if model._requests is not None:
+            w = model._windows["requests"]
+            g = gamma_rows(st, rows, model._requests, full // w) / model._requests
+            rate *= np.repeat(g, w, axis=1)[:, :n]
+        if model._errors is not None:
+            w = model._windows["errors"]
+            versions = 1 if model._errors_shared else 2
+            g = gamma_rows(st, rows, model._errors, versions * (full // w)).reshape(R, versions, -1) / model._errors
+            error *= np.repeat(g, w, axis=2)[:, :, :n]
+        for i, (of, sigma, rho, shared) in enumerate(model._processes):
+            versions = 1 if shared else 2
+            z = normal_rows(st, rows, versions * full).reshape(R * versions, full)
+            x = _ou_paths(z, sigma, rho, self._ou[i])
+            self._ou[i] = x[:, -1]
+            m = np.exp(x[:, :n] - 0.5 * sigma * sigma).reshape(R, versions, n)
+            if of == "rate":
+                rate *= m[:, 0]
+            elif of == "error_rate":
+                error *= m
+            else:
+                latency *= m
+        if self.rate is not None:
+            self.rate[:, a:b] = rate
+        assert self.error is not None and self.latency is not None
+        self.error[:, :, a:b] = error
+        self.latency[:, :, a:b] = latency
+        self.drawn = b
+
+    def rate_at(self, run: int, k: int) -> float:
+        """The rate multiplier of ``run`` at noise step ``k``."""
+        assert self.rate is not None
+        self.ensure(k)
+        return float(self.rate[run, k])
 
     def canary_ready(self, run: int, t: float) -> None:
         """The canary's new pods of ``run`` serve from ``t`` (their age counts from it)."""
@@ -244,9 +285,13 @@ class Latent:
         segment lies within one noise step, evaluated at that step's middle."""
         model = self.model
         k = self.steps(mid)
-        rate = self.rate[runs][:, k] if self.rate is not None else None
-        error = np.moveaxis(self.error[runs][:, :, k], 1, 2) if self.error is not None else None
-        latency = np.moveaxis(self.latency[runs][:, :, k], 1, 2) if self.latency is not None else None
+        if len(k):
+            self.ensure(int(k.max()))
+        # Gathered at (run, step) pairs: (R, S) and (R, S, version), never a copy of whole paths.
+        r, kk = runs[:, None], k[None, :]
+        rate = self.rate[r, kk] if self.rate is not None else None
+        error = self.error[r, :, kk] if self.error is not None else None
+        latency = self.latency[r, :, kk] if self.latency is not None else None
         cold = model.cold_start
         if cold is not None and (cold.error_factor > 1.0 or cold.latency_factor > 1.0):
             age = (k[None, :] + 0.5) * model.step_s - self.ready[runs][:, None]  # (R, S)

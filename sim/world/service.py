@@ -90,6 +90,14 @@ class LatencyLaw(Protocol):
         """``(probs, mean, var)``, each (F, B+1): row i is ``scaled(factors[i])``'s."""
         ...
 
+    def interval_probs(self, lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+        """P(lo < Y <= hi), elementwise."""
+        ...
+
+    def bucket_probs_table(self, bounds_ms: tuple[float, ...], factors: ArrayLike) -> np.ndarray:
+        """The probabilities of ``bucket_table`` alone, (F, B+1)."""
+        ...
+
 
 class _Buckets:
     """The bucket views every law derives from its ``interval_moments``."""
@@ -132,6 +140,23 @@ class _Buckets:
         p, mean, var = self.interval_moments(edges[None, :-1] / uniq[:, None], edges[None, 1:] / uniq[:, None])
         col = uniq[:, None]
         return p[inverse], (mean * col)[inverse], (var * col * col)[inverse]
+
+    def interval_probs(self, lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+        """P(lo < Y <= hi), elementwise (the first of ``interval_moments``; laws with a
+        cheaper closed form override it)."""
+        return self.interval_moments(lo, hi)[0]
+
+    def bucket_probs_table(self, bounds_ms: tuple[float, ...], factors: ArrayLike) -> np.ndarray:
+        """The probabilities of ``bucket_table`` alone (F, B+1): what a histogram's draw
+        needs at every tick when no latency sum is read, at a third of the cost (no
+        partial moments)."""
+        f = np.asarray(factors, dtype=float).reshape(-1)
+        if f.size and not np.all(f > 0):
+            raise ValueError("latency factors must be > 0")
+        uniq, inverse = np.unique(f, return_inverse=True)
+        edges = _bucket_edges(bounds_ms)
+        p = self.interval_probs(edges[None, :-1] / uniq[:, None], edges[None, 1:] / uniq[:, None])
+        return np.maximum(p, 0.0)[inverse]
 
 
 def _bucket_edges(bounds_ms: tuple[float, ...]) -> np.ndarray:
@@ -221,6 +246,17 @@ class LatencyDist(_Buckets):
         if size is None:
             return self.shift + float(np.exp(self.mu + self.sigma * rng.standard_normal()))
         return self.shift + np.exp(self.mu + self.sigma * rng.standard_normal(size))
+
+    def interval_probs(self, lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+        """Φ at both ends (from the side where the difference does not cancel)."""
+        lo, hi = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
+        a = np.maximum(lo - self.shift, 0.0)
+        b = np.maximum(hi - self.shift, 0.0)
+        if self.sigma == 0:
+            y = math.exp(self.mu)
+            return ((a < y) & (y <= b)).astype(float)
+        with np.errstate(divide="ignore"):
+            return _phi_between((np.log(a) - self.mu) / self.sigma, (np.log(b) - self.mu) / self.sigma)
 
     def interval_moments(self, lo: ArrayLike, hi: ArrayLike) -> Moments:
         """Closed forms: partial moments of the lognormal,
@@ -321,6 +357,11 @@ class MixtureLatency(_Buckets):
             mine = ks == k
             out[mine] = c.sample(rng, int(mine.sum()))
         return out
+
+    def interval_probs(self, lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+        """Σ wᵢ Pᵢ(lo < Y <= hi)."""
+        lo, hi = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
+        return sum((w * c.interval_probs(lo, hi) for w, c in zip(self.weights, self.components)), np.zeros(lo.shape))
 
     def interval_moments(self, lo: ArrayLike, hi: ArrayLike) -> Moments:
         """The components' by the law of total variance."""

@@ -168,6 +168,7 @@ def test_an_ou_process_has_its_autocorrelation() -> None:
     """log multiplier: stationary sd 0.4, correlation exp(-lag/tau) over noise steps."""
     sc = scenario(noise={"processes": [{"of": "error_rate", "sigma": 0.4, "tau": "2m"}]})
     lat = latent(sc, list(range(400)), (1, 1))
+    lat.ensure(240)
     assert lat.error is not None
     x = np.log(lat.error[:, 0, :240]) + 0.4**2 / 2  # the process itself: mean 0, sd 0.4
     assert x.std() == pytest.approx(0.4, rel=0.05)
