@@ -26,6 +26,7 @@ from sim.calibrate.recording import Recording, recording_from_batch
 from sim.calibrate.scenario_out import windows_intervals
 from sim.inputs.scenario import Scenario
 from sim.promql.series import SeriesBatch
+from sim.units import format_duration
 
 #: Providers whose primary families ``simulate_stable`` selects.
 SIMULATED_PROVIDERS = ("istio",)
@@ -116,6 +117,18 @@ class Statistic:
     poor: str = ""
 
 
+def _per_window(req: np.ndarray, step_s: float) -> np.ndarray:
+    """Request counts per minute, or per scrape interval when that is longer."""
+    per = max(round(60 / step_s), 1)
+    return req[: len(req) // per * per].reshape(-1, per).sum(axis=1)
+
+
+def _window_name(step_s: float) -> str:
+    """What ``_per_window`` counts over: ``minute``, or the scrape interval (``5m``)."""
+    window = max(round(60 / step_s), 1) * step_s
+    return "minute" if window == 60 else format_duration(window)
+
+
 def _stats(rec: Recording, profile: np.ndarray, rows: np.ndarray | None = None) -> dict[str, float]:
     """The compared statistics of a recording, or of intervals ``rows`` of it (a
     resample), around the traffic ``profile`` fitted to the whole recording (a resample
@@ -133,16 +146,16 @@ def _stats(rec: Recording, profile: np.ndarray, rows: np.ndarray | None = None) 
     for k, v in zip(d.windows, d.index):
         out[f"request dispersion at {k * step:g}s"] = float(v)
     p = float(err.sum() / n)
-    de = dispersion_index(err, p * req, windows, trials=req)
-    for k, v in zip(de.windows, de.index):
-        out[f"error dispersion at {k * step:g}s"] = float(v)
+    if p > 0:  # errors' dispersion is nothing to compare where there are none
+        de = dispersion_index(err, p * req, windows, trials=req)
+        for k, v in zip(de.windows, de.index):
+            out[f"error dispersion at {k * step:g}s"] = float(v)
     acf = autocorrelation(req, profile, 3)
     for lag, a in enumerate(acf, 1):
         out[f"request autocorrelation at lag {lag}"] = float(a)
-    per_min = max(round(60 / step), 1)
-    minutes = req[: len(req) // per_min * per_min].reshape(-1, per_min).sum(axis=1)
+    minutes = _per_window(req, step)
     for q in (0.1, 0.5, 0.9):
-        out[f"requests per minute, q{q:g}"] = float(np.quantile(minutes, q)) if len(minutes) else math.nan
+        out[f"requests per {_window_name(step)}, q{q:g}"] = float(np.quantile(minutes, q)) if len(minutes) else math.nan
     if rec.buckets.size:
         counts = (rec.interval_buckets if rows is None else rec.interval_buckets[rows]).sum(axis=0)
         for q in (0.5, 0.9, 0.99):
@@ -215,7 +228,7 @@ def compare(
     sp, sci = _bootstrap(simulated, rng)
     out = []
     for name, r in rp.items():
-        if name not in sp:
+        if name not in sp or not math.isfinite(r):  # not in the recording (e.g. no latency histogram)
             continue
         s = sp[name]
         r_ci, s_ci = rci.get(name, (math.nan, math.nan)), sci.get(name, (math.nan, math.nan))
@@ -239,12 +252,12 @@ def series_for_figures(rec: Recording) -> dict[str, np.ndarray]:
     autocorrelation by lag."""
     step = rec.step_s
     req = rec.total_requests
-    per_min = max(round(60 / step), 1)
-    minutes = req[: len(req) // per_min * per_min].reshape(-1, per_min).sum(axis=1)
+    minutes = _per_window(req, step)
     profile = fit_profile(req, step).expected
     d = dispersion_index(req, profile, windows_intervals(step, len(req)))
     return {
         "minutes": minutes,
+        "window": np.array(_window_name(step)),
         "windows_s": d.windows * step,
         "dispersion": d.index,
         "dispersion_se": d.se,

@@ -29,16 +29,17 @@ def _figures(recorded: Recording, simulated: Recording) -> list[FigureBlock]:
     bins = np.histogram_bin_edges(np.concatenate([r["minutes"], s["minutes"]]), bins=40).tolist()
     for d, color, label in ((r, PRIMARY, "recorded"), (s, CANARY, "simulated")):
         ax.hist(d["minutes"], bins=bins, alpha=0.6, color=color, label=label, density=bool(np.sum(d["minutes"])))
-    ax.set_xlabel("requests per minute")
+    window = str(r["window"])
+    ax.set_xlabel(f"requests per {window}")
     ax.set_ylabel("density")
     ax.legend()
     fig.tight_layout()
     blocks.append(
         figure_block(
             fig,
-            title="Requests per minute",
-            alt="Histograms of recorded and simulated requests per minute",
-            caption="Distribution of per-minute request counts over the whole span (the daily cycle included).",
+            title=f"Requests per {window}",
+            alt=f"Histograms of recorded and simulated requests per {window}",
+            caption=f"Distribution of request counts per {window} over the whole span (the daily cycle included).",
         )
     )
     fig = Figure(figsize=(7, 3.2))
