@@ -241,7 +241,7 @@ class FastTraffic:
         return cohort_lam
 
     def _pod_outcomes(
-        self, runs: np.ndarray, p_ref: np.ndarray, p: np.ndarray, f: Factors | None
+        self, runs: np.ndarray, p_ref: np.ndarray, p: np.ndarray, f: Factors | None, S: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """Outcome probabilities per pod under the noise's error multipliers: the canary's
         (R, S, C, P|1, 3: ok, fail_both, excess) and the primary's (R, S, C, P|1, 2: ok,
@@ -263,7 +263,7 @@ class FastTraffic:
             m = latent.pod_error[runs]  # (R, 2, P)
             primary = np.minimum(1.0, primary * m[:, None, None, 0, : self.pods[0]])
             canary = np.minimum(1.0, canary * m[:, None, None, 1, : self.pods[1]])
-        R, S, C = len(runs), max(primary.shape[1], canary.shape[1]), p.shape[2]
+        R, C = len(runs), p.shape[2]
         primary = np.broadcast_to(primary, (R, S, C, primary.shape[3]))
         canary = np.broadcast_to(canary, (R, S, C, canary.shape[3]))
         ref = primary.mean(axis=3, keepdims=True)
@@ -332,7 +332,7 @@ class FastTraffic:
             canary_rate = load.sum(axis=2) / seconds
             primary_rate = mean_p.sum(axis=2) / seconds
         p_ref, p = self.release.error_probs(mid, canary_rate, primary_rate)  # (R|1, S|1, C)
-        pods = self._pod_outcomes(runs, p_ref, p, f)
+        pods = self._pod_outcomes(runs, p_ref, p, f, len(mid))
         if pods is None:
             # Outcome probabilities of a canary request: ok, fail_both, excess.
             outcome = np.stack(
@@ -619,7 +619,7 @@ class FastTraffic:
             rate = cohort_lam.sum(axis=2) / np.maximum(np.diff(b), 1e-9)
         # Against the primary serving the same traffic, had it not been replaced.
         p_ref, p = self.release.error_probs(mid, rate, rate)
-        pods = self._pod_outcomes(runs, p_ref, p, f)
+        pods = self._pod_outcomes(runs, p_ref, p, f, len(mid))
         excess_p = np.maximum(p - p_ref, 0.0) if pods is None else pods[0][..., 2].mean(axis=3)
         excess_p = np.broadcast_to(excess_p, cohort_lam.shape)
         # Requests that did not fail in excess, and excess failures: independent Poisson.
