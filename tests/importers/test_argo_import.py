@@ -782,20 +782,17 @@ def test_a_rollout_and_a_flagger_canary_are_two_policies(tmp_path):
 # --- refused steps -------------------------------------------------------------------------------------------
 
 
-def test_experiment_step_is_a_clear_error(tmp_path):
+def test_experiment_step_imports(tmp_path):
+    """Issue 16: experiment steps are simulated (sim.policies.argo.experiment), no longer refused."""
     text = ROLLOUT.replace(
         "      - setWeight: 50\n",
         "      - experiment:\n          duration: 5m\n          templates:\n"
         "          - {name: baseline, specRef: stable}\n      - setWeight: 50\n",
     )
     path = write(tmp_path, "r.yaml", text)
-    with pytest.raises(InputError) as info:
-        _import(path, write(tmp_path, "t.yaml", TEMPLATE))
-    assert str(info.value).startswith(
-        f"{path}:{line_of(text, '- experiment:')}: spec.strategy.canary.steps[2]."
-        "experiment: experiment steps are not supported: pdsim does not simulate "
-        "Experiments"
-    )
+    result = _import(path, write(tmp_path, "t.yaml", TEMPLATE))
+    step = result.spec.strategy.canary.steps[2].experiment
+    assert step.duration == 300.0 and step.templates[0].specRef == "stable"
 
 
 @pytest.mark.parametrize(

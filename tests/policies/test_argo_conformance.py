@@ -908,3 +908,191 @@ def test_the_driver_plays_the_world():
     w = World({"sr": [(0, 1.0), (60, None), (90, math.nan)]}, ready_at=30)
     assert w.value("sr", 59.9) == 1.0 and w.value("sr", 60) is None and math.isnan(w.value("sr", 100))
     assert w.value("other", 0) is None
+
+
+# == issue 16, Missing 2: experiment steps (helper argo-experiment) ===========================
+# Sources: rollout/experiment.go (GetExperimentFromTemplate, reconcileExperiments),
+# rollout/canary.go (completedCurrentCanaryStep: the step's Experiment Successful),
+# rollout/trafficrouting.go (calculateWeightDestinationsFromExperiment: a template's weight
+# while the Experiment is Running; calculateWeightStatus: the stable keeps what is left),
+# experiments/experiment.go (reconcileTemplate, reconcileAnalysisRun, calculateStatus,
+# assessTemplates, assessAnalysisRuns, calculateEnqueueDuration), utils/experiment/experiment.go
+# (IsTerminating, RequiredAnalysisRunsSuccessful, PassedDurations). An Experiment's AnalysisRun
+# is keyed ``experiment:<step index>:<analysis name>`` in ``runs``. The Experiment is created by
+# the reconcile that reaches its step; its first reconcile makes it Pending and creates the
+# template ReplicaSets, the next (its pods available at once, as the conventions say) marks the
+# templates Running, ``availableAt`` and the phase Running; the one after creates the analyses'
+# runs, which take their first measurement at once: all at the same instant.
+
+
+def ex_step(templates: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {"experiment": {"templates": templates, **fields}}
+
+
+EX_CANARY_10 = {"name": "exp-canary", "specRef": "canary", "weight": 10}
+EX_SR = {"name": "sr", "templateName": "sr"}
+EX_SR_REQUIRED = {**EX_SR, "requiredForCompletion": True}
+
+EXPERIMENT_CASES: list[dict[str, Any]] = [
+    dict(
+        id="ex1-template-weight-until-duration",
+        source="rollout/trafficrouting.go: calculateWeightDestinationsFromExperiment, calculateWeightStatus; "
+        "experiments/experiment.go: reconcileTemplate (PassedDurations -> Successful), calculateStatus; "
+        "rollout/canary.go: completedCurrentCanaryStep",
+        # t0: setWeight 20 completes, the experiment step creates the Experiment, Running at once: the
+        # router sends 20% to the canary and 10% to the template (canary spec): 30% on the canary version.
+        # 120 = availableAt + 2m: the templates are Successful, no analyses -> Experiment Successful, the
+        # step completes, the pause {} holds; the template's weight is gone (20).
+        spec=canary([sw(20), ex_step([EX_CANARY_10], duration="2m"), pause()]),
+        world=World(until=300),
+        rows=[row(0, 1, 20, 30, "Progressing", did="scale-up"), row(120, 2, 20, 20, "Paused")],
+    ),
+    dict(
+        id="ex2-required-analysis-completes-the-experiment",
+        source="experiments/experiment.go: calculateStatus (RequiredAnalysisRunsSuccessful -> the analyses' "
+        "phase), assessAnalysisRuns; experiments/analysisrun_test.go: "
+        "TestCompleteExperimentOnSuccessfulRequiredAnalysisRun",
+        # No duration: the run (count 2, a minute apart) measures at 0 and 60 and is Successful at 60; it is
+        # requiredForCompletion -> the Experiment is Successful at 60 and the step completes.
+        spec=canary([sw(20), ex_step([EX_CANARY_10], analyses=[EX_SR_REQUIRED]), pause()], {"sr": SR_2}),
+        world=World({"sr": [(0, GOOD)]}, until=300),
+        rows=[
+            row(
+                0,
+                1,
+                20,
+                30,
+                "Progressing",
+                {"experiment:1:sr": run("Running", m("sr", "Running", c=1, s=1))},
+                "scale-up",
+            ),
+            row(60, 2, 20, 20, "Paused", {"experiment:1:sr": run("Successful", m("sr", "Successful", c=2, s=2))}),
+        ],
+    ),
+    dict(
+        id="ex3-failed-analysis-aborts-the-rollout",
+        source="experiments/experiment.go: calculateStatus (templates Running, analyses Failed -> Failed); "
+        "rollout/experiment.go: reconcileExperiments (Failed/Error -> AddAbort)",
+        spec=canary([sw(20), ex_step([EX_CANARY_10], analyses=[EX_SR]), pause()], {"sr": SR_3}),
+        world=World({"sr": [(0, GOOD), (60, BAD)]}, until=300),
+        rows=[
+            row(
+                0,
+                1,
+                20,
+                30,
+                "Progressing",
+                {"experiment:1:sr": run("Running", m("sr", "Running", c=1, s=1))},
+                "scale-up",
+            ),
+            row(60, 0, 0, 0, "Degraded", {"experiment:1:sr": run("Failed", m("sr", "Failed", c=2, s=1, f=1))}, "abort"),
+        ],
+    ),
+    dict(
+        id="ex4-duration-ends-an-unbounded-analysis",
+        source="experiments/experiment.go: calculateStatus (templates Successful, analyses still Running, none "
+        "required -> the templates' Successful), reconcileAnalysisRun (terminating -> TerminateRun); "
+        "experiments/analysisrun_test.go: TestCompleteExperimentWithNoRequiredAnalysis",
+        # The run measures at 0, 60, 120; at 150 (availableAt + 150s) the Experiment is Successful and its
+        # run terminated (an unbounded metric ends Successful).
+        spec=canary([sw(20), ex_step([EX_CANARY_10], duration="150s", analyses=[EX_SR]), pause()], {"sr": SR_BG}),
+        world=World({"sr": [(0, GOOD)]}, until=300),
+        rows=[
+            row(
+                0,
+                1,
+                20,
+                30,
+                "Progressing",
+                {"experiment:1:sr": run("Running", m("sr", "Running", c=1, s=1))},
+                "scale-up",
+            ),
+            row(60, 1, 20, 30, "Progressing", {"experiment:1:sr": run("Running", m("sr", "Running", c=2, s=2))}),
+            row(120, 1, 20, 30, "Progressing", {"experiment:1:sr": run("Running", m("sr", "Running", c=3, s=3))}),
+            row(150, 2, 20, 20, "Paused", {"experiment:1:sr": run("Successful", m("sr", "Successful", c=3, s=3))}),
+        ],
+    ),
+    dict(
+        id="ex5-inconclusive-experiment-pauses",
+        source="experiments/experiment.go: calculateStatus (analyses Inconclusive -> Inconclusive); "
+        "rollout/experiment.go: reconcileExperiments (Inconclusive -> PauseReasonInconclusiveExperiment)",
+        # 0.92 at 60 is neither success nor failure -> the run is Inconclusive, so is the Experiment: the
+        # rollout pauses; the Experiment is no longer Running, so its template's weight is gone.
+        spec=canary([sw(20), ex_step([EX_CANARY_10], analyses=[EX_SR]), pause()], {"sr": SR_BOTH_3}),
+        world=World({"sr": [(0, GOOD), (60, MIDDLE)]}, until=300),
+        rows=[
+            row(
+                0,
+                1,
+                20,
+                30,
+                "Progressing",
+                {"experiment:1:sr": run("Running", m("sr", "Running", c=1, s=1))},
+                "scale-up",
+            ),
+            row(
+                60,
+                1,
+                20,
+                20,
+                "Paused",
+                {"experiment:1:sr": run("Inconclusive", m("sr", "Inconclusive", c=2, s=1, i=1))},
+            ),
+        ],
+    ),
+    dict(
+        id="ex6-without-a-router-the-template-pods-share-the-service",
+        source="[inferred] experiments/replicaset.go (the template's pods keep the Rollout's labels when the "
+        "step sets none) + Kubernetes Service endpoints; utils/replicaset/canary.go: "
+        "CalculateReplicaCountsForBasicCanary; examples/rollout-experiment-step.yaml",
+        # 4 replicas, setWeight 25 without a router: 1 canary pod, 3 stable; the Experiment's one canary-spec
+        # pod is behind the same Service: 2 of 5 pods run the canary spec (40%). At 60 the Experiment is done
+        # and the steps too: promoted.
+        spec=canary(
+            [sw(25), ex_step([{"name": "c", "specRef": "canary"}], duration="1m")], replicas=4, traffic_routing=False
+        ),
+        world=World(until=300),
+        rows=[row(0, 1, 25, 40, "Progressing", did="scale-up"), row(60, 2, 100, 0, "Healthy", did="promote")],
+    ),
+    dict(
+        id="ex7-template-never-available-fails-at-the-progress-deadline",
+        source="experiments/experiment.go: reconcileTemplate (not available past lastTransitionTime + "
+        "progressDeadlineSeconds, default 600 -> Failed), calculateEnqueueDuration, assessTemplates; "
+        "rollout/experiment.go: reconcileExperiments (Failed -> AddAbort)",
+        spec=canary([ex_step([{"name": "c", "specRef": "canary"}]), pause()]),
+        world=World(ready_at=10_000, until=700),
+        rows=[row(0, 0, 0, 0, "Progressing", did="scale-up"), row(600, 0, 0, 0, "Degraded", did="abort")],
+    ),
+    dict(
+        id="ex8-baseline-and-canary-templates",
+        source="rollout/trafficrouting.go: calculateWeightDestinationsFromExperiment (one destination per "
+        "weighted template), calculateWeightStatus; examples/rollout-baseline-vs-canary.yaml",
+        # A stable-spec baseline at 10% and a canary-spec template at 10%: the canary version serves 20 + 10
+        # (the baseline runs the stable's pod spec: it behaves as the primary).
+        spec=canary(
+            [sw(20), ex_step([{"name": "baseline", "specRef": "stable", "weight": 10}, EX_CANARY_10], duration="1m")]
+        ),
+        world=World(until=300),
+        rows=[row(0, 1, 20, 30, "Progressing", did="scale-up"), row(60, 2, 100, 0, "Healthy", did="promote")],
+    ),
+]
+
+
+def test_experiment_cases_are_well_formed():
+    ids = [c["id"] for c in EXPERIMENT_CASES]
+    assert len(ids) == len(set(ids)) and not set(ids) & {c["id"] for c in CASES}
+    for c in EXPERIMENT_CASES:
+        assert c["source"] and c["rows"], c["id"]
+        times = [r.t for r in c["rows"]]
+        assert times == sorted(times) and len(set(times)) == len(times), c["id"]
+        ArgoPolicySpec.model_validate(c["spec"])
+
+
+@pytest.mark.parametrize("case", [_param(c, "decisions") for c in EXPERIMENT_CASES])
+def test_experiment_decisions(case):
+    assert decisions(play(case)) == decisions(case["rows"])
+
+
+@pytest.mark.parametrize("case", [_param(c, "phase") for c in EXPERIMENT_CASES])
+def test_experiment_phase(case):
+    assert phases(play(case)) == phases(case["rows"])

@@ -19,6 +19,7 @@ import pytest
 
 from sim.policies import frozen
 from sim.policies.argo import analysis_run as ar
+from sim.policies.argo import experiment as argo_experiment
 from sim.policies.argo.rollout import ArgoState, Run
 from sim.policies.base import Observation, Readiness, Routes
 from sim.policies.flagger.canary import FlaggerState
@@ -57,6 +58,23 @@ STATE_CLASSES: dict[type, tuple[Any, dict[str, Any]]] = {
             "event": "e",
             "judge": 1,
             "judge_detail": (("s", 1),),
+            "experiment": argo_experiment.ExperimentState(1, 0.0),
+        },
+    ),
+    argo_experiment.ExperimentState: (
+        argo_experiment.ExperimentState(1, 0.0, templates=("Progressing",), since=(0.0,)),
+        {
+            "step_index": 2,
+            "created_at": 5.0,
+            "phase": ar.RUNNING,
+            "available_at": 5.0,
+            "terminate": True,
+            "templates": ("Running",),
+            "since": (5.0,),
+            "ready": True,
+            "analyses": (ar.PENDING,),
+            "created": (True,),
+            "message": "m",
         },
     ),
     Run: (Run("background", _RUN), {"kind": "step:1", "state": ar.start_run("step:1", (), 0.0)}),

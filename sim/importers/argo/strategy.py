@@ -129,14 +129,7 @@ def _check_canary(doc: YamlDoc, loc: tuple[Any, ...], canary: Any, out: Warnings
         check_keys(doc, here, step, STEP_KEYS, "CanaryStep")
         if not isinstance(step, Mapping):
             continue
-        if step.get("experiment") is not None:
-            raise error_at(
-                doc,
-                here + ("experiment",),
-                "experiment steps are not supported: pdsim does not simulate "
-                "Experiments (extra ReplicaSets and their analyses); replace the step with an `analysis` "
-                "step running the same templates, or remove it",
-            )
+        _check_experiment(doc, here + ("experiment",), step.get("experiment"), tr)  # issue 16
         if step.get("plugin") is not None and len(step) == 1:
             out.add(doc, here + ("plugin",), WHY["plugin"])
             plugins.append(i)
@@ -183,6 +176,48 @@ def _check_canary(doc: YamlDoc, loc: tuple[Any, ...], canary: Any, out: Warnings
     return plugins
 
 
+#: ``RolloutExperimentStep``, ``RolloutExperimentTemplate``, ``RolloutExperimentStepAnalysisTemplateRef``.
+EXPERIMENT_KEYS = frozenset(
+    {"templates", "duration", "analyses", "dryRun", "analysisRunMetadata", "scaleDownDelaySeconds"}
+)
+EXPERIMENT_TEMPLATE_KEYS = frozenset({"name", "specRef", "replicas", "metadata", "selector", "weight", "service"})
+EXPERIMENT_ANALYSIS_KEYS = frozenset({"name", "templateName", "clusterScope", "args", "requiredForCompletion"})
+#: Routers that take an experiment template's weight (``validation.go``, ``ValidateRolloutStrategyCanary``).
+EXPERIMENT_WEIGHT_ROUTERS = ("alb", "smi", "istio", "plugins")
+
+
+def _check_experiment(doc: YamlDoc, loc: tuple[Any, ...], ex: Any, tr: Mapping[str, Any] | None) -> None:
+    """Strict keys of an ``experiment`` step; a template ``weight`` only with a traffic
+    router that takes one (Argo rejects the Rollout otherwise)."""
+    if ex is None:
+        return
+    check_keys(doc, loc, ex, EXPERIMENT_KEYS, "RolloutExperimentStep")
+    if not isinstance(ex, Mapping):
+        return
+    for j, t in enumerate(as_list(ex.get("templates"))):
+        check_keys(doc, loc + ("templates", j), t, EXPERIMENT_TEMPLATE_KEYS, "RolloutExperimentTemplate")
+        if isinstance(t, Mapping) and t.get("weight") is not None:
+            if tr is None:
+                raise error_at(
+                    doc,
+                    loc + ("templates", j, "weight"),
+                    "Experiment template weight cannot be set unless TrafficRouting is enabled "
+                    "(Argo rejects the Rollout)",
+                )
+            if not any(tr.get(k) for k in EXPERIMENT_WEIGHT_ROUTERS):
+                raise error_at(
+                    doc,
+                    loc + ("templates", j, "weight"),
+                    "Experiment template weight is only available for TrafficRouting with SMI, ALB, Istio and "
+                    "Plugins (Argo rejects the Rollout)",
+                )
+    for j, a in enumerate(as_list(ex.get("analyses"))):
+        here = loc + ("analyses", j)
+        check_keys(doc, here, a, EXPERIMENT_ANALYSIS_KEYS, "RolloutExperimentStepAnalysisTemplateRef")
+        for k, arg in enumerate(as_list(a.get("args") if isinstance(a, Mapping) else None)):
+            check_keys(doc, here + ("args", k), arg, ARG_KEYS, "AnalysisRunArgument")
+
+
 def _check_blue_green(doc: YamlDoc, loc: tuple[Any, ...], bg: Any, out: Warnings) -> None:
     if not isinstance(bg, Mapping):
         return
@@ -203,6 +238,10 @@ def _analyses(doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], strate
                 out.append(
                     _Analysis(doc, loc + ("canary", "steps", i, "analysis"), rc["steps"][i]["analysis"], st.analysis)
                 )
+            if st.experiment is not None:  # issue 16: an Experiment's AnalysisRuns
+                for j, model in enumerate(st.experiment.rollout_analyses()):
+                    here = loc + ("canary", "steps", i, "experiment", "analyses", j)
+                    out.append(_Analysis(doc, here, rc["steps"][i]["experiment"]["analyses"][j], model))
     else:
         bg, rbg = strategy.blueGreen, raw["blueGreen"]
         for key in ("prePromotionAnalysis", "postPromotionAnalysis"):

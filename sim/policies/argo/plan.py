@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo.analyses import resolve_analysis
+from sim.policies.argo.experiment import run_kind as experiment_run_kind
 from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep, CanaryStrategy
 from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
 from sim.policies.base import Finish, HookCalled, Promote, ScaleUp
@@ -82,6 +83,9 @@ def resolve_analyses(spec: ArgoPolicySpec, cluster: Mapping[str, str] | None = N
         add("background", s.canary.analysis)
         for i, st in enumerate(s.canary.steps):
             add(f"step:{i}", st.analysis)
+            if st.experiment is not None:  # issue 16: an experiment's AnalysisRuns
+                for a, analysis in zip(st.experiment.analyses, st.experiment.rollout_analyses(), strict=True):
+                    add(experiment_run_kind(i, a.name), analysis)
     elif s.blueGreen is not None:
         add("pre", s.blueGreen.prePromotionAnalysis)
         add("post", s.blueGreen.postPromotionAnalysis)

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from sim.policies.argo import analysis_run as ar
+from sim.policies.argo import experiment as argo_experiment
 from sim.policies.argo import kayenta as argo_kayenta
 from sim.policies.argo.plan import (
     FINISH_DEGRADED,
@@ -127,6 +128,7 @@ class ArgoState:
     event: str = ""
     judge: object = None  # the judge's own (immutable) state
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
+    experiment: argo_experiment.ExperimentState | None = None  # the current experiment step's (issue 16)
 
     # Plain loops, not generator expressions: these run several times per tick.
     def run(self, kind: str) -> Run | None:
@@ -309,6 +311,10 @@ class ArgoRollout(Policy):
                 nd = ar.next_due(p.analyses[run.kind][0], run.state)
                 if nd is not None:
                     due.append(nd)
+        if state.experiment is not None:  # issue 16: the Experiment's requeue (duration, deadline)
+            nd = argo_experiment.next_due(self._experiments[state.experiment.step_index], state.experiment)
+            if nd is not None:
+                due.append(nd)
         if state.conditions:  # a pause expiry (none without a pause condition)
             step = _step(p, state)
             paused_at = state.condition(STEP_PAUSE)
@@ -425,12 +431,19 @@ class ArgoRollout(Policy):
         if s.phase in TERMINAL or not obs.canary.ready:
             return s
         canary, stable = s.canary_pods
+        # -- issue 16: an Experiment's canary-spec pods serve as the canary (its pods behind
+        # the Rollout's Service without a router; its templates' weights with one) --
+        ex = self._experiments.get(s.step_index)
         if not p.traffic_routing:
-            want = round(100 * canary / max(canary + stable, 1))
+            ex_canary, ex_stable = argo_experiment.production_pods(ex, s.experiment, s.step_index) if ex else (0, 0)
+            want = round(100 * (canary + ex_canary) / max(canary + stable + ex_canary + ex_stable, 1))
         elif s.canary_pods == desired_pods(p, s.weight):
             want = s.weight
         else:  # the last setWeight before the current step
             want = p.routed_before[min(s.step_index, len(p.steps))]
+        if p.traffic_routing and ex is not None:
+            want = min(100, want + argo_experiment.router_weight(ex, s.experiment, s.step_index)[0])
+        # -- end issue 16 --
         if want != s.routed:
             acts.append(set_weights(want))
             s = replace(s, routed=want)
@@ -481,6 +494,9 @@ class ArgoRollout(Policy):
         if step.analysis:
             run = s.run(step.key)
             return (run is None and not step.has_run) or (run is not None and run.state.phase == ar.SUCCESSFUL)
+        if step.step.experiment is not None:  # issue 16: the step's Experiment is Successful
+            ex = s.experiment
+            return ex is not None and ex.step_index == s.step_index and ex.phase == ar.SUCCESSFUL
         return True  # setHeaderRoute, setMirrorRoute
 
     def _advance_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
@@ -511,12 +527,20 @@ class ArgoRollout(Policy):
         inconclusive = s.condition(INCONCLUSIVE_PAUSE) is not None
         paused_at = s.condition(STEP_PAUSE)
         adds: list[str] = []
+        # -- issue 16: reconcileExperiments, before the analysis runs as in rolloutCanary --
+        s, ex_phase = self._experiment(s, obs)
+        if ex_phase in (ar.FAILED, ar.ERROR):
+            return self._abort(p, s, obs, acts, f"experiment phase {ex_phase.lower()}")
+        # -- end issue 16 --
         s, verdicts = self._canary_runs(p, s, obs, step, inconclusive)
         for kind, phase in verdicts:
             if phase in (ar.FAILED, ar.ERROR):
                 return self._abort(p, s, obs, acts, f"{kind} analysis phase {phase.lower()}")
             if phase == ar.INCONCLUSIVE:
                 adds.append(INCONCLUSIVE_PAUSE)
+        if ex_phase == ar.INCONCLUSIVE:  # issue 16: PauseReasonInconclusiveExperiment
+            adds.append(argo_experiment.INCONCLUSIVE_EXPERIMENT)
+            verdicts.append(("experiment", ex_phase))
         if adds:  # HasAddPause: sync the status and return
             return _sync_pauses(s, obs.t, adds, (), f"{verdicts[-1][0]} analysis inconclusive: paused")
         if obs.canary.ready and not inconclusive:
@@ -529,6 +553,42 @@ class ArgoRollout(Policy):
             s = self._advance_step(p, replace(s, event=f"step {s.step_index} completed"), obs, acts)
             return _sync_pauses(s, obs.t, adds, (STEP_PAUSE,))
         return _sync_pauses(s, obs.t, adds, (), "paused" if adds else s.event)
+
+    # -- issue 16: experiment steps (sim.policies.argo.experiment) --------------------------------
+
+    @cached_property
+    def _experiments(self) -> dict[int, argo_experiment.ExperimentPlan]:
+        """The plans of the experiment steps, by step index."""
+        c = self.spec.strategy.canary
+        specs = {kind: specs for kind, (specs, _) in self._analyses.items()}
+        deadline = getattr(self.spec, "progressDeadlineSeconds", None)  # the Experiment's is the Rollout's
+        return {
+            i: argo_experiment.build_plan(i, st.experiment, specs, deadline)
+            for i, st in enumerate(c.steps if c is not None else ())
+            if st.experiment is not None
+        }
+
+    def _experiment(self, s: ArgoState, obs: Observation) -> tuple[ArgoState, str | None]:
+        """The Experiment controller, then what ``reconcileExperiments`` reads: the phase
+        of the current step's Experiment (None: no experiment step, or held by an
+        inconclusive analysis pause, under which no Experiment is created or read)."""
+        plan = self._experiments.get(s.step_index)
+        if plan is None:
+            return s, None
+        held = s.condition(INCONCLUSIVE_PAUSE) is not None
+        current = s.experiment if s.experiment is not None and s.experiment.step_index == s.step_index else None
+        if current is None and held:
+            return s, None
+        runs = {r.kind: r.state for r in s.runs}
+        ex, changed = argo_experiment.reconcile(plan, current, obs.t, obs.canary.ready, runs)
+        if ex is not s.experiment:
+            s = replace(s, experiment=ex)
+        if changed:
+            kept = tuple(Run(r.kind, changed.pop(r.kind)) if r.kind in changed else r for r in s.runs)
+            s = replace(s, runs=kept + tuple(Run(k, v) for k, v in changed.items()))
+        return s, None if held else ex.phase
+
+    # -- end issue 16 ----------------------------------------------------------------------------
 
     def _canary_runs(
         self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, inconclusive: bool

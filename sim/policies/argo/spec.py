@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from sim.limits import MAX_REPLICAS
 from sim.models import Duration, LooseModel, StrictModel, at_most, field_error
 from sim.policies.argo.analyses import resolve_analysis
+from sim.policies.argo.experiment import ExperimentStep
 from sim.policies.argo.templates import Arg, ArgoMetric, DryRun, RolloutAnalysis, TemplateRef, TemplateSpec, substitute
 from sim.policies.judges import JudgeSpec
 from sim.policies.judges.kayenta import KayentaSpec
@@ -85,7 +86,7 @@ class CanaryStep(StrictModel):
     setCanaryScale: SetCanaryScale | None = None
     setHeaderRoute: SetHeaderRoute | None = None
     setMirrorRoute: SetMirrorRoute | None = None
-    experiment: dict[str, Any] | None = None
+    experiment: ExperimentStep | None = None  # sim.policies.argo.experiment (issue 16)
     plugin: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -93,7 +94,7 @@ class CanaryStep(StrictModel):
         kinds = [k for k in type(self).model_fields if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"a step has exactly one of {', '.join(type(self).model_fields)} (got {kinds or 'none'})")
-        if kinds[0] in ("experiment", "plugin"):
+        if kinds[0] == "plugin":
             raise ValueError(f"{kinds[0]} steps are not modelled")
         return self
 
@@ -190,6 +191,8 @@ class ArgoPolicySpec(StrictModel):
         out: list[RolloutAnalysis | None] = []
         if s.canary is not None:
             out += [s.canary.analysis] + [st.analysis for st in s.canary.steps]
+            # The AnalysisRuns of experiment steps (issue 16, sim.policies.argo.experiment).
+            out += [a for st in s.canary.steps if st.experiment is not None for a in st.experiment.rollout_analyses()]
         elif s.blueGreen is not None:
             out += [s.blueGreen.prePromotionAnalysis, s.blueGreen.postPromotionAnalysis]
         return [a for a in out if a is not None]
