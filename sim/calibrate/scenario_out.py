@@ -185,6 +185,11 @@ def _latency_block(fit: LatencyFit) -> CommentedMap:
     return CommentedMap(histogram=hist)
 
 
+def _component_notes(fit: LatencyFit) -> list[str]:
+    """One comment line per mixture component: its weight, median and p99 with their errors."""
+    return [f"  component weight {w:.3g}: median {med.text()}ms, p99 {p99.text()}ms" for w, med, p99 in fit.components]
+
+
 def _policy(cal: Calibration) -> CommentedMap:
     """A default Flagger analysis fitted to the service: the success-rate floor below the
     recorded error ratio (twice it, or one point more, whichever is lower), the latency
@@ -270,8 +275,7 @@ def scenario_document(cal: Calibration, name: str) -> CommentedMap:
             f"{'successful requests' if cal.error_latency is not None else 'observations'} "
             f"(interval-censored buckets): {cal.latency.why}."
         )
-        for w, med, p99 in cal.latency.components:
-            notes.append(f"  component weight {w:.3g}: median {med.text()}ms, p99 {p99.text()}ms")
+        notes += _component_notes(cal.latency)
     else:
         notes.append(
             "baseline.latency: the recording has no request-duration histogram: pdsim's default (median "
@@ -284,8 +288,7 @@ def scenario_document(cal: Calibration, name: str) -> CommentedMap:
             f"{cal.error_latency_gap:.3f} of the bucketed CDFs), so each has its own law, fitted as above on its "
             f"{cal.error_latency.observations:.0f} observations: {cal.error_latency.why}."
         )
-        for w, med, p99 in cal.error_latency.components:
-            notes.append(f"  component weight {w:.3g}: median {med.text()}ms, p99 {p99.text()}ms")
+        notes += _component_notes(cal.error_latency)
     if len(rec.pods) > 1:
         base["replicas"] = len(rec.pods)
         notes.append(f"baseline.replicas: the {len(rec.pods)} values of the pod label.")
