@@ -38,8 +38,11 @@ from sim.calibrate.fit import (
 )
 from sim.calibrate.recording import Recording
 from sim.inputs.scenario import Scenario
-from sim.limits import MAX_HORIZON_S
 from sim.units import format_duration
+
+#: The longest horizon written: a rollout decides within hours; a longer recording still
+#: sets the noise (``pdsim calibrate --report`` simulates its whole span).
+ROLLOUT_HORIZON_S = 86400.0
 
 #: Windows (seconds) at which dispersion is measured and fitted, besides the scrape interval.
 WINDOWS_S = (60.0, 300.0, 900.0, 3600.0)
@@ -226,9 +229,14 @@ def scenario_document(cal: Calibration, name: str) -> CommentedMap:
         f"Calibrated by pdsim calibrate from {files}: {format_duration(rec.duration_s)} of {req_series} "
         f"({rec.provider}) scraped every {format_duration(step)}, {len(rec.pods)} pod(s). A good release."
     )
-    horizon = min(max(math.ceil(rec.duration_s / step) * step, step), MAX_HORIZON_S)
+    horizon = min(max(math.ceil(rec.duration_s / step) * step, step), ROLLOUT_HORIZON_S)
     doc["horizon"] = format_duration(horizon)
-    _comment(doc, "horizon", "The recording's span (first to last timestamp): how long a run lasts at most.")
+    _comment(
+        doc,
+        "horizon",
+        "How long a rollout is simulated at most: the recording's span (first to last timestamp), "
+        f"at most {format_duration(ROLLOUT_HORIZON_S)}.",
+    )
 
     prof = cal.profile
     if prof.amplitude is None or prof.phase_s is None:

@@ -64,6 +64,15 @@ def _ou_paths(z: np.ndarray, sigma: float, rho: float, last: np.ndarray | None) 
     return x
 
 
+def _grown(a: np.ndarray, steps: int, most: int) -> np.ndarray:
+    """``a`` with room for at least ``steps`` steps on its last axis (doubled, at most ``most``)."""
+    if a.shape[-1] >= steps:
+        return a
+    out = np.empty(a.shape[:-1] + (min(max(steps, 2 * a.shape[-1]), most),))
+    out[..., : a.shape[-1]] = a
+    return out
+
+
 class NoiseModel:
     """A scenario's noise models: what is drawn, and the laws' constants.
 
@@ -214,9 +223,10 @@ class Latent:
             zp = normal_rows(self._states, self._rows, 4 * P).reshape(R, 2, 2, P)
             self.pod_error = _lognormal_mean_one(zp[:, 0], model._pods[0]) if model._pods[0] > 0 else None
             self.pod_latency = _lognormal_mean_one(zp[:, 1], model._pods[1]) if model._pods[1] > 0 else None
-        self.rate = np.empty((R, K)) if model.rate_varies else None
-        self.error = np.empty((R, 2, K))
-        self.latency = np.empty((R, 2, K))
+        # Grown as chunks are drawn (doubling): a long horizon costs only what runs reach.
+        self.rate = np.empty((R, 0)) if model.rate_varies else None
+        self.error = np.empty((R, 2, 0))
+        self.latency = np.empty((R, 2, 0))
         windows = [model._windows["requests"], model._windows["errors"]]
         self.chunk = int(np.lcm.reduce(windows)) * -(-self.CHUNK_STEPS // int(np.lcm.reduce(windows)))
         #: Each process's last value (R, versions): where its next chunk starts from.
@@ -258,9 +268,11 @@ class Latent:
                 error *= m
             else:
                 latency *= m
+        self.rate = None if self.rate is None else _grown(self.rate, b, model.n_steps)
+        assert self.error is not None and self.latency is not None
+        self.error, self.latency = _grown(self.error, b, model.n_steps), _grown(self.latency, b, model.n_steps)
         if self.rate is not None:
             self.rate[:, a:b] = rate
-        assert self.error is not None and self.latency is not None
         self.error[:, :, a:b] = error
         self.latency[:, :, a:b] = latency
         self.drawn = b
