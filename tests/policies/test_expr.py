@@ -183,7 +183,7 @@ def test_condition_must_be_bool() -> None:
         ('asFloat(result) == "1.1"', "1.1", r"invalid operation: == \(mismatched types float64 and string\)"),
         ("asFloat(result) == 1.1", "NotANum", 'strconv.ParseFloat: parsing "NotANum": invalid syntax'),
         ("result[0]", [], r"index out of range: 0 \(array length is 0\)"),  # runtime Fetch
-        ("all(result, {# > 1})", [2.0], "unknown func all"),  # predicates are outside the subset
+        ("reduce(result, # + #acc)", [2.0], "unknown func reduce"),  # reduce is not modelled
     ],
 )
 def test_error_messages_match_upstream(source: str, result: object, message: str) -> None:
