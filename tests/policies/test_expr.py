@@ -546,3 +546,42 @@ def test_compiled_once_and_checked_once_per_result_type() -> None:
         compiled.evaluate([0.001])
         compiled.evaluate([])
     assert set(compiled._checked) == {"[]float64"}  # one check for every list of numbers
+
+
+# Conditions from argo-rollouts' own docs and tests, with results of the shape each provider hands.
+UPSTREAM_CONDITIONS = [
+    ("all(result, # < 1000)", [200.0, 950.0], "Successful", "docs/analysis/prometheus.md (range query)"),
+    ("all(result, # < 1000)", [200.0, 1200.0], "Failed", "docs/analysis/prometheus.md: every value is checked"),
+    ("max(result) < 0.05", [0.01, 0.087, 0.04], "Failed", "metricproviders/datadog/datadogV2_test.go grouped max"),
+    ("all(result, # < 0.05)", [0.01, 0.02, 0.03], "Successful", "datadogV2_test.go grouped query passes with all"),
+    ("max(result) < 0.05", [0.087], "Failed", "datadogV2_test.go single-group query stays a slice"),
+    (
+        "len(result[0].Values) >= 5 and all(result[0].Values, {# <= 0.01})",
+        [{"Values": [0.0, 0.01, 0.0, 0.005, 0.0]}],
+        "Successful",
+        "docs/analysis/cloudwatch.md",
+    ),
+    (
+        "len(result[0].Values) >= 5 and all(result[0].Values, {# <= 0.01})",
+        [{"Values": [0.0, 0.02]}],
+        "Failed",
+        "docs/analysis/cloudwatch.md: fewer than 5 values",
+    ),
+    (
+        "all(result.service_apdex.values.values, {asFloat(.value) >= 9900})",
+        {"service_apdex": {"values": {"values": [{"value": "9950"}, {"value": "9990"}]}}},
+        "Successful",
+        "docs/analysis/skywalking.md",
+    ),
+    (
+        "all(result.service_apdex.values.values, {asFloat(.value) >= 9900})",
+        {"service_apdex": {"values": {"values": [{"value": "9950"}, {"value": "9800"}]}}},
+        "Failed",
+        "docs/analysis/skywalking.md",
+    ),
+]
+
+
+@pytest.mark.parametrize(("condition", "result", "phase", "why"), UPSTREAM_CONDITIONS)
+def test_upstream_conditions(condition: str, result: object, phase: str, why: str) -> None:
+    assert measurement_phase(result, condition, None) == phase, why

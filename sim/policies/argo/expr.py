@@ -9,10 +9,17 @@ rules, comparison (chained), logic, ``in``, ``matches``, ``contains``, ``startsW
 ``endsWith``, ranges (``..``), ``??``, the ternary, the pipe (``|``), predicates with
 ``#`` (``all``, ``any``, ``none``, ``one``, ``filter``, ``map``, ``count``, ``sum``,
 ``find``, ``findIndex``, ``findLast``, ``findLastIndex``), expr's number, array, string
-and conversion builtins, and Argo's env functions (``asInt``, ``asFloat``, ``isNaN``,
-``isInf``, ``isNil``, ``default``). Not modelled: ``let``, ``if {} else {}``, ``$env``,
-dates and durations, bytes literals, ``reduce`` / ``groupBy`` / ``sortBy`` and the
-bitwise and JSON/base64 builtins; they are refused at compile time with one line.
+and conversion builtins (``len``, ``abs``, ``ceil``, ``floor``, ``round``, ``int``,
+``float``, ``string``, ``type``, ``max``, ``min``, ``mean``, ``median``, ``first``,
+``last``, ``get``, ``take``, ``keys``, ``values``, ``upper``, ``lower``, ``trim``,
+``trimPrefix``, ``trimSuffix``, ``hasPrefix``, ``hasSuffix``, ``indexOf``,
+``lastIndexOf``, ``replace``, ``split``) and Argo's env functions (``asInt``,
+``asFloat``, ``isNaN``, ``isInf``, ``isNil``, ``default``). Not modelled: ``let``,
+``if {} else {}``, ``$env``, dates and durations, bytes literals, ``reduce`` /
+``groupBy`` / ``sortBy`` and the remaining builtins (bitwise, JSON, base64, ``concat``,
+``flatten``, ``uniq``, ``sort``, ``join``...); they are refused at compile time with one
+line. ``matches`` runs Python's ``re`` on the patterns RE2 and ``re`` read alike, refusing
+what RE2 refuses (lookaround, backreferences).
 
 User text is never given to Python's eval: it is tokenized, parsed to a small AST, type
 checked, and turned once into Python closures that interpret it. Source length, nesting
