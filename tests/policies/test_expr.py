@@ -385,6 +385,8 @@ LANGUAGE = [
     ('upper("foo") + lower("FOO")', None, "FOOfoo", "builtin_test.go TestBuiltin"),
     ('trim("__foo___", "_")', None, "foo", "builtin_test.go TestBuiltin"),
     ('trimPrefix("prefix_foo", "prefix_")', None, "foo", "builtin_test.go TestBuiltin"),
+    ('trimSuffix("foo_suffix", "_suffix")', None, "foo", "builtin_test.go TestBuiltin"),
+    ('split("foo,bar,baz", ",")', None, ["foo", "bar", "baz"], "builtin_test.go TestBuiltin"),
     ('split("foo,bar,baz", ",", 2)', None, ["foo", "bar,baz"], "builtin_test.go TestBuiltin"),
     ('replace("foo,bar,baz", ",", ";")', None, "foo;bar;baz", "builtin_test.go TestBuiltin"),
     ('indexOf("foo,bar,baz", ",")', None, 3, "builtin_test.go TestBuiltin"),
@@ -421,6 +423,8 @@ LANGUAGE = [
     ("result?.a.b", {"a": {"b": 2}}, 2, "lang ?."),
     ("result.a?.[0]", {"a": [7]}, 7, "lang ?.[]"),
     ("isNil(result) ? 0 : result", None, 0, "a nil result in a ternary"),
+    ("false ?: true", None, True, "parser.go parseConditional: `a ?: b` is `a ? a : b`"),
+    ("not true == false", None, True, "op.go: not (50) binds tighter than == (20)"),
     ("all(result, # >= 0.95) ? 1 : 0", [0.99], 1, "predicate as a condition"),
 ]
 

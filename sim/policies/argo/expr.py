@@ -459,20 +459,19 @@ def _is_num(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+_EXACT_NATURES = {type(None): "nil", bool: "bool", int: "int", float: "float64", str: "string", dict: _MAP}
+
+
 def _nature(v: object) -> str:
     """The Go type expr would see for a provider value."""
-    for py, go in (
-        (type(None), "nil"),
-        (bool, "bool"),
-        (int, "int"),
-        (float, "float64"),
-        (str, "string"),
-        (dict, _MAP),
-    ):
-        if isinstance(v, py):
-            return go
+    exact = _EXACT_NATURES.get(type(v))  # the common case, without the isinstance walk
+    if exact is not None:
+        return exact
     if isinstance(v, (list, tuple)):
         return "[]float64" if all(_is_num(x) for x in v) else "[]interface {}"
+    for py, go in _EXACT_NATURES.items():  # subclasses (an IntEnum, a str subclass...)
+        if isinstance(v, py):
+            return go
     return _bad(f"unsupported value type {type(v).__name__}")
 
 
