@@ -537,10 +537,25 @@ def test_integer_and_float_arithmetic_follow_go() -> None:
     assert evaluate("mean(1, 2) == 1.5", None) is True  # checker types it int, the value is a float64
 
 
-def test_predicates_loop_without_python_recursion_limits() -> None:
-    # A 100,000-sample vector is iterated, not recursed; the budget allows it.
-    assert evaluate("all(result, # >= 0)", [0.5] * 100_000) is True
-    assert evaluate("count(result, # > 0.4)", [0.5] * 100_000) == 100_000
+def test_budget_counts_what_expr_builds_not_what_it_visits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # vm.go memGrow counts ranges, arrays and maps built; a run fails once the count reaches
+    # the budget (1e6 by default; 1,000 here to keep the test fast). Iterating is not building.
+    monkeypatch.setattr(expr_mod, "MAX_ITEMS", 1000)
+    assert evaluate("all(result, # >= 0)", [0.5] * 1500) is True
+    assert len(evaluate("map(result, #)", [0.5] * 999)) == 999  # type: ignore[arg-type]
+    with pytest.raises(ExprError, match="memory budget exceeded"):
+        evaluate("map(result, #)", [0.5] * 1000)
+    with pytest.raises(ExprError, match="memory budget exceeded"):
+        evaluate("len(1..1000)", None)
+
+
+def test_pdsim_bounds_the_elements_predicates_visit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # expr has no such bound; nested predicates over a long vector would run for minutes here.
+    assert expr_mod.MAX_STEPS == 1_000_000
+    monkeypatch.setattr(expr_mod, "MAX_STEPS", 10_000)
+    assert evaluate("all(result, all(result, # >= 0))", [0.5] * 99) is True  # 99 + 99 * 99 visits
+    with pytest.raises(ExprError, match="visits more than 10000 elements"):
+        evaluate("all(result, all(result, # >= 0))", [0.5] * 101)
 
 
 def test_compiled_once_and_checked_once_per_result_type() -> None:

@@ -44,9 +44,12 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeGuard
 
 MAX_SOURCE_LEN, MAX_DEPTH = 2000, 64
-#: expr's default memory budget (``conf.DefaultMemoryBudget``): items a run may build
-#: (ranges, arrays) or iterate in predicates before it fails.
+#: expr's default memory budget (``conf.DefaultMemoryBudget``): the items a run may build
+#: (ranges, arrays and maps, as ``vm.memGrow`` counts them) before it fails.
 MAX_ITEMS = 1_000_000
+#: pdsim's own bound on the elements predicates may visit in one run (expr has none; nested
+#: predicates over a long vector would otherwise run for minutes in Python).
+MAX_STEPS = 1_000_000
 _U, _MAP = "interface {}", "map[string]interface {}"
 _NUM = ("int", "float64")
 
@@ -1099,15 +1102,27 @@ Fn = Callable[[object, Any], object]  # (result, predicate scope (element, index
 
 
 class _Compiler:
-    """Turns a checked AST into closures; ``spent`` counts items against ``MAX_ITEMS``."""
+    """Turns a checked AST into closures; ``spent`` counts the items built against
+    ``MAX_ITEMS`` and the elements visited against ``MAX_STEPS``."""
 
     def __init__(self) -> None:
-        self.spent = [0]
+        self.spent = [0, 0]
 
     def spend(self, n: int) -> None:
+        """``vm.memGrow``: ``n`` more items built."""
         self.spent[0] += n
-        if self.spent[0] > MAX_ITEMS:
+        if self.spent[0] >= MAX_ITEMS:
             _bad("memory budget exceeded")
+
+    def step(self, n: int) -> None:
+        """``n`` more elements visited by a predicate."""
+        self.spent[1] += n
+        if self.spent[1] > MAX_STEPS:
+            _bad(f"evaluation visits more than {MAX_STEPS} elements")
+
+    def built(self, out: list[Any]) -> list[Any]:
+        self.spend(len(out))
+        return out
 
     def build(self, n: Node) -> Fn:  # noqa: PLR0911, PLR0912 - one branch per node kind
         kind = n.kind
@@ -1122,8 +1137,8 @@ class _Compiler:
         if kind == "call":
             return self.call(n)
         if kind == "array":
-            parts = [self.build(k) for k in n.kids]
-            return lambda r, it: [f(r, it) for f in parts]
+            parts, built = [self.build(k) for k in n.kids], self.built
+            return lambda r, it: built([f(r, it) for f in parts])
         if kind == "map":
             return self.mapping(n)
         if kind == "chain":
@@ -1154,6 +1169,7 @@ class _Compiler:
         keys, values = parts[0::2], parts[1::2]
 
         def mapping(r: object, it: Any) -> object:
+            self.spend(len(keys))  # OpMap: memGrow(size)
             out = {}
             for k, v in zip(keys, values):
                 key = k(r, it)
@@ -1258,13 +1274,13 @@ class _Compiler:
         return lambda r, it: fn(*(a(r, it) for a in args))
 
     def predicate_call(self, n: Node) -> Fn:  # noqa: PLR0911 - one loop shape per builtin
-        name, spend = n.op, self.spend
+        name, step, built = n.op, self.step, self.built
         coll = self.build(n.kids[0])
         body = self.build(n.kids[1].kids[0]) if len(n.kids) > 1 else (lambda r, it: it[0])
 
         def each(r: object, it: Any) -> tuple[Sequence[Any], Callable[[Any, int], Any]]:
             xs = _items(coll(r, it))
-            spend(len(xs))
+            step(len(xs))
             return xs, lambda x, i: body(r, (x, i))
 
         if name in ("all", "none", "any"):
@@ -1287,10 +1303,16 @@ class _Compiler:
                 return k == 1 if name == "one" else k
 
             return counting
-        if name == "filter":
-            return lambda r, it: [x for xs, test in [each(r, it)] for i, x in enumerate(xs) if _truth(test(x, i))]
-        if name == "map":
-            return lambda r, it: [test(x, i) for xs, test in [each(r, it)] for i, x in enumerate(xs)]
+        if name in ("filter", "map"):
+            keep = name == "filter"
+
+            def collect(r: object, it: Any) -> object:
+                xs, test = each(r, it)
+                if keep:
+                    return built([x for i, x in enumerate(xs) if _truth(test(x, i))])
+                return built([test(x, i) for i, x in enumerate(xs)])
+
+            return collect
         if name == "sum":
 
             def total(r: object, it: Any) -> object:
@@ -1344,7 +1366,7 @@ class Expr:
             self._checked[rn] = error
         if error:
             _bad(error)
-        self._spent[0] = 0
+        self._spent[:] = (0, 0)
         try:
             return self._fn(result, None)
         except (ArithmeticError, TypeError, ValueError, RecursionError, IndexError, KeyError) as e:
