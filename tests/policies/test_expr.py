@@ -426,6 +426,14 @@ LANGUAGE = [
     ("false ?: true", None, True, "parser.go parseConditional: `a ?: b` is `a ? a : b`"),
     ("not true == false", None, True, "op.go: not (50) binds tighter than == (20)"),
     ("all(result, # >= 0.95) ? 1 : 0", [0.99], 1, "predicate as a condition"),
+    # variables, sequences and if/else (lang "Variables"; expr_test.go TestExpr)
+    ("let x = 42; x * 2", None, 84, "lang: let"),
+    ("map(1..3, let x = #; let y = x * x; y * y)", None, [1, 16, 81], "expr_test.go TestExpr"),
+    ("map(1..2, let x = #; map(2..3, let y = #; x + y))", None, [[3, 4], [4, 5]], "expr_test.go TestExpr"),
+    ("filter(result, { let v = #; v > 1 })", [1.0, 2.0], [2.0], "lang: a predicate in braces takes a let"),
+    ("let worst = max(result); worst < 0.05", [0.01, 0.02], True, "lang: let over a vector"),
+    ("(1; 2)", None, 2, "parser.go parseSequenceExpression: the last value"),
+    ('if result > 1 { "big" } else if result > 0 { "small" } else { "none" }', 0.5, "small", "parseConditionalIf"),
 ]
 
 
@@ -477,7 +485,11 @@ LANGUAGE_ERRORS = [
     ("result ?? 1 + 2", None, r"cannot be mixed", "parser.go: ?? and other operators need parentheses"),
     ("-999999..999999", None, r"memory budget exceeded", "expr_test.go TestMemoryBudget"),
     ("map(1..999999, 1..999999)", None, r"memory budget exceeded", "expr_test.go TestMemoryBudget"),
-    ("let x = 1; x", None, r"not supported", "let is outside what pdsim models"),
+    ("let result = 1; result", None, r"cannot redeclare result", "checker.go variableDeclaratorNode: env names"),
+    ("let len = 1; len", None, r"cannot redeclare builtin len", "checker_test.go"),
+    ("let x = 1; let x = 2; x", None, r"cannot redeclare variable x", "checker_test.go"),
+    ("all([1], # > 0; true)", None, r"wrap predicate with brackets", "parser.go parsePredicate"),
+    ("$env.result", None, r"not supported", "$env is outside what pdsim models"),
     ("result?.a", None, r"type nil has no field a", "checker.go memberNode: a nil nature errs, ?. or not"),
     ("reduce(1..9, # + #acc)", None, r"unknown func reduce", "reduce is outside what pdsim models"),
     ("now()", None, r"unknown func now", "dates are outside what pdsim models"),

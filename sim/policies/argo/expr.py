@@ -14,12 +14,12 @@ and conversion builtins (``len``, ``abs``, ``ceil``, ``floor``, ``round``, ``int
 ``last``, ``get``, ``take``, ``keys``, ``values``, ``upper``, ``lower``, ``trim``,
 ``trimPrefix``, ``trimSuffix``, ``hasPrefix``, ``hasSuffix``, ``indexOf``,
 ``lastIndexOf``, ``replace``, ``split``) and Argo's env functions (``asInt``,
-``asFloat``, ``isNaN``, ``isInf``, ``isNil``, ``default``). Not modelled: ``let``,
-``if {} else {}``, ``$env``, dates and durations, bytes literals, ``reduce`` /
-``groupBy`` / ``sortBy`` and the remaining builtins (bitwise, JSON, base64, ``concat``,
-``flatten``, ``uniq``, ``sort``, ``join``...); they are refused at compile time with one
-line. ``matches`` runs Python's ``re`` on the patterns RE2 and ``re`` read alike, refusing
-what RE2 refuses (lookaround, backreferences).
+``asFloat``, ``isNaN``, ``isInf``, ``isNil``, ``default``), ``let`` variables, sequences
+(``a; b``) and ``if {} else {}``. Not modelled: ``$env``, dates and durations, bytes
+literals, ``reduce`` / ``groupBy`` / ``sortBy`` and the remaining builtins (bitwise, JSON,
+base64, ``concat``, ``flatten``, ``uniq``, ``sort``, ``join``...); they are refused at
+compile time with one line. ``matches`` runs Python's ``re`` on the patterns RE2 and ``re``
+read alike, refusing what RE2 refuses (lookaround, backreferences).
 
 User text is never given to Python's eval: it is tokenized, parsed to a small AST, type
 checked, and turned once into Python closures that interpret it. Source length, nesting
@@ -68,7 +68,7 @@ class _Short(Exception):
 @dataclass(frozen=True, slots=True)
 class Node:
     """AST node; ``kind`` is lit | result | ptr | unary | binary | cond | index | slice |
-    chain | call | pred | array | map | absent."""
+    chain | call | pred | array | map | let | var | seq | absent."""
 
     kind: str
     op: str = ""
@@ -233,6 +233,8 @@ class _Parser:
     def __init__(self, src: str) -> None:
         self.toks: list[tuple[str, str, object]] = []  # (kind, text, literal value)
         pos, self.i, self.depth, self.predicates = 0, 0, 0, 0
+        self.variables: list[tuple[str, int]] = []  # `let` names in scope and their slots
+        self.slots = 0
         while pos < len(src):
             if (m := _TOKEN.match(src, pos)) is None:
                 _bad(f"unrecognized character {src[pos]!r} at {pos}")
@@ -253,16 +255,66 @@ class _Parser:
             _bad(f"expected {text!r}, got {self.toks[self.i][2]!r}")
         self.i += 1
 
+    def at_name(self, name: str) -> bool:
+        return self.toks[self.i][0] == "name" and self.toks[self.i][1] == name
+
     def parse(self) -> Node:
-        node = self.expr(0)
+        node = self.sequence()
         if self.toks[self.i][0] != "eof":
             _bad(f"unexpected token {self.toks[self.i][2]!r}")
         return node
+
+    def sequence(self) -> Node:
+        """``a; b; c``: each evaluated, the last one's value (``parseSequenceExpression``)."""
+        nodes = [self.expr(0)]
+        while self.at(";"):
+            self.i += 1
+            if self.toks[self.i][0] == "eof" or self.at(")", "}"):  # a trailing semicolon
+                break
+            nodes.append(self.expr(0))
+        return nodes[0] if len(nodes) == 1 else _mk("seq", "", *nodes)
+
+    def let(self) -> Node:
+        """``let name = value; rest`` (``parseVariableDeclaration``)."""
+        self.i += 1
+        kind, name, _ = self.toks[self.i]
+        if kind != "name":
+            _bad(f"expected a variable name after let, got {name!r}")
+        self.i += 1
+        self.expect("=")
+        value = self.expr(0)
+        self.expect(";")
+        slot, self.slots = self.slots, self.slots + 1
+        self.variables.append((name, slot))
+        body = self.sequence()
+        self.variables.pop()
+        return _mk("let", name, value, body, value=slot)
+
+    def if_else(self) -> Node:
+        """``if cond { a } else if ... { b } else { c }`` (``parseConditionalIf``)."""
+        self.i += 1
+        cond = self.expr(0)
+        self.expect("{")
+        yes = self.sequence()
+        self.expect("}")
+        if not self.at_name("else"):
+            _bad(f"expected else, got {self.toks[self.i][2]!r}")
+        self.i += 1
+        if self.at_name("if"):
+            return _mk("cond", "", cond, yes, self.if_else())
+        self.expect("{")
+        no = self.sequence()
+        self.expect("}")
+        return _mk("cond", "", cond, yes, no)
 
     def expr(self, prec: int) -> Node:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             _bad(f"expression nests deeper than {MAX_DEPTH} levels")
+        if prec == 0 and (self.at_name("let") or self.at_name("if")):
+            node = self.let() if self.at_name("let") else self.if_else()
+            self.depth -= 1
+            return node
         left, previous = self.unary(), ""
         while self.toks[self.i][0] == "op":
             op, negate = self.toks[self.i][1], False
@@ -358,8 +410,11 @@ class _Parser:
         if kind == "name" and self.at("("):
             return self.call(text, [])
         if kind == "name":
-            if text in ("let", "if", "$env"):
-                _bad(f"{text} is not supported by pdsim's expr evaluator")
+            for name, slot in reversed(self.variables):
+                if name == text:
+                    return _mk("var", text, value=slot)
+            if text == "$env":
+                _bad("$env is not supported by pdsim's expr evaluator")
             return _mk("result", "") if text == "result" else _bad(f"unknown name {text}")
         if self.predicates and text in ("#", "."):  # the element of a predicate: #, #index, .field
             if text == ".":
@@ -370,7 +425,7 @@ class _Parser:
                 name, self.i = self.toks[self.i][1], self.i + 1
             return _mk("ptr", "", value=name)
         if text == "(":
-            node = self.expr(0)
+            node = self.sequence()
             self.expect(")")
             return node
         if text == "[":
@@ -447,10 +502,12 @@ class _Parser:
         braces = self.at("{")
         self.i += braces
         self.predicates += 1
-        body = self.expr(0)
+        body = self.sequence() if braces else self.expr(0)
         self.predicates -= 1
         if braces:
             self.expect("}")
+        elif self.at(";"):
+            _bad("wrap predicate with brackets { and }")
         return _mk("pred", "", body)
 
 
@@ -486,7 +543,17 @@ def _comparable(x: str, y: str) -> bool:
     return _U in (x, y) or "nil" in (x, y) or x == y or {x, y} <= {*_NUM} or x[:2] == y[:2] == "[]"
 
 
-Scope = tuple[str, dict[str, str]]  # a predicate's collection nature and its #names
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What the checker knows inside a predicate (``#``) or a ``let``."""
+
+    nature: str  # the predicate's collection, or the variable's value
+    name: str = ""  # the variable's name; "" for a predicate
+    pointers: tuple[tuple[str, str], ...] = ()  # a predicate's #names and their natures
+
+
+#: Names a ``let`` may not take: Argo's env (``evaluate.go`` EvalCondition) and expr's builtins.
+_ENV_NAMES = {"result", "asInt", "asFloat", "isNaN", "isInf", "isNil", "default"}
 
 
 def _check(n: Node, rn: str, scopes: tuple[Scope, ...] = ()) -> str:
@@ -496,13 +563,27 @@ def _check(n: Node, rn: str, scopes: tuple[Scope, ...] = ()) -> str:
         return _nature(n.value)
     if kind == "result":
         return rn
-    if kind == "ptr":  # pointerNode
-        coll, names = scopes[-1]
+    if kind == "ptr":  # pointerNode: the innermost predicate's
+        scope = next(s for s in reversed(scopes) if not s.name)
+        coll = scope.nature
         if n.value:
-            return names.get(str(n.value)) or _bad(f"unknown pointer #{n.value}")
+            return dict(scope.pointers).get(str(n.value)) or _bad(f"unknown pointer #{n.value}")
         if coll != _U and not coll.startswith("[]"):
             _bad(f"cannot use {coll} as array")
         return _elem(coll)
+    if kind == "var":
+        return next(s.nature for s in reversed(scopes) if s.name == op)
+    if kind == "let":  # variableDeclaratorNode
+        if op in _ENV_NAMES:
+            _bad(f"cannot redeclare {op}")
+        if op in _PREDICATES or op in _VALIDATED or op in _SIGNATURES:
+            _bad(f"cannot redeclare builtin {op}")
+        if any(s.name == op for s in scopes):
+            _bad(f"cannot redeclare variable {op}")
+        value = _check(n.kids[0], rn, scopes)
+        return _check(n.kids[1], rn, (*scopes, Scope(value, op)))
+    if kind == "seq":
+        return [_check(k, rn, scopes) for k in n.kids][-1]
     if kind == "call":
         return _check_call(n, rn, scopes)
     if kind == "array":  # arrayNode: elements of one kind make a typed array
@@ -600,7 +681,8 @@ def _check_call(n: Node, rn: str, scopes: tuple[Scope, ...]) -> str:
             _bad(f"builtin {name} takes only array (got {coll})")
         if len(kids) == 1:  # count(xs) / sum(xs)
             return "int" if name == "count" else _elem(coll)
-        body = _check(kids[1].kids[0], rn, (*scopes, (coll, {"index": "int"} if name == "map" else {})))
+        pointers = (("index", "int"),) if name == "map" else ()
+        body = _check(kids[1].kids[0], rn, (*scopes, Scope(coll, pointers=pointers)))
         if body == "nil":
             _bad("predicate should has one input and one output param")
         if name in ("map", "sum"):
@@ -1107,6 +1189,7 @@ class _Compiler:
 
     def __init__(self) -> None:
         self.spent = [0, 0]
+        self.frame: list[Any] = []  # the values of `let` variables, by slot
 
     def spend(self, n: int) -> None:
         """``vm.memGrow``: ``n`` more items built."""
@@ -1134,6 +1217,8 @@ class _Compiler:
         if kind == "ptr":
             slot = 1 if n.value == "index" else 0
             return lambda r, it: it[slot]
+        if kind in ("let", "var", "seq"):
+            return self.variables(n)
         if kind == "call":
             return self.call(n)
         if kind == "array":
@@ -1163,6 +1248,23 @@ class _Compiler:
             assert base is not None
             return lambda r, it: _slice(base(r, it), lo and lo(r, it), hi and hi(r, it))
         return self.binary(n)
+
+    def variables(self, n: Node) -> Fn:
+        """``let`` stores into its slot (evaluations of one Expr never overlap), a name reads it."""
+        frame, slot = self.frame, n.value if isinstance(n.value, int) else 0
+        if n.kind == "var":
+            return lambda r, it: frame[slot]
+        parts = [self.build(k) for k in n.kids]
+        if n.kind == "seq":
+            return lambda r, it: [f(r, it) for f in parts][-1]
+        value, body = parts
+        frame.extend([None] * (slot + 1 - len(frame)))
+
+        def let(r: object, it: Any) -> object:
+            frame[slot] = value(r, it)
+            return body(r, it)
+
+        return let
 
     def mapping(self, n: Node) -> Fn:
         parts = [self.build(k) for k in n.kids]
