@@ -1096,3 +1096,94 @@ def test_experiment_decisions(case):
 @pytest.mark.parametrize("case", [_param(c, "phase") for c in EXPERIMENT_CASES])
 def test_experiment_phase(case):
     assert phases(play(case)) == phases(case["rows"])
+
+
+# -- issue 16, Missing 1: the whole expr-lang condition language (helper argo-expr) ---------------
+# Conditions written with expr's predicates, as Argo's own Prometheus docs do
+# (``all(result, # < 0.01)``). Prometheus hands a vector to the conditions as a []float64
+# (metricproviders/prometheus/prometheus.go processResponse: sampleValuesToFloatSlice), a
+# scalar as a float64; utils/evaluate/evaluate.go EvalCondition runs expr over it.
+
+EXPR_CASES: list[dict[str, Any]] = [
+    dict(
+        id="expr-01-all-over-every-series",
+        source="metricproviders/prometheus/prometheus.go: processResponse (model.Vector -> []float64 of every "
+        "sample); utils/evaluate/evaluate.go: EvalCondition; expr builtin all (compiler.go BuiltinNode: "
+        "true on an empty array); analysis/analysis.go: assessMetricFailureInconclusiveOrError",
+        # `all(result, # >= 0.95)` judges every series of the vector. At 0 both pass. At 60 the vector is
+        # empty: all() over no elements is true, so the measurement is Successful (unlike result[0], which
+        # errs). At 120 one series is 0.5: Failed, failed 1 > failureLimit 0 -> run Failed -> abort.
+        spec=canary(
+            [sw(20), pause()],
+            {"sr": template(metric(interval="60s", success="all(result, # >= 0.95)"))},
+            analysis=use("sr"),
+        ),
+        world=World({"sr": [(0, (0.99, 0.97)), (60, ()), (120, (0.99, 0.5))]}, until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=2))}),
+            row(120, 0, 0, 0, "Degraded", {"background": run("Failed", m("sr", "Failed", c=3, s=2, f=1))}, "abort"),
+        ],
+    ),
+    dict(
+        id="expr-02-all-and-any-inconclusive",
+        source="utils/evaluate/evaluate.go: EvaluateResult (both conditions false -> Inconclusive); expr "
+        "builtins all/any, len; analysis/analysis.go: assessMetricStatus; rollout/analysis.go: "
+        "reconcileStepBasedAnalysisRun (Inconclusive -> AddPauseCondition(InconclusiveAnalysis))",
+        # As case 05 with predicates: success `len(result) > 0 && all(result, # >= 0.95)`, failure
+        # `any(result, # < 0.90)`. At 60 one series reads 0.92: not all >= 0.95, none < 0.90 -> Inconclusive
+        # -> the step run is Inconclusive after 2 of 3 measurements and the rollout pauses at step 1.
+        spec=canary(
+            [sw(20), {"analysis": use("sr3")}, sw(60), pause("10m")],
+            {
+                "sr3": template(
+                    metric(
+                        interval="60s",
+                        count=3,
+                        success="len(result) > 0 && all(result, # >= 0.95)",
+                        failure="any(result, # < 0.90)",
+                    )
+                )
+            },
+        ),
+        world=World({"sr": [(0, (0.99, 0.97)), (60, (0.99, 0.92)), (120, (0.99, 0.99))]}, until=300),
+        rows=[
+            row(0, 1, 20, 20, "Progressing", {"step:1": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 1, 20, 20, "Paused", {"step:1": run("Inconclusive", m("sr", "Inconclusive", c=2, s=1, i=1))}),
+        ],
+    ),
+    dict(
+        id="expr-03-predicate-over-a-scalar-is-an-error",
+        source="expr checker/checker.go builtinNode ('builtin all takes only array (got float64)'); "
+        "utils/evaluate/evaluate.go: EvaluateResult (an evaluation error -> AnalysisPhaseError); "
+        "analysis/analysis.go: runMeasurements (Error: retried after DefaultErrorRetryInterval 10s, count "
+        "not advanced), assessMetricFailureInconclusiveOrError (consecutiveError > 4 -> Error)",
+        # A scalar query (a float64 result) under `all(result, ...)`: expr's checker refuses to iterate a
+        # float64, so every measurement is an Error. Errors are retried every 10 s; the 5th consecutive one
+        # (> consecutiveErrorLimit 4) errs the run at 40 and the rollout aborts.
+        spec=canary(
+            [sw(20), pause()],
+            {"sr": template(metric(interval="60s", success="all(result, # >= 0.95)"))},
+            analysis=use("sr"),
+        ),
+        world=World({"sr": [(0, ScalarResult(0.99))]}, until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", e=1, ce=1))}, "scale-up"),
+            row(10, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", e=2, ce=2))}),
+            row(20, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", e=3, ce=3))}),
+            row(30, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", e=4, ce=4))}),
+            row(40, 0, 0, 0, "Degraded", {"background": run("Error", m("sr", "Error", e=5, ce=5))}, "abort"),
+        ],
+    ),
+]
+CASES.extend(EXPR_CASES)  # test_cases_are_well_formed reads CASES when it runs
+
+
+@pytest.mark.parametrize("case", [_param(c, "decisions") for c in EXPR_CASES])
+def test_expr_decisions(case):
+    assert decisions(play(case)) == decisions(case["rows"])
+
+
+@pytest.mark.parametrize("case", [_param(c, "phase") for c in EXPR_CASES])
+def test_expr_phase(case):
+    assert phases(play(case)) == phases(case["rows"])
