@@ -142,14 +142,23 @@ class Readiness:
     """Readiness of a workload as Kubernetes reports it.
 
     Attributes:
-        ready: available replicas meet the ready threshold.
+        ready: all the workload's pods are updated and available.
         unready_since: when the ``MinimumReplicasUnavailable`` condition was last
             updated (seconds since t=0), or None when ready. Flagger compares this
             with ``progressDeadlineSeconds`` (``pkg/canary/deployment_ready.go``).
+        updated: pods of the current template when the rollout has created them all and
+            no old pod is left (the Deployment's ``updatedReplicas`` once it equals
+            ``spec.replicas`` and ``status.replicas``); None while a rolling update still
+            replaces pods, or when the counts are not known (then only ``ready`` tells).
+        available: how many of them are available (``availableReplicas``); None when
+            not known. A controller with a ready threshold below 100% compares the two
+            (Flagger's ``canaryReadyThreshold``).
     """
 
     ready: bool = True
     unready_since: float | None = None
+    updated: int | None = None
+    available: int | None = None
 
 
 #: The defaults of ``Observation``'s ``routes`` and readiness fields (frozen: shareable).

@@ -763,6 +763,102 @@ CASES: list[dict[str, Any]] = [
             row(9, "Failed", 0, 0, 0, "0", "rollback", reads=()),
         ],
     ),
+    # -- issue 16 (helper "flagger"): mirroring on routers that cannot mirror, suspend, ready
+    # -- thresholds, controller versions. Webhook retries and timeouts follow in their own block.
+    dict(
+        id="27-mirror-on-nginx-never-decides",
+        source="pkg/router/factory.go: MeshRouter (nginx -> IngressRouter); pkg/router/ingress.go: "
+        "GetRoutes (`mirrored = false`), SetRoutes (no mirror); pkg/controller/scheduler.go: advanceCanary "
+        "(first step when `CanaryWeight == 0 && Iterations == 0 && !(Mirror && mirrored)`: pre-rollout "
+        "hooks only), runCanary (Mirror && canaryWeight == 0 && !mirrored -> SetRoutes(100, 0, true))",
+        # t2: pre-rollout, then the mirror step: the ingress sets 100/0 and drops `mirrored`. Every later
+        # tick reads 100/0 unmirrored: the first step again (pre-rollout only, no query), mirror step
+        # again. Weight 0 and iterations 0 forever: no metric is read, nothing is ever decided.
+        spec={
+            "provider": "nginx",
+            "analysis": analysis(mirror=True, webhooks=[hook("pre", "pre-rollout")]),
+        },
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
+            *[row(n, "Progressing", 0, 0, 0, "0", metrics=BAD_BOTH, hooks=["pre:ok"], reads=()) for n in range(2, 9)],
+        ],
+    ),
+    dict(
+        id="28-suspended-canary",
+        source="pkg/controller/scheduler.go: advanceCanary (`if cd.Spec.Suspend { ... return }` before anything else)",
+        # A suspended Canary returns at the top of every run: the new revision is never picked up, no
+        # hook is called, no query run, nothing scaled.
+        spec={"suspend": True, "analysis": analysis(webhooks=[hook("gate", "confirm-rollout")])},
+        ticks=[row(n, "Initialized", 0, 0, 0, "0", hooks=(), reads=()) for n in range(1, 5)],
+        set_routes=False,
+    ),
+    dict(
+        id="29-canary-ready-threshold",
+        source="pkg/canary/deployment_ready.go: IsCanaryReady, isDeploymentReady (`readyThresholdUpdatedReplicas "
+        ":= int32(float32(UpdatedReplicas) * float32(readyThreshold)/float32(100))`; `AvailableReplicas < "
+        "readyThresholdUpdatedReplicas` -> retriable error); pkg/apis/flagger/v1beta1/canary.go: "
+        "GetAnalysisCanaryReadyThreshold",
+        # canaryReadyThreshold 50, 4 pods. t2: 1 of 4 available: int(4 * 0.5) = 2 > 1 -> wait (no
+        # pre-rollout, weight 0). t3: 2 of 4 -> ready: the first step, 10. t4: 2 of 4 still: analysed, 20.
+        spec={"analysis": analysis(canaryReadyThreshold=50)},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
+            row(2, "Progressing", 0, 0, 0, "0", canary=Readiness(False, 60.0, 4, 1), reads=()),
+            row(3, "Progressing", 10, 0, 0, "10", canary=Readiness(False, 60.0, 4, 2), reads=()),
+            row(4, "Progressing", 20, 0, 0, "20", canary=Readiness(False, 60.0, 4, 2), reads=BOTH),
+        ],
+    ),
+    dict(
+        id="30-primary-ready-threshold-float32",
+        source="pkg/canary/deployment_ready.go: IsPrimaryReady, isDeploymentReady (float32 arithmetic: "
+        "float32(100) * float32(0.29) rounds to 29.0, not 28.99...; a rolling update, `Status.Replicas > "
+        "UpdatedReplicas`, is never ready whatever the threshold)",
+        # primaryReadyThreshold 29, 100 pods. t2: 28 of 100 available: int32(float32(100)*0.29f) = 29 > 28
+        # -> wait (float64's int(100 * 0.29) would be 28: ready). t3: 29 -> ready, first step. t5 promote;
+        # t6: the primary's rolling update (no final count): wait however many pods are up.
+        spec={"analysis": analysis(primaryReadyThreshold=29, maxWeight=20)},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
+            row(2, "Progressing", 0, 0, 0, "0", primary=Readiness(False, 60.0, 100, 28), reads=()),
+            row(3, "Progressing", 10, 0, 0, "10", primary=Readiness(False, 60.0, 100, 29), reads=()),
+            row(4, "Progressing", 20, 0, 0, "20"),
+            row(5, "Promoting", 20, 0, 0, "20", "promote"),
+            row(6, "Promoting", 20, 0, 0, "20", primary=Readiness(False, 300.0, None, None), reads=()),
+            row(7, "Finalising", 0, 0, 0, "0"),
+        ],
+    ),
+    dict(
+        id="31-primary-deadline-during-promotion-flagger-1.43",
+        source="pkg/controller/scheduler.go at v1.43.0: advanceCanary (IsPrimaryReady non-retriable -> "
+        "rollback, whatever the phase; handleFailedPromotion came with fluxcd/flagger #1931 in v1.44.0), "
+        "rollback (SetRoutes(100, 0), SyncStatus{Failed, CanaryWeight: 0}, runPostRolloutHooks(Failed))",
+        # Case 20 under Flagger 1.43: t7 rolls back, all traffic to the failing primary.
+        spec={
+            "version": "1.43",
+            "progressDeadlineSeconds": 60,
+            "analysis": analysis(maxWeight=20, webhooks=[hook("notify", "post-rollout")]),
+        },
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
+            row(2, "Progressing", 10, 0, 0, "10"),
+            row(3, "Progressing", 10, 1, 0, "10", metrics=BAD_SR),
+            row(4, "Progressing", 20, 1, 0, "20"),
+            row(5, "Promoting", 20, 1, 0, "20", "promote"),
+            row(6, "Promoting", 20, 1, 0, "20", primary=unready(300.0), hooks=()),
+            row(7, "Failed", 0, 0, 0, "0", "rollback", primary=unready(300.0), hooks=["notify:ok"]),
+        ],
+    ),
+    dict(
+        id="32-skip-analysis-flagger-1.43",
+        source="pkg/controller/scheduler.go at v1.43.0: shouldSkipAnalysis (no runPostRolloutHooks; "
+        "added by fluxcd/flagger #1918 in v1.44.0)",
+        # Case 17 under Flagger 1.43: promoted at t2, the post-rollout hook is not called.
+        spec={"version": "1.43", "skipAnalysis": True, "analysis": analysis(webhooks=[hook("notify", "post-rollout")])},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
+            row(2, "Succeeded", 0, 0, 0, "0", "promote", reads=(), hooks=()),
+        ],
+    ),
 ]
 
 

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from math import isnan
 
+import numpy as np
+
 from sim.policies.base import (
     Action,
     HookCalled,
@@ -356,11 +358,13 @@ class FlaggerCanary(Policy):
         return new, tuple(actions)
 
     def _advance(self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState:
+        if p.suspended:
+            return replace(s, event="skipping canary run as object is suspended")
         phase = s.phase
-        if not p.skip_analysis and not obs.primary.ready:
+        if not p.skip_analysis and not is_ready(obs.primary, p.primary_ready_threshold):
             if not _deadline_passed(p, obs.primary, obs.t):
                 return replace(s, event="waiting for the primary to be ready")
-            if phase in (PROMOTING, FINALISING):
+            if phase in (PROMOTING, FINALISING) and not p.legacy_failed_promotion:
                 # handleFailedPromotion: the canary is the only healthy copy.
                 acts += (set_weights(TOTAL_WEIGHT), FINISH_FAILED)
                 _post_rollout(p, obs, acts)
@@ -368,6 +372,8 @@ class FlaggerCanary(Policy):
             return _rollback(p, s, obs, acts, "primary progress deadline exceeded")
 
         routes = NOP_ROUTES[s.iterations > 0] if p.kubernetes else obs.routes  # NopRouter.GetRoutes
+        if routes.mirrored and not p.mirror_routes:
+            routes = Routes(routes.canary_weight, False, routes.matched)  # this GetRoutes never reports it
         if phase in (INITIALIZED, WAITING):  # checkCanaryStatus
             for hook in p.confirm_rollout:
                 if not _call(hook, obs, acts):
@@ -375,14 +381,15 @@ class FlaggerCanary(Policy):
             acts.append(SCALE_UP)
             return _fresh(PROGRESSING, "New revision detected! Scaling up canary")
 
-        if not obs.canary.ready:  # IsCanaryReady
+        if not is_ready(obs.canary, p.canary_ready_threshold):  # IsCanaryReady
             if _deadline_passed(p, obs.canary, obs.t):
                 return _rollback(p, s, obs, acts, "canary progress deadline exceeded")
             return replace(s, event="waiting for the canary to be ready")
 
         if p.skip_analysis:  # shouldSkipAnalysis
             acts += (set_weights(0), PROMOTE, FINISH_SUCCEEDED)
-            _post_rollout(p, obs, acts)
+            if not p.skip_post_rollout:
+                _post_rollout(p, obs, acts)
             return _set_phase(p, s, SUCCEEDED, "Promotion completed! Canary analysis was skipped")
         if phase in (PROGRESSING, WAITING, WAITING_PROMOTION):
             for hook in p.rollback:
@@ -532,6 +539,18 @@ def run_query(value: MetricValue) -> float | QueryError | None:
     if read is None or isinstance(read, QueryError):
         return read
     return None if isnan(read) else float(read)
+
+
+def is_ready(r: Readiness, threshold: int) -> bool:
+    """``isDeploymentReady`` (``pkg/canary/deployment_ready.go``) with a ready threshold:
+    once every pod is updated, ready when ``availableReplicas >=
+    int32(float32(updatedReplicas) * float32(threshold)/float32(100))`` (float32
+    arithmetic, truncated); without pod counts, or during a rolling update, only ``ready``
+    (all pods available) tells."""
+    if r.ready or threshold >= 100 or r.updated is None or r.available is None:
+        return r.ready
+    need = int(np.float32(r.updated) * (np.float32(threshold) / np.float32(100)))
+    return r.available >= need
 
 
 def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:

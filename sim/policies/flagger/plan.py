@@ -75,6 +75,7 @@ class FlaggerPlan(NamedTuple):
     threshold: int
     kubernetes: bool
     mirror: bool
+    mirror_routes: bool  # the provider's router mirrors and GetRoutes reports it (mirrors_traffic)
     mirror_weights: SetWeights  # the mirroring step's action
     strategy: str
     iterations: int
@@ -82,6 +83,11 @@ class FlaggerPlan(NamedTuple):
     fixed_step: int | None  # nextStepWeight when it does not depend on the weight
     step_weight_promotion: int
     deadline_s: float
+    primary_ready_threshold: int  # percent of updated pods that must be available
+    canary_ready_threshold: int
+    suspended: bool  # spec.suspend: advanceCanary returns at once
+    legacy_failed_promotion: bool  # before 1.44 a promotion whose primary fails rolls back
+    skip_post_rollout: bool  # before 1.44 skipAnalysis ran no post-rollout hooks
     checks: tuple[Check, ...]
     confirm_rollout: tuple[Hook, ...]
     pre_rollout: tuple[Hook, ...]
@@ -104,6 +110,31 @@ def _hook(h: FlaggerWebhook) -> Hook:
         HookCalled(h.name, kind, True, *load),
         HookCalled(h.name, kind, False, *load),
     )
+
+
+def mirrors_traffic(provider: str, iterations: int) -> bool:
+    """Whether Flagger's router for ``provider`` mirrors traffic when asked to and reports
+    it back (``GetRoutes``' ``mirrored``), as ``pkg/router/factory.go`` ``MeshRouter``
+    picks the router.
+
+    Only two routers do: ``IstioRouter`` (``istio``, and any provider the factory does not
+    know, which falls back to Istio) always; ``GatewayAPIRouter`` and
+    ``GatewayAPIV1Beta1Router`` (``gatewayapi:v1...``) only for blue/green
+    (``SetRoutes`` adds the mirror filter when ``mirrored && Iterations > 0``). Every other
+    router ignores ``mirrored`` and ``GetRoutes`` returns false, so a canary with
+    ``mirror: true`` repeats its first (mirroring) step forever at weight 0.
+    """
+    if provider.startswith("gatewayapi:v1"):
+        return iterations > 0
+    return provider not in _OTHER_ROUTERS and not provider.startswith(_OTHER_ROUTERS_PREFIX)
+
+
+#: Providers whose router (``MeshRouter``) is not Istio's and never mirrors: by name...
+_OTHER_ROUTERS = frozenset(
+    {"appmesh", "linkerd", "contour", "knative", "nginx", "skipper", "traefik", "apisix", "osm", "kuma", "kubernetes"}
+)
+#: ... and by prefix (``appmesh:v1beta2``, ``smi:v1alpha1:<mesh>``, ``gloo``...).
+_OTHER_ROUTERS_PREFIX = ("appmesh:v1beta2", "smi:v1alpha1", "smi:v1alpha2", "smi:v1alpha3", "gloo")
 
 
 def go_duration_ms(value: float) -> int:
@@ -184,19 +215,28 @@ def build_plan(
     def hooks(kind: str) -> tuple[Hook, ...]:
         return tuple(by_kind.get(kind, ()))
 
+    mirrors = mirrors_traffic(spec.provider, spec.iterations())
+
     return FlaggerPlan(
         skip_analysis=spec.analysis is None or spec.skipAnalysis,
         interval_s=a.analysis_interval,
         threshold=a.analysis_threshold,
         kubernetes=spec.provider == "kubernetes",
         mirror=bool(a.mirror),
-        mirror_weights=SetWeights(0, mirrored=True, mirror_percent=mirror_percent),
+        mirror_routes=mirrors,
+        # A router that cannot mirror sets the weights it is given: 100/0.
+        mirror_weights=SetWeights(0, mirrored=True, mirror_percent=mirror_percent) if mirrors else set_weights(0),
         strategy=spec.strategy(),
         iterations=spec.iterations(),
         max_weight=max_weight,
         fixed_step=a.stepWeight if a.stepWeight > 0 or not a.stepWeights else None,
         step_weight_promotion=a.stepWeightPromotion,
         deadline_s=spec.progressDeadlineSeconds,
+        primary_ready_threshold=a.primary_ready_threshold,
+        canary_ready_threshold=a.canary_ready_threshold,
+        suspended=spec.suspend,
+        legacy_failed_promotion=spec.controller_version() < (1, 44),
+        skip_post_rollout=spec.controller_version() < (1, 44),
         checks=tuple(
             _check(kind, q, kind == "builtin" and q.signal in judged, unit_ms(spec.provider, q)) for kind, q in checks
         ),
