@@ -22,10 +22,9 @@ Every key of Flagger's ``CanarySpec`` and ``CanaryAnalysis``
   webhooks, MetricTemplate provider details;
 * copied or ignored *with a warning* (``FILE:LINE: FIELD: not modelled: why``), because
   the real controller would decide differently with it: ``autoscalerRef``,
-  ``analysis.sessionAffinity``, webhook ``timeout``/``retries``, load tests pdsim cannot
-  size, A/B ``match`` conditions other than headers; and, copied and simulated as Flagger
-  runs it, ``mirror: true`` on a provider whose router cannot mirror (the rollout never
-  leaves its first step).
+  ``analysis.sessionAffinity``, load tests pdsim cannot size, A/B ``match`` conditions
+  other than headers; and, copied and simulated as Flagger runs it, ``mirror: true`` on
+  a provider whose router cannot mirror (the rollout never leaves its first step).
 
 A key that is not a Flagger field at all is an error, as it is for ``kubectl apply``
 (strict field validation).
@@ -98,8 +97,6 @@ _WHY = {
     "mirror, so the canary repeats its first (mirroring) step at weight 0 and never decides",
     "mirror_iterations": "Flagger's router for this provider cannot mirror: the iterations run "
     "without mirrored traffic (the canary sees only load-test traffic)",
-    "timeout": "webhook outcomes are scripted by the scenario; a slow hook never times out",
-    "retries": "webhook outcomes are scripted by the scenario; failed calls are not retried",
     "unthrottled": "an unthrottled hey (no -q) sends as fast as the canary answers; pdsim adds "
     "no load-test traffic for it",
     "unknown_load": "only `hey` load tests are sized; pdsim adds no load-test traffic for this command",
@@ -250,15 +247,10 @@ def analysis_warnings(
         for key in m:
             if key not in _MATCH_MODELLED:
                 out.append(warning_at(doc, loc + ("match", i, key), _WHY["match"]))
-    raw_hooks = raw.get("webhooks") or []
-    for i, (hook, raw_hook) in enumerate(zip(analysis.webhooks, raw_hooks)):
+    for i, hook in enumerate(analysis.webhooks):
         if hook.kind == "event":
             continue  # notifications: Flagger only logs their outcome
         here = loc + ("webhooks", i)
-        if "timeout" in raw_hook:
-            out.append(warning_at(doc, here + ("timeout",), _WHY["timeout"]))
-        if hook.retries > 0:
-            out.append(warning_at(doc, here + ("retries",), _WHY["retries"]))
         meta: WebhookMetadata | dict[str, str] = hook.metadata or {}
         if hook.kind in ("rollout", "pre-rollout") and meta.get("cmd") and meta.get("type") in _LOAD_TEST_TYPES:
             try:

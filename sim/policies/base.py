@@ -17,7 +17,7 @@ inherits by subclassing ``Policy`` (as scikit-learn's estimator tags and Gymnasi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -195,6 +195,12 @@ class Observation:
             hook with no entry takes its type's default (see the policy).
         webhook_latency: how long such a call takes to answer, by the same keys (0 when
             absent); Argo job and web measurements stay Running that long.
+        webhook_attempt: the outcome of another attempt of a scripted webhook call
+            (a retry): ``webhook_attempt(key, k, at)`` for the ``k``-th retry (k >= 1) of
+            a call to the hook scripted under ``key``, made at time ``at``; True = 2xx.
+            The world evaluates the scenario's script again, as for a new call (each
+            attempt counts for ``fail_first``); None (a replay, a test) when retries
+            repeat the first attempt's outcome.
         versions: both versions' per-slot counters for a statistical judge (the world
             fills it only for policies with a ``judge``); None when not recorded, e.g.
             in ``pdsim replay`` of a metric-values CSV.
@@ -209,6 +215,7 @@ class Observation:
     webhooks: Mapping[str, bool] = field(default_factory=dict)
     webhook_latency: Mapping[str, float] = field(default_factory=dict)
     versions: JudgeData | None = None
+    webhook_attempt: Callable[[str, int, float], bool] | None = None
 
     def __init__(
         self,
@@ -221,6 +228,7 @@ class Observation:
         webhooks: Mapping[str, bool] = _NEW_DICT,
         webhook_latency: Mapping[str, float] = _NEW_DICT,
         versions: JudgeData | None = None,
+        webhook_attempt: Callable[[str, int, float], bool] | None = None,
     ) -> None:
         # The frozen-state copy device (sim.policies.frozen), inlined: one write of the instance dict instead of a
         # frozen object.__setattr__ per field: the world builds one per tick of every rollout.
@@ -237,6 +245,7 @@ class Observation:
                 "webhooks": {} if webhooks is _NEW_DICT else webhooks,
                 "webhook_latency": {} if webhook_latency is _NEW_DICT else webhook_latency,
                 "versions": versions,
+                "webhook_attempt": webhook_attempt,
             },
         )
 

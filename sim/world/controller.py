@@ -21,6 +21,7 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -282,18 +283,22 @@ class World:
 
     def _webhooks(self, run: _Run, now: float) -> dict[str, bool]:
         """Scripted webhook outcomes if called now (``webhooks:`` of the scenario)."""
-        out = {}
-        for key, script in self.scenario.webhooks.items():
-            fail = (
-                script.outcome == "fail"
-                or run.hook_calls.get(key, 0) < script.fail_first
-                or (script.fail_until is not None and now < script.fail_until)
-                or (script.fail_from is not None and now >= script.fail_from)
-            )
-            if script.fail_probability > 0:
-                fail |= bool(run.rng["hooks"].random() < script.fail_probability)
-            out[key] = not fail
-        return out
+        return {key: self._passes(run, key, 0, now) for key in self.scenario.webhooks}
+
+    def _passes(self, run: _Run, key: str, attempt: int, at: float) -> bool:
+        """Whether the ``attempt``-th attempt (0: the call itself, then its retries) of a
+        call to the hook scripted under ``key`` passes, made at ``at``: each attempt is a
+        call of the script (``fail_first`` counts it, a new ``fail_probability`` draw)."""
+        script = self.scenario.webhooks[key]
+        fail = (
+            script.outcome == "fail"
+            or run.hook_calls.get(key, 0) + attempt < script.fail_first
+            or (script.fail_until is not None and at < script.fail_until)
+            or (script.fail_from is not None and at >= script.fail_from)
+        )
+        if script.fail_probability > 0:
+            fail |= bool(run.rng["hooks"].random() < script.fail_probability)
+        return not fail
 
     # -- ticks ---------------------------------------------------------------------------
 
@@ -328,6 +333,7 @@ class World:
                 webhooks=self._webhooks(run, now) if hooks else {},
                 webhook_latency=latency,
                 versions=judge_data(r, now, self.versions_latency) if judge_data else None,
+                webhook_attempt=partial(self._passes, run) if hooks else None,
             )
             state, actions = policy.step(run.state, obs)
             for a in actions:

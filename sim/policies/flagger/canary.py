@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from math import isnan
+from math import floor, isnan
 
 import numpy as np
 
@@ -75,6 +75,7 @@ from sim.policies.flagger.plan import (
     Hook,
     build_plan,
     go_duration_ms,
+    retry_wait,
     set_weights,
 )
 from sim.policies.flagger.queries import (
@@ -112,6 +113,7 @@ class FlaggerState:
     event: str = ""
     judge: object = None  # the judge's own (immutable) state, when there is a judge
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last judgement, for the trace
+    next_at: float | None = None  # the next tick when webhook calls made this one late
 
 
 def _fresh(
@@ -128,20 +130,53 @@ def _fresh(
             "event": event,
             "judge": None,
             "judge_detail": judge_detail,
+            "next_at": None,
         },
     )
 
 
+class _Tick(list[Action]):
+    """The actions of one ``advanceCanary`` run, and the seconds its webhook calls have
+    taken so far: the run blocks on each call (``CallWebhook`` is synchronous), its retries
+    and their back-off included."""
+
+    elapsed_s = 0.0
+
+
 def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
-    """``CallWebhook``: the scripted outcome, by hook name, then type, then default."""
+    """``CallWebhook``: the scripted outcome, by hook name, then type, then default, with
+    the HTTP client's timeout and retries (``pkg/controller/webhook.go`` ``callWebhook``,
+    go-retryablehttp ``Client.Do``).
+
+    An attempt whose answer takes longer than the hook's ``timeout`` fails (a client
+    timeout, an error). Errors and server errors are retried up to ``retries`` times,
+    after ``retry_wait`` each; a gate's closed answer is not. Each failed attempt that is
+    retried is recorded as a call (a load test starts only with the last attempt), and
+    the time all attempts take is added to the tick (``_Tick.elapsed_s``)."""
     webhooks = obs.webhooks
-    ok = webhooks.get(hook.name, webhooks.get(hook.kind, hook.default)) if webhooks else hook.default
-    if ok is True:
-        actions.append(hook.passed)
-    elif ok is False:
-        actions.append(hook.failed)
-    else:  # a truthy or falsy non-bool, recorded as given
+    key = hook.name if hook.name in webhooks else hook.kind if hook.kind in webhooks else None
+    ok = webhooks[key] if key is not None else hook.default
+    if ok is not True and ok is not False:  # a truthy or falsy non-bool, recorded as given
         actions.append(HookCalled(hook.name, hook.kind, ok, *hook.load))
+        return ok
+    latencies = obs.webhook_latency
+    latency = latencies.get(hook.name, latencies.get(hook.kind, 0.0)) if latencies else 0.0
+    timed_out = latency > hook.timeout_s
+    spent = min(latency, hook.timeout_s)
+    ok = ok and not timed_out
+    attempt = 0
+    elapsed = 0.0 if type(actions) is not _Tick else actions.elapsed_s
+    elapsed += spent
+    while not ok and (timed_out or hook.retry_failures) and attempt < hook.retries:
+        actions.append(hook.attempt_failed)
+        elapsed += retry_wait(attempt)
+        attempt += 1
+        again = obs.webhook_attempt
+        ok = (again(key, attempt, obs.t + elapsed) if key is not None and again is not None else ok) and not timed_out
+        elapsed += spent
+    if type(actions) is _Tick:
+        actions.elapsed_s = elapsed
+    actions.append(hook.passed if ok else hook.failed)
     return ok
 
 
@@ -314,7 +349,9 @@ class FlaggerCanary(Policy):
         return FlaggerState()
 
     def next_tick(self, state: FlaggerState, t: float) -> float | None:
-        return None if state.phase in TERMINAL else t + self._plan.interval_s
+        if state.phase in TERMINAL:
+            return None
+        return t + self._plan.interval_s if state.next_at is None else state.next_at
 
     def event(self, state: FlaggerState) -> str:
         """The state's ``event``: what the step that made it did."""
@@ -353,8 +390,12 @@ class FlaggerCanary(Policy):
         """One ``advanceCanary`` run. See the module docstring for the order of work."""
         if state.phase in TERMINAL:
             return state, ()
-        actions: list[Action] = []
-        new = self._advance(self._plan, state, obs, actions)
+        actions = _Tick()
+        p = self._plan
+        new = self._advance(p, state, obs, actions)
+        next_at = _next_at(p.interval_s, obs.t, actions.elapsed_s) if actions.elapsed_s or state.next_at else None
+        if next_at != new.next_at:
+            new = replace(new, next_at=next_at)
         return new, tuple(actions)
 
     def _advance(self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState:
@@ -551,6 +592,20 @@ def is_ready(r: Readiness, threshold: int) -> bool:
         return r.ready
     need = int(np.float32(r.updated) * (np.float32(threshold) / np.float32(100)))
     return r.available >= need
+
+
+def _next_at(interval_s: float, t: float, busy_s: float) -> float | None:
+    """The next ``advanceCanary`` run after one that started at ``t`` and blocked
+    ``busy_s`` seconds on webhook calls; None when it is simply ``t + interval``.
+
+    Runs are fired by a ``time.Ticker`` of the analysis interval from the first one
+    (``CanaryJob.Start``; ticks at multiples of the interval here); a Go ticker keeps one
+    tick waiting for a late receiver and drops the rest, so the next run starts when the
+    blocked one ends if a tick fell meanwhile, else at the next tick."""
+    grid = (floor(t / interval_s + 1e-9) + 1) * interval_s
+    if busy_s <= 0 and abs(grid - (t + interval_s)) <= 1e-9 * grid:
+        return None
+    return max(grid, t + busy_s)
 
 
 def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:

@@ -34,7 +34,9 @@ def set_weights(weight: int) -> SetWeights:
 
 
 class Hook(NamedTuple):
-    """One webhook and the two records of calling it (``ok`` True or False)."""
+    """One webhook, the records of calling it (``ok`` True or False), and how its HTTP
+    client retries (``pkg/controller/webhook.go`` ``newHTTPClient``: go-retryablehttp with
+    ``RetryMax = retries`` and a per-attempt ``Timeout``)."""
 
     name: str
     kind: str
@@ -42,6 +44,25 @@ class Hook(NamedTuple):
     load: tuple[float, float]  # load tester's (requests/s, seconds); (0, 0) for none
     passed: HookCalled
     failed: HookCalled
+    timeout_s: float  # per attempt; inf for "0s" (Go's http.Client: no timeout)
+    retries: int
+    retry_failures: bool  # a scripted failure is a 5xx (retried), not a gate's 403
+    attempt_failed: HookCalled  # a failed attempt that is retried (no load test started)
+
+
+#: Hooks whose failure is an answer, not an outage: Flagger's load tester closes a gate or
+#: a rollback check with 403 Forbidden (``pkg/loadtester/server.go``), which
+#: go-retryablehttp does not retry (``baseRetryPolicy``: only errors, 429 and 5xx but 501).
+#: Other hooks fail with a server error (the load tester's 500 for a failed task): retried.
+_GATES = frozenset({"confirm-rollout", "confirm-traffic-increase", "confirm-promotion", "rollback"})
+#: go-retryablehttp's ``defaultRetryWaitMin`` and ``defaultRetryWaitMax`` (seconds).
+RETRY_WAIT_MIN_S, RETRY_WAIT_MAX_S = 1.0, 30.0
+
+
+def retry_wait(attempt: int) -> float:
+    """go-retryablehttp ``DefaultBackoff``: the wait before retry ``attempt + 1``,
+    ``2**attempt`` times the minimum wait, at most the maximum (no Retry-After modelled)."""
+    return min(RETRY_WAIT_MAX_S, RETRY_WAIT_MIN_S * 2.0**attempt)
 
 
 class Check(NamedTuple):
@@ -109,6 +130,10 @@ def _hook(h: FlaggerWebhook) -> Hook:
         load,
         HookCalled(h.name, kind, True, *load),
         HookCalled(h.name, kind, False, *load),
+        h.timeout if h.timeout > 0 else float("inf"),
+        max(0, h.retries),
+        kind not in _GATES,
+        HookCalled(h.name, kind, False),
     )
 
 
