@@ -183,3 +183,15 @@ def test_unknown_flagger_versions_are_refused(version):
 def test_default_version_is_the_latest_release():
     """The failed-promotion rule of v1.44.0 (fluxcd/flagger #1931) is the default."""
     assert FlaggerPolicySpec().controller_version() == (1, 44)
+
+
+def test_describe_says_what_the_router_and_suspend_do():
+    """The one-line summaries follow the rules above (a stuck mirror, a suspended Canary)."""
+    stuck = policy(provider="nginx", analysis={"mirror": True}).describe()
+    assert stuck == [
+        "Flagger canary: every 1m, mirror on nginx, whose router cannot mirror: stuck at weight 0, never decides"
+    ]
+    assert "one step mirroring 100% of requests" in policy(analysis={"mirror": True}).describe()[0]
+    assert policy(suspend=True).describe() == ["Flagger canary: suspended, the new revision is never analysed"]
+    bg = policy(provider="linkerd", analysis={"mirror": True, "iterations": 3, "stepWeight": 0}).describe()[0]
+    assert "3 iterations with no live traffic" in bg

@@ -3,9 +3,11 @@
 One call of ``FlaggerCanary.step`` is one run of Flagger's ``advanceCanary``
 (fluxcd/flagger ``pkg/controller/scheduler.go``), in the same order of work:
 
-1. primary readiness (``IsPrimaryReady``, skipped with ``skipAnalysis``): retriable
-   waits do nothing; a passed deadline rolls back, or in Promoting/Finalising hands all
-   traffic to the canary and fails (``handleFailedPromotion``);
+0. ``spec.suspend``: return at once;
+1. primary readiness (``IsPrimaryReady`` with ``primaryReadyThreshold``, ``is_ready``;
+   skipped with ``skipAnalysis``): retriable waits do nothing; a passed deadline rolls
+   back, or in Promoting/Finalising hands all traffic to the canary and fails
+   (``handleFailedPromotion``; before Flagger 1.44 it rolls back too);
 2. ``GetRoutes``: the router's weights (the kubernetes provider's ``NopRouter`` reports
    0/100 once iterations > 0);
 3. ``checkCanaryStatus``: from Initialized/Waiting, confirm-rollout hooks; on approval
@@ -20,6 +22,11 @@ One call of ``FlaggerCanary.step`` is one run of Flagger's ``advanceCanary``
    later steps run the analysis (rollout hooks, builtin and inline-query metrics, then
    MetricTemplates); a failure adds one to ``failedChecks`` (cumulative) and ends the tick;
 8. the strategy: ``runAB``, ``runBlueGreen``, or confirm-traffic-increase + ``runCanary``.
+
+Webhook calls block the run (``_call``: timeouts, retries with back-off), and a run that
+blocks past the next tick of the analysis timer delays it (``FlaggerState.next_at``). The
+provider's router decides whether a mirror is read back (``plan.mirrors_traffic``), and
+``version`` the behaviours that changed between Flagger releases (``FlaggerPlan``).
 
 A ``judge`` (pdsim's extension, ``sim.policies.judges``) takes the place of the threshold
 checks of the builtin metrics it judges, at the position of the first of them in the
@@ -241,6 +248,8 @@ class FlaggerCanary(Policy):
         name = {"canary": "canary", "ab-testing": "A/B testing", "blue-green": "blue/green"}[strategy]
         if spec.provider == "kubernetes":
             name += " (kubernetes provider: no traffic shifting)"
+        if spec.suspend:
+            return [f"Flagger {name}: suspended, the new revision is never analysed"]
         if spec.skipAnalysis:
             return [f"Flagger {name}: skipAnalysis, promoted without analysis"]
         every = f"every {format_duration(a.interval)}"
@@ -248,6 +257,9 @@ class FlaggerCanary(Policy):
         mirrored = f"mirroring {self._mirror_percent:g}% of requests"
         if strategy == "canary":
             steps = f"stepWeights {a.stepWeights}" if a.stepWeights else f"stepWeight {a.stepWeight}%"
+            if a.mirror and not self._plan.mirror_routes:
+                stuck = f"mirror on {spec.provider}, whose router cannot mirror: stuck at weight 0, never decides"
+                return [f"Flagger canary: {every}, {stuck}"]
             first = f"one step {mirrored}, then " if a.mirror else ""
             return [f"Flagger canary: {every}, {first}{steps} up to maxWeight {self.max_weight()}%, {rollback}"]
         n = spec.iterations()
@@ -255,7 +267,7 @@ class FlaggerCanary(Policy):
             rules = f"{len(a.match)} match rule" + ("s" if len(a.match) != 1 else "")
             routed = f"{n} iterations with matching requests ({rules}) on the canary"
             return [f"Flagger A/B testing: {every}, {routed}, {rollback}"]
-        during = mirrored if a.mirror and spec.provider != "kubernetes" else "no live traffic"
+        during = mirrored if a.mirror and self._plan.mirror_routes else "no live traffic"
         return [f"Flagger {name}: {every}, {n} iterations with {during}, then all traffic switched, {rollback}"]
 
     def queries(self) -> list[MetricQuery]:
