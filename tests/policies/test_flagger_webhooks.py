@@ -64,8 +64,14 @@ def test_each_retry_is_another_call_of_the_script(retries, failed_checks):
     result = simulate(scenario(hook, "{fail_first: 2}"))
     assert result.record.outcome == "promoted"
     assert max(line["failed_checks"] for line in result.trace) == failed_checks
-    calls = [a for line in result.trace for a in line["actions"] if "check" in str(a)]
-    assert len(calls) >= 3  # the failing attempts are calls too
+    calls = [(a["ok"], line["t"]) for line in result.trace for a in line["actions"] if a["action"] == "webhook"]
+    # The first analysis (t=180) and, when it failed, the next ones, each with its attempts.
+    expected = {
+        0: [(False, 180.0), (False, 240.0), (True, 300.0)],
+        1: [(False, 180.0), (False, 180.0), (True, 240.0)],
+        2: [(False, 180.0), (False, 180.0), (True, 180.0)],
+    }[retries]
+    assert calls == expected
 
 
 def test_a_hook_slower_than_its_timeout_fails_even_when_its_script_passes():
