@@ -10,7 +10,7 @@ spec.analysis.maxWeight: ...``).
 Every key of Flagger's ``CanarySpec`` and ``CanaryAnalysis``
 (``pkg/apis/flagger/v1beta1/canary.go``) is handled explicitly, in one of three ways:
 
-* copied into the policy: ``provider``, ``progressDeadlineSeconds``, ``skipAnalysis``,
+* copied into the policy: ``provider``, ``progressDeadlineSeconds``, ``skipAnalysis``, ``suspend``,
   the whole ``analysis`` (``canaryAnalysis``, the deprecated name, when ``analysis`` is
   absent; ``Canary.GetAnalysis``), and the names the metric queries render
   (``toMetricModel``): ``metadata`` name and namespace (``default`` when unset, as
@@ -22,9 +22,9 @@ Every key of Flagger's ``CanarySpec`` and ``CanaryAnalysis``
   webhooks, MetricTemplate provider details;
 * copied or ignored *with a warning* (``FILE:LINE: FIELD: not modelled: why``), because
   the real controller would decide differently with it: ``autoscalerRef``,
-  ``suspend: true``, ``analysis.sessionAffinity``, ready thresholds below 100, webhook
-  ``timeout``/``retries``, load tests pdsim cannot size, A/B ``match`` conditions other
-  than headers.
+  ``analysis.sessionAffinity``, load tests pdsim cannot size, A/B ``match`` conditions
+  other than headers; and, copied and simulated as Flagger runs it, ``mirror: true`` on
+  a provider whose router cannot mirror (the rollout never leaves its first step).
 
 A key that is not a Flagger field at all is an error, as it is for ``kubectl apply``
 (strict field validation).
@@ -54,6 +54,7 @@ from sim.importers.manifests import (
     warning_at,
 )
 from sim.inputs.validation import validation_to_input_error
+from sim.policies.flagger.plan import mirrors_traffic
 from sim.policies.flagger.spec import (
     DEFAULT_NAMESPACE,
     FlaggerAnalysis,
@@ -68,7 +69,7 @@ API_VERSION = "flagger.app/v1beta1"
 DEFAULT_PROVIDER = "istio"  # the controller's -mesh-provider flag default
 
 #: ``CanarySpec`` keys copied into the policy as they are.
-_SPEC_COPIED = ("provider", "progressDeadlineSeconds", "skipAnalysis")
+_SPEC_COPIED = ("provider", "progressDeadlineSeconds", "skipAnalysis", "suspend")
 #: ``CanarySpec`` references whose names the metric queries render: copied (``apiVersion``,
 #: ``kind``, ``name``; of ``service`` only its ``name``).
 _SPEC_NAMES = ("targetRef", "service", "ingressRef", "routeRef")
@@ -90,12 +91,12 @@ _LOAD_TEST_TYPES = (None, "", "cmd")
 _WHY = {
     "autoscalerRef": "an HPA scales the canary with its traffic; pdsim's canary keeps a fixed "
     "capacity (matters for load-dependent faults)",
-    "suspend": "a suspended Canary runs no analysis at all; pdsim simulates it as if resumed",
     "sessionAffinity": "Flagger pins users who reached the canary to it with a cookie; pdsim "
     "routes every request by weight (more users exposed, each less often)",
-    "readyThreshold": "pods are all-or-nothing ready in pdsim: a partially ready workload counts as not ready",
-    "timeout": "webhook outcomes are scripted by the scenario; a slow hook never times out",
-    "retries": "webhook outcomes are scripted by the scenario; failed calls are not retried",
+    "mirror": "Flagger's router for this provider cannot mirror: GetRoutes never reports the "
+    "mirror, so the canary repeats its first (mirroring) step at weight 0 and never decides",
+    "mirror_iterations": "Flagger's router for this provider cannot mirror: the iterations run "
+    "without mirrored traffic (the canary sees only load-test traffic)",
     "unthrottled": "an unthrottled hey (no -q) sends as fast as the canary answers; pdsim adds "
     "no load-test traffic for it",
     "unknown_load": "only `hey` load tests are sized; pdsim adds no load-test traffic for this command",
@@ -241,24 +242,15 @@ def analysis_warnings(
     out = []
     if raw.get("sessionAffinity") is not None:
         out.append(warning_at(doc, loc + ("sessionAffinity",), _WHY["sessionAffinity"]))
-    for key in ("primaryReadyThreshold", "canaryReadyThreshold"):
-        value = getattr(analysis, key)
-        if value is not None and value != 100:
-            out.append(warning_at(doc, loc + (key,), _WHY["readyThreshold"]))
     raw_match = raw.get("match") or []
     for i, m in enumerate(raw_match):
         for key in m:
             if key not in _MATCH_MODELLED:
                 out.append(warning_at(doc, loc + ("match", i, key), _WHY["match"]))
-    raw_hooks = raw.get("webhooks") or []
-    for i, (hook, raw_hook) in enumerate(zip(analysis.webhooks, raw_hooks)):
+    for i, hook in enumerate(analysis.webhooks):
         if hook.kind == "event":
             continue  # notifications: Flagger only logs their outcome
         here = loc + ("webhooks", i)
-        if "timeout" in raw_hook:
-            out.append(warning_at(doc, here + ("timeout",), _WHY["timeout"]))
-        if hook.retries > 0:
-            out.append(warning_at(doc, here + ("retries",), _WHY["retries"]))
         meta: WebhookMetadata | dict[str, str] = hook.metadata or {}
         if hook.kind in ("rollout", "pre-rollout") and meta.get("cmd") and meta.get("type") in _LOAD_TEST_TYPES:
             try:
@@ -283,7 +275,7 @@ def _canary_spec(doc: YamlDoc) -> tuple[Mapping[str, Any], str]:
             "a Canary needs a spec mapping",
             **({"got": spec} if "spec" in doc.data else {}),
         )
-    known = {*_SPEC_COPIED, *_SPEC_NAMES, *_SPEC_QUIET, "analysis", "canaryAnalysis", "autoscalerRef", "suspend"}
+    known = {*_SPEC_COPIED, *_SPEC_NAMES, *_SPEC_QUIET, "analysis", "canaryAnalysis", "autoscalerRef"}
     for key in spec:
         if key not in known:
             raise error_at(doc, ("spec", key), f"unknown key: not a field of Flagger's Canary spec ({API_VERSION})")
@@ -373,7 +365,7 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult[FlaggerPolicySpec]:
     raw_analysis = spec[key]
 
     flagger: dict[str, Any] = {"provider": spec.get("provider") or DEFAULT_PROVIDER}
-    for k in ("progressDeadlineSeconds", "skipAnalysis"):
+    for k in ("progressDeadlineSeconds", "skipAnalysis", "suspend"):
         if k in spec:
             flagger[k] = spec[k]
     flagger["analysis"] = _clean_analysis(raw_analysis)
@@ -411,8 +403,6 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult[FlaggerPolicySpec]:
     warnings: list[str] = []
     if spec.get("autoscalerRef") is not None:
         warnings.append(warning_at(canary, ("spec", "autoscalerRef"), _WHY["autoscalerRef"]))
-    if spec.get("suspend") is True:
-        warnings.append(warning_at(canary, ("spec", "suspend"), _WHY["suspend"]))
     if key == "analysis" and spec.get("canaryAnalysis") is not None:
         warnings.append(
             warning_at(
@@ -424,6 +414,9 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult[FlaggerPolicySpec]:
         )
     if model.analysis is not None:
         warnings += analysis_warnings(canary, ("spec", key), raw_analysis, model.analysis)
+        if model.analysis.mirror and not model.skipAnalysis and not mirrors_traffic(model.provider, model.iterations()):
+            why = _WHY["mirror"] if model.strategy() == "canary" else _WHY["mirror_iterations"]
+            warnings.append(warning_at(canary, ("spec", key, "mirror"), why, verdict="simulated as Flagger runs it"))
     return ImportResult(policy={"flagger": flagger}, spec=model, name=name, warnings=warnings, sources=sources)
 
 

@@ -17,7 +17,7 @@ inherits by subclassing ``Policy`` (as scikit-learn's estimator tags and Gymnasi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -142,14 +142,23 @@ class Readiness:
     """Readiness of a workload as Kubernetes reports it.
 
     Attributes:
-        ready: available replicas meet the ready threshold.
+        ready: all the workload's pods are updated and available.
         unready_since: when the ``MinimumReplicasUnavailable`` condition was last
             updated (seconds since t=0), or None when ready. Flagger compares this
             with ``progressDeadlineSeconds`` (``pkg/canary/deployment_ready.go``).
+        updated: pods of the current template when the rollout has created them all and
+            no old pod is left (the Deployment's ``updatedReplicas`` once it equals
+            ``spec.replicas`` and ``status.replicas``); None while a rolling update still
+            replaces pods, or when the counts are not known (then only ``ready`` tells).
+        available: how many of them are available (``availableReplicas``); None when
+            not known. A controller with a ready threshold below 100% compares the two
+            (Flagger's ``canaryReadyThreshold``).
     """
 
     ready: bool = True
     unready_since: float | None = None
+    updated: int | None = None
+    available: int | None = None
 
 
 #: The defaults of ``Observation``'s ``routes`` and readiness fields (frozen: shareable).
@@ -186,6 +195,12 @@ class Observation:
             hook with no entry takes its type's default (see the policy).
         webhook_latency: how long such a call takes to answer, by the same keys (0 when
             absent); Argo job and web measurements stay Running that long.
+        webhook_attempt: the outcome of another attempt of a scripted webhook call
+            (a retry): ``webhook_attempt(key, k, at)`` for the ``k``-th retry (k >= 1) of
+            a call to the hook scripted under ``key``, made at time ``at``; True = 2xx.
+            The world evaluates the scenario's script again, as for a new call (each
+            attempt counts for ``fail_first``); None (a replay, a test) when retries
+            repeat the first attempt's outcome.
         versions: both versions' per-slot counters for a statistical judge (the world
             fills it only for policies with a ``judge``); None when not recorded, e.g.
             in ``pdsim replay`` of a metric-values CSV.
@@ -200,6 +215,7 @@ class Observation:
     webhooks: Mapping[str, bool] = field(default_factory=dict)
     webhook_latency: Mapping[str, float] = field(default_factory=dict)
     versions: JudgeData | None = None
+    webhook_attempt: Callable[[str, int, float], bool] | None = None
 
     def __init__(
         self,
@@ -212,6 +228,7 @@ class Observation:
         webhooks: Mapping[str, bool] = _NEW_DICT,
         webhook_latency: Mapping[str, float] = _NEW_DICT,
         versions: JudgeData | None = None,
+        webhook_attempt: Callable[[str, int, float], bool] | None = None,
     ) -> None:
         # The frozen-state copy device (sim.policies.frozen), inlined: one write of the instance dict instead of a
         # frozen object.__setattr__ per field: the world builds one per tick of every rollout.
@@ -228,6 +245,7 @@ class Observation:
                 "webhooks": {} if webhooks is _NEW_DICT else webhooks,
                 "webhook_latency": {} if webhook_latency is _NEW_DICT else webhook_latency,
                 "versions": versions,
+                "webhook_attempt": webhook_attempt,
             },
         )
 

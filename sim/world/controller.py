@@ -21,6 +21,7 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -94,21 +95,26 @@ class Workload:
 
     def __init__(self, ready: bool = True) -> None:
         self._view = Readiness(ready, None)  # a canary scaled to zero has no condition yet
-        self._pending: list[tuple[float, int, bool]] = []  # (time, order, ready), sorted
+        self._pending: list[tuple[float, int, bool, bool]] = []  # (time, order, ready, rolling), sorted
         self._made = 0
+        #: Pods of the workload, when known: the view then counts updated and available
+        #: pods (all or none available: pods start together), for ready thresholds.
+        self.pods: int | None = None
 
-    def change(self, at: float, ready: bool) -> None:
-        """From ``at`` on the workload is (un)ready, until a later change."""
+    def change(self, at: float, ready: bool, rolling: bool = False) -> None:
+        """From ``at`` on the workload is (un)ready, until a later change; ``rolling``: a
+        rolling update replaces its pods meanwhile (no pod count is final)."""
         self._made += 1
-        self._pending.append((at, self._made, ready))
+        self._pending.append((at, self._made, ready, rolling))
         self._pending.sort()
 
     def view(self, t: float) -> Readiness:
         """What Kubernetes reports at ``t`` (``t`` never decreases between calls)."""
         while self._pending and self._pending[0][0] <= t:
-            at, _, ready = self._pending.pop(0)
+            at, _, ready, rolling = self._pending.pop(0)
             # Made unready again (a restart, an outage): the condition is set anew.
-            self._view = Readiness(ready, None if ready else at)
+            pods = None if rolling else self.pods
+            self._view = Readiness(ready, None if ready else at, pods, None if pods is None else pods * ready)
         return self._view
 
 
@@ -177,6 +183,8 @@ class World:
         tel = scenario.telemetry
         self.queries = list(policy.queries())
         plan = metric_plan(scenario, policy)
+        for run in self.runs:  # pod counts for ready thresholds (Flagger's canaryReadyThreshold)
+            run.primary.pods, run.canary.pods = plan.pods
         self.compiled = plan.compiled
         self.failing = plan.failing
         self.lag_s = tel.lag
@@ -275,24 +283,29 @@ class World:
 
     def _webhooks(self, run: _Run, now: float) -> dict[str, bool]:
         """Scripted webhook outcomes if called now (``webhooks:`` of the scenario)."""
-        out = {}
-        for key, script in self.scenario.webhooks.items():
-            fail = (
-                script.outcome == "fail"
-                or run.hook_calls.get(key, 0) < script.fail_first
-                or (script.fail_until is not None and now < script.fail_until)
-                or (script.fail_from is not None and now >= script.fail_from)
-            )
-            if script.fail_probability > 0:
-                fail |= bool(run.rng["hooks"].random() < script.fail_probability)
-            out[key] = not fail
-        return out
+        return {key: self._passes(run, key, 0, now) for key in self.scenario.webhooks}
+
+    def _passes(self, run: _Run, key: str, attempt: int, at: float) -> bool:
+        """Whether the ``attempt``-th attempt (0: the call itself, then its retries) of a
+        call to the hook scripted under ``key`` passes, made at ``at``: each attempt is a
+        call of the script (``fail_first`` counts it, a new ``fail_probability`` draw)."""
+        script = self.scenario.webhooks[key]
+        fail = (
+            script.outcome == "fail"
+            or run.hook_calls.get(key, 0) + attempt < script.fail_first
+            or (script.fail_until is not None and at < script.fail_until)
+            or (script.fail_from is not None and at >= script.fail_from)
+        )
+        if script.fail_probability > 0:
+            fail |= bool(run.rng["hooks"].random() < script.fail_probability)
+        return not fail
 
     # -- ticks ---------------------------------------------------------------------------
 
-    def _start(self, w: Workload, now: float, startup_s: float, never: bool = False) -> None:
-        """A rollout of ``w``'s pods: unready from now, ready once they have started."""
-        w.change(now, False)
+    def _start(self, w: Workload, now: float, startup_s: float, never: bool = False, rolling: bool = False) -> None:
+        """A rollout of ``w``'s pods: unready from now, ready once they have started;
+        ``rolling``: a rolling update (old pods replaced), not a scale-up from zero."""
+        w.change(now, False, rolling)
         if not never:
             w.change(now + startup_s, True)
 
@@ -320,6 +333,7 @@ class World:
                 webhooks=self._webhooks(run, now) if hooks else {},
                 webhook_latency=latency,
                 versions=judge_data(r, now, self.versions_latency) if judge_data else None,
+                webhook_attempt=partial(self._passes, run) if hooks else None,
             )
             state, actions = policy.step(run.state, obs)
             for a in actions:
@@ -398,7 +412,8 @@ class World:
             self.traffic.decided(r)
             # The primary's rolling update to the new spec; its pods need startup time.
             rel = self.scenario.release
-            self._start(run.primary, now, rel.primary_startup if rel.primary_startup is not None else rel.startup)
+            startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
+            self._start(run.primary, now, startup, rolling=True)
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
         elif isinstance(a, Rollback) and run.decision.note(a, now):
             self.traffic.decided(r)

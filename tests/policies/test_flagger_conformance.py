@@ -106,6 +106,8 @@ class Given:
     webhooks: Mapping[str, bool] = field(default_factory=dict)
     canary: Readiness = READY
     primary: Readiness = READY
+    latency: Mapping[str, float] = field(default_factory=dict)
+    retries: Mapping[str, tuple[bool, ...]] = field(default_factory=dict)
 
 
 class Row(NamedTuple):
@@ -118,6 +120,7 @@ class Row(NamedTuple):
     did: str
     hooks: tuple[str, ...] | None
     reads: tuple[str, ...] | None
+    t: float | None = None
 
 
 def row(
@@ -135,9 +138,15 @@ def row(
     primary: Readiness = READY,
     hooks: tuple[str, ...] | list[str] | None = None,
     reads: tuple[str, ...] | list[str] | None = None,
+    latency: Mapping[str, float] | None = None,
+    retries: Mapping[str, tuple[bool, ...]] | None = None,
+    t: float | None = None,
 ) -> tuple[Given, Row]:
-    """One tick: the inputs (keywords) and the expected row (positional, plus hooks/reads)."""
-    given = Given(dict(metrics), dict(webhooks or {}), canary, primary)
+    """One tick: the inputs (keywords) and the expected row (positional, plus hooks/reads).
+
+    ``latency``: seconds a scripted hook takes to answer; ``retries``: the outcomes of the
+    retries of a scripted hook's calls that tick, in order; ``t``: when the tick runs."""
+    given = Given(dict(metrics), dict(webhooks or {}), canary, primary, dict(latency or {}), dict(retries or {}))
     return given, Row(
         tick,
         phase,
@@ -148,6 +157,7 @@ def row(
         did,
         None if hooks is None else tuple(hooks),
         None if reads is None else tuple(reads),
+        t,
     )
 
 
@@ -763,6 +773,175 @@ CASES: list[dict[str, Any]] = [
             row(9, "Failed", 0, 0, 0, "0", "rollback", reads=()),
         ],
     ),
+    # -- issue 16 (helper "flagger"): mirroring on routers that cannot mirror, suspend, ready
+    # -- thresholds, controller versions. Webhook retries and timeouts follow in their own block.
+    dict(
+        id="27-mirror-on-nginx-never-decides",
+        source="pkg/router/factory.go: MeshRouter (nginx -> IngressRouter); pkg/router/ingress.go: "
+        "GetRoutes (`mirrored = false`), SetRoutes (no mirror); pkg/controller/scheduler.go: advanceCanary "
+        "(first step when `CanaryWeight == 0 && Iterations == 0 && !(Mirror && mirrored)`: pre-rollout "
+        "hooks only), runCanary (Mirror && canaryWeight == 0 && !mirrored -> SetRoutes(100, 0, true))",
+        # t2: pre-rollout, then the mirror step: the ingress sets 100/0 and drops `mirrored`. Every later
+        # tick reads 100/0 unmirrored: the first step again (pre-rollout only, no query), mirror step
+        # again. Weight 0 and iterations 0 forever: no metric is read, nothing is ever decided.
+        spec={
+            "provider": "nginx",
+            "analysis": analysis(mirror=True, webhooks=[hook("pre", "pre-rollout")]),
+        },
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
+            *[row(n, "Progressing", 0, 0, 0, "0", metrics=BAD_BOTH, hooks=["pre:ok"], reads=()) for n in range(2, 9)],
+        ],
+    ),
+    dict(
+        id="28-suspended-canary",
+        source="pkg/controller/scheduler.go: advanceCanary (`if cd.Spec.Suspend { ... return }` before anything else)",
+        # A suspended Canary returns at the top of every run: the new revision is never picked up, no
+        # hook is called, no query run, nothing scaled.
+        spec={"suspend": True, "analysis": analysis(webhooks=[hook("gate", "confirm-rollout")])},
+        ticks=[row(n, "Initialized", 0, 0, 0, "0", hooks=(), reads=()) for n in range(1, 5)],
+        set_routes=False,
+    ),
+    dict(
+        id="29-canary-ready-threshold",
+        source="pkg/canary/deployment_ready.go: IsCanaryReady, isDeploymentReady (`readyThresholdUpdatedReplicas "
+        ":= int32(float32(UpdatedReplicas) * float32(readyThreshold)/float32(100))`; `AvailableReplicas < "
+        "readyThresholdUpdatedReplicas` -> retriable error); pkg/apis/flagger/v1beta1/canary.go: "
+        "GetAnalysisCanaryReadyThreshold",
+        # canaryReadyThreshold 50, 4 pods. t2: 1 of 4 available: int(4 * 0.5) = 2 > 1 -> wait (no
+        # pre-rollout, weight 0). t3: 2 of 4 -> ready: the first step, 10. t4: 2 of 4 still: analysed, 20.
+        spec={"analysis": analysis(canaryReadyThreshold=50)},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
+            row(2, "Progressing", 0, 0, 0, "0", canary=Readiness(False, 60.0, 4, 1), reads=()),
+            row(3, "Progressing", 10, 0, 0, "10", canary=Readiness(False, 60.0, 4, 2), reads=()),
+            row(4, "Progressing", 20, 0, 0, "20", canary=Readiness(False, 60.0, 4, 2), reads=BOTH),
+        ],
+    ),
+    dict(
+        id="30-primary-ready-threshold-float32",
+        source="pkg/canary/deployment_ready.go: IsPrimaryReady, isDeploymentReady (float32 arithmetic: "
+        "float32(100) * float32(0.29) rounds to 29.0, not 28.99...; a rolling update, `Status.Replicas > "
+        "UpdatedReplicas`, is never ready whatever the threshold)",
+        # primaryReadyThreshold 29, 100 pods. t2: 28 of 100 available: int32(float32(100)*0.29f) = 29 > 28
+        # -> wait (float64's int(100 * 0.29) would be 28: ready). t3: 29 -> ready, first step. t5 promote;
+        # t6: the primary's rolling update (no final count): wait however many pods are up.
+        spec={"analysis": analysis(primaryReadyThreshold=29, maxWeight=20)},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
+            row(2, "Progressing", 0, 0, 0, "0", primary=Readiness(False, 60.0, 100, 28), reads=()),
+            row(3, "Progressing", 10, 0, 0, "10", primary=Readiness(False, 60.0, 100, 29), reads=()),
+            row(4, "Progressing", 20, 0, 0, "20"),
+            row(5, "Promoting", 20, 0, 0, "20", "promote"),
+            row(6, "Promoting", 20, 0, 0, "20", primary=Readiness(False, 300.0, None, None), reads=()),
+            row(7, "Finalising", 0, 0, 0, "0"),
+        ],
+    ),
+    dict(
+        id="31-primary-deadline-during-promotion-flagger-1.43",
+        source="pkg/controller/scheduler.go at v1.43.0: advanceCanary (IsPrimaryReady non-retriable -> "
+        "rollback, whatever the phase; handleFailedPromotion came with fluxcd/flagger #1931 in v1.44.0), "
+        "rollback (SetRoutes(100, 0), SyncStatus{Failed, CanaryWeight: 0}, runPostRolloutHooks(Failed))",
+        # Case 20 under Flagger 1.43: t7 rolls back, all traffic to the failing primary.
+        spec={
+            "version": "1.43",
+            "progressDeadlineSeconds": 60,
+            "analysis": analysis(maxWeight=20, webhooks=[hook("notify", "post-rollout")]),
+        },
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up"),
+            row(2, "Progressing", 10, 0, 0, "10"),
+            row(3, "Progressing", 10, 1, 0, "10", metrics=BAD_SR),
+            row(4, "Progressing", 20, 1, 0, "20"),
+            row(5, "Promoting", 20, 1, 0, "20", "promote"),
+            row(6, "Promoting", 20, 1, 0, "20", primary=unready(300.0), hooks=()),
+            row(7, "Failed", 0, 0, 0, "0", "rollback", primary=unready(300.0), hooks=["notify:ok"]),
+        ],
+    ),
+    dict(
+        id="32-skip-analysis-flagger-1.43",
+        source="pkg/controller/scheduler.go at v1.43.0: shouldSkipAnalysis (no runPostRolloutHooks; "
+        "added by fluxcd/flagger #1918 in v1.44.0)",
+        # Case 17 under Flagger 1.43: promoted at t2, the post-rollout hook is not called.
+        spec={"version": "1.43", "skipAnalysis": True, "analysis": analysis(webhooks=[hook("notify", "post-rollout")])},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
+            row(2, "Succeeded", 0, 0, 0, "0", "promote", reads=(), hooks=()),
+        ],
+    ),
+    # -- issue 16 (helper "flagger"): webhook retries and timeouts.
+    dict(
+        id="33-webhook-retries-server-errors",
+        source="pkg/controller/webhook.go: newHTTPClient (go-retryablehttp, RetryMax = retries), callWebhook "
+        "(status > 202 fails); go-retryablehttp v0.7.8 client.go: Client.Do (retry while CheckRetry says so "
+        "and `RetryMax - i > 0`), baseRetryPolicy (5xx retried); scheduler.go: runAnalysis",
+        # retries 2. t3: the call fails with a 5xx, the 1st retry too, the 2nd passes: the rollout hook
+        # passes -> the metrics run, 20. t4: all three attempts fail -> failedChecks 1, weight holds.
+        # Back-off 1s + 2s: far under the 60s interval, ticks keep their times.
+        spec={"analysis": analysis(webhooks=[{**hook("check", "rollout"), "retries": 2}])},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
+            row(2, "Progressing", 10, 0, 0, "10", hooks=()),
+            row(
+                3,
+                "Progressing",
+                20,
+                0,
+                0,
+                "20",
+                webhooks={"check": False},
+                retries={"check": (False, True)},
+                hooks=["check:fail", "check:fail", "check:ok"],
+                reads=BOTH,
+                t=180.0,
+            ),
+            row(
+                4,
+                "Progressing",
+                20,
+                1,
+                0,
+                "20",
+                webhooks={"check": False},
+                retries={"check": (False, False)},
+                hooks=["check:fail"] * 3,
+                reads=(),
+                t=240.0,
+            ),
+        ],
+    ),
+    dict(
+        id="34-webhook-timeouts-retried-and-late-ticks",
+        source="pkg/controller/webhook.go: newHTTPClient (HTTPClient.Timeout = timeout per attempt); "
+        "go-retryablehttp v0.7.8 client.go: baseRetryPolicy (a client timeout is an error: retried), "
+        "DefaultBackoff (2^i seconds); pkg/controller/job.go: CanaryJob.Start (advanceCanary runs in the "
+        "ticker's goroutine: a blocked run delays the next, Go's Ticker keeps one tick waiting)",
+        # timeout 20s, retries 2, the hook answers in 25s: every attempt times out. t3 (180): 20 + 1 + 20 +
+        # 2 + 20 = 63s blocked -> failedChecks 1; the tick of 240 waited: the next run at 243. It blocks
+        # 63s again -> 2; the 300 tick waited: next at 306, where 2 >= threshold 2 rolls back.
+        spec={
+            "analysis": analysis(threshold=2, webhooks=[{**hook("slow", "rollout"), "timeout": "20s", "retries": 2}])
+        },
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=(), t=60.0),
+            row(2, "Progressing", 10, 0, 0, "10", hooks=(), t=120.0),
+            row(3, "Progressing", 10, 1, 0, "10", latency={"slow": 25.0}, hooks=["slow:fail"] * 3, t=180.0),
+            row(4, "Progressing", 10, 2, 0, "10", latency={"slow": 25.0}, hooks=["slow:fail"] * 3, t=243.0),
+            row(5, "Failed", 0, 0, 0, "0", "rollback", latency={"slow": 25.0}, hooks=(), t=306.0),
+        ],
+    ),
+    dict(
+        id="35-closed-gate-not-retried",
+        source="pkg/loadtester/server.go: /gate/check (closed -> 403 Forbidden); go-retryablehttp v0.7.8 "
+        "client.go: baseRetryPolicy (4xx is not retried); scheduler_hooks.go: runConfirmPromotionHooks",
+        # retries 3 on a confirm-promotion gate: a closed gate answers 403, one attempt per tick.
+        spec={"analysis": analysis(maxWeight=10, webhooks=[{**hook("gate", "confirm-promotion"), "retries": 3}])},
+        ticks=[
+            row(1, "Progressing", 0, 0, 0, "0", "scale-up", hooks=()),
+            row(2, "Progressing", 10, 0, 0, "10", hooks=()),
+            row(3, "WaitingPromotion", 0, 0, -1, "10", webhooks={"gate": False}, hooks=["gate:fail"]),
+        ],
+    ),
 ]
 
 
@@ -836,6 +1015,7 @@ def play(case: dict[str, Any]) -> tuple[list[Row], list[tuple]]:
         else:
             routes = mesh.routes()
         metrics = RecordedMetrics(given.metrics)
+        retried = {key: iter(outcomes) for key, outcomes in given.retries.items()}
         obs = Observation(
             t=t,
             tick=n,
@@ -844,6 +1024,8 @@ def play(case: dict[str, Any]) -> tuple[list[Row], list[tuple]]:
             canary=given.canary,
             primary=given.primary,
             webhooks=given.webhooks,
+            webhook_latency=given.latency,
+            webhook_attempt=lambda key, k, at, retried=retried: next(retried[key]),
         )
         state, actions = policy.step(state, obs)
         all_actions.append(actions)
@@ -867,6 +1049,7 @@ def play(case: dict[str, Any]) -> tuple[list[Row], list[tuple]]:
                 _did(actions),
                 None if want.hooks is None else hooks,
                 None if want.reads is None else tuple(metrics.reads),
+                None if want.t is None else t,
             )
         )
     return rows, all_actions

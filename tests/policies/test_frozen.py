@@ -30,7 +30,7 @@ _RUN = ar.AnalysisRunState("background", ar.RUNNING, 15.0, (_RESULT,))
 #: Every class the device copies or builds, with an instance and a change of each field.
 STATE_CLASSES: dict[type, tuple[Any, dict[str, Any]]] = {
     FlaggerState: (
-        FlaggerState("Progressing", 20, 1, 2, "x", judge=(1, 2), judge_detail=(("p", 0.1),)),
+        FlaggerState("Progressing", 20, 1, 2, "x", judge=(1, 2), judge_detail=(("p", 0.1),), next_at=243.0),
         {
             "phase": "Failed",
             "canary_weight": 0,
@@ -39,6 +39,7 @@ STATE_CLASSES: dict[type, tuple[Any, dict[str, Any]]] = {
             "event": "y",
             "judge": None,
             "judge_detail": (),
+            "next_at": None,
         },
     ),
     ArgoState: (
@@ -131,6 +132,7 @@ STATE_CLASSES: dict[type, tuple[Any, dict[str, Any]]] = {
             "webhooks": {"gate": True},
             "webhook_latency": {"gate": 1.0},
             "versions": None,
+            "webhook_attempt": lambda key, k, at: True,
         },
     ),
 }

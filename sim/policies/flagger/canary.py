@@ -3,9 +3,11 @@
 One call of ``FlaggerCanary.step`` is one run of Flagger's ``advanceCanary``
 (fluxcd/flagger ``pkg/controller/scheduler.go``), in the same order of work:
 
-1. primary readiness (``IsPrimaryReady``, skipped with ``skipAnalysis``): retriable
-   waits do nothing; a passed deadline rolls back, or in Promoting/Finalising hands all
-   traffic to the canary and fails (``handleFailedPromotion``);
+0. ``spec.suspend``: return at once;
+1. primary readiness (``IsPrimaryReady`` with ``primaryReadyThreshold``, ``is_ready``;
+   skipped with ``skipAnalysis``): retriable waits do nothing; a passed deadline rolls
+   back, or in Promoting/Finalising hands all traffic to the canary and fails
+   (``handleFailedPromotion``; before Flagger 1.44 it rolls back too);
 2. ``GetRoutes``: the router's weights (the kubernetes provider's ``NopRouter`` reports
    0/100 once iterations > 0);
 3. ``checkCanaryStatus``: from Initialized/Waiting, confirm-rollout hooks; on approval
@@ -20,6 +22,11 @@ One call of ``FlaggerCanary.step`` is one run of Flagger's ``advanceCanary``
    later steps run the analysis (rollout hooks, builtin and inline-query metrics, then
    MetricTemplates); a failure adds one to ``failedChecks`` (cumulative) and ends the tick;
 8. the strategy: ``runAB``, ``runBlueGreen``, or confirm-traffic-increase + ``runCanary``.
+
+Webhook calls block the run (``_call``: timeouts, retries with back-off), and a run that
+blocks past the next tick of the analysis timer delays it (``FlaggerState.next_at``). The
+provider's router decides whether a mirror is read back (``plan.mirrors_traffic``), and
+``version`` the behaviours that changed between Flagger releases (``FlaggerPlan``).
 
 A ``judge`` (pdsim's extension, ``sim.policies.judges``) takes the place of the threshold
 checks of the builtin metrics it judges, at the position of the first of them in the
@@ -43,7 +50,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from math import isnan
+from math import floor, isnan
+
+import numpy as np
 
 from sim.policies.base import (
     Action,
@@ -73,6 +82,7 @@ from sim.policies.flagger.plan import (
     Hook,
     build_plan,
     go_duration_ms,
+    retry_wait,
     set_weights,
 )
 from sim.policies.flagger.queries import (
@@ -110,6 +120,7 @@ class FlaggerState:
     event: str = ""
     judge: object = None  # the judge's own (immutable) state, when there is a judge
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last judgement, for the trace
+    next_at: float | None = None  # the next tick when webhook calls made this one late
 
 
 def _fresh(
@@ -126,20 +137,53 @@ def _fresh(
             "event": event,
             "judge": None,
             "judge_detail": judge_detail,
+            "next_at": None,
         },
     )
 
 
+class _Tick(list[Action]):
+    """The actions of one ``advanceCanary`` run, and the seconds its webhook calls have
+    taken so far: the run blocks on each call (``CallWebhook`` is synchronous), its retries
+    and their back-off included."""
+
+    elapsed_s = 0.0
+
+
 def _call(hook: Hook, obs: Observation, actions: list[Action]) -> bool:
-    """``CallWebhook``: the scripted outcome, by hook name, then type, then default."""
+    """``CallWebhook``: the scripted outcome, by hook name, then type, then default, with
+    the HTTP client's timeout and retries (``pkg/controller/webhook.go`` ``callWebhook``,
+    go-retryablehttp ``Client.Do``).
+
+    An attempt whose answer takes longer than the hook's ``timeout`` fails (a client
+    timeout, an error). Errors and server errors are retried up to ``retries`` times,
+    after ``retry_wait`` each; a gate's closed answer is not. Each failed attempt that is
+    retried is recorded as a call (a load test starts only with the last attempt), and
+    the time all attempts take is added to the tick (``_Tick.elapsed_s``)."""
     webhooks = obs.webhooks
-    ok = webhooks.get(hook.name, webhooks.get(hook.kind, hook.default)) if webhooks else hook.default
-    if ok is True:
-        actions.append(hook.passed)
-    elif ok is False:
-        actions.append(hook.failed)
-    else:  # a truthy or falsy non-bool, recorded as given
+    key = hook.name if hook.name in webhooks else hook.kind if hook.kind in webhooks else None
+    ok = webhooks[key] if key is not None else hook.default
+    if ok is not True and ok is not False:  # a truthy or falsy non-bool, recorded as given
         actions.append(HookCalled(hook.name, hook.kind, ok, *hook.load))
+        return ok
+    latencies = obs.webhook_latency
+    latency = latencies.get(hook.name, latencies.get(hook.kind, 0.0)) if latencies else 0.0
+    timed_out = latency > hook.timeout_s
+    spent = min(latency, hook.timeout_s)
+    ok = ok and not timed_out
+    attempt = 0
+    elapsed = 0.0 if type(actions) is not _Tick else actions.elapsed_s
+    elapsed += spent
+    while not ok and (timed_out or hook.retry_failures) and attempt < hook.retries:
+        actions.append(hook.attempt_failed)
+        elapsed += retry_wait(attempt)
+        attempt += 1
+        again = obs.webhook_attempt
+        ok = (again(key, attempt, obs.t + elapsed) if key is not None and again is not None else ok) and not timed_out
+        elapsed += spent
+    if type(actions) is _Tick:
+        actions.elapsed_s = elapsed
+    actions.append(hook.passed if ok else hook.failed)
     return ok
 
 
@@ -204,6 +248,8 @@ class FlaggerCanary(Policy):
         name = {"canary": "canary", "ab-testing": "A/B testing", "blue-green": "blue/green"}[strategy]
         if spec.provider == "kubernetes":
             name += " (kubernetes provider: no traffic shifting)"
+        if spec.suspend:
+            return [f"Flagger {name}: suspended, the new revision is never analysed"]
         if spec.skipAnalysis:
             return [f"Flagger {name}: skipAnalysis, promoted without analysis"]
         every = f"every {format_duration(a.interval)}"
@@ -211,6 +257,9 @@ class FlaggerCanary(Policy):
         mirrored = f"mirroring {self._mirror_percent:g}% of requests"
         if strategy == "canary":
             steps = f"stepWeights {a.stepWeights}" if a.stepWeights else f"stepWeight {a.stepWeight}%"
+            if a.mirror and not self._plan.mirror_routes:
+                stuck = f"mirror on {spec.provider}, whose router cannot mirror: stuck at weight 0, never decides"
+                return [f"Flagger canary: {every}, {stuck}"]
             first = f"one step {mirrored}, then " if a.mirror else ""
             return [f"Flagger canary: {every}, {first}{steps} up to maxWeight {self.max_weight()}%, {rollback}"]
         n = spec.iterations()
@@ -218,7 +267,7 @@ class FlaggerCanary(Policy):
             rules = f"{len(a.match)} match rule" + ("s" if len(a.match) != 1 else "")
             routed = f"{n} iterations with matching requests ({rules}) on the canary"
             return [f"Flagger A/B testing: {every}, {routed}, {rollback}"]
-        during = mirrored if a.mirror and spec.provider != "kubernetes" else "no live traffic"
+        during = mirrored if a.mirror and self._plan.mirror_routes else "no live traffic"
         return [f"Flagger {name}: {every}, {n} iterations with {during}, then all traffic switched, {rollback}"]
 
     def queries(self) -> list[MetricQuery]:
@@ -312,7 +361,9 @@ class FlaggerCanary(Policy):
         return FlaggerState()
 
     def next_tick(self, state: FlaggerState, t: float) -> float | None:
-        return None if state.phase in TERMINAL else t + self._plan.interval_s
+        if state.phase in TERMINAL:
+            return None
+        return t + self._plan.interval_s if state.next_at is None else state.next_at
 
     def event(self, state: FlaggerState) -> str:
         """The state's ``event``: what the step that made it did."""
@@ -351,16 +402,22 @@ class FlaggerCanary(Policy):
         """One ``advanceCanary`` run. See the module docstring for the order of work."""
         if state.phase in TERMINAL:
             return state, ()
-        actions: list[Action] = []
-        new = self._advance(self._plan, state, obs, actions)
+        actions = _Tick()
+        p = self._plan
+        new = self._advance(p, state, obs, actions)
+        next_at = _next_at(p.interval_s, obs.t, actions.elapsed_s) if actions.elapsed_s or state.next_at else None
+        if next_at != new.next_at:
+            new = replace(new, next_at=next_at)
         return new, tuple(actions)
 
     def _advance(self, p: FlaggerPlan, s: FlaggerState, obs: Observation, acts: list[Action]) -> FlaggerState:
+        if p.suspended:
+            return replace(s, event="skipping canary run as object is suspended")
         phase = s.phase
-        if not p.skip_analysis and not obs.primary.ready:
+        if not p.skip_analysis and not is_ready(obs.primary, p.primary_ready_threshold):
             if not _deadline_passed(p, obs.primary, obs.t):
                 return replace(s, event="waiting for the primary to be ready")
-            if phase in (PROMOTING, FINALISING):
+            if phase in (PROMOTING, FINALISING) and not p.legacy_failed_promotion:
                 # handleFailedPromotion: the canary is the only healthy copy.
                 acts += (set_weights(TOTAL_WEIGHT), FINISH_FAILED)
                 _post_rollout(p, obs, acts)
@@ -368,6 +425,8 @@ class FlaggerCanary(Policy):
             return _rollback(p, s, obs, acts, "primary progress deadline exceeded")
 
         routes = NOP_ROUTES[s.iterations > 0] if p.kubernetes else obs.routes  # NopRouter.GetRoutes
+        if routes.mirrored and not p.mirror_routes:
+            routes = Routes(routes.canary_weight, False, routes.matched)  # this GetRoutes never reports it
         if phase in (INITIALIZED, WAITING):  # checkCanaryStatus
             for hook in p.confirm_rollout:
                 if not _call(hook, obs, acts):
@@ -375,14 +434,15 @@ class FlaggerCanary(Policy):
             acts.append(SCALE_UP)
             return _fresh(PROGRESSING, "New revision detected! Scaling up canary")
 
-        if not obs.canary.ready:  # IsCanaryReady
+        if not is_ready(obs.canary, p.canary_ready_threshold):  # IsCanaryReady
             if _deadline_passed(p, obs.canary, obs.t):
                 return _rollback(p, s, obs, acts, "canary progress deadline exceeded")
             return replace(s, event="waiting for the canary to be ready")
 
         if p.skip_analysis:  # shouldSkipAnalysis
             acts += (set_weights(0), PROMOTE, FINISH_SUCCEEDED)
-            _post_rollout(p, obs, acts)
+            if not p.skip_post_rollout:
+                _post_rollout(p, obs, acts)
             return _set_phase(p, s, SUCCEEDED, "Promotion completed! Canary analysis was skipped")
         if phase in (PROGRESSING, WAITING, WAITING_PROMOTION):
             for hook in p.rollback:
@@ -532,6 +592,32 @@ def run_query(value: MetricValue) -> float | QueryError | None:
     if read is None or isinstance(read, QueryError):
         return read
     return None if isnan(read) else float(read)
+
+
+def is_ready(r: Readiness, threshold: int) -> bool:
+    """``isDeploymentReady`` (``pkg/canary/deployment_ready.go``) with a ready threshold:
+    once every pod is updated, ready when ``availableReplicas >=
+    int32(float32(updatedReplicas) * float32(threshold)/float32(100))`` (float32
+    arithmetic, truncated); without pod counts, or during a rolling update, only ``ready``
+    (all pods available) tells."""
+    if r.ready or threshold >= 100 or r.updated is None or r.available is None:
+        return r.ready
+    need = int(np.float32(r.updated) * (np.float32(threshold) / np.float32(100)))
+    return r.available >= need
+
+
+def _next_at(interval_s: float, t: float, busy_s: float) -> float | None:
+    """The next ``advanceCanary`` run after one that started at ``t`` and blocked
+    ``busy_s`` seconds on webhook calls; None when it is simply ``t + interval``.
+
+    Runs are fired by a ``time.Ticker`` of the analysis interval from the first one
+    (``CanaryJob.Start``; ticks at multiples of the interval here); a Go ticker keeps one
+    tick waiting for a late receiver and drops the rest, so the next run starts when the
+    blocked one ends if a tick fell meanwhile, else at the next tick."""
+    grid = (floor(t / interval_s + 1e-9) + 1) * interval_s
+    if busy_s <= 0 and abs(grid - (t + interval_s)) <= 1e-9 * grid:
+        return None
+    return max(grid, t + busy_s)
 
 
 def _deadline_passed(p: FlaggerPlan, r: Readiness, t: float) -> bool:

@@ -34,7 +34,9 @@ def set_weights(weight: int) -> SetWeights:
 
 
 class Hook(NamedTuple):
-    """One webhook and the two records of calling it (``ok`` True or False)."""
+    """One webhook, the records of calling it (``ok`` True or False), and how its HTTP
+    client retries (``pkg/controller/webhook.go`` ``newHTTPClient``: go-retryablehttp with
+    ``RetryMax = retries`` and a per-attempt ``Timeout``)."""
 
     name: str
     kind: str
@@ -42,6 +44,25 @@ class Hook(NamedTuple):
     load: tuple[float, float]  # load tester's (requests/s, seconds); (0, 0) for none
     passed: HookCalled
     failed: HookCalled
+    timeout_s: float  # per attempt; inf for "0s" (Go's http.Client: no timeout)
+    retries: int
+    retry_failures: bool  # a scripted failure is a 5xx (retried), not a gate's 403
+    attempt_failed: HookCalled  # a failed attempt that is retried (no load test started)
+
+
+#: Hooks whose failure is an answer, not an outage: Flagger's load tester closes a gate or
+#: a rollback check with 403 Forbidden (``pkg/loadtester/server.go``), which
+#: go-retryablehttp does not retry (``baseRetryPolicy``: only errors, 429 and 5xx but 501).
+#: Other hooks fail with a server error (the load tester's 500 for a failed task): retried.
+_GATES = frozenset({"confirm-rollout", "confirm-traffic-increase", "confirm-promotion", "rollback"})
+#: go-retryablehttp's ``defaultRetryWaitMin`` and ``defaultRetryWaitMax`` (seconds).
+RETRY_WAIT_MIN_S, RETRY_WAIT_MAX_S = 1.0, 30.0
+
+
+def retry_wait(attempt: int) -> float:
+    """go-retryablehttp ``DefaultBackoff``: the wait before retry ``attempt + 1``,
+    ``2**attempt`` times the minimum wait, at most the maximum (no Retry-After modelled)."""
+    return min(RETRY_WAIT_MAX_S, RETRY_WAIT_MIN_S * 2.0**attempt)
 
 
 class Check(NamedTuple):
@@ -75,6 +96,7 @@ class FlaggerPlan(NamedTuple):
     threshold: int
     kubernetes: bool
     mirror: bool
+    mirror_routes: bool  # the provider's router mirrors and GetRoutes reports it (mirrors_traffic)
     mirror_weights: SetWeights  # the mirroring step's action
     strategy: str
     iterations: int
@@ -82,6 +104,11 @@ class FlaggerPlan(NamedTuple):
     fixed_step: int | None  # nextStepWeight when it does not depend on the weight
     step_weight_promotion: int
     deadline_s: float
+    primary_ready_threshold: int  # percent of updated pods that must be available
+    canary_ready_threshold: int
+    suspended: bool  # spec.suspend: advanceCanary returns at once
+    legacy_failed_promotion: bool  # before 1.44 a promotion whose primary fails rolls back
+    skip_post_rollout: bool  # before 1.44 skipAnalysis ran no post-rollout hooks
     checks: tuple[Check, ...]
     confirm_rollout: tuple[Hook, ...]
     pre_rollout: tuple[Hook, ...]
@@ -103,7 +130,36 @@ def _hook(h: FlaggerWebhook) -> Hook:
         load,
         HookCalled(h.name, kind, True, *load),
         HookCalled(h.name, kind, False, *load),
+        h.timeout if h.timeout > 0 else float("inf"),
+        max(0, h.retries),
+        kind not in _GATES,
+        HookCalled(h.name, kind, False),
     )
+
+
+def mirrors_traffic(provider: str, iterations: int) -> bool:
+    """Whether Flagger's router for ``provider`` mirrors traffic when asked to and reports
+    it back (``GetRoutes``' ``mirrored``), as ``pkg/router/factory.go`` ``MeshRouter``
+    picks the router.
+
+    Only two routers do: ``IstioRouter`` (``istio``, and any provider the factory does not
+    know, which falls back to Istio) always; ``GatewayAPIRouter`` and
+    ``GatewayAPIV1Beta1Router`` (``gatewayapi:v1...``) only for blue/green
+    (``SetRoutes`` adds the mirror filter when ``mirrored && Iterations > 0``). Every other
+    router ignores ``mirrored`` and ``GetRoutes`` returns false, so a canary with
+    ``mirror: true`` repeats its first (mirroring) step forever at weight 0.
+    """
+    if provider.startswith("gatewayapi:v1"):
+        return iterations > 0
+    return provider not in _OTHER_ROUTERS and not provider.startswith(_OTHER_ROUTERS_PREFIX)
+
+
+#: Providers whose router (``MeshRouter``) is not Istio's and never mirrors: by name...
+_OTHER_ROUTERS = frozenset(
+    {"appmesh", "linkerd", "contour", "knative", "nginx", "skipper", "traefik", "apisix", "osm", "kuma", "kubernetes"}
+)
+#: ... and by prefix (``appmesh:v1beta2``, ``smi:v1alpha1:<mesh>``, ``gloo``...).
+_OTHER_ROUTERS_PREFIX = ("appmesh:v1beta2", "smi:v1alpha1", "smi:v1alpha2", "smi:v1alpha3", "gloo")
 
 
 def go_duration_ms(value: float) -> int:
@@ -184,19 +240,28 @@ def build_plan(
     def hooks(kind: str) -> tuple[Hook, ...]:
         return tuple(by_kind.get(kind, ()))
 
+    mirrors = mirrors_traffic(spec.provider, spec.iterations())
+
     return FlaggerPlan(
         skip_analysis=spec.analysis is None or spec.skipAnalysis,
         interval_s=a.analysis_interval,
         threshold=a.analysis_threshold,
         kubernetes=spec.provider == "kubernetes",
         mirror=bool(a.mirror),
-        mirror_weights=SetWeights(0, mirrored=True, mirror_percent=mirror_percent),
+        mirror_routes=mirrors,
+        # A router that cannot mirror sets the weights it is given: 100/0.
+        mirror_weights=SetWeights(0, mirrored=True, mirror_percent=mirror_percent) if mirrors else set_weights(0),
         strategy=spec.strategy(),
         iterations=spec.iterations(),
         max_weight=max_weight,
         fixed_step=a.stepWeight if a.stepWeight > 0 or not a.stepWeights else None,
         step_weight_promotion=a.stepWeightPromotion,
         deadline_s=spec.progressDeadlineSeconds,
+        primary_ready_threshold=a.primary_ready_threshold,
+        canary_ready_threshold=a.canary_ready_threshold,
+        suspended=spec.suspend,
+        legacy_failed_promotion=spec.controller_version() < (1, 44),
+        skip_post_rollout=spec.controller_version() < (1, 44),
         checks=tuple(
             _check(kind, q, kind == "builtin" and q.signal in judged, unit_ms(spec.provider, q)) for kind, q in checks
         ),

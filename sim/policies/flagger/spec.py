@@ -300,6 +300,19 @@ class FlaggerAnalysis(StrictModel):
         return self.threshold if self.threshold > 0 else 1
 
     @property
+    def primary_ready_threshold(self) -> int:
+        """Percent of the primary's updated pods that must be available for it to count
+        as ready: ``primaryReadyThreshold``, 100 when unset
+        (``Canary.GetAnalysisPrimaryReadyThreshold``)."""
+        return 100 if self.primaryReadyThreshold is None else self.primaryReadyThreshold
+
+    @property
+    def canary_ready_threshold(self) -> int:
+        """The same for the canary: ``canaryReadyThreshold``, 100 when unset
+        (``Canary.GetAnalysisCanaryReadyThreshold``)."""
+        return 100 if self.canaryReadyThreshold is None else self.canaryReadyThreshold
+
+    @property
     def analysis_interval(self) -> float:
         """Seconds between two analysis runs: ``interval``, at least 10s
         (``pkg/apis/flagger/v1beta1/canary.go``, ``GetAnalysisInterval``)."""
@@ -339,6 +352,14 @@ PROVIDER_TYPES = frozenset(
         "splunk",
     }
 )
+
+#: The Flagger release simulated when a policy names none: the latest, whose behaviour is
+#: read from fluxcd/flagger at the commit docs/architecture.md names.
+LATEST_VERSION = "1.44"
+#: The oldest release pdsim accepts: its scheduler is the one simulated, with the changes
+#: listed at ``FlaggerPolicySpec.version`` undone.
+OLDEST_VERSION = (1, 0)
+_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?")
 
 #: Defaults of the Canary's names in a pdsim policy file (Flagger's documentation's podinfo).
 DEFAULT_NAMESPACE, DEFAULT_TARGET = "default", "podinfo"
@@ -416,9 +437,19 @@ class FlaggerPolicySpec(StrictModel):
     ``metadata``, ``targetRef``, ``service``, ``ingressRef`` and ``routeRef`` are the
     Canary's names the metric queries render (``{{ namespace }}``, ``{{ target }}``, ...):
     see :meth:`names`.
+
+    ``suspend`` is the Canary's ``spec.suspend``: ``advanceCanary`` returns at every tick
+    before doing anything, so the new revision is never analysed. ``version`` (pdsim's,
+    not a Canary field) names the Flagger release simulated, ``"1.44"`` (the latest) by
+    default; before 1.44 a promotion whose primary never becomes ready rolls back (all
+    traffic to the failing primary, canary scaled to zero) instead of keeping the canary
+    serving (fluxcd/flagger #1931), and ``skipAnalysis`` calls no post-rollout hooks
+    (fluxcd/flagger #1918).
     """
 
     analysis: FlaggerAnalysis | None = None
+    suspend: bool = False
+    version: str = LATEST_VERSION
     progressDeadlineSeconds: Annotated[int, Field(ge=0)] = 600
     provider: str = "istio"
     skipAnalysis: bool = False
@@ -429,6 +460,26 @@ class FlaggerPolicySpec(StrictModel):
     service: ServiceName = ServiceName()
     ingressRef: ObjectRef | None = None
     routeRef: ObjectRef | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        m = _VERSION.fullmatch(v.strip())
+        latest = tuple(int(x) for x in LATEST_VERSION.split("."))
+        if m is None:
+            raise ValueError(f"a Flagger release like {LATEST_VERSION!r} or 'v1.43.0'")
+        got = (int(m.group(1)), int(m.group(2)))
+        if not OLDEST_VERSION <= got <= latest:
+            raise ValueError(
+                f"pdsim simulates Flagger releases {OLDEST_VERSION[0]}.{OLDEST_VERSION[1]} to {LATEST_VERSION}"
+            )
+        return v
+
+    def controller_version(self) -> tuple[int, int]:
+        """``version`` as (major, minor)."""
+        m = _VERSION.fullmatch(self.version.strip())
+        assert m is not None  # validated
+        return int(m.group(1)), int(m.group(2))
 
     def names(self) -> CanaryNames:
         """The Canary's names (``toMetricModel`` and ``GetServiceNames`` in Flagger)."""
