@@ -146,10 +146,19 @@ class Readiness:
         unready_since: when the ``MinimumReplicasUnavailable`` condition was last
             updated (seconds since t=0), or None when ready. Flagger compares this
             with ``progressDeadlineSeconds`` (``pkg/canary/deployment_ready.go``).
+        available: the workload's available pods (``status.availableReplicas``) when
+            the world counts them (a canary scaled to pod counts, ``ScaleUp.replicas``);
+            None when only ``ready`` is known (a replay's ``ready:`` rows, a Flagger
+            canary scaled as a whole).
+        startup_s: how long the workload's new pods take to become available, when the
+            world counts them (0: at once, so pods scaled at a tick serve at that tick,
+            as the reconcile their ReplicaSet's update triggers would see them).
     """
 
     ready: bool = True
     unready_since: float | None = None
+    available: int | None = None
+    startup_s: float | None = None
 
 
 #: The defaults of ``Observation``'s ``routes`` and readiness fields (frozen: shareable).
@@ -265,7 +274,16 @@ class Rollback:
 
 @dataclass(frozen=True)
 class ScaleUp:
-    """Scale the canary from zero: its pods start, readiness is measured from now."""
+    """Scale the canary: its new pods start, readiness is measured from now.
+
+    Attributes:
+        replicas: the canary's pod count from now on (an Argo canary scaled step by
+            step: pods added start now and are available after the release's start-up,
+            pods removed go at once); None: the whole workload from zero (a Flagger
+            canary, a blue/green preview), ready once all its pods have started.
+    """
+
+    replicas: int | None = None
 
 
 @dataclass(frozen=True)

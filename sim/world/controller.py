@@ -90,12 +90,20 @@ class Workload:
     (changes at the same time in the order they were made). A workload that becomes
     unready at ``t`` and ready again later reports ``unready_since = t``, the time its
     ``MinimumReplicasUnavailable`` condition was set.
+
+    A workload scaled to pod counts (``scale``, an Argo canary) also counts its pods:
+    each pod added is available ``startup`` after its scale-up, and the view reports
+    ``available`` (none during a scripted outage) and is ready when every pod is.
+    The changes then stand for outages only.
     """
 
     def __init__(self, ready: bool = True) -> None:
         self._view = Readiness(ready, None)  # a canary scaled to zero has no condition yet
         self._pending: list[tuple[float, int, bool]] = []  # (time, order, ready), sorted
         self._made = 0
+        self._touched = False  # a change has taken effect
+        self._pods: list[tuple[float, float]] | None = None  # (started, available from) per pod, when counted
+        self._startup = 0.0  # start-up of the counted pods
 
     def change(self, at: float, ready: bool) -> None:
         """From ``at`` on the workload is (un)ready, until a later change."""
@@ -103,13 +111,53 @@ class Workload:
         self._pending.append((at, self._made, ready))
         self._pending.sort()
 
+    def scale(self, at: float, replicas: int, startup_s: float, never: bool = False) -> bool:
+        """Scale to ``replicas`` pods at ``at``: new pods are available ``startup_s``
+        later (never, for a release whose pods never get ready); a scale-down removes
+        the pods that are not available yet first, then the newest, as the ReplicaSet
+        controller picks them (``getPodsToDelete``). Returns whether the workload had no
+        pod counts before (its first scale)."""
+        first = self._pods is None
+        if first:
+            self._pods = []
+            if not self._touched:  # scaled from zero: "no pods" was not an outage
+                self._view = Readiness(True, None)
+        pods = self._pods
+        assert pods is not None
+        self._startup = startup_s
+        if replicas > len(pods):
+            ready_at = float("inf") if never else at + startup_s
+            pods += [(at, ready_at)] * (replicas - len(pods))
+        elif replicas < len(pods):
+            pods.sort(key=lambda p: p[1])  # available first, the newest last
+            del pods[replicas:]
+        return first
+
     def view(self, t: float) -> Readiness:
         """What Kubernetes reports at ``t`` (``t`` never decreases between calls)."""
         while self._pending and self._pending[0][0] <= t:
             at, _, ready = self._pending.pop(0)
+            self._touched = True
             # Made unready again (a restart, an outage): the condition is set anew.
             self._view = Readiness(ready, None if ready else at)
-        return self._view
+        if self._pods is None:
+            return self._view
+        base = self._view
+        if not base.ready:  # an outage: no pod is available
+            return Readiness(False, base.unready_since, 0, self._startup)
+        starting = [started for started, ready_at in self._pods if ready_at > t]
+        available = len(self._pods) - len(starting)
+        if not starting:
+            return Readiness(True, None, available, self._startup)
+        return Readiness(False, min(starting), available, self._startup)
+
+    def next_available(self, t: float) -> float | None:
+        """When the next of its counted pods becomes available after ``t`` (None: none
+        is starting). The ReplicaSet's status update then triggers a reconcile."""
+        if self._pods is None:
+            return None
+        later = [ready_at for _, ready_at in self._pods if t < ready_at < float("inf")]
+        return min(later) if later else None
 
 
 @dataclass
@@ -342,6 +390,12 @@ class World:
                         )
                     )
             nt = next_tick(policy, state, now, horizon)
+            if nt is not None:
+                # A counted canary pod becoming available updates its ReplicaSet, which
+                # makes the controller reconcile then (an Argo canary's scale-ups).
+                wake = run.canary.next_available(now)
+                if wake is not None and wake < nt:
+                    nt = wake
             nexts.append(self._end(run) if nt is None else nt)
         self._next[group] = nexts
 
@@ -388,9 +442,13 @@ class World:
             if a.load_rps > 0:
                 self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
-            self._start(run.canary, now, self.scenario.release.startup, never=self.release.never_ready)
-            if not self.release.never_ready:  # new pods: cold from when they serve
-                self.latent.canary_ready(r, now + self.scenario.release.startup)
+            startup, never = self.scenario.release.startup, self.release.never_ready
+            if a.replicas is None:
+                self._start(run.canary, now, startup, never=never)
+            elif not run.canary.scale(now, a.replicas, startup, never=never):
+                return  # more pods of a canary already started (Argo's later setWeight steps)
+            if not never:  # new pods: cold from when they serve
+                self.latent.canary_ready(r, now + startup)
             if self.scenario.release.test_rps > 0:
                 # Smoke/load tests of the new version (e.g. of a blue/green preview).
                 self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)

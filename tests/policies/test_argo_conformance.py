@@ -84,6 +84,7 @@ from sim.policies.base import (
     ScaleUp,
     SetWeights,
 )
+from sim.world.controller import Workload
 
 NAN = float("nan")
 MAX_TICKS = 2000
@@ -198,6 +199,7 @@ class World:
             an empty vector; a number: a one-sample vector; a tuple: a vector; a
             ``ScalarResult``: a scalar; a ``QueryError``: the query failed).
         ready_at: when the canary (blue/green: the preview) ReplicaSet is available.
+        startup, unready: see the fields.
         promote_at: times of ``kubectl argo rollouts promote`` (one-shot each).
         until: the last time the policy is run.
     """
@@ -206,6 +208,12 @@ class World:
     ready_at: float = 0.0
     promote_at: tuple[float, ...] = ()
     until: float = 400.0
+    #: Counted pods (issue 16): each scale-up's pods become available ``startup`` s
+    #: later and wake the controller then (``sim.world.controller.Workload``); None: the
+    #: canary is available from ``ready_at`` whatever its size.
+    startup: float | None = None
+    #: (from, to) windows when the canary is unavailable (an outage).
+    unready: tuple[tuple[float, float], ...] = ()
 
     def value(self, name: str, t: float) -> MetricValue:
         out: MetricValue = None
@@ -241,8 +249,16 @@ def play(case: dict[str, Any]) -> list[Row]:
     routes = Routes()
     t, tick = 0.0, 0
     rows: list[Row] = []
+    pods = Workload(ready=False) if world.startup is not None else None
+    if pods is not None:
+        for start, end in world.unready:
+            pods.change(start, False)
+            pods.change(end, True)
     while True:
         nt = policy.next_tick(state, t)
+        wake = pods.next_available(t) if pods is not None else None
+        if nt is not None and wake is not None:
+            nt = min(nt, wake)
         if nt is None or nt > world.until:
             break
         t, tick = nt, tick + 1
@@ -251,17 +267,19 @@ def play(case: dict[str, Any]) -> list[Row]:
         promote = bool(promotions) and promotions[0] <= t
         if promote:
             assert promotions.pop(0) == t, f"the promote at {world.promote_at} fell between ticks (t={t})"
-        ready = t >= world.ready_at
+        ready = t >= world.ready_at and not any(a <= t < b for a, b in world.unready)
         obs = Observation(
             t=t,
             tick=tick,
             metrics={q.name: world.value(q.name, t) for q in policy.queries()},
             routes=routes,
-            canary=Readiness(ready, None if ready else 0.0),
+            canary=pods.view(t) if pods is not None else Readiness(ready, None if ready else 0.0),
             webhooks={"manual-promotion": promote},
         )
         state, actions = policy.step(state, obs)
         for a in actions:
+            if isinstance(a, ScaleUp) and pods is not None and a.replicas is not None:
+                pods.scale(t, a.replicas, world.startup or 0.0)
             if isinstance(a, SetWeights):
                 routes = Routes(a.canary_weight, a.mirrored, a.matched)
             elif isinstance(a, Rollback):
@@ -608,7 +626,7 @@ CASES: list[dict[str, Any]] = [
         world=World(promote_at=(60,), until=120),
         rows=[
             row(0, 1, 10, 20, "Paused", did="scale-up"),
-            row(60, 3, 30, 40, "Paused"),
+            row(60, 3, 30, 40, "Paused", did="scale-up"),  # the canary ReplicaSet 1 -> 2 pods
         ],
     ),
     dict(
@@ -626,7 +644,7 @@ CASES: list[dict[str, Any]] = [
         world=World(promote_at=(60,), until=120),
         rows=[
             row(0, 1, 10, 17, "Paused", did="scale-up"),
-            row(60, 3, 30, 33, "Paused"),
+            row(60, 3, 30, 33, "Paused", did="scale-up"),  # the canary ReplicaSet 1 -> 2 pods
         ],
     ),
     dict(
@@ -871,6 +889,46 @@ CASES: list[dict[str, Any]] = [
         rows=[
             row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
             row(60, 0, 0, 0, "Degraded", {"background": run("Failed", m("sr", "Failed", c=2, s=1, f=1))}, "abort"),
+        ],
+    ),
+    # -- issue 16, helper argo-rollout: canary pods, readiness, full promotion ------------------------
+    dict(
+        id="26-no-full-promotion-of-an-unavailable-canary",
+        source="rollout/sync.go: shouldFullPromote (newRS.Status.AvailableReplicas < spec.replicas -> no "
+        "promotion, checked before completedAllSteps); utils/replicaset/canary.go: GetCurrentSetWeight "
+        "(past the last step: MaxTrafficWeight); rollout/trafficrouting.go: reconcileTrafficRouting "
+        "(not AtDesiredReplicaCountsForCanary -> the last setWeight before the index)",
+        # Issue 16 "Wrong today" 1. The canary is unavailable from 30 to 120. The 1m pause ends at 60: all
+        # steps are done (index 2, weight 100) but the canary is not available, so shouldFullPromote waits;
+        # the router keeps 20. At the resync at 120 it is available again: promoted.
+        spec=canary([sw(20), pause("1m")]),
+        world=World(unready=((30, 120),), until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", did="scale-up"),
+            row(60, 2, 100, 20, "Progressing"),
+            row(120, 2, 100, 0, "Healthy", did="promote"),
+        ],
+    ),
+    dict(
+        id="27-each-scale-up-waits-for-its-pods",
+        source="utils/replicaset/canary.go: AtDesiredReplicaCountsForCanary (ReplicaProgressThresholdMet -> "
+        "allDesiredAreAvailable), CalculateReplicaCountsForTrafficRoutedCanary, trafficWeightToReplicas; "
+        "rollout/canary.go: completedCurrentCanaryStep (setWeight), reconcileCanaryReplicaSets; "
+        "rollout/trafficrouting.go: reconcileTrafficRouting (newRS AvailableReplicas 0 -> weight 0; not at "
+        "desired counts -> the previous setWeight); rollout/sync.go: shouldFullPromote",
+        # Issue 16 "Wrong today" 2: 10 replicas, pods available 60 s after each scale-up, and a ReplicaSet
+        # status update reconciles the rollout. 0: 1 canary pod (ceil(10% x 10)), no pod available -> 0%.
+        # 60: available -> step 0 done -> setWeight 50 scales to 5 pods; the router holds 10%. 120: 5
+        # available -> 50%, the 1m pause. 180: all steps done -> weight 100, 10 pods; the router holds 50%.
+        # 240: 10 available -> promoted.
+        spec=canary([sw(10), sw(50), pause("1m")], replicas=10),
+        world=World(startup=60, until=300),
+        rows=[
+            row(0, 0, 10, 0, "Progressing", did="scale-up"),
+            row(60, 1, 50, 10, "Progressing", did="scale-up"),
+            row(120, 2, 50, 50, "Paused"),
+            row(180, 3, 100, 50, "Progressing", did="scale-up"),
+            row(240, 3, 100, 0, "Healthy", did="promote"),
         ],
     ),
 ]

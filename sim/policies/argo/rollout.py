@@ -76,6 +76,7 @@ from sim.policies.base import (
     Policy,
     PolicyTags,
     Rollback,
+    ScaleUp,
     SetWeights,
 )
 from sim.policies.flagger.plan import set_weights
@@ -364,8 +365,7 @@ class ArgoRollout(Policy):
         """One instant of the rollout controller: the CLI's promote if someone runs it,
         then ``rolloutCanary`` reconciles until the status stops changing (each status
         update re-queues the rollout at once upstream)."""
-        if not s.started:
-            acts.append(SCALE_UP)
+        if not s.started:  # the new ReplicaSet: the first reconcile scales it (_scale)
             s = self._enter_step(p, replace(s, started=True), obs, acts)
         if s.conditions:  # no pause condition, no pause for a person to lift
             since = _human_pause(p, s)
@@ -418,23 +418,54 @@ class ArgoRollout(Policy):
         return s
 
     def _route(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
-        """Live traffic to the canary. With a traffic router, ``reconcileTrafficRouting``:
-        nothing until the canary is available (it keeps what it had, 0 at first), then the
-        step's weight once its pods are at the desired counts, else the last setWeight
-        before the current step. Without one, the canary's share of the pods."""
-        if s.phase in TERMINAL or not obs.canary.ready:
+        """Live traffic to the canary. With a traffic router, ``reconcileTrafficRouting``
+        (``rollout/trafficrouting.go``): 0 while the canary has no available pod; the
+        current step's weight once the canary is at its desired counts
+        (``AtDesiredReplicaCountsForCanary``); else the last setWeight before the current
+        step (past the last step: the last setWeight, until the full-size canary is
+        available). Without one, the canary's share of the available pods (kube-proxy
+        balances over the ready endpoints). When only ``ready`` is known and the canary
+        is not ready, the router keeps what it holds."""
+        if s.phase in TERMINAL:
             return s
         canary, stable = s.canary_pods
+        available = _available(obs, canary)
+        if available is None:
+            return s
         if not p.traffic_routing:
-            want = round(100 * canary / max(canary + stable, 1))
-        elif s.canary_pods == desired_pods(p, s.weight):
+            live = min(available, canary)
+            want = round(100 * live / max(live + stable, 1))
+        elif available == 0:
+            want = 0  # "when newRS is not available or replicas num is 0. never weight to canary"
+        elif self._at_desired(p, s, obs):
             want = s.weight
-        else:  # the last setWeight before the current step
+        else:  # "Use the previous weight since the new RS is not ready for a new weight"
             want = p.routed_before[min(s.step_index, len(p.steps))]
         if want != s.routed:
             acts.append(set_weights(want))
             s = replace(s, routed=want)
         return s
+
+    def _at_desired(self, p: ArgoPlan, s: ArgoState, obs: Observation) -> bool:
+        """``AtDesiredReplicaCountsForCanary`` (``utils/replicaset/canary.go``): the canary
+        scaled to the pods its step wants and all of them available
+        (``ReplicaProgressThresholdMet`` without a threshold: ``allDesiredAreAvailable``);
+        the stable is scaled at once here, so it is always at its count."""
+        want = desired_pods(p, s.weight)
+        if s.canary_pods != want:
+            return False
+        available = _available(obs, want[0])
+        return available is not None and available >= want[0]
+
+    def _scale(self, p: ArgoPlan, s: ArgoState, acts: list[Action]) -> ArgoState:
+        """``reconcileCanaryReplicaSets``: scale the canary (and stable) to the pods the
+        current weight wants; the world starts the canary's new pods (``ScaleUp``)."""
+        pods = desired_pods(p, s.weight)
+        if pods == s.canary_pods:
+            return s
+        if pods[0] != s.canary_pods[0] or not any(s.canary_pods):  # the first scale, even to 0 pods
+            acts.append(ScaleUp(replicas=pods[0]))
+        return replace(s, canary_pods=pods)
 
     def _enter_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """What the status and the router take from the current step (the weight and
@@ -469,7 +500,7 @@ class ArgoRollout(Policy):
         if step.scales:
             # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
             # an inconclusive pause holds, haltProgress) and available.
-            return obs.canary.ready and s.canary_pods == desired_pods(p, s.weight)
+            return self._at_desired(p, s, obs)
         if step.pause:
             # CompletedCanaryPauseStep: controllerPause without a CanaryPauseStep condition
             # reads as a resume; a timed pause expires after its duration, whatever other
@@ -489,7 +520,9 @@ class ArgoRollout(Policy):
         runs = s.without(done) if s.run(done) is not None else s.runs
         s = replace(s, runs=runs, step_index=s.step_index + 1)
         if s.step_index >= len(p.steps):
-            return s  # shouldFullPromote, at the next reconcile
+            # GetCurrentSetWeight past the last step: the full weight, so the canary is
+            # scaled to full size; shouldFullPromote at the next reconcile.
+            return replace(s, weight=100)
         return self._enter_step(p, s, obs, acts)
 
     def _needs_new_run(self, s: ArgoState, current: Run) -> bool:
@@ -505,7 +538,14 @@ class ArgoRollout(Policy):
         ``syncRolloutStatusCanary`` (full promotion, abort, step completion) and the pause
         conditions it persists (``CalculatePauseConditions``)."""
         if s.step_index >= len(p.steps):
-            return self._promote(p, s, obs, acts)  # shouldFullPromote
+            # shouldFullPromote (rollout/sync.go): all steps done, and only once the new
+            # ReplicaSet's available pods reach spec.replicas (the router meanwhile holds
+            # the last setWeight, _route).
+            s = self._scale(p, s, acts)
+            available = _available(obs, s.canary_pods[0])
+            if available is not None and available >= p.replicas:
+                return self._promote(p, s, obs, acts)
+            return s
         step = p.steps[s.step_index]
         # The pause conditions hold still until the status is synced at the end.
         inconclusive = s.condition(INCONCLUSIVE_PAUSE) is not None
@@ -519,10 +559,8 @@ class ArgoRollout(Policy):
                 adds.append(INCONCLUSIVE_PAUSE)
         if adds:  # HasAddPause: sync the status and return
             return _sync_pauses(s, obs.t, adds, (), f"{verdicts[-1][0]} analysis inconclusive: paused")
-        if obs.canary.ready and not inconclusive:
-            pods = desired_pods(p, s.weight)  # reconcileCanaryReplicaSets
-            if pods != s.canary_pods:
-                s = replace(s, canary_pods=pods)
+        if not inconclusive:  # haltProgress: no scaling while an inconclusive pause holds
+            s = self._scale(p, s, acts)
         if step.pause and not s.controller_pause and paused_at is None:
             adds.append(STEP_PAUSE)  # reconcileCanaryPause
         if self._step_completed(p, s, obs, step, paused_at):
@@ -759,6 +797,17 @@ class ArgoRollout(Policy):
 def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
     """The current canary step, or None past the last one (and for blue/green)."""
     return p.steps[s.step_index] if s.step_index < len(p.steps) else None
+
+
+def _available(obs: Observation, scaled: int) -> int | None:
+    """The canary's available pods: as the world counts them (all ``scaled`` pods when
+    they start at once, as the reconcile their ReplicaSet's update triggers sees them),
+    else (only ``ready`` known, e.g. a replay) all ``scaled`` pods when ready; None when
+    unready and uncounted."""
+    ready = obs.canary
+    if ready.available is not None:
+        return scaled if ready.ready and ready.startup_s == 0 else ready.available
+    return scaled if ready.ready else None
 
 
 def _human_pause(p: ArgoPlan, s: ArgoState) -> float | None:

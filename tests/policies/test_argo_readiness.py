@@ -1,0 +1,167 @@
+"""Argo canary pods and readiness (issue 16, "Wrong today" 1 and 2).
+
+Upstream (argoproj/argo-rollouts at 9f8d111d):
+
+* ``rollout/sync.go`` ``shouldFullPromote``: after the last step the canary is scaled to
+  ``spec.replicas`` (``GetCanaryReplicasOrWeight`` reads the full weight past the last
+  step) and the stable becomes the new ReplicaSet only once its available replicas reach
+  ``spec.replicas``;
+* ``utils/replicaset/canary.go`` ``AtDesiredReplicaCountsForCanary``: a ``setWeight``
+  step completes only when the canary's desired pods are all available;
+* ``rollout/trafficrouting.go`` ``reconcileTrafficRouting``: until then the router holds
+  the last setWeight before the current step ("Use the previous weight since the new RS
+  is not ready for a new weight"), and 0 while the canary has no available pod.
+
+The world counts the canary's pods (``sim.world.controller.Workload.scale``): each
+scale-up starts pods that become available ``release.startup`` later, and their
+ReplicaSet's update makes the controller reconcile then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sim.inputs.policy import scenario_policy
+from sim.inputs.scenario import Scenario
+from sim.outcomes import PROMOTED
+from sim.policies.argo.rollout import ArgoRollout
+from sim.policies.argo.spec import ArgoPolicySpec
+from sim.policies.base import Observation, Promote, Readiness, ScaleUp, SetWeights
+from sim.runs.runner import run_one
+from sim.world.controller import Workload
+
+ISTIO = {"istio": {"virtualService": {"name": "vsvc"}}}
+
+
+def _policy(steps: list[dict[str, Any]], replicas: int = 1, routing: bool = True) -> ArgoRollout:
+    canary: dict[str, Any] = {"steps": steps}
+    if routing:
+        canary["trafficRouting"] = ISTIO
+    return ArgoRollout(ArgoPolicySpec.model_validate({"replicas": replicas, "strategy": {"canary": canary}}))
+
+
+def _drive(policy: ArgoRollout, readiness, until: float = 600.0) -> list[tuple[float, tuple]]:
+    """Step the policy at its own ticks; ``readiness(t)`` is the canary's Readiness."""
+    state, t, out, tick = policy.initial_state(), 0.0, [], 0
+    while True:
+        nt = policy.next_tick(state, t)
+        if nt is None or nt > until:
+            return out
+        t, tick = nt, tick + 1
+        state, actions = policy.step(state, Observation(t=t, tick=tick, canary=readiness(t)))
+        if actions:
+            out.append((t, actions))
+
+
+def test_no_promotion_of_an_unready_canary_after_the_last_step():
+    """Issue 16 "Wrong today" 1 (rollout/sync.go shouldFullPromote): ``ready:canary``
+    false from t=30, steps [setWeight 20, pause 1m]: the pause ends at 60 but the canary
+    is not available, so no promotion until it is again (at 120)."""
+    policy = _policy([{"setWeight": 20}, {"pause": {"duration": "1m"}}])
+
+    def ready(t: float) -> Readiness:
+        return Readiness(not (30 <= t < 120), None if not (30 <= t < 120) else 30.0)
+
+    events = _drive(policy, ready)
+    promoted = [t for t, acts in events if any(isinstance(a, Promote) for a in acts)]
+    assert promoted == [120.0]
+    # The router kept the last setWeight (20) meanwhile.
+    weights = [(t, a.canary_weight) for t, acts in events for a in acts if isinstance(a, SetWeights)]
+    assert weights[0] == (0.0, 20) and all(w == 20 for t, w in weights if t < 120)
+
+
+def test_counted_pods_hold_each_scale_up():
+    """Issue 16 "Wrong today" 2, as the policy sees it (utils/replicaset/canary.go
+    AtDesiredReplicaCountsForCanary; rollout/trafficrouting.go reconcileTrafficRouting):
+    10 replicas, [setWeight 10, setWeight 50, pause 1m], pods available 60 s after each
+    scale-up: 10% at 60, 50% only at 120, promotion at 240."""
+    policy = _policy([{"setWeight": 10}, {"setWeight": 50}, {"pause": {"duration": "1m"}}], replicas=10)
+    pods = Workload(ready=False)
+    scaled: list[tuple[float, int]] = []
+    state, t, tick, weights, promoted = policy.initial_state(), 0.0, 0, [], None
+    wake: float | None = None
+    while promoted is None and t < 600:
+        nt = policy.next_tick(state, t)
+        assert nt is not None
+        nw = pods.next_available(t)
+        t, tick = (min(nt, nw) if nw is not None else nt), tick + 1
+        wake = nw
+        state, actions = policy.step(state, Observation(t=t, tick=tick, canary=pods.view(t)))
+        for a in actions:
+            if isinstance(a, ScaleUp):
+                assert a.replicas is not None
+                pods.scale(t, a.replicas, 60.0)
+                scaled.append((t, a.replicas))
+            elif isinstance(a, SetWeights):
+                weights.append((t, a.canary_weight))
+            elif isinstance(a, Promote):
+                promoted = t
+    assert wake is not None
+    assert scaled == [(0.0, 1), (60.0, 5), (180.0, 10)]
+    assert weights[:2] == [(60.0, 10), (120.0, 50)]
+    assert promoted == 240.0
+
+
+def test_workload_counts_pods():
+    """The world's pod model: new pods available after start-up, scale-downs drop the
+    starting pods first (kubernetes controller/replicaset getPodsToDelete ranks
+    not-ready pods first), an outage makes none available."""
+    w = Workload(ready=False)
+    assert w.view(0).available is None  # not counted until scaled to a count
+    assert w.scale(0.0, 2, 30.0) is True
+    assert w.view(0) == Readiness(False, 0.0, 0, 30.0)
+    assert w.next_available(0) == 30.0
+    assert w.view(30) == Readiness(True, None, 2, 30.0)
+    assert w.scale(40.0, 5, 30.0) is False
+    assert w.view(50).available == 2 and not w.view(50).ready and w.view(50).unready_since == 40.0
+    w.scale(60.0, 3, 30.0)  # two of the three starting pods go
+    assert w.view(60).available == 2 and w.next_available(60) == 70.0
+    assert w.view(70) == Readiness(True, None, 3, 30.0)
+    w.change(80.0, False)
+    assert w.view(80) == Readiness(False, 80.0, 0, 30.0)
+
+
+def _scenario(startup: str, steps: list[dict[str, Any]], replicas: int = 10) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "argo-startup",
+            "horizon": "1h",
+            "traffic": {"rate": "20/s", "users": 1000},
+            "baseline": {"error_rate": 0.001, "latency": {"median": "40ms", "p99": "250ms"}},
+            "release": {"startup": startup},
+            "telemetry": {"noise": False},
+            "policy": {
+                "argo": {
+                    "replicas": replicas,
+                    "strategy": {"canary": {"steps": steps, "trafficRouting": ISTIO}},
+                }
+            },
+            "runs": 1,
+            "seed": 1,
+        }
+    )
+
+
+def test_issue_example_in_the_world():
+    """Issue 16 "Wrong today" 2, end to end: 10 replicas, steps [setWeight 10,
+    setWeight 50, pause 1m], start-up 60 s: upstream holds 10% until 120 s and promotes at
+    240 s (pdsim used to route 50% at 60 s and promote at 120 s)."""
+    sc = _scenario("60s", [{"setWeight": 10}, {"setWeight": 50}, {"pause": {"duration": "1m"}}])
+    result = run_one(sc, scenario_policy(sc), 1, trace=True)
+    assert result.record.outcome == PROMOTED and result.record.decision_time_s == 240.0
+    routed = [(line["t"], line["routed_weight"]) for line in result.trace]
+    assert (60.0, 10) in routed and (120.0, 50) in routed
+    assert all(w <= 10 for t, w in routed if t < 120)
+    assert all(w == 50 for t, w in routed if 120 <= t < 240)
+
+
+@pytest.mark.parametrize(("startup", "promoted"), [("0s", 75.0), ("30s", 150.0)])
+def test_start_up_time_in_the_world(startup: str, promoted: float):
+    """Pods that start at once cost nothing after the first resync (15 s, the first
+    pods are seen then); 30 s each otherwise: 30 (1 pod) + 30 (5 pods) + 60 (pause) +
+    30 (10 pods)."""
+    sc = _scenario(startup, [{"setWeight": 10}, {"setWeight": 50}, {"pause": {"duration": "1m"}}])
+    record = run_one(sc, scenario_policy(sc), 1).record
+    assert record.decision_time_s == promoted
