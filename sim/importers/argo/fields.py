@@ -175,8 +175,6 @@ WHY = {
     "provider": "pdsim has no {kind} data: the outcome is scripted in the scenario by metric name "
     "(webhooks: {{{name}: ...}}), default pass; successCondition/failureCondition are not evaluated",
     "rangeQuery": "a range query returns a series in Argo; pdsim answers with the current value only",
-    "dryRun": "Argo matches the pattern anywhere in a metric name (Go regexp.MatchString); pdsim matches "
-    "whole names, so here these metrics are not dry-run and decide: {names}",
 }
 
 

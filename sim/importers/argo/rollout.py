@@ -48,10 +48,16 @@ handled explicitly, in one of four ways:
   ``canary-by-*`` annotations, ``plugin`` steps (simulated as a step that completes at once),
   ``setMirrorRoute.match``, ``analysis.args[].valueFrom`` and template ``fieldRef``
   arguments (kept symbolic), every metric provider but Prometheus (outcome scripted as a
-  webhook), Prometheus ``rangeQuery``, ``dryRun`` patterns that match part of a name;
+  webhook), Prometheus ``rangeQuery``;
 * refused with an error: ``experiment`` steps (pdsim does not simulate Experiments), and
   steps Argo itself rejects (``setCanaryScale``/``setHeaderRoute``/``setMirrorRoute``
-  without the traffic routing they need).
+  without the traffic routing they need, two of ``setWeight``/``pause``/``experiment``/
+  ``analysis`` in one step, a pause ``duration`` Go cannot parse such as ``1d``).
+
+``dryRun`` patterns match anywhere in a metric name (Go ``regexp.MatchString``), as in
+Argo; a step may combine ``setCanaryScale``/``setHeaderRoute``/``setMirrorRoute`` with
+one of ``setWeight``/``pause``/``analysis`` (``examples/apisix/rollout.yaml``), and a
+sub-second pause truncates to whole seconds (``RolloutPause.DurationSeconds``).
 
 A key that is not a field of the Argo type at all is an error, as it is for
 ``kubectl apply`` (strict field validation).

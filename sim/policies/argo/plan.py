@@ -43,12 +43,12 @@ class StepPlan(NamedTuple):
 
     step: CanaryStep
     key: str  # "step:<index>": the kind of its analysis run
-    scales: bool  # setWeight or setCanaryScale: complete at the desired pod counts
+    scales: bool  # completes as setWeight or setCanaryScale: at the desired pod counts
     pause: bool
     pause_s: float | None  # a timed pause's duration (None: none, or pause: {})
     manual: bool  # pause: {}: only a person lifts it
-    analysis: bool  # an analysis step
-    has_run: bool  # ... whose analysis has templates (a run is started)
+    analysis: bool  # completes as an analysis step: when its run is Successful
+    has_run: bool  # holds an analysis with templates (a run is started, whatever it completes as)
 
 
 class ArgoPlan(NamedTuple):
@@ -151,15 +151,16 @@ def build_plan(spec: ArgoPolicySpec, analyses: Analyses, max_reconciles: int) ->
     for i, st in enumerate(c.steps if c is not None else ()):
         key = f"step:{i}"
         pause_s = st.pause.duration if st.pause is not None else None
+        kind = st.kind  # a combined step completes as its first kind (completedCurrentCanaryStep)
         steps.append(
             StepPlan(
                 st,
                 key,
-                st.setWeight is not None or st.setCanaryScale is not None,
-                st.pause is not None,
+                kind in ("setWeight", "setCanaryScale"),
+                kind == "pause",
                 pause_s,
                 st.pause is not None and pause_s is None,
-                st.analysis is not None,
+                kind == "analysis",
                 key in analyses,
             )
         )

@@ -64,7 +64,7 @@ from sim.policies.argo.plan import (
     manual_called,
     resolve_analyses,
 )
-from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep
+from sim.policies.argo.spec import COMPLETION_ORDER, ArgoPolicySpec, CanaryStep
 from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
 from sim.policies.base import (
     DEFAULT_TARGETS,
@@ -475,8 +475,12 @@ class ArgoRollout(Policy):
         if current is None:
             return s
         step = current.step
+        # A step may combine setCanaryScale/setHeaderRoute/setMirrorRoute with one of
+        # setWeight/pause/analysis (validation.go hasMultipleStepsType): each applies.
+        events: list[str] = []
         if step.setWeight is not None:
-            return replace(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
+            s = replace(s, weight=step.setWeight)
+            events.append(f"setWeight {step.setWeight}")
         if step.setCanaryScale is not None and not p.traffic_routing:
             sc = step.setCanaryScale
             w = (
@@ -484,23 +488,20 @@ class ArgoRollout(Policy):
                 if sc.matchTrafficWeight
                 else (sc.weight if sc.weight is not None else round(100 * (sc.replicas or 0) / self.spec.replicas))
             )
-            return replace(s, weight=w, event="setCanaryScale")
+            s = replace(s, weight=w)
+            events.append("setCanaryScale")
         if step.setHeaderRoute is not None:
             acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
-            return replace(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
+            events.append(f"setHeaderRoute {step.setHeaderRoute.name}")
         if step.setMirrorRoute is not None:
             pct = float(step.setMirrorRoute.percentage or 100)
             acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
-            return replace(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
-        return s
+            events.append(f"setMirrorRoute {step.setMirrorRoute.name}")
+        return replace(s, event=", ".join(events)) if events else s
 
     def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, start: float | None) -> bool:
         """``completedCurrentCanaryStep`` of the current ``step``, read from the status
         before this reconcile (``start``: its ``CanaryPauseStep`` condition's start)."""
-        if step.scales:
-            # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
-            # an inconclusive pause holds, haltProgress) and available.
-            return self._at_desired(p, s, obs)
         if step.pause:
             # CompletedCanaryPauseStep: controllerPause without a CanaryPauseStep condition
             # reads as a resume; a timed pause expires after its duration, whatever other
@@ -509,6 +510,10 @@ class ArgoRollout(Policy):
             if s.controller_pause and start is None:
                 return True
             return step.pause_s is not None and start is not None and obs.t >= start + step.pause_s
+        if step.scales:
+            # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
+            # an inconclusive pause holds, haltProgress) and available.
+            return self._at_desired(p, s, obs)
         if step.analysis:
             run = s.run(step.key)
             return (run is None and not step.has_run) or (run is not None and run.state.phase == ar.SUCCESSFUL)
@@ -857,27 +862,32 @@ def _sync_pauses(
 
 
 def _describe_step(st: CanaryStep) -> str:
-    """One canary step as ``describe`` shows it, e.g. ``setWeight 20`` or ``pause 5m``."""
-    if st.setWeight is not None:
+    """One canary step as ``describe`` shows it, e.g. ``setWeight 20`` or ``pause 5m``; a
+    combined step joins its kinds, e.g. ``setCanaryScale replicas 1 + setHeaderRoute h``."""
+    return " + ".join(_describe_kind(st, k) for k in COMPLETION_ORDER if getattr(st, k) is not None)
+
+
+def _describe_kind(st: CanaryStep, kind: str) -> str:
+    if kind == "setWeight":
         return f"setWeight {st.setWeight}"
-    if st.pause is not None:
+    if kind == "pause" and st.pause is not None:
         return (
             f"pause {format_duration(st.pause.duration)}" if st.pause.duration is not None else "pause (until promoted)"
         )
-    if st.analysis is not None:
+    if kind == "analysis" and st.analysis is not None:
         return f"analysis {_templates(st.analysis)}"
-    if st.setCanaryScale is not None:
+    if kind == "setCanaryScale" and st.setCanaryScale is not None:
         sc = st.setCanaryScale
         if sc.matchTrafficWeight:
             return "setCanaryScale matchTrafficWeight"
         return (
             f"setCanaryScale weight {sc.weight}" if sc.weight is not None else f"setCanaryScale replicas {sc.replicas}"
         )
-    if st.setHeaderRoute is not None:
+    if kind == "setHeaderRoute" and st.setHeaderRoute is not None:
         return f"setHeaderRoute {st.setHeaderRoute.name}"
-    if st.setMirrorRoute is not None:
+    if kind == "setMirrorRoute" and st.setMirrorRoute is not None:
         return f"setMirrorRoute {st.setMirrorRoute.name} {st.setMirrorRoute.percentage or 100}%"
-    return st.kind
+    return kind
 
 
 def _templates(analysis: RolloutAnalysis) -> str:

@@ -10,16 +10,19 @@ here too, so that this module is the one place to import the ``argo:`` block's m
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from sim.limits import MAX_REPLICAS
-from sim.models import Duration, LooseModel, StrictModel, at_most, field_error
+from sim.models import LooseModel, StrictModel, at_most, field_error
 from sim.policies.argo.analyses import resolve_analysis
 from sim.policies.argo.templates import Arg, ArgoMetric, DryRun, RolloutAnalysis, TemplateRef, TemplateSpec, substitute
 from sim.policies.judges import JudgeSpec
 from sim.policies.judges.kayenta import KayentaSpec
+from sim.units import parse_duration
 
 __all__ = [
     "Arg",
@@ -38,12 +41,54 @@ __all__ = [
     "Strategy",
     "TemplateRef",
     "TemplateSpec",
+    "pause_seconds",
     "substitute",
 ]
 
 
+#: Go's ``time.ParseDuration`` syntax: a unit on every part, no days.
+_GO_DURATION = re.compile(r"^[+-]?(?:0|(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$")
+_INT32 = re.compile(r"^[+-]?\d{1,10}$")
+
+
+def pause_seconds(value: object) -> float:
+    """A pause step's ``duration`` as Argo reads it (``RolloutPause.DurationSeconds``,
+    ``pkg/apis/rollouts/v1alpha1/types.go``): an integer is seconds, a string of digits
+    too, any other string a Go duration truncated to whole seconds (``500ms`` is 0, ``1.5s``
+    is 1). A string Go cannot parse (``1d``: Go has no day unit) reads as -1, which
+    ``validation.go`` rejects ("Duration needs to be greater than 0"), as it rejects
+    negative ones.
+
+    Raises:
+        ValueError: a value Argo rejects (the message says why).
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a whole number written back as a float (a policy file pdsim wrote)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("must be a whole number of seconds or a Go duration string such as 30s or 1h (an IntOrString)")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        text = value.strip()
+        if _INT32.match(text):
+            seconds = int(text)
+        elif _GO_DURATION.match(text):
+            magnitude = parse_duration(text.lstrip("+-"))
+            seconds = -math.trunc(magnitude) if text.startswith("-") else math.trunc(magnitude)
+        else:
+            raise ValueError(
+                "not a Go duration (units ns, us, ms, s, m, h; Go has no d): Argo reads it as -1 and rejects the "
+                "Rollout (Duration needs to be greater than 0)"
+            )
+    if seconds < 0:
+        raise ValueError("must not be negative: Argo rejects the Rollout (Duration needs to be greater than 0)")
+    return float(seconds)
+
+
 class Pause(StrictModel):
-    duration: Duration | None = None
+    """``pause``: ``duration`` in whole seconds (``pause_seconds``); none: until promoted."""
+
+    duration: Annotated[float, BeforeValidator(pause_seconds)] | None = None
 
 
 #: A pod count: at most ``MAX_REPLICAS``.
@@ -76,8 +121,27 @@ class SetMirrorRoute(LooseModel):
     match: list[dict[str, Any]] = []
 
 
+#: The step kinds of which a step holds at most one (``validation.go`` ``hasMultipleStepsType``);
+#: ``setCanaryScale``, ``setHeaderRoute``, ``setMirrorRoute`` and ``plugin`` may join one of them.
+EXCLUSIVE_STEP_KINDS = ("setWeight", "pause", "experiment", "analysis")
+#: The order in which ``completedCurrentCanaryStep`` (``rollout/canary.go``) tests a step's
+#: fields: a combined step completes as the first kind it holds.
+COMPLETION_ORDER = (
+    "pause",
+    "setCanaryScale",
+    "setWeight",
+    "experiment",
+    "analysis",
+    "setHeaderRoute",
+    "setMirrorRoute",
+    "plugin",
+)
+
+
 class CanaryStep(StrictModel):
-    """One ``steps[]`` entry: exactly one kind."""
+    """One ``steps[]`` entry: at least one kind, at most one of ``setWeight``, ``pause``,
+    ``experiment``, ``analysis`` (``pkg/apis/rollouts/validation/validation.go``
+    ``ValidateRolloutStrategyCanary``, ``hasMultipleStepsType``)."""
 
     setWeight: Annotated[int, Field(ge=0, le=100)] | None = None
     pause: Pause | None = None
@@ -89,17 +153,25 @@ class CanaryStep(StrictModel):
     plugin: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> CanaryStep:
+    def _kinds(self) -> CanaryStep:
         kinds = [k for k in type(self).model_fields if getattr(self, k) is not None]
-        if len(kinds) != 1:
-            raise ValueError(f"a step has exactly one of {', '.join(type(self).model_fields)} (got {kinds or 'none'})")
-        if kinds[0] in ("experiment", "plugin"):
-            raise ValueError(f"{kinds[0]} steps are not modelled")
+        if not kinds:
+            raise ValueError(f"a step needs one of {', '.join(type(self).model_fields)} (got none)")
+        exclusive = [k for k in kinds if k in EXCLUSIVE_STEP_KINDS]
+        if len(exclusive) > 1:
+            raise ValueError(
+                f"a step holds at most one of {', '.join(EXCLUSIVE_STEP_KINDS)} (got {', '.join(exclusive)}): "
+                "Argo rejects the Rollout"
+            )
+        for kind in ("experiment", "plugin"):
+            if kind in kinds:
+                raise ValueError(f"{kind} steps are not modelled")
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+        """The kind the step completes as (``COMPLETION_ORDER``)."""
+        return next(k for k in COMPLETION_ORDER if getattr(self, k) is not None)
 
 
 class CanaryStrategy(LooseModel):
