@@ -26,6 +26,7 @@ import pytest
 from sim.inputs.policy import scenario_policy
 from sim.inputs.scenario import Scenario
 from sim.outcomes import PROMOTED
+from sim.policies.argo.plan import routed_pods
 from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.base import Observation, Promote, Readiness, ScaleUp, SetWeights
@@ -165,3 +166,117 @@ def test_start_up_time_in_the_world(startup: str, promoted: float):
     sc = _scenario(startup, [{"setWeight": 10}, {"setWeight": 50}, {"pause": {"duration": "1m"}}])
     record = run_one(sc, scenario_policy(sc), 1).record
     assert record.decision_time_s == promoted
+
+
+# -- item 5: partial readiness and pod counts -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pods"),
+    [
+        ({"weight": 10}, (1, 10)),
+        ({"weight": 10, "min_pods": 2}, (2, 10)),  # CheckMinPodsPerReplicaSet
+        ({"weight": 0, "min_pods": 2}, (0, 10)),  # a ReplicaSet with no pods stays at none
+        ({"weight": 10, "min_pods": 30}, (10, 10)),  # capped at spec.replicas
+        ({"weight": 0, "explicit": 3}, (3, 10)),  # setCanaryScale.replicas: as given
+        ({"weight": 30, "dynamic": True}, (3, 7)),  # dynamicStableScale: stable from 100 - weight
+        ({"weight": 30, "dynamic": True, "routed": 10}, (3, 9)),  # ... or from the traffic it still has
+        ({"weight": 95, "dynamic": True, "min_pods": 2}, (10, 2)),
+    ],
+)
+def test_traffic_routed_pod_counts(kwargs, pods):
+    """utils/replicaset/canary.go CalculateReplicaCountsForTrafficRoutedCanary,
+    trafficWeightToReplicas (ceil), CheckMinPodsPerReplicaSet; 10 replicas."""
+    weight = kwargs.pop("weight")
+    assert routed_pods(10, weight, **kwargs) == pods
+
+
+def _pods_timeline(policy: ArgoRollout, startup: float, until: float = 900.0):
+    """The policy against counted pods: (scale-ups, weights set, promotion time)."""
+    pods = Workload(ready=False)
+    scaled, weights, promoted = [], [], None
+    state, t, tick = policy.initial_state(), 0.0, 0
+    while promoted is None:
+        nt = policy.next_tick(state, t)
+        nw = pods.next_available(t)
+        if nt is None or nt > until:
+            break
+        t, tick = (min(nt, nw) if nw is not None else nt), tick + 1
+        state, actions = policy.step(state, Observation(t=t, tick=tick, canary=pods.view(t)))
+        for a in actions:
+            if isinstance(a, ScaleUp):
+                pods.scale(t, a.replicas, startup)
+                scaled.append((t, a.replicas))
+            elif isinstance(a, SetWeights):
+                weights.append((t, a.canary_weight))
+            elif isinstance(a, Promote):
+                promoted = t
+    return scaled, weights, promoted
+
+
+def test_set_canary_scale_holds_until_the_next_one():
+    """utils/replicaset/canary.go UseSetCanaryScale: the last setCanaryScale at or before
+    the step stays in force through later setWeight steps (matchTrafficWeight ends it),
+    and GetCanaryReplicasOrWeight gives its replicas or weight; past the last step the full
+    weight. 10 replicas, pods available 30 s after each scale-up."""
+    policy = _policy(
+        [
+            {"setCanaryScale": {"replicas": 3}},
+            {"setWeight": 10},
+            {"setCanaryScale": {"weight": 50}},
+            {"setCanaryScale": {"matchTrafficWeight": True}},
+            {"pause": {"duration": "1m"}},
+        ],
+        replicas=10,
+    )
+    scaled, weights, promoted = _pods_timeline(policy, 30.0)
+    # 0: 3 pods; 30: available -> setWeight 10 (still 3 pods: done at once) -> weight 50 -> 5 pods;
+    # 60: available -> matchTrafficWeight: 1 pod (a scale-down, done at once) -> pause until 120;
+    # 120: 10 pods; 150: promoted.
+    assert scaled == [(0.0, 3), (30.0, 5), (60.0, 1), (120.0, 10)]
+    assert weights[:1] == [(30.0, 10)]
+    assert promoted == 150.0
+
+
+def test_min_pods_per_replica_set_in_the_world():
+    """CheckMinPodsPerReplicaSet: setWeight 10 of 10 replicas wants 1 pod, 3 with
+    minPodsPerReplicaSet 3; the trace shows the scale-up's pod count."""
+    sc = _scenario("30s", [{"setWeight": 10}, {"pause": {"duration": "1m"}}])
+    data = sc.model_dump(exclude_unset=True)
+    data["policy"]["argo"]["strategy"]["canary"]["minPodsPerReplicaSet"] = 3
+    sc = Scenario.model_validate(data)
+    result = run_one(sc, scenario_policy(sc), 1, trace=True)
+    scale_ups = [a for line in result.trace for a in line["actions"] if a["action"] == "scale_up"]
+    assert scale_ups == [{"action": "scale_up", "replicas": 3}, {"action": "scale_up", "replicas": 10}]
+    assert result.record.decision_time_s == 30.0 + 60.0 + 30.0
+
+
+@pytest.mark.parametrize(
+    ("threshold", "available", "met"),
+    [
+        (None, 4, False),
+        (None, 5, True),
+        ({"type": "Percent", "value": 80}, 4, True),
+        ({"type": "Percent", "value": 81}, 4, False),
+        ({"type": "Pods", "value": 2}, 2, True),
+        ({"type": "Pods", "value": 2}, 1, False),
+        ({"type": "Pods", "value": -1}, 4, False),  # a negative value: all pods
+    ],
+)
+def test_replica_progress_threshold(threshold, available, met):
+    """utils/replicaset/canary.go ReplicaProgressThresholdMet, read by
+    AtDesiredReplicaCountsForCanary: setWeight 50 of 10 replicas wants 5 pods."""
+    canary: dict[str, Any] = {"steps": [{"setWeight": 50}, {"pause": {}}], "trafficRouting": ISTIO}
+    if threshold is not None:
+        canary["replicaProgressThreshold"] = threshold
+    policy = ArgoRollout(ArgoPolicySpec.model_validate({"replicas": 10, "strategy": {"canary": canary}}))
+    state, _ = policy.step(policy.initial_state(), Observation(t=0.0, tick=1, canary=Readiness(False, None)))
+    obs = Observation(t=15.0, tick=2, canary=Readiness(False, 0.0, available, 30.0))
+    state, _ = policy.step(state, obs)
+    assert (state.step_index == 1) is met
+
+
+def test_set_canary_scale_needs_traffic_routing():
+    """validation.go: "SetCanaryScale requires TrafficRouting to be set"."""
+    with pytest.raises(ValueError, match="SetCanaryScale requires TrafficRouting"):
+        _policy([{"setCanaryScale": {"replicas": 1}}], routing=False)

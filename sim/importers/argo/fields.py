@@ -152,10 +152,11 @@ WHY = {
     "available as soon as it is ready (the scenario's startup time)",
     "progressDeadlineAbort": "Argo aborts an update that makes no progress for progressDeadlineSeconds; "
     "pdsim never aborts for lack of progress (a stuck rollout ends unfinished)",
-    "dynamicStableScale": "the stable ReplicaSet shrinks as canary traffic grows and, after an abort, gets "
-    "traffic back only as it scales up again; pdsim's stable keeps full capacity and "
-    "takes the traffic back at once",
-    "replicaProgressThreshold": "pods are all-or-nothing ready in pdsim: a step waits for the whole canary",
+    "dynamicStableScale": "pdsim shrinks the stable ReplicaSet as canary traffic grows, as Argo does, but "
+    "after an abort Argo gives it traffic back only as it scales up again; pdsim's stable takes the traffic "
+    "back at once",
+    "replicaProgressThreshold": "pdsim applies the threshold, but the pods of one scale-up become available "
+    "together there, so a step still waits for the whole canary unless some pods never get ready",
     "maxTrafficWeight": "pdsim reads setWeight as a percentage of 100; with another maxTrafficWeight the "
     "canary gets setWeight/maxTrafficWeight of the traffic",
     "stickiness": "ALB target group stickiness pins users to the version they reached; pdsim routes every "

@@ -62,6 +62,7 @@ from sim.policies.argo.plan import (
     build_plan,
     desired_pods,
     manual_called,
+    progress_met,
     resolve_analyses,
 )
 from sim.policies.argo.spec import COMPLETION_ORDER, ArgoPolicySpec, CanaryStep
@@ -451,16 +452,16 @@ class ArgoRollout(Policy):
         scaled to the pods its step wants and all of them available
         (``ReplicaProgressThresholdMet`` without a threshold: ``allDesiredAreAvailable``);
         the stable is scaled at once here, so it is always at its count."""
-        want = desired_pods(p, s.weight)
+        want = desired_pods(p, s.weight, s.step_index, s.routed)
         if s.canary_pods != want:
             return False
         available = _available(obs, want[0])
-        return available is not None and available >= want[0]
+        return available is not None and progress_met(p, available, want[0])
 
     def _scale(self, p: ArgoPlan, s: ArgoState, acts: list[Action]) -> ArgoState:
         """``reconcileCanaryReplicaSets``: scale the canary (and stable) to the pods the
         current weight wants; the world starts the canary's new pods (``ScaleUp``)."""
-        pods = desired_pods(p, s.weight)
+        pods = desired_pods(p, s.weight, s.step_index, s.routed)
         if pods == s.canary_pods:
             return s
         if pods[0] != s.canary_pods[0] or not any(s.canary_pods):  # the first scale, even to 0 pods
@@ -481,15 +482,8 @@ class ArgoRollout(Policy):
         if step.setWeight is not None:
             s = replace(s, weight=step.setWeight)
             events.append(f"setWeight {step.setWeight}")
-        if step.setCanaryScale is not None and not p.traffic_routing:
-            sc = step.setCanaryScale
-            w = (
-                s.weight
-                if sc.matchTrafficWeight
-                else (sc.weight if sc.weight is not None else round(100 * (sc.replicas or 0) / self.spec.replicas))
-            )
-            s = replace(s, weight=w)
-            events.append("setCanaryScale")
+        if step.setCanaryScale is not None:  # the pods it sets: desired_pods at this step index
+            events.append(_describe_kind(step, "setCanaryScale"))
         if step.setHeaderRoute is not None:
             acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
             events.append(f"setHeaderRoute {step.setHeaderRoute.name}")
@@ -548,7 +542,7 @@ class ArgoRollout(Policy):
             # the last setWeight, _route).
             s = self._scale(p, s, acts)
             available = _available(obs, s.canary_pods[0])
-            if available is not None and available >= p.replicas:
+            if available is not None and (available >= p.replicas or progress_met(p, available, p.replicas)):
                 return self._promote(p, s, obs, acts)
             return s
         step = p.steps[s.step_index]

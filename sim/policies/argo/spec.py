@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -34,6 +34,7 @@ __all__ = [
     "DryRun",
     "HeaderMatch",
     "Pause",
+    "ReplicaProgressThreshold",
     "RolloutAnalysis",
     "SetCanaryScale",
     "SetHeaderRoute",
@@ -174,11 +175,43 @@ class CanaryStep(StrictModel):
         return next(k for k in COMPLETION_ORDER if getattr(self, k) is not None)
 
 
+class ReplicaProgressThreshold(StrictModel):
+    """``replicaProgressThreshold``: how many of the canary's desired pods must be
+    available for a step (and the full promotion) to proceed (``ReplicaProgressThresholdMet``,
+    ``utils/replicaset/canary.go``): a percentage of them, or a pod count; a negative value
+    means all of them."""
+
+    type: Literal["Percent", "Pods"]
+    value: int
+
+
 class CanaryStrategy(LooseModel):
+    """``strategy.canary``; the pod-count fields are those of ``utils/replicaset/canary.go``
+    (``minPodsPerReplicaSet`` and ``dynamicStableScale`` apply with traffic routing only)."""
+
     steps: list[CanaryStep] = []
     analysis: RolloutAnalysis | None = None
     trafficRouting: dict[str, Any] | None = None
     abortScaleDownDelaySeconds: int | None = None
+    minPodsPerReplicaSet: Annotated[Replicas, Field(ge=0)] | None = None
+    dynamicStableScale: bool = False
+    replicaProgressThreshold: ReplicaProgressThreshold | None = None
+
+    @model_validator(mode="after")
+    def _needs_routing(self) -> CanaryStrategy:
+        """``validation.go`` ``ValidateRolloutStrategyCanary``: "SetCanaryScale requires
+        TrafficRouting to be set"."""
+        if self.trafficRouting is None:
+            for i, st in enumerate(self.steps):
+                if st.setCanaryScale is not None:
+                    raise field_error(
+                        "CanaryStrategy",
+                        ("steps", i, "setCanaryScale"),
+                        "needs trafficRouting (Argo rejects the Rollout: SetCanaryScale requires TrafficRouting "
+                        "to be set)",
+                        st.setCanaryScale.model_dump(exclude_none=True),
+                    )
+        return self
 
     @model_validator(mode="after")
     def _starting_step(self) -> CanaryStrategy:
