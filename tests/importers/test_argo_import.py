@@ -977,7 +977,6 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
     assert _warned_fields(result) == {
         "spec.paused": line_of(WARNED, "paused: true"),
         "spec.minReadySeconds": line_of(WARNED, "minReadySeconds"),
-        "spec.progressDeadlineAbort": line_of(WARNED, "progressDeadlineAbort"),
         "spec.strategy.canary.dynamicStableScale": line_of(WARNED, "dynamicStableScale"),
         "spec.strategy.canary.replicaProgressThreshold": line_of(WARNED, "replicaProgressThreshold"),
         "spec.strategy.canary.trafficRouting.maxTrafficWeight": line_of(WARNED, "maxTrafficWeight"),

@@ -931,6 +931,51 @@ CASES: list[dict[str, Any]] = [
             row(240, 3, 100, 0, "Healthy", did="promote"),
         ],
     ),
+    dict(
+        id="28-progress-deadline-degraded-without-abort",
+        source="rollout/sync.go: calculateRolloutConditions (RolloutTimedOut -> Progressing condition "
+        "ProgressDeadlineExceeded), isIndefiniteStep (a setWeight step can time out), requeueStuckRollout "
+        "(requeue at lastUpdate + progressDeadlineSeconds); utils/conditions/conditions.go: RolloutTimedOut; "
+        "utils/rollout/rolloututil.go: CalculateRolloutPhase (TimedOutReason -> Degraded)",
+        # The canary never becomes available: setWeight 20 waits for its pod. The Progressing condition was
+        # last updated at 0 (the new ReplicaSet), so at 0 + 120 the rollout times out: Degraded, with no abort
+        # (progressDeadlineAbort unset): the weight stays 20 and nothing is decided.
+        spec={**canary([sw(20), pause("1m")]), "progressDeadlineSeconds": 120},
+        world=World(ready_at=10_000, until=300),
+        rows=[
+            row(0, 0, 20, 0, "Progressing", did="scale-up"),
+            row(120, 0, 20, 0, "Degraded"),
+        ],
+    ),
+    dict(
+        id="29-progress-deadline-abort",
+        source="rollout/sync.go: evaluateProgressDeadlineAbort (spec.progressDeadlineAbort, not progressing, not "
+        "an indefinite step, RolloutTimedOut -> AddAbort); rollout/trafficrouting.go: reconcileTrafficRouting "
+        "(IsAborted -> weight 0)",
+        # As case 28 with progressDeadlineAbort: at 120 the rollout is aborted (weight 0, step 0, Degraded).
+        spec={**canary([sw(20), pause("1m")]), "progressDeadlineSeconds": 120, "progressDeadlineAbort": True},
+        world=World(ready_at=10_000, until=300),
+        rows=[
+            row(0, 0, 20, 0, "Progressing", did="scale-up"),
+            row(120, 0, 0, 0, "Degraded", did="abort"),
+        ],
+    ),
+    dict(
+        id="30-progress-deadline-counts-from-the-last-progress",
+        source="rollout/sync.go: isIndefiniteStep (a pause step never times out), calculateRolloutConditions "
+        "(RolloutProgressing: the step index changed -> lastUpdateTime now); rollout/sync.go: "
+        "shouldFullPromote (waits for the available canary)",
+        # The pause (0-60) cannot time out. At 60 all steps are done (progress: the step index moved) and the
+        # full promotion waits for the canary, unavailable from 30: no progress from 60, so Degraded at
+        # 60 + 120 = 180, the router still at the last setWeight.
+        spec={**canary([sw(20), pause("1m")]), "progressDeadlineSeconds": 120},
+        world=World(unready=((30, 10_000),), until=300),
+        rows=[
+            row(0, 1, 20, 20, "Paused", did="scale-up"),
+            row(60, 2, 100, 20, "Progressing"),
+            row(180, 2, 100, 20, "Degraded"),
+        ],
+    ),
 ]
 
 

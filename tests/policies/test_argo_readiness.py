@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from sim.importers.argo.rollout import import_argo
 from sim.inputs.policy import scenario_policy
 from sim.inputs.scenario import Scenario
 from sim.outcomes import PROMOTED
@@ -32,8 +33,11 @@ from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.base import Observation, Promote, Readiness, ScaleUp, SetWeights
 from sim.runs.runner import run_one
 from sim.world.controller import Workload
+from sim.yamlio import load_yaml_all
+from tests.helpers import REPO
 
 ISTIO = {"istio": {"virtualService": {"name": "vsvc"}}}
+EXAMPLES = REPO / "tests" / "fixtures" / "argo-examples"
 
 
 def _policy(steps: list[dict[str, Any]], replicas: int = 1, routing: bool = True) -> ArgoRollout:
@@ -280,3 +284,43 @@ def test_set_canary_scale_needs_traffic_routing():
     """validation.go: "SetCanaryScale requires TrafficRouting to be set"."""
     with pytest.raises(ValueError, match="SetCanaryScale requires TrafficRouting"):
         _policy([{"setCanaryScale": {"replicas": 1}}], routing=False)
+
+
+# -- item 4: the progress deadline ------------------------------------------------------------
+
+
+def test_default_progress_deadline_in_the_world():
+    """utils/defaults/defaults.go DefaultProgressDeadlineSeconds (600); rollout/sync.go
+    calculateRolloutConditions; utils/rollout/rolloututil.go CalculateRolloutPhase: a
+    canary whose pods never get ready makes no progress after its scale-up at 0, so the
+    rollout is Degraded at 600 s and, without progressDeadlineAbort, nothing is decided."""
+    sc = _scenario("30s", [{"setWeight": 20}, {"pause": {"duration": "1m"}}])
+    data = sc.model_dump(exclude_unset=True)
+    data["release"]["faults"] = [{"kind": "never_ready"}]
+    sc = Scenario.model_validate(data)
+    result = run_one(sc, scenario_policy(sc), 1, trace=True)
+    assert result.record.outcome == "unfinished"
+    assert result.trace[-1]["phase"] == "Degraded" and result.trace[-1]["t"] == 600.0
+    data["policy"]["argo"]["progressDeadlineAbort"] = True
+    data["policy"]["argo"]["progressDeadlineSeconds"] = 300
+    sc = Scenario.model_validate(data)
+    record = run_one(sc, scenario_policy(sc), 1).record
+    assert record.outcome == "rolled_back" and record.decision_time_s == 300.0
+    assert record.rollback_reason.startswith("ProgressDeadlineExceeded")
+
+
+def test_importer_copies_the_progress_deadline(tmp_path):
+    """RolloutSpec progressDeadlineSeconds / progressDeadlineAbort
+    (pkg/apis/rollouts/v1alpha1/types.go) reach the policy, without a warning now."""
+    text = (
+        (EXAMPLES / "rollout-canary.yaml")
+        .read_text()
+        .replace(
+            "spec:\n  replicas:", "spec:\n  progressDeadlineSeconds: 90\n  progressDeadlineAbort: true\n  replicas:", 1
+        )
+    )
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    result = import_argo(load_yaml_all(path))
+    assert result.spec.progressDeadlineSeconds == 90 and result.spec.progressDeadlineAbort is True
+    assert not [w for w in result.warnings if "progressDeadline" in w]

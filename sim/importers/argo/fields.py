@@ -23,8 +23,8 @@ KINDS = (ROLLOUT, TEMPLATE, CLUSTER_TEMPLATE)
 
 # --- what each Argo type's keys become --------------------------------------------------------
 
-#: ``RolloutSpec``. Copied: replicas, strategy. Warned: paused, minReadySeconds,
-#: progressDeadlineAbort. The rest is quiet (see the module docstring).
+#: ``RolloutSpec``. Copied: replicas, strategy, progressDeadlineSeconds, progressDeadlineAbort.
+#: Warned: paused, minReadySeconds. The rest is quiet (see the module docstring).
 SPEC_KEYS = frozenset(
     {
         "replicas",
@@ -150,8 +150,6 @@ WHY = {
     "paused": "a paused Rollout does not progress until it is resumed; pdsim simulates it as if resumed",
     "minReadySeconds": "pods count as available only this long after they are ready; pdsim's canary is "
     "available as soon as it is ready (the scenario's startup time)",
-    "progressDeadlineAbort": "Argo aborts an update that makes no progress for progressDeadlineSeconds; "
-    "pdsim never aborts for lack of progress (a stuck rollout ends unfinished)",
     "dynamicStableScale": "pdsim shrinks the stable ReplicaSet as canary traffic grows, as Argo does, but "
     "after an abort Argo gives it traffic back only as it scales up again; pdsim's stable takes the traffic "
     "back at once",

@@ -129,6 +129,11 @@ class ArgoState:
     event: str = ""
     judge: object = None  # the judge's own (immutable) state
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
+    #: The Progressing condition's last update (``RolloutProgressing``): when the update last
+    #: made progress, and what it had then (the progress key, and the available canary pods).
+    progress_at: float = 0.0
+    progress_key: tuple[object, ...] = ()
+    progress_available: int = 0
 
     # Plain loops, not generator expressions: these run several times per tick.
     def run(self, kind: str) -> Run | None:
@@ -311,6 +316,8 @@ class ArgoRollout(Policy):
                 nd = ar.next_due(p.analyses[run.kind][0], run.state)
                 if nd is not None:
                     due.append(nd)
+        if not _waits_indefinitely(p, state):  # the progress deadline (requeueStuckRollout)
+            due.append(state.progress_at + self.spec.progressDeadlineSeconds)
         if state.conditions:  # a pause expiry (none without a pause condition)
             step = _step(p, state)
             paused_at = state.condition(STEP_PAUSE)
@@ -358,7 +365,38 @@ class ArgoRollout(Policy):
             new = self._canary(p, state, obs, acts)
         else:
             new = self._blue_green(p, state, obs, acts)
+        if new.phase not in TERMINAL:
+            new = self._progress_deadline(p, new, obs, acts)
         return new, tuple(acts)
+
+    # -- the progress deadline --------------------------------------------------------------
+
+    def _progress_deadline(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """``progressDeadlineSeconds`` (``rollout/sync.go`` ``calculateRolloutConditions``,
+        ``evaluateProgressDeadlineAbort``; ``utils/conditions/conditions.go``
+        ``RolloutProgressing``, ``RolloutTimedOut``): the Progressing condition is updated
+        whenever the update progresses (a step completes, pods are scaled or switched,
+        more canary pods are available); while the rollout is paused or on a step that
+        waits indefinitely (``isIndefiniteStep``: pause, analysis, experiment) it cannot
+        time out, and resuming counts as progress. An update without progress for the
+        deadline is Degraded (``ProgressDeadlineExceeded``, ``CalculateRolloutPhase``);
+        with ``progressDeadlineAbort`` it is aborted too. pdsim ends a run that times out
+        without abort there (unfinished): upstream stays Degraded until it progresses again."""
+        waits = _waits_indefinitely(p, s)
+        key = (s.step_index, s.canary_pods, s.started, s.full_scale, s.switched, waits)
+        ready = obs.canary
+        available = ready.available if ready.available is not None else int(ready.ready)
+        if key != s.progress_key or available > s.progress_available:
+            return replace(s, progress_at=obs.t, progress_key=key, progress_available=available)
+        if available < s.progress_available:  # fewer pods is no progress, but the next increase is
+            s = replace(s, progress_available=available)
+        # The requeue at lastUpdate + deadline (requeueStuckRollout) is processed a moment after it.
+        if waits or obs.t < s.progress_at + self.spec.progressDeadlineSeconds:
+            return s
+        reason = f"ProgressDeadlineExceeded: no progress for {format_duration(self.spec.progressDeadlineSeconds)}"
+        if self.spec.progressDeadlineAbort:
+            return self._abort(p, s, obs, acts, reason)
+        return replace(s, phase=DEGRADED, event=f"{reason} (Degraded; no progressDeadlineAbort, so it stays stuck)")
 
     # -- canary -----------------------------------------------------------------------------
 
@@ -796,6 +834,16 @@ class ArgoRollout(Policy):
 def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
     """The current canary step, or None past the last one (and for blue/green)."""
     return p.steps[s.step_index] if s.step_index < len(p.steps) else None
+
+
+def _waits_indefinitely(p: ArgoPlan, s: ArgoState) -> bool:
+    """No progress deadline now: the rollout is paused (a pause condition; resuming counts
+    as progress), or its current step waits indefinitely (``isIndefiniteStep``,
+    ``rollout/sync.go``: pause, analysis or experiment)."""
+    if s.conditions:
+        return True
+    step = _step(p, s)
+    return step is not None and (step.step.pause is not None or step.step.analysis is not None)
 
 
 def _available(obs: Observation, scaled: int) -> int | None:

@@ -259,6 +259,11 @@ class ArgoPolicySpec(StrictModel):
 
     strategy: Strategy
     replicas: Annotated[Replicas, Field(ge=1)] = 1
+    #: The Rollout's ``progressDeadlineSeconds`` (default 600, ``utils/defaults``) and
+    #: ``progressDeadlineAbort``: an update that makes no progress that long is Degraded
+    #: (``ProgressDeadlineExceeded``), and aborted too with ``progressDeadlineAbort``.
+    progressDeadlineSeconds: Annotated[int, Field(ge=1)] = 600
+    progressDeadlineAbort: bool = False
     templates: dict[str, TemplateSpec] = {}
     clusterTemplates: dict[str, TemplateSpec] = {}
     #: pdsim's extension: Kayenta canary configs by ``canaryConfigName`` (they live in
