@@ -334,6 +334,8 @@ SR_2 = template(metric(interval="60s", count=2))
 SMOKE = template(metric())
 #: success >= 0.95 and failure < 0.90: 0.92 is neither (Inconclusive).
 SR_BOTH_BG = template(metric(interval="60s", failure="result[0] < 0.90"))
+#: ... with inconclusiveLimit 1 (the second Inconclusive measurement ends the run).
+SR_BOTH_BG_IL1 = template(metric(interval="60s", failure="result[0] < 0.90", inconclusiveLimit=1))
 SR_BOTH_3 = template(metric(interval="60s", count=3, failure="result[0] < 0.90"))
 #: failure-only condition.
 SR_FAIL_ONLY = template(metric(interval="60s", success=None, failure="result[0] < 0.95"))
@@ -974,6 +976,39 @@ CASES: list[dict[str, Any]] = [
             row(0, 1, 20, 20, "Paused", did="scale-up"),
             row(60, 2, 100, 20, "Progressing"),
             row(180, 2, 100, 20, "Degraded"),
+        ],
+    ),
+    dict(
+        id="31-inconclusive-background-run-in-a-pause-step-pauses",
+        source="rollout/analysis.go: needsNewAnalysisRun (since v1.8.2, argo-rollouts #3873: not while a "
+        "CanaryPauseStep condition is set), reconcileBackgroundAnalysisRun (Inconclusive -> "
+        "AddPauseCondition(InconclusiveAnalysis)); analysis/analysis.go: assessMetricFailureInconclusiveOrError "
+        "(inconclusive 2 > inconclusiveLimit 1)",
+        # The latest release. 0.92 is neither >= 0.95 nor < 0.90: Inconclusive at 60 (1 <= limit 1, still
+        # Running) and at 120 (2 > 1): the run is Inconclusive, and although the 10m pause step holds
+        # controllerPause, the rollout adds the InconclusiveAnalysis pause instead of replacing the run.
+        spec=canary([sw(20), pause("10m")], {"sr": SR_BOTH_BG_IL1}, analysis=use("sr")),
+        world=World({"sr": [(0, GOOD), (60, MIDDLE)]}, until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=1, i=1))}),
+            row(120, 1, 20, 20, "Paused", {"background": run("Inconclusive", m("sr", "Inconclusive", c=3, s=1, i=2))}),
+        ],
+    ),
+    dict(
+        id="32-before-1.8.2-an-inconclusive-background-run-is-replaced",
+        source="rollout/analysis.go at v1.8.1: needsNewAnalysisRun (ControllerPause and no BlueGreenPause "
+        "condition -> a new run when the current one is Inconclusive, whatever the CanaryPauseStep), "
+        "reconcileBackgroundAnalysisRun",
+        # As case 31 with `version: "1.8.1"`: at 120 the Inconclusive run is replaced by a new one at once
+        # (measured on creation: 0.92 -> inconclusive 1, Running), so no InconclusiveAnalysis pause; at 180 it
+        # is Inconclusive in turn and replaced again (the same row).
+        spec={**canary([sw(20), pause("10m")], {"sr": SR_BOTH_BG_IL1}, analysis=use("sr")), "version": "1.8.1"},
+        world=World({"sr": [(0, GOOD), (60, MIDDLE)]}, until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=1, i=1))}),
+            row(120, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, i=1))}),
         ],
     ),
 ]

@@ -77,6 +77,9 @@ class ArgoPlan(NamedTuple):
     min_pods: int | None = None  # minPodsPerReplicaSet (routing only)
     dynamic_stable: bool = False  # dynamicStableScale (routing only)
     progress_threshold: ReplicaProgressThreshold | None = None
+    #: Before 1.8.2 (argo-rollouts #3873) needsNewAnalysisRun replaced an Inconclusive run
+    #: during a pause step instead of pausing the rollout.
+    new_run_in_pause_step: bool = False
 
 
 def resolve_analyses(spec: ArgoPolicySpec, cluster: Mapping[str, str] | None = None) -> Analyses:
@@ -267,4 +270,5 @@ def build_plan(spec: ArgoPolicySpec, analyses: Analyses, max_reconciles: int) ->
         min_pods=min_pods,
         dynamic_stable=c is not None and routing and c.dynamicStableScale,
         progress_threshold=c.replicaProgressThreshold if c is not None else None,
+        new_run_in_pause_step=spec.controller_version < (1, 8, 2),
     )

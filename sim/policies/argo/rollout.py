@@ -562,11 +562,12 @@ class ArgoRollout(Policy):
             return replace(s, weight=100)
         return self._enter_step(p, s, obs, acts)
 
-    def _needs_new_run(self, s: ArgoState, current: Run) -> bool:
+    def _needs_new_run(self, p: ArgoPlan, s: ArgoState, current: Run) -> bool:
         """``needsNewAnalysisRun`` (``rollout/analysis.go``) for an existing run (a missing
         one is always needed); ``AbortedAt`` is never set while the rollout still runs here
-        (an abort is terminal)."""
-        if s.controller_pause and s.condition(STEP_PAUSE) is None and s.condition(BLUE_GREEN_PAUSE) is None:
+        (an abort is terminal). Since 1.8.2 (#3873) not during a pause step either."""
+        in_pause_step = s.condition(STEP_PAUSE) is not None and not p.new_run_in_pause_step
+        if s.controller_pause and not in_pause_step and s.condition(BLUE_GREEN_PAUSE) is None:
             return current.state.phase == ar.INCONCLUSIVE
         return False
 
@@ -614,7 +615,7 @@ class ArgoRollout(Policy):
         verdicts: list[tuple[str, str]] = []
         if p.background is not None and s.step_index >= p.starting_step and not inconclusive:
             current = s.run("background")
-            if current is None or self._needs_new_run(s, current):
+            if current is None or self._needs_new_run(p, s, current):
                 run = Run("background", ar.start_run("background", p.background, obs.t))
                 s = replace(s, runs=s.without("background") + (run,))
             else:
@@ -622,7 +623,7 @@ class ArgoRollout(Policy):
         if not s.conditions and step.has_run:  # an analysis step with templates
             key = step.key
             current = s.run(key)
-            if current is None or self._needs_new_run(s, current):
+            if current is None or self._needs_new_run(p, s, current):
                 s = replace(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
             else:
                 verdicts.append((key, current.state.phase))

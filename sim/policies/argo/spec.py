@@ -41,10 +41,44 @@ __all__ = [
     "SetMirrorRoute",
     "Strategy",
     "TemplateRef",
+    "LATEST_VERSION",
     "TemplateSpec",
+    "parse_version",
     "pause_seconds",
     "substitute",
 ]
+
+
+#: The Argo Rollouts release pdsim simulates by default (argoproj/argo-rollouts at 9f8d111d,
+#: after v1.10.0-rc1), and the oldest a policy may name.
+LATEST_VERSION, OLDEST_VERSION = "1.10", "1.0"
+_VERSION = re.compile(r"^v?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?$")
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``1.8`` or ``v1.8.2`` as (1, 8, 0) or (1, 8, 2).
+
+    Raises:
+        ValueError: not such a version.
+    """
+    m = _VERSION.match(text.strip())
+    if m is None:
+        raise ValueError(f"not an Argo Rollouts version such as 1.8 or 1.8.2 (got {text!r})")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def _version_text(value: object) -> str:
+    """A ``version`` as written, checked to be a release pdsim knows: from
+    ``OLDEST_VERSION`` to ``LATEST_VERSION``. A YAML number is refused: 1.10 would read as 1.1."""
+    if not isinstance(value, str):
+        raise ValueError(
+            'must be a quoted Argo Rollouts version such as "1.8" or "1.8.2" (a YAML number 1.10 reads as 1.1)'
+        )
+    text = value
+    version = parse_version(text)
+    if not parse_version(OLDEST_VERSION) <= version[:2] + (0,) <= parse_version(LATEST_VERSION):
+        raise ValueError(f"pdsim simulates Argo Rollouts {OLDEST_VERSION} to {LATEST_VERSION} (got {text})")
+    return text
 
 
 #: Go's ``time.ParseDuration`` syntax: a unit on every part, no days.
@@ -264,6 +298,24 @@ class ArgoPolicySpec(StrictModel):
     #: (``ProgressDeadlineExceeded``), and aborted too with ``progressDeadlineAbort``.
     progressDeadlineSeconds: Annotated[int, Field(ge=1)] = 600
     progressDeadlineAbort: bool = False
+    #: pdsim's extension: the Argo Rollouts release simulated, ``MAJOR.MINOR[.PATCH]``
+    #: (default: the latest, ``LATEST_VERSION``); see ``controller_version``.
+    version: Annotated[str, BeforeValidator(_version_text)] = LATEST_VERSION
+
+    @property
+    def controller_version(self) -> tuple[int, int, int]:
+        """``version`` as (major, minor, patch). What changed between releases:
+
+        * 1.8.2 (argo-rollouts #3873, ``rollout/analysis.go`` ``needsNewAnalysisRun``):
+          a background run that turns Inconclusive during a pause step pauses the
+          rollout (``InconclusiveAnalysis``); before, a new run replaced it and the
+          rollout went on.
+        * 1.10 (#4692, ``metricproviders/job/job.go``): a Job whose pods hit
+          infrastructure errors is an Inconclusive measurement; pdsim's Jobs have no
+          such errors (their outcome is scripted), so nothing differs here.
+        """
+        return parse_version(self.version)
+
     templates: dict[str, TemplateSpec] = {}
     clusterTemplates: dict[str, TemplateSpec] = {}
     #: pdsim's extension: Kayenta canary configs by ``canaryConfigName`` (they live in
