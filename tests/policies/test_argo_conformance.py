@@ -1011,6 +1011,20 @@ CASES: list[dict[str, Any]] = [
             row(120, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, i=1))}),
         ],
     ),
+    dict(
+        id="33-no-steps-promote-when-the-canary-is-available",
+        source="rollout/sync.go: shouldFullPromote (stepCount == 0 -> completedAllSteps, after the available "
+        "check); utils/replicaset/canary.go: GetCurrentSetWeight (no current step -> MaxTrafficWeight), "
+        "CalculateReplicaCountsForTrafficRoutedCanary",
+        # argo-rollouts examples/rollout-rolling-update.yaml has no steps. The weight is 100 at once, the canary
+        # is scaled to full size and promoted when it is available (30); the router never gave it traffic.
+        spec=canary([]),
+        world=World(ready_at=30, until=100),
+        rows=[
+            row(0, 0, 100, 0, "Progressing", did="scale-up"),
+            row(30, 0, 100, 0, "Healthy", did="promote"),
+        ],
+    ),
 ]
 
 

@@ -511,8 +511,8 @@ class ArgoRollout(Policy):
         routes of ``reconcileTrafficRouting``). Pause conditions and step runs come from
         the reconcile that follows."""
         current = _step(p, s)
-        if current is None:
-            return s
+        if current is None:  # no steps: GetCurrentSetWeight reads the full weight
+            return s if s.weight == 100 else replace(s, weight=100)
         step = current.step
         # A step may combine setCanaryScale/setHeaderRoute/setMirrorRoute with one of
         # setWeight/pause/analysis (validation.go hasMultipleStepsType): each applies.
