@@ -7,7 +7,9 @@ of ``sim.policies.driver``, which ``pdsim replay`` and ``check_policy`` follow t
 ticks nothing is decided, so the driver needs no event queue: it jumps to the earliest
 next tick of any run, serves every run that ticks then in one vectorised pass (traffic
 drawn in bulk up to now, metric queries for all of them), and steps their policies.
-Workload readiness is a timeline read at the tick's time, not a chain of events.
+Workload readiness is a timeline read at the tick's time, not a chain of events; a canary
+scaled to pod counts (an Argo canary) also ticks its policy when its new pods become
+available, as their ReplicaSet's update makes the controller reconcile then.
 The per-request mode keeps its requests as simpy events inside ``ExactTraffic``, which
 the driver runs up to each tick.
 
