@@ -86,13 +86,11 @@ def test_counted_pods_hold_each_scale_up():
     pods = Workload(ready=False)
     scaled: list[tuple[float, int]] = []
     state, t, tick, weights, promoted = policy.initial_state(), 0.0, 0, [], None
-    wake: float | None = None
     while promoted is None and t < 600:
         nt = policy.next_tick(state, t)
         assert nt is not None
-        nw = pods.next_available(t)
+        nw = pods.next_available(t)  # the ReplicaSet's update reconciles the rollout
         t, tick = (min(nt, nw) if nw is not None else nt), tick + 1
-        wake = nw
         state, actions = policy.step(state, Observation(t=t, tick=tick, canary=pods.view(t)))
         for a in actions:
             if isinstance(a, ScaleUp):
@@ -103,7 +101,6 @@ def test_counted_pods_hold_each_scale_up():
                 weights.append((t, a.canary_weight))
             elif isinstance(a, Promote):
                 promoted = t
-    assert wake is not None
     assert scaled == [(0.0, 1), (60.0, 5), (180.0, 10)]
     assert weights[:2] == [(60.0, 10), (120.0, 50)]
     assert promoted == 240.0
@@ -324,3 +321,28 @@ def test_importer_copies_the_progress_deadline(tmp_path):
     result = import_argo(load_yaml_all(path))
     assert result.spec.progressDeadlineSeconds == 90 and result.spec.progressDeadlineAbort is True
     assert not [w for w in result.warnings if "progressDeadline" in w]
+
+
+def test_blue_green_progress_deadline():
+    """rollout/sync.go calculateRolloutConditions: a preview that never becomes available
+    makes no progress after its ReplicaSet is created, so the rollout times out (here
+    after 120 s)."""
+    spec = {
+        "replicas": 1,
+        "progressDeadlineSeconds": 120,
+        "strategy": {"blueGreen": {"activeService": "a", "previewService": "p"}},
+    }
+    policy = ArgoRollout(ArgoPolicySpec.model_validate(spec))
+    phases = [(t, policy.status(st)["phase"]) for t, st in _states(policy, lambda t: Readiness(False, 0.0), 300)]
+    assert phases[-1] == (120.0, "Degraded") and all(ph != "Degraded" for t, ph in phases if t < 120)
+
+
+def _states(policy: ArgoRollout, readiness, until: float):
+    state, t, tick, out = policy.initial_state(), 0.0, 0, []
+    while True:
+        nt = policy.next_tick(state, t)
+        if nt is None or nt > until:
+            return out
+        t, tick = nt, tick + 1
+        state, _ = policy.step(state, Observation(t=t, tick=tick, canary=readiness(t)))
+        out.append((t, state))

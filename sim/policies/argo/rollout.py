@@ -839,9 +839,10 @@ def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
 
 def _waits_indefinitely(p: ArgoPlan, s: ArgoState) -> bool:
     """No progress deadline now: the rollout is paused (a pause condition; resuming counts
-    as progress), or its current step waits indefinitely (``isIndefiniteStep``,
-    ``rollout/sync.go``: pause, analysis or experiment)."""
-    if s.conditions:
+    as progress), its current step waits indefinitely (``isIndefiniteStep``,
+    ``rollout/sync.go``: pause, analysis or experiment), or a blue/green rollout has
+    switched its active Service (``RolloutHealthy``: its post-promotion run cannot time out)."""
+    if s.conditions or s.switched:
         return True
     step = _step(p, s)
     return step is not None and (step.step.pause is not None or step.step.analysis is not None)
