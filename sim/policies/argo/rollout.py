@@ -845,7 +845,9 @@ def _waits_indefinitely(p: ArgoPlan, s: ArgoState) -> bool:
     if s.conditions or s.switched:
         return True
     step = _step(p, s)
-    return step is not None and (step.step.pause is not None or step.step.analysis is not None)
+    return step is not None and (
+        step.step.pause is not None or step.step.analysis is not None or step.step.experiment is not None
+    )
 
 
 def _available(obs: Observation, scaled: int) -> int | None:
