@@ -150,15 +150,19 @@ class Readiness:
             no old pod is left (the Deployment's ``updatedReplicas`` once it equals
             ``spec.replicas`` and ``status.replicas``); None while a rolling update still
             replaces pods, or when the counts are not known (then only ``ready`` tells).
-        available: how many of them are available (``availableReplicas``); None when
-            not known. A controller with a ready threshold below 100% compares the two
-            (Flagger's ``canaryReadyThreshold``).
+        available: how many pods are available (``availableReplicas``); None when not
+            known (a replay's ``ready:`` rows). Flagger's ready thresholds compare it with
+            ``updated``; Argo's canary steps wait for it (``ScaleUp.replicas``).
+        startup_s: how long the workload's new pods take to become available, when the
+            world counts them (0: at once, so pods scaled at a tick serve at that tick,
+            as the reconcile their ReplicaSet's update triggers would see them).
     """
 
     ready: bool = True
     unready_since: float | None = None
     updated: int | None = None
     available: int | None = None
+    startup_s: float | None = None
 
 
 #: The defaults of ``Observation``'s ``routes`` and readiness fields (frozen: shareable).
@@ -283,7 +287,16 @@ class Rollback:
 
 @dataclass(frozen=True)
 class ScaleUp:
-    """Scale the canary from zero: its pods start, readiness is measured from now."""
+    """Scale the canary: its new pods start, readiness is measured from now.
+
+    Attributes:
+        replicas: the canary's pod count from now on (an Argo canary scaled step by
+            step: pods added start now and are available after the release's start-up,
+            pods removed go at once); None: the whole workload from zero (a Flagger
+            canary, a blue/green preview), ready once all its pods have started.
+    """
+
+    replicas: int | None = None
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def action_json(a: Action) -> dict[str, Any]:
     if isinstance(a, Rollback):
         return {"action": "rollback", "reason": a.reason}
     if isinstance(a, ScaleUp):
-        return {"action": "scale_up"}
+        return {"action": "scale_up"} if a.replicas is None else {"action": "scale_up", "replicas": a.replicas}
     if isinstance(a, Finish):
         return {"action": "finish", "phase": a.phase}
     return {"action": type(a).__name__}

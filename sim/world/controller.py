@@ -7,7 +7,9 @@ of ``sim.policies.driver``, which ``pdsim replay`` and ``check_policy`` follow t
 ticks nothing is decided, so the driver needs no event queue: it jumps to the earliest
 next tick of any run, serves every run that ticks then in one vectorised pass (traffic
 drawn in bulk up to now, metric queries for all of them), and steps their policies.
-Workload readiness is a timeline read at the tick's time, not a chain of events.
+Workload readiness is a timeline read at the tick's time, not a chain of events; a canary
+scaled to pod counts (an Argo canary) also ticks its policy when its new pods become
+available, as their ReplicaSet's update makes the controller reconcile then.
 The per-request mode keeps its requests as simpy events inside ``ExactTraffic``, which
 the driver runs up to each tick.
 
@@ -91,6 +93,11 @@ class Workload:
     (changes at the same time in the order they were made). A workload that becomes
     unready at ``t`` and ready again later reports ``unready_since = t``, the time its
     ``MinimumReplicasUnavailable`` condition was set.
+
+    A workload scaled to pod counts (``scale``, an Argo canary) also counts its pods:
+    each pod added is available ``startup`` after its scale-up, and the view reports
+    ``available`` (none during a scripted outage) and is ready when every pod is.
+    The changes then stand for outages only.
     """
 
     def __init__(self, ready: bool = True) -> None:
@@ -100,6 +107,11 @@ class Workload:
         #: Pods of the workload, when known: the view then counts updated and available
         #: pods (all or none available: pods start together), for ready thresholds.
         self.pods: int | None = None
+        self._touched = False  # a change has taken effect
+        #: Counted pods (``scale``): (started, available from) per pod; the view then
+        #: counts them one by one (Argo's canary steps).
+        self._pods: list[tuple[float, float]] | None = None
+        self._startup = 0.0  # start-up of the counted pods
 
     def change(self, at: float, ready: bool, rolling: bool = False) -> None:
         """From ``at`` on the workload is (un)ready, until a later change; ``rolling``: a
@@ -108,14 +120,55 @@ class Workload:
         self._pending.append((at, self._made, ready, rolling))
         self._pending.sort()
 
+    def scale(self, at: float, replicas: int, startup_s: float, never: bool = False) -> bool:
+        """Scale to ``replicas`` pods at ``at``: new pods are available ``startup_s``
+        later (never, for a release whose pods never get ready); a scale-down removes
+        the pods that are not available yet first, then the newest, as the ReplicaSet
+        controller picks them (``getPodsToDelete``). Returns whether the workload had no
+        pod counts before (its first scale)."""
+        first = self._pods is None
+        if first:
+            self._pods = []
+            if not self._touched:  # scaled from zero: "no pods" was not an outage
+                self._view = Readiness(True, None)
+        pods = self._pods
+        assert pods is not None
+        self._startup = startup_s
+        if replicas > len(pods):
+            ready_at = float("inf") if never else at + startup_s
+            pods += [(at, ready_at)] * (replicas - len(pods))
+        elif replicas < len(pods):
+            pods.sort(key=lambda p: p[1])  # available first, the newest last
+            del pods[replicas:]
+        return first
+
     def view(self, t: float) -> Readiness:
         """What Kubernetes reports at ``t`` (``t`` never decreases between calls)."""
         while self._pending and self._pending[0][0] <= t:
             at, _, ready, rolling = self._pending.pop(0)
+            self._touched = True
             # Made unready again (a restart, an outage): the condition is set anew.
             pods = None if rolling else self.pods
             self._view = Readiness(ready, None if ready else at, pods, None if pods is None else pods * ready)
-        return self._view
+        if self._pods is None:
+            return self._view
+        base = self._view
+        n = len(self._pods)
+        if not base.ready:  # an outage: no pod is available
+            return Readiness(False, base.unready_since, n, 0, self._startup)
+        starting = [started for started, ready_at in self._pods if ready_at > t]
+        available = n - len(starting)
+        if not starting:
+            return Readiness(True, None, n, available, self._startup)
+        return Readiness(False, min(starting), n, available, self._startup)
+
+    def next_available(self, t: float) -> float | None:
+        """When the next of its counted pods becomes available after ``t`` (None: none
+        is starting). The ReplicaSet's status update then triggers a reconcile."""
+        if self._pods is None:
+            return None
+        later = [ready_at for _, ready_at in self._pods if t < ready_at < float("inf")]
+        return min(later) if later else None
 
 
 @dataclass
@@ -356,6 +409,12 @@ class World:
                         )
                     )
             nt = next_tick(policy, state, now, horizon)
+            if nt is not None:
+                # A counted canary pod becoming available updates its ReplicaSet, which
+                # makes the controller reconcile then (an Argo canary's scale-ups).
+                wake = run.canary.next_available(now)
+                if wake is not None and wake < nt:
+                    nt = wake
             nexts.append(self._end(run) if nt is None else nt)
         self._next[group] = nexts
 
@@ -402,9 +461,13 @@ class World:
             if a.load_rps > 0:
                 self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
-            self._start(run.canary, now, self.scenario.release.startup, never=self.release.never_ready)
-            if not self.release.never_ready:  # new pods: cold from when they serve
-                self.latent.canary_ready(r, now + self.scenario.release.startup)
+            startup, never = self.scenario.release.startup, self.release.never_ready
+            if a.replicas is None:
+                self._start(run.canary, now, startup, never=never)
+            elif not run.canary.scale(now, a.replicas, startup, never=never):
+                return  # more pods of a canary already started (Argo's later setWeight steps)
+            if not never:  # new pods: cold from when they serve
+                self.latent.canary_ready(r, now + startup)
             if self.scenario.release.test_rps > 0:
                 # Smoke/load tests of the new version (e.g. of a blue/green preview).
                 self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)

@@ -22,6 +22,7 @@ from sim.importers.argo.rollout import import_argo, policy_yaml
 from sim.inputs.policy import load_policy, load_policy_with_warnings, read_policy, scenario_policy_with_warnings
 from sim.inputs.scenario import load_scenario
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
+from sim.policies.argo.plan import resolve_analyses
 from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.checks import check_policy
 from sim.runs.runner import run_batch, run_one
@@ -973,7 +974,6 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
     assert _warned_fields(result) == {
         "spec.paused": line_of(WARNED, "paused: true"),
         "spec.minReadySeconds": line_of(WARNED, "minReadySeconds"),
-        "spec.progressDeadlineAbort": line_of(WARNED, "progressDeadlineAbort"),
         "spec.strategy.canary.dynamicStableScale": line_of(WARNED, "dynamicStableScale"),
         "spec.strategy.canary.replicaProgressThreshold": line_of(WARNED, "replicaProgressThreshold"),
         "spec.strategy.canary.trafficRouting.maxTrafficWeight": line_of(WARNED, "maxTrafficWeight"),
@@ -983,7 +983,6 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
         "spec.strategy.canary.trafficRouting.nginx.additionalIngressAnnotations.canary-by-header-value": line_of(
             WARNED, "canary-by-header-value"
         ),
-        "spec.strategy.canary.analysis.dryRun[0].metricName": line_of(WARNED, "metricName: success"),
         "spec.strategy.canary.steps[1].plugin": line_of(WARNED, "- plugin:"),
         "spec.strategy.canary.steps[2].setMirrorRoute.match": line_of(WARNED, "          match:"),
         "spec.args[1].valueFrom": in_template("valueFrom:"),
@@ -1004,7 +1003,9 @@ def test_decision_relevant_unmodelled_fields_warn_with_their_lines(tmp_path):
         assert f"scripted in the scenario by metric name (webhooks: {{{name}: ...}}), default pass" in w, w
     # podTemplateHashValue reads the simulated cluster's hash: nothing to warn about.
     assert "spec.strategy.canary.analysis.args[0].valueFrom" not in by_field
-    assert "'success-rate'" in by_field["spec.strategy.canary.analysis.dryRun[0].metricName"]
+    # dryRun matches names as Go's regexp.MatchString does, in Argo and in pdsim alike:
+    # "success" dry-runs "success-rate", and there is nothing to warn about (issue 16).
+    assert "spec.strategy.canary.analysis.dryRun[0].metricName" not in by_field
     # They still import: the fields pdsim keeps stay in the policy.
     assert result.spec.strategy.canary.trafficRouting["maxTrafficWeight"] == 1000
     assert result.spec.replicas == 10
@@ -1546,3 +1547,85 @@ def test_provider_settings_must_be_an_object(tmp_path, value):
     scenario = write(tmp_path, "scenario.yaml", _inline_scenario(ROLLOUT, text))
     result = invoke("run", scenario, "--runs", "2", "--workers", "1")
     assert result.exit_code == 2 and "provider.prometheus: " in result.stderr, result.stderr
+
+
+# --- issue 16 (helper argo-rollout): steps and pauses as Argo validates and reads them -------------
+
+EXAMPLES = REPO / "tests" / "fixtures" / "argo-examples"
+
+
+def test_apisix_example_with_a_combined_step_imports():
+    """argo-rollouts ``examples/apisix/rollout.yaml``: its first step holds setCanaryScale
+    and setHeaderRoute, which ``pkg/apis/rollouts/validation/validation.go``
+    ``hasMultipleStepsType`` allows (it forbids only two of setWeight, pause, experiment,
+    analysis). It completes as setCanaryScale (``rollout/canary.go``
+    ``completedCurrentCanaryStep`` tests SetCanaryScale before SetHeaderRoute)."""
+    result = _import(EXAMPLES / "apisix" / "rollout.yaml")
+    first = result.spec.strategy.canary.steps[0]
+    assert first.setCanaryScale.replicas == 1 and first.setHeaderRoute.name == "set-header"
+    assert first.kind == "setCanaryScale"
+    assert [st.kind for st in result.spec.strategy.canary.steps][:3] == ["setCanaryScale", "pause", "setWeight"]
+
+
+@pytest.mark.parametrize(
+    ("step", "kinds"),
+    [
+        ("{setWeight: 20, pause: {}}", "setWeight, pause"),
+        ("{setWeight: 20, analysis: {templates: [{templateName: success-rate}]}}", "setWeight, analysis"),
+    ],
+)
+def test_two_exclusive_step_kinds_are_refused(tmp_path, step, kinds):
+    """validation.go hasMultipleStepsType: two of setWeight/pause/experiment/analysis in one step."""
+    text = ROLLOUT.replace("      - setWeight: 50\n", f"      - {step}\n")
+    path = write(tmp_path, "r.yaml", text)
+    with pytest.raises(InputError) as info:
+        _import(path, write(tmp_path, "t.yaml", TEMPLATE))
+    message = str(info.value)
+    assert "\n" not in message and f"(got {kinds}): Argo rejects the Rollout" in message
+    assert message.startswith(f"{path}:{line_of(text, step)}: ")
+
+
+@pytest.mark.parametrize("duration", ["1d", "-5s", "-3", "5 minutes"])
+def test_pause_durations_argo_rejects(tmp_path, duration):
+    """pkg/apis/rollouts/v1alpha1/types.go RolloutPause.DurationSeconds: a string Go's
+    time.ParseDuration cannot parse (no "d" unit) reads as -1, and validation.go rejects a
+    negative duration ("Duration needs to be greater than 0")."""
+    text = ROLLOUT.replace("pause: {duration: 1m}", f"pause: {{duration: {duration!r}}}".replace("'", '"'))
+    path = write(tmp_path, "r.yaml", text)
+    with pytest.raises(InputError) as info:
+        _import(path, write(tmp_path, "t.yaml", TEMPLATE))
+    message = str(info.value)
+    assert "\n" not in message and "Duration needs to be greater than 0" in message
+    assert "steps[1].pause.duration" in message
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"),
+    [("500ms", 0.0), ("1.9s", 1.0), ("90", 90.0), ("15", 15.0), ("1h30m", 5400.0), ("0", 0.0)],
+)
+def test_pause_durations_truncate_to_whole_seconds(tmp_path, duration, seconds):
+    """RolloutPause.DurationSeconds: int32(d.Seconds()) truncates; digits alone are
+    seconds (strconv.ParseInt); an integer (IntOrString) is seconds."""
+    text = ROLLOUT.replace("pause: {duration: 1m}", f'pause: {{duration: "{duration}"}}')
+    result = _import(write(tmp_path, "r.yaml", text), write(tmp_path, "t.yaml", TEMPLATE))
+    assert result.spec.strategy.canary.steps[1].pause.duration == seconds
+    number = ROLLOUT.replace("pause: {duration: 1m}", "pause: {duration: 15}")
+    assert (
+        _import(write(tmp_path, "n.yaml", number), write(tmp_path, "t.yaml", TEMPLATE))
+        .spec.strategy.canary.steps[1]
+        .pause.duration
+        == 15.0
+    )
+
+
+def test_partial_dry_run_names_match_without_a_warning(tmp_path):
+    """argo-rollouts utils/analysis/helpers.go GetDryRunMetrics (regexp.MatchString): the
+    pattern "success" dry-runs "success-rate", in Argo and in pdsim; the importer used to
+    warn that pdsim does not (issue 16)."""
+    text = ROLLOUT.replace(
+        "        startingStep: 1\n", "        startingStep: 1\n        dryRun:\n        - metricName: success\n"
+    )
+    result = _import(write(tmp_path, "r.yaml", text), write(tmp_path, "t.yaml", TEMPLATE))
+    assert not [w for w in result.warnings if "dryRun" in w]
+    specs, metrics = resolve_analyses(result.spec)["background"]
+    assert {m.name for m in specs if m.dry_run} == set(metrics) == {"success-rate"}

@@ -84,6 +84,7 @@ from sim.policies.base import (
     ScaleUp,
     SetWeights,
 )
+from sim.world.controller import Workload
 
 NAN = float("nan")
 MAX_TICKS = 2000
@@ -198,6 +199,7 @@ class World:
             an empty vector; a number: a one-sample vector; a tuple: a vector; a
             ``ScalarResult``: a scalar; a ``QueryError``: the query failed).
         ready_at: when the canary (blue/green: the preview) ReplicaSet is available.
+        startup, unready: see the fields.
         promote_at: times of ``kubectl argo rollouts promote`` (one-shot each).
         until: the last time the policy is run.
     """
@@ -206,6 +208,12 @@ class World:
     ready_at: float = 0.0
     promote_at: tuple[float, ...] = ()
     until: float = 400.0
+    #: Counted pods (issue 16): each scale-up's pods become available ``startup`` s
+    #: later and wake the controller then (``sim.world.controller.Workload``); None: the
+    #: canary is available from ``ready_at`` whatever its size.
+    startup: float | None = None
+    #: (from, to) windows when the canary is unavailable (an outage).
+    unready: tuple[tuple[float, float], ...] = ()
 
     def value(self, name: str, t: float) -> MetricValue:
         out: MetricValue = None
@@ -241,8 +249,16 @@ def play(case: dict[str, Any]) -> list[Row]:
     routes = Routes()
     t, tick = 0.0, 0
     rows: list[Row] = []
+    pods = Workload(ready=False) if world.startup is not None else None
+    if pods is not None:
+        for start, end in world.unready:
+            pods.change(start, False)
+            pods.change(end, True)
     while True:
         nt = policy.next_tick(state, t)
+        wake = pods.next_available(t) if pods is not None else None
+        if nt is not None and wake is not None:
+            nt = min(nt, wake)
         if nt is None or nt > world.until:
             break
         t, tick = nt, tick + 1
@@ -251,17 +267,19 @@ def play(case: dict[str, Any]) -> list[Row]:
         promote = bool(promotions) and promotions[0] <= t
         if promote:
             assert promotions.pop(0) == t, f"the promote at {world.promote_at} fell between ticks (t={t})"
-        ready = t >= world.ready_at
+        ready = t >= world.ready_at and not any(a <= t < b for a, b in world.unready)
         obs = Observation(
             t=t,
             tick=tick,
             metrics={q.name: world.value(q.name, t) for q in policy.queries()},
             routes=routes,
-            canary=Readiness(ready, None if ready else 0.0),
+            canary=pods.view(t) if pods is not None else Readiness(ready, None if ready else 0.0),
             webhooks={"manual-promotion": promote},
         )
         state, actions = policy.step(state, obs)
         for a in actions:
+            if isinstance(a, ScaleUp) and pods is not None and a.replicas is not None:
+                pods.scale(t, a.replicas, world.startup or 0.0)
             if isinstance(a, SetWeights):
                 routes = Routes(a.canary_weight, a.mirrored, a.matched)
             elif isinstance(a, Rollback):
@@ -316,6 +334,8 @@ SR_2 = template(metric(interval="60s", count=2))
 SMOKE = template(metric())
 #: success >= 0.95 and failure < 0.90: 0.92 is neither (Inconclusive).
 SR_BOTH_BG = template(metric(interval="60s", failure="result[0] < 0.90"))
+#: ... with inconclusiveLimit 1 (the second Inconclusive measurement ends the run).
+SR_BOTH_BG_IL1 = template(metric(interval="60s", failure="result[0] < 0.90", inconclusiveLimit=1))
 SR_BOTH_3 = template(metric(interval="60s", count=3, failure="result[0] < 0.90"))
 #: failure-only condition.
 SR_FAIL_ONLY = template(metric(interval="60s", success=None, failure="result[0] < 0.95"))
@@ -608,7 +628,7 @@ CASES: list[dict[str, Any]] = [
         world=World(promote_at=(60,), until=120),
         rows=[
             row(0, 1, 10, 20, "Paused", did="scale-up"),
-            row(60, 3, 30, 40, "Paused"),
+            row(60, 3, 30, 40, "Paused", did="scale-up"),  # the canary ReplicaSet 1 -> 2 pods
         ],
     ),
     dict(
@@ -626,7 +646,7 @@ CASES: list[dict[str, Any]] = [
         world=World(promote_at=(60,), until=120),
         rows=[
             row(0, 1, 10, 17, "Paused", did="scale-up"),
-            row(60, 3, 30, 33, "Paused"),
+            row(60, 3, 30, 33, "Paused", did="scale-up"),  # the canary ReplicaSet 1 -> 2 pods
         ],
     ),
     dict(
@@ -873,6 +893,138 @@ CASES: list[dict[str, Any]] = [
             row(60, 0, 0, 0, "Degraded", {"background": run("Failed", m("sr", "Failed", c=2, s=1, f=1))}, "abort"),
         ],
     ),
+    # -- issue 16, helper argo-rollout: canary pods, readiness, full promotion ------------------------
+    dict(
+        id="26-no-full-promotion-of-an-unavailable-canary",
+        source="rollout/sync.go: shouldFullPromote (newRS.Status.AvailableReplicas < spec.replicas -> no "
+        "promotion, checked before completedAllSteps); utils/replicaset/canary.go: GetCurrentSetWeight "
+        "(past the last step: MaxTrafficWeight); rollout/trafficrouting.go: reconcileTrafficRouting "
+        "(not AtDesiredReplicaCountsForCanary -> the last setWeight before the index)",
+        # Issue 16 "Wrong today" 1. The canary is unavailable from 30 to 120. The 1m pause ends at 60: all
+        # steps are done (index 2, weight 100) but the canary is not available, so shouldFullPromote waits;
+        # the router keeps 20. At the resync at 120 it is available again: promoted.
+        spec=canary([sw(20), pause("1m")]),
+        world=World(unready=((30, 120),), until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", did="scale-up"),
+            row(60, 2, 100, 20, "Progressing"),
+            row(120, 2, 100, 0, "Healthy", did="promote"),
+        ],
+    ),
+    dict(
+        id="27-each-scale-up-waits-for-its-pods",
+        source="utils/replicaset/canary.go: AtDesiredReplicaCountsForCanary (ReplicaProgressThresholdMet -> "
+        "allDesiredAreAvailable), CalculateReplicaCountsForTrafficRoutedCanary, trafficWeightToReplicas; "
+        "rollout/canary.go: completedCurrentCanaryStep (setWeight), reconcileCanaryReplicaSets; "
+        "rollout/trafficrouting.go: reconcileTrafficRouting (newRS AvailableReplicas 0 -> weight 0; not at "
+        "desired counts -> the previous setWeight); rollout/sync.go: shouldFullPromote",
+        # Issue 16 "Wrong today" 2: 10 replicas, pods available 60 s after each scale-up, and a ReplicaSet
+        # status update reconciles the rollout. 0: 1 canary pod (ceil(10% x 10)), no pod available -> 0%.
+        # 60: available -> step 0 done -> setWeight 50 scales to 5 pods; the router holds 10%. 120: 5
+        # available -> 50%, the 1m pause. 180: all steps done -> weight 100, 10 pods; the router holds 50%.
+        # 240: 10 available -> promoted.
+        spec=canary([sw(10), sw(50), pause("1m")], replicas=10),
+        world=World(startup=60, until=300),
+        rows=[
+            row(0, 0, 10, 0, "Progressing", did="scale-up"),
+            row(60, 1, 50, 10, "Progressing", did="scale-up"),
+            row(120, 2, 50, 50, "Paused"),
+            row(180, 3, 100, 50, "Progressing", did="scale-up"),
+            row(240, 3, 100, 0, "Healthy", did="promote"),
+        ],
+    ),
+    dict(
+        id="28-progress-deadline-degraded-without-abort",
+        source="rollout/sync.go: calculateRolloutConditions (RolloutTimedOut -> Progressing condition "
+        "ProgressDeadlineExceeded), isIndefiniteStep (a setWeight step can time out), requeueStuckRollout "
+        "(requeue at lastUpdate + progressDeadlineSeconds); utils/conditions/conditions.go: RolloutTimedOut; "
+        "utils/rollout/rolloututil.go: CalculateRolloutPhase (TimedOutReason -> Degraded)",
+        # The canary never becomes available: setWeight 20 waits for its pod. The Progressing condition was
+        # last updated at 0 (the new ReplicaSet), so at 0 + 120 the rollout times out: Degraded, with no abort
+        # (progressDeadlineAbort unset): the weight stays 20 and nothing is decided.
+        spec={**canary([sw(20), pause("1m")]), "progressDeadlineSeconds": 120},
+        world=World(ready_at=10_000, until=300),
+        rows=[
+            row(0, 0, 20, 0, "Progressing", did="scale-up"),
+            row(120, 0, 20, 0, "Degraded"),
+        ],
+    ),
+    dict(
+        id="29-progress-deadline-abort",
+        source="rollout/sync.go: evaluateProgressDeadlineAbort (spec.progressDeadlineAbort, not progressing, not "
+        "an indefinite step, RolloutTimedOut -> AddAbort); rollout/trafficrouting.go: reconcileTrafficRouting "
+        "(IsAborted -> weight 0)",
+        # As case 28 with progressDeadlineAbort: at 120 the rollout is aborted (weight 0, step 0, Degraded).
+        spec={**canary([sw(20), pause("1m")]), "progressDeadlineSeconds": 120, "progressDeadlineAbort": True},
+        world=World(ready_at=10_000, until=300),
+        rows=[
+            row(0, 0, 20, 0, "Progressing", did="scale-up"),
+            row(120, 0, 0, 0, "Degraded", did="abort"),
+        ],
+    ),
+    dict(
+        id="30-progress-deadline-counts-from-the-last-progress",
+        source="rollout/sync.go: isIndefiniteStep (a pause step never times out), calculateRolloutConditions "
+        "(RolloutProgressing: the step index changed -> lastUpdateTime now); rollout/sync.go: "
+        "shouldFullPromote (waits for the available canary)",
+        # The pause (0-60) cannot time out. At 60 all steps are done (progress: the step index moved) and the
+        # full promotion waits for the canary, unavailable from 30: no progress from 60, so Degraded at
+        # 60 + 120 = 180, the router still at the last setWeight.
+        spec={**canary([sw(20), pause("1m")]), "progressDeadlineSeconds": 120},
+        world=World(unready=((30, 10_000),), until=300),
+        rows=[
+            row(0, 1, 20, 20, "Paused", did="scale-up"),
+            row(60, 2, 100, 20, "Progressing"),
+            row(180, 2, 100, 20, "Degraded"),
+        ],
+    ),
+    dict(
+        id="31-inconclusive-background-run-in-a-pause-step-pauses",
+        source="rollout/analysis.go: needsNewAnalysisRun (since v1.8.2, argo-rollouts #3873: not while a "
+        "CanaryPauseStep condition is set), reconcileBackgroundAnalysisRun (Inconclusive -> "
+        "AddPauseCondition(InconclusiveAnalysis)); analysis/analysis.go: assessMetricFailureInconclusiveOrError "
+        "(inconclusive 2 > inconclusiveLimit 1)",
+        # The latest release. 0.92 is neither >= 0.95 nor < 0.90: Inconclusive at 60 (1 <= limit 1, still
+        # Running) and at 120 (2 > 1): the run is Inconclusive, and although the 10m pause step holds
+        # controllerPause, the rollout adds the InconclusiveAnalysis pause instead of replacing the run.
+        spec=canary([sw(20), pause("10m")], {"sr": SR_BOTH_BG_IL1}, analysis=use("sr")),
+        world=World({"sr": [(0, GOOD), (60, MIDDLE)]}, until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=1, i=1))}),
+            row(120, 1, 20, 20, "Paused", {"background": run("Inconclusive", m("sr", "Inconclusive", c=3, s=1, i=2))}),
+        ],
+    ),
+    dict(
+        id="32-before-1.8.2-an-inconclusive-background-run-is-replaced",
+        source="rollout/analysis.go at v1.8.1: needsNewAnalysisRun (ControllerPause and no BlueGreenPause "
+        "condition -> a new run when the current one is Inconclusive, whatever the CanaryPauseStep), "
+        "reconcileBackgroundAnalysisRun",
+        # As case 31 with `version: "1.8.1"`: at 120 the Inconclusive run is replaced by a new one at once
+        # (measured on creation: 0.92 -> inconclusive 1, Running), so no InconclusiveAnalysis pause; at 180 it
+        # is Inconclusive in turn and replaced again (the same row).
+        spec={**canary([sw(20), pause("10m")], {"sr": SR_BOTH_BG_IL1}, analysis=use("sr")), "version": "1.8.1"},
+        world=World({"sr": [(0, GOOD), (60, MIDDLE)]}, until=200),
+        rows=[
+            row(0, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, s=1))}, "scale-up"),
+            row(60, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=2, s=1, i=1))}),
+            row(120, 1, 20, 20, "Paused", {"background": run("Running", m("sr", "Running", c=1, i=1))}),
+        ],
+    ),
+    dict(
+        id="33-no-steps-promote-when-the-canary-is-available",
+        source="rollout/sync.go: shouldFullPromote (stepCount == 0 -> completedAllSteps, after the available "
+        "check); utils/replicaset/canary.go: GetCurrentSetWeight (no current step -> MaxTrafficWeight), "
+        "CalculateReplicaCountsForTrafficRoutedCanary",
+        # argo-rollouts examples/rollout-rolling-update.yaml has no steps. The weight is 100 at once, the canary
+        # is scaled to full size and promoted when it is available (30); the router never gave it traffic.
+        spec=canary([]),
+        world=World(ready_at=30, until=100),
+        rows=[
+            row(0, 0, 100, 0, "Progressing", did="scale-up"),
+            row(30, 0, 100, 0, "Healthy", did="promote"),
+        ],
+    ),
 ]
 
 
@@ -1052,7 +1204,9 @@ EXPERIMENT_CASES: list[dict[str, Any]] = [
             [sw(25), ex_step([{"name": "c", "specRef": "canary"}], duration="1m")], replicas=4, traffic_routing=False
         ),
         world=World(until=300),
-        rows=[row(0, 1, 25, 40, "Progressing", did="scale-up"), row(60, 2, 100, 0, "Healthy", did="promote")],
+        # After the last step the canary is scaled to full size, available at once here
+        # (start-up 0), then promoted (rollout/sync.go shouldFullPromote).
+        rows=[row(0, 1, 25, 40, "Progressing", did="scale-up"), row(60, 2, 100, 0, "Healthy", did="scale-up+promote")],
     ),
     dict(
         id="ex7-template-never-available-fails-at-the-progress-deadline",

@@ -160,7 +160,7 @@ def test_a_template_weight_without_a_router_is_one_line_exit_2(tmp_path):
     [
         ["rollout-canary-preview.yaml"],
         ["rollout-baseline-vs-canary.yaml"],
-        ["istio-host-split-experiment-step.yaml"],
+        ["traffic-routing-experiment-step/istio-host-split-experiment-step.yaml"],
         ["rollout-experiment-step.yaml", "analysis-templates.yaml"],
     ],
 )
@@ -188,7 +188,7 @@ def test_canary_preview_example_runs_and_serves_no_production_traffic():
 def test_weighted_experiment_pods_count_in_the_blast_radius():
     """The istio example: setWeight 10 plus the canary-spec template's weight 20 -> 30% of live
     traffic reaches the canary version, and its failures count as excess errors."""
-    out = run_json("istio-host-split-experiment-step.yaml", runs=2)
+    out = run_json("traffic-routing-experiment-step/istio-host-split-experiment-step.yaml", runs=2)
     for r in out["records"]:
         total = 100 * 7200  # error-spike: 100/s over its 2h horizon
         assert 0.28 < r["canary_requests"] / total < 0.32

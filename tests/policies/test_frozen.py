@@ -60,6 +60,9 @@ STATE_CLASSES: dict[type, tuple[Any, dict[str, Any]]] = {
             "judge": 1,
             "judge_detail": (("s", 1),),
             "experiment": argo_experiment.ExperimentState(1, 0.0),
+            "progress_at": 30.0,
+            "progress_key": (3, (1, 4)),
+            "progress_available": 1,
         },
     ),
     argo_experiment.ExperimentState: (

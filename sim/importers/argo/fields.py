@@ -23,8 +23,8 @@ KINDS = (ROLLOUT, TEMPLATE, CLUSTER_TEMPLATE)
 
 # --- what each Argo type's keys become --------------------------------------------------------
 
-#: ``RolloutSpec``. Copied: replicas, strategy. Warned: paused, minReadySeconds,
-#: progressDeadlineAbort. The rest is quiet (see the module docstring).
+#: ``RolloutSpec``. Copied: replicas, strategy, progressDeadlineSeconds, progressDeadlineAbort.
+#: Warned: paused, minReadySeconds. The rest is quiet (see the module docstring).
 SPEC_KEYS = frozenset(
     {
         "replicas",
@@ -150,12 +150,11 @@ WHY = {
     "paused": "a paused Rollout does not progress until it is resumed; pdsim simulates it as if resumed",
     "minReadySeconds": "pods count as available only this long after they are ready; pdsim's canary is "
     "available as soon as it is ready (the scenario's startup time)",
-    "progressDeadlineAbort": "Argo aborts an update that makes no progress for progressDeadlineSeconds; "
-    "pdsim never aborts for lack of progress (a stuck rollout ends unfinished)",
-    "dynamicStableScale": "the stable ReplicaSet shrinks as canary traffic grows and, after an abort, gets "
-    "traffic back only as it scales up again; pdsim's stable keeps full capacity and "
-    "takes the traffic back at once",
-    "replicaProgressThreshold": "pods are all-or-nothing ready in pdsim: a step waits for the whole canary",
+    "dynamicStableScale": "pdsim shrinks the stable ReplicaSet as canary traffic grows, as Argo does, but "
+    "after an abort Argo gives it traffic back only as it scales up again; pdsim's stable takes the traffic "
+    "back at once",
+    "replicaProgressThreshold": "pdsim applies the threshold, but the pods of one scale-up become available "
+    "together there, so a step still waits for the whole canary unless some pods never get ready",
     "maxTrafficWeight": "pdsim reads setWeight as a percentage of 100; with another maxTrafficWeight the "
     "canary gets setWeight/maxTrafficWeight of the traffic",
     "stickiness": "ALB target group stickiness pins users to the version they reached; pdsim routes every "
@@ -175,8 +174,6 @@ WHY = {
     "provider": "pdsim has no {kind} data: the outcome is scripted in the scenario by metric name "
     "(webhooks: {{{name}: ...}}), default pass; successCondition/failureCondition are not evaluated",
     "rangeQuery": "a range query returns a series in Argo; pdsim answers with the current value only",
-    "dryRun": "Argo matches the pattern anywhere in a metric name (Go regexp.MatchString); pdsim matches "
-    "whole names, so here these metrics are not dry-run and decide: {names}",
 }
 
 

@@ -22,14 +22,14 @@ Every key of ``RolloutSpec``, ``RolloutStrategy``, ``CanaryStrategy``,
 ``MetricProvider`` (``pkg/apis/rollouts/v1alpha1/types.go``, ``analysis_types.go``) is
 handled explicitly, in one of four ways:
 
-* copied into the policy: ``replicas`` (default 1) and the whole ``strategy`` as written
+* copied into the policy: ``replicas`` (default 1), ``progressDeadlineSeconds`` and
+  ``progressDeadlineAbort``, and the whole ``strategy`` as written
   (the policy reads what it models from it, e.g. ``maxSurge`` for replica counts); the
   templates' ``spec``;
 * kept or dropped quietly, because it only shapes Kubernetes objects (or pod counts,
   which size nothing here) and never changes a promote/abort decision or what users see:
   ``selector``, ``template``, ``workloadRef`` (the pod template is elsewhere),
-  ``revisionHistoryLimit``, ``progressDeadlineSeconds`` (a status condition unless
-  ``progressDeadlineAbort``), ``restartAt``, ``analysis`` (run history limits),
+  ``revisionHistoryLimit``, ``restartAt``, ``analysis`` (run history limits),
   ``rollbackWindow`` (pdsim always rolls out a new revision), services and pod metadata,
   ``maxSurge``/``maxUnavailable``, ``antiAffinity``, ``pingPong``,
   ``minPodsPerReplicaSet``, ``previewReplicaCount``, ``scaleDownDelayRevisionLimit``,
@@ -43,15 +43,21 @@ handled explicitly, in one of four ways:
   ``analysisRunMetadata``, metric provider connection details;
 * copied or ignored *with a warning* (``FILE:LINE: FIELD: not modelled: why``), because
   the real controller would decide differently with it: ``paused: true``,
-  ``minReadySeconds``, ``progressDeadlineAbort``, ``dynamicStableScale``,
+  ``minReadySeconds``, ``dynamicStableScale``,
   ``replicaProgressThreshold``, ``maxTrafficWeight``, ALB stickiness, NGINX
   ``canary-by-*`` annotations, ``plugin`` steps (simulated as a step that completes at once),
   ``setMirrorRoute.match``, ``analysis.args[].valueFrom`` and template ``fieldRef``
   arguments (kept symbolic), every metric provider but Prometheus (outcome scripted as a
-  webhook), Prometheus ``rangeQuery``, ``dryRun`` patterns that match part of a name;
+  webhook), Prometheus ``rangeQuery``;
 * refused with an error: ``experiment`` steps (pdsim does not simulate Experiments), and
   steps Argo itself rejects (``setCanaryScale``/``setHeaderRoute``/``setMirrorRoute``
-  without the traffic routing they need).
+  without the traffic routing they need, two of ``setWeight``/``pause``/``experiment``/
+  ``analysis`` in one step, a pause ``duration`` Go cannot parse such as ``1d``).
+
+``dryRun`` patterns match anywhere in a metric name (Go ``regexp.MatchString``), as in
+Argo; a step may combine ``setCanaryScale``/``setHeaderRoute``/``setMirrorRoute`` with
+one of ``setWeight``/``pause``/``analysis`` (``examples/apisix/rollout.yaml``), and a
+sub-second pause truncates to whole seconds (``RolloutPause.DurationSeconds``).
 
 A key that is not a field of the Argo type at all is an error, as it is for
 ``kubectl apply`` (strict field validation).
@@ -151,6 +157,10 @@ def _split_objects(docs: Sequence[YamlDoc]) -> tuple[list[YamlDoc], list[YamlDoc
     return rollouts, templates
 
 
+#: The RolloutSpec fields copied into the policy beside strategy and replicas.
+DEADLINE_KEYS = ("progressDeadlineSeconds", "progressDeadlineAbort")
+
+
 def _rollout_spec(doc: YamlDoc, out: Warnings) -> Mapping[str, Any]:
     spec = doc.data.get("spec")
     if not isinstance(spec, Mapping):
@@ -172,8 +182,6 @@ def _rollout_spec(doc: YamlDoc, out: Warnings) -> Mapping[str, Any]:
         out.add(doc, ("spec", "paused"), WHY["paused"])
     if isinstance(spec.get("minReadySeconds"), int) and spec["minReadySeconds"] > 0:
         out.add(doc, ("spec", "minReadySeconds"), WHY["minReadySeconds"])
-    if spec.get("progressDeadlineAbort") is True:
-        out.add(doc, ("spec", "progressDeadlineAbort"), WHY["progressDeadlineAbort"])
     return spec
 
 
@@ -181,7 +189,7 @@ def _policy_error(err: ValidationError, doc: YamlDoc) -> InputError:
     """An ArgoPolicySpec error on strategy/replicas as a line of the Rollout (``spec.*``)."""
     spec = doc.data["spec"]
     view = YamlDoc(
-        {"argo": {k: spec[k] for k in ("strategy", "replicas") if k in spec}},
+        {"argo": {k: spec[k] for k in ("strategy", "replicas", *DEADLINE_KEYS) if k in spec}},
         doc.file,
         {("argo",) + loc[1:]: line for loc, line in doc.lines.items() if loc[:1] == ("spec",)},
     )
@@ -240,6 +248,9 @@ def import_argo(docs: Sequence[YamlDoc]) -> ImportResult[ArgoPolicySpec]:
         "strategy": strategy,
         "replicas": spec["replicas"] if spec.get("replicas") is not None else 1,
     }
+    for key in DEADLINE_KEYS:  # the update's progress deadline
+        if spec.get(key) is not None:
+            argo[key] = spec[key]
     if ns_tables:
         argo["templates"] = ns_tables
     if cluster_tables:

@@ -19,7 +19,13 @@ from typing import NamedTuple
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo.analyses import resolve_analysis
 from sim.policies.argo.experiment import run_kind as experiment_run_kind
-from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep, CanaryStrategy
+from sim.policies.argo.spec import (
+    ArgoPolicySpec,
+    CanaryStep,
+    CanaryStrategy,
+    ReplicaProgressThreshold,
+    SetCanaryScale,
+)
 from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
 from sim.policies.base import Finish, HookCalled, Promote, ScaleUp
 from sim.policies.flagger.plan import set_weights
@@ -44,12 +50,12 @@ class StepPlan(NamedTuple):
 
     step: CanaryStep
     key: str  # "step:<index>": the kind of its analysis run
-    scales: bool  # setWeight or setCanaryScale: complete at the desired pod counts
+    scales: bool  # completes as setWeight or setCanaryScale: at the desired pod counts
     pause: bool
     pause_s: float | None  # a timed pause's duration (None: none, or pause: {})
     manual: bool  # pause: {}: only a person lifts it
-    analysis: bool  # an analysis step
-    has_run: bool  # ... whose analysis has templates (a run is started)
+    analysis: bool  # completes as an analysis step: when its run is Successful
+    has_run: bool  # holds an analysis with templates (a run is started, whatever it completes as)
 
 
 class ArgoPlan(NamedTuple):
@@ -66,6 +72,15 @@ class ArgoPlan(NamedTuple):
     replicas: int
     max_surge: int
     analyses: Analyses
+    #: Per step index (0..len(steps)): the setCanaryScale in force (``UseSetCanaryScale``:
+    #: the last one at or before the index, unless it is matchTrafficWeight; routing only).
+    canary_scale: tuple[SetCanaryScale | None, ...] = ()
+    min_pods: int | None = None  # minPodsPerReplicaSet (routing only)
+    dynamic_stable: bool = False  # dynamicStableScale (routing only)
+    progress_threshold: ReplicaProgressThreshold | None = None
+    #: Before 1.8.2 (argo-rollouts #3873) needsNewAnalysisRun replaced an Inconclusive run
+    #: during a pause step instead of pausing the rollout.
+    new_run_in_pause_step: bool = False
 
 
 def resolve_analyses(spec: ArgoPolicySpec, cluster: Mapping[str, str] | None = None) -> Analyses:
@@ -131,19 +146,84 @@ def replica_counts(replicas: int, weight: int, max_surge: int) -> tuple[int, int
     return best[0], best[1] - best[0]
 
 
-def _pods(routing: bool, replicas: int, surge: int, weight: int) -> tuple[int, int]:
-    if routing:
-        return math.ceil(weight * replicas / 100), replicas
-    return replica_counts(replicas, weight, surge)
+def _at_least(count: int, min_pods: int | None, replicas: int) -> int:
+    """``CheckMinPodsPerReplicaSet``: a ReplicaSet that has pods has at least
+    ``minPodsPerReplicaSet`` of them (capped at ``spec.replicas``)."""
+    if count == 0 or min_pods is None:
+        return count
+    return max(count, min(min_pods, replicas))
 
 
-def desired_pods(p: ArgoPlan, weight: int) -> tuple[int, int]:
-    """Canary and stable pods for a weight: ``trafficWeightToReplicas`` (ceil) with a
-    traffic router, whose stable stays at full size (no dynamicStableScale); else
-    ``CalculateReplicaCountsForBasicCanary`` (``utils/replicaset/canary.go``)."""
-    if type(weight) is int and 0 <= weight <= 100:
+def routed_pods(
+    replicas: int,
+    weight: int,
+    *,
+    min_pods: int | None = None,
+    dynamic: bool = False,
+    explicit: int | None = None,
+    routed: int | None = None,
+) -> tuple[int, int]:
+    """Canary and stable pods with a traffic router (``CalculateReplicaCountsForTrafficRoutedCanary``,
+    ``utils/replicaset/canary.go``): the canary ``trafficWeightToReplicas`` (ceil) of the
+    weight, or the ``explicit`` count of a ``setCanaryScale.replicas``; the stable at full
+    size, or with ``dynamic`` (dynamicStableScale) the larger of the pods its desired and
+    its ``routed`` (current) share need; both at least ``min_pods`` when they have pods."""
+    if explicit is not None:
+        canary = explicit
+    else:
+        canary = _at_least(math.ceil(weight * replicas / 100), min_pods, replicas)
+    if not dynamic:
+        return canary, replicas
+    stable = math.ceil((100 - weight) * replicas / 100)
+    if routed is not None:
+        stable = max(stable, math.ceil((100 - routed) * replicas / 100))
+    return _at_least(canary, min_pods, replicas), _at_least(stable, min_pods, replicas)
+
+
+def desired_pods(p: ArgoPlan, weight: int, step_index: int | None = None, routed: int | None = None) -> tuple[int, int]:
+    """Canary and stable pods for a weight at a step (``GetCanaryReplicasOrWeight``): with a
+    traffic router ``routed_pods``, a ``setCanaryScale`` in force at ``step_index`` setting
+    the canary's count or weight; else ``CalculateReplicaCountsForBasicCanary``
+    (``utils/replicaset/canary.go``). ``routed``: the router's current weight (read by
+    dynamicStableScale only)."""
+    explicit = None
+    if p.canary_scale and step_index is not None:
+        sc = p.canary_scale[min(step_index, len(p.canary_scale) - 1)]
+        if sc is not None:
+            if sc.replicas is not None:
+                explicit, weight = sc.replicas, 0
+            elif sc.weight is not None:
+                weight = sc.weight
+    if explicit is None and not p.dynamic_stable and type(weight) is int and 0 <= weight <= 100:
         return p.pods[weight]
-    return _pods(p.traffic_routing, p.replicas, p.max_surge, weight)
+    if not p.traffic_routing:
+        return replica_counts(p.replicas, weight, p.max_surge)
+    return routed_pods(
+        p.replicas, weight, min_pods=p.min_pods, dynamic=p.dynamic_stable, explicit=explicit, routed=routed
+    )
+
+
+def progress_met(p: ArgoPlan, available: int, desired: int) -> bool:
+    """``ReplicaProgressThresholdMet`` (``utils/replicaset/canary.go``): all ``desired``
+    pods available, or, with ``replicaProgressThreshold``, that percentage of them
+    (0 desired: met) or that many pods."""
+    th = p.progress_threshold
+    if th is None or th.value < 0:
+        return available >= desired
+    if th.type == "Percent":
+        return desired == 0 or available * 100 / desired >= th.value - 1e-10
+    return available >= th.value
+
+
+def _canary_scales(c: CanaryStrategy) -> tuple[SetCanaryScale | None, ...]:
+    """``UseSetCanaryScale`` at each step index (None past the last step)."""
+    out: list[SetCanaryScale | None] = []
+    current: SetCanaryScale | None = None
+    for st in c.steps:
+        if st.setCanaryScale is not None:
+            current = None if st.setCanaryScale.matchTrafficWeight else st.setCanaryScale
+        out.append(current)
+    return (*out, None)
 
 
 def build_plan(spec: ArgoPolicySpec, analyses: Analyses, max_reconciles: int) -> ArgoPlan:
@@ -155,21 +235,23 @@ def build_plan(spec: ArgoPolicySpec, analyses: Analyses, max_reconciles: int) ->
     for i, st in enumerate(c.steps if c is not None else ()):
         key = f"step:{i}"
         pause_s = st.pause.duration if st.pause is not None else None
+        kind = st.kind  # a combined step completes as its first kind (completedCurrentCanaryStep)
         steps.append(
             StepPlan(
                 st,
                 key,
-                st.setWeight is not None or st.setCanaryScale is not None,
-                st.pause is not None,
+                kind in ("setWeight", "setCanaryScale"),
+                kind == "pause",
                 pause_s,
                 st.pause is not None and pause_s is None,
-                st.analysis is not None,
+                kind == "analysis",
                 key in analyses,
             )
         )
         routed_before.append(st.setWeight if st.setWeight is not None else routed_before[-1])
     routing = c is not None and c.trafficRouting is not None
     surge = max_surge(c, spec.replicas) if c is not None and not routing else 0
+    min_pods = c.minPodsPerReplicaSet if c is not None and routing else None
     bg = c.analysis if c is not None else None
     return ArgoPlan(
         canary=c is not None,
@@ -179,8 +261,18 @@ def build_plan(spec: ArgoPolicySpec, analyses: Analyses, max_reconciles: int) ->
         starting_step=(bg.startingStep or 0) if bg is not None else 0,
         traffic_routing=routing,
         routed_before=tuple(routed_before),
-        pods=tuple(_pods(routing, spec.replicas, surge, w) for w in range(101)) if c is not None else (),
+        pods=tuple(
+            routed_pods(spec.replicas, w, min_pods=min_pods) if routing else replica_counts(spec.replicas, w, surge)
+            for w in range(101)
+        )
+        if c is not None
+        else (),
         replicas=spec.replicas,
         max_surge=surge,
         analyses=analyses,
+        canary_scale=_canary_scales(c) if c is not None and routing else (),
+        min_pods=min_pods,
+        dynamic_stable=c is not None and routing and c.dynamicStableScale,
+        progress_threshold=c.replicaProgressThreshold if c is not None else None,
+        new_run_in_pause_step=spec.controller_version < (1, 8, 2),
     )

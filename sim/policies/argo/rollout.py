@@ -63,9 +63,10 @@ from sim.policies.argo.plan import (
     build_plan,
     desired_pods,
     manual_called,
+    progress_met,
     resolve_analyses,
 )
-from sim.policies.argo.spec import ArgoPolicySpec, CanaryStep
+from sim.policies.argo.spec import COMPLETION_ORDER, ArgoPolicySpec, CanaryStep
 from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
 from sim.policies.base import (
     DEFAULT_TARGETS,
@@ -77,6 +78,7 @@ from sim.policies.base import (
     Policy,
     PolicyTags,
     Rollback,
+    ScaleUp,
     SetWeights,
 )
 from sim.policies.flagger.plan import set_weights
@@ -129,6 +131,11 @@ class ArgoState:
     judge: object = None  # the judge's own (immutable) state
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
     experiment: argo_experiment.ExperimentState | None = None  # the current experiment step's (issue 16)
+    #: The Progressing condition's last update (``RolloutProgressing``): when the update last
+    #: made progress, and what it had then (the progress key, and the available canary pods).
+    progress_at: float = 0.0
+    progress_key: tuple[object, ...] = ()
+    progress_available: int = 0
 
     # Plain loops, not generator expressions: these run several times per tick.
     def run(self, kind: str) -> Run | None:
@@ -315,6 +322,8 @@ class ArgoRollout(Policy):
             nd = argo_experiment.next_due(self._experiments[state.experiment.step_index], state.experiment)
             if nd is not None:
                 due.append(nd)
+        if not _waits_indefinitely(p, state):  # the progress deadline (requeueStuckRollout)
+            due.append(state.progress_at + self.spec.progressDeadlineSeconds)
         if state.conditions:  # a pause expiry (none without a pause condition)
             step = _step(p, state)
             paused_at = state.condition(STEP_PAUSE)
@@ -362,7 +371,38 @@ class ArgoRollout(Policy):
             new = self._canary(p, state, obs, acts)
         else:
             new = self._blue_green(p, state, obs, acts)
+        if new.phase not in TERMINAL:
+            new = self._progress_deadline(p, new, obs, acts)
         return new, tuple(acts)
+
+    # -- the progress deadline --------------------------------------------------------------
+
+    def _progress_deadline(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
+        """``progressDeadlineSeconds`` (``rollout/sync.go`` ``calculateRolloutConditions``,
+        ``evaluateProgressDeadlineAbort``; ``utils/conditions/conditions.go``
+        ``RolloutProgressing``, ``RolloutTimedOut``): the Progressing condition is updated
+        whenever the update progresses (a step completes, pods are scaled or switched,
+        more canary pods are available); while the rollout is paused or on a step that
+        waits indefinitely (``isIndefiniteStep``: pause, analysis, experiment) it cannot
+        time out, and resuming counts as progress. An update without progress for the
+        deadline is Degraded (``ProgressDeadlineExceeded``, ``CalculateRolloutPhase``);
+        with ``progressDeadlineAbort`` it is aborted too. pdsim ends a run that times out
+        without abort there (unfinished): upstream stays Degraded until it progresses again."""
+        waits = _waits_indefinitely(p, s)
+        key = (s.step_index, s.canary_pods, s.started, s.full_scale, s.switched, waits)
+        ready = obs.canary
+        available = ready.available if ready.available is not None else int(ready.ready)
+        if key != s.progress_key or available > s.progress_available:
+            return replace(s, progress_at=obs.t, progress_key=key, progress_available=available)
+        if available < s.progress_available:  # fewer pods is no progress, but the next increase is
+            s = replace(s, progress_available=available)
+        # The requeue at lastUpdate + deadline (requeueStuckRollout) is processed a moment after it.
+        if waits or obs.t < s.progress_at + self.spec.progressDeadlineSeconds:
+            return s
+        reason = f"ProgressDeadlineExceeded: no progress for {format_duration(self.spec.progressDeadlineSeconds)}"
+        if self.spec.progressDeadlineAbort:
+            return self._abort(p, s, obs, acts, reason)
+        return replace(s, phase=DEGRADED, event=f"{reason} (Degraded; no progressDeadlineAbort, so it stays stuck)")
 
     # -- canary -----------------------------------------------------------------------------
 
@@ -370,8 +410,7 @@ class ArgoRollout(Policy):
         """One instant of the rollout controller: the CLI's promote if someone runs it,
         then ``rolloutCanary`` reconciles until the status stops changing (each status
         update re-queues the rollout at once upstream)."""
-        if not s.started:
-            acts.append(SCALE_UP)
+        if not s.started:  # the new ReplicaSet: the first reconcile scales it (_scale)
             s = self._enter_step(p, replace(s, started=True), obs, acts)
         if s.conditions:  # no pause condition, no pause for a person to lift
             since = _human_pause(p, s)
@@ -424,22 +463,32 @@ class ArgoRollout(Policy):
         return s
 
     def _route(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
-        """Live traffic to the canary. With a traffic router, ``reconcileTrafficRouting``:
-        nothing until the canary is available (it keeps what it had, 0 at first), then the
-        step's weight once its pods are at the desired counts, else the last setWeight
-        before the current step. Without one, the canary's share of the pods."""
-        if s.phase in TERMINAL or not obs.canary.ready:
+        """Live traffic to the canary. With a traffic router, ``reconcileTrafficRouting``
+        (``rollout/trafficrouting.go``): 0 while the canary has no available pod; the
+        current step's weight once the canary is at its desired counts
+        (``AtDesiredReplicaCountsForCanary``); else the last setWeight before the current
+        step (past the last step: the last setWeight, until the full-size canary is
+        available). Without one, the canary's share of the available pods (kube-proxy
+        balances over the ready endpoints). When only ``ready`` is known and the canary
+        is not ready, the router keeps what it holds."""
+        if s.phase in TERMINAL:
             return s
         canary, stable = s.canary_pods
+        available = _available(obs, canary)
+        if available is None:
+            return s
         # -- issue 16: an Experiment's canary-spec pods serve as the canary (its pods behind
         # the Rollout's Service without a router; its templates' weights with one) --
         ex = self._experiments.get(s.step_index)
         if not p.traffic_routing:
+            live = min(available, canary)
             ex_canary, ex_stable = argo_experiment.production_pods(ex, s.experiment, s.step_index) if ex else (0, 0)
-            want = round(100 * (canary + ex_canary) / max(canary + stable + ex_canary + ex_stable, 1))
-        elif s.canary_pods == desired_pods(p, s.weight):
+            want = round(100 * (live + ex_canary) / max(live + stable + ex_canary + ex_stable, 1))
+        elif available == 0:
+            want = 0  # "when newRS is not available or replicas num is 0. never weight to canary"
+        elif self._at_desired(p, s, obs):
             want = s.weight
-        else:  # the last setWeight before the current step
+        else:  # "Use the previous weight since the new RS is not ready for a new weight"
             want = p.routed_before[min(s.step_index, len(p.steps))]
         if p.traffic_routing and ex is not None:
             want = min(100, want + argo_experiment.router_weight(ex, s.experiment, s.step_index)[0])
@@ -449,40 +498,55 @@ class ArgoRollout(Policy):
             s = replace(s, routed=want)
         return s
 
+    def _at_desired(self, p: ArgoPlan, s: ArgoState, obs: Observation) -> bool:
+        """``AtDesiredReplicaCountsForCanary`` (``utils/replicaset/canary.go``): the canary
+        scaled to the pods its step wants and all of them available
+        (``ReplicaProgressThresholdMet`` without a threshold: ``allDesiredAreAvailable``);
+        the stable is scaled at once here, so it is always at its count."""
+        want = desired_pods(p, s.weight, s.step_index, s.routed)
+        if s.canary_pods != want:
+            return False
+        available = _available(obs, want[0])
+        return available is not None and progress_met(p, available, want[0])
+
+    def _scale(self, p: ArgoPlan, s: ArgoState, acts: list[Action]) -> ArgoState:
+        """``reconcileCanaryReplicaSets``: scale the canary (and stable) to the pods the
+        current weight wants; the world starts the canary's new pods (``ScaleUp``)."""
+        pods = desired_pods(p, s.weight, s.step_index, s.routed)
+        if pods == s.canary_pods:
+            return s
+        if pods[0] != s.canary_pods[0] or not any(s.canary_pods):  # the first scale, even to 0 pods
+            acts.append(ScaleUp(replicas=pods[0]))
+        return replace(s, canary_pods=pods)
+
     def _enter_step(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """What the status and the router take from the current step (the weight and
         routes of ``reconcileTrafficRouting``). Pause conditions and step runs come from
         the reconcile that follows."""
         current = _step(p, s)
-        if current is None:
-            return s
+        if current is None:  # no steps: GetCurrentSetWeight reads the full weight
+            return s if s.weight == 100 else replace(s, weight=100)
         step = current.step
+        # A step may combine setCanaryScale/setHeaderRoute/setMirrorRoute with one of
+        # setWeight/pause/analysis (validation.go hasMultipleStepsType): each applies.
+        events: list[str] = []
         if step.setWeight is not None:
-            return replace(s, weight=step.setWeight, event=f"setWeight {step.setWeight}")
-        if step.setCanaryScale is not None and not p.traffic_routing:
-            sc = step.setCanaryScale
-            w = (
-                s.weight
-                if sc.matchTrafficWeight
-                else (sc.weight if sc.weight is not None else round(100 * (sc.replicas or 0) / self.spec.replicas))
-            )
-            return replace(s, weight=w, event="setCanaryScale")
+            s = replace(s, weight=step.setWeight)
+            events.append(f"setWeight {step.setWeight}")
+        if step.setCanaryScale is not None:  # the pods it sets: desired_pods at this step index
+            events.append(_describe_kind(step, "setCanaryScale"))
         if step.setHeaderRoute is not None:
             acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
-            return replace(s, event=f"setHeaderRoute {step.setHeaderRoute.name}")
+            events.append(f"setHeaderRoute {step.setHeaderRoute.name}")
         if step.setMirrorRoute is not None:
             pct = float(step.setMirrorRoute.percentage or 100)
             acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
-            return replace(s, event=f"setMirrorRoute {step.setMirrorRoute.name}")
-        return s
+            events.append(f"setMirrorRoute {step.setMirrorRoute.name}")
+        return replace(s, event=", ".join(events)) if events else s
 
     def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, start: float | None) -> bool:
         """``completedCurrentCanaryStep`` of the current ``step``, read from the status
         before this reconcile (``start``: its ``CanaryPauseStep`` condition's start)."""
-        if step.scales:
-            # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
-            # an inconclusive pause holds, haltProgress) and available.
-            return obs.canary.ready and s.canary_pods == desired_pods(p, s.weight)
         if step.pause:
             # CompletedCanaryPauseStep: controllerPause without a CanaryPauseStep condition
             # reads as a resume; a timed pause expires after its duration, whatever other
@@ -491,6 +555,10 @@ class ArgoRollout(Policy):
             if s.controller_pause and start is None:
                 return True
             return step.pause_s is not None and start is not None and obs.t >= start + step.pause_s
+        if step.scales:
+            # AtDesiredReplicaCountsForCanary: the pods as last scaled (scaling halts while
+            # an inconclusive pause holds, haltProgress) and available.
+            return self._at_desired(p, s, obs)
         if step.analysis:
             run = s.run(step.key)
             return (run is None and not step.has_run) or (run is not None and run.state.phase == ar.SUCCESSFUL)
@@ -505,14 +573,17 @@ class ArgoRollout(Policy):
         runs = s.without(done) if s.run(done) is not None else s.runs
         s = replace(s, runs=runs, step_index=s.step_index + 1)
         if s.step_index >= len(p.steps):
-            return s  # shouldFullPromote, at the next reconcile
+            # GetCurrentSetWeight past the last step: the full weight, so the canary is
+            # scaled to full size; shouldFullPromote at the next reconcile.
+            return replace(s, weight=100)
         return self._enter_step(p, s, obs, acts)
 
-    def _needs_new_run(self, s: ArgoState, current: Run) -> bool:
+    def _needs_new_run(self, p: ArgoPlan, s: ArgoState, current: Run) -> bool:
         """``needsNewAnalysisRun`` (``rollout/analysis.go``) for an existing run (a missing
         one is always needed); ``AbortedAt`` is never set while the rollout still runs here
-        (an abort is terminal)."""
-        if s.controller_pause and s.condition(STEP_PAUSE) is None and s.condition(BLUE_GREEN_PAUSE) is None:
+        (an abort is terminal). Since 1.8.2 (#3873) not during a pause step either."""
+        in_pause_step = s.condition(STEP_PAUSE) is not None and not p.new_run_in_pause_step
+        if s.controller_pause and not in_pause_step and s.condition(BLUE_GREEN_PAUSE) is None:
             return current.state.phase == ar.INCONCLUSIVE
         return False
 
@@ -521,7 +592,14 @@ class ArgoRollout(Policy):
         ``syncRolloutStatusCanary`` (full promotion, abort, step completion) and the pause
         conditions it persists (``CalculatePauseConditions``)."""
         if s.step_index >= len(p.steps):
-            return self._promote(p, s, obs, acts)  # shouldFullPromote
+            # shouldFullPromote (rollout/sync.go): all steps done, and only once the new
+            # ReplicaSet's available pods reach spec.replicas (the router meanwhile holds
+            # the last setWeight, _route).
+            s = self._scale(p, s, acts)
+            available = _available(obs, s.canary_pods[0])
+            if available is not None and (available >= p.replicas or progress_met(p, available, p.replicas)):
+                return self._promote(p, s, obs, acts)
+            return s
         step = p.steps[s.step_index]
         # The pause conditions hold still until the status is synced at the end.
         inconclusive = s.condition(INCONCLUSIVE_PAUSE) is not None
@@ -543,10 +621,8 @@ class ArgoRollout(Policy):
             verdicts.append(("experiment", ex_phase))
         if adds:  # HasAddPause: sync the status and return
             return _sync_pauses(s, obs.t, adds, (), f"{verdicts[-1][0]} analysis inconclusive: paused")
-        if obs.canary.ready and not inconclusive:
-            pods = desired_pods(p, s.weight)  # reconcileCanaryReplicaSets
-            if pods != s.canary_pods:
-                s = replace(s, canary_pods=pods)
+        if not inconclusive:  # haltProgress: no scaling while an inconclusive pause holds
+            s = self._scale(p, s, acts)
         if step.pause and not s.controller_pause and paused_at is None:
             adds.append(STEP_PAUSE)  # reconcileCanaryPause
         if self._step_completed(p, s, obs, step, paused_at):
@@ -599,7 +675,7 @@ class ArgoRollout(Policy):
         verdicts: list[tuple[str, str]] = []
         if p.background is not None and s.step_index >= p.starting_step and not inconclusive:
             current = s.run("background")
-            if current is None or self._needs_new_run(s, current):
+            if current is None or self._needs_new_run(p, s, current):
                 run = Run("background", ar.start_run("background", p.background, obs.t))
                 s = replace(s, runs=s.without("background") + (run,))
             else:
@@ -607,7 +683,7 @@ class ArgoRollout(Policy):
         if not s.conditions and step.has_run:  # an analysis step with templates
             key = step.key
             current = s.run(key)
-            if current is None or self._needs_new_run(s, current):
+            if current is None or self._needs_new_run(p, s, current):
                 s = replace(s, runs=s.without(key) + (Run(key, ar.start_run(key, p.analyses[key][0], obs.t)),))
             else:
                 verdicts.append((key, current.state.phase))
@@ -821,6 +897,30 @@ def _step(p: ArgoPlan, s: ArgoState) -> StepPlan | None:
     return p.steps[s.step_index] if s.step_index < len(p.steps) else None
 
 
+def _waits_indefinitely(p: ArgoPlan, s: ArgoState) -> bool:
+    """No progress deadline now: the rollout is paused (a pause condition; resuming counts
+    as progress), its current step waits indefinitely (``isIndefiniteStep``,
+    ``rollout/sync.go``: pause, analysis or experiment), or a blue/green rollout has
+    switched its active Service (``RolloutHealthy``: its post-promotion run cannot time out)."""
+    if s.conditions or s.switched:
+        return True
+    step = _step(p, s)
+    return step is not None and (
+        step.step.pause is not None or step.step.analysis is not None or step.step.experiment is not None
+    )
+
+
+def _available(obs: Observation, scaled: int) -> int | None:
+    """The canary's available pods: as the world counts them (all ``scaled`` pods when
+    they start at once, as the reconcile their ReplicaSet's update triggers sees them),
+    else (only ``ready`` known, e.g. a replay) all ``scaled`` pods when ready; None when
+    unready and uncounted."""
+    ready = obs.canary
+    if ready.available is not None:
+        return scaled if ready.ready and ready.startup_s == 0 else ready.available
+    return scaled if ready.ready else None
+
+
 def _human_pause(p: ArgoPlan, s: ArgoState) -> float | None:
     """Since when the rollout waits in a pause only a person lifts
     (``requiresManualAction``, ``rollout/pause.go``: an inconclusive analysis or a
@@ -868,27 +968,32 @@ def _sync_pauses(
 
 
 def _describe_step(st: CanaryStep) -> str:
-    """One canary step as ``describe`` shows it, e.g. ``setWeight 20`` or ``pause 5m``."""
-    if st.setWeight is not None:
+    """One canary step as ``describe`` shows it, e.g. ``setWeight 20`` or ``pause 5m``; a
+    combined step joins its kinds, e.g. ``setCanaryScale replicas 1 + setHeaderRoute h``."""
+    return " + ".join(_describe_kind(st, k) for k in COMPLETION_ORDER if getattr(st, k) is not None)
+
+
+def _describe_kind(st: CanaryStep, kind: str) -> str:
+    if kind == "setWeight":
         return f"setWeight {st.setWeight}"
-    if st.pause is not None:
+    if kind == "pause" and st.pause is not None:
         return (
             f"pause {format_duration(st.pause.duration)}" if st.pause.duration is not None else "pause (until promoted)"
         )
-    if st.analysis is not None:
+    if kind == "analysis" and st.analysis is not None:
         return f"analysis {_templates(st.analysis)}"
-    if st.setCanaryScale is not None:
+    if kind == "setCanaryScale" and st.setCanaryScale is not None:
         sc = st.setCanaryScale
         if sc.matchTrafficWeight:
             return "setCanaryScale matchTrafficWeight"
         return (
             f"setCanaryScale weight {sc.weight}" if sc.weight is not None else f"setCanaryScale replicas {sc.replicas}"
         )
-    if st.setHeaderRoute is not None:
+    if kind == "setHeaderRoute" and st.setHeaderRoute is not None:
         return f"setHeaderRoute {st.setHeaderRoute.name}"
-    if st.setMirrorRoute is not None:
+    if kind == "setMirrorRoute" and st.setMirrorRoute is not None:
         return f"setMirrorRoute {st.setMirrorRoute.name} {st.setMirrorRoute.percentage or 100}%"
-    return st.kind
+    return kind
 
 
 def _templates(analysis: RolloutAnalysis) -> str:
