@@ -241,6 +241,22 @@ class SetWeights:
     requests that match the policy's conditions; the others stay on the primary.
     ``header_route`` (Argo ``setHeaderRoute``): matching requests all go to the canary,
     the others by weight.
+
+    Routing details (issue 16), each with a default that keeps the behaviour above:
+
+    * ``header_match``: the name of the managed route whose match selects the requests of
+      ``header_route`` (``Policy.route_matches``); "" selects with ``Policy.matches``.
+    * ``mirror_match``: the name of the managed route whose match selects the mirrored
+      requests (Argo ``setMirrorRoute.match``: method, path, headers); "" mirrors every
+      live request (Flagger's ``mirror``). Istio mirrors a matching request whichever
+      version serves it (``HTTPRoute.mirror``: "in addition to forwarding the requests to
+      the intended destination").
+    * ``once_primary_ready``: the router applies these weights only once the primary
+      (Argo's stable ReplicaSet) is ready, keeping the current ones until then. Argo's
+      abort under ``dynamicStableScale`` keeps the canary's weight until enough stable
+      pods are available (``rollout/trafficrouting.go``
+      ``calculateDesiredWeightOnAbortOrStableRollback``); live traffic reaching the
+      canary meanwhile counts in the blast radius.
     """
 
     canary_weight: int
@@ -248,6 +264,9 @@ class SetWeights:
     matched: bool = False
     mirror_percent: float = 100.0
     header_route: bool = False
+    header_match: str = ""
+    mirror_match: str = ""
+    once_primary_ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -442,6 +461,13 @@ class Policy(Protocol):
         """Whether a request with these headers matches the policy's A/B conditions
         (header names case-insensitive); default False: no request does."""
         return False
+
+    def route_matches(self, route: str, request: dict[str, str]) -> bool:
+        """Whether a request matches the managed route named ``route`` (``SetWeights``'s
+        ``header_match`` and ``mirror_match``). ``request`` holds its headers (names
+        lower-case, ``cookie`` among them) and the pseudo-headers ``:method`` and
+        ``:path``, as Envoy presents a request to route matching. Default: ``matches``."""
+        return self.matches(request)
 
     def describe(self) -> list[str]:
         """Human lines describing the strategy (for reports); default none."""

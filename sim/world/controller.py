@@ -28,7 +28,7 @@ import numpy as np
 from sim.errors import InputError
 from sim.inputs.scenario import Scenario
 from sim.limits import MAX_TICKS_PER_RUN
-from sim.outcomes import RunRecord, decide
+from sim.outcomes import PROMOTED, RunRecord, decide
 from sim.policies.base import (
     Action,
     HookCalled,
@@ -111,6 +111,20 @@ class Workload:
             self._view = Readiness(ready, None if ready else at)
         return self._view
 
+    def ready_from(self, t: float) -> float | None:
+        """The first time at or after ``t`` from which the workload is ready, as its
+        timeline stands (None: it never becomes ready). Reads without consuming, so a
+        later ``view`` still sees every change."""
+        ready, since = self._view.ready, t
+        for at, _, r in self._pending:
+            if at <= t:
+                ready = r
+            elif ready:
+                return since
+            else:
+                ready, since = r, at
+        return since if ready else None
+
 
 @dataclass
 class RunResult:
@@ -139,6 +153,9 @@ class _Run:
     hook_calls: dict[str, int] = field(default_factory=dict)
     final_state: Any = None
     state: Any = None
+    #: Weights the router applies later (``SetWeights.once_primary_ready``): (time, action);
+    #: time None when the primary never becomes ready.
+    held: tuple[float | None, SetWeights] | None = None
 
 
 class World:
@@ -299,6 +316,8 @@ class World:
     def _serve(self, group: np.ndarray, now: float) -> None:
         """One tick of every run in ``group``: traffic up to now and the metric queries
         for all of them at once, then each run's policy step."""
+        for r in group.tolist():
+            self._release_held(r, now)
         self.traffic.advance(group, now)
         values = [(q.name, self._metric(q, group, now)) for q in self.queries]
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
@@ -378,9 +397,25 @@ class World:
         run.final_phase = str(self.policy.status(run.state)["phase"])
         return np.inf
 
+    def _release_held(self, r: int, until: float) -> None:
+        """Apply run ``r``'s held weights if they fall due by ``until``: its live traffic
+        is served under the old routes up to that moment (and counted where it went)."""
+        held = self.runs[r].held
+        if held is None or held[0] is None or held[0] > until:
+            return
+        self.traffic.advance(np.array([r]), held[0])
+        self.router.set(r, held[1])
+        self.runs[r].held = None
+
     def _apply(self, r: int, a: Action, now: float) -> None:
         run = self.runs[r]
         if isinstance(a, SetWeights):
+            run.held = None  # a newer routing decision replaces one still waiting
+            if a.once_primary_ready:
+                at = run.primary.ready_from(now)
+                if at is None or at > now:
+                    run.held = (at, a)
+                    return
             self.router.set(r, a)
         elif isinstance(a, HookCalled):
             for key in {a.name, a.type}:
@@ -400,8 +435,12 @@ class World:
             rel = self.scenario.release
             self._start(run.primary, now, rel.primary_startup if rel.primary_startup is not None else rel.startup)
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
-        elif isinstance(a, Rollback) and run.decision.note(a, now):
-            self.traffic.decided(r)
+        elif isinstance(a, Rollback):
+            # The decision is noted, but the ledger keeps counting: harm ends when the
+            # router sends live traffic away from the canary (the weights the policy sets
+            # with it, at once for Flagger's ``rollback`` and Argo's abort, or later),
+            # not at the decision.
+            run.decision.note(a, now)
 
     # -- the batch ----------------------------------------------------------------------
 
@@ -423,7 +462,19 @@ class World:
             if now == np.inf:
                 break
             self._serve(np.flatnonzero(self._next == now), now)
-        open_runs = np.array([r for r, run in enumerate(self.runs) if run.decision.time is None], dtype=int)
+        for r in range(len(self.runs)):
+            self._release_held(r, horizon)
+        # Runs still sending live traffic to the candidate: unfinished ones, and rolled-back
+        # ones whose traffic has not left it (weights held, or never set back), until the horizon.
+        open_runs = np.array(
+            [
+                r
+                for r, run in enumerate(self.runs)
+                if run.decision.time is None
+                or (run.decision.outcome != PROMOTED and (run.held is not None or self.router.routed_percent(r) > 0))
+            ],
+            dtype=int,
+        )
         if len(open_runs):
             self.traffic.advance(open_runs, self.scenario.horizon)
         led = self.traffic.ledger
