@@ -83,6 +83,23 @@ def prepare(scenario: Scenario) -> Prepared:
     return prepared
 
 
+def cohort_requests(scenario: Scenario) -> list[dict[str, str]]:
+    """What each cohort's requests look like to route matching (cohort 0 first: no special
+    header or cookie, ``GET /``): the cohort's header, its ``cookie`` and the pseudo-headers
+    ``:method`` and ``:path`` (the scenario's ``method`` and ``path``), as Envoy presents a
+    request to an Istio ``HTTPMatchRequest``."""
+    out: list[dict[str, str]] = [{":method": "GET", ":path": "/"}]
+    for c in scenario.traffic.cohorts:
+        h = {":method": c.method, ":path": c.path}
+        if c.header:
+            name, _, value = c.header.partition(":")
+            h[name.strip()] = value.strip()
+        if c.cookie:
+            h["cookie"] = c.cookie
+        out.append(h)
+    return out
+
+
 class Workload:
     """Readiness of one workload over time: a timeline of changes, read at a tick.
 
@@ -190,7 +207,13 @@ class World:
         self.runs = [_Run(seed=s, index=k, rng=streams(s)) for s, k in zip(seeds, idx)]
         prepared = prepare(scenario)
         self.population, self.release = prepared.population, prepared.release
-        self.router = Router(len(self.runs), self._match_mask(), self.population.cohort_share)
+        requests = cohort_requests(scenario)
+        self.router = Router(
+            len(self.runs),
+            np.array([bool(policy.matches(h)) for h in requests]),
+            self.population.cohort_share,
+            lambda route: np.array([bool(policy.route_matches(route, h)) for h in requests]),
+        )
         tel = scenario.telemetry
         self.queries = list(policy.queries())
         plan = metric_plan(scenario, policy)
@@ -275,20 +298,6 @@ class World:
                 pods=plan.pods,
             )
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
-
-    def _match_mask(self) -> np.ndarray:
-        """Which cohorts' requests match the policy's A/B conditions (cohort 0 sends no
-        special header or cookie)."""
-        heads: list[dict[str, str]] = [{}]
-        for c in self.scenario.traffic.cohorts:
-            h: dict[str, str] = {}
-            if c.header:
-                name, _, value = c.header.partition(":")
-                h[name.strip()] = value.strip()
-            if c.cookie:
-                h["cookie"] = c.cookie
-            heads.append(h)
-        return np.array([bool(self.policy.matches(h)) for h in heads])
 
     def _webhooks(self, run: _Run, now: float) -> dict[str, bool]:
         """Scripted webhook outcomes if called now (``webhooks:`` of the scenario)."""

@@ -138,10 +138,10 @@ class ExactTraffic:
         run = np.array([0])
         live = float(self.rate.rate(now)) * self._rate_factor(now) * self.population.cohort_share
         share = self.router.canary_share(run)[0]
-        mirror = float(self.router.mirror_share(run)[0, 0])
+        mirror = self.router.mirror_share(run)[0]
         tests = sum(rps for start, end, rps in self.loads if start <= now < end)
         primary = float((live * (1 - share)).sum())
-        canary = float((live * share).sum() + primary * mirror + tests)
+        canary = float((live * share).sum() + (live * mirror).sum() + tests)
         return np.array([[canary]]), np.array([[primary]])
 
     def _factors(self, now: float) -> Factors:
@@ -269,8 +269,10 @@ class ExactTraffic:
         canary = self._u() < float(self.router.canary_share(run)[0, cohort])
         u = self._u()
         failed, ref, own = self._record(now, cohort, canary, u)
-        if not canary and self._u() < float(self.router.mirror_share(run)[0, 0]):
-            # A mirrored copy: the canary serves it too (its own outcome), nobody sees it.
+        mirror = float(self.router.mirror_share(run)[0, cohort])
+        if mirror > 0 and self._u() < mirror:
+            # A mirrored copy (of a request either version served, Istio's ``mirror``): the
+            # canary serves it too (its own outcome), nobody sees it.
             self._record(now, cohort, True, self._u(), synthetic=True)
         if canary and self.accounting:
             excess = ref <= u < own

@@ -210,14 +210,16 @@ class FastTraffic:
         """A load tester (e.g. ``hey`` from a webhook) sends ``rps`` to the canary for a while."""
         self.loads[run].append((t, t + duration_s, rps))
 
-    def _synthetic(self, runs: np.ndarray, b: np.ndarray, mean_p: np.ndarray) -> np.ndarray | None:
+    def _synthetic(self, runs: np.ndarray, b: np.ndarray, live: np.ndarray) -> np.ndarray | None:
         """Expected canary requests that are not live users' (R, S, C): mirrored copies of
-        primary-bound traffic and load-tester requests (cohort 0). None when there are none."""
-        mirror = self.router.mirror_share(runs)  # (R, 1)
+        the live requests ``live`` (1|R, S, C) a mirror route selects, whichever version
+        serves them, and load-tester requests (cohort 0). None when there are none."""
+        mirror = self.router.mirror_share(runs)  # (R, C|1)
         has_load = any(self.loads[r] for r in runs)
         if not has_load and not mirror.any():
             return None
-        syn = mean_p * mirror[:, :, None] if mirror.any() else np.zeros_like(mean_p)
+        shape = (len(runs),) + live.shape[1:]
+        syn = np.broadcast_to(live * mirror[:, None, :], shape) if mirror.any() else np.zeros(shape)
         if has_load:
             syn = syn.copy()
             for i, r in enumerate(runs):
@@ -323,7 +325,7 @@ class FastTraffic:
         cohort_lam = self._cohort_means(b, f)  # (1|R, S, C)
         mean_c = cohort_lam * self.router.canary_share(runs)[:, None, :]  # (R, S, C)
         mean_p = cohort_lam - mean_c
-        syn = self._synthetic(runs, b, mean_p)
+        syn = self._synthetic(runs, b, cohort_lam)
         canary_rate = primary_rate = None
         if self.release.has_load_faults or (self.latent is not None and self.latent.model.load is not None):
             # Mirrored and load-test requests load the canary too.
