@@ -386,6 +386,35 @@ DEFAULT_TAGS = PolicyTags()
 
 
 @dataclass(frozen=True)
+class MeshRetries:
+    """The mesh's retry policy on the routes to both versions: Flagger's
+    ``spec.service.retries``, an Istio ``HTTPRetry`` written into the VirtualService's
+    routes (fluxcd/flagger ``pkg/router/istio.go``, ``Retries: canary.Spec.Service.Retries``)
+    or an App Mesh retry policy (``pkg/router/appmesh.go`` ``makeRetryPolicy``).
+
+    Attributes:
+        attempts: retries after the first try (Istio ``attempts``; 0: none).
+        retry_on: the conditions, comma separated (Istio ``retryOn``); "" is Istio's
+            default, ``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes``
+            with 503 retriable.
+        per_try_timeout_s: Istio ``perTryTimeout`` (0: unset); recorded, not simulated.
+    """
+
+    attempts: int = 0
+    retry_on: str = ""
+    per_try_timeout_s: float = 0.0
+
+    @property
+    def tries_of_failures(self) -> int:
+        """How many times a request the simulated service fails (HTTP 500) is tried in
+        all: 1 + ``attempts`` when ``retry_on`` retries a 500 (``5xx``, or the status
+        code ``500`` itself), else 1 (Istio's default conditions retry 503s and connection
+        failures, not 500s)."""
+        conditions = {c.strip().lower() for c in self.retry_on.split(",")}
+        return 1 + max(self.attempts, 0) if conditions & {"5xx", "500"} else 1
+
+
+@dataclass(frozen=True)
 class MetricTargets:
     """What the series a policy's queries select are called, in the cluster it runs in.
 
@@ -407,6 +436,9 @@ class MetricTargets:
         replicas: pods per version when the policy knows them (Argo ``replicas``).
         live_via_stable: live requests reach the canary through the stable Service (Argo
             blue-green: the active Service selects the new pods once switched).
+        retries: the mesh's retry policy on the live routes (``MeshRetries``), or None.
+            The destination's proxy reports every attempt (its metrics see each try), the
+            user sees the last one.
     """
 
     provider: str = "istio"
@@ -419,6 +451,7 @@ class MetricTargets:
     route: str = ""
     replicas: int | None = None
     live_via_stable: bool = False
+    retries: MeshRetries | None = None
 
 
 #: The targets of a policy that names none: Flagger's own example, podinfo in ``default``.

@@ -267,6 +267,9 @@ class World:
         mean_rate = float(prepared.rate.cumulative(horizon_s)) / horizon_s
         #: The runs' noise multipliers (``sim.world.noise``): drawn from each run's noise stream.
         self.latent = NoiseModel(scenario, plan.pods, mean_rate).draw(seeds)
+        retries = policy.metric_targets().retries
+        #: Tries of a failing live request (the mesh's retries; 1: none).
+        self.tries = retries.tries_of_failures if retries is not None else 1
         if exact:
             if len(self.runs) != 1:
                 raise ValueError("the exact mode simulates one run at a time")
@@ -283,6 +286,7 @@ class World:
                 series=self.series,
                 latent=self.latent,
                 pods=plan.pods,
+                tries=self.tries,
             )
         else:
             self.traffic = FastTraffic(
@@ -296,6 +300,7 @@ class World:
                 series=self.series,
                 latent=self.latent,
                 pods=plan.pods,
+                tries=self.tries,
             )
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
 

@@ -44,6 +44,65 @@ def _pod_shares(q: np.ndarray) -> np.ndarray:
     return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / q.shape[3])
 
 
+def retried_outcomes(outcome: np.ndarray, ok_fail: np.ndarray, tries: int) -> tuple[np.ndarray, np.ndarray]:
+    """A canary request's and a primary request's outcome probabilities when the mesh
+    tries a failed request ``tries`` times in all (``MeshRetries.tries_of_failures``).
+
+    Each try fails independently with the version's probability (Istio's default retry
+    host predicate, ``previous_hosts``, sends a retry to another pod: a pod's noise does
+    not follow the request), so a request fails for its user only when all ``tries`` fail
+    (p^tries), and it succeeds after exactly j failed tries with probability p^j (1 − p).
+
+    Args:
+        outcome: a canary try's (ok, fail_both, excess) probabilities (..., 3).
+        ok_fail: a primary try's (ok, failed) probabilities (..., 2).
+        tries: tries of a failing request, >= 1.
+
+    Returns:
+        The canary's (ok at the first try, fail_both, excess, ok after 1 .. tries−1
+        failed tries) and the primary's (ok at the first try, failed, ok after 1 ..
+        tries−1 failed tries): a partition of each request's fate, so marking the
+        Poisson arrivals by it gives independent Poisson counts. ``fail_both`` and
+        ``excess`` compare the final failures (p^tries against the primary's), as a
+        single try's do.
+    """
+    pc, pr = np.broadcast_arrays(outcome[..., 1] + outcome[..., 2], ok_fail[..., 1])
+    qc, qr = pc**tries, pr**tries
+    j = np.arange(1, tries)
+    after_c = pc[..., None] ** j * (1.0 - pc[..., None])
+    after_p = pr[..., None] ** j * (1.0 - pr[..., None])
+    final_c = np.stack([1.0 - pc, np.minimum(qc, qr), np.maximum(qc - qr, 0.0)], axis=-1)
+    final_p = np.stack([1.0 - pr, qr], axis=-1)
+    return np.concatenate([final_c, after_c], axis=-1), np.concatenate([final_p, after_p], axis=-1)
+
+
+def attempts_seen(cells: np.ndarray, failed: tuple[int, ...], tries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Requests by fate (``retried_outcomes``' columns, drawn) as their user sees them and
+    as the destination's proxy reports them (every try: Istio's ``reporter="destination"``
+    series count each attempt, the source's only the final response).
+
+    Args:
+        cells: counts (..., K): ok at the first try, the final failures ``failed``
+            (column indexes), then ok after 1 .. tries−1 failed tries.
+        failed: the columns of final failures (canary: fail_both and excess; primary:
+            failed).
+        tries: tries of a failing request.
+
+    Returns:
+        ``(final, tries_seen)``, each (..., 1 + len(failed)): the requests (ok, then each
+        failure column) and the tries (ok ones, then failed ones: j per request that
+        succeeded after j failures, counted with the first failure column, and ``tries``
+        per final failure).
+    """
+    after = cells[..., 1 + len(failed) :]
+    ok = cells[..., 0] + after.sum(axis=-1)
+    final = np.stack([ok] + [cells[..., c] for c in failed], axis=-1)
+    retried = (after * np.arange(1, tries)).sum(axis=-1)
+    seen = [ok] + [tries * cells[..., c] for c in failed]
+    seen[1] = seen[1] + retried
+    return final, np.stack(seen, axis=-1)
+
+
 class FastTraffic:
     """Draws traffic segment by segment into telemetry and the ledger, for a batch of runs
     (a ``sim.world.serving.Traffic``).
@@ -61,6 +120,7 @@ class FastTraffic:
         latent: the runs' noise multipliers (``sim.world.noise``), or None for the plain
             Poisson world.
         pods: pods of (primary, canary), for per-pod noise.
+        tries: how many times the mesh tries a failing request (``MeshRetries``); 1: no retries.
     """
 
     def __init__(
@@ -75,7 +135,9 @@ class FastTraffic:
         series: SeriesStore | None = None,
         latent: Latent | None = None,
         pods: tuple[int, int] = (1, 1),
+        tries: int = 1,
     ) -> None:
+        self.tries = tries
         self.rate = rate
         self.population = population
         self.release = release
@@ -343,10 +405,17 @@ class FastTraffic:
             ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)  # (R|1, S|1, C, 2)
         else:
             outcome, ok_fail_p = pods[0].mean(axis=3), pods[1].mean(axis=3)
+        live_c, live_p = outcome, ok_fail_p
+        tries = self.tries
+        if tries > 1:
+            # Live requests are retried by the mesh (mirrored and load-test ones are not:
+            # they do not take the VirtualService's routes).
+            live_c, live_p = retried_outcomes(outcome, ok_fail_p, tries)
+        kc, kp = live_c.shape[-1], live_p.shape[-1]
         shape = (R, len(mid), mean_c.shape[2])
-        parts = [(mean_c[..., None] * outcome).reshape(R, -1)]
+        parts = [(mean_c[..., None] * live_c).reshape(R, -1)]
         if self.primary_counts:
-            parts.append((mean_p[..., None] * ok_fail_p).reshape(R, -1))
+            parts.append((mean_p[..., None] * live_p).reshape(R, -1))
         if syn is not None:
             # Mirrored and load-test requests meet the canary's faults too; they reach its
             # metrics but no user (responses discarded / synthetic clients).
@@ -355,17 +424,23 @@ class FastTraffic:
         # batch-mates need.
         flat = self._poisson(runs, np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
         m = shape[1] * shape[2]
-        cc = flat[:, : 3 * m].reshape(shape + (3,))  # live canary
-        at = 3 * m
+        cc = flat[:, : kc * m].reshape(shape + (kc,))  # live canary
+        at = kc * m
         if self.primary_counts:
-            cp = flat[:, at : at + 2 * m].reshape(shape + (2,))
-            at += 2 * m
+            cp = flat[:, at : at + kp * m].reshape(shape + (kp,))
+            at += kp * m
         synthetic = None if syn is None else flat[:, at:].reshape(shape + (3,))
+        # What users get (cc: the ledger's) and what the versions' metrics see (every try).
+        cc_seen = cc
+        if tries > 1:
+            cc, cc_seen = attempts_seen(cc, (1, 2), tries)
+            if self.primary_counts:
+                cp = attempts_seen(cp, (1,), tries)[1]
         factor = self._latency_factors(runs, f, canary_rate, primary_rate, len(mid))
         fails_c = cc[..., 1:]  # (R, S, C, 2)
         slots = self.telemetry.slot_of(b[1:])
         if self.series is not None:
-            cells = self._cells(runs, cc, synthetic, cp if self.primary_counts else None, mid, pods, factor)
+            cells = self._cells(runs, cc_seen, synthetic, cp if self.primary_counts else None, mid, pods, factor)
             self.series.add(runs, slots, cells)
             # The per-version counters only when something reads them (a judge, a bound
             # signal): otherwise the series hold everything the queries read.
@@ -373,7 +448,7 @@ class FastTraffic:
                 n, err, hist_c, hist_p = self._by_version(cells)
                 self.telemetry.add(runs, slots, n, err, hist_c, hist_p, unique)
         else:
-            seen = cc if synthetic is None else cc + synthetic
+            seen = cc_seen if synthetic is None else cc_seen + synthetic
             hist_c = self._version_histogram(runs, seen, 1, mid, None if pods is None else pods[0], factor)
             n_c = seen.sum(axis=(2, 3))
             err_c = seen[..., 1:].sum(axis=(2, 3))
@@ -622,7 +697,13 @@ class FastTraffic:
         # Against the primary serving the same traffic, had it not been replaced.
         p_ref, p = self.release.error_probs(mid, rate, rate)
         pods = self._pod_outcomes(runs, p_ref, p, f)
-        excess_p = np.maximum(p - p_ref, 0.0) if pods is None else pods[0][..., 2].mean(axis=3)
+        if self.tries > 1:
+            # Failing requests are retried (the same VirtualService after promotion).
+            pc = p if pods is None else pods[0][..., 1:].sum(axis=-1).mean(axis=3)
+            pr = p_ref if pods is None else pods[1][..., 1].mean(axis=3)
+            excess_p = np.maximum(pc**self.tries - pr**self.tries, 0.0)
+        else:
+            excess_p = np.maximum(p - p_ref, 0.0) if pods is None else pods[0][..., 2].mean(axis=3)
         excess_p = np.broadcast_to(excess_p, cohort_lam.shape)
         # Requests that did not fail in excess, and excess failures: independent Poisson.
         mean = np.stack([cohort_lam * (1.0 - excess_p), cohort_lam * excess_p]).reshape(1, -1)
