@@ -436,6 +436,11 @@ class MetricTargets:
         replicas: pods per version when the policy knows them (Argo ``replicas``).
         live_via_stable: live requests reach the canary through the stable Service (Argo
             blue-green: the active Service selects the new pods once switched).
+        session_affinity_s: Flagger's ``analysis.sessionAffinity`` ``maxAge`` in seconds
+            (0: no session affinity): while the canary's weight is not 0, a request the
+            weighted route sends to the canary gets its cookie, and the user's requests
+            go to the canary until it expires (``pkg/router/istio.go``
+            ``getSessionAffinityRouteRules``; ``GetMaxAge`` defaults it to 86400).
         retries: the mesh's retry policy on the live routes (``MeshRetries``), or None.
             The destination's proxy reports every attempt (its metrics see each try), the
             user sees the last one.
@@ -451,6 +456,7 @@ class MetricTargets:
     route: str = ""
     replicas: int | None = None
     live_via_stable: bool = False
+    session_affinity_s: float = 0.0
     retries: MeshRetries | None = None
 
 

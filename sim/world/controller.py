@@ -56,7 +56,7 @@ from sim.world.series import SeriesStore
 from sim.world.serving import Traffic
 from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction, build_population
-from sim.world.users import count_users
+from sim.world.users import count_sticky_users, count_users
 
 
 @dataclass(frozen=True)
@@ -208,11 +208,13 @@ class World:
         prepared = prepare(scenario)
         self.population, self.release = prepared.population, prepared.release
         requests = cohort_requests(scenario)
+        targets = policy.metric_targets()
         self.router = Router(
             len(self.runs),
             np.array([bool(policy.matches(h)) for h in requests]),
             self.population.cohort_share,
             lambda route: np.array([bool(policy.route_matches(route, h)) for h in requests]),
+            session_affinity_s=targets.session_affinity_s,
         )
         tel = scenario.telemetry
         self.queries = list(policy.queries())
@@ -267,7 +269,7 @@ class World:
         mean_rate = float(prepared.rate.cumulative(horizon_s)) / horizon_s
         #: The runs' noise multipliers (``sim.world.noise``): drawn from each run's noise stream.
         self.latent = NoiseModel(scenario, plan.pods, mean_rate).draw(seeds)
-        retries = policy.metric_targets().retries
+        retries = targets.retries
         #: Tries of a failing live request (the mesh's retries; 1: none).
         self.tries = retries.tries_of_failures if retries is not None else 1
         if exact:
@@ -501,9 +503,22 @@ class World:
                 if self.scenario.telemetry.noise
                 else None
             )
-            exposed, affected = count_users(
-                self.population, led.requests + led.after_requests, led.excess + led.after_excess, users
-            )
+            sticky = self.traffic.sticky if isinstance(self.traffic, FastTraffic) else None
+            if sticky is not None and sticky.requests.any():
+                # Session affinity: the users are the cookie holders (``StickyUsers``).
+                exposed, affected = count_sticky_users(
+                    self.population,
+                    sticky.exposed,
+                    sticky.requests,
+                    led.excess,
+                    led.after_requests,
+                    led.after_excess,
+                    users,
+                )
+            else:
+                exposed, affected = count_users(
+                    self.population, led.requests + led.after_requests, led.excess + led.after_excess, users
+                )
         # Per-run totals over cohorts, for the whole batch at once.
         totals = {
             "canary_requests": led.requests.sum(axis=1),

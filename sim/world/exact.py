@@ -61,6 +61,8 @@ class ExactTraffic:
         tries: int = 1,
     ) -> None:
         self.tries = tries
+        #: Session affinity: each user's canary cookie (its epoch and expiry).
+        self.cookies: dict[int, tuple[int, float]] = {}
         self.env = env = simpy.Environment()
         self.rate = rate
         self.population = population
@@ -269,7 +271,10 @@ class ExactTraffic:
     def _serve(self, now: float) -> None:
         uid, cohort = self._user()
         run = np.array([0])
-        canary = self._u() < float(self.router.canary_share(run)[0, cohort])
+        if self.router.sticky(run)[0]:
+            canary = self._sticky_route(uid, cohort, now)
+        else:
+            canary = self._u() < float(self.router.canary_share(run)[0, cohort])
         u = self._u()
         if self.tries > 1:
             failed, excess = self._tried(now, cohort, canary, u)
@@ -288,6 +293,19 @@ class ExactTraffic:
             self.exposed.add(uid)
             if excess:
                 self.affected.add(uid)
+
+    def _sticky_route(self, uid: int, cohort: int, now: float) -> bool:
+        """Session affinity: a user holding the current canary cookie goes to the canary;
+        any other request is routed by weight, and one the canary gets sets the cookie
+        (``Max-Age``: the router's ``session_affinity_s``)."""
+        epoch = int(self.router.cookie_epoch[0])
+        held = self.cookies.get(uid)
+        if held is not None and held[0] == epoch and now < held[1]:
+            return True
+        canary = self._u() < float(self.router.canary_share(np.array([0]))[0, cohort])
+        if canary:
+            self.cookies[uid] = (epoch, now + self.router.session_affinity_s)
+        return canary
 
     def _tried(self, now: float, cohort: int, canary: bool, u: float) -> tuple[bool, bool]:
         """A live request the mesh retries: tried (each try a request the version's proxy

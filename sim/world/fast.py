@@ -29,7 +29,7 @@ import numpy as np
 from sim.world.draws import multinomial, multinomial_runs, normal_sd, poisson_rows
 from sim.world.faults import ReleaseModel
 from sim.world.noise import Factors, Latent
-from sim.world.router import Router
+from sim.world.router import Router, StickyUsers
 from sim.world.series import SeriesStore
 from sim.world.serving import Ledger
 from sim.world.telemetry import Telemetry
@@ -138,6 +138,12 @@ class FastTraffic:
         tries: int = 1,
     ) -> None:
         self.tries = tries
+        #: Session affinity's cookie holders (None: weighted routing is not sticky).
+        self.sticky = (
+            StickyUsers(len(states), population, router.session_affinity_s)
+            if getattr(router, "session_affinity_s", 0.0) > 0
+            else None
+        )
         self.rate = rate
         self.population = population
         self.release = release
@@ -385,8 +391,22 @@ class FastTraffic:
         mid = 0.5 * (b[1:] + b[:-1])
         f = self.latent.at(runs, mid) if self.latent is not None else None
         cohort_lam = self._cohort_means(b, f)  # (1|R, S, C)
-        mean_c = cohort_lam * self.router.canary_share(runs)[:, None, :]  # (R, S, C)
-        mean_p = cohort_lam - mean_c
+        share = self.router.canary_share(runs)
+        mean_c = cohort_lam * share[:, None, :]  # (R, S, C)
+        # Session affinity: the sticky runs' live canary requests are drawn user group by
+        # user group (``StickyUsers``), then split over outcomes below.
+        sticky_rows = np.empty(0, dtype=np.int64)
+        if self.sticky is not None:
+            self.sticky.sync(runs, self.router.cookie_epoch[runs])
+            sticky_rows = np.flatnonzero(self.router.sticky(runs))
+        sticky_counts = None
+        if len(sticky_rows) and self.sticky is not None:
+            lam = cohort_lam if cohort_lam.shape[0] == 1 else cohort_lam[sticky_rows]
+            states = self.states if self.noise else None
+            sticky_counts = self.sticky.draw(states, runs[sticky_rows], b, lam, share[sticky_rows])
+            mean_c = np.array(np.broadcast_to(mean_c, (R,) + mean_c.shape[1:]))
+            mean_c[sticky_rows] = sticky_counts
+        mean_p = np.maximum(cohort_lam - mean_c, 0.0)
         syn = self._synthetic(runs, b, cohort_lam)
         canary_rate = primary_rate = None
         if self.release.has_load_faults or (self.latent is not None and self.latent.model.load is not None):
@@ -413,7 +433,11 @@ class FastTraffic:
             live_c, live_p = retried_outcomes(outcome, ok_fail_p, tries)
         kc, kp = live_c.shape[-1], live_p.shape[-1]
         shape = (R, len(mid), mean_c.shape[2])
-        parts = [(mean_c[..., None] * live_c).reshape(R, -1)]
+        live_mean = mean_c
+        if sticky_counts is not None:
+            live_mean = mean_c.copy()
+            live_mean[sticky_rows] = 0.0  # drawn as counts: zero means draw nothing here
+        parts = [(live_mean[..., None] * live_c).reshape(R, -1)]
         if self.primary_counts:
             parts.append((mean_p[..., None] * live_p).reshape(R, -1))
         if syn is not None:
@@ -430,6 +454,14 @@ class FastTraffic:
             cp = flat[:, at : at + kp * m].reshape(shape + (kp,))
             at += kp * m
         synthetic = None if syn is None else flat[:, at:].reshape(shape + (3,))
+        if sticky_counts is not None:
+            probs = np.broadcast_to(live_c, shape + (kc,))[sticky_rows]
+            if self.noise:
+                n_rs = sticky_counts.reshape(len(sticky_rows), -1)
+                drawn = multinomial_runs(self.states, runs[sticky_rows], n_rs, probs.reshape(n_rs.shape + (kc,)))
+                cc[sticky_rows] = drawn.reshape(sticky_counts.shape + (kc,))
+            else:
+                cc[sticky_rows] = sticky_counts[..., None] * probs
         # What users get (cc: the ledger's) and what the versions' metrics see (every try).
         cc_seen = cc
         if tries > 1:

@@ -13,6 +13,16 @@ to the canary, ``mirrorPercentage`` of them, whichever version serves them (an I
 route's ``mirror`` is "in addition to forwarding the requests to the intended
 destination"). Which cohorts a named route selects is asked of the policy once per
 route (``Policy.route_matches``) from each cohort's request (``cohort_requests``).
+
+Flagger's session affinity (``analysis.sessionAffinity``, fluxcd/flagger
+``pkg/router/istio.go`` ``getSessionAffinityRouteRules``) makes weighted routing sticky:
+while the canary's weight is not 0, the weighted route's canary destination sets a
+cookie (``Max-Age``: ``maxAge``, default 86400 s) and a route before it sends every
+request carrying that cookie to the canary. At weight 0 the route is gone and the next
+non-zero weight mints a new cookie (``Status.SessionAffinityCookie`` moves to
+``PreviousSessionAffinityCookie``): the cookies of before no longer route. The
+per-request mode keeps each user's cookie; the fast path ``StickyUsers`` keeps how many
+users of each activity group hold one.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ import numpy as np
 
 from sim.policies.base import Routes, SetWeights
 from sim.policies.driver import routes_after
+from sim.world.draws import multinomial_runs, poisson_rows
+from sim.world.traffic import Population
 
 
 class Router:
@@ -35,6 +47,8 @@ class Router:
         cohort_share: each cohort's share of traffic (C,), for the routed share.
         route_mask: a managed route's name -> which cohorts' requests it selects (C,);
             None: a named route selects the cohorts of ``match_mask``.
+        session_affinity_s: the canary cookie's lifetime (Flagger ``sessionAffinity``
+            ``maxAge``); 0: weighted routing is not sticky.
     """
 
     def __init__(
@@ -43,7 +57,9 @@ class Router:
         match_mask: np.ndarray,
         cohort_share: np.ndarray,
         route_mask: Callable[[str], np.ndarray] | None = None,
+        session_affinity_s: float = 0.0,
     ) -> None:
+        self.session_affinity_s = session_affinity_s
         self.match_mask = match_mask.astype(float)
         self.cohort_share = cohort_share
         self._route_mask = route_mask
@@ -54,6 +70,8 @@ class Router:
         self.header = np.zeros((runs, C), dtype=bool)  # cohorts a header route sends to the canary
         self.mirror = np.zeros((runs, C))  # share of each cohort's live requests copied to the canary
         self._routes = [Routes()] * runs
+        #: Which canary cookie routes: a new one from each weight set after a weight of 0.
+        self.cookie_epoch = np.zeros(runs, dtype=np.int64)
 
     def _mask(self, route: str, default: np.ndarray) -> np.ndarray:
         """Cohorts selected by the managed route ``route`` ("" : ``default``)."""
@@ -73,11 +91,20 @@ class Router:
     def set(self, run: int, a: SetWeights) -> None:
         """Apply a policy's ``SetWeights`` to one run's routes."""
         self._routes[run] = routes_after(self._routes[run], a)
+        if a.canary_weight == 0 and self.weight[run] != 0:
+            self.cookie_epoch[run] += 1  # the sticky route is removed with its cookie
         self.weight[run] = a.canary_weight
         self.matched[run] = a.matched
         self.header[run] = (self._mask(a.header_match, self.match_mask) > 0) if a.header_route else False
         every = np.ones_like(self.match_mask)
         self.mirror[run] = a.mirror_percent / 100.0 * self._mask(a.mirror_match, every) if a.mirrored else 0.0
+
+    def sticky(self, runs: np.ndarray) -> np.ndarray:
+        """Whether each run's weighted routing is sticky now (bool, len(runs)): session
+        affinity on, a non-zero weight, and plain weighted routing (no A/B or header route)."""
+        if self.session_affinity_s <= 0:
+            return np.zeros(len(runs), dtype=bool)
+        return (self.weight[runs] > 0) & ~self.matched[runs] & ~self.header[runs].any(axis=1)
 
     def canary_share(self, runs: np.ndarray) -> np.ndarray:
         """P(a live request of each cohort goes to the canary), shape (len(runs), C)."""
@@ -95,3 +122,99 @@ class Router:
         if not self.matched[run] and not self.header[run].any():
             return float(self.weight[run])
         return round(float(100.0 * (self.canary_share(np.array([run]))[0] * self.cohort_share).sum()), 6)
+
+
+class StickyUsers:
+    """Session affinity in the fast path: how many users of each activity group hold the
+    canary's cookie, per run, and the canary requests they send.
+
+    A group holds n equally active users, each sending a Poisson stream of intensity
+    m per segment (their share of the segment's requests). A user without a cookie sends
+    each request to the canary with the weight w until the first one does; from then on
+    all go to the canary. So over a segment, each cookieless user gets a cookie with
+    probability 1 − exp(−w m) (independently: a binomial), and sends the canary that first
+    request plus the rest of its stream after it, whose mean given a hit in the segment is
+    m − E[τ | τ < m] (τ exponential with rate w); holders send the canary all of theirs
+    (Poisson H m). The rest after a first hit is drawn as a Poisson of its mean (a mixed
+    Poisson's variance is slightly larger; the per-request mode is the reference). A
+    cookie expires ``max_age_s`` after the segment it was set in. Users exposed are
+    counted exactly: each cookie goes to a user who had none, new to the canary with
+    probability (never exposed) / (without a cookie).
+
+    Args:
+        runs: rollouts in the batch.
+        population: the user groups.
+        max_age_s: the cookie's lifetime.
+    """
+
+    def __init__(self, runs: int, population: Population, max_age_s: float) -> None:
+        self.max_age_s = max_age_s
+        self.n = population.users.astype(float)  # (G,)
+        self.cohort = population.cohort  # (G,)
+        share = population.cohort_share[self.cohort]
+        #: Each user's share of its cohort's requests.
+        self.per_user = np.where(share > 0, population.weight / np.where(share > 0, share, 1.0), 0.0)
+        self.to_cohort = np.eye(population.n_cohorts)[self.cohort]  # (G, C)
+        G = len(self.n)
+        self.holders = np.zeros((runs, G))
+        self.exposed = np.zeros((runs, G))
+        self.requests = np.zeros((runs, G))  # live canary requests per group
+        self.epoch = np.zeros(runs, dtype=np.int64)
+        self._issued: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []  # (expiry, runs, epochs, K)
+
+    def sync(self, runs: np.ndarray, epochs: np.ndarray) -> None:
+        """Cookies of an old epoch (the weight went to 0 since) route no more."""
+        stale = self.epoch[runs] != epochs
+        if stale.any():
+            self.holders[runs[stale]] = 0.0
+            self.epoch[runs] = epochs
+
+    def _expire(self, t: float) -> None:
+        keep = []
+        for expiry, runs, epochs, k in self._issued:
+            if expiry > t:
+                keep.append((expiry, runs, epochs, k))
+                continue
+            live = self.epoch[runs] == epochs
+            if live.any():
+                r = runs[live]
+                self.holders[r] = np.maximum(self.holders[r] - k[live], 0.0)
+        self._issued = keep
+
+    def draw(
+        self, states: np.ndarray | None, runs: np.ndarray, b: np.ndarray, lam: np.ndarray, share: np.ndarray
+    ) -> np.ndarray:
+        """Live canary requests (R, S, C) of ``runs`` over the segments of cuts ``b``, given
+        each cohort's expected requests ``lam`` (1|R, S, C) and the weighted canary share
+        ``share`` (R, C); ``states`` None: expectations (``noise: false``)."""
+        R, S, C = len(runs), len(b) - 1, share.shape[1]
+        out = np.zeros((R, S, C))
+        w = share[:, self.cohort]  # (R, G)
+        for s in range(S):
+            self._expire(float(b[s]))
+            m = np.broadcast_to(lam[:, s, self.cohort] * self.per_user, w.shape)
+            held = self.holders[runs]
+            free = np.maximum(self.n - held, 0.0)
+            wm = w * m
+            p_hit = -np.expm1(-wm)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # E[m − τ | τ < m] for τ ~ Exp(w): m − 1/w + m e^{−wm} / (1 − e^{−wm});
+                # m/2 in the limit wm → 0 (a hit uniform in the segment).
+                rest = np.where(wm > 1e-6, m - 1.0 / w + m * np.exp(-wm) / p_hit, 0.5 * m)
+            if states is None:
+                k = free * p_hit
+                q = k + held * m + k * rest
+                fresh = k * np.where(free > 0, (self.n - self.exposed[runs]) / np.where(free > 0, free, 1.0), 0.0)
+            else:
+                k = multinomial_runs(states, runs, free, np.stack([p_hit, 1.0 - p_hit], axis=-1))[..., 0]
+                mean = np.ascontiguousarray(held * m + k * rest)
+                q = k + poisson_rows(states, runs, mean, np.empty_like(mean))
+                new = np.clip((self.n - self.exposed[runs]) / np.where(free > 0, free, 1.0), 0.0, 1.0)
+                fresh = multinomial_runs(states, runs, k, np.stack([new, 1.0 - new], axis=-1))[..., 0]
+            self.exposed[runs] += fresh
+            self.holders[runs] = held + k
+            self.requests[runs] += q
+            if k.any():
+                self._issued.append((0.5 * (b[s] + b[s + 1]) + self.max_age_s, runs.copy(), self.epoch[runs], k))
+            out[:, s] = q @ self.to_cohort
+        return out
