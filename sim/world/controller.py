@@ -506,13 +506,16 @@ class World:
             sticky = self.traffic.sticky if isinstance(self.traffic, FastTraffic) else None
             if sticky is not None and sticky.requests.any():
                 # Session affinity: the users are the cookie holders (``StickyUsers``).
+                # Requests that reached the canary while routing was not sticky (A/B,
+                # header routes) and after a promotion are counted apart.
+                sticky_requests = sticky.requests @ sticky.to_cohort
                 exposed, affected = count_sticky_users(
                     self.population,
                     sticky.exposed,
                     sticky.requests,
-                    led.excess,
-                    led.after_requests,
-                    led.after_excess,
+                    sticky.excess,
+                    np.maximum(led.requests - sticky_requests, 0.0) + led.after_requests,
+                    np.maximum(led.excess - sticky.excess, 0.0) + led.after_excess,
                     users,
                 )
             else:

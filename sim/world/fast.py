@@ -403,7 +403,9 @@ class FastTraffic:
         if len(sticky_rows) and self.sticky is not None:
             lam = cohort_lam if cohort_lam.shape[0] == 1 else cohort_lam[sticky_rows]
             states = self.states if self.noise else None
-            sticky_counts = self.sticky.draw(states, runs[sticky_rows], b, lam, share[sticky_rows])
+            sticky_counts = self.sticky.draw(
+                states, runs[sticky_rows], b, lam, share[sticky_rows], account[sticky_rows]
+            )
             mean_c = np.array(np.broadcast_to(mean_c, (R,) + mean_c.shape[1:]))
             mean_c[sticky_rows] = sticky_counts
         mean_p = np.maximum(cohort_lam - mean_c, 0.0)
@@ -502,6 +504,9 @@ class FastTraffic:
             self.ledger.requests[acc] += cc[account].sum(axis=(1, 3))
             self.ledger.errors[acc] += fails_c[account].sum(axis=(1, 3))
             self.ledger.excess[acc] += fails_c[account][..., 1].sum(axis=1)
+            if sticky_counts is not None and self.sticky is not None:
+                on = sticky_rows[account[sticky_rows]]
+                self.sticky.excess[runs[on]] += fails_c[on][..., 1].sum(axis=1)
 
     def _by_version(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Requests and errors (R, S, version) and the canary's (and primary's, when kept)

@@ -159,6 +159,9 @@ class StickyUsers:
         self.holders = np.zeros((runs, G))
         self.exposed = np.zeros((runs, G))
         self.requests = np.zeros((runs, G))  # live canary requests per group
+        #: Excess failures of those requests per cohort (the rest of the ledger's came
+        #: while routing was not sticky: A/B, header routes).
+        self.excess = np.zeros((runs, population.n_cohorts))
         self.epoch = np.zeros(runs, dtype=np.int64)
         self._issued: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []  # (expiry, runs, epochs, K)
 
@@ -182,11 +185,19 @@ class StickyUsers:
         self._issued = keep
 
     def draw(
-        self, states: np.ndarray | None, runs: np.ndarray, b: np.ndarray, lam: np.ndarray, share: np.ndarray
+        self,
+        states: np.ndarray | None,
+        runs: np.ndarray,
+        b: np.ndarray,
+        lam: np.ndarray,
+        share: np.ndarray,
+        account: np.ndarray,
     ) -> np.ndarray:
         """Live canary requests (R, S, C) of ``runs`` over the segments of cuts ``b``, given
         each cohort's expected requests ``lam`` (1|R, S, C) and the weighted canary share
-        ``share`` (R, C); ``states`` None: expectations (``noise: false``)."""
+        ``share`` (R, C); ``states`` None: expectations (``noise: false``). Only the runs
+        ``account`` (bool, R) add to the users exposed and the requests per group (a run
+        that has decided routes on, but its harm is no longer the canary's)."""
         R, S, C = len(runs), len(b) - 1, share.shape[1]
         out = np.zeros((R, S, C))
         w = share[:, self.cohort]  # (R, G)
@@ -211,9 +222,9 @@ class StickyUsers:
                 q = k + poisson_rows(states, runs, mean, np.empty_like(mean))
                 new = np.clip((self.n - self.exposed[runs]) / np.where(free > 0, free, 1.0), 0.0, 1.0)
                 fresh = multinomial_runs(states, runs, k, np.stack([new, 1.0 - new], axis=-1))[..., 0]
-            self.exposed[runs] += fresh
+            self.exposed[runs] += fresh * account[:, None]
             self.holders[runs] = held + k
-            self.requests[runs] += q
+            self.requests[runs] += q * account[:, None]
             if k.any():
                 self._issued.append((0.5 * (b[s] + b[s + 1]) + self.max_age_s, runs.copy(), self.epoch[runs], k))
             out[:, s] = q @ self.to_cohort

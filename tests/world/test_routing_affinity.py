@@ -38,6 +38,7 @@ from sim.policies.base import (
     MetricTargets,
     Observation,
     Policy,
+    Promote,
     Rollback,
     SetWeights,
 )
@@ -63,9 +64,10 @@ class Sticky(Policy):
     name = "sticky"
     terminal_phases = frozenset({"Done"})
 
-    def __init__(self, max_age: float, weights: dict[int, int] | None = None) -> None:
+    def __init__(self, max_age: float, weights: dict[int, int] | None = None, promote_at: int = 0) -> None:
         self.max_age = max_age
         self.weights = weights if weights is not None else {1: 10}
+        self.promote_at = promote_at  # a tick that promotes (the weight stays, as in Promoting)
 
     def initial_state(self) -> Any:
         return _State()
@@ -87,13 +89,17 @@ class Sticky(Policy):
         if tick >= 11:
             return replace(state, tick=tick, phase="Done"), (SetWeights(0), Rollback("x"), Finish("Done"))
         w = self.weights.get(tick)
-        return replace(state, tick=tick), (() if w is None else (SetWeights(w),))
+        acts: tuple[Action, ...] = () if w is None else (SetWeights(w),)
+        if tick == self.promote_at:
+            acts += (Promote(),)
+        return replace(state, tick=tick), acts
 
 
 def _scenario(noise: bool, error_rate: float = 0.05, skew: float = 0.0, users: int = USERS):
     text = textwrap.dedent(f"""\
         name: affinity
         horizon: 15m
+        after_promotion: 0s
         traffic:
           rate: {RATE:g}/s
           users: {users}
@@ -150,6 +156,16 @@ def test_a_weight_of_zero_ends_the_cookies():
     per_user_1, _ = _sticky_expectation(0.1, RATE / USERS * 60.0)
     per_user_2, _ = _sticky_expectation(0.1, RATE / USERS * 480.0)
     assert gap == pytest.approx(USERS * (per_user_1 + per_user_2), rel=1e-9)
+
+
+def test_after_a_promotion_the_rollout_no_longer_counts_sticky_users():
+    """Promoted at t=300 with the weight kept (Flagger's Promoting), ``after_promotion`` 0:
+    the record counts the 240 s before the decision only, in requests and in users."""
+    rec = _record(Sticky(DAY, promote_at=5))
+    per_user, exposed = _sticky_expectation(0.1, RATE / USERS * 240.0)
+    assert rec.outcome == "promoted"
+    assert rec.canary_requests == pytest.approx(USERS * per_user, rel=1e-9)
+    assert rec.users_exposed == pytest.approx(USERS * exposed, rel=1e-9)
 
 
 def test_router_cookie_epochs():
