@@ -441,6 +441,10 @@ class MetricTargets:
             weighted route sends to the canary gets its cookie, and the user's requests
             go to the canary until it expires (``pkg/router/istio.go``
             ``getSessionAffinityRouteRules``; ``GetMaxAge`` defaults it to 86400).
+        session_affinity_primary_s: with ``sessionAffinity.primaryCookieName``, the
+            primary's cookie lifetime, the analysis interval in seconds (0: none): a
+            request the weighted route sends to the primary gets that cookie, and the
+            user's requests go to the primary until it expires.
         retries: the mesh's retry policy on the live routes (``MeshRetries``), or None.
             The destination's proxy reports every attempt (its metrics see each try), the
             user sees the last one.
@@ -457,6 +461,7 @@ class MetricTargets:
     replicas: int | None = None
     live_via_stable: bool = False
     session_affinity_s: float = 0.0
+    session_affinity_primary_s: float = 0.0
     retries: MeshRetries | None = None
 
 

@@ -215,6 +215,7 @@ class World:
             self.population.cohort_share,
             lambda route: np.array([bool(policy.route_matches(route, h)) for h in requests]),
             session_affinity_s=targets.session_affinity_s,
+            session_affinity_primary_s=targets.session_affinity_primary_s,
         )
         tel = scenario.telemetry
         self.queries = list(policy.queries())

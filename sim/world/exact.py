@@ -63,6 +63,8 @@ class ExactTraffic:
         self.tries = tries
         #: Session affinity: each user's canary cookie (its epoch and expiry).
         self.cookies: dict[int, tuple[int, float]] = {}
+        #: ... and the primary's (``primaryCookieName``): its expiry.
+        self.primary_cookies: dict[int, float] = {}
         self.env = env = simpy.Environment()
         self.rate = rate
         self.population = population
@@ -295,16 +297,23 @@ class ExactTraffic:
                 self.affected.add(uid)
 
     def _sticky_route(self, uid: int, cohort: int, now: float) -> bool:
-        """Session affinity: a user holding the current canary cookie goes to the canary;
-        any other request is routed by weight, and one the canary gets sets the cookie
-        (``Max-Age``: the router's ``session_affinity_s``)."""
+        """Session affinity: a user holding the current canary cookie goes to the canary,
+        one holding the primary's (``primaryCookieName``) to the primary; any other
+        request is routed by weight and gets the cookie of the version it reached
+        (``Max-Age``: the router's ``session_affinity_s``, the primary's
+        ``session_affinity_primary_s``). The routes are tried in Flagger's order: sticky
+        canary, sticky primary, weighted."""
         epoch = int(self.router.cookie_epoch[0])
         held = self.cookies.get(uid)
         if held is not None and held[0] == epoch and now < held[1]:
             return True
+        if now < self.primary_cookies.get(uid, -np.inf):
+            return False  # the primary's cookie (``primaryCookieName``) pins it there
         canary = self._u() < float(self.router.canary_share(np.array([0]))[0, cohort])
         if canary:
             self.cookies[uid] = (epoch, now + self.router.session_affinity_s)
+        elif self.router.session_affinity_primary_s > 0:
+            self.primary_cookies[uid] = now + self.router.session_affinity_primary_s
         return canary
 
     def _tried(self, now: float, cohort: int, canary: bool, u: float) -> tuple[bool, bool]:

@@ -140,7 +140,7 @@ class FastTraffic:
         self.tries = tries
         #: Session affinity's cookie holders (None: weighted routing is not sticky).
         self.sticky = (
-            StickyUsers(len(states), population, router.session_affinity_s)
+            StickyUsers(len(states), population, router.session_affinity_s, router.session_affinity_primary_s)
             if getattr(router, "session_affinity_s", 0.0) > 0
             else None
         )

@@ -28,6 +28,7 @@ users of each activity group hold one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,6 +50,8 @@ class Router:
             None: a named route selects the cohorts of ``match_mask``.
         session_affinity_s: the canary cookie's lifetime (Flagger ``sessionAffinity``
             ``maxAge``); 0: weighted routing is not sticky.
+        session_affinity_primary_s: the primary cookie's lifetime (``primaryCookieName``:
+            the analysis interval); 0: none.
     """
 
     def __init__(
@@ -58,8 +61,10 @@ class Router:
         cohort_share: np.ndarray,
         route_mask: Callable[[str], np.ndarray] | None = None,
         session_affinity_s: float = 0.0,
+        session_affinity_primary_s: float = 0.0,
     ) -> None:
         self.session_affinity_s = session_affinity_s
+        self.session_affinity_primary_s = session_affinity_primary_s if session_affinity_s > 0 else 0.0
         self.match_mask = match_mask.astype(float)
         self.cohort_share = cohort_share
         self._route_mask = route_mask
@@ -124,9 +129,21 @@ class Router:
         return round(float(100.0 * (self.canary_share(np.array([run]))[0] * self.cohort_share).sum()), 6)
 
 
+@dataclass
+class _Cookies:
+    """Cookies set during one segment: they expire over ``[start, end)``, uniformly."""
+
+    start: float
+    end: float
+    rows: np.ndarray  # runs
+    epochs: np.ndarray  # each run's cookie epoch then (-1: the primary's cookie)
+    left: np.ndarray  # not yet expired, (len(rows), G)
+    done: float = 0.0  # share of [start, end) released so far
+
+
 class StickyUsers:
     """Session affinity in the fast path: how many users of each activity group hold the
-    canary's cookie, per run, and the canary requests they send.
+    canary's cookie (and the primary's), per run, and the canary requests they send.
 
     A group holds n equally active users, each sending a Poisson stream of intensity
     m per segment (their share of the segment's requests). A user without a cookie sends
@@ -137,18 +154,32 @@ class StickyUsers:
     m − E[τ | τ < m] (τ exponential with rate w); holders send the canary all of theirs
     (Poisson H m). The rest after a first hit is drawn as a Poisson of its mean (a mixed
     Poisson's variance is slightly larger; the per-request mode is the reference). A
-    cookie expires ``max_age_s`` after the segment it was set in. Users exposed are
-    counted exactly: each cookie goes to a user who had none, new to the canary with
-    probability (never exposed) / (without a cookie).
+    cookie set during a segment [a, c) expires in [a + age, c + age), uniformly: at each
+    segment's start the cookies whose expiry falls before the segment's middle are
+    released (binomially), which rounds each expiry to the nearest segment boundary
+    (unbiased on average). Several lifetimes within one segment (a primary cookie shorter
+    than a scrape interval) are not resolved.
+
+    With a primary cookie (Flagger's ``primaryCookieName``, lifetime ``primary_age_s``: the
+    analysis interval) a cookieless user's *first* request decides: to the canary (w) it
+    gets the canary's cookie, to the primary (1 − w) the primary's, and stays there until
+    that expires; so a user makes one weighted draw per cookie instead of one per request
+    (τ is then its first request, rate 1).
+
+    Users exposed are counted as cookies are set: each canary cookie goes to a user who
+    held none, new to the canary with probability (never exposed) / (without the
+    canary's cookie).
 
     Args:
         runs: rollouts in the batch.
         population: the user groups.
-        max_age_s: the cookie's lifetime.
+        max_age_s: the canary cookie's lifetime.
+        primary_age_s: the primary cookie's lifetime (0: no primary cookie).
     """
 
-    def __init__(self, runs: int, population: Population, max_age_s: float) -> None:
+    def __init__(self, runs: int, population: Population, max_age_s: float, primary_age_s: float = 0.0) -> None:
         self.max_age_s = max_age_s
+        self.primary_age_s = primary_age_s
         self.n = population.users.astype(float)  # (G,)
         self.cohort = population.cohort  # (G,)
         share = population.cohort_share[self.cohort]
@@ -157,32 +188,58 @@ class StickyUsers:
         self.to_cohort = np.eye(population.n_cohorts)[self.cohort]  # (G, C)
         G = len(self.n)
         self.holders = np.zeros((runs, G))
+        self.primary_holders = np.zeros((runs, G))
         self.exposed = np.zeros((runs, G))
         self.requests = np.zeros((runs, G))  # live canary requests per group
         #: Excess failures of those requests per cohort (the rest of the ledger's came
         #: while routing was not sticky: A/B, header routes).
         self.excess = np.zeros((runs, population.n_cohorts))
         self.epoch = np.zeros(runs, dtype=np.int64)
-        self._issued: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []  # (expiry, runs, epochs, K)
+        #: Cookies set and not yet expired: their expiry window, runs, epochs (-1: a
+        #: primary cookie), counts left (R, G) and the share of the window released.
+        self._issued: list[_Cookies] = []
 
     def sync(self, runs: np.ndarray, epochs: np.ndarray) -> None:
-        """Cookies of an old epoch (the weight went to 0 since) route no more."""
+        """Canary cookies of an old epoch (the weight went to 0 since) route no more;
+        primary cookies keep routing until they expire (Flagger keeps their value)."""
         stale = self.epoch[runs] != epochs
         if stale.any():
             self.holders[runs[stale]] = 0.0
             self.epoch[runs] = epochs
 
-    def _expire(self, t: float) -> None:
-        keep = []
-        for expiry, runs, epochs, k in self._issued:
-            if expiry > t:
-                keep.append((expiry, runs, epochs, k))
-                continue
-            live = self.epoch[runs] == epochs
-            if live.any():
-                r = runs[live]
-                self.holders[r] = np.maximum(self.holders[r] - k[live], 0.0)
+    def _expire(self, states: np.ndarray | None, runs: np.ndarray, a: float, c: float) -> None:
+        """Release the cookies of ``runs`` whose expiry falls before the middle of the
+        segment [a, c) (other runs may be at other times)."""
+        x = 0.5 * (a + c)
+        keep: list[_Cookies] = []
+        for e in self._issued:
+            mine = np.isin(e.rows, runs) if e.start < x else np.zeros(len(e.rows), dtype=bool)
+            if mine.any():
+                done = min(max((x - e.start) / (e.end - e.start), 0.0), 1.0)
+                p = (done - e.done) / (1.0 - e.done) if e.done < 1.0 else 1.0
+                idx = np.flatnonzero(mine)
+                rows = e.rows[idx]
+                gone = self._binomial(states, rows, e.left[idx], np.full(e.left[idx].shape, p))
+                e.left[idx] -= gone
+                live = (e.epochs[idx] < 0) | (self.epoch[rows] == e.epochs[idx])
+                target = self.primary_holders if e.epochs[0] < 0 else self.holders
+                target[rows[live]] = np.maximum(target[rows[live]] - gone[live], 0.0)
+                if done >= 1.0:
+                    e = _Cookies(e.start, e.end, e.rows[~mine], e.epochs[~mine], e.left[~mine], e.done)
+                elif mine.all():
+                    e = _Cookies(e.start, e.end, e.rows, e.epochs, e.left, done)
+                else:  # runs of this group moved on; the others keep their share
+                    keep.append(_Cookies(e.start, e.end, e.rows[~mine], e.epochs[~mine], e.left[~mine], e.done))
+                    e = _Cookies(e.start, e.end, e.rows[mine], e.epochs[mine], e.left[mine], done)
+            if len(e.rows):
+                keep.append(e)
         self._issued = keep
+
+    def _binomial(self, states: np.ndarray | None, runs: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+        if states is None:
+            return n * p
+        p = np.clip(p, 0.0, 1.0)
+        return multinomial_runs(states, runs, n, np.stack([p, 1.0 - p], axis=-1))[..., 0]
 
     def draw(
         self,
@@ -201,31 +258,42 @@ class StickyUsers:
         R, S, C = len(runs), len(b) - 1, share.shape[1]
         out = np.zeros((R, S, C))
         w = share[:, self.cohort]  # (R, G)
+        pinned = self.primary_age_s > 0
         for s in range(S):
-            self._expire(float(b[s]))
+            self._expire(states, runs, float(b[s]), float(b[s + 1]))
             m = np.broadcast_to(lam[:, s, self.cohort] * self.per_user, w.shape)
             held = self.holders[runs]
-            free = np.maximum(self.n - held, 0.0)
-            wm = w * m
-            p_hit = -np.expm1(-wm)
+            held_p = self.primary_holders[runs]
+            free = np.maximum(self.n - held - held_p, 0.0)
+            # The first request to the canary comes at τ ~ Exp(rate) (intensity units):
+            # rate w without a primary cookie (every request is weighted), rate 1 with
+            # one (the first request is the only weighted one).
+            rate = np.ones_like(w) if pinned else w
+            rm = rate * m
+            p_first = -np.expm1(-rm)
             with np.errstate(divide="ignore", invalid="ignore"):
-                # E[m − τ | τ < m] for τ ~ Exp(w): m − 1/w + m e^{−wm} / (1 − e^{−wm});
-                # m/2 in the limit wm → 0 (a hit uniform in the segment).
-                rest = np.where(wm > 1e-6, m - 1.0 / w + m * np.exp(-wm) / p_hit, 0.5 * m)
-            if states is None:
-                k = free * p_hit
-                q = k + held * m + k * rest
-                fresh = k * np.where(free > 0, (self.n - self.exposed[runs]) / np.where(free > 0, free, 1.0), 0.0)
-            else:
-                k = multinomial_runs(states, runs, free, np.stack([p_hit, 1.0 - p_hit], axis=-1))[..., 0]
-                mean = np.ascontiguousarray(held * m + k * rest)
-                q = k + poisson_rows(states, runs, mean, np.empty_like(mean))
-                new = np.clip((self.n - self.exposed[runs]) / np.where(free > 0, free, 1.0), 0.0, 1.0)
-                fresh = multinomial_runs(states, runs, k, np.stack([new, 1.0 - new], axis=-1))[..., 0]
+                # E[m − τ | τ < m] = m − 1/rate + m e^{−rate m} / (1 − e^{−rate m}); m/2 as rate m → 0.
+                rest = np.where(rm > 1e-6, m - 1.0 / rate + m * np.exp(-rm) / p_first, 0.5 * m)
+            p_hit = w * p_first if pinned else p_first
+            k = self._binomial(states, runs, free, p_hit)
+            if pinned:  # the others whose first request went to the primary
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    p_primary = np.where(p_hit < 1.0, (1.0 - w) * p_first / (1.0 - p_hit), 0.0)
+                k_p = self._binomial(states, runs, free - k, p_primary)
+            mean = np.ascontiguousarray(held * m + k * rest)
+            q = k + (mean if states is None else poisson_rows(states, runs, mean, np.empty_like(mean)))
+            new = np.clip((self.n - self.exposed[runs]) / np.where(self.n > held, self.n - held, 1.0), 0.0, 1.0)
+            fresh = self._binomial(states, runs, k, new)
             self.exposed[runs] += fresh * account[:, None]
             self.holders[runs] = held + k
             self.requests[runs] += q * account[:, None]
+            a, c = float(b[s]), float(b[s + 1])
             if k.any():
-                self._issued.append((0.5 * (b[s] + b[s + 1]) + self.max_age_s, runs.copy(), self.epoch[runs], k))
+                self._issued.append(_Cookies(a + self.max_age_s, c + self.max_age_s, runs.copy(), self.epoch[runs], k))
+            if pinned:
+                self.primary_holders[runs] = held_p + k_p
+                if k_p.any():
+                    age = self.primary_age_s
+                    self._issued.append(_Cookies(a + age, c + age, runs.copy(), np.full(R, -1), k_p))
             out[:, s] = q @ self.to_cohort
         return out
