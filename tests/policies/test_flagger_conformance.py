@@ -933,16 +933,25 @@ def test_routing_rollback_routes_to_primary_before_anything_else():
 @pytest.mark.xfail(
     strict=True,
     reason="upstream: analysis.sessionAffinity writes the cookie routes (pkg/router/istio.go "
-    "getSessionAffinityRouteRules, Max-Age GetMaxAge() default 86400); the policy must declare "
-    "metric_targets().session_affinity_s = maxAge",
+    "getSessionAffinityRouteRules, Max-Age GetMaxAge() default 86400; primaryCookieName: Max-Age the "
+    "interval); the policy must declare metric_targets().session_affinity_s = maxAge and "
+    "session_affinity_primary_s = interval when primaryCookieName is set",
 )
 @pytest.mark.parametrize(
-    ("affinity", "max_age"), [({"cookieName": "canary"}, 86400.0), ({"cookieName": "c", "maxAge": 600}, 600.0)]
+    ("affinity", "ages"),
+    [
+        ({"cookieName": "canary"}, (86400.0, 0.0)),
+        ({"cookieName": "c", "maxAge": 600}, (600.0, 0.0)),
+        ({"cookieName": "c", "primaryCookieName": "p"}, (86400.0, 60.0)),
+    ],
 )
-def test_routing_session_affinity_is_declared(affinity, max_age):
-    """pkg/apis/flagger/v1beta1/canary.go SessionAffinity.GetMaxAge: 0 -> 86400."""
+def test_routing_session_affinity_is_declared(affinity, ages):
+    """pkg/apis/flagger/v1beta1/canary.go SessionAffinity.GetMaxAge: 0 -> 86400;
+    pkg/router/istio.go getSessionAffinityRouteRules: the primary cookie's Max-Age is the
+    analysis interval (here 1m)."""
     spec = FlaggerPolicySpec.model_validate({"analysis": analysis(sessionAffinity=affinity)})
-    assert FlaggerCanary(spec).metric_targets().session_affinity_s == max_age
+    targets = FlaggerCanary(spec).metric_targets()
+    assert (targets.session_affinity_s, targets.session_affinity_primary_s) == ages
 
 
 @pytest.mark.xfail(
