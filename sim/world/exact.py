@@ -62,6 +62,8 @@ class ExactTraffic:
     ) -> None:
         self.tries = tries
         #: Session affinity: each user's canary cookie (its epoch and expiry).
+        #: Session affinity configured (a router without the attribute, as tests' stubs, has none).
+        self._affinity = getattr(router, "session_affinity_s", 0.0) > 0
         self.cookies: dict[int, tuple[int, float]] = {}
         #: ... and the primary's (``primaryCookieName``): its expiry.
         self.primary_cookies: dict[int, float] = {}
@@ -273,7 +275,7 @@ class ExactTraffic:
     def _serve(self, now: float) -> None:
         uid, cohort = self._user()
         run = np.array([0])
-        if self.router.sticky(run)[0]:
+        if self._affinity and self.router.sticky(run)[0]:
             canary = self._sticky_route(uid, cohort, now)
         else:
             canary = self._u() < float(self.router.canary_share(run)[0, cohort])

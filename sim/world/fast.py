@@ -138,7 +138,8 @@ class FastTraffic:
         tries: int = 1,
     ) -> None:
         self.tries = tries
-        #: Session affinity's cookie holders (None: weighted routing is not sticky).
+        #: Session affinity's cookie holders (None: weighted routing is not sticky; a
+        #: router without the attribute, as tests' stubs, has none).
         self.sticky = (
             StickyUsers(len(states), population, router.session_affinity_s, router.session_affinity_primary_s)
             if getattr(router, "session_affinity_s", 0.0) > 0
