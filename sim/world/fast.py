@@ -298,8 +298,8 @@ class FastTraffic:
         return syn
 
     def decided(self, run: int) -> None:
-        """The rollout decided: its later traffic is no longer the canary's to account
-        (a promoted release's damage is ``after_promotion``'s)."""
+        """The rollout promoted: its later traffic is no longer the canary's to account
+        (a promoted release's damage is ``after_promotion``'s; ``Traffic.decided``)."""
         self.accounting[run] = False
 
     def _cohort_means(self, b: np.ndarray, f: Factors | None) -> np.ndarray:
