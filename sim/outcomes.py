@@ -3,7 +3,8 @@
 Field meanings beyond the contract's wording:
 
 * ``excess_errors`` is the blast radius in requests: excess failures the candidate
-  served before the decision, plus, for a promoted release, those of the
+  served before the decision (after a rollback: until live traffic left it, issue 16),
+  plus, for a promoted release, those of the
   ``after_promotion`` window with all traffic on it (``excess_errors_after_promotion``).
   So ``excess_errors - excess_errors_after_promotion <= canary_errors <= canary_requests``.
 * ``users_exposed``/``users_affected`` count distinct users over the same span as

@@ -182,12 +182,16 @@ class RateProfile(StrictModel):
 
 
 class Cohort(StrictModel):
-    """A share of users carrying a header or cookie (for A/B matching and cohort faults)."""
+    """A share of users carrying a header or cookie (for A/B matching and cohort faults),
+    or sending requests of another method or path (what Argo's ``setMirrorRoute.match``
+    selects); the other users' requests are ``GET /``."""
 
     name: Text
     share: Probability
     header: str | None = None
     cookie: str | None = None
+    method: Annotated[str, Field(pattern=r"^[A-Z]{1,20}$")] = "GET"
+    path: Annotated[str, Field(pattern=r"^/[^\s]{0,500}$")] = "/"
 
 
 class Traffic(StrictModel):

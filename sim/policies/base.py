@@ -263,6 +263,22 @@ class SetWeights:
     requests that match the policy's conditions; the others stay on the primary.
     ``header_route`` (Argo ``setHeaderRoute``): matching requests all go to the canary,
     the others by weight.
+
+    Routing details (issue 16), each with a default that keeps the behaviour above:
+
+    * ``header_match``: the name of the managed route whose match selects the requests of
+      ``header_route`` (``Policy.route_matches``); "" selects with ``Policy.matches``.
+    * ``mirror_match``: the name of the managed route whose match selects the mirrored
+      requests (Argo ``setMirrorRoute.match``: method, path, headers); "" mirrors every
+      live request (Flagger's ``mirror``). Istio mirrors a matching request whichever
+      version serves it (``HTTPRoute.mirror``: "in addition to forwarding the requests to
+      the intended destination").
+    * ``once_primary_ready``: the router applies these weights only once the primary
+      (Argo's stable ReplicaSet) is ready, keeping the current ones until then. Argo's
+      abort under ``dynamicStableScale`` keeps the canary's weight until enough stable
+      pods are available (``rollout/trafficrouting.go``
+      ``calculateDesiredWeightOnAbortOrStableRollback``); live traffic reaching the
+      canary meanwhile counts in the blast radius.
     """
 
     canary_weight: int
@@ -270,6 +286,9 @@ class SetWeights:
     matched: bool = False
     mirror_percent: float = 100.0
     header_route: bool = False
+    header_match: str = ""
+    mirror_match: str = ""
+    once_primary_ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -398,6 +417,35 @@ DEFAULT_TAGS = PolicyTags()
 
 
 @dataclass(frozen=True)
+class MeshRetries:
+    """The mesh's retry policy on the routes to both versions: Flagger's
+    ``spec.service.retries``, an Istio ``HTTPRetry`` written into the VirtualService's
+    routes (fluxcd/flagger ``pkg/router/istio.go``, ``Retries: canary.Spec.Service.Retries``)
+    or an App Mesh retry policy (``pkg/router/appmesh.go`` ``makeRetryPolicy``).
+
+    Attributes:
+        attempts: retries after the first try (Istio ``attempts``; 0: none).
+        retry_on: the conditions, comma separated (Istio ``retryOn``); "" is Istio's
+            default, ``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes``
+            with 503 retriable.
+        per_try_timeout_s: Istio ``perTryTimeout`` (0: unset); recorded, not simulated.
+    """
+
+    attempts: int = 0
+    retry_on: str = ""
+    per_try_timeout_s: float = 0.0
+
+    @property
+    def tries_of_failures(self) -> int:
+        """How many times a request the simulated service fails (HTTP 500) is tried in
+        all: 1 + ``attempts`` when ``retry_on`` retries a 500 (``5xx``, or the status
+        code ``500`` itself), else 1 (Istio's default conditions retry 503s and connection
+        failures, not 500s)."""
+        conditions = {c.strip().lower() for c in self.retry_on.split(",")}
+        return 1 + max(self.attempts, 0) if conditions & {"5xx", "500"} else 1
+
+
+@dataclass(frozen=True)
 class MetricTargets:
     """What the series a policy's queries select are called, in the cluster it runs in.
 
@@ -419,6 +467,18 @@ class MetricTargets:
         replicas: pods per version when the policy knows them (Argo ``replicas``).
         live_via_stable: live requests reach the canary through the stable Service (Argo
             blue-green: the active Service selects the new pods once switched).
+        session_affinity_s: Flagger's ``analysis.sessionAffinity`` ``maxAge`` in seconds
+            (0: no session affinity): while the canary's weight is not 0, a request the
+            weighted route sends to the canary gets its cookie, and the user's requests
+            go to the canary until it expires (``pkg/router/istio.go``
+            ``getSessionAffinityRouteRules``; ``GetMaxAge`` defaults it to 86400).
+        session_affinity_primary_s: with ``sessionAffinity.primaryCookieName``, the
+            primary's cookie lifetime, the analysis interval in seconds (0: none): a
+            request the weighted route sends to the primary gets that cookie, and the
+            user's requests go to the primary until it expires.
+        retries: the mesh's retry policy on the live routes (``MeshRetries``), or None.
+            The destination's proxy reports every attempt (its metrics see each try), the
+            user sees the last one.
     """
 
     provider: str = "istio"
@@ -431,6 +491,9 @@ class MetricTargets:
     route: str = ""
     replicas: int | None = None
     live_via_stable: bool = False
+    session_affinity_s: float = 0.0
+    session_affinity_primary_s: float = 0.0
+    retries: MeshRetries | None = None
 
 
 #: The targets of a policy that names none: Flagger's own example, podinfo in ``default``.
@@ -473,6 +536,13 @@ class Policy(Protocol):
         """Whether a request with these headers matches the policy's A/B conditions
         (header names case-insensitive); default False: no request does."""
         return False
+
+    def route_matches(self, route: str, request: dict[str, str]) -> bool:
+        """Whether a request matches the managed route named ``route`` (``SetWeights``'s
+        ``header_match`` and ``mirror_match``). ``request`` holds its headers (names
+        lower-case, ``cookie`` among them) and the pseudo-headers ``:method`` and
+        ``:path``, as Envoy presents a request to route matching. Default: ``matches``."""
+        return self.matches(request)
 
     def describe(self) -> list[str]:
         """Human lines describing the strategy (for reports); default none."""

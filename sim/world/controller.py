@@ -31,7 +31,7 @@ import numpy as np
 from sim.errors import InputError
 from sim.inputs.scenario import Scenario
 from sim.limits import MAX_TICKS_PER_RUN
-from sim.outcomes import RunRecord, decide
+from sim.outcomes import PROMOTED, RunRecord, decide
 from sim.policies.base import (
     Action,
     HookCalled,
@@ -59,7 +59,7 @@ from sim.world.series import SeriesStore
 from sim.world.serving import Traffic
 from sim.world.telemetry import Telemetry
 from sim.world.traffic import Population, RateFunction, build_population
-from sim.world.users import count_users
+from sim.world.users import count_sticky_users, count_users
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,23 @@ def prepare(scenario: Scenario) -> Prepared:
     prepared = Prepared(build_population(scenario.traffic), ReleaseModel(scenario), RateFunction(scenario.traffic.rate))
     _PREPARED[id(scenario)] = (scenario, prepared)
     return prepared
+
+
+def cohort_requests(scenario: Scenario) -> list[dict[str, str]]:
+    """What each cohort's requests look like to route matching (cohort 0 first: no special
+    header or cookie, ``GET /``): the cohort's header, its ``cookie`` and the pseudo-headers
+    ``:method`` and ``:path`` (the scenario's ``method`` and ``path``), as Envoy presents a
+    request to an Istio ``HTTPMatchRequest``."""
+    out: list[dict[str, str]] = [{":method": "GET", ":path": "/"}]
+    for c in scenario.traffic.cohorts:
+        h = {":method": c.method, ":path": c.path}
+        if c.header:
+            name, _, value = c.header.partition(":")
+            h[name.strip()] = value.strip()
+        if c.cookie:
+            h["cookie"] = c.cookie
+        out.append(h)
+    return out
 
 
 class Workload:
@@ -170,6 +187,20 @@ class Workload:
         later = [ready_at for _, ready_at in self._pods if t < ready_at < float("inf")]
         return min(later) if later else None
 
+    def ready_from(self, t: float) -> float | None:
+        """The first time at or after ``t`` from which the workload is ready, as its
+        timeline stands (None: it never becomes ready). Reads without consuming, so a
+        later ``view`` still sees every change."""
+        ready, since = self._view.ready, t
+        for at, _, r, _rolling in self._pending:
+            if at <= t:
+                ready = r
+            elif ready:
+                return since
+            else:
+                ready, since = r, at
+        return since if ready else None
+
 
 @dataclass
 class RunResult:
@@ -198,6 +229,9 @@ class _Run:
     hook_calls: dict[str, int] = field(default_factory=dict)
     final_state: Any = None
     state: Any = None
+    #: Weights the router applies later (``SetWeights.once_primary_ready``): (time, action);
+    #: time None when the primary never becomes ready.
+    held: tuple[float | None, SetWeights] | None = None
 
 
 class World:
@@ -232,7 +266,16 @@ class World:
         self.runs = [_Run(seed=s, index=k, rng=streams(s)) for s, k in zip(seeds, idx)]
         prepared = prepare(scenario)
         self.population, self.release = prepared.population, prepared.release
-        self.router = Router(len(self.runs), self._match_mask(), self.population.cohort_share)
+        requests = cohort_requests(scenario)
+        targets = policy.metric_targets()
+        self.router = Router(
+            len(self.runs),
+            np.array([bool(policy.matches(h)) for h in requests]),
+            self.population.cohort_share,
+            lambda route: np.array([bool(policy.route_matches(route, h)) for h in requests]),
+            session_affinity_s=targets.session_affinity_s,
+            session_affinity_primary_s=targets.session_affinity_primary_s,
+        )
         tel = scenario.telemetry
         self.queries = list(policy.queries())
         plan = metric_plan(scenario, policy)
@@ -288,6 +331,9 @@ class World:
         mean_rate = float(prepared.rate.cumulative(horizon_s)) / horizon_s
         #: The runs' noise multipliers (``sim.world.noise``): drawn from each run's noise stream.
         self.latent = NoiseModel(scenario, plan.pods, mean_rate).draw(seeds)
+        retries = targets.retries
+        #: Tries of a failing live request (the mesh's retries; 1: none).
+        self.tries = retries.tries_of_failures if retries is not None else 1
         if exact:
             if len(self.runs) != 1:
                 raise ValueError("the exact mode simulates one run at a time")
@@ -304,6 +350,7 @@ class World:
                 series=self.series,
                 latent=self.latent,
                 pods=plan.pods,
+                tries=self.tries,
             )
         else:
             self.traffic = FastTraffic(
@@ -317,22 +364,9 @@ class World:
                 series=self.series,
                 latent=self.latent,
                 pods=plan.pods,
+                tries=self.tries,
             )
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
-
-    def _match_mask(self) -> np.ndarray:
-        """Which cohorts' requests match the policy's A/B conditions (cohort 0 sends no
-        special header or cookie)."""
-        heads: list[dict[str, str]] = [{}]
-        for c in self.scenario.traffic.cohorts:
-            h: dict[str, str] = {}
-            if c.header:
-                name, _, value = c.header.partition(":")
-                h[name.strip()] = value.strip()
-            if c.cookie:
-                h["cookie"] = c.cookie
-            heads.append(h)
-        return np.array([bool(self.policy.matches(h)) for h in heads])
 
     def _webhooks(self, run: _Run, now: float) -> dict[str, bool]:
         """Scripted webhook outcomes if called now (``webhooks:`` of the scenario)."""
@@ -365,6 +399,8 @@ class World:
     def _serve(self, group: np.ndarray, now: float) -> None:
         """One tick of every run in ``group``: traffic up to now and the metric queries
         for all of them at once, then each run's policy step."""
+        for r in group.tolist():
+            self._release_held(r, now)
         self.traffic.advance(group, now)
         values = [(q.name, self._metric(q, group, now)) for q in self.queries]
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
@@ -451,9 +487,25 @@ class World:
         run.final_phase = str(self.policy.status(run.state)["phase"])
         return np.inf
 
+    def _release_held(self, r: int, until: float) -> None:
+        """Apply run ``r``'s held weights if they fall due by ``until``: its live traffic
+        is served under the old routes up to that moment (and counted where it went)."""
+        held = self.runs[r].held
+        if held is None or held[0] is None or held[0] > until:
+            return
+        self.traffic.advance(np.array([r]), held[0])
+        self.router.set(r, held[1])
+        self.runs[r].held = None
+
     def _apply(self, r: int, a: Action, now: float) -> None:
         run = self.runs[r]
         if isinstance(a, SetWeights):
+            run.held = None  # a newer routing decision replaces one still waiting
+            if a.once_primary_ready:
+                at = run.primary.ready_from(now)
+                if at is None or at > now:
+                    run.held = (at, a)
+                    return
             self.router.set(r, a)
         elif isinstance(a, HookCalled):
             for key in {a.name, a.type}:
@@ -478,8 +530,12 @@ class World:
             startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
             self._start(run.primary, now, startup, rolling=True)
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
-        elif isinstance(a, Rollback) and run.decision.note(a, now):
-            self.traffic.decided(r)
+        elif isinstance(a, Rollback):
+            # The decision is noted, but the ledger keeps counting: harm ends when the
+            # router sends live traffic away from the canary (the weights the policy sets
+            # with it, at once for Flagger's ``rollback`` and Argo's abort, or later),
+            # not at the decision.
+            run.decision.note(a, now)
 
     # -- the batch ----------------------------------------------------------------------
 
@@ -501,7 +557,19 @@ class World:
             if now == np.inf:
                 break
             self._serve(np.flatnonzero(self._next == now), now)
-        open_runs = np.array([r for r, run in enumerate(self.runs) if run.decision.time is None], dtype=int)
+        for r in range(len(self.runs)):
+            self._release_held(r, horizon)
+        # Runs still sending live traffic to the candidate: unfinished ones, and rolled-back
+        # ones whose traffic has not left it (weights held, or never set back), until the horizon.
+        open_runs = np.array(
+            [
+                r
+                for r, run in enumerate(self.runs)
+                if run.decision.time is None
+                or (run.decision.outcome != PROMOTED and (run.held is not None or self.router.routed_percent(r) > 0))
+            ],
+            dtype=int,
+        )
         if len(open_runs):
             self.traffic.advance(open_runs, self.scenario.horizon)
         led = self.traffic.ledger
@@ -514,9 +582,25 @@ class World:
                 if self.scenario.telemetry.noise
                 else None
             )
-            exposed, affected = count_users(
-                self.population, led.requests + led.after_requests, led.excess + led.after_excess, users
-            )
+            sticky = self.traffic.sticky if isinstance(self.traffic, FastTraffic) else None
+            if sticky is not None and sticky.requests.any():
+                # Session affinity: the users are the cookie holders (``StickyUsers``).
+                # Requests that reached the canary while routing was not sticky (A/B,
+                # header routes) and after a promotion are counted apart.
+                sticky_requests = sticky.requests @ sticky.to_cohort
+                exposed, affected = count_sticky_users(
+                    self.population,
+                    sticky.exposed,
+                    sticky.requests,
+                    sticky.excess,
+                    np.maximum(led.requests - sticky_requests, 0.0) + led.after_requests,
+                    np.maximum(led.excess - sticky.excess, 0.0) + led.after_excess,
+                    users,
+                )
+            else:
+                exposed, affected = count_users(
+                    self.population, led.requests + led.after_requests, led.excess + led.after_excess, users
+                )
         # Per-run totals over cohorts, for the whole batch at once.
         totals = {
             "canary_requests": led.requests.sum(axis=1),

@@ -43,6 +43,7 @@ class ExactTraffic:
         series: the raw series to fill, or None.
         latent: the run's noise multipliers (``sim.world.noise``), or None.
         pods: pods of (primary, canary), for per-pod noise.
+        tries: how many times the mesh tries a failing live request; 1: no retries.
     """
 
     def __init__(
@@ -57,7 +58,15 @@ class ExactTraffic:
         series: SeriesStore | None = None,
         latent: Latent | None = None,
         pods: tuple[int, int] = (1, 1),
+        tries: int = 1,
     ) -> None:
+        self.tries = tries
+        #: Session affinity: each user's canary cookie (its epoch and expiry).
+        #: Session affinity configured (a router without the attribute, as tests' stubs, has none).
+        self._affinity = getattr(router, "session_affinity_s", 0.0) > 0
+        self.cookies: dict[int, tuple[int, float]] = {}
+        #: ... and the primary's (``primaryCookieName``): its expiry.
+        self.primary_cookies: dict[int, float] = {}
         self.env = env = simpy.Environment()
         self.rate = rate
         self.population = population
@@ -138,10 +147,10 @@ class ExactTraffic:
         run = np.array([0])
         live = float(self.rate.rate(now)) * self._rate_factor(now) * self.population.cohort_share
         share = self.router.canary_share(run)[0]
-        mirror = float(self.router.mirror_share(run)[0, 0])
+        mirror = self.router.mirror_share(run)[0]
         tests = sum(rps for start, end, rps in self.loads if start <= now < end)
         primary = float((live * (1 - share)).sum())
-        canary = float((live * share).sum() + primary * mirror + tests)
+        canary = float((live * share).sum() + (live * mirror).sum() + tests)
         return np.array([[canary]]), np.array([[primary]])
 
     def _factors(self, now: float) -> Factors:
@@ -266,20 +275,71 @@ class ExactTraffic:
     def _serve(self, now: float) -> None:
         uid, cohort = self._user()
         run = np.array([0])
-        canary = self._u() < float(self.router.canary_share(run)[0, cohort])
+        if self._affinity and self.router.sticky(run)[0]:
+            canary = self._sticky_route(uid, cohort, now)
+        else:
+            canary = self._u() < float(self.router.canary_share(run)[0, cohort])
         u = self._u()
-        failed, ref, own = self._record(now, cohort, canary, u)
-        if not canary and self._u() < float(self.router.mirror_share(run)[0, 0]):
-            # A mirrored copy: the canary serves it too (its own outcome), nobody sees it.
+        if self.tries > 1:
+            failed, excess = self._tried(now, cohort, canary, u)
+        else:
+            failed, ref, own = self._record(now, cohort, canary, u)
+            excess = ref <= u < own
+        mirror = float(self.router.mirror_share(run)[0, cohort])
+        if mirror > 0 and self._u() < mirror:
+            # A mirrored copy (of a request either version served, Istio's ``mirror``): the
+            # canary serves it too (its own outcome), nobody sees it.
             self._record(now, cohort, True, self._u(), synthetic=True)
         if canary and self.accounting:
-            excess = ref <= u < own
             self.ledger.requests[0, cohort] += 1
             self.ledger.errors[0, cohort] += failed
             self.ledger.excess[0, cohort] += excess
             self.exposed.add(uid)
             if excess:
                 self.affected.add(uid)
+
+    def _sticky_route(self, uid: int, cohort: int, now: float) -> bool:
+        """Session affinity: a user holding the current canary cookie goes to the canary,
+        one holding the primary's (``primaryCookieName``) to the primary; any other
+        request is routed by weight and gets the cookie of the version it reached
+        (``Max-Age``: the router's ``session_affinity_s``, the primary's
+        ``session_affinity_primary_s``). The routes are tried in Flagger's order: sticky
+        canary, sticky primary, weighted."""
+        epoch = int(self.router.cookie_epoch[0])
+        held = self.cookies.get(uid)
+        if held is not None and held[0] == epoch and now < held[1]:
+            return True
+        if now < self.primary_cookies.get(uid, -np.inf):
+            return False  # the primary's cookie (``primaryCookieName``) pins it there
+        canary = self._u() < float(self.router.canary_share(np.array([0]))[0, cohort])
+        if canary:
+            self.cookies[uid] = (epoch, now + self.router.session_affinity_s)
+        elif self.router.session_affinity_primary_s > 0:
+            self.primary_cookies[uid] = now + self.router.session_affinity_primary_s
+        return canary
+
+    def _tried(self, now: float, cohort: int, canary: bool, u: float) -> tuple[bool, bool]:
+        """A live request the mesh retries: tried (each try a request the version's proxy
+        reports, on a pod of its own) until one succeeds or ``tries`` have failed.
+        Returns whether it failed for its user and, for the canary, whether in excess:
+        given that all its tries failed, the primary's would all have failed too with
+        probability min(qc, qr) / qc (qc, qr: the versions' chances that all tries fail),
+        the coupling ``sim.world.fast.retried_outcomes`` draws from."""
+        for i in range(self.tries):
+            failed, ref, _ = self._record(now, cohort, canary, u if i == 0 else self._u())
+            if not failed:
+                return False, False
+        if not canary:
+            return True, False
+        qc = self._version_error(now, cohort) ** self.tries
+        qr = ref**self.tries
+        return True, self._u() * qc >= min(qc, qr)
+
+    def _version_error(self, now: float, cohort: int) -> float:
+        """The canary's error probability now, over its pods (a retry's pod is drawn anew)."""
+        if self.latent is None or self.latent.pod_error is None:
+            return self._error_probs(now, cohort, CANARY, 0)[1]
+        return float(np.mean([self._error_probs(now, cohort, CANARY, k)[1] for k in range(self.pods[1])]))
 
     def _load_test(self, end: float, rps: float):
         """A load tester's requests: Poisson at ``rps`` until ``end``, to the canary only."""
@@ -327,6 +387,10 @@ class ExactTraffic:
             uid, cohort = self._user()
             pod = self._pod(CANARY) if self._pod_first else 0
             ref, own = self._after_probs(t, cohort, pod)
+            if self.tries > 1:
+                # Retried as before promotion: each try on a pod of its own.
+                own = self._after_version(t, cohort)
+                ref, own = ref**self.tries, own**self.tries
             u = self._u()
             self.ledger.after_requests[0, cohort] += 1
             self.exposed.add(uid)
@@ -354,6 +418,12 @@ class ExactTraffic:
             ref = float(np.minimum(1.0, ref * m[0, : self.pods[0]]).mean())
             own = min(1.0, own * float(m[1, pod]))
         return ref, own
+
+    def _after_version(self, t: float, cohort: int) -> float:
+        """After promotion: the new version's error probability over its pods."""
+        if self.latent is None or self.latent.pod_error is None:
+            return self._after_probs(t, cohort, 0)[1]
+        return float(np.mean([self._after_probs(t, cohort, k)[1] for k in range(self.pods[1])]))
 
     def users_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct users exposed and affected: this mode knows them by id."""

@@ -29,7 +29,7 @@ import numpy as np
 from sim.world.draws import multinomial, multinomial_runs, normal_sd, poisson_rows
 from sim.world.faults import ReleaseModel
 from sim.world.noise import Factors, Latent
-from sim.world.router import Router
+from sim.world.router import Router, StickyUsers
 from sim.world.series import SeriesStore
 from sim.world.serving import Ledger
 from sim.world.telemetry import Telemetry
@@ -42,6 +42,65 @@ def _pod_shares(q: np.ndarray) -> np.ndarray:
     outcome's pods are in proportion to their probabilities of it (even where all are 0)."""
     total = q.sum(axis=3, keepdims=True)
     return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / q.shape[3])
+
+
+def retried_outcomes(outcome: np.ndarray, ok_fail: np.ndarray, tries: int) -> tuple[np.ndarray, np.ndarray]:
+    """A canary request's and a primary request's outcome probabilities when the mesh
+    tries a failed request ``tries`` times in all (``MeshRetries.tries_of_failures``).
+
+    Each try fails independently with the version's probability (Istio's default retry
+    host predicate, ``previous_hosts``, sends a retry to another pod: a pod's noise does
+    not follow the request), so a request fails for its user only when all ``tries`` fail
+    (p^tries), and it succeeds after exactly j failed tries with probability p^j (1 − p).
+
+    Args:
+        outcome: a canary try's (ok, fail_both, excess) probabilities (..., 3).
+        ok_fail: a primary try's (ok, failed) probabilities (..., 2).
+        tries: tries of a failing request, >= 1.
+
+    Returns:
+        The canary's (ok at the first try, fail_both, excess, ok after 1 .. tries−1
+        failed tries) and the primary's (ok at the first try, failed, ok after 1 ..
+        tries−1 failed tries): a partition of each request's fate, so marking the
+        Poisson arrivals by it gives independent Poisson counts. ``fail_both`` and
+        ``excess`` compare the final failures (p^tries against the primary's), as a
+        single try's do.
+    """
+    pc, pr = np.broadcast_arrays(outcome[..., 1] + outcome[..., 2], ok_fail[..., 1])
+    qc, qr = pc**tries, pr**tries
+    j = np.arange(1, tries)
+    after_c = pc[..., None] ** j * (1.0 - pc[..., None])
+    after_p = pr[..., None] ** j * (1.0 - pr[..., None])
+    final_c = np.stack([1.0 - pc, np.minimum(qc, qr), np.maximum(qc - qr, 0.0)], axis=-1)
+    final_p = np.stack([1.0 - pr, qr], axis=-1)
+    return np.concatenate([final_c, after_c], axis=-1), np.concatenate([final_p, after_p], axis=-1)
+
+
+def attempts_seen(cells: np.ndarray, failed: tuple[int, ...], tries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Requests by fate (``retried_outcomes``' columns, drawn) as their user sees them and
+    as the destination's proxy reports them (every try: Istio's ``reporter="destination"``
+    series count each attempt, the source's only the final response).
+
+    Args:
+        cells: counts (..., K): ok at the first try, the final failures ``failed``
+            (column indexes), then ok after 1 .. tries−1 failed tries.
+        failed: the columns of final failures (canary: fail_both and excess; primary:
+            failed).
+        tries: tries of a failing request.
+
+    Returns:
+        ``(final, tries_seen)``, each (..., 1 + len(failed)): the requests (ok, then each
+        failure column) and the tries (ok ones, then failed ones: j per request that
+        succeeded after j failures, counted with the first failure column, and ``tries``
+        per final failure).
+    """
+    after = cells[..., 1 + len(failed) :]
+    ok = cells[..., 0] + after.sum(axis=-1)
+    final = np.stack([ok] + [cells[..., c] for c in failed], axis=-1)
+    retried = (after * np.arange(1, tries)).sum(axis=-1)
+    seen = [ok] + [tries * cells[..., c] for c in failed]
+    seen[1] = seen[1] + retried
+    return final, np.stack(seen, axis=-1)
 
 
 class FastTraffic:
@@ -61,6 +120,7 @@ class FastTraffic:
         latent: the runs' noise multipliers (``sim.world.noise``), or None for the plain
             Poisson world.
         pods: pods of (primary, canary), for per-pod noise.
+        tries: how many times the mesh tries a failing request (``MeshRetries``); 1: no retries.
     """
 
     def __init__(
@@ -75,7 +135,16 @@ class FastTraffic:
         series: SeriesStore | None = None,
         latent: Latent | None = None,
         pods: tuple[int, int] = (1, 1),
+        tries: int = 1,
     ) -> None:
+        self.tries = tries
+        #: Session affinity's cookie holders (None: weighted routing is not sticky; a
+        #: router without the attribute, as tests' stubs, has none).
+        self.sticky = (
+            StickyUsers(len(states), population, router.session_affinity_s, router.session_affinity_primary_s)
+            if getattr(router, "session_affinity_s", 0.0) > 0
+            else None
+        )
         self.rate = rate
         self.population = population
         self.release = release
@@ -210,14 +279,16 @@ class FastTraffic:
         """A load tester (e.g. ``hey`` from a webhook) sends ``rps`` to the canary for a while."""
         self.loads[run].append((t, t + duration_s, rps))
 
-    def _synthetic(self, runs: np.ndarray, b: np.ndarray, mean_p: np.ndarray) -> np.ndarray | None:
+    def _synthetic(self, runs: np.ndarray, b: np.ndarray, live: np.ndarray) -> np.ndarray | None:
         """Expected canary requests that are not live users' (R, S, C): mirrored copies of
-        primary-bound traffic and load-tester requests (cohort 0). None when there are none."""
-        mirror = self.router.mirror_share(runs)  # (R, 1)
+        the live requests ``live`` (1|R, S, C) a mirror route selects, whichever version
+        serves them, and load-tester requests (cohort 0). None when there are none."""
+        mirror = self.router.mirror_share(runs)  # (R, C|1)
         has_load = any(self.loads[r] for r in runs)
         if not has_load and not mirror.any():
             return None
-        syn = mean_p * mirror[:, :, None] if mirror.any() else np.zeros_like(mean_p)
+        shape = (len(runs),) + live.shape[1:]
+        syn = np.broadcast_to(live * mirror[:, None, :], shape) if mirror.any() else np.zeros(shape)
         if has_load:
             syn = syn.copy()
             for i, r in enumerate(runs):
@@ -227,8 +298,8 @@ class FastTraffic:
         return syn
 
     def decided(self, run: int) -> None:
-        """The rollout decided: its later traffic is no longer the canary's to account
-        (a promoted release's damage is ``after_promotion``'s)."""
+        """The rollout promoted: its later traffic is no longer the canary's to account
+        (a promoted release's damage is ``after_promotion``'s; ``Traffic.decided``)."""
         self.accounting[run] = False
 
     def _cohort_means(self, b: np.ndarray, f: Factors | None) -> np.ndarray:
@@ -321,9 +392,25 @@ class FastTraffic:
         mid = 0.5 * (b[1:] + b[:-1])
         f = self.latent.at(runs, mid) if self.latent is not None else None
         cohort_lam = self._cohort_means(b, f)  # (1|R, S, C)
-        mean_c = cohort_lam * self.router.canary_share(runs)[:, None, :]  # (R, S, C)
-        mean_p = cohort_lam - mean_c
-        syn = self._synthetic(runs, b, mean_p)
+        share = self.router.canary_share(runs)
+        mean_c = cohort_lam * share[:, None, :]  # (R, S, C)
+        # Session affinity: the sticky runs' live canary requests are drawn user group by
+        # user group (``StickyUsers``), then split over outcomes below.
+        sticky_rows = np.empty(0, dtype=np.int64)
+        if self.sticky is not None:
+            self.sticky.sync(runs, self.router.cookie_epoch[runs])
+            sticky_rows = np.flatnonzero(self.router.sticky(runs))
+        sticky_counts = None
+        if len(sticky_rows) and self.sticky is not None:
+            lam = cohort_lam if cohort_lam.shape[0] == 1 else cohort_lam[sticky_rows]
+            states = self.states if self.noise else None
+            sticky_counts = self.sticky.draw(
+                states, runs[sticky_rows], b, lam, share[sticky_rows], account[sticky_rows]
+            )
+            mean_c = np.array(np.broadcast_to(mean_c, (R,) + mean_c.shape[1:]))
+            mean_c[sticky_rows] = sticky_counts
+        mean_p = np.maximum(cohort_lam - mean_c, 0.0)
+        syn = self._synthetic(runs, b, cohort_lam)
         canary_rate = primary_rate = None
         if self.release.has_load_faults or (self.latent is not None and self.latent.model.load is not None):
             # Mirrored and load-test requests load the canary too.
@@ -341,10 +428,21 @@ class FastTraffic:
             ok_fail_p = np.stack(np.broadcast_arrays(1.0 - p_ref, p_ref), axis=-1)  # (R|1, S|1, C, 2)
         else:
             outcome, ok_fail_p = pods[0].mean(axis=3), pods[1].mean(axis=3)
+        live_c, live_p = outcome, ok_fail_p
+        tries = self.tries
+        if tries > 1:
+            # Live requests are retried by the mesh (mirrored and load-test ones are not:
+            # they do not take the VirtualService's routes).
+            live_c, live_p = retried_outcomes(outcome, ok_fail_p, tries)
+        kc, kp = live_c.shape[-1], live_p.shape[-1]
         shape = (R, len(mid), mean_c.shape[2])
-        parts = [(mean_c[..., None] * outcome).reshape(R, -1)]
+        live_mean = mean_c
+        if sticky_counts is not None:
+            live_mean = mean_c.copy()
+            live_mean[sticky_rows] = 0.0  # drawn as counts: zero means draw nothing here
+        parts = [(live_mean[..., None] * live_c).reshape(R, -1)]
         if self.primary_counts:
-            parts.append((mean_p[..., None] * ok_fail_p).reshape(R, -1))
+            parts.append((mean_p[..., None] * live_p).reshape(R, -1))
         if syn is not None:
             # Mirrored and load-test requests meet the canary's faults too; they reach its
             # metrics but no user (responses discarded / synthetic clients).
@@ -353,17 +451,31 @@ class FastTraffic:
         # batch-mates need.
         flat = self._poisson(runs, np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
         m = shape[1] * shape[2]
-        cc = flat[:, : 3 * m].reshape(shape + (3,))  # live canary
-        at = 3 * m
+        cc = flat[:, : kc * m].reshape(shape + (kc,))  # live canary
+        at = kc * m
         if self.primary_counts:
-            cp = flat[:, at : at + 2 * m].reshape(shape + (2,))
-            at += 2 * m
+            cp = flat[:, at : at + kp * m].reshape(shape + (kp,))
+            at += kp * m
         synthetic = None if syn is None else flat[:, at:].reshape(shape + (3,))
+        if sticky_counts is not None:
+            probs = np.broadcast_to(live_c, shape + (kc,))[sticky_rows]
+            if self.noise:
+                n_rs = sticky_counts.reshape(len(sticky_rows), -1)
+                drawn = multinomial_runs(self.states, runs[sticky_rows], n_rs, probs.reshape(n_rs.shape + (kc,)))
+                cc[sticky_rows] = drawn.reshape(sticky_counts.shape + (kc,))
+            else:
+                cc[sticky_rows] = sticky_counts[..., None] * probs
+        # What users get (cc: the ledger's) and what the versions' metrics see (every try).
+        cc_seen = cc
+        if tries > 1:
+            cc, cc_seen = attempts_seen(cc, (1, 2), tries)
+            if self.primary_counts:
+                cp = attempts_seen(cp, (1,), tries)[1]
         factor = self._latency_factors(runs, f, canary_rate, primary_rate, len(mid))
         fails_c = cc[..., 1:]  # (R, S, C, 2)
         slots = self.telemetry.slot_of(b[1:])
         if self.series is not None:
-            cells = self._cells(runs, cc, synthetic, cp if self.primary_counts else None, mid, pods, factor)
+            cells = self._cells(runs, cc_seen, synthetic, cp if self.primary_counts else None, mid, pods, factor)
             self.series.add(runs, slots, cells)
             # The per-version counters only when something reads them (a judge, a bound
             # signal): otherwise the series hold everything the queries read.
@@ -371,7 +483,7 @@ class FastTraffic:
                 n, err, hist_c, hist_p = self._by_version(cells)
                 self.telemetry.add(runs, slots, n, err, hist_c, hist_p, unique)
         else:
-            seen = cc if synthetic is None else cc + synthetic
+            seen = cc_seen if synthetic is None else cc_seen + synthetic
             hist_c = self._version_histogram(runs, seen, 1, mid, None if pods is None else pods[0], factor)
             n_c = seen.sum(axis=(2, 3))
             err_c = seen[..., 1:].sum(axis=(2, 3))
@@ -393,6 +505,9 @@ class FastTraffic:
             self.ledger.requests[acc] += cc[account].sum(axis=(1, 3))
             self.ledger.errors[acc] += fails_c[account].sum(axis=(1, 3))
             self.ledger.excess[acc] += fails_c[account][..., 1].sum(axis=1)
+            if sticky_counts is not None and self.sticky is not None:
+                on = sticky_rows[account[sticky_rows]]
+                self.sticky.excess[runs[on]] += fails_c[on][..., 1].sum(axis=1)
 
     def _by_version(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Requests and errors (R, S, version) and the canary's (and primary's, when kept)
@@ -620,7 +735,13 @@ class FastTraffic:
         # Against the primary serving the same traffic, had it not been replaced.
         p_ref, p = self.release.error_probs(mid, rate, rate)
         pods = self._pod_outcomes(runs, p_ref, p, f, len(mid))
-        excess_p = np.maximum(p - p_ref, 0.0) if pods is None else pods[0][..., 2].mean(axis=3)
+        if self.tries > 1:
+            # Failing requests are retried (the same VirtualService after promotion).
+            pc = p if pods is None else pods[0][..., 1:].sum(axis=-1).mean(axis=3)
+            pr = p_ref if pods is None else pods[1][..., 1].mean(axis=3)
+            excess_p = np.maximum(pc**self.tries - pr**self.tries, 0.0)
+        else:
+            excess_p = np.maximum(p - p_ref, 0.0) if pods is None else pods[0][..., 2].mean(axis=3)
         excess_p = np.broadcast_to(excess_p, cohort_lam.shape)
         # Requests that did not fail in excess, and excess failures: independent Poisson.
         mean = np.stack([cohort_lam * (1.0 - excess_p), cohort_lam * excess_p]).reshape(1, -1)

@@ -42,7 +42,9 @@ class Traffic(Protocol):
         ...
 
     def decided(self, run: int) -> None:
-        """The rollout decided: its later traffic is no longer the canary's to account."""
+        """The rollout promoted: its later traffic is no longer the canary's to account
+        (``after_promotion`` counts what follows). A rollback does not call it: the
+        ledger follows live traffic until the router sends it away from the canary."""
         ...
 
     def after_promotion(self, run: int, t0: float, duration_s: float) -> None:

@@ -340,3 +340,58 @@ def count_users(
         exposed[rows] += d.sum(axis=1)
         affected[rows] += a.sum(axis=1)
     return exposed, affected
+
+
+def count_sticky_users(
+    population: Population,
+    exposed_groups: np.ndarray,
+    requests_groups: np.ndarray,
+    excess: np.ndarray,
+    other_requests: np.ndarray,
+    other_excess: np.ndarray,
+    states: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Users exposed and affected per run under session affinity (``sim.world.router.StickyUsers``).
+
+    The users exposed while routing was sticky are the cookie holders, counted as the
+    cookies were set (``exposed_groups``). A cohort's excess failures of that time split
+    over its groups in proportion to the canary requests each sent (multinomially), and
+    within a group land on its exposed users alike: the users affected are their
+    occupancy. Requests of other times (not sticky: A/B or header routes; after a
+    promotion, when every user reaches the new version) are counted by ``count_users``
+    and added as if independent of the sticky ones, each user new with probability
+    (users not yet counted) / (all users).
+
+    Args:
+        population: the user groups.
+        exposed_groups: distinct users who held the canary's cookie, per run and group (R, G).
+        requests_groups: live canary requests per run and group while sticky (R, G).
+        excess: their excess failures per run and cohort (R, C).
+        other_requests: the other requests per run and cohort (R, C).
+        other_excess: their excess failures per run and cohort (R, C).
+        states: each run's users stream (R, 4), or None for expectations.
+
+    Returns:
+        ``(users_exposed, users_affected)``, each of shape (R,).
+    """
+    x = np.zeros_like(exposed_groups)
+    for c in range(population.n_cohorts):
+        g = np.flatnonzero(population.cohort == c)
+        rows = np.flatnonzero(excess[:, c] > 0)
+        if not len(rows) or not len(g):
+            continue
+        q = requests_groups[np.ix_(rows, g)]
+        total = q.sum(axis=1, keepdims=True)
+        p = np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / len(g))
+        if states is None:
+            x[np.ix_(rows, g)] = excess[rows, c, None] * p
+        else:
+            x[np.ix_(rows, g)] = multinomial_each(states, rows, excess[rows, c], p)
+    affected_groups = occupancy(states, x, np.maximum(exposed_groups, 1.0)) * (exposed_groups > 0)
+    exposed, affected = exposed_groups.sum(axis=1), affected_groups.sum(axis=1)
+    if other_requests.any():
+        e2, a2 = count_users(population, other_requests, other_excess, states)
+        n = float(population.total_users)
+        exposed = exposed + e2 * (1.0 - exposed / n)
+        affected = affected + a2 * (1.0 - affected / n)
+    return exposed, affected

@@ -1079,3 +1079,75 @@ def test_conformance(case):
         assert not [a for tick in actions for a in tick if isinstance(a, SetWeights)], (
             "upstream calls no SetRoutes in this trace"
         )
+
+
+# -- routing details that change who is hurt (issue 16, "Missing" 6; helper "routing") --------------
+#
+# The world counts harm until live traffic leaves the canary (the ``SetWeights`` a policy
+# emits, not the ``Rollback``), makes weighted routing sticky under session affinity
+# (``MetricTargets.session_affinity_s``) and retries failing requests as the mesh does
+# (``MetricTargets.retries``). These cases pin what the Flagger policy must declare and
+# emit for that; the ones it does not yet are xfail(strict=True) with what upstream does.
+
+
+def test_routing_rollback_routes_to_primary_before_anything_else():
+    """pkg/controller/scheduler.go rollback: ``meshRouter.SetRoutes(canary, primaryWeight,
+    0)`` first (and return on error), then scale to zero and SyncStatus{Failed}: traffic
+    leaves the canary in the very tick that decides. The rollback tick's actions route 0
+    before the Rollback."""
+    spec = FlaggerPolicySpec.model_validate({"analysis": analysis(threshold=1)})
+    policy = FlaggerCanary(spec)
+    state, mesh = policy.initial_state(), Mesh()
+    for n in range(1, 10):
+        obs = Observation(t=60.0 * n, tick=n, metrics=dict(BAD_SR), routes=mesh.routes())
+        state, actions = policy.step(state, obs)
+        for a in actions:
+            if isinstance(a, SetWeights):
+                mesh = Mesh(a.canary_weight, a.mirrored, a.matched, a.mirror_percent)
+        kinds = [type(a) for a in actions]
+        if Rollback in kinds:
+            first_zero = next(i for i, a in enumerate(actions) if isinstance(a, SetWeights) and a.canary_weight == 0)
+            assert first_zero < kinds.index(Rollback)
+            assert not any(isinstance(a, SetWeights) and a.once_primary_ready for a in actions)
+            return
+    raise AssertionError("no rollback")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="upstream: analysis.sessionAffinity writes the cookie routes (pkg/router/istio.go "
+    "getSessionAffinityRouteRules, Max-Age GetMaxAge() default 86400; primaryCookieName: Max-Age the "
+    "interval); the policy must declare metric_targets().session_affinity_s = maxAge and "
+    "session_affinity_primary_s = interval when primaryCookieName is set",
+)
+@pytest.mark.parametrize(
+    ("affinity", "ages"),
+    [
+        ({"cookieName": "canary"}, (86400.0, 0.0)),
+        ({"cookieName": "c", "maxAge": 600}, (600.0, 0.0)),
+        ({"cookieName": "c", "primaryCookieName": "p"}, (86400.0, 60.0)),
+    ],
+)
+def test_routing_session_affinity_is_declared(affinity, ages):
+    """pkg/apis/flagger/v1beta1/canary.go SessionAffinity.GetMaxAge: 0 -> 86400;
+    pkg/router/istio.go getSessionAffinityRouteRules: the primary cookie's Max-Age is the
+    analysis interval (here 1m)."""
+    spec = FlaggerPolicySpec.model_validate({"analysis": analysis(sessionAffinity=affinity)})
+    targets = FlaggerCanary(spec).metric_targets()
+    assert (targets.session_affinity_s, targets.session_affinity_primary_s) == ages
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="upstream: spec.service.retries goes into every route of the VirtualService (pkg/router/istio.go "
+    "Retries: canary.Spec.Service.Retries); the policy must accept it and declare "
+    "metric_targets().retries = MeshRetries(attempts, retryOn, perTryTimeout)",
+)
+def test_routing_service_retries_are_declared():
+    """An Istio HTTPRetry: attempts 3, perTryTimeout 1s, retryOn "5xx"."""
+    from sim.policies.base import MeshRetries
+
+    spec = FlaggerPolicySpec.model_validate(
+        {"service": {"retries": {"attempts": 3, "perTryTimeout": "1s", "retryOn": "5xx"}}, "analysis": analysis()}
+    )
+    assert FlaggerCanary(spec).metric_targets().retries == MeshRetries(3, "5xx", 1.0)
