@@ -14,7 +14,7 @@ Every key of Flagger's ``CanarySpec`` and ``CanaryAnalysis``
   the whole ``analysis`` (``canaryAnalysis``, the deprecated name, when ``analysis`` is
   absent; ``Canary.GetAnalysis``), and the names the metric queries render
   (``toMetricModel``): ``metadata`` name and namespace (``default`` when unset, as
-  ``kubectl apply`` in the default namespace), ``targetRef``, ``service.name``,
+  ``kubectl apply`` in the default namespace), ``targetRef``, ``service.name`` and ``service.retries``,
   ``ingressRef`` and ``routeRef``;
 * ignored quietly, because it only shapes Kubernetes objects or notifications and never
   a promote/rollback decision: the rest of ``service`` (ports, gateways, ...),
@@ -54,7 +54,7 @@ from sim.importers.manifests import (
     warning_at,
 )
 from sim.inputs.validation import validation_to_input_error
-from sim.policies.flagger.plan import mirrors_traffic
+from sim.policies.flagger.plan import mirrors_traffic, sticky_sessions
 from sim.policies.flagger.spec import (
     DEFAULT_NAMESPACE,
     FlaggerAnalysis,
@@ -91,8 +91,8 @@ _LOAD_TEST_TYPES = (None, "", "cmd")
 _WHY = {
     "autoscalerRef": "an HPA scales the canary with its traffic; pdsim's canary keeps a fixed "
     "capacity (matters for load-dependent faults)",
-    "sessionAffinity": "Flagger pins users who reached the canary to it with a cookie; pdsim "
-    "routes every request by weight (more users exposed, each less often)",
+    "sessionAffinity": "only Istio's and the Gateway API routers write the session-affinity cookie "
+    "routes; this provider's router routes every request by weight (pdsim does the same)",
     "mirror": "Flagger's router for this provider cannot mirror: GetRoutes never reports the "
     "mirror, so the canary repeats its first (mirroring) step at weight 0 and never decides",
     "mirror_iterations": "Flagger's router for this provider cannot mirror: the iterations run "
@@ -225,7 +225,7 @@ def _validation_error(err: ValidationError, doc: YamlDoc, key: str) -> InputErro
 
 
 def analysis_warnings(
-    doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], analysis: FlaggerAnalysis
+    doc: YamlDoc, loc: tuple[Any, ...], raw: Mapping[str, Any], analysis: FlaggerAnalysis, provider: str = "istio"
 ) -> list[str]:
     """Warnings for the fields of a (validated) analysis block that pdsim does not model.
 
@@ -235,12 +235,13 @@ def analysis_warnings(
             ``("flagger", "analysis")`` in a policy file).
         raw: the block as written (to tell a written key from a default).
         analysis: the validated block.
+        provider: the Canary's provider (its router decides what routing does).
 
     Raises:
         InputError: for a ``hey`` load test whose options cannot be read (``-z abc``).
     """
     out = []
-    if raw.get("sessionAffinity") is not None:
+    if raw.get("sessionAffinity") is not None and not sticky_sessions(provider):
         out.append(warning_at(doc, loc + ("sessionAffinity",), _WHY["sessionAffinity"]))
     raw_match = raw.get("match") or []
     for i, m in enumerate(raw_match):
@@ -295,7 +296,8 @@ def _names(spec: Mapping[str, Any]) -> dict[str, Any]:
             if ref is not None:
                 out[key] = ref  # validation names the problem at its line
             continue
-        keep = ("name",) if key == "service" else ("apiVersion", "kind", "name")
+        # Of ``service``: its name (series) and the mesh's retries (who sees a failure).
+        keep = ("name", "retries") if key == "service" else ("apiVersion", "kind", "name")
         kept = {k: ref[k] for k in keep if k in ref}
         if kept or key != "service":
             out[key] = kept
@@ -413,7 +415,7 @@ def import_flagger(docs: Sequence[YamlDoc]) -> ImportResult[FlaggerPolicySpec]:
             )
         )
     if model.analysis is not None:
-        warnings += analysis_warnings(canary, ("spec", key), raw_analysis, model.analysis)
+        warnings += analysis_warnings(canary, ("spec", key), raw_analysis, model.analysis, model.provider)
         if model.analysis.mirror and not model.skipAnalysis and not mirrors_traffic(model.provider, model.iterations()):
             why = _WHY["mirror"] if model.strategy() == "canary" else _WHY["mirror_iterations"]
             warnings.append(warning_at(canary, ("spec", key, "mirror"), why, verdict="simulated as Flagger runs it"))

@@ -225,7 +225,7 @@ def _from_policy_file(doc: YamlDoc, manifests: list[YamlDoc]) -> LoadedPolicy:
     warnings: list[str] = []
     raw = data.get("flagger", {}).get("analysis") if isinstance(data.get("flagger"), dict) else None
     if spec.flagger is not None and spec.flagger.analysis is not None and isinstance(raw, dict):
-        warnings = analysis_warnings(doc, ("flagger", "analysis"), raw, spec.flagger.analysis)
+        warnings = analysis_warnings(doc, ("flagger", "analysis"), raw, spec.flagger.analysis, spec.flagger.provider)
     if spec.argo is not None:
         warnings = argo_importer.policy_file_warnings(doc, data, spec.argo, manifests)
     sources = (doc.file,) + tuple(dict.fromkeys(m.file for m in manifests))

@@ -1113,13 +1113,6 @@ def test_routing_rollback_routes_to_primary_before_anything_else():
     raise AssertionError("no rollback")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="upstream: analysis.sessionAffinity writes the cookie routes (pkg/router/istio.go "
-    "getSessionAffinityRouteRules, Max-Age GetMaxAge() default 86400; primaryCookieName: Max-Age the "
-    "interval); the policy must declare metric_targets().session_affinity_s = maxAge and "
-    "session_affinity_primary_s = interval when primaryCookieName is set",
-)
 @pytest.mark.parametrize(
     ("affinity", "ages"),
     [
@@ -1137,17 +1130,31 @@ def test_routing_session_affinity_is_declared(affinity, ages):
     assert (targets.session_affinity_s, targets.session_affinity_primary_s) == ages
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="upstream: spec.service.retries goes into every route of the VirtualService (pkg/router/istio.go "
-    "Retries: canary.Spec.Service.Retries); the policy must accept it and declare "
-    "metric_targets().retries = MeshRetries(attempts, retryOn, perTryTimeout)",
-)
 def test_routing_service_retries_are_declared():
-    """An Istio HTTPRetry: attempts 3, perTryTimeout 1s, retryOn "5xx"."""
+    """An Istio HTTPRetry: attempts 3, perTryTimeout 1s, retryOn "5xx" (pkg/router/istio.go:
+    ``Retries: canary.Spec.Service.Retries`` on every route); routers other than Istio's do
+    not take it here."""
     from sim.policies.base import MeshRetries
 
     spec = FlaggerPolicySpec.model_validate(
         {"service": {"retries": {"attempts": 3, "perTryTimeout": "1s", "retryOn": "5xx"}}, "analysis": analysis()}
     )
     assert FlaggerCanary(spec).metric_targets().retries == MeshRetries(3, "5xx", 1.0)
+
+
+def test_routing_is_declared_only_where_the_router_writes_it():
+    """Session affinity on a router that writes no cookie routes (linkerd's TrafficSplit),
+    and retries on one that takes no HTTPRetry: routed by weight, every try once."""
+    spec = FlaggerPolicySpec.model_validate(
+        {
+            "provider": "linkerd",
+            "service": {"retries": {"attempts": 3, "retryOn": "5xx"}},
+            "analysis": analysis(sessionAffinity={"cookieName": "c"}),
+        }
+    )
+    targets = FlaggerCanary(spec).metric_targets()
+    assert (targets.session_affinity_s, targets.retries) == (0.0, None)
+    gateway = FlaggerPolicySpec.model_validate(
+        {"provider": "gatewayapi:v1", "analysis": analysis(sessionAffinity={"cookieName": "c", "maxAge": 60})}
+    )
+    assert FlaggerCanary(gateway).metric_targets().session_affinity_s == 60.0

@@ -57,6 +57,7 @@ import numpy as np
 from sim.policies.base import (
     Action,
     HookCalled,
+    MeshRetries,
     MetricQuery,
     MetricTargets,
     MetricValue,
@@ -82,8 +83,10 @@ from sim.policies.flagger.plan import (
     Hook,
     build_plan,
     go_duration_ms,
+    istio_router,
     retry_wait,
     set_weights,
+    sticky_sessions,
 )
 from sim.policies.flagger.queries import (
     DURATION,
@@ -288,6 +291,11 @@ class FlaggerCanary(Policy):
     def metric_targets(self) -> MetricTargets:
         """The Canary's names and its provider's exporter (``Policy.metric_targets``)."""
         n = self.spec.names()
+        provider = self.spec.provider
+        analysis = self.spec.analysis
+        affinity = analysis.sessionAffinity if analysis is not None else None
+        sticky = affinity is not None and sticky_sessions(provider)
+        retries = self.spec.service.retries
         return MetricTargets(
             provider=self.spec.metrics_provider(),
             namespace=n.namespace,
@@ -295,6 +303,20 @@ class FlaggerCanary(Policy):
             service=n.service,
             ingress=n.ingress,
             route=n.route,
+            # getSessionAffinityRouteRules: the canary cookie lives maxAge (a day unset), the
+            # primary's one analysis interval.
+            session_affinity_s=affinity.max_age_s if sticky and affinity is not None else 0.0,
+            session_affinity_primary_s=(
+                analysis.interval
+                if sticky and analysis is not None and affinity is not None and affinity.primaryCookieName
+                else 0.0
+            ),
+            # Istio's router writes spec.service.retries into every route (istio.go Retries).
+            retries=(
+                MeshRetries(retries.attempts, retries.retryOn, retries.perTryTimeout)
+                if retries is not None and istio_router(provider)
+                else None
+            ),
         )
 
     def metrics_provider(self) -> str:

@@ -154,6 +154,23 @@ def mirrors_traffic(provider: str, iterations: int) -> bool:
     return provider not in _OTHER_ROUTERS and not provider.startswith(_OTHER_ROUTERS_PREFIX)
 
 
+def istio_router(provider: str) -> bool:
+    """Whether ``pkg/router/factory.go`` ``MeshRouter`` gives ``provider`` Istio's router
+    (``istio``, and any provider it does not know)."""
+    return (
+        provider not in _OTHER_ROUTERS
+        and not provider.startswith(_OTHER_ROUTERS_PREFIX)
+        and not provider.startswith("gatewayapi")
+    )
+
+
+def sticky_sessions(provider: str) -> bool:
+    """Whether the router writes ``analysis.sessionAffinity``'s cookie routes: Istio's
+    (``pkg/router/istio.go`` ``getSessionAffinityRouteRules``) and the Gateway API ones
+    (``gateway_api.go``, ``gateway_api_v1beta1.go``); the others route by weight only."""
+    return istio_router(provider) or provider.startswith("gatewayapi")
+
+
 #: Providers whose router (``MeshRouter``) is not Istio's and never mirrors: by name...
 _OTHER_ROUTERS = frozenset(
     {"appmesh", "linkerd", "contour", "knative", "nginx", "skipper", "traefik", "apisix", "osm", "kuma", "kubernetes"}

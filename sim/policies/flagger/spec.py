@@ -285,7 +285,7 @@ class FlaggerAnalysis(StrictModel):
     webhooks: list[FlaggerWebhook] = []
     match: list[HTTPMatch] = []
     alerts: list[dict[str, Any]] = []
-    sessionAffinity: dict[str, Any] | None = None
+    sessionAffinity: SessionAffinity | None = None
 
     @model_validator(mode="after")
     def _steps(self) -> FlaggerAnalysis:
@@ -380,10 +380,37 @@ class TargetRef(StrictModel):
     name: str = DEFAULT_TARGET
 
 
+class HTTPRetry(StrictModel):
+    """``spec.service.retries``: Istio's ``HTTPRetry``, written into every route of the
+    VirtualService (fluxcd/flagger ``pkg/router/istio.go``, ``Retries: canary.Spec.Service.Retries``)."""
+
+    attempts: Annotated[int, Field(ge=0, le=100)] = 0
+    perTryTimeout: Duration = 0.0
+    retryOn: str = ""
+    retryRemoteLocalities: bool | None = None
+
+
+class SessionAffinity(LooseModel):
+    """``analysis.sessionAffinity`` (``pkg/apis/flagger/v1beta1/canary.go``): the cookie
+    attributes other than the names and ``maxAge`` do not change routing."""
+
+    cookieName: str = ""
+    maxAge: Annotated[int, Field(ge=0)] = 0
+    primaryCookieName: str = ""
+
+    @property
+    def max_age_s(self) -> float:
+        """``GetMaxAge``: 0 means a day."""
+        return float(self.maxAge or 86400)
+
+
 class ServiceName(StrictModel):
-    """``spec.service``: only its ``name`` names series (default: the target's name)."""
+    """``spec.service``: its ``name`` names series (default: the target's name), its
+    ``retries`` are the mesh's on the live routes; the other Service keys do not change
+    decisions."""
 
     name: str | None = None
+    retries: HTTPRetry | None = None
 
 
 class ObjectRef(StrictModel):
