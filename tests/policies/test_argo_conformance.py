@@ -1391,11 +1391,6 @@ def test_routing_abort_routes_to_stable_in_the_aborting_reconcile():
     assert weights and weights[-1].canary_weight == 0 and not weights[-1].once_primary_ready
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="upstream: with dynamicStableScale the canary keeps its weight until the stable's pods are available "
-    "(calculateDesiredWeightOnAbortOrStableRollback); the policy must emit SetWeights(0, once_primary_ready=True)",
-)
 def test_routing_dynamic_stable_scale_abort_holds_the_weight_until_the_stable_is_ready():
     """rollout/trafficrouting.go calculateDesiredWeightOnAbortOrStableRollback: under
     dynamicStableScale, weight = maxWeight − maxWeight × stable available / replicas, so
@@ -1418,13 +1413,6 @@ def _mirror_spec() -> dict[str, Any]:
     return spec
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="upstream: the mirror route selects the requests its match selects (createMirrorRoute: method, "
-    "path as uri, headers) and keeps the last set weights; the policy emits SetWeights(0, mirrored) and then "
-    "SetWeights(20) without the mirror in the same reconcile (each SetWeights replaces the routes), and must "
-    "emit SetWeights(20, mirrored, mirror_match=<route name>) and answer route_matches(<route name>, request)",
-)
 def test_routing_mirror_route_matches_method_and_path():
     """rollout/trafficrouting/istio/istio.go createMirrorRoute: RouteMatch{Method, Uri: Path,
     Headers} of the step's match, the last set weights kept, ``mirrorPercentage`` of the

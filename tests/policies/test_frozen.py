@@ -63,6 +63,9 @@ STATE_CLASSES: dict[type, tuple[Any, dict[str, Any]]] = {
             "progress_at": 30.0,
             "progress_key": (3, (1, 4)),
             "progress_available": 1,
+            "header_route": "h",
+            "mirror_route": "m",
+            "mirror_percent": 50.0,
         },
     ),
     argo_experiment.ExperimentState: (

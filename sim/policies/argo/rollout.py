@@ -43,9 +43,10 @@ that changes nothing hands back the state it was given, and constant actions are
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo import experiment as argo_experiment
@@ -131,6 +132,12 @@ class ArgoState:
     judge: object = None  # the judge's own (immutable) state
     judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
     experiment: argo_experiment.ExperimentState | None = None  # the current experiment step's (issue 16)
+    #: The managed routes in place (``setHeaderRoute``/``setMirrorRoute`` names; "" for
+    #: none) and the mirror's percentage: every weight change carries them, as the
+    #: router keeps them across ``SetWeight`` calls (issue 16).
+    header_route: str = ""
+    mirror_route: str = ""
+    mirror_percent: float = 100.0
     #: The Progressing condition's last update (``RolloutProgressing``): when the update last
     #: made progress, and what it had then (the progress key, and the available canary pods).
     progress_at: float = 0.0
@@ -299,6 +306,19 @@ class ArgoRollout(Policy):
                 continue
             if all(_header_ok(low.get(h.headerName.lower()), h.headerValue) for h in route.match):
                 return True
+        return False
+
+    def route_matches(self, route: str, request: dict[str, str]) -> bool:
+        """Whether a request matches the managed route named ``route``: a
+        ``setHeaderRoute``'s header matches all hold, or one entry of a
+        ``setMirrorRoute``'s ``match`` holds entirely (method, path, headers; Istio's
+        ``HTTPMatchRequest`` from ``trafficrouting/istio/istio.go`` ``createMirrorRoute``)."""
+        low = {k.lower(): v for k, v in request.items()}
+        for st in self.spec.strategy.canary.steps if self.spec.strategy.canary else []:
+            if st.setHeaderRoute is not None and st.setHeaderRoute.name == route and st.setHeaderRoute.match:
+                return all(_header_ok(low.get(h.headerName.lower()), h.headerValue) for h in st.setHeaderRoute.match)
+            if st.setMirrorRoute is not None and st.setMirrorRoute.name == route and st.setMirrorRoute.match:
+                return any(_route_match_ok(m, low) for m in st.setMirrorRoute.match)
         return False
 
     # -- the policy protocol ----------------------------------------------------------
@@ -494,7 +514,7 @@ class ArgoRollout(Policy):
             want = min(100, want + argo_experiment.router_weight(ex, s.experiment, s.step_index)[0])
         # -- end issue 16 --
         if want != s.routed:
-            acts.append(set_weights(want))
+            acts.append(_weights(s, want))
             s = replace(s, routed=want)
         return s
 
@@ -535,13 +555,21 @@ class ArgoRollout(Policy):
             events.append(f"setWeight {step.setWeight}")
         if step.setCanaryScale is not None:  # the pods it sets: desired_pods at this step index
             events.append(_describe_kind(step, "setCanaryScale"))
+        # A managed route with no match is removed (trafficrouting/istio.go
+        # SetHeaderRoute/SetMirrorRoute: an empty match deletes the route); the router keeps
+        # the others and the weights.
         if step.setHeaderRoute is not None:
-            acts.append(SetWeights(s.routed, header_route=bool(step.setHeaderRoute.match)))
-            events.append(f"setHeaderRoute {step.setHeaderRoute.name}")
+            route = step.setHeaderRoute
+            s = replace(s, header_route=route.name if route.match else "")
+            acts.append(_weights(s, s.routed))
+            events.append(f"setHeaderRoute {route.name}")
         if step.setMirrorRoute is not None:
-            pct = float(step.setMirrorRoute.percentage or 100)
-            acts.append(SetWeights(s.routed, mirrored=bool(step.setMirrorRoute.match), mirror_percent=pct))
-            events.append(f"setMirrorRoute {step.setMirrorRoute.name}")
+            mirror = step.setMirrorRoute
+            s = replace(
+                s, mirror_route=mirror.name if mirror.match else "", mirror_percent=float(mirror.percentage or 100)
+            )
+            acts.append(_weights(s, s.routed))
+            events.append(f"setMirrorRoute {mirror.name}")
         return replace(s, event=", ".join(events)) if events else s
 
     def _step_completed(self, p: ArgoPlan, s: ArgoState, obs: Observation, step: StepPlan, start: float | None) -> bool:
@@ -792,8 +820,11 @@ class ArgoRollout(Policy):
         return replace(s, runs=tuple(runs))
 
     def _abort(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action], reason: str) -> ArgoState:
-        """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded."""
-        acts += (NO_WEIGHT, Rollback(reason), FINISH_DEGRADED)
+        """``AddAbort``: canary weight 0 (blue/green: active back to stable), Degraded;
+        under ``dynamicStableScale`` the router moves the weight only as the stable's pods
+        are available again (``calculateDesiredWeightOnAbortOrStableRollback``)."""
+        leave = SetWeights(0, once_primary_ready=True) if p.dynamic_stable and p.traffic_routing else NO_WEIGHT
+        acts += (leave, Rollback(reason), FINISH_DEGRADED)
         s = self._terminate_runs(p, s, obs.t)
         return replace(
             s,
@@ -804,6 +835,8 @@ class ArgoRollout(Policy):
             switched=False,
             conditions=(),
             controller_pause=False,
+            header_route="",
+            mirror_route="",
             event=f"Aborted: {reason}",
         )
 
@@ -811,8 +844,15 @@ class ArgoRollout(Policy):
         acts += (PROMOTE, NO_WEIGHT, FINISH_HEALTHY)
         s = self._terminate_runs(p, s, obs.t)
         return replace(
-            s, phase=HEALTHY, weight=100, conditions=(), controller_pause=False, event="fully promoted"
-        )  # promoteStable clears the pause conditions
+            s,
+            phase=HEALTHY,
+            weight=100,
+            conditions=(),
+            controller_pause=False,
+            header_route="",
+            mirror_route="",
+            event="fully promoted",
+        )  # promoteStable clears the pause conditions (and the managed routes go)
 
     # -- blue/green --------------------------------------------------------------------------
 
@@ -998,6 +1038,30 @@ def _describe_kind(st: CanaryStep, kind: str) -> str:
 
 def _templates(analysis: RolloutAnalysis) -> str:
     return "+".join(ref.templateName for ref in analysis.templates)
+
+
+def _weights(s: ArgoState, weight: int) -> SetWeights:
+    """The router's state: ``weight`` with the managed routes in place."""
+    if not s.header_route and not s.mirror_route:
+        return set_weights(weight)
+    return SetWeights(
+        weight,
+        header_route=bool(s.header_route),
+        header_match=s.header_route,
+        mirrored=bool(s.mirror_route),
+        mirror_percent=s.mirror_percent,
+        mirror_match=s.mirror_route,
+    )
+
+
+def _route_match_ok(match: Mapping[str, Any], request: Mapping[str, str]) -> bool:
+    """One ``RouteMatch`` (``method``, ``path``, ``headers``, each a StringMatch): all hold."""
+    method, path, headers = match.get("method"), match.get("path"), match.get("headers") or {}
+    if method is not None and not _header_ok(request.get(":method"), method):
+        return False
+    if path is not None and not _header_ok(request.get(":path"), path):
+        return False
+    return all(_header_ok(request.get(str(name).lower()), value) for name, value in headers.items())
 
 
 def _header_ok(value: str | None, match: dict[str, str]) -> bool:
