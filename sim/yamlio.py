@@ -443,6 +443,10 @@ def _check_text(text: str, file: str, what: str) -> str:
 
 def _load(text: str, file: str, what: str, single: bool) -> list[YamlDoc]:
     text = _check_text(text, file, what)
+    if text and not text.endswith("\n"):
+        # A file ending in a bare "---" (an empty last document): libyaml places that
+        # document a line below where PyYAML does unless the last line is terminated.
+        text += "\n"
     with _gc_paused():
         # The nodes die when _documents returns, before the collector is back: its first
         # run then walks the data alone, not millions of nodes on top.

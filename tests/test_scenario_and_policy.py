@@ -12,6 +12,7 @@ from tests.helpers import SCENARIOS
 SCENARIO = SCENARIOS / "error-spike.yaml"
 WARNED = """\
 flagger:
+  provider: linkerd
   analysis:
     interval: 1m
     threshold: 2
