@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,6 @@ from sim.inputs.scenario import parse_scenario
 from sim.policies.base import (
     Action,
     Finish,
-    MetricQuery,
     MetricTargets,
     Observation,
     Policy,
@@ -45,24 +44,18 @@ from sim.policies.base import (
 from sim.world.controller import World, prepare
 from sim.world.router import Router
 from sim.yamlio import loads_yaml
+from tests.world.minute_policy import MinutePolicy
 
 USERS, RATE = 100, 10.0  # 0.1 requests/s per user (skew 0: all equally active)
 T = 600.0  # weight from t=60 to the rollback at t=660
 DAY = 86400.0
 
 
-@dataclass(frozen=True)
-class _State:
-    tick: int = 0
-    phase: str = "Progressing"
-
-
-class Sticky(Policy):
+class Sticky(MinutePolicy):
     """Weight ``weights[k]`` at tick k (t = 60 k) and a rollback at t=660; session
     affinity ``max_age`` seconds (0: none)."""
 
     name = "sticky"
-    terminal_phases = frozenset({"Done"})
 
     def __init__(
         self, max_age: float, weights: dict[int, int] | None = None, promote_at: int = 0, primary: float = 0.0
@@ -70,18 +63,6 @@ class Sticky(Policy):
         self.max_age, self.primary = max_age, primary
         self.weights = weights if weights is not None else {1: 10}
         self.promote_at = promote_at  # a tick that promotes (the weight stays, as in Promoting)
-
-    def initial_state(self) -> Any:
-        return _State()
-
-    def next_tick(self, state: Any, t: float) -> float | None:
-        return None if state.phase == "Done" else t + 60.0
-
-    def queries(self) -> list[MetricQuery]:
-        return []
-
-    def status(self, state: Any) -> dict[str, Any]:
-        return {"phase": state.phase, "canary_weight": 0}
 
     def metric_targets(self) -> MetricTargets:
         return MetricTargets(session_affinity_s=self.max_age, session_affinity_primary_s=self.primary)

@@ -22,47 +22,29 @@ the counts below are written by hand.
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from sim.inputs.scenario import parse_scenario
-from sim.policies.base import Action, Finish, MetricQuery, Observation, Policy, Rollback, SetWeights
+from sim.policies.base import Action, Finish, Observation, Policy, Rollback, SetWeights
 from sim.world.controller import Workload, run_rollouts
 from sim.yamlio import loads_yaml
+from tests.world.minute_policy import MinutePolicy
 
 RATE = 10.0  # requests/s
 ERRORS = 0.05  # the candidate's error rate; the baseline's is 0
 
 
-@dataclass(frozen=True)
-class _State:
-    tick: int = 0
-    phase: str = "Progressing"
-
-
-class Scripted(Policy):
+class Scripted(MinutePolicy):
     """Ticks every 60 s and does, at tick k (1-based), ``script[k]``; finishes after
     ``end`` ticks (``Finish`` with the last actions) or never (``end`` None)."""
 
     name = "scripted"
-    terminal_phases = frozenset({"Done"})
 
     def __init__(self, script: dict[int, tuple[Action, ...]], end: int | None) -> None:
         self.script, self.end = script, end
-
-    def initial_state(self) -> Any:
-        return _State()
-
-    def next_tick(self, state: Any, t: float) -> float | None:
-        return None if state.phase == "Done" else t + 60.0
-
-    def queries(self) -> list[MetricQuery]:
-        return []
-
-    def status(self, state: Any) -> dict[str, Any]:
-        return {"phase": state.phase, "canary_weight": 0}
 
     def step(self, state: Any, obs: Observation) -> tuple[Any, tuple[Action, ...]]:
         tick = state.tick + 1

@@ -24,7 +24,7 @@ expectations.
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -32,42 +32,24 @@ import pytest
 
 from sim.errors import InputError
 from sim.inputs.scenario import parse_scenario
-from sim.policies.base import Action, Finish, MetricQuery, Observation, Policy, SetWeights
+from sim.policies.base import Action, Finish, Observation, SetWeights
 from sim.world.controller import World, cohort_requests, prepare
 from sim.world.telemetry import CANARY
 from sim.yamlio import loads_yaml
+from tests.world.minute_policy import MinutePolicy
 
 RATE = 10.0
 
 
-@dataclass(frozen=True)
-class _State:
-    tick: int = 0
-    phase: str = "Progressing"
-
-
-class Routed(Policy):
+class Routed(MinutePolicy):
     """Sets ``action`` at tick 1 (t=60) and finishes at tick 11 (t=660) with weight 0.
     Its managed routes: ``posts`` (method POST), ``api`` (path prefix /api) and ``beta``
     (header x-beta: 1)."""
 
     name = "routed"
-    terminal_phases = frozenset({"Done"})
 
     def __init__(self, action: SetWeights) -> None:
         self.action = action
-
-    def initial_state(self) -> Any:
-        return _State()
-
-    def next_tick(self, state: Any, t: float) -> float | None:
-        return None if state.phase == "Done" else t + 60.0
-
-    def queries(self) -> list[MetricQuery]:
-        return []
-
-    def status(self, state: Any) -> dict[str, Any]:
-        return {"phase": state.phase, "canary_weight": 0}
 
     def route_matches(self, route: str, request: dict[str, str]) -> bool:
         if route == "posts":
