@@ -172,22 +172,25 @@ class ExactTraffic:
 
     def _error_probs(self, now: float, cohort: int, v: int, pod: int) -> tuple[float, float]:
         """Error probabilities now: the primary's mean over its pods (what a canary request
-        is compared with) and that of version ``v``'s pod ``pod``, under the noise's
-        multipliers (``FastTraffic._pod_outcomes`` states the law)."""
+        is compared with) and that of version ``v``'s pod ``pod`` (``_noisy``)."""
         p_ref, p = self.release.error_probs(np.array([now]), *self._loads(now))
-        primary, canary = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
+        return self._noisy(now, float(p_ref[0, 0, cohort]), float(p[0, 0, cohort]), v, pod)
+
+    def _noisy(self, t: float, primary: float, canary: float, v: int, pod: int) -> tuple[float, float]:
+        """The versions' error probabilities at ``t`` under the noise's multipliers
+        (``FastTraffic._pod_outcomes`` states the law): the primary's mean over its pods,
+        and that of version ``v``'s pod ``pod``."""
         latent = self.latent
-        if latent is None:
-            return primary, canary if v else primary
-        f = self._factors(now)
-        if f.error is not None:
-            primary = min(1.0, primary * float(f.error[0, 0, 0]))
-            canary = min(1.0, canary * float(f.error[0, 0, 1]))
-        if latent.pod_error is None:
-            return primary, canary if v else primary
-        m = latent.pod_error[0]
-        pods = np.minimum(1.0, primary * m[0, : self.pods[0]])
-        return float(pods.mean()), min(1.0, canary * float(m[1, pod])) if v else float(pods[pod])
+        if latent is not None:
+            f = self._factors(t)
+            if f.error is not None:
+                primary = min(1.0, primary * float(f.error[0, 0, 0]))
+                canary = min(1.0, canary * float(f.error[0, 0, 1]))
+            if latent.pod_error is not None:
+                m = latent.pod_error[0]
+                pods = np.minimum(1.0, primary * m[0, : self.pods[0]])
+                return float(pods.mean()), min(1.0, canary * float(m[1, pod])) if v else float(pods[pod])
+        return primary, canary if v else primary
 
     def _latency_factor(self, now: float, v: int, pod: int) -> float:
         """The noise's latency multiplier now of version ``v``'s pod ``pod``."""
@@ -405,19 +408,7 @@ class ExactTraffic:
         if self.release.has_load_faults:
             load = np.array([[float(self.rate.rate(t)) * self._rate_factor(t)]])
         p_ref, p = self.release.error_probs(np.array([t]), load, load)
-        ref, own = float(p_ref[0, 0, cohort]), float(p[0, 0, cohort])
-        latent = self.latent
-        if latent is None:
-            return ref, own
-        f = self._factors(t)
-        if f.error is not None:
-            ref = min(1.0, ref * float(f.error[0, 0, 0]))
-            own = min(1.0, own * float(f.error[0, 0, 1]))
-        if latent.pod_error is not None:
-            m = latent.pod_error[0]
-            ref = float(np.minimum(1.0, ref * m[0, : self.pods[0]]).mean())
-            own = min(1.0, own * float(m[1, pod]))
-        return ref, own
+        return self._noisy(t, float(p_ref[0, 0, cohort]), float(p[0, 0, cohort]), CANARY, pod)
 
     def _after_version(self, t: float, cohort: int) -> float:
         """After promotion: the new version's error probability over its pods."""

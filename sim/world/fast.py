@@ -599,7 +599,8 @@ class FastTraffic:
         for code, cols in ((0, (0,)), (1, (1, 2))):
             probs, moments = codes[code]
             if shares is None:
-                per_pod = self._split_pods(runs, outcomes[..., list(cols)].sum(axis=3), pods)  # (R, S, C, pods)
+                n = outcomes[..., 0] if code == 0 else outcomes[..., 1:].sum(axis=3)  # (R, S, C)
+                per_pod = self._split_pods(runs, n, pods)  # (R, S, C, pods)
             else:
                 per_pod = np.sum(
                     [self._split_pods(runs, outcomes[..., o], pods, shares[..., :pods, o]) for o in cols], axis=0

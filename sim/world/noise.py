@@ -86,7 +86,6 @@ class NoiseModel:
         n = scenario.noise
         self.step_s = scenario.noise_step_s
         self.pods = pods
-        self.random = scenario.telemetry.noise
         simulated = scenario.horizon + scenario.after_promotion
         #: Grid steps covering all simulated time (and a spare one at its end).
         self.n_steps = int(math.ceil(simulated / self.step_s)) + 1
@@ -112,7 +111,7 @@ class NoiseModel:
             or bool(self._processes)
         )
         #: Something random is drawn per run.
-        self.draws = self.random and has_random
+        self.draws = scenario.telemetry.noise and has_random
         cold = self.cold_start is not None and (
             self.cold_start.error_factor > 1.0 or self.cold_start.latency_factor > 1.0
         )
@@ -120,17 +119,11 @@ class NoiseModel:
         self.active = self.draws or cold or self.load is not None
         #: Which quantities some multiplier touches.
         self.rate_varies = self.draws and (self._requests is not None or self._run[0] > 0 or self._has("rate"))
-        random_errors = self._errors is not None or self._run[1] > 0 or self._has("error_rate")
-        self.errors_vary = (self.draws and random_errors) or (
-            self.cold_start is not None and self.cold_start.error_factor > 1.0
-        )
-        self.pod_errors = self.draws and self._pods[0] > 0
         self.latency_varies = (
             (self.draws and (self._run[2] > 0 or self._pods[1] > 0 or self._has("latency")))
             or (self.cold_start is not None and self.cold_start.latency_factor > 1.0)
             or self.load is not None
         )
-        self.pod_latency = self.draws and self._pods[1] > 0
         self._windows = {
             "requests": int(round(n.requests.window / self.step_s)) if n.requests is not None else 1,
             "errors": int(round(n.errors.window / self.step_s)) if n.errors is not None else 1,
