@@ -3,9 +3,10 @@
 Parts:
 
 * ``base``: the contract: ``Policy`` (with its declared capabilities, ``PolicyTags``),
-  ``Observation``, the actions, ``MetricQuery``; what a query's result is to a policy
-  (``MetricValue``: a number, None, a vector tuple, ``ScalarResult``, ``MatrixResult``,
-  ``QueryError``) and ``metric_values``, which makes them from a PromQL engine result;
+  ``Observation`` (and ``BatchObservation``, what class stepping keys on), the actions,
+  ``MetricQuery``; what a query's result is to a policy (``MetricValue``: a number, None,
+  a vector tuple, ``ScalarResult``, ``MatrixResult``, ``QueryError``) and
+  ``metric_values`` / ``metric_arrays``, which make them from a PromQL engine result;
 * ``driver``: the one tick loop (next tick, decision, routes, trace lines) that the world,
   ``pdsim replay`` and the checks share;
 * ``checks``: ``check_policy``, the contract verified on random observations;
@@ -16,6 +17,7 @@ Parts:
 from sim.policies.argo import ArgoPolicySpec, ArgoRollout, ArgoState
 from sim.policies.base import (
     Action,
+    BatchObservation,
     Finish,
     MatrixResult,
     MetricQuery,
@@ -32,6 +34,7 @@ from sim.policies.base import (
     ScalarResult,
     ScaleUp,
     SetWeights,
+    metric_arrays,
     metric_values,
 )
 from sim.policies.checks import check_policy
@@ -42,6 +45,7 @@ __all__ = [
     "ArgoPolicySpec",
     "ArgoRollout",
     "ArgoState",
+    "BatchObservation",
     "Finish",
     "FlaggerCanary",
     "FlaggerPolicySpec",
@@ -62,5 +66,6 @@ __all__ = [
     "ScaleUp",
     "SetWeights",
     "check_policy",
+    "metric_arrays",
     "metric_values",
 ]

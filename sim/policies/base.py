@@ -121,6 +121,30 @@ def metric_values(result: Result) -> list[MetricValue]:
     return out
 
 
+def metric_arrays(result: Result) -> tuple[np.ndarray, np.ndarray]:
+    """A PromQL engine ``Result`` as ``BatchObservation`` columns: each row's single
+    sample (of an instant vector with exactly one series present) and whether it has one.
+    A row whose evaluation failed, whose vector is empty or has several series, a scalar
+    (the controllers decode one differently from a vector of one sample) and a range
+    vector are not single (value NaN). No Python work per row."""
+    value = result.value
+    if isinstance(value, Vector):
+        present = value.present
+        if present.shape[1] == 1:
+            single = present[:, 0].copy()
+            values = np.where(single, value.values[:, 0], np.nan)
+        else:
+            single = present.sum(axis=1) == 1
+            values = np.where(single, np.where(present, value.values, 0.0).sum(axis=1), np.nan)
+    else:  # a scalar or a range vector
+        rows = value.values.shape[0]
+        values, single = np.full(rows, np.nan), np.zeros(rows, dtype=bool)
+    if result.error is not None:
+        single = single & ~result.error
+        values = np.where(single, values, np.nan)
+    return values.astype(float, copy=False), single
+
+
 @dataclass(frozen=True)
 class Routes:
     """What the router is doing now, as the controller reads it back (``GetRoutes``).
@@ -252,6 +276,55 @@ class Observation:
                 "webhook_attempt": webhook_attempt,
             },
         )
+
+
+@dataclass(frozen=True, eq=False)
+class BatchObservation:
+    """One tick of many runs, column by column: what a class-stepping policy keys on.
+
+    **Class stepping** (``PolicyTags.steps_by_class``) is the world's one speed device
+    for policy steps: instead of calling ``step`` once per run, the world calls it once
+    per *class* of runs that tick at the same time with
+
+    * equal states (``==``: a state class may leave display-only fields, such as event
+      text or the last measured values, out of its equality with ``field(compare=False)``),
+    * equal routes, canary and primary readiness (the world compares those itself), and
+    * equal rows of ``Policy.observation_keys(batch)``,
+
+    and gives every run of the class the step's result: the same new state object and
+    the same actions. The policy's promise is that ``step`` would return, for each run of
+    a class, a state equal to the class's and the same actions: everything ``step`` reads
+    from ``Observation.metrics`` (and ``versions``) that can change a decision, a counter
+    or an action must show in the keys. Display-only fields are then those of the run the
+    class was stepped with; the world steps traced runs one by one, so a trace always
+    shows each run's own values. ``tick``, ``webhooks`` and ``webhook_attempt`` are not
+    keyed: the world steps runs one by one when a scenario scripts webhooks, and a policy
+    that reads ``tick`` must not declare the tag.
+
+    Attributes:
+        t: the tick's time (the same for every run of the batch).
+        metrics: metric name -> one ``MetricValue`` per run, as ``Observation.metrics``
+            would hold them.
+        values: metric name -> (n,) floats: each run's sample where its result is an
+            instant vector holding exactly one sample (NaN included), or a plain float;
+            NaN elsewhere (``metric_arrays``). With ``single`` it lets a policy key the
+            common result without Python work per run.
+        single: metric name -> (n,) bools: whether ``values`` holds the run's result.
+        versions: both versions' counters of every run (a judge's batch data), or None.
+    """
+
+    t: float
+    metrics: Mapping[str, Sequence[MetricValue]]
+    values: Mapping[str, np.ndarray]
+    single: Mapping[str, np.ndarray]
+    versions: Any = None
+
+    @property
+    def size(self) -> int:
+        """Number of runs in the batch."""
+        for v in self.values.values():
+            return len(v)
+        return 0
 
 
 @dataclass(frozen=True)
@@ -404,12 +477,16 @@ class PolicyTags:
             list, and ``pdsim replay`` hands a recorded vector as is. For other policies a
             recorded vector is replayed, and traced, as Flagger's provider reads one: its
             last sample.
+        steps_by_class: the policy implements ``observation_keys`` (see ``BatchObservation``):
+            the world may then step once for each class of runs that tick together with
+            equal states and equal keys, instead of once per run.
     """
 
     reads_versions: bool = False
     versions_latency: bool = False
     trace_on_change: bool = False
     reads_vectors: bool = False
+    steps_by_class: bool = False
 
 
 #: The tags of a policy that declares none.
@@ -556,6 +633,12 @@ class Policy(Protocol):
         """What the step that made ``state`` did, in words, for the trace's ``event``
         (e.g. ``setWeight 20``); default "" (the policy says nothing)."""
         return ""
+
+    def observation_keys(self, batch: BatchObservation) -> np.ndarray | None:
+        """Integer keys (n, k) of a tick's runs for class stepping (``BatchObservation``):
+        runs with equal states and equal rows get one step. None: step this batch's runs
+        one by one. Called only for a policy whose tags declare ``steps_by_class``."""
+        return None
 
 
 class PolicyContractError(AssertionError):
