@@ -303,6 +303,7 @@ class BatchObservation:
 
     Attributes:
         t: the tick's time (the same for every run of the batch).
+        size: the number of runs n.
         metrics: metric name -> one ``MetricValue`` per run, as ``Observation.metrics``
             would hold them.
         values: metric name -> (n,) floats: each run's sample where its result is an
@@ -314,17 +315,11 @@ class BatchObservation:
     """
 
     t: float
+    size: int
     metrics: Mapping[str, Sequence[MetricValue]]
     values: Mapping[str, np.ndarray]
     single: Mapping[str, np.ndarray]
     versions: Any = None
-
-    @property
-    def size(self) -> int:
-        """Number of runs in the batch."""
-        for v in self.values.values():
-            return len(v)
-        return 0
 
 
 @dataclass(frozen=True)

@@ -723,10 +723,14 @@ class FastTraffic:
 
     def after_promotion(self, run: int, t0: float, duration_s: float) -> None:
         """Damage of a promoted release: all live traffic on the new version for ``duration_s``."""
-        if duration_s <= 0:
+        self.after_promotion_many(np.array([run]), t0, duration_s)
+
+    def after_promotion_many(self, runs: np.ndarray, t0: float, duration_s: float) -> None:
+        """``after_promotion`` of several runs promoted at the same ``t0``, in one pass:
+        each run draws from its own stream, so the result is the same as one by one."""
+        if duration_s <= 0 or not len(runs):
             return
         b, _ = self._cuts(t0, t0 + duration_s, scrapes=False)
-        runs = np.array([run])
         mid = 0.5 * (b[1:] + b[:-1])
         f = self.latent.at(runs, mid) if self.latent is not None else None
         cohort_lam = self._cohort_means(b, f)  # (1, S, C)
@@ -743,12 +747,15 @@ class FastTraffic:
             excess_p = np.maximum(pc**self.tries - pr**self.tries, 0.0)
         else:
             excess_p = np.maximum(p - p_ref, 0.0) if pods is None else pods[0][..., 2].mean(axis=3)
-        excess_p = np.broadcast_to(excess_p, cohort_lam.shape)
         # Requests that did not fail in excess, and excess failures: independent Poisson.
-        mean = np.stack([cohort_lam * (1.0 - excess_p), cohort_lam * excess_p]).reshape(1, -1)
-        draws = self._poisson(runs, mean).reshape((2,) + cohort_lam.shape[1:])
-        self.ledger.after_requests[run] += draws.sum(axis=(0, 1))
-        self.ledger.after_excess[run] += draws[1].sum(axis=0)
+        R = len(runs)
+        cohort_lam = np.broadcast_to(cohort_lam, (R,) + cohort_lam.shape[1:])
+        excess_p = np.broadcast_to(excess_p, cohort_lam.shape)
+        # Per run: (2, S, C) flattened, the layout one run's draws always had.
+        mean = np.stack([cohort_lam * (1.0 - excess_p), cohort_lam * excess_p], axis=1).reshape(R, -1)
+        draws = self._poisson(runs, mean).reshape((R, 2) + cohort_lam.shape[1:])
+        self.ledger.after_requests[runs] += draws.sum(axis=(1, 2))
+        self.ledger.after_excess[runs] += draws[:, 1].sum(axis=1)
 
     def users_counts(self) -> None:
         """None: the fast path draws counts, not users; the world counts them from the ledger."""

@@ -72,6 +72,7 @@ class Router:
         C = len(self.match_mask)
         self.weight = np.zeros(runs)
         self.matched = np.zeros(runs, dtype=bool)
+        self.mirrored = np.zeros(runs, dtype=bool)  # what GetRoutes reports (``Routes.mirrored``)
         self.header = np.zeros((runs, C), dtype=bool)  # cohorts a header route sends to the canary
         self.mirror = np.zeros((runs, C))  # share of each cohort's live requests copied to the canary
         self._routes = [Routes()] * runs
@@ -95,14 +96,22 @@ class Router:
 
     def set(self, run: int, a: SetWeights) -> None:
         """Apply a policy's ``SetWeights`` to one run's routes."""
-        self._routes[run] = routes_after(self._routes[run], a)
-        if a.canary_weight == 0 and self.weight[run] != 0:
-            self.cookie_epoch[run] += 1  # the sticky route is removed with its cookie
-        self.weight[run] = a.canary_weight
-        self.matched[run] = a.matched
-        self.header[run] = (self._mask(a.header_match, self.match_mask) > 0) if a.header_route else False
+        self.set_many(np.array([run]), a)
+
+    def set_many(self, runs: np.ndarray, a: SetWeights) -> None:
+        """Apply one ``SetWeights`` to the routes of several runs (a class step's runs)."""
+        routes = routes_after(Routes(), a)  # a SetWeights replaces the routes whatever they were
+        for r in runs.tolist():
+            self._routes[r] = routes
+        if a.canary_weight == 0:
+            # The sticky route is removed with its cookie.
+            self.cookie_epoch[runs[self.weight[runs] != 0]] += 1
+        self.weight[runs] = a.canary_weight
+        self.matched[runs] = a.matched
+        self.mirrored[runs] = a.mirrored
+        self.header[runs] = (self._mask(a.header_match, self.match_mask) > 0) if a.header_route else False
         every = np.ones_like(self.match_mask)
-        self.mirror[run] = a.mirror_percent / 100.0 * self._mask(a.mirror_match, every) if a.mirrored else 0.0
+        self.mirror[runs] = a.mirror_percent / 100.0 * self._mask(a.mirror_match, every) if a.mirrored else 0.0
 
     def sticky(self, runs: np.ndarray) -> np.ndarray:
         """Whether each run's weighted routing is sticky now (bool, len(runs)): session

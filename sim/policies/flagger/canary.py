@@ -48,7 +48,8 @@ copied by the frozen-state copy device (``sim.policies.frozen``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from math import floor, isnan
 
@@ -56,6 +57,7 @@ import numpy as np
 
 from sim.policies.base import (
     Action,
+    BatchObservation,
     HookCalled,
     MeshRetries,
     MetricQuery,
@@ -79,6 +81,7 @@ from sim.policies.flagger.plan import (
     PROMOTE,
     SCALE_UP,
     TOTAL_WEIGHT,
+    Check,
     FlaggerPlan,
     Hook,
     build_plan,
@@ -120,9 +123,11 @@ class FlaggerState:
     canary_weight: int = 0
     failed_checks: int = 0
     iterations: int = 0
-    event: str = ""
+    # Display only (for the trace): left out of equality, so that runs whose states differ
+    # only in them are stepped as one class (``BatchObservation``).
+    event: str = field(default="", compare=False)
     judge: object = None  # the judge's own (immutable) state, when there is a judge
-    judge_detail: tuple[tuple[str, object], ...] = ()  # its last judgement, for the trace
+    judge_detail: tuple[tuple[str, object], ...] = field(default=(), compare=False)  # its last judgement
     next_at: float | None = None  # the next tick when webhook calls made this one late
 
 
@@ -414,7 +419,23 @@ class FlaggerCanary(Policy):
     def tags(self) -> PolicyTags:
         """A statistical judge reads both versions' counters (and histograms, if it judges latency)."""
         judge = self.judge
-        return PolicyTags(reads_versions=judge is not None, versions_latency=judge is not None and judge.needs_latency)
+        return PolicyTags(
+            reads_versions=judge is not None,
+            versions_latency=judge is not None and judge.needs_latency,
+            steps_by_class=judge is None,
+        )
+
+    def observation_keys(self, batch: BatchObservation) -> np.ndarray | None:
+        """Class stepping's keys: what each threshold-range check makes of each run's value
+        (``check_outcomes``); the values themselves show only in event text."""
+        checks = [c for c in self._plan.checks if not c.judged]
+        keys = np.zeros((batch.size, len(checks)), dtype=np.int64)
+        for j, c in enumerate(checks):
+            if c.name in batch.values:
+                keys[:, j] = check_outcomes(c, batch.values[c.name], batch.single[c.name], batch.metrics[c.name])
+            else:  # no such query: no values (``_run_metrics`` reads None)
+                keys[:, j] = CHECK_NO_VALUES
+        return keys
 
     @cached_property
     def _judged(self) -> frozenset[str]:
@@ -553,24 +574,9 @@ class FlaggerCanary(Policy):
                 continue
             # One threshold-range check. Both a failed query and no values fail the check:
             # runAnalysis returns false either way and failedChecks grows by one.
-            val = metrics.get(c.name)
-            if type(val) is tuple and len(val) == 1 and val[0] == val[0]:
-                val = val[0]  # one series with a value (a sum, a ratio of sums): the common case
-            elif type(val) is not float or val != val:  # anything but a plain number
-                read = run_query(val)
-                if read is None:
-                    return c.no_values, s, verdict
-                if isinstance(read, QueryError):
-                    return c.query_failed + read.message, s, verdict
-                val = read
-            shown = val
-            if c.truncate:
-                val = float(go_duration_ms(val * c.unit_ms))
-                shown = val / 1e6
-            if c.lo is not None and val < c.lo:
-                return f"Halt advancement {c.name} {shown:.2f} < {c.lo_text}", s, verdict
-            if c.hi is not None and val > c.hi:
-                return f"Halt advancement {c.name} {shown:.2f} > {c.hi_text}", s, verdict
+            outcome, why = check_outcome(c, metrics.get(c.name))
+            if outcome != CHECK_PASSED:
+                return why, s, verdict
         return "", s, verdict
 
     def _run_canary(
@@ -591,6 +597,63 @@ class FlaggerCanary(Policy):
             return replace(s, canary_weight=new, event=f"Advance canary weight {new}")
         waiting = _confirm_promotion(p, s, obs, acts)
         return waiting if waiting is not None else _promote(p, s, acts)
+
+
+#: ``check_outcome``'s codes: what a threshold-range check made of a value.
+CHECK_PASSED, CHECK_BELOW, CHECK_ABOVE, CHECK_NO_VALUES, CHECK_QUERY_FAILED = range(5)
+
+
+def check_outcome(c: Check, val: MetricValue) -> tuple[int, str]:
+    """One threshold-range check of ``runBuiltinMetricChecks`` / ``runMetricChecks``
+    (``scheduler_metrics.go``): its outcome code and, unless it passed, the event's message.
+    A request-duration value is compared as a Go duration (``go_duration_ms``)."""
+    if type(val) is tuple and len(val) == 1 and val[0] == val[0]:
+        val = val[0]  # one series with a value (a sum, a ratio of sums): the common case
+    elif type(val) is not float or val != val:  # anything but a plain number
+        read = run_query(val)
+        if read is None:
+            return CHECK_NO_VALUES, c.no_values
+        if isinstance(read, QueryError):
+            return CHECK_QUERY_FAILED, c.query_failed + read.message
+        val = read
+    shown = val
+    if c.truncate:
+        val = float(go_duration_ms(val * c.unit_ms))
+        shown = val / 1e6
+    if c.lo is not None and val < c.lo:
+        return CHECK_BELOW, f"Halt advancement {c.name} {shown:.2f} < {c.lo_text}"
+    if c.hi is not None and val > c.hi:
+        return CHECK_ABOVE, f"Halt advancement {c.name} {shown:.2f} > {c.hi_text}"
+    return CHECK_PASSED, ""
+
+
+#: Below this magnitude ``go_duration_ms``'s product cannot wrap around, and a float
+#: column can be truncated in one numpy pass (``check_outcomes``).
+_NO_WRAP_MS = 2.0**63 / 1e6 / 2
+
+
+def check_outcomes(c: Check, values: np.ndarray, single: np.ndarray, metrics: Sequence[MetricValue]) -> np.ndarray:
+    """``check_outcome``'s codes for a column of runs (``BatchObservation``): the single
+    numbers in one numpy pass, any other result run by run."""
+    codes = np.full(len(values), CHECK_NO_VALUES, dtype=np.int64)
+    v = values
+    if c.truncate:
+        v = v * c.unit_ms
+        # Go's conversion truncates toward zero; the wrap-around cases go run by run.
+        single = single & ~(np.abs(v) >= _NO_WRAP_MS)
+        v = np.trunc(np.where(single, v, 0.0)) * 1e6
+    plain = single & (values == values)
+    if c.lo is not None:
+        codes[plain & (v < c.lo)] = CHECK_BELOW
+    below = codes == CHECK_BELOW
+    if c.hi is not None:
+        codes[plain & ~below & (v > c.hi)] = CHECK_ABOVE
+    codes[plain & ~below & (codes != CHECK_ABOVE)] = CHECK_PASSED
+    for i in np.flatnonzero(~single).tolist():
+        m = metrics[i]
+        # An empty result (no canary traffic yet: the common other case) is no values.
+        codes[i] = CHECK_NO_VALUES if m == () or m is None else check_outcome(c, m)[0]
+    return codes
 
 
 #: ``RunQuery``'s error for a scalar result: it unmarshals ``data.result`` into a list of
