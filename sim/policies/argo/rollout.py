@@ -341,8 +341,30 @@ class ArgoRollout(Policy):
             return None
         if not state.started:
             return t  # the spec change is reconciled at once
+        memo = self._due_memo
+        if memo is not None and memo[0] is state:  # a class's runs share their state object
+            dues = memo[1]
+        else:
+            dues = self._dues(state)
+            self._due_memo = (state, dues)
+        # The resync, or what comes before it. Only what lies ahead: an expiry already
+        # past (e.g. a pause held by an inconclusive run) must not pin the clock.
+        best = t + RESYNC_S
+        for due in dues:
+            if t < due < best:
+                best = due
+        return best
+
+    #: The last state ``next_tick`` was asked about and its ``_dues`` (the world asks for
+    #: every run of a class, all holding one state object).
+    _due_memo: tuple[ArgoState, tuple[float, ...]] | None = None
+
+    def _dues(self, state: ArgoState) -> tuple[float, ...]:
+        """When a started, unfinished rollout asks to be reconciled, besides the resync:
+        measurements due, the Experiment's requeue, the progress deadline, pause expiries.
+        Depends on the state only (``next_tick`` keeps those after its ``t``)."""
         p = self._plan
-        due = [t + RESYNC_S]
+        due: list[float] = []
         for run in state.runs:
             if not run.state.completed:  # next_due: None once the run is completed
                 nd = ar.next_due(p.analyses[run.kind][0], run.state)
@@ -363,9 +385,7 @@ class ArgoRollout(Policy):
             paused_at = state.condition(BLUE_GREEN_PAUSE)
             if bg is not None and paused_at is not None and bg.autoPromotionSeconds > 0:
                 due.append(paused_at + bg.autoPromotionSeconds)
-        # Only what lies ahead: an expiry already past (e.g. a pause held by an
-        # inconclusive run) must not pin the clock.
-        return min(x for x in due if x > t)
+        return tuple(due)
 
     def event(self, state: ArgoState) -> str:
         """The state's ``event``: what the reconcile that made it did."""
