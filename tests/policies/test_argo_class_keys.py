@@ -327,3 +327,32 @@ def test_display_only_fields_are_left_out_of_equality():
     r2 = ar.MetricResult("sr", ar.RUNNING, 1, failed=1, measurements=(m2,), message="b")
     assert r1 == r2 and hash(r1) == hash(r2)
     assert r1 != ar.MetricResult("sr", ar.RUNNING, 1, failed=1, measurements=(m1, m1))
+
+
+def test_a_batch_without_a_query_the_policy_reads_is_not_keyed():
+    policy = POLICIES["mixed-canary"][0]()
+    assert policy.observation_keys(batch_of(0.0, [{"sr": 0.9, "lat": 0.9}] * 3)) is None
+
+
+def test_a_policy_without_prometheus_metrics_is_keyed_on_nothing():
+    """Job and web measurements read only the scripted webhooks (which the world does not
+    key: it steps runs one by one when a scenario scripts them)."""
+    spec = {
+        "replicas": 1,
+        "strategy": {"canary": {"steps": [{"analysis": {"templates": [{"templateName": "job"}]}}]}},
+        "templates": {"job": {"metrics": [{"name": "smoke", "provider": {"job": {"spec": {}}}}]}},
+    }
+    policy = ArgoRollout(ArgoPolicySpec.model_validate(spec))
+    assert policy.tags.steps_by_class
+    batch = BatchObservation(0.0, {}, {"other": np.zeros(4)}, {"other": np.ones(4, dtype=bool)})
+    keys = policy.observation_keys(batch)
+    assert keys is not None and keys.shape == (4, 0)
+
+
+def test_shared_result_objects_are_decided_once_and_alike():
+    failed, empty = QueryError("down"), ()
+    results = [failed, empty, (0.96,), failed, empty, (0.5,)]
+    batch = batch_of(0.0, [{"m": v} for v in results])
+    codes = MetricOutcomes("result[0] >= 0.95", None).codes(results, batch.values["m"], batch.single["m"])
+    error, ok, failed_code = OUTCOME_CODES[ar.ERROR], OUTCOME_CODES[ar.SUCCESSFUL], OUTCOME_CODES[ar.FAILED]
+    assert codes.tolist() == [error, error, ok, error, error, failed_code]

@@ -88,9 +88,13 @@ class MetricOutcomes:
         if values is None or single is None or not self.vectorised:
             return np.fromiter((self.outcome(v) for v in results), dtype=np.int8, count=n)
         out = self._vector(values)
-        others = np.flatnonzero(~single)
-        for i in others.tolist():
-            out[i] = self.outcome(results[i])
+        seen: dict[int, int] = {}  # the world shares one object for many runs' failed query, empty vector...
+        for i in np.flatnonzero(~single).tolist():
+            v = results[i]
+            code = seen.get(id(v))  # valid within the call: ``results`` keeps every object alive
+            if code is None:
+                code = seen[id(v)] = self.outcome(v)
+            out[i] = code
         return out
 
     def _vector(self, values: np.ndarray) -> np.ndarray:
