@@ -142,6 +142,39 @@ BLUE_GREEN = {
 }
 
 
+#: An experiment step (issue 16) whose required analysis decides the step, then a step run
+#: of the same template (one query, two run kinds).
+EXPERIMENT = {
+    "replicas": 2,
+    "strategy": {
+        "canary": {
+            "canaryService": "c",
+            "stableService": "s",
+            "trafficRouting": {"istio": {"virtualService": {"name": "v"}}},
+            "steps": [
+                {"setWeight": 20},
+                {
+                    "experiment": {
+                        "templates": [{"name": "exp-canary", "specRef": "canary", "weight": 10}],
+                        "analyses": [{"name": "sr", "templateName": "sr", "requiredForCompletion": True}],
+                    }
+                },
+                {"setWeight": 50},
+                {"analysis": {"templates": [{"templateName": "sr"}]}},
+                {"pause": {}},
+            ],
+        }
+    },
+    "templates": {
+        "sr": {
+            "metrics": [
+                _metric("sr", "result[0] >= 0.95", interval="15s", count=3, failureLimit=1, consecutiveErrorLimit=6)
+            ]
+        }
+    },
+}
+
+
 def _scenario_policy() -> ArgoRollout:
     policy = scenario_policy(load_scenario(ROOT / "scenarios" / "argo-canary-steps.yaml"))
     assert isinstance(policy, ArgoRollout)
@@ -153,6 +186,7 @@ POLICIES: dict[str, tuple[Callable[[], ArgoRollout], float]] = {
     "argo-canary-steps": (_scenario_policy, 1300.0),  # 4 pauses of 5m
     "mixed-canary": (lambda: ArgoRollout(ArgoPolicySpec.model_validate(MIXED)), 600.0),
     "blue-green": (lambda: ArgoRollout(ArgoPolicySpec.model_validate(BLUE_GREEN)), 400.0),
+    "experiment": (lambda: ArgoRollout(ArgoPolicySpec.model_validate(EXPERIMENT)), 400.0),
 }
 
 READINESS = (
