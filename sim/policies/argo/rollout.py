@@ -38,6 +38,10 @@ Speed: ``step`` and ``next_tick`` run at every tick of every simulated rollout, 
 depends only on the spec is derived once into a cached plan (``sim.policies.argo.plan``),
 states are copied by the frozen-state copy device (``sim.policies.frozen``), a reconcile
 that changes nothing hands back the state it was given, and constant actions are shared.
+Without a judge or a Kayenta metric the policy is stepped by class (``steps_by_class``,
+``observation_keys``: runs with equal states and equal measurement outcomes share one
+step, ``sim.policies.argo.class_keys``); ``next_tick`` remembers the due times of the last
+state it was asked about, which a class's runs share.
 """
 
 from __future__ import annotations
