@@ -390,3 +390,43 @@ def test_shared_result_objects_are_decided_once_and_alike():
     codes = MetricOutcomes("result[0] >= 0.95", None).codes(results, batch.values["m"], batch.single["m"])
     error, ok, failed_code = OUTCOME_CODES[ar.ERROR], OUTCOME_CODES[ar.SUCCESSFUL], OUTCOME_CODES[ar.FAILED]
     assert codes.tolist() == [error, error, ok, error, error, failed_code]
+
+
+def test_the_worlds_own_ticks_step_alike_by_class():
+    """The observations the world serves (argo-canary-steps: real PromQL results of the
+    simulated series, empty vectors while the canary has no traffic yet): stepping one run
+    per class gives every run of the class its own one-by-one result."""
+    from sim.runs.runner import run_batch
+
+    scenario = load_scenario(ROOT / "scenarios" / "argo-canary-steps.yaml")
+    policy = scenario_policy(scenario)
+    assert isinstance(policy, ArgoRollout)
+    seen: list[tuple[Any, Observation, Any]] = []
+    real = policy.step
+
+    def recording(state: Any, obs: Observation) -> tuple[Any, tuple]:
+        metrics = {q.name: obs.metrics.get(q.name) for q in policy.queries()}
+        out = real(state, obs)
+        seen.append((state, Observation(obs.t, obs.tick, metrics, obs.routes, obs.canary, obs.primary), out))
+        return out
+
+    policy.step = recording  # type: ignore[method-assign]
+    run_batch(scenario, policy, 150, 3)
+    del policy.step
+    ticks: dict[float, list[tuple[Any, Observation, Any]]] = {}
+    for item in seen:
+        ticks.setdefault(item[1].t, []).append(item)
+    stepped = shared = 0
+    for t, items in ticks.items():
+        keys = policy.observation_keys(batch_of(t, [o.metrics for _, o, _ in items]))
+        assert keys is not None
+        classes: dict[Any, tuple[Any, tuple]] = {}
+        for (state, obs, own), row in zip(items, keys):
+            cls = (state, obs.routes, obs.canary, obs.primary, row.tobytes())
+            if cls not in classes:
+                classes[cls] = policy.step(state, obs)
+                stepped += 1
+            else:
+                shared += 1
+            assert classes[cls][0] == own[0] and classes[cls][1] == own[1]
+    assert shared > 5 * stepped  # most runs share a class's step
