@@ -33,7 +33,7 @@ outcome). Times are seconds on the simulation clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from sim.policies.base import MetricValue, QueryError, ScalarResult
@@ -103,13 +103,21 @@ class MetricSpec:
 @dataclass(frozen=True)
 class Measurement:
     """One measurement. ``finished_at`` is None while it is in flight (phase Running);
-    ``resume_at`` is when the controller looks at an in-flight one again."""
+    ``resume_at`` is when the controller looks at an in-flight one again.
+
+    ``value`` and ``message`` are display-only: they are left out of equality and
+    hashing (``field(compare=False)``), so that runs whose measurements took the same
+    phase at the same times have equal states (class stepping, ``BatchObservation``).
+    No decision reads them: the counters and the phase decide (``runMeasurements``,
+    ``assessMetricStatus``), and a message is only copied into the metric's and the
+    run's messages, which are display-only too.
+    """
 
     phase: str
-    value: object
+    value: object = field(compare=False)
     started_at: float
     finished_at: float | None
-    message: str = ""
+    message: str = field(default="", compare=False)
     resume_at: float | None = None
 
 
@@ -121,6 +129,11 @@ class MetricResult:
     is a result in phase Pending with no measurements, and stays so if the run ends
     before it starts. ``measurements`` keeps only the newest ones (see
     ``MetricSpec.measurement_retention``); the counters count all of them.
+
+    ``message`` (the last measurement's, or why a dry-run metric was assessed so) is
+    display-only, left out of equality; ``measurements`` is compared but not hashed
+    (the counters and the phase already tell most states apart), which keeps a state's
+    hash cheap for class stepping.
     """
 
     name: str
@@ -132,9 +145,9 @@ class MetricResult:
     error: int = 0
     consecutive_error: int = 0
     consecutive_success: int = 0
-    measurements: tuple[Measurement, ...] = ()
+    measurements: tuple[Measurement, ...] = field(default=(), hash=False)
     dry_run: bool = False
-    message: str = ""
+    message: str = field(default="", compare=False)
 
     @property
     def started(self) -> bool:
@@ -150,7 +163,8 @@ class AnalysisRunState:
     """An AnalysisRun: ``spec.terminate`` and the status fields.
 
     ``phase`` is Pending until the first reconcile (Argo: empty), then Running until
-    it completes as Successful, Failed, Inconclusive or Error.
+    it completes as Successful, Failed, Inconclusive or Error. ``message`` (why it
+    completed so) is display-only, left out of equality: the rollout reads the phase.
     """
 
     name: str
@@ -158,7 +172,7 @@ class AnalysisRunState:
     started_at: float
     metrics: tuple[MetricResult, ...]
     terminate: bool = False
-    message: str = ""
+    message: str = field(default="", compare=False)
     completed_at: float | None = None
 
     @property

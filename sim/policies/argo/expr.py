@@ -1545,3 +1545,116 @@ def measurement_phase(result: object, success: str | None, failure: str | None) 
     "Inconclusive", or "Error" when either condition errs); ``evaluate_result`` gives the
     Error's message too."""
     return evaluate_result(result, success, failure)[0]
+
+
+# -- many runs at once (class stepping) --------------------------------------------------------
+
+
+class _NotVector(Exception):
+    """The expression uses a form ``vector_condition`` does not evaluate over arrays."""
+
+
+#: A vectorised sub-expression: its kind ("num" or "bool") and its value, a Python constant
+#: or a function of the runs' samples (one array element per run).
+_VecPart = tuple[str, Any]
+
+
+@functools.lru_cache(maxsize=256)
+def vector_condition(source: str) -> Callable[[Any], Any] | None:
+    """The condition ``source`` as a function of many runs' results at once, for the
+    common case of a Prometheus instant vector of one sample (``result`` is ``[v]``):
+    ``f(v)`` takes a float array of the runs' samples and returns a bool array, each
+    element what :func:`evaluate_condition` returns for ``[v_i]``.
+
+    Evaluated over arrays (numpy, IEEE semantics as Go's float64): number literals,
+    ``result[0]`` and ``result[-1]``, ``len(result)``, the comparisons, ``+ - * /`` on
+    floats, ``isNaN``/``isInf``, ``!``/``not``, ``&&``/``||`` (no operand of these forms can
+    fail, so short-circuiting changes nothing). None for anything else, an expression that
+    does not compile or type-check on ``[]float64``, or one whose value is not a bool: the
+    caller then evaluates each run's result one by one with :func:`evaluate_result`, which
+    also gives those their Error.
+    """
+    try:
+        expr = compile_expr(source)
+        _check(expr.root, _nature([0.0]))
+        kind, value = _vector(expr.root)
+    except (ExprError, _NotVector):
+        return None
+    if kind != "bool":
+        return None
+    import numpy as np  # only class stepping needs it
+
+    if callable(value):
+        fn = value
+
+        def condition(v: Any) -> Any:
+            with np.errstate(all="ignore"):
+                return np.asarray(fn(v), dtype=bool)
+
+        return condition
+    constant = bool(value)
+    return lambda v: np.full(len(v), constant, dtype=bool)
+
+
+def _vector(n: Node) -> _VecPart:  # noqa: PLR0911, PLR0912 - one branch per supported form
+    """``n`` over arrays (see ``vector_condition``); raises ``_NotVector``."""
+    import numpy as np
+
+    if n.kind == "lit":
+        if isinstance(n.value, bool):
+            return "bool", n.value
+        if _is_num(n.value) and abs(n.value) < 2**53:  # beyond, Go's int->float64 rounding
+            return "num", n.value
+        raise _NotVector
+    if n.kind == "index" and n.op == "[" and not n.value:
+        base, key_node = n.kids
+        key = _vector(key_node)[1] if base.kind == "result" else None
+        if type(key) is int and key in (0, -1):  # the one sample (an int literal: no truncation)
+            return "num", lambda v: v
+        raise _NotVector
+    if n.kind == "call" and n.op == "len" and len(n.kids) == 1 and n.kids[0].kind == "result":
+        return "num", 1
+    if n.kind == "call" and n.op in ("isNaN", "isInf") and len(n.kids) == 1:
+        kind, arg = _vector(n.kids[0])
+        if kind != "num":
+            raise _NotVector
+        test = np.isnan if n.op == "isNaN" else np.isinf
+        return "bool", (lambda v: test(arg(v))) if callable(arg) else bool(test(float(arg)))
+    if n.kind == "unary":
+        kind, arg = _vector(n.kids[0])
+        if n.op == "!" and kind == "bool":
+            return "bool", (lambda v: ~arg(v)) if callable(arg) else not arg
+        if n.op in ("-", "+") and kind == "num":
+            if not callable(arg):  # a negative literal; |arg| < 2**53, so no int wrap-around
+                return "num", -arg if n.op == "-" else arg
+            return "num", (lambda v: -arg(v)) if n.op == "-" else arg
+        raise _NotVector
+    if n.kind != "binary":
+        raise _NotVector
+    op = n.op
+    (ka, a), (kb, b) = _vector(n.kids[0]), _vector(n.kids[1])
+    if not callable(a) and not callable(b):  # constants: as the interpreter computes them
+        try:
+            value = _binary(op, a, b)
+        except ExprError:
+            raise _NotVector from None
+        if isinstance(value, bool):
+            return "bool", value
+        if _is_num(value):
+            return "num", value
+        raise _NotVector
+    fa = a if callable(a) else (lambda v: a)
+    fb = b if callable(b) else (lambda v: b)
+    if op in ("&&", "||") and ka == kb == "bool":
+        both = np.logical_and if op == "&&" else np.logical_or
+        return "bool", lambda v: both(fa(v), fb(v))
+    if ka != "num" or kb != "num":
+        raise _NotVector
+    # A sample is a float, so every operation with one is float64's (int operands convert).
+    if op in _CMP or op in ("==", "!="):
+        cmp = _CMP.get(op) or (operator.eq if op == "==" else operator.ne)
+        return "bool", lambda v: cmp(fa(v), fb(v))
+    arith = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}.get(op)
+    if arith is None:
+        raise _NotVector
+    return "num", lambda v: arith(np.asarray(fa(v), dtype=float), fb(v))

@@ -38,19 +38,26 @@ Speed: ``step`` and ``next_tick`` run at every tick of every simulated rollout, 
 depends only on the spec is derived once into a cached plan (``sim.policies.argo.plan``),
 states are copied by the frozen-state copy device (``sim.policies.frozen``), a reconcile
 that changes nothing hands back the state it was given, and constant actions are shared.
+Without a judge or a Kayenta metric the policy is stepped by class (``steps_by_class``,
+``observation_keys``: runs with equal states and equal measurement outcomes share one
+step, ``sim.policies.argo.class_keys``); ``next_tick`` remembers the due times of the last
+state it was asked about, which a class's runs share.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+
+import numpy as np
 
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo import experiment as argo_experiment
 from sim.policies.argo import kayenta as argo_kayenta
+from sim.policies.argo.class_keys import MetricOutcomes
 from sim.policies.argo.plan import (
     FINISH_DEGRADED,
     FINISH_HEALTHY,
@@ -72,6 +79,7 @@ from sim.policies.argo.templates import ArgoMetric, RolloutAnalysis
 from sim.policies.base import (
     DEFAULT_TARGETS,
     Action,
+    BatchObservation,
     HookCalled,
     MetricQuery,
     MetricTargets,
@@ -115,6 +123,12 @@ class ArgoState:
     (``rollout/pause.go``): several conditions can hold at once, ``controllerPause``
     outlives a condition removed while another remains, and a pause step whose condition
     is absent while ``controllerPause`` is set counts as resumed (``CompletedCanaryPauseStep``).
+
+    Equality (class stepping, ``BatchObservation``) leaves out the display-only fields:
+    ``event`` (the trace's text of the last reconcile that did something; decisions never
+    read it) and ``judge_detail`` (the judge's last statistics, for the trace; the judge's
+    own ``judge`` state is compared). The AnalysisRuns leave out their measured values and
+    messages (``sim.policies.argo.analysis_run``).
     """
 
     phase: str = PROGRESSING
@@ -128,9 +142,9 @@ class ArgoState:
     runs: tuple[Run, ...] = ()
     switched: bool = False  # blue/green: active service points at the new RS
     full_scale: bool = False  # blue/green: gates passed, preview scaled to full size
-    event: str = ""
+    event: str = field(default="", compare=False)
     judge: object = None  # the judge's own (immutable) state
-    judge_detail: tuple[tuple[str, object], ...] = ()  # its last statistics, for the trace
+    judge_detail: tuple[tuple[str, object], ...] = field(default=(), compare=False)  # for the trace
     experiment: argo_experiment.ExperimentState | None = None  # the current experiment step's (issue 16)
     #: The managed routes in place (``setHeaderRoute``/``setMirrorRoute`` names; "" for
     #: none) and the mirror's percentage: every weight change carries them, as the
@@ -331,8 +345,30 @@ class ArgoRollout(Policy):
             return None
         if not state.started:
             return t  # the spec change is reconciled at once
+        memo = self._due_memo
+        if memo is not None and memo[0] is state:  # a class's runs share their state object
+            dues = memo[1]
+        else:
+            dues = self._dues(state)
+            self._due_memo = (state, dues)
+        # The resync, or what comes before it. Only what lies ahead: an expiry already
+        # past (e.g. a pause held by an inconclusive run) must not pin the clock.
+        best = t + RESYNC_S
+        for due in dues:
+            if t < due < best:
+                best = due
+        return best
+
+    #: The last state ``next_tick`` was asked about and its ``_dues`` (the world asks for
+    #: every run of a class, all holding one state object).
+    _due_memo: tuple[ArgoState, tuple[float, ...]] | None = None
+
+    def _dues(self, state: ArgoState) -> tuple[float, ...]:
+        """When a started, unfinished rollout asks to be reconciled, besides the resync:
+        measurements due, the Experiment's requeue, the progress deadline, pause expiries.
+        Depends on the state only (``next_tick`` keeps those after its ``t``)."""
         p = self._plan
-        due = [t + RESYNC_S]
+        due: list[float] = []
         for run in state.runs:
             if not run.state.completed:  # next_due: None once the run is completed
                 nd = ar.next_due(p.analyses[run.kind][0], run.state)
@@ -353,9 +389,7 @@ class ArgoRollout(Policy):
             paused_at = state.condition(BLUE_GREEN_PAUSE)
             if bg is not None and paused_at is not None and bg.autoPromotionSeconds > 0:
                 due.append(paused_at + bg.autoPromotionSeconds)
-        # Only what lies ahead: an expiry already past (e.g. a pause held by an
-        # inconclusive run) must not pin the clock.
-        return min(x for x in due if x > t)
+        return tuple(due)
 
     def event(self, state: ArgoState) -> str:
         """The state's ``event``: what the reconcile that made it did."""
@@ -443,7 +477,9 @@ class ArgoRollout(Policy):
         for _ in range(p.reconciles):
             s = self._measure(p, s, obs, acts)  # the AnalysisRun controller, between reconciles
             new = self._reconcile_canary(p, s, obs, acts)
-            if new is s or new == s or new.phase in TERMINAL:
+            # Settled: nothing changed, not even the event text (equality leaves it out, and
+            # a reconcile that changed only the event was followed by another one).
+            if new is s or (new == s and new.event == s.event) or new.phase in TERMINAL:
                 s = new
                 break
             s = new
@@ -782,14 +818,56 @@ class ArgoRollout(Policy):
     @cached_property
     def tags(self) -> PolicyTags:
         """A judge or a Kayenta metric reads both versions' counters; the trace gets a line
-        when the status changed or something was done, not at every resync."""
+        when the status changed or something was done, not at every resync. Without
+        those, runs are stepped by class (``observation_keys``)."""
         judge = self.judge
         return PolicyTags(
             reads_versions=judge is not None or self.reads_versions,
             versions_latency=(judge is not None and judge.needs_latency) or self.versions_latency,
             trace_on_change=True,
             reads_vectors=True,
+            steps_by_class=self._outcomes is not None,
         )
+
+    @cached_property
+    def _outcomes(self) -> tuple[tuple[str, MetricOutcomes], ...] | None:
+        """What a run's key holds: per query key and distinct pair of conditions its
+        metrics judge it with, the measurement's outcome (``class_keys``). None when the
+        step reads more than the metrics' outcomes: a judge or a Kayenta metric reads both
+        versions' counters (``Observation.versions``). Job and web metrics read only the
+        scripted webhooks, which the world does not key (it steps runs one by one when a
+        scenario scripts them)."""
+        if self.judge is not None or self.reads_versions:
+            return None
+        keys = self._queries[1]
+        seen: dict[tuple[str, str | None, str | None], MetricOutcomes] = {}
+        for kind, (specs, metrics) in self._analyses.items():
+            for spec in specs:
+                if metrics[spec.name].provider_type != "prometheus":
+                    continue
+                pair = (keys.get((kind, spec.name), spec.name), spec.success_condition, spec.failure_condition)
+                if pair not in seen:
+                    seen[pair] = MetricOutcomes(spec.success_condition, spec.failure_condition)
+        return tuple((query, outcomes) for (query, _, _), outcomes in seen.items())
+
+    def observation_keys(self, batch: BatchObservation) -> np.ndarray | None:
+        """Each run's key (``BatchObservation``): one column per query key and pair of
+        conditions of the metrics reading it, the code (``class_keys.OUTCOME_CODES``) of the
+        phase a measurement of the run's result would get. Runs with equal states and keys
+        take the same measurements, so the same step. None when the policy cannot be keyed
+        (``_outcomes``)."""
+        outcomes = self._outcomes
+        if outcomes is None:
+            return None
+        if not outcomes:  # no Prometheus metric: nothing read from the metrics
+            return np.zeros((batch.size, 0), dtype=np.int8)
+        columns = []
+        for query, judged in outcomes:
+            results = batch.metrics.get(query)
+            if results is None:  # a query the batch does not hold: the runs' own reads are unknown
+                return None
+            columns.append(judged.codes(results, batch.values.get(query), batch.single.get(query)))
+        return np.stack(columns, axis=1)
 
     @cached_property
     def reads_versions(self) -> bool:
