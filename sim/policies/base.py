@@ -17,6 +17,7 @@ inherits by subclassing ``Policy`` (as scikit-learn's estimator tags and Gymnasi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -320,6 +321,24 @@ class BatchObservation:
     values: Mapping[str, np.ndarray]
     single: Mapping[str, np.ndarray]
     versions: Any = None
+
+    @classmethod
+    def of(cls, t: float, rows: Sequence[Mapping[str, MetricValue]]) -> BatchObservation:
+        """The batch of runs whose metrics are ``rows`` (one mapping per run, as
+        ``Observation.metrics``), its columns computed value by value (for tests, checks
+        and replays; the world builds them from engine results, ``metric_arrays``)."""
+        names = sorted({name for row in rows for name in row})
+        metrics = {name: [row.get(name) for row in rows] for name in names}
+        values, single = {}, {}
+        for name, column in metrics.items():
+            one = [
+                (type(v) is tuple and len(v) == 1) or (type(v) is float and v == v) for v in column
+            ]  # a one-sample vector, or a plain number (a NaN plain float is no data)
+            single[name] = np.array(one, dtype=bool)
+            values[name] = np.array(
+                [(v[0] if type(v) is tuple else v) if o else math.nan for v, o in zip(column, one)], dtype=float
+            )
+        return cls(t, len(rows), metrics, values, single)
 
 
 @dataclass(frozen=True)

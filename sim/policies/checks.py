@@ -7,6 +7,7 @@ and scikit-learn's ``check_estimator``). The policy is driven by the same loop a
 * ``check_interface``: the policy declares the whole ``Policy`` protocol;
 * ``check_pure_step``: ``step`` does not mutate its state argument, and the same
   ``(state, observation)`` always gives the same result;
+* ``check_class_keys``: a class-stepping policy keys alike only metrics it steps alike;
 * ``check_weights``: every ``SetWeights`` and the status route 0-100 percent;
 * ``check_absorbing``: once the phase is terminal, ``next_tick`` returns None and later
   steps return an equal state and no actions;
@@ -26,6 +27,7 @@ import numpy as np
 from sim.policies.base import (
     NO_DATA,
     Action,
+    BatchObservation,
     MetricQuery,
     MetricValue,
     Observation,
@@ -44,6 +46,8 @@ from sim.policies.judges.base import JudgeData, VersionSeries
 _RANDOM_BOUNDS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 #: Time between the ticks the checks add after a terminal phase.
 _AFTER_TERMINAL_S = 60.0
+#: Other metrics ``check_class_keys`` tries at each tick of a class-stepping policy.
+_ALTERNATIVES = 4
 
 
 class _RandomVersions:
@@ -81,14 +85,7 @@ class _RandomVersions:
         )
 
 
-def _random_observation(
-    rng: np.random.Generator,
-    t: float,
-    tick: int,
-    queries: Sequence[MetricQuery],
-    routes: Routes,
-    versions: _RandomVersions | None = None,
-) -> Observation:
+def _random_metrics(rng: np.random.Generator, queries: Sequence[MetricQuery]) -> dict[str, MetricValue]:
     metrics: dict[str, MetricValue] = {}
     for q in queries:
         u = rng.random()
@@ -109,6 +106,18 @@ def _random_observation(
             metrics[q.name] = (value, math.nan, math.inf)[: int(rng.integers(0, 4))][::-1]
         else:
             metrics[q.name] = value
+    return metrics
+
+
+def _random_observation(
+    rng: np.random.Generator,
+    t: float,
+    tick: int,
+    queries: Sequence[MetricQuery],
+    routes: Routes,
+    versions: _RandomVersions | None = None,
+) -> Observation:
+    metrics = _random_metrics(rng, queries)
     canary_ready = bool(rng.random() > 0.1)
     hooks = {
         kind: bool(rng.random() > 0.2)
@@ -162,6 +171,10 @@ def check_pure_step(policy: Policy, where: str) -> StepFunction:
     gives the same result for the same inputs."""
 
     def step(state: Any, obs: Observation) -> tuple[Any, tuple[Action, ...]]:
+        if policy.tags.steps_by_class and obs.versions is None:
+            rng = np.random.default_rng(obs.tick)
+            alternatives = [_random_metrics(rng, list(policy.queries())) for _ in range(_ALTERNATIVES)]
+            check_class_keys(policy, state, obs, alternatives, f"{where} tick {obs.tick}")
         before = copy.deepcopy(state)
         new_state, actions = policy.step(state, obs)
         if state != before:
@@ -171,6 +184,31 @@ def check_pure_step(policy: Policy, where: str) -> StepFunction:
         return new_state, actions
 
     return step
+
+
+def check_class_keys(
+    policy: Policy, state: Any, obs: Observation, alternatives: Sequence[dict[str, MetricValue]], where: str
+) -> None:
+    """A class-stepping policy (``PolicyTags.steps_by_class``) gives equal keys only to
+    observations it steps alike: ``obs`` and the same observation with each of the
+    ``alternatives``' metrics, stepped from ``state``, give an equal state and the same
+    actions wherever their ``observation_keys`` rows are equal."""
+    observations = [obs] + [
+        Observation(obs.t, obs.tick, m, obs.routes, obs.canary, obs.primary, obs.webhooks, obs.webhook_latency)
+        for m in alternatives
+    ]
+    keys = policy.observation_keys(BatchObservation.of(obs.t, [o.metrics for o in observations]))
+    if keys is None:
+        return
+    seen: dict[tuple[int, ...], tuple[Observation, Any]] = {}
+    for o, row in zip(observations, np.asarray(keys).tolist()):
+        result = policy.step(state, o)
+        first = seen.setdefault(tuple(row), (o, result))
+        if first[1] != result:
+            raise PolicyContractError(
+                f"{where}: observation_keys gives metrics {dict(first[0].metrics)} and {dict(o.metrics)} the same "
+                f"key {row}, but step treats them differently"
+            )
 
 
 def check_weights(actions: tuple[Action, ...], status: dict[str, Any], where: str) -> None:

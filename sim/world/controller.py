@@ -425,8 +425,10 @@ class World:
         self._view_due = (np.full(R, -np.inf), np.full(R, -np.inf))
         self._view_objs = (np.empty(R, dtype=object), np.empty(R, dtype=object))
         self._view_ids = (np.zeros(R, dtype=np.int64), np.zeros(R, dtype=np.int64))
-        #: Runs whose canary counts its pods (``Workload.scale``): it wakes the controller.
+        #: Runs whose canary counts its pods (``Workload.scale``): it wakes the controller
+        #: when its next pod becomes available (``_wake``, as of the last view read).
         self._counted = np.zeros(R, dtype=bool)
+        self._wake = np.full(R, np.inf)
 
     def _webhooks(self, run: _Run, now: float) -> dict[str, bool]:
         """Scripted webhook outcomes if called now (``webhooks:`` of the scenario)."""
@@ -598,11 +600,14 @@ class World:
             nexts[where] = nt
             counted = self._counted[members]
             if counted.any():
-                # A counted canary pod becoming available makes the controller reconcile.
-                for j, r in zip(where[counted].tolist(), members[counted].tolist()):
+                # A counted canary pod becoming available makes the controller reconcile:
+                # when, as of the last view read (``_views``), or anew where this tick's
+                # actions changed the workload.
+                changed = counted & (self._view_due[0][members] == -np.inf)
+                for r in members[changed].tolist():
                     wake = runs[r].canary.next_available(now)
-                    if wake is not None and wake < nt:
-                        nexts[j] = wake
+                    self._wake[r] = np.inf if wake is None else wake
+                nexts[where] = np.where(counted, np.minimum(nt, self._wake[members]), nt)
         self._next[group] = nexts
 
     def _views(self, group: np.ndarray, now: float) -> tuple[list[Readiness], list[Readiness]]:
@@ -617,6 +622,9 @@ class World:
                 objs[r] = v
                 ids[r] = id(v)
                 due[r] = w.valid_until(now)
+                if k == 0 and self._counted[r]:
+                    wake = w.next_available(now)
+                    self._wake[r] = np.inf if wake is None else wake
             out.append(objs[group].tolist())
         return out[0], out[1]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sim.policies.base import Finish, MetricQuery, Observation, Policy, PolicyContractError, SetWeights
@@ -202,3 +203,18 @@ def test_a_policy_must_declare_the_whole_interface():
         PolicyContractError, match="Undeclared lacks tags, matches, describe, event of the Policy protocol"
     ):
         check_policy(Undeclared(), episodes=1)  # type: ignore[arg-type]  # the very mistake under test
+
+
+class _CarelessKeys(FlaggerCanary):
+    """A class-stepping canary whose keys ignore its checks' outcomes."""
+
+    def observation_keys(self, batch: Any) -> Any:
+        return np.zeros((batch.size, 1), dtype=np.int64)
+
+
+def test_check_policy_catches_keys_that_merge_what_step_tells_apart():
+    """``check_class_keys``: metrics that pass and fail a check must not share a key."""
+    policy = _CarelessKeys(FlaggerPolicySpec.model_validate(SPECS["step-weight"]))
+    assert policy.tags.steps_by_class
+    with pytest.raises(PolicyContractError, match="observation_keys gives metrics"):
+        check_policy(policy, episodes=10, max_ticks=30, seed=7)
