@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from sim.policies.judges.base import JudgeData
+from sim.policies.judges.base import Judge, JudgeData, Judgement
 from sim.promql.series import Result, Scalar, Vector
 
 #: Value of a metric query that returned no data (Prometheus: an empty vector).
@@ -190,6 +190,38 @@ class Readiness:
     startup_s: float | None = None
 
 
+@dataclass(frozen=True)
+class Judged:
+    """A judge's answer for this run, computed by the world for a whole class of runs at
+    once (class stepping with a ``Policy.batch_judge``): the policy takes it instead of
+    judging ``versions`` itself, and leaves the judge's state to the world.
+
+    Attributes:
+        judgement: the run's judgement at this tick.
+    """
+
+    judgement: Judgement
+
+
+class AskJudge:
+    """``Observation.versions`` of class stepping's first try of a judged policy: a step
+    that would consult its judge raises ``JudgementNeeded`` instead, and the world judges
+    the class's runs in one pass and steps them again, each with its ``Judged`` answer."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ASK_JUDGE"
+
+
+#: The one ``AskJudge``.
+ASK_JUDGE = AskJudge()
+
+
+class JudgementNeeded(Exception):
+    """A step needs its judge's answer, and the observation is ``ASK_JUDGE``."""
+
+
 #: The defaults of ``Observation``'s ``routes`` and readiness fields (frozen: shareable).
 _NO_ROUTES, _READY = Routes(), Readiness()
 #: Marks an ``Observation`` mapping argument left out (each gets its own new dict).
@@ -232,7 +264,9 @@ class Observation:
             repeat the first attempt's outcome.
         versions: both versions' per-slot counters for a statistical judge (the world
             fills it only for policies with a ``judge``); None when not recorded, e.g.
-            in ``pdsim replay`` of a metric-values CSV.
+            in ``pdsim replay`` of a metric-values CSV. Under class stepping, the world
+            judges for the policy instead (``Policy.batch_judge``): ``ASK_JUDGE`` first,
+            then the run's ``Judged`` answer.
     """
 
     t: float
@@ -243,7 +277,7 @@ class Observation:
     primary: Readiness = _READY
     webhooks: Mapping[str, bool] = field(default_factory=dict)
     webhook_latency: Mapping[str, float] = field(default_factory=dict)
-    versions: JudgeData | None = None
+    versions: JudgeData | Judged | AskJudge | None = None
     webhook_attempt: Callable[[str, int, float], bool] | None = None
 
     def __init__(
@@ -256,7 +290,7 @@ class Observation:
         primary: Readiness = _READY,
         webhooks: Mapping[str, bool] = _NEW_DICT,
         webhook_latency: Mapping[str, float] = _NEW_DICT,
-        versions: JudgeData | None = None,
+        versions: JudgeData | Judged | AskJudge | None = None,
         webhook_attempt: Callable[[str, int, float], bool] | None = None,
     ) -> None:
         # The frozen-state copy device (sim.policies.frozen), inlined: one write of the instance dict instead of a
@@ -652,6 +686,13 @@ class Policy(Protocol):
         """Integer keys (n, k) of a tick's runs for class stepping (``BatchObservation``):
         runs with equal states and equal rows get one step. None: step this batch's runs
         one by one. Called only for a policy whose tags declare ``steps_by_class``."""
+        return None
+
+    def batch_judge(self) -> Judge | None:
+        """The judge the world runs for a class-stepping policy that reads both versions
+        (``Observation.versions`` is then ``ASK_JUDGE`` or ``Judged``): the world keeps
+        each run's judge state from its first judgement on. Default None: a policy that
+        reads versions and has none is stepped run by run."""
         return None
 
 

@@ -33,9 +33,12 @@ from sim.inputs.scenario import Scenario
 from sim.limits import MAX_TICKS_PER_RUN
 from sim.outcomes import PROMOTED, RunRecord, decide
 from sim.policies.base import (
+    ASK_JUDGE,
     Action,
     BatchObservation,
     HookCalled,
+    Judged,
+    JudgementNeeded,
     MetricQuery,
     MetricValue,
     Observation,
@@ -414,10 +417,19 @@ class World:
         self._held = False
         #: Class stepping (``_serve_classes``): the policy keys its runs, the traffic is
         #: the fast path's, nothing is traced, no webhook is scripted (scripted outcomes
-        #: are drawn run by run) and no judge reads both versions (not keyed yet).
+        #: are drawn run by run), and a policy that reads both versions lets the world
+        #: run its judge (``Policy.batch_judge``).
         self.by_class = (
-            tags.steps_by_class and not exact and not trace and not scenario.webhooks and not self.reads_versions
+            tags.steps_by_class
+            and not exact
+            and not trace
+            and not scenario.webhooks
+            and (not self.reads_versions or policy.batch_judge() is not None)
         )
+        #: The judge the world runs for class-stepped runs (``Policy.batch_judge``), and
+        #: its state for every run of the batch.
+        self._judge = policy.batch_judge() if self.by_class and self.reads_versions else None
+        self._judge_state = self._judge.batch_state(R) if self._judge is not None else None
         #: Equal states as one object, so that the class step can compare them by identity.
         self._interned: dict[Any, Any] = {}
         #: Class stepping's readiness views, canary then primary: when each run's view must
@@ -547,7 +559,7 @@ class World:
         can (weights, promotions). Each run still draws from its own streams, so every
         run's record is what stepping it alone gives (``tests/world/test_class_stepping.py``).
         """
-        runs, router, policy, horizon = self.runs, self.router, self.policy, self.scenario.horizon
+        router, policy = self.router, self.policy
         n = len(group)
         # States, routes and views compare by identity: equal ones are one object
         # (``_interned``, ``_canonical``); one that is not merely makes a class of its own.
@@ -570,6 +582,7 @@ class World:
         self.ticks[group] = ticks
         self.stepped[group] = True
         nexts = np.empty(n)
+        ask = ASK_JUDGE if self._judge is not None else None
         start = 0
         for c_idx, i in enumerate(first.tolist()):
             stop = int(bounds[c_idx])
@@ -584,31 +597,83 @@ class World:
                 canary=canary[i],
                 primary=primary[i],
                 webhook_latency=self._latency,
+                versions=ask,
             )
-            state, actions = policy.step(self.states[r0], obs)
-            state = self._interned.setdefault(state, state)
-            members = group[where]
-            shared = np.empty(len(members), dtype=object)
-            shared.fill(state)  # the one object in every cell (a list could be unpacked)
-            self.states[members] = shared
-            self._apply_class(members, actions, now)
-            nt = next_tick(policy, state, now, horizon)
-            if nt is None:
-                self.phases[members] = str(policy.status(state)["phase"])
-                nexts[where] = np.inf
+            try:
+                state, actions = policy.step(self.states[r0], obs)
+            except JudgementNeeded:
+                self._judged_step(group, where, obs, now, nexts)
                 continue
-            nexts[where] = nt
-            counted = self._counted[members]
-            if counted.any():
-                # A counted canary pod becoming available makes the controller reconcile:
-                # when, as of the last view read (``_views``), or anew where this tick's
-                # actions changed the workload.
-                changed = counted & (self._view_due[0][members] == -np.inf)
-                for r in members[changed].tolist():
-                    wake = runs[r].canary.next_available(now)
-                    self._wake[r] = np.inf if wake is None else wake
-                nexts[where] = np.where(counted, np.minimum(nt, self._wake[members]), nt)
+            self._take(group, where, state, actions, now, nexts)
         self._next[group] = nexts
+
+    def _take(
+        self,
+        group: np.ndarray,
+        where: np.ndarray,
+        state: Any,
+        actions: tuple[Action, ...],
+        now: float,
+        nexts: np.ndarray,
+    ) -> None:
+        """The runs ``group[where]`` of one class take its step's result: the new state
+        (one interned object), the actions, and their next tick (into ``nexts[where]``)."""
+        policy = self.policy
+        state = self._interned.setdefault(state, state)
+        members = group[where]
+        shared = np.empty(len(members), dtype=object)
+        shared.fill(state)  # the one object in every cell (a list could be unpacked)
+        self.states[members] = shared
+        self._apply_class(members, actions, now)
+        nt = next_tick(policy, state, now, self.scenario.horizon)
+        if nt is None:
+            self.phases[members] = str(policy.status(state)["phase"])
+            nexts[where] = np.inf
+            return
+        nexts[where] = nt
+        counted = self._counted[members]
+        if counted.any():
+            # A counted canary pod becoming available makes the controller reconcile:
+            # when, as of the last view read (``_views``), or anew where this tick's
+            # actions changed the workload.
+            changed = counted & (self._view_due[0][members] == -np.inf)
+            for r in members[changed].tolist():
+                wake = self.runs[r].canary.next_available(now)
+                self._wake[r] = np.inf if wake is None else wake
+            nexts[where] = np.where(counted, np.minimum(nt, self._wake[members]), nt)
+
+    def _judged_step(
+        self, group: np.ndarray, where: np.ndarray, obs: Observation, now: float, nexts: np.ndarray
+    ) -> None:
+        """A class whose step consults the judge: the judge judges all its runs in one
+        pass (their states are the world's, ``_judge_state``), and the runs are stepped
+        again by class of answer (verdict, reject, accept; a rejecting run alone, as its
+        reason quotes its own statistic), each with its ``Judged`` answer."""
+        judge = self._judge
+        assert judge is not None
+        members = group[where]
+        data = self.telemetry.judge_batch(members, now, self.versions_latency)
+        answers = judge.judge_batch(self._judge_state, members, data)
+        table = np.column_stack(
+            [answers.verdict, answers.reject, answers.accept, np.where(answers.reject, members, -1)]
+        ).astype(np.int64)
+        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        state0 = self.states[members[0]]
+        for k, f in enumerate(first.tolist()):
+            judged = Observation(
+                obs.t,
+                obs.tick,
+                obs.metrics,
+                obs.routes,
+                obs.canary,
+                obs.primary,
+                obs.webhooks,
+                obs.webhook_latency,
+                Judged(answers.at(f)),
+            )
+            state, actions = self.policy.step(state0, judged)
+            self._take(group, where[inverse == k], state, actions, now, nexts)
 
     def _views(self, group: np.ndarray, now: float) -> tuple[list[Readiness], list[Readiness]]:
         """The canary's and primary's readiness of each run of ``group`` at ``now``, read

@@ -499,12 +499,14 @@ class ArgoRollout(Policy):
 
     def _run_judge(self, p: ArgoPlan, s: ArgoState, obs: Observation, acts: list[Action]) -> ArgoState:
         """The judge as a background analysis: reject aborts, accept promotes fully."""
-        if obs.versions is None:
+        versions = obs.versions
+        if versions is None:
             return s
+        assert isinstance(versions, JudgeData)  # Argo is not class-stepped with a judge (no batch_judge)
         judge = self.judge
         assert judge is not None  # called only for a policy with a judge
         prior = s.judge if s.judge is not None else judge.initial_state()
-        state, verdict = judge.judge(prior, obs.versions)
+        state, verdict = judge.judge(prior, versions)
         s = replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items())))
         if verdict.reject:
             return self._abort(
@@ -792,6 +794,8 @@ class ArgoRollout(Policy):
         key = f"{run.kind.split(':')[0]}/{m.name}"
         keys = (key, m.name, kind)
         if kind == "kayenta" and (obs.versions is not None or not any(k in obs.webhooks for k in keys)):
+            # Argo is not class-stepped with versions (no batch_judge): they are counters.
+            assert obs.versions is None or isinstance(obs.versions, JudgeData)
             return self._kayenta(m, obs, run, obs.versions)
         latency = next((obs.webhook_latency[k] for k in keys if k in obs.webhook_latency), 0.0)
         last = run.state.result(m.name).last

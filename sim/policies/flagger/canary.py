@@ -56,9 +56,12 @@ from math import floor, isnan
 import numpy as np
 
 from sim.policies.base import (
+    ASK_JUDGE,
     Action,
     BatchObservation,
     HookCalled,
+    Judged,
+    JudgementNeeded,
     MeshRetries,
     MetricQuery,
     MetricTargets,
@@ -102,6 +105,7 @@ from sim.policies.flagger.queries import (
 from sim.policies.flagger.spec import BUILTIN_METRICS, CanaryNames, FlaggerAnalysis, FlaggerPolicySpec
 from sim.policies.frozen import build, replace
 from sim.policies.judges import Judge, Judgement, Verdict, judged_signals, make_judge
+from sim.policies.judges.base import JudgeData
 from sim.units import format_duration
 
 INITIALIZED, WAITING, PROGRESSING = "Initialized", "Waiting", "Progressing"
@@ -422,8 +426,12 @@ class FlaggerCanary(Policy):
         return PolicyTags(
             reads_versions=judge is not None,
             versions_latency=judge is not None and judge.needs_latency,
-            steps_by_class=judge is None,
+            steps_by_class=True,
         )
+
+    def batch_judge(self) -> Judge | None:
+        """The statistical judge, run by the world for a class of runs at once."""
+        return self.judge
 
     def observation_keys(self, batch: BatchObservation) -> np.ndarray | None:
         """Class stepping's keys: what each threshold-range check makes of each run's value
@@ -542,14 +550,22 @@ class FlaggerCanary(Policy):
     # -- pieces of advanceCanary ----------------------------------------------------------
 
     def _run_judge(self, s: FlaggerState, obs: Observation) -> tuple[FlaggerState, Judgement]:
-        """Ask the judge (no data without per-version counters: it cannot look)."""
-        if obs.versions is None:
+        """Ask the judge (no data without per-version counters: it cannot look). Under
+        class stepping the world judges (``batch_judge``) and keeps the judge's state."""
+        versions = obs.versions
+        if versions is None:
             return s, Judgement(Verdict.NO_DATA, detail={"statistic": "no per-version counters"})
+        if type(versions) is Judged:
+            verdict = versions.judgement
+            return replace(s, judge_detail=tuple(sorted(verdict.detail.items()))), verdict
+        if versions is ASK_JUDGE:
+            raise JudgementNeeded
+        assert isinstance(versions, JudgeData)
         # States built from scratch (a new revision starting Progressing) carry no judge state.
         judge = self.judge
         assert judge is not None  # called only for a policy with a judge
         prior = s.judge if s.judge is not None else judge.initial_state()
-        state, verdict = judge.judge(prior, obs.versions)
+        state, verdict = judge.judge(prior, versions)
         return replace(s, judge=state, judge_detail=tuple(sorted(verdict.detail.items()))), verdict
 
     def _run_metrics(
