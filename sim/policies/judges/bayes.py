@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import betainc
 from scipy.stats import beta as beta_dist
 
-from sim.policies.judges.base import JudgeData, Judgement, Verdict
+from sim.policies.judges.base import JudgeData, Judgement, RowByRow, Verdict
 from sim.policies.judges.counts import totals
 from sim.policies.judges.spec import ERRORS, BayesSpec, signals_to_judge
 
@@ -60,7 +60,7 @@ class BayesState:
     rejected: bool = False
 
 
-class BayesJudge:
+class BayesJudge(RowByRow):
     """``kind: bayes``: roll back when P(p_c > p_p + delta) > probability.
 
     Args:

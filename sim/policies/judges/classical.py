@@ -30,7 +30,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 from scipy.stats import norm
 
-from sim.policies.judges.base import JudgeData, Judgement, Verdict
+from sim.policies.judges.base import JudgeData, Judgement, RowByRow, Verdict
 from sim.policies.judges.counts import Slots, error_slots, slot_count, totals
 from sim.policies.judges.sequential import log_likelihood_ratio
 from sim.policies.judges.spec import ERRORS, GroupSequentialSpec, NaiveSpec, SprtSpec, signals_to_judge
@@ -75,7 +75,7 @@ class GroupSequentialState:
     decided: str = ""  # "", "reject" or "accept"
 
 
-class _ErrorsOnly:
+class _ErrorsOnly(RowByRow):
     """Judges of error counts only: request-duration stays a threshold check."""
 
     needs_latency = False

@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 
 from sim.models import Duration, StrictModel
 from sim.policies.judges import kayenta_rules
-from sim.policies.judges.base import JudgeData, Judgement, Verdict, VersionSeries
+from sim.policies.judges.base import JudgeData, Judgement, RowByRow, Verdict, VersionSeries
 from sim.policies.judges.kayenta_rules import (
     MetricClassification,
     classify,
@@ -253,7 +253,7 @@ def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-class KayentaJudge:
+class KayentaJudge(RowByRow):
     """NetflixACAJudge over pdsim's counters, judged at every call (see module doc).
 
     Attributes:

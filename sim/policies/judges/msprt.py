@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_ndtr
 
-from sim.policies.judges.base import JudgeData, Judgement, Verdict
+from sim.policies.judges.base import JudgeData, Judgement, RowByRow, Verdict
 from sim.policies.judges.counts import error_slots, slot_count, totals
 from sim.policies.judges.spec import ERRORS, LATENCY, MsprtSpec, signals_to_judge
 
@@ -67,7 +67,7 @@ class MsprtState:
     rejected: bool = False
 
 
-class MsprtJudge:
+class MsprtJudge(RowByRow):
     """``kind: msprt``: Bernoulli mSPRT on errors, normal mSPRT on log latency.
 
     Args:
