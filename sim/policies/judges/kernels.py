@@ -67,7 +67,6 @@ def fold_slots(
     seen: np.ndarray,
     p_ref: np.ndarray,
     log_m: np.ndarray,
-    new_ref: np.ndarray,
     canary_requests: np.ndarray,
     canary_errors: np.ndarray,
     primary_requests: np.ndarray,
@@ -85,9 +84,9 @@ def fold_slots(
     Row r of the data is run ``rows[r]`` of the state. Tests are the errors (when
     ``errors_test``), then one per latency bucket index j of ``latency_buckets``: requests
     in buckets above j are its events. Per test: the prior's share ``p_ref`` is set at the
-    first slot with an event (``new_ref[r, t]`` marks it), then every slot's log LR at each
-    node is added to ``log_m`` (tests still without a share are left alone: they have seen
-    no event). ``seen`` is not advanced here.
+    first slot with an event, then every slot's log LR at each node is added to ``log_m``
+    (tests still without a share are left alone: they have seen no event). ``seen`` is not
+    advanced here.
     """
     n_slots = canary_requests.shape[1]
     n_lat = len(latency_buckets)
@@ -141,7 +140,6 @@ def fold_slots(
                     q = _share(pi[t], 1.0 - pi[t])
                     if f > 0 and q > 0 and q < 1:
                         p_ref[s, t] = q
-                        new_ref[r, t] = True
                     else:
                         continue
                 if f > 0 and pi[t] > 0 and pi[t] < 1:
@@ -168,31 +166,52 @@ def fold_slots(
 
 @nb.njit(cache=True, error_model="numpy")
 def log_sum_exp(x: np.ndarray) -> float:
-    """log(sum(exp(x))), shifted by the maximum."""
+    """log(sum(exp(x))), shifted by the maximum. Terms more than 746 below it are skipped:
+    their exp is exactly 0.0, so skipping them changes no bit."""
     top = -np.inf
     for v in x:
         top = max(top, v)
     total = 0.0
     for v in x:
-        total += math.exp(v - top)
+        if v - top > -746.0:
+            total += math.exp(v - top)
     return top + math.log(total)
 
 
 @nb.njit(cache=True, error_model="numpy")
 def e_values(rows: np.ndarray, p_ref: np.ndarray, log_m: np.ndarray, log_w: np.ndarray) -> np.ndarray:
-    """Each judged run's e-value per test: the mixture sum_g w_g·exp(log_m_g) (a stable
-    log-sum-exp, capped at exp(700)); 1 for a test without a prior share yet. (len(rows), T)."""
+    """Each run's e-value per test, (len(rows), T): the mixture sum_g w_g·exp(log_m_g)
+    (``log_sum_exp``, capped at exp(700)); 1 for a test without a prior share yet."""
     n_tests, size = log_m.shape[1], log_m.shape[2]
     out = np.ones((len(rows), n_tests))
     x = np.empty(size)
     for r in range(len(rows)):
         s = rows[r]
         for t in range(n_tests):
+            if not math.isnan(p_ref[s, t]):
+                for g in range(size):
+                    x[g] = log_w[s, t, g] + log_m[s, t, g]
+                out[r, t] = math.exp(min(log_sum_exp(x), 700.0))
+    return out
+
+
+@nb.njit(cache=True, error_model="numpy")
+def log_e_ceiling(rows: np.ndarray, p_ref: np.ndarray, log_m: np.ndarray) -> np.ndarray:
+    """An upper bound on the log of every e-value of each run, (len(rows),): the largest
+    log LR at any node of any test (0 for a test without a share: its e-value is 1). A
+    mixture of LRs with weights summing to 1 is at most their maximum."""
+    n_tests, size = log_m.shape[1], log_m.shape[2]
+    out = np.zeros(len(rows))
+    for r in range(len(rows)):
+        s = rows[r]
+        top = 0.0 if n_tests == 0 else -np.inf
+        for t in range(n_tests):
             if math.isnan(p_ref[s, t]):
+                top = max(top, 0.0)
                 continue
             for g in range(size):
-                x[g] = log_w[s, t, g] + log_m[s, t, g]
-            out[r, t] = math.exp(min(log_sum_exp(x), 700.0))
+                top = max(top, log_m[s, t, g])
+        out[r] = top
     return out
 
 

@@ -97,11 +97,39 @@ def mixture_log_weights(p_ref: np.ndarray, concentration: float, max_rr: float, 
     return kernels.log_masses(np.ascontiguousarray(cdf))
 
 
-@lru_cache(maxsize=4096)
-def mixture_grid(p_ref: float, concentration: float, max_rr: float, size: int = GRID) -> tuple[np.ndarray, np.ndarray]:
+#: Prior log weights by (share, concentration, max relative risk): 257 incomplete beta
+#: functions cost ~0.3 ms a share, and runs of one scenario meet the same shares again.
+_WEIGHTS: dict[tuple[float, float, float], np.ndarray] = {}
+_WEIGHTS_KEPT = 8192
+
+
+def prior_log_weights(p_ref: np.ndarray, concentration: float, max_rr: float) -> np.ndarray:
+    """``mixture_log_weights`` of the GRID-node prior for m shares (m, GRID), each distinct
+    share computed once and remembered (the same numbers: a share's weights are a
+    function of the share)."""
+    shares = np.asarray(p_ref, dtype=float)
+    unique, inverse = np.unique(shares, return_inverse=True)
+    keys = [(float(p), concentration, max_rr) for p in unique]
+    missing = [i for i, key in enumerate(keys) if key not in _WEIGHTS]
+    if missing:
+        if len(_WEIGHTS) + len(missing) > _WEIGHTS_KEPT:
+            _WEIGHTS.clear()  # a bounded memory: forget everything, rarely
+        fresh = mixture_log_weights(unique[missing], concentration, max_rr)
+        for j, i in enumerate(missing):
+            _WEIGHTS[keys[i]] = fresh[j]
+    table = np.stack([_WEIGHTS[key] for key in keys]) if keys else np.zeros((0, GRID))
+    return table[inverse.reshape(-1)]
+
+
+def forget_prior_weights() -> None:
+    """Empty the memory of ``prior_log_weights`` (benchmarks measure the cold cost)."""
+    _WEIGHTS.clear()
+
+
+def mixture_grid(p_ref: float, concentration: float, max_rr: float) -> tuple[np.ndarray, np.ndarray]:
     """Nodes (log relative risk) and log weights of the discretised one-sided prior at one
-    share (``mixture_log_weights``)."""
-    return grid_nodes(max_rr, size)[1], mixture_log_weights(np.array([p_ref]), concentration, max_rr, size)[0]
+    share (``prior_log_weights``)."""
+    return grid_nodes(max_rr)[1], prior_log_weights(np.array([p_ref]), concentration, max_rr)[0]
 
 
 def log_likelihood_ratios(
@@ -164,6 +192,8 @@ class EProcessBatch:
         log_m: (n, T, GRID) log LRs.
         log_w: (n, T, GRID) the prior's log weights at ``p_ref`` (kept: computing them
             costs more than a tick's judging).
+        version: judgements made with this state (a ``Judgements`` whose details are
+            computed on demand reads them from the state of its own judgement only).
     """
 
     started: np.ndarray
@@ -172,6 +202,7 @@ class EProcessBatch:
     p_ref: np.ndarray | None = None
     log_m: np.ndarray | None = None
     log_w: np.ndarray | None = None
+    version: int = 0
 
     def allocate(self, tests: int) -> None:
         """Room for ``tests`` tests per run (once)."""
@@ -269,18 +300,18 @@ class SequentialJudge:
         assert state.p_ref is not None and state.log_m is not None and state.log_w is not None
         rows = np.asarray(rows, dtype=np.int64)
         state.started[rows] = True
+        state.version += 1
         n_slots = data.canary_requests.shape[1]
         if n_slots and tests.size:
             _, nodes, theta = grid_nodes(spec.max_relative_risk)
             has_hist = data.canary_hist is not None and data.primary_hist is not None
             empty = np.zeros((1, 1, 1))
-            new_ref = np.zeros((len(rows), tests.size), dtype=bool)
+            unset = np.isnan(state.p_ref[rows])
             kernels.fold_slots(
                 rows,
                 state.seen,
                 state.p_ref,
                 state.log_m,
-                new_ref,
                 _floats(data.canary_requests),
                 _floats(data.canary_errors),
                 _floats(data.primary_requests),
@@ -293,16 +324,56 @@ class SequentialJudge:
                 nodes,
                 theta,
             )
-            fresh_r, fresh_t = np.nonzero(new_ref)
+            fresh_r, fresh_t = np.nonzero(unset & ~np.isnan(state.p_ref[rows]))
             if len(fresh_r):
                 runs = rows[fresh_r]
-                state.log_w[runs, fresh_t] = mixture_log_weights(
+                state.log_w[runs, fresh_t] = prior_log_weights(
                     state.p_ref[runs, fresh_t], spec.concentration, spec.max_relative_risk
                 )
         state.seen[rows] = np.maximum(state.seen[rows], n_slots)
-        e = kernels.e_values(rows, state.p_ref, state.log_m, state.log_w) if tests.size else np.ones((len(rows), 0))
-        # One value per metric: the errors' e-value, the mean of the latency bounds'
-        # (summed left to right, as a Python sum of the bounds' values).
+        bound = (1.0 if spec.combine == "mean" else max(int(tests.errors) + bool(tests.latency), 1)) / spec.alpha
+        # Every value a verdict compares (a metric's e-value, a mean of them) is at most
+        # the largest LR: runs whose largest is clearly below the bound cannot cross it
+        # and skip the mixture sums (the bulk of the cost); the margin covers rounding.
+        ceiling = kernels.log_e_ceiling(rows, state.p_ref, state.log_m)
+        near = np.flatnonzero(ceiling >= math.log(bound) - 1e-6)
+        crossed = np.zeros(len(rows), dtype=bool)
+        if len(near):
+            crossed[near] = self._metric_values(state, rows[near], tests)[2]
+        rejected = state.rejected[rows] | crossed
+        state.rejected[rows] = rejected
+        no_data = data.canary_requests.sum(axis=1) <= 0
+        verdict = np.where(rejected, FAIL_CODE, np.where(no_data, NO_DATA_CODE, INCONCLUSIVE_CODE)).astype(np.int8)
+        version = state.version
+
+        def detail(i: int) -> Detail:
+            if state.version != version:
+                raise RuntimeError("a judgement's detail is read after its state was judged again")
+            values, stat, hit, _ = self._metric_values(state, rows[i : i + 1], tests)
+            out: Detail = {f"e_{_NAMES[m]}": round(float(v[0]), 4) for m, v in values.items()}
+            if stat is not None:
+                if hit[0]:
+                    out["statistic"] = f"mean e-value {float(stat[0]):.4g} >= {bound:g}"
+            elif hit[0]:
+                out["statistic"] = "; ".join(
+                    f"e-value {float(v[0]):.4g} >= {bound:g} on {m}" for m, v in values.items() if v[0] >= bound
+                )
+            out["bound"] = bound
+            return out
+
+        return Judgements(verdict, rejected, np.zeros(len(rows), dtype=bool), detail)
+
+    def _metric_values(
+        self, state: EProcessBatch, runs: np.ndarray, tests: _Tests
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray, float]:
+        """Per metric, each run's value (the errors' e-value; the mean of the latency
+        bounds', summed left to right as a Python sum of them); the mean of the metrics
+        (``combine: mean``, else None); whether the run crosses the bound; the bound."""
+        from sim.policies.judges import kernels
+
+        assert state.p_ref is not None and state.log_m is not None and state.log_w is not None
+        spec = self.spec
+        e = kernels.e_values(runs, state.p_ref, state.log_m, state.log_w) if tests.size else np.ones((len(runs), 0))
         values: dict[str, np.ndarray] = {}
         if tests.errors:
             values[ERRORS] = e[:, 0]
@@ -312,34 +383,15 @@ class SequentialJudge:
             for t in range(first + 1, tests.size):
                 total = total + e[:, t]
             values[LATENCY] = total / len(tests.latency)
-        stat: np.ndarray | None = None
-        crossed = np.zeros(len(rows), dtype=bool)
+        crossed = np.zeros(len(runs), dtype=bool)
         if spec.combine == "mean":
             bound = 1.0 / spec.alpha
-            stat = np.asarray(sum(values.values()) / len(values) if values else np.ones(len(rows)))
-            crossed = stat >= bound
-        else:
-            bound = max(len(values), 1) / spec.alpha
-            for v in values.values():
-                crossed |= v >= bound
-        rejected = state.rejected[rows] | crossed
-        state.rejected[rows] = rejected
-        no_data = data.canary_requests.sum(axis=1) <= 0
-        verdict = np.where(rejected, FAIL_CODE, np.where(no_data, NO_DATA_CODE, INCONCLUSIVE_CODE)).astype(np.int8)
-
-        def detail(i: int) -> Detail:
-            out: Detail = {f"e_{_NAMES[m]}": round(float(v[i]), 4) for m, v in values.items()}
-            if stat is not None:
-                if crossed[i]:
-                    out["statistic"] = f"mean e-value {float(stat[i]):.4g} >= {bound:g}"
-            elif crossed[i]:
-                out["statistic"] = "; ".join(
-                    f"e-value {float(v[i]):.4g} >= {bound:g} on {m}" for m, v in values.items() if v[i] >= bound
-                )
-            out["bound"] = bound
-            return out
-
-        return Judgements(verdict, rejected, np.zeros(len(rows), dtype=bool), detail)
+            stat = np.asarray(sum(values.values()) / len(values) if values else np.ones(len(runs)))
+            return values, stat, stat >= bound, bound
+        bound = max(len(values), 1) / spec.alpha
+        for v in values.values():
+            crossed |= v >= bound
+        return values, None, crossed, bound
 
 
 _NAMES = {ERRORS: "errors", LATENCY: "latency"}
