@@ -15,6 +15,8 @@ import math
 import numba as nb
 import numpy as np
 
+from sim.policies.judges import mannwhitney
+
 
 @nb.njit(cache=True, inline="always", error_model="numpy")
 def _fill_logs(logs: np.ndarray, share: float, theta: np.ndarray) -> None:
@@ -229,3 +231,51 @@ def log_masses(cdf: np.ndarray) -> np.ndarray:
         for g in range(size):
             out[i, g] = math.log(out[i, g] / total)
     return out
+
+
+#: Kayenta's Mann–Whitney statistic and Brent's iteration, compiled from ``mannwhitney``'s
+#: own sources (there they run as Python).
+sorted_diff = nb.njit(cache=True)(mannwhitney.sorted_diff)
+brent_step = nb.njit(cache=True)(mannwhitney.brent_step)
+
+
+@nb.njit(cache=True)
+def wilcoxon_root(zq: float, x: np.ndarray, y: np.ndarray, a: float, b: float, fa: float, fb: float) -> float:
+    """``mannwhitney.brent_root`` of ``mu -> sorted_diff(mu, zq, x, y)`` (the same driver
+    loop around the same ``brent_step``, compiled)."""
+    if fa == 0.0:
+        return a
+    if fb == 0.0:
+        return b
+    c, fc = a, fa
+    for _ in range(mannwhitney.MAX_ITERATIONS + 1):
+        done, a, b, c, fa, fb, fc = brent_step(a, b, c, fa, fb, fc, mannwhitney.BRENT_TOLERANCE)
+        if done:
+            return b
+        fb = sorted_diff(b, zq, x, y)
+    return b
+
+
+@nb.njit(cache=True)
+def mann_whitney_roots(x: np.ndarray, y: np.ndarray, z: float) -> tuple[float, float, float]:
+    """(lower, upper, estimate) of ``mannwhitney.mann_whitney_ci`` for sorted samples and
+    the lower quantile z (``MannWhitney.calculateConfidenceInterval``): each interval end
+    is the root of the statistic at ±z on [min x − max y, max x − min y], or that end of
+    the range when the statistic does not change sign there; the estimate is the root at 0.
+    """
+    mu_min = x[0] - y[-1]
+    mu_max = x[-1] - y[0]
+    ends = np.zeros(2)
+    for i in range(2):
+        zq = -z if i == 0 else z
+        f_lo = sorted_diff(mu_min, zq, x, y)
+        f_hi = sorted_diff(mu_max, zq, x, y)
+        if f_lo <= 0.0:
+            ends[i] = mu_min
+        elif f_hi >= 0.0:
+            ends[i] = mu_max
+        else:
+            ends[i] = wilcoxon_root(zq, x, y, mu_min, mu_max, f_lo, f_hi)
+    f_lo = sorted_diff(mu_min, 0.0, x, y)
+    f_hi = sorted_diff(mu_max, 0.0, x, y)
+    return ends[0], ends[1], wilcoxon_root(0.0, x, y, mu_min, mu_max, f_lo, f_hi)
