@@ -279,3 +279,80 @@ def mann_whitney_roots(x: np.ndarray, y: np.ndarray, z: float) -> tuple[float, f
     f_lo = sorted_diff(mu_min, 0.0, x, y)
     f_hi = sorted_diff(mu_max, 0.0, x, y)
     return ends[0], ends[1], wilcoxon_root(0.0, x, y, mu_min, mu_max, f_lo, f_hi)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def msprt_scores(
+    rows: np.ndarray,
+    seen: np.ndarray,
+    canary_requests: np.ndarray,
+    canary_errors: np.ndarray,
+    primary_requests: np.ndarray,
+    primary_errors: np.ndarray,
+    canary_hist: np.ndarray,
+    primary_hist: np.ndarray,
+    latency: bool,
+    log_ms: np.ndarray,
+    score: np.ndarray,
+) -> None:
+    """Add each judged run's new slots to its stratified mSPRT scores, in place.
+
+    ``score[s]`` holds run s's (errors S, errors I, latency S, latency I) (``msprt``): per
+    slot with both versions, weight w = n_c·n_p/(n_c + n_p) added to I and w·(difference
+    of the versions' means) to S, the errors' means being failure shares and the
+    latency's the mean log milliseconds (``log_ms`` per histogram bucket). Slots after
+    ``seen[s]`` only; the latency scores only when ``latency``.
+    """
+    n_slots = canary_requests.shape[1]
+    n_buckets = len(log_ms)
+    for r in range(len(rows)):
+        s = rows[r]
+        es, ei, ls, li = 0.0, 0.0, 0.0, 0.0
+        for k in range(seen[s], n_slots):
+            nc, np_ = canary_requests[r, k], primary_requests[r, k]
+            if nc > 0 and np_ > 0:
+                n = nc + np_
+                es += (np_ * canary_errors[r, k] - nc * primary_errors[r, k]) / n
+                ei += nc * np_ / n
+            if latency:
+                hc, hp, mc, mp = 0.0, 0.0, 0.0, 0.0
+                for b in range(n_buckets):
+                    hc += canary_hist[r, k, b]
+                    hp += primary_hist[r, k, b]
+                    mc += canary_hist[r, k, b] * log_ms[b]
+                    mp += primary_hist[r, k, b] * log_ms[b]
+                if hc > 0 and hp > 0:
+                    w = hc * hp / (hc + hp)
+                    ls += w * (mc / hc - mp / hp)
+                    li += w
+        score[s, 0] += es
+        score[s, 1] += ei
+        if latency:
+            score[s, 2] += ls
+            score[s, 3] += li
+
+
+@nb.njit(cache=True, error_model="numpy")
+def pooled_log_variance(canary_hist: np.ndarray, primary_hist: np.ndarray, log_ms: np.ndarray) -> np.ndarray:
+    """Each run's sample variance of log milliseconds over both versions' requests so far,
+    each request at its bucket's ``log_ms`` (0 with fewer than two requests). (n,)."""
+    n_runs, n_slots, n_buckets = canary_hist.shape
+    out = np.zeros(n_runs)
+    h = np.zeros(n_buckets)
+    for r in range(n_runs):
+        h[:] = 0.0
+        for k in range(n_slots):
+            for b in range(n_buckets):
+                h[b] += canary_hist[r, k, b] + primary_hist[r, k, b]
+        total, first = 0.0, 0.0
+        for b in range(n_buckets):
+            total += h[b]
+            first += h[b] * log_ms[b]
+        if total < 2:
+            continue
+        mean = first / total
+        second = 0.0
+        for b in range(n_buckets):
+            second += h[b] * (log_ms[b] - mean) ** 2
+        out[r] = second / (total - 1)
+    return out
