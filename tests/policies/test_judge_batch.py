@@ -183,12 +183,15 @@ def test_a_run_is_judged_alike_alone_and_among_others():
     "spec",
     [
         {"kind": "msprt"},
+        {"kind": "msprt", "one_sided": False, "min_failures": 0, "alpha": 0.2},
         {"kind": "group-sequential", "max_canary_requests": 20000.0},
         {"kind": "sprt", "alpha": 0.1},
         {"kind": "naive"},
         {"kind": "bayes"},
+        # a prior with an infinite density at 0: posterior sums of NaN, kept as they were
+        {"kind": "bayes", "prior_a": 0.5, "delta": 0.001, "probability": 0.9},
     ],
-    ids=lambda s: s["kind"],
+    ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()),
 )
 def test_other_judges_batch_is_the_scalar_run_for_run(spec):
     from pydantic import TypeAdapter
@@ -197,6 +200,32 @@ def test_other_judges_batch_is_the_scalar_run_for_run(spec):
 
     judge = make_judge(TypeAdapter(JudgeSpec).validate_python(spec))
     assert check_contract(judge, seed=11, runs=300) > 0
+
+
+KAYENTA_SLIDING = {
+    "step": 60,
+    "lookback": 600,
+    "metrics": [
+        {"name": "errors", "analysisConfigurations": {"canary": {"direction": "increase"}}},
+        {
+            "name": "p99",
+            "query": "request-duration",
+            "analysisConfigurations": {"canary": {"direction": "increase", "outliers": {"strategy": "remove"}}},
+        },
+        {
+            "name": "sr",
+            "query": "request-success-rate",
+            "analysisConfigurations": {"canary": {"nanStrategy": "replace"}},
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("hist", ["both", "none"])
+def test_kayenta_sliding_window_batch_is_the_scalar_run_for_run(hist):
+    """Kayenta's batch builds every run's series at once: a sliding window, outliers
+    removed, NaN replaced, latency without histograms."""
+    check_contract(make_judge(KayentaSpec.model_validate(KAYENTA_SLIDING)), seed=23, runs=80, slots=50, hist=hist)
 
 
 def test_kayenta_batch_is_the_scalar_run_for_run():
