@@ -277,6 +277,21 @@ def metric_rows(
     return error_pct if metric.query == "request-error-rate" else 100.0 - error_pct
 
 
+class SeededDraws:
+    """A ``numpy.random.Generator`` of ``seed``, made on the first draw: most judgements
+    draw nothing (noise is added only to two constant series) and making a generator
+    costs more than the rest of a judgement."""
+
+    def __init__(self, seed: list[int]) -> None:
+        self.seed = seed
+        self._generator: np.random.Generator | None = None
+
+    def standard_normal(self, size: int) -> np.ndarray:
+        if self._generator is None:
+            self._generator = np.random.default_rng(self.seed)
+        return self._generator.standard_normal(size)
+
+
 def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
@@ -356,7 +371,7 @@ class KayentaJudge(RowByRow):
                 anything |= bool(np.isfinite(raw_canary).any() and np.isfinite(raw_primary).any())
             canary = transform(raw_canary, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
             primary = transform(raw_primary, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
-            rng = np.random.default_rng([spec.seed, state.judgements, index, int(round(t * 1000))])
+            rng = SeededDraws([spec.seed, state.judgements, index, int(round(t * 1000))])
             es = cfg.effectSize
             result = classify(
                 primary,
