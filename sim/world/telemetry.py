@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.inputs.scenario import MetricBinding
 from sim.policies.base import MetricQuery
-from sim.policies.judges.base import JudgeData, VersionSeries
+from sim.policies.judges.base import JudgeBatch, JudgeData, VersionSeries
 
 _EPS = 1e-9
 
@@ -151,8 +151,7 @@ class Telemetry:
         increment; counters being cumulative, the next sample that arrives carries it.
         Arrays are read-only views (no copy).
         """
-        hi = max(min(int(math.floor((t - self.lag_s) / self.scrape_s + _EPS)), self.n.shape[1] - 1), 0)
-        k = hi + 1
+        k = self._ingested_slots(t)
         hp = self.hist_primary if histograms else None
         req_c, err_c = self.n[run, :k, CANARY], self.err[run, :k, CANARY]
         req_p, err_p = self.n[run, :k, PRIMARY], self.err[run, :k, PRIMARY]
@@ -174,6 +173,35 @@ class Telemetry:
             VersionSeries(req_c, err_c, hist_c),
             VersionSeries(req_p, err_p, hist_p),
         )
+
+    def judge_batch(self, group: np.ndarray, t: float, histograms: bool) -> JudgeBatch:
+        """``judge_data`` of every run of ``group`` at ``t``, as one batch (row i: run
+        ``group[i]``), built in one pass: ``judge_batch(g, t, h).row(i)`` holds the numbers
+        of ``judge_data(g[i], t, h)``. Arrays are copies (fancy indexing), read-only."""
+        group = np.asarray(group, dtype=np.int64)
+        k = self._ingested_slots(t)
+        hp = self.hist_primary if histograms else None
+        parts: list[np.ndarray | None] = [
+            self.n[group, :k, CANARY],
+            self.err[group, :k, CANARY],
+            self.n[group, :k, PRIMARY],
+            self.err[group, :k, PRIMARY],
+            self.hist[group, :k] if histograms else None,
+            None if hp is None else hp[group, :k],
+        ]
+        if self.missing is not None:
+            lost = self.missing[group, :k]
+            parts = [None if x is None else _merge_lost_rows(x, lost) for x in parts]
+        for x in parts:
+            if x is not None:
+                x.flags.writeable = False
+        req_c, err_c, req_p, err_p, hist_c, hist_p = parts
+        assert req_c is not None and err_c is not None and req_p is not None and err_p is not None
+        return JudgeBatch(t, self.scrape_s, self._bounds_tuple, req_c, err_c, req_p, err_p, hist_c, hist_p)
+
+    def _ingested_slots(self, t: float) -> int:
+        """Slots scraped and ingested by ``t`` (timestamp + lag <= t), at least one."""
+        return max(min(int(math.floor((t - self.lag_s) / self.scrape_s + _EPS)), self.n.shape[1] - 1), 0) + 1
 
     def window(
         self, runs: np.ndarray, t: float, window_s: float, version: int = CANARY
@@ -265,6 +293,23 @@ def _merge_lost(x: np.ndarray, lost: np.ndarray) -> np.ndarray:
         cum = np.cumsum(x, axis=0)[ok]
         out[ok] = np.diff(cum, axis=0, prepend=np.zeros((1,) + x.shape[1:]))
     return out
+
+
+def _merge_lost_rows(x: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    """``_merge_lost`` of every run at once: ``x`` (runs, slots, ...), ``lost`` (runs, slots).
+
+    A scraped slot shows the counter's growth since the run's previous scraped slot (the
+    difference of cumulative sums), a lost one 0.
+    """
+    cum = np.cumsum(x, axis=1)
+    runs, slots = lost.shape
+    idx = np.where(lost, -1, np.arange(slots)[None, :])
+    # the previous scraped slot of each slot (-1: none)
+    prev = np.maximum.accumulate(idx, axis=1)
+    prev = np.concatenate([np.full((runs, 1), -1), prev[:, :-1]], axis=1)
+    r = np.arange(runs)[:, None]
+    before = np.where((prev >= 0).reshape(prev.shape + (1,) * (x.ndim - 2)), cum[r, np.maximum(prev, 0)], 0.0)
+    return np.where(lost.reshape(lost.shape + (1,) * (x.ndim - 2)), 0.0, cum - before)
 
 
 def histogram_quantile_rows(q: float, bounds_ms: np.ndarray, counts: np.ndarray) -> np.ndarray:

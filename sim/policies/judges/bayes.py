@@ -20,8 +20,16 @@ import numpy as np
 from scipy.special import betainc
 from scipy.stats import beta as beta_dist
 
-from sim.policies.judges.base import JudgeData, Judgement, Verdict
-from sim.policies.judges.counts import totals
+from sim.policies.judges.base import (
+    FAIL_CODE,
+    NO_DATA_CODE,
+    PASS_CODE,
+    Detail,
+    JudgeBatch,
+    JudgeData,
+    Judgement,
+    Judgements,
+)
 from sim.policies.judges.spec import ERRORS, BayesSpec, signals_to_judge
 
 
@@ -40,17 +48,33 @@ def prob_canary_worse(
     Integrates the canary's posterior tail over the primary's posterior on a grid of
     ±12 posterior standard deviations (deterministic; no Monte Carlo).
     """
+    counts = (np.array([nc]), np.array([ec]), np.array([np_]), np.array([ep]))
+    return float(prob_canary_worse_rows(*counts, delta, prior_a, prior_b, points)[0])
+
+
+def prob_canary_worse_rows(
+    nc: np.ndarray,
+    ec: np.ndarray,
+    np_: np.ndarray,
+    ep: np.ndarray,
+    delta: float = 0.0,
+    prior_a: float = 1.0,
+    prior_b: float = 1.0,
+    points: int = 401,
+) -> np.ndarray:
+    """``prob_canary_worse`` of many runs ((n,) counts), row by row (each row its own grid)."""
     ap, bp = prior_a + ep, prior_b + np_ - ep
     ac, bc = prior_a + ec, prior_b + nc - ec
     mean = ap / (ap + bp)
-    sd = float(np.sqrt(ap * bp / ((ap + bp) ** 2 * (ap + bp + 1))))
-    x = np.linspace(max(0.0, mean - 12 * sd), min(1.0, mean + 12 * sd), points)
-    w = beta_dist.pdf(x, ap, bp)
-    if w.sum() <= 0:
-        return 0.5
-    w = w / w.sum()
-    tail = 1.0 - betainc(ac, bc, np.clip(x + delta, 0.0, 1.0))
-    return float(w @ tail)
+    sd = np.sqrt(ap * bp / ((ap + bp) ** 2 * (ap + bp + 1)))
+    x = np.linspace(np.maximum(0.0, mean - 12 * sd), np.minimum(1.0, mean + 12 * sd), points, axis=1)
+    w = beta_dist.pdf(x, ap[:, None], bp[:, None])
+    total = w.sum(axis=1)
+    empty = total <= 0  # (an infinite density at an end of the grid gives NaN, as it did)
+    with np.errstate(invalid="ignore"):
+        w = w / np.where(empty, 1.0, total)[:, None]
+    tail = 1.0 - betainc(ac[:, None], bc[:, None], np.clip(x + delta, 0.0, 1.0))
+    return np.where(empty, 0.5, (w * tail).sum(axis=1))
 
 
 @dataclass(frozen=True)
@@ -61,7 +85,8 @@ class BayesState:
 
 
 class BayesJudge:
-    """``kind: bayes``: roll back when P(p_c > p_p + delta) > probability.
+    """``kind: bayes``: roll back when P(p_c > p_p + delta) > probability (the scalar
+    ``judge`` is the batch pass on a batch of one).
 
     Args:
         spec: the ``judge:`` block.
@@ -78,14 +103,42 @@ class BayesJudge:
     def initial_state(self) -> BayesState:
         return BayesState()
 
+    def batch_state(self, n: int) -> np.ndarray:
+        """Whether each run was rolled back (n,)."""
+        return np.zeros(n, dtype=bool)
+
+    def state_row(self, state: np.ndarray, i: int) -> BayesState:
+        return BayesState(bool(state[i]))
+
     def judge(self, state: BayesState, data: JudgeData) -> tuple[BayesState, Judgement]:
+        one = np.array([state.rejected])
+        out = self.judge_batch(one, np.zeros(1, dtype=np.int64), JudgeBatch.of(data))
+        return self.state_row(one, 0), out.at(0)
+
+    def judge_batch(self, state: np.ndarray, rows: np.ndarray, data: JudgeBatch) -> Judgements:
+        """Every run of ``rows`` judged in one pass (posterior integrals as (runs, grid) arrays)."""
         spec = self.spec
-        nc, ec, np_, ep = totals(data)
-        if nc <= 0:
-            return state, Judgement(Verdict.FAIL if state.rejected else Verdict.NO_DATA, reject=state.rejected)
-        prob = prob_canary_worse(nc, ec, np_, ep, spec.delta, spec.prior_a, spec.prior_b)
-        detail: dict[str, float | str | None] = {"p_canary_worse": round(prob, 6), "bound": spec.probability}
-        if state.rejected or prob > spec.probability:
-            detail["statistic"] = f"P(p_canary > p_primary + {spec.delta:g}) = {prob:.4f} > {spec.probability:g}"
-            return BayesState(True), Judgement(Verdict.FAIL, reject=True, detail=detail)
-        return state, Judgement(Verdict.PASS, detail=detail)
+        nc, ec = data.canary_requests.sum(axis=1), data.canary_errors.sum(axis=1)
+        np_, ep = data.primary_requests.sum(axis=1), data.primary_errors.sum(axis=1)
+        seen = nc > 0  # without canary requests: no data, the decision so far stands
+        prob = np.full(len(rows), np.nan)
+        if seen.any():
+            prob[seen] = prob_canary_worse_rows(
+                nc[seen], ec[seen], np_[seen], ep[seen], spec.delta, spec.prior_a, spec.prior_b
+            )
+        before = state[rows]
+        rejected = before | (seen & (prob > spec.probability))
+        state[rows] = rejected
+        verdict = np.where(rejected, FAIL_CODE, np.where(seen, PASS_CODE, NO_DATA_CODE)).astype(np.int8)
+
+        def detail(i: int) -> Detail:
+            if not seen[i]:
+                return {}
+            out: Detail = {"p_canary_worse": round(float(prob[i]), 6), "bound": spec.probability}
+            if rejected[i]:
+                out["statistic"] = (
+                    f"P(p_canary > p_primary + {spec.delta:g}) = {float(prob[i]):.4f} > {spec.probability:g}"
+                )
+            return out
+
+        return Judgements(verdict, rejected, np.zeros(len(rows), dtype=bool), detail)

@@ -30,9 +30,21 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 from scipy.stats import norm
 
-from sim.policies.judges.base import JudgeData, Judgement, Verdict
+from sim.policies.judges.base import (
+    FAIL_CODE,
+    INCONCLUSIVE_CODE,
+    NO_DATA_CODE,
+    PASS_CODE,
+    Detail,
+    JudgeBatch,
+    JudgeData,
+    Judgement,
+    Judgements,
+    RowByRow,
+    Verdict,
+)
 from sim.policies.judges.counts import Slots, error_slots, slot_count, totals
-from sim.policies.judges.sequential import log_likelihood_ratio
+from sim.policies.judges.sequential import log_likelihood_ratios
 from sim.policies.judges.spec import ERRORS, GroupSequentialSpec, NaiveSpec, SprtSpec, signals_to_judge
 
 #: B-value grid of the group-sequential recursion (W(t) for t <= 1 stays within ±8).
@@ -85,7 +97,7 @@ class _ErrorsOnly:
         self.signals = signals_to_judge(spec.metrics, signals, frozenset({ERRORS}))
 
 
-class GroupSequentialJudge(_ErrorsOnly):
+class GroupSequentialJudge(RowByRow, _ErrorsOnly):
     """``kind: group-sequential``: Lan–DeMets O'Brien–Fleming or Pocock spending."""
 
     kind = "group-sequential"
@@ -156,8 +168,22 @@ class LlrState:
     decided: str = ""
 
 
+_DECISIONS = ("", "reject", "accept")
+
+
+@dataclass(eq=False)
+class LlrBatch:
+    """``LlrState`` of n runs: ``seen``, ``llr`` and ``decided`` (index into ("", "reject",
+    "accept")), (n,) each."""
+
+    seen: np.ndarray
+    llr: np.ndarray
+    decided: np.ndarray
+
+
 class SprtJudge(_ErrorsOnly):
-    """``kind: sprt``: Wald's SPRT on the failure labels."""
+    """``kind: sprt``: Wald's SPRT on the failure labels (the scalar ``judge`` is the batch
+    pass on a batch of one)."""
 
     kind = "sprt"
 
@@ -167,38 +193,71 @@ class SprtJudge(_ErrorsOnly):
     def initial_state(self) -> LlrState:
         return LlrState()
 
+    def batch_state(self, n: int) -> LlrBatch:
+        """n runs not judged yet."""
+        return LlrBatch(np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n, dtype=np.int8))
+
+    def state_row(self, state: LlrBatch, i: int) -> LlrState:
+        """Run i's ``LlrState``."""
+        return LlrState(int(state.seen[i]), float(state.llr[i]), _DECISIONS[int(state.decided[i])])
+
     def judge(self, state: LlrState, data: JudgeData) -> tuple[LlrState, Judgement]:
+        one = self.batch_state(1)
+        one.seen[0], one.llr[0], one.decided[0] = state.seen, state.llr, _DECISIONS.index(state.decided)
+        out = self.judge_batch(one, np.zeros(1, dtype=np.int64), JudgeBatch.of(data))
+        return self.state_row(one, 0), out.at(0)
+
+    def judge_batch(self, state: LlrBatch, rows: np.ndarray, data: JudgeBatch) -> Judgements:
+        """Every run of ``rows`` judged in one pass: the new slots' log LRs of the undecided."""
         spec = self.spec
-        k = slot_count(data)
+        rows = np.asarray(rows, dtype=np.int64)
+        n_slots = data.canary_requests.shape[1]
         upper = math.log((1.0 - spec.beta) / spec.alpha)
         lower = math.log(spec.beta / (1.0 - spec.alpha))
-        s = state
-        if not s.decided and k > s.seen:
-            llr = s.llr + float(
-                log_likelihood_ratio(error_slots(data, s.seen), np.array([math.log(spec.relative_risk)]))[0]
+        step = np.flatnonzero((state.decided[rows] == 0) & (state.seen[rows] < n_slots))
+        if len(step):
+            runs = rows[step]
+            new = np.arange(n_slots)[None, :] >= state.seen[runs][:, None]  # slots not folded in yet
+            slots = Slots(
+                data.canary_requests[step],
+                data.primary_requests[step],
+                np.where(new, data.canary_errors[step], 0.0),
+                np.where(new, data.primary_errors[step], 0.0),
             )
-            s = LlrState(k, llr, "reject" if llr >= upper else ("accept" if llr <= lower else ""))
-        detail: dict[str, float | str | None] = {
-            "llr": round(s.llr, 4),
-            "upper": round(upper, 4),
-            "lower": round(lower, 4),
-        }
-        if s.decided == "reject":
-            detail["statistic"] = f"log-likelihood ratio {s.llr:.3f} >= {upper:.3f}"
-            return s, Judgement(Verdict.FAIL, reject=True, detail=detail)
-        if s.decided == "accept":
-            return s, Judgement(Verdict.PASS, accept=True, detail=detail)
-        return s, Judgement(Verdict.NO_DATA if totals(data)[0] <= 0 else Verdict.INCONCLUSIVE, detail=detail)
+            log_rr = np.full((len(step), 1), math.log(spec.relative_risk))
+            llr = state.llr[runs] + log_likelihood_ratios(slots.e_canary, slots.e_primary, slots.share(), log_rr)[:, 0]
+            state.llr[runs] = llr
+            state.seen[runs] = n_slots
+            state.decided[runs] = np.where(llr >= upper, 1, np.where(llr <= lower, 2, 0))
+        decided, llr = state.decided[rows], state.llr[rows]
+        no_data = data.canary_requests.sum(axis=1) <= 0
+        verdict = np.select(
+            [decided == 1, decided == 2, no_data], [FAIL_CODE, PASS_CODE, NO_DATA_CODE], INCONCLUSIVE_CODE
+        ).astype(np.int8)
+
+        def detail(i: int) -> Detail:
+            out: Detail = {"llr": round(float(llr[i]), 4), "upper": round(upper, 4), "lower": round(lower, 4)}
+            if decided[i] == 1:
+                out["statistic"] = f"log-likelihood ratio {float(llr[i]):.3f} >= {upper:.3f}"
+            return out
+
+        return Judgements(verdict, decided == 1, decided == 2, detail)
 
 
 def two_proportion_z(nc: float, ec: float, np_: float, ep: float) -> float | None:
     """Pooled two-proportion z statistic of canary minus primary (None: undefined)."""
-    if nc <= 0 or np_ <= 0:
-        return None
-    p = (ec + ep) / (nc + np_)
-    if p <= 0 or p >= 1:
-        return None
-    return (ec / nc - ep / np_) / math.sqrt(p * (1 - p) * (1 / nc + 1 / np_))
+    z = float(two_proportion_zs(np.array([nc]), np.array([ec]), np.array([np_]), np.array([ep]))[0])
+    return None if math.isnan(z) else z
+
+
+def two_proportion_zs(nc: np.ndarray, ec: np.ndarray, np_: np.ndarray, ep: np.ndarray) -> np.ndarray:
+    """``two_proportion_z`` of many runs; NaN where it is undefined (a version without
+    requests, or no failure or only failures)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (ec + ep) / (nc + np_)
+        ok = (nc > 0) & (np_ > 0) & (p > 0) & (p < 1)
+        z = (ec / nc - ep / np_) / np.sqrt(p * (1 - p) * (1 / nc + 1 / np_))
+    return np.where(ok, z, np.nan)
 
 
 class NaiveJudge(_ErrorsOnly):
@@ -212,13 +271,33 @@ class NaiveJudge(_ErrorsOnly):
     def initial_state(self) -> bool:
         return False  # rejected at a past tick
 
+    def batch_state(self, n: int) -> np.ndarray:
+        """Whether each run was rejected at a past tick."""
+        return np.zeros(n, dtype=bool)
+
+    def state_row(self, state: np.ndarray, i: int) -> bool:
+        return bool(state[i])
+
     def judge(self, state: bool, data: JudgeData) -> tuple[bool, Judgement]:
-        nc, ec, np_, ep = totals(data)
-        z = two_proportion_z(nc, ec, np_, ep)
+        one = np.array([state])
+        out = self.judge_batch(one, np.zeros(1, dtype=np.int64), JudgeBatch.of(data))
+        return bool(one[0]), out.at(0)
+
+    def judge_batch(self, state: np.ndarray, rows: np.ndarray, data: JudgeBatch) -> Judgements:
+        """Every run of ``rows`` judged in one pass."""
+        nc, ec = data.canary_requests.sum(axis=1), data.canary_errors.sum(axis=1)
+        np_, ep = data.primary_requests.sum(axis=1), data.primary_errors.sum(axis=1)
+        z = two_proportion_zs(nc, ec, np_, ep)
         crit = float(norm.ppf(1.0 - self.spec.alpha))
-        detail: dict[str, float | str | None] = {"z": None if z is None else round(z, 4), "critical": round(crit, 4)}
-        rejected = state or (z is not None and z >= crit)
-        if rejected:
-            detail["statistic"] = f"z {z if z is None else round(z, 3)} >= {crit:.3f} (fixed-horizon test, peeked)"
-            return True, Judgement(Verdict.FAIL, reject=True, detail=detail)
-        return False, Judgement(Verdict.NO_DATA if nc <= 0 else Verdict.PASS, detail=detail)
+        rejected = state[rows] | (z >= crit)  # NaN compares False
+        state[rows] = rejected
+        verdict = np.where(rejected, FAIL_CODE, np.where(nc <= 0, NO_DATA_CODE, PASS_CODE)).astype(np.int8)
+
+        def detail(i: int) -> Detail:
+            zi = None if math.isnan(z[i]) else float(z[i])
+            out: Detail = {"z": None if zi is None else round(zi, 4), "critical": round(crit, 4)}
+            if rejected[i]:
+                out["statistic"] = f"z {zi if zi is None else round(zi, 3)} >= {crit:.3f} (fixed-horizon test, peeked)"
+            return out
+
+        return Judgements(verdict, rejected, np.zeros(len(rows), dtype=bool), detail)

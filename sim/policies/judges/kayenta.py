@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 
 from sim.models import Duration, StrictModel
 from sim.policies.judges import kayenta_rules
-from sim.policies.judges.base import JudgeData, Judgement, Verdict, VersionSeries
+from sim.policies.judges.base import JudgeBatch, JudgeData, Judgement, Judgements, RowByRow, Verdict, VersionSeries
 from sim.policies.judges.kayenta_rules import (
     MetricClassification,
     classify,
@@ -220,9 +220,14 @@ def step_edges(data: JudgeData, spec: KayentaSpec) -> np.ndarray:
     slot ending by then. Returns the slot index of every point, starting with the window
     start's, so consecutive differences of cumulative counts are the steps' increments.
     """
-    scrape = data.scrape_s
-    last_sample_s = (min(len(data.canary.requests), len(data.primary.requests)) - 1) * scrape
-    end_s = min(data.t, last_sample_s)
+    return window_edges(data.t, data.scrape_s, min(len(data.canary.requests), len(data.primary.requests)), spec)
+
+
+def window_edges(t: float, scrape: float, slots: int, spec: KayentaSpec) -> np.ndarray:
+    """``step_edges`` at tick t of series of ``slots`` slots (the same for every run of a
+    batch)."""
+    last_sample_s = (slots - 1) * scrape
+    end_s = min(t, last_sample_s)
     start_s = spec.beginCanaryAnalysisAfter
     if spec.lookback is not None:
         start_s = max(start_s, end_s - spec.lookback)
@@ -235,25 +240,63 @@ def step_edges(data: JudgeData, spec: KayentaSpec) -> np.ndarray:
 
 def metric_series(series: VersionSeries, metric: KayentaMetric, edges: np.ndarray, bounds_ms: np.ndarray) -> np.ndarray:
     """One version's values of ``metric`` per step (NaN for a step without requests)."""
+    hist = None if series.hist is None else np.asarray(series.hist)[None]
+    requests, errors = np.asarray(series.requests)[None], np.asarray(series.errors)[None]
+    return metric_rows(requests, errors, hist, metric, edges, bounds_ms)[0]
+
+
+def metric_rows(
+    requests: np.ndarray,
+    errors: np.ndarray,
+    hist: np.ndarray | None,
+    metric: KayentaMetric,
+    edges: np.ndarray,
+    bounds_ms: np.ndarray,
+) -> np.ndarray:
+    """``metric_series`` of n runs at once: (n, K) counts and (n, K, B) histograms (or
+    None) to (n, steps) values; row by row the same numbers (sums run along slots)."""
+    n = len(requests)
     if len(edges) < 2:
-        return np.zeros(0)
-    requests = np.diff(np.concatenate([[0.0], np.cumsum(series.requests, dtype=float)])[edges + 1])
+        return np.zeros((n, 0))
+
+    def steps(counts: np.ndarray) -> np.ndarray:
+        # increments between the points: differences of the cumulative counts at the edges
+        cum = np.concatenate([np.zeros((n, 1) + counts.shape[2:]), np.cumsum(counts, axis=1, dtype=float)], axis=1)
+        return np.diff(cum[:, edges + 1], axis=1)
+
     if metric.query == "request-duration":
-        if series.hist is None:
-            return np.full(len(requests), np.nan)
-        cum = np.vstack([np.zeros(series.hist.shape[1]), np.cumsum(series.hist, axis=0, dtype=float)])
-        return histogram_quantile(metric.quantile, bounds_ms, np.diff(cum[edges + 1], axis=0))
-    errors = np.diff(np.concatenate([[0.0], np.cumsum(series.errors, dtype=float)])[edges + 1])
+        if hist is None:
+            return np.full((n, len(edges) - 1), np.nan)
+        per_step = steps(hist)
+        flat = histogram_quantile(metric.quantile, bounds_ms, per_step.reshape(-1, per_step.shape[2]))
+        return flat.reshape(n, -1)
+    requests = steps(requests)
+    errors = steps(errors)
     with np.errstate(invalid="ignore", divide="ignore"):
         error_pct = np.where(requests > 0, 100.0 * errors / requests, np.nan)
     return error_pct if metric.query == "request-error-rate" else 100.0 - error_pct
+
+
+class SeededDraws:
+    """A ``numpy.random.Generator`` of ``seed``, made on the first draw: most judgements
+    draw nothing (noise is added only to two constant series) and making a generator
+    costs more than the rest of a judgement."""
+
+    def __init__(self, seed: list[int]) -> None:
+        self.seed = seed
+        self._generator: np.random.Generator | None = None
+
+    def standard_normal(self, size: int) -> np.ndarray:
+        if self._generator is None:
+            self._generator = np.random.default_rng(self.seed)
+        return self._generator.standard_normal(size)
 
 
 def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-class KayentaJudge:
+class KayentaJudge(RowByRow):
     """NetflixACAJudge over pdsim's counters, judged at every call (see module doc).
 
     Attributes:
@@ -283,9 +326,38 @@ class KayentaJudge:
 
     def judge(self, state: KayentaState, data: JudgeData) -> tuple[KayentaState, Judgement]:
         """One Kayenta judgement over the window ending at ``data.t``."""
-        spec = self.spec
-        edges = step_edges(data, spec)
+        batch = JudgeBatch.of(data)
+        edges, series = self._series(batch)
+        return self._judge_series(state, data.t, edges, [(c[0], p[0]) for c, p in series])
+
+    def judge_batch(self, state: list[KayentaState], rows: np.ndarray, data: JudgeBatch) -> Judgements:
+        """Each run's judgement, the metrics' series of all runs built in one pass."""
+        edges, series = self._series(data)
+        out = []
+        for j, r in enumerate(rows):
+            runs_series = [(c[j], p[j]) for c, p in series]
+            state[int(r)], judgement = self._judge_series(state[int(r)], data.t, edges, runs_series)
+            out.append(judgement)
+        return Judgements.of(out)
+
+    def _series(self, data: JudgeBatch) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """The window's step edges and, per metric, the (canary, primary) values of every
+        run per step, (n, steps) each."""
+        edges = window_edges(data.t, data.scrape_s, data.canary_requests.shape[1], self.spec)
         bounds = np.asarray(data.bounds_ms, dtype=float)
+        return edges, [
+            (
+                metric_rows(data.canary_requests, data.canary_errors, data.canary_hist, metric, edges, bounds),
+                metric_rows(data.primary_requests, data.primary_errors, data.primary_hist, metric, edges, bounds),
+            )
+            for metric in self.spec.metrics
+        ]
+
+    def _judge_series(
+        self, state: KayentaState, t: float, edges: np.ndarray, series: list[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[KayentaState, Judgement]:
+        """One judgement of one run from its metrics' (canary, primary) step values."""
+        spec = self.spec
         detail: dict[str, float | str | None] = {
             "judgement": float(state.judgements + 1),
             "points": float(max(len(edges) - 1, 0)),
@@ -294,13 +366,12 @@ class KayentaJudge:
         anything = False
         for index, metric in enumerate(spec.metrics):
             cfg = metric.canary
-            raw_canary = metric_series(data.canary, metric, edges, bounds)
-            raw_primary = metric_series(data.primary, metric, edges, bounds)
+            raw_canary, raw_primary = series[index]
             if not cfg.muted:
                 anything |= bool(np.isfinite(raw_canary).any() and np.isfinite(raw_primary).any())
             canary = transform(raw_canary, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
             primary = transform(raw_primary, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
-            rng = np.random.default_rng([spec.seed, state.judgements, index, int(round(data.t * 1000))])
+            rng = SeededDraws([spec.seed, state.judgements, index, int(round(t * 1000))])
             es = cfg.effectSize
             result = classify(
                 primary,

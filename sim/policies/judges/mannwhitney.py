@@ -32,7 +32,7 @@ from scipy.special import ndtri
 #: BrentSolver.java's constants: absolute tolerance, machine epsilon, iteration cap.
 BRENT_TOLERANCE = 1e-4
 _EPS = 2.220446049250313e-16
-_MAX_ITERATIONS = 1000
+MAX_ITERATIONS = 1000
 
 
 class AllTiedError(ValueError):
@@ -64,15 +64,16 @@ def wilcoxon_diff(mu: float, zq: float, x: np.ndarray, y: np.ndarray) -> float:
     Raises:
         AllTiedError: when every value of x − mu and y is equal.
     """
-    return _sorted_diff(mu, zq, np.sort(np.asarray(x, dtype=float)), np.sort(np.asarray(y, dtype=float)))
+    return sorted_diff(mu, zq, np.sort(np.asarray(x, dtype=float)), np.sort(np.asarray(y, dtype=float)))
 
 
-def _sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
+def sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
     """``wilcoxon_diff`` of sorted samples (the root finders call it many times).
 
     The rank sum is computed by counting instead of ranking: the x's rank sum is
     nx(nx+1)/2 plus, for each x, the number of y below it and half the y equal to it.
-    Both are sums of halves, exact in floating point, so the value is Kayenta's.
+    Both are sums of halves, exact in floating point, so the value is Kayenta's. Written
+    for numba too (``kernels`` compiles this source; the loops are what it runs fast).
     """
     nx, ny = len(xs), len(ys)
     shifted = xs - mu  # stays sorted: subtraction is monotone
@@ -82,12 +83,14 @@ def _sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
     both = np.concatenate((shifted, ys))
     both.sort()
     n = nx + ny
-    starts = np.flatnonzero(both[1:] != both[:-1])
-    if len(starts) == n - 1:
-        ties = 0.0
-    else:  # sizes of the runs of equal values
-        sizes = np.diff(np.concatenate(([0], starts + 1, [n]))).astype(float)
-        ties = float((sizes**3 - sizes).sum())
+    # tie correction: sum of t^3 - t over the runs of equal values (integers: exact)
+    ties, run = 0.0, 1.0
+    for i in range(1, n + 1):
+        if i < n and both[i] == both[i - 1]:
+            run += 1.0
+        else:
+            ties += run * run * run - run
+            run = 1.0
     sigma = math.sqrt((nx * ny / 12.0) * ((n + 1.0) - ties / (n * (n - 1.0))))
     if sigma == 0.0:
         raise AllTiedError("cannot compute confidence interval when all observations are tied")
@@ -110,44 +113,57 @@ def brent_root(
     if fb == 0.0:
         return b
     c, fc = a, fa
-    for _ in range(_MAX_ITERATIONS + 1):
-        prev_step = b - a
-        if abs(fc) < abs(fb):
-            # keep b the best guess so far and c the other end of the bracket
-            a, b, c = b, c, b
-            fa, fb, fc = fb, fc, fb
-        tol_act = 2.0 * _EPS * abs(b) + tol / 2.0
-        new_step = (c - b) / 2.0
-        if abs(new_step) <= tol_act or fb == 0.0:
+    for _ in range(MAX_ITERATIONS + 1):
+        done, a, b, c, fa, fb, fc = brent_step(a, b, c, fa, fb, fc, tol)
+        if done:
             return b
-        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
-            cb = c - b
-            if a == c:  # two points: secant
-                t1 = fb / fa
-                p = cb * t1
-                q = 1.0 - t1
-            else:  # three points: inverse quadratic interpolation
-                q = fa / fc
-                t1 = fb / fc
-                t2 = fb / fa
-                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
-                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
-            if p > 0.0:
-                q = -q
-            else:
-                p = -p
-            # accept the interpolation only if it stays well inside the bracket and
-            # shrinks faster than bisection would
-            if p < (0.75 * cb * q - abs(tol_act * q) / 2.0) and p < abs(prev_step * q / 2.0):
-                new_step = p / q
-        if abs(new_step) < tol_act:
-            new_step = tol_act if new_step > 0.0 else -tol_act
-        a, fa = b, fb
-        b += new_step
         fb = f(b)
-        if (fb > 0.0 and fc > 0.0) or (fb < 0.0 and fc < 0.0):
-            c, fc = a, fa
     return b  # Kayenta returns the last iterate when Brent does not converge
+
+
+def brent_step(
+    a: float, b: float, c: float, fa: float, fb: float, fc: float, tol: float
+) -> tuple[bool, float, float, float, float, float, float]:
+    """One iteration of ``brent_root`` after ``fb = f(b)``: (done, a, b, c, fa, fb, fc), b
+    the root when done, else the next point to evaluate. The one source of the algorithm:
+    ``brent_root`` runs it as Python, ``kernels`` compiles it (numba) for the Mann–Whitney
+    interval."""
+    if (fb > 0.0 and fc > 0.0) or (fb < 0.0 and fc < 0.0):
+        c, fc = a, fa  # the bracket's other end: the last point of the other sign
+    prev_step = b - a
+    if abs(fc) < abs(fb):
+        # keep b the best guess so far and c the other end of the bracket
+        a, b, c = b, c, b
+        fa, fb, fc = fb, fc, fb
+    tol_act = 2.0 * _EPS * abs(b) + tol / 2.0
+    new_step = (c - b) / 2.0
+    if abs(new_step) <= tol_act or fb == 0.0:
+        return True, a, b, c, fa, fb, fc
+    if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
+        cb = c - b
+        if a == c:  # two points: secant
+            t1 = fb / fa
+            p = cb * t1
+            q = 1.0 - t1
+        else:  # three points: inverse quadratic interpolation
+            q = fa / fc
+            t1 = fb / fc
+            t2 = fb / fa
+            p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
+            q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
+        if p > 0.0:
+            q = -q
+        else:
+            p = -p
+        # accept the interpolation only if it stays well inside the bracket and
+        # shrinks faster than bisection would
+        if p < (0.75 * cb * q - abs(tol_act * q) / 2.0) and p < abs(prev_step * q / 2.0):
+            new_step = p / q
+    if abs(new_step) < tol_act:
+        new_step = tol_act if new_step > 0.0 else -tol_act
+    a, fa = b, fb
+    b += new_step
+    return False, a, b, c, fa, fb, fc
 
 
 def mann_whitney_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> MannWhitneyResult:
@@ -165,25 +181,12 @@ def mann_whitney_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> M
     Raises:
         AllTiedError: when the rank statistic has no variance.
     """
+    from sim.policies.judges import kernels  # numba: compiled on first use, not at import
+
     x = np.sort(np.asarray(x, dtype=float))
     y = np.sort(np.asarray(y, dtype=float))
-    mu_min = float(x[0] - y[-1])
-    mu_max = float(x[-1] - y[0])
     z = float(ndtri((1.0 - confidence) / 2.0))  # negative: the lower alpha/2 quantile
-
-    def root(zq: float) -> float:
-        f_lo = _sorted_diff(mu_min, zq, x, y)
-        f_hi = _sorted_diff(mu_max, zq, x, y)
-        if f_lo <= 0.0:
-            return mu_min
-        if f_hi >= 0.0:
-            return mu_max
-        return brent_root(lambda mu: _sorted_diff(mu, zq, x, y), mu_min, mu_max, f_lo, f_hi)
-
-    lower, upper = root(-z), root(z)
-    f_lo = _sorted_diff(mu_min, 0.0, x, y)
-    f_hi = _sorted_diff(mu_max, 0.0, x, y)
-    estimate = brent_root(lambda mu: _sorted_diff(mu, 0.0, x, y), mu_min, mu_max, f_lo, f_hi)
+    lower, upper, estimate = kernels.mann_whitney_roots(x, y, z)
     return MannWhitneyResult(lower, upper, estimate)
 
 

@@ -31,20 +31,35 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_ndtr
 
-from sim.policies.judges.base import JudgeData, Judgement, Verdict
-from sim.policies.judges.counts import error_slots, slot_count, totals
+from sim.policies.judges.base import (
+    FAIL_CODE,
+    INCONCLUSIVE_CODE,
+    NO_DATA_CODE,
+    Detail,
+    JudgeBatch,
+    JudgeData,
+    Judgement,
+    Judgements,
+)
 from sim.policies.judges.spec import ERRORS, LATENCY, MsprtSpec, signals_to_judge
 
 
 def msprt_log_lambda(score: float, info: float, sigma2: float, tau: float, one_sided: bool = True) -> float:
     """log Lambda of the stratified mSPRT (see the module docstring)."""
-    if info <= 0 or sigma2 <= 0:
-        return 0.0
-    r = 1.0 + tau * tau * info / sigma2
-    log_l = -0.5 * math.log(r) + tau * tau * score * score / (2.0 * sigma2 * sigma2 * r)
+    return float(msprt_log_lambdas(np.array([score]), np.array([info]), np.array([sigma2]), tau, one_sided)[0])
+
+
+def msprt_log_lambdas(
+    score: np.ndarray, info: np.ndarray, sigma2: np.ndarray, tau: float, one_sided: bool = True
+) -> np.ndarray:
+    """``msprt_log_lambda`` of many runs (arrays of one shape); 0 where info or sigma2 <= 0."""
+    ok = (info > 0) & (sigma2 > 0)
+    sigma2 = np.where(ok, sigma2, 1.0)  # placeholders where the answer is 0
+    r = 1.0 + tau * tau * np.where(ok, info, 0.0) / sigma2
+    log_l = -0.5 * np.log(r) + tau * tau * score * score / (2.0 * sigma2 * sigma2 * r)
     if one_sided:
-        log_l += math.log(2.0) + float(log_ndtr(score * tau / (sigma2 * math.sqrt(r))))
-    return log_l
+        log_l += math.log(2.0) + log_ndtr(score * tau / (sigma2 * np.sqrt(r)))
+    return np.where(ok, log_l, 0.0)
 
 
 def log_bucket_midpoints(bounds_ms: tuple[float, ...]) -> np.ndarray:
@@ -67,8 +82,20 @@ class MsprtState:
     rejected: bool = False
 
 
+@dataclass(eq=False)
+class MsprtBatch:
+    """``MsprtState`` of n runs: ``seen`` (n,), ``score`` (n, 4) as (error S, error I,
+    latency S, latency I), ``rejected`` (n,)."""
+
+    seen: np.ndarray
+    score: np.ndarray
+    rejected: np.ndarray
+
+
 class MsprtJudge:
     """``kind: msprt``: Bernoulli mSPRT on errors, normal mSPRT on log latency.
+
+    The scalar ``judge`` is the batch pass on a batch of one (compiled sums, ``kernels``).
 
     Args:
         spec: the ``judge:`` block.
@@ -85,66 +112,89 @@ class MsprtJudge:
     def initial_state(self) -> MsprtState:
         return MsprtState()
 
+    def batch_state(self, n: int) -> MsprtBatch:
+        """n runs not judged yet."""
+        return MsprtBatch(np.zeros(n, dtype=np.int64), np.zeros((n, 4)), np.zeros(n, dtype=bool))
+
+    def state_row(self, state: MsprtBatch, i: int) -> MsprtState:
+        """Run i's ``MsprtState``."""
+        es, ei, ls, li = (float(x) for x in state.score[i])
+        return MsprtState(int(state.seen[i]), es, ei, ls, li, bool(state.rejected[i]))
+
     def judge(self, state: MsprtState, data: JudgeData) -> tuple[MsprtState, Judgement]:
+        one = self.batch_state(1)
+        one.seen[0], one.rejected[0] = state.seen, state.rejected
+        one.score[0] = (state.error_score, state.error_info, state.latency_score, state.latency_info)
+        out = self.judge_batch(one, np.zeros(1, dtype=np.int64), JudgeBatch.of(data))
+        return self.state_row(one, 0), out.at(0)
+
+    def judge_batch(self, state: MsprtBatch, rows: np.ndarray, data: JudgeBatch) -> Judgements:
+        """Every run of ``rows`` judged in one pass."""
+        from sim.policies.judges import kernels
+
         spec = self.spec
-        k = slot_count(data)
-        es, ei, ls, li = state.error_score, state.error_info, state.latency_score, state.latency_info
-        if k > state.seen:
-            slots = error_slots(data, state.seen)
-            n = slots.n_canary + slots.n_primary
-            ok = (slots.n_canary > 0) & (slots.n_primary > 0)
-            if ok.any():
-                es += float(np.sum((slots.n_primary * slots.e_canary - slots.n_canary * slots.e_primary)[ok] / n[ok]))
-                ei += float(np.sum((slots.n_canary * slots.n_primary)[ok] / n[ok]))
-            if LATENCY in self.signals and data.canary.hist is not None and data.primary.hist is not None:
-                ls, li = self._latency(data, state.seen, k, ls, li)
-        nc, ec, np_, ep = totals(data)
-        detail: dict[str, float | str | None] = {}
+        rows = np.asarray(rows, dtype=np.int64)
+        n_slots = data.canary_requests.shape[1]
+        latency = LATENCY in self.signals and data.canary_hist is not None and data.primary_hist is not None
+        log_ms = log_bucket_midpoints(data.bounds_ms)
+        hc = _floats(data.canary_hist) if latency else np.zeros((1, 1, 1))
+        hp = _floats(data.primary_hist) if latency else np.zeros((1, 1, 1))
+        if n_slots:
+            kernels.msprt_scores(
+                rows,
+                state.seen,
+                _floats(data.canary_requests),
+                _floats(data.canary_errors),
+                _floats(data.primary_requests),
+                _floats(data.primary_errors),
+                hc,
+                hp,
+                latency,
+                log_ms,
+                state.score,
+            )
+        state.seen[rows] = np.maximum(state.seen[rows], n_slots)
+        es, ei, ls, li = state.score[rows].T
+        nc, ec = data.canary_requests.sum(axis=1), data.canary_errors.sum(axis=1)
+        np_, ep = data.primary_requests.sum(axis=1), data.primary_errors.sum(axis=1)
         bound = len(self.signals) / spec.alpha if self.signals else 1.0 / spec.alpha
-        crossed = []
-        if ERRORS in self.signals and ec + ep >= max(spec.min_failures, 1):
-            p = (ec + ep) / (nc + np_)
-            log_l = msprt_log_lambda(es, ei, p * (1.0 - p), spec.tau_error_rate, spec.one_sided)
-            detail["lambda_errors"] = round(math.exp(min(log_l, 700.0)), 4)
-            if log_l >= math.log(bound):
-                crossed.append(f"mSPRT {math.exp(min(log_l, 700.0)):.4g} >= {bound:g} on {ERRORS}")
-        if LATENCY in self.signals and li > 0:
-            sigma2 = self._pooled_log_variance(data, k)
-            log_l = msprt_log_lambda(ls, li, sigma2, spec.tau_log_latency, spec.one_sided)
-            detail["lambda_latency"] = round(math.exp(min(log_l, 700.0)), 4)
-            if log_l >= math.log(bound):
-                crossed.append(f"mSPRT {math.exp(min(log_l, 700.0)):.4g} >= {bound:g} on {LATENCY}")
-        rejected = state.rejected or bool(crossed)
-        new = MsprtState(max(k, state.seen), es, ei, ls, li, rejected)
-        detail["bound"] = bound
-        if crossed:
-            detail["statistic"] = "; ".join(crossed)
-        if rejected:
-            return new, Judgement(Verdict.FAIL, reject=True, detail=detail)
-        return new, Judgement(Verdict.NO_DATA if nc <= 0 else Verdict.INCONCLUSIVE, detail=detail)
+        n = len(rows)
+        lambdas: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # metric -> (shown, log Lambda)
+        if ERRORS in self.signals:
+            shown = ec + ep >= max(spec.min_failures, 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                p = np.where(shown, (ec + ep) / np.where(shown, nc + np_, 1.0), 0.0)
+            lambdas[ERRORS] = (shown, msprt_log_lambdas(es, ei, p * (1.0 - p), spec.tau_error_rate, spec.one_sided))
+        if LATENCY in self.signals:
+            shown = li > 0
+            sigma2 = np.zeros(n)
+            if latency and shown.any():
+                sigma2[shown] = kernels.pooled_log_variance(hc[shown], hp[shown], log_ms)
+            lambdas[LATENCY] = (shown, msprt_log_lambdas(ls, li, sigma2, spec.tau_log_latency, spec.one_sided))
+        crossed = np.zeros(n, dtype=bool)
+        for shown, log_l in lambdas.values():
+            crossed |= shown & (log_l >= math.log(bound))
+        rejected = state.rejected[rows] | crossed
+        state.rejected[rows] = rejected
+        verdict = np.where(rejected, FAIL_CODE, np.where(nc <= 0, NO_DATA_CODE, INCONCLUSIVE_CODE)).astype(np.int8)
 
-    @staticmethod
-    def _latency(data: JudgeData, seen: int, k: int, score: float, info: float) -> tuple[float, float]:
-        hc, hp = data.canary.hist, data.primary.hist
-        assert hc is not None and hp is not None  # called only with both histograms
-        x = log_bucket_midpoints(data.bounds_ms)
-        hc, hp = np.asarray(hc[seen:k], float), np.asarray(hp[seen:k], float)
-        nc, np_ = hc.sum(axis=1), hp.sum(axis=1)
-        ok = (nc > 0) & (np_ > 0)
-        if not ok.any():
-            return score, info
-        mc, mp = (hc[ok] @ x) / nc[ok], (hp[ok] @ x) / np_[ok]
-        w = nc[ok] * np_[ok] / (nc[ok] + np_[ok])
-        return score + float(np.sum(w * (mc - mp))), info + float(np.sum(w))
+        def detail(i: int) -> Detail:
+            out: Detail = {}
+            hits = []
+            for metric, (shown, log_l) in lambdas.items():
+                if shown[i]:
+                    value = math.exp(min(float(log_l[i]), 700.0))
+                    out[f"lambda_{'errors' if metric == ERRORS else 'latency'}"] = round(value, 4)
+                    if log_l[i] >= math.log(bound):
+                        hits.append(f"mSPRT {value:.4g} >= {bound:g} on {metric}")
+            out["bound"] = bound
+            if hits:
+                out["statistic"] = "; ".join(hits)
+            return out
 
-    @staticmethod
-    def _pooled_log_variance(data: JudgeData, k: int) -> float:
-        hc, hp = data.canary.hist, data.primary.hist
-        assert hc is not None and hp is not None  # called only with both histograms
-        x = log_bucket_midpoints(data.bounds_ms)
-        h = np.asarray(hc[:k], float).sum(axis=0) + np.asarray(hp[:k], float).sum(axis=0)
-        n = h.sum()
-        if n < 2:
-            return 0.0
-        mean = float(h @ x) / n
-        return float(h @ (x - mean) ** 2) / (n - 1)
+        return Judgements(verdict, rejected, np.zeros(n, dtype=bool), detail)
+
+
+def _floats(x: np.ndarray | None) -> np.ndarray:
+    """C-contiguous float64 (what the compiled loops take)."""
+    return np.ascontiguousarray(x, dtype=float)

@@ -43,8 +43,17 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import betainc, betaln
 
-from sim.policies.judges.base import JudgeData, Judgement, Verdict
-from sim.policies.judges.counts import Slots, bound_index, error_slots, slot_count, totals
+from sim.policies.judges.base import (
+    FAIL_CODE,
+    INCONCLUSIVE_CODE,
+    NO_DATA_CODE,
+    Detail,
+    JudgeBatch,
+    JudgeData,
+    Judgement,
+    Judgements,
+)
+from sim.policies.judges.counts import Slots, bound_index
 from sim.policies.judges.spec import ERRORS, LATENCY, SequentialSpec, signals_to_judge
 
 GRID = 256
@@ -64,21 +73,63 @@ def beta_binomial_e_value(
     return math.exp(min(log_e, 700.0))
 
 
-@lru_cache(maxsize=4096)
-def mixture_grid(p_ref: float, concentration: float, max_rr: float, size: int = GRID) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes (log relative risk) and log weights of the discretised one-sided prior.
+@lru_cache(maxsize=8)
+def grid_nodes(max_rr: float, size: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell edges, then nodes (cell midpoints) of the log relative-risk grid and exp(nodes)."""
+    edges = np.linspace(0.0, math.log(max_rr), size + 1)
+    nodes = 0.5 * (edges[1:] + edges[:-1])
+    return edges, nodes, np.exp(nodes)
+
+
+def mixture_log_weights(p_ref: np.ndarray, concentration: float, max_rr: float, size: int = GRID) -> np.ndarray:
+    """Log weights (m, size) of the discretised one-sided prior for m prior shares.
 
     The truncated Beta(k·p, k·(1−p)) on q in (p, q(max_rr)) mapped to theta = odds(q) /
-    odds(p); each node carries the prior mass of its cell (weights sum to 1).
+    odds(p); each node carries the prior mass of its cell (weights sum to 1). Row by row:
+    a share's weights do not depend on the other shares computed with it.
     """
-    edges = np.linspace(0.0, math.log(max_rr), size + 1)
-    theta = np.exp(edges)
-    q = theta * p_ref / (theta * p_ref + 1.0 - p_ref)
-    a, b = concentration * p_ref, concentration * (1.0 - p_ref)
-    cdf = betainc(a, b, q)
-    mass = np.maximum(np.diff(cdf), 1e-300)
-    nodes = 0.5 * (edges[1:] + edges[:-1])
-    return nodes, np.log(mass / mass.sum())
+    from sim.policies.judges import kernels  # numba: compiled on first use, not at import
+
+    p = np.asarray(p_ref, dtype=float)[:, None]
+    theta = np.exp(grid_nodes(max_rr, size)[0])
+    q = theta * p / (theta * p + 1.0 - p)
+    cdf = betainc(concentration * p, concentration * (1.0 - p), q)
+    return kernels.log_masses(np.ascontiguousarray(cdf))
+
+
+#: Prior log weights by (share, concentration, max relative risk): 257 incomplete beta
+#: functions cost ~0.3 ms a share, and runs of one scenario meet the same shares again.
+_WEIGHTS: dict[tuple[float, float, float], np.ndarray] = {}
+_WEIGHTS_KEPT = 8192
+
+
+def prior_log_weights(p_ref: np.ndarray, concentration: float, max_rr: float) -> np.ndarray:
+    """``mixture_log_weights`` of the GRID-node prior for m shares (m, GRID), each distinct
+    share computed once and remembered (the same numbers: a share's weights are a
+    function of the share)."""
+    shares = np.asarray(p_ref, dtype=float)
+    unique, inverse = np.unique(shares, return_inverse=True)
+    keys = [(float(p), concentration, max_rr) for p in unique]
+    missing = [i for i, key in enumerate(keys) if key not in _WEIGHTS]
+    if missing:
+        if len(_WEIGHTS) + len(missing) > _WEIGHTS_KEPT:
+            _WEIGHTS.clear()  # a bounded memory: forget everything, rarely
+        fresh = mixture_log_weights(unique[missing], concentration, max_rr)
+        for j, i in enumerate(missing):
+            _WEIGHTS[keys[i]] = fresh[j]
+    table = np.stack([_WEIGHTS[key] for key in keys]) if keys else np.zeros((0, GRID))
+    return table[inverse.reshape(-1)]
+
+
+def forget_prior_weights() -> None:
+    """Empty the memory of ``prior_log_weights`` (benchmarks measure the cold cost)."""
+    _WEIGHTS.clear()
+
+
+def mixture_grid(p_ref: float, concentration: float, max_rr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (log relative risk) and log weights of the discretised one-sided prior at one
+    share (``prior_log_weights``)."""
+    return grid_nodes(max_rr)[1], prior_log_weights(np.array([p_ref]), concentration, max_rr)[0]
 
 
 def log_likelihood_ratios(
@@ -90,14 +141,14 @@ def log_likelihood_ratios(
     pi the canary's share of requests. Arguments are (T, K) counts and shares and (T, G)
     nodes; slots without events or without one of the versions contribute nothing.
     """
-    f = e_canary + e_primary
-    use = (f > 0) & (share > 0) & (share < 1)
-    f = np.where(use, f, 0.0)
-    c = np.where(use, e_canary, 0.0)
-    pi = np.where(use, share, 0.5)
-    theta = np.exp(log_theta)
-    denom = np.log(theta[:, None, :] * pi[:, :, None] + (1.0 - pi)[:, :, None])  # (T, K, G)
-    return c.sum(axis=1)[:, None] * log_theta - np.einsum("tk,tkg->tg", f, denom)
+    from sim.policies.judges import kernels
+
+    log_theta = np.ascontiguousarray(log_theta, dtype=float)
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=float)
+
+    return kernels.llr_rows(rows(e_canary), rows(e_primary), rows(share), log_theta, np.exp(log_theta))
 
 
 def log_likelihood_ratio(slots: Slots, log_theta: np.ndarray) -> np.ndarray:
@@ -107,15 +158,9 @@ def log_likelihood_ratio(slots: Slots, log_theta: np.ndarray) -> np.ndarray:
 
 def _logsumexp(x: np.ndarray) -> float:
     # scipy's logsumexp costs ~1 ms a call in array-API checks; this runs every tick.
-    m = float(x.max())
-    return m + math.log(float(np.exp(x - m).sum()))
+    from sim.policies.judges import kernels
 
-
-def first_event_share(slots: Slots) -> float | None:
-    """The canary's share of requests in the first slot with an event (the prior's p)."""
-    pi = slots.share()
-    hit = np.flatnonzero((slots.e_canary + slots.e_primary > 0) & (pi > 0) & (pi < 1))
-    return float(pi[hit[0]]) if len(hit) else None
+    return float(kernels.log_sum_exp(np.ascontiguousarray(x, dtype=float)))
 
 
 @dataclass(frozen=True)
@@ -135,8 +180,57 @@ class EProcessState:
     rejected: bool = False
 
 
+@dataclass(eq=False)
+class EProcessBatch:
+    """``EProcessState`` of n runs as arrays (the batch state; tests allocated on the first
+    judgement, when the histogram bounds are known).
+
+    Attributes:
+        started: (n,) whether the run was judged yet.
+        seen, rejected: (n,) as ``EProcessState``.
+        p_ref: (n, T) prior shares (NaN until a test's first event).
+        log_m: (n, T, GRID) log LRs.
+        log_w: (n, T, GRID) the prior's log weights at ``p_ref`` (kept: computing them
+            costs more than a tick's judging).
+        version: judgements made with this state (a ``Judgements`` whose details are
+            computed on demand reads them from the state of its own judgement only).
+    """
+
+    started: np.ndarray
+    seen: np.ndarray
+    rejected: np.ndarray
+    p_ref: np.ndarray | None = None
+    log_m: np.ndarray | None = None
+    log_w: np.ndarray | None = None
+    version: int = 0
+
+    def allocate(self, tests: int) -> None:
+        """Room for ``tests`` tests per run (once)."""
+        if self.p_ref is None:
+            n = len(self.seen)
+            self.p_ref = np.full((n, tests), math.nan)
+            self.log_m = np.zeros((n, tests, GRID))
+            self.log_w = np.zeros((n, tests, GRID))
+
+
+@dataclass(frozen=True)
+class _Tests:
+    """What a sequential judge tests under given histogram bounds: the errors (or not) and
+    the bucket index of each latency bound."""
+
+    errors: bool
+    latency: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.errors) + len(self.latency)
+
+
 class SequentialJudge:
     """``kind: sequential``: count e-processes on errors and latency buckets.
+
+    The scalar ``judge`` is the batch pass on a batch of one (``kernels``): a run's numbers
+    are the same bit for bit whichever batch it is judged in.
 
     Args:
         spec: the ``judge:`` block.
@@ -153,94 +247,156 @@ class SequentialJudge:
     def initial_state(self) -> EProcessState:
         return EProcessState()
 
-    def _tests(self, data: JudgeData) -> list[tuple[str, int | None]]:
-        tests: list[tuple[str, int | None]] = []
-        if ERRORS in self.signals:
-            tests.append((ERRORS, None))
+    @lru_cache(maxsize=8)  # noqa: B019 (a judge lives as long as its policy; bounds are few)
+    def _tests(self, bounds_ms: tuple[float, ...]) -> _Tests:
+        latency: tuple[int, ...] = ()
         if LATENCY in self.signals:
-            idx = sorted({j for b in self.spec.latency_bounds_ms if (j := bound_index(data.bounds_ms, b)) is not None})
-            tests += [(LATENCY, j) for j in idx]
-        return tests
+            latency = tuple(
+                sorted({j for b in self.spec.latency_bounds_ms if (j := bound_index(bounds_ms, b)) is not None})
+            )
+        return _Tests(ERRORS in self.signals, latency)
 
-    def _events(
-        self, data: JudgeData, tests: list[tuple[str, int | None]], seen: int, k: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Canary events, primary events and canary shares of the new slots, (T, K) each."""
-        ec, ep, pi = [], [], []
-        if tests and tests[0][1] is None:
-            slots = error_slots(data, seen)
-            ec.append(slots.e_canary)
-            ep.append(slots.e_primary)
-            pi.append(slots.share())
-        hc, hp = data.canary.hist, data.primary.hist
-        if hc is None or hp is None:
-            # No histograms (a replayed CSV of counters): the latency tests see no events.
-            none = np.zeros(k - seen)
-            for _, j in tests:
-                if j is not None:
-                    ec.append(none)
-                    ep.append(none)
-                    pi.append(none)
-        elif any(j is not None for _, j in tests):
-            hc, hp = np.asarray(hc[seen:k], float), np.asarray(hp[seen:k], float)
-            # Requests slower than bound j: the buckets above it (a reversed cumulative sum).
-            tail_c = np.cumsum(hc[:, ::-1], axis=1)[:, ::-1]
-            tail_p = np.cumsum(hp[:, ::-1], axis=1)[:, ::-1]
-            n = tail_c[:, 0] + tail_p[:, 0]
-            share = np.divide(tail_c[:, 0], n, out=np.zeros_like(n), where=n > 0)
-            for _, j in tests:
-                if j is not None:
-                    ec.append(tail_c[:, j + 1])
-                    ep.append(tail_p[:, j + 1])
-                    pi.append(share)
-        return np.array(ec), np.array(ep), np.array(pi)
+    def batch_state(self, n: int) -> EProcessBatch:
+        """n runs not judged yet."""
+        return EProcessBatch(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool))
+
+    def state_row(self, state: EProcessBatch, i: int) -> EProcessState:
+        """Run i's ``EProcessState``."""
+        if not state.started[i] or state.p_ref is None or state.log_m is None:
+            return EProcessState(int(state.seen[i]), (), b"", bool(state.rejected[i]))
+        return EProcessState(
+            int(state.seen[i]),
+            tuple(float(p) for p in state.p_ref[i]),
+            state.log_m[i].tobytes(),
+            bool(state.rejected[i]),
+        )
+
+    def _batch_of(self, state: EProcessState, tests: int) -> EProcessBatch:
+        """A batch of one holding the scalar ``state``."""
+        b = self.batch_state(1)
+        b.allocate(tests)
+        assert b.p_ref is not None and b.log_m is not None and b.log_w is not None
+        b.seen[0], b.rejected[0] = state.seen, state.rejected
+        if state.p_ref:
+            b.p_ref[0] = state.p_ref
+            b.log_m[0] = np.frombuffer(state.log_m).reshape(tests, GRID)
+            for t, p in enumerate(state.p_ref):
+                if not math.isnan(p):
+                    b.log_w[0, t] = mixture_grid(p, self.spec.concentration, self.spec.max_relative_risk)[1]
+        return b
 
     def judge(self, state: EProcessState, data: JudgeData) -> tuple[EProcessState, Judgement]:
-        tests = self._tests(data)
-        k = slot_count(data)
+        batch = self._batch_of(state, self._tests(data.bounds_ms).size)
+        out = self.judge_batch(batch, np.zeros(1, dtype=np.int64), JudgeBatch.of(data))
+        return self.state_row(batch, 0), out.at(0)
+
+    def judge_batch(self, state: EProcessBatch, rows: np.ndarray, data: JudgeBatch) -> Judgements:
+        """Every run of ``rows`` judged in one compiled pass (see the class docstring)."""
+        from sim.policies.judges import kernels
+
         spec = self.spec
-        log_m = (
-            np.frombuffer(state.log_m).reshape(len(tests), GRID).copy() if state.log_m else np.zeros((len(tests), GRID))
-        )
-        p_ref = list(state.p_ref) or [math.nan] * len(tests)
-        if k > state.seen and tests:
-            ec, ep, pi = self._events(data, tests, state.seen, k)
-            for i in range(len(tests)):
-                if math.isnan(p_ref[i]):
-                    first = first_event_share(Slots(pi[i], 1.0 - pi[i], ec[i], ep[i]))
-                    if first is not None:
-                        p_ref[i] = first
-            live = [i for i in range(len(tests)) if not math.isnan(p_ref[i])]
-            if live:
-                nodes = np.array([mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)[0] for i in live])
-                log_m[live] += log_likelihood_ratios(ec[live], ep[live], pi[live], nodes)
-        e = np.ones(len(tests))
-        for i in range(len(tests)):
-            if not math.isnan(p_ref[i]):
-                _, log_w = mixture_grid(p_ref[i], spec.concentration, spec.max_relative_risk)
-                e[i] = math.exp(min(_logsumexp(log_w + log_m[i]), 700.0))
-        per_metric = {
-            ERRORS: [float(e[i]) for i, (m, _) in enumerate(tests) if m == ERRORS],
-            LATENCY: [float(e[i]) for i, (m, _) in enumerate(tests) if m == LATENCY],
-        }
-        values = {m: sum(v) / len(v) for m, v in per_metric.items() if v}
-        detail: dict[str, float | str | None] = {
-            f"e_{'errors' if m == ERRORS else 'latency'}": round(v, 4) for m, v in values.items()
-        }
-        m = max(len(values), 1)
+        tests = self._tests(data.bounds_ms)
+        state.allocate(tests.size)
+        assert state.p_ref is not None and state.log_m is not None and state.log_w is not None
+        rows = np.asarray(rows, dtype=np.int64)
+        state.started[rows] = True
+        state.version += 1
+        n_slots = data.canary_requests.shape[1]
+        if n_slots and tests.size:
+            _, nodes, theta = grid_nodes(spec.max_relative_risk)
+            has_hist = data.canary_hist is not None and data.primary_hist is not None
+            empty = np.zeros((1, 1, 1))
+            unset = np.isnan(state.p_ref[rows])
+            kernels.fold_slots(
+                rows,
+                state.seen,
+                state.p_ref,
+                state.log_m,
+                _floats(data.canary_requests),
+                _floats(data.canary_errors),
+                _floats(data.primary_requests),
+                _floats(data.primary_errors),
+                _floats(data.canary_hist) if has_hist else empty,
+                _floats(data.primary_hist) if has_hist else empty,
+                has_hist,
+                tests.errors,
+                np.array(tests.latency, dtype=np.int64),
+                nodes,
+                theta,
+            )
+            fresh_r, fresh_t = np.nonzero(unset & ~np.isnan(state.p_ref[rows]))
+            if len(fresh_r):
+                runs = rows[fresh_r]
+                state.log_w[runs, fresh_t] = prior_log_weights(
+                    state.p_ref[runs, fresh_t], spec.concentration, spec.max_relative_risk
+                )
+        state.seen[rows] = np.maximum(state.seen[rows], n_slots)
+        bound = (1.0 if spec.combine == "mean" else max(int(tests.errors) + bool(tests.latency), 1)) / spec.alpha
+        # Every value a verdict compares (a metric's e-value, a mean of them) is at most
+        # the largest LR: runs whose largest is clearly below the bound cannot cross it
+        # and skip the mixture sums (the bulk of the cost); the margin covers rounding.
+        ceiling = kernels.log_e_ceiling(rows, state.p_ref, state.log_m)
+        near = np.flatnonzero(ceiling >= math.log(bound) - 1e-6)
+        crossed = np.zeros(len(rows), dtype=bool)
+        if len(near):
+            crossed[near] = self._metric_values(state, rows[near], tests)[2]
+        rejected = state.rejected[rows] | crossed
+        state.rejected[rows] = rejected
+        no_data = data.canary_requests.sum(axis=1) <= 0
+        verdict = np.where(rejected, FAIL_CODE, np.where(no_data, NO_DATA_CODE, INCONCLUSIVE_CODE)).astype(np.int8)
+        version = state.version
+
+        def detail(i: int) -> Detail:
+            if state.version != version:
+                raise RuntimeError("a judgement's detail is read after its state was judged again")
+            values, stat, hit, _ = self._metric_values(state, rows[i : i + 1], tests)
+            out: Detail = {f"e_{_NAMES[m]}": round(float(v[0]), 4) for m, v in values.items()}
+            if stat is not None:
+                if hit[0]:
+                    out["statistic"] = f"mean e-value {float(stat[0]):.4g} >= {bound:g}"
+            elif hit[0]:
+                out["statistic"] = "; ".join(
+                    f"e-value {float(v[0]):.4g} >= {bound:g} on {m}" for m, v in values.items() if v[0] >= bound
+                )
+            out["bound"] = bound
+            return out
+
+        return Judgements(verdict, rejected, np.zeros(len(rows), dtype=bool), detail)
+
+    def _metric_values(
+        self, state: EProcessBatch, runs: np.ndarray, tests: _Tests
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray, float]:
+        """Per metric, each run's value (the errors' e-value; the mean of the latency
+        bounds', summed left to right as a Python sum of them); the mean of the metrics
+        (``combine: mean``, else None); whether the run crosses the bound; the bound."""
+        from sim.policies.judges import kernels
+
+        assert state.p_ref is not None and state.log_m is not None and state.log_w is not None
+        spec = self.spec
+        e = kernels.e_values(runs, state.p_ref, state.log_m, state.log_w) if tests.size else np.ones((len(runs), 0))
+        values: dict[str, np.ndarray] = {}
+        if tests.errors:
+            values[ERRORS] = e[:, 0]
+        if tests.latency:
+            first = int(tests.errors)
+            total = e[:, first]
+            for t in range(first + 1, tests.size):
+                total = total + e[:, t]
+            values[LATENCY] = total / len(tests.latency)
+        crossed = np.zeros(len(runs), dtype=bool)
         if spec.combine == "mean":
-            bound, stat = 1.0 / spec.alpha, sum(values.values()) / len(values) if values else 1.0
-            crossed = [f"mean e-value {stat:.4g} >= {bound:g}"] if stat >= bound else []
-        else:
-            bound = m / spec.alpha
-            crossed = [f"e-value {v:.4g} >= {bound:g} on {name}" for name, v in values.items() if v >= bound]
-        rejected = state.rejected or bool(crossed)
-        new = EProcessState(max(k, state.seen), tuple(p_ref), log_m.tobytes(), rejected)
-        if crossed:
-            detail["statistic"] = "; ".join(crossed)
-        detail["bound"] = bound
-        if rejected:
-            return new, Judgement(Verdict.FAIL, reject=True, detail=detail)
-        if totals(data)[0] <= 0:
-            return new, Judgement(Verdict.NO_DATA, detail=detail)
-        return new, Judgement(Verdict.INCONCLUSIVE, detail=detail)
+            bound = 1.0 / spec.alpha
+            stat = np.asarray(sum(values.values()) / len(values) if values else np.ones(len(runs)))
+            return values, stat, stat >= bound, bound
+        bound = max(len(values), 1) / spec.alpha
+        for v in values.values():
+            crossed |= v >= bound
+        return values, None, crossed, bound
+
+
+_NAMES = {ERRORS: "errors", LATENCY: "latency"}
+
+
+def _floats(x: np.ndarray | None) -> np.ndarray:
+    """C-contiguous float64 (what the compiled loops take)."""
+    return np.ascontiguousarray(x, dtype=float)

@@ -1,0 +1,323 @@
+"""The judges' batch pass (issue 17): every run of a batch judged in one pass, with the
+same answers run for run as the scalar ``judge``.
+
+The contract (``sim/policies/judges/base.py``): for random batches (ramps of the canary's
+share, zero traffic, zero errors, histograms or none, several ticks with growing slots and
+runs judged at different ticks), ``judge_batch`` gives every run the verdict, ``reject``,
+``accept`` and detail of ``judge`` on ``state_row(...)`` and ``data.row(i)``, and
+``state_row`` afterwards equals the scalar's new state. Judges whose scalar path is the
+batch pass on a batch of one (sequential) must agree bit for bit; the others to 1e-12
+relative on floats and exactly on verdicts. ``Telemetry.judge_batch`` holds, row by row,
+``Telemetry.judge_data``'s numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sim.policies.judges import make_judge
+from sim.policies.judges.base import VERDICTS, JudgeBatch, Judgements, RowByRow
+from sim.policies.judges.kayenta import KayentaSpec
+from sim.policies.judges.spec import ERRORS, LATENCY, SequentialSpec
+from sim.world.telemetry import CANARY, PRIMARY, Telemetry
+
+BOUNDS = (25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
+SCRAPE = 15.0
+
+
+@dataclasses.dataclass
+class Counters:
+    """Random counters of n runs over K slots, both versions (what the world would scrape)."""
+
+    requests: np.ndarray  # (n, K, 2) primary, canary
+    errors: np.ndarray
+    hist: np.ndarray  # (n, K, 2, B)
+
+
+def random_counters(rng: np.random.Generator, n: int, slots: int) -> Counters:
+    """Runs with their own traffic (some none at all), a ramp of the canary's weight that
+    starts at a random slot, error probabilities (some zero, some canaries worse) and
+    latency laws (some canaries slower)."""
+    rate = rng.choice([0.0, 3.0, 50.0, 400.0], size=n, p=[0.05, 0.2, 0.5, 0.25])
+    start = rng.integers(0, slots, size=n)
+    k = np.arange(slots)
+    weight = np.clip((k[None, :] - start[:, None]) // 4 * 0.1 + 0.05, 0.0, 1.0)
+    weight[k[None, :] < start[:, None]] = 0.0
+    weight[rng.random(n) < 0.05] = 1.0  # all traffic on the canary: shares of 1
+    total = rng.poisson(rate[:, None] * np.ones(slots)).astype(np.int64)
+    total[:, 0] = 0  # nothing happens before t = 0
+    canary = rng.binomial(total, weight)
+    requests = np.stack([total - canary, canary], axis=2)
+    p_err = rng.choice([0.0, 0.002, 0.02], size=n)
+    worse = rng.choice([1.0, 1.0, 3.0, 10.0], size=n)
+    p_canary = np.minimum(p_err * worse, 1.0)
+    errors = np.stack(
+        [rng.binomial(requests[:, :, 0], p_err[:, None]), rng.binomial(requests[:, :, 1], p_canary[:, None])], axis=2
+    )
+    law = np.array([0.3, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02])
+    slow = np.array([0.1, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1])
+    hist = np.zeros((n, slots, 2, len(law)))
+    slower = rng.random(n) < 0.3
+    for r in range(n):
+        hist[r, :, 0] = rng.multinomial(requests[r, :, 0], law)
+        hist[r, :, 1] = rng.multinomial(requests[r, :, 1], slow if slower[r] else law)
+    return Counters(requests.astype(float), errors.astype(float), hist)
+
+
+def batch_at(c: Counters, k: int, t: float, hist: str) -> JudgeBatch:
+    """The batch of every run at a tick that has ingested k slots. ``hist``: "both",
+    "canary" (the primary's not kept) or "none" (counters only, as a replayed CSV)."""
+    return JudgeBatch(
+        t,
+        SCRAPE,
+        BOUNDS,
+        c.requests[:, :k, 1],
+        c.errors[:, :k, 1],
+        c.requests[:, :k, 0],
+        c.errors[:, :k, 0],
+        c.hist[:, :k, 1] if hist != "none" else None,
+        c.hist[:, :k, 0] if hist == "both" else None,
+    )
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal states or details, NaN equal to NaN, floats to 1e-12 relative (bytes of
+    float64 arrays compared as arrays)."""
+    if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+        return type(a) is type(b) and all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    if isinstance(a, bytes) and isinstance(b, bytes) and len(a) % 8 == 0 and a != b:
+        return len(a) == len(b) and same(np.frombuffer(a), np.frombuffer(b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        return x.shape == y.shape and bool(np.allclose(x, y, rtol=1e-12, atol=1e-300, equal_nan=True))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-12)
+    return bool(a == b)
+
+
+def check_contract(judge: Any, seed: int, runs: int, slots: int = 40, hist: str = "both", exact: bool = False) -> int:
+    """Judge random runs tick by tick, each tick a random subset of them (in a shuffled
+    order), by the batch pass and by the scalar ``judge``; assert they agree. Returns how
+    many run-judgements rejected (so that a test can require both kinds of answers)."""
+    rng = np.random.default_rng(seed)
+    counters = random_counters(rng, runs, slots)
+    state = judge.batch_state(runs)
+    scalar = [judge.initial_state() for _ in range(runs)]
+    rejected = 0
+    for k in range(1, slots + 1, 3):
+        data = batch_at(counters, k, k * SCRAPE + 7.5, hist)
+        rows = rng.permutation(runs)[: int(rng.integers(runs // 2, runs + 1))]
+        out = judge.judge_batch(state, rows, data.take(rows))
+        assert isinstance(out, Judgements) and len(out) == len(rows)
+        assert out.verdict.dtype == np.int8
+        for j, r in enumerate(rows):
+            scalar[r], want = judge.judge(scalar[r], data.row(int(r)))
+            got = out.at(j)
+            assert (VERDICTS[out.verdict[j]], bool(out.reject[j]), bool(out.accept[j])) == (
+                want.verdict,
+                want.reject,
+                want.accept,
+            ), (k, r)
+            assert got == dataclasses.replace(got, verdict=want.verdict)
+            assert same(dict(got.detail), dict(want.detail)), (k, r, got.detail, want.detail)
+            row_state = judge.state_row(state, int(r))
+            if exact:
+                assert row_state == scalar[r] or same(row_state, scalar[r])
+                if hasattr(row_state, "log_m"):
+                    assert row_state.log_m == scalar[r].log_m  # bit for bit: one kernel
+            else:
+                assert same(row_state, scalar[r]), (k, r)
+            rejected += bool(want.reject)
+    # Runs never judged keep the initial state.
+    never = judge.batch_state(2)
+    assert same(judge.state_row(never, 1), judge.initial_state())
+    return rejected
+
+
+SEQUENTIAL = [
+    {"kind": "sequential"},
+    {"kind": "sequential", "combine": "mean", "alpha": 0.2},
+    {"kind": "sequential", "metrics": ["request-duration"], "latency_bounds_ms": [60.0, 250.0, 5000.0]},
+    {"kind": "sequential", "metrics": ["request-success-rate"], "alpha": 0.3},
+]
+
+
+@pytest.mark.parametrize("spec", SEQUENTIAL, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("hist", ["both", "canary", "none"])
+def test_sequential_batch_is_the_scalar_run_for_run(spec, hist):
+    judge = make_judge(SequentialSpec.model_validate(spec))
+    rejected = check_contract(judge, seed=len(str(spec)) + len(hist), runs=600, hist=hist, exact=True)
+    if ERRORS in judge.signals or hist == "both":  # else it sees no events: no rejection
+        assert rejected > 0  # the random runs reach both answers
+
+
+def test_sequential_without_signals_still_answers():
+    judge = make_judge(SequentialSpec(kind="sequential"), signals=())
+    check_contract(judge, seed=3, runs=50, exact=True)
+
+
+def test_a_run_is_judged_alike_alone_and_among_others():
+    """Bit for bit: the batch pass works run by run (no sum across runs)."""
+    judge = make_judge(SequentialSpec(kind="sequential"))
+    counters = random_counters(np.random.default_rng(5), 300, 30)
+    big, alone = judge.batch_state(300), judge.batch_state(1)
+    for k in (5, 12, 30):
+        data = batch_at(counters, k, k * SCRAPE, "both")
+        a = judge.judge_batch(big, np.arange(300), data)
+        b = judge.judge_batch(alone, np.array([0]), data.take(np.array([7])))
+        assert a.at(7) == b.at(0)
+        x, y = judge.state_row(big, 7), judge.state_row(alone, 0)
+        assert same(x, y) and x.log_m == y.log_m
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"kind": "msprt"},
+        {"kind": "msprt", "one_sided": False, "min_failures": 0, "alpha": 0.2},
+        {"kind": "group-sequential", "max_canary_requests": 20000.0},
+        {"kind": "sprt", "alpha": 0.1},
+        {"kind": "naive"},
+        {"kind": "bayes"},
+        # a prior with an infinite density at 0: posterior sums of NaN, kept as they were
+        {"kind": "bayes", "prior_a": 0.5, "delta": 0.001, "probability": 0.9},
+    ],
+    ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()),
+)
+def test_other_judges_batch_is_the_scalar_run_for_run(spec):
+    from pydantic import TypeAdapter
+
+    from sim.policies.judges import JudgeSpec
+
+    judge = make_judge(TypeAdapter(JudgeSpec).validate_python(spec))
+    assert check_contract(judge, seed=11, runs=300) > 0
+
+
+KAYENTA_SLIDING = {
+    "step": 60,
+    "lookback": 600,
+    "metrics": [
+        {"name": "errors", "analysisConfigurations": {"canary": {"direction": "increase"}}},
+        {
+            "name": "p99",
+            "query": "request-duration",
+            "analysisConfigurations": {"canary": {"direction": "increase", "outliers": {"strategy": "remove"}}},
+        },
+        {
+            "name": "sr",
+            "query": "request-success-rate",
+            "analysisConfigurations": {"canary": {"nanStrategy": "replace"}},
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("hist", ["both", "none"])
+def test_kayenta_sliding_window_batch_is_the_scalar_run_for_run(hist):
+    """Kayenta's batch builds every run's series at once: a sliding window, outliers
+    removed, NaN replaced, latency without histograms."""
+    check_contract(make_judge(KayentaSpec.model_validate(KAYENTA_SLIDING)), seed=23, runs=80, slots=50, hist=hist)
+
+
+def test_kayenta_batch_is_the_scalar_run_for_run():
+    spec = KayentaSpec.model_validate(
+        {
+            "step": 60,
+            "metrics": [
+                {"name": "errors", "analysisConfigurations": {"canary": {"direction": "increase"}}},
+                {
+                    "name": "p99",
+                    "query": "request-duration",
+                    "analysisConfigurations": {"canary": {"direction": "increase"}},
+                },
+            ],
+        }
+    )
+    assert check_contract(make_judge(spec), seed=13, runs=120) > 0
+
+
+def test_the_default_batch_pass_loops_over_the_scalar_judge():
+    """A judge without a vectorised pass gets one from ``RowByRow``."""
+
+    class Counting(RowByRow):
+        kind = "counting"
+        needs_latency = False
+        signals = frozenset({ERRORS, LATENCY})
+
+        def initial_state(self) -> int:
+            return 0
+
+        def judge(self, state, data):
+            from sim.policies.judges.base import Judgement, Verdict
+
+            seen = state + 1
+            verdict = Verdict.FAIL if data.canary.errors.sum() > data.primary.errors.sum() else Verdict.PASS
+            return seen, Judgement(verdict, reject=verdict == Verdict.FAIL, detail={"calls": seen})
+
+    check_contract(Counting(), seed=17, runs=60)
+
+
+def test_judge_batch_rows_and_take_are_the_runs_data():
+    c = random_counters(np.random.default_rng(19), 20, 10)
+    data = batch_at(c, 8, 120.0, "both")
+    rows = np.array([4, 1, 17])
+    part = data.take(rows)
+    for j, r in enumerate(rows):
+        a, b = part.row(j), data.row(int(r))
+        assert a.t == b.t == 120.0 and a.scrape_s == SCRAPE and a.bounds_ms == BOUNDS
+        for x, y in [(a.canary, b.canary), (a.primary, b.primary)]:
+            assert np.array_equal(x.requests, y.requests) and np.array_equal(x.errors, y.errors)
+            assert np.array_equal(x.hist, y.hist)
+        assert np.array_equal(a.canary.requests, c.requests[r, :8, 1])
+        assert np.array_equal(a.primary.hist, c.hist[r, :8, 0])
+    one = JudgeBatch.of(data.row(3))
+    assert one.size == 1 and np.array_equal(one.canary_hist[0], data.canary_hist[3])
+
+
+# --- the world's side: Telemetry.judge_batch ------------------------------------------------
+
+
+def telemetry(rng: np.random.Generator, runs: int, lag: float, lost: float, primary_histogram: bool) -> Telemetry:
+    slots = 30
+    missing = rng.random((runs, slots + 10)) < lost if lost else None
+    tel = Telemetry(runs, slots * SCRAPE, SCRAPE, lag, missing, BOUNDS, primary_histogram=primary_histogram)
+    c = random_counters(rng, runs, slots)
+    tel.add(
+        np.arange(runs),
+        np.arange(slots),
+        c.requests,  # version axis: PRIMARY, CANARY
+        c.errors,
+        c.hist[:, :, CANARY],
+        c.hist[:, :, PRIMARY] if primary_histogram else None,
+        unique=True,
+    )
+    return tel
+
+
+@pytest.mark.parametrize("lost", [0.0, 0.3])
+@pytest.mark.parametrize("histograms", [True, False])
+@pytest.mark.parametrize("primary_histogram", [True, False])
+def test_telemetry_judge_batch_is_judge_data_run_by_run(lost, histograms, primary_histogram):
+    rng = np.random.default_rng(int(lost * 10) + 2 * histograms + primary_histogram)
+    tel = telemetry(rng, 40, lag=20.0, lost=lost, primary_histogram=primary_histogram)
+    for t in (0.0, 10.0, 50.0, 200.0, 460.0, 10_000.0):
+        group = rng.permutation(40)[:25]
+        batch = tel.judge_batch(group, t, histograms)
+        assert batch.t == t and batch.scrape_s == SCRAPE and batch.bounds_ms == BOUNDS
+        for i, r in enumerate(group):
+            got, want = batch.row(i), tel.judge_data(int(r), t, histograms)
+            for x, y in [(got.canary, want.canary), (got.primary, want.primary)]:
+                assert np.array_equal(x.requests, y.requests) and np.array_equal(x.errors, y.errors)
+                assert (x.hist is None) == (y.hist is None)
+                if x.hist is not None:
+                    assert np.array_equal(x.hist, y.hist)
+        assert not batch.canary_requests.flags.writeable  # judges must not write the world's counters
