@@ -704,7 +704,7 @@ def run(
     finally:
         bar.close()
 
-    summary = summarize_records(table.frame(SUMMARY_COLUMNS))
+    summary = summarize_records(table.columns(SUMMARY_COLUMNS))
     head = {
         "scenario": scenario.name,
         "policy": policy.name,

@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betainc
-from scipy.stats import beta as beta_dist
 
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
 from sim.policies.judges.counts import totals
@@ -40,6 +38,9 @@ def prob_canary_worse(
     Integrates the canary's posterior tail over the primary's posterior on a grid of
     ±12 posterior standard deviations (deterministic; no Monte Carlo).
     """
+    from scipy.special import betainc
+    from scipy.stats import beta as beta_dist
+
     ap, bp = prior_a + ep, prior_b + np_ - ep
     ac, bc = prior_a + ec, prior_b + nc - ec
     mean = ap / (ap + bp)

@@ -26,9 +26,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import ndtr
-from scipy.stats import norm
 
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
 from sim.policies.judges.counts import Slots, error_slots, slot_count, totals
@@ -43,6 +40,8 @@ _DIFF2 = (W_GRID[:, None] - W_GRID[None, :]) ** 2
 
 def spent_alpha(t: float, alpha: float, spending: str) -> float:
     """Lan–DeMets spending function alpha(t), t in [0, 1]."""
+    from scipy.stats import norm
+
     if t <= 0:
         return 0.0
     t = min(t, 1.0)
@@ -121,6 +120,10 @@ class GroupSequentialJudge(_ErrorsOnly):
 
     def _look(self, s: GroupSequentialState, t: float) -> GroupSequentialState:
         """One interim analysis at information fraction t (the AMR recursion)."""
+        from scipy.optimize import brentq
+        from scipy.special import ndtr
+        from scipy.stats import norm
+
         alpha = self.spec.alpha
         target = spent_alpha(t, alpha, self.spec.spending)
         step = max(target - s.spent, 0.0)
@@ -213,6 +216,8 @@ class NaiveJudge(_ErrorsOnly):
         return False  # rejected at a past tick
 
     def judge(self, state: bool, data: JudgeData) -> tuple[bool, Judgement]:
+        from scipy.stats import norm
+
         nc, ec, np_, ep = totals(data)
         z = two_proportion_z(nc, ec, np_, ep)
         crit = float(norm.ppf(1.0 - self.spec.alpha))

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtri
 
 #: BrentSolver.java's constants: absolute tolerance, machine epsilon, iteration cap.
 BRENT_TOLERANCE = 1e-4
@@ -165,6 +164,8 @@ def mann_whitney_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> M
     Raises:
         AllTiedError: when the rank statistic has no variance.
     """
+    from scipy.special import ndtri
+
     x = np.sort(np.asarray(x, dtype=float))
     y = np.sort(np.asarray(y, dtype=float))
     mu_min = float(x[0] - y[-1])

@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr
 
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
 from sim.policies.judges.counts import error_slots, slot_count, totals
@@ -38,6 +37,8 @@ from sim.policies.judges.spec import ERRORS, LATENCY, MsprtSpec, signals_to_judg
 
 def msprt_log_lambda(score: float, info: float, sigma2: float, tau: float, one_sided: bool = True) -> float:
     """log Lambda of the stratified mSPRT (see the module docstring)."""
+    from scipy.special import log_ndtr
+
     if info <= 0 or sigma2 <= 0:
         return 0.0
     r = 1.0 + tau * tau * info / sigma2

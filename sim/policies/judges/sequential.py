@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import betainc, betaln
 
 from sim.policies.judges.base import JudgeData, Judgement, Verdict
 from sim.policies.judges.counts import Slots, bound_index, error_slots, slot_count, totals
@@ -55,6 +54,8 @@ def beta_binomial_e_value(
 ) -> float:
     """Lindon–Malek's closed-form e-value for a constant share ``p0`` (log scale avoided
     only at the end). One-sided: the Beta prior truncated to q > p0."""
+    from scipy.special import betainc, betaln
+
     a, b = concentration * p0, concentration * (1.0 - p0)
     log_e = betaln(a + canary, b + primary) - betaln(a, b) - canary * math.log(p0) - primary * math.log1p(-p0)
     if one_sided:
@@ -71,6 +72,8 @@ def mixture_grid(p_ref: float, concentration: float, max_rr: float, size: int = 
     The truncated Beta(k·p, k·(1−p)) on q in (p, q(max_rr)) mapped to theta = odds(q) /
     odds(p); each node carries the prior mass of its cell (weights sum to 1).
     """
+    from scipy.special import betainc
+
     edges = np.linspace(0.0, math.log(max_rr), size + 1)
     theta = np.exp(edges)
     q = theta * p_ref / (theta * p_ref + 1.0 - p_ref)
