@@ -201,15 +201,64 @@ def test_a_fresh_copy_compiles_its_kernels_once_then_loads_them_from_the_cache(t
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder: no read-only install to test")
 def test_a_read_only_install_caches_its_kernels_in_the_users_cache(tmp_path: Path) -> None:
-    root = _fresh_copy(tmp_path)
-    for path in (root / "sim", *(root / "sim").rglob("*")):
-        path.chmod(path.stat().st_mode & ~0o222)
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    root, env = _unwritable_install(tmp_path)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # a home that can be written
     _cache_events(root, env)
     second = _cache_events(root, env)
     assert [line for line in second if "saved" in line] == []
-    assert second and all(str(home) in line for line in second if "loaded" in line)
+    assert second and all(str(tmp_path / "cache" / "numba") in line for line in second)
+
+
+# --- a cache numba can write -------------------------------------------------------------
+
+
+def _unwritable_install(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the package where no ``__pycache__`` can be made (each is a file: even root
+    cannot make a folder there) and a home whose cache folder cannot be made either."""
+    root = _fresh_copy(tmp_path)
+    for folder in [root / "sim", *(p for p in (root / "sim").rglob("*") if p.is_dir())]:
+        (folder / "__pycache__").write_text("not a folder")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    (tmp_path / "tmp").mkdir()
+    env = {"HOME": str(blocked / "home"), "XDG_CACHE_HOME": str(blocked / "cache"), "TMPDIR": str(tmp_path / "tmp")}
+    return root, env
+
+
+def test_without_a_writable_cache_numba_gets_a_private_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.cli import _numba_cache_folder
+
+    root, env = _unwritable_install(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
+    folder = _numba_cache_folder(root / "sim")
+    assert folder == tmp_path / "tmp" / f"pdsim-numba-{os.getuid()}"
+    assert folder.is_dir() and folder.stat().st_mode & 0o077 == 0
+    assert _numba_cache_folder(root / "sim") == folder  # the same one next time
+
+    # A folder of that name that others can write is not used: a planted kernel would run.
+    folder.chmod(0o777)
+    other = _numba_cache_folder(root / "sim")
+    assert other is not None and other != folder and other.parent == tmp_path / "tmp"
+
+    # Nothing to do when the package can cache, or when the user chose a folder.
+    assert _numba_cache_folder(REPO / "sim") is None
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "chosen"))
+    assert _numba_cache_folder(root / "sim") is None
+
+
+@pytest.mark.slow
+def test_an_install_numba_cannot_cache_in_still_runs_and_caches_its_kernels(tmp_path: Path) -> None:
+    # Without the fallback: "internal error: RuntimeError: cannot cache function '_hashmix':
+    # no locator available for file .../sim/runs/seedseq.py" (numba/core/caching.py
+    # _CacheImpl), exit 3.
+    root, env = _unwritable_install(tmp_path)
+    first = _cache_events(root, env)
+    assert any("data saved" in line for line in first)
+    second = _cache_events(root, env)
+    assert [line for line in second if "saved" in line] == []
+    folder = str(tmp_path / "tmp" / f"pdsim-numba-{os.getuid()}")
+    assert second and all(folder in line for line in second)
