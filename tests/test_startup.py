@@ -4,8 +4,9 @@ The libraries a command does not use stay out of the process (docs/architecture.
 2, "Lazy imports"): every check runs the command in a fresh interpreter and reads its
 ``sys.modules``. The wall times live in ``benchmarks/bench_startup.py``, never here.
 Also here: the pandas-free record columns ``pdsim run`` summarises (``RecordsTable``) hold
-what the Arrow table of the same records holds, and the compiled kernels are loaded from
-numba's on-disk cache in a fresh copy of the package (slow: it compiles them once).
+what the Arrow table of the same records holds; and the compiled kernels are loaded from
+numba's on-disk cache, in a fresh copy of the package, a read-only one, and one whose home
+is read-only too (where ``pdsim`` gives numba a private folder); slow: each compiles them once.
 """
 
 from __future__ import annotations
@@ -189,6 +190,19 @@ def _fresh_copy(tmp_path: Path) -> Path:
     return root
 
 
+def _unwritable_install(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the package where no ``__pycache__`` can be made (each is a file: even root
+    cannot make a folder there) and a home whose cache folder cannot be made either."""
+    root = _fresh_copy(tmp_path)
+    for folder in [root / "sim", *(p for p in (root / "sim").rglob("*") if p.is_dir())]:
+        (folder / "__pycache__").write_text("not a folder")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    (tmp_path / "tmp").mkdir()
+    env = {"HOME": str(blocked / "home"), "XDG_CACHE_HOME": str(blocked / "cache"), "TMPDIR": str(tmp_path / "tmp")}
+    return root, env
+
+
 @pytest.mark.slow
 def test_a_fresh_copy_compiles_its_kernels_once_then_loads_them_from_the_cache(tmp_path: Path) -> None:
     root = _fresh_copy(tmp_path)
@@ -208,22 +222,6 @@ def test_a_read_only_install_caches_its_kernels_in_the_users_cache(tmp_path: Pat
     second = _cache_events(root, env)
     assert [line for line in second if "saved" in line] == []
     assert second and all(str(tmp_path / "cache" / "numba") in line for line in second)
-
-
-# --- a cache numba can write -------------------------------------------------------------
-
-
-def _unwritable_install(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A copy of the package where no ``__pycache__`` can be made (each is a file: even root
-    cannot make a folder there) and a home whose cache folder cannot be made either."""
-    root = _fresh_copy(tmp_path)
-    for folder in [root / "sim", *(p for p in (root / "sim").rglob("*") if p.is_dir())]:
-        (folder / "__pycache__").write_text("not a folder")
-    blocked = tmp_path / "blocked"
-    blocked.write_text("a file, not a folder")
-    (tmp_path / "tmp").mkdir()
-    env = {"HOME": str(blocked / "home"), "XDG_CACHE_HOME": str(blocked / "cache"), "TMPDIR": str(tmp_path / "tmp")}
-    return root, env
 
 
 def test_without_a_writable_cache_numba_gets_a_private_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
