@@ -704,7 +704,7 @@ def run(
     finally:
         bar.close()
 
-    summary = summarize_records(table.frame(SUMMARY_COLUMNS))
+    summary = summarize_records(table.columns(SUMMARY_COLUMNS))
     head = {
         "scenario": scenario.name,
         "policy": policy.name,
@@ -1586,9 +1586,69 @@ class _Exit:
         os._exit(130 if self.interrupted else self.code)
 
 
+#: The folders of the modules with compiled (numba, ``cache=True``) kernels: numba caches
+#: each kernel in the ``__pycache__`` beside its module when it can write there.
+_KERNEL_FOLDERS = ("promql", "runs", "world")
+
+
+def _writable_folder(path: Path) -> bool:
+    """Whether ``path`` exists or can be made, and a file can be written in it (the test
+    numba's cache locators make)."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
+def _private_folder(path: Path) -> bool:
+    """Whether ``path`` is (or is now made) a folder of this user's that nobody else can write:
+    numba's cache holds machine code, which a planted file would run."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.lstat()
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _numba_cache_folder(package: Path) -> Path | None:
+    """Where compiled kernels should be cached when numba could not cache them itself, or None.
+
+    numba caches a kernel in its module's ``__pycache__``, else in the user's cache folder
+    (``$XDG_CACHE_HOME/numba``, ``~/.cache/numba``); with neither writable (a read-only
+    install and a read-only home, as in some containers) it refuses to load the module, and
+    every simulating command would fail. Then a private folder in the temporary folder is
+    used (kept across runs while the system keeps it).
+
+    Args:
+        package: the folder of the ``sim`` package.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR") or all(_writable_folder(package / d / "__pycache__") for d in _KERNEL_FOLDERS):
+        return None
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if os.path.isabs(home) and _writable_folder(Path(home) / "numba"):
+        return None  # numba's own fallback (numba.misc.appdirs.user_cache_dir on Linux)
+    import tempfile
+
+    shared = Path(tempfile.gettempdir()) / f"pdsim-numba-{os.getuid()}"
+    return shared if _private_folder(shared) else Path(tempfile.mkdtemp(prefix="pdsim-numba-"))
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point (``pdsim``)."""
     import atexit
+
+    # Before anything imports numba (which reads NUMBA_CACHE_DIR once); worker processes
+    # inherit the environment.
+    cache = _numba_cache_folder(Path(__file__).parent)
+    if cache is not None:
+        os.environ["NUMBA_CACHE_DIR"] = str(cache)
 
     # After a Ctrl-C, loky's resource tracker (a process of its own, started with this
     # environment) warns on the shared stderr about the semaphores it then cleans up: noise

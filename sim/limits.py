@@ -34,7 +34,7 @@ MIN_INTERVAL_S = 0.001
 #: Most rollouts one ``pdsim run``, ``compare`` or gate may simulate (and replicates per
 #: sweep cell), and the most a sweep may hold over all its cells.
 #: ``pdsim run`` keeps every run's record for its summary's quantile intervals, as compact
-#: Arrow columns (``runs.runner.RecordsTable``): measured (issue 13 item 8, 1,000,000
+#: columns (``runs.runner.RecordsTable``, Arrow then, numpy now): measured (issue 13 item 8, 1,000,000
 #: error-spike records through ``RecordsTable`` and ``summarize_records``) about 150 bytes
 #: a run held and 390 bytes a run at the summary's peak, over a 280 MB process; a real
 #: ``pdsim run scenarios/error-spike.yaml --runs 2000000`` peaked at 1.10 GB RSS

@@ -37,16 +37,21 @@ __all__ = [
 
 
 class StrictModel(BaseModel):
-    """Unknown keys refused, instances frozen, fields by name or alias, numbers finite."""
+    """Unknown keys refused, instances frozen, fields by name or alias, numbers finite.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
+    ``defer_build``: a model's validator is built when it first validates, not when its
+    module loads, so a command pays only for the models it uses (a policy's models are
+    built as parts of the scenario's; issue 17, start-up).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class LooseModel(BaseModel):
     """Unknown keys kept (Kubernetes objects), instances frozen, fields by name or alias,
     numbers finite."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 #: A Go duration (``15s``, ``1m30s``) or a number of seconds, as a float of seconds.

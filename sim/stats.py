@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import stats as _st
+
+# scipy.special's functions, not scipy.stats's distributions: the same values (ndtri is
+# norm.ppf, stdtrit t.ppf; the binomial's cdf/sf give the same order-statistic ranks,
+# tests/test_stats.py), without the second of import time scipy.stats costs every
+# `pdsim run` (docs/architecture.md section 2, lazy imports).
+from scipy import special
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "wilson_interval",
@@ -60,7 +67,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return 0.0, 1.0
-    z = float(_st.norm.ppf(0.5 + confidence / 2.0))
+    z = float(special.ndtri(0.5 + confidence / 2.0))
     p = k / n
     z2n = z * z / n
     center = (p + z2n / 2.0) / (1.0 + z2n)
@@ -98,8 +105,8 @@ def _order_stat_ranks(n: int, q: float, alpha: float) -> tuple[int, int]:
     ``n + 1`` "no upper bound".
     """
     j = np.arange(n + 1)
-    cdf = _st.binom.cdf(j, n, q)
-    sf = _st.binom.sf(j, n, q)  # P(B > j), computed directly to keep tail precision
+    cdf = special.bdtr(j, n, q)
+    sf = special.bdtrc(j, n, q)  # P(B > j), computed directly to keep tail precision
 
     def lower(a: float) -> int:
         # Largest l with P(B <= l - 1) <= a; cdf is monotone so count the hits.
@@ -178,7 +185,7 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95) -> dict:
     mean = float(x.mean())
     if n < 2:
         return {"value": mean, "low": None, "high": None, "n": n}
-    half = float(_st.t.ppf(0.5 + confidence / 2.0, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    half = float(special.stdtrit(n - 1, 0.5 + confidence / 2.0)) * float(x.std(ddof=1)) / math.sqrt(n)
     return {"value": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
@@ -198,18 +205,47 @@ def _clean(d: dict) -> dict:
     return {key: _json_num(val) for key, val in d.items()}
 
 
-def _bools(df: pd.DataFrame, col: str) -> np.ndarray:
+def _bools(columns: Mapping[str, Any], n: int, col: str) -> np.ndarray:
     # Missing values (None/NaN) count as False rather than raising: a record that
     # does not say a release was bad is not evidence that it was.
-    if col not in df:
-        return np.zeros(len(df), dtype=bool)
-    return np.array([bool(v) if v is not None and v == v else False for v in df[col]], dtype=bool)
+    if col not in columns:
+        return np.zeros(n, dtype=bool)
+    values = columns[col]
+    if isinstance(values, np.ndarray) and values.dtype == bool:
+        return values
+    return np.array([bool(v) if v is not None and v == v else False for v in values], dtype=bool)
 
 
-def _floats(df: pd.DataFrame, col: str) -> np.ndarray:
-    if col not in df:
-        return np.full(len(df), np.nan)
-    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+def _floats(columns: Mapping[str, Any], n: int, col: str) -> np.ndarray:
+    if col not in columns:
+        return np.full(n, np.nan)
+    values = columns[col]
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return values.astype(float)
+    # A DataFrame's column, or numpy objects (None for a missing number): read as pandas
+    # reads them, a text that is a number counting as that number.
+    import pandas as pd
+
+    if isinstance(values, np.ndarray):
+        values = pd.Series(values, dtype=object)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+
+
+def _record_columns(
+    records: pd.DataFrame | Mapping[str, ArrayLike] | Sequence[Mapping],
+) -> tuple[int, Mapping[str, Any]]:
+    """The number of runs and the record columns: ``records`` as columns already (numpy
+    arrays, e.g. ``RecordsTable.columns``), a DataFrame, or one mapping per run."""
+    if isinstance(records, Mapping):
+        columns = {name: np.asarray(values) for name, values in records.items()}
+        lengths = {len(values) for values in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"record columns of different lengths: {sorted(lengths)}")
+        return (lengths.pop() if lengths else 0), columns
+    import pandas as pd  # rows, or a DataFrame: the caller has pandas already
+
+    df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+    return len(df), {name: df[name] for name in df.columns}
 
 
 def _quantity(x: np.ndarray, confidence: float, quantiles: bool = True) -> dict:
@@ -221,12 +257,15 @@ def _quantity(x: np.ndarray, confidence: float, quantiles: bool = True) -> dict:
     return out
 
 
-def summarize_records(records: pd.DataFrame | Sequence[Mapping], confidence: float = 0.95) -> dict:
+def summarize_records(
+    records: pd.DataFrame | Mapping[str, ArrayLike] | Sequence[Mapping], confidence: float = 0.95
+) -> dict:
     """Build the ``summary`` object of pdsim's ``--json`` output.
 
     Args:
-        records: Run records (a DataFrame or a sequence of mappings) following
-            the run-record contract (outcome, release_bad, times, counts, ...).
+        records: Run records following the run-record contract (outcome, release_bad,
+            times, counts, ...): a DataFrame, a sequence of mappings (one per run), or a
+            mapping of column name to values (one per run; numpy columns need no pandas).
         confidence: Confidence level of every interval.
 
     Returns:
@@ -236,10 +275,9 @@ def summarize_records(records: pd.DataFrame | Sequence[Mapping], confidence: flo
         detection/decision time, excess errors, users affected and canary
         requests. Quantity intervals that cannot be bounded are None.
     """
-    df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
-    n = len(df)
-    outcome = df["outcome"].astype(str).to_numpy() if "outcome" in df else np.array([], dtype=str)
-    bad = _bools(df, "release_bad")
+    n, columns = _record_columns(records)
+    outcome = np.asarray(columns["outcome"]).astype(str) if "outcome" in columns else np.array([], dtype=str)
+    bad = _bools(columns, n, "release_bad")
     rolled_back = outcome == "rolled_back"
     summary: dict[str, Any] = {"runs": n, "confidence": float(confidence)}
     for name in ("promoted", "rolled_back", "unfinished"):
@@ -248,13 +286,13 @@ def summarize_records(records: pd.DataFrame | Sequence[Mapping], confidence: flo
     # inconsistent (e.g. false_rollback set on a bad release).
     good = ~bad
     summary["false_rollback_rate"] = rate(
-        int(np.count_nonzero(_bools(df, "false_rollback") & good)), int(good.sum()), confidence
+        int(np.count_nonzero(_bools(columns, n, "false_rollback") & good)), int(good.sum()), confidence
     )
     summary["detection_rate"] = rate(int(np.count_nonzero(rolled_back & bad)), int(bad.sum()), confidence)
-    summary["missed_rate"] = rate(int(np.count_nonzero(_bools(df, "missed") & bad)), int(bad.sum()), confidence)
+    summary["missed_rate"] = rate(int(np.count_nonzero(_bools(columns, n, "missed") & bad)), int(bad.sum()), confidence)
     for col in _QUANTITIES:
-        summary[col] = _quantity(_floats(df, col), confidence)
-    summary["canary_requests"] = _quantity(_floats(df, "canary_requests"), confidence, False)
+        summary[col] = _quantity(_floats(columns, n, col), confidence)
+    summary["canary_requests"] = _quantity(_floats(columns, n, "canary_requests"), confidence, False)
     return summary
 
 
@@ -410,7 +448,7 @@ def stratified_rate(k: ArrayLike, n: ArrayLike, weights: ArrayLike, confidence: 
 
 def _wilson_real(p: float, n: float, confidence: float) -> tuple[float, float]:
     """Wilson's score interval for a proportion ``p`` out of a (possibly fractional) ``n``."""
-    z = float(_st.norm.ppf(0.5 + confidence / 2.0))
+    z = float(special.ndtri(0.5 + confidence / 2.0))
     z2n = z * z / n
     center = (p + z2n / 2.0) / (1.0 + z2n)
     half = z / (1.0 + z2n) * math.sqrt(max(p * (1.0 - p), 0.0) / n + z2n / (4.0 * n))
@@ -438,7 +476,7 @@ def stratified_mean(
         return {"value": None, "low": None, "high": None, "n": 0}
     w = w / w.sum()
     value = float(np.sum(w * m))
-    half = float(_st.norm.ppf(0.5 + conf / 2.0)) * math.sqrt(float(np.sum(w * w * v / size)))
+    half = float(special.ndtri(0.5 + conf / 2.0)) * math.sqrt(float(np.sum(w * w * v / size)))
     return {"value": value, "low": value - half, "high": value + half, "n": int(size.sum())}
 
 
@@ -490,9 +528,11 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:
     a, b = np.asarray(a, dtype=bool).ravel(), np.asarray(b, dtype=bool).ravel()
     if a.shape != b.shape:
         raise ValueError(f"paired samples need the same length, got {a.size} and {b.size}")
+    from scipy.stats import binomtest
+
     a_only, b_only = int(np.count_nonzero(a & ~b)), int(np.count_nonzero(b & ~a))
     m = a_only + b_only
-    p = 1.0 if m == 0 else float(_st.binomtest(a_only, m, 0.5).pvalue)
+    p = 1.0 if m == 0 else float(binomtest(a_only, m, 0.5).pvalue)
     return {"a_only": a_only, "b_only": b_only, "p_value": p}
 
 

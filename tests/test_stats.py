@@ -284,3 +284,42 @@ def test_format_summary_table():
     assert "n/a" in small_lines["detection_rate"]
     assert "0/0" in small_lines["detection_rate"]
     assert "n/a" in small_lines["detection_time_s"]
+
+
+def test_scipy_special_gives_what_scipy_stats_gave() -> None:
+    """sim.stats uses scipy.special (which every run loads anyway) instead of scipy.stats
+    (a second of start-up, issue 17): the intervals it reports must not change. ndtri is
+    norm.ppf and stdtrit t.ppf bit for bit; the binomial's cdf/sf (cephes bdtr/bdtrc
+    rather than boost) may differ in the last bits, so the order-statistic ranks they
+    decide are compared, over every n up to 200 and larger ones, at each level used."""
+    from scipy import special, stats
+
+    from sim.stats import _order_stat_ranks
+
+    for p in (0.5 + c / 2.0 for c in (0.8, 0.9, 0.95, 0.975, 0.99, 0.999)):
+        assert special.ndtri(p) == stats.norm.ppf(p)
+        for df in (1, 2, 3, 7, 30, 999, 10**6):
+            assert special.stdtrit(df, p) == stats.t.ppf(p, df)
+
+    def scipy_stats_ranks(n: int, q: float, alpha: float) -> tuple[int, int]:
+        j = np.arange(n + 1)
+        cdf, sf = stats.binom.cdf(j, n, q), stats.binom.sf(j, n, q)
+
+        def lower(a: float) -> int:
+            return int(np.count_nonzero(cdf <= a))
+
+        def upper(a: float) -> int:
+            hits = np.flatnonzero(sf <= a)
+            return int(hits[0]) + 1 if hits.size else n + 1
+
+        lo, up = lower(alpha / 2.0), upper(alpha / 2.0)
+        if lo == 0 and up <= n:
+            up = upper(alpha)
+        elif up > n and lo >= 1:
+            lo = lower(alpha)
+        return lo, up
+
+    for n in [*range(1, 201), 1000, 4999, 20000]:
+        for q in (0.0, 0.5, 0.9, 0.95, 1.0):
+            for alpha in (0.2, 0.1, 0.05, 0.01):
+                assert _order_stat_ranks(n, q, alpha) == scipy_stats_ranks(n, q, alpha), (n, q, alpha)

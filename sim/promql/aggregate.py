@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 
-from sim.promql import kernels
 from sim.promql.frames import Context, VectorData, only_labels, without_labels
 from sim.promql.range_functions import quantile_of_sorted, sorted_with_nan_first
 from sim.promql.series import Labels
@@ -66,6 +65,8 @@ class AggregationPlan:
 
     def evaluate(self, ctx: Context, data: VectorData, param: np.ndarray | None) -> VectorData:
         """The aggregate of each group for each run (``param``: k or q per run)."""
+        from sim.promql import kernels
+
         n = ctx.n_runs
         if not self.members:
             return VectorData(np.zeros((n, 0)), np.zeros((n, 0), dtype=bool))

@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sim.promql import kernels
 from sim.promql import range_functions as rf
 from sim.promql.frames import Bound, Context, Relabel, VectorData, WindowData, drop_name, label_value
 from sim.promql.histograms import HistogramPlan
@@ -428,6 +427,8 @@ def _holt_winters(
     ctx: Context, window: WindowData, smoothing: np.ndarray, trend: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """functions.go funcHoltWinters: factors outside (0, 1) fail the run, Go's wording."""
+    from sim.promql import kernels
+
     for factors, what in ((smoothing, "smoothing"), (trend, "trend")):
         bad = ~((factors > 0) & (factors < 1))
         if bad.any():

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sim.promql import kernels
 from sim.promql.frames import WindowData
 
 #: (values (R, K), present (R, K))
@@ -108,6 +107,8 @@ def extrapolated_rate(window: WindowData, is_counter: bool, is_rate: bool) -> Ou
     extrapolated below zero (durationToZero). Gap-free windows take numpy; any other
     takes the compiled transcription (``kernels``).
     """
+    from sim.promql import kernels
+
     if window.present.all():
         return _rate_gap_free(window, is_counter, is_rate)
     runs, _, series = window.values.shape
@@ -152,6 +153,8 @@ def instant_value(window: WindowData, is_rate: bool) -> Output:
     samples at the same millisecond give no result. Gap-free windows take numpy, any
     other the compiled transcription.
     """
+    from sim.promql import kernels
+
     if window.present.all():
         return _instant_gap_free(window, is_rate)
     runs, _, series = window.values.shape
@@ -171,6 +174,8 @@ def _any(window: WindowData) -> np.ndarray:
 
 def _over_time(window: WindowData, name: str) -> Output:
     """The Kahan-compensated *_over_time functions, compiled (``kernels``)."""
+    from sim.promql import kernels
+
     runs, _, series = window.values.shape
     out = np.empty((runs, series))
     ok = np.empty((runs, series), dtype=bool)
@@ -305,6 +310,8 @@ def _linear_regression(
     window: WindowData, intercept_ms: int, from_first: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """promql/functions.go linearRegression (compiled): slope, intercept, at least 2 samples."""
+    from sim.promql import kernels
+
     runs, _, series = window.values.shape
     slope = np.empty((runs, series))
     intercept = np.empty((runs, series))

@@ -14,18 +14,21 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sim.inputs.scenario import Scenario
 from sim.outcomes import COLUMNS, RunRecord
 from sim.policies.base import Policy
 from sim.runs.seedseq import run_seeds
-from sim.runs.store import records_table
+from sim.runs.store import record_schema
 from sim.world.controller import RunResult, run_rollouts
+
+if TYPE_CHECKING:  # pandas loads only for the tables asked for as DataFrames (lazy imports)
+    import pandas as pd
 
 #: Rollouts simulated together in lockstep (numpy work is shared across them).
 BATCH = 500
@@ -269,58 +272,129 @@ def run_batch(
 
 def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     """A tidy table: one row per run, the record fields as columns."""
+    import pandas as pd
+
     return pd.DataFrame([r.as_dict() for r in records], columns=COLUMNS)
 
 
+@dataclass(frozen=True)
+class _Column:
+    """One record field of a chunk: numbers as a numpy array (``missing`` marks the runs
+    whose value is None, held as 0 or NaN), or texts as codes into ``texts``."""
+
+    values: np.ndarray
+    missing: np.ndarray | None = None
+    texts: tuple[str | None, ...] | None = None
+
+    @classmethod
+    def of(cls, values: list[Any], kind: str) -> _Column:
+        if kind == "text":
+            # Texts repeat from run to run: each distinct one kept once, indexed per run.
+            index: dict[str | None, int] = {}
+            codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int32, count=len(values))
+            return cls(codes, texts=tuple(index))
+        missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        fill = np.nan if kind == "float" else 0
+        dtype = {"float": np.float64, "int": np.int64, "bool": np.bool_}[kind]
+        if not missing.any():
+            return cls(np.array(values, dtype=dtype))
+        return cls(np.array([fill if v is None else v for v in values], dtype=dtype), missing)
+
+    def decoded(self) -> np.ndarray:
+        """The values as ``RecordsTable.columns`` gives them (one chunk)."""
+        if self.texts is not None:
+            return np.array(self.texts, dtype=object)[self.values]
+        if self.missing is None:
+            return self.values
+        if self.values.dtype.kind == "b":
+            out = self.values.astype(object)
+            out[self.missing] = None
+            return out
+        return np.where(self.missing, np.nan, self.values.astype(np.float64))
+
+    def python(self) -> list[Any]:
+        """The values as Python objects (None where missing), as ``RunRecord.as_dict`` has them."""
+        if self.texts is not None:
+            return [self.texts[i] for i in self.values.tolist()]
+        out = self.values.tolist()
+        if self.missing is not None:
+            for i in np.flatnonzero(self.missing).tolist():
+                out[i] = None
+        return out
+
+
+#: How each record field is kept: by the run record's annotations (``store.record_schema``).
+_KINDS = {
+    field.name: {pa.bool_(): "bool", pa.int64(): "int", pa.float64(): "float"}.get(field.type, "text")
+    for field in record_schema()
+}
+
+
 class RecordsTable:
-    """Many runs' records kept compactly, chunk by chunk, as Arrow columns.
+    """Many runs' records kept compactly, chunk by chunk, as numpy columns.
 
     A ``RunRecord`` costs about 550 bytes as a Python object and as much again as a row
-    of ``records_frame``; here a run costs the bytes of its numbers plus small dictionary
-    indexes for its texts (names, outcome, phase, reason). ``pdsim run`` keeps its runs
-    this way: see ``limits.MAX_RUNS`` for the memory this takes.
+    of ``records_frame``; here a run costs the bytes of its numbers plus small codes for
+    its texts (names, outcome, phase, reason). ``pdsim run`` keeps its runs this way: see
+    ``limits.MAX_RUNS`` for the memory this takes. Numpy, not Arrow: pyarrow imports
+    pandas (half a second) the first time it builds an array from Python or numpy data,
+    and a plain ``pdsim run`` needs neither (docs/architecture.md section 2, lazy imports).
     """
 
     def __init__(self) -> None:
-        self._tables: list[pa.Table] = []
+        self._chunks: list[dict[str, _Column]] = []
         self.runs = 0
 
     def add(self, records: Sequence[RunRecord]) -> None:
         """Keep a chunk of records (in run order, after those already added)."""
-        table = records_table(records)
-        # Texts repeat from run to run: stored once per chunk, indexed per run.
-        for i, name in enumerate(table.column_names):
-            if pa.types.is_string(table.schema.field(i).type):
-                table = table.set_column(i, name, table.column(i).dictionary_encode())
-        self._tables.append(table)
+        self._chunks.append({name: _Column.of([getattr(r, name) for r in records], _KINDS[name]) for name in COLUMNS})
         self.runs += len(records)
+
+    def columns(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The records' columns as numpy arrays, one value per run (``names``: only those),
+        without pandas: numbers as ``frame`` has them (a missing number as NaN; a flag
+        with a missing value as objects, None there), texts as objects (one shared string
+        per distinct value).
+        """
+        out = {}
+        for name in COLUMNS if names is None else names:
+            parts = [chunk[name] for chunk in self._chunks]
+            if any(part.missing is not None for part in parts) and _KINDS[name] == "int":
+                out[name] = np.concatenate([part.decoded().astype(np.float64) for part in parts])
+            elif parts:
+                out[name] = np.concatenate([part.decoded() for part in parts])
+            else:
+                out[name] = np.array([], dtype=object if _KINDS[name] == "text" else _KINDS[name])
+        return out
 
     def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The records as a table, one row per run (``columns``: only those), as
         ``records_frame`` has them but for a missing number, NaN rather than None.
 
-        Built column by column: each text column holds one shared string per distinct
-        value (8 bytes a run), never a string per run.
+        Each text column holds one shared string per distinct value (8 bytes a run),
+        never a string per run.
         """
+        import pandas as pd
+
         names = list(COLUMNS if columns is None else columns)
-        if not self._tables:
+        if not self._chunks:
             return pd.DataFrame(columns=names)
-        out = {}
-        for name in names:
-            column = pa.chunked_array([t.column(name) for t in self._tables]).to_pandas()
-            out[name] = column.astype(object) if isinstance(column.dtype, pd.CategoricalDtype) else column
-        return pd.DataFrame(out, columns=names)
+        return pd.DataFrame(self.columns(names), columns=names)
 
     def dicts(self, rows: int = 10_000) -> Iterator[dict[str, Any]]:
         """Each run's record as ``RunRecord.as_dict`` gives it, made ``rows`` at a time."""
-        for table in self._tables:
-            for start in range(0, table.num_rows, rows):
-                yield from table.slice(start, rows).to_pylist()
+        for chunk in self._chunks:
+            values = [chunk[name].python() for name in COLUMNS]
+            for start in range(0, len(values[0]) if values else 0, rows):
+                for row in zip(*(column[start : start + rows] for column in values)):
+                    yield dict(zip(COLUMNS, row))
 
     def outcome_counts(self) -> dict[str, int]:
         """How many runs ended with each outcome."""
         counts: dict[str, int] = {}
-        for table in self._tables:
-            for row in pc.value_counts(pc.cast(table.column("outcome"), pa.string())).to_pylist():
-                counts[row["values"]] = counts.get(row["values"], 0) + int(row["counts"])
+        for chunk in self._chunks:
+            column = chunk["outcome"]
+            assert column.texts is not None
+            for text, count in zip(column.texts, np.bincount(column.values, minlength=len(column.texts)).tolist()):
+                counts[str(text)] = counts.get(str(text), 0) + count
         return counts

@@ -31,13 +31,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from sim import DISTRIBUTION
 from sim.errors import NOT_GIVEN, InputError, one_line
@@ -45,6 +43,9 @@ from sim.inputs.files import open_regular, read_bytes
 from sim.limits import MAX_RESULTS_JSON_BYTES, MAX_RUNS, MAX_SEED
 from sim.outcomes import COLUMNS, OUTCOMES, UNFINISHED, RunRecord
 from sim.runs.atomic import atomic_write, stray_temporaries
+
+if TYPE_CHECKING:  # pandas and Parquet load with the functions that read results (lazy imports)
+    import pandas as pd
 
 MANIFEST = "manifest.json"
 #: The summary file of a results folder (``pdsim run --out`` and ``pdsim sweep --out``).
@@ -269,6 +270,8 @@ def run_chunk_name(index: int) -> str:
 
 def write_chunk(out: Path, name: str, table: pa.Table) -> Path:
     """Store one finished chunk under its final name, atomically."""
+    import pyarrow.parquet as pq
+
     path = out / name
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return path
@@ -403,6 +406,8 @@ def resume_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
 
 
 def _cells_frame(manifest: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for c in manifest["cells"]:
         row = {k: c.get(k) for k in ("cell", "world", "kind", "stratum", "weight")}
@@ -437,6 +442,8 @@ def _read_chunk(path: Path, cell: int, columns: list[str] | None) -> pa.Table:
 
 
 def _checked_chunk(fh: Any, where: str, cell: int, columns: list[str] | None) -> pa.Table:
+    import pyarrow.parquet as pq
+
     try:
         schema = pq.read_schema(fh)
     except (OSError, ValueError) as err:  # pyarrow's errors subclass these
@@ -598,6 +605,8 @@ def _refuse(frame: pd.DataFrame, origin: RecordOrigin, column: str, bad: Any, me
 
 def _numbers(frame: pd.DataFrame, origin: RecordOrigin, column: str) -> np.ndarray:
     """A column as float64 (null as NaN), refusing text and booleans where numbers belong."""
+    import pandas as pd
+
     col = frame[column]
     if pd.api.types.is_bool_dtype(col.dtype):
         _refuse(frame, origin, column, np.ones(len(col), dtype=bool), "must be a number")
@@ -632,6 +641,8 @@ def check_records(frame: pd.DataFrame, origin: RecordOrigin) -> pd.DataFrame:
         InputError: naming the file, line (the row of a CSV file, else 1) and column of the
             first bad value.
     """
+    import pandas as pd
+
     fixed: dict[str, Any] = {}
     for column in _NAMES:
         if column in frame:
@@ -680,6 +691,8 @@ def check_records(frame: pd.DataFrame, origin: RecordOrigin) -> pd.DataFrame:
 
 def _refuse_repeated_runs(frame: pd.DataFrame, origin: RecordOrigin) -> None:
     """No run stored twice: results of two runs mixed would be pooled as one."""
+    import pandas as pd
+
     if "run" not in frame:
         return
     if not frame["run"].duplicated().any():  # one group of runs: no key needed

@@ -30,7 +30,6 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 if TYPE_CHECKING:
@@ -325,6 +324,8 @@ class MixtureLatency(_Buckets):
 
     def quantile(self, q: float) -> float:
         """Solved from the cdf: it lies between the components' own q-quantiles."""
+        from scipy.optimize import brentq
+
         qs = [c.quantile(q) for c in self.components]
         lo, hi = min(qs), max(qs)
         if not 0.0 < q < 1.0 or hi - lo <= 1e-12 * max(abs(hi), 1.0):
