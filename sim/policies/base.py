@@ -365,9 +365,7 @@ class BatchObservation:
         metrics = {name: [row.get(name) for row in rows] for name in names}
         values, single = {}, {}
         for name, column in metrics.items():
-            one = [
-                (type(v) is tuple and len(v) == 1) or (type(v) is float and v == v) for v in column
-            ]  # a one-sample vector, or a plain number (a NaN plain float is no data)
+            one = [(type(v) is tuple and len(v) == 1) or type(v) is float for v in column]  # NaN included
             single[name] = np.array(one, dtype=bool)
             values[name] = np.array(
                 [(v[0] if type(v) is tuple else v) if o else math.nan for v, o in zip(column, one)], dtype=float

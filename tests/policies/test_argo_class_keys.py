@@ -220,7 +220,7 @@ def batch_of(t: float, metrics: Sequence[dict[str, MetricValue]]) -> BatchObserv
         values[name] = np.array(
             [(v[0] if isinstance(v, tuple) else v) if ok else NAN for v, ok in zip(results, one)], dtype=float
         )
-    return BatchObservation(t, columns, values, single)
+    return BatchObservation(t, len(metrics), columns, values, single)
 
 
 def _sweep(
@@ -378,7 +378,7 @@ def test_a_policy_without_prometheus_metrics_is_keyed_on_nothing():
     }
     policy = ArgoRollout(ArgoPolicySpec.model_validate(spec))
     assert policy.tags.steps_by_class
-    batch = BatchObservation(0.0, {}, {"other": np.zeros(4)}, {"other": np.ones(4, dtype=bool)})
+    batch = BatchObservation(0.0, 4, {}, {"other": np.zeros(4)}, {"other": np.ones(4, dtype=bool)})
     keys = policy.observation_keys(batch)
     assert keys is not None and keys.shape == (4, 0)
 
@@ -396,7 +396,8 @@ def test_the_worlds_own_ticks_step_alike_by_class():
     """The observations the world serves (argo-canary-steps: real PromQL results of the
     simulated series, empty vectors while the canary has no traffic yet): stepping one run
     per class gives every run of the class its own one-by-one result."""
-    from sim.runs.runner import run_batch
+    from sim.runs.seedseq import run_seeds
+    from sim.world.controller import World
 
     scenario = load_scenario(ROOT / "scenarios" / "argo-canary-steps.yaml")
     policy = scenario_policy(scenario)
@@ -411,7 +412,9 @@ def test_the_worlds_own_ticks_step_alike_by_class():
         return out
 
     policy.step = recording  # type: ignore[method-assign]
-    run_batch(scenario, policy, 150, 3)
+    world = World(scenario, policy, run_seeds(3, 0, range(150)))
+    world.by_class = False  # every run's own step, to compare the classes' steps with
+    world.run()
     del policy.step
     ticks: dict[float, list[tuple[Any, Observation, Any]]] = {}
     for item in seen:

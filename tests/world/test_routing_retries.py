@@ -195,7 +195,7 @@ def test_flaggers_success_rate_query_reads_tries():
     world = World(_scenario(False), Retried(FIVE_XX, query=True), [11])
     world.run()
     assert world.series is not None
-    state = world.runs[0].final_state
+    state = world.states[0]
     assert float(np.ravel(state.read[9])[-1]) == pytest.approx(100 * (1 - P_CANARY))
 
 
