@@ -15,7 +15,7 @@ import math
 import numba as nb
 import numpy as np
 
-from sim.policies.judges import mannwhitney
+from sim.policies.judges import ranksum
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy")
@@ -233,10 +233,10 @@ def log_masses(cdf: np.ndarray) -> np.ndarray:
     return out
 
 
-#: Kayenta's Mann–Whitney statistic and Brent's iteration, compiled from ``mannwhitney``'s
-#: own sources (there they run as Python).
-sorted_diff = nb.njit(cache=True)(mannwhitney.sorted_diff)
-brent_step = nb.njit(cache=True)(mannwhitney.brent_step)
+#: Kayenta's Mann–Whitney statistic and Brent's iteration, compiled from ``ranksum``'s
+#: sources (``mannwhitney`` runs them as Python).
+sorted_diff = nb.njit(cache=True)(ranksum.sorted_diff)
+brent_step = nb.njit(cache=True)(ranksum.brent_step)
 
 
 @nb.njit(cache=True)
@@ -248,8 +248,8 @@ def wilcoxon_root(zq: float, x: np.ndarray, y: np.ndarray, a: float, b: float, f
     if fb == 0.0:
         return b
     c, fc = a, fa
-    for _ in range(mannwhitney.MAX_ITERATIONS + 1):
-        done, a, b, c, fa, fb, fc = brent_step(a, b, c, fa, fb, fc, mannwhitney.BRENT_TOLERANCE)
+    for _ in range(ranksum.MAX_ITERATIONS + 1):
+        done, a, b, c, fa, fb, fc = brent_step(a, b, c, fa, fb, fc, ranksum.BRENT_TOLERANCE)
         if done:
             return b
         fb = sorted_diff(b, zq, x, y)

@@ -266,7 +266,9 @@ class SequentialJudge:
             return EProcessState(int(state.seen[i]), (), b"", bool(state.rejected[i]))
         return EProcessState(
             int(state.seen[i]),
-            tuple(float(p) for p in state.p_ref[i]),
+            # NaN as the one ``math.nan`` object: states compare equal by identity, as the
+            # scalar's always did (NaN != NaN)
+            tuple(math.nan if math.isnan(p) else float(p) for p in state.p_ref[i]),
             state.log_m[i].tobytes(),
             bool(state.rejected[i]),
         )
