@@ -309,23 +309,25 @@ class SequentialJudge:
             _, nodes, theta = grid_nodes(spec.max_relative_risk)
             has_hist = data.canary_hist is not None and data.primary_hist is not None
             empty = np.zeros((1, 1, 1))
-            kernels.fold_slots(
-                rows,
-                state.seen,
-                state.p_ref,
-                state.log_m,
-                _floats(data.canary_requests),
-                _floats(data.canary_errors),
-                _floats(data.primary_requests),
-                _floats(data.primary_errors),
-                _floats(data.canary_hist) if has_hist else empty,
-                _floats(data.primary_hist) if has_hist else empty,
-                has_hist,
-                tests.errors,
-                np.array(tests.latency, dtype=np.int64),
-                nodes,
-                theta,
-            )
+            counts = [_floats(x) for x in (data.canary_requests, data.canary_errors)]
+            counts += [_floats(x) for x in (data.primary_requests, data.primary_errors)]
+            hists = [_floats(data.canary_hist), _floats(data.primary_hist)] if has_hist else [empty, empty]
+            latency = np.array(tests.latency, dtype=np.int64)
+            # In chunks of runs: the logs of a chunk stay in cache.
+            for lo in range(0, len(rows), _CHUNK):
+                part, hi = rows[lo : lo + _CHUNK], lo + _CHUNK
+                cr, ce, pr, pe = (x[lo:hi] for x in counts)
+                hc, hp = (h[lo:hi] if has_hist else h for h in hists)
+                owner, share, weight, canary_events = kernels.slot_events(
+                    part, state.seen, state.p_ref, cr, ce, pr, pe, hc, hp, has_hist, tests.errors, latency
+                )
+                # log(theta·pi + 1 − pi) of every entry at every node in numpy (SIMD logs,
+                # ~5 times faster than a compiled loop's); each element depends on its
+                # entry's share only, so a run's numbers do not depend on its batch
+                logs = np.multiply.outer(share, theta)
+                logs += (1.0 - share)[:, None]
+                np.log(logs, out=logs)
+                kernels.fold_logs(part, state.p_ref, state.log_m, owner, weight, logs, canary_events, nodes)
         state.seen[rows] = np.maximum(state.seen[rows], n_slots)
         bound = (1.0 if spec.combine == "mean" else max(int(tests.errors) + bool(tests.latency), 1)) / spec.alpha
         # Every value a verdict compares (a metric's e-value, a mean of them) is at most
@@ -399,6 +401,8 @@ class SequentialJudge:
 
 
 _NAMES = {ERRORS: "errors", LATENCY: "latency"}
+#: Runs per chunk of the batch pass's logs (a chunk's logs, ~2 MB, stay in cache).
+_CHUNK = 1024
 
 
 def _floats(x: np.ndarray | None) -> np.ndarray:
