@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
-from sim.policies.judges import make_judge
-from sim.policies.judges.base import VERDICTS, JudgeBatch, Judgements, RowByRow
+from sim.policies.judges import JudgeSpec, make_judge
+from sim.policies.judges.base import VERDICTS, JudgeBatch, Judgement, Judgements, RowByRow, Verdict
 from sim.policies.judges.kayenta import KayentaSpec
 from sim.policies.judges.spec import ERRORS, LATENCY, SequentialSpec
 from sim.world.telemetry import CANARY, PRIMARY, Telemetry
@@ -194,10 +195,6 @@ def test_a_run_is_judged_alike_alone_and_among_others():
     ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()),
 )
 def test_other_judges_batch_is_the_scalar_run_for_run(spec):
-    from pydantic import TypeAdapter
-
-    from sim.policies.judges import JudgeSpec
-
     judge = make_judge(TypeAdapter(JudgeSpec).validate_python(spec))
     assert check_contract(judge, seed=11, runs=300) > 0
 
@@ -257,8 +254,6 @@ def test_the_default_batch_pass_loops_over_the_scalar_judge():
             return 0
 
         def judge(self, state, data):
-            from sim.policies.judges.base import Judgement, Verdict
-
             seen = state + 1
             verdict = Verdict.FAIL if data.canary.errors.sum() > data.primary.errors.sum() else Verdict.PASS
             return seen, Judgement(verdict, reject=verdict == Verdict.FAIL, detail={"calls": seen})
@@ -321,3 +316,26 @@ def test_telemetry_judge_batch_is_judge_data_run_by_run(lost, histograms, primar
                 if x.hist is not None:
                     assert np.array_equal(x.hist, y.hist)
         assert not batch.canary_requests.flags.writeable  # judges must not write the world's counters
+
+
+@pytest.mark.parametrize("kind", ["sequential", "msprt", "sprt", "naive", "bayes", "kayenta"])
+def test_equal_inputs_give_equal_states(kind):
+    """Policies are checked for determinism by comparing states with ``==``: a state
+    holding NaN (a test without a prior share yet) must still equal itself (NaN is the one
+    ``math.nan`` object, as the scalar judges always held it)."""
+    judge = make_judge(TypeAdapter(JudgeSpec).validate_python({"kind": kind}))
+    data = batch_at(random_counters(np.random.default_rng(29), 3, 6), 1, SCRAPE, "both").row(0)
+    first, second = judge.judge(judge.initial_state(), data), judge.judge(judge.initial_state(), data)
+    assert first == second
+
+
+def test_a_replay_without_bounds_or_histograms_is_judged():
+    """A replayed CSV of counters has no histogram bounds: the latency parts see nothing."""
+    c = random_counters(np.random.default_rng(31), 40, 12)
+    data = JudgeBatch(180.0, SCRAPE, (), c.requests[:, :, 1], c.errors[:, :, 1], c.requests[:, :, 0], c.errors[:, :, 0])
+    for spec in (SequentialSpec(kind="sequential"), {"kind": "msprt"}):
+        judge = make_judge(spec if not isinstance(spec, dict) else TypeAdapter(JudgeSpec).validate_python(spec))
+        out = judge.judge_batch(judge.batch_state(40), np.arange(40), data)
+        for i in range(40):
+            want = judge.judge(judge.initial_state(), data.row(i))[1]
+            assert out.at(i) == want

@@ -15,7 +15,7 @@ import math
 import numba as nb
 import numpy as np
 
-from sim.policies.judges import mannwhitney
+from sim.policies.judges import ranksum
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy")
@@ -64,11 +64,10 @@ def _share(canary: float, primary: float) -> float:
 
 
 @nb.njit(cache=True, error_model="numpy")
-def fold_slots(
+def slot_events(
     rows: np.ndarray,
     seen: np.ndarray,
     p_ref: np.ndarray,
-    log_m: np.ndarray,
     canary_requests: np.ndarray,
     canary_errors: np.ndarray,
     primary_requests: np.ndarray,
@@ -78,39 +77,42 @@ def fold_slots(
     has_hist: bool,
     errors_test: bool,
     latency_buckets: np.ndarray,
-    log_theta: np.ndarray,
-    theta: np.ndarray,
-) -> None:
-    """Fold each judged run's new slots into its e-processes, in place.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The events of each judged run's new slots, for ``fold_logs`` (the first half of
+    folding them into the e-processes; the logs in between are one numpy call).
 
     Row r of the data is run ``rows[r]`` of the state. Tests are the errors (when
     ``errors_test``), then one per latency bucket index j of ``latency_buckets``: requests
-    in buckets above j are its events. Per test: the prior's share ``p_ref`` is set at the
-    first slot with an event, then every slot's log LR at each node is added to ``log_m``
-    (tests still without a share are left alone: they have seen no event). ``seen`` is not
-    advanced here.
+    in buckets above j are its events. Per test, the prior's share ``p_ref`` is set (in
+    place) at the first slot with an event; from there, every slot with events and both
+    versions contributes. Returns, per contribution ("entry") in the order of rows then
+    slots: its row, its canary share of requests pi, and each test's event count f (0: the
+    test takes nothing from it) — one entry per distinct share in a slot (the latency
+    tests share one; the errors' serves them too when equal) — and per row and test the
+    canary's events c. Slots after ``seen`` only; ``seen`` is not advanced here.
     """
     n_slots = canary_requests.shape[1]
     n_lat = len(latency_buckets)
     n_tests = n_lat + (1 if errors_test else 0)
     first_lat = 1 if errors_test else 0
-    size = len(theta)
     n_buckets = canary_hist.shape[2]
+    most = 0
+    for r in range(len(rows)):
+        most += 2 * max(n_slots - seen[rows[r]], 0)
+    owner = np.empty(most, dtype=np.int64)
+    share = np.empty(most)
+    weight = np.zeros((most, n_tests))
+    c = np.zeros((len(rows), n_tests))
     ec = np.zeros(n_tests)
     ep = np.zeros(n_tests)
     pi = np.zeros(n_tests)
-    c = np.zeros(n_tests)
-    acc = np.zeros((n_tests, size))
-    logs_err = np.empty(size)
-    logs_lat = np.empty(size)
     tail_c = np.zeros(n_buckets)
     tail_p = np.zeros(n_buckets)
+    m = 0
     for r in range(len(rows)):
         s = rows[r]
-        if n_slots <= seen[s] or n_tests == 0:
+        if n_tests == 0:
             continue
-        acc[:, :] = 0.0
-        c[:] = 0.0
         for k in range(seen[s], n_slots):
             if errors_test:
                 ec[0] = canary_errors[r, k]
@@ -124,16 +126,16 @@ def fold_slots(
                         run_c += canary_hist[r, k, b]
                         run_p += primary_hist[r, k, b]
                         tail_c[b], tail_p[b] = run_c, run_p
-                    share = _share(tail_c[0], tail_p[0])
+                    lat_share = _share(tail_c[0], tail_p[0])
                     for t in range(n_lat):
                         ec[first_lat + t] = tail_c[latency_buckets[t] + 1]
                         ep[first_lat + t] = tail_p[latency_buckets[t] + 1]
-                        pi[first_lat + t] = share
+                        pi[first_lat + t] = lat_share
                 else:
                     # No histograms (a replayed CSV of counters): the latency tests see no events.
                     for t in range(first_lat, n_tests):
                         ec[t], ep[t], pi[t] = 0.0, 0.0, 0.0
-            have_err, have_lat = False, False
+            err_entry, lat_entry = -1, -1
             for t in range(n_tests):
                 f = ec[t] + ep[t]
                 if math.isnan(p_ref[s, t]):
@@ -145,25 +147,54 @@ def fold_slots(
                     else:
                         continue
                 if f > 0 and pi[t] > 0 and pi[t] < 1:
-                    c[t] += ec[t]
+                    c[r, t] += ec[t]
                     if t < first_lat:
-                        _fill_logs(logs_err, pi[t], theta)
-                        _add(acc[t], f, logs_err)
-                        have_err = True
+                        entry = err_entry = m
+                    elif lat_entry >= 0:
+                        entry = lat_entry
+                    elif err_entry >= 0 and pi[t] == pi[0]:
+                        entry = lat_entry = err_entry
                     else:
-                        # The latency tests share one share per slot: its logs once. The
-                        # errors' logs serve too when both shares are the same number.
-                        if not have_lat:
-                            if have_err and pi[t] == pi[0]:
-                                logs_lat[:] = logs_err
-                            else:
-                                _fill_logs(logs_lat, pi[t], theta)
-                            have_lat = True
-                        _add(acc[t], f, logs_lat)
+                        entry = lat_entry = m
+                    if entry == m:
+                        owner[m], share[m] = r, pi[t]
+                        weight[m, :] = 0.0
+                        m += 1
+                    weight[entry, t] = f
+    return owner[:m], share[:m], weight[:m], c
+
+
+@nb.njit(cache=True, error_model="numpy")
+def fold_logs(
+    rows: np.ndarray,
+    p_ref: np.ndarray,
+    log_m: np.ndarray,
+    owner: np.ndarray,
+    weight: np.ndarray,
+    logs: np.ndarray,
+    c: np.ndarray,
+    log_theta: np.ndarray,
+) -> None:
+    """Add each judged run's new slots' log LRs to ``log_m`` (in place): per test and node,
+    c·log(theta) minus the sum over its entries (``slot_events``) of f·log(theta·pi + 1 −
+    pi), ``logs`` holding those logs per entry (summed in slot order)."""
+    n_tests, size = log_m.shape[1], log_m.shape[2]
+    acc = np.zeros((n_tests, size))
+    e = 0
+    for r in range(len(rows)):
+        s = rows[r]
+        acc[:, :] = 0.0
+        while e < len(owner) and owner[e] == r:
+            for t in range(n_tests):
+                f = weight[e, t]
+                if f != 0.0:
+                    for g in range(size):
+                        acc[t, g] += f * logs[e, g]
+            e += 1
         for t in range(n_tests):
             if not math.isnan(p_ref[s, t]):
                 for g in range(size):
-                    log_m[s, t, g] += c[t] * log_theta[g] - acc[t, g]
+                    log_m[s, t, g] += c[r, t] * log_theta[g] - acc[t, g]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -233,10 +264,10 @@ def log_masses(cdf: np.ndarray) -> np.ndarray:
     return out
 
 
-#: Kayenta's Mann–Whitney statistic and Brent's iteration, compiled from ``mannwhitney``'s
-#: own sources (there they run as Python).
-sorted_diff = nb.njit(cache=True)(mannwhitney.sorted_diff)
-brent_step = nb.njit(cache=True)(mannwhitney.brent_step)
+#: Kayenta's Mann–Whitney statistic and Brent's iteration, compiled from ``ranksum``'s
+#: sources (``mannwhitney`` runs them as Python).
+sorted_diff = nb.njit(cache=True)(ranksum.sorted_diff)
+brent_step = nb.njit(cache=True)(ranksum.brent_step)
 
 
 @nb.njit(cache=True)
@@ -248,8 +279,8 @@ def wilcoxon_root(zq: float, x: np.ndarray, y: np.ndarray, a: float, b: float, f
     if fb == 0.0:
         return b
     c, fc = a, fa
-    for _ in range(mannwhitney.MAX_ITERATIONS + 1):
-        done, a, b, c, fa, fb, fc = brent_step(a, b, c, fa, fb, fc, mannwhitney.BRENT_TOLERANCE)
+    for _ in range(ranksum.MAX_ITERATIONS + 1):
+        done, a, b, c, fa, fb, fc = brent_step(a, b, c, fa, fb, fc, ranksum.BRENT_TOLERANCE)
         if done:
             return b
         fb = sorted_diff(b, zq, x, y)

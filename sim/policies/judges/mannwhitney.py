@@ -29,14 +29,23 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-#: BrentSolver.java's constants: absolute tolerance, machine epsilon, iteration cap.
-BRENT_TOLERANCE = 1e-4
-_EPS = 2.220446049250313e-16
-MAX_ITERATIONS = 1000
+from sim.policies.judges.ranksum import BRENT_TOLERANCE, MAX_ITERATIONS, AllTiedError, brent_step, sorted_diff
 
-
-class AllTiedError(ValueError):
-    """Every observation is tied: the normal approximation has no variance."""
+__all__ = [
+    "BRENT_TOLERANCE",
+    "MAX_ITERATIONS",
+    "AllTiedError",
+    "MannWhitneyResult",
+    "brent_root",
+    "brent_step",
+    "cles",
+    "iqr_outliers",
+    "mann_whitney_ci",
+    "mean_ratio",
+    "percentile",
+    "sorted_diff",
+    "wilcoxon_diff",
+]
 
 
 @dataclass(frozen=True)
@@ -67,37 +76,6 @@ def wilcoxon_diff(mu: float, zq: float, x: np.ndarray, y: np.ndarray) -> float:
     return sorted_diff(mu, zq, np.sort(np.asarray(x, dtype=float)), np.sort(np.asarray(y, dtype=float)))
 
 
-def sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
-    """``wilcoxon_diff`` of sorted samples (the root finders call it many times).
-
-    The rank sum is computed by counting instead of ranking: the x's rank sum is
-    nx(nx+1)/2 plus, for each x, the number of y below it and half the y equal to it.
-    Both are sums of halves, exact in floating point, so the value is Kayenta's. Written
-    for numba too (``kernels`` compiles this source; the loops are what it runs fast).
-    """
-    nx, ny = len(xs), len(ys)
-    shifted = xs - mu  # stays sorted: subtraction is monotone
-    below = np.searchsorted(ys, shifted, side="left").sum()
-    upto = np.searchsorted(ys, shifted, side="right").sum()
-    dz = float(below) + 0.5 * float(upto - below) - nx * ny / 2.0
-    both = np.concatenate((shifted, ys))
-    both.sort()
-    n = nx + ny
-    # tie correction: sum of t^3 - t over the runs of equal values (integers: exact)
-    ties, run = 0.0, 1.0
-    for i in range(1, n + 1):
-        if i < n and both[i] == both[i - 1]:
-            run += 1.0
-        else:
-            ties += run * run * run - run
-            run = 1.0
-    sigma = math.sqrt((nx * ny / 12.0) * ((n + 1.0) - ties / (n * (n - 1.0))))
-    if sigma == 0.0:
-        raise AllTiedError("cannot compute confidence interval when all observations are tied")
-    correction = math.copysign(0.5, dz) if dz != 0.0 else 0.0
-    return (dz - correction) / sigma - zq
-
-
 def brent_root(
     f: Callable[[float], float], a: float, b: float, fa: float, fb: float, tol: float = BRENT_TOLERANCE
 ) -> float:
@@ -119,51 +97,6 @@ def brent_root(
             return b
         fb = f(b)
     return b  # Kayenta returns the last iterate when Brent does not converge
-
-
-def brent_step(
-    a: float, b: float, c: float, fa: float, fb: float, fc: float, tol: float
-) -> tuple[bool, float, float, float, float, float, float]:
-    """One iteration of ``brent_root`` after ``fb = f(b)``: (done, a, b, c, fa, fb, fc), b
-    the root when done, else the next point to evaluate. The one source of the algorithm:
-    ``brent_root`` runs it as Python, ``kernels`` compiles it (numba) for the Mann–Whitney
-    interval."""
-    if (fb > 0.0 and fc > 0.0) or (fb < 0.0 and fc < 0.0):
-        c, fc = a, fa  # the bracket's other end: the last point of the other sign
-    prev_step = b - a
-    if abs(fc) < abs(fb):
-        # keep b the best guess so far and c the other end of the bracket
-        a, b, c = b, c, b
-        fa, fb, fc = fb, fc, fb
-    tol_act = 2.0 * _EPS * abs(b) + tol / 2.0
-    new_step = (c - b) / 2.0
-    if abs(new_step) <= tol_act or fb == 0.0:
-        return True, a, b, c, fa, fb, fc
-    if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
-        cb = c - b
-        if a == c:  # two points: secant
-            t1 = fb / fa
-            p = cb * t1
-            q = 1.0 - t1
-        else:  # three points: inverse quadratic interpolation
-            q = fa / fc
-            t1 = fb / fc
-            t2 = fb / fa
-            p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
-            q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
-        if p > 0.0:
-            q = -q
-        else:
-            p = -p
-        # accept the interpolation only if it stays well inside the bracket and
-        # shrinks faster than bisection would
-        if p < (0.75 * cb * q - abs(tol_act * q) / 2.0) and p < abs(prev_step * q / 2.0):
-            new_step = p / q
-    if abs(new_step) < tol_act:
-        new_step = tol_act if new_step > 0.0 else -tol_act
-    a, fa = b, fb
-    b += new_step
-    return False, a, b, c, fa, fb, fc
 
 
 def mann_whitney_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> MannWhitneyResult:

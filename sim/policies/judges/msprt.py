@@ -136,7 +136,7 @@ class MsprtJudge:
         rows = np.asarray(rows, dtype=np.int64)
         n_slots = data.canary_requests.shape[1]
         latency = LATENCY in self.signals and data.canary_hist is not None and data.primary_hist is not None
-        log_ms = log_bucket_midpoints(data.bounds_ms)
+        log_ms = log_bucket_midpoints(data.bounds_ms) if latency else np.zeros(1)  # (a replay may have no bounds)
         hc = _floats(data.canary_hist) if latency else np.zeros((1, 1, 1))
         hp = _floats(data.primary_hist) if latency else np.zeros((1, 1, 1))
         if n_slots:
