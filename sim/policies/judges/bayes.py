@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betainc
-from scipy.stats import beta as beta_dist
 
 from sim.policies.judges.base import (
     FAIL_CODE,
@@ -63,6 +61,9 @@ def prob_canary_worse_rows(
     points: int = 401,
 ) -> np.ndarray:
     """``prob_canary_worse`` of many runs ((n,) counts), row by row (each row its own grid)."""
+    from scipy.special import betainc  # lazy: validate imports no scipy (docs/architecture.md section 2)
+    from scipy.stats import beta as beta_dist  # lazy: scipy.stats costs a run's start-up
+
     ap, bp = prior_a + ep, prior_b + np_ - ep
     ac, bc = prior_a + ec, prior_b + nc - ec
     mean = ap / (ap + bp)

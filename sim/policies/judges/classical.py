@@ -26,9 +26,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import ndtr
-from scipy.stats import norm
 
 from sim.policies.judges.base import (
     FAIL_CODE,
@@ -55,6 +52,8 @@ _DIFF2 = (W_GRID[:, None] - W_GRID[None, :]) ** 2
 
 def spent_alpha(t: float, alpha: float, spending: str) -> float:
     """Lan–DeMets spending function alpha(t), t in [0, 1]."""
+    from scipy.stats import norm  # lazy: scipy.stats costs a run's start-up (docs/architecture.md section 2)
+
     if t <= 0:
         return 0.0
     t = min(t, 1.0)
@@ -133,6 +132,10 @@ class GroupSequentialJudge(RowByRow, _ErrorsOnly):
 
     def _look(self, s: GroupSequentialState, t: float) -> GroupSequentialState:
         """One interim analysis at information fraction t (the AMR recursion)."""
+        from scipy.optimize import brentq
+        from scipy.special import ndtr  # lazy: validate imports no scipy (docs/architecture.md section 2)
+        from scipy.stats import norm
+
         alpha = self.spec.alpha
         target = spent_alpha(t, alpha, self.spec.spending)
         step = max(target - s.spent, 0.0)
@@ -285,6 +288,8 @@ class NaiveJudge(_ErrorsOnly):
 
     def judge_batch(self, state: np.ndarray, rows: np.ndarray, data: JudgeBatch) -> Judgements:
         """Every run of ``rows`` judged in one pass."""
+        from scipy.stats import norm
+
         nc, ec = data.canary_requests.sum(axis=1), data.canary_errors.sum(axis=1)
         np_, ep = data.primary_requests.sum(axis=1), data.primary_errors.sum(axis=1)
         z = two_proportion_zs(nc, ec, np_, ep)

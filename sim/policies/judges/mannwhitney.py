@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtri
 
 from sim.policies.judges.ranksum import BRENT_TOLERANCE, MAX_ITERATIONS, AllTiedError, brent_step, sorted_diff
 
@@ -114,6 +113,8 @@ def mann_whitney_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> M
     Raises:
         AllTiedError: when the rank statistic has no variance.
     """
+    from scipy.special import ndtri  # lazy: validate imports no scipy (docs/architecture.md section 2)
+
     from sim.policies.judges import kernels  # numba: compiled on first use, not at import
 
     x = np.sort(np.asarray(x, dtype=float))

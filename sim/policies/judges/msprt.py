@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr
 
 from sim.policies.judges.base import (
     FAIL_CODE,
@@ -53,6 +52,8 @@ def msprt_log_lambdas(
     score: np.ndarray, info: np.ndarray, sigma2: np.ndarray, tau: float, one_sided: bool = True
 ) -> np.ndarray:
     """``msprt_log_lambda`` of many runs (arrays of one shape); 0 where info or sigma2 <= 0."""
+    from scipy.special import log_ndtr  # lazy: validate imports no scipy (docs/architecture.md section 2)
+
     ok = (info > 0) & (sigma2 > 0)
     sigma2 = np.where(ok, sigma2, 1.0)  # placeholders where the answer is 0
     r = 1.0 + tau * tau * np.where(ok, info, 0.0) / sigma2

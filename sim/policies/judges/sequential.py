@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import betainc, betaln
 
 from sim.policies.judges.base import (
     FAIL_CODE,
@@ -64,6 +63,8 @@ def beta_binomial_e_value(
 ) -> float:
     """Lindon–Malek's closed-form e-value for a constant share ``p0`` (log scale avoided
     only at the end). One-sided: the Beta prior truncated to q > p0."""
+    from scipy.special import betainc, betaln  # lazy: validate imports no scipy (docs/architecture.md section 2)
+
     a, b = concentration * p0, concentration * (1.0 - p0)
     log_e = betaln(a + canary, b + primary) - betaln(a, b) - canary * math.log(p0) - primary * math.log1p(-p0)
     if one_sided:
@@ -88,6 +89,8 @@ def mixture_log_weights(p_ref: np.ndarray, concentration: float, max_rr: float, 
     odds(p); each node carries the prior mass of its cell (weights sum to 1). Row by row:
     a share's weights do not depend on the other shares computed with it.
     """
+    from scipy.special import betainc  # lazy: validate imports no scipy (docs/architecture.md section 2)
+
     from sim.policies.judges import kernels  # numba: compiled on first use, not at import
 
     p = np.asarray(p_ref, dtype=float)[:, None]
