@@ -8,10 +8,8 @@ across worker counts and every policy meets the same traffic and faults in run `
 
 from __future__ import annotations
 
+import functools
 import math
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -23,6 +21,7 @@ import pyarrow.compute as pc
 from sim.inputs.scenario import Scenario
 from sim.outcomes import COLUMNS, RunRecord
 from sim.policies.base import Policy
+from sim.runs.pool import FIRST_PIECE, PieceSizes, parallel_results, piece_results
 from sim.runs.seedseq import run_seeds
 from sim.runs.store import records_table
 from sim.world.controller import RunResult, run_rollouts
@@ -34,74 +33,6 @@ BATCH = 500
 #: mask), and judges read them from the rollout's start, so a long horizon means fewer
 #: runs per batch (down to one), never more memory. Runs do not depend on their batch.
 BATCH_TELEMETRY_BYTES = 256 * 1024 * 1024
-#: Seconds between a worker's checks that the process that started it is alive.
-_PARENT_POLL_S = 0.5
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(_PARENT_POLL_S)
-    os._exit(1)  # orphaned: nobody will read the result, and we hold the caller's pipes
-
-
-def _worker_setup(parent: int) -> None:
-    """Runs first in every loky worker: the parent owns Ctrl-C, and a worker dies with it.
-
-    * SIGINT is ignored: Ctrl-C reaches the whole process group, and a worker interrupted
-      in loky's queue code or in numba's compiler prints a traceback on the shared stderr
-      (issue 13 item 12). The parent gets the KeyboardInterrupt, and joblib's abort kills
-      the workers. Until this runs, SIGINT is blocked (``parallel_results``); setting
-      SIG_IGN discards one already pending.
-    * A daemon thread polls ``os.getppid()`` and ends the worker when its parent is gone,
-      e.g. after SIGKILL (item 13): loky workers otherwise wait for work until their idle
-      timeout (300 s), holding the parent's stdout and stderr open. Chosen over Linux's
-      ``prctl(PR_SET_PDEATHSIG)``, which fires when the *thread* that forked the worker
-      ends: loky also spawns workers from its executor-manager thread
-      (``process_executor._ExecutorManagerThread`` calls ``_adjust_process_count``), which
-      ends with each executor while the reusable workers live on. A short
-      ``idle_worker_timeout`` would respawn workers between calls and does not stop a
-      worker in the middle of a task. The poll is portable to every POSIX system.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    threading.Thread(target=_watch_parent, args=(parent,), name="pdsim-parent-watch", daemon=True).start()
-
-
-def parallel_results(workers: int, tasks: Iterable[Any], **options: Any) -> Iterator[Any]:
-    """``joblib.Parallel(tasks)`` on ``workers`` loky processes that ignore Ctrl-C (this
-    process stops them) and die with this process (see ``_worker_setup``).
-
-    SIGINT is blocked in this thread while joblib starts: the workers, and loky's manager
-    thread (which may start more), inherit the blocked mask, so no worker can be
-    interrupted before its setup ignores SIGINT. This is how loky starts its own resource
-    tracker (``joblib/externals/loky/backend/resource_tracker.py``). A Ctrl-C meanwhile is
-    held back and raised here once joblib has started. The initializer and its argument are
-    the same on every call, so loky keeps reusing one executor.
-
-    Args:
-        workers: worker processes.
-        tasks: ``joblib.delayed`` calls.
-        **options: more ``joblib.Parallel`` options (``return_as``, ``pre_dispatch``).
-
-    Yields:
-        The results, as ``return_as`` orders them.
-    """
-    from joblib import Parallel
-    from joblib.parallel import LokyBackend
-
-    backend = LokyBackend(initializer=_worker_setup, initargs=(os.getpid(),))
-    parallel = Parallel(n_jobs=workers, backend=backend, **options)
-    mask = hasattr(signal, "pthread_sigmask")
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
-    try:
-        results = parallel(tasks)
-    finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    # Closed when this generator is (an interrupt, a consumer that stops): joblib then
-    # aborts the tasks in flight and stops the workers.
-    yield from results
 
 
 def run_one(
@@ -132,13 +63,35 @@ def run_one(
     )[0]
 
 
-def _simulate(
-    scenario: Scenario, policy: Policy, runs: Sequence[int], seed: int, scenario_index: int, exact: bool
-) -> list[RunRecord]:
-    seeds = run_seeds(seed, scenario_index, list(runs)).tolist()
-    if exact:
-        return [run_one(scenario, policy, s, run_index=k, exact=True).record for s, k in zip(seeds, runs)]
-    return [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=list(runs))]
+def simulate_piece(
+    scenario: Scenario,
+    policy: Policy,
+    start: int,
+    stop: int,
+    *,
+    seed: int,
+    scenario_index: int = 0,
+    exact: bool = False,
+) -> pa.Table:
+    """Runs ``start .. stop-1`` as one table of records (``store.records_table``), simulated
+    in lockstep batches of ``batch_size(scenario)``: what a worker does with a piece.
+
+    Args:
+        scenario: what is simulated.
+        policy: the decision maker.
+        start: the first run.
+        stop: one past the last run.
+        seed: root seed.
+        scenario_index: first component of every run's spawn key.
+        exact: per-request mode.
+    """
+    records: list[RunRecord] = []
+    batch = 1 if exact else batch_size(scenario)
+    for a in range(start, stop, batch):
+        runs = list(range(a, min(a + batch, stop)))
+        seeds = run_seeds(seed, scenario_index, runs).tolist()
+        records += [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=runs, exact=exact)]
+    return records_table(records)
 
 
 def batch_size(scenario: Scenario) -> int:
@@ -150,14 +103,36 @@ def batch_size(scenario: Scenario) -> int:
     return max(1, min(BATCH, BATCH_TELEMETRY_BYTES // (slots * per_slot)))
 
 
-def _pieces(runs: int, chunk_size: int, batch: int = BATCH) -> Iterator[range]:
-    """The lockstep batches (at most ``batch`` rollouts, never across a chunk's end) of
-    runs 0 .. runs-1, made as they are needed: a list of every run index up front would
-    fill memory before anything is simulated (issue 13 item 8)."""
-    for a in range(0, runs, chunk_size):
-        stop = min(a + chunk_size, runs)
-        for b in range(a, stop, batch):
-            yield range(b, min(b + batch, stop))
+def _in_process(work: Callable[[int, int], pa.Table], runs: int, sizes: PieceSizes) -> Iterator[tuple[range, pa.Table]]:
+    start = 0
+    while start < runs:
+        piece = range(start, start + sizes.next(runs - start))
+        began = time.perf_counter()
+        table = work(piece.start, piece.stop)
+        sizes.observe(len(piece), time.perf_counter() - began)
+        yield piece, table
+        start = piece.stop
+
+
+def _chunks(
+    pieces: Iterable[tuple[range, pa.Table]], runs: int, chunk_size: int, progress: Callable[[int], None] | None
+) -> Iterator[pa.Table]:
+    """The pieces' tables, in run order, cut and joined into chunks of ``chunk_size`` runs
+    (a chunk ends at a multiple of ``chunk_size`` or at the last run)."""
+    parts: list[pa.Table] = []
+    for piece, table in pieces:
+        if progress is not None:
+            progress(len(piece))
+        offset = 0
+        while offset < len(piece):
+            run = piece.start + offset
+            end = min((run // chunk_size + 1) * chunk_size, runs)
+            take = min(end - run, len(piece) - offset)
+            parts.append(table.slice(offset, take))
+            offset += take
+            if run + take == end:
+                yield parts[0] if len(parts) == 1 else pa.concat_tables(parts).combine_chunks()
+                parts = []
 
 
 def iter_chunks(
@@ -171,50 +146,44 @@ def iter_chunks(
     scenario_index: int = 0,
     progress: Callable[[int], None] | None = None,
     chunk_size: int = 1000,
-) -> Iterator[list[RunRecord]]:
-    """Simulate ``runs`` rollouts, yielding each chunk's records as it finishes.
+) -> Iterator[pa.Table]:
+    """Simulate ``runs`` rollouts, yielding each chunk's records, as a table, as it finishes.
 
-    Only the chunks in flight are in memory: the caller decides what to keep of each (a
-    Parquet file, a compact table), so the number of runs does not bound memory here.
+    Only the pieces in flight are in memory: the caller decides what to keep of each chunk
+    (a Parquet file, a compact table), so the number of runs does not bound memory here.
+    With ``workers > 1`` the runs are cut into pieces of a few thousand for worker processes
+    that are given the scenario and the policy once (``sim.runs.pool.piece_results``) and
+    return each piece's records as one Arrow table.
 
     Args:
         scenario: what is simulated.
         policy: the decision maker.
         runs: number of rollouts (runs 0 .. runs-1).
         seed: root seed.
-        workers: processes (joblib/loky); 1 runs in this process.
+        workers: processes; 1 runs in this process.
         exact: per-request mode (slow; for validation).
         scenario_index: first component of every run's spawn key.
         progress: called with the number of rollouts just finished.
         chunk_size: rollouts per chunk.
 
     Yields:
-        Each chunk's records (``chunk_size`` runs, the last one fewer), in run order;
-        identical for any ``workers``.
+        Each chunk's records (``chunk_size`` runs, the last one fewer) as a table of
+        ``store.record_schema()``, in run order; identical for any ``workers``.
     """
-    pieces = _pieces(runs, chunk_size, batch_size(scenario))
+    work = functools.partial(simulate_piece, scenario, policy, seed=seed, scenario_index=scenario_index, exact=exact)
+    # The first piece stays within a lockstep batch: a slow scenario (exact mode, a long
+    # horizon) shows progress, and its first chunk, as soon as one batch is done.
+    sizes = PieceSizes(workers, first=min(FIRST_PIECE, 1 if exact else batch_size(scenario)))
     if workers <= 1:
-        results: Iterable[list[RunRecord]] = (
-            _simulate(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces
-        )
+        pieces: Iterable[tuple[range, pa.Table]] = _in_process(work, runs, sizes)
     else:
-        from joblib import delayed
+        pieces = piece_results(work, runs, workers, sizes)
+    yield from _chunks(pieces, runs, chunk_size, progress)
 
-        results = parallel_results(
-            workers,
-            (delayed(_simulate)(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces),
-            return_as="generator",
-        )
-    pending: list[RunRecord] = []
-    for records in results:
-        pending.extend(records)
-        if progress is not None:
-            progress(len(records))
-        # A chunk ends at a multiple of chunk_size or at the last run.
-        end = records[-1].run + 1 if records else 0
-        if records and (end % chunk_size == 0 or end == runs):
-            yield pending
-            pending = []
+
+def records_of(table: pa.Table) -> list[RunRecord]:
+    """The run records of a table of ``store.record_schema()`` (``records_table``'s inverse)."""
+    return [RunRecord(**row) for row in table.select(COLUMNS).to_pylist()]
 
 
 def run_batch(
@@ -231,14 +200,14 @@ def run_batch(
     chunk_size: int = 1000,
 ) -> list[RunRecord]:
     """Simulate ``runs`` rollouts of one scenario under one policy (``iter_chunks``, with
-    every record kept: for many runs, iterate the chunks instead).
+    every record kept: for many runs, iterate the chunks instead, or ``run_frame``).
 
     Args:
         scenario: what is simulated.
         policy: the decision maker.
         runs: number of rollouts (runs 0 .. runs-1).
         seed: root seed.
-        workers: processes (joblib/loky); 1 runs in this process.
+        workers: processes; 1 runs in this process.
         exact: per-request mode (slow; for validation).
         scenario_index: first component of every run's spawn key.
         progress: called with the number of rollouts just finished.
@@ -250,7 +219,7 @@ def run_batch(
         The records in run order; identical for any ``workers``.
     """
     out: list[RunRecord] = []
-    for chunk in iter_chunks(
+    for table in iter_chunks(
         scenario,
         policy,
         runs,
@@ -261,10 +230,68 @@ def run_batch(
         progress=progress,
         chunk_size=chunk_size,
     ):
+        chunk = records_of(table)
         out.extend(chunk)
         if on_chunk is not None:
             on_chunk(list(chunk))
     return out
+
+
+def run_frame(
+    scenario: Scenario,
+    policy: Policy,
+    runs: int,
+    seed: int,
+    *,
+    workers: int = 1,
+    exact: bool = False,
+    scenario_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """``records_frame(run_batch(...))`` without a record object per run: the table
+    ``pdsim compare`` and ``pdsim check`` decide on, built column by column from the
+    workers' Arrow tables (the same frame, value for value and type for type).
+
+    Args:
+        scenario: what is simulated.
+        policy: the decision maker.
+        runs: number of rollouts (runs 0 .. runs-1).
+        seed: root seed.
+        workers: processes; 1 runs in this process.
+        exact: per-request mode (slow; for validation).
+        scenario_index: first component of every run's spawn key.
+        progress: called with the number of rollouts just finished.
+    """
+    tables = list(
+        iter_chunks(
+            scenario,
+            policy,
+            runs,
+            seed,
+            workers=workers,
+            exact=exact,
+            scenario_index=scenario_index,
+            progress=progress,
+            chunk_size=max(1, runs),
+        )
+    )
+    return table_frame(pa.concat_tables(tables) if tables else records_table([]))
+
+
+def table_frame(table: pa.Table) -> pd.DataFrame:
+    """``records_frame`` of the records in ``table`` (of ``store.record_schema()``), built
+    column by column: a number column with a missing value holds NaN, one with nothing but
+    missing values holds None (object), as pandas makes them from the records' dicts."""
+    if table.num_rows == 0:
+        return records_frame([])
+    out = {}
+    for name in COLUMNS:
+        column = table.column(name)
+        if column.null_count == len(column):
+            out[name] = pd.Series([None] * len(column), dtype=object)
+        else:
+            out[name] = column.to_pandas()
+    return pd.DataFrame(out, columns=COLUMNS)
 
 
 def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
@@ -285,15 +312,16 @@ class RecordsTable:
         self._tables: list[pa.Table] = []
         self.runs = 0
 
-    def add(self, records: Sequence[RunRecord]) -> None:
-        """Keep a chunk of records (in run order, after those already added)."""
-        table = records_table(records)
+    def add(self, records: pa.Table | Sequence[RunRecord]) -> None:
+        """Keep a chunk of records (in run order, after those already added), as run
+        records or as their table (``iter_chunks``)."""
+        table = records if isinstance(records, pa.Table) else records_table(records)
         # Texts repeat from run to run: stored once per chunk, indexed per run.
         for i, name in enumerate(table.column_names):
             if pa.types.is_string(table.schema.field(i).type):
                 table = table.set_column(i, name, table.column(i).dictionary_encode())
         self._tables.append(table)
-        self.runs += len(records)
+        self.runs += table.num_rows
 
     def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The records as a table, one row per run (``columns``: only those), as
@@ -324,3 +352,20 @@ class RecordsTable:
             for row in pc.value_counts(pc.cast(table.column("outcome"), pa.string())).to_pylist():
                 counts[row["values"]] = counts.get(row["values"], 0) + int(row["counts"])
         return counts
+
+
+__all__ = [
+    "BATCH",
+    "BATCH_TELEMETRY_BYTES",
+    "RecordsTable",
+    "batch_size",
+    "iter_chunks",
+    "parallel_results",
+    "records_frame",
+    "records_of",
+    "run_batch",
+    "run_frame",
+    "run_one",
+    "simulate_piece",
+    "table_frame",
+]
