@@ -42,6 +42,10 @@ PARENT_POLL_S = 0.5
 MAX_PIECE = 8000
 #: The first piece of each worker, before its speed is known.
 FIRST_PIECE = 250
+#: Fewest rollouts in a piece (unless fewer are left, or the first piece is smaller): the
+#: shrinking last pieces would otherwise be single runs, each paying a lockstep batch's
+#: set-up.
+MIN_PIECE = 100
 #: Seconds of work a piece aims at once the speed is known.
 PIECE_SECONDS = 0.75
 #: Pieces handed to a worker ahead of the one it runs, so that it never waits for the next.
@@ -131,7 +135,8 @@ class PieceSizes:
     A worker's first piece is ``FIRST_PIECE`` runs; after that a piece is what the workers
     simulate in ``PIECE_SECONDS`` at the speed measured so far, at most ``MAX_PIECE``, and
     never more than a ``1 / (2 * workers)`` share of the runs left, so that the pieces shrink
-    towards the end and the workers finish together. A run's record does not depend on its
+    towards the end and the workers finish together; never fewer than ``MIN_PIECE`` (or
+    the first piece's size, when smaller). A run's record does not depend on its
     piece, so the sizes may follow the measured speed.
 
     Args:
@@ -157,7 +162,7 @@ class PieceSizes:
         else:
             size = int(PIECE_SECONDS * self.runs / max(self.seconds, 1e-9))
         share = math.ceil(left / (2 * self.workers))
-        return max(1, min(size, MAX_PIECE, share, left))
+        return min(max(min(size, MAX_PIECE, share), min(self.first, MIN_PIECE), 1), left)
 
 
 def _context() -> Any:
@@ -313,6 +318,7 @@ __all__ = [
     "AHEAD",
     "FIRST_PIECE",
     "MAX_PIECE",
+    "MIN_PIECE",
     "PIECE_SECONDS",
     "PieceSizes",
     "WorkerLost",

@@ -48,7 +48,7 @@ def reference() -> list:
 
 
 def _pieces_of(monkeypatch: pytest.MonkeyPatch, first: int, most: int) -> None:
-    """Pieces of ``first`` runs, then of at most ``most`` (speed-sized pieces of one run)."""
+    """Pieces of ``first`` runs, then of ``first`` to ``most`` (speed-sized pieces would be single runs)."""
     monkeypatch.setattr(runner, "FIRST_PIECE", first)
     monkeypatch.setattr(pool, "MAX_PIECE", most)
     monkeypatch.setattr(pool, "PIECE_SECONDS", 1e-9)
@@ -216,6 +216,10 @@ def test_piece_sizes_follow_the_speed_and_shrink_at_the_end() -> None:
     sizes.observe(1000, 0.1)  # 10,000 runs/s: PIECE_SECONDS' worth, at most MAX_PIECE
     assert sizes.next(100_000) == min(int(pool.PIECE_SECONDS * 10_000), MAX_PIECE)
     assert sizes.next(1000) == 250  # a quarter of what is left, with two workers
+    assert sizes.next(300) == pool.MIN_PIECE  # the last pieces shrink, down to MIN_PIECE
     assert sizes.next(1) == 1
-    sizes.observe(1, 1000.0)  # very slow: a piece of one run, never none
-    assert sizes.next(100) == 1
+    sizes.observe(1, 1000.0)  # very slow: MIN_PIECE runs
+    assert sizes.next(10_000) == pool.MIN_PIECE
+    exact = PieceSizes(2, first=1)  # a first piece below MIN_PIECE lowers the floor
+    exact.observe(1, 1000.0)
+    assert exact.next(10_000) == 1
