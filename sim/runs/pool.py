@@ -276,6 +276,8 @@ def piece_results(
     Raises:
         WorkerLost: a worker process died (the exception a worker raised is raised as is).
     """
+    if runs <= 0:
+        return
     sizes = sizes if sizes is not None else PieceSizes(workers)
     ctx = _context()
     pool: list[_Worker] = []

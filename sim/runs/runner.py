@@ -104,6 +104,7 @@ def batch_size(scenario: Scenario) -> int:
 
 
 def _in_process(work: Callable[[int, int], pa.Table], runs: int, sizes: PieceSizes) -> Iterator[tuple[range, pa.Table]]:
+    """The pieces simulated here, one after another (``--workers 1``), sized as workers' are."""
     start = 0
     while start < runs:
         piece = range(start, start + sizes.next(runs - start))

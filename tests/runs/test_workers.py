@@ -208,6 +208,9 @@ def test_stopping_early_leaves_no_worker_behind() -> None:
 def test_workers_start_only_for_pieces_there_are() -> None:
     out = list(piece_results(_pid, 1, 4, PieceSizes(4)))
     assert len(out) == 1 and out[0][1] != os.getpid()
+    assert list(piece_results(_pid, 0, 4)) == []
+    assert list(iter_chunks(SPIKE, SPIKE_POLICY, 0, 1, workers=2)) == []
+    assert not multiprocessing.active_children()
 
 
 def test_piece_sizes_follow_the_speed_and_shrink_at_the_end() -> None:
