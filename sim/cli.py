@@ -319,11 +319,15 @@ class ChunkWriter:
         self.dir = out_dir
         self.files: list[Path] = []
 
-    def __call__(self, records: list[Any]) -> None:
+    def __call__(self, records: Any) -> None:
+        """Write one chunk: its records' table (``iter_chunks``) or the run records."""
+        import pyarrow as pa
+
         from sim.runs.store import WriteFailed, records_table, run_chunk_name, write_chunk
 
+        table = records if isinstance(records, pa.Table) else records_table(records)
         try:
-            self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), records_table(records)))
+            self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), table))
         except OSError as err:  # disk full, read-only: the chunks already written stay whole
             raise WriteFailed(self.dir, err) from None
 
@@ -1293,7 +1297,7 @@ def compare(
     """
     from sim.inputs.policy import load_policy_with_warnings
     from sim.inputs.scenario import load_scenario
-    from sim.runs.runner import records_frame, run_batch
+    from sim.runs.runner import run_frame
     from sim.sweeps.costs import format_comparison, paired_comparison
 
     scenario = load_scenario(scenario_path)
@@ -1306,9 +1310,7 @@ def compare(
     seed = scenario.seed if seed is None else seed
     bar = _progress_bar(2 * runs, disable=quiet)
     try:
-        frames = [
-            records_frame(run_batch(scenario, p, runs, seed, workers=workers, progress=bar.update)) for p in policies
-        ]
+        frames = [run_frame(scenario, p, runs, seed, workers=workers, progress=bar.update) for p in policies]
     finally:
         bar.close()
     cmp = paired_comparison(frames[0], frames[1], seed=seed)

@@ -315,11 +315,11 @@ def _simulate(
     gs: GateScenario, policy_paths: Sequence[os.PathLike[str] | str] | None, workers: int
 ) -> tuple[str, int, pd.DataFrame, str, list[str]]:
     from sim.inputs.policy import load_scenario_and_policy
-    from sim.runs.runner import records_frame, run_batch
+    from sim.runs.runner import run_frame
 
     scenario, policy, warnings = load_scenario_and_policy(gs.path, policy_paths or ())
     seed = scenario.seed if gs.seed is None else gs.seed
-    frame = records_frame(run_batch(scenario, policy, gs.runs, seed, workers=workers))
+    frame = run_frame(scenario, policy, gs.runs, seed, workers=workers)
     return scenario.name, seed, frame, policy.name, warnings
 
 

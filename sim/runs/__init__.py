@@ -2,7 +2,10 @@
 
 Parts:
 
-* ``runner``: ``run_one``, ``run_batch`` (chunks over joblib workers), ``records_frame``;
+* ``runner``: ``run_one``, ``iter_chunks`` and ``run_batch`` (pieces of runs over worker
+  processes), ``run_frame`` and ``records_frame`` (tidy tables);
+* ``pool``: the worker processes: ``piece_results`` (forked workers given the scenario and
+  policy once, each piece's records back as an Arrow table) and loky's ``parallel_results``;
 * ``seedseq``: every run's seed for a whole batch in one compiled call (the runner's
   speed device; ``sim.seeds`` holds the rule);
 * ``replay``: ``pdsim replay``, a policy against a recorded metric series;
@@ -14,4 +17,4 @@ The modules are listed, not imported: the runner pulls in the world (numba, simp
 ``import sim.runs`` must not.
 """
 
-__all__ = ["atomic", "replay", "runner", "seedseq", "store", "variants"]
+__all__ = ["atomic", "pool", "replay", "runner", "seedseq", "store", "variants"]

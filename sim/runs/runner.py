@@ -8,14 +8,12 @@ across worker counts and every policy meets the same traffic and faults in run `
 
 from __future__ import annotations
 
+import functools
 import math
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -23,8 +21,9 @@ import pyarrow as pa
 from sim.inputs.scenario import Scenario
 from sim.outcomes import COLUMNS, RunRecord
 from sim.policies.base import Policy
+from sim.runs.pool import FIRST_PIECE, PieceSizes, parallel_results, piece_results
 from sim.runs.seedseq import run_seeds
-from sim.runs.store import record_schema
+from sim.runs.store import record_schema, records_table
 from sim.world.controller import RunResult, run_rollouts
 
 if TYPE_CHECKING:  # pandas loads only for the tables asked for as DataFrames (lazy imports)
@@ -37,74 +36,6 @@ BATCH = 500
 #: mask), and judges read them from the rollout's start, so a long horizon means fewer
 #: runs per batch (down to one), never more memory. Runs do not depend on their batch.
 BATCH_TELEMETRY_BYTES = 256 * 1024 * 1024
-#: Seconds between a worker's checks that the process that started it is alive.
-_PARENT_POLL_S = 0.5
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(_PARENT_POLL_S)
-    os._exit(1)  # orphaned: nobody will read the result, and we hold the caller's pipes
-
-
-def _worker_setup(parent: int) -> None:
-    """Runs first in every loky worker: the parent owns Ctrl-C, and a worker dies with it.
-
-    * SIGINT is ignored: Ctrl-C reaches the whole process group, and a worker interrupted
-      in loky's queue code or in numba's compiler prints a traceback on the shared stderr
-      (issue 13 item 12). The parent gets the KeyboardInterrupt, and joblib's abort kills
-      the workers. Until this runs, SIGINT is blocked (``parallel_results``); setting
-      SIG_IGN discards one already pending.
-    * A daemon thread polls ``os.getppid()`` and ends the worker when its parent is gone,
-      e.g. after SIGKILL (item 13): loky workers otherwise wait for work until their idle
-      timeout (300 s), holding the parent's stdout and stderr open. Chosen over Linux's
-      ``prctl(PR_SET_PDEATHSIG)``, which fires when the *thread* that forked the worker
-      ends: loky also spawns workers from its executor-manager thread
-      (``process_executor._ExecutorManagerThread`` calls ``_adjust_process_count``), which
-      ends with each executor while the reusable workers live on. A short
-      ``idle_worker_timeout`` would respawn workers between calls and does not stop a
-      worker in the middle of a task. The poll is portable to every POSIX system.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    threading.Thread(target=_watch_parent, args=(parent,), name="pdsim-parent-watch", daemon=True).start()
-
-
-def parallel_results(workers: int, tasks: Iterable[Any], **options: Any) -> Iterator[Any]:
-    """``joblib.Parallel(tasks)`` on ``workers`` loky processes that ignore Ctrl-C (this
-    process stops them) and die with this process (see ``_worker_setup``).
-
-    SIGINT is blocked in this thread while joblib starts: the workers, and loky's manager
-    thread (which may start more), inherit the blocked mask, so no worker can be
-    interrupted before its setup ignores SIGINT. This is how loky starts its own resource
-    tracker (``joblib/externals/loky/backend/resource_tracker.py``). A Ctrl-C meanwhile is
-    held back and raised here once joblib has started. The initializer and its argument are
-    the same on every call, so loky keeps reusing one executor.
-
-    Args:
-        workers: worker processes.
-        tasks: ``joblib.delayed`` calls.
-        **options: more ``joblib.Parallel`` options (``return_as``, ``pre_dispatch``).
-
-    Yields:
-        The results, as ``return_as`` orders them.
-    """
-    from joblib import Parallel
-    from joblib.parallel import LokyBackend
-
-    backend = LokyBackend(initializer=_worker_setup, initargs=(os.getpid(),))
-    parallel = Parallel(n_jobs=workers, backend=backend, **options)
-    mask = hasattr(signal, "pthread_sigmask")
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
-    try:
-        results = parallel(tasks)
-    finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    # Closed when this generator is (an interrupt, a consumer that stops): joblib then
-    # aborts the tasks in flight and stops the workers.
-    yield from results
 
 
 def run_one(
@@ -135,13 +66,72 @@ def run_one(
     )[0]
 
 
-def _simulate(
-    scenario: Scenario, policy: Policy, runs: Sequence[int], seed: int, scenario_index: int, exact: bool
+def simulate_piece(
+    scenario: Scenario,
+    policy: Policy,
+    start: int,
+    stop: int,
+    *,
+    seed: int,
+    scenario_index: int = 0,
+    exact: bool = False,
 ) -> list[RunRecord]:
-    seeds = run_seeds(seed, scenario_index, list(runs)).tolist()
-    if exact:
-        return [run_one(scenario, policy, s, run_index=k, exact=True).record for s, k in zip(seeds, runs)]
-    return [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=list(runs))]
+    """Runs ``start .. stop-1``, simulated in lockstep batches of ``batch_size(scenario)``:
+    what this process does with a piece (a worker returns them as a table, ``worker_piece``).
+
+    Args:
+        scenario: what is simulated.
+        policy: the decision maker.
+        start: the first run.
+        stop: one past the last run.
+        seed: root seed.
+        scenario_index: first component of every run's spawn key.
+        exact: per-request mode.
+    """
+    records: list[RunRecord] = []
+    batch = 1 if exact else batch_size(scenario)
+    for a in range(start, stop, batch):
+        runs = list(range(a, min(a + batch, stop)))
+        seeds = run_seeds(seed, scenario_index, runs).tolist()
+        records += [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=runs, exact=exact)]
+    return records
+
+
+def worker_piece(
+    scenario: Scenario,
+    policy: Policy,
+    start: int,
+    stop: int,
+    *,
+    seed: int,
+    scenario_index: int = 0,
+    exact: bool = False,
+) -> pa.Table:
+    """``simulate_piece`` as one table of records (``store.records_table``): what a worker
+    process hands back (one Arrow table pickles in one go, records one by one)."""
+    return records_table(
+        simulate_piece(scenario, policy, start, stop, seed=seed, scenario_index=scenario_index, exact=exact)
+    )
+
+
+#: A piece's or a chunk's records: run records (simulated in this process) or a table of
+#: them (from a worker). This process never builds Arrow for its own runs: pyarrow imports
+#: pandas when it builds an array (docs/architecture.md section 2, lazy imports).
+Records: TypeAlias = list[RunRecord] | pa.Table
+
+
+def _part(records: Records, offset: int, size: int) -> Records:
+    """``size`` records of ``records`` from ``offset``."""
+    return records.slice(offset, size) if isinstance(records, pa.Table) else records[offset : offset + size]
+
+
+def _joined(parts: list[Records]) -> Records:
+    """Consecutive parts as one (tables or lists, never both: a run uses one kind)."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], pa.Table):
+        return pa.concat_tables(parts).combine_chunks()
+    return [r for part in parts for r in part]
 
 
 def batch_size(scenario: Scenario) -> int:
@@ -153,14 +143,37 @@ def batch_size(scenario: Scenario) -> int:
     return max(1, min(BATCH, BATCH_TELEMETRY_BYTES // (slots * per_slot)))
 
 
-def _pieces(runs: int, chunk_size: int, batch: int = BATCH) -> Iterator[range]:
-    """The lockstep batches (at most ``batch`` rollouts, never across a chunk's end) of
-    runs 0 .. runs-1, made as they are needed: a list of every run index up front would
-    fill memory before anything is simulated (issue 13 item 8)."""
-    for a in range(0, runs, chunk_size):
-        stop = min(a + chunk_size, runs)
-        for b in range(a, stop, batch):
-            yield range(b, min(b + batch, stop))
+def _in_process(work: Callable[[int, int], Records], runs: int, sizes: PieceSizes) -> Iterator[tuple[range, Records]]:
+    """The pieces simulated here, one after another (``--workers 1``), sized as workers' are."""
+    start = 0
+    while start < runs:
+        piece = range(start, start + sizes.next(runs - start))
+        began = time.perf_counter()
+        table = work(piece.start, piece.stop)
+        sizes.observe(len(piece), time.perf_counter() - began)
+        yield piece, table
+        start = piece.stop
+
+
+def _chunks(
+    pieces: Iterable[tuple[range, Records]], runs: int, chunk_size: int, progress: Callable[[int], None] | None
+) -> Iterator[Records]:
+    """The pieces' records, in run order, cut and joined into chunks of ``chunk_size`` runs
+    (a chunk ends at a multiple of ``chunk_size`` or at the last run)."""
+    parts: list[Records] = []
+    for piece, table in pieces:
+        if progress is not None:
+            progress(len(piece))
+        offset = 0
+        while offset < len(piece):
+            run = piece.start + offset
+            end = min((run // chunk_size + 1) * chunk_size, runs)
+            take = min(end - run, len(piece) - offset)
+            parts.append(_part(table, offset, take))
+            offset += take
+            if run + take == end:
+                yield _joined(parts)
+                parts = []
 
 
 def iter_chunks(
@@ -174,50 +187,46 @@ def iter_chunks(
     scenario_index: int = 0,
     progress: Callable[[int], None] | None = None,
     chunk_size: int = 1000,
-) -> Iterator[list[RunRecord]]:
-    """Simulate ``runs`` rollouts, yielding each chunk's records as it finishes.
+) -> Iterator[Records]:
+    """Simulate ``runs`` rollouts, yielding each chunk's records as it finishes: run records
+    with one worker, a table of them (``store.record_schema()``) from worker processes.
 
-    Only the chunks in flight are in memory: the caller decides what to keep of each (a
-    Parquet file, a compact table), so the number of runs does not bound memory here.
+    Only the pieces in flight are in memory: the caller decides what to keep of each chunk
+    (a Parquet file, a compact table), so the number of runs does not bound memory here.
+    With ``workers > 1`` the runs are cut into pieces of a few thousand for worker processes
+    that are given the scenario and the policy once (``sim.runs.pool.piece_results``) and
+    return each piece's records as one Arrow table.
 
     Args:
         scenario: what is simulated.
         policy: the decision maker.
         runs: number of rollouts (runs 0 .. runs-1).
         seed: root seed.
-        workers: processes (joblib/loky); 1 runs in this process.
+        workers: processes; 1 runs in this process.
         exact: per-request mode (slow; for validation).
         scenario_index: first component of every run's spawn key.
         progress: called with the number of rollouts just finished.
         chunk_size: rollouts per chunk.
 
     Yields:
-        Each chunk's records (``chunk_size`` runs, the last one fewer), in run order;
-        identical for any ``workers``.
+        Each chunk's records (``chunk_size`` runs, the last one fewer), in run order; the
+        same records for any ``workers``.
     """
-    pieces = _pieces(runs, chunk_size, batch_size(scenario))
+    piece = simulate_piece if workers <= 1 else worker_piece
+    work = functools.partial(piece, scenario, policy, seed=seed, scenario_index=scenario_index, exact=exact)
+    # The first piece stays within a lockstep batch: a slow scenario (exact mode, a long
+    # horizon) shows progress, and its first chunk, as soon as one batch is done.
+    sizes = PieceSizes(workers, first=min(FIRST_PIECE, 1 if exact else batch_size(scenario)))
     if workers <= 1:
-        results: Iterable[list[RunRecord]] = (
-            _simulate(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces
-        )
+        pieces: Iterable[tuple[range, Records]] = _in_process(work, runs, sizes)
     else:
-        from joblib import delayed
+        pieces = piece_results(work, runs, workers, sizes)
+    yield from _chunks(pieces, runs, chunk_size, progress)
 
-        results = parallel_results(
-            workers,
-            (delayed(_simulate)(scenario, policy, piece, seed, scenario_index, exact) for piece in pieces),
-            return_as="generator",
-        )
-    pending: list[RunRecord] = []
-    for records in results:
-        pending.extend(records)
-        if progress is not None:
-            progress(len(records))
-        # A chunk ends at a multiple of chunk_size or at the last run.
-        end = records[-1].run + 1 if records else 0
-        if records and (end % chunk_size == 0 or end == runs):
-            yield pending
-            pending = []
+
+def records_of(table: pa.Table) -> list[RunRecord]:
+    """The run records of a table of ``store.record_schema()`` (``records_table``'s inverse)."""
+    return [RunRecord(**row) for row in table.select(COLUMNS).to_pylist()]
 
 
 def run_batch(
@@ -234,14 +243,14 @@ def run_batch(
     chunk_size: int = 1000,
 ) -> list[RunRecord]:
     """Simulate ``runs`` rollouts of one scenario under one policy (``iter_chunks``, with
-    every record kept: for many runs, iterate the chunks instead).
+    every record kept: for many runs, iterate the chunks instead, or ``run_frame``).
 
     Args:
         scenario: what is simulated.
         policy: the decision maker.
         runs: number of rollouts (runs 0 .. runs-1).
         seed: root seed.
-        workers: processes (joblib/loky); 1 runs in this process.
+        workers: processes; 1 runs in this process.
         exact: per-request mode (slow; for validation).
         scenario_index: first component of every run's spawn key.
         progress: called with the number of rollouts just finished.
@@ -253,7 +262,7 @@ def run_batch(
         The records in run order; identical for any ``workers``.
     """
     out: list[RunRecord] = []
-    for chunk in iter_chunks(
+    for table in iter_chunks(
         scenario,
         policy,
         runs,
@@ -264,10 +273,72 @@ def run_batch(
         progress=progress,
         chunk_size=chunk_size,
     ):
+        chunk = records_of(table) if isinstance(table, pa.Table) else table
         out.extend(chunk)
         if on_chunk is not None:
             on_chunk(list(chunk))
     return out
+
+
+def run_frame(
+    scenario: Scenario,
+    policy: Policy,
+    runs: int,
+    seed: int,
+    *,
+    workers: int = 1,
+    exact: bool = False,
+    scenario_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """``records_frame(run_batch(...))`` without a record object per run: the table
+    ``pdsim compare`` and ``pdsim check`` decide on, built column by column from the
+    workers' Arrow tables (the same frame, value for value and type for type).
+
+    Args:
+        scenario: what is simulated.
+        policy: the decision maker.
+        runs: number of rollouts (runs 0 .. runs-1).
+        seed: root seed.
+        workers: processes; 1 runs in this process.
+        exact: per-request mode (slow; for validation).
+        scenario_index: first component of every run's spawn key.
+        progress: called with the number of rollouts just finished.
+    """
+    tables = list(
+        iter_chunks(
+            scenario,
+            policy,
+            runs,
+            seed,
+            workers=workers,
+            exact=exact,
+            scenario_index=scenario_index,
+            progress=progress,
+            chunk_size=max(1, runs),
+        )
+    )
+    if tables and not isinstance(tables[0], pa.Table):
+        return records_frame([r for chunk in tables for r in chunk])
+    return table_frame(pa.concat_tables(tables) if tables else records_table([]))
+
+
+def table_frame(table: pa.Table) -> pd.DataFrame:
+    """``records_frame`` of the records in ``table`` (of ``store.record_schema()``), built
+    column by column: a number column with a missing value holds NaN, one with nothing but
+    missing values holds None (object), as pandas makes them from the records' dicts."""
+    import pandas as pd
+
+    if table.num_rows == 0:
+        return records_frame([])
+    out = {}
+    for name in COLUMNS:
+        column = table.column(name)
+        if column.null_count == len(column):
+            out[name] = pd.Series([None] * len(column), dtype=object)
+        else:
+            out[name] = column.to_pandas()
+    return pd.DataFrame(out, columns=COLUMNS)
 
 
 def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
@@ -345,8 +416,13 @@ class RecordsTable:
         self._chunks: list[dict[str, _Column]] = []
         self.runs = 0
 
-    def add(self, records: Sequence[RunRecord]) -> None:
-        """Keep a chunk of records (in run order, after those already added)."""
+    def add(self, records: Records) -> None:
+        """Keep a chunk of records (in run order, after those already added): run records
+        (this process's), or a table of them (a worker's, ``iter_chunks``)."""
+        if isinstance(records, pa.Table):
+            self._chunks.append({name: _Column.of(records.column(name).to_pylist(), _KINDS[name]) for name in COLUMNS})
+            self.runs += records.num_rows
+            return
         self._chunks.append({name: _Column.of([getattr(r, name) for r in records], _KINDS[name]) for name in COLUMNS})
         self.runs += len(records)
 
@@ -398,3 +474,20 @@ class RecordsTable:
             for text, count in zip(column.texts, np.bincount(column.values, minlength=len(column.texts)).tolist()):
                 counts[str(text)] = counts.get(str(text), 0) + count
         return counts
+
+
+__all__ = [
+    "BATCH",
+    "BATCH_TELEMETRY_BYTES",
+    "RecordsTable",
+    "batch_size",
+    "iter_chunks",
+    "parallel_results",
+    "records_frame",
+    "records_of",
+    "run_batch",
+    "run_frame",
+    "run_one",
+    "simulate_piece",
+    "table_frame",
+]
