@@ -77,7 +77,7 @@ def test_quick_bench_against_head_prints_every_figure() -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=1800,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
