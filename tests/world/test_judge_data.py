@@ -15,6 +15,7 @@ import numpy as np
 from sim.inputs.scenario import load_scenario
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.policies.flagger.spec import FlaggerPolicySpec
+from sim.policies.judges.base import RowByRow
 from sim.runs.runner import run_batch, run_one
 from sim.world.controller import World
 from tests.helpers import SCENARIOS
@@ -58,8 +59,9 @@ def test_primary_counters_are_drawn_only_for_judges():
     assert latency.traffic.primary_counts and latency.traffic.primary_histogram
 
 
-class _Spy:
-    """A judge that records what it is shown (a test double: not pure)."""
+class _Spy(RowByRow):
+    """A judge that records what it is shown (a test double: not pure). The world judges
+    a class of runs at once (``judge_batch``); ``RowByRow`` shows it each run's data."""
 
     kind, needs_latency, signals = "spy", True, frozenset({"request-success-rate", "request-duration"})
 
