@@ -356,6 +356,16 @@ def describe(ref: str) -> str:
     return line if len(line) <= 60 else line[:57] + "..."
 
 
+def resolve(ref: str) -> str:
+    """The commit ``ref`` names now."""
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"--base/--now: {ref!r} is not a commit of {ROOT}")
+    return done.stdout.strip()
+
+
 def now_label(ref: str | None) -> str:
     """What "now" was: a ref, or this working tree (said when it has uncommitted changes)."""
     if ref:
@@ -375,7 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, help="timings per tree and command (default 3; 1 with --quick)")
     ap.add_argument("--readme", action="store_true", help="rewrite the README's table between its bench markers")
     args = ap.parse_args(argv)
-    ref = args.base or baseline_ref()
+    # Commits, not names: a branch that moves during the run must not change what is labelled.
+    ref = resolve(args.base or baseline_ref())
+    args.now = resolve(args.now) if args.now else None
     sizes = QUICK if args.quick else FULL
     if args.runs is not None:
         if args.runs < 2:
