@@ -1,8 +1,8 @@
 """Argo class stepping (issue 17): one step per class of runs vs one per run, as figures.
 
 Records every ``(state, observation)`` pair the world hands ``ArgoRollout.step`` while
-simulating rollouts of ``scenarios/argo-canary-steps.yaml`` (the pairs of one tick of one
-chunk: the runs that tick together), then replays each tick two ways, CPU time, best of
+simulating rollouts of ``scenarios/argo-canary-steps.yaml`` (one batch, stepped run by run:
+the runs of a tick tick together), then replays each tick two ways, CPU time, best of
 several repeats:
 
 * one by one: ``step`` and ``next_tick`` for every run (what the world does today);
@@ -20,43 +20,24 @@ Run: ``.venv/bin/python benchmarks/bench_argo_class_step.py [--runs N] [--repeat
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.inputs.policy import scenario_policy  # noqa: E402
-from sim.inputs.scenario import load_scenario  # noqa: E402
-from sim.policies.base import BatchObservation, Observation, ScalarResult  # noqa: E402
-from sim.runs.runner import run_batch  # noqa: E402
+from bench_policy_step import record as record_pairs  # noqa: E402
+
+from sim.policies.base import BatchObservation, Observation  # noqa: E402
 
 Tick = tuple[list[tuple[Any, Observation]], BatchObservation]
 
 
 def record(runs: int) -> tuple[Any, list[Tick]]:
     """The scenario's policy and its ticks: the pairs of each, and their batch."""
-    scenario = load_scenario(ROOT / "scenarios" / "argo-canary-steps.yaml")
-    policy = scenario_policy(scenario)
-    cls = type(policy)
-    real = cls.step
-    seen: list[tuple[Any, Observation]] = []
-
-    def recording(self: Any, state: Any, obs: Observation) -> tuple[Any, tuple]:
-        metrics = {q.name: obs.metrics.get(q.name) for q in self.queries()}
-        seen.append((state, dataclasses.replace(obs, metrics=metrics)))
-        return real(self, state, obs)
-
-    cls.step = recording  # type: ignore[method-assign]
-    try:
-        run_batch(scenario, policy, runs, 7)
-    finally:
-        cls.step = real  # type: ignore[method-assign]
+    policy, seen = record_pairs("argo-canary-steps", runs)
     ticks: list[Tick] = []
     start = 0
     for i in range(1, len(seen) + 1):  # consecutive pairs at one time: one tick of a chunk
@@ -69,16 +50,7 @@ def record(runs: int) -> tuple[Any, list[Tick]]:
 
 def batch_of(t: float, metrics: list[dict[str, Any]]) -> BatchObservation:
     """The columns the world builds (``metric_arrays``): single samples as arrays."""
-    columns = {name: [m[name] for m in metrics] for name in metrics[0]}
-    values, single = {}, {}
-    for name, results in columns.items():
-        one = [
-            (type(v) is tuple and len(v) == 1) or (type(v) is float and not isinstance(v, ScalarResult))
-            for v in results
-        ]
-        single[name] = np.array(one, dtype=bool)
-        values[name] = np.array([(v[0] if type(v) is tuple else v) if ok else np.nan for v, ok in zip(results, one)])
-    return BatchObservation(t, columns, values, single)
+    return BatchObservation.of(t, metrics)
 
 
 def one_by_one(policy: Any, ticks: list[Tick]) -> int:

@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from sim.inputs.policy import scenario_policy  # noqa: E402
 from sim.inputs.scenario import load_scenario  # noqa: E402
 from sim.policies.base import Observation  # noqa: E402
-from sim.runs.runner import run_batch  # noqa: E402
+from sim.runs.seedseq import run_seeds  # noqa: E402
+from sim.world.controller import World  # noqa: E402
 
 SCENARIOS = ("error-spike", "argo-canary-steps")
 
@@ -48,9 +49,12 @@ def record(name: str, runs: int) -> tuple[Any, list[tuple[Any, Observation]]]:
         seen.append((state, dataclasses.replace(obs, metrics=metrics)))
         return real(self, state, obs)
 
+    # Every run's own step: class stepping would hand the policy one pair per class.
+    world = World(scenario, policy, run_seeds(7, 0, range(runs)).tolist())
+    world.by_class = False
     cls.step = recording  # type: ignore[method-assign]
     try:
-        run_batch(scenario, policy, runs, 7)
+        world.run()
     finally:
         cls.step = real  # type: ignore[method-assign]
     return policy, seen
