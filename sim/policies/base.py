@@ -689,8 +689,9 @@ class Policy(Protocol):
     def batch_judge(self) -> Judge | None:
         """The judge the world runs for a class-stepping policy that reads both versions
         (``Observation.versions`` is then ``ASK_JUDGE`` or ``Judged``): the world keeps
-        each run's judge state from its first judgement on. Default None: a policy that
-        reads versions and has none is stepped run by run."""
+        each run's judge state from its first judgement on, so such a policy must key
+        every batch (``observation_keys`` never None). Default None: a policy that reads
+        versions and has none is stepped run by run."""
         return None
 
 

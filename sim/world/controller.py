@@ -492,6 +492,10 @@ class World:
             if keys is not None:
                 self._serve_classes(group, now, values, keys)
                 return
+            if self._judge is not None:
+                # The world holds the judge's states: stepped alone, the policy would judge
+                # from its own (empty) judge state.
+                raise TypeError(f"policy {self.policy.name!r} has a batch_judge but did not key a batch")
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
         judge_data = self.telemetry.judge_data if self.reads_versions else None
         runs, horizon, nexts = self.runs, self.scenario.horizon, []
