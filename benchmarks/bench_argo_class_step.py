@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,9 @@ def record(runs: int) -> tuple[Any, list[Tick]]:
     for i in range(1, len(seen) + 1):  # consecutive pairs at one time: one tick of a chunk
         if i == len(seen) or seen[i][1].t != seen[start][1].t:
             pairs = seen[start:i]
-            ticks.append((pairs, batch_of(pairs[0][1].t, [o.metrics for _, o in pairs])))
+            ticks.append((pairs, BatchObservation.of(pairs[0][1].t, [o.metrics for _, o in pairs])))
             start = i
     return policy, ticks
-
-
-def batch_of(t: float, metrics: list[dict[str, Any]]) -> BatchObservation:
-    """The columns the world builds (``metric_arrays``): single samples as arrays."""
-    return BatchObservation.of(t, metrics)
 
 
 def one_by_one(policy: Any, ticks: list[Tick]) -> int:
@@ -62,7 +58,9 @@ def one_by_one(policy: Any, ticks: list[Tick]) -> int:
     return sum(len(p) for p, _ in ticks)
 
 
-def by_class(policy: Any, ticks: list[Tick]) -> int:
+def by_class(policy: Any, ticks: list[Tick], state_key: Callable[[Any], Any] = lambda state: state) -> int:
+    """One step per class of (state, routes, readiness, key row); ``state_key`` names the
+    state in the class (the state itself: hashed; ``id``: the object, as the world does)."""
     step, next_tick, keys_of = policy.step, policy.next_tick, policy.observation_keys
     steps = 0
     for pairs, batch in ticks:
@@ -70,13 +68,19 @@ def by_class(policy: Any, ticks: list[Tick]) -> int:
         rows = [r.tobytes() for r in keys] if keys.shape[1] else [b""] * len(pairs)
         done: dict[Any, tuple[Any, tuple]] = {}
         for (state, obs), row in zip(pairs, rows):
-            cls = (state, obs.routes, obs.canary, obs.primary, row)
+            cls = (state_key(state), obs.routes, obs.canary, obs.primary, row)
             got = done.get(cls)
             if got is None:
                 got = done[cls] = step(state, obs)
                 steps += 1
             next_tick(got[0], obs.t)
     return steps
+
+
+def by_identity(policy: Any, ticks: list[Tick]) -> int:
+    """By class, grouping by the state object (``id``) rather than by hash: what the world
+    can do when its runs share state objects; no state is hashed."""
+    return by_class(policy, ticks, id)
 
 
 def shared(ticks: list[Tick]) -> list[Tick]:
@@ -84,25 +88,6 @@ def shared(ticks: list[Tick]) -> list[Tick]:
     steps by class (a class's runs all get the step's one new state)."""
     one: dict[Any, Any] = {}
     return [([(one.setdefault(st, st), obs) for st, obs in pairs], batch) for pairs, batch in ticks]
-
-
-def by_identity(policy: Any, ticks: list[Tick]) -> int:
-    """By class, grouping by the state object (``id``) rather than by hash: what the world
-    can do when its runs share state objects; no state is hashed."""
-    step, next_tick, keys_of = policy.step, policy.next_tick, policy.observation_keys
-    steps = 0
-    for pairs, batch in ticks:
-        keys = keys_of(batch)
-        rows = [r.tobytes() for r in keys] if keys.shape[1] else [b""] * len(pairs)
-        done: dict[Any, tuple[Any, tuple]] = {}
-        for (state, obs), row in zip(pairs, rows):
-            cls = (id(state), obs.routes, obs.canary, obs.primary, row)
-            got = done.get(cls)
-            if got is None:
-                got = done[cls] = step(state, obs)
-                steps += 1
-            next_tick(got[0], obs.t)
-    return steps
 
 
 def best(fn: Any, policy: Any, ticks: list[Tick], repeat: int) -> tuple[float, int]:

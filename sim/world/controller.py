@@ -19,6 +19,7 @@ its seed only, never on its batch-mates.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -665,18 +666,7 @@ class World:
         inverse = inverse.reshape(-1)
         state0 = self.states[members[0]]
         for k, f in enumerate(first.tolist()):
-            judged = Observation(
-                obs.t,
-                obs.tick,
-                obs.metrics,
-                obs.routes,
-                obs.canary,
-                obs.primary,
-                obs.webhooks,
-                obs.webhook_latency,
-                Judged(answers.at(f)),
-            )
-            state, actions = self.policy.step(state0, judged)
+            state, actions = self.policy.step(state0, dataclasses.replace(obs, versions=Judged(answers.at(f))))
             self._take(group, where[inverse == k], state, actions, now, nexts)
 
     def _views(self, group: np.ndarray, now: float) -> tuple[list[Readiness], list[Readiness]]:
@@ -712,13 +702,7 @@ class World:
                         runs[r].held = None
                 self.router.set_many(members, a)
             elif isinstance(a, Promote) and isinstance(self.traffic, FastTraffic):
-                promoted = [r for r in members.tolist() if runs[r].decision.note(a, now)]
-                rel = self.scenario.release
-                startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
-                for r in promoted:
-                    self.traffic.decided(r)
-                    self._workload_changed(r)
-                    self._start(runs[r].primary, now, startup, rolling=True)
+                promoted = [r for r in members.tolist() if self._promoted(r, a, now)]
                 self.traffic.after_promotion_many(np.array(promoted, dtype=int), now, self.scenario.after_promotion)
             else:
                 for r in members.tolist():
@@ -769,6 +753,20 @@ class World:
         self.router.set(r, held[1])
         self.runs[r].held = None
 
+    def _promoted(self, r: int, a: Promote, now: float) -> bool:
+        """Run ``r`` promotes at ``now`` unless it has decided already (whether it did):
+        its traffic is no longer the canary's to account, and the primary's rolling update
+        to the new spec starts (its pods need startup time). The damage after promotion
+        is the caller's to draw, run by run or for a class at once."""
+        if not self.runs[r].decision.note(a, now):
+            return False
+        self.traffic.decided(r)
+        self._workload_changed(r)
+        rel = self.scenario.release
+        startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
+        self._start(self.runs[r].primary, now, startup, rolling=True)
+        return True
+
     def _apply(self, r: int, a: Action, now: float) -> None:
         run = self.runs[r]
         if isinstance(a, SetWeights):
@@ -799,13 +797,7 @@ class World:
             if self.scenario.release.test_rps > 0:
                 # Smoke/load tests of the new version (e.g. of a blue/green preview).
                 self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)
-        elif isinstance(a, Promote) and run.decision.note(a, now):
-            self.traffic.decided(r)
-            self._workload_changed(r)
-            # The primary's rolling update to the new spec; its pods need startup time.
-            rel = self.scenario.release
-            startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
-            self._start(run.primary, now, startup, rolling=True)
+        elif isinstance(a, Promote) and self._promoted(r, a, now):
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
         elif isinstance(a, Rollback):
             # The decision is noted, but the ledger keeps counting: harm ends when the

@@ -17,7 +17,7 @@ Prometheus provider's result (``metricproviders/prometheus/prometheus.go`` ``Run
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -205,24 +205,6 @@ def _random_result(rng: np.random.Generator) -> MetricValue:
     return sample if u < 0.3 else (sample,)  # a plain float (a replay) or a vector of one
 
 
-def batch_of(t: float, metrics: Sequence[dict[str, MetricValue]]) -> BatchObservation:
-    """What the world hands ``observation_keys``: each query's results as a column, and the
-    single samples as arrays (``metric_arrays``: a vector of one sample, or a plain float)."""
-    names = metrics[0].keys()
-    columns = {name: [m[name] for m in metrics] for name in names}
-    values, single = {}, {}
-    for name, results in columns.items():
-        one = [
-            (type(v) is tuple and len(v) == 1) or type(v) is float  # not a scalar nor a range vector
-            for v in results
-        ]
-        single[name] = np.array(one, dtype=bool)
-        values[name] = np.array(
-            [(v[0] if isinstance(v, tuple) else v) if ok else NAN for v, ok in zip(results, one)], dtype=float
-        )
-    return BatchObservation(t, len(metrics), columns, values, single)
-
-
 def _sweep(
     policy: ArgoRollout,
     seed: int,
@@ -256,7 +238,7 @@ def _sweep(
             for i in picks
         ]
         stepped = [policy.step(states[i], o) for i, o in zip(picks, obs)]
-        keys = policy.observation_keys(batch_of(t, [o.metrics for o in obs]))
+        keys = policy.observation_keys(BatchObservation.of(t, [o.metrics for o in obs]))
         assert keys is not None and keys.shape[0] == len(picks)
         for label, keying in keyings.items():
             classes: dict[Any, tuple[Any, tuple]] = {}
@@ -319,7 +301,7 @@ def test_outcome_codes_are_evaluate_result_run_by_run(success, failure):
     evaluation gives it."""
     rng = np.random.default_rng(5)
     results = [_random_result(rng) for _ in range(3000)]
-    batch = batch_of(0.0, [{"m": v} for v in results])
+    batch = BatchObservation.of(0.0, [{"m": v} for v in results])
     judged = MetricOutcomes(success, failure)
     codes = judged.codes(batch.metrics["m"], batch.values["m"], batch.single["m"])
     for v, code in zip(results, codes.tolist()):
@@ -348,7 +330,7 @@ def test_a_judge_or_kayenta_is_not_keyed():
     spec = {**MIXED, "judge": {"kind": "sequential"}}
     policy = ArgoRollout(ArgoPolicySpec.model_validate(spec))
     assert not policy.tags.steps_by_class
-    assert policy.observation_keys(batch_of(0.0, [{"sr": 0.9, "lat": 0.9, "all": 0.9}])) is None
+    assert policy.observation_keys(BatchObservation.of(0.0, [{"sr": 0.9, "lat": 0.9, "all": 0.9}])) is None
 
 
 def test_display_only_fields_are_left_out_of_equality():
@@ -365,7 +347,7 @@ def test_display_only_fields_are_left_out_of_equality():
 
 def test_a_batch_without_a_query_the_policy_reads_is_not_keyed():
     policy = POLICIES["mixed-canary"][0]()
-    assert policy.observation_keys(batch_of(0.0, [{"sr": 0.9, "lat": 0.9}] * 3)) is None
+    assert policy.observation_keys(BatchObservation.of(0.0, [{"sr": 0.9, "lat": 0.9}] * 3)) is None
 
 
 def test_a_policy_without_prometheus_metrics_is_keyed_on_nothing():
@@ -386,7 +368,7 @@ def test_a_policy_without_prometheus_metrics_is_keyed_on_nothing():
 def test_shared_result_objects_are_decided_once_and_alike():
     failed, empty = QueryError("down"), ()
     results = [failed, empty, (0.96,), failed, empty, (0.5,)]
-    batch = batch_of(0.0, [{"m": v} for v in results])
+    batch = BatchObservation.of(0.0, [{"m": v} for v in results])
     codes = MetricOutcomes("result[0] >= 0.95", None).codes(results, batch.values["m"], batch.single["m"])
     error, ok, failed_code = OUTCOME_CODES[ar.ERROR], OUTCOME_CODES[ar.SUCCESSFUL], OUTCOME_CODES[ar.FAILED]
     assert codes.tolist() == [error, error, ok, error, error, failed_code]
@@ -421,7 +403,7 @@ def test_the_worlds_own_ticks_step_alike_by_class():
         ticks.setdefault(item[1].t, []).append(item)
     stepped = shared = 0
     for t, items in ticks.items():
-        keys = policy.observation_keys(batch_of(t, [o.metrics for _, o, _ in items]))
+        keys = policy.observation_keys(BatchObservation.of(t, [o.metrics for _, o, _ in items]))
         assert keys is not None
         classes: dict[Any, tuple[Any, tuple]] = {}
         for (state, obs, own), row in zip(items, keys):
