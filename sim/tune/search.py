@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -57,7 +56,7 @@ from sim.inputs.policy import build_policy
 from sim.inputs.scenario import PolicySpec
 from sim.policies.base import Policy
 from sim.runs.atomic import atomic_write
-from sim.tune.metrics import Estimate, MetricName, estimates, meets, paired
+from sim.tune.metrics import Estimate, MetricName, could_meet, estimates, meets, paired
 from sim.tune.portfolio import Portfolio, simulate
 from sim.tune.space import apply
 from sim.tune.spec import BALANCED, TuneFile
@@ -205,9 +204,7 @@ def _ranges(start: int, stop: int) -> list[tuple[int, int]]:
 
 
 def _pieces(stream: str, cand: Candidate, portfolio: Portfolio, start: int, stop: int) -> list[_Piece]:
-    return [
-        _Piece(stream, cand.key, e.index, a, b) for e in portfolio.entries for a, b in _ranges(start, stop)
-    ]
+    return [_Piece(stream, cand.key, e.index, a, b) for e in portfolio.entries for a, b in _ranges(start, stop)]
 
 
 def _simulate_piece(piece: _Piece, policy: Policy, portfolio: Portfolio, seed: int) -> tuple[_Piece, pd.DataFrame]:
@@ -219,9 +216,7 @@ class _Runner:
     """Simulates pieces (serially, on loky workers or on Dask), writes each as it finishes,
     and reads back the ones already written."""
 
-    def __init__(
-        self, folder: Path, seed: int, workers: int, client: Any, tick: Callable[[int], None]
-    ) -> None:
+    def __init__(self, folder: Path, seed: int, workers: int, client: Any, tick: Callable[[int], None]) -> None:
         self.folder = folder
         self.seed = seed
         self.workers = workers
@@ -302,9 +297,9 @@ def _frame(frames: Mapping[_Piece, pd.DataFrame], pieces: Iterable[_Piece]) -> p
 
 def _points(cands: Sequence[Candidate], objectives: Sequence[MetricName]) -> np.ndarray:
     """Objective point values (rows: candidates), an undefined one as +infinity."""
-    pts = np.array(
-        [[c.estimates[str(m)].value for m in objectives] for c in cands], dtype=float
-    ).reshape(len(cands), len(objectives))
+    pts = np.array([[c.estimates[str(m)].value for m in objectives] for c in cands], dtype=float).reshape(
+        len(cands), len(objectives)
+    )
     pts[np.isnan(pts)] = np.inf
     return pts
 
@@ -350,18 +345,8 @@ def crowding(points: np.ndarray) -> np.ndarray:
     return out
 
 
-def optimistic(est: Estimate, bound: Mapping[str, float]) -> bool:
-    """Whether the optimistic end of the interval meets the bound ({max: x}: low <= x)."""
-    ok = True
-    if "max" in bound:
-        ok = ok and est.low <= bound["max"]
-    if "min" in bound:
-        ok = ok and est.high >= bound["min"]
-    return bool(ok)
-
-
 def _violations(cand: Candidate, tune: TuneFile, lenient: bool) -> int:
-    test = optimistic if lenient else meets
+    test = could_meet if lenient else meets
     return sum(not test(cand.estimates[c.name], c.bound) for c in tune.constraints)
 
 
@@ -525,6 +510,10 @@ def _tell(study: Study, trial: FrozenTrial, cand: Candidate, tune: TuneFile) -> 
     study.tell(trial.number, [_finite(cand.estimates[str(m)].value) for m in tune.objectives])
 
 
+def _as_dict(est: Estimate) -> dict[str, Any]:
+    return dict(est.as_dict())
+
+
 # --- the search -------------------------------------------------------------------------------
 
 
@@ -607,11 +596,7 @@ class _Search:
     def _report(self) -> None:
         if self.progress is not None:
             n0 = sum(1 for c in self.state.candidates.values() if c.rung >= 0)
-            self.progress(
-                Progress(
-                    self.done_rollouts, self.total(), self.stage, n0, self.state.budget, self.best_text
-                )
-            )
+            self.progress(Progress(self.done_rollouts, self.total(), self.stage, n0, self.state.budget, self.best_text))
 
     def _best_so_far(self, rung: int) -> None:
         cands = [c for c in self.state.candidates.values() if c.rung == rung and c.estimates]
@@ -726,13 +711,13 @@ class _Search:
         for m in tune.metrics:
             both = paired(fb, fc, portfolio.weights, m, confidence=conf, seed=seed)
             fresh[str(m)] = {
-                "base": estimate_dict(eb[str(m)]),
-                "best": estimate_dict(ec[str(m)]),
-                "diff": estimate_dict(both["diff"]),
-                "ratio": estimate_dict(both["ratio"]),
+                "base": _as_dict(eb[str(m)]),
+                "best": _as_dict(ec[str(m)]),
+                "diff": _as_dict(both["diff"]),
+                "ratio": _as_dict(both["ratio"]),
             }
         search = {
-            str(m): {"base": estimate_dict(base.estimates[str(m)]), "best": estimate_dict(best.estimates[str(m)])}
+            str(m): {"base": _as_dict(base.estimates[str(m)]), "best": _as_dict(best.estimates[str(m)])}
             for m in tune.metrics
         }
         self.state.validation = {
@@ -742,20 +727,6 @@ class _Search:
             "search": search,
             "constraints_ok": {c.name: bool(meets(ec[c.name], c.bound)) for c in tune.constraints},
         }
-
-
-def estimate_dict(est: Estimate) -> dict[str, Any]:
-    """An estimate as JSON holds it (NaN as null)."""
-    return {
-        "value": _json_float(est.value),
-        "low": _json_float(est.low),
-        "high": _json_float(est.high),
-        "n": int(est.n),
-    }
-
-
-def _json_float(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def run_search(
@@ -827,12 +798,10 @@ __all__ = [
     "crowding",
     "describe_pick",
     "dominates",
-    "estimate_dict",
     "feasible",
     "frontier",
     "make_candidate",
     "nondominated_ranks",
-    "optimistic",
     "pick",
     "run_search",
     "survivors",

@@ -44,7 +44,7 @@ from sim.models import RunCount, Seed, StrictModel, Text, field_error
 from sim.sweeps.plan import set_path
 from sim.sweeps.spec import file_sha256, parse_path
 from sim.tune.metrics import MetricName, parse_metric
-from sim.tune.portfolio import Portfolio, load_portfolio
+from sim.tune.portfolio import Portfolio, load_portfolio, rung_runs
 from sim.tune.space import Param, Space, make_param
 from sim.yamlio import YamlDoc, load_yaml
 
@@ -54,6 +54,7 @@ MAX_BUDGET = 100_000
 BALANCED = "balanced"
 
 _Number = StrictInt | float
+_Path = Annotated[str, Field(min_length=1)]
 
 
 class Distribution(StrictModel):
@@ -97,9 +98,7 @@ class Distribution(StrictModel):
         if self.log and self.step is not None:
             raise field_error("Distribution", ("step",), "give log or step, not both", self.step)
         if self.format is not None and self.format.count("{}") != 1:
-            raise field_error(
-                "Distribution", ("format",), "must hold {} once, where the number goes", self.format
-            )
+            raise field_error("Distribution", ("format",), "must hold {} once, where the number goes", self.format)
         return self
 
 
@@ -136,16 +135,21 @@ class Racing(StrictModel):
 
     def rungs(self) -> list[int]:
         """Runs per scenario at each rung: min_runs, x eta each rung, the last max_runs."""
-        out = [self.min_runs]
-        while out[-1] < self.max_runs:
-            out.append(min(out[-1] * self.eta, self.max_runs))
-        return out
+        return rung_runs(self.min_runs, self.max_runs, self.eta)
+
+
+class Release(StrictModel):
+    """A portfolio entry: a scenario file, how often such a release comes, a name."""
+
+    scenario: Annotated[str, Field(min_length=1)]
+    weight: Annotated[float, Field(gt=0, le=1)]
+    name: Annotated[Text, Field(min_length=1)] | None = None
 
 
 class Validation(StrictModel):
     """The fresh-seed check: other releases (default: the search's) and runs per scenario."""
 
-    portfolio: Annotated[list[Any], Field(min_length=1)] | None = None
+    portfolio: Annotated[list[Release], Field(min_length=1)] | None = None
     runs: RunCount | None = None
 
 
@@ -154,9 +158,9 @@ class TuneSpec(StrictModel):
 
     name: Text | None = None
     description: Text = ""
-    base: Annotated[str, Field(min_length=1)] | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    base: _Path | Annotated[list[_Path], Field(min_length=1)]
     space: Annotated[dict[str, Distribution], Field(min_length=1)]
-    portfolio: Annotated[list[Any], Field(min_length=1)]
+    portfolio: Annotated[list[Release], Field(min_length=1)]
     validation: Validation | None = None
     objectives: Annotated[list[str], Field(min_length=1)]
     constraints: dict[str, Bound] = {}
@@ -271,7 +275,9 @@ def _metrics(tune: TuneFile) -> None:
     for i, t in enumerate(texts):
         if t in texts[:i]:
             raise tune.error(("objectives", i), "listed twice", got=t)
-    tune.constraints = [Constraint(_metric(tune, ("constraints", k), k), b.as_dict()) for k, b in spec.constraints.items()]
+    tune.constraints = [
+        Constraint(_metric(tune, ("constraints", k), k), b.as_dict()) for k, b in spec.constraints.items()
+    ]
     if spec.pick != BALANCED and spec.pick not in texts:
         shown = ", ".join([BALANCED, *texts])
         raise tune.error(("pick",), f"must be {BALANCED} or one of the objectives ({shown})", got=spec.pick)
@@ -330,12 +336,14 @@ def _space(tune: TuneFile) -> None:
 
 def _portfolios(tune: TuneFile) -> None:
     spec = tune.spec
-    tune.portfolio = load_portfolio(spec.portfolio, tune.folder, tune.doc, ("portfolio",), stream=0)
+    items = [r.model_dump() for r in spec.portfolio]
+    tune.portfolio = load_portfolio(items, tune.folder, tune.doc, ("portfolio",), stream=0)
     fresh = spec.validation.portfolio if spec.validation is not None else None
     if fresh is None:
-        tune.validation = load_portfolio(spec.portfolio, tune.folder, tune.doc, ("portfolio",), stream=1)
+        tune.validation = load_portfolio(items, tune.folder, tune.doc, ("portfolio",), stream=1)
     else:
-        tune.validation = load_portfolio(fresh, tune.folder, tune.doc, ("validation", "portfolio"), stream=1)
+        rows = [r.model_dump() for r in fresh]
+        tune.validation = load_portfolio(rows, tune.folder, tune.doc, ("validation", "portfolio"), stream=1)
 
 
 def _sizes(tune: TuneFile) -> None:
@@ -378,6 +386,7 @@ __all__ = [
     "Constraint",
     "Distribution",
     "Racing",
+    "Release",
     "TuneFile",
     "TuneSpec",
     "Validation",
