@@ -223,6 +223,7 @@ class _Runner:
         self.client = client
         self.tick = tick
         self.rollouts = 0
+        self.seen: set[_Piece] = set()
 
     def _path(self, piece: _Piece) -> Path:
         return self.folder / piece.name
@@ -235,23 +236,26 @@ class _Runner:
         import pandas as pd
 
         out: dict[_Piece, pd.DataFrame] = {}
-        todo = []
+        todo: dict[_Piece, tuple[_Piece, Policy, Portfolio]] = {}
         for piece, policy, portfolio in jobs:
-            if piece in out:
+            if piece in out or piece in todo:  # the base may be the recommendation too
                 continue
             path = self._path(piece)
             if path.exists():
                 out[piece] = pd.read_parquet(path)
                 self._count(piece)
             else:
-                todo.append((piece, policy, portfolio))
-        for piece, frame in self._stream(todo):
+                todo[piece] = (piece, policy, portfolio)
+        for piece, frame in self._stream(list(todo.values())):
             self._write(piece, frame)
             out[piece] = frame
             self._count(piece)
         return out
 
     def _count(self, piece: _Piece) -> None:
+        if piece in self.seen:  # a rung reads its earlier rungs' pieces again
+            return
+        self.seen.add(piece)
         self.rollouts += piece.stop - piece.start
         self.tick(piece.stop - piece.start)
 
