@@ -649,8 +649,10 @@ class _Search:
         self.evaluate([self.state.base], 0)
         index = 0
         while index < self.state.budget:
-            # Out of time: no new candidates (those already asked, on a resume, are finished).
-            if self.time_s is not None and time.monotonic() - self.began >= self.time_s and index >= len(trials):
+            # Out of time: no new candidates (those already asked, on a resume, are finished);
+            # the first batch always runs, so that there is something to race.
+            out_of_time = self.time_s is not None and time.monotonic() - self.began >= self.time_s
+            if out_of_time and index > 0 and index >= len(trials):
                 self.state.budget = index
                 break
             batch = range(index, min(index + BATCH, self.state.budget))

@@ -1,0 +1,115 @@
+"""`pdsim tune` end to end on a tiny search: summary, outputs, resume, errors, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.tune import search as search_module
+from tests.helpers import invoke
+from tests.tune.tiny import write_tiny
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("cli")
+    path = write_tiny(folder)
+    out = folder / "out"
+    return path, out, invoke("tune", path, "--out", out, "--quiet")
+
+
+def test_tune_prints_the_frontier_recommendation_and_fresh_check(ran) -> None:
+    _, out, res = ran
+    assert res.exit_code == 0, res.stderr
+    text = res.stdout
+    assert text.startswith("tune: tune  candidates: 8 (budget 8)  runs/scenario by rung: 4, 12  seed: 1\n")
+    assert "frontier: " in text and "recommendation (balanced): " in text
+    assert "fresh seeds, 16 runs/scenario, paired with the base:" in text
+    assert "excess_errors.mean: best " in text and "best/base " in text
+    assert "constraint false_rollback_rate (max 0.5) on fresh seeds: " in text
+    for name in ("tune.json", "candidates.parquet", "frontier.parquet", "validation.json", "best-policy.yaml"):
+        assert (out / name).is_file()
+
+
+def test_best_policy_runs_with_pdsim_run(ran) -> None:
+    path, out, _ = ran
+    res = invoke("run", path.parent / "bad.yaml", "--policy", out / "best-policy.yaml", "--runs", 2, "--json")
+    assert res.exit_code == 0, res.stderr
+
+
+def test_a_full_folder_is_refused_then_resumed(ran) -> None:
+    path, out, _ = ran
+    before = pd.read_parquet(out / "candidates.parquet")
+    again = invoke("tune", path, "--out", out)
+    assert again.exit_code == 2 and again.stderr.count("\n") == 1
+    assert again.stderr.startswith(f"pdsim: {out} is not empty") and "--resume" in again.stderr
+    resumed = invoke("tune", path, "--out", out, "--resume", "--quiet")
+    assert resumed.exit_code == 0, resumed.stderr
+    pd.testing.assert_frame_equal(before, pd.read_parquet(out / "candidates.parquet"))
+    other = invoke("tune", path, "--out", out, "--resume", "--seed", 9)
+    assert other.exit_code == 2 and "seed 1, not 9" in other.stderr
+
+
+def test_bad_tune_file_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    path = write_tiny(tmp_path)
+    path.write_text(path.read_text().replace("budget: 8", "budget: -1"))
+    res = invoke("tune", path, "--out", tmp_path / "out")
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.startswith(f"{path}:13: budget: ") and res.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--time", "soon"], "pdsim: --time: "),
+        (["--budget", "0"], "--budget"),
+        (["--budget", "1000000"], "pdsim: --budget: at most 100,000"),
+    ],
+)
+def test_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    res = invoke("tune", write_tiny(tmp_path), "--out", tmp_path / "out", *args)
+    assert res.exit_code == 2 and message in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_out_may_not_overwrite_an_input(tmp_path: Path) -> None:
+    path = write_tiny(tmp_path)
+    (tmp_path / "canary.yaml").rename(tmp_path / "best-policy.yaml")
+    path.write_text(path.read_text().replace("base: canary.yaml", "base: best-policy.yaml"))
+    res = invoke("tune", path, "--out", tmp_path, "--resume", "--quiet")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "would overwrite the input" in res.stderr and "best-policy.yaml" in res.stderr
+
+
+def test_time_stops_asking_after_a_batch(tmp_path: Path) -> None:
+    path = write_tiny(tmp_path, budget=40)
+    res = invoke("tune", path, "--out", tmp_path / "out", "--time", "1ms", "--quiet")
+    assert res.exit_code == 0, res.stderr
+    assert "candidates: 8 (budget 8)" in res.stdout
+    assert json.loads((tmp_path / "out" / "tune.json").read_text())["budget"] == 8
+
+
+def test_ctrl_c_keeps_the_study_and_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_tiny(tmp_path)
+    out = tmp_path / "out"
+    real = search_module.simulate
+    calls = []
+
+    def interrupted(*args):
+        calls.append(args)
+        if len(calls) > 6:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(search_module, "simulate", interrupted)
+    res = invoke("tune", path, "--out", out, "--quiet")
+    assert res.exit_code == 130
+    assert res.stderr == (
+        f"pdsim: interrupted; the study and 6 simulated piece(s) kept in {out}; "
+        f"resume with pdsim tune {path} --out {out} --resume\n"
+    )
+    monkeypatch.setattr(search_module, "simulate", real)
+    assert invoke("tune", path, "--out", out, "--resume", "--quiet").exit_code == 0
