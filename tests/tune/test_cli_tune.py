@@ -113,3 +113,89 @@ def test_ctrl_c_keeps_the_study_and_says_how_to_resume(tmp_path: Path, monkeypat
     )
     monkeypatch.setattr(search_module, "simulate", real)
     assert invoke("tune", path, "--out", out, "--resume", "--quiet").exit_code == 0
+
+
+def test_dask_gives_the_same_search(ran, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    path, out, _ = ran
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        res = invoke("tune", path, "--out", tmp_path / "dask", "--dask", cluster.scheduler_address, "--quiet")
+    assert res.exit_code == 0, res.stderr
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "candidates.parquet"), pd.read_parquet(tmp_path / "dask" / "candidates.parquet")
+    )
+
+
+CANARY_MANIFEST = """\
+# our canary
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+spec:
+  analysis:
+    interval: 1m   # keep
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    metrics:
+      - name: request-success-rate
+        thresholdRange: {min: 99}
+        interval: 1m
+"""
+
+
+def test_a_manifest_base_gets_best_manifest(tmp_path: Path) -> None:
+    path = write_tiny(tmp_path, budget=3)
+    (tmp_path / "canary.yaml").write_text(CANARY_MANIFEST)
+    res = invoke("tune", path, "--out", tmp_path / "out", "--quiet")
+    assert res.exit_code == 0, res.stderr
+    info = json.loads((tmp_path / "out" / "tune.json").read_text())
+    assert info["base"]["manifest"] is True and info["base"]["name"] == "podinfo"
+    text = (tmp_path / "out" / "best-manifest.yaml").read_text()
+    assert "# our canary" in text and "kind: Canary" in text
+
+
+def _argo_policy() -> str:
+    """The Rollout policy of the bundled argo-canary-steps scenario, as a pdsim policy file."""
+    import yaml
+
+    from tests.helpers import SCENARIOS
+
+    policy = yaml.safe_load((SCENARIOS / "argo-canary-steps.yaml").read_text())["policy"]
+    return yaml.safe_dump(policy, sort_keys=False)
+
+
+ARGO_SPACE = """\
+space:
+  policy.argo.templates.success-rate.metrics[0].successCondition: {low: 0.9, high: 0.999, format: "result[0] >= {}"}
+  policy.argo.templates.success-rate.metrics[0].failureLimit: {low: 0, high: 5}
+  policy.argo.strategy.canary.steps[1].pause.duration: {choices: [1m, 2m, 5m]}
+"""
+
+
+def test_an_argo_space(tmp_path: Path) -> None:
+    path = write_tiny(tmp_path, budget=3, space=ARGO_SPACE)
+    (tmp_path / "canary.yaml").write_text(_argo_policy())
+    res = invoke("tune", path, "--out", tmp_path / "out", "--quiet")
+    assert res.exit_code == 0, res.stderr
+    frame = pd.read_parquet(tmp_path / "out" / "candidates.parquet")
+    cond = frame["policy.argo.templates.success-rate.metrics[0].successCondition"]
+    assert cond.dtype == float and cond.iloc[1:].between(0.9, 0.999).all()
+    assert set(frame["policy.argo.strategy.canary.steps[1].pause.duration"].iloc[1:]) <= {"1m", "2m", "5m"}
+    best = (tmp_path / "out" / "best-policy.yaml").read_text()
+    assert "successCondition: result[0] >= " in best
+
+
+def test_nothing_feasible_means_no_recommendation(tmp_path: Path) -> None:
+    path = write_tiny(tmp_path, budget=3)
+    path.write_text(path.read_text().replace("{max: 0.5}", "{max: 0.0}"))  # no upper bound is 0
+    res = invoke("tune", path, "--out", tmp_path / "out", "--quiet")
+    assert res.exit_code == 0, res.stderr
+    assert "recommendation: none (no candidate met every constraint)" in res.stdout
+    assert not (tmp_path / "out" / "best-policy.yaml").exists()
+    assert json.loads((tmp_path / "out" / "validation.json").read_text()) == {}
+    assert json.loads((tmp_path / "out" / "tune.json").read_text())["best"] is None
+    assert pd.read_parquet(tmp_path / "out" / "frontier.parquet").empty
