@@ -442,6 +442,9 @@ def _quiet_optuna() -> Iterator[None]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         with warnings.catch_warnings():
+            # Experimental options, and a constraint set again when a resumed search
+            # re-tells a trial an interruption left half-told (the value is the same).
+            warnings.filterwarnings("ignore", module="optuna")
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             yield
     finally:
