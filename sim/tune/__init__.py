@@ -19,4 +19,4 @@ Parts:
 The modules are listed, not imported: ``import sim.tune`` costs nothing.
 """
 
-__all__ = ["metrics", "portfolio"]  # the other parts join as they land
+__all__ = ["metrics", "portfolio", "writeback"]  # the other parts join as they land
