@@ -57,15 +57,15 @@ __all__ = [
 
 #: Keys of ``tune.json`` the gate reads, and what each must be.
 _TUNE_KEYS = {"portfolio": list, "objectives": list, "rungs": list, "seed": int}
-#: How each objective's improvement reads in a verdict (default: "N x lower METRIC").
+#: How each objective's improvement reads in a verdict (default: "Nx lower METRIC [interval]").
 _PHRASES = {
-    "excess_errors": "loses {f} fewer {m}",
-    "excess_errors_after_promotion": "loses {f} fewer {m}",
-    "canary_errors": "loses {f} fewer {m}",
-    "detection_time_s": "detects {f} faster ({m})",
-    "decision_time_s": "decides {f} faster ({m})",
-    "users_affected": "affects {f} fewer users ({m})",
-    "users_exposed": "exposes {f} fewer users ({m})",
+    "excess_errors": "loses {f} fewer {m} {i}",
+    "excess_errors_after_promotion": "loses {f} fewer {m} {i}",
+    "canary_errors": "loses {f} fewer {m} {i}",
+    "detection_time_s": "detects {f} faster {i} ({m})",
+    "decision_time_s": "decides {f} faster {i} ({m})",
+    "users_affected": "affects {f} fewer users {i} ({m})",
+    "users_exposed": "exposes {f} fewer users {i} ({m})",
 }
 
 
@@ -218,8 +218,8 @@ def _times(x: float, digits: int = 3) -> str:
 
 def _phrase(r: Ratio) -> str:
     """``loses 12.3x fewer excess_errors.mean [9.1x, 15.2x]``."""
-    template = _PHRASES.get(r.metric.partition(".")[0], "{f} lower {m}")
-    return template.format(f=_times(r.factor), m=r.metric) + f" [{_times(r.low)}, {_times(r.high)}]"
+    template = _PHRASES.get(r.metric.partition(".")[0], "{f} lower {m} {i}")
+    return template.format(f=_times(r.factor), m=r.metric, i=f"[{_times(r.low)}, {_times(r.high)}]")
 
 
 def _quotient(top: float, bottom: float) -> float:
