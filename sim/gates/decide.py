@@ -329,35 +329,22 @@ def compare_paired(
 def frontier_verdict(check: FrontierCheck) -> Verdict:
     """The frontier gate as a verdict: ``fail`` when a feasible candidate dominates the policy
     by the margin on every objective (judged on the intervals: noise alone never fails it)."""
-    best = check.closest
+
+    def smallest(values: list[float]) -> float | None:
+        return None if not values or any(math.isnan(x) for x in values) else min(values)
+
+    ratios = check.closest.ratios if check.closest is not None else ()
     decision = "pass" if check.passed else "fail"
-    n = check.rollouts
-    if best is None:
-        return Verdict(
-            check.tune.name,
-            "frontier",
-            f"margin {check.margin:g}x",
-            decision,
-            decision,
-            None,
-            None,
-            None,
-            n,
-            message=check.message(),
-            kind="frontier",
-        )
-    factors = [r.factor for r in best.ratios]
-    highs = [r.high for r in best.ratios]
     return Verdict(
         check.tune.name,
         "frontier",
         f"margin {check.margin:g}x",
         decision,
         decision,
-        min(factors) if not any(math.isnan(f) for f in factors) else None,
-        best.factor if not math.isnan(best.factor) else None,
-        min(highs) if not any(math.isnan(h) for h in highs) else None,
-        n,
+        smallest([r.factor for r in ratios]),
+        smallest([r.low for r in ratios]),
+        smallest([r.high for r in ratios]),
+        check.rollouts,
         message=check.message(),
         kind="frontier",
     )

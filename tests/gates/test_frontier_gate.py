@@ -387,3 +387,18 @@ def test_read_tune(repo):
     (repo / "tune" / "out" / "tune.json").write_text("[1, 2]")
     with pytest.raises(InputError, match="must hold a JSON object"):
         read_tune(repo / "tune" / "out")
+
+
+def test_verdict_fields(measured):
+    from sim.gates.decide import frontier_verdict
+    from sim.gates.frontier import FrontierCheck
+
+    pol, cand = measured["default"], measured["fast"]
+    tune = tune_of([row(7, cand, **FAST_VALUES)])
+    check = FrontierCheck(tune, 2.0, "default", RUNS, 2 * RUNS, pol, dominance(pol, tune, 2.0))
+    v = frontier_verdict(check)
+    assert (v.kind, v.decision, v.outcome, v.n) == ("frontier", "fail", "fail", 2 * RUNS)
+    assert v.low == pytest.approx(min(pol[m].low / cand[m].high for m in OBJECTIVES))
+    assert v.estimate == pytest.approx(min(pol[m].value / cand[m].value for m in OBJECTIVES))
+    empty = frontier_verdict(FrontierCheck(tune_of([]), 2.0, "default", RUNS, 2 * RUNS, pol, []))
+    assert (empty.decision, empty.estimate, empty.low) == ("pass", None, None)
