@@ -44,7 +44,7 @@ sys.stderr.write("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules
 """
 
 #: Libraries no command needs until it simulates, reports or reads results.
-HEAVY = ("scipy", "pandas", "matplotlib", "pyarrow", "numba", "simpy", "joblib", "jinja2")
+HEAVY = ("scipy", "pandas", "matplotlib", "pyarrow", "numba", "simpy", "joblib", "jinja2", "optuna", "sqlalchemy")
 
 
 def _loaded(args: list[str] | None, cwd: Path = REPO, env: dict[str, str] | None = None) -> set[str]:

@@ -1,0 +1,22 @@
+"""Tuning: ``pdsim tune``, a search for the best rollout policy for a portfolio of releases.
+
+Parts:
+
+* ``spec``: the TUNE file's models (``load_tune``): base policy, search space, portfolio,
+  objectives, constraints, budget, racing;
+* ``space``: search-space distributions, and a candidate's values set into the base policy;
+* ``portfolio``: the releases a candidate meets, simulated on common random numbers
+  (``load_portfolio``, ``simulate``, ``evaluate``);
+* ``metrics``: objective and constraint names (``excess_errors.mean``,
+  ``decision_time_s.mean.good``, ``false_rollback_rate``) estimated from run records with
+  intervals, and paired comparisons;
+* ``search``: the multi-objective search (optuna) with racing by successive halving,
+  resumable from its output folder;
+* ``outputs``: the output folder's files; ``writeback``: the user's manifest with the
+  tuned fields changed; ``report`` and ``sensitivity``: the HTML page;
+* ``api``: ``tune(...)``, also ``sim.tune``.
+
+The modules are listed, not imported: ``import sim.tune`` costs nothing.
+"""
+
+__all__ = ["metrics", "portfolio"]  # the other parts join as they land
