@@ -357,6 +357,22 @@ def _constraint_sentence(meta: Mapping[str, Any], validation: Mapping[str, Any] 
     )
 
 
+def _headline(metric: str, ratio: Mapping[str, Any]) -> str | None:
+    """``excess_errors.mean: 10.4× lower than the base [9.1, 12] on fresh seeds`` from the
+    paired ratio (recommended / base) and its interval; None without a ratio."""
+    r, low, high = ratio.get("value"), ratio.get("low"), ratio.get("high")
+    if r is None or r <= 0:
+        return None
+    if r <= 1:
+        # The interval of base/recommended is the inverted interval of recommended/base.
+        lo = "…" if high is None or high <= 0 or not math.isfinite(high) else f"{1 / high:.3g}"
+        hi = "…" if low is None or low <= 0 else f"{1 / low:.3g}"
+        return f"{metric}: {1 / r:.3g}× lower than the base [{lo}, {hi}] on fresh seeds"
+    lo = "…" if low is None else f"{low:.3g}"
+    hi = "…" if high is None or not math.isfinite(high) else f"{high:.3g}"
+    return f"{metric}: {r:.3g}× higher than the base [{lo}, {hi}] on fresh seeds"
+
+
 def render_tune_report(folder: TuneFolder) -> str:
     """The page of a search's output folder, as HTML text (see the module docstring)."""
     meta, candidates, frontier, validation = folder.meta, folder.candidates, folder.frontier, folder.validation
@@ -473,6 +489,12 @@ def render_tune_report(folder: TuneFolder) -> str:
         "all_ok": all_ok,
         "runs": None if validation is None else validation.get("runs"),
         "pick": str(pick.get("rule", "")),
+        "headline": [
+            h
+            for m in objectives
+            if validation is not None
+            and (h := _headline(m, _json_block(((validation.get("fresh") or {}).get(m) or {}).get("ratio"))))
+        ],
     }
 
     # (4) sensitivity

@@ -227,12 +227,12 @@ def parse(html: str) -> Page:
     return p
 
 
-@pytest.fixture
-def folder(tmp_path) -> Path:
-    return tune_folder(tmp_path)
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tune_folder(tmp_path_factory.mktemp("tune"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def report(folder) -> Path:
     return write_report(folder)
 
@@ -327,6 +327,11 @@ def test_recommendation_against_base_on_fresh_and_search_seeds(report, folder):
         s, f = data["search"][m], data["fresh"][m]
         expected = [format_quantity(b) for b in (s["base"], s["best"], f["base"], f["best"], f["diff"], f["ratio"])]
         assert cells[1:] == expected, m
+    # the headline: the fresh-seed ratio read as "N× lower", with the inverted interval
+    r = data["fresh"][EE]["ratio"]
+    interval = f"[{1 / r['high']:.3g}, {1 / r['low']:.3g}]"
+    expected = f"{EE}: {1 / r['value']:.3g}× lower than the base {interval} on fresh seeds"
+    assert expected in page.all_text
     # the constraint's fresh-seed cell says whether it holds
     html = report.read_text(encoding="utf-8")
     assert 'class="pass"' in html
