@@ -92,13 +92,25 @@ def read_folder(out: str | Path) -> TuneFolder:
     frontier = _parquet(folder / "frontier.parquet")
     if frontier is None and candidates is not None and "frontier" in candidates.columns:
         frontier = candidates[candidates["frontier"].astype(bool)]
-    return TuneFolder(folder, meta, candidates, frontier, _json(folder / "validation.json", required=False))
+    validation = _json(folder / "validation.json", required=False)
+    if validation is not None and not validation.get("fresh"):
+        validation = None  # written as {} when there was no recommendation to validate
+    return TuneFolder(folder, meta, candidates, frontier, validation)
 
 
 # --- numbers -------------------------------------------------------------------------------
 
 
+def _missing(v: Any) -> bool:
+    """None, NaN or pandas' NA (a nullable integer column's missing value)."""
+    import pandas as pd
+
+    return v is None or (not isinstance(v, (str, Mapping, list)) and bool(pd.isna(v)))
+
+
 def _finite(v: Any) -> float | None:
+    if _missing(v):
+        return None
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -111,6 +123,8 @@ def _block(value: Any, low: Any, high: Any) -> dict[str, Any]:
     infinite bound stays (it shows as ``…``, unbounded on that side)."""
 
     def bound(v: Any) -> float | None:
+        if _missing(v):
+            return None
         try:
             f = float(v)
         except (TypeError, ValueError):
@@ -134,7 +148,7 @@ def _bound_text(bound: Mapping[str, Any]) -> str:
 
 
 def _param_text(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if _missing(v):
         return "—"
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v)).lower()
@@ -176,12 +190,21 @@ def _short(path: str) -> str:
 # --- figures -------------------------------------------------------------------------------
 
 
+def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
+    """A column as floats, NaN where missing (pandas' NA of a nullable integer column included)."""
+    import pandas as pd
+
+    if col not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
 def _err(frame: pd.DataFrame, metric: str) -> np.ndarray:
     """Error-bar lengths (2 x n) from ``M_low``/``M_high``; 0 where a bound is missing or unbounded."""
-    v = frame[metric].to_numpy(dtype=float)
+    v = _floats(frame, metric)
     out = []
     for col, sign in ((f"{metric}_low", -1.0), (f"{metric}_high", 1.0)):
-        b = frame[col].to_numpy(dtype=float) if col in frame.columns else np.full(len(frame), np.nan)
+        b = _floats(frame, col)
         d = sign * (b - v)
         out.append(np.where(np.isfinite(d) & (d >= 0), d, 0.0))
     return np.vstack(out)
@@ -210,8 +233,8 @@ def _frontier_figure(candidates: pd.DataFrame, x_metric: str, y_metric: str | No
         y_col = "_rank"
     else:
         y_col = y_metric
-    x = frame[x_metric].to_numpy(dtype=float)
-    y = frame[y_col].to_numpy(dtype=float)
+    x = _floats(frame, x_metric)
+    y = _floats(frame, y_col)
     ok = np.isfinite(x) & np.isfinite(y)
     xerr = _err(frame, x_metric)
     yerr = _err(frame, y_col) if y_metric is not None else np.zeros((2, len(frame)))
@@ -253,7 +276,7 @@ def _sensitivity_figure(
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     fig.suptitle(f"{objective} against each parameter", fontsize="large")
     frame = candidates[~_flags(candidates, "base")]
-    y = frame[objective].to_numpy(dtype=float) if objective in frame.columns else np.full(len(frame), np.nan)
+    y = _floats(frame, objective)
     feasible, best = _flags(frame, "feasible"), _flags(frame, "best")
     rng = np.random.default_rng(0)  # jitter of the choice columns only; fixed, so the PNG is reproducible
     for ax, p in zip(axes, params, strict=False):
@@ -269,7 +292,7 @@ def _sensitivity_figure(
             if choice_order(spec["choices"]) is None:
                 ax.tick_params(axis="x", labelrotation=20)
         else:
-            x = frame[p].to_numpy(dtype=float)
+            x = _floats(frame, p)
             if spec.get("log"):
                 ax.set_xscale("log")
         ok = np.isfinite(x) & np.isfinite(y)
@@ -389,11 +412,6 @@ def render_tune_report(folder: TuneFolder) -> str:
         )
     if candidates is None:
         notices.append("No candidates yet: candidates.parquet is missing.")
-    if validation is None:
-        notices.append(
-            "validation.json is missing: the search stopped before the recommendation was re-run on fresh seeds. "
-            "Only search-seed figures are shown."
-        )
     params = [p for p in space if candidates is None or p in candidates.columns]
     searched_rows = candidates[~_flags(candidates, "base")] if candidates is not None else None
     evaluated = 0 if searched_rows is None else len(searched_rows)
@@ -409,6 +427,11 @@ def render_tune_report(folder: TuneFolder) -> str:
     )
     if candidates is not None and best_row is None:
         notices.append("No recommendation: no candidate met every constraint at the last rung.")
+    elif validation is None:
+        notices.append(
+            "validation.json is missing: the search stopped before the recommendation was re-run on fresh seeds. "
+            "Only search-seed figures are shown."
+        )
 
     # (1) what was searched
     rungs = list(meta.get("rungs") or [])
@@ -477,7 +500,9 @@ def render_tune_report(folder: TuneFolder) -> str:
         else:
             row.cells = [_row_block(r, m) if r else _block(None, None, None) for r in (base_row, best_row)]
         rows.append(row)
-    sentence, all_ok = _constraint_sentence(meta, validation)
+    sentence, all_ok = (
+        _constraint_sentence(meta, validation) if best_row is not None else ("No recommendation to check.", None)
+    )
     recommendation = {
         "label": str(best_row.get("label", best_row.get("candidate"))) if best_row else None,
         "params": [

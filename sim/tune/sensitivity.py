@@ -94,8 +94,10 @@ def _param_value(dist: BaseDistribution, value: Any) -> Any:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     assert isinstance(dist, (CategoricalDistribution, FloatDistribution, IntDistribution))
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return None  # None, NaN, or pandas' NA of a nullable integer column
     if isinstance(dist, CategoricalDistribution):
         return str(value) if str(value) in dist.choices else None
     if isinstance(dist, IntDistribution):
@@ -197,7 +199,11 @@ def sensitivity(candidates: pd.DataFrame, meta: Mapping[str, Any], *, seed: int 
     table = [{p: _param_value(dists[p], rec[p]) for p in params} for rec in frame[list(params)].to_dict("records")]
     out: list[dict[str, Any]] = []
     for objective in objectives:
-        y = frame[objective].to_numpy(dtype=float) if objective in frame.columns else np.full(len(frame), np.nan)
+        y = (
+            pd.to_numeric(frame[objective], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if objective in frame.columns
+            else np.full(len(frame), np.nan)
+        )
         keep = np.isfinite(y)
         rows = [r for r, k in zip(table, keep, strict=True) if k]
         shares = _importances(dists, rows, y[keep]) if len(rows) >= 2 else {}

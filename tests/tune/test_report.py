@@ -114,6 +114,10 @@ def candidates_frame(n: int = 60, seed: int = 3) -> pd.DataFrame:
         PROMOTE: 1200.0,
     }
     frame = pd.concat([pd.DataFrame([base]), frame], ignore_index=True)
+    # as sim.tune.outputs writes them: an int parameter is a nullable Int64 column, a choice a
+    # string; the base may have no value for a parameter (here the success-rate bound)
+    frame[STEP] = pd.array(frame[STEP].tolist(), dtype="Int64")
+    frame.loc[0, MIN_SR] = math.nan
     frame["runs"] = [RUNGS[r] for r in frame["rung"]]
     frame["rollouts"] = frame["runs"] * 2
     half = 30.0 / np.sqrt(frame["runs"].to_numpy())
@@ -321,6 +325,7 @@ def test_recommendation_against_base_on_fresh_and_search_seeds(report, folder):
     settings = {r[1][0]: r[1][1:] for r in page.tables["settings"]}
     assert settings[STEP] == ["10", str(best[STEP])]
     assert settings[JUDGE][0] == "null"
+    assert settings[MIN_SR] == ["—", f"{best[MIN_SR]:.4g}"]
     rows = {r[0]["data-metric"]: r for r in page.tables["validation"]}
     assert list(rows) == [*OBJECTIVES, *CONSTRAINTS]
     for m, (_attrs, cells) in rows.items():
@@ -372,12 +377,14 @@ def test_missing_validation_still_renders_with_a_note(tmp_path):
 
 def test_no_feasible_candidate_and_no_frontier_file(tmp_path):
     out = tune_folder(tmp_path, with_validation=False)
+    (out / "validation.json").write_text("{}", encoding="utf-8")  # what the search writes without a best
     frame = pd.read_parquet(out / "candidates.parquet")
     frame[["feasible", "frontier", "best"]] = False
     frame.to_parquet(out / "candidates.parquet")
     (out / "frontier.parquet").unlink()
     page = parse(write_report(out).read_text(encoding="utf-8"))
-    assert "No recommendation" in page.all_text
+    assert "No recommendation" in page.all_text and "validation.json is missing" not in page.all_text
+    assert "No recommendation to check." in page.all_text
     assert [r[0].get("data-candidate") for r in page.tables["frontier-table"]] == ["-1"]
 
 
@@ -468,6 +475,14 @@ def test_sensitivity_is_seeded(table):
     other = sensitivity(candidates_frame(), meta(), seed=99)
     assert not np.allclose(other["rho_low"].dropna(), table["rho_low"].dropna())
     pd.testing.assert_series_equal(other["rho"], table["rho"])
+
+
+def test_sensitivity_skips_missing_values():
+    frame = candidates_frame()
+    frame.loc[1:10, STEP] = pd.NA
+    out = sensitivity(frame, meta())
+    assert (out[out["param"] == STEP]["n"] == 50).all() and (out[out["param"] != STEP]["n"] == 60).all()
+    assert _row(out, EE, STEP)["rho"] < -0.9
 
 
 def test_sensitivity_with_too_few_candidates():
