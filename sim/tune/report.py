@@ -205,7 +205,8 @@ def _err(frame: pd.DataFrame, metric: str) -> np.ndarray:
     out = []
     for col, sign in ((f"{metric}_low", -1.0), (f"{metric}_high", 1.0)):
         b = _floats(frame, col)
-        d = sign * (b - v)
+        with np.errstate(invalid="ignore"):  # inf - inf: an unbounded value has no bar
+            d = sign * (b - v)
         out.append(np.where(np.isfinite(d) & (d >= 0), d, 0.0))
     return np.vstack(out)
 
