@@ -1048,12 +1048,14 @@ def check(
     """Decide the requirements of GATES.yaml on confidence intervals (the CI gate).
 
     Exit 0 when every requirement passes, 1 when one fails (or is inconclusive and the file
-    treats that as a failure) or the policy regresses against --baseline, 2 on bad input.
+    treats that as a failure), the policy regresses against --baseline or a `pdsim tune`
+    frontier (the file's `frontier:`) beats it by more than its margin, 2 on bad input.
     """
     import shlex
 
     from sim.gates.decide import load_gates, run_gates
     from sim.gates.output import junit_xml, markdown, text_lines
+    from sim.gates.spec import TUNE_FILES
     from sim.inputs.policy import read_policy
 
     gates = load_gates(gates_path)
@@ -1061,6 +1063,8 @@ def check(
         read_policy(list(baseline_paths))  # bad input is exit 2 before any simulation
     inputs: list[str | os.PathLike[str]] = [gates_path, *gates.policy, *baseline_paths]
     inputs += [f for gs in gates.scenarios for f in _scenario_inputs(gs.path, _policy_block(gs.path))]
+    if gates.frontier is not None:
+        inputs += [gates.frontier.tune / name for name in TUNE_FILES]
     for option, path in (("--junit", junit_path), ("--markdown", markdown_path)):
         if path is not None:
             _refuse_overwrite(option, path, inputs)  # before the simulation, not after it

@@ -29,10 +29,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sim.gates.frontier import FrontierCheck, check_frontier, load_frontier
 from sim.gates.spec import RATES, Gates, GateScenario, Requirement, load_gates
 from sim.stats import mean_interval, quantile_interval, summarize_records, wilson_interval
 
-__all__ = ["Verdict", "Regression", "GateReport", "evaluate", "compare_paired", "run_gates", "load_gates"]
+__all__ = [
+    "Verdict",
+    "Regression",
+    "GateReport",
+    "evaluate",
+    "compare_paired",
+    "frontier_verdict",
+    "run_gates",
+    "load_gates",
+]
 
 #: Upper limit of the runs a suggestion names (beyond it the bound is too close to tell).
 _MAX_SUGGESTED = 10_000_000
@@ -57,6 +67,10 @@ class Verdict:
         k: successes for a rate (None otherwise).
         message: one line explaining the decision.
         suggested_runs: for an inconclusive decision, about how many runs would decide it.
+        kind: ``requirement``, or ``frontier`` for the frontier gate (``sim.gates.frontier``):
+            then the scenario is the tune's name, ``estimate`` the smallest factor over the
+            objectives by which the closest candidate beats the policy, ``low``/``high`` the
+            ends of that factor's interval.
     """
 
     scenario: str
@@ -71,6 +85,7 @@ class Verdict:
     k: int | None = None
     message: str = ""
     suggested_runs: int | None = None
+    kind: str = "requirement"
 
 
 @dataclass(frozen=True)
@@ -311,6 +326,30 @@ def compare_paired(
     return Regression(scenario, req.name, diff, low, high, n, significant, message)
 
 
+def frontier_verdict(check: FrontierCheck) -> Verdict:
+    """The frontier gate as a verdict: ``fail`` when a feasible candidate dominates the policy
+    by the margin on every objective (judged on the intervals: noise alone never fails it)."""
+
+    def smallest(values: list[float]) -> float | None:
+        return None if not values or any(math.isnan(x) for x in values) else min(values)
+
+    ratios = check.closest.ratios if check.closest is not None else ()
+    decision = "pass" if check.passed else "fail"
+    return Verdict(
+        check.tune.name,
+        "frontier",
+        f"margin {check.margin:g}x",
+        decision,
+        decision,
+        smallest([r.factor for r in ratios]),
+        smallest([r.low for r in ratios]),
+        smallest([r.high for r in ratios]),
+        check.rollouts,
+        message=check.message(),
+        kind="frontier",
+    )
+
+
 def _simulate(
     gs: GateScenario, policy_paths: Sequence[os.PathLike[str] | str] | None, workers: int
 ) -> tuple[str, int, pd.DataFrame, str, list[str]]:
@@ -346,6 +385,8 @@ def run_gates(
         name=gates.name, file=gates.file, policy="", confidence=gates.confidence, inconclusive=gates.inconclusive
     )
     names = []
+    # The tune folder, its portfolio and the policy are read first: bad input before any run.
+    setup = load_frontier(gates.frontier, gates.policy) if gates.frontier is not None else None
     for gs in gates.scenarios:
         name, seed, frame, policy_name, warnings = _simulate(gs, gates.policy, workers)
         names.append(policy_name)
@@ -375,5 +416,11 @@ def run_gates(
         if progress is not None:
             summary = summarize_records(frame)
             progress(f"{name}: {len(frame)} runs, seed {seed}, rolled back {summary['rolled_back']['k']}/{len(frame)}")
+    if setup is not None:
+        check = check_frontier(setup, confidence=gates.confidence, workers=workers, progress=progress)
+        names.append(check.policy)
+        report.warnings += [w for w in check.warnings if w not in report.warnings]
+        report.runs[f"frontier {check.tune.name}"] = check.rollouts
+        report.verdicts.append(frontier_verdict(check))
     report.policy = ", ".join(dict.fromkeys(names))
     return report

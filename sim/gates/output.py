@@ -44,12 +44,15 @@ def junit_xml(report: GateReport) -> str:
 
     A failed requirement (or an inconclusive one treated as a failure) is a ``<failure>``;
     one treated as a warning, or not applicable, is ``<skipped>`` with the reason, which CI
-    pages show apart from passes. Baseline comparisons are testcases of their own.
+    pages show apart from passes. Baseline comparisons are testcases of their own; the
+    frontier gate is one testcase, a ``<failure type="dominated">`` when it fails.
     """
     cases = []
     for v in report.verdicts:
         case = ET.Element("testcase", classname=f"{report.name}.{v.scenario}", name=f"{v.requirement} {v.bound}")
-        if v.outcome == "fail":
+        if v.outcome == "fail" and v.kind == "frontier":
+            ET.SubElement(case, "failure", message=v.message, type="dominated").text = v.message
+        elif v.outcome == "fail":
             kind = "inconclusive" if v.decision == "inconclusive" else ("no-data" if v.decision == "n/a" else "bound")
             ET.SubElement(case, "failure", message=v.message, type=kind).text = v.message
         elif v.outcome in ("warn", "skip"):
@@ -108,7 +111,11 @@ def markdown(report: GateReport, *, command: str | None = None) -> str:
         "| | scenario | requirement | estimate [interval] | verdict |",
         "|---|---|---|---|---|",
     ]
-    for v in report.verdicts:
+    requirements = [v for v in report.verdicts if v.kind != "frontier"]
+    frontier = [v for v in report.verdicts if v.kind == "frontier"]
+    if not requirements:
+        out = out[:-3]  # a gates file with the frontier gate alone: no requirements table
+    for v in requirements:
         out.append(
             f"| {_EMOJI[v.outcome]} | {_cell(v.scenario)} | `{_cell(v.requirement)}` {_cell(v.bound)} | "
             f"{_cell(v.message.split(': ')[0])} | {_cell(_label(v).lower())} |"
@@ -120,6 +127,8 @@ def markdown(report: GateReport, *, command: str | None = None) -> str:
                 f"| {'❌' if r.significant else '✅'} | {_cell(r.scenario)} | `{_cell(r.requirement)}` | "
                 f"{_cell(r.message)} |"
             )
+    for v in frontier:
+        out += ["", f"{_EMOJI[v.outcome]} **Frontier of `{_cell(v.scenario)}`** ({_cell(v.bound)}): {_cell(v.message)}"]
     undecided = [v for v in report.verdicts if v.decision == "inconclusive"]
     if undecided:
         out += ["", "Inconclusive requirements: the interval straddles the bound; raise `runs` in the gates file."]

@@ -20,10 +20,19 @@ A gates file (YAML)::
           detection_rate: {min: 0.99}
           detection_time_s.p95: {max: 600}
           excess_errors.mean: {max: 200}
+    frontier:                          # optional: fail when a tuned policy is much better
+      tune: ../tune/out                # a ``pdsim tune`` output folder (relative to this file)
+      margin: 2                        # fail when a feasible frontier candidate is better by
+                                       # more than this factor on every objective
+      runs: 1000                       # runs per portfolio scenario for the policy under test
+                                       # (default: the tune's last rung)
 
 Requirement names are the summary's rates (``false_rollback_rate``, ``detection_rate``,
 ``missed_rate``, ``promoted``, ``rolled_back``, ``unfinished``), or a run-record quantity and a
 statistic: ``mean`` or a percentile ``pNN`` (``p50``, ``p95``, ``p99.9``).
+
+``frontier:`` needs ``policy:`` (the policy it judges) and makes ``scenarios:`` optional: a
+gates file may hold the frontier gate alone. The rule itself is in ``sim.gates.frontier``.
 """
 
 from __future__ import annotations
@@ -40,7 +49,17 @@ from sim.limits import MAX_SEED, SEED_LIMIT
 from sim.models import parse_run_count
 from sim.yamlio import YamlDoc, load_yaml
 
-__all__ = ["RATES", "QUANTITIES", "TREATMENTS", "Requirement", "GateScenario", "Gates", "load_gates", "parse_gates"]
+__all__ = [
+    "RATES",
+    "QUANTITIES",
+    "TREATMENTS",
+    "Requirement",
+    "GateScenario",
+    "FrontierGate",
+    "Gates",
+    "load_gates",
+    "parse_gates",
+]
 
 #: Rates a requirement can bound, and the runs each is a share of.
 RATES = {
@@ -63,8 +82,22 @@ QUANTITIES = {
     "users_exposed": "users",
 }
 TREATMENTS = ("fail", "warn", "pass")
-_TOP_KEYS = {"name", "description", "policy", "runs", "seed", "confidence", "inconclusive", "requirements", "scenarios"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "policy",
+    "runs",
+    "seed",
+    "confidence",
+    "inconclusive",
+    "requirements",
+    "scenarios",
+    "frontier",
+}
 _SCENARIO_KEYS = {"path", "runs", "seed", "requirements"}
+_FRONTIER_KEYS = {"tune", "margin", "runs"}
+#: What makes a folder a ``pdsim tune`` output, for the frontier gate.
+TUNE_FILES = ("tune.json", "frontier.parquet")
 _PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?)")
 
 
@@ -125,6 +158,24 @@ class GateScenario:
 
 
 @dataclass(frozen=True)
+class FrontierGate:
+    """The ``frontier:`` key: judge the policy against a ``pdsim tune`` frontier.
+
+    Attributes:
+        tune: the tune output folder (holds ``tune.json`` and ``frontier.parquet``).
+        margin: the factor (at least 1) a frontier candidate must beat the policy by, on
+            every objective, for the gate to fail.
+        runs: runs per portfolio scenario for the policy; None: the tune's last rung.
+        line: line of ``frontier:`` in the gates file.
+    """
+
+    tune: Path
+    margin: float
+    runs: int | None = None
+    line: int = 1
+
+
+@dataclass(frozen=True)
 class Gates:
     """A parsed gates file (see the module docstring)."""
 
@@ -135,6 +186,7 @@ class Gates:
     confidence: float = 0.95
     inconclusive: str = "fail"
     description: str = ""
+    frontier: FrontierGate | None = None
 
 
 class _Reader:
@@ -228,6 +280,30 @@ class _Reader:
             raise self.fail(loc, f"min must not exceed max (min {lo:g}, max {hi:g})", show_got=False)
         return Requirement(metric, stat_or_none, lo, hi, self.doc.line_of(loc))
 
+    def frontier(self, value: Any, loc: tuple) -> FrontierGate:
+        """The ``frontier:`` mapping; the folder must hold a tune's ``tune.json`` and ``frontier.parquet``."""
+        self.mapping(value, loc, _FRONTIER_KEYS, "frontier")
+        for key in ("tune", "margin"):
+            if key not in value:
+                what = "a pdsim tune output folder" if key == "tune" else "the factor that fails the gate, e.g. 2"
+                raise self.fail(loc, f"missing key {key} ({what})", show_got=False)
+        tune = self.path(value["tune"], loc + ("tune",))
+        if not tune.is_dir():
+            raise self.fail(loc + ("tune",), f"must be a pdsim tune output folder, not a file: {tune}", value["tune"])
+        missing = [name for name in TUNE_FILES if not (tune / name).is_file()]
+        if missing:
+            raise self.fail(
+                loc + ("tune",),
+                f"not a pdsim tune output folder: no {' or '.join(missing)} in {tune}",
+                value["tune"],
+            )
+        margin = self.number(value["margin"], loc + ("margin",))
+        if margin < 1.0:
+            # Below 1 a policy would fail against a candidate *worse* than itself.
+            raise self.fail(loc + ("margin",), "must be at least 1 (a factor: 2 fails at 2x better)", value["margin"])
+        runs = self.runs(value["runs"], loc + ("runs",)) if "runs" in value else None
+        return FrontierGate(tune, margin, runs, self.doc.line_of(loc))
+
 
 def parse_gates(doc: YamlDoc) -> Gates:
     """Check and convert a loaded gates document.
@@ -237,7 +313,7 @@ def parse_gates(doc: YamlDoc) -> Gates:
     """
     r = _Reader(doc)
     data = r.mapping(doc.data, (), _TOP_KEYS, "a gates file")
-    if "scenarios" not in data:
+    if "scenarios" not in data and "frontier" not in data:
         raise r.fail((), "missing key scenarios (the scenario files to simulate)", show_got=False)
     name = data.get("name", Path(doc.file).stem)
     if not isinstance(name, str) or not name:
@@ -258,9 +334,15 @@ def parse_gates(doc: YamlDoc) -> Gates:
     treatment = data.get("inconclusive", "fail")
     if treatment not in TREATMENTS:
         raise r.fail(("inconclusive",), f"must be one of {', '.join(TREATMENTS)}", treatment)
+    frontier = r.frontier(data["frontier"], ("frontier",)) if "frontier" in data else None
+    if frontier is not None and not policy:
+        raise r.fail(("frontier",), "needs policy: (the policy the frontier gate judges)", show_got=False)
     defaults = r.requirements(data["requirements"], ("requirements",)) if "requirements" in data else ()
-    items = data["scenarios"]
-    if not isinstance(items, list) or not items:
+    items = data.get("scenarios", [])
+    if frontier is not None and "scenarios" not in data:
+        if defaults:
+            raise r.fail(("requirements",), "requirements need scenarios: (the scenario files to run)", show_got=False)
+    elif not isinstance(items, list) or not items:
         raise r.fail(("scenarios",), "must be a non-empty list of scenario files", items)
     scenarios = []
     for i, item in enumerate(items):
@@ -297,6 +379,7 @@ def parse_gates(doc: YamlDoc) -> Gates:
         confidence=confidence,
         inconclusive=treatment,
         description=description if isinstance(description, str) else "",
+        frontier=frontier,
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "describe_policy",
     "format_quantity",
     "quantity_parts",
+    "template_env",
 ]
 
 
@@ -239,7 +240,9 @@ def build_section(
     )
 
 
-def _env() -> Environment:
+def template_env() -> Environment:
+    """The Jinja2 environment of every pdsim page: ``sim/report/templates``, autoescaping on
+    (names and descriptions are user input), undefined names an error, the ``qparts`` filter."""
     env = Environment(
         autoescape=True,
         loader=PackageLoader("sim.report", "templates"),
@@ -274,7 +277,7 @@ def render_report(
         The HTML text.
     """
     return (
-        _env()
+        template_env()
         .get_template("report.html.j2")
         .render(
             sections=list(sections), title=title, command=command, figures=list(figures), intro=intro, notice=notice

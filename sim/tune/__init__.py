@@ -37,4 +37,4 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["api", "metrics", "outputs", "portfolio", "search", "space", "spec", "writeback"]
+__all__ = ["api", "metrics", "outputs", "portfolio", "report", "search", "sensitivity", "space", "spec", "writeback"]

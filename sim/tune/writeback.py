@@ -38,6 +38,15 @@ node it replaces; a new key goes after the last scalar entry of its mapping (a s
 value) or at its end (a mapping or list), indented as its siblings; values are rendered
 so that a YAML 1.1 reader (the importers' PyYAML) reads back exactly the value given.
 Files are joined with ``---``.
+
+Why not ruamel.yaml's round-trip (load, set, dump), the library one would reach for: it
+re-emits a whole file in one indentation style, so a file that mixes list styles (as
+upstream manifests do) moves lines nobody tuned. Measured on the 15 upstream manifests of
+``../shared/fixtures/upstream`` (load and dump, nothing changed, ``preserve_quotes``, wide
+lines): 6 come back altered, e.g. every one of 53 lines of Argo's
+``analysis-templates.yaml`` and 27 of 70 of Flagger's ``istio-abtest.yaml``. A user
+reviewing ``best-manifest.yaml`` as a diff must see only the tuned lines. Values are still
+parsed and rendered by a YAML library (PyYAML, the importers' reader); only the splice is ours.
 """
 
 from __future__ import annotations
