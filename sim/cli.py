@@ -1280,7 +1280,7 @@ def _estimate_text(est: Mapping[str, Any]) -> str:
 
 def _tune_summary(result: Any, out_dir: str, confidence: float) -> list[str]:
     """The lines ``pdsim tune`` prints at the end: frontier, recommendation, fresh seeds."""
-    from sim.tune.outputs import CANDIDATES, FRONTIER, TUNE_JSON, VALIDATION
+    from sim.tune.outputs import BEST_MANIFEST, BEST_POLICY, CANDIDATES, FRONTIER, REPORT, TUNE_JSON, VALIDATION
 
     state = result.state
     tune = state.tune
@@ -1310,11 +1310,8 @@ def _tune_summary(result: Any, out_dir: str, confidence: float) -> list[str]:
             bound = next(c.bound for c in tune.constraints if c.name == m)
             said = ", ".join(f"{k} {x:g}" for k, x in bound.items())
             lines.append(f"    constraint {m} ({said}) on fresh seeds: {'met' if ok else 'NOT met'}")
-    lines.append(
-        f"outputs: {out_dir} ({TUNE_JSON}, {CANDIDATES}, {FRONTIER}, {VALIDATION}"
-        + (", best-policy.yaml" if state.best is not None else "")
-        + ")"
-    )
+    written = (TUNE_JSON, CANDIDATES, FRONTIER, VALIDATION, BEST_POLICY, BEST_MANIFEST, REPORT)
+    lines.append(f"outputs: {out_dir} ({', '.join(n for n in written if (Path(out_dir) / n).is_file())})")
     lines += [f"note: {n}" for n in result.notes]
     return lines
 
