@@ -8,6 +8,7 @@ must not pull in simpy, pandas or pyarrow)::
     record = sim.run_one(scenario, policy, seed).record
     frame = sim.records_frame(sim.run_batch(scenario, policy, 1000, scenario.seed, workers=2))
     sim.run_sweep("sweeps/flagger-thresholds.yaml", "results/x"); sim.load_results("results/x")
+    result = sim.tune("tune/TUNE.yaml", "results/tuned")   # pdsim tune: result.frontier, result.best_policy
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _API = {
     "load_results": "sim.runs.store",
     "check_policy": "sim.policies.checks",
     "make_judge": "sim.policies.judges",
+    # The package sim.tune is itself callable (sim.tune.api.tune): importing any of its
+    # modules makes `sim.tune` the package, so the name must be the package.
+    "tune": "sim.tune",
 }
 
 #: The distribution that installs ``sim`` and the ``pdsim`` command (``pdsim`` on PyPI is an
@@ -42,7 +46,9 @@ def __getattr__(name: str) -> Any:
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'sim' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+    found = import_module(module)
+    # A callable package (sim.tune) is its own public name.
+    return found if module == f"{__name__}.{name}" else getattr(found, name)
 
 
 def __dir__() -> list[str]:

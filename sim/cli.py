@@ -1269,6 +1269,176 @@ def sweep(
     )
 
 
+def _estimate_text(est: Mapping[str, Any]) -> str:
+    """``45.3 [34.1, 56.5]`` from an estimate's JSON (``value``, ``low``, ``high``)."""
+
+    def num(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.4g}"
+
+    return f"{num(est.get('value'))} [{num(est.get('low'))}, {num(est.get('high'))}]"
+
+
+def _tune_summary(result: Any, out_dir: str, confidence: float) -> list[str]:
+    """The lines ``pdsim tune`` prints at the end: frontier, recommendation, fresh seeds."""
+    from sim.tune.outputs import BEST_MANIFEST, BEST_POLICY, CANDIDATES, FRONTIER, REPORT, TUNE_JSON, VALIDATION
+
+    state = result.state
+    tune = state.tune
+    level = f"{confidence:.0%}"
+    lines = [
+        f"tune: {tune.name}  candidates: {len(state.candidates)} (budget {state.budget})  "
+        f"runs/scenario by rung: {', '.join(map(str, state.rungs))}  seed: {state.seed}",
+        f"frontier: {len(result.frontier)} policy(ies) at the last rung meet every constraint at the "
+        f"{level} pessimistic bound and are dominated by none",
+    ]
+    if state.best is None:
+        lines.append("recommendation: none (no candidate met every constraint); see candidates.parquet")
+    else:
+        best = state.candidate(state.best)
+        shown = "the base policy itself" if best.id < 0 else f"#{best.id} {best.label}"
+        lines.append(f"recommendation ({tune.spec.pick}): {shown}")
+        lines.append(f"  search seeds, {state.rungs[-1]} runs/scenario ({level} intervals):")
+        for m, v in result.validation["search"].items():
+            lines.append(f"    {m}: best {_estimate_text(v['best'])}  base {_estimate_text(v['base'])}")
+        lines.append(f"  fresh seeds, {result.validation['runs']} runs/scenario, paired with the base:")
+        for m, v in result.validation["fresh"].items():
+            lines.append(
+                f"    {m}: best {_estimate_text(v['best'])}  base {_estimate_text(v['base'])}  "
+                f"best/base {_estimate_text(v['ratio'])}"
+            )
+        for m, ok in result.validation["constraints_ok"].items():
+            bound = next(c.bound for c in tune.constraints if c.name == m)
+            said = ", ".join(f"{k} {x:g}" for k, x in bound.items())
+            lines.append(f"    constraint {m} ({said}) on fresh seeds: {'met' if ok else 'NOT met'}")
+    written = (TUNE_JSON, CANDIDATES, FRONTIER, VALIDATION, BEST_POLICY, BEST_MANIFEST, REPORT)
+    lines.append(f"outputs: {out_dir} ({', '.join(n for n in written if (Path(out_dir) / n).is_file())})")
+    lines += [f"note: {n}" for n in result.notes]
+    return lines
+
+
+@cli.command("tune")
+@click.argument("tune_path", metavar="TUNE.yaml", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Output folder: tune.json, candidates.parquet, frontier.parquet, validation.json, "
+    "best-policy.yaml, report.html, and the study and runs --resume continues from.",
+)
+@click.option("--budget", type=click.IntRange(min=1), help="Candidate policies to try. Default: the file's `budget`.")
+@click.option(
+    "--time",
+    "time_limit",
+    metavar="DURATION",
+    help="Stop asking new candidates after this long (e.g. 10m); racing finishes with those tried.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (joblib/loky); results are identical for any count.",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    help="Simulate on a Dask cluster (e.g. tcp://scheduler:8786; needs pdsim[dask]).",
+)
+@click.option("--resume", is_flag=True, help="Continue the search already in DIR (the same TUNE file and seed).")
+@click.option("--seed", type=_Seed(), help=f"Root seed, 0 to {SEED_LIMIT}. Default: the file's `seed`.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def tune_(
+    tune_path: str,
+    out_dir: str,
+    budget: int | None,
+    time_limit: str | None,
+    workers: int,
+    dask_address: str | None,
+    resume: bool,
+    seed: int | None,
+    quiet: bool,
+) -> None:
+    """Search for the best policy for a portfolio of releases under constraints.
+
+    Candidates from TUNE.yaml's space are simulated on common random numbers and raced
+    (successive halving); the frontier's recommendation is checked on fresh seeds against
+    the base policy.
+    """
+    import shlex
+
+    from sim.tune.api import tune
+    from sim.tune.outputs import NAMES
+    from sim.tune.search import RUNS, SearchError
+    from sim.tune.spec import MAX_BUDGET, load_tune
+    from sim.units import parse_duration
+
+    time_s = None
+    if time_limit is not None:
+        try:
+            time_s = parse_duration(time_limit)
+        except ValueError as err:
+            raise CliError(f"--time: {err} (got {time_limit})") from None
+    if budget is not None and budget > MAX_BUDGET:
+        raise CliError(f"--budget: at most {MAX_BUDGET:,} candidates (got {budget})")
+    spec = load_tune(tune_path)
+    inputs = [tune_path, *spec.base.sources, *(e.path for e in spec.portfolio.entries)]
+    inputs += [e.path for e in spec.validation.entries]
+    _refuse_overwrite("--out", out_dir, inputs, writes=lambda name: name in NAMES)
+    client = None
+    if dask_address is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise CliError("--dask needs the distributed package: pip install 'pdsim[dask]'") from None
+        try:
+            client = Client(dask_address, timeout="10s")
+        except OSError as err:
+            raise CliError(f"--dask {dask_address}: cannot reach the scheduler ({err})") from None
+    resume_argv = ["pdsim", "tune", tune_path, "--out", out_dir, "--resume"]
+    resume_argv += [f"--budget={budget}"] * (budget is not None) + [f"--seed={seed}"] * (seed is not None)
+    resume_argv += [f"--workers={workers}"] * (workers != 1)
+
+    def kept() -> str:
+        runs = Path(out_dir) / RUNS
+        n = sum(1 for p in runs.iterdir() if p.suffix == ".parquet") if runs.is_dir() else 0
+        return f"the study and {n} simulated piece(s) kept in {out_dir}; resume with {shlex.join(resume_argv)}"
+
+    _on_interrupt(kept)
+    bar = _progress_bar(0, disable=quiet)
+
+    def progress(p: Any) -> None:
+        bar.total = p.total
+        bar.update(p.done - bar.n)
+        bar.set_description_str(f"{p.stage} {p.candidates}/{p.budget}", refresh=False)
+        if p.best:
+            bar.set_postfix_str(f"best {p.best}", refresh=False)
+
+    try:
+        with _workers_stopped_quietly():
+            result = tune(
+                spec,
+                out_dir,
+                budget=budget,
+                time_s=time_s,
+                workers=workers,
+                dask=client,
+                resume=resume,
+                seed=seed,
+                progress=progress,
+            )
+    except SearchError as err:
+        raise CliError(str(err)) from None
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+    for line in _tune_summary(result, out_dir, spec.spec.confidence):
+        click.echo(line)
+
+
 @cli.command()
 @click.argument("scenario_path", metavar="SCENARIO.yaml", type=click.Path(dir_okay=False))
 @click.argument("policy_a", metavar="POLICY_A", type=click.Path())

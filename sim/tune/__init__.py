@@ -16,7 +16,25 @@ Parts:
   tuned fields changed; ``report`` and ``sensitivity``: the HTML page;
 * ``api``: ``tune(...)``, also ``sim.tune``.
 
-The modules are listed, not imported: ``import sim.tune`` costs nothing.
+The modules are listed, not imported: ``import sim.tune`` costs nothing. The package is
+callable: ``sim.tune(TUNE_FILE, OUT, ...)`` is ``sim.tune.api.tune`` (``import sim.tune.x``
+makes ``sim.tune`` this package, so the function cannot have the name to itself).
 """
 
-__all__ = ["metrics", "portfolio", "writeback"]  # the other parts join as they land
+import sys
+import types
+from typing import Any
+
+
+class _CallableModule(types.ModuleType):
+    """This package, callable as ``sim.tune.api.tune``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from sim.tune.api import tune
+
+        return tune(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["api", "metrics", "outputs", "portfolio", "report", "search", "sensitivity", "space", "spec", "writeback"]
