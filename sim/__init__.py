@@ -30,9 +30,7 @@ _API = {
     "load_results": "sim.runs.store",
     "check_policy": "sim.policies.checks",
     "make_judge": "sim.policies.judges",
-    # The package sim.tune is itself callable (sim.tune.api.tune): importing any of its
-    # modules makes `sim.tune` the package, so the name must be the package.
-    "tune": "sim.tune",
+    "tune": "sim.tuning.api",
 }
 
 #: The distribution that installs ``sim`` and the ``pdsim`` command (``pdsim`` on PyPI is an
@@ -46,9 +44,7 @@ def __getattr__(name: str) -> Any:
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'sim' has no attribute {name!r}")
-    found = import_module(module)
-    # A callable package (sim.tune) is its own public name.
-    return found if module == f"{__name__}.{name}" else getattr(found, name)
+    return getattr(import_module(module), name)
 
 
 def __dir__() -> list[str]:

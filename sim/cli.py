@@ -1280,7 +1280,7 @@ def _estimate_text(est: Mapping[str, Any]) -> str:
 
 def _tune_summary(result: Any, out_dir: str, confidence: float) -> list[str]:
     """The lines ``pdsim tune`` prints at the end: frontier, recommendation, fresh seeds."""
-    from sim.tune.outputs import BEST_MANIFEST, BEST_POLICY, CANDIDATES, FRONTIER, REPORT, TUNE_JSON, VALIDATION
+    from sim.tuning.outputs import BEST_MANIFEST, BEST_POLICY, CANDIDATES, FRONTIER, REPORT, TUNE_JSON, VALIDATION
 
     state = result.state
     tune = state.tune
@@ -1369,10 +1369,10 @@ def tune_(
     """
     import shlex
 
-    from sim.tune.api import tune
-    from sim.tune.outputs import NAMES
-    from sim.tune.search import RUNS, SearchError
-    from sim.tune.spec import MAX_BUDGET, load_tune
+    from sim.tuning.api import tune
+    from sim.tuning.outputs import NAMES
+    from sim.tuning.search import RUNS, SearchError
+    from sim.tuning.spec import MAX_BUDGET, load_tune
     from sim.units import parse_duration
 
     time_s = None

@@ -4,7 +4,7 @@ A gates file's ``frontier:`` names a tune output folder and a ``margin``. The po
 test (the file's ``policy:``) runs on the tune's portfolio with the tune's seed and the
 search's random stream, so its run k meets the same releases, traffic and noise as each
 candidate's run k did (common random numbers), and its objectives are estimated as the
-tune estimated the candidates' (``sim.tune.metrics``).
+tune estimated the candidates' (``sim.tuning.metrics``).
 
 The rule: the policy is *dominated* when some feasible candidate of the frontier is better
 than it by more than ``margin`` on every objective. Objectives are minimised, so a
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sim.policies.base import Policy
-    from sim.tune.metrics import Estimate, MetricName
-    from sim.tune.portfolio import Portfolio
+    from sim.tuning.metrics import Estimate, MetricName
+    from sim.tuning.portfolio import Portfolio
 
 __all__ = [
     "TuneFolder",
@@ -425,8 +425,8 @@ def load_frontier(gate: FrontierGate, policy_paths: Sequence[str | os.PathLike[s
             policy file that does not load; each names its file and line.
     """
     from sim.inputs.policy import load_policy_with_warnings
-    from sim.tune.metrics import parse_metric
-    from sim.tune.portfolio import load_portfolio
+    from sim.tuning.metrics import parse_metric
+    from sim.tuning.portfolio import load_portfolio
 
     tune = read_tune(gate.tune)
     data = tune.doc.data
@@ -465,8 +465,8 @@ def check_frontier(
         workers: processes (results do not depend on it).
         progress: called with a short line once the policy has run.
     """
-    from sim.tune.metrics import estimates, meets
-    from sim.tune.portfolio import evaluate
+    from sim.tuning.metrics import estimates, meets
+    from sim.tuning.portfolio import evaluate
 
     tune, gate = setup.tune, setup.gate
     runs = gate.runs or tune.last_rung

@@ -22,8 +22,8 @@ from sim.errors import InputError
 from sim.gates.frontier import TuneFolder, dominance, ratio, read_tune
 from sim.gates.spec import load_gates
 from sim.inputs.policy import read_policy
-from sim.tune.metrics import Estimate, estimates, parse_metric
-from sim.tune.portfolio import evaluate, load_portfolio
+from sim.tuning.metrics import Estimate, estimates, parse_metric
+from sim.tuning.portfolio import evaluate, load_portfolio
 from sim.yamlio import loads_yaml
 from tests.helpers import SCENARIOS, invoke
 

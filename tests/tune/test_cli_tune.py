@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.tune import search as search_module
+from sim.tuning import search as search_module
 from tests.helpers import invoke
 from tests.tune.tiny import write_tiny
 

@@ -1,4 +1,4 @@
-"""sim.tune.metrics: metric names, portfolio-weighted estimates and paired comparisons."""
+"""sim.tuning.metrics: metric names, portfolio-weighted estimates and paired comparisons."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-from sim.tune.metrics import Estimate, could_meet, estimate, estimates, meets, paired, parse_metric
+from sim.tuning.metrics import Estimate, could_meet, estimate, estimates, meets, paired, parse_metric
 
 
 def _frame(entries: list[dict]) -> pd.DataFrame:

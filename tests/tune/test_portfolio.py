@@ -1,4 +1,4 @@
-"""sim.tune.portfolio: portfolios from files, common random numbers, any worker count."""
+"""sim.tuning.portfolio: portfolios from files, common random numbers, any worker count."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from sim.errors import InputError
 from sim.inputs.policy import scenario_policy
-from sim.tune.portfolio import FRAME_COLUMNS, evaluate, load_portfolio, rung_runs, simulate
+from sim.tuning.portfolio import FRAME_COLUMNS, evaluate, load_portfolio, rung_runs, simulate
 from sim.yamlio import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The page of `pdsim tune` (sim/tune/report.py) and its sensitivity table (sim/tune/sensitivity.py).
+"""The page of `pdsim tune` (sim/tuning/report.py) and its sensitivity table (sim/tuning/sensitivity.py).
 
 The output folder is built here by hand, file by file, exactly as the contract of issue 18
 describes it (tune.json, candidates.parquet, frontier.parquet, validation.json), so the page
@@ -21,8 +21,8 @@ import pytest
 
 from sim.errors import InputError
 from sim.stats import pareto_front
-from sim.tune.report import write_report
-from sim.tune.sensitivity import SENSITIVITY_COLUMNS, UNORDERED_NOTE, choice_order, sensitivity
+from sim.tuning.report import write_report
+from sim.tuning.sensitivity import SENSITIVITY_COLUMNS, UNORDERED_NOTE, choice_order, sensitivity
 
 INTERVAL = "policy.flagger.analysis.interval"
 STEP = "policy.flagger.analysis.stepWeight"
@@ -114,7 +114,7 @@ def candidates_frame(n: int = 60, seed: int = 3) -> pd.DataFrame:
         PROMOTE: 1200.0,
     }
     frame = pd.concat([pd.DataFrame([base]), frame], ignore_index=True)
-    # as sim.tune.outputs writes them: an int parameter is a nullable Int64 column, a choice a
+    # as sim.tuning.outputs writes them: an int parameter is a nullable Int64 column, a choice a
     # string; the base may have no value for a parameter (here the success-rate bound)
     frame[STEP] = pd.array(frame[STEP].tolist(), dtype="Int64")
     frame.loc[0, MIN_SR] = math.nan

@@ -1,11 +1,11 @@
-"""sim.tune.space: distributions as optuna sees them, values written into policies."""
+"""sim.tuning.space: distributions as optuna sees them, values written into policies."""
 
 from __future__ import annotations
 
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from sim.tune.space import Space, apply, choice_text, make_param, number_text, round_value
+from sim.tuning.space import Space, apply, choice_text, make_param, number_text, round_value
 
 JUDGE = {"kind": "sequential", "alpha": 0.01}
 

@@ -1,4 +1,4 @@
-"""sim.tune.spec: TUNE files read, and every bad input one line naming file, line and field."""
+"""sim.tuning.spec: TUNE files read, and every bad input one line naming file, line and field."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sim.errors import InputError
-from sim.tune.spec import load_tune
+from sim.tuning.spec import load_tune
 from tests.tune.tiny import SPACE, write_tiny
 
 

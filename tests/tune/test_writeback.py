@@ -1,4 +1,4 @@
-"""``sim.tune.writeback``: tuned values written into the user's manifests (issue 18).
+"""``sim.tuning.writeback``: tuned values written into the user's manifests (issue 18).
 
 The manifests are the upstream fixtures (Flagger's and Argo Rollouts' own examples, see
 tests/README.md "Fixtures"). Every case re-imports the written text with ``read_policy``,
@@ -20,7 +20,7 @@ import pytest
 from sim.inputs.policy import read_policy
 from sim.sweeps.plan import set_path
 from sim.sweeps.spec import parse_path
-from sim.tune.writeback import WriteBack, write_back
+from sim.tuning.writeback import WriteBack, write_back
 from tests.helpers import write
 
 FLAGGER_VALUES: dict[str, Any] = {

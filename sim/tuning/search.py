@@ -12,7 +12,7 @@ lives in ``DIR/study.journal`` (optuna's journal file storage).
 
 **Racing** (successive halving). Every candidate is simulated at rung 0: ``racing.min_runs``
 runs of each portfolio scenario, on the same run seeds for every candidate (common random
-numbers: ``sim.tune.portfolio.simulate``). When the budget is spent, the best 1/eta go on
+numbers: ``sim.tuning.portfolio.simulate``). When the budget is spent, the best 1/eta go on
 to rung 1, whose runs *extend* theirs (runs ``min_runs .. min_runs * eta - 1`` are added),
 and so on up to ``racing.max_runs``. "Best" while racing is lenient, so that noise does not
 drop a good candidate early: a constraint counts as met when the *optimistic* end of its
@@ -56,10 +56,10 @@ from sim.inputs.policy import build_policy
 from sim.inputs.scenario import PolicySpec
 from sim.policies.base import Policy
 from sim.runs.atomic import atomic_write
-from sim.tune.metrics import Estimate, MetricName, could_meet, estimates, meets, paired
-from sim.tune.portfolio import Portfolio, simulate
-from sim.tune.space import apply
-from sim.tune.spec import BALANCED, TuneFile
+from sim.tuning.metrics import Estimate, MetricName, could_meet, estimates, meets, paired
+from sim.tuning.portfolio import Portfolio, simulate
+from sim.tuning.space import apply
+from sim.tuning.spec import BALANCED, TuneFile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -140,7 +140,7 @@ class Candidate:
 
 @dataclass
 class SearchState:
-    """The result of a search (what ``sim.tune.outputs`` writes).
+    """The result of a search (what ``sim.tuning.outputs`` writes).
 
     Attributes:
         tune: the TUNE file.
@@ -542,7 +542,7 @@ def make_candidate(tune: TuneFile, cid: int, drawn: Mapping[str, Any]) -> Candid
 
 def base_candidate(tune: TuneFile) -> Candidate:
     """The base policy as candidate -1 (its columns: the base's own value at each PATH)."""
-    from sim.tune.space import choice_text
+    from sim.tuning.space import choice_text
 
     columns: dict[str, Any] = {}
     for p in tune.space.params:
@@ -752,7 +752,7 @@ def run_search(
 ) -> SearchState:
     """Search, race, decide and validate, storing the study and every piece in ``out``.
 
-    ``out`` must already be prepared (``sim.tune.outputs.prepare``); what is in it is reused.
+    ``out`` must already be prepared (``sim.tuning.outputs.prepare``); what is in it is reused.
 
     Args:
         tune: the loaded TUNE file.

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.tune.outputs import prepare, write_outputs, write_started
-from sim.tune.search import Progress, SearchState, run_search
-from sim.tune.spec import TuneFile, load_tune
+from sim.tuning.outputs import prepare, write_outputs, write_started
+from sim.tuning.search import Progress, SearchState, run_search
+from sim.tuning.spec import TuneFile, load_tune
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +67,7 @@ def tune(
         dask: a Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``.
         resume: continue the search already in ``out`` (the same TUNE file and seed).
         seed: the root seed (default: the file's ``seed``).
-        progress: called with a :class:`sim.tune.search.Progress` as the work advances.
+        progress: called with a :class:`sim.tuning.search.Progress` as the work advances.
 
     Returns:
         The candidates, the frontier, the recommendation and its fresh-seed check.
@@ -76,7 +76,7 @@ def tune(
         InputError: a bad TUNE file or a file it names.
         SearchError: ``out`` cannot take this search.
     """
-    from sim.tune.outputs import best_policy, candidates_frame, frontier_frame
+    from sim.tuning.outputs import best_policy, candidates_frame, frontier_frame
 
     tf = path_or_file if isinstance(path_or_file, TuneFile) else load_tune(path_or_file)
     folder = Path(out)

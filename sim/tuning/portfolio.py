@@ -84,7 +84,7 @@ class Portfolio:
 
     @property
     def weights(self) -> dict[int, float]:
-        """Entry index -> weight (what ``sim.tune.metrics`` weights runs by)."""
+        """Entry index -> weight (what ``sim.tuning.metrics`` weights runs by)."""
         return {e.index: e.weight for e in self.entries}
 
     def world(self, entry: int) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 from sim.errors import InputError
 from sim.report import html as page
 from sim.report.palette import OKABE_ITO
-from sim.tune.sensitivity import choice_order, choice_text, sensitivity
+from sim.tuning.sensitivity import choice_order, choice_text, sensitivity
 from sim.units import format_duration
 
 if TYPE_CHECKING:

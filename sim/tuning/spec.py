@@ -4,7 +4,7 @@
 
     name: flagger-default            # optional; default the file's stem
     base: canary.yaml                # a policy PATH as --policy takes it, or a list of them
-    space:                           # PATH (rooted at policy.) -> a distribution (sim.tune.space)
+    space:                           # PATH (rooted at policy.) -> a distribution (sim.tuning.space)
       policy.flagger.analysis.interval: {choices: [15s, 30s, 1m, 2m]}
       policy.flagger.analysis.stepWeight: {low: 2, high: 50}
     portfolio:                       # scenario files and weights (summing to 1)
@@ -43,14 +43,14 @@ from sim.limits import MAX_RUNS, MAX_SWEEP_ROLLOUTS
 from sim.models import RunCount, Seed, StrictModel, Text, field_error
 from sim.sweeps.plan import set_path
 from sim.sweeps.spec import file_sha256, parse_path
-from sim.tune.metrics import MetricName, parse_metric
-from sim.tune.portfolio import Portfolio, load_portfolio, rung_runs
-from sim.tune.space import Param, Space, make_param
+from sim.tuning.metrics import MetricName, parse_metric
+from sim.tuning.portfolio import Portfolio, load_portfolio, rung_runs
+from sim.tuning.space import Param, Space, make_param
 from sim.yamlio import YamlDoc, load_yaml
 
 #: Most candidate policies one search may ask for.
 MAX_BUDGET = 100_000
-#: The pick rule that balances every objective against the base (see ``sim.tune.search``).
+#: The pick rule that balances every objective against the base (see ``sim.tuning.search``).
 BALANCED = "balanced"
 
 _Number = StrictInt | float

@@ -14,27 +14,11 @@ Parts:
   resumable from its output folder;
 * ``outputs``: the output folder's files; ``writeback``: the user's manifest with the
   tuned fields changed; ``report`` and ``sensitivity``: the HTML page;
-* ``api``: ``tune(...)``, also ``sim.tune``.
+* ``api``: ``tune(...)``, the search from Python (also ``sim.tune``).
 
-The modules are listed, not imported: ``import sim.tune`` costs nothing. The package is
-callable: ``sim.tune(TUNE_FILE, OUT, ...)`` is ``sim.tune.api.tune`` (``import sim.tune.x``
-makes ``sim.tune`` this package, so the function cannot have the name to itself).
+The modules are listed, not imported: ``import sim.tuning`` costs nothing. The package is
+``tuning``, not ``tune``, so that ``sim.tune`` can be the function: importing a
+subpackage binds its name on ``sim``, which would hide a function of the same name.
 """
-
-import sys
-import types
-from typing import Any
-
-
-class _CallableModule(types.ModuleType):
-    """This package, callable as ``sim.tune.api.tune``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from sim.tune.api import tune
-
-        return tune(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["api", "metrics", "outputs", "portfolio", "report", "search", "sensitivity", "space", "spec", "writeback"]

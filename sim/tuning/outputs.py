@@ -8,8 +8,8 @@
 * ``best-policy.yaml``: the base's pdsim policy with the recommendation's values
   (``pdsim run SCENARIO --policy DIR/best-policy.yaml``);
 * ``best-manifest.yaml``: the user's manifests with only the tuned fields changed, when
-  the base is a real manifest (``sim.tune.writeback``);
-* ``report.html`` (``sim.tune.report``);
+  the base is a real manifest (``sim.tuning.writeback``);
+* ``report.html`` (``sim.tuning.report``);
 * ``study.journal`` (the optuna study) and ``runs/`` (every simulated piece): what
   ``--resume`` continues from.
 """
@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import json
 import math
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from sim.runs.atomic import atomic_write
-from sim.tune.search import JOURNAL, RUNS, SearchError, SearchState, describe_pick, feasible
-from sim.tune.space import apply
-from sim.tune.spec import TuneFile
+from sim.tuning.search import JOURNAL, RUNS, SearchError, SearchState, describe_pick, feasible
+from sim.tuning.space import apply
+from sim.tuning.spec import TuneFile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,7 +157,7 @@ def candidates_frame(state: SearchState) -> pd.DataFrame:
         for m in tune.metrics:
             est = c.estimates[str(m)]
             row.update({str(m): est.value, f"{m}_low": est.low, f"{m}_high": est.high})
-        from sim.tune.metrics import meets
+        from sim.tuning.metrics import meets
 
         for con in tune.constraints:
             row[f"{con.name}_ok"] = bool(meets(c.estimates[con.name], con.bound))
@@ -242,29 +241,36 @@ def write_outputs(state: SearchState) -> list[str]:
     return notes
 
 
-def _helper(module: str, name: str) -> Any:
-    """A function of a part of ``sim.tune`` written separately (issue 18: writeback,
-    report), or None while it has not landed; the other outputs do not wait for it."""
-    try:
-        return getattr(import_module(module), name)
-    except ImportError:
-        return None
-
-
 def _write_manifest(state: SearchState) -> list[str]:
-    write_back = _helper("sim.tune.writeback", "write_back")
-    if write_back is None:
-        return [f"{BEST_MANIFEST} not written: sim.tune.writeback is not available"]
+    """``best-manifest.yaml``, and a note for each tuned value it could not hold (a
+    pdsim-only setting such as a judge) or when the file does not read back as the
+    recommendation (it then still helps as a diff, but best-policy.yaml is the truth)."""
+    import tempfile
+
+    from sim.inputs.policy import read_policy
+    from sim.tuning.writeback import write_back
+
     assert state.best is not None
     wb = write_back(state.tune.base_paths, state.candidate(state.best).values)
     _write_text(state.out / BEST_MANIFEST, wb.text)
-    return []
+    notes = [
+        f"{BEST_MANIFEST}: {path} not written: {wb.reasons.get(path, 'no manifest field')}" for path in wb.not_written
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / BEST_MANIFEST
+        copy.write_text(wb.text, encoding="utf-8")
+        expected = apply(
+            state.tune.base.data,
+            {p: v for p, v in state.candidate(state.best).values.items() if p not in wb.not_written},
+        )
+        if read_policy([copy]).data != expected:
+            notes.append(f"{BEST_MANIFEST} does not read back as the recommendation: use {BEST_POLICY}")
+    return notes
 
 
 def _write_report(out: Path) -> list[str]:
-    write_report = _helper("sim.tune.report", "write_report")
-    if write_report is None:
-        return [f"{REPORT} not written: sim.tune.report is not available"]
+    from sim.tuning.report import write_report
+
     write_report(out)
     return []
 
