@@ -407,14 +407,9 @@ class FrontierSetup:
 
 
 def _scenario_path(tune: TuneFolder, item: Mapping[str, Any]) -> Path:
-    """A portfolio scenario as ``tune.json`` names it: absolute, or as the tune saw it from
-    its working directory (``Portfolio.describe``); failing that, relative to the folder
-    (a tune output moved with its scenarios)."""
-    path = Path(item["scenario"])
-    if path.is_absolute() or path.exists():
-        return path
-    moved = tune.folder / path
-    return moved if moved.exists() else path
+    """A portfolio scenario as ``tune.json`` names it: relative to the tune folder (as
+    ``pdsim tune`` writes it), or absolute."""
+    return tune.folder / str(item["scenario"])
 
 
 def load_frontier(gate: FrontierGate, policy_paths: Sequence[str | os.PathLike[str]]) -> FrontierSetup:

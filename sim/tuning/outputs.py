@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from sim.runs.atomic import atomic_write
+from sim.tuning.portfolio import relative_path
 from sim.tuning.search import JOURNAL, RUNS, SearchError, SearchState, describe_pick, feasible
 from sim.tuning.space import apply
 from sim.tuning.spec import TuneFile
@@ -72,7 +73,8 @@ def tune_record(state: SearchState, status: str) -> dict[str, Any]:
     tune = state.tune
     return {
         "name": tune.name,
-        "tune_file": tune.path,
+        # Paths are relative to this folder: the folder reads the same from anywhere.
+        "tune_file": relative_path(tune.path, state.out),
         "sha256": tune.sha256,
         "seed": state.seed,
         "budget": state.budget,
@@ -81,11 +83,11 @@ def tune_record(state: SearchState, status: str) -> dict[str, Any]:
         "confidence": tune.spec.confidence,
         "space": {p.path: p.written() for p in tune.space.params},
         "rungs": list(state.rungs),
-        "portfolio": tune.portfolio.describe(),
-        "validation_portfolio": tune.validation.describe(),
+        "portfolio": tune.portfolio.describe(state.out),
+        "validation_portfolio": tune.validation.describe(state.out),
         "validation_runs": tune.validation_runs,
         "base": {
-            "paths": list(tune.base_paths),
+            "paths": [relative_path(p, state.out) for p in tune.base_paths],
             "name": tune.base.name,
             "kind": "flagger" if tune.base.spec.flagger is not None else "argo",
             "manifest": base_is_manifest(tune),

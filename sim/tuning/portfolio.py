@@ -11,6 +11,7 @@ and the check's runs are never runs the search saw.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +92,23 @@ class Portfolio:
         """The seed world of an entry's runs."""
         return entry + (FRESH if self.stream else 0)
 
-    def describe(self) -> list[dict[str, Any]]:
-        """JSON-safe ``[{name, scenario, weight}]``."""
-        return [{"name": e.name, "scenario": e.path, "weight": e.weight} for e in self.entries]
+    def describe(self, relative_to: Path | None = None) -> list[dict[str, Any]]:
+        """JSON-safe ``[{name, scenario, weight}]``; scenario paths relative to the folder
+        ``relative_to`` when given (an output folder that names its inputs from itself
+        reads the same from any working directory)."""
+        return [
+            {
+                "name": e.name,
+                "scenario": e.path if relative_to is None else relative_path(e.path, relative_to),
+                "weight": e.weight,
+            }
+            for e in self.entries
+        ]
+
+
+def relative_path(path: str, folder: Path) -> str:
+    """``path`` as seen from ``folder`` (both taken from the working directory)."""
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
 
 
 def load_portfolio(
@@ -233,6 +248,7 @@ __all__ = [
     "Task",
     "evaluate",
     "load_portfolio",
+    "relative_path",
     "rung_runs",
     "run_tasks",
     "simulate",
