@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from sim.tuning.portfolio import Portfolio
 
 __all__ = [
-    "TuneFolder",
+    "TuneFrontier",
     "Ratio",
     "Dominance",
     "FrontierSetup",
@@ -70,7 +70,7 @@ _PHRASES = {
 
 
 @dataclass(frozen=True)
-class TuneFolder:
+class TuneFrontier:
     """What the frontier gate reads from a tune output folder.
 
     Attributes:
@@ -165,7 +165,7 @@ class FrontierCheck:
         warnings: e.g. a tune still running, or the policy's warnings.
     """
 
-    tune: TuneFolder
+    tune: TuneFrontier
     margin: float
     policy: str
     runs: int
@@ -295,7 +295,7 @@ def _limit(metric: str, bound: Mapping[str, float]) -> str:
 
 
 def dominance(
-    policy: Mapping[str, Estimate], tune: TuneFolder, margin: float, frontier: pd.DataFrame | None = None
+    policy: Mapping[str, Estimate], tune: TuneFrontier, margin: float, frontier: pd.DataFrame | None = None
 ) -> list[Dominance]:
     """Every feasible frontier candidate against the policy, the most dominating first.
 
@@ -327,7 +327,7 @@ def _tune_error(doc: YamlDoc, loc: tuple, message: str) -> InputError:
     return InputError(doc.file, doc.line_of(loc), doc.field_path(loc) or None, message)
 
 
-def read_tune(folder: str | os.PathLike[str]) -> TuneFolder:
+def read_tune(folder: str | os.PathLike[str]) -> TuneFrontier:
     """Read a ``pdsim tune`` output folder's ``tune.json`` and ``frontier.parquet``.
 
     Raises:
@@ -371,7 +371,7 @@ def read_tune(folder: str | os.PathLike[str]) -> TuneFolder:
     if missing:
         raise InputError(str(path), 1, None, f"not a pdsim tune frontier: no column {', '.join(missing)}")
     name = data.get("name")
-    return TuneFolder(
+    return TuneFrontier(
         folder=folder,
         doc=doc,
         frontier=frame,
@@ -399,14 +399,14 @@ class FrontierSetup:
     """
 
     gate: FrontierGate
-    tune: TuneFolder
+    tune: TuneFrontier
     portfolio: Portfolio
     policy: Policy
     metrics: tuple[MetricName, ...]
     warnings: tuple[str, ...] = ()
 
 
-def _scenario_path(tune: TuneFolder, item: Mapping[str, Any]) -> Path:
+def _scenario_path(tune: TuneFrontier, item: Mapping[str, Any]) -> Path:
     """A portfolio scenario as ``tune.json`` names it: relative to the tune folder (as
     ``pdsim tune`` writes it), or absolute."""
     return tune.folder / str(item["scenario"])

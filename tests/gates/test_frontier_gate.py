@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from sim.errors import InputError
-from sim.gates.frontier import TuneFolder, dominance, ratio, read_tune
+from sim.gates.frontier import TuneFrontier, dominance, ratio, read_tune
 from sim.gates.spec import load_gates
 from sim.inputs.policy import read_policy
 from sim.tuning.metrics import Estimate, estimates, parse_metric
@@ -182,8 +182,8 @@ def test_undefined_and_unbounded_ends():
     assert ratio("detection_time_s.median", est(math.inf, math.inf, math.inf), (120, 120, 150), 100).dominated
 
 
-def tune_of(rows: list[dict]) -> TuneFolder:
-    return TuneFolder(
+def tune_of(rows: list[dict]) -> TuneFrontier:
+    return TuneFrontier(
         folder=Path("out"),
         doc=loads_yaml("{}", "tune.json"),
         frontier=pd.DataFrame(rows),
