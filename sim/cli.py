@@ -819,7 +819,7 @@ _ROLLOUT_KINDS = frozenset({"Canary", "Rollout"})
 def _kind_of_file(path: str) -> str:
     """What a YAML file is, by its content: ``"rollout"`` (manifests with a Canary or a
     Rollout), ``"manifest"`` (other Kubernetes objects: templates), ``"policy"``,
-    ``"sweep"``, ``"gates"`` or ``"scenario"`` (anything else, a multi-document scenario
+    ``"sweep"``, ``"gates"``, ``"tune"`` or ``"scenario"`` (anything else, a multi-document scenario
     included: the scenario loader then names what is wrong, and a file of another kind).
 
     Raises:
@@ -837,18 +837,22 @@ def _kind_of_file(path: str) -> str:
             if any(isinstance(doc.data, dict) and doc.data.get("kind") in _ROLLOUT_KINDS for doc in docs)
             else "manifest"
         )
-    return kinds[0] if kinds[0] in ("policy", "sweep", "gates") else "scenario"
+    return kinds[0] if kinds[0] in ("policy", "sweep", "gates", "tune") else "scenario"
 
 
 def _classify(path: str) -> str:
-    """``"scenario"`` or ``"policy"`` (a policy file, a manifest or a directory of them).
+    """``"scenario"``, ``"tune"`` (a TUNE file) or ``"policy"`` (a policy file, a manifest
+    or a directory of them).
 
     Raises:
         InputError: when the file cannot be read as YAML at all.
     """
     if os.path.isdir(path):
         return "policy"
-    return "policy" if _kind_of_file(path) in ("policy", "manifest", "rollout") else "scenario"
+    kind = _kind_of_file(path)
+    if kind == "tune":
+        return "tune"
+    return "policy" if kind in ("policy", "manifest", "rollout") else "scenario"
 
 
 #: How many names of skipped files a line lists.
@@ -881,6 +885,7 @@ def _directory_checks(directory: str) -> tuple[list[tuple[str, str, list[str]]],
         raise InputError(directory, 1, None, f"cannot read the directory: {err.strerror or err}") from None
     scenarios: list[str] = []
     policies: list[str] = []
+    tunes: list[str] = []
     rollouts: list[str] = []
     manifests: list[str] = []
     notes: list[str] = []
@@ -895,15 +900,18 @@ def _directory_checks(directory: str) -> tuple[list[tuple[str, str, list[str]]],
         except InputError:
             kind = "scenario"  # not YAML: loading it as a scenario reports why
         if kind in ("sweep", "gates"):
-            notes.append(f"{path}: skipped ({KINDS[kind]}; validate reads scenario, policy and manifest files)")
+            notes.append(f"{path}: skipped ({KINDS[kind]}; validate reads scenario, policy, manifest and TUNE files)")
         else:
-            {"scenario": scenarios, "policy": policies, "rollout": rollouts, "manifest": manifests}[kind].append(path)
+            {"scenario": scenarios, "policy": policies, "rollout": rollouts, "manifest": manifests, "tune": tunes}[
+                kind
+            ].append(path)
     if other:
         shown = ", ".join(other[:_SKIPPED_SHOWN])
         more = f" and {len(other) - _SKIPPED_SHOWN} more" if len(other) > _SKIPPED_SHOWN else ""
         suffixes = ", ".join("*" + s for s in POLICY_SUFFIXES)
         notes.insert(0, f"{directory}: skipped {shown}{more} (validate reads the {suffixes} files of a directory)")
     checks = [(path, "scenario", [path]) for path in scenarios]
+    checks += [(path, "tune", [path]) for path in tunes]
     checks += [(path, "policy", [path, *manifests]) for path in policies + rollouts]
     if manifests and not policies + rollouts:
         checks.append((directory, "policy", manifests))
@@ -913,7 +921,7 @@ def _directory_checks(directory: str) -> tuple[list[tuple[str, str, list[str]]],
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def validate(files: tuple[str, ...]) -> int:
-    """Check scenario and policy files; exit 0 when all are valid, 2 otherwise.
+    """Check scenario, policy and TUNE files; exit 0 when all are valid, 2 otherwise.
 
     A directory: its scenario files and policy files one by one, its manifests together
     (as --policy DIR reads them); other files in it are skipped, and named.
@@ -943,9 +951,19 @@ def validate(files: tuple[str, ...]) -> int:
                 bad += 1
         for label, kind, paths in checks:
             try:
-                if (kind or _classify(label)) == "policy":
+                kind = kind or _classify(label)
+                if kind == "policy":
                     _warn(load_policy_with_warnings(paths)[1])
                     click.echo(f"{label}: ok (policy)")
+                elif kind == "tune":
+                    from sim.tuning.spec import load_tune
+
+                    tune = load_tune(label)
+                    _warn(list(tune.base.warnings))
+                    click.echo(
+                        f"{label}: ok (TUNE file {tune.name}: {len(tune.space.params)} parameters, "
+                        f"{len(tune.portfolio.entries)} releases)"
+                    )
                 else:
                     scenario = load_scenario(label)
                     if getattr(scenario.policy, "manifest", None) is not None:

@@ -149,6 +149,7 @@ KINDS = {
     "manifest": "a Kubernetes manifest",
     "sweep": "a sweep file",
     "gates": "a gates file",
+    "tune": "a TUNE file",
 }
 #: What to do with a file of each kind.
 _USE = {
@@ -157,6 +158,7 @@ _USE = {
     "manifest": "give it as a policy (--policy)",
     "sweep": "run it with pdsim sweep",
     "gates": "run it with pdsim check",
+    "tune": "run it with pdsim tune",
 }
 #: What a place that expects a kind of file takes.
 _TAKES = {
@@ -168,14 +170,16 @@ _TAKES = {
 _SCENARIO_ONLY = frozenset({"traffic", "baseline", "release", "telemetry", "horizon", "after_promotion", "webhooks"})
 _SWEEP_ONLY = frozenset({"grid", "portfolio", "policies", "cases", "chunk_size", "scenario"})
 _GATES_ONLY = frozenset({"scenarios", "confidence", "inconclusive"})
+#: A TUNE file also has ``portfolio`` and ``confidence``: it is told apart first.
+_TUNE_ONLY = frozenset({"base", "space", "objectives", "constraints", "budget", "racing"})
 _POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
 
 
 def looks_like(data: Any) -> str | None:
     """The kind of file (a ``KINDS`` key) a YAML document's top-level keys say it is.
 
-    A Kubernetes object has ``apiVersion`` or ``kind``; a scenario, a sweep or a gates
-    file has keys no other kind has; a policy file has only ``flagger``, ``argo`` or
+    A Kubernetes object has ``apiVersion`` or ``kind``; a scenario, a TUNE, a sweep or a
+    gates file has keys no other kind has; a policy file has only ``flagger``, ``argo`` or
     ``manifest``; a mapping with just a ``name`` is a scenario missing its traffic.
 
     Returns:
@@ -186,7 +190,12 @@ def looks_like(data: Any) -> str | None:
     keys = set(data)
     if "apiVersion" in keys or "kind" in keys:
         return "manifest"
-    for kind, only in (("scenario", _SCENARIO_ONLY), ("sweep", _SWEEP_ONLY), ("gates", _GATES_ONLY)):
+    for kind, only in (
+        ("scenario", _SCENARIO_ONLY),
+        ("tune", _TUNE_ONLY),
+        ("sweep", _SWEEP_ONLY),
+        ("gates", _GATES_ONLY),
+    ):
         if keys & only:
             return kind
     if keys and keys <= _POLICY_KEYS:
