@@ -2,7 +2,7 @@
 
 Runs the search of ``tune/flagger-default.yaml`` (issue 18: a Flagger default-like base,
 nine releases at 10 to 1,000 requests/s, seven other releases for the fresh-seed check)
-through ``sim.tune.api.tune`` into a temporary folder, and prints:
+through ``sim.tuning.api.tune`` into a temporary folder, and prints:
 
 1. the wall time, CPU time of this process, rollouts simulated and rollouts per second
    (wall; with ``--workers`` above 1 the CPU figure leaves out the workers');
@@ -51,7 +51,7 @@ class StageClock:
     stages: list[tuple[str, float, int]] = field(default_factory=list)
 
     def __call__(self, progress: Any) -> None:
-        # Progress (sim.tune.search): done, total, stage, candidates, budget, best.
+        # Progress (sim.tuning.search): done, total, stage, candidates, budget, best.
         now = time.perf_counter()
         if progress.stage != self.stage:
             self.close(now)
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="write the output folder here")
     args = parser.parse_args()
 
-    from sim.tune.api import tune
+    from sim.tuning.api import tune
 
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         out = args.keep if args.keep is not None else Path(tmp) / "out"

@@ -89,11 +89,11 @@ def test_the_portfolios_hold_good_and_bad_releases_at_10_to_1000_requests_per_se
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("sim.tune") is None or importlib.util.find_spec("sim.tune.spec") is None,
-    reason="sim.tune.spec (the TUNE file reader, issue 18) is not in this tree yet",
+    importlib.util.find_spec("sim.tune") is None or importlib.util.find_spec("sim.tuning.spec") is None,
+    reason="sim.tuning.spec (the TUNE file reader, issue 18) is not in this tree yet",
 )
 def test_the_tune_file_loads_and_names_every_release() -> None:
-    from sim.tune.spec import load_tune
+    from sim.tuning.spec import load_tune
 
     tune = load_tune(TUNE_FILE)
     assert [Path(p).resolve() for p in tune.base_paths] == [BASE.resolve()]
