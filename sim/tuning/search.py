@@ -14,12 +14,17 @@ lives in ``DIR/study.journal`` (optuna's journal file storage).
 runs of each portfolio scenario, on the same run seeds for every candidate (common random
 numbers: ``sim.tuning.portfolio.simulate``). When the budget is spent, the best 1/eta go on
 to rung 1, whose runs *extend* theirs (runs ``min_runs .. min_runs * eta - 1`` are added),
-and so on up to ``racing.max_runs``. "Best" while racing is lenient, so that noise does not
-drop a good candidate early: a constraint counts as met when the *optimistic* end of its
-interval meets it; then the non-dominated rank of the objectives, then the crowding distance
-(spread along the front). The frontier and the recommendation come from the last rung,
-where a constraint is met only when the *pessimistic* end of its interval meets it. The
-base policy (candidate -1) is simulated at every rung on the same runs.
+and so on up to ``racing.max_runs``. "Best" while racing: fewest constraints that the
+candidate could not *show* it meets on the last rung's runs (each constraint judged on its
+interval projected to the last rung, ``sim.tuning.metrics.projected``: the pessimistic end,
+with the width it will have then), then the non-dominated rank of the objectives, then the
+crowding distance (spread along the front). Judging the constraint on the point value
+instead races on candidates that sit just under the ceiling, which the last rung then
+cannot admit; judging it on today's wide interval drops every candidate at rung 0. The
+frontier and the recommendation come from the last rung, where a constraint is met only
+when the pessimistic end of its interval meets it. The base policy (candidate -1) is
+simulated at every rung on the same runs. The sampler is told each constraint the same way
+(projected), so it learns where demonstrably safe policies lie.
 
 **Picking** (``pick: balanced``). Among frontier candidates (the base included), the one
 with the smallest geometric mean of candidate objective / base objective over the
@@ -56,7 +61,7 @@ from sim.inputs.policy import build_policy
 from sim.inputs.scenario import PolicySpec
 from sim.policies.base import Policy
 from sim.runs.atomic import atomic_write
-from sim.tuning.metrics import Estimate, MetricName, could_meet, estimates, meets, paired
+from sim.tuning.metrics import Estimate, MetricName, estimates, meets, paired, projected
 from sim.tuning.portfolio import Portfolio, simulate
 from sim.tuning.space import apply
 from sim.tuning.spec import BALANCED, TuneFile
@@ -349,19 +354,25 @@ def crowding(points: np.ndarray) -> np.ndarray:
     return out
 
 
-def _violations(cand: Candidate, tune: TuneFile, lenient: bool) -> int:
-    test = could_meet if lenient else meets
-    return sum(not test(cand.estimates[c.name], c.bound) for c in tune.constraints)
+def _bound(cand: Candidate, name: str, tune: TuneFile) -> Estimate:
+    """A constraint's estimate as racing judges it: projected to the last rung's runs."""
+    return projected(cand.estimates[name], tune.rungs[max(cand.rung, 0)], tune.rungs[-1])
+
+
+def _violations(cand: Candidate, tune: TuneFile, *, projection: bool) -> int:
+    if projection:
+        return sum(not meets(_bound(cand, c.name, tune), c.bound) for c in tune.constraints)
+    return sum(not meets(cand.estimates[c.name], c.bound) for c in tune.constraints)
 
 
 def survivors(cands: Sequence[Candidate], tune: TuneFile, keep: int) -> list[Candidate]:
-    """The ``keep`` best candidates for the next rung: optimistically feasible first (fewest
-    constraints missed even at the optimistic end), then by non-dominated rank, then by
-    crowding distance (larger first), then by id."""
+    """The ``keep`` best candidates for the next rung: fewest constraints missed at the
+    pessimistic end of their interval projected to the last rung first, then by
+    non-dominated rank, then by crowding distance (larger first), then by id."""
     if not cands:
         return []
     pts = _points(cands, tune.objectives)
-    miss = np.array([_violations(c, tune, lenient=True) for c in cands])
+    miss = np.array([_violations(c, tune, projection=True) for c in cands])
     ranks = np.zeros(len(cands), dtype=int)
     crowd = np.zeros(len(cands))
     for v in sorted(set(miss.tolist())):
@@ -376,7 +387,7 @@ def survivors(cands: Sequence[Candidate], tune: TuneFile, keep: int) -> list[Can
 
 def feasible(cand: Candidate, tune: TuneFile) -> bool:
     """Whether every constraint holds at the pessimistic end of its interval."""
-    return _violations(cand, tune, lenient=False) == 0
+    return _violations(cand, tune, projection=False) == 0
 
 
 def frontier(cands: Sequence[Candidate], tune: TuneFile) -> list[Candidate]:
@@ -511,8 +522,9 @@ def _tell(study: Study, trial: FrozenTrial, cand: Candidate, tune: TuneFile) -> 
         return
     live = Trial(study, trial._trial_id)
     for c in tune.constraints:
-        value = cand.estimates[c.name].value
-        gap = max(value - c.bound.get("max", math.inf), c.bound.get("min", -math.inf) - value)
+        # Positive when violated: the projected pessimistic end beyond the bound.
+        est = _bound(cand, c.name, tune)
+        gap = max(est.high - c.bound.get("max", math.inf), c.bound.get("min", -math.inf) - est.low)
         live.set_constraint(c.name, _finite(gap) if not math.isnan(gap) else WORST)
     study.tell(trial.number, [_finite(cand.estimates[str(m)].value) for m in tune.objectives])
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-from sim.tuning.metrics import Estimate, could_meet, estimate, estimates, meets, paired, parse_metric
+from sim.tuning.metrics import Estimate, estimate, estimates, meets, paired, parse_metric, projected
 
 
 def _frame(entries: list[dict]) -> pd.DataFrame:
@@ -94,14 +94,24 @@ def test_undefined_population_is_nan() -> None:
     f = _frame([{"bad": True, "values": [1.0, 2.0]}])
     e = estimate(f, {0: 1.0}, parse_metric("false_rollback_rate"))
     assert math.isnan(e.value) and e.n == 0
-    assert not meets(e, {"max": 0.5}) and could_meet(e, {"max": 0.5})
+    assert not meets(e, {"max": 0.5}) and not meets(projected(e, 10, 1000), {"max": 0.5})
 
 
-def test_meets_is_pessimistic_and_could_meet_optimistic() -> None:
+def test_meets_is_pessimistic() -> None:
     e = Estimate(0.005, 0.001, 0.02, 500)
-    assert not meets(e, {"max": 0.01}) and could_meet(e, {"max": 0.01})
-    assert meets(e, {"max": 0.02}) and not could_meet(e, {"max": 0.0005})
-    assert meets(e, {"min": 0.001}) and not meets(e, {"min": 0.002}) and could_meet(e, {"min": 0.02})
+    assert not meets(e, {"max": 0.01}) and meets(e, {"max": 0.02})
+    assert meets(e, {"min": 0.001}) and not meets(e, {"min": 0.002})
+
+
+def test_projected_interval_shrinks_as_one_over_sqrt_runs() -> None:
+    e = Estimate(0.008, 0.002, 0.030, 120)
+    p = projected(e, 40, 1000)  # 25x the runs: ends 5x closer
+    assert (p.value, p.low, p.high) == pytest.approx((0.008, 0.008 - 0.006 / 5, 0.008 + 0.022 / 5))
+    assert not meets(p, {"max": 0.01})  # 0.8% never shows it is under 1% on 1,000 runs ...
+    assert meets(projected(Estimate(0.0, 0.0, 0.030, 120), 40, 1000), {"max": 0.01})  # ... 0 of 120 may
+    assert projected(e, 1000, 1000) == e and projected(e, 2000, 1000) == e
+    inf = projected(Estimate(60.0, 30.0, math.inf, 9), 40, 1000)
+    assert inf.high == math.inf and inf.low == pytest.approx(54.0)
 
 
 def test_weighted_median_interval_covers_the_truth() -> None:

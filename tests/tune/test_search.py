@@ -67,14 +67,20 @@ def test_frontier_is_feasible_on_the_pessimistic_bound_and_non_dominated(tiny) -
     assert [x.id for x in front] == [0, 1]  # sorted by the first objective
 
 
-def test_survivors_judge_constraints_at_the_optimistic_end(tiny) -> None:
-    # d breaks the ceiling at its upper end but not at its lower end: racing keeps it,
-    # ahead of e, whose lower end already breaks it.
-    d = _cand(3, 0.5, 0.5, fr=(0.55, 0.4, 0.7))
-    e = _cand(4, 0.1, 0.1, fr=(0.8, 0.6, 0.9))
+def test_survivors_judge_constraints_projected_to_the_last_rung(tiny) -> None:
+    # The constraint is false_rollback_rate <= 0.5; tiny's rungs are 4 and 12 runs, so a
+    # rung-0 interval projects to sqrt(1/3) of its width. d's upper end (0.7) projects to
+    # 0.45 + 0.25 x 0.577 = 0.594: it could not show it is under 0.5 however long it ran.
+    # f's (0.75) projects to 0.2 + 0.55 x 0.577 = 0.518 ... also out; g's (0.6) to 0.431: in.
+    d = _cand(3, 0.5, 0.5, fr=(0.45, 0.3, 0.7))
+    f = _cand(5, 0.2, 0.2, fr=(0.2, 0.0, 0.75))
+    g = _cand(6, 3, 3, fr=(0.2, 0.0, 0.6))
     a = _cand(0, 1, 5)
-    kept = survivors([e, a, d], tiny, 2)
-    assert [x.id for x in kept] == [3, 0]
+    for c in (d, f, g, a):
+        object.__setattr__(c, "rung", 0)
+    assert [x.id for x in survivors([d, f, g, a], tiny, 2)] == [0, 6]
+    # With room for all: those that cannot show they meet it come last, f before d (f dominates d).
+    assert [x.id for x in survivors([d, f, a], tiny, 3)] == [0, 5, 3]
 
 
 def test_balanced_pick_is_the_smallest_geometric_mean_of_ratios(tiny) -> None:
