@@ -339,3 +339,19 @@ def test_a_replay_without_bounds_or_histograms_is_judged():
         for i in range(40):
             want = judge.judge(judge.initial_state(), data.row(i))[1]
             assert out.at(i) == want
+
+
+def test_prior_weights_survive_the_memory_being_emptied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory of prior weights is emptied when it would outgrow its bound: the shares a
+    call already knew must then be computed again, not looked up (a worker that had judged
+    thousands of shares raised KeyError mid-search; issue 18)."""
+    from sim.policies.judges import sequential
+
+    monkeypatch.setattr(sequential, "_WEIGHTS", {})
+    monkeypatch.setattr(sequential, "_WEIGHTS_KEPT", 4)
+    known = np.array([0.1, 0.2, 0.3])
+    first = sequential.prior_log_weights(known, 100.0, 1000.0)
+    mixed = np.array([0.3, 0.4, 0.5, 0.1])  # 3 known + 2 new > 4: the memory is emptied
+    again = sequential.prior_log_weights(mixed, 100.0, 1000.0)
+    assert np.array_equal(again[0], first[2]) and np.array_equal(again[3], first[0])
+    assert np.array_equal(again, sequential.mixture_log_weights(mixed, 100.0, 1000.0))

@@ -116,7 +116,10 @@ def prior_log_weights(p_ref: np.ndarray, concentration: float, max_rr: float) ->
     missing = [i for i, key in enumerate(keys) if key not in _WEIGHTS]
     if missing:
         if len(_WEIGHTS) + len(missing) > _WEIGHTS_KEPT:
-            _WEIGHTS.clear()  # a bounded memory: forget everything, rarely
+            # A bounded memory: forget everything, rarely; then this call's known shares
+            # are missing too.
+            _WEIGHTS.clear()
+            missing = list(range(len(keys)))
         fresh = mixture_log_weights(unique[missing], concentration, max_rr)
         for j, i in enumerate(missing):
             _WEIGHTS[keys[i]] = fresh[j]
