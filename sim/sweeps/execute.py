@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from sim.inputs.scenario import Scenario
+from sim.outcomes import RunRecord
 from sim.policies.base import Policy
 from sim.runs.seedseq import run_seeds
 from sim.runs.store import (
@@ -73,6 +74,12 @@ def simulate_chunk(
 
     Replicate ``k`` has the seed ``run_seed(seed, world, k)``: the same for every policy.
     """
+    return records_table(chunk_records(scenario, policy, world, start, stop, seed), cell=cell)
+
+
+def chunk_records(scenario: Scenario, policy: Policy, world: int, start: int, stop: int, seed: int) -> list[RunRecord]:
+    """The run records of replicates ``start .. stop-1`` of ``world`` (the seeds of
+    ``simulate_chunk``), in run order."""
     from sim.runs.runner import batch_size
     from sim.world.controller import run_rollouts
 
@@ -82,7 +89,7 @@ def simulate_chunk(
         runs = list(range(a, min(a + batch, stop)))
         seeds = run_seeds(seed, world, runs).tolist()
         records += [r.record for r in run_rollouts(scenario, policy, seeds, run_indexes=runs)]
-    return records_table(records, cell=cell)
+    return records
 
 
 def _task(plan: Plan, chunk: Chunk) -> tuple:
@@ -273,4 +280,4 @@ def run_sweep(
     return SweepResult(out, plan, plan.n_chunks - skipped, skipped, rollouts)
 
 
-__all__ = ["SweepResult", "prepare_out", "run_sweep", "simulate_chunk"]
+__all__ = ["SweepResult", "chunk_records", "prepare_out", "run_sweep", "simulate_chunk"]

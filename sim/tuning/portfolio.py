@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from sim.errors import InputError
 from sim.inputs.scenario import Scenario, load_scenario
 from sim.yamlio import YamlDoc
@@ -50,6 +52,18 @@ FRAME_COLUMNS = (
     "users_affected",
     "users_exposed",
 )
+
+
+#: How each frame column is held (the run record's fields, ``sim.outcomes.RunRecord``).
+_KINDS: dict[str, type] = {
+    "run": np.int64,
+    "seed": np.int64,
+    "release_bad": bool,
+    "outcome": str,
+    "false_rollback": bool,
+    "missed": bool,
+    **dict.fromkeys(FRAME_COLUMNS[7:], float),
+}
 
 
 @dataclass(frozen=True)
@@ -157,14 +171,26 @@ def simulate(policy: Policy, portfolio: Portfolio, entry: int, start: int, stop:
     Returns:
         One row per run, the columns of ``FRAME_COLUMNS`` (``scenario`` is the entry index).
     """
-    from sim.runs.runner import table_frame
-    from sim.sweeps.execute import simulate_chunk
+    import pandas as pd
+
+    from sim.sweeps.execute import chunk_records
 
     e = portfolio.entries[entry]
-    table = simulate_chunk(e.scenario, policy, portfolio.world(entry), 0, start, stop, seed)
-    frame = table_frame(table)
-    frame["scenario"] = entry
-    return frame[list(FRAME_COLUMNS)]
+    records = chunk_records(e.scenario, policy, portfolio.world(entry), start, stop, seed)
+    # Straight from the records' fields, only the columns the metrics read: through an
+    # Arrow table of every field, as a sweep's chunk goes, a 500-run piece took 8 ms
+    # instead of 2 (measured back to back), some 4% of simulating it.
+    columns: dict[str, Any] = {"scenario": np.full(len(records), entry, dtype=np.int64)}
+    for name in FRAME_COLUMNS[1:]:
+        values = [getattr(r, name) for r in records]
+        kind = _KINDS[name]
+        if kind is float:
+            columns[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        elif kind is str:
+            columns[name] = np.array(values, dtype=object)
+        else:
+            columns[name] = np.array(values, dtype=kind)
+    return pd.DataFrame(columns)
 
 
 @dataclass(frozen=True)
