@@ -246,6 +246,20 @@ class TuneFile:
         """An InputError at the line of ``loc`` in this file."""
         return InputError(self.path, self.doc.line_of(loc), self.doc.field_path(loc), message, **got)
 
+    def with_runs(self, min_runs: int, max_runs: int, validation_runs: int | None = None) -> TuneFile:
+        """The same search on fewer (or more) runs: a quick look from a notebook or a test.
+
+        Its ``sha256`` says so, so that ``--resume`` never mixes it with the file's own runs.
+        """
+        import copy
+
+        racing = Racing(min_runs=min_runs, max_runs=max_runs, eta=self.spec.racing.eta)
+        validation = (self.spec.validation or Validation()).model_copy(update={"runs": validation_runs})
+        out = copy.copy(self)
+        out.spec = self.spec.model_copy(update={"racing": racing, "validation": validation})
+        out.sha256 = f"{self.sha256}+runs:{min_runs}:{max_runs}:{validation_runs}"
+        return out
+
 
 def _base(tune: TuneFile) -> None:
     given = tune.spec.base

@@ -158,3 +158,11 @@ def test_validation_portfolio_is_its_own(tmp_path: Path) -> None:
 
 def test_space_default_is_the_tiny_space() -> None:
     assert SPACE.startswith("space:")
+
+
+def test_with_runs_is_the_same_search_on_other_runs(tmp_path: Path) -> None:
+    tf = load_tune(write_tiny(tmp_path))
+    quick = tf.with_runs(2, 6, 10)
+    assert (quick.rungs, quick.validation_runs) == ([2, 6], 10)
+    assert (tf.rungs, tf.validation_runs) == ([4, 12], 16)  # the file's own search is untouched
+    assert quick.sha256 != tf.sha256 and quick.space is tf.space and quick.portfolio is tf.portfolio
