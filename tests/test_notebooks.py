@@ -30,6 +30,8 @@ CI_PARAMETERS = {
     "03-threshold-vs-statistics": {"runs": 60},
     "04-import-your-canary": {"runs": 60},
     "05-noise-and-calibration": {"runs": 30},
+    # A search on a handful of candidates and runs: it shows the notebook runs, not a result.
+    "06-tune-your-canary": {"budget": 4, "min_runs": 45, "max_runs": 135, "validation_runs": 135, "workers": 1},
 }
 
 
@@ -124,3 +126,16 @@ def test_05_noise_and_calibration(tmp_path):
     # Without the calibrate command the notebook says so; with it, the calibrated day is compared.
     assert "pdsim calibrate is not available" in text or "simulated (1 day)" in text
     assert len(outputs(nb, "image/png")) == 2
+
+
+def test_06_tune_your_canary(tmp_path):
+    nb = execute("06-tune-your-canary", tmp_path, CI_PARAMETERS["06-tune-your-canary"])
+    text = stream_text(nb)
+    assert "flagger-default: 7 parameters, 9 releases, rungs [45, 135]" in text
+    assert "4 candidates, " in text and "frontier of " in text
+    assert len(outputs(nb, "image/png")) == 1  # the frontier
+    # Either a recommendation checked on fresh seeds (with the manifest's diff), or the reason.
+    if "no candidate met every constraint" not in text:
+        assert "excess_errors.mean: base " in text and "constraint false_rollback_rate on fresh seeds: " in text
+        assert "+++ best-manifest.yaml" in text
+    assert "report.html" in text

@@ -250,6 +250,7 @@ def _write_manifest(state: SearchState) -> list[str]:
     import tempfile
 
     from sim.inputs.policy import read_policy
+    from sim.inputs.scenario import PolicySpec
     from sim.tuning.writeback import write_back
 
     assert state.best is not None
@@ -265,7 +266,8 @@ def _write_manifest(state: SearchState) -> list[str]:
             state.tune.base.data,
             {p: v for p, v in state.candidate(state.best).values.items() if p not in wb.not_written},
         )
-        if read_policy([copy]).data != expected:
+        # Compared as validated policies: a judge left out and `judge: null` are the same policy.
+        if read_policy([copy]).spec != PolicySpec.model_validate(expected):
             notes.append(f"{BEST_MANIFEST} does not read back as the recommendation: use {BEST_POLICY}")
     return notes
 

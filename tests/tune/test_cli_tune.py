@@ -156,6 +156,7 @@ def test_a_manifest_base_gets_best_manifest(tmp_path: Path) -> None:
     assert info["base"]["manifest"] is True and info["base"]["name"] == "podinfo"
     text = (tmp_path / "out" / "best-manifest.yaml").read_text()
     assert "# our canary" in text and "kind: Canary" in text
+    assert "does not read back" not in res.stdout  # it re-imports as best-policy.yaml's policy
 
 
 def _argo_policy() -> str:

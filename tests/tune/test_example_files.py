@@ -8,7 +8,6 @@ them together. A file that stops validating would break the walkthrough first.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -88,10 +87,6 @@ def test_the_portfolios_hold_good_and_bad_releases_at_10_to_1000_requests_per_se
     assert {p.name for p in RELEASES}.isdisjoint(p.name for p in VALIDATION)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sim.tune") is None or importlib.util.find_spec("sim.tuning.spec") is None,
-    reason="sim.tuning.spec (the TUNE file reader, issue 18) is not in this tree yet",
-)
 def test_the_tune_file_loads_and_names_every_release() -> None:
     from sim.tuning.spec import load_tune
 

@@ -40,7 +40,7 @@ ARGO_VALUES: dict[str, Any] = {
     "policy.argo.templates.istio-success-rate.metrics[0].interval": "30s",
     "policy.argo.templates.istio-success-rate.metrics[0].failureLimit": 2,  # absent: added
     "policy.argo.templates.istio-success-rate.metrics[0].count": 10,  # absent: added
-    "policy.argo.judge": None,
+    "policy.argo.judge": {"kind": "sequential", "alpha": 0.01},  # pdsim-only: not written
 }
 
 
@@ -408,3 +408,14 @@ def test_kind_list_items(tmp_path: Path, upstream_fixtures: Path) -> None:
     wb = write_back([listed], values)
     assert wb.changed == tuple(values)
     assert reimported(wb, tmp_path) == expected([listed], wb, values)
+
+
+def test_a_value_the_base_already_has_needs_no_field(tmp_path: Path, upstream_fixtures: Path) -> None:
+    """A tuned value equal to the base's own (no judge, as the base has none) changes
+    nothing: it is neither edited nor listed as not written."""
+    src = upstream_fixtures / "flagger" / "istio-canary.yaml"
+    wb = write_back([src], {"policy.flagger.judge": None})
+    assert wb.not_written == () and wb.changed == ("policy.flagger.judge",)
+    assert wb.text == src.read_text()
+    judged = write_back([src], {"policy.flagger.judge": {"kind": "sequential", "alpha": 0.01}})
+    assert judged.not_written == ("policy.flagger.judge",) and judged.text.startswith("# pdsim tune")
