@@ -219,7 +219,7 @@ def test_validate_a_directory_reads_what_it_documents_and_names_what_it_skips(tm
     assert result.stderr == ""
     assert result.stdout.splitlines() == [
         f"{folder}: skipped README.md, old/, runs.csv (validate reads the *.yaml, *.yml, *.json files of a directory)",
-        f"{gates}: skipped (a gates file; validate reads scenario, policy and manifest files)",
+        f"{gates}: skipped (a gates file; validate reads scenario, policy, manifest and TUNE files)",
         f"{scenario}: ok (scenario error-spike)",
         f"{policy}: ok (policy)",
     ]
