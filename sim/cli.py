@@ -1378,12 +1378,13 @@ def tune_(
     resume: bool,
     seed: int | None,
     quiet: bool,
-) -> None:
+) -> int:
     """Search for the best policy for a portfolio of releases under constraints.
 
     Candidates from TUNE.yaml's space are simulated on common random numbers and raced
     (successive halving); the frontier's recommendation is checked on fresh seeds against
-    the base policy.
+    the base policy. Exit 1 when no candidate meets every constraint, or when the
+    recommendation breaks one on fresh seeds.
     """
     import shlex
 
@@ -1455,6 +1456,12 @@ def tune_(
             client.close()
     for line in _tune_summary(result, out_dir, spec.spec.confidence):
         click.echo(line)
+    # Exit 1, as a failed gate does: no recommendation, or one whose constraints do not hold
+    # on releases and seeds the search never saw (CI should not adopt it unread).
+    broken = [m for m, ok in result.validation.get("constraints_ok", {}).items() if not ok]
+    if result.best is None or broken:
+        return 1
+    return 0
 
 
 @cli.command()

@@ -194,9 +194,30 @@ def test_nothing_feasible_means_no_recommendation(tmp_path: Path) -> None:
     path = write_tiny(tmp_path, budget=3)
     path.write_text(path.read_text().replace("{max: 0.5}", "{max: 0.0}"))  # no upper bound is 0
     res = invoke("tune", path, "--out", tmp_path / "out", "--quiet")
-    assert res.exit_code == 0, res.stderr
+    assert res.exit_code == 1, res.stderr  # a failed check, as a gate's
     assert "recommendation: none (no candidate met every constraint)" in res.stdout
     assert not (tmp_path / "out" / "best-policy.yaml").exists()
     assert json.loads((tmp_path / "out" / "validation.json").read_text()) == {}
     assert json.loads((tmp_path / "out" / "tune.json").read_text())["best"] is None
     assert pd.read_parquet(tmp_path / "out" / "frontier.parquet").empty
+
+
+def test_a_recommendation_that_breaks_a_constraint_on_fresh_seeds_exits_1(tmp_path: Path) -> None:
+    """The check's releases are not the search's: here every validation release is good but
+    meets an outage of both versions (a rollback of it is a false one), so the
+    recommendation's false-rollback ceiling breaks there, and pdsim tune says so with exit 1."""
+    path = write_tiny(tmp_path, budget=3)
+    outage = (
+        (tmp_path / "good.yaml")
+        .read_text()
+        .replace("faults: []", "faults: [{kind: error_rate, rate: 0.5, target: both, onset: 0s}]")
+    )
+    (tmp_path / "outage.yaml").write_text(outage.replace("name: good", "name: outage"))
+    text = path.read_text().replace(
+        "validation: {runs: 16}", "validation: {runs: 16, portfolio: [{scenario: outage.yaml, weight: 1}]}"
+    )
+    path.write_text(text)
+    res = invoke("tune", path, "--out", tmp_path / "out", "--quiet")
+    assert res.exit_code == 1, res.stderr
+    assert "constraint false_rollback_rate (max 0.5) on fresh seeds: NOT met" in res.stdout
+    assert (tmp_path / "out" / "best-policy.yaml").is_file()  # written all the same, to be read
