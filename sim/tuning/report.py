@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,13 +172,26 @@ def _distribution_text(spec: Mapping[str, Any]) -> str:
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
-def _portfolio_rows(items: Any) -> list[tuple[str, str, str]]:
+def _portfolio_rows(items: Any, shown: Callable[[Any], str]) -> list[tuple[str, str, str]]:
     """(name, scenario, weight) per portfolio entry of tune.json."""
     return [
-        (str(e.get("name", "")), str(e.get("scenario", "")), _param_text(e.get("weight")))
+        (str(e.get("name", "")), shown(e.get("scenario", "")), _param_text(e.get("weight")))
         for e in (items or [])
         if isinstance(e, Mapping)
     ]
+
+
+def _paths(folder: Path, meta: Mapping[str, Any]) -> tuple[str, Callable[[Any], str]]:
+    """The TUNE file as seen from the folder's parent, and a function showing a path of
+    tune.json (relative to the folder) as the TUNE file names it (relative to its own
+    folder): ``releases/good-10.yaml``, not ``../../tune/releases/good-10.yaml``."""
+    tune_file = os.path.normpath(folder / str(meta.get("tune_file", "TUNE.yaml")))
+    home = os.path.dirname(tune_file)
+
+    def shown(path: Any) -> str:
+        return os.path.relpath(os.path.normpath(folder / str(path)), home) if path else ""
+
+    return tune_file, shown
 
 
 def _short(path: str) -> str:
@@ -443,15 +457,16 @@ def render_tune_report(folder: TuneFolder) -> str:
     )
     base = meta.get("base") or {}
     pick = meta.get("pick") or {}
+    tune_file, shown = _paths(folder.path, meta)
     elapsed = _finite(meta.get("elapsed_s"))
     searched = {
         "facts": [
             (
                 "Base policy",
                 f"{base.get('name', '')} ({base.get('kind', '?')}"
-                f"{', a manifest' if base.get('manifest') else ''}): {', '.join(map(str, base.get('paths', [])))}",
+                f"{', a manifest' if base.get('manifest') else ''}): {', '.join(map(shown, base.get('paths', [])))}",
             ),
-            ("TUNE file", f"{meta.get('tune_file', '')} (sha256 {str(meta.get('sha256', ''))[:12]})"),
+            ("TUNE file", f"{tune_file} (sha256 {str(meta.get('sha256', ''))[:12]})"),
             ("Budget", f"{meta.get('budget', '?')} candidates; {evaluated} evaluated"),
             ("Rollouts simulated", f"{int(meta.get('rollouts') or 0):,}"),
             ("Time", "n/a" if elapsed is None else format_duration(round(elapsed))),
@@ -460,8 +475,8 @@ def render_tune_report(folder: TuneFolder) -> str:
             ("Confidence", f"{level}; a constraint holds when the pessimistic end of its interval is within the limit"),
         ],
         "space": [(p, _distribution_text(s)) for p, s in space.items()],
-        "portfolio": _portfolio_rows(meta.get("portfolio")),
-        "validation_portfolio": _portfolio_rows(meta.get("validation_portfolio")),
+        "portfolio": _portfolio_rows(meta.get("portfolio"), shown),
+        "validation_portfolio": _portfolio_rows(meta.get("validation_portfolio"), shown),
         "rungs": [(i, r, stopped.get(r, 0)) for i, r in enumerate(rungs)],
     }
 
@@ -552,7 +567,7 @@ def render_tune_report(folder: TuneFolder) -> str:
                     )
                 )
 
-    command = f"pdsim tune {meta.get('tune_file', 'TUNE.yaml')} --out {folder.path}"
+    command = f"pdsim tune {tune_file} --out {folder.path}"
     env = page.template_env()
     env.filters["short"] = _short
     return env.get_template("tune.html.j2").render(

@@ -46,7 +46,9 @@ SECONDS = {"15s": 15, "30s": 30, "1m": 60, "2m": 120}
 def meta(**over) -> dict:
     m = {
         "name": "flagger-default",
-        "tune_file": "tune/flagger.yaml",
+        # Paths relative to the output folder, as pdsim tune writes them; shown relative to
+        # the TUNE file's folder.
+        "tune_file": "../tune/flagger.yaml",
         "sha256": "ab" * 32,
         "seed": 1,
         "budget": 60,
@@ -56,11 +58,11 @@ def meta(**over) -> dict:
         "space": SPACE,
         "rungs": RUNGS,
         "portfolio": [
-            {"name": "good", "scenario": "good.yaml", "weight": 0.9},
-            {"name": "spike", "scenario": "error-spike.yaml", "weight": 0.1},
+            {"name": "good", "scenario": "../tune/good.yaml", "weight": 0.9},
+            {"name": "spike", "scenario": "../tune/error-spike.yaml", "weight": 0.1},
         ],
-        "validation_portfolio": [{"name": "spike-500", "scenario": "spike-500.yaml", "weight": 1.0}],
-        "base": {"paths": ["canary.yaml"], "name": "podinfo", "kind": "flagger", "manifest": True},
+        "validation_portfolio": [{"name": "spike-500", "scenario": "../tune/spike-500.yaml", "weight": 1.0}],
+        "base": {"paths": ["../tune/canary.yaml"], "name": "podinfo", "kind": "flagger", "manifest": True},
         "pick": {"rule": "balanced", "description": "smallest geometric mean of objective / base objective"},
         "best": None,
         "status": "done",
