@@ -544,6 +544,22 @@ def _outcome_counts(outcomes: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
+def _dask_client(address: str) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address`` (``--dask``).
+
+    Raises:
+        CliError: distributed is not installed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CliError("--dask needs the distributed package: pip install 'pdsim[dask]'") from None
+    try:
+        return Client(address, timeout="10s")
+    except OSError as err:
+        raise CliError(f"--dask {address}: cannot reach the scheduler ({err})") from None
+
+
 def _progress_bar(total: int, disable: bool = False) -> Any:
     """A tqdm bar on stderr (rollouts/s and ETA); off when stderr is not a terminal."""
     from tqdm import tqdm
@@ -1234,14 +1250,7 @@ def sweep(
     _refuse_overwrite("--out", out_dir, [sweep_path, *plan.inputs], writes=_writes_sweep_results)
     client = None
     if dask_address is not None:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise CliError("--dask needs the distributed package: pip install 'pdsim[dask]'") from None
-        try:
-            client = Client(dask_address, timeout="10s")
-        except OSError as err:
-            raise CliError(f"--dask {dask_address}: cannot reach the scheduler ({err})") from None
+        client = _dask_client(dask_address)
     resume_argv = ["pdsim", "sweep", sweep_path, "--out", out_dir, "--resume"]
     resume_argv += [f"--runs={runs}"] * (runs is not None) + [f"--chunk-size={chunk_size}"] * (chunk_size is not None)
     resume_argv += [f"--workers={workers}"] * (workers != 1)
@@ -1408,14 +1417,7 @@ def tune_(
     _refuse_overwrite("--out", out_dir, inputs, writes=lambda name: name in NAMES)
     client = None
     if dask_address is not None:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise CliError("--dask needs the distributed package: pip install 'pdsim[dask]'") from None
-        try:
-            client = Client(dask_address, timeout="10s")
-        except OSError as err:
-            raise CliError(f"--dask {dask_address}: cannot reach the scheduler ({err})") from None
+        client = _dask_client(dask_address)
     resume_argv = ["pdsim", "tune", tune_path, "--out", out_dir, "--resume"]
     resume_argv += [f"--budget={budget}"] * (budget is not None) + [f"--seed={seed}"] * (seed is not None)
     resume_argv += [f"--workers={workers}"] * (workers != 1)

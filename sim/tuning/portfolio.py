@@ -215,8 +215,9 @@ def tasks(policy: Policy, portfolio: Portfolio, start: int, stop: int) -> list[T
 def run_tasks(
     todo: Iterable[Task], portfolio: Portfolio, seed: int, *, workers: int = 1, client: Any = None
 ) -> Iterator[tuple[Task, pd.DataFrame]]:
-    """Each task's frame, as they finish (in order on one worker, else as they come):
-    in this process, on ``workers`` local processes, or on a Dask ``client``."""
+    """Each task (the object given) with its frame, as they finish (in order on one worker,
+    else as they come): in this process, on ``workers`` local processes, or on a Dask
+    ``client``."""
     if client is not None:
         from distributed import as_completed
 
@@ -235,10 +236,15 @@ def run_tasks(
 
     from sim.runs.pool import parallel_results
 
-    def job(t: Task) -> tuple[Task, pd.DataFrame]:
-        return t, simulate(t.policy, portfolio, t.entry, t.start, t.stop, seed)
+    tasks = list(todo)
 
-    yield from parallel_results(workers, (delayed(job)(t) for t in todo), return_as="generator_unordered")
+    def job(i: int, t: Task) -> tuple[int, pd.DataFrame]:
+        return i, simulate(t.policy, portfolio, t.entry, t.start, t.stop, seed)
+
+    # The task object handed back is the caller's own (a worker's copy would be another object).
+    jobs = (delayed(job)(i, t) for i, t in enumerate(tasks))
+    for i, frame in parallel_results(workers, jobs, return_as="generator_unordered"):
+        yield tasks[i], frame
 
 
 def evaluate(

@@ -109,30 +109,26 @@ def _missing(v: Any) -> bool:
     return v is None or (not isinstance(v, (str, Mapping, list)) and bool(pd.isna(v)))
 
 
-def _finite(v: Any) -> float | None:
+def _number(v: Any) -> float | None:
+    """A value as a float; None when missing, NaN or not a number (infinities kept)."""
     if _missing(v):
         return None
     try:
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return f if math.isfinite(f) else None
+    return None if math.isnan(f) else f
+
+
+def _finite(v: Any) -> float | None:
+    f = _number(v)
+    return f if f is not None and math.isfinite(f) else None
 
 
 def _block(value: Any, low: Any, high: Any) -> dict[str, Any]:
     """A ``{"value","low","high"}`` block for ``quantity_parts``: NaN is "no value"; an
     infinite bound stays (it shows as ``…``, unbounded on that side)."""
-
-    def bound(v: Any) -> float | None:
-        if _missing(v):
-            return None
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            return None
-        return None if math.isnan(f) else f
-
-    return {"value": _finite(value), "low": bound(low), "high": bound(high)}
+    return {"value": _finite(value), "low": _number(low), "high": _number(high)}
 
 
 def _row_block(row: Mapping[Any, Any], metric: str) -> dict[str, Any]:

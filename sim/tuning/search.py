@@ -62,7 +62,7 @@ from sim.inputs.scenario import PolicySpec
 from sim.policies.base import Policy
 from sim.runs.atomic import atomic_write
 from sim.tuning.metrics import Estimate, MetricName, estimates, meets, paired, projected
-from sim.tuning.portfolio import Portfolio, simulate
+from sim.tuning.portfolio import Portfolio, Task, run_tasks
 from sim.tuning.space import apply
 from sim.tuning.spec import BALANCED, TuneFile
 
@@ -212,11 +212,6 @@ def _pieces(stream: str, cand: Candidate, portfolio: Portfolio, start: int, stop
     return [_Piece(stream, cand.key, e.index, a, b) for e in portfolio.entries for a, b in _ranges(start, stop)]
 
 
-def _simulate_piece(piece: _Piece, policy: Policy, portfolio: Portfolio, seed: int) -> tuple[_Piece, pd.DataFrame]:
-    """Simulate one piece (in a worker)."""
-    return piece, simulate(policy, portfolio, piece.entry, piece.start, piece.stop, seed)
-
-
 class _Runner:
     """Simulates pieces (serially, on loky workers or on Dask), writes each as it finishes,
     and reads back the ones already written."""
@@ -265,32 +260,16 @@ class _Runner:
         self.tick(piece.stop - piece.start)
 
     def _stream(self, todo: list[tuple[_Piece, Policy, Portfolio]]) -> Iterator[tuple[_Piece, pd.DataFrame]]:
+        """Simulate pieces, as they finish, in this process, on workers or on Dask
+        (``sim.tuning.portfolio.run_tasks``); one call's pieces share one portfolio."""
         if not todo:
             return
-        if self.client is not None:
-            yield from self._dask(todo)
-        elif self.workers > 1 and len(todo) > 1:
-            from joblib import delayed
-
-            from sim.runs.pool import parallel_results
-
-            yield from parallel_results(
-                self.workers,
-                (delayed(_simulate_piece)(p, pol, pf, self.seed) for p, pol, pf in todo),
-                return_as="generator_unordered",
-            )
-        else:
-            for p, pol, pf in todo:
-                yield _simulate_piece(p, pol, pf, self.seed)
-
-    def _dask(self, todo: list[tuple[_Piece, Policy, Portfolio]]) -> Iterator[tuple[_Piece, pd.DataFrame]]:
-        from distributed import as_completed
-
-        futures = [self.client.submit(_simulate_piece, p, pol, pf, self.seed, pure=False) for p, pol, pf in todo]
-        for fut in as_completed(futures):
-            result = fut.result()
-            fut.release()
-            yield result
+        portfolio = todo[0][2]
+        tasks = [Task(pol, p.entry, p.start, p.stop) for p, pol, _ in todo]
+        piece_of = {id(t): p for t, (p, _, _) in zip(tasks, todo, strict=True)}
+        workers = self.workers if len(todo) > 1 else 1
+        for task, frame in run_tasks(tasks, portfolio, self.seed, workers=workers, client=self.client):
+            yield piece_of[id(task)], frame
 
 
 def _frame(frames: Mapping[_Piece, pd.DataFrame], pieces: Iterable[_Piece]) -> pd.DataFrame:

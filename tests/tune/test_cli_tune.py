@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.tuning import search as search_module
+from sim.tuning import portfolio as portfolio_module
 from tests.helpers import invoke
 from tests.tune.tiny import write_tiny
 
@@ -95,7 +95,7 @@ def test_time_stops_asking_after_a_batch(tmp_path: Path) -> None:
 def test_ctrl_c_keeps_the_study_and_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_tiny(tmp_path)
     out = tmp_path / "out"
-    real = search_module.simulate
+    real = portfolio_module.simulate
     calls = []
 
     def interrupted(*args):
@@ -104,14 +104,14 @@ def test_ctrl_c_keeps_the_study_and_says_how_to_resume(tmp_path: Path, monkeypat
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(search_module, "simulate", interrupted)
+    monkeypatch.setattr(portfolio_module, "simulate", interrupted)
     res = invoke("tune", path, "--out", out, "--quiet")
     assert res.exit_code == 130
     assert res.stderr == (
         f"pdsim: interrupted; the study and 6 simulated piece(s) kept in {out}; "
         f"resume with pdsim tune {path} --out {out} --resume\n"
     )
-    monkeypatch.setattr(search_module, "simulate", real)
+    monkeypatch.setattr(portfolio_module, "simulate", real)
     assert invoke("tune", path, "--out", out, "--resume", "--quiet").exit_code == 0
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.tuning import search as search_module
+from sim.tuning import portfolio as portfolio_module
 from sim.tuning.api import tune
 from sim.tuning.metrics import Estimate
 from sim.tuning.search import (
@@ -175,13 +175,13 @@ def test_racing_keeps_a_third_and_extends_their_runs(done) -> None:
 
 def test_rung_one_reuses_rung_zero_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, int, int, int]] = []
-    real = search_module.simulate
+    real = portfolio_module.simulate
 
     def spy(policy, portfolio, entry, start, stop, seed):
         calls.append((policy.name, portfolio.stream, entry, start, stop))
         return real(policy, portfolio, entry, start, stop, seed)
 
-    monkeypatch.setattr(search_module, "simulate", spy)
+    monkeypatch.setattr(portfolio_module, "simulate", spy)
     tune(write_tiny(tmp_path, budget=3), tmp_path / "out")
     assert len(calls) == len(set(calls))  # no range of a policy is simulated twice
     search = [c for c in calls if c[1] == 0]
