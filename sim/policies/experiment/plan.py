@@ -47,7 +47,8 @@ value is lognormal with median ``m`` and log-sd ``s`` (``V = m e^{s Z}``), so ``
 
 (the lognormal's moments, e.g. Johnson, Kotz & Balakrishnan, *Continuous Univariate
 Distributions* vol. 1, 2nd ed. 1994, eq. 14.8a). The lift is on ``E[R]``; the control's ``sd``
-is used for both arms (a lift of a few percent changes it by about as much).
+is used for both arms by default (a lift of a few percent changes it by about as much); give
+``sd_candidate`` when it differs, e.g. ``(1 + lift) sd`` for a lift that scales every order value.
 
 Sequential planning is left out on purpose: an anytime-valid test (the mixture SPRT of Johari
 et al. 2017 that pdsim's experiment policy uses) needs more sessions than this fixed-horizon
@@ -290,7 +291,14 @@ def _lift(lift: float) -> None:
 
 
 def mean_sample_size(
-    mean: float, sd: float, lift: float, *, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
+    mean: float,
+    sd: float,
+    lift: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    sd_candidate: float | None = None,
 ) -> SampleSize:
     """Sessions per arm for a two-sided z-test of a difference in means (common ``sd``).
 
@@ -304,38 +312,64 @@ def mean_sample_size(
         alpha: Two-sided significance level.
         power: Probability of rejecting at that lift.
         ratio: Candidate sessions per control session.
+        sd_candidate: The candidate's sd when it differs (unequal variances, Chow, Shao & Wang
+            2008, 3.2: ``n = (z_a + z_b)² (sd² + sd_candidate² / ratio) / Δ²``); e.g. a lift that
+            scales every order value by ``1 + lift`` scales the sd too. Default: ``sd``.
     """
     _design(alpha, power, ratio)
     _mean_inputs(mean, sd)
     _lift(lift)
-    n = ((_z(1.0 - alpha / 2.0) + _z(power)) * sd / (mean * lift)) ** 2 * (1.0 + 1.0 / ratio)
+    var = _mean_var(sd, sd_candidate, ratio)
+    n = ((_z(1.0 - alpha / 2.0) + _z(power)) / (mean * lift)) ** 2 * var
     return SampleSize(n, ratio * n)
 
 
+def _mean_var(sd: float, sd_candidate: float | None, ratio: float) -> float:
+    """``n_control`` times the variance of the difference of the arms' means."""
+    if sd_candidate is None:
+        sd_candidate = sd
+    _positive("sd_candidate", sd_candidate)
+    return sd**2 + sd_candidate**2 / ratio
+
+
 def mean_power(
-    mean: float, sd: float, lift: float, n_control: float, *, alpha: float = 0.05, ratio: float = 1.0
+    mean: float,
+    sd: float,
+    lift: float,
+    n_control: float,
+    *,
+    alpha: float = 0.05,
+    ratio: float = 1.0,
+    sd_candidate: float | None = None,
 ) -> float:
     """Power of the two-sided z-test for means: ``Φ(|Δ|/se - z) + Φ(-|Δ|/se - z)``,
-    ``se = sd sqrt(1/n + 1/(ratio n))`` (Chow, Shao & Wang 2008, section 3.2.1)."""
+    ``se = sqrt(sd²/n + sd_candidate²/(ratio n))`` (Chow, Shao & Wang 2008, section 3.2)."""
     _design(alpha, None, ratio)
     _mean_inputs(mean, sd)
     _lift(lift)
     _positive("n_control", n_control)
-    se = sd * math.sqrt(1.0 / n_control + 1.0 / (ratio * n_control))
+    se = math.sqrt(_mean_var(sd, sd_candidate, ratio) / n_control)
     z = _z(1.0 - alpha / 2.0)
     shift = abs(mean * lift) / se
     return _phi(shift - z) + _phi(-shift - z)
 
 
 def mean_mde(
-    mean: float, sd: float, n_control: float, *, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
+    mean: float,
+    sd: float,
+    n_control: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    sd_candidate: float | None = None,
 ) -> float:
     """The smallest positive relative lift of the mean detected with ``power``:
     ``(z_{1-α/2} + z_{power}) se / mean`` (the far tail ignored, as in the sample size)."""
     _design(alpha, power, ratio)
     _mean_inputs(mean, sd)
     _positive("n_control", n_control)
-    se = sd * math.sqrt(1.0 / n_control + 1.0 / (ratio * n_control))
+    se = math.sqrt(_mean_var(sd, sd_candidate, ratio) / n_control)
     return (_z(1.0 - alpha / 2.0) + _z(power)) * se / mean
 
 
