@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,7 @@ from statsmodels.stats.proportion import (
     samplesize_proportions_2indep_onetail,
 )
 
+from sim.cli import cli
 from sim.policies.experiment import plan
 from tests.helpers.cli import cli_runner
 
@@ -231,9 +233,7 @@ def test_planned_revenue_sample_has_the_planned_power() -> None:
 
 
 def _run(*args: object) -> tuple[int, str, str]:
-    result = cli_runner().invoke(
-        __import__("sim.cli", fromlist=["cli"]).cli, ["plan-ab", *map(str, args)], catch_exceptions=False
-    )
+    result = cli_runner().invoke(cli, ["plan-ab", *map(str, args)], catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -280,12 +280,11 @@ def test_cli_order_value() -> None:
     assert doc["days"] is None
 
 
-def test_cli_scenario_traffic(tmp_path: object) -> None:
-    from pathlib import Path
-
-    path = Path(str(tmp_path)) / "s.yaml"
+def test_cli_scenario_traffic(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
     path.write_text(
-        "name: steps\nhorizon: 2h\ntraffic:\n  users: 1000\n  rate:\n    steps: [{at: 0s, rate: 10/s}, {at: 1h, rate: 30/s}]\n"
+        "name: steps\nhorizon: 2h\ntraffic:\n  users: 1000\n"
+        "  rate:\n    steps: [{at: 0s, rate: 10/s}, {at: 1h, rate: 30/s}]\n"
     )
     code, out, err = _run(
         "--rate", "0.03", "--lift", "0.1", "--scenario", path, "--requests-per-session", "4", "--json"
