@@ -1533,6 +1533,232 @@ def compare(
     click.echo(format_comparison(cmp, policies[0].name, policies[1].name))
 
 
+# --- plan-ab ---------------------------------------------------------------------------------
+
+_OPEN_UNIT = click.FloatRange(0, 1, min_open=True, max_open=True)
+
+
+class _Lift(click.ParamType):
+    """``--lift``: a nonzero relative change, ``0.02`` or ``2%`` (a usage error otherwise)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        text = str(value).strip()
+        try:
+            lift = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            lift = math.nan
+        if not math.isfinite(lift) or lift == 0 or lift <= -1:
+            self.fail(f"must be a nonzero relative change above -1, e.g. 0.02 or 2% (got {value})", param, ctx)
+        return lift
+
+
+def _mean_request_rate(scenario: Any) -> float:
+    """The scenario's mean request rate over its horizon, from the base shape (bursts left out):
+    ``constant``; ``diurnal``'s mean; ``steps`` weighted by how long each lasts in the horizon."""
+    rate = scenario.traffic.rate
+    if rate.constant is not None:
+        return float(rate.constant)
+    if rate.diurnal is not None:
+        return float(rate.diurnal.mean)
+    horizon = float(scenario.horizon)
+    steps = [s for s in rate.steps if s.at < horizon]
+    ends = [s.at for s in steps[1:]] + [horizon]
+    return sum(s.rate * (end - s.at) for s, end in zip(steps, ends)) / horizon
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.3g}%"
+
+
+@cli.command("plan-ab")
+@click.option("--rate", type=_OPEN_UNIT, required=True, help="The control's conversion rate per session, e.g. 0.03.")
+@click.option("--lift", type=_Lift(), required=True, help="Relative lift to detect: 0.02 or 2% (negative works).")
+@click.option("--power", type=_OPEN_UNIT, default=0.8, show_default=True, help="Power at that lift.")
+@click.option("--alpha", type=_OPEN_UNIT, default=0.05, show_default=True, help="Two-sided significance level.")
+@click.option(
+    "--split",
+    type=click.FloatRange(0, 100, min_open=True, max_open=True),
+    default=50.0,
+    show_default=True,
+    help="Percent of sessions on the candidate.",
+)
+@click.option("--sessions-per-day", type=click.FloatRange(0, min_open=True), help="Sessions a day in the experiment.")
+@click.option(
+    "--scenario",
+    "scenario_path",
+    metavar="SCENARIO.yaml",
+    type=click.Path(dir_okay=False),
+    help="Take the traffic from a scenario: its mean request rate and users.",
+)
+@click.option(
+    "--requests-per-session",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="With --scenario: requests per session.",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(["conversion", "order_value"]),
+    default="conversion",
+    show_default=True,
+    help="conversion: a difference in rates; order_value: in revenue per session.",
+)
+@click.option("--median", type=click.FloatRange(0, min_open=True), help="order_value: median order value.")
+@click.option("--sigma", type=click.FloatRange(0), help="order_value: log-sd of the lognormal order value.")
+@click.option(
+    "--method",
+    type=click.Choice(["pooled", "unpooled", "arcsine"]),
+    default="pooled",
+    show_default=True,
+    help="conversion: the variance (pooled under H0 and unpooled under H1; unpooled; Cohen's arcsine).",
+)
+@click.option("--days", type=click.FloatRange(0, min_open=True), help="Also: what this duration detects.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def plan_ab(
+    rate: float,
+    lift: float,
+    power: float,
+    alpha: float,
+    split: float,
+    sessions_per_day: float | None,
+    scenario_path: str | None,
+    requests_per_session: float,
+    metric: str,
+    median: float | None,
+    sigma: float | None,
+    method: str,
+    days: float | None,
+    as_json: bool,
+) -> None:
+    """How many sessions, and how many days, a fixed-horizon A/B test needs.
+
+    Two-sided two-sample z-test (normal approximation): conversion rates with Fleiss, Levin &
+    Paik (2003) eq. 4.14 (pooled variance under H0, unpooled under H1), or revenue per session
+    (a lognormal order value per conversion) with a common sd. Sequential (anytime-valid)
+    tests need more sessions and are not planned here.
+    """
+    from sim.policies.experiment import plan
+
+    if sessions_per_day is not None and scenario_path is not None:
+        raise click.UsageError("give --sessions-per-day or --scenario, not both")
+    if days is not None and sessions_per_day is None and scenario_path is None:
+        raise click.UsageError("--days needs the traffic: give --sessions-per-day or --scenario")
+    if metric == "order_value" and (median is None or sigma is None):
+        raise click.UsageError("--metric order_value needs --median and --sigma")
+    users = None
+    if scenario_path is not None:
+        from sim.inputs.scenario import load_scenario
+
+        scenario = load_scenario(scenario_path)
+        users = scenario.traffic.users
+        sessions_per_day = plan.sessions_per_day(_mean_request_rate(scenario), requests_per_session)
+    ratio = plan.ratio_from_split(split)
+    lifts = [lift * f for f in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
+    try:
+        if metric == "conversion":
+            sample = plan.proportion_sample_size(rate, lift, alpha=alpha, power=power, ratio=ratio, method=method)  # type: ignore[arg-type]
+
+            def power_at(x: float, n: float) -> float:
+                return plan.proportion_power(rate, x, n, alpha=alpha, ratio=ratio, method=method)  # type: ignore[arg-type]
+
+            def mde_at(n: float) -> float:
+                return plan.proportion_mde(rate, n, alpha=alpha, power=power, ratio=ratio, method=method)  # type: ignore[arg-type]
+
+            lifts = [x for x in lifts if 0 < rate * (1 + x) < 1]
+            mean = sd = None
+            test = {
+                "pooled": "pooled variance under H0, unpooled under H1 (Fleiss, Levin & Paik 2003, eq. 4.14)",
+                "unpooled": "unpooled variance under H1 on both sides (Chow, Shao & Wang 2008, 4.2.1)",
+                "arcsine": "Cohen's arcsine effect size h (Cohen 1988, 6.2)",
+            }[method]
+        else:
+            assert median is not None and sigma is not None
+            mean, sd = plan.revenue_per_session(rate, median, sigma)
+            sample = plan.mean_sample_size(mean, sd, lift, alpha=alpha, power=power, ratio=ratio)
+
+            def power_at(x: float, n: float) -> float:
+                return plan.mean_power(mean, sd, x, n, alpha=alpha, ratio=ratio)
+
+            def mde_at(n: float) -> float:
+                return plan.mean_mde(mean, sd, n, alpha=alpha, power=power, ratio=ratio)
+
+            test = "difference in means, common sd (Chow, Shao & Wang 2008, 3.2.1)"
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    control, candidate = sample.rounded()
+    planned = sample.control
+    need_days = None if sessions_per_day is None else plan.days_needed(sample, sessions_per_day, split)
+    curve = [{"lift": x, "power": power_at(x, planned)} for x in lifts]
+    at_days = None
+    if days is not None and sessions_per_day is not None:
+        n_days = days * sessions_per_day * (1 - split / 100)
+        at_days = {
+            "days": days,
+            "control": n_days,
+            "candidate": n_days * ratio,
+            "power": power_at(lift, n_days),
+            "mde": mde_at(n_days),
+        }
+        for row in curve:
+            row["power_at_days"] = power_at(row["lift"], n_days)
+    result = {
+        "metric": metric,
+        "rate": rate,
+        "lift": lift,
+        "alpha": alpha,
+        "power": power,
+        "split": split,
+        "ratio": ratio,
+        "method": method if metric == "conversion" else "z-means",
+        "test": test,
+        "mean_per_session": mean,
+        "sd_per_session": sd,
+        "sessions": {"control": control, "candidate": candidate, "total": control + candidate},
+        "sessions_per_day": sessions_per_day,
+        "users": users,
+        "days": need_days,
+        "power_curve": curve,
+        "at_days": at_days,
+    }
+    if as_json:
+        click.echo(_dumps(result))
+        return
+    if metric == "conversion":
+        what = f"conversion {rate:.4g} per session, lift {_pct(lift)} (to {rate * (1 + lift):.4g})"
+    else:
+        what = f"revenue per session: mean {mean:.4g}, sd {sd:.4g}; lift {_pct(lift)}"
+    click.echo(f"{what}; two-sided alpha {alpha:g}, power {power:g}, {split:g}% on the candidate")
+    click.echo(f"test: two-sample z-test, {test}")
+    click.echo(f"sessions: {control:,} control + {candidate:,} candidate = {control + candidate:,}")
+    if need_days is not None and sessions_per_day is not None:
+        source = "" if scenario_path is None else f" ({requests_per_session:g} requests per session)"
+        click.echo(f"traffic: {sessions_per_day:,.0f} sessions/day{source}: {need_days:.1f} days")
+        if users is not None and users < control + candidate:
+            click.echo(
+                f"note: the scenario has {users:,} users, {(control + candidate) / users:.1f} sessions each; "
+                "sessions of one user are correlated, which this per-session test ignores"
+            )
+    header = "  lift      power"
+    if at_days is not None:
+        header += f"   at {days:g} days"
+    click.echo("power by lift (at the planned sample):")
+    click.echo(header)
+    for row in curve:
+        line = f"  {_pct(row['lift']):>7}   {row['power']:.3f}"
+        if at_days is not None:
+            line += f"   {row['power_at_days']:.3f}"
+        click.echo(line)
+    if at_days is not None:
+        click.echo(
+            f"at {days:g} days: {at_days['control'] + at_days['candidate']:,.0f} sessions; "
+            f"power {at_days['power']:.3f} at {_pct(lift)}; detects {_pct(at_days['mde'])} with power {power:g}"
+        )
+    click.echo("analyse once at the planned sample: peeking at this test inflates false winners")
+
+
 def _instant(text: str, epoch_s: float) -> float:
     """``--at``: a unix time (``1767225900``), an RFC 3339 time or a duration after the epoch."""
     import datetime
