@@ -27,6 +27,8 @@ normal approximation of a credible interval under flat priors.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from sim.policies.experiment.base import (
@@ -43,6 +45,12 @@ from sim.policies.experiment.base import (
 NODES = 128
 
 
+@functools.cache
+def _legendre() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights on [−1, 1] (computed once)."""
+    return np.polynomial.legendre.leggauss(NODES)
+
+
 def _beta_sd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     s = a + b
     return np.sqrt(a * b / (s * s * (s + 1.0)))
@@ -53,7 +61,7 @@ def prob_greater(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray)
     from scipy.special import betainc, betaln
 
     a1, b1, a2, b2 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a1, b1, a2, b2)))
-    x, w = np.polynomial.legendre.leggauss(NODES)
+    x, w = _legendre()
     # integrate against the density of the narrower posterior: the other's CDF is smooth there
     first = _beta_sd(a1, b1) <= _beta_sd(a2, b2)
     a_d, b_d = np.where(first, a1, a2), np.where(first, b1, b2)  # the density's parameters
@@ -122,8 +130,9 @@ class BayesTest:
         else:
             chance, loss_b, loss_a = normal_chance_and_losses(*difference(data))
             scale = np.abs(data.arm(False)[0])
-        scale = np.where(scale > 0, scale, np.inf)
-        return chance, loss_b / scale, loss_a / scale
+        ok = scale > 0
+        safe = np.where(ok, scale, 1.0)
+        return chance, np.where(ok, loss_b / safe, np.inf), np.where(ok, loss_a / safe, np.inf)
 
     def look(self, state: Verdicts, data: Looks, final: bool = False) -> tuple[Verdicts, LookResult]:
         spec = self.spec
