@@ -240,3 +240,15 @@ def test_spec_of_the_issue_builds_each_rule() -> None:
 def test_spec_refuses(bad: dict) -> None:
     with pytest.raises(ValidationError):
         TypeAdapter(ExperimentTestSpec).validate_python(bad)
+
+
+def test_early_final_look_spends_all_alpha_left() -> None:
+    from sim.policies.experiment import GroupSequentialTestSpec
+    from sim.policies.experiment.group_sequential import GroupSequentialTest
+
+    test = GroupSequentialTest(GroupSequentialTestSpec(kind="group-sequential", looks=10))
+    k = 6  # the 7th look is the last (max duration came early)
+    c = np.append(test.plan.boundaries[:k], test.boundary(k, final=True))
+    assert c[-1] < test.plan.boundaries[k]
+    assert exit_probabilities(c, np.arange(1, k + 2) / 10).sum() == pytest.approx(0.05, abs=1e-6)
+    assert math.isinf(test.boundary(10, final=False))  # past the plan: nothing left to spend
