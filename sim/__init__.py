@@ -8,7 +8,7 @@ must not pull in simpy, pandas or pyarrow)::
     record = sim.run_one(scenario, policy, seed).record
     frame = sim.records_frame(sim.run_batch(scenario, policy, 1000, scenario.seed, workers=2))
     sim.run_sweep("sweeps/flagger-thresholds.yaml", "results/x"); sim.load_results("results/x")
-    result = sim.tune("tune/TUNE.yaml", "results/tuned")   # pdsim tune: result.frontier, result.best_policy
+    result = sim.tune("tune/flagger-default.yaml", "results/tuned")   # pdsim tune: .frontier, .best_policy
 """
 
 from __future__ import annotations
