@@ -544,6 +544,23 @@ def _outcome_counts(outcomes: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
+def _pool_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--workers W`` and ``--dask ADDRESS``, as the commands that hand work out take them."""
+    command = click.option(
+        "--dask",
+        "dask_address",
+        metavar="ADDRESS",
+        help="Simulate on a Dask cluster (e.g. tcp://scheduler:8786; needs pdsim[dask]).",
+    )(command)
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Worker processes (joblib/loky); results are identical for any count.",
+    )(command)
+
+
 def _dask_client(address: str) -> Any:
     """A ``distributed.Client`` of the scheduler at ``address`` (``--dask``).
 
@@ -1199,19 +1216,7 @@ def report(
 @click.option(
     "--runs", type=_RunCount(), help=f"Replicates per cell (at most {MAX_RUNS:,}). Default: the sweep file's `runs`."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Worker processes (joblib/loky); results are identical for any count.",
-)
-@click.option(
-    "--dask",
-    "dask_address",
-    metavar="ADDRESS",
-    help="Run the chunks on a Dask cluster (e.g. tcp://scheduler:8786; needs pdsim[dask]).",
-)
+@_pool_options
 @click.option("--resume", is_flag=True, help="Finish the sweep already in DIR (the same sweep file only).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
@@ -1361,19 +1366,7 @@ def _tune_summary(result: Any, out_dir: str, confidence: float) -> list[str]:
     metavar="DURATION",
     help="Stop asking new candidates after this long (e.g. 10m); racing finishes with those tried.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Worker processes (joblib/loky); results are identical for any count.",
-)
-@click.option(
-    "--dask",
-    "dask_address",
-    metavar="ADDRESS",
-    help="Simulate on a Dask cluster (e.g. tcp://scheduler:8786; needs pdsim[dask]).",
-)
+@_pool_options
 @click.option("--resume", is_flag=True, help="Continue the search already in DIR (the same TUNE file and seed).")
 @click.option("--seed", type=_Seed(), help=f"Root seed, 0 to {SEED_LIMIT}. Default: the file's `seed`.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
