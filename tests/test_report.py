@@ -10,7 +10,6 @@ import base64
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +23,7 @@ from sim.report.plots import figure_png_base64, timeline_figure
 from sim.stats import summarize_records
 from tests.helpers import SCENARIOS
 from tests.helpers import parse_page as parse
+from tests.helpers.browser import chromium, needs_chromium
 
 QUERIES = [
     MetricQuery("request-success-rate", "request-success-rate", 60.0, min=99.0),
@@ -296,34 +296,6 @@ def test_demo_covers_every_bundled_scenario_with_all_figures(tmp_path):
 
 
 # --- headless Chromium: the page really renders in a browser -----------------------------
-
-CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not on PATH (apt-get install -y chromium) - browser render tests skipped"
-)
-
-
-def chromium(tmp_path: Path, *args: str, url: str) -> subprocess.CompletedProcess:
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        # Containers often have a tiny /dev/shm; without this Chromium can crash there.
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        *args,
-        url,
-    ]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"chromium did not finish within 60s: {exc}")
 
 
 @pytest.fixture

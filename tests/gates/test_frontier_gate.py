@@ -26,6 +26,7 @@ from sim.tuning.metrics import Estimate, estimates, parse_metric
 from sim.tuning.portfolio import evaluate, load_portfolio
 from sim.yamlio import loads_yaml
 from tests.helpers import SCENARIOS, invoke
+from tests.helpers.flagger import POLICY_FILE
 
 RUNS = 40
 SEED = 7
@@ -42,16 +43,7 @@ SPACE = {
 }
 #: Flagger's default-like analysis (the bundled canary): detects an error spike after 5 failed
 #: one-minute checks.
-DEFAULT = """\
-flagger:
-  analysis:
-    interval: 1m
-    threshold: 5
-    maxWeight: 50
-    stepWeight: 10
-    metrics:
-      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
-"""
+DEFAULT = POLICY_FILE
 #: The hand-found policy of issue 18: 30 s checks, small steps, rollback at the first failure.
 FAST = """\
 flagger:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 import warnings
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,6 +21,7 @@ from sim.errors import InputError
 from sim.stats import pareto_front
 from sim.tuning.report import write_report
 from sim.tuning.sensitivity import SENSITIVITY_COLUMNS, UNORDERED_NOTE, choice_order, sensitivity
+from tests.helpers.browser import chromium, needs_chromium
 
 INTERVAL = "policy.flagger.analysis.interval"
 STEP = "policy.flagger.analysis.stepWeight"
@@ -523,11 +522,6 @@ def test_importance_is_optunas_ped_anova_on_the_same_trials():
 
 # --- in a real browser ---------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not on PATH (apt-get install -y chromium) - browser render tests skipped"
-)
-
 
 @needs_chromium
 def test_chromium_renders_without_console_errors_and_decodes_every_figure(tmp_path, report):
@@ -541,28 +535,15 @@ def test_chromium_renders_without_console_errors_and_decodes_every_figure(tmp_pa
         " document.body.setAttribute('data-loaded', 'yes'); });</script>"
     )
     probe.write_text(report.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
+    proc = chromium(
+        tmp_path,
         "--enable-logging=stderr",
         "--v=0",
-        f"--user-data-dir={tmp_path / 'profile'}",
         "--dump-dom",
         "--virtual-time-budget=5000",
-        probe.as_uri(),
-    ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"chromium did not finish within 120s: {exc}")
+        url=probe.as_uri(),
+        timeout_s=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == [], console

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.helpers.flagger import POLICY_FILE
+
 _SCENARIO = """\
 name: {name}
 horizon: 1h
@@ -21,16 +23,8 @@ telemetry:
   noise: true
 """
 
-CANARY = """\
-flagger:
-  analysis:
-    interval: 1m
-    threshold: 5
-    maxWeight: 50
-    stepWeight: 10
-    metrics:
-      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
-"""
+#: The base: Flagger's documented canary as a pdsim policy file.
+CANARY = POLICY_FILE
 
 SPACE = """\
 space:

@@ -44,12 +44,11 @@ def z_statistic(data: Looks) -> tuple[np.ndarray, np.ndarray]:
 
 
 def analytic_power(delta: float, var_a: float, var_b: float, n: float, alpha: float) -> float:
-    """Power of the planned two-sided test at difference ``delta`` (module docstring)."""
-    from scipy.special import ndtr
+    """Power of the planned two-sided test at difference ``delta`` (module docstring): the
+    planner's ``mean_power`` with the difference as a lift of a mean of 1, ``n`` per arm."""
+    from sim.policies.experiment.plan import mean_power
 
-    z = z_quantile(1.0 - alpha / 2.0)
-    s = math.sqrt((var_a + var_b) / n)
-    return float(ndtr(delta / s - z) + ndtr(-delta / s - z))
+    return mean_power(1.0, math.sqrt(var_a), delta, n, alpha=alpha, sd_candidate=math.sqrt(var_b))
 
 
 class FixedTest:
