@@ -6,7 +6,17 @@ import dataclasses
 
 import pytest
 
-from sim.outcomes import COLUMNS, PROMOTED, ROLLED_BACK, UNFINISHED, RunRecord, decide
+from sim.outcomes import (
+    BUSINESS_COLUMNS,
+    COLUMNS,
+    PROMOTED,
+    ROLLED_BACK,
+    UNFINISHED,
+    RunRecord,
+    decide,
+    winner_correct,
+    winner_of,
+)
 from tests.helpers import RECORD_FIELDS
 
 
@@ -23,7 +33,39 @@ def test_record_starts_with_exactly_the_contract_fields():
 
 def test_record_extensions_are_documented_ones():
     extensions = [f.name for f in dataclasses.fields(RunRecord)][len(RECORD_FIELDS) :]
-    assert extensions == ["excess_errors_after_promotion", "fault_onset_s", "final_phase", "ticks", "rollback_reason"]
+    assert extensions == [
+        "excess_errors_after_promotion",
+        "fault_onset_s",
+        "final_phase",
+        "ticks",
+        "rollback_reason",
+        *BUSINESS_COLUMNS,
+    ]
+    assert BUSINESS_COLUMNS[0] == "winner" and BUSINESS_COLUMNS[-1] == "srm"
+
+
+@pytest.mark.parametrize(
+    ("winner", "true_lift", "min_effect", "correct"),
+    [
+        ("candidate", 0.05, 0.01, True),  # a real lift, found
+        ("none", 0.05, 0.01, False),  # a real lift, missed
+        ("primary", 0.05, 0.01, False),  # a real lift, called the wrong way
+        ("primary", -0.05, 0.01, True),  # a real loss, kept the primary
+        ("none", -0.05, 0.01, True),  # a real loss, inconclusive: the primary stays
+        ("candidate", -0.05, 0.01, False),  # a real loss, shipped
+        ("none", 0.0, 0.0, True),  # A/A: no winner is right
+        ("candidate", 0.0, 0.0, False),  # A/A: a false winner
+        ("primary", 0.0, 0.0, False),  # A/A: a false winner too
+        ("candidate", 0.005, 0.01, True),  # below the effect of interest, right side
+        ("primary", 0.005, 0.01, False),  # below it, wrong side
+    ],
+)
+def test_winner_correct_rule(winner, true_lift, min_effect, correct):
+    assert winner_correct(winner, true_lift, min_effect) is correct
+
+
+def test_winner_of_an_outcome():
+    assert [winner_of(o) for o in (PROMOTED, ROLLED_BACK, UNFINISHED)] == ["candidate", "primary", "none"]
 
 
 def record(**kw) -> RunRecord:

@@ -29,6 +29,7 @@ from sim.limits import (
 )
 from sim.models import Duration, RunCount, Seed, StrictModel, Text, at_least, at_most, field_error
 from sim.policies.argo.spec import ArgoPolicySpec
+from sim.policies.experiment.spec import ExperimentPolicySpec
 from sim.policies.flagger.spec import FlaggerPolicySpec
 from sim.units import format_duration, parse_latency_ms, parse_rate
 from sim.yamlio import YamlDoc, load_yaml
@@ -395,6 +396,71 @@ class Unready(StrictModel):
     duration: Annotated[Duration, Field(gt=0)] | None = None
 
 
+# --- business outcomes (issue 19) -------------------------------------------------------
+
+
+class ConversionLaw(StrictModel):
+    """Each session converts (places one order) with probability ``rate``."""
+
+    rate: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class OrderValueLaw(StrictModel):
+    """An order's value: lognormal with this ``median`` (in the shop's currency) and
+    ``sigma`` (the standard deviation of its logarithm): heavy-tailed, as order values are."""
+
+    median: Annotated[float, Field(gt=0.0, le=1e9)]
+    sigma: Annotated[float, Field(ge=0.0, le=3.0)]
+
+
+class EngagementLaw(StrictModel):
+    """Engagement events per session (clicks, items viewed): Poisson with this ``mean``, or
+    gamma-Poisson with variance ``dispersion`` x mean when ``dispersion`` > 1."""
+
+    mean: Annotated[float, Field(ge=0.0, le=1e6)]
+    dispersion: Annotated[float, Field(ge=1.0, le=1e6)] = 1.0
+
+
+class Business(StrictModel):
+    """What users do besides sending requests (``sim.world.business``): each live request
+    starts a new session with probability 1 / ``requests_per_session``, served by the
+    version that served the request (all of a user's requests go to one version under an
+    experiment's split); a session converts, an order has a value, a session has an
+    engagement count. ``min_effect`` is the smallest relative lift of the decision metric
+    that matters to the business: the ground truth of a run's ``correct``."""
+
+    conversion: ConversionLaw = ConversionLaw(rate=0.03)
+    order_value: OrderValueLaw = OrderValueLaw(median=40.0, sigma=1.1)
+    engagement: EngagementLaw = EngagementLaw(mean=3.0)
+    requests_per_session: Annotated[float, Field(ge=1.0, le=1e6)] = 1.0
+    min_effect: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class Novelty(StrictModel):
+    """An extra relative lift at the start that fades: ``lift`` x 2^(-t / ``half_life``)."""
+
+    lift: Annotated[float, Field(gt=-1.0, le=100.0)]
+    half_life: Annotated[Duration, Field(gt=0)]
+
+
+class Effect(StrictModel):
+    """The candidate's relative change of one business metric: ``lift`` (0.05: +5%,
+    -0.02: -2%), plus a ``novelty`` that fades, for everyone or only the users of
+    ``cohort`` (a cohort of ``traffic.cohorts``)."""
+
+    lift: Annotated[float, Field(gt=-1.0, le=100.0)] = 0.0
+    novelty: Novelty | None = None
+    cohort: str | None = None
+
+
+class Effects(StrictModel):
+    """``release.effects``: the candidate's effects on business metrics (none: an A/A test)."""
+
+    conversion: Effect | None = None
+    order_value: Effect | None = None
+    engagement: Effect | None = None
+
+
 class Release(StrictModel):
     """The candidate: the baseline plus its faults (none: a good release).
 
@@ -412,6 +478,7 @@ class Release(StrictModel):
     test_rps: Annotated[Rate, Field(ge=0)] = 0.0
     unready: list[Unready] = []
     bad: bool | None = None
+    effects: Effects = Effects()
 
 
 class SeriesPoint(StrictModel):
@@ -590,12 +657,13 @@ class PolicySpec(StrictModel):
 
     flagger: FlaggerPolicySpec | None = None
     argo: ArgoPolicySpec | None = None
+    experiment: ExperimentPolicySpec | None = None
     manifest: str | list[str] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> PolicySpec:
-        if sum(x is not None for x in (self.flagger, self.argo, self.manifest)) != 1:
-            raise ValueError("give exactly one of flagger, argo or manifest")
+        if sum(x is not None for x in (self.flagger, self.argo, self.experiment, self.manifest)) != 1:
+            raise ValueError("give exactly one of flagger, argo, experiment or manifest")
         if self.manifest == [] or self.manifest == "":
             raise ValueError("manifest: give a path (or a list of paths) to Kubernetes manifests")
         return self
@@ -614,6 +682,7 @@ class Scenario(StrictModel):
     release: Release = Release()
     telemetry: Telemetry = Telemetry()
     noise: Noise = Noise()
+    business: Business | None = None
     webhooks: dict[str, Annotated[WebhookScript, BeforeValidator(_script)]] = {}
     policy: PolicySpec | None = None
     runs: RunCount = 100
@@ -625,6 +694,32 @@ class Scenario(StrictModel):
         for i, f in enumerate(self.release.faults):
             if f.cohort is not None and f.cohort not in names:
                 raise ValueError(f"release.faults[{i}].cohort {f.cohort!r} is not a cohort of traffic.cohorts")
+        effects = self.release.effects
+        for metric in ("conversion", "order_value", "engagement"):
+            e = getattr(effects, metric)
+            if e is None:
+                continue
+            if self.business is None:
+                raise field_error(
+                    "Scenario", ("release", "effects", metric), "release.effects needs a business: block", e.lift
+                )
+            if e.cohort is not None and e.cohort not in names:
+                raise field_error(
+                    "Scenario",
+                    ("release", "effects", metric, "cohort"),
+                    "is not a cohort of traffic.cohorts",
+                    e.cohort,
+                )
+        if self.business is not None and effects.conversion is not None:
+            e, rate = effects.conversion, self.business.conversion.rate
+            peak = 1.0 + max(e.lift, e.lift + (e.novelty.lift if e.novelty is not None else 0.0))
+            if rate * peak >= 1.0:
+                raise field_error(
+                    "Scenario",
+                    ("release", "effects", "conversion", "lift"),
+                    f"the candidate's conversion rate would reach {rate * peak:.4g} (must stay below 1)",
+                    e.lift,
+                )
         return self
 
     @model_validator(mode="after")

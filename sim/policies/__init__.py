@@ -18,6 +18,8 @@ from sim.policies.argo import ArgoPolicySpec, ArgoRollout, ArgoState
 from sim.policies.base import (
     Action,
     BatchObservation,
+    BusinessData,
+    ExperimentEnded,
     Finish,
     MatrixResult,
     MetricQuery,
@@ -46,6 +48,8 @@ __all__ = [
     "ArgoRollout",
     "ArgoState",
     "BatchObservation",
+    "BusinessData",
+    "ExperimentEnded",
     "Finish",
     "FlaggerCanary",
     "FlaggerPolicySpec",

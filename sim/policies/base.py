@@ -228,6 +228,40 @@ _NO_ROUTES, _READY = Routes(), Readiness()
 _NEW_DICT: Any = object()
 
 
+@dataclass(frozen=True)
+class BusinessData:
+    """Cumulative business outcomes per arm of one run, for an A/B experiment (issue 19).
+
+    Every field is a pair ``(primary, candidate)``: what the sessions served by each
+    version produced from the rollout's start up to the tick (the world's ``business:``
+    model, ``sim.world.business``). A session is served by one version (sticky by user
+    under ``SetWeights.by_user``); its conversion, order value and engagement are that
+    version's.
+
+    Attributes:
+        sessions: sessions started on each version.
+        conversions: sessions that converted (at most one conversion per session).
+        order_value_sum, order_value_sumsq: the sum and the sum of squares of the order
+            values of those conversions (so revenue per session has the same sums).
+        engagement_sum, engagement_sumsq: the sum and sum of squares of the per-session
+            engagement counts.
+        users: distinct users seen on each version (what an assignment log counts; the
+            sample-ratio-mismatch check compares them with the split).
+        requests, errors: live requests each version served and how many failed, over
+            the same span (what a request-success-rate guardrail reads).
+    """
+
+    sessions: tuple[float, float] = (0.0, 0.0)
+    conversions: tuple[float, float] = (0.0, 0.0)
+    order_value_sum: tuple[float, float] = (0.0, 0.0)
+    order_value_sumsq: tuple[float, float] = (0.0, 0.0)
+    engagement_sum: tuple[float, float] = (0.0, 0.0)
+    engagement_sumsq: tuple[float, float] = (0.0, 0.0)
+    users: tuple[float, float] = (0.0, 0.0)
+    requests: tuple[float, float] = (0.0, 0.0)
+    errors: tuple[float, float] = (0.0, 0.0)
+
+
 @dataclass(frozen=True, init=False)
 class Observation:
     """Everything a policy may see at one tick.
@@ -267,6 +301,9 @@ class Observation:
             in ``pdsim replay`` of a metric-values CSV. Under class stepping, the world
             judges for the policy instead (``Policy.batch_judge``): ``ASK_JUDGE`` first,
             then the run's ``Judged`` answer.
+        business: the run's cumulative business outcomes per version (``BusinessData``),
+            filled by the world only for a policy whose tags declare ``reads_business``
+            and a scenario with a ``business:`` block; None otherwise.
     """
 
     t: float
@@ -279,6 +316,7 @@ class Observation:
     webhook_latency: Mapping[str, float] = field(default_factory=dict)
     versions: JudgeData | Judged | AskJudge | None = None
     webhook_attempt: Callable[[str, int, float], bool] | None = None
+    business: BusinessData | None = None
 
     def __init__(
         self,
@@ -292,6 +330,7 @@ class Observation:
         webhook_latency: Mapping[str, float] = _NEW_DICT,
         versions: JudgeData | Judged | AskJudge | None = None,
         webhook_attempt: Callable[[str, int, float], bool] | None = None,
+        business: BusinessData | None = None,
     ) -> None:
         # The frozen-state copy device (sim.policies.frozen), inlined: one write of the instance dict instead of a
         # frozen object.__setattr__ per field: the world builds one per tick of every rollout.
@@ -309,6 +348,7 @@ class Observation:
                 "webhook_latency": {} if webhook_latency is _NEW_DICT else webhook_latency,
                 "versions": versions,
                 "webhook_attempt": webhook_attempt,
+                "business": business,
             },
         )
 
@@ -398,6 +438,10 @@ class SetWeights:
       pods are available (``rollout/trafficrouting.go``
       ``calculateDesiredWeightOnAbortOrStableRollback``); live traffic reaching the
       canary meanwhile counts in the blast radius.
+    * ``by_user`` (an A/B experiment's split, issue 19): ``canary_weight`` percent of the
+      *users* go to the canary, each user's requests all to one version (assigned by a
+      hash of the user id, sticky for the rollout, as experimentation platforms assign),
+      instead of that percent of the requests.
     """
 
     canary_weight: int
@@ -408,6 +452,7 @@ class SetWeights:
     header_match: str = ""
     mirror_match: str = ""
     once_primary_ready: bool = False
+    by_user: bool = False
 
 
 @dataclass(frozen=True)
@@ -464,7 +509,29 @@ class Finish:
     phase: str
 
 
-Action = SetWeights | Promote | Rollback | ScaleUp | HookCalled | Finish
+@dataclass(frozen=True)
+class ExperimentEnded:
+    """An A/B experiment's conclusion (issue 19), given with the ``Promote`` or
+    ``Rollback`` that acts on it; the world writes it into the run record.
+
+    Attributes:
+        winner: ``candidate``, ``primary`` or ``none`` (inconclusive, or stopped).
+        lift: the rule's estimate of the primary metric's relative lift (candidate /
+            primary - 1), NaN when it has none.
+        lift_low, lift_high: its interval at the rule's level.
+        srm: the sample-ratio-mismatch check flagged the split.
+        reason: why it ended, in words.
+    """
+
+    winner: Literal["candidate", "primary", "none"]
+    lift: float = math.nan
+    lift_low: float = math.nan
+    lift_high: float = math.nan
+    srm: bool = False
+    reason: str = ""
+
+
+Action = SetWeights | Promote | Rollback | ScaleUp | HookCalled | Finish | ExperimentEnded
 
 
 @dataclass(frozen=True)
@@ -526,6 +593,8 @@ class PolicyTags:
         steps_by_class: the policy implements ``observation_keys`` (see ``BatchObservation``):
             the world may then step once for each class of runs that tick together with
             equal states and equal keys, instead of once per run.
+        reads_business: the policy reads ``Observation.business`` (an A/B experiment): the
+            world fills it at every tick (and draws both versions' requests).
     """
 
     reads_versions: bool = False
@@ -533,6 +602,7 @@ class PolicyTags:
     trace_on_change: bool = False
     reads_vectors: bool = False
     steps_by_class: bool = False
+    reads_business: bool = False
 
 
 #: The tags of a policy that declares none.
@@ -685,6 +755,13 @@ class Policy(Protocol):
         runs with equal states and equal rows get one step. None: step this batch's runs
         one by one. Called only for a policy whose tags declare ``steps_by_class``."""
         return None
+
+    def business_metric(self) -> str:
+        """The business metric whose true lift decides whether the rollout's outcome was
+        right (the record's ``correct``, issue 19): ``conversion`` (default),
+        ``order_value``, ``revenue`` or ``engagement``. An A/B experiment names its
+        primary metric."""
+        return "conversion"
 
     def batch_judge(self) -> Judge | None:
         """The judge the world runs for a class-stepping policy that reads both versions
