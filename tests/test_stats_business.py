@@ -155,3 +155,38 @@ def test_record_type_has_the_contract_fields():
     # The summaries read the record's names: a rename in sim/outcomes.py must fail here.
     names = {f.name for f in dataclasses.fields(RunRecord)}
     assert set(BUSINESS_SUMMARY_COLUMNS) <= names
+
+
+def _fake_chunks(records: list[RunRecord]):
+    """An ``iter_chunks`` that yields the given records, whatever the scenario (the world
+    does not produce business outcomes yet: the CLI's summary printing is what is tested)."""
+
+    def fake(scenario, policy, runs, seed, *, progress=None, chunk_size=1000, **_kw):
+        for start in range(0, runs, chunk_size):
+            chunk = records[start : min(runs, start + chunk_size)]
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk
+
+    return fake
+
+
+def test_pdsim_run_prints_the_experiment_block_and_json_carries_it(monkeypatch, tmp_path):
+    import sim.runs.runner as runner
+    from tests.helpers.cli import invoke
+    from tests.helpers.paths import SCENARIOS
+
+    records = business_records([0.0, 0.05], 100, seed=5)
+    monkeypatch.setattr(runner, "iter_chunks", _fake_chunks(records))
+    scenario = SCENARIOS / "good-release.yaml"
+    text = invoke("run", scenario, "--runs", 200, "--chunk-size", 64)
+    assert text.exit_code == 0, text.output
+    assert "experiment (business outcomes)" in text.output
+    assert "false_winner_rate" in text.output and "power at true lift +5.00%" in text.output
+    result = invoke("run", scenario, "--runs", 200, "--json", "--out", tmp_path / "out")
+    assert result.exit_code == 0
+    head = json.loads(result.output)
+    want = summarize_records([r.as_dict() for r in records])
+    assert head["summary"] == json.loads(json.dumps(want))
+    stored = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert stored["summary"]["false_winner_rate"] == head["summary"]["false_winner_rate"]
