@@ -1,0 +1,445 @@
+"""Business outcomes of live traffic (issue 19): sessions, conversions, order values and
+engagement per version, from a scenario's ``business:`` block and ``release.effects``.
+
+The law, per run, segment, cohort and version (``BusinessModel``, ``BusinessLedger.add``):
+
+* **sessions**: each live request a version serves starts a session with probability
+  1/k (k = ``requests_per_session``), so given the N live requests of a cell, its
+  sessions are Binomial(N, 1/k) (independent thinning of the requests). Sessions thus
+  follow whatever routed the requests (weights, header cohorts, session affinity).
+* **conversions**: each session converts with p = rate for the primary and
+  rate · (1 + L(t)) for the candidate where its effect applies (everyone, or the
+  effect's cohort only), L(t) = lift + novelty.lift · 2^(−t/half_life), t the segment's
+  midpoint in seconds since the rollout started: Binomial(sessions, p).
+* **order values**: each conversion's value is lognormal with median m · (1 + L_order(t))
+  and log-sd σ. Each value is drawn (the sum and the sum of squares are then exact)
+  while a cell has at most ``EXACT_LIMIT`` (200) conversions; above that, the pair (Σx, Σx²)
+  is drawn from the bivariate normal with the exact mean and covariance of a sum of
+  that many i.i.d. pairs (x, x²) (the CLT: E x^j = m^j exp(j²σ²/2), the lognormal's
+  moments, Johnson, Kotz & Balakrishnan, *Continuous Univariate Distributions* vol. 1,
+  ch. 14), so large cells cost O(1) and keep exact first and second moments.
+* **engagement**: per session Poisson(μ·(1 + L_eng(t))), or gamma-Poisson (negative
+  binomial) with variance d·mean when ``dispersion`` d > 1. The sum over n sessions is
+  drawn exactly (a sum of n Poisson(μ) is Poisson(nμ); of n NB(a, q) is NB(na, q)). The
+  sum of squares is not a function of the sum: up to ``EXACT_LIMIT`` sessions each
+  count is drawn (exact); above, Σy² is drawn from its normal law *given the drawn sum*
+  (the bivariate CLT's conditional, with the exact moments of y from its factorial
+  moments E[y(y−1)...(y−j+1)] = E[G^j], G the gamma mean; Johnson, Kemp & Kotz,
+  *Univariate Discrete Distributions*, ch. 4 and 5), so the sum is always exact.
+
+All draws come from each run's own ``business`` stream (``sim.seeds.STREAMS``), a numpy
+Generator made from the run's seed (``sim.seeds.Streams``): the draws need binomial,
+lognormal and negative-binomial vectors whose lengths depend on the counts, which numpy
+samples exactly; a run's draws follow its own history only, so its business data do not
+depend on the batch. The cost is a few numpy calls per run and advance, and only for a
+scenario with ``business:``.
+
+Users per version are the expected distinct users behind its sessions: a session's user
+is drawn by activity weight within its cohort's activity groups (``Population``), so a
+group of n users receiving k of the sessions has n(1 − (1 − 1/n)^k) distinct users in
+expectation (the occupancy law's mean, ``sim.world.users``); it is computed from the
+drawn sessions, not drawn itself (it never decreases from tick to tick).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.inputs.scenario import Effect, Scenario
+from sim.policies.base import BusinessData
+from sim.seeds import Streams
+from sim.world.traffic import Population, RateFunction
+
+#: Conversions (or sessions) of one cell up to which every order value (engagement
+#: count) is drawn one by one; above it the moments' normal law is used.
+EXACT_LIMIT = 200
+#: Pieces of the ``after_promotion`` window over which novelty is integrated.
+AFTER_PIECES = 64
+#: The business metrics a policy may name (``Policy.business_metric``).
+METRICS = ("conversion", "order_value", "revenue", "engagement")
+
+
+def lift_at(effect: Effect | None, t: np.ndarray) -> np.ndarray:
+    """An effect's relative lift L(t) = lift + novelty.lift · 2^(−t/half_life) at times
+    ``t`` (seconds since the rollout started); 0 without an effect."""
+    t = np.asarray(t, dtype=float)
+    if effect is None:
+        return np.zeros_like(t)
+    out = np.full_like(t, effect.lift)
+    if effect.novelty is not None:
+        out = out + effect.novelty.lift * np.exp2(-np.maximum(t, 0.0) / effect.novelty.half_life)
+    return out
+
+
+def lognormal_moments(median: float, sigma: float) -> tuple[float, float, float, float]:
+    """E x, E x², E x³, E x⁴ of a lognormal with this median and log-sd:
+    E x^j = median^j · exp(j² σ² / 2)."""
+    return tuple(median**j * math.exp(j * j * sigma * sigma / 2.0) for j in (1, 2, 3, 4))  # type: ignore[return-value]
+
+
+def count_moments(mean: float, dispersion: float) -> tuple[float, float, float, float]:
+    """E y, E y², E y³, E y⁴ of an engagement count: Poisson(mean) (dispersion 1) or
+    gamma-Poisson with variance dispersion · mean. From the factorial moments f_j =
+    E[G^j] (G ≡ mean for the Poisson; gamma with shape a = mean/(d−1) and scale d−1:
+    E G^j = scale^j a(a+1)...(a+j−1)): E y² = f2 + f1, E y³ = f3 + 3 f2 + f1,
+    E y⁴ = f4 + 6 f3 + 7 f2 + f1 (Stirling numbers of the second kind)."""
+    if dispersion <= 1.0 or mean == 0.0:
+        f = [mean**j for j in (1, 2, 3, 4)]
+    else:
+        scale = dispersion - 1.0
+        a = mean / scale
+        f = [scale**j * math.prod(a + i for i in range(j)) for j in (1, 2, 3, 4)]
+    f1, f2, f3, f4 = f
+    return f1, f2 + f1, f3 + 3 * f2 + f1, f4 + 6 * f3 + 7 * f2 + f1
+
+
+def count_moments_array(mean: np.ndarray, dispersion: float) -> list[np.ndarray]:
+    """``count_moments`` for an array of means."""
+    mean = np.asarray(mean, dtype=float)
+    if dispersion <= 1.0:
+        f = [mean**j for j in (1, 2, 3, 4)]
+    else:
+        scale = dispersion - 1.0
+        a = mean / scale
+        f = [scale**j * np.prod([a + i for i in range(j)], axis=0) for j in (1, 2, 3, 4)]
+    f1, f2, f3, f4 = f
+    return [f1, f2 + f1, f3 + 3 * f2 + f1, f4 + 6 * f3 + 7 * f2 + f1]
+
+
+def _pairs_normal(rng: np.random.Generator, n: np.ndarray, m: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(Σx, Σx²) of n i.i.d. x with raw moments ``m`` (arrays, one per cell), from the
+    bivariate normal with the sums' exact means and covariance (the CLT, by its Cholesky
+    factor); Σx kept >= 0 and Σx² >= (Σx)²/n (Cauchy–Schwarz)."""
+    m1, m2, m3, m4 = m
+    v = n * (m2 - m1 * m1)
+    c = n * (m3 - m1 * m2)
+    w = n * (m4 - m2 * m2)
+    sv = np.sqrt(np.maximum(v, 0.0))
+    z = rng.standard_normal((2, len(n)))
+    slope = np.where(sv > 0, c / np.where(sv > 0, sv, 1.0), 0.0)
+    rest = np.sqrt(np.maximum(w - slope * slope, 0.0))
+    s = np.maximum(n * m1 + sv * z[0], 0.0)
+    q = n * m2 + slope * z[0] + rest * z[1]
+    return s, np.maximum(q, s * s / n)
+
+
+def _square_given_sum(rng: np.random.Generator, n: np.ndarray, s: np.ndarray, m: list[np.ndarray]) -> np.ndarray:
+    """Σy² of n i.i.d. counts y with raw moments ``m`` given their drawn sums ``s``: the
+    bivariate CLT's conditional normal, mean n·m2 + c/v·(s − n·m1), variance n·(w − c²/v)
+    (v, c, w: var y, cov(y, y²), var y²). Kept >= s (counts: y² >= y) and >= s²/n."""
+    m1, m2, m3, m4 = m
+    v, c, w = m2 - m1 * m1, m3 - m1 * m2, m4 - m2 * m2
+    beta = np.where(v > 0, c / np.where(v > 0, v, 1.0), 0.0)
+    mean = n * m2 + beta * (s - n * m1)
+    sd = np.sqrt(np.maximum(n * (w - beta * c), 0.0))
+    return np.maximum(np.maximum(mean + sd * rng.standard_normal(len(n)), s * s / n), s)
+
+
+@dataclass(frozen=True)
+class BusinessModel:
+    """What depends on the scenario only: the laws and the candidate's effects.
+
+    Attributes:
+        rate, median, sigma, mean, dispersion, k, min_effect: the ``business:`` block.
+        effects: the candidate's ``release.effects``.
+        cohort_index: each effect's cohort index in the population (None: everyone).
+        cohort_share: each cohort's share of traffic (so of sessions).
+    """
+
+    rate: float
+    median: float
+    sigma: float
+    mean: float
+    dispersion: float
+    k: float
+    min_effect: float
+    conversion: Effect | None
+    order_value: Effect | None
+    engagement: Effect | None
+    cohort_index: dict[str, int | None]
+    cohort_share: np.ndarray
+
+    @classmethod
+    def of(cls, scenario: Scenario, population: Population) -> BusinessModel | None:
+        """The model of a scenario, or None without ``business:``."""
+        b = scenario.business
+        if b is None:
+            return None
+        names = [c.name for c in scenario.traffic.cohorts]
+        eff = scenario.release.effects
+        index: dict[str, int | None] = {}
+        for metric in ("conversion", "order_value", "engagement"):
+            e = getattr(eff, metric)
+            index[metric] = None if e is None or e.cohort is None else 1 + names.index(e.cohort)
+        return cls(
+            b.conversion.rate,
+            b.order_value.median,
+            b.order_value.sigma,
+            b.engagement.mean,
+            b.engagement.dispersion,
+            b.requests_per_session,
+            b.min_effect,
+            eff.conversion,
+            eff.order_value,
+            eff.engagement,
+            index,
+            population.cohort_share,
+        )
+
+    def multiplier(self, metric: str, t: np.ndarray) -> np.ndarray:
+        """The candidate's factor 1 + L(t) of ``metric`` (conversion, order_value,
+        engagement) per time and cohort (S, C): 1 for cohorts the effect leaves alone."""
+        t = np.asarray(t, dtype=float)
+        effect = getattr(self, metric)
+        C = len(self.cohort_share)
+        out = np.ones((len(t), C))
+        if effect is None:
+            return out
+        lift = lift_at(effect, t)
+        c = self.cohort_index[metric]
+        if c is None:
+            out += lift[:, None]
+        else:
+            out[:, c] += lift
+        return out
+
+    def order_mean(self) -> float:
+        """The primary's mean order value: median · exp(σ²/2) (the lognormal's mean)."""
+        return self.median * math.exp(self.sigma**2 / 2.0)
+
+    def per_session(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected conversions and revenue per session (S, C, version: primary, candidate)
+        at times ``t``: p and p · mean order value."""
+        conv = self.rate * np.stack([np.ones((len(t), len(self.cohort_share))), self.multiplier("conversion", t)], -1)
+        order = self.order_mean() * np.stack([np.ones_like(conv[..., 0]), self.multiplier("order_value", t)], axis=-1)
+        return conv, conv * order
+
+    def true_lift(self, metric: str) -> float:
+        """The candidate's long-run relative lift of ``metric`` (no novelty), over the
+        whole population: a cohort-only effect weighted by its cohort's share of sessions
+        (for revenue, (1 + conversion lift)(1 + order lift) − 1 per cohort, then weighted)."""
+        share = self.cohort_share / self.cohort_share.sum()
+
+        def per_cohort(name: str) -> np.ndarray:
+            e = getattr(self, name)
+            out = np.zeros(len(share))
+            if e is None:
+                return out
+            c = self.cohort_index[name]
+            if c is None:
+                out[:] = e.lift
+            else:
+                out[c] = e.lift
+            return out
+
+        if metric == "revenue":
+            lift = (1.0 + per_cohort("conversion")) * (1.0 + per_cohort("order_value")) - 1.0
+            # Revenue is per session; its mean over cohorts weighs the primary's revenue alike.
+            return float((share * lift).sum())
+        if metric not in ("conversion", "order_value", "engagement"):
+            raise ValueError(f"unknown business metric {metric!r} (one of {', '.join(METRICS)})")
+        return float((share * per_cohort(metric)).sum())
+
+
+class BusinessLedger:
+    """Cumulative business outcomes per run and version (primary 0, candidate 1) of a batch.
+
+    Args:
+        model: the scenario's business model.
+        seeds: the runs' seeds (their ``business`` streams).
+        population: users and cohorts (distinct users per version).
+        noise: False makes every quantity its expectation (deterministic tests).
+    """
+
+    def __init__(self, model: BusinessModel, seeds: list[int], population: Population, noise: bool = True) -> None:
+        self.model = model
+        self.population = population
+        self.noise = noise
+        self._streams = [Streams(s) for s in seeds]
+        R, C = len(seeds), population.n_cohorts
+        shape = (R, 2)
+        self.sessions = np.zeros(shape)
+        self.conversions = np.zeros(shape)
+        self.order_value_sum = np.zeros(shape)
+        self.order_value_sumsq = np.zeros(shape)
+        self.engagement_sum = np.zeros(shape)
+        self.engagement_sumsq = np.zeros(shape)
+        self.requests = np.zeros(shape)
+        self.errors = np.zeros(shape)
+        #: Sessions per run, version and cohort (distinct users).
+        self.cohort_sessions = np.zeros((R, 2, C))
+        #: Expected conversions and revenue lost against the better version, per run.
+        self.regret_conversions = np.zeros(R)
+        self.regret_revenue = np.zeros(R)
+        self.regret_conversions_after = np.full(R, np.nan)
+        self.regret_revenue_after = np.full(R, np.nan)
+        #: Runs still in the rollout (a decision stops their business accounting).
+        self.active = np.ones(R, dtype=bool)
+        self._order_m = lognormal_moments(model.median, model.sigma)
+        self._groups = [population.groups_of(c) if (population.cohort == c).any() else None for c in range(C)]
+
+    def rng(self, run: int) -> np.random.Generator:
+        """Run ``run``'s business stream."""
+        return self._streams[run]["business"]
+
+    def add(self, runs: np.ndarray, mid: np.ndarray, live: np.ndarray, errors: np.ndarray) -> None:
+        """Business outcomes of the live requests ``live`` (R, S, C, version) served at
+        segment midpoints ``mid`` (S,) to ``runs``, with their failures ``errors`` (same
+        shape): only the runs still in their rollout (``active``) count."""
+        on = self.active[runs]
+        if not on.any():
+            return
+        runs, live, errors = runs[on], live[on], errors[on]
+        m = self.model
+        self.requests[runs] += live.sum(axis=(1, 2))
+        self.errors[runs] += errors.sum(axis=(1, 2))
+        conv_p, rev_p = m.per_session(mid)  # (S, C, 2)
+        mult_o = np.stack([np.ones((len(mid), live.shape[2])), m.multiplier("order_value", mid)], axis=-1)
+        mult_e = np.stack([np.ones((len(mid), live.shape[2])), m.multiplier("engagement", mid)], axis=-1)
+        for i, r in enumerate(runs.tolist()):
+            n = live[i]  # (S, C, 2)
+            if self.noise:
+                rng = self.rng(r)
+                sessions = rng.binomial(np.rint(n).astype(np.int64), 1.0 / m.k).astype(float)
+                conversions = rng.binomial(sessions.astype(np.int64), conv_p).astype(float)
+                ov = self._order_values(rng, conversions, mult_o)
+                eng = self._engagement(rng, sessions, mult_e)
+            else:
+                sessions = n / m.k
+                conversions = sessions * conv_p
+                om = np.array(self._order_m)
+                ov = (
+                    (conversions * m.order_mean() * mult_o).sum(axis=(0, 1)),
+                    (conversions * om[1] * mult_o**2).sum(axis=(0, 1)),
+                )
+                e2 = count_moments_array(m.mean * mult_e, m.dispersion)[1]
+                eng = (
+                    (sessions * m.mean * mult_e).sum(axis=(0, 1)),
+                    (sessions * e2).sum(axis=(0, 1)),
+                )
+            self.sessions[r] += sessions.sum(axis=(0, 1))
+            self.conversions[r] += conversions.sum(axis=(0, 1))
+            self.order_value_sum[r] += ov[0]
+            self.order_value_sumsq[r] += ov[1]
+            self.engagement_sum[r] += eng[0]
+            self.engagement_sumsq[r] += eng[1]
+            self.cohort_sessions[r] += sessions.sum(axis=0).T
+            # Expected loss against serving each session the better version then.
+            for gap, out in ((conv_p, self.regret_conversions), (rev_p, self.regret_revenue)):
+                d = gap[..., 1] - gap[..., 0]  # (S, C): the candidate's per-session advantage
+                out[r] += float((sessions[..., 1] * np.maximum(-d, 0.0) + sessions[..., 0] * np.maximum(d, 0.0)).sum())
+
+    def _order_values(
+        self, rng: np.random.Generator, conversions: np.ndarray, mult: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sum and sum of squares of the order values per version (2,), drawn for the cells
+        (S, C, 2) of ``conversions``, medians scaled by ``mult`` (module docstring)."""
+        m = self.model
+        c = conversions.reshape(-1)
+        med = (m.median * mult).reshape(-1)
+        version = np.broadcast_to(np.arange(2), conversions.shape).reshape(-1)
+        s, q = np.zeros(2), np.zeros(2)
+        small = (c > 0) & (c <= EXACT_LIMIT)
+        if small.any():
+            reps = c[small].astype(np.int64)
+            x = rng.lognormal(np.repeat(np.log(med[small]), reps), m.sigma)
+            v = np.repeat(version[small], reps)
+            s += np.bincount(v, weights=x, minlength=2)
+            q += np.bincount(v, weights=x * x, minlength=2)
+        big = c > EXACT_LIMIT
+        if big.any():
+            n, md = c[big], med[big]
+            mom = [md**j * math.exp(j * j * m.sigma**2 / 2.0) for j in (1, 2, 3, 4)]
+            a, b = _pairs_normal(rng, n, mom)
+            s += np.bincount(version[big], weights=a, minlength=2)
+            q += np.bincount(version[big], weights=b, minlength=2)
+        return s, q
+
+    def _engagement(
+        self, rng: np.random.Generator, sessions: np.ndarray, mult: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sum and sum of squares of the per-session engagement counts per version (2,),
+        for the cells (S, C, 2) of ``sessions``, means scaled by ``mult``."""
+        m = self.model
+        s, q = np.zeros(2), np.zeros(2)
+        n = sessions.reshape(-1)
+        mu = (m.mean * mult).reshape(-1)
+        version = np.broadcast_to(np.arange(2), sessions.shape).reshape(-1)
+        keep = (n > 0) & (mu > 0)
+        if not keep.any():
+            return s, q
+        n, mu, version = n[keep], mu[keep], version[keep]
+        d = m.dispersion
+        small = n <= EXACT_LIMIT
+        if small.any():
+            reps = n[small].astype(np.int64)
+            each = np.repeat(mu[small], reps)
+            # Gamma-Poisson as numpy's negative binomial: shape mu/(d−1), success probability 1/d.
+            y = (rng.negative_binomial(each / (d - 1.0), 1.0 / d) if d > 1.0 else rng.poisson(each)).astype(float)
+            v = np.repeat(version[small], reps)
+            s += np.bincount(v, weights=y, minlength=2)
+            q += np.bincount(v, weights=y * y, minlength=2)
+        big = ~small
+        if big.any():
+            nb, mb = n[big], mu[big]
+            # The sum exactly: Poisson(n mu), or NB(n a, 1/d) (sums of i.i.d. NB(a, 1/d)).
+            total = (rng.negative_binomial(nb * mb / (d - 1.0), 1.0 / d) if d > 1.0 else rng.poisson(nb * mb)).astype(
+                float
+            )
+            mom = count_moments_array(mb, d)
+            sq = _square_given_sum(rng, nb, total, mom)
+            s += np.bincount(version[big], weights=total, minlength=2)
+            q += np.bincount(version[big], weights=sq, minlength=2)
+        return s, q
+
+    def users(self, r: int) -> tuple[float, float]:
+        """Expected distinct users behind run ``r``'s sessions per version (module docstring)."""
+        out = [0.0, 0.0]
+        for v in (0, 1):
+            for c, groups in enumerate(self._groups):
+                k = self.cohort_sessions[r, v, c]
+                if groups is None or k <= 0:
+                    continue
+                sizes, p = groups
+                n = sizes.astype(float)
+                out[v] += float((n * -np.expm1(k * p * np.log1p(-1.0 / np.maximum(n, 1.0 + 1e-12)))).sum())
+        return out[0], out[1]
+
+    def data(self, r: int) -> BusinessData:
+        """Run ``r``'s cumulative business data (``Observation.business``)."""
+
+        def pair(a: np.ndarray) -> tuple[float, float]:
+            return float(a[r, 0]), float(a[r, 1])
+
+        return BusinessData(
+            sessions=pair(self.sessions),
+            conversions=pair(self.conversions),
+            order_value_sum=pair(self.order_value_sum),
+            order_value_sumsq=pair(self.order_value_sumsq),
+            engagement_sum=pair(self.engagement_sum),
+            engagement_sumsq=pair(self.engagement_sumsq),
+            users=self.users(r),
+            requests=pair(self.requests),
+            errors=pair(self.errors),
+        )
+
+    def after_decision(self, r: int, t0: float, duration_s: float, kept: int, rate: RateFunction) -> None:
+        """The expected regret over the ``after_promotion`` window [t0, t0 + duration_s)
+        of run ``r``, all traffic on version ``kept`` (0 primary, 1 candidate): the
+        window's expected sessions (λ's integral per cohort / k) times the per-session gap
+        to the better version, with novelty at the midpoints of ``AFTER_PIECES`` equal
+        pieces (the midpoint rule; the gap is smooth in t)."""
+        if duration_s <= 0:
+            self.regret_conversions_after[r] = 0.0
+            self.regret_revenue_after[r] = 0.0
+            return
+        edges = t0 + duration_s * np.arange(AFTER_PIECES + 1) / AFTER_PIECES
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        requests = np.diff(rate.cumulative(edges))[:, None] * self.model.cohort_share[None, :]
+        conv_p, rev_p = self.model.per_session(mid)
+        sessions = requests / self.model.k
+        for gap, out in ((conv_p, self.regret_conversions_after), (rev_p, self.regret_revenue_after)):
+            out[r] = float((sessions * (gap.max(axis=-1) - gap[..., kept])).sum())
