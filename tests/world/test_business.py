@@ -1,0 +1,277 @@
+"""Business outcomes in the world (issue 19, ``sim.world.business``): each law against
+its exact expectation and variance, novelty's decay, the records' business fields on
+hand cases (``noise: false``: every quantity its expectation), what a policy that reads
+business data sees, and same seed same data for any batch.
+
+Statistical checks use fixed seeds and state their tolerance in standard errors of the
+estimate (4-5 se: a false law with the stated error would fail them)."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sim.inputs.scenario import parse_scenario
+from sim.outcomes import BUSINESS_COLUMNS
+from sim.policies.base import (
+    Action,
+    ExperimentEnded,
+    Finish,
+    Observation,
+    PolicyTags,
+    Promote,
+    Rollback,
+    SetWeights,
+)
+from sim.world.business import (
+    EXACT_LIMIT,
+    BusinessLedger,
+    BusinessModel,
+    count_moments,
+    lift_at,
+    lognormal_moments,
+)
+from sim.world.controller import run_rollouts
+from sim.world.traffic import build_population
+from sim.yamlio import loads_yaml
+from tests.world.minute_policy import MinutePolicy
+
+RATE = 10.0  # requests/s
+
+
+def _scenario(business: str = "", effects: str = "", noise: bool = False, extra: str = "", rate: float = RATE):
+    text = (
+        f"name: business\nhorizon: 30m\nafter_promotion: 10m\ntraffic:\n  rate: {rate:g}/s\n  users: 1000\n"
+        f"{extra}baseline:\n  error_rate: 0\n"
+    )
+    if business:
+        text += "business:\n" + textwrap.indent(textwrap.dedent(business), "  ")
+    if effects:
+        text += "release:\n  effects:\n" + textwrap.indent(textwrap.dedent(effects), "    ")
+    text += f"telemetry:\n  noise: {'true' if noise else 'false'}\n"
+    return parse_scenario(loads_yaml(text, file="business.yaml"))
+
+
+class Scripted(MinutePolicy):
+    """Ticks every 60 s and does ``script[k]`` at tick k; finishes after ``end`` ticks."""
+
+    name = "scripted"
+
+    def __init__(self, script: dict[int, tuple[Action, ...]], end: int, reads: bool = False) -> None:
+        self.script, self.end = script, end
+        self.reads = reads
+        self.seen: list[Any] = []
+
+    @property
+    def tags(self) -> PolicyTags:
+        return PolicyTags(reads_business=self.reads)
+
+    def step(self, state: Any, obs: Observation) -> tuple[Any, tuple[Action, ...]]:
+        self.seen.append(obs.business)
+        tick = state.tick + 1
+        acts = self.script.get(tick, ())
+        if tick >= self.end:
+            return replace(state, tick=tick, phase="Done"), (*acts, Finish("Done"))
+        return replace(state, tick=tick), acts
+
+
+# --- the laws ------------------------------------------------------------------------
+
+
+def _ledger(business: str, effects: str = "", runs: int = 2000, seed0: int = 11):
+    scenario = _scenario(business, effects, noise=True)
+    population = build_population(scenario.traffic)
+    model = BusinessModel.of(scenario, population)
+    assert model is not None
+    return BusinessLedger(model, list(range(seed0, seed0 + runs)), population, noise=True), model
+
+
+def _serve(ledger: BusinessLedger, n: float, version: int = 0, mid: float = 0.0) -> None:
+    """Every run's version ``version`` serves ``n`` live requests in one segment."""
+    R = len(ledger.active)
+    live = np.zeros((R, 1, 1, 2))
+    live[..., version] = n
+    ledger.add(np.arange(R), np.array([mid]), live, np.zeros_like(live))
+
+
+def test_sessions_are_a_binomial_thinning_of_live_requests():
+    """1000 requests, k = 4: sessions ~ Binomial(1000, 1/4): mean 250, variance 187.5."""
+    ledger, _ = _ledger("requests_per_session: 4\n")
+    _serve(ledger, 1000.0)
+    s = ledger.sessions[:, 0]
+    se = math.sqrt(187.5 / len(s))
+    assert abs(s.mean() - 250.0) < 4 * se
+    assert s.var(ddof=1) == pytest.approx(187.5, rel=4 * math.sqrt(2 / len(s)))
+    assert (ledger.sessions[:, 1] == 0).all() and (ledger.requests[:, 0] == 1000).all()
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_conversions_compose_the_thinnings(version):
+    """Conversions of n requests: Binomial(n, p/k) (two independent thinnings); the
+    candidate's p is rate x (1 + lift)."""
+    ledger, _ = _ledger("conversion: {rate: 0.1}\nrequests_per_session: 2\n", "conversion: {lift: 0.5}\n")
+    _serve(ledger, 2000.0, version)
+    q = (0.1 if version == 0 else 0.15) / 2.0
+    c = ledger.conversions[:, version]
+    var = 2000 * q * (1 - q)
+    assert abs(c.mean() - 2000 * q) < 4 * math.sqrt(var / len(c))
+    assert c.var(ddof=1) == pytest.approx(var, rel=4 * math.sqrt(2 / len(c)))
+
+
+@pytest.mark.parametrize("requests", [400.0, 40_000.0])  # conversions per cell below / above EXACT_LIMIT
+def test_order_values_have_the_lognormal_moments(requests):
+    """Σx over C conversions: E = E[C] m1, Var = E[C] (m2 − m1²) + Var C m1² (Wald); and
+    E Σx² = E[C] m2 — whether each value is drawn or the moments' normal law is used."""
+    ledger, model = _ledger("conversion: {rate: 0.5}\norder_value: {median: 20, sigma: 0.5}\n", runs=3000)
+    _serve(ledger, requests)
+    m1, m2, m3, m4 = lognormal_moments(20.0, 0.5)
+    c = ledger.conversions[:, 0]
+    assert (c > EXACT_LIMIT).all() == (requests > 1000)
+    ec, vc = requests * 0.5, requests * 0.25
+    s, q = ledger.order_value_sum[:, 0], ledger.order_value_sumsq[:, 0]
+    var_s = ec * (m2 - m1 * m1) + vc * m1 * m1
+    assert abs(s.mean() - ec * m1) < 5 * math.sqrt(var_s / len(s))
+    assert s.var(ddof=1) == pytest.approx(var_s, rel=5 * math.sqrt(2 / len(s)))
+    var_q = ec * (m4 - m2 * m2) + vc * m2 * m2
+    assert abs(q.mean() - ec * m2) < 5 * math.sqrt(var_q / len(q))
+    assert model.order_mean() == pytest.approx(m1)
+
+
+@pytest.mark.parametrize("dispersion", [1.0, 3.0])
+@pytest.mark.parametrize("requests", [100.0, 10_000.0])  # sessions per cell below / above EXACT_LIMIT
+def test_engagement_sums_have_the_count_law_moments(dispersion, requests):
+    """Σy over n sessions of Poisson(μ) or gamma-Poisson(μ, var dμ): E = n m1, Var = n
+    (m2 − m1²) exactly (the sum is drawn exactly in both regimes); E Σy² = n m2."""
+    ledger, _ = _ledger(f"engagement: {{mean: 2.5, dispersion: {dispersion}}}\n", runs=3000)
+    _serve(ledger, requests)  # k = 1: sessions = requests
+    assert (ledger.sessions[:, 0] == requests).all()
+    m1, m2, m3, m4 = count_moments(2.5, dispersion)
+    assert m2 - m1 * m1 == pytest.approx(dispersion * 2.5)
+    s, q = ledger.engagement_sum[:, 0], ledger.engagement_sumsq[:, 0]
+    n = requests
+    assert abs(s.mean() - n * m1) < 5 * math.sqrt(n * (m2 - m1 * m1) / len(s))
+    assert s.var(ddof=1) == pytest.approx(n * (m2 - m1 * m1), rel=5 * math.sqrt(2 / len(s)))
+    var_q = n * (m4 - m2 * m2)
+    assert abs(q.mean() - n * m2) < 5 * math.sqrt(var_q / len(q))
+    assert q.var(ddof=1) == pytest.approx(var_q, rel=6 * math.sqrt(2 / len(q)))
+    assert (q >= s).all()
+
+
+def test_novelty_decays_by_half_every_half_life():
+    scenario = _scenario("conversion: {rate: 0.1}\n", "conversion: {lift: 0.1, novelty: {lift: 0.4, half_life: 1h}}\n")
+    effect = scenario.release.effects.conversion
+    assert lift_at(effect, np.array([0.0, 3600.0, 7200.0])) == pytest.approx([0.5, 0.3, 0.2])
+    model = BusinessModel.of(scenario, build_population(scenario.traffic))
+    assert model is not None
+    assert model.multiplier("conversion", np.array([3600.0]))[0, 0] == pytest.approx(1.3)
+    assert model.true_lift("conversion") == pytest.approx(0.1)  # the long run, no novelty
+
+
+def test_true_lift_of_each_metric_and_of_a_cohort_effect():
+    cohorts = "  cohorts:\n    - {name: insiders, share: 0.25, cookie: 'x=1'}\n"
+    scenario = _scenario(
+        "conversion: {rate: 0.1}\n",
+        "conversion: {lift: 0.2, cohort: insiders}\norder_value: {lift: 0.1}\nengagement: {lift: -0.5}\n",
+        extra=cohorts,
+    )
+    model = BusinessModel.of(scenario, build_population(scenario.traffic))
+    assert model is not None
+    share = float(model.cohort_share[1])
+    assert share == pytest.approx(0.25, abs=0.01)
+    assert model.true_lift("conversion") == pytest.approx(0.2 * share)
+    assert model.true_lift("order_value") == pytest.approx(0.1)
+    assert model.true_lift("engagement") == pytest.approx(-0.5)
+    assert model.true_lift("revenue") == pytest.approx(share * (1.2 * 1.1 - 1) + (1 - share) * 0.1)
+
+
+# --- the world ----------------------------------------------------------------------
+
+BUSINESS = "conversion: {rate: 0.05}\norder_value: {median: 40, sigma: 1.0}\nrequests_per_session: 2\n"
+
+
+def test_regret_on_a_hand_case():
+    """noise: false. Weight 20 from t=60, promoted at t=240: the candidate served
+    180 s x 10/s x 20% = 360 requests = 180 sessions, each losing 0.05 x 0.3 = 0.015
+    conversions: regret 2.7, revenue x mean order 40 e^{1/2}. After promotion (10 min on
+    the candidate): 6000 requests = 3000 sessions x 0.015 = 45."""
+    scenario = _scenario(BUSINESS, "conversion: {lift: -0.3}\n")
+    policy = Scripted({1: (SetWeights(20),), 4: (SetWeights(0), Promote())}, end=4)
+    rec = run_rollouts(scenario, policy, [7])[0].record
+    order = 40 * math.exp(0.5)
+    assert rec.outcome == "promoted" and rec.winner == "candidate" and rec.correct is False
+    assert rec.true_lift == pytest.approx(-0.3)
+    assert rec.regret_conversions == pytest.approx(2.7)
+    assert rec.regret_revenue == pytest.approx(2.7 * order)
+    assert rec.regret_conversions_after_promotion == pytest.approx(45.0)
+    assert rec.regret_revenue_after_promotion == pytest.approx(45.0 * order)
+    # Sessions of both versions up to the decision: 240 s x 10/s / 2.
+    assert rec.sessions == pytest.approx(1200.0)
+    assert rec.lift_estimate is None and rec.srm is None
+
+
+def test_a_better_candidate_rolled_back_has_regret_on_the_primary_side():
+    """Lift +0.3 rolled back at t=240: the primary's 240 s x 10/s - 360 = 2040 requests =
+    1020 sessions each lose 0.015; after the decision 3000 sessions on the primary lose 45."""
+    scenario = _scenario(BUSINESS, "conversion: {lift: 0.3}\n")
+    policy = Scripted({1: (SetWeights(20),), 4: (SetWeights(0), Rollback("no"))}, end=4)
+    rec = run_rollouts(scenario, policy, [7])[0].record
+    assert rec.winner == "primary" and rec.correct is False
+    assert rec.regret_conversions == pytest.approx(1020 * 0.015)
+    assert rec.regret_conversions_after_promotion == pytest.approx(45.0)
+
+
+def test_an_experiment_names_its_winner_and_estimates():
+    scenario = _scenario(BUSINESS, "conversion: {lift: 0.3}\n")
+    ended = ExperimentEnded("candidate", lift=0.25, lift_low=0.1, lift_high=0.4, srm=False, reason="done")
+    policy = Scripted({1: (SetWeights(50, by_user=False),), 3: (ended, Promote())}, end=3)
+    rec = run_rollouts(scenario, policy, [7])[0].record
+    assert (rec.winner, rec.correct, rec.lift_estimate, rec.lift_ci_low, rec.lift_ci_high, rec.srm) == (
+        "candidate",
+        True,
+        0.25,
+        0.1,
+        0.4,
+        False,
+    )
+    assert rec.regret_conversions_after_promotion == pytest.approx(0.0)
+
+
+def test_without_business_the_fields_stay_null():
+    policy = Scripted({1: (SetWeights(20),), 4: (Promote(),)}, end=4)
+    rec = run_rollouts(_scenario(), policy, [7])[0].record.as_dict()
+    assert all(rec[k] is None for k in BUSINESS_COLUMNS)
+
+
+def test_a_policy_that_reads_business_sees_its_run_cumulative_data():
+    """noise: false: at tick k (t = 60k) the primary served 600 requests in the first
+    minute, then 80% of 10/s; the candidate 20% from t=60. Sessions = requests / 2."""
+    scenario = _scenario(BUSINESS, "conversion: {lift: 0.2}\n")
+    policy = Scripted({1: (SetWeights(20),)}, end=4, reads=True)
+    run_rollouts(scenario, policy, [7])
+    seen = policy.seen
+    assert seen[0].requests == pytest.approx((600.0, 0.0))
+    last = seen[3]  # t = 240
+    assert last.requests == pytest.approx((600 + 180 * 8.0, 180 * 2.0))
+    assert last.sessions == pytest.approx((1020.0, 180.0))
+    assert last.conversions == pytest.approx((1020 * 0.05, 180 * 0.06))
+    assert 0 < last.users[1] < last.users[0] <= 1000
+    # A policy that does not declare it sees None.
+    blind = Scripted({1: (SetWeights(20),)}, end=2)
+    run_rollouts(scenario, blind, [7])
+    assert blind.seen == [None, None]
+
+
+def test_same_seed_same_business_data_for_any_batch():
+    scenario = _scenario(BUSINESS, "conversion: {lift: 0.2}\n", noise=True)
+    policy = Scripted({1: (SetWeights(30),), 6: (Promote(),)}, end=6)
+    seeds = list(range(100, 150))
+    batch = [r.record for r in run_rollouts(scenario, policy, seeds)]
+    for k in (0, 17, 49):
+        alone = run_rollouts(scenario, policy, [seeds[k]], run_indexes=[k])[0].record
+        assert alone == batch[k]
+    assert len({r.sessions for r in batch}) > 10
