@@ -96,6 +96,31 @@ def count_moments(mean: float, dispersion: float) -> tuple[float, float, float, 
     return f1, f2 + f1, f3 + 3 * f2 + f1, f4 + 6 * f3 + 7 * f2 + f1
 
 
+class _Pools:
+    """Cells (S, C, 2) of i.i.d. draws pooled by (version, law parameter): the sum of the
+    draws of cells that share a law is the sum of their pooled count of draws (the same
+    law), so a long advance costs one cell per distinct law and version, not per segment.
+    The pools depend on the laws only, so they are found once per advance for all runs.
+
+    Args:
+        param: the law's parameter per cell (S, C, 2).
+    """
+
+    def __init__(self, param: np.ndarray) -> None:
+        values, inverse = np.unique(param.reshape(-1), return_inverse=True)
+        version = np.broadcast_to(np.arange(2), param.shape).reshape(-1)
+        key = inverse.reshape(-1) * 2 + version
+        used, self.index = np.unique(key, return_inverse=True)
+        self.index = self.index.reshape(-1)
+        self.param = values[used // 2]
+        self.version = used % 2
+
+    def __call__(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pooled counts of ``counts`` (S, C, 2), their parameter and their version."""
+        pooled = np.bincount(self.index, weights=counts.reshape(-1), minlength=len(self.param))
+        return pooled, self.param, self.version
+
+
 def count_moments_array(mean: np.ndarray, dispersion: float) -> list[np.ndarray]:
     """``count_moments`` for an array of means."""
     mean = np.asarray(mean, dtype=float)
@@ -299,14 +324,15 @@ class BusinessLedger:
         conv_p, rev_p = m.per_session(mid)  # (S, C, 2)
         mult_o = np.stack([np.ones((len(mid), live.shape[2])), m.multiplier("order_value", mid)], axis=-1)
         mult_e = np.stack([np.ones((len(mid), live.shape[2])), m.multiplier("engagement", mid)], axis=-1)
+        pools_o, pools_e = _Pools(m.median * mult_o), _Pools(m.mean * mult_e)
         for i, r in enumerate(runs.tolist()):
             n = live[i]  # (S, C, 2)
             if self.noise:
                 rng = self.rng(r)
                 sessions = rng.binomial(np.rint(n).astype(np.int64), 1.0 / m.k).astype(float)
                 conversions = rng.binomial(sessions.astype(np.int64), conv_p).astype(float)
-                ov = self._order_values(rng, conversions, mult_o)
-                eng = self._engagement(rng, sessions, mult_e)
+                ov = self._order_values(rng, conversions, pools_o)
+                eng = self._engagement(rng, sessions, pools_e)
             else:
                 sessions = n / m.k
                 conversions = sessions * conv_p
@@ -333,14 +359,12 @@ class BusinessLedger:
                 out[r] += float((sessions[..., 1] * np.maximum(-d, 0.0) + sessions[..., 0] * np.maximum(d, 0.0)).sum())
 
     def _order_values(
-        self, rng: np.random.Generator, conversions: np.ndarray, mult: np.ndarray
+        self, rng: np.random.Generator, conversions: np.ndarray, pools: _Pools
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sum and sum of squares of the order values per version (2,), drawn for the cells
-        (S, C, 2) of ``conversions``, medians scaled by ``mult`` (module docstring)."""
+        (S, C, 2) of ``conversions`` pooled by their median (module docstring)."""
         m = self.model
-        c = conversions.reshape(-1)
-        med = (m.median * mult).reshape(-1)
-        version = np.broadcast_to(np.arange(2), conversions.shape).reshape(-1)
+        c, med, version = pools(conversions)
         s, q = np.zeros(2), np.zeros(2)
         small = (c > 0) & (c <= EXACT_LIMIT)
         if small.any():
@@ -359,15 +383,13 @@ class BusinessLedger:
         return s, q
 
     def _engagement(
-        self, rng: np.random.Generator, sessions: np.ndarray, mult: np.ndarray
+        self, rng: np.random.Generator, sessions: np.ndarray, pools: _Pools
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sum and sum of squares of the per-session engagement counts per version (2,),
-        for the cells (S, C, 2) of ``sessions``, means scaled by ``mult``."""
+        for the cells (S, C, 2) of ``sessions`` pooled by their mean."""
         m = self.model
         s, q = np.zeros(2), np.zeros(2)
-        n = sessions.reshape(-1)
-        mu = (m.mean * mult).reshape(-1)
-        version = np.broadcast_to(np.arange(2), sessions.shape).reshape(-1)
+        n, mu, version = pools(sessions)
         keep = (n > 0) & (mu > 0)
         if not keep.any():
             return s, q
