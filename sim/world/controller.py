@@ -422,14 +422,15 @@ class World:
         self.business = None if model is None else BusinessLedger(model, list(seeds), self.population, tel.noise)
         self.reads_business = tags.reads_business and self.business is not None
         self._rate = prepared.rate
-        if self.business is not None:
-            if not isinstance(self.traffic, FastTraffic):
-                raise InputError(
-                    scenario.name, None, "business", "the per-request mode does not simulate business: yet"
-                )
+        if isinstance(self.traffic, FastTraffic) and self.business is not None:
             # Both versions' live requests are drawn: sessions follow them.
             self.traffic.business = self.business
             self.traffic.primary_counts = True
+        elif self.business is not None:
+            from sim.world.exact import ExactTraffic
+
+            assert isinstance(self.traffic, ExactTraffic)
+            self.traffic.business = self.business
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
         #: Whether some run holds weights for later (``SetWeights.once_primary_ready``).
         self._held = False

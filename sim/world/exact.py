@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import simpy
 
+from sim.world.business import BusinessLedger
 from sim.world.faults import ReleaseModel
 from sim.world.noise import Factors, Latent
 from sim.world.router import Router
@@ -75,6 +76,11 @@ class ExactTraffic:
         self.telemetry = telemetry
         self.rng = rngs[0]
         self.t = np.zeros(1)
+        #: The run's business outcomes (``sim.world.business``; None without ``business:``),
+        #: from the live requests each version served per cohort since the last advance.
+        self.business: BusinessLedger | None = None
+        self._live = np.zeros((1, 1, population.n_cohorts, 2))
+        self._failed = np.zeros_like(self._live)
         self.ledger = Ledger(1, population.n_cohorts)
         self.accounting = True
         self.exposed: set[int] = set()
@@ -293,6 +299,9 @@ class ExactTraffic:
             # A mirrored copy (of a request either version served, Istio's ``mirror``): the
             # canary serves it too (its own outcome), nobody sees it.
             self._record(now, cohort, True, self._u(), synthetic=True)
+        if self.business is not None:
+            self._live[0, 0, cohort, int(canary)] += 1
+            self._failed[0, 0, cohort, int(canary)] += failed
         if canary and self.accounting:
             self.ledger.requests[0, cohort] += 1
             self.ledger.errors[0, cohort] += failed
@@ -360,9 +369,16 @@ class ExactTraffic:
 
     def advance(self, runs: np.ndarray, t1: float) -> None:
         """Serve the requests that arrive before ``t1``, one event at a time."""
+        t0 = float(self.t[0])
         if t1 > self.env.now:
             self.env.run(until=t1)
         self.t[:] = t1
+        if self.business is not None and t1 > t0:
+            # The same law as the fast path's, from this tick's live requests per version
+            # and cohort (novelty at the tick interval's midpoint).
+            self.business.add(np.array([0]), np.array([0.5 * (t0 + t1)]), self._live, self._failed)
+            self._live[:] = 0.0
+            self._failed[:] = 0.0
         if self.series is not None:
             self._flush(t1)
 
