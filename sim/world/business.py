@@ -274,17 +274,19 @@ class BusinessLedger:
 
     Args:
         model: the scenario's business model.
-        seeds: the runs' seeds (their ``business`` streams).
+        streams: the runs' named streams (each run's ``business`` stream is drawn).
         population: users and cohorts (distinct users per version).
         noise: False makes every quantity its expectation (deterministic tests).
     """
 
-    def __init__(self, model: BusinessModel, seeds: list[int], population: Population, noise: bool = True) -> None:
+    def __init__(
+        self, model: BusinessModel, streams: list[Streams], population: Population, noise: bool = True
+    ) -> None:
         self.model = model
         self.population = population
         self.noise = noise
-        self._streams = [Streams(s) for s in seeds]
-        R, C = len(seeds), population.n_cohorts
+        self._streams = streams
+        R, C = len(streams), population.n_cohorts
         shape = (R, 2)
         self.sessions = np.zeros(shape)
         self.conversions = np.zeros(shape)
@@ -304,7 +306,8 @@ class BusinessLedger:
         #: Runs still in the rollout (a decision stops their business accounting).
         self.active = np.ones(R, dtype=bool)
         self._order_m = lognormal_moments(model.median, model.sigma)
-        self._groups = [population.groups_of(c) if (population.cohort == c).any() else None for c in range(C)]
+        #: The candidate's users per activity group of runs that split by user (``UserSplit``).
+        self.split_users: dict[int, np.ndarray] = {}
 
     def rng(self, run: int) -> np.random.Generator:
         """Run ``run``'s business stream."""
@@ -420,14 +423,25 @@ class BusinessLedger:
     def users(self, r: int) -> tuple[float, float]:
         """Expected distinct users behind run ``r``'s sessions per version (module docstring)."""
         out = [0.0, 0.0]
+        pop = self.population
+        on_candidate = self.split_users.get(r)
         for v in (0, 1):
-            for c, groups in enumerate(self._groups):
+            for c in range(pop.n_cohorts):
                 k = self.cohort_sessions[r, v, c]
-                if groups is None or k <= 0:
+                g = pop.cohort == c
+                if k <= 0 or not g.any():
                     continue
-                sizes, p = groups
-                n = sizes.astype(float)
-                out[v] += float((n * -np.expm1(k * p * np.log1p(-1.0 / np.maximum(n, 1.0 + 1e-12)))).sum())
+                n = pop.users[g].astype(float)
+                if on_candidate is not None:
+                    # Under a user split each version's sessions come from its own users.
+                    n = on_candidate[g] if v == 1 else n - on_candidate[g]
+                w = n * pop.weight[g]
+                if w.sum() <= 0:
+                    continue
+                p = w / w.sum()
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    hit = np.where(n > 1, -np.expm1(k * p * np.log1p(-1.0 / np.maximum(n, 1.0))), (p > 0) * 1.0)
+                out[v] += float((n * hit).sum())
         return out[0], out[1]
 
     def data(self, r: int) -> BusinessData:
@@ -465,3 +479,52 @@ class BusinessLedger:
         sessions = requests / self.model.k
         for gap, out in ((conv_p, self.regret_conversions_after), (rev_p, self.regret_revenue_after)):
             out[r] = float((sessions * (gap.max(axis=-1) - gap[..., kept])).sum())
+
+
+class UserSplit:
+    """An experiment's user split (``SetWeights.by_user``): each user's id hashes to a
+    uniform number, and users below the split go to the candidate, all their requests,
+    for the rollout. So at the first split s each activity group of n users has
+    Binomial(n, s) users on the candidate; a later split s' > s adds Binomial(n − k,
+    (s' − s)/(1 − s)) (the hashes above s are uniform on (s, 1)), and s' < s keeps
+    Binomial(k, s'/s) (those below s are uniform on (0, s)): the assignment stays sticky.
+    The candidate's share of a cohort's traffic is its users' share of the cohort's
+    activity, not exactly the split. Cohorts' users are drawn apart (each group is one
+    cohort's users of one activity tier), so the share differs per cohort.
+
+    Args:
+        population: the user groups.
+        runs: rollouts in the batch.
+    """
+
+    def __init__(self, population: Population, runs: int) -> None:
+        self.population = population
+        self.split = np.zeros(runs)
+        self.users = np.zeros((runs, len(population.users)))
+
+    def assign(self, rng: np.random.Generator, r: int, split: float) -> np.ndarray:
+        """Run ``r``'s users at split ``split`` (0..1), drawn from its stream ``rng``;
+        returns the candidate's share of each cohort's traffic (C,)."""
+        pop, old, k = self.population, float(self.split[r]), self.users[r]
+        n = pop.users.astype(np.int64)
+        if split > old:
+            add = (split - old) / (1.0 - old)
+            k = k + rng.binomial(n - k.astype(np.int64), min(add, 1.0))
+        elif split < old:
+            k = rng.binomial(k.astype(np.int64), split / old).astype(float)
+        self.split[r], self.users[r] = split, k
+        return self.share(r)
+
+    def share(self, r: int) -> np.ndarray:
+        """The candidate's share of each cohort's traffic in run ``r`` (C,)."""
+        pop = self.population
+        on = np.bincount(pop.cohort, weights=self.users[r] * pop.weight, minlength=pop.n_cohorts)
+        return np.where(pop.cohort_share > 0, on / np.where(pop.cohort_share > 0, pop.cohort_share, 1.0), 0.0)
+
+    def candidate_population(self, r: int) -> Population:
+        """The candidate's users of run ``r`` as a population (its groups with users):
+        who its requests can come from (users exposed and affected)."""
+        pop, k = self.population, self.users[r]
+        g = k > 0
+        share = np.bincount(pop.cohort[g], weights=k[g] * pop.weight[g], minlength=pop.n_cohorts)
+        return Population(k[g].astype(np.int64), pop.weight[g], pop.cohort[g], share)

@@ -56,7 +56,7 @@ from sim.policies.base import (
 from sim.policies.driver import Decision, metric_queries, next_tick, trace_line, wants_line
 from sim.promql import SeriesBatch
 from sim.seeds import STREAMS, Streams, streams
-from sim.world.business import BusinessLedger, BusinessModel
+from sim.world.business import BusinessLedger, BusinessModel, UserSplit
 from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.faults import ReleaseModel
@@ -419,7 +419,11 @@ class World:
             )
         #: Business outcomes (issue 19, ``sim.world.business``): None without ``business:``.
         model = BusinessModel.of(scenario, self.population)
-        self.business = None if model is None else BusinessLedger(model, list(seeds), self.population, tel.noise)
+        self.business = (
+            None if model is None else BusinessLedger(model, [run.rng for run in self.runs], self.population, tel.noise)
+        )
+        #: An experiment's user split per run (``SetWeights.by_user``), drawn from the business stream.
+        self.user_split = UserSplit(self.population, R)
         self.reads_business = tags.reads_business and self.business is not None
         self._rate = prepared.rate
         if isinstance(self.traffic, FastTraffic) and self.business is not None:
@@ -717,7 +721,7 @@ class World:
         anything else run by run (``_apply``)."""
         runs = self.runs
         for a in actions:
-            if isinstance(a, SetWeights) and not a.once_primary_ready:
+            if isinstance(a, SetWeights) and not a.once_primary_ready and not a.by_user:
                 if self._held:
                     for r in members.tolist():
                         runs[r].held = None
@@ -771,7 +775,7 @@ class World:
         if held is None or held[0] is None or held[0] > until:
             return
         self.traffic.advance(np.array([r]), held[0])
-        self.router.set(r, held[1])
+        self._route(r, held[1])
         self.runs[r].held = None
 
     def _promoted(self, r: int, a: Promote, now: float) -> bool:
@@ -788,6 +792,16 @@ class World:
         startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
         self._start(self.runs[r].primary, now, startup, rolling=True)
         return True
+
+    def _route(self, r: int, a: SetWeights) -> None:
+        """Run ``r``'s router takes ``a``; a user split draws which users the candidate
+        gets (``UserSplit``, from the run's business stream) and routes by their share."""
+        self.router.set(r, a)
+        if a.by_user:
+            rng = self.runs[r].rng["business"]
+            self.router.user_share[r] = self.user_split.assign(rng, r, a.canary_weight / 100.0)
+            if self.business is not None:
+                self.business.split_users[r] = self.user_split.users[r]
 
     def _business_decided(self, r: int, now: float, kept: int) -> None:
         """Run ``r`` decided at ``now``, keeping version ``kept`` (0 primary, 1 candidate):
@@ -808,7 +822,7 @@ class World:
                     run.held = (at, a)
                     self._held = True
                     return
-            self.router.set(r, a)
+            self._route(r, a)
         elif isinstance(a, HookCalled):
             for key in {a.name, a.type}:
                 run.hook_calls[key] = run.hook_calls.get(key, 0) + 1
@@ -909,6 +923,23 @@ class World:
                 exposed, affected = count_users(
                     self.population, led.requests + led.after_requests, led.excess + led.after_excess, users
                 )
+            split = np.flatnonzero(self.user_split.split > 0)
+            if len(split):
+                # Under a user split the candidate's requests come from its users only
+                # (until a promotion sends it everyone's: then the population's count stands).
+                exposed, affected = np.array(exposed, dtype=float), np.array(affected, dtype=float)
+                for r in split.tolist():
+                    if led.after_requests[r].sum() > 0:
+                        continue
+                    own = stream_states([self.runs[r].seed], STREAMS["users"]) if users is not None else None
+                    row = np.s_[r : r + 1]
+                    e, a = count_users(
+                        self.user_split.candidate_population(r),
+                        led.requests[row] + led.after_requests[row],
+                        led.excess[row] + led.after_excess[row],
+                        own,
+                    )
+                    exposed[r], affected[r] = e[0], a[0]
         # Per-run totals over cohorts, for the whole batch at once.
         totals = {
             "canary_requests": led.requests.sum(axis=1),

@@ -28,10 +28,12 @@ from sim.policies.base import (
     Rollback,
     SetWeights,
 )
+from sim.seeds import Streams
 from sim.world.business import (
     EXACT_LIMIT,
     BusinessLedger,
     BusinessModel,
+    UserSplit,
     count_moments,
     lift_at,
     lognormal_moments,
@@ -88,7 +90,8 @@ def _ledger(business: str, effects: str = "", runs: int = 2000, seed0: int = 11)
     population = build_population(scenario.traffic)
     model = BusinessModel.of(scenario, population)
     assert model is not None
-    return BusinessLedger(model, list(range(seed0, seed0 + runs)), population, noise=True), model
+    streams = [Streams(s) for s in range(seed0, seed0 + runs)]
+    return BusinessLedger(model, streams, population, noise=True), model
 
 
 def _serve(ledger: BusinessLedger, n: float, version: int = 0, mid: float = 0.0) -> None:
@@ -302,3 +305,39 @@ def test_fast_path_and_per_request_mode_agree():
             z = (a.mean() - b.mean()) / math.sqrt(a.var(ddof=1) / runs + b.var(ddof=1) / runs)
             assert abs(z) < 4.5, (field, v, a.mean(), b.mean())
             assert abs(math.log(a.var(ddof=1) / b.var(ddof=1))) < 4.5 * math.sqrt(4 / (runs - 1)), (field, v)
+
+
+def test_a_user_split_routes_each_group_binomially_and_stays_sticky():
+    """At split s each activity group of n users has Binomial(n, s) users on the
+    candidate (mean and variance over 2000 runs, within 4.5 se), the candidate's traffic
+    share is their activity share (not exactly s), and raising the split only adds users."""
+    scenario = _scenario(BUSINESS)
+    population = build_population(scenario.traffic)
+    split = UserSplit(population, 2000)
+    shares = np.array([split.assign(Streams(s)["business"], i, 0.3)[0] for i, s in enumerate(range(2000))])
+    n = population.users.astype(float)
+    k = split.users
+    assert np.abs(k.mean(axis=0) - 0.3 * n).max() < 4.5 * math.sqrt((n * 0.21).max() / 2000)
+    big = n.argmax()
+    assert k[:, big].var(ddof=1) == pytest.approx(n[big] * 0.21, rel=4.5 * math.sqrt(2 / 2000))
+    assert abs(shares.mean() - 0.3) < 0.02 and shares.std() > 0.01  # the most active users weigh
+    before = k.copy()
+    for i, s in enumerate(range(2000)):
+        split.assign(Streams(s + 10**6)["business"], i, 0.5)
+    assert (split.users >= before).all()
+    assert split.users.mean(axis=0) == pytest.approx(0.5 * n, rel=0.05, abs=2.0)
+
+
+def test_the_world_routes_a_user_split_by_the_drawn_users():
+    """noise: false: SetWeights(50, by_user=True) routes the candidate its users' share of
+    traffic (``routed_weight`` in the trace shows it), and the record's users_exposed
+    counts within the candidate's users only."""
+    scenario = _scenario(BUSINESS, "conversion: {lift: 0.2}\n")
+    policy = Scripted({1: (SetWeights(50, by_user=True),)}, end=5, reads=True)
+    result = run_rollouts(scenario, policy, [3], trace=True)[0]
+    last = policy.seen[-1]
+    share = last.requests[1] / (last.requests[1] + last.requests[0] - 600.0)  # minute 1 was all primary
+    assert share != pytest.approx(0.5, abs=1e-6) and 0.3 < share < 0.7
+    routed = [line["routed_weight"] for line in result.trace]
+    assert routed[-1] == pytest.approx(100 * share, abs=1e-3)
+    assert result.record.users_exposed <= 1000 * 0.75
