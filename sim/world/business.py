@@ -97,26 +97,33 @@ def count_moments(mean: float, dispersion: float) -> tuple[float, float, float, 
 
 
 class _Pools:
-    """Cells (S, C, 2) of i.i.d. draws pooled by (version, law parameter): the sum of the
-    draws of cells that share a law is the sum of their pooled count of draws (the same
-    law), so a long advance costs one cell per distinct law and version, not per segment.
-    The pools depend on the laws only, so they are found once per advance for all runs.
+    """Cells of i.i.d. draws pooled by (version, law parameter): the sum of the draws of
+    cells that share a law is the sum of their pooled count of draws (the same law), so a
+    long advance costs one cell per distinct law and version, not per segment. The pools
+    depend on the laws only, so they are found once per advance for all runs. With
+    ``per_cell`` (the series need each segment's and pod's sums) every cell is its own pool.
 
     Args:
-        param: the law's parameter per cell (S, C, 2).
+        param: the law's parameter per cell.
+        version: each cell's version (0 primary, 1 candidate), same shape.
+        per_cell: one pool per cell.
     """
 
-    def __init__(self, param: np.ndarray) -> None:
+    def __init__(self, param: np.ndarray, version: np.ndarray, per_cell: bool = False) -> None:
+        flat_v = version.reshape(-1)
+        if per_cell:
+            self.index = np.arange(flat_v.size)
+            self.param, self.version = param.reshape(-1), flat_v
+            return
         values, inverse = np.unique(param.reshape(-1), return_inverse=True)
-        version = np.broadcast_to(np.arange(2), param.shape).reshape(-1)
-        key = inverse.reshape(-1) * 2 + version
-        used, self.index = np.unique(key, return_inverse=True)
-        self.index = self.index.reshape(-1)
+        key = inverse.reshape(-1) * 2 + flat_v
+        used, index = np.unique(key, return_inverse=True)
+        self.index = index.reshape(-1)
         self.param = values[used // 2]
         self.version = used % 2
 
     def __call__(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The pooled counts of ``counts`` (S, C, 2), their parameter and their version."""
+        """The pooled counts of ``counts`` (the cells' shape), their parameter and version."""
         pooled = np.bincount(self.index, weights=counts.reshape(-1), minlength=len(self.param))
         return pooled, self.param, self.version
 
@@ -308,116 +315,159 @@ class BusinessLedger:
         self._order_m = lognormal_moments(model.median, model.sigma)
         #: The candidate's users per activity group of runs that split by user (``UserSplit``).
         self.split_users: dict[int, np.ndarray] = {}
+        #: Pods of (primary, candidate) when the raw series read business counters (``add``
+        #: then returns per-pod increments); None otherwise.
+        self.pods: tuple[int, int] | None = None
 
     def rng(self, run: int) -> np.random.Generator:
         """Run ``run``'s business stream."""
         return self._streams[run]["business"]
 
-    def add(self, runs: np.ndarray, mid: np.ndarray, live: np.ndarray, errors: np.ndarray) -> None:
+    def add(self, runs: np.ndarray, mid: np.ndarray, live: np.ndarray, errors: np.ndarray) -> np.ndarray | None:
         """Business outcomes of the live requests ``live`` (R, S, C, version) served at
         segment midpoints ``mid`` (S,) to ``runs``, with their failures ``errors`` (same
-        shape): only the runs still in their rollout (``active``) count."""
+        shape): only the runs still in their rollout (``active``) count.
+
+        Returns:
+            With ``pods`` set (the raw series read business counters), each run's
+            increments per segment, version, pod and counter (R, S, 2, P, 4: sessions,
+            conversions, order value sum, engagement sum); else None. Each version's
+            requests of a segment and cohort spread over its pods evenly (a multinomial,
+            as kube-proxy spreads them), and each pod's business is drawn from its own.
+        """
+        pods = self.pods
+        P = max(pods) if pods is not None else 1
+        S, C = live.shape[1], live.shape[2]
+        out = np.zeros((len(runs), S, 2, P, 4)) if pods is not None else None
         on = self.active[runs]
         if not on.any():
-            return
+            return out
+        rows = np.flatnonzero(on)
         runs, live, errors = runs[on], live[on], errors[on]
         m = self.model
         self.requests[runs] += live.sum(axis=(1, 2))
         self.errors[runs] += errors.sum(axis=(1, 2))
         conv_p, rev_p = m.per_session(mid)  # (S, C, 2)
-        mult_o = np.stack([np.ones((len(mid), live.shape[2])), m.multiplier("order_value", mid)], axis=-1)
-        mult_e = np.stack([np.ones((len(mid), live.shape[2])), m.multiplier("engagement", mid)], axis=-1)
-        pools_o, pools_e = _Pools(m.median * mult_o), _Pools(m.mean * mult_e)
+        mult_o = np.stack([np.ones((S, C)), m.multiplier("order_value", mid)], axis=-1)
+        mult_e = np.stack([np.ones((S, C)), m.multiplier("engagement", mid)], axis=-1)
+        shape = (S, C, 2, P)
+        version = np.broadcast_to(np.arange(2)[:, None], shape)
+        per_cell = pods is not None
+        pools_o = _Pools(np.broadcast_to((m.median * mult_o)[..., None], shape), version, per_cell)
+        pools_e = _Pools(np.broadcast_to((m.mean * mult_e)[..., None], shape), version, per_cell)
+        e2 = count_moments_array(m.mean * mult_e, m.dispersion)[1][..., None]
         for i, r in enumerate(runs.tolist()):
-            n = live[i]  # (S, C, 2)
+            n = self._by_pod(r, live[i])  # (S, C, 2, P)
             if self.noise:
                 rng = self.rng(r)
                 sessions = rng.binomial(np.rint(n).astype(np.int64), 1.0 / m.k).astype(float)
-                conversions = rng.binomial(sessions.astype(np.int64), conv_p).astype(float)
+                conversions = rng.binomial(sessions.astype(np.int64), conv_p[..., None]).astype(float)
                 ov = self._order_values(rng, conversions, pools_o)
                 eng = self._engagement(rng, sessions, pools_e)
             else:
                 sessions = n / m.k
-                conversions = sessions * conv_p
-                om = np.array(self._order_m)
+                conversions = sessions * conv_p[..., None]
+                x = mult_o[..., None]
                 ov = (
-                    (conversions * m.order_mean() * mult_o).sum(axis=(0, 1)),
-                    (conversions * om[1] * mult_o**2).sum(axis=(0, 1)),
+                    pools_o(conversions * m.order_mean() * x)[0],
+                    pools_o(conversions * self._order_m[1] * x**2)[0],
                 )
-                e2 = count_moments_array(m.mean * mult_e, m.dispersion)[1]
-                eng = (
-                    (sessions * m.mean * mult_e).sum(axis=(0, 1)),
-                    (sessions * e2).sum(axis=(0, 1)),
-                )
-            self.sessions[r] += sessions.sum(axis=(0, 1))
-            self.conversions[r] += conversions.sum(axis=(0, 1))
-            self.order_value_sum[r] += ov[0]
-            self.order_value_sumsq[r] += ov[1]
-            self.engagement_sum[r] += eng[0]
-            self.engagement_sumsq[r] += eng[1]
-            self.cohort_sessions[r] += sessions.sum(axis=0).T
+                eng = (pools_e(sessions * m.mean * mult_e[..., None])[0], pools_e(sessions * e2)[0])
+            for total, pool, pools in (
+                (self.order_value_sum, ov[0], pools_o),
+                (self.order_value_sumsq, ov[1], pools_o),
+                (self.engagement_sum, eng[0], pools_e),
+                (self.engagement_sumsq, eng[1], pools_e),
+            ):
+                total[r] += np.bincount(pools.version, weights=pool, minlength=2)
+            by_version = sessions.sum(axis=3)  # (S, C, 2)
+            self.sessions[r] += by_version.sum(axis=(0, 1))
+            self.conversions[r] += conversions.sum(axis=(0, 1, 3))
+            self.cohort_sessions[r] += by_version.sum(axis=0).T
             # Expected loss against serving each session the better version then.
-            for gap, out in ((conv_p, self.regret_conversions), (rev_p, self.regret_revenue)):
+            for gap, regret in ((conv_p, self.regret_conversions), (rev_p, self.regret_revenue)):
                 d = gap[..., 1] - gap[..., 0]  # (S, C): the candidate's per-session advantage
-                out[r] += float((sessions[..., 1] * np.maximum(-d, 0.0) + sessions[..., 0] * np.maximum(d, 0.0)).sum())
+                lost = by_version[..., 1] * np.maximum(-d, 0.0) + by_version[..., 0] * np.maximum(d, 0.0)
+                regret[r] += float(lost.sum())
+            if out is not None:
+                # Per cell pools: the sums in the cells' order, summed over cohorts.
+                cells = np.stack(
+                    [sessions, conversions, ov[0].reshape(shape), eng[0].reshape(shape)], axis=-1
+                )  # (S, C, 2, P, 4)
+                out[rows[i]] = cells.sum(axis=1)
+        return out
+
+    def _by_pod(self, r: int, n: np.ndarray) -> np.ndarray:
+        """Live requests (S, C, 2) of run ``r`` spread over each version's pods evenly
+        (S, C, 2, P): a multinomial from the run's business stream (expectations without
+        noise); (S, C, 2, 1) when the series are not read."""
+        pods = self.pods
+        if pods is None:
+            return n[..., None]
+        P = max(pods)
+        out = np.zeros(n.shape + (P,))
+        for v in (0, 1):
+            k = pods[v]
+            if k == 0:
+                continue
+            if k == 1:
+                out[..., v, 0] = n[..., v]
+            elif self.noise:
+                out[..., v, :k] = self.rng(r).multinomial(np.rint(n[..., v]).astype(np.int64), np.full(k, 1.0 / k))
+            else:
+                out[..., v, :k] = n[..., v, None] / k
+        return out
 
     def _order_values(
         self, rng: np.random.Generator, conversions: np.ndarray, pools: _Pools
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Sum and sum of squares of the order values per version (2,), drawn for the cells
-        (S, C, 2) of ``conversions`` pooled by their median (module docstring)."""
+        """Sum and sum of squares of the order values of each pool of ``conversions``
+        (its cells pooled by their median, module docstring)."""
         m = self.model
-        c, med, version = pools(conversions)
-        s, q = np.zeros(2), np.zeros(2)
+        c, med, _ = pools(conversions)
+        s, q = np.zeros(len(c)), np.zeros(len(c))
         small = (c > 0) & (c <= EXACT_LIMIT)
         if small.any():
             reps = c[small].astype(np.int64)
             x = rng.lognormal(np.repeat(np.log(med[small]), reps), m.sigma)
-            v = np.repeat(version[small], reps)
-            s += np.bincount(v, weights=x, minlength=2)
-            q += np.bincount(v, weights=x * x, minlength=2)
+            at = np.repeat(np.flatnonzero(small), reps)
+            s += np.bincount(at, weights=x, minlength=len(c))
+            q += np.bincount(at, weights=x * x, minlength=len(c))
         big = c > EXACT_LIMIT
         if big.any():
             n, md = c[big], med[big]
             mom = [md**j * math.exp(j * j * m.sigma**2 / 2.0) for j in (1, 2, 3, 4)]
-            a, b = _pairs_normal(rng, n, mom)
-            s += np.bincount(version[big], weights=a, minlength=2)
-            q += np.bincount(version[big], weights=b, minlength=2)
+            s[big], q[big] = _pairs_normal(rng, n, mom)
         return s, q
 
     def _engagement(
         self, rng: np.random.Generator, sessions: np.ndarray, pools: _Pools
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Sum and sum of squares of the per-session engagement counts per version (2,),
-        for the cells (S, C, 2) of ``sessions`` pooled by their mean."""
+        """Sum and sum of squares of the per-session engagement counts of each pool of
+        ``sessions`` (its cells pooled by their mean)."""
         m = self.model
-        s, q = np.zeros(2), np.zeros(2)
-        n, mu, version = pools(sessions)
+        n, mu, _ = pools(sessions)
+        s, q = np.zeros(len(n)), np.zeros(len(n))
         keep = (n > 0) & (mu > 0)
-        if not keep.any():
-            return s, q
-        n, mu, version = n[keep], mu[keep], version[keep]
         d = m.dispersion
-        small = n <= EXACT_LIMIT
+        small = keep & (n <= EXACT_LIMIT)
         if small.any():
             reps = n[small].astype(np.int64)
             each = np.repeat(mu[small], reps)
             # Gamma-Poisson as numpy's negative binomial: shape mu/(d−1), success probability 1/d.
             y = (rng.negative_binomial(each / (d - 1.0), 1.0 / d) if d > 1.0 else rng.poisson(each)).astype(float)
-            v = np.repeat(version[small], reps)
-            s += np.bincount(v, weights=y, minlength=2)
-            q += np.bincount(v, weights=y * y, minlength=2)
-        big = ~small
+            at = np.repeat(np.flatnonzero(small), reps)
+            s += np.bincount(at, weights=y, minlength=len(n))
+            q += np.bincount(at, weights=y * y, minlength=len(n))
+        big = keep & (n > EXACT_LIMIT)
         if big.any():
             nb, mb = n[big], mu[big]
             # The sum exactly: Poisson(n mu), or NB(n a, 1/d) (sums of i.i.d. NB(a, 1/d)).
             total = (rng.negative_binomial(nb * mb / (d - 1.0), 1.0 / d) if d > 1.0 else rng.poisson(nb * mb)).astype(
                 float
             )
-            mom = count_moments_array(mb, d)
-            sq = _square_given_sum(rng, nb, total, mom)
-            s += np.bincount(version[big], weights=total, minlength=2)
-            q += np.bincount(version[big], weights=sq, minlength=2)
+            s[big] = total
+            q[big] = _square_given_sum(rng, nb, total, count_moments_array(mb, d))
         return s, q
 
     def users(self, r: int) -> tuple[float, float]:
