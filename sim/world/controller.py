@@ -426,6 +426,9 @@ class World:
         self.user_split = UserSplit(self.population, R)
         self.reads_business = tags.reads_business and self.business is not None
         self._rate = prepared.rate
+        if self.business is not None and self.series is not None and self.series.reads_business:
+            # A query reads the application's business counters: drawn per pod.
+            self.business.pods = plan.pods
         if isinstance(self.traffic, FastTraffic) and self.business is not None:
             # Both versions' live requests are drawn: sessions follow them.
             self.traffic.business = self.business
