@@ -6,15 +6,21 @@ sends the insiders' cohort (50% of traffic) to the canary for 10 iterations."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+import yaml
 
 from sim.inputs.policy import scenario_policy
 from sim.inputs.scenario import Scenario
+from sim.promql.openmetrics import read_openmetrics
 from sim.runs.runner import run_one
 from sim.world.controller import run_rollouts
 from sim.world.metrics import metric_plan
+from tests.helpers import invoke, write
 
 SELECT = 'kubernetes_namespace="{{ namespace }}",kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"'
 CONVERSION_RATE = (
@@ -24,6 +30,10 @@ CONVERSION_RATE = (
 
 
 def _scenario(lift: float) -> Scenario:
+    return Scenario.model_validate(_doc(lift))
+
+
+def _doc(lift: float) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": "ab-conversion",
         "horizon": "30m",
@@ -57,7 +67,7 @@ def _scenario(lift: float) -> Scenario:
     }
     if lift:
         doc["release"] = {"effects": {"conversion": {"lift": lift}}}
-    return Scenario.model_validate(doc)
+    return doc
 
 
 def test_the_conversion_query_selects_only_the_canary_pods_business_counters():
@@ -96,3 +106,24 @@ def test_the_series_hold_the_business_counters_per_pod():
     present = result.series.present[0][:, sessions]
     last = values[present].max()
     assert last > 0  # the canary's sessions are counted and scraped
+
+
+def test_pdsim_run_series_writes_the_business_counters_the_policy_read(tmp_path: Path) -> None:
+    """``pdsim run --series`` writes the business counters; ``pdsim query`` over the file
+    at a tick's time gives back the conversion rate the trace says the canary read."""
+    path = write(tmp_path, "ab.yaml", yaml.safe_dump(_doc(-0.3)))
+    series, trace = tmp_path / "series.om", tmp_path / "trace.jsonl"
+    assert invoke("run", path, "--runs", 1, "--series", series, "--trace", trace).exit_code == 0
+    names = {dict(labels)["__name__"] for labels in read_openmetrics(series).labels}
+    assert names == {"pdsim_sessions_total", "pdsim_conversions_total"}
+    checked = 0
+    for line in (json.loads(x) for x in trace.read_text().splitlines()):
+        read = line["metrics"].get("conversion-rate")
+        if not isinstance(read, float):
+            continue
+        out = invoke("query", series, line["queries"]["conversion-rate"], "--at", f"{line['t']:g}s")
+        assert out.exit_code == 0, out.stderr
+        [sample] = json.loads(out.stdout)["result"]
+        assert float(sample["value"][1]) == pytest.approx(read, rel=1e-12)
+        checked += 1
+    assert checked >= 2
