@@ -433,11 +433,12 @@ class World:
             # Both versions' live requests are drawn: sessions follow them.
             self.traffic.business = self.business
             self.traffic.primary_counts = True
-        elif self.business is not None:
+        elif not isinstance(self.traffic, FastTraffic):
             from sim.world.exact import ExactTraffic
 
             assert isinstance(self.traffic, ExactTraffic)
             self.traffic.business = self.business
+            self.traffic.user_split = self.user_split
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
         #: Whether some run holds weights for later (``SetWeights.once_primary_ready``).
         self._held = False

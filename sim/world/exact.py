@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import simpy
 
-from sim.world.business import BusinessLedger
+from sim.world.business import BusinessLedger, UserSplit
 from sim.world.faults import ReleaseModel
 from sim.world.noise import Factors, Latent
 from sim.world.router import Router
@@ -79,6 +79,9 @@ class ExactTraffic:
         #: The run's business outcomes (``sim.world.business``; None without ``business:``),
         #: from the live requests each version served per cohort since the last advance.
         self.business: BusinessLedger | None = None
+        #: An experiment's user split (set by the world), or None.
+        self.user_split: UserSplit | None = None
+        self._group = 0
         self._live = np.zeros((1, 1, population.n_cohorts, 2))
         self._failed = np.zeros_like(self._live)
         self.ledger = Ledger(1, population.n_cohorts)
@@ -116,6 +119,7 @@ class ExactTraffic:
     def _user(self) -> tuple[int, int]:
         g = min(int(np.searchsorted(self._group_cdf, self._u(), side="right")), len(self._group_cdf) - 1)
         uid = int(self._offset[g] + min(int(self._u() * self.population.users[g]), self.population.users[g] - 1))
+        self._group = g
         return uid, int(self.population.cohort[g])
 
     def _arrivals(self):
@@ -284,7 +288,12 @@ class ExactTraffic:
     def _serve(self, now: float) -> None:
         uid, cohort = self._user()
         run = np.array([0])
-        if self._affinity and self.router.sticky(run)[0]:
+        if self.user_split is not None and self.router.by_user[0]:
+            # A user split: the users of a group are alike, so the candidate's k of them
+            # (``UserSplit``) are its first k ids; a user's requests all go one way.
+            g = self._group
+            canary = uid - int(self._offset[g]) < self.user_split.users[0, g]
+        elif self._affinity and self.router.sticky(run)[0]:
             canary = self._sticky_route(uid, cohort, now)
         else:
             canary = self._u() < float(self.router.canary_share(run)[0, cohort])
