@@ -34,11 +34,13 @@ samples exactly; a run's draws follow its own history only, so its business data
 depend on the batch. The cost is a few numpy calls per run and advance, and only for a
 scenario with ``business:``.
 
-Users per version are the expected distinct users behind its sessions: a session's user
-is drawn by activity weight within its cohort's activity groups (``Population``), so a
-group of n users receiving k of the sessions has n(1 − (1 − 1/n)^k) distinct users in
-expectation (the occupancy law's mean, ``sim.world.users``); it is computed from the
-drawn sessions, not drawn itself (it never decreases from tick to tick).
+Users per version are the distinct users behind its sessions: a session's user is drawn
+by activity weight within its cohort's activity groups (``Population``; under a user
+split, within that version's users), and each advance draws how many users its new
+sessions meet for the first time (``BusinessLedger._meet_users``: binomial thinning by
+the unseen share, then the occupancy law of ``sim.world.users``), so the count never
+decreases from tick to tick. Without noise it is its expectation: Σ n(1 − (1 − p/n)^k)
+over groups of n users with share p of k sessions.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from sim.inputs.scenario import Effect, Scenario
 from sim.policies.base import BusinessData
 from sim.seeds import Streams
 from sim.world.traffic import Population, RateFunction
+from sim.world.users import occupancy_given
 
 #: Conversions (or sessions) of one cell up to which every order value (engagement
 #: count) is drawn one by one; above it the moments' normal law is used.
@@ -315,6 +318,8 @@ class BusinessLedger:
         self._order_m = lognormal_moments(model.median, model.sigma)
         #: The candidate's users per activity group of runs that split by user (``UserSplit``).
         self.split_users: dict[int, np.ndarray] = {}
+        #: Distinct users seen per run, version and activity group (drawn; ``users``).
+        self.seen_users = np.zeros((R, 2, len(population.users)))
         #: Pods of (primary, candidate) when the raw series read business counters (``add``
         #: then returns per-pod increments); None otherwise.
         self.pods: tuple[int, int] | None = None
@@ -384,6 +389,8 @@ class BusinessLedger:
             self.sessions[r] += by_version.sum(axis=(0, 1))
             self.conversions[r] += conversions.sum(axis=(0, 1, 3))
             self.cohort_sessions[r] += by_version.sum(axis=0).T
+            if self.noise:
+                self._meet_users(r, by_version.sum(axis=0))
             # Expected loss against serving each session the better version then.
             for gap, regret in ((conv_p, self.regret_conversions), (rev_p, self.regret_revenue)):
                 d = gap[..., 1] - gap[..., 0]  # (S, C): the candidate's per-session advantage
@@ -470,8 +477,47 @@ class BusinessLedger:
             q[big] = _square_given_sum(rng, nb, total, count_moments_array(mb, d))
         return s, q
 
+    def _group_sizes(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each version's users per activity group in run ``r`` (primary, candidate): all
+        of them, or each side of its user split."""
+        n = self.population.users.astype(float)
+        on = self.split_users.get(r)
+        if on is None:
+            return n, n
+        return n - on, on.astype(float)
+
+    def _meet_users(self, r: int, sessions: np.ndarray) -> None:
+        """Distinct users met by run ``r``'s new ``sessions`` per cohort and version (C, 2),
+        drawn: each cohort's sessions split over its activity groups by their activity
+        (a multinomial); of a group's k new sessions, those that reach a user not yet
+        seen are Binomial(k, (n − D)/n) (D seen of n), and they reach as many distinct
+        users as that many uniform draws into the n − D unseen (the occupancy law,
+        ``sim.world.users.occupancy_given``): the thinning ``count_users`` uses."""
+        pop, rng = self.population, self.rng(r)
+        for v, n in enumerate(self._group_sizes(r)):
+            w = n * pop.weight
+            k = np.zeros(len(n))
+            for c in range(pop.n_cohorts):
+                g = np.flatnonzero((pop.cohort == c) & (w > 0))
+                total = int(sessions[c, v])
+                if total <= 0 or not len(g):
+                    continue
+                k[g] = rng.multinomial(total, w[g] / w[g].sum())
+            hit = np.flatnonzero(k > 0)
+            if not len(hit):
+                continue
+            seen = np.minimum(self.seen_users[r, v, hit], n[hit])
+            unseen = n[hit] - seen
+            fresh = rng.binomial(k[hit].astype(np.int64), np.where(n[hit] > 0, unseen / np.maximum(n[hit], 1.0), 0.0))
+            u = rng.random(len(hit))
+            new = np.where(unseen > 0, occupancy_given(u, fresh, np.maximum(unseen, 1.0)), 0.0)
+            self.seen_users[r, v, hit] = seen + np.minimum(new, unseen)
+
     def users(self, r: int) -> tuple[float, float]:
-        """Expected distinct users behind run ``r``'s sessions per version (module docstring)."""
+        """Distinct users behind run ``r``'s sessions per version: drawn (``_meet_users``),
+        or their expectation without noise (module docstring)."""
+        if self.noise:
+            return float(self.seen_users[r, 0].sum()), float(self.seen_users[r, 1].sum())
         out = [0.0, 0.0]
         pop = self.population
         on_candidate = self.split_users.get(r)
@@ -489,8 +535,9 @@ class BusinessLedger:
                 if w.sum() <= 0:
                     continue
                 p = w / w.sum()
+                # Each of a group's n users is met by none of k sessions with (1 − p/n)^k.
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    hit = np.where(n > 1, -np.expm1(k * p * np.log1p(-1.0 / np.maximum(n, 1.0))), (p > 0) * 1.0)
+                    hit = np.where(n > 0, -np.expm1(k * np.log1p(-p / np.maximum(n, 1.0))), 0.0)
                 out[v] += float((n * hit).sum())
         return out[0], out[1]
 
