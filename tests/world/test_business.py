@@ -382,3 +382,18 @@ def test_distinct_users_follow_the_occupancy_law_across_advances():
     live[..., 0] = 500.0
     quiet.add(np.arange(1), np.array([0.0]), live, np.zeros_like(live))
     assert quiet.users(0)[0] == pytest.approx(expected)
+
+
+def test_regret_follows_the_novelty_as_it_fades():
+    """noise: false; conversion lift 0 with a novelty of −40% halving every minute. The
+    candidate serves 20% of 10/s from t=60 to its promotion at t=240: regret
+    ∫ 1 session/s x 0.05 x 0.4 x 2^(−t/60) dt over [60, 240] = 0.02 (60/ln 2)(2^−1 − 2^−4);
+    after promotion (10 min, all 5 sessions/s on it): 5 x 0.02 (60/ln 2)(2^−4 − 2^−14).
+    The midpoint rule over segments is within 0.5% of the integrals."""
+    scenario = _scenario(BUSINESS, "conversion: {lift: 0, novelty: {lift: -0.4, half_life: 1m}}\n")
+    policy = Scripted({1: (SetWeights(20),), 4: (SetWeights(0), Promote())}, end=4)
+    rec = run_rollouts(scenario, policy, [7])[0].record
+    tau = 60 / math.log(2)
+    assert rec.regret_conversions == pytest.approx(0.02 * tau * (2**-1 - 2**-4), rel=0.005)
+    assert rec.regret_conversions_after_promotion == pytest.approx(5 * 0.02 * tau * (2**-4 - 2**-14), rel=0.005)
+    assert rec.true_lift == 0.0 and rec.winner == "candidate" and rec.correct is False  # an A/A's false winner
