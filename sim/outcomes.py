@@ -27,7 +27,9 @@ Business outcomes (issue 19), null unless the scenario has a ``business:`` block
   primary is right). When |true_lift| <= m (an A/A test among them) no version is
   worth declaring: ``none`` is right, and so is a winner on the right side of a
   non-zero true lift; a winner against its sign is wrong, and any winner of an exact
-  A/A (true_lift 0) is a false winner.
+  A/A (true_lift 0) is a false winner. A release with a fault that matters
+  (``release_bad``: more errors, say, whatever it does to conversions) is never right to
+  ship: then ``primary`` and ``none`` are right.
 * ``lift_estimate``, ``lift_ci_low``, ``lift_ci_high``: the experiment's estimate of the
   relative lift of its primary metric and its interval at the rule's level (null for a
   policy that estimates none).
@@ -109,9 +111,12 @@ def winner_of(outcome: str) -> str:
     return CANDIDATE if outcome == PROMOTED else PRIMARY if outcome == ROLLED_BACK else NO_WINNER
 
 
-def winner_correct(winner: str, true_lift: float, min_effect: float) -> bool:
+def winner_correct(winner: str, true_lift: float, min_effect: float, release_bad: bool = False) -> bool:
     """Whether ``winner`` was the right call given the true relative lift and the minimum
-    effect of interest (the module docstring states the rule)."""
+    effect of interest (the module docstring states the rule); a release with a fault that
+    matters (``release_bad``) is never right to ship, whatever its lift."""
+    if release_bad:
+        return winner != CANDIDATE
     if true_lift > min_effect:
         return winner == CANDIDATE
     if true_lift < -min_effect:

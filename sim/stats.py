@@ -36,8 +36,31 @@ __all__ = [
 #: Record fields summarised with quantiles and a mean (NaN/None values are skipped).
 _QUANTITIES = ("detection_time_s", "decision_time_s", "excess_errors", "users_affected")
 _QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95}
+#: The record's business columns ``summarize_records`` reads (null without ``business:``).
+BUSINESS_SUMMARY_COLUMNS = (
+    "winner",
+    "correct",
+    "true_lift",
+    "lift_estimate",
+    "lift_ci_low",
+    "lift_ci_high",
+    "regret_conversions",
+    "regret_revenue",
+    "regret_conversions_after_promotion",
+    "regret_revenue_after_promotion",
+    "sessions",
+    "srm",
+)
 #: The record columns ``summarize_records`` reads (a caller holding many runs passes only these).
-SUMMARY_COLUMNS = ("outcome", "release_bad", "false_rollback", "missed", *_QUANTITIES, "canary_requests")
+SUMMARY_COLUMNS = (
+    "outcome",
+    "release_bad",
+    "false_rollback",
+    "missed",
+    *_QUANTITIES,
+    "canary_requests",
+    *BUSINESS_SUMMARY_COLUMNS,
+)
 
 
 def _check_confidence(confidence: float) -> float:
@@ -273,7 +296,10 @@ def summarize_records(
         ``runs``, ``confidence``, the outcome rates, ``false_rollback_rate``,
         ``detection_rate``, ``missed_rate`` and interval summaries of
         detection/decision time, excess errors, users affected and canary
-        requests. Quantity intervals that cannot be bounded are None.
+        requests. Quantity intervals that cannot be bounded are None. When the runs
+        carry business outcomes (issue 19: a ``winner``), the keys of
+        :func:`summarize_business` too (``false_winner_rate``, ``power``,
+        ``ci_coverage``, ``regret_conversions``...), at the same level as the others.
     """
     n, columns = _record_columns(records)
     outcome = np.asarray(columns["outcome"]).astype(str) if "outcome" in columns else np.array([], dtype=str)
@@ -293,7 +319,191 @@ def summarize_records(
     for col in _QUANTITIES:
         summary[col] = _quantity(_floats(columns, n, col), confidence)
     summary["canary_requests"] = _quantity(_floats(columns, n, "canary_requests"), confidence, False)
+    # Only a scenario with `business:` has these: the summary of any other stays as it was.
+    if has_business(columns):
+        summary.update(summarize_business(columns, confidence))
     return summary
+
+
+# --- business outcomes of A/B experiments (issue 19) ---------------------------------------
+
+
+#: Business rates of the summary, and the runs each is a share of (the form of
+#: ``sim.gates.spec.RATES``: a gate can bound them by these names).
+BUSINESS_RATES = {
+    "false_winner_rate": "A/A runs (true lift 0)",
+    "power": "runs with a positive true lift",
+    "wrong_direction_rate": "runs with a non-zero true lift",
+    "correct_rate": "runs with a business verdict",
+    "ci_coverage": "runs with a lift interval",
+    "srm_rate": "runs with a split check",
+}
+#: Business quantities of the summary, each with p50/p90/p95 and a mean (unit for messages).
+#: ``regret_conversions_total`` and ``regret_revenue_total`` are the rollout's regret plus
+#: the ``after_promotion`` window's; ``lift_error`` is ``lift_estimate - true_lift``.
+BUSINESS_QUANTITIES = {
+    "regret_conversions": "conversions",
+    "regret_conversions_after_promotion": "conversions",
+    "regret_conversions_total": "conversions",
+    "regret_revenue": "revenue",
+    "regret_revenue_after_promotion": "revenue",
+    "regret_revenue_total": "revenue",
+    "sessions": "sessions",
+    "lift_estimate": "relative lift",
+    "lift_error": "relative lift",
+}
+#: The winners a record may name (``sim.outcomes.WINNERS``, repeated: no import of outcomes here).
+_WINNERS = ("candidate", "primary", "none")
+
+
+def _texts(columns: Mapping[str, Any], n: int, col: str) -> np.ndarray:
+    """A text column as objects, a missing value (None/NaN) as None."""
+    if col not in columns:
+        return np.full(n, None, dtype=object)
+    return np.array([v if isinstance(v, str) else None for v in columns[col]], dtype=object)
+
+
+def _named(texts: np.ndarray) -> np.ndarray:
+    """Per run, whether a text column of :func:`_texts` holds a value."""
+    return np.array([t is not None for t in texts], dtype=bool)
+
+
+def _flags(columns: Mapping[str, Any], n: int, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """(value, known) of a flag column whose missing values (None/NaN) are not False."""
+    if col not in columns:
+        return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    values = columns[col]
+    if isinstance(values, np.ndarray) and values.dtype == bool:
+        return values, np.ones(n, dtype=bool)
+    known = np.array([v is not None and v == v for v in values], dtype=bool)
+    value = np.array([bool(v) if k else False for v, k in zip(values, known)], dtype=bool)
+    return value, known
+
+
+def has_business(records: pd.DataFrame | Mapping[str, ArrayLike] | Sequence[Mapping]) -> bool:
+    """Whether any run carries business outcomes (a ``winner``: the scenario had ``business:``)."""
+    n, columns = _record_columns(records)
+    return bool(_named(_texts(columns, n, "winner")).any())
+
+
+def business_population(
+    records: pd.DataFrame | Mapping[str, ArrayLike] | Sequence[Mapping], metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indicator, conditioning mask) per run of a business rate of :data:`BUSINESS_RATES`.
+
+    The rate is ``sum(indicator & mask) / sum(mask)``; a gate bounds it with the Wilson
+    interval of those counts (as ``sim.gates.decide`` does for ``false_rollback_rate``).
+    The definitions (a run counts only where its fields are not null):
+
+    * ``false_winner_rate``: winner is not ``none``, among runs whose true lift is exactly
+      0 (A/A tests). The record does not carry ``business.min_effect``, so runs with a
+      small non-zero lift are not A/A runs here; ``correct_rate`` judges those against it.
+    * ``power``: winner is ``candidate``, among runs with true lift > 0 (for one lift at a
+      time see the summary's ``power_by_lift``).
+    * ``wrong_direction_rate``: a winner against the sign of a non-zero true lift
+      (``primary`` when it is > 0, ``candidate`` when < 0), among runs with a non-zero lift
+      (Gelman & Carlin 2014, "Beyond power calculations": the type S error).
+    * ``correct_rate``: ``correct`` (``sim.outcomes.winner_correct``), among runs with one.
+    * ``ci_coverage``: ``lift_ci_low <= true_lift <= lift_ci_high``, among runs with an
+      interval. The interval is the rule's at its decision (a sequential rule's is frozen
+      there) and the lift the long-run one: a novelty effect that had not faded by the
+      decision lowers coverage, as it would in production.
+    * ``srm_rate``: the split check flagged a sample-ratio mismatch, among runs with a check.
+
+    Raises:
+        ValueError: for a name not in :data:`BUSINESS_RATES`.
+    """
+    n, columns = _record_columns(records)
+    winner = _texts(columns, n, "winner")
+    lift = _floats(columns, n, "true_lift")
+    has_lift = ~np.isnan(lift)
+    # NaN compares False both ways: runs without a lift fall out of every lift condition.
+    with np.errstate(invalid="ignore"):
+        positive, negative, zero = lift > 0, lift < 0, lift == 0
+    decided = _named(winner)
+    if metric == "false_winner_rate":
+        return decided & (winner != "none"), zero & decided
+    if metric == "power":
+        return winner == "candidate", positive & decided
+    if metric == "wrong_direction_rate":
+        wrong = (positive & (winner == "primary")) | (negative & (winner == "candidate"))
+        return wrong, (positive | negative) & decided
+    if metric == "correct_rate":
+        return _flags(columns, n, "correct")
+    if metric == "ci_coverage":
+        low, high = _floats(columns, n, "lift_ci_low"), _floats(columns, n, "lift_ci_high")
+        has_ci = has_lift & ~np.isnan(low) & ~np.isnan(high)
+        with np.errstate(invalid="ignore"):
+            return (low <= lift) & (lift <= high), has_ci
+    if metric == "srm_rate":
+        return _flags(columns, n, "srm")
+    raise ValueError(f"not a business rate: {metric!r} (one of {', '.join(BUSINESS_RATES)})")
+
+
+def business_quantity(records: pd.DataFrame | Mapping[str, ArrayLike] | Sequence[Mapping], name: str) -> np.ndarray:
+    """Per run, a quantity of :data:`BUSINESS_QUANTITIES` (NaN where the record has none).
+
+    A total is NaN when either of its parts is (a run that did not measure both).
+
+    Raises:
+        ValueError: for a name not in :data:`BUSINESS_QUANTITIES`.
+    """
+    n, columns = _record_columns(records)
+    if name not in BUSINESS_QUANTITIES:
+        raise ValueError(f"not a business quantity: {name!r} (one of {', '.join(BUSINESS_QUANTITIES)})")
+    if name.endswith("_total"):
+        base = name.removesuffix("_total")
+        return _floats(columns, n, base) + _floats(columns, n, f"{base}_after_promotion")
+    if name == "lift_error":
+        return _floats(columns, n, "lift_estimate") - _floats(columns, n, "true_lift")
+    return _floats(columns, n, name)
+
+
+def _rate_of(indicator: np.ndarray, mask: np.ndarray, confidence: float) -> dict:
+    # Counting inside the mask keeps k <= n whatever the indicator says outside it.
+    return rate(int(np.count_nonzero(indicator & mask)), int(mask.sum()), confidence)
+
+
+def summarize_business(
+    records: pd.DataFrame | Mapping[str, ArrayLike] | Sequence[Mapping], confidence: float = 0.95
+) -> dict:
+    """The business outcomes of A/B runs, every rate with a Wilson interval and every
+    quantity with order-statistic intervals of its quantiles and a Student-t interval of
+    its mean (the helpers above).
+
+    Args:
+        records: run records as :func:`summarize_records` takes them.
+        confidence: level of every interval.
+
+    Returns:
+        A JSON-serialisable dict with the rates of :data:`BUSINESS_RATES` (each
+        ``{"rate", "low", "high", "k", "n"}``; :func:`business_population` defines them),
+        ``power_by_lift`` (one ``{"true_lift", "rate", "low", "high", "k", "n"}`` per
+        distinct positive true lift, ascending), the quantities of
+        :data:`BUSINESS_QUANTITIES` (each ``{"p50", "p90", "p95", "mean"}`` of
+        ``{"value", "low", "high", "n"}``), ``decision_time_by_winner`` (per winner
+        ``candidate``/``primary``/``none`` the decision time's quantities, over runs with a
+        decision time) and ``winners`` (per winner its share of the runs with one).
+    """
+    n, columns = _record_columns(records)
+    out: dict[str, Any] = {}
+    for name in BUSINESS_RATES:
+        out[name] = _rate_of(*business_population(columns, name), confidence)
+    winner = _texts(columns, n, "winner")
+    decided = int(np.count_nonzero(_named(winner)))
+    out["winners"] = {w: rate(int(np.count_nonzero(winner == w)), decided, confidence) for w in _WINNERS}
+    lift = _floats(columns, n, "true_lift")
+    indicator, mask = business_population(columns, "power")
+    by_lift = []
+    for value in np.unique(lift[mask]):
+        at = mask & (lift == value)
+        by_lift.append({"true_lift": float(value), **_rate_of(indicator, at, confidence)})
+    out["power_by_lift"] = by_lift
+    for name in BUSINESS_QUANTITIES:
+        out[name] = _quantity(business_quantity(columns, name), confidence)
+    time = _floats(columns, n, "decision_time_s")
+    out["decision_time_by_winner"] = {w: _quantity(np.where(winner == w, time, np.nan), confidence) for w in _WINNERS}
+    return out
 
 
 _RATE_ROWS = (
@@ -367,7 +577,60 @@ def format_summary_table(summary: dict) -> str:
         fmt = _secs if name.endswith("_s") else _count
         cells = [_with_ci(block.get(c), fmt) if c in block else "-" for c in cols]
         lines.append(f"{name:<20}" + "".join(f"{c:<26}" for c in cells).rstrip())
+    if "false_winner_rate" in summary:
+        lines += ["", *_experiment_lines(summary, ci)]
     return "\n".join(lines)
+
+
+def _duration(v: float | None) -> str:
+    """Seconds as seconds, hours or days: experiments decide in days, canaries in minutes."""
+    if v is None:
+        return "n/a"
+    if abs(v) < 600:
+        return _secs(v)
+    return f"{v / 3600:.1f}h" if abs(v) < 172_800 else f"{v / 86_400:.2f}d"
+
+
+def _lift(v: float | None) -> str:
+    return "n/a" if v is None else f"{100.0 * v:+.2f}%"
+
+
+def _rate_line(name: str, r: Mapping[str, Any], width: int) -> str:
+    # Right-align the value so the percent signs line up down the column.
+    cell = f"{_pct(r.get('rate')):>6}"
+    if r.get("rate") is not None:
+        cell += f" [{_pct(r['low'])}, {_pct(r['high'])}]"
+    return f"{name:<{width}}{cell:<28}{r['k']}/{r['n']}"
+
+
+def _experiment_lines(summary: Mapping[str, Any], ci: str) -> list[str]:
+    """The "experiment" block of :func:`format_summary_table`: business rates, power per
+    true lift, winners, regret and lift quantities, decision time per winner."""
+    width = 40
+    lines = ["experiment (business outcomes)", f"{'rate':<{width}}{'  value [' + ci + ']':<28}k/n"]
+    for name in BUSINESS_RATES:
+        if name in summary:
+            lines.append(_rate_line(name, summary[name], width))
+    for row in summary.get("power_by_lift", []):
+        lines.append(_rate_line(f"power at true lift {_lift(row['true_lift'])}", row, width))
+    for winner, r in summary.get("winners", {}).items():
+        lines.append(_rate_line(f"winner {winner}", r, width))
+    lines.append("")
+    cols = ("p50", "p90", "p95", "mean")
+    lines.append(f"{'quantity':<{width}}" + "".join(f"{c:<26}" for c in cols).rstrip())
+    rows: list[tuple[str, Any, Any]] = [
+        (name, summary.get(name), _lift if name.startswith("lift_") else _count) for name in BUSINESS_QUANTITIES
+    ]
+    rows += [
+        (f"decision_time_s, winner {w}", block, _duration)
+        for w, block in summary.get("decision_time_by_winner", {}).items()
+    ]
+    for name, block, fmt in rows:
+        if not block:
+            continue
+        cells = [_with_ci(block.get(c), fmt) for c in cols]
+        lines.append(f"{name:<{width}}" + "".join(f"{c:<26}" for c in cells).rstrip())
+    return lines
 
 
 # --- bootstrap, stratified and paired estimates (sweeps and `pdsim compare`) ---------------
@@ -559,4 +822,11 @@ __all__ += [
     "paired_difference",
     "mcnemar",
     "pareto_front",
+    "BUSINESS_SUMMARY_COLUMNS",
+    "BUSINESS_RATES",
+    "BUSINESS_QUANTITIES",
+    "has_business",
+    "business_population",
+    "business_quantity",
+    "summarize_business",
 ]

@@ -115,7 +115,7 @@ def test_help_is_unchanged() -> None:
 # --- a file of one kind given where another is expected ------------------------------------------------
 
 _SCENARIO_HINT = (
-    "this looks like a scenario file: give it as SCENARIO, or pass a policy file (flagger:, argo: or "
+    "this looks like a scenario file: give it as SCENARIO, or pass a policy file (flagger:, argo:, experiment: or "
     "manifest:) or a Kubernetes manifest here"
 )
 _POLICY_HINT = (

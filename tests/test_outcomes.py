@@ -64,6 +64,12 @@ def test_winner_correct_rule(winner, true_lift, min_effect, correct):
     assert winner_correct(winner, true_lift, min_effect) is correct
 
 
+def test_a_bad_release_is_never_right_to_ship():
+    assert not winner_correct("candidate", 0.05, 0.01, release_bad=True)
+    assert winner_correct("primary", 0.05, 0.01, release_bad=True)
+    assert winner_correct("none", 0.05, 0.01, release_bad=True)
+
+
 def test_winner_of_an_outcome():
     assert [winner_of(o) for o in (PROMOTED, ROLLED_BACK, UNFINISHED)] == ["candidate", "primary", "none"]
 

@@ -31,7 +31,16 @@ import pandas as pd
 
 from sim.gates.frontier import FrontierCheck, check_frontier, load_frontier
 from sim.gates.spec import RATES, Gates, GateScenario, Requirement, load_gates
-from sim.stats import mean_interval, quantile_interval, summarize_records, wilson_interval
+from sim.stats import (
+    BUSINESS_QUANTITIES,
+    BUSINESS_RATES,
+    business_population,
+    business_quantity,
+    mean_interval,
+    quantile_interval,
+    summarize_records,
+    wilson_interval,
+)
 
 __all__ = [
     "Verdict",
@@ -133,6 +142,8 @@ def _fmt(v: float | None, rate: bool) -> str:
 
 def _population(frame: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(indicator, conditioning mask) of a rate, per run."""
+    if metric in BUSINESS_RATES:
+        return business_population(frame, metric)
     outcome = frame["outcome"].astype(str).to_numpy()
     bad = frame["release_bad"].fillna(False).astype(bool).to_numpy()
     if metric == "false_rollback_rate":
@@ -142,6 +153,18 @@ def _population(frame: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarra
     if metric == "missed_rate":
         return outcome == "promoted", bad
     return outcome == metric, np.ones(len(frame), dtype=bool)
+
+
+def _quantity(frame: pd.DataFrame, metric: str) -> np.ndarray:
+    """Per run, a quantity's values (a business one may be derived: a total, an error)."""
+    if metric in BUSINESS_QUANTITIES:
+        return business_quantity(frame, metric)
+    return pd.to_numeric(frame[metric], errors="coerce").to_numpy(dtype=float)
+
+
+def _baseline_side(merged: pd.DataFrame) -> pd.DataFrame:
+    """The baseline's columns of a paired merge (``x_base`` as ``x``)."""
+    return pd.DataFrame({c.removesuffix("_base"): merged[c] for c in merged.columns if c.endswith("_base")})
 
 
 def _decide(req: Requirement, low: float, high: float) -> str:
@@ -223,7 +246,7 @@ def evaluate(
         estimate = k / n if n else None
         low, high = wilson_interval(k, n, confidence) if n else (None, None)
     else:
-        values = pd.to_numeric(frame[req.metric], errors="coerce").to_numpy(dtype=float)
+        values = _quantity(frame, req.metric)
         k = None
         q = req.quantile
         stat = quantile_interval(values, q, confidence) if q is not None else mean_interval(values, confidence)
@@ -284,7 +307,7 @@ def compare_paired(
     if req.metric in RATES:
         hit_c, mask = _population(merged, req.metric)
         # Same seeds, same scenario: release_bad agrees run by run, so one mask serves both.
-        base = pd.DataFrame({"outcome": merged["outcome_base"], "release_bad": merged["release_bad_base"]})
+        base = _baseline_side(merged)
         hit_b, _ = _population(base, req.metric)
         n = int(mask.sum())
         b = int((hit_c & ~hit_b & mask).sum())
@@ -300,8 +323,8 @@ def compare_paired(
         detail = f"{b} runs worse, {c} better of {n} paired"
         scale, unit = 100.0, " pts"
     else:
-        x = pd.to_numeric(merged[req.metric], errors="coerce").to_numpy(dtype=float)
-        y = pd.to_numeric(merged[f"{req.metric}_base"], errors="coerce").to_numpy(dtype=float)
+        x = _quantity(merged, req.metric)
+        y = _quantity(_baseline_side(merged), req.metric)
         d = (x - y)[~(np.isnan(x) | np.isnan(y))]
         n = int(d.size)
         m = mean_interval(d, confidence)

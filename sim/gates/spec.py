@@ -28,8 +28,10 @@ A gates file (YAML)::
                                        # (default: the tune's last rung)
 
 Requirement names are the summary's rates (``false_rollback_rate``, ``detection_rate``,
-``missed_rate``, ``promoted``, ``rolled_back``, ``unfinished``), or a run-record quantity and a
-statistic: ``mean`` or a percentile ``pNN`` (``p50``, ``p95``, ``p99.9``).
+``missed_rate``, ``promoted``, ``rolled_back``, ``unfinished``; for A/B runs the business
+rates ``false_winner_rate``, ``power``, ``ci_coverage``... of ``sim.stats.BUSINESS_RATES``), or
+a run-record quantity (or a business one: ``regret_conversions_total``...) and a statistic:
+``mean`` or a percentile ``pNN`` (``p50``, ``p95``, ``p99.9``).
 
 ``frontier:`` needs ``policy:`` (the policy it judges) and makes ``scenarios:`` optional: a
 gates file may hold the frontier gate alone. The rule itself is in ``sim.gates.frontier``.
@@ -47,6 +49,7 @@ from typing import Any, cast
 from sim.errors import InputError
 from sim.limits import MAX_SEED, SEED_LIMIT
 from sim.models import parse_run_count
+from sim.stats import BUSINESS_QUANTITIES, BUSINESS_RATES
 from sim.yamlio import YamlDoc, load_yaml
 
 __all__ = [
@@ -69,6 +72,8 @@ RATES = {
     "promoted": "runs",
     "rolled_back": "runs",
     "unfinished": "runs",
+    # A/B experiments' business outcomes (issue 19): sim.stats.business_population
+    **BUSINESS_RATES,
 }
 #: Run-record quantities a requirement can bound with a statistic (unit for messages).
 QUANTITIES = {
@@ -80,6 +85,8 @@ QUANTITIES = {
     "canary_errors": "requests",
     "users_affected": "users",
     "users_exposed": "users",
+    # A/B experiments' business outcomes (issue 19): sim.stats.business_quantity
+    **BUSINESS_QUANTITIES,
 }
 TREATMENTS = ("fail", "warn", "pass")
 _TOP_KEYS = {

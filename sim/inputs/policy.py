@@ -4,7 +4,8 @@ A policy PATH (``--policy PATH``, or ``policy: {manifest: PATH}`` in a scenario;
 docs/architecture.md section 6) is
 
 * a pdsim policy file: the ``policy:`` mapping of a scenario as its own YAML document,
-  e.g. ``flagger: {analysis: {...}}`` or ``manifest: canary.yaml`` (relative to the file);
+  e.g. ``flagger: {analysis: {...}}``, ``experiment: {split: 50, ...}`` (an A/B
+  experiment, issue 19) or ``manifest: canary.yaml`` (relative to the file);
 * a Kubernetes manifest file (one or more ``---`` documents, each with ``apiVersion`` and
   ``kind``): a Flagger ``Canary`` and/or its ``MetricTemplate`` objects, or an Argo
   ``Rollout`` and/or its ``AnalysisTemplate``/``ClusterAnalysisTemplate`` objects;
@@ -39,6 +40,7 @@ from sim.inputs.scenario import PolicySpec, Scenario, load_scenario
 from sim.inputs.validation import KINDS, looks_like, misplaced_hint, require_mapping, validation_to_input_error
 from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.base import Policy
+from sim.policies.experiment.policy import ExperimentPolicy
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.yamlio import YamlDoc, load_yaml, load_yaml_all
 
@@ -76,6 +78,8 @@ def build_policy(spec: PolicySpec, name: str) -> Policy:
         return FlaggerCanary(spec.flagger, name=name)
     if spec.argo is not None:
         return ArgoRollout(spec.argo, name=name)
+    if spec.experiment is not None:
+        return ExperimentPolicy(spec.experiment, name=name)
     # `manifest:` names files: resolve it with scenario_policy(scenario, source) or read_policy.
     raise ValueError("a manifest policy must be read from its files first (scenario_policy, read_policy)")
 
@@ -318,7 +322,14 @@ def scenario_policy_with_warnings(
     if paths is not None:
         loaded = _from_manifests(read_manifests(paths))
         return loaded.build(), list(loaded.warnings)
-    kind = "flagger-canary" if scenario.policy.flagger is not None else "argo-rollout"
+    policy = scenario.policy
+    kind = (
+        "flagger-canary"
+        if policy.flagger is not None
+        else "experiment"
+        if policy.experiment is not None
+        else "argo-rollout"
+    )
     return build_policy(scenario.policy, name=f"{scenario.name}/{kind}"), []
 
 
@@ -350,7 +361,41 @@ def load_scenario_and_policy(
         policy, warnings = load_policy_with_warnings(list(policy_paths))
     else:
         policy, warnings = scenario_policy_with_warnings(scenario, scenario_path)
+    require_business(scenario, policy, scenario_path, own_policy=not policy_paths)
     return scenario, policy, warnings
+
+
+def require_business(
+    scenario: Scenario, policy: Policy, source: str | os.PathLike[str] | None = None, *, own_policy: bool = True
+) -> None:
+    """An A/B experiment (a policy that ``reads_business``) needs the scenario's
+    ``business:`` block: without it there is nothing to decide on.
+
+    Args:
+        scenario: the scenario.
+        policy: the policy it runs.
+        source: the scenario's file (for the message).
+        own_policy: the policy is the scenario's own ``policy:`` (the message then points
+            at that line; else at the file's first line).
+
+    Raises:
+        InputError: naming the scenario file, a line and ``business``.
+    """
+    if not policy.tags.reads_business or scenario.business is not None:
+        return
+    file, line = str(source) if source is not None else scenario.name, 1
+    if own_policy and source is not None and scenario.policy is not None:
+        try:
+            line = load_yaml(source).line_of(("policy",))
+        except InputError:
+            pass
+    raise InputError(
+        file,
+        line,
+        "business",
+        f"policy {policy.name!r} is an A/B experiment: the scenario needs a business: block "
+        "(e.g. business: {conversion: {rate: 0.03}})",
+    )
 
 
 __all__ = [
@@ -362,6 +407,7 @@ __all__ = [
     "policy_files",
     "read_manifests",
     "read_policy",
+    "require_business",
     "scenario_policy",
     "scenario_policy_with_warnings",
 ]

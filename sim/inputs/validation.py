@@ -163,7 +163,7 @@ _USE = {
 #: What a place that expects a kind of file takes.
 _TAKES = {
     "scenario": "a scenario file (name:, traffic:, ...)",
-    "policy": "a policy file (flagger:, argo: or manifest:) or a Kubernetes manifest",
+    "policy": "a policy file (flagger:, argo:, experiment: or manifest:) or a Kubernetes manifest",
 }
 #: Top-level keys that only one kind of file has (docs/architecture.md section 7; the
 #: sweep and gates models).
@@ -172,15 +172,15 @@ _SWEEP_ONLY = frozenset({"grid", "portfolio", "policies", "cases", "chunk_size",
 _GATES_ONLY = frozenset({"scenarios", "confidence", "inconclusive"})
 #: A TUNE file also has ``portfolio`` and ``confidence``: it is told apart first.
 _TUNE_ONLY = frozenset({"base", "space", "objectives", "constraints", "budget", "racing"})
-_POLICY_KEYS = frozenset({"flagger", "argo", "manifest"})
+_POLICY_KEYS = frozenset({"flagger", "argo", "experiment", "manifest"})
 
 
 def looks_like(data: Any) -> str | None:
     """The kind of file (a ``KINDS`` key) a YAML document's top-level keys say it is.
 
     A Kubernetes object has ``apiVersion`` or ``kind``; a scenario, a TUNE, a sweep or a
-    gates file has keys no other kind has; a policy file has only ``flagger``, ``argo`` or
-    ``manifest``; a mapping with just a ``name`` is a scenario missing its traffic.
+    gates file has keys no other kind has; a policy file has only ``flagger``, ``argo``,
+    ``experiment`` or ``manifest``; a mapping with just a ``name`` is a scenario missing its traffic.
 
     Returns:
         The kind, or None when the document is not a mapping or says nothing.
@@ -206,7 +206,7 @@ def looks_like(data: Any) -> str | None:
 def misplaced_hint(data: Any, expected: str) -> str | None:
     """A hint for a file of another kind than the one ``expected`` where it was given, e.g.
     ``this looks like a scenario file: give it as SCENARIO, or pass a policy file
-    (flagger:, argo: or manifest:) or a Kubernetes manifest here``.
+    (flagger:, argo:, experiment: or manifest:) or a Kubernetes manifest here``.
 
     Args:
         data: the file's (first) document.

@@ -155,11 +155,14 @@ class Routes:
             ``matched``, percent of the requests that match the A/B conditions.
         mirrored: whether the canary receives a mirrored copy of primary traffic.
         matched: A/B routing: only requests matching ``analysis.match`` are weighted.
+        by_user: an A/B experiment's split (``SetWeights.by_user``, issue 19):
+            ``canary_weight`` percent of the users, each sticky to one version.
     """
 
     canary_weight: int = 0
     mirrored: bool = False
     matched: bool = False
+    by_user: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from sim.policies.base import (
     NO_DATA,
     Action,
     BatchObservation,
+    BusinessData,
     MetricQuery,
     MetricValue,
     Observation,
@@ -48,6 +49,48 @@ _RANDOM_BOUNDS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 100
 _AFTER_TERMINAL_S = 60.0
 #: Other metrics ``check_class_keys`` tries at each tick of a class-stepping policy.
 _ALTERNATIVES = 4
+
+
+class _RandomBusiness:
+    """Random but consistent cumulative business data per version (``BusinessData``):
+    the counts only grow, tick by tick, as the world's do; sometimes a lopsided split (a
+    sample-ratio mismatch), sometimes a large lift or loss or a burst of errors, and now
+    and then none at all (a replay without business columns)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.totals = np.zeros((9, 2))  # BusinessData's fields in order, (primary, candidate)
+        self.share = float(rng.choice([0.5, 0.5, 0.5, 0.3, 0.7]))  # of users on the candidate
+        self.rates = rng.choice([0.02, 0.03, 0.05, 0.2], size=2)
+
+    def next(self) -> BusinessData | None:
+        rng = self.rng
+        if rng.random() < 0.05:
+            return None
+        users = rng.integers(0, 3000, size=2).astype(float) * np.array([1.0 - self.share, self.share]) * 2.0
+        sessions = users * rng.uniform(1.0, 3.0)
+        sessions = np.floor(sessions)
+        conversions = rng.binomial(sessions.astype(np.int64), self.rates).astype(float)
+        values = [rng.lognormal(3.7, 1.1, size=int(c)) for c in conversions]
+        engagement = [rng.poisson(3.0, size=int(n)) for n in sessions]
+        requests = sessions * 4.0
+        errors = rng.binomial(requests.astype(np.int64), rng.choice([0.0, 0.001, 0.05], size=2)).astype(float)
+        step = np.array(
+            [
+                sessions,
+                conversions,
+                [v.sum() for v in values],
+                [(v * v).sum() for v in values],
+                [e.sum() for e in engagement],
+                [(e * e).sum() for e in engagement],
+                np.floor(users),
+                requests,
+                errors,
+            ]
+        )
+        self.totals = self.totals + step
+        pairs = [(float(a), float(b)) for a, b in self.totals.tolist()]
+        return BusinessData(*pairs)
 
 
 class _RandomVersions:
@@ -116,6 +159,7 @@ def _random_observation(
     queries: Sequence[MetricQuery],
     routes: Routes,
     versions: _RandomVersions | None = None,
+    business: _RandomBusiness | None = None,
 ) -> Observation:
     metrics = _random_metrics(rng, queries)
     canary_ready = bool(rng.random() > 0.1)
@@ -133,6 +177,7 @@ def _random_observation(
         primary=Readiness(bool(rng.random() > 0.05)),
         webhooks=hooks,
         versions=versions.next(t) if versions is not None else None,
+        business=business.next() if business is not None else None,
     )
 
 
@@ -242,7 +287,8 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
 
     A policy that reads both versions' counters (``PolicyTags.reads_versions``) also gets
     random, growing per-version counters (``Observation.versions``; sometimes None, as in
-    a replay).
+    a replay); one that reads business outcomes (``PolicyTags.reads_business``, an A/B
+    experiment), random growing ``BusinessData`` (sometimes None).
 
     Args:
         policy: the policy under test.
@@ -257,12 +303,16 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
     rng = np.random.default_rng(seed)
     queries = list(policy.queries())
     judged = policy.tags.reads_versions
+    reads_business = policy.tags.reads_business
     for episode in range(episodes):
         where = f"episode {episode}"
         versions = _RandomVersions(rng) if judged else None
+        business = _RandomBusiness(rng) if reads_business else None
 
-        def observe(r: Rollout, versions: _RandomVersions | None = versions) -> Observation:
-            return _random_observation(rng, r.t, r.ticks, queries, r.routes, versions)
+        def observe(
+            r: Rollout, versions: _RandomVersions | None = versions, business: _RandomBusiness | None = business
+        ) -> Observation:
+            return _random_observation(rng, r.t, r.ticks, queries, r.routes, versions, business)
 
         step = check_pure_step(policy, where)
         rollout = Rollout.start(policy)
@@ -286,7 +336,7 @@ def check_policy(policy: Policy, *, episodes: int = 50, max_ticks: int = 60, see
                 policy,
                 step,
                 rollout,
-                _random_observation(rng, rollout.t + _AFTER_TERMINAL_S, k, queries, rollout.routes, versions),
+                _random_observation(rng, rollout.t + _AFTER_TERMINAL_S, k, queries, rollout.routes, versions, business),
                 label,
             )
             rollout.t += _AFTER_TERMINAL_S

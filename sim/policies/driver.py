@@ -33,6 +33,7 @@ from sim.limits import MAX_TICKS_PER_RUN
 from sim.outcomes import PROMOTED, ROLLED_BACK, UNFINISHED
 from sim.policies.base import (
     Action,
+    ExperimentEnded,
     Finish,
     HookCalled,
     MetricValue,
@@ -109,7 +110,7 @@ def routes_after(routes: Routes, action: Action) -> Routes:
     """The router's state after ``action``: a ``SetWeights`` sets it, a ``Rollback``
     sends everything back to the primary, any other action leaves it."""
     if isinstance(action, SetWeights):
-        return Routes(action.canary_weight, action.mirrored, action.matched)
+        return Routes(action.canary_weight, action.mirrored, action.matched, action.by_user)
     if isinstance(action, Rollback):
         return Routes()
     return routes
@@ -121,6 +122,8 @@ def action_json(a: Action) -> dict[str, Any]:
         out: dict[str, Any] = {"action": "set_weights", "canary_weight": a.canary_weight, "mirrored": a.mirrored}
         if a.matched:
             out["matched"] = True
+        if a.by_user:
+            out["by_user"] = True
         return out
     if isinstance(a, HookCalled):
         out = {"action": "webhook", "name": a.name, "type": a.type, "ok": a.ok}
@@ -135,6 +138,16 @@ def action_json(a: Action) -> dict[str, Any]:
         return {"action": "scale_up"} if a.replicas is None else {"action": "scale_up", "replicas": a.replicas}
     if isinstance(a, Finish):
         return {"action": "finish", "phase": a.phase}
+    if isinstance(a, ExperimentEnded):
+        return {
+            "action": "experiment_ended",
+            "winner": a.winner,
+            "lift": metric_json(a.lift),
+            "lift_low": metric_json(a.lift_low),
+            "lift_high": metric_json(a.lift_high),
+            "srm": a.srm,
+            "reason": a.reason,
+        }
     return {"action": type(a).__name__}
 
 

@@ -11,7 +11,9 @@ columns of docs/architecture.md section 5 and possibly parameter columns (``thre
 * the headline table with intervals;
 * figures across groups and parameter settings (detection-time CDFs, blast radius,
   false-rollback rates and the speed/harm frontier over parameter columns, a power curve
-  when a ``severity`` column exists);
+  when a ``severity`` column exists; for A/B runs with business outcomes, the chance of
+  promoting the candidate by true lift and regret against time to decide,
+  ``sim.report.experiments``);
 * the command that reproduces the page.
 """
 
@@ -30,6 +32,7 @@ from sim.errors import InputError
 from sim.inputs.files import open_regular, read_bytes, read_text
 from sim.limits import MAX_CSV_BYTES, MAX_CSV_ROWS, MAX_RESULTS_JSON_BYTES
 from sim.outcomes import COLUMNS
+from sim.report.experiments import experiment_figures
 from sim.report.html import FigureBlock, ScenarioSection, build_section, figure_block
 from sim.report.plots import (
     blast_radius_figure,
@@ -329,6 +332,9 @@ def overview_figures(
                 "requests when the release is bad.",
             )
         )
+    # A/B runs (issue 19): curves per policy, pooling scenarios (an A/A and a lift
+    # scenario are two points of one power curve), or per policy setting swept.
+    blocks += experiment_figures(frame, by=settings or _grouping(frame, ["policy"]))
     return blocks
 
 

@@ -21,7 +21,8 @@ from sim.policies import frozen
 from sim.policies.argo import analysis_run as ar
 from sim.policies.argo import experiment as argo_experiment
 from sim.policies.argo.rollout import ArgoState, Run
-from sim.policies.base import Observation, Readiness, Routes
+from sim.policies.base import BusinessData, Observation, Readiness, Routes
+from sim.policies.experiment.policy import ExperimentState
 from sim.policies.flagger.canary import FlaggerState
 
 _RESULT = ar.MetricResult("sr", phase=ar.RUNNING, count=2, successful=1, failed=1, measurements=())
@@ -139,6 +140,20 @@ STATE_CLASSES: dict[type, tuple[Any, dict[str, Any]]] = {
             "webhook_latency": {"gate": 1.0},
             "versions": None,
             "webhook_attempt": lambda key, k, at: True,
+            "business": BusinessData(sessions=(1.0, 2.0)),
+        },
+    ),
+    ExperimentState: (
+        ExperimentState(),
+        {
+            "phase": "Progressing",
+            "canary_weight": 50,
+            "looks": 3,
+            "lift": 0.1,
+            "lift_low": 0.05,
+            "lift_high": 0.15,
+            "winner": "candidate",
+            "event": "look 3",
         },
     ),
 }

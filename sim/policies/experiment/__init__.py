@@ -11,6 +11,9 @@ and estimates the relative lift B/A − 1 with an interval at its own level. Par
 * ``fixed``: the fixed-horizon z test at a planned sample size, and the same test peeked;
 * ``bayes``: chance to beat and expected loss (no frequentist guarantee);
 * ``srm``: the sample-ratio-mismatch chi-square check of the split;
+* ``spec`` and ``policy``: the ``policy: {experiment: ...}`` block and ``ExperimentPolicy``,
+  the policy that runs it (a user split, looks, guardrails, the SRM check, the rule);
+* ``rules``: ``make_test``;
 * ``plan``: fixed-horizon sample sizes, power and minimum detectable lifts (``pdsim
   plan-ab``), imported on its own.
 
@@ -18,8 +21,6 @@ and estimates the relative lift B/A − 1 with an interval at its own level. Par
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from sim.policies.experiment.base import (
     WINNER_NAMES,
@@ -36,33 +37,26 @@ from sim.policies.experiment.base import (
 from sim.policies.experiment.bayes import BayesTest
 from sim.policies.experiment.fixed import FixedTest
 from sim.policies.experiment.group_sequential import GroupSequentialTest
+from sim.policies.experiment.policy import ExperimentPolicy, ExperimentState
+from sim.policies.experiment.rules import make_test
 from sim.policies.experiment.sequential import SequentialTest
+from sim.policies.experiment.spec import ExperimentPolicySpec, Guardrail
 from sim.policies.experiment.srm import srm_check
-
-_BUILDERS: dict[str, Any] = {
-    "sequential": SequentialTest,
-    "fixed": FixedTest,
-    "group-sequential": GroupSequentialTest,
-    "bayes": BayesTest,
-}
-
-
-def make_test(spec: Any) -> Test:
-    """The rule a validated ``test:`` block (one of ``ExperimentTestSpec``) describes."""
-    test: Test = _BUILDERS[spec.kind](spec)
-    return test
-
 
 __all__ = [
     "WINNER_NAMES",
     "BayesTest",
     "BayesTestSpec",
     "Decision",
+    "ExperimentPolicy",
+    "ExperimentPolicySpec",
+    "ExperimentState",
     "ExperimentTestSpec",
     "FixedTest",
     "FixedTestSpec",
     "GroupSequentialTest",
     "GroupSequentialTestSpec",
+    "Guardrail",
     "LookResult",
     "Looks",
     "SequentialTest",

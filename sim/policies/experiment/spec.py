@@ -17,12 +17,14 @@ is ``sim.policies.experiment.policy.ExperimentPolicy``.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from sim.models import Duration, StrictModel, Text
-from sim.policies.experiment.base import ExperimentTestSpec, SequentialTestSpec
+from sim.models import Duration, StrictModel, Text, field_error
+from sim.policies.experiment.base import ExperimentTestSpec, GroupSequentialTestSpec, SequentialTestSpec
+from sim.units import format_duration
 
 #: The business metrics an experiment can decide on (``sim.world.business``):
 #: ``conversion`` (a proportion of sessions), ``order_value`` (the mean value of an
@@ -66,4 +68,36 @@ class ExperimentPolicySpec(StrictModel):
     def _looks(self) -> ExperimentPolicySpec:
         if self.interval > self.max_duration:
             raise ValueError("interval must be at most max_duration (the last look is at max_duration)")
+        problem = look_problem(self)
+        if problem is not None:
+            raise field_error("ExperimentPolicySpec", ("test", "looks"), problem, getattr(self.test, "looks", None))
         return self
+
+
+def look_count(max_duration: float, interval: float) -> int:
+    """Looks of an experiment: one every ``interval``, the last at ``max_duration``
+    (a last gap shorter than ``interval`` when it does not divide ``max_duration``)."""
+    return max(1, math.ceil(max_duration / interval - 1e-9))
+
+
+def look_problem(spec: ExperimentPolicySpec) -> str | None:
+    """Why a group-sequential test's plan does not line up with the experiment's looks,
+    or None. Its boundaries assume ``test.looks`` equally spaced looks, the last at
+    max_duration: the experiment must take exactly that many, equally spaced (``interval``
+    dividing ``max_duration``)."""
+    test = spec.test
+    if not isinstance(test, GroupSequentialTestSpec):
+        return None
+    n = look_count(spec.max_duration, spec.interval)
+    exact = abs(n * spec.interval - spec.max_duration) <= 1e-9 * spec.max_duration
+    if not exact:
+        return (
+            f"a group-sequential plan needs equally spaced looks: interval {format_duration(spec.interval)} "
+            f"does not divide max_duration {format_duration(spec.max_duration)}"
+        )
+    if test.looks != n:
+        return (
+            f"must equal max_duration / interval = {n} (the experiment looks every "
+            f"{format_duration(spec.interval)} up to {format_duration(spec.max_duration)})"
+        )
+    return None
