@@ -1004,7 +1004,7 @@ class World:
 
         return {
             "winner": winner,
-            "correct": winner_correct(winner, true_lift, b.model.min_effect),
+            "correct": winner_correct(winner, true_lift, b.model.min_effect, self.scenario.release_bad),
             "true_lift": true_lift,
             "lift_estimate": est(ended.lift) if ended is not None else None,
             "lift_ci_low": est(ended.lift_low) if ended is not None else None,

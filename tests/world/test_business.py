@@ -397,3 +397,18 @@ def test_regret_follows_the_novelty_as_it_fades():
     assert rec.regret_conversions == pytest.approx(0.02 * tau * (2**-1 - 2**-4), rel=0.005)
     assert rec.regret_conversions_after_promotion == pytest.approx(5 * 0.02 * tau * (2**-4 - 2**-14), rel=0.005)
     assert rec.true_lift == 0.0 and rec.winner == "candidate" and rec.correct is False  # an A/A's false winner
+
+
+def test_a_bad_release_is_never_right_to_ship_whatever_its_lift():
+    """``winner_correct``'s release_bad: a candidate with a +30% conversion lift but a
+    fault that matters is a wrong winner."""
+    text = (
+        "name: bad\nhorizon: 30m\ntraffic: {rate: 10/s, users: 1000}\nbaseline: {error_rate: 0}\n"
+        "business: {conversion: {rate: 0.05}}\ntelemetry: {noise: false}\n"
+        "release: {effects: {conversion: {lift: 0.3}}, faults: [{kind: error_rate, rate: 0.2}]}\n"
+    )
+    scenario = parse_scenario(loads_yaml(text, file="bad.yaml"))
+    assert scenario.release_bad
+    policy = Scripted({1: (SetWeights(20),), 4: (Promote(),)}, end=4)
+    rec = run_rollouts(scenario, policy, [7])[0].record
+    assert rec.winner == "candidate" and rec.true_lift == pytest.approx(0.3) and rec.correct is False
