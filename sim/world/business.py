@@ -361,6 +361,7 @@ class BusinessLedger:
         pools_o = _Pools(np.broadcast_to((m.median * mult_o)[..., None], shape), version, per_cell)
         pools_e = _Pools(np.broadcast_to((m.mean * mult_e)[..., None], shape), version, per_cell)
         e2 = count_moments_array(m.mean * mult_e, m.dispersion)[1][..., None]
+        met: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         for i, r in enumerate(runs.tolist()):
             n = self._by_pod(r, live[i])  # (S, C, 2, P)
             if self.noise:
@@ -390,7 +391,7 @@ class BusinessLedger:
             self.conversions[r] += conversions.sum(axis=(0, 1, 3))
             self.cohort_sessions[r] += by_version.sum(axis=0).T
             if self.noise:
-                self._meet_users(r, by_version.sum(axis=0))
+                met += self._meet_users(r, by_version.sum(axis=0))
             # Expected loss against serving each session the better version then.
             for gap, regret in ((conv_p, self.regret_conversions), (rev_p, self.regret_revenue)):
                 d = gap[..., 1] - gap[..., 0]  # (S, C): the candidate's per-session advantage
@@ -402,6 +403,7 @@ class BusinessLedger:
                     [sessions, conversions, ov[0].reshape(shape), eng[0].reshape(shape)], axis=-1
                 )  # (S, C, 2, P, 4)
                 out[rows[i]] = cells.sum(axis=1)
+        self._occupy(met)
         return out
 
     def _by_pod(self, r: int, n: np.ndarray) -> np.ndarray:
@@ -486,14 +488,18 @@ class BusinessLedger:
             return n, n
         return n - on, on.astype(float)
 
-    def _meet_users(self, r: int, sessions: np.ndarray) -> None:
+    def _meet_users(
+        self, r: int, sessions: np.ndarray
+    ) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Distinct users met by run ``r``'s new ``sessions`` per cohort and version (C, 2),
         drawn: each cohort's sessions split over its activity groups by their activity
         (a multinomial); of a group's k new sessions, those that reach a user not yet
         seen are Binomial(k, (n − D)/n) (D seen of n), and they reach as many distinct
         users as that many uniform draws into the n − D unseen (the occupancy law,
-        ``sim.world.users.occupancy_given``): the thinning ``count_users`` uses."""
+        ``sim.world.users.occupancy_given``): the thinning ``count_users`` uses. Returns
+        the draws; ``_occupy`` turns them into users."""
         pop, rng = self.population, self.rng(r)
+        draws = []
         for v, n in enumerate(self._group_sizes(r)):
             w = n * pop.weight
             k = np.zeros(len(n))
@@ -509,9 +515,22 @@ class BusinessLedger:
             seen = np.minimum(self.seen_users[r, v, hit], n[hit])
             unseen = n[hit] - seen
             fresh = rng.binomial(k[hit].astype(np.int64), np.where(n[hit] > 0, unseen / np.maximum(n[hit], 1.0), 0.0))
-            u = rng.random(len(hit))
-            new = np.where(unseen > 0, occupancy_given(u, fresh, np.maximum(unseen, 1.0)), 0.0)
-            self.seen_users[r, v, hit] = seen + np.minimum(new, unseen)
+            draws.append((r, v, hit, seen, unseen, fresh, rng.random(len(hit))))
+        return draws
+
+    def _occupy(self, draws: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """The new distinct users of ``_meet_users``' draws, for every run of an advance at
+        once: the occupancy law's inverse is a function of each cell's uniform, so one
+        vectorised call gives what cell-by-cell calls would."""
+        if not draws:
+            return
+        seen, unseen, fresh, u = (np.concatenate([d[i] for d in draws]) for i in (3, 4, 5, 6))
+        new = np.where(unseen > 0, occupancy_given(u, fresh, np.maximum(unseen, 1.0)), 0.0)
+        new = seen + np.minimum(new, unseen)
+        at = 0
+        for r, v, hit, *_ in draws:
+            self.seen_users[r, v, hit] = new[at : at + len(hit)]
+            at += len(hit)
 
     def users(self, r: int) -> tuple[float, float]:
         """Distinct users behind run ``r``'s sessions per version: drawn (``_meet_users``),
