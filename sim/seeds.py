@@ -18,7 +18,7 @@ import numpy as np
 #: Named child streams of one run. Fixed indexes: adding a stream must not shift others.
 #: A stream is either a numpy Generator (``Streams``) or a ``sim.world.draws`` state row,
 #: never both.
-STREAMS = {"traffic": 0, "faults": 1, "telemetry": 2, "users": 3, "exact": 4, "hooks": 5, "noise": 6}
+STREAMS = {"traffic": 0, "faults": 1, "telemetry": 2, "users": 3, "exact": 4, "hooks": 5, "noise": 6, "business": 7}
 
 
 def run_seed(root: int, scenario_index: int, replicate: int) -> int:

@@ -82,7 +82,16 @@ def test_unknown_stream_name_is_an_error():
 
 def test_stream_indexes_are_fixed():
     """Adding a stream must not shift the others: the indexes are part of reproducibility."""
-    assert STREAMS == {"traffic": 0, "faults": 1, "telemetry": 2, "users": 3, "exact": 4, "hooks": 5, "noise": 6}
+    assert STREAMS == {
+        "traffic": 0,
+        "faults": 1,
+        "telemetry": 2,
+        "users": 3,
+        "exact": 4,
+        "hooks": 5,
+        "noise": 6,
+        "business": 7,
+    }
 
 
 def test_no_global_rng_is_touched():

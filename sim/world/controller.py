@@ -32,11 +32,12 @@ import numpy as np
 from sim.errors import InputError
 from sim.inputs.scenario import Scenario
 from sim.limits import MAX_TICKS_PER_RUN
-from sim.outcomes import PROMOTED, RunRecord, decide
+from sim.outcomes import PROMOTED, RunRecord, decide, winner_correct, winner_of
 from sim.policies.base import (
     ASK_JUDGE,
     Action,
     BatchObservation,
+    ExperimentEnded,
     HookCalled,
     Judged,
     JudgementNeeded,
@@ -55,6 +56,7 @@ from sim.policies.base import (
 from sim.policies.driver import Decision, metric_queries, next_tick, trace_line, wants_line
 from sim.promql import SeriesBatch
 from sim.seeds import STREAMS, Streams, streams
+from sim.world.business import BusinessLedger, BusinessModel, UserSplit
 from sim.world.draws import stream_states
 from sim.world.fast import FastTraffic
 from sim.world.faults import ReleaseModel
@@ -272,6 +274,8 @@ class _Run:
     #: Weights the router applies later (``SetWeights.once_primary_ready``): (time, action);
     #: time None when the primary never becomes ready.
     held: tuple[float | None, SetWeights] | None = None
+    #: The experiment's conclusion (``ExperimentEnded``), when the policy gave one.
+    ended: ExperimentEnded | None = None
 
 
 class World:
@@ -413,6 +417,28 @@ class World:
                 pods=plan.pods,
                 tries=self.tries,
             )
+        #: Business outcomes (issue 19, ``sim.world.business``): None without ``business:``.
+        model = BusinessModel.of(scenario, self.population)
+        self.business = (
+            None if model is None else BusinessLedger(model, [run.rng for run in self.runs], self.population, tel.noise)
+        )
+        #: An experiment's user split per run (``SetWeights.by_user``), drawn from the business stream.
+        self.user_split = UserSplit(self.population, R)
+        self.reads_business = tags.reads_business and self.business is not None
+        self._rate = prepared.rate
+        if self.business is not None and self.series is not None and self.series.reads_business:
+            # A query reads the application's business counters: drawn per pod.
+            self.business.pods = plan.pods
+        if isinstance(self.traffic, FastTraffic) and self.business is not None:
+            # Both versions' live requests are drawn: sessions follow them.
+            self.traffic.business = self.business
+            self.traffic.primary_counts = True
+        elif not isinstance(self.traffic, FastTraffic):
+            from sim.world.exact import ExactTraffic
+
+            assert isinstance(self.traffic, ExactTraffic)
+            self.traffic.business = self.business
+            self.traffic.user_split = self.user_split
         self._latency = {k: v.latency for k, v in scenario.webhooks.items() if v.latency > 0}
         #: Whether some run holds weights for later (``SetWeights.once_primary_ready``).
         self._held = False
@@ -426,6 +452,7 @@ class World:
             and not trace
             and not scenario.webhooks
             and (not self.reads_versions or policy.batch_judge() is not None)
+            and not self.reads_business  # each run reads its own business data
         )
         #: The judge the world runs for class-stepped runs (``Policy.batch_judge``), and
         #: its state for every run of the batch.
@@ -500,6 +527,7 @@ class World:
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
         judge_data = self.telemetry.judge_data if self.reads_versions else None
         runs, horizon, nexts = self.runs, self.scenario.horizon, []
+        business = self.business if self.reads_business else None
         for i, r in enumerate(group.tolist()):
             run = runs[r]
             ticks = int(self.ticks[r]) + 1
@@ -518,6 +546,7 @@ class World:
                 webhook_latency=latency,
                 versions=judge_data(r, now, self.versions_latency) if judge_data else None,
                 webhook_attempt=partial(self._passes, run) if hooks else None,
+                business=business.data(r) if business is not None else None,
             )
             state, actions = policy.step(self.states[r], obs)
             for a in actions:
@@ -696,7 +725,7 @@ class World:
         anything else run by run (``_apply``)."""
         runs = self.runs
         for a in actions:
-            if isinstance(a, SetWeights) and not a.once_primary_ready:
+            if isinstance(a, SetWeights) and not a.once_primary_ready and not a.by_user:
                 if self._held:
                     for r in members.tolist():
                         runs[r].held = None
@@ -750,7 +779,7 @@ class World:
         if held is None or held[0] is None or held[0] > until:
             return
         self.traffic.advance(np.array([r]), held[0])
-        self.router.set(r, held[1])
+        self._route(r, held[1])
         self.runs[r].held = None
 
     def _promoted(self, r: int, a: Promote, now: float) -> bool:
@@ -760,12 +789,32 @@ class World:
         is the caller's to draw, run by run or for a class at once."""
         if not self.runs[r].decision.note(a, now):
             return False
+        self._business_decided(r, now, kept=1)
         self.traffic.decided(r)
         self._workload_changed(r)
         rel = self.scenario.release
         startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
         self._start(self.runs[r].primary, now, startup, rolling=True)
         return True
+
+    def _route(self, r: int, a: SetWeights) -> None:
+        """Run ``r``'s router takes ``a``; a user split draws which users the candidate
+        gets (``UserSplit``, from the run's business stream) and routes by their share."""
+        self.router.set(r, a)
+        if a.by_user:
+            rng = self.runs[r].rng["business"]
+            self.router.user_share[r] = self.user_split.assign(rng, r, a.canary_weight / 100.0)
+            if self.business is not None:
+                self.business.split_users[r] = self.user_split.users[r]
+
+    def _business_decided(self, r: int, now: float, kept: int) -> None:
+        """Run ``r`` decided at ``now``, keeping version ``kept`` (0 primary, 1 candidate):
+        its rollout's business accounting stops, and the ``after_promotion`` window's
+        expected regret is computed with all traffic on the kept version."""
+        if self.business is None:
+            return
+        self.business.active[r] = False
+        self.business.after_decision(r, now, self.scenario.after_promotion, kept, self._rate)
 
     def _apply(self, r: int, a: Action, now: float) -> None:
         run = self.runs[r]
@@ -777,7 +826,7 @@ class World:
                     run.held = (at, a)
                     self._held = True
                     return
-            self.router.set(r, a)
+            self._route(r, a)
         elif isinstance(a, HookCalled):
             for key in {a.name, a.type}:
                 run.hook_calls[key] = run.hook_calls.get(key, 0) + 1
@@ -804,7 +853,10 @@ class World:
             # router sends live traffic away from the canary (the weights the policy sets
             # with it, at once for Flagger's ``rollback`` and Argo's abort, or later),
             # not at the decision.
-            run.decision.note(a, now)
+            if run.decision.note(a, now):
+                self._business_decided(r, now, kept=0)
+        elif isinstance(a, ExperimentEnded):
+            run.ended = a  # the record's winner and estimates; routes are the Promote's or Rollback's
 
     # -- the batch ----------------------------------------------------------------------
 
@@ -842,6 +894,10 @@ class World:
         )
         if len(open_runs):
             self.traffic.advance(open_runs, self.scenario.horizon)
+        if self.business is not None:
+            for r in np.flatnonzero(np.isnan(self.business.regret_conversions_after)).tolist():
+                # Undecided by the horizon: the primary stays, from the horizon on.
+                self.business.after_decision(r, self.scenario.horizon, self.scenario.after_promotion, 0, self._rate)
         led = self.traffic.ledger
         counted = self.traffic.users_counts()  # the exact mode knows its users
         if counted is not None:
@@ -871,6 +927,23 @@ class World:
                 exposed, affected = count_users(
                     self.population, led.requests + led.after_requests, led.excess + led.after_excess, users
                 )
+            split = np.flatnonzero(self.user_split.split > 0)
+            if len(split):
+                # Under a user split the candidate's requests come from its users only
+                # (until a promotion sends it everyone's: then the population's count stands).
+                exposed, affected = np.array(exposed, dtype=float), np.array(affected, dtype=float)
+                for r in split.tolist():
+                    if led.after_requests[r].sum() > 0:
+                        continue
+                    own = stream_states([self.runs[r].seed], STREAMS["users"]) if users is not None else None
+                    row = np.s_[r : r + 1]
+                    e, a = count_users(
+                        self.user_split.candidate_population(r),
+                        led.requests[row] + led.after_requests[row],
+                        led.excess[row] + led.after_excess[row],
+                        own,
+                    )
+                    exposed[r], affected[r] = e[0], a[0]
         # Per-run totals over cohorts, for the whole batch at once.
         totals = {
             "canary_requests": led.requests.sum(axis=1),
@@ -909,12 +982,40 @@ class World:
             users_exposed=totals["users_exposed"],
             users_affected=totals["users_affected"],
             **decide(d.outcome, bad, d.time, onset),
+            **self._business_record(r, d.outcome),
         )
         series = None
         if self.keep_series and self.series is not None:
             b = self.series.batch()
             series = SeriesBatch(b.labels, b.times_s, b.values[r : r + 1].copy(), b.present[r : r + 1].copy())
         return RunResult(record, run.lines, series)
+
+    def _business_record(self, r: int, outcome: str) -> dict[str, Any]:
+        """The record's business fields of run ``r`` (``sim.outcomes``; none without ``business:``)."""
+        b = self.business
+        if b is None:
+            return {}
+        ended = self.runs[r].ended
+        winner = ended.winner if ended is not None else winner_of(outcome)
+        true_lift = b.model.true_lift(self.policy.business_metric())
+
+        def est(x: float | None) -> float | None:
+            return None if x is None or x != x else float(x)
+
+        return {
+            "winner": winner,
+            "correct": winner_correct(winner, true_lift, b.model.min_effect, self.scenario.release_bad),
+            "true_lift": true_lift,
+            "lift_estimate": est(ended.lift) if ended is not None else None,
+            "lift_ci_low": est(ended.lift_low) if ended is not None else None,
+            "lift_ci_high": est(ended.lift_high) if ended is not None else None,
+            "regret_conversions": float(b.regret_conversions[r]),
+            "regret_revenue": float(b.regret_revenue[r]),
+            "regret_conversions_after_promotion": float(b.regret_conversions_after[r]),
+            "regret_revenue_after_promotion": float(b.regret_revenue_after[r]),
+            "sessions": float(b.sessions[r].sum()),
+            "srm": bool(ended.srm) if ended is not None else None,
+        }
 
 
 @contextmanager

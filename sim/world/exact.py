@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import simpy
 
+from sim.world.business import BusinessLedger, UserSplit
 from sim.world.faults import ReleaseModel
 from sim.world.noise import Factors, Latent
 from sim.world.router import Router
@@ -75,6 +76,14 @@ class ExactTraffic:
         self.telemetry = telemetry
         self.rng = rngs[0]
         self.t = np.zeros(1)
+        #: The run's business outcomes (``sim.world.business``; None without ``business:``),
+        #: from the live requests each version served per cohort since the last advance.
+        self.business: BusinessLedger | None = None
+        #: An experiment's user split (set by the world), or None.
+        self.user_split: UserSplit | None = None
+        self._group = 0
+        self._live = np.zeros((1, 1, population.n_cohorts, 2))
+        self._failed = np.zeros_like(self._live)
         self.ledger = Ledger(1, population.n_cohorts)
         self.accounting = True
         self.exposed: set[int] = set()
@@ -110,6 +119,7 @@ class ExactTraffic:
     def _user(self) -> tuple[int, int]:
         g = min(int(np.searchsorted(self._group_cdf, self._u(), side="right")), len(self._group_cdf) - 1)
         uid = int(self._offset[g] + min(int(self._u() * self.population.users[g]), self.population.users[g] - 1))
+        self._group = g
         return uid, int(self.population.cohort[g])
 
     def _arrivals(self):
@@ -278,7 +288,12 @@ class ExactTraffic:
     def _serve(self, now: float) -> None:
         uid, cohort = self._user()
         run = np.array([0])
-        if self._affinity and self.router.sticky(run)[0]:
+        if self.user_split is not None and self.router.by_user[0]:
+            # A user split: the users of a group are alike, so the candidate's k of them
+            # (``UserSplit``) are its first k ids; a user's requests all go one way.
+            g = self._group
+            canary = uid - int(self._offset[g]) < self.user_split.users[0, g]
+        elif self._affinity and self.router.sticky(run)[0]:
             canary = self._sticky_route(uid, cohort, now)
         else:
             canary = self._u() < float(self.router.canary_share(run)[0, cohort])
@@ -293,6 +308,9 @@ class ExactTraffic:
             # A mirrored copy (of a request either version served, Istio's ``mirror``): the
             # canary serves it too (its own outcome), nobody sees it.
             self._record(now, cohort, True, self._u(), synthetic=True)
+        if self.business is not None:
+            self._live[0, 0, cohort, int(canary)] += 1
+            self._failed[0, 0, cohort, int(canary)] += failed
         if canary and self.accounting:
             self.ledger.requests[0, cohort] += 1
             self.ledger.errors[0, cohort] += failed
@@ -360,9 +378,16 @@ class ExactTraffic:
 
     def advance(self, runs: np.ndarray, t1: float) -> None:
         """Serve the requests that arrive before ``t1``, one event at a time."""
+        t0 = float(self.t[0])
         if t1 > self.env.now:
             self.env.run(until=t1)
         self.t[:] = t1
+        if self.business is not None and t1 > t0:
+            # The same law as the fast path's, from this tick's live requests per version
+            # and cohort (novelty at the tick interval's midpoint).
+            self.business.add(np.array([0]), np.array([0.5 * (t0 + t1)]), self._live, self._failed)
+            self._live[:] = 0.0
+            self._failed[:] = 0.0
         if self.series is not None:
             self._flush(t1)
 

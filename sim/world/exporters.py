@@ -105,6 +105,19 @@ from sim.policies.names import k8s_token, pod_template_hash
 from sim.promql.series import Labels
 
 REQUESTS, BUCKET, SUM, COUNT = 0, 1, 2, 3
+#: The application's business counters (issue 19, ``sim.world.business``): a series of
+#: one of these kinds counts that quantity of the sessions its pod served.
+SESSIONS, CONVERSIONS, ORDER_VALUE, ENGAGEMENT = 4, 5, 6, 7
+BUSINESS_KINDS = (SESSIONS, CONVERSIONS, ORDER_VALUE, ENGAGEMENT)
+#: Their names, in the style of a shop's own exporter (client_golang counters, ``_total``):
+#: sessions started, sessions that converted (orders), the sum of the orders' values in
+#: the shop's currency, and engagement events (clicks, items viewed).
+BUSINESS_SERIES = {
+    SESSIONS: "pdsim_sessions_total",
+    CONVERSIONS: "pdsim_conversions_total",
+    ORDER_VALUE: "pdsim_order_value_total",
+    ENGAGEMENT: "pdsim_engagement_total",
+}
 PRIMARY, CANARY = 0, 1
 #: A series both versions' requests count in (``Universe.version``).
 BOTH = 2
@@ -420,6 +433,7 @@ class _Family:
     per_pod: bool
     by_code: bool
     labels: LabelFn
+    kind: int = REQUESTS  # what a counter counts (a business counter's kind)
 
 
 @dataclass(frozen=True)
@@ -891,6 +905,25 @@ def _http(names: Workloads) -> tuple[_Family, ...]:
     )
 
 
+def _business(names: Workloads) -> tuple[_Family, ...]:
+    """The application's business counters (issue 19), one per pod of each version,
+    whatever the provider: a shop's own exporter, scraped by the ``kubernetes-pods`` job
+    as podinfo's metrics are (``_http``): ``kubernetes_namespace``, ``kubernetes_pod_name``,
+    ``app``, ``instance`` and ``job``. Not by response code (a session is not a request)."""
+    ns = names.namespace
+
+    def scrape(site: _Site, code: str) -> dict[str, str]:
+        return {
+            "kubernetes_namespace": ns,
+            "kubernetes_pod_name": site.pod_name,
+            "app": names.apex_service,
+            "instance": f"{site.ip}:9898",
+            "job": "kubernetes-pods",
+        }
+
+    return tuple(_Family(name, False, True, False, scrape, kind) for kind, name in BUSINESS_SERIES.items())
+
+
 def _plain_le(bounds: tuple[float, ...]) -> Callable[[float], str]:
     return _plain
 
@@ -957,12 +990,12 @@ def default_bounds_ms(provider: str) -> tuple[float, ...]:
     return tuple(float(b) for b in _EXPORTERS[exporter_of(provider)].bounds_ms)
 
 
-def produced_names(provider: str) -> frozenset[str]:
+def produced_names(provider: str, business: bool = False) -> frozenset[str]:
     """The metric names the world produces for a provider (histograms as ``_bucket``,
-    ``_sum`` and ``_count``)."""
+    ``_sum`` and ``_count``), with the business counters when ``business``."""
     exporter = _EXPORTERS[exporter_of(provider)]
     probe = Workloads("ns", "app", "app-primary", "app-canary", "app-primary", "app")
-    out: set[str] = set()
+    out: set[str] = set(BUSINESS_SERIES.values()) if business else set()
     for family in exporter.families(probe):
         if family.histogram:
             out |= {f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"}
@@ -1021,6 +1054,7 @@ def universe(
     *,
     codes: tuple[str, ...] = ("200", "500"),
     bounds_ms: tuple[float, ...] | None = None,
+    business: bool = False,
 ) -> Universe:
     """Every series a provider's exporter publishes for a rollout.
 
@@ -1030,6 +1064,8 @@ def universe(
         pods: (primary pods, canary pods).
         codes: the response codes the world draws.
         bounds_ms: finite histogram bounds in ms; None: the exporter's defaults.
+        business: add the application's business counters (``BUSINESS_SERIES``), which
+            every provider's universe may hold (issue 19).
 
     Raises:
         ValueError: an unknown provider, negative pod counts, no or repeated codes, or
@@ -1058,7 +1094,7 @@ def universe(
         labels.append(tuple(sorted(items.items())))
         rows.append((site.version, site.pod, code, kind, bucket))
 
-    families = exporter.families(names)
+    families = exporter.families(names) + (_business(names) if business else ())
     classes = len({_class(c) for c in codes}) == len(codes)
     for family in families:
         if family.name == "envoy_cluster_upstream_rq_xx" and not classes:
@@ -1069,7 +1105,7 @@ def universe(
             for ci, code in enumerate(codes) if family.by_code else [(-1, "")]:
                 base = family.labels(site, code)
                 if not family.histogram:
-                    add(family.name, base, site, ci, REQUESTS)
+                    add(family.name, base, site, ci, family.kind)
                     continue
                 for bi, le in enumerate(le_texts):
                     add(f"{family.name}_bucket", base | {"le": le}, site, ci, BUCKET, bi)

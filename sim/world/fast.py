@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.world.business import BusinessLedger
 from sim.world.draws import multinomial, multinomial_runs, normal_sd, poisson_rows
 from sim.world.faults import ReleaseModel
 from sim.world.noise import Factors, Latent
@@ -162,6 +163,8 @@ class FastTraffic:
         self.primary_counts = (
             self.primary_histogram or telemetry.reads_primary or (series is not None and series.reads_primary)
         )
+        #: The runs' business outcomes (``sim.world.business``; None without ``business:``).
+        self.business: BusinessLedger | None = None
         self.t = np.zeros(len(states))
         self.ledger = Ledger(len(states), population.n_cohorts)
         self.accounting = np.ones(len(states), dtype=bool)
@@ -465,6 +468,15 @@ class FastTraffic:
                 cc[sticky_rows] = drawn.reshape(sticky_counts.shape + (kc,))
             else:
                 cc[sticky_rows] = sticky_counts[..., None] * probs
+        business = self.business
+        business_inc = None
+        if business is not None:
+            # Business outcomes of the live requests each version served, as users got them.
+            cp_user = cp if tries == 1 else attempts_seen(cp, (1,), tries)[0]
+            cc_user = cc if tries == 1 else attempts_seen(cc, (1, 2), tries)[0]
+            live_v = np.stack([cp_user.sum(axis=3), cc_user.sum(axis=3)], axis=3)
+            err_v = np.stack([cp_user[..., 1:].sum(axis=3), cc_user[..., 1:].sum(axis=3)], axis=3)
+            business_inc = business.add(runs, mid, live_v, err_v)
         # What users get (cc: the ledger's) and what the versions' metrics see (every try).
         cc_seen = cc
         if tries > 1:
@@ -476,7 +488,7 @@ class FastTraffic:
         slots = self.telemetry.slot_of(b[1:])
         if self.series is not None:
             cells = self._cells(runs, cc_seen, synthetic, cp if self.primary_counts else None, mid, pods, factor)
-            self.series.add(runs, slots, cells)
+            self.series.add(runs, slots, cells, business_inc)
             # The per-version counters only when something reads them (a judge, a bound
             # signal): otherwise the series hold everything the queries read.
             if self.telemetry.counted:

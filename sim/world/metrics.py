@@ -128,8 +128,9 @@ def _build(scenario: Scenario, policy: Policy, source: str) -> MetricPlan:
         return MetricPlan(compiled, bound, failing, None, pods, tuple(warnings))
     provider = _provider(scenario, targets, source)
     bounds = tuple(scenario.telemetry.buckets_ms) if "buckets_ms" in scenario.telemetry.model_fields_set else None
-    full = exporters.universe(provider, _workloads(targets, provider), pods, bounds_ms=bounds)
-    produced = exporters.produced_names(provider)
+    # The application's business counters (issue 19) exist whatever the provider.
+    full = exporters.universe(provider, _workloads(targets, provider), pods, bounds_ms=bounds, business=True)
+    produced = exporters.produced_names(provider, business=True)
     for name, query in compiled.items():
         missing = sorted(query.metric_names - produced)
         if missing:

@@ -78,6 +78,11 @@ class Router:
         self._routes = [Routes()] * runs
         #: Which canary cookie routes: a new one from each weight set after a weight of 0.
         self.cookie_epoch = np.zeros(runs, dtype=np.int64)
+        #: An experiment's user split (``SetWeights.by_user``, issue 19): whether each run
+        #: routes by user, and then the candidate's share of each cohort's traffic (the
+        #: activity share of its users, set by the world from its draw of them).
+        self.by_user = np.zeros(runs, dtype=bool)
+        self.user_share = np.zeros((runs, C))
 
     def _mask(self, route: str, default: np.ndarray) -> np.ndarray:
         """Cohorts selected by the managed route ``route`` ("" : ``default``)."""
@@ -107,6 +112,7 @@ class Router:
             # The sticky route is removed with its cookie.
             self.cookie_epoch[runs[self.weight[runs] != 0]] += 1
         self.weight[runs] = a.canary_weight
+        self.by_user[runs] = a.by_user
         self.matched[runs] = a.matched
         self.mirrored[runs] = a.mirrored
         self.header[runs] = (self._mask(a.header_match, self.match_mask) > 0) if a.header_route else False
@@ -118,12 +124,13 @@ class Router:
         affinity on, a non-zero weight, and plain weighted routing (no A/B or header route)."""
         if self.session_affinity_s <= 0:
             return np.zeros(len(runs), dtype=bool)
-        return (self.weight[runs] > 0) & ~self.matched[runs] & ~self.header[runs].any(axis=1)
+        return (self.weight[runs] > 0) & ~self.matched[runs] & ~self.header[runs].any(axis=1) & ~self.by_user[runs]
 
     def canary_share(self, runs: np.ndarray) -> np.ndarray:
         """P(a live request of each cohort goes to the canary), shape (len(runs), C)."""
         w = (self.weight[runs] / 100.0)[:, None]
         share = np.where(self.matched[runs][:, None], w * self.match_mask[None, :], w)
+        share = np.where(self.by_user[runs][:, None], self.user_share[runs], share)
         return np.where(self.header[runs], 1.0, share)
 
     def mirror_share(self, runs: np.ndarray) -> np.ndarray:
@@ -133,7 +140,7 @@ class Router:
     def routed_percent(self, run: int) -> float:
         """Percent of all live traffic the canary receives (weighted routing: the weight;
         A/B and header routes: the weight times the matching cohorts' share of traffic)."""
-        if not self.matched[run] and not self.header[run].any():
+        if not self.matched[run] and not self.header[run].any() and not self.by_user[run]:
             return float(self.weight[run])
         return round(float(100.0 * (self.canary_share(np.array([run]))[0] * self.cohort_share).sum()), 6)
 

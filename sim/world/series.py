@@ -32,7 +32,7 @@ import numba as nb
 import numpy as np
 
 from sim.promql import SeriesBatch
-from sim.world.exporters import BUCKET, CELL_VERSIONS, SUM, Universe
+from sim.world.exporters import BUCKET, BUSINESS_KINDS, CELL_VERSIONS, SESSIONS, SUM, Universe
 
 #: Index of a cell's quantities on the last axis of the increments the traffic paths hand in:
 #: the request count, then the non-cumulative latency buckets (finite bounds, then +Inf),
@@ -68,8 +68,11 @@ class SeriesStore:
         self.scrape_s = scrape_s
         self.missing = missing
         self.n_buckets = len(universe.bounds_ms) + 1
-        #: Quantities per cell: count, buckets, sum.
-        self.n_quantities = self.n_buckets + 2
+        #: Whether a series is a business counter (issue 19): then each cell also holds
+        #: its pod's sessions, conversions, order value and engagement, after the sum.
+        self.reads_business = bool(np.isin(universe.kind, BUSINESS_KINDS).any())
+        #: Quantities per cell: count, buckets, sum (and the four business counters).
+        self.n_quantities = self.n_buckets + 2 + (len(BUSINESS_KINDS) if self.reads_business else 0)
         #: Whether any series counts the primary's requests (else they need not be drawn).
         self.reads_primary = any(0 in CELL_VERSIONS[int(v)] for v in universe.version)
         #: The canary's live requests address the stable Service (``exporters.Workloads``).
@@ -120,6 +123,8 @@ class SeriesStore:
                 q, scale = 1 + min(int(u.bucket[k]), nb - 1), 1.0
             elif kind == SUM:
                 q, scale = 1 + nb, u.sum_scale
+            elif kind in BUSINESS_KINDS:
+                q, scale = 2 + nb + (kind - SESSIONS), 1.0
             else:  # REQUESTS, COUNT
                 q, scale = COUNT_AT, 1.0
             for r in routes:
@@ -149,7 +154,7 @@ class SeriesStore:
             self.present = _grown(self.present, slots)
             self._times = self.scrape_s * np.arange(slots)
 
-    def add(self, runs: np.ndarray, slots: np.ndarray, cells: np.ndarray) -> None:
+    def add(self, runs: np.ndarray, slots: np.ndarray, cells: np.ndarray, business: np.ndarray | None = None) -> None:
         """Cells' increments of ``runs`` over consecutive segments ending in ``slots``.
 
         Args:
@@ -159,18 +164,28 @@ class SeriesStore:
                 Service, canary through the stable Service), code, pod and quantity (count,
                 non-cumulative buckets, latency sum in ms) with P the larger version's pods;
                 the sums over routes, codes and pods are added here.
+            business: (R, S, 2, P, 4) the business counters' increments per version
+                (primary, canary) and pod, when the store reads them: counted with the
+                success code's cells of the primary's route and the canary's own route.
         """
         R, S = cells.shape[:2]
-        if cells.shape[4] != self.cell_shape[2]:
+        if cells.shape[2:] != self.cell_shape:
             padded = np.zeros((R, S) + self.cell_shape)
-            padded[:, :, :, :, : cells.shape[4]] = cells
+            padded[:, :, :, :, : cells.shape[4], : cells.shape[5]] = cells
             cells = padded
+        if business is not None and self.reads_business:
+            nq = business.shape[-1]
+            q0 = self.n_buckets + 2
+            P = business.shape[3]
+            cells[:, :, 0, 0, :P, q0 : q0 + nq] = business[:, :, 0]
+            cells[:, :, 1, 0, :P, q0 : q0 + nq] = business[:, :, 1]
         flat = np.ascontiguousarray(cells).reshape(R * S, -1)
         K = len(self._starts) - 1
         inc, born = np.empty((R * S, K)), np.empty((R * S, K))
         _gather_sums(
             flat,
             self.n_buckets,
+            self.n_quantities,
             self._starts,
             self._columns,
             self._scales,
@@ -222,7 +237,7 @@ class SeriesStore:
 
 @nb.njit(cache=True)
 def _gather_sums(
-    flat, n_buckets, starts, columns, scales, born_starts, born_columns, row, inc, born
+    flat, n_buckets, width, starts, columns, scales, born_starts, born_columns, row, inc, born
 ):  # pragma: no cover - compiled
     """Series increments from cells, row by row (a row: one run's segment).
 
@@ -237,7 +252,6 @@ def _gather_sums(
     so a run's latency sums would depend on the worker count; numpy fancy indexing and
     reductions series by series cost 5x the rest of a rollout, a strided ``np.cumsum``
     of the buckets alone a third of it."""
-    width = n_buckets + 2
     for i in range(flat.shape[0]):
         for base in range(0, flat.shape[1], width):
             row[base] = flat[i, base]
@@ -245,7 +259,9 @@ def _gather_sums(
             for q in range(base + 1, base + 1 + n_buckets):
                 acc += flat[i, q]
                 row[q] = acc
-            row[base + width - 1] = flat[i, base + width - 1]
+            # The latency sum and any business counters are copied as they are.
+            for q in range(base + 1 + n_buckets, base + width):
+                row[q] = flat[i, q]
         for k in range(starts.shape[0] - 1):
             total = 0.0
             for j in range(starts[k], starts[k + 1]):

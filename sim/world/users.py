@@ -233,6 +233,13 @@ def occupancy(states: np.ndarray | None, k: np.ndarray, n: np.ndarray) -> np.nda
     return _occupancy_given(u, k, n)
 
 
+def occupancy_given(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``occupancy`` from uniforms ``u`` the caller drew (one per cell, same shape as k),
+    for a caller whose stream is a numpy Generator (``sim.world.business``)."""
+    k = np.asarray(k, dtype=float)
+    return _occupancy_given(np.asarray(u, dtype=float), k, np.maximum(np.asarray(n, dtype=float), 1.0))
+
+
 def _occupancy_given(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """``occupancy`` with its uniforms given: one per cell, same shape as k; n >= 1."""
     drawn = k > 0
