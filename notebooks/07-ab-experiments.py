@@ -100,7 +100,9 @@ aa = simulate("ab-conversion-aa")
 rows = []
 for label, g in aa.groupby("policy", sort=False):
     k = int((g.winner != "none").sum())
-    rows.append({"rule": label, "false winners [95% CI]": rate(k, len(g)), "mean sessions": f"{g.sessions.mean():,.0f}"})
+    rows.append(
+        {"rule": label, "false winners [95% CI]": rate(k, len(g)), "mean sessions": f"{g.sessions.mean():,.0f}"}
+    )
 print(pd.DataFrame(rows).to_string(index=False))
 
 # %% [markdown]

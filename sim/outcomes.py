@@ -21,7 +21,7 @@ Business outcomes (issue 19), null unless the scenario has a ``business:`` block
   metric (``Policy.business_metric``): the effects' ``lift``, without the novelty that
   fades, over the whole population (a cohort-only effect weighted by the cohort's share
   of sessions).
-* ``correct`` (``winner_correct``): against ``true_lift`` and the scenario's
+* ``correct``, for an A/B experiment (``winner_correct``): against ``true_lift`` and the scenario's
   ``business.min_effect`` m. When |true_lift| > m the right call is the better version
   (``candidate`` if true_lift > m; ``primary`` or ``none`` if true_lift < -m: keeping the
   primary is right). When |true_lift| <= m (an A/A test among them) no version is
@@ -29,7 +29,10 @@ Business outcomes (issue 19), null unless the scenario has a ``business:`` block
   non-zero true lift; a winner against its sign is wrong, and any winner of an exact
   A/A (true_lift 0) is a false winner. A release with a fault that matters
   (``release_bad``: more errors, say, whatever it does to conversions) is never right to
-  ship: then ``primary`` and ``none`` are right.
+  ship: then ``primary`` and ``none`` are right. For any other policy (a canary, whose
+  question is "ship or not", not "which is better") ``rollout_correct``: promoting is
+  right exactly when the release is worth shipping (no fault that matters and a true lift
+  of at least -``min_effect``), and rolling back (or not finishing) when it is not.
 * ``lift_estimate``, ``lift_ci_low``, ``lift_ci_high``: the experiment's estimate of the
   relative lift of its primary metric and its interval at the rule's level (null for a
   policy that estimates none).
@@ -109,6 +112,13 @@ WINNERS = (CANDIDATE, PRIMARY, NO_WINNER)
 def winner_of(outcome: str) -> str:
     """The winner a rollout's outcome declares, for a policy that is not an experiment."""
     return CANDIDATE if outcome == PROMOTED else PRIMARY if outcome == ROLLED_BACK else NO_WINNER
+
+
+def rollout_correct(outcome: str, true_lift: float, min_effect: float, release_bad: bool = False) -> bool:
+    """Whether a rollout that is not an experiment shipped what was worth shipping (the
+    module docstring states the rule)."""
+    worth = not release_bad and true_lift >= -min_effect
+    return (outcome == PROMOTED) == worth
 
 
 def winner_correct(winner: str, true_lift: float, min_effect: float, release_bad: bool = False) -> bool:

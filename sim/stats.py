@@ -395,13 +395,17 @@ def business_population(
     interval of those counts (as ``sim.gates.decide`` does for ``false_rollback_rate``).
     The definitions (a run counts only where its fields are not null):
 
-    * ``false_winner_rate``: winner is not ``none``, among runs whose true lift is exactly
-      0 (A/A tests). The record does not carry ``business.min_effect``, so runs with a
-      small non-zero lift are not A/A runs here; ``correct_rate`` judges those against it.
+    * ``false_winner_rate``: winner is not ``none``, among A/B experiments' runs (their
+      ``srm`` is not null) whose true lift is exactly 0 (A/A tests). The record does not
+      carry ``business.min_effect``, so runs with a small non-zero lift are not A/A runs
+      here; ``correct_rate`` judges those against it. A canary's promotion of a neutral
+      release is no false winner (it claims "not worse", not "better"), so canaries'
+      runs are left out.
     * ``power``: winner is ``candidate``, among runs with true lift > 0 (for one lift at a
       time see the summary's ``power_by_lift``).
     * ``wrong_direction_rate``: a winner against the sign of a non-zero true lift
-      (``primary`` when it is > 0, ``candidate`` when < 0), among runs with a non-zero lift
+      (``primary`` when it is > 0, ``candidate`` when < 0), among experiments' runs with a
+      non-zero lift
       (Gelman & Carlin 2014, "Beyond power calculations": the type S error).
     * ``correct_rate``: ``correct`` (``sim.outcomes.winner_correct``), among runs with one.
     * ``ci_coverage``: ``lift_ci_low <= true_lift <= lift_ci_high``, among runs with an
@@ -421,13 +425,14 @@ def business_population(
     with np.errstate(invalid="ignore"):
         positive, negative, zero = lift > 0, lift < 0, lift == 0
     decided = _named(winner)
+    experiment = _flags(columns, n, "srm")[1]  # only an A/B experiment's runs have one
     if metric == "false_winner_rate":
-        return decided & (winner != "none"), zero & decided
+        return decided & (winner != "none"), zero & decided & experiment
     if metric == "power":
         return winner == "candidate", positive & decided
     if metric == "wrong_direction_rate":
         wrong = (positive & (winner == "primary")) | (negative & (winner == "candidate"))
-        return wrong, (positive | negative) & decided
+        return wrong, (positive | negative) & decided & experiment
     if metric == "correct_rate":
         return _flags(columns, n, "correct")
     if metric == "ci_coverage":

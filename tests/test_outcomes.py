@@ -14,6 +14,7 @@ from sim.outcomes import (
     UNFINISHED,
     RunRecord,
     decide,
+    rollout_correct,
     winner_correct,
     winner_of,
 )
@@ -68,6 +69,22 @@ def test_a_bad_release_is_never_right_to_ship():
     assert not winner_correct("candidate", 0.05, 0.01, release_bad=True)
     assert winner_correct("primary", 0.05, 0.01, release_bad=True)
     assert winner_correct("none", 0.05, 0.01, release_bad=True)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "true_lift", "bad", "correct"),
+    [
+        (PROMOTED, 0.0, False, True),  # a neutral release shipped: right for a canary
+        (ROLLED_BACK, 0.0, False, False),  # a neutral release rolled back: a false rollback
+        (PROMOTED, -0.3, False, False),  # checkout broken, shipped
+        (ROLLED_BACK, -0.3, False, True),
+        (UNFINISHED, -0.3, False, True),  # not shipped
+        (PROMOTED, 0.05, True, False),  # more conversions, more errors: not worth shipping
+        (PROMOTED, -0.005, False, True),  # within the effect of interest
+    ],
+)
+def test_rollout_correct_rule(outcome, true_lift, bad, correct):
+    assert rollout_correct(outcome, true_lift, 0.01, bad) is correct
 
 
 def test_winner_of_an_outcome():

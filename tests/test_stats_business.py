@@ -46,12 +46,14 @@ def test_rates_count_as_defined_on_hand_made_runs():
     rows = [
         _hand("none", 0.0, correct=True, srm=False),  # A/A, no winner
         _hand("candidate", 0.0, correct=False, srm=True),  # A/A false winner
-        _hand("primary", 0.0, correct=False),  # A/A false winner, srm unchecked
-        _hand("candidate", 0.05, correct=True, lift_ci_low=0.01, lift_ci_high=0.08),  # covered
-        _hand("primary", 0.05, correct=False, lift_ci_low=-0.04, lift_ci_high=-0.01),  # wrong way, missed
-        _hand("none", 0.02, correct=False, lift_ci_low=0.02, lift_ci_high=0.03),  # closed interval: covered
-        _hand("candidate", -0.03, correct=False),  # wrong way
-        _hand("primary", -0.03, correct=True),
+        _hand("primary", 0.0, correct=False, srm=False),  # A/A false winner
+        _hand("candidate", 0.0, correct=True),  # a canary (no srm) promoting a neutral release: no false winner
+        _hand("candidate", 0.05, correct=True, srm=False, lift_ci_low=0.01, lift_ci_high=0.08),  # covered
+        _hand("primary", 0.05, correct=False, srm=False, lift_ci_low=-0.04, lift_ci_high=-0.01),  # wrong way
+        _hand("none", 0.02, correct=False, srm=False, lift_ci_low=0.02, lift_ci_high=0.03),  # closed: covered
+        _hand("candidate", -0.03, correct=False, srm=False),  # wrong way
+        _hand("primary", -0.03, correct=True, srm=False),
+        _hand("primary", -0.03, correct=True),  # a canary's rollback: not an experiment's direction
         _hand(None, None),  # a run without business outcomes (mixed results)
     ]
     s = summarize_business(rows)
@@ -60,16 +62,16 @@ def test_rates_count_as_defined_on_hand_made_runs():
         "false_winner_rate": (2, 3),
         "power": (1, 3),
         "wrong_direction_rate": (2, 5),
-        "correct_rate": (3, 8),
+        "correct_rate": (5, 10),
         "ci_coverage": (2, 3),
-        "srm_rate": (1, 2),
+        "srm_rate": (1, 8),
     }
     assert (s["false_winner_rate"]["low"], s["false_winner_rate"]["high"]) == wilson_interval(2, 3)
     assert [(r["true_lift"], r["k"], r["n"]) for r in s["power_by_lift"]] == [(0.02, 0, 1), (0.05, 1, 2)]
     assert {w: (r["k"], r["n"]) for w, r in s["winners"].items()} == {
-        "candidate": (3, 8),
-        "primary": (3, 8),
-        "none": (2, 8),
+        "candidate": (4, 10),
+        "primary": (4, 10),
+        "none": (2, 10),
     }
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from sim.errors import InputError
 from sim.inputs.scenario import Scenario
 from sim.limits import MAX_TICKS_PER_RUN
-from sim.outcomes import PROMOTED, RunRecord, decide, winner_correct, winner_of
+from sim.outcomes import PROMOTED, RunRecord, decide, rollout_correct, winner_correct, winner_of
 from sim.policies.base import (
     ASK_JUDGE,
     Action,
@@ -1004,7 +1004,11 @@ class World:
 
         return {
             "winner": winner,
-            "correct": winner_correct(winner, true_lift, b.model.min_effect, self.scenario.release_bad),
+            "correct": (
+                winner_correct(winner, true_lift, b.model.min_effect, self.scenario.release_bad)
+                if ended is not None
+                else rollout_correct(outcome, true_lift, b.model.min_effect, self.scenario.release_bad)
+            ),
             "true_lift": true_lift,
             "lift_estimate": est(ended.lift) if ended is not None else None,
             "lift_ci_low": est(ended.lift_low) if ended is not None else None,

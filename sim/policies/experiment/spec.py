@@ -52,7 +52,8 @@ class ExperimentPolicySpec(StrictModel):
     by a failing guardrail or a sample-ratio mismatch, inconclusive at ``max_duration``.
 
     ``srm_alpha``: the level of the sample-ratio-mismatch check on the users each version
-    saw (null: no check); a flagged split ends the experiment with no winner.
+    saw, over all looks together (each look tests at ``srm_alpha`` / looks; null: no
+    check); a flagged split ends the experiment with no winner.
     """
 
     name: Text = "experiment"
