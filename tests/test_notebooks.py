@@ -32,6 +32,7 @@ CI_PARAMETERS = {
     "05-noise-and-calibration": {"runs": 30},
     # A search on a handful of candidates and runs: it shows the notebook runs, not a result.
     "06-tune-your-canary": {"budget": 4, "min_runs": 45, "max_runs": 135, "validation_runs": 135, "workers": 1},
+    "07-ab-experiments": {"runs": 12},
 }
 
 
