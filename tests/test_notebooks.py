@@ -140,3 +140,14 @@ def test_06_tune_your_canary(tmp_path):
         assert "excess_errors.mean: base " in text and "constraint false_rollback_rate on fresh seeds: " in text
         assert "+++ best-manifest.yaml" in text
     assert "report.html" in text
+
+
+def test_07_ab_experiments(tmp_path):
+    nb = execute("07-ab-experiments", tmp_path, CI_PARAMETERS["07-ab-experiments"])
+    text = stream_text(nb)
+    for rule in ("sequential", "group-sequential", "fixed (planned)", "fixed, peeked daily", "bayes"):
+        assert rule in text
+    assert "false winners [95% CI]" in text and "power [95% CI]" in text
+    assert "analytic power of the planned fixed test" in text
+    assert "ab-novelty: winners" in text and "ab-guardrail: winners" in text
+    assert len(outputs(nb, "image/png")) == 2  # the power curve, regret against time to decide
