@@ -295,3 +295,20 @@ def test_the_bundled_sweep_reads_back(tmp_path: Path) -> None:
     assert set(frame.loc[severity.notna(), "kind"]) == {"error-spike"}
     page = tmp_path / "page.html"
     assert invoke("report", out, "--html", page).exit_code == 0 and page.stat().st_size > 0
+
+
+def test_a_sweep_folder_written_before_the_business_outcomes_still_loads(sweep, tmp_path):
+    """Chunks without the business columns (issue 19 added them) read as null there."""
+    import pyarrow.parquet as pq
+
+    from sim.outcomes import BUSINESS_COLUMNS
+
+    out = tmp_path / "out"
+    shutil.copytree(sweep, out)
+    for chunk in out.glob("records-*.parquet"):
+        pq.write_table(pq.read_table(chunk).drop_columns(BUSINESS_COLUMNS), chunk)
+    frame = sim.load_results(out)
+    assert len(frame) and all(frame[c].isna().all() for c in BUSINESS_COLUMNS)
+    html = tmp_path / "page.html"
+    assert invoke("report", out, "--html", html).exit_code == 0
+    assert html.exists()

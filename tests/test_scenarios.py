@@ -498,3 +498,81 @@ LESSONS.update(ARGO_LESSONS)
 @pytest.mark.parametrize("stem", sorted(ARGO_LESSONS))
 def test_argo_scenario_lesson(stem: str):
     ARGO_LESSONS[stem]()
+
+
+# --- A/B experiments on business metrics (issue 19) ------------------------------------------
+
+
+def lesson_ab_conversion_aa() -> None:
+    # No lift: every winner is a false one, and the sequential test declares few under
+    # daily looks (within alpha 0.05); no run loses conversions to the other version.
+    _, recs = _runs("ab-conversion-aa", 300)
+    false = sum(r.winner != "none" for r in recs)
+    assert _high(false, len(recs)) <= 0.05, false
+    assert all(r.true_lift == 0.0 and r.regret_conversions == 0.0 for r in recs)
+    # The runs without a winner ran the whole 14 days.
+    assert all(r.decision_time_s == 14 * 86400 for r in recs if r.winner == "none" and not r.srm)
+
+
+def lesson_ab_conversion_lift() -> None:
+    # +5%: the candidate is promoted (power near 1) within days, its lift estimated near
+    # +5% (the interval covers it), at a regret of hundreds of conversions.
+    _, recs = _runs("ab-conversion-lift", 200)
+    won = [r for r in recs if r.winner == "candidate"]
+    assert _low(len(won), len(recs)) > 0.95
+    assert all(r.true_lift == pytest.approx(0.05) for r in recs)
+    days = sorted(r.decision_time_s / 86400 for r in won)  # type: ignore[operator]
+    assert days[len(days) // 2] <= 5
+    covered = sum(r.lift_ci_low <= r.true_lift <= r.lift_ci_high for r in won)  # type: ignore[operator]
+    assert _low(covered, len(won)) > 0.9
+    assert 100 < sum(r.regret_conversions for r in recs) / len(recs) < 2000  # type: ignore[misc]
+
+
+def lesson_ab_novelty() -> None:
+    # A lift that fades to nothing fools a test that decides on day 1: false winners, and
+    # lift estimates far above the true 0.
+    _, recs = _runs("ab-novelty", 200)
+    shipped = sum(r.winner == "candidate" for r in recs)
+    assert _low(shipped, len(recs)) > 0.9
+    assert all(r.true_lift == 0.0 for r in recs)
+    assert all(r.lift_estimate > 0.05 for r in recs if r.winner == "candidate")  # type: ignore[operator]
+    assert sum(not r.correct for r in recs) == shipped
+
+
+def lesson_ab_guardrail() -> None:
+    # More conversions, more errors: the guardrail keeps the primary in every run, and
+    # that is the right call for a release with a fault that matters.
+    _, recs = _runs("ab-guardrail", 200)
+    assert all(r.winner == "primary" and r.outcome == ROLLED_BACK and r.correct for r in recs)
+    assert all("guardrail" in r.rollback_reason and "request-success-rate" in r.rollback_reason for r in recs)
+    assert all(r.excess_errors > 0 for r in recs)
+
+
+def lesson_ab_flagger_checkout() -> None:
+    # Flagger's A/B analysis on a conversion-rate MetricTemplate: a release that breaks
+    # checkout (no failed request) is rolled back by the business metric alone; the same
+    # canary on an A/A release mostly promotes.
+    sc, recs = _runs("ab-flagger-checkout", 200)
+    assert all(r.outcome == ROLLED_BACK and r.excess_errors < 50 for r in recs)
+    trace = run_one(sc, scenario_policy(sc), recs[0].seed, trace=True).trace
+    failed = [line["metrics"] for line in trace if line.get("failed_checks")]
+    assert failed and all(m["conversion-rate"] < 8.5 and m["request-success-rate"] >= 99 for m in failed)
+    good = _variant(sc, lambda d: d["release"].update(bad=False, effects={}))
+    grecs = run_batch(good, scenario_policy(good), 200, good.seed)
+    rolled = sum(r.outcome == ROLLED_BACK for r in grecs)
+    assert _high(rolled, len(grecs)) < 0.2
+
+
+AB_LESSONS: dict[str, Callable[[], None]] = {
+    "ab-conversion-aa": lesson_ab_conversion_aa,
+    "ab-conversion-lift": lesson_ab_conversion_lift,
+    "ab-novelty": lesson_ab_novelty,
+    "ab-guardrail": lesson_ab_guardrail,
+    "ab-flagger-checkout": lesson_ab_flagger_checkout,
+}
+LESSONS.update(AB_LESSONS)
+
+
+@pytest.mark.parametrize("stem", sorted(AB_LESSONS))
+def test_ab_scenario_lesson(stem: str):
+    AB_LESSONS[stem]()

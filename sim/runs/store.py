@@ -41,7 +41,7 @@ from sim import DISTRIBUTION
 from sim.errors import NOT_GIVEN, InputError, one_line
 from sim.inputs.files import open_regular, read_bytes
 from sim.limits import MAX_RESULTS_JSON_BYTES, MAX_RUNS, MAX_SEED
-from sim.outcomes import COLUMNS, OUTCOMES, UNFINISHED, RunRecord
+from sim.outcomes import BUSINESS_COLUMNS, COLUMNS, OUTCOMES, UNFINISHED, RunRecord
 from sim.runs.atomic import atomic_write, stray_temporaries
 
 if TYPE_CHECKING:  # pandas and Parquet load with the functions that read results (lazy imports)
@@ -245,6 +245,9 @@ def record_schema() -> pa.Schema:
 
 
 _RECORDS = record_schema()
+#: The record fields that may hold no value at all in a chunk (``RunRecord`` fields typed
+#: ``X | None`` with a default: the business outcomes).
+_NULLABLE = frozenset(BUSINESS_COLUMNS)
 #: A sweep chunk's schema: the cell index, then the run record's fields.
 _SCHEMA = pa.schema([pa.field("cell", pa.int32()), *_RECORDS])
 
@@ -425,11 +428,16 @@ def _chunk_error(where: str, field: str | None, message: str) -> InputError:
     return InputError(where, 1, field, f"{message}: delete it and finish the sweep with pdsim sweep --resume")
 
 
-def _same_type(got: pa.DataType, expected: pa.DataType) -> bool:
+def _same_type(got: pa.DataType, expected: pa.DataType, name: str = "") -> bool:
     """Whether a chunk's column type holds what the chunk schema's does (a chunk saved again
-    by pandas stores its text as ``large_string``)."""
+    by pandas stores its text as ``large_string``, and a column with no value, such as the
+    business outcomes of a scenario without ``business:``, as ``null``)."""
     text = (pa.types.is_string, pa.types.is_large_string)
-    return got == expected or (any(t(got) for t in text) and any(t(expected) for t in text))
+    return (
+        got == expected
+        or (any(t(got) for t in text) and any(t(expected) for t in text))
+        or (pa.types.is_null(got) and name in _NULLABLE)
+    )
 
 
 def _read_chunk(path: Path, cell: int, columns: list[str] | None) -> pa.Table:
@@ -450,8 +458,10 @@ def _checked_chunk(fh: Any, where: str, cell: int, columns: list[str] | None) ->
         raise _chunk_error(where, None, f"not a readable Parquet file ({one_line(str(err))})") from None
     for field in _SCHEMA:
         if field.name not in schema.names:
+            if field.name in _NULLABLE:
+                continue  # a chunk written before the business outcomes (issue 19): null
             raise _chunk_error(where, field.name, "no such column, not a pdsim sweep chunk")
-        if not _same_type(schema.field(field.name).type, field.type):
+        if not _same_type(schema.field(field.name).type, field.type, field.name):
             raise _chunk_error(
                 where, field.name, f"is {schema.field(field.name).type}, a pdsim sweep chunk stores {field.type}"
             )
@@ -460,10 +470,16 @@ def _checked_chunk(fh: Any, where: str, cell: int, columns: list[str] | None) ->
         raise _chunk_error(where, extra[0], "a column pdsim sweep chunks do not have")
     try:
         fh.seek(0)
-        table = pq.read_table(fh, columns=columns)
+        present = None if columns is None else [c for c in columns if c in schema.names]
+        table = pq.read_table(fh, columns=present)
     except (OSError, ValueError) as err:
         raise _chunk_error(where, None, f"cannot read ({one_line(str(err))})") from None
     table = table.cast(pa.schema([_SCHEMA.field(n) for n in table.column_names]))
+    wanted = _SCHEMA.names if columns is None else columns
+    for name in [n for n in wanted if n in _NULLABLE and n not in table.column_names]:
+        table = table.append_column(_SCHEMA.field(name), pa.nulls(table.num_rows, _SCHEMA.field(name).type))
+    if table.column_names != [n for n in _SCHEMA.names if n in table.column_names]:
+        table = table.select([n for n in _SCHEMA.names if n in table.column_names])
     cells = table["cell"]
     if table.num_rows and (cells.null_count or pc.min_max(cells).as_py() != {"min": cell, "max": cell}):
         raise _chunk_error(where, "cell", f"holds runs of other cells than its name's, {cell}")

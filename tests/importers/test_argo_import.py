@@ -331,7 +331,11 @@ def test_bundle_runs_through_the_cli(bundle, tmp_path):
 @pytest.mark.parametrize("bundle", BUNDLES)
 @pytest.mark.parametrize("scenario_path", SCENARIO_FILES, ids=lambda p: p.stem)
 def test_every_bundle_runs_against_every_bundled_scenario(bundle, scenario_path, tmp_path):
+    # Two hours at most: a bundle whose rollout never finishes (an indefinite pause) would
+    # otherwise tick every 15 s to an A/B experiment's 15-day horizon (minutes per run);
+    # two hours show that the bundle runs in the scenario's world.
     scenario = load_scenario(scenario_path)
+    scenario = scenario.model_copy(update={"horizon": min(scenario.horizon, 7200.0)})
     policy = load_policy(_paths(bundle, tmp_path))
     records = run_batch(scenario, policy, 2, seed=5)
     assert [r.run for r in records] == [0, 1]

@@ -396,7 +396,9 @@ def test_regret_follows_the_novelty_as_it_fades():
     tau = 60 / math.log(2)
     assert rec.regret_conversions == pytest.approx(0.02 * tau * (2**-1 - 2**-4), rel=0.005)
     assert rec.regret_conversions_after_promotion == pytest.approx(5 * 0.02 * tau * (2**-4 - 2**-14), rel=0.005)
-    assert rec.true_lift == 0.0 and rec.winner == "candidate" and rec.correct is False  # an A/A's false winner
+    # Not an experiment (no ExperimentEnded): a canary's promotion of a release whose lasting
+    # lift is 0 shipped what was worth shipping (``sim.outcomes.rollout_correct``).
+    assert rec.true_lift == 0.0 and rec.winner == "candidate" and rec.correct is True
 
 
 def test_a_bad_release_is_never_right_to_ship_whatever_its_lift():
