@@ -21,6 +21,8 @@ from numpy.typing import ArrayLike
 # `pdsim run` (docs/architecture.md section 2, lazy imports).
 from scipy import special
 
+from sim.outcomes import BUSINESS_COLUMNS
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -37,20 +39,7 @@ __all__ = [
 _QUANTITIES = ("detection_time_s", "decision_time_s", "excess_errors", "users_affected")
 _QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95}
 #: The record's business columns ``summarize_records`` reads (null without ``business:``).
-BUSINESS_SUMMARY_COLUMNS = (
-    "winner",
-    "correct",
-    "true_lift",
-    "lift_estimate",
-    "lift_ci_low",
-    "lift_ci_high",
-    "regret_conversions",
-    "regret_revenue",
-    "regret_conversions_after_promotion",
-    "regret_revenue_after_promotion",
-    "sessions",
-    "srm",
-)
+BUSINESS_SUMMARY_COLUMNS = tuple(BUSINESS_COLUMNS)
 #: The record columns ``summarize_records`` reads (a caller holding many runs passes only these).
 SUMMARY_COLUMNS = (
     "outcome",

@@ -878,26 +878,27 @@ def _apisix(names: Workloads) -> tuple[_Family, ...]:
     )
 
 
+def _pod_scrape(names: Workloads, site: _Site) -> dict[str, str]:
+    """The labels the ``kubernetes-pods`` scrape job gives an application's own series."""
+    return {
+        "kubernetes_namespace": names.namespace,
+        "kubernetes_pod_name": site.pod_name,
+        "app": names.apex_service,
+        "instance": f"{site.ip}:9898",
+        "job": "kubernetes-pods",
+    }
+
+
 def _http(names: Workloads) -> tuple[_Family, ...]:
     """The application's own metrics (podinfo's, stefanprodan/podinfo
     pkg/api/http/metrics.go), scraped by the ``kubernetes-pods`` job with its
     ``kubernetes_namespace`` and ``kubernetes_pod_name`` labels."""
-    ns = names.namespace
-
-    def scrape(site: _Site) -> dict[str, str]:
-        return {
-            "kubernetes_namespace": ns,
-            "kubernetes_pod_name": site.pod_name,
-            "app": names.apex_service,
-            "instance": f"{site.ip}:9898",
-            "job": "kubernetes-pods",
-        }
 
     def counter(site: _Site, code: str) -> dict[str, str]:
-        return scrape(site) | {"status": code}
+        return _pod_scrape(names, site) | {"status": code}
 
     def histogram(site: _Site, code: str) -> dict[str, str]:
-        return scrape(site) | {"status": code, "method": "GET", "path": "root"}
+        return _pod_scrape(names, site) | {"status": code, "method": "GET", "path": "root"}
 
     return (
         _Family("http_requests_total", False, True, True, counter),
@@ -910,16 +911,9 @@ def _business(names: Workloads) -> tuple[_Family, ...]:
     whatever the provider: a shop's own exporter, scraped by the ``kubernetes-pods`` job
     as podinfo's metrics are (``_http``): ``kubernetes_namespace``, ``kubernetes_pod_name``,
     ``app``, ``instance`` and ``job``. Not by response code (a session is not a request)."""
-    ns = names.namespace
 
     def scrape(site: _Site, code: str) -> dict[str, str]:
-        return {
-            "kubernetes_namespace": ns,
-            "kubernetes_pod_name": site.pod_name,
-            "app": names.apex_service,
-            "instance": f"{site.ip}:9898",
-            "job": "kubernetes-pods",
-        }
+        return _pod_scrape(names, site)
 
     return tuple(_Family(name, False, True, False, scrape, kind) for kind, name in BUSINESS_SERIES.items())
 

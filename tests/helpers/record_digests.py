@@ -154,7 +154,8 @@ def plain(value: object) -> object:
 
 #: Fields added to the record after the fixture's format was fixed (issue 19's business
 #: outcomes): digested only where a record has a value, so that the records of scenarios
-#: without a ``business:`` block (all null there) keep their digests.
+#: without a ``business:`` block (all null there) keep their digests. Written out, not
+#: imported from ``sim.outcomes``: the helper digests older trees too (module docstring).
 LATER_FIELDS = frozenset(
     {
         "winner",
