@@ -280,8 +280,8 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
 
 def test_demo_covers_every_bundled_scenario_with_all_figures(tmp_path):
     """`make demo` in small: every bundled scenario has its row and timeline, and the page
-    has all five overview figures (detection CDFs, blast radius, false rollbacks, power,
-    frontier)."""
+    has all seven overview figures (detection CDFs, blast radius, false rollbacks, power,
+    frontier; the A/B rules' power curve and regret against time to decide)."""
     out = tmp_path / "reports"
     assert demo_main(["--out", str(out), "--runs", "20", "--sweep-runs", "10", "--scenarios", str(SCENARIOS)]) == 0
     page = parse((out / "demo.html").read_text(encoding="utf-8"))
@@ -292,7 +292,17 @@ def test_demo_covers_every_bundled_scenario_with_all_figures(tmp_path):
     timelines = [a for a in alts if a.startswith("Timeline of run 0 of scenario ")]
     assert sorted(a.split()[6].rstrip(":,") for a in timelines) == bundled
     overview = [a for a in alts if not a.startswith("Timeline")]
-    assert [a.split()[0] for a in overview] == ["Cumulative", "Excess", "False-rollback", "Share", "Mean"]
+    assert [a.split()[0] for a in overview] == [
+        "Cumulative",
+        "Excess",
+        "False-rollback",
+        "Share",
+        "Mean",
+        "Share",
+        "Mean",
+    ]
+    assert "winner was the candidate against the true relative lift" in overview[5]
+    assert "conversions lost per run against the median time to decide" in overview[6]
 
 
 # --- headless Chromium: the page really renders in a browser -----------------------------

@@ -4,7 +4,10 @@ sweeps of the bundled Flagger canary (each a few thousand rollouts: seconds, not
 * false rollbacks of ``good-release`` against ``threshold``, one curve per success-rate bound;
 * the power curve: ``error-spike`` at several error rates, for two success-rate bounds;
 * the trade-off frontier over interval × threshold × stepWeight on a release portfolio
-  (``good-release``, ``error-spike``, ``latency-regression``).
+  (``good-release``, ``error-spike``, ``latency-regression``);
+* A/B experiments (issue 19): the bundled experiment of ``ab-conversion-aa`` and
+  ``ab-conversion-lift`` under four decision rules, at no lift, +2% and +5%: the power curve
+  (its height at 0 is the false-winner rate) and regret against time to decide.
 
 A sweep whose scenario files are missing from the scenario directory is left out.
 """
@@ -159,4 +162,60 @@ def sweep_blocks(directory: Path, runs: int, *, log: Callable[[str], None] | Non
         )
         if log is not None:
             log(f"sweep frontier: {len(frame)} runs ({time.perf_counter() - start:.1f}s)")
+    blocks += _experiment_blocks(directory, runs, log)
     return blocks
+
+
+#: The decision rules the demo compares, each at alpha 0.05 (the fixed test planned for
+#: 200,000 sessions per arm, reached on day 3 of the bundled experiment's traffic).
+_RULES = {
+    "sequential (mSPRT)": {"kind": "sequential", "alpha": 0.05},
+    "group-sequential": {"kind": "group-sequential", "alpha": 0.05, "looks": 14},
+    "fixed, planned": {"kind": "fixed", "alpha": 0.05, "sample_size": 200_000},
+    "fixed, peeked daily": {"kind": "fixed", "alpha": 0.05, "sample_size": 200_000, "peek": True},
+}
+
+
+def _experiment_blocks(directory: Path, runs: int, log: Callable[[str], None] | None) -> list[FigureBlock]:
+    """The A/B figures: each rule of ``_RULES`` on the bundled A/A experiment and on its
+    +5% scenario at +2% and +5% (``runs`` each)."""
+    import time
+
+    from sim.policies.experiment import ExperimentPolicy
+    from sim.policies.experiment.spec import ExperimentPolicySpec
+    from sim.report.experiments import experiment_figures
+    from sim.runs.runner import records_frame, run_batch
+
+    aa, lift = _load(directory, "ab-conversion-aa"), _load(directory, "ab-conversion-lift")
+    if aa is None or lift is None or lift.release.effects.conversion is None:
+        return []
+    if aa.policy is None or aa.policy.experiment is None:
+        return []
+    start = time.perf_counter()
+    effects = lift.release.effects
+    worlds = [aa] + [
+        lift.model_copy(
+            update={
+                "release": lift.release.model_copy(
+                    update={
+                        "effects": effects.model_copy(
+                            update={"conversion": effects.conversion.model_copy(update={"lift": x})}
+                        )
+                    }
+                )
+            }
+        )
+        for x in (0.02, 0.05)
+    ]
+    frames = []
+    for label, test in _RULES.items():
+        spec = aa.policy.experiment.model_copy(
+            update={"test": ExperimentPolicySpec.model_validate({"test": test}).test}
+        )
+        policy = ExperimentPolicy(spec, name=label)
+        for world in worlds:
+            frames.append(records_frame(run_batch(world, policy, runs, world.seed)))
+    frame = pd.concat(frames, ignore_index=True)
+    if log is not None:
+        log(f"sweep A/B rules: {len(frame)} runs ({time.perf_counter() - start:.1f}s)")
+    return experiment_figures(frame, by="policy")
