@@ -73,6 +73,7 @@ from sim.policies.base import (
     Rollback,
     SetWeights,
 )
+from sim.policies.driver import metric_json
 from sim.policies.experiment.base import Decision, Looks, Verdicts, difference
 from sim.policies.experiment.rules import make_test
 from sim.policies.experiment.sequential import critical_value, mixture_tau
@@ -93,25 +94,12 @@ INCONCLUSIVE = "inconclusive at max_duration"
 #: The reason of an experiment without business data.
 NO_BUSINESS = "no business data (a scenario without business:, or a replay without business columns)"
 
-#: ``json_number`` of NaN.
-_NAN_TEXT = "NaN"
-
 
 def _num(x: float) -> float:
     """``x`` as a Python float, NaN as the one ``math.nan`` object: states and actions that
     hold no estimate then compare equal (a fresh NaN is not equal to itself)."""
     x = float(x)
     return math.nan if x != x else x
-
-
-def json_number(x: float) -> float | str:
-    """A number for the trace: NaN as ``"NaN"``, infinities as ``"+Inf"``/``"-Inf"``
-    (as ``driver.metric_json`` shows metric values)."""
-    if x != x:
-        return _NAN_TEXT
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    return float(x)
 
 
 def user_weight(split: float) -> int:
@@ -263,7 +251,7 @@ class ExperimentPolicy(Policy):
             "phase": state.phase,
             "canary_weight": state.canary_weight,
             "looks": state.looks,
-            "lift": json_number(state.lift),
+            "lift": metric_json(state.lift),
         }
 
     def event(self, state: ExperimentState) -> str:
@@ -360,7 +348,6 @@ __all__ = [
     "ExperimentState",
     "guardrail_failure",
     "guardrail_looks",
-    "json_number",
     "metric_looks",
     "user_weight",
 ]
