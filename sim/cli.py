@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import _thread
 import collections
-import contextlib
 import errno
 import json
 import math
@@ -21,8 +20,7 @@ import os
 import signal
 import sys
 import threading
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -330,15 +328,6 @@ class ChunkWriter:
             self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), table))
         except OSError as err:  # disk full, read-only: the chunks already written stay whole
             raise WriteFailed(self.dir, err) from None
-
-
-@contextlib.contextmanager
-def _workers_stopped_quietly() -> Iterator[None]:
-    """Silence joblib's note that it cancelled the tasks in flight: a command that stops
-    early on purpose (its output cannot be written) says so in its own one line."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"\d+ tasks which were still being processed", category=UserWarning)
-        yield
 
 
 def _prepare_out_dir(out: str, force: bool = False) -> RunFolder:
@@ -727,13 +716,12 @@ def run(
     # Runs are kept as compact columns, not as record objects (limits.MAX_RUNS).
     table = RecordsTable()
     try:
-        with _workers_stopped_quietly():
-            for chunk in iter_chunks(
-                scenario, policy, runs, seed, workers=workers, exact=exact, progress=bar.update, chunk_size=chunk_size
-            ):
-                if writer is not None:
-                    writer(chunk)
-                table.add(chunk)
+        for chunk in iter_chunks(
+            scenario, policy, runs, seed, workers=workers, exact=exact, progress=bar.update, chunk_size=chunk_size
+        ):
+            if writer is not None:
+                writer(chunk)
+            table.add(chunk)
     except WriteFailed as err:
         assert folder is not None and writer is not None  # only --out writes
         folder.close()  # a --force run's staged chunks go; earlier results stay
@@ -1267,10 +1255,7 @@ def sweep(
     )
     bar = _progress_bar(plan.rollouts, disable=quiet)
     try:
-        with _workers_stopped_quietly():
-            result = run_sweep(
-                spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update
-            )
+        result = run_sweep(spec, out_dir, plan=plan, workers=workers, dask=client, resume=resume, progress=bar.update)
     except WriteFailed as err:
         kept = len(finished_chunks(Path(out_dir)))
         raise CliError(f"{err}; {kept} finished chunk(s) are intact, resume with {shlex.join(resume_argv)}") from None
@@ -1431,18 +1416,17 @@ def tune_(
             bar.set_postfix_str(f"best {p.best}", refresh=False)
 
     try:
-        with _workers_stopped_quietly():
-            result = tune(
-                spec,
-                out_dir,
-                budget=budget,
-                time_s=time_s,
-                workers=workers,
-                dask=client,
-                resume=resume,
-                seed=seed,
-                progress=progress,
-            )
+        result = tune(
+            spec,
+            out_dir,
+            budget=budget,
+            time_s=time_s,
+            workers=workers,
+            dask=client,
+            resume=resume,
+            seed=seed,
+            progress=progress,
+        )
     except SearchError as err:
         raise CliError(str(err)) from None
     finally:

@@ -52,6 +52,9 @@ PIECE_SECONDS = 0.75
 AHEAD = 2
 #: Seconds given to a worker to leave after its last piece before it is killed.
 _JOIN_S = 5.0
+#: joblib's warning when a result generator closes with tasks in flight
+#: (``joblib/parallel.py``, ``Parallel._warn_exit_early``).
+CANCELLED_WARNING = r"\d+ tasks which were still being processed"
 
 
 def _watch_parent(parent: int) -> None:
@@ -124,9 +127,20 @@ def parallel_results(workers: int, tasks: Iterable[Any], **options: Any) -> Iter
     parallel = Parallel(n_jobs=workers, backend=backend, **options)
     with _SigintHeld():
         results = parallel(tasks)
-    # Closed when this generator is (an interrupt, a consumer that stops): joblib then
-    # aborts the tasks in flight and stops the workers.
-    yield from results
+    try:
+        # Not ``yield from``: it would close ``results`` itself, before this ``finally``.
+        for result in results:  # noqa: UP028 (see above)
+            yield result
+    finally:
+        # Closed when this generator is (an interrupt, a consumer that stops): joblib then
+        # aborts the tasks in flight, stops the workers and warns that it cancelled them.
+        # The command says what it stopped in its own one line, and this close may come
+        # late (when the generator is collected, after that line): the warning is silenced
+        # here, wherever the close happens.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=CANCELLED_WARNING, category=UserWarning)
+            if hasattr(results, "close"):  # a generator (``return_as="list"`` is a list)
+                results.close()
 
 
 class PieceSizes:
@@ -318,6 +332,7 @@ def piece_results(
 
 __all__ = [
     "AHEAD",
+    "CANCELLED_WARNING",
     "FIRST_PIECE",
     "MAX_PIECE",
     "MIN_PIECE",
