@@ -355,3 +355,131 @@ def test_prior_weights_survive_the_memory_being_emptied(monkeypatch: pytest.Monk
     again = sequential.prior_log_weights(mixed, 100.0, 1000.0)
     assert np.array_equal(again[0], first[2]) and np.array_equal(again[3], first[0])
     assert np.array_equal(again, sequential.mixture_log_weights(mixed, 100.0, 1000.0))
+
+
+# --- Kayenta's compiled classification against the scalar rules ----------------------------
+
+KAYENTA_LABELS_CONFIGS = [
+    {},
+    {"direction": "increase", "critical": True},
+    {"direction": "decrease", "nan_strategy": "replace", "must_have_data": True},
+    {"measure": "cles", "effect_thresholds": (0.4, 0.6), "critical": True, "critical_thresholds": (0.3, 0.7)},
+    {"must_have_data": True, "effect_thresholds": (0.9, 1.1), "critical_thresholds": (0.5, 1.5)},
+]
+
+
+def random_step_series(rng: np.random.Generator, n: int, steps: int) -> np.ndarray:
+    """(n, steps) values as Kayenta's series hold them: NaN for a step without requests,
+    rows of one repeated value, of few values (ties) and of many, zeros, long rows."""
+    kind = rng.integers(0, 5, size=n)
+    out = np.round(rng.gamma(2.0, 1.5, size=(n, steps)), int(rng.integers(0, 4)))
+    out[kind == 0] = rng.choice([0.0, 1.0, 2.5], size=(int((kind == 0).sum()), 1))
+    out[kind == 1] = rng.choice([0.0, 0.5, 1.0, 3.0], size=(int((kind == 1).sum()), steps))
+    out[kind == 2] *= 100.0
+    out[rng.random((n, steps)) < rng.choice([0.0, 0.1, 0.6, 1.0], size=(n, 1))] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("config", KAYENTA_LABELS_CONFIGS, ids=lambda c: ",".join(c) or "defaults")
+def test_kayenta_compiled_classify_is_the_scalar_bit_for_bit(config):
+    """``kernels.kayenta_classify_rows`` over thousands of random pairs of series (short and
+    long, NaN, ties, constants, zeros) gives ``kayenta_rules.classify``'s label, critical
+    flag and numbers bit for bit, and leaves exactly the two-constant-series rows (which
+    draw noise) to the scalar rule."""
+    from sim.policies.judges import kayenta_rules, kernels
+    from sim.policies.judges.mannwhitney import interval_quantile
+
+    rng = np.random.default_rng(len(config))
+    kwargs = {"direction": "either", "nan_strategy": "remove", "critical": False, "must_have_data": False}
+    kwargs.update(config)
+    checked, noisy = 0, 0
+    for steps, n in [(0, 20), (1, 400), (3, 800), (7, 800), (12, 600), (40, 200), (300, 20)]:
+        control, experiment = random_step_series(rng, n, steps), random_step_series(rng, n, steps)
+        control[: n // 10] = experiment[: n // 10]  # identical series
+        lengths = np.full(n, steps, dtype=np.int64)
+        label, fails, numbers = kernels.kayenta_classify_rows(
+            control,
+            lengths,
+            experiment,
+            lengths,
+            interval_quantile(kayenta_rules.CONFIDENCE),
+            kwargs["direction"] in ("increase", "either"),
+            kwargs["direction"] in ("decrease", "either"),
+            kwargs["nan_strategy"] == "replace",
+            kwargs["critical"],
+            kwargs["must_have_data"],
+            kayenta_rules.TOLERANCE,
+            tuple(config.get("effect_thresholds", (1.0, 1.0))),
+            tuple(config.get("critical_thresholds", (1.0, 1.0))),
+            config.get("measure") == "cles",
+        )
+        for i in range(n):
+            c = kayenta_rules.transform(control[i], kwargs["nan_strategy"])
+            e = kayenta_rules.transform(experiment[i], kwargs["nan_strategy"])
+            want = kayenta_rules.classify(c, e, np.random.default_rng(i), **kwargs)
+            if label[i] == kernels.NEEDS_NOISE:
+                assert c.min() == c.max() and e.min() == e.max() and c[0] != e[0], (steps, i)
+                noisy += 1
+                continue
+            assert kernels.KAYENTA_LABELS[label[i]] == want.label, (steps, i, c, e)
+            assert fails[i] == want.critical, (steps, i)
+            got = numbers[i].tobytes()
+            assert got == np.array([want.deviation, want.effect_size, want.lower, want.upper, want.estimate]).tobytes()
+            checked += 1
+    assert checked > 2000 and noisy > 0
+
+
+def test_kayenta_scores_of_a_batch_are_the_scalar_scores():
+    """``weighted_sum_scores`` (columns) gives ``weighted_sum_score``'s float for random
+    labels, critical flags, groups (shared, repeated) and weights (some groups unweighted)."""
+    from sim.policies.judges import kayenta_rules, kernels
+    from sim.policies.judges.kayenta_rules import MetricClassification
+
+    rng = np.random.default_rng(37)
+    layouts = [
+        ([["a"], ["b"], ["c"]], {}),
+        ([["a"], ["a", "b"], ["b"], ["c"]], {"a": 30.0, "b": 33.3}),
+        ([["x"], ["x"], ["y", "y"]], {"x": 100.0}),
+        ([["only"]], {"only": 12.5, "absent": 7.0}),
+    ]
+    for groups, weights in layouts:
+        n = 3000
+        labels = rng.integers(0, len(kernels.KAYENTA_LABELS), size=(n, len(groups))).astype(np.int8)
+        fails = (rng.random((n, len(groups))) < 0.05) & (labels != kernels.LABEL_PASS)
+        got = kayenta_rules.weighted_sum_scores(labels, fails, groups, weights)
+        for i in range(n):
+            results = [
+                (MetricClassification(kernels.KAYENTA_LABELS[code], "why", critical=bool(f)), g)
+                for code, f, g in zip(labels[i], fails[i], groups, strict=True)
+            ]
+            assert got[i] == kayenta_rules.weighted_sum_score(results, weights).score, (groups, i)
+
+
+KAYENTA_BRANCHES = {
+    "step": 30,
+    "metrics": [
+        {
+            "name": "errors",
+            "groups": ["health", "errors"],
+            "analysisConfigurations": {"canary": {"direction": "increase", "critical": True}},
+        },
+        {
+            "name": "p99",
+            "query": "request-duration",
+            "groups": ["health"],
+            "analysisConfigurations": {
+                "canary": {"mustHaveData": True, "effectSize": {"measure": "cles", "allowedIncrease": 0.6}}
+            },
+        },
+        {"name": "sr", "query": "request-success-rate", "analysisConfigurations": {"canary": {"muted": True}}},
+    ],
+    "classifier": {"groupWeights": {"health": 70.0}},
+}
+
+
+@pytest.mark.parametrize("hist", ["both", "canary"])
+def test_kayenta_batch_with_critical_cles_and_muted_metrics_is_the_scalar(hist):
+    """Groups shared by metrics, a weighted group, a critical metric, CLES with a must-have
+    metric and a muted one: the batch's verdicts and states are the scalar's."""
+    judge = make_judge(KayentaSpec.model_validate(KAYENTA_BRANCHES))
+    assert check_contract(judge, seed=41, runs=150, slots=40, hist=hist, exact=True) > 0

@@ -1,6 +1,6 @@
 """The loops of Kayenta's Mann–Whitney interval, as plain functions numba can compile.
 
-``sorted_diff`` (``MannWhitney.wilcoxonDiff`` on sorted samples) and ``brent_step`` (one
+``tied_or_diff`` (``MannWhitney.wilcoxonDiff`` on sorted samples) and ``brent_step`` (one
 iteration of ``BrentSolver.solve``) are the one source of each: ``mannwhitney`` runs them
 as Python (its public functions, Kayenta's unit tests) and ``kernels`` compiles them for
 the interval every Kayenta judgement computes. Sources: see ``mannwhitney``.
@@ -25,6 +25,19 @@ class AllTiedError(ValueError):
 def sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
     """``wilcoxon_diff`` of sorted samples (the root finders call it many times).
 
+    Raises:
+        AllTiedError: when every value of xs − mu and ys is equal.
+    """
+    value, tied = tied_or_diff(mu, zq, xs, ys)
+    if tied:
+        raise AllTiedError("cannot compute confidence interval when all observations are tied")
+    return value
+
+
+def tied_or_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> tuple[float, bool]:
+    """``sorted_diff`` as (value, all tied) instead of raising: compiled code that must go on
+    after all-tied samples (numba's try/except crashed the batch pass) reads the flag.
+
     The rank sum is computed by counting instead of ranking: the x's rank sum is
     nx(nx+1)/2 plus, for each x, the number of y below it and half the y equal to it.
     Both are sums of halves, exact in floating point, so the value is Kayenta's. Written
@@ -48,9 +61,9 @@ def sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
             run = 1.0
     sigma = math.sqrt((nx * ny / 12.0) * ((n + 1.0) - ties / (n * (n - 1.0))))
     if sigma == 0.0:
-        raise AllTiedError("cannot compute confidence interval when all observations are tied")
+        return 0.0, True
     correction = math.copysign(0.5, dz) if dz != 0.0 else 0.0
-    return (dz - correction) / sigma - zq
+    return (dz - correction) / sigma - zq, False
 
 
 def brent_step(
