@@ -483,3 +483,48 @@ def test_kayenta_batch_with_critical_cles_and_muted_metrics_is_the_scalar(hist):
     metric and a muted one: the batch's verdicts and states are the scalar's."""
     judge = make_judge(KayentaSpec.model_validate(KAYENTA_BRANCHES))
     assert check_contract(judge, seed=41, runs=150, slots=40, hist=hist, exact=True) > 0
+
+
+def searchsorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float | None:
+    """The rank-sum statistic as ``ranksum`` computed it before issue 17 (searchsorted
+    counts, ties from sorting both samples): the reference of the merge. None: all tied."""
+    nx, ny = len(xs), len(ys)
+    shifted = xs - mu
+    below = np.searchsorted(ys, shifted, side="left").sum()
+    upto = np.searchsorted(ys, shifted, side="right").sum()
+    dz = float(below) + 0.5 * float(upto - below) - nx * ny / 2.0
+    _, runs = np.unique(np.concatenate((shifted, ys)), return_counts=True)
+    ties = 0.0
+    for t in runs.astype(float):
+        ties += t * t * t - t
+    n = nx + ny
+    sigma = math.sqrt((nx * ny / 12.0) * ((n + 1.0) - ties / (n * (n - 1.0))))
+    if sigma == 0.0:
+        return None
+    correction = math.copysign(0.5, dz) if dz != 0.0 else 0.0
+    return (dz - correction) / sigma - zq
+
+
+def test_rank_sum_statistic_by_merge_is_the_searchsorted_one():
+    """``tied_or_diff`` (one merge, Python and compiled) gives the searchsorted statistic
+    bit for bit, and flags exactly the all-tied samples, at the points the root finders
+    evaluate (the range's ends) and elsewhere."""
+    from sim.policies.judges import kernels, ranksum
+
+    rng = np.random.default_rng(43)
+    tied = 0
+    for t in range(6000):
+        nx, ny = int(rng.integers(1, 12)), int(rng.integers(1, 12))
+        if t % 3 == 0:
+            xs, ys = rng.choice([0.0, 1.0, 2.0, 2.5], size=nx), rng.choice([0.0, 1.0, 2.0], size=ny)
+        else:
+            xs, ys = np.round(rng.gamma(2.0, 1.0, nx), 1), np.round(rng.gamma(2.0, 1.0, ny), 1)
+        xs, ys = np.sort(xs), np.sort(ys)
+        mu = float(rng.choice([0.0, 0.5, xs[0] - ys[-1], xs[-1] - ys[0], rng.normal()]))
+        zq = float(rng.choice([0.0, 2.326, -2.326]))
+        want = searchsorted_diff(mu, zq, xs, ys)
+        for got, all_tied in (ranksum.tied_or_diff(mu, zq, xs, ys), kernels.tied_or_diff(mu, zq, xs, ys)):
+            assert all_tied == (want is None), (xs, ys, mu)
+            assert all_tied or got == want, (xs, ys, mu)
+        tied += want is None
+    assert tied > 0
