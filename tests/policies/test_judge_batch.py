@@ -105,7 +105,15 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def check_contract(judge: Any, seed: int, runs: int, slots: int = 40, hist: str = "both", exact: bool = False) -> int:
+def check_contract(
+    judge: Any,
+    seed: int,
+    runs: int,
+    slots: int = 40,
+    hist: str = "both",
+    exact: bool = False,
+    exact_detail: bool = False,
+) -> int:
     """Judge random runs tick by tick, each tick a random subset of them (in a shuffled
     order), by the batch pass and by the scalar ``judge``; assert they agree. Returns how
     many run-judgements rejected (so that a test can require both kinds of answers)."""
@@ -130,6 +138,8 @@ def check_contract(judge: Any, seed: int, runs: int, slots: int = 40, hist: str 
             ), (k, r)
             assert got == dataclasses.replace(got, verdict=want.verdict)
             assert same(dict(got.detail), dict(want.detail)), (k, r, got.detail, want.detail)
+            if exact_detail:  # equal floats, None for a non-finite one: == is bit for bit
+                assert dict(got.detail) == dict(want.detail), (k, r, got.detail, want.detail)
             row_state = judge.state_row(state, int(r))
             if exact:
                 assert row_state == scalar[r] or same(row_state, scalar[r])
@@ -222,7 +232,8 @@ KAYENTA_SLIDING = {
 def test_kayenta_sliding_window_batch_is_the_scalar_run_for_run(hist):
     """Kayenta's batch builds every run's series at once: a sliding window, outliers
     removed, NaN replaced, latency without histograms."""
-    check_contract(make_judge(KayentaSpec.model_validate(KAYENTA_SLIDING)), seed=23, runs=80, slots=50, hist=hist)
+    judge = make_judge(KayentaSpec.model_validate(KAYENTA_SLIDING))
+    check_contract(judge, seed=23, runs=80, slots=50, hist=hist, exact=True, exact_detail=True)
 
 
 def test_kayenta_batch_is_the_scalar_run_for_run():
@@ -239,7 +250,7 @@ def test_kayenta_batch_is_the_scalar_run_for_run():
             ],
         }
     )
-    assert check_contract(make_judge(spec), seed=13, runs=120) > 0
+    assert check_contract(make_judge(spec), seed=13, runs=120, exact=True, exact_detail=True) > 0
 
 
 def test_the_default_batch_pass_loops_over_the_scalar_judge():
@@ -482,7 +493,7 @@ def test_kayenta_batch_with_critical_cles_and_muted_metrics_is_the_scalar(hist):
     """Groups shared by metrics, a weighted group, a critical metric, CLES with a must-have
     metric and a muted one: the batch's verdicts and states are the scalar's."""
     judge = make_judge(KayentaSpec.model_validate(KAYENTA_BRANCHES))
-    assert check_contract(judge, seed=41, runs=150, slots=40, hist=hist, exact=True) > 0
+    assert check_contract(judge, seed=41, runs=150, slots=40, hist=hist, exact=True, exact_detail=True) > 0
 
 
 def searchsorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float | None:

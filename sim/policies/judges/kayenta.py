@@ -46,6 +46,7 @@ from sim.policies.judges.kayenta_rules import (
     MetricClassification,
     classify,
     classify_score,
+    reason_for,
     transform,
     weighted_sum_score,
     weighted_sum_scores,
@@ -378,13 +379,12 @@ class KayentaJudge:
         n = len(rows)
         judged = state.judgements[rows]
         anything = np.zeros(n, dtype=bool)
+        outcomes = [self._classify_rows(index, c, p, judged, data.t) for index, (c, p) in enumerate(series)]
         labels, fails, groups = [], [], []
-        for index, metric in enumerate(spec.metrics):
+        for metric, (raw_canary, raw_primary), (label, fail, _, _) in zip(spec.metrics, series, outcomes, strict=True):
             if metric.canary.muted:
                 continue  # its classification is in the detail only
-            raw_canary, raw_primary = series[index]
             anything |= np.isfinite(raw_canary).any(axis=1) & np.isfinite(raw_primary).any(axis=1)
-            label, fail = self._classify_rows(index, raw_canary, raw_primary, judged, data.t)
             labels.append(label)
             fails.append(fail)
             groups.append(metric.group_names)
@@ -408,15 +408,17 @@ class KayentaJudge:
         def detail(j: int) -> Detail:
             before = KayentaState(int(judged[j]))  # the last score is not in a detail
             runs_series = [(c[j], p[j]) for c, p in series]
-            return dict(self._judge_series(before, data.t, edges, runs_series)[1].detail)
+            results = [self._outcome(index, outcome, j) for index, outcome in enumerate(outcomes)]
+            return dict(self._judge_series(before, data.t, edges, runs_series, results)[1].detail)
 
         return Judgements(verdict, reject, np.zeros(n, dtype=bool), detail)
 
     def _classify_rows(
         self, index: int, raw_canary: np.ndarray, raw_primary: np.ndarray, judged: np.ndarray, t: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Metric ``index``'s label codes and critical flags of every run, (n,) each: the
-        compiled ``classify`` of every row, the scalar one where it needs noise."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, MetricClassification]]:
+        """Metric ``index``'s label codes and critical flags of every run, (n,) each, and
+        their numbers (``kayenta_classify_rows``): the compiled ``classify`` of every row,
+        the scalar one where it needs noise (those rows' results by row)."""
         from sim.policies.judges import kernels  # numba: compiled on first use, not at import
 
         metric = self.spec.metrics[index]
@@ -424,7 +426,7 @@ class KayentaJudge:
         canary, canary_len = self._transformed_rows(cfg, raw_canary)
         primary, primary_len = self._transformed_rows(cfg, raw_primary)
         es = cfg.effectSize
-        label, fail, _ = kernels.kayenta_classify_rows(
+        label, fail, numbers = kernels.kayenta_classify_rows(
             primary,
             primary_len,
             canary,
@@ -441,11 +443,35 @@ class KayentaJudge:
             es.measure == "cles",
         )
         codes = {name: code for code, name in enumerate(kernels.KAYENTA_LABELS)}
+        noisy = {}
         for j in np.flatnonzero(label == kernels.NEEDS_NOISE).tolist():
             canary_j, primary_j = self._transformed(cfg, raw_canary[j]), self._transformed(cfg, raw_primary[j])
-            result = self._classify(index, canary_j, primary_j, int(judged[j]), t)
+            noisy[j] = result = self._classify(index, canary_j, primary_j, int(judged[j]), t)
             label[j], fail[j] = codes[result.label], result.critical
-        return label, fail
+        return label, fail, numbers, noisy
+
+    def _outcome(
+        self, index: int, outcome: tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, MetricClassification]], j: int
+    ) -> MetricClassification:
+        """Row j's ``MetricClassification`` of metric ``index`` from ``_classify_rows``'s
+        columns (two identical series' Pass lacks its reason, which no detail shows)."""
+        from sim.policies.judges.kernels import KAYENTA_LABELS
+
+        label, fail, numbers, noisy = outcome
+        if j in noisy:
+            return noisy[j]
+        name, critical = KAYENTA_LABELS[int(label[j])], bool(fail[j])
+        deviation, effect, lower, upper, estimate = numbers[j].tolist()
+        return MetricClassification(
+            name,
+            reason_for(name, self.spec.metrics[index].name, critical),
+            deviation=deviation,
+            critical=critical,
+            effect_size=effect,
+            lower=lower,
+            upper=upper,
+            estimate=estimate,
+        )
 
     @staticmethod
     def _transformed_rows(cfg: CanaryAnalysisConfig, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -502,9 +528,15 @@ class KayentaJudge:
         )
 
     def _judge_series(
-        self, state: KayentaState, t: float, edges: np.ndarray, series: list[tuple[np.ndarray, np.ndarray]]
+        self,
+        state: KayentaState,
+        t: float,
+        edges: np.ndarray,
+        series: list[tuple[np.ndarray, np.ndarray]],
+        classified: list[MetricClassification] | None = None,
     ) -> tuple[KayentaState, Judgement]:
-        """One judgement of one run from its metrics' (canary, primary) step values."""
+        """One judgement of one run from its metrics' (canary, primary) step values, with
+        their classifications if already made (the batch pass's)."""
         spec = self.spec
         detail: dict[str, float | str | None] = {
             "judgement": float(state.judgements + 1),
@@ -518,7 +550,10 @@ class KayentaJudge:
             if not cfg.muted:
                 anything |= bool(np.isfinite(raw_canary).any() and np.isfinite(raw_primary).any())
             canary, primary = self._transformed(cfg, raw_canary), self._transformed(cfg, raw_primary)
-            result = self._classify(index, canary, primary, state.judgements, t)
+            if classified is None:
+                result = self._classify(index, canary, primary, state.judgements, t)
+            else:
+                result = classified[index]
             key = f"metric.{metric.name}"
             detail.update(
                 {

@@ -120,10 +120,9 @@ def classify(
     if len(experiment) == 0 or len(control) == 0:
         if nan_strategy != "remove":
             return MetricClassification("Pass")
-        reason = f"Missing data for {name}"
         if must_have_data and not critical:
-            return MetricClassification("NodataFailMetric", reason)
-        return MetricClassification("Nodata", reason, critical=critical)
+            return MetricClassification("NodataFailMetric", reason_for("NodataFailMetric", name, False))
+        return MetricClassification("Nodata", reason_for("Nodata", name, critical), critical=critical)
     if len(experiment) == len(control) and np.array_equal(np.sort(experiment), np.sort(control)):
         return MetricClassification("Pass", "The Canary and Baseline data are identical")
     # (min == max: one distinct value; no NaN is left here)
@@ -137,7 +136,7 @@ def classify(
     except AllTiedError:
         # NetflixACAJudge.classifyMetric catches the RuntimeException: an Error result,
         # which no score counts
-        return MetricClassification("Error", "Metric Classification Failed")
+        return MetricClassification("Error", reason_for("Error", name, False))
     deviation = mean_ratio(control, experiment)
     effect = cles(control, experiment) if measure == "cles" else deviation
     bound = tolerance * abs(ci.estimate)
@@ -155,19 +154,29 @@ def classify(
     crit_high = critical and label == "High" and (math.isnan(effect) or effect >= critical_thresholds[1])
     crit_low = critical and label == "Low" and (math.isnan(effect) or effect <= critical_thresholds[0])
     fails = crit_high or crit_low
-    if fails:
-        why: str | None = f"The metric {name} was classified as {label} (Critical)"
-    else:
-        why = None if label == "Pass" else f"{name} was classified as {label}"
     return MetricClassification(
         label,
-        why,
+        reason_for(label, name, fails),
         deviation=deviation,
         critical=fails,
         effect_size=effect,
         lower=ci.lower,
         upper=ci.upper,
         estimate=ci.estimate,
+    )
+
+
+def reason_for(label: str, name: str, critical: bool) -> str | None:
+    """Kayenta's explanation of a metric's outcome (None for a Pass; ``classify`` gives two
+    identical series their own), ``critical`` whether the outcome fails the canary."""
+    if label in ("Nodata", "NodataFailMetric"):
+        return f"Missing data for {name}"
+    if label == "Error":
+        return "Metric Classification Failed"
+    if label == "Pass":
+        return None
+    return (
+        f"The metric {name} was classified as {label} (Critical)" if critical else f"{name} was classified as {label}"
     )
 
 
