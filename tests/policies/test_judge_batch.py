@@ -105,7 +105,15 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def check_contract(judge: Any, seed: int, runs: int, slots: int = 40, hist: str = "both", exact: bool = False) -> int:
+def check_contract(
+    judge: Any,
+    seed: int,
+    runs: int,
+    slots: int = 40,
+    hist: str = "both",
+    exact: bool = False,
+    exact_detail: bool = False,
+) -> int:
     """Judge random runs tick by tick, each tick a random subset of them (in a shuffled
     order), by the batch pass and by the scalar ``judge``; assert they agree. Returns how
     many run-judgements rejected (so that a test can require both kinds of answers)."""
@@ -130,6 +138,8 @@ def check_contract(judge: Any, seed: int, runs: int, slots: int = 40, hist: str 
             ), (k, r)
             assert got == dataclasses.replace(got, verdict=want.verdict)
             assert same(dict(got.detail), dict(want.detail)), (k, r, got.detail, want.detail)
+            if exact_detail:  # equal floats, None for a non-finite one: == is bit for bit
+                assert dict(got.detail) == dict(want.detail), (k, r, got.detail, want.detail)
             row_state = judge.state_row(state, int(r))
             if exact:
                 assert row_state == scalar[r] or same(row_state, scalar[r])
@@ -222,7 +232,8 @@ KAYENTA_SLIDING = {
 def test_kayenta_sliding_window_batch_is_the_scalar_run_for_run(hist):
     """Kayenta's batch builds every run's series at once: a sliding window, outliers
     removed, NaN replaced, latency without histograms."""
-    check_contract(make_judge(KayentaSpec.model_validate(KAYENTA_SLIDING)), seed=23, runs=80, slots=50, hist=hist)
+    judge = make_judge(KayentaSpec.model_validate(KAYENTA_SLIDING))
+    check_contract(judge, seed=23, runs=80, slots=50, hist=hist, exact=True, exact_detail=True)
 
 
 def test_kayenta_batch_is_the_scalar_run_for_run():
@@ -239,7 +250,7 @@ def test_kayenta_batch_is_the_scalar_run_for_run():
             ],
         }
     )
-    assert check_contract(make_judge(spec), seed=13, runs=120) > 0
+    assert check_contract(make_judge(spec), seed=13, runs=120, exact=True, exact_detail=True) > 0
 
 
 def test_the_default_batch_pass_loops_over_the_scalar_judge():
@@ -355,3 +366,176 @@ def test_prior_weights_survive_the_memory_being_emptied(monkeypatch: pytest.Monk
     again = sequential.prior_log_weights(mixed, 100.0, 1000.0)
     assert np.array_equal(again[0], first[2]) and np.array_equal(again[3], first[0])
     assert np.array_equal(again, sequential.mixture_log_weights(mixed, 100.0, 1000.0))
+
+
+# --- Kayenta's compiled classification against the scalar rules ----------------------------
+
+KAYENTA_LABELS_CONFIGS = [
+    {},
+    {"direction": "increase", "critical": True},
+    {"direction": "decrease", "nan_strategy": "replace", "must_have_data": True},
+    {"measure": "cles", "effect_thresholds": (0.4, 0.6), "critical": True, "critical_thresholds": (0.3, 0.7)},
+    {"must_have_data": True, "effect_thresholds": (0.9, 1.1), "critical_thresholds": (0.5, 1.5)},
+]
+
+
+def random_step_series(rng: np.random.Generator, n: int, steps: int) -> np.ndarray:
+    """(n, steps) values as Kayenta's series hold them: NaN for a step without requests,
+    rows of one repeated value, of few values (ties) and of many, zeros, long rows."""
+    kind = rng.integers(0, 5, size=n)
+    out = np.round(rng.gamma(2.0, 1.5, size=(n, steps)), int(rng.integers(0, 4)))
+    out[kind == 0] = rng.choice([0.0, 1.0, 2.5], size=(int((kind == 0).sum()), 1))
+    out[kind == 1] = rng.choice([0.0, 0.5, 1.0, 3.0], size=(int((kind == 1).sum()), steps))
+    out[kind == 2] *= 100.0
+    out[rng.random((n, steps)) < rng.choice([0.0, 0.1, 0.6, 1.0], size=(n, 1))] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("config", KAYENTA_LABELS_CONFIGS, ids=lambda c: ",".join(c) or "defaults")
+def test_kayenta_compiled_classify_is_the_scalar_bit_for_bit(config):
+    """``kernels.kayenta_classify_rows`` over thousands of random pairs of series (short and
+    long, NaN, ties, constants, zeros) gives ``kayenta_rules.classify``'s label, critical
+    flag and numbers bit for bit, and leaves exactly the two-constant-series rows (which
+    draw noise) to the scalar rule."""
+    from sim.policies.judges import kayenta_rules, kernels
+    from sim.policies.judges.mannwhitney import interval_quantile
+
+    rng = np.random.default_rng(len(config))
+    kwargs = {"direction": "either", "nan_strategy": "remove", "critical": False, "must_have_data": False}
+    kwargs.update(config)
+    checked, noisy = 0, 0
+    for steps, n in [(0, 20), (1, 400), (3, 800), (7, 800), (12, 600), (40, 200), (300, 20)]:
+        control, experiment = random_step_series(rng, n, steps), random_step_series(rng, n, steps)
+        control[: n // 10] = experiment[: n // 10]  # identical series
+        lengths = np.full(n, steps, dtype=np.int64)
+        label, fails, numbers = kernels.kayenta_classify_rows(
+            control,
+            lengths,
+            experiment,
+            lengths,
+            interval_quantile(kayenta_rules.CONFIDENCE),
+            kwargs["direction"] in ("increase", "either"),
+            kwargs["direction"] in ("decrease", "either"),
+            kwargs["nan_strategy"] == "replace",
+            kwargs["critical"],
+            kwargs["must_have_data"],
+            kayenta_rules.TOLERANCE,
+            tuple(config.get("effect_thresholds", (1.0, 1.0))),
+            tuple(config.get("critical_thresholds", (1.0, 1.0))),
+            config.get("measure") == "cles",
+        )
+        for i in range(n):
+            c = kayenta_rules.transform(control[i], kwargs["nan_strategy"])
+            e = kayenta_rules.transform(experiment[i], kwargs["nan_strategy"])
+            want = kayenta_rules.classify(c, e, np.random.default_rng(i), **kwargs)
+            if label[i] == kernels.NEEDS_NOISE:
+                assert c.min() == c.max() and e.min() == e.max() and c[0] != e[0], (steps, i)
+                noisy += 1
+                continue
+            assert kernels.KAYENTA_LABELS[label[i]] == want.label, (steps, i, c, e)
+            assert fails[i] == want.critical, (steps, i)
+            got = numbers[i].tobytes()
+            assert got == np.array([want.deviation, want.effect_size, want.lower, want.upper, want.estimate]).tobytes()
+            checked += 1
+    assert checked > 2000 and noisy > 0
+
+
+def test_kayenta_scores_of_a_batch_are_the_scalar_scores():
+    """``weighted_sum_scores`` (columns) gives ``weighted_sum_score``'s float for random
+    labels, critical flags, groups (shared, repeated) and weights (some groups unweighted)."""
+    from sim.policies.judges import kayenta_rules, kernels
+    from sim.policies.judges.kayenta_rules import MetricClassification
+
+    rng = np.random.default_rng(37)
+    layouts = [
+        ([["a"], ["b"], ["c"]], {}),
+        ([["a"], ["a", "b"], ["b"], ["c"]], {"a": 30.0, "b": 33.3}),
+        ([["x"], ["x"], ["y", "y"]], {"x": 100.0}),
+        ([["only"]], {"only": 12.5, "absent": 7.0}),
+    ]
+    for groups, weights in layouts:
+        n = 3000
+        labels = rng.integers(0, len(kernels.KAYENTA_LABELS), size=(n, len(groups))).astype(np.int8)
+        fails = (rng.random((n, len(groups))) < 0.05) & (labels != kernels.LABEL_PASS)
+        got = kayenta_rules.weighted_sum_scores(labels, fails, groups, weights)
+        for i in range(n):
+            results = [
+                (MetricClassification(kernels.KAYENTA_LABELS[code], "why", critical=bool(f)), g)
+                for code, f, g in zip(labels[i], fails[i], groups, strict=True)
+            ]
+            assert got[i] == kayenta_rules.weighted_sum_score(results, weights).score, (groups, i)
+
+
+KAYENTA_BRANCHES = {
+    "step": 30,
+    "metrics": [
+        {
+            "name": "errors",
+            "groups": ["health", "errors"],
+            "analysisConfigurations": {"canary": {"direction": "increase", "critical": True}},
+        },
+        {
+            "name": "p99",
+            "query": "request-duration",
+            "groups": ["health"],
+            "analysisConfigurations": {
+                "canary": {"mustHaveData": True, "effectSize": {"measure": "cles", "allowedIncrease": 0.6}}
+            },
+        },
+        {"name": "sr", "query": "request-success-rate", "analysisConfigurations": {"canary": {"muted": True}}},
+    ],
+    "classifier": {"groupWeights": {"health": 70.0}},
+}
+
+
+@pytest.mark.parametrize("hist", ["both", "canary"])
+def test_kayenta_batch_with_critical_cles_and_muted_metrics_is_the_scalar(hist):
+    """Groups shared by metrics, a weighted group, a critical metric, CLES with a must-have
+    metric and a muted one: the batch's verdicts and states are the scalar's."""
+    judge = make_judge(KayentaSpec.model_validate(KAYENTA_BRANCHES))
+    assert check_contract(judge, seed=41, runs=150, slots=40, hist=hist, exact=True, exact_detail=True) > 0
+
+
+def searchsorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float | None:
+    """The rank-sum statistic as ``ranksum`` computed it before issue 17 (searchsorted
+    counts, ties from sorting both samples): the reference of the merge. None: all tied."""
+    nx, ny = len(xs), len(ys)
+    shifted = xs - mu
+    below = np.searchsorted(ys, shifted, side="left").sum()
+    upto = np.searchsorted(ys, shifted, side="right").sum()
+    dz = float(below) + 0.5 * float(upto - below) - nx * ny / 2.0
+    _, runs = np.unique(np.concatenate((shifted, ys)), return_counts=True)
+    ties = 0.0
+    for t in runs.astype(float):
+        ties += t * t * t - t
+    n = nx + ny
+    sigma = math.sqrt((nx * ny / 12.0) * ((n + 1.0) - ties / (n * (n - 1.0))))
+    if sigma == 0.0:
+        return None
+    correction = math.copysign(0.5, dz) if dz != 0.0 else 0.0
+    return (dz - correction) / sigma - zq
+
+
+def test_rank_sum_statistic_by_merge_is_the_searchsorted_one():
+    """``tied_or_diff`` (one merge, Python and compiled) gives the searchsorted statistic
+    bit for bit, and flags exactly the all-tied samples, at the points the root finders
+    evaluate (the range's ends) and elsewhere."""
+    from sim.policies.judges import kernels, ranksum
+
+    rng = np.random.default_rng(43)
+    tied = 0
+    for t in range(6000):
+        nx, ny = int(rng.integers(1, 12)), int(rng.integers(1, 12))
+        if t % 3 == 0:
+            xs, ys = rng.choice([0.0, 1.0, 2.0, 2.5], size=nx), rng.choice([0.0, 1.0, 2.0], size=ny)
+        else:
+            xs, ys = np.round(rng.gamma(2.0, 1.0, nx), 1), np.round(rng.gamma(2.0, 1.0, ny), 1)
+        xs, ys = np.sort(xs), np.sort(ys)
+        mu = float(rng.choice([0.0, 0.5, xs[0] - ys[-1], xs[-1] - ys[0], rng.normal()]))
+        zq = float(rng.choice([0.0, 2.326, -2.326]))
+        want = searchsorted_diff(mu, zq, xs, ys)
+        for got, all_tied in (ranksum.tied_or_diff(mu, zq, xs, ys), kernels.tied_or_diff(mu, zq, xs, ys)):
+            assert all_tied == (want is None), (xs, ys, mu)
+            assert all_tied or got == want, (xs, ys, mu)
+        tied += want is None
+    assert tied > 0

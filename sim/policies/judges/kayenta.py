@@ -29,14 +29,29 @@ from pydantic import Field, model_validator
 
 from sim.models import Duration, StrictModel
 from sim.policies.judges import kayenta_rules
-from sim.policies.judges.base import JudgeBatch, JudgeData, Judgement, Judgements, RowByRow, Verdict, VersionSeries
+from sim.policies.judges.base import (
+    FAIL_CODE,
+    INCONCLUSIVE_CODE,
+    NO_DATA_CODE,
+    PASS_CODE,
+    Detail,
+    JudgeBatch,
+    JudgeData,
+    Judgement,
+    Judgements,
+    Verdict,
+    VersionSeries,
+)
 from sim.policies.judges.kayenta_rules import (
     MetricClassification,
     classify,
     classify_score,
+    reason_for,
     transform,
     weighted_sum_score,
+    weighted_sum_scores,
 )
+from sim.policies.judges.mannwhitney import interval_quantile
 from sim.policies.judges.spec import ERRORS, LATENCY
 
 
@@ -190,6 +205,21 @@ class KayentaState:
     last_score: float | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class KayentaBatchState:
+    """``KayentaState`` of n runs as arrays (``KayentaJudge.batch_state``), updated in place.
+
+    Attributes:
+        judgements: (n,) judgements made so far.
+        last_score: (n,) the last score (meaningless where not ``scored``).
+        scored: (n,) whether a score was made yet (``last_score`` not None).
+    """
+
+    judgements: np.ndarray
+    last_score: np.ndarray
+    scored: np.ndarray
+
+
 def histogram_quantile(q: float, bounds_ms: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Prometheus ``histogram_quantile`` of each row of non-cumulative bucket counts.
 
@@ -296,7 +326,7 @@ def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-class KayentaJudge(RowByRow):
+class KayentaJudge:
     """NetflixACAJudge over pdsim's counters, judged at every call (see module doc).
 
     Attributes:
@@ -330,15 +360,130 @@ class KayentaJudge(RowByRow):
         edges, series = self._series(batch)
         return self._judge_series(state, data.t, edges, [(c[0], p[0]) for c, p in series])
 
-    def judge_batch(self, state: list[KayentaState], rows: np.ndarray, data: JudgeBatch) -> Judgements:
-        """Each run's judgement, the metrics' series of all runs built in one pass."""
+    def batch_state(self, n: int) -> KayentaBatchState:
+        """n runs before their first judgement."""
+        return KayentaBatchState(np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n, dtype=bool))
+
+    def state_row(self, state: KayentaBatchState, i: int) -> KayentaState:
+        """Run i's ``KayentaState``."""
+        return KayentaState(int(state.judgements[i]), float(state.last_score[i]) if state.scored[i] else None)
+
+    def judge_batch(self, state: KayentaBatchState, rows: np.ndarray, data: JudgeBatch) -> Judgements:
+        """Each run's judgement, all runs at once: the metrics' series in one numpy pass,
+        every series classified by one compiled loop (``kernels.kayenta_classify_rows``),
+        the scores as columns (``kayenta_rules.weighted_sum_scores``). The verdicts and
+        states are ``judge``'s bit for bit; a run's detail, read for few runs, is ``judge``'s
+        own, made when asked."""
+        spec = self.spec
         edges, series = self._series(data)
-        out = []
-        for j, r in enumerate(rows):
+        n = len(rows)
+        judged = state.judgements[rows]
+        anything = np.zeros(n, dtype=bool)
+        outcomes = [self._classify_rows(index, c, p, judged, data.t) for index, (c, p) in enumerate(series)]
+        labels, fails, groups = [], [], []
+        for metric, (raw_canary, raw_primary), (label, fail, _, _) in zip(spec.metrics, series, outcomes, strict=True):
+            if metric.canary.muted:
+                continue  # its classification is in the detail only
+            anything |= np.isfinite(raw_canary).any(axis=1) & np.isfinite(raw_primary).any(axis=1)
+            labels.append(label)
+            fails.append(fail)
+            groups.append(metric.group_names)
+        scores = weighted_sum_scores(
+            np.column_stack(labels) if labels else np.zeros((n, 0), dtype=np.int8),
+            np.column_stack(fails) if fails else np.zeros((n, 0), dtype=bool),
+            groups,
+            spec.classifier.groupWeights,
+        )
+        thresholds = spec.scoreThresholds
+        reject = anything & (scores <= thresholds.marginal)
+        verdict = np.where(
+            ~anything,
+            NO_DATA_CODE,
+            np.where(reject, FAIL_CODE, np.where(scores >= thresholds.pass_, PASS_CODE, INCONCLUSIVE_CODE)),
+        ).astype(np.int8)
+        state.judgements[rows] = judged + 1
+        state.last_score[rows] = np.where(anything, scores, state.last_score[rows])
+        state.scored[rows] |= anything
+
+        def detail(j: int) -> Detail:
+            before = KayentaState(int(judged[j]))  # the last score is not in a detail
             runs_series = [(c[j], p[j]) for c, p in series]
-            state[int(r)], judgement = self._judge_series(state[int(r)], data.t, edges, runs_series)
-            out.append(judgement)
-        return Judgements.of(out)
+            results = [self._outcome(index, outcome, j) for index, outcome in enumerate(outcomes)]
+            return dict(self._judge_series(before, data.t, edges, runs_series, results)[1].detail)
+
+        return Judgements(verdict, reject, np.zeros(n, dtype=bool), detail)
+
+    def _classify_rows(
+        self, index: int, raw_canary: np.ndarray, raw_primary: np.ndarray, judged: np.ndarray, t: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, MetricClassification]]:
+        """Metric ``index``'s label codes and critical flags of every run, (n,) each, and
+        their numbers (``kayenta_classify_rows``): the compiled ``classify`` of every row,
+        the scalar one where it needs noise (those rows' results by row)."""
+        from sim.policies.judges import kernels  # numba: compiled on first use, not at import
+
+        metric = self.spec.metrics[index]
+        cfg = metric.canary
+        canary, canary_len = self._transformed_rows(cfg, raw_canary)
+        primary, primary_len = self._transformed_rows(cfg, raw_primary)
+        es = cfg.effectSize
+        label, fail, numbers = kernels.kayenta_classify_rows(
+            primary,
+            primary_len,
+            canary,
+            canary_len,
+            interval_quantile(kayenta_rules.CONFIDENCE),
+            cfg.direction in ("increase", "either"),
+            cfg.direction in ("decrease", "either"),
+            cfg.nanStrategy == "replace",
+            cfg.critical,
+            cfg.mustHaveData,
+            kayenta_rules.TOLERANCE,
+            (es.bound("allowedDecrease"), es.bound("allowedIncrease")),
+            (es.bound("criticalDecrease"), es.bound("criticalIncrease")),
+            es.measure == "cles",
+        )
+        codes = {name: code for code, name in enumerate(kernels.KAYENTA_LABELS)}
+        noisy = {}
+        for j in np.flatnonzero(label == kernels.NEEDS_NOISE).tolist():
+            canary_j, primary_j = self._transformed(cfg, raw_canary[j]), self._transformed(cfg, raw_primary[j])
+            noisy[j] = result = self._classify(index, canary_j, primary_j, int(judged[j]), t)
+            label[j], fail[j] = codes[result.label], result.critical
+        return label, fail, numbers, noisy
+
+    def _outcome(
+        self, index: int, outcome: tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, MetricClassification]], j: int
+    ) -> MetricClassification:
+        """Row j's ``MetricClassification`` of metric ``index`` from ``_classify_rows``'s
+        columns (two identical series' Pass lacks its reason, which no detail shows)."""
+        from sim.policies.judges.kernels import KAYENTA_LABELS
+
+        label, fail, numbers, noisy = outcome
+        if j in noisy:
+            return noisy[j]
+        name, critical = KAYENTA_LABELS[int(label[j])], bool(fail[j])
+        deviation, effect, lower, upper, estimate = numbers[j].tolist()
+        return MetricClassification(
+            name,
+            reason_for(name, self.spec.metrics[index].name, critical),
+            deviation=deviation,
+            critical=critical,
+            effect_size=effect,
+            lower=lower,
+            upper=upper,
+            estimate=estimate,
+        )
+
+    @staticmethod
+    def _transformed_rows(cfg: CanaryAnalysisConfig, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows for ``kayenta_classify_rows`` and their lengths: the raw rows (the kernel
+        applies the NaN strategy), or each row's ``transform`` when outliers are removed."""
+        if cfg.outliers.strategy == "keep":
+            return raw, np.full(len(raw), raw.shape[1], dtype=np.int64)
+        rows = [KayentaJudge._transformed(cfg, x) for x in raw]
+        out = np.zeros(raw.shape)
+        for i, x in enumerate(rows):
+            out[i, : len(x)] = x
+        return out, np.array([len(x) for x in rows], dtype=np.int64)
 
     def _series(self, data: JudgeBatch) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """The window's step edges and, per metric, the (canary, primary) values of every
@@ -353,10 +498,45 @@ class KayentaJudge(RowByRow):
             for metric in self.spec.metrics
         ]
 
+    @staticmethod
+    def _transformed(cfg: CanaryAnalysisConfig, raw: np.ndarray) -> np.ndarray:
+        return transform(raw, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
+
+    def _classify(
+        self, index: int, canary: np.ndarray, primary: np.ndarray, judgements: int, t: float
+    ) -> MetricClassification:
+        """``classify`` of metric ``index``'s transformed series at a run's judgement number
+        ``judgements`` (from 0), noise seeded by (seed, judgement, metric, tick)."""
+        spec = self.spec
+        metric = spec.metrics[index]
+        cfg = metric.canary
+        es = cfg.effectSize
+        return classify(
+            primary,
+            canary,
+            SeededDraws([spec.seed, judgements, index, int(round(t * 1000))]),
+            direction=cfg.direction,
+            nan_strategy=cfg.nanStrategy,
+            critical=cfg.critical,
+            must_have_data=cfg.mustHaveData,
+            tolerance=kayenta_rules.TOLERANCE,
+            confidence=kayenta_rules.CONFIDENCE,
+            effect_thresholds=(es.bound("allowedDecrease"), es.bound("allowedIncrease")),
+            critical_thresholds=(es.bound("criticalDecrease"), es.bound("criticalIncrease")),
+            measure=es.measure,
+            name=metric.name,
+        )
+
     def _judge_series(
-        self, state: KayentaState, t: float, edges: np.ndarray, series: list[tuple[np.ndarray, np.ndarray]]
+        self,
+        state: KayentaState,
+        t: float,
+        edges: np.ndarray,
+        series: list[tuple[np.ndarray, np.ndarray]],
+        classified: list[MetricClassification] | None = None,
     ) -> tuple[KayentaState, Judgement]:
-        """One judgement of one run from its metrics' (canary, primary) step values."""
+        """One judgement of one run from its metrics' (canary, primary) step values, with
+        their classifications if already made (the batch pass's)."""
         spec = self.spec
         detail: dict[str, float | str | None] = {
             "judgement": float(state.judgements + 1),
@@ -369,25 +549,11 @@ class KayentaJudge(RowByRow):
             raw_canary, raw_primary = series[index]
             if not cfg.muted:
                 anything |= bool(np.isfinite(raw_canary).any() and np.isfinite(raw_primary).any())
-            canary = transform(raw_canary, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
-            primary = transform(raw_primary, cfg.nanStrategy, cfg.outliers.strategy, cfg.outliers.outlierFactor)
-            rng = SeededDraws([spec.seed, state.judgements, index, int(round(t * 1000))])
-            es = cfg.effectSize
-            result = classify(
-                primary,
-                canary,
-                rng,
-                direction=cfg.direction,
-                nan_strategy=cfg.nanStrategy,
-                critical=cfg.critical,
-                must_have_data=cfg.mustHaveData,
-                tolerance=kayenta_rules.TOLERANCE,
-                confidence=kayenta_rules.CONFIDENCE,
-                effect_thresholds=(es.bound("allowedDecrease"), es.bound("allowedIncrease")),
-                critical_thresholds=(es.bound("criticalDecrease"), es.bound("criticalIncrease")),
-                measure=es.measure,
-                name=metric.name,
-            )
+            canary, primary = self._transformed(cfg, raw_canary), self._transformed(cfg, raw_primary)
+            if classified is None:
+                result = self._classify(index, canary, primary, state.judgements, t)
+            else:
+                result = classified[index]
             key = f"metric.{metric.name}"
             detail.update(
                 {

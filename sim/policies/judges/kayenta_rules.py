@@ -120,10 +120,9 @@ def classify(
     if len(experiment) == 0 or len(control) == 0:
         if nan_strategy != "remove":
             return MetricClassification("Pass")
-        reason = f"Missing data for {name}"
         if must_have_data and not critical:
-            return MetricClassification("NodataFailMetric", reason)
-        return MetricClassification("Nodata", reason, critical=critical)
+            return MetricClassification("NodataFailMetric", reason_for("NodataFailMetric", name, False))
+        return MetricClassification("Nodata", reason_for("Nodata", name, critical), critical=critical)
     if len(experiment) == len(control) and np.array_equal(np.sort(experiment), np.sort(control)):
         return MetricClassification("Pass", "The Canary and Baseline data are identical")
     # (min == max: one distinct value; no NaN is left here)
@@ -137,7 +136,7 @@ def classify(
     except AllTiedError:
         # NetflixACAJudge.classifyMetric catches the RuntimeException: an Error result,
         # which no score counts
-        return MetricClassification("Error", "Metric Classification Failed")
+        return MetricClassification("Error", reason_for("Error", name, False))
     deviation = mean_ratio(control, experiment)
     effect = cles(control, experiment) if measure == "cles" else deviation
     bound = tolerance * abs(ci.estimate)
@@ -155,19 +154,29 @@ def classify(
     crit_high = critical and label == "High" and (math.isnan(effect) or effect >= critical_thresholds[1])
     crit_low = critical and label == "Low" and (math.isnan(effect) or effect <= critical_thresholds[0])
     fails = crit_high or crit_low
-    if fails:
-        why: str | None = f"The metric {name} was classified as {label} (Critical)"
-    else:
-        why = None if label == "Pass" else f"{name} was classified as {label}"
     return MetricClassification(
         label,
-        why,
+        reason_for(label, name, fails),
         deviation=deviation,
         critical=fails,
         effect_size=effect,
         lower=ci.lower,
         upper=ci.upper,
         estimate=ci.estimate,
+    )
+
+
+def reason_for(label: str, name: str, critical: bool) -> str | None:
+    """Kayenta's explanation of a metric's outcome (None for a Pass; ``classify`` gives two
+    identical series their own), ``critical`` whether the outcome fails the canary."""
+    if label in ("Nodata", "NodataFailMetric"):
+        return f"Missing data for {name}"
+    if label == "Error":
+        return "Metric Classification Failed"
+    if label == "Pass":
+        return None
+    return (
+        f"The metric {name} was classified as {label} (Critical)" if critical else f"{name} was classified as {label}"
     )
 
 
@@ -237,3 +246,45 @@ def classify_score(score: float, pass_threshold: float, marginal_threshold: floa
     if score >= marginal_threshold:
         return "Marginal"
     return "Fail"
+
+
+def weighted_sum_scores(
+    labels: np.ndarray, fails: np.ndarray, groups: Sequence[Sequence[str]], group_weights: dict[str, float]
+) -> np.ndarray:
+    """``weighted_sum_score``'s score of n runs at once (the Kayenta judge's batch pass).
+
+    Args:
+        labels: (n, M) label codes (``kernels.KAYENTA_LABELS``) of the M not muted metrics.
+        fails: (n, M) each outcome's ``MetricClassification.critical``.
+        groups: each metric's groups.
+        group_weights: percentage weight per group.
+
+    Returns:
+        (n,) scores, each the float ``weighted_sum_score`` gives for those results: the same
+        operations elementwise, in the same order, and the same rounding.
+    """
+    from sim.policies.judges.kernels import LABEL_HIGH, LABEL_LOW, LABEL_NODATA, LABEL_NODATA_FAIL, LABEL_PASS
+
+    n, n_metrics = labels.shape
+    members: dict[str, list[int]] = {}
+    for index, metric_groups in enumerate(groups):
+        for group in metric_groups:
+            members.setdefault(group, []).append(index)
+    passed = labels == LABEL_PASS
+    counted = passed | (labels == LABEL_HIGH) | (labels == LABEL_LOW) | (labels == LABEL_NODATA_FAIL)
+    unweighted = [g for g in members if g not in group_weights]
+    shared = (100.0 - sum(group_weights.values())) / len(unweighted) if unweighted else 0.0
+    summary = np.zeros(n)
+    for group, columns in members.items():
+        total = counted[:, columns].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.where(total == 0, 0.0, passed[:, columns].sum(axis=1) / total * 100.0)
+        effective = np.where(total == 0, 100.0, score)
+        summary = summary + effective * (group_weights.get(group, shared) / 100.0)
+    forced = (fails & ~passed).any(axis=1)
+    if n_metrics:
+        forced |= (labels == LABEL_NODATA).sum(axis=1) / n_metrics * 100.0 >= NODATA_THRESHOLD
+    # few distinct sums: each rounded once, by the scalar's decimal rounding
+    distinct, where = np.unique(summary, return_inverse=True)
+    rounded = np.array([round_half_up(float(x), 2) for x in distinct])[where.reshape(-1)]
+    return np.where(forced, 0.0, rounded)

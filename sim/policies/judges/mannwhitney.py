@@ -38,6 +38,7 @@ __all__ = [
     "brent_root",
     "brent_step",
     "cles",
+    "interval_quantile",
     "iqr_outliers",
     "mann_whitney_ci",
     "mean_ratio",
@@ -113,15 +114,20 @@ def mann_whitney_ci(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> M
     Raises:
         AllTiedError: when the rank statistic has no variance.
     """
-    from scipy.special import ndtri  # lazy: validate imports no scipy (docs/architecture.md section 2)
-
     from sim.policies.judges import kernels  # numba: compiled on first use, not at import
 
     x = np.sort(np.asarray(x, dtype=float))
     y = np.sort(np.asarray(y, dtype=float))
-    z = float(ndtri((1.0 - confidence) / 2.0))  # negative: the lower alpha/2 quantile
-    lower, upper, estimate = kernels.mann_whitney_roots(x, y, z)
+    lower, upper, estimate = kernels.mann_whitney_roots(x, y, interval_quantile(confidence))
     return MannWhitneyResult(lower, upper, estimate)
+
+
+def interval_quantile(confidence: float) -> float:
+    """The standard normal's lower (1 − confidence)/2 quantile (negative): the z whose ±
+    bound the two-sided interval of ``mann_whitney_ci``."""
+    from scipy.special import ndtri  # lazy: validate imports no scipy (docs/architecture.md section 2)
+
+    return float(ndtri((1.0 - confidence) / 2.0))
 
 
 def mean_ratio(control: np.ndarray, experiment: np.ndarray) -> float:

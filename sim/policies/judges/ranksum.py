@@ -1,6 +1,6 @@
 """The loops of Kayenta's Mann–Whitney interval, as plain functions numba can compile.
 
-``sorted_diff`` (``MannWhitney.wilcoxonDiff`` on sorted samples) and ``brent_step`` (one
+``tied_or_diff`` (``MannWhitney.wilcoxonDiff`` on sorted samples) and ``brent_step`` (one
 iteration of ``BrentSolver.solve``) are the one source of each: ``mannwhitney`` runs them
 as Python (its public functions, Kayenta's unit tests) and ``kernels`` compiles them for
 the interval every Kayenta judgement computes. Sources: see ``mannwhitney``.
@@ -25,32 +25,62 @@ class AllTiedError(ValueError):
 def sorted_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> float:
     """``wilcoxon_diff`` of sorted samples (the root finders call it many times).
 
+    Raises:
+        AllTiedError: when every value of xs − mu and ys is equal.
+    """
+    value, tied = tied_or_diff(mu, zq, xs, ys)
+    if tied:
+        raise AllTiedError("cannot compute confidence interval when all observations are tied")
+    return value
+
+
+def tied_or_diff(mu: float, zq: float, xs: np.ndarray, ys: np.ndarray) -> tuple[float, bool]:
+    """``sorted_diff`` as (value, all tied) instead of raising: compiled code that must go on
+    after all-tied samples (numba's try/except crashed the batch pass) reads the flag.
+
     The rank sum is computed by counting instead of ranking: the x's rank sum is
     nx(nx+1)/2 plus, for each x, the number of y below it and half the y equal to it.
-    Both are sums of halves, exact in floating point, so the value is Kayenta's. Written
-    for numba too (``kernels`` compiles this source; the loops are what it runs fast).
+    Both are sums of halves, exact in floating point, so the value is Kayenta's. The counts
+    and the runs of ties come from one merge of the two sorted samples (x − mu stays
+    sorted: subtraction is monotone), without sorting or allocating: ``kernels`` compiles
+    this source, and the interval's root finders call it many times.
     """
     nx, ny = len(xs), len(ys)
-    shifted = xs - mu  # stays sorted: subtraction is monotone
-    below = np.searchsorted(ys, shifted, side="left").sum()
-    upto = np.searchsorted(ys, shifted, side="right").sum()
+    # per x − mu: the y below it (lo) and up to it (hi), as searchsorted left and right
+    below, upto, lo, hi = 0, 0, 0, 0
+    for i in range(nx):
+        v = xs[i] - mu
+        while lo < ny and ys[lo] < v:
+            lo += 1
+        while hi < ny and ys[hi] <= v:
+            hi += 1
+        below += lo
+        upto += hi
     dz = float(below) + 0.5 * float(upto - below) - nx * ny / 2.0
-    both = np.concatenate((shifted, ys))
-    both.sort()
     n = nx + ny
-    # tie correction: sum of t^3 - t over the runs of equal values (integers: exact)
-    ties, run = 0.0, 1.0
-    for i in range(1, n + 1):
-        if i < n and both[i] == both[i - 1]:
+    # tie correction: sum of t^3 - t over the runs of equal values of the merged samples,
+    # in ascending order (integers: exact)
+    ties, run, previous = 0.0, 0.0, 0.0
+    i, j = 0, 0
+    for _ in range(n):
+        if j >= ny or (i < nx and xs[i] - mu <= ys[j]):
+            v = xs[i] - mu
+            i += 1
+        else:
+            v = ys[j]
+            j += 1
+        if run > 0.0 and v == previous:
             run += 1.0
         else:
             ties += run * run * run - run
             run = 1.0
+        previous = v
+    ties += run * run * run - run
     sigma = math.sqrt((nx * ny / 12.0) * ((n + 1.0) - ties / (n * (n - 1.0))))
     if sigma == 0.0:
-        raise AllTiedError("cannot compute confidence interval when all observations are tied")
+        return 0.0, True
     correction = math.copysign(0.5, dz) if dz != 0.0 else 0.0
-    return (dz - correction) / sigma - zq
+    return (dz - correction) / sigma - zq, False
 
 
 def brent_step(
