@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from bisect import insort
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,24 +118,33 @@ def cohort_requests(scenario: Scenario) -> list[dict[str, str]]:
 
 #: Readiness views as canonical objects: equal views are one object, so that class
 #: stepping can key a run's readiness by identity (``World._serve_classes``). Only an
-#: optimisation: a view not found here merely makes a class of its own. Bounded.
-_VIEWS: dict[Readiness, Readiness] = {}
+#: optimisation: a view not found here merely makes a class of its own. Bounded. Keyed
+#: by the fields as a plain tuple (a view is equal to another exactly when its fields
+#: are), so that finding the view costs a tuple's hash, not a Readiness built to look up.
+_VIEWS: dict[tuple[bool, float | None, int | None, int | None, float | None], Readiness] = {}
 _MAX_VIEWS = 1 << 16
 
 
-def _canonical(view: Readiness) -> Readiness:
-    """The canonical object equal to ``view``."""
-    hit = _VIEWS.get(view)
+def _canonical(
+    ready: bool,
+    unready_since: float | None = None,
+    updated: int | None = None,
+    available: int | None = None,
+    startup_s: float | None = None,
+) -> Readiness:
+    """The canonical view with these fields (``Readiness``'s, in its order)."""
+    key = (ready, unready_since, updated, available, startup_s)
+    hit = _VIEWS.get(key)
     if hit is not None:
         return hit
     if len(_VIEWS) >= _MAX_VIEWS:
         _VIEWS.clear()
-    _VIEWS[view] = view
+    view = _VIEWS[key] = Readiness(ready, unready_since, updated, available, startup_s)
     return view
 
 
 #: The views of a workload before any change (canonical).
-_READY_VIEW, _UNREADY_VIEW = _canonical(Readiness(True, None)), _canonical(Readiness(False, None))
+_READY_VIEW, _UNREADY_VIEW = _canonical(True), _canonical(False)
 
 
 class Workload:
@@ -168,8 +178,7 @@ class Workload:
         """From ``at`` on the workload is (un)ready, until a later change; ``rolling``: a
         rolling update replaces its pods meanwhile (no pod count is final)."""
         self._made += 1
-        self._pending.append((at, self._made, ready, rolling))
-        self._pending.sort()
+        insort(self._pending, (at, self._made, ready, rolling))
 
     def scale(self, at: float, replicas: int, startup_s: float, never: bool = False) -> bool:
         """Scale to ``replicas`` pods at ``at``: new pods are available ``startup_s``
@@ -200,20 +209,18 @@ class Workload:
             self._touched = True
             # Made unready again (a restart, an outage): the condition is set anew.
             pods = None if rolling else self.pods
-            self._view = _canonical(
-                Readiness(ready, None if ready else at, pods, None if pods is None else pods * ready)
-            )
+            self._view = _canonical(ready, None if ready else at, pods, None if pods is None else pods * ready)
         if self._pods is None:
             return self._view
         base = self._view
         n = len(self._pods)
         if not base.ready:  # an outage: no pod is available
-            return _canonical(Readiness(False, base.unready_since, n, 0, self._startup))
+            return _canonical(False, base.unready_since, n, 0, self._startup)
         starting = [started for started, ready_at in self._pods if ready_at > t]
         available = n - len(starting)
         if not starting:
-            return _canonical(Readiness(True, None, n, available, self._startup))
-        return _canonical(Readiness(False, min(starting), n, available, self._startup))
+            return _canonical(True, None, n, available, self._startup)
+        return _canonical(False, min(starting), n, available, self._startup)
 
     def valid_until(self, t: float) -> float:
         """When the view read at ``t`` may next change: the next change on the timeline
@@ -703,16 +710,22 @@ class World:
         again only where it may have changed since it was last read (``Workload.valid_until``),
         with their identities in ``_view_ids``."""
         out = []
+        runs, counted = self.runs, self._counted
         for k, (due, objs, ids) in enumerate(zip(self._view_due, self._view_objs, self._view_ids)):
-            for r in group[due[group] <= now].tolist():
-                w = self.runs[r].canary if k == 0 else self.runs[r].primary
-                v = w.view(now)
-                objs[r] = v
-                ids[r] = id(v)
-                due[r] = w.valid_until(now)
-                if k == 0 and self._counted[r]:
-                    wake = w.next_available(now)
-                    self._wake[r] = np.inf if wake is None else wake
+            stale = group[due[group] <= now]
+            if len(stale):
+                # Read run by run, stored for all of them at once (an array write per
+                # run costs more than the read).
+                rs = stale.tolist()
+                workloads = [runs[r].canary for r in rs] if k == 0 else [runs[r].primary for r in rs]
+                views = [w.view(now) for w in workloads]
+                objs[stale] = views
+                ids[stale] = [id(v) for v in views]
+                due[stale] = [w.valid_until(now) for w in workloads]
+                if k == 0:
+                    for i in np.flatnonzero(counted[stale]).tolist():
+                        wake = workloads[i].next_available(now)
+                        self._wake[rs[i]] = np.inf if wake is None else wake
             out.append(objs[group].tolist())
         return out[0], out[1]
 
@@ -953,15 +966,24 @@ class World:
             "users_exposed": np.asarray(exposed, dtype=float),
             "users_affected": np.asarray(affected, dtype=float),
         }
+        # Columns as Python lists, read run by run (what is the batch's alike, once).
         columns = {k: v.tolist() for k, v in totals.items()}
-        return [self._result(r, {k: v[r] for k, v in columns.items()}) for r in range(len(self.runs))]
-
-    def _result(self, r: int, totals: dict[str, float]) -> RunResult:
-        run = self.runs[r]
-        if self.stepped[r] and not self.phases[r]:
+        unphased = self.stepped & (self.phases == "")
+        for r in np.flatnonzero(unphased).tolist():
             self.phases[r] = str(self.policy.status(self.states[r])["phase"])
-        bad = self.scenario.release_bad
-        onset = self.release.onset_s()
+        phases, ticks = self.phases.tolist(), self.ticks.tolist()
+        bad, onset = self.scenario.release_bad, self.release.onset_s()
+        return [
+            self._result(r, {k: v[r] for k, v in columns.items()}, phases[r], ticks[r], bad, onset)
+            for r in range(len(self.runs))
+        ]
+
+    def _result(
+        self, r: int, totals: dict[str, float], phase: str, ticks: int, bad: bool, onset: float | None
+    ) -> RunResult:
+        """Run ``r``'s result: its record from its ``totals`` (``run``'s columns), final
+        ``phase`` and ``ticks``, with the release's ground truth ``bad`` and fault ``onset``."""
+        run = self.runs[r]
         d = run.decision
         record = RunRecord(
             scenario=self.scenario.name,
@@ -972,8 +994,8 @@ class World:
             release_bad=bad,
             decision_time_s=d.time,
             fault_onset_s=onset,
-            final_phase=self.phases[r],
-            ticks=int(self.ticks[r]),
+            final_phase=phase,
+            ticks=ticks,
             rollback_reason=d.reason,
             canary_requests=totals["canary_requests"],
             canary_errors=totals["canary_errors"],

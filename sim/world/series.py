@@ -141,6 +141,15 @@ class SeriesStore:
         self._scales = np.array(scales)
         self._born_starts = np.array(born_starts, dtype=np.int64)
         self._born_columns = np.array(born, dtype=np.int64)
+        # The cells some series reads, and how far into each cell's quantities: only
+        # those are made cumulative per row (most cells are read by no series: other
+        # routes, and pods or quantities no query selects).
+        reach: dict[int, int] = {}
+        for col in columns + born:
+            base = col - col % Q
+            reach[base] = max(reach.get(base, base), col + 1)
+        self._cell_starts = np.array(sorted(reach), dtype=np.int64)
+        self._cell_ends = np.array([reach[b] for b in sorted(reach)], dtype=np.int64)
         #: Whether any series is a latency sum (else the traffic paths need not draw them).
         self.reads_sum = bool((u.kind == SUM).any())
 
@@ -185,7 +194,8 @@ class SeriesStore:
         _gather_sums(
             flat,
             self.n_buckets,
-            self.n_quantities,
+            self._cell_starts,
+            self._cell_ends,
             self._starts,
             self._columns,
             self._scales,
@@ -237,13 +247,15 @@ class SeriesStore:
 
 @nb.njit(cache=True)
 def _gather_sums(
-    flat, n_buckets, width, starts, columns, scales, born_starts, born_columns, row, inc, born
+    flat, n_buckets, cell_starts, cell_ends, starts, columns, scales, born_starts, born_columns, row, inc, born
 ):  # pragma: no cover - compiled
     """Series increments from cells, row by row (a row: one run's segment).
 
-    ``row`` is the row with each cell's buckets made cumulative (``le``); then
-    ``inc[i, k]`` sums ``row[columns[j]] * scales[j]`` over ``j`` in ``starts[k]`` ..
-    ``starts[k + 1]``, and ``born[i, k]`` the request counts ``born_columns`` names.
+    ``row`` is the row with each cell's buckets made cumulative (``le``), for the
+    cells some series reads (each from ``cell_starts[c]`` up to ``cell_ends[c]``: the
+    quantities past the last one read are left out); then ``inc[i, k]`` sums
+    ``row[columns[j]] * scales[j]`` over ``j`` in ``starts[k]`` .. ``starts[k + 1]``,
+    and ``born[i, k]`` the request counts ``born_columns`` names.
 
     The one speed device of the series: each series is a sum of a few cells, so a compiled
     gather costs rows x (cells per series), in a fixed order. A dense 0/1 weight matrix
@@ -253,14 +265,15 @@ def _gather_sums(
     reductions series by series cost 5x the rest of a rollout, a strided ``np.cumsum``
     of the buckets alone a third of it."""
     for i in range(flat.shape[0]):
-        for base in range(0, flat.shape[1], width):
+        for c in range(cell_starts.shape[0]):
+            base, end = cell_starts[c], cell_ends[c]
             row[base] = flat[i, base]
             acc = 0.0
-            for q in range(base + 1, base + 1 + n_buckets):
+            for q in range(base + 1, min(base + 1 + n_buckets, end)):
                 acc += flat[i, q]
                 row[q] = acc
             # The latency sum and any business counters are copied as they are.
-            for q in range(base + 1 + n_buckets, base + width):
+            for q in range(base + 1 + n_buckets, end):
                 row[q] = flat[i, q]
         for k in range(starts.shape[0] - 1):
             total = 0.0
