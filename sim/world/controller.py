@@ -39,6 +39,7 @@ from sim.policies.base import (
     Action,
     BatchObservation,
     ExperimentEnded,
+    Finish,
     HookCalled,
     Judged,
     JudgementNeeded,
@@ -746,7 +747,9 @@ class World:
             elif isinstance(a, Promote) and isinstance(self.traffic, FastTraffic):
                 promoted = [r for r in members.tolist() if self._promoted(r, a, now)]
                 self.traffic.after_promotion_many(np.array(promoted, dtype=int), now, self.scenario.after_promotion)
-            else:
+            elif isinstance(a, ScaleUp):
+                self._scale_up(members.tolist(), a, now)
+            elif not isinstance(a, Finish):  # the world has nothing to do for a Finish
                 for r in members.tolist():
                     self._apply(r, a, now)
 
@@ -846,19 +849,7 @@ class World:
             if a.load_rps > 0:
                 self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
-            startup, never = self.scenario.release.startup, self.release.never_ready
-            self._workload_changed(r)
-            if a.replicas is not None:
-                self._counted[r] = True
-            if a.replicas is None:
-                self._start(run.canary, now, startup, never=never)
-            elif not run.canary.scale(now, a.replicas, startup, never=never):
-                return  # more pods of a canary already started (Argo's later setWeight steps)
-            if not never:  # new pods: cold from when they serve
-                self.latent.canary_ready(r, now + startup)
-            if self.scenario.release.test_rps > 0:
-                # Smoke/load tests of the new version (e.g. of a blue/green preview).
-                self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)
+            self._scale_up([r], a, now)
         elif isinstance(a, Promote) and self._promoted(r, a, now):
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
         elif isinstance(a, Rollback):
@@ -870,6 +861,26 @@ class World:
                 self._business_decided(r, now, kept=0)
         elif isinstance(a, ExperimentEnded):
             run.ended = a  # the record's winner and estimates; routes are the Promote's or Rollback's
+
+    def _scale_up(self, rs: list[int], a: ScaleUp, now: float) -> None:
+        """Runs ``rs`` scale their canary up at ``now``: its pods start (all of them, or
+        ``a.replicas`` counted pods) and serve once started."""
+        release = self.scenario.release
+        startup, never = release.startup, self.release.never_ready
+        runs = self.runs
+        for r in rs:
+            self._workload_changed(r)
+            if a.replicas is None:
+                self._start(runs[r].canary, now, startup, never=never)
+            else:
+                self._counted[r] = True
+                if not runs[r].canary.scale(now, a.replicas, startup, never=never):
+                    continue  # more pods of a canary already started (Argo's later setWeight steps)
+            if not never:  # new pods: cold from when they serve
+                self.latent.canary_ready(r, now + startup)
+            if release.test_rps > 0:
+                # Smoke/load tests of the new version (e.g. of a blue/green preview).
+                self.traffic.start_load(r, now, release.test_rps, self.scenario.horizon)
 
     # -- the batch ----------------------------------------------------------------------
 

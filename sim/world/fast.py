@@ -170,6 +170,8 @@ class FastTraffic:
         self.accounting = np.ones(len(states), dtype=bool)
         # Load testers sending to the canary, per run: (start, end, requests/s).
         self.loads: list[list[tuple[float, float, float]]] = [[] for _ in range(len(states))]
+        #: Whether any run has a load tester (most batches have none: no per-run look then).
+        self._loaded = False
         self._rate_cuts = np.array(rate.change_points())
         self._bounds = tuple(float(b) for b in telemetry.bounds_ms)
         self._base_probs = release.base_latency.bucket_probs(self._bounds)
@@ -281,13 +283,14 @@ class FastTraffic:
     def start_load(self, run: int, t: float, rps: float, duration_s: float) -> None:
         """A load tester (e.g. ``hey`` from a webhook) sends ``rps`` to the canary for a while."""
         self.loads[run].append((t, t + duration_s, rps))
+        self._loaded = True
 
     def _synthetic(self, runs: np.ndarray, b: np.ndarray, live: np.ndarray) -> np.ndarray | None:
         """Expected canary requests that are not live users' (R, S, C): mirrored copies of
         the live requests ``live`` (1|R, S, C) a mirror route selects, whichever version
         serves them, and load-tester requests (cohort 0). None when there are none."""
         mirror = self.router.mirror_share(runs)  # (R, C|1)
-        has_load = any(self.loads[r] for r in runs)
+        has_load = self._loaded and any(self.loads[r] for r in runs.tolist())
         if not has_load and not mirror.any():
             return None
         shape = (len(runs),) + live.shape[1:]
