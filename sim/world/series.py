@@ -190,9 +190,14 @@ class SeriesStore:
             cells[:, :, 1, 0, :P, q0 : q0 + nq] = business[:, :, 1]
         flat = np.ascontiguousarray(cells).reshape(R * S, -1)
         K = len(self._starts) - 1
-        inc, born = np.empty((R * S, K)), np.empty((R * S, K))
+        # Runs in lockstep (the common case) are a slice: far cheaper than fancy indexing.
+        rows: slice | np.ndarray = runs
+        if len(runs) and int(runs[-1]) - int(runs[0]) == len(runs) - 1:
+            rows = slice(int(runs[0]), int(runs[-1]) + 1)
+        running, born_running = np.empty((R * S, K)), np.empty((R * S, K))
         _gather_sums(
             flat,
+            S,
             self.n_buckets,
             self._cell_starts,
             self._cell_ends,
@@ -202,16 +207,12 @@ class SeriesStore:
             self._born_starts,
             self._born_columns,
             np.empty(flat.shape[1]),
-            inc,
-            born,
+            np.ascontiguousarray(self.total[rows]),
+            np.ascontiguousarray(self.born_count[rows]),
+            running,
+            born_running,
         )
-        inc, born = inc.reshape(R, S, K), born.reshape(R, S, K)
-        # Runs in lockstep (the common case) are a slice: far cheaper than fancy indexing.
-        rows: slice | np.ndarray = runs
-        if len(runs) and int(runs[-1]) - int(runs[0]) == len(runs) - 1:
-            rows = slice(int(runs[0]), int(runs[-1]) + 1)
-        running = _running(inc, self.total[rows])  # (R, S, K)
-        born_running = _running(born, self.born_count[rows])
+        running, born_running = running.reshape(R, S, K), born_running.reshape(R, S, K)
         self.total[rows] = running[:, -1]
         self.born_count[rows] = born_running[:, -1]
         # The value a scrape records is the running total after the last segment of its slot.
@@ -247,15 +248,32 @@ class SeriesStore:
 
 @nb.njit(cache=True)
 def _gather_sums(
-    flat, n_buckets, cell_starts, cell_ends, starts, columns, scales, born_starts, born_columns, row, inc, born
+    flat,
+    n_segments,
+    n_buckets,
+    cell_starts,
+    cell_ends,
+    starts,
+    columns,
+    scales,
+    born_starts,
+    born_columns,
+    row,
+    total,
+    born_total,
+    running,
+    born_running,
 ):  # pragma: no cover - compiled
-    """Series increments from cells, row by row (a row: one run's segment).
+    """Series' running totals from cells' increments, row by row (a row: one run's
+    segment; run ``i // n_segments``'s segments in order).
 
     ``row`` is the row with each cell's buckets made cumulative (``le``), for the
     cells some series reads (each from ``cell_starts[c]`` up to ``cell_ends[c]``: the
-    quantities past the last one read are left out); then ``inc[i, k]`` sums
+    quantities past the last one read are left out); a series' increment sums
     ``row[columns[j]] * scales[j]`` over ``j`` in ``starts[k]`` .. ``starts[k + 1]``,
-    and ``born[i, k]`` the request counts ``born_columns`` names.
+    and its request count the counts ``born_columns`` names. ``running[i, k]`` is the
+    run's ``total`` before its first segment plus its increments up to segment ``i``
+    (``born_running``: the same of ``born_total``).
 
     The one speed device of the series: each series is a sum of a few cells, so a compiled
     gather costs rows x (cells per series), in a fixed order. A dense 0/1 weight matrix
@@ -263,7 +281,8 @@ def _gather_sums(
     the whole rollout, measured) and may sum in another order with another thread count,
     so a run's latency sums would depend on the worker count; numpy fancy indexing and
     reductions series by series cost 5x the rest of a rollout, a strided ``np.cumsum``
-    of the buckets alone a third of it."""
+    of the buckets alone a third of it, and the running sums over segments in numpy
+    another pass over the increments (as much as the gather itself, issue 17)."""
     for i in range(flat.shape[0]):
         for c in range(cell_starts.shape[0]):
             base, end = cell_starts[c], cell_ends[c]
@@ -275,25 +294,17 @@ def _gather_sums(
             # The latency sum and any business counters are copied as they are.
             for q in range(base + 1 + n_buckets, end):
                 row[q] = flat[i, q]
+        first = i % n_segments == 0
+        run = i // n_segments
         for k in range(starts.shape[0] - 1):
-            total = 0.0
+            inc = 0.0
             for j in range(starts[k], starts[k + 1]):
-                total += row[columns[j]] * scales[j]
-            inc[i, k] = total
+                inc += row[columns[j]] * scales[j]
+            running[i, k] = inc + (total[run, k] if first else running[i - 1, k])
             count = 0.0
             for j in range(born_starts[k], born_starts[k + 1]):
                 count += row[born_columns[j]]
-            born[i, k] = count
-
-
-def _running(inc: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """``start`` (R, K) plus the running sum of ``inc`` (R, S, K) over its segments, in
-    place. A loop over the few segments: ``np.cumsum`` along a middle axis is strided and
-    cost 4x more (measured on (500, 4, 42))."""
-    inc[:, 0] += start
-    for i in range(1, inc.shape[1]):
-        inc[:, i] += inc[:, i - 1]
-    return inc
+            born_running[i, k] = count + (born_total[run, k] if first else born_running[i - 1, k])
 
 
 def _grown(a: np.ndarray, slots: int) -> np.ndarray:
