@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -56,7 +56,7 @@ from sim.policies.base import (
     metric_values,
 )
 from sim.policies.driver import Decision, metric_queries, next_tick, trace_line, wants_line
-from sim.promql import SeriesBatch
+from sim.promql import Result, SeriesBatch
 from sim.seeds import STREAMS, Streams, streams
 from sim.world.business import BusinessLedger, BusinessModel, UserSplit
 from sim.world.draws import stream_states
@@ -83,9 +83,45 @@ class Prepared:
 
 _PREPARED: dict[int, tuple[Scenario, Prepared]] = {}
 
+
+class _Results(Sequence[MetricValue]):
+    """A query's ``MetricValue`` per run of a tick, from the engine's ``Result``, converted
+    only when read: class stepping reads the values of one run per class (``of``), and a
+    policy's keys read the others only where the ``BatchObservation`` columns do not tell
+    (a result other than a single sample). Converting every run's result every tick cost
+    as much as evaluating the query (issue 17)."""
+
+    def __init__(self, result: Result) -> None:
+        self._result = result
+        self._all: list[MetricValue] | None = None
+
+    def _values(self) -> list[MetricValue]:
+        if self._all is None:
+            self._all = metric_values(self._result)
+        return self._all
+
+    def __len__(self) -> int:
+        return int(self._result.value.values.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> MetricValue: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[MetricValue]: ...
+
+    def __getitem__(self, i: int | slice) -> MetricValue | list[MetricValue]:
+        return self._values()[i]
+
+    def of(self, rows: list[int]) -> list[MetricValue]:
+        """The values of the runs ``rows``, converting only theirs when not all are yet."""
+        if self._all is not None:
+            return [self._all[i] for i in rows]
+        return metric_values(self._result.take(np.array(rows, dtype=np.intp)))
+
+
 #: A query's values for a tick's runs: one ``MetricValue`` per run, and the
 #: ``BatchObservation`` columns (single samples, and which runs have one).
-_Column = tuple[list[MetricValue], np.ndarray, np.ndarray]
+_Column = tuple[Sequence[MetricValue], np.ndarray, np.ndarray]
 
 
 def prepare(scenario: Scenario) -> Prepared:
@@ -532,6 +568,7 @@ class World:
                 # The world holds the judge's states: stepped alone, the policy would judge
                 # from its own (empty) judge state.
                 raise TypeError(f"policy {self.policy.name!r} has a batch_judge but did not key a batch")
+        values = [(name, v[:]) for name, v in values]  # every run reads its own: converted at once
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
         judge_data = self.telemetry.judge_data if self.reads_versions else None
         runs, horizon, nexts = self.runs, self.scenario.horizon, []
@@ -588,7 +625,7 @@ class World:
         self._next[group] = nexts
 
     def _serve_classes(
-        self, group: np.ndarray, now: float, values: list[tuple[str, list[MetricValue]]], keys: np.ndarray
+        self, group: np.ndarray, now: float, values: list[tuple[str, Sequence[MetricValue]]], keys: np.ndarray
     ) -> None:
         """Class stepping, the world's one speed device for policy steps (the contract is
         ``sim.policies.base.BatchObservation``).
@@ -625,8 +662,11 @@ class World:
         self.stepped[group] = True
         nexts = np.empty(n)
         ask = ASK_JUDGE if self._judge is not None else None
+        firsts = first.tolist()
+        # Each class's metrics are its first run's.
+        picked = [(name, v.of(firsts) if isinstance(v, _Results) else [v[i] for i in firsts]) for name, v in values]
         start = 0
-        for c_idx, i in enumerate(first.tolist()):
+        for c_idx, i in enumerate(firsts):
             stop = int(bounds[c_idx])
             where = order[start:stop]
             start = stop
@@ -634,7 +674,7 @@ class World:
             obs = Observation(
                 t=now,
                 tick=int(ticks[i]),
-                metrics={name: v[i] for name, v in values},
+                metrics={name: v[c_idx] for name, v in picked},
                 routes=router.routes(r0),
                 canary=canary[i],
                 primary=primary[i],
@@ -765,7 +805,7 @@ class World:
         if query is not None:
             assert self.series is not None
             result = query.evaluate(self.series.batch(), group, now, ingested_until_s=now - self.lag_s)
-            return (metric_values(result), *metric_arrays(result))
+            return (_Results(result), *metric_arrays(result))
         values = self.telemetry.query(q, group, now)
         return [None if x != x else x for x in values.tolist()], values, values == values
 
