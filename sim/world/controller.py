@@ -184,6 +184,26 @@ def _canonical(
 _READY_VIEW, _UNREADY_VIEW = _canonical(True), _canonical(False)
 
 
+def row_classes(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The classes of equal rows of ``table`` (n, k) of integers, in the rows' sorted
+    (lexicographic) order: each class's first row, and each row's class. The same as
+    ``np.unique(table, axis=0, return_index=True, return_inverse=True)``'s last two,
+    for a fifth of its cost on a tick's few hundred rows (it sorts a structured copy
+    of the rows; here a ``lexsort`` of the columns does, stable, so a class's first row
+    in sorted order is its first in the table)."""
+    n = table.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    order = np.lexsort(table.T[::-1])
+    ranked = table[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    new[1:] = (ranked[1:] != ranked[:-1]).any(axis=1)
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
+
+
 class Workload:
     """Readiness of one workload over time: a timeline of changes, read at a tick.
 
@@ -651,8 +671,7 @@ class World:
         ids[:, 4] = router.mirrored[group]
         ids[:, 5] = router.matched[group]
         table = np.concatenate([ids, np.asarray(keys, dtype=np.int64).reshape(n, -1)], axis=1)
-        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        first, inverse = row_classes(table)
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=len(first)))
         ticks = self.ticks[group] + 1
@@ -739,8 +758,7 @@ class World:
         table = np.column_stack(
             [answers.verdict, answers.reject, answers.accept, np.where(answers.reject, members, -1)]
         ).astype(np.int64)
-        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        first, inverse = row_classes(table)
         state0 = self.states[members[0]]
         for k, f in enumerate(first.tolist()):
             state, actions = self.policy.step(state0, dataclasses.replace(obs, versions=Judged(answers.at(f))))
