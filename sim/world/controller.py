@@ -803,7 +803,7 @@ class World:
                         runs[r].held = None
                 self.router.set_many(members, a)
             elif isinstance(a, Promote) and isinstance(self.traffic, FastTraffic):
-                promoted = [r for r in members.tolist() if self._promoted(r, a, now)]
+                promoted = self._promote(members.tolist(), a, now)
                 self.traffic.after_promotion_many(np.array(promoted, dtype=int), now, self.scenario.after_promotion)
             elif isinstance(a, ScaleUp):
                 self._scale_up(members.tolist(), a, now)
@@ -856,20 +856,23 @@ class World:
         self._route(r, held[1])
         self.runs[r].held = None
 
-    def _promoted(self, r: int, a: Promote, now: float) -> bool:
-        """Run ``r`` promotes at ``now`` unless it has decided already (whether it did):
-        its traffic is no longer the canary's to account, and the primary's rolling update
-        to the new spec starts (its pods need startup time). The damage after promotion
-        is the caller's to draw, run by run or for a class at once."""
-        if not self.runs[r].decision.note(a, now):
-            return False
-        self._business_decided(r, now, kept=1)
-        self.traffic.decided(r)
-        self._workload_changed(r)
+    def _promote(self, rs: list[int], a: Promote, now: float) -> list[int]:
+        """Runs ``rs`` promote at ``now``, those that have not decided already (returned):
+        their traffic is no longer the canary's to account, and the primary's rolling
+        update to the new spec starts (its pods need startup time). The damage after
+        promotion is the caller's to draw, run by run or for a class at once."""
         rel = self.scenario.release
         startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
-        self._start(self.runs[r].primary, now, startup, rolling=True)
-        return True
+        runs, promoted = self.runs, []
+        for r in rs:
+            if not runs[r].decision.note(a, now):
+                continue
+            promoted.append(r)
+            self._business_decided(r, now, kept=1)
+            self.traffic.decided(r)
+            self._workload_changed(r)
+            self._start(runs[r].primary, now, startup, rolling=True)
+        return promoted
 
     def _route(self, r: int, a: SetWeights) -> None:
         """Run ``r``'s router takes ``a``; a user split draws which users the candidate
@@ -908,7 +911,7 @@ class World:
                 self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
             self._scale_up([r], a, now)
-        elif isinstance(a, Promote) and self._promoted(r, a, now):
+        elif isinstance(a, Promote) and self._promote([r], a, now):
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
         elif isinstance(a, Rollback):
             # The decision is noted, but the ledger keeps counting: harm ends when the
