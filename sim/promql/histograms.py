@@ -80,6 +80,10 @@ class HistogramPlan:
     @staticmethod
     def _coalesced(data: VectorData, columns: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Counts (R, B) and existence per distinct bound (coalesceBuckets adds equal bounds)."""
+        if all(len(cols) == 1 for cols in columns):
+            # No bound repeats (the common case): the columns as they are, in one gather.
+            single = [cols[0] for cols in columns]
+            return np.asarray(data.values[:, single], dtype=float), np.asarray(data.present[:, single], dtype=bool)
         n = data.values.shape[0]
         counts = np.zeros((n, len(columns)))
         exists = np.zeros((n, len(columns)), dtype=bool)

@@ -101,3 +101,15 @@ class Result:
     value: Value
     error: np.ndarray | None = None
     message: str = ""
+
+    def take(self, rows: np.ndarray) -> Result:
+        """The result of the runs ``rows`` (indexes into this result's rows), in that order."""
+        value = self.value
+        taken: Value
+        if isinstance(value, Scalar):
+            taken = Scalar(value.values[rows])
+        elif isinstance(value, Vector):
+            taken = Vector(value.labels, value.values[rows], value.present[rows])
+        else:
+            taken = Matrix(value.labels, value.times_s, value.values[rows], value.present[rows])
+        return Result(taken, None if self.error is None else self.error[rows], self.message)

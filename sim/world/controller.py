@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from bisect import insort
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from sim.policies.base import (
     Action,
     BatchObservation,
     ExperimentEnded,
+    Finish,
     HookCalled,
     Judged,
     JudgementNeeded,
@@ -54,7 +56,7 @@ from sim.policies.base import (
     metric_values,
 )
 from sim.policies.driver import Decision, metric_queries, next_tick, trace_line, wants_line
-from sim.promql import SeriesBatch
+from sim.promql import Result, SeriesBatch
 from sim.seeds import STREAMS, Streams, streams
 from sim.world.business import BusinessLedger, BusinessModel, UserSplit
 from sim.world.draws import stream_states
@@ -81,9 +83,45 @@ class Prepared:
 
 _PREPARED: dict[int, tuple[Scenario, Prepared]] = {}
 
+
+class _Results(Sequence[MetricValue]):
+    """A query's ``MetricValue`` per run of a tick, from the engine's ``Result``, converted
+    only when read: class stepping reads the values of one run per class (``of``), and a
+    policy's keys read the others only where the ``BatchObservation`` columns do not tell
+    (a result other than a single sample). Converting every run's result every tick cost
+    as much as evaluating the query (issue 17)."""
+
+    def __init__(self, result: Result) -> None:
+        self._result = result
+        self._all: list[MetricValue] | None = None
+
+    def _values(self) -> list[MetricValue]:
+        if self._all is None:
+            self._all = metric_values(self._result)
+        return self._all
+
+    def __len__(self) -> int:
+        return int(self._result.value.values.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> MetricValue: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[MetricValue]: ...
+
+    def __getitem__(self, i: int | slice) -> MetricValue | list[MetricValue]:
+        return self._values()[i]
+
+    def of(self, rows: list[int]) -> list[MetricValue]:
+        """The values of the runs ``rows``, converting only theirs when not all are yet."""
+        if self._all is not None:
+            return [self._all[i] for i in rows]
+        return metric_values(self._result.take(np.array(rows, dtype=np.intp)))
+
+
 #: A query's values for a tick's runs: one ``MetricValue`` per run, and the
 #: ``BatchObservation`` columns (single samples, and which runs have one).
-_Column = tuple[list[MetricValue], np.ndarray, np.ndarray]
+_Column = tuple[Sequence[MetricValue], np.ndarray, np.ndarray]
 
 
 def prepare(scenario: Scenario) -> Prepared:
@@ -117,24 +155,53 @@ def cohort_requests(scenario: Scenario) -> list[dict[str, str]]:
 
 #: Readiness views as canonical objects: equal views are one object, so that class
 #: stepping can key a run's readiness by identity (``World._serve_classes``). Only an
-#: optimisation: a view not found here merely makes a class of its own. Bounded.
-_VIEWS: dict[Readiness, Readiness] = {}
+#: optimisation: a view not found here merely makes a class of its own. Bounded. Keyed
+#: by the fields as a plain tuple (a view is equal to another exactly when its fields
+#: are), so that finding the view costs a tuple's hash, not a Readiness built to look up.
+_VIEWS: dict[tuple[bool, float | None, int | None, int | None, float | None], Readiness] = {}
 _MAX_VIEWS = 1 << 16
 
 
-def _canonical(view: Readiness) -> Readiness:
-    """The canonical object equal to ``view``."""
-    hit = _VIEWS.get(view)
+def _canonical(
+    ready: bool,
+    unready_since: float | None = None,
+    updated: int | None = None,
+    available: int | None = None,
+    startup_s: float | None = None,
+) -> Readiness:
+    """The canonical view with these fields (``Readiness``'s, in its order)."""
+    key = (ready, unready_since, updated, available, startup_s)
+    hit = _VIEWS.get(key)
     if hit is not None:
         return hit
     if len(_VIEWS) >= _MAX_VIEWS:
         _VIEWS.clear()
-    _VIEWS[view] = view
+    view = _VIEWS[key] = Readiness(ready, unready_since, updated, available, startup_s)
     return view
 
 
 #: The views of a workload before any change (canonical).
-_READY_VIEW, _UNREADY_VIEW = _canonical(Readiness(True, None)), _canonical(Readiness(False, None))
+_READY_VIEW, _UNREADY_VIEW = _canonical(True), _canonical(False)
+
+
+def row_classes(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The classes of equal rows of ``table`` (n, k) of integers, in the rows' sorted
+    (lexicographic) order: each class's first row, and each row's class. The same as
+    ``np.unique(table, axis=0, return_index=True, return_inverse=True)``'s last two,
+    for a fifth of its cost on a tick's few hundred rows (it sorts a structured copy
+    of the rows; here a ``lexsort`` of the columns does, stable, so a class's first row
+    in sorted order is its first in the table)."""
+    n = table.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    order = np.lexsort(table.T[::-1])
+    ranked = table[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    new[1:] = (ranked[1:] != ranked[:-1]).any(axis=1)
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
 
 
 class Workload:
@@ -168,8 +235,7 @@ class Workload:
         """From ``at`` on the workload is (un)ready, until a later change; ``rolling``: a
         rolling update replaces its pods meanwhile (no pod count is final)."""
         self._made += 1
-        self._pending.append((at, self._made, ready, rolling))
-        self._pending.sort()
+        insort(self._pending, (at, self._made, ready, rolling))
 
     def scale(self, at: float, replicas: int, startup_s: float, never: bool = False) -> bool:
         """Scale to ``replicas`` pods at ``at``: new pods are available ``startup_s``
@@ -200,20 +266,18 @@ class Workload:
             self._touched = True
             # Made unready again (a restart, an outage): the condition is set anew.
             pods = None if rolling else self.pods
-            self._view = _canonical(
-                Readiness(ready, None if ready else at, pods, None if pods is None else pods * ready)
-            )
+            self._view = _canonical(ready, None if ready else at, pods, None if pods is None else pods * ready)
         if self._pods is None:
             return self._view
         base = self._view
         n = len(self._pods)
         if not base.ready:  # an outage: no pod is available
-            return _canonical(Readiness(False, base.unready_since, n, 0, self._startup))
+            return _canonical(False, base.unready_since, n, 0, self._startup)
         starting = [started for started, ready_at in self._pods if ready_at > t]
         available = n - len(starting)
         if not starting:
-            return _canonical(Readiness(True, None, n, available, self._startup))
-        return _canonical(Readiness(False, min(starting), n, available, self._startup))
+            return _canonical(True, None, n, available, self._startup)
+        return _canonical(False, min(starting), n, available, self._startup)
 
     def valid_until(self, t: float) -> float:
         """When the view read at ``t`` may next change: the next change on the timeline
@@ -524,6 +588,7 @@ class World:
                 # The world holds the judge's states: stepped alone, the policy would judge
                 # from its own (empty) judge state.
                 raise TypeError(f"policy {self.policy.name!r} has a batch_judge but did not key a batch")
+        values = [(name, v[:]) for name, v in values]  # every run reads its own: converted at once
         policy, hooks, router, latency = self.policy, bool(self.scenario.webhooks), self.router, self._latency
         judge_data = self.telemetry.judge_data if self.reads_versions else None
         runs, horizon, nexts = self.runs, self.scenario.horizon, []
@@ -580,7 +645,7 @@ class World:
         self._next[group] = nexts
 
     def _serve_classes(
-        self, group: np.ndarray, now: float, values: list[tuple[str, list[MetricValue]]], keys: np.ndarray
+        self, group: np.ndarray, now: float, values: list[tuple[str, Sequence[MetricValue]]], keys: np.ndarray
     ) -> None:
         """Class stepping, the world's one speed device for policy steps (the contract is
         ``sim.policies.base.BatchObservation``).
@@ -606,8 +671,7 @@ class World:
         ids[:, 4] = router.mirrored[group]
         ids[:, 5] = router.matched[group]
         table = np.concatenate([ids, np.asarray(keys, dtype=np.int64).reshape(n, -1)], axis=1)
-        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        first, inverse = row_classes(table)
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=len(first)))
         ticks = self.ticks[group] + 1
@@ -617,8 +681,11 @@ class World:
         self.stepped[group] = True
         nexts = np.empty(n)
         ask = ASK_JUDGE if self._judge is not None else None
+        firsts = first.tolist()
+        # Each class's metrics are its first run's.
+        picked = [(name, v.of(firsts) if isinstance(v, _Results) else [v[i] for i in firsts]) for name, v in values]
         start = 0
-        for c_idx, i in enumerate(first.tolist()):
+        for c_idx, i in enumerate(firsts):
             stop = int(bounds[c_idx])
             where = order[start:stop]
             start = stop
@@ -626,7 +693,7 @@ class World:
             obs = Observation(
                 t=now,
                 tick=int(ticks[i]),
-                metrics={name: v[i] for name, v in values},
+                metrics={name: v[c_idx] for name, v in picked},
                 routes=router.routes(r0),
                 canary=canary[i],
                 primary=primary[i],
@@ -691,8 +758,7 @@ class World:
         table = np.column_stack(
             [answers.verdict, answers.reject, answers.accept, np.where(answers.reject, members, -1)]
         ).astype(np.int64)
-        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        first, inverse = row_classes(table)
         state0 = self.states[members[0]]
         for k, f in enumerate(first.tolist()):
             state, actions = self.policy.step(state0, dataclasses.replace(obs, versions=Judged(answers.at(f))))
@@ -703,16 +769,22 @@ class World:
         again only where it may have changed since it was last read (``Workload.valid_until``),
         with their identities in ``_view_ids``."""
         out = []
+        runs, counted = self.runs, self._counted
         for k, (due, objs, ids) in enumerate(zip(self._view_due, self._view_objs, self._view_ids)):
-            for r in group[due[group] <= now].tolist():
-                w = self.runs[r].canary if k == 0 else self.runs[r].primary
-                v = w.view(now)
-                objs[r] = v
-                ids[r] = id(v)
-                due[r] = w.valid_until(now)
-                if k == 0 and self._counted[r]:
-                    wake = w.next_available(now)
-                    self._wake[r] = np.inf if wake is None else wake
+            stale = group[due[group] <= now]
+            if len(stale):
+                # Read run by run, stored for all of them at once (an array write per
+                # run costs more than the read).
+                rs = stale.tolist()
+                workloads = [runs[r].canary for r in rs] if k == 0 else [runs[r].primary for r in rs]
+                views = [w.view(now) for w in workloads]
+                objs[stale] = views
+                ids[stale] = [id(v) for v in views]
+                due[stale] = [w.valid_until(now) for w in workloads]
+                if k == 0:
+                    for i in np.flatnonzero(counted[stale]).tolist():
+                        wake = workloads[i].next_available(now)
+                        self._wake[rs[i]] = np.inf if wake is None else wake
             out.append(objs[group].tolist())
         return out[0], out[1]
 
@@ -731,9 +803,11 @@ class World:
                         runs[r].held = None
                 self.router.set_many(members, a)
             elif isinstance(a, Promote) and isinstance(self.traffic, FastTraffic):
-                promoted = [r for r in members.tolist() if self._promoted(r, a, now)]
+                promoted = self._promote(members.tolist(), a, now)
                 self.traffic.after_promotion_many(np.array(promoted, dtype=int), now, self.scenario.after_promotion)
-            else:
+            elif isinstance(a, ScaleUp):
+                self._scale_up(members.tolist(), a, now)
+            elif not isinstance(a, Finish):  # the world has nothing to do for a Finish
                 for r in members.tolist():
                     self._apply(r, a, now)
 
@@ -749,7 +823,7 @@ class World:
         if query is not None:
             assert self.series is not None
             result = query.evaluate(self.series.batch(), group, now, ingested_until_s=now - self.lag_s)
-            return (metric_values(result), *metric_arrays(result))
+            return (_Results(result), *metric_arrays(result))
         values = self.telemetry.query(q, group, now)
         return [None if x != x else x for x in values.tolist()], values, values == values
 
@@ -782,20 +856,23 @@ class World:
         self._route(r, held[1])
         self.runs[r].held = None
 
-    def _promoted(self, r: int, a: Promote, now: float) -> bool:
-        """Run ``r`` promotes at ``now`` unless it has decided already (whether it did):
-        its traffic is no longer the canary's to account, and the primary's rolling update
-        to the new spec starts (its pods need startup time). The damage after promotion
-        is the caller's to draw, run by run or for a class at once."""
-        if not self.runs[r].decision.note(a, now):
-            return False
-        self._business_decided(r, now, kept=1)
-        self.traffic.decided(r)
-        self._workload_changed(r)
+    def _promote(self, rs: list[int], a: Promote, now: float) -> list[int]:
+        """Runs ``rs`` promote at ``now``, those that have not decided already (returned):
+        their traffic is no longer the canary's to account, and the primary's rolling
+        update to the new spec starts (its pods need startup time). The damage after
+        promotion is the caller's to draw, run by run or for a class at once."""
         rel = self.scenario.release
         startup = rel.primary_startup if rel.primary_startup is not None else rel.startup
-        self._start(self.runs[r].primary, now, startup, rolling=True)
-        return True
+        runs, promoted = self.runs, []
+        for r in rs:
+            if not runs[r].decision.note(a, now):
+                continue
+            promoted.append(r)
+            self._business_decided(r, now, kept=1)
+            self.traffic.decided(r)
+            self._workload_changed(r)
+            self._start(runs[r].primary, now, startup, rolling=True)
+        return promoted
 
     def _route(self, r: int, a: SetWeights) -> None:
         """Run ``r``'s router takes ``a``; a user split draws which users the candidate
@@ -833,20 +910,8 @@ class World:
             if a.load_rps > 0:
                 self.traffic.start_load(r, now, a.load_rps, a.load_s)
         elif isinstance(a, ScaleUp):
-            startup, never = self.scenario.release.startup, self.release.never_ready
-            self._workload_changed(r)
-            if a.replicas is not None:
-                self._counted[r] = True
-            if a.replicas is None:
-                self._start(run.canary, now, startup, never=never)
-            elif not run.canary.scale(now, a.replicas, startup, never=never):
-                return  # more pods of a canary already started (Argo's later setWeight steps)
-            if not never:  # new pods: cold from when they serve
-                self.latent.canary_ready(r, now + startup)
-            if self.scenario.release.test_rps > 0:
-                # Smoke/load tests of the new version (e.g. of a blue/green preview).
-                self.traffic.start_load(r, now, self.scenario.release.test_rps, self.scenario.horizon)
-        elif isinstance(a, Promote) and self._promoted(r, a, now):
+            self._scale_up([r], a, now)
+        elif isinstance(a, Promote) and self._promote([r], a, now):
             self.traffic.after_promotion(r, now, self.scenario.after_promotion)
         elif isinstance(a, Rollback):
             # The decision is noted, but the ledger keeps counting: harm ends when the
@@ -857,6 +922,26 @@ class World:
                 self._business_decided(r, now, kept=0)
         elif isinstance(a, ExperimentEnded):
             run.ended = a  # the record's winner and estimates; routes are the Promote's or Rollback's
+
+    def _scale_up(self, rs: list[int], a: ScaleUp, now: float) -> None:
+        """Runs ``rs`` scale their canary up at ``now``: its pods start (all of them, or
+        ``a.replicas`` counted pods) and serve once started."""
+        release = self.scenario.release
+        startup, never = release.startup, self.release.never_ready
+        runs = self.runs
+        for r in rs:
+            self._workload_changed(r)
+            if a.replicas is None:
+                self._start(runs[r].canary, now, startup, never=never)
+            else:
+                self._counted[r] = True
+                if not runs[r].canary.scale(now, a.replicas, startup, never=never):
+                    continue  # more pods of a canary already started (Argo's later setWeight steps)
+            if not never:  # new pods: cold from when they serve
+                self.latent.canary_ready(r, now + startup)
+            if release.test_rps > 0:
+                # Smoke/load tests of the new version (e.g. of a blue/green preview).
+                self.traffic.start_load(r, now, release.test_rps, self.scenario.horizon)
 
     # -- the batch ----------------------------------------------------------------------
 
@@ -953,15 +1038,24 @@ class World:
             "users_exposed": np.asarray(exposed, dtype=float),
             "users_affected": np.asarray(affected, dtype=float),
         }
+        # Columns as Python lists, read run by run (what is the batch's alike, once).
         columns = {k: v.tolist() for k, v in totals.items()}
-        return [self._result(r, {k: v[r] for k, v in columns.items()}) for r in range(len(self.runs))]
-
-    def _result(self, r: int, totals: dict[str, float]) -> RunResult:
-        run = self.runs[r]
-        if self.stepped[r] and not self.phases[r]:
+        unphased = self.stepped & (self.phases == "")
+        for r in np.flatnonzero(unphased).tolist():
             self.phases[r] = str(self.policy.status(self.states[r])["phase"])
-        bad = self.scenario.release_bad
-        onset = self.release.onset_s()
+        phases, ticks = self.phases.tolist(), self.ticks.tolist()
+        bad, onset = self.scenario.release_bad, self.release.onset_s()
+        return [
+            self._result(r, {k: v[r] for k, v in columns.items()}, phases[r], ticks[r], bad, onset)
+            for r in range(len(self.runs))
+        ]
+
+    def _result(
+        self, r: int, totals: dict[str, float], phase: str, ticks: int, bad: bool, onset: float | None
+    ) -> RunResult:
+        """Run ``r``'s result: its record from its ``totals`` (``run``'s columns), final
+        ``phase`` and ``ticks``, with the release's ground truth ``bad`` and fault ``onset``."""
+        run = self.runs[r]
         d = run.decision
         record = RunRecord(
             scenario=self.scenario.name,
@@ -972,8 +1066,8 @@ class World:
             release_bad=bad,
             decision_time_s=d.time,
             fault_onset_s=onset,
-            final_phase=self.phases[r],
-            ticks=int(self.ticks[r]),
+            final_phase=phase,
+            ticks=ticks,
             rollback_reason=d.reason,
             canary_requests=totals["canary_requests"],
             canary_errors=totals["canary_errors"],

@@ -242,13 +242,24 @@ def multinomial_rows(states, rows, n, probs, order, out):
     return out
 
 
-def multinomial(states: np.ndarray, rows: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+def multinomial(
+    states: np.ndarray, rows: np.ndarray, n: np.ndarray, probs: np.ndarray, order: np.ndarray | None = None
+) -> np.ndarray:
     """Multinomial splits of ``n`` (R, K) over the categories of ``probs`` (K, B), row i
-    from stream ``states[rows[i]]``: an array (R, K, B)."""
+    from stream ``states[rows[i]]``: an array (R, K, B). ``order``: the categories of
+    each row most likely first (K, B), ``category_order(probs)``, when the caller has it
+    from fewer distinct rows (sorted once per distinct row, not per copy)."""
     probs = np.ascontiguousarray(probs, dtype=float)
-    order = np.argsort(-probs, axis=1, kind="stable")
+    order = category_order(probs) if order is None else np.ascontiguousarray(order, dtype=np.intp)
     out = np.empty(n.shape + (probs.shape[1],))
     return multinomial_rows(states, rows, np.ascontiguousarray(n, dtype=float), probs, order, out)
+
+
+def category_order(probs: np.ndarray) -> np.ndarray:
+    """The order ``multinomial`` draws the categories of each row of ``probs`` (..., B)
+    in: most likely first, ties in their order (a stable sort, so equal rows get equal
+    orders)."""
+    return np.argsort(-np.asarray(probs, dtype=float), axis=-1, kind="stable")
 
 
 @nb.njit(cache=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.world.business import BusinessLedger
-from sim.world.draws import multinomial, multinomial_runs, normal_sd, poisson_rows
+from sim.world.draws import category_order, multinomial, multinomial_runs, normal_sd, poisson_rows
 from sim.world.faults import ReleaseModel
 from sim.world.noise import Factors, Latent
 from sim.world.router import Router, StickyUsers
@@ -170,6 +170,8 @@ class FastTraffic:
         self.accounting = np.ones(len(states), dtype=bool)
         # Load testers sending to the canary, per run: (start, end, requests/s).
         self.loads: list[list[tuple[float, float, float]]] = [[] for _ in range(len(states))]
+        #: Whether any run has a load tester (most batches have none: no per-run look then).
+        self._loaded = False
         self._rate_cuts = np.array(rate.change_points())
         self._bounds = tuple(float(b) for b in telemetry.bounds_ms)
         self._base_probs = release.base_latency.bucket_probs(self._bounds)
@@ -281,13 +283,14 @@ class FastTraffic:
     def start_load(self, run: int, t: float, rps: float, duration_s: float) -> None:
         """A load tester (e.g. ``hey`` from a webhook) sends ``rps`` to the canary for a while."""
         self.loads[run].append((t, t + duration_s, rps))
+        self._loaded = True
 
     def _synthetic(self, runs: np.ndarray, b: np.ndarray, live: np.ndarray) -> np.ndarray | None:
         """Expected canary requests that are not live users' (R, S, C): mirrored copies of
         the live requests ``live`` (1|R, S, C) a mirror route selects, whichever version
         serves them, and load-tester requests (cohort 0). None when there are none."""
         mirror = self.router.mirror_share(runs)  # (R, C|1)
-        has_load = any(self.loads[r] for r in runs)
+        has_load = self._loaded and any(self.loads[r] for r in runs.tolist())
         if not has_load and not mirror.any():
             return None
         shape = (len(runs),) + live.shape[1:]
@@ -630,7 +633,14 @@ class FastTraffic:
                 if run_probs
                 else np.broadcast_to(pv[:, :, None, :], (S, Cc, pods, B)).reshape(S * Cc * pods, B)
             )
-            hist = self._draw_histogram(runs, flat_n, k_probs).reshape(R, S, Cc, pods, B)
+            # Shared probabilities repeat over pods (and segments or cohorts alike): their
+            # categories' order is sorted once per distinct row.
+            k_order = (
+                None
+                if run_probs or not self.noise
+                else np.broadcast_to(category_order(pv)[:, :, None, :], (S, Cc, pods, B)).reshape(S * Cc * pods, B)
+            )
+            hist = self._draw_histogram(runs, flat_n, k_probs, k_order).reshape(R, S, Cc, pods, B)
             out[:, :, code, :pods, 0] = per_pod.sum(axis=2)
             out[:, :, code, :pods, 1 : 1 + B] = hist.sum(axis=2)
             if moments is None:
@@ -649,14 +659,17 @@ class FastTraffic:
             # A latency sum is never negative: the normal's far tail is cut at zero.
             out[:, :, code, :pods, 1 + B] = np.maximum(total, 0.0)
 
-    def _draw_histogram(self, runs: np.ndarray, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    def _draw_histogram(
+        self, runs: np.ndarray, n: np.ndarray, probs: np.ndarray, order: np.ndarray | None = None
+    ) -> np.ndarray:
         """Multinomial(n, probs) for ``n`` (R, K) over probabilities shared by the runs
-        (K, B) or each run's own (R, K, B); expectations without noise."""
+        (K, B) or each run's own (R, K, B); expectations without noise. ``order``: the
+        shared probabilities' ``category_order``, when the caller has it."""
         if not self.noise:
             return n[..., None] * probs
         if probs.ndim == 3:
             return multinomial_runs(self.states, runs, n, probs)
-        return multinomial(self.states, runs, n, probs)
+        return multinomial(self.states, runs, n, probs, order)
 
     def _split_pods(self, runs: np.ndarray, n: np.ndarray, pods: int, shares: np.ndarray | None = None) -> np.ndarray:
         """Requests (R, S, C) spread over ``pods`` pods, evenly or by ``shares`` (R, S, C,
@@ -673,7 +686,9 @@ class FastTraffic:
         if not self.noise:
             return np.repeat(n[..., None] / pods, pods, axis=3)
         even = np.full((S * C, pods), 1.0 / pods)
-        return multinomial(self.states, runs, n.reshape(R, S * C), even).reshape(R, S, C, pods)
+        # Equal shares: drawn pod by pod in order (``category_order`` of equal probabilities).
+        in_order = np.broadcast_to(np.arange(pods), (S * C, pods))
+        return multinomial(self.states, runs, n.reshape(R, S * C), even, in_order).reshape(R, S, C, pods)
 
     def _version_histogram(
         self,

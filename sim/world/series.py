@@ -141,6 +141,15 @@ class SeriesStore:
         self._scales = np.array(scales)
         self._born_starts = np.array(born_starts, dtype=np.int64)
         self._born_columns = np.array(born, dtype=np.int64)
+        # The cells some series reads, and how far into each cell's quantities: only
+        # those are made cumulative per row (most cells are read by no series: other
+        # routes, and pods or quantities no query selects).
+        reach: dict[int, int] = {}
+        for col in columns + born:
+            base = col - col % Q
+            reach[base] = max(reach.get(base, base), col + 1)
+        self._cell_starts = np.array(sorted(reach), dtype=np.int64)
+        self._cell_ends = np.array([reach[b] for b in sorted(reach)], dtype=np.int64)
         #: Whether any series is a latency sum (else the traffic paths need not draw them).
         self.reads_sum = bool((u.kind == SUM).any())
 
@@ -181,27 +190,29 @@ class SeriesStore:
             cells[:, :, 1, 0, :P, q0 : q0 + nq] = business[:, :, 1]
         flat = np.ascontiguousarray(cells).reshape(R * S, -1)
         K = len(self._starts) - 1
-        inc, born = np.empty((R * S, K)), np.empty((R * S, K))
+        # Runs in lockstep (the common case) are a slice: far cheaper than fancy indexing.
+        rows: slice | np.ndarray = runs
+        if len(runs) and int(runs[-1]) - int(runs[0]) == len(runs) - 1:
+            rows = slice(int(runs[0]), int(runs[-1]) + 1)
+        running, born_running = np.empty((R * S, K)), np.empty((R * S, K))
         _gather_sums(
             flat,
+            S,
             self.n_buckets,
-            self.n_quantities,
+            self._cell_starts,
+            self._cell_ends,
             self._starts,
             self._columns,
             self._scales,
             self._born_starts,
             self._born_columns,
             np.empty(flat.shape[1]),
-            inc,
-            born,
+            np.ascontiguousarray(self.total[rows]),
+            np.ascontiguousarray(self.born_count[rows]),
+            running,
+            born_running,
         )
-        inc, born = inc.reshape(R, S, K), born.reshape(R, S, K)
-        # Runs in lockstep (the common case) are a slice: far cheaper than fancy indexing.
-        rows: slice | np.ndarray = runs
-        if len(runs) and int(runs[-1]) - int(runs[0]) == len(runs) - 1:
-            rows = slice(int(runs[0]), int(runs[-1]) + 1)
-        running = _running(inc, self.total[rows])  # (R, S, K)
-        born_running = _running(born, self.born_count[rows])
+        running, born_running = running.reshape(R, S, K), born_running.reshape(R, S, K)
         self.total[rows] = running[:, -1]
         self.born_count[rows] = born_running[:, -1]
         # The value a scrape records is the running total after the last segment of its slot.
@@ -237,13 +248,32 @@ class SeriesStore:
 
 @nb.njit(cache=True)
 def _gather_sums(
-    flat, n_buckets, width, starts, columns, scales, born_starts, born_columns, row, inc, born
+    flat,
+    n_segments,
+    n_buckets,
+    cell_starts,
+    cell_ends,
+    starts,
+    columns,
+    scales,
+    born_starts,
+    born_columns,
+    row,
+    total,
+    born_total,
+    running,
+    born_running,
 ):  # pragma: no cover - compiled
-    """Series increments from cells, row by row (a row: one run's segment).
+    """Series' running totals from cells' increments, row by row (a row: one run's
+    segment; run ``i // n_segments``'s segments in order).
 
-    ``row`` is the row with each cell's buckets made cumulative (``le``); then
-    ``inc[i, k]`` sums ``row[columns[j]] * scales[j]`` over ``j`` in ``starts[k]`` ..
-    ``starts[k + 1]``, and ``born[i, k]`` the request counts ``born_columns`` names.
+    ``row`` is the row with each cell's buckets made cumulative (``le``), for the
+    cells some series reads (each from ``cell_starts[c]`` up to ``cell_ends[c]``: the
+    quantities past the last one read are left out); a series' increment sums
+    ``row[columns[j]] * scales[j]`` over ``j`` in ``starts[k]`` .. ``starts[k + 1]``,
+    and its request count the counts ``born_columns`` names. ``running[i, k]`` is the
+    run's ``total`` before its first segment plus its increments up to segment ``i``
+    (``born_running``: the same of ``born_total``).
 
     The one speed device of the series: each series is a sum of a few cells, so a compiled
     gather costs rows x (cells per series), in a fixed order. A dense 0/1 weight matrix
@@ -251,36 +281,30 @@ def _gather_sums(
     the whole rollout, measured) and may sum in another order with another thread count,
     so a run's latency sums would depend on the worker count; numpy fancy indexing and
     reductions series by series cost 5x the rest of a rollout, a strided ``np.cumsum``
-    of the buckets alone a third of it."""
+    of the buckets alone a third of it, and the running sums over segments in numpy
+    another pass over the increments (as much as the gather itself, issue 17)."""
     for i in range(flat.shape[0]):
-        for base in range(0, flat.shape[1], width):
+        for c in range(cell_starts.shape[0]):
+            base, end = cell_starts[c], cell_ends[c]
             row[base] = flat[i, base]
             acc = 0.0
-            for q in range(base + 1, base + 1 + n_buckets):
+            for q in range(base + 1, min(base + 1 + n_buckets, end)):
                 acc += flat[i, q]
                 row[q] = acc
             # The latency sum and any business counters are copied as they are.
-            for q in range(base + 1 + n_buckets, base + width):
+            for q in range(base + 1 + n_buckets, end):
                 row[q] = flat[i, q]
+        first = i % n_segments == 0
+        run = i // n_segments
         for k in range(starts.shape[0] - 1):
-            total = 0.0
+            inc = 0.0
             for j in range(starts[k], starts[k + 1]):
-                total += row[columns[j]] * scales[j]
-            inc[i, k] = total
+                inc += row[columns[j]] * scales[j]
+            running[i, k] = inc + (total[run, k] if first else running[i - 1, k])
             count = 0.0
             for j in range(born_starts[k], born_starts[k + 1]):
                 count += row[born_columns[j]]
-            born[i, k] = count
-
-
-def _running(inc: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """``start`` (R, K) plus the running sum of ``inc`` (R, S, K) over its segments, in
-    place. A loop over the few segments: ``np.cumsum`` along a middle axis is strided and
-    cost 4x more (measured on (500, 4, 42))."""
-    inc[:, 0] += start
-    for i in range(1, inc.shape[1]):
-        inc[:, i] += inc[:, i - 1]
-    return inc
+            born_running[i, k] = count + (born_total[run, k] if first else born_running[i - 1, k])
 
 
 def _grown(a: np.ndarray, slots: int) -> np.ndarray:

@@ -102,6 +102,25 @@ def test_errors_are_per_run_and_absent_when_none() -> None:
     assert failing.message.startswith("found duplicate series")
 
 
+@pytest.mark.parametrize(
+    "text", ["rate(req_total[1m])", "scalar(sum(req_total))", "req_total[1m]", "req_total + on (pod) req_total"]
+)
+def test_the_result_of_some_runs_is_theirs_in_the_batch(text: str) -> None:
+    """``Result.take`` (issue 17: the world converts only its classes' first runs): the
+    rows taken, in the order asked, with their errors, for every kind of value."""
+    data = random_batch(6, seed=4)
+    whole = compile_query(text).evaluate(data, np.arange(6), 300.0)
+    rows = np.array([4, 1, 4])
+    some = whole.take(rows)
+    assert type(some.value) is type(whole.value) and some.message == whole.message
+    assert np.array_equal(some.value.values, whole.value.values[rows], equal_nan=True)
+    if hasattr(whole.value, "present"):
+        assert np.array_equal(some.value.present, whole.value.present[rows])  # type: ignore[union-attr]
+    assert (some.error is None) == (whole.error is None)
+    if whole.error is not None:
+        assert some.error is not None and some.error.tolist() == whole.error[rows].tolist()
+
+
 def test_a_string_query_has_no_value_per_run() -> None:
     data = random_batch(1, seed=3)
     with pytest.raises(PromQLError):

@@ -26,7 +26,7 @@ from sim.policies.flagger.canary import (
 )
 from sim.policies.flagger.plan import Check
 from sim.runs.seedseq import run_seeds
-from sim.world.controller import World
+from sim.world.controller import World, row_classes
 from tests.helpers import REPO, SCENARIO_FILES
 
 RUNS = 300
@@ -114,3 +114,18 @@ def test_check_outcomes_agree_with_check_outcome_value_by_value(truncate: bool, 
     codes = check_outcomes(c, values, single, metrics)
     assert codes.tolist() == [check_outcome(c, m)[0] for m in metrics]
     assert (codes == CHECK_PASSED).any() and (codes != CHECK_PASSED).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_classes_of_rows_are_numpys_unique_rows(seed: int) -> None:
+    """Issue 17: class stepping groups runs with ``row_classes``: the classes, their
+    order (the rows' sorted order) and each class's first run are ``np.unique``'s, for
+    negative, repeated and identity-sized keys."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        n, k = int(rng.integers(1, 50)), int(rng.integers(1, 9))
+        table = rng.integers(-3, 3, (n, k)) * int(rng.choice([1, 2**40]))
+        _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        got_first, got_inverse = row_classes(table)
+        assert got_first.tolist() == first.tolist()
+        assert got_inverse.tolist() == inverse.reshape(-1).tolist()

@@ -201,3 +201,24 @@ def test_multinomial_each_follows_each_rows_probabilities():
     before = zero.copy()
     draws.multinomial_each(zero, np.array([0]), np.array([0.0]), p[:1])
     assert np.array_equal(zero, before)  # n = 0 draws nothing
+
+
+def test_an_order_sorted_once_per_distinct_row_draws_the_same_bits() -> None:
+    """Issue 17: the fast path hands ``multinomial`` its categories' order sorted once per
+    distinct row of probabilities (rows repeat over pods and segments) or in order for an
+    even split; the draws are bit for bit those of the order it sorts itself, ties included."""
+    rng = np.random.default_rng(3)
+    distinct = rng.dirichlet(np.ones(6), 2)
+    distinct[1, 2] = distinct[1, 4]  # a tie: the stable sort keeps their order
+    probs = np.repeat(distinct, 3, axis=0)  # (6, 6): each row three times
+    order = np.repeat(draws.category_order(distinct), 3, axis=0)
+    n = rng.poisson(40.0, (5, 6)).astype(float)
+    rows = np.array([4, 0, 2, 1, 3])
+    a = draws.multinomial(draws.stream_states(list(range(5)), 1), rows, n, probs)
+    b = draws.multinomial(draws.stream_states(list(range(5)), 1), rows, n, probs, order)
+    assert np.array_equal(a, b)
+    even = np.full((6, 4), 0.25)
+    in_order = np.broadcast_to(np.arange(4), (6, 4))
+    a = draws.multinomial(draws.stream_states(list(range(5)), 2), rows, n, even)
+    b = draws.multinomial(draws.stream_states(list(range(5)), 2), rows, n, even, in_order)
+    assert np.array_equal(a, b)

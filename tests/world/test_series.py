@@ -8,6 +8,8 @@ series depend on its seed only.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -213,3 +215,48 @@ def test_rate_never_sees_a_new_series_first_increment() -> None:
     # the window's start (less than 1.1 average gaps, and the counter would reach zero only
     # 75 s back; promql/functions.go extrapolatedRate): 3 x 60 / 45 = 4, never 8.
     assert res.value.values[0, 0] == pytest.approx(4.0)
+
+
+def _cut(u: exporters.Universe, keep: np.ndarray) -> exporters.Universe:
+    """``u`` restricted to the series ``keep`` names (as the metric plan cuts it to the
+    series some query selects)."""
+    return dataclasses.replace(
+        u,
+        labels=tuple(u.labels[i] for i in keep),
+        version=u.version[keep],
+        pod=u.pod[keep],
+        code=u.code[keep],
+        kind=u.kind[keep],
+        bucket=u.bucket[keep],
+    )
+
+
+@pytest.mark.parametrize("pick", ["buckets", "counts", "sums", "one-pod"])
+def test_a_store_of_a_few_series_holds_what_the_whole_universe_does(pick: str) -> None:
+    """Issue 17: the store builds only the cells and quantities its series read, and
+    keeps running totals inside its compiled gather. A store cut to a few series holds,
+    bit for bit, what the store of every series holds for them: over several runs (not
+    in lockstep order), segments within one slot and across slots, and totals carried
+    from one ``add`` to the next."""
+    pods = (2, 3)
+    u = exporters.universe("istio", NAMES, pods, bounds_ms=(10.0, 100.0, 250.0))
+    kind = {"buckets": exporters.BUCKET, "counts": exporters.REQUESTS, "sums": exporters.SUM}
+    if pick == "one-pod":
+        keep = np.flatnonzero(u.pod == 1)
+    else:
+        keep = np.flatnonzero(u.kind == kind[pick])
+    keep = keep[: max(1, len(keep) // 2)]  # some of them: cells some series does not read
+    assert 0 < len(keep) < len(u.labels)
+    whole = SeriesStore(u, pods, 4, 20, 15.0, None)
+    few = SeriesStore(_cut(u, keep), pods, 4, 20, 15.0, None)
+    rng = np.random.default_rng(7)
+    for runs, slots in (([2, 0, 3], [1, 1, 2]), ([0, 1, 2, 3], [2, 3]), ([3, 0, 2], [3, 4, 4, 5])):
+        cells = rng.poisson(3.0, (len(runs), len(slots)) + whole.cell_shape).astype(float)
+        cells[..., -1] = rng.gamma(2.0, 40.0, cells.shape[:-1])  # latency sums, ms
+        whole.add(np.array(runs), np.array(slots), cells.copy())
+        few.add(np.array(runs), np.array(slots), cells.copy())
+    a, b = whole.batch(), few.batch()
+    assert a.present.any()
+    assert np.array_equal(a.values[..., keep], b.values)
+    assert np.array_equal(a.present[..., keep], b.present)
+    assert np.array_equal(whole.total[:, keep], few.total)
