@@ -318,12 +318,11 @@ class ChunkWriter:
         self.files: list[Path] = []
 
     def __call__(self, records: Any) -> None:
-        """Write one chunk: its records' table (``iter_chunks``) or the run records."""
-        import pyarrow as pa
-
+        """Write one chunk: its records' columns (``iter_chunks`` with workers) or the run records."""
+        from sim.runs.runner import RecordColumns
         from sim.runs.store import WriteFailed, records_table, run_chunk_name, write_chunk
 
-        table = records if isinstance(records, pa.Table) else records_table(records)
+        table = records.table() if isinstance(records, RecordColumns) else records_table(records)
         try:
             self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), table))
         except OSError as err:  # disk full, read-only: the chunks already written stay whole
