@@ -1474,7 +1474,7 @@ def compare(
     """
     from sim.inputs.policy import load_policy_with_warnings
     from sim.inputs.scenario import load_scenario
-    from sim.runs.runner import run_frame
+    from sim.runs.runner import run_frames
     from sim.sweeps.costs import format_comparison, paired_comparison
 
     scenario = load_scenario(scenario_path)
@@ -1487,7 +1487,7 @@ def compare(
     seed = scenario.seed if seed is None else seed
     bar = _progress_bar(2 * runs, disable=quiet)
     try:
-        frames = [run_frame(scenario, p, runs, seed, workers=workers, progress=bar.update) for p in policies]
+        frames = run_frames(scenario, policies, runs, seed, workers=workers, progress=bar.update)
     finally:
         bar.close()
     cmp = paired_comparison(frames[0], frames[1], seed=seed)

@@ -23,7 +23,7 @@ from sim.outcomes import COLUMNS, RunRecord
 from sim.policies.base import Policy
 from sim.runs.pool import FIRST_PIECE, PieceSizes, parallel_results, piece_results
 from sim.runs.seedseq import run_seeds
-from sim.runs.store import record_schema, records_table
+from sim.runs.store import record_schema
 from sim.world.controller import RunResult, run_rollouts
 
 if TYPE_CHECKING:  # pandas loads only for the tables asked for as DataFrames (lazy imports)
@@ -213,16 +213,57 @@ def iter_chunks(
         Each chunk's records (``chunk_size`` runs, the last one fewer), in run order; the
         same records for any ``workers``.
     """
-    piece = simulate_piece if workers <= 1 else worker_piece
-    work = functools.partial(piece, scenario, policy, seed=seed, scenario_index=scenario_index, exact=exact)
+    pieces = _pieces(scenario, [policy], runs, seed, workers, exact, scenario_index)
+    yield from _chunks(pieces, runs, chunk_size, progress)
+
+
+def _policies_piece(
+    piece: Callable[..., Records],
+    scenario: Scenario,
+    policies: Sequence[Policy],
+    runs: int,
+    start: int,
+    stop: int,
+    **options: Any,
+) -> Records:
+    """Items ``start .. stop-1`` of the policies' runs laid end to end (item ``i`` is run
+    ``i % runs`` of policy ``i // runs``), each policy's part simulated by ``piece``."""
+    parts = []
+    while start < stop:
+        k, run = divmod(start, runs)
+        end = min(stop, (k + 1) * runs)
+        parts.append(piece(scenario, policies[k], run, run + end - start, **options))
+        start = end
+    return _joined(parts)
+
+
+def _pieces(
+    scenario: Scenario,
+    policies: Sequence[Policy],
+    runs: int,
+    seed: int,
+    workers: int,
+    exact: bool,
+    scenario_index: int,
+) -> Iterator[tuple[range, Records]]:
+    """Runs ``0 .. runs-1`` of each policy, the policies' runs end to end, in pieces (in
+    this process, or on ``workers`` processes started once for all the policies): one pool
+    and one stream of pieces, so that workers start, warm up and finish together once,
+    not once per policy."""
+    piece: Callable[..., Records] = simulate_piece if workers <= 1 else worker_piece
+    options: dict[str, Any] = {"seed": seed, "scenario_index": scenario_index, "exact": exact}
+    work: Callable[[int, int], Records]
+    if len(policies) == 1:  # the plain piece: nothing to split, nothing to join
+        work = functools.partial(piece, scenario, policies[0], **options)
+    else:
+        work = functools.partial(_policies_piece, piece, scenario, list(policies), runs, **options)
     # The first piece stays within a lockstep batch: a slow scenario (exact mode, a long
     # horizon) shows progress, and its first chunk, as soon as one batch is done.
     sizes = PieceSizes(workers, first=min(FIRST_PIECE, 1 if exact else batch_size(scenario)))
+    total = runs * len(policies)
     if workers <= 1:
-        pieces: Iterable[tuple[range, Records]] = _in_process(work, runs, sizes)
-    else:
-        pieces = piece_results(work, runs, workers, sizes)
-    yield from _chunks(pieces, runs, chunk_size, progress)
+        return _in_process(work, total, sizes)
+    return piece_results(work, total, workers, sizes)
 
 
 def records_of(table: pa.Table) -> list[RunRecord]:
@@ -306,23 +347,49 @@ def run_frame(
         scenario_index: first component of every run's spawn key.
         progress: called with the number of rollouts just finished.
     """
-    tables = list(
-        iter_chunks(
-            scenario,
-            policy,
-            runs,
-            seed,
-            workers=workers,
-            exact=exact,
-            scenario_index=scenario_index,
-            progress=progress,
-            chunk_size=max(1, runs),
-        )
-    )
-    if tables and not isinstance(tables[0], RecordColumns):
-        return records_frame([r for chunk in tables if isinstance(chunk, list) for r in chunk])
-    columns = [chunk for chunk in tables if isinstance(chunk, RecordColumns)]
-    return table_frame(RecordColumns.joined(columns).table() if columns else records_table([]))
+    return run_frames(
+        scenario, [policy], runs, seed, workers=workers, exact=exact, scenario_index=scenario_index, progress=progress
+    )[0]
+
+
+def run_frames(
+    scenario: Scenario,
+    policies: Sequence[Policy],
+    runs: int,
+    seed: int,
+    *,
+    workers: int = 1,
+    exact: bool = False,
+    scenario_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> list[pd.DataFrame]:
+    """``run_frame`` of each policy on the same runs (``pdsim compare``), the policies' runs
+    handed to one set of workers as one stream of pieces: the frames are those of
+    ``run_frame`` policy by policy, but the workers start once and never idle between
+    policies (one policy's last pieces overlap the next one's first).
+
+    Args:
+        scenario: what is simulated.
+        policies: the decision makers, each over runs 0 .. runs-1.
+        runs: number of rollouts per policy.
+        seed: root seed.
+        workers: processes; 1 runs in this process.
+        exact: per-request mode (slow; for validation).
+        scenario_index: first component of every run's spawn key.
+        progress: called with the number of rollouts just finished (of all policies).
+    """
+    if runs <= 0:
+        return [records_frame([]) for _ in policies]
+    frames = []
+    # One chunk per policy: chunks end at multiples of ``runs``.
+    for chunk in _chunks(
+        _pieces(scenario, policies, runs, seed, workers, exact, scenario_index), len(policies) * runs, runs, progress
+    ):
+        if isinstance(chunk, RecordColumns):
+            frames.append(table_frame(chunk.table()))
+        else:
+            frames.append(records_frame(chunk))
+    return frames
 
 
 def table_frame(table: pa.Table) -> pd.DataFrame:
@@ -579,6 +646,7 @@ __all__ = [
     "records_of",
     "run_batch",
     "run_frame",
+    "run_frames",
     "run_one",
     "simulate_piece",
     "table_frame",

@@ -26,7 +26,7 @@ import pytest
 
 import sim.runs.pool as pool
 import sim.runs.runner as runner
-from sim.inputs.policy import scenario_policy
+from sim.inputs.policy import load_policy_with_warnings, scenario_policy
 from sim.inputs.scenario import load_scenario
 from sim.runs.pool import MAX_PIECE, PieceSizes, WorkerLost, piece_results
 from sim.runs.runner import (
@@ -37,6 +37,7 @@ from sim.runs.runner import (
     records_of,
     run_batch,
     run_frame,
+    run_frames,
     table_frame,
 )
 from sim.runs.store import records_table
@@ -174,6 +175,27 @@ def _json(*args: object) -> dict:
     result = invoke(*args)
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(("workers", "first", "most"), [(1, 3, 7), (2, 1, 1), (2, 5, 9), (3, 7, 30)])
+def test_policies_share_one_stream_of_pieces_with_the_same_frames(
+    reference: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, first: int, most: int
+) -> None:
+    """compare's two policies go to one set of workers as one stream of pieces, some
+    pieces holding the end of one policy's runs and the start of the other's: each
+    policy's frame is still its own ``run_frame``, run for run."""
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(POLICY_FILE.replace("threshold: 5", "threshold: 1"))
+    other, _ = load_policy_with_warnings([strict])
+    expected = [records_frame(reference), records_frame(run_batch(SPIKE, other, RUNS, seed=11))]
+    _pieces_of(monkeypatch, first, most)
+    seen: list[int] = []
+    frames = run_frames(SPIKE, [SPIKE_POLICY, other], RUNS, 11, workers=workers, progress=seen.append)
+    assert len(frames) == 2
+    for frame, want in zip(frames, expected):
+        pd.testing.assert_frame_equal(frame, want)
+    assert sum(seen) == 2 * RUNS
+    assert [len(f) for f in run_frames(SPIKE, [SPIKE_POLICY, other], 0, 11, workers=workers)] == [0, 0]
 
 
 def test_compare_is_the_same_for_any_workers(tmp_path: Path) -> None:
