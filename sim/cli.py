@@ -318,12 +318,11 @@ class ChunkWriter:
         self.files: list[Path] = []
 
     def __call__(self, records: Any) -> None:
-        """Write one chunk: its records' table (``iter_chunks``) or the run records."""
-        import pyarrow as pa
-
+        """Write one chunk: its records' columns (``iter_chunks`` with workers) or the run records."""
+        from sim.runs.runner import RecordColumns
         from sim.runs.store import WriteFailed, records_table, run_chunk_name, write_chunk
 
-        table = records if isinstance(records, pa.Table) else records_table(records)
+        table = records.table() if isinstance(records, RecordColumns) else records_table(records)
         try:
             self.files.append(write_chunk(self.dir, run_chunk_name(len(self.files)), table))
         except OSError as err:  # disk full, read-only: the chunks already written stay whole
@@ -1475,7 +1474,7 @@ def compare(
     """
     from sim.inputs.policy import load_policy_with_warnings
     from sim.inputs.scenario import load_scenario
-    from sim.runs.runner import run_frame
+    from sim.runs.runner import run_frames
     from sim.sweeps.costs import format_comparison, paired_comparison
 
     scenario = load_scenario(scenario_path)
@@ -1488,7 +1487,7 @@ def compare(
     seed = scenario.seed if seed is None else seed
     bar = _progress_bar(2 * runs, disable=quiet)
     try:
-        frames = [run_frame(scenario, p, runs, seed, workers=workers, progress=bar.update) for p in policies]
+        frames = run_frames(scenario, policies, runs, seed, workers=workers, progress=bar.update)
     finally:
         bar.close()
     cmp = paired_comparison(frames[0], frames[1], seed=seed)

@@ -3,9 +3,10 @@
 Parts:
 
 * ``runner``: ``run_one``, ``iter_chunks`` and ``run_batch`` (pieces of runs over worker
-  processes), ``run_frame`` and ``records_frame`` (tidy tables);
+  processes), ``run_frame``, ``run_frames`` and ``records_frame`` (tidy tables),
+  ``RecordColumns`` (a piece's records as numpy columns);
 * ``pool``: the worker processes: ``piece_results`` (forked workers given the scenario and
-  policy once, each piece's records back as an Arrow table) and loky's ``parallel_results``;
+  policy once, each piece's records back as numpy columns) and loky's ``parallel_results``;
 * ``seedseq``: every run's seed for a whole batch in one compiled call (the runner's
   speed device; ``sim.seeds`` holds the rule);
 * ``replay``: ``pdsim replay``, a policy against a recorded metric series;

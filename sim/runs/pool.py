@@ -8,7 +8,7 @@ processes started for the call and given ``work`` (the scenario and the policy) 
   spends seconds importing numpy, scipy, pandas, numba and pdsim before its first rollout
   (issue 17 item 3: with workers that start in seconds, two workers were no faster than one
   at 40,000 runs); spawned elsewhere, with ``work`` pickled once per worker;
-* a piece is two numbers on the way out and its records as one Arrow table on the way back
+* a piece is two numbers on the way out and its records as numpy columns on the way back
   (built in the worker: no record objects pickled one by one, no per-record work here);
 * pieces are sized as they are handed out (``PieceSizes``): long enough that a piece's fixed
   costs vanish, short enough that progress moves, ``--out`` chunks appear steadily and the
@@ -21,6 +21,7 @@ with the same worker set-up.
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing
 import os
@@ -32,13 +33,14 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 #: Seconds between a worker's checks that the process that started it is alive.
 PARENT_POLL_S = 0.5
 #: Most rollouts in one piece: a worker's fixed costs per piece (two messages, a lockstep
-#: batch's set-up, an Arrow table) are then negligible, and a piece's records stay small.
+#: batch's set-up, its records' columns) are then negligible, and a piece's records stay small.
 MAX_PIECE = 8000
 #: The first piece of each worker, before its speed is known.
 FIRST_PIECE = 250
@@ -268,6 +270,25 @@ class _Worker:
         self.conn.close()
 
 
+@contextmanager
+def _collector_frozen() -> Iterator[None]:
+    """This process's objects out of the cyclic collector's sight while workers fork.
+
+    A forked worker inherits them all; its first lockstep batch collects once and freezes
+    what the process holds (``world.controller``), and that first full pass walked every
+    inherited object (a tenth of a second in each worker, measured). Frozen here, they are
+    frozen in the worker too, so its pass walks only its own; and the collector never
+    touches the inherited pages, which stay shared with this process instead of being
+    copied. Unfrozen here once the workers are started: this process keeps its collector
+    as it was.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def piece_results(
     work: Callable[[int, int], Any], runs: int, workers: int, sizes: PieceSizes | None = None
 ) -> Iterator[tuple[range, Any]]:
@@ -297,7 +318,7 @@ def piece_results(
     pool: list[_Worker] = []
     finished = False
     try:
-        with _SigintHeld():
+        with _SigintHeld(), _collector_frozen():
             for _ in range(max(1, min(workers, math.ceil(runs / sizes.first)))):
                 pool.append(_Worker(ctx, work))
         window = (AHEAD + 1) * len(pool)

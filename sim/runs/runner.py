@@ -23,7 +23,7 @@ from sim.outcomes import COLUMNS, RunRecord
 from sim.policies.base import Policy
 from sim.runs.pool import FIRST_PIECE, PieceSizes, parallel_results, piece_results
 from sim.runs.seedseq import run_seeds
-from sim.runs.store import record_schema, records_table
+from sim.runs.store import record_schema
 from sim.world.controller import RunResult, run_rollouts
 
 if TYPE_CHECKING:  # pandas loads only for the tables asked for as DataFrames (lazy imports)
@@ -106,32 +106,33 @@ def worker_piece(
     seed: int,
     scenario_index: int = 0,
     exact: bool = False,
-) -> pa.Table:
-    """``simulate_piece`` as one table of records (``store.records_table``): what a worker
-    process hands back (one Arrow table pickles in one go, records one by one)."""
-    return records_table(
+) -> RecordColumns:
+    """``simulate_piece`` as numpy columns (``RecordColumns``): what a worker process hands
+    back (a few arrays pickle in one go, records one by one)."""
+    return RecordColumns.of(
         simulate_piece(scenario, policy, start, stop, seed=seed, scenario_index=scenario_index, exact=exact)
     )
 
 
-#: A piece's or a chunk's records: run records (simulated in this process) or a table of
-#: them (from a worker). This process never builds Arrow for its own runs: pyarrow imports
-#: pandas when it builds an array (docs/architecture.md section 2, lazy imports).
-Records: TypeAlias = list[RunRecord] | pa.Table
+#: A piece's or a chunk's records: run records (simulated in this process) or their numpy
+#: columns (from a worker, ``RecordColumns``). Neither this process nor a worker builds
+#: Arrow for them unless asked (``--out``, ``run_frame``): pyarrow imports pandas when it
+#: builds an array (docs/architecture.md section 2, lazy imports), half a second a process.
+Records: TypeAlias = "list[RunRecord] | RecordColumns"
 
 
 def _part(records: Records, offset: int, size: int) -> Records:
     """``size`` records of ``records`` from ``offset``."""
-    return records.slice(offset, size) if isinstance(records, pa.Table) else records[offset : offset + size]
+    return records.part(offset, size) if isinstance(records, RecordColumns) else records[offset : offset + size]
 
 
 def _joined(parts: list[Records]) -> Records:
-    """Consecutive parts as one (tables or lists, never both: a run uses one kind)."""
+    """Consecutive parts as one (columns or lists, never both: a run uses one kind)."""
     if len(parts) == 1:
         return parts[0]
-    if isinstance(parts[0], pa.Table):
-        return pa.concat_tables(parts).combine_chunks()
-    return [r for part in parts for r in part]
+    if isinstance(parts[0], RecordColumns):
+        return RecordColumns.joined([p for p in parts if isinstance(p, RecordColumns)])
+    return [r for part in parts if isinstance(part, list) for r in part]
 
 
 def batch_size(scenario: Scenario) -> int:
@@ -189,13 +190,13 @@ def iter_chunks(
     chunk_size: int = 1000,
 ) -> Iterator[Records]:
     """Simulate ``runs`` rollouts, yielding each chunk's records as it finishes: run records
-    with one worker, a table of them (``store.record_schema()``) from worker processes.
+    with one worker, their columns (``RecordColumns``) from worker processes.
 
     Only the pieces in flight are in memory: the caller decides what to keep of each chunk
     (a Parquet file, a compact table), so the number of runs does not bound memory here.
     With ``workers > 1`` the runs are cut into pieces of a few thousand for worker processes
     that are given the scenario and the policy once (``sim.runs.pool.piece_results``) and
-    return each piece's records as one Arrow table.
+    return each piece's records as numpy columns.
 
     Args:
         scenario: what is simulated.
@@ -212,16 +213,57 @@ def iter_chunks(
         Each chunk's records (``chunk_size`` runs, the last one fewer), in run order; the
         same records for any ``workers``.
     """
-    piece = simulate_piece if workers <= 1 else worker_piece
-    work = functools.partial(piece, scenario, policy, seed=seed, scenario_index=scenario_index, exact=exact)
+    pieces = _pieces(scenario, [policy], runs, seed, workers, exact, scenario_index)
+    yield from _chunks(pieces, runs, chunk_size, progress)
+
+
+def _policies_piece(
+    piece: Callable[..., Records],
+    scenario: Scenario,
+    policies: Sequence[Policy],
+    runs: int,
+    start: int,
+    stop: int,
+    **options: Any,
+) -> Records:
+    """Items ``start .. stop-1`` of the policies' runs laid end to end (item ``i`` is run
+    ``i % runs`` of policy ``i // runs``), each policy's part simulated by ``piece``."""
+    parts = []
+    while start < stop:
+        k, run = divmod(start, runs)
+        end = min(stop, (k + 1) * runs)
+        parts.append(piece(scenario, policies[k], run, run + end - start, **options))
+        start = end
+    return _joined(parts)
+
+
+def _pieces(
+    scenario: Scenario,
+    policies: Sequence[Policy],
+    runs: int,
+    seed: int,
+    workers: int,
+    exact: bool,
+    scenario_index: int,
+) -> Iterator[tuple[range, Records]]:
+    """Runs ``0 .. runs-1`` of each policy, the policies' runs end to end, in pieces (in
+    this process, or on ``workers`` processes started once for all the policies): one pool
+    and one stream of pieces, so that workers start, warm up and finish together once,
+    not once per policy."""
+    piece: Callable[..., Records] = simulate_piece if workers <= 1 else worker_piece
+    options: dict[str, Any] = {"seed": seed, "scenario_index": scenario_index, "exact": exact}
+    work: Callable[[int, int], Records]
+    if len(policies) == 1:  # the plain piece: nothing to split, nothing to join
+        work = functools.partial(piece, scenario, policies[0], **options)
+    else:
+        work = functools.partial(_policies_piece, piece, scenario, list(policies), runs, **options)
     # The first piece stays within a lockstep batch: a slow scenario (exact mode, a long
     # horizon) shows progress, and its first chunk, as soon as one batch is done.
     sizes = PieceSizes(workers, first=min(FIRST_PIECE, 1 if exact else batch_size(scenario)))
+    total = runs * len(policies)
     if workers <= 1:
-        pieces: Iterable[tuple[range, Records]] = _in_process(work, runs, sizes)
-    else:
-        pieces = piece_results(work, runs, workers, sizes)
-    yield from _chunks(pieces, runs, chunk_size, progress)
+        return _in_process(work, total, sizes)
+    return piece_results(work, total, workers, sizes)
 
 
 def records_of(table: pa.Table) -> list[RunRecord]:
@@ -273,7 +315,7 @@ def run_batch(
         progress=progress,
         chunk_size=chunk_size,
     ):
-        chunk = records_of(table) if isinstance(table, pa.Table) else table
+        chunk = table.records() if isinstance(table, RecordColumns) else table
         out.extend(chunk)
         if on_chunk is not None:
             on_chunk(list(chunk))
@@ -293,7 +335,7 @@ def run_frame(
 ) -> pd.DataFrame:
     """``records_frame(run_batch(...))`` without a record object per run: the table
     ``pdsim compare`` and ``pdsim check`` decide on, built column by column from the
-    workers' Arrow tables (the same frame, value for value and type for type).
+    workers' record columns (the same frame, value for value and type for type).
 
     Args:
         scenario: what is simulated.
@@ -305,22 +347,49 @@ def run_frame(
         scenario_index: first component of every run's spawn key.
         progress: called with the number of rollouts just finished.
     """
-    tables = list(
-        iter_chunks(
-            scenario,
-            policy,
-            runs,
-            seed,
-            workers=workers,
-            exact=exact,
-            scenario_index=scenario_index,
-            progress=progress,
-            chunk_size=max(1, runs),
-        )
-    )
-    if tables and not isinstance(tables[0], pa.Table):
-        return records_frame([r for chunk in tables for r in chunk])
-    return table_frame(pa.concat_tables(tables) if tables else records_table([]))
+    return run_frames(
+        scenario, [policy], runs, seed, workers=workers, exact=exact, scenario_index=scenario_index, progress=progress
+    )[0]
+
+
+def run_frames(
+    scenario: Scenario,
+    policies: Sequence[Policy],
+    runs: int,
+    seed: int,
+    *,
+    workers: int = 1,
+    exact: bool = False,
+    scenario_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> list[pd.DataFrame]:
+    """``run_frame`` of each policy on the same runs (``pdsim compare``), the policies' runs
+    handed to one set of workers as one stream of pieces: the frames are those of
+    ``run_frame`` policy by policy, but the workers start once and never idle between
+    policies (one policy's last pieces overlap the next one's first).
+
+    Args:
+        scenario: what is simulated.
+        policies: the decision makers, each over runs 0 .. runs-1.
+        runs: number of rollouts per policy.
+        seed: root seed.
+        workers: processes; 1 runs in this process.
+        exact: per-request mode (slow; for validation).
+        scenario_index: first component of every run's spawn key.
+        progress: called with the number of rollouts just finished (of all policies).
+    """
+    if runs <= 0:
+        return [records_frame([]) for _ in policies]
+    frames = []
+    # One chunk per policy: chunks end at multiples of ``runs``.
+    for chunk in _chunks(
+        _pieces(scenario, policies, runs, seed, workers, exact, scenario_index), len(policies) * runs, runs, progress
+    ):
+        if isinstance(chunk, RecordColumns):
+            frames.append(table_frame(chunk.table()))
+        else:
+            frames.append(records_frame(chunk))
+    return frames
 
 
 def table_frame(table: pa.Table) -> pd.DataFrame:
@@ -371,6 +440,42 @@ class _Column:
             return cls(np.array(values, dtype=dtype))
         return cls(np.array([fill if v is None else v for v in values], dtype=dtype), missing)
 
+    def part(self, offset: int, size: int) -> _Column:
+        """Values ``offset .. offset+size-1`` (views; texts keep their codes)."""
+        end = offset + size
+        missing = None if self.missing is None else self.missing[offset:end]
+        return _Column(self.values[offset:end], missing, self.texts)
+
+    @classmethod
+    def joined(cls, parts: Sequence[_Column]) -> _Column:
+        """Consecutive parts as one column: texts recoded into one table of texts, in the
+        order they first appear, as ``of`` would code the values of all parts."""
+        if parts[0].texts is not None:
+            index: dict[str | None, int] = {}
+            codes = []
+            for p in parts:
+                assert p.texts is not None  # a text column's parts are all text
+                # The part's texts as they first appear in its values (a part cut from a
+                # piece may not hold all of the piece's texts, nor in the piece's order).
+                _, first = np.unique(p.values, return_index=True)
+                for code in p.values[np.sort(first)].tolist():
+                    index.setdefault(p.texts[code], len(index))
+                recode = np.array([index.get(t, -1) for t in p.texts], dtype=np.int32)
+                codes.append(recode[p.values])
+            return cls(np.concatenate(codes), texts=tuple(index))
+        values = np.concatenate([p.values for p in parts])
+        if all(p.missing is None for p in parts):
+            return cls(values)
+        missing = [np.zeros(len(p.values), dtype=bool) if p.missing is None else p.missing for p in parts]
+        return cls(values, np.concatenate(missing))
+
+    def arrow(self, kind: pa.DataType) -> pa.Array:
+        """The values as an Arrow array of type ``kind`` (None where missing), as
+        ``store.records_table`` builds it from the records."""
+        if self.texts is not None:
+            return pa.array(list(self.texts), type=kind).take(pa.array(self.values))
+        return pa.array(self.values, type=kind, mask=self.missing)
+
     def decoded(self) -> np.ndarray:
         """The values as ``RecordsTable.columns`` gives them (one chunk)."""
         if self.texts is not None:
@@ -401,6 +506,64 @@ _KINDS = {
 }
 
 
+#: Each record field's Arrow type (``store.record_schema``).
+_TYPES = {field.name: field.type for field in record_schema()}
+
+
+@dataclass(frozen=True)
+class RecordColumns:
+    """Consecutive runs' records as numpy columns: what a worker hands back for a piece, and
+    what ``RecordsTable`` keeps of a chunk.
+
+    A worker builds them from its run records as ``RecordsTable.add`` would, so that neither
+    the worker nor this process imports pandas for them (pyarrow does, half a second in
+    each process, the first time it builds an array: it made two workers pay a second of
+    start-up that one process never paid); Arrow is built from them only when asked for
+    (``table``: ``--out`` chunks, ``run_frame``).
+
+    Attributes:
+        fields: one column per record field (``COLUMNS``).
+        runs: how many runs.
+    """
+
+    fields: dict[str, _Column]
+    runs: int
+
+    @classmethod
+    def of(cls, records: Sequence[RunRecord]) -> RecordColumns:
+        """The columns of ``records``."""
+        return cls(
+            {name: _Column.of([getattr(r, name) for r in records], _KINDS[name]) for name in COLUMNS}, len(records)
+        )
+
+    def part(self, offset: int, size: int) -> RecordColumns:
+        """Runs ``offset .. offset+size-1`` of these (``size`` clipped to the runs there are)."""
+        size = max(0, min(size, self.runs - offset))
+        return RecordColumns({name: c.part(offset, size) for name, c in self.fields.items()}, size)
+
+    @classmethod
+    def joined(cls, parts: Sequence[RecordColumns]) -> RecordColumns:
+        """Consecutive parts as one."""
+        return cls(
+            {name: _Column.joined([p.fields[name] for p in parts]) for name in COLUMNS}, sum(p.runs for p in parts)
+        )
+
+    def table(self) -> pa.Table:
+        """The records' table, equal to ``store.records_table`` of the records."""
+        return pa.Table.from_arrays([self.fields[n].arrow(_TYPES[n]) for n in COLUMNS], schema=record_schema())
+
+    def dicts(self, rows: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Each run's record as ``RunRecord.as_dict`` gives it, made ``rows`` at a time."""
+        values = [self.fields[name].python() for name in COLUMNS]
+        for start in range(0, self.runs, rows):
+            for row in zip(*(column[start : start + rows] for column in values)):
+                yield dict(zip(COLUMNS, row))
+
+    def records(self) -> list[RunRecord]:
+        """The run records (``of``'s inverse)."""
+        return [RunRecord(**row) for row in self.dicts()]
+
+
 class RecordsTable:
     """Many runs' records kept compactly, chunk by chunk, as numpy columns.
 
@@ -413,18 +576,15 @@ class RecordsTable:
     """
 
     def __init__(self) -> None:
-        self._chunks: list[dict[str, _Column]] = []
+        self._chunks: list[RecordColumns] = []
         self.runs = 0
 
     def add(self, records: Records) -> None:
         """Keep a chunk of records (in run order, after those already added): run records
-        (this process's), or a table of them (a worker's, ``iter_chunks``)."""
-        if isinstance(records, pa.Table):
-            self._chunks.append({name: _Column.of(records.column(name).to_pylist(), _KINDS[name]) for name in COLUMNS})
-            self.runs += records.num_rows
-            return
-        self._chunks.append({name: _Column.of([getattr(r, name) for r in records], _KINDS[name]) for name in COLUMNS})
-        self.runs += len(records)
+        (this process's), or their columns (a worker's, ``iter_chunks``)."""
+        chunk = records if isinstance(records, RecordColumns) else RecordColumns.of(records)
+        self._chunks.append(chunk)
+        self.runs += chunk.runs
 
     def columns(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The records' columns as numpy arrays, one value per run (``names``: only those),
@@ -434,7 +594,7 @@ class RecordsTable:
         """
         out = {}
         for name in COLUMNS if names is None else names:
-            parts = [chunk[name] for chunk in self._chunks]
+            parts = [chunk.fields[name] for chunk in self._chunks]
             if any(part.missing is not None for part in parts) and _KINDS[name] == "int":
                 out[name] = np.concatenate([part.decoded().astype(np.float64) for part in parts])
             elif parts:
@@ -460,25 +620,24 @@ class RecordsTable:
     def dicts(self, rows: int = 10_000) -> Iterator[dict[str, Any]]:
         """Each run's record as ``RunRecord.as_dict`` gives it, made ``rows`` at a time."""
         for chunk in self._chunks:
-            values = [chunk[name].python() for name in COLUMNS]
-            for start in range(0, len(values[0]) if values else 0, rows):
-                for row in zip(*(column[start : start + rows] for column in values)):
-                    yield dict(zip(COLUMNS, row))
+            yield from chunk.dicts(rows)
 
     def outcome_counts(self) -> dict[str, int]:
         """How many runs ended with each outcome."""
         counts: dict[str, int] = {}
         for chunk in self._chunks:
-            column = chunk["outcome"]
+            column = chunk.fields["outcome"]
             assert column.texts is not None
             for text, count in zip(column.texts, np.bincount(column.values, minlength=len(column.texts)).tolist()):
-                counts[str(text)] = counts.get(str(text), 0) + count
+                if count:  # a chunk cut from a worker's piece may name outcomes it does not hold
+                    counts[str(text)] = counts.get(str(text), 0) + count
         return counts
 
 
 __all__ = [
     "BATCH",
     "BATCH_TELEMETRY_BYTES",
+    "RecordColumns",
     "RecordsTable",
     "batch_size",
     "iter_chunks",
@@ -487,6 +646,7 @@ __all__ = [
     "records_of",
     "run_batch",
     "run_frame",
+    "run_frames",
     "run_one",
     "simulate_piece",
     "table_frame",

@@ -14,30 +14,34 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 import sim.runs.pool as pool
 import sim.runs.runner as runner
-from sim.inputs.policy import scenario_policy
+from sim.inputs.policy import load_policy_with_warnings, scenario_policy
 from sim.inputs.scenario import load_scenario
 from sim.runs.pool import MAX_PIECE, PieceSizes, WorkerLost, piece_results
 from sim.runs.runner import (
+    RecordColumns,
     RecordsTable,
     iter_chunks,
     records_frame,
     records_of,
     run_batch,
     run_frame,
+    run_frames,
     table_frame,
 )
-from sim.runs.store import record_schema, records_table
-from tests.helpers import POLICY_FILE, SCENARIOS, invoke
+from sim.runs.store import records_table
+from tests.helpers import POLICY_FILE, REPO, SCENARIOS, invoke
 
 SPIKE = load_scenario(SCENARIOS / "error-spike.yaml")
 SPIKE_POLICY = scenario_policy(SPIKE)
@@ -69,10 +73,13 @@ def test_records_do_not_depend_on_workers_pieces_or_chunks(
     chunks = list(
         iter_chunks(SPIKE, SPIKE_POLICY, RUNS, 11, workers=workers, chunk_size=chunk_size, progress=seen.append)
     )
-    # This process's chunks are run records; the workers' come as tables of the record schema.
-    assert all(isinstance(c, pa.Table) == (workers > 1) for c in chunks)
-    assert all(c.schema == record_schema() for c in chunks if isinstance(c, pa.Table))
-    records = [records_of(c) if isinstance(c, pa.Table) else c for c in chunks]
+    # This process's chunks are run records; the workers' come as their numpy columns.
+    assert all(isinstance(c, RecordColumns) == (workers > 1) for c in chunks)
+    records = [c.records() if isinstance(c, RecordColumns) else c for c in chunks]
+    # As --out writes them: the table the records would make, schema and values.
+    for chunk, recs in zip(chunks, records):
+        if isinstance(chunk, RecordColumns):
+            assert chunk.table().equals(records_table(recs), check_metadata=True)
     # Chunks end at multiples of chunk_size (the --out files), whatever the pieces were.
     ends = [chunk[-1].run + 1 for chunk in records]
     assert ends == [*range(chunk_size, RUNS, chunk_size), RUNS]
@@ -113,16 +120,82 @@ def test_run_frame_is_records_frame(reference: list) -> None:
 def test_records_round_trip_through_their_table(reference: list) -> None:
     assert records_of(records_table(reference)) == reference
     table = RecordsTable()
-    table.add(records_table(reference[:10]))
+    table.add(RecordColumns.of(reference[:10]))
     table.add(reference[10:])
     assert table.runs == RUNS
     assert list(table.dicts()) == [r.as_dict() for r in reference]
+
+
+def _coded(column: object) -> tuple:
+    """A column's codes or values (their bytes: NaN equals NaN), missing mask and texts."""
+    values, missing, texts = (getattr(column, a) for a in ("values", "missing", "texts"))
+    return values.dtype.str, values.tobytes(), None if missing is None else missing.tolist(), texts
+
+
+@pytest.mark.parametrize("cuts", [[0, 37], [0, 5, 20, 37], [0, 1, 2, 36, 37], [0, 12, 13, 30, 37]])
+def test_record_columns_cut_and_joined_are_the_columns_of_the_runs(reference: list, cuts: list[int]) -> None:
+    """Pieces cut into chunks and joined again code every field as the chunk's own runs
+    would: texts numbered as they first appear, missing values where they were."""
+    pieces = [RecordColumns.of(reference[a:b]) for a, b in zip(cuts, cuts[1:])]
+    # A chunk across every piece boundary, from inside the first piece to inside the last.
+    first, last = cuts[1] // 2, RUNS - (RUNS - cuts[-2]) // 2
+    spans = [(max(a, first), min(b, last), a) for a, b in zip(cuts, cuts[1:])]
+    parts = [piece.part(lo - a, hi - lo) for piece, (lo, hi, a) in zip(pieces, spans) if hi > lo]
+    chunk = RecordColumns.joined(parts)
+    expected = RecordColumns.of(reference[first:last])
+    assert chunk.runs == expected.runs == last - first
+    for name in expected.fields:
+        assert _coded(chunk.fields[name]) == _coded(expected.fields[name]), name
+    assert chunk.records() == reference[first:last]
+    table = RecordsTable()
+    table.add(chunk)
+    assert table.outcome_counts() == dict(Counter(r.outcome for r in reference[first:last]))
+
+
+def test_a_worker_builds_its_records_without_pandas() -> None:
+    """pyarrow imports pandas the first time it builds an array (half a second): a worker's
+    piece, records to columns to the bytes it sends, never does."""
+    code = (
+        "import pickle, sys\n"
+        "from sim.inputs.policy import scenario_policy\n"
+        "from sim.inputs.scenario import load_scenario\n"
+        "from sim.runs.runner import worker_piece\n"
+        f"s = load_scenario({str(SCENARIOS / 'error-spike.yaml')!r})\n"
+        "piece = worker_piece(s, scenario_policy(s), 0, 3, seed=1)\n"
+        "pickle.loads(pickle.dumps(piece))\n"
+        "print(piece.runs, 'pandas' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", "False"]
 
 
 def _json(*args: object) -> dict:
     result = invoke(*args)
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(("workers", "first", "most"), [(1, 3, 7), (2, 1, 1), (2, 5, 9), (3, 7, 30)])
+def test_policies_share_one_stream_of_pieces_with_the_same_frames(
+    reference: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, first: int, most: int
+) -> None:
+    """compare's two policies go to one set of workers as one stream of pieces, some
+    pieces holding the end of one policy's runs and the start of the other's: each
+    policy's frame is still its own ``run_frame``, run for run."""
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(POLICY_FILE.replace("threshold: 5", "threshold: 1"))
+    other, _ = load_policy_with_warnings([strict])
+    expected = [records_frame(reference), records_frame(run_batch(SPIKE, other, RUNS, seed=11))]
+    _pieces_of(monkeypatch, first, most)
+    seen: list[int] = []
+    frames = run_frames(SPIKE, [SPIKE_POLICY, other], RUNS, 11, workers=workers, progress=seen.append)
+    assert len(frames) == 2
+    for frame, want in zip(frames, expected):
+        pd.testing.assert_frame_equal(frame, want)
+    assert sum(seen) == 2 * RUNS
+    assert [len(f) for f in run_frames(SPIKE, [SPIKE_POLICY, other], 0, 11, workers=workers)] == [0, 0]
 
 
 def test_compare_is_the_same_for_any_workers(tmp_path: Path) -> None:
