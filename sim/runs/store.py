@@ -29,13 +29,11 @@ import tempfile
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sim import DISTRIBUTION
 from sim.errors import NOT_GIVEN, InputError, one_line
@@ -290,6 +288,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version  # lazy: only a results folder's manifest asks
+
     out = {"python": platform.python_version()}
     for name, distribution in _PACKAGES.items():
         try:
@@ -480,6 +480,8 @@ def _checked_chunk(fh: Any, where: str, cell: int, columns: list[str] | None) ->
         table = table.append_column(_SCHEMA.field(name), pa.nulls(table.num_rows, _SCHEMA.field(name).type))
     if table.column_names != [n for n in _SCHEMA.names if n in table.column_names]:
         table = table.select([n for n in _SCHEMA.names if n in table.column_names])
+    import pyarrow.compute as pc  # lazy: only reading a results folder needs it, not `pdsim run`
+
     cells = table["cell"]
     if table.num_rows and (cells.null_count or pc.min_max(cells).as_py() != {"min": cell, "max": cell}):
         raise _chunk_error(where, "cell", f"holds runs of other cells than its name's, {cell}")
