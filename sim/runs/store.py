@@ -29,6 +29,7 @@ import tempfile
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -288,8 +289,6 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version  # lazy: only a results folder's manifest asks
-
     out = {"python": platform.python_version()}
     for name, distribution in _PACKAGES.items():
         try:

@@ -34,9 +34,8 @@ import numpy as np
 
 # No kernel here has an explicit signature: one would make numba load (or compile) it when
 # this module is imported, whether or not the command draws anything. Each is typed by its
-# first call, from another kernel (uint64 state rows, float64 parameters: the types the
-# signatures named) or from Python, and loaded from numba's cache then
-# (docs/architecture.md section 2, "Lazy imports").
+# first call (from another kernel: uint64 state rows, float64 parameters) and loaded from
+# numba's cache then (docs/architecture.md section 2, "Lazy imports").
 _U = nb.uint64
 _MASK32 = np.uint64(0xFFFFFFFF)
 _MULT_HI = np.uint64(0x2360ED051FC65DA4)  # PCG's default 128-bit multiplier
