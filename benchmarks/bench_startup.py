@@ -35,6 +35,8 @@ COMMANDS: tuple[tuple[str, tuple[str, ...], float | None], ...] = (
     ("pdsim --version", ("--version",), None),
     ("pdsim --help", ("--help",), 0.5),
     ("pdsim validate good-release", ("validate", "scenarios/good-release.yaml"), 0.5),
+    # The Argo reconciler is imported only for an Argo policy: this one pays for it.
+    ("pdsim validate argo-canary-steps", ("validate", "scenarios/argo-canary-steps.yaml"), None),
     ("pdsim run good-release --runs 1", ("run", "scenarios/good-release.yaml", "--runs", "1"), 1.0),
 )
 

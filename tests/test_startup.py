@@ -98,11 +98,29 @@ def test_validate_loads_no_heavy_library(paths: list[str]) -> None:
     assert _heavy(modules) == []
 
 
+#: Modules of the Argo reconciler: a scenario's model names the ``argo:`` block
+#: (``sim.policies.argo.spec``), only an Argo policy's building needs these.
+ARGO_RECONCILER = ("sim.policies.argo.rollout", "sim.policies.argo.plan", "sim.policies.argo.class_keys")
+
+
+@pytest.mark.parametrize("args", [["validate", "good-release.yaml"], ["run", "good-release.yaml", "--runs", "1"]])
+def test_a_flagger_policy_loads_no_argo_reconciler(args: list[str]) -> None:
+    modules = _loaded([args[0], str(SCENARIOS / args[1]), *args[2:]])
+    assert "sim.policies.argo.spec" in modules and "sim.policies.flagger.spec" in modules
+    assert _heavy(modules, ARGO_RECONCILER) == []
+
+
+def test_an_argo_policy_loads_its_reconciler() -> None:
+    modules = _loaded(["run", str(SCENARIOS / "argo-canary-steps.yaml"), "--runs", "1"])
+    assert _heavy(modules, ARGO_RECONCILER) == sorted(ARGO_RECONCILER)
+
+
 @pytest.mark.parametrize("extra", [[], ["--json"]])
 def test_run_loads_neither_pandas_nor_matplotlib_nor_scipy_stats(extra: list[str]) -> None:
     modules = _loaded(["run", str(SCENARIOS / "good-release.yaml"), "--runs", "1", *extra])
     assert "sim.world.controller" in modules  # it did simulate
-    unused = ("pandas", "matplotlib", "scipy.stats", "scipy.optimize", "simpy", "joblib", "jinja2")
+    # pyarrow.compute: only reading a results folder needs it (sim/runs/store.py).
+    unused = ("pandas", "matplotlib", "scipy.stats", "scipy.optimize", "simpy", "joblib", "jinja2", "pyarrow.compute")
     assert _heavy(modules, unused) == []
 
 
@@ -111,6 +129,49 @@ def test_a_judged_run_loads_no_scipy_stats() -> None:
     modules = _loaded(["run", str(SCENARIOS / "small-regression.yaml"), "--policy", str(JUDGED), "--runs", "1"])
     assert "sim.policies.judges.sequential" in modules
     assert _heavy(modules, ("pandas", "matplotlib", "scipy.stats")) == []
+
+
+def test_importing_the_draws_loads_no_compiled_kernel() -> None:
+    # A kernel with an explicit signature is loaded from numba's cache (or compiled) when its
+    # module is imported; the draws' are typed by their first call instead (sim/world/draws.py).
+    probe = (
+        "from sim.world import draws\n"
+        "print(sum(len(f.signatures) for f in vars(draws).values() if hasattr(f, 'signatures')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "NUMBA_DEBUG_CACHE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["0"]  # no "[cache] ... loaded" line either
+
+
+def test_the_command_runs_with_the_start_up_collector_thresholds() -> None:
+    from sim.cli import STARTUP_GC_THRESHOLDS
+
+    # The group's main is replaced by a probe: what matters is what ``sim.cli.main`` set up
+    # before handing over to it.
+    probe = (
+        "import gc, sys\n"
+        "import sim.cli\n"
+        "sim.cli.cli.main = lambda *a, **k: print(list(gc.get_threshold())) or 0\n"
+        "sim.cli.main(['--version'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == list(STARTUP_GC_THRESHOLDS)
+    assert STARTUP_GC_THRESHOLDS[0] > 700  # above the interpreter's default
 
 
 # --- the record columns a run summarises -------------------------------------------------

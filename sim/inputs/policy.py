@@ -38,9 +38,7 @@ from sim.importers.flagger import analysis_warnings, import_flagger, metric_temp
 from sim.importers.manifests import is_manifest
 from sim.inputs.scenario import PolicySpec, Scenario, load_scenario
 from sim.inputs.validation import KINDS, looks_like, misplaced_hint, require_mapping, validation_to_input_error
-from sim.policies.argo.rollout import ArgoRollout
 from sim.policies.base import Policy
-from sim.policies.experiment.policy import ExperimentPolicy
 from sim.policies.flagger.canary import FlaggerCanary
 from sim.yamlio import YamlDoc, load_yaml, load_yaml_all
 
@@ -76,9 +74,15 @@ def build_policy(spec: PolicySpec, name: str) -> Policy:
     """The policy object a validated spec describes."""
     if spec.flagger is not None:
         return FlaggerCanary(spec.flagger, name=name)
+    # Each controller is imported when a policy of its kind is built: validating a Flagger
+    # scenario loads no Argo reconciler (docs/architecture.md section 2, "Lazy imports").
     if spec.argo is not None:
+        from sim.policies.argo.rollout import ArgoRollout
+
         return ArgoRollout(spec.argo, name=name)
     if spec.experiment is not None:
+        from sim.policies.experiment.policy import ExperimentPolicy
+
         return ExperimentPolicy(spec.experiment, name=name)
     # `manifest:` names files: resolve it with scenario_policy(scenario, source) or read_policy.
     raise ValueError("a manifest policy must be read from its files first (scenario_policy, read_policy)")

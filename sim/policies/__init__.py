@@ -11,65 +11,13 @@ Parts:
   ``pdsim replay`` and the checks share;
 * ``checks``: ``check_policy``, the contract verified on random observations;
 * ``frozen``: the one fast copy device for frozen state classes;
-* ``flagger/``, ``argo/``: the controllers, tick for tick; ``judges/``: statistical judges.
+* ``names``: pod-template hashes, shared with the world's exporters;
+* ``flagger/``, ``argo/``: the controllers, tick for tick; ``judges/``: statistical judges;
+  ``experiment/``: A/B experiment decision rules.
+
+The modules are listed, not imported: importing one controller's spec (``pdsim validate``
+of a Flagger scenario) must not load the other controller's reconciler
+(docs/architecture.md section 2, "Lazy imports").
 """
 
-from sim.policies.argo import ArgoPolicySpec, ArgoRollout, ArgoState
-from sim.policies.base import (
-    Action,
-    BatchObservation,
-    BusinessData,
-    ExperimentEnded,
-    Finish,
-    MatrixResult,
-    MetricQuery,
-    MetricValue,
-    Observation,
-    Policy,
-    PolicyContractError,
-    PolicyTags,
-    Promote,
-    QueryError,
-    Readiness,
-    Rollback,
-    Routes,
-    ScalarResult,
-    ScaleUp,
-    SetWeights,
-    metric_arrays,
-    metric_values,
-)
-from sim.policies.checks import check_policy
-from sim.policies.flagger import FlaggerCanary, FlaggerPolicySpec, FlaggerState
-
-__all__ = [
-    "Action",
-    "ArgoPolicySpec",
-    "ArgoRollout",
-    "ArgoState",
-    "BatchObservation",
-    "BusinessData",
-    "ExperimentEnded",
-    "Finish",
-    "FlaggerCanary",
-    "FlaggerPolicySpec",
-    "FlaggerState",
-    "MatrixResult",
-    "MetricQuery",
-    "MetricValue",
-    "Observation",
-    "Policy",
-    "PolicyContractError",
-    "PolicyTags",
-    "Promote",
-    "QueryError",
-    "Readiness",
-    "Rollback",
-    "Routes",
-    "ScalarResult",
-    "ScaleUp",
-    "SetWeights",
-    "check_policy",
-    "metric_arrays",
-    "metric_values",
-]
+__all__ = ["argo", "base", "checks", "driver", "experiment", "flagger", "frozen", "judges", "names"]

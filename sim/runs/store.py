@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sim import DISTRIBUTION
 from sim.errors import NOT_GIVEN, InputError, one_line
@@ -480,6 +479,8 @@ def _checked_chunk(fh: Any, where: str, cell: int, columns: list[str] | None) ->
         table = table.append_column(_SCHEMA.field(name), pa.nulls(table.num_rows, _SCHEMA.field(name).type))
     if table.column_names != [n for n in _SCHEMA.names if n in table.column_names]:
         table = table.select([n for n in _SCHEMA.names if n in table.column_names])
+    import pyarrow.compute as pc  # lazy: only reading a results folder needs it, not `pdsim run`
+
     cells = table["cell"]
     if table.num_rows and (cells.null_count or pc.min_max(cells).as_py() != {"min": cell, "max": cell}):
         raise _chunk_error(where, "cell", f"holds runs of other cells than its name's, {cell}")

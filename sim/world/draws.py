@@ -32,6 +32,10 @@ import math
 import numba as nb
 import numpy as np
 
+# No kernel here has an explicit signature: one would make numba load (or compile) it when
+# this module is imported, whether or not the command draws anything. Each is typed by its
+# first call (from another kernel: uint64 state rows, float64 parameters) and loaded from
+# numba's cache then (docs/architecture.md section 2, "Lazy imports").
 _U = nb.uint64
 _MASK32 = np.uint64(0xFFFFFFFF)
 _MULT_HI = np.uint64(0x2360ED051FC65DA4)  # PCG's default 128-bit multiplier
@@ -42,7 +46,7 @@ _SM2 = np.uint64(0x94D049BB133111EB)
 _TO_DOUBLE = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@nb.njit(nb.uint64(nb.uint64, nb.uint64), cache=True)
+@nb.njit(cache=True)
 def _mulhi(a, b):
     """High 64 bits of the 128-bit product a·b."""
     a_lo, a_hi = a & _MASK32, a >> _U(32)
@@ -54,7 +58,7 @@ def _mulhi(a, b):
     return a_hi * b_hi + (hi_lo >> _U(32)) + (cross >> _U(32))
 
 
-@nb.njit(nb.uint64(nb.uint64[:]), cache=True)
+@nb.njit(cache=True)
 def next_uint64(st):
     """Step one PCG64 stream (state row ``st``) and return its output."""
     s_hi, s_lo = st[0], st[1]
@@ -71,7 +75,7 @@ def next_uint64(st):
     return (x >> rot) | (x << ((_U(64) - rot) & _U(63)))
 
 
-@nb.njit(nb.float64(nb.uint64[:]), cache=True)
+@nb.njit(cache=True)
 def uniform(st):
     """A uniform double in [0, 1) (53 random bits, as numpy's ``random``)."""
     return float(next_uint64(st) >> _U(11)) * _TO_DOUBLE
@@ -115,7 +119,7 @@ def stream_states(seeds: np.ndarray | list[int], stream: int) -> np.ndarray:
 # -- samplers ------------------------------------------------------------------------------
 
 
-@nb.njit(nb.float64(nb.uint64[:], nb.float64), cache=True)
+@nb.njit(cache=True)
 def poisson(st, lam):
     """One Poisson(λ) variate from stream ``st``; 0 without drawing when λ <= 0."""
     if lam <= 0.0:
@@ -151,7 +155,7 @@ def poisson(st, lam):
             return k
 
 
-@nb.njit(nb.float64(nb.uint64[:], nb.float64, nb.float64), cache=True)
+@nb.njit(cache=True)
 def binomial(st, n, p):
     """One Binomial(n, p) variate from stream ``st``; 0 without drawing when n·p is 0."""
     if n <= 0.0 or p <= 0.0:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from sim.policies.argo import ArgoPolicySpec, ArgoRollout
+from sim.policies.argo.rollout import ArgoRollout
+from sim.policies.argo.spec import ArgoPolicySpec
 from sim.policies.flagger import FlaggerCanary, FlaggerPolicySpec
 
 CANARY: dict[str, Any] = {"interval": "1m", "threshold": 5, "stepWeight": 10, "maxWeight": 50}

@@ -16,9 +16,21 @@ Parts:
 
 Layers, lowest first: ``expr``, ``analysis_run`` < ``class_keys``, ``templates`` < ``analyses`` < ``spec``
 < ``plan`` < ``rollout``; none imports one above it.
+
+The modules are listed, not imported: validating a scenario needs ``spec`` (the scenario
+model names it) and what it builds on, not the reconciler (``plan``, ``rollout``), which
+a Flagger policy never uses (docs/architecture.md section 2, "Lazy imports").
 """
 
-from sim.policies.argo.rollout import ArgoRollout, ArgoState
-from sim.policies.argo.spec import ArgoPolicySpec
-
-__all__ = ["ArgoPolicySpec", "ArgoRollout", "ArgoState"]
+__all__ = [
+    "analyses",
+    "analysis_run",
+    "class_keys",
+    "experiment",
+    "expr",
+    "kayenta",
+    "plan",
+    "rollout",
+    "spec",
+    "templates",
+]
