@@ -54,9 +54,10 @@ PIECE_SECONDS = 0.75
 AHEAD = 2
 #: Seconds given to a worker to leave after its last piece before it is killed.
 _JOIN_S = 5.0
-#: joblib's warning when a result generator closes with tasks in flight
-#: (``joblib/parallel.py``, ``Parallel._warn_exit_early``).
-CANCELLED_WARNING = r"\d+ tasks which were still being processed"
+#: joblib's warning when a result generator closes early (``joblib/parallel.py``,
+#: ``Parallel._warn_exit_early``): it starts with the finished tasks left unread, if any,
+#: else with the tasks in flight it cancelled (``filterwarnings`` matches from the start).
+CANCELLED_WARNING = r"\d+ tasks (have been successfully executed|which were still being processed)"
 
 
 def _watch_parent(parent: int) -> None:

@@ -289,7 +289,7 @@ def _nap(i: int) -> int:
     return i
 
 
-@pytest.mark.parametrize("how", ["closed", "collected"])
+@pytest.mark.parametrize("how", ["closed", "collected", "closed with results unread"])
 def test_a_loky_pool_stopped_early_says_nothing(how: str) -> None:
     """joblib warns when its generator is closed with tasks in flight; a command stopped by
     Ctrl-C says what it kept in one line, and the generator may be closed after that line
@@ -301,12 +301,14 @@ def test_a_loky_pool_stopped_early_says_nothing(how: str) -> None:
         warnings.simplefilter("always")
         results = pool.parallel_results(2, (delayed(_nap)(i) for i in range(20)), return_as="generator_unordered")
         assert next(results) in range(20)
-        if how == "closed":
+        if how.startswith("closed"):
+            if how.endswith("unread"):  # joblib's warning then starts with the finished tasks
+                time.sleep(0.5)
             results.close()
         else:
             del results
             gc.collect()
-    assert not [w for w in seen if "cancelled" in str(w.message)], [str(w.message) for w in seen]
+    assert not [w for w in seen if "tasks" in str(w.message)], [str(w.message) for w in seen]
 
 
 def test_workers_start_only_for_pieces_there_are() -> None:
