@@ -178,10 +178,10 @@ def test_long_horizons_simulate_fewer_runs_at_once(tmp_path: Path) -> None:
     text = NEVER.replace("HORIZON", "366d").replace("scrape_interval: 15s", "scrape_interval: 32s")
     year = load_scenario(write(tmp_path, "y.yaml", text))
     assert runner.batch_size(year) == 1
-    for path in SCENARIOS.glob("*.yaml"):  # the bundled scenarios keep their full batches,
-        scenario = load_scenario(path)
+    for path in SCENARIOS.glob("*.yaml"):  # the bundled scenarios keep large batches
+        scenario = load_scenario(path)  # (2 hours of 15-second scrapes: 1,577 runs),
         if scenario.horizon <= 86400:
-            assert runner.batch_size(scenario) == runner.BATCH, path.name
+            assert 1000 <= runner.batch_size(scenario) <= runner.BATCH, path.name
         else:  # but for the A/B experiments' 15 days of 5-minute scrapes: still 100s of runs
             assert 100 <= runner.batch_size(scenario) < runner.BATCH, path.name
 
