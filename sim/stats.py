@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "FEW_PAIRED_VALUES",
     "wilson_interval",
     "rate",
     "quantile_interval",
@@ -737,6 +738,12 @@ def stratified_mean(
     return {"value": value, "low": value - half, "high": value + half, "n": int(size.sum())}
 
 
+#: Most distinct paired differences bootstrapped by counts (``paired_difference``): measured
+#: at 40,000 pairs and 2,000 resamples, counts take 0.06 s at 256 values and 0.29 s at 1,024,
+#: resampling indexes 0.4-0.9 s whatever the values.
+FEW_PAIRED_VALUES = 512
+
+
 def paired_difference(
     a: np.ndarray, b: np.ndarray, rng: np.random.Generator, confidence: float = 0.95, n_boot: int = 2000
 ) -> dict:
@@ -759,11 +766,21 @@ def paired_difference(
     if n == 0:
         return {"a": None, "b": None, "diff": None, "low": None, "high": None, "n": 0}
     d = a - b
-    means = np.empty(n_boot)
-    step = max(1, 2_000_000 // n)  # resample in blocks of ~2e6 indexes: bounded memory
-    for s in range(0, n_boot, step):
-        m = min(step, n_boot - s)
-        means[s : s + m] = d[rng.integers(0, n, size=(m, n))].mean(axis=1)
+    values, codes = np.unique(d, return_inverse=True)
+    if values.size <= FEW_PAIRED_VALUES:
+        # A resample's mean depends only on how often it draws each distinct difference,
+        # and those counts are Multinomial(n, the differences' frequencies): the same
+        # bootstrap distribution as resampling n indexes, drawn as K counts per resample.
+        # Rates' differences take 3 values; at 40,000 pairs this is 0.002 s instead of
+        # 0.9 s a metric, serial work that kept `pdsim compare` from scaling with workers.
+        freq = np.bincount(codes, minlength=values.size) / n
+        means = rng.multinomial(n, freq, size=n_boot) @ values / n
+    else:
+        means = np.empty(n_boot)
+        step = max(1, 2_000_000 // n)  # resample in blocks of ~2e6 indexes: bounded memory
+        for s in range(0, n_boot, step):
+            m = min(step, n_boot - s)
+            means[s : s + m] = d[rng.integers(0, n, size=(m, n))].mean(axis=1)
     low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
     return {
         "a": float(a.mean()),

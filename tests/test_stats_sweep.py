@@ -14,6 +14,7 @@ import pytest
 from scipy import stats as st
 
 from sim.stats import (
+    FEW_PAIRED_VALUES,
     bootstrap_quantile_interval,
     mcnemar,
     paired_difference,
@@ -196,6 +197,24 @@ def test_cell_summary_rates_and_quantiles() -> None:
     )
     assert cells.loc[2, "excess_errors_p50"] == pytest.approx(101.5)
     assert cells.loc[2, "excess_errors_p50_low"] <= 101.5 <= cells.loc[2, "excess_errors_p50_high"]
+
+
+@pytest.mark.parametrize("levels", [3, 40, FEW_PAIRED_VALUES + 100])
+def test_paired_difference_of_discrete_outcomes_covers(levels: int) -> None:
+    """Few distinct differences (rates: -1, 0, 1) are bootstrapped by their counts, many by
+    resampling indexes: both intervals cover the true difference at their level and have
+    the width of the differences' standard error."""
+    gen = rng(5)
+    hits, widths = 0, []
+    n = 400
+    for _ in range(300):
+        a = gen.integers(0, levels, size=n).astype(float)
+        b = np.where(gen.random(n) < 0.5, a, gen.integers(0, levels, size=n)).astype(float)
+        r = paired_difference(a, b, gen, n_boot=400)
+        hits += r["low"] <= 0.0 <= r["high"]
+        widths.append((r["high"] - r["low"]) / (2 * 1.96 * np.std(a - b, ddof=1) / math.sqrt(n)))
+    assert 0.91 <= hits / 300 <= 0.98, hits
+    assert 0.9 <= np.mean(widths) <= 1.1, np.mean(widths)
 
 
 def test_paired_comparison_needs_the_same_runs() -> None:
