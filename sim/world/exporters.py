@@ -96,7 +96,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
@@ -207,6 +207,18 @@ class Universe:
     sum_scale: float
     codes: tuple[str, ...] = field(default=())
     live_via_stable: bool = False
+
+    def take(self, ix: np.ndarray) -> Universe:
+        """The universe of the series ``ix`` (indexes, in that order) only."""
+        return replace(
+            self,
+            labels=tuple(self.labels[i] for i in ix),
+            version=self.version[ix],
+            pod=self.pod[ix],
+            code=self.code[ix],
+            kind=self.kind[ix],
+            bucket=self.bucket[ix],
+        )
 
 
 # --- names as Kubernetes and the routers make them -------------------------------------

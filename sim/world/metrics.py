@@ -19,7 +19,6 @@ the world does not simulate them).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -212,13 +211,4 @@ def _selected(u: Universe, queries: Iterable[Query]) -> Universe:
     """``u`` cut to the series some selector of ``queries`` selects."""
     selectors = [s for q in queries for s in q.selectors]
     keep = np.array([any(_matches(s, labels) for s in selectors) for labels in u.labels], dtype=bool)
-    ix = np.flatnonzero(keep)
-    return dataclasses.replace(
-        u,
-        labels=tuple(u.labels[i] for i in ix),
-        version=u.version[ix],
-        pod=u.pod[ix],
-        code=u.code[ix],
-        kind=u.kind[ix],
-        bucket=u.bucket[ix],
-    )
+    return u.take(np.flatnonzero(keep))

@@ -8,8 +8,6 @@ series depend on its seed only.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -217,20 +215,6 @@ def test_rate_never_sees_a_new_series_first_increment() -> None:
     assert res.value.values[0, 0] == pytest.approx(4.0)
 
 
-def _cut(u: exporters.Universe, keep: np.ndarray) -> exporters.Universe:
-    """``u`` restricted to the series ``keep`` names (as the metric plan cuts it to the
-    series some query selects)."""
-    return dataclasses.replace(
-        u,
-        labels=tuple(u.labels[i] for i in keep),
-        version=u.version[keep],
-        pod=u.pod[keep],
-        code=u.code[keep],
-        kind=u.kind[keep],
-        bucket=u.bucket[keep],
-    )
-
-
 @pytest.mark.parametrize("pick", ["buckets", "counts", "sums", "one-pod"])
 def test_a_store_of_a_few_series_holds_what_the_whole_universe_does(pick: str) -> None:
     """Issue 17: the store builds only the cells and quantities its series read, and
@@ -248,7 +232,7 @@ def test_a_store_of_a_few_series_holds_what_the_whole_universe_does(pick: str) -
     keep = keep[: max(1, len(keep) // 2)]  # some of them: cells some series does not read
     assert 0 < len(keep) < len(u.labels)
     whole = SeriesStore(u, pods, 4, 20, 15.0, None)
-    few = SeriesStore(_cut(u, keep), pods, 4, 20, 15.0, None)
+    few = SeriesStore(u.take(keep), pods, 4, 20, 15.0, None)
     rng = np.random.default_rng(7)
     for runs, slots in (([2, 0, 3], [1, 1, 2]), ([0, 1, 2, 3], [2, 3]), ([3, 0, 2], [3, 4, 4, 5])):
         cells = rng.poisson(3.0, (len(runs), len(slots)) + whole.cell_shape).astype(float)
