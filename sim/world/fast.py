@@ -24,6 +24,7 @@ rate.
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from sim.world.business import BusinessLedger
@@ -527,13 +528,20 @@ class FastTraffic:
     def _by_version(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Requests and errors (R, S, version) and the canary's (and primary's, when kept)
         latency histograms (R, S, B) of the cells, summed over routes, codes and pods."""
-        nb = len(self._base_probs)
-        by_route = cells.sum(axis=(3, 4))  # (R, S, route, Q)
-        by_version = np.stack([by_route[:, :, 0], by_route[:, :, 1] + by_route[:, :, 2]], axis=2)
-        errors = cells[:, :, :, 1, :, 0].sum(axis=3)
-        n, err = by_version[..., 0], np.stack([errors[:, :, 0], errors[:, :, 1] + errors[:, :, 2]], axis=2)
-        hist_p = by_version[:, :, 0, 1 : 1 + nb] if self.primary_histogram else None
-        return n, err, by_version[:, :, 1, 1 : 1 + nb], hist_p
+        buckets = len(self._base_probs)
+        if not self.noise:
+            # Expectations are not whole numbers: their sums keep numpy's order.
+            by_route = cells.sum(axis=(3, 4))  # (R, S, route, Q)
+            by_version = np.stack([by_route[:, :, 0], by_route[:, :, 1] + by_route[:, :, 2]], axis=2)
+            errors = cells[:, :, :, 1, :, 0].sum(axis=3)
+            err_v = np.stack([errors[:, :, 0], errors[:, :, 1] + errors[:, :, 2]], axis=2)
+            hist_pv = by_version[:, :, 0, 1 : 1 + buckets] if self.primary_histogram else None
+            return by_version[..., 0], err_v, by_version[:, :, 1, 1 : 1 + buckets], hist_pv
+        R, S = cells.shape[:2]
+        n, err = np.empty((R, S, 2)), np.empty((R, S, 2))
+        hist_c, hist_p = np.empty((R, S, buckets)), np.empty((R, S, buckets))
+        _version_sums(cells, buckets, n, err, hist_c, hist_p)
+        return n, err, hist_c, hist_p if self.primary_histogram else None
 
     def _cells(
         self,
@@ -787,3 +795,37 @@ class FastTraffic:
     def users_counts(self) -> None:
         """None: the fast path draws counts, not users; the world counts them from the ledger."""
         return None
+
+
+@nb.njit(cache=True)
+def _version_sums(cells, n_buckets, n, err, hist_c, hist_p):  # pragma: no cover - compiled
+    """Per-version sums of cells (R, S, 3, 2, P, Q) into ``n``, ``err`` (R, S, 2) and the
+    canary's and primary's latency buckets ``hist_c``, ``hist_p`` (R, S, n_buckets):
+    route 0 is the primary's, routes 1 and 2 the canary's; code 1 counts as errors.
+
+    The speed device of the per-version counters that only judged policies read: one pass
+    over each cell's row with the buckets innermost (contiguous, vectorised), where
+    numpy's ``sum(axis=(3, 4))`` over the six-axis cells, the ``np.stack`` of the routes
+    and the strided slices it left for ``Telemetry.add`` cost four times as much. The
+    latency-sum column (past the buckets) is not read. Cells hold whole numbers (drawn
+    counts), so summing in this order gives numpy's results exactly."""
+    R, S, routes, codes, pods = cells.shape[:5]
+    for r in range(R):
+        for s in range(S):
+            for v in range(2):
+                n[r, s, v] = 0.0
+                err[r, s, v] = 0.0
+            for q in range(n_buckets):
+                hist_c[r, s, q] = 0.0
+                hist_p[r, s, q] = 0.0
+            for route in range(routes):
+                v = 0 if route == 0 else 1
+                h = hist_p if v == 0 else hist_c
+                for c in range(codes):
+                    for p in range(pods):
+                        x = cells[r, s, route, c, p, 0]
+                        n[r, s, v] += x
+                        if c == 1:
+                            err[r, s, v] += x
+                        for q in range(n_buckets):
+                            h[r, s, q] += cells[r, s, route, c, p, 1 + q]

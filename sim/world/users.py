@@ -89,20 +89,34 @@ def _occupancy_cdf(k: np.ndarray, n: np.ndarray, width: int) -> np.ndarray:
     return cdf / cdf[:, -1:]
 
 
+def _small_n_rows(n: int) -> int:
+    """Rows of the exact laws of n <= _EXACT boxes: k from 0 up to _EXACT draws and to just
+    past saturation (k > n(ln n + 12)), after which no draw is needed."""
+    return max(_EXACT, int(n * (np.log(n) + 12.0)) + 1) + 1
+
+
 @lru_cache(maxsize=1)
-def _small_n_cdfs() -> tuple[np.ndarray, np.ndarray]:
-    """Every exact law with n <= _EXACT, in one flat array: the row of (n, k) starts at
-    ``start[n] + k * (n + 1)``, for k from 0 up to _EXACT draws and to just past
-    saturation (k > n(ln n + 12)), after which no draw is needed. ~11 MB, built once."""
-    start = np.zeros(_EXACT + 1, dtype=np.int64)
-    tables = []
-    at = 0
+def _small_n_layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The flat array of every exact law with n <= _EXACT (the row of (n, k) starts at
+    ``start[n] + k * (n + 1)``; ~11 MB, allocated once and left untouched), its ``start``
+    and which n's laws are filled in (``_small_n_cdfs``)."""
+    start = np.zeros(_EXACT + 2, dtype=np.int64)
     for n in range(1, _EXACT + 1):
-        rows = max(_EXACT, int(n * (np.log(n) + 12.0)) + 1) + 1
-        start[n] = at
-        tables.append(_occupancy_cdf(np.arange(rows), np.full(rows, n), n + 1).ravel())
-        at += len(tables[-1])
-    return np.concatenate(tables), start
+        start[n + 1] = start[n] + _small_n_rows(n) * (n + 1)
+    return np.empty(int(start[-1])), start, np.zeros(_EXACT + 1, dtype=bool)
+
+
+def _small_n_cdfs(ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_small_n_layout``'s flat laws and starts, with the laws of every n of ``ns`` filled
+    in. Each n's laws are built on its first use: a batch meets a few n (building all 64
+    cost 25 ms, a few µs per run of a whole benchmark, for the handful of runs that draw
+    one), and each is the same call, so the same numbers, as building them all at once."""
+    flat, start, built = _small_n_layout()
+    for n in np.unique(ns[~built[ns]]).tolist():
+        rows = _small_n_rows(n)
+        flat[start[n] : start[n + 1]] = _occupancy_cdf(np.arange(rows), np.full(rows, n), n + 1).ravel()
+        built[n] = True
+    return flat, start
 
 
 def _exact_inverse(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -113,8 +127,8 @@ def _exact_inverse(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     d = np.empty(len(u))
     small = nn <= _EXACT
     if small.any():
-        flat, start = _small_n_cdfs()
         ks, ns = kk[small], nn[small]
+        flat, start = _small_n_cdfs(ns)
         d[small] = _search(flat, start[ns] + ks * (ns + 1), np.minimum(ks, ns), u[small])
     big = ~small
     if big.any():
