@@ -78,7 +78,8 @@ def slot_events(
     errors_test: bool,
     latency_buckets: np.ndarray,
     theta: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    scratch: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The events of each judged run's new slots, for ``fold_logs`` (the first half of
     folding them into the e-processes; the logs in between are one numpy call).
 
@@ -92,7 +93,9 @@ def slot_events(
     test's event count f (0: the test takes nothing from it) — one entry per distinct share
     in a slot (the latency tests share one; the errors' serves them too when equal) — and
     per row and test the canary's events c. Slots after ``seen`` only; ``seen`` is not
-    advanced here.
+    advanced here. The arguments are written into ``scratch`` (n, len(theta)), or into a
+    larger array when it may be too small; the last value returned is that array, for the
+    caller to pass again (memory written before is in cache and costs no page faults).
     """
     n_slots = canary_requests.shape[1]
     n_lat = len(latency_buckets)
@@ -103,7 +106,7 @@ def slot_events(
     for r in range(len(rows)):
         most += 2 * max(n_slots - seen[rows[r]], 0)
     owner = np.empty(most, dtype=np.int64)
-    args = np.empty((most, len(theta)))
+    args = scratch if scratch.shape[0] >= most else np.empty((max(most, 2 * scratch.shape[0]), len(theta)))
     weight = np.zeros((most, n_tests))
     c = np.zeros((len(rows), n_tests))
     ec = np.zeros(n_tests)
@@ -169,7 +172,7 @@ def slot_events(
                         weight[m, :] = 0.0
                         m += 1
                     weight[entry, t] = f
-    return owner[:m], args[:m], weight[:m], c
+    return owner[:m], args[:m], weight[:m], c, args
 
 
 @nb.njit(cache=True, error_model="numpy")

@@ -37,7 +37,7 @@ Metrics combine by Bonferroni (each of m metrics at alpha/m) or by averaging e-v
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -202,6 +202,9 @@ class EProcessBatch:
         weighed: (n, T) whether ``log_w`` holds the weights of ``p_ref``.
         version: judgements made with this state (a ``Judgements`` whose details are
             computed on demand reads them from the state of its own judgement only).
+        scratch: the batch pass's working memory for its logs, (rows, GRID), kept from
+            one judgement to the next: fresh memory of megabytes costs a page fault per
+            page touched, more than the logs themselves.
     """
 
     started: np.ndarray
@@ -212,6 +215,7 @@ class EProcessBatch:
     log_w: np.ndarray | None = None
     weighed: np.ndarray | None = None
     version: int = 0
+    scratch: np.ndarray = field(default_factory=lambda: np.empty((0, GRID)))
 
     def allocate(self, tests: int) -> None:
         """Room for ``tests`` tests per run (once)."""
@@ -330,8 +334,21 @@ class SequentialJudge:
                 part, hi = rows[lo : lo + _CHUNK], lo + _CHUNK
                 cr, ce, pr, pe = (x[lo:hi] for x in counts)
                 hc, hp = (h[lo:hi] if has_hist else h for h in hists)
-                owner, logs, weight, canary_events = kernels.slot_events(
-                    part, state.seen, state.p_ref, cr, ce, pr, pe, hc, hp, has_hist, tests.errors, latency, theta
+                owner, logs, weight, canary_events, state.scratch = kernels.slot_events(
+                    part,
+                    state.seen,
+                    state.p_ref,
+                    cr,
+                    ce,
+                    pr,
+                    pe,
+                    hc,
+                    hp,
+                    has_hist,
+                    tests.errors,
+                    latency,
+                    theta,
+                    state.scratch,
                 )
                 # log(theta·pi + 1 − pi) of every entry at every node in numpy (SIMD logs,
                 # ~5 times faster than a compiled loop's); each element depends on its
