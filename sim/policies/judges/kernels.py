@@ -77,7 +77,9 @@ def slot_events(
     has_hist: bool,
     errors_test: bool,
     latency_buckets: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    theta: np.ndarray,
+    scratch: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The events of each judged run's new slots, for ``fold_logs`` (the first half of
     folding them into the e-processes; the logs in between are one numpy call).
 
@@ -86,10 +88,14 @@ def slot_events(
     in buckets above j are its events. Per test, the prior's share ``p_ref`` is set (in
     place) at the first slot with an event; from there, every slot with events and both
     versions contributes. Returns, per contribution ("entry") in the order of rows then
-    slots: its row, its canary share of requests pi, and each test's event count f (0: the
-    test takes nothing from it) — one entry per distinct share in a slot (the latency
-    tests share one; the errors' serves them too when equal) — and per row and test the
-    canary's events c. Slots after ``seen`` only; ``seen`` is not advanced here.
+    slots: its row, theta_g·pi + (1 − pi) at every node g (``theta``) with pi its canary
+    share of requests (the caller takes their logs in place: numpy's SIMD log), and each
+    test's event count f (0: the test takes nothing from it) — one entry per distinct share
+    in a slot (the latency tests share one; the errors' serves them too when equal) — and
+    per row and test the canary's events c. Slots after ``seen`` only; ``seen`` is not
+    advanced here. The arguments are written into ``scratch`` (n, len(theta)), or into a
+    larger array when it may be too small; the last value returned is that array, for the
+    caller to pass again (memory written before is in cache and costs no page faults).
     """
     n_slots = canary_requests.shape[1]
     n_lat = len(latency_buckets)
@@ -100,7 +106,7 @@ def slot_events(
     for r in range(len(rows)):
         most += 2 * max(n_slots - seen[rows[r]], 0)
     owner = np.empty(most, dtype=np.int64)
-    share = np.empty(most)
+    args = scratch if scratch.shape[0] >= most else np.empty((max(most, 2 * scratch.shape[0]), len(theta)))
     weight = np.zeros((most, n_tests))
     c = np.zeros((len(rows), n_tests))
     ec = np.zeros(n_tests)
@@ -157,11 +163,16 @@ def slot_events(
                     else:
                         entry = lat_entry = m
                     if entry == m:
-                        owner[m], share[m] = r, pi[t]
+                        owner[m] = r
+                        # the product, then the sum, rounded as numpy's outer product
+                        # and addition round them (no fused multiply-add without fastmath)
+                        here, rest = pi[t], 1.0 - pi[t]
+                        for g in range(len(theta)):
+                            args[m, g] = here * theta[g] + rest
                         weight[m, :] = 0.0
                         m += 1
                     weight[entry, t] = f
-    return owner[:m], share[:m], weight[:m], c
+    return owner[:m], args[:m], weight[:m], c, args
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -174,12 +185,19 @@ def fold_logs(
     logs: np.ndarray,
     c: np.ndarray,
     log_theta: np.ndarray,
-) -> None:
+    threshold: float,
+) -> np.ndarray:
     """Add each judged run's new slots' log LRs to ``log_m`` (in place): per test and node,
     c·log(theta) minus the sum over its entries (``slot_events``) of f·log(theta·pi + 1 −
-    pi), ``logs`` holding those logs per entry (summed in slot order)."""
+    pi), ``logs`` holding those logs per entry (summed in slot order).
+
+    Returns whether each row's ``log_e_ceiling`` is at least ``threshold``, from the
+    values as they are written (the same answer without reading ``log_m`` again): some
+    node of some test at or above it, or a test without a share (e-value 1) when 0 is.
+    ``log_m`` holds no NaN (each term is finite), where the two could differ."""
     n_tests, size = log_m.shape[1], log_m.shape[2]
     acc = np.zeros((n_tests, size))
+    near = np.zeros(len(rows), dtype=np.bool_)
     e = 0
     for r in range(len(rows)):
         s = rows[r]
@@ -191,10 +209,18 @@ def fold_logs(
                     for g in range(size):
                         acc[t, g] += f * logs[e, g]
             e += 1
+        hit = n_tests == 0 and 0.0 >= threshold
         for t in range(n_tests):
-            if not math.isnan(p_ref[s, t]):
-                for g in range(size):
-                    log_m[s, t, g] += c[r, t] * log_theta[g] - acc[t, g]
+            if math.isnan(p_ref[s, t]):
+                hit |= 0.0 >= threshold
+                continue
+            events = c[r, t]
+            for g in range(size):
+                v = log_m[s, t, g] + (events * log_theta[g] - acc[t, g])
+                log_m[s, t, g] = v
+                hit |= v >= threshold
+        near[r] = hit
+    return near
 
 
 @nb.njit(cache=True, error_model="numpy")

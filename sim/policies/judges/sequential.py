@@ -37,7 +37,7 @@ Metrics combine by Bonferroni (each of m metrics at alpha/m) or by averaging e-v
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -202,6 +202,9 @@ class EProcessBatch:
         weighed: (n, T) whether ``log_w`` holds the weights of ``p_ref``.
         version: judgements made with this state (a ``Judgements`` whose details are
             computed on demand reads them from the state of its own judgement only).
+        scratch: the batch pass's working memory for its logs, (rows, GRID), kept from
+            one judgement to the next: fresh memory of megabytes costs a page fault per
+            page touched, more than the logs themselves.
     """
 
     started: np.ndarray
@@ -212,6 +215,7 @@ class EProcessBatch:
     log_w: np.ndarray | None = None
     weighed: np.ndarray | None = None
     version: int = 0
+    scratch: np.ndarray = field(default_factory=lambda: np.empty((0, GRID)))
 
     def allocate(self, tests: int) -> None:
         """Room for ``tests`` tests per run (once)."""
@@ -311,6 +315,11 @@ class SequentialJudge:
         state.started[rows] = True
         state.version += 1
         n_slots = data.canary_requests.shape[1]
+        bound = (1.0 if spec.combine == "mean" else max(int(tests.errors) + bool(tests.latency), 1)) / spec.alpha
+        # Every value a verdict compares (a metric's e-value, a mean of them) is at most
+        # the largest LR: runs whose largest is clearly below the bound cannot cross it
+        # and skip the mixture sums (the bulk of the cost); the margin covers rounding.
+        threshold = math.log(bound) - 1e-6
         if n_slots and tests.size:
             _, nodes, theta = grid_nodes(spec.max_relative_risk)
             has_hist = data.canary_hist is not None and data.primary_hist is not None
@@ -319,28 +328,39 @@ class SequentialJudge:
             counts += [_floats(x) for x in (data.primary_requests, data.primary_errors)]
             hists = [_floats(data.canary_hist), _floats(data.primary_hist)] if has_hist else [empty, empty]
             latency = np.array(tests.latency, dtype=np.int64)
+            is_near = np.empty(len(rows), dtype=bool)
             # In chunks of runs: the logs of a chunk stay in cache.
             for lo in range(0, len(rows), _CHUNK):
                 part, hi = rows[lo : lo + _CHUNK], lo + _CHUNK
                 cr, ce, pr, pe = (x[lo:hi] for x in counts)
                 hc, hp = (h[lo:hi] if has_hist else h for h in hists)
-                owner, share, weight, canary_events = kernels.slot_events(
-                    part, state.seen, state.p_ref, cr, ce, pr, pe, hc, hp, has_hist, tests.errors, latency
+                owner, logs, weight, canary_events, state.scratch = kernels.slot_events(
+                    part,
+                    state.seen,
+                    state.p_ref,
+                    cr,
+                    ce,
+                    pr,
+                    pe,
+                    hc,
+                    hp,
+                    has_hist,
+                    tests.errors,
+                    latency,
+                    theta,
+                    state.scratch,
                 )
                 # log(theta·pi + 1 − pi) of every entry at every node in numpy (SIMD logs,
                 # ~5 times faster than a compiled loop's); each element depends on its
                 # entry's share only, so a run's numbers do not depend on its batch
-                logs = np.multiply.outer(share, theta)
-                logs += (1.0 - share)[:, None]
                 np.log(logs, out=logs)
-                kernels.fold_logs(part, state.p_ref, state.log_m, owner, weight, logs, canary_events, nodes)
+                is_near[lo:hi] = kernels.fold_logs(
+                    part, state.p_ref, state.log_m, owner, weight, logs, canary_events, nodes, threshold
+                )
+            near = np.flatnonzero(is_near)
+        else:
+            near = np.flatnonzero(kernels.log_e_ceiling(rows, state.p_ref, state.log_m) >= threshold)
         state.seen[rows] = np.maximum(state.seen[rows], n_slots)
-        bound = (1.0 if spec.combine == "mean" else max(int(tests.errors) + bool(tests.latency), 1)) / spec.alpha
-        # Every value a verdict compares (a metric's e-value, a mean of them) is at most
-        # the largest LR: runs whose largest is clearly below the bound cannot cross it
-        # and skip the mixture sums (the bulk of the cost); the margin covers rounding.
-        ceiling = kernels.log_e_ceiling(rows, state.p_ref, state.log_m)
-        near = np.flatnonzero(ceiling >= math.log(bound) - 1e-6)
         crossed = np.zeros(len(rows), dtype=bool)
         if len(near):
             crossed[near] = self._metric_values(state, rows[near], tests)[2]
@@ -408,7 +428,7 @@ class SequentialJudge:
 
 _NAMES = {ERRORS: "errors", LATENCY: "latency"}
 #: Runs per chunk of the batch pass's logs (a chunk's logs, ~2 MB, stay in cache).
-_CHUNK = 1024
+_CHUNK = 256
 
 
 def _floats(x: np.ndarray | None) -> np.ndarray:
