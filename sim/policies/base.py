@@ -285,7 +285,9 @@ class Observation:
             a vector, NaN and empty are "no values found"; Argo: a vector is the list
             ``result``, an empty one makes ``result[0]`` an Error measurement, NaN is a
             value). The simulator passes a lazy mapping that evaluates a query only when
-            the policy reads it; values never depend on whether they were read.
+            the policy reads it; values never depend on whether they were read. Queries
+            the policy declares trace-only (``PolicyTags.trace_only_queries``) are absent
+            from an untraced run's metrics.
         routes: the router's current state.
         canary: canary workload readiness.
         primary: primary workload readiness.
@@ -598,6 +600,11 @@ class PolicyTags:
             equal states and equal keys, instead of once per run.
         reads_business: the policy reads ``Observation.business`` (an A/B experiment): the
             world fills it at every tick (and draws both versions' requests).
+        trace_only_queries: names of ``queries()`` whose values no decision reads (a
+            Flagger check its statistical judge takes over: the judge reads both versions'
+            counters instead). The world evaluates them only for a trace, which shows them;
+            an untraced run's observations leave them out. A query draws no random number,
+            so leaving one out changes no result (``check_trace_only_queries``).
     """
 
     reads_versions: bool = False
@@ -606,6 +613,7 @@ class PolicyTags:
     reads_vectors: bool = False
     steps_by_class: bool = False
     reads_business: bool = False
+    trace_only_queries: frozenset[str] = frozenset()
 
 
 #: The tags of a policy that declares none.

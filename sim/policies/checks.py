@@ -8,6 +8,8 @@ and scikit-learn's ``check_estimator``). The policy is driven by the same loop a
 * ``check_pure_step``: ``step`` does not mutate its state argument, and the same
   ``(state, observation)`` always gives the same result;
 * ``check_class_keys``: a class-stepping policy keys alike only metrics it steps alike;
+* ``check_trace_only_queries``: the queries it declares trace-only
+  (``PolicyTags.trace_only_queries``) change nothing when left out of an observation;
 * ``check_weights``: every ``SetWeights`` and the status route 0-100 percent;
 * ``check_absorbing``: once the phase is terminal, ``next_tick`` returns None and later
   steps return an equal state and no actions;
@@ -18,6 +20,7 @@ and scikit-learn's ``check_estimator``). The policy is driven by the same loop a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -220,6 +223,7 @@ def check_pure_step(policy: Policy, where: str) -> StepFunction:
             rng = np.random.default_rng(obs.tick)
             alternatives = [_random_metrics(rng, list(policy.queries())) for _ in range(_ALTERNATIVES)]
             check_class_keys(policy, state, obs, alternatives, f"{where} tick {obs.tick}")
+        check_trace_only_queries(policy, state, obs, f"{where} tick {obs.tick}")
         before = copy.deepcopy(state)
         new_state, actions = policy.step(state, obs)
         if state != before:
@@ -254,6 +258,19 @@ def check_class_keys(
                 f"{where}: observation_keys gives metrics {dict(first[0].metrics)} and {dict(o.metrics)} the same "
                 f"key {row}, but step treats them differently"
             )
+
+
+def check_trace_only_queries(policy: Policy, state: Any, obs: Observation, where: str) -> None:
+    """Leaving the values of ``PolicyTags.trace_only_queries`` out of ``obs`` (as the world
+    does in an untraced run) gives the same state and actions."""
+    unread = policy.tags.trace_only_queries
+    if not unread or not unread & set(obs.metrics):
+        return
+    kept = {name: v for name, v in obs.metrics.items() if name not in unread}
+    if policy.step(state, dataclasses.replace(obs, metrics=kept)) != policy.step(state, obs):
+        raise PolicyContractError(
+            f"{where}: step reads the values of {sorted(unread & set(obs.metrics))}, declared trace-only"
+        )
 
 
 def check_weights(actions: tuple[Action, ...], status: dict[str, Any], where: str) -> None:

@@ -413,6 +413,11 @@ class World:
         self.trace_on_change = tags.trace_on_change
         self.reads_vectors = tags.reads_vectors  # how the trace shows a vector (driver.metric_json)
         self.trace_queries = metric_queries(policy)  # the trace's ``queries``
+        #: The queries evaluated at each tick: all of them for a trace, else those whose
+        #: values some decision reads (``PolicyTags.trace_only_queries``: a judged check's
+        #: queries were 18 µs of a 127 µs sequential-judge rollout on good-release, read by
+        #: nothing; they draw no random number, so results stay equal).
+        self.read_queries = [q for q in self.queries if trace or q.name not in tags.trace_only_queries]
         primary_hist = self.versions_latency or any(
             b.version == "primary" and b.signal.startswith("latency") for b in bindings.values()
         )
@@ -570,7 +575,7 @@ class World:
             for r in group.tolist():
                 self._release_held(r, now)
         self.traffic.advance(group, now)
-        columns = [(q.name, self._metric(q, group, now)) for q in self.queries]
+        columns = [(q.name, self._metric(q, group, now)) for q in self.read_queries]
         values = [(name, col[0]) for name, col in columns]
         if self.by_class:
             batch = BatchObservation(

@@ -218,3 +218,38 @@ def test_check_policy_catches_keys_that_merge_what_step_tells_apart():
     assert policy.tags.steps_by_class
     with pytest.raises(PolicyContractError, match="observation_keys gives metrics"):
         check_policy(policy, episodes=10, max_ticks=30, seed=7)
+
+
+class _ReadsWhatItCallsTraceOnly(FlaggerCanary):
+    """A canary that declares its success-rate check's query trace-only, yet checks it."""
+
+    @property
+    def tags(self) -> Any:
+        return replace(super().tags, trace_only_queries=frozenset({"request-success-rate"}))
+
+
+def test_check_policy_catches_a_trace_only_query_that_step_reads():
+    """``check_trace_only_queries``: leaving a trace-only query out must change nothing."""
+    policy = _ReadsWhatItCallsTraceOnly(FlaggerPolicySpec.model_validate(SPECS["step-weight"]))
+    with pytest.raises(PolicyContractError, match=r"reads the values of \['request-success-rate'\]"):
+        check_policy(policy, episodes=10, max_ticks=30, seed=7)
+
+
+BOTH = frozenset({"request-success-rate", "request-duration"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "judged"), [("sequential", BOTH), ("msprt", BOTH), ("naive", frozenset({"request-success-rate"}))]
+)
+def test_a_judged_canary_declares_its_judged_checks_trace_only_and_keeps_the_contract(kind, judged):
+    """The checks a judge takes over (naive judges error rates only) are the trace-only
+    queries (``FlaggerCanary.tags``), and the contract holds with them left out."""
+    spec = {**SPECS["step-weight"], "judge": {"kind": kind}}
+    policy = FlaggerCanary(FlaggerPolicySpec.model_validate(spec))
+    assert policy.tags.trace_only_queries == judged
+    check_policy(policy, episodes=20, max_ticks=30, seed=7)
+
+
+def test_a_canary_without_a_judge_reads_every_query():
+    policy = FlaggerCanary(FlaggerPolicySpec.model_validate(SPECS["step-weight"]))
+    assert policy.tags.trace_only_queries == frozenset()

@@ -106,3 +106,22 @@ def test_exact_mode_feeds_the_judge_too():
     sc = load_scenario(SCENARIOS / "error-spike.yaml")
     rec = run_one(sc, _judged(sc, {"kind": "sequential", "alpha": 0.01}), 3, exact=True).record
     assert rec.outcome == "rolled_back" and rec.rollback_reason.startswith("judge sequential")
+
+
+def test_a_judged_checks_queries_are_evaluated_only_for_a_trace():
+    """``PolicyTags.trace_only_queries``: an untraced world leaves the judged checks'
+    queries out (nothing reads them), a traced one shows their values, and the records
+    are the same either way (a query draws no random number)."""
+    sc = load_scenario(SCENARIOS / "error-spike.yaml")
+    policy = _judged(sc, {"kind": "sequential", "alpha": 0.01})
+    assert {q.name for q in World(sc, policy, [1]).read_queries} == set()
+    assert {q.name for q in World(sc, policy, [1], trace=True).read_queries} == {
+        "request-success-rate",
+        "request-duration",
+    }
+    plain = FlaggerCanary(sc.policy.flagger)
+    assert len(World(sc, plain, [1]).read_queries) == len(plain.queries()) == 2
+    for seed in (3, 4, 5):
+        traced = run_one(sc, policy, seed, trace=True)
+        assert traced.record == run_one(sc, policy, seed).record
+        assert any(line.get("metrics", {}).get("request-success-rate") is not None for line in traced.trace)

@@ -421,12 +421,14 @@ class FlaggerCanary(Policy):
 
     @cached_property
     def tags(self) -> PolicyTags:
-        """A statistical judge reads both versions' counters (and histograms, if it judges latency)."""
+        """A statistical judge reads both versions' counters (and histograms, if it judges
+        latency), and the checks it takes over read their queries' values no more."""
         judge = self.judge
         return PolicyTags(
             reads_versions=judge is not None,
             versions_latency=judge is not None and judge.needs_latency,
             steps_by_class=True,
+            trace_only_queries=frozenset(c.name for c in self._plan.checks if c.judged),
         )
 
     def batch_judge(self) -> Judge | None:
