@@ -427,7 +427,7 @@ class SequentialJudge:
 
 
 _NAMES = {ERRORS: "errors", LATENCY: "latency"}
-#: Runs per chunk of the batch pass's logs (a chunk's logs, ~2 MB, stay in cache).
+#: Runs per chunk of the batch pass's logs (a chunk's logs stay in cache; 32 to 512 measured alike).
 _CHUNK = 256
 
 
