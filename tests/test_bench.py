@@ -64,6 +64,22 @@ def test_the_readme_has_the_markers_and_the_baseline_is_a_commit() -> None:
     assert re.fullmatch(r"[0-9a-f]{7,40}", bench.baseline_ref())
 
 
+def test_the_ceiling_is_amdahls_law_with_the_start_up_unshared() -> None:
+    bench = _bench_module()
+    assert bench._ceiling(1.0, 7.0) == pytest.approx(7.0 / (1.0 + 3.0))  # 1.75x
+    assert bench._ceiling(0.0, 5.0) == pytest.approx(2.0)  # nothing unshared: twice as fast
+    assert bench._ceiling(2.0, 2.0) == pytest.approx(1.0)  # all start-up: no gain
+
+
+def test_the_report_ends_with_its_notes() -> None:
+    bench = _bench_module()
+    row = bench.Row("f", "1", "2", "0.50x", ">= 1", True)
+    text = bench.report(
+        [row], now="n", before="b", host="h", sizes=bench.QUICK, repeats=1, notes=["run --workers 2: at most 1.60x"]
+    )
+    assert text.splitlines()[-2:] == ["targets met: 1 of 1", "run --workers 2: at most 1.60x"]
+
+
 def test_a_row_is_one_markdown_line() -> None:
     bench = _bench_module()
     row = bench.Row("f", "1", "2", "0.50x", ">= 1", True)
