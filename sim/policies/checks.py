@@ -223,13 +223,13 @@ def check_pure_step(policy: Policy, where: str) -> StepFunction:
             rng = np.random.default_rng(obs.tick)
             alternatives = [_random_metrics(rng, list(policy.queries())) for _ in range(_ALTERNATIVES)]
             check_class_keys(policy, state, obs, alternatives, f"{where} tick {obs.tick}")
-        check_trace_only_queries(policy, state, obs, f"{where} tick {obs.tick}")
         before = copy.deepcopy(state)
         new_state, actions = policy.step(state, obs)
         if state != before:
             raise PolicyContractError(f"{where} tick {obs.tick}: step mutated its state argument")
         if policy.step(before, obs) != (new_state, actions):
             raise PolicyContractError(f"{where} tick {obs.tick}: step is not deterministic")
+        check_trace_only_queries(policy, before, obs, (new_state, actions), f"{where} tick {obs.tick}")
         return new_state, actions
 
     return step
@@ -260,14 +260,17 @@ def check_class_keys(
             )
 
 
-def check_trace_only_queries(policy: Policy, state: Any, obs: Observation, where: str) -> None:
+def check_trace_only_queries(
+    policy: Policy, state: Any, obs: Observation, stepped: tuple[Any, tuple[Action, ...]], where: str
+) -> None:
     """Leaving the values of ``PolicyTags.trace_only_queries`` out of ``obs`` (as the world
-    does in an untraced run) gives the same state and actions."""
+    does in an untraced run) gives the same state and actions as ``stepped``, the step
+    from ``state`` with them."""
     unread = policy.tags.trace_only_queries
     if not unread or not unread & set(obs.metrics):
         return
     kept = {name: v for name, v in obs.metrics.items() if name not in unread}
-    if policy.step(state, dataclasses.replace(obs, metrics=kept)) != policy.step(state, obs):
+    if policy.step(state, dataclasses.replace(obs, metrics=kept)) != stepped:
         raise PolicyContractError(
             f"{where}: step reads the values of {sorted(unread & set(obs.metrics))}, declared trace-only"
         )
